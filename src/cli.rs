@@ -1,0 +1,222 @@
+//! The command line: clap types only. One subcommand per job; no subcommand runs the
+//! interactive client. `main.rs` turns these into the library's config types.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Real-time messaging in the spirit of Agora RTM 1.x, in your terminal.
+///
+/// With no subcommand, rtm-tui is the interactive chat client. Without --server it connects
+/// to ws://127.0.0.1:7420/rtm/v1 and, if nothing listens there, starts the reference server
+/// inside the process, so that one command in each of two terminals is a working chat:
+///
+///   rtm-tui --app-id demo --user alice
+///   rtm-tui --app-id demo --user bob
+#[derive(Debug, Parser)]
+#[command(name = "rtm-tui", version, propagate_version = true, verbatim_doc_comment, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub chat: ChatArgs,
+
+    /// Log level for the log file (error, warn, info, debug, trace), or a tracing filter.
+    #[arg(long, global = true, env = "RTM_TUI_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+const AFTER_HELP: &str = "\
+Files:
+  config  $XDG_CONFIG_HOME/rtm-tui/config.toml (~/.config/rtm-tui)
+  data    $XDG_DATA_HOME/rtm-tui (~/.local/share/rtm-tui): the server's SQLite store
+  logs    $XDG_STATE_HOME/rtm-tui (~/.local/state/rtm-tui): rolling log files
+  RTM_TUI_HOME=DIR puts all three under DIR.
+
+Exit codes: 0 success, 1 failure (a check failed, a login was refused), 2 bad usage.";
+
+/// How the interactive client logs in (also used by `demo`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ChatArgs {
+    /// App id to log in to; without it (or --user) a login form asks.
+    #[arg(long, env = "RTM_APP_ID")]
+    pub app_id: Option<String>,
+
+    /// Your user id.
+    #[arg(long, env = "RTM_USER")]
+    pub user: Option<String>,
+
+    /// Token for apps that have a certificate (see `rtm-tui token`).
+    #[arg(long, env = "RTM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Command whose output is a fresh token, run when the server warns of expiry.
+    #[arg(long)]
+    pub token_cmd: Option<String>,
+
+    /// Server URL; without it, ws://127.0.0.1:7420/rtm/v1, started in-process if nothing listens.
+    #[arg(long, env = "RTM_SERVER")]
+    pub server: Option<String>,
+
+    /// Config file (default: the XDG config dir's config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the reference server.
+    Serve(ServeArgs),
+    /// Build or inspect Agora RTM tokens (006 and 007).
+    Token(TokenArgs),
+    /// Check a server's conformance to protocol v1.
+    Check(CheckArgs),
+    /// Run a scenario script against a server.
+    Script(ScriptArgs),
+    /// Load-test a server: throughput and latency percentiles.
+    Bench(BenchArgs),
+    /// An embedded server, simulated users, and the chat client logged in as you.
+    Demo(DemoArgs),
+    /// A client without a screen: commands as lines on stdin, replies and events as JSON lines on stdout.
+    Headless(HeadlessArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `rtm-tui serve`
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7420")]
+    pub listen: SocketAddr,
+
+    /// Directory of the durable store (default: the XDG data dir).
+    #[arg(long, conflicts_with = "ephemeral")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Keep data in a temporary directory removed at exit (tests, demos).
+    #[arg(long)]
+    pub ephemeral: bool,
+
+    /// Messages kept per conversation for `history`.
+    #[arg(long, default_value_t = 1000)]
+    pub history_limit: u32,
+
+    /// An app the server knows, as ID or ID:CERTIFICATE; repeatable.
+    #[arg(long = "app", value_name = "ID[:CERT]")]
+    pub apps: Vec<String>,
+}
+
+/// `rtm-tui token`
+#[derive(Debug, Args, Clone)]
+pub struct TokenArgs {
+    #[arg(long)]
+    pub app_id: Option<String>,
+    #[arg(long)]
+    pub certificate: Option<String>,
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Seconds until the token expires.
+    #[arg(long, default_value_t = 3600)]
+    pub expire: u32,
+    #[arg(long, value_enum, default_value_t = TokenFormat::V007)]
+    pub format: TokenFormat,
+    /// Print what TOKEN contains (and whether it verifies, with --certificate).
+    #[arg(long, value_name = "TOKEN")]
+    pub inspect: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TokenFormat {
+    #[value(name = "006")]
+    V006,
+    #[value(name = "007")]
+    V007,
+}
+
+/// Output formats of the QA commands.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+    Junit,
+}
+
+/// `rtm-tui check`
+#[derive(Debug, Args, Clone)]
+pub struct CheckArgs {
+    #[arg(long, default_value = rtm::protocol::DEFAULT_URL)]
+    pub server: String,
+    #[arg(long, default_value = "rtm-check")]
+    pub app_id: String,
+    /// Command that prints a token for a user id given as its last argument.
+    #[arg(long)]
+    pub token_cmd: Option<String>,
+    /// Run only cases whose name contains this.
+    #[arg(long)]
+    pub filter: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
+}
+
+/// `rtm-tui script`
+#[derive(Debug, Args, Clone)]
+pub struct ScriptArgs {
+    pub file: PathBuf,
+    #[arg(long, default_value = rtm::protocol::DEFAULT_URL)]
+    pub server: String,
+    #[arg(long, default_value = "rtm-script")]
+    pub app_id: String,
+    /// Print every frame sent and received.
+    #[arg(long)]
+    pub trace: bool,
+}
+
+/// `rtm-tui bench`
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    #[arg(long, default_value = rtm::protocol::DEFAULT_URL)]
+    pub server: String,
+    #[arg(long, default_value = "rtm-bench")]
+    pub app_id: String,
+    /// Workload: peer, fanout, login, soak.
+    #[arg(long, default_value = "peer")]
+    pub workload: String,
+    #[arg(long, default_value_t = 10)]
+    pub users: u32,
+    #[arg(long, default_value_t = 1)]
+    pub channels: u32,
+    /// Messages per second in all (0 = as fast as replies allow).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    #[arg(long)]
+    pub json: bool,
+    /// Draw latency distribution and throughput over time to this SVG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// `rtm-tui demo`
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Your user id in the demo.
+    #[arg(long, default_value = "you")]
+    pub user: String,
+}
+
+/// `rtm-tui headless`
+#[derive(Debug, Args, Clone)]
+pub struct HeadlessArgs {
+    #[arg(long, default_value = rtm::protocol::DEFAULT_URL)]
+    pub server: String,
+    #[arg(long)]
+    pub app_id: String,
+}

@@ -1,0 +1,47 @@
+//! Wire protocol v1 (`shared/protocol.md`): typed requests, replies and events, validation
+//! of ids and sizes, and the framing of batched JSON lines.
+//!
+//! Pure data and functions: no I/O and no tokio here, so that server, client, TUI and QA
+//! kit share one definition and it can be tested without sockets. New ops go in
+//! `request.rs`, their results in `reply.rs`, new events in `event.rs`.
+
+pub mod codes;
+pub mod event;
+pub mod frame;
+pub mod limits;
+pub mod message;
+pub mod reply;
+pub mod request;
+pub mod state;
+
+pub use codes::Family;
+pub use event::{Event, KickReason};
+pub use frame::{
+    decode_request, decode_server_message, encode, push_to_batch, split_frame, DecodeError,
+    ServerMessage,
+};
+pub use limits::ValidationError;
+pub use message::Message;
+pub use reply::*;
+pub use request::{Attributes, Op, Request};
+pub use state::{ChangeReason, ConnectionState};
+
+/// The protocol version a server reports in its login reply.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The WebSocket path of protocol v1.
+pub const WS_PATH: &str = "/rtm/v1";
+/// The default TCP port.
+pub const DEFAULT_PORT: u16 = 7420;
+/// The default server URL: the embedded or local reference server.
+pub const DEFAULT_URL: &str = "ws://127.0.0.1:7420/rtm/v1";
+/// WebSocket close code for an object over the size limit.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// WebSocket close code for a connection closed after too many errors.
+pub const CLOSE_POLICY: u16 = 1008;
+
+/// Milliseconds since the Unix epoch, as `server_ts` carries them.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,223 @@
+//! Replies (server → client): `{"id", "code", "reason"?, ...result}` and the typed results.
+//!
+//! A reply does not name its op; the asker knows what it asked and reads the fields with
+//! [`Reply::result`] into the matching result type below.
+
+use std::collections::BTreeMap;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::message::Message;
+
+/// One reply. `fields` holds the op's result (or nothing) besides `id`, `code`, `reason`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub id: u32,
+    pub code: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+}
+
+impl Reply {
+    /// A success reply carrying `result`'s fields (it must serialize to an object or unit).
+    pub fn ok<T: Serialize>(id: u32, result: &T) -> Self {
+        let fields = match serde_json::to_value(result) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        Reply {
+            id,
+            code: 0,
+            reason: None,
+            fields,
+        }
+    }
+
+    /// A success reply with no result fields.
+    pub fn ok_empty(id: u32) -> Self {
+        Reply {
+            id,
+            code: 0,
+            reason: None,
+            fields: Map::new(),
+        }
+    }
+
+    /// A reply with a code and human reason (code 0 gets no reason).
+    pub fn code(id: u32, code: u32, reason: impl Into<String>) -> Self {
+        Reply {
+            id,
+            code,
+            reason: (code != 0).then(|| reason.into()),
+            fields: Map::new(),
+        }
+    }
+
+    /// Reads the result fields into a typed result.
+    pub fn result<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_value(Value::Object(self.fields.clone()))
+    }
+}
+
+/// Result of `login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginResult {
+    pub user: String,
+    pub server_ts: u64,
+    pub protocol: u32,
+    pub server: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<u64>,
+}
+
+/// Result of `renew_token`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<u64>,
+}
+
+/// Result of `ping`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingResult {
+    pub server_ts: u64,
+}
+
+/// Result of `send_peer` and `send_channel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendResult {
+    pub message_id: u64,
+    pub server_ts: u64,
+}
+
+/// Online state of a peer, as presence reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerStatus {
+    Online,
+    /// Dropped but within the grace period (subscriptions only).
+    Unreachable,
+    Offline,
+}
+
+/// Result of `query_peers_online`: ids in the order asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeersOnlineResult {
+    pub peers: indexmap_like::OrderedPeers,
+}
+
+/// Result of `query_subscribed_peers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribedPeersResult {
+    pub peers: Vec<String>,
+}
+
+/// Result of `get_user_attributes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserAttributesResult {
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// One channel attribute as `get_channel_attributes` and its event list them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelAttribute {
+    pub key: String,
+    pub value: String,
+    pub updated_by: String,
+    pub updated_ts: u64,
+}
+
+/// Result of `get_channel_attributes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelAttributesResult {
+    pub attributes: Vec<ChannelAttribute>,
+}
+
+/// Result of `join`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinResult {
+    pub member_count: u64,
+}
+
+/// Result of `get_members`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersResult {
+    pub members: Vec<String>,
+}
+
+/// Result of `get_channel_member_count`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberCountResult {
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// One stored message as `history` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryMessage {
+    pub message_id: u64,
+    pub from: String,
+    pub message: Message,
+    pub server_ts: u64,
+}
+
+/// Result of `history`, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryResult {
+    pub messages: Vec<HistoryMessage>,
+}
+
+/// A JSON object of peer → status that keeps the order of its keys, as
+/// `query_peers_online` answers "in input order".
+pub mod indexmap_like {
+    use super::PeerStatus;
+    use serde::de::{MapAccess, Visitor};
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Peer ids with their status, in insertion order.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct OrderedPeers(pub Vec<(String, PeerStatus)>);
+
+    impl OrderedPeers {
+        /// The status of `peer`, if listed.
+        pub fn get(&self, peer: &str) -> Option<PeerStatus> {
+            self.0.iter().find(|(p, _)| p == peer).map(|(_, s)| *s)
+        }
+    }
+
+    impl Serialize for OrderedPeers {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(self.0.len()))?;
+            for (peer, status) in &self.0 {
+                map.serialize_entry(peer, status)?;
+            }
+            map.end()
+        }
+    }
+
+    impl<'de> Deserialize<'de> for OrderedPeers {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct PeersVisitor;
+            impl<'de> Visitor<'de> for PeersVisitor {
+                type Value = OrderedPeers;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object of peer ids to online states")
+                }
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    mut access: A,
+                ) -> Result<Self::Value, A::Error> {
+                    let mut peers = Vec::new();
+                    while let Some((peer, status)) = access.next_entry::<String, PeerStatus>()? {
+                        peers.push((peer, status));
+                    }
+                    Ok(OrderedPeers(peers))
+                }
+            }
+            deserializer.deserialize_map(PeersVisitor)
+        }
+    }
+}
