@@ -35,6 +35,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _guard = logging::to_stderr(&cli.log_level)?;
             runtime()?.block_on(commands::serve(args))
         }
+        Some(Command::Check(args)) => {
+            let _guard = logging::to_stderr("warn")?;
+            runtime()?.block_on(commands::check(args))
+        }
         Some(other) => {
             eprintln!("rtm-tui: `{other:?}` is not available yet in this build");
             Ok(ExitCode::from(2))
@@ -95,9 +99,92 @@ mod logging {
 mod commands {
     //! One function per subcommand: turn clap arguments into library calls.
 
+    use std::io::IsTerminal as _;
     use std::process::ExitCode;
+    use std::sync::Arc;
+    use std::time::Duration;
 
-    use crate::cli::ServeArgs;
+    use rtm::qa::check::{self, CheckConfig, Timing};
+    use rtm::qa::report::{Outcome, Report};
+
+    use crate::cli::{CheckArgs, OutputFormat, ServeArgs};
+
+    /// Exit code for usage and connection errors, as the QA commands document.
+    const USAGE_ERROR: u8 = 2;
+
+    pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+        if args.list {
+            for case in check::all_cases() {
+                println!("{:<32} {}", case.name, case.rule);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
+        let mut config = CheckConfig::new(&args.server, &args.app_id);
+        config.token_cmd = args.token_cmd;
+        config.filter = args.filter;
+        config.quick = args.quick;
+        config.timing = Timing {
+            ack_timeout: seconds(args.ack_timeout),
+            grace: seconds(args.grace),
+            invite_expiry: seconds(args.invite_expiry),
+        };
+        config.progress = Some(progress_line());
+        if let Err(error) = check::preflight(&config).await {
+            eprintln!("rtm-tui check: {error}");
+            return Ok(ExitCode::from(USAGE_ERROR));
+        }
+        let report = check::run(config).await;
+        if report.cases.is_empty() {
+            eprintln!("rtm-tui check: no case matches the filter (see --list)");
+            return Ok(ExitCode::from(USAGE_ERROR));
+        }
+        print_report(&report, args.format);
+        Ok(ExitCode::from(report.exit_code()))
+    }
+
+    fn print_report(report: &Report, format: OutputFormat) {
+        match format {
+            OutputFormat::Text => print!("{}", report.to_text()),
+            OutputFormat::Json => println!("{}", report.to_json()),
+            OutputFormat::Junit => print!("{}", report.to_junit()),
+        }
+    }
+
+    /// A live progress line on a terminal; one line per finished case otherwise (CI logs).
+    fn progress_line() -> check::Progress {
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{pos}/{len} [{bar:30}] {msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            Arc::new(move |done, total, name, report| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                match report {
+                    None => bar.set_message(name.to_string()),
+                    Some(r) if r.outcome == Outcome::Fail => {
+                        bar.println(format!(
+                            "FAIL {name}: {}",
+                            r.reason.as_deref().unwrap_or("")
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                if done == total && report.is_some() {
+                    bar.finish_and_clear();
+                }
+            })
+        } else {
+            Arc::new(|done, total, name, report| {
+                if let Some(r) = report {
+                    eprintln!("[{done}/{total}] {} {name}", r.outcome.label());
+                }
+            })
+        }
+    }
 
     #[allow(clippy::unused_async)] // the server lands in the next commit
     pub async fn serve(_args: ServeArgs) -> anyhow::Result<ExitCode> {
