@@ -187,6 +187,10 @@ pub struct CheckArgs {
 }
 
 /// `rtm-tui script`
+///
+/// Plays a scenario (see assets/scenarios/README.md for the language). Exit code 0 when
+/// every step holds, 1 when one fails (the line is printed), 2 for an unreadable or
+/// malformed script or an unreachable server.
 #[derive(Debug, Args, Clone)]
 pub struct ScriptArgs {
     pub file: PathBuf,

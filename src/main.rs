@@ -39,6 +39,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _guard = logging::to_stderr("warn")?;
             runtime()?.block_on(commands::check(args))
         }
+        Some(Command::Script(args)) => {
+            let _guard = logging::to_stderr("warn")?;
+            runtime()?.block_on(commands::script(args))
+        }
         Some(other) => {
             eprintln!("rtm-tui: `{other:?}` is not available yet in this build");
             Ok(ExitCode::from(2))
@@ -107,7 +111,10 @@ mod commands {
     use rtm::qa::check::{self, CheckConfig, Timing};
     use rtm::qa::report::{Outcome, Report};
 
-    use crate::cli::{CheckArgs, OutputFormat, ServeArgs};
+    use rtm::qa::raw::{Direction, Tracer};
+    use rtm::qa::script;
+
+    use crate::cli::{CheckArgs, OutputFormat, ScriptArgs, ServeArgs};
 
     /// Exit code for usage and connection errors, as the QA commands document.
     const USAGE_ERROR: u8 = 2;
@@ -141,6 +148,61 @@ mod commands {
         }
         print_report(&report, args.format);
         Ok(ExitCode::from(report.exit_code()))
+    }
+
+    pub async fn script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
+        let file = args.file.display().to_string();
+        let source = match std::fs::read_to_string(&args.file) {
+            Ok(source) => source,
+            Err(error) => {
+                eprintln!("rtm-tui script: cannot read {file}: {error}");
+                return Ok(ExitCode::from(USAGE_ERROR));
+            }
+        };
+        let parsed = match script::parse(&source) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                eprintln!("rtm-tui script: {file}:{error}");
+                return Ok(ExitCode::from(USAGE_ERROR));
+            }
+        };
+        let options = script::ScriptOptions {
+            url: args.server.clone(),
+            app_id: args.app_id.clone(),
+            tracer: args.trace.then(transcript),
+        };
+        match script::run(&parsed, options).await {
+            Ok(summary) => {
+                println!(
+                    "{file}: passed, {} steps in {:.2}s against {}",
+                    summary.steps,
+                    summary.duration.as_secs_f64(),
+                    args.server
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => {
+                println!("{file}:{error}");
+                Ok(ExitCode::from(error.exit_code()))
+            }
+        }
+    }
+
+    /// Prints every frame to stderr: milliseconds since start, user, direction, frame.
+    fn transcript() -> Tracer {
+        let started = std::time::Instant::now();
+        Arc::new(move |label, direction, frame| {
+            let arrow = match direction {
+                Direction::Sent => "->",
+                Direction::Received => "<-",
+            };
+            for line in frame.split('\n') {
+                eprintln!(
+                    "{:>7.3} {label} {arrow} {line}",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        })
     }
 
     fn print_report(report: &Report, format: OutputFormat) {

@@ -11,3 +11,4 @@
 pub mod check;
 pub mod raw;
 pub mod report;
+pub mod script;
