@@ -539,6 +539,10 @@ async fn rejoin_silent(cx: Ctx) -> CaseResult {
     let channel = cx.channel("room");
     let mut members = members_of(&cx, &channel, &["alice", "bob"]).await?;
     let (bob, bob_id) = members.pop().expect("two members");
+    members[0]
+        .0
+        .event("member_joined", json!({"channel": channel, "user": bob_id}))
+        .await?;
     bob.drop_abruptly();
     let mut bob = cx.login(&bob_id).await?;
     bob.ok(json!({"op": "join", "channel": channel})).await?;

@@ -359,6 +359,30 @@ pub fn json_contains(value: &Value, pattern: &Value) -> bool {
     }
 }
 
+/// Checks a burst of replies against a rate limit: each answered `normal` or `limited`, and
+/// at least `min` were limited. An unexpected code is reported with its reason.
+pub fn rate_limited(
+    replies: &[Value],
+    normal: u32,
+    limited: u32,
+    min: usize,
+    what: &str,
+) -> CaseResult {
+    if let Some(odd) = replies
+        .iter()
+        .find(|r| ![normal, limited].contains(&code_of(r)))
+    {
+        fail!("{what}: a reply was {odd}; only {normal} or {limited} (too often) expected");
+    }
+    let count = replies.iter().filter(|r| code_of(r) == limited).count();
+    ensure!(
+        count >= min,
+        "{what}: {count} of {} answered {limited} (too often); at least {min} expected",
+        replies.len()
+    );
+    Ok(())
+}
+
 /// A text message as the wire carries it.
 pub fn text(body: &str) -> Value {
     json!({"type": "text", "text": body})
