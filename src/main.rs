@@ -43,6 +43,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _guard = logging::to_stderr("warn")?;
             runtime()?.block_on(commands::script(args))
         }
+        Some(Command::Bench(args)) => {
+            let _guard = logging::to_stderr("warn")?;
+            runtime()?.block_on(commands::bench(args))
+        }
         Some(other) => {
             eprintln!("rtm-tui: `{other:?}` is not available yet in this build");
             Ok(ExitCode::from(2))
@@ -104,6 +108,8 @@ mod commands {
     //! One function per subcommand: turn clap arguments into library calls.
 
     use std::io::IsTerminal as _;
+
+    use anyhow::Context as _;
     use std::process::ExitCode;
     use std::sync::Arc;
     use std::time::Duration;
@@ -114,7 +120,9 @@ mod commands {
     use rtm::qa::raw::{Direction, Tracer};
     use rtm::qa::script;
 
-    use crate::cli::{CheckArgs, OutputFormat, ScriptArgs, ServeArgs};
+    use rtm::qa::bench::{self, BenchConfig, BenchError, MemorySource};
+
+    use crate::cli::{BenchArgs, CheckArgs, OutputFormat, ScriptArgs, ServeArgs};
 
     /// Exit code for usage and connection errors, as the QA commands document.
     const USAGE_ERROR: u8 = 2;
@@ -203,6 +211,65 @@ mod commands {
                 );
             }
         })
+    }
+
+    pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+        let workload = match args.workload.parse() {
+            Ok(workload) => workload,
+            Err(error) => {
+                eprintln!("rtm-tui bench: {error}");
+                return Ok(ExitCode::from(USAGE_ERROR));
+            }
+        };
+        // Without --server the bench measures our own server, started here without rate
+        // limits so that the numbers show the server's capacity, not Agora's quotas.
+        let local = if args.server.is_none() {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let mut config = rtm::server::Config::ephemeral();
+            config.rate_limits = rtm::server::RateLimits::unlimited();
+            Some(rtm::server::spawn(listener, config).await?)
+        } else {
+            None
+        };
+        let (url, memory) = if let Some(server) = &local {
+            (server.url(), Some(MemorySource::this_process()))
+        } else {
+            let url = args.server.clone().unwrap_or_default();
+            let memory = MemorySource::for_url(&url);
+            (url, memory)
+        };
+        let config = BenchConfig {
+            url,
+            app_id: args.app_id,
+            workload,
+            users: args.users,
+            channels: args.channels,
+            rate: args.rate,
+            duration: Duration::from_secs(args.duration),
+            memory,
+            progress: std::io::stderr().is_terminal(),
+        };
+        let result = bench::run(&config).await;
+        if let Some(server) = local {
+            server.shutdown().await;
+        }
+        let report = match result {
+            Ok(report) => report,
+            Err(error @ (BenchError::Usage(_) | BenchError::Connect(_))) => {
+                eprintln!("rtm-tui bench: {error}");
+                return Ok(ExitCode::from(USAGE_ERROR));
+            }
+        };
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.to_text());
+        }
+        if let Some(path) = &args.plot {
+            std::fs::write(path, bench::to_svg(&report))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(ExitCode::SUCCESS)
     }
 
     fn print_report(report: &Report, format: OutputFormat) {

@@ -182,3 +182,89 @@ async fn script_errors_name_the_line() {
         text(&unreachable.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_workloads_report_json_memory_and_plot() {
+    let server = common::start_server(Config::ephemeral()).await;
+    let url = server.url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for workload in ["peer", "fanout", "login", "soak"] {
+        let plot = dir.path().join(format!("{workload}.svg"));
+        let run = rtm_tui(&[
+            "bench",
+            "--server",
+            &url,
+            "--workload",
+            workload,
+            "--users",
+            "4",
+            "--channels",
+            "2",
+            "--rate",
+            "20",
+            "--duration",
+            "1",
+            "--json",
+            "--plot",
+            plot.to_str().unwrap(),
+        ])
+        .await;
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{workload}: {}",
+            text(&run.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON report");
+        assert_eq!(report["workload"], workload);
+        assert!(report["completed"].as_u64().unwrap() > 0, "{report}");
+        assert!(report["errors"].as_object().unwrap().is_empty(), "{report}");
+        for p in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                report["latency_ms"][p].as_f64().unwrap() > 0.0,
+                "{p}: {report}"
+            );
+        }
+        // The server listens in this test process, on loopback: its memory is found.
+        assert_eq!(report["memory"]["pid"], std::process::id(), "{report}");
+        assert_eq!(report["memory"]["what"], "server process");
+        let svg = std::fs::read_to_string(&plot).expect("plot written");
+        assert!(
+            svg.starts_with("<svg") && svg.contains("<polyline"),
+            "{svg}"
+        );
+    }
+    let bad = rtm_tui(&["bench", "--server", &url, "--workload", "storm"]).await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("unknown workload"));
+    let too_many = rtm_tui(&["bench", "--server", &url, "--users", "100000"]).await;
+    assert_eq!(too_many.status.code(), Some(2));
+    server.shutdown().await;
+    let unreachable = rtm_tui(&["bench", "--server", &url, "--duration", "1"]).await;
+    assert_eq!(
+        unreachable.status.code(),
+        Some(2),
+        "{}",
+        text(&unreachable.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_without_server_runs_its_own() {
+    let run = rtm_tui(&[
+        "bench",
+        "--workload",
+        "peer",
+        "--users",
+        "2",
+        "--duration",
+        "1",
+    ])
+    .await;
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let out = text(&run.stdout);
+    assert!(
+        out.contains("latency ms  p50") && out.contains("in-process server"),
+        "{out}"
+    );
+}
