@@ -78,7 +78,7 @@ fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
 
 fn is_code(line: &str) -> bool {
     let trimmed = line.trim_start();
-    !(trimmed.starts_with("//") || trimmed.starts_with("*"))
+    !(trimmed.starts_with("//") || trimmed.starts_with('*'))
 }
 
 #[test]
