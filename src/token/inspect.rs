@@ -153,6 +153,87 @@ fn inspect_007(token: &v007::Token007) -> TokenInfo {
     }
 }
 
+impl TokenInfo {
+    /// A human-readable, multi-line description; times relative to `now` (unix seconds).
+    pub fn describe(&self, now: u64) -> String {
+        let mut lines = vec![
+            format!("version     {}", self.version),
+            format!("app id      {}", self.app_id),
+            format!("salt        {}", self.salt),
+        ];
+        if let Some(issued_at) = self.issued_at {
+            lines.push(format!("issued at   {}", moment(issued_at, now)));
+        }
+        let token_end = self
+            .token_expires_at
+            .map_or_else(|| "never".to_owned(), |at| moment(at, now));
+        lines.push(match self.version {
+            TokenVersion::V006 => format!("ts          {token_end}"),
+            TokenVersion::V007 => format!("expires at  {token_end}"),
+        });
+        match (&self.user, self.user_crc32) {
+            (Some(user), _) => lines.push(format!("user        {user}")),
+            (None, Some(crc)) => lines.push(format!(
+                "user        not stored in 006 tokens (CRC32 {crc:#010x} of it is)"
+            )),
+            (None, None) => lines.push("user        none (no RTM service)".to_owned()),
+        }
+        if let Some(crc) = self.uid_crc32.filter(|&crc| crc != 0) {
+            lines.push(format!(
+                "uid         set (CRC32 {crc:#010x}); RTM tokens leave it empty"
+            ));
+        }
+        lines.push(match (self.rtm_login, self.rtm_login_expires_at) {
+            (false, _) => "RTM login   not granted".to_owned(),
+            (true, None) => "RTM login   granted, never expires".to_owned(),
+            (true, Some(at)) => format!("RTM login   granted until {}", moment(at, now)),
+        });
+        for service in &self.services {
+            let fields = service
+                .fields
+                .iter()
+                .map(|(name, value)| format!("  {name}={value:?}"));
+            let header =
+                format!("{} ({})", service.name, service.kind) + &fields.collect::<String>();
+            lines.push(format!("service     {header}"));
+            for privilege in &service.privileges {
+                let end = privilege
+                    .expires_at
+                    .map_or_else(|| "no limit".to_owned(), |at| moment(at, now));
+                lines.push(format!(
+                    "  privilege {} ({}) = {}: {end}",
+                    privilege.name, privilege.id, privilege.value
+                ));
+            }
+        }
+        if let Some(kind) = self.unknown_service {
+            lines.push(format!(
+                "service     type {kind}, unknown to this build: it and later services not shown"
+            ));
+        }
+        lines.join("\n")
+    }
+}
+
+/// `ts` as unix seconds with how far it is from `now`: "1700000060 (in 1m 0s)".
+fn moment(ts: u64, now: u64) -> String {
+    match ts.cmp(&now) {
+        std::cmp::Ordering::Equal => format!("{ts} (now)"),
+        std::cmp::Ordering::Greater => format!("{ts} (in {})", span(ts - now)),
+        std::cmp::Ordering::Less => format!("{ts} ({} ago)", span(now - ts)),
+    }
+}
+
+fn span(secs: u64) -> String {
+    let (days, hours, minutes, seconds) =
+        (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (days, hours) {
+        (0, 0) => format!("{minutes}m {seconds}s"),
+        (0, _) => format!("{hours}h {minutes}m"),
+        _ => format!("{days}d {hours}h"),
+    }
+}
+
 /// Whether `token` is an Agora token for RTC rather than RTM: RTC privileges (006) or an
 /// RTC service (007), and no RTM login. For a login form's error message; `false` for
 /// anything that does not parse.
@@ -276,6 +357,39 @@ mod tests {
         )));
         assert!(!looks_like_rtc_token("hello"));
         assert!(!looks_like_rtc_token("007garbage"));
+    }
+
+    #[test]
+    fn describes_a_token_for_people() {
+        let info = inspect(&build_rtm_token_007(
+            APP_ID,
+            CERTIFICATE,
+            "alice",
+            9,
+            1000,
+            3600,
+        ))
+        .unwrap();
+        let text = info.describe(1000);
+        assert!(text.contains("version     007"), "{text}");
+        assert!(text.contains("issued at   1000 (now)"), "{text}");
+        assert!(text.contains("user        alice"), "{text}");
+        assert!(
+            text.contains("RTM login   granted until 4600 (in 1h 0m)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("service     rtm (2)  user=\"alice\""),
+            "{text}"
+        );
+        let info = inspect(&build_rtm_token_006(APP_ID, CERTIFICATE, "alice", 9, 0, 0)).unwrap();
+        let text = info.describe(200_000);
+        assert!(
+            text.contains("RTM login   granted, never expires"),
+            "{text}"
+        );
+        assert!(text.contains("not stored in 006 tokens"), "{text}");
+        assert_eq!(moment(100, 200_000), "100 (2d 7h ago)");
     }
 
     #[test]
