@@ -164,7 +164,7 @@ mod commands {
     }
 
     fn token_inspect(token: &str, args: &TokenArgs) -> ExitCode {
-        use rtm::token::{inspect, looks_like_rtc_token, unix_now, verify_rtm_token};
+        use rtm::token::{inspect, looks_like_rtc_token, unix_now, verify_rtm_token, TokenVersion};
 
         let info = match inspect(token) {
             Ok(info) => info,
@@ -180,7 +180,12 @@ mod commands {
         };
         let now = unix_now();
         let app_id = args.app_id.as_deref().unwrap_or(&info.app_id);
-        let user = args.user.as_deref().or(info.user.as_deref());
+        // A 007 token without an RTM service is refused before its user matters.
+        let user = args
+            .user
+            .as_deref()
+            .or(info.user.as_deref())
+            .or((info.version == TokenVersion::V007).then_some(""));
         let verdict = match (&args.certificate, user) {
             (None, _) => Verdict::NotChecked("give --certificate to check the signature"),
             (Some(_), None) => Verdict::NotChecked(
