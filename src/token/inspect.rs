@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{login_006, login_007, v006, v007, TokenError, TokenVersion};
+use super::{login_006, login_007, read_version, v006, v007, TokenError, TokenVersion};
 
 /// The contents of a token, as far as its format shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,13 +64,9 @@ fn nonzero(value: u64) -> Option<u64> {
 
 /// Reads a 006 or 007 token without checking its signature.
 pub fn inspect(token: &str) -> Result<TokenInfo, TokenError> {
-    let token = token.trim();
-    match TokenVersion::of(token) {
-        Some(TokenVersion::V006) => Ok(inspect_006(&v006::parse(token)?)),
-        Some(TokenVersion::V007) => Ok(inspect_007(&v007::parse(token)?)),
-        None => Err(TokenError::Invalid(
-            "it is not an Agora 006 or 007 token".into(),
-        )),
+    match read_version(token)? {
+        (token, TokenVersion::V006) => Ok(inspect_006(&v006::parse(token)?)),
+        (token, TokenVersion::V007) => Ok(inspect_007(&v007::parse(token)?)),
     }
 }
 
@@ -238,20 +234,19 @@ fn span(secs: u64) -> String {
 /// RTC service (007), and no RTM login. For a login form's error message; `false` for
 /// anything that does not parse.
 pub fn looks_like_rtc_token(token: &str) -> bool {
-    let token = token.trim();
-    match TokenVersion::of(token) {
-        Some(TokenVersion::V006) => v006::parse(token).is_ok_and(|parsed| {
+    match read_version(token) {
+        Ok((token, TokenVersion::V006)) => v006::parse(token).is_ok_and(|parsed| {
             login_006(&parsed).is_none()
                 && parsed
                     .privileges
                     .keys()
                     .any(|&id| v006::is_rtc_privilege(id))
         }),
-        Some(TokenVersion::V007) => v007::parse(token).is_ok_and(|parsed| {
+        Ok((token, TokenVersion::V007)) => v007::parse(token).is_ok_and(|parsed| {
             let has = |kind| parsed.services.iter().any(|service| service.kind == kind);
             has(v007::SERVICE_RTC) && !has(v007::SERVICE_RTM)
         }),
-        None => false,
+        Err(_) => false,
     }
 }
 

@@ -86,6 +86,20 @@ impl std::fmt::Display for TokenVersion {
 /// service (type 2) for `user` with privilege 1. Expiry: 006 uses the privilege's absolute
 /// timestamp; 007 the earlier of issue ts + token expire and issue ts + privilege expire.
 /// A zero timestamp or duration means no limit, as in Agora's builders.
+///
+/// ```
+/// use rtm::token::{build_rtm_token_007, verify_rtm_token, TokenError};
+///
+/// let (app, cert) = ("970CA35de60c44645bbae8a215061b33", "5CFd2fd1755d40ecb72977518be15d3b");
+/// // Issued at 1000, valid for 600 s.
+/// let token = build_rtm_token_007(app, cert, "alice", 7, 1000, 600);
+/// assert_eq!(verify_rtm_token(&token, app, cert, "alice", 1100).unwrap().expires_at, Some(1600));
+/// assert!(matches!(verify_rtm_token(&token, app, cert, "bob", 1100), Err(TokenError::Invalid(_))));
+/// assert_eq!(
+///     verify_rtm_token(&token, app, cert, "alice", 1600),
+///     Err(TokenError::Expired { expired_at: 1600 })
+/// );
+/// ```
 pub fn verify_rtm_token(
     token: &str,
     app_id: &str,
@@ -93,21 +107,28 @@ pub fn verify_rtm_token(
     user: &str,
     now: u64,
 ) -> Result<VerifiedToken, TokenError> {
+    let (token, version) = read_version(token)?;
+    let expires_at = match version {
+        TokenVersion::V006 => verify_006(token, app_id, certificate, user)?,
+        TokenVersion::V007 => verify_007(token, app_id, certificate, user)?,
+    };
+    match expires_at {
+        Some(expired_at) if now >= expired_at => Err(TokenError::Expired { expired_at }),
+        _ => Ok(VerifiedToken { expires_at }),
+    }
+}
+
+/// The token without surrounding whitespace, and its format.
+fn read_version(token: &str) -> Result<(&str, TokenVersion), TokenError> {
     let token = token.trim();
     if token.len() > MAX_TOKEN_CHARS {
         return Err(invalid(format!(
             "it is longer than {MAX_TOKEN_CHARS} characters"
         )));
     }
-    let expires_at = match TokenVersion::of(token) {
-        Some(TokenVersion::V006) => verify_006(token, app_id, certificate, user)?,
-        Some(TokenVersion::V007) => verify_007(token, app_id, certificate, user)?,
-        None => return Err(invalid("it is not an Agora 006 or 007 token")),
-    };
-    match expires_at {
-        Some(expired_at) if now >= expired_at => Err(TokenError::Expired { expired_at }),
-        _ => Ok(VerifiedToken { expires_at }),
-    }
+    let version =
+        TokenVersion::of(token).ok_or_else(|| invalid("it is not an Agora 006 or 007 token"))?;
+    Ok((token, version))
 }
 
 fn invalid(why: impl Into<String>) -> TokenError {
@@ -174,6 +195,11 @@ fn verify_006(
     };
     if !parsed.is_for_channel(user) {
         return Err(invalid(OTHER_USER));
+    }
+    // The uid's CRC is not signed; RTM leaves the uid empty, so anything else is forged
+    // or an RTC token for a uid.
+    if !parsed.has_empty_uid() {
+        return Err(invalid(format!("its uid slot is not empty; {RTC_NOT_RTM}")));
     }
     if !parsed.signature_matches(certificate, user, "") {
         return Err(invalid(BAD_SIGNATURE));
@@ -442,6 +468,41 @@ mod tests {
         assert_invalid(verify(&forged, "alice", 150), "signature");
         let forged = build_rtm_token_007(APP_ID, OTHER_CERTIFICATE, "alice", 7, 100, 0);
         assert_invalid(verify(&forged, "alice", 150), "signature");
+    }
+
+    /// Every single-bit change anywhere in a token's decoded content makes it invalid: the
+    /// signature covers the fields, the user's CRC is checked, the uid must be empty.
+    #[test]
+    fn flipping_any_bit_of_the_content_makes_the_token_invalid() {
+        let token_006 = build_rtm_token_006(APP_ID, CERTIFICATE, "alice", 7, 100, 200);
+        let content = sign::base64_decode(&token_006[3 + v006::APP_ID_LEN..]).unwrap();
+        for (index, bit) in (0..content.len()).flat_map(|index| (0..8).map(move |bit| (index, bit)))
+        {
+            let mut forged = content.clone();
+            forged[index] ^= 1 << bit;
+            let forged = format!("{}{APP_ID}{}", v006::VERSION, sign::base64_encode(&forged));
+            assert_invalid(verify(&forged, "alice", 150), "");
+        }
+        let token_007 = build_rtm_token_007(APP_ID, CERTIFICATE, "alice", 7, 100, 200);
+        let content = v007::decompress(&sign::base64_decode(&token_007[3..]).unwrap()).unwrap();
+        for (index, bit) in (0..content.len()).flat_map(|index| (0..8).map(move |bit| (index, bit)))
+        {
+            let mut forged = content.clone();
+            forged[index] ^= 1 << bit;
+            let forged = format!(
+                "{}{}",
+                v007::VERSION,
+                sign::base64_encode(&v007::compress(&forged))
+            );
+            assert_invalid(verify(&forged, "alice", 150), "");
+        }
+    }
+
+    #[test]
+    fn a_006_token_with_a_uid_is_not_an_rtm_token() {
+        let privileges = BTreeMap::from([(v006::PRIVILEGE_RTM_LOGIN, 0)]);
+        let token = v006::build(APP_ID, CERTIFICATE, "alice", "42", 1, 1, &privileges);
+        assert_invalid(verify(&token, "alice", 0), "uid slot is not empty");
     }
 
     #[test]

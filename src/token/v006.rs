@@ -148,6 +148,11 @@ impl Token006 {
         )
     }
 
+    /// Whether the uid slot is empty, as in RTM tokens (CRC32 of nothing is 0).
+    pub fn has_empty_uid(&self) -> bool {
+        self.crc_uid == 0
+    }
+
     /// Whether the channel-name slot (RTM: the user id) has the CRC of `channel`.
     pub fn is_for_channel(&self, channel: &str) -> bool {
         self.crc_channel == crc32fast::hash(channel.as_bytes())

@@ -307,7 +307,8 @@ pub fn build(
     format!("{VERSION}{}", base64_encode(&compress(&content)))
 }
 
-fn compress(bytes: &[u8]) -> Vec<u8> {
+/// zlib at the default level, as Agora's builders compress.
+pub fn compress(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
     encoder
         .write_all(bytes)
