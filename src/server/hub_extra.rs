@@ -148,6 +148,25 @@ fn apply_write(
     Ok(next)
 }
 
+/// Removes a pending invitation; its app, or INVITE's "not found".
+fn take_invitation<'a>(
+    state: &'a mut super::hub::State,
+    app: &str,
+    (caller, callee, invitation_id): (&str, &str, &str),
+) -> Result<&'a mut App, u32> {
+    let app_state = state.apps.get_mut(app).ok_or(invite::NOT_FOUND)?;
+    let key = (
+        caller.to_string(),
+        callee.to_string(),
+        invitation_id.to_string(),
+    );
+    app_state
+        .invitations
+        .remove(&key)
+        .ok_or(invite::NOT_FOUND)?;
+    Ok(app_state)
+}
+
 impl Hub {
     /// `query_peers_online`: online or offline (a user in the grace is offline here).
     pub fn query_online(&self, app: &str, peers: &[String]) -> OrderedPeers {
@@ -438,16 +457,7 @@ impl Hub {
         invitation_id: &str,
     ) -> Result<(), u32> {
         let mut state = self.lock();
-        let app_state = state.apps.get_mut(app).ok_or(invite::NOT_FOUND)?;
-        let key = (
-            caller.to_string(),
-            callee.to_string(),
-            invitation_id.to_string(),
-        );
-        app_state
-            .invitations
-            .remove(&key)
-            .ok_or(invite::NOT_FOUND)?;
+        let app_state = take_invitation(&mut state, app, (caller, callee, invitation_id))?;
         if let Some(conn) = conn_of(app_state, callee) {
             conn.send_event(&Event::InvitationCanceled {
                 invitation_id: invitation_id.to_string(),
@@ -467,16 +477,7 @@ impl Hub {
         (answer, response): (Answer, String),
     ) -> Result<(), u32> {
         let mut state = self.lock();
-        let app_state = state.apps.get_mut(app).ok_or(invite::NOT_FOUND)?;
-        let key = (
-            caller.to_string(),
-            callee.to_string(),
-            invitation_id.to_string(),
-        );
-        app_state
-            .invitations
-            .remove(&key)
-            .ok_or(invite::NOT_FOUND)?;
+        let app_state = take_invitation(&mut state, app, (caller, callee, invitation_id))?;
         let conn = conn_of(app_state, caller).ok_or(invite::PEER_OFFLINE)?;
         let invitation_id = invitation_id.to_string();
         let callee = callee.to_string();
