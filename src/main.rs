@@ -107,6 +107,9 @@ mod commands {
 
         let mut apps = AppRegistry::default();
         for spec in &args.apps {
+            let id = spec.split_once(':').map_or(spec.as_str(), |(id, _)| id);
+            rtm::protocol::limits::validate_app_id(id)
+                .with_context(|| format!("bad --app {spec:?}"))?;
             apps.add_spec(spec);
         }
         let store = if args.ephemeral {
