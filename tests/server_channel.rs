@@ -412,8 +412,13 @@ async fn above_512_members_no_member_events_and_capped_lists() {
     observer.request(join("stadium")).await;
     let mut fans = Vec::new();
     for n in 0..512 {
-        let mut fan = RawClient::login(&url, APP, &format!("fan{n:03}")).await;
-        assert_eq!(fan.code(join("stadium")).await, 0);
+        // Login and join in one frame: one round trip per fan.
+        let mut fan = RawClient::connect(&url).await;
+        let login = json!({"id": 1, "op": "login", "app_id": APP, "user": format!("fan{n:03}")});
+        let mut join = join("stadium");
+        join["id"] = json!(2);
+        fan.send_text(&format!("{login}\n{join}")).await;
+        assert_eq!(fan.expect_reply(2).await["code"], 0);
         fans.push(fan);
     }
     observer.sync().await;
