@@ -82,6 +82,9 @@
 //!   else gets 5, as does an answered, canceled or expired invitation). Answering while
 //!   the caller is offline is 1 and ends the invitation. On expiry both sides, if online,
 //!   get `invitation_failure` with reason 3.
+//! - **Store queue**: writes go to the store thread over an unbounded queue (the hub must
+//!   not wait under its lock); the per-connection send rate limits bound what clients can
+//!   add, and the thread commits everything queued in one transaction per batch.
 //! - **Shutdown**: stop accepting, close every connection with 1001 "server shutting
 //!   down" after its queued frames, commit the store.
 
