@@ -378,6 +378,121 @@ async fn raw_requests_return_any_code_and_ids_stay_unique() {
     }
 }
 
+/// After a reconnect the client rejoins, re-subscribes, re-sends its attributes, and
+/// delivers the channel messages it missed (from `history`) before live ones, once each.
+#[tokio::test]
+async fn reconnect_restores_the_session_and_catches_up_in_order() {
+    let (listener, client, mut events, mut ws) = logged_in_with_script().await;
+    next_state(&mut events).await;
+    next_state(&mut events).await;
+
+    // Join, get one message, subscribe, set an attribute: all remembered.
+    let lobby = client.create_channel("lobby").unwrap();
+    let joined = tokio::spawn(async move { lobby.join().await });
+    let join = ws.next_json().await;
+    assert_eq!(join["op"], "join");
+    ws.send_text(json!({"id": join["id"], "code": 0, "member_count": 2}).to_string())
+        .await;
+    assert_eq!(joined.await.unwrap().unwrap().member_count, 2);
+    ws.send_text(channel_message(10, "bob", "before").to_string())
+        .await;
+    assert_eq!(text_of(next_event(&mut events).await), "before");
+    let restored_calls = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .subscribe_peers_online_status(&["bob".to_string()])
+                .await?;
+            let attrs = [("mood".to_string(), "busy".to_string())].into();
+            client.set_local_user_attributes(&attrs).await
+        }
+    });
+    for _ in 0..2 {
+        let request = ws.next_json().await;
+        ws.send_text(json!({"id": request["id"], "code": 0}).to_string())
+            .await;
+    }
+    restored_calls.await.unwrap().unwrap();
+
+    // The client pings on its own.
+    let pinged = timeout(WAIT, async {
+        loop {
+            if let Some(Ok(WsMessage::Ping(_))) = ws.ws.next().await {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(pinged.is_ok(), "the client sends WebSocket pings");
+
+    // The server drops the connection.
+    ws.ws.close(None).await.unwrap();
+    drop(ws);
+    let (state, reason, _) = next_state(&mut events).await;
+    assert_eq!(
+        (state, reason),
+        (ConnectionState::Reconnecting, ChangeReason::Interrupted)
+    );
+
+    let mut ws = accept(&listener).await;
+    let login = ws.next_json().await;
+    ws.reply_login(&login).await;
+    let mut restore = Vec::new();
+    for _ in 0..3 {
+        restore.push(ws.next_json().await);
+    }
+    assert_eq!(restore[0]["op"], "join");
+    assert_eq!(restore[0]["channel"], "lobby");
+    assert_eq!(restore[1]["op"], "subscribe_peers_online");
+    assert_eq!(restore[1]["peers"], json!(["bob"]));
+    assert_eq!(restore[2]["op"], "set_user_attributes");
+    assert_eq!(restore[2]["attributes"], json!({"mood": "busy"}));
+    let answers = restore
+        .iter()
+        .map(|r| json!({"id": r["id"], "code": 0, "member_count": 2}).to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    ws.send_text(answers).await;
+    let history = ws.next_json().await;
+    assert_eq!(history["op"], "history");
+    assert_eq!(history["channel"], "lobby");
+    assert_eq!(history["after"], 10);
+    // A live message arrives before the history answer; it must come after the missed
+    // ones, and only once.
+    ws.send_text(channel_message(13, "bob", "three").to_string())
+        .await;
+    let stored = |id: u64, from: &str, text: &str| json!({"message_id": id, "from": from, "message": {"type": "text", "text": text}, "server_ts": id});
+    ws.send_text(
+        json!({"id": history["id"], "code": 0, "messages": [
+            stored(11, "bob", "one"), stored(12, "alice", "mine"), stored(13, "bob", "three")
+        ]})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(
+        next_state(&mut events).await,
+        (ConnectionState::Connected, ChangeReason::LoginSuccess, None)
+    );
+    assert_eq!(text_of(next_event(&mut events).await), "one");
+    assert_eq!(text_of(next_event(&mut events).await), "three");
+    ws.send_text(channel_message(14, "bob", "four").to_string())
+        .await;
+    assert_eq!(text_of(next_event(&mut events).await), "four");
+    assert!(events.try_recv().is_none());
+}
+
+fn channel_message(id: u64, from: &str, text: &str) -> Value {
+    json!({"event": "message_from_channel", "channel": "lobby", "from": from,
+           "message": {"type": "text", "text": text}, "message_id": id, "server_ts": id})
+}
+
+fn text_of(event: ClientEvent) -> String {
+    match event {
+        ClientEvent::Server(Event::MessageFromChannel { message, .. }) => message.summary(),
+        other => panic!("expected a channel message, got {other:?}"),
+    }
+}
+
 /// The server side of one scripted connection.
 struct Peer {
     ws: WebSocketStream<TcpStream>,
