@@ -7,9 +7,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rtm::client::{
-    Client, ClientConfig, ClientError, ClientEvent, Events, ReconnectPolicy, SendOptions,
-};
+use rtm::client::{Client, ClientConfig, ClientError, ClientEvent, Events, SendOptions};
 use rtm::protocol::{ChangeReason, ConnectionState, Event, Message, Op};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
@@ -17,40 +15,12 @@ use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
-/// Long enough for anything on a busy 2-core box, short enough to fail fast.
-const WAIT: Duration = Duration::from_secs(10);
+mod client_support;
+
+use client_support::{next_event, next_state, WAIT};
 
 fn fast_config(addr: std::net::SocketAddr) -> ClientConfig {
-    let mut config = ClientConfig::new(format!("ws://{addr}/rtm/v1"), "demo");
-    config.login_timeout = Duration::from_millis(400);
-    config.request_timeout = Duration::from_secs(2);
-    config.reconnect = ReconnectPolicy {
-        initial_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(200),
-        jitter: 0.2,
-    };
-    config.ping_interval = Duration::from_millis(200);
-    config.dead_timeout = Duration::from_millis(600);
-    config
-}
-
-async fn next_event(events: &mut Events) -> ClientEvent {
-    timeout(WAIT, events.recv())
-        .await
-        .expect("an event in time")
-        .expect("the client is alive")
-}
-
-/// The next state change, skipping nothing: state changes must come in this order.
-async fn next_state(events: &mut Events) -> (ConnectionState, ChangeReason, Option<Duration>) {
-    match next_event(events).await {
-        ClientEvent::StateChanged {
-            state,
-            reason,
-            retry_in,
-        } => (state, reason, retry_in),
-        other @ ClientEvent::Server(_) => panic!("expected a state change, got {other:?}"),
-    }
+    client_support::fast_config(&format!("ws://{addr}/rtm/v1"))
 }
 
 #[tokio::test]
