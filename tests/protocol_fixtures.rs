@@ -27,8 +27,8 @@ fn reencode<T: Serialize>(item: &T) -> Value {
 fn every_request_round_trips() {
     let mut seen = BTreeSet::new();
     for golden in fixture("requests.json") {
-        let request = decode_request(&golden.to_string())
-            .unwrap_or_else(|e| panic!("{golden}: {e}"));
+        let request =
+            decode_request(&golden.to_string()).unwrap_or_else(|e| panic!("{golden}: {e}"));
         seen.insert(request.op.name());
         assert_eq!(reencode(&request), golden);
     }
@@ -93,13 +93,17 @@ fn peer_order_is_kept() {
 fn every_event_round_trips() {
     let mut seen = BTreeSet::new();
     for golden in fixture("events.json") {
-        let ServerMessage::Event(event) = decode_server_message(&golden.to_string())
-            .unwrap_or_else(|e| panic!("{golden}: {e}"))
+        let ServerMessage::Event(event) =
+            decode_server_message(&golden.to_string()).unwrap_or_else(|e| panic!("{golden}: {e}"))
         else {
             panic!("{golden} is an event");
         };
         seen.insert(event.name());
         assert_eq!(reencode(&event), golden);
     }
-    assert_eq!(seen.len(), 15, "every event of protocol.md has a fixture: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        15,
+        "every event of protocol.md has a fixture: {seen:?}"
+    );
 }

@@ -106,15 +106,20 @@ pub async fn expect_server_event(
     }
 }
 
-/// The text of the next channel message, skipping member counts.
+/// The text of the next channel message, skipping membership events and counts.
 pub async fn next_channel_text(events: &mut Events) -> String {
-    match expect_server_event(events, "a channel message", |e| {
-        matches!(e, Event::MessageFromChannel { .. })
-    })
-    .await
-    {
-        Event::MessageFromChannel { message, .. } => message.summary(),
-        _ => unreachable!(),
+    loop {
+        match next_event(events).await {
+            ClientEvent::Server(Event::MessageFromChannel { message, .. }) => {
+                return message.summary()
+            }
+            ClientEvent::Server(
+                Event::MemberJoined { .. }
+                | Event::MemberLeft { .. }
+                | Event::MemberCountUpdated { .. },
+            ) => {}
+            other => panic!("expected a channel message, got {other:?}"),
+        }
     }
 }
 
