@@ -248,8 +248,7 @@ impl ConnectionHandler {
 
     async fn next_input(&mut self) -> Input {
         let wake_at = self.next_wakeup();
-        let reading = self.connection.is_some()
-            && self.backlog.len() < self.config.event_buffer.max(1) * BACKLOG_FACTOR;
+        let reading = self.connection.is_some() && !self.reading_paused();
         tokio::select! {
             command = self.commands.recv() => Input::Command(command),
             message = async {
@@ -280,6 +279,15 @@ impl ConnectionHandler {
             }
             () = sleep_until(wake_at) => Input::Timer,
         }
+    }
+
+    /// Whether so many events wait for the application that the socket is not read. Not
+    /// while a reply is awaited: an application that waits on a request before it reads
+    /// its events would wait forever (the backlog then grows for at most the request
+    /// timeout).
+    fn reading_paused(&self) -> bool {
+        self.backlog.len() >= self.config.event_buffer.max(1) * BACKLOG_FACTOR
+            && self.pending.is_empty()
     }
 
     /// The earliest instant at which [`on_timer`](Self::on_timer) has something to do.
@@ -538,7 +546,12 @@ impl ConnectionHandler {
             }
             _ => {}
         }
+        let paused = self.reading_paused();
         if let Some(connection) = &mut self.connection {
+            if paused {
+                // Silence is ours, not the server's, while the application is not reading.
+                connection.last_heard = now;
+            }
             if now >= connection.last_heard + self.config.dead_timeout {
                 tracing::debug!("nothing heard from the server; connection taken for dead");
                 self.connection_lost();
