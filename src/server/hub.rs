@@ -38,10 +38,9 @@ pub(super) struct User {
     pub held: BTreeSet<String>,
     /// Identifies the running grace timer; an older timer finding another value does nothing.
     pub grace_epoch: Option<u64>,
-    /// User attributes (issue 5).
-    #[allow(dead_code)] // issue 5, next commits
+    /// User attributes.
     pub attributes: crate::protocol::Attributes,
-    /// Peers whose presence this user subscribed to (issue 5).
+    /// Peers whose presence this user subscribed to.
     pub subscriptions: BTreeSet<String>,
 }
 
@@ -52,8 +51,8 @@ pub(super) struct Channel {
     pub members: BTreeMap<String, Option<ConnHandle>>,
     pub count_sent_at: Option<Instant>,
     pub count_timer: bool,
-    /// Channel attributes (issue 5).
-    pub attributes: Vec<crate::protocol::ChannelAttribute>,
+    /// Channel attributes by key.
+    pub attributes: BTreeMap<String, crate::protocol::ChannelAttribute>,
     /// When the last member left; attributes go after `channel_attributes_ttl`.
     pub empty_since: Option<Instant>,
 }
@@ -78,10 +77,9 @@ pub(super) struct App {
     pub channels: HashMap<String, Channel>,
     /// Cached peer messages per receiver, oldest first (mirrors the store's `offline`).
     pub offline: HashMap<String, VecDeque<HistoryMessage>>,
-    /// Presence watchers: target user → subscribers (issue 5).
+    /// Presence watchers: target user → subscribers.
     pub watchers: HashMap<String, BTreeSet<String>>,
-    /// Pending invitations (issue 5).
-    #[allow(dead_code)] // issue 5, next commits
+    /// Pending invitations.
     pub invitations: HashMap<super::hub_extra::InvitationKey, super::hub_extra::Invitation>,
 }
 
@@ -109,7 +107,7 @@ impl State {
         (id, now_ms())
     }
 
-    pub fn next_epoch(&mut self) -> u64 {
+    pub(super) fn next_epoch(&mut self) -> u64 {
         self.next_epoch += 1;
         self.next_epoch
     }
