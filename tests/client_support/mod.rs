@@ -90,6 +90,16 @@ pub async fn next_state_skipping(
     }
 }
 
+/// The first state other than RECONNECTING, skipping server events.
+pub async fn state_after_reconnecting(events: &mut Events) -> (ConnectionState, ChangeReason) {
+    loop {
+        let (state, reason, _) = next_state_skipping(events).await;
+        if state != ConnectionState::Reconnecting {
+            return (state, reason);
+        }
+    }
+}
+
 /// The first server event `wanted` accepts, skipping member counts (the server sends
 /// them at its own pace); any other event in between fails the test.
 pub async fn expect_server_event(
