@@ -348,6 +348,73 @@ async fn raw_requests_return_any_code_and_ids_stay_unique() {
     }
 }
 
+/// Every kick reason aborts with its own change reason and nothing is retried.
+#[tokio::test]
+async fn kicks_abort_with_their_reason() {
+    for (wire, reason) in [
+        ("token_expired", ChangeReason::TokenExpired),
+        ("banned", ChangeReason::BannedByServer),
+    ] {
+        let (listener, client, mut events, mut ws) = logged_in_with_script().await;
+        next_state(&mut events).await;
+        next_state(&mut events).await;
+        ws.send_text(json!({"event": "token_privilege_will_expire", "expires_at": 5}).to_string())
+            .await;
+        ws.send_text(json!({"event": "kicked", "reason": wire}).to_string())
+            .await;
+        assert!(matches!(
+            next_event(&mut events).await,
+            ClientEvent::Server(Event::TokenPrivilegeWillExpire { expires_at: 5 })
+        ));
+        assert!(matches!(
+            next_event(&mut events).await,
+            ClientEvent::Server(Event::Kicked { .. })
+        ));
+        assert_eq!(
+            next_state(&mut events).await,
+            (ConnectionState::Aborted, reason, None)
+        );
+        assert_eq!(client.state(), (ConnectionState::Aborted, reason));
+        assert!(
+            timeout(Duration::from_millis(300), listener.accept())
+                .await
+                .is_err(),
+            "an aborted client must not reconnect"
+        );
+    }
+}
+
+/// A login refused during a reconnect: "too often" is retried, an expired token aborts.
+#[tokio::test]
+async fn a_refused_relogin_is_retried_or_ends_by_its_code() {
+    let (listener, client, mut events, mut ws) = logged_in_with_script().await;
+    next_state(&mut events).await;
+    next_state(&mut events).await;
+    ws.ws.close(None).await.unwrap();
+    assert_eq!(
+        next_state(&mut events).await.0,
+        ConnectionState::Reconnecting
+    );
+    for (code, reason) in [(10, "too often"), (6, "token expired")] {
+        let mut ws = accept(&listener).await;
+        let login = ws.next_json().await;
+        assert_eq!(login["op"], "login");
+        ws.send_text(json!({"id": login["id"], "code": code, "reason": reason}).to_string())
+            .await;
+        if code == 10 {
+            assert_eq!(
+                next_state(&mut events).await.0,
+                ConnectionState::Reconnecting
+            );
+        }
+    }
+    assert_eq!(
+        next_state(&mut events).await,
+        (ConnectionState::Aborted, ChangeReason::TokenExpired, None)
+    );
+    assert_eq!(client.user(), None);
+}
+
 /// After a reconnect the client rejoins, re-subscribes, re-sends its attributes, and
 /// delivers the channel messages it missed (from `history`) before live ones, once each.
 #[tokio::test]
