@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, timeout, Instant};
@@ -52,6 +52,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// stops reading the socket, so a stalled application slows its server connection down
 /// rather than growing memory without bound.
 const BACKLOG_FACTOR: usize = 4;
+/// Most commands or frames handled before the batch of outgoing lines is written: enough
+/// to coalesce a burst into one write, few enough to keep timers and events flowing.
+const MAX_BATCH: usize = 64;
 /// When nothing is scheduled the task still wakes this rarely (it costs nothing).
 const IDLE_WAKEUP: Duration = Duration::from_secs(3600);
 
@@ -232,8 +235,14 @@ impl ConnectionHandler {
         loop {
             match self.next_input().await {
                 Input::Command(None) => break,
-                Input::Command(Some(command)) => self.on_command(command),
-                Input::Socket(message) => self.on_socket(message),
+                Input::Command(Some(command)) => {
+                    self.on_command(command);
+                    self.drain_ready_commands();
+                }
+                Input::Socket(message) => {
+                    self.on_socket(message);
+                    self.drain_ready_socket();
+                }
                 Input::Connected(result) => self.on_connect_result(result),
                 Input::Timer => self.on_timer(Instant::now()),
                 Input::Nothing => {}
@@ -278,6 +287,32 @@ impl ConnectionHandler {
                 Input::Nothing
             }
             () = sleep_until(wake_at) => Input::Timer,
+        }
+    }
+
+    /// Handles commands already waiting, so that their requests leave in one frame.
+    fn drain_ready_commands(&mut self) {
+        for _ in 0..MAX_BATCH {
+            match self.commands.try_recv() {
+                Ok(command) => self.on_command(command),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Handles frames already received, so that their acks leave in one frame.
+    fn drain_ready_socket(&mut self) {
+        for _ in 0..MAX_BATCH {
+            if self.reading_paused() {
+                break;
+            }
+            let Some(connection) = self.connection.as_mut() else {
+                break;
+            };
+            match connection.socket.next().now_or_never() {
+                Some(message) => self.on_socket(message),
+                None => break,
+            }
         }
     }
 
