@@ -117,10 +117,12 @@ async fn bad_arguments_are_refused_before_anything_is_sent() {
         Client::new(ClientConfig::new("ws://127.0.0.1:9/rtm/v1", "bad app")),
         Err(ClientError::Invalid(_))
     ));
-    assert!(matches!(
-        Client::new(ClientConfig::new("http://127.0.0.1:9/", "demo")),
-        Err(ClientError::Connect(_))
-    ));
+    for url in ["http://127.0.0.1:9/", "wss://127.0.0.1:9/rtm/v1"] {
+        assert!(matches!(
+            Client::new(ClientConfig::new(url, "demo")),
+            Err(ClientError::Connect(_))
+        ));
+    }
     assert!(matches!(
         client.login(None, " alice").await,
         Err(ClientError::Invalid(_))
