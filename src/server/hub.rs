@@ -42,6 +42,8 @@ pub(super) struct User {
     pub attributes: crate::protocol::Attributes,
     /// Peers whose presence this user subscribed to.
     pub subscriptions: BTreeSet<String>,
+    /// When the login token ends (unix seconds) and which timer watches it.
+    pub token: Option<(u64, u64)>,
 }
 
 /// One channel.
@@ -335,10 +337,16 @@ impl Hub {
         if entry.conn.as_ref() != Some(conn) {
             return;
         }
-        let channels: Vec<String> = entry.joined.iter().chain(&entry.held).cloned().collect();
-        let removed = app_state.users.remove(user).expect("checked above");
-        for channel in channels {
-            self.remove_member(app_state, app, &channel, user);
+        self.remove_user(app_state, app, user);
+    }
+
+    /// Forgets a user at once: leaves its channels (with events), presence goes offline.
+    pub(super) fn remove_user(&self, app_state: &mut App, app: &str, user: &str) {
+        let Some(removed) = app_state.users.remove(user) else {
+            return;
+        };
+        for channel in removed.joined.iter().chain(&removed.held) {
+            self.remove_member(app_state, app, channel, user);
         }
         super::hub_extra::presence_changed(app_state, user);
         super::hub_extra::forget_user(app_state, user, &removed);

@@ -5,12 +5,12 @@
 //! the op's family; `session_extra.rs` validates input and turns them into replies.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::protocol::codes::{attr, invite, query};
 use crate::protocol::limits::{MAX_CHANNEL_ATTRIBUTES_BYTES, MAX_SUBSCRIBED_PEERS};
 use crate::protocol::reply::indexmap_like::OrderedPeers;
-use crate::protocol::{now_ms, Attributes, ChannelAttribute, Event, PeerStatus};
+use crate::protocol::{now_ms, Attributes, ChannelAttribute, Event, KickReason, PeerStatus};
 
 use super::hub::{App, Hub, User};
 use super::outbox::ConnHandle;
@@ -146,6 +146,25 @@ fn apply_write(
         }
     })?;
     Ok(next)
+}
+
+/// Removes a pending invitation; its app, or INVITE's "not found".
+fn take_invitation<'a>(
+    state: &'a mut super::hub::State,
+    app: &str,
+    (caller, callee, invitation_id): (&str, &str, &str),
+) -> Result<&'a mut App, u32> {
+    let app_state = state.apps.get_mut(app).ok_or(invite::NOT_FOUND)?;
+    let key = (
+        caller.to_string(),
+        callee.to_string(),
+        invitation_id.to_string(),
+    );
+    app_state
+        .invitations
+        .remove(&key)
+        .ok_or(invite::NOT_FOUND)?;
+    Ok(app_state)
 }
 
 impl Hub {
@@ -438,16 +457,7 @@ impl Hub {
         invitation_id: &str,
     ) -> Result<(), u32> {
         let mut state = self.lock();
-        let app_state = state.apps.get_mut(app).ok_or(invite::NOT_FOUND)?;
-        let key = (
-            caller.to_string(),
-            callee.to_string(),
-            invitation_id.to_string(),
-        );
-        app_state
-            .invitations
-            .remove(&key)
-            .ok_or(invite::NOT_FOUND)?;
+        let app_state = take_invitation(&mut state, app, (caller, callee, invitation_id))?;
         if let Some(conn) = conn_of(app_state, callee) {
             conn.send_event(&Event::InvitationCanceled {
                 invitation_id: invitation_id.to_string(),
@@ -467,16 +477,7 @@ impl Hub {
         (answer, response): (Answer, String),
     ) -> Result<(), u32> {
         let mut state = self.lock();
-        let app_state = state.apps.get_mut(app).ok_or(invite::NOT_FOUND)?;
-        let key = (
-            caller.to_string(),
-            callee.to_string(),
-            invitation_id.to_string(),
-        );
-        app_state
-            .invitations
-            .remove(&key)
-            .ok_or(invite::NOT_FOUND)?;
+        let app_state = take_invitation(&mut state, app, (caller, callee, invitation_id))?;
         let conn = conn_of(app_state, caller).ok_or(invite::PEER_OFFLINE)?;
         let invitation_id = invitation_id.to_string();
         let callee = callee.to_string();
@@ -493,5 +494,59 @@ impl Hub {
             },
         });
         Ok(())
+    }
+}
+
+impl Hub {
+    /// Watches the login token of `user` on `conn`: `token_privilege_will_expire`
+    /// `token_warning` before it ends, then `kicked` (token_expired) unless renewed.
+    /// Called at login and at every successful renewal (which replaces the watch).
+    pub fn watch_token(&self, app: &str, user: &str, conn: &ConnHandle, expires_at: Option<u64>) {
+        let mut state = self.lock();
+        let epoch = state.next_epoch();
+        let Some(entry) = state.apps.get_mut(app).and_then(|a| a.users.get_mut(user)) else {
+            return;
+        };
+        if entry.conn.as_ref() != Some(conn) {
+            return;
+        }
+        entry.token = expires_at.map(|at| (at, epoch));
+        let Some(expires_at) = expires_at else {
+            return;
+        };
+        let left = Duration::from_millis((expires_at * 1000).saturating_sub(now_ms()));
+        let warn_in = left.saturating_sub(self.config().token_warning);
+        for (delay, expired) in [(warn_in, false), (left, true)] {
+            let (app, user) = (app.to_string(), user.to_string());
+            self.after(delay, move |hub| {
+                hub.token_timer(&app, &user, epoch, expired);
+            });
+        }
+    }
+
+    fn token_timer(&self, app: &str, user: &str, epoch: u64, expired: bool) {
+        let mut state = self.lock();
+        let Some(app_state) = state.apps.get_mut(app) else {
+            return;
+        };
+        let Some(entry) = app_state.users.get(user) else {
+            return;
+        };
+        let (Some((expires_at, watched)), Some(conn)) = (entry.token, entry.conn.clone()) else {
+            return;
+        };
+        if watched != epoch {
+            return; // renewed (or logged in again) since
+        }
+        if !expired {
+            conn.send_event(&Event::TokenPrivilegeWillExpire { expires_at });
+            return;
+        }
+        tracing::info!(app, user, "token expired: kicking");
+        conn.send_event(&Event::Kicked {
+            reason: KickReason::TokenExpired,
+        });
+        conn.close(super::hub::CLOSE_KICKED, "token_expired");
+        self.remove_user(app_state, app, user);
     }
 }

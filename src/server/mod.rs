@@ -38,6 +38,11 @@
 //!   gets `kicked` and a close frame 1000 "remote_login"; its channels are held for the
 //!   grace period, as for a dropped connection, so a client that re-logs in and rejoins
 //!   causes no leave/join events.
+//! - **Tokens** (apps with a certificate): `token_privilege_will_expire` goes 30 s before
+//!   the expiry, or right after login/renewal when less is left. An expired token kicks
+//!   with `kicked` token_expired and close 1000 "token_expired", and the user is gone at
+//!   once (channels left, presence offline; no grace). Apps without a certificate ignore
+//!   tokens; `renew_token` there answers 0 with no expiry.
 //! - **Grace**: during it the user's channel memberships stay (counts and `get_members`
 //!   include the user) but no channel events reach it until it rejoins; a rejoin within
 //!   the grace answers 0 with the current count and sends nothing to others. The 20-channel

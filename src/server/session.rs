@@ -241,6 +241,7 @@ fn login(id: u32, app_id: &str, user: &str, token: Option<&str>, session: &mut S
     };
     let reply = hub.login_reply(id, user, expires_at);
     hub.login(app_id, user, &session.conn, &reply);
+    hub.watch_token(app_id, user, &session.conn, expires_at);
     session.identity = Some(Identity {
         app: app_id.to_string(),
         user: user.to_string(),
@@ -262,6 +263,7 @@ fn renew(id: u32, me: &Identity, token: &str, session: &Session, hub: &Hub) {
             match verify_token(Some(token), &me.app, cert, &me.user, now_ms() / 1000) {
                 Ok(token_expires_at) => {
                     session.reply(&Reply::ok(id, &RenewResult { token_expires_at }));
+                    hub.watch_token(&me.app, &me.user, &session.conn, token_expires_at);
                 }
                 Err(e @ AuthError::Invalid(_)) => {
                     session.reply_why(id, renew::INVALID_TOKEN, e.to_string());

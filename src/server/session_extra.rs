@@ -55,6 +55,13 @@ pub(super) fn handle_extra(
     now: Instant,
 ) {
     let family = op.family();
+    let op = match attribute_write(op) {
+        Ok((None, write)) => return write_user(id, me, session, hub, now, &write),
+        Ok((Some((channel, notify)), write)) => {
+            return write_channel(id, me, session, hub, now, (&channel, &write, notify))
+        }
+        Err(op) => op,
+    };
     match op {
         Op::QueryPeersOnline { peers } => {
             if let Err(why) = check_peers(&peers, MAX_QUERY_PEERS) {
@@ -99,17 +106,6 @@ pub(super) fn handle_extra(
                 .conn
                 .send_reply(&Reply::ok(id, &SubscribedPeersResult { peers }));
         }
-        Op::SetUserAttributes { attributes } => {
-            write_user(id, me, session, hub, now, &AttributeWrite::Set(attributes));
-        }
-        Op::AddOrUpdateUserAttributes { attributes } => {
-            let write = AttributeWrite::AddOrUpdate(attributes);
-            write_user(id, me, session, hub, now, &write);
-        }
-        Op::DeleteUserAttributes { keys } => {
-            write_user(id, me, session, hub, now, &AttributeWrite::Delete(keys));
-        }
-        Op::ClearUserAttributes => write_user(id, me, session, hub, now, &AttributeWrite::Clear),
         Op::GetUserAttributes { user, keys } => {
             if let Err(e) = validate_user_id(&user) {
                 return refuse(session, id, attr::INVALID_ARGUMENT, e.to_string());
@@ -123,34 +119,6 @@ pub(super) fn handle_extra(
                     .send_reply(&Reply::ok(id, &UserAttributesResult { attributes })),
                 Err(code) => answer(session, id, family, Err(code)),
             }
-        }
-        Op::SetChannelAttributes {
-            channel,
-            attributes,
-            notify,
-        } => {
-            let write = AttributeWrite::Set(attributes);
-            write_channel(id, me, session, hub, now, (&channel, &write, notify));
-        }
-        Op::AddOrUpdateChannelAttributes {
-            channel,
-            attributes,
-            notify,
-        } => {
-            let write = AttributeWrite::AddOrUpdate(attributes);
-            write_channel(id, me, session, hub, now, (&channel, &write, notify));
-        }
-        Op::DeleteChannelAttributes {
-            channel,
-            keys,
-            notify,
-        } => {
-            let write = AttributeWrite::Delete(keys);
-            write_channel(id, me, session, hub, now, (&channel, &write, notify));
-        }
-        Op::ClearChannelAttributes { channel, notify } => {
-            let write = AttributeWrite::Clear;
-            write_channel(id, me, session, hub, now, (&channel, &write, notify));
         }
         Op::GetChannelAttributes { channel, keys } => {
             if let Err(e) = validate_channel_id(&channel) {
@@ -226,6 +194,35 @@ pub(super) fn handle_extra(
             format!("{} is not handled here", other.name()),
         ),
     }
+}
+
+/// The channel (with `notify`; `None` for the user's own set) and the write an
+/// attribute-writing op asks for; any other op comes back unchanged.
+fn attribute_write(op: Op) -> Result<(Option<(String, bool)>, AttributeWrite), Op> {
+    use AttributeWrite::{AddOrUpdate, Clear, Delete, Set};
+    Ok(match op {
+        Op::SetUserAttributes { attributes } => (None, Set(attributes)),
+        Op::AddOrUpdateUserAttributes { attributes } => (None, AddOrUpdate(attributes)),
+        Op::DeleteUserAttributes { keys } => (None, Delete(keys)),
+        Op::ClearUserAttributes => (None, Clear),
+        Op::SetChannelAttributes {
+            channel,
+            attributes,
+            notify,
+        } => (Some((channel, notify)), Set(attributes)),
+        Op::AddOrUpdateChannelAttributes {
+            channel,
+            attributes,
+            notify,
+        } => (Some((channel, notify)), AddOrUpdate(attributes)),
+        Op::DeleteChannelAttributes {
+            channel,
+            keys,
+            notify,
+        } => (Some((channel, notify)), Delete(keys)),
+        Op::ClearChannelAttributes { channel, notify } => (Some((channel, notify)), Clear),
+        other => return Err(other),
+    })
 }
 
 fn write_user(
