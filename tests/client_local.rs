@@ -17,7 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 
 mod client_support;
 
-use client_support::{next_event, next_state, WAIT};
+use client_support::{expect_login_ended, next_event, next_state, WAIT};
 
 fn fast_config(addr: std::net::SocketAddr) -> ClientConfig {
     client_support::fast_config(&format!("ws://{addr}/rtm/v1"))
@@ -42,18 +42,7 @@ async fn login_times_out_when_the_handshake_is_never_answered() {
         }
     );
     assert_eq!(error.code(), Some(rtm::client::LOGIN_TIMEOUT_CODE));
-    assert_eq!(
-        next_state(&mut events).await,
-        (ConnectionState::Connecting, ChangeReason::Login, None)
-    );
-    assert_eq!(
-        next_state(&mut events).await,
-        (
-            ConnectionState::Disconnected,
-            ChangeReason::LoginTimeout,
-            None
-        )
-    );
+    expect_login_ended(&mut events, ChangeReason::LoginTimeout).await;
     assert_eq!(
         client.state(),
         (ConnectionState::Disconnected, ChangeReason::LoginTimeout)
@@ -84,8 +73,7 @@ async fn login_times_out_when_the_login_gets_no_reply() {
     assert_eq!(login["user"], "alice");
     assert_eq!(login["token"], "tok");
     assert!(login["id"].as_u64().is_some_and(|id| id >= 1));
-    next_state(&mut events).await;
-    assert_eq!(next_state(&mut events).await.1, ChangeReason::LoginTimeout);
+    expect_login_ended(&mut events, ChangeReason::LoginTimeout).await;
 }
 
 #[tokio::test]
@@ -97,15 +85,7 @@ async fn login_fails_when_nothing_listens() {
     let (client, mut events) = Client::new(fast_config(addr)).unwrap();
     let error = client.login(None, "alice").await.unwrap_err();
     assert!(matches!(error, ClientError::Connect(_)), "{error:?}");
-    next_state(&mut events).await;
-    assert_eq!(
-        next_state(&mut events).await,
-        (
-            ConnectionState::Disconnected,
-            ChangeReason::LoginFailure,
-            None
-        )
-    );
+    expect_login_ended(&mut events, ChangeReason::LoginFailure).await;
 }
 
 #[tokio::test]

@@ -74,6 +74,18 @@ pub async fn next_state(events: &mut Events) -> (ConnectionState, ChangeReason, 
     }
 }
 
+/// Checks that a login went CONNECTING(LOGIN) and then ended DISCONNECTED with `reason`.
+pub async fn expect_login_ended(events: &mut Events, reason: ChangeReason) {
+    assert_eq!(
+        next_state(events).await,
+        (ConnectionState::Connecting, ChangeReason::Login, None)
+    );
+    assert_eq!(
+        next_state(events).await,
+        (ConnectionState::Disconnected, reason, None)
+    );
+}
+
 /// The next state change, skipping server events.
 pub async fn next_state_skipping(
     events: &mut Events,
