@@ -199,6 +199,9 @@ pub struct CheckArgs {
     /// The server's invitation expiry in seconds, if it is not protocol.md's 60.
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     pub invite_expiry: f64,
+    /// How long before token expiry the server warns, if not protocol.md's 30 seconds.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub token_warning: f64,
 }
 
 /// `rtm-tui script`

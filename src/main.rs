@@ -146,6 +146,7 @@ mod commands {
             ack_timeout: seconds(args.ack_timeout),
             grace: seconds(args.grace),
             invite_expiry: seconds(args.invite_expiry),
+            token_warning: seconds(args.token_warning),
         };
         config.progress = Some(progress_line());
         if let Err(error) = check::preflight(&config).await {

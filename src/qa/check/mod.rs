@@ -52,6 +52,8 @@ pub struct Timing {
     pub ack_timeout: Duration,
     pub grace: Duration,
     pub invite_expiry: Duration,
+    /// How long before a token expires the server warns with `token_privilege_will_expire`.
+    pub token_warning: Duration,
 }
 
 impl Default for Timing {
@@ -60,6 +62,7 @@ impl Default for Timing {
             ack_timeout: Duration::from_secs(10),
             grace: Duration::from_secs(30),
             invite_expiry: Duration::from_secs(60),
+            token_warning: Duration::from_secs(30),
         }
     }
 }
@@ -468,5 +471,6 @@ fn case_limit(timing: &Timing) -> Duration {
         .ack_timeout
         .max(timing.grace)
         .max(timing.invite_expiry)
+        .max(timing.token_warning)
         + Duration::from_secs(30)
 }

@@ -312,12 +312,14 @@ async fn kick_remote_login(cx: Ctx) -> CaseResult {
     }
 }
 
-/// Seconds of life given to tokens in the expiry cases: the warning comes ~30 s before.
-const SHORT_TOKEN_SECS: u64 = 35;
+/// Seconds of life given to tokens in the expiry cases: the warning comes 5 s after login.
+fn short_token_secs(cx: &Ctx) -> u64 {
+    cx.timing().token_warning.as_secs() + 5
+}
 
 async fn short_token_login(cx: &Ctx) -> Result<crate::qa::raw::RawConn, super::CaseError> {
     let user = cx.user("alice");
-    let Some(token) = cx.token(&user, SHORT_TOKEN_SECS).await? else {
+    let Some(token) = cx.token(&user, short_token_secs(cx)).await? else {
         unreachable!()
     };
     let mut conn = cx.connect(&user).await?;
@@ -328,7 +330,7 @@ async fn short_token_login(cx: &Ctx) -> Result<crate::qa::raw::RawConn, super::C
 
 async fn token_will_expire(cx: Ctx) -> CaseResult {
     cx.need_tokens()?;
-    let wait = Duration::from_secs(SHORT_TOKEN_SECS - 25) + TIMER_SLACK;
+    let wait = Duration::from_secs(5) + TIMER_SLACK;
     cx.need_time(wait)?;
     let mut conn = short_token_login(&cx).await?;
     if conn
@@ -337,8 +339,9 @@ async fn token_will_expire(cx: Ctx) -> CaseResult {
         .is_none()
     {
         fail!(
-            "no token_privilege_will_expire within {}s for a {SHORT_TOKEN_SECS}s token",
-            wait.as_secs()
+            "no token_privilege_will_expire within {}s for a {}s token",
+            wait.as_secs(),
+            short_token_secs(&cx)
         );
     }
     Ok(())
@@ -346,7 +349,7 @@ async fn token_will_expire(cx: Ctx) -> CaseResult {
 
 async fn kick_token_expired(cx: Ctx) -> CaseResult {
     cx.need_tokens()?;
-    let wait = Duration::from_secs(SHORT_TOKEN_SECS) + TIMER_SLACK;
+    let wait = Duration::from_secs(short_token_secs(&cx)) + TIMER_SLACK;
     cx.need_time(wait)?;
     let mut conn = short_token_login(&cx).await?;
     if conn
@@ -357,8 +360,9 @@ async fn kick_token_expired(cx: Ctx) -> CaseResult {
         .is_none()
     {
         fail!(
-            "no kicked (token_expired) within {}s for a {SHORT_TOKEN_SECS}s token",
-            wait.as_secs()
+            "no kicked (token_expired) within {}s for a {}s token",
+            wait.as_secs(),
+            short_token_secs(&cx)
         );
     }
     Ok(())
