@@ -28,11 +28,6 @@ fn timing_of(config: &Config) -> Timing {
     }
 }
 
-/// How the server branch answers ops it does not implement yet at this merge. Cases that
-/// fail only for that reason are tolerated here; everything else must pass. (For the lead:
-/// once the server implements every op, nothing matches this any more.)
-const NOT_YET: &str = "is not supported by this server yet";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_passes_against_our_server() {
     let config = short_timers();
@@ -46,7 +41,6 @@ async fn every_case_passes_against_our_server() {
         .cases
         .iter()
         .filter(|c| c.outcome == Outcome::Fail)
-        .filter(|c| !c.reason.as_deref().unwrap_or("").contains(NOT_YET))
         .map(|c| format!("{}: {}", c.name, c.reason.as_deref().unwrap_or("")))
         .collect();
     assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
@@ -91,7 +85,6 @@ async fn every_case_passes_with_tokens() {
         .cases
         .iter()
         .filter(|c| c.outcome != Outcome::Pass)
-        .filter(|c| !c.reason.as_deref().unwrap_or("").contains(NOT_YET))
         .map(|c| {
             format!(
                 "{} {}: {}",

@@ -88,10 +88,6 @@ async fn check_exit_codes_and_formats() {
     );
 }
 
-/// How the server branch answers ops it does not implement yet at this merge (see
-/// qa_check.rs); a scenario stopped only by that is reported, not failed.
-const NOT_YET: &str = "is not supported by this server yet";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_scenarios_pass() {
     let mut config = Config::ephemeral();
@@ -108,13 +104,6 @@ async fn example_scenarios_pass() {
     for path in names {
         let file = path.to_string_lossy().into_owned();
         let run = rtm_tui(&["script", &file, "--server", &url]).await;
-        if text(&run.stdout).contains(NOT_YET) {
-            eprintln!(
-                "{file}: skipped, the server lacks an op: {}",
-                text(&run.stdout)
-            );
-            continue;
-        }
         assert_eq!(
             run.status.code(),
             Some(0),
