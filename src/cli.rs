@@ -264,6 +264,11 @@ pub struct DemoArgs {
 }
 
 /// `rtm-tui headless`
+///
+/// Reads commands as lines on stdin (`login alice`, `join lobby`, `say lobby "hi all"`,
+/// `send bob hello`, `raw {"op":"ping"}`, `wait message_from_peer 5`, `quit`; see
+/// `rtm::qa::headless`) and writes every reply, event and state change as one JSON object
+/// per line on stdout. Exit code 0 at the end of input, 2 for a bad app id or URL.
 #[derive(Debug, Args, Clone)]
 pub struct HeadlessArgs {
     #[arg(long, default_value = rtm::protocol::DEFAULT_URL)]

@@ -48,6 +48,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(commands::bench(args))
         }
         Some(Command::Token(args)) => commands::token(&args),
+        Some(Command::Headless(args)) => {
+            let _guard = logging::to_stderr("warn")?;
+            runtime()?.block_on(commands::headless(args))
+        }
         Some(other) => {
             eprintln!("rtm-tui: `{other:?}` is not available yet in this build");
             Ok(ExitCode::from(2))
@@ -124,7 +128,8 @@ mod commands {
     use rtm::qa::bench::{self, BenchConfig, BenchError, MemorySource};
 
     use crate::cli::{
-        BenchArgs, CheckArgs, OutputFormat, ScriptArgs, ServeArgs, TokenArgs, TokenFormat,
+        BenchArgs, CheckArgs, HeadlessArgs, OutputFormat, ScriptArgs, ServeArgs, TokenArgs,
+        TokenFormat,
     };
 
     /// Exit code for usage and connection errors, as the QA commands document.
@@ -274,6 +279,19 @@ mod commands {
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         Ok(ExitCode::SUCCESS)
+    }
+
+    pub async fn headless(args: HeadlessArgs) -> anyhow::Result<ExitCode> {
+        let config = rtm::client::ClientConfig::new(&args.server, &args.app_id);
+        let input = tokio::io::BufReader::new(tokio::io::stdin());
+        match rtm::qa::headless::run(config, input, tokio::io::stdout()).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(rtm::qa::headless::HeadlessError::Client(error)) => {
+                eprintln!("rtm-tui headless: {error}");
+                Ok(ExitCode::from(USAGE_ERROR))
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn print_report(report: &Report, format: OutputFormat) {

@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod headless;
 pub mod raw;
 pub mod report;
 pub mod script;
