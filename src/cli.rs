@@ -202,6 +202,9 @@ pub struct CheckArgs {
     /// How long before token expiry the server warns, if not protocol.md's 30 seconds.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub token_warning: f64,
+    /// Print every frame sent and received to stderr (best with --filter).
+    #[arg(long)]
+    pub trace: bool,
 }
 
 /// `rtm-tui script`

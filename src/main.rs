@@ -154,6 +154,7 @@ mod commands {
             token_warning: seconds(args.token_warning),
         };
         config.progress = Some(progress_line());
+        config.tracer = args.trace.then(transcript);
         if let Err(error) = check::preflight(&config).await {
             eprintln!("rtm-tui check: {error}");
             return Ok(ExitCode::from(USAGE_ERROR));

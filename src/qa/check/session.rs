@@ -32,13 +32,18 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             "login.invalid_token",
-            "a token with a wrong signature answers 5",
+            "a token with a wrong signature, or none where the app has a certificate, answers 5",
             login_invalid_token,
         ),
         case(
             "login.other_users_token",
             "a token minted for another user answers 5",
             login_other_token,
+        ),
+        case(
+            "login.token_expired",
+            "an expired token answers 6",
+            login_token_expired,
         ),
         case(
             "login.rate_limit",
@@ -79,6 +84,11 @@ pub fn cases() -> Vec<Case> {
             "renew.invalid_token",
             "renew_token with a bad token answers 6",
             renew_invalid,
+        ),
+        case(
+            "renew.token_expired",
+            "renew_token with an expired token answers 5",
+            renew_expired,
         ),
         case(
             "kick.remote_login",
@@ -178,6 +188,44 @@ async fn login_invalid_token(cx: Ctx) -> CaseResult {
         5,
     )
     .await?;
+    // No token at all, for an app that has a certificate.
+    conn.code(
+        json!({"op": "login", "app_id": cx.app_id(), "user": user}),
+        5,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A token for `user` that has already expired: minted for one second, then outwaited.
+async fn expired_token(cx: &Ctx, user: &str) -> Result<String, super::CaseError> {
+    let Some(token) = cx.token(user, 1).await? else {
+        unreachable!()
+    };
+    // Token expiry has one-second resolution; the wall clock must pass it.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    Ok(token)
+}
+
+async fn login_token_expired(cx: Ctx) -> CaseResult {
+    cx.need_tokens()?;
+    let user = cx.user("alice");
+    let token = expired_token(&cx, &user).await?;
+    let mut conn = cx.connect(&user).await?;
+    conn.code(
+        json!({"op": "login", "app_id": cx.app_id(), "user": user, "token": token}),
+        6,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn renew_expired(cx: Ctx) -> CaseResult {
+    cx.need_tokens()?;
+    let (mut conn, user) = cx.fresh("alice").await?;
+    let token = expired_token(&cx, &user).await?;
+    conn.code(json!({"op": "renew_token", "token": token}), 5)
+        .await?;
     Ok(())
 }
 
