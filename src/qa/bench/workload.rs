@@ -73,14 +73,18 @@ fn record(recorder: &Recorder, began: Instant, reply: Result<Value, RawError>) {
 }
 
 /// Drives one connection: sends `make_op(n)` at `per_second` (0 = one at a time, as fast as
-/// replies come) until `deadline`, recording each reply.
+/// replies come) until `deadline`, recording each reply. Paced connections start at
+/// `phase` (0..1) of their period, so that many connections do not send in lockstep.
 async fn drive(
     mut conn: RawConn,
     recorder: Recorder,
     deadline: Instant,
-    per_second: f64,
+    (per_second, phase): (f64, f64),
     make_op: impl Fn(u64) -> Value,
 ) -> RawConn {
+    if per_second > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(phase.clamp(0.0, 1.0) / per_second)).await;
+    }
     let mut waiting = JoinSet::new();
     let mut ticker = (per_second > 0.0).then(|| {
         let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
@@ -174,7 +178,8 @@ async fn peer(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchErro
     let senders = conns.into_iter().enumerate().map(|(i, conn)| {
         let to = user_id(pairs + i as u32);
         let recorder = recorder.clone();
-        tokio::spawn(drive(conn, recorder, deadline, per_sender, move |n| {
+        let phase = i as f64 / f64::from(pairs);
+        tokio::spawn(drive(conn, recorder, deadline, (per_sender, phase), move |n| {
             json!({"op": "send_peer", "to": to, "message": {"type": "text", "text": format!("bench {n}")}})
         }))
     });
@@ -230,7 +235,8 @@ async fn fanout(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchEr
     let senders = conns.into_iter().enumerate().map(|(n, conn)| {
         let channel = channel_of(n);
         let quiet = quiet.clone();
-        tokio::spawn(drive(conn, quiet, deadline, per_sender, move |_| {
+        let phase = n as f64 / f64::from(config.channels);
+        tokio::spawn(drive(conn, quiet, deadline, (per_sender, phase), move |_| {
             let micros = started.elapsed().as_micros() as u64;
             json!({"op": "send_channel", "channel": channel, "message": {"type": "text", "text": micros.to_string()}})
         }))
@@ -312,13 +318,14 @@ async fn soak(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchErro
     } else {
         f64::from(config.rate) / f64::from(config.users)
     };
-    let tasks = conns.into_iter().map(|conn| {
+    let users = f64::from(config.users);
+    let tasks = conns.into_iter().enumerate().map(|(i, conn)| {
         let recorder = recorder.clone();
         tokio::spawn(drive(
             conn,
             recorder,
             deadline,
-            per_conn,
+            (per_conn, i as f64 / users),
             |_| json!({"op": "ping"}),
         ))
     });
