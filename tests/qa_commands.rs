@@ -257,3 +257,54 @@ async fn bench_without_server_runs_its_own() {
         "{out}"
     );
 }
+
+/// The language's less common parts against a server with a short ack timeout: `ack off`
+/// provoking code 2, nested repeats with `$i`, variables, `close`, `expect-none`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_ack_timeout_nested_repeats_and_variables() {
+    let mut config = Config::ephemeral();
+    config.ack_timeout = Duration::from_millis(500);
+    let server = common::start_server(config).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("acks.rtm");
+    std::fs::write(
+        &file,
+        r#"
+set greeting "hello there"
+users alice bob
+alice login
+bob login
+bob ack off
+alice send bob "$greeting" -> 2          # received but never acknowledged
+bob expect message_from_peer text="hello there"
+bob ack on
+repeat 2 {
+  repeat 2 {
+    alice send bob "n$i"
+  }
+}
+bob expect message_from_peer text=n1
+bob expect message_from_peer text=n2
+bob expect message_from_peer text=n1
+bob expect message_from_peer text=n2
+bob expect-none message_from_peer within=200ms
+bob close
+alice send bob "gone" -> 3
+"#,
+    )
+    .unwrap();
+    let run = rtm_tui(&["script", file.to_str().unwrap(), "--server", &server.url()]).await;
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}{}",
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+    assert!(
+        text(&run.stdout).contains("passed, 21 steps"),
+        "{}",
+        text(&run.stdout)
+    );
+    server.shutdown().await;
+}

@@ -38,7 +38,7 @@ use super::raw::{code_of, op_name, RawConn, RawError, Tracer};
 use super::report::{CaseReport, Outcome, Report};
 
 /// How long an expected event may take to arrive.
-pub const EVENT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a case listens to conclude that an event did not come.
 pub const QUIET: Duration = Duration::from_millis(500);
 /// With `--quick`, cases that must wait longer than this for a server timer are skipped.
