@@ -164,6 +164,7 @@ async fn prepare(config: Config) -> Result<Prepared, ServerError> {
         }
     };
     let ttl = config.offline_ttl;
+    tracing::info!(dir = %dir.display(), "opening the store");
     let (store, loaded) = tokio::task::spawn_blocking(move || store::Store::open(&dir, ttl))
         .await
         .map_err(|e| ServerError::Task(e.to_string()))??;
