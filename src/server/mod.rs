@@ -227,6 +227,7 @@ async fn serve(
 }
 
 /// A server running on its own task (tests, the TUI's embedded server, demo, bench).
+#[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
