@@ -60,8 +60,9 @@
 //!   dropped connection (grace period).
 //! - **Liveness**: a connection silent for 30 s (no data, Ping or Pong) is dropped without
 //!   a close frame; the server Pings every 15 s.
-//! - **Rate limits** are per connection and sliding windows; a refused request does not
-//!   count. `get_channel_member_count` and `history` have no rate limit.
+//! - **Rate limits** are per connection and sliding windows; a request refused by a
+//!   limit does not count against that limit (a `join` refused by the per-channel limit
+//!   still counts toward the 50 per 3 s). `get_channel_member_count` and `history` have no rate limit.
 //! - **Presence**: one rate limit (10 per 5 s) covers `query_peers_online`,
 //!   `(un)subscribe_peers_online` and `query_subscribed_peers`. The states sent after a
 //!   subscribe cover every peer of that request, in its order, right after the reply.
