@@ -581,6 +581,13 @@ impl ConnectionHandler {
             }
             _ => {}
         }
+        let silent_too_long =
+            |connection: &Connection| now >= connection.last_heard + self.config.dead_timeout;
+        if self.connection.as_ref().is_some_and(silent_too_long) {
+            // The timer may have won the select over data already waiting (a busy task,
+            // a loaded machine): read what is there before calling the server dead.
+            self.drain_ready_socket();
+        }
         let paused = self.reading_paused();
         if let Some(connection) = &mut self.connection {
             if paused {
