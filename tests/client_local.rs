@@ -19,8 +19,15 @@ mod client_support;
 
 use client_support::{expect_login_ended, next_event, next_state, WAIT};
 
+/// Scripted peers never stall, so the timeouts under test can be very short: 400 ms
+/// login timeout, pings every 200 ms, a dead server after 600 ms of silence.
 fn fast_config(addr: std::net::SocketAddr) -> ClientConfig {
-    client_support::fast_config(&format!("ws://{addr}/rtm/v1"))
+    let mut config = client_support::fast_config(&format!("ws://{addr}/rtm/v1"));
+    config.login_timeout = Duration::from_millis(400);
+    config.request_timeout = Duration::from_secs(2);
+    config.ping_interval = Duration::from_millis(200);
+    config.dead_timeout = Duration::from_millis(600);
+    config
 }
 
 #[tokio::test]
