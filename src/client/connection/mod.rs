@@ -767,3 +767,41 @@ async fn write_within(
         Err(_) => Err("write timed out".to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::client::Shared;
+    use std::collections::HashSet;
+
+    fn handler() -> ConnectionHandler {
+        let shared = Arc::new(Mutex::new(Shared {
+            state: ConnectionState::Disconnected,
+            reason: ChangeReason::Logout,
+            user: None,
+            created_channels: HashSet::new(),
+        }));
+        let (_commands, command_receiver) = mpsc::unbounded_channel();
+        let (events, _event_receiver) = mpsc::channel(1);
+        ConnectionHandler::new(
+            ClientConfig::new("ws://127.0.0.1:9/rtm/v1", "demo"),
+            shared,
+            command_receiver,
+            events,
+        )
+    }
+
+    #[tokio::test]
+    async fn request_ids_wrap_and_skip_those_still_pending() {
+        let mut handler = handler();
+        assert_eq!(handler.next_request_id(), 1);
+        let far = Instant::now() + Duration::from_secs(60);
+        handler.send_request(Op::Ping, Purpose::Quiet, far); // id 2, stays pending
+        handler.last_request_id = u32::MAX - 1;
+        assert_eq!(handler.next_request_id(), u32::MAX);
+        // 0 is never used; 1 is free again, 2 is still pending.
+        assert_eq!(handler.next_request_id(), 1);
+        assert_eq!(handler.next_request_id(), 3);
+        assert!(handler.outbox.contains(r#""id":2"#));
+    }
+}
