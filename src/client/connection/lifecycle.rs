@@ -233,7 +233,7 @@ impl ConnectionHandler {
                 Purpose::Logout { reply } => {
                     let _ = reply.send(Ok(()));
                 }
-                Purpose::Login | Purpose::Restore(_) | Purpose::Quiet => {}
+                Purpose::Login | Purpose::Restore(_) | Purpose::Quiet | Purpose::Baseline(_) => {}
             }
         }
     }

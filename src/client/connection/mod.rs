@@ -126,6 +126,8 @@ enum Purpose {
     Restore(RestoreStep),
     /// Sent on the client's own account; the reply does not matter (leave on release).
     Quiet,
+    /// The newest message of a channel just joined: where a later catch-up starts.
+    Baseline(String),
 }
 
 struct Pending {
@@ -495,6 +497,7 @@ impl ConnectionHandler {
             }
             Purpose::Restore(step) => self.on_restore_reply(step, Some(&reply)),
             Purpose::Quiet => {}
+            Purpose::Baseline(channel) => self.on_baseline(&channel, &reply),
         }
     }
 
@@ -636,7 +639,7 @@ impl ConnectionHandler {
                     let _ = reply.send(Ok(()));
                 }
                 Purpose::Restore(step) => self.on_restore_reply(step, None),
-                Purpose::Login | Purpose::Quiet => {}
+                Purpose::Login | Purpose::Quiet | Purpose::Baseline(_) => {}
             }
         }
         let (expired, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.queued)

@@ -1,7 +1,8 @@
 //! What a client remembers of its session ([`Memory`], changed by the [`Effect`] of each
 //! successful reply) and how it restores it after a reconnect: rejoin channels,
 //! re-subscribe presence, re-send attributes, catch up on missed channel messages with
-//! `history`, then deliver what arrived meanwhile. Something new to remember goes in
+//! `history` (starting after the last message delivered, or after the newest one at join
+//! time, which a fresh join asks for), then deliver what arrived meanwhile. Something new to remember goes in
 //! [`Memory`], [`Effect`] and `start_restore`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -184,7 +185,7 @@ impl ConnectionHandler {
         let missed = result.messages.into_iter().filter(|m| {
             // The sender does not get its own messages back; neither does catch-up.
             Some(&m.from) != own_user.as_ref()
-                && (mark.last_seen.is_some() || m.server_ts >= mark.joined_at_ms)
+                && (mark.last_seen.is_some() || m.server_ts > mark.joined_at_ms)
         });
         self.catch_up
             .entry(channel.to_string())
@@ -229,15 +230,48 @@ impl ConnectionHandler {
         }
     }
 
+    /// Asks for the newest message of a channel just joined, so that a catch-up after a
+    /// reconnect starts exactly after it even if nothing arrives before the drop.
+    fn request_baseline(&mut self, channel: String) {
+        let deadline = Instant::now() + self.config.request_timeout;
+        let op = Op::History {
+            peer: None,
+            channel: Some(channel.clone()),
+            before: None,
+            after: None,
+            limit: Some(1),
+        };
+        self.send_request(op, Purpose::Baseline(channel), deadline);
+    }
+
+    pub(super) fn on_baseline(&mut self, channel: &str, reply: &Reply) {
+        let Ok(result) = reply.result::<HistoryResult>() else {
+            return;
+        };
+        let newest = result.messages.iter().map(|m| m.message_id).max();
+        if let Some(mark) = self.memory.channels.get_mut(channel) {
+            // A message delivered meanwhile is at least as new: keep it.
+            if mark.last_seen.is_none() {
+                mark.last_seen = newest;
+            }
+        }
+    }
+
     pub(super) fn apply(&mut self, effect: Effect, code: u32) {
         let memory = &mut self.memory;
         match effect {
             Effect::Joined(channel) if code == join::OK || code == join::ALREADY_JOINED => {
-                let joined_at_ms = server_now(memory.server_offset_ms);
-                memory.channels.entry(channel).or_insert(ChannelMark {
-                    last_seen: None,
-                    joined_at_ms,
-                });
+                if !memory.channels.contains_key(&channel) {
+                    let joined_at_ms = server_now(memory.server_offset_ms);
+                    memory.channels.insert(
+                        channel.clone(),
+                        ChannelMark {
+                            last_seen: None,
+                            joined_at_ms,
+                        },
+                    );
+                    self.request_baseline(channel);
+                }
             }
             Effect::Left(channel) if code == leave::OK || code == leave::NOT_IN_CHANNEL => {
                 memory.channels.remove(&channel);
