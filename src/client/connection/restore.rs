@@ -1,9 +1,9 @@
 //! What a client remembers of its session ([`Memory`], changed by the [`Effect`] of each
 //! successful reply) and how it restores it after a reconnect: rejoin channels,
 //! re-subscribe presence, re-send attributes, catch up on missed channel messages with
-//! `history` (starting after the last message delivered, or after the newest one at join
-//! time, which a fresh join asks for), then deliver what arrived meanwhile. Something new to remember goes in
-//! [`Memory`], [`Effect`] and `start_restore`.
+//! `history` (after the last message delivered, or after the newest one at join time,
+//! which a fresh join asks for), then deliver what arrived meanwhile. Something new to
+//! remember goes in [`Memory`], [`Effect`] and `start_restore`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
