@@ -1,0 +1,135 @@
+//! The arrows of `shared/style.md`, checked on the sources: `tui → client → protocol`,
+//! `qa → client → protocol`, `server → protocol`, `server → token`. A backward import
+//! fails here with the file and line, so the layering stays visible as the code grows.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// A room and the paths it must not name.
+struct Rule {
+    room: &'static str,
+    forbidden: &'static [&'static str],
+    /// Files of the room allowed to break the rule, with the reason in their own header.
+    exceptions: &'static [&'static str],
+}
+
+const RULES: &[Rule] = &[
+    Rule {
+        room: "src/protocol",
+        forbidden: &[
+            "tokio",
+            "crate::server",
+            "crate::client",
+            "crate::tui",
+            "crate::qa",
+            "std::net",
+            "std::fs",
+        ],
+        exceptions: &[],
+    },
+    Rule {
+        room: "src/token.rs",
+        forbidden: &[
+            "tokio",
+            "crate::server",
+            "crate::client",
+            "crate::tui",
+            "crate::qa",
+        ],
+        exceptions: &[],
+    },
+    Rule {
+        room: "src/client",
+        forbidden: &["crate::server", "crate::tui", "crate::qa"],
+        exceptions: &[],
+    },
+    Rule {
+        room: "src/server",
+        forbidden: &["crate::client", "crate::tui", "crate::qa"],
+        exceptions: &[],
+    },
+    Rule {
+        room: "src/tui",
+        forbidden: &["crate::server", "crate::qa"],
+        // The embedded reference server and the demo start a server in-process.
+        exceptions: &["src/tui/embedded.rs", "src/tui/demo.rs"],
+    },
+    Rule {
+        room: "src/qa",
+        forbidden: &["crate::tui"],
+        exceptions: &[],
+    },
+];
+
+fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_file() {
+        if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path.to_path_buf());
+        }
+        return;
+    }
+    let Ok(entries) = fs::read_dir(path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        rust_files(&entry.path(), out);
+    }
+}
+
+fn is_code(line: &str) -> bool {
+    let trimmed = line.trim_start();
+    !(trimmed.starts_with("//") || trimmed.starts_with('*'))
+}
+
+#[test]
+fn imports_point_one_way() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut violations = Vec::new();
+    for rule in RULES {
+        let mut files = Vec::new();
+        rust_files(&root.join(rule.room), &mut files);
+        for file in files {
+            let relative = file
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if rule.exceptions.contains(&relative.as_str()) {
+                continue;
+            }
+            let text = fs::read_to_string(&file).unwrap();
+            for (number, line) in text.lines().enumerate() {
+                if !is_code(line) {
+                    continue;
+                }
+                for needle in rule.forbidden {
+                    let hit = line.contains(&format!("{needle}::"))
+                        || line.contains(&format!("use {needle}"))
+                        || line.contains(&format!("{needle} "))
+                            && line.trim_start().starts_with("use ");
+                    if hit {
+                        violations.push(format!(
+                            "{relative}:{}: {} must not use {needle}: {}",
+                            number + 1,
+                            rule.room,
+                            line.trim()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "backward imports:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn protocol_room_exists() {
+    // Guards against the rule above passing because a room moved.
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/protocol/mod.rs")
+        .is_file());
+}
