@@ -92,6 +92,8 @@ pub struct App {
     /// Tab completion in progress: the choices and the one shown.
     completion: Option<(Vec<String>, usize)>,
     pub invitation: Option<Invitation>,
+    /// Commands run once after the first login (the demo's `/join`).
+    pub startup_commands: Vec<String>,
     next_local_id: u64,
     /// Something changed since the last draw.
     pub dirty: bool,
@@ -137,6 +139,7 @@ impl App {
             show_members,
             completion: None,
             invitation: None,
+            startup_commands: Vec::new(),
             next_local_id: 1,
             dirty: true,
             quit: false,
@@ -344,6 +347,9 @@ impl App {
                         now,
                         "/join <channel> to join a channel, /msg <peer> to talk to someone, F1 for help",
                     );
+                    for line in std::mem::take(&mut self.startup_commands) {
+                        self.send_line(line);
+                    }
                 }
             }
             Outcome::Login(Err(failure)) => {
