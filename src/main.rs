@@ -99,8 +99,57 @@ mod commands {
 
     use crate::cli::ServeArgs;
 
-    #[allow(clippy::unused_async)] // the server lands in the next commit
-    pub async fn serve(_args: ServeArgs) -> anyhow::Result<ExitCode> {
-        anyhow::bail!("the server is not available yet")
+    /// `rtm-tui serve`: the reference server until Ctrl-C or SIGTERM.
+    pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+        use anyhow::Context as _;
+        use rtm::server::{AppRegistry, Config, StoreLocation};
+
+        let mut apps = AppRegistry::default();
+        for spec in &args.apps {
+            apps.add_spec(spec);
+        }
+        let store = if args.ephemeral {
+            StoreLocation::Ephemeral
+        } else {
+            StoreLocation::Path(args.data_dir.unwrap_or_else(rtm::paths::data_dir))
+        };
+        let config = Config {
+            store,
+            history_limit: args.history_limit,
+            apps,
+            ..Config::default()
+        };
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!(
+            "rtm-tui server listening on ws://{addr}{}",
+            rtm::protocol::WS_PATH
+        );
+        rtm::server::run(listener, config, shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Resolves on Ctrl-C or SIGTERM.
+    async fn shutdown_signal() {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = terminate => {}
+        }
     }
 }

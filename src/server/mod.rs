@@ -1,1 +1,251 @@
-//! (being built)
+//! The reference server of protocol v1 (`shared/protocol.md`).
+//!
+//! Layers, outside in: `run`/`spawn` (this file: accept loop, shutdown) →
+//! `connection` (per-connection task: frames ↔ requests, batched writer, liveness) →
+//! `session::handle` (decides what each request does; unit-testable) → `Hub` (shared state
+//! behind a cheap handle: users, channels, pending acks, presence; `hub.rs`, issue-5
+//! parts in `hub_extra.rs`) → `Store` (SQLite on its own thread: history, cached
+//! messages, the message id counter). `outbox` is the bounded queue between the hub and
+//! a connection's writer; `rate` the per-connection rate limiters; `auth` the token hook;
+//! `config` every knob with protocol.md's defaults.
+//!
+//! # Choices where protocol.md is silent
+//!
+//! - **Frames**: a WebSocket message (one frame or fragmented) may be at most
+//!   `Config::max_frame_bytes` (1 MiB) so that a batch of objects fits; a bigger one is
+//!   refused by the WebSocket layer before it is buffered, and closes with 1009, as does
+//!   any single object over 64 KiB. Binary frames count as unusable input (`error` event).
+//!   Objects of one frame are handled in order; replies come in request order except
+//!   `send_peer`, whose reply waits for the receiver's ack.
+//! - **Errors**: only unparsable or id-less objects (and binary frames) count toward the
+//!   100 errors that close a connection with 1008; unknown ops and bad parameters are
+//!   answered (code 1, or the family's invalid-argument code) and do not count.
+//! - **Message ids** come from one counter per server (so unique per app and increasing
+//!   per conversation); it is persisted in SQLite and continues after a restart.
+//! - **Peer messages**: the receiver's `ack` must come from the receiving user; an `ack`
+//!   sent with an `id` is also answered (code 0). A message to an online receiver is in
+//!   the pair's history as soon as it is sent, even if the ack then times out (2); an
+//!   unreachable send (3) is not stored. Sending to yourself is allowed.
+//! - **Cached messages** are answered 4 only once committed to SQLite (`synchronous=FULL`).
+//!   They are delivered at login right after the reply and then forgotten (at most once,
+//!   like Agora); the 200-per-receiver cap drops the oldest; messages older than 7 days
+//!   are dropped at start-up and at delivery. The login backlog is exempt from the outbox
+//!   bound (it is bounded by its own cap).
+//! - **Login**: an invalid app id, or an unknown one when the registry is closed, is 4;
+//!   an invalid user id is 3; a second `login` on a logged-in connection is 8. After a
+//!   `logout` the connection may log in again. The kicked connection of a remote login
+//!   gets `kicked` and a close frame 1000 "remote_login"; its channels are held for the
+//!   grace period, as for a dropped connection, so a client that re-logs in and rejoins
+//!   causes no leave/join events.
+//! - **Grace**: during it the user's channel memberships stay (counts and `get_members`
+//!   include the user) but no channel events reach it until it rejoins; a rejoin within
+//!   the grace answers 0 with the current count and sends nothing to others. The 20-channel
+//!   cap counts the channels the current connection joined.
+//! - **Channels**: `get_members` and `history` of a channel need membership (5); an
+//!   invalid channel id in `leave`/`send_channel`/`get_members` reads as "not in channel".
+//!   `member_count_updated` goes to every member (the joiner included) after each change,
+//!   at most once per second per channel, carrying the latest count. `member_joined` is
+//!   not sent to the joiner; `member_left` goes to the remaining members.
+//! - **History**: every channel message and every delivered or cached peer message is
+//!   kept (last 1000 per conversation). With both `before` and `after`, the oldest `limit`
+//!   messages strictly between them. A peer conversation needs no membership.
+//! - **Slow consumers**: a connection whose outbox passes 1 MiB or 8192 objects is cut
+//!   off at once (no close frame: it would not be read) and logged; it then counts as a
+//!   dropped connection (grace period).
+//! - **Liveness**: a connection silent for 30 s (no data, Ping or Pong) is dropped without
+//!   a close frame; the server Pings every 15 s.
+//! - **Rate limits** are per connection and sliding windows; a refused request does not
+//!   count. `get_channel_member_count` and `history` have no rate limit.
+//! - **Shutdown**: stop accepting, close every connection with 1001 "server shutting
+//!   down" after its queued frames, commit the store.
+
+mod auth;
+mod config;
+mod connection;
+mod hub;
+mod hub_extra;
+mod outbox;
+mod rate;
+mod session;
+mod session_extra;
+mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use config::{AppLookup, AppRegistry, Config, RateLimit, RateLimits, StoreLocation};
+pub use hub::Hub;
+pub use outbox::ConnHandle;
+pub use session::{handle, Identity, Session};
+pub use store::{StoreError, DB_FILE};
+
+/// How long shutdown waits for connections to send their close frames.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the server task failed: {0}")]
+    Task(String),
+}
+
+/// A temporary data directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create() -> std::io::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("rtm-tui-{}-{nanos:x}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An opened store plus what keeps an ephemeral one alive.
+struct Prepared {
+    hub: Hub,
+    _temp: Option<TempDir>,
+}
+
+async fn prepare(config: Config) -> Result<Prepared, ServerError> {
+    let (dir, temp) = match &config.store {
+        StoreLocation::Path(dir) => (dir.clone(), None),
+        StoreLocation::Ephemeral => {
+            let temp = TempDir::create()?;
+            (temp.0.clone(), Some(temp))
+        }
+    };
+    let ttl = config.offline_ttl;
+    let (store, loaded) = tokio::task::spawn_blocking(move || store::Store::open(&dir, ttl))
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))??;
+    Ok(Prepared {
+        hub: Hub::new(Arc::new(config), store, loaded),
+        _temp: temp,
+    })
+}
+
+/// Serves protocol v1 on `listener` until `shutdown` resolves, then closes every
+/// connection and commits the store.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let prepared = prepare(config).await?;
+    serve(listener, prepared, shutdown).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    prepared: Prepared,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let hub = prepared.hub.clone();
+    let (stop_connections, stopping) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    connections.spawn(connection::serve(tcp, hub.clone(), stopping.clone()));
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    tracing::info!("shutting down");
+    drop(listener);
+    let _ = stop_connections.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.abort_all();
+    }
+    hub.store().stop().await;
+    drop(prepared);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A server running on its own task (tests, the TUI's embedded server, demo, bench).
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServerError>>,
+}
+
+/// Starts `run` on a task once the store is open.
+pub async fn spawn(listener: TcpListener, config: Config) -> Result<RunningServer, ServerError> {
+    let addr = listener.local_addr()?;
+    let prepared = prepare(config).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, prepared, async move {
+        let _ = stopped.await;
+    }));
+    Ok(RunningServer {
+        addr,
+        stop: Some(stop),
+        task,
+    })
+}
+
+impl RunningServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://{addr}/rtm/v1`
+    pub fn url(&self) -> String {
+        format!("ws://{}{}", self.addr, crate::protocol::WS_PATH)
+    }
+
+    /// Graceful stop: close frames to every client, store committed.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "server stopped with an error"),
+            Err(error) => tracing::error!(%error, "server task failed"),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        // Dropped without `shutdown`: stop anyway (the store commits what it has).
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Server configuration: every duration, limit and rate limit the server applies.
+//!
+//! `Config::default()` gives protocol.md's values; tests shorten the timeouts. A new knob
+//! goes here as a documented `pub` field with its protocol.md default.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the durable store (SQLite) lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A directory holding `rtm.sqlite3` (created if missing).
+    Path(PathBuf),
+    /// A fresh temporary directory, removed when the server stops.
+    Ephemeral,
+}
+
+/// The apps the server knows, with their optional certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRegistry {
+    /// App id → certificate (`None`: no certificate, any or no token is accepted).
+    pub apps: HashMap<String, Option<String>>,
+    /// Open mode: an app id not listed is accepted as an app without certificate.
+    pub open: bool,
+}
+
+impl Default for AppRegistry {
+    fn default() -> Self {
+        AppRegistry {
+            apps: HashMap::new(),
+            open: true,
+        }
+    }
+}
+
+/// What the registry says about an app id at login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppLookup<'a> {
+    /// Known (or open mode) and without certificate: tokens are not checked.
+    NoCertificate,
+    /// Known with this certificate: the token must verify.
+    Certificate(&'a str),
+    /// Not listed and the registry is closed.
+    Unknown,
+}
+
+impl AppRegistry {
+    /// Parses `ID` or `ID:CERTIFICATE` as `serve --app` takes it.
+    pub fn add_spec(&mut self, spec: &str) {
+        match spec.split_once(':') {
+            Some((id, cert)) => self.apps.insert(id.to_string(), Some(cert.to_string())),
+            None => self.apps.insert(spec.to_string(), None),
+        };
+    }
+
+    /// How logins to `app_id` are checked.
+    pub fn lookup(&self, app_id: &str) -> AppLookup<'_> {
+        match self.apps.get(app_id) {
+            Some(Some(cert)) => AppLookup::Certificate(cert),
+            Some(None) => AppLookup::NoCertificate,
+            None if self.open => AppLookup::NoCertificate,
+            None => AppLookup::Unknown,
+        }
+    }
+}
+
+/// At most `max` events per sliding `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl RateLimit {
+    pub const fn new(max: u32, window: Duration) -> Self {
+        RateLimit { max, window }
+    }
+}
+
+/// Per-connection rate limits; defaults are Agora's (protocol.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimits {
+    /// `send_peer` and `send_channel` together: 180 per 3 s.
+    pub send: RateLimit,
+    /// `login`: 2 per s.
+    pub login: RateLimit,
+    /// `join`: 50 per 3 s.
+    pub join: RateLimit,
+    /// `join` of one channel: 2 per 5 s.
+    pub join_same_channel: RateLimit,
+    /// User and channel attribute writes: 10 per 5 s.
+    pub attribute_writes: RateLimit,
+    /// Presence queries and (un)subscriptions: 10 per 5 s.
+    pub presence: RateLimit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            send: RateLimit::new(180, Duration::from_secs(3)),
+            login: RateLimit::new(2, Duration::from_secs(1)),
+            join: RateLimit::new(50, Duration::from_secs(3)),
+            join_same_channel: RateLimit::new(2, Duration::from_secs(5)),
+            attribute_writes: RateLimit::new(10, Duration::from_secs(5)),
+            presence: RateLimit::new(10, Duration::from_secs(5)),
+        }
+    }
+}
+
+impl RateLimits {
+    /// Limits so high that tests and benchmarks never meet them.
+    pub fn unlimited() -> Self {
+        let huge = RateLimit::new(u32::MAX, Duration::from_secs(1));
+        RateLimits {
+            send: huge,
+            login: huge,
+            join: huge,
+            join_same_channel: huge,
+            attribute_writes: huge,
+            presence: huge,
+        }
+    }
+}
+
+/// Everything `server::run` needs besides the listener.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Reported as `server` in login replies: "rtm-tui/<version>".
+    pub name: String,
+    pub store: StoreLocation,
+    /// Messages kept per conversation (peer pair or channel) for `history`.
+    pub history_limit: u32,
+    pub apps: AppRegistry,
+    /// How long `send_peer` waits for the receiver's `ack` before answering 2.
+    pub ack_timeout: Duration,
+    /// How long a dropped user's channel memberships (and presence) are kept.
+    pub grace: Duration,
+    /// Server WebSocket Ping interval.
+    pub ping_interval: Duration,
+    /// A connection silent this long is dead.
+    pub idle_timeout: Duration,
+    /// Cached (offline) peer messages kept per receiver.
+    pub offline_cap: usize,
+    /// Cached (offline) peer messages older than this are dropped.
+    pub offline_ttl: Duration,
+    /// Unparsable objects tolerated per connection before closing with 1008.
+    pub max_errors: u32,
+    /// Bytes queued for one connection before it counts as too slow and is cut off.
+    pub outbox_max_bytes: usize,
+    /// Objects queued for one connection before it counts as too slow and is cut off.
+    pub outbox_max_items: usize,
+    /// Largest WebSocket frame accepted (a frame may batch several 64 KiB objects).
+    pub max_frame_bytes: usize,
+    /// Invitations not answered within this time fail with reason 3.
+    pub invitation_timeout: Duration,
+    /// Channel attributes of a channel without members for this long are dropped.
+    pub channel_attributes_ttl: Duration,
+    /// Least time between two `member_count_updated` of one channel.
+    pub member_count_interval: Duration,
+    pub rate_limits: RateLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: format!("rtm-tui/{}", env!("CARGO_PKG_VERSION")),
+            store: StoreLocation::Path(crate::paths::data_dir()),
+            history_limit: 1000,
+            apps: AppRegistry::default(),
+            ack_timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(30),
+            offline_cap: 200,
+            offline_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_errors: 100,
+            outbox_max_bytes: 1024 * 1024,
+            outbox_max_items: 8192,
+            max_frame_bytes: 1024 * 1024,
+            invitation_timeout: Duration::from_secs(60),
+            channel_attributes_ttl: Duration::from_secs(5 * 60),
+            member_count_interval: Duration::from_secs(1),
+            rate_limits: RateLimits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Default values with a temporary store: what tests and demos start from.
+    pub fn ephemeral() -> Self {
+        Config {
+            store: StoreLocation::Ephemeral,
+            ..Config::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_modes() {
+        let mut apps = AppRegistry::default();
+        assert_eq!(apps.lookup("any"), AppLookup::NoCertificate);
+        apps.add_spec("secure:0123");
+        apps.add_spec("plain");
+        apps.open = false;
+        assert_eq!(apps.lookup("secure"), AppLookup::Certificate("0123"));
+        assert_eq!(apps.lookup("plain"), AppLookup::NoCertificate);
+        assert_eq!(apps.lookup("other"), AppLookup::Unknown);
+    }
+}

@@ -1,0 +1,322 @@
+//! One connection's session and `handle`, which decides what every request does.
+//!
+//! `handle(request, &mut Session, &Hub)` validates, applies rate limits, asks the hub, and
+//! queues the reply on the session's outbox; it knows nothing of sockets, so unit tests
+//! drive it with a bare outbox. A new op gets an arm in `handle` and, if it touches shared
+//! state, a method on the hub.
+
+use std::time::Instant;
+
+use crate::protocol::codes::{self, Family};
+use crate::protocol::limits::{
+    validate_app_id, validate_channel_id, validate_user_id, DEFAULT_HISTORY_LIMIT,
+    MAX_COUNT_CHANNELS, MAX_HISTORY_LIMIT,
+};
+use crate::protocol::{
+    now_ms, HistoryResult, JoinResult, MemberCountResult, MembersResult, Op, PingResult, Reply,
+    Request,
+};
+
+use super::auth::{verify_token, AuthError};
+use super::config::AppLookup;
+use super::hub::{channel_conversation, peer_conversation, Hub, PeerSend};
+use super::outbox::ConnHandle;
+use super::rate::SessionLimits;
+use super::store::HistoryQuery;
+
+/// Who a session is logged in as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub app: String,
+    pub user: String,
+}
+
+/// The state of one connection.
+#[derive(Debug)]
+pub struct Session {
+    pub conn: ConnHandle,
+    pub identity: Option<Identity>,
+    pub limits: SessionLimits,
+    /// Unparsable objects so far (closed with 1008 at `max_errors`).
+    pub errors: u32,
+}
+
+impl Session {
+    pub fn new(conn: ConnHandle, hub: &Hub) -> Self {
+        Session {
+            conn,
+            identity: None,
+            limits: SessionLimits::new(&hub.config().rate_limits),
+            errors: 0,
+        }
+    }
+
+    fn reply(&self, reply: &Reply) {
+        self.conn.send_reply(reply);
+    }
+
+    /// Answers `code` with the family's human text as reason.
+    fn reply_code(&self, id: u32, family: Family, code: u32) {
+        self.reply(&Reply::code(id, code, family.describe(code)));
+    }
+
+    /// Answers `code` with a specific reason.
+    fn reply_why(&self, id: u32, code: u32, reason: impl Into<String>) {
+        self.reply(&Reply::code(id, code, reason));
+    }
+}
+
+/// Decides what one request does and queues its reply (now, or later for `send_peer`).
+pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
+    let Request { id, op } = request;
+    let Some(id) = id else {
+        // A notice: only `ack` exists, and it is never answered.
+        if let (Op::Ack { message_id }, Some(me)) = (&op, &session.identity) {
+            hub.ack(&me.app, &me.user, *message_id);
+        }
+        return;
+    };
+    let family = op.family();
+    let Some(me) = session.identity.clone() else {
+        if let Op::Login {
+            app_id,
+            user,
+            token,
+        } = op
+        {
+            login(id, &app_id, &user, token.as_deref(), session, hub);
+        } else {
+            session.reply_code(id, family, codes::NOT_LOGGED_IN);
+        }
+        return;
+    };
+    let now = Instant::now();
+    match op {
+        Op::Login { .. } => session.reply_code(id, family, codes::login::ALREADY_LOGGED_IN),
+        Op::Logout => {
+            hub.logout(&me.app, &me.user, &session.conn);
+            session.identity = None;
+            session.reply(&Reply::ok_empty(id));
+        }
+        Op::RenewToken { token } => renew(id, &me, &token, session, hub),
+        Op::Ping => session.reply(&Reply::ok(
+            id,
+            &PingResult {
+                server_ts: now_ms(),
+            },
+        )),
+        Op::Ack { message_id } => {
+            hub.ack(&me.app, &me.user, message_id);
+            session.reply(&Reply::ok_empty(id));
+        }
+        Op::SendPeer {
+            to,
+            message,
+            offline,
+        } => {
+            use codes::peer;
+            if let Err(e) = validate_user_id(&to) {
+                return session.reply_why(id, peer::INVALID_USER_ID, e.to_string());
+            }
+            if let Err(e) = message.validate() {
+                return session.reply_why(id, peer::INVALID_MESSAGE, e.to_string());
+            }
+            if !session.limits.send.allow(now) {
+                return session.reply_code(id, family, peer::TOO_OFTEN);
+            }
+            let outcome = hub.send_peer(
+                &me.app,
+                &me.user,
+                &to,
+                message,
+                offline,
+                (&session.conn, id),
+            );
+            match outcome {
+                PeerSend::AwaitingAck => {}
+                PeerSend::Unreachable => session.reply_code(id, family, peer::PEER_UNREACHABLE),
+                PeerSend::Cached { result, committed } => {
+                    // Answer 4 only once the message is on disk.
+                    if committed.await.is_ok() {
+                        let mut reply = Reply::ok(id, &result);
+                        reply.code = peer::CACHED_BY_SERVER;
+                        reply.reason = Some(family.describe(peer::CACHED_BY_SERVER).into());
+                        session.reply(&reply);
+                    } else {
+                        session.reply_code(id, family, peer::FAILURE);
+                    }
+                }
+            }
+        }
+        Op::Join { channel } => {
+            use codes::join;
+            if let Err(e) = validate_channel_id(&channel) {
+                return session.reply_why(id, join::INVALID_ARGUMENT, e.to_string());
+            }
+            if !session.limits.join.allow(now) {
+                return session.reply_code(id, family, join::TOO_OFTEN);
+            }
+            if !session.limits.join_channel(&channel, now) {
+                return session.reply_code(id, family, join::SAME_CHANNEL_TOO_OFTEN);
+            }
+            match hub.join(&me.app, &me.user, &channel) {
+                Ok(member_count) => session.reply(&Reply::ok(id, &JoinResult { member_count })),
+                Err(code) => session.reply_code(id, family, code),
+            }
+        }
+        Op::Leave { channel } => match hub.leave(&me.app, &me.user, &channel) {
+            Ok(()) => session.reply(&Reply::ok_empty(id)),
+            Err(code) => session.reply_code(id, family, code),
+        },
+        Op::SendChannel { channel, message } => {
+            use codes::channel_msg;
+            if let Err(e) = message.validate() {
+                return session.reply_why(id, channel_msg::INVALID_MESSAGE, e.to_string());
+            }
+            if !session.limits.send.allow(now) {
+                return session.reply_code(id, family, channel_msg::TOO_OFTEN);
+            }
+            match hub.send_channel(&me.app, &me.user, &channel, message) {
+                Ok(result) => session.reply(&Reply::ok(id, &result)),
+                Err(code) => session.reply_code(id, family, code),
+            }
+        }
+        Op::GetMembers { channel } => match hub.members(&me.app, &me.user, &channel) {
+            Ok(members) => session.reply(&Reply::ok(id, &MembersResult { members })),
+            Err(code) => session.reply_code(id, family, code),
+        },
+        Op::GetChannelMemberCount { channels } => {
+            use codes::count;
+            if channels.len() > MAX_COUNT_CHANNELS {
+                return session.reply_code(id, family, count::EXCEEDS_LIMIT);
+            }
+            if channels.is_empty() {
+                return session.reply_why(id, count::INVALID_ARGUMENT, "no channels given");
+            }
+            if let Some(e) = channels.iter().find_map(|c| validate_channel_id(c).err()) {
+                return session.reply_why(id, count::INVALID_ARGUMENT, e.to_string());
+            }
+            let counts = hub.member_counts(&me.app, &channels);
+            session.reply(&Reply::ok(id, &MemberCountResult { counts }));
+        }
+        Op::History {
+            peer,
+            channel,
+            before,
+            after,
+            limit,
+        } => history(id, &me, peer, channel, (before, after, limit), session, hub).await,
+        other => super::session_extra::handle_extra(id, &other, &me, session, hub, now),
+    }
+}
+
+fn login(id: u32, app_id: &str, user: &str, token: Option<&str>, session: &mut Session, hub: &Hub) {
+    use codes::login;
+    let family = Family::Login;
+    if !session.limits.login.allow(Instant::now()) {
+        return session.reply_code(id, family, login::TOO_OFTEN);
+    }
+    if let Err(e) = validate_app_id(app_id) {
+        return session.reply_why(id, login::INVALID_APP_ID, e.to_string());
+    }
+    if let Err(e) = validate_user_id(user) {
+        return session.reply_why(id, login::INVALID_ARGUMENT, e.to_string());
+    }
+    let expires_at = match hub.config().apps.lookup(app_id) {
+        AppLookup::Unknown => {
+            return session.reply_why(id, login::INVALID_APP_ID, "unknown app id")
+        }
+        AppLookup::NoCertificate => None,
+        AppLookup::Certificate(cert) => {
+            match verify_token(token, app_id, cert, user, now_ms() / 1000) {
+                Ok(expires_at) => expires_at,
+                Err(e @ AuthError::Invalid(_)) => {
+                    return session.reply_why(id, login::INVALID_TOKEN, e.to_string())
+                }
+                Err(e @ AuthError::Expired { .. }) => {
+                    return session.reply_why(id, login::TOKEN_EXPIRED, e.to_string())
+                }
+            }
+        }
+    };
+    let reply = hub.login_reply(id, user, expires_at);
+    hub.login(app_id, user, &session.conn, &reply);
+    session.identity = Some(Identity {
+        app: app_id.to_string(),
+        user: user.to_string(),
+    });
+    tracing::info!(app = app_id, user, conn = session.conn.id(), "login");
+}
+
+fn renew(id: u32, me: &Identity, token: &str, session: &Session, hub: &Hub) {
+    use crate::protocol::RenewResult;
+    use codes::renew;
+    match hub.config().apps.lookup(&me.app) {
+        AppLookup::NoCertificate | AppLookup::Unknown => session.reply(&Reply::ok(
+            id,
+            &RenewResult {
+                token_expires_at: None,
+            },
+        )),
+        AppLookup::Certificate(cert) => {
+            match verify_token(Some(token), &me.app, cert, &me.user, now_ms() / 1000) {
+                Ok(token_expires_at) => {
+                    session.reply(&Reply::ok(id, &RenewResult { token_expires_at }));
+                }
+                Err(e @ AuthError::Invalid(_)) => {
+                    session.reply_why(id, renew::INVALID_TOKEN, e.to_string());
+                }
+                Err(e @ AuthError::Expired { .. }) => {
+                    session.reply_why(id, renew::TOKEN_EXPIRED, e.to_string());
+                }
+            }
+        }
+    }
+}
+
+async fn history(
+    id: u32,
+    me: &Identity,
+    peer: Option<String>,
+    channel: Option<String>,
+    (before, after, limit): (Option<u64>, Option<u64>, Option<u32>),
+    session: &Session,
+    hub: &Hub,
+) {
+    use codes::history;
+    let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
+    if !(1..=MAX_HISTORY_LIMIT).contains(&limit) {
+        return session.reply_why(id, history::INVALID_ARGUMENT, "limit must be 1..100");
+    }
+    let conv = match (peer, channel) {
+        (Some(peer), None) => match validate_user_id(&peer) {
+            Ok(()) => peer_conversation(&me.user, &peer),
+            Err(e) => return session.reply_why(id, history::INVALID_ARGUMENT, e.to_string()),
+        },
+        (None, Some(channel)) => {
+            if let Err(e) = validate_channel_id(&channel) {
+                return session.reply_why(id, history::INVALID_ARGUMENT, e.to_string());
+            }
+            if !hub.is_member(&me.app, &me.user, &channel) {
+                return session.reply_code(id, Family::History, history::NOT_IN_CHANNEL);
+            }
+            channel_conversation(&channel)
+        }
+        _ => {
+            return session.reply_why(
+                id,
+                history::INVALID_ARGUMENT,
+                "give exactly one of \"peer\" and \"channel\"",
+            )
+        }
+    };
+    let query = HistoryQuery {
+        before,
+        after,
+        limit,
+    };
+    match hub.store().history(&me.app, &conv, query).await {
+        Ok(messages) => session.reply(&Reply::ok(id, &HistoryResult { messages })),
+        Err(e) => session.reply_why(id, history::FAILURE, e.to_string()),
+    }
+}

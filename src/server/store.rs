@@ -1,0 +1,505 @@
+//! The durable store: SQLite (bundled, WAL) on its own thread.
+//!
+//! The async side never touches SQLite: it sends a [`Command`] over a channel and, where it
+//! needs an answer, awaits a oneshot. The thread applies queued commands in one transaction
+//! per batch, so writes keep the order in which the hub issued them. Tables: `history`
+//! (last N messages per conversation), `offline` (cached peer messages) and `meta` (the
+//! message id counter). New tables go into [`SCHEMA`].
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use tokio::sync::oneshot;
+
+use crate::protocol::{HistoryMessage, Message};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "rtm.sqlite3";
+
+/// Most commands applied in one transaction.
+const MAX_BATCH: usize = 512;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+    app TEXT NOT NULL, conv TEXT NOT NULL, message_id INTEGER NOT NULL,
+    sender TEXT NOT NULL, message TEXT NOT NULL, server_ts INTEGER NOT NULL,
+    PRIMARY KEY (app, conv, message_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS offline (
+    app TEXT NOT NULL, receiver TEXT NOT NULL, message_id INTEGER NOT NULL,
+    sender TEXT NOT NULL, message TEXT NOT NULL, server_ts INTEGER NOT NULL,
+    PRIMARY KEY (app, receiver, message_id)) WITHOUT ROWID;
+";
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the store thread has stopped")]
+    Stopped,
+}
+
+/// A cached peer message as loaded at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedMessage {
+    pub app: String,
+    pub receiver: String,
+    pub message: HistoryMessage,
+}
+
+/// What the store held when it opened.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The first message id not used yet.
+    pub next_message_id: u64,
+    /// Every cached message younger than the TTL, oldest first.
+    pub offline: Vec<CachedMessage>,
+}
+
+/// Which messages of a conversation `history` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub before: Option<u64>,
+    pub after: Option<u64>,
+    pub limit: u32,
+}
+
+enum Command {
+    AppendHistory {
+        app: String,
+        conv: String,
+        message: HistoryMessage,
+        keep: u32,
+    },
+    CacheOffline {
+        app: String,
+        receiver: String,
+        message: HistoryMessage,
+        keep: usize,
+        done: oneshot::Sender<()>,
+    },
+    DropOffline {
+        app: String,
+        receiver: String,
+        up_to: u64,
+    },
+    History {
+        app: String,
+        conv: String,
+        query: HistoryQuery,
+        reply: oneshot::Sender<Vec<HistoryMessage>>,
+    },
+    Stop {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Cheap handle to the store thread.
+#[derive(Debug, Clone)]
+pub struct Store {
+    commands: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("store::Command")
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`, loads what start-up needs and starts the
+    /// store thread. Blocking: call it from `spawn_blocking`.
+    pub fn open(dir: &Path, offline_ttl: Duration) -> Result<(Store, Loaded), StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let db = Connection::open(dir.join(DB_FILE))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a message answered "cached by server" (4) survives a power cut.
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.execute_batch(SCHEMA)?;
+        let cutoff = crate::protocol::now_ms().saturating_sub(offline_ttl.as_millis() as u64);
+        db.execute(
+            "DELETE FROM offline WHERE server_ts < ?1",
+            params![cutoff as i64],
+        )?;
+        let loaded = load(&db)?;
+        let (commands, receiver) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("rtm-store".into())
+            .spawn(move || run_thread(db, &receiver))
+            .map_err(|source| StoreError::CreateDir {
+                path: "store thread".into(),
+                source,
+            })?;
+        Ok((Store { commands }, loaded))
+    }
+
+    fn send(&self, command: Command) {
+        if self.commands.send(command).is_err() {
+            tracing::error!("store thread has stopped; a write was lost");
+        }
+    }
+
+    /// Appends a message to a conversation's history, keeping the newest `keep`.
+    pub fn append_history(&self, app: &str, conv: &str, message: HistoryMessage, keep: u32) {
+        self.send(Command::AppendHistory {
+            app: app.to_string(),
+            conv: conv.to_string(),
+            message,
+            keep,
+        });
+    }
+
+    /// Caches a peer message for an offline receiver, keeping the newest `keep`. The
+    /// returned receiver resolves once the write is committed.
+    pub fn cache_offline(
+        &self,
+        app: &str,
+        receiver: &str,
+        message: HistoryMessage,
+        keep: usize,
+    ) -> oneshot::Receiver<()> {
+        let (done, committed) = oneshot::channel();
+        self.send(Command::CacheOffline {
+            app: app.to_string(),
+            receiver: receiver.to_string(),
+            message,
+            keep,
+            done,
+        });
+        committed
+    }
+
+    /// Forgets a receiver's cached messages up to and including `up_to` (delivered).
+    pub fn drop_offline(&self, app: &str, receiver: &str, up_to: u64) {
+        self.send(Command::DropOffline {
+            app: app.to_string(),
+            receiver: receiver.to_string(),
+            up_to,
+        });
+    }
+
+    /// Reads a conversation's history, oldest first.
+    pub async fn history(
+        &self,
+        app: &str,
+        conv: &str,
+        query: HistoryQuery,
+    ) -> Result<Vec<HistoryMessage>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::History {
+            app: app.to_string(),
+            conv: conv.to_string(),
+            query,
+            reply,
+        });
+        answer.await.map_err(|_| StoreError::Stopped)
+    }
+
+    /// Commits everything queued and stops the thread.
+    pub async fn stop(&self) {
+        let (done, stopped) = oneshot::channel();
+        self.send(Command::Stop { done });
+        let _ = stopped.await;
+    }
+}
+
+fn load(db: &Connection) -> Result<Loaded, StoreError> {
+    let counter: Option<i64> = db
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'next_message_id'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let mut statement = db.prepare(
+        "SELECT app, receiver, message_id, sender, message, server_ts FROM offline
+         ORDER BY message_id",
+    )?;
+    let offline = statement
+        .query_map([], |row| {
+            Ok(CachedMessage {
+                app: row.get(0)?,
+                receiver: row.get(1)?,
+                message: HistoryMessage {
+                    message_id: row.get::<_, i64>(2)? as u64,
+                    from: row.get(3)?,
+                    message: decode_message(&row.get::<_, String>(4)?),
+                    server_ts: row.get::<_, i64>(5)? as u64,
+                },
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Loaded {
+        next_message_id: counter.map_or(1, |c| c.max(1) as u64),
+        offline,
+    })
+}
+
+fn decode_message(json: &str) -> Message {
+    serde_json::from_str(json).unwrap_or_else(|_| Message::text(json))
+}
+
+fn run_thread(mut db: Connection, commands: &mpsc::Receiver<Command>) {
+    while let Ok(first) = commands.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match commands.try_recv() {
+                Ok(command) => batch.push(command),
+                Err(_) => break,
+            }
+        }
+        match apply_batch(&mut db, batch) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(error) => tracing::error!(%error, "store write failed"),
+        }
+    }
+}
+
+/// Applies a batch in one transaction; true when a `Stop` was among it.
+fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreError> {
+    let tx = db.transaction()?;
+    let mut committed = Vec::new();
+    let mut stop = None;
+    let mut max_id = 0;
+    for command in batch {
+        match command {
+            Command::AppendHistory {
+                app,
+                conv,
+                message,
+                keep,
+            } => {
+                max_id = max_id.max(message.message_id);
+                append_history(&tx, &app, &conv, &message, keep)?;
+            }
+            Command::CacheOffline {
+                app,
+                receiver,
+                message,
+                keep,
+                done,
+            } => {
+                max_id = max_id.max(message.message_id);
+                cache_offline(&tx, &app, &receiver, &message, keep)?;
+                committed.push(done);
+            }
+            Command::DropOffline {
+                app,
+                receiver,
+                up_to,
+            } => {
+                tx.execute(
+                    "DELETE FROM offline WHERE app = ?1 AND receiver = ?2 AND message_id <= ?3",
+                    params![app, receiver, up_to as i64],
+                )?;
+            }
+            Command::History {
+                app,
+                conv,
+                query,
+                reply,
+            } => {
+                let _ = reply.send(read_history(&tx, &app, &conv, query)?);
+            }
+            Command::Stop { done } => stop = Some(done),
+        }
+    }
+    if max_id > 0 {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('next_message_id', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+            params![(max_id + 1) as i64],
+        )?;
+    }
+    tx.commit()?;
+    for done in committed {
+        let _ = done.send(());
+    }
+    match stop {
+        Some(done) => {
+            let _ = db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+            let _ = done.send(());
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+fn append_history(
+    tx: &Transaction<'_>,
+    app: &str,
+    conv: &str,
+    message: &HistoryMessage,
+    keep: u32,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO history (app, conv, message_id, sender, message, server_ts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            app,
+            conv,
+            message.message_id as i64,
+            message.from,
+            crate::protocol::encode(&message.message),
+            message.server_ts as i64
+        ],
+    )?;
+    tx.execute(
+        "DELETE FROM history WHERE app = ?1 AND conv = ?2 AND message_id <=
+           (SELECT message_id FROM history WHERE app = ?1 AND conv = ?2
+            ORDER BY message_id DESC LIMIT 1 OFFSET ?3)",
+        params![app, conv, i64::from(keep)],
+    )?;
+    Ok(())
+}
+
+fn cache_offline(
+    tx: &Transaction<'_>,
+    app: &str,
+    receiver: &str,
+    message: &HistoryMessage,
+    keep: usize,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO offline (app, receiver, message_id, sender, message, server_ts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            app,
+            receiver,
+            message.message_id as i64,
+            message.from,
+            crate::protocol::encode(&message.message),
+            message.server_ts as i64
+        ],
+    )?;
+    tx.execute(
+        "DELETE FROM offline WHERE app = ?1 AND receiver = ?2 AND message_id <=
+           (SELECT message_id FROM offline WHERE app = ?1 AND receiver = ?2
+            ORDER BY message_id DESC LIMIT 1 OFFSET ?3)",
+        params![app, receiver, keep as i64],
+    )?;
+    Ok(())
+}
+
+fn read_history(
+    tx: &Transaction<'_>,
+    app: &str,
+    conv: &str,
+    query: HistoryQuery,
+) -> Result<Vec<HistoryMessage>, StoreError> {
+    let before = query.before.map_or(i64::MAX, |id| id as i64);
+    let after = query.after.map_or(-1, |id| id as i64);
+    // With `after` we read forward from it; otherwise backward from `before` (or the end).
+    let sql = if query.after.is_some() {
+        "SELECT message_id, sender, message, server_ts FROM history
+         WHERE app = ?1 AND conv = ?2 AND message_id > ?3 AND message_id < ?4
+         ORDER BY message_id ASC LIMIT ?5"
+    } else {
+        "SELECT message_id, sender, message, server_ts FROM history
+         WHERE app = ?1 AND conv = ?2 AND message_id > ?3 AND message_id < ?4
+         ORDER BY message_id DESC LIMIT ?5"
+    };
+    let mut statement = tx.prepare_cached(sql)?;
+    let mut messages = statement
+        .query_map(
+            params![app, conv, after, before, i64::from(query.limit)],
+            |row| {
+                Ok(HistoryMessage {
+                    message_id: row.get::<_, i64>(0)? as u64,
+                    from: row.get(1)?,
+                    message: decode_message(&row.get::<_, String>(2)?),
+                    server_ts: row.get::<_, i64>(3)? as u64,
+                })
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    if query.after.is_none() {
+        messages.reverse();
+    }
+    Ok(messages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: u64) -> HistoryMessage {
+        HistoryMessage {
+            message_id: id,
+            from: "alice".into(),
+            message: Message::text(format!("m{id}")),
+            server_ts: crate::protocol::now_ms(),
+        }
+    }
+
+    #[tokio::test]
+    async fn history_windows_and_trim() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        assert_eq!(loaded.next_message_id, 1);
+        for id in 1..=10 {
+            store.append_history("app", "c:x", message(id), 8);
+        }
+        let ids = |v: Vec<HistoryMessage>| v.iter().map(|m| m.message_id).collect::<Vec<_>>();
+        let all = |before, after, limit| HistoryQuery {
+            before,
+            after,
+            limit,
+        };
+        assert_eq!(
+            ids(store
+                .history("app", "c:x", all(None, None, 50))
+                .await
+                .unwrap()),
+            (3..=10).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            ids(store
+                .history("app", "c:x", all(Some(9), None, 2))
+                .await
+                .unwrap()),
+            vec![7, 8]
+        );
+        assert_eq!(
+            ids(store
+                .history("app", "c:x", all(None, Some(4), 3))
+                .await
+                .unwrap()),
+            vec![5, 6, 7]
+        );
+        store
+            .cache_offline("app", "bob", message(11), 2)
+            .await
+            .unwrap();
+        store
+            .cache_offline("app", "bob", message(12), 2)
+            .await
+            .unwrap();
+        store
+            .cache_offline("app", "bob", message(13), 2)
+            .await
+            .unwrap();
+        store.stop().await;
+        let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        assert_eq!(loaded.next_message_id, 14);
+        let cached: Vec<_> = loaded
+            .offline
+            .iter()
+            .map(|c| c.message.message_id)
+            .collect();
+        assert_eq!(cached, vec![12, 13]);
+        store.stop().await;
+    }
+}

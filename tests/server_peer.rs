@@ -1,0 +1,254 @@
+//! Peer messages over real WebSockets, raw JSON: ack semantics, timeout, unreachable,
+//! cached messages (cap, order, durability across a restart), ordering, peer history.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{start_server, test_config, text, RawClient};
+use rtm::server::{Config, StoreLocation};
+use serde_json::{json, Value};
+
+const APP: &str = "demo";
+
+fn send_peer(to: &str, body: &str) -> Value {
+    json!({"op": "send_peer", "to": to, "message": text(body)})
+}
+
+#[tokio::test]
+async fn answered_zero_only_after_the_receivers_ack() {
+    let server = start_server(test_config()).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut eve = RawClient::login(&server.url(), APP, "eve").await;
+
+    let id = alice.send_request(send_peer("bob", "hello")).await;
+    let event = bob.expect_event("message_from_peer").await;
+    assert_eq!(event["from"], "alice");
+    assert_eq!(event["message"], text("hello"));
+    assert_eq!(event["offline"], false);
+    let message_id = event["message_id"].as_u64().unwrap();
+    assert!(event["server_ts"].as_u64().is_some());
+
+    // Not acked yet: no reply for alice.
+    alice.sync().await;
+    assert!(
+        !alice.inbox().iter().any(|v| v["id"] == id),
+        "replied before ack"
+    );
+    // An ack from someone else does not count.
+    eve.ack(message_id).await;
+    eve.sync().await;
+    alice.sync().await;
+    assert!(
+        !alice.inbox().iter().any(|v| v["id"] == id),
+        "eve's ack counted"
+    );
+
+    bob.ack(message_id).await;
+    let reply = alice.expect_reply(id).await;
+    assert_eq!(reply["code"], 0);
+    assert_eq!(reply["message_id"], message_id);
+    assert_eq!(reply["server_ts"], event["server_ts"]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_ack_in_time_is_code_2() {
+    let config = Config {
+        ack_timeout: Duration::from_millis(200),
+        ..test_config()
+    };
+    let server = start_server(config).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let id = alice.send_request(send_peer("bob", "are you there?")).await;
+    let event = bob.expect_event("message_from_peer").await;
+    let reply = alice.expect_reply(id).await;
+    assert_eq!(reply["code"], 2);
+    assert!(reply["reason"].is_string());
+    // A late ack changes nothing.
+    bob.ack(event["message_id"].as_u64().unwrap()).await;
+    alice.sync().await;
+    assert!(!alice.inbox().iter().any(|v| v["id"] == id));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unreachable_invalid_and_cached() {
+    let server = start_server(test_config()).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    assert_eq!(alice.code(send_peer("nobody", "hi")).await, 3);
+    assert_eq!(alice.code(send_peer(" bad", "hi")).await, 6);
+    assert_eq!(alice.code(send_peer("null", "hi")).await, 6);
+    assert_eq!(alice.code(send_peer("bob", "")).await, 7);
+    let too_big = "x".repeat(32 * 1024 + 1);
+    assert_eq!(alice.code(send_peer("bob", &too_big)).await, 7);
+    let bad_raw = json!({"op": "send_peer", "to": "bob",
+        "message": {"type": "raw", "data": "!!notbase64", "description": ""}});
+    assert_eq!(alice.code(bad_raw).await, 7);
+    let reply = alice
+        .request(json!({"op": "send_peer", "to": "bob", "message": text("later"), "offline": true}))
+        .await;
+    assert_eq!(reply["code"], 4);
+    assert!(reply["message_id"].as_u64().is_some());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn cached_messages_arrive_right_after_login_oldest_first() {
+    let config = Config {
+        offline_cap: 3,
+        ..test_config()
+    };
+    let server = start_server(config).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut ids = Vec::new();
+    for n in 1..=5 {
+        let reply = alice
+            .request(json!({"op": "send_peer", "to": "bob",
+                "message": text(&format!("m{n}")), "offline": true}))
+            .await;
+        assert_eq!(reply["code"], 4);
+        ids.push(reply["message_id"].as_u64().unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+
+    let mut bob = RawClient::connect(&server.url()).await;
+    let login = bob
+        .send_request(json!({"op": "login", "app_id": APP, "user": "bob"}))
+        .await;
+    let first = bob.next_value().await;
+    assert_eq!(first["id"], login, "the login reply comes first");
+    assert_eq!(first["code"], 0);
+    // The cap of 3 dropped the two oldest.
+    for n in 3..=5 {
+        let event = bob.next_value().await;
+        assert_eq!(event["event"], "message_from_peer");
+        assert_eq!(event["message"], text(&format!("m{n}")));
+        assert_eq!(event["offline"], true);
+        assert_eq!(event["from"], "alice");
+        assert_eq!(event["message_id"], ids[n - 1]);
+    }
+    // Delivered once: a new login does not get them again.
+    bob.close().await;
+    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    bob.assert_no_event("message_from_peer").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn cached_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || Config {
+        store: StoreLocation::Path(dir.path().to_path_buf()),
+        ..Config::default()
+    };
+    let server = start_server(config()).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut last_id = 0;
+    for body in ["one", "two", "three"] {
+        let reply = alice
+            .request(
+                json!({"op": "send_peer", "to": "bob", "message": text(body), "offline": true}),
+            )
+            .await;
+        assert_eq!(reply["code"], 4);
+        last_id = reply["message_id"].as_u64().unwrap();
+    }
+    server.shutdown().await;
+
+    let server = start_server(config()).await;
+    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    for body in ["one", "two", "three"] {
+        let event = bob.expect_event("message_from_peer").await;
+        assert_eq!(event["message"], text(body));
+        assert_eq!(event["offline"], true);
+    }
+    // Message ids keep increasing across the restart.
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let reply = alice
+        .request(json!({"op": "send_peer", "to": "carol", "message": text("x"), "offline": true}))
+        .await;
+    assert!(reply["message_id"].as_u64().unwrap() > last_id);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn peer_messages_keep_their_order() {
+    let server = start_server(test_config()).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let frame = (1..=50)
+        .map(|n| {
+            json!({"id": n, "op": "send_peer", "to": "bob", "message": text(&n.to_string())})
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    alice.send_text(&frame).await;
+    let mut last_id = 0;
+    for n in 1..=50 {
+        let event = bob.expect_event("message_from_peer").await;
+        assert_eq!(event["message"], text(&n.to_string()));
+        let id = event["message_id"].as_u64().unwrap();
+        assert!(id > last_id);
+        last_id = id;
+        bob.ack(id).await;
+    }
+    for n in 1..=50 {
+        assert_eq!(alice.expect_reply(n).await["code"], 0);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn peer_history_windows() {
+    let server = start_server(Config {
+        history_limit: 5,
+        ..test_config()
+    })
+    .await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut ids = Vec::new();
+    for n in 1..=7 {
+        let id = alice.send_request(send_peer("bob", &format!("m{n}"))).await;
+        let event = bob.expect_event("message_from_peer").await;
+        bob.ack(event["message_id"].as_u64().unwrap()).await;
+        ids.push(alice.expect_reply(id).await["message_id"].as_u64().unwrap());
+    }
+    let bodies = |reply: &Value| {
+        reply["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["message"]["text"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // Only the newest 5 are kept, oldest first; bob sees the same conversation.
+    let all = bob.request(json!({"op": "history", "peer": "alice"})).await;
+    assert_eq!(all["code"], 0);
+    assert_eq!(bodies(&all), ["m3", "m4", "m5", "m6", "m7"]);
+    assert_eq!(all["messages"][0]["from"], "alice");
+    assert_eq!(all["messages"][0]["message_id"], ids[2]);
+    let before = alice
+        .request(json!({"op": "history", "peer": "bob", "before": ids[5], "limit": 2}))
+        .await;
+    assert_eq!(bodies(&before), ["m4", "m5"]);
+    let after = alice
+        .request(json!({"op": "history", "peer": "bob", "after": ids[3], "limit": 2}))
+        .await;
+    assert_eq!(bodies(&after), ["m5", "m6"]);
+    // Bad arguments: 2.
+    for op in [
+        json!({"op": "history", "peer": "bob", "limit": 0}),
+        json!({"op": "history", "peer": "bob", "limit": 101}),
+        json!({"op": "history"}),
+        json!({"op": "history", "peer": "bob", "channel": "c"}),
+        json!({"op": "history", "peer": " bad"}),
+    ] {
+        assert_eq!(alice.code(op.clone()).await, 2, "{op}");
+    }
+    server.shutdown().await;
+}
