@@ -183,9 +183,21 @@ pub enum AttrRequest {
 /// What an invitation command asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InviteRequest {
-    Send { id: String, peer: String, content: String },
-    Accept { id: String, caller: String, response: String },
-    Refuse { id: String, caller: String, response: String },
+    Send {
+        id: String,
+        peer: String,
+        content: String,
+    },
+    Accept {
+        id: String,
+        caller: String,
+        response: String,
+    },
+    Refuse {
+        id: String,
+        caller: String,
+        response: String,
+    },
 }
 
 /// Work for the event loop: network requests and terminal side effects.

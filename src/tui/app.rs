@@ -165,7 +165,7 @@ impl App {
         match action {
             Action::Key(key) => self.on_key(key),
             Action::Insert(c) => self.on_insert(c),
-            Action::Paste(text) => self.on_paste(text),
+            Action::Paste(text) => self.on_paste(&text),
             Action::Wheel(lines) => self.scroll_by(lines),
             Action::Resize(w, h) => self.size = (w, h),
             Action::Tick => self.on_tick(),
@@ -348,7 +348,7 @@ impl App {
                         "/join <channel> to join a channel, /msg <peer> to talk to someone, F1 for help",
                     );
                     for line in std::mem::take(&mut self.startup_commands) {
-                        self.send_line(line);
+                        self.send_line(&line);
                     }
                 }
             }
@@ -364,7 +364,11 @@ impl App {
                 peer,
                 local_id,
                 result,
-            } => self.on_sent(&Target::Peer(peer), local_id, result.map_err(peer_mark)),
+            } => self.on_sent(
+                &Target::Peer(peer),
+                local_id,
+                result.map_err(|f| peer_mark(&f)),
+            ),
             Outcome::ChannelSent {
                 channel,
                 local_id,
@@ -372,7 +376,7 @@ impl App {
             } => self.on_sent(
                 &Target::Channel(channel),
                 local_id,
-                result.map_err(channel_mark),
+                result.map_err(|f| channel_mark(&f)),
             ),
             Outcome::Joined { channel, result } => self.on_joined(&channel, result),
             Outcome::Left { channel, result } => {
@@ -439,7 +443,9 @@ impl App {
                     }
                     self.active_tab_mut().info(now, text.join(", "));
                 }
-                Err(f) => self.active_tab_mut().error(now, format!("/who failed: {f}")),
+                Err(f) => self
+                    .active_tab_mut()
+                    .error(now, format!("/who failed: {f}")),
             },
             Outcome::ChannelAttributes { channel, result } => {
                 if let Some(i) = self.tab_index(&Target::Channel(channel)) {
@@ -510,7 +516,12 @@ impl App {
         }
     }
 
-    fn on_sent(&mut self, target: &Target, local_id: u64, result: Result<crate::protocol::SendResult, Mark>) {
+    fn on_sent(
+        &mut self,
+        target: &Target,
+        local_id: u64,
+        result: Result<crate::protocol::SendResult, Mark>,
+    ) {
         let Some(i) = self.tab_index(target) else {
             return;
         };
@@ -556,10 +567,14 @@ impl App {
         let Some(target) = tab.target.clone() else {
             return;
         };
-        let found = tab.entries.iter_mut().rev().find_map(|e| match &mut e.kind {
-            EntryKind::Message(m) if m.mark.as_ref().is_some_and(Mark::retryable) => Some(m),
-            _ => None,
-        });
+        let found = tab
+            .entries
+            .iter_mut()
+            .rev()
+            .find_map(|e| match &mut e.kind {
+                EntryKind::Message(m) if m.mark.as_ref().is_some_and(Mark::retryable) => Some(m),
+                _ => None,
+            });
         let Some(message) = found else {
             tab.info(now, "nothing to retry: no failed message in this tab");
             return;
@@ -607,7 +622,7 @@ impl App {
         }
     }
 
-    fn on_paste(&mut self, text: String) {
+    fn on_paste(&mut self, text: &str) {
         // Terminals send CR for newlines in pastes.
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
         match (&mut self.overlay, self.screen) {
@@ -748,7 +763,7 @@ impl App {
         match key {
             KeyAction::Submit => {
                 let line = self.input.take();
-                self.send_line(line);
+                self.send_line(&line);
             }
             KeyAction::NewLine => self.input.insert_char('\n'),
             KeyAction::Complete => self.complete(),
@@ -836,7 +851,12 @@ impl App {
         let mut users: Vec<String> = self
             .tabs
             .iter()
-            .flat_map(|t| t.members.iter().cloned().chain(t.peer().map(str::to_string)))
+            .flat_map(|t| {
+                t.members
+                    .iter()
+                    .cloned()
+                    .chain(t.peer().map(str::to_string))
+            })
             .collect();
         users.sort();
         users.dedup();
@@ -854,13 +874,13 @@ impl App {
         }
     }
 
-    fn send_line(&mut self, line: String) {
+    fn send_line(&mut self, line: &str) {
         if line.trim().is_empty() {
             return;
         }
-        self.tabs[self.active].input_history.push(&line);
+        self.tabs[self.active].input_history.push(line);
         if line.starts_with('/') && !line.starts_with("//") {
-            match super::command::parse(&line) {
+            match super::command::parse(line) {
                 Ok(command) => self.run_command(command),
                 Err(usage) => {
                     let now = self.now_ms;
@@ -869,7 +889,11 @@ impl App {
             }
         } else {
             // "//text" sends "/text" literally.
-            let text = line.strip_prefix('/').filter(|l| l.starts_with('/')).map_or(line.clone(), str::to_string);
+            let text = line
+                .strip_prefix('/')
+                .filter(|l| l.starts_with('/'))
+                .unwrap_or(line)
+                .to_string();
             self.send_text(text);
         }
     }
@@ -959,7 +983,7 @@ fn send_effect(target: &Target, local_id: u64, message: Message) -> Effect {
 }
 
 /// A failed peer send's mark, from PEER codes (contracts.md: 4 cached, 3 unreachable, 2 timeout).
-fn peer_mark(failure: Failure) -> Mark {
+fn peer_mark(failure: &Failure) -> Mark {
     use crate::protocol::codes::peer;
     match failure.code {
         Some(peer::CACHED_BY_SERVER) => Mark::Cached,
@@ -969,7 +993,7 @@ fn peer_mark(failure: Failure) -> Mark {
     }
 }
 
-fn channel_mark(failure: Failure) -> Mark {
+fn channel_mark(failure: &Failure) -> Mark {
     match failure.code {
         Some(crate::protocol::codes::channel_msg::TIMEOUT) => Mark::TimedOut,
         _ => Mark::Failed(failure.to_string()),

@@ -3,6 +3,8 @@
 //! The app never reads the system clock itself; the event loop passes "now" in, and
 //! tests pass a fixed one.
 
+use std::fmt::Write as _;
+
 /// Days since 1970-01-01 of `ms` at `offset_min` minutes east of UTC.
 pub fn day_number(ms: u64, offset_min: i64) -> i64 {
     (ms as i64 + offset_min * 60_000).div_euclid(86_400_000)
@@ -41,13 +43,25 @@ pub fn format(ms: u64, offset_min: i64, pattern: &str) -> String {
             continue;
         }
         match chars.next() {
-            Some('H') => out.push_str(&format!("{:02}", secs / 3600)),
-            Some('M') => out.push_str(&format!("{:02}", secs / 60 % 60)),
-            Some('S') => out.push_str(&format!("{:02}", secs % 60)),
-            Some('d') => out.push_str(&format!("{d:02}")),
-            Some('m') => out.push_str(&format!("{m:02}")),
+            Some('H') => {
+                let _ = write!(out, "{:02}", secs / 3600);
+            }
+            Some('M') => {
+                let _ = write!(out, "{:02}", secs / 60 % 60);
+            }
+            Some('S') => {
+                let _ = write!(out, "{:02}", secs % 60);
+            }
+            Some('d') => {
+                let _ = write!(out, "{d:02}");
+            }
+            Some('m') => {
+                let _ = write!(out, "{m:02}");
+            }
             Some('Y') => out.push_str(&y.to_string()),
-            Some('y') => out.push_str(&format!("{:02}", y.rem_euclid(100))),
+            Some('y') => {
+                let _ = write!(out, "{:02}", y.rem_euclid(100));
+            }
             Some('b') => out.push_str(MONTHS[(m - 1) as usize]),
             Some('a') => out.push_str(WEEKDAYS[days.rem_euclid(7) as usize]),
             Some(other) => {
@@ -68,7 +82,10 @@ mod tests {
     fn formats_dates() {
         // 2026-11-25 18:58:18 UTC
         let ms = 1_795_633_098_000;
-        assert_eq!(format(ms, 0, "%a %d %b %Y %H:%M:%S"), "Wed 25 Nov 2026 18:58:18");
+        assert_eq!(
+            format(ms, 0, "%a %d %b %Y %H:%M:%S"),
+            "Wed 25 Nov 2026 18:58:18"
+        );
         assert_eq!(format(ms, 120, "%H:%M"), "20:58");
         assert_eq!(format(ms, 360, "%d"), "26");
         assert_eq!(day_number(ms, 0) + 1, day_number(ms, 360));

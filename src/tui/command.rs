@@ -5,17 +5,37 @@
 /// (name, arguments, what it does), in the order `/help` lists them.
 pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("join", "<channel>", "join a channel and open its tab"),
-    ("leave", "[channel]", "leave a channel (default: this tab's)"),
-    ("msg", "<peer> [text]", "open a peer tab, and send text if given"),
+    (
+        "leave",
+        "[channel]",
+        "leave a channel (default: this tab's)",
+    ),
+    (
+        "msg",
+        "<peer> [text]",
+        "open a peer tab, and send text if given",
+    ),
     ("query", "<peer>", "open a peer tab"),
     ("close", "", "close this tab (leaves a channel)"),
-    ("members", "[filter]", "show/refresh the member list, filtered"),
+    (
+        "members",
+        "[filter]",
+        "show/refresh the member list, filtered",
+    ),
     ("who", "<peer>...", "online status of peers"),
     ("me", "<text>", "send an action (* you waves)"),
     ("retry", "", "resend the last failed message of this tab"),
     ("clear", "", "clear this tab's messages from the screen"),
-    ("attr", "[set k v|del k|clear|get user]", "your attributes, or another user's"),
-    ("cattr", "[set k v|del k|clear]", "this channel's attributes (topic)"),
+    (
+        "attr",
+        "[set k v|del k|clear|get user]",
+        "your attributes, or another user's",
+    ),
+    (
+        "cattr",
+        "[set k v|del k|clear]",
+        "this channel's attributes (topic)",
+    ),
     ("call", "<peer> [content]", "invite a peer to a call"),
     ("accept", "[response]", "accept the pending invitation"),
     ("refuse", "[response]", "refuse the pending invitation"),
@@ -147,7 +167,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "login" => Command::Login,
         "logout" => Command::Logout,
         "quit" | "exit" => Command::Quit,
-        "help" | "h" => Command::Help(optional(rest).map(|c| c.trim_start_matches('/').to_string())),
+        "help" | "h" => {
+            Command::Help(optional(rest).map(|c| c.trim_start_matches('/').to_string()))
+        }
         other => return Err(format!("unknown command /{other} (try /help)")),
     })
 }
@@ -237,7 +259,11 @@ mod tests {
         );
         assert_eq!(
             parse("/attr set mood very happy"),
-            Ok(Command::Attr(vec!["set".into(), "mood".into(), "very happy".into()]))
+            Ok(Command::Attr(vec![
+                "set".into(),
+                "mood".into(),
+                "very happy".into()
+            ]))
         );
         assert_eq!(parse("/help join"), Ok(Command::Help(Some("join".into()))));
         assert!(parse("/frobnicate").is_err());
@@ -249,7 +275,10 @@ mod tests {
         let channels = vec!["lobby".to_string()];
         assert_eq!(complete("/jo", &users, &channels), vec!["/join "]);
         assert_eq!(complete("/join l", &users, &channels), vec!["/join lobby "]);
-        assert_eq!(complete("/msg b", &users, &channels), vec!["/msg bea ", "/msg bob "]);
+        assert_eq!(
+            complete("/msg b", &users, &channels),
+            vec!["/msg bea ", "/msg bob "]
+        );
         assert_eq!(complete("car", &users, &channels), vec!["carol: "]);
         assert_eq!(complete("hi car", &users, &channels), vec!["hi carol "]);
     }

@@ -39,7 +39,9 @@ async fn ensure_server(url: &str, servers: &Servers) -> Result<Option<String>, S
         return Ok(None);
     }
     let addr = ("127.0.0.1", crate::protocol::DEFAULT_PORT);
-    if let Ok(Ok(_)) = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+    if let Ok(Ok(_)) =
+        tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await
+    {
         return Ok(None);
     }
     let listener = tokio::net::TcpListener::bind(addr)
@@ -53,7 +55,11 @@ async fn ensure_server(url: &str, servers: &Servers) -> Result<Option<String>, S
     let running = server::spawn(listener, config)
         .await
         .map_err(|e| format!("cannot start the embedded server: {e}"))?;
-    let note = format!("embedded server on {} (data in {})", running.addr(), data.display());
+    let note = format!(
+        "embedded server on {} (data in {})",
+        running.addr(),
+        data.display()
+    );
     tracing::info!("{note}");
     servers.lock().await.push(running);
     Ok(Some(note))

@@ -38,7 +38,8 @@ pub fn translate(event: &TermEvent, keymap: &Keymap) -> Option<Action> {
             match key.code {
                 crossterm::event::KeyCode::Char(c)
                     if !mods.intersects(
-                        crossterm::event::KeyModifiers::CONTROL | crossterm::event::KeyModifiers::ALT,
+                        crossterm::event::KeyModifiers::CONTROL
+                            | crossterm::event::KeyModifiers::ALT,
                     ) =>
                 {
                     Some(Action::Insert(c))
@@ -74,8 +75,10 @@ pub fn client_action(event: ClientEvent) -> Action {
 }
 
 /// Starts a server for a login when needed (the embedded default); returns a note to show.
-pub type ServerStarter =
-    Box<dyn FnMut(&str) -> futures_util::future::BoxFuture<'static, Result<Option<String>, String>> + Send>;
+pub type ServerStarter = Box<
+    dyn FnMut(&str) -> futures_util::future::BoxFuture<'static, Result<Option<String>, String>>
+        + Send,
+>;
 
 /// Runs the app in the terminal until it quits. `initial` are effects to perform first
 /// (an automatic login); `start_server` is asked before each login to a new server.
@@ -85,8 +88,8 @@ pub async fn run(
     mut start_server: Option<ServerStarter>,
 ) -> anyhow::Result<()> {
     let mut guard = TerminalGuard::enter().context("cannot set up the terminal")?;
-    let mut terminal =
-        Terminal::new(CrosstermBackend::new(io::stdout())).context("cannot draw on the terminal")?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))
+        .context("cannot draw on the terminal")?;
     let size = terminal.size()?;
     app.size = (size.width, size.height);
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
@@ -223,14 +226,16 @@ async fn perform(
                         }
                         Ok(None) => {}
                         Err(e) => {
-                            let _ = tx.send(Action::Done(Outcome::Login(Err(Failure::new(None, e)))));
+                            let _ =
+                                tx.send(Action::Done(Outcome::Login(Err(Failure::new(None, e)))));
                             return Ok(());
                         }
                     }
                 }
                 match Client::new(ClientConfig::new(server.clone(), app_id.clone())) {
                     Ok((client, events)) => {
-                        *session = Some((Session::new(client, server.clone(), app_id.clone()), events));
+                        *session =
+                            Some((Session::new(client, server.clone(), app_id.clone()), events));
                     }
                     Err(e) => {
                         let _ = tx.send(Action::Done(Outcome::Login(Err(failure(&e)))));

@@ -107,7 +107,9 @@ impl LineEditor {
         let trimmed = before.trim_end_matches(|c: char| !c.is_alphanumeric());
         trimmed
             .rfind(|c: char| !c.is_alphanumeric())
-            .map_or(0, |i| i + trimmed[i..].chars().next().map_or(1, char::len_utf8))
+            .map_or(0, |i| {
+                i + trimmed[i..].chars().next().map_or(1, char::len_utf8)
+            })
     }
 
     pub fn word_back(&mut self) {
@@ -117,9 +119,14 @@ impl LineEditor {
     /// End of the next word (Alt-F).
     pub fn word_forward(&mut self) {
         let after = &self.text[self.cursor..];
-        let skip = after.len() - after.trim_start_matches(|c: char| !c.is_alphanumeric()).len();
+        let skip = after.len()
+            - after
+                .trim_start_matches(|c: char| !c.is_alphanumeric())
+                .len();
         let rest = &after[skip..];
-        let word = rest.find(|c: char| !c.is_alphanumeric()).unwrap_or(rest.len());
+        let word = rest
+            .find(|c: char| !c.is_alphanumeric())
+            .unwrap_or(rest.len());
         self.cursor += skip + word;
     }
 

@@ -2,6 +2,8 @@
 //! and the footer, so they cannot disagree. Config `[keys]` overrides add to it.
 //! A new binding is a row in [`DEFAULT_BINDINGS`] (and a [`KeyAction`] if the action is new).
 
+use std::fmt::Write as _;
+
 use std::collections::HashMap;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -97,7 +99,9 @@ impl Key {
             KeyCode::Char(' ') => out.push_str("Space"),
             KeyCode::Char(c) if self.mods.is_empty() => out.push(c),
             KeyCode::Char(c) => out.push(c.to_ascii_uppercase()),
-            KeyCode::F(n) => out.push_str(&format!("F{n}")),
+            KeyCode::F(n) => {
+                let _ = write!(out, "F{n}");
+            }
             KeyCode::PageUp => out.push_str("PgUp"),
             KeyCode::PageDown => out.push_str("PgDn"),
             KeyCode::BackTab => out.push_str("Shift-Tab"),
@@ -105,7 +109,9 @@ impl Key {
             KeyCode::Down => out.push('↓'),
             KeyCode::Left => out.push('←'),
             KeyCode::Right => out.push('→'),
-            other => out.push_str(&format!("{other:?}")),
+            other => {
+                let _ = write!(out, "{other:?}");
+            }
         }
         out
     }

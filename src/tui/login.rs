@@ -39,7 +39,11 @@ impl LoginForm {
             LineEditor::with_text(server),
         ];
         // Start on the first field that still needs typing.
-        let focus = fields.iter().position(LineEditor::is_empty).unwrap_or(USER).min(USER);
+        let focus = fields
+            .iter()
+            .position(LineEditor::is_empty)
+            .unwrap_or(USER)
+            .min(USER);
         LoginForm {
             fields,
             focus,

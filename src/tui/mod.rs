@@ -9,6 +9,7 @@ pub mod app;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod demo;
 pub mod embedded;
 pub mod event_loop;
 pub mod input;
@@ -43,7 +44,8 @@ pub struct Options {
 /// Builds the app from the config and options: what tests and `run` share.
 pub fn build_app(options: &Options) -> anyhow::Result<App> {
     let config = Config::load(options.config.as_deref())?;
-    let keymap = Keymap::new(config.keys.iter()).map_err(|e| anyhow::anyhow!("config [keys]: {e}"))?;
+    let keymap =
+        Keymap::new(config.keys.iter()).map_err(|e| anyhow::anyhow!("config [keys]: {e}"))?;
     let theme = Theme::new(&config.colors, config::no_color_requested());
     let defaults = LoginDefaults {
         app_id: options.app_id.clone().unwrap_or_default(),

@@ -248,7 +248,10 @@ impl Session {
                     let result = match tokio::fs::read(&path).await {
                         Ok(data) if data.len() > MAX_RAW_FILE => Err(Failure::new(
                             None,
-                            format!("{path} is {} bytes; raw messages hold {MAX_RAW_FILE}", data.len()),
+                            format!(
+                                "{path} is {} bytes; raw messages hold {MAX_RAW_FILE}",
+                                data.len()
+                            ),
                         )),
                         Ok(data) => Ok(data),
                         Err(e) => Err(Failure::new(None, format!("cannot read {path}: {e}"))),
@@ -270,7 +273,10 @@ async fn user_attr(client: &Client, request: AttrRequest) -> Result<String, Fail
     match request {
         AttrRequest::Set(key, value) => {
             let attrs = BTreeMap::from([(key.clone(), value.clone())]);
-            client.add_or_update_local_user_attributes(&attrs).await.map_err(f)?;
+            client
+                .add_or_update_local_user_attributes(&attrs)
+                .await
+                .map_err(f)?;
             Ok(format!("your attribute {key} = {value}"))
         }
         AttrRequest::Delete(key) => {
@@ -315,7 +321,10 @@ async fn channel_attr(
                 .await
                 .map_err(f)?;
         }
-        AttrRequest::Clear => client.clear_channel_attributes(channel, true).await.map_err(f)?,
+        AttrRequest::Clear => client
+            .clear_channel_attributes(channel, true)
+            .await
+            .map_err(f)?,
         AttrRequest::Get(_) => {
             return client
                 .get_channel_attributes(channel, None)

@@ -54,7 +54,10 @@ pub enum Body {
     Text(String),
     /// `/me` actions, sent as text starting with "/me ".
     Action(String),
-    Raw { description: String, data: Vec<u8> },
+    Raw {
+        description: String,
+        data: Vec<u8>,
+    },
 }
 
 impl Body {
@@ -238,8 +241,7 @@ impl Tab {
     pub fn oldest_id(&self) -> Option<u64> {
         self.entries
             .iter()
-            .filter_map(|e| e.message().and_then(|m| m.id))
-            .next()
+            .find_map(|e| e.message().and_then(|m| m.id))
     }
 
     /// Puts fetched history in place: messages already held are skipped, older ones go
@@ -350,7 +352,10 @@ mod tests {
     fn history_merges_in_order_without_duplicates() {
         let mut tab = Tab::new(Some(Target::Peer("bob".into())));
         tab.merge_history(&[history(5, "e"), history(6, "f")], "me");
-        assert_eq!(tab.merge_history(&[history(2, "b"), history(5, "e")], "me"), 1);
+        assert_eq!(
+            tab.merge_history(&[history(2, "b"), history(5, "e")], "me"),
+            1
+        );
         tab.merge_history(&[history(1, "a"), history(3, "c")], "me");
         let ids: Vec<u64> = tab
             .entries

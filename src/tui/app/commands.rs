@@ -24,9 +24,11 @@ impl App {
                 self.effect(Effect::Join(channel));
             }
             Command::Leave(channel) => {
-                let Some(channel) = channel.or_else(|| self.active_tab().channel().map(str::to_string))
+                let Some(channel) =
+                    channel.or_else(|| self.active_tab().channel().map(str::to_string))
                 else {
-                    self.active_tab_mut().error(now, "/leave: this is not a channel tab");
+                    self.active_tab_mut()
+                        .error(now, "/leave: this is not a channel tab");
                     return;
                 };
                 self.effect(Effect::Leave(channel));
@@ -49,7 +51,8 @@ impl App {
             Command::Close => self.close_tab(),
             Command::Members(filter) => {
                 let Some(channel) = self.active_tab().channel().map(str::to_string) else {
-                    self.active_tab_mut().error(now, "/members: this is not a channel tab");
+                    self.active_tab_mut()
+                        .error(now, "/members: this is not a channel tab");
                     return;
                 };
                 self.show_members = true;
@@ -60,13 +63,11 @@ impl App {
             }
             Command::Who(mut peers) => {
                 if peers.is_empty() {
-                    match self.active_tab().peer() {
-                        Some(p) => peers.push(p.to_string()),
-                        None => {
-                            self.active_tab_mut().error(now, "usage: /who <peer>...");
-                            return;
-                        }
-                    }
+                    let Some(peer) = self.active_tab().peer().map(str::to_string) else {
+                        self.active_tab_mut().error(now, "usage: /who <peer>...");
+                        return;
+                    };
+                    peers.push(peer);
                 }
                 self.effect(Effect::QueryPresence(peers));
             }
@@ -91,19 +92,28 @@ impl App {
             Command::Refuse(response) => self.answer_invitation(false, response),
             Command::Raw(path) => match self.active_tab().target.clone() {
                 Some(target) => self.effect(Effect::ReadRawFile { path, target }),
-                None => self.active_tab_mut().error(now, "/raw: open a peer or channel tab first"),
+                None => self
+                    .active_tab_mut()
+                    .error(now, "/raw: open a peer or channel tab first"),
             },
             Command::Save(path) => {
-                let data = self.active_tab().entries.iter().rev().find_map(|e| match &e.kind {
-                    EntryKind::Message(m) => match &m.body {
-                        Body::Raw { data, .. } => Some(data.clone()),
+                let data = self
+                    .active_tab()
+                    .entries
+                    .iter()
+                    .rev()
+                    .find_map(|e| match &e.kind {
+                        EntryKind::Message(m) => match &m.body {
+                            Body::Raw { data, .. } => Some(data.clone()),
+                            _ => None,
+                        },
                         _ => None,
-                    },
-                    _ => None,
-                });
+                    });
                 match data {
                     Some(data) => self.effect(Effect::SaveFile { path, data }),
-                    None => self.active_tab_mut().error(now, "/save: no raw message in this tab"),
+                    None => self
+                        .active_tab_mut()
+                        .error(now, "/save: no raw message in this tab"),
                 }
             }
             Command::Login => {
@@ -133,7 +143,8 @@ impl App {
     fn close_tab(&mut self) {
         if self.active == 0 {
             let now = self.now_ms;
-            self.active_tab_mut().error(now, "the rtm tab stays open (/quit to leave)");
+            self.active_tab_mut()
+                .error(now, "the rtm tab stays open (/quit to leave)");
             return;
         }
         let tab = self.tabs.remove(self.active);
@@ -146,7 +157,12 @@ impl App {
     }
 
     fn attr_command(&mut self, args: &[String]) {
-        let request = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        let request = match args
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
             [] => AttrRequest::Get(self.me().to_string()),
             ["set", key, value] => AttrRequest::Set((*key).to_string(), (*value).to_string()),
             ["del", key] => AttrRequest::Delete((*key).to_string()),
@@ -165,16 +181,23 @@ impl App {
     fn cattr_command(&mut self, args: &[String]) {
         let now = self.now_ms;
         let Some(channel) = self.active_tab().channel().map(str::to_string) else {
-            self.active_tab_mut().error(now, "/cattr: this is not a channel tab");
+            self.active_tab_mut()
+                .error(now, "/cattr: this is not a channel tab");
             return;
         };
-        let request = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        let request = match args
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
             [] | ["get"] => AttrRequest::Get(channel.clone()),
             ["set", key, value] => AttrRequest::Set((*key).to_string(), (*value).to_string()),
             ["del", key] => AttrRequest::Delete((*key).to_string()),
             ["clear"] => AttrRequest::Clear,
             _ => {
-                self.active_tab_mut().error(now, "usage: /cattr [set k v|del k|clear]");
+                self.active_tab_mut()
+                    .error(now, "usage: /cattr [set k v|del k|clear]");
                 return;
             }
         };

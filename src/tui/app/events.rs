@@ -129,15 +129,20 @@ impl App {
                 }
             }
             Event::TokenPrivilegeWillExpire { expires_at } => {
-                let at = super::super::clock::format(expires_at * 1000, self.utc_offset_min, "%H:%M:%S");
-                self.home()
-                    .error(now, format!("your token expires at {at} (renew with --token-cmd)"));
+                let at =
+                    super::super::clock::format(expires_at * 1000, self.utc_offset_min, "%H:%M:%S");
+                self.home().error(
+                    now,
+                    format!("your token expires at {at} (renew with --token-cmd)"),
+                );
             }
             Event::Kicked { reason } => {
-                self.home().error(now, format!("kicked by the server: {reason:?}"));
+                self.home()
+                    .error(now, format!("kicked by the server: {reason:?}"));
             }
             Event::Error { code, reason } => {
-                self.home().error(now, format!("server error {code}: {reason}"));
+                self.home()
+                    .error(now, format!("server error {code}: {reason}"));
             }
         }
     }

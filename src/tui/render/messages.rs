@@ -74,10 +74,7 @@ pub fn lines(app: &App, tab: &Tab, width: u16, height: u16) -> Vec<Line<'static>
             HistoryState::More => "PgUp for older messages",
             _ => "beginning of the conversation",
         };
-        chunks.push(vec![Line::styled(
-            format!("{:^width$}", text),
-            app.theme.dim,
-        )]);
+        chunks.push(vec![Line::styled(format!("{text:^width$}"), app.theme.dim)]);
     }
     let mut out: Vec<Line<'static>> = chunks.into_iter().rev().flatten().collect();
     if out.len() > height {
@@ -98,7 +95,10 @@ fn run_start(tab: &Tab, index: usize) -> usize {
 }
 
 fn time_prefix(app: &App, ts: u64) -> String {
-    format!("{} ", clock::format(ts, app.utc_offset_min, &app.config.time_format))
+    format!(
+        "{} ",
+        clock::format(ts, app.utc_offset_min, &app.config.time_format)
+    )
 }
 
 fn day_separator(app: &App, ts: u64, width: usize) -> Line<'static> {
@@ -135,7 +135,10 @@ fn collapsed(app: &App, tab: &Tab, first: usize, last: usize, width: usize) -> L
         time_prefix(app, tab.entries[last].ts),
         "-->"
     );
-    let text = truncate(&format!("{} (Alt-J)", parts.join("; ")), width.saturating_sub(prefix.width()));
+    let text = truncate(
+        &format!("{} (Alt-J)", parts.join("; ")),
+        width.saturating_sub(prefix.width()),
+    );
     Line::styled(format!("{prefix}{text}"), app.theme.dim)
 }
 
@@ -146,10 +149,9 @@ fn nick_style(app: &App, message: &ChatMessage) -> Style {
     if app.theme.accent.fg.is_none() {
         return app.theme.bold;
     }
-    let hash = message
-        .from
-        .bytes()
-        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+    let hash = message.from.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
     Style::new()
         .fg(NICK_COLORS[hash % NICK_COLORS.len()])
         .add_modifier(Modifier::BOLD)
@@ -190,12 +192,22 @@ fn entry_lines(
                     }
                 }
                 Body::Action(text) => {
-                    segments.push((format!("{} {text}", message.from), text_style.add_modifier(Modifier::ITALIC)));
+                    segments.push((
+                        format!("{} {text}", message.from),
+                        text_style.add_modifier(Modifier::ITALIC),
+                    ));
                     "*".to_string()
                 }
                 Body::Raw { description, data } => {
-                    let what = if description.is_empty() { "raw data" } else { description };
-                    segments.push((format!("[{what}, {}] (/save)", size(data.len())), theme.accent));
+                    let what = if description.is_empty() {
+                        "raw data"
+                    } else {
+                        description
+                    };
+                    segments.push((
+                        format!("[{what}, {}] (/save)", size(data.len())),
+                        theme.accent,
+                    ));
                     if grouped {
                         String::new()
                     } else {
@@ -214,7 +226,11 @@ fn entry_lines(
             (nick, nick_style(app, message), segments)
         }
         EntryKind::Membership { user, joined } => {
-            let (arrow, verb) = if *joined { ("-->", "joined") } else { ("<--", "left") };
+            let (arrow, verb) = if *joined {
+                ("-->", "joined")
+            } else {
+                ("<--", "left")
+            };
             (
                 arrow.to_string(),
                 theme.dim,
@@ -222,7 +238,11 @@ fn entry_lines(
             )
         }
         EntryKind::Info(text) => ("--".to_string(), theme.dim, vec![(text.clone(), theme.dim)]),
-        EntryKind::Error(text) => ("!!".to_string(), theme.error, vec![(text.clone(), theme.error)]),
+        EntryKind::Error(text) => (
+            "!!".to_string(),
+            theme.error,
+            vec![(text.clone(), theme.error)],
+        ),
     };
     let nick = truncate(&nick, NICK_WIDTH);
     let pad = NICK_WIDTH.saturating_sub(nick.width());

@@ -1,6 +1,8 @@
 //! Windows drawn over the main screen (help, fuzzy switcher, paste confirmation, call
 //! invitation) and the login form, which is a screen of its own.
 
+use std::fmt::Write as _;
+
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
@@ -44,12 +46,22 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
                 Span::raw(query.text().to_string()),
             ])];
             let selected = (*selected).min(matches.len().saturating_sub(1));
-            for (row, &i) in matches.iter().enumerate().take(usize::from(rect.height) - 3) {
+            for (row, &i) in matches
+                .iter()
+                .enumerate()
+                .take(usize::from(rect.height) - 3)
+            {
                 let tab = &app.tabs[i];
-                let style = if row == selected { app.theme.selected } else { ratatui::style::Style::new() };
+                let style = if row == selected {
+                    app.theme.selected
+                } else {
+                    ratatui::style::Style::new()
+                };
                 let mut text = format!("{} {}", i + 1, tab.name());
                 if tab.unread > 0 {
-                    text.push_str(&format!("  ({} unread)", tab.unread));
+                    {
+                        let _ = write!(text, "  ({} unread)", tab.unread);
+                    };
                 }
                 lines.push(Line::styled(text, style));
             }
@@ -71,7 +83,10 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
                 ]),
             ];
             frame.render_widget(Clear, rect);
-            frame.render_widget(Paragraph::new(lines).block(boxed(app, "send this paste?")), rect);
+            frame.render_widget(
+                Paragraph::new(lines).block(boxed(app, "send this paste?")),
+                rect,
+            );
         }
         Some(Overlay::Invitation(inv)) => {
             let rect = centred(area, 60, 9);
@@ -97,7 +112,9 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
             ]));
             frame.render_widget(Clear, rect);
             frame.render_widget(
-                Paragraph::new(lines).wrap(Wrap { trim: true }).block(boxed(app, "call")),
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: true })
+                    .block(boxed(app, "call")),
                 rect,
             );
         }
@@ -114,7 +131,10 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: u16) {
         ]));
     }
     lines.push(Line::raw(""));
-    lines.push(Line::styled("Commands (plain text sends to this tab)", app.theme.bold));
+    lines.push(Line::styled(
+        "Commands (plain text sends to this tab)",
+        app.theme.bold,
+    ));
     for (name, args, what) in COMMANDS {
         lines.push(Line::from(vec![
             Span::styled(format!("  /{name} {args}"), app.theme.accent),
@@ -125,8 +145,14 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: u16) {
     lines.push(Line::styled("Marks on your messages", app.theme.bold));
     for (mark, what) in [
         ("…", "sent, waiting for the result"),
-        ("✓", "received by the peer / accepted by the server (channel)"),
-        ("✓ cached", "peer offline: stored, delivered at their next login"),
+        (
+            "✓",
+            "received by the peer / accepted by the server (channel)",
+        ),
+        (
+            "✓ cached",
+            "peer offline: stored, delivered at their next login",
+        ),
         ("✗ unreachable", "peer offline, not stored (/retry)"),
         ("✗ timed out", "no acknowledgement in time (/retry)"),
         ("✗ reason", "failed (/retry)"),
@@ -160,14 +186,19 @@ pub fn login(frame: &mut Frame, app: &App, area: Rect) {
             editor.text().to_string()
         };
         let focus = i == form.focus;
-        let label_style = if focus { app.theme.selected } else { app.theme.bold };
+        let label_style = if focus {
+            app.theme.selected
+        } else {
+            app.theme.bold
+        };
         let check = match form.problem(i) {
             Some(problem) if !editor.is_empty() || i != TOKEN => {
                 Line::styled(format!("          ✗ {problem}"), app.theme.error)
             }
-            _ if i == TOKEN && editor.is_empty() => {
-                Line::styled("          (only for apps with a certificate)", app.theme.dim)
-            }
+            _ if i == TOKEN && editor.is_empty() => Line::styled(
+                "          (only for apps with a certificate)",
+                app.theme.dim,
+            ),
             _ => Line::styled("          ✓", app.theme.ok),
         };
         let lines = vec![
@@ -181,7 +212,11 @@ pub fn login(frame: &mut Frame, app: &App, area: Rect) {
         frame.render_widget(Paragraph::new(lines), rows[i]);
         if focus && app.overlay.is_none() {
             let (_, col) = editor.cursor_position();
-            let col = if i == TOKEN { editor.text()[..editor.cursor()].chars().count() } else { col };
+            let col = if i == TOKEN {
+                editor.text()[..editor.cursor()].chars().count()
+            } else {
+                col
+            };
             frame.set_cursor_position((rows[i].x + 10 + col as u16, rows[i].y));
         }
     }
@@ -194,7 +229,11 @@ pub fn login(frame: &mut Frame, app: &App, area: Rect) {
         Line::raw("")
     } else {
         Line::styled(
-            format!("connection: {} ({})", app.conn.state.label(), app.conn.reason.label()),
+            format!(
+                "connection: {} ({})",
+                app.conn.state.label(),
+                app.conn.reason.label()
+            ),
             app.theme.dim,
         )
     };

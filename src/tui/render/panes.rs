@@ -1,6 +1,8 @@
 //! The panes around the scrollback: tab list, channel/peer header, member list, status
 //! line with the connection state, the input line and the footer of keys.
 
+use std::fmt::Write as _;
+
 use ratatui::layout::{Position, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -23,10 +25,14 @@ pub fn tab_list(frame: &mut Frame, app: &App, area: Rect) {
         .map(|(i, tab)| {
             let mut counts = String::new();
             if tab.mentions > 0 {
-                counts.push_str(&format!(" @{}", tab.mentions));
+                {
+                    let _ = write!(counts, " @{}", tab.mentions);
+                };
             }
             if tab.unread > 0 {
-                counts.push_str(&format!(" {}", tab.unread));
+                {
+                    let _ = write!(counts, " {}", tab.unread);
+                };
             }
             let label = format!("{} ", i + 1);
             let name_width = width.saturating_sub(label.width() + counts.width());
@@ -55,7 +61,11 @@ pub fn tab_list(frame: &mut Frame, app: &App, area: Rect) {
         })
         .collect();
     frame.render_widget(
-        Paragraph::new(lines).block(Block::new().borders(Borders::RIGHT).border_style(app.theme.dim)),
+        Paragraph::new(lines).block(
+            Block::new()
+                .borders(Borders::RIGHT)
+                .border_style(app.theme.dim),
+        ),
         area,
     );
 }
@@ -77,7 +87,10 @@ pub fn header(frame: &mut Frame, app: &App, area: Rect) {
                 .iter()
                 .map(|a| format!("{}={}", a.key, a.value))
                 .collect();
-            spans.push(Span::styled(format!("· {}", topic.join(" ")), app.theme.accent));
+            spans.push(Span::styled(
+                format!("· {}", topic.join(" ")),
+                app.theme.accent,
+            ));
         }
     } else if tab.peer().is_some() {
         let presence = tab.presence.map_or("presence unknown", presence_word);
@@ -92,7 +105,10 @@ pub fn member_list(frame: &mut Frame, app: &App, area: Rect) {
     let tab = app.active_tab();
     let rows = usize::from(area.height.saturating_sub(1));
     let width = usize::from(area.width.saturating_sub(1));
-    let mut title = format!("Members {}", tab.member_count.unwrap_or(tab.members.len() as u64));
+    let mut title = format!(
+        "Members {}",
+        tab.member_count.unwrap_or(tab.members.len() as u64)
+    );
     if !tab.member_filter.is_empty() {
         title = format!("{title} /{}", tab.member_filter);
     }
@@ -108,7 +124,11 @@ pub fn member_list(frame: &mut Frame, app: &App, area: Rect) {
             }),
     );
     frame.render_widget(
-        Paragraph::new(lines).block(Block::new().borders(Borders::LEFT).border_style(app.theme.dim)),
+        Paragraph::new(lines).block(
+            Block::new()
+                .borders(Borders::LEFT)
+                .border_style(app.theme.dim),
+        ),
         area,
     );
 }
@@ -144,7 +164,10 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
         ));
     }
     if app.invitation.is_some() && !matches!(app.overlay, Some(Overlay::Invitation(_))) {
-        spans.push(Span::styled(" · call waiting: /accept /refuse", app.theme.mention));
+        spans.push(Span::styled(
+            " · call waiting: /accept /refuse",
+            app.theme.mention,
+        ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -165,8 +188,15 @@ pub fn input(frame: &mut Frame, app: &App, area: Rect) {
         .take(usize::from(area.height))
         .map(|(i, text)| {
             let prompt = if i == 0 { PROMPT } else { "  " };
-            let text = if i == line { skip_columns(text, shift) } else { text.to_string() };
-            Line::from(vec![Span::styled(prompt, app.theme.accent), Span::raw(text)])
+            let text = if i == line {
+                skip_columns(text, shift)
+            } else {
+                text.to_string()
+            };
+            Line::from(vec![
+                Span::styled(prompt, app.theme.accent),
+                Span::raw(text),
+            ])
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), area);
@@ -192,7 +222,10 @@ fn skip_columns(text: &str, columns: usize) -> String {
 /// The keys that matter now, from the keymap table.
 pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
     let items: &[(KeyAction, &str)] = match &app.overlay {
-        Some(Overlay::Help { .. }) => &[(KeyAction::Cancel, "close"), (KeyAction::PageDown, "scroll")],
+        Some(Overlay::Help { .. }) => &[
+            (KeyAction::Cancel, "close"),
+            (KeyAction::PageDown, "scroll"),
+        ],
         Some(Overlay::Switcher { .. }) => &[
             (KeyAction::Submit, "go"),
             (KeyAction::Up, "select"),
