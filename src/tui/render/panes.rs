@@ -234,7 +234,8 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
         Some(_) => &[(KeyAction::Submit, "yes"), (KeyAction::Cancel, "not now")],
         None if app.input.is_empty() => &[
             (KeyAction::Help, "help"),
-            (KeyAction::Switcher, "switch tab"),
+            // Ctrl-K kills to the end of a line, and on an empty line opens the switcher.
+            (KeyAction::KillToEnd, "switch tab"),
             (KeyAction::NextActivity, "next activity"),
             (KeyAction::PageUp, "scroll"),
             (KeyAction::ToggleMembers, "members"),
