@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind, MouseEventKind};
-use futures_util::{FutureExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use tokio::sync::mpsc;
@@ -141,14 +141,14 @@ pub async fn run(
             if started.elapsed() > MAX_BATCH || app.quit || !pending.is_empty() {
                 break;
             }
-            next = match input.next().now_or_never() {
-                Some(Some(Ok(event))) => translate(&event, &app.keymap),
-                _ => match rx.try_recv() {
-                    Ok(action) => Some(action),
-                    Err(_) => match session.as_mut().and_then(|(_, events)| events.try_recv()) {
-                        Some(event) => Some(client_action(event)),
-                        None => break,
-                    },
+            // Terminal input is not polled here: EventStream must only be polled with the
+            // loop's real waker (a no-op waker would leave it asleep); keys come one by one
+            // anyway, and pastes arrive as one event.
+            next = match rx.try_recv() {
+                Ok(action) => Some(action),
+                Err(_) => match session.as_mut().and_then(|(_, events)| events.try_recv()) {
+                    Some(event) => Some(client_action(event)),
+                    None => break,
                 },
             };
         }
