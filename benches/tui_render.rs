@@ -123,7 +123,11 @@ fn main() {
     let drained = start.elapsed();
     let after = rss_bytes();
     let held = app.tabs[1].entries.len();
-    assert_eq!(held as u64, BURST + 1, "every message is kept (plus the join line)");
+    assert_eq!(
+        held as u64,
+        BURST + 1,
+        "every message is kept (plus the join line)"
+    );
     println!(
         "burst of {BURST} channel messages: taken in {drained:.2?} ({:.0} msg/s), slowest single update {:.1} µs, \
          memory {:.0} bytes/message (RSS {} → {} MiB), none dropped",

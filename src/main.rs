@@ -51,6 +51,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 app_id: chat.app_id,
                 user: chat.user,
                 token: chat.token,
+                token_cmd: chat.token_cmd,
                 server: chat.server,
                 config: chat.config,
                 startup_commands: Vec::new(),

@@ -210,6 +210,8 @@ pub enum Effect {
         token: Option<String>,
     },
     Logout,
+    /// Run `--token-cmd` and renew the token with its output (the server warned of expiry).
+    RenewToken,
     SendPeer {
         peer: String,
         local_id: u64,

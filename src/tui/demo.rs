@@ -61,6 +61,7 @@ pub async fn run(user: String, config: Option<std::path::PathBuf>) -> anyhow::Re
         app_id: Some(DEMO_APP.into()),
         user: Some(user),
         token: None,
+        token_cmd: None,
         server: Some(url),
         config,
         startup_commands: vec![format!("/join {DEMO_CHANNEL}")],

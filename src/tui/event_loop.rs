@@ -80,12 +80,21 @@ pub type ServerStarter = Box<
         + Send,
 >;
 
+/// How new sessions are set up: a server to start first, a command for fresh tokens.
+#[derive(Default)]
+pub struct Connector {
+    /// Asked before each login to a new server (the embedded default).
+    pub start_server: Option<ServerStarter>,
+    /// `--token-cmd`.
+    pub token_cmd: Option<String>,
+}
+
 /// Runs the app in the terminal until it quits. `initial` are effects to perform first
-/// (an automatic login); `start_server` is asked before each login to a new server.
+/// (an automatic login).
 pub async fn run(
     mut app: App,
     initial: Vec<Effect>,
-    mut start_server: Option<ServerStarter>,
+    mut connector: Connector,
 ) -> anyhow::Result<()> {
     let mut guard = TerminalGuard::enter().context("cannot set up the terminal")?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))
@@ -104,7 +113,7 @@ pub async fn run(
                 &mut app,
                 &mut session,
                 &tx,
-                &mut start_server,
+                &mut connector,
                 &mut guard,
                 &mut terminal,
             )
@@ -177,7 +186,7 @@ async fn perform(
     app: &mut App,
     session: &mut Option<(Session, Events)>,
     tx: &mpsc::UnboundedSender<Action>,
-    start_server: &mut Option<ServerStarter>,
+    connector: &mut Connector,
     guard: &mut TerminalGuard,
     terminal: &mut Terminal<CrosstermBackend<io::Stdout>>,
 ) -> anyhow::Result<()> {
@@ -219,7 +228,7 @@ async fn perform(
                 if let Some((old, _)) = session.take() {
                     let _ = tokio::time::timeout(Duration::from_secs(1), old.client.logout()).await;
                 }
-                if let Some(start) = start_server.as_mut() {
+                if let Some(start) = connector.start_server.as_mut() {
                     match start(server).await {
                         Ok(Some(note)) => {
                             let _ = tx.send(Action::Notice(note));
@@ -234,8 +243,9 @@ async fn perform(
                 }
                 match Client::new(ClientConfig::new(server.clone(), app_id.clone())) {
                     Ok((client, events)) => {
-                        *session =
-                            Some((Session::new(client, server.clone(), app_id.clone()), events));
+                        let mut new = Session::new(client, server.clone(), app_id.clone());
+                        new.token_cmd.clone_from(&connector.token_cmd);
+                        *session = Some((new, events));
                     }
                     Err(e) => {
                         let _ = tx.send(Action::Done(Outcome::Login(Err(failure(&e)))));

@@ -34,6 +34,8 @@ pub struct Options {
     pub app_id: Option<String>,
     pub user: Option<String>,
     pub token: Option<String>,
+    /// Prints a fresh token; run when the server warns that the token will expire.
+    pub token_cmd: Option<String>,
     /// `None`: the default local server, started in-process if nothing listens.
     pub server: Option<String>,
     pub config: Option<PathBuf>,
@@ -68,8 +70,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let auto = options.app_id.is_some() && options.user.is_some();
     let initial = if auto { app.submit_login() } else { Vec::new() };
     let servers = embedded::Servers::default();
-    let starter = embedded::starter(options.server.is_none(), &servers);
-    let result = event_loop::run(app, initial, starter).await;
+    let connector = event_loop::Connector {
+        start_server: embedded::starter(options.server.is_none(), &servers),
+        token_cmd: options.token_cmd.clone(),
+    };
+    let result = event_loop::run(app, initial, connector).await;
     embedded::shutdown(&servers).await;
     result.context("the terminal client failed")
 }

@@ -28,6 +28,8 @@ pub struct Session {
     pub client: Client,
     pub server: String,
     pub app_id: String,
+    /// `--token-cmd`: prints a fresh token when the server warns of expiry.
+    pub token_cmd: Option<String>,
     channels: HashMap<String, Channel>,
 }
 
@@ -37,6 +39,7 @@ impl Session {
             client,
             server,
             app_id,
+            token_cmd: None,
             channels: HashMap::new(),
         }
     }
@@ -62,6 +65,18 @@ impl Session {
                 tokio::spawn(async move {
                     let result = client.login(token.as_deref(), &user).await;
                     done(Outcome::Login(result.map_err(|e| failure(&e))));
+                });
+            }
+            Effect::RenewToken => {
+                let Some(command) = self.token_cmd.clone() else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let result = renew(&client, &command).await;
+                    done(Outcome::Info {
+                        target: None,
+                        result,
+                    });
                 });
             }
             Effect::Logout => {
@@ -266,6 +281,26 @@ impl Session {
             Effect::Bell | Effect::Title(_) | Effect::Editor(_) | Effect::Quit => {}
         }
     }
+}
+
+/// Runs the token command and renews the session's token with what it prints.
+async fn renew(client: &Client, command: &str) -> Result<String, Failure> {
+    let output = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| Failure::new(None, format!("--token-cmd: {e}")))?;
+    if !output.status.success() {
+        return Err(Failure::new(
+            None,
+            format!("--token-cmd exited with {}", output.status),
+        ));
+    }
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    client.renew_token(&token).await.map_err(|e| failure(&e))?;
+    Ok("token renewed".into())
 }
 
 async fn user_attr(client: &Client, request: AttrRequest) -> Result<String, Failure> {

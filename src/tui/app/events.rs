@@ -133,8 +133,9 @@ impl App {
                     super::super::clock::format(expires_at * 1000, self.utc_offset_min, "%H:%M:%S");
                 self.home().error(
                     now,
-                    format!("your token expires at {at} (renew with --token-cmd)"),
+                    format!("your token expires at {at}; renewing with --token-cmd if given"),
                 );
+                self.effect(Effect::RenewToken);
             }
             Event::Kicked { reason } => {
                 self.home()
