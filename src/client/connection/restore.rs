@@ -32,9 +32,21 @@ pub(super) struct Memory {
 pub(super) struct ChannelMark {
     /// The last `message_id` delivered, if any.
     pub(super) last_seen: Option<u64>,
+    /// The newest message id at join time (from a `history` of one message). Only a
+    /// starting point for catch-up, never a reason to drop a live message: the reply may
+    /// overtake the event of that very message.
+    pub(super) baseline: Option<u64>,
     /// When the channel was joined, in server time (ms): without a `last_seen`, catch-up
     /// takes the messages stored after it.
     pub(super) joined_at_ms: u64,
+}
+
+impl ChannelMark {
+    /// Where catch-up starts: after the last message delivered, else after the newest
+    /// one at join time.
+    fn cursor(&self) -> Option<u64> {
+        self.last_seen.or(self.baseline)
+    }
 }
 
 /// What a successful reply changes in [`Memory`].
@@ -161,7 +173,7 @@ impl ConnectionHandler {
             .get(channel)
             .and_then(|messages| messages.last())
             .and_then(message_id)
-            .or(mark.last_seen);
+            .or(mark.cursor());
         let deadline = Instant::now() + self.config.request_timeout;
         self.send_restore(
             Op::History {
@@ -185,7 +197,7 @@ impl ConnectionHandler {
         let missed = result.messages.into_iter().filter(|m| {
             // The sender does not get its own messages back; neither does catch-up.
             Some(&m.from) != own_user.as_ref()
-                && (mark.last_seen.is_some() || m.server_ts > mark.joined_at_ms)
+                && (mark.cursor().is_some() || m.server_ts > mark.joined_at_ms)
         });
         self.catch_up
             .entry(channel.to_string())
@@ -198,7 +210,7 @@ impl ConnectionHandler {
                 server_ts: m.server_ts,
             }));
         // With a cursor the pages go forward in time; without one we only have the newest.
-        if full_page && mark.last_seen.is_some() {
+        if full_page && mark.cursor().is_some() {
             self.fetch_missed(channel);
         }
     }
@@ -250,10 +262,7 @@ impl ConnectionHandler {
         };
         let newest = result.messages.iter().map(|m| m.message_id).max();
         if let Some(mark) = self.memory.channels.get_mut(channel) {
-            // A message delivered meanwhile is at least as new: keep it.
-            if mark.last_seen.is_none() {
-                mark.last_seen = newest;
-            }
+            mark.baseline = newest;
         }
     }
 
@@ -267,6 +276,7 @@ impl ConnectionHandler {
                         channel.clone(),
                         ChannelMark {
                             last_seen: None,
+                            baseline: None,
                             joined_at_ms,
                         },
                     );
