@@ -233,7 +233,9 @@ impl ConnectionHandler {
                 Purpose::Logout { reply } => {
                     let _ = reply.send(Ok(()));
                 }
-                Purpose::Login | Purpose::Restore(_) | Purpose::Quiet | Purpose::Baseline(_) => {}
+                // The join itself succeeded; only its starting point is unknown.
+                Purpose::Baseline { join, .. } => join.deliver(),
+                Purpose::Login | Purpose::Restore(_) | Purpose::Quiet => {}
             }
         }
     }

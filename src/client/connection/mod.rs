@@ -126,8 +126,21 @@ enum Purpose {
     Restore(RestoreStep),
     /// Sent on the client's own account; the reply does not matter (leave on release).
     Quiet,
-    /// The newest message of a channel just joined: where a later catch-up starts.
-    Baseline(String),
+    /// The newest message of a channel just joined: where a later catch-up starts. The
+    /// caller's join is answered once it is known.
+    Baseline { channel: String, join: HeldAnswer },
+}
+
+/// A caller's reply kept back until a follow-up request of the client is answered.
+struct HeldAnswer {
+    caller: oneshot::Sender<Result<Reply, ClientError>>,
+    reply: Reply,
+}
+
+impl HeldAnswer {
+    fn deliver(self) {
+        let _ = self.caller.send(Ok(self.reply));
+    }
 }
 
 struct Pending {
@@ -483,8 +496,11 @@ impl ConnectionHandler {
                 reply: caller,
                 effect,
             } => {
-                self.apply(effect, reply.code);
-                let _ = caller.send(Ok(reply));
+                let answer = HeldAnswer { caller, reply };
+                match self.apply(effect, answer.reply.code) {
+                    Some(joined) => self.request_baseline(joined, answer),
+                    None => answer.deliver(),
+                }
             }
             Purpose::Login => self.on_login_reply(&reply),
             Purpose::Logout { reply: caller } => {
@@ -497,7 +513,10 @@ impl ConnectionHandler {
             }
             Purpose::Restore(step) => self.on_restore_reply(step, Some(&reply)),
             Purpose::Quiet => {}
-            Purpose::Baseline(channel) => self.on_baseline(&channel, &reply),
+            Purpose::Baseline { channel, join } => {
+                self.on_baseline(&channel, &reply);
+                join.deliver();
+            }
         }
     }
 
@@ -639,7 +658,9 @@ impl ConnectionHandler {
                     let _ = reply.send(Ok(()));
                 }
                 Purpose::Restore(step) => self.on_restore_reply(step, None),
-                Purpose::Login | Purpose::Quiet | Purpose::Baseline(_) => {}
+                // The join itself succeeded; only its starting point is unknown.
+                Purpose::Baseline { join, .. } => join.deliver(),
+                Purpose::Login | Purpose::Quiet => {}
             }
         }
         let (expired, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.queued)

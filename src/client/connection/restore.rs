@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::time::Instant;
 
-use super::{ConnectionHandler, Phase, Purpose};
+use super::{ConnectionHandler, HeldAnswer, Phase, Purpose};
 use crate::protocol::codes::{join, leave};
 use crate::protocol::limits::MAX_HISTORY_LIMIT;
 use crate::protocol::{
@@ -243,8 +243,10 @@ impl ConnectionHandler {
     }
 
     /// Asks for the newest message of a channel just joined, so that a catch-up after a
-    /// reconnect starts exactly after it even if nothing arrives before the drop.
-    fn request_baseline(&mut self, channel: String) {
+    /// reconnect starts exactly after it even if nothing arrives before the drop. The
+    /// caller's join is answered after it (one more round trip), so that a drop right
+    /// after `join` returns still catches up exactly.
+    pub(super) fn request_baseline(&mut self, channel: String, join: HeldAnswer) {
         let deadline = Instant::now() + self.config.request_timeout;
         let op = Op::History {
             peer: None,
@@ -253,7 +255,7 @@ impl ConnectionHandler {
             after: None,
             limit: Some(1),
         };
-        self.send_request(op, Purpose::Baseline(channel), deadline);
+        self.send_request(op, Purpose::Baseline { channel, join }, deadline);
     }
 
     pub(super) fn on_baseline(&mut self, channel: &str, reply: &Reply) {
@@ -266,7 +268,9 @@ impl ConnectionHandler {
         }
     }
 
-    pub(super) fn apply(&mut self, effect: Effect, code: u32) {
+    /// Records what a successful reply changed; returns the channel of a fresh join, whose
+    /// baseline is to be asked for before the caller is answered.
+    pub(super) fn apply(&mut self, effect: Effect, code: u32) -> Option<String> {
         let memory = &mut self.memory;
         match effect {
             Effect::Joined(channel) if code == join::OK || code == join::ALREADY_JOINED => {
@@ -280,7 +284,7 @@ impl ConnectionHandler {
                             joined_at_ms,
                         },
                     );
-                    self.request_baseline(channel);
+                    return Some(channel);
                 }
             }
             Effect::Left(channel) if code == leave::OK || code == leave::NOT_IN_CHANNEL => {
@@ -308,6 +312,7 @@ impl ConnectionHandler {
             }
             Effect::None | Effect::Joined(_) | Effect::Left(_) => {}
         }
+        None
     }
 }
 
