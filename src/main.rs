@@ -35,6 +35,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _guard = logging::to_stderr(&cli.log_level)?;
             runtime()?.block_on(commands::serve(args))
         }
+        Some(Command::Token(args)) => commands::token(&args),
+        Some(Command::Demo(args)) => {
+            let _guard = logging::to_file(&cli.log_level)?;
+            runtime()?.block_on(rtm::tui::demo::run(args.user, cli.chat.config))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Check(args)) => {
             let _guard = logging::to_stderr("warn")?;
             runtime()?.block_on(commands::check(args))
@@ -47,18 +53,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _guard = logging::to_stderr("warn")?;
             runtime()?.block_on(commands::bench(args))
         }
-        Some(Command::Token(args)) => commands::token(&args),
         Some(Command::Headless(args)) => {
             let _guard = logging::to_stderr("warn")?;
             runtime()?.block_on(commands::headless(args))
         }
-        Some(other) => {
-            eprintln!("rtm-tui: `{other:?}` is not available yet in this build");
-            Ok(ExitCode::from(2))
-        }
         None => {
-            eprintln!("rtm-tui: the interactive client is not available yet; run `rtm-tui serve`");
-            Ok(ExitCode::from(2))
+            let _guard = logging::to_file(&cli.log_level)?;
+            let chat = cli.chat;
+            let options = rtm::tui::Options {
+                app_id: chat.app_id,
+                user: chat.user,
+                token: chat.token,
+                token_cmd: chat.token_cmd,
+                server: chat.server,
+                config: chat.config,
+                startup_commands: Vec::new(),
+            };
+            runtime()?.block_on(rtm::tui::run(options))?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -93,7 +105,6 @@ mod logging {
     }
 
     /// Logs to a daily rolling file in the XDG state dir: for the TUI, whose screen must stay clean.
-    #[allow(dead_code)]
     pub fn to_file(level: &str) -> anyhow::Result<Guard> {
         let dir = rtm::paths::log_dir();
         std::fs::create_dir_all(&dir)

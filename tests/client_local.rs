@@ -19,8 +19,15 @@ mod client_support;
 
 use client_support::{expect_login_ended, next_event, next_state, WAIT};
 
+/// Scripted peers never stall, so the timeouts under test can be very short: 400 ms
+/// login timeout, pings every 200 ms, a dead server after 600 ms of silence.
 fn fast_config(addr: std::net::SocketAddr) -> ClientConfig {
-    client_support::fast_config(&format!("ws://{addr}/rtm/v1"))
+    let mut config = client_support::fast_config(&format!("ws://{addr}/rtm/v1"));
+    config.login_timeout = Duration::from_millis(400);
+    config.request_timeout = Duration::from_secs(2);
+    config.ping_interval = Duration::from_millis(200);
+    config.dead_timeout = Duration::from_millis(600);
+    config
 }
 
 #[tokio::test]
@@ -411,6 +418,15 @@ async fn reconnect_restores_the_session_and_catches_up_in_order() {
     let join = ws.next_json().await;
     assert_eq!(join["op"], "join");
     ws.send_text(json!({"id": join["id"], "code": 0, "member_count": 2}).to_string())
+        .await;
+    // A fresh join asks where the channel stands, for a later catch-up, and answers the
+    // caller after that.
+    let baseline = ws.next_json().await;
+    assert_eq!(baseline["op"], "history");
+    assert_eq!(baseline["channel"], "lobby");
+    assert_eq!(baseline["limit"], 1);
+    assert!(!joined.is_finished());
+    ws.send_text(json!({"id": baseline["id"], "code": 0, "messages": []}).to_string())
         .await;
     assert_eq!(joined.await.unwrap().unwrap().member_count, 2);
     ws.send_text(channel_message(10, "bob", "before").to_string())

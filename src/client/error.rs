@@ -103,3 +103,29 @@ fn timeout_code(family: Family) -> u32 {
         Family::Renew | Family::Ping | Family::Leave | Family::History => family.failure(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_agora() {
+        let timeout = |family| ClientError::Timeout { family }.code();
+        assert_eq!(timeout(Family::Login), Some(9));
+        assert_eq!(timeout(Family::Join), Some(4));
+        assert_eq!(timeout(Family::Members), Some(3));
+        assert_eq!(timeout(Family::Attr), Some(7));
+        assert_eq!(timeout(Family::History), Some(1));
+        let cached = ClientError::Code {
+            family: Family::Peer,
+            code: 4,
+            reason: "cached".into(),
+        };
+        assert_eq!(
+            (cached.code(), cached.family()),
+            (Some(4), Some(Family::Peer))
+        );
+        assert_eq!(ClientError::Disconnected.code(), None);
+        assert_eq!(ClientError::AlreadyLoggedIn.code(), Some(8));
+    }
+}

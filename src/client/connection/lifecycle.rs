@@ -233,6 +233,8 @@ impl ConnectionHandler {
                 Purpose::Logout { reply } => {
                     let _ = reply.send(Ok(()));
                 }
+                // The join itself succeeded; only its starting point is unknown.
+                Purpose::Baseline { join, .. } => join.deliver(),
                 Purpose::Login | Purpose::Restore(_) | Purpose::Quiet => {}
             }
         }
