@@ -179,6 +179,10 @@ pub struct CheckArgs {
     /// (RTM_CHECK_EXPIRE in its environment says how many seconds the token should live).
     #[arg(long)]
     pub token_cmd: Option<String>,
+    /// Command that restarts the server, keeping its store, and returns once it is
+    /// restarting: enables the case that cached messages survive a restart.
+    #[arg(long)]
+    pub restart_cmd: Option<String>,
     /// Run only cases whose name contains this.
     #[arg(long)]
     pub filter: Option<String>,

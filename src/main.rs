@@ -156,6 +156,7 @@ mod commands {
         let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
         let mut config = CheckConfig::new(&args.server, &args.app_id);
         config.token_cmd = args.token_cmd;
+        config.restart_cmd = args.restart_cmd;
         config.filter = args.filter;
         config.quick = args.quick;
         config.timing = Timing {

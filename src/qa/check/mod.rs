@@ -43,6 +43,8 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const QUIET: Duration = Duration::from_millis(500);
 /// With `--quick`, cases that must wait longer than this for a server timer are skipped.
 pub const QUICK_LIMIT: Duration = Duration::from_secs(10);
+/// How long a restarted server may take to accept connections again.
+pub const RESTART_WAIT: Duration = Duration::from_secs(15);
 /// Slack added to a server timer before a case gives up waiting for its effect.
 pub const TIMER_SLACK: Duration = Duration::from_secs(5);
 
@@ -78,6 +80,9 @@ pub struct CheckConfig {
     /// Shell command printing a token; the user id is appended as its last argument and
     /// `RTM_CHECK_EXPIRE` (seconds) says how long the token should live.
     pub token_cmd: Option<String>,
+    /// Shell command that restarts the server and returns once it is restarting (keeping
+    /// its store); enables the case that cached messages survive a restart.
+    pub restart_cmd: Option<String>,
     pub filter: Option<String>,
     pub timing: Timing,
     /// Skip cases that wait longer than [`QUICK_LIMIT`] for a server timer.
@@ -94,6 +99,7 @@ impl CheckConfig {
             url: url.into(),
             app_id: app_id.into(),
             token_cmd: None,
+            restart_cmd: None,
             filter: None,
             timing: Timing::default(),
             quick: false,
@@ -213,6 +219,50 @@ impl Ctx {
             .await
             .map(Some)
             .map_err(CaseError::Fail)
+    }
+
+    /// Whether `--restart-cmd` was given.
+    pub fn restart_server_available(&self) -> bool {
+        self.config.restart_cmd.is_some()
+    }
+
+    /// Restarts the server with `--restart-cmd`; skips the case without one.
+    pub async fn restart_server(&self) -> CaseResult {
+        let Some(cmd) = &self.config.restart_cmd else {
+            return Err(CaseError::Skip(
+                "needs a way to restart the server (give --restart-cmd)".into(),
+            ));
+        };
+        let status = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .status()
+            .await
+            .map_err(|e| CaseError::Fail(format!("cannot run --restart-cmd: {e}")))?;
+        ensure!(status.success(), "--restart-cmd failed ({status})");
+        Ok(())
+    }
+
+    /// Logs `user` in, retrying the connection for up to [`RESTART_WAIT`] while a restarted
+    /// server comes back.
+    pub async fn login_after_restart(&self, user: &str) -> Result<RawConn, CaseError> {
+        let deadline = Instant::now() + RESTART_WAIT;
+        loop {
+            match RawConn::connect(&self.config.url, user, self.config.tracer.clone()).await {
+                Ok(mut conn) => {
+                    conn.ok(self.login_op(user).await?).await?;
+                    return Ok(conn);
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    fail!(
+                        "the server did not come back within {}s: {e}",
+                        RESTART_WAIT.as_secs()
+                    )
+                }
+                // Polling is the only way to see a listener come back.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// Opens a connection (not logged in).
