@@ -236,6 +236,19 @@ impl RawConn {
         Ok(replies)
     }
 
+    /// Sends every op at once (pipelined, one frame each) and waits for all replies, in order.
+    pub async fn call_all(&mut self, ops: Vec<Value>) -> Result<Vec<Value>, RawError> {
+        let mut pending = Vec::with_capacity(ops.len());
+        for op in ops {
+            pending.push(self.start(op)?);
+        }
+        let mut replies = Vec::with_capacity(pending.len());
+        for mut reply in pending {
+            replies.push(reply.wait(REPLY_TIMEOUT).await?);
+        }
+        Ok(replies)
+    }
+
     /// Sends `op` and waits for its reply (the whole reply object).
     pub async fn call(&mut self, op: Value) -> Result<Value, RawError> {
         self.start(op)?.wait(REPLY_TIMEOUT).await

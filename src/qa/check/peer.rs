@@ -318,20 +318,10 @@ async fn order(cx: Ctx) -> CaseResult {
 async fn rate_limit(cx: Ctx) -> CaseResult {
     let (mut alice, _) = cx.fresh("alice").await?;
     let nobody = cx.user("nobody");
-    let mut pending = Vec::new();
-    for _ in 0..200 {
-        pending.push(alice.start(json!({"op": "send_peer", "to": nobody, "message": text("x")}))?);
-    }
-    let mut codes = Vec::new();
-    for mut reply in pending {
-        codes.push(code_of(&reply.wait(REPLY_TIMEOUT).await?));
-    }
-    let limited = codes.iter().filter(|c| **c == 5).count();
-    ensure!(
-        limited >= 20,
-        "200 sends at once: {limited} answered 5 (too often); at least 20 expected"
-    );
-    Ok(())
+    let sends = vec![json!({"op": "send_peer", "to": nobody, "message": text("x")}); 200];
+    let replies = alice.call_all(sends).await?;
+    // Sends within the limit reach nobody (3); the rest are refused as too often (5).
+    super::rate_limited(&replies, 3, 5, 20, "200 sends at once")
 }
 
 async fn survives_restart(cx: Ctx) -> CaseResult {
