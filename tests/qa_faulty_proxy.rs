@@ -30,6 +30,8 @@ enum Fault {
     AckOnBehalf,
     /// Delivers channel messages in swapped pairs.
     SwapChannelMessages,
+    /// Sends every reply twice.
+    DuplicateReplies,
 }
 
 /// What one proxied connection remembers about its client's requests.
@@ -77,6 +79,7 @@ impl Conversation {
                     vec![]
                 }
             }
+            Fault::DuplicateReplies if id.is_some() => vec![object.clone(), object],
             Fault::AckOnBehalf if object["event"] == "message_from_peer" => {
                 self.to_server
                     .push(json!({"op": "ack", "message_id": object["message_id"]}));
@@ -298,6 +301,20 @@ async fn swapped_channel_messages_fail_the_order_case() {
     assert_eq!(*outcome, Outcome::Fail, "{results:?}");
     assert!(
         reason.as_deref().unwrap_or("").contains("arrival order"),
+        "{reason:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_replies_fail_the_one_reply_case() {
+    let results = run_through(Fault::DuplicateReplies, "frame.one_reply_per_request").await;
+    let (_, outcome, reason) = &results[0];
+    assert_eq!(*outcome, Outcome::Fail, "{results:?}");
+    assert!(
+        reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("no request was waiting for"),
         "{reason:?}"
     );
 }
