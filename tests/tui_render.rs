@@ -316,3 +316,101 @@ fn reconnecting_shows_a_countdown_and_aborted_says_why() {
     assert!(screen.contains("[ABORTED] REMOTE_LOGIN"));
     assert!(screen.contains("you logged in somewhere else"));
 }
+
+#[test]
+fn call_invitations_prompt_with_a_countdown() {
+    let mut app = logged_in();
+    let effects = app.update(Action::Server(Event::InvitationReceived {
+        invitation_id: "inv-1".into(),
+        caller: "bob".into(),
+        content: "quick sync?".into(),
+        channel: Some("standup".into()),
+    }));
+    assert!(effects.contains(&Effect::Bell));
+    app.now_ms += 15_000;
+    app.update(Action::Tick);
+    insta::assert_snapshot!("invitation", draw(&app, 100, 24));
+    let effects = app.update(Action::Insert('a'));
+    assert_eq!(
+        effects,
+        vec![Effect::Invite(rtm::tui::action::InviteRequest::Accept {
+            id: "inv-1".into(),
+            caller: "bob".into(),
+            response: String::new(),
+        })]
+    );
+    assert!(app.overlay.is_none());
+    // A second invitation that nobody answers expires after 60 s.
+    app.update(Action::Server(Event::InvitationReceived {
+        invitation_id: "inv-2".into(),
+        caller: "bob".into(),
+        content: String::new(),
+        channel: None,
+    }));
+    app.update(Action::Key(KeyAction::Cancel));
+    assert!(draw(&app, 100, 24).contains("call waiting"));
+    app.now_ms += 61_000;
+    app.update(Action::Tick);
+    assert!(app.invitation.is_none());
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    assert!(draw(&app, 100, 24).contains("the call invitation expired"));
+}
+
+#[test]
+fn channel_attributes_presence_and_raw_messages() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    let effects = enter(&mut app, "/cattr set topic release on Friday");
+    assert!(
+        matches!(&effects[..], [Effect::ChannelAttr { channel, request: rtm::tui::action::AttrRequest::Set(k, v) }]
+        if channel == "lobby" && k == "topic" && v == "release on Friday")
+    );
+    app.update(Action::Server(Event::ChannelAttributesUpdated {
+        channel: "lobby".into(),
+        attributes: vec![rtm::protocol::ChannelAttribute {
+            key: "topic".into(),
+            value: "release on Friday".into(),
+            updated_by: "alice".into(),
+            updated_ts: NOW,
+        }],
+    }));
+    let screen = draw(&app, 100, 30);
+    assert!(
+        screen.contains("#lobby · 4 members · topic=release on Friday"),
+        "{screen}"
+    );
+
+    // Presence: /who asks, the peer tab header shows the answer and later changes.
+    app.update(Action::Key(KeyAction::GoTo(3)));
+    let effects = enter(&mut app, "/who");
+    assert_eq!(effects, vec![Effect::QueryPresence(vec!["erin".into()])]);
+    app.update(Action::Done(Outcome::Presence(Ok(vec![(
+        "erin".into(),
+        rtm::protocol::PeerStatus::Online,
+    )]))));
+    assert!(draw(&app, 100, 30).contains("@erin · online"));
+
+    // Raw messages: shown as description and size, saved with /save, sent with /raw.
+    app.update(Action::Server(Event::MessageFromPeer {
+        from: "erin".into(),
+        message: Message::raw(&[7u8; 2048], "notes.bin"),
+        message_id: 10,
+        server_ts: NOW,
+        offline: false,
+    }));
+    assert!(draw(&app, 100, 30).contains("[notes.bin, 2.0 KiB] (/save)"));
+    let effects = enter(&mut app, "/save /tmp/notes.bin");
+    assert!(
+        matches!(&effects[..], [Effect::SaveFile { path, data }] if path == "/tmp/notes.bin" && data.len() == 2048)
+    );
+    let effects = enter(&mut app, "/raw ./photo.png");
+    assert!(matches!(&effects[..], [Effect::ReadRawFile { path, .. }] if path == "./photo.png"));
+    let effects = app.update(Action::Done(Outcome::RawFile {
+        target: Target::Peer("erin".into()),
+        name: "photo.png".into(),
+        result: Ok(vec![1, 2, 3]),
+    }));
+    assert!(
+        matches!(&effects[..], [Effect::SendPeer { message, .. }] if message.raw_bytes() == Some(vec![1, 2, 3]))
+    );
+}

@@ -237,6 +237,8 @@ pub enum Effect {
         channel: String,
         request: AttrRequest,
     },
+    /// Fetch a channel's attributes for its header, without a line in the tab.
+    LoadChannelAttributes(String),
     Invite(InviteRequest),
     SaveFile {
         path: String,

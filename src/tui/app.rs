@@ -451,7 +451,8 @@ impl App {
                 if let Some(i) = self.tab_index(&Target::Channel(channel)) {
                     match result {
                         Ok(attributes) => self.tabs[i].attributes = attributes,
-                        Err(f) => self.tabs[i].error(now, format!("attributes: {f}")),
+                        // The header just stays without a topic.
+                        Err(f) => tracing::debug!("channel attributes: {f}"),
                     }
                 }
             }
@@ -505,6 +506,7 @@ impl App {
                     tab.history = HistoryState::Loading;
                 }
                 self.effect(Effect::Members(channel.to_string()));
+                self.effect(Effect::LoadChannelAttributes(channel.to_string()));
                 if load {
                     self.effect(Effect::History {
                         target,

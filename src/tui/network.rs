@@ -234,6 +234,15 @@ impl Session {
                     });
                 });
             }
+            Effect::LoadChannelAttributes(channel) => {
+                tokio::spawn(async move {
+                    let result = client.get_channel_attributes(&channel, None).await;
+                    done(Outcome::ChannelAttributes {
+                        channel,
+                        result: result.map_err(|e| failure(&e)),
+                    });
+                });
+            }
             Effect::Invite(request) => {
                 tokio::spawn(async move {
                     let (peer, result) = invite(&client, request).await;

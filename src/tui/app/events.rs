@@ -203,10 +203,14 @@ impl App {
         let now = self.now_ms;
         if let Some(i) = self.tab_index(&Target::Channel(channel.to_string())) {
             let tab = &mut self.tabs[i];
+            // Counts also come as member_count_updated (absolute); this keeps them current
+            // in between.
             if joined {
                 tab.add_member(&user);
+                tab.member_count = tab.member_count.map(|c| c + 1);
             } else {
                 tab.remove_member(&user);
+                tab.member_count = tab.member_count.map(|c| c.saturating_sub(1));
             }
             tab.push(Entry {
                 ts: now,
