@@ -113,15 +113,27 @@ pub struct ServeArgs {
 }
 
 /// `rtm-tui token`
+///
+/// Builds an Agora RTM token, or with --inspect shows what a token holds and, given the
+/// certificate, whether it verifies. Exit codes: 0 built / inspected (and verified when a
+/// certificate was given), 1 the token is unreadable, invalid or expired, 2 bad usage.
 #[derive(Debug, Args, Clone)]
 pub struct TokenArgs {
-    #[arg(long)]
+    /// App id (Agora's form: 32 hex characters); when inspecting, defaults to the token's.
+    #[arg(long, required_unless_present = "inspect")]
     pub app_id: Option<String>,
-    #[arg(long)]
+    /// App certificate (32 hex characters); when inspecting, checks the signature.
+    #[arg(
+        long,
+        env = "RTM_APP_CERTIFICATE",
+        hide_env_values = true,
+        required_unless_present = "inspect"
+    )]
     pub certificate: Option<String>,
-    #[arg(long)]
+    /// User id the token is for; when inspecting, defaults to a 007 token's RTM user.
+    #[arg(long, required_unless_present = "inspect")]
     pub user: Option<String>,
-    /// Seconds until the token expires.
+    /// Seconds until the token expires (0: never).
     #[arg(long, default_value_t = 3600)]
     pub expire: u32,
     #[arg(long, value_enum, default_value_t = TokenFormat::V007)]
@@ -129,6 +141,9 @@ pub struct TokenArgs {
     /// Print what TOKEN contains (and whether it verifies, with --certificate).
     #[arg(long, value_name = "TOKEN")]
     pub inspect: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

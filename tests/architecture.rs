@@ -28,7 +28,7 @@ const RULES: &[Rule] = &[
         exceptions: &[],
     },
     Rule {
-        room: "src/token.rs",
+        room: "src/token",
         forbidden: &[
             "tokio",
             "crate::server",

@@ -156,6 +156,10 @@ async fn cached_messages_survive_a_restart() {
         assert_eq!(reply["code"], 4);
         last_id = reply["message_id"].as_u64().unwrap();
     }
+    alice.request(json!({"op": "join", "channel": "log"})).await;
+    let posted = alice
+        .request(json!({"op": "send_channel", "channel": "log", "message": text("kept")}))
+        .await;
     server.shutdown().await;
 
     let server = start_server(config()).await;
@@ -165,8 +169,16 @@ async fn cached_messages_survive_a_restart() {
         assert_eq!(event["message"], text(body));
         assert_eq!(event["offline"], true);
     }
-    // Message ids keep increasing across the restart.
+    // Message ids keep increasing across the restart, and history is still there.
     let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    alice.request(json!({"op": "join", "channel": "log"})).await;
+    let history = alice
+        .request(json!({"op": "history", "channel": "log"}))
+        .await;
+    assert_eq!(history["messages"][0]["message_id"], posted["message_id"]);
+    assert_eq!(history["messages"][0]["message"], text("kept"));
+    let peer = bob.request(json!({"op": "history", "peer": "alice"})).await;
+    assert_eq!(peer["messages"].as_array().unwrap().len(), 3);
     let reply = alice
         .request(json!({"op": "send_peer", "to": "carol", "message": text("x"), "offline": true}))
         .await;
@@ -250,5 +262,35 @@ async fn peer_history_windows() {
     ] {
         assert_eq!(alice.code(op.clone()).await, 2, "{op}");
     }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn raw_messages_up_to_32_kib() {
+    use base64::Engine as _;
+    let server = start_server(test_config()).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let raw = |bytes: usize, description: &str| {
+        let data = base64::engine::general_purpose::STANDARD.encode(vec![7u8; bytes]);
+        json!({"type": "raw", "data": data, "description": description})
+    };
+    // Data plus description exactly 32 KiB: accepted and delivered as sent.
+    let message = raw(32 * 1024 - 8, "file.bin");
+    let id = alice
+        .send_request(json!({"op": "send_peer", "to": "bob", "message": message}))
+        .await;
+    let event = bob.expect_event("message_from_peer").await;
+    assert_eq!(event["message"], message);
+    bob.ack(event["message_id"].as_u64().unwrap()).await;
+    assert_eq!(alice.expect_reply(id).await["code"], 0);
+    // One byte more: 7.
+    let message = raw(32 * 1024 - 7, "file.bin");
+    assert_eq!(
+        alice
+            .code(json!({"op": "send_peer", "to": "bob", "message": message}))
+            .await,
+        7
+    );
     server.shutdown().await;
 }

@@ -1,9 +1,10 @@
 //! Login token checks: the one place that decides whether a token opens an app.
 //!
-//! Apps without a certificate accept any token or none. Apps with a certificate need a
-//! token verified by the token room's `crate::token::verify_rtm_token` (contracts.md);
-//! until that function is merged, such logins are refused with "invalid token" so that
-//! a certificate is never silently ignored.
+//! Apps without a certificate accept any token or none. Apps with a certificate need an
+//! Agora 006 or 007 RTM token that `crate::token::verify_rtm_token` accepts for the app,
+//! the user and the current time.
+
+use crate::token::{verify_rtm_token, TokenError};
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,8 +13,7 @@ pub enum AuthError {
     #[error("invalid token: {0}")]
     Invalid(String),
     /// LOGIN 6 / RENEW 5.
-    #[allow(dead_code)] // made by the token verifier once it is wired in (see `verify_token`)
-    #[error("token expired at {expired_at}")]
+    #[error("token expired at {expired_at} (unix seconds)")]
     Expired { expired_at: u64 },
 }
 
@@ -31,15 +31,10 @@ pub fn verify_token(
             "app {app_id} has a certificate: a token is required"
         )));
     };
-    // HOOK (token room): replace the body below with
-    //     crate::token::verify_rtm_token(token, app_id, certificate, user, now)
-    //         .map(|verified| verified.expires_at)
-    //         .map_err(|e| match e {
-    //             crate::token::TokenError::Invalid(why) => AuthError::Invalid(why),
-    //             crate::token::TokenError::Expired { expired_at } => AuthError::Expired { expired_at },
-    //         })
-    let _ = (token, certificate, user, now);
-    Err(AuthError::Invalid(
-        "token verification is not available in this build".into(),
-    ))
+    verify_rtm_token(token, app_id, certificate, user, now)
+        .map(|verified| verified.expires_at)
+        .map_err(|error| match error {
+            TokenError::Invalid(why) => AuthError::Invalid(why),
+            TokenError::Expired { expired_at } => AuthError::Expired { expired_at },
+        })
 }

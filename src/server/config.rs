@@ -126,7 +126,7 @@ impl RateLimits {
 /// Everything `server::run` needs besides the listener.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Reported as `server` in login replies: "rtm-tui/<version>".
+    /// Reported as `server` in login replies: `"rtm-tui/<version>"`.
     pub name: String,
     pub store: StoreLocation,
     /// Messages kept per conversation (peer pair or channel) for `history`.
@@ -156,6 +156,8 @@ pub struct Config {
     pub invitation_timeout: Duration,
     /// Channel attributes of a channel without members for this long are dropped.
     pub channel_attributes_ttl: Duration,
+    /// How long before a token expires the server sends `token_privilege_will_expire`.
+    pub token_warning: Duration,
     /// Least time between two `member_count_updated` of one channel.
     pub member_count_interval: Duration,
     pub rate_limits: RateLimits,
@@ -180,6 +182,7 @@ impl Default for Config {
             max_frame_bytes: 1024 * 1024,
             invitation_timeout: Duration::from_secs(60),
             channel_attributes_ttl: Duration::from_secs(5 * 60),
+            token_warning: Duration::from_secs(30),
             member_count_interval: Duration::from_secs(1),
             rate_limits: RateLimits::default(),
         }
