@@ -17,10 +17,17 @@ use tokio_tungstenite::WebSocketStream;
 
 mod client_support;
 
-use client_support::{next_event, next_state, WAIT};
+use client_support::{expect_login_ended, next_event, next_state, WAIT};
 
+/// Scripted peers never stall, so the timeouts under test can be very short: 400 ms
+/// login timeout, pings every 200 ms, a dead server after 600 ms of silence.
 fn fast_config(addr: std::net::SocketAddr) -> ClientConfig {
-    client_support::fast_config(&format!("ws://{addr}/rtm/v1"))
+    let mut config = client_support::fast_config(&format!("ws://{addr}/rtm/v1"));
+    config.login_timeout = Duration::from_millis(400);
+    config.request_timeout = Duration::from_secs(2);
+    config.ping_interval = Duration::from_millis(200);
+    config.dead_timeout = Duration::from_millis(600);
+    config
 }
 
 #[tokio::test]
@@ -42,18 +49,7 @@ async fn login_times_out_when_the_handshake_is_never_answered() {
         }
     );
     assert_eq!(error.code(), Some(rtm::client::LOGIN_TIMEOUT_CODE));
-    assert_eq!(
-        next_state(&mut events).await,
-        (ConnectionState::Connecting, ChangeReason::Login, None)
-    );
-    assert_eq!(
-        next_state(&mut events).await,
-        (
-            ConnectionState::Disconnected,
-            ChangeReason::LoginTimeout,
-            None
-        )
-    );
+    expect_login_ended(&mut events, ChangeReason::LoginTimeout).await;
     assert_eq!(
         client.state(),
         (ConnectionState::Disconnected, ChangeReason::LoginTimeout)
@@ -84,8 +80,7 @@ async fn login_times_out_when_the_login_gets_no_reply() {
     assert_eq!(login["user"], "alice");
     assert_eq!(login["token"], "tok");
     assert!(login["id"].as_u64().is_some_and(|id| id >= 1));
-    next_state(&mut events).await;
-    assert_eq!(next_state(&mut events).await.1, ChangeReason::LoginTimeout);
+    expect_login_ended(&mut events, ChangeReason::LoginTimeout).await;
 }
 
 #[tokio::test]
@@ -97,15 +92,7 @@ async fn login_fails_when_nothing_listens() {
     let (client, mut events) = Client::new(fast_config(addr)).unwrap();
     let error = client.login(None, "alice").await.unwrap_err();
     assert!(matches!(error, ClientError::Connect(_)), "{error:?}");
-    next_state(&mut events).await;
-    assert_eq!(
-        next_state(&mut events).await,
-        (
-            ConnectionState::Disconnected,
-            ChangeReason::LoginFailure,
-            None
-        )
-    );
+    expect_login_ended(&mut events, ChangeReason::LoginFailure).await;
 }
 
 #[tokio::test]
@@ -117,10 +104,12 @@ async fn bad_arguments_are_refused_before_anything_is_sent() {
         Client::new(ClientConfig::new("ws://127.0.0.1:9/rtm/v1", "bad app")),
         Err(ClientError::Invalid(_))
     ));
-    assert!(matches!(
-        Client::new(ClientConfig::new("http://127.0.0.1:9/", "demo")),
-        Err(ClientError::Connect(_))
-    ));
+    for url in ["http://127.0.0.1:9/", "wss://127.0.0.1:9/rtm/v1"] {
+        assert!(matches!(
+            Client::new(ClientConfig::new(url, "demo")),
+            Err(ClientError::Connect(_))
+        ));
+    }
     assert!(matches!(
         client.login(None, " alice").await,
         Err(ClientError::Invalid(_))
@@ -346,6 +335,73 @@ async fn raw_requests_return_any_code_and_ids_stay_unique() {
         assert_eq!(reply.code, 5);
         assert_eq!(reply.fields["n"], json!(id));
     }
+}
+
+/// Every kick reason aborts with its own change reason and nothing is retried.
+#[tokio::test]
+async fn kicks_abort_with_their_reason() {
+    for (wire, reason) in [
+        ("token_expired", ChangeReason::TokenExpired),
+        ("banned", ChangeReason::BannedByServer),
+    ] {
+        let (listener, client, mut events, mut ws) = logged_in_with_script().await;
+        next_state(&mut events).await;
+        next_state(&mut events).await;
+        ws.send_text(json!({"event": "token_privilege_will_expire", "expires_at": 5}).to_string())
+            .await;
+        ws.send_text(json!({"event": "kicked", "reason": wire}).to_string())
+            .await;
+        assert!(matches!(
+            next_event(&mut events).await,
+            ClientEvent::Server(Event::TokenPrivilegeWillExpire { expires_at: 5 })
+        ));
+        assert!(matches!(
+            next_event(&mut events).await,
+            ClientEvent::Server(Event::Kicked { .. })
+        ));
+        assert_eq!(
+            next_state(&mut events).await,
+            (ConnectionState::Aborted, reason, None)
+        );
+        assert_eq!(client.state(), (ConnectionState::Aborted, reason));
+        assert!(
+            timeout(Duration::from_millis(300), listener.accept())
+                .await
+                .is_err(),
+            "an aborted client must not reconnect"
+        );
+    }
+}
+
+/// A login refused during a reconnect: "too often" is retried, an expired token aborts.
+#[tokio::test]
+async fn a_refused_relogin_is_retried_or_ends_by_its_code() {
+    let (listener, client, mut events, mut ws) = logged_in_with_script().await;
+    next_state(&mut events).await;
+    next_state(&mut events).await;
+    ws.ws.close(None).await.unwrap();
+    assert_eq!(
+        next_state(&mut events).await.0,
+        ConnectionState::Reconnecting
+    );
+    for (code, reason) in [(10, "too often"), (6, "token expired")] {
+        let mut ws = accept(&listener).await;
+        let login = ws.next_json().await;
+        assert_eq!(login["op"], "login");
+        ws.send_text(json!({"id": login["id"], "code": code, "reason": reason}).to_string())
+            .await;
+        if code == 10 {
+            assert_eq!(
+                next_state(&mut events).await.0,
+                ConnectionState::Reconnecting
+            );
+        }
+    }
+    assert_eq!(
+        next_state(&mut events).await,
+        (ConnectionState::Aborted, ChangeReason::TokenExpired, None)
+    );
+    assert_eq!(client.user(), None);
 }
 
 /// After a reconnect the client rejoins, re-subscribes, re-sends its attributes, and

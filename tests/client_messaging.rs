@@ -340,3 +340,30 @@ async fn the_server_judges_what_raw_requests_carry() {
     assert_eq!(error.code(), Some(5));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_application_that_reads_late_loses_no_events() {
+    let server = start_server(test_config()).await;
+    let url = server.url();
+    let mut config = fast_config(&url);
+    config.event_buffer = 2;
+    let (alice, mut alice_events) = logged_in(config, "alice").await;
+    let (bob, _bob_events) = logged_in(fast_config(&url), "bob").await;
+    let alice_lobby = alice.create_channel("lobby").unwrap();
+    alice_lobby.join().await.unwrap();
+    let bob_lobby = bob.create_channel("lobby").unwrap();
+    bob_lobby.join().await.unwrap();
+    // Alice reads nothing while bob sends far more than her buffer holds; her client
+    // keeps answering requests all the same.
+    for i in 0..40 {
+        bob_lobby
+            .send_message(Message::text(format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    alice.ping().await.unwrap();
+    for i in 0..40 {
+        assert_eq!(next_channel_text(&mut alice_events).await, format!("m{i}"));
+    }
+    server.shutdown().await;
+}

@@ -8,11 +8,11 @@ mod common;
 
 use client_support::{
     expect_server_event, fast_config, logged_in, next_channel_text, next_state,
-    next_state_skipping, Proxy, WAIT,
+    next_state_skipping, state_after_reconnecting, Proxy, WAIT,
 };
 use common::{start_server, test_config};
 use rtm::client::{Channel, Client, ClientError, Events, SendOptions};
-use rtm::protocol::{ChangeReason, ConnectionState, Event, KickReason, Message};
+use rtm::protocol::{ChangeReason, ConnectionState, Event, KickReason, Message, PeerStatus};
 use rtm::server::{Config, StoreLocation};
 use tokio::time::timeout;
 
@@ -83,12 +83,7 @@ async fn a_dropped_connection_reconnects_rejoins_and_catches_up() {
     assert!(retry_in.is_some());
 
     proxy.refuse(false);
-    let (state, reason) = loop {
-        let (state, reason, _) = next_state_skipping(&mut alice_events).await;
-        if state != ConnectionState::Reconnecting {
-            break (state, reason);
-        }
-    };
+    let (state, reason) = state_after_reconnecting(&mut alice_events).await;
     assert_eq!(
         (state, reason),
         (ConnectionState::Connected, ChangeReason::LoginSuccess)
@@ -151,12 +146,7 @@ async fn a_server_restart_on_the_same_port_and_data_is_survived() {
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let server = rtm::server::spawn(listener, config()).await.unwrap();
     for events in [&mut alice_events, &mut bob_events] {
-        let (state, reason) = loop {
-            let (state, reason, _) = next_state_skipping(events).await;
-            if state != ConnectionState::Reconnecting {
-                break (state, reason);
-            }
-        };
+        let (state, reason) = state_after_reconnecting(events).await;
         assert_eq!(
             (state, reason),
             (ConnectionState::Connected, ChangeReason::LoginSuccess)
@@ -251,4 +241,54 @@ async fn logout_while_reconnecting_stops_the_reconnect() {
     );
     assert_eq!(alice.user(), None);
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reconnect_restores_presence_subscriptions_and_attributes() {
+    let server = start_server(test_config()).await;
+    let proxy = Proxy::start(server.addr()).await;
+    let (alice, mut alice_events) = logged_in(fast_config(&proxy.url()), "alice").await;
+    let (bob, mut bob_events) = logged_in(fast_config(&server.url()), "bob").await;
+    let watched = ["bob".to_string()];
+    alice.subscribe_peers_online_status(&watched).await.unwrap();
+    let status_of_bob = |event: &Event| matches!(event, Event::PeersOnlineStatus { .. });
+    expect_server_event(&mut alice_events, "bob's state", status_of_bob).await;
+    let attrs = [("mood".to_string(), "away".to_string())].into();
+    alice.set_local_user_attributes(&attrs).await.unwrap();
+    bob.subscribe_peers_online_status(&["alice".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(alice_status(&mut bob_events).await, PeerStatus::Online);
+
+    // While alice is cut off, her subscribers see her unreachable (the grace period).
+    proxy.refuse(true);
+    proxy.cut();
+    assert_eq!(alice_status(&mut bob_events).await, PeerStatus::Unreachable);
+    proxy.refuse(false);
+    let (state, reason) = state_after_reconnecting(&mut alice_events).await;
+    assert_eq!(
+        (state, reason),
+        (ConnectionState::Connected, ChangeReason::LoginSuccess)
+    );
+    assert_eq!(alice_status(&mut bob_events).await, PeerStatus::Online);
+    // Re-subscribed (with the current state reported again) and attributes re-sent.
+    let status = expect_server_event(&mut alice_events, "bob's state again", status_of_bob).await;
+    assert!(
+        matches!(&status, Event::PeersOnlineStatus { peers } if peers.get("bob") == Some(PeerStatus::Online))
+    );
+    assert_eq!(alice.query_subscribed_peers().await.unwrap(), watched);
+    assert_eq!(bob.get_user_attributes("alice", None).await.unwrap(), attrs);
+    server.shutdown().await;
+}
+
+/// Alice's state in the next presence event on `events`.
+async fn alice_status(events: &mut Events) -> PeerStatus {
+    match expect_server_event(events, "alice's state", |e| {
+        matches!(e, Event::PeersOnlineStatus { .. })
+    })
+    .await
+    {
+        Event::PeersOnlineStatus { peers } => peers.get("alice").expect("alice listed"),
+        _ => unreachable!(),
+    }
 }

@@ -124,9 +124,11 @@ impl Client {
     /// ```
     pub fn new(config: ClientConfig) -> Result<(Client, Events), ClientError> {
         validate_app_id(&config.app_id)?;
-        if !(config.server_url.starts_with("ws://") || config.server_url.starts_with("wss://")) {
+        // This build has no TLS (tokio-tungstenite without a TLS feature): say so now
+        // rather than at the first login.
+        if !config.server_url.starts_with("ws://") {
             return Err(ClientError::Connect(format!(
-                "{:?} is not a ws:// or wss:// URL",
+                "{:?} is not a ws:// URL (wss:// needs TLS, which this build lacks)",
                 config.server_url
             )));
         }

@@ -12,7 +12,8 @@
 //! - `channel.rs`: the [`Channel`] handle.
 //! - `event.rs`: [`ClientEvent`], [`Events`].
 //! - `error.rs`: [`ClientError`].
-//! - `connection.rs`: the background task and its state machine.
+//! - `connection/`: the background task (`mod.rs`: loop, socket, requests; `lifecycle.rs`:
+//!   login, loss, reconnect, end; `restore.rs`: what is remembered and restored).
 //!
 //! ```no_run
 //! use rtm::client::{Client, ClientConfig, ClientEvent};

@@ -16,15 +16,15 @@
 //! The task is a loop over one `select!` ([`ConnectionHandler::next_input`]); handlers
 //! change state and queue outgoing lines in a batch, and the loop writes that batch as one
 //! frame after each input. Something new the client must remember across a reconnect
-//! goes in [`Memory`] (set by an [`Effect`] of the op's reply) and in `start_restore`.
+//! goes in `restore.rs`; a new transition of the state machine in `lifecycle.rs`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, timeout, Instant};
@@ -35,13 +35,16 @@ use super::client::{lock, Shared};
 use super::config::ClientConfig;
 use super::error::ClientError;
 use super::event::ClientEvent;
-use crate::protocol::codes::{join, leave, login, Family};
-use crate::protocol::limits::MAX_HISTORY_LIMIT;
+use crate::protocol::codes::Family;
 use crate::protocol::{
-    decode_server_message, now_ms, push_to_batch, split_frame, Attributes, ChangeReason,
-    ConnectionState, Event, HistoryResult, KickReason, LoginResult, Op, Reply, Request,
-    ServerMessage,
+    decode_server_message, push_to_batch, split_frame, ChangeReason, ConnectionState, Event,
+    KickReason, LoginResult, Op, Reply, Request, ServerMessage,
 };
+
+mod lifecycle;
+mod restore;
+
+use restore::{Effect, Memory, RestoreStep};
 
 /// How long a closing socket may take to write its last frames and the close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -49,6 +52,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// stops reading the socket, so a stalled application slows its server connection down
 /// rather than growing memory without bound.
 const BACKLOG_FACTOR: usize = 4;
+/// Most commands or frames handled before the batch of outgoing lines is written: enough
+/// to coalesce a burst into one write, few enough to keep timers and events flowing.
+const MAX_BATCH: usize = 64;
 /// When nothing is scheduled the task still wakes this rarely (it costs nothing).
 const IDLE_WAKEUP: Duration = Duration::from_secs(3600);
 
@@ -103,60 +109,6 @@ struct Session {
     attempt_deadline: Instant,
 }
 
-/// What the client re-establishes after a reconnect: the effects of its successful ops.
-#[derive(Default)]
-struct Memory {
-    /// Joined channels, with how far the application has seen each.
-    channels: BTreeMap<String, ChannelMark>,
-    subscribed: BTreeSet<String>,
-    attributes: Attributes,
-    /// Server clock minus local clock, in ms, measured at login.
-    server_offset_ms: i64,
-}
-
-/// How far a joined channel has been delivered to the application.
-#[derive(Debug, Clone, Copy)]
-struct ChannelMark {
-    /// The last `message_id` delivered, if any.
-    last_seen: Option<u64>,
-    /// When the channel was joined, in server time (ms): without a `last_seen`, catch-up
-    /// takes the messages stored after it.
-    joined_at_ms: u64,
-}
-
-/// What a successful reply changes in [`Memory`].
-enum Effect {
-    None,
-    Joined(String),
-    Left(String),
-    Subscribed(Vec<String>),
-    Unsubscribed(Vec<String>),
-    SetAttributes(Attributes),
-    AddAttributes(Attributes),
-    DeleteAttributes(Vec<String>),
-    ClearAttributes,
-    Renewed(String),
-}
-
-impl Effect {
-    fn of(op: &Op) -> Self {
-        match op {
-            Op::Join { channel } => Effect::Joined(channel.clone()),
-            Op::Leave { channel } => Effect::Left(channel.clone()),
-            Op::SubscribePeersOnline { peers } => Effect::Subscribed(peers.clone()),
-            Op::UnsubscribePeersOnline { peers } => Effect::Unsubscribed(peers.clone()),
-            Op::SetUserAttributes { attributes } => Effect::SetAttributes(attributes.clone()),
-            Op::AddOrUpdateUserAttributes { attributes } => {
-                Effect::AddAttributes(attributes.clone())
-            }
-            Op::DeleteUserAttributes { keys } => Effect::DeleteAttributes(keys.clone()),
-            Op::ClearUserAttributes => Effect::ClearAttributes,
-            Op::RenewToken { token } => Effect::Renewed(token.clone()),
-            _ => Effect::None,
-        }
-    }
-}
-
 /// Why a request is pending, i.e. what to do with its reply.
 enum Purpose {
     /// A caller's request.
@@ -174,12 +126,6 @@ enum Purpose {
     Restore(RestoreStep),
     /// Sent on the client's own account; the reply does not matter (leave on release).
     Quiet,
-}
-
-enum RestoreStep {
-    Join(String),
-    History(String),
-    Other,
 }
 
 struct Pending {
@@ -289,8 +235,14 @@ impl ConnectionHandler {
         loop {
             match self.next_input().await {
                 Input::Command(None) => break,
-                Input::Command(Some(command)) => self.on_command(command),
-                Input::Socket(message) => self.on_socket(message),
+                Input::Command(Some(command)) => {
+                    self.on_command(command);
+                    self.drain_ready_commands();
+                }
+                Input::Socket(message) => {
+                    self.on_socket(message);
+                    self.drain_ready_socket();
+                }
                 Input::Connected(result) => self.on_connect_result(result),
                 Input::Timer => self.on_timer(Instant::now()),
                 Input::Nothing => {}
@@ -305,8 +257,7 @@ impl ConnectionHandler {
 
     async fn next_input(&mut self) -> Input {
         let wake_at = self.next_wakeup();
-        let reading = self.connection.is_some()
-            && self.backlog.len() < self.config.event_buffer.max(1) * BACKLOG_FACTOR;
+        let reading = self.connection.is_some() && !self.reading_paused();
         tokio::select! {
             command = self.commands.recv() => Input::Command(command),
             message = async {
@@ -337,6 +288,41 @@ impl ConnectionHandler {
             }
             () = sleep_until(wake_at) => Input::Timer,
         }
+    }
+
+    /// Handles commands already waiting, so that their requests leave in one frame.
+    fn drain_ready_commands(&mut self) {
+        for _ in 0..MAX_BATCH {
+            match self.commands.try_recv() {
+                Ok(command) => self.on_command(command),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Handles frames already received, so that their acks leave in one frame.
+    fn drain_ready_socket(&mut self) {
+        for _ in 0..MAX_BATCH {
+            if self.reading_paused() {
+                break;
+            }
+            let Some(connection) = self.connection.as_mut() else {
+                break;
+            };
+            match connection.socket.next().now_or_never() {
+                Some(message) => self.on_socket(message),
+                None => break,
+            }
+        }
+    }
+
+    /// Whether so many events wait for the application that the socket is not read. Not
+    /// while a reply is awaited: an application that waits on a request before it reads
+    /// its events would wait forever (the backlog then grows for at most the request
+    /// timeout).
+    fn reading_paused(&self) -> bool {
+        self.backlog.len() >= self.config.event_buffer.max(1) * BACKLOG_FACTOR
+            && self.pending.is_empty()
     }
 
     /// The earliest instant at which [`on_timer`](Self::on_timer) has something to do.
@@ -442,285 +428,6 @@ impl ConnectionHandler {
         }
     }
 
-    // ----- connecting and logging in -----
-
-    /// Opens a socket for a login (first or reconnect), within the login timeout.
-    fn start_attempt(&mut self) {
-        let deadline = Instant::now() + self.config.login_timeout;
-        if let Some(session) = &mut self.session {
-            session.attempt_deadline = deadline;
-        }
-        let url = self.config.server_url.clone();
-        self.connecting = Some(Box::pin(async move {
-            tokio_tungstenite::connect_async_with_config(url, None, true)
-                .await
-                .map(|(socket, _response)| Box::new(socket))
-                .map_err(|e| e.to_string())
-        }));
-    }
-
-    fn on_connect_result(&mut self, result: Result<Box<Socket>, String>) {
-        let Some(session) = &self.session else {
-            return;
-        };
-        match result {
-            Ok(socket) => {
-                let now = Instant::now();
-                self.outbox.clear();
-                self.connection = Some(Connection {
-                    socket: *socket,
-                    last_heard: now,
-                    next_ping: now + self.config.ping_interval,
-                });
-                let op = Op::Login {
-                    app_id: self.config.app_id.clone(),
-                    user: session.user.clone(),
-                    token: session.token.clone(),
-                };
-                let deadline = session.attempt_deadline;
-                self.send_request(op, Purpose::Login, deadline);
-            }
-            Err(error) => {
-                tracing::debug!(%error, url = %self.config.server_url, "cannot connect");
-                if self.phase == Phase::LoggingIn {
-                    self.end_session(
-                        ConnectionState::Disconnected,
-                        ChangeReason::LoginFailure,
-                        ClientError::Connect(error),
-                    );
-                } else {
-                    self.schedule_reconnect();
-                }
-            }
-        }
-    }
-
-    fn on_login_reply(&mut self, reply: &Reply) {
-        if reply.code == login::OK {
-            match reply.result::<LoginResult>() {
-                Ok(result) => self.logged_in(result),
-                Err(e) => self.login_failed(ClientError::Protocol(e.to_string()), None),
-            }
-        } else {
-            let error = ClientError::Code {
-                family: Family::Login,
-                code: reply.code,
-                reason: reply
-                    .reason
-                    .clone()
-                    .unwrap_or_else(|| Family::Login.describe(reply.code).to_string()),
-            };
-            self.login_failed(error, Some(reply.code));
-        }
-    }
-
-    fn logged_in(&mut self, result: LoginResult) {
-        self.memory.server_offset_ms = result.server_ts as i64 - now_ms() as i64;
-        lock(&self.shared).user = Some(result.user.clone());
-        if let Some(session) = &mut self.session {
-            session.user.clone_from(&result.user);
-        }
-        match self.phase {
-            Phase::LoggingIn => {
-                self.phase = Phase::Online;
-                self.set_state(ConnectionState::Connected, ChangeReason::LoginSuccess, None);
-                if let Some(reply) = self.session.as_mut().and_then(|s| s.login_reply.take()) {
-                    let _ = reply.send(Ok(result));
-                }
-            }
-            Phase::Relogging => self.start_restore(),
-            Phase::Idle | Phase::Online | Phase::Backoff { .. } | Phase::Restoring => {}
-        }
-    }
-
-    fn login_failed(&mut self, error: ClientError, code: Option<u32>) {
-        tracing::debug!(%error, "login failed");
-        if self.phase == Phase::LoggingIn {
-            self.end_session(
-                ConnectionState::Disconnected,
-                ChangeReason::LoginFailure,
-                error,
-            );
-            return;
-        }
-        // A reconnect attempt: a verdict on the credentials ends the session, anything
-        // else (too often, a server still starting) is worth another attempt.
-        match code {
-            Some(login::TOKEN_EXPIRED) => {
-                self.end_session(ConnectionState::Aborted, ChangeReason::TokenExpired, error);
-            }
-            Some(
-                login::REJECTED
-                | login::INVALID_ARGUMENT
-                | login::INVALID_APP_ID
-                | login::INVALID_TOKEN,
-            ) => self.end_session(
-                ConnectionState::Disconnected,
-                ChangeReason::LoginFailure,
-                error,
-            ),
-            _ => {
-                self.drop_connection();
-                self.schedule_reconnect();
-            }
-        }
-    }
-
-    // ----- restoring the session after a reconnect -----
-
-    fn start_restore(&mut self) {
-        self.phase = Phase::Restoring;
-        self.catch_up.clear();
-        self.restore_outstanding = 0;
-        let deadline = Instant::now() + self.config.request_timeout;
-        let channels: Vec<String> = self.memory.channels.keys().cloned().collect();
-        for channel in channels {
-            self.send_restore(
-                Op::Join {
-                    channel: channel.clone(),
-                },
-                RestoreStep::Join(channel),
-                deadline,
-            );
-        }
-        if !self.memory.subscribed.is_empty() {
-            let peers = self.memory.subscribed.iter().cloned().collect();
-            self.send_restore(
-                Op::SubscribePeersOnline { peers },
-                RestoreStep::Other,
-                deadline,
-            );
-        }
-        if !self.memory.attributes.is_empty() {
-            let attributes = self.memory.attributes.clone();
-            self.send_restore(
-                Op::SetUserAttributes { attributes },
-                RestoreStep::Other,
-                deadline,
-            );
-        }
-        if self.restore_outstanding == 0 {
-            self.finish_restore();
-        }
-    }
-
-    fn send_restore(&mut self, op: Op, step: RestoreStep, deadline: Instant) {
-        self.restore_outstanding += 1;
-        self.send_request(op, Purpose::Restore(step), deadline);
-    }
-
-    /// A restore step was answered (`reply`) or timed out (`None`).
-    fn on_restore_reply(&mut self, step: RestoreStep, reply: Option<&Reply>) {
-        self.restore_outstanding = self.restore_outstanding.saturating_sub(1);
-        let code = reply.map(|r| r.code);
-        match step {
-            RestoreStep::Join(channel) => match code {
-                Some(join::OK | join::ALREADY_JOINED) => self.fetch_missed(&channel),
-                _ => {
-                    // Kept in memory: the next reconnect tries again.
-                    tracing::warn!(%channel, ?code, "could not rejoin channel after reconnect");
-                }
-            },
-            RestoreStep::History(channel) => {
-                if let Some(reply) = reply.filter(|r| r.code == 0) {
-                    match reply.result::<HistoryResult>() {
-                        Ok(result) => self.on_missed(&channel, result),
-                        Err(e) => tracing::warn!(%channel, error = %e, "bad history reply"),
-                    }
-                } else {
-                    tracing::warn!(%channel, ?code, "could not fetch missed messages");
-                }
-            }
-            RestoreStep::Other => {
-                if code != Some(0) {
-                    tracing::warn!(?code, "could not restore subscriptions or attributes");
-                }
-            }
-        }
-        if self.restore_outstanding == 0 && self.phase == Phase::Restoring {
-            self.finish_restore();
-        }
-    }
-
-    /// Asks for the messages of `channel` after the last one delivered (or caught up).
-    fn fetch_missed(&mut self, channel: &str) {
-        let Some(mark) = self.memory.channels.get(channel) else {
-            return;
-        };
-        let after = self
-            .catch_up
-            .get(channel)
-            .and_then(|messages| messages.last())
-            .and_then(message_id)
-            .or(mark.last_seen);
-        let deadline = Instant::now() + self.config.request_timeout;
-        self.send_restore(
-            Op::History {
-                peer: None,
-                channel: Some(channel.to_string()),
-                before: None,
-                after,
-                limit: Some(MAX_HISTORY_LIMIT),
-            },
-            RestoreStep::History(channel.to_string()),
-            deadline,
-        );
-    }
-
-    fn on_missed(&mut self, channel: &str, result: HistoryResult) {
-        let Some(mark) = self.memory.channels.get(channel).copied() else {
-            return;
-        };
-        let own_user = self.session.as_ref().map(|s| s.user.clone());
-        let full_page = result.messages.len() >= MAX_HISTORY_LIMIT as usize;
-        let missed = result.messages.into_iter().filter(|m| {
-            // The sender does not get its own messages back; neither does catch-up.
-            Some(&m.from) != own_user.as_ref()
-                && (mark.last_seen.is_some() || m.server_ts >= mark.joined_at_ms)
-        });
-        self.catch_up
-            .entry(channel.to_string())
-            .or_default()
-            .extend(missed.map(|m| Event::MessageFromChannel {
-                channel: channel.to_string(),
-                from: m.from,
-                message: m.message,
-                message_id: m.message_id,
-                server_ts: m.server_ts,
-            }));
-        // With a cursor the pages go forward in time; without one we only have the newest.
-        if full_page && mark.last_seen.is_some() {
-            self.fetch_missed(channel);
-        }
-    }
-
-    fn finish_restore(&mut self) {
-        self.phase = Phase::Online;
-        if let Some(session) = &mut self.session {
-            session.attempt = 0;
-        }
-        self.set_state(ConnectionState::Connected, ChangeReason::LoginSuccess, None);
-        for (_, messages) in std::mem::take(&mut self.catch_up) {
-            for event in messages {
-                self.deliver(event);
-            }
-        }
-        for event in std::mem::take(&mut self.held) {
-            self.deliver(event);
-        }
-        for queued in std::mem::take(&mut self.queued) {
-            if queued.reply.is_closed() {
-                continue;
-            }
-            let effect = Effect::of(&queued.op);
-            let purpose = Purpose::Caller {
-                reply: queued.reply,
-                effect,
-            };
-            self.send_request(queued.op, purpose, queued.deadline);
-        }
-    }
-
     // ----- the socket -----
 
     fn on_socket(&mut self, message: Option<Result<WsMessage, WsError>>) {
@@ -791,43 +498,6 @@ impl ConnectionHandler {
         }
     }
 
-    fn apply(&mut self, effect: Effect, code: u32) {
-        let memory = &mut self.memory;
-        match effect {
-            Effect::Joined(channel) if code == join::OK || code == join::ALREADY_JOINED => {
-                let joined_at_ms = server_now(memory.server_offset_ms);
-                memory.channels.entry(channel).or_insert(ChannelMark {
-                    last_seen: None,
-                    joined_at_ms,
-                });
-            }
-            Effect::Left(channel) if code == leave::OK || code == leave::NOT_IN_CHANNEL => {
-                memory.channels.remove(&channel);
-            }
-            _ if code != 0 => {}
-            Effect::Subscribed(peers) => memory.subscribed.extend(peers),
-            Effect::Unsubscribed(peers) => {
-                for peer in peers {
-                    memory.subscribed.remove(&peer);
-                }
-            }
-            Effect::SetAttributes(attributes) => memory.attributes = attributes,
-            Effect::AddAttributes(attributes) => memory.attributes.extend(attributes),
-            Effect::DeleteAttributes(keys) => {
-                for key in keys {
-                    memory.attributes.remove(&key);
-                }
-            }
-            Effect::ClearAttributes => memory.attributes.clear(),
-            Effect::Renewed(token) => {
-                if let Some(session) = &mut self.session {
-                    session.token = Some(token);
-                }
-            }
-            Effect::None | Effect::Joined(_) | Effect::Left(_) => {}
-        }
-    }
-
     fn on_event(&mut self, event: Event) {
         match &event {
             Event::MessageFromPeer { message_id, .. } => {
@@ -881,108 +551,6 @@ impl ConnectionHandler {
         self.emit(ClientEvent::Server(event));
     }
 
-    // ----- losing and ending -----
-
-    /// The socket is gone: reconnect if logged in.
-    fn connection_lost(&mut self) {
-        self.connection = None;
-        self.outbox.clear();
-        let logging_out = self
-            .pending
-            .values()
-            .any(|p| matches!(p.purpose, Purpose::Logout { .. }));
-        if logging_out {
-            // The server drops the session on close as it would on logout.
-            self.end_session(
-                ConnectionState::Disconnected,
-                ChangeReason::Logout,
-                ClientError::Disconnected,
-            );
-            return;
-        }
-        match self.phase {
-            Phase::Idle | Phase::Backoff { .. } => {}
-            Phase::LoggingIn => self.end_session(
-                ConnectionState::Disconnected,
-                ChangeReason::LoginFailure,
-                ClientError::Disconnected,
-            ),
-            Phase::Online | Phase::Restoring | Phase::Relogging => {
-                self.fail_pending(&ClientError::Disconnected);
-                self.schedule_reconnect();
-            }
-        }
-    }
-
-    /// Closes the socket of a failed attempt (no session change).
-    fn drop_connection(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            self.closing = Some((connection.socket, String::new()));
-        }
-        self.connecting = None;
-        self.outbox.clear();
-        self.fail_pending(&ClientError::Disconnected);
-    }
-
-    fn schedule_reconnect(&mut self) {
-        let Some(session) = &mut self.session else {
-            return;
-        };
-        let delay = self.config.reconnect.delay(session.attempt);
-        session.attempt = session.attempt.saturating_add(1);
-        // Partial catch-up is fetched again from the last delivered message next time.
-        self.catch_up.clear();
-        self.restore_outstanding = 0;
-        self.phase = Phase::Backoff {
-            retry_at: Instant::now() + delay,
-        };
-        self.set_state(
-            ConnectionState::Reconnecting,
-            ChangeReason::Interrupted,
-            Some(delay),
-        );
-    }
-
-    /// Ends the session: closes the socket, answers everything waiting with `error` (the
-    /// first login's caller) or [`ClientError::Disconnected`], forgets what was joined.
-    fn end_session(&mut self, state: ConnectionState, reason: ChangeReason, error: ClientError) {
-        if let Some(connection) = self.connection.take() {
-            self.closing = Some((connection.socket, std::mem::take(&mut self.outbox)));
-        }
-        self.connecting = None;
-        self.outbox.clear();
-        self.fail_pending(&ClientError::Disconnected);
-        for queued in self.queued.drain(..) {
-            let _ = queued.reply.send(Err(ClientError::Disconnected));
-        }
-        if let Some(reply) = self.session.take().and_then(|s| s.login_reply) {
-            let _ = reply.send(Err(error));
-        }
-        for event in std::mem::take(&mut self.held) {
-            self.emit(ClientEvent::Server(event));
-        }
-        self.catch_up.clear();
-        self.restore_outstanding = 0;
-        self.memory = Memory::default();
-        lock(&self.shared).user = None;
-        self.phase = Phase::Idle;
-        self.set_state(state, reason, None);
-    }
-
-    fn fail_pending(&mut self, error: &ClientError) {
-        for (_, pending) in self.pending.drain() {
-            match pending.purpose {
-                Purpose::Caller { reply, .. } => {
-                    let _ = reply.send(Err(error.clone()));
-                }
-                Purpose::Logout { reply } => {
-                    let _ = reply.send(Ok(()));
-                }
-                Purpose::Login | Purpose::Restore(_) | Purpose::Quiet => {}
-            }
-        }
-    }
-
     // ----- time -----
 
     fn on_timer(&mut self, now: Instant) {
@@ -1013,7 +581,19 @@ impl ConnectionHandler {
             }
             _ => {}
         }
+        let silent_too_long =
+            |connection: &Connection| now >= connection.last_heard + self.config.dead_timeout;
+        if self.connection.as_ref().is_some_and(silent_too_long) {
+            // The timer may have won the select over data already waiting (a busy task,
+            // a loaded machine): read what is there before calling the server dead.
+            self.drain_ready_socket();
+        }
+        let paused = self.reading_paused();
         if let Some(connection) = &mut self.connection {
+            if paused {
+                // Silence is ours, not the server's, while the application is not reading.
+                connection.last_heard = now;
+            }
             if now >= connection.last_heard + self.config.dead_timeout {
                 tracing::debug!("nothing heard from the server; connection taken for dead");
                 self.connection_lost();
@@ -1186,17 +766,4 @@ async fn write_within(
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("write timed out".to_string()),
     }
-}
-
-fn message_id(event: &Event) -> Option<u64> {
-    match event {
-        Event::MessageFromChannel { message_id, .. }
-        | Event::MessageFromPeer { message_id, .. } => Some(*message_id),
-        _ => None,
-    }
-}
-
-/// The server's clock now, estimated from the offset measured at login.
-fn server_now(offset_ms: i64) -> u64 {
-    (now_ms() as i64 + offset_ms).max(0) as u64
 }
