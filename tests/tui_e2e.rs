@@ -172,3 +172,60 @@ async fn chat_in_a_real_terminal() {
     drop(tmux);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_invitation_and_presence_in_a_real_terminal() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
+        .await
+        .unwrap();
+    let url = server.url();
+    let tmux = Tmux::start("call");
+    let binary = env!("CARGO_BIN_EXE_rtm-tui");
+    tmux.line(&format!(
+        "RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
+        tmux.home_path
+    ));
+    tmux.wait_for("[CONNECTED]");
+    let (bob, mut bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+
+    // Presence: a peer tab subscribes and shows bob online.
+    tmux.line("/query bob");
+    tmux.wait_for("@bob · online");
+
+    // bob calls; alice sees the prompt with its countdown and accepts with `a`.
+    bob.send_invitation("call-1", "alice", "quick sync?", None)
+        .await
+        .expect("delivered to alice's client");
+    tmux.wait_for("bob is calling you");
+    tmux.wait_for("expires in");
+    tmux.keys(&["a"]);
+    let accepted = tokio::time::timeout(WAIT, async {
+        loop {
+            match bob_events.recv().await {
+                Some(rtm::client::ClientEvent::Server(
+                    rtm::protocol::Event::InvitationAccepted { invitation_id, .. },
+                )) => return invitation_id,
+                Some(_) => {}
+                None => panic!("bob's events ended"),
+            }
+        }
+    })
+    .await
+    .expect("bob hears the answer");
+    assert_eq!(accepted, "call-1");
+    tmux.wait_for("you accepted bob's call");
+
+    // bob goes away: the tab's presence follows.
+    bob.logout().await.unwrap();
+    tmux.wait_until("bob offline", |s| {
+        s.contains("@bob · offline") || s.contains("@bob · unreachable")
+    });
+    tmux.line("/quit");
+    tmux.wait_until("the shell prompt after quitting", |s| {
+        s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
+    });
+    drop(tmux);
+    server.shutdown().await;
+}
