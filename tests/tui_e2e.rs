@@ -229,3 +229,33 @@ async fn call_invitation_and_presence_in_a_real_terminal() {
     drop(tmux);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_login_aborts_and_login_again_works() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
+        .await
+        .unwrap();
+    let url = server.url();
+    let tmux = Tmux::start("abort");
+    let binary = env!("CARGO_BIN_EXE_rtm-tui");
+    tmux.line(&format!(
+        "RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
+        tmux.home_path
+    ));
+    tmux.wait_for("[CONNECTED]");
+    let (other, _events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    other.login(None, "alice").await.unwrap();
+    tmux.wait_for("[ABORTED] REMOTE_LOGIN");
+    tmux.wait_for("you logged in somewhere else");
+    tmux.line("/login");
+    tmux.wait_for("rtm-tui — log in");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("[CONNECTED]");
+    tmux.keys(&["C-c"]);
+    tmux.wait_until("the shell prompt after quitting", |s| {
+        s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
+    });
+    drop(tmux);
+    server.shutdown().await;
+}
