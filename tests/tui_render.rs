@@ -414,3 +414,25 @@ fn channel_attributes_presence_and_raw_messages() {
         matches!(&effects[..], [Effect::SendPeer { message, .. }] if message.raw_bytes() == Some(vec![1, 2, 3]))
     );
 }
+
+#[test]
+fn a_call_you_place_can_be_hung_up() {
+    let mut app = logged_in();
+    let effects = enter(&mut app, "/call bob standup?");
+    let [Effect::Invite(rtm::tui::action::InviteRequest::Send { id, peer, content })] =
+        &effects[..]
+    else {
+        panic!("{effects:?}");
+    };
+    assert_eq!((peer.as_str(), content.as_str()), ("bob", "standup?"));
+    let effects = enter(&mut app, "/hangup");
+    assert_eq!(
+        effects,
+        vec![Effect::Invite(rtm::tui::action::InviteRequest::Cancel {
+            id: id.clone(),
+            peer: "bob".into(),
+        })]
+    );
+    enter(&mut app, "/hangup");
+    assert!(draw(&app, 100, 20).contains("no call from this tab is waiting"));
+}

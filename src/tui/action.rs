@@ -188,6 +188,10 @@ pub enum InviteRequest {
         peer: String,
         content: String,
     },
+    Cancel {
+        id: String,
+        peer: String,
+    },
     Accept {
         id: String,
         caller: String,

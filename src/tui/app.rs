@@ -92,6 +92,8 @@ pub struct App {
     /// Tab completion in progress: the choices and the one shown.
     completion: Option<(Vec<String>, usize)>,
     pub invitation: Option<Invitation>,
+    /// Calls we placed and that are not answered yet: peer → invitation id.
+    pub outgoing_calls: std::collections::HashMap<String, String>,
     /// Commands run once after the first login (the demo's `/join`).
     pub startup_commands: Vec<String>,
     next_local_id: u64,
@@ -139,6 +141,7 @@ impl App {
             show_members,
             completion: None,
             invitation: None,
+            outgoing_calls: std::collections::HashMap::new(),
             startup_commands: Vec::new(),
             next_local_id: 1,
             dirty: true,

@@ -383,6 +383,14 @@ async fn invite(client: &Client, request: InviteRequest) -> (String, Result<Stri
                 .map_err(f);
             (peer, result)
         }
+        InviteRequest::Cancel { id, peer } => {
+            let result = client
+                .cancel_invitation(&id, &peer)
+                .await
+                .map(|()| format!("you canceled the call to {peer}"))
+                .map_err(f);
+            (peer, result)
+        }
         InviteRequest::Accept {
             id,
             caller,

@@ -97,10 +97,16 @@ impl App {
             }
             Event::InvitationAccepted {
                 callee, response, ..
-            } => self.call_outcome(&callee, "accepted your call", &response),
+            } => {
+                self.outgoing_calls.remove(&callee);
+                self.call_outcome(&callee, "accepted your call", &response);
+            }
             Event::InvitationRefused {
                 callee, response, ..
-            } => self.call_outcome(&callee, "refused your call", &response),
+            } => {
+                self.outgoing_calls.remove(&callee);
+                self.call_outcome(&callee, "refused your call", &response);
+            }
             Event::InvitationCanceled { caller, .. } => {
                 if self.invitation.as_ref().is_some_and(|i| i.caller == caller) {
                     self.invitation = None;
@@ -127,6 +133,7 @@ impl App {
                     self.invitation = None;
                     self.overlay = None;
                 }
+                self.outgoing_calls.retain(|_, id| *id != invitation_id);
             }
             Event::TokenPrivilegeWillExpire { expires_at } => {
                 let at =
