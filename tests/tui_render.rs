@@ -419,7 +419,8 @@ fn channel_attributes_presence_and_raw_messages() {
 fn a_call_you_place_can_be_hung_up() {
     let mut app = logged_in();
     let effects = enter(&mut app, "/call bob standup?");
-    let [Effect::Invite(rtm::tui::action::InviteRequest::Send { id, peer, content })] =
+    // Opening the @bob tab also asks for history and presence.
+    let [.., Effect::Invite(rtm::tui::action::InviteRequest::Send { id, peer, content })] =
         &effects[..]
     else {
         panic!("{effects:?}");
