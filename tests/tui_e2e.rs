@@ -239,11 +239,24 @@ async fn a_remote_login_aborts_and_login_again_works() {
     let url = server.url();
     let tmux = Tmux::start("abort");
     let binary = env!("CARGO_BIN_EXE_rtm-tui");
+    // An "editor" that appends to what it is given, for the $EDITOR escape (Alt-E).
+    let editor = format!("{}/editor.sh", tmux.home_path);
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nprintf '%s + edited' \"$(cat \"$1\")\" > \"$1.new\" && mv \"$1.new\" \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     tmux.line(&format!(
-        "RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
+        "EDITOR={editor} RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
         tmux.home_path
     ));
     tmux.wait_for("[CONNECTED]");
+    tmux.run(&["send-keys", "-l", "draft"]);
+    tmux.wait_for("> draft");
+    tmux.keys(&["M-e"]);
+    tmux.wait_for("> draft + edited");
+    tmux.keys(&["C-u"]);
     let (other, _events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
     other.login(None, "alice").await.unwrap();
     tmux.wait_for("[ABORTED] REMOTE_LOGIN");
