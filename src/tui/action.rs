@@ -254,6 +254,8 @@ pub enum Effect {
         target: Target,
     },
     Bell,
+    /// Clear the terminal and draw everything again (Ctrl-L).
+    Repaint,
     Title(String),
     Editor(String),
     Quit,

@@ -675,6 +675,7 @@ impl App {
             return;
         }
         if key == KeyAction::Redraw {
+            self.effect(Effect::Repaint);
             return;
         }
         if self.overlay.is_some() {

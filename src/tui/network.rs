@@ -279,7 +279,11 @@ impl Session {
                     });
                 });
             }
-            Effect::Bell | Effect::Title(_) | Effect::Editor(_) | Effect::Quit => {}
+            Effect::Bell
+            | Effect::Repaint
+            | Effect::Title(_)
+            | Effect::Editor(_)
+            | Effect::Quit => {}
         }
     }
 }
