@@ -147,7 +147,9 @@ fn login_form_validates_as_you_type_and_shows_the_servers_answer() {
     }
     type_text(&mut app, "alice");
     let effects = app.update(Action::Key(KeyAction::Submit));
-    assert!(matches!(&effects[..], [Effect::Login { user, .. }] if user == "alice"));
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Login { user, .. } if user == "alice")));
     app.update(Action::Done(Outcome::Login(Err(Failure::new(
         Some(5),
         "invalid token",
@@ -436,4 +438,24 @@ fn a_call_you_place_can_be_hung_up() {
     );
     enter(&mut app, "/hangup");
     assert!(draw(&app, 100, 20).contains("no call from this tab is waiting"));
+}
+
+#[test]
+fn offline_messages_that_overtake_the_login_reply_stay() {
+    let mut app = app("demo", "alice");
+    app.submit_login();
+    // The client delivers cached messages right after the login reply; they may reach the
+    // app before the login's own answer does.
+    app.update(peer_message("bob", "while you were out, alice", 3, true));
+    app.update(Action::Done(Outcome::Login(Ok(LoginResult {
+        user: "alice".into(),
+        server_ts: NOW,
+        protocol: 1,
+        server: "rtm-tui/0.1.0".into(),
+        token_expires_at: None,
+    }))));
+    assert_eq!(app.tabs.len(), 2);
+    assert_eq!(app.tabs[1].mentions, 1);
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    assert!(draw(&app, 100, 20).contains("[offline] while you were out, alice"));
 }

@@ -76,8 +76,10 @@ pub struct App {
     pub size: (u16, u16),
     pub screen: Screen,
     pub login: LoginForm,
-    /// Who we are logged in as, once logged in.
+    /// Who we are (logging in) as.
     pub me: Option<String>,
+    /// A login succeeded before: the next one is a re-login that rejoins the channel tabs.
+    has_logged_in: bool,
     pub app_id: String,
     pub server: String,
     pub server_name: String,
@@ -125,6 +127,7 @@ impl App {
                 &defaults.server,
             ),
             me: None,
+            has_logged_in: false,
             app_id: defaults.app_id.clone(),
             server: defaults.server.clone(),
             server_name: String::new(),
@@ -316,6 +319,15 @@ impl App {
             return;
         }
         self.login.status = LoginStatus::Busy;
+        // Known before the server answers: offline messages may arrive before the reply
+        // reaches us, and must already land in tabs of the right user.
+        let user = self.login.value(super::login::USER).to_string();
+        if self.me.as_ref().is_some_and(|me| *me != user) {
+            self.tabs.truncate(1);
+            self.active = 0;
+            self.has_logged_in = false;
+        }
+        self.me = Some(user);
         let token = self.login.value(super::login::TOKEN).trim().to_string();
         self.app_id = self.login.value(super::login::APP_ID).to_string();
         self.server = self.login.value(super::login::SERVER).to_string();
@@ -331,7 +343,7 @@ impl App {
         let now = self.now_ms;
         match outcome {
             Outcome::Login(Ok(result)) => {
-                let relogin = self.me.as_deref() == Some(result.user.as_str());
+                let relogin = std::mem::replace(&mut self.has_logged_in, true);
                 self.me = Some(result.user.clone());
                 self.server_name.clone_from(&result.server);
                 self.screen = Screen::Main;
@@ -344,8 +356,6 @@ impl App {
                 if relogin {
                     self.rejoin_tabs();
                 } else {
-                    self.tabs.truncate(1);
-                    self.active = 0;
                     self.home().info(
                         now,
                         "/join <channel> to join a channel, /msg <peer> to talk to someone, F1 for help",
