@@ -272,3 +272,39 @@ async fn a_remote_login_aborts_and_login_again_works() {
     drop(tmux);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_messages_land_in_their_peer_tab() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
+        .await
+        .unwrap();
+    let url = server.url();
+    let (bob, _bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+    let cached = bob
+        .send_message_to_peer(
+            "alice",
+            Message::text("left for you"),
+            SendOptions { offline: true },
+        )
+        .await
+        .expect_err("alice is offline");
+    assert_eq!(cached.code(), Some(4), "cached by the server");
+
+    let tmux = Tmux::start("offline");
+    let binary = env!("CARGO_BIN_EXE_rtm-tui");
+    tmux.line(&format!(
+        "RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
+        tmux.home_path
+    ));
+    tmux.wait_for("2 @bob");
+    tmux.keys(&["M-2"]);
+    tmux.wait_for("[offline] left for you");
+    tmux.keys(&["C-c"]);
+    tmux.wait_until("the shell prompt after quitting", |s| {
+        s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
+    });
+    drop(tmux);
+    server.shutdown().await;
+}
