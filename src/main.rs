@@ -122,9 +122,14 @@ mod commands {
 
         let mut apps = AppRegistry::default();
         for spec in &args.apps {
-            let id = spec.split_once(':').map_or(spec.as_str(), |(id, _)| id);
-            rtm::protocol::limits::validate_app_id(id)
-                .with_context(|| format!("bad --app {spec:?}"))?;
+            match spec.split_once(':') {
+                // An app with a certificate uses Agora's 32-hex-char ids (protocol.md).
+                Some((id, cert)) => rtm::token::check_agora_id("app id", id)
+                    .and_then(|()| rtm::token::check_agora_id("certificate", cert))
+                    .map_err(|why| anyhow::anyhow!("bad --app {id}:…: {why}"))?,
+                None => rtm::protocol::limits::validate_app_id(spec)
+                    .with_context(|| format!("bad --app {spec:?}"))?,
+            }
             apps.add_spec(spec);
         }
         let store = if args.ephemeral {
