@@ -1,9 +1,12 @@
 //! Login token checks: the one place that decides whether a token opens an app.
 //!
 //! Apps without a certificate accept any token or none. Apps with a certificate need a
-//! token verified by the token room's `crate::token::verify_rtm_token` (contracts.md);
-//! until that function is merged, such logins are refused with "invalid token" so that
-//! a certificate is never silently ignored.
+//! token verified by `crate::token::verify_rtm_token` (Agora 006 or 007, for this app and
+//! user, signed with the certificate, not expired). The expiry timers that follow a
+//! successful check (`token_privilege_will_expire`, the `token_expired` kick) live in
+//! `connection`, which owns the session's clock.
+
+use crate::token::{verify_rtm_token, TokenError};
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,7 +15,6 @@ pub enum AuthError {
     #[error("invalid token: {0}")]
     Invalid(String),
     /// LOGIN 6 / RENEW 5.
-    #[allow(dead_code)] // made by the token verifier once it is wired in (see `verify_token`)
     #[error("token expired at {expired_at}")]
     Expired { expired_at: u64 },
 }
@@ -31,15 +33,44 @@ pub fn verify_token(
             "app {app_id} has a certificate: a token is required"
         )));
     };
-    // HOOK (token room): replace the body below with
-    //     crate::token::verify_rtm_token(token, app_id, certificate, user, now)
-    //         .map(|verified| verified.expires_at)
-    //         .map_err(|e| match e {
-    //             crate::token::TokenError::Invalid(why) => AuthError::Invalid(why),
-    //             crate::token::TokenError::Expired { expired_at } => AuthError::Expired { expired_at },
-    //         })
-    let _ = (token, certificate, user, now);
-    Err(AuthError::Invalid(
-        "token verification is not available in this build".into(),
-    ))
+    verify_rtm_token(token, app_id, certificate, user, now)
+        .map(|verified| verified.expires_at)
+        .map_err(|error| match error {
+            TokenError::Invalid(why) => AuthError::Invalid(why),
+            TokenError::Expired { expired_at } => AuthError::Expired { expired_at },
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::build_rtm_token_007;
+
+    const APP: &str = "970CA35de60c44645bbae8a215061b33";
+    const CERT: &str = "5CFd2fd1755d40ecb72977518be15d3b";
+
+    #[test]
+    fn maps_the_verifier_outcomes() {
+        let token = build_rtm_token_007(APP, CERT, "alice", 1, 1000, 600);
+        assert_eq!(
+            verify_token(Some(&token), APP, CERT, "alice", 1100),
+            Ok(Some(1600))
+        );
+        assert!(matches!(
+            verify_token(Some(&token), APP, CERT, "bob", 1100),
+            Err(AuthError::Invalid(_))
+        ));
+        assert_eq!(
+            verify_token(Some(&token), APP, CERT, "alice", 1600),
+            Err(AuthError::Expired { expired_at: 1600 })
+        );
+        assert!(matches!(
+            verify_token(None, APP, CERT, "alice", 1100),
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(matches!(
+            verify_token(Some(""), APP, CERT, "alice", 1100),
+            Err(AuthError::Invalid(_))
+        ));
+    }
 }

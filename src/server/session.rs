@@ -39,6 +39,8 @@ pub struct Session {
     pub limits: SessionLimits,
     /// Unparsable objects so far (closed with 1008 at `max_errors`).
     pub errors: u32,
+    /// When the login token expires (unix seconds); `connection` warns and kicks by it.
+    pub token_expires_at: Option<u64>,
 }
 
 impl Session {
@@ -48,6 +50,7 @@ impl Session {
             identity: None,
             limits: SessionLimits::new(&hub.config().rate_limits),
             errors: 0,
+            token_expires_at: None,
         }
     }
 
@@ -96,6 +99,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
         Op::Logout => {
             hub.logout(&me.app, &me.user, &session.conn);
             session.identity = None;
+            session.token_expires_at = None;
             session.reply(&Reply::ok_empty(id));
         }
         Op::RenewToken { token } => renew(id, &me, &token, session, hub),
@@ -245,10 +249,11 @@ fn login(id: u32, app_id: &str, user: &str, token: Option<&str>, session: &mut S
         app: app_id.to_string(),
         user: user.to_string(),
     });
+    session.token_expires_at = expires_at;
     tracing::info!(app = app_id, user, conn = session.conn.id(), "login");
 }
 
-fn renew(id: u32, me: &Identity, token: &str, session: &Session, hub: &Hub) {
+fn renew(id: u32, me: &Identity, token: &str, session: &mut Session, hub: &Hub) {
     use crate::protocol::RenewResult;
     use codes::renew;
     match hub.config().apps.lookup(&me.app) {
@@ -261,6 +266,7 @@ fn renew(id: u32, me: &Identity, token: &str, session: &Session, hub: &Hub) {
         AppLookup::Certificate(cert) => {
             match verify_token(Some(token), &me.app, cert, &me.user, now_ms() / 1000) {
                 Ok(token_expires_at) => {
+                    session.token_expires_at = token_expires_at;
                     session.reply(&Reply::ok(id, &RenewResult { token_expires_at }));
                 }
                 Err(e @ AuthError::Invalid(_)) => {
