@@ -216,7 +216,7 @@ async fn open_mode_accepts_unknown_apps() {
 /// A server that warns `lead` before expiry.
 async fn server_with_lead(lead: Duration) -> RunningServer {
     let mut config = secured_config();
-    config.token_warning_lead = lead;
+    config.token_warning = lead;
     start_server(config).await
 }
 

@@ -403,3 +403,47 @@ async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn above_512_members_no_member_events_and_capped_lists() {
+    let server = start_server(test_config()).await;
+    let url = server.url();
+    let mut observer = RawClient::login(&url, APP, "observer").await;
+    observer.request(join("stadium")).await;
+    let mut fans = Vec::new();
+    for n in 0..512 {
+        let mut fan = RawClient::login(&url, APP, &format!("fan{n:03}")).await;
+        assert_eq!(fan.code(join("stadium")).await, 0);
+        fans.push(fan);
+    }
+    observer.sync().await;
+    // 511 fans joined while the channel had at most 512 members; the 513th did not show.
+    let joined = observer.take_events("member_joined");
+    assert_eq!(joined.len(), 511);
+    assert_eq!(joined.last().unwrap()["user"], "fan510");
+    let members = observer
+        .request(json!({"op": "get_members", "channel": "stadium"}))
+        .await;
+    assert_eq!(members["members"].as_array().unwrap().len(), 512);
+    let count = observer
+        .request(json!({"op": "get_channel_member_count", "channels": ["stadium"]}))
+        .await;
+    assert_eq!(count["counts"]["stadium"], 513);
+    // Leaving from 513 members: no member_left either; from 512 on, again.
+    let mut last = fans.pop().unwrap();
+    assert_eq!(
+        last.code(json!({"op": "leave", "channel": "stadium"}))
+            .await,
+        0
+    );
+    observer.assert_no_event("member_left").await;
+    let mut other = fans.pop().unwrap();
+    assert_eq!(
+        other
+            .code(json!({"op": "leave", "channel": "stadium"}))
+            .await,
+        0
+    );
+    assert_eq!(observer.expect_event("member_left").await["user"], "fan510");
+    server.shutdown().await;
+}

@@ -219,3 +219,45 @@ async fn wrong_path_is_refused() {
     assert!(tokio_tungstenite::connect_async(url).await.is_err());
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn pings_keep_a_reading_client_alive_and_silence_kills() {
+    use futures_util::StreamExt as _;
+    use std::time::Duration;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+    let config = rtm::server::Config {
+        ping_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(400),
+        ..test_config()
+    };
+    let server = start_server(config).await;
+    // A client that reads answers the server's Pings (tungstenite pongs on read): after
+    // more Pings than fit into the idle timeout, it is still connected.
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.url())
+        .await
+        .unwrap();
+    let mut pings = 0;
+    while pings < 8 {
+        let frame = tokio::time::timeout(common::WAIT, ws.next())
+            .await
+            .expect("a Ping in time")
+            .expect("still connected")
+            .expect("no error");
+        if matches!(frame, WsMessage::Ping(_)) {
+            pings += 1;
+        }
+    }
+    // A client that stops reading sends nothing back: dropped without a close frame.
+    let mut silent = RawClient::login(&server.url(), APP, "silent").await;
+    let mut watcher = RawClient::login(&server.url(), APP, "watcher").await;
+    watcher
+        .request(json!({"op": "subscribe_peers_online", "peers": ["silent"]}))
+        .await;
+    watcher.expect_event("peers_online_status").await;
+    let event = watcher.expect_event("peers_online_status").await;
+    assert_eq!(event["peers"]["silent"], "unreachable");
+    assert_eq!(silent.expect_end().await, Ended::Dropped);
+    drop(ws);
+    server.shutdown().await;
+}

@@ -252,3 +252,33 @@ async fn peer_history_windows() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn raw_messages_up_to_32_kib() {
+    use base64::Engine as _;
+    let server = start_server(test_config()).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let raw = |bytes: usize, description: &str| {
+        let data = base64::engine::general_purpose::STANDARD.encode(vec![7u8; bytes]);
+        json!({"type": "raw", "data": data, "description": description})
+    };
+    // Data plus description exactly 32 KiB: accepted and delivered as sent.
+    let message = raw(32 * 1024 - 8, "file.bin");
+    let id = alice
+        .send_request(json!({"op": "send_peer", "to": "bob", "message": message}))
+        .await;
+    let event = bob.expect_event("message_from_peer").await;
+    assert_eq!(event["message"], message);
+    bob.ack(event["message_id"].as_u64().unwrap()).await;
+    assert_eq!(alice.expect_reply(id).await["code"], 0);
+    // One byte more: 7.
+    let message = raw(32 * 1024 - 7, "file.bin");
+    assert_eq!(
+        alice
+            .code(json!({"op": "send_peer", "to": "bob", "message": message}))
+            .await,
+        7
+    );
+    server.shutdown().await;
+}

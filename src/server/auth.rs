@@ -1,10 +1,8 @@
 //! Login token checks: the one place that decides whether a token opens an app.
 //!
-//! Apps without a certificate accept any token or none. Apps with a certificate need a
-//! token verified by `crate::token::verify_rtm_token` (Agora 006 or 007, for this app and
-//! user, signed with the certificate, not expired). The expiry timers that follow a
-//! successful check (`token_privilege_will_expire`, the `token_expired` kick) live in
-//! `connection`, which owns the session's clock.
+//! Apps without a certificate accept any token or none. Apps with a certificate need an
+//! Agora 006 or 007 RTM token that `crate::token::verify_rtm_token` accepts for the app,
+//! the user and the current time.
 
 use crate::token::{verify_rtm_token, TokenError};
 
@@ -15,7 +13,7 @@ pub enum AuthError {
     #[error("invalid token: {0}")]
     Invalid(String),
     /// LOGIN 6 / RENEW 5.
-    #[error("token expired at {expired_at}")]
+    #[error("token expired at {expired_at} (unix seconds)")]
     Expired { expired_at: u64 },
 }
 

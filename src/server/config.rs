@@ -156,11 +156,11 @@ pub struct Config {
     pub invitation_timeout: Duration,
     /// Channel attributes of a channel without members for this long are dropped.
     pub channel_attributes_ttl: Duration,
+    /// How long before a token expires the server sends `token_privilege_will_expire`.
+    pub token_warning: Duration,
     /// Least time between two `member_count_updated` of one channel.
     pub member_count_interval: Duration,
     pub rate_limits: RateLimits,
-    /// How long before a token expires `token_privilege_will_expire` is sent (30 s).
-    pub token_warning_lead: Duration,
     /// A connection that has not logged in this long after connecting (or after a
     /// `logout`) is closed with 1008; also bounds the WebSocket handshake.
     pub login_timeout: Duration,
@@ -193,9 +193,9 @@ impl Default for Config {
             max_frame_bytes: 1024 * 1024,
             invitation_timeout: Duration::from_secs(60),
             channel_attributes_ttl: Duration::from_secs(5 * 60),
+            token_warning: Duration::from_secs(30),
             member_count_interval: Duration::from_secs(1),
             rate_limits: RateLimits::default(),
-            token_warning_lead: Duration::from_secs(30),
             login_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             logins_per_address: RateLimit::new(50, Duration::from_secs(1)),

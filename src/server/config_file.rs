@@ -127,7 +127,7 @@ impl ServerFile {
             config.login_timeout = Duration::from_secs(secs);
         }
         if let Some(secs) = limits.token_warning_secs {
-            config.token_warning_lead = Duration::from_secs(secs);
+            config.token_warning = Duration::from_secs(secs);
         }
     }
 }

@@ -3,8 +3,8 @@
 //! The reader loop (this task) splits frames into objects, decodes them and calls
 //! `session::handle`; the writer task drains the outbox in batches (one frame, one flush
 //! per batch) and sends the server's Pings. Nothing here decides what a request means,
-//! but the connection's clocks live here: the handshake and login deadlines, liveness,
-//! and the token expiry (`token_privilege_will_expire`, then the `token_expired` kick).
+//! but the connection's own clocks live here: the handshake and login deadlines and
+//! liveness. (Token expiry timers are the hub's: `Hub::watch_token`.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,11 +22,11 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::protocol::limits::MAX_OBJECT_BYTES;
 use crate::protocol::{
-    codes, decode_request, now_ms, split_frame, DecodeError, Event, KickReason, Op, Reply,
-    CLOSE_POLICY, CLOSE_TOO_BIG, WS_PATH,
+    codes, decode_request, split_frame, DecodeError, Op, Reply, CLOSE_POLICY, CLOSE_TOO_BIG,
+    WS_PATH,
 };
 
-use super::hub::{Hub, CLOSE_KICKED};
+use super::hub::Hub;
 use super::limits::{Admission, Slot};
 use super::outbox::{Closing, ConnHandle};
 use super::session::{handle, Session};
@@ -98,7 +98,6 @@ pub async fn serve<S: Transport>(
         session: &mut session,
         hub: &hub,
         admitted: &admitted,
-        warned_for: None,
     };
     reader.run(stream, &mut shutdown).await;
     if let Some(me) = session.identity.take() {
@@ -117,75 +116,14 @@ pub async fn serve<S: Transport>(
     tracing::debug!(?peer, conn = conn.id(), "disconnected");
 }
 
-/// What the reader's clock will do next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Deadline {
-    /// No login since connecting or since the last `logout`.
-    Login,
-    /// Send `token_privilege_will_expire` for the token expiring at this unix second.
-    WarnToken(u64),
-    /// The token expired: kick.
-    TokenExpired,
-}
-
-/// The reader side of one connection: its session and clocks.
+/// The reader side of one connection: its session and the login deadline.
 struct Reader<'a> {
     session: &'a mut Session,
     hub: &'a Hub,
     admitted: &'a Admitted,
-    /// The token expiry already warned about (a renewal changes the expiry and so re-arms).
-    warned_for: Option<u64>,
-}
-
-/// The `Instant` at which `unix_secs` (wall clock) arrives; now if it has passed.
-fn instant_of_unix(unix_secs: u64) -> Instant {
-    let wait_ms = (unix_secs * 1000).saturating_sub(now_ms());
-    Instant::now() + Duration::from_millis(wait_ms)
 }
 
 impl Reader<'_> {
-    /// The next thing the clock must do, and when.
-    fn next_deadline(&self, logged_out_at: Instant) -> Option<(Instant, Deadline)> {
-        if self.session.identity.is_none() {
-            return Some((
-                logged_out_at + self.hub.config().login_timeout,
-                Deadline::Login,
-            ));
-        }
-        let expires_at = self.session.token_expires_at?;
-        if self.warned_for == Some(expires_at) {
-            return Some((instant_of_unix(expires_at), Deadline::TokenExpired));
-        }
-        let lead_secs = self.hub.config().token_warning_lead.as_secs();
-        let warn_at = instant_of_unix(expires_at.saturating_sub(lead_secs));
-        Some((warn_at, Deadline::WarnToken(expires_at)))
-    }
-
-    /// Acts on a deadline; false when the connection must close.
-    fn on_deadline(&mut self, deadline: Deadline) -> bool {
-        let conn = &self.session.conn;
-        match deadline {
-            Deadline::Login => {
-                tracing::info!(conn = conn.id(), "no login in time");
-                conn.close(CLOSE_POLICY, "login timeout");
-                false
-            }
-            Deadline::WarnToken(expires_at) => {
-                conn.send_event(&Event::TokenPrivilegeWillExpire { expires_at });
-                self.warned_for = Some(expires_at);
-                true
-            }
-            Deadline::TokenExpired => {
-                tracing::info!(conn = conn.id(), "token expired: kicked");
-                conn.send_event(&Event::Kicked {
-                    reason: KickReason::TokenExpired,
-                });
-                conn.close(CLOSE_KICKED, "token_expired");
-                false
-            }
-        }
-    }
-
     async fn run(
         &mut self,
         mut stream: futures_util::stream::SplitStream<WebSocketStream<impl Transport>>,
@@ -195,19 +133,19 @@ impl Reader<'_> {
         let mut closing = conn.closing();
         let idle = self.hub.config().idle_timeout;
         let mut logged_out_at = Instant::now();
+        let login_timeout = self.hub.config().login_timeout;
         loop {
-            let deadline = self.next_deadline(logged_out_at);
-            let (at, what) = deadline.unwrap_or((Instant::now(), Deadline::Login));
+            // Not logged in since connecting or since the last `logout`: a deadline runs.
+            let waiting_for_login = self.session.identity.is_none();
             let next = tokio::select! {
                 _ = closing.changed() => return,
                 _ = shutdown.changed() => {
                     conn.close(CLOSE_GOING_AWAY, "server shutting down");
                     return;
                 }
-                () = tokio::time::sleep_until(at), if deadline.is_some() => {
-                    if self.on_deadline(what) {
-                        continue;
-                    }
+                () = tokio::time::sleep_until(logged_out_at + login_timeout), if waiting_for_login => {
+                    tracing::info!(conn = conn.id(), "no login in time");
+                    conn.close(CLOSE_POLICY, "login timeout");
                     return;
                 }
                 next = tokio::time::timeout(idle, stream.next()) => next,

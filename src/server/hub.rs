@@ -38,11 +38,12 @@ pub(super) struct User {
     pub held: BTreeSet<String>,
     /// Identifies the running grace timer; an older timer finding another value does nothing.
     pub grace_epoch: Option<u64>,
-    /// User attributes (issue 5).
-    #[allow(dead_code)] // issue 5, next commits
+    /// User attributes.
     pub attributes: crate::protocol::Attributes,
-    /// Peers whose presence this user subscribed to (issue 5).
+    /// Peers whose presence this user subscribed to.
     pub subscriptions: BTreeSet<String>,
+    /// When the login token ends (unix seconds) and which timer watches it.
+    pub token: Option<(u64, u64)>,
 }
 
 /// One channel.
@@ -52,8 +53,8 @@ pub(super) struct Channel {
     pub members: BTreeMap<String, Option<ConnHandle>>,
     pub count_sent_at: Option<Instant>,
     pub count_timer: bool,
-    /// Channel attributes (issue 5).
-    pub attributes: Vec<crate::protocol::ChannelAttribute>,
+    /// Channel attributes by key.
+    pub attributes: BTreeMap<String, crate::protocol::ChannelAttribute>,
     /// When the last member left; attributes go after `channel_attributes_ttl`.
     pub empty_since: Option<Instant>,
 }
@@ -78,10 +79,9 @@ pub(super) struct App {
     pub channels: HashMap<String, Channel>,
     /// Cached peer messages per receiver, oldest first (mirrors the store's `offline`).
     pub offline: HashMap<String, VecDeque<HistoryMessage>>,
-    /// Presence watchers: target user → subscribers (issue 5).
+    /// Presence watchers: target user → subscribers.
     pub watchers: HashMap<String, BTreeSet<String>>,
-    /// Pending invitations (issue 5).
-    #[allow(dead_code)] // issue 5, next commits
+    /// Pending invitations.
     pub invitations: HashMap<super::hub_extra::InvitationKey, super::hub_extra::Invitation>,
 }
 
@@ -109,7 +109,7 @@ impl State {
         (id, now_ms())
     }
 
-    pub fn next_epoch(&mut self) -> u64 {
+    pub(super) fn next_epoch(&mut self) -> u64 {
         self.next_epoch += 1;
         self.next_epoch
     }
@@ -337,10 +337,16 @@ impl Hub {
         if entry.conn.as_ref() != Some(conn) {
             return;
         }
-        let channels: Vec<String> = entry.joined.iter().chain(&entry.held).cloned().collect();
-        let removed = app_state.users.remove(user).expect("checked above");
-        for channel in channels {
-            self.remove_member(app_state, app, &channel, user);
+        self.remove_user(app_state, app, user);
+    }
+
+    /// Forgets a user at once: leaves its channels (with events), presence goes offline.
+    pub(super) fn remove_user(&self, app_state: &mut App, app: &str, user: &str) {
+        let Some(removed) = app_state.users.remove(user) else {
+            return;
+        };
+        for channel in removed.joined.iter().chain(&removed.held) {
+            self.remove_member(app_state, app, channel, user);
         }
         super::hub_extra::presence_changed(app_state, user);
         super::hub_extra::forget_user(app_state, user, &removed);

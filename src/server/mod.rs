@@ -2,13 +2,14 @@
 //!
 //! Layers, outside in: `run`/`spawn` (this file: accept loop, shutdown) →
 //! `connection` (per-connection task: frames ↔ requests, batched writer, liveness) →
-//! `session::handle` (decides what each request does; unit-testable) → `Hub` (shared state
-//! behind a cheap handle: users, channels, pending acks, presence; `hub.rs`, issue-5
-//! parts in `hub_extra.rs`) → `Store` (SQLite on its own thread: history, cached
-//! messages, the message id counter). `outbox` is the bounded queue between the hub and
-//! a connection's writer; `rate` the per-connection rate limiters; `auth` the token check; `limits` the
-//! connection cap and login rate per address; `tls` the `wss://` acceptor;
-//! `config` every knob with protocol.md's defaults, `config_file` the TOML file of `serve`.
+//! `session::handle` (decides what each request does; unit-testable; issue-5 ops in
+//! `session_extra.rs`) → `Hub` (shared state behind a cheap handle: users, channels,
+//! pending acks in `hub.rs`; presence, attributes, invitations in `hub_extra.rs`) →
+//! `Store` (SQLite on its own thread: history, cached messages, the message id counter).
+//! `outbox` is the bounded queue between the hub and a connection's writer; `rate` the
+//! per-connection rate limiters; `auth` the token check; `limits` the connection cap
+//! and login rate per address; `tls` the `wss://` acceptor; `config` every knob with
+//! protocol.md's defaults, `config_file` the TOML file of `serve`.
 //!
 //! # Choices where protocol.md is silent
 //!
@@ -38,6 +39,11 @@
 //!   gets `kicked` and a close frame 1000 "remote_login"; its channels are held for the
 //!   grace period, as for a dropped connection, so a client that re-logs in and rejoins
 //!   causes no leave/join events.
+//! - **Tokens** (apps with a certificate): `token_privilege_will_expire` goes 30 s before
+//!   the expiry, or right after login/renewal when less is left. An expired token kicks
+//!   with `kicked` token_expired and close 1000 "token_expired", and the user is gone at
+//!   once (channels left, presence offline; no grace). Apps without a certificate ignore
+//!   tokens; `renew_token` there answers 0 with no expiry.
 //! - **Grace**: during it the user's channel memberships stay (counts and `get_members`
 //!   include the user) but no channel events reach it until it rejoins; a rejoin within
 //!   the grace answers 0 with the current count and sends nothing to others. The 20-channel
@@ -57,6 +63,26 @@
 //!   a close frame; the server Pings every 15 s.
 //! - **Rate limits** are per connection and sliding windows; a refused request does not
 //!   count. `get_channel_member_count` and `history` have no rate limit.
+//! - **Presence**: one rate limit (10 per 5 s) covers `query_peers_online`,
+//!   `(un)subscribe_peers_online` and `query_subscribed_peers`. The states sent after a
+//!   subscribe cover every peer of that request, in its order, right after the reply.
+//!   A remote login causes no presence event. Subscriptions belong to the user: they
+//!   survive a reconnect within the grace and end at logout or when the grace ends.
+//!   Subscribing to yourself is allowed.
+//! - **User attributes**: `get_user_attributes` needs the user online (a user in the grace
+//!   is 6). Limits apply to the set a write would produce: a refused write changes
+//!   nothing. An empty value or a bad key character is 3, any size or count overflow 4.
+//! - **Channel attributes**: readable and writable without membership; an unknown channel
+//!   has an empty list. `updated_by`/`updated_ts` change only on the keys a write sets.
+//!   `notify` sends the full list to every member, the writer too if it is one. A
+//!   channel's attributes go 5 minutes after it became empty (or after they were set on
+//!   a channel without members). They live in memory, not in SQLite.
+//! - **Invitations** are keyed by (caller, callee, invitation id) and live in memory. The
+//!   same pending triple again is 4; an offline callee is 1. Code 0 means queued to the
+//!   callee's connection. Only the caller cancels and only the callee answers (anyone
+//!   else gets 5, as does an answered, canceled or expired invitation). Answering while
+//!   the caller is offline is 1 and ends the invitation. On expiry both sides, if online,
+//!   get `invitation_failure` with reason 3.
 //! - **Shutdown**: stop accepting, close every connection with 1001 "server shutting
 //!   down" after its queued frames, commit the store.
 

@@ -39,8 +39,6 @@ pub struct Session {
     pub limits: SessionLimits,
     /// Unparsable objects so far (closed with 1008 at `max_errors`).
     pub errors: u32,
-    /// When the login token expires (unix seconds); `connection` warns and kicks by it.
-    pub token_expires_at: Option<u64>,
 }
 
 impl Session {
@@ -50,7 +48,6 @@ impl Session {
             identity: None,
             limits: SessionLimits::new(&hub.config().rate_limits),
             errors: 0,
-            token_expires_at: None,
         }
     }
 
@@ -99,7 +96,6 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
         Op::Logout => {
             hub.logout(&me.app, &me.user, &session.conn);
             session.identity = None;
-            session.token_expires_at = None;
             session.reply(&Reply::ok_empty(id));
         }
         Op::RenewToken { token } => renew(id, &me, &token, session, hub),
@@ -210,7 +206,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             after,
             limit,
         } => history(id, &me, peer, channel, (before, after, limit), session, hub).await,
-        other => super::session_extra::handle_extra(id, &other, &me, session, hub, now),
+        other => super::session_extra::handle_extra(id, other, &me, session, hub, now),
     }
 }
 
@@ -245,15 +241,15 @@ fn login(id: u32, app_id: &str, user: &str, token: Option<&str>, session: &mut S
     };
     let reply = hub.login_reply(id, user, expires_at);
     hub.login(app_id, user, &session.conn, &reply);
+    hub.watch_token(app_id, user, &session.conn, expires_at);
     session.identity = Some(Identity {
         app: app_id.to_string(),
         user: user.to_string(),
     });
-    session.token_expires_at = expires_at;
     tracing::info!(app = app_id, user, conn = session.conn.id(), "login");
 }
 
-fn renew(id: u32, me: &Identity, token: &str, session: &mut Session, hub: &Hub) {
+fn renew(id: u32, me: &Identity, token: &str, session: &Session, hub: &Hub) {
     use crate::protocol::RenewResult;
     use codes::renew;
     match hub.config().apps.lookup(&me.app) {
@@ -266,8 +262,8 @@ fn renew(id: u32, me: &Identity, token: &str, session: &mut Session, hub: &Hub) 
         AppLookup::Certificate(cert) => {
             match verify_token(Some(token), &me.app, cert, &me.user, now_ms() / 1000) {
                 Ok(token_expires_at) => {
-                    session.token_expires_at = token_expires_at;
                     session.reply(&Reply::ok(id, &RenewResult { token_expires_at }));
+                    hub.watch_token(&me.app, &me.user, &session.conn, token_expires_at);
                 }
                 Err(e @ AuthError::Invalid(_)) => {
                     session.reply_why(id, renew::INVALID_TOKEN, e.to_string());
@@ -324,5 +320,77 @@ async fn history(
     match hub.store().history(&me.app, &conv, query).await {
         Ok(messages) => session.reply(&Reply::ok(id, &HistoryResult { messages })),
         Err(e) => session.reply_why(id, history::FAILURE, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{decode_request, Message};
+    use crate::server::config::Config;
+    use crate::server::store::Store;
+    use std::sync::Arc;
+
+    fn hub(dir: &std::path::Path) -> Hub {
+        let config = Config {
+            store: crate::server::StoreLocation::Path(dir.to_path_buf()),
+            ..Config::default()
+        };
+        let (store, loaded) = Store::open(dir, config.offline_ttl).unwrap();
+        Hub::new(Arc::new(config), store, loaded)
+    }
+
+    async fn run(session: &mut Session, hub: &Hub, json: &str) -> Vec<serde_json::Value> {
+        handle(decode_request(json).unwrap(), session, hub).await;
+        session
+            .conn
+            .take_lines()
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn handle_works_without_a_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path());
+        let mut alice = Session::new(hub.new_conn(), &hub);
+        let mut bob = Session::new(hub.new_conn(), &hub);
+        let out = run(&mut alice, &hub, r#"{"id":1,"op":"ping"}"#).await;
+        assert_eq!(out[0]["code"], codes::NOT_LOGGED_IN);
+        let out = run(
+            &mut alice,
+            &hub,
+            r#"{"id":2,"op":"login","app_id":"a","user":"alice"}"#,
+        )
+        .await;
+        assert_eq!(out[0]["code"], 0);
+        run(
+            &mut bob,
+            &hub,
+            r#"{"id":1,"op":"login","app_id":"a","user":"bob"}"#,
+        )
+        .await;
+
+        // A peer message: delivered to bob, answered to alice only after bob's ack.
+        let send = crate::protocol::encode(&Request {
+            id: Some(3),
+            op: Op::SendPeer {
+                to: "bob".into(),
+                message: Message::text("hi"),
+                offline: false,
+            },
+        });
+        assert!(run(&mut alice, &hub, &send).await.is_empty());
+        let delivered = bob.conn.take_lines();
+        let event: serde_json::Value = serde_json::from_str(&delivered[0]).unwrap();
+        assert_eq!(event["event"], "message_from_peer");
+        let ack = format!(r#"{{"op":"ack","message_id":{}}}"#, event["message_id"]);
+        assert!(run(&mut bob, &hub, &ack).await.is_empty());
+        let replies = alice.conn.take_lines();
+        let reply: serde_json::Value = serde_json::from_str(&replies[0]).unwrap();
+        assert_eq!(reply["id"], 3);
+        assert_eq!(reply["code"], 0);
+        hub.store().stop().await;
     }
 }

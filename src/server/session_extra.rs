@@ -1,25 +1,301 @@
 //! `handle`'s arms for the issue-5 ops: presence, attributes, invitations.
+//!
+//! Validation and rate limits here, state changes in `hub_extra.rs`.
 
 use std::time::Instant;
 
-use crate::protocol::{Op, Reply};
+use crate::protocol::codes::{attr, invite, query, Family};
+use crate::protocol::limits::{
+    validate_attribute_key, validate_channel_id, validate_user_id, MAX_INVITATION_ID_BYTES,
+    MAX_INVITATION_PAYLOAD_BYTES, MAX_QUERY_PEERS, MAX_SUBSCRIBED_PEERS,
+};
+use crate::protocol::{
+    ChannelAttributesResult, Event, Op, PeersOnlineResult, Reply, SubscribedPeersResult,
+    UserAttributesResult,
+};
 
 use super::hub::Hub;
+use super::hub_extra::{Answer, AttributeWrite};
 use super::session::{Identity, Session};
+
+/// Answers a hub result: 0 on `Ok`, the family's code with its description otherwise.
+fn answer(session: &Session, id: u32, family: Family, result: Result<(), u32>) {
+    session.conn.send_reply(&match result {
+        Ok(()) => Reply::ok_empty(id),
+        Err(code) => Reply::code(id, code, family.describe(code)),
+    });
+}
+
+fn refuse(session: &Session, id: u32, code: u32, reason: impl Into<String>) {
+    session.conn.send_reply(&Reply::code(id, code, reason));
+}
+
+/// Checks a list of peer ids for presence ops: 1..=`max` valid user ids.
+fn check_peers(peers: &[String], max: usize) -> Result<(), String> {
+    if peers.is_empty() || peers.len() > max {
+        return Err(format!("give 1 to {max} peer ids"));
+    }
+    peers
+        .iter()
+        .try_for_each(|p| validate_user_id(p).map_err(|e| e.to_string()))
+}
+
+fn check_keys(keys: &[String]) -> Result<(), String> {
+    keys.iter()
+        .try_for_each(|k| validate_attribute_key(k).map_err(|e| e.to_string()))
+}
 
 /// Handles every op `session::handle` does not.
 pub(super) fn handle_extra(
     id: u32,
-    op: &Op,
-    _me: &Identity,
+    op: Op,
+    me: &Identity,
     session: &mut Session,
-    _hub: &Hub,
-    _now: Instant,
+    hub: &Hub,
+    now: Instant,
 ) {
     let family = op.family();
-    session.conn.send_reply(&Reply::code(
-        id,
-        family.failure(),
-        format!("{} is not supported by this server yet", op.name()),
-    ));
+    let op = match attribute_write(op) {
+        Ok((None, write)) => return write_user(id, me, session, hub, now, &write),
+        Ok((Some((channel, notify)), write)) => {
+            return write_channel(id, me, session, hub, now, (&channel, &write, notify))
+        }
+        Err(op) => op,
+    };
+    match op {
+        Op::QueryPeersOnline { peers } => {
+            if let Err(why) = check_peers(&peers, MAX_QUERY_PEERS) {
+                return refuse(session, id, query::INVALID_ARGUMENT, why);
+            }
+            if !session.limits.presence.allow(now) {
+                return answer(session, id, family, Err(query::TOO_OFTEN));
+            }
+            let peers = hub.query_online(&me.app, &peers);
+            session
+                .conn
+                .send_reply(&Reply::ok(id, &PeersOnlineResult { peers }));
+        }
+        Op::SubscribePeersOnline { peers } => {
+            if let Err(why) = check_peers(&peers, MAX_SUBSCRIBED_PEERS) {
+                return refuse(session, id, query::INVALID_ARGUMENT, why);
+            }
+            if !session.limits.presence.allow(now) {
+                return answer(session, id, family, Err(query::TOO_OFTEN));
+            }
+            // The hub answers itself so that the current states follow the reply.
+            if let Err(code) = hub.subscribe(&me.app, &me.user, &peers, &Reply::ok_empty(id)) {
+                answer(session, id, family, Err(code));
+            }
+        }
+        Op::UnsubscribePeersOnline { peers } => {
+            if let Err(why) = check_peers(&peers, MAX_SUBSCRIBED_PEERS) {
+                return refuse(session, id, query::INVALID_ARGUMENT, why);
+            }
+            if !session.limits.presence.allow(now) {
+                return answer(session, id, family, Err(query::TOO_OFTEN));
+            }
+            hub.unsubscribe(&me.app, &me.user, &peers);
+            answer(session, id, family, Ok(()));
+        }
+        Op::QuerySubscribedPeers => {
+            if !session.limits.presence.allow(now) {
+                return answer(session, id, family, Err(query::TOO_OFTEN));
+            }
+            let peers = hub.subscriptions(&me.app, &me.user);
+            session
+                .conn
+                .send_reply(&Reply::ok(id, &SubscribedPeersResult { peers }));
+        }
+        Op::GetUserAttributes { user, keys } => {
+            if let Err(e) = validate_user_id(&user) {
+                return refuse(session, id, attr::INVALID_ARGUMENT, e.to_string());
+            }
+            if let Some(Err(why)) = keys.as_deref().map(check_keys) {
+                return refuse(session, id, attr::INVALID_ARGUMENT, why);
+            }
+            match hub.user_attributes(&me.app, &user, keys.as_deref()) {
+                Ok(attributes) => session
+                    .conn
+                    .send_reply(&Reply::ok(id, &UserAttributesResult { attributes })),
+                Err(code) => answer(session, id, family, Err(code)),
+            }
+        }
+        Op::GetChannelAttributes { channel, keys } => {
+            if let Err(e) = validate_channel_id(&channel) {
+                return refuse(session, id, attr::INVALID_ARGUMENT, e.to_string());
+            }
+            if let Some(Err(why)) = keys.as_deref().map(check_keys) {
+                return refuse(session, id, attr::INVALID_ARGUMENT, why);
+            }
+            let attributes = hub.channel_attributes(&me.app, &channel, keys.as_deref());
+            session
+                .conn
+                .send_reply(&Reply::ok(id, &ChannelAttributesResult { attributes }));
+        }
+        Op::Invite {
+            invitation_id,
+            callee,
+            content,
+            channel,
+        } => {
+            if let Err(why) = check_invitation(&invitation_id, &callee, &content) {
+                return refuse(session, id, invite::INVALID_ARGUMENT, why);
+            }
+            if let Some(Err(e)) = channel.as_deref().map(validate_channel_id) {
+                return refuse(session, id, invite::INVALID_ARGUMENT, e.to_string());
+            }
+            let event = Event::InvitationReceived {
+                invitation_id: invitation_id.clone(),
+                caller: me.user.clone(),
+                content,
+                channel,
+            };
+            let result = hub.invite(&me.app, &me.user, &event, &callee, &invitation_id);
+            answer(session, id, family, result);
+        }
+        Op::CancelInvitation {
+            invitation_id,
+            callee,
+        } => {
+            if let Err(why) = check_invitation(&invitation_id, &callee, "") {
+                return refuse(session, id, invite::INVALID_ARGUMENT, why);
+            }
+            let result = hub.cancel_invitation(&me.app, &me.user, &callee, &invitation_id);
+            answer(session, id, family, result);
+        }
+        Op::AcceptInvitation {
+            invitation_id,
+            caller,
+            response,
+        } => answer_invitation(
+            id,
+            me,
+            session,
+            hub,
+            (invitation_id, caller, response),
+            Answer::Accept,
+        ),
+        Op::RefuseInvitation {
+            invitation_id,
+            caller,
+            response,
+        } => answer_invitation(
+            id,
+            me,
+            session,
+            hub,
+            (invitation_id, caller, response),
+            Answer::Refuse,
+        ),
+        other => refuse(
+            session,
+            id,
+            family.failure(),
+            format!("{} is not handled here", other.name()),
+        ),
+    }
+}
+
+/// The channel (with `notify`; `None` for the user's own set) and the write an
+/// attribute-writing op asks for; any other op comes back unchanged.
+fn attribute_write(op: Op) -> Result<(Option<(String, bool)>, AttributeWrite), Op> {
+    use AttributeWrite::{AddOrUpdate, Clear, Delete, Set};
+    Ok(match op {
+        Op::SetUserAttributes { attributes } => (None, Set(attributes)),
+        Op::AddOrUpdateUserAttributes { attributes } => (None, AddOrUpdate(attributes)),
+        Op::DeleteUserAttributes { keys } => (None, Delete(keys)),
+        Op::ClearUserAttributes => (None, Clear),
+        Op::SetChannelAttributes {
+            channel,
+            attributes,
+            notify,
+        } => (Some((channel, notify)), Set(attributes)),
+        Op::AddOrUpdateChannelAttributes {
+            channel,
+            attributes,
+            notify,
+        } => (Some((channel, notify)), AddOrUpdate(attributes)),
+        Op::DeleteChannelAttributes {
+            channel,
+            keys,
+            notify,
+        } => (Some((channel, notify)), Delete(keys)),
+        Op::ClearChannelAttributes { channel, notify } => (Some((channel, notify)), Clear),
+        other => return Err(other),
+    })
+}
+
+fn write_user(
+    id: u32,
+    me: &Identity,
+    session: &mut Session,
+    hub: &Hub,
+    now: Instant,
+    write: &AttributeWrite,
+) {
+    if let AttributeWrite::Delete(keys) = write {
+        if let Err(why) = check_keys(keys) {
+            return refuse(session, id, attr::INVALID_ARGUMENT, why);
+        }
+    }
+    if !session.limits.attribute_writes.allow(now) {
+        return answer(session, id, Family::Attr, Err(attr::TOO_OFTEN));
+    }
+    let result = hub.write_user_attributes(&me.app, &me.user, write);
+    answer(session, id, Family::Attr, result);
+}
+
+fn write_channel(
+    id: u32,
+    me: &Identity,
+    session: &mut Session,
+    hub: &Hub,
+    now: Instant,
+    (channel, write, notify): (&str, &AttributeWrite, bool),
+) {
+    if let Err(e) = validate_channel_id(channel) {
+        return refuse(session, id, attr::INVALID_ARGUMENT, e.to_string());
+    }
+    if let AttributeWrite::Delete(keys) = write {
+        if let Err(why) = check_keys(keys) {
+            return refuse(session, id, attr::INVALID_ARGUMENT, why);
+        }
+    }
+    if !session.limits.attribute_writes.allow(now) {
+        return answer(session, id, Family::Attr, Err(attr::TOO_OFTEN));
+    }
+    let result = hub.write_channel_attributes(&me.app, &me.user, channel, write, notify);
+    answer(session, id, Family::Attr, result);
+}
+
+/// An invitation id (1..64 bytes), a valid peer id, and a payload of at most 8 KiB.
+fn check_invitation(invitation_id: &str, peer: &str, payload: &str) -> Result<(), String> {
+    if invitation_id.is_empty() || invitation_id.len() > MAX_INVITATION_ID_BYTES {
+        return Err(format!(
+            "invitation id must be 1 to {MAX_INVITATION_ID_BYTES} bytes"
+        ));
+    }
+    validate_user_id(peer).map_err(|e| e.to_string())?;
+    if payload.len() > MAX_INVITATION_PAYLOAD_BYTES {
+        return Err(format!(
+            "content and response are at most {MAX_INVITATION_PAYLOAD_BYTES} bytes"
+        ));
+    }
+    Ok(())
+}
+
+fn answer_invitation(
+    id: u32,
+    me: &Identity,
+    session: &Session,
+    hub: &Hub,
+    (invitation_id, caller, response): (String, String, String),
+    kind: Answer,
+) {
+    if let Err(why) = check_invitation(&invitation_id, &caller, &response) {
+        return refuse(session, id, invite::INVALID_ARGUMENT, why);
+    }
+    let result =
+        hub.answer_invitation(&me.app, &me.user, &caller, &invitation_id, (kind, response));
+    answer(session, id, Family::Invite, result);
 }

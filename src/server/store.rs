@@ -282,7 +282,7 @@ fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreEr
                 keep,
             } => {
                 max_id = max_id.max(message.message_id);
-                append_history(&tx, &app, &conv, &message, keep)?;
+                insert_capped(&tx, HISTORY, (&app, &conv), &message, i64::from(keep))?;
             }
             Command::CacheOffline {
                 app,
@@ -292,7 +292,7 @@ fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreEr
                 done,
             } => {
                 max_id = max_id.max(message.message_id);
-                cache_offline(&tx, &app, &receiver, &message, keep)?;
+                insert_capped(&tx, OFFLINE, (&app, &receiver), &message, keep as i64)?;
                 committed.push(done);
             }
             Command::DropOffline {
@@ -337,59 +337,51 @@ fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreEr
     }
 }
 
-fn append_history(
-    tx: &Transaction<'_>,
-    app: &str,
-    conv: &str,
-    message: &HistoryMessage,
-    keep: u32,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR REPLACE INTO history (app, conv, message_id, sender, message, server_ts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            app,
-            conv,
-            message.message_id as i64,
-            message.from,
-            crate::protocol::encode(&message.message),
-            message.server_ts as i64
-        ],
-    )?;
-    tx.execute(
-        "DELETE FROM history WHERE app = ?1 AND conv = ?2 AND message_id <=
-           (SELECT message_id FROM history WHERE app = ?1 AND conv = ?2
-            ORDER BY message_id DESC LIMIT 1 OFFSET ?3)",
-        params![app, conv, i64::from(keep)],
-    )?;
-    Ok(())
+/// A table of messages kept per (app, key), capped at the newest `keep`: `history`
+/// (key: conversation) and `offline` (key: receiver).
+#[derive(Debug, Clone, Copy)]
+struct CappedTable {
+    table: &'static str,
+    key: &'static str,
 }
 
-fn cache_offline(
+const HISTORY: CappedTable = CappedTable {
+    table: "history",
+    key: "conv",
+};
+const OFFLINE: CappedTable = CappedTable {
+    table: "offline",
+    key: "receiver",
+};
+
+/// Inserts `message` under (app, key) and drops all but the newest `keep` there.
+fn insert_capped(
     tx: &Transaction<'_>,
-    app: &str,
-    receiver: &str,
+    target: CappedTable,
+    (app, key): (&str, &str),
     message: &HistoryMessage,
-    keep: usize,
+    keep: i64,
 ) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR REPLACE INTO offline (app, receiver, message_id, sender, message, server_ts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            app,
-            receiver,
-            message.message_id as i64,
-            message.from,
-            crate::protocol::encode(&message.message),
-            message.server_ts as i64
-        ],
-    )?;
-    tx.execute(
-        "DELETE FROM offline WHERE app = ?1 AND receiver = ?2 AND message_id <=
-           (SELECT message_id FROM offline WHERE app = ?1 AND receiver = ?2
-            ORDER BY message_id DESC LIMIT 1 OFFSET ?3)",
-        params![app, receiver, keep as i64],
-    )?;
+    let CappedTable { table, key: column } = target;
+    // Table and column names are our constants, never user input.
+    tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO {table} (app, {column}, message_id, sender, message, server_ts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    ))?
+    .execute(params![
+        app,
+        key,
+        message.message_id as i64,
+        message.from,
+        crate::protocol::encode(&message.message),
+        message.server_ts as i64
+    ])?;
+    tx.prepare_cached(&format!(
+        "DELETE FROM {table} WHERE app = ?1 AND {column} = ?2 AND message_id <=
+           (SELECT message_id FROM {table} WHERE app = ?1 AND {column} = ?2
+            ORDER BY message_id DESC LIMIT 1 OFFSET ?3)"
+    ))?
+    .execute(params![app, key, keep])?;
     Ok(())
 }
 
