@@ -1,1 +1,80 @@
-//! (being built)
+//! The terminal chat client: state ([`app`], [`tab`], [`login`]), keys ([`keymap`],
+//! [`input`], [`command`]), drawing ([`render`]), and the shell around them
+//! ([`event_loop`], [`network`], [`terminal`], [`config`]). Talks only to `client/` and
+//! `protocol/`; the one exception is starting the reference server in-process, kept in
+//! `embedded.rs` and `demo.rs`. [`run`] is what `rtm-tui` (no subcommand) calls.
+
+pub mod action;
+pub mod app;
+pub mod clock;
+pub mod command;
+pub mod config;
+pub mod demo;
+pub mod embedded;
+pub mod event_loop;
+pub mod input;
+pub mod keymap;
+pub mod login;
+pub mod network;
+pub mod render;
+pub mod tab;
+pub mod terminal;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use app::{App, LoginDefaults};
+use config::{Config, Theme};
+use keymap::Keymap;
+
+/// How the chat client starts.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub app_id: Option<String>,
+    pub user: Option<String>,
+    pub token: Option<String>,
+    /// Prints a fresh token; run when the server warns that the token will expire.
+    pub token_cmd: Option<String>,
+    /// `None`: the default local server, started in-process if nothing listens.
+    pub server: Option<String>,
+    pub config: Option<PathBuf>,
+    /// Commands run once after the first login (the demo joins its channel).
+    pub startup_commands: Vec<String>,
+}
+
+/// Builds the app from the config and options: what tests and `run` share.
+pub fn build_app(options: &Options) -> anyhow::Result<App> {
+    let config = Config::load(options.config.as_deref())?;
+    let keymap =
+        Keymap::new(config.keys.iter()).map_err(|e| anyhow::anyhow!("config [keys]: {e}"))?;
+    let theme = Theme::new(&config.colors, config::no_color_requested());
+    let defaults = LoginDefaults {
+        app_id: options.app_id.clone().unwrap_or_default(),
+        user: options.user.clone().unwrap_or_default(),
+        token: options.token.clone().unwrap_or_default(),
+        server: options
+            .server
+            .clone()
+            .unwrap_or_else(|| crate::protocol::DEFAULT_URL.to_string()),
+    };
+    let mut app = App::new(config, theme, keymap, &defaults);
+    app.startup_commands.clone_from(&options.startup_commands);
+    Ok(app)
+}
+
+/// Runs the interactive client until the user quits.
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let mut app = build_app(&options)?;
+    app.now_ms = crate::protocol::now_ms();
+    let auto = options.app_id.is_some() && options.user.is_some();
+    let initial = if auto { app.submit_login() } else { Vec::new() };
+    let servers = embedded::Servers::default();
+    let connector = event_loop::Connector {
+        start_server: embedded::starter(options.server.is_none(), &servers),
+        token_cmd: options.token_cmd.clone(),
+    };
+    let result = event_loop::run(app, initial, connector).await;
+    embedded::shutdown(&servers).await;
+    result.context("the terminal client failed")
+}

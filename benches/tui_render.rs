@@ -1,0 +1,140 @@
+//! TUI speed: draw time of a tab holding 100 vs 1,000,000 messages (it must depend on the
+//! screen size, not the history length), and the time and memory to take in a burst of
+//! 50,000 channel messages through `App::update`. Run with `cargo bench --bench tui_render`;
+//! prints a small table (the README quotes it).
+
+use std::time::{Duration, Instant};
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use rtm::protocol::{ChangeReason, ConnectionState, Event, LoginResult, Message};
+use rtm::tui::action::{Action, Outcome};
+use rtm::tui::app::{App, LoginDefaults};
+use rtm::tui::config::{Config, Theme};
+use rtm::tui::keymap::Keymap;
+use rtm::tui::render;
+
+const NOW: u64 = 1_795_600_800_000;
+const WIDTH: u16 = 200;
+const HEIGHT: u16 = 50;
+
+fn logged_in_app() -> App {
+    let config = Config::default();
+    let theme = Theme::new(&config.colors, false);
+    let defaults = LoginDefaults {
+        app_id: "bench".into(),
+        user: "me".into(),
+        token: String::new(),
+        server: "ws://127.0.0.1:7420/rtm/v1".into(),
+    };
+    let mut app = App::new(config, theme, Keymap::default(), &defaults);
+    app.now_ms = NOW;
+    app.submit_login();
+    app.update(Action::Connection {
+        state: ConnectionState::Connected,
+        reason: ChangeReason::LoginSuccess,
+        retry_in_ms: None,
+    });
+    app.update(Action::Done(Outcome::Login(Ok(LoginResult {
+        user: "me".into(),
+        server_ts: NOW,
+        protocol: 1,
+        server: "bench".into(),
+        token_expires_at: None,
+    }))));
+    app.update(Action::Done(Outcome::Joined {
+        channel: "bench".into(),
+        result: Ok(10),
+    }));
+    app.update(Action::Key(rtm::tui::action::KeyAction::GoTo(2)));
+    app
+}
+
+fn message(i: u64) -> Action {
+    Action::Server(Event::MessageFromChannel {
+        channel: "bench".into(),
+        from: format!("user{}", i % 17),
+        message: Message::text(format!(
+            "message number {i}: the quick brown fox jumps over the lazy dog 🦀"
+        )),
+        message_id: i + 1,
+        server_ts: NOW + i * 10,
+    })
+}
+
+fn fill(app: &mut App, count: u64) {
+    for i in 0..count {
+        app.update(message(i));
+    }
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Mean time of one full draw of the app.
+fn draw_time(app: &App, rounds: u32) -> Duration {
+    let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
+    // One warm-up draw, then measure.
+    terminal.draw(|f| render::draw(f, app)).unwrap();
+    let start = Instant::now();
+    for _ in 0..rounds {
+        terminal.draw(|f| render::draw(f, app)).unwrap();
+    }
+    start.elapsed() / rounds
+}
+
+fn main() {
+    println!("rtm-tui TUI benchmark ({WIDTH}x{HEIGHT} screen)");
+    for count in [100u64, 1_000_000] {
+        let mut app = logged_in_app();
+        let start = Instant::now();
+        fill(&mut app, count);
+        let fill_time = start.elapsed();
+        let at_bottom = draw_time(&app, 200);
+        app.update(Action::Wheel(i32::try_from(count / 2).unwrap()));
+        let scrolled = draw_time(&app, 200);
+        println!(
+            "draw, tab of {count:>9} messages: {:>8.1} µs at the bottom, {:>8.1} µs scrolled to the middle (filled in {:.2?})",
+            at_bottom.as_secs_f64() * 1e6,
+            scrolled.as_secs_f64() * 1e6,
+            fill_time
+        );
+    }
+
+    const BURST: u64 = 50_000;
+    let mut app = logged_in_app();
+    let before = rss_bytes();
+    let start = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 0..BURST {
+        let one = Instant::now();
+        app.update(message(i));
+        slowest = slowest.max(one.elapsed());
+    }
+    let drained = start.elapsed();
+    let after = rss_bytes();
+    let held = app.tabs[1].entries.len();
+    assert_eq!(
+        held as u64,
+        BURST + 1,
+        "every message is kept (plus the join line)"
+    );
+    println!(
+        "burst of {BURST} channel messages: taken in {drained:.2?} ({:.0} msg/s), slowest single update {:.1} µs, \
+         memory {:.0} bytes/message (RSS {} → {} MiB), none dropped",
+        BURST as f64 / drained.as_secs_f64(),
+        slowest.as_secs_f64() * 1e6,
+        after.saturating_sub(before) as f64 / BURST as f64,
+        before / (1 << 20),
+        after / (1 << 20),
+    );
+}

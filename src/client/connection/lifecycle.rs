@@ -1,0 +1,240 @@
+//! Connecting, logging in, losing the connection and ending the session: the
+//! transitions between DISCONNECTED, CONNECTING, CONNECTED, RECONNECTING and ABORTED.
+
+use tokio::time::Instant;
+
+use super::{Connection, ConnectionHandler, Memory, Phase, Purpose, Socket};
+use crate::client::client::lock;
+use crate::client::error::ClientError;
+use crate::client::event::ClientEvent;
+use crate::protocol::codes::{login, Family};
+use crate::protocol::{now_ms, ChangeReason, ConnectionState, LoginResult, Op, Reply};
+
+impl ConnectionHandler {
+    /// Opens a socket for a login (first or reconnect), within the login timeout.
+    pub(super) fn start_attempt(&mut self) {
+        let deadline = Instant::now() + self.config.login_timeout;
+        if let Some(session) = &mut self.session {
+            session.attempt_deadline = deadline;
+        }
+        let url = self.config.server_url.clone();
+        self.connecting = Some(Box::pin(async move {
+            tokio_tungstenite::connect_async_with_config(url, None, true)
+                .await
+                .map(|(socket, _response)| Box::new(socket))
+                .map_err(|e| e.to_string())
+        }));
+    }
+
+    pub(super) fn on_connect_result(&mut self, result: Result<Box<Socket>, String>) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        match result {
+            Ok(socket) => {
+                let now = Instant::now();
+                self.outbox.clear();
+                self.connection = Some(Connection {
+                    socket: *socket,
+                    last_heard: now,
+                    next_ping: now + self.config.ping_interval,
+                });
+                let op = Op::Login {
+                    app_id: self.config.app_id.clone(),
+                    user: session.user.clone(),
+                    token: session.token.clone(),
+                };
+                let deadline = session.attempt_deadline;
+                self.send_request(op, Purpose::Login, deadline);
+            }
+            Err(error) => {
+                tracing::debug!(%error, url = %self.config.server_url, "cannot connect");
+                if self.phase == Phase::LoggingIn {
+                    self.end_session(
+                        ConnectionState::Disconnected,
+                        ChangeReason::LoginFailure,
+                        ClientError::Connect(error),
+                    );
+                } else {
+                    self.schedule_reconnect();
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_login_reply(&mut self, reply: &Reply) {
+        if reply.code == login::OK {
+            match reply.result::<LoginResult>() {
+                Ok(result) => self.logged_in(result),
+                Err(e) => self.login_failed(ClientError::Protocol(e.to_string()), None),
+            }
+        } else {
+            let error = ClientError::Code {
+                family: Family::Login,
+                code: reply.code,
+                reason: reply
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| Family::Login.describe(reply.code).to_string()),
+            };
+            self.login_failed(error, Some(reply.code));
+        }
+    }
+
+    pub(super) fn logged_in(&mut self, result: LoginResult) {
+        self.memory.server_offset_ms = result.server_ts as i64 - now_ms() as i64;
+        lock(&self.shared).user = Some(result.user.clone());
+        if let Some(session) = &mut self.session {
+            session.user.clone_from(&result.user);
+        }
+        match self.phase {
+            Phase::LoggingIn => {
+                self.phase = Phase::Online;
+                self.set_state(ConnectionState::Connected, ChangeReason::LoginSuccess, None);
+                if let Some(reply) = self.session.as_mut().and_then(|s| s.login_reply.take()) {
+                    let _ = reply.send(Ok(result));
+                }
+            }
+            Phase::Relogging => self.start_restore(),
+            Phase::Idle | Phase::Online | Phase::Backoff { .. } | Phase::Restoring => {}
+        }
+    }
+
+    pub(super) fn login_failed(&mut self, error: ClientError, code: Option<u32>) {
+        tracing::debug!(%error, "login failed");
+        if self.phase == Phase::LoggingIn {
+            self.end_session(
+                ConnectionState::Disconnected,
+                ChangeReason::LoginFailure,
+                error,
+            );
+            return;
+        }
+        // A reconnect attempt: a verdict on the credentials ends the session, anything
+        // else (too often, a server still starting) is worth another attempt.
+        match code {
+            Some(login::TOKEN_EXPIRED) => {
+                self.end_session(ConnectionState::Aborted, ChangeReason::TokenExpired, error);
+            }
+            Some(
+                login::REJECTED
+                | login::INVALID_ARGUMENT
+                | login::INVALID_APP_ID
+                | login::INVALID_TOKEN,
+            ) => self.end_session(
+                ConnectionState::Disconnected,
+                ChangeReason::LoginFailure,
+                error,
+            ),
+            _ => {
+                self.drop_connection();
+                self.schedule_reconnect();
+            }
+        }
+    }
+
+    /// The socket is gone: reconnect if logged in.
+    pub(super) fn connection_lost(&mut self) {
+        self.connection = None;
+        self.outbox.clear();
+        let logging_out = self
+            .pending
+            .values()
+            .any(|p| matches!(p.purpose, Purpose::Logout { .. }));
+        if logging_out {
+            // The server drops the session on close as it would on logout.
+            self.end_session(
+                ConnectionState::Disconnected,
+                ChangeReason::Logout,
+                ClientError::Disconnected,
+            );
+            return;
+        }
+        match self.phase {
+            Phase::Idle | Phase::Backoff { .. } => {}
+            Phase::LoggingIn => self.end_session(
+                ConnectionState::Disconnected,
+                ChangeReason::LoginFailure,
+                ClientError::Disconnected,
+            ),
+            Phase::Online | Phase::Restoring | Phase::Relogging => {
+                self.fail_pending(&ClientError::Disconnected);
+                self.schedule_reconnect();
+            }
+        }
+    }
+
+    /// Closes the socket of a failed attempt (no session change).
+    pub(super) fn drop_connection(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            self.closing = Some((connection.socket, String::new()));
+        }
+        self.connecting = None;
+        self.outbox.clear();
+        self.fail_pending(&ClientError::Disconnected);
+    }
+
+    pub(super) fn schedule_reconnect(&mut self) {
+        let Some(session) = &mut self.session else {
+            return;
+        };
+        let delay = self.config.reconnect.delay(session.attempt);
+        session.attempt = session.attempt.saturating_add(1);
+        // Partial catch-up is fetched again from the last delivered message next time.
+        self.catch_up.clear();
+        self.restore_outstanding = 0;
+        self.phase = Phase::Backoff {
+            retry_at: Instant::now() + delay,
+        };
+        self.set_state(
+            ConnectionState::Reconnecting,
+            ChangeReason::Interrupted,
+            Some(delay),
+        );
+    }
+
+    /// Ends the session: closes the socket, answers everything waiting with `error` (the
+    /// first login's caller) or [`ClientError::Disconnected`], forgets what was joined.
+    pub(super) fn end_session(
+        &mut self,
+        state: ConnectionState,
+        reason: ChangeReason,
+        error: ClientError,
+    ) {
+        if let Some(connection) = self.connection.take() {
+            self.closing = Some((connection.socket, std::mem::take(&mut self.outbox)));
+        }
+        self.connecting = None;
+        self.outbox.clear();
+        self.fail_pending(&ClientError::Disconnected);
+        for queued in self.queued.drain(..) {
+            let _ = queued.reply.send(Err(ClientError::Disconnected));
+        }
+        if let Some(reply) = self.session.take().and_then(|s| s.login_reply) {
+            let _ = reply.send(Err(error));
+        }
+        for event in std::mem::take(&mut self.held) {
+            self.emit(ClientEvent::Server(event));
+        }
+        self.catch_up.clear();
+        self.restore_outstanding = 0;
+        self.memory = Memory::default();
+        lock(&self.shared).user = None;
+        self.phase = Phase::Idle;
+        self.set_state(state, reason, None);
+    }
+
+    pub(super) fn fail_pending(&mut self, error: &ClientError) {
+        for (_, pending) in self.pending.drain() {
+            match pending.purpose {
+                Purpose::Caller { reply, .. } => {
+                    let _ = reply.send(Err(error.clone()));
+                }
+                Purpose::Logout { reply } => {
+                    let _ = reply.send(Ok(()));
+                }
+                Purpose::Login | Purpose::Restore(_) | Purpose::Quiet => {}
+            }
+        }
+    }
+}

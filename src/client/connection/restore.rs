@@ -1,0 +1,281 @@
+//! What a client remembers of its session ([`Memory`], changed by the [`Effect`] of each
+//! successful reply) and how it restores it after a reconnect: rejoin channels,
+//! re-subscribe presence, re-send attributes, catch up on missed channel messages with
+//! `history`, then deliver what arrived meanwhile. Something new to remember goes in
+//! [`Memory`], [`Effect`] and `start_restore`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tokio::time::Instant;
+
+use super::{ConnectionHandler, Phase, Purpose};
+use crate::protocol::codes::{join, leave};
+use crate::protocol::limits::MAX_HISTORY_LIMIT;
+use crate::protocol::{
+    now_ms, Attributes, ChangeReason, ConnectionState, Event, HistoryResult, Op, Reply,
+};
+
+/// What the client re-establishes after a reconnect: the effects of its successful ops.
+#[derive(Default)]
+pub(super) struct Memory {
+    /// Joined channels, with how far the application has seen each.
+    pub(super) channels: BTreeMap<String, ChannelMark>,
+    pub(super) subscribed: BTreeSet<String>,
+    pub(super) attributes: Attributes,
+    /// Server clock minus local clock, in ms, measured at login.
+    pub(super) server_offset_ms: i64,
+}
+
+/// How far a joined channel has been delivered to the application.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ChannelMark {
+    /// The last `message_id` delivered, if any.
+    pub(super) last_seen: Option<u64>,
+    /// When the channel was joined, in server time (ms): without a `last_seen`, catch-up
+    /// takes the messages stored after it.
+    pub(super) joined_at_ms: u64,
+}
+
+/// What a successful reply changes in [`Memory`].
+pub(super) enum Effect {
+    None,
+    Joined(String),
+    Left(String),
+    Subscribed(Vec<String>),
+    Unsubscribed(Vec<String>),
+    SetAttributes(Attributes),
+    AddAttributes(Attributes),
+    DeleteAttributes(Vec<String>),
+    ClearAttributes,
+    Renewed(String),
+}
+
+impl Effect {
+    pub(super) fn of(op: &Op) -> Self {
+        match op {
+            Op::Join { channel } => Effect::Joined(channel.clone()),
+            Op::Leave { channel } => Effect::Left(channel.clone()),
+            Op::SubscribePeersOnline { peers } => Effect::Subscribed(peers.clone()),
+            Op::UnsubscribePeersOnline { peers } => Effect::Unsubscribed(peers.clone()),
+            Op::SetUserAttributes { attributes } => Effect::SetAttributes(attributes.clone()),
+            Op::AddOrUpdateUserAttributes { attributes } => {
+                Effect::AddAttributes(attributes.clone())
+            }
+            Op::DeleteUserAttributes { keys } => Effect::DeleteAttributes(keys.clone()),
+            Op::ClearUserAttributes => Effect::ClearAttributes,
+            Op::RenewToken { token } => Effect::Renewed(token.clone()),
+            _ => Effect::None,
+        }
+    }
+}
+
+pub(super) enum RestoreStep {
+    Join(String),
+    History(String),
+    Other,
+}
+
+impl ConnectionHandler {
+    pub(super) fn start_restore(&mut self) {
+        self.phase = Phase::Restoring;
+        self.catch_up.clear();
+        self.restore_outstanding = 0;
+        let deadline = Instant::now() + self.config.request_timeout;
+        let channels: Vec<String> = self.memory.channels.keys().cloned().collect();
+        for channel in channels {
+            self.send_restore(
+                Op::Join {
+                    channel: channel.clone(),
+                },
+                RestoreStep::Join(channel),
+                deadline,
+            );
+        }
+        if !self.memory.subscribed.is_empty() {
+            let peers = self.memory.subscribed.iter().cloned().collect();
+            self.send_restore(
+                Op::SubscribePeersOnline { peers },
+                RestoreStep::Other,
+                deadline,
+            );
+        }
+        if !self.memory.attributes.is_empty() {
+            let attributes = self.memory.attributes.clone();
+            self.send_restore(
+                Op::SetUserAttributes { attributes },
+                RestoreStep::Other,
+                deadline,
+            );
+        }
+        if self.restore_outstanding == 0 {
+            self.finish_restore();
+        }
+    }
+
+    fn send_restore(&mut self, op: Op, step: RestoreStep, deadline: Instant) {
+        self.restore_outstanding += 1;
+        self.send_request(op, Purpose::Restore(step), deadline);
+    }
+
+    /// A restore step was answered (`reply`) or timed out (`None`).
+    pub(super) fn on_restore_reply(&mut self, step: RestoreStep, reply: Option<&Reply>) {
+        self.restore_outstanding = self.restore_outstanding.saturating_sub(1);
+        let code = reply.map(|r| r.code);
+        match step {
+            RestoreStep::Join(channel) => match code {
+                Some(join::OK | join::ALREADY_JOINED) => self.fetch_missed(&channel),
+                _ => {
+                    // Kept in memory: the next reconnect tries again.
+                    tracing::warn!(%channel, ?code, "could not rejoin channel after reconnect");
+                }
+            },
+            RestoreStep::History(channel) => {
+                if let Some(reply) = reply.filter(|r| r.code == 0) {
+                    match reply.result::<HistoryResult>() {
+                        Ok(result) => self.on_missed(&channel, result),
+                        Err(e) => tracing::warn!(%channel, error = %e, "bad history reply"),
+                    }
+                } else {
+                    tracing::warn!(%channel, ?code, "could not fetch missed messages");
+                }
+            }
+            RestoreStep::Other => {
+                if code != Some(0) {
+                    tracing::warn!(?code, "could not restore subscriptions or attributes");
+                }
+            }
+        }
+        if self.restore_outstanding == 0 && self.phase == Phase::Restoring {
+            self.finish_restore();
+        }
+    }
+
+    /// Asks for the messages of `channel` after the last one delivered (or caught up).
+    fn fetch_missed(&mut self, channel: &str) {
+        let Some(mark) = self.memory.channels.get(channel) else {
+            return;
+        };
+        let after = self
+            .catch_up
+            .get(channel)
+            .and_then(|messages| messages.last())
+            .and_then(message_id)
+            .or(mark.last_seen);
+        let deadline = Instant::now() + self.config.request_timeout;
+        self.send_restore(
+            Op::History {
+                peer: None,
+                channel: Some(channel.to_string()),
+                before: None,
+                after,
+                limit: Some(MAX_HISTORY_LIMIT),
+            },
+            RestoreStep::History(channel.to_string()),
+            deadline,
+        );
+    }
+
+    fn on_missed(&mut self, channel: &str, result: HistoryResult) {
+        let Some(mark) = self.memory.channels.get(channel).copied() else {
+            return;
+        };
+        let own_user = self.session.as_ref().map(|s| s.user.clone());
+        let full_page = result.messages.len() >= MAX_HISTORY_LIMIT as usize;
+        let missed = result.messages.into_iter().filter(|m| {
+            // The sender does not get its own messages back; neither does catch-up.
+            Some(&m.from) != own_user.as_ref()
+                && (mark.last_seen.is_some() || m.server_ts >= mark.joined_at_ms)
+        });
+        self.catch_up
+            .entry(channel.to_string())
+            .or_default()
+            .extend(missed.map(|m| Event::MessageFromChannel {
+                channel: channel.to_string(),
+                from: m.from,
+                message: m.message,
+                message_id: m.message_id,
+                server_ts: m.server_ts,
+            }));
+        // With a cursor the pages go forward in time; without one we only have the newest.
+        if full_page && mark.last_seen.is_some() {
+            self.fetch_missed(channel);
+        }
+    }
+
+    fn finish_restore(&mut self) {
+        self.phase = Phase::Online;
+        if let Some(session) = &mut self.session {
+            session.attempt = 0;
+        }
+        self.set_state(ConnectionState::Connected, ChangeReason::LoginSuccess, None);
+        for (_, messages) in std::mem::take(&mut self.catch_up) {
+            for event in messages {
+                self.deliver(event);
+            }
+        }
+        for event in std::mem::take(&mut self.held) {
+            self.deliver(event);
+        }
+        for queued in std::mem::take(&mut self.queued) {
+            if queued.reply.is_closed() {
+                continue;
+            }
+            let effect = Effect::of(&queued.op);
+            let purpose = Purpose::Caller {
+                reply: queued.reply,
+                effect,
+            };
+            self.send_request(queued.op, purpose, queued.deadline);
+        }
+    }
+
+    pub(super) fn apply(&mut self, effect: Effect, code: u32) {
+        let memory = &mut self.memory;
+        match effect {
+            Effect::Joined(channel) if code == join::OK || code == join::ALREADY_JOINED => {
+                let joined_at_ms = server_now(memory.server_offset_ms);
+                memory.channels.entry(channel).or_insert(ChannelMark {
+                    last_seen: None,
+                    joined_at_ms,
+                });
+            }
+            Effect::Left(channel) if code == leave::OK || code == leave::NOT_IN_CHANNEL => {
+                memory.channels.remove(&channel);
+            }
+            _ if code != 0 => {}
+            Effect::Subscribed(peers) => memory.subscribed.extend(peers),
+            Effect::Unsubscribed(peers) => {
+                for peer in peers {
+                    memory.subscribed.remove(&peer);
+                }
+            }
+            Effect::SetAttributes(attributes) => memory.attributes = attributes,
+            Effect::AddAttributes(attributes) => memory.attributes.extend(attributes),
+            Effect::DeleteAttributes(keys) => {
+                for key in keys {
+                    memory.attributes.remove(&key);
+                }
+            }
+            Effect::ClearAttributes => memory.attributes.clear(),
+            Effect::Renewed(token) => {
+                if let Some(session) = &mut self.session {
+                    session.token = Some(token);
+                }
+            }
+            Effect::None | Effect::Joined(_) | Effect::Left(_) => {}
+        }
+    }
+}
+
+fn message_id(event: &Event) -> Option<u64> {
+    match event {
+        Event::MessageFromChannel { message_id, .. }
+        | Event::MessageFromPeer { message_id, .. } => Some(*message_id),
+        _ => None,
+    }
+}
+
+/// The server's clock now, estimated from the offset measured at login.
+fn server_now(offset_ms: i64) -> u64 {
+    (now_ms() as i64 + offset_ms).max(0) as u64
+}

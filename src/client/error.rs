@@ -1,0 +1,105 @@
+//! [`ClientError`]: why a client call failed, with the Agora code where one applies.
+
+use crate::protocol::codes::{self, Family};
+use crate::protocol::ValidationError;
+
+/// Agora's `LOGIN_ERR_TIMEOUT`: no login reply in time. The server never sends it; it is
+/// what [`ClientError::code`] reports for a login that timed out.
+pub const LOGIN_TIMEOUT_CODE: u32 = 9;
+
+/// Why a client call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with a non-zero code; `family` tells how to read it
+    /// (e.g. a peer send with code 4 was cached for offline delivery).
+    #[error("{reason} (code {code})")]
+    Code {
+        family: Family,
+        code: u32,
+        reason: String,
+    },
+    /// Refused before sending: an id, message or attribute that breaks protocol.md's rules.
+    #[error("invalid argument: {0}")]
+    Invalid(#[from] ValidationError),
+    /// The call needs a logged-in client (state CONNECTED or RECONNECTING).
+    #[error("not logged in")]
+    NotLoggedIn,
+    /// `login` while already logged in or logging in; log out first.
+    #[error("already logged in")]
+    AlreadyLoggedIn,
+    /// `create_channel` for a channel this client already created and has not released.
+    #[error("channel {0:?} was already created")]
+    ChannelExists(String),
+    /// No reply in time (the login timeout for `login`, the request timeout otherwise).
+    #[error("timed out waiting for the server")]
+    Timeout { family: Family },
+    /// The connection was lost, or the client logged out or was kicked, before the reply.
+    #[error("disconnected from the server")]
+    Disconnected,
+    /// The client's background task has ended (its runtime shut down).
+    #[error("the client has shut down")]
+    Closed,
+    /// `Client::new` was called outside a tokio runtime.
+    #[error("no tokio runtime to run the client on")]
+    NoRuntime,
+    /// The WebSocket could not be opened (bad URL, connection refused, failed handshake).
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The server's reply did not have the fields protocol.md promises.
+    #[error("unexpected reply from the server: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The Agora result code this error stands for, where one applies: the server's code,
+    /// 102 for [`NotLoggedIn`](Self::NotLoggedIn), 8 for
+    /// [`AlreadyLoggedIn`](Self::AlreadyLoggedIn), the family's timeout code for
+    /// [`Timeout`](Self::Timeout) (its failure code where the family has none).
+    ///
+    /// ```
+    /// use rtm::client::ClientError;
+    /// use rtm::protocol::Family;
+    /// assert_eq!(ClientError::Timeout { family: Family::Peer }.code(), Some(2));
+    /// assert_eq!(ClientError::NotLoggedIn.code(), Some(102));
+    /// ```
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            ClientError::Code { code, .. } => Some(*code),
+            ClientError::NotLoggedIn => Some(codes::NOT_LOGGED_IN),
+            ClientError::AlreadyLoggedIn => Some(codes::login::ALREADY_LOGGED_IN),
+            ClientError::Timeout { family } => Some(timeout_code(*family)),
+            ClientError::Invalid(_)
+            | ClientError::ChannelExists(_)
+            | ClientError::Disconnected
+            | ClientError::Closed
+            | ClientError::NoRuntime
+            | ClientError::Connect(_)
+            | ClientError::Protocol(_) => None,
+        }
+    }
+
+    /// The family of the code, for [`Code`](Self::Code) and [`Timeout`](Self::Timeout).
+    pub fn family(&self) -> Option<Family> {
+        match self {
+            ClientError::Code { family, .. } | ClientError::Timeout { family } => Some(*family),
+            _ => None,
+        }
+    }
+}
+
+/// Agora's timeout code of each family (values from the RTM 1.x SDK's error enums).
+fn timeout_code(family: Family) -> u32 {
+    match family {
+        Family::Login => LOGIN_TIMEOUT_CODE,
+        Family::Peer => codes::peer::TIMEOUT,
+        Family::ChannelMsg => codes::channel_msg::TIMEOUT,
+        Family::Join => codes::join::TIMEOUT,
+        Family::Members => codes::members::TIMEOUT,
+        // QUERY_PEERS_ONLINE_STATUS_ERR_TIMEOUT, ATTRIBUTE_OPERATION_ERR_TIMEOUT,
+        // GET_CHANNEL_MEMBER_COUNT_ERR_TIMEOUT.
+        Family::Query | Family::Count => 4,
+        Family::Attr => 7,
+        Family::Invite => codes::invite::NO_RESPONSE,
+        Family::Renew | Family::Ping | Family::Leave | Family::History => family.failure(),
+    }
+}

@@ -1,0 +1,206 @@
+//! Slash commands turned into state changes and effects (`/join`, `/msg`, ...).
+//! Parsing and completion live in `tui/command.rs`; this is what each command does.
+
+use crate::protocol::limits::{validate_channel_id, validate_user_id};
+use crate::protocol::Message;
+
+use super::super::action::{AttrRequest, Effect, InviteRequest, Target};
+use super::super::command::{Command, COMMANDS};
+use super::super::login::LoginStatus;
+use super::super::tab::{Body, EntryKind};
+use super::{App, Overlay, Screen};
+
+impl App {
+    pub(super) fn run_command(&mut self, command: Command) {
+        let now = self.now_ms;
+        match command {
+            Command::Join(channel) => {
+                if let Err(e) = validate_channel_id(&channel) {
+                    self.active_tab_mut().error(now, format!("/join: {e}"));
+                    return;
+                }
+                let i = self.ensure_tab(&Target::Channel(channel.clone()));
+                self.activate(i);
+                self.effect(Effect::Join(channel));
+            }
+            Command::Leave(channel) => {
+                let Some(channel) =
+                    channel.or_else(|| self.active_tab().channel().map(str::to_string))
+                else {
+                    self.active_tab_mut()
+                        .error(now, "/leave: this is not a channel tab");
+                    return;
+                };
+                self.effect(Effect::Leave(channel));
+            }
+            Command::Msg(peer, _) | Command::Call(peer, _) | Command::Query(peer)
+                if validate_user_id(&peer).is_err() =>
+            {
+                let e = validate_user_id(&peer).unwrap_err();
+                self.active_tab_mut().error(now, format!("{e}"));
+            }
+            Command::Msg(peer, text) => {
+                let target = Target::Peer(peer);
+                let i = self.ensure_tab(&target);
+                self.activate(i);
+                if let Some(text) = text {
+                    self.send_to(&target, Message::text(text));
+                }
+            }
+            Command::Query(peer) => self.run_command(Command::Msg(peer, None)),
+            Command::Close => self.close_tab(),
+            Command::Members(filter) => {
+                let Some(channel) = self.active_tab().channel().map(str::to_string) else {
+                    self.active_tab_mut()
+                        .error(now, "/members: this is not a channel tab");
+                    return;
+                };
+                self.show_members = true;
+                let tab = self.active_tab_mut();
+                tab.member_filter = filter.unwrap_or_default();
+                tab.member_scroll = 0;
+                self.effect(Effect::Members(channel));
+            }
+            Command::Who(mut peers) => {
+                if peers.is_empty() {
+                    let Some(peer) = self.active_tab().peer().map(str::to_string) else {
+                        self.active_tab_mut().error(now, "usage: /who <peer>...");
+                        return;
+                    };
+                    peers.push(peer);
+                }
+                self.effect(Effect::QueryPresence(peers));
+            }
+            Command::Me(text) => self.send_text(format!("/me {text}")),
+            Command::Retry => self.retry(),
+            Command::Clear => {
+                let tab = self.active_tab_mut();
+                tab.entries.clear();
+                tab.scroll = 0;
+            }
+            Command::Attr(args) => self.attr_command(&args),
+            Command::Cattr(args) => self.cattr_command(&args),
+            Command::Call(peer, content) => {
+                let id = format!("{}-{}-{}", self.me(), now, self.next_local_id);
+                self.next_local_id += 1;
+                let i = self.ensure_tab(&Target::Peer(peer.clone()));
+                self.activate(i);
+                self.tabs[i].info(now, format!("calling {peer}…"));
+                self.effect(Effect::Invite(InviteRequest::Send { id, peer, content }));
+            }
+            Command::Accept(response) => self.answer_invitation(true, response),
+            Command::Refuse(response) => self.answer_invitation(false, response),
+            Command::Raw(path) => match self.active_tab().target.clone() {
+                Some(target) => self.effect(Effect::ReadRawFile { path, target }),
+                None => self
+                    .active_tab_mut()
+                    .error(now, "/raw: open a peer or channel tab first"),
+            },
+            Command::Save(path) => {
+                let data = self
+                    .active_tab()
+                    .entries
+                    .iter()
+                    .rev()
+                    .find_map(|e| match &e.kind {
+                        EntryKind::Message(m) => match &m.body {
+                            Body::Raw { data, .. } => Some(data.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    });
+                match data {
+                    Some(data) => self.effect(Effect::SaveFile { path, data }),
+                    None => self
+                        .active_tab_mut()
+                        .error(now, "/save: no raw message in this tab"),
+                }
+            }
+            Command::Login => {
+                self.screen = Screen::Login;
+                self.login.status = LoginStatus::Editing;
+            }
+            Command::Logout => self.effect(Effect::Logout),
+            Command::Quit => self.quit(),
+            Command::Help(topic) => match topic {
+                Some(name) => {
+                    let line = COMMANDS.iter().find(|(n, _, _)| *n == name).map_or_else(
+                        || format!("no command /{name}"),
+                        |(n, args, what)| format!("/{n} {args} — {what}"),
+                    );
+                    self.active_tab_mut().info(now, line);
+                }
+                None => {
+                    self.overlay = Some(Overlay::Help {
+                        scroll: 0,
+                        topic: None,
+                    });
+                }
+            },
+        }
+    }
+
+    fn close_tab(&mut self) {
+        if self.active == 0 {
+            let now = self.now_ms;
+            self.active_tab_mut()
+                .error(now, "the rtm tab stays open (/quit to leave)");
+            return;
+        }
+        let tab = self.tabs.remove(self.active);
+        match tab.target {
+            Some(Target::Channel(channel)) if tab.joined => self.effect(Effect::Leave(channel)),
+            Some(Target::Peer(peer)) => self.effect(Effect::Unsubscribe(vec![peer])),
+            _ => {}
+        }
+        self.activate(self.active.min(self.tabs.len() - 1));
+    }
+
+    fn attr_command(&mut self, args: &[String]) {
+        let request = match args
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [] => AttrRequest::Get(self.me().to_string()),
+            ["set", key, value] => AttrRequest::Set((*key).to_string(), (*value).to_string()),
+            ["del", key] => AttrRequest::Delete((*key).to_string()),
+            ["clear"] => AttrRequest::Clear,
+            ["get", user] => AttrRequest::Get((*user).to_string()),
+            _ => {
+                let now = self.now_ms;
+                self.active_tab_mut()
+                    .error(now, "usage: /attr [set k v|del k|clear|get user]");
+                return;
+            }
+        };
+        self.effect(Effect::UserAttr(request));
+    }
+
+    fn cattr_command(&mut self, args: &[String]) {
+        let now = self.now_ms;
+        let Some(channel) = self.active_tab().channel().map(str::to_string) else {
+            self.active_tab_mut()
+                .error(now, "/cattr: this is not a channel tab");
+            return;
+        };
+        let request = match args
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [] | ["get"] => AttrRequest::Get(channel.clone()),
+            ["set", key, value] => AttrRequest::Set((*key).to_string(), (*value).to_string()),
+            ["del", key] => AttrRequest::Delete((*key).to_string()),
+            ["clear"] => AttrRequest::Clear,
+            _ => {
+                self.active_tab_mut()
+                    .error(now, "usage: /cattr [set k v|del k|clear]");
+                return;
+            }
+        };
+        self.effect(Effect::ChannelAttr { channel, request });
+    }
+}

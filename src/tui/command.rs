@@ -1,0 +1,285 @@
+//! Slash commands: the table (which also feeds `/help`), parsing a line into a
+//! [`Command`], and Tab completion of command names, user ids and channel ids.
+//! A new command is a row in [`COMMANDS`], a [`Command`] variant and a match arm in `parse`.
+
+/// (name, arguments, what it does), in the order `/help` lists them.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    ("join", "<channel>", "join a channel and open its tab"),
+    (
+        "leave",
+        "[channel]",
+        "leave a channel (default: this tab's)",
+    ),
+    (
+        "msg",
+        "<peer> [text]",
+        "open a peer tab, and send text if given",
+    ),
+    ("query", "<peer>", "open a peer tab"),
+    ("close", "", "close this tab (leaves a channel)"),
+    (
+        "members",
+        "[filter]",
+        "show/refresh the member list, filtered",
+    ),
+    ("who", "<peer>...", "online status of peers"),
+    ("me", "<text>", "send an action (* you waves)"),
+    ("retry", "", "resend the last failed message of this tab"),
+    ("clear", "", "clear this tab's messages from the screen"),
+    (
+        "attr",
+        "[set k v|del k|clear|get user]",
+        "your attributes, or another user's",
+    ),
+    (
+        "cattr",
+        "[set k v|del k|clear]",
+        "this channel's attributes (topic)",
+    ),
+    ("call", "<peer> [content]", "invite a peer to a call"),
+    ("accept", "[response]", "accept the pending invitation"),
+    ("refuse", "[response]", "refuse the pending invitation"),
+    ("raw", "<file>", "send a small file as a raw message"),
+    ("save", "<path>", "save the last raw message of this tab"),
+    ("login", "", "back to the login form"),
+    ("logout", "", "log out (stay in the app)"),
+    ("quit", "", "quit rtm-tui"),
+    ("help", "[command]", "keys and commands"),
+];
+
+/// A parsed slash command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Join(String),
+    Leave(Option<String>),
+    Msg(String, Option<String>),
+    Query(String),
+    Close,
+    Members(Option<String>),
+    Who(Vec<String>),
+    Me(String),
+    Retry,
+    Clear,
+    Attr(Vec<String>),
+    Cattr(Vec<String>),
+    Call(String, String),
+    Accept(String),
+    Refuse(String),
+    Raw(String),
+    Save(String),
+    Login,
+    Logout,
+    Quit,
+    Help(Option<String>),
+}
+
+/// Splits off the first argument; `"quoted ids"` may hold spaces (ids allow them).
+fn first_arg(rest: &str) -> Option<(String, &str)> {
+    let rest = rest.trim_start();
+    if rest.is_empty() {
+        return None;
+    }
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let end = quoted.find('"')?;
+        return Some((quoted[..end].to_string(), quoted[end + 1..].trim_start()));
+    }
+    let end = rest.find(' ').unwrap_or(rest.len());
+    Some((rest[..end].to_string(), rest[end..].trim_start()))
+}
+
+fn usage(name: &str) -> String {
+    let args = COMMANDS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or("", |(_, a, _)| *a);
+    format!("usage: /{name} {args}")
+}
+
+fn optional(text: &str) -> Option<String> {
+    let t = text.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+/// Parses a line that starts with `/`. `Err` carries the usage line to show.
+pub fn parse(line: &str) -> Result<Command, String> {
+    let body = line.strip_prefix('/').unwrap_or(line);
+    let (name, rest) = body.split_once(' ').unwrap_or((body, ""));
+    fn need<'a>(arg: Option<(String, &'a str)>, name: &str) -> Result<(String, &'a str), String> {
+        arg.ok_or_else(|| usage(name))
+    }
+    Ok(match name {
+        // A channel id may hold spaces: take the whole rest unless quoted.
+        "join" | "j" => Command::Join(need(first_arg(rest), name).map(|(a, r)| {
+            if r.is_empty() || rest.trim_start().starts_with('"') {
+                a
+            } else {
+                rest.trim().to_string()
+            }
+        })?),
+        "leave" | "part" => Command::Leave(first_arg(rest).map(|(a, _)| a)),
+        "msg" | "m" => {
+            let (peer, text) = need(first_arg(rest), name)?;
+            Command::Msg(peer, optional(text))
+        }
+        "query" | "q" => Command::Query(need(first_arg(rest), name)?.0),
+        "close" => Command::Close,
+        "members" | "names" => Command::Members(optional(rest)),
+        "who" => {
+            let mut peers = Vec::new();
+            let mut rest = rest;
+            while let Some((p, r)) = first_arg(rest) {
+                peers.push(p);
+                rest = r;
+            }
+            Command::Who(peers)
+        }
+        "me" => Command::Me(optional(rest).ok_or_else(|| usage(name))?),
+        "retry" => Command::Retry,
+        "clear" => Command::Clear,
+        "attr" | "cattr" => {
+            let mut args = Vec::new();
+            let mut rest = rest;
+            // set k v: the value is the whole rest.
+            while let Some((a, r)) = first_arg(rest) {
+                args.push(a);
+                rest = r;
+                if args.len() == 2 && args[0] == "set" {
+                    if !rest.is_empty() {
+                        args.push(rest.to_string());
+                    }
+                    break;
+                }
+            }
+            if name == "attr" {
+                Command::Attr(args)
+            } else {
+                Command::Cattr(args)
+            }
+        }
+        "call" => {
+            let (peer, content) = need(first_arg(rest), name)?;
+            Command::Call(peer, content.to_string())
+        }
+        "accept" => Command::Accept(rest.trim().to_string()),
+        "refuse" => Command::Refuse(rest.trim().to_string()),
+        "raw" => Command::Raw(optional(rest).ok_or_else(|| usage(name))?),
+        "save" => Command::Save(optional(rest).ok_or_else(|| usage(name))?),
+        "login" => Command::Login,
+        "logout" => Command::Logout,
+        "quit" | "exit" => Command::Quit,
+        "help" | "h" => {
+            Command::Help(optional(rest).map(|c| c.trim_start_matches('/').to_string()))
+        }
+        other => return Err(format!("unknown command /{other} (try /help)")),
+    })
+}
+
+/// What the word under completion is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completing {
+    Command,
+    User,
+    Channel,
+}
+
+/// Finds what to complete at the end of `text`: (start byte of the word, kind).
+pub fn completion_context(text: &str) -> (usize, Completing) {
+    let start = text.rfind(' ').map_or(0, |i| i + 1);
+    if !text.contains(' ') && text.starts_with('/') {
+        return (1, Completing::Command);
+    }
+    let kind = match text.split(' ').next().unwrap_or("") {
+        "/join" | "/leave" | "/cattr" => Completing::Channel,
+        _ => Completing::User,
+    };
+    (start, kind)
+}
+
+/// All replacements for the word at the end of `text`, from `candidates` of the right kind.
+pub fn complete(text: &str, users: &[String], channels: &[String]) -> Vec<String> {
+    let (start, kind) = completion_context(text);
+    let word = &text[start..];
+    let head = &text[..start];
+    let mut out: Vec<String> = match kind {
+        Completing::Command => COMMANDS
+            .iter()
+            .filter(|(n, _, _)| n.starts_with(word))
+            .map(|(n, _, _)| format!("{n} "))
+            .collect(),
+        Completing::User | Completing::Channel => {
+            let pool = if kind == Completing::User {
+                users
+            } else {
+                channels
+            };
+            let lower = word.to_lowercase();
+            let mut found: Vec<String> = pool
+                .iter()
+                .filter(|c| c.to_lowercase().starts_with(&lower))
+                .map(|c| {
+                    // A nick at the start of a plain line gets IRC's "nick: ".
+                    if head.is_empty() && kind == Completing::User {
+                        format!("{c}: ")
+                    } else {
+                        format!("{c} ")
+                    }
+                })
+                .collect();
+            found.sort();
+            found.dedup();
+            found
+        }
+    };
+    for item in &mut out {
+        item.insert_str(0, head);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(parse("/join lobby"), Ok(Command::Join("lobby".into())));
+        assert_eq!(parse("/join my room"), Ok(Command::Join("my room".into())));
+        assert_eq!(
+            parse("/msg bob hi there"),
+            Ok(Command::Msg("bob".into(), Some("hi there".into())))
+        );
+        assert_eq!(
+            parse("/msg \"bob smith\" hi"),
+            Ok(Command::Msg("bob smith".into(), Some("hi".into())))
+        );
+        assert_eq!(parse("/msg"), Err("usage: /msg <peer> [text]".into()));
+        assert_eq!(
+            parse("/who a b"),
+            Ok(Command::Who(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(
+            parse("/attr set mood very happy"),
+            Ok(Command::Attr(vec![
+                "set".into(),
+                "mood".into(),
+                "very happy".into()
+            ]))
+        );
+        assert_eq!(parse("/help join"), Ok(Command::Help(Some("join".into()))));
+        assert!(parse("/frobnicate").is_err());
+    }
+
+    #[test]
+    fn completes_commands_users_and_channels() {
+        let users = vec!["bob".to_string(), "bea".to_string(), "carol".to_string()];
+        let channels = vec!["lobby".to_string()];
+        assert_eq!(complete("/jo", &users, &channels), vec!["/join "]);
+        assert_eq!(complete("/join l", &users, &channels), vec!["/join lobby "]);
+        assert_eq!(
+            complete("/msg b", &users, &channels),
+            vec!["/msg bea ", "/msg bob "]
+        );
+        assert_eq!(complete("car", &users, &channels), vec!["carol: "]);
+        assert_eq!(complete("hi car", &users, &channels), vec!["hi carol "]);
+    }
+}

@@ -1,0 +1,215 @@
+//! The TUI's config file: TOML in `paths::config_dir()/config.toml` (or `--config`), with
+//! colours, keymap overrides, bell and time format. `assets/config.toml` is the commented
+//! default and must parse into [`Config::default`]; a new setting goes in both places.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ratatui::style::{Color, Modifier, Style};
+use serde::Deserialize;
+
+/// The commented default config, shipped in the binary so `--help` users can copy it.
+pub const DEFAULT_CONFIG: &str = include_str!("../../assets/config.toml");
+
+/// Everything the config file can set.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Ring the terminal bell when someone mentions you.
+    pub bell: bool,
+    /// strftime-like: %H %M %S %d %m %Y %y %b %a.
+    pub time_format: String,
+    /// Offset from UTC for timestamps, like "+02:00"; messages carry UTC milliseconds.
+    pub utc_offset: String,
+    /// Show the member list in channel tabs when the terminal is wide enough.
+    pub members_pane: bool,
+    /// Runs of more join/leave lines than this collapse into one.
+    pub collapse_joins: usize,
+    pub colors: Colors,
+    /// Key → action overrides, e.g. `"ctrl-g" = "switcher"`.
+    pub keys: BTreeMap<String, String>,
+}
+
+/// Colour names (`red`, `lightcyan`, `#ff8800`, ...) for the parts of the screen.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Colors {
+    pub accent: String,
+    pub own: String,
+    pub mention: String,
+    pub error: String,
+    pub dim: String,
+    pub ok: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bell: true,
+            time_format: "%H:%M".into(),
+            utc_offset: "+00:00".into(),
+            members_pane: true,
+            collapse_joins: 3,
+            colors: Colors::default(),
+            keys: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for Colors {
+    fn default() -> Self {
+        Colors {
+            accent: "cyan".into(),
+            own: "green".into(),
+            mention: "yellow".into(),
+            error: "red".into(),
+            dim: "darkgray".into(),
+            ok: "green".into(),
+        }
+    }
+}
+
+/// Why a config file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path`, or the default location when `None`; a missing default file is fine.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (crate::paths::config_dir().join("config.toml"), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::parse(&text).map_err(|e| match e {
+                ConfigError::Parse { source, .. } => ConfigError::Parse { path, source },
+                other => other,
+            }),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Config::default())
+            }
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            source: Box::new(e),
+        })?;
+        config.utc_offset_minutes()?;
+        Ok(config)
+    }
+
+    /// `utc_offset` in minutes east of UTC.
+    pub fn utc_offset_minutes(&self) -> Result<i64, ConfigError> {
+        parse_offset(&self.utc_offset)
+            .ok_or_else(|| ConfigError::Invalid(format!("bad utc_offset {:?}", self.utc_offset)))
+    }
+}
+
+fn parse_offset(text: &str) -> Option<i64> {
+    if text.eq_ignore_ascii_case("utc") || text == "Z" {
+        return Some(0);
+    }
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && m < 60).then_some(sign * (h * 60 + m))
+}
+
+/// Styles for every part of the screen, resolved once from the config (and `NO_COLOR`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Theme {
+    pub accent: Style,
+    pub own: Style,
+    pub mention: Style,
+    pub error: Style,
+    pub dim: Style,
+    pub ok: Style,
+    pub selected: Style,
+    pub bold: Style,
+}
+
+impl Theme {
+    /// Colours from the config, or a monochrome theme when `monochrome` (NO_COLOR) is set.
+    pub fn new(colors: &Colors, monochrome: bool) -> Theme {
+        if monochrome {
+            return Theme::monochrome();
+        }
+        let fg = |name: &str| Style::new().fg(name.parse::<Color>().unwrap_or(Color::Reset));
+        Theme {
+            accent: fg(&colors.accent),
+            own: fg(&colors.own),
+            mention: fg(&colors.mention).add_modifier(Modifier::BOLD),
+            error: fg(&colors.error),
+            dim: fg(&colors.dim),
+            ok: fg(&colors.ok),
+            selected: Style::new().add_modifier(Modifier::REVERSED),
+            bold: Style::new().add_modifier(Modifier::BOLD),
+        }
+    }
+
+    /// No colours: emphasis by bold, underline and reverse video only.
+    pub fn monochrome() -> Theme {
+        let plain = Style::new();
+        Theme {
+            accent: plain.add_modifier(Modifier::BOLD),
+            own: plain,
+            mention: plain.add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
+            error: plain.add_modifier(Modifier::BOLD),
+            dim: plain,
+            ok: plain,
+            selected: plain.add_modifier(Modifier::REVERSED),
+            bold: plain.add_modifier(Modifier::BOLD),
+        }
+    }
+}
+
+/// True when the `NO_COLOR` convention (no-color.org) asks for no colours.
+pub fn no_color_requested() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_default_parses_to_the_built_in_default() {
+        assert_eq!(Config::parse(DEFAULT_CONFIG).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("+02:00"), Some(120));
+        assert_eq!(parse_offset("-05:30"), Some(-330));
+        assert_eq!(parse_offset("UTC"), Some(0));
+        assert_eq!(parse_offset("2"), None);
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        assert!(Config::parse("bel = false").is_err());
+        let c = Config::parse("bell = false\n[keys]\n\"ctrl-g\" = \"switcher\"").unwrap();
+        assert!(!c.bell);
+        assert_eq!(c.keys["ctrl-g"], "switcher");
+    }
+}

@@ -1,0 +1,298 @@
+//! The one loop: a `tokio::select!` over terminal input, client events, answers to our
+//! requests and (only while a countdown shows) a one-second timer. Everything becomes an
+//! [`Action`] for `App::update`; queued events are taken together before one draw, and
+//! nothing is drawn unless something changed, so an idle client uses no CPU.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind, MouseEventKind};
+use futures_util::StreamExt as _;
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+use tokio::sync::mpsc;
+
+use crate::client::{Client, ClientConfig, ClientEvent, Events};
+
+use super::action::{Action, Effect, Failure, Outcome};
+use super::app::App;
+use super::keymap::Keymap;
+use super::network::{failure, Session};
+use super::render;
+use super::terminal::TerminalGuard;
+
+/// Longest stretch of event handling between two draws, so a burst never freezes the screen.
+const MAX_BATCH: Duration = Duration::from_millis(30);
+/// Mouse wheel: entries per notch.
+const WHEEL_STEP: i32 = 3;
+
+/// Turns a terminal event into an action (keys through the keymap).
+pub fn translate(event: &TermEvent, keymap: &Keymap) -> Option<Action> {
+    match event {
+        TermEvent::Key(key) if key.kind != KeyEventKind::Release => {
+            if let Some(action) = keymap.lookup(key) {
+                return Some(Action::Key(action));
+            }
+            let mods = key.modifiers;
+            match key.code {
+                crossterm::event::KeyCode::Char(c)
+                    if !mods.intersects(
+                        crossterm::event::KeyModifiers::CONTROL
+                            | crossterm::event::KeyModifiers::ALT,
+                    ) =>
+                {
+                    Some(Action::Insert(c))
+                }
+                _ => None,
+            }
+        }
+        TermEvent::Paste(text) => Some(Action::Paste(text.clone())),
+        TermEvent::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::ScrollUp => Some(Action::Wheel(WHEEL_STEP)),
+            MouseEventKind::ScrollDown => Some(Action::Wheel(-WHEEL_STEP)),
+            _ => None,
+        },
+        TermEvent::Resize(w, h) => Some(Action::Resize(*w, *h)),
+        _ => None,
+    }
+}
+
+/// The client's events as app actions.
+pub fn client_action(event: ClientEvent) -> Action {
+    match event {
+        ClientEvent::StateChanged {
+            state,
+            reason,
+            retry_in,
+        } => Action::Connection {
+            state,
+            reason,
+            retry_in_ms: retry_in.map(|d| d.as_millis() as u64),
+        },
+        ClientEvent::Server(event) => Action::Server(event),
+    }
+}
+
+/// Starts a server for a login when needed (the embedded default); returns a note to show.
+pub type ServerStarter = Box<
+    dyn FnMut(&str) -> futures_util::future::BoxFuture<'static, Result<Option<String>, String>>
+        + Send,
+>;
+
+/// How new sessions are set up: a server to start first, a command for fresh tokens.
+#[derive(Default)]
+pub struct Connector {
+    /// Asked before each login to a new server (the embedded default).
+    pub start_server: Option<ServerStarter>,
+    /// `--token-cmd`.
+    pub token_cmd: Option<String>,
+}
+
+/// Runs the app in the terminal until it quits. `initial` are effects to perform first
+/// (an automatic login).
+pub async fn run(
+    mut app: App,
+    initial: Vec<Effect>,
+    mut connector: Connector,
+) -> anyhow::Result<()> {
+    let mut guard = TerminalGuard::enter().context("cannot set up the terminal")?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))
+        .context("cannot draw on the terminal")?;
+    let size = terminal.size()?;
+    app.size = (size.width, size.height);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
+    let mut input = EventStream::new();
+    let mut session: Option<(Session, Events)> = None;
+    let mut pending = initial;
+
+    loop {
+        for effect in std::mem::take(&mut pending) {
+            perform(
+                effect,
+                &mut app,
+                &mut session,
+                &tx,
+                &mut connector,
+                &mut guard,
+                &mut terminal,
+            )
+            .await?;
+        }
+        if app.quit {
+            break;
+        }
+        if app.dirty {
+            terminal.draw(|frame| render::draw(frame, &app))?;
+            app.dirty = false;
+        }
+        let tick = app.needs_tick();
+        // Input first: a flood of messages must not starve the keyboard.
+        let first = tokio::select! {
+            biased;
+            event = input.next() => match event {
+                Some(Ok(event)) => translate(&event, &app.keymap),
+                Some(Err(e)) => return Err(e).context("terminal input failed"),
+                None => break,
+            },
+            action = rx.recv() => action,
+            event = next_client_event(&mut session) => event.map(client_action),
+            () = tokio::time::sleep(Duration::from_secs(1)), if tick => Some(Action::Tick),
+        };
+        let started = Instant::now();
+        let mut next = first;
+        // Take everything already queued before drawing once.
+        loop {
+            if let Some(action) = next.take() {
+                app.now_ms = crate::protocol::now_ms();
+                pending.extend(app.update(action));
+            }
+            if started.elapsed() > MAX_BATCH || app.quit || !pending.is_empty() {
+                break;
+            }
+            // Terminal input is not polled here: EventStream must only be polled with the
+            // loop's real waker (a no-op waker would leave it asleep); keys come one by one
+            // anyway, and pastes arrive as one event.
+            next = match rx.try_recv() {
+                Ok(action) => Some(action),
+                Err(_) => match session.as_mut().and_then(|(_, events)| events.try_recv()) {
+                    Some(event) => Some(client_action(event)),
+                    None => break,
+                },
+            };
+        }
+    }
+    if let Some((session, _)) = session {
+        // A polite goodbye, but never hang on exit.
+        let _ = tokio::time::timeout(Duration::from_secs(1), session.client.logout()).await;
+    }
+    drop(terminal);
+    drop(guard);
+    Ok(())
+}
+
+async fn next_client_event(session: &mut Option<(Session, Events)>) -> Option<ClientEvent> {
+    match session {
+        Some((_, events)) => match events.recv().await {
+            Some(event) => Some(event),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn perform(
+    effect: Effect,
+    app: &mut App,
+    session: &mut Option<(Session, Events)>,
+    tx: &mpsc::UnboundedSender<Action>,
+    connector: &mut Connector,
+    guard: &mut TerminalGuard,
+    terminal: &mut Terminal<CrosstermBackend<io::Stdout>>,
+) -> anyhow::Result<()> {
+    match effect {
+        Effect::Bell => {
+            print!("\x07");
+            io::stdout().flush()?;
+        }
+        Effect::Title(title) => {
+            crossterm::execute!(io::stdout(), crossterm::terminal::SetTitle(title))?;
+        }
+        Effect::Quit => app.quit = true,
+        Effect::Editor(text) => {
+            let edited = edit_externally(&text, guard);
+            terminal.clear()?;
+            app.dirty = true;
+            match edited {
+                Ok(text) => {
+                    let _ = tx.send(Action::Done(Outcome::Edited(text)));
+                }
+                Err(e) => {
+                    let _ = tx.send(Action::Done(Outcome::Info {
+                        target: None,
+                        result: Err(Failure::new(None, format!("$EDITOR: {e}"))),
+                    }));
+                    let _ = tx.send(Action::Done(Outcome::Edited(text)));
+                }
+            }
+        }
+        Effect::Login {
+            ref server,
+            ref app_id,
+            ..
+        } => {
+            let reuse = session
+                .as_ref()
+                .is_some_and(|(s, _)| s.server == *server && s.app_id == *app_id);
+            if !reuse {
+                if let Some((old, _)) = session.take() {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), old.client.logout()).await;
+                }
+                if let Some(start) = connector.start_server.as_mut() {
+                    match start(server).await {
+                        Ok(Some(note)) => {
+                            let _ = tx.send(Action::Notice(note));
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            let _ =
+                                tx.send(Action::Done(Outcome::Login(Err(Failure::new(None, e)))));
+                            return Ok(());
+                        }
+                    }
+                }
+                match Client::new(ClientConfig::new(server.clone(), app_id.clone())) {
+                    Ok((client, events)) => {
+                        let mut new = Session::new(client, server.clone(), app_id.clone());
+                        new.token_cmd.clone_from(&connector.token_cmd);
+                        *session = Some((new, events));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Action::Done(Outcome::Login(Err(failure(&e)))));
+                        return Ok(());
+                    }
+                }
+            }
+            if let Some((s, _)) = session.as_mut() {
+                s.perform(effect, tx);
+            }
+        }
+        other => match session.as_mut() {
+            Some((s, _)) => s.perform(other, tx),
+            None => {
+                let _ = tx.send(Action::Done(Outcome::Info {
+                    target: None,
+                    result: Err(Failure::new(None, "not logged in")),
+                }));
+            }
+        },
+    }
+    Ok(())
+}
+
+/// The `$EDITOR` escape: hands the terminal to the editor on a temp file, reads it back.
+fn edit_externally(text: &str, guard: &mut TerminalGuard) -> anyhow::Result<String> {
+    let dir = tempfile_dir();
+    let path = dir.join(format!("rtm-tui-{}.txt", std::process::id()));
+    std::fs::write(&path, text)?;
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    guard.suspend();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(&path)
+        .status();
+    guard.resume()?;
+    let status = status.with_context(|| format!("cannot run {editor}"))?;
+    let edited = std::fs::read_to_string(&path)?;
+    let _ = std::fs::remove_file(&path);
+    anyhow::ensure!(status.success(), "{editor} exited with {status}");
+    Ok(edited)
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    std::env::temp_dir()
+}

@@ -1,0 +1,272 @@
+//! The line editor under the message view: readline keys, multi-line text, and the
+//! per-tab input history. Pure text manipulation; the keys that call these live in
+//! `keymap.rs`, and `App::update` decides which editor (input, login field, switcher) a key edits.
+
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
+
+/// Text being typed with a cursor (a byte index on a grapheme boundary).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineEditor {
+    text: String,
+    cursor: usize,
+}
+
+impl LineEditor {
+    pub fn with_text(text: impl Into<String>) -> Self {
+        let text = text.into();
+        let cursor = text.len();
+        LineEditor { text, cursor }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Replaces the text, cursor at the end.
+    pub fn set(&mut self, text: impl Into<String>) {
+        *self = LineEditor::with_text(text);
+    }
+
+    /// Takes the text out, leaving the editor empty.
+    pub fn take(&mut self) -> String {
+        self.cursor = 0;
+        std::mem::take(&mut self.text)
+    }
+
+    pub fn insert_char(&mut self, c: char) {
+        self.text.insert(self.cursor, c);
+        self.cursor += c.len_utf8();
+    }
+
+    pub fn insert_str(&mut self, s: &str) {
+        self.text.insert_str(self.cursor, s);
+        self.cursor += s.len();
+    }
+
+    fn prev_boundary(&self) -> usize {
+        self.text[..self.cursor]
+            .grapheme_indices(true)
+            .next_back()
+            .map_or(0, |(i, _)| i)
+    }
+
+    fn next_boundary(&self) -> usize {
+        self.text[self.cursor..]
+            .graphemes(true)
+            .next()
+            .map_or(self.cursor, |g| self.cursor + g.len())
+    }
+
+    pub fn backspace(&mut self) {
+        let start = self.prev_boundary();
+        self.text.replace_range(start..self.cursor, "");
+        self.cursor = start;
+    }
+
+    pub fn delete(&mut self) {
+        let end = self.next_boundary();
+        self.text.replace_range(self.cursor..end, "");
+    }
+
+    pub fn left(&mut self) {
+        self.cursor = self.prev_boundary();
+    }
+
+    pub fn right(&mut self) {
+        self.cursor = self.next_boundary();
+    }
+
+    /// Start of the current line (Ctrl-A).
+    pub fn home(&mut self) {
+        self.cursor = self.text[..self.cursor].rfind('\n').map_or(0, |i| i + 1);
+    }
+
+    /// End of the current line (Ctrl-E).
+    pub fn end(&mut self) {
+        self.cursor = self.line_end();
+    }
+
+    fn line_end(&self) -> usize {
+        self.text[self.cursor..]
+            .find('\n')
+            .map_or(self.text.len(), |i| self.cursor + i)
+    }
+
+    /// Start of the word before the cursor (Alt-B, Ctrl-W).
+    fn word_start_before(&self) -> usize {
+        let before = &self.text[..self.cursor];
+        let trimmed = before.trim_end_matches(|c: char| !c.is_alphanumeric());
+        trimmed
+            .rfind(|c: char| !c.is_alphanumeric())
+            .map_or(0, |i| {
+                i + trimmed[i..].chars().next().map_or(1, char::len_utf8)
+            })
+    }
+
+    pub fn word_back(&mut self) {
+        self.cursor = self.word_start_before();
+    }
+
+    /// End of the next word (Alt-F).
+    pub fn word_forward(&mut self) {
+        let after = &self.text[self.cursor..];
+        let skip = after.len()
+            - after
+                .trim_start_matches(|c: char| !c.is_alphanumeric())
+                .len();
+        let rest = &after[skip..];
+        let word = rest
+            .find(|c: char| !c.is_alphanumeric())
+            .unwrap_or(rest.len());
+        self.cursor += skip + word;
+    }
+
+    /// Ctrl-K: delete to the end of the line.
+    pub fn kill_to_end(&mut self) {
+        let end = self.line_end();
+        self.text.replace_range(self.cursor..end, "");
+    }
+
+    /// Ctrl-U: delete to the start of the line.
+    pub fn kill_to_start(&mut self) {
+        let end = self.cursor;
+        self.home();
+        self.text.replace_range(self.cursor..end, "");
+    }
+
+    /// Ctrl-W: delete the word before the cursor.
+    pub fn kill_word_back(&mut self) {
+        let start = self.word_start_before();
+        self.text.replace_range(start..self.cursor, "");
+        self.cursor = start;
+    }
+
+    /// Lines of the text, and the cursor's (line, display column).
+    pub fn cursor_position(&self) -> (usize, usize) {
+        let before = &self.text[..self.cursor];
+        let line = before.matches('\n').count();
+        let col = before.rsplit('\n').next().map_or(0, UnicodeWidthStr::width);
+        (line, col)
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.text.matches('\n').count() + 1
+    }
+}
+
+/// Lines sent from one tab, walked with Up/Down like a shell's history.
+#[derive(Debug, Clone, Default)]
+pub struct InputHistory {
+    entries: Vec<String>,
+    /// Index into `entries` while walking; `None` when at the live line.
+    position: Option<usize>,
+    /// The live line, kept while walking so Down returns to it.
+    draft: String,
+}
+
+/// Lines of input history kept per tab.
+const HISTORY_LIMIT: usize = 500;
+
+impl InputHistory {
+    pub fn push(&mut self, line: &str) {
+        self.position = None;
+        if line.trim().is_empty() || self.entries.last().is_some_and(|l| l == line) {
+            return;
+        }
+        if self.entries.len() == HISTORY_LIMIT {
+            self.entries.remove(0);
+        }
+        self.entries.push(line.to_string());
+    }
+
+    /// The older line to show for Up, given the text now in the editor.
+    pub fn older(&mut self, current: &str) -> Option<String> {
+        let next = match self.position {
+            None if self.entries.is_empty() => return None,
+            None => {
+                self.draft = current.to_string();
+                self.entries.len() - 1
+            }
+            Some(0) => return None,
+            Some(i) => i - 1,
+        };
+        self.position = Some(next);
+        Some(self.entries[next].clone())
+    }
+
+    /// The newer line to show for Down (the saved draft after the newest).
+    pub fn newer(&mut self) -> Option<String> {
+        let i = self.position?;
+        if i + 1 < self.entries.len() {
+            self.position = Some(i + 1);
+            Some(self.entries[i + 1].clone())
+        } else {
+            self.position = None;
+            Some(std::mem::take(&mut self.draft))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readline_keys() {
+        let mut e = LineEditor::with_text("hello brave world");
+        e.word_back();
+        assert_eq!(e.cursor(), 12);
+        e.kill_word_back();
+        assert_eq!(e.text(), "hello world");
+        e.home();
+        e.word_forward();
+        assert_eq!(e.cursor(), 5);
+        e.kill_to_end();
+        assert_eq!(e.text(), "hello");
+        e.kill_to_start();
+        assert_eq!(e.text(), "");
+    }
+
+    #[test]
+    fn graphemes_and_wide_characters() {
+        let mut e = LineEditor::default();
+        e.insert_str("a👍🏽漢");
+        assert_eq!(e.cursor_position(), (0, 1 + 2 + 2));
+        e.backspace();
+        e.backspace();
+        assert_eq!(e.text(), "a");
+    }
+
+    #[test]
+    fn multi_line() {
+        let mut e = LineEditor::with_text("one\ntwo");
+        assert_eq!(e.cursor_position(), (1, 3));
+        e.home();
+        assert_eq!(e.cursor(), 4);
+        e.kill_to_end();
+        assert_eq!(e.text(), "one\n");
+        assert_eq!(e.line_count(), 2);
+    }
+
+    #[test]
+    fn history_walks_and_restores_the_draft() {
+        let mut h = InputHistory::default();
+        h.push("first");
+        h.push("second");
+        assert_eq!(h.older("draft").as_deref(), Some("second"));
+        assert_eq!(h.older("second").as_deref(), Some("first"));
+        assert_eq!(h.older("first"), None);
+        assert_eq!(h.newer().as_deref(), Some("second"));
+        assert_eq!(h.newer().as_deref(), Some("draft"));
+        assert_eq!(h.newer(), None);
+    }
+}

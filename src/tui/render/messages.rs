@@ -1,0 +1,277 @@
+//! The message view: walks the scrollback backwards from the bottom of the view and stops
+//! when the screen is full, so drawing cost depends on the screen size, never on how many
+//! messages a tab holds. Day separators, sender grouping and join/leave collapsing are
+//! decided from neighbouring entries only.
+
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use unicode_width::UnicodeWidthStr;
+
+use super::super::app::App;
+use super::super::clock;
+use super::super::tab::{Body, ChatMessage, Entry, EntryKind, HistoryState, Tab};
+use super::wrap::{truncate, wrap};
+
+/// Columns of the sender name (longer names are cut with …).
+const NICK_WIDTH: usize = 10;
+/// Messages from one sender closer than this share one name.
+const GROUP_WINDOW_MS: u64 = 5 * 60_000;
+/// How far back a run of join/leave lines is looked at when collapsing.
+const MAX_RUN_SCAN: usize = 1000;
+
+/// Sender colours: a stable colour per name, as IRC clients do.
+const NICK_COLORS: [Color; 6] = [
+    Color::Magenta,
+    Color::Blue,
+    Color::LightRed,
+    Color::LightMagenta,
+    Color::LightBlue,
+    Color::Yellow,
+];
+
+/// The lines that fill a view of `width` x `height` for `tab`, oldest first.
+pub fn lines(app: &App, tab: &Tab, width: u16, height: u16) -> Vec<Line<'static>> {
+    let width = usize::from(width);
+    let height = usize::from(height);
+    let mut chunks: Vec<Vec<Line<'static>>> = Vec::new();
+    let mut count = 0;
+    let end = tab.entries.len().saturating_sub(tab.scroll);
+    let mut index = end;
+    while index > 0 && count < height {
+        index -= 1;
+        let mut chunk = Vec::new();
+        let entry = &tab.entries[index];
+        let previous = index.checked_sub(1).map(|i| &tab.entries[i]);
+        let mut first = index;
+        if let EntryKind::Membership { .. } = entry.kind {
+            if !tab.expand_joins {
+                let run_start = run_start(tab, index);
+                if index - run_start + 1 > app.config.collapse_joins {
+                    first = run_start;
+                }
+            }
+        }
+        let previous_of_first = first.checked_sub(1).map(|i| &tab.entries[i]);
+        if let Some(prev) = previous_of_first {
+            if clock::day_number(prev.ts, app.utc_offset_min)
+                != clock::day_number(tab.entries[first].ts, app.utc_offset_min)
+            {
+                chunk.push(day_separator(app, tab.entries[first].ts, width));
+            }
+        }
+        if first < index {
+            chunk.push(collapsed(app, tab, first, index, width));
+            index = first;
+        } else {
+            chunk.extend(entry_lines(app, entry, previous, width));
+        }
+        count += chunk.len();
+        chunks.push(chunk);
+    }
+    if index == 0 && count < height && tab.target.is_some() {
+        let text = match tab.history {
+            HistoryState::Loading => "loading history…",
+            HistoryState::More => "PgUp for older messages",
+            _ => "beginning of the conversation",
+        };
+        chunks.push(vec![Line::styled(format!("{text:^width$}"), app.theme.dim)]);
+    }
+    let mut out: Vec<Line<'static>> = chunks.into_iter().rev().flatten().collect();
+    if out.len() > height {
+        out.drain(..out.len() - height);
+    }
+    out
+}
+
+fn run_start(tab: &Tab, index: usize) -> usize {
+    let mut start = index;
+    while start > 0
+        && index - start < MAX_RUN_SCAN
+        && matches!(tab.entries[start - 1].kind, EntryKind::Membership { .. })
+    {
+        start -= 1;
+    }
+    start
+}
+
+fn time_prefix(app: &App, ts: u64) -> String {
+    format!(
+        "{} ",
+        clock::format(ts, app.utc_offset_min, &app.config.time_format)
+    )
+}
+
+fn day_separator(app: &App, ts: u64, width: usize) -> Line<'static> {
+    let day = clock::format(ts, app.utc_offset_min, " %a %d %b %Y ");
+    let side = width.saturating_sub(day.width()) / 2;
+    Line::styled(
+        format!("{}{day}{}", "─".repeat(side), "─".repeat(side)),
+        app.theme.dim,
+    )
+}
+
+/// One line for a run of joins and leaves (Alt-J expands it).
+fn collapsed(app: &App, tab: &Tab, first: usize, last: usize, width: usize) -> Line<'static> {
+    let mut joined = Vec::new();
+    let mut left = Vec::new();
+    for entry in tab.entries.range(first..=last) {
+        if let EntryKind::Membership { user, joined: j } = &entry.kind {
+            if *j {
+                joined.push(user.as_str());
+            } else {
+                left.push(user.as_str());
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    if !joined.is_empty() {
+        parts.push(format!("{} joined: {}", joined.len(), joined.join(", ")));
+    }
+    if !left.is_empty() {
+        parts.push(format!("{} left: {}", left.len(), left.join(", ")));
+    }
+    let prefix = format!(
+        "{}{:>NICK_WIDTH$} ",
+        time_prefix(app, tab.entries[last].ts),
+        "-->"
+    );
+    let text = truncate(
+        &format!("{} (Alt-J)", parts.join("; ")),
+        width.saturating_sub(prefix.width()),
+    );
+    Line::styled(format!("{prefix}{text}"), app.theme.dim)
+}
+
+fn nick_style(app: &App, message: &ChatMessage) -> Style {
+    if message.own {
+        return app.theme.own.add_modifier(Modifier::BOLD);
+    }
+    if app.theme.accent.fg.is_none() {
+        return app.theme.bold;
+    }
+    let hash = message.from.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
+    Style::new()
+        .fg(NICK_COLORS[hash % NICK_COLORS.len()])
+        .add_modifier(Modifier::BOLD)
+}
+
+fn entry_lines(
+    app: &App,
+    entry: &Entry,
+    previous: Option<&Entry>,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let theme = &app.theme;
+    let time = time_prefix(app, entry.ts);
+    let (nick, nick_style, segments): (String, Style, Vec<(String, Style)>) = match &entry.kind {
+        EntryKind::Message(message) => {
+            let grouped = previous.is_some_and(|p| {
+                p.message().is_some_and(|pm| {
+                    pm.from == message.from && entry.ts.saturating_sub(p.ts) < GROUP_WINDOW_MS
+                }) && clock::day_number(p.ts, app.utc_offset_min)
+                    == clock::day_number(entry.ts, app.utc_offset_min)
+            });
+            let text_style = if message.mention {
+                theme.mention
+            } else {
+                Style::new()
+            };
+            let mut segments = Vec::new();
+            if message.offline {
+                segments.push(("[offline] ".to_string(), theme.dim));
+            }
+            let nick = match &message.body {
+                Body::Text(text) => {
+                    segments.push((text.clone(), text_style));
+                    if grouped {
+                        String::new()
+                    } else {
+                        message.from.clone()
+                    }
+                }
+                Body::Action(text) => {
+                    segments.push((
+                        format!("{} {text}", message.from),
+                        text_style.add_modifier(Modifier::ITALIC),
+                    ));
+                    "*".to_string()
+                }
+                Body::Raw { description, data } => {
+                    let what = if description.is_empty() {
+                        "raw data"
+                    } else {
+                        description
+                    };
+                    segments.push((
+                        format!("[{what}, {}] (/save)", size(data.len())),
+                        theme.accent,
+                    ));
+                    if grouped {
+                        String::new()
+                    } else {
+                        message.from.clone()
+                    }
+                }
+            };
+            if let Some(mark) = &message.mark {
+                let style = match mark {
+                    super::super::tab::Mark::Pending => theme.dim,
+                    m if m.retryable() => theme.error,
+                    _ => theme.ok,
+                };
+                segments.push((format!(" {}", mark.label()), style));
+            }
+            (nick, nick_style(app, message), segments)
+        }
+        EntryKind::Membership { user, joined } => {
+            let (arrow, verb) = if *joined {
+                ("-->", "joined")
+            } else {
+                ("<--", "left")
+            };
+            (
+                arrow.to_string(),
+                theme.dim,
+                vec![(format!("{user} {verb}"), theme.dim)],
+            )
+        }
+        EntryKind::Info(text) => ("--".to_string(), theme.dim, vec![(text.clone(), theme.dim)]),
+        EntryKind::Error(text) => (
+            "!!".to_string(),
+            theme.error,
+            vec![(text.clone(), theme.error)],
+        ),
+    };
+    let nick = truncate(&nick, NICK_WIDTH);
+    let pad = NICK_WIDTH.saturating_sub(nick.width());
+    let prefix_width = time.width() + NICK_WIDTH + 1;
+    let body = wrap(&segments, width.saturating_sub(prefix_width).max(8));
+    body.into_iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let mut spans = if i == 0 {
+                vec![
+                    Span::styled(time.clone(), theme.dim),
+                    Span::raw(" ".repeat(pad)),
+                    Span::styled(nick.clone(), nick_style),
+                    Span::raw(" "),
+                ]
+            } else {
+                vec![Span::raw(" ".repeat(prefix_width))]
+            };
+            spans.extend(line.spans);
+            Line::from(spans)
+        })
+        .collect()
+}
+
+/// Sizes as people read them: 512 B, 3.2 KiB.
+pub fn size(bytes: usize) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}

@@ -1,0 +1,75 @@
+//! Drawing: pure functions from [`App`] to a ratatui frame. Nothing here changes state.
+//! `messages.rs` is the scrollback, `panes.rs` the tab list, member list, header, status
+//! line, input and footer, `overlays.rs` help, switcher, prompts and the login form.
+
+mod messages;
+mod overlays;
+mod panes;
+pub mod wrap;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::Frame;
+
+use super::app::{App, Screen};
+
+pub use messages::lines as message_lines;
+
+/// Width of the tab list.
+const TAB_LIST_WIDTH: u16 = 16;
+/// Width of the member list.
+const MEMBER_LIST_WIDTH: u16 = 18;
+/// Most rows the input grows to with a multi-line message.
+const MAX_INPUT_ROWS: u16 = 5;
+
+/// Draws the whole screen for the app's state.
+pub fn draw(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    if app.screen == Screen::Login {
+        overlays::login(frame, app, area);
+        return;
+    }
+    let input_rows = (app.input.line_count() as u16).clamp(1, MAX_INPUT_ROWS);
+    let [body, status, input, footer] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(input_rows),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let tab = app.active_tab();
+    let narrow = area.width < 60;
+    let tabs_width = if narrow { 0 } else { TAB_LIST_WIDTH };
+    let members_width = if app.show_members && tab.channel().is_some() && !narrow {
+        MEMBER_LIST_WIDTH
+    } else {
+        0
+    };
+    let [tabs_area, view_area, members_area] = Layout::horizontal([
+        Constraint::Length(tabs_width),
+        Constraint::Min(20),
+        Constraint::Length(members_width),
+    ])
+    .areas(body);
+    if tabs_width > 0 {
+        panes::tab_list(frame, app, tabs_area);
+    }
+    let [header_area, messages_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(view_area);
+    panes::header(frame, app, header_area);
+    let lines = messages::lines(app, tab, messages_area.width, messages_area.height);
+    // Bottom-aligned like every chat client: short scrollbacks sit above the input.
+    let top = messages_area.height.saturating_sub(lines.len() as u16);
+    let messages_area = Rect {
+        y: messages_area.y + top,
+        height: messages_area.height - top,
+        ..messages_area
+    };
+    frame.render_widget(ratatui::widgets::Paragraph::new(lines), messages_area);
+    if members_width > 0 {
+        panes::member_list(frame, app, members_area);
+    }
+    panes::status_line(frame, app, status);
+    panes::input(frame, app, input);
+    panes::footer(frame, app, footer);
+    overlays::overlay(frame, app, area);
+}

@@ -1,0 +1,260 @@
+//! Windows drawn over the main screen (help, fuzzy switcher, paste confirmation, call
+//! invitation) and the login form, which is a screen of its own.
+
+use std::fmt::Write as _;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use crate::protocol::ConnectionState;
+
+use super::super::action::KeyAction;
+use super::super::app::{App, Overlay};
+use super::super::command::COMMANDS;
+use super::super::login::{LoginStatus, FIELDS, TOKEN};
+
+/// A centred rectangle of at most `width` x `height` inside `area`.
+fn centred(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+fn boxed<'a>(app: &App, title: &'a str) -> Block<'a> {
+    Block::new()
+        .borders(Borders::ALL)
+        .border_style(app.theme.accent)
+        .title(Span::styled(format!(" {title} "), app.theme.bold))
+}
+
+pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
+    match &app.overlay {
+        None => {}
+        Some(Overlay::Help { scroll, .. }) => help(frame, app, area, *scroll),
+        Some(Overlay::Switcher { query, selected }) => {
+            let matches = app.switcher_matches();
+            let rect = centred(area, 50, (matches.len() as u16 + 3).clamp(5, 16));
+            let mut lines = vec![Line::from(vec![
+                Span::styled("> ", app.theme.accent),
+                Span::raw(query.text().to_string()),
+            ])];
+            let selected = (*selected).min(matches.len().saturating_sub(1));
+            for (row, &i) in matches
+                .iter()
+                .enumerate()
+                .take(usize::from(rect.height) - 3)
+            {
+                let tab = &app.tabs[i];
+                let style = if row == selected {
+                    app.theme.selected
+                } else {
+                    ratatui::style::Style::new()
+                };
+                let mut text = format!("{} {}", i + 1, tab.name());
+                if tab.unread > 0 {
+                    {
+                        let _ = write!(text, "  ({} unread)", tab.unread);
+                    };
+                }
+                lines.push(Line::styled(text, style));
+            }
+            frame.render_widget(Clear, rect);
+            frame.render_widget(Paragraph::new(lines).block(boxed(app, "switch to")), rect);
+        }
+        Some(Overlay::PasteConfirm { text }) => {
+            let rect = centred(area, 56, 7);
+            let lines = vec![
+                Line::raw(format!("You pasted {} lines.", text.lines().count())),
+                Line::raw(""),
+                Line::from(vec![
+                    Span::styled("Enter", app.theme.accent),
+                    Span::raw(" send as one message   "),
+                    Span::styled("e", app.theme.accent),
+                    Span::raw(" edit first   "),
+                    Span::styled("Esc", app.theme.accent),
+                    Span::raw(" drop"),
+                ]),
+            ];
+            frame.render_widget(Clear, rect);
+            frame.render_widget(
+                Paragraph::new(lines).block(boxed(app, "send this paste?")),
+                rect,
+            );
+        }
+        Some(Overlay::Invitation(inv)) => {
+            let rect = centred(area, 60, 9);
+            let left = inv.expires_at.saturating_sub(app.now_ms).div_ceil(1000);
+            let mut lines = vec![Line::from(vec![
+                Span::styled(inv.caller.clone(), app.theme.bold),
+                Span::raw(" is calling you"),
+            ])];
+            if !inv.content.is_empty() {
+                lines.push(Line::raw(format!("“{}”", inv.content)));
+            }
+            if let Some(channel) = &inv.channel {
+                lines.push(Line::raw(format!("channel: #{channel}")));
+            }
+            lines.push(Line::styled(format!("expires in {left}s"), app.theme.dim));
+            lines.push(Line::from(vec![
+                Span::styled("a", app.theme.accent),
+                Span::raw(" accept   "),
+                Span::styled("r", app.theme.accent),
+                Span::raw(" refuse   "),
+                Span::styled("Esc", app.theme.accent),
+                Span::raw(" later (/accept, /refuse [response])"),
+            ]));
+            frame.render_widget(Clear, rect);
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: true })
+                    .block(boxed(app, "call")),
+                rect,
+            );
+        }
+    }
+}
+
+fn help(frame: &mut Frame, app: &App, area: Rect, scroll: u16) {
+    let rect = centred(area, 76, area.height.saturating_sub(2));
+    let mut lines = vec![Line::styled("Keys", app.theme.bold)];
+    for (keys, what) in app.keymap.help_rows() {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {keys:<22}"), app.theme.accent),
+            Span::raw(what),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "Commands (plain text sends to this tab)",
+        app.theme.bold,
+    ));
+    for (name, args, what) in COMMANDS {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  /{name} {args}"), app.theme.accent),
+            Span::raw(format!("  {what}")),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Marks on your messages", app.theme.bold));
+    for (mark, what) in [
+        ("…", "sent, waiting for the result"),
+        (
+            "✓",
+            "received by the peer / accepted by the server (channel)",
+        ),
+        (
+            "✓ cached",
+            "peer offline: stored, delivered at their next login",
+        ),
+        ("✗ unreachable", "peer offline, not stored (/retry)"),
+        ("✗ timed out", "no acknowledgement in time (/retry)"),
+        ("✗ reason", "failed (/retry)"),
+    ] {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {mark:<16}"), app.theme.accent),
+            Span::raw(what),
+        ]));
+    }
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .scroll((scroll, 0))
+            .block(boxed(app, "help — Esc closes, ↑↓ PgUp PgDn scroll")),
+        rect,
+    );
+}
+
+/// The login form: fields checked as typed, the server's answer under them.
+pub fn login(frame: &mut Frame, app: &App, area: Rect) {
+    let form = &app.login;
+    let rect = centred(area, 64, 16);
+    frame.render_widget(boxed(app, "rtm-tui — log in"), rect);
+    let inner = rect.inner(ratatui::layout::Margin::new(2, 1));
+    let rows = Layout::vertical([Constraint::Length(2); 4]).split(inner);
+    for (i, label) in FIELDS.iter().enumerate() {
+        let editor = &form.fields[i];
+        let shown = if i == TOKEN {
+            "•".repeat(editor.text().chars().count())
+        } else {
+            editor.text().to_string()
+        };
+        let focus = i == form.focus;
+        let label_style = if focus {
+            app.theme.selected
+        } else {
+            app.theme.bold
+        };
+        let check = match form.problem(i) {
+            Some(problem) if !editor.is_empty() || i != TOKEN => {
+                Line::styled(format!("          ✗ {problem}"), app.theme.error)
+            }
+            _ if i == TOKEN && editor.is_empty() => Line::styled(
+                "          (only for apps with a certificate)",
+                app.theme.dim,
+            ),
+            _ => Line::styled("          ✓", app.theme.ok),
+        };
+        let lines = vec![
+            Line::from(vec![
+                Span::styled(format!("{label:<8}"), label_style),
+                Span::raw("  "),
+                Span::raw(shown),
+            ]),
+            check,
+        ];
+        frame.render_widget(Paragraph::new(lines), rows[i]);
+        if focus && app.overlay.is_none() {
+            let (_, col) = editor.cursor_position();
+            let col = if i == TOKEN {
+                editor.text()[..editor.cursor()].chars().count()
+            } else {
+                col
+            };
+            frame.set_cursor_position((rows[i].x + 10 + col as u16, rows[i].y));
+        }
+    }
+    let status = match &form.status {
+        LoginStatus::Editing => Line::styled("Enter logs in", app.theme.dim),
+        LoginStatus::Busy => Line::styled("logging in…", app.theme.mention),
+        LoginStatus::Refused(why) => Line::styled(format!("✗ {why}"), app.theme.error),
+    };
+    let conn = if app.conn.state == ConnectionState::Disconnected {
+        Line::raw("")
+    } else {
+        Line::styled(
+            format!(
+                "connection: {} ({})",
+                app.conn.state.label(),
+                app.conn.reason.label()
+            ),
+            app.theme.dim,
+        )
+    };
+    let bottom = Rect {
+        y: inner.y + 9,
+        height: inner.height.saturating_sub(9),
+        ..inner
+    };
+    let keys = app.keymap.footer(&[
+        (KeyAction::Submit, "log in"),
+        (KeyAction::Complete, "next field"),
+        (KeyAction::Quit, "quit"),
+    ]);
+    let mut key_spans = Vec::new();
+    for (key, label) in keys {
+        key_spans.push(Span::styled(key, app.theme.accent));
+        key_spans.push(Span::styled(format!(" {label}  "), app.theme.dim));
+    }
+    let mut lines = vec![status, conn, Line::from(key_spans)];
+    if let Some(notice) = &app.notice {
+        lines.insert(2, Line::styled(notice.clone(), app.theme.accent));
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), bottom);
+}

@@ -1,0 +1,258 @@
+//! The panes around the scrollback: tab list, channel/peer header, member list, status
+//! line with the connection state, the input line and the footer of keys.
+
+use std::fmt::Write as _;
+
+use ratatui::layout::{Position, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
+
+use crate::protocol::ConnectionState;
+
+use super::super::action::KeyAction;
+use super::super::app::{presence_word, App, Overlay};
+use super::wrap::truncate;
+
+pub fn tab_list(frame: &mut Frame, app: &App, area: Rect) {
+    let width = usize::from(area.width.saturating_sub(1));
+    let lines: Vec<Line> = app
+        .tabs
+        .iter()
+        .enumerate()
+        .map(|(i, tab)| {
+            let mut counts = String::new();
+            if tab.mentions > 0 {
+                {
+                    let _ = write!(counts, " @{}", tab.mentions);
+                };
+            }
+            if tab.unread > 0 {
+                {
+                    let _ = write!(counts, " {}", tab.unread);
+                };
+            }
+            let label = format!("{} ", i + 1);
+            let name_width = width.saturating_sub(label.width() + counts.width());
+            let name = truncate(&tab.name(), name_width);
+            let pad = width.saturating_sub(label.width() + name.width() + counts.width());
+            let base = if i == app.active {
+                app.theme.selected
+            } else if tab.mentions > 0 {
+                app.theme.mention
+            } else if tab.unread > 0 {
+                app.theme.bold
+            } else {
+                Style::new()
+            };
+            let counts_style = if tab.mentions > 0 {
+                app.theme.mention
+            } else {
+                app.theme.accent
+            };
+            Line::from(vec![
+                Span::styled(label, base.patch(app.theme.dim)),
+                Span::styled(name, base),
+                Span::styled(" ".repeat(pad), base),
+                Span::styled(counts, base.patch(counts_style)),
+            ])
+        })
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::new()
+                .borders(Borders::RIGHT)
+                .border_style(app.theme.dim),
+        ),
+        area,
+    );
+}
+
+pub fn header(frame: &mut Frame, app: &App, area: Rect) {
+    let tab = app.active_tab();
+    let mut spans = vec![Span::styled(format!(" {} ", tab.name()), app.theme.bold)];
+    if let Some(channel) = tab.channel() {
+        let _ = channel;
+        if let Some(count) = tab.member_count {
+            spans.push(Span::styled(format!("· {count} members "), app.theme.dim));
+        }
+        if !tab.joined {
+            spans.push(Span::styled("· not joined ", app.theme.error));
+        }
+        if !tab.attributes.is_empty() {
+            let topic: Vec<String> = tab
+                .attributes
+                .iter()
+                .map(|a| format!("{}={}", a.key, a.value))
+                .collect();
+            spans.push(Span::styled(
+                format!("· {}", topic.join(" ")),
+                app.theme.accent,
+            ));
+        }
+    } else if tab.peer().is_some() {
+        let presence = tab.presence.map_or("presence unknown", presence_word);
+        spans.push(Span::styled(format!("· {presence} "), app.theme.dim));
+    } else {
+        spans.push(Span::styled("· status and help ", app.theme.dim));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+pub fn member_list(frame: &mut Frame, app: &App, area: Rect) {
+    let tab = app.active_tab();
+    let rows = usize::from(area.height.saturating_sub(1));
+    let width = usize::from(area.width.saturating_sub(1));
+    let mut title = format!(
+        "Members {}",
+        tab.member_count.unwrap_or(tab.members.len() as u64)
+    );
+    if !tab.member_filter.is_empty() {
+        title = format!("{title} /{}", tab.member_filter);
+    }
+    let mut lines = vec![Line::styled(truncate(&title, width), app.theme.bold)];
+    let me = app.me();
+    lines.extend(
+        tab.visible_members()
+            .skip(tab.member_scroll)
+            .take(rows)
+            .map(|m| {
+                let style = if m == me { app.theme.own } else { Style::new() };
+                Line::styled(truncate(m, width), style)
+            }),
+    );
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::new()
+                .borders(Borders::LEFT)
+                .border_style(app.theme.dim),
+        ),
+        area,
+    );
+}
+
+pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
+    let conn = &app.conn;
+    let state = match (conn.state, conn.retry_at) {
+        (ConnectionState::Reconnecting, Some(at)) => {
+            let secs = at.saturating_sub(app.now_ms).div_ceil(1000);
+            format!("RECONNECTING in {secs}s")
+        }
+        (state, _) => state.label().to_string(),
+    };
+    let style = match conn.state {
+        ConnectionState::Connected => app.theme.ok,
+        ConnectionState::Aborted | ConnectionState::Disconnected => app.theme.error,
+        _ => app.theme.mention,
+    };
+    let mut spans = vec![
+        Span::styled(format!("[{state}]"), style.patch(app.theme.selected)),
+        Span::styled(format!(" {} ", conn.reason.label()), app.theme.dim),
+        Span::raw(format!("{}@{} ", app.me(), app.app_id)),
+        Span::styled(app.server.clone(), app.theme.dim),
+    ];
+    if let Some(notice) = &app.notice {
+        spans.push(Span::styled(format!(" · {notice}"), app.theme.accent));
+    }
+    let tab = app.active_tab();
+    if tab.scroll > 0 {
+        spans.push(Span::styled(
+            format!(" · ↓ {} newer (PgDn)", tab.scroll),
+            app.theme.mention,
+        ));
+    }
+    if app.invitation.is_some() && !matches!(app.overlay, Some(Overlay::Invitation(_))) {
+        spans.push(Span::styled(
+            " · call waiting: /accept /refuse",
+            app.theme.mention,
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+pub fn input(frame: &mut Frame, app: &App, area: Rect) {
+    const PROMPT: &str = "> ";
+    let (line, col) = app.input.cursor_position();
+    let first_row = line.saturating_sub(usize::from(area.height) - 1);
+    let width = usize::from(area.width).saturating_sub(PROMPT.len()).max(1);
+    // Scroll the cursor's line sideways when it is longer than the screen.
+    let shift = (col + 1).saturating_sub(width);
+    let lines: Vec<Line> = app
+        .input
+        .text()
+        .split('\n')
+        .enumerate()
+        .skip(first_row)
+        .take(usize::from(area.height))
+        .map(|(i, text)| {
+            let prompt = if i == 0 { PROMPT } else { "  " };
+            let text = if i == line {
+                skip_columns(text, shift)
+            } else {
+                text.to_string()
+            };
+            Line::from(vec![
+                Span::styled(prompt, app.theme.accent),
+                Span::raw(text),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), area);
+    if app.overlay.is_none() {
+        frame.set_cursor_position(Position::new(
+            area.x + (PROMPT.len() + col - shift) as u16,
+            area.y + (line - first_row) as u16,
+        ));
+    }
+}
+
+fn skip_columns(text: &str, columns: usize) -> String {
+    let mut skipped = 0;
+    text.chars()
+        .skip_while(|c| {
+            let skip = skipped < columns;
+            skipped += unicode_width::UnicodeWidthChar::width(*c).unwrap_or(0);
+            skip
+        })
+        .collect()
+}
+
+/// The keys that matter now, from the keymap table.
+pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
+    let items: &[(KeyAction, &str)] = match &app.overlay {
+        Some(Overlay::Help { .. }) => &[
+            (KeyAction::Cancel, "close"),
+            (KeyAction::PageDown, "scroll"),
+        ],
+        Some(Overlay::Switcher { .. }) => &[
+            (KeyAction::Submit, "go"),
+            (KeyAction::Up, "select"),
+            (KeyAction::Cancel, "cancel"),
+        ],
+        Some(_) => &[(KeyAction::Submit, "yes"), (KeyAction::Cancel, "not now")],
+        None if app.input.is_empty() => &[
+            (KeyAction::Help, "help"),
+            // Ctrl-K kills to the end of a line, and on an empty line opens the switcher.
+            (KeyAction::KillToEnd, "switch tab"),
+            (KeyAction::NextActivity, "next activity"),
+            (KeyAction::PageUp, "scroll"),
+            (KeyAction::ToggleMembers, "members"),
+            (KeyAction::Quit, "quit"),
+        ],
+        None => &[
+            (KeyAction::Submit, "send"),
+            (KeyAction::NewLine, "new line"),
+            (KeyAction::Complete, "complete"),
+            (KeyAction::Editor, "$EDITOR"),
+            (KeyAction::Cancel, "clear"),
+        ],
+    };
+    let mut spans = Vec::new();
+    for (key, label) in app.keymap.footer(items) {
+        spans.push(Span::styled(key, app.theme.accent));
+        spans.push(Span::styled(format!(" {label}  "), app.theme.dim));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

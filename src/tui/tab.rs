@@ -1,0 +1,368 @@
+//! One tab (buffer): a conversation's scrollback, unread and mention counts, input history,
+//! and for channels the member list and attributes. The home tab (`target: None`) holds
+//! what belongs to no conversation. Scrollback entries are appended in O(1) and the view
+//! is anchored by entry count, so a tab with a million entries costs no more to show.
+
+use std::collections::VecDeque;
+
+use crate::protocol::{ChannelAttribute, HistoryMessage, Message, PeerStatus};
+
+use super::action::Target;
+use super::input::InputHistory;
+
+/// What became of a message you sent, from the server's result code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mark {
+    /// Sent, no answer yet.
+    Pending,
+    /// Peer message: the peer's client acknowledged it (PEER 0).
+    Received,
+    /// Channel message: the server accepted it (CHANNEL_MSG 0).
+    Accepted,
+    /// Peer offline; stored for delivery at their next login (PEER 4).
+    Cached,
+    /// Peer offline and not stored (PEER 3).
+    Unreachable,
+    /// No acknowledgement in time (PEER 2 / CHANNEL_MSG 2, or the client's timeout).
+    TimedOut,
+    /// Any other failure, with the reason.
+    Failed(String),
+}
+
+impl Mark {
+    /// The short text drawn after the message.
+    pub fn label(&self) -> String {
+        match self {
+            Mark::Pending => "…".into(),
+            Mark::Received | Mark::Accepted => "✓".into(),
+            Mark::Cached => "✓ cached".into(),
+            Mark::Unreachable => "✗ unreachable".into(),
+            Mark::TimedOut => "✗ timed out".into(),
+            Mark::Failed(reason) => format!("✗ {reason}"),
+        }
+    }
+
+    /// True for outcomes that `/retry` may resend.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Mark::Unreachable | Mark::TimedOut | Mark::Failed(_))
+    }
+}
+
+/// A message body as the view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Text(String),
+    /// `/me` actions, sent as text starting with "/me ".
+    Action(String),
+    Raw {
+        description: String,
+        data: Vec<u8>,
+    },
+}
+
+impl Body {
+    pub fn from_message(message: &Message) -> Body {
+        match message {
+            Message::Text { text } => match text.strip_prefix("/me ") {
+                Some(action) => Body::Action(action.to_string()),
+                None => Body::Text(text.clone()),
+            },
+            Message::Raw { description, .. } => Body::Raw {
+                description: description.clone(),
+                data: message.raw_bytes().unwrap_or_default(),
+            },
+        }
+    }
+
+    /// The text searched for mentions.
+    pub fn text(&self) -> &str {
+        match self {
+            Body::Text(t) | Body::Action(t) => t,
+            Body::Raw { description, .. } => description,
+        }
+    }
+}
+
+/// One chat message in a scrollback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Server id, once known (received messages, accepted sends).
+    pub id: Option<u64>,
+    /// Our id for a message we sent, to find it when the result comes back.
+    pub local_id: Option<u64>,
+    pub from: String,
+    pub body: Body,
+    /// Only on our own messages.
+    pub mark: Option<Mark>,
+    /// Delivered from the server's offline cache at login.
+    pub offline: bool,
+    pub mention: bool,
+    pub own: bool,
+}
+
+/// What one scrollback line is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    Message(ChatMessage),
+    Membership { user: String, joined: bool },
+    Info(String),
+    Error(String),
+}
+
+/// One scrollback entry with its time (UTC ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub ts: u64,
+    pub kind: EntryKind,
+}
+
+impl Entry {
+    pub fn message(&self) -> Option<&ChatMessage> {
+        match &self.kind {
+            EntryKind::Message(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Whether older history may still be fetched for a tab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryState {
+    NotLoaded,
+    Loading,
+    More,
+    Complete,
+}
+
+/// A tab: a conversation (or the home tab) and what is shown about it.
+#[derive(Debug, Clone)]
+pub struct Tab {
+    pub target: Option<Target>,
+    pub entries: VecDeque<Entry>,
+    pub unread: usize,
+    pub mentions: usize,
+    /// Entries hidden below the view (0 = following the newest).
+    pub scroll: usize,
+    pub input_history: InputHistory,
+    /// Channel members, sorted.
+    pub members: Vec<String>,
+    pub member_count: Option<u64>,
+    pub member_filter: String,
+    pub member_scroll: usize,
+    pub presence: Option<PeerStatus>,
+    pub history: HistoryState,
+    pub joined: bool,
+    pub attributes: Vec<ChannelAttribute>,
+    pub expand_joins: bool,
+}
+
+/// Messages asked for per `history` page.
+pub const HISTORY_PAGE: u32 = 50;
+
+impl Tab {
+    pub fn new(target: Option<Target>) -> Tab {
+        Tab {
+            target,
+            entries: VecDeque::new(),
+            unread: 0,
+            mentions: 0,
+            scroll: 0,
+            input_history: InputHistory::default(),
+            members: Vec::new(),
+            member_count: None,
+            member_filter: String::new(),
+            member_scroll: 0,
+            presence: None,
+            history: HistoryState::NotLoaded,
+            joined: false,
+            attributes: Vec::new(),
+            expand_joins: false,
+        }
+    }
+
+    /// The name shown in the tab list: `#channel`, `@peer`, or `rtm`.
+    pub fn name(&self) -> String {
+        match &self.target {
+            None => "rtm".into(),
+            Some(Target::Channel(c)) => format!("#{c}"),
+            Some(Target::Peer(p)) => format!("@{p}"),
+        }
+    }
+
+    pub fn channel(&self) -> Option<&str> {
+        match &self.target {
+            Some(Target::Channel(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn peer(&self) -> Option<&str> {
+        match &self.target {
+            Some(Target::Peer(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Appends an entry; a view scrolled up stays where it is.
+    pub fn push(&mut self, entry: Entry) {
+        if self.scroll > 0 {
+            self.scroll += 1;
+        }
+        self.entries.push_back(entry);
+    }
+
+    pub fn info(&mut self, ts: u64, text: impl Into<String>) {
+        self.push(Entry {
+            ts,
+            kind: EntryKind::Info(text.into()),
+        });
+    }
+
+    pub fn error(&mut self, ts: u64, text: impl Into<String>) {
+        self.push(Entry {
+            ts,
+            kind: EntryKind::Error(text.into()),
+        });
+    }
+
+    /// Our own message with `local_id`, searched from the newest (results come back soon).
+    pub fn own_message_mut(&mut self, local_id: u64) -> Option<&mut ChatMessage> {
+        self.entries
+            .iter_mut()
+            .rev()
+            .filter_map(|e| match &mut e.kind {
+                EntryKind::Message(m) => Some(m),
+                _ => None,
+            })
+            .find(|m| m.local_id == Some(local_id))
+    }
+
+    /// The oldest server message id held, for fetching the page before it.
+    pub fn oldest_id(&self) -> Option<u64> {
+        self.entries
+            .iter()
+            .find_map(|e| e.message().and_then(|m| m.id))
+    }
+
+    /// Puts fetched history in place: messages already held are skipped, older ones go
+    /// in id order before the first newer one. Returns how many were added.
+    pub fn merge_history(&mut self, messages: &[HistoryMessage], me: &str) -> usize {
+        let known: std::collections::HashSet<u64> = self
+            .entries
+            .iter()
+            .filter_map(|e| e.message().and_then(|m| m.id))
+            .collect();
+        let mut added = 0;
+        let mut position = 0;
+        for message in messages {
+            if known.contains(&message.message_id) {
+                continue;
+            }
+            // Entries without ids (info lines, pending sends) keep their place after it.
+            while position < self.entries.len()
+                && self.entries[position]
+                    .message()
+                    .and_then(|m| m.id)
+                    .is_some_and(|id| id < message.message_id)
+            {
+                position += 1;
+            }
+            let own = message.from == me;
+            self.entries.insert(
+                position,
+                Entry {
+                    ts: message.server_ts,
+                    kind: EntryKind::Message(ChatMessage {
+                        id: Some(message.message_id),
+                        local_id: None,
+                        from: message.from.clone(),
+                        body: Body::from_message(&message.message),
+                        mark: None,
+                        offline: false,
+                        mention: !own && mentions(message.message.summary().as_str(), me),
+                        own,
+                    }),
+                },
+            );
+            position += 1;
+            added += 1;
+        }
+        // `scroll` counts entries below the view, so inserting older ones keeps it still.
+        added
+    }
+
+    /// Members matching the filter, for the member pane.
+    pub fn visible_members(&self) -> impl Iterator<Item = &String> {
+        let filter = self.member_filter.to_lowercase();
+        self.members
+            .iter()
+            .filter(move |m| filter.is_empty() || m.to_lowercase().contains(&filter))
+    }
+
+    pub fn add_member(&mut self, user: &str) {
+        if let Err(i) = self.members.binary_search_by(|m| m.as_str().cmp(user)) {
+            self.members.insert(i, user.to_string());
+        }
+    }
+
+    pub fn remove_member(&mut self, user: &str) {
+        if let Ok(i) = self.members.binary_search_by(|m| m.as_str().cmp(user)) {
+            self.members.remove(i);
+        }
+    }
+}
+
+/// True when `text` mentions `me` as a word (case-insensitive), as IRC clients highlight.
+pub fn mentions(text: &str, me: &str) -> bool {
+    if me.is_empty() {
+        return false;
+    }
+    let lower = text.to_lowercase();
+    let me = me.to_lowercase();
+    let is_word_char = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    lower.match_indices(&me).any(|(i, _)| {
+        let before = lower[..i].chars().next_back();
+        let after = lower[i + me.len()..].chars().next();
+        !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mention_rules() {
+        assert!(mentions("hey alice, look", "alice"));
+        assert!(mentions("@Alice: hi", "alice"));
+        assert!(!mentions("malice aforethought", "alice"));
+        assert!(!mentions("alice_2 is here", "alice"));
+    }
+
+    fn history(id: u64, text: &str) -> HistoryMessage {
+        HistoryMessage {
+            message_id: id,
+            from: "bob".into(),
+            message: Message::text(text),
+            server_ts: id * 1000,
+        }
+    }
+
+    #[test]
+    fn history_merges_in_order_without_duplicates() {
+        let mut tab = Tab::new(Some(Target::Peer("bob".into())));
+        tab.merge_history(&[history(5, "e"), history(6, "f")], "me");
+        assert_eq!(
+            tab.merge_history(&[history(2, "b"), history(5, "e")], "me"),
+            1
+        );
+        tab.merge_history(&[history(1, "a"), history(3, "c")], "me");
+        let ids: Vec<u64> = tab
+            .entries
+            .iter()
+            .filter_map(|e| e.message().and_then(|m| m.id))
+            .collect();
+        assert_eq!(ids, vec![1, 2, 3, 5, 6]);
+        assert_eq!(tab.oldest_id(), Some(1));
+    }
+}

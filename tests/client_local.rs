@@ -1,0 +1,601 @@
+//! Client library behaviour that needs no server logic: login timeouts and failures
+//! against real sockets that never answer, validation before sending, and the connection
+//! state machine driven by a scripted WebSocket peer on 127.0.0.1:0 (batched frames,
+//! automatic acks, a server that falls silent, a kick).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rtm::client::{Client, ClientConfig, ClientError, ClientEvent, Events, SendOptions};
+use rtm::protocol::{ChangeReason, ConnectionState, Event, Message, Op};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::WebSocketStream;
+
+mod client_support;
+
+use client_support::{next_event, next_state, WAIT};
+
+fn fast_config(addr: std::net::SocketAddr) -> ClientConfig {
+    client_support::fast_config(&format!("ws://{addr}/rtm/v1"))
+}
+
+#[tokio::test]
+async fn login_times_out_when_the_handshake_is_never_answered() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts the TCP connection and keeps it open without a word.
+    let holder = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(WAIT).await;
+        drop(socket);
+    });
+    let (client, mut events) = Client::new(fast_config(addr)).unwrap();
+    let error = client.login(None, "alice").await.unwrap_err();
+    assert_eq!(
+        error,
+        ClientError::Timeout {
+            family: rtm::protocol::Family::Login
+        }
+    );
+    assert_eq!(error.code(), Some(rtm::client::LOGIN_TIMEOUT_CODE));
+    assert_eq!(
+        next_state(&mut events).await,
+        (ConnectionState::Connecting, ChangeReason::Login, None)
+    );
+    assert_eq!(
+        next_state(&mut events).await,
+        (
+            ConnectionState::Disconnected,
+            ChangeReason::LoginTimeout,
+            None
+        )
+    );
+    assert_eq!(
+        client.state(),
+        (ConnectionState::Disconnected, ChangeReason::LoginTimeout)
+    );
+    assert_eq!(client.user(), None);
+    holder.abort();
+}
+
+#[tokio::test]
+async fn login_times_out_when_the_login_gets_no_reply() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut ws = accept(&listener).await;
+        let login = ws.next_json().await;
+        // Keep the socket open (and read it) until the client gives up and closes.
+        while let Some(Ok(_)) = ws.ws.next().await {}
+        login
+    });
+    let (client, mut events) = Client::new(fast_config(addr)).unwrap();
+    let started = std::time::Instant::now();
+    let error = client.login(Some("tok"), "alice").await.unwrap_err();
+    assert!(matches!(error, ClientError::Timeout { .. }), "{error:?}");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    let login = timeout(WAIT, server).await.unwrap().unwrap();
+    assert_eq!(login["op"], "login");
+    assert_eq!(login["app_id"], "demo");
+    assert_eq!(login["user"], "alice");
+    assert_eq!(login["token"], "tok");
+    assert!(login["id"].as_u64().is_some_and(|id| id >= 1));
+    next_state(&mut events).await;
+    assert_eq!(next_state(&mut events).await.1, ChangeReason::LoginTimeout);
+}
+
+#[tokio::test]
+async fn login_fails_when_nothing_listens() {
+    let addr = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let (client, mut events) = Client::new(fast_config(addr)).unwrap();
+    let error = client.login(None, "alice").await.unwrap_err();
+    assert!(matches!(error, ClientError::Connect(_)), "{error:?}");
+    next_state(&mut events).await;
+    assert_eq!(
+        next_state(&mut events).await,
+        (
+            ConnectionState::Disconnected,
+            ChangeReason::LoginFailure,
+            None
+        )
+    );
+}
+
+#[tokio::test]
+async fn bad_arguments_are_refused_before_anything_is_sent() {
+    // Nothing listens here: a request that got as far as the socket would fail otherwise.
+    let (client, _events) =
+        Client::new(ClientConfig::new("ws://127.0.0.1:9/rtm/v1", "demo")).unwrap();
+    assert!(matches!(
+        Client::new(ClientConfig::new("ws://127.0.0.1:9/rtm/v1", "bad app")),
+        Err(ClientError::Invalid(_))
+    ));
+    for url in ["http://127.0.0.1:9/", "wss://127.0.0.1:9/rtm/v1"] {
+        assert!(matches!(
+            Client::new(ClientConfig::new(url, "demo")),
+            Err(ClientError::Connect(_))
+        ));
+    }
+    assert!(matches!(
+        client.login(None, " alice").await,
+        Err(ClientError::Invalid(_))
+    ));
+    assert!(matches!(
+        client
+            .send_message_to_peer("null", Message::text("hi"), SendOptions::default())
+            .await,
+        Err(ClientError::Invalid(_))
+    ));
+    assert!(matches!(
+        client
+            .send_message_to_peer("bob", Message::text(""), SendOptions::default())
+            .await,
+        Err(ClientError::Invalid(_))
+    ));
+    assert!(matches!(
+        client
+            .send_message_to_peer(
+                "bob",
+                Message::text("x".repeat(32 * 1024 + 1)),
+                SendOptions::default()
+            )
+            .await,
+        Err(ClientError::Invalid(_))
+    ));
+    let too_big = [("k".to_string(), "v".repeat(8 * 1024 + 1))].into();
+    assert!(matches!(
+        client.set_local_user_attributes(&too_big).await,
+        Err(ClientError::Invalid(e)) if e.is_size()
+    ));
+    assert!(matches!(
+        client.send_invitation("", "bob", "", None).await,
+        Err(ClientError::Invalid(_))
+    ));
+
+    // Channels: invalid ids and duplicates are refused; a released one can be made again.
+    assert!(matches!(
+        client.create_channel("null"),
+        Err(ClientError::Invalid(_))
+    ));
+    assert!(matches!(
+        client.create_channel(&"c".repeat(65)),
+        Err(ClientError::Invalid(_))
+    ));
+    let lobby = client.create_channel("lobby").unwrap();
+    assert_eq!(lobby.id(), "lobby");
+    assert_eq!(
+        client.create_channel("lobby").unwrap_err(),
+        ClientError::ChannelExists("lobby".into())
+    );
+    lobby.release();
+    let lobby = client.create_channel("lobby").unwrap();
+    assert!(matches!(
+        lobby.send_message(Message::text("")).await,
+        Err(ClientError::Invalid(_))
+    ));
+
+    // Valid requests before a login fail with 102, not on the socket.
+    let error = lobby.join().await.unwrap_err();
+    assert_eq!(error, ClientError::NotLoggedIn);
+    assert_eq!(error.code(), Some(102));
+    assert_eq!(client.ping().await.unwrap_err(), ClientError::NotLoggedIn);
+    assert_eq!(client.logout().await.unwrap_err(), ClientError::NotLoggedIn);
+    assert_eq!(
+        client.state(),
+        (ConnectionState::Disconnected, ChangeReason::Logout)
+    );
+}
+
+#[tokio::test]
+async fn several_clients_in_one_process_keep_their_own_state() {
+    let addr = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let (first, _e1) = Client::new(fast_config(addr)).unwrap();
+    let (second, _e2) = Client::new(fast_config(addr)).unwrap();
+    first.create_channel("lobby").unwrap();
+    // Channel handles belong to one client.
+    second.create_channel("lobby").unwrap();
+    assert!(first.login(None, "alice").await.is_err());
+    assert_eq!(first.state().1, ChangeReason::LoginFailure);
+    assert_eq!(second.state().1, ChangeReason::Logout);
+}
+
+/// A scripted server: answers logins, sends one batched frame, goes silent, then kicks.
+#[tokio::test]
+async fn state_machine_against_a_scripted_server() {
+    // First connection: login, then a batch of two events in one frame.
+    let (listener, client, mut events, mut ws) = logged_in_with_script().await;
+    assert_eq!(client.user().as_deref(), Some("alice"));
+    assert_eq!(
+        next_state(&mut events).await,
+        (ConnectionState::Connecting, ChangeReason::Login, None)
+    );
+    assert_eq!(
+        next_state(&mut events).await,
+        (ConnectionState::Connected, ChangeReason::LoginSuccess, None)
+    );
+    let batch = [
+        json!({"event":"message_from_peer","from":"bob","message":{"type":"text","text":"one"},"message_id":41,"server_ts":1,"offline":false}),
+        json!({"event":"member_joined","channel":"lobby","user":"carol"}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    ws.send_text(batch).await;
+    assert!(matches!(
+        next_event(&mut events).await,
+        ClientEvent::Server(Event::MessageFromPeer { message_id: 41, .. })
+    ));
+    assert!(matches!(
+        next_event(&mut events).await,
+        ClientEvent::Server(Event::MemberJoined { .. })
+    ));
+    // The peer message was acknowledged with a notice (no id).
+    let ack = ws.next_json().await;
+    assert_eq!(ack, json!({"op":"ack","message_id":41}));
+
+    // A request in flight, then silence: the client pings, hears nothing, gives up.
+    let ping = tokio::spawn({
+        let client = client.clone();
+        async move { client.ping().await }
+    });
+    let ping_request = ws.next_json().await;
+    assert_eq!(ping_request["op"], "ping");
+    let silent = tokio::spawn(async move {
+        // Never read again (so no pongs) and never write; keep the socket open.
+        tokio::time::sleep(WAIT).await;
+        drop(ws);
+    });
+    assert_eq!(ping.await.unwrap().unwrap_err(), ClientError::Disconnected);
+    let (state, reason, retry_in) = next_state(&mut events).await;
+    assert_eq!(
+        (state, reason),
+        (ConnectionState::Reconnecting, ChangeReason::Interrupted)
+    );
+    let retry_in = retry_in.expect("RECONNECTING carries the delay");
+    assert!(retry_in <= Duration::from_millis(200), "{retry_in:?}");
+    assert_eq!(client.user().as_deref(), Some("alice"));
+
+    // A request made while reconnecting waits for the reconnect.
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.ping().await }
+    });
+
+    // Second connection: the client logs in again as the same user.
+    let mut ws = accept(&listener).await;
+    let request = ws.next_json().await;
+    assert_eq!(request["op"], "login");
+    assert_eq!(request["user"], "alice");
+    ws.reply_login(&request).await;
+    assert_eq!(
+        next_state(&mut events).await,
+        (ConnectionState::Connected, ChangeReason::LoginSuccess, None)
+    );
+    let queued = ws.next_json().await;
+    assert_eq!(queued["op"], "ping");
+    let reply = json!({"id": queued["id"], "code": 0, "server_ts": 77});
+    ws.send_text(reply.to_string()).await;
+    assert_eq!(waiting.await.unwrap().unwrap().server_ts, 77);
+
+    // A kick: the event, then ABORTED, and no reconnect.
+    ws.send_text(json!({"event":"kicked","reason":"remote_login"}).to_string())
+        .await;
+    assert!(matches!(
+        next_event(&mut events).await,
+        ClientEvent::Server(Event::Kicked { .. })
+    ));
+    assert_eq!(
+        next_state(&mut events).await,
+        (ConnectionState::Aborted, ChangeReason::RemoteLogin, None)
+    );
+    assert_eq!(client.user(), None);
+    assert_eq!(client.ping().await.unwrap_err(), ClientError::NotLoggedIn);
+    assert!(
+        timeout(Duration::from_millis(500), listener.accept())
+            .await
+            .is_err(),
+        "an aborted client must not reconnect"
+    );
+    silent.abort();
+}
+
+#[tokio::test]
+async fn raw_requests_return_any_code_and_ids_stay_unique() {
+    let (_listener, client, _events, mut ws) = logged_in_with_script().await;
+
+    let calls: Vec<_> = (0..5)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .request(Op::Join {
+                        channel: format!("c{i}"),
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    while ids.len() < 5 {
+        let request = ws.next_json().await;
+        ids.push(request["id"].as_u64().unwrap());
+    }
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "{ids:?}");
+    // Answer in reverse order: each caller still gets its own reply.
+    let replies = ids
+        .iter()
+        .rev()
+        .map(|id| json!({"id": id, "code": 5, "reason": "exceeds limit", "n": id}).to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    ws.send_text(replies).await;
+    for (call, id) in calls.into_iter().zip(&ids) {
+        let reply = call.await.unwrap().unwrap();
+        assert_eq!(reply.code, 5);
+        assert_eq!(reply.fields["n"], json!(id));
+    }
+}
+
+/// Every kick reason aborts with its own change reason and nothing is retried.
+#[tokio::test]
+async fn kicks_abort_with_their_reason() {
+    for (wire, reason) in [
+        ("token_expired", ChangeReason::TokenExpired),
+        ("banned", ChangeReason::BannedByServer),
+    ] {
+        let (listener, client, mut events, mut ws) = logged_in_with_script().await;
+        next_state(&mut events).await;
+        next_state(&mut events).await;
+        ws.send_text(json!({"event": "token_privilege_will_expire", "expires_at": 5}).to_string())
+            .await;
+        ws.send_text(json!({"event": "kicked", "reason": wire}).to_string())
+            .await;
+        assert!(matches!(
+            next_event(&mut events).await,
+            ClientEvent::Server(Event::TokenPrivilegeWillExpire { expires_at: 5 })
+        ));
+        assert!(matches!(
+            next_event(&mut events).await,
+            ClientEvent::Server(Event::Kicked { .. })
+        ));
+        assert_eq!(
+            next_state(&mut events).await,
+            (ConnectionState::Aborted, reason, None)
+        );
+        assert_eq!(client.state(), (ConnectionState::Aborted, reason));
+        assert!(
+            timeout(Duration::from_millis(300), listener.accept())
+                .await
+                .is_err(),
+            "an aborted client must not reconnect"
+        );
+    }
+}
+
+/// A login refused during a reconnect: "too often" is retried, an expired token aborts.
+#[tokio::test]
+async fn a_refused_relogin_is_retried_or_ends_by_its_code() {
+    let (listener, client, mut events, mut ws) = logged_in_with_script().await;
+    next_state(&mut events).await;
+    next_state(&mut events).await;
+    ws.ws.close(None).await.unwrap();
+    assert_eq!(
+        next_state(&mut events).await.0,
+        ConnectionState::Reconnecting
+    );
+    for (code, reason) in [(10, "too often"), (6, "token expired")] {
+        let mut ws = accept(&listener).await;
+        let login = ws.next_json().await;
+        assert_eq!(login["op"], "login");
+        ws.send_text(json!({"id": login["id"], "code": code, "reason": reason}).to_string())
+            .await;
+        if code == 10 {
+            assert_eq!(
+                next_state(&mut events).await.0,
+                ConnectionState::Reconnecting
+            );
+        }
+    }
+    assert_eq!(
+        next_state(&mut events).await,
+        (ConnectionState::Aborted, ChangeReason::TokenExpired, None)
+    );
+    assert_eq!(client.user(), None);
+}
+
+/// After a reconnect the client rejoins, re-subscribes, re-sends its attributes, and
+/// delivers the channel messages it missed (from `history`) before live ones, once each.
+#[tokio::test]
+async fn reconnect_restores_the_session_and_catches_up_in_order() {
+    let (listener, client, mut events, mut ws) = logged_in_with_script().await;
+    next_state(&mut events).await;
+    next_state(&mut events).await;
+
+    // Join, get one message, subscribe, set an attribute: all remembered.
+    let lobby = client.create_channel("lobby").unwrap();
+    let joined = tokio::spawn(async move { lobby.join().await });
+    let join = ws.next_json().await;
+    assert_eq!(join["op"], "join");
+    ws.send_text(json!({"id": join["id"], "code": 0, "member_count": 2}).to_string())
+        .await;
+    assert_eq!(joined.await.unwrap().unwrap().member_count, 2);
+    ws.send_text(channel_message(10, "bob", "before").to_string())
+        .await;
+    assert_eq!(text_of(next_event(&mut events).await), "before");
+    let restored_calls = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .subscribe_peers_online_status(&["bob".to_string()])
+                .await?;
+            let attrs = [("mood".to_string(), "busy".to_string())].into();
+            client.set_local_user_attributes(&attrs).await
+        }
+    });
+    for _ in 0..2 {
+        let request = ws.next_json().await;
+        ws.send_text(json!({"id": request["id"], "code": 0}).to_string())
+            .await;
+    }
+    restored_calls.await.unwrap().unwrap();
+
+    // The client pings on its own.
+    let pinged = timeout(WAIT, async {
+        loop {
+            if let Some(Ok(WsMessage::Ping(_))) = ws.ws.next().await {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(pinged.is_ok(), "the client sends WebSocket pings");
+
+    // The server drops the connection.
+    ws.ws.close(None).await.unwrap();
+    drop(ws);
+    let (state, reason, _) = next_state(&mut events).await;
+    assert_eq!(
+        (state, reason),
+        (ConnectionState::Reconnecting, ChangeReason::Interrupted)
+    );
+
+    let mut ws = accept(&listener).await;
+    let login = ws.next_json().await;
+    ws.reply_login(&login).await;
+    let mut restore = Vec::new();
+    for _ in 0..3 {
+        restore.push(ws.next_json().await);
+    }
+    assert_eq!(restore[0]["op"], "join");
+    assert_eq!(restore[0]["channel"], "lobby");
+    assert_eq!(restore[1]["op"], "subscribe_peers_online");
+    assert_eq!(restore[1]["peers"], json!(["bob"]));
+    assert_eq!(restore[2]["op"], "set_user_attributes");
+    assert_eq!(restore[2]["attributes"], json!({"mood": "busy"}));
+    let answers = restore
+        .iter()
+        .map(|r| json!({"id": r["id"], "code": 0, "member_count": 2}).to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    ws.send_text(answers).await;
+    let history = ws.next_json().await;
+    assert_eq!(history["op"], "history");
+    assert_eq!(history["channel"], "lobby");
+    assert_eq!(history["after"], 10);
+    // A live message arrives before the history answer; it must come after the missed
+    // ones, and only once.
+    ws.send_text(channel_message(13, "bob", "three").to_string())
+        .await;
+    let stored = |id: u64, from: &str, text: &str| json!({"message_id": id, "from": from, "message": {"type": "text", "text": text}, "server_ts": id});
+    ws.send_text(
+        json!({"id": history["id"], "code": 0, "messages": [
+            stored(11, "bob", "one"), stored(12, "alice", "mine"), stored(13, "bob", "three")
+        ]})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(
+        next_state(&mut events).await,
+        (ConnectionState::Connected, ChangeReason::LoginSuccess, None)
+    );
+    assert_eq!(text_of(next_event(&mut events).await), "one");
+    assert_eq!(text_of(next_event(&mut events).await), "three");
+    ws.send_text(channel_message(14, "bob", "four").to_string())
+        .await;
+    assert_eq!(text_of(next_event(&mut events).await), "four");
+    assert!(events.try_recv().is_none());
+}
+
+fn channel_message(id: u64, from: &str, text: &str) -> Value {
+    json!({"event": "message_from_channel", "channel": "lobby", "from": from,
+           "message": {"type": "text", "text": text}, "message_id": id, "server_ts": id})
+}
+
+fn text_of(event: ClientEvent) -> String {
+    match event {
+        ClientEvent::Server(Event::MessageFromChannel { message, .. }) => message.summary(),
+        other => panic!("expected a channel message, got {other:?}"),
+    }
+}
+
+/// The server side of one scripted connection.
+struct Peer {
+    ws: WebSocketStream<TcpStream>,
+    /// Objects read from a batched frame and not yet looked at.
+    unread: VecDeque<Value>,
+}
+
+impl Peer {
+    /// The next JSON object the client sent (frames may batch several).
+    async fn next_json(&mut self) -> Value {
+        while self.unread.is_empty() {
+            let message = timeout(WAIT, self.ws.next())
+                .await
+                .expect("the client writes")
+                .expect("the client is connected")
+                .unwrap();
+            if let WsMessage::Text(text) = message {
+                for line in text.as_str().lines() {
+                    self.unread.push_back(serde_json::from_str(line).unwrap());
+                }
+            }
+        }
+        self.unread.pop_front().unwrap()
+    }
+
+    async fn send_text(&mut self, text: String) {
+        self.ws.send(WsMessage::text(text)).await.unwrap();
+    }
+
+    async fn reply_login(&mut self, request: &Value) {
+        assert_eq!(request["op"], "login");
+        let reply = json!({
+            "id": request["id"], "code": 0, "user": request["user"],
+            "server_ts": 1_700_000_000_000_u64, "protocol": 1, "server": "script/0"
+        });
+        self.send_text(reply.to_string()).await;
+    }
+}
+
+/// A client logged in as alice through a scripted server, and that server's side.
+async fn logged_in_with_script() -> (TcpListener, Client, Events, Peer) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (client, events) = Client::new(fast_config(addr)).unwrap();
+    let login = tokio::spawn({
+        let client = client.clone();
+        async move { client.login(None, "alice").await }
+    });
+    let mut ws = accept(&listener).await;
+    let request = ws.next_json().await;
+    ws.reply_login(&request).await;
+    let result = login.await.unwrap().unwrap();
+    assert_eq!(result.user, "alice");
+    assert_eq!(result.server, "script/0");
+    (listener, client, events, ws)
+}
+
+async fn accept(listener: &TcpListener) -> Peer {
+    let (tcp, _) = timeout(WAIT, listener.accept())
+        .await
+        .expect("the client connects")
+        .unwrap();
+    Peer {
+        ws: tokio_tungstenite::accept_async(tcp).await.unwrap(),
+        unread: VecDeque::new(),
+    }
+}

@@ -1,0 +1,174 @@
+//! End-to-end: the real `rtm-tui` binary in a real terminal (tmux) against a real server
+//! on a free port. Keys go in with `send-keys`; the screen is read with `capture-pane`,
+//! polled until the expected text shows (with a timeout, never a fixed sleep). Each test
+//! has its own tmux socket and its own RTM_TUI_HOME, so nothing touches the user's files.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rtm::client::{Client, ClientConfig, SendOptions};
+use rtm::protocol::Message;
+
+/// Longest wait for the screen to show something (a busy 2-core box).
+const WAIT: Duration = Duration::from_secs(15);
+/// The shell prompt in the pane, to see the terminal given back after quitting.
+const PROMPT: &str = "E2E-SHELL$";
+
+/// A tmux server with one 100x30 pane running a shell; killed on drop.
+struct Tmux {
+    socket: String,
+    _home: tempfile::TempDir,
+    home_path: String,
+}
+
+impl Tmux {
+    fn start(name: &str) -> Tmux {
+        let socket = format!("rtm-e2e-{name}-{}", std::process::id());
+        let home = tempfile::tempdir().unwrap();
+        let home_path = home.path().display().to_string();
+        let tmux = Tmux {
+            socket,
+            _home: home,
+            home_path,
+        };
+        let shell = format!(
+            "env -i PATH=/usr/bin:/bin TERM=xterm-256color HOME={} PS1='{PROMPT} ' sh",
+            tmux.home_path
+        );
+        tmux.run(&["new-session", "-d", "-x", "100", "-y", "30", &shell]);
+        tmux.wait_for(PROMPT);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Types a line and presses Enter.
+    fn line(&self, text: &str) {
+        self.run(&["send-keys", "-l", text]);
+        self.keys(&["Enter"]);
+    }
+
+    /// Polls the screen until `check` holds; panics with the screen after [`WAIT`].
+    fn wait_until(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        self.wait_until(text, |s| s.contains(text))
+    }
+
+    fn format(&self, format: &str) -> String {
+        self.run(&["display-message", "-p", format])
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_in_a_real_terminal() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
+        .await
+        .unwrap();
+    let url = server.url();
+    let tmux = Tmux::start("chat");
+    let binary = env!("CARGO_BIN_EXE_rtm-tui");
+    tmux.line(&format!(
+        "RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
+        tmux.home_path
+    ));
+    tmux.wait_for("[CONNECTED]");
+    assert_eq!(tmux.format("#{alternate_on}"), "1");
+
+    // A peer message from a second client lands in a new @bob tab.
+    let (bob, _bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+    bob.send_message_to_peer(
+        "alice",
+        Message::text("hello from bob"),
+        SendOptions::default(),
+    )
+    .await
+    .expect("alice's client acknowledges");
+    tmux.wait_for("2 @bob");
+    tmux.keys(&["M-2"]);
+    tmux.wait_for("hello from bob");
+
+    // /join a channel; a member who joins appears in the member list.
+    tmux.line("/join lobby");
+    tmux.wait_for("you joined #lobby");
+    let lobby = bob.create_channel("lobby").unwrap();
+    lobby.join().await.unwrap();
+    tmux.wait_for("bob joined");
+    tmux.wait_until("bob in the member list", |s| {
+        s.lines().any(|l| l.trim_end().ends_with("│bob"))
+    });
+
+    // Send and see the mark: accepted in the channel, then received / cached by the peer.
+    tmux.line("hi all");
+    tmux.wait_for("hi all ✓");
+    tmux.line("/query bob");
+    tmux.line("are you there?");
+    tmux.wait_for("are you there? ✓");
+    bob.logout().await.unwrap();
+    tmux.line("gone already?");
+    tmux.wait_for("gone already? ✓ cached");
+
+    // Resize: the screen is drawn again at the new size.
+    tmux.run(&["resize-window", "-x", "80", "-y", "24"]);
+    tmux.wait_until("a redraw at 80x24", |s| {
+        let lines: Vec<&str> = s.lines().collect();
+        lines.len() <= 24 && lines.iter().any(|l| l.starts_with("[CONNECTED]"))
+    });
+
+    // /quit gives the terminal back: no alternate screen, the shell prompt again.
+    tmux.line("/quit");
+    tmux.wait_until("the shell prompt after quitting", |s| {
+        s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
+    });
+    assert_eq!(tmux.format("#{alternate_on}"), "0");
+    assert_eq!(tmux.format("#{cursor_flag}"), "1");
+    drop(tmux);
+    server.shutdown().await;
+}

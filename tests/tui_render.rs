@@ -1,0 +1,318 @@
+//! The TUI's state machine and rendering without a terminal: `App::update` driven by
+//! actions, drawn into ratatui's `TestBackend` at a fixed size with a fixed clock, and
+//! compared with insta snapshots (login form, tabs, member list, marks, help).
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use rtm::protocol::{
+    ChangeReason, ConnectionState, Event, HistoryMessage, LoginResult, Message, SendResult,
+};
+use rtm::tui::action::{Action, Effect, Failure, KeyAction, Outcome, Target};
+use rtm::tui::app::{App, LoginDefaults, Overlay, Screen};
+use rtm::tui::config::{Config, Theme};
+use rtm::tui::keymap::Keymap;
+use rtm::tui::render;
+
+/// 2026-11-25 10:00:00 UTC: every test runs at this instant.
+const NOW: u64 = 1_795_600_800_000;
+
+fn app(app_id: &str, user: &str) -> App {
+    let config = Config::default();
+    let theme = Theme::new(&config.colors, false);
+    let defaults = LoginDefaults {
+        app_id: app_id.into(),
+        user: user.into(),
+        token: String::new(),
+        server: "ws://127.0.0.1:7420/rtm/v1".into(),
+    };
+    let mut app = App::new(config, theme, Keymap::default(), &defaults);
+    app.now_ms = NOW;
+    app
+}
+
+fn draw(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| render::draw(frame, app)).unwrap();
+    terminal.backend().to_string()
+}
+
+fn type_text(app: &mut App, text: &str) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for c in text.chars() {
+        effects.extend(app.update(Action::Insert(c)));
+    }
+    effects
+}
+
+fn enter(app: &mut App, line: &str) -> Vec<Effect> {
+    let mut effects = type_text(app, line);
+    effects.extend(app.update(Action::Key(KeyAction::Submit)));
+    effects
+}
+
+/// A logged-in app as alice, connected.
+fn logged_in() -> App {
+    let mut app = app("demo", "alice");
+    app.submit_login();
+    app.update(Action::Connection {
+        state: ConnectionState::Connected,
+        reason: ChangeReason::LoginSuccess,
+        retry_in_ms: None,
+    });
+    app.update(Action::Done(Outcome::Login(Ok(LoginResult {
+        user: "alice".into(),
+        server_ts: NOW,
+        protocol: 1,
+        server: "rtm-tui/0.1.0".into(),
+        token_expires_at: None,
+    }))));
+    app
+}
+
+fn channel_message(channel: &str, from: &str, text: &str, id: u64, ts: u64) -> Action {
+    Action::Server(Event::MessageFromChannel {
+        channel: channel.into(),
+        from: from.into(),
+        message: Message::text(text),
+        message_id: id,
+        server_ts: ts,
+    })
+}
+
+fn peer_message(from: &str, text: &str, id: u64, offline: bool) -> Action {
+    Action::Server(Event::MessageFromPeer {
+        from: from.into(),
+        message: Message::text(text),
+        message_id: id,
+        server_ts: NOW - 60_000,
+        offline,
+    })
+}
+
+/// alice in #lobby with bob and carol, some talk, and a peer tab from dave.
+fn lobby() -> App {
+    let mut app = logged_in();
+    let effects = enter(&mut app, "/join lobby");
+    assert!(effects.contains(&Effect::Join("lobby".into())));
+    app.update(Action::Done(Outcome::Joined {
+        channel: "lobby".into(),
+        result: Ok(3),
+    }));
+    app.update(Action::Done(Outcome::Members {
+        channel: "lobby".into(),
+        result: Ok(vec!["carol".into(), "alice".into(), "bob".into()]),
+    }));
+    app.update(Action::Done(Outcome::History {
+        target: Target::Channel("lobby".into()),
+        before: None,
+        result: Ok(vec![HistoryMessage {
+            message_id: 1,
+            from: "bob".into(),
+            message: Message::text("yesterday's news"),
+            server_ts: NOW - 86_400_000,
+        }]),
+    }));
+    app.update(channel_message(
+        "lobby",
+        "bob",
+        "morning all ☕",
+        2,
+        NOW + 60_000,
+    ));
+    app.update(channel_message(
+        "lobby",
+        "bob",
+        "the build is green again 🚀",
+        3,
+        NOW + 70_000,
+    ));
+    app.update(channel_message("lobby", "carol", "alice: can you review my patch? It is a long line that must wrap nicely onto the next line.", 4, NOW + 200_000));
+    app.update(Action::Server(Event::MemberJoined {
+        channel: "lobby".into(),
+        user: "dave".into(),
+    }));
+    app.update(peer_message("erin", "psst, alice", 9, false));
+    app
+}
+
+#[test]
+fn login_form_validates_as_you_type_and_shows_the_servers_answer() {
+    let mut app = app("demo", "");
+    assert_eq!(app.screen, Screen::Login);
+    type_text(&mut app, "null");
+    insta::assert_snapshot!("login_invalid_user", draw(&app, 80, 24));
+    for _ in 0..4 {
+        app.update(Action::Key(KeyAction::Backspace));
+    }
+    type_text(&mut app, "alice");
+    let effects = app.update(Action::Key(KeyAction::Submit));
+    assert!(matches!(&effects[..], [Effect::Login { user, .. }] if user == "alice"));
+    app.update(Action::Done(Outcome::Login(Err(Failure::new(
+        Some(5),
+        "invalid token",
+    )))));
+    assert_eq!(app.screen, Screen::Login);
+    insta::assert_snapshot!("login_refused", draw(&app, 80, 24));
+}
+
+#[test]
+fn tabs_messages_and_member_list() {
+    let mut app = lobby();
+    insta::assert_snapshot!("lobby_100x30", draw(&app, 100, 30));
+    insta::assert_snapshot!("lobby_80x24", draw(&app, 80, 24));
+    // The member list is filterable and updated from member events.
+    enter(&mut app, "/members ca");
+    app.update(Action::Server(Event::MemberLeft {
+        channel: "lobby".into(),
+        user: "bob".into(),
+    }));
+    let screen = draw(&app, 100, 30);
+    assert!(screen.contains("carol"));
+    assert!(!screen.contains("│bob"));
+}
+
+#[test]
+fn marks_follow_the_result_codes() {
+    let mut app = logged_in();
+    enter(&mut app, "/query bob");
+    let mut sends = Vec::new();
+    for text in ["one", "two", "three", "four", "five", "six"] {
+        for effect in enter(&mut app, text) {
+            if let Effect::SendPeer { local_id, .. } = effect {
+                sends.push(local_id);
+            }
+        }
+    }
+    let ok = |id| {
+        Ok(SendResult {
+            message_id: id,
+            server_ts: NOW,
+        })
+    };
+    let results = [
+        ok(10),
+        Err(Failure::new(
+            Some(4),
+            "cached by server for offline delivery",
+        )),
+        Err(Failure::new(Some(3), "peer unreachable")),
+        Err(Failure::new(Some(2), "timed out")),
+        Err(Failure::new(None, "disconnected from the server")),
+    ];
+    for (local_id, result) in sends.iter().zip(results) {
+        app.update(Action::Done(Outcome::PeerSent {
+            peer: "bob".into(),
+            local_id: *local_id,
+            result,
+        }));
+    }
+    insta::assert_snapshot!("marks", draw(&app, 100, 20));
+    // /retry resends the newest failed one with the same local id, pending again.
+    let effects = enter(&mut app, "/retry");
+    assert!(matches!(&effects[..], [Effect::SendPeer { local_id, .. }] if *local_id == sends[4]));
+    assert!(draw(&app, 100, 20).contains("five …"));
+}
+
+#[test]
+fn help_overlay_comes_from_the_keymap() {
+    let mut app = lobby();
+    app.update(Action::Insert('?'));
+    assert!(matches!(app.overlay, Some(Overlay::Help { .. })));
+    let screen = draw(&app, 100, 30);
+    insta::assert_snapshot!("help", screen);
+    app.update(Action::Key(KeyAction::Cancel));
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn navigation_mentions_and_title() {
+    let mut app = lobby();
+    // Tabs: rtm, #lobby, @erin. A mention in a background tab counts, rings, titles.
+    app.update(Action::Key(KeyAction::GoTo(1)));
+    let effects = app.update(channel_message("lobby", "bob", "hey alice!", 5, NOW));
+    assert!(effects.contains(&Effect::Bell));
+    assert!(effects.contains(&Effect::Title("(2) rtm-tui — alice".into())));
+    assert_eq!(app.tabs[1].mentions, 1);
+    assert_eq!(app.tabs[2].unread, 1);
+    // Alt-A goes to mentions first, then to unread.
+    app.update(Action::Key(KeyAction::NextActivity));
+    assert_eq!(app.active, 1);
+    assert_eq!(app.tabs[1].mentions, 0);
+    app.update(Action::Key(KeyAction::NextActivity));
+    assert_eq!(app.active, 2);
+    // Ctrl-K on an empty line opens the switcher; typing filters; Enter switches.
+    app.update(Action::Key(KeyAction::KillToEnd));
+    type_text(&mut app, "lob");
+    assert_eq!(app.switcher_matches(), vec![1]);
+    app.update(Action::Key(KeyAction::Submit));
+    assert_eq!(app.active, 1);
+}
+
+#[test]
+fn scrolling_up_loads_older_history() {
+    let mut app = logged_in();
+    enter(&mut app, "/query bob");
+    let page: Vec<HistoryMessage> = (100..150)
+        .map(|id| HistoryMessage {
+            message_id: id,
+            from: "bob".into(),
+            message: Message::text(format!("message {id}")),
+            server_ts: NOW - 1000 * (200 - id),
+        })
+        .collect();
+    app.update(Action::Done(Outcome::History {
+        target: Target::Peer("bob".into()),
+        before: None,
+        result: Ok(page),
+    }));
+    app.update(Action::Resize(100, 30));
+    let first = app.update(Action::Key(KeyAction::PageUp));
+    assert!(first.is_empty(), "{first:?}");
+    let effects = app.update(Action::Key(KeyAction::PageUp));
+    assert!(effects.contains(&Effect::History {
+        target: Target::Peer("bob".into()),
+        before: Some(100),
+    }));
+    assert!(draw(&app, 100, 30).contains("newer (PgDn)"));
+}
+
+#[test]
+fn big_pastes_ask_first_and_offline_messages_are_marked() {
+    let mut app = logged_in();
+    app.update(peer_message("bob", "sent while you were away", 3, true));
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    assert!(draw(&app, 100, 20).contains("[offline] sent while you were away"));
+    app.update(Action::Paste("1\n2\n3\n4\n5\n6\n7".into()));
+    assert!(matches!(app.overlay, Some(Overlay::PasteConfirm { .. })));
+    let effects = app.update(Action::Key(KeyAction::Submit));
+    assert!(
+        matches!(&effects[..], [Effect::SendPeer { message, .. }] if message.summary().lines().count() == 7)
+    );
+    app.update(Action::Paste("short\npaste".into()));
+    assert!(app.overlay.is_none());
+    assert_eq!(app.input.text(), "short\npaste");
+}
+
+#[test]
+fn reconnecting_shows_a_countdown_and_aborted_says_why() {
+    let mut app = logged_in();
+    app.update(Action::Connection {
+        state: ConnectionState::Reconnecting,
+        reason: ChangeReason::Interrupted,
+        retry_in_ms: Some(4_000),
+    });
+    assert!(app.needs_tick());
+    assert!(draw(&app, 100, 20).contains("[RECONNECTING in 4s] INTERRUPTED"));
+    app.now_ms += 1_500;
+    app.update(Action::Tick);
+    assert!(draw(&app, 100, 20).contains("RECONNECTING in 3s"));
+    app.update(Action::Connection {
+        state: ConnectionState::Aborted,
+        reason: ChangeReason::RemoteLogin,
+        retry_in_ms: None,
+    });
+    let screen = draw(&app, 100, 20);
+    assert!(screen.contains("[ABORTED] REMOTE_LOGIN"));
+    assert!(screen.contains("you logged in somewhere else"));
+}
