@@ -200,3 +200,24 @@ async fn wss_with_a_self_signed_certificate() {
         .is_err());
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_client_library_speaks_wss() {
+    use rtm::client::{Client, ClientConfig};
+    let (cert, key) = self_signed();
+    let mut config = test_config();
+    config.tls = Some(rtm::server::tls_acceptor_from_der(vec![cert.clone()], key).unwrap());
+    let server = start_server(config).await;
+
+    let mut trusting = ClientConfig::new(server.url(), APP);
+    trusting.extra_root_certificates = vec![cert.to_vec()];
+    let (client, _events) = Client::new(trusting).unwrap();
+    let login = client.login(None, "alice").await.expect("login over wss");
+    assert_eq!(login.user, "alice");
+    client.ping().await.expect("ping over wss");
+
+    // Without the certificate among its roots the client refuses the server.
+    let (stranger, _events) = Client::new(ClientConfig::new(server.url(), APP)).unwrap();
+    assert!(stranger.login(None, "bob").await.is_err());
+    server.shutdown().await;
+}
