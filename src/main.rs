@@ -292,16 +292,13 @@ mod commands {
             history_limit: args.history_limit,
             ..Config::default()
         };
-        config.apps.open = args.open || file.open.unwrap_or(listen.ip().is_loopback());
+        config.apps.open = rtm::server::open_mode(listen.ip(), args.open, file.open);
         file.apply(&mut config);
         for spec in &args.apps {
             config.apps.add_spec(spec);
         }
-        if config.apps.open && !listen.ip().is_loopback() {
-            eprintln!(
-                "\n*** WARNING: open mode on {listen}, a non-loopback address: anyone who can \
-                 reach it may log in to any app id it does not know, without a token. ***\n"
-            );
+        if let Some(warning) = rtm::server::open_mode_warning(listen, config.apps.open) {
+            eprintln!("{warning}");
         }
         let tls_files = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(rtm::server::TlsFiles { cert, key }),

@@ -12,84 +12,20 @@
 
 mod client_support;
 mod common;
+mod harden_support;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use client_support::{fast_config, logged_in, next_channel_text, next_state_skipping, Proxy};
 use common::{text, Ended, RawClient, WAIT};
+use harden_support::ServerProcess;
 use rtm::client::{ClientEvent, Events};
 use rtm::protocol::{ConnectionState, Message};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
 
 const APP: &str = "demo";
-
-/// The `rtm-tui serve` binary on 127.0.0.1, killed when dropped.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServerProcess {
-    /// Starts a server on `port` (0: any) with its store in `data_dir`.
-    async fn start(data_dir: &Path, port: u16) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rtm-tui"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start rtm-tui serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        tokio::time::timeout(WAIT, BufReader::new(stdout).read_line(&mut line))
-            .await
-            .expect("the server says where it listens")
-            .expect("read stdout");
-        // "rtm-tui server listening on ws://127.0.0.1:PORT/rtm/v1"
-        let addr = line
-            .split("ws://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        ServerProcess { child, addr }
-    }
-
-    fn url(&self) -> String {
-        format!("ws://{}/rtm/v1", self.addr)
-    }
-
-    /// Resident memory of the server process (KiB), from /proc.
-    fn rss_kib(&self) -> u64 {
-        let pid = self.child.id().expect("running");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .expect("VmRSS")
-    }
-
-    /// SIGKILL: no shutdown, no flush; returns once the process is gone.
-    async fn kill9(mut self) {
-        self.child.start_kill().expect("kill");
-        self.child.wait().await.expect("reaped");
-    }
-}
 
 #[tokio::test]
 async fn sigkill_while_caching_loses_nothing_answered_4() {

@@ -28,7 +28,7 @@
 //!
 //! A new file key goes in one of these structs and in `apply`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -89,6 +89,23 @@ pub enum ConfigFileError {
         path: PathBuf,
         source: Box<toml::de::Error>,
     },
+}
+
+/// Whether the server runs in open mode: `--open`, else the file's `open`, else only
+/// when listening on a loopback address.
+pub fn open_mode(listen: IpAddr, flag: bool, file: Option<bool>) -> bool {
+    flag || file.unwrap_or(listen.is_loopback())
+}
+
+/// The loud warning `serve` prints when open mode is reachable from other machines.
+pub fn open_mode_warning(listen: SocketAddr, open: bool) -> Option<String> {
+    (open && !listen.ip().is_loopback()).then(|| {
+        format!(
+            "\n*** WARNING: open mode on {listen}, a non-loopback address: anyone who can \
+             reach it may log in to any app id the server does not know, without a token. \
+             Drop --open (and `open = true`) unless that is what you want. ***\n"
+        )
+    })
 }
 
 impl ServerFile {
@@ -165,6 +182,21 @@ mod tests {
         );
         assert_eq!(config.apps.lookup("demo"), AppLookup::NoCertificate);
         assert_eq!(config.login_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn open_mode_is_the_default_only_on_loopback() {
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        assert!(open_mode(local, false, None));
+        assert!(!open_mode(local, false, Some(false)));
+        assert!(!open_mode(any, false, None));
+        assert!(open_mode(any, true, None));
+        assert!(open_mode(any, false, Some(true)));
+        let public: SocketAddr = "0.0.0.0:7420".parse().unwrap();
+        assert!(open_mode_warning(public, true).is_some_and(|w| w.contains("WARNING")));
+        assert!(open_mode_warning(public, false).is_none());
+        assert!(open_mode_warning("127.0.0.1:7420".parse().unwrap(), true).is_none());
     }
 
     #[test]

@@ -111,7 +111,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use config::{AppLookup, AppRegistry, Config, RateLimit, RateLimits, StoreLocation};
-pub use config_file::{AppEntry, ConfigFileError, LimitsSection, ServerFile, TlsFiles};
+pub use config_file::{
+    open_mode, open_mode_warning, AppEntry, ConfigFileError, LimitsSection, ServerFile, TlsFiles,
+};
 pub use hub::Hub;
 pub use outbox::ConnHandle;
 pub use session::{handle, Identity, Session};
