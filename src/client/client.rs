@@ -124,12 +124,11 @@ impl Client {
     /// ```
     pub fn new(config: ClientConfig) -> Result<(Client, Events), ClientError> {
         validate_app_id(&config.app_id)?;
-        // This build has no TLS (tokio-tungstenite without a TLS feature): say so now
-        // rather than at the first login.
-        if !config.server_url.starts_with("ws://") {
+        // Say now, not at the first login, when the URL cannot work.
+        let url = &config.server_url;
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(ClientError::Connect(format!(
-                "{:?} is not a ws:// URL (wss:// needs TLS, which this build lacks)",
-                config.server_url
+                "{url:?} is not a ws:// or wss:// URL"
             )));
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;

@@ -18,8 +18,9 @@ impl ConnectionHandler {
             session.attempt_deadline = deadline;
         }
         let url = self.config.server_url.clone();
+        let tls = super::super::tls::connector(&self.config.extra_root_certificates);
         self.connecting = Some(Box::pin(async move {
-            tokio_tungstenite::connect_async_with_config(url, None, true)
+            tokio_tungstenite::connect_async_tls_with_config(url, None, true, tls?)
                 .await
                 .map(|(socket, _response)| Box::new(socket))
                 .map_err(|e| e.to_string())
