@@ -91,9 +91,26 @@ pub enum Command {
 /// `rtm-tui serve`
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7420")]
-    pub listen: SocketAddr,
+    /// Address to listen on [default: the config file's, else 127.0.0.1:7420].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+
+    /// Server config file (TOML: apps and certificates, limits, TLS; see the README).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Accept app ids the server does not know (as apps without certificate). The default
+    /// only on a loopback address; elsewhere it must be asked for.
+    #[arg(long)]
+    pub open: bool,
+
+    /// Serve wss:// with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 
     /// Directory of the durable store (default: the XDG data dir).
     #[arg(long, conflicts_with = "ephemeral")]

@@ -353,37 +353,54 @@ mod commands {
     /// `rtm-tui serve`: the reference server until Ctrl-C or SIGTERM.
     pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         use anyhow::Context as _;
-        use rtm::server::{AppRegistry, Config, StoreLocation};
+        use rtm::server::{Config, ServerFile, StoreLocation};
 
-        let mut apps = AppRegistry::default();
-        for spec in &args.apps {
-            match spec.split_once(':') {
-                // An app with a certificate uses Agora's 32-hex-char ids (protocol.md).
-                Some((id, cert)) => rtm::token::check_agora_id("app id", id)
-                    .and_then(|()| rtm::token::check_agora_id("certificate", cert))
-                    .map_err(|why| anyhow::anyhow!("bad --app {id}:…: {why}"))?,
-                None => rtm::protocol::limits::validate_app_id(spec)
-                    .with_context(|| format!("bad --app {spec:?}"))?,
-            }
-            apps.add_spec(spec);
-        }
+        let file = match &args.config {
+            Some(path) => ServerFile::load(path)?,
+            None => ServerFile::default(),
+        };
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| ([127, 0, 0, 1], rtm::protocol::DEFAULT_PORT).into());
         let store = if args.ephemeral {
             StoreLocation::Ephemeral
         } else {
-            StoreLocation::Path(args.data_dir.unwrap_or_else(rtm::paths::data_dir))
+            StoreLocation::Path(
+                args.data_dir
+                    .or_else(|| file.data_dir.clone())
+                    .unwrap_or_else(rtm::paths::data_dir),
+            )
         };
-        let config = Config {
+        let mut config = Config {
             store,
             history_limit: args.history_limit,
-            apps,
             ..Config::default()
         };
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        config.apps.open = rtm::server::open_mode(listen.ip(), args.open, file.open);
+        file.apply(&mut config);
+        for spec in &args.apps {
+            config.apps.add_spec(spec);
+        }
+        if let Some(warning) = rtm::server::open_mode_warning(listen, config.apps.open) {
+            eprintln!("{warning}");
+        }
+        let tls_files = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(rtm::server::TlsFiles { cert, key }),
+            _ => file.tls.clone(),
+        };
+        let tls = tls_files
+            .as_ref()
+            .map(rtm::server::tls_acceptor)
+            .transpose()?;
+        config.tls = tls;
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        let scheme = if config.tls.is_some() { "wss" } else { "ws" };
         println!(
-            "rtm-tui server listening on ws://{addr}{}",
+            "rtm-tui server listening on {scheme}://{addr}{}",
             rtm::protocol::WS_PATH
         );
         rtm::server::run(listener, config, shutdown_signal()).await?;

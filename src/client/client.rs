@@ -124,12 +124,11 @@ impl Client {
     /// ```
     pub fn new(config: ClientConfig) -> Result<(Client, Events), ClientError> {
         validate_app_id(&config.app_id)?;
-        // This build has no TLS (tokio-tungstenite without a TLS feature): say so now
-        // rather than at the first login.
-        if !config.server_url.starts_with("ws://") {
+        // Say now, not at the first login, when the URL cannot work.
+        let url = &config.server_url;
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(ClientError::Connect(format!(
-                "{:?} is not a ws:// URL (wss:// needs TLS, which this build lacks)",
-                config.server_url
+                "{url:?} is not a ws:// or wss:// URL"
             )));
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
@@ -776,13 +775,7 @@ impl Client {
         let family = op.family();
         let reply = self.request(op).await?;
         if reply.code != 0 {
-            return Err(ClientError::Code {
-                family,
-                code: reply.code,
-                reason: reply
-                    .reason
-                    .unwrap_or_else(|| family.describe(reply.code).to_string()),
-            });
+            return Err(ClientError::from_code(family, reply.code, reply.reason));
         }
         reply
             .result()

@@ -19,7 +19,8 @@ pub const DEFAULT_EVENT_BUFFER: usize = 1024;
 /// Everything a client needs to know before it logs in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientConfig {
-    /// `ws://host:port/rtm/v1` (only `ws://`: this build has no TLS).
+    /// `ws://host:port/rtm/v1`, or `wss://` (TLS, verified against the Mozilla roots and
+    /// `extra_root_certificates`).
     pub server_url: String,
     /// The app id every login is made for.
     pub app_id: String,
@@ -37,6 +38,9 @@ pub struct ClientConfig {
     pub dead_timeout: Duration,
     /// Capacity of the [`Events`](super::Events) channel.
     pub event_buffer: usize,
+    /// DER certificates trusted as roots for `wss://` besides the Mozilla set (a
+    /// self-signed server, a private CA).
+    pub extra_root_certificates: Vec<Vec<u8>>,
 }
 
 impl ClientConfig {
@@ -57,6 +61,7 @@ impl ClientConfig {
             ping_interval: DEFAULT_PING_INTERVAL,
             dead_timeout: DEFAULT_DEAD_TIMEOUT,
             event_buffer: DEFAULT_EVENT_BUFFER,
+            extra_root_certificates: Vec::new(),
         }
     }
 }

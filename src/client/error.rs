@@ -51,6 +51,16 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The error for a reply with a non-zero `code` in `family`, with the server's reason
+    /// or else Agora's words for the code.
+    pub(crate) fn from_code(family: Family, code: u32, reason: Option<String>) -> Self {
+        ClientError::Code {
+            family,
+            code,
+            reason: reason.unwrap_or_else(|| family.describe(code).to_string()),
+        }
+    }
+
     /// The Agora result code this error stands for, where one applies: the server's code,
     /// 102 for [`NotLoggedIn`](Self::NotLoggedIn), 8 for
     /// [`AlreadyLoggedIn`](Self::AlreadyLoggedIn), the family's timeout code for

@@ -12,6 +12,7 @@
 //! - `channel.rs`: the [`Channel`] handle.
 //! - `event.rs`: [`ClientEvent`], [`Events`].
 //! - `error.rs`: [`ClientError`].
+//! - `tls.rs`: the rustls connector for `wss://` (extra root certificates).
 //! - `connection/`: the background task (`mod.rs`: loop, socket, requests; `lifecycle.rs`:
 //!   login, loss, reconnect, end; `restore.rs`: what is remembered and restored).
 //!
@@ -39,6 +40,7 @@ mod config;
 pub(crate) mod connection;
 mod error;
 mod event;
+mod tls;
 
 pub use channel::Channel;
 pub use client::{new_invitation_id, Client, HistoryTarget, SendOptions};

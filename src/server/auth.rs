@@ -38,3 +38,37 @@ pub fn verify_token(
             TokenError::Expired { expired_at } => AuthError::Expired { expired_at },
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::build_rtm_token_007;
+
+    const APP: &str = "970CA35de60c44645bbae8a215061b33";
+    const CERT: &str = "5CFd2fd1755d40ecb72977518be15d3b";
+
+    #[test]
+    fn maps_the_verifier_outcomes() {
+        let token = build_rtm_token_007(APP, CERT, "alice", 1, 1000, 600);
+        assert_eq!(
+            verify_token(Some(&token), APP, CERT, "alice", 1100),
+            Ok(Some(1600))
+        );
+        assert!(matches!(
+            verify_token(Some(&token), APP, CERT, "bob", 1100),
+            Err(AuthError::Invalid(_))
+        ));
+        assert_eq!(
+            verify_token(Some(&token), APP, CERT, "alice", 1600),
+            Err(AuthError::Expired { expired_at: 1600 })
+        );
+        assert!(matches!(
+            verify_token(None, APP, CERT, "alice", 1100),
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(matches!(
+            verify_token(Some(""), APP, CERT, "alice", 1100),
+            Err(AuthError::Invalid(_))
+        ));
+    }
+}

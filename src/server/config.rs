@@ -126,7 +126,7 @@ impl RateLimits {
 /// Everything `server::run` needs besides the listener.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Reported as `server` in login replies: `"rtm-tui/<version>"`.
+    /// Reported as `server` in login replies, as `rtm-tui/VERSION`.
     pub name: String,
     pub store: StoreLocation,
     /// Messages kept per conversation (peer pair or channel) for `history`.
@@ -161,6 +161,17 @@ pub struct Config {
     /// Least time between two `member_count_updated` of one channel.
     pub member_count_interval: Duration,
     pub rate_limits: RateLimits,
+    /// A connection that has not logged in this long after connecting (or after a
+    /// `logout`) is closed with 1008; also bounds the WebSocket handshake.
+    pub login_timeout: Duration,
+    /// Connections served at once; further ones are refused right after `accept`.
+    pub max_connections: usize,
+    /// `login` attempts from one IP address, all its connections together.
+    pub logins_per_address: RateLimit,
+    /// Whether loopback peers (local tools: bench, demo, tests) skip `logins_per_address`.
+    pub loopback_exempt: bool,
+    /// Serve `wss://` with this TLS set-up (`None`: plain `ws://`).
+    pub tls: Option<super::tls::ServerTls>,
 }
 
 impl Default for Config {
@@ -185,6 +196,11 @@ impl Default for Config {
             token_warning: Duration::from_secs(30),
             member_count_interval: Duration::from_secs(1),
             rate_limits: RateLimits::default(),
+            login_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            logins_per_address: RateLimit::new(50, Duration::from_secs(1)),
+            loopback_exempt: true,
+            tls: None,
         }
     }
 }

@@ -2,13 +2,18 @@
 //!
 //! The reader loop (this task) splits frames into objects, decodes them and calls
 //! `session::handle`; the writer task drains the outbox in batches (one frame, one flush
-//! per batch) and sends the server's Pings. Nothing here decides what a request means.
+//! per batch) and sends the server's Pings. Nothing here decides what a request means,
+//! but the connection's own clocks live here: the handshake and login deadlines and
+//! liveness. (Token expiry timers are the hub's: `Hub::watch_token`.)
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -17,10 +22,12 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::protocol::limits::MAX_OBJECT_BYTES;
 use crate::protocol::{
-    decode_request, split_frame, DecodeError, CLOSE_POLICY, CLOSE_TOO_BIG, WS_PATH,
+    codes, decode_request, split_frame, DecodeError, Op, Reply, CLOSE_POLICY, CLOSE_TOO_BIG,
+    WS_PATH,
 };
 
 use super::hub::Hub;
+use super::limits::{Admission, Slot};
 use super::outbox::{Closing, ConnHandle};
 use super::session::{handle, Session};
 
@@ -31,12 +38,26 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Close code when the server shuts down.
 const CLOSE_GOING_AWAY: u16 = 1001;
 
-type Socket = WebSocketStream<TcpStream>;
+/// What a connection runs on: plain TCP, or TLS over TCP.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
 
-/// Serves one TCP connection until it ends.
-pub async fn serve(tcp: TcpStream, hub: Hub, mut shutdown: watch::Receiver<bool>) {
-    let peer = tcp.peer_addr().ok();
-    let _ = tcp.set_nodelay(true);
+/// Where a connection comes from and what it holds while served.
+pub struct Admitted {
+    pub peer: Option<SocketAddr>,
+    pub admission: Arc<Admission>,
+    /// The connection's place under `max_connections`, freed when it ends.
+    pub _slot: Slot,
+}
+
+/// Serves one connection (after TCP accept and any TLS handshake) until it ends.
+pub async fn serve<S: Transport>(
+    stream: S,
+    admitted: Admitted,
+    hub: Hub,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let peer = admitted.peer;
     let config = hub.config();
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.max_frame_bytes))
@@ -52,22 +73,33 @@ pub async fn serve(tcp: TcpStream, hub: Hub, mut shutdown: watch::Receiver<bool>
             Err(refusal)
         }
     };
-    let socket =
-        match tokio_tungstenite::accept_hdr_async_with_config(tcp, check_path, Some(ws_config))
-            .await
-        {
-            Ok(socket) => socket,
-            Err(error) => {
-                tracing::debug!(?peer, %error, "WebSocket handshake failed");
-                return;
-            }
-        };
+    // A peer that opens TCP and never finishes the handshake must not hold a slot.
+    let handshake = tokio::time::timeout(
+        config.login_timeout,
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(ws_config)),
+    );
+    let socket = match handshake.await {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(error)) => {
+            tracing::debug!(?peer, %error, "WebSocket handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(?peer, "WebSocket handshake timed out");
+            return;
+        }
+    };
     let conn = hub.new_conn();
     tracing::debug!(?peer, conn = conn.id(), "connected");
     let (sink, stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(sink, conn.clone(), config.ping_interval));
     let mut session = Session::new(conn.clone(), &hub);
-    read_loop(stream, &mut session, &hub, &mut shutdown).await;
+    let mut reader = Reader {
+        session: &mut session,
+        hub: &hub,
+        admitted: &admitted,
+    };
+    reader.run(stream, &mut shutdown).await;
     if let Some(me) = session.identity.take() {
         hub.disconnected(&me.app, &me.user, &conn);
     }
@@ -84,84 +116,137 @@ pub async fn serve(tcp: TcpStream, hub: Hub, mut shutdown: watch::Receiver<bool>
     tracing::debug!(?peer, conn = conn.id(), "disconnected");
 }
 
-async fn read_loop(
-    mut stream: futures_util::stream::SplitStream<Socket>,
-    session: &mut Session,
-    hub: &Hub,
-    shutdown: &mut watch::Receiver<bool>,
-) {
-    let conn = session.conn.clone();
-    let mut closing = conn.closing();
-    let idle = hub.config().idle_timeout;
-    loop {
-        let next = tokio::select! {
-            _ = closing.changed() => return,
-            _ = shutdown.changed() => {
-                conn.close(CLOSE_GOING_AWAY, "server shutting down");
+/// The reader side of one connection: its session and the login deadline.
+struct Reader<'a> {
+    session: &'a mut Session,
+    hub: &'a Hub,
+    admitted: &'a Admitted,
+}
+
+impl Reader<'_> {
+    async fn run(
+        &mut self,
+        mut stream: futures_util::stream::SplitStream<WebSocketStream<impl Transport>>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
+        let conn = self.session.conn.clone();
+        let mut closing = conn.closing();
+        let idle = self.hub.config().idle_timeout;
+        let mut logged_out_at = Instant::now();
+        let login_timeout = self.hub.config().login_timeout;
+        loop {
+            // Not logged in since connecting or since the last `logout`: a deadline runs.
+            let waiting_for_login = self.session.identity.is_none();
+            let next = tokio::select! {
+                _ = closing.changed() => return,
+                _ = shutdown.changed() => {
+                    conn.close(CLOSE_GOING_AWAY, "server shutting down");
+                    return;
+                }
+                () = tokio::time::sleep_until(logged_out_at + login_timeout), if waiting_for_login => {
+                    tracing::info!(conn = conn.id(), "no login in time");
+                    conn.close(CLOSE_POLICY, "login timeout");
+                    return;
+                }
+                next = tokio::time::timeout(idle, stream.next()) => next,
+            };
+            let was_logged_in = self.session.identity.is_some();
+            if !self.on_input(next).await {
                 return;
             }
-            next = tokio::time::timeout(idle, stream.next()) => next,
-        };
+            if was_logged_in && self.session.identity.is_none() {
+                logged_out_at = Instant::now();
+            }
+        }
+    }
+
+    /// Handles what the socket produced; false when the connection must close.
+    async fn on_input(
+        &mut self,
+        next: Result<Option<Result<WsMessage, WsError>>, tokio::time::error::Elapsed>,
+    ) -> bool {
+        let conn = &self.session.conn;
         match next {
             Err(_) => {
                 tracing::info!(conn = conn.id(), "no sign of life: connection dead");
                 conn.abort();
-                return;
+                false
             }
-            Ok(None) => return,
+            Ok(None) => false,
             Ok(Some(Err(WsError::Capacity(error)))) => {
                 tracing::info!(conn = conn.id(), %error, "frame too large");
                 conn.close(CLOSE_TOO_BIG, "frame too large");
-                return;
+                false
             }
             Ok(Some(Err(error))) => {
                 tracing::debug!(conn = conn.id(), %error, "read failed");
-                return;
+                false
             }
             Ok(Some(Ok(message))) => match message {
-                WsMessage::Text(text) => {
-                    if !handle_frame(text.as_str(), session, hub).await {
-                        return;
-                    }
-                }
-                WsMessage::Binary(_) => {
-                    if !count_error(session, hub, "binary frames are not supported".into()) {
-                        return;
-                    }
-                }
-                WsMessage::Close(_) => return,
-                WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {}
+                WsMessage::Text(text) => self.handle_frame(text.as_str()).await,
+                WsMessage::Binary(_) => count_error(
+                    self.session,
+                    self.hub,
+                    "binary frames are not supported".into(),
+                ),
+                WsMessage::Close(_) => false,
+                WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => true,
             },
         }
     }
-}
 
-/// Handles every object of a text frame; false when the connection must close.
-async fn handle_frame(frame: &str, session: &mut Session, hub: &Hub) -> bool {
-    for object in split_frame(frame) {
-        if session.conn.is_closed() {
-            return false;
-        }
-        match decode_request(object) {
-            Ok(request) => handle(request, session, hub).await,
-            Err(DecodeError::TooLarge(bytes)) => {
-                tracing::info!(conn = session.conn.id(), bytes, "object too large");
-                session.conn.close(
-                    CLOSE_TOO_BIG,
-                    &format!("object larger than {MAX_OBJECT_BYTES} bytes"),
-                );
+    /// Handles every object of a text frame; false when the connection must close.
+    async fn handle_frame(&mut self, frame: &str) -> bool {
+        let (session, hub) = (&mut *self.session, self.hub);
+        for object in split_frame(frame) {
+            if session.conn.is_closed() {
                 return false;
             }
-            Err(error) => {
-                if let Some(reply) = error.reply() {
-                    session.conn.send_reply(&reply);
-                } else if !count_error(session, hub, error.to_string()) {
+            match decode_request(object) {
+                Ok(request) => {
+                    if let (Some(id), Op::Login { .. }, None) =
+                        (request.id, &request.op, &session.identity)
+                    {
+                        if !admitted_login(self.admitted) {
+                            session.conn.send_reply(&Reply::code(
+                                id,
+                                codes::login::TOO_OFTEN,
+                                "too many logins from this address",
+                            ));
+                            continue;
+                        }
+                    }
+                    handle(request, session, hub).await;
+                }
+                Err(DecodeError::TooLarge(bytes)) => {
+                    tracing::info!(conn = session.conn.id(), bytes, "object too large");
+                    session.conn.close(
+                        CLOSE_TOO_BIG,
+                        &format!("object larger than {MAX_OBJECT_BYTES} bytes"),
+                    );
                     return false;
+                }
+                Err(error) => {
+                    if let Some(reply) = error.reply() {
+                        session.conn.send_reply(&reply);
+                    } else if !count_error(session, hub, error.to_string()) {
+                        return false;
+                    }
                 }
             }
         }
+        true
     }
-    true
+}
+
+/// Counts a login attempt against the peer address's rate.
+fn admitted_login(admitted: &Admitted) -> bool {
+    let Some(peer) = admitted.peer else {
+        return true;
+    };
+    admitted
+        .admission
+        .allow_login(peer.ip(), std::time::Instant::now())
 }
 
 /// Answers unusable input with the `error` event; false once the connection has had too many.
@@ -180,7 +265,7 @@ fn count_error(session: &mut Session, hub: &Hub, reason: String) -> bool {
 }
 
 async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<Socket, WsMessage>,
+    mut sink: futures_util::stream::SplitSink<WebSocketStream<impl Transport>, WsMessage>,
     conn: ConnHandle,
     ping_interval: Duration,
 ) {

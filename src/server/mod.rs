@@ -7,8 +7,9 @@
 //! pending acks in `hub.rs`; presence, attributes, invitations in `hub_extra.rs`) →
 //! `Store` (SQLite on its own thread: history, cached messages, the message id counter).
 //! `outbox` is the bounded queue between the hub and a connection's writer; `rate` the
-//! per-connection rate limiters; `auth` the token hook; `config` every knob with
-//! protocol.md's defaults.
+//! per-connection rate limiters; `auth` the token check; `limits` the connection cap
+//! and login rate per address; `tls` the `wss://` acceptor; `config` every knob with
+//! protocol.md's defaults, `config_file` the TOML file of `serve`.
 //!
 //! # Choices where protocol.md is silent
 //!
@@ -91,14 +92,17 @@
 
 mod auth;
 mod config;
+mod config_file;
 mod connection;
 mod hub;
 mod hub_extra;
+mod limits;
 mod outbox;
 mod rate;
 mod session;
 mod session_extra;
 mod store;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -111,10 +115,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use config::{AppLookup, AppRegistry, Config, RateLimit, RateLimits, StoreLocation};
+pub use config_file::{
+    open_mode, open_mode_warning, AppEntry, ConfigFileError, LimitsSection, ServerFile, TlsFiles,
+};
 pub use hub::Hub;
 pub use outbox::ConnHandle;
 pub use session::{handle, Identity, Session};
 pub use store::{StoreError, DB_FILE};
+pub use tls::{tls_acceptor, tls_acceptor_from_der, ServerTls, TlsError};
 
 /// How long shutdown waits for connections to send their close frames.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -192,6 +200,7 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let hub = prepared.hub.clone();
+    let admission = Arc::new(limits::Admission::new(hub.config()));
     let (stop_connections, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -199,8 +208,19 @@ async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => {
-                    connections.spawn(connection::serve(tcp, hub.clone(), stopping.clone()));
+                Ok((tcp, peer)) => {
+                    // Over the cap the socket is closed at once: no handshake work is done.
+                    let Some(slot) = admission.admit() else {
+                        tracing::warn!(%peer, "connection refused: max_connections reached");
+                        continue;
+                    };
+                    let _ = tcp.set_nodelay(true);
+                    let admitted = connection::Admitted {
+                        peer: Some(peer),
+                        admission: Arc::clone(&admission),
+                        _slot: slot,
+                    };
+                    connections.spawn(serve_accepted(tcp, admitted, hub.clone(), stopping.clone()));
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: wait a little, keep serving.
@@ -227,10 +247,29 @@ async fn serve(
     Ok(())
 }
 
+/// Runs the TLS handshake if the server has TLS, then serves the connection.
+async fn serve_accepted(
+    tcp: tokio::net::TcpStream,
+    admitted: connection::Admitted,
+    hub: Hub,
+    stopping: watch::Receiver<bool>,
+) {
+    let Some(tls) = hub.config().tls.clone() else {
+        return connection::serve(tcp, admitted, hub, stopping).await;
+    };
+    let handshake = tokio::time::timeout(hub.config().login_timeout, tls.0.accept(tcp));
+    match handshake.await {
+        Ok(Ok(stream)) => connection::serve(stream, admitted, hub, stopping).await,
+        Ok(Err(error)) => tracing::debug!(peer = ?admitted.peer, %error, "TLS handshake failed"),
+        Err(_) => tracing::debug!(peer = ?admitted.peer, "TLS handshake timed out"),
+    }
+}
+
 /// A server running on its own task (tests, the TUI's embedded server, demo, bench).
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    tls: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), ServerError>>,
 }
@@ -238,6 +277,7 @@ pub struct RunningServer {
 /// Starts `run` on a task once the store is open.
 pub async fn spawn(listener: TcpListener, config: Config) -> Result<RunningServer, ServerError> {
     let addr = listener.local_addr()?;
+    let tls = config.tls.is_some();
     let prepared = prepare(config).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, prepared, async move {
@@ -245,6 +285,7 @@ pub async fn spawn(listener: TcpListener, config: Config) -> Result<RunningServe
     }));
     Ok(RunningServer {
         addr,
+        tls,
         stop: Some(stop),
         task,
     })
@@ -255,9 +296,10 @@ impl RunningServer {
         self.addr
     }
 
-    /// `ws://{addr}/rtm/v1`
+    /// `ws://{addr}/rtm/v1`, or `wss://` when the server has TLS.
     pub fn url(&self) -> String {
-        format!("ws://{}{}", self.addr, crate::protocol::WS_PATH)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.addr, crate::protocol::WS_PATH)
     }
 
     /// Graceful stop: close frames to every client, store committed.

@@ -71,6 +71,16 @@ impl RawClient {
         }
     }
 
+    /// Wraps a WebSocket opened by the test itself (special socket options, TLS).
+    pub fn from_socket(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> RawClient {
+        RawClient {
+            ws,
+            inbox: VecDeque::new(),
+            next_id: 1,
+            ended: None,
+        }
+    }
+
     /// Connects and logs in as `user` of `app`; panics unless the login answers 0.
     pub async fn login(url: &str, app: &str, user: &str) -> RawClient {
         let mut client = RawClient::connect(url).await;

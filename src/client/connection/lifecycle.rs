@@ -18,8 +18,9 @@ impl ConnectionHandler {
             session.attempt_deadline = deadline;
         }
         let url = self.config.server_url.clone();
+        let tls = super::super::tls::connector(&self.config.extra_root_certificates);
         self.connecting = Some(Box::pin(async move {
-            tokio_tungstenite::connect_async_with_config(url, None, true)
+            tokio_tungstenite::connect_async_tls_with_config(url, None, true, tls?)
                 .await
                 .map(|(socket, _response)| Box::new(socket))
                 .map_err(|e| e.to_string())
@@ -69,14 +70,7 @@ impl ConnectionHandler {
                 Err(e) => self.login_failed(ClientError::Protocol(e.to_string()), None),
             }
         } else {
-            let error = ClientError::Code {
-                family: Family::Login,
-                code: reply.code,
-                reason: reply
-                    .reason
-                    .clone()
-                    .unwrap_or_else(|| Family::Login.describe(reply.code).to_string()),
-            };
+            let error = ClientError::from_code(Family::Login, reply.code, reply.reason.clone());
             self.login_failed(error, Some(reply.code));
         }
     }

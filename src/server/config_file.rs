@@ -1,0 +1,206 @@
+//! The server's config file (`rtm-tui serve --config FILE`), TOML. Every key is optional;
+//! command-line flags win over the file, and the file over the defaults.
+//!
+//! ```toml
+//! listen = "0.0.0.0:7420"
+//! data_dir = "/var/lib/rtm-tui"
+//! # Accept app ids not listed below (as apps without certificate). The default is open
+//! # only when listening on a loopback address.
+//! open = false
+//!
+//! [[app]]
+//! id = "970CA35de60c44645bbae8a215061b33"
+//! certificate = "5CFd2fd1755d40ecb72977518be15d3b"   # logins need a valid token
+//!
+//! [[app]]
+//! id = "demo"                                        # no certificate: no token needed
+//!
+//! [limits]
+//! max_connections = 10000
+//! logins_per_address_per_second = 50
+//! login_timeout_secs = 10
+//! token_warning_secs = 30
+//!
+//! [tls]
+//! cert = "/etc/rtm-tui/cert.pem"   # PEM chain
+//! key = "/etc/rtm-tui/key.pem"     # PEM private key
+//! ```
+//!
+//! A new file key goes in one of these structs and in `apply`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::config::{Config, RateLimit};
+
+/// The parsed file.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub open: Option<bool>,
+    #[serde(default, rename = "app")]
+    pub apps: Vec<AppEntry>,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    pub tls: Option<TlsFiles>,
+}
+
+/// One `[[app]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppEntry {
+    pub id: String,
+    pub certificate: Option<String>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_connections: Option<usize>,
+    pub logins_per_address_per_second: Option<u32>,
+    pub login_timeout_secs: Option<u64>,
+    pub token_warning_secs: Option<u64>,
+}
+
+/// `[tls]`: PEM files of the certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Why the config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+}
+
+/// Whether the server runs in open mode: `--open`, else the file's `open`, else only
+/// when listening on a loopback address.
+pub fn open_mode(listen: IpAddr, flag: bool, file: Option<bool>) -> bool {
+    flag || file.unwrap_or(listen.is_loopback())
+}
+
+/// The loud warning `serve` prints when open mode is reachable from other machines.
+pub fn open_mode_warning(listen: SocketAddr, open: bool) -> Option<String> {
+    (open && !listen.ip().is_loopback()).then(|| {
+        format!(
+            "\n*** WARNING: open mode on {listen}, a non-loopback address: anyone who can \
+             reach it may log in to any app id the server does not know, without a token. \
+             Drop --open (and `open = true`) unless that is what you want. ***\n"
+        )
+    })
+}
+
+impl ServerFile {
+    pub fn load(path: &Path) -> Result<ServerFile, ConfigFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        ServerFile::parse(&text).map_err(|source| ConfigFileError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<ServerFile, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Puts the file's apps and limits into `config` (listen, data_dir, open and tls are
+    /// read by `serve`, which weighs them against its flags).
+    pub fn apply(&self, config: &mut Config) {
+        for app in &self.apps {
+            config
+                .apps
+                .apps
+                .insert(app.id.clone(), app.certificate.clone());
+        }
+        let limits = &self.limits;
+        if let Some(max) = limits.max_connections {
+            config.max_connections = max;
+        }
+        if let Some(per_second) = limits.logins_per_address_per_second {
+            config.logins_per_address = RateLimit::new(per_second, Duration::from_secs(1));
+        }
+        if let Some(secs) = limits.login_timeout_secs {
+            config.login_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = limits.token_warning_secs {
+            config.token_warning = Duration::from_secs(secs);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::AppLookup;
+
+    /// The example of the module header parses and applies.
+    #[test]
+    fn the_documented_example_works() {
+        let doc = include_str!("config_file.rs");
+        let example = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let file = ServerFile::parse(&example).expect("example parses");
+        assert_eq!(file.open, Some(false));
+        assert_eq!(file.apps.len(), 2);
+        assert_eq!(
+            file.tls.as_ref().unwrap().key,
+            PathBuf::from("/etc/rtm-tui/key.pem")
+        );
+        let mut config = Config::ephemeral();
+        config.apps.open = false;
+        file.apply(&mut config);
+        assert_eq!(
+            config.apps.lookup("970CA35de60c44645bbae8a215061b33"),
+            AppLookup::Certificate("5CFd2fd1755d40ecb72977518be15d3b")
+        );
+        assert_eq!(config.apps.lookup("demo"), AppLookup::NoCertificate);
+        assert_eq!(config.login_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn open_mode_is_the_default_only_on_loopback() {
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        assert!(open_mode(local, false, None));
+        assert!(!open_mode(local, false, Some(false)));
+        assert!(!open_mode(any, false, None));
+        assert!(open_mode(any, true, None));
+        assert!(open_mode(any, false, Some(true)));
+        let public: SocketAddr = "0.0.0.0:7420".parse().unwrap();
+        assert!(open_mode_warning(public, true).is_some_and(|w| w.contains("WARNING")));
+        assert!(open_mode_warning(public, false).is_none());
+        assert!(open_mode_warning("127.0.0.1:7420".parse().unwrap(), true).is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(ServerFile::parse("[[app]]\nid = \"a\"\ncert = \"x\"\n").is_err());
+    }
+}

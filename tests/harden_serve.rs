@@ -1,0 +1,85 @@
+//! `rtm-tui serve` as a process, configured by a TOML file and TLS flags: a closed
+//! registry with a certified app refuses unknown apps (4) and token-less logins (5) and
+//! accepts a token; `--tls-cert/--tls-key` serve `wss://` that the client library speaks.
+
+mod common;
+mod harden_support;
+
+use common::RawClient;
+use harden_support::ServerProcess;
+use rtm::client::{Client, ClientConfig};
+use rtm::token::{build_rtm_token_007, unix_now};
+use serde_json::json;
+
+const APP: &str = "970CA35de60c44645bbae8a215061b33";
+const CERT: &str = "5CFd2fd1755d40ecb72977518be15d3b";
+
+#[tokio::test]
+async fn a_config_file_closes_the_registry_and_sets_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "open = false\n[[app]]\nid = \"{APP}\"\ncertificate = \"{CERT}\"\n\
+             [[app]]\nid = \"demo\"\n[limits]\nlogin_timeout_secs = 5\n"
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start_with(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--ephemeral",
+        "--config",
+        file.to_str().unwrap(),
+    ])
+    .await;
+    let url = server.url();
+    let login = |app: &str, token: Option<String>| {
+        let mut op = json!({"op": "login", "app_id": app, "user": "alice"});
+        if let Some(token) = token {
+            op["token"] = json!(token);
+        }
+        op
+    };
+    // One connection per attempt: a connection may try 2 logins per second.
+    let mut codes = Vec::new();
+    let token = build_rtm_token_007(APP, CERT, "alice", 1, unix_now() as u32, 600);
+    for op in [
+        login("unknown", None),
+        login(APP, None),
+        login(APP, Some(token)),
+        login("demo", None),
+    ] {
+        let mut client = RawClient::connect(&url).await;
+        codes.push(client.code(op).await);
+    }
+    assert_eq!(codes, [4, 5, 0, 0]);
+    server.kill9().await;
+}
+
+#[tokio::test]
+async fn tls_flags_serve_wss() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_pem, certified.cert.pem()).unwrap();
+    std::fs::write(&key_pem, certified.signing_key.serialize_pem()).unwrap();
+    let server = ServerProcess::start_with(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--ephemeral",
+        "--tls-cert",
+        cert_pem.to_str().unwrap(),
+        "--tls-key",
+        key_pem.to_str().unwrap(),
+    ])
+    .await;
+    assert!(server.url().starts_with("wss://"), "{}", server.url());
+    let mut config = ClientConfig::new(server.url(), "demo");
+    config.extra_root_certificates = vec![certified.cert.der().to_vec()];
+    let (client, _events) = Client::new(config).unwrap();
+    client.login(None, "alice").await.expect("login over wss");
+    client.ping().await.expect("ping");
+    server.kill9().await;
+}
