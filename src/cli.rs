@@ -216,6 +216,12 @@ pub struct CheckArgs {
     /// The server's invitation expiry in seconds, if it is not protocol.md's 60.
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     pub invite_expiry: f64,
+    /// How long before token expiry the server warns, if not protocol.md's 30 seconds.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub token_warning: f64,
+    /// Print every frame sent and received to stderr (best with --filter).
+    #[arg(long)]
+    pub trace: bool,
 }
 
 /// `rtm-tui script`
@@ -236,22 +242,30 @@ pub struct ScriptArgs {
 }
 
 /// `rtm-tui bench`
+///
+/// Without --server, starts the reference server in this process (temporary store, rate
+/// limits off) and reports this process's memory, which then includes the load generator.
+/// With a loopback --server, reports the memory of the process listening on its port when
+/// it can be read. Exit code 0 when the run completed, 2 for bad arguments or an unreachable server.
 #[derive(Debug, Args, Clone)]
 pub struct BenchArgs {
-    #[arg(long, default_value = rtm::protocol::DEFAULT_URL)]
-    pub server: String,
+    /// Server URL (default: start the reference server in-process).
+    #[arg(long)]
+    pub server: Option<String>,
     #[arg(long, default_value = "rtm-bench")]
     pub app_id: String,
-    /// Workload: peer, fanout, login, soak.
+    /// Workload: peer (send, ack, reply round trips), fanout (channel delivery),
+    /// login (connect + login storm), soak (hold idle connections, ping, watch memory).
     #[arg(long, default_value = "peer")]
     pub workload: String,
     #[arg(long, default_value_t = 10)]
     pub users: u32,
     #[arg(long, default_value_t = 1)]
     pub channels: u32,
-    /// Messages per second in all (0 = as fast as replies allow).
+    /// Operations per second in all (0 = as fast as replies allow).
     #[arg(long, default_value_t = 0)]
     pub rate: u32,
+    /// Seconds of load after set-up.
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
     #[arg(long)]
@@ -270,6 +284,11 @@ pub struct DemoArgs {
 }
 
 /// `rtm-tui headless`
+///
+/// Reads commands as lines on stdin (`login alice`, `join lobby`, `say lobby "hi all"`,
+/// `send bob hello`, `raw {"op":"ping"}`, `wait message_from_peer 5`, `quit`; see
+/// `rtm::qa::headless`) and writes every reply, event and state change as one JSON object
+/// per line on stdout. Exit code 0 at the end of input, 2 for a bad app id or URL.
 #[derive(Debug, Args, Clone)]
 pub struct HeadlessArgs {
     #[arg(long, default_value = rtm::protocol::DEFAULT_URL)]

@@ -49,9 +49,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _guard = logging::to_stderr("warn")?;
             runtime()?.block_on(commands::script(args))
         }
-        Some(other) => {
-            eprintln!("rtm-tui: `{other:?}` is not available yet in this build");
-            Ok(ExitCode::from(2))
+        Some(Command::Bench(args)) => {
+            let _guard = logging::to_stderr("warn")?;
+            runtime()?.block_on(commands::bench(args))
+        }
+        Some(Command::Headless(args)) => {
+            let _guard = logging::to_stderr("warn")?;
+            runtime()?.block_on(commands::headless(args))
         }
         None => {
             let _guard = logging::to_file(&cli.log_level)?;
@@ -120,18 +124,24 @@ mod commands {
     //! One function per subcommand: turn clap arguments into library calls.
 
     use std::io::IsTerminal as _;
+
+    use anyhow::Context as _;
     use std::process::ExitCode;
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::cli::{ServeArgs, TokenArgs, TokenFormat};
     use rtm::qa::check::{self, CheckConfig, Timing};
     use rtm::qa::report::{Outcome, Report};
 
     use rtm::qa::raw::{Direction, Tracer};
     use rtm::qa::script;
 
-    use crate::cli::{CheckArgs, OutputFormat, ScriptArgs};
+    use rtm::qa::bench::{self, BenchConfig, BenchError, MemorySource};
+
+    use crate::cli::{
+        BenchArgs, CheckArgs, HeadlessArgs, OutputFormat, ScriptArgs, ServeArgs, TokenArgs,
+        TokenFormat,
+    };
 
     /// Exit code for usage and connection errors, as the QA commands document.
     const USAGE_ERROR: u8 = 2;
@@ -152,8 +162,10 @@ mod commands {
             ack_timeout: seconds(args.ack_timeout),
             grace: seconds(args.grace),
             invite_expiry: seconds(args.invite_expiry),
+            token_warning: seconds(args.token_warning),
         };
         config.progress = Some(progress_line());
+        config.tracer = args.trace.then(transcript);
         if let Err(error) = check::preflight(&config).await {
             eprintln!("rtm-tui check: {error}");
             return Ok(ExitCode::from(USAGE_ERROR));
@@ -220,6 +232,78 @@ mod commands {
                 );
             }
         })
+    }
+
+    pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+        let workload = match args.workload.parse() {
+            Ok(workload) => workload,
+            Err(error) => {
+                eprintln!("rtm-tui bench: {error}");
+                return Ok(ExitCode::from(USAGE_ERROR));
+            }
+        };
+        // Without --server the bench measures our own server, started here without rate
+        // limits so that the numbers show the server's capacity, not Agora's quotas.
+        let local = if args.server.is_none() {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let mut config = rtm::server::Config::ephemeral();
+            config.rate_limits = rtm::server::RateLimits::unlimited();
+            Some(rtm::server::spawn(listener, config).await?)
+        } else {
+            None
+        };
+        let (url, memory) = if let Some(server) = &local {
+            (server.url(), Some(MemorySource::this_process()))
+        } else {
+            let url = args.server.clone().unwrap_or_default();
+            let memory = MemorySource::for_url(&url);
+            (url, memory)
+        };
+        let config = BenchConfig {
+            url,
+            app_id: args.app_id,
+            workload,
+            users: args.users,
+            channels: args.channels,
+            rate: args.rate,
+            duration: Duration::from_secs(args.duration),
+            memory,
+            progress: std::io::stderr().is_terminal(),
+        };
+        let result = bench::run(&config).await;
+        if let Some(server) = local {
+            server.shutdown().await;
+        }
+        let report = match result {
+            Ok(report) => report,
+            Err(error @ (BenchError::Usage(_) | BenchError::Connect(_))) => {
+                eprintln!("rtm-tui bench: {error}");
+                return Ok(ExitCode::from(USAGE_ERROR));
+            }
+        };
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.to_text());
+        }
+        if let Some(path) = &args.plot {
+            std::fs::write(path, bench::to_svg(&report))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    pub async fn headless(args: HeadlessArgs) -> anyhow::Result<ExitCode> {
+        let config = rtm::client::ClientConfig::new(&args.server, &args.app_id);
+        let input = tokio::io::BufReader::new(tokio::io::stdin());
+        match rtm::qa::headless::run(config, input, tokio::io::stdout()).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(rtm::qa::headless::HeadlessError::Client(error)) => {
+                eprintln!("rtm-tui headless: {error}");
+                Ok(ExitCode::from(USAGE_ERROR))
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     fn print_report(report: &Report, format: OutputFormat) {

@@ -17,10 +17,17 @@ use tokio_tungstenite::WebSocketStream;
 
 mod client_support;
 
-use client_support::{next_event, next_state, WAIT};
+use client_support::{expect_login_ended, next_event, next_state, WAIT};
 
+/// Scripted peers never stall, so the timeouts under test can be very short: 400 ms
+/// login timeout, pings every 200 ms, a dead server after 600 ms of silence.
 fn fast_config(addr: std::net::SocketAddr) -> ClientConfig {
-    client_support::fast_config(&format!("ws://{addr}/rtm/v1"))
+    let mut config = client_support::fast_config(&format!("ws://{addr}/rtm/v1"));
+    config.login_timeout = Duration::from_millis(400);
+    config.request_timeout = Duration::from_secs(2);
+    config.ping_interval = Duration::from_millis(200);
+    config.dead_timeout = Duration::from_millis(600);
+    config
 }
 
 #[tokio::test]
@@ -42,18 +49,7 @@ async fn login_times_out_when_the_handshake_is_never_answered() {
         }
     );
     assert_eq!(error.code(), Some(rtm::client::LOGIN_TIMEOUT_CODE));
-    assert_eq!(
-        next_state(&mut events).await,
-        (ConnectionState::Connecting, ChangeReason::Login, None)
-    );
-    assert_eq!(
-        next_state(&mut events).await,
-        (
-            ConnectionState::Disconnected,
-            ChangeReason::LoginTimeout,
-            None
-        )
-    );
+    expect_login_ended(&mut events, ChangeReason::LoginTimeout).await;
     assert_eq!(
         client.state(),
         (ConnectionState::Disconnected, ChangeReason::LoginTimeout)
@@ -84,8 +80,7 @@ async fn login_times_out_when_the_login_gets_no_reply() {
     assert_eq!(login["user"], "alice");
     assert_eq!(login["token"], "tok");
     assert!(login["id"].as_u64().is_some_and(|id| id >= 1));
-    next_state(&mut events).await;
-    assert_eq!(next_state(&mut events).await.1, ChangeReason::LoginTimeout);
+    expect_login_ended(&mut events, ChangeReason::LoginTimeout).await;
 }
 
 #[tokio::test]
@@ -97,15 +92,7 @@ async fn login_fails_when_nothing_listens() {
     let (client, mut events) = Client::new(fast_config(addr)).unwrap();
     let error = client.login(None, "alice").await.unwrap_err();
     assert!(matches!(error, ClientError::Connect(_)), "{error:?}");
-    next_state(&mut events).await;
-    assert_eq!(
-        next_state(&mut events).await,
-        (
-            ConnectionState::Disconnected,
-            ChangeReason::LoginFailure,
-            None
-        )
-    );
+    expect_login_ended(&mut events, ChangeReason::LoginFailure).await;
 }
 
 #[tokio::test]
@@ -432,6 +419,15 @@ async fn reconnect_restores_the_session_and_catches_up_in_order() {
     let join = ws.next_json().await;
     assert_eq!(join["op"], "join");
     ws.send_text(json!({"id": join["id"], "code": 0, "member_count": 2}).to_string())
+        .await;
+    // A fresh join asks where the channel stands, for a later catch-up, and answers the
+    // caller after that.
+    let baseline = ws.next_json().await;
+    assert_eq!(baseline["op"], "history");
+    assert_eq!(baseline["channel"], "lobby");
+    assert_eq!(baseline["limit"], 1);
+    assert!(!joined.is_finished());
+    ws.send_text(json!({"id": baseline["id"], "code": 0, "messages": []}).to_string())
         .await;
     assert_eq!(joined.await.unwrap().unwrap().member_count, 2);
     ws.send_text(channel_message(10, "bob", "before").to_string())

@@ -88,10 +88,6 @@ async fn check_exit_codes_and_formats() {
     );
 }
 
-/// How the server branch answers ops it does not implement yet at this merge (see
-/// qa_check.rs); a scenario stopped only by that is reported, not failed.
-const NOT_YET: &str = "is not supported by this server yet";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_scenarios_pass() {
     let mut config = Config::ephemeral();
@@ -108,13 +104,6 @@ async fn example_scenarios_pass() {
     for path in names {
         let file = path.to_string_lossy().into_owned();
         let run = rtm_tui(&["script", &file, "--server", &url]).await;
-        if text(&run.stdout).contains(NOT_YET) {
-            eprintln!(
-                "{file}: skipped, the server lacks an op: {}",
-                text(&run.stdout)
-            );
-            continue;
-        }
         assert_eq!(
             run.status.code(),
             Some(0),
@@ -181,4 +170,141 @@ async fn script_errors_name_the_line() {
         "{}",
         text(&unreachable.stdout)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_workloads_report_json_memory_and_plot() {
+    let server = common::start_server(Config::ephemeral()).await;
+    let url = server.url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for workload in ["peer", "fanout", "login", "soak"] {
+        let plot = dir.path().join(format!("{workload}.svg"));
+        let run = rtm_tui(&[
+            "bench",
+            "--server",
+            &url,
+            "--workload",
+            workload,
+            "--users",
+            "4",
+            "--channels",
+            "2",
+            "--rate",
+            "20",
+            "--duration",
+            "1",
+            "--json",
+            "--plot",
+            plot.to_str().unwrap(),
+        ])
+        .await;
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{workload}: {}",
+            text(&run.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON report");
+        assert_eq!(report["workload"], workload);
+        assert!(report["completed"].as_u64().unwrap() > 0, "{report}");
+        assert!(report["errors"].as_object().unwrap().is_empty(), "{report}");
+        for p in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                report["latency_ms"][p].as_f64().unwrap() > 0.0,
+                "{p}: {report}"
+            );
+        }
+        // The server listens in this test process, on loopback: its memory is found.
+        assert_eq!(report["memory"]["pid"], std::process::id(), "{report}");
+        assert_eq!(report["memory"]["what"], "server process");
+        let svg = std::fs::read_to_string(&plot).expect("plot written");
+        assert!(
+            svg.starts_with("<svg") && svg.contains("<polyline"),
+            "{svg}"
+        );
+    }
+    let bad = rtm_tui(&["bench", "--server", &url, "--workload", "storm"]).await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("unknown workload"));
+    let too_many = rtm_tui(&["bench", "--server", &url, "--users", "100000"]).await;
+    assert_eq!(too_many.status.code(), Some(2));
+    server.shutdown().await;
+    let unreachable = rtm_tui(&["bench", "--server", &url, "--duration", "1"]).await;
+    assert_eq!(
+        unreachable.status.code(),
+        Some(2),
+        "{}",
+        text(&unreachable.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_without_server_runs_its_own() {
+    let run = rtm_tui(&[
+        "bench",
+        "--workload",
+        "peer",
+        "--users",
+        "2",
+        "--duration",
+        "1",
+    ])
+    .await;
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let out = text(&run.stdout);
+    assert!(
+        out.contains("latency ms  p50") && out.contains("in-process server"),
+        "{out}"
+    );
+}
+
+/// The language's less common parts against a server with a short ack timeout: `ack off`
+/// provoking code 2, nested repeats with `$i`, variables, `close`, `expect-none`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_ack_timeout_nested_repeats_and_variables() {
+    let mut config = Config::ephemeral();
+    config.ack_timeout = Duration::from_millis(500);
+    let server = common::start_server(config).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("acks.rtm");
+    std::fs::write(
+        &file,
+        r#"
+set greeting "hello there"
+users alice bob
+alice login
+bob login
+bob ack off
+alice send bob "$greeting" -> 2          # received but never acknowledged
+bob expect message_from_peer text="hello there"
+bob ack on
+repeat 2 {
+  repeat 2 {
+    alice send bob "n$i"
+  }
+}
+bob expect message_from_peer text=n1
+bob expect message_from_peer text=n2
+bob expect message_from_peer text=n1
+bob expect message_from_peer text=n2
+bob expect-none message_from_peer within=200ms
+bob close
+alice send bob "gone" -> 3
+"#,
+    )
+    .unwrap();
+    let run = rtm_tui(&["script", file.to_str().unwrap(), "--server", &server.url()]).await;
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}{}",
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+    assert!(
+        text(&run.stdout).contains("passed, 21 steps"),
+        "{}",
+        text(&run.stdout)
+    );
+    server.shutdown().await;
 }

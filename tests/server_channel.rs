@@ -412,8 +412,13 @@ async fn above_512_members_no_member_events_and_capped_lists() {
     observer.request(join("stadium")).await;
     let mut fans = Vec::new();
     for n in 0..512 {
-        let mut fan = RawClient::login(&url, APP, &format!("fan{n:03}")).await;
-        assert_eq!(fan.code(join("stadium")).await, 0);
+        // Login and join in one frame: one round trip per fan.
+        let mut fan = RawClient::connect(&url).await;
+        let login = json!({"id": 1, "op": "login", "app_id": APP, "user": format!("fan{n:03}")});
+        let mut join = join("stadium");
+        join["id"] = json!(2);
+        fan.send_text(&format!("{login}\n{join}")).await;
+        assert_eq!(fan.expect_reply(2).await["code"], 0);
         fans.push(fan);
     }
     observer.sync().await;
@@ -445,5 +450,30 @@ async fn above_512_members_no_member_events_and_capped_lists() {
         0
     );
     assert_eq!(observer.expect_event("member_left").await["user"], "fan510");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apps_are_separate_worlds() {
+    let server = start_server(test_config()).await;
+    let url = server.url();
+    let mut alice = RawClient::login(&url, "app-one", "alice").await;
+    let mut bob = RawClient::login(&url, "app-two", "bob").await;
+    alice.request(join("lobby")).await;
+    assert_eq!(bob.request(join("lobby")).await["member_count"], 1);
+    alice.request(send_channel("lobby", "only app-one")).await;
+    bob.assert_no_event("message_from_channel").await;
+    bob.assert_no_event("member_joined").await;
+    let members = bob
+        .request(json!({"op": "get_members", "channel": "lobby"}))
+        .await;
+    assert_eq!(members["members"], json!(["bob"]));
+    // Peers are per app as well.
+    assert_eq!(
+        alice
+            .code(json!({"op": "send_peer", "to": "bob", "message": text("hi")}))
+            .await,
+        3
+    );
     server.shutdown().await;
 }

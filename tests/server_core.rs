@@ -120,6 +120,9 @@ async fn unknown_ops_bad_params_and_garbage() {
         assert_eq!(event["code"], 1, "{garbage}");
         assert!(event["reason"].is_string());
     }
+    // Binary frames are not protocol: an error event too.
+    alice.ws_send_binary(vec![1, 2, 3]).await;
+    assert_eq!(alice.expect_event("error").await["code"], 1);
     // Unknown fields are ignored.
     assert_eq!(
         alice.code(json!({"op": "ping", "future": {"x": 1}})).await,

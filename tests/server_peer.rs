@@ -156,6 +156,10 @@ async fn cached_messages_survive_a_restart() {
         assert_eq!(reply["code"], 4);
         last_id = reply["message_id"].as_u64().unwrap();
     }
+    alice.request(json!({"op": "join", "channel": "log"})).await;
+    let posted = alice
+        .request(json!({"op": "send_channel", "channel": "log", "message": text("kept")}))
+        .await;
     server.shutdown().await;
 
     let server = start_server(config()).await;
@@ -165,8 +169,16 @@ async fn cached_messages_survive_a_restart() {
         assert_eq!(event["message"], text(body));
         assert_eq!(event["offline"], true);
     }
-    // Message ids keep increasing across the restart.
+    // Message ids keep increasing across the restart, and history is still there.
     let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    alice.request(json!({"op": "join", "channel": "log"})).await;
+    let history = alice
+        .request(json!({"op": "history", "channel": "log"}))
+        .await;
+    assert_eq!(history["messages"][0]["message_id"], posted["message_id"]);
+    assert_eq!(history["messages"][0]["message"], text("kept"));
+    let peer = bob.request(json!({"op": "history", "peer": "alice"})).await;
+    assert_eq!(peer["messages"].as_array().unwrap().len(), 3);
     let reply = alice
         .request(json!({"op": "send_peer", "to": "carol", "message": text("x"), "offline": true}))
         .await;

@@ -172,3 +172,139 @@ async fn chat_in_a_real_terminal() {
     drop(tmux);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_invitation_and_presence_in_a_real_terminal() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
+        .await
+        .unwrap();
+    let url = server.url();
+    let tmux = Tmux::start("call");
+    let binary = env!("CARGO_BIN_EXE_rtm-tui");
+    tmux.line(&format!(
+        "RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
+        tmux.home_path
+    ));
+    tmux.wait_for("[CONNECTED]");
+    let (bob, mut bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+
+    // Presence: a peer tab subscribes and shows bob online.
+    tmux.line("/query bob");
+    tmux.wait_for("@bob · online");
+
+    // bob calls; alice sees the prompt with its countdown and accepts with `a`.
+    bob.send_invitation("call-1", "alice", "quick sync?", None)
+        .await
+        .expect("delivered to alice's client");
+    tmux.wait_for("bob is calling you");
+    tmux.wait_for("expires in");
+    tmux.keys(&["a"]);
+    let accepted = tokio::time::timeout(WAIT, async {
+        loop {
+            match bob_events.recv().await {
+                Some(rtm::client::ClientEvent::Server(
+                    rtm::protocol::Event::InvitationAccepted { invitation_id, .. },
+                )) => return invitation_id,
+                Some(_) => {}
+                None => panic!("bob's events ended"),
+            }
+        }
+    })
+    .await
+    .expect("bob hears the answer");
+    assert_eq!(accepted, "call-1");
+    tmux.wait_for("you accepted bob's call");
+
+    // bob goes away: the tab's presence follows.
+    bob.logout().await.unwrap();
+    tmux.wait_until("bob offline", |s| {
+        s.contains("@bob · offline") || s.contains("@bob · unreachable")
+    });
+    tmux.line("/quit");
+    tmux.wait_until("the shell prompt after quitting", |s| {
+        s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
+    });
+    drop(tmux);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_login_aborts_and_login_again_works() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
+        .await
+        .unwrap();
+    let url = server.url();
+    let tmux = Tmux::start("abort");
+    let binary = env!("CARGO_BIN_EXE_rtm-tui");
+    // An "editor" that appends to what it is given, for the $EDITOR escape (Alt-E).
+    let editor = format!("{}/editor.sh", tmux.home_path);
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nprintf '%s + edited' \"$(cat \"$1\")\" > \"$1.new\" && mv \"$1.new\" \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    tmux.line(&format!(
+        "EDITOR={editor} RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
+        tmux.home_path
+    ));
+    tmux.wait_for("[CONNECTED]");
+    tmux.run(&["send-keys", "-l", "draft"]);
+    tmux.wait_for("> draft");
+    tmux.keys(&["M-e"]);
+    tmux.wait_for("> draft + edited");
+    tmux.keys(&["C-u"]);
+    let (other, _events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    other.login(None, "alice").await.unwrap();
+    tmux.wait_for("[ABORTED] REMOTE_LOGIN");
+    tmux.wait_for("you logged in somewhere else");
+    tmux.line("/login");
+    tmux.wait_for("rtm-tui — log in");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("[CONNECTED]");
+    tmux.keys(&["C-c"]);
+    tmux.wait_until("the shell prompt after quitting", |s| {
+        s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
+    });
+    drop(tmux);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_messages_land_in_their_peer_tab() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
+        .await
+        .unwrap();
+    let url = server.url();
+    let (bob, _bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+    let cached = bob
+        .send_message_to_peer(
+            "alice",
+            Message::text("left for you"),
+            SendOptions { offline: true },
+        )
+        .await
+        .expect_err("alice is offline");
+    assert_eq!(cached.code(), Some(4), "cached by the server");
+
+    let tmux = Tmux::start("offline");
+    let binary = env!("CARGO_BIN_EXE_rtm-tui");
+    tmux.line(&format!(
+        "RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
+        tmux.home_path
+    ));
+    tmux.wait_for("2 @bob");
+    tmux.keys(&["M-2"]);
+    tmux.wait_for("[offline] left for you");
+    tmux.keys(&["C-c"]);
+    tmux.wait_until("the shell prompt after quitting", |s| {
+        s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
+    });
+    drop(tmux);
+    server.shutdown().await;
+}

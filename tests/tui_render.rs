@@ -147,7 +147,9 @@ fn login_form_validates_as_you_type_and_shows_the_servers_answer() {
     }
     type_text(&mut app, "alice");
     let effects = app.update(Action::Key(KeyAction::Submit));
-    assert!(matches!(&effects[..], [Effect::Login { user, .. }] if user == "alice"));
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Login { user, .. } if user == "alice")));
     app.update(Action::Done(Outcome::Login(Err(Failure::new(
         Some(5),
         "invalid token",
@@ -315,4 +317,145 @@ fn reconnecting_shows_a_countdown_and_aborted_says_why() {
     let screen = draw(&app, 100, 20);
     assert!(screen.contains("[ABORTED] REMOTE_LOGIN"));
     assert!(screen.contains("you logged in somewhere else"));
+}
+
+#[test]
+fn call_invitations_prompt_with_a_countdown() {
+    let mut app = logged_in();
+    let effects = app.update(Action::Server(Event::InvitationReceived {
+        invitation_id: "inv-1".into(),
+        caller: "bob".into(),
+        content: "quick sync?".into(),
+        channel: Some("standup".into()),
+    }));
+    assert!(effects.contains(&Effect::Bell));
+    app.now_ms += 15_000;
+    app.update(Action::Tick);
+    insta::assert_snapshot!("invitation", draw(&app, 100, 24));
+    let effects = app.update(Action::Insert('a'));
+    assert_eq!(
+        effects,
+        vec![Effect::Invite(rtm::tui::action::InviteRequest::Accept {
+            id: "inv-1".into(),
+            caller: "bob".into(),
+            response: String::new(),
+        })]
+    );
+    assert!(app.overlay.is_none());
+    // A second invitation that nobody answers expires after 60 s.
+    app.update(Action::Server(Event::InvitationReceived {
+        invitation_id: "inv-2".into(),
+        caller: "bob".into(),
+        content: String::new(),
+        channel: None,
+    }));
+    app.update(Action::Key(KeyAction::Cancel));
+    assert!(draw(&app, 100, 24).contains("call waiting"));
+    app.now_ms += 61_000;
+    app.update(Action::Tick);
+    assert!(app.invitation.is_none());
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    assert!(draw(&app, 100, 24).contains("the call invitation expired"));
+}
+
+#[test]
+fn channel_attributes_presence_and_raw_messages() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    let effects = enter(&mut app, "/cattr set topic release on Friday");
+    assert!(
+        matches!(&effects[..], [Effect::ChannelAttr { channel, request: rtm::tui::action::AttrRequest::Set(k, v) }]
+        if channel == "lobby" && k == "topic" && v == "release on Friday")
+    );
+    app.update(Action::Server(Event::ChannelAttributesUpdated {
+        channel: "lobby".into(),
+        attributes: vec![rtm::protocol::ChannelAttribute {
+            key: "topic".into(),
+            value: "release on Friday".into(),
+            updated_by: "alice".into(),
+            updated_ts: NOW,
+        }],
+    }));
+    let screen = draw(&app, 100, 30);
+    assert!(
+        screen.contains("#lobby · 4 members · topic=release on Friday"),
+        "{screen}"
+    );
+
+    // Presence: /who asks, the peer tab header shows the answer and later changes.
+    app.update(Action::Key(KeyAction::GoTo(3)));
+    let effects = enter(&mut app, "/who");
+    assert_eq!(effects, vec![Effect::QueryPresence(vec!["erin".into()])]);
+    app.update(Action::Done(Outcome::Presence(Ok(vec![(
+        "erin".into(),
+        rtm::protocol::PeerStatus::Online,
+    )]))));
+    assert!(draw(&app, 100, 30).contains("@erin · online"));
+
+    // Raw messages: shown as description and size, saved with /save, sent with /raw.
+    app.update(Action::Server(Event::MessageFromPeer {
+        from: "erin".into(),
+        message: Message::raw(&[7u8; 2048], "notes.bin"),
+        message_id: 10,
+        server_ts: NOW,
+        offline: false,
+    }));
+    assert!(draw(&app, 100, 30).contains("[notes.bin, 2.0 KiB] (/save)"));
+    let effects = enter(&mut app, "/save /tmp/notes.bin");
+    assert!(
+        matches!(&effects[..], [Effect::SaveFile { path, data }] if path == "/tmp/notes.bin" && data.len() == 2048)
+    );
+    let effects = enter(&mut app, "/raw ./photo.png");
+    assert!(matches!(&effects[..], [Effect::ReadRawFile { path, .. }] if path == "./photo.png"));
+    let effects = app.update(Action::Done(Outcome::RawFile {
+        target: Target::Peer("erin".into()),
+        name: "photo.png".into(),
+        result: Ok(vec![1, 2, 3]),
+    }));
+    assert!(
+        matches!(&effects[..], [Effect::SendPeer { message, .. }] if message.raw_bytes() == Some(vec![1, 2, 3]))
+    );
+}
+
+#[test]
+fn a_call_you_place_can_be_hung_up() {
+    let mut app = logged_in();
+    let effects = enter(&mut app, "/call bob standup?");
+    // Opening the @bob tab also asks for history and presence.
+    let [.., Effect::Invite(rtm::tui::action::InviteRequest::Send { id, peer, content })] =
+        &effects[..]
+    else {
+        panic!("{effects:?}");
+    };
+    assert_eq!((peer.as_str(), content.as_str()), ("bob", "standup?"));
+    let effects = enter(&mut app, "/hangup");
+    assert_eq!(
+        effects,
+        vec![Effect::Invite(rtm::tui::action::InviteRequest::Cancel {
+            id: id.clone(),
+            peer: "bob".into(),
+        })]
+    );
+    enter(&mut app, "/hangup");
+    assert!(draw(&app, 100, 20).contains("no call from this tab is waiting"));
+}
+
+#[test]
+fn offline_messages_that_overtake_the_login_reply_stay() {
+    let mut app = app("demo", "alice");
+    app.submit_login();
+    // The client delivers cached messages right after the login reply; they may reach the
+    // app before the login's own answer does.
+    app.update(peer_message("bob", "while you were out, alice", 3, true));
+    app.update(Action::Done(Outcome::Login(Ok(LoginResult {
+        user: "alice".into(),
+        server_ts: NOW,
+        protocol: 1,
+        server: "rtm-tui/0.1.0".into(),
+        token_expires_at: None,
+    }))));
+    assert_eq!(app.tabs.len(), 2);
+    assert_eq!(app.tabs[1].mentions, 1);
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    assert!(draw(&app, 100, 20).contains("[offline] while you were out, alice"));
 }

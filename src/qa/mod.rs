@@ -8,7 +8,9 @@
 //! - [`headless`]: a screenless client driven by stdin lines, built on `client/`.
 //! - [`report`]: text, JSON and JUnit output shared by `check` and `script`.
 
+pub mod bench;
 pub mod check;
+pub mod headless;
 pub mod raw;
 pub mod report;
 pub mod script;

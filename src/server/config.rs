@@ -126,7 +126,7 @@ impl RateLimits {
 /// Everything `server::run` needs besides the listener.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Reported as `server` in login replies: "rtm-tui/<version>".
+    /// Reported as `server` in login replies, as `rtm-tui/VERSION`.
     pub name: String,
     pub store: StoreLocation,
     /// Messages kept per conversation (peer pair or channel) for `history`.

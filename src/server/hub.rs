@@ -210,8 +210,10 @@ impl Hub {
     /// Runs `then` on the hub after `delay`, on its own task.
     pub(super) fn after(&self, delay: Duration, then: impl FnOnce(&Hub) + Send + 'static) {
         let hub = self.clone();
+        // The deadline counts from now, not from when the task first runs.
+        let deadline = tokio::time::Instant::now() + delay;
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep_until(deadline).await;
             then(&hub);
         });
     }

@@ -61,8 +61,9 @@
 //!   dropped connection (grace period).
 //! - **Liveness**: a connection silent for 30 s (no data, Ping or Pong) is dropped without
 //!   a close frame; the server Pings every 15 s.
-//! - **Rate limits** are per connection and sliding windows; a refused request does not
-//!   count. `get_channel_member_count` and `history` have no rate limit.
+//! - **Rate limits** are per connection and sliding windows; a request refused by a
+//!   limit does not count against that limit (a `join` refused by the per-channel limit
+//!   still counts toward the 50 per 3 s). `get_channel_member_count` and `history` have no rate limit.
 //! - **Presence**: one rate limit (10 per 5 s) covers `query_peers_online`,
 //!   `(un)subscribe_peers_online` and `query_subscribed_peers`. The states sent after a
 //!   subscribe cover every peer of that request, in its order, right after the reply.
@@ -83,6 +84,9 @@
 //!   else gets 5, as does an answered, canceled or expired invitation). Answering while
 //!   the caller is offline is 1 and ends the invitation. On expiry both sides, if online,
 //!   get `invitation_failure` with reason 3.
+//! - **Store queue**: writes go to the store thread over an unbounded queue (the hub must
+//!   not wait under its lock); the per-connection send rate limits bound what clients can
+//!   add, and the thread commits everything queued in one transaction per batch.
 //! - **Shutdown**: stop accepting, close every connection with 1001 "server shutting
 //!   down" after its queued frames, commit the store.
 
@@ -169,6 +173,7 @@ async fn prepare(config: Config) -> Result<Prepared, ServerError> {
         }
     };
     let ttl = config.offline_ttl;
+    tracing::info!(dir = %dir.display(), "opening the store");
     let (store, loaded) = tokio::task::spawn_blocking(move || store::Store::open(&dir, ttl))
         .await
         .map_err(|e| ServerError::Task(e.to_string()))??;
@@ -261,6 +266,7 @@ async fn serve_accepted(
 }
 
 /// A server running on its own task (tests, the TUI's embedded server, demo, bench).
+#[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
     tls: bool,

@@ -393,4 +393,74 @@ mod tests {
         assert_eq!(reply["code"], 0);
         hub.store().stop().await;
     }
+
+    /// Lets spawned timer tasks run after a clock change.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn events(session: &Session) -> Vec<serde_json::Value> {
+        session
+            .conn
+            .take_lines()
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn default_ack_timeout_and_grace() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let hub = hub(dir.path());
+        let mut alice = Session::new(hub.new_conn(), &hub);
+        let mut bob = Session::new(hub.new_conn(), &hub);
+        run(
+            &mut alice,
+            &hub,
+            r#"{"id":1,"op":"login","app_id":"a","user":"alice"}"#,
+        )
+        .await;
+        run(
+            &mut bob,
+            &hub,
+            r#"{"id":1,"op":"login","app_id":"a","user":"bob"}"#,
+        )
+        .await;
+        run(&mut alice, &hub, r#"{"id":2,"op":"join","channel":"c"}"#).await;
+        run(&mut bob, &hub, r#"{"id":2,"op":"join","channel":"c"}"#).await;
+        let send = r#"{"id":3,"op":"send_peer","to":"bob","message":{"type":"text","text":"hi"}}"#;
+        run(&mut alice, &hub, send).await;
+        events(&alice);
+
+        // No ack: nothing at 9.9 s, code 2 at 10 s (protocol.md's default).
+        tokio::time::advance(Duration::from_millis(9_900)).await;
+        settle().await;
+        assert!(events(&alice).iter().all(|e| e["id"] != 3));
+        tokio::time::advance(Duration::from_millis(200)).await;
+        settle().await;
+        let replies: Vec<_> = events(&alice)
+            .into_iter()
+            .filter(|e| e["id"] == 3)
+            .collect();
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0]["code"], codes::peer::TIMEOUT);
+
+        // Bob's connection drops: alice sees him leave only after the 30 s grace.
+        hub.disconnected("a", "bob", &bob.conn);
+        tokio::time::advance(Duration::from_secs(29)).await;
+        settle().await;
+        assert!(events(&alice).iter().all(|e| e["event"] != "member_left"));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        settle().await;
+        let left: Vec<_> = events(&alice)
+            .into_iter()
+            .filter(|e| e["event"] == "member_left")
+            .collect();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0]["user"], "bob");
+        hub.store().stop().await;
+    }
 }

@@ -188,6 +188,10 @@ pub enum InviteRequest {
         peer: String,
         content: String,
     },
+    Cancel {
+        id: String,
+        peer: String,
+    },
     Accept {
         id: String,
         caller: String,
@@ -237,6 +241,8 @@ pub enum Effect {
         channel: String,
         request: AttrRequest,
     },
+    /// Fetch a channel's attributes for its header, without a line in the tab.
+    LoadChannelAttributes(String),
     Invite(InviteRequest),
     SaveFile {
         path: String,
@@ -248,6 +254,8 @@ pub enum Effect {
         target: Target,
     },
     Bell,
+    /// Clear the terminal and draw everything again (Ctrl-L).
+    Repaint,
     Title(String),
     Editor(String),
     Quit,

@@ -76,8 +76,10 @@ pub struct App {
     pub size: (u16, u16),
     pub screen: Screen,
     pub login: LoginForm,
-    /// Who we are logged in as, once logged in.
+    /// Who we are (logging in) as.
     pub me: Option<String>,
+    /// A login succeeded before: the next one is a re-login that rejoins the channel tabs.
+    has_logged_in: bool,
     pub app_id: String,
     pub server: String,
     pub server_name: String,
@@ -92,6 +94,8 @@ pub struct App {
     /// Tab completion in progress: the choices and the one shown.
     completion: Option<(Vec<String>, usize)>,
     pub invitation: Option<Invitation>,
+    /// Calls we placed and that are not answered yet: peer → invitation id.
+    pub outgoing_calls: std::collections::HashMap<String, String>,
     /// Commands run once after the first login (the demo's `/join`).
     pub startup_commands: Vec<String>,
     next_local_id: u64,
@@ -123,6 +127,7 @@ impl App {
                 &defaults.server,
             ),
             me: None,
+            has_logged_in: false,
             app_id: defaults.app_id.clone(),
             server: defaults.server.clone(),
             server_name: String::new(),
@@ -139,6 +144,7 @@ impl App {
             show_members,
             completion: None,
             invitation: None,
+            outgoing_calls: std::collections::HashMap::new(),
             startup_commands: Vec::new(),
             next_local_id: 1,
             dirty: true,
@@ -313,6 +319,15 @@ impl App {
             return;
         }
         self.login.status = LoginStatus::Busy;
+        // Known before the server answers: offline messages may arrive before the reply
+        // reaches us, and must already land in tabs of the right user.
+        let user = self.login.value(super::login::USER).to_string();
+        if self.me.as_ref().is_some_and(|me| *me != user) {
+            self.tabs.truncate(1);
+            self.active = 0;
+            self.has_logged_in = false;
+        }
+        self.me = Some(user);
         let token = self.login.value(super::login::TOKEN).trim().to_string();
         self.app_id = self.login.value(super::login::APP_ID).to_string();
         self.server = self.login.value(super::login::SERVER).to_string();
@@ -328,7 +343,7 @@ impl App {
         let now = self.now_ms;
         match outcome {
             Outcome::Login(Ok(result)) => {
-                let relogin = self.me.as_deref() == Some(result.user.as_str());
+                let relogin = std::mem::replace(&mut self.has_logged_in, true);
                 self.me = Some(result.user.clone());
                 self.server_name.clone_from(&result.server);
                 self.screen = Screen::Main;
@@ -341,8 +356,6 @@ impl App {
                 if relogin {
                     self.rejoin_tabs();
                 } else {
-                    self.tabs.truncate(1);
-                    self.active = 0;
                     self.home().info(
                         now,
                         "/join <channel> to join a channel, /msg <peer> to talk to someone, F1 for help",
@@ -451,7 +464,8 @@ impl App {
                 if let Some(i) = self.tab_index(&Target::Channel(channel)) {
                     match result {
                         Ok(attributes) => self.tabs[i].attributes = attributes,
-                        Err(f) => self.tabs[i].error(now, format!("attributes: {f}")),
+                        // The header just stays without a topic.
+                        Err(f) => tracing::debug!("channel attributes: {f}"),
                     }
                 }
             }
@@ -505,6 +519,7 @@ impl App {
                     tab.history = HistoryState::Loading;
                 }
                 self.effect(Effect::Members(channel.to_string()));
+                self.effect(Effect::LoadChannelAttributes(channel.to_string()));
                 if load {
                     self.effect(Effect::History {
                         target,
@@ -670,6 +685,7 @@ impl App {
             return;
         }
         if key == KeyAction::Redraw {
+            self.effect(Effect::Repaint);
             return;
         }
         if self.overlay.is_some() {

@@ -37,6 +37,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "this channel's attributes (topic)",
     ),
     ("call", "<peer> [content]", "invite a peer to a call"),
+    (
+        "hangup",
+        "",
+        "cancel the call you are placing from this peer tab",
+    ),
     ("accept", "[response]", "accept the pending invitation"),
     ("refuse", "[response]", "refuse the pending invitation"),
     ("raw", "<file>", "send a small file as a raw message"),
@@ -63,6 +68,7 @@ pub enum Command {
     Attr(Vec<String>),
     Cattr(Vec<String>),
     Call(String, String),
+    Hangup,
     Accept(String),
     Refuse(String),
     Raw(String),
@@ -160,6 +166,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
             let (peer, content) = need(first_arg(rest), name)?;
             Command::Call(peer, content.to_string())
         }
+        "hangup" | "cancel" => Command::Hangup,
         "accept" => Command::Accept(rest.trim().to_string()),
         "refuse" => Command::Refuse(rest.trim().to_string()),
         "raw" => Command::Raw(optional(rest).ok_or_else(|| usage(name))?),

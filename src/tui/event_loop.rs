@@ -199,6 +199,10 @@ async fn perform(
             crossterm::execute!(io::stdout(), crossterm::terminal::SetTitle(title))?;
         }
         Effect::Quit => app.quit = true,
+        Effect::Repaint => {
+            terminal.clear()?;
+            app.dirty = true;
+        }
         Effect::Editor(text) => {
             let edited = edit_externally(&text, guard);
             terminal.clear()?;

@@ -53,9 +53,35 @@ impl Session {
         Ok(channel)
     }
 
+    /// Runs `call` on the channel's handle in a task; `outcome` words the answer.
+    fn channel_call<T, Fut>(
+        &mut self,
+        channel: String,
+        tx: &UnboundedSender<Action>,
+        call: impl FnOnce(Channel) -> Fut + Send + 'static,
+        outcome: impl FnOnce(String, Result<T, Failure>) -> Outcome + Send + 'static,
+    ) where
+        Fut: std::future::Future<Output = Result<T, ClientError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let tx = tx.clone();
+        match self.channel(&channel) {
+            Ok(handle) => {
+                tokio::spawn(async move {
+                    let result = call(handle).await.map_err(|e| failure(&e));
+                    let _ = tx.send(Action::Done(outcome(channel, result)));
+                });
+            }
+            Err(f) => {
+                let _ = tx.send(Action::Done(outcome(channel, Err(f))));
+            }
+        }
+    }
+
     /// Starts the request for `effect` (a network one); its answer arrives on `tx`.
     pub fn perform(&mut self, effect: Effect, tx: &UnboundedSender<Action>) {
         let client = self.client.clone();
+        let loop_tx = tx;
         let tx = tx.clone();
         let done = move |outcome: Outcome| {
             let _ = tx.send(Action::Done(outcome));
@@ -105,68 +131,34 @@ impl Session {
                 channel,
                 local_id,
                 message,
-            } => match self.channel(&channel) {
-                Ok(handle) => {
-                    tokio::spawn(async move {
-                        let result = handle.send_message(message).await;
-                        done(Outcome::ChannelSent {
-                            channel,
-                            local_id,
-                            result: result.map_err(|e| failure(&e)),
-                        });
-                    });
-                }
-                Err(f) => done(Outcome::ChannelSent {
+            } => self.channel_call(
+                channel,
+                loop_tx,
+                |handle| async move { handle.send_message(message).await },
+                move |channel, result| Outcome::ChannelSent {
                     channel,
                     local_id,
-                    result: Err(f),
-                }),
-            },
-            Effect::Join(channel) => match self.channel(&channel) {
-                Ok(handle) => {
-                    tokio::spawn(async move {
-                        let result = handle.join().await;
-                        done(Outcome::Joined {
-                            channel,
-                            result: result.map(|r| r.member_count).map_err(|e| failure(&e)),
-                        });
-                    });
-                }
-                Err(f) => done(Outcome::Joined {
-                    channel,
-                    result: Err(f),
-                }),
-            },
-            Effect::Leave(channel) => match self.channel(&channel) {
-                Ok(handle) => {
-                    tokio::spawn(async move {
-                        let result = handle.leave().await;
-                        done(Outcome::Left {
-                            channel,
-                            result: result.map_err(|e| failure(&e)),
-                        });
-                    });
-                }
-                Err(f) => done(Outcome::Left {
-                    channel,
-                    result: Err(f),
-                }),
-            },
-            Effect::Members(channel) => match self.channel(&channel) {
-                Ok(handle) => {
-                    tokio::spawn(async move {
-                        let result = handle.get_members().await;
-                        done(Outcome::Members {
-                            channel,
-                            result: result.map_err(|e| failure(&e)),
-                        });
-                    });
-                }
-                Err(f) => done(Outcome::Members {
-                    channel,
-                    result: Err(f),
-                }),
-            },
+                    result,
+                },
+            ),
+            Effect::Join(channel) => self.channel_call(
+                channel,
+                loop_tx,
+                |handle| async move { handle.join().await.map(|r| r.member_count) },
+                |channel, result| Outcome::Joined { channel, result },
+            ),
+            Effect::Leave(channel) => self.channel_call(
+                channel,
+                loop_tx,
+                |handle| async move { handle.leave().await },
+                |channel, result| Outcome::Left { channel, result },
+            ),
+            Effect::Members(channel) => self.channel_call(
+                channel,
+                loop_tx,
+                |handle| async move { handle.get_members().await },
+                |channel, result| Outcome::Members { channel, result },
+            ),
             Effect::History { target, before } => {
                 tokio::spawn(async move {
                     let wire = match &target {
@@ -234,6 +226,15 @@ impl Session {
                     });
                 });
             }
+            Effect::LoadChannelAttributes(channel) => {
+                tokio::spawn(async move {
+                    let result = client.get_channel_attributes(&channel, None).await;
+                    done(Outcome::ChannelAttributes {
+                        channel,
+                        result: result.map_err(|e| failure(&e)),
+                    });
+                });
+            }
             Effect::Invite(request) => {
                 tokio::spawn(async move {
                     let (peer, result) = invite(&client, request).await;
@@ -278,7 +279,11 @@ impl Session {
                     });
                 });
             }
-            Effect::Bell | Effect::Title(_) | Effect::Editor(_) | Effect::Quit => {}
+            Effect::Bell
+            | Effect::Repaint
+            | Effect::Title(_)
+            | Effect::Editor(_)
+            | Effect::Quit => {}
         }
     }
 }
@@ -379,6 +384,14 @@ async fn invite(client: &Client, request: InviteRequest) -> (String, Result<Stri
                 .send_invitation(&id, &peer, &content, None)
                 .await
                 .map(|()| format!("{peer} got the call invitation; waiting for an answer"))
+                .map_err(f);
+            (peer, result)
+        }
+        InviteRequest::Cancel { id, peer } => {
+            let result = client
+                .cancel_invitation(&id, &peer)
+                .await
+                .map(|()| format!("you canceled the call to {peer}"))
                 .map_err(f);
             (peer, result)
         }

@@ -20,19 +20,20 @@ use tokio::time::timeout;
 /// Longest wait for anything expected; generous for a busy 2-core box.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// Durations short enough to keep tests fast: 400 ms login timeout, reconnects from
-/// 50 ms, pings every 200 ms and a dead server after 600 ms of silence.
+/// Durations short enough to keep tests fast yet safe on a loaded 2-core box (a busy
+/// server must not look dead): reconnects from 50 ms, 3 s login timeout, pings every
+/// second and a dead server after 5 s of silence. Tests of timeouts set their own.
 pub fn fast_config(url: &str) -> ClientConfig {
     let mut config = ClientConfig::new(url, "demo");
-    config.login_timeout = Duration::from_millis(400);
-    config.request_timeout = Duration::from_secs(3);
+    config.login_timeout = Duration::from_secs(3);
+    config.request_timeout = Duration::from_secs(5);
     config.reconnect = ReconnectPolicy {
         initial_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(200),
         jitter: 0.2,
     };
-    config.ping_interval = Duration::from_millis(200);
-    config.dead_timeout = Duration::from_millis(600);
+    config.ping_interval = Duration::from_secs(1);
+    config.dead_timeout = Duration::from_secs(5);
     config
 }
 
@@ -72,6 +73,18 @@ pub async fn next_state(events: &mut Events) -> (ConnectionState, ChangeReason, 
         } => (state, reason, retry_in),
         other @ ClientEvent::Server(_) => panic!("expected a state change, got {other:?}"),
     }
+}
+
+/// Checks that a login went CONNECTING(LOGIN) and then ended DISCONNECTED with `reason`.
+pub async fn expect_login_ended(events: &mut Events, reason: ChangeReason) {
+    assert_eq!(
+        next_state(events).await,
+        (ConnectionState::Connecting, ChangeReason::Login, None)
+    );
+    assert_eq!(
+        next_state(events).await,
+        (ConnectionState::Disconnected, reason, None)
+    );
 }
 
 /// The next state change, skipping server events.

@@ -104,6 +104,14 @@ impl RawClient {
             .expect("send frame");
     }
 
+    /// Sends a binary frame (which protocol v1 does not use).
+    pub async fn ws_send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws
+            .send(WsMessage::binary(bytes))
+            .await
+            .expect("send frame");
+    }
+
     /// A fresh request id.
     pub fn id(&mut self) -> u32 {
         let id = self.next_id;

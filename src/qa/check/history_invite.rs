@@ -16,7 +16,7 @@ pub fn cases() -> Vec<Case> {
         case("invite.refuse", "refusing sends invitation_refused with the response to the caller", invite_refuse),
         case("invite.cancel", "canceling sends invitation_canceled to the callee", invite_cancel),
         case("invite.peer_offline", "inviting an offline user answers 1", invite_offline),
-        case("invite.not_found", "answering an unknown invitation answers 5", invite_not_found),
+        case("invite.not_found", "accepting, refusing or canceling an unknown invitation answers 5", invite_not_found),
         case("invite.invalid", "content over 8 KiB answers 4", invite_invalid),
         case("invite.expiry", "an unanswered invitation fails for both sides with reason 3", invite_expiry),
     ]
@@ -174,6 +174,12 @@ async fn invite_not_found(cx: Ctx) -> CaseResult {
     let (mut bob, _) = cx.fresh("bob").await?;
     let (_alice, alice_id) = cx.fresh("alice").await?;
     bob.code(json!({"op": "accept_invitation", "invitation_id": "never-sent", "caller": alice_id, "response": ""}), 5).await?;
+    bob.code(json!({"op": "refuse_invitation", "invitation_id": "never-sent", "caller": alice_id, "response": ""}), 5).await?;
+    bob.code(
+        json!({"op": "cancel_invitation", "invitation_id": "never-sent", "callee": alice_id}),
+        5,
+    )
+    .await?;
     Ok(())
 }
 

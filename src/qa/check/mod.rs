@@ -38,7 +38,7 @@ use super::raw::{code_of, op_name, RawConn, RawError, Tracer};
 use super::report::{CaseReport, Outcome, Report};
 
 /// How long an expected event may take to arrive.
-pub const EVENT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a case listens to conclude that an event did not come.
 pub const QUIET: Duration = Duration::from_millis(500);
 /// With `--quick`, cases that must wait longer than this for a server timer are skipped.
@@ -52,6 +52,8 @@ pub struct Timing {
     pub ack_timeout: Duration,
     pub grace: Duration,
     pub invite_expiry: Duration,
+    /// How long before a token expires the server warns with `token_privilege_will_expire`.
+    pub token_warning: Duration,
 }
 
 impl Default for Timing {
@@ -60,6 +62,7 @@ impl Default for Timing {
             ack_timeout: Duration::from_secs(10),
             grace: Duration::from_secs(30),
             invite_expiry: Duration::from_secs(60),
+            token_warning: Duration::from_secs(30),
         }
     }
 }
@@ -468,5 +471,6 @@ fn case_limit(timing: &Timing) -> Duration {
         .ack_timeout
         .max(timing.grace)
         .max(timing.invite_expiry)
+        .max(timing.token_warning)
         + Duration::from_secs(30)
 }

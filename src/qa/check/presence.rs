@@ -14,7 +14,7 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             "presence.query.invalid",
-            "query_peers_online with 0 or more than 256 peers answers 2",
+            "query_peers_online with 0 or more than 256 peers, or subscribing to none, answers 2",
             query_invalid,
         ),
         case(
@@ -82,6 +82,9 @@ async fn query_invalid(cx: Ctx) -> CaseResult {
     let many: Vec<String> = (0..257).map(|n| cx.user(&n.to_string())).collect();
     alice
         .code(json!({"op": "query_peers_online", "peers": many}), 2)
+        .await?;
+    alice
+        .code(json!({"op": "subscribe_peers_online", "peers": []}), 2)
         .await?;
     Ok(())
 }

@@ -32,13 +32,18 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             "login.invalid_token",
-            "a token with a wrong signature answers 5",
+            "a token with a wrong signature, or none where the app has a certificate, answers 5",
             login_invalid_token,
         ),
         case(
             "login.other_users_token",
             "a token minted for another user answers 5",
             login_other_token,
+        ),
+        case(
+            "login.token_expired",
+            "an expired token answers 6",
+            login_token_expired,
         ),
         case(
             "login.rate_limit",
@@ -79,6 +84,11 @@ pub fn cases() -> Vec<Case> {
             "renew.invalid_token",
             "renew_token with a bad token answers 6",
             renew_invalid,
+        ),
+        case(
+            "renew.token_expired",
+            "renew_token with an expired token answers 5",
+            renew_expired,
         ),
         case(
             "kick.remote_login",
@@ -178,6 +188,44 @@ async fn login_invalid_token(cx: Ctx) -> CaseResult {
         5,
     )
     .await?;
+    // No token at all, for an app that has a certificate.
+    conn.code(
+        json!({"op": "login", "app_id": cx.app_id(), "user": user}),
+        5,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A token for `user` that has already expired: minted for one second, then outwaited.
+async fn expired_token(cx: &Ctx, user: &str) -> Result<String, super::CaseError> {
+    let Some(token) = cx.token(user, 1).await? else {
+        unreachable!()
+    };
+    // Token expiry has one-second resolution; the wall clock must pass it.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    Ok(token)
+}
+
+async fn login_token_expired(cx: Ctx) -> CaseResult {
+    cx.need_tokens()?;
+    let user = cx.user("alice");
+    let token = expired_token(&cx, &user).await?;
+    let mut conn = cx.connect(&user).await?;
+    conn.code(
+        json!({"op": "login", "app_id": cx.app_id(), "user": user, "token": token}),
+        6,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn renew_expired(cx: Ctx) -> CaseResult {
+    cx.need_tokens()?;
+    let (mut conn, user) = cx.fresh("alice").await?;
+    let token = expired_token(&cx, &user).await?;
+    conn.code(json!({"op": "renew_token", "token": token}), 5)
+        .await?;
     Ok(())
 }
 
@@ -312,12 +360,14 @@ async fn kick_remote_login(cx: Ctx) -> CaseResult {
     }
 }
 
-/// Seconds of life given to tokens in the expiry cases: the warning comes ~30 s before.
-const SHORT_TOKEN_SECS: u64 = 35;
+/// Seconds of life given to tokens in the expiry cases: the warning comes 5 s after login.
+fn short_token_secs(cx: &Ctx) -> u64 {
+    cx.timing().token_warning.as_secs() + 5
+}
 
 async fn short_token_login(cx: &Ctx) -> Result<crate::qa::raw::RawConn, super::CaseError> {
     let user = cx.user("alice");
-    let Some(token) = cx.token(&user, SHORT_TOKEN_SECS).await? else {
+    let Some(token) = cx.token(&user, short_token_secs(cx)).await? else {
         unreachable!()
     };
     let mut conn = cx.connect(&user).await?;
@@ -328,7 +378,7 @@ async fn short_token_login(cx: &Ctx) -> Result<crate::qa::raw::RawConn, super::C
 
 async fn token_will_expire(cx: Ctx) -> CaseResult {
     cx.need_tokens()?;
-    let wait = Duration::from_secs(SHORT_TOKEN_SECS - 25) + TIMER_SLACK;
+    let wait = Duration::from_secs(5) + TIMER_SLACK;
     cx.need_time(wait)?;
     let mut conn = short_token_login(&cx).await?;
     if conn
@@ -337,8 +387,9 @@ async fn token_will_expire(cx: Ctx) -> CaseResult {
         .is_none()
     {
         fail!(
-            "no token_privilege_will_expire within {}s for a {SHORT_TOKEN_SECS}s token",
-            wait.as_secs()
+            "no token_privilege_will_expire within {}s for a {}s token",
+            wait.as_secs(),
+            short_token_secs(&cx)
         );
     }
     Ok(())
@@ -346,7 +397,7 @@ async fn token_will_expire(cx: Ctx) -> CaseResult {
 
 async fn kick_token_expired(cx: Ctx) -> CaseResult {
     cx.need_tokens()?;
-    let wait = Duration::from_secs(SHORT_TOKEN_SECS) + TIMER_SLACK;
+    let wait = Duration::from_secs(short_token_secs(&cx)) + TIMER_SLACK;
     cx.need_time(wait)?;
     let mut conn = short_token_login(&cx).await?;
     if conn
@@ -357,8 +408,9 @@ async fn kick_token_expired(cx: Ctx) -> CaseResult {
         .is_none()
     {
         fail!(
-            "no kicked (token_expired) within {}s for a {SHORT_TOKEN_SECS}s token",
-            wait.as_secs()
+            "no kicked (token_expired) within {}s for a {}s token",
+            wait.as_secs(),
+            short_token_secs(&cx)
         );
     }
     Ok(())

@@ -49,7 +49,7 @@ mod run;
 
 use std::time::Duration;
 
-pub use parse::{parse, ParseError};
+pub use parse::{parse, words, ParseError};
 pub use run::{run, RunError, RunSummary, ScriptOptions};
 
 /// A parsed scenario.

@@ -325,6 +325,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(value * unit))
 }
 
+/// Splits a line into words as scenarios do: spaces separate, `"double quotes"` keep
+/// spaces (escapes `\"`, `\\`, `\n`), `#` starts a comment.
+pub fn words(line: &str) -> Result<Vec<String>, String> {
+    Ok(split_words(line)?.into_iter().map(|w| w.text).collect())
+}
+
 /// Splits a line into words, honouring double quotes and stopping at a `#` comment.
 fn split_words(line: &str) -> Result<Vec<Word>, String> {
     let mut words = Vec::new();

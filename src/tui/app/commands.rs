@@ -85,8 +85,21 @@ impl App {
                 self.next_local_id += 1;
                 let i = self.ensure_tab(&Target::Peer(peer.clone()));
                 self.activate(i);
-                self.tabs[i].info(now, format!("calling {peer}…"));
+                self.tabs[i].info(now, format!("calling {peer}… (/hangup to cancel)"));
+                self.outgoing_calls.insert(peer.clone(), id.clone());
                 self.effect(Effect::Invite(InviteRequest::Send { id, peer, content }));
+            }
+            Command::Hangup => {
+                let peer = self.active_tab().peer().map(str::to_string);
+                let call = peer.and_then(|p| self.outgoing_calls.remove(&p).map(|id| (p, id)));
+                match call {
+                    Some((peer, id)) => {
+                        self.effect(Effect::Invite(InviteRequest::Cancel { id, peer }));
+                    }
+                    None => self
+                        .active_tab_mut()
+                        .error(now, "/hangup: no call from this tab is waiting"),
+                }
             }
             Command::Accept(response) => self.answer_invitation(true, response),
             Command::Refuse(response) => self.answer_invitation(false, response),

@@ -97,10 +97,16 @@ impl App {
             }
             Event::InvitationAccepted {
                 callee, response, ..
-            } => self.call_outcome(&callee, "accepted your call", &response),
+            } => {
+                self.outgoing_calls.remove(&callee);
+                self.call_outcome(&callee, "accepted your call", &response);
+            }
             Event::InvitationRefused {
                 callee, response, ..
-            } => self.call_outcome(&callee, "refused your call", &response),
+            } => {
+                self.outgoing_calls.remove(&callee);
+                self.call_outcome(&callee, "refused your call", &response);
+            }
             Event::InvitationCanceled { caller, .. } => {
                 if self.invitation.as_ref().is_some_and(|i| i.caller == caller) {
                     self.invitation = None;
@@ -127,6 +133,7 @@ impl App {
                     self.invitation = None;
                     self.overlay = None;
                 }
+                self.outgoing_calls.retain(|_, id| *id != invitation_id);
             }
             Event::TokenPrivilegeWillExpire { expires_at } => {
                 let at =
@@ -203,10 +210,14 @@ impl App {
         let now = self.now_ms;
         if let Some(i) = self.tab_index(&Target::Channel(channel.to_string())) {
             let tab = &mut self.tabs[i];
+            // Counts also come as member_count_updated (absolute); this keeps them current
+            // in between.
             if joined {
                 tab.add_member(&user);
+                tab.member_count = tab.member_count.map(|c| c + 1);
             } else {
                 tab.remove_member(&user);
+                tab.member_count = tab.member_count.map(|c| c.saturating_sub(1));
             }
             tab.push(Entry {
                 ts: now,

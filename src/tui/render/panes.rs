@@ -16,6 +16,10 @@ use super::super::action::KeyAction;
 use super::super::app::{presence_word, App, Overlay};
 use super::wrap::truncate;
 
+/// Channels above this many members show their count in the tab list (protocol.md sends
+/// no member events above 512).
+const LARGE_CHANNEL: u64 = crate::protocol::limits::MAX_LISTED_MEMBERS as u64;
+
 pub fn tab_list(frame: &mut Frame, app: &App, area: Rect) {
     let width = usize::from(area.width.saturating_sub(1));
     let lines: Vec<Line> = app
@@ -24,6 +28,10 @@ pub fn tab_list(frame: &mut Frame, app: &App, area: Rect) {
         .enumerate()
         .map(|(i, tab)| {
             let mut counts = String::new();
+            // Large channels send no join/leave events; their size is worth showing here.
+            if let Some(count) = tab.member_count.filter(|c| *c > LARGE_CHANNEL) {
+                let _ = write!(counts, " ({count})");
+            }
             if tab.mentions > 0 {
                 {
                     let _ = write!(counts, " @{}", tab.mentions);

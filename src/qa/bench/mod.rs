@@ -1,0 +1,406 @@
+//! `rtm-tui bench`: a load generator with named workloads, HDR latency percentiles,
+//! throughput over time, server memory where it can be read, text/JSON output and an SVG plot.
+//!
+//! Workloads (in `workload.rs`) speak raw protocol through [`RawConn`](crate::qa::raw::RawConn)
+//! so that what is measured is the server, not our client library:
+//! - `peer`: users in pairs send peer messages; latency is send → reply, which protocol v1
+//!   gives only after the receiver's ack (a full round trip).
+//! - `fanout`: users spread over channels, one sender per channel; latency is send → arrival
+//!   at each member; throughput counts deliveries.
+//! - `login`: connect + login + close, repeatedly; latency is connect → login reply.
+//! - `soak`: hold N logged-in connections, each pinging every second; reports ping latency and
+//!   the server's memory over time.
+//!
+//! Everything is bounded: users, rate and duration are capped ([`LIMITS`]) and every wait
+//! has a timeout. Memory (`memory.rs`): the bench reads VmRSS from `/proc/<pid>/status` of
+//! the process listening on the URL's port when the URL is loopback; without `--server` it
+//! starts the reference server in-process and reads its own VmRSS (which then includes the
+//! load generator; the report says which). The plot is hand-written SVG (`plot.rs`).
+
+mod memory;
+mod plot;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+pub use memory::{MemorySample, MemorySource};
+pub use plot::to_svg;
+
+/// Upper bounds on what one run may ask for.
+pub const LIMITS: Limits = Limits {
+    users: 5000,
+    channels: 1000,
+    rate: 100_000,
+    duration: Duration::from_secs(3600),
+};
+
+/// See [`LIMITS`].
+pub struct Limits {
+    pub users: u32,
+    pub channels: u32,
+    pub rate: u32,
+    pub duration: Duration,
+}
+
+/// The named workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    Peer,
+    Fanout,
+    Login,
+    Soak,
+}
+
+impl std::str::FromStr for Workload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "peer" => Ok(Workload::Peer),
+            "fanout" => Ok(Workload::Fanout),
+            "login" => Ok(Workload::Login),
+            "soak" => Ok(Workload::Soak),
+            other => Err(format!(
+                "unknown workload {other:?} (peer, fanout, login, soak)"
+            )),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub url: String,
+    pub app_id: String,
+    pub workload: Workload,
+    pub users: u32,
+    pub channels: u32,
+    /// Operations per second in all; 0 means as fast as replies allow.
+    pub rate: u32,
+    pub duration: Duration,
+    /// Whose memory to sample, if anyone's.
+    pub memory: Option<MemorySource>,
+    /// Show an indicatif progress bar on stderr.
+    pub progress: bool,
+}
+
+/// Why a bench could not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Connect(String),
+}
+
+impl BenchConfig {
+    /// Checks the bounds and the workload's needs.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        let usage = |m: String| Err(BenchError::Usage(m));
+        if self.users == 0 || self.users > LIMITS.users {
+            return usage(format!("--users must be 1..={}", LIMITS.users));
+        }
+        if self.workload == Workload::Peer && self.users < 2 {
+            return usage("the peer workload needs --users 2 or more (pairs)".into());
+        }
+        if self.channels == 0 || self.channels > LIMITS.channels {
+            return usage(format!("--channels must be 1..={}", LIMITS.channels));
+        }
+        if self.workload == Workload::Fanout && self.users < self.channels * 2 {
+            return usage("the fanout workload needs at least 2 users per channel".into());
+        }
+        if self.rate > LIMITS.rate {
+            return usage(format!("--rate must be at most {}", LIMITS.rate));
+        }
+        if self.duration.is_zero() || self.duration > LIMITS.duration {
+            return usage(format!(
+                "--duration must be 1..={} seconds",
+                LIMITS.duration.as_secs()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Latency {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+/// A bench's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub workload: Workload,
+    pub url: String,
+    pub users: u32,
+    pub channels: u32,
+    pub rate: u32,
+    pub duration_s: f64,
+    /// Operations started (messages sent, logins tried, pings sent).
+    pub sent: u64,
+    /// Operations completed successfully (for fanout: deliveries).
+    pub completed: u64,
+    /// Non-zero reply codes and local failures ("timeout", "closed"), with counts.
+    pub errors: BTreeMap<String, u64>,
+    /// Completed operations per second over the run.
+    pub throughput: f64,
+    pub latency_ms: Latency,
+    /// Completions in each second of the run.
+    pub timeline: Vec<u64>,
+    /// Latency (ms) at percentiles for the plot: (percentile, ms).
+    #[serde(skip)]
+    pub distribution: Vec<(f64, f64)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryReport>,
+}
+
+/// The server's resident memory over the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryReport {
+    pub pid: u32,
+    /// "server process" or "in-process server (includes the load generator)".
+    pub what: String,
+    pub start_kib: u64,
+    pub peak_kib: u64,
+    pub end_kib: u64,
+}
+
+/// Shared measurement state of a run: latencies, per-second completions, errors.
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Mutex<RecorderInner>>,
+}
+
+struct RecorderInner {
+    /// When the measured phase began (after connections are set up).
+    started: Instant,
+    histogram: Histogram<u64>,
+    timeline: Vec<u64>,
+    sent: u64,
+    completed: u64,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Recorder {
+    pub fn new() -> Self {
+        Recorder {
+            inner: Arc::new(Mutex::new(RecorderInner {
+                started: Instant::now(),
+                histogram: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .expect("valid histogram bounds"),
+                timeline: Vec::new(),
+                sent: 0,
+                completed: 0,
+                errors: BTreeMap::new(),
+            })),
+        }
+    }
+
+    pub fn started(&self) -> Instant {
+        self.inner.lock().expect("recorder").started
+    }
+
+    /// Starts the measured phase now: set-up time (logins, joins) is not counted.
+    pub fn restart(&self) {
+        self.inner.lock().expect("recorder").started = Instant::now();
+    }
+
+    pub fn sent(&self, n: u64) {
+        self.inner.lock().expect("recorder").sent += n;
+    }
+
+    /// One completed operation that took `latency`.
+    pub fn done(&self, latency: Duration) {
+        let mut inner = self.inner.lock().expect("recorder");
+        let second = inner.started.elapsed().as_secs() as usize;
+        inner
+            .histogram
+            .saturating_record((latency.as_micros() as u64).max(1));
+        inner.completed += 1;
+        if inner.timeline.len() <= second {
+            inner.timeline.resize(second + 1, 0);
+        }
+        inner.timeline[second] += 1;
+    }
+
+    pub fn error(&self, what: impl Into<String>) {
+        *self
+            .inner
+            .lock()
+            .expect("recorder")
+            .errors
+            .entry(what.into())
+            .or_default() += 1;
+    }
+
+    /// Completions so far, for the progress bar.
+    pub fn completed(&self) -> u64 {
+        self.inner.lock().expect("recorder").completed
+    }
+
+    fn report(
+        &self,
+        config: &BenchConfig,
+        elapsed: Duration,
+        memory: Option<MemoryReport>,
+    ) -> BenchReport {
+        let inner = self.inner.lock().expect("recorder");
+        let h = &inner.histogram;
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        let latency = Latency {
+            count: h.len(),
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        };
+        // Percentiles spaced evenly on the 1/(1-p) scale: 0, 68.4, 90, 96.8, 99, ... 99.99.
+        let distribution = (0..=40)
+            .map(|k| {
+                let p = 1.0 - 10f64.powf(-f64::from(k) / 10.0);
+                (p * 100.0, ms(h.value_at_quantile(p)))
+            })
+            .collect();
+        // Load is offered for the configured duration; replies still in flight at its end
+        // complete during a short drain and count towards it.
+        let seconds = elapsed.min(config.duration).as_secs_f64().max(1e-3);
+        let timeline = inner.timeline.clone();
+        BenchReport {
+            workload: config.workload,
+            url: config.url.clone(),
+            users: config.users,
+            channels: config.channels,
+            rate: config.rate,
+            duration_s: seconds,
+            sent: inner.sent,
+            completed: inner.completed,
+            errors: inner.errors.clone(),
+            throughput: inner.completed as f64 / seconds,
+            latency_ms: latency,
+            timeline,
+            distribution,
+            memory,
+        }
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+/// Runs the configured workload to its end and returns the report.
+pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
+    config.validate()?;
+    let recorder = Recorder::new();
+    let sampler = config.memory.clone().map(memory::Sampler::start);
+    let bar = config.progress.then(|| progress_bar(config.duration));
+    let ticker = bar.clone().map(|bar| {
+        let recorder = recorder.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let elapsed = recorder.started().elapsed();
+                bar.set_position(elapsed.as_millis() as u64);
+                let rate = recorder.completed() as f64 / elapsed.as_secs_f64().max(1e-3);
+                bar.set_message(format!("{} done, {rate:.0}/s", recorder.completed()));
+            }
+        })
+    });
+    let result = workload::run(config, &recorder).await;
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let elapsed = recorder.started().elapsed();
+    let memory = match sampler {
+        Some(sampler) => sampler.finish().await,
+        None => None,
+    };
+    result?;
+    Ok(recorder.report(
+        config,
+        elapsed.min(config.duration + workload::DRAIN),
+        memory,
+    ))
+}
+
+fn progress_bar(duration: Duration) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(duration.as_millis() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+impl BenchReport {
+    /// A human summary.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "workload {:?} against {}: {} users, {} channels, rate {}, {:.1}s",
+            self.workload,
+            self.url,
+            self.users,
+            self.channels,
+            if self.rate == 0 {
+                "max".to_string()
+            } else {
+                format!("{}/s", self.rate)
+            },
+            self.duration_s
+        );
+        let _ = writeln!(
+            out,
+            "sent {}  completed {}  throughput {:.1}/s",
+            self.sent, self.completed, self.throughput
+        );
+        let l = &self.latency_ms;
+        let _ = writeln!(
+            out,
+            "latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (mean {:.3}, n={})",
+            l.p50, l.p90, l.p99, l.p999, l.max, l.mean, l.count
+        );
+        if !self.errors.is_empty() {
+            let list: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            let _ = writeln!(out, "errors  {}", list.join(", "));
+        }
+        if let Some(m) = &self.memory {
+            let _ = writeln!(
+                out,
+                "memory of pid {} ({}): start {} KiB, peak {} KiB, end {} KiB",
+                m.pid, m.what, m.start_kib, m.peak_kib, m.end_kib
+            );
+        }
+        out
+    }
+}
