@@ -8,11 +8,11 @@ use rtm::protocol::{decode_request, split_frame};
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     for object in split_frame(&text) {
-        if let Ok(request) = decode_request(object) {
+        match decode_request(object) {
             // What the server accepted must be representable again.
-            let _ = serde_json::to_string(&request.op);
-        } else if let Err(error) = decode_request(object) {
-            let _ = error.reply();
+            Ok(request) => drop(serde_json::to_string(&request.op)),
+            // Every refusal can be turned into what the server sends back.
+            Err(error) => drop(error.reply()),
         }
     }
 });
