@@ -89,6 +89,15 @@
 //!   add, and the thread commits everything queued in one transaction per batch.
 //! - **Shutdown**: stop accepting, close every connection with 1001 "server shutting
 //!   down" after its queued frames, commit the store.
+//! - **Admission** (`limits`): past `max_connections` a new TCP connection is closed
+//!   right after `accept`, before any handshake work. The TLS and WebSocket handshakes
+//!   must finish within `login_timeout` (10 s), and a connection must log in within it
+//!   after connecting or after a `logout`, else it is closed (1008 "login timeout").
+//!   `login` attempts count against `logins_per_address` (50 per second per IP, all
+//!   connections together, answered 10 when over); loopback peers are exempt unless
+//!   `loopback_exempt` is off, so local benches and demos are not throttled.
+//! - **Open mode** is the default only on a loopback address (`open_mode`); elsewhere
+//!   `serve` needs `--open` (or `open = true` in its file) and prints a warning.
 
 mod auth;
 mod config;
