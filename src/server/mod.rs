@@ -210,6 +210,9 @@ async fn serve(
 ) -> Result<(), ServerError> {
     let hub = prepared.hub.clone();
     let admission = Arc::new(limits::Admission::new(hub.config()));
+    // Refusals are logged at most once a second, with a count: a flood must not flood the log.
+    let now = tokio::time::Instant::now();
+    let mut refused = (0u64, now.checked_sub(Duration::from_secs(1)).unwrap_or(now));
     let (stop_connections, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -220,7 +223,11 @@ async fn serve(
                 Ok((tcp, peer)) => {
                     // Over the cap the socket is closed at once: no handshake work is done.
                     let Some(slot) = admission.admit() else {
-                        tracing::warn!(%peer, "connection refused: max_connections reached");
+                        refused.0 += 1;
+                        if refused.1.elapsed() >= Duration::from_secs(1) {
+                            tracing::warn!(%peer, refused = refused.0, "connections refused: max_connections reached");
+                            refused = (0, tokio::time::Instant::now());
+                        }
                         continue;
                     };
                     let _ = tcp.set_nodelay(true);
