@@ -164,13 +164,19 @@ pub enum OutputFormat {
 }
 
 /// `rtm-tui check`
+///
+/// Runs one named case per rule of protocol v1 with fresh users per case, shows progress on
+/// stderr, then prints a table (or JSON / JUnit XML) of pass, fail and skip with reasons.
+/// Exit code 0 when no selected case fails, 1 when some fail, 2 when the server cannot be
+/// reached or the arguments are wrong.
 #[derive(Debug, Args, Clone)]
 pub struct CheckArgs {
     #[arg(long, default_value = rtm::protocol::DEFAULT_URL)]
     pub server: String,
     #[arg(long, default_value = "rtm-check")]
     pub app_id: String,
-    /// Command that prints a token for a user id given as its last argument.
+    /// Command that prints a token for a user id given as its last argument
+    /// (RTM_CHECK_EXPIRE in its environment says how many seconds the token should live).
     #[arg(long)]
     pub token_cmd: Option<String>,
     /// Run only cases whose name contains this.
@@ -178,9 +184,28 @@ pub struct CheckArgs {
     pub filter: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub format: OutputFormat,
+    /// List the cases and the rules they check, then exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Skip cases that wait more than 10 s for a server timer (ack timeout, grace, expiry).
+    #[arg(long)]
+    pub quick: bool,
+    /// The server's peer-ack timeout in seconds, if it is not protocol.md's 10.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub ack_timeout: f64,
+    /// The server's reconnect grace period in seconds, if it is not protocol.md's 30.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub grace: f64,
+    /// The server's invitation expiry in seconds, if it is not protocol.md's 60.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub invite_expiry: f64,
 }
 
 /// `rtm-tui script`
+///
+/// Plays a scenario (see assets/scenarios/README.md for the language). Exit code 0 when
+/// every step holds, 1 when one fails (the line is printed), 2 for an unreadable or
+/// malformed script or an unreachable server.
 #[derive(Debug, Args, Clone)]
 pub struct ScriptArgs {
     pub file: PathBuf,

@@ -41,6 +41,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(rtm::tui::demo::run(args.user, cli.chat.config))?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Check(args)) => {
+            let _guard = logging::to_stderr("warn")?;
+            runtime()?.block_on(commands::check(args))
+        }
+        Some(Command::Script(args)) => {
+            let _guard = logging::to_stderr("warn")?;
+            runtime()?.block_on(commands::script(args))
+        }
         Some(other) => {
             eprintln!("rtm-tui: `{other:?}` is not available yet in this build");
             Ok(ExitCode::from(2))
@@ -111,9 +119,151 @@ mod logging {
 mod commands {
     //! One function per subcommand: turn clap arguments into library calls.
 
+    use std::io::IsTerminal as _;
     use std::process::ExitCode;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     use crate::cli::{ServeArgs, TokenArgs, TokenFormat};
+    use rtm::qa::check::{self, CheckConfig, Timing};
+    use rtm::qa::report::{Outcome, Report};
+
+    use rtm::qa::raw::{Direction, Tracer};
+    use rtm::qa::script;
+
+    use crate::cli::{CheckArgs, OutputFormat, ScriptArgs};
+
+    /// Exit code for usage and connection errors, as the QA commands document.
+    const USAGE_ERROR: u8 = 2;
+
+    pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+        if args.list {
+            for case in check::all_cases() {
+                println!("{:<32} {}", case.name, case.rule);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
+        let mut config = CheckConfig::new(&args.server, &args.app_id);
+        config.token_cmd = args.token_cmd;
+        config.filter = args.filter;
+        config.quick = args.quick;
+        config.timing = Timing {
+            ack_timeout: seconds(args.ack_timeout),
+            grace: seconds(args.grace),
+            invite_expiry: seconds(args.invite_expiry),
+        };
+        config.progress = Some(progress_line());
+        if let Err(error) = check::preflight(&config).await {
+            eprintln!("rtm-tui check: {error}");
+            return Ok(ExitCode::from(USAGE_ERROR));
+        }
+        let report = check::run(config).await;
+        if report.cases.is_empty() {
+            eprintln!("rtm-tui check: no case matches the filter (see --list)");
+            return Ok(ExitCode::from(USAGE_ERROR));
+        }
+        print_report(&report, args.format);
+        Ok(ExitCode::from(report.exit_code()))
+    }
+
+    pub async fn script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
+        let file = args.file.display().to_string();
+        let source = match std::fs::read_to_string(&args.file) {
+            Ok(source) => source,
+            Err(error) => {
+                eprintln!("rtm-tui script: cannot read {file}: {error}");
+                return Ok(ExitCode::from(USAGE_ERROR));
+            }
+        };
+        let parsed = match script::parse(&source) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                eprintln!("rtm-tui script: {file}:{error}");
+                return Ok(ExitCode::from(USAGE_ERROR));
+            }
+        };
+        let options = script::ScriptOptions {
+            url: args.server.clone(),
+            app_id: args.app_id.clone(),
+            tracer: args.trace.then(transcript),
+        };
+        match script::run(&parsed, options).await {
+            Ok(summary) => {
+                println!(
+                    "{file}: passed, {} steps in {:.2}s against {}",
+                    summary.steps,
+                    summary.duration.as_secs_f64(),
+                    args.server
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => {
+                println!("{file}:{error}");
+                Ok(ExitCode::from(error.exit_code()))
+            }
+        }
+    }
+
+    /// Prints every frame to stderr: milliseconds since start, user, direction, frame.
+    fn transcript() -> Tracer {
+        let started = std::time::Instant::now();
+        Arc::new(move |label, direction, frame| {
+            let arrow = match direction {
+                Direction::Sent => "->",
+                Direction::Received => "<-",
+            };
+            for line in frame.split('\n') {
+                eprintln!(
+                    "{:>7.3} {label} {arrow} {line}",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        })
+    }
+
+    fn print_report(report: &Report, format: OutputFormat) {
+        match format {
+            OutputFormat::Text => print!("{}", report.to_text()),
+            OutputFormat::Json => println!("{}", report.to_json()),
+            OutputFormat::Junit => print!("{}", report.to_junit()),
+        }
+    }
+
+    /// A live progress line on a terminal; one line per finished case otherwise (CI logs).
+    fn progress_line() -> check::Progress {
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{pos}/{len} [{bar:30}] {msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            Arc::new(move |done, total, name, report| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                match report {
+                    None => bar.set_message(name.to_string()),
+                    Some(r) if r.outcome == Outcome::Fail => {
+                        bar.println(format!(
+                            "FAIL {name}: {}",
+                            r.reason.as_deref().unwrap_or("")
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                if done == total && report.is_some() {
+                    bar.finish_and_clear();
+                }
+            })
+        } else {
+            Arc::new(|done, total, name, report| {
+                if let Some(r) = report {
+                    eprintln!("[{done}/{total}] {} {name}", r.outcome.label());
+                }
+            })
+        }
+    }
 
     /// `rtm-tui serve`: the reference server until Ctrl-C or SIGTERM.
     pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {

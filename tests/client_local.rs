@@ -419,6 +419,15 @@ async fn reconnect_restores_the_session_and_catches_up_in_order() {
     assert_eq!(join["op"], "join");
     ws.send_text(json!({"id": join["id"], "code": 0, "member_count": 2}).to_string())
         .await;
+    // A fresh join asks where the channel stands, for a later catch-up, and answers the
+    // caller after that.
+    let baseline = ws.next_json().await;
+    assert_eq!(baseline["op"], "history");
+    assert_eq!(baseline["channel"], "lobby");
+    assert_eq!(baseline["limit"], 1);
+    assert!(!joined.is_finished());
+    ws.send_text(json!({"id": baseline["id"], "code": 0, "messages": []}).to_string())
+        .await;
     assert_eq!(joined.await.unwrap().unwrap().member_count, 2);
     ws.send_text(channel_message(10, "bob", "before").to_string())
         .await;

@@ -115,6 +115,40 @@ async fn a_dropped_connection_reconnects_rejoins_and_catches_up() {
     server.shutdown().await;
 }
 
+/// A channel where nothing had arrived yet before the cut: catch-up has no message id to
+/// start from and takes what was stored since the join.
+#[tokio::test]
+async fn catch_up_works_for_a_channel_with_no_message_seen_yet() {
+    let server = start_server(test_config()).await;
+    let proxy = Proxy::start(server.addr()).await;
+    let (alice, mut alice_events) = logged_in(fast_config(&proxy.url()), "alice").await;
+    let (bob, _bob_events) = logged_in(fast_config(&server.url()), "bob").await;
+    let bob_quiet = bob.create_channel("quiet").unwrap();
+    bob_quiet.join().await.unwrap();
+    bob_quiet
+        .send_message(Message::text("before alice came"))
+        .await
+        .unwrap();
+    let alice_quiet = alice.create_channel("quiet").unwrap();
+    alice_quiet.join().await.unwrap();
+
+    proxy.refuse(true);
+    proxy.cut();
+    let (state, _, _) = next_state_skipping(&mut alice_events).await;
+    assert_eq!(state, ConnectionState::Reconnecting);
+    bob_quiet.send_message(Message::text("q1")).await.unwrap();
+    proxy.refuse(false);
+    assert_eq!(
+        state_after_reconnecting(&mut alice_events).await,
+        (ConnectionState::Connected, ChangeReason::LoginSuccess)
+    );
+    // Only what was sent after alice joined.
+    assert_eq!(next_channel_text(&mut alice_events).await, "q1");
+    bob_quiet.send_message(Message::text("q2")).await.unwrap();
+    assert_eq!(next_channel_text(&mut alice_events).await, "q2");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_server_restart_on_the_same_port_and_data_is_survived() {
     let data = tempfile::tempdir().unwrap();

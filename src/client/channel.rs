@@ -55,6 +55,8 @@ impl Channel {
     }
 
     /// Joins the channel; the result carries its member count. Others get `member_joined`.
+    /// Before answering, the client also asks for the channel's newest message id (a
+    /// `history` of one), so that after a reconnect it catches up exactly from there.
     ///
     /// ```no_run
     /// # async fn demo(client: rtm::client::Client) -> Result<(), rtm::client::ClientError> {

@@ -776,13 +776,7 @@ impl Client {
         let family = op.family();
         let reply = self.request(op).await?;
         if reply.code != 0 {
-            return Err(ClientError::Code {
-                family,
-                code: reply.code,
-                reason: reply
-                    .reason
-                    .unwrap_or_else(|| family.describe(reply.code).to_string()),
-            });
+            return Err(ClientError::from_code(family, reply.code, reply.reason));
         }
         reply
             .result()

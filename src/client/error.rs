@@ -51,6 +51,16 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The error for a reply with a non-zero `code` in `family`, with the server's reason
+    /// or else Agora's words for the code.
+    pub(crate) fn from_code(family: Family, code: u32, reason: Option<String>) -> Self {
+        ClientError::Code {
+            family,
+            code,
+            reason: reason.unwrap_or_else(|| family.describe(code).to_string()),
+        }
+    }
+
     /// The Agora result code this error stands for, where one applies: the server's code,
     /// 102 for [`NotLoggedIn`](Self::NotLoggedIn), 8 for
     /// [`AlreadyLoggedIn`](Self::AlreadyLoggedIn), the family's timeout code for
@@ -101,5 +111,31 @@ fn timeout_code(family: Family) -> u32 {
         Family::Attr => 7,
         Family::Invite => codes::invite::NO_RESPONSE,
         Family::Renew | Family::Ping | Family::Leave | Family::History => family.failure(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_agora() {
+        let timeout = |family| ClientError::Timeout { family }.code();
+        assert_eq!(timeout(Family::Login), Some(9));
+        assert_eq!(timeout(Family::Join), Some(4));
+        assert_eq!(timeout(Family::Members), Some(3));
+        assert_eq!(timeout(Family::Attr), Some(7));
+        assert_eq!(timeout(Family::History), Some(1));
+        let cached = ClientError::Code {
+            family: Family::Peer,
+            code: 4,
+            reason: "cached".into(),
+        };
+        assert_eq!(
+            (cached.code(), cached.family()),
+            (Some(4), Some(Family::Peer))
+        );
+        assert_eq!(ClientError::Disconnected.code(), None);
+        assert_eq!(ClientError::AlreadyLoggedIn.code(), Some(8));
     }
 }

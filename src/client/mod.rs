@@ -1,7 +1,7 @@
 //! The client library: what the TUI, the QA kit and the demo use to talk to an RTM server.
 //!
 //! Shape (style.md habit 5, like async-nats' `Client` and `ConnectionHandler`): a cheap
-//! cloneable [`Client`] handle sends [`connection::Command`]s with oneshot replies to one
+//! cloneable [`Client`] handle sends `Command`s with oneshot replies to one
 //! background task per client, which owns the WebSocket, matches replies to requests,
 //! acknowledges peer messages, pings, and runs the connection state machine of
 //! protocol.md (login timeout, reconnect with backoff, rejoin and catch-up, abort on kick).

@@ -1,1 +1,14 @@
-//! (being built)
+//! The QA kit: tools that test any RTM server through protocol v1 alone.
+//!
+//! - [`raw`]: a raw protocol connection (JSON over WebSocket) used by `check` and `script`,
+//!   so that they test the server and not our client library.
+//! - [`check`]: the conformance suite, one named case per rule of protocol.md.
+//! - [`script`]: the scenario language and its runner.
+//! - [`bench`]: the load generator (named workloads, HDR percentiles, SVG plots).
+//! - [`headless`]: a screenless client driven by stdin lines, built on `client/`.
+//! - [`report`]: text, JSON and JUnit output shared by `check` and `script`.
+
+pub mod check;
+pub mod raw;
+pub mod report;
+pub mod script;

@@ -69,14 +69,7 @@ impl ConnectionHandler {
                 Err(e) => self.login_failed(ClientError::Protocol(e.to_string()), None),
             }
         } else {
-            let error = ClientError::Code {
-                family: Family::Login,
-                code: reply.code,
-                reason: reply
-                    .reason
-                    .clone()
-                    .unwrap_or_else(|| Family::Login.describe(reply.code).to_string()),
-            };
+            let error = ClientError::from_code(Family::Login, reply.code, reply.reason.clone());
             self.login_failed(error, Some(reply.code));
         }
     }
@@ -233,6 +226,8 @@ impl ConnectionHandler {
                 Purpose::Logout { reply } => {
                     let _ = reply.send(Ok(()));
                 }
+                // The join itself succeeded; only its starting point is unknown.
+                Purpose::Baseline { join, .. } => join.deliver(),
                 Purpose::Login | Purpose::Restore(_) | Purpose::Quiet => {}
             }
         }

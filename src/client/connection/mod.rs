@@ -126,6 +126,21 @@ enum Purpose {
     Restore(RestoreStep),
     /// Sent on the client's own account; the reply does not matter (leave on release).
     Quiet,
+    /// The newest message of a channel just joined: where a later catch-up starts. The
+    /// caller's join is answered once it is known.
+    Baseline { channel: String, join: HeldAnswer },
+}
+
+/// A caller's reply kept back until a follow-up request of the client is answered.
+struct HeldAnswer {
+    caller: oneshot::Sender<Result<Reply, ClientError>>,
+    reply: Reply,
+}
+
+impl HeldAnswer {
+    fn deliver(self) {
+        let _ = self.caller.send(Ok(self.reply));
+    }
 }
 
 struct Pending {
@@ -481,8 +496,11 @@ impl ConnectionHandler {
                 reply: caller,
                 effect,
             } => {
-                self.apply(effect, reply.code);
-                let _ = caller.send(Ok(reply));
+                let answer = HeldAnswer { caller, reply };
+                match self.apply(effect, answer.reply.code) {
+                    Some(joined) => self.request_baseline(joined, answer),
+                    None => answer.deliver(),
+                }
             }
             Purpose::Login => self.on_login_reply(&reply),
             Purpose::Logout { reply: caller } => {
@@ -495,6 +513,10 @@ impl ConnectionHandler {
             }
             Purpose::Restore(step) => self.on_restore_reply(step, Some(&reply)),
             Purpose::Quiet => {}
+            Purpose::Baseline { channel, join } => {
+                self.on_baseline(&channel, &reply);
+                join.deliver();
+            }
         }
     }
 
@@ -636,6 +658,8 @@ impl ConnectionHandler {
                     let _ = reply.send(Ok(()));
                 }
                 Purpose::Restore(step) => self.on_restore_reply(step, None),
+                // The join itself succeeded; only its starting point is unknown.
+                Purpose::Baseline { join, .. } => join.deliver(),
                 Purpose::Login | Purpose::Quiet => {}
             }
         }
@@ -765,5 +789,43 @@ async fn write_within(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("write timed out".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::client::Shared;
+    use std::collections::HashSet;
+
+    fn handler() -> ConnectionHandler {
+        let shared = Arc::new(Mutex::new(Shared {
+            state: ConnectionState::Disconnected,
+            reason: ChangeReason::Logout,
+            user: None,
+            created_channels: HashSet::new(),
+        }));
+        let (_commands, command_receiver) = mpsc::unbounded_channel();
+        let (events, _event_receiver) = mpsc::channel(1);
+        ConnectionHandler::new(
+            ClientConfig::new("ws://127.0.0.1:9/rtm/v1", "demo"),
+            shared,
+            command_receiver,
+            events,
+        )
+    }
+
+    #[tokio::test]
+    async fn request_ids_wrap_and_skip_those_still_pending() {
+        let mut handler = handler();
+        assert_eq!(handler.next_request_id(), 1);
+        let far = Instant::now() + Duration::from_secs(60);
+        handler.send_request(Op::Ping, Purpose::Quiet, far); // id 2, stays pending
+        handler.last_request_id = u32::MAX - 1;
+        assert_eq!(handler.next_request_id(), u32::MAX);
+        // 0 is never used; 1 is free again, 2 is still pending.
+        assert_eq!(handler.next_request_id(), 1);
+        assert_eq!(handler.next_request_id(), 3);
+        assert!(handler.outbox.contains(r#""id":2"#));
     }
 }

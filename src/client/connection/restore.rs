@@ -1,14 +1,15 @@
 //! What a client remembers of its session ([`Memory`], changed by the [`Effect`] of each
 //! successful reply) and how it restores it after a reconnect: rejoin channels,
 //! re-subscribe presence, re-send attributes, catch up on missed channel messages with
-//! `history`, then deliver what arrived meanwhile. Something new to remember goes in
-//! [`Memory`], [`Effect`] and `start_restore`.
+//! `history` (after the last message delivered, or after the newest one at join time,
+//! which a fresh join asks for), then deliver what arrived meanwhile. Something new to
+//! remember goes in [`Memory`], [`Effect`] and `start_restore`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::time::Instant;
 
-use super::{ConnectionHandler, Phase, Purpose};
+use super::{ConnectionHandler, HeldAnswer, Phase, Purpose};
 use crate::protocol::codes::{join, leave};
 use crate::protocol::limits::MAX_HISTORY_LIMIT;
 use crate::protocol::{
@@ -31,9 +32,21 @@ pub(super) struct Memory {
 pub(super) struct ChannelMark {
     /// The last `message_id` delivered, if any.
     pub(super) last_seen: Option<u64>,
+    /// The newest message id at join time (from a `history` of one message). Only a
+    /// starting point for catch-up, never a reason to drop a live message: the reply may
+    /// overtake the event of that very message.
+    pub(super) baseline: Option<u64>,
     /// When the channel was joined, in server time (ms): without a `last_seen`, catch-up
     /// takes the messages stored after it.
     pub(super) joined_at_ms: u64,
+}
+
+impl ChannelMark {
+    /// Where catch-up starts: after the last message delivered, else after the newest
+    /// one at join time.
+    fn cursor(&self) -> Option<u64> {
+        self.last_seen.or(self.baseline)
+    }
 }
 
 /// What a successful reply changes in [`Memory`].
@@ -160,7 +173,7 @@ impl ConnectionHandler {
             .get(channel)
             .and_then(|messages| messages.last())
             .and_then(message_id)
-            .or(mark.last_seen);
+            .or(mark.cursor());
         let deadline = Instant::now() + self.config.request_timeout;
         self.send_restore(
             Op::History {
@@ -184,7 +197,7 @@ impl ConnectionHandler {
         let missed = result.messages.into_iter().filter(|m| {
             // The sender does not get its own messages back; neither does catch-up.
             Some(&m.from) != own_user.as_ref()
-                && (mark.last_seen.is_some() || m.server_ts >= mark.joined_at_ms)
+                && (mark.cursor().is_some() || m.server_ts > mark.joined_at_ms)
         });
         self.catch_up
             .entry(channel.to_string())
@@ -197,7 +210,7 @@ impl ConnectionHandler {
                 server_ts: m.server_ts,
             }));
         // With a cursor the pages go forward in time; without one we only have the newest.
-        if full_page && mark.last_seen.is_some() {
+        if full_page && mark.cursor().is_some() {
             self.fetch_missed(channel);
         }
     }
@@ -229,15 +242,50 @@ impl ConnectionHandler {
         }
     }
 
-    pub(super) fn apply(&mut self, effect: Effect, code: u32) {
+    /// Asks for the newest message of a channel just joined, so that a catch-up after a
+    /// reconnect starts exactly after it even if nothing arrives before the drop. The
+    /// caller's join is answered after it (one more round trip), so that a drop right
+    /// after `join` returns still catches up exactly.
+    pub(super) fn request_baseline(&mut self, channel: String, join: HeldAnswer) {
+        let deadline = Instant::now() + self.config.request_timeout;
+        let op = Op::History {
+            peer: None,
+            channel: Some(channel.clone()),
+            before: None,
+            after: None,
+            limit: Some(1),
+        };
+        self.send_request(op, Purpose::Baseline { channel, join }, deadline);
+    }
+
+    pub(super) fn on_baseline(&mut self, channel: &str, reply: &Reply) {
+        let Ok(result) = reply.result::<HistoryResult>() else {
+            return;
+        };
+        let newest = result.messages.iter().map(|m| m.message_id).max();
+        if let Some(mark) = self.memory.channels.get_mut(channel) {
+            mark.baseline = newest;
+        }
+    }
+
+    /// Records what a successful reply changed; returns the channel of a fresh join, whose
+    /// baseline is to be asked for before the caller is answered.
+    pub(super) fn apply(&mut self, effect: Effect, code: u32) -> Option<String> {
         let memory = &mut self.memory;
         match effect {
             Effect::Joined(channel) if code == join::OK || code == join::ALREADY_JOINED => {
-                let joined_at_ms = server_now(memory.server_offset_ms);
-                memory.channels.entry(channel).or_insert(ChannelMark {
-                    last_seen: None,
-                    joined_at_ms,
-                });
+                if !memory.channels.contains_key(&channel) {
+                    let joined_at_ms = server_now(memory.server_offset_ms);
+                    memory.channels.insert(
+                        channel.clone(),
+                        ChannelMark {
+                            last_seen: None,
+                            baseline: None,
+                            joined_at_ms,
+                        },
+                    );
+                    return Some(channel);
+                }
             }
             Effect::Left(channel) if code == leave::OK || code == leave::NOT_IN_CHANNEL => {
                 memory.channels.remove(&channel);
@@ -264,6 +312,7 @@ impl ConnectionHandler {
             }
             Effect::None | Effect::Joined(_) | Effect::Left(_) => {}
         }
+        None
     }
 }
 

@@ -1,0 +1,585 @@
+//! Cases for channels: join/leave and their codes, member events and counts, channel
+//! messages (delivery, no echo, order, fan-out), the grace period after a dropped
+//! connection, and the join and send rate limits.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{case, text, Case, CaseResult, Ctx, Expect, EVENT_TIMEOUT, QUIET, TIMER_SLACK};
+use crate::qa::raw::{code_of, RawConn, REPLY_TIMEOUT};
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        case(
+            "join.ok",
+            "join answers 0 with member_count; members already there get member_joined",
+            join_ok,
+        ),
+        case(
+            "join.already_joined",
+            "joining a joined channel answers 6",
+            already_joined,
+        ),
+        case(
+            "join.invalid_channel",
+            "a channel id breaking the id rules answers 3",
+            invalid_channel,
+        ),
+        case("join.limit", "a 21st joined channel answers 5", join_limit),
+        case(
+            "join.same_channel_rate",
+            "a third join of one channel within 5 s answers 8",
+            same_channel_rate,
+        ),
+        case(
+            "join.rate_limit",
+            "more than 50 joins per 3 s answer 7",
+            join_rate,
+        ),
+        case(
+            "leave.ok",
+            "leave answers 0; the others get member_left",
+            leave_ok,
+        ),
+        case(
+            "leave.not_in_channel",
+            "leaving a channel not joined answers 3",
+            leave_not_in,
+        ),
+        case(
+            "channel.send.received",
+            "send_channel answers 0 with message_id; members get message_from_channel",
+            send_ok,
+        ),
+        case(
+            "channel.send.no_echo",
+            "the sender of a channel message does not receive it back",
+            no_echo,
+        ),
+        case(
+            "channel.send.not_in_channel",
+            "send_channel to a channel not joined answers 5",
+            send_not_in,
+        ),
+        case(
+            "channel.send.invalid_message",
+            "an empty or over-32-KiB channel message answers 4",
+            send_invalid,
+        ),
+        case(
+            "channel.send.fanout",
+            "every other member receives a channel message exactly once",
+            fanout,
+        ),
+        case(
+            "channel.order",
+            "channel messages arrive in the order the server answered them, ids increasing",
+            order,
+        ),
+        case(
+            "channel.rate_limit",
+            "more than 180 sends per 3 s answer 3",
+            send_rate,
+        ),
+        case(
+            "members.ok",
+            "get_members lists the channel's members",
+            members_ok,
+        ),
+        case(
+            "members.not_in_channel",
+            "get_members of a channel not joined answers 5",
+            members_not_in,
+        ),
+        case(
+            "count.ok",
+            "get_channel_member_count counts members; an unknown channel counts 0",
+            count_ok,
+        ),
+        case(
+            "count.invalid",
+            "get_channel_member_count with no channels answers 2",
+            count_invalid,
+        ),
+        case(
+            "count.limit",
+            "get_channel_member_count with more than 32 channels answers 5",
+            count_limit,
+        ),
+        case(
+            "event.member_count_updated",
+            "members get member_count_updated with the new count",
+            count_event,
+        ),
+        case(
+            "grace.rejoin_silent",
+            "a user who drops and rejoins within the grace period causes no leave/join events",
+            rejoin_silent,
+        ),
+        case(
+            "grace.member_left_after",
+            "after the grace period the others get member_left",
+            left_after_grace,
+        ),
+    ]
+}
+
+/// Logs in `roles` and joins them all to `channel`, in order.
+async fn members_of(
+    cx: &Ctx,
+    channel: &str,
+    roles: &[&str],
+) -> Result<Vec<(RawConn, String)>, super::CaseError> {
+    let mut members = Vec::new();
+    for role in roles {
+        let (mut conn, user) = cx.fresh(role).await?;
+        conn.ok(json!({"op": "join", "channel": channel})).await?;
+        members.push((conn, user));
+    }
+    Ok(members)
+}
+
+async fn join_ok(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let (mut bob, bob_id) = cx.fresh("bob").await?;
+    let first = alice.ok(json!({"op": "join", "channel": channel})).await?;
+    ensure!(
+        first["member_count"] == json!(1),
+        "first join: member_count {}, not 1",
+        first["member_count"]
+    );
+    let second = bob.ok(json!({"op": "join", "channel": channel})).await?;
+    ensure!(
+        second["member_count"] == json!(2),
+        "second join: member_count {}, not 2",
+        second["member_count"]
+    );
+    alice
+        .event("member_joined", json!({"channel": channel, "user": bob_id}))
+        .await?;
+    Ok(())
+}
+
+async fn already_joined(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice"]).await?;
+    members[0]
+        .0
+        .code(json!({"op": "join", "channel": channel}), 6)
+        .await?;
+    Ok(())
+}
+
+async fn invalid_channel(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    for bad in ["null", " lead", "tab\t", &"c".repeat(65)] {
+        alice.code(json!({"op": "join", "channel": bad}), 3).await?;
+    }
+    Ok(())
+}
+
+async fn join_limit(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    for n in 0..20 {
+        alice
+            .ok(json!({"op": "join", "channel": cx.channel(&n.to_string())}))
+            .await?;
+    }
+    alice
+        .code(json!({"op": "join", "channel": cx.channel("21st")}), 5)
+        .await?;
+    Ok(())
+}
+
+async fn same_channel_rate(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("busy");
+    let (mut alice, _) = cx.fresh("alice").await?;
+    for _ in 0..2 {
+        alice.ok(json!({"op": "join", "channel": channel})).await?;
+        alice.ok(json!({"op": "leave", "channel": channel})).await?;
+    }
+    alice
+        .code(json!({"op": "join", "channel": channel}), 8)
+        .await?;
+    Ok(())
+}
+
+async fn join_rate(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let mut codes = Vec::new();
+    for n in 0..55 {
+        let channel = cx.channel(&n.to_string());
+        let code = code_of(
+            &alice
+                .call(json!({"op": "join", "channel": channel}))
+                .await?,
+        );
+        codes.push(code);
+        if code == 0 {
+            alice.ok(json!({"op": "leave", "channel": channel})).await?;
+        }
+    }
+    ensure!(
+        codes.contains(&7),
+        "55 joins in a row answered {codes:?}; expected some 7 (too often)"
+    );
+    Ok(())
+}
+
+async fn leave_ok(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice", "bob"]).await?;
+    let (mut bob, bob_id) = members.pop().expect("two members");
+    bob.ok(json!({"op": "leave", "channel": channel})).await?;
+    members[0]
+        .0
+        .event("member_left", json!({"channel": channel, "user": bob_id}))
+        .await?;
+    Ok(())
+}
+
+async fn leave_not_in(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    alice
+        .code(json!({"op": "leave", "channel": cx.channel("never")}), 3)
+        .await?;
+    Ok(())
+}
+
+async fn send_ok(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice", "bob"]).await?;
+    let alice_id = members[0].1.clone();
+    let reply = members[0]
+        .0
+        .ok(json!({"op": "send_channel", "channel": channel, "message": text("hi all")}))
+        .await?;
+    ensure!(
+        reply["message_id"].as_u64().is_some_and(|id| id < 1 << 53),
+        "send_channel reply has no valid message_id: {reply}"
+    );
+    ensure!(
+        reply["server_ts"].is_u64(),
+        "send_channel reply has no server_ts: {reply}"
+    );
+    let event = members[1]
+        .0
+        .event(
+            "message_from_channel",
+            json!({"channel": channel, "from": alice_id}),
+        )
+        .await?;
+    ensure!(
+        event["message"] == text("hi all"),
+        "channel message arrived as {}",
+        event["message"]
+    );
+    ensure!(
+        event["message_id"] == reply["message_id"],
+        "event message_id {} differs from the reply's {}",
+        event["message_id"],
+        reply["message_id"]
+    );
+    Ok(())
+}
+
+async fn no_echo(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice", "bob"]).await?;
+    members[0]
+        .0
+        .ok(json!({"op": "send_channel", "channel": channel, "message": text("echo?")}))
+        .await?;
+    // Bob's copy proves delivery has happened; the sender's would have come as quickly.
+    members[1]
+        .0
+        .event("message_from_channel", json!({"channel": channel}))
+        .await?;
+    members[0]
+        .0
+        .no_event("message_from_channel", json!({"channel": channel}), QUIET)
+        .await
+}
+
+async fn send_not_in(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    alice
+        .code(
+            json!({"op": "send_channel", "channel": cx.channel("never"), "message": text("hi")}),
+            5,
+        )
+        .await?;
+    Ok(())
+}
+
+async fn send_invalid(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice"]).await?;
+    let conn = &mut members[0].0;
+    conn.code(
+        json!({"op": "send_channel", "channel": channel, "message": text("")}),
+        4,
+    )
+    .await?;
+    let long = "y".repeat(32 * 1024 + 1);
+    conn.code(
+        json!({"op": "send_channel", "channel": channel, "message": text(&long)}),
+        4,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn fanout(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice", "bob", "carol", "dave"]).await?;
+    members[0]
+        .0
+        .ok(json!({"op": "send_channel", "channel": channel, "message": text("to all")}))
+        .await?;
+    for (conn, user) in &mut members[1..] {
+        conn.event(
+            "message_from_channel",
+            json!({"channel": channel, "message": text("to all")}),
+        )
+        .await?;
+        if conn
+            .no_event(
+                "message_from_channel",
+                json!({"channel": channel}),
+                Duration::ZERO,
+            )
+            .await
+            .is_err()
+        {
+            fail!("{user} received the channel message more than once");
+        }
+    }
+    let late = members[1]
+        .0
+        .no_event("message_from_channel", json!({"channel": channel}), QUIET)
+        .await;
+    ensure!(late.is_ok(), "a member received the channel message twice");
+    Ok(())
+}
+
+async fn order(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice", "bob", "carol"]).await?;
+    let per_sender = 15;
+    let mut pending = Vec::new();
+    for n in 0..per_sender {
+        for (sender, (conn, _)) in members.iter_mut().take(2).enumerate() {
+            let body = format!("s{sender}-{n}");
+            pending.push(conn.start(
+                json!({"op": "send_channel", "channel": channel, "message": text(&body)}),
+            )?);
+        }
+    }
+    let mut answered = Vec::new();
+    for mut reply in pending {
+        let reply = reply.wait(REPLY_TIMEOUT).await?;
+        ensure!(code_of(&reply) == 0, "send_channel answered {reply}");
+        answered.push(reply["message_id"].as_u64().unwrap_or(0));
+    }
+    answered.sort_unstable();
+    let carol = &mut members[2].0;
+    let mut got = Vec::new();
+    for n in 0..answered.len() {
+        let Some(event) = carol
+            .next_event(EVENT_TIMEOUT, |e| e["event"] == "message_from_channel")
+            .await
+        else {
+            fail!("only {n} of {} channel messages arrived", answered.len());
+        };
+        got.push(event);
+    }
+    let got_ids: Vec<u64> = got
+        .iter()
+        .map(|e| e["message_id"].as_u64().unwrap_or(0))
+        .collect();
+    ensure!(
+        got_ids == answered,
+        "arrival order {got_ids:?} differs from the answered ids {answered:?}"
+    );
+    for sender in 0..2 {
+        let prefix = format!("s{sender}-");
+        let bodies: Vec<&Value> = got
+            .iter()
+            .map(|e| &e["message"]["text"])
+            .filter(|t| t.as_str().is_some_and(|t| t.starts_with(&prefix)))
+            .collect();
+        let expected: Vec<Value> = (0..per_sender)
+            .map(|n| json!(format!("{prefix}{n}")))
+            .collect();
+        ensure!(
+            bodies.iter().copied().eq(expected.iter()),
+            "sender {sender}'s messages arrived as {bodies:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn send_rate(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice"]).await?;
+    let conn = &mut members[0].0;
+    let mut pending = Vec::new();
+    for _ in 0..200 {
+        pending.push(
+            conn.start(json!({"op": "send_channel", "channel": channel, "message": text("x")}))?,
+        );
+    }
+    let mut codes = Vec::new();
+    for mut reply in pending {
+        codes.push(code_of(&reply.wait(REPLY_TIMEOUT).await?));
+    }
+    let limited = codes.iter().filter(|c| **c == 3).count();
+    ensure!(
+        limited >= 20,
+        "200 channel sends at once: {limited} answered 3 (too often); at least 20 expected"
+    );
+    Ok(())
+}
+
+async fn members_ok(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice", "bob"]).await?;
+    let reply = members[0]
+        .0
+        .ok(json!({"op": "get_members", "channel": channel}))
+        .await?;
+    let Some(list) = reply["members"].as_array() else {
+        fail!("get_members reply has no members: {reply}")
+    };
+    for (_, user) in &members {
+        ensure!(
+            list.contains(&json!(user)),
+            "get_members {list:?} lacks {user}"
+        );
+    }
+    ensure!(
+        list.len() == 2,
+        "get_members lists {} members, not 2",
+        list.len()
+    );
+    Ok(())
+}
+
+async fn members_not_in(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    alice
+        .code(
+            json!({"op": "get_members", "channel": cx.channel("never")}),
+            5,
+        )
+        .await?;
+    Ok(())
+}
+
+async fn count_ok(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let empty = cx.channel("empty");
+    let mut members = members_of(&cx, &channel, &["alice", "bob"]).await?;
+    let reply = members[0]
+        .0
+        .ok(json!({"op": "get_channel_member_count", "channels": [channel, empty]}))
+        .await?;
+    ensure!(
+        reply["counts"] == json!({channel.clone(): 2, empty.clone(): 0}),
+        "counts are {}; expected 2 and 0",
+        reply["counts"]
+    );
+    Ok(())
+}
+
+async fn count_invalid(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    alice
+        .code(json!({"op": "get_channel_member_count", "channels": []}), 2)
+        .await?;
+    Ok(())
+}
+
+async fn count_limit(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let channels: Vec<String> = (0..33).map(|n| cx.channel(&n.to_string())).collect();
+    alice
+        .code(
+            json!({"op": "get_channel_member_count", "channels": channels}),
+            5,
+        )
+        .await?;
+    Ok(())
+}
+
+async fn count_event(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice", "bob"]).await?;
+    // Counts are coalesced to one a second: allow for that.
+    let seen = members[0]
+        .0
+        .next_event(EVENT_TIMEOUT, |e| {
+            e["event"] == "member_count_updated"
+                && e["channel"] == json!(channel)
+                && e["count"] == json!(2)
+        })
+        .await;
+    ensure!(
+        seen.is_some(),
+        "no member_count_updated with count 2 within {}s",
+        EVENT_TIMEOUT.as_secs()
+    );
+    Ok(())
+}
+
+async fn rejoin_silent(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice", "bob"]).await?;
+    let (bob, bob_id) = members.pop().expect("two members");
+    members[0]
+        .0
+        .event("member_joined", json!({"channel": channel, "user": bob_id}))
+        .await?;
+    bob.drop_abruptly();
+    let mut bob = cx.login(&bob_id).await?;
+    bob.ok(json!({"op": "join", "channel": channel})).await?;
+    let alice = &mut members[0].0;
+    alice
+        .no_event(
+            "member_left",
+            json!({"channel": channel, "user": bob_id}),
+            QUIET,
+        )
+        .await?;
+    alice
+        .no_event(
+            "member_joined",
+            json!({"channel": channel, "user": bob_id}),
+            Duration::ZERO,
+        )
+        .await
+}
+
+async fn left_after_grace(cx: Ctx) -> CaseResult {
+    let wait = cx.timing().grace + TIMER_SLACK;
+    cx.need_time(wait)?;
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice", "bob"]).await?;
+    let (bob, bob_id) = members.pop().expect("two members");
+    bob.drop_abruptly();
+    let alice = &mut members[0].0;
+    let left = alice
+        .next_event(wait, |e| {
+            e["event"] == "member_left" && e["user"] == json!(bob_id)
+        })
+        .await;
+    ensure!(
+        left.is_some(),
+        "no member_left for a dropped user within grace + {}s",
+        TIMER_SLACK.as_secs()
+    );
+    Ok(())
+}

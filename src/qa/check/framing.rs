@@ -1,0 +1,142 @@
+//! Cases for the envelope and framing: malformed input, unknown ops and fields, batches,
+//! invalid parameters, and the 64 KiB object limit.
+
+use serde_json::{json, Value};
+
+use super::{case, Case, CaseResult, Ctx, Expect, EVENT_TIMEOUT};
+use crate::qa::raw::{code_of, Closure, REPLY_TIMEOUT};
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        case(
+            "frame.unparsable_json",
+            "unparsable JSON gets an error event with code 1; the connection stays open",
+            unparsable,
+        ),
+        case(
+            "frame.not_an_object",
+            "a JSON value that is not an object gets an error event with code 1",
+            not_object,
+        ),
+        case(
+            "frame.missing_id",
+            "a request without id gets an error event with code 1",
+            missing_id,
+        ),
+        case(
+            "frame.unknown_op",
+            "an unknown op is answered with code 1",
+            unknown_op,
+        ),
+        case(
+            "frame.unknown_fields",
+            "unknown fields are ignored",
+            unknown_fields,
+        ),
+        case(
+            "frame.batch",
+            "several objects in one frame, separated by newlines, are each answered",
+            batch,
+        ),
+        case(
+            "frame.invalid_params",
+            "a known op with missing parameters gets its family's invalid-argument code",
+            invalid_params,
+        ),
+        case(
+            "frame.too_large",
+            "an object over 64 KiB is answered with close code 1009",
+            too_large,
+        ),
+    ]
+}
+
+/// Sends `frame` and expects an `error` event with code 1, then checks the connection works.
+async fn expect_error_event(cx: &Ctx, frame: &str) -> CaseResult {
+    let (mut conn, _) = cx.fresh("alice").await?;
+    conn.send_text(frame)?;
+    let event = conn.event("error", json!({})).await?;
+    ensure!(
+        event["code"] == json!(1),
+        "error event has code {}, not 1",
+        event["code"]
+    );
+    ensure!(
+        event["reason"].is_string(),
+        "error event has no reason: {event}"
+    );
+    conn.ok(json!({"op": "ping"})).await?;
+    Ok(())
+}
+
+async fn unparsable(cx: Ctx) -> CaseResult {
+    expect_error_event(&cx, "{\"id\": 1, \"op\": \"ping\"").await
+}
+
+async fn not_object(cx: Ctx) -> CaseResult {
+    expect_error_event(&cx, "[1, 2, 3]").await
+}
+
+async fn missing_id(cx: Ctx) -> CaseResult {
+    expect_error_event(&cx, "{\"op\": \"ping\"}").await
+}
+
+async fn unknown_op(cx: Ctx) -> CaseResult {
+    let (mut conn, _) = cx.fresh("alice").await?;
+    conn.code(json!({"op": "teleport", "to": "mars"}), 1)
+        .await?;
+    Ok(())
+}
+
+async fn unknown_fields(cx: Ctx) -> CaseResult {
+    let user = cx.user("alice");
+    let mut conn = cx.connect(&user).await?;
+    let mut login = cx.login_op(&user).await?;
+    login["client_flavour"] = json!({"nested": [1, 2]});
+    conn.ok(login).await?;
+    conn.ok(json!({"op": "ping", "future_field": true})).await?;
+    Ok(())
+}
+
+async fn batch(cx: Ctx) -> CaseResult {
+    let (mut conn, _) = cx.fresh("alice").await?;
+    let replies = conn.start_batch(vec![
+        json!({"op": "join", "channel": cx.channel("a")}),
+        json!({"op": "ping"}),
+        json!({"op": "join", "channel": cx.channel("b")}),
+    ])?;
+    for mut reply in replies {
+        let reply = reply.wait(REPLY_TIMEOUT).await?;
+        ensure!(
+            code_of(&reply) == 0,
+            "a request of a batch answered {reply}"
+        );
+    }
+    Ok(())
+}
+
+async fn invalid_params(cx: Ctx) -> CaseResult {
+    let (mut conn, _) = cx.fresh("alice").await?;
+    conn.code(json!({"op": "join"}), 3).await?;
+    conn.code(json!({"op": "query_peers_online"}), 2).await?;
+    conn.code(
+        json!({"op": "set_user_attributes", "attributes": "not a map"}),
+        3,
+    )
+    .await?;
+    conn.code(json!({"op": "history", "channel": 5}), 2).await?;
+    Ok(())
+}
+
+async fn too_large(cx: Ctx) -> CaseResult {
+    let (mut conn, _) = cx.fresh("alice").await?;
+    let padding = "x".repeat(65 * 1024);
+    let big: Value = json!({"id": 99, "op": "ping", "padding": padding});
+    conn.send_text(big.to_string())?;
+    match conn.wait_closed(EVENT_TIMEOUT + REPLY_TIMEOUT).await {
+        Closure::CloseFrame(Some(1009)) => Ok(()),
+        Closure::CloseFrame(code) => fail!("closed with code {code:?}, not 1009"),
+        Closure::Dropped => fail!("the connection dropped without a close frame (1009 expected)"),
+        Closure::Open => fail!("the connection stayed open after a 65 KiB object"),
+    }
+}

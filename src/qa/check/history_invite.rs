@@ -1,0 +1,213 @@
+//! Cases for `history` (peer and channel, before/after/limit, codes) and call invitations
+//! (received/accepted/refused/canceled, codes, expiry).
+
+use serde_json::{json, Value};
+
+use super::{case, text, Case, CaseResult, Ctx, Expect, TIMER_SLACK};
+use crate::qa::raw::RawConn;
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        case("history.peer", "history of a peer conversation lists messages oldest first; limit keeps the newest", history_peer),
+        case("history.channel.paging", "channel history pages with before and after by message id", history_paging),
+        case("history.invalid", "limit 0 or over 100, or both/neither of peer and channel, answer 2", history_invalid),
+        case("history.not_in_channel", "history of a channel not joined answers 5", history_not_in),
+        case("invite.accept", "the callee gets invitation_received; accepting sends invitation_accepted to the caller", invite_accept),
+        case("invite.refuse", "refusing sends invitation_refused with the response to the caller", invite_refuse),
+        case("invite.cancel", "canceling sends invitation_canceled to the callee", invite_cancel),
+        case("invite.peer_offline", "inviting an offline user answers 1", invite_offline),
+        case("invite.not_found", "answering an unknown invitation answers 5", invite_not_found),
+        case("invite.invalid", "content over 8 KiB answers 4", invite_invalid),
+        case("invite.expiry", "an unanswered invitation fails for both sides with reason 3", invite_expiry),
+    ]
+}
+
+fn texts(reply: &Value) -> Vec<String> {
+    reply["messages"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|m| m["message"]["text"].as_str().unwrap_or("?").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn history_peer(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let (_bob, bob_id) = cx.fresh("bob").await?;
+    for n in 0..3 {
+        alice
+            .ok(json!({"op": "send_peer", "to": bob_id, "message": text(&format!("p{n}"))}))
+            .await?;
+    }
+    let all = alice.ok(json!({"op": "history", "peer": bob_id})).await?;
+    ensure!(
+        texts(&all) == ["p0", "p1", "p2"],
+        "peer history lists {:?}",
+        texts(&all)
+    );
+    let m = &all["messages"][0];
+    ensure!(
+        m["message_id"].is_u64() && m["server_ts"].is_u64() && m["from"].is_string(),
+        "history entry lacks fields: {m}"
+    );
+    let newest = alice
+        .ok(json!({"op": "history", "peer": bob_id, "limit": 2}))
+        .await?;
+    ensure!(
+        texts(&newest) == ["p1", "p2"],
+        "peer history with limit 2 lists {:?}; the newest two expected",
+        texts(&newest)
+    );
+    Ok(())
+}
+
+async fn history_paging(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let (mut alice, _) = cx.fresh("alice").await?;
+    alice.ok(json!({"op": "join", "channel": channel})).await?;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let reply = alice.ok(json!({"op": "send_channel", "channel": channel, "message": text(&format!("c{n}"))})).await?;
+        ids.push(reply["message_id"].clone());
+    }
+    let before = alice
+        .ok(json!({"op": "history", "channel": channel, "before": ids[3], "limit": 2}))
+        .await?;
+    ensure!(
+        texts(&before) == ["c1", "c2"],
+        "history before c3, limit 2, lists {:?}",
+        texts(&before)
+    );
+    let after = alice
+        .ok(json!({"op": "history", "channel": channel, "after": ids[1], "limit": 2}))
+        .await?;
+    ensure!(
+        texts(&after) == ["c2", "c3"],
+        "history after c1, limit 2, lists {:?}",
+        texts(&after)
+    );
+    Ok(())
+}
+
+async fn history_invalid(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let (mut alice, _) = cx.fresh("alice").await?;
+    alice.ok(json!({"op": "join", "channel": channel})).await?;
+    let peer = cx.user("bob");
+    for op in [
+        json!({"op": "history", "channel": channel, "limit": 0}),
+        json!({"op": "history", "channel": channel, "limit": 101}),
+        json!({"op": "history", "channel": channel, "peer": peer}),
+        json!({"op": "history"}),
+    ] {
+        alice.code(op, 2).await?;
+    }
+    Ok(())
+}
+
+async fn history_not_in(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    alice
+        .code(json!({"op": "history", "channel": cx.channel("never")}), 5)
+        .await?;
+    Ok(())
+}
+
+/// Alice invites Bob; returns both connections, their ids and the invitation id, after
+/// Bob has received the invitation with its content and channel.
+async fn invited(cx: &Ctx) -> Result<(RawConn, String, RawConn, String, String), super::CaseError> {
+    let (mut alice, alice_id) = cx.fresh("alice").await?;
+    let (mut bob, bob_id) = cx.fresh("bob").await?;
+    let invitation = format!("{}-call", cx.user("inv"));
+    let channel = cx.channel("call");
+    alice.ok(json!({"op": "invite", "invitation_id": invitation, "callee": bob_id, "content": "ring", "channel": channel})).await?;
+    bob.event("invitation_received", json!({"invitation_id": invitation, "caller": alice_id, "content": "ring", "channel": channel})).await?;
+    Ok((alice, alice_id, bob, bob_id, invitation))
+}
+
+async fn invite_accept(cx: Ctx) -> CaseResult {
+    let (mut alice, alice_id, mut bob, bob_id, invitation) = invited(&cx).await?;
+    bob.ok(json!({"op": "accept_invitation", "invitation_id": invitation, "caller": alice_id, "response": "on my way"})).await?;
+    alice
+        .event(
+            "invitation_accepted",
+            json!({"invitation_id": invitation, "callee": bob_id, "response": "on my way"}),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn invite_refuse(cx: Ctx) -> CaseResult {
+    let (mut alice, alice_id, mut bob, bob_id, invitation) = invited(&cx).await?;
+    bob.ok(json!({"op": "refuse_invitation", "invitation_id": invitation, "caller": alice_id, "response": "busy"})).await?;
+    alice
+        .event(
+            "invitation_refused",
+            json!({"invitation_id": invitation, "callee": bob_id, "response": "busy"}),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn invite_cancel(cx: Ctx) -> CaseResult {
+    let (mut alice, alice_id, mut bob, bob_id, invitation) = invited(&cx).await?;
+    alice
+        .ok(json!({"op": "cancel_invitation", "invitation_id": invitation, "callee": bob_id}))
+        .await?;
+    bob.event(
+        "invitation_canceled",
+        json!({"invitation_id": invitation, "caller": alice_id}),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn invite_offline(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    alice.code(json!({"op": "invite", "invitation_id": "i1", "callee": cx.user("nobody"), "content": ""}), 1).await?;
+    Ok(())
+}
+
+async fn invite_not_found(cx: Ctx) -> CaseResult {
+    let (mut bob, _) = cx.fresh("bob").await?;
+    let (_alice, alice_id) = cx.fresh("alice").await?;
+    bob.code(json!({"op": "accept_invitation", "invitation_id": "never-sent", "caller": alice_id, "response": ""}), 5).await?;
+    Ok(())
+}
+
+async fn invite_invalid(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let (_bob, bob_id) = cx.fresh("bob").await?;
+    let content = "c".repeat(8 * 1024 + 1);
+    alice
+        .code(
+            json!({"op": "invite", "invitation_id": "big", "callee": bob_id, "content": content}),
+            4,
+        )
+        .await?;
+    Ok(())
+}
+
+async fn invite_expiry(cx: Ctx) -> CaseResult {
+    let wait = cx.timing().invite_expiry + TIMER_SLACK;
+    cx.need_time(wait)?;
+    let (mut alice, _, mut bob, _, invitation) = invited(&cx).await?;
+    for (who, conn) in [("caller", &mut alice), ("callee", &mut bob)] {
+        let failure = conn
+            .next_event(wait, |e| {
+                e["event"] == "invitation_failure" && e["invitation_id"] == json!(invitation)
+            })
+            .await;
+        match failure {
+            Some(e) if e["reason"] == json!(3) => {}
+            Some(e) => fail!("the {who} got {e}; reason 3 (expired) expected"),
+            None => fail!(
+                "the {who} got no invitation_failure within the expiry + {}s",
+                TIMER_SLACK.as_secs()
+            ),
+        }
+    }
+    Ok(())
+}

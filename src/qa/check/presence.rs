@@ -1,0 +1,236 @@
+//! Cases for presence: queries, subscriptions and their events (online, unreachable during
+//! the grace period, offline), limits and the rate limit.
+
+use serde_json::json;
+
+use super::{case, Case, CaseResult, Ctx, Expect, TIMER_SLACK};
+
+pub fn cases() -> Vec<Case> {
+    vec![
+        case(
+            "presence.query",
+            "query_peers_online answers online/offline per peer, in the order asked",
+            query,
+        ),
+        case(
+            "presence.query.invalid",
+            "query_peers_online with 0 or more than 256 peers answers 2",
+            query_invalid,
+        ),
+        case(
+            "presence.subscribe.initial",
+            "subscribing sends peers_online_status with the current states",
+            subscribe_initial,
+        ),
+        case(
+            "presence.subscribe.changes",
+            "subscribers see a peer go online and, after logout, offline",
+            subscribe_changes,
+        ),
+        case(
+            "presence.subscribed_list",
+            "query_subscribed_peers lists subscriptions; unsubscribe removes them",
+            subscribed_list,
+        ),
+        case(
+            "presence.overflow",
+            "more than 512 subscriptions answer 6",
+            overflow,
+        ),
+        case(
+            "presence.dropped",
+            "a dropped user is offline to queries at once and unreachable to subscribers",
+            dropped,
+        ),
+        case(
+            "presence.offline_after_grace",
+            "after the grace period subscribers see offline",
+            offline_after_grace,
+        ),
+        case(
+            "presence.rate_limit",
+            "more than 10 presence queries per 5 s answer 5",
+            rate_limit,
+        ),
+    ]
+}
+
+async fn query(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let (_bob, bob_id) = cx.fresh("bob").await?;
+    let carol = cx.user("carol");
+    let reply = alice
+        .ok(json!({"op": "query_peers_online", "peers": [carol, bob_id]}))
+        .await?;
+    let Some(peers) = reply["peers"].as_object() else {
+        fail!("reply has no peers object: {reply}")
+    };
+    let listed: Vec<(&String, &serde_json::Value)> = peers.iter().collect();
+    ensure!(
+        listed == vec![(&carol, &json!("offline")), (&bob_id, &json!("online"))],
+        "query answered {}; expected carol offline then bob online, in that order",
+        reply["peers"]
+    );
+    Ok(())
+}
+
+async fn query_invalid(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    alice
+        .code(json!({"op": "query_peers_online", "peers": []}), 2)
+        .await?;
+    let many: Vec<String> = (0..257).map(|n| cx.user(&n.to_string())).collect();
+    alice
+        .code(json!({"op": "query_peers_online", "peers": many}), 2)
+        .await?;
+    Ok(())
+}
+
+async fn subscribe_initial(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let (_bob, bob_id) = cx.fresh("bob").await?;
+    let carol = cx.user("carol");
+    alice
+        .ok(json!({"op": "subscribe_peers_online", "peers": [bob_id, carol]}))
+        .await?;
+    alice
+        .event(
+            "peers_online_status",
+            json!({"peers": {bob_id: "online", carol: "offline"}}),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn subscribe_changes(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let carol = cx.user("carol");
+    alice
+        .ok(json!({"op": "subscribe_peers_online", "peers": [carol]}))
+        .await?;
+    alice
+        .event(
+            "peers_online_status",
+            json!({"peers": {carol.clone(): "offline"}}),
+        )
+        .await?;
+    let mut carol_conn = cx.login(&carol).await?;
+    alice
+        .event(
+            "peers_online_status",
+            json!({"peers": {carol.clone(): "online"}}),
+        )
+        .await?;
+    carol_conn.ok(json!({"op": "logout"})).await?;
+    alice
+        .event("peers_online_status", json!({"peers": {carol: "offline"}}))
+        .await?;
+    Ok(())
+}
+
+async fn subscribed_list(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let (bob, carol) = (cx.user("bob"), cx.user("carol"));
+    alice
+        .ok(json!({"op": "subscribe_peers_online", "peers": [bob, carol]}))
+        .await?;
+    let reply = alice.ok(json!({"op": "query_subscribed_peers"})).await?;
+    let mut listed: Vec<String> =
+        serde_json::from_value(reply["peers"].clone()).unwrap_or_default();
+    listed.sort();
+    let mut expected = vec![bob.clone(), carol.clone()];
+    expected.sort();
+    ensure!(
+        listed == expected,
+        "subscribed peers are {listed:?}; expected {expected:?}"
+    );
+    alice
+        .ok(json!({"op": "unsubscribe_peers_online", "peers": [bob]}))
+        .await?;
+    let reply = alice.ok(json!({"op": "query_subscribed_peers"})).await?;
+    ensure!(
+        reply["peers"] == json!([carol]),
+        "after unsubscribing bob, subscribed peers are {}",
+        reply["peers"]
+    );
+    Ok(())
+}
+
+async fn overflow(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let first: Vec<String> = (0..300).map(|n| cx.user(&format!("a{n}"))).collect();
+    let second: Vec<String> = (0..300).map(|n| cx.user(&format!("b{n}"))).collect();
+    alice
+        .ok(json!({"op": "subscribe_peers_online", "peers": first}))
+        .await?;
+    alice
+        .code(json!({"op": "subscribe_peers_online", "peers": second}), 6)
+        .await?;
+    Ok(())
+}
+
+async fn dropped(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let (bob, bob_id) = cx.fresh("bob").await?;
+    alice
+        .ok(json!({"op": "subscribe_peers_online", "peers": [bob_id]}))
+        .await?;
+    alice
+        .event(
+            "peers_online_status",
+            json!({"peers": {bob_id.clone(): "online"}}),
+        )
+        .await?;
+    bob.drop_abruptly();
+    alice
+        .event(
+            "peers_online_status",
+            json!({"peers": {bob_id.clone(): "unreachable"}}),
+        )
+        .await?;
+    let reply = alice
+        .ok(json!({"op": "query_peers_online", "peers": [bob_id]}))
+        .await?;
+    ensure!(
+        reply["peers"][&bob_id] == "offline",
+        "a dropped user queries as {}; expected offline at once",
+        reply["peers"][&bob_id]
+    );
+    Ok(())
+}
+
+async fn offline_after_grace(cx: Ctx) -> CaseResult {
+    let wait = cx.timing().grace + TIMER_SLACK;
+    cx.need_time(wait)?;
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let (bob, bob_id) = cx.fresh("bob").await?;
+    alice
+        .ok(json!({"op": "subscribe_peers_online", "peers": [bob_id]}))
+        .await?;
+    bob.drop_abruptly();
+    let offline = alice
+        .next_event(wait, |e| {
+            e["event"] == "peers_online_status" && e["peers"][&bob_id] == "offline"
+        })
+        .await;
+    ensure!(
+        offline.is_some(),
+        "no offline status for a dropped user within grace + {}s",
+        TIMER_SLACK.as_secs()
+    );
+    Ok(())
+}
+
+async fn rate_limit(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let bob = cx.user("bob");
+    let mut replies = Vec::new();
+    for _ in 0..12 {
+        replies.push(
+            alice
+                .call(json!({"op": "query_peers_online", "peers": [bob]}))
+                .await?,
+        );
+    }
+    super::rate_limited(&replies, 0, 5, 1, "12 presence queries in a row")
+}

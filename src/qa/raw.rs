@@ -1,0 +1,386 @@
+//! A raw protocol connection: JSON objects over a WebSocket, nothing else.
+//!
+//! The conformance suite and the scenario runner speak protocol v1 through this type rather
+//! than through `client/`, so that they test the server (any server) and not our library.
+//! One background task reads frames, splits batches, acknowledges peer messages (unless told
+//! not to, to provoke code 2), routes replies to their waiting request by `id`, and queues
+//! events. Frames can be traced to a [`Tracer`]. New request helpers go on [`RawConn`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::protocol::split_frame;
+
+/// How long a request waits for its reply unless told otherwise.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a raw exchange did not give what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RawError {
+    #[error("cannot connect to {url}: {detail}")]
+    Connect { url: String, detail: String },
+    #[error("no reply to {op} within {0:?}", .timeout)]
+    Timeout { op: String, timeout: Duration },
+    #[error("the connection is closed{}", close_suffix(*.code))]
+    Closed { code: Option<u16> },
+}
+
+fn close_suffix(code: Option<u16>) -> String {
+    code.map_or_else(String::new, |c| format!(" (close code {c})"))
+}
+
+/// Which way a traced frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+/// Receives every frame of a connection: (connection label, direction, frame text).
+pub type Tracer = Arc<dyn Fn(&str, Direction, &str) + Send + Sync>;
+
+/// How a connection ended, as far as the reader saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closure {
+    Open,
+    /// A close frame arrived, with its code if it had one.
+    CloseFrame(Option<u16>),
+    /// The TCP stream ended or failed without a close frame.
+    Dropped,
+}
+
+type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Value>>>>;
+
+/// One WebSocket connection speaking raw protocol JSON.
+pub struct RawConn {
+    label: String,
+    outgoing: mpsc::UnboundedSender<WsMessage>,
+    pending: Pending,
+    events: mpsc::UnboundedReceiver<Value>,
+    /// Events received but not yet taken by an expectation, oldest first.
+    backlog: VecDeque<Value>,
+    closure: watch::Receiver<Closure>,
+    auto_ack: Arc<AtomicBool>,
+    next_id: u32,
+    tracer: Option<Tracer>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for RawConn {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl RawConn {
+    /// Opens a WebSocket to `url`. `label` names the connection in traces.
+    pub async fn connect(
+        url: &str,
+        label: impl Into<String>,
+        tracer: Option<Tracer>,
+    ) -> Result<RawConn, RawError> {
+        let connect_error = |detail: String| RawError::Connect {
+            url: url.to_string(),
+            detail,
+        };
+        let (socket, _) =
+            tokio::time::timeout(REPLY_TIMEOUT, tokio_tungstenite::connect_async(url))
+                .await
+                .map_err(|_| connect_error("timed out".into()))?
+                .map_err(|e| connect_error(e.to_string()))?;
+        let (mut sink, mut stream) = socket.split();
+        let label = label.into();
+        let (outgoing, mut to_send) = mpsc::unbounded_channel::<WsMessage>();
+        let writer = tokio::spawn(async move {
+            while let Some(message) = to_send.recv().await {
+                if sink.send(message).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let pending: Pending = Arc::default();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let (closure_tx, closure) = watch::channel(Closure::Open);
+        let auto_ack = Arc::new(AtomicBool::new(true));
+        let reader = {
+            let pending = pending.clone();
+            let outgoing = outgoing.clone();
+            let auto_ack = auto_ack.clone();
+            let tracer = tracer.clone();
+            let label = label.clone();
+            tokio::spawn(async move {
+                let end = loop {
+                    let Some(Ok(frame)) = stream.next().await else {
+                        break Closure::Dropped;
+                    };
+                    let text = match frame {
+                        WsMessage::Text(text) => text,
+                        WsMessage::Close(close) => {
+                            break Closure::CloseFrame(close.map(|c| u16::from(c.code)));
+                        }
+                        _ => continue,
+                    };
+                    if let Some(tracer) = &tracer {
+                        tracer(&label, Direction::Received, &text);
+                    }
+                    for object in split_frame(&text) {
+                        let Ok(value) = serde_json::from_str::<Value>(object) else {
+                            continue;
+                        };
+                        route(
+                            &value,
+                            &pending,
+                            &event_tx,
+                            &outgoing,
+                            &auto_ack,
+                            tracer.as_ref(),
+                            &label,
+                        );
+                    }
+                };
+                // Waiting requests learn of the end when their senders drop.
+                pending.lock().expect("pending lock").clear();
+                let _ = closure_tx.send(end);
+            })
+        };
+        Ok(RawConn {
+            label,
+            outgoing,
+            pending,
+            events,
+            backlog: VecDeque::new(),
+            closure,
+            auto_ack,
+            next_id: 1,
+            tracer,
+            tasks: [writer, reader],
+        })
+    }
+
+    /// The label this connection has in traces and reports.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Whether peer messages are acknowledged on receipt (default true, as client libraries do).
+    pub fn set_auto_ack(&self, on: bool) {
+        self.auto_ack.store(on, Ordering::Relaxed);
+    }
+
+    /// Sends one text frame exactly as given (for malformed input and batches).
+    pub fn send_text(&self, text: impl Into<String>) -> Result<(), RawError> {
+        let text = text.into();
+        if let Some(tracer) = &self.tracer {
+            tracer(&self.label, Direction::Sent, &text);
+        }
+        self.outgoing
+            .send(WsMessage::text(text))
+            .map_err(|_| self.closed_error())
+    }
+
+    /// The next request id (what [`RawConn::start`] will use).
+    pub fn allocate_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
+    /// Sends `op` (an object with `"op"` and parameters) with a fresh id and returns a
+    /// receiver of its reply: lets a caller pipeline several requests.
+    pub fn start(&mut self, mut op: Value) -> Result<PendingReply, RawError> {
+        let id = self.allocate_id();
+        if let Value::Object(map) = &mut op {
+            map.insert("id".into(), json!(id));
+        }
+        let name = op_name(&op);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().expect("pending lock").insert(id, tx);
+        self.send_text(op.to_string())?;
+        Ok(PendingReply {
+            op: name,
+            rx,
+            closure: self.closure.clone(),
+        })
+    }
+
+    /// Sends several requests in one frame, separated by newlines (a batch).
+    pub fn start_batch(&mut self, ops: Vec<Value>) -> Result<Vec<PendingReply>, RawError> {
+        let mut frame = String::new();
+        let mut replies = Vec::with_capacity(ops.len());
+        for mut op in ops {
+            let id = self.allocate_id();
+            op["id"] = json!(id);
+            let (tx, rx) = oneshot::channel();
+            self.pending.lock().expect("pending lock").insert(id, tx);
+            replies.push(PendingReply {
+                op: op_name(&op),
+                rx,
+                closure: self.closure.clone(),
+            });
+            if !frame.is_empty() {
+                frame.push('\n');
+            }
+            frame.push_str(&op.to_string());
+        }
+        self.send_text(frame)?;
+        Ok(replies)
+    }
+
+    /// Sends `op` and waits for its reply (the whole reply object).
+    pub async fn call(&mut self, op: Value) -> Result<Value, RawError> {
+        self.start(op)?.wait(REPLY_TIMEOUT).await
+    }
+
+    /// Sends `op` and waits up to `timeout` for its reply.
+    pub async fn call_within(&mut self, op: Value, timeout: Duration) -> Result<Value, RawError> {
+        self.start(op)?.wait(timeout).await
+    }
+
+    /// Sends a notice (no id, no reply), such as `ack`.
+    pub fn notice(&self, op: &Value) -> Result<(), RawError> {
+        self.send_text(op.to_string())
+    }
+
+    /// Waits up to `timeout` for an event for which `matches` is true, taking it out of the
+    /// queue; events that do not match stay queued for later expectations.
+    pub async fn next_event(
+        &mut self,
+        timeout: Duration,
+        mut matches: impl FnMut(&Value) -> bool,
+    ) -> Option<Value> {
+        if let Some(index) = self.backlog.iter().position(&mut matches) {
+            return self.backlog.remove(index);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .ok()
+                .flatten()?;
+            if matches(&event) {
+                return Some(event);
+            }
+            self.backlog.push_back(event);
+        }
+    }
+
+    /// Takes every event that has arrived so far, oldest first.
+    pub fn drain_events(&mut self) -> Vec<Value> {
+        while let Ok(event) = self.events.try_recv() {
+            self.backlog.push_back(event);
+        }
+        self.backlog.drain(..).collect()
+    }
+
+    /// How the connection stands.
+    pub fn closure(&self) -> Closure {
+        *self.closure.borrow()
+    }
+
+    /// Waits up to `timeout` for the connection to end; returns how it ended.
+    pub async fn wait_closed(&mut self, timeout: Duration) -> Closure {
+        let mut closure = self.closure.clone();
+        let _ = tokio::time::timeout(timeout, closure.wait_for(|c| *c != Closure::Open)).await;
+        let end = *closure.borrow();
+        end
+    }
+
+    /// Sends a close frame (a polite disconnect).
+    pub fn close(&self) {
+        let _ = self.outgoing.send(WsMessage::Close(None));
+    }
+
+    /// Drops the TCP connection without a close frame, as a crash or network loss would.
+    pub fn drop_abruptly(self) {
+        drop(self);
+    }
+
+    fn closed_error(&self) -> RawError {
+        RawError::Closed {
+            code: match self.closure() {
+                Closure::CloseFrame(code) => code,
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A reply not yet received; see [`RawConn::start`].
+pub struct PendingReply {
+    op: String,
+    rx: oneshot::Receiver<Value>,
+    closure: watch::Receiver<Closure>,
+}
+
+impl PendingReply {
+    /// Waits up to `timeout` for the reply; after a timeout it can be waited for again.
+    pub async fn wait(&mut self, timeout: Duration) -> Result<Value, RawError> {
+        match tokio::time::timeout(timeout, &mut self.rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(RawError::Closed {
+                code: match *self.closure.borrow() {
+                    Closure::CloseFrame(code) => code,
+                    _ => None,
+                },
+            }),
+            Err(_) => Err(RawError::Timeout {
+                op: self.op.clone(),
+                timeout,
+            }),
+        }
+    }
+}
+
+fn route(
+    value: &Value,
+    pending: &Pending,
+    events: &mpsc::UnboundedSender<Value>,
+    outgoing: &mpsc::UnboundedSender<WsMessage>,
+    auto_ack: &AtomicBool,
+    tracer: Option<&Tracer>,
+    label: &str,
+) {
+    if value.get("event").is_some() {
+        if value["event"] == "message_from_peer" && auto_ack.load(Ordering::Relaxed) {
+            if let Some(message_id) = value["message_id"].as_u64() {
+                let ack = json!({"op": "ack", "message_id": message_id}).to_string();
+                if let Some(tracer) = tracer {
+                    tracer(label, Direction::Sent, &ack);
+                }
+                let _ = outgoing.send(WsMessage::text(ack));
+            }
+        }
+        let _ = events.send(value.clone());
+    } else if let Some(id) = value.get("id").and_then(Value::as_u64) {
+        let waiter = pending.lock().expect("pending lock").remove(&(id as u32));
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(value.clone());
+        }
+    }
+}
+
+/// The `"op"` of a request object, for messages.
+pub fn op_name(op: &Value) -> String {
+    op.get("op")
+        .and_then(Value::as_str)
+        .unwrap_or("request")
+        .to_string()
+}
+
+/// The `code` of a reply (`u32::MAX` when missing, which no rule allows).
+pub fn code_of(reply: &Value) -> u32 {
+    reply
+        .get("code")
+        .and_then(Value::as_u64)
+        .map_or(u32::MAX, |c| c as u32)
+}

@@ -1,0 +1,238 @@
+//! Results of QA runs as people and CI read them: a text table, JSON, or JUnit XML.
+//!
+//! `check` produces one [`CaseReport`] per case; `script` one per scenario. Formatting is
+//! pure (strings in, strings out) so it is tested without a server. A new output format is
+//! a new `to_*` method on [`Report`].
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// How a case ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Skip,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "FAIL",
+            Outcome::Skip => "skip",
+        }
+    }
+}
+
+/// One case's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseReport {
+    pub name: String,
+    /// The rule of protocol.md the case checks, in a sentence.
+    pub rule: String,
+    pub outcome: Outcome,
+    /// Why it failed or was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(serialize_with = "as_millis", rename = "duration_ms")]
+    pub duration: Duration,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Suite name (`rtm-check`, `rtm-script`).
+    pub title: String,
+    /// The server URL tested.
+    pub target: String,
+    #[serde(serialize_with = "as_millis", rename = "duration_ms")]
+    pub duration: Duration,
+    pub cases: Vec<CaseReport>,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+impl Report {
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.cases.iter().filter(|c| c.outcome == outcome).count()
+    }
+
+    /// True when no case failed (skipped cases do not count against a run).
+    pub fn passed(&self) -> bool {
+        self.count(Outcome::Fail) == 0
+    }
+
+    /// Process exit code: 0 when nothing failed, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(!self.passed())
+    }
+
+    /// A one-line summary: `58 passed, 1 failed, 3 skipped in 12.3s`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped in {:.1}s",
+            self.count(Outcome::Pass),
+            self.count(Outcome::Fail),
+            self.count(Outcome::Skip),
+            self.duration.as_secs_f64()
+        )
+    }
+
+    /// A table: status, case, time, and the reason for failures and skips.
+    pub fn to_text(&self) -> String {
+        let width = self
+            .cases
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let mut out = String::new();
+        let _ = writeln!(out, "{} against {}", self.title, self.target);
+        let _ = writeln!(
+            out,
+            "{:<6} {:<width$} {:>7}  REASON",
+            "STATUS", "CASE", "TIME"
+        );
+        for case in &self.cases {
+            let reason = case.reason.as_deref().unwrap_or("");
+            let _ = writeln!(
+                out,
+                "{:<6} {:<width$} {:>6.2}s  {}",
+                case.outcome.label(),
+                case.name,
+                case.duration.as_secs_f64(),
+                reason.replace('\n', " ")
+            );
+        }
+        let _ = writeln!(out, "{}", self.summary());
+        out
+    }
+
+    /// The report as pretty JSON, with counts.
+    pub fn to_json(&self) -> String {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        value["passed"] = self.count(Outcome::Pass).into();
+        value["failed"] = self.count(Outcome::Fail).into();
+        value["skipped"] = self.count(Outcome::Skip).into();
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    }
+
+    /// JUnit XML as CI systems read it: one testcase per case, classname from its prefix.
+    pub fn to_junit(&self) -> String {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            out,
+            "<testsuites><testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
+            xml_escape(&self.title),
+            self.cases.len(),
+            self.count(Outcome::Fail),
+            self.count(Outcome::Skip),
+            self.duration.as_secs_f64()
+        );
+        for case in &self.cases {
+            let class = case.name.split('.').next().unwrap_or(&case.name);
+            let _ = write!(
+                out,
+                "  <testcase classname=\"{}.{}\" name=\"{}\" time=\"{:.3}\">",
+                xml_escape(&self.title),
+                xml_escape(class),
+                xml_escape(&case.name),
+                case.duration.as_secs_f64()
+            );
+            let reason = xml_escape(case.reason.as_deref().unwrap_or(""));
+            match case.outcome {
+                Outcome::Pass => {}
+                Outcome::Fail => {
+                    let _ = write!(
+                        out,
+                        "<failure message=\"{reason}\">{}</failure>",
+                        xml_escape(&case.rule)
+                    );
+                }
+                Outcome::Skip => {
+                    let _ = write!(out, "<skipped message=\"{reason}\"/>");
+                }
+            }
+            out.push_str("</testcase>\n");
+        }
+        out.push_str("</testsuite></testsuites>\n");
+        out
+    }
+}
+
+/// Escapes text for XML attributes and content.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        let case = |name: &str, outcome, reason: Option<&str>| CaseReport {
+            name: name.into(),
+            rule: "a rule".into(),
+            outcome,
+            reason: reason.map(Into::into),
+            duration: Duration::from_millis(12),
+        };
+        Report {
+            title: "rtm-check".into(),
+            target: "ws://x/rtm/v1".into(),
+            duration: Duration::from_millis(1500),
+            cases: vec![
+                case("peer.ok", Outcome::Pass, None),
+                case(
+                    "peer.bad",
+                    Outcome::Fail,
+                    Some("expected code 3, got 0 <\"x\">"),
+                ),
+                case("token.expiry", Outcome::Skip, Some("needs --token-cmd")),
+            ],
+        }
+    }
+
+    #[test]
+    fn text_table_lists_every_case_with_reasons() {
+        let text = sample().to_text();
+        assert!(text.contains("FAIL   peer.bad"));
+        assert!(text.contains("expected code 3, got 0"));
+        assert!(text.contains("skip   token.expiry"));
+        assert!(text.ends_with("1 passed, 1 failed, 1 skipped in 1.5s\n"));
+        assert_eq!(sample().exit_code(), 1);
+    }
+
+    #[test]
+    fn json_and_junit_carry_counts_and_escape() {
+        let json: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        assert_eq!(json["failed"], 1);
+        assert_eq!(json["cases"][1]["outcome"], "fail");
+        assert_eq!(json["cases"][0]["duration_ms"], 12);
+        let junit = sample().to_junit();
+        assert!(junit.contains("tests=\"3\" failures=\"1\" skipped=\"1\""));
+        assert!(
+            junit.contains("<failure message=\"expected code 3, got 0 &lt;&quot;x&quot;&gt;\">")
+        );
+        assert!(junit.contains("classname=\"rtm-check.token\""));
+    }
+}
