@@ -226,6 +226,7 @@ async fn call_invitation_and_presence_in_a_real_terminal() {
     tmux.wait_until("the shell prompt after quitting", |s| {
         s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
     });
+    assert_eq!(tmux.format("#{alternate_on}"), "0");
     drop(tmux);
     server.shutdown().await;
 }
@@ -269,6 +270,7 @@ async fn a_remote_login_aborts_and_login_again_works() {
     tmux.wait_until("the shell prompt after quitting", |s| {
         s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
     });
+    assert_eq!(tmux.format("#{alternate_on}"), "0");
     drop(tmux);
     server.shutdown().await;
 }
@@ -301,10 +303,17 @@ async fn offline_messages_land_in_their_peer_tab() {
     tmux.wait_for("2 @bob");
     tmux.keys(&["M-2"]);
     tmux.wait_for("[offline] left for you");
-    tmux.keys(&["C-c"]);
+    // Killed rather than quit: the terminal is restored all the same.
+    let pid = tmux.format("#{pane_pid}");
+    let killed = Command::new("pkill")
+        .args(["-TERM", "-P", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
     tmux.wait_until("the shell prompt after quitting", |s| {
         s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
     });
+    assert_eq!(tmux.format("#{alternate_on}"), "0");
     drop(tmux);
     server.shutdown().await;
 }

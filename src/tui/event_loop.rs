@@ -11,11 +11,12 @@ use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind, MouseEvent
 use futures_util::StreamExt as _;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::client::{Client, ClientConfig, ClientEvent, Events};
 
-use super::action::{Action, Effect, Failure, Outcome};
+use super::action::{Action, Effect, Failure, KeyAction, Outcome};
 use super::app::App;
 use super::keymap::Keymap;
 use super::network::{failure, Session};
@@ -103,6 +104,10 @@ pub async fn run(
     app.size = (size.width, size.height);
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
     let mut input = EventStream::new();
+    // Asked to stop (kill, a closed terminal): leave through the same door as /quit, so
+    // the terminal is restored and the session logged out.
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let mut session: Option<(Session, Events)> = None;
     let mut pending = initial;
 
@@ -138,6 +143,8 @@ pub async fn run(
             action = rx.recv() => action,
             event = next_client_event(&mut session) => event.map(client_action),
             () = tokio::time::sleep(Duration::from_secs(1)), if tick => Some(Action::Tick),
+            _ = terminate.recv() => Some(Action::Key(KeyAction::Quit)),
+            _ = hangup.recv() => Some(Action::Key(KeyAction::Quit)),
         };
         let started = Instant::now();
         let mut next = first;
