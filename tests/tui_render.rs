@@ -277,6 +277,10 @@ fn scrolling_up_loads_older_history() {
         before: Some(100),
     }));
     assert!(draw(&app, 100, 30).contains("newer (PgDn)"));
+    app.update(Action::Key(KeyAction::PageDown));
+    app.update(Action::Key(KeyAction::PageDown));
+    assert_eq!(app.active_tab().scroll, 0);
+    assert!(!draw(&app, 100, 30).contains("newer (PgDn)"));
 }
 
 #[test]
