@@ -15,6 +15,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::client::{Client, ClientConfig, ClientEvent, Events};
+use crate::protocol::ConnectionState;
 
 use super::action::{Action, Effect, Failure, KeyAction, Outcome};
 use super::app::App;
@@ -111,7 +112,13 @@ pub async fn run(
     let mut session: Option<(Session, Events)> = None;
     let mut pending = initial;
 
+    // The connection dropped: if it was to the embedded default whose owner (another
+    // rtm-tui) has quit, this one takes over by starting the server itself.
+    let mut lost_server = false;
     loop {
+        if std::mem::take(&mut lost_server) {
+            take_over_server(&mut connector, session.as_ref().map(|(s, _)| s), &tx).await;
+        }
         for effect in std::mem::take(&mut pending) {
             perform(
                 effect,
@@ -151,6 +158,13 @@ pub async fn run(
         // Take everything already queued before drawing once.
         loop {
             if let Some(action) = next.take() {
+                if let Action::Connection {
+                    state: ConnectionState::Reconnecting,
+                    ..
+                } = action
+                {
+                    lost_server = true;
+                }
                 app.now_ms = crate::protocol::now_ms();
                 pending.extend(app.update(action));
             }
@@ -176,6 +190,27 @@ pub async fn run(
     drop(terminal);
     drop(guard);
     Ok(())
+}
+
+/// Starts the embedded server if this session uses the default address and nothing
+/// listens there any more; the client's next reconnect attempt then finds it.
+async fn take_over_server(
+    connector: &mut Connector,
+    session: Option<&Session>,
+    tx: &mpsc::UnboundedSender<Action>,
+) {
+    let (Some(start), Some(session)) = (connector.start_server.as_mut(), session) else {
+        return;
+    };
+    tracing::debug!("connection lost; checking the embedded server");
+    match start(&session.server).await {
+        Ok(Some(note)) => {
+            let _ = tx.send(Action::Notice(format!("server gone; {note}")));
+        }
+        Ok(None) => {}
+        // Another rtm-tui may have been quicker; the reconnect will find its server.
+        Err(e) => tracing::info!("no takeover of the embedded server: {e}"),
+    }
 }
 
 async fn next_client_event(session: &mut Option<(Session, Events)>) -> Option<ClientEvent> {
