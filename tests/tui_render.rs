@@ -463,3 +463,49 @@ fn offline_messages_that_overtake_the_login_reply_stay() {
     app.update(Action::Key(KeyAction::GoTo(2)));
     assert!(draw(&app, 100, 20).contains("[offline] while you were out, alice"));
 }
+
+#[test]
+fn the_config_file_changes_keys_time_format_and_bell() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "bell = false\ntime_format = \"%H:%M:%S\"\nutc_offset = \"+02:00\"\n[keys]\n\"f5\" = \"switcher\"\n",
+    )
+    .unwrap();
+    let options = rtm::tui::Options {
+        app_id: Some("demo".into()),
+        user: Some("alice".into()),
+        config: Some(path),
+        ..rtm::tui::Options::default()
+    };
+    let mut app = rtm::tui::build_app(&options).unwrap();
+    app.now_ms = NOW;
+    assert!(app
+        .keymap
+        .help_rows()
+        .iter()
+        .any(|(keys, what)| keys.contains("F5") && what.contains("switcher")));
+    app.submit_login();
+    app.update(Action::Done(Outcome::Login(Ok(LoginResult {
+        user: "alice".into(),
+        server_ts: NOW,
+        protocol: 1,
+        server: "rtm-tui/0.1.0".into(),
+        token_expires_at: None,
+    }))));
+    let effects = app.update(peer_message("bob", "alice, look", 1, false));
+    assert!(!effects.contains(&Effect::Bell), "bell = false");
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    // 09:59:00 UTC at +02:00.
+    assert!(draw(&app, 100, 20).contains("11:59:00        bob alice, look"));
+    // A bad file is an error that names the problem, not a silent default.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[keys]\n\"f5\" = \"fly\"\n").unwrap();
+    let error = rtm::tui::build_app(&rtm::tui::Options {
+        config: Some(bad),
+        ..rtm::tui::Options::default()
+    })
+    .unwrap_err();
+    assert!(error.to_string().contains("fly"), "{error}");
+}
