@@ -51,6 +51,17 @@ fn enter(app: &mut App, line: &str) -> Vec<Effect> {
     effects
 }
 
+/// The server's answer to alice's login.
+fn login_ok() -> Action {
+    Action::Done(Outcome::Login(Ok(LoginResult {
+        user: "alice".into(),
+        server_ts: NOW,
+        protocol: 1,
+        server: "rtm-tui/0.1.0".into(),
+        token_expires_at: None,
+    })))
+}
+
 /// A logged-in app as alice, connected.
 fn logged_in() -> App {
     let mut app = app("demo", "alice");
@@ -60,13 +71,7 @@ fn logged_in() -> App {
         reason: ChangeReason::LoginSuccess,
         retry_in_ms: None,
     });
-    app.update(Action::Done(Outcome::Login(Ok(LoginResult {
-        user: "alice".into(),
-        server_ts: NOW,
-        protocol: 1,
-        server: "rtm-tui/0.1.0".into(),
-        token_expires_at: None,
-    }))));
+    app.update(login_ok());
     app
 }
 
@@ -451,13 +456,7 @@ fn offline_messages_that_overtake_the_login_reply_stay() {
     // The client delivers cached messages right after the login reply; they may reach the
     // app before the login's own answer does.
     app.update(peer_message("bob", "while you were out, alice", 3, true));
-    app.update(Action::Done(Outcome::Login(Ok(LoginResult {
-        user: "alice".into(),
-        server_ts: NOW,
-        protocol: 1,
-        server: "rtm-tui/0.1.0".into(),
-        token_expires_at: None,
-    }))));
+    app.update(login_ok());
     assert_eq!(app.tabs.len(), 2);
     assert_eq!(app.tabs[1].mentions, 1);
     app.update(Action::Key(KeyAction::GoTo(2)));
@@ -487,13 +486,7 @@ fn the_config_file_changes_keys_time_format_and_bell() {
         .iter()
         .any(|(keys, what)| keys.contains("F5") && what.contains("switcher")));
     app.submit_login();
-    app.update(Action::Done(Outcome::Login(Ok(LoginResult {
-        user: "alice".into(),
-        server_ts: NOW,
-        protocol: 1,
-        server: "rtm-tui/0.1.0".into(),
-        token_expires_at: None,
-    }))));
+    app.update(login_ok());
     let effects = app.update(peer_message("bob", "alice, look", 1, false));
     assert!(!effects.contains(&Effect::Bell), "bell = false");
     app.update(Action::Key(KeyAction::GoTo(2)));
