@@ -257,10 +257,8 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
             (KeyAction::Cancel, "clear"),
         ],
     };
-    let mut spans = Vec::new();
-    for (key, label) in app.keymap.footer(items) {
-        spans.push(Span::styled(key, app.theme.accent));
-        spans.push(Span::styled(format!(" {label}  "), app.theme.dim));
-    }
+    let keys = app.keymap.footer(items);
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, l)| (k.as_str(), *l)).collect();
+    let spans = super::overlays::key_hints(app, &keys);
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
