@@ -502,3 +502,23 @@ fn the_config_file_changes_keys_time_format_and_bell() {
     .unwrap_err();
     assert!(error.to_string().contains("fly"), "{error}");
 }
+
+#[test]
+fn any_terminal_size_draws_without_panicking() {
+    let mut app = lobby();
+    let login = app_with_form();
+    for (w, h) in [(1, 1), (5, 3), (20, 5), (40, 10), (80, 24), (300, 100)] {
+        draw(&app, w, h);
+        draw(&login, w, h);
+        app.update(Action::Key(KeyAction::Help));
+        draw(&app, w, h);
+        app.update(Action::Key(KeyAction::Cancel));
+        app.update(Action::Key(KeyAction::Switcher));
+        draw(&app, w, h);
+        app.update(Action::Key(KeyAction::Cancel));
+    }
+}
+
+fn app_with_form() -> App {
+    app("", "")
+}

@@ -59,7 +59,7 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
             for (row, &i) in matches
                 .iter()
                 .enumerate()
-                .take(usize::from(rect.height) - 3)
+                .take(usize::from(rect.height).saturating_sub(3))
             {
                 let tab = &app.tabs[i];
                 let style = if row == selected {

@@ -182,6 +182,9 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
 
 pub fn input(frame: &mut Frame, app: &App, area: Rect) {
     const PROMPT: &str = "> ";
+    if area.height == 0 || area.width == 0 {
+        return;
+    }
     let (line, col) = app.input.cursor_position();
     let first_row = line.saturating_sub(usize::from(area.height) - 1);
     let width = usize::from(area.width).saturating_sub(PROMPT.len()).max(1);
