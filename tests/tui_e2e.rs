@@ -294,9 +294,15 @@ async fn offline_messages_land_in_their_peer_tab() {
     tmux.keys(&["M-2"]);
     tmux.wait_for("[offline] left for you");
     // Killed rather than quit: the terminal is restored all the same.
-    let pid = tmux.format("#{pane_pid}");
-    let killed = Command::new("pkill")
-        .args(["-TERM", "-P", &pid])
+    // rtm-tui is the pane shell's only child; the shell's own `kill` needs no procps.
+    let shell = tmux.format("#{pane_pid}");
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    let child = children
+        .split_whitespace()
+        .next()
+        .expect("rtm-tui runs in the pane");
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {child}")])
         .status()
         .unwrap();
     assert!(killed.success());
