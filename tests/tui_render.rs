@@ -522,3 +522,27 @@ fn any_terminal_size_draws_without_panicking() {
 fn app_with_form() -> App {
     app("", "")
 }
+
+#[test]
+fn no_color_means_no_colours_on_screen() {
+    let mut app = lobby();
+    app.theme = Theme::monochrome();
+    app.update(channel_message(
+        "lobby",
+        "bob",
+        "alice: ping",
+        20,
+        NOW + 300_000,
+    ));
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    terminal.draw(|frame| render::draw(frame, &app)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let coloured = buffer
+        .content()
+        .iter()
+        .filter(|cell| {
+            cell.fg != ratatui::style::Color::Reset || cell.bg != ratatui::style::Color::Reset
+        })
+        .count();
+    assert_eq!(coloured, 0);
+}
