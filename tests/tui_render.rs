@@ -546,3 +546,13 @@ fn no_color_means_no_colours_on_screen() {
         .count();
     assert_eq!(coloured, 0);
 }
+
+#[test]
+fn an_expiry_warning_asks_for_a_fresh_token() {
+    let mut app = logged_in();
+    let effects = app.update(Action::Server(Event::TokenPrivilegeWillExpire {
+        expires_at: NOW / 1000 + 30,
+    }));
+    assert!(effects.contains(&Effect::RenewToken));
+    assert!(draw(&app, 100, 20).contains("your token expires at 10:00:30"));
+}
