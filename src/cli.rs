@@ -62,8 +62,8 @@ pub struct ChatArgs {
     #[arg(long, env = "RTM_SERVER")]
     pub server: Option<String>,
 
-    /// Config file (default: the XDG config dir's config.toml).
-    #[arg(long)]
+    /// Config file (default: the XDG config dir's config.toml); also for `demo`.
+    #[arg(long, global = true)]
     pub config: Option<PathBuf>,
 }
 
