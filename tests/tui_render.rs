@@ -556,3 +556,34 @@ fn an_expiry_warning_asks_for_a_fresh_token() {
     assert!(effects.contains(&Effect::RenewToken));
     assert!(draw(&app, 100, 20).contains("your token expires at 10:00:30"));
 }
+
+#[test]
+fn server_queries_default_to_the_current_tab() {
+    use rtm::tui::action::QueryRequest;
+    let mut app = lobby();
+    assert_eq!(
+        enter(&mut app, "/count"),
+        vec![Effect::Query(QueryRequest::MemberCount(vec![
+            "lobby".into()
+        ]))]
+    );
+    assert_eq!(
+        enter(&mut app, "/count a \"b c\""),
+        vec![Effect::Query(QueryRequest::MemberCount(vec![
+            "a".into(),
+            "b c".into()
+        ]))]
+    );
+    assert_eq!(
+        enter(&mut app, "/subscribed"),
+        vec![Effect::Query(QueryRequest::Subscribed)]
+    );
+    assert_eq!(
+        enter(&mut app, "/ping"),
+        vec![Effect::Query(QueryRequest::Ping)]
+    );
+    // Outside a channel tab, /count needs a channel.
+    app.update(Action::Key(rtm::tui::action::KeyAction::PrevTab));
+    assert_eq!(enter(&mut app, "/count"), vec![]);
+    assert!(draw(&app, 100, 30).contains("usage: /count <channel>..."));
+}

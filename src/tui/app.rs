@@ -513,7 +513,8 @@ impl App {
                 let tab = &mut self.tabs[i];
                 tab.joined = true;
                 tab.member_count = Some(count);
-                tab.info(now, format!("you joined #{channel} ({count} members)"));
+                let members = if count == 1 { "member" } else { "members" };
+                tab.info(now, format!("you joined #{channel} ({count} {members})"));
                 let load = tab.history == HistoryState::NotLoaded;
                 if load {
                     tab.history = HistoryState::Loading;
