@@ -367,7 +367,12 @@ impl App {
             }
             Outcome::Login(Err(failure)) => {
                 self.screen = Screen::Login;
-                self.login.status = LoginStatus::Refused(failure.to_string());
+                let token = self.login.fields[super::login::TOKEN].text().to_string();
+                let words = match super::login::login_hint(failure.code, &token) {
+                    Some(hint) => format!("{failure} — {hint}"),
+                    None => failure.to_string(),
+                };
+                self.login.status = LoginStatus::Refused(words);
             }
             Outcome::Logout => {
                 self.home().info(now, "logged out");
