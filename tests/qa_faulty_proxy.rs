@@ -26,6 +26,12 @@ enum Fault {
     EchoChannelMessages,
     /// Drops cached (offline) peer messages delivered at login.
     ForgetCachedMessages,
+    /// Acknowledges peer messages to the server itself, before the client has them.
+    AckOnBehalf,
+    /// Delivers channel messages in swapped pairs.
+    SwapChannelMessages,
+    /// Sends every reply twice.
+    DuplicateReplies,
 }
 
 /// What one proxied connection remembers about its client's requests.
@@ -35,6 +41,10 @@ struct Conversation {
     send_peer_ids: Vec<u64>,
     /// Channel sends awaiting their reply: (id, channel, message).
     channel_sends: Vec<(u64, Value, Value)>,
+    /// Notices the proxy itself sends to the server.
+    to_server: Vec<Value>,
+    /// A channel message held back to be delivered after the next one.
+    held: Option<Value>,
 }
 
 impl Conversation {
@@ -61,6 +71,20 @@ impl Conversation {
         let id = object["id"].as_u64();
         match fault {
             Fault::DropChannelMessages if object["event"] == "message_from_channel" => vec![],
+            Fault::SwapChannelMessages if object["event"] == "message_from_channel" => {
+                if let Some(held) = self.held.take() {
+                    vec![object, held]
+                } else {
+                    self.held = Some(object);
+                    vec![]
+                }
+            }
+            Fault::DuplicateReplies if id.is_some() => vec![object.clone(), object],
+            Fault::AckOnBehalf if object["event"] == "message_from_peer" => {
+                self.to_server
+                    .push(json!({"op": "ack", "message_id": object["message_id"]}));
+                vec![object]
+            }
             Fault::ForgetCachedMessages
                 if object["event"] == "message_from_peer" && object["offline"] == true =>
             {
@@ -156,6 +180,10 @@ async fn relay<C, S>(
                     }
                     other => other,
                 };
+                let notices = std::mem::take(&mut conversation.lock().unwrap().to_server);
+                for notice in notices {
+                    if to_server.send(WsMessage::text(notice.to_string())).await.is_err() { break; }
+                }
                 let closing = matches!(frame, WsMessage::Close(_));
                 if to_client.send(frame).await.is_err() || closing { break; }
             }
@@ -249,5 +277,44 @@ async fn forgotten_cached_messages_fail_offline_case() {
         outcome_of(&results, "peer.offline.cached"),
         Outcome::Fail,
         "{results:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_sent_before_the_client_has_the_message_fail_the_ack_case() {
+    let results = run_through(Fault::AckOnBehalf, "peer.send.waits_for_ack").await;
+    let (_, outcome, reason) = &results[0];
+    assert_eq!(*outcome, Outcome::Fail, "{results:?}");
+    assert!(
+        reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("before the receiver acknowledged"),
+        "{reason:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapped_channel_messages_fail_the_order_case() {
+    let results = run_through(Fault::SwapChannelMessages, "channel.order").await;
+    let (_, outcome, reason) = &results[0];
+    assert_eq!(*outcome, Outcome::Fail, "{results:?}");
+    assert!(
+        reason.as_deref().unwrap_or("").contains("arrival order"),
+        "{reason:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_replies_fail_the_one_reply_case() {
+    let results = run_through(Fault::DuplicateReplies, "frame.one_reply_per_request").await;
+    let (_, outcome, reason) = &results[0];
+    assert_eq!(*outcome, Outcome::Fail, "{results:?}");
+    assert!(
+        reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("no request was waiting for"),
+        "{reason:?}"
     );
 }

@@ -7,7 +7,7 @@
 //! events. Frames can be traced to a [`Tracer`]. New request helpers go on [`RawConn`].
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,6 +59,16 @@ pub enum Closure {
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Value>>>>;
 
+/// State the reader task and the handle share.
+#[derive(Debug)]
+struct Flags {
+    /// Acknowledge peer messages on receipt.
+    auto_ack: AtomicBool,
+    /// Replies whose id no request was waiting for (a second reply to one request, or a
+    /// reply to an id never sent).
+    stray_replies: AtomicU64,
+}
+
 /// One WebSocket connection speaking raw protocol JSON.
 pub struct RawConn {
     label: String,
@@ -68,7 +78,7 @@ pub struct RawConn {
     /// Events received but not yet taken by an expectation, oldest first.
     backlog: VecDeque<Value>,
     closure: watch::Receiver<Closure>,
-    auto_ack: Arc<AtomicBool>,
+    flags: Arc<Flags>,
     next_id: u32,
     tracer: Option<Tracer>,
     tasks: [JoinHandle<()>; 2],
@@ -111,11 +121,14 @@ impl RawConn {
         let pending: Pending = Arc::default();
         let (event_tx, events) = mpsc::unbounded_channel();
         let (closure_tx, closure) = watch::channel(Closure::Open);
-        let auto_ack = Arc::new(AtomicBool::new(true));
+        let flags = Arc::new(Flags {
+            auto_ack: AtomicBool::new(true),
+            stray_replies: AtomicU64::new(0),
+        });
         let reader = {
             let pending = pending.clone();
             let outgoing = outgoing.clone();
-            let auto_ack = auto_ack.clone();
+            let flags = flags.clone();
             let tracer = tracer.clone();
             let label = label.clone();
             tokio::spawn(async move {
@@ -142,7 +155,7 @@ impl RawConn {
                             &pending,
                             &event_tx,
                             &outgoing,
-                            &auto_ack,
+                            &flags,
                             tracer.as_ref(),
                             &label,
                         );
@@ -160,7 +173,7 @@ impl RawConn {
             events,
             backlog: VecDeque::new(),
             closure,
-            auto_ack,
+            flags,
             next_id: 1,
             tracer,
             tasks: [writer, reader],
@@ -174,7 +187,13 @@ impl RawConn {
 
     /// Whether peer messages are acknowledged on receipt (default true, as client libraries do).
     pub fn set_auto_ack(&self, on: bool) {
-        self.auto_ack.store(on, Ordering::Relaxed);
+        self.flags.auto_ack.store(on, Ordering::Relaxed);
+    }
+
+    /// How many replies arrived that no request was waiting for (protocol v1 promises
+    /// exactly one reply per request).
+    pub fn stray_replies(&self) -> u64 {
+        self.flags.stray_replies.load(Ordering::Relaxed)
     }
 
     /// Sends one text frame exactly as given (for malformed input and batches).
@@ -233,6 +252,19 @@ impl RawConn {
             frame.push_str(&op.to_string());
         }
         self.send_text(frame)?;
+        Ok(replies)
+    }
+
+    /// Sends every op at once (pipelined, one frame each) and waits for all replies, in order.
+    pub async fn call_all(&mut self, ops: Vec<Value>) -> Result<Vec<Value>, RawError> {
+        let mut pending = Vec::with_capacity(ops.len());
+        for op in ops {
+            pending.push(self.start(op)?);
+        }
+        let mut replies = Vec::with_capacity(pending.len());
+        for mut reply in pending {
+            replies.push(reply.wait(REPLY_TIMEOUT).await?);
+        }
         Ok(replies)
     }
 
@@ -346,12 +378,12 @@ fn route(
     pending: &Pending,
     events: &mpsc::UnboundedSender<Value>,
     outgoing: &mpsc::UnboundedSender<WsMessage>,
-    auto_ack: &AtomicBool,
+    flags: &Flags,
     tracer: Option<&Tracer>,
     label: &str,
 ) {
     if value.get("event").is_some() {
-        if value["event"] == "message_from_peer" && auto_ack.load(Ordering::Relaxed) {
+        if value["event"] == "message_from_peer" && flags.auto_ack.load(Ordering::Relaxed) {
             if let Some(message_id) = value["message_id"].as_u64() {
                 let ack = json!({"op": "ack", "message_id": message_id}).to_string();
                 if let Some(tracer) = tracer {
@@ -363,8 +395,13 @@ fn route(
         let _ = events.send(value.clone());
     } else if let Some(id) = value.get("id").and_then(Value::as_u64) {
         let waiter = pending.lock().expect("pending lock").remove(&(id as u32));
-        if let Some(waiter) = waiter {
-            let _ = waiter.send(value.clone());
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(value.clone());
+            }
+            None => {
+                flags.stray_replies.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -97,6 +97,15 @@
 //!   add, and the thread commits everything queued in one transaction per batch.
 //! - **Shutdown**: stop accepting, close every connection with 1001 "server shutting
 //!   down" after its queued frames, commit the store.
+//! - **Admission** (`limits`): past `max_connections` a new TCP connection is closed
+//!   right after `accept`, before any handshake work. The TLS and WebSocket handshakes
+//!   must finish within `login_timeout` (10 s), and a connection must log in within it
+//!   after connecting or after a `logout`, else it is closed (1008 "login timeout").
+//!   `login` attempts count against `logins_per_address` (50 per second per IP, all
+//!   connections together, answered 10 when over); loopback peers are exempt unless
+//!   `loopback_exempt` is off, so local benches and demos are not throttled.
+//! - **Open mode** is the default only on a loopback address (`open_mode`); elsewhere
+//!   `serve` needs `--open` (or `open = true` in its file) and prints a warning.
 
 mod auth;
 mod config;
@@ -209,6 +218,9 @@ async fn serve(
 ) -> Result<(), ServerError> {
     let hub = prepared.hub.clone();
     let admission = Arc::new(limits::Admission::new(hub.config()));
+    // Refusals are logged at most once a second, with a count: a flood must not flood the log.
+    let now = tokio::time::Instant::now();
+    let mut refused = (0u64, now.checked_sub(Duration::from_secs(1)).unwrap_or(now));
     let (stop_connections, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -219,7 +231,11 @@ async fn serve(
                 Ok((tcp, peer)) => {
                     // Over the cap the socket is closed at once: no handshake work is done.
                     let Some(slot) = admission.admit() else {
-                        tracing::warn!(%peer, "connection refused: max_connections reached");
+                        refused.0 += 1;
+                        if refused.1.elapsed() >= Duration::from_secs(1) {
+                            tracing::warn!(%peer, refused = refused.0, "connections refused: max_connections reached");
+                            refused = (0, tokio::time::Instant::now());
+                        }
                         continue;
                     };
                     let _ = tcp.set_nodelay(true);

@@ -803,7 +803,7 @@ impl App {
             KeyAction::GoTo(n) => self.activate(usize::from(n) - 1),
             KeyAction::NextActivity => self.next_activity(),
             KeyAction::PageUp => self.scroll_by(i32::from(self.size.1 / 2).max(1)),
-            KeyAction::PageDown => self.scroll_by(-i32::from(self.size.1 / 2).max(-1)),
+            KeyAction::PageDown => self.scroll_by(-(i32::from(self.size.1 / 2).max(1))),
             KeyAction::Help => {
                 self.overlay = Some(Overlay::Help {
                     scroll: 0,

@@ -57,13 +57,16 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// The port of a `ws://` URL whose host is loopback.
+/// The port of a `ws://` or `wss://` URL whose host is loopback.
 pub fn loopback_port(url: &str) -> Option<u16> {
-    let rest = url.strip_prefix("ws://")?;
+    let (rest, default_port) = match url.strip_prefix("ws://") {
+        Some(rest) => (rest, 80),
+        None => (url.strip_prefix("wss://")?, 443),
+    };
     let authority = rest.split('/').next()?;
     let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse().ok()?),
-        None => (authority, 80),
+        Some((host, port)) if !host.ends_with(':') => (host, port.parse().ok()?),
+        _ => (authority, default_port),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let loopback = host == "localhost"
@@ -172,7 +175,9 @@ mod tests {
         assert_eq!(loopback_port("ws://localhost:9/rtm/v1"), Some(9));
         assert_eq!(loopback_port("ws://[::1]:8080/rtm/v1"), Some(8080));
         assert_eq!(loopback_port("ws://example.com:7420/rtm/v1"), None);
-        assert_eq!(loopback_port("wss://127.0.0.1:7420/rtm/v1"), None);
+        assert_eq!(loopback_port("wss://127.0.0.1:7420/rtm/v1"), Some(7420));
+        assert_eq!(loopback_port("wss://localhost/rtm/v1"), Some(443));
+        assert_eq!(loopback_port("http://127.0.0.1:7420/"), None);
     }
 
     #[test]

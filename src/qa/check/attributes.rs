@@ -233,10 +233,9 @@ async fn channel_size(cx: Ctx) -> CaseResult {
 
 async fn rate_limit(cx: Ctx) -> CaseResult {
     let (mut alice, _) = cx.fresh("alice").await?;
-    let mut replies = Vec::new();
-    for n in 0..12 {
-        let op = json!({"op": "add_or_update_user_attributes", "attributes": {"n": n.to_string()}});
-        replies.push(alice.call(op).await?);
-    }
-    super::rate_limited(&replies, 0, 5, 1, "12 attribute writes in a row")
+    let writes = (0..12)
+        .map(|n| json!({"op": "add_or_update_user_attributes", "attributes": {"n": n.to_string()}}))
+        .collect();
+    let replies = alice.call_all(writes).await?;
+    super::rate_limited(&replies, 0, 5, 1, "12 attribute writes at once")
 }

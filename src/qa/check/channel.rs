@@ -208,24 +208,23 @@ async fn same_channel_rate(cx: Ctx) -> CaseResult {
 
 async fn join_rate(cx: Ctx) -> CaseResult {
     let (mut alice, _) = cx.fresh("alice").await?;
-    let mut codes = Vec::new();
+    // Pipelined join/leave pairs: all 55 joins reach the server well within 3 s, however
+    // slow the machine, and leaving keeps the 20-channel limit out of the way.
+    let mut joins = Vec::new();
+    let mut leaves = Vec::new();
     for n in 0..55 {
         let channel = cx.channel(&n.to_string());
-        let code = code_of(
-            &alice
-                .call(json!({"op": "join", "channel": channel}))
-                .await?,
-        );
-        codes.push(code);
-        if code == 0 {
-            alice.ok(json!({"op": "leave", "channel": channel})).await?;
-        }
+        joins.push(alice.start(json!({"op": "join", "channel": channel}))?);
+        leaves.push(alice.start(json!({"op": "leave", "channel": channel}))?);
     }
-    ensure!(
-        codes.contains(&7),
-        "55 joins in a row answered {codes:?}; expected some 7 (too often)"
-    );
-    Ok(())
+    let mut replies = Vec::new();
+    for mut join in joins {
+        replies.push(join.wait(REPLY_TIMEOUT).await?);
+    }
+    for mut leave in leaves {
+        leave.wait(REPLY_TIMEOUT).await?;
+    }
+    super::rate_limited(&replies, 0, 7, 1, "55 joins at once")
 }
 
 async fn leave_ok(cx: Ctx) -> CaseResult {
@@ -425,23 +424,9 @@ async fn order(cx: Ctx) -> CaseResult {
 async fn send_rate(cx: Ctx) -> CaseResult {
     let channel = cx.channel("room");
     let mut members = members_of(&cx, &channel, &["alice"]).await?;
-    let conn = &mut members[0].0;
-    let mut pending = Vec::new();
-    for _ in 0..200 {
-        pending.push(
-            conn.start(json!({"op": "send_channel", "channel": channel, "message": text("x")}))?,
-        );
-    }
-    let mut codes = Vec::new();
-    for mut reply in pending {
-        codes.push(code_of(&reply.wait(REPLY_TIMEOUT).await?));
-    }
-    let limited = codes.iter().filter(|c| **c == 3).count();
-    ensure!(
-        limited >= 20,
-        "200 channel sends at once: {limited} answered 3 (too often); at least 20 expected"
-    );
-    Ok(())
+    let sends = vec![json!({"op": "send_channel", "channel": channel, "message": text("x")}); 200];
+    let replies = members[0].0.call_all(sends).await?;
+    super::rate_limited(&replies, 0, 3, 20, "200 channel sends at once")
 }
 
 async fn members_ok(cx: Ctx) -> CaseResult {

@@ -39,6 +39,11 @@ pub fn cases() -> Vec<Case> {
             batch,
         ),
         case(
+            "frame.one_reply_per_request",
+            "every request gets exactly one reply",
+            one_reply,
+        ),
+        case(
             "frame.invalid_params",
             "a known op with missing parameters gets its family's invalid-argument code",
             invalid_params,
@@ -139,4 +144,20 @@ async fn too_large(cx: Ctx) -> CaseResult {
         Closure::Dropped => fail!("the connection dropped without a close frame (1009 expected)"),
         Closure::Open => fail!("the connection stayed open after a 65 KiB object"),
     }
+}
+
+async fn one_reply(cx: Ctx) -> CaseResult {
+    let (mut conn, _) = cx.fresh("alice").await?;
+    let mut ops = vec![json!({"op": "ping"}); 20];
+    ops.push(json!({"op": "join", "channel": cx.channel("room")}));
+    ops.push(json!({"op": "teleport"}));
+    conn.call_all(ops).await?;
+    // Anything owed to the requests above is queued before this reply.
+    conn.ok(json!({"op": "ping"})).await?;
+    let stray = conn.stray_replies();
+    ensure!(
+        stray == 0,
+        "{stray} replies arrived that no request was waiting for (duplicates?)"
+    );
+    Ok(())
 }

@@ -16,6 +16,7 @@ pub fn cases() -> Vec<Case> {
         case("peer.send.invalid_user", "send_peer to an invalid user id answers 6", invalid_user),
         case("peer.send.invalid_message", "an empty or over-32-KiB message answers 7", invalid_message),
         case("peer.offline.cached", "offline send to an offline user answers 4; the messages arrive after its login, offline true, oldest first", cached),
+        case("peer.offline.survives_restart", "cached messages are stored durably: they arrive after a server restart", survives_restart),
         case("peer.offline.limit", "at most 200 cached messages per receiver, the oldest dropped", cache_limit),
         case("peer.order", "messages between two users arrive in the order the server answered them, with increasing message ids", order),
         case("peer.rate_limit", "more than 180 sends per 3 s answer 5", rate_limit),
@@ -317,18 +318,27 @@ async fn order(cx: Ctx) -> CaseResult {
 async fn rate_limit(cx: Ctx) -> CaseResult {
     let (mut alice, _) = cx.fresh("alice").await?;
     let nobody = cx.user("nobody");
-    let mut pending = Vec::new();
-    for _ in 0..200 {
-        pending.push(alice.start(json!({"op": "send_peer", "to": nobody, "message": text("x")}))?);
+    let sends = vec![json!({"op": "send_peer", "to": nobody, "message": text("x")}); 200];
+    let replies = alice.call_all(sends).await?;
+    // Sends within the limit reach nobody (3); the rest are refused as too often (5).
+    super::rate_limited(&replies, 3, 5, 20, "200 sends at once")
+}
+
+async fn survives_restart(cx: Ctx) -> CaseResult {
+    if cx.restart_server_available() {
+        let (mut alice, alice_id) = cx.fresh("alice").await?;
+        let bob_id = cx.user("bob");
+        send_offline(&mut alice, &bob_id, "kept across a restart").await?;
+        alice.drop_abruptly();
+        cx.restart_server().await?;
+        let mut bob = cx.login_after_restart(&bob_id).await?;
+        bob.event(
+            "message_from_peer",
+            json!({"from": alice_id, "message": text("kept across a restart"), "offline": true}),
+        )
+        .await?;
+        Ok(())
+    } else {
+        cx.restart_server().await
     }
-    let mut codes = Vec::new();
-    for mut reply in pending {
-        codes.push(code_of(&reply.wait(REPLY_TIMEOUT).await?));
-    }
-    let limited = codes.iter().filter(|c| **c == 5).count();
-    ensure!(
-        limited >= 20,
-        "200 sends at once: {limited} answered 5 (too often); at least 20 expected"
-    );
-    Ok(())
 }

@@ -227,13 +227,7 @@ async fn offline_after_grace(cx: Ctx) -> CaseResult {
 async fn rate_limit(cx: Ctx) -> CaseResult {
     let (mut alice, _) = cx.fresh("alice").await?;
     let bob = cx.user("bob");
-    let mut replies = Vec::new();
-    for _ in 0..12 {
-        replies.push(
-            alice
-                .call(json!({"op": "query_peers_online", "peers": [bob]}))
-                .await?,
-        );
-    }
-    super::rate_limited(&replies, 0, 5, 1, "12 presence queries in a row")
+    let queries = vec![json!({"op": "query_peers_online", "peers": [bob]}); 12];
+    let replies = alice.call_all(queries).await?;
+    super::rate_limited(&replies, 0, 5, 1, "12 presence queries at once")
 }

@@ -21,7 +21,10 @@ impl App {
                 }
                 let i = self.ensure_tab(&Target::Channel(channel.clone()));
                 self.activate(i);
-                self.effect(Effect::Join(channel));
+                // Already in: /join just goes to the tab.
+                if !self.tabs[i].joined {
+                    self.effect(Effect::Join(channel));
+                }
             }
             Command::Leave(channel) => {
                 let Some(channel) =

@@ -1,0 +1,170 @@
+//! What a case works with: [`Ctx`] (ids unique to the run and case, connections, logins,
+//! tokens from `--token-cmd`, server restarts through `--restart-cmd`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{CaseError, CaseResult, CheckConfig, Expect, Timing, QUICK_LIMIT, RESTART_WAIT};
+use crate::qa::raw::RawConn;
+
+/// What a case works with: the configuration and ids unique to this run and case.
+pub struct Ctx {
+    pub(super) config: Arc<CheckConfig>,
+    pub(super) prefix: String,
+}
+
+impl Ctx {
+    /// A user id unique to this run and case, e.g. `q7k2-12-alice`.
+    pub fn user(&self, role: &str) -> String {
+        format!("{}-{role}", self.prefix)
+    }
+
+    /// A channel id unique to this run and case.
+    pub fn channel(&self, name: &str) -> String {
+        format!("{}-#{name}", self.prefix)
+    }
+
+    pub fn app_id(&self) -> &str {
+        &self.config.app_id
+    }
+
+    pub fn timing(&self) -> Timing {
+        self.config.timing
+    }
+
+    pub fn has_tokens(&self) -> bool {
+        self.config.token_cmd.is_some()
+    }
+
+    /// Skips the case unless `--token-cmd` was given.
+    pub fn need_tokens(&self) -> CaseResult {
+        if self.has_tokens() {
+            Ok(())
+        } else {
+            Err(CaseError::Skip(
+                "needs tokens from an app with a certificate (give --token-cmd)".into(),
+            ))
+        }
+    }
+
+    /// Skips the case in `--quick` mode when it must wait `wait` for a server timer.
+    pub fn need_time(&self, wait: Duration) -> CaseResult {
+        if self.config.quick && wait > QUICK_LIMIT {
+            Err(CaseError::Skip(format!(
+                "waits {}s for a server timer; run without --quick",
+                wait.as_secs()
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A token for `user` from `--token-cmd`, valid for `expire_secs`; `None` without one.
+    pub async fn token(&self, user: &str, expire_secs: u64) -> Result<Option<String>, CaseError> {
+        let Some(cmd) = &self.config.token_cmd else {
+            return Ok(None);
+        };
+        token_from_command(cmd, user, expire_secs)
+            .await
+            .map(Some)
+            .map_err(CaseError::Fail)
+    }
+
+    /// Whether `--restart-cmd` was given.
+    pub fn restart_server_available(&self) -> bool {
+        self.config.restart_cmd.is_some()
+    }
+
+    /// Restarts the server with `--restart-cmd`; skips the case without one.
+    pub async fn restart_server(&self) -> CaseResult {
+        let Some(cmd) = &self.config.restart_cmd else {
+            return Err(CaseError::Skip(
+                "needs a way to restart the server (give --restart-cmd)".into(),
+            ));
+        };
+        let status = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .status()
+            .await
+            .map_err(|e| CaseError::Fail(format!("cannot run --restart-cmd: {e}")))?;
+        ensure!(status.success(), "--restart-cmd failed ({status})");
+        Ok(())
+    }
+
+    /// Logs `user` in, retrying the connection for up to [`RESTART_WAIT`] while a restarted
+    /// server comes back.
+    pub async fn login_after_restart(&self, user: &str) -> Result<RawConn, CaseError> {
+        let deadline = Instant::now() + RESTART_WAIT;
+        loop {
+            match RawConn::connect(&self.config.url, user, self.config.tracer.clone()).await {
+                Ok(mut conn) => {
+                    conn.ok(self.login_op(user).await?).await?;
+                    return Ok(conn);
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    fail!(
+                        "the server did not come back within {}s: {e}",
+                        RESTART_WAIT.as_secs()
+                    )
+                }
+                // Polling is the only way to see a listener come back.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Opens a connection (not logged in).
+    pub async fn connect(&self, label: &str) -> Result<RawConn, CaseError> {
+        Ok(RawConn::connect(&self.config.url, label, self.config.tracer.clone()).await?)
+    }
+
+    /// The login request for `user`, with a token where the run has them.
+    pub async fn login_op(&self, user: &str) -> Result<Value, CaseError> {
+        let mut op = json!({"op": "login", "app_id": self.config.app_id, "user": user});
+        if let Some(token) = self.token(user, 3600).await? {
+            op["token"] = json!(token);
+        }
+        Ok(op)
+    }
+
+    /// Connects and logs `user` in, expecting code 0.
+    pub async fn login(&self, user: &str) -> Result<RawConn, CaseError> {
+        let mut conn = self.connect(user).await?;
+        let op = self.login_op(user).await?;
+        conn.ok(op).await?;
+        Ok(conn)
+    }
+
+    /// Logs in a fresh user named after `role`; returns the connection and the user id.
+    pub async fn fresh(&self, role: &str) -> Result<(RawConn, String), CaseError> {
+        let user = self.user(role);
+        Ok((self.login(&user).await?, user))
+    }
+}
+
+/// Runs `cmd USER` in a shell and returns its trimmed standard output.
+pub async fn token_from_command(cmd: &str, user: &str, expire_secs: u64) -> Result<String, String> {
+    let output = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{cmd} \"$0\""))
+        .arg(user)
+        .env("RTM_CHECK_EXPIRE", expire_secs.to_string())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run --token-cmd: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "--token-cmd failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if token.is_empty() {
+        return Err("--token-cmd printed nothing".into());
+    }
+    Ok(token)
+}
