@@ -70,6 +70,9 @@ const FULL_SECONDS: u64 = 10;
 
 fn main() {
     let full = std::env::args().any(|arg| arg == "--bench");
+    if !full {
+        println!("smoke run (tiny sizes, 1 s each; the labels name the full run's sizes):");
+    }
     println!(
         "| workload | ops/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | peak RSS MiB | errors |"
     );
