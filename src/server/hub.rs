@@ -238,23 +238,33 @@ impl Hub {
         let entry = app_state.users.get_mut(user).expect("inserted above");
         entry.conn = Some(conn.clone());
         conn.send_reply(reply);
-        if let Some(backlog) = app_state.offline.remove(user) {
+        // The backlog stays cached until the receiver acks each message (a connection
+        // that drops first gets the rest again at its next login); only expired ones go now.
+        if let Some(backlog) = app_state.offline.get_mut(user) {
             let cutoff = now_ms().saturating_sub(self.config().offline_ttl.as_millis() as u64);
-            let mut last = 0;
-            for message in backlog {
-                last = message.message_id;
-                if message.server_ts < cutoff {
-                    continue;
+            let mut expired = Vec::new();
+            backlog.retain(|message| {
+                let keep = message.server_ts >= cutoff;
+                if !keep {
+                    expired.push(message.message_id);
                 }
+                keep
+            });
+            for message in backlog.iter() {
                 conn.push_line_unbounded(ConnHandle::encode_shared(&Event::MessageFromPeer {
-                    from: message.from,
-                    message: message.message,
+                    from: message.from.clone(),
+                    message: message.message.clone(),
                     message_id: message.message_id,
                     server_ts: message.server_ts,
                     offline: true,
                 }));
             }
-            self.store().drop_offline(app, user, last);
+            if backlog.is_empty() {
+                app_state.offline.remove(user);
+            }
+            if !expired.is_empty() {
+                self.store().drop_offline(app, user, expired);
+            }
         }
         if !was_online {
             super::hub_extra::presence_changed(app_state, user);
@@ -441,7 +451,23 @@ impl Hub {
             pending
                 .sender
                 .send_reply(&Reply::ok(pending.request_id, &pending.result));
+            return;
         }
+        // Otherwise it may be a cached message delivered at login: now it can go.
+        let Some(app_state) = state.apps.get_mut(app) else {
+            return;
+        };
+        let Some(backlog) = app_state.offline.get_mut(user) else {
+            return;
+        };
+        let Some(position) = backlog.iter().position(|m| m.message_id == message_id) else {
+            return;
+        };
+        backlog.remove(position);
+        if backlog.is_empty() {
+            app_state.offline.remove(user);
+        }
+        self.store().drop_offline(app, user, vec![message_id]);
     }
 
     fn ack_expired(&self, message_id: u64) {

@@ -29,10 +29,12 @@
 //!   the pair's history as soon as it is sent, even if the ack then times out (2); an
 //!   unreachable send (3) is not stored. Sending to yourself is allowed.
 //! - **Cached messages** are answered 4 only once committed to SQLite (`synchronous=FULL`).
-//!   They are delivered at login right after the reply and then forgotten (at most once,
-//!   like Agora); the 200-per-receiver cap drops the oldest; messages older than 7 days
-//!   are dropped at start-up and at delivery. The login backlog is exempt from the outbox
-//!   bound (it is bounded by its own cap).
+//!   They are delivered at login right after the reply and forgotten only when the
+//!   receiver acks each one (at least once: a connection that drops before acking gets
+//!   the rest again at its next login); the 200-per-receiver cap drops the oldest;
+//!   messages older than 7 days are dropped at start-up and at delivery. The login
+//!   backlog is exempt from the outbox bound (it is bounded by its own cap) and does not
+//!   count toward it, so the replies and events behind it are not cut off.
 //! - **Login**: an invalid app id, or an unknown one when the registry is closed, is 4;
 //!   an invalid user id is 3; a second `login` on a logged-in connection is 8. After a
 //!   `logout` the connection may log in again. The kicked connection of a remote login

@@ -89,7 +89,7 @@ enum Command {
     DropOffline {
         app: String,
         receiver: String,
-        up_to: u64,
+        message_ids: Vec<u64>,
     },
     History {
         app: String,
@@ -180,12 +180,12 @@ impl Store {
         committed
     }
 
-    /// Forgets a receiver's cached messages up to and including `up_to` (delivered).
-    pub fn drop_offline(&self, app: &str, receiver: &str, up_to: u64) {
+    /// Forgets these cached messages of a receiver (acknowledged or expired).
+    pub fn drop_offline(&self, app: &str, receiver: &str, message_ids: Vec<u64>) {
         self.send(Command::DropOffline {
             app: app.to_string(),
             receiver: receiver.to_string(),
-            up_to,
+            message_ids,
         });
     }
 
@@ -298,12 +298,14 @@ fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreEr
             Command::DropOffline {
                 app,
                 receiver,
-                up_to,
+                message_ids,
             } => {
-                tx.execute(
-                    "DELETE FROM offline WHERE app = ?1 AND receiver = ?2 AND message_id <= ?3",
-                    params![app, receiver, up_to as i64],
+                let mut delete = tx.prepare_cached(
+                    "DELETE FROM offline WHERE app = ?1 AND receiver = ?2 AND message_id = ?3",
                 )?;
+                for id in message_ids {
+                    delete.execute(params![app, receiver, id as i64])?;
+                }
             }
             Command::History {
                 app,
