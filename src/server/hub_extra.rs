@@ -417,6 +417,15 @@ impl Hub {
         if app_state.invitations.contains_key(&key) {
             return Err(invite::INVALID_ARGUMENT);
         }
+        // A cap per caller, so that no one can flood a callee's outbox with invitations.
+        let pending = app_state
+            .invitations
+            .keys()
+            .filter(|k| k.0 == caller)
+            .count();
+        if pending >= self.config().max_pending_invitations {
+            return Err(invite::INVALID_ARGUMENT);
+        }
         app_state
             .invitations
             .insert(key.clone(), Invitation { epoch });

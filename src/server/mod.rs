@@ -85,7 +85,11 @@
 //!   callee's connection. Only the caller cancels and only the callee answers (anyone
 //!   else gets 5, as does an answered, canceled or expired invitation). Answering while
 //!   the caller is offline is 1 and ends the invitation. On expiry both sides, if online,
-//!   get `invitation_failure` with reason 3.
+//!   get `invitation_failure` with reason 3. So that invitations cannot flood a callee's
+//!   outbox, `invite` is rate limited (`RateLimits::invitations`, 10 per 5 s) and a caller
+//!   may have at most `max_pending_invitations` (32) pending; INVITE has no "too often",
+//!   so both answer 4 (invalid argument), the rate limit with the reason "invitations
+//!   too often".
 //! - **Store queue**: writes go to the store thread over an unbounded queue (the hub must
 //!   not wait under its lock); the per-connection send rate limits bound what clients can
 //!   add, and the thread commits everything queued in one transaction per batch.

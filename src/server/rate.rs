@@ -47,6 +47,8 @@ pub struct SessionLimits {
     join_per_channel: HashMap<String, RateLimiter>,
     pub attribute_writes: RateLimiter,
     pub presence: RateLimiter,
+    pub invitations: RateLimiter,
+    pub renew_token: RateLimiter,
 }
 
 impl SessionLimits {
@@ -59,6 +61,8 @@ impl SessionLimits {
             join_per_channel: HashMap::new(),
             attribute_writes: RateLimiter::new(config.attribute_writes),
             presence: RateLimiter::new(config.presence),
+            invitations: RateLimiter::new(config.invitations),
+            renew_token: RateLimiter::new(config.renew_token),
         }
     }
 

@@ -144,6 +144,15 @@ pub(super) fn handle_extra(
             if let Some(Err(e)) = channel.as_deref().map(validate_channel_id) {
                 return refuse(session, id, invite::INVALID_ARGUMENT, e.to_string());
             }
+            // INVITE has no "too often": 4 (invalid argument) with a reason that says so.
+            if !session.limits.invitations.allow(now) {
+                return refuse(
+                    session,
+                    id,
+                    invite::INVALID_ARGUMENT,
+                    "invitations too often",
+                );
+            }
             let event = Event::InvitationReceived {
                 invitation_id: invitation_id.clone(),
                 caller: me.user.clone(),
