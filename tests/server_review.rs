@@ -127,3 +127,15 @@ async fn pending_invitations_per_caller_are_capped() {
     assert_eq!(alice.code(invite(32)).await, 0);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn renew_token_too_often_is_4() {
+    let server = start_server(test_config()).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let renew = json!({"op": "renew_token", "token": "whatever"});
+    // Default: 2 per 5 s (this app has no certificate, so a renewal answers 0).
+    assert_eq!(alice.code(renew.clone()).await, 0);
+    assert_eq!(alice.code(renew.clone()).await, 0);
+    assert_eq!(alice.code(renew).await, 4);
+    server.shutdown().await;
+}

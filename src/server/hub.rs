@@ -44,6 +44,9 @@ pub(super) struct User {
     pub subscriptions: BTreeSet<String>,
     /// When the login token ends (unix seconds) and which timer watches it.
     pub token: Option<(u64, u64)>,
+    /// The running token timers (warning, expiry): aborted when a renewal replaces them
+    /// or the user goes, so that renewals do not pile up sleeping tasks.
+    pub token_timers: Vec<tokio::task::AbortHandle>,
 }
 
 /// One channel.
@@ -207,15 +210,20 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs `then` on the hub after `delay`, on its own task.
-    pub(super) fn after(&self, delay: Duration, then: impl FnOnce(&Hub) + Send + 'static) {
+    /// Runs `then` on the hub after `delay`, on its own task; the handle cancels it.
+    pub(super) fn after(
+        &self,
+        delay: Duration,
+        then: impl FnOnce(&Hub) + Send + 'static,
+    ) -> tokio::task::AbortHandle {
         let hub = self.clone();
         // The deadline counts from now, not from when the task first runs.
         let deadline = tokio::time::Instant::now() + delay;
         tokio::spawn(async move {
             tokio::time::sleep_until(deadline).await;
             then(&hub);
-        });
+        })
+        .abort_handle()
     }
 
     /// Binds `user` to `conn`: kicks an older connection of the same user, answers the

@@ -84,6 +84,9 @@ pub(super) fn presence_changed(app_state: &App, user: &str) {
 
 /// Drops what a user who left for good had registered elsewhere (its subscriptions).
 pub(super) fn forget_user(app_state: &mut App, user: &str, removed: &User) {
+    for timer in &removed.token_timers {
+        timer.abort();
+    }
     for target in &removed.subscriptions {
         if let Some(watchers) = app_state.watchers.get_mut(target) {
             watchers.remove(user);
@@ -520,6 +523,9 @@ impl Hub {
             return;
         }
         entry.token = expires_at.map(|at| (at, epoch));
+        for timer in entry.token_timers.drain(..) {
+            timer.abort();
+        }
         let Some(expires_at) = expires_at else {
             return;
         };
@@ -527,9 +533,10 @@ impl Hub {
         let warn_in = left.saturating_sub(self.config().token_warning);
         for (delay, expired) in [(warn_in, false), (left, true)] {
             let (app, user) = (app.to_string(), user.to_string());
-            self.after(delay, move |hub| {
+            let timer = self.after(delay, move |hub| {
                 hub.token_timer(&app, &user, epoch, expired);
             });
+            entry.token_timers.push(timer);
         }
     }
 

@@ -45,7 +45,9 @@
 //!   the expiry, or right after login/renewal when less is left. An expired token kicks
 //!   with `kicked` token_expired and close 1000 "token_expired", and the user is gone at
 //!   once (channels left, presence offline; no grace). Apps without a certificate ignore
-//!   tokens; `renew_token` there answers 0 with no expiry.
+//!   tokens; `renew_token` there answers 0 with no expiry. `renew_token` is rate limited
+//!   (`RateLimits::renew_token`, 2 per 5 s, RENEW 4 "too often"; only renewals that
+//!   succeed count: a refused token changes nothing), and a renewal cancels the timers of the token it replaces.
 //! - **Grace**: during it the user's channel memberships stay (counts and `get_members`
 //!   include the user) but no channel events reach it until it rejoins; a rejoin within
 //!   the grace answers 0 with the current count and sends nothing to others. The 20-channel

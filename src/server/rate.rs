@@ -22,6 +22,16 @@ impl RateLimiter {
 
     /// Counts one event at `now`; false (and not counted) when the window is full.
     pub fn allow(&mut self, now: Instant) -> bool {
+        if self.is_full(now) {
+            return false;
+        }
+        self.recent.push_back(now);
+        true
+    }
+
+    /// True when an event at `now` would be refused; counts nothing (for limits that
+    /// count only requests that succeed).
+    pub fn is_full(&mut self, now: Instant) -> bool {
         while let Some(first) = self.recent.front() {
             if now.duration_since(*first) >= self.limit.window {
                 self.recent.pop_front();
@@ -29,11 +39,7 @@ impl RateLimiter {
                 break;
             }
         }
-        if self.recent.len() >= self.limit.max as usize {
-            return false;
-        }
-        self.recent.push_back(now);
-        true
+        self.recent.len() >= self.limit.max as usize
     }
 }
 
