@@ -21,7 +21,11 @@
 //!   `send_peer`, whose reply waits for the receiver's ack.
 //! - **Errors**: only unparsable or id-less objects (and binary frames) count toward the
 //!   100 errors that close a connection with 1008; unknown ops and bad parameters are
-//!   answered (code 1, or the family's invalid-argument code) and do not count.
+//!   answered (code 1, or the family's invalid-argument code) and do not count. Bad
+//!   parameters answer the code of the field that failed where the family has one:
+//!   `send_peer` with a missing or non-string `to` is 6, with a bad `message` 7;
+//!   `send_channel` with a bad `message` is 4. Before login, bad parameters of any op
+//!   but `login` are 102 like every other op (an unknown op stays 1).
 //! - **Message ids** come from one counter per server (so unique per app and increasing
 //!   per conversation); it is persisted in SQLite and continues after a restart.
 //! - **Peer messages**: the receiver's `ack` must come from the receiving user; an `ack`
@@ -47,7 +51,8 @@
 //!   once (channels left, presence offline; no grace). Apps without a certificate ignore
 //!   tokens; `renew_token` there answers 0 with no expiry. `renew_token` is rate limited
 //!   (`RateLimits::renew_token`, 2 per 5 s, RENEW 4 "too often"; only renewals that
-//!   succeed count: a refused token changes nothing), and a renewal cancels the timers of the token it replaces.
+//!   succeed count: a refused token changes nothing), and a renewal cancels the timers
+//!   of the token it replaces.
 //! - **Grace**: during it the user's channel memberships stay (counts and `get_members`
 //!   include the user) but no channel events reach it until it rejoins; a rejoin within
 //!   the grace answers 0 with the current count and sends nothing to others. The 20-channel
