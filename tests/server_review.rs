@@ -3,8 +3,10 @@
 //! requests, message ids across restarts, the data directory lock, shutdown of timers.
 
 mod common;
+mod harden_support;
 
 use common::{start_server, test_config, text, RawClient};
+use harden_support::ServerProcess;
 use rtm::server::{Config, RateLimits};
 use serde_json::json;
 
@@ -180,4 +182,35 @@ async fn malformed_sends_answer_the_code_of_the_failed_field() {
     assert_eq!(alice.code(to_number).await, 6);
     assert_eq!(alice.code(bad_message).await, 7);
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn message_ids_after_a_sigkill_exceed_every_id_answered_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), 0).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    alice.request(json!({"op": "join", "channel": "c"})).await;
+    // Answered before their batch commits: only the id reservation protects them.
+    let mut before = 0;
+    for n in 0..50 {
+        let reply = alice
+            .request(json!({"op": "send_channel", "channel": "c", "message": text(&n.to_string())}))
+            .await;
+        assert_eq!(reply["code"], 0);
+        before = reply["message_id"].as_u64().unwrap();
+    }
+    server.kill9().await;
+
+    let server = ServerProcess::start(dir.path(), 0).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    alice.request(json!({"op": "join", "channel": "c"})).await;
+    let reply = alice
+        .request(json!({"op": "send_channel", "channel": "c", "message": text("after")}))
+        .await;
+    let after = reply["message_id"].as_u64().unwrap();
+    assert!(
+        after > before,
+        "id {after} after the crash, {before} before"
+    );
+    server.kill9().await;
 }

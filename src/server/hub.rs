@@ -102,14 +102,47 @@ pub(super) struct State {
     pub apps: HashMap<String, App>,
     pending_acks: HashMap<u64, PendingAck>,
     next_message_id: u64,
+    /// Ids below this are reserved on disk: the only ones that may be handed out.
+    ids_reserved: u64,
+    /// The next reservation, asked for ahead of need: (its bound, committed signal).
+    ids_reserving: Option<(u64, std::sync::mpsc::Receiver<()>)>,
     next_epoch: u64,
 }
 
 impl State {
-    fn allocate_message(&mut self) -> (u64, u64) {
+    fn allocate_message(&mut self, store: &Store) -> (u64, u64) {
         let id = self.next_message_id;
         self.next_message_id += 1;
+        self.keep_ids_reserved(store);
         (id, now_ms())
+    }
+
+    /// Keeps `next_message_id` within the persisted reservation: asks for the next block
+    /// half a block ahead, and in the rare case that it is not committed by the time it is
+    /// needed, waits for it (an fsync, under the lock: ids must never outrun the disk).
+    fn keep_ids_reserved(&mut self, store: &Store) {
+        if let Some((up_to, committed)) = &self.ids_reserving {
+            let needed = self.next_message_id >= self.ids_reserved;
+            let done = if needed {
+                committed.recv().is_ok()
+            } else {
+                committed.try_recv().is_ok()
+            };
+            if done {
+                self.ids_reserved = *up_to;
+                self.ids_reserving = None;
+            } else if needed {
+                tracing::error!("message id reservation failed; ids may repeat after a crash");
+                self.ids_reserved = *up_to;
+                self.ids_reserving = None;
+            }
+        }
+        if self.ids_reserving.is_none()
+            && self.next_message_id + super::store::ID_BLOCK / 2 >= self.ids_reserved
+        {
+            let up_to = self.ids_reserved.max(self.next_message_id) + super::store::ID_BLOCK;
+            self.ids_reserving = Some((up_to, store.reserve_ids(up_to)));
+        }
     }
 
     pub(super) fn next_epoch(&mut self) -> u64 {
@@ -163,6 +196,7 @@ impl Hub {
     pub fn new(config: Arc<Config>, store: Store, loaded: Loaded) -> Self {
         let mut state = State {
             next_message_id: loaded.next_message_id.max(1),
+            ids_reserved: loaded.reserved_up_to,
             ..State::default()
         };
         for cached in loaded.offline {
@@ -391,7 +425,7 @@ impl Hub {
         if receiver.is_none() && !offline {
             return PeerSend::Unreachable;
         }
-        let (message_id, server_ts) = state.allocate_message();
+        let (message_id, server_ts) = state.allocate_message(self.store());
         let stored = HistoryMessage {
             message_id,
             from: from.to_string(),
@@ -621,7 +655,7 @@ impl Hub {
         if !joined {
             return Err(channel_msg::NOT_IN_CHANNEL);
         }
-        let (message_id, server_ts) = state.allocate_message();
+        let (message_id, server_ts) = state.allocate_message(self.store());
         let app_state = state.apps.get(app).expect("checked above");
         let state_channel = app_state.channels.get(channel).expect("member of it");
         let line = ConnHandle::encode_shared(&Event::MessageFromChannel {

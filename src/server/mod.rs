@@ -27,7 +27,10 @@
 //!   `send_channel` with a bad `message` is 4. Before login, bad parameters of any op
 //!   but `login` are 102 like every other op (an unknown op stays 1).
 //! - **Message ids** come from one counter per server (so unique per app and increasing
-//!   per conversation); it is persisted in SQLite and continues after a restart.
+//!   per conversation). Ids are reserved in SQLite in blocks of `store::ID_BLOCK` (1024)
+//!   before they are handed out (the next block is asked for half a block ahead), so
+//!   after a restart, even after SIGKILL, ids continue above any id ever answered; a
+//!   restart skips the rest of the last block.
 //! - **Peer messages**: the receiver's `ack` must come from the receiving user; an `ack`
 //!   sent with an `id` is also answered (code 0). A message to an online receiver is in
 //!   the pair's history as soon as it is sent, even if the ack then times out (2); an

@@ -4,7 +4,7 @@
 //! needs an answer, awaits a oneshot. The thread applies queued commands in one transaction
 //! per batch, so writes keep the order in which the hub issued them. Tables: `history`
 //! (last N messages per conversation), `offline` (cached peer messages) and `meta` (the
-//! message id counter). New tables go into [`SCHEMA`].
+//! message id counter: the reservation, see [`ID_BLOCK`]). New tables go into [`SCHEMA`].
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -20,6 +20,11 @@ pub const DB_FILE: &str = "rtm.sqlite3";
 
 /// Most commands applied in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// Message ids reserved on disk at a time. The hub hands ids out from memory and answers
+/// before their batch commits; it may only use ids below a persisted reservation, so that
+/// after a crash ids continue above every id it ever answered (never reused).
+pub const ID_BLOCK: u64 = 1024;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -58,8 +63,11 @@ pub struct CachedMessage {
 /// What the store held when it opened.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// The first message id not used yet.
+    /// The first message id not used yet (the reservation of the previous run: ids it
+    /// may have handed out are all below it).
     pub next_message_id: u64,
+    /// Ids below this are reserved on disk for this run (`next_message_id + ID_BLOCK`).
+    pub reserved_up_to: u64,
     /// Every cached message younger than the TTL, oldest first.
     pub offline: Vec<CachedMessage>,
 }
@@ -90,6 +98,11 @@ enum Command {
         app: String,
         receiver: String,
         message_ids: Vec<u64>,
+    },
+    /// Persists that ids below `up_to` may be in use.
+    ReserveIds {
+        up_to: u64,
+        done: std::sync::mpsc::Sender<()>,
     },
     History {
         app: String,
@@ -132,7 +145,9 @@ impl Store {
             "DELETE FROM offline WHERE server_ts < ?1",
             params![cutoff as i64],
         )?;
-        let loaded = load(&db)?;
+        let mut loaded = load(&db)?;
+        loaded.reserved_up_to = loaded.next_message_id + ID_BLOCK;
+        persist_reservation(&db, loaded.reserved_up_to)?;
         let (commands, receiver) = mpsc::channel();
         std::thread::Builder::new()
             .name("rtm-store".into())
@@ -189,6 +204,14 @@ impl Store {
         });
     }
 
+    /// Reserves the ids below `up_to` on disk; the returned receiver gets `()` once the
+    /// reservation is committed (std channel: the hub may have to wait under its lock).
+    pub fn reserve_ids(&self, up_to: u64) -> std::sync::mpsc::Receiver<()> {
+        let (done, committed) = std::sync::mpsc::channel();
+        self.send(Command::ReserveIds { up_to, done });
+        committed
+    }
+
     /// Reads a conversation's history, oldest first.
     pub async fn history(
         &self,
@@ -242,8 +265,19 @@ fn load(db: &Connection) -> Result<Loaded, StoreError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Loaded {
         next_message_id: counter.map_or(1, |c| c.max(1) as u64),
+        reserved_up_to: 0,
         offline,
     })
+}
+
+/// Raises the stored id counter to `up_to` (never lowers it).
+fn persist_reservation(db: &Connection, up_to: u64) -> Result<(), StoreError> {
+    db.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('next_message_id', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+    )?
+    .execute(params![up_to as i64])?;
+    Ok(())
 }
 
 fn decode_message(json: &str) -> Message {
@@ -271,6 +305,7 @@ fn run_thread(mut db: Connection, commands: &mpsc::Receiver<Command>) {
 fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreError> {
     let tx = db.transaction()?;
     let mut committed = Vec::new();
+    let mut reserved = Vec::new();
     let mut stop = None;
     let mut max_id = 0;
     for command in batch {
@@ -307,6 +342,10 @@ fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreEr
                     delete.execute(params![app, receiver, id as i64])?;
                 }
             }
+            Command::ReserveIds { up_to, done } => {
+                persist_reservation(&tx, up_to)?;
+                reserved.push(done);
+            }
             Command::History {
                 app,
                 conv,
@@ -319,14 +358,13 @@ fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreEr
         }
     }
     if max_id > 0 {
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('next_message_id', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
-            params![(max_id + 1) as i64],
-        )?;
+        persist_reservation(&tx, max_id + 1)?;
     }
     tx.commit()?;
     for done in committed {
+        let _ = done.send(());
+    }
+    for done in reserved {
         let _ = done.send(());
     }
     match stop {
@@ -443,6 +481,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
         assert_eq!(loaded.next_message_id, 1);
+        assert_eq!(loaded.reserved_up_to, 1 + ID_BLOCK);
         for id in 1..=10 {
             store.append_history("app", "c:x", message(id), 8);
         }
@@ -487,13 +526,29 @@ mod tests {
             .unwrap();
         store.stop().await;
         let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
-        assert_eq!(loaded.next_message_id, 14);
+        // Ids continue above the whole reservation of the previous run.
+        assert_eq!(loaded.next_message_id, 1 + ID_BLOCK);
         let cached: Vec<_> = loaded
             .offline
             .iter()
             .map(|c| c.message.message_id)
             .collect();
         assert_eq!(cached, vec![12, 13]);
+        store.stop().await;
+    }
+
+    #[tokio::test]
+    async fn id_reservations_survive_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let first = loaded.reserved_up_to;
+        // A reservation committed, then the process "dies" (no stop, nothing else written).
+        let committed = store.reserve_ids(first + ID_BLOCK);
+        committed.recv_timeout(Duration::from_secs(10)).unwrap();
+        drop(store);
+        let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        assert_eq!(loaded.next_message_id, first + ID_BLOCK);
+        assert_eq!(loaded.reserved_up_to, first + 2 * ID_BLOCK);
         store.stop().await;
     }
 }
