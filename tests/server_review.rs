@@ -7,7 +7,7 @@ mod harden_support;
 
 use common::{start_server, test_config, text, RawClient};
 use harden_support::ServerProcess;
-use rtm::server::{Config, RateLimits};
+use rtm::server::{Config, RateLimits, ServerError, StoreLocation};
 use serde_json::json;
 
 const APP: &str = "demo";
@@ -213,4 +213,30 @@ async fn message_ids_after_a_sigkill_exceed_every_id_answered_before() {
         "id {after} after the crash, {before} before"
     );
     server.kill9().await;
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || Config {
+        store: StoreLocation::Path(dir.path().to_path_buf()),
+        ..Config::default()
+    };
+    let first = start_server(config()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let error = rtm::server::spawn(listener, config()).await.unwrap_err();
+    assert!(matches!(error, ServerError::Store(_)), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
+    assert!(
+        message.contains("--data-dir") && message.contains("--ephemeral"),
+        "{message}"
+    );
+    // The first one still serves.
+    let mut alice = RawClient::login(&first.url(), APP, "alice").await;
+    alice.sync().await;
+    first.shutdown().await;
 }

@@ -105,6 +105,10 @@
 //!   add, and the thread commits everything queued in one transaction per batch.
 //! - **Shutdown**: stop accepting, close every connection with 1001 "server shutting
 //!   down" after its queued frames, commit the store.
+//! - **Data directory**: one server at a time. `Store::open` takes an exclusive OS lock
+//!   on `rtm.lock` there (released when the store thread ends, or the process dies); a
+//!   second server on the same directory refuses to start, naming the directory and
+//!   suggesting `--data-dir` or `--ephemeral`.
 //! - **Admission** (`limits`): past `max_connections` a new TCP connection is closed
 //!   right after `accept`, before any handshake work. The TLS and WebSocket handshakes
 //!   must finish within `login_timeout` (10 s), and a connection must log in within it
@@ -146,7 +150,7 @@ pub use config_file::{
 pub use hub::Hub;
 pub use outbox::ConnHandle;
 pub use session::{handle, Identity, Session};
-pub use store::{StoreError, DB_FILE};
+pub use store::{StoreError, DB_FILE, LOCK_FILE};
 pub use tls::{tls_acceptor, tls_acceptor_from_der, ServerTls, TlsError};
 
 /// How long shutdown waits for connections to send their close frames.

@@ -18,6 +18,10 @@ use crate::protocol::{HistoryMessage, Message};
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "rtm.sqlite3";
 
+/// File locked (exclusively, by the OS: gone with the process) while a server uses the
+/// data directory: two servers on one database would hand out the same message ids.
+pub const LOCK_FILE: &str = "rtm.lock";
+
 /// Most commands applied in one transaction.
 const MAX_BATCH: usize = 512;
 
@@ -50,6 +54,16 @@ pub enum StoreError {
     },
     #[error("the store thread has stopped")]
     Stopped,
+    #[error(
+        "the data directory {path} is in use by another rtm-tui server; stop that one, \
+         or give this one its own directory with --data-dir (or --ephemeral)"
+    )]
+    Locked { path: String },
+    #[error("cannot lock the data directory {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A cached peer message as loaded at start-up.
@@ -119,6 +133,9 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct Store {
     commands: mpsc::Sender<Command>,
+    /// The store thread, joined by `stop` so that the database is closed and the
+    /// directory unlocked when it returns.
+    thread: std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -135,6 +152,7 @@ impl Store {
             path: dir.display().to_string(),
             source,
         })?;
+        let lock = lock_dir(dir)?;
         let db = Connection::open(dir.join(DB_FILE))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a message answered "cached by server" (4) survives a power cut.
@@ -149,14 +167,22 @@ impl Store {
         loaded.reserved_up_to = loaded.next_message_id + ID_BLOCK;
         persist_reservation(&db, loaded.reserved_up_to)?;
         let (commands, receiver) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("rtm-store".into())
-            .spawn(move || run_thread(db, &receiver))
+            .spawn(move || {
+                run_thread(db, &receiver);
+                // The database is closed (moved into run_thread); now let others in.
+                drop(lock);
+            })
             .map_err(|source| StoreError::CreateDir {
                 path: "store thread".into(),
                 source,
             })?;
-        Ok((Store { commands }, loaded))
+        let store = Store {
+            commands,
+            thread: std::sync::Arc::new(std::sync::Mutex::new(Some(thread))),
+        };
+        Ok((store, loaded))
     }
 
     fn send(&self, command: Command) {
@@ -229,12 +255,60 @@ impl Store {
         answer.await.map_err(|_| StoreError::Stopped)
     }
 
-    /// Commits everything queued and stops the thread.
+    /// Commits everything queued and stops the thread; returns once the database is
+    /// closed and the data directory unlocked.
     pub async fn stop(&self) {
         let (done, stopped) = oneshot::channel();
         self.send(Command::Stop { done });
         let _ = stopped.await;
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
+}
+
+/// Takes the data directory's lock file, or says who has it.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = dir.display().to_string();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(|source| StoreError::Lock {
+            path: path.clone(),
+            source,
+        })?;
+    try_lock(&file).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::WouldBlock {
+            StoreError::Locked { path: path.clone() }
+        } else {
+            StoreError::Lock {
+                path: path.clone(),
+                source,
+            }
+        }
+    })?;
+    Ok(file)
+}
+
+/// An exclusive, non-blocking `flock`: held until the file is closed or the process ends.
+#[cfg(unix)]
+fn try_lock(file: &std::fs::File) -> std::io::Result<()> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(std::io::Error::from)
+}
+
+/// Elsewhere no lock (the server is deployed on Unix; std's `File::try_lock` can replace
+/// this once the minimum Rust version reaches 1.89).
+#[cfg(not(unix))]
+fn try_lock(_file: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
 }
 
 fn load(db: &Connection) -> Result<Loaded, StoreError> {
@@ -538,14 +612,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_store_per_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let error = Store::open(dir.path(), Duration::from_secs(60)).unwrap_err();
+        assert!(matches!(error, StoreError::Locked { .. }), "{error}");
+        store.stop().await;
+        // Stopped: the directory is free at once.
+        let (store, _) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        store.stop().await;
+    }
+
+    #[tokio::test]
     async fn id_reservations_survive_a_crash() {
         let dir = tempfile::tempdir().unwrap();
         let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
         let first = loaded.reserved_up_to;
-        // A reservation committed, then the process "dies" (no stop, nothing else written).
+        // A reservation committed, and nothing else written (as before a crash).
         let committed = store.reserve_ids(first + ID_BLOCK);
         committed.recv_timeout(Duration::from_secs(10)).unwrap();
-        drop(store);
+        store.stop().await;
         let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
         assert_eq!(loaded.next_message_id, first + ID_BLOCK);
         assert_eq!(loaded.reserved_up_to, first + 2 * ID_BLOCK);
