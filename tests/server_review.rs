@@ -235,8 +235,17 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
         message.contains("--data-dir") && message.contains("--ephemeral"),
         "{message}"
     );
-    // The first one still serves.
+    // The first one still serves; leave timers running in it (an unacked send, a grace).
     let mut alice = RawClient::login(&first.url(), APP, "alice").await;
+    let bob = RawClient::login(&first.url(), APP, "bob").await;
+    alice.request(json!({"op": "join", "channel": "c"})).await;
+    alice
+        .send_request(json!({"op": "send_peer", "to": "bob", "message": text("hi")}))
+        .await;
     alice.sync().await;
+    bob.drop_connection();
     first.shutdown().await;
+    // Shut down: nothing of it holds the directory any more.
+    let again = start_server(config()).await;
+    again.shutdown().await;
 }

@@ -157,6 +157,8 @@ struct HubInner {
     store: Store,
     state: Mutex<State>,
     next_conn_id: AtomicU64,
+    /// Set at shutdown: every timer task ends at once (and drops its hub handle).
+    timers_stopped: tokio::sync::watch::Sender<bool>,
 }
 
 /// Cheap handle to the shared state.
@@ -215,6 +217,7 @@ impl Hub {
                 store,
                 state: Mutex::new(state),
                 next_conn_id: AtomicU64::new(1),
+                timers_stopped: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -251,13 +254,22 @@ impl Hub {
         then: impl FnOnce(&Hub) + Send + 'static,
     ) -> tokio::task::AbortHandle {
         let hub = self.clone();
+        let mut stopped = self.inner.timers_stopped.subscribe();
         // The deadline counts from now, not from when the task first runs.
         let deadline = tokio::time::Instant::now() + delay;
         tokio::spawn(async move {
-            tokio::time::sleep_until(deadline).await;
-            then(&hub);
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => then(&hub),
+                _ = stopped.wait_for(|stopped| *stopped) => {}
+            }
         })
         .abort_handle()
+    }
+
+    /// Ends every timer task now (shutdown): none may outlive the server or keep its
+    /// store alive. Timers started afterwards end at once too.
+    pub fn stop_timers(&self) {
+        self.inner.timers_stopped.send_replace(true);
     }
 
     /// Binds `user` to `conn`: kicks an older connection of the same user, answers the
@@ -747,4 +759,32 @@ fn send_count(state_channel: &mut Channel, channel: &str, now: Instant) {
         count: state_channel.members.len() as u64,
     });
     state_channel.broadcast(&line, None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn timers_end_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::ephemeral();
+        let (store, loaded) = Store::open(dir.path(), config.offline_ttl).unwrap();
+        let hub = Hub::new(Arc::new(config), store, loaded);
+        let held = Arc::new(());
+        let in_timer = Arc::clone(&held);
+        let timer = hub.after(Duration::from_secs(3600), move |_| drop(in_timer));
+        hub.stop_timers();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !timer.is_finished() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the timer ended at shutdown");
+        // Its closure (and hub handle) are gone: nothing keeps the store alive.
+        assert_eq!(Arc::strong_count(&held), 1);
+        assert_eq!(Arc::strong_count(&hub.inner), 1);
+        hub.store().stop().await;
+    }
 }

@@ -104,7 +104,8 @@
 //!   not wait under its lock); the per-connection send rate limits bound what clients can
 //!   add, and the thread commits everything queued in one transaction per batch.
 //! - **Shutdown**: stop accepting, close every connection with 1001 "server shutting
-//!   down" after its queued frames, commit the store.
+//!   down" after its queued frames, end every timer task (pending ack timeouts, grace
+//!   periods, token and invitation expiries fire no more), commit the store.
 //! - **Data directory**: one server at a time. `Store::open` takes an exclusive OS lock
 //!   on `rtm.lock` there (released when the store thread ends, or the process dies); a
 //!   second server on the same directory refuses to start, naming the directory and
@@ -277,6 +278,8 @@ async fn serve(
     if drained.is_err() {
         connections.abort_all();
     }
+    // Timer tasks (acks, grace, tokens, invitations) must not outlive the server.
+    hub.stop_timers();
     hub.store().stop().await;
     drop(prepared);
     tracing::info!("stopped");
