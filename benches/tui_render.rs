@@ -159,14 +159,28 @@ fn network_burst(count: u64) -> (Duration, usize) {
 }
 
 fn main() {
-    println!("rtm-tui TUI benchmark ({WIDTH}x{HEIGHT} screen)");
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, in a debug
+    // build, where a small smoke run keeps the suite fast.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (burst, big): (u64, u64) = if full {
+        (50_000, 1_000_000)
+    } else {
+        (1_000, 10_000)
+    };
+    println!(
+        "rtm-tui TUI benchmark ({WIDTH}x{HEIGHT} screen){}",
+        if full {
+            ""
+        } else {
+            " — smoke run, use cargo bench"
+        }
+    );
     // The burst goes first: RSS only shows new memory before anything was freed.
-    const BURST: u64 = 50_000;
     let mut app = logged_in_app();
     let before = rss_bytes();
     let start = Instant::now();
     let mut slowest = Duration::ZERO;
-    for i in 0..BURST {
+    for i in 0..burst {
         let one = Instant::now();
         app.update(message(i));
         slowest = slowest.max(one.elapsed());
@@ -176,32 +190,33 @@ fn main() {
     let held = app.tabs[1].entries.len();
     assert_eq!(
         held as u64,
-        BURST + 1,
+        burst + 1,
         "every message is kept (plus the join line)"
     );
     println!(
-        "burst of {BURST} channel messages: taken in {drained:.2?} ({:.0} msg/s), slowest single update {:.1} µs, \
+        "burst of {burst} channel messages: taken in {drained:.2?} ({:.0} msg/s), slowest single update {:.1} µs, \
          memory {:.0} bytes/message (RSS {} → {} MiB), none dropped",
-        BURST as f64 / drained.as_secs_f64(),
+        burst as f64 / drained.as_secs_f64(),
         slowest.as_secs_f64() * 1e6,
-        after.saturating_sub(before) as f64 / BURST as f64,
+        after.saturating_sub(before) as f64 / burst as f64,
         before / (1 << 20),
         after / (1 << 20),
     );
     drop(app);
-    let (elapsed, taken) = network_burst(BURST);
+    let (elapsed, taken) = network_burst(burst);
     println!(
-        "burst of {BURST} channel messages over a real server and client: {taken} taken in, in {elapsed:.2?} ({:.0} msg/s)",
+        "burst of {burst} channel messages over a real server and client: {taken} taken in, in {elapsed:.2?} ({:.0} msg/s)",
         taken as f64 / elapsed.as_secs_f64()
     );
-    for count in [100u64, 1_000_000] {
+    for count in [100u64, big] {
         let mut app = logged_in_app();
         let start = Instant::now();
         fill(&mut app, count);
         let fill_time = start.elapsed();
-        let at_bottom = draw_time(&app, 1000);
+        let rounds = if full { 1000 } else { 10 };
+        let at_bottom = draw_time(&app, rounds);
         app.update(Action::Wheel(i32::try_from(count / 2).unwrap()));
-        let scrolled = draw_time(&app, 1000);
+        let scrolled = draw_time(&app, rounds);
         println!(
             "draw, tab of {count:>9} messages: {:>8.1} µs at the bottom, {:>8.1} µs scrolled to the middle (filled in {:.2?})",
             at_bottom.as_secs_f64() * 1e6,

@@ -23,9 +23,11 @@ pub struct Cli {
     #[command(flatten)]
     pub chat: ChatArgs,
 
-    /// Log level for the log file (error, warn, info, debug, trace), or a tracing filter.
-    #[arg(long, global = true, env = "RTM_TUI_LOG", default_value = "info")]
-    pub log_level: String,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter. The chat client logs
+    /// to its log file, never to the screen; the other commands log to stderr. Default: info
+    /// (warn for check, script, bench and headless).
+    #[arg(long, global = true, env = "RTM_TUI_LOG")]
+    pub log_level: Option<String>,
 }
 
 const AFTER_HELP: &str = "\
@@ -60,8 +62,8 @@ pub struct ChatArgs {
     #[arg(long, env = "RTM_SERVER")]
     pub server: Option<String>,
 
-    /// Config file (default: the XDG config dir's config.toml).
-    #[arg(long)]
+    /// Config file (default: the XDG config dir's config.toml); also for `demo`.
+    #[arg(long, global = true)]
     pub config: Option<PathBuf>,
 }
 

@@ -97,6 +97,33 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Starts `rtm-tui` against `url` as `user` in the pane's shell (`env` before it).
+    fn launch(&self, env: &str, url: &str, user: &str) {
+        let binary = env!("CARGO_BIN_EXE_rtm-tui");
+        self.line(&format!(
+            "{env} RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user {user}",
+            self.home_path
+        ));
+        self.wait_for("[CONNECTED]");
+    }
+
+    /// Waits until rtm-tui has exited and the shell prompt shows again.
+    fn wait_for_shell(&self) {
+        self.wait_until("the shell prompt after quitting", |s| {
+            s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
+        });
+    }
+}
+
+/// The reference server on a free port with a throwaway store.
+async fn start_server() -> rtm::server::RunningServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    rtm::server::spawn(listener, rtm::server::Config::ephemeral())
+        .await
+        .unwrap()
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
@@ -107,18 +134,10 @@ impl Drop for Tmux {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_in_a_real_terminal() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
-        .await
-        .unwrap();
+    let server = start_server().await;
     let url = server.url();
     let tmux = Tmux::start("chat");
-    let binary = env!("CARGO_BIN_EXE_rtm-tui");
-    tmux.line(&format!(
-        "RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
-        tmux.home_path
-    ));
-    tmux.wait_for("[CONNECTED]");
+    tmux.launch("", &url, "alice");
     assert_eq!(tmux.format("#{alternate_on}"), "1");
 
     // A peer message from a second client lands in a new @bob tab.
@@ -164,9 +183,7 @@ async fn chat_in_a_real_terminal() {
 
     // /quit gives the terminal back: no alternate screen, the shell prompt again.
     tmux.line("/quit");
-    tmux.wait_until("the shell prompt after quitting", |s| {
-        s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
-    });
+    tmux.wait_for_shell();
     assert_eq!(tmux.format("#{alternate_on}"), "0");
     assert_eq!(tmux.format("#{cursor_flag}"), "1");
     drop(tmux);
@@ -175,18 +192,10 @@ async fn chat_in_a_real_terminal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_invitation_and_presence_in_a_real_terminal() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
-        .await
-        .unwrap();
+    let server = start_server().await;
     let url = server.url();
     let tmux = Tmux::start("call");
-    let binary = env!("CARGO_BIN_EXE_rtm-tui");
-    tmux.line(&format!(
-        "RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
-        tmux.home_path
-    ));
-    tmux.wait_for("[CONNECTED]");
+    tmux.launch("", &url, "alice");
     let (bob, mut bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
     bob.login(None, "bob").await.unwrap();
 
@@ -223,22 +232,17 @@ async fn call_invitation_and_presence_in_a_real_terminal() {
         s.contains("@bob · offline") || s.contains("@bob · unreachable")
     });
     tmux.line("/quit");
-    tmux.wait_until("the shell prompt after quitting", |s| {
-        s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
-    });
+    tmux.wait_for_shell();
+    assert_eq!(tmux.format("#{alternate_on}"), "0");
     drop(tmux);
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_login_aborts_and_login_again_works() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
-        .await
-        .unwrap();
+    let server = start_server().await;
     let url = server.url();
     let tmux = Tmux::start("abort");
-    let binary = env!("CARGO_BIN_EXE_rtm-tui");
     // An "editor" that appends to what it is given, for the $EDITOR escape (Alt-E).
     let editor = format!("{}/editor.sh", tmux.home_path);
     std::fs::write(
@@ -247,11 +251,7 @@ async fn a_remote_login_aborts_and_login_again_works() {
     )
     .unwrap();
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    tmux.line(&format!(
-        "EDITOR={editor} RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
-        tmux.home_path
-    ));
-    tmux.wait_for("[CONNECTED]");
+    tmux.launch(&format!("EDITOR={editor}"), &url, "alice");
     tmux.run(&["send-keys", "-l", "draft"]);
     tmux.wait_for("> draft");
     tmux.keys(&["M-e"]);
@@ -266,19 +266,15 @@ async fn a_remote_login_aborts_and_login_again_works() {
     tmux.keys(&["Enter"]);
     tmux.wait_for("[CONNECTED]");
     tmux.keys(&["C-c"]);
-    tmux.wait_until("the shell prompt after quitting", |s| {
-        s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
-    });
+    tmux.wait_for_shell();
+    assert_eq!(tmux.format("#{alternate_on}"), "0");
     drop(tmux);
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_messages_land_in_their_peer_tab() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
-        .await
-        .unwrap();
+    let server = start_server().await;
     let url = server.url();
     let (bob, _bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
     bob.login(None, "bob").await.unwrap();
@@ -293,18 +289,25 @@ async fn offline_messages_land_in_their_peer_tab() {
     assert_eq!(cached.code(), Some(4), "cached by the server");
 
     let tmux = Tmux::start("offline");
-    let binary = env!("CARGO_BIN_EXE_rtm-tui");
-    tmux.line(&format!(
-        "RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user alice",
-        tmux.home_path
-    ));
+    tmux.launch("", &url, "alice");
     tmux.wait_for("2 @bob");
     tmux.keys(&["M-2"]);
     tmux.wait_for("[offline] left for you");
-    tmux.keys(&["C-c"]);
-    tmux.wait_until("the shell prompt after quitting", |s| {
-        s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
-    });
+    // Killed rather than quit: the terminal is restored all the same.
+    // rtm-tui is the pane shell's only child; the shell's own `kill` needs no procps.
+    let shell = tmux.format("#{pane_pid}");
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    let child = children
+        .split_whitespace()
+        .next()
+        .expect("rtm-tui runs in the pane");
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {child}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    tmux.wait_for_shell();
+    assert_eq!(tmux.format("#{alternate_on}"), "0");
     drop(tmux);
     server.shutdown().await;
 }

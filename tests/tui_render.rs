@@ -51,6 +51,17 @@ fn enter(app: &mut App, line: &str) -> Vec<Effect> {
     effects
 }
 
+/// The server's answer to alice's login.
+fn login_ok() -> Action {
+    Action::Done(Outcome::Login(Ok(LoginResult {
+        user: "alice".into(),
+        server_ts: NOW,
+        protocol: 1,
+        server: "rtm-tui/0.1.0".into(),
+        token_expires_at: None,
+    })))
+}
+
 /// A logged-in app as alice, connected.
 fn logged_in() -> App {
     let mut app = app("demo", "alice");
@@ -60,13 +71,7 @@ fn logged_in() -> App {
         reason: ChangeReason::LoginSuccess,
         retry_in_ms: None,
     });
-    app.update(Action::Done(Outcome::Login(Ok(LoginResult {
-        user: "alice".into(),
-        server_ts: NOW,
-        protocol: 1,
-        server: "rtm-tui/0.1.0".into(),
-        token_expires_at: None,
-    }))));
+    app.update(login_ok());
     app
 }
 
@@ -277,6 +282,10 @@ fn scrolling_up_loads_older_history() {
         before: Some(100),
     }));
     assert!(draw(&app, 100, 30).contains("newer (PgDn)"));
+    app.update(Action::Key(KeyAction::PageDown));
+    app.update(Action::Key(KeyAction::PageDown));
+    assert_eq!(app.active_tab().scroll, 0);
+    assert!(!draw(&app, 100, 30).contains("newer (PgDn)"));
 }
 
 #[test]
@@ -447,15 +456,134 @@ fn offline_messages_that_overtake_the_login_reply_stay() {
     // The client delivers cached messages right after the login reply; they may reach the
     // app before the login's own answer does.
     app.update(peer_message("bob", "while you were out, alice", 3, true));
-    app.update(Action::Done(Outcome::Login(Ok(LoginResult {
-        user: "alice".into(),
-        server_ts: NOW,
-        protocol: 1,
-        server: "rtm-tui/0.1.0".into(),
-        token_expires_at: None,
-    }))));
+    app.update(login_ok());
     assert_eq!(app.tabs.len(), 2);
     assert_eq!(app.tabs[1].mentions, 1);
     app.update(Action::Key(KeyAction::GoTo(2)));
     assert!(draw(&app, 100, 20).contains("[offline] while you were out, alice"));
+}
+
+#[test]
+fn the_config_file_changes_keys_time_format_and_bell() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "bell = false\ntime_format = \"%H:%M:%S\"\nutc_offset = \"+02:00\"\n[keys]\n\"f5\" = \"switcher\"\n",
+    )
+    .unwrap();
+    let options = rtm::tui::Options {
+        app_id: Some("demo".into()),
+        user: Some("alice".into()),
+        config: Some(path),
+        ..rtm::tui::Options::default()
+    };
+    let mut app = rtm::tui::build_app(&options).unwrap();
+    app.now_ms = NOW;
+    assert!(app
+        .keymap
+        .help_rows()
+        .iter()
+        .any(|(keys, what)| keys.contains("F5") && what.contains("switcher")));
+    app.submit_login();
+    app.update(login_ok());
+    let effects = app.update(peer_message("bob", "alice, look", 1, false));
+    assert!(!effects.contains(&Effect::Bell), "bell = false");
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    // 09:59:00 UTC at +02:00.
+    assert!(draw(&app, 100, 20).contains("11:59:00        bob alice, look"));
+    // A bad file is an error that names the problem, not a silent default.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[keys]\n\"f5\" = \"fly\"\n").unwrap();
+    let error = rtm::tui::build_app(&rtm::tui::Options {
+        config: Some(bad),
+        ..rtm::tui::Options::default()
+    })
+    .unwrap_err();
+    assert!(error.to_string().contains("fly"), "{error}");
+}
+
+#[test]
+fn any_terminal_size_draws_without_panicking() {
+    let mut app = lobby();
+    let login = app_with_form();
+    for (w, h) in [(1, 1), (5, 3), (20, 5), (40, 10), (80, 24), (300, 100)] {
+        draw(&app, w, h);
+        draw(&login, w, h);
+        app.update(Action::Key(KeyAction::Help));
+        draw(&app, w, h);
+        app.update(Action::Key(KeyAction::Cancel));
+        app.update(Action::Key(KeyAction::Switcher));
+        draw(&app, w, h);
+        app.update(Action::Key(KeyAction::Cancel));
+    }
+}
+
+fn app_with_form() -> App {
+    app("", "")
+}
+
+#[test]
+fn no_color_means_no_colours_on_screen() {
+    let mut app = lobby();
+    app.theme = Theme::monochrome();
+    app.update(channel_message(
+        "lobby",
+        "bob",
+        "alice: ping",
+        20,
+        NOW + 300_000,
+    ));
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    terminal.draw(|frame| render::draw(frame, &app)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let coloured = buffer
+        .content()
+        .iter()
+        .filter(|cell| {
+            cell.fg != ratatui::style::Color::Reset || cell.bg != ratatui::style::Color::Reset
+        })
+        .count();
+    assert_eq!(coloured, 0);
+}
+
+#[test]
+fn an_expiry_warning_asks_for_a_fresh_token() {
+    let mut app = logged_in();
+    let effects = app.update(Action::Server(Event::TokenPrivilegeWillExpire {
+        expires_at: NOW / 1000 + 30,
+    }));
+    assert!(effects.contains(&Effect::RenewToken));
+    assert!(draw(&app, 100, 20).contains("your token expires at 10:00:30"));
+}
+
+#[test]
+fn server_queries_default_to_the_current_tab() {
+    use rtm::tui::action::QueryRequest;
+    let mut app = lobby();
+    assert_eq!(
+        enter(&mut app, "/count"),
+        vec![Effect::Query(QueryRequest::MemberCount(vec![
+            "lobby".into()
+        ]))]
+    );
+    assert_eq!(
+        enter(&mut app, "/count a \"b c\""),
+        vec![Effect::Query(QueryRequest::MemberCount(vec![
+            "a".into(),
+            "b c".into()
+        ]))]
+    );
+    assert_eq!(
+        enter(&mut app, "/subscribed"),
+        vec![Effect::Query(QueryRequest::Subscribed)]
+    );
+    assert_eq!(
+        enter(&mut app, "/ping"),
+        vec![Effect::Query(QueryRequest::Ping)]
+    );
+    // Outside a channel tab, /count needs a channel.
+    app.update(Action::Key(rtm::tui::action::KeyAction::PrevTab));
+    assert_eq!(enter(&mut app, "/count"), vec![]);
+    assert!(draw(&app, 100, 30).contains("usage: /count <channel>..."));
 }

@@ -68,6 +68,14 @@
 //! - **History**: every channel message and every delivered or cached peer message is
 //!   kept (last 1000 per conversation). With both `before` and `after`, the oldest `limit`
 //!   messages strictly between them. A peer conversation needs no membership.
+//! - **History durability**: history is written in group commits (every write queued
+//!   while the store thread was busy goes into one transaction) with `synchronous=NORMAL`
+//!   in WAL: no fsync per commit, so a power cut (not a crash of the process) may lose
+//!   the last history written before it. Any batch holding a cached message (or the drop
+//!   of delivered ones) commits with `FULL`, which also syncs the history before it. On
+//!   disk a conversation is trimmed back to its cap every 64 messages and before it is
+//!   read, so readers see the cap exactly; after a crash up to 63 older messages may stay
+//!   until the next trim.
 //! - **Slow consumers**: a connection whose outbox passes 1 MiB or 8192 objects is cut
 //!   off at once (no close frame: it would not be read) and logged; it then counts as a
 //!   dropped connection (grace period).

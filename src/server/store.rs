@@ -2,10 +2,17 @@
 //!
 //! The async side never touches SQLite: it sends a [`Command`] over a channel and, where it
 //! needs an answer, awaits a oneshot. The thread applies queued commands in one transaction
-//! per batch, so writes keep the order in which the hub issued them. Tables: `history`
+//! per batch, so writes keep the order in which the hub issued them (group commit).
+//! Durability per batch: a batch that caches or drops an offline message, or reserves
+//! message ids, commits with `synchronous=FULL` (fsync before anyone is told); a batch of history only commits with
+//! `NORMAL` (in WAL: no fsync per commit; a power cut may lose the last history batches,
+//! never a cached message). A conversation's history is trimmed to its newest N every
+//! [`HISTORY_TRIM_EVERY`] messages and before it is read, not per message (a trim scans
+//! N index entries). Tables: `history`
 //! (last N messages per conversation), `offline` (cached peer messages) and `meta` (the
 //! message id counter: the reservation, see [`ID_BLOCK`]). New tables go into [`SCHEMA`].
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -29,6 +36,14 @@ const MAX_BATCH: usize = 512;
 /// before their batch commits; it may only use ids below a persisted reservation, so that
 /// after a crash ids continue above every id it ever answered (never reused).
 pub const ID_BLOCK: u64 = 1024;
+
+/// Rows a conversation's history may gain past its cap before it is trimmed back. The
+/// trim scans the cap's worth of index entries (1000 by default): done per message it
+/// was most of the store thread's CPU. Reads trim first, so `history` still sees the cap.
+const HISTORY_TRIM_EVERY: u32 = 64;
+
+/// Most conversations waiting for a trim; past it all are trimmed (bounds the memory).
+const MAX_PENDING_TRIMS: usize = 4096;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -358,7 +373,46 @@ fn decode_message(json: &str) -> Message {
     serde_json::from_str(json).unwrap_or_else(|_| Message::text(json))
 }
 
+/// The `synchronous` setting the connection has now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// fsync at every commit: for cached peer messages (answered 4 only once on disk)
+    /// and id reservations (ids are handed out only below one on disk).
+    Full,
+    /// WAL without fsync per commit (synced at checkpoints): enough for history.
+    Normal,
+}
+
+impl Durability {
+    /// What a batch needs: `Full` as soon as it touches cached messages.
+    fn needed_by(batch: &[Command]) -> Durability {
+        let durable = batch.iter().any(|command| {
+            matches!(
+                command,
+                Command::CacheOffline { .. }
+                    | Command::DropOffline { .. }
+                    | Command::ReserveIds { .. }
+            )
+        });
+        if durable {
+            Durability::Full
+        } else {
+            Durability::Normal
+        }
+    }
+
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
 fn run_thread(mut db: Connection, commands: &mpsc::Receiver<Command>) {
+    // `open` left the connection at FULL.
+    let mut sync = Durability::Full;
+    let mut trims = Trims::default();
     while let Ok(first) = commands.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -367,7 +421,19 @@ fn run_thread(mut db: Connection, commands: &mpsc::Receiver<Command>) {
                 Err(_) => break,
             }
         }
-        match apply_batch(&mut db, batch) {
+        let needed = Durability::needed_by(&batch);
+        if needed != sync {
+            match db.pragma_update(None, "synchronous", needed.pragma()) {
+                Ok(()) => sync = needed,
+                Err(error) => tracing::error!(%error, "cannot set synchronous"),
+            }
+        }
+        if sync != needed && needed == Durability::Full {
+            // Never tell a sender "cached" without fsync: fail the batch's writes instead.
+            tracing::error!("cached messages not written: durability unavailable");
+            continue;
+        }
+        match apply_batch(&mut db, batch, &mut trims) {
             Ok(true) => return,
             Ok(false) => {}
             Err(error) => tracing::error!(%error, "store write failed"),
@@ -376,7 +442,11 @@ fn run_thread(mut db: Connection, commands: &mpsc::Receiver<Command>) {
 }
 
 /// Applies a batch in one transaction; true when a `Stop` was among it.
-fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreError> {
+fn apply_batch(
+    db: &mut Connection,
+    batch: Vec<Command>,
+    trims: &mut Trims,
+) -> Result<bool, StoreError> {
     let tx = db.transaction()?;
     let mut committed = Vec::new();
     let mut reserved = Vec::new();
@@ -391,7 +461,8 @@ fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreEr
                 keep,
             } => {
                 max_id = max_id.max(message.message_id);
-                insert_capped(&tx, HISTORY, (&app, &conv), &message, i64::from(keep))?;
+                insert(&tx, HISTORY, (&app, &conv), &message)?;
+                trims.note(&tx, HISTORY, (app, conv), i64::from(keep))?;
             }
             Command::CacheOffline {
                 app,
@@ -401,7 +472,8 @@ fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreEr
                 done,
             } => {
                 max_id = max_id.max(message.message_id);
-                insert_capped(&tx, OFFLINE, (&app, &receiver), &message, keep as i64)?;
+                insert(&tx, OFFLINE, (&app, &receiver), &message)?;
+                trims.note(&tx, OFFLINE, (app, receiver), keep as i64)?;
                 committed.push(done);
             }
             Command::DropOffline {
@@ -426,10 +498,15 @@ fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreEr
                 query,
                 reply,
             } => {
+                // Reads see the conversation at its cap, as if trimmed per message.
+                trims.apply_one(&tx, HISTORY, (&app, &conv))?;
                 let _ = reply.send(read_history(&tx, &app, &conv, query)?);
             }
             Command::Stop { done } => stop = Some(done),
         }
+    }
+    if stop.is_some() {
+        trims.apply_all(&tx)?;
     }
     if max_id > 0 {
         persist_reservation(&tx, max_id + 1)?;
@@ -453,7 +530,7 @@ fn apply_batch(db: &mut Connection, batch: Vec<Command>) -> Result<bool, StoreEr
 
 /// A table of messages kept per (app, key), capped at the newest `keep`: `history`
 /// (key: conversation) and `offline` (key: receiver).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct CappedTable {
     table: &'static str,
     key: &'static str,
@@ -468,13 +545,65 @@ const OFFLINE: CappedTable = CappedTable {
     key: "receiver",
 };
 
-/// Inserts `message` under (app, key) and drops all but the newest `keep` there.
-fn insert_capped(
+/// The (table, app, key) groups written since their last trim: their cap and new rows.
+#[derive(Debug, Default)]
+struct Trims(HashMap<(CappedTable, String, String), (i64, u32)>);
+
+impl Trims {
+    /// Counts a row written to a group; trims the group once it is due (cached messages
+    /// at once: their cap is what a receiver gets at login).
+    fn note(
+        &mut self,
+        tx: &Transaction<'_>,
+        target: CappedTable,
+        (app, key): (String, String),
+        keep: i64,
+    ) -> Result<(), StoreError> {
+        let every = if target == HISTORY {
+            HISTORY_TRIM_EVERY
+        } else {
+            1
+        };
+        let group = (target, app, key);
+        let pending = self.0.entry(group.clone()).or_insert((keep, 0));
+        *pending = (keep, pending.1 + 1);
+        if pending.1 >= every {
+            self.0.remove(&group);
+            trim(tx, target, (&group.1, &group.2), keep)?;
+        } else if self.0.len() > MAX_PENDING_TRIMS {
+            self.apply_all(tx)?;
+        }
+        Ok(())
+    }
+
+    /// Trims one group now if it has rows past its last trim.
+    fn apply_one(
+        &mut self,
+        tx: &Transaction<'_>,
+        target: CappedTable,
+        (app, key): (&str, &str),
+    ) -> Result<(), StoreError> {
+        if let Some((keep, _)) = self.0.remove(&(target, app.to_string(), key.to_string())) {
+            trim(tx, target, (app, key), keep)?;
+        }
+        Ok(())
+    }
+
+    /// Trims every pending group.
+    fn apply_all(&mut self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        for ((target, app, key), (keep, _)) in self.0.drain() {
+            trim(tx, target, (&app, &key), keep)?;
+        }
+        Ok(())
+    }
+}
+
+/// Inserts `message` under (app, key); [`trim`] keeps the group at its cap.
+fn insert(
     tx: &Transaction<'_>,
     target: CappedTable,
     (app, key): (&str, &str),
     message: &HistoryMessage,
-    keep: i64,
 ) -> Result<(), StoreError> {
     let CappedTable { table, key: column } = target;
     // Table and column names are our constants, never user input.
@@ -490,6 +619,17 @@ fn insert_capped(
         crate::protocol::encode(&message.message),
         message.server_ts as i64
     ])?;
+    Ok(())
+}
+
+/// Drops all but the newest `keep` messages under (app, key).
+fn trim(
+    tx: &Transaction<'_>,
+    target: CappedTable,
+    (app, key): (&str, &str),
+    keep: i64,
+) -> Result<(), StoreError> {
+    let CappedTable { table, key: column } = target;
     tx.prepare_cached(&format!(
         "DELETE FROM {table} WHERE app = ?1 AND {column} = ?2 AND message_id <=
            (SELECT message_id FROM {table} WHERE app = ?1 AND {column} = ?2
@@ -636,5 +776,27 @@ mod tests {
         assert_eq!(loaded.next_message_id, first + ID_BLOCK);
         assert_eq!(loaded.reserved_up_to, first + 2 * ID_BLOCK);
         store.stop().await;
+    }
+
+    #[tokio::test]
+    async fn history_stays_at_its_cap_on_disk_when_trimmed_in_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        // More than one trim step, ending between two steps.
+        let written = u64::from(HISTORY_TRIM_EVERY) * 2 + 7;
+        for id in 1..=written {
+            store.append_history("app", "c:x", message(id), 5);
+        }
+        store.stop().await;
+        let db = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let ids: Vec<i64> = db
+            .prepare("SELECT message_id FROM history ORDER BY message_id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let newest = written as i64;
+        assert_eq!(ids, ((newest - 4)..=newest).collect::<Vec<_>>());
     }
 }

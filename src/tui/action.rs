@@ -180,6 +180,17 @@ pub enum AttrRequest {
     Get(String),
 }
 
+/// A question to the server whose answer is one line of text in the current tab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryRequest {
+    /// `query_subscribed_peers`
+    Subscribed,
+    /// `get_channel_member_count`
+    MemberCount(Vec<String>),
+    /// `ping`, timed
+    Ping,
+}
+
 /// What an invitation command asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InviteRequest {
@@ -237,6 +248,7 @@ pub enum Effect {
     Subscribe(Vec<String>),
     Unsubscribe(Vec<String>),
     UserAttr(AttrRequest),
+    Query(QueryRequest),
     ChannelAttr {
         channel: String,
         request: AttrRequest,

@@ -367,7 +367,12 @@ impl App {
             }
             Outcome::Login(Err(failure)) => {
                 self.screen = Screen::Login;
-                self.login.status = LoginStatus::Refused(failure.to_string());
+                let token = self.login.fields[super::login::TOKEN].text().to_string();
+                let words = match super::login::login_hint(failure.code, &token) {
+                    Some(hint) => format!("{failure} — {hint}"),
+                    None => failure.to_string(),
+                };
+                self.login.status = LoginStatus::Refused(words);
             }
             Outcome::Logout => {
                 self.home().info(now, "logged out");
@@ -513,7 +518,8 @@ impl App {
                 let tab = &mut self.tabs[i];
                 tab.joined = true;
                 tab.member_count = Some(count);
-                tab.info(now, format!("you joined #{channel} ({count} members)"));
+                let members = if count == 1 { "member" } else { "members" };
+                tab.info(now, format!("you joined #{channel} ({count} {members})"));
                 let load = tab.history == HistoryState::NotLoaded;
                 if load {
                     tab.history = HistoryState::Loading;
@@ -803,7 +809,7 @@ impl App {
             KeyAction::GoTo(n) => self.activate(usize::from(n) - 1),
             KeyAction::NextActivity => self.next_activity(),
             KeyAction::PageUp => self.scroll_by(i32::from(self.size.1 / 2).max(1)),
-            KeyAction::PageDown => self.scroll_by(-i32::from(self.size.1 / 2).max(-1)),
+            KeyAction::PageDown => self.scroll_by(-(i32::from(self.size.1 / 2).max(1))),
             KeyAction::Help => {
                 self.overlay = Some(Overlay::Help {
                     scroll: 0,

@@ -23,6 +23,17 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "show/refresh the member list, filtered",
     ),
     ("who", "<peer>...", "online status of peers"),
+    (
+        "subscribed",
+        "",
+        "the peers whose presence you follow (open peer tabs)",
+    ),
+    (
+        "count",
+        "[channel]...",
+        "member counts of channels, joined or not (default: this tab's)",
+    ),
+    ("ping", "", "round trip to the server"),
     ("me", "<text>", "send an action (* you waves)"),
     ("retry", "", "resend the last failed message of this tab"),
     ("clear", "", "clear this tab's messages from the screen"),
@@ -62,6 +73,9 @@ pub enum Command {
     Close,
     Members(Option<String>),
     Who(Vec<String>),
+    Subscribed,
+    Count(Vec<String>),
+    Ping,
     Me(String),
     Retry,
     Clear,
@@ -106,6 +120,16 @@ fn optional(text: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
+/// Every argument of `rest`, each possibly `"quoted"`.
+fn all_args(mut rest: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    while let Some((arg, tail)) = first_arg(rest) {
+        args.push(arg);
+        rest = tail;
+    }
+    args
+}
+
 /// Parses a line that starts with `/`. `Err` carries the usage line to show.
 pub fn parse(line: &str) -> Result<Command, String> {
     let body = line.strip_prefix('/').unwrap_or(line);
@@ -130,15 +154,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "query" | "q" => Command::Query(need(first_arg(rest), name)?.0),
         "close" => Command::Close,
         "members" | "names" => Command::Members(optional(rest)),
-        "who" => {
-            let mut peers = Vec::new();
-            let mut rest = rest;
-            while let Some((p, r)) = first_arg(rest) {
-                peers.push(p);
-                rest = r;
-            }
-            Command::Who(peers)
-        }
+        "who" => Command::Who(all_args(rest)),
+        "subscribed" => Command::Subscribed,
+        "count" => Command::Count(all_args(rest)),
+        "ping" => Command::Ping,
         "me" => Command::Me(optional(rest).ok_or_else(|| usage(name))?),
         "retry" => Command::Retry,
         "clear" => Command::Clear,
@@ -196,7 +215,7 @@ pub fn completion_context(text: &str) -> (usize, Completing) {
         return (1, Completing::Command);
     }
     let kind = match text.split(' ').next().unwrap_or("") {
-        "/join" | "/leave" | "/cattr" => Completing::Channel,
+        "/join" | "/leave" | "/cattr" | "/count" => Completing::Channel,
         _ => Completing::User,
     };
     (start, kind)
@@ -273,6 +292,12 @@ mod tests {
             ]))
         );
         assert_eq!(parse("/help join"), Ok(Command::Help(Some("join".into()))));
+        assert_eq!(
+            parse("/count lobby \"big room\""),
+            Ok(Command::Count(vec!["lobby".into(), "big room".into()]))
+        );
+        assert_eq!(parse("/subscribed"), Ok(Command::Subscribed));
+        assert_eq!(parse("/ping"), Ok(Command::Ping));
         assert!(parse("/frobnicate").is_err());
     }
 

@@ -72,12 +72,13 @@ impl Default for Colors {
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    // The source is printed by the error chain; repeating it here would print it twice.
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("bad config file {path}")]
     Parse {
         path: PathBuf,
         source: Box<toml::de::Error>,

@@ -11,11 +11,13 @@ use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind, MouseEvent
 use futures_util::StreamExt as _;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::client::{Client, ClientConfig, ClientEvent, Events};
+use crate::protocol::ConnectionState;
 
-use super::action::{Action, Effect, Failure, Outcome};
+use super::action::{Action, Effect, Failure, KeyAction, Outcome};
 use super::app::App;
 use super::keymap::Keymap;
 use super::network::{failure, Session};
@@ -103,10 +105,20 @@ pub async fn run(
     app.size = (size.width, size.height);
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
     let mut input = EventStream::new();
+    // Asked to stop (kill, a closed terminal): leave through the same door as /quit, so
+    // the terminal is restored and the session logged out.
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let mut session: Option<(Session, Events)> = None;
     let mut pending = initial;
 
+    // The connection dropped: if it was to the embedded default whose owner (another
+    // rtm-tui) has quit, this one takes over by starting the server itself.
+    let mut lost_server = false;
     loop {
+        if std::mem::take(&mut lost_server) {
+            take_over_server(&mut connector, session.as_ref().map(|(s, _)| s), &tx).await;
+        }
         for effect in std::mem::take(&mut pending) {
             perform(
                 effect,
@@ -138,12 +150,21 @@ pub async fn run(
             action = rx.recv() => action,
             event = next_client_event(&mut session) => event.map(client_action),
             () = tokio::time::sleep(Duration::from_secs(1)), if tick => Some(Action::Tick),
+            _ = terminate.recv() => Some(Action::Key(KeyAction::Quit)),
+            _ = hangup.recv() => Some(Action::Key(KeyAction::Quit)),
         };
         let started = Instant::now();
         let mut next = first;
         // Take everything already queued before drawing once.
         loop {
             if let Some(action) = next.take() {
+                if let Action::Connection {
+                    state: ConnectionState::Reconnecting,
+                    ..
+                } = action
+                {
+                    lost_server = true;
+                }
                 app.now_ms = crate::protocol::now_ms();
                 pending.extend(app.update(action));
             }
@@ -169,6 +190,27 @@ pub async fn run(
     drop(terminal);
     drop(guard);
     Ok(())
+}
+
+/// Starts the embedded server if this session uses the default address and nothing
+/// listens there any more; the client's next reconnect attempt then finds it.
+async fn take_over_server(
+    connector: &mut Connector,
+    session: Option<&Session>,
+    tx: &mpsc::UnboundedSender<Action>,
+) {
+    let (Some(start), Some(session)) = (connector.start_server.as_mut(), session) else {
+        return;
+    };
+    tracing::debug!("connection lost; checking the embedded server");
+    match start(&session.server).await {
+        Ok(Some(note)) => {
+            let _ = tx.send(Action::Notice(format!("server gone; {note}")));
+        }
+        Ok(None) => {}
+        // Another rtm-tui may have been quicker; the reconnect will find its server.
+        Err(e) => tracing::info!("no takeover of the embedded server: {e}"),
+    }
 }
 
 async fn next_client_event(session: &mut Option<(Session, Events)>) -> Option<ClientEvent> {

@@ -273,27 +273,47 @@ impl Keymap {
         labels.join(", ")
     }
 
-    /// Help overlay rows: (keys, description), one per action, in table order.
-    pub fn help_rows(&self) -> Vec<(String, &'static str)> {
-        let mut seen = Vec::new();
-        let mut rows = Vec::new();
+    /// One row per action in table order, with all its keys ("Ctrl-A, Home").
+    fn rows_by_action(&self) -> Vec<(String, KeyAction)> {
+        let mut rows: Vec<(String, KeyAction)> = Vec::new();
         for (_, action) in &self.rows {
             let action = match action {
                 KeyAction::GoTo(_) => KeyAction::GoTo(0),
                 other => *other,
             };
-            if seen.contains(&action) {
+            if rows.iter().any(|(_, a)| *a == action) {
                 continue;
             }
-            seen.push(action);
             let keys = if action == KeyAction::GoTo(0) {
                 "Alt-1..9".to_string()
             } else {
                 self.keys_for(action)
             };
-            rows.push((keys, describe(action).1));
+            rows.push((keys, action));
         }
         rows
+    }
+
+    /// Help overlay rows: (keys, description), one per action, in table order.
+    pub fn help_rows(&self) -> Vec<(String, &'static str)> {
+        self.rows_by_action()
+            .into_iter()
+            .map(|(keys, action)| (keys, describe(action).1))
+            .collect()
+    }
+
+    /// The key table as Markdown: `assets/keymap.md` is this text (a test keeps it current).
+    pub fn markdown(&self) -> String {
+        let mut out = String::from(
+            "# rtm-tui keys\n\nGenerated from the key table in `src/tui/keymap.rs` (the same table F1 shows).\n\
+             Override any of them in the config's `[keys]` table, e.g. `\"ctrl-g\" = \"switcher\"`.\n\n\
+             | keys | action (config name) | what it does |\n|---|---|---|\n",
+        );
+        for (keys, action) in self.rows_by_action() {
+            let (name, what) = describe(action);
+            let _ = writeln!(out, "| {keys} | `{name}` | {what} |");
+        }
+        out
     }
 
     /// Footer items for `actions`: "key label" pairs for the keys that matter now.
@@ -353,6 +373,21 @@ mod tests {
         assert!(km.keys_for(KeyAction::Switcher).contains("F5"));
         let bad = [("f5".to_string(), "fly".to_string())];
         assert!(Keymap::new(bad.iter().map(|(a, b)| (a, b))).is_err());
+    }
+
+    #[test]
+    fn the_keymap_document_is_current() {
+        let expected = Keymap::default().markdown();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/keymap.md");
+        let actual = std::fs::read_to_string(path).unwrap_or_default();
+        if actual != expected && std::env::var_os("RTM_UPDATE_KEYMAP").is_some() {
+            std::fs::write(path, &expected).unwrap();
+            return;
+        }
+        assert_eq!(
+            actual, expected,
+            "assets/keymap.md is stale: run with RTM_UPDATE_KEYMAP=1"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The login form: four fields checked as they are typed (protocol.md's id rules), and the
 //! server's answer shown under them without leaving the form.
 
+use crate::protocol::codes::login;
 use crate::protocol::limits::{validate_app_id, validate_user_id};
 
 use super::input::LineEditor;
@@ -82,5 +83,47 @@ impl LoginForm {
 
     pub fn prev_field(&mut self) {
         self.focus = (self.focus + FIELDS.len() - 1) % FIELDS.len();
+    }
+}
+
+/// What to do about a refused login, shown under the server's answer. The token check is
+/// pure parsing from `crate::token` (no I/O), the one place the TUI reads tokens.
+pub fn login_hint(code: Option<u32>, token: &str) -> Option<&'static str> {
+    match code? {
+        login::INVALID_TOKEN if crate::token::looks_like_rtc_token(token) => {
+            Some("this looks like an RTC token, not an RTM token: mint one for RTM (rtm-tui token --help)")
+        }
+        login::INVALID_TOKEN if token.trim().is_empty() => {
+            Some("this app has a certificate: it needs a token (rtm-tui token --help)")
+        }
+        login::INVALID_TOKEN => {
+            Some("the token was not made for this app id, user id and certificate")
+        }
+        login::TOKEN_EXPIRED => Some("the token has expired: mint a fresh one"),
+        login::INVALID_APP_ID => Some("the server does not know this app id"),
+        login::TOO_OFTEN => Some("wait a moment and try again"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Agora's published 006 RTC test token (privileges for joining a channel, not RTM login).
+    const RTC_TOKEN: &str = "006970CA35de60c44645bbae8a215061b33IACV0fZUBw+72cVoL9eyGGh3Q6Poi8bgjwVLnyKSJyOXR7dIfRBXoFHlEAABAAAAR/QQAAEAAQCvKDdW";
+
+    #[test]
+    fn refused_logins_say_what_to_do() {
+        assert!(login_hint(Some(5), RTC_TOKEN)
+            .unwrap()
+            .contains("RTC token, not an RTM token"));
+        assert!(login_hint(Some(5), "").unwrap().contains("needs a token"));
+        assert!(login_hint(Some(5), "007garbage")
+            .unwrap()
+            .contains("not made for this app id"));
+        assert!(login_hint(Some(6), "x").unwrap().contains("expired"));
+        assert_eq!(login_hint(Some(2), "x"), None);
+        assert_eq!(login_hint(None, RTC_TOKEN), None);
     }
 }

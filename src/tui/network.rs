@@ -8,7 +8,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::client::{Channel, Client, ClientError, HistoryTarget, SendOptions};
 
-use super::action::{Action, AttrRequest, Effect, Failure, InviteRequest, Outcome, Target};
+use super::action::{
+    Action, AttrRequest, Effect, Failure, InviteRequest, Outcome, QueryRequest, Target,
+};
 use super::tab::HISTORY_PAGE;
 
 /// Largest file `/raw` sends: the message limit minus room for the description.
@@ -193,6 +195,15 @@ impl Session {
                     let _ = client.unsubscribe_peers_online_status(&peers).await;
                 });
             }
+            Effect::Query(request) => {
+                tokio::spawn(async move {
+                    let result = query(&client, request).await;
+                    done(Outcome::Info {
+                        target: None,
+                        result,
+                    });
+                });
+            }
             Effect::UserAttr(request) => {
                 tokio::spawn(async move {
                     let result = user_attr(&client, request).await;
@@ -306,6 +317,39 @@ async fn renew(client: &Client, command: &str) -> Result<String, Failure> {
     let token = String::from_utf8_lossy(&output.stdout).trim().to_string();
     client.renew_token(&token).await.map_err(|e| failure(&e))?;
     Ok("token renewed".into())
+}
+
+async fn query(client: &Client, request: QueryRequest) -> Result<String, Failure> {
+    let f = |e: ClientError| failure(&e);
+    match request {
+        QueryRequest::Subscribed => {
+            let peers = client.query_subscribed_peers().await.map_err(f)?;
+            Ok(if peers.is_empty() {
+                "you follow nobody's presence (open a peer tab to follow it)".into()
+            } else {
+                format!("you follow the presence of: {}", peers.join(", "))
+            })
+        }
+        QueryRequest::MemberCount(channels) => {
+            let counts = client
+                .get_channel_member_count(&channels)
+                .await
+                .map_err(f)?;
+            let list: Vec<String> = channels
+                .iter()
+                .map(|c| format!("#{c}: {}", counts.get(c).copied().unwrap_or(0)))
+                .collect();
+            Ok(format!("members: {}", list.join(", ")))
+        }
+        QueryRequest::Ping => {
+            let started = std::time::Instant::now();
+            client.ping().await.map_err(f)?;
+            Ok(format!(
+                "pong from the server in {:.1} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            ))
+        }
+    }
 }
 
 async fn user_attr(client: &Client, request: AttrRequest) -> Result<String, Failure> {

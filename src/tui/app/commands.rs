@@ -4,7 +4,7 @@
 use crate::protocol::limits::{validate_channel_id, validate_user_id};
 use crate::protocol::Message;
 
-use super::super::action::{AttrRequest, Effect, InviteRequest, Target};
+use super::super::action::{AttrRequest, Effect, InviteRequest, QueryRequest, Target};
 use super::super::command::{Command, COMMANDS};
 use super::super::login::LoginStatus;
 use super::super::tab::{Body, EntryKind};
@@ -21,7 +21,10 @@ impl App {
                 }
                 let i = self.ensure_tab(&Target::Channel(channel.clone()));
                 self.activate(i);
-                self.effect(Effect::Join(channel));
+                // Already in: /join just goes to the tab.
+                if !self.tabs[i].joined {
+                    self.effect(Effect::Join(channel));
+                }
             }
             Command::Leave(channel) => {
                 let Some(channel) =
@@ -71,6 +74,19 @@ impl App {
                 }
                 self.effect(Effect::QueryPresence(peers));
             }
+            Command::Subscribed => self.effect(Effect::Query(QueryRequest::Subscribed)),
+            Command::Count(mut channels) => {
+                if channels.is_empty() {
+                    let Some(channel) = self.active_tab().channel().map(str::to_string) else {
+                        self.active_tab_mut()
+                            .error(now, "usage: /count <channel>...");
+                        return;
+                    };
+                    channels.push(channel);
+                }
+                self.effect(Effect::Query(QueryRequest::MemberCount(channels)));
+            }
+            Command::Ping => self.effect(Effect::Query(QueryRequest::Ping)),
             Command::Me(text) => self.send_text(format!("/me {text}")),
             Command::Retry => self.retry(),
             Command::Clear => {

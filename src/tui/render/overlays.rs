@@ -34,6 +34,16 @@ fn boxed<'a>(app: &App, title: &'a str) -> Block<'a> {
         .title(Span::styled(format!(" {title} "), app.theme.bold))
 }
 
+/// "key what  key what" spans, keys in the accent colour (footer, prompts, login form).
+pub fn key_hints(app: &App, items: &[(&str, &str)]) -> Vec<Span<'static>> {
+    let mut spans = Vec::new();
+    for (key, label) in items {
+        spans.push(Span::styled((*key).to_string(), app.theme.accent));
+        spans.push(Span::styled(format!(" {label}  "), app.theme.dim));
+    }
+    spans
+}
+
 pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
     match &app.overlay {
         None => {}
@@ -49,7 +59,7 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
             for (row, &i) in matches
                 .iter()
                 .enumerate()
-                .take(usize::from(rect.height) - 3)
+                .take(usize::from(rect.height).saturating_sub(3))
             {
                 let tab = &app.tabs[i];
                 let style = if row == selected {
@@ -73,14 +83,14 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
             let lines = vec![
                 Line::raw(format!("You pasted {} lines.", text.lines().count())),
                 Line::raw(""),
-                Line::from(vec![
-                    Span::styled("Enter", app.theme.accent),
-                    Span::raw(" send as one message   "),
-                    Span::styled("e", app.theme.accent),
-                    Span::raw(" edit first   "),
-                    Span::styled("Esc", app.theme.accent),
-                    Span::raw(" drop"),
-                ]),
+                Line::from(key_hints(
+                    app,
+                    &[
+                        ("Enter", "send as one message"),
+                        ("e", "edit first"),
+                        ("Esc", "drop"),
+                    ],
+                )),
             ];
             frame.render_widget(Clear, rect);
             frame.render_widget(
@@ -102,14 +112,14 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
                 lines.push(Line::raw(format!("channel: #{channel}")));
             }
             lines.push(Line::styled(format!("expires in {left}s"), app.theme.dim));
-            lines.push(Line::from(vec![
-                Span::styled("a", app.theme.accent),
-                Span::raw(" accept   "),
-                Span::styled("r", app.theme.accent),
-                Span::raw(" refuse   "),
-                Span::styled("Esc", app.theme.accent),
-                Span::raw(" later (/accept, /refuse [response])"),
-            ]));
+            lines.push(Line::from(key_hints(
+                app,
+                &[
+                    ("a", "accept"),
+                    ("r", "refuse"),
+                    ("Esc", "later (/accept, /refuse [response])"),
+                ],
+            )));
             frame.render_widget(Clear, rect);
             frame.render_widget(
                 Paragraph::new(lines)
@@ -247,12 +257,8 @@ pub fn login(frame: &mut Frame, app: &App, area: Rect) {
         (KeyAction::Complete, "next field"),
         (KeyAction::Quit, "quit"),
     ]);
-    let mut key_spans = Vec::new();
-    for (key, label) in keys {
-        key_spans.push(Span::styled(key, app.theme.accent));
-        key_spans.push(Span::styled(format!(" {label}  "), app.theme.dim));
-    }
-    let mut lines = vec![status, conn, Line::from(key_spans)];
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, l)| (k.as_str(), *l)).collect();
+    let mut lines = vec![status, conn, Line::from(key_hints(app, &keys))];
     if let Some(notice) = &app.notice {
         lines.insert(2, Line::styled(notice.clone(), app.theme.accent));
     }

@@ -182,6 +182,9 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
 
 pub fn input(frame: &mut Frame, app: &App, area: Rect) {
     const PROMPT: &str = "> ";
+    if area.height == 0 || area.width == 0 {
+        return;
+    }
     let (line, col) = app.input.cursor_position();
     let first_row = line.saturating_sub(usize::from(area.height) - 1);
     let width = usize::from(area.width).saturating_sub(PROMPT.len()).max(1);
@@ -257,10 +260,8 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
             (KeyAction::Cancel, "clear"),
         ],
     };
-    let mut spans = Vec::new();
-    for (key, label) in app.keymap.footer(items) {
-        spans.push(Span::styled(key, app.theme.accent));
-        spans.push(Span::styled(format!(" {label}  "), app.theme.dim));
-    }
+    let keys = app.keymap.footer(items);
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, l)| (k.as_str(), *l)).collect();
+    let spans = super::overlays::key_hints(app, &keys);
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

@@ -1,0 +1,85 @@
+//! `serve`: the reference server until Ctrl-C or SIGTERM, configured from flags and an
+//! optional TOML file.
+
+use std::process::ExitCode;
+
+use crate::cli::ServeArgs;
+
+/// `rtm-tui serve`: the reference server until Ctrl-C or SIGTERM.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    use rtm::server::{Config, ServerFile, StoreLocation};
+
+    let file = match &args.config {
+        Some(path) => ServerFile::load(path)?,
+        None => ServerFile::default(),
+    };
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| ([127, 0, 0, 1], rtm::protocol::DEFAULT_PORT).into());
+    let store = if args.ephemeral {
+        StoreLocation::Ephemeral
+    } else {
+        StoreLocation::Path(
+            args.data_dir
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(rtm::paths::data_dir),
+        )
+    };
+    let mut config = Config {
+        store,
+        history_limit: args.history_limit,
+        ..Config::default()
+    };
+    config.apps.open = rtm::server::open_mode(listen.ip(), args.open, file.open);
+    file.apply(&mut config);
+    for spec in &args.apps {
+        config.apps.add_spec(spec);
+    }
+    if let Some(warning) = rtm::server::open_mode_warning(listen, config.apps.open) {
+        eprintln!("{warning}");
+    }
+    let tls_files = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(rtm::server::TlsFiles { cert, key }),
+        _ => file.tls.clone(),
+    };
+    let tls = tls_files
+        .as_ref()
+        .map(rtm::server::tls_acceptor)
+        .transpose()?;
+    config.tls = tls;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let scheme = if config.tls.is_some() { "wss" } else { "ws" };
+    println!(
+        "rtm-tui server listening on {scheme}://{addr}{}",
+        rtm::protocol::WS_PATH
+    );
+    rtm::server::run(listener, config, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
