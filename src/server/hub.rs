@@ -7,7 +7,8 @@
 //! every receiver of a channel or peer pair the same order, the order of the answers.
 //! Socket writes happen later in each connection's writer task, without any hub lock.
 //! Timers (ack timeout, grace period, throttled member counts) are tasks that sleep and
-//! then call back into the hub. Presence, attributes and invitations live in `hub_extra.rs`.
+//! then call back into the hub. Presence, attributes, invitations and token timers live in
+//! `hub_presence.rs`, `hub_attributes.rs`, `hub_invitations.rs` and `hub_tokens.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,7 +86,8 @@ pub(super) struct App {
     /// Presence watchers: target user → subscribers.
     pub watchers: HashMap<String, BTreeSet<String>>,
     /// Pending invitations.
-    pub invitations: HashMap<super::hub_extra::InvitationKey, super::hub_extra::Invitation>,
+    pub invitations:
+        HashMap<super::hub_invitations::InvitationKey, super::hub_invitations::Invitation>,
 }
 
 #[derive(Debug)]
@@ -321,7 +323,7 @@ impl Hub {
             }
         }
         if !was_online {
-            super::hub_extra::presence_changed(app_state, user);
+            super::hub_presence::presence_changed(app_state, user);
         }
     }
 
@@ -362,7 +364,7 @@ impl Hub {
         }
         entry.conn = None;
         self.hold_channels(app_state, app, user, epoch);
-        super::hub_extra::presence_changed(app_state, user);
+        super::hub_presence::presence_changed(app_state, user);
     }
 
     fn grace_expired(&self, app: &str, user: &str, epoch: u64) {
@@ -385,8 +387,8 @@ impl Hub {
         if gone {
             tracing::debug!(app, user, "grace period over");
             if let Some(removed) = app_state.users.remove(user) {
-                super::hub_extra::presence_changed(app_state, user);
-                super::hub_extra::forget_user(app_state, user, &removed);
+                super::hub_presence::presence_changed(app_state, user);
+                super::hub_presence::forget_user(app_state, user, &removed);
             }
         }
     }
@@ -414,8 +416,8 @@ impl Hub {
         for channel in removed.joined.iter().chain(&removed.held) {
             self.remove_member(app_state, app, channel, user);
         }
-        super::hub_extra::presence_changed(app_state, user);
-        super::hub_extra::forget_user(app_state, user, &removed);
+        super::hub_presence::presence_changed(app_state, user);
+        super::hub_presence::forget_user(app_state, user, &removed);
     }
 
     /// `send_peer` after validation and rate limiting.
@@ -604,7 +606,7 @@ impl Hub {
                 app_state.channels.remove(channel);
                 return;
             }
-            super::hub_extra::schedule_attribute_expiry(self, app, channel);
+            super::hub_attributes::schedule_attribute_expiry(self, app, channel);
         }
         self.count_changed(app_state, app, channel);
     }

@@ -4,7 +4,9 @@
 //! `connection` (per-connection task: frames ↔ requests, batched writer, liveness) →
 //! `session::handle` (decides what each request does; unit-testable; issue-5 ops in
 //! `session_extra.rs`) → `Hub` (shared state behind a cheap handle: users, channels,
-//! pending acks in `hub.rs`; presence, attributes, invitations in `hub_extra.rs`) →
+//! pending acks in `hub.rs`; presence in `hub_presence.rs`, attributes in
+//! `hub_attributes.rs`, invitations in `hub_invitations.rs`, the token expiry watch in
+//! `hub_tokens.rs`) →
 //! `Store` (SQLite on its own thread: history, cached messages, the message id counter).
 //! `outbox` is the bounded queue between the hub and a connection's writer; `rate` the
 //! per-connection rate limiters; `auth` the token check; `limits` the connection cap
@@ -133,7 +135,10 @@ mod config;
 mod config_file;
 mod connection;
 mod hub;
-mod hub_extra;
+mod hub_attributes;
+mod hub_invitations;
+mod hub_presence;
+mod hub_tokens;
 mod limits;
 mod outbox;
 mod rate;

@@ -1,6 +1,7 @@
 //! `handle`'s arms for the issue-5 ops: presence, attributes, invitations.
 //!
-//! Validation and rate limits here, state changes in `hub_extra.rs`.
+//! Validation and rate limits here, state changes in `hub_presence.rs`,
+//! `hub_attributes.rs` and `hub_invitations.rs`.
 
 use std::time::Instant;
 
@@ -15,7 +16,8 @@ use crate::protocol::{
 };
 
 use super::hub::Hub;
-use super::hub_extra::{Answer, AttributeWrite};
+use super::hub_attributes::AttributeWrite;
+use super::hub_invitations::Answer;
 use super::session::{Identity, Session};
 
 /// Answers a hub result: 0 on `Ok`, the family's code with its description otherwise.
