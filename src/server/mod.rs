@@ -29,7 +29,7 @@
 //!   `send_channel` with a bad `message` is 4. Before login, bad parameters of any op
 //!   but `login` are 102 like every other op (an unknown op stays 1).
 //! - **Message ids** come from one counter per server (so unique per app and increasing
-//!   per conversation). Ids are reserved in SQLite in blocks of `store::ID_BLOCK` (1024)
+//!   per conversation). Ids are reserved in SQLite in blocks of `store::ID_BLOCK` (65536)
 //!   before they are handed out (the next block is asked for half a block ahead), so
 //!   after a restart, even after SIGKILL, ids continue above any id ever answered; a
 //!   restart skips the rest of the last block.

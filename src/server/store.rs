@@ -34,8 +34,11 @@ const MAX_BATCH: usize = 512;
 
 /// Message ids reserved on disk at a time. The hub hands ids out from memory and answers
 /// before their batch commits; it may only use ids below a persisted reservation, so that
-/// after a crash ids continue above every id it ever answered (never reused).
-pub const ID_BLOCK: u64 = 1024;
+/// after a crash ids continue above every id it ever answered (never reused). Large, so
+/// that the next reservation (asked for half a block ahead, queued behind whatever the
+/// store thread has to write) commits long before the hub would have to wait for it; a
+/// restart skips at most this many of the 2^53 ids.
+pub const ID_BLOCK: u64 = 1 << 16;
 
 /// Rows a conversation's history may gain past its cap before it is trimmed back. The
 /// trim scans the cap's worth of index entries (1000 by default): done per message it
