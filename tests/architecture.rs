@@ -56,7 +56,8 @@ const RULES: &[Rule] = &[
     },
     Rule {
         room: "src/qa",
-        forbidden: &["crate::tui"],
+        // Everything the QA kit does must work against any server at any URL.
+        forbidden: &["crate::tui", "crate::server"],
         exceptions: &[],
     },
 ];
@@ -76,6 +77,23 @@ fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The modules a `use` line names: `use crate::{client, server::Hub}` names
+/// `crate::client` and `crate::server`; `use super::super::server::X` is not resolved
+/// (rooms are found by their `crate::` paths, which the rules name).
+fn named_paths(line: &str) -> Vec<String> {
+    let code = line.trim_start();
+    let mut paths = vec![code.to_string()];
+    if let Some(rest) = code
+        .strip_prefix("use crate::{")
+        .or_else(|| code.strip_prefix("pub use crate::{"))
+    {
+        for part in rest.trim_end_matches(['}', ';']).split(',') {
+            paths.push(format!("crate::{}", part.trim()));
+        }
+    }
+    paths
+}
+
 fn is_code(line: &str) -> bool {
     let trimmed = line.trim_start();
     !(trimmed.starts_with("//") || trimmed.starts_with('*'))
@@ -88,6 +106,8 @@ fn imports_point_one_way() {
     for rule in RULES {
         let mut files = Vec::new();
         rust_files(&root.join(rule.room), &mut files);
+        // A rule over a room that moved would pass by checking nothing.
+        assert!(!files.is_empty(), "room {} has no Rust files", rule.room);
         for file in files {
             let relative = file
                 .strip_prefix(root)
@@ -103,10 +123,12 @@ fn imports_point_one_way() {
                     continue;
                 }
                 for needle in rule.forbidden {
-                    let hit = line.contains(&format!("{needle}::"))
-                        || line.contains(&format!("use {needle}"))
-                        || line.contains(&format!("{needle} "))
-                            && line.trim_start().starts_with("use ");
+                    let hit = named_paths(line).iter().any(|path| {
+                        path.contains(&format!("{needle}::"))
+                            || path == needle
+                            || path.contains(&format!("use {needle}"))
+                            || path.contains(&format!("{needle} ")) && path.starts_with("use ")
+                    });
                     if hit {
                         violations.push(format!(
                             "{relative}:{}: {} must not use {needle}: {}",

@@ -21,6 +21,8 @@ pub async fn chat(chat: ChatArgs) -> anyhow::Result<ExitCode> {
 
 /// `rtm-tui demo`: embedded server, simulated users, and the client logged in as you.
 pub async fn demo(args: DemoArgs, chat: ChatArgs) -> anyhow::Result<ExitCode> {
-    rtm::tui::demo::run(args.user, chat.config).await?;
+    // `rtm-tui --user bob demo` means the same as `rtm-tui demo --user bob`.
+    let user = chat.user.unwrap_or(args.user);
+    rtm::tui::demo::run(user, chat.config).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -103,11 +103,13 @@ impl RawConn {
             url: url.to_string(),
             detail,
         };
-        let (socket, _) =
-            tokio::time::timeout(REPLY_TIMEOUT, tokio_tungstenite::connect_async(url))
-                .await
-                .map_err(|_| connect_error("timed out".into()))?
-                .map_err(|e| connect_error(e.to_string()))?;
+        let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(crate::protocol::WS_READ_BUFFER_BYTES);
+        let connect = tokio_tungstenite::connect_async_with_config(url, Some(ws_config), false);
+        let (socket, _) = tokio::time::timeout(REPLY_TIMEOUT, connect)
+            .await
+            .map_err(|_| connect_error("timed out".into()))?
+            .map_err(|e| connect_error(e.to_string()))?;
         let (mut sink, mut stream) = socket.split();
         let label = label.into();
         let (outgoing, mut to_send) = mpsc::unbounded_channel::<WsMessage>();

@@ -37,13 +37,6 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Close code when the server shuts down.
 const CLOSE_GOING_AWAY: u16 = 1001;
-/// Read buffer of a connection's WebSocket. tungstenite's default (128 KiB) is zeroed
-/// before every socket read and becomes resident per connection: on a loaded 2-core box
-/// that memset was the largest single cost of a peer round trip, and 3,000 idle
-/// connections held over 400 MiB. Frames larger than this still arrive whole: the
-/// buffer grows to the announced frame length.
-const READ_BUFFER_BYTES: usize = 8 * 1024;
-
 /// What a connection runs on: plain TCP, or TLS over TCP.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
@@ -66,7 +59,7 @@ pub async fn serve<S: Transport>(
     let peer = admitted.peer;
     let config = hub.config();
     let ws_config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
+        .read_buffer_size(crate::protocol::WS_READ_BUFFER_BYTES)
         .max_message_size(Some(config.max_frame_bytes))
         .max_frame_size(Some(config.max_frame_bytes));
     // The callback's error type is fixed by tungstenite.

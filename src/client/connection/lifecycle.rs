@@ -19,8 +19,10 @@ impl ConnectionHandler {
         }
         let url = self.config.server_url.clone();
         let tls = super::super::tls::connector(&self.config.extra_root_certificates);
+        let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(crate::protocol::WS_READ_BUFFER_BYTES);
         self.connecting = Some(Box::pin(async move {
-            tokio_tungstenite::connect_async_tls_with_config(url, None, true, tls?)
+            tokio_tungstenite::connect_async_tls_with_config(url, Some(ws_config), true, tls?)
                 .await
                 .map(|(socket, _response)| Box::new(socket))
                 .map_err(|e| e.to_string())
