@@ -129,8 +129,10 @@ async fn cached_messages_arrive_right_after_login_oldest_first() {
         assert_eq!(event["offline"], true);
         assert_eq!(event["from"], "alice");
         assert_eq!(event["message_id"], ids[n - 1]);
+        bob.ack(ids[n - 1]).await;
     }
-    // Delivered once: a new login does not get them again.
+    // Delivered and acked: a new login does not get them again.
+    bob.sync().await;
     bob.close().await;
     let mut bob = RawClient::login(&server.url(), APP, "bob").await;
     bob.assert_no_event("message_from_peer").await;

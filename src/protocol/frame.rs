@@ -2,12 +2,13 @@
 //!
 //! Decoding is staged so that the server can answer each kind of bad input as protocol.md
 //! asks: unparsable or id-less input becomes an `error` event, an unknown op a reply with
-//! code 1, bad parameters a reply with the family's invalid-argument code.
+//! code 1, bad parameters a reply with the family's invalid-argument code (or the code of
+//! the field that failed, where the family has one per field).
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::codes::{login, Family};
+use super::codes::{channel_msg, login, peer, Family};
 use super::event::Event;
 use super::limits::MAX_OBJECT_BYTES;
 use super::reply::Reply;
@@ -31,6 +32,8 @@ pub enum DecodeError {
         id: u32,
         op: String,
         family: Family,
+        /// The family's code for the field that failed (see [`invalid_params_code`]).
+        code: u32,
         detail: String,
     },
 }
@@ -42,11 +45,9 @@ impl DecodeError {
             DecodeError::UnknownOp { id, .. } => {
                 Some(Reply::code(*id, login::UNKNOWN, self.to_string()))
             }
-            DecodeError::InvalidParams { id, family, .. } => Some(Reply::code(
-                *id,
-                family.invalid_argument(),
-                self.to_string(),
-            )),
+            DecodeError::InvalidParams { id, code, .. } => {
+                Some(Reply::code(*id, *code, self.to_string()))
+            }
             DecodeError::Malformed(_) | DecodeError::TooLarge(_) => None,
         }
     }
@@ -60,6 +61,19 @@ impl DecodeError {
             }),
             _ => None,
         }
+    }
+}
+
+/// The code for a request whose parameters do not decode: the family's invalid-argument
+/// code, or where the family has one per field, the code of the field that failed (a
+/// `send_peer` with a bad `to` is PEER 6, with a bad `message` 7; a `send_channel` with a
+/// good `channel` failed on its `message`: CHANNEL_MSG 4).
+fn invalid_params_code(op: &str, family: Family, map: &serde_json::Map<String, Value>) -> u32 {
+    let is_text = |field: &str| map.get(field).is_some_and(Value::is_string);
+    match op {
+        "send_peer" if !is_text("to") => peer::INVALID_USER_ID,
+        "send_channel" if is_text("channel") => channel_msg::INVALID_MESSAGE,
+        _ => family.invalid_argument(),
     }
 }
 
@@ -118,6 +132,8 @@ pub fn decode_request(object: &str) -> Result<Request, DecodeError> {
             None => Err(DecodeError::Malformed(format!("unknown op {op_name:?}"))),
         };
     };
+    // Worked out before `value` is consumed; cheap (a few field lookups).
+    let code = invalid_params_code(op_name, family, map);
     match serde_json::from_value::<Op>(value) {
         Ok(op) => Ok(Request { id, op }),
         Err(e) => match id {
@@ -125,6 +141,7 @@ pub fn decode_request(object: &str) -> Result<Request, DecodeError> {
                 id,
                 op: op_name.to_string(),
                 family,
+                code,
                 detail: e.to_string(),
             }),
             None => Err(DecodeError::Malformed(format!("invalid {op_name}: {e}"))),

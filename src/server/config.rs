@@ -93,6 +93,10 @@ pub struct RateLimits {
     pub attribute_writes: RateLimit,
     /// Presence queries and (un)subscriptions: 10 per 5 s.
     pub presence: RateLimit,
+    /// `invite`: 10 per 5 s (protocol.md has none; INVITE answers 4 when over).
+    pub invitations: RateLimit,
+    /// `renew_token`: 2 per 5 s (RENEW's "too often", 4).
+    pub renew_token: RateLimit,
 }
 
 impl Default for RateLimits {
@@ -104,6 +108,8 @@ impl Default for RateLimits {
             join_same_channel: RateLimit::new(2, Duration::from_secs(5)),
             attribute_writes: RateLimit::new(10, Duration::from_secs(5)),
             presence: RateLimit::new(10, Duration::from_secs(5)),
+            invitations: RateLimit::new(10, Duration::from_secs(5)),
+            renew_token: RateLimit::new(2, Duration::from_secs(5)),
         }
     }
 }
@@ -119,6 +125,8 @@ impl RateLimits {
             join_same_channel: huge,
             attribute_writes: huge,
             presence: huge,
+            invitations: huge,
+            renew_token: huge,
         }
     }
 }
@@ -154,6 +162,8 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// Invitations not answered within this time fail with reason 3.
     pub invitation_timeout: Duration,
+    /// Invitations one caller may have pending at once; more are answered 4.
+    pub max_pending_invitations: usize,
     /// Channel attributes of a channel without members for this long are dropped.
     pub channel_attributes_ttl: Duration,
     /// How long before a token expires the server sends `token_privilege_will_expire`.
@@ -192,6 +202,7 @@ impl Default for Config {
             outbox_max_items: 8192,
             max_frame_bytes: 1024 * 1024,
             invitation_timeout: Duration::from_secs(60),
+            max_pending_invitations: 32,
             channel_attributes_ttl: Duration::from_secs(5 * 60),
             token_warning: Duration::from_secs(30),
             member_count_interval: Duration::from_secs(1),

@@ -227,7 +227,9 @@ impl Reader<'_> {
                     return false;
                 }
                 Err(error) => {
-                    if let Some(reply) = error.reply() {
+                    if let Some(reply) = not_logged_in(&error, session) {
+                        session.conn.send_reply(&reply);
+                    } else if let Some(reply) = error.reply() {
                         session.conn.send_reply(&reply);
                     } else if !count_error(session, hub, error.to_string()) {
                         return false;
@@ -236,6 +238,23 @@ impl Reader<'_> {
             }
         }
         true
+    }
+}
+
+/// Before login, every op but `login` is 102 (protocol.md), malformed parameters too:
+/// the client learns what it must do first, not what else is wrong.
+fn not_logged_in(error: &DecodeError, session: &Session) -> Option<Reply> {
+    match error {
+        DecodeError::InvalidParams { id, op, family, .. }
+            if session.identity.is_none() && op != "login" =>
+        {
+            Some(Reply::code(
+                *id,
+                codes::NOT_LOGGED_IN,
+                family.describe(codes::NOT_LOGGED_IN),
+            ))
+        }
+        _ => None,
     }
 }
 

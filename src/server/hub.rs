@@ -7,7 +7,8 @@
 //! every receiver of a channel or peer pair the same order, the order of the answers.
 //! Socket writes happen later in each connection's writer task, without any hub lock.
 //! Timers (ack timeout, grace period, throttled member counts) are tasks that sleep and
-//! then call back into the hub. Presence, attributes and invitations live in `hub_extra.rs`.
+//! then call back into the hub. Presence, attributes, invitations and token timers live in
+//! `hub_presence.rs`, `hub_attributes.rs`, `hub_invitations.rs` and `hub_tokens.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +45,9 @@ pub(super) struct User {
     pub subscriptions: BTreeSet<String>,
     /// When the login token ends (unix seconds) and which timer watches it.
     pub token: Option<(u64, u64)>,
+    /// The running token timers (warning, expiry): aborted when a renewal replaces them
+    /// or the user goes, so that renewals do not pile up sleeping tasks.
+    pub token_timers: Vec<tokio::task::AbortHandle>,
 }
 
 /// One channel.
@@ -82,7 +86,8 @@ pub(super) struct App {
     /// Presence watchers: target user → subscribers.
     pub watchers: HashMap<String, BTreeSet<String>>,
     /// Pending invitations.
-    pub invitations: HashMap<super::hub_extra::InvitationKey, super::hub_extra::Invitation>,
+    pub invitations:
+        HashMap<super::hub_invitations::InvitationKey, super::hub_invitations::Invitation>,
 }
 
 #[derive(Debug)]
@@ -99,14 +104,47 @@ pub(super) struct State {
     pub apps: HashMap<String, App>,
     pending_acks: HashMap<u64, PendingAck>,
     next_message_id: u64,
+    /// Ids below this are reserved on disk: the only ones that may be handed out.
+    ids_reserved: u64,
+    /// The next reservation, asked for ahead of need: (its bound, committed signal).
+    ids_reserving: Option<(u64, std::sync::mpsc::Receiver<()>)>,
     next_epoch: u64,
 }
 
 impl State {
-    fn allocate_message(&mut self) -> (u64, u64) {
+    fn allocate_message(&mut self, store: &Store) -> (u64, u64) {
         let id = self.next_message_id;
         self.next_message_id += 1;
+        self.keep_ids_reserved(store);
         (id, now_ms())
+    }
+
+    /// Keeps `next_message_id` within the persisted reservation: asks for the next block
+    /// half a block ahead, and in the rare case that it is not committed by the time it is
+    /// needed, waits for it (an fsync, under the lock: ids must never outrun the disk).
+    fn keep_ids_reserved(&mut self, store: &Store) {
+        if let Some((up_to, committed)) = &self.ids_reserving {
+            let needed = self.next_message_id >= self.ids_reserved;
+            let done = if needed {
+                committed.recv().is_ok()
+            } else {
+                committed.try_recv().is_ok()
+            };
+            if done {
+                self.ids_reserved = *up_to;
+                self.ids_reserving = None;
+            } else if needed {
+                tracing::error!("message id reservation failed; ids may repeat after a crash");
+                self.ids_reserved = *up_to;
+                self.ids_reserving = None;
+            }
+        }
+        if self.ids_reserving.is_none()
+            && self.next_message_id + super::store::ID_BLOCK / 2 >= self.ids_reserved
+        {
+            let up_to = self.ids_reserved.max(self.next_message_id) + super::store::ID_BLOCK;
+            self.ids_reserving = Some((up_to, store.reserve_ids(up_to)));
+        }
     }
 
     pub(super) fn next_epoch(&mut self) -> u64 {
@@ -121,6 +159,8 @@ struct HubInner {
     store: Store,
     state: Mutex<State>,
     next_conn_id: AtomicU64,
+    /// Set at shutdown: every timer task ends at once (and drops its hub handle).
+    timers_stopped: tokio::sync::watch::Sender<bool>,
 }
 
 /// Cheap handle to the shared state.
@@ -160,6 +200,7 @@ impl Hub {
     pub fn new(config: Arc<Config>, store: Store, loaded: Loaded) -> Self {
         let mut state = State {
             next_message_id: loaded.next_message_id.max(1),
+            ids_reserved: loaded.reserved_up_to,
             ..State::default()
         };
         for cached in loaded.offline {
@@ -178,6 +219,7 @@ impl Hub {
                 store,
                 state: Mutex::new(state),
                 next_conn_id: AtomicU64::new(1),
+                timers_stopped: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -207,15 +249,29 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs `then` on the hub after `delay`, on its own task.
-    pub(super) fn after(&self, delay: Duration, then: impl FnOnce(&Hub) + Send + 'static) {
+    /// Runs `then` on the hub after `delay`, on its own task; the handle cancels it.
+    pub(super) fn after(
+        &self,
+        delay: Duration,
+        then: impl FnOnce(&Hub) + Send + 'static,
+    ) -> tokio::task::AbortHandle {
         let hub = self.clone();
+        let mut stopped = self.inner.timers_stopped.subscribe();
         // The deadline counts from now, not from when the task first runs.
         let deadline = tokio::time::Instant::now() + delay;
         tokio::spawn(async move {
-            tokio::time::sleep_until(deadline).await;
-            then(&hub);
-        });
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => then(&hub),
+                _ = stopped.wait_for(|stopped| *stopped) => {}
+            }
+        })
+        .abort_handle()
+    }
+
+    /// Ends every timer task now (shutdown): none may outlive the server or keep its
+    /// store alive. Timers started afterwards end at once too.
+    pub fn stop_timers(&self) {
+        self.inner.timers_stopped.send_replace(true);
     }
 
     /// Binds `user` to `conn`: kicks an older connection of the same user, answers the
@@ -238,26 +294,36 @@ impl Hub {
         let entry = app_state.users.get_mut(user).expect("inserted above");
         entry.conn = Some(conn.clone());
         conn.send_reply(reply);
-        if let Some(backlog) = app_state.offline.remove(user) {
+        // The backlog stays cached until the receiver acks each message (a connection
+        // that drops first gets the rest again at its next login); only expired ones go now.
+        if let Some(backlog) = app_state.offline.get_mut(user) {
             let cutoff = now_ms().saturating_sub(self.config().offline_ttl.as_millis() as u64);
-            let mut last = 0;
-            for message in backlog {
-                last = message.message_id;
-                if message.server_ts < cutoff {
-                    continue;
+            let mut expired = Vec::new();
+            backlog.retain(|message| {
+                let keep = message.server_ts >= cutoff;
+                if !keep {
+                    expired.push(message.message_id);
                 }
+                keep
+            });
+            for message in backlog.iter() {
                 conn.push_line_unbounded(ConnHandle::encode_shared(&Event::MessageFromPeer {
-                    from: message.from,
-                    message: message.message,
+                    from: message.from.clone(),
+                    message: message.message.clone(),
                     message_id: message.message_id,
                     server_ts: message.server_ts,
                     offline: true,
                 }));
             }
-            self.store().drop_offline(app, user, last);
+            if backlog.is_empty() {
+                app_state.offline.remove(user);
+            }
+            if !expired.is_empty() {
+                self.store().drop_offline(app, user, expired);
+            }
         }
         if !was_online {
-            super::hub_extra::presence_changed(app_state, user);
+            super::hub_presence::presence_changed(app_state, user);
         }
     }
 
@@ -298,7 +364,7 @@ impl Hub {
         }
         entry.conn = None;
         self.hold_channels(app_state, app, user, epoch);
-        super::hub_extra::presence_changed(app_state, user);
+        super::hub_presence::presence_changed(app_state, user);
     }
 
     fn grace_expired(&self, app: &str, user: &str, epoch: u64) {
@@ -321,8 +387,8 @@ impl Hub {
         if gone {
             tracing::debug!(app, user, "grace period over");
             if let Some(removed) = app_state.users.remove(user) {
-                super::hub_extra::presence_changed(app_state, user);
-                super::hub_extra::forget_user(app_state, user, &removed);
+                super::hub_presence::presence_changed(app_state, user);
+                super::hub_presence::forget_user(app_state, user, &removed);
             }
         }
     }
@@ -350,8 +416,8 @@ impl Hub {
         for channel in removed.joined.iter().chain(&removed.held) {
             self.remove_member(app_state, app, channel, user);
         }
-        super::hub_extra::presence_changed(app_state, user);
-        super::hub_extra::forget_user(app_state, user, &removed);
+        super::hub_presence::presence_changed(app_state, user);
+        super::hub_presence::forget_user(app_state, user, &removed);
     }
 
     /// `send_peer` after validation and rate limiting.
@@ -373,7 +439,7 @@ impl Hub {
         if receiver.is_none() && !offline {
             return PeerSend::Unreachable;
         }
-        let (message_id, server_ts) = state.allocate_message();
+        let (message_id, server_ts) = state.allocate_message(self.store());
         let stored = HistoryMessage {
             message_id,
             from: from.to_string(),
@@ -441,7 +507,23 @@ impl Hub {
             pending
                 .sender
                 .send_reply(&Reply::ok(pending.request_id, &pending.result));
+            return;
         }
+        // Otherwise it may be a cached message delivered at login: now it can go.
+        let Some(app_state) = state.apps.get_mut(app) else {
+            return;
+        };
+        let Some(backlog) = app_state.offline.get_mut(user) else {
+            return;
+        };
+        let Some(position) = backlog.iter().position(|m| m.message_id == message_id) else {
+            return;
+        };
+        backlog.remove(position);
+        if backlog.is_empty() {
+            app_state.offline.remove(user);
+        }
+        self.store().drop_offline(app, user, vec![message_id]);
     }
 
     fn ack_expired(&self, message_id: u64) {
@@ -524,7 +606,7 @@ impl Hub {
                 app_state.channels.remove(channel);
                 return;
             }
-            super::hub_extra::schedule_attribute_expiry(self, app, channel);
+            super::hub_attributes::schedule_attribute_expiry(self, app, channel);
         }
         self.count_changed(app_state, app, channel);
     }
@@ -587,7 +669,7 @@ impl Hub {
         if !joined {
             return Err(channel_msg::NOT_IN_CHANNEL);
         }
-        let (message_id, server_ts) = state.allocate_message();
+        let (message_id, server_ts) = state.allocate_message(self.store());
         let app_state = state.apps.get(app).expect("checked above");
         let state_channel = app_state.channels.get(channel).expect("member of it");
         let line = ConnHandle::encode_shared(&Event::MessageFromChannel {
@@ -679,4 +761,32 @@ fn send_count(state_channel: &mut Channel, channel: &str, now: Instant) {
         count: state_channel.members.len() as u64,
     });
     state_channel.broadcast(&line, None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn timers_end_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::ephemeral();
+        let (store, loaded) = Store::open(dir.path(), config.offline_ttl).unwrap();
+        let hub = Hub::new(Arc::new(config), store, loaded);
+        let held = Arc::new(());
+        let in_timer = Arc::clone(&held);
+        let timer = hub.after(Duration::from_secs(3600), move |_| drop(in_timer));
+        hub.stop_timers();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !timer.is_finished() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the timer ended at shutdown");
+        // Its closure (and hub handle) are gone: nothing keeps the store alive.
+        assert_eq!(Arc::strong_count(&held), 1);
+        assert_eq!(Arc::strong_count(&hub.inner), 1);
+        hub.store().stop().await;
+    }
 }

@@ -4,7 +4,9 @@
 //! `connection` (per-connection task: frames ↔ requests, batched writer, liveness) →
 //! `session::handle` (decides what each request does; unit-testable; issue-5 ops in
 //! `session_extra.rs`) → `Hub` (shared state behind a cheap handle: users, channels,
-//! pending acks in `hub.rs`; presence, attributes, invitations in `hub_extra.rs`) →
+//! pending acks in `hub.rs`; presence in `hub_presence.rs`, attributes in
+//! `hub_attributes.rs`, invitations in `hub_invitations.rs`, the token expiry watch in
+//! `hub_tokens.rs`) →
 //! `Store` (SQLite on its own thread: history, cached messages, the message id counter).
 //! `outbox` is the bounded queue between the hub and a connection's writer; `rate` the
 //! per-connection rate limiters; `auth` the token check; `limits` the connection cap
@@ -21,18 +23,27 @@
 //!   `send_peer`, whose reply waits for the receiver's ack.
 //! - **Errors**: only unparsable or id-less objects (and binary frames) count toward the
 //!   100 errors that close a connection with 1008; unknown ops and bad parameters are
-//!   answered (code 1, or the family's invalid-argument code) and do not count.
+//!   answered (code 1, or the family's invalid-argument code) and do not count. Bad
+//!   parameters answer the code of the field that failed where the family has one:
+//!   `send_peer` with a missing or non-string `to` is 6, with a bad `message` 7;
+//!   `send_channel` with a bad `message` is 4. Before login, bad parameters of any op
+//!   but `login` are 102 like every other op (an unknown op stays 1).
 //! - **Message ids** come from one counter per server (so unique per app and increasing
-//!   per conversation); it is persisted in SQLite and continues after a restart.
+//!   per conversation). Ids are reserved in SQLite in blocks of `store::ID_BLOCK` (65536)
+//!   before they are handed out (the next block is asked for half a block ahead), so
+//!   after a restart, even after SIGKILL, ids continue above any id ever answered; a
+//!   restart skips the rest of the last block.
 //! - **Peer messages**: the receiver's `ack` must come from the receiving user; an `ack`
 //!   sent with an `id` is also answered (code 0). A message to an online receiver is in
 //!   the pair's history as soon as it is sent, even if the ack then times out (2); an
 //!   unreachable send (3) is not stored. Sending to yourself is allowed.
 //! - **Cached messages** are answered 4 only once committed to SQLite (`synchronous=FULL`).
-//!   They are delivered at login right after the reply and then forgotten (at most once,
-//!   like Agora); the 200-per-receiver cap drops the oldest; messages older than 7 days
-//!   are dropped at start-up and at delivery. The login backlog is exempt from the outbox
-//!   bound (it is bounded by its own cap).
+//!   They are delivered at login right after the reply and forgotten only when the
+//!   receiver acks each one (at least once: a connection that drops before acking gets
+//!   the rest again at its next login); the 200-per-receiver cap drops the oldest;
+//!   messages older than 7 days are dropped at start-up and at delivery. The login
+//!   backlog is exempt from the outbox bound (it is bounded by its own cap) and does not
+//!   count toward it, so the replies and events behind it are not cut off.
 //! - **Login**: an invalid app id, or an unknown one when the registry is closed, is 4;
 //!   an invalid user id is 3; a second `login` on a logged-in connection is 8. After a
 //!   `logout` the connection may log in again. The kicked connection of a remote login
@@ -43,7 +54,10 @@
 //!   the expiry, or right after login/renewal when less is left. An expired token kicks
 //!   with `kicked` token_expired and close 1000 "token_expired", and the user is gone at
 //!   once (channels left, presence offline; no grace). Apps without a certificate ignore
-//!   tokens; `renew_token` there answers 0 with no expiry.
+//!   tokens; `renew_token` there answers 0 with no expiry. `renew_token` is rate limited
+//!   (`RateLimits::renew_token`, 2 per 5 s, RENEW 4 "too often"; only renewals that
+//!   succeed count: a refused token changes nothing), and a renewal cancels the timers
+//!   of the token it replaces.
 //! - **Grace**: during it the user's channel memberships stay (counts and `get_members`
 //!   include the user) but no channel events reach it until it rejoins; a rejoin within
 //!   the grace answers 0 with the current count and sends nothing to others. The 20-channel
@@ -91,12 +105,21 @@
 //!   callee's connection. Only the caller cancels and only the callee answers (anyone
 //!   else gets 5, as does an answered, canceled or expired invitation). Answering while
 //!   the caller is offline is 1 and ends the invitation. On expiry both sides, if online,
-//!   get `invitation_failure` with reason 3.
+//!   get `invitation_failure` with reason 3. So that invitations cannot flood a callee's
+//!   outbox, `invite` is rate limited (`RateLimits::invitations`, 10 per 5 s) and a caller
+//!   may have at most `max_pending_invitations` (32) pending; INVITE has no "too often",
+//!   so both answer 4 (invalid argument), the rate limit with the reason "invitations
+//!   too often".
 //! - **Store queue**: writes go to the store thread over an unbounded queue (the hub must
 //!   not wait under its lock); the per-connection send rate limits bound what clients can
 //!   add, and the thread commits everything queued in one transaction per batch.
 //! - **Shutdown**: stop accepting, close every connection with 1001 "server shutting
-//!   down" after its queued frames, commit the store.
+//!   down" after its queued frames, end every timer task (pending ack timeouts, grace
+//!   periods, token and invitation expiries fire no more), commit the store.
+//! - **Data directory**: one server at a time. `Store::open` takes an exclusive OS lock
+//!   on `rtm.lock` there (released when the store thread ends, or the process dies); a
+//!   second server on the same directory refuses to start, naming the directory and
+//!   suggesting `--data-dir` or `--ephemeral`.
 //! - **Admission** (`limits`): past `max_connections` a new TCP connection is closed
 //!   right after `accept`, before any handshake work. The TLS and WebSocket handshakes
 //!   must finish within `login_timeout` (10 s), and a connection must log in within it
@@ -112,7 +135,10 @@ mod config;
 mod config_file;
 mod connection;
 mod hub;
-mod hub_extra;
+mod hub_attributes;
+mod hub_invitations;
+mod hub_presence;
+mod hub_tokens;
 mod limits;
 mod outbox;
 mod rate;
@@ -138,7 +164,7 @@ pub use config_file::{
 pub use hub::Hub;
 pub use outbox::ConnHandle;
 pub use session::{handle, Identity, Session};
-pub use store::{StoreError, DB_FILE};
+pub use store::{StoreError, DB_FILE, LOCK_FILE};
 pub use tls::{tls_acceptor, tls_acceptor_from_der, ServerTls, TlsError};
 
 /// How long shutdown waits for connections to send their close frames.
@@ -265,6 +291,8 @@ async fn serve(
     if drained.is_err() {
         connections.abort_all();
     }
+    // Timer tasks (acks, grace, tokens, invitations) must not outlive the server.
+    hub.stop_timers();
     hub.store().stop().await;
     drop(prepared);
     tracing::info!("stopped");

@@ -26,8 +26,14 @@ pub enum Closing {
 
 #[derive(Debug, Default)]
 struct Queue {
-    lines: VecDeque<Arc<str>>,
+    /// Queued objects; `true` marks one exempt from the bound (the login backlog).
+    lines: VecDeque<(Arc<str>, bool)>,
+    /// Bytes of the bounded objects queued.
     bytes: usize,
+    /// Bytes and count of the exempt objects queued: kept apart so that a large backlog
+    /// does not make the next reply or event trip the bound.
+    exempt_bytes: usize,
+    exempt_items: usize,
     close: Option<(u16, String)>,
 }
 
@@ -99,14 +105,18 @@ impl ConnHandle {
         }
         let overflow = {
             let mut queue = self.queue();
-            if bounded
-                && (queue.bytes + line.len() > self.0.max_bytes
-                    || queue.lines.len() >= self.0.max_items)
+            if !bounded {
+                queue.exempt_bytes += line.len();
+                queue.exempt_items += 1;
+                queue.lines.push_back((line, true));
+                false
+            } else if queue.bytes + line.len() > self.0.max_bytes
+                || queue.lines.len() - queue.exempt_items >= self.0.max_items
             {
                 true
             } else {
                 queue.bytes += line.len();
-                queue.lines.push_back(line);
+                queue.lines.push_back((line, false));
                 false
             }
         };
@@ -180,12 +190,17 @@ impl ConnHandle {
     pub fn drain(&self, max_batch_bytes: usize) -> Drained {
         let mut queue = self.queue();
         let mut batch = String::new();
-        while let Some(line) = queue.lines.front() {
+        while let Some((line, _)) = queue.lines.front() {
             if !batch.is_empty() && batch.len() + line.len() + 1 > max_batch_bytes {
                 break;
             }
-            let line = queue.lines.pop_front().expect("front exists");
-            queue.bytes -= line.len();
+            let (line, exempt) = queue.lines.pop_front().expect("front exists");
+            if exempt {
+                queue.exempt_bytes -= line.len();
+                queue.exempt_items -= 1;
+            } else {
+                queue.bytes -= line.len();
+            }
             if !batch.is_empty() {
                 batch.push('\n');
             }
@@ -203,7 +218,13 @@ impl ConnHandle {
     pub fn take_lines(&self) -> Vec<String> {
         let mut queue = self.queue();
         queue.bytes = 0;
-        queue.lines.drain(..).map(|line| line.to_string()).collect()
+        queue.exempt_bytes = 0;
+        queue.exempt_items = 0;
+        queue
+            .lines
+            .drain(..)
+            .map(|(line, _)| line.to_string())
+            .collect()
     }
 }
 
@@ -240,5 +261,20 @@ mod tests {
         let drained = conn.drain(1);
         assert_eq!(drained.batch, "{}");
         assert_eq!(drained.close, Some((1000, "bye".into())));
+    }
+
+    #[test]
+    fn exempt_backlog_does_not_count_toward_the_bound() {
+        let conn = ConnHandle::new(3, 20, 2);
+        for _ in 0..10 {
+            conn.push_line_unbounded("{\"backlog\":1234567}".into());
+        }
+        conn.push_line("{\"a\":1}".into());
+        conn.push_line("{\"b\":2}".into());
+        assert_eq!(conn.closing_state(), Closing::Open);
+        assert_eq!(conn.drain(1 << 20).batch.lines().count(), 12);
+        conn.push_line("{\"c\":3}".into());
+        conn.push_line("{\"d\":4}".into());
+        assert_eq!(conn.closing_state(), Closing::Open);
     }
 }

@@ -22,6 +22,16 @@ impl RateLimiter {
 
     /// Counts one event at `now`; false (and not counted) when the window is full.
     pub fn allow(&mut self, now: Instant) -> bool {
+        if self.is_full(now) {
+            return false;
+        }
+        self.recent.push_back(now);
+        true
+    }
+
+    /// True when an event at `now` would be refused; counts nothing (for limits that
+    /// count only requests that succeed).
+    pub fn is_full(&mut self, now: Instant) -> bool {
         while let Some(first) = self.recent.front() {
             if now.duration_since(*first) >= self.limit.window {
                 self.recent.pop_front();
@@ -29,11 +39,7 @@ impl RateLimiter {
                 break;
             }
         }
-        if self.recent.len() >= self.limit.max as usize {
-            return false;
-        }
-        self.recent.push_back(now);
-        true
+        self.recent.len() >= self.limit.max as usize
     }
 }
 
@@ -47,6 +53,8 @@ pub struct SessionLimits {
     join_per_channel: HashMap<String, RateLimiter>,
     pub attribute_writes: RateLimiter,
     pub presence: RateLimiter,
+    pub invitations: RateLimiter,
+    pub renew_token: RateLimiter,
 }
 
 impl SessionLimits {
@@ -59,6 +67,8 @@ impl SessionLimits {
             join_per_channel: HashMap::new(),
             attribute_writes: RateLimiter::new(config.attribute_writes),
             presence: RateLimiter::new(config.presence),
+            invitations: RateLimiter::new(config.invitations),
+            renew_token: RateLimiter::new(config.renew_token),
         }
     }
 

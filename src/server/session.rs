@@ -98,7 +98,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             session.identity = None;
             session.reply(&Reply::ok_empty(id));
         }
-        Op::RenewToken { token } => renew(id, &me, &token, session, hub),
+        Op::RenewToken { token } => renew(id, &me, &token, session, hub, now),
         Op::Ping => session.reply(&Reply::ok(
             id,
             &PingResult {
@@ -249,19 +249,27 @@ fn login(id: u32, app_id: &str, user: &str, token: Option<&str>, session: &mut S
     tracing::info!(app = app_id, user, conn = session.conn.id(), "login");
 }
 
-fn renew(id: u32, me: &Identity, token: &str, session: &Session, hub: &Hub) {
+fn renew(id: u32, me: &Identity, token: &str, session: &mut Session, hub: &Hub, now: Instant) {
     use crate::protocol::RenewResult;
     use codes::renew;
+    // Only renewals that succeed count: a refused token changes nothing, the limit included.
+    if session.limits.renew_token.is_full(now) {
+        return session.reply_code(id, Family::Renew, renew::TOO_OFTEN);
+    }
     match hub.config().apps.lookup(&me.app) {
-        AppLookup::NoCertificate | AppLookup::Unknown => session.reply(&Reply::ok(
-            id,
-            &RenewResult {
-                token_expires_at: None,
-            },
-        )),
+        AppLookup::NoCertificate | AppLookup::Unknown => {
+            session.limits.renew_token.allow(now);
+            session.reply(&Reply::ok(
+                id,
+                &RenewResult {
+                    token_expires_at: None,
+                },
+            ));
+        }
         AppLookup::Certificate(cert) => {
             match verify_token(Some(token), &me.app, cert, &me.user, now_ms() / 1000) {
                 Ok(token_expires_at) => {
+                    session.limits.renew_token.allow(now);
                     session.reply(&Reply::ok(id, &RenewResult { token_expires_at }));
                     hub.watch_token(&me.app, &me.user, &session.conn, token_expires_at);
                 }

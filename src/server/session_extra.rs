@@ -1,6 +1,7 @@
 //! `handle`'s arms for the issue-5 ops: presence, attributes, invitations.
 //!
-//! Validation and rate limits here, state changes in `hub_extra.rs`.
+//! Validation and rate limits here, state changes in `hub_presence.rs`,
+//! `hub_attributes.rs` and `hub_invitations.rs`.
 
 use std::time::Instant;
 
@@ -15,7 +16,8 @@ use crate::protocol::{
 };
 
 use super::hub::Hub;
-use super::hub_extra::{Answer, AttributeWrite};
+use super::hub_attributes::AttributeWrite;
+use super::hub_invitations::Answer;
 use super::session::{Identity, Session};
 
 /// Answers a hub result: 0 on `Ok`, the family's code with its description otherwise.
@@ -143,6 +145,15 @@ pub(super) fn handle_extra(
             }
             if let Some(Err(e)) = channel.as_deref().map(validate_channel_id) {
                 return refuse(session, id, invite::INVALID_ARGUMENT, e.to_string());
+            }
+            // INVITE has no "too often": 4 (invalid argument) with a reason that says so.
+            if !session.limits.invitations.allow(now) {
+                return refuse(
+                    session,
+                    id,
+                    invite::INVALID_ARGUMENT,
+                    "invitations too often",
+                );
             }
             let event = Event::InvitationReceived {
                 invitation_id: invitation_id.clone(),

@@ -3,14 +3,14 @@
 //! The async side never touches SQLite: it sends a [`Command`] over a channel and, where it
 //! needs an answer, awaits a oneshot. The thread applies queued commands in one transaction
 //! per batch, so writes keep the order in which the hub issued them (group commit).
-//! Durability per batch: a batch that caches or drops an offline message commits with
-//! `synchronous=FULL` (fsync before anyone is told); a batch of history only commits with
+//! Durability per batch: a batch that caches or drops an offline message, or reserves
+//! message ids, commits with `synchronous=FULL` (fsync before anyone is told); a batch of history only commits with
 //! `NORMAL` (in WAL: no fsync per commit; a power cut may lose the last history batches,
 //! never a cached message). A conversation's history is trimmed to its newest N every
 //! [`HISTORY_TRIM_EVERY`] messages and before it is read, not per message (a trim scans
 //! N index entries). Tables: `history`
 //! (last N messages per conversation), `offline` (cached peer messages) and `meta` (the
-//! message id counter). New tables go into [`SCHEMA`].
+//! message id counter: the reservation, see [`ID_BLOCK`]). New tables go into [`SCHEMA`].
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,8 +25,20 @@ use crate::protocol::{HistoryMessage, Message};
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "rtm.sqlite3";
 
+/// File locked (exclusively, by the OS: gone with the process) while a server uses the
+/// data directory: two servers on one database would hand out the same message ids.
+pub const LOCK_FILE: &str = "rtm.lock";
+
 /// Most commands applied in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// Message ids reserved on disk at a time. The hub hands ids out from memory and answers
+/// before their batch commits; it may only use ids below a persisted reservation, so that
+/// after a crash ids continue above every id it ever answered (never reused). Large, so
+/// that the next reservation (asked for half a block ahead, queued behind whatever the
+/// store thread has to write) commits long before the hub would have to wait for it; a
+/// restart skips at most this many of the 2^53 ids.
+pub const ID_BLOCK: u64 = 1 << 16;
 
 /// Rows a conversation's history may gain past its cap before it is trimmed back. The
 /// trim scans the cap's worth of index entries (1000 by default): done per message it
@@ -60,6 +72,16 @@ pub enum StoreError {
     },
     #[error("the store thread has stopped")]
     Stopped,
+    #[error(
+        "the data directory {path} is in use by another rtm-tui server; stop that one, \
+         or give this one its own directory with --data-dir (or --ephemeral)"
+    )]
+    Locked { path: String },
+    #[error("cannot lock the data directory {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A cached peer message as loaded at start-up.
@@ -73,8 +95,11 @@ pub struct CachedMessage {
 /// What the store held when it opened.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// The first message id not used yet.
+    /// The first message id not used yet (the reservation of the previous run: ids it
+    /// may have handed out are all below it).
     pub next_message_id: u64,
+    /// Ids below this are reserved on disk for this run (`next_message_id + ID_BLOCK`).
+    pub reserved_up_to: u64,
     /// Every cached message younger than the TTL, oldest first.
     pub offline: Vec<CachedMessage>,
 }
@@ -104,7 +129,12 @@ enum Command {
     DropOffline {
         app: String,
         receiver: String,
+        message_ids: Vec<u64>,
+    },
+    /// Persists that ids below `up_to` may be in use.
+    ReserveIds {
         up_to: u64,
+        done: std::sync::mpsc::Sender<()>,
     },
     History {
         app: String,
@@ -121,6 +151,9 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct Store {
     commands: mpsc::Sender<Command>,
+    /// The store thread, joined by `stop` so that the database is closed and the
+    /// directory unlocked when it returns.
+    thread: std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -137,6 +170,7 @@ impl Store {
             path: dir.display().to_string(),
             source,
         })?;
+        let lock = lock_dir(dir)?;
         let db = Connection::open(dir.join(DB_FILE))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a message answered "cached by server" (4) survives a power cut.
@@ -147,16 +181,26 @@ impl Store {
             "DELETE FROM offline WHERE server_ts < ?1",
             params![cutoff as i64],
         )?;
-        let loaded = load(&db)?;
+        let mut loaded = load(&db)?;
+        loaded.reserved_up_to = loaded.next_message_id + ID_BLOCK;
+        persist_reservation(&db, loaded.reserved_up_to)?;
         let (commands, receiver) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("rtm-store".into())
-            .spawn(move || run_thread(db, &receiver))
+            .spawn(move || {
+                run_thread(db, &receiver);
+                // The database is closed (moved into run_thread); now let others in.
+                drop(lock);
+            })
             .map_err(|source| StoreError::CreateDir {
                 path: "store thread".into(),
                 source,
             })?;
-        Ok((Store { commands }, loaded))
+        let store = Store {
+            commands,
+            thread: std::sync::Arc::new(std::sync::Mutex::new(Some(thread))),
+        };
+        Ok((store, loaded))
     }
 
     fn send(&self, command: Command) {
@@ -195,13 +239,21 @@ impl Store {
         committed
     }
 
-    /// Forgets a receiver's cached messages up to and including `up_to` (delivered).
-    pub fn drop_offline(&self, app: &str, receiver: &str, up_to: u64) {
+    /// Forgets these cached messages of a receiver (acknowledged or expired).
+    pub fn drop_offline(&self, app: &str, receiver: &str, message_ids: Vec<u64>) {
         self.send(Command::DropOffline {
             app: app.to_string(),
             receiver: receiver.to_string(),
-            up_to,
+            message_ids,
         });
+    }
+
+    /// Reserves the ids below `up_to` on disk; the returned receiver gets `()` once the
+    /// reservation is committed (std channel: the hub may have to wait under its lock).
+    pub fn reserve_ids(&self, up_to: u64) -> std::sync::mpsc::Receiver<()> {
+        let (done, committed) = std::sync::mpsc::channel();
+        self.send(Command::ReserveIds { up_to, done });
+        committed
     }
 
     /// Reads a conversation's history, oldest first.
@@ -221,12 +273,60 @@ impl Store {
         answer.await.map_err(|_| StoreError::Stopped)
     }
 
-    /// Commits everything queued and stops the thread.
+    /// Commits everything queued and stops the thread; returns once the database is
+    /// closed and the data directory unlocked.
     pub async fn stop(&self) {
         let (done, stopped) = oneshot::channel();
         self.send(Command::Stop { done });
         let _ = stopped.await;
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
+}
+
+/// Takes the data directory's lock file, or says who has it.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = dir.display().to_string();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(|source| StoreError::Lock {
+            path: path.clone(),
+            source,
+        })?;
+    try_lock(&file).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::WouldBlock {
+            StoreError::Locked { path: path.clone() }
+        } else {
+            StoreError::Lock {
+                path: path.clone(),
+                source,
+            }
+        }
+    })?;
+    Ok(file)
+}
+
+/// An exclusive, non-blocking `flock`: held until the file is closed or the process ends.
+#[cfg(unix)]
+fn try_lock(file: &std::fs::File) -> std::io::Result<()> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(std::io::Error::from)
+}
+
+/// Elsewhere no lock (the server is deployed on Unix; std's `File::try_lock` can replace
+/// this once the minimum Rust version reaches 1.89).
+#[cfg(not(unix))]
+fn try_lock(_file: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
 }
 
 fn load(db: &Connection) -> Result<Loaded, StoreError> {
@@ -257,8 +357,19 @@ fn load(db: &Connection) -> Result<Loaded, StoreError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Loaded {
         next_message_id: counter.map_or(1, |c| c.max(1) as u64),
+        reserved_up_to: 0,
         offline,
     })
+}
+
+/// Raises the stored id counter to `up_to` (never lowers it).
+fn persist_reservation(db: &Connection, up_to: u64) -> Result<(), StoreError> {
+    db.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('next_message_id', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+    )?
+    .execute(params![up_to as i64])?;
+    Ok(())
 }
 
 fn decode_message(json: &str) -> Message {
@@ -268,7 +379,8 @@ fn decode_message(json: &str) -> Message {
 /// The `synchronous` setting the connection has now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Durability {
-    /// fsync at every commit: for cached peer messages (answered 4 only once on disk).
+    /// fsync at every commit: for cached peer messages (answered 4 only once on disk)
+    /// and id reservations (ids are handed out only below one on disk).
     Full,
     /// WAL without fsync per commit (synced at checkpoints): enough for history.
     Normal,
@@ -280,7 +392,9 @@ impl Durability {
         let durable = batch.iter().any(|command| {
             matches!(
                 command,
-                Command::CacheOffline { .. } | Command::DropOffline { .. }
+                Command::CacheOffline { .. }
+                    | Command::DropOffline { .. }
+                    | Command::ReserveIds { .. }
             )
         });
         if durable {
@@ -338,6 +452,7 @@ fn apply_batch(
 ) -> Result<bool, StoreError> {
     let tx = db.transaction()?;
     let mut committed = Vec::new();
+    let mut reserved = Vec::new();
     let mut stop = None;
     let mut max_id = 0;
     for command in batch {
@@ -367,12 +482,18 @@ fn apply_batch(
             Command::DropOffline {
                 app,
                 receiver,
-                up_to,
+                message_ids,
             } => {
-                tx.execute(
-                    "DELETE FROM offline WHERE app = ?1 AND receiver = ?2 AND message_id <= ?3",
-                    params![app, receiver, up_to as i64],
+                let mut delete = tx.prepare_cached(
+                    "DELETE FROM offline WHERE app = ?1 AND receiver = ?2 AND message_id = ?3",
                 )?;
+                for id in message_ids {
+                    delete.execute(params![app, receiver, id as i64])?;
+                }
+            }
+            Command::ReserveIds { up_to, done } => {
+                persist_reservation(&tx, up_to)?;
+                reserved.push(done);
             }
             Command::History {
                 app,
@@ -391,14 +512,13 @@ fn apply_batch(
         trims.apply_all(&tx)?;
     }
     if max_id > 0 {
-        tx.prepare_cached(
-            "INSERT INTO meta (key, value) VALUES ('next_message_id', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
-        )?
-        .execute(params![(max_id + 1) as i64])?;
+        persist_reservation(&tx, max_id + 1)?;
     }
     tx.commit()?;
     for done in committed {
+        let _ = done.send(());
+    }
+    for done in reserved {
         let _ = done.send(());
     }
     match stop {
@@ -578,6 +698,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
         assert_eq!(loaded.next_message_id, 1);
+        assert_eq!(loaded.reserved_up_to, 1 + ID_BLOCK);
         for id in 1..=10 {
             store.append_history("app", "c:x", message(id), 8);
         }
@@ -622,13 +743,41 @@ mod tests {
             .unwrap();
         store.stop().await;
         let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
-        assert_eq!(loaded.next_message_id, 14);
+        // Ids continue above the whole reservation of the previous run.
+        assert_eq!(loaded.next_message_id, 1 + ID_BLOCK);
         let cached: Vec<_> = loaded
             .offline
             .iter()
             .map(|c| c.message.message_id)
             .collect();
         assert_eq!(cached, vec![12, 13]);
+        store.stop().await;
+    }
+
+    #[tokio::test]
+    async fn one_store_per_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let error = Store::open(dir.path(), Duration::from_secs(60)).unwrap_err();
+        assert!(matches!(error, StoreError::Locked { .. }), "{error}");
+        store.stop().await;
+        // Stopped: the directory is free at once.
+        let (store, _) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        store.stop().await;
+    }
+
+    #[tokio::test]
+    async fn id_reservations_survive_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let first = loaded.reserved_up_to;
+        // A reservation committed, and nothing else written (as before a crash).
+        let committed = store.reserve_ids(first + ID_BLOCK);
+        committed.recv_timeout(Duration::from_secs(10)).unwrap();
+        store.stop().await;
+        let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        assert_eq!(loaded.next_message_id, first + ID_BLOCK);
+        assert_eq!(loaded.reserved_up_to, first + 2 * ID_BLOCK);
         store.stop().await;
     }
 
