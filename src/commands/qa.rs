@@ -41,6 +41,10 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     config.tracer = args.trace.then(transcript);
     if let Err(error) = check::preflight(&config).await {
         eprintln!("rtm-tui check: {error}");
+        eprintln!(
+            "rtm-tui check: is a server listening there? `rtm-tui serve --ephemeral` starts one on {}",
+            rtm::protocol::DEFAULT_URL
+        );
         return Ok(ExitCode::from(USAGE_ERROR));
     }
     let report = check::run(config).await;
