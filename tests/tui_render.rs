@@ -587,3 +587,23 @@ fn server_queries_default_to_the_current_tab() {
     assert_eq!(enter(&mut app, "/count"), vec![]);
     assert!(draw(&app, 100, 30).contains("usage: /count <channel>..."));
 }
+
+#[test]
+fn you_joined_comes_before_what_arrived_while_the_join_was_answered() {
+    let mut app = logged_in();
+    enter(&mut app, "/join lobby");
+    // The client library answers a join after one more round trip; events of people who
+    // joined right after us can arrive first.
+    app.update(Action::Server(Event::MemberJoined {
+        channel: "lobby".into(),
+        user: "bob".into(),
+    }));
+    app.update(Action::Done(Outcome::Joined {
+        channel: "lobby".into(),
+        result: Ok(1),
+    }));
+    let screen = draw(&app, 100, 30);
+    let you = screen.find("you joined #lobby (1 member)").expect(&screen);
+    let bob = screen.find("bob joined").expect(&screen);
+    assert!(you < bob, "{screen}");
+}

@@ -519,7 +519,11 @@ impl App {
                 tab.joined = true;
                 tab.member_count = Some(count);
                 let members = if count == 1 { "member" } else { "members" };
-                tab.info(now, format!("you joined #{channel} ({count} {members})"));
+                let line = format!("you joined #{channel} ({count} {members})");
+                match tab.join_asked_at.take() {
+                    Some(at) => tab.insert_info(at, now, line),
+                    None => tab.info(now, line),
+                }
                 let load = tab.history == HistoryState::NotLoaded;
                 if load {
                     tab.history = HistoryState::Loading;

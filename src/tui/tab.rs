@@ -152,6 +152,9 @@ pub struct Tab {
     pub presence: Option<PeerStatus>,
     pub history: HistoryState,
     pub joined: bool,
+    /// How many entries the tab held when the user asked to join: whatever arrives before
+    /// the join's reply came after the join, so "you joined" goes in before it.
+    pub join_asked_at: Option<usize>,
     pub attributes: Vec<ChannelAttribute>,
     pub expand_joins: bool,
 }
@@ -175,6 +178,7 @@ impl Tab {
             presence: None,
             history: HistoryState::NotLoaded,
             joined: false,
+            join_asked_at: None,
             attributes: Vec::new(),
             expand_joins: false,
         }
@@ -216,6 +220,18 @@ impl Tab {
             ts,
             kind: EntryKind::Info(text.into()),
         });
+    }
+
+    /// An info line at `index` (clamped to the end) rather than at the bottom.
+    pub fn insert_info(&mut self, index: usize, ts: u64, text: impl Into<String>) {
+        if self.scroll > 0 {
+            self.scroll += 1;
+        }
+        let entry = Entry {
+            ts,
+            kind: EntryKind::Info(text.into()),
+        };
+        self.entries.insert(index.min(self.entries.len()), entry);
     }
 
     pub fn error(&mut self, ts: u64, text: impl Into<String>) {

@@ -23,6 +23,8 @@ impl App {
                 self.activate(i);
                 // Already in: /join just goes to the tab.
                 if !self.tabs[i].joined {
+                    let tab = &mut self.tabs[i];
+                    tab.join_asked_at = Some(tab.entries.len());
                     self.effect(Effect::Join(channel));
                 }
             }
