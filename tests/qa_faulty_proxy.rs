@@ -214,6 +214,13 @@ fn outcome_of(results: &[(String, Outcome, Option<String>)], name: &str) -> Outc
     }
 }
 
+/// The first selected case failed, and its reason names `why`.
+fn assert_first_fails_because(results: &[(String, Outcome, Option<String>)], why: &str) {
+    let (_, outcome, reason) = &results[0];
+    assert_eq!(*outcome, Outcome::Fail, "{results:?}");
+    assert!(reason.as_deref().unwrap_or("").contains(why), "{reason:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_honest_proxy_passes() {
     for filter in [
@@ -248,26 +255,13 @@ async fn dropped_channel_messages_fail_delivery_cases() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_0_instead_of_3_fails_unreachable_case() {
     let results = run_through(Fault::UnreachableAsReceived, "peer.send.unreachable").await;
-    let (_, outcome, reason) = &results[0];
-    assert_eq!(*outcome, Outcome::Fail, "{results:?}");
-    assert!(
-        reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("expected code 3, got 0"),
-        "{reason:?}"
-    );
+    assert_first_fails_because(&results, "expected code 3, got 0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echoed_channel_messages_fail_no_echo_case() {
     let results = run_through(Fault::EchoChannelMessages, "channel.send.no_echo").await;
-    let (_, outcome, reason) = &results[0];
-    assert_eq!(*outcome, Outcome::Fail, "{results:?}");
-    assert!(
-        reason.as_deref().unwrap_or("").contains("unexpected"),
-        "{reason:?}"
-    );
+    assert_first_fails_because(&results, "unexpected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,38 +277,17 @@ async fn forgotten_cached_messages_fail_offline_case() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_sent_before_the_client_has_the_message_fail_the_ack_case() {
     let results = run_through(Fault::AckOnBehalf, "peer.send.waits_for_ack").await;
-    let (_, outcome, reason) = &results[0];
-    assert_eq!(*outcome, Outcome::Fail, "{results:?}");
-    assert!(
-        reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("before the receiver acknowledged"),
-        "{reason:?}"
-    );
+    assert_first_fails_because(&results, "before the receiver acknowledged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swapped_channel_messages_fail_the_order_case() {
     let results = run_through(Fault::SwapChannelMessages, "channel.order").await;
-    let (_, outcome, reason) = &results[0];
-    assert_eq!(*outcome, Outcome::Fail, "{results:?}");
-    assert!(
-        reason.as_deref().unwrap_or("").contains("arrival order"),
-        "{reason:?}"
-    );
+    assert_first_fails_because(&results, "arrival order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicated_replies_fail_the_one_reply_case() {
     let results = run_through(Fault::DuplicateReplies, "frame.one_reply_per_request").await;
-    let (_, outcome, reason) = &results[0];
-    assert_eq!(*outcome, Outcome::Fail, "{results:?}");
-    assert!(
-        reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("no request was waiting for"),
-        "{reason:?}"
-    );
+    assert_first_fails_because(&results, "no request was waiting for");
 }
