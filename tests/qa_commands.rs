@@ -27,6 +27,18 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `rtm-tui script` exited 0 and its summary line says `summary`.
+fn assert_script_passed(run: &Output, what: &str, summary: &str) {
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{what}: {}{}",
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+    assert!(text(&run.stdout).contains(summary), "{}", text(&run.stdout));
+}
+
 fn scenarios_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/scenarios")
 }
@@ -104,18 +116,7 @@ async fn example_scenarios_pass() {
     for path in names {
         let file = path.to_string_lossy().into_owned();
         let run = rtm_tui(&["script", &file, "--server", &url]).await;
-        assert_eq!(
-            run.status.code(),
-            Some(0),
-            "{file}: {}{}",
-            text(&run.stdout),
-            text(&run.stderr)
-        );
-        assert!(
-            text(&run.stdout).contains("passed"),
-            "{}",
-            text(&run.stdout)
-        );
+        assert_script_passed(&run, &file, "passed");
     }
     server.shutdown().await;
 }
@@ -294,17 +295,6 @@ alice send bob "gone" -> 3
     )
     .unwrap();
     let run = rtm_tui(&["script", file.to_str().unwrap(), "--server", &server.url()]).await;
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}{}",
-        text(&run.stdout),
-        text(&run.stderr)
-    );
-    assert!(
-        text(&run.stdout).contains("passed, 21 steps"),
-        "{}",
-        text(&run.stdout)
-    );
+    assert_script_passed(&run, "inline script", "passed, 21 steps");
     server.shutdown().await;
 }
