@@ -201,6 +201,28 @@ async fn login_with_small_receive_buffer(addr: SocketAddr, user: &str) -> RawCli
     client
 }
 
+/// Reads frames until `wanted` replies with code 0 have arrived (batches count each one).
+async fn await_ok_replies<S>(ws: &mut S, wanted: usize)
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt as _;
+    let mut replies = 0;
+    while replies < wanted {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        replies += frame.to_text().unwrap().matches("\"code\":0").count();
+    }
+}
+
 /// Counts `message_from_channel` events on a fresh member of `channel` until `wanted`
 /// have arrived (frames are scanned, not parsed, so that this reader keeps up).
 async fn count_channel_messages(
@@ -213,15 +235,7 @@ async fn count_channel_messages(
     let login = json!({"id": 1, "op": "login", "app_id": APP, "user": "reader"});
     let join = json!({"id": 2, "op": "join", "channel": channel});
     ws.send(format!("{login}\n{join}").into()).await.unwrap();
-    let mut replies = 0;
-    while replies < 2 {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        replies += frame.to_text().unwrap().matches("\"code\":0").count();
-    }
+    await_ok_replies(&mut ws, 2).await;
     tokio::spawn(async move {
         let mut got = 0;
         while got < wanted {
@@ -302,22 +316,14 @@ async fn a_client_killed_mid_frame_leaves_the_server_serving() {
     let (mut ws, _) = tokio_tungstenite::client_async(server.url(), tcp)
         .await
         .unwrap();
-    use futures_util::{SinkExt as _, StreamExt as _};
+    use futures_util::SinkExt as _;
     for op in [
         json!({"id": 1, "op": "login", "app_id": APP, "user": "victim"}),
         json!({"id": 2, "op": "join", "channel": "c"}),
     ] {
         ws.send(op.to_string().into()).await.unwrap();
     }
-    let mut replies = 0;
-    while replies < 2 {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        replies += frame.to_text().unwrap().matches("\"code\":0").count();
-    }
+    await_ok_replies(&mut ws, 2).await;
     // A masked text frame announcing 1000 bytes, of which 10 are sent; then the process
     // "dies": the socket is reset.
     let mut torn = vec![0x81, 0xFE, 0x03, 0xE8, 1, 2, 3, 4];
