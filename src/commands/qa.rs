@@ -119,6 +119,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(USAGE_ERROR));
         }
     };
+    super::raise_fd_limit();
     // Without --server the bench measures our own server, started here without rate
     // limits so that the numbers show the server's capacity, not Agora's quotas.
     let local = if args.server.is_none() {

@@ -161,6 +161,7 @@ impl Sampler {
             start_kib: *samples.first()?,
             peak_kib: samples.iter().copied().max()?,
             end_kib: *samples.last()?,
+            load_start_kib: None,
         })
     }
 }

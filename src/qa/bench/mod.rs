@@ -17,12 +17,15 @@
 //! starts the reference server in-process and reads its own VmRSS (which then includes the
 //! load generator; the report says which). The plot is hand-written SVG (`plot.rs`).
 
+mod conn;
+mod cpu;
 mod memory;
 mod plot;
 mod workload;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,7 +37,7 @@ pub use plot::to_svg;
 
 /// Upper bounds on what one run may ask for.
 pub const LIMITS: Limits = Limits {
-    users: 5000,
+    users: 20_000,
     channels: 1000,
     rate: 100_000,
     duration: Duration::from_secs(3600),
@@ -165,6 +168,16 @@ pub struct BenchReport {
     pub distribution: Vec<(f64, f64)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryReport>,
+    /// CPU time per completed operation over the measured phase.
+    pub cpu: CpuReport,
+}
+
+/// CPU time (user + system) per completed operation, in microseconds: of the server
+/// (when its process is known: a loopback URL) and of this load generator.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CpuReport {
+    pub server_us_per_op: Option<f64>,
+    pub generator_us_per_op: Option<f64>,
 }
 
 /// The server's resident memory over the run.
@@ -176,17 +189,30 @@ pub struct MemoryReport {
     pub start_kib: u64,
     pub peak_kib: u64,
     pub end_kib: u64,
+    /// When the measured phase began (connections set up): `end_kib` minus this is what
+    /// the load itself left behind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_start_kib: Option<u64>,
 }
 
-/// Shared measurement state of a run: latencies, per-second completions, errors.
+/// Shared measurement state of a run: latencies, per-second completions, errors, and
+/// the CPU time of the server and of the generator over the measured phase.
 #[derive(Clone)]
 pub struct Recorder {
     inner: Arc<Mutex<RecorderInner>>,
+    /// Completions so far, bumped by every [`Tally`] as it goes (progress, settling).
+    live: Arc<AtomicU64>,
+    /// The server process whose CPU time is read, if known.
+    server_pid: Option<u32>,
 }
 
 struct RecorderInner {
     /// When the measured phase began (after connections are set up).
     started: Instant,
+    /// CPU seconds (server, generator) when the measured phase began.
+    cpu_at_start: (Option<f64>, Option<f64>),
+    /// The server's resident memory when the measured phase began.
+    rss_at_start: Option<u64>,
     histogram: Histogram<u64>,
     timeline: Vec<u64>,
     sent: u64,
@@ -194,70 +220,161 @@ struct RecorderInner {
     errors: BTreeMap<String, u64>,
 }
 
+/// One task's share of the measurements, kept without locks while the task runs and
+/// merged into the [`Recorder`] at its end.
+pub struct Tally {
+    started: Instant,
+    histogram: Histogram<u64>,
+    timeline: Vec<u64>,
+    pub sent: u64,
+    pub completed: u64,
+    errors: BTreeMap<String, u64>,
+    live: Arc<AtomicU64>,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+impl Tally {
+    /// One completed operation that took `latency`.
+    pub fn done(&mut self, latency: Duration) {
+        let second = self.started.elapsed().as_secs() as usize;
+        self.histogram
+            .saturating_record((latency.as_micros() as u64).max(1));
+        self.completed += 1;
+        self.live.fetch_add(1, Ordering::Relaxed);
+        if self.timeline.len() <= second {
+            self.timeline.resize(second + 1, 0);
+        }
+        self.timeline[second] += 1;
+    }
+
+    pub fn error(&mut self, what: impl Into<String>) {
+        self.errors(what, 1);
+    }
+
+    /// Counts `count` failures of one kind.
+    pub fn errors(&mut self, what: impl Into<String>, count: u64) {
+        *self.errors.entry(what.into()).or_default() += count;
+    }
+}
+
 impl Recorder {
-    pub fn new() -> Self {
+    /// A recorder that reads the CPU time of `server_pid` (when given) over the run.
+    pub fn new(server_pid: Option<u32>) -> Self {
         Recorder {
             inner: Arc::new(Mutex::new(RecorderInner {
                 started: Instant::now(),
-                histogram: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                    .expect("valid histogram bounds"),
+                cpu_at_start: (None, None),
+                rss_at_start: None,
+                histogram: new_histogram(),
                 timeline: Vec::new(),
                 sent: 0,
                 completed: 0,
                 errors: BTreeMap::new(),
             })),
+            live: Arc::default(),
+            server_pid,
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, RecorderInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn started(&self) -> Instant {
-        self.inner.lock().expect("recorder").started
+        self.lock().started
     }
 
     /// Starts the measured phase now: set-up time (logins, joins) is not counted.
     pub fn restart(&self) {
-        self.inner.lock().expect("recorder").started = Instant::now();
+        let cpu = self.cpu_now();
+        let rss = self.server_pid.and_then(memory::rss_kib);
+        let mut inner = self.lock();
+        inner.started = Instant::now();
+        inner.cpu_at_start = cpu;
+        inner.rss_at_start = rss;
     }
 
-    pub fn sent(&self, n: u64) {
-        self.inner.lock().expect("recorder").sent += n;
+    fn cpu_now(&self) -> (Option<f64>, Option<f64>) {
+        (
+            self.server_pid.and_then(cpu::seconds),
+            cpu::seconds(std::process::id()),
+        )
     }
 
-    /// One completed operation that took `latency`.
-    pub fn done(&self, latency: Duration) {
-        let mut inner = self.inner.lock().expect("recorder");
-        let second = inner.started.elapsed().as_secs() as usize;
-        inner
-            .histogram
-            .saturating_record((latency.as_micros() as u64).max(1));
-        inner.completed += 1;
-        if inner.timeline.len() <= second {
-            inner.timeline.resize(second + 1, 0);
+    /// A tally for one task; its completions count toward [`Recorder::completed`].
+    pub fn tally(&self) -> Tally {
+        self.tally_counting(Arc::clone(&self.live))
+    }
+
+    /// A tally whose completions are not deliveries (a fan-out sender's replies).
+    pub fn quiet_tally(&self) -> Tally {
+        self.tally_counting(Arc::default())
+    }
+
+    fn tally_counting(&self, live: Arc<AtomicU64>) -> Tally {
+        Tally {
+            started: self.started(),
+            histogram: new_histogram(),
+            timeline: Vec::new(),
+            sent: 0,
+            completed: 0,
+            errors: BTreeMap::new(),
+            live,
         }
-        inner.timeline[second] += 1;
     }
 
-    pub fn error(&self, what: impl Into<String>) {
-        *self
-            .inner
-            .lock()
-            .expect("recorder")
-            .errors
-            .entry(what.into())
-            .or_default() += 1;
+    /// Adds a finished task's tally.
+    pub fn merge(&self, tally: Tally) {
+        let mut inner = self.lock();
+        let _ = inner.histogram.add(&tally.histogram);
+        if inner.timeline.len() < tally.timeline.len() {
+            inner.timeline.resize(tally.timeline.len(), 0);
+        }
+        for (second, count) in tally.timeline.iter().enumerate() {
+            inner.timeline[second] += count;
+        }
+        inner.sent += tally.sent;
+        inner.completed += tally.completed;
+        for (what, count) in tally.errors {
+            *inner.errors.entry(what).or_default() += count;
+        }
+    }
+
+    /// Adds what a fan-out sender sent and its errors ("send ..."), not its replies.
+    pub fn merge_sends(&self, tally: Tally) {
+        let mut inner = self.lock();
+        inner.sent += tally.sent;
+        for (what, count) in tally.errors {
+            *inner.errors.entry(format!("send {what}")).or_default() += count;
+        }
+    }
+
+    /// Counts `count` failures of one kind.
+    pub fn errors(&self, what: &str, count: u64) {
+        *self.lock().errors.entry(what.to_string()).or_default() += count;
     }
 
     /// Completions so far, for the progress bar.
     pub fn completed(&self) -> u64 {
-        self.inner.lock().expect("recorder").completed
+        self.live.load(Ordering::Relaxed)
     }
 
     fn report(
         &self,
         config: &BenchConfig,
         elapsed: Duration,
-        memory: Option<MemoryReport>,
+        mut memory: Option<MemoryReport>,
     ) -> BenchReport {
-        let inner = self.inner.lock().expect("recorder");
+        let cpu_at_end = self.cpu_now();
+        let inner = self.lock();
+        if let Some(memory) = &mut memory {
+            memory.load_start_kib = inner.rss_at_start;
+        }
         let h = &inner.histogram;
         let ms = |micros: u64| micros as f64 / 1000.0;
         let latency = Latency {
@@ -279,7 +396,14 @@ impl Recorder {
         // Load is offered for the configured duration; replies still in flight at its end
         // complete during a short drain and count towards it.
         let seconds = elapsed.min(config.duration).as_secs_f64().max(1e-3);
-        let timeline = inner.timeline.clone();
+        let per_op = |start: Option<f64>, end: Option<f64>| {
+            let used = end? - start?;
+            Some(used * 1e6 / (inner.completed.max(1) as f64))
+        };
+        let cpu = CpuReport {
+            server_us_per_op: per_op(inner.cpu_at_start.0, cpu_at_end.0),
+            generator_us_per_op: per_op(inner.cpu_at_start.1, cpu_at_end.1),
+        };
         BenchReport {
             workload: config.workload,
             url: config.url.clone(),
@@ -292,23 +416,18 @@ impl Recorder {
             errors: inner.errors.clone(),
             throughput: inner.completed as f64 / seconds,
             latency_ms: latency,
-            timeline,
+            timeline: inner.timeline.clone(),
             distribution,
             memory,
+            cpu,
         }
-    }
-}
-
-impl Default for Recorder {
-    fn default() -> Self {
-        Recorder::new()
     }
 }
 
 /// Runs the configured workload to its end and returns the report.
 pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     config.validate()?;
-    let recorder = Recorder::new();
+    let recorder = Recorder::new(config.memory.as_ref().map(|m| m.pid));
     let sampler = config.memory.clone().map(memory::Sampler::start);
     let bar = config.progress.then(|| progress_bar(config.duration));
     let ticker = bar.clone().map(|bar| {
@@ -394,11 +513,23 @@ impl BenchReport {
                 .collect();
             let _ = writeln!(out, "errors  {}", list.join(", "));
         }
+        let us = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2} µs"));
+        let _ = writeln!(
+            out,
+            "CPU per op  server {}  generator {}",
+            us(self.cpu.server_us_per_op),
+            us(self.cpu.generator_us_per_op)
+        );
         if let Some(m) = &self.memory {
             let _ = writeln!(
                 out,
-                "memory of pid {} ({}): start {} KiB, peak {} KiB, end {} KiB",
-                m.pid, m.what, m.start_kib, m.peak_kib, m.end_kib
+                "memory of pid {} ({}): start {} KiB, peak {} KiB, end {} KiB ({:.1} KiB per user at the end)",
+                m.pid,
+                m.what,
+                m.start_kib,
+                m.peak_kib,
+                m.end_kib,
+                m.end_kib.saturating_sub(m.start_kib) as f64 / f64::from(self.users.max(1))
             );
         }
         out

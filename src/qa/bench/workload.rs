@@ -1,30 +1,50 @@
 //! The workloads: set up connections, then drive load for the configured duration while
-//! recording latencies into the shared [`Recorder`]. A new workload is a variant of
+//! each connection's task tallies its own latencies ([`Tally`], merged into the shared
+//! [`Recorder`] when the task ends). A new workload is a variant of
 //! [`Workload`](super::Workload) and an `async fn` here.
+//!
+//! Saturated runs (`--rate 0`) keep load bounded so that latency stays meaningful: a peer
+//! sender has at most [`PEER_WINDOW`] messages in flight (each reply comes only after the
+//! receiver's ack), and
+//! a channel sender has at most [`FANOUT_WINDOW`] messages that some member has not
+//! received yet (a [`Flow`] per channel counts arrivals). Paced runs send at the rate
+//! asked, spread over the senders, whatever the replies do.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
-use serde_json::{json, Value};
-use tokio::task::JoinSet;
+use futures_util::stream::{self, StreamExt as _};
+use tokio::sync::{watch, Notify};
 
-use super::{BenchConfig, BenchError, Recorder, Workload};
-use crate::qa::raw::{code_of, RawConn, RawError};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::conn::{field_str, field_u64, reply_code, BenchConn, Target};
+use super::{BenchConfig, BenchError, Recorder, Tally, Workload};
+use crate::qa::raw::RawError;
 
 /// How long outstanding replies and deliveries may take after the duration ends.
 pub const DRAIN: Duration = Duration::from_secs(3);
-/// Longest wait for one reply.
+/// Longest wait for one reply during set-up.
 const REPLY_WAIT: Duration = Duration::from_secs(15);
-/// Connections opened at once during set-up.
-const SETUP_CONCURRENCY: usize = 50;
+/// Connections opened (and logged in) at once during set-up.
+const SETUP_CONCURRENCY: usize = 200;
+/// Channel messages a saturated sender may have that not every member has received.
+pub const FANOUT_WINDOW: u64 = 16;
+/// Peer messages a saturated sender may have awaiting their replies (each reply comes
+/// only after the receiver's ack).
+pub const PEER_WINDOW: usize = 64;
 
 pub async fn run(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
+    let target = Target::resolve(&config.url)
+        .await
+        .map_err(|e| BenchError::Connect(e.to_string()))?;
     match config.workload {
-        Workload::Peer => peer(config, recorder).await,
-        Workload::Fanout => fanout(config, recorder).await,
-        Workload::Login => login(config, recorder).await,
-        Workload::Soak => soak(config, recorder).await,
+        Workload::Peer => peer(config, &target, recorder).await,
+        Workload::Fanout => fanout(config, &target, recorder).await,
+        Workload::Login => login(config, &target, recorder).await,
+        Workload::Soak => soak(config, &target, recorder).await,
     }
 }
 
@@ -32,115 +52,42 @@ fn user_id(n: u32) -> String {
     format!("bench-{}-{n}", std::process::id())
 }
 
-async fn connect_login(url: &str, app_id: &str, user: &str) -> Result<RawConn, RawError> {
-    let mut conn = RawConn::connect(url, user, None).await?;
-    let reply = conn
-        .call(json!({"op": "login", "app_id": app_id, "user": user}))
-        .await?;
-    match code_of(&reply) {
+/// A JSON string literal of `text`.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
+}
+
+async fn connect_login(target: &Target, app_id: &str, n: u32) -> Result<BenchConn, RawError> {
+    let mut conn = BenchConn::connect(target, n).await?;
+    let user = user_id(n);
+    let op = format!(
+        r#"{{"op":"login","app_id":{},"user":{}}}"#,
+        quoted(app_id),
+        quoted(&user)
+    );
+    match conn.call(&op, REPLY_WAIT).await? {
         0 => Ok(conn),
         code => Err(RawError::Connect {
-            url: url.to_string(),
-            detail: format!("login of {user} answered code {code}: {}", reply["reason"]),
+            url: target.url.clone(),
+            detail: format!("login of {user} answered code {code}"),
         }),
     }
 }
 
-/// Logs in users `0..count`, a batch at a time.
-async fn login_all(config: &BenchConfig, count: u32) -> Result<Vec<RawConn>, BenchError> {
-    let mut conns = Vec::with_capacity(count as usize);
-    let ids: Vec<u32> = (0..count).collect();
-    for batch in ids.chunks(SETUP_CONCURRENCY) {
-        let logins = batch.iter().map(|n| {
-            let user = user_id(*n);
-            async move { connect_login(&config.url, &config.app_id, &user).await }
-        });
-        for result in join_all(logins).await {
-            conns.push(result.map_err(|e| BenchError::Connect(e.to_string()))?);
-        }
-    }
-    Ok(conns)
-}
-
-/// Records a reply (or its absence) for an operation started at `began`.
-fn record(recorder: &Recorder, began: Instant, reply: Result<Value, RawError>) {
-    match reply {
-        Ok(reply) if code_of(&reply) == 0 => recorder.done(began.elapsed()),
-        Ok(reply) => recorder.error(format!("code {}", code_of(&reply))),
-        Err(RawError::Timeout { .. }) => recorder.error("timeout"),
-        Err(_) => recorder.error("closed"),
-    }
-}
-
-/// Drives one connection: sends `make_op(n)` at `per_second` (0 = one at a time, as fast as
-/// replies come) until `deadline`, recording each reply. Paced connections start at
-/// `phase` (0..1) of their period, so that many connections do not send in lockstep.
-async fn drive(
-    mut conn: RawConn,
-    recorder: Recorder,
-    deadline: Instant,
-    (per_second, phase): (f64, f64),
-    make_op: impl Fn(u64) -> Value,
-) -> RawConn {
-    if per_second > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(phase.clamp(0.0, 1.0) / per_second)).await;
-    }
-    let mut waiting = JoinSet::new();
-    let mut ticker = (per_second > 0.0).then(|| {
-        let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        t
-    });
-    let mut n = 0;
-    while Instant::now() < deadline {
-        if let Some(ticker) = &mut ticker {
-            if tokio::time::timeout_at(deadline.into(), ticker.tick())
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-        let began = Instant::now();
-        let pending = conn.start(make_op(n));
-        n += 1;
-        recorder.sent(1);
-        let Ok(mut pending) = pending else {
-            recorder.error("closed");
-            break;
-        };
-        if ticker.is_some() {
-            let recorder = recorder.clone();
-            waiting.spawn(async move { record(&recorder, began, pending.wait(REPLY_WAIT).await) });
-        } else {
-            record(&recorder, began, pending.wait(REPLY_WAIT).await);
-        }
-    }
-    let _ = tokio::time::timeout(DRAIN, async {
-        while waiting.join_next().await.is_some() {}
-    })
-    .await;
-    conn
-}
-
-/// Consumes a connection's events until `until`, handing each to `on_event`.
-fn sink_events(
-    mut conn: RawConn,
-    until: Instant,
-    on_event: impl Fn(&Value) + Send + 'static,
-) -> tokio::task::JoinHandle<RawConn> {
-    tokio::spawn(async move {
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            if let Some(event) = conn.next_event(left, |_| true).await {
-                on_event(&event);
-            }
-        }
-        conn
-    })
+/// Logs in users `0..count`, [`SETUP_CONCURRENCY`] at a time, in order.
+async fn login_all(
+    config: &BenchConfig,
+    target: &Target,
+    count: u32,
+) -> Result<Vec<BenchConn>, BenchError> {
+    stream::iter(0..count)
+        .map(|n| connect_login(target, &config.app_id, n))
+        .buffered(SETUP_CONCURRENCY)
+        .map(|result| result.map_err(|e| BenchError::Connect(e.to_string())))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// Waits, at most [`DRAIN`], until completions stop arriving for a moment.
@@ -158,158 +105,432 @@ async fn settle(recorder: &Recorder) {
     }
 }
 
-fn abort_all<T>(tasks: Vec<tokio::task::JoinHandle<T>>) {
-    for task in tasks {
-        task.abort();
+/// A ticker for `per_second` sends (none for 0: saturated), started at `phase` (0..1) of
+/// its period so that many paced connections do not send in lockstep.
+fn pacer(per_second: f64, phase: f64) -> Option<tokio::time::Interval> {
+    (per_second > 0.0).then(|| {
+        let period = Duration::from_secs_f64(1.0 / per_second);
+        let start = tokio::time::Instant::now() + period.mul_f64(phase.clamp(0.0, 1.0));
+        let mut ticker = tokio::time::interval_at(start, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
+    })
+}
+
+/// Ticks `pacer`, or never resolves when there is none.
+async fn tick(pacer: &mut Option<tokio::time::Interval>) {
+    match pacer {
+        Some(pacer) => {
+            pacer.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
-async fn peer(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
+/// Replies a sender is waiting for, by request id, with when each was sent.
+#[derive(Default)]
+struct Outstanding(HashMap<u32, Instant>);
+
+impl Outstanding {
+    /// Records every reply in `frame` against its request.
+    fn settle_replies(&mut self, frame: &str, tally: &mut Tally) {
+        for object in frame.split('\n') {
+            let Some(id) = field_u64(object, "id") else {
+                continue;
+            };
+            let Some(sent) = self.0.remove(&(id as u32)) else {
+                continue;
+            };
+            match reply_code(object) {
+                0 => tally.done(sent.elapsed()),
+                code => tally.error(format!("code {code}")),
+            }
+        }
+    }
+}
+
+/// What lets a sender send its next request.
+enum Pace {
+    /// A ticker: send at a fixed rate, whatever the replies do.
+    Rate(tokio::time::Interval),
+    /// At most this many requests awaiting their replies.
+    InFlight(usize),
+    /// At most [`FANOUT_WINDOW`] channel messages that some member has not received.
+    Flow(Arc<Flow>),
+}
+
+impl Pace {
+    /// `per_second` paced (starting at `phase` of its period), else `saturated`.
+    fn new(per_second: f64, phase: f64, saturated: Pace) -> Pace {
+        pacer(per_second, phase).map_or(saturated, Pace::Rate)
+    }
+
+    /// Resolves when request number `n` may be sent.
+    async fn ready(&mut self, n: u64, outstanding: usize) {
+        match self {
+            Pace::Rate(ticker) => {
+                ticker.tick().await;
+            }
+            Pace::InFlight(window) if outstanding < *window => {}
+            Pace::InFlight(_) => std::future::pending().await,
+            Pace::Flow(flow) => flow.window_open(n).await,
+        }
+    }
+}
+
+/// Sends `op(n)` from `conn` as `pace` allows until `deadline`, recording each reply in
+/// `tally`; then waits up to [`DRAIN`] for the last replies.
+async fn drive(
+    mut conn: BenchConn,
+    mut tally: Tally,
+    deadline: Instant,
+    mut pace: Pace,
+    op: impl Fn(u64) -> String,
+) -> (BenchConn, Tally) {
+    enum Step {
+        Stop,
+        Send,
+        Frame(Option<Utf8Bytes>),
+    }
+    let mut outstanding = Outstanding::default();
+    let mut n = 0;
+    let stop = tokio::time::Instant::from_std(deadline);
+    loop {
+        let step = tokio::select! {
+            () = tokio::time::sleep_until(stop) => Step::Stop,
+            () = pace.ready(n, outstanding.0.len()) => Step::Send,
+            frame = conn.recv() => Step::Frame(frame),
+        };
+        match step {
+            Step::Stop => break,
+            Step::Frame(Some(frame)) => outstanding.settle_replies(&frame, &mut tally),
+            Step::Frame(None) => {
+                tally.error("closed");
+                return (conn, tally);
+            }
+            Step::Send => {
+                let text = op(n);
+                n += 1;
+                tally.sent += 1;
+                let sent = Instant::now();
+                let Ok(id) = conn.request(&text).await else {
+                    tally.error("closed");
+                    return (conn, tally);
+                };
+                outstanding.0.insert(id, sent);
+            }
+        }
+    }
+    let drain = tokio::time::Instant::now() + DRAIN;
+    while !outstanding.0.is_empty() {
+        match tokio::time::timeout_at(drain, conn.recv()).await {
+            Ok(Some(frame)) => outstanding.settle_replies(&frame, &mut tally),
+            Ok(None) => break,
+            Err(_) => {
+                tally.errors("timeout", outstanding.0.len() as u64);
+                break;
+            }
+        }
+    }
+    (conn, tally)
+}
+
+async fn peer(
+    config: &BenchConfig,
+    target: &Target,
+    recorder: &Recorder,
+) -> Result<(), BenchError> {
     let pairs = config.users / 2;
-    let mut conns = login_all(config, pairs * 2).await?;
-    let receivers: Vec<RawConn> = conns.split_off(pairs as usize);
+    let mut conns = login_all(config, target, pairs * 2).await?;
+    let receivers = conns.split_off(pairs as usize);
     recorder.restart();
     let deadline = Instant::now() + config.duration;
-    let sinks: Vec<_> = receivers
+    let until = deadline + DRAIN;
+    let ackers: Vec<_> = receivers
         .into_iter()
-        .map(|c| sink_events(c, deadline + DRAIN, |_| {}))
+        .map(|conn| tokio::spawn(ack_peer_messages(conn, until)))
         .collect();
     let per_sender = f64::from(config.rate) / f64::from(pairs);
-    let senders = conns.into_iter().enumerate().map(|(i, conn)| {
-        let to = user_id(pairs + i as u32);
-        let recorder = recorder.clone();
-        let phase = i as f64 / f64::from(pairs);
-        tokio::spawn(drive(conn, recorder, deadline, (per_sender, phase), move |n| {
-            json!({"op": "send_peer", "to": to, "message": {"type": "text", "text": format!("bench {n}")}})
-        }))
-    });
-    let _ = join_all(senders).await;
-    settle(recorder).await;
-    abort_all(sinks);
+    let senders: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, conn)| {
+            let to = quoted(&user_id(pairs + i as u32));
+            let phase = i as f64 / f64::from(pairs);
+            let op = move |n| {
+                format!(
+                    r#"{{"op":"send_peer","to":{to},"message":{{"type":"text","text":"bench {n}"}}}}"#
+                )
+            };
+            let pace = Pace::new(per_sender, phase, Pace::InFlight(PEER_WINDOW));
+            tokio::spawn(drive(conn, recorder.tally(), deadline, pace, op))
+        })
+        .collect();
+    for sender in senders {
+        if let Ok((_, tally)) = sender.await {
+            recorder.merge(tally);
+        }
+    }
+    for acker in ackers {
+        acker.abort();
+    }
     Ok(())
 }
 
-async fn fanout(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
-    let mut conns = login_all(config, config.users).await?;
-    let channel_of = |n: usize| {
-        format!(
-            "bench-{}-ch{}",
-            std::process::id(),
-            n % config.channels as usize
-        )
-    };
-    for (n, conn) in conns.iter_mut().enumerate() {
-        let reply = conn
-            .call(json!({"op": "join", "channel": channel_of(n)}))
-            .await
-            .map_err(|e| BenchError::Connect(e.to_string()))?;
-        if code_of(&reply) != 0 {
-            return Err(BenchError::Connect(format!("join answered {reply}")));
+/// A receiver's loop: acknowledges every peer message (one frame of acks per frame read).
+async fn ack_peer_messages(mut conn: BenchConn, until: Instant) {
+    let stop = tokio::time::Instant::from_std(until);
+    while let Ok(Some(frame)) = tokio::time::timeout_at(stop, conn.recv()).await {
+        let acks: Vec<String> = frame
+            .split('\n')
+            .filter(|o| field_str(o, "event") == Some("message_from_peer"))
+            .filter_map(|o| field_u64(o, "message_id"))
+            .map(|id| format!(r#"{{"op":"ack","message_id":{id}}}"#))
+            .collect();
+        if !acks.is_empty() && conn.send(acks.join("\n")).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Arrivals of one channel's messages: a saturated sender waits until fewer than
+/// [`FANOUT_WINDOW`] of its messages are still missing at some member.
+struct Flow {
+    receivers: u32,
+    /// Arrivals per message, in a ring indexed by sequence number.
+    arrivals: Vec<AtomicU32>,
+    /// Messages that reached every receiver (they complete in order: each member
+    /// receives a channel's messages in order).
+    complete: AtomicU64,
+    progressed: Notify,
+}
+
+impl Flow {
+    fn new(receivers: u32) -> Flow {
+        Flow {
+            receivers,
+            arrivals: (0..FANOUT_WINDOW).map(|_| AtomicU32::new(0)).collect(),
+            complete: AtomicU64::new(0),
+            progressed: Notify::new(),
+        }
+    }
+
+    fn arrived(&self, seq: u64) {
+        let slot = &self.arrivals[(seq % FANOUT_WINDOW) as usize];
+        if slot.fetch_add(1, Ordering::SeqCst) + 1 == self.receivers {
+            slot.store(0, Ordering::SeqCst);
+            self.complete.fetch_add(1, Ordering::SeqCst);
+            self.progressed.notify_waiters();
+        }
+    }
+
+    /// Resolves once message `seq` may be sent.
+    async fn window_open(&self, seq: u64) {
+        loop {
+            let progressed = self.progressed.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            if self.complete.load(Ordering::SeqCst) + FANOUT_WINDOW > seq {
+                return;
+            }
+            progressed.await;
+        }
+    }
+}
+
+async fn fanout(
+    config: &BenchConfig,
+    target: &Target,
+    recorder: &Recorder,
+) -> Result<(), BenchError> {
+    let channels = config.channels;
+    let mut conns = login_all(config, target, config.users).await?;
+    let channel_of = |n: u32| quoted(&format!("bench-{}-ch{}", std::process::id(), n % channels));
+    let joins = conns.iter_mut().enumerate().map(|(n, conn)| {
+        let op = format!(r#"{{"op":"join","channel":{}}}"#, channel_of(n as u32));
+        async move { conn.call(&op, REPLY_WAIT).await }
+    });
+    for code in stream::iter(joins)
+        .buffered(SETUP_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+    {
+        match code {
+            Ok(0) => {}
+            Ok(code) => return Err(BenchError::Connect(format!("join answered {code}"))),
+            Err(e) => return Err(BenchError::Connect(e.to_string())),
         }
     }
     // Members 0..channels are the senders (one per channel); the rest receive.
-    let receivers = conns.split_off(config.channels as usize);
+    let receivers = conns.split_off(channels as usize);
+    let flows: Vec<Arc<Flow>> = (0..channels)
+        .map(|c| {
+            let members = (config.users - c).div_ceil(channels);
+            Arc::new(Flow::new(members - 1))
+        })
+        .collect();
     recorder.restart();
     let started = recorder.started();
     let deadline = Instant::now() + config.duration;
+    let until = deadline + DRAIN;
+    let (stop, stopped) = watch::channel(false);
     let sinks: Vec<_> = receivers
         .into_iter()
-        .map(|conn| {
-            let recorder = recorder.clone();
-            sink_events(conn, deadline + DRAIN, move |event| {
-                let sent_at = event["message"]["text"]
-                    .as_str()
-                    .and_then(|t| t.parse::<u64>().ok());
-                if let (Some("message_from_channel"), Some(micros)) =
-                    (event["event"].as_str(), sent_at)
-                {
-                    let now = started.elapsed().as_micros() as u64;
-                    recorder.done(Duration::from_micros(now.saturating_sub(micros)));
-                }
-            })
+        .enumerate()
+        .map(|(i, conn)| {
+            let flow = Arc::clone(&flows[(i + channels as usize) % channels as usize]);
+            tokio::spawn(receive_channel_messages(
+                conn,
+                recorder.tally(),
+                flow,
+                (started, until),
+                stopped.clone(),
+            ))
         })
         .collect();
-    let per_sender = f64::from(config.rate) / f64::from(config.channels);
-    // Sender latencies are send → reply; only deliveries go into the histogram.
-    let quiet = Recorder::new();
-    let senders = conns.into_iter().enumerate().map(|(n, conn)| {
-        let channel = channel_of(n);
-        let quiet = quiet.clone();
-        let phase = n as f64 / f64::from(config.channels);
-        tokio::spawn(drive(conn, quiet, deadline, (per_sender, phase), move |_| {
-            let micros = started.elapsed().as_micros() as u64;
-            json!({"op": "send_channel", "channel": channel, "message": {"type": "text", "text": micros.to_string()}})
-        }))
-    });
-    let _ = join_all(senders).await;
-    settle(recorder).await;
-    abort_all(sinks);
-    let quiet = quiet.inner.lock().expect("recorder");
-    recorder.sent(quiet.sent);
-    for (what, count) in &quiet.errors {
-        for _ in 0..*count {
-            recorder.error(format!("send {what}"));
+    let per_sender = f64::from(config.rate) / f64::from(channels);
+    let senders: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(n, conn)| {
+            let channel = channel_of(n as u32);
+            let phase = f64::from(n as u32) / f64::from(channels);
+            let pace = Pace::new(per_sender, phase, Pace::Flow(Arc::clone(&flows[n])));
+            // The text carries the sequence number and the send time since `started`.
+            let op = move |seq| {
+                let micros = started.elapsed().as_micros();
+                format!(
+                    r#"{{"op":"send_channel","channel":{channel},"message":{{"type":"text","text":"{seq} {micros}"}}}}"#
+                )
+            };
+            tokio::spawn(drive(conn, recorder.quiet_tally(), deadline, pace, op))
+        })
+        .collect();
+    let mut answered = 0;
+    for sender in senders {
+        if let Ok((_, tally)) = sender.await {
+            // Senders' latencies are send → reply; only deliveries are measured.
+            answered += tally.completed;
+            recorder.merge_sends(tally);
         }
     }
-    let members = u64::from(config.users / config.channels);
-    let expected = quiet.completed * members.saturating_sub(1);
+    settle(recorder).await;
+    stop.send_replace(true);
+    for sink in sinks {
+        if let Ok(tally) = sink.await {
+            recorder.merge(tally);
+        }
+    }
+    let expected: u64 = flows
+        .iter()
+        .map(|f| u64::from(f.receivers))
+        .sum::<u64>()
+        .saturating_mul(answered)
+        / u64::from(channels);
     let delivered = recorder.completed();
     if delivered < expected {
-        for _ in 0..(expected - delivered).min(1_000_000) {
-            recorder.error("undelivered");
-        }
+        recorder.errors("undelivered", expected - delivered);
     }
     Ok(())
 }
 
-async fn login(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
+/// A channel member's loop: each `message_from_channel` carries "seq micros" (its send
+/// time since `started`), so latency needs no clock shared with the sender.
+async fn receive_channel_messages(
+    mut conn: BenchConn,
+    mut tally: Tally,
+    flow: Arc<Flow>,
+    (started, until): (Instant, Instant),
+    mut stopped: watch::Receiver<bool>,
+) -> Tally {
+    let stop = tokio::time::Instant::from_std(until);
+    loop {
+        let frame = tokio::select! {
+            frame = tokio::time::timeout_at(stop, conn.recv()) => match frame {
+                Ok(Some(frame)) => frame,
+                _ => break,
+            },
+            _ = stopped.wait_for(|stopped| *stopped) => break,
+        };
+        let now = started.elapsed().as_micros() as u64;
+        for object in frame.split('\n') {
+            if field_str(object, "event") != Some("message_from_channel") {
+                continue;
+            }
+            let Some((seq, micros)) = field_str(object, "text").and_then(|t| t.split_once(' '))
+            else {
+                continue;
+            };
+            let (Ok(seq), Ok(micros)) = (seq.parse::<u64>(), micros.parse::<u64>()) else {
+                continue;
+            };
+            tally.done(Duration::from_micros(now.saturating_sub(micros)));
+            flow.arrived(seq);
+        }
+    }
+    tally
+}
+
+async fn login(
+    config: &BenchConfig,
+    target: &Target,
+    recorder: &Recorder,
+) -> Result<(), BenchError> {
     // One probe login tells a usage problem (bad URL, refused app) from load failures.
-    connect_login(&config.url, &config.app_id, &user_id(0))
+    connect_login(target, &config.app_id, 0)
         .await
         .map_err(|e| BenchError::Connect(e.to_string()))?
-        .close();
+        .close()
+        .await;
     recorder.restart();
     let deadline = Instant::now() + config.duration;
     let per_worker = f64::from(config.rate) / f64::from(config.users);
-    let config = Arc::new(config.clone());
-    let workers = (0..config.users).map(|n| {
-        let recorder = recorder.clone();
-        let config = config.clone();
-        tokio::spawn(async move {
-            let user = user_id(n);
-            let mut ticker = (per_worker > 0.0)
-                .then(|| tokio::time::interval(Duration::from_secs_f64(1.0 / per_worker)));
-            while Instant::now() < deadline {
-                if let Some(t) = &mut ticker {
-                    if tokio::time::timeout_at(deadline.into(), t.tick())
-                        .await
-                        .is_err()
+    let workers: Vec<_> = (0..config.users)
+        .map(|n| {
+            let mut tally = recorder.tally();
+            let (target, app_id) = (target.clone(), config.app_id.clone());
+            tokio::spawn(async move {
+                let mut pacer = pacer(per_worker, 0.0);
+                while Instant::now() < deadline {
+                    if pacer.is_some()
+                        && tokio::time::timeout_at(deadline.into(), tick(&mut pacer))
+                            .await
+                            .is_err()
                     {
                         break;
                     }
-                }
-                let began = Instant::now();
-                recorder.sent(1);
-                match connect_login(&config.url, &config.app_id, &user).await {
-                    Ok(conn) => {
-                        recorder.done(began.elapsed());
-                        conn.close();
+                    let began = Instant::now();
+                    tally.sent += 1;
+                    match connect_login(&target, &app_id, n).await {
+                        Ok(conn) => {
+                            tally.done(began.elapsed());
+                            conn.close().await;
+                        }
+                        Err(RawError::Connect { detail, .. }) if detail.contains("code") => {
+                            tally.error(detail.rsplit(' ').next().unwrap_or("login").to_string());
+                        }
+                        Err(RawError::Timeout { .. }) => tally.error("timeout"),
+                        Err(_) => tally.error("connect"),
                     }
-                    Err(RawError::Connect { detail, .. }) if detail.contains("code") => {
-                        recorder.error(detail.split(':').next().unwrap_or("login").to_string());
-                    }
-                    Err(RawError::Timeout { .. }) => recorder.error("timeout"),
-                    Err(_) => recorder.error("connect"),
                 }
-            }
+                tally
+            })
         })
-    });
-    let _ = join_all(workers).await;
+        .collect();
+    for worker in workers {
+        if let Ok(tally) = worker.await {
+            recorder.merge(tally);
+        }
+    }
     Ok(())
 }
 
-async fn soak(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
-    let conns = login_all(config, config.users).await?;
+async fn soak(
+    config: &BenchConfig,
+    target: &Target,
+    recorder: &Recorder,
+) -> Result<(), BenchError> {
+    let conns = login_all(config, target, config.users).await?;
     recorder.restart();
     let deadline = Instant::now() + config.duration;
     // One ping per connection per second unless --rate says otherwise.
@@ -319,16 +540,20 @@ async fn soak(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchErro
         f64::from(config.rate) / f64::from(config.users)
     };
     let users = f64::from(config.users);
-    let tasks = conns.into_iter().enumerate().map(|(i, conn)| {
-        let recorder = recorder.clone();
-        tokio::spawn(drive(
-            conn,
-            recorder,
-            deadline,
-            (per_conn, i as f64 / users),
-            |_| json!({"op": "ping"}),
-        ))
-    });
-    let _ = join_all(tasks).await;
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, conn)| {
+            let pace = Pace::new(per_conn, i as f64 / users, Pace::InFlight(1));
+            tokio::spawn(drive(conn, recorder.tally(), deadline, pace, |_| {
+                r#"{"op":"ping"}"#.to_string()
+            }))
+        })
+        .collect();
+    for task in tasks {
+        if let Ok((_, tally)) = task.await {
+            recorder.merge(tally);
+        }
+    }
     Ok(())
 }
