@@ -24,6 +24,7 @@ use crate::protocol::{
 use super::config::Config;
 use super::outbox::ConnHandle;
 use super::store::{Loaded, Store};
+use super::timers::{TimerHandle, Timers};
 
 /// Close code sent with `kicked` (normal closure: the server ended the session on purpose).
 pub const CLOSE_KICKED: u16 = 1000;
@@ -47,7 +48,7 @@ pub(super) struct User {
     pub token: Option<(u64, u64)>,
     /// The running token timers (warning, expiry): aborted when a renewal replaces them
     /// or the user goes, so that renewals do not pile up sleeping tasks.
-    pub token_timers: Vec<tokio::task::AbortHandle>,
+    pub token_timers: Vec<TimerHandle>,
 }
 
 /// One channel.
@@ -97,6 +98,8 @@ struct PendingAck {
     sender: ConnHandle,
     request_id: u32,
     result: SendResult,
+    /// The ack timeout, cancelled when the ack comes.
+    timer: TimerHandle,
 }
 
 #[derive(Debug, Default)]
@@ -159,8 +162,8 @@ struct HubInner {
     store: Store,
     state: Mutex<State>,
     next_conn_id: AtomicU64,
-    /// Set at shutdown: every timer task ends at once (and drops its hub handle).
-    timers_stopped: tokio::sync::watch::Sender<bool>,
+    /// Every timer; stopped at shutdown (the timer task then drops its hub handle).
+    timers: Timers,
 }
 
 /// Cheap handle to the shared state.
@@ -213,15 +216,17 @@ impl Hub {
                 .or_default()
                 .push_back(cached.message);
         }
-        Hub {
+        let hub = Hub {
             inner: Arc::new(HubInner {
                 config,
                 store,
                 state: Mutex::new(state),
                 next_conn_id: AtomicU64::new(1),
-                timers_stopped: tokio::sync::watch::Sender::new(false),
+                timers: Timers::default(),
             }),
-        }
+        };
+        hub.inner.timers.spawn(hub.clone());
+        hub
     }
 
     pub fn config(&self) -> &Config {
@@ -249,29 +254,25 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs `then` on the hub after `delay`, on its own task; the handle cancels it.
+    /// Runs `then` on the hub after `delay` (one entry in the timer wheel); the handle
+    /// cancels it.
     pub(super) fn after(
         &self,
         delay: Duration,
         then: impl FnOnce(&Hub) + Send + 'static,
-    ) -> tokio::task::AbortHandle {
-        let hub = self.clone();
-        let mut stopped = self.inner.timers_stopped.subscribe();
-        // The deadline counts from now, not from when the task first runs.
-        let deadline = tokio::time::Instant::now() + delay;
-        tokio::spawn(async move {
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => then(&hub),
-                _ = stopped.wait_for(|stopped| *stopped) => {}
-            }
-        })
-        .abort_handle()
+    ) -> TimerHandle {
+        self.inner.timers.start(delay, then)
     }
 
-    /// Ends every timer task now (shutdown): none may outlive the server or keep its
-    /// store alive. Timers started afterwards end at once too.
+    /// Timers pending now (acks, grace periods, expiries): for tests and diagnostics.
+    pub fn pending_timers(&self) -> usize {
+        self.inner.timers.pending()
+    }
+
+    /// Ends every timer now (shutdown): none may run after, outlive the server or keep
+    /// its store alive. Timers started afterwards never run.
     pub fn stop_timers(&self) {
-        self.inner.timers_stopped.send_replace(true);
+        self.inner.timers.stop();
     }
 
     /// Binds `user` to `conn`: kicks an older connection of the same user, answers the
@@ -465,6 +466,7 @@ impl Hub {
                 server_ts,
                 offline: false,
             });
+            let timer = self.after(config.ack_timeout, move |hub| hub.ack_expired(message_id));
             state.pending_acks.insert(
                 message_id,
                 PendingAck {
@@ -473,9 +475,9 @@ impl Hub {
                     sender: sender.clone(),
                     request_id,
                     result,
+                    timer,
                 },
             );
-            self.after(config.ack_timeout, move |hub| hub.ack_expired(message_id));
             return PeerSend::AwaitingAck;
         }
         let queue = state
@@ -504,6 +506,7 @@ impl Hub {
             .is_some_and(|p| p.app == app && p.receiver == user);
         if matches {
             let pending = state.pending_acks.remove(&message_id).expect("checked");
+            pending.timer.abort();
             pending
                 .sender
                 .send_reply(&Reply::ok(pending.request_id, &pending.result));
@@ -775,18 +778,46 @@ mod tests {
         let hub = Hub::new(Arc::new(config), store, loaded);
         let held = Arc::new(());
         let in_timer = Arc::clone(&held);
-        let timer = hub.after(Duration::from_secs(3600), move |_| drop(in_timer));
+        hub.after(Duration::from_secs(3600), move |_| drop(in_timer));
+        assert_eq!(hub.pending_timers(), 1);
         hub.stop_timers();
+        // Its closure is gone, and the timer task has dropped its hub handle.
+        assert_eq!(Arc::strong_count(&held), 1);
         tokio::time::timeout(Duration::from_secs(10), async {
-            while !timer.is_finished() {
+            while Arc::strong_count(&hub.inner) > 1 {
                 tokio::task::yield_now().await;
             }
         })
         .await
-        .expect("the timer ended at shutdown");
-        // Its closure (and hub handle) are gone: nothing keeps the store alive.
-        assert_eq!(Arc::strong_count(&held), 1);
-        assert_eq!(Arc::strong_count(&hub.inner), 1);
+        .expect("the timer task ended at shutdown");
+        // Started after the stop: never runs.
+        hub.after(Duration::ZERO, |_| panic!("ran after shutdown"));
+        assert_eq!(hub.pending_timers(), 0);
+        hub.store().stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_timer_leaves_nothing_and_never_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::ephemeral();
+        let (store, loaded) = Store::open(dir.path(), config.offline_ttl).unwrap();
+        let hub = Hub::new(Arc::new(config), store, loaded);
+        let (ran, mut fired) = tokio::sync::mpsc::unbounded_channel();
+        let cancelled = {
+            let ran = ran.clone();
+            hub.after(Duration::from_secs(10), move |_| {
+                ran.send("cancelled").unwrap();
+            })
+        };
+        hub.after(Duration::from_secs(20), move |_| {
+            ran.send("kept").unwrap();
+        });
+        assert_eq!(hub.pending_timers(), 2);
+        cancelled.abort();
+        assert_eq!(hub.pending_timers(), 1);
+        assert_eq!(fired.recv().await, Some("kept"));
+        assert_eq!(hub.pending_timers(), 0);
+        hub.stop_timers();
         hub.store().stop().await;
     }
 }

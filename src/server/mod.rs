@@ -145,6 +145,7 @@ mod rate;
 mod session;
 mod session_extra;
 mod store;
+mod timers;
 mod tls;
 
 use std::future::Future;

@@ -1,0 +1,121 @@
+//! The hub's timers: ack timeouts, grace periods, member-count throttles, token, invitation
+//! and channel-attribute expiry. One task runs them all from a `DelayQueue`, so a timer
+//! costs an entry, not a task, and cancelling one (an ack that arrived, a token renewed)
+//! removes its entry at once: nothing per message outlives its ack.
+//!
+//! A callback runs on the timer task with no lock held and gets the hub; it takes the
+//! hub's lock itself. At shutdown ([`Timers::stop`]) the task ends and every pending
+//! callback is dropped without running; timers started afterwards never run.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio_util::time::delay_queue::{DelayQueue, Key};
+
+use super::hub::Hub;
+
+type Callback = Box<dyn FnOnce(&Hub) + Send>;
+
+/// The queue and the keys of the timers still pending, by timer id (a `Key` is reused
+/// once its entry is gone, so handles hold ids).
+#[derive(Default)]
+struct Wheel {
+    queue: DelayQueue<(u64, Callback)>,
+    keys: HashMap<u64, Key>,
+    stopped: bool,
+}
+
+/// Every timer of one hub.
+#[derive(Clone, Default)]
+pub struct Timers {
+    wheel: Arc<Mutex<Wheel>>,
+    next_id: Arc<AtomicU64>,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for Timers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timers")
+            .field("pending", &self.wheel().keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cancels one timer; dropping it does not.
+#[derive(Debug, Clone)]
+pub struct TimerHandle {
+    id: u64,
+    timers: Timers,
+}
+
+impl TimerHandle {
+    /// Cancels the timer if it has not run yet.
+    pub fn abort(&self) {
+        let mut wheel = self.timers.wheel();
+        if let Some(key) = wheel.keys.remove(&self.id) {
+            wheel.queue.try_remove(&key);
+        }
+    }
+}
+
+impl Timers {
+    fn wheel(&self) -> MutexGuard<'_, Wheel> {
+        self.wheel
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `then` on `hub` after `delay` (counted from now), unless cancelled first.
+    pub fn start(&self, delay: Duration, then: impl FnOnce(&Hub) + Send + 'static) -> TimerHandle {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut wheel = self.wheel();
+        if !wheel.stopped {
+            let key = wheel.queue.insert((id, Box::new(then)), delay);
+            wheel.keys.insert(id, key);
+        }
+        TimerHandle {
+            id,
+            timers: self.clone(),
+        }
+    }
+
+    /// Timers pending now.
+    pub fn pending(&self) -> usize {
+        self.wheel().keys.len()
+    }
+
+    /// Ends the timer task and drops every pending timer unrun.
+    pub fn stop(&self) {
+        let mut wheel = self.wheel();
+        wheel.stopped = true;
+        wheel.queue.clear();
+        wheel.keys.clear();
+        drop(wheel);
+        self.stop.notify_one();
+    }
+
+    /// The task that runs due timers; it holds `hub` until [`Timers::stop`].
+    pub fn spawn(&self, hub: Hub) {
+        let timers = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let due = std::future::poll_fn(|cx| match timers.wheel().queue.poll_expired(cx) {
+                    // Empty: the queue keeps the waker and an insert wakes it.
+                    Poll::Ready(None) => Poll::Pending,
+                    other => other,
+                });
+                let expired = tokio::select! {
+                    expired = due => expired,
+                    () = timers.stop.notified() => return,
+                };
+                let Some(expired) = expired else { continue };
+                let (id, then) = expired.into_inner();
+                timers.wheel().keys.remove(&id);
+                then(&hub);
+            }
+        });
+    }
+}
