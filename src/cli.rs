@@ -129,6 +129,20 @@ pub struct ServeArgs {
     /// An app the server knows, as ID or ID:CERTIFICATE; repeatable.
     #[arg(long = "app", value_name = "ID[:CERT]")]
     pub apps: Vec<String>,
+
+    /// Turn off every per-connection rate limit (benchmarks, QA runs); each limit can
+    /// also be set in the config file's [limits] table.
+    #[arg(long)]
+    pub no_rate_limits: bool,
+
+    /// Longest wait, in milliseconds, for a connection's outgoing messages to share one
+    /// write (0: write each at once) [default: the config file's, else 5].
+    #[arg(long, value_name = "MS")]
+    pub write_delay: Option<u64>,
+
+    /// Worker threads [default: one fewer than the cores, at least 1].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// `rtm-tui token`
@@ -279,6 +293,9 @@ pub struct BenchArgs {
     /// Draw latency distribution and throughput over time to this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Worker threads of the load generator [default: one fewer than the cores, at least 1].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// `rtm-tui demo`

@@ -5,3 +5,19 @@ pub mod chat;
 pub mod qa;
 pub mod serve;
 pub mod token;
+
+/// Raises this process's open-file limit to its hard limit: a server or load generator
+/// holding thousands of connections needs a descriptor for each.
+pub fn raise_fd_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource};
+        let mut limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum {
+            limit.current = limit.maximum;
+            if let Err(error) = setrlimit(Resource::Nofile, limit) {
+                tracing::debug!(%error, "cannot raise the open-file limit");
+            }
+        }
+    }
+}

@@ -37,6 +37,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     for spec in &args.apps {
         config.apps.add_spec(spec);
     }
+    if args.no_rate_limits {
+        config.rate_limits = rtm::server::RateLimits::unlimited();
+    }
+    if let Some(ms) = args.write_delay {
+        config.write_delay = std::time::Duration::from_millis(ms);
+    }
+    super::raise_fd_limit();
     if let Some(warning) = rtm::server::open_mode_warning(listen, config.apps.open) {
         eprintln!("{warning}");
     }

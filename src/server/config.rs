@@ -131,6 +131,11 @@ impl RateLimits {
     }
 }
 
+/// Default of [`Config::write_delay`]: a chat line waits at most this long behind another
+/// one to the same connection, so that a busy channel costs a write per member every
+/// few milliseconds instead of one per message.
+pub const DEFAULT_WRITE_DELAY: Duration = Duration::from_millis(5);
+
 /// Everything `server::run` needs besides the listener.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -182,6 +187,10 @@ pub struct Config {
     pub loopback_exempt: bool,
     /// Serve `wss://` with this TLS set-up (`None`: plain `ws://`).
     pub tls: Option<super::tls::ServerTls>,
+    /// Longest time a connection's outgoing objects wait so that several share one frame
+    /// and one write: the first after a quiet spell goes at once, later ones at most
+    /// this often (0: every object at once). See `connection::write_loop`.
+    pub write_delay: Duration,
 }
 
 impl Default for Config {
@@ -212,6 +221,7 @@ impl Default for Config {
             logins_per_address: RateLimit::new(50, Duration::from_secs(1)),
             loopback_exempt: true,
             tls: None,
+            write_delay: DEFAULT_WRITE_DELAY,
         }
     }
 }

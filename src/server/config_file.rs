@@ -7,6 +7,8 @@
 //! # Accept app ids not listed below (as apps without certificate). The default is open
 //! # only when listening on a loopback address.
 //! open = false
+//! # Longest a connection's events wait to share one write (0: write each at once).
+//! write_delay_ms = 5
 //!
 //! [[app]]
 //! id = "970CA35de60c44645bbae8a215061b33"
@@ -20,6 +22,15 @@
 //! logins_per_address_per_second = 50
 //! login_timeout_secs = 10
 //! token_warning_secs = 30
+//! # Per-connection rate limits, as "COUNT/SECONDSs" or "off" (defaults: Agora's).
+//! send = "180/3s"            # send_peer and send_channel together
+//! login = "2/1s"
+//! join = "50/3s"
+//! join_same_channel = "2/5s"
+//! attribute_writes = "10/5s"
+//! presence = "10/5s"
+//! invitations = "10/5s"
+//! renew_token = "2/5s"
 //!
 //! [tls]
 //! cert = "/etc/rtm-tui/cert.pem"   # PEM chain
@@ -34,7 +45,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::config::{Config, RateLimit};
+use super::config::{Config, RateLimit, RateLimits};
 
 /// The parsed file.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
@@ -43,6 +54,7 @@ pub struct ServerFile {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub open: Option<bool>,
+    pub write_delay_ms: Option<u64>,
     #[serde(default, rename = "app")]
     pub apps: Vec<AppEntry>,
     #[serde(default)]
@@ -66,6 +78,44 @@ pub struct LimitsSection {
     pub logins_per_address_per_second: Option<u32>,
     pub login_timeout_secs: Option<u64>,
     pub token_warning_secs: Option<u64>,
+    pub send: Option<RateSpec>,
+    pub login: Option<RateSpec>,
+    pub join: Option<RateSpec>,
+    pub join_same_channel: Option<RateSpec>,
+    pub attribute_writes: Option<RateSpec>,
+    pub presence: Option<RateSpec>,
+    pub invitations: Option<RateSpec>,
+    pub renew_token: Option<RateSpec>,
+}
+
+/// A rate limit as the file writes it: `"180/3s"` (180 per 3 seconds) or `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct RateSpec(pub RateLimit);
+
+impl TryFrom<String> for RateSpec {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if text.trim() == "off" {
+            return Ok(RateSpec(RateLimits::unlimited().send));
+        }
+        let bad = || format!("{text:?}: expected COUNT/SECONDSs (such as \"180/3s\") or \"off\"");
+        let (count, window) = text.split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let seconds: u64 = window
+            .trim()
+            .strip_suffix('s')
+            .ok_or_else(bad)?
+            .parse()
+            .map_err(|_| bad())?;
+        if count == 0 || seconds == 0 {
+            return Err(bad());
+        }
+        Ok(RateSpec(RateLimit::new(
+            count,
+            Duration::from_secs(seconds),
+        )))
+    }
 }
 
 /// `[tls]`: PEM files of the certificate chain and its private key.
@@ -146,6 +196,24 @@ impl ServerFile {
         if let Some(secs) = limits.token_warning_secs {
             config.token_warning = Duration::from_secs(secs);
         }
+        if let Some(ms) = self.write_delay_ms {
+            config.write_delay = Duration::from_millis(ms);
+        }
+        let rates = &mut config.rate_limits;
+        for (spec, slot) in [
+            (limits.send, &mut rates.send),
+            (limits.login, &mut rates.login),
+            (limits.join, &mut rates.join),
+            (limits.join_same_channel, &mut rates.join_same_channel),
+            (limits.attribute_writes, &mut rates.attribute_writes),
+            (limits.presence, &mut rates.presence),
+            (limits.invitations, &mut rates.invitations),
+            (limits.renew_token, &mut rates.renew_token),
+        ] {
+            if let Some(RateSpec(limit)) = spec {
+                *slot = limit;
+            }
+        }
     }
 }
 
@@ -182,6 +250,26 @@ mod tests {
         );
         assert_eq!(config.apps.lookup("demo"), AppLookup::NoCertificate);
         assert_eq!(config.login_timeout, Duration::from_secs(10));
+        assert_eq!(config.rate_limits, crate::server::RateLimits::default());
+    }
+
+    #[test]
+    fn rate_limits_are_settable_and_can_be_turned_off() {
+        let file = ServerFile::parse("[limits]\nsend = \"1000/1s\"\njoin = \"off\"\n").unwrap();
+        let mut config = Config::ephemeral();
+        file.apply(&mut config);
+        assert_eq!(
+            config.rate_limits.send,
+            RateLimit::new(1000, Duration::from_secs(1))
+        );
+        assert_eq!(config.rate_limits.join, RateLimits::unlimited().join);
+        assert_eq!(config.rate_limits.login, RateLimits::default().login);
+        for bad in ["\"180\"", "\"0/3s\"", "\"5/3\"", "\"x/3s\""] {
+            assert!(
+                ServerFile::parse(&format!("[limits]\nsend = {bad}\n")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -92,7 +92,11 @@ pub async fn serve<S: Transport>(
     let conn = hub.new_conn();
     tracing::debug!(?peer, conn = conn.id(), "connected");
     let (sink, stream) = socket.split();
-    let mut writer = tokio::spawn(write_loop(sink, conn.clone(), config.ping_interval));
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        conn.clone(),
+        (config.ping_interval, config.write_delay),
+    ));
     let mut session = Session::new(conn.clone(), &hub);
     let mut reader = Reader {
         session: &mut session,
@@ -283,13 +287,20 @@ fn count_error(session: &mut Session, hub: &Hub, reason: String) -> bool {
     true
 }
 
+/// Drains the outbox into frames: everything queued goes out as one frame and one write.
+/// After a write, events wait until `write_delay` has passed, so that what arrives
+/// meanwhile shares the next write: a connection fed events faster than that gets a write
+/// per `write_delay` instead of one per event, while the first event after a quiet spell
+/// goes at once. A reply is never held back (its client may be waiting on it); it takes
+/// whatever is queued along.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocketStream<impl Transport>, WsMessage>,
     conn: ConnHandle,
-    ping_interval: Duration,
+    (ping_interval, write_delay): (Duration, Duration),
 ) {
     let mut ping =
         tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    let mut next_write = Instant::now();
     loop {
         tokio::select! {
             () = conn.wait_for_work() => {}
@@ -304,6 +315,20 @@ async fn write_loop(
         if conn.closing_state() == Closing::Abort {
             return;
         }
+        while Instant::now() < next_write
+            && !conn.has_reply_queued()
+            && conn.closing_state() == Closing::Open
+        {
+            tokio::select! {
+                () = tokio::time::sleep_until(next_write) => break,
+                () = conn.wait_for_work() => {}
+            }
+        }
+        if conn.closing_state() == Closing::Abort {
+            return;
+        }
+        // Let the request being handled (a frame may hold many) finish queuing first.
+        tokio::task::yield_now().await;
         loop {
             let drained = conn.drain(MAX_BATCH_BYTES);
             let wrote = !drained.batch.is_empty();
@@ -323,6 +348,7 @@ async fn write_loop(
             if !wrote {
                 break;
             }
+            next_write = Instant::now() + write_delay;
         }
     }
 }

@@ -2,6 +2,9 @@
 //!
 //! Anyone (the connection's own session, the hub fanning out, timers) appends encoded JSON
 //! lines; appending never waits. The connection's writer task drains the queue in batches.
+//! Replies are urgent (a client may be waiting on each): the writer sends them at once,
+//! with whatever else is queued. Events alone may wait up to the server's write delay so
+//! that several share one write (see `connection::write_loop`).
 //! When the queue passes its byte or item bound the connection is cut off (a slow consumer
 //! must not grow memory or slow the senders down).
 
@@ -24,10 +27,22 @@ pub enum Closing {
     Abort,
 }
 
+/// How a queued object counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// An event: counts toward the bound, may wait for the write delay.
+    Event,
+    /// A reply: counts toward the bound, written at once.
+    Reply,
+    /// The login backlog: exempt from the bound.
+    Exempt,
+}
+
 #[derive(Debug, Default)]
 struct Queue {
-    /// Queued objects; `true` marks one exempt from the bound (the login backlog).
-    lines: VecDeque<(Arc<str>, bool)>,
+    lines: VecDeque<(Arc<str>, Kind)>,
+    /// Replies queued (the writer sends at once while there is one).
+    replies: usize,
     /// Bytes of the bounded objects queued.
     bytes: usize,
     /// Bytes and count of the exempt objects queued: kept apart so that a large backlog
@@ -88,27 +103,27 @@ impl ConnHandle {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues one encoded object. Past the bound the connection is aborted instead.
+    /// Queues one encoded event. Past the bound the connection is aborted instead.
     pub fn push_line(&self, line: Arc<str>) {
-        self.push(line, true);
+        self.push(line, Kind::Event);
     }
 
     /// Queues without the bound: for the cached-message backlog at login, which is
     /// bounded by its own cap (200 messages) and must not cost the receiver its connection.
     pub fn push_line_unbounded(&self, line: Arc<str>) {
-        self.push(line, false);
+        self.push(line, Kind::Exempt);
     }
 
-    fn push(&self, line: Arc<str>, bounded: bool) {
+    fn push(&self, line: Arc<str>, kind: Kind) {
         if self.is_closed() {
             return;
         }
         let overflow = {
             let mut queue = self.queue();
-            if !bounded {
+            if kind == Kind::Exempt {
                 queue.exempt_bytes += line.len();
                 queue.exempt_items += 1;
-                queue.lines.push_back((line, true));
+                queue.lines.push_back((line, kind));
                 false
             } else if queue.bytes + line.len() > self.0.max_bytes
                 || queue.lines.len() - queue.exempt_items >= self.0.max_items
@@ -116,7 +131,10 @@ impl ConnHandle {
                 true
             } else {
                 queue.bytes += line.len();
-                queue.lines.push_back((line, false));
+                if kind == Kind::Reply {
+                    queue.replies += 1;
+                }
+                queue.lines.push_back((line, kind));
                 false
             }
         };
@@ -131,9 +149,14 @@ impl ConnHandle {
         }
     }
 
-    /// Queues a reply.
+    /// Queues a reply (written at once).
     pub fn send_reply(&self, reply: &Reply) {
-        self.push_line(encode(reply).into());
+        self.push(encode(reply).into(), Kind::Reply);
+    }
+
+    /// True while a reply is queued: the writer must not wait.
+    pub fn has_reply_queued(&self) -> bool {
+        self.queue().replies > 0
     }
 
     /// Queues an event.
@@ -194,12 +217,17 @@ impl ConnHandle {
             if !batch.is_empty() && batch.len() + line.len() + 1 > max_batch_bytes {
                 break;
             }
-            let (line, exempt) = queue.lines.pop_front().expect("front exists");
-            if exempt {
-                queue.exempt_bytes -= line.len();
-                queue.exempt_items -= 1;
-            } else {
-                queue.bytes -= line.len();
+            let (line, kind) = queue.lines.pop_front().expect("front exists");
+            match kind {
+                Kind::Exempt => {
+                    queue.exempt_bytes -= line.len();
+                    queue.exempt_items -= 1;
+                }
+                Kind::Reply => {
+                    queue.replies -= 1;
+                    queue.bytes -= line.len();
+                }
+                Kind::Event => queue.bytes -= line.len(),
             }
             if !batch.is_empty() {
                 batch.push('\n');
@@ -218,6 +246,7 @@ impl ConnHandle {
     pub fn take_lines(&self) -> Vec<String> {
         let mut queue = self.queue();
         queue.bytes = 0;
+        queue.replies = 0;
         queue.exempt_bytes = 0;
         queue.exempt_items = 0;
         queue
