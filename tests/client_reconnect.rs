@@ -208,6 +208,57 @@ async fn a_server_restart_on_the_same_port_and_data_is_survived() {
     server.shutdown().await;
 }
 
+/// A server restarted on a fresh store (`--ephemeral`, or an embedded server taken over
+/// with another data directory) starts its message ids over: new messages must still
+/// reach the receiver, not be dropped as already seen (issue 11, item 3).
+#[tokio::test]
+async fn a_server_restart_on_a_fresh_store_loses_no_message() {
+    let server = start_server(Config::ephemeral()).await;
+    let addr = server.addr();
+    let url = server.url();
+    let Pair {
+        alice: _alice,
+        mut alice_events,
+        mut bob_events,
+        lobby_of_bob: bob_lobby,
+        ..
+    } = Pair::start(&url, &url).await;
+    // Ids well past where the fresh store starts.
+    for i in 0..5 {
+        bob_lobby
+            .send_message(Message::text(format!("old {i}")))
+            .await
+            .unwrap();
+        assert_eq!(
+            next_channel_text(&mut alice_events).await,
+            format!("old {i}")
+        );
+    }
+
+    server.shutdown().await;
+    for events in [&mut alice_events, &mut bob_events] {
+        assert_eq!(
+            next_state_skipping(events).await.0,
+            ConnectionState::Reconnecting
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let server = rtm::server::spawn(listener, Config::ephemeral())
+        .await
+        .unwrap();
+    for events in [&mut alice_events, &mut bob_events] {
+        assert_eq!(
+            state_after_reconnecting(events).await,
+            (ConnectionState::Connected, ChangeReason::LoginSuccess)
+        );
+    }
+    for text in ["new 1", "new 2", "new 3"] {
+        bob_lobby.send_message(Message::text(text)).await.unwrap();
+        assert_eq!(next_channel_text(&mut alice_events).await, text);
+    }
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_remote_login_aborts_the_older_client_for_good() {
     let server = start_server(test_config()).await;
