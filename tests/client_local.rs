@@ -95,6 +95,35 @@ async fn login_fails_when_nothing_listens() {
     expect_login_ended(&mut events, ChangeReason::LoginFailure).await;
 }
 
+/// A web server at the address (404 for the WebSocket upgrade): the error names the path
+/// an RTM server answers at; a bare `host:port` is completed to the protocol's URL.
+#[tokio::test]
+async fn a_404_says_which_path_the_server_expects() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let web = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut request = vec![0; 4096];
+        let _ = tcp.read(&mut request).await.unwrap();
+        tcp.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+    });
+    let (client, _events) =
+        Client::new(client_support::fast_config(&format!("ws://{addr}/"))).unwrap();
+    let error = client.login(None, "alice").await.unwrap_err();
+    assert!(
+        matches!(&error, ClientError::Connect(text) if text.contains("404") && text.contains("/rtm/v1")),
+        "{error}"
+    );
+    web.await.unwrap();
+    assert_eq!(
+        rtm::client::server_url(&addr.to_string()),
+        format!("ws://{addr}/rtm/v1")
+    );
+}
+
 #[tokio::test]
 async fn bad_arguments_are_refused_before_anything_is_sent() {
     // Nothing listens here: a request that got as far as the socket would fail otherwise.

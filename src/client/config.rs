@@ -113,24 +113,6 @@ impl ReconnectPolicy {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_the_cap_and_jitter_stays_in_bounds() {
-        let policy = ReconnectPolicy::default();
-        for attempt in 0..40 {
-            let base = Duration::from_millis(500)
-                .saturating_mul(2u32.saturating_pow(attempt.min(31)))
-                .min(policy.max_delay);
-            let delay = policy.delay(attempt);
-            assert!(delay >= base.mul_f64(0.8) && delay <= base.mul_f64(1.2));
-            assert!(delay <= policy.max_delay);
-        }
-    }
-}
-
 /// A server address as people type it, made the WebSocket URL a client connects to:
 /// `ws://` when no scheme is given (`http`/`https` become `ws`/`wss`), and the protocol's
 /// path [`WS_PATH`](crate::protocol::WS_PATH) when none is given.
@@ -156,4 +138,22 @@ pub fn server_url(typed: &str) -> String {
         path
     };
     format!("{scheme}://{host}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap_and_jitter_stays_in_bounds() {
+        let policy = ReconnectPolicy::default();
+        for attempt in 0..40 {
+            let base = Duration::from_millis(500)
+                .saturating_mul(2u32.saturating_pow(attempt.min(31)))
+                .min(policy.max_delay);
+            let delay = policy.delay(attempt);
+            assert!(delay >= base.mul_f64(0.8) && delay <= base.mul_f64(1.2));
+            assert!(delay <= policy.max_delay);
+        }
+    }
 }
