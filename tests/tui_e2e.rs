@@ -164,6 +164,21 @@ async fn chat_in_a_real_terminal() {
         s.lines().any(|l| l.trim_end().ends_with("│bob"))
     });
 
+    // A channel attribute shows in the header, and goes when deleted (the server does not
+    // notify the one who changed it: the client reads them again).
+    tmux.line("/cattr set topic release");
+    tmux.wait_until("the topic in the header", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("topic=release"))
+    });
+    tmux.line("/cattr del topic");
+    tmux.wait_until("the topic gone from the header", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("#lobby") && !l.contains("topic="))
+    });
+
     // Send and see the mark: accepted in the channel, then received / cached by the peer.
     tmux.line("hi all");
     tmux.wait_for("hi all ✓");
@@ -203,13 +218,19 @@ async fn call_invitation_and_presence_in_a_real_terminal() {
     tmux.line("/query bob");
     tmux.wait_for("@bob · online");
 
-    // bob calls; alice sees the prompt with its countdown and accepts with `a`.
+    // bob calls while alice types: the prompt shows with its countdown, but her letters
+    // (an `r` and an `a` among them) stay in the input line; Alt-Y accepts.
+    tmux.run(&["send-keys", "-l", "hello "]);
+    tmux.wait_for("> hello");
     bob.send_invitation("call-1", "alice", "quick sync?", None)
         .await
         .expect("delivered to alice's client");
     tmux.wait_for("bob is calling you");
     tmux.wait_for("expires in");
-    tmux.keys(&["a"]);
+    tmux.run(&["send-keys", "-l", "there"]);
+    tmux.wait_for("> hello there");
+    tmux.wait_for("Alt-Y accept  Alt-N refuse");
+    tmux.keys(&["M-y"]);
     let accepted = tokio::time::timeout(WAIT, async {
         loop {
             match bob_events.recv().await {
@@ -225,6 +246,12 @@ async fn call_invitation_and_presence_in_a_real_terminal() {
     .expect("bob hears the answer");
     assert_eq!(accepted, "call-1");
     tmux.wait_for("you accepted bob's call");
+    tmux.wait_for("> hello there");
+    // Ctrl-C clears the half-typed line and does not quit.
+    tmux.keys(&["C-c"]);
+    tmux.wait_until("the line cleared", |s| {
+        s.lines().any(|l| l.trim_end() == ">") && s.contains("[CONNECTED]")
+    });
 
     // bob goes away: the tab's presence follows.
     bob.logout().await.unwrap();
@@ -308,6 +335,112 @@ async fn offline_messages_land_in_their_peer_tab() {
     assert!(killed.success());
     tmux.wait_for_shell();
     assert_eq!(tmux.format("#{alternate_on}"), "0");
+    drop(tmux);
+    server.shutdown().await;
+}
+
+/// The server goes away and comes back on a fresh store (ids start over): what alice
+/// typed meanwhile leaves after the re-login with its mark, in order; bob's new messages
+/// reach her screen; `/reconnect` tries at once. Then alice quits and comes back to her
+/// tabs. Also: `--server host:port` without `ws://` and `/rtm/v1`, and `/join #lobby`.
+/// (Issue 11 items 3, 4, 5; issue 12 items 3, 6, 8.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_loses_nothing_and_tabs_come_back() {
+    let server = start_server().await;
+    let addr = server.addr();
+    let url = server.url();
+    let tmux = Tmux::start("restart");
+    // A bare address: ws:// and /rtm/v1 are filled in.
+    tmux.launch("", &addr.to_string(), "alice");
+    let (bob, mut bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+    let lobby = bob.create_channel("lobby").unwrap();
+    lobby.join().await.unwrap();
+
+    tmux.line("/join #lobby");
+    tmux.wait_for("you joined #lobby");
+    let screen = tmux.wait_for("2 #lobby");
+    assert!(!screen.contains("##lobby"), "{screen}");
+    for i in 1..=5 {
+        lobby
+            .send_message(Message::text(format!("old {i}")))
+            .await
+            .unwrap();
+    }
+    tmux.wait_for("old 5");
+    tmux.line("/msg @bob psst");
+    tmux.wait_for("3 @bob");
+    tmux.wait_for("psst ✓");
+    tmux.keys(&["M-2"]);
+
+    server.shutdown().await;
+    tmux.wait_for("[RECONNECTING");
+    tmux.line("typed while away");
+    tmux.line("and in order");
+    tmux.wait_for("typed while away …");
+    tmux.wait_for("and in order …");
+
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
+        .await
+        .unwrap();
+    // bob back in the lobby first, so he hears alice's queued messages live.
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match bob_events.recv().await {
+                Some(rtm::client::ClientEvent::StateChanged {
+                    state: rtm::protocol::ConnectionState::Connected,
+                    ..
+                }) => return,
+                Some(_) => {}
+                None => panic!("bob's events ended"),
+            }
+        }
+    })
+    .await
+    .expect("bob reconnects");
+    tmux.line("/reconnect");
+    tmux.wait_for("typed while away ✓");
+    tmux.wait_for("and in order ✓");
+    let heard = tokio::time::timeout(WAIT, async {
+        let mut heard = Vec::new();
+        while heard.len() < 2 {
+            match bob_events.recv().await {
+                Some(rtm::client::ClientEvent::Server(
+                    rtm::protocol::Event::MessageFromChannel { message, .. },
+                )) => heard.push(message.summary()),
+                Some(_) => {}
+                None => panic!("bob's events ended"),
+            }
+        }
+        heard
+    })
+    .await
+    .expect("bob hears alice");
+    assert_eq!(heard, ["typed while away", "and in order"]);
+    // The fresh store's ids are ones alice has seen before: still shown.
+    for i in 1..=3 {
+        lobby
+            .send_message(Message::text(format!("new {i}")))
+            .await
+            .unwrap();
+    }
+    tmux.wait_for("new 3");
+    let screen = tmux.wait_for("new 1");
+    assert!(screen.contains("new 2"), "{screen}");
+
+    // Quit and come back: #lobby rejoined, @bob reopened.
+    tmux.line("/quit");
+    tmux.wait_for_shell();
+    tmux.run(&["send-keys", "clear", "Enter"]);
+    tmux.launch("", &url, "alice");
+    tmux.wait_for("reopened the tabs of last time: #lobby @bob");
+    tmux.wait_for("2 #lobby");
+    tmux.wait_for("3 @bob");
+    tmux.keys(&["M-2"]);
+    tmux.wait_for("you joined #lobby");
+    tmux.line("/quit");
+    tmux.wait_for_shell();
     drop(tmux);
     server.shutdown().await;
 }
