@@ -555,49 +555,50 @@ fn channel_message_at(id: u64, ts: u64, from: &str, text: &str) -> Value {
            "message": {"type": "text", "text": text}, "message_id": id, "server_ts": ts})
 }
 
+/// alice (logged in, `ws` her connection) joins the lobby and receives `seen`; the
+/// server drops her; her re-login is answered (naming `store`), and so is her rejoin.
+/// Returns the new connection, whose next object is the catch-up `history`.
+async fn rejoin_after_a_drop(
+    listener: &TcpListener,
+    client: &Client,
+    events: &mut Events,
+    mut ws: Peer,
+    seen: Value,
+    store: Option<&str>,
+) -> Peer {
+    let lobby = client.create_channel("lobby").unwrap();
+    let joined = tokio::spawn(async move { lobby.join().await });
+    ws.answer_join().await;
+    joined.await.unwrap().unwrap();
+    let text = seen["message"]["text"].as_str().unwrap().to_string();
+    ws.send_text(seen.to_string()).await;
+    assert_eq!(text_of(next_event(events).await), text);
+    ws.ws.close(None).await.unwrap();
+    drop(ws);
+    assert_eq!(next_state(events).await.0, ConnectionState::Reconnecting);
+    let mut ws = accept(listener).await;
+    let login = ws.next_json().await;
+    ws.reply_login_on_store(&login, store).await;
+    let rejoin = ws.next_json().await;
+    assert_eq!(rejoin["op"], "join");
+    ws.send_text(json!({"id": rejoin["id"], "code": 0, "member_count": 2}).to_string())
+        .await;
+    ws
+}
+
 /// A server whose store changed between two logins (it names another `store`) starts its
 /// ids over: the client forgets what it saw, so a new message that reuses an id (even
 /// with the same time) is delivered, and catch-up asks from the join time, not after an
 /// id of the old store. Repeats on the new store are still skipped.
 #[tokio::test]
 async fn a_new_store_resets_what_the_client_has_seen() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (client, mut events) = Client::new(fast_config(addr)).unwrap();
-    let login = tokio::spawn({
-        let client = client.clone();
-        async move { client.login(None, "alice").await }
-    });
-    let mut ws = accept(&listener).await;
-    let request = ws.next_json().await;
-    ws.reply_login_on_store(&request, Some("store-one")).await;
-    assert_eq!(
-        login.await.unwrap().unwrap().store,
-        Some("store-one".into())
-    );
+    let (listener, client, mut events, ws, login) = logged_in_with(|_| {}, Some("store-one")).await;
+    assert_eq!(login.store, Some("store-one".into()));
     next_state(&mut events).await;
     next_state(&mut events).await;
-    let lobby = client.create_channel("lobby").unwrap();
-    let joined = tokio::spawn(async move { lobby.join().await });
-    ws.answer_join().await;
-    joined.await.unwrap().unwrap();
-    ws.send_text(channel_message(7, "bob", "old seven").to_string())
-        .await;
-    assert_eq!(text_of(next_event(&mut events).await), "old seven");
-
-    ws.ws.close(None).await.unwrap();
-    drop(ws);
-    assert_eq!(
-        next_state(&mut events).await.0,
-        ConnectionState::Reconnecting
-    );
-    let mut ws = accept(&listener).await;
-    let login = ws.next_json().await;
-    ws.reply_login_on_store(&login, Some("store-two")).await;
-    let rejoin = ws.next_json().await;
-    assert_eq!(rejoin["op"], "join");
-    ws.send_text(json!({"id": rejoin["id"], "code": 0, "member_count": 2}).to_string())
-        .await;
+    let seen = channel_message(7, "bob", "old seven");
+    let mut ws =
+        rejoin_after_a_drop(&listener, &client, &mut events, ws, seen, Some("store-two")).await;
     let history = ws.next_json().await;
     assert_eq!(history["op"], "history");
     assert_eq!(
@@ -632,28 +633,11 @@ async fn a_new_store_resets_what_the_client_has_seen() {
 /// the server's ids may have started over.
 #[tokio::test]
 async fn lower_ids_after_a_relogin_are_delivered_unless_repeated() {
-    let (listener, client, mut events, mut ws) = logged_in_with_script().await;
+    let (listener, client, mut events, ws) = logged_in_with_script().await;
     next_state(&mut events).await;
     next_state(&mut events).await;
-    let lobby = client.create_channel("lobby").unwrap();
-    let joined = tokio::spawn(async move { lobby.join().await });
-    ws.answer_join().await;
-    joined.await.unwrap().unwrap();
-    ws.send_text(channel_message_at(9, 1000, "bob", "nine").to_string())
-        .await;
-    assert_eq!(text_of(next_event(&mut events).await), "nine");
-    ws.ws.close(None).await.unwrap();
-    drop(ws);
-    assert_eq!(
-        next_state(&mut events).await.0,
-        ConnectionState::Reconnecting
-    );
-    let mut ws = accept(&listener).await;
-    let login = ws.next_json().await;
-    ws.reply_login(&login).await;
-    let rejoin = ws.next_json().await;
-    ws.send_text(json!({"id": rejoin["id"], "code": 0, "member_count": 2}).to_string())
-        .await;
+    let seen = channel_message_at(9, 1000, "bob", "nine");
+    let mut ws = rejoin_after_a_drop(&listener, &client, &mut events, ws, seen, None).await;
     let history = ws.next_json().await;
     assert_eq!(history["after"], 9);
     ws.send_text(json!({"id": history["id"], "code": 0, "messages": []}).to_string())
@@ -716,22 +700,16 @@ async fn sends_leave_in_the_order_they_were_made() {
 /// timeout starts when it is sent), and `reconnect_now` ends the backoff at once.
 #[tokio::test]
 async fn queued_requests_outlast_a_long_reconnect_and_reconnect_now_tries_at_once() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut config = fast_config(addr);
-    config.request_timeout = Duration::from_millis(300);
-    // A backoff far longer than the test: only reconnect_now can bring the client back.
-    config.reconnect.initial_delay = Duration::from_secs(600);
-    config.reconnect.max_delay = Duration::from_secs(600);
-    let (client, mut events) = Client::new(config).unwrap();
-    let login = tokio::spawn({
-        let client = client.clone();
-        async move { client.login(None, "alice").await }
-    });
-    let mut ws = accept(&listener).await;
-    let request = ws.next_json().await;
-    ws.reply_login(&request).await;
-    login.await.unwrap().unwrap();
+    let (listener, client, mut events, mut ws, _) = logged_in_with(
+        |config| {
+            config.request_timeout = Duration::from_millis(300);
+            // A backoff far longer than the test: only reconnect_now brings the client back.
+            config.reconnect.initial_delay = Duration::from_secs(600);
+            config.reconnect.max_delay = Duration::from_secs(600);
+        },
+        None,
+    )
+    .await;
     next_state(&mut events).await;
     next_state(&mut events).await;
 
@@ -842,20 +820,37 @@ impl Peer {
 
 /// A client logged in as alice through a scripted server, and that server's side.
 async fn logged_in_with_script() -> (TcpListener, Client, Events, Peer) {
+    let (listener, client, events, ws, result) = logged_in_with(|_| {}, None).await;
+    assert_eq!(result.user, "alice");
+    assert_eq!(result.server, "script/0");
+    (listener, client, events, ws)
+}
+
+/// [`logged_in_with_script`] with a config changed by `adjust`, the login reply naming
+/// `store` if given; also returns what the login returned.
+async fn logged_in_with(
+    adjust: impl FnOnce(&mut ClientConfig),
+    store: Option<&str>,
+) -> (
+    TcpListener,
+    Client,
+    Events,
+    Peer,
+    rtm::protocol::LoginResult,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (client, events) = Client::new(fast_config(addr)).unwrap();
+    let mut config = fast_config(listener.local_addr().unwrap());
+    adjust(&mut config);
+    let (client, events) = Client::new(config).unwrap();
     let login = tokio::spawn({
         let client = client.clone();
         async move { client.login(None, "alice").await }
     });
     let mut ws = accept(&listener).await;
     let request = ws.next_json().await;
-    ws.reply_login(&request).await;
+    ws.reply_login_on_store(&request, store).await;
     let result = login.await.unwrap().unwrap();
-    assert_eq!(result.user, "alice");
-    assert_eq!(result.server, "script/0");
-    (listener, client, events, ws)
+    (listener, client, events, ws, result)
 }
 
 async fn accept(listener: &TcpListener) -> Peer {

@@ -158,7 +158,6 @@ async fn a_server_restart_on_the_same_port_and_data_is_survived() {
         config
     };
     let server = start_server(config()).await;
-    let addr = server.addr();
     let url = server.url();
     let Pair {
         // Kept: the client's task ends when its last handle is dropped.
@@ -169,23 +168,7 @@ async fn a_server_restart_on_the_same_port_and_data_is_survived() {
         ..
     } = Pair::start(&url, &url).await;
 
-    server.shutdown().await;
-    for events in [&mut alice_events, &mut bob_events] {
-        let (state, reason, _) = next_state_skipping(events).await;
-        assert_eq!(
-            (state, reason),
-            (ConnectionState::Reconnecting, ChangeReason::Interrupted)
-        );
-    }
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let server = rtm::server::spawn(listener, config()).await.unwrap();
-    for events in [&mut alice_events, &mut bob_events] {
-        let (state, reason) = state_after_reconnecting(events).await;
-        assert_eq!(
-            (state, reason),
-            (ConnectionState::Connected, ChangeReason::LoginSuccess)
-        );
-    }
+    let server = restart(server, config(), [&mut alice_events, &mut bob_events]).await;
     // Both rejoined the lobby on the new server.
     let members = timeout(WAIT, async {
         loop {
@@ -214,49 +197,53 @@ async fn a_server_restart_on_the_same_port_and_data_is_survived() {
 #[tokio::test]
 async fn a_server_restart_on_a_fresh_store_loses_no_message() {
     let server = start_server(Config::ephemeral()).await;
-    let addr = server.addr();
     let url = server.url();
-    let Pair {
-        alice: _alice,
-        mut alice_events,
-        mut bob_events,
-        lobby_of_bob: bob_lobby,
-        ..
-    } = Pair::start(&url, &url).await;
+    let mut pair = Pair::start(&url, &url).await;
+    let said = |text: String| pair.lobby_of_bob.send_message(Message::text(text));
     // Ids well past where the fresh store starts.
-    for i in 0..5 {
-        bob_lobby
-            .send_message(Message::text(format!("old {i}")))
-            .await
-            .unwrap();
-        assert_eq!(
-            next_channel_text(&mut alice_events).await,
-            format!("old {i}")
-        );
+    let old: Vec<String> = (0..5).map(|i| format!("old {i}")).collect();
+    for text in &old {
+        said(text.clone()).await.unwrap();
     }
-
+    for text in &old {
+        assert_eq!(&next_channel_text(&mut pair.alice_events).await, text);
+    }
+    let events = [&mut pair.alice_events, &mut pair.bob_events];
+    let server = restart(server, Config::ephemeral(), events).await;
+    for text in ["new 1", "new 2", "new 3"] {
+        let sent = pair.lobby_of_bob.send_message(Message::text(text));
+        sent.await.unwrap();
+        assert_eq!(next_channel_text(&mut pair.alice_events).await, text);
+    }
     server.shutdown().await;
-    for events in [&mut alice_events, &mut bob_events] {
+}
+
+/// Stops `server`, sees both clients RECONNECTING, starts a server with `config` on the
+/// same address and sees both CONNECTED again.
+async fn restart(
+    server: rtm::server::RunningServer,
+    config: Config,
+    clients: [&mut Events; 2],
+) -> rtm::server::RunningServer {
+    let addr = server.addr();
+    server.shutdown().await;
+    let [alice, bob] = clients;
+    for events in [&mut *alice, &mut *bob] {
+        let (state, reason, _) = next_state_skipping(events).await;
         assert_eq!(
-            next_state_skipping(events).await.0,
-            ConnectionState::Reconnecting
+            (state, reason),
+            (ConnectionState::Reconnecting, ChangeReason::Interrupted)
         );
     }
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let server = rtm::server::spawn(listener, Config::ephemeral())
-        .await
-        .unwrap();
-    for events in [&mut alice_events, &mut bob_events] {
+    let server = rtm::server::spawn(listener, config).await.unwrap();
+    for events in [alice, bob] {
         assert_eq!(
             state_after_reconnecting(events).await,
             (ConnectionState::Connected, ChangeReason::LoginSuccess)
         );
     }
-    for text in ["new 1", "new 2", "new 3"] {
-        bob_lobby.send_message(Message::text(text)).await.unwrap();
-        assert_eq!(next_channel_text(&mut alice_events).await, text);
-    }
-    server.shutdown().await;
+    server
 }
 
 #[tokio::test]

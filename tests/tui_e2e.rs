@@ -6,8 +6,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rtm::client::{Client, ClientConfig, SendOptions};
-use rtm::protocol::Message;
+use rtm::client::{Client, ClientConfig, ClientEvent, Events, SendOptions};
+use rtm::protocol::{Event, Message};
 
 /// Longest wait for the screen to show something (a busy 2-core box).
 const WAIT: Duration = Duration::from_secs(15);
@@ -124,6 +124,32 @@ async fn start_server() -> rtm::server::RunningServer {
         .unwrap()
 }
 
+/// Sends "`what` 1" .. "`what` `count`" to a channel, each accepted by the server.
+async fn say(channel: &rtm::client::Channel, what: &str, count: usize) {
+    for i in 1..=count {
+        let text = Message::text(format!("{what} {i}"));
+        channel.send_message(text).await.unwrap();
+    }
+}
+
+/// The first event that `pick` maps to something, within [`WAIT`].
+async fn first_event<T>(
+    events: &mut Events,
+    what: &str,
+    mut pick: impl FnMut(ClientEvent) -> Option<T>,
+) -> T {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events.recv().await.expect("the client's events go on");
+            if let Some(found) = pick(event) {
+                return found;
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
@@ -231,19 +257,11 @@ async fn call_invitation_and_presence_in_a_real_terminal() {
     tmux.wait_for("> hello there");
     tmux.wait_for("Alt-Y accept  Alt-N refuse");
     tmux.keys(&["M-y"]);
-    let accepted = tokio::time::timeout(WAIT, async {
-        loop {
-            match bob_events.recv().await {
-                Some(rtm::client::ClientEvent::Server(
-                    rtm::protocol::Event::InvitationAccepted { invitation_id, .. },
-                )) => return invitation_id,
-                Some(_) => {}
-                None => panic!("bob's events ended"),
-            }
-        }
+    let accepted = first_event(&mut bob_events, "the answer to bob's call", |e| match e {
+        ClientEvent::Server(Event::InvitationAccepted { invitation_id, .. }) => Some(invitation_id),
+        _ => None,
     })
-    .await
-    .expect("bob hears the answer");
+    .await;
     assert_eq!(accepted, "call-1");
     tmux.wait_for("you accepted bob's call");
     tmux.wait_for("> hello there");
@@ -361,12 +379,7 @@ async fn a_server_restart_loses_nothing_and_tabs_come_back() {
     tmux.wait_for("you joined #lobby");
     let screen = tmux.wait_for("2 #lobby");
     assert!(!screen.contains("##lobby"), "{screen}");
-    for i in 1..=5 {
-        lobby
-            .send_message(Message::text(format!("old {i}")))
-            .await
-            .unwrap();
-    }
+    say(&lobby, "old", 5).await;
     tmux.wait_for("old 5");
     tmux.line("/msg @bob psst");
     tmux.wait_for("3 @bob");
@@ -385,46 +398,29 @@ async fn a_server_restart_loses_nothing_and_tabs_come_back() {
         .await
         .unwrap();
     // bob back in the lobby first, so he hears alice's queued messages live.
-    tokio::time::timeout(WAIT, async {
-        loop {
-            match bob_events.recv().await {
-                Some(rtm::client::ClientEvent::StateChanged {
-                    state: rtm::protocol::ConnectionState::Connected,
-                    ..
-                }) => return,
-                Some(_) => {}
-                None => panic!("bob's events ended"),
-            }
-        }
+    first_event(&mut bob_events, "bob reconnected", |e| match e {
+        ClientEvent::StateChanged {
+            state: rtm::protocol::ConnectionState::Connected,
+            ..
+        } => Some(()),
+        _ => None,
     })
-    .await
-    .expect("bob reconnects");
+    .await;
     tmux.line("/reconnect");
     tmux.wait_for("typed while away ✓");
     tmux.wait_for("and in order ✓");
-    let heard = tokio::time::timeout(WAIT, async {
-        let mut heard = Vec::new();
-        while heard.len() < 2 {
-            match bob_events.recv().await {
-                Some(rtm::client::ClientEvent::Server(
-                    rtm::protocol::Event::MessageFromChannel { message, .. },
-                )) => heard.push(message.summary()),
-                Some(_) => {}
-                None => panic!("bob's events ended"),
+    for expected in ["typed while away", "and in order"] {
+        let heard = first_event(&mut bob_events, expected, |e| match e {
+            ClientEvent::Server(Event::MessageFromChannel { message, .. }) => {
+                Some(message.summary())
             }
-        }
-        heard
-    })
-    .await
-    .expect("bob hears alice");
-    assert_eq!(heard, ["typed while away", "and in order"]);
-    // The fresh store's ids are ones alice has seen before: still shown.
-    for i in 1..=3 {
-        lobby
-            .send_message(Message::text(format!("new {i}")))
-            .await
-            .unwrap();
+            _ => None,
+        })
+        .await;
+        assert_eq!(heard, expected);
     }
+    // The fresh store's ids are ones alice has seen before: still shown.
+    say(&lobby, "new", 3).await;
     tmux.wait_for("new 3");
     let screen = tmux.wait_for("new 1");
     assert!(screen.contains("new 2"), "{screen}");

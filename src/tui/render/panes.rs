@@ -24,9 +24,8 @@ const LARGE_CHANNEL: u64 = crate::protocol::limits::MAX_LISTED_MEMBERS as u64;
 /// mentions (`@`) or unread messages (`•`).
 pub fn tab_list(frame: &mut Frame, app: &App, area: Rect, numbers_only: bool) {
     let width = usize::from(area.width.saturating_sub(1));
-    if numbers_only {
-        let lines: Vec<Line> = app
-            .tabs
+    let lines: Vec<Line> = if numbers_only {
+        app.tabs
             .iter()
             .enumerate()
             .map(|(i, tab)| {
@@ -44,63 +43,54 @@ pub fn tab_list(frame: &mut Frame, app: &App, area: Rect, numbers_only: bool) {
                 };
                 Line::styled(format!("{:>2} {mark}", i + 1), style)
             })
-            .collect();
-        frame.render_widget(
-            Paragraph::new(lines).block(
-                Block::new()
-                    .borders(Borders::RIGHT)
-                    .border_style(app.theme.dim),
-            ),
-            area,
-        );
-        return;
-    }
-    let lines: Vec<Line> = app
-        .tabs
-        .iter()
-        .enumerate()
-        .map(|(i, tab)| {
-            let mut counts = String::new();
-            // Large channels send no join/leave events; their size is worth showing here.
-            if let Some(count) = tab.member_count.filter(|c| *c > LARGE_CHANNEL) {
-                let _ = write!(counts, " ({count})");
-            }
-            if tab.mentions > 0 {
-                {
-                    let _ = write!(counts, " @{}", tab.mentions);
+            .collect()
+    } else {
+        app.tabs
+            .iter()
+            .enumerate()
+            .map(|(i, tab)| {
+                let mut counts = String::new();
+                // Large channels send no join/leave events; their size is worth showing here.
+                if let Some(count) = tab.member_count.filter(|c| *c > LARGE_CHANNEL) {
+                    let _ = write!(counts, " ({count})");
+                }
+                if tab.mentions > 0 {
+                    {
+                        let _ = write!(counts, " @{}", tab.mentions);
+                    };
+                }
+                if tab.unread > 0 {
+                    {
+                        let _ = write!(counts, " {}", tab.unread);
+                    };
+                }
+                let label = format!("{} ", i + 1);
+                let name_width = width.saturating_sub(label.width() + counts.width());
+                let name = truncate(&tab.name(), name_width);
+                let pad = width.saturating_sub(label.width() + name.width() + counts.width());
+                let base = if i == app.active {
+                    app.theme.selected
+                } else if tab.mentions > 0 {
+                    app.theme.mention
+                } else if tab.unread > 0 {
+                    app.theme.bold
+                } else {
+                    Style::new()
                 };
-            }
-            if tab.unread > 0 {
-                {
-                    let _ = write!(counts, " {}", tab.unread);
+                let counts_style = if tab.mentions > 0 {
+                    app.theme.mention
+                } else {
+                    app.theme.accent
                 };
-            }
-            let label = format!("{} ", i + 1);
-            let name_width = width.saturating_sub(label.width() + counts.width());
-            let name = truncate(&tab.name(), name_width);
-            let pad = width.saturating_sub(label.width() + name.width() + counts.width());
-            let base = if i == app.active {
-                app.theme.selected
-            } else if tab.mentions > 0 {
-                app.theme.mention
-            } else if tab.unread > 0 {
-                app.theme.bold
-            } else {
-                Style::new()
-            };
-            let counts_style = if tab.mentions > 0 {
-                app.theme.mention
-            } else {
-                app.theme.accent
-            };
-            Line::from(vec![
-                Span::styled(label, base.patch(app.theme.dim)),
-                Span::styled(name, base),
-                Span::styled(" ".repeat(pad), base),
-                Span::styled(counts, base.patch(counts_style)),
-            ])
-        })
-        .collect();
+                Line::from(vec![
+                    Span::styled(label, base.patch(app.theme.dim)),
+                    Span::styled(name, base),
+                    Span::styled(" ".repeat(pad), base),
+                    Span::styled(counts, base.patch(counts_style)),
+                ])
+            })
+            .collect()
+    };
     frame.render_widget(
         Paragraph::new(lines).block(
             Block::new()
