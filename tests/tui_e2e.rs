@@ -310,6 +310,19 @@ async fn a_remote_login_aborts_and_login_again_works() {
     tmux.wait_for("rtm-tui — log in");
     tmux.keys(&["Enter"]);
     tmux.wait_for("[CONNECTED]");
+    // /login while logged in: Esc goes back; another user id logs in as that user (the
+    // first is logged out, no "already logged in").
+    tmux.line("/login");
+    tmux.wait_for("Esc back to the chat");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("· alice@e2e · /status");
+    tmux.line("/login");
+    tmux.wait_for("rtm-tui — log in");
+    tmux.keys(&["C-u"]);
+    tmux.run(&["send-keys", "-l", "carol"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("· carol@e2e · /status");
+    tmux.wait_for("logged in as carol");
     tmux.keys(&["C-c"]);
     tmux.wait_for_shell();
     assert_eq!(tmux.format("#{alternate_on}"), "0");

@@ -160,7 +160,7 @@ pub struct Tab {
 }
 
 /// How far back a repeated message is looked for (a catch-up repeats only recent ones).
-const REPEAT_WINDOW: usize = 512;
+const REPEAT_WINDOW: usize = 256;
 
 /// Messages asked for per `history` page.
 pub const HISTORY_PAGE: u32 = 50;

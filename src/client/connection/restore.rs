@@ -2,7 +2,10 @@
 //! successful reply) and how it restores it after a reconnect: rejoin channels,
 //! re-subscribe presence, re-send attributes, catch up on missed channel messages with
 //! `history` (after the last message delivered, or after the newest one at join time,
-//! which a fresh join asks for), then deliver what arrived meanwhile. Something new to
+//! which a fresh join asks for), then deliver what arrived meanwhile. A repeated channel
+//! message is recognised by its id and server time (`ChannelMark::admit`), never by an id
+//! alone: a server restarted on a fresh store starts its ids over; when the login reply
+//! names another `store`, what was seen is forgotten (`lifecycle.rs`). Something new to
 //! remember goes in [`Memory`], [`Effect`] and `start_restore`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
