@@ -42,6 +42,7 @@ fn logged_in_app() -> App {
         protocol: 1,
         server: "bench".into(),
         token_expires_at: None,
+        store: None,
     }))));
     app.update(Action::Done(Outcome::Joined {
         channel: "bench".into(),

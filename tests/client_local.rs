@@ -95,6 +95,35 @@ async fn login_fails_when_nothing_listens() {
     expect_login_ended(&mut events, ChangeReason::LoginFailure).await;
 }
 
+/// A web server at the address (404 for the WebSocket upgrade): the error names the path
+/// an RTM server answers at; a bare `host:port` is completed to the protocol's URL.
+#[tokio::test]
+async fn a_404_says_which_path_the_server_expects() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let web = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut request = vec![0; 4096];
+        let _ = tcp.read(&mut request).await.unwrap();
+        tcp.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+    });
+    let (client, _events) =
+        Client::new(client_support::fast_config(&format!("ws://{addr}/"))).unwrap();
+    let error = client.login(None, "alice").await.unwrap_err();
+    assert!(
+        matches!(&error, ClientError::Connect(text) if text.contains("404") && text.contains("/rtm/v1")),
+        "{error}"
+    );
+    web.await.unwrap();
+    assert_eq!(
+        rtm::client::server_url(&addr.to_string()),
+        format!("ws://{addr}/rtm/v1")
+    );
+}
+
 #[tokio::test]
 async fn bad_arguments_are_refused_before_anything_is_sent() {
     // Nothing listens here: a request that got as far as the socket would fail otherwise.
@@ -518,8 +547,209 @@ async fn reconnect_restores_the_session_and_catches_up_in_order() {
 }
 
 fn channel_message(id: u64, from: &str, text: &str) -> Value {
+    channel_message_at(id, id, from, text)
+}
+
+fn channel_message_at(id: u64, ts: u64, from: &str, text: &str) -> Value {
     json!({"event": "message_from_channel", "channel": "lobby", "from": from,
-           "message": {"type": "text", "text": text}, "message_id": id, "server_ts": id})
+           "message": {"type": "text", "text": text}, "message_id": id, "server_ts": ts})
+}
+
+/// alice (logged in, `ws` her connection) joins the lobby and receives `seen`; the
+/// server drops her; her re-login is answered (naming `store`), and so is her rejoin.
+/// Returns the new connection, whose next object is the catch-up `history`.
+async fn rejoin_after_a_drop(
+    listener: &TcpListener,
+    client: &Client,
+    events: &mut Events,
+    mut ws: Peer,
+    seen: Value,
+    store: Option<&str>,
+) -> Peer {
+    let lobby = client.create_channel("lobby").unwrap();
+    let joined = tokio::spawn(async move { lobby.join().await });
+    ws.answer_join().await;
+    joined.await.unwrap().unwrap();
+    let text = seen["message"]["text"].as_str().unwrap().to_string();
+    ws.send_text(seen.to_string()).await;
+    assert_eq!(text_of(next_event(events).await), text);
+    ws.ws.close(None).await.unwrap();
+    drop(ws);
+    assert_eq!(next_state(events).await.0, ConnectionState::Reconnecting);
+    let mut ws = accept(listener).await;
+    let login = ws.next_json().await;
+    ws.reply_login_on_store(&login, store).await;
+    let rejoin = ws.next_json().await;
+    assert_eq!(rejoin["op"], "join");
+    ws.send_text(json!({"id": rejoin["id"], "code": 0, "member_count": 2}).to_string())
+        .await;
+    ws
+}
+
+/// A server whose store changed between two logins (it names another `store`) starts its
+/// ids over: the client forgets what it saw, so a new message that reuses an id (even
+/// with the same time) is delivered, and catch-up asks from the join time, not after an
+/// id of the old store. Repeats on the new store are still skipped.
+#[tokio::test]
+async fn a_new_store_resets_what_the_client_has_seen() {
+    let (listener, client, mut events, ws, login) = logged_in_with(|_| {}, Some("store-one")).await;
+    assert_eq!(login.store, Some("store-one".into()));
+    next_state(&mut events).await;
+    next_state(&mut events).await;
+    let seen = channel_message(7, "bob", "old seven");
+    let mut ws =
+        rejoin_after_a_drop(&listener, &client, &mut events, ws, seen, Some("store-two")).await;
+    let history = ws.next_json().await;
+    assert_eq!(history["op"], "history");
+    assert_eq!(
+        history.get("after"),
+        None,
+        "catch-up on a new store starts from the join time: {history}"
+    );
+    // Stored on the new store after alice joined (server time later than the join).
+    let stored = json!({"message_id": 1, "from": "bob", "server_ts": 1_800_000_000_000_u64,
+                        "message": {"type": "text", "text": "new one"}});
+    ws.send_text(json!({"id": history["id"], "code": 0, "messages": [stored]}).to_string())
+        .await;
+    assert_eq!(
+        next_state(&mut events).await,
+        (ConnectionState::Connected, ChangeReason::LoginSuccess, None)
+    );
+    assert_eq!(text_of(next_event(&mut events).await), "new one");
+    // The new store's id 7, even at the very time of the old one: not a repeat.
+    ws.send_text(channel_message(7, "bob", "new seven").to_string())
+        .await;
+    assert_eq!(text_of(next_event(&mut events).await), "new seven");
+    // A true repeat is still skipped; the next message comes through.
+    ws.send_text(channel_message(7, "bob", "new seven").to_string())
+        .await;
+    ws.send_text(channel_message(8, "bob", "new eight").to_string())
+        .await;
+    assert_eq!(text_of(next_event(&mut events).await), "new eight");
+}
+
+/// Without a `store` in the login reply (a v1 server), a message whose id is at or below
+/// the last one seen is still delivered unless it is an exact repeat (same id and time):
+/// the server's ids may have started over.
+#[tokio::test]
+async fn lower_ids_after_a_relogin_are_delivered_unless_repeated() {
+    let (listener, client, mut events, ws) = logged_in_with_script().await;
+    next_state(&mut events).await;
+    next_state(&mut events).await;
+    let seen = channel_message_at(9, 1000, "bob", "nine");
+    let mut ws = rejoin_after_a_drop(&listener, &client, &mut events, ws, seen, None).await;
+    let history = ws.next_json().await;
+    assert_eq!(history["after"], 9);
+    ws.send_text(json!({"id": history["id"], "code": 0, "messages": []}).to_string())
+        .await;
+    assert_eq!(next_state(&mut events).await.0, ConnectionState::Connected);
+    // The repeat of nine is skipped; id 2 at a later time is new.
+    ws.send_text(channel_message_at(9, 1000, "bob", "nine").to_string())
+        .await;
+    ws.send_text(channel_message_at(2, 5000, "bob", "restarted two").to_string())
+        .await;
+    assert_eq!(text_of(next_event(&mut events).await), "restarted two");
+    ws.send_text(channel_message_at(3, 5001, "bob", "restarted three").to_string())
+        .await;
+    assert_eq!(text_of(next_event(&mut events).await), "restarted three");
+}
+
+/// Sends leave in the order they were made, however their futures are polled: the
+/// request is queued when the method is called. (Polled in reverse here; a send queued
+/// on its first poll would reach the server reversed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_leave_in_the_order_they_were_made() {
+    let (_listener, client, _events, mut ws) = logged_in_with_script().await;
+    let lobby = client.create_channel("lobby").unwrap();
+    type Sending =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ClientError>> + Send>>;
+    let mut sends: Vec<Sending> = Vec::new();
+    for i in 0..20 {
+        if i % 2 == 0 {
+            let send = client.send_message_to_peer(
+                "bob",
+                Message::text(format!("m{i}")),
+                SendOptions::default(),
+            );
+            sends.push(Box::pin(async move { send.await.map(|_| ()) }));
+        } else {
+            let send = lobby.send_message(Message::text(format!("m{i}")));
+            sends.push(Box::pin(async move { send.await.map(|_| ()) }));
+        }
+    }
+    // First polled last to first.
+    sends.reverse();
+    let sends = tokio::spawn(futures_util::future::join_all(sends));
+    let mut texts = Vec::new();
+    while texts.len() < 20 {
+        let request = ws.next_json().await;
+        if request["op"] == "send_peer" || request["op"] == "send_channel" {
+            texts.push(request["message"]["text"].as_str().unwrap().to_string());
+            let reply = json!({"id": request["id"], "code": 0, "message_id": 1, "server_ts": 1});
+            ws.send_text(reply.to_string()).await;
+        }
+    }
+    let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, expected);
+    for result in sends.await.unwrap() {
+        result.unwrap();
+    }
+}
+
+/// A request made while RECONNECTING waits for the re-login however long that takes (its
+/// timeout starts when it is sent), and `reconnect_now` ends the backoff at once.
+#[tokio::test]
+async fn queued_requests_outlast_a_long_reconnect_and_reconnect_now_tries_at_once() {
+    let (listener, client, mut events, mut ws, _) = logged_in_with(
+        |config| {
+            config.request_timeout = Duration::from_millis(300);
+            // A backoff far longer than the test: only reconnect_now brings the client back.
+            config.reconnect.initial_delay = Duration::from_secs(600);
+            config.reconnect.max_delay = Duration::from_secs(600);
+        },
+        None,
+    )
+    .await;
+    next_state(&mut events).await;
+    next_state(&mut events).await;
+
+    ws.ws.close(None).await.unwrap();
+    drop(ws);
+    let (state, _, retry_in) = next_state(&mut events).await;
+    assert_eq!(state, ConnectionState::Reconnecting);
+    assert!(retry_in.unwrap() > Duration::from_secs(60));
+    let send = client.send_message_to_peer(
+        "bob",
+        Message::text("typed meanwhile"),
+        SendOptions::default(),
+    );
+    let send = tokio::spawn(send);
+    // Longer than the request timeout: the queued send must not time out for it.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !send.is_finished(),
+        "a queued send timed out while reconnecting"
+    );
+    client.reconnect_now();
+    let mut ws = accept(&listener).await;
+    let login = ws.next_json().await;
+    ws.reply_login(&login).await;
+    let request = ws.next_json().await;
+    assert_eq!(request["op"], "send_peer");
+    assert_eq!(request["message"]["text"], "typed meanwhile");
+    ws.send_text(
+        json!({"id": request["id"], "code": 0, "message_id": 3, "server_ts": 3}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        timeout(WAIT, send)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .message_id,
+        3
+    );
 }
 
 fn text_of(event: ClientEvent) -> String {
@@ -559,31 +789,68 @@ impl Peer {
     }
 
     async fn reply_login(&mut self, request: &Value) {
+        self.reply_login_on_store(request, None).await;
+    }
+
+    /// The login reply, naming the server's store when `store` is given.
+    async fn reply_login_on_store(&mut self, request: &Value, store: Option<&str>) {
         assert_eq!(request["op"], "login");
-        let reply = json!({
+        let mut reply = json!({
             "id": request["id"], "code": 0, "user": request["user"],
             "server_ts": 1_700_000_000_000_u64, "protocol": 1, "server": "script/0"
         });
+        if let Some(store) = store {
+            reply["store"] = json!(store);
+        }
         self.send_text(reply.to_string()).await;
+    }
+
+    /// Answers a join and the history of one message the client asks for after it.
+    async fn answer_join(&mut self) {
+        let join = self.next_json().await;
+        assert_eq!(join["op"], "join");
+        self.send_text(json!({"id": join["id"], "code": 0, "member_count": 2}).to_string())
+            .await;
+        let baseline = self.next_json().await;
+        assert_eq!(baseline["op"], "history");
+        self.send_text(json!({"id": baseline["id"], "code": 0, "messages": []}).to_string())
+            .await;
     }
 }
 
 /// A client logged in as alice through a scripted server, and that server's side.
 async fn logged_in_with_script() -> (TcpListener, Client, Events, Peer) {
+    let (listener, client, events, ws, result) = logged_in_with(|_| {}, None).await;
+    assert_eq!(result.user, "alice");
+    assert_eq!(result.server, "script/0");
+    (listener, client, events, ws)
+}
+
+/// [`logged_in_with_script`] with a config changed by `adjust`, the login reply naming
+/// `store` if given; also returns what the login returned.
+async fn logged_in_with(
+    adjust: impl FnOnce(&mut ClientConfig),
+    store: Option<&str>,
+) -> (
+    TcpListener,
+    Client,
+    Events,
+    Peer,
+    rtm::protocol::LoginResult,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (client, events) = Client::new(fast_config(addr)).unwrap();
+    let mut config = fast_config(listener.local_addr().unwrap());
+    adjust(&mut config);
+    let (client, events) = Client::new(config).unwrap();
     let login = tokio::spawn({
         let client = client.clone();
         async move { client.login(None, "alice").await }
     });
     let mut ws = accept(&listener).await;
     let request = ws.next_json().await;
-    ws.reply_login(&request).await;
+    ws.reply_login_on_store(&request, store).await;
     let result = login.await.unwrap().unwrap();
-    assert_eq!(result.user, "alice");
-    assert_eq!(result.server, "script/0");
-    (listener, client, events, ws)
+    (listener, client, events, ws, result)
 }
 
 async fn accept(listener: &TcpListener) -> Peer {

@@ -158,7 +158,6 @@ async fn a_server_restart_on_the_same_port_and_data_is_survived() {
         config
     };
     let server = start_server(config()).await;
-    let addr = server.addr();
     let url = server.url();
     let Pair {
         // Kept: the client's task ends when its last handle is dropped.
@@ -169,23 +168,7 @@ async fn a_server_restart_on_the_same_port_and_data_is_survived() {
         ..
     } = Pair::start(&url, &url).await;
 
-    server.shutdown().await;
-    for events in [&mut alice_events, &mut bob_events] {
-        let (state, reason, _) = next_state_skipping(events).await;
-        assert_eq!(
-            (state, reason),
-            (ConnectionState::Reconnecting, ChangeReason::Interrupted)
-        );
-    }
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let server = rtm::server::spawn(listener, config()).await.unwrap();
-    for events in [&mut alice_events, &mut bob_events] {
-        let (state, reason) = state_after_reconnecting(events).await;
-        assert_eq!(
-            (state, reason),
-            (ConnectionState::Connected, ChangeReason::LoginSuccess)
-        );
-    }
+    let server = restart(server, config(), [&mut alice_events, &mut bob_events]).await;
     // Both rejoined the lobby on the new server.
     let members = timeout(WAIT, async {
         loop {
@@ -206,6 +189,61 @@ async fn a_server_restart_on_the_same_port_and_data_is_survived() {
         .unwrap();
     assert_eq!(next_channel_text(&mut alice_events).await, "after");
     server.shutdown().await;
+}
+
+/// A server restarted on a fresh store (`--ephemeral`, or an embedded server taken over
+/// with another data directory) starts its message ids over: new messages must still
+/// reach the receiver, not be dropped as already seen (issue 11, item 3).
+#[tokio::test]
+async fn a_server_restart_on_a_fresh_store_loses_no_message() {
+    let server = start_server(Config::ephemeral()).await;
+    let url = server.url();
+    let mut pair = Pair::start(&url, &url).await;
+    let said = |text: String| pair.lobby_of_bob.send_message(Message::text(text));
+    // Ids well past where the fresh store starts.
+    let old: Vec<String> = (0..5).map(|i| format!("old {i}")).collect();
+    for text in &old {
+        said(text.clone()).await.unwrap();
+    }
+    for text in &old {
+        assert_eq!(&next_channel_text(&mut pair.alice_events).await, text);
+    }
+    let events = [&mut pair.alice_events, &mut pair.bob_events];
+    let server = restart(server, Config::ephemeral(), events).await;
+    for text in ["new 1", "new 2", "new 3"] {
+        let sent = pair.lobby_of_bob.send_message(Message::text(text));
+        sent.await.unwrap();
+        assert_eq!(next_channel_text(&mut pair.alice_events).await, text);
+    }
+    server.shutdown().await;
+}
+
+/// Stops `server`, sees both clients RECONNECTING, starts a server with `config` on the
+/// same address and sees both CONNECTED again.
+async fn restart(
+    server: rtm::server::RunningServer,
+    config: Config,
+    clients: [&mut Events; 2],
+) -> rtm::server::RunningServer {
+    let addr = server.addr();
+    server.shutdown().await;
+    let [alice, bob] = clients;
+    for events in [&mut *alice, &mut *bob] {
+        let (state, reason, _) = next_state_skipping(events).await;
+        assert_eq!(
+            (state, reason),
+            (ConnectionState::Reconnecting, ChangeReason::Interrupted)
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let server = rtm::server::spawn(listener, config).await.unwrap();
+    for events in [alice, bob] {
+        assert_eq!(
+            state_after_reconnecting(events).await,
+            (ConnectionState::Connected, ChangeReason::LoginSuccess)
+        );
+    }
+    server
 }
 
 #[tokio::test]

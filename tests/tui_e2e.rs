@@ -6,8 +6,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rtm::client::{Client, ClientConfig, SendOptions};
-use rtm::protocol::Message;
+use rtm::client::{Client, ClientConfig, ClientEvent, Events, SendOptions};
+use rtm::protocol::{Event, Message};
 
 /// Longest wait for the screen to show something (a busy 2-core box).
 const WAIT: Duration = Duration::from_secs(15);
@@ -124,6 +124,32 @@ async fn start_server() -> rtm::server::RunningServer {
         .unwrap()
 }
 
+/// Sends "`what` 1" .. "`what` `count`" to a channel, each accepted by the server.
+async fn say(channel: &rtm::client::Channel, what: &str, count: usize) {
+    for i in 1..=count {
+        let text = Message::text(format!("{what} {i}"));
+        channel.send_message(text).await.unwrap();
+    }
+}
+
+/// The first event that `pick` maps to something, within [`WAIT`].
+async fn first_event<T>(
+    events: &mut Events,
+    what: &str,
+    mut pick: impl FnMut(ClientEvent) -> Option<T>,
+) -> T {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events.recv().await.expect("the client's events go on");
+            if let Some(found) = pick(event) {
+                return found;
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
@@ -162,6 +188,21 @@ async fn chat_in_a_real_terminal() {
     tmux.wait_for("bob joined");
     tmux.wait_until("bob in the member list", |s| {
         s.lines().any(|l| l.trim_end().ends_with("│bob"))
+    });
+
+    // A channel attribute shows in the header, and goes when deleted (the server does not
+    // notify the one who changed it: the client reads them again).
+    tmux.line("/cattr set topic release");
+    tmux.wait_until("the topic in the header", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("topic=release"))
+    });
+    tmux.line("/cattr del topic");
+    tmux.wait_until("the topic gone from the header", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("#lobby") && !l.contains("topic="))
     });
 
     // Send and see the mark: accepted in the channel, then received / cached by the peer.
@@ -203,28 +244,32 @@ async fn call_invitation_and_presence_in_a_real_terminal() {
     tmux.line("/query bob");
     tmux.wait_for("@bob · online");
 
-    // bob calls; alice sees the prompt with its countdown and accepts with `a`.
+    // bob calls while alice types: the prompt shows with its countdown, but her letters
+    // (an `r` and an `a` among them) stay in the input line; Alt-Y accepts.
+    tmux.run(&["send-keys", "-l", "hello "]);
+    tmux.wait_for("> hello");
     bob.send_invitation("call-1", "alice", "quick sync?", None)
         .await
         .expect("delivered to alice's client");
     tmux.wait_for("bob is calling you");
     tmux.wait_for("expires in");
-    tmux.keys(&["a"]);
-    let accepted = tokio::time::timeout(WAIT, async {
-        loop {
-            match bob_events.recv().await {
-                Some(rtm::client::ClientEvent::Server(
-                    rtm::protocol::Event::InvitationAccepted { invitation_id, .. },
-                )) => return invitation_id,
-                Some(_) => {}
-                None => panic!("bob's events ended"),
-            }
-        }
+    tmux.run(&["send-keys", "-l", "there"]);
+    tmux.wait_for("> hello there");
+    tmux.wait_for("Alt-Y accept  Alt-N refuse");
+    tmux.keys(&["M-y"]);
+    let accepted = first_event(&mut bob_events, "the answer to bob's call", |e| match e {
+        ClientEvent::Server(Event::InvitationAccepted { invitation_id, .. }) => Some(invitation_id),
+        _ => None,
     })
-    .await
-    .expect("bob hears the answer");
+    .await;
     assert_eq!(accepted, "call-1");
     tmux.wait_for("you accepted bob's call");
+    tmux.wait_for("> hello there");
+    // Ctrl-C clears the half-typed line and does not quit.
+    tmux.keys(&["C-c"]);
+    tmux.wait_until("the line cleared", |s| {
+        s.lines().any(|l| l.trim_end() == ">") && s.contains("[CONNECTED]")
+    });
 
     // bob goes away: the tab's presence follows.
     bob.logout().await.unwrap();
@@ -265,6 +310,19 @@ async fn a_remote_login_aborts_and_login_again_works() {
     tmux.wait_for("rtm-tui — log in");
     tmux.keys(&["Enter"]);
     tmux.wait_for("[CONNECTED]");
+    // /login while logged in: Esc goes back; another user id logs in as that user (the
+    // first is logged out, no "already logged in").
+    tmux.line("/login");
+    tmux.wait_for("Esc back to the chat");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("· alice@e2e · /status");
+    tmux.line("/login");
+    tmux.wait_for("rtm-tui — log in");
+    tmux.keys(&["C-u"]);
+    tmux.run(&["send-keys", "-l", "carol"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("· carol@e2e · /status");
+    tmux.wait_for("logged in as carol");
     tmux.keys(&["C-c"]);
     tmux.wait_for_shell();
     assert_eq!(tmux.format("#{alternate_on}"), "0");
@@ -308,6 +366,90 @@ async fn offline_messages_land_in_their_peer_tab() {
     assert!(killed.success());
     tmux.wait_for_shell();
     assert_eq!(tmux.format("#{alternate_on}"), "0");
+    drop(tmux);
+    server.shutdown().await;
+}
+
+/// The server goes away and comes back on a fresh store (ids start over): what alice
+/// typed meanwhile leaves after the re-login with its mark, in order; bob's new messages
+/// reach her screen; `/reconnect` tries at once. Then alice quits and comes back to her
+/// tabs. Also: `--server host:port` without `ws://` and `/rtm/v1`, and `/join #lobby`.
+/// (Issue 11 items 3, 4, 5; issue 12 items 3, 6, 8.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_loses_nothing_and_tabs_come_back() {
+    let server = start_server().await;
+    let addr = server.addr();
+    let url = server.url();
+    let tmux = Tmux::start("restart");
+    // A bare address: ws:// and /rtm/v1 are filled in.
+    tmux.launch("", &addr.to_string(), "alice");
+    let (bob, mut bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+    let lobby = bob.create_channel("lobby").unwrap();
+    lobby.join().await.unwrap();
+
+    tmux.line("/join #lobby");
+    tmux.wait_for("you joined #lobby");
+    let screen = tmux.wait_for("2 #lobby");
+    assert!(!screen.contains("##lobby"), "{screen}");
+    say(&lobby, "old", 5).await;
+    tmux.wait_for("old 5");
+    tmux.line("/msg @bob psst");
+    tmux.wait_for("3 @bob");
+    tmux.wait_for("psst ✓");
+    tmux.keys(&["M-2"]);
+
+    server.shutdown().await;
+    tmux.wait_for("[RECONNECTING");
+    tmux.line("typed while away");
+    tmux.line("and in order");
+    tmux.wait_for("typed while away …");
+    tmux.wait_for("and in order …");
+
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
+        .await
+        .unwrap();
+    // bob back in the lobby first, so he hears alice's queued messages live.
+    first_event(&mut bob_events, "bob reconnected", |e| match e {
+        ClientEvent::StateChanged {
+            state: rtm::protocol::ConnectionState::Connected,
+            ..
+        } => Some(()),
+        _ => None,
+    })
+    .await;
+    tmux.line("/reconnect");
+    tmux.wait_for("typed while away ✓");
+    tmux.wait_for("and in order ✓");
+    for expected in ["typed while away", "and in order"] {
+        let heard = first_event(&mut bob_events, expected, |e| match e {
+            ClientEvent::Server(Event::MessageFromChannel { message, .. }) => {
+                Some(message.summary())
+            }
+            _ => None,
+        })
+        .await;
+        assert_eq!(heard, expected);
+    }
+    // The fresh store's ids are ones alice has seen before: still shown.
+    say(&lobby, "new", 3).await;
+    tmux.wait_for("new 3");
+    let screen = tmux.wait_for("new 1");
+    assert!(screen.contains("new 2"), "{screen}");
+
+    // Quit and come back: #lobby rejoined, @bob reopened.
+    tmux.line("/quit");
+    tmux.wait_for_shell();
+    tmux.run(&["send-keys", "clear", "Enter"]);
+    tmux.launch("", &url, "alice");
+    tmux.wait_for("reopened the tabs of last time: #lobby @bob");
+    tmux.wait_for("2 #lobby");
+    tmux.wait_for("3 @bob");
+    tmux.keys(&["M-2"]);
+    tmux.wait_for("you joined #lobby");
+    tmux.line("/quit");
+    tmux.wait_for_shell();
     drop(tmux);
     server.shutdown().await;
 }

@@ -59,6 +59,7 @@ fn login_ok() -> Action {
         protocol: 1,
         server: "rtm-tui/0.1.0".into(),
         token_expires_at: None,
+        store: None,
     })))
 }
 
@@ -340,8 +341,15 @@ fn call_invitations_prompt_with_a_countdown() {
     assert!(effects.contains(&Effect::Bell));
     app.now_ms += 15_000;
     app.update(Action::Tick);
+    // The prompt does not take the keyboard: "hello there" (with its r and a) goes on
+    // the line being typed; the prompt and the footer name the same chords.
+    let effects = type_text(&mut app, "hello there");
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(app.invitation.is_some());
+    assert_eq!(app.input.text(), "hello there");
     insta::assert_snapshot!("invitation", draw(&app, 100, 24));
-    let effects = app.update(Action::Insert('a'));
+    let effects = app.update(Action::Key(KeyAction::AcceptCall));
+    assert_eq!(app.input.text(), "hello there");
     assert_eq!(
         effects,
         vec![Effect::Invite(rtm::tui::action::InviteRequest::Accept {
@@ -606,4 +614,425 @@ fn you_joined_comes_before_what_arrived_while_the_join_was_answered() {
     let you = screen.find("you joined #lobby (1 member)").expect(&screen);
     let bob = screen.find("bob joined").expect(&screen);
     assert!(you < bob, "{screen}");
+}
+
+// ----- issue 12: what a new user trips on -----
+
+/// The state first, then what needs attention; the server and notes are `/status` away
+/// (issue 12, item 2).
+#[test]
+fn the_status_line_puts_the_state_and_what_needs_you_first() {
+    let mut app = lobby();
+    app.update(Action::Notice(
+        "embedded server on 127.0.0.1:7420 (data in /home/alice/.local/share/rtm-tui)".into(),
+    ));
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    for i in 0..40 {
+        app.update(channel_message(
+            "lobby",
+            "bob",
+            &format!("line {i}"),
+            100 + i,
+            NOW + 1_000 * i,
+        ));
+    }
+    app.update(Action::Key(KeyAction::PageUp));
+    let screen = draw(&app, 120, 35);
+    insta::assert_snapshot!("status_line_120x35", screen);
+    let status = screen.lines().nth(32).unwrap();
+    assert!(
+        status.contains("[CONNECTED]") && status.contains("newer (PgDn)"),
+        "{status}"
+    );
+    assert!(!status.contains("embedded server"), "{status}");
+    // The details are one command away.
+    app.update(Action::Key(KeyAction::GoTo(1)));
+    enter(&mut app, "/status");
+    let screen = draw(&app, 120, 35);
+    assert!(screen.contains("alice in app demo on ws://127.0.0.1:7420/rtm/v1 (rtm-tui/0.1.0)"));
+    assert!(screen.contains("connection CONNECTED (LOGIN_SUCCESS)"));
+}
+
+/// `/join #lobby` joins `lobby`, shown `#lobby` (issue 12, item 3).
+#[test]
+fn the_channel_sigil_is_not_part_of_the_id() {
+    let mut app = logged_in();
+    let effects = enter(&mut app, "/join #lobby");
+    assert!(
+        effects.contains(&Effect::Join("lobby".into())),
+        "{effects:?}"
+    );
+    let screen = draw(&app, 100, 20);
+    assert!(
+        screen.contains("#lobby") && !screen.contains("##lobby"),
+        "{screen}"
+    );
+    app.update(Action::Done(Outcome::Joined {
+        channel: "lobby".into(),
+        result: Ok(1),
+    }));
+    let effects = enter(&mut app, "/msg #lobby hi all");
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::SendChannel { channel, .. } if channel == "lobby")),
+        "{effects:?}"
+    );
+    assert!(enter(&mut app, "/leave #lobby").contains(&Effect::Leave("lobby".into())));
+}
+
+/// `/login` while logged in: Esc goes back, Enter as the same user goes back, Shift-Tab
+/// moves back a field; after `/logout` the cursor is in the user field (issue 12, item 4).
+#[test]
+fn the_login_form_never_traps_a_logged_in_user() {
+    let mut app = logged_in();
+    enter(&mut app, "/login");
+    assert_eq!(app.screen, Screen::Login);
+    assert!(draw(&app, 80, 24).contains("Esc back to the chat"));
+    app.update(Action::Key(KeyAction::Cancel));
+    assert_eq!(app.screen, Screen::Main);
+    enter(&mut app, "/login");
+    let effects = app.update(Action::Key(KeyAction::Submit));
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Login { .. })),
+        "{effects:?}"
+    );
+    assert_eq!(app.screen, Screen::Main);
+    // Another user: a login (the loop logs the first one out before it).
+    enter(&mut app, "/login");
+    let focus = app.login.focus;
+    app.update(Action::Key(KeyAction::PrevTab));
+    assert_eq!(
+        app.login.focus,
+        (focus + 3) % 4,
+        "Shift-Tab goes back a field"
+    );
+    app.update(Action::Key(KeyAction::Complete));
+    assert_eq!(app.login.focus, focus);
+    // Logged out: the next person starts in the user field.
+    app.update(Action::Key(KeyAction::Cancel));
+    enter(&mut app, "/logout");
+    app.update(Action::Done(Outcome::Logout));
+    app.update(Action::Connection {
+        state: ConnectionState::Disconnected,
+        reason: ChangeReason::Logout,
+        retry_in_ms: None,
+    });
+    assert_eq!(app.screen, Screen::Login);
+    assert_eq!(app.login.focus, rtm::tui::login::USER);
+    // Not logged in any more: Esc clears the field rather than leaving.
+    app.update(Action::Key(KeyAction::Cancel));
+    assert_eq!(app.screen, Screen::Login);
+    assert_eq!(app.login.value(rtm::tui::login::USER), "");
+}
+
+/// At 60x15 the tab list shrinks to numbers and the member list goes, so messages keep
+/// room to be read (issue 12, item 7).
+#[test]
+fn narrow_screens_give_the_messages_room() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    let screen = draw(&app, 60, 15);
+    insta::assert_snapshot!("lobby_60x15", screen);
+    assert!(screen.contains("the build is green again"), "{screen}");
+    assert!(!screen.contains("Members"), "{screen}");
+}
+
+/// A paste that ends with a newline sends no empty last line (issue 12, item 10).
+#[test]
+fn a_paste_ending_in_a_newline_sends_no_empty_line() {
+    let mut app = logged_in();
+    enter(&mut app, "/query bob");
+    app.update(Action::Paste("first\r\nsecond\r\n".into()));
+    assert_eq!(app.input.text(), "first\nsecond");
+    let effects = app.update(Action::Key(KeyAction::Submit));
+    assert!(
+        matches!(&effects[..], [Effect::SendPeer { message, .. }] if message.summary() == "first\nsecond"),
+        "{effects:?}"
+    );
+    let screen = draw(&app, 80, 20);
+    assert!(!screen.lines().any(|l| l.trim() == "…"), "{screen}");
+}
+
+/// A flag is drawn in a form of one width everywhere, in messages and the input line
+/// (issue 12, item 11).
+#[test]
+fn flags_are_drawn_with_one_width_everywhere() {
+    let mut app = logged_in();
+    enter(&mut app, "/query bob");
+    app.update(peer_message("bob", "off to 🇯🇵 next week 👨‍👩‍👧", 5, false));
+    type_text(&mut app, "have fun in 🇯🇵");
+    let screen = draw(&app, 80, 12);
+    insta::assert_snapshot!("flags", screen);
+    assert!(screen.contains("off to [JP] next week 👨"), "{screen}");
+    assert!(!screen.contains('🇵'), "{screen}");
+    assert!(screen.contains("> have fun in [JP]"), "{screen}");
+}
+
+/// Words people read: plurals, one line per person for comings and goings, kicks in
+/// words, no lone full stop, wrapped help, no ✗ before anything is typed (item 12).
+#[test]
+fn wording_reads_well() {
+    let mut app = logged_in();
+    enter(&mut app, "/join solo");
+    app.update(Action::Done(Outcome::Joined {
+        channel: "solo".into(),
+        result: Ok(1),
+    }));
+    assert!(draw(&app, 100, 20).contains("#solo · 1 member "));
+    for joined in [true, false, true, false] {
+        let event = if joined {
+            Event::MemberJoined {
+                channel: "solo".into(),
+                user: "bob".into(),
+            }
+        } else {
+            Event::MemberLeft {
+                channel: "solo".into(),
+                user: "bob".into(),
+            }
+        };
+        app.update(Action::Server(event));
+    }
+    app.update(Action::Server(Event::MemberJoined {
+        channel: "solo".into(),
+        user: "carol".into(),
+    }));
+    let screen = draw(&app, 100, 20);
+    assert!(
+        screen.contains("--> carol joined; bob came and went (Alt-J)"),
+        "{screen}"
+    );
+    assert!(!screen.contains("bob, bob"), "{screen}");
+    app.update(Action::Server(Event::Kicked {
+        reason: rtm::protocol::KickReason::RemoteLogin,
+    }));
+    app.update(Action::Connection {
+        state: ConnectionState::Aborted,
+        reason: ChangeReason::RemoteLogin,
+        retry_in_ms: None,
+    });
+    app.update(Action::Key(KeyAction::GoTo(1)));
+    let screen = draw(&app, 60, 20);
+    assert!(!screen.contains("RemoteLogin"), "{screen}");
+    assert!(screen.contains("the server ended this"), "{screen}");
+    assert!(screen.contains("session: you logged in"), "{screen}");
+    assert!(!screen.lines().any(|l| l.trim() == "."), "{screen}");
+    insta::assert_snapshot!("wording_60x20", screen);
+    // Help wraps its long lines instead of cutting them.
+    app.update(Action::Key(KeyAction::Help));
+    let help = draw(&app, 60, 40);
+    assert!(
+        help.contains("│  Tab                   complete a /command, user or      │"),
+        "{help}"
+    );
+    assert!(
+        help.contains("│                        channel                           │"),
+        "{help}"
+    );
+    for _ in 0..3 {
+        app.update(Action::Key(KeyAction::PageDown));
+    }
+    let help = draw(&app, 60, 40);
+    assert!(help.contains("/msg <peer|#channel> [text]"), "{help}");
+    assert!(help.contains("if given"), "{help}");
+    // A fresh login form has no ✗ until something is typed; a long problem is shown whole.
+    let mut form = app_with_form();
+    let screen = draw(&form, 80, 24);
+    assert!(!screen.contains('✗'), "{screen}");
+    type_text(&mut form, "/");
+    let screen = draw(&form, 80, 24);
+    insta::assert_snapshot!("login_slash", screen);
+}
+
+/// What goes stale: the header after /leave, marks of a reopened tab, `✓ cached` once the
+/// peer is online, a channel attribute that is gone (issue 12, item 13).
+#[test]
+fn nothing_stale_stays_on_screen() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    enter(&mut app, "/cattr set topic release");
+    app.update(Action::Done(Outcome::ChannelAttributes {
+        channel: "lobby".into(),
+        result: Ok(vec![rtm::protocol::ChannelAttribute {
+            key: "topic".into(),
+            value: "release".into(),
+            updated_by: "alice".into(),
+            updated_ts: NOW,
+        }]),
+    }));
+    assert!(draw(&app, 100, 20).contains("topic=release"));
+    // Deleted: the client reads the attributes again after its own change.
+    let effects = enter(&mut app, "/cattr del topic");
+    assert!(
+        matches!(&effects[..], [Effect::ChannelAttr { .. }]),
+        "{effects:?}"
+    );
+    app.update(Action::Done(Outcome::ChannelAttributes {
+        channel: "lobby".into(),
+        result: Ok(vec![]),
+    }));
+    assert!(!draw(&app, 100, 20).contains("topic=release"));
+    app.update(Action::Server(Event::ChannelAttributesUpdated {
+        channel: "lobby".into(),
+        attributes: vec![rtm::protocol::ChannelAttribute {
+            key: "topic".into(),
+            value: "again".into(),
+            updated_by: "bob".into(),
+            updated_ts: NOW,
+        }],
+    }));
+    assert!(draw(&app, 100, 20).contains("topic=again"));
+    // Left: nothing about the channel is news any more; no stale topic or count.
+    enter(&mut app, "/leave");
+    app.update(Action::Done(Outcome::Left {
+        channel: "lobby".into(),
+        result: Ok(()),
+    }));
+    let screen = draw(&app, 100, 20);
+    assert!(screen.contains("#lobby · not joined"), "{screen}");
+    assert!(
+        !screen.contains("members ·") && !screen.contains("topic="),
+        "{screen}"
+    );
+
+    // A peer message received, and one cached.
+    enter(&mut app, "/query bob");
+    let mut sends = Vec::new();
+    for text in ["got it?", "later then"] {
+        for effect in enter(&mut app, text) {
+            if let Effect::SendPeer { local_id, .. } = effect {
+                sends.push(local_id);
+            }
+        }
+    }
+    app.update(Action::Done(Outcome::PeerSent {
+        peer: "bob".into(),
+        local_id: sends[0],
+        result: Ok(SendResult {
+            message_id: 40,
+            server_ts: NOW + 5,
+        }),
+    }));
+    app.update(Action::Done(Outcome::PeerSent {
+        peer: "bob".into(),
+        local_id: sends[1],
+        result: Err(Failure::new(Some(4), "cached")),
+    }));
+    app.update(Action::Server(Event::PeersOnlineStatus {
+        peers: rtm::client::OrderedPeers(vec![("bob".into(), rtm::protocol::PeerStatus::Offline)]),
+    }));
+    assert!(draw(&app, 100, 20).contains("later then ✓ cached"));
+    app.update(Action::Server(Event::PeersOnlineStatus {
+        peers: rtm::client::OrderedPeers(vec![("bob".into(), rtm::protocol::PeerStatus::Online)]),
+    }));
+    let screen = draw(&app, 100, 20);
+    assert!(
+        screen.contains("later then ✓") && !screen.contains("✓ cached"),
+        "{screen}"
+    );
+    // Closed and opened again: the history brings the message back with its mark.
+    enter(&mut app, "/close");
+    enter(&mut app, "/query bob");
+    app.update(Action::Done(Outcome::History {
+        target: Target::Peer("bob".into()),
+        before: None,
+        result: Ok(vec![HistoryMessage {
+            message_id: 40,
+            from: "alice".into(),
+            message: Message::text("got it?"),
+            server_ts: NOW + 5,
+        }]),
+    }));
+    assert!(draw(&app, 100, 20).contains("got it? ✓"));
+}
+
+/// Ctrl-C clears a half-typed line; on an empty line it quits (issue 12, item 14).
+#[test]
+fn ctrl_c_clears_the_line_before_it_quits() {
+    let mut app = logged_in();
+    type_text(&mut app, "half a tho");
+    let effects = app.update(Action::Key(KeyAction::Quit));
+    assert!(!effects.contains(&Effect::Quit));
+    assert!(!app.quit);
+    assert_eq!(app.input.text(), "");
+    let effects = app.update(Action::Key(KeyAction::Quit));
+    assert!(effects.contains(&Effect::Quit));
+}
+
+/// A rejoin (after a reconnect or a server restart) of someone already listed shows no
+/// "joined" line (issue 11, item 5); someone new does.
+#[test]
+fn a_rejoin_of_a_listed_member_shows_nothing() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    let before = app.active_tab().entries.len();
+    app.update(Action::Server(Event::MemberJoined {
+        channel: "lobby".into(),
+        user: "bob".into(),
+    }));
+    assert_eq!(app.active_tab().entries.len(), before);
+    // Back from RECONNECTING: the member lists are read again.
+    app.update(Action::Connection {
+        state: ConnectionState::Reconnecting,
+        reason: ChangeReason::Interrupted,
+        retry_in_ms: Some(1_000),
+    });
+    let effects = app.update(Action::Connection {
+        state: ConnectionState::Connected,
+        reason: ChangeReason::LoginSuccess,
+        retry_in_ms: None,
+    });
+    assert!(
+        effects.contains(&Effect::Members("lobby".into())),
+        "{effects:?}"
+    );
+}
+
+/// A message typed while RECONNECTING stays pending (`…`) and takes its mark when the
+/// queued send is answered after the re-login; a new message that reuses an id of a server
+/// that started over is shown, a repeat is not (issue 11, items 3 and 5).
+#[test]
+fn messages_typed_while_reconnecting_and_ids_that_start_over() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    app.update(Action::Connection {
+        state: ConnectionState::Reconnecting,
+        reason: ChangeReason::Interrupted,
+        retry_in_ms: Some(8_000),
+    });
+    let effects = enter(&mut app, "typed while away");
+    let local_id = match &effects[..] {
+        [Effect::SendChannel { local_id, .. }] => *local_id,
+        other => panic!("{other:?}"),
+    };
+    assert!(draw(&app, 100, 20).contains("typed while away …"));
+    let effects = enter(&mut app, "/reconnect");
+    assert!(effects.contains(&Effect::Reconnect), "{effects:?}");
+    app.update(Action::Done(Outcome::ChannelSent {
+        channel: "lobby".into(),
+        local_id,
+        result: Ok(SendResult {
+            message_id: 1,
+            server_ts: NOW + 500_000,
+        }),
+    }));
+    assert!(draw(&app, 100, 20).contains("typed while away ✓"));
+    // Id 2 was "morning all ☕" on the old store; on the new one it is another message.
+    app.update(channel_message(
+        "lobby",
+        "bob",
+        "fresh store, id two",
+        2,
+        NOW + 600_000,
+    ));
+    app.update(channel_message(
+        "lobby",
+        "bob",
+        "fresh store, id two",
+        2,
+        NOW + 600_000,
+    ));
+    let screen = draw(&app, 100, 20);
+    assert_eq!(screen.matches("fresh store, id two").count(), 1, "{screen}");
 }

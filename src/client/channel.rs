@@ -89,7 +89,9 @@ impl Channel {
     }
 
     /// Sends `message` to the other members (not back to this client). `Ok` means the
-    /// server received it.
+    /// server received it. Queued when called, like
+    /// [`Client::send_message_to_peer`](super::Client::send_message_to_peer): sends leave
+    /// in the order they were made.
     ///
     /// ```no_run
     /// # async fn demo(lobby: rtm::client::Channel) -> Result<(), rtm::client::ClientError> {
@@ -98,14 +100,17 @@ impl Channel {
     /// println!("message #{}", sent.message_id);
     /// # Ok(()) }
     /// ```
-    pub async fn send_message(&self, message: Message) -> Result<SendResult, ClientError> {
-        message.validate()?;
-        self.client
-            .call(Op::SendChannel {
+    pub fn send_message(
+        &self,
+        message: Message,
+    ) -> impl std::future::Future<Output = Result<SendResult, ClientError>> + Send + 'static {
+        let call = message.validate().map(|()| {
+            self.client.call(Op::SendChannel {
                 channel: self.id.to_string(),
                 message,
             })
-            .await
+        });
+        async move { call?.await }
     }
 
     /// The members of the channel (at most 512 listed).

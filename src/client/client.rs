@@ -237,6 +237,10 @@ impl Client {
     /// error with code 4 means it was cached for offline delivery, 3 that the peer is
     /// unreachable, 2 that the peer did not acknowledge in time.
     ///
+    /// The message is queued for sending when this is called, not when the future is
+    /// first polled: sends called one after the other leave in that order, even when each
+    /// future is awaited in a task of its own.
+    ///
     /// ```no_run
     /// # async fn demo(client: rtm::client::Client) {
     /// use rtm::client::SendOptions;
@@ -248,20 +252,21 @@ impl Client {
     /// }
     /// # }
     /// ```
-    pub async fn send_message_to_peer(
+    pub fn send_message_to_peer(
         &self,
         peer: &str,
         message: Message,
         options: SendOptions,
-    ) -> Result<SendResult, ClientError> {
-        validate_user_id(peer)?;
-        message.validate()?;
-        self.call(Op::SendPeer {
-            to: peer.to_string(),
-            message,
-            offline: options.offline,
-        })
-        .await
+    ) -> impl std::future::Future<Output = Result<SendResult, ClientError>> + Send + 'static {
+        let valid = validate_user_id(peer).and_then(|()| message.validate());
+        let call = valid.map(|()| {
+            self.call(Op::SendPeer {
+                to: peer.to_string(),
+                message,
+                offline: options.offline,
+            })
+        });
+        async move { call?.await }
     }
 
     /// Whether each of `peers` (1..256) is online, in the order asked.
@@ -763,23 +768,48 @@ impl Client {
     /// assert_eq!(reply.code, 3);
     /// # Ok(()) }
     /// ```
-    pub async fn request(&self, op: Op) -> Result<Reply, ClientError> {
+    pub fn request(
+        &self,
+        op: Op,
+    ) -> impl std::future::Future<Output = Result<Reply, ClientError>> + Send + 'static {
+        // Queued now, so that requests leave in the order they were made.
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Request { op, reply })?;
-        answer.await.map_err(|_| ClientError::Closed)?
+        let queued = self.send(Command::Request { op, reply });
+        async move {
+            queued?;
+            answer.await.map_err(|_| ClientError::Closed)?
+        }
     }
 
-    /// Sends `op` and reads a code-0 reply into `T`; a non-zero code becomes
-    /// [`ClientError::Code`] of the op's family.
-    pub(crate) async fn call<T: DeserializeOwned>(&self, op: Op) -> Result<T, ClientError> {
+    /// Sends `op` (queued at once) and reads a code-0 reply into `T`; a non-zero code
+    /// becomes [`ClientError::Code`] of the op's family.
+    pub(crate) fn call<T: DeserializeOwned>(
+        &self,
+        op: Op,
+    ) -> impl std::future::Future<Output = Result<T, ClientError>> + Send + 'static {
         let family = op.family();
-        let reply = self.request(op).await?;
-        if reply.code != 0 {
-            return Err(ClientError::from_code(family, reply.code, reply.reason));
+        let reply = self.request(op);
+        async move {
+            let reply = reply.await?;
+            if reply.code != 0 {
+                return Err(ClientError::from_code(family, reply.code, reply.reason));
+            }
+            reply
+                .result()
+                .map_err(|e| ClientError::Protocol(e.to_string()))
         }
-        reply
-            .result()
-            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// While RECONNECTING: try to reconnect now rather than at the end of the backoff
+    /// delay (a user who knows the server is back). Does nothing in any other state.
+    ///
+    /// ```no_run
+    /// # fn demo(client: rtm::client::Client) {
+    /// client.reconnect_now();
+    /// # }
+    /// ```
+    pub fn reconnect_now(&self) {
+        let _ = self.send(Command::ReconnectNow);
     }
 
     /// [`call`](Self::call) for ops whose success carries no result.

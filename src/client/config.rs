@@ -113,6 +113,33 @@ impl ReconnectPolicy {
     }
 }
 
+/// A server address as people type it, made the WebSocket URL a client connects to:
+/// `ws://` when no scheme is given (`http`/`https` become `ws`/`wss`), and the protocol's
+/// path [`WS_PATH`](crate::protocol::WS_PATH) when none is given.
+///
+/// ```
+/// use rtm::client::server_url;
+/// assert_eq!(server_url("127.0.0.1:7420"), "ws://127.0.0.1:7420/rtm/v1");
+/// assert_eq!(server_url("ws://localhost:7420"), "ws://localhost:7420/rtm/v1");
+/// assert_eq!(server_url("wss://rtm.example/custom"), "wss://rtm.example/custom");
+/// ```
+pub fn server_url(typed: &str) -> String {
+    let typed = typed.trim();
+    let (scheme, rest) = typed.split_once("://").unwrap_or(("ws", typed));
+    let scheme = match scheme {
+        "http" => "ws",
+        "https" => "wss",
+        other => other,
+    };
+    let (host, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let path = if path.is_empty() || path == "/" {
+        crate::protocol::WS_PATH
+    } else {
+        path
+    };
+    format!("{scheme}://{host}{path}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,7 +45,7 @@ mod tls;
 pub use channel::Channel;
 pub use client::{new_invitation_id, Client, HistoryTarget, SendOptions};
 pub use config::{
-    ClientConfig, ReconnectPolicy, DEFAULT_DEAD_TIMEOUT, DEFAULT_EVENT_BUFFER,
+    server_url, ClientConfig, ReconnectPolicy, DEFAULT_DEAD_TIMEOUT, DEFAULT_EVENT_BUFFER,
     DEFAULT_LOGIN_TIMEOUT, DEFAULT_PING_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use error::{ClientError, LOGIN_TIMEOUT_CODE};

@@ -71,6 +71,11 @@ pub struct LoginResult {
     pub server: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_expires_at: Option<u64>,
+    /// Names the server's message store (its epoch): it changes when the server starts on
+    /// a fresh store, where message ids start over. Optional, so v1 peers that neither send
+    /// nor read it keep working; a client resets what it has seen when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 /// Result of `renew_token`.

@@ -752,6 +752,7 @@ impl Hub {
                 protocol: crate::protocol::PROTOCOL_VERSION,
                 server: self.config().name.clone(),
                 token_expires_at,
+                store: None,
             },
         )
     }

@@ -47,6 +47,9 @@ pub enum KeyAction {
     Cancel,
     Redraw,
     Quit,
+    /// Answer the call invitation waiting (its prompt names these keys).
+    AcceptCall,
+    RefuseCall,
     /// Alt-1..9: go to tab N (1-based).
     GoTo(u8),
 }
@@ -106,7 +109,10 @@ impl fmt::Display for Failure {
 }
 
 /// A conversation: what a tab shows and what `history` is asked about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Target {
     Peer(String),
     Channel(String),
@@ -169,6 +175,8 @@ pub enum Outcome {
     },
     /// The `$EDITOR` escape finished with this text.
     Edited(String),
+    /// The conversations open at the end of the last run ([`Effect::LoadTabs`]).
+    SavedTabs(Vec<Target>),
 }
 
 /// What a user's attribute command asks for.
@@ -225,6 +233,8 @@ pub enum Effect {
         token: Option<String>,
     },
     Logout,
+    /// While RECONNECTING: try again now (`/reconnect`).
+    Reconnect,
     /// Run `--token-cmd` and renew the token with its output (the server warned of expiry).
     RenewToken,
     SendPeer {
@@ -264,6 +274,18 @@ pub enum Effect {
     ReadRawFile {
         path: String,
         target: Target,
+    },
+    /// Read the tabs of the last run of `user` in `app_id` (answered with
+    /// [`Outcome::SavedTabs`]).
+    LoadTabs {
+        app_id: String,
+        user: String,
+    },
+    /// Remember the conversations open now, for the next run.
+    SaveTabs {
+        app_id: String,
+        user: String,
+        tabs: Vec<Target>,
     },
     Bell,
     /// Clear the terminal and draw everything again (Ctrl-L).

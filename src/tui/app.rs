@@ -99,6 +99,12 @@ pub struct App {
     /// Commands run once after the first login (the demo's `/join`).
     pub startup_commands: Vec<String>,
     next_local_id: u64,
+    /// The marks of our sent messages by conversation and server id, so a tab closed and
+    /// opened again shows them on the messages its history brings back.
+    marks: std::collections::HashMap<(Target, u64), Mark>,
+    /// The conversations last saved for the next run; `None` until the last run's tabs
+    /// are restored (nothing is saved before, or an early save would lose them).
+    saved_tabs: Option<Vec<Target>>,
     /// Something changed since the last draw.
     pub dirty: bool,
     pub quit: bool,
@@ -147,6 +153,8 @@ impl App {
             outgoing_calls: std::collections::HashMap::new(),
             startup_commands: Vec::new(),
             next_local_id: 1,
+            marks: std::collections::HashMap::new(),
+            saved_tabs: None,
             dirty: true,
             quit: false,
             title: String::new(),
@@ -189,7 +197,64 @@ impl App {
             }
         }
         self.refresh_title();
+        self.save_tabs();
         std::mem::take(&mut self.effects)
+    }
+
+    /// The conversations to reopen next time: peer tabs, and channels joined (or being
+    /// joined); a channel left but still on screen is not rejoined.
+    fn open_conversations(&self) -> Vec<Target> {
+        self.tabs
+            .iter()
+            .filter(|t| t.peer().is_some() || t.joined || t.join_asked_at.is_some())
+            .filter_map(|t| t.target.clone())
+            .collect()
+    }
+
+    /// Asks the loop to save the open conversations when they changed.
+    fn save_tabs(&mut self) {
+        let Some(saved) = &self.saved_tabs else {
+            return;
+        };
+        let now = self.open_conversations();
+        if *saved != now {
+            self.effect(Effect::SaveTabs {
+                app_id: self.app_id.clone(),
+                user: self.me().to_string(),
+                tabs: now.clone(),
+            });
+            self.saved_tabs = Some(now);
+        }
+    }
+
+    /// Reopens the conversations of the last run: channels are joined again, peer tabs
+    /// opened (with their history). The tab in front stays in front.
+    fn restore_tabs(&mut self, targets: Vec<Target>) {
+        let now = self.now_ms;
+        for target in targets {
+            if self.tab_index(&target).is_some() {
+                continue;
+            }
+            let i = self.ensure_tab(&target);
+            if let Target::Channel(channel) = &target {
+                let tab = &mut self.tabs[i];
+                tab.join_asked_at = Some(tab.entries.len());
+                self.effect(Effect::Join(channel.clone()));
+            }
+        }
+        let reopened: Vec<String> = self
+            .tabs
+            .iter()
+            .skip(1)
+            .map(super::tab::Tab::name)
+            .collect();
+        if !reopened.is_empty() {
+            self.home().info(
+                now,
+                format!("reopened the tabs of last time: {}", reopened.join(" ")),
+            );
+        }
+        self.saved_tabs = Some(self.open_conversations());
     }
 
     /// True while something on screen counts down, so the loop must tick.
@@ -308,6 +373,18 @@ impl App {
                 if self.screen == Screen::Main =>
             {
                 self.home().info(now, line);
+                if before == ConnectionState::Reconnecting {
+                    // Back: who is in each channel may have changed meanwhile.
+                    let joined: Vec<String> = self
+                        .tabs
+                        .iter()
+                        .filter(|t| t.joined)
+                        .filter_map(|t| t.channel().map(str::to_string))
+                        .collect();
+                    for channel in joined {
+                        self.effect(Effect::Members(channel));
+                    }
+                }
             }
             _ => {}
         }
@@ -318,6 +395,15 @@ impl App {
             self.login.status = LoginStatus::Refused("fix the fields marked ✗ first".into());
             return;
         }
+        let same = self.me.as_deref() == Some(self.login.value(super::login::USER))
+            && self.app_id == self.login.value(super::login::APP_ID)
+            && self.server == super::login::server_url(self.login.value(super::login::SERVER));
+        if same && self.in_session() {
+            // Nothing to change: back to the chat rather than "already logged in (8)".
+            self.screen = Screen::Main;
+            self.login.status = LoginStatus::Editing;
+            return;
+        }
         self.login.status = LoginStatus::Busy;
         // Known before the server answers: offline messages may arrive before the reply
         // reaches us, and must already land in tabs of the right user.
@@ -326,11 +412,12 @@ impl App {
             self.tabs.truncate(1);
             self.active = 0;
             self.has_logged_in = false;
+            self.saved_tabs = None;
         }
         self.me = Some(user);
         let token = self.login.value(super::login::TOKEN).trim().to_string();
         self.app_id = self.login.value(super::login::APP_ID).to_string();
-        self.server = self.login.value(super::login::SERVER).to_string();
+        self.server = super::login::server_url(self.login.value(super::login::SERVER));
         self.effect(Effect::Login {
             server: self.server.clone(),
             app_id: self.app_id.clone(),
@@ -360,6 +447,10 @@ impl App {
                         now,
                         "/join <channel> to join a channel, /msg <peer> to talk to someone, F1 for help",
                     );
+                    self.effect(Effect::LoadTabs {
+                        app_id: self.app_id.clone(),
+                        user: result.user.clone(),
+                    });
                     for line in std::mem::take(&mut self.startup_commands) {
                         self.send_line(&line);
                     }
@@ -377,6 +468,8 @@ impl App {
             Outcome::Logout => {
                 self.home().info(now, "logged out");
                 self.screen = Screen::Login;
+                // The next person types a user id first, not into the token field.
+                self.login.focus = super::login::USER;
             }
             Outcome::PeerSent {
                 peer,
@@ -402,8 +495,12 @@ impl App {
                     let tab = &mut self.tabs[i];
                     match result {
                         Ok(()) => {
+                            // Out of the channel nothing tells us what changes: show none
+                            // of it rather than what may be gone (a join reads it again).
                             tab.joined = false;
                             tab.members.clear();
+                            tab.member_count = None;
+                            tab.attributes.clear();
                             tab.info(now, format!("you left #{channel}"));
                         }
                         Err(f) => tab.error(now, format!("cannot leave: {f}")),
@@ -430,11 +527,27 @@ impl App {
             } => {
                 if let Some(i) = self.tab_index(&target) {
                     let me = self.me().to_string();
+                    let marks = &self.marks;
                     let tab = &mut self.tabs[i];
                     match result {
                         Ok(messages) => {
                             let full = messages.len() as u32 >= super::tab::HISTORY_PAGE;
                             let added = tab.merge_history(&messages, &me);
+                            // Our messages the history brings back get the mark they had;
+                            // one in a channel's history was accepted by the server.
+                            for entry in &mut tab.entries {
+                                if let EntryKind::Message(m) = &mut entry.kind {
+                                    if m.own && m.mark.is_none() {
+                                        m.mark =
+                                            m.id.and_then(|id| marks.get(&(target.clone(), id)))
+                                                .cloned()
+                                                .or_else(|| {
+                                                    matches!(target, Target::Channel(_))
+                                                        .then_some(Mark::Accepted)
+                                                });
+                                    }
+                                }
+                            }
                             tab.history = if full && (added > 0 || before.is_none()) {
                                 HistoryState::More
                             } else {
@@ -492,6 +605,7 @@ impl App {
                 }
                 Err(f) => self.active_tab_mut().error(now, format!("/raw: {f}")),
             },
+            Outcome::SavedTabs(targets) => self.restore_tabs(targets),
             Outcome::Edited(text) => {
                 self.input.set(text.trim_end_matches('\n'));
             }
@@ -551,11 +665,18 @@ impl App {
             return;
         };
         let peer = matches!(target, Target::Peer(_));
-        if let Some(message) = self.tabs[i].own_message_mut(local_id) {
+        if let Some(entry) = self.tabs[i].own_entry_mut(local_id) {
+            let EntryKind::Message(message) = &mut entry.kind else {
+                return;
+            };
             match result {
                 Ok(sent) => {
+                    let mark = if peer { Mark::Received } else { Mark::Accepted };
                     message.id = Some(sent.message_id);
-                    message.mark = Some(if peer { Mark::Received } else { Mark::Accepted });
+                    message.mark = Some(mark.clone());
+                    // The server's time, as history will have it (and what repeats match).
+                    entry.ts = sent.server_ts;
+                    self.marks.insert((target.clone(), sent.message_id), mark);
                 }
                 Err(mark) => message.mark = Some(mark),
             }
@@ -627,14 +748,12 @@ impl App {
                     self.overlay = None;
                 }
             }
-            (Some(Overlay::Invitation(_)), _) => match c {
-                'a' => self.answer_invitation(true, String::new()),
-                'r' => self.answer_invitation(false, String::new()),
-                _ => {}
-            },
             (Some(Overlay::Help { .. }), _) => self.overlay = None,
-            (None, Screen::Login) => self.login.focused().insert_char(c),
-            (None, Screen::Main) => {
+            (None | Some(Overlay::Invitation(_)), Screen::Login) => {
+                self.login.focused().insert_char(c);
+            }
+            // The call prompt does not take letters: they go on the line being typed.
+            (None | Some(Overlay::Invitation(_)), Screen::Main) => {
                 if c == '?' && self.input.is_empty() {
                     self.overlay = Some(Overlay::Help {
                         scroll: 0,
@@ -648,8 +767,10 @@ impl App {
     }
 
     fn on_paste(&mut self, text: &str) {
-        // Terminals send CR for newlines in pastes.
+        // Terminals send CR for newlines in pastes; a copied last line brings its newline,
+        // which would send an empty last line.
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let text = text.trim_end_matches('\n').to_string();
         match (&mut self.overlay, self.screen) {
             (Some(Overlay::Switcher { query, .. }), _) => query.insert_str(text.trim()),
             (_, Screen::Login) => self.login.focused().insert_str(text.trim()),
@@ -691,7 +812,30 @@ impl App {
 
     fn on_key(&mut self, key: KeyAction) {
         if key == KeyAction::Quit {
+            // As in irssi and WeeChat: Ctrl-C clears a half-typed line; on an empty one it quits.
+            if self.screen == Screen::Main && !self.input.is_empty() {
+                self.input.take();
+                return;
+            }
             self.quit();
+            return;
+        }
+        if matches!(key, KeyAction::AcceptCall | KeyAction::RefuseCall) {
+            if self.screen == Screen::Main {
+                self.answer_invitation(key == KeyAction::AcceptCall, String::new());
+            }
+            return;
+        }
+        if matches!(self.overlay, Some(Overlay::Invitation(_))) {
+            // Not modal: only Esc is the prompt's ("later"); every other key is the
+            // screen's, so typing goes on while a call rings.
+            if key == KeyAction::Cancel {
+                self.overlay = None;
+                return;
+            }
+            if self.screen == Screen::Main {
+                self.on_main_key(key);
+            }
             return;
         }
         if key == KeyAction::Redraw {
@@ -713,14 +857,26 @@ impl App {
         self.effect(Effect::Quit);
     }
 
+    /// Logged in (or getting back in by itself): the form was opened with `/login`.
+    fn in_session(&self) -> bool {
+        matches!(
+            self.conn.state,
+            ConnectionState::Connected | ConnectionState::Reconnecting
+        )
+    }
+
     fn on_login_key(&mut self, key: KeyAction) {
-        let field = self.login.focused();
         match key {
             KeyAction::Submit => self.start_login(),
             KeyAction::Complete | KeyAction::Down => self.login.next_field(),
-            KeyAction::Up => self.login.prev_field(),
-            KeyAction::Cancel => field.set(""),
-            other => edit(field, other),
+            KeyAction::Up | KeyAction::PrevTab => self.login.prev_field(),
+            // Opened with /login while logged in: Esc goes back to the chat.
+            KeyAction::Cancel if self.in_session() => {
+                self.screen = Screen::Main;
+                self.login.status = LoginStatus::Editing;
+            }
+            KeyAction::Cancel => self.login.focused().set(""),
+            other => edit(self.login.focused(), other),
         }
     }
 
@@ -757,15 +913,11 @@ impl App {
                 KeyAction::Submit => {
                     let text = std::mem::take(text);
                     self.overlay = None;
-                    self.send_text(text);
+                    self.send_text(&text);
                 }
                 _ => self.overlay = None,
             },
-            Overlay::Invitation(_) => match key {
-                KeyAction::Submit => self.answer_invitation(true, String::new()),
-                KeyAction::Cancel => self.overlay = None,
-                _ => {}
-            },
+            Overlay::Invitation(_) => {}
         }
     }
 
@@ -920,12 +1072,17 @@ impl App {
                 .filter(|l| l.starts_with('/'))
                 .unwrap_or(line)
                 .to_string();
-            self.send_text(text);
+            self.send_text(&text);
         }
     }
 
-    fn send_text(&mut self, text: String) {
+    fn send_text(&mut self, text: &str) {
         let now = self.now_ms;
+        // Trailing empty lines (Alt-Enter, an edited paste) would show as an empty line.
+        let text = text.trim_end_matches(['\n', ' ']).to_string();
+        if text.trim().is_empty() {
+            return;
+        }
         match self.active_tab().target.clone() {
             Some(target) => self.send_to(&target, Message::text(text)),
             None => self.active_tab_mut().error(

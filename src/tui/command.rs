@@ -12,8 +12,8 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "msg",
-        "<peer> [text]",
-        "open a peer tab, and send text if given",
+        "<peer|#channel> [text]",
+        "open a peer (or channel) tab, and send text if given",
     ),
     ("query", "<peer>", "open a peer tab"),
     ("close", "", "close this tab (leaves a channel)"),
@@ -57,6 +57,12 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("refuse", "[response]", "refuse the pending invitation"),
     ("raw", "<file>", "send a small file as a raw message"),
     ("save", "<path>", "save the last raw message of this tab"),
+    ("status", "", "connection details: user, app, server, notes"),
+    (
+        "reconnect",
+        "",
+        "while reconnecting: try again now instead of waiting",
+    ),
     ("login", "", "back to the login form"),
     ("logout", "", "log out (stay in the app)"),
     ("quit", "", "quit rtm-tui"),
@@ -69,6 +75,8 @@ pub enum Command {
     Join(String),
     Leave(Option<String>),
     Msg(String, Option<String>),
+    /// `/msg #channel text`: IRC's way to talk to a channel.
+    ChannelMsg(String, Option<String>),
     Query(String),
     Close,
     Members(Option<String>),
@@ -87,10 +95,24 @@ pub enum Command {
     Refuse(String),
     Raw(String),
     Save(String),
+    Status,
+    Reconnect,
     Login,
     Logout,
     Quit,
     Help(Option<String>),
+}
+
+/// `#lobby` -> `lobby`, `@bob` -> `bob`: the sigil the tab list shows, typed out of habit
+/// (IRC's `/join #lobby`). A quoted id is taken as is, so `"#odd"` still names `#odd`.
+fn without_sigil(arg: String, rest: &str, sigil: char) -> String {
+    if rest.trim_start().starts_with('"') {
+        return arg;
+    }
+    match arg.strip_prefix(sigil) {
+        Some(id) if !id.is_empty() => id.to_string(),
+        _ => arg,
+    }
 }
 
 /// Splits off the first argument; `"quoted ids"` may hold spaces (ids allow them).
@@ -140,18 +162,27 @@ pub fn parse(line: &str) -> Result<Command, String> {
     Ok(match name {
         // A channel id may hold spaces: take the whole rest unless quoted.
         "join" | "j" => Command::Join(need(first_arg(rest), name).map(|(a, r)| {
-            if r.is_empty() || rest.trim_start().starts_with('"') {
+            let id = if r.is_empty() || rest.trim_start().starts_with('"') {
                 a
             } else {
                 rest.trim().to_string()
-            }
+            };
+            without_sigil(id, rest, '#')
         })?),
-        "leave" | "part" => Command::Leave(first_arg(rest).map(|(a, _)| a)),
-        "msg" | "m" => {
-            let (peer, text) = need(first_arg(rest), name)?;
-            Command::Msg(peer, optional(text))
+        "leave" | "part" => {
+            Command::Leave(first_arg(rest).map(|(a, _)| without_sigil(a, rest, '#')))
         }
-        "query" | "q" => Command::Query(need(first_arg(rest), name)?.0),
+        "msg" | "m" => {
+            let (target, text) = need(first_arg(rest), name)?;
+            let quoted = rest.trim_start().starts_with('"');
+            match target.strip_prefix('#') {
+                Some(channel) if !quoted && !channel.is_empty() => {
+                    Command::ChannelMsg(channel.to_string(), optional(text))
+                }
+                _ => Command::Msg(without_sigil(target, rest, '@'), optional(text)),
+            }
+        }
+        "query" | "q" => Command::Query(without_sigil(need(first_arg(rest), name)?.0, rest, '@')),
         "close" => Command::Close,
         "members" | "names" => Command::Members(optional(rest)),
         "who" => Command::Who(all_args(rest)),
@@ -190,6 +221,8 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "refuse" => Command::Refuse(rest.trim().to_string()),
         "raw" => Command::Raw(optional(rest).ok_or_else(|| usage(name))?),
         "save" => Command::Save(optional(rest).ok_or_else(|| usage(name))?),
+        "status" => Command::Status,
+        "reconnect" => Command::Reconnect,
         "login" => Command::Login,
         "logout" => Command::Logout,
         "quit" | "exit" => Command::Quit,
@@ -278,7 +311,10 @@ mod tests {
             parse("/msg \"bob smith\" hi"),
             Ok(Command::Msg("bob smith".into(), Some("hi".into())))
         );
-        assert_eq!(parse("/msg"), Err("usage: /msg <peer> [text]".into()));
+        assert_eq!(
+            parse("/msg"),
+            Err("usage: /msg <peer|#channel> [text]".into())
+        );
         assert_eq!(
             parse("/who a b"),
             Ok(Command::Who(vec!["a".into(), "b".into()]))
@@ -298,6 +334,21 @@ mod tests {
         );
         assert_eq!(parse("/subscribed"), Ok(Command::Subscribed));
         assert_eq!(parse("/ping"), Ok(Command::Ping));
+        // IRC habits: the sigil the tab list shows is not part of the id.
+        assert_eq!(parse("/join #lobby"), Ok(Command::Join("lobby".into())));
+        assert_eq!(
+            parse("/leave #lobby"),
+            Ok(Command::Leave(Some("lobby".into())))
+        );
+        assert_eq!(
+            parse("/msg #lobby hi"),
+            Ok(Command::ChannelMsg("lobby".into(), Some("hi".into())))
+        );
+        assert_eq!(
+            parse("/msg @bob hi"),
+            Ok(Command::Msg("bob".into(), Some("hi".into())))
+        );
+        assert_eq!(parse("/join \"#odd\""), Ok(Command::Join("#odd".into())));
         assert!(parse("/frobnicate").is_err());
     }
 

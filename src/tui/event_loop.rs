@@ -241,6 +241,16 @@ async fn perform(
             crossterm::execute!(io::stdout(), crossterm::terminal::SetTitle(title))?;
         }
         Effect::Quit => app.quit = true,
+        Effect::LoadTabs { app_id, user } => {
+            let tabs = super::saved::load(&super::saved::default_path(), &app_id, &user);
+            let _ = tx.send(Action::Done(Outcome::SavedTabs(tabs)));
+        }
+        Effect::SaveTabs { app_id, user, tabs } => {
+            if let Err(e) = super::saved::save(&super::saved::default_path(), &app_id, &user, &tabs)
+            {
+                tracing::warn!("cannot save the open tabs: {e}");
+            }
+        }
         Effect::Repaint => {
             terminal.clear()?;
             app.dirty = true;
@@ -300,6 +310,11 @@ async fn perform(
                 }
             }
             if let Some((s, _)) = session.as_mut() {
+                if reuse && s.client.user().is_some() {
+                    // Logged in (as someone else, from /login): log out first, or the
+                    // server would answer "already logged in".
+                    let _ = tokio::time::timeout(Duration::from_secs(1), s.client.logout()).await;
+                }
                 s.perform(effect, tx);
             }
         }

@@ -154,7 +154,11 @@ impl LineEditor {
     pub fn cursor_position(&self) -> (usize, usize) {
         let before = &self.text[..self.cursor];
         let line = before.matches('\n').count();
-        let col = before.rsplit('\n').next().map_or(0, UnicodeWidthStr::width);
+        // Measured as drawn (see `display_safe`), so the cursor sits where the text ends.
+        let col = before
+            .rsplit('\n')
+            .next()
+            .map_or(0, |l| super::render::wrap::display_safe(l).width());
         (line, col)
     }
 

@@ -154,7 +154,12 @@ pub fn describe(action: KeyAction) -> (&'static str, &'static str) {
         A::Editor => ("editor", "compose the message in $EDITOR"),
         A::Cancel => ("cancel", "close the overlay, clear the line"),
         A::Redraw => ("redraw", "redraw the screen"),
-        A::Quit => ("quit", "quit (same as /quit)"),
+        A::Quit => (
+            "quit",
+            "clear the line; on an empty line, quit (same as /quit)",
+        ),
+        A::AcceptCall => ("accept-call", "accept the call invitation waiting"),
+        A::RefuseCall => ("refuse-call", "refuse the call invitation waiting"),
         A::GoTo(_) => ("tab-N", "go to tab N (1..9)"),
     }
 }
@@ -180,6 +185,7 @@ pub const DEFAULT_BINDINGS: &[(&str, KeyAction)] = &[
     ("alt-enter", KeyAction::NewLine),
     ("tab", KeyAction::Complete),
     ("ctrl-n", KeyAction::NextTab),
+    ("backtab", KeyAction::PrevTab),
     ("ctrl-p", KeyAction::PrevTab),
     ("alt-a", KeyAction::NextActivity),
     ("ctrl-g", KeyAction::Switcher),
@@ -210,6 +216,9 @@ pub const DEFAULT_BINDINGS: &[(&str, KeyAction)] = &[
     ("esc", KeyAction::Cancel),
     ("ctrl-l", KeyAction::Redraw),
     ("ctrl-c", KeyAction::Quit),
+    // Chords, so that a call arriving while you type never takes your letters.
+    ("alt-y", KeyAction::AcceptCall),
+    ("alt-n", KeyAction::RefuseCall),
 ];
 
 /// Key → action, built from the defaults and the config's overrides.

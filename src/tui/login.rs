@@ -62,8 +62,8 @@ impl LoginForm {
         match field {
             APP_ID => validate_app_id(value).err().map(|e| e.to_string()),
             USER => validate_user_id(value).err().map(|e| e.to_string()),
-            SERVER if !(value.starts_with("ws://") || value.starts_with("wss://")) => {
-                Some("server must be a ws:// or wss:// URL".into())
+            SERVER if value.trim().is_empty() || value.contains(char::is_whitespace) => {
+                Some("a server: ws://host:port/rtm/v1, or just host:port".into())
             }
             _ => None,
         }
@@ -84,6 +84,11 @@ impl LoginForm {
     pub fn prev_field(&mut self) {
         self.focus = (self.focus + FIELDS.len() - 1) % FIELDS.len();
     }
+}
+
+/// The server as typed, completed to a WebSocket URL (see [`crate::client::server_url`]).
+pub fn server_url(typed: &str) -> String {
+    crate::client::server_url(typed)
 }
 
 /// What to do about a refused login, shown under the server's answer. The token check is

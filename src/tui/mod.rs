@@ -1,6 +1,6 @@
 //! The terminal chat client: state ([`app`], [`tab`], [`login`]), keys ([`keymap`],
 //! [`input`], [`command`]), drawing ([`render`]), and the shell around them
-//! ([`event_loop`], [`network`], [`terminal`], [`config`]). Talks only to `client/` and
+//! ([`event_loop`], [`network`], [`terminal`], [`config`], [`saved`]: the tabs of the last run). Talks only to `client/` and
 //! `protocol/`; the one exception is starting the reference server in-process, kept in
 //! `embedded.rs` and `demo.rs`. [`run`] is what `rtm-tui` (no subcommand) calls.
 
@@ -17,6 +17,7 @@ pub mod keymap;
 pub mod login;
 pub mod network;
 pub mod render;
+pub mod saved;
 pub mod tab;
 pub mod terminal;
 

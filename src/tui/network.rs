@@ -1,6 +1,8 @@
 //! Performs the network [`Effect`]s with the client library: one spawned task per request,
 //! each answering with an [`Outcome`] on the loop's channel, so the loop never waits on
-//! the network. Also turns [`ClientError`]s into the [`Failure`]s the app shows.
+//! the network. Sends are queued with the client before their task is spawned, so they
+//! leave in the order typed (the client library queues a send when it is called). Also
+//! turns [`ClientError`]s into the [`Failure`]s the app shows.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -55,7 +57,8 @@ impl Session {
         Ok(channel)
     }
 
-    /// Runs `call` on the channel's handle in a task; `outcome` words the answer.
+    /// Makes the request of `call` on the channel's handle now (so it is queued in order),
+    /// and awaits it in a task; `outcome` words the answer.
     fn channel_call<T, Fut>(
         &mut self,
         channel: String,
@@ -69,8 +72,9 @@ impl Session {
         let tx = tx.clone();
         match self.channel(&channel) {
             Ok(handle) => {
+                let request = call(handle);
                 tokio::spawn(async move {
-                    let result = call(handle).await.map_err(|e| failure(&e));
+                    let result = request.await.map_err(|e| failure(&e));
                     let _ = tx.send(Action::Done(outcome(channel, result)));
                 });
             }
@@ -107,6 +111,7 @@ impl Session {
                     });
                 });
             }
+            Effect::Reconnect => client.reconnect_now(),
             Effect::Logout => {
                 tokio::spawn(async move {
                     let _ = client.logout().await;
@@ -118,10 +123,11 @@ impl Session {
                 local_id,
                 message,
             } => {
+                // Offline delivery on: a peer who is away gets it at next login (mark "cached").
+                let options = SendOptions { offline: true };
+                let request = client.send_message_to_peer(&peer, message, options);
                 tokio::spawn(async move {
-                    // Offline delivery on: a peer who is away gets it at next login (mark "cached").
-                    let options = SendOptions { offline: true };
-                    let result = client.send_message_to_peer(&peer, message, options).await;
+                    let result = request.await;
                     done(Outcome::PeerSent {
                         peer,
                         local_id,
@@ -136,7 +142,7 @@ impl Session {
             } => self.channel_call(
                 channel,
                 loop_tx,
-                |handle| async move { handle.send_message(message).await },
+                move |handle| handle.send_message(message),
                 move |channel, result| Outcome::ChannelSent {
                     channel,
                     local_id,
@@ -216,11 +222,21 @@ impl Session {
             Effect::ChannelAttr { channel, request } => {
                 tokio::spawn(async move {
                     let result = channel_attr(&client, &channel, request).await;
-                    if let Ok(Some(attributes)) = &result {
-                        done(Outcome::ChannelAttributes {
+                    match &result {
+                        Ok(Some(attributes)) => done(Outcome::ChannelAttributes {
                             channel: channel.clone(),
                             result: Ok(attributes.clone()),
-                        });
+                        }),
+                        // A change of ours: the server does not tell us, so the header
+                        // reads the attributes again (a deleted one must not stay).
+                        Ok(None) => done(Outcome::ChannelAttributes {
+                            channel: channel.clone(),
+                            result: client
+                                .get_channel_attributes(&channel, None)
+                                .await
+                                .map_err(|e| failure(&e)),
+                        }),
+                        Err(_) => {}
                     }
                     let text = result.map(|attrs| match attrs {
                         Some(list) if list.is_empty() => "no channel attributes".to_string(),
@@ -291,6 +307,8 @@ impl Session {
                 });
             }
             Effect::Bell
+            | Effect::LoadTabs { .. }
+            | Effect::SaveTabs { .. }
             | Effect::Repaint
             | Effect::Title(_)
             | Effect::Editor(_)

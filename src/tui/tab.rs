@@ -159,6 +159,9 @@ pub struct Tab {
     pub expand_joins: bool,
 }
 
+/// How far back a repeated message is looked for (a catch-up repeats only recent ones).
+const REPEAT_WINDOW: usize = 256;
+
 /// Messages asked for per `history` page.
 pub const HISTORY_PAGE: u32 = 50;
 
@@ -241,16 +244,36 @@ impl Tab {
         });
     }
 
-    /// Our own message with `local_id`, searched from the newest (results come back soon).
-    pub fn own_message_mut(&mut self, local_id: u64) -> Option<&mut ChatMessage> {
+    /// The entry of our own message with `local_id`, searched from the newest (results
+    /// come back soon).
+    pub fn own_entry_mut(&mut self, local_id: u64) -> Option<&mut Entry> {
         self.entries
             .iter_mut()
             .rev()
-            .filter_map(|e| match &mut e.kind {
-                EntryKind::Message(m) => Some(m),
-                _ => None,
-            })
-            .find(|m| m.local_id == Some(local_id))
+            .find(|e| e.message().is_some_and(|m| m.local_id == Some(local_id)))
+    }
+
+    /// Whether the message with this server id and time is already shown. Both must
+    /// match: a server restarted on a fresh store starts its ids over, and a new message
+    /// that reuses an old id is not a repeat.
+    pub fn holds(&self, id: u64, ts: u64) -> bool {
+        self.entries
+            .iter()
+            .rev()
+            .take(REPEAT_WINDOW)
+            .any(|e| e.ts == ts && e.message().and_then(|m| m.id) == Some(id))
+    }
+
+    /// Our messages marked "cached" were delivered: the peer is online, and a login
+    /// delivers the cache first thing (protocol.md).
+    pub fn cached_delivered(&mut self) {
+        for entry in &mut self.entries {
+            if let EntryKind::Message(m) = &mut entry.kind {
+                if m.mark == Some(Mark::Cached) {
+                    m.mark = Some(Mark::Received);
+                }
+            }
+        }
     }
 
     /// The oldest server message id held, for fetching the page before it.
@@ -263,15 +286,16 @@ impl Tab {
     /// Puts fetched history in place: messages already held are skipped, older ones go
     /// in id order before the first newer one. Returns how many were added.
     pub fn merge_history(&mut self, messages: &[HistoryMessage], me: &str) -> usize {
-        let known: std::collections::HashSet<u64> = self
+        // Id and time, as in `holds`: ids alone start over with a fresh server store.
+        let known: std::collections::HashSet<(u64, u64)> = self
             .entries
             .iter()
-            .filter_map(|e| e.message().and_then(|m| m.id))
+            .filter_map(|e| e.message().and_then(|m| m.id).map(|id| (id, e.ts)))
             .collect();
         let mut added = 0;
         let mut position = 0;
         for message in messages {
-            if known.contains(&message.message_id) {
+            if known.contains(&(message.message_id, message.server_ts)) {
                 continue;
             }
             // Entries without ids (info lines, pending sends) keep their place after it.

@@ -50,8 +50,17 @@ impl ConnectionHandler {
                 let deadline = session.attempt_deadline;
                 self.send_request(op, Purpose::Login, deadline);
             }
-            Err(error) => {
+            Err(mut error) => {
                 tracing::debug!(%error, url = %self.config.server_url, "cannot connect");
+                if error.contains("404") {
+                    // A web server, or an RTM server asked at another path.
+                    error = format!(
+                        "{error}: nothing answers at this path; an RTM server listens at {} \
+                         (e.g. ws://127.0.0.1:7420{})",
+                        crate::protocol::WS_PATH,
+                        crate::protocol::WS_PATH
+                    );
+                }
                 if self.phase == Phase::LoggingIn {
                     self.end_session(
                         ConnectionState::Disconnected,
@@ -79,6 +88,16 @@ impl ConnectionHandler {
 
     pub(super) fn logged_in(&mut self, result: LoginResult) {
         self.memory.server_offset_ms = result.server_ts as i64 - now_ms() as i64;
+        if self.phase == Phase::Relogging && result.store != self.memory.store {
+            // Another store: its ids mean nothing next to the ones seen so far (a server
+            // restarted on a fresh store starts them over), so nothing seen may hold a new
+            // message back, and catch-up starts from the join time, not from an old id.
+            tracing::info!(old = ?self.memory.store, new = ?result.store, "the server's store changed");
+            for mark in self.memory.channels.values_mut() {
+                mark.forget_store();
+            }
+        }
+        self.memory.store.clone_from(&result.store);
         lock(&self.shared).user = Some(result.user.clone());
         if let Some(session) = &mut self.session {
             session.user.clone_from(&result.user);

@@ -78,6 +78,8 @@ pub(crate) enum Command {
     },
     /// Forget a channel (leaving it if joined); no answer.
     Release { channel: String },
+    /// While waiting to reconnect: try now instead of at the end of the backoff.
+    ReconnectNow,
 }
 
 /// Where the task stands; each phase maps to one [`ConnectionState`].
@@ -149,11 +151,13 @@ struct Pending {
     purpose: Purpose,
 }
 
-/// A caller's request made while RECONNECTING, sent once the session is restored.
+/// A caller's request made while RECONNECTING, sent once the session is restored, in
+/// the order made. Its request timeout starts when it is sent: a reconnect that takes
+/// longer than the timeout must not fail a message that then goes out fine. It waits
+/// until then, or until the session ends (answered `Disconnected`) or its caller gives up.
 struct Queued {
     op: Op,
     reply: oneshot::Sender<Result<Reply, ClientError>>,
-    deadline: Instant,
 }
 
 /// The live WebSocket and its liveness clock.
@@ -201,7 +205,7 @@ pub(crate) struct ConnectionHandler {
 
     pending: HashMap<u32, Pending>,
     last_request_id: u32,
-    /// The earliest deadline among `pending` and `queued` (may be early, never late).
+    /// The earliest deadline among `pending` (may be early, never late).
     sweep_at: Option<Instant>,
     queued: Vec<Queued>,
 
@@ -380,13 +384,19 @@ impl ConnectionHandler {
                         self.send_request(op, Purpose::Caller { reply, effect }, deadline);
                     }
                     Phase::Backoff { .. } | Phase::Relogging | Phase::Restoring => {
-                        self.queued.push(Queued {
-                            op,
-                            reply,
-                            deadline,
-                        });
-                        self.schedule_sweep(deadline);
+                        self.queued.push(Queued { op, reply });
                     }
+                }
+            }
+            Command::ReconnectNow => {
+                if let Phase::Backoff { .. } = self.phase {
+                    self.phase = Phase::Relogging;
+                    self.set_state(
+                        ConnectionState::Reconnecting,
+                        ChangeReason::Interrupted,
+                        None,
+                    );
+                    self.start_attempt();
                 }
             }
             Command::Release { channel } => {
@@ -555,19 +565,19 @@ impl ConnectionHandler {
     }
 
     /// Hands a server event to the application, skipping channel messages it already has
-    /// (a catch-up and the live stream may overlap).
+    /// (a catch-up and the live stream may overlap; see `ChannelMark::admit`).
     fn deliver(&mut self, event: Event) {
         if let Event::MessageFromChannel {
             channel,
             message_id,
+            server_ts,
             ..
         } = &event
         {
             if let Some(mark) = self.memory.channels.get_mut(channel) {
-                if mark.last_seen.is_some_and(|seen| *message_id <= seen) {
+                if !mark.admit((*message_id, *server_ts)) {
                     return;
                 }
-                mark.last_seen = Some(*message_id);
             }
         }
         self.emit(ClientEvent::Server(event));
@@ -663,20 +673,12 @@ impl ConnectionHandler {
                 Purpose::Login | Purpose::Quiet => {}
             }
         }
-        let (expired, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.queued)
-            .into_iter()
-            .partition(|q| now >= q.deadline || q.reply.is_closed());
-        self.queued = waiting;
-        for queued in expired {
-            let family = queued.op.family();
-            let _ = queued.reply.send(Err(ClientError::Timeout { family }));
-        }
+        self.queued.retain(|q| !q.reply.is_closed());
         self.sweep_at = self
             .pending
             .values()
             .filter(|p| !matches!(p.purpose, Purpose::Login))
             .map(|p| p.deadline)
-            .chain(self.queued.iter().map(|q| q.deadline))
             .min();
     }
 

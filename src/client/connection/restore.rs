@@ -2,10 +2,13 @@
 //! successful reply) and how it restores it after a reconnect: rejoin channels,
 //! re-subscribe presence, re-send attributes, catch up on missed channel messages with
 //! `history` (after the last message delivered, or after the newest one at join time,
-//! which a fresh join asks for), then deliver what arrived meanwhile. Something new to
+//! which a fresh join asks for), then deliver what arrived meanwhile. A repeated channel
+//! message is recognised by its id and server time (`ChannelMark::admit`), never by an id
+//! alone: a server restarted on a fresh store starts its ids over; when the login reply
+//! names another `store`, what was seen is forgotten (`lifecycle.rs`). Something new to
 //! remember goes in [`Memory`], [`Effect`] and `start_restore`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tokio::time::Instant;
 
@@ -25,13 +28,25 @@ pub(super) struct Memory {
     pub(super) attributes: Attributes,
     /// Server clock minus local clock, in ms, measured at login.
     pub(super) server_offset_ms: i64,
+    /// The `store` the server named at the last login (`None`: it names none).
+    pub(super) store: Option<String>,
 }
 
+/// How many delivered messages per channel are remembered to recognise a repeat.
+const RECENT_MESSAGES: usize = 256;
+
+/// Dedupe key of a message: its id and server time. A repeat of a message (catch-up and
+/// live stream overlapping) has both; a new message of a server whose ids started over
+/// reuses an id but not its time, so it is never taken for a repeat.
+pub(super) type MessageKey = (u64, u64);
+
 /// How far a joined channel has been delivered to the application.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct ChannelMark {
-    /// The last `message_id` delivered, if any.
+    /// The last `message_id` delivered, if any: where catch-up starts.
     pub(super) last_seen: Option<u64>,
+    /// The keys of the last [`RECENT_MESSAGES`] delivered, to skip repeats.
+    pub(super) recent: VecDeque<MessageKey>,
     /// The newest message id at join time (from a `history` of one message). Only a
     /// starting point for catch-up, never a reason to drop a live message: the reply may
     /// overtake the event of that very message.
@@ -42,6 +57,37 @@ pub(super) struct ChannelMark {
 }
 
 impl ChannelMark {
+    fn new(joined_at_ms: u64) -> Self {
+        ChannelMark {
+            last_seen: None,
+            recent: VecDeque::new(),
+            baseline: None,
+            joined_at_ms,
+        }
+    }
+
+    /// Whether a message is to be delivered (and then remembers it), or is a repeat of one
+    /// already delivered. Only an exact repeat is skipped: an id at or below the last one
+    /// seen that is not a repeat means the server's ids started over (a restart on a fresh
+    /// store, from a server that does not name its store), so it is delivered, and the
+    /// cursor follows the new ids.
+    pub(super) fn admit(&mut self, key: MessageKey) -> bool {
+        if self.recent.contains(&key) {
+            return false;
+        }
+        if self.recent.len() == RECENT_MESSAGES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(key);
+        self.last_seen = Some(key.0);
+        true
+    }
+
+    /// Forgets what was seen on another store: catch-up starts again from the join time.
+    pub(super) fn forget_store(&mut self) {
+        *self = ChannelMark::new(self.joined_at_ms);
+    }
+
     /// Where catch-up starts: after the last message delivered, else after the newest
     /// one at join time.
     fn cursor(&self) -> Option<u64> {
@@ -189,7 +235,7 @@ impl ConnectionHandler {
     }
 
     fn on_missed(&mut self, channel: &str, result: HistoryResult) {
-        let Some(mark) = self.memory.channels.get(channel).copied() else {
+        let Some(mark) = self.memory.channels.get(channel).cloned() else {
             return;
         };
         let own_user = self.session.as_ref().map(|s| s.user.clone());
@@ -238,7 +284,8 @@ impl ConnectionHandler {
                 reply: queued.reply,
                 effect,
             };
-            self.send_request(queued.op, purpose, queued.deadline);
+            let deadline = Instant::now() + self.config.request_timeout;
+            self.send_request(queued.op, purpose, deadline);
         }
     }
 
@@ -276,14 +323,9 @@ impl ConnectionHandler {
             Effect::Joined(channel) if code == join::OK || code == join::ALREADY_JOINED => {
                 if !memory.channels.contains_key(&channel) {
                     let joined_at_ms = server_now(memory.server_offset_ms);
-                    memory.channels.insert(
-                        channel.clone(),
-                        ChannelMark {
-                            last_seen: None,
-                            baseline: None,
-                            joined_at_ms,
-                        },
-                    );
+                    memory
+                        .channels
+                        .insert(channel.clone(), ChannelMark::new(joined_at_ms));
                     return Some(channel);
                 }
             }

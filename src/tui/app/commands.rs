@@ -52,6 +52,24 @@ impl App {
                     self.send_to(&target, Message::text(text));
                 }
             }
+            Command::ChannelMsg(channel, text) => {
+                if let Err(e) = validate_channel_id(&channel) {
+                    self.active_tab_mut().error(now, format!("/msg: {e}"));
+                    return;
+                }
+                let target = Target::Channel(channel.clone());
+                let Some(i) = self.tab_index(&target).filter(|&i| self.tabs[i].joined) else {
+                    self.active_tab_mut().error(
+                        now,
+                        format!("/msg: you are not in #{channel} (/join {channel} first)"),
+                    );
+                    return;
+                };
+                self.activate(i);
+                if let Some(text) = text {
+                    self.send_to(&target, Message::text(text));
+                }
+            }
             Command::Query(peer) => self.run_command(Command::Msg(peer, None)),
             Command::Close => self.close_tab(),
             Command::Members(filter) => {
@@ -89,7 +107,7 @@ impl App {
                 self.effect(Effect::Query(QueryRequest::MemberCount(channels)));
             }
             Command::Ping => self.effect(Effect::Query(QueryRequest::Ping)),
-            Command::Me(text) => self.send_text(format!("/me {text}")),
+            Command::Me(text) => self.send_text(&format!("/me {text}")),
             Command::Retry => self.retry(),
             Command::Clear => {
                 let tab = self.active_tab_mut();
@@ -147,6 +165,23 @@ impl App {
                         .error(now, "/save: no raw message in this tab"),
                 }
             }
+            Command::Status => {
+                for line in self.status_lines() {
+                    self.active_tab_mut().info(now, line);
+                }
+            }
+            Command::Reconnect => {
+                if self.conn.state == crate::protocol::ConnectionState::Reconnecting {
+                    self.active_tab_mut().info(now, "reconnecting now…");
+                    self.effect(Effect::Reconnect);
+                } else {
+                    let state = self.conn.state.label();
+                    self.active_tab_mut().info(
+                        now,
+                        format!("/reconnect: nothing to do, the connection is {state}"),
+                    );
+                }
+            }
             Command::Login => {
                 self.screen = Screen::Login;
                 self.login.status = LoginStatus::Editing;
@@ -169,6 +204,30 @@ impl App {
                 }
             },
         }
+    }
+
+    /// What `/status` prints: the details the status line leaves out.
+    pub(crate) fn status_lines(&self) -> Vec<String> {
+        let conn = &self.conn;
+        let mut lines = vec![format!(
+            "connection {} ({})",
+            conn.state.label(),
+            conn.reason.label()
+        )];
+        let who = match self.me.as_deref() {
+            Some(me) => format!("{me} in app {}", self.app_id),
+            None => "not logged in".to_string(),
+        };
+        let server = if self.server_name.is_empty() {
+            self.server.clone()
+        } else {
+            format!("{} ({})", self.server, self.server_name)
+        };
+        lines.push(format!("{who} on {server}"));
+        if let Some(notice) = &self.notice {
+            lines.push(notice.clone());
+        }
+        lines
     }
 
     fn close_tab(&mut self) {

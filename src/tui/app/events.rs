@@ -70,6 +70,9 @@ impl App {
                         if tab.presence.is_some() && tab.presence != Some(status) {
                             tab.info(now, format!("{peer} is {}", presence_word(status)));
                         }
+                        if status == crate::protocol::PeerStatus::Online {
+                            tab.cached_delivered();
+                        }
                         tab.presence = Some(status);
                     }
                 }
@@ -145,8 +148,13 @@ impl App {
                 self.effect(Effect::RenewToken);
             }
             Event::Kicked { reason } => {
+                let why = match reason {
+                    crate::protocol::KickReason::RemoteLogin => "you logged in somewhere else",
+                    crate::protocol::KickReason::Banned => "the server banned this login",
+                    crate::protocol::KickReason::TokenExpired => "your token expired",
+                };
                 self.home()
-                    .error(now, format!("kicked by the server: {reason:?}"));
+                    .error(now, format!("the server ended this session: {why}"));
             }
             Event::Error { code, reason } => {
                 self.home()
@@ -169,15 +177,13 @@ impl App {
         let own = from == me;
         let mention = !own && mentions(body.text(), &me);
         let tab = &mut self.tabs[i];
-        // A reconnect's catch-up may bring a message again: ids are unique.
-        if tab
-            .entries
-            .iter()
-            .rev()
-            .take(64)
-            .any(|e| e.message().and_then(|m| m.id) == Some(id))
-        {
+        // A reconnect's catch-up may bring a message again (same id and time).
+        if tab.holds(id, ts) {
             return;
+        }
+        if tab.peer().is_some() {
+            // The peer talks, so it is online and has had what was cached for it.
+            tab.cached_delivered();
         }
         tab.push(Entry {
             ts,
@@ -210,6 +216,11 @@ impl App {
         let now = self.now_ms;
         if let Some(i) = self.tab_index(&Target::Channel(channel.to_string())) {
             let tab = &mut self.tabs[i];
+            if joined && tab.members.binary_search(&user).is_ok() {
+                // Already listed: a rejoin after a reconnect (or a server restart, which
+                // forgets the grace period). Nobody left, so nobody "joined".
+                return;
+            }
             // Counts also come as member_count_updated (absolute); this keeps them current
             // in between.
             if joined {

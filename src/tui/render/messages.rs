@@ -112,23 +112,34 @@ fn day_separator(app: &App, ts: u64, width: usize) -> Line<'static> {
 
 /// One line for a run of joins and leaves (Alt-J expands it).
 fn collapsed(app: &App, tab: &Tab, first: usize, last: usize, width: usize) -> Line<'static> {
-    let mut joined = Vec::new();
-    let mut left = Vec::new();
+    // Each user once, by where they ended up: someone who left and came back (or came
+    // and went) is one name, not "bob, bob".
+    let mut users: Vec<(&str, bool, bool)> = Vec::new(); // (user, first event, last event)
     for entry in tab.entries.range(first..=last) {
-        if let EntryKind::Membership { user, joined: j } = &entry.kind {
-            if *j {
-                joined.push(user.as_str());
-            } else {
-                left.push(user.as_str());
+        if let EntryKind::Membership { user, joined } = &entry.kind {
+            match users.iter_mut().find(|(u, _, _)| u == user) {
+                Some(seen) => seen.2 = *joined,
+                None => users.push((user.as_str(), *joined, *joined)),
             }
         }
     }
+    let group = |first: bool, last: bool| -> Vec<&str> {
+        users
+            .iter()
+            .filter(|(_, f, l)| *f == first && *l == last)
+            .map(|(u, _, _)| *u)
+            .collect()
+    };
     let mut parts = Vec::new();
-    if !joined.is_empty() {
-        parts.push(format!("{} joined: {}", joined.len(), joined.join(", ")));
-    }
-    if !left.is_empty() {
-        parts.push(format!("{} left: {}", left.len(), left.join(", ")));
+    for (names, what) in [
+        (group(true, true), "joined"),
+        (group(false, false), "left"),
+        (group(false, true), "left and came back"),
+        (group(true, false), "came and went"),
+    ] {
+        if !names.is_empty() {
+            parts.push(format!("{} {what}", names.join(", ")));
+        }
     }
     let prefix = format!(
         "{}{:>NICK_WIDTH$} ",

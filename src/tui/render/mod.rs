@@ -16,10 +16,31 @@ pub use messages::lines as message_lines;
 
 /// Width of the tab list.
 const TAB_LIST_WIDTH: u16 = 16;
+/// Width of the tab list cut down to numbers and activity marks.
+const TAB_NUMBERS_WIDTH: u16 = 5;
+/// The message view keeps at least this many columns (time, name and about 27 columns of
+/// text); panes give way to it: first the tab list shrinks to numbers, then the member
+/// list goes, then the tab list.
+const MIN_VIEW_WIDTH: u16 = 44;
 /// Width of the member list.
 const MEMBER_LIST_WIDTH: u16 = 18;
 /// Most rows the input grows to with a multi-line message.
 const MAX_INPUT_ROWS: u16 = 5;
+
+/// Widths of the tab list and the member list for a screen `width` wide: the first
+/// layout that leaves the message view [`MIN_VIEW_WIDTH`].
+fn pane_widths(width: u16, members: bool) -> (u16, u16) {
+    let members = if members { MEMBER_LIST_WIDTH } else { 0 };
+    [
+        (TAB_LIST_WIDTH, members),
+        (TAB_NUMBERS_WIDTH, members),
+        (TAB_NUMBERS_WIDTH, 0),
+        (0, 0),
+    ]
+    .into_iter()
+    .find(|(tabs, members)| width >= tabs + members + MIN_VIEW_WIDTH)
+    .unwrap_or((0, 0))
+}
 
 /// Draws the whole screen for the app's state.
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -37,13 +58,8 @@ pub fn draw(frame: &mut Frame, app: &App) {
     ])
     .areas(area);
     let tab = app.active_tab();
-    let narrow = area.width < 60;
-    let tabs_width = if narrow { 0 } else { TAB_LIST_WIDTH };
-    let members_width = if app.show_members && tab.channel().is_some() && !narrow {
-        MEMBER_LIST_WIDTH
-    } else {
-        0
-    };
+    let (tabs_width, members_width) =
+        pane_widths(area.width, app.show_members && tab.channel().is_some());
     let [tabs_area, view_area, members_area] = Layout::horizontal([
         Constraint::Length(tabs_width),
         Constraint::Min(20),
@@ -51,7 +67,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     ])
     .areas(body);
     if tabs_width > 0 {
-        panes::tab_list(frame, app, tabs_area);
+        panes::tab_list(frame, app, tabs_area, tabs_width < TAB_LIST_WIDTH);
     }
     let [header_area, messages_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(view_area);

@@ -112,14 +112,14 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
                 lines.push(Line::raw(format!("channel: #{channel}")));
             }
             lines.push(Line::styled(format!("expires in {left}s"), app.theme.dim));
-            lines.push(Line::from(key_hints(
-                app,
-                &[
-                    ("a", "accept"),
-                    ("r", "refuse"),
-                    ("Esc", "later (/accept, /refuse [response])"),
-                ],
-            )));
+            // The same keys as the footer, from the keymap.
+            let keys = app.keymap.footer(&[
+                (KeyAction::AcceptCall, "accept"),
+                (KeyAction::RefuseCall, "refuse"),
+                (KeyAction::Cancel, "later (/accept, /refuse [response])"),
+            ]);
+            let keys: Vec<(&str, &str)> = keys.iter().map(|(k, l)| (k.as_str(), *l)).collect();
+            lines.push(Line::from(key_hints(app, &keys)));
             frame.render_widget(Clear, rect);
             frame.render_widget(
                 Paragraph::new(lines)
@@ -131,14 +131,45 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
     }
 }
 
+/// `head` then `text` wrapped to `width`, continuation lines indented under the text
+/// (or by four columns when the head is too wide for that), as a man page lays out.
+fn hanging(app: &App, head: &str, text: &str, width: usize) -> Vec<Line<'static>> {
+    use unicode_width::UnicodeWidthStr as _;
+    let indent = if head.width() + 20 <= width {
+        head.width()
+    } else {
+        4
+    };
+    let first_room = width.saturating_sub(head.width()).max(1);
+    let plain = ratatui::style::Style::new();
+    let mut out = Vec::new();
+    let wrapped = super::wrap::wrap(&[(text.to_string(), plain)], first_room);
+    let mut rest = String::new();
+    for (i, line) in wrapped.into_iter().enumerate() {
+        if i == 0 {
+            let mut spans = vec![Span::styled(head.to_string(), app.theme.accent)];
+            spans.extend(line.spans);
+            out.push(Line::from(spans));
+        } else {
+            rest.extend(line.spans.iter().map(|s| s.content.as_ref()));
+        }
+    }
+    if !rest.is_empty() {
+        for line in super::wrap::wrap(&[(rest, plain)], width.saturating_sub(indent).max(1)) {
+            let mut spans = vec![Span::raw(" ".repeat(indent))];
+            spans.extend(line.spans);
+            out.push(Line::from(spans));
+        }
+    }
+    out
+}
+
 fn help(frame: &mut Frame, app: &App, area: Rect, scroll: u16) {
     let rect = centred(area, 76, area.height.saturating_sub(2));
+    let width = usize::from(rect.width.saturating_sub(2));
     let mut lines = vec![Line::styled("Keys", app.theme.bold)];
     for (keys, what) in app.keymap.help_rows() {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {keys:<22}"), app.theme.accent),
-            Span::raw(what),
-        ]));
+        lines.extend(hanging(app, &format!("  {keys:<22}"), what, width));
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(
@@ -146,10 +177,7 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: u16) {
         app.theme.bold,
     ));
     for (name, args, what) in COMMANDS {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  /{name} {args}"), app.theme.accent),
-            Span::raw(format!("  {what}")),
-        ]));
+        lines.extend(hanging(app, &format!("  /{name} {args}  "), what, width));
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled("Marks on your messages", app.theme.bold));
@@ -167,10 +195,7 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: u16) {
         ("✗ timed out", "no acknowledgement in time (/retry)"),
         ("✗ reason", "failed (/retry)"),
     ] {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {mark:<16}"), app.theme.accent),
-            Span::raw(what),
-        ]));
+        lines.extend(hanging(app, &format!("  {mark:<16}"), what, width));
     }
     frame.render_widget(Clear, rect);
     frame.render_widget(
@@ -201,15 +226,23 @@ pub fn login(frame: &mut Frame, app: &App, area: Rect) {
         } else {
             app.theme.bold
         };
+        // Nothing typed yet is not an error until a login is tried; a long problem is cut
+        // here and shown whole under the form (for the field being typed in).
+        let tried = matches!(form.status, LoginStatus::Refused(_));
+        let room = usize::from(inner.width).saturating_sub(12);
         let check = match form.problem(i) {
-            Some(problem) if !editor.is_empty() || i != TOKEN => {
-                Line::styled(format!("          ✗ {problem}"), app.theme.error)
-            }
             _ if i == TOKEN && editor.is_empty() => Line::styled(
                 "          (only for apps with a certificate)",
                 app.theme.dim,
             ),
-            _ => Line::styled("          ✓", app.theme.ok),
+            Some(_) if editor.is_empty() && !tried => {
+                Line::styled("          (required)", app.theme.dim)
+            }
+            Some(problem) => Line::styled(
+                format!("          ✗ {}", super::wrap::truncate(&problem, room)),
+                app.theme.error,
+            ),
+            None => Line::styled("          ✓", app.theme.ok),
         };
         let lines = vec![
             Line::from(vec![
@@ -230,8 +263,17 @@ pub fn login(frame: &mut Frame, app: &App, area: Rect) {
             frame.set_cursor_position((rows[i].x + 10 + col as u16, rows[i].y));
         }
     }
+    let focused_problem = form
+        .problem(form.focus)
+        .filter(|_| !form.fields[form.focus].is_empty());
     let status = match &form.status {
-        LoginStatus::Editing => Line::styled("Enter logs in", app.theme.dim),
+        LoginStatus::Editing => match focused_problem {
+            Some(problem) => Line::styled(
+                format!("{}: {problem}", FIELDS[form.focus]),
+                app.theme.error,
+            ),
+            None => Line::styled("Enter logs in", app.theme.dim),
+        },
         LoginStatus::Busy => Line::styled("logging in…", app.theme.mention),
         LoginStatus::Refused(why) => Line::styled(format!("✗ {why}"), app.theme.error),
     };
@@ -252,11 +294,19 @@ pub fn login(frame: &mut Frame, app: &App, area: Rect) {
         height: inner.height.saturating_sub(9),
         ..inner
     };
-    let keys = app.keymap.footer(&[
+    let mut actions = vec![
         (KeyAction::Submit, "log in"),
-        (KeyAction::Complete, "next field"),
-        (KeyAction::Quit, "quit"),
-    ]);
+        (KeyAction::Complete, "next"),
+        (KeyAction::PrevTab, "back"),
+    ];
+    if matches!(
+        app.conn.state,
+        ConnectionState::Connected | ConnectionState::Reconnecting
+    ) {
+        actions.push((KeyAction::Cancel, "back to the chat"));
+    }
+    actions.push((KeyAction::Quit, "quit"));
+    let keys = app.keymap.footer(&actions);
     let keys: Vec<(&str, &str)> = keys.iter().map(|(k, l)| (k.as_str(), *l)).collect();
     let mut lines = vec![status, conn, Line::from(key_hints(app, &keys))];
     if let Some(notice) = &app.notice {

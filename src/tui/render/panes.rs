@@ -20,54 +20,77 @@ use super::wrap::truncate;
 /// no member events above 512).
 const LARGE_CHANNEL: u64 = crate::protocol::limits::MAX_LISTED_MEMBERS as u64;
 
-pub fn tab_list(frame: &mut Frame, app: &App, area: Rect) {
+/// The tab list; `numbers_only` on narrow screens: each tab's number and a mark for
+/// mentions (`@`) or unread messages (`•`).
+pub fn tab_list(frame: &mut Frame, app: &App, area: Rect, numbers_only: bool) {
     let width = usize::from(area.width.saturating_sub(1));
-    let lines: Vec<Line> = app
-        .tabs
-        .iter()
-        .enumerate()
-        .map(|(i, tab)| {
-            let mut counts = String::new();
-            // Large channels send no join/leave events; their size is worth showing here.
-            if let Some(count) = tab.member_count.filter(|c| *c > LARGE_CHANNEL) {
-                let _ = write!(counts, " ({count})");
-            }
-            if tab.mentions > 0 {
-                {
-                    let _ = write!(counts, " @{}", tab.mentions);
+    let lines: Vec<Line> = if numbers_only {
+        app.tabs
+            .iter()
+            .enumerate()
+            .map(|(i, tab)| {
+                let (mark, style) = if tab.mentions > 0 {
+                    ("@", app.theme.mention)
+                } else if tab.unread > 0 {
+                    ("•", app.theme.bold)
+                } else {
+                    (" ", Style::new())
                 };
-            }
-            if tab.unread > 0 {
-                {
-                    let _ = write!(counts, " {}", tab.unread);
+                let style = if i == app.active {
+                    app.theme.selected
+                } else {
+                    style
                 };
-            }
-            let label = format!("{} ", i + 1);
-            let name_width = width.saturating_sub(label.width() + counts.width());
-            let name = truncate(&tab.name(), name_width);
-            let pad = width.saturating_sub(label.width() + name.width() + counts.width());
-            let base = if i == app.active {
-                app.theme.selected
-            } else if tab.mentions > 0 {
-                app.theme.mention
-            } else if tab.unread > 0 {
-                app.theme.bold
-            } else {
-                Style::new()
-            };
-            let counts_style = if tab.mentions > 0 {
-                app.theme.mention
-            } else {
-                app.theme.accent
-            };
-            Line::from(vec![
-                Span::styled(label, base.patch(app.theme.dim)),
-                Span::styled(name, base),
-                Span::styled(" ".repeat(pad), base),
-                Span::styled(counts, base.patch(counts_style)),
-            ])
-        })
-        .collect();
+                Line::styled(format!("{:>2} {mark}", i + 1), style)
+            })
+            .collect()
+    } else {
+        app.tabs
+            .iter()
+            .enumerate()
+            .map(|(i, tab)| {
+                let mut counts = String::new();
+                // Large channels send no join/leave events; their size is worth showing here.
+                if let Some(count) = tab.member_count.filter(|c| *c > LARGE_CHANNEL) {
+                    let _ = write!(counts, " ({count})");
+                }
+                if tab.mentions > 0 {
+                    {
+                        let _ = write!(counts, " @{}", tab.mentions);
+                    };
+                }
+                if tab.unread > 0 {
+                    {
+                        let _ = write!(counts, " {}", tab.unread);
+                    };
+                }
+                let label = format!("{} ", i + 1);
+                let name_width = width.saturating_sub(label.width() + counts.width());
+                let name = truncate(&tab.name(), name_width);
+                let pad = width.saturating_sub(label.width() + name.width() + counts.width());
+                let base = if i == app.active {
+                    app.theme.selected
+                } else if tab.mentions > 0 {
+                    app.theme.mention
+                } else if tab.unread > 0 {
+                    app.theme.bold
+                } else {
+                    Style::new()
+                };
+                let counts_style = if tab.mentions > 0 {
+                    app.theme.mention
+                } else {
+                    app.theme.accent
+                };
+                Line::from(vec![
+                    Span::styled(label, base.patch(app.theme.dim)),
+                    Span::styled(name, base),
+                    Span::styled(" ".repeat(pad), base),
+                    Span::styled(counts, base.patch(counts_style)),
+                ])
+            })
+            .collect()
+    };
     frame.render_widget(
         Paragraph::new(lines).block(
             Block::new()
@@ -83,8 +106,9 @@ pub fn header(frame: &mut Frame, app: &App, area: Rect) {
     let mut spans = vec![Span::styled(format!(" {} ", tab.name()), app.theme.bold)];
     if let Some(channel) = tab.channel() {
         let _ = channel;
-        if let Some(count) = tab.member_count {
-            spans.push(Span::styled(format!("· {count} members "), app.theme.dim));
+        if let Some(count) = tab.member_count.filter(|_| tab.joined) {
+            let members = if count == 1 { "member" } else { "members" };
+            spans.push(Span::styled(format!("· {count} {members} "), app.theme.dim));
         }
         if !tab.joined {
             spans.push(Span::styled("· not joined ", app.theme.error));
@@ -155,14 +179,18 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
         ConnectionState::Aborted | ConnectionState::Disconnected => app.theme.error,
         _ => app.theme.mention,
     };
-    let mut spans = vec![
-        Span::styled(format!("[{state}]"), style.patch(app.theme.selected)),
-        Span::styled(format!(" {} ", conn.reason.label()), app.theme.dim),
-        Span::raw(format!("{}@{} ", app.me(), app.app_id)),
-        Span::styled(app.server.clone(), app.theme.dim),
-    ];
-    if let Some(notice) = &app.notice {
-        spans.push(Span::styled(format!(" · {notice}"), app.theme.accent));
+    // The state first, then what needs attention, then who you are; the reason only when
+    // it says something (not the LOGIN_SUCCESS of every healthy connection). The server,
+    // notes about the embedded server and the rest are one `/status` away.
+    let mut spans = vec![Span::styled(
+        format!("[{state}]"),
+        style.patch(app.theme.selected),
+    )];
+    if conn.state != ConnectionState::Connected {
+        spans.push(Span::styled(
+            format!(" {}", conn.reason.label()),
+            app.theme.dim,
+        ));
     }
     let tab = app.active_tab();
     if tab.scroll > 0 {
@@ -172,11 +200,20 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
         ));
     }
     if app.invitation.is_some() && !matches!(app.overlay, Some(Overlay::Invitation(_))) {
+        let keys = app.keymap.footer(&[
+            (KeyAction::AcceptCall, "accept"),
+            (KeyAction::RefuseCall, "refuse"),
+        ]);
+        let keys: Vec<String> = keys.iter().map(|(k, l)| format!("{k} {l}")).collect();
         spans.push(Span::styled(
-            " · call waiting: /accept /refuse",
+            format!(" · call waiting: {}", keys.join(", ")),
             app.theme.mention,
         ));
     }
+    spans.push(Span::styled(
+        format!(" · {}@{} · /status", app.me(), app.app_id),
+        app.theme.dim,
+    ));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
@@ -199,10 +236,11 @@ pub fn input(frame: &mut Frame, app: &App, area: Rect) {
         .take(usize::from(area.height))
         .map(|(i, text)| {
             let prompt = if i == 0 { PROMPT } else { "  " };
+            let text = super::wrap::display_safe(text);
             let text = if i == line {
-                skip_columns(text, shift)
+                skip_columns(&text, shift)
             } else {
-                text.to_string()
+                text.into_owned()
             };
             Line::from(vec![
                 Span::styled(prompt, app.theme.accent),
@@ -211,7 +249,7 @@ pub fn input(frame: &mut Frame, app: &App, area: Rect) {
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), area);
-    if app.overlay.is_none() {
+    if matches!(app.overlay, None | Some(Overlay::Invitation(_))) {
         frame.set_cursor_position(Position::new(
             area.x + (PROMPT.len() + col - shift) as u16,
             area.y + (line - first_row) as u16,
@@ -242,6 +280,11 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
             (KeyAction::Up, "select"),
             (KeyAction::Cancel, "cancel"),
         ],
+        Some(Overlay::Invitation(_)) => &[
+            (KeyAction::AcceptCall, "accept"),
+            (KeyAction::RefuseCall, "refuse"),
+            (KeyAction::Cancel, "later"),
+        ],
         Some(_) => &[(KeyAction::Submit, "yes"), (KeyAction::Cancel, "not now")],
         None if app.input.is_empty() => &[
             (KeyAction::Help, "help"),
@@ -258,6 +301,7 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
             (KeyAction::Complete, "complete"),
             (KeyAction::Editor, "$EDITOR"),
             (KeyAction::Cancel, "clear"),
+            (KeyAction::Quit, "clear"),
         ],
     };
     let keys = app.keymap.footer(items);

@@ -1,12 +1,63 @@
 //! Word wrapping of styled text by display width (wide characters and emoji count 2,
-//! as unicode-width says), breaking words longer than a line.
+//! as unicode-width says), breaking words longer than a line; and [`display_safe`], the
+//! text as drawn, without the emoji sequences whose width terminals disagree on.
 
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthStr;
 
+/// Zero-width joiner: joins emoji into one (family, profession) on some terminals only.
+const ZWJ: char = '\u{200d}';
+/// Variation selector 16: asks for the emoji form of a character, which some terminals
+/// draw two columns wide and others one.
+const VS16: char = '\u{fe0f}';
+
+fn regional_letter(c: char) -> Option<char> {
+    let offset = u32::from(c).checked_sub(0x1F1E6)?;
+    (offset < 26).then(|| char::from(b'A' + offset as u8))
+}
+
+/// `text` as it is drawn: grapheme clusters whose width terminals disagree on are given a
+/// form every terminal draws alike, so the screen never drifts from ratatui's idea of it
+/// (a flag left stray halves on later lines until Ctrl-L, on every screen showing it).
+/// Flags (regional indicator pairs) become their letters, `[JP]`; joined emoji sequences
+/// keep their first emoji; skin tones and VS16 are dropped.
+pub fn display_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let suspect = |c: char| {
+        c == ZWJ
+            || c == VS16
+            || regional_letter(c).is_some()
+            || ('\u{1f3fb}'..='\u{1f3ff}').contains(&c)
+    };
+    if !text.chars().any(suspect) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for g in text.graphemes(true) {
+        if !g.chars().any(suspect) {
+            out.push_str(g);
+            continue;
+        }
+        let letters: String = g.chars().filter_map(regional_letter).collect();
+        if !letters.is_empty() {
+            out.push('[');
+            out.push_str(&letters);
+            out.push(']');
+            continue;
+        }
+        let first = g.split(ZWJ).next().unwrap_or(g);
+        out.extend(
+            first
+                .chars()
+                .filter(|&c| c != VS16 && !('\u{1f3fb}'..='\u{1f3ff}').contains(&c)),
+        );
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Wraps `segments` into lines of at most `width` columns; `\n` forces a break.
+/// Text goes through [`display_safe`] first.
 /// Continuation lines are not indented here; the caller prefixes them.
 pub fn wrap(segments: &[(String, Style)], width: usize) -> Vec<Line<'static>> {
     let width = width.max(1);
@@ -14,12 +65,13 @@ pub fn wrap(segments: &[(String, Style)], width: usize) -> Vec<Line<'static>> {
     let mut used = 0;
     // Words are laid out whole when they fit on a fresh line; spaces at a break vanish.
     for (text, style) in segments {
+        let text = display_safe(text);
         for (i, paragraph) in text.split('\n').enumerate() {
             if i > 0 {
                 lines.push(Vec::new());
                 used = 0;
             }
-            for word in paragraph.split_word_bounds() {
+            for word in chunks(paragraph) {
                 let w = word.width();
                 if used + w <= width {
                     push(&mut lines, word, *style);
@@ -50,6 +102,22 @@ pub fn wrap(segments: &[(String, Style)], width: usize) -> Vec<Line<'static>> {
         }
     }
     lines.into_iter().map(Line::from).collect()
+}
+
+/// Runs of spaces and runs of anything else: "again." stays one word, so a line never
+/// starts with a lone full stop (word-bound splitting would cut it off).
+fn chunks(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let first = rest.chars().next()?;
+        let space = first.is_whitespace();
+        let end = rest
+            .find(|c: char| c.is_whitespace() != space)
+            .unwrap_or(rest.len());
+        let (chunk, tail) = rest.split_at(end);
+        rest = tail;
+        Some(chunk)
+    })
 }
 
 fn push(lines: &mut [Vec<Span<'static>>], text: &str, style: Style) {
@@ -99,6 +167,17 @@ mod tests {
         assert_eq!(texts(&lines), vec!["漢字", "漢字", "漢字"]);
         let lines = wrap(&[("a\nb".into(), plain)], 10);
         assert_eq!(texts(&lines), vec!["a", "b"]);
+        // Emoji sequences that terminals draw at different widths get a stable form.
+        assert_eq!(display_safe("hi 🇯🇵!"), "hi [JP]!");
+        assert_eq!(
+            display_safe("👍🏽 👨\u{200d}👩\u{200d}👧 ❤\u{fe0f}"),
+            "👍 👨 ❤"
+        );
+        assert_eq!(display_safe("漢字 🦀"), "漢字 🦀");
+        // Punctuation stays with its word.
+        let lines = wrap(&[("log in again.".into(), plain)], 12);
+        let trimmed: Vec<String> = texts(&lines).iter().map(|t| t.trim_end().into()).collect();
+        assert_eq!(trimmed, vec!["log in", "again."]);
         assert_eq!(truncate("alexandria", 6), "alexa…");
         assert_eq!(truncate("bob", 6), "bob");
     }
