@@ -529,6 +529,19 @@ impl Hub {
         self.store().drop_offline(app, user, vec![message_id]);
     }
 
+    /// Takes back a cached message whose write failed (its sender is answered 1).
+    pub fn forget_cached(&self, app: &str, receiver: &str, message_id: u64) {
+        let mut state = self.lock();
+        if let Some(app_state) = state.apps.get_mut(app) {
+            if let Some(backlog) = app_state.offline.get_mut(receiver) {
+                backlog.retain(|m| m.message_id != message_id);
+                if backlog.is_empty() {
+                    app_state.offline.remove(receiver);
+                }
+            }
+        }
+    }
+
     fn ack_expired(&self, message_id: u64) {
         let mut state = self.lock();
         if let Some(pending) = state.pending_acks.remove(&message_id) {

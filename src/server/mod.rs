@@ -113,6 +113,17 @@
 //! - **Store queue**: writes go to the store thread over an unbounded queue (the hub must
 //!   not wait under its lock); the per-connection send rate limits bound what clients can
 //!   add, and the thread commits everything queued in one transaction per batch.
+//! - **Store failures** (a full disk, an unwritable file): the store thread answers every
+//!   command whatever fails, and no I/O error ends it. A cached send it cannot write
+//!   answers 1 (and is not delivered); a `history` it cannot read answers HISTORY 1; what
+//!   needs no disk goes on. Each command runs in its own savepoint of its batch's
+//!   transaction, so a failing command fails alone; when the commit itself fails (where
+//!   a full disk fails), each command is tried again in its own transaction. A history
+//!   write that fails is lost (counted in the log); the drop of an acknowledged cached
+//!   message is retried with the next batches. Writes work again as soon as there is
+//!   room, without a restart. A repeated error is logged at most once per 10 s with a
+//!   count, and once when writes work again. If the store thread dies all the same (a
+//!   bug), the server shuts down and `run` returns an error: never half alive.
 //! - **Shutdown**: stop accepting, close every connection with 1001 "server shutting
 //!   down" after its queued frames, end every timer task (pending ack timeouts, grace
 //!   periods, token and invitation expiries fire no more), commit the store.
@@ -251,9 +262,19 @@ async fn serve(
     let (stop_connections, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
+    let store = hub.store().clone();
+    let store_ended = store.ended();
+    tokio::pin!(store_ended);
+    let mut failed = None;
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            // Not half alive: without its store the server stops, loudly.
+            () = &mut store_ended => {
+                tracing::error!("the store thread died; shutting the server down");
+                failed = Some(ServerError::Store(StoreError::Stopped));
+                break;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     // Over the cap the socket is closed at once: no handshake work is done.
@@ -296,6 +317,9 @@ async fn serve(
     hub.stop_timers();
     hub.store().stop().await;
     drop(prepared);
+    if let Some(error) = failed {
+        return Err(error);
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -374,5 +398,38 @@ impl Drop for RunningServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dead_store_takes_the_server_down() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let prepared = prepare(Config::ephemeral()).await.unwrap();
+        let store = prepared.hub.store().clone();
+        let server = tokio::spawn(serve(listener, prepared, std::future::pending()));
+        let url = format!("ws://{addr}{}", crate::protocol::WS_PATH);
+        let (mut client, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        store.panic_for_test();
+        let ended = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the server stops instead of running without its store")
+            .expect("no panic in the accept loop");
+        assert!(matches!(ended, Err(ServerError::Store(_))), "{ended:?}");
+        // Its connections are closed with it.
+        use futures_util::StreamExt as _;
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(frame)) = client.next().await {
+                if frame.is_close() {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the connection was closed");
     }
 }

@@ -143,6 +143,8 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
                         reply.reason = Some(family.describe(peer::CACHED_BY_SERVER).into());
                         session.reply(&reply);
                     } else {
+                        // Not on disk (the store could not write): not cached either.
+                        hub.forget_cached(&me.app, &to, result.message_id);
                         session.reply_code(id, family, peer::FAILURE);
                     }
                 }

@@ -12,12 +12,12 @@
 //! (last N messages per conversation), `offline` (cached peer messages) and `meta` (the
 //! message id counter: the reservation, see [`ID_BLOCK`]). New tables go into [`SCHEMA`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use crate::protocol::{HistoryMessage, Message};
@@ -54,6 +54,14 @@ const HISTORY_TRIM_EVERY: u32 = 256;
 /// Most conversations waiting for a trim; past it all are trimmed (bounds the memory).
 const MAX_PENDING_TRIMS: usize = 4096;
 
+/// A store error that repeats (a full disk fails every write) is logged at most this
+/// often, with the count since its last line.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Failed drops of acknowledged cached messages kept to be tried again with the next
+/// batch; past it the oldest are given up (counted, and reported at stop).
+const MAX_RETRIED: usize = 1024;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
@@ -78,6 +86,8 @@ pub enum StoreError {
     },
     #[error("the store thread has stopped")]
     Stopped,
+    #[error("the database cannot be used now: {0}")]
+    Unavailable(String),
     #[error(
         "the data directory {path} is in use by another rtm-tui server; stop that one, \
          or give this one its own directory with --data-dir (or --ephemeral)"
@@ -146,11 +156,14 @@ enum Command {
         app: String,
         conv: String,
         query: HistoryQuery,
-        reply: oneshot::Sender<Vec<HistoryMessage>>,
+        reply: oneshot::Sender<Result<Vec<HistoryMessage>, StoreError>>,
     },
     Stop {
         done: oneshot::Sender<()>,
     },
+    /// Panics the store thread, as a bug would.
+    #[cfg(test)]
+    Panic,
 }
 
 impl Command {
@@ -161,6 +174,56 @@ impl Command {
             self,
             Command::AppendHistory { .. } | Command::DropOffline { .. }
         )
+    }
+
+    /// Whether the command needs `synchronous=FULL` (see [`Durability`]).
+    fn is_durable(&self) -> bool {
+        matches!(
+            self,
+            Command::CacheOffline { .. } | Command::DropOffline { .. } | Command::ReserveIds { .. }
+        )
+    }
+
+    /// The message id the command writes, or 0.
+    fn message_id(&self) -> u64 {
+        match self {
+            Command::AppendHistory { message, .. } | Command::CacheOffline { message, .. } => {
+                message.message_id
+            }
+            _ => 0,
+        }
+    }
+
+    /// Tells the waiter, if any, that the command is done (committed, or read).
+    fn succeed(self, output: Output) {
+        match (self, output) {
+            (Command::CacheOffline { done, .. }, _) => {
+                let _ = done.send(());
+            }
+            (Command::ReserveIds { done, .. }, _) => {
+                let _ = done.send(());
+            }
+            (Command::History { reply, .. }, Output::Read(messages)) => {
+                let _ = reply.send(Ok(messages));
+            }
+            _ => {}
+        }
+    }
+
+    /// Tells the waiter, if any, that the command failed (a dropped `done` reads as a
+    /// failure). The drop of acknowledged cached messages goes to `retry` (else they
+    /// would be delivered again at the next login); a history write is given up and
+    /// counted: retried, it would take the space that returns from cached messages
+    /// whose senders wait, and the history of a peer message answered 1 would appear.
+    fn fail(self, error: &StoreError, retry: &mut VecDeque<Command>, given_up: &mut u64) {
+        match self {
+            Command::History { reply, .. } => {
+                let _ = reply.send(Err(StoreError::Unavailable(error.to_string())));
+            }
+            Command::DropOffline { .. } => retry.push_back(self),
+            Command::AppendHistory { .. } => *given_up += 1,
+            _ => {}
+        }
     }
 }
 
@@ -173,6 +236,17 @@ pub struct Store {
     /// The store thread, joined by `stop` so that the database is closed and the
     /// directory unlocked when it returns.
     thread: std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+    /// Becomes true when the thread has ended, by `stop` or by dying.
+    ended: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Marks the store thread ended when dropped: on return and on a panic alike.
+struct EndSignal(tokio::sync::watch::Sender<bool>);
+
+impl Drop for EndSignal {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
 }
 
 impl std::fmt::Debug for Command {
@@ -208,9 +282,11 @@ impl Store {
         loaded.reserved_up_to = loaded.next_message_id + ID_BLOCK;
         persist_reservation(&db, loaded.reserved_up_to)?;
         let (commands, receiver) = mpsc::channel();
+        let (end_signal, ended) = tokio::sync::watch::channel(false);
         let thread = std::thread::Builder::new()
             .name("rtm-store".into())
             .spawn(move || {
+                let _ended = EndSignal(end_signal);
                 run_thread(db, &receiver);
                 // The database is closed (moved into run_thread); now let others in.
                 drop(lock);
@@ -223,8 +299,15 @@ impl Store {
             commands,
             waker: thread.thread().clone(),
             thread: std::sync::Arc::new(std::sync::Mutex::new(Some(thread))),
+            ended,
         };
         Ok((store, loaded))
+    }
+
+    /// Makes the store thread panic, as a bug would (tests of what outlives it).
+    #[cfg(test)]
+    pub(super) fn panic_for_test(&self) {
+        self.send(Command::Panic);
     }
 
     fn send(&self, command: Command) {
@@ -283,7 +366,8 @@ impl Store {
         committed
     }
 
-    /// Reads a conversation's history, oldest first.
+    /// Reads a conversation's history, oldest first; an error when the database cannot
+    /// be read (the store thread answers either way).
     pub async fn history(
         &self,
         app: &str,
@@ -297,7 +381,14 @@ impl Store {
             query,
             reply,
         });
-        answer.await.map_err(|_| StoreError::Stopped)
+        answer.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Resolves once the store thread has ended: after `stop`, or when it died (a bug:
+    /// I/O errors are answered, never fatal), which the server must not outlive.
+    pub async fn ended(&self) {
+        let mut ended = self.ended.clone();
+        let _ = ended.wait_for(|ended| *ended).await;
     }
 
     /// Commits everything queued and stops the thread; returns once the database is
@@ -416,15 +507,7 @@ enum Durability {
 impl Durability {
     /// What a batch needs: `Full` as soon as it touches cached messages.
     fn needed_by(batch: &[Command]) -> Durability {
-        let durable = batch.iter().any(|command| {
-            matches!(
-                command,
-                Command::CacheOffline { .. }
-                    | Command::DropOffline { .. }
-                    | Command::ReserveIds { .. }
-            )
-        });
-        if durable {
+        if batch.iter().any(Command::is_durable) {
             Durability::Full
         } else {
             Durability::Normal
@@ -439,10 +522,8 @@ impl Durability {
     }
 }
 
-fn run_thread(mut db: Connection, commands: &mpsc::Receiver<Command>) {
-    // `open` left the connection at FULL.
-    let mut sync = Durability::Full;
-    let mut trims = Trims::default();
+fn run_thread(db: Connection, commands: &mpsc::Receiver<Command>) {
+    let mut writer = Writer::new(db);
     while let Ok(first) = commands.recv() {
         if !first.is_urgent() {
             // Sleep through the window (an urgent command unparks the thread early) so
@@ -456,110 +537,270 @@ fn run_thread(mut db: Connection, commands: &mpsc::Receiver<Command>) {
                 Err(_) => break,
             }
         }
-        let needed = Durability::needed_by(&batch);
-        if needed != sync {
-            match db.pragma_update(None, "synchronous", needed.pragma()) {
-                Ok(()) => sync = needed,
-                Err(error) => tracing::error!(%error, "cannot set synchronous"),
-            }
-        }
-        if sync != needed && needed == Durability::Full {
-            // Never tell a sender "cached" without fsync: fail the batch's writes instead.
-            tracing::error!("cached messages not written: durability unavailable");
-            continue;
-        }
-        match apply_batch(&mut db, batch, &mut trims) {
-            Ok(true) => return,
-            Ok(false) => {}
-            Err(error) => tracing::error!(%error, "store write failed"),
+        if writer.apply(batch) {
+            return;
         }
     }
 }
 
-/// Applies a batch in one transaction; true when a `Stop` was among it.
-fn apply_batch(
-    db: &mut Connection,
-    batch: Vec<Command>,
-    trims: &mut Trims,
-) -> Result<bool, StoreError> {
-    let tx = db.transaction()?;
-    let mut committed = Vec::new();
-    let mut reserved = Vec::new();
-    let mut stop = None;
-    let mut max_id = 0;
-    for command in batch {
-        match command {
-            Command::AppendHistory {
-                app,
-                conv,
-                message,
-                keep,
-            } => {
-                max_id = max_id.max(message.message_id);
-                insert(&tx, HISTORY, (&app, &conv), &message)?;
-                trims.note(&tx, HISTORY, (app, conv), i64::from(keep))?;
-            }
-            Command::CacheOffline {
-                app,
-                receiver,
-                message,
-                keep,
-                done,
-            } => {
-                max_id = max_id.max(message.message_id);
-                insert(&tx, OFFLINE, (&app, &receiver), &message)?;
-                trims.note(&tx, OFFLINE, (app, receiver), keep as i64)?;
-                committed.push(done);
-            }
-            Command::DropOffline {
-                app,
-                receiver,
-                message_ids,
-            } => {
-                let mut delete = tx.prepare_cached(
-                    "DELETE FROM offline WHERE app = ?1 AND receiver = ?2 AND message_id = ?3",
-                )?;
-                for id in message_ids {
-                    delete.execute(params![app, receiver, id as i64])?;
+/// What one command produced once its savepoint was released.
+enum Output {
+    Written,
+    Read(Vec<HistoryMessage>),
+}
+
+/// The store thread's state between batches.
+struct Writer {
+    db: Connection,
+    /// The `synchronous` setting the connection has now.
+    sync: Durability,
+    trims: Trims,
+    /// Failed drops of acknowledged cached messages, tried again with the next batch:
+    /// once the disk has room they land.
+    retry: VecDeque<Command>,
+    errors: ErrorLog,
+}
+
+impl Writer {
+    fn new(db: Connection) -> Self {
+        Writer {
+            db,
+            // `open` left the connection at FULL.
+            sync: Durability::Full,
+            trims: Trims::default(),
+            retry: VecDeque::new(),
+            errors: ErrorLog::default(),
+        }
+    }
+
+    /// Applies a batch and answers every command in it, whatever fails; true when a
+    /// `Stop` was among it. One transaction per batch with a savepoint per command, so a
+    /// command that fails fails alone; when the commit itself fails (a full disk fails
+    /// there), each command is tried again in a transaction of its own.
+    fn apply(&mut self, batch: Vec<Command>) -> bool {
+        // Drops that failed before go first (a drop after its receiver's next ack).
+        let mut batch: Vec<Command> = self.retry.drain(..).chain(batch).collect();
+        let stop = batch
+            .iter()
+            .position(|c| matches!(c, Command::Stop { .. }))
+            .map(|at| batch.remove(at));
+        let needed = Durability::needed_by(&batch);
+        if needed != self.sync {
+            match self.db.pragma_update(None, "synchronous", needed.pragma()) {
+                Ok(()) => self.sync = needed,
+                Err(error) => {
+                    self.errors.failed(Instant::now(), &error);
                 }
             }
-            Command::ReserveIds { up_to, done } => {
-                persist_reservation(&tx, up_to)?;
-                reserved.push(done);
+        }
+        if self.sync != needed {
+            // Never tell a sender "cached" without fsync: those writes fail, the rest go on.
+            let error = StoreError::Unavailable("cannot switch to synchronous=FULL".into());
+            let (durable, rest) = batch.into_iter().partition(Command::is_durable);
+            self.answer(durable, vec![], &error);
+            batch = rest;
+        }
+        let results = match self.commit(&batch) {
+            Ok(results) => results,
+            Err(error) if batch.len() > 1 => {
+                self.errors.failed(Instant::now(), &error);
+                batch
+                    .iter()
+                    .map(|command| match self.commit(std::slice::from_ref(command)) {
+                        Ok(mut one) => one.pop().expect("one result per command"),
+                        Err(error) => Err(error),
+                    })
+                    .collect()
             }
-            Command::History {
-                app,
-                conv,
-                query,
-                reply,
-            } => {
-                // Reads see the conversation at its cap, as if trimmed per message.
-                trims.apply_one(&tx, HISTORY, (&app, &conv))?;
-                let _ = reply.send(read_history(&tx, &app, &conv, query)?);
+            Err(error) => vec![Err(error)],
+        };
+        let failed = StoreError::Unavailable("the write failed".into());
+        self.answer(batch, results, &failed);
+        let Some(Command::Stop { done }) = stop else {
+            return false;
+        };
+        self.stop();
+        let _ = done.send(());
+        true
+    }
+
+    /// Runs `batch` in one transaction, each command in its own savepoint: one result
+    /// per command, or the error that failed the transaction as a whole.
+    fn commit(&mut self, batch: &[Command]) -> Result<Vec<Result<Output, StoreError>>, StoreError> {
+        let mut tx = self.db.transaction()?;
+        let mut results = Vec::with_capacity(batch.len());
+        let mut max_id = 0;
+        for command in batch {
+            let savepoint = tx.savepoint()?;
+            match write(&savepoint, command, &mut self.trims) {
+                Ok(output) => {
+                    savepoint.commit()?;
+                    max_id = max_id.max(command.message_id());
+                    results.push(Ok(output));
+                }
+                // Dropping the savepoint rolls this command back, and only it.
+                Err(error) => results.push(Err(error)),
             }
-            Command::Stop { done } => stop = Some(done),
+        }
+        if max_id > 0 {
+            persist_reservation(&tx, max_id + 1)?;
+        }
+        tx.commit()?;
+        Ok(results)
+    }
+
+    /// Tells each command's waiter how it went; `results` is shorter than `batch` when
+    /// the rest failed with `otherwise`.
+    fn answer(
+        &mut self,
+        batch: Vec<Command>,
+        results: Vec<Result<Output, StoreError>>,
+        otherwise: &StoreError,
+    ) {
+        let mut results = results.into_iter();
+        let mut all_ok = true;
+        for command in batch {
+            match results.next() {
+                Some(Ok(output)) => command.succeed(output),
+                Some(Err(error)) => {
+                    all_ok = false;
+                    self.errors.failed(Instant::now(), &error);
+                    command.fail(&error, &mut self.retry, &mut self.errors.given_up);
+                }
+                None => {
+                    all_ok = false;
+                    self.errors.failed(Instant::now(), otherwise);
+                    command.fail(otherwise, &mut self.retry, &mut self.errors.given_up);
+                }
+            }
+        }
+        if all_ok {
+            self.errors.recovered();
+        }
+        while self.retry.len() > MAX_RETRIED {
+            self.retry.pop_front();
+            self.errors.given_up += 1;
         }
     }
-    if stop.is_some() {
-        trims.apply_all(&tx)?;
-    }
-    if max_id > 0 {
-        persist_reservation(&tx, max_id + 1)?;
-    }
-    tx.commit()?;
-    for done in committed {
-        let _ = done.send(());
-    }
-    for done in reserved {
-        let _ = done.send(());
-    }
-    match stop {
-        Some(done) => {
-            let _ = db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
-            let _ = done.send(());
-            Ok(true)
+
+    /// Last work before the thread ends: trim every conversation, checkpoint the WAL.
+    fn stop(&mut self) {
+        if !self.retry.is_empty() {
+            self.errors.given_up += self.retry.len() as u64;
+            self.retry.clear();
         }
-        None => Ok(false),
+        if self.errors.given_up > 0 {
+            tracing::error!(
+                writes = self.errors.given_up,
+                "store: history writes (and drops of acknowledged cached messages) lost \
+                 because the database could not be written"
+            );
+        }
+        let trimmed = self
+            .db
+            .transaction()
+            .map_err(StoreError::from)
+            .and_then(|tx| {
+                self.trims.apply_all(&tx)?;
+                tx.commit()?;
+                Ok(())
+            });
+        if let Err(error) = trimmed {
+            tracing::error!(%error, "store: final trim failed");
+        }
+        let _ = self.db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+}
+
+/// Applies one command to the database (inside its savepoint).
+fn write(db: &Connection, command: &Command, trims: &mut Trims) -> Result<Output, StoreError> {
+    match command {
+        Command::AppendHistory {
+            app,
+            conv,
+            message,
+            keep,
+        } => {
+            insert(db, HISTORY, (app, conv), message)?;
+            trims.note(db, HISTORY, (app, conv), i64::from(*keep))?;
+        }
+        Command::CacheOffline {
+            app,
+            receiver,
+            message,
+            keep,
+            ..
+        } => {
+            insert(db, OFFLINE, (app, receiver), message)?;
+            trims.note(db, OFFLINE, (app, receiver), *keep as i64)?;
+        }
+        Command::DropOffline {
+            app,
+            receiver,
+            message_ids,
+        } => {
+            let mut delete = db.prepare_cached(
+                "DELETE FROM offline WHERE app = ?1 AND receiver = ?2 AND message_id = ?3",
+            )?;
+            for id in message_ids {
+                delete.execute(params![app, receiver, *id as i64])?;
+            }
+        }
+        Command::ReserveIds { up_to, .. } => persist_reservation(db, *up_to)?,
+        Command::History {
+            app, conv, query, ..
+        } => {
+            // Reads see the conversation at its cap, as if trimmed per message.
+            trims.apply_one(db, HISTORY, (app, conv))?;
+            return Ok(Output::Read(read_history(db, app, conv, *query)?));
+        }
+        Command::Stop { .. } => {}
+        #[cfg(test)]
+        Command::Panic => panic!("store thread made to panic"),
+    }
+    Ok(Output::Written)
+}
+
+/// Store errors for the log: the first at once, repeats at most once per
+/// [`ERROR_LOG_INTERVAL`] with how many there were, and one line when writes work again.
+#[derive(Debug, Default)]
+struct ErrorLog {
+    /// When the last line was logged, while failing.
+    logged_at: Option<Instant>,
+    /// Failures since that line.
+    since: u64,
+    /// History writes given up, and drops given up (retry queue full, or stop): in
+    /// every error line, and at stop.
+    given_up: u64,
+}
+
+impl ErrorLog {
+    /// Counts a failure; true when it was logged.
+    fn failed(&mut self, now: Instant, error: &dyn std::fmt::Display) -> bool {
+        self.since += 1;
+        let due = self
+            .logged_at
+            .is_none_or(|at| now.duration_since(at) >= ERROR_LOG_INTERVAL);
+        if due {
+            tracing::error!(
+                %error,
+                failures = self.since,
+                writes_lost = self.given_up,
+                "store: a write or read failed (repeats are logged once per {}s)",
+                ERROR_LOG_INTERVAL.as_secs()
+            );
+            self.logged_at = Some(now);
+            self.since = 0;
+        }
+        due
+    }
+
+    /// A batch went through whole: if it had been failing, say so once.
+    fn recovered(&mut self) {
+        if self.logged_at.take().is_some() {
+            tracing::warn!(failures_not_logged = self.since, "store: writes work again");
+            self.since = 0;
+        }
     }
 }
 
@@ -596,9 +837,9 @@ impl Trims {
     /// at once: their cap is what a receiver gets at login).
     fn note(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         target: CappedTable,
-        (app, key): (String, String),
+        (app, key): (&str, &str),
         keep: i64,
     ) -> Result<(), StoreError> {
         let every = if target == HISTORY {
@@ -606,7 +847,7 @@ impl Trims {
         } else {
             1
         };
-        let group = (target, app, key);
+        let group = (target, app.to_string(), key.to_string());
         let pending = self.0.entry(group.clone()).or_insert((keep, 0));
         *pending = (keep, pending.1 + 1);
         if pending.1 >= every {
@@ -621,7 +862,7 @@ impl Trims {
     /// Trims one group now if it has rows past its last trim.
     fn apply_one(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         target: CappedTable,
         (app, key): (&str, &str),
     ) -> Result<(), StoreError> {
@@ -632,7 +873,7 @@ impl Trims {
     }
 
     /// Trims every pending group.
-    fn apply_all(&mut self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+    fn apply_all(&mut self, tx: &Connection) -> Result<(), StoreError> {
         for ((target, app, key), (keep, _)) in self.0.drain() {
             trim(tx, target, (&app, &key), keep)?;
         }
@@ -642,7 +883,7 @@ impl Trims {
 
 /// Inserts `message` under (app, key); [`trim`] keeps the group at its cap.
 fn insert(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     target: CappedTable,
     (app, key): (&str, &str),
     message: &HistoryMessage,
@@ -660,7 +901,7 @@ fn insert(
 
 /// Drops all but the newest `keep` messages under (app, key).
 fn trim(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     target: CappedTable,
     (app, key): (&str, &str),
     keep: i64,
@@ -678,7 +919,7 @@ fn trim(
 }
 
 fn read_history(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     app: &str,
     conv: &str,
     query: HistoryQuery,
@@ -726,6 +967,132 @@ mod tests {
             message: Message::text(format!("m{id}")),
             server_ts: crate::protocol::now_ms(),
         }
+    }
+
+    /// A writer on a fresh database in `dir`, as `open` leaves it.
+    fn writer(dir: &Path) -> Writer {
+        let db = Connection::open(dir.join(DB_FILE)).unwrap();
+        db.pragma_update(None, "journal_mode", "WAL").unwrap();
+        db.execute_batch(SCHEMA).unwrap();
+        Writer::new(db)
+    }
+
+    fn cache(id: u64) -> (Command, oneshot::Receiver<()>) {
+        let (done, committed) = oneshot::channel();
+        let command = Command::CacheOffline {
+            app: "app".into(),
+            receiver: "bob".into(),
+            message: message(id),
+            keep: 10,
+            done,
+        };
+        (command, committed)
+    }
+
+    fn append(id: u64) -> Command {
+        Command::AppendHistory {
+            app: "app".into(),
+            conv: "c:x".into(),
+            message: message(id),
+            keep: 10,
+        }
+    }
+
+    fn read() -> (
+        Command,
+        oneshot::Receiver<Result<Vec<HistoryMessage>, StoreError>>,
+    ) {
+        let (reply, read) = oneshot::channel();
+        let query = HistoryQuery {
+            before: None,
+            after: None,
+            limit: 10,
+        };
+        let command = Command::History {
+            app: "app".into(),
+            conv: "c:x".into(),
+            query,
+            reply,
+        };
+        (command, read)
+    }
+
+    #[test]
+    fn a_failing_command_fails_alone_in_its_batch_and_a_failed_drop_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = writer(dir.path());
+        // History cannot be written or read: its commands fail, cached messages not.
+        writer.db.execute_batch("DROP TABLE history").unwrap();
+        let (first, first_done) = cache(1);
+        let (second, second_done) = cache(2);
+        let (history, history_read) = read();
+        assert!(!writer.apply(vec![first, append(3), second, history]));
+        first_done.blocking_recv().expect("first committed");
+        second_done.blocking_recv().expect("second committed");
+        let error = history_read.blocking_recv().unwrap().unwrap_err();
+        assert!(error.to_string().contains("history"), "{error}");
+        let cached: i64 = writer
+            .db
+            .query_row("SELECT count(*) FROM offline", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(cached, 2);
+        // A waiter of a failing command learns it at once; a failed drop waits.
+        writer
+            .db
+            .execute_batch("ALTER TABLE offline RENAME TO parked")
+            .unwrap();
+        let (third, third_done) = cache(4);
+        let drop_first = Command::DropOffline {
+            app: "app".into(),
+            receiver: "bob".into(),
+            message_ids: vec![1],
+        };
+        writer.apply(vec![third, drop_first]);
+        assert!(third_done.blocking_recv().is_err(), "failure, not a hang");
+        // The database works again: the drop lands with the next batch; the history
+        // write that failed is lost (counted), the next one is written.
+        writer
+            .db
+            .execute_batch("ALTER TABLE parked RENAME TO offline")
+            .unwrap();
+        writer.db.execute_batch(SCHEMA).unwrap();
+        let (history, history_read) = read();
+        assert!(!writer.apply(vec![append(5), history]));
+        let ids: Vec<u64> = history_read
+            .blocking_recv()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(|m| m.message_id)
+            .collect();
+        assert_eq!(ids, [5]);
+        assert_eq!(writer.errors.given_up, 1);
+        let cached: Vec<i64> = writer
+            .db
+            .prepare("SELECT message_id FROM offline")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(cached, [2]);
+    }
+
+    #[test]
+    fn a_repeated_error_is_logged_once_per_interval() {
+        let mut log = ErrorLog::default();
+        let start = Instant::now();
+        let error = StoreError::Unavailable("disk full".into());
+        let logged: Vec<bool> = (0..100)
+            .map(|ms| log.failed(start + Duration::from_millis(ms * 50), &error))
+            .collect();
+        // 100 failures over 5 s: the first is logged, the rest wait for the interval.
+        assert_eq!(logged.iter().filter(|&&l| l).count(), 1);
+        assert!(log.failed(start + ERROR_LOG_INTERVAL, &error));
+        assert!(!log.failed(start + ERROR_LOG_INTERVAL, &error));
+        log.recovered();
+        // After a recovery the next failure is news again.
+        assert!(log.failed(start + ERROR_LOG_INTERVAL, &error));
     }
 
     #[tokio::test]
