@@ -102,7 +102,8 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 
     /// Accept app ids the server does not know (as apps without certificate). The default
-    /// only on a loopback address; elsewhere it must be asked for.
+    /// only on a loopback address with no --app (nor app in the config file); otherwise it
+    /// must be asked for.
     #[arg(long)]
     pub open: bool,
 

@@ -83,3 +83,52 @@ async fn tls_flags_serve_wss() {
     client.ping().await.expect("ping");
     server.kill9().await;
 }
+
+/// One login per connection (a connection may try 2 per second): the codes of `app` ids.
+async fn login_codes(url: &str, apps: &[&str]) -> Vec<u64> {
+    let mut codes = Vec::new();
+    for app in apps {
+        let mut client = RawClient::connect(url).await;
+        codes.push(
+            client
+                .code(json!({"op": "login", "app_id": app, "user": "alice"}))
+                .await,
+        );
+    }
+    codes
+}
+
+#[tokio::test]
+async fn configured_apps_close_the_registry_on_loopback_unless_open_is_asked_for() {
+    let app = format!("{APP}:{CERT}");
+    // --app: any other app id is refused (4), the listed one needs its token (5).
+    let server =
+        ServerProcess::start_with(&["--listen", "127.0.0.1:0", "--ephemeral", "--app", &app]).await;
+    assert_eq!(login_codes(&server.url(), &["other", APP]).await, [4, 5]);
+    server.kill9().await;
+    // An app in the file closes it just the same.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.toml");
+    std::fs::write(&file, "[[app]]\nid = \"demo\"\n").unwrap();
+    let config = file.to_str().unwrap();
+    let args = ["--listen", "127.0.0.1:0", "--ephemeral", "--config", config];
+    let server = ServerProcess::start_with(&args).await;
+    assert_eq!(login_codes(&server.url(), &["other", "demo"]).await, [4, 0]);
+    server.kill9().await;
+    // --open asks for open mode: unknown ids get in, listed apps keep their certificate.
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--ephemeral",
+        "--app",
+        &app,
+        "--open",
+    ];
+    let server = ServerProcess::start_with(&args).await;
+    assert_eq!(login_codes(&server.url(), &["other", APP]).await, [0, 5]);
+    server.kill9().await;
+    // No app configured on loopback: open, so that the README's one command works.
+    let server = ServerProcess::start_with(&["--listen", "127.0.0.1:0", "--ephemeral"]).await;
+    assert_eq!(login_codes(&server.url(), &["other"]).await, [0]);
+    server.kill9().await;
+}

@@ -32,11 +32,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         history_limit: args.history_limit,
         ..Config::default()
     };
-    config.apps.open = rtm::server::open_mode(listen.ip(), args.open, file.open);
     file.apply(&mut config);
     for spec in &args.apps {
         config.apps.add_spec(spec);
     }
+    let apps_configured = !config.apps.apps.is_empty();
+    config.apps.open = rtm::server::open_mode(listen.ip(), args.open, file.open, apps_configured);
     if args.no_rate_limits {
         config.rate_limits = rtm::server::RateLimits::unlimited();
     }

@@ -5,7 +5,7 @@
 //! listen = "0.0.0.0:7420"
 //! data_dir = "/var/lib/rtm-tui"
 //! # Accept app ids not listed below (as apps without certificate). The default is open
-//! # only when listening on a loopback address.
+//! # only when listening on a loopback address and no app is listed (here or by --app).
 //! open = false
 //! # Longest a connection's events wait to share one write (0: write each at once).
 //! write_delay_ms = 5
@@ -142,9 +142,10 @@ pub enum ConfigFileError {
 }
 
 /// Whether the server runs in open mode: `--open`, else the file's `open`, else only
-/// when listening on a loopback address.
-pub fn open_mode(listen: IpAddr, flag: bool, file: Option<bool>) -> bool {
-    flag || file.unwrap_or(listen.is_loopback())
+/// when listening on a loopback address with no app configured (by flag or file): once
+/// the operator lists apps, an app id not listed is refused unless open mode is asked for.
+pub fn open_mode(listen: IpAddr, flag: bool, file: Option<bool>, apps_configured: bool) -> bool {
+    flag || file.unwrap_or(listen.is_loopback() && !apps_configured)
 }
 
 /// The loud warning `serve` prints when open mode is reachable from other machines.
@@ -276,11 +277,15 @@ mod tests {
     fn open_mode_is_the_default_only_on_loopback() {
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let any: IpAddr = "0.0.0.0".parse().unwrap();
-        assert!(open_mode(local, false, None));
-        assert!(!open_mode(local, false, Some(false)));
-        assert!(!open_mode(any, false, None));
-        assert!(open_mode(any, true, None));
-        assert!(open_mode(any, false, Some(true)));
+        assert!(open_mode(local, false, None, false));
+        assert!(!open_mode(local, false, Some(false), false));
+        assert!(!open_mode(any, false, None, false));
+        assert!(open_mode(any, true, None, false));
+        assert!(open_mode(any, false, Some(true), false));
+        // Listed apps close the registry unless open mode is asked for.
+        assert!(!open_mode(local, false, None, true));
+        assert!(open_mode(local, true, None, true));
+        assert!(open_mode(local, false, Some(true), true));
         let public: SocketAddr = "0.0.0.0:7420".parse().unwrap();
         assert!(open_mode_warning(public, true).is_some_and(|w| w.contains("WARNING")));
         assert!(open_mode_warning(public, false).is_none());

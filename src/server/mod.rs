@@ -138,8 +138,10 @@
 //!   `login` attempts count against `logins_per_address` (50 per second per IP, all
 //!   connections together, answered 10 when over); loopback peers are exempt unless
 //!   `loopback_exempt` is off, so local benches and demos are not throttled.
-//! - **Open mode** is the default only on a loopback address (`open_mode`); elsewhere
-//!   `serve` needs `--open` (or `open = true` in its file) and prints a warning.
+//! - **Open mode** is the default only on a loopback address with no app configured
+//!   (`open_mode`): once `--app` or the file lists an app, any other app id is refused
+//!   (LOGIN 4) unless `--open` (or `open = true`) is given; elsewhere `serve` needs
+//!   `--open` too, and prints a warning.
 
 mod auth;
 mod config;
