@@ -5,16 +5,15 @@
 mod client_support;
 mod common;
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use client_support::{
-    expect_login_ended, expect_server_event, fast_config, next_state, state_after_reconnecting,
-    Proxy,
+    expect_login_ended, fast_config, next_state, state_after_reconnecting, Proxy,
 };
 use common::{start_server, test_config};
-use rtm::client::{Client, ClientError, Events};
+use rtm::client::{Client, ClientError, ClientEvent, Events};
 use rtm::protocol::{ChangeReason, ConnectionState, Event, Family, KickReason};
-use rtm::server::Config;
+use rtm::server::{Clock, Config};
 use rtm::token::{build_rtm_token_007, mint_rtm_token, unix_now, TokenVersion};
 
 const APP: &str = "970CA35de60c44645bbae8a215061b33";
@@ -87,12 +86,34 @@ async fn logins_are_judged_by_their_token() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+/// The next event, a server event, within `within` (of paused time).
+async fn server_event_within(events: &mut Events, within: Duration) -> Event {
+    match tokio::time::timeout(within, events.recv())
+        .await
+        .expect("the event in time")
+        .expect("the client is alive")
+    {
+        ClientEvent::Server(event) => event,
+        other @ ClientEvent::StateChanged { .. } => {
+            panic!("expected a server event, got {other:?}")
+        }
+    }
+}
+
+/// The server's unix time follows tokio time, so that paused tests reach token expiry.
+fn config_on_paused_time() -> Config {
+    Config {
+        clock: Clock::following_tokio(),
+        ..config_with_certificate()
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_reconnect_logs_in_with_the_renewed_token_or_aborts_on_an_expired_one() {
-    let server = start_server(config_with_certificate()).await;
+    let server = start_server(config_on_paused_time()).await;
     let proxy = Proxy::start(server.addr()).await;
-    // Both log in with tokens that expire in two seconds; only ann renews hers.
-    let expires_at = unix_now() + 2;
+    // Both log in with tokens that expire in a minute; only ann renews hers.
+    let expires_at = unix_now() + 60;
     let short =
         |user: &str| build_rtm_token_007(APP, CERTIFICATE, user, 11, (expires_at - 60) as u32, 60);
     let (ann, mut ann_events) = client(&proxy.url());
@@ -105,14 +126,10 @@ async fn a_reconnect_logs_in_with_the_renewed_token_or_aborts_on_an_expired_one(
         next_state(events).await;
     }
 
-    // Off the network until the short tokens have expired (a wall-clock instant: token
-    // expiry is counted in whole unix seconds).
+    // Off the network until the short tokens have expired (on paused time: no wait).
     proxy.refuse(true);
     proxy.cut();
-    let expired = UNIX_EPOCH + Duration::from_secs(expires_at + 1);
-    if let Ok(wait) = expired.duration_since(std::time::SystemTime::now()) {
-        tokio::time::sleep(wait).await;
-    }
+    tokio::time::sleep(Duration::from_secs(61)).await;
     proxy.refuse(false);
 
     assert_eq!(
@@ -129,30 +146,34 @@ async fn a_reconnect_logs_in_with_the_renewed_token_or_aborts_on_an_expired_one(
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_expiring_token_warns_then_aborts_the_session() {
-    let server = start_server(config_with_certificate()).await;
+    let server = start_server(config_on_paused_time()).await;
     let (client, mut events) = client(&server.url());
-    // Expires within two seconds; the server warns 30 s ahead, so at once.
-    let expires_at = unix_now() + 2;
-    let short = build_rtm_token_007(APP, CERTIFICATE, "alice", 5, (expires_at - 60) as u32, 60);
+    // Expires in two minutes; the server warns 30 s ahead (on paused time: no wait).
+    let expires_at = unix_now() + 120;
+    let start = tokio::time::Instant::now();
+    let short = build_rtm_token_007(APP, CERTIFICATE, "alice", 5, (expires_at - 180) as u32, 180);
     client.login(Some(&short), "alice").await.unwrap();
     next_state(&mut events).await;
     next_state(&mut events).await;
-    let warning = expect_server_event(&mut events, "the expiry warning", |e| {
-        matches!(e, Event::TokenPrivilegeWillExpire { .. })
-    })
-    .await;
+    let warning = server_event_within(&mut events, Duration::from_secs(100)).await;
     assert_eq!(warning, Event::TokenPrivilegeWillExpire { expires_at });
-    let kick = expect_server_event(&mut events, "the kick", |e| {
-        matches!(e, Event::Kicked { .. })
-    })
-    .await;
+    let warned_after = start.elapsed();
+    assert!(
+        warned_after >= Duration::from_secs(85),
+        "warned 30 s ahead, not after {warned_after:?}"
+    );
+    let kick = server_event_within(&mut events, Duration::from_secs(40)).await;
     assert_eq!(
         kick,
         Event::Kicked {
             reason: KickReason::TokenExpired
         }
+    );
+    assert!(
+        start.elapsed() >= Duration::from_secs(115),
+        "kicked at expiry"
     );
     assert_eq!(
         next_state(&mut events).await,

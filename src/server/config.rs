@@ -191,6 +191,9 @@ pub struct Config {
     /// and one write: the first after a quiet spell goes at once, later ones at most
     /// this often (0: every object at once). See `connection::write_loop`.
     pub write_delay: Duration,
+    /// The clock of every timer, rate window and expiry (tests: `Clock::following_tokio`
+    /// with paused tokio time).
+    pub clock: super::clock::Clock,
 }
 
 impl Default for Config {
@@ -222,6 +225,7 @@ impl Default for Config {
             loopback_exempt: true,
             tls: None,
             write_delay: DEFAULT_WRITE_DELAY,
+            clock: super::clock::Clock::System,
         }
     }
 }

@@ -269,7 +269,7 @@ fn admitted_login(admitted: &Admitted) -> bool {
     };
     admitted
         .admission
-        .allow_login(peer.ip(), std::time::Instant::now())
+        .allow_login(peer.ip(), super::clock::Instant::now())
 }
 
 /// Answers unusable input with the `error` event; false once the connection has had too many.

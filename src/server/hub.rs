@@ -13,7 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::Instant;
 
 use crate::protocol::codes::{channel_msg, join, leave, members};
 use crate::protocol::limits::MAX_LISTED_MEMBERS;

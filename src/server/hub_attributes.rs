@@ -4,8 +4,8 @@
 //! to outboxes inside the critical section. Results are `Result<_, u32>` with the code of
 //! the op's family; `session_extra.rs` validates input and turns them into replies.
 
+use super::clock::Instant;
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use crate::protocol::codes::attr;
 use crate::protocol::limits::MAX_CHANNEL_ATTRIBUTES_BYTES;

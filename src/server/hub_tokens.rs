@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::protocol::{now_ms, Event, KickReason};
+use crate::protocol::{Event, KickReason};
 
 use super::hub::Hub;
 use super::outbox::ConnHandle;
@@ -31,7 +31,8 @@ impl Hub {
         let Some(expires_at) = expires_at else {
             return;
         };
-        let left = Duration::from_millis((expires_at * 1000).saturating_sub(now_ms()));
+        let now_ms = self.config().clock.unix_ms();
+        let left = Duration::from_millis((expires_at * 1000).saturating_sub(now_ms));
         let warn_in = left.saturating_sub(self.config().token_warning);
         for (delay, expired) in [(warn_in, false), (left, true)] {
             let (app, user) = (app.to_string(), user.to_string());

@@ -3,10 +3,10 @@
 //! error count) live in `rate`, `outbox` and `connection`; a new limit that spans
 //! connections goes here.
 
+use super::clock::Instant;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 

@@ -9,7 +9,8 @@
 //! `hub_tokens.rs`) →
 //! `Store` (SQLite on its own thread: history, cached messages, the message id counter).
 //! `outbox` is the bounded queue between the hub and a connection's writer; `rate` the
-//! per-connection rate limiters; `auth` the token check; `limits` the connection cap
+//! per-connection rate limiters; `clock` the one clock of every timer, window and
+//! expiry (tokio time, so tests pause it); `auth` the token check; `limits` the connection cap
 //! and login rate per address; `tls` the `wss://` acceptor; `config` every knob with
 //! protocol.md's defaults, `config_file` the TOML file of `serve`.
 //!
@@ -113,6 +114,10 @@
 //! - **Store queue**: writes go to the store thread over an unbounded queue (the hub must
 //!   not wait under its lock); the per-connection send rate limits bound what clients can
 //!   add, and the thread commits everything queued in one transaction per batch.
+//! - **Time**: every timer, rate window, throttle and expiry runs on tokio time through
+//!   `Config::clock` (`clock.rs`), so tests run them on paused time; token expiry is
+//!   judged in unix seconds from the same clock (the wall clock by default,
+//!   `Clock::following_tokio` in tests). `server_ts` and `updated_ts` stay wall clock.
 //! - **Store failures** (a full disk, an unwritable file): the store thread answers every
 //!   command whatever fails, and no I/O error ends it. A cached send it cannot write
 //!   answers 1 (and is not delivered); a `history` it cannot read answers HISTORY 1; what
@@ -144,6 +149,7 @@
 //!   `--open` too, and prints a warning.
 
 mod auth;
+mod clock;
 mod config;
 mod config_file;
 mod connection;
@@ -171,6 +177,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use clock::Clock;
 pub use config::{AppLookup, AppRegistry, Config, RateLimit, RateLimits, StoreLocation};
 pub use config_file::{
     open_mode, open_mode_warning, AppEntry, ConfigFileError, LimitsSection, ServerFile, TlsFiles,

@@ -1,7 +1,7 @@
 //! Sliding-window rate limiters, one set per connection (protocol.md's "per connection").
 
+use super::clock::Instant;
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
 
 use super::config::{RateLimit, RateLimits};
 

@@ -5,7 +5,7 @@
 //! drive it with a bare outbox. A new op gets an arm in `handle` and, if it touches shared
 //! state, a method on the hub.
 
-use std::time::Instant;
+use super::clock::Instant;
 
 use crate::protocol::codes::{self, Family};
 use crate::protocol::limits::{
@@ -90,7 +90,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
         }
         return;
     };
-    let now = Instant::now();
+    let now = hub.config().clock.now();
     match op {
         Op::Login { .. } => session.reply_code(id, family, codes::login::ALREADY_LOGGED_IN),
         Op::Logout => {
@@ -215,7 +215,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
 fn login(id: u32, app_id: &str, user: &str, token: Option<&str>, session: &mut Session, hub: &Hub) {
     use codes::login;
     let family = Family::Login;
-    if !session.limits.login.allow(Instant::now()) {
+    if !session.limits.login.allow(hub.config().clock.now()) {
         return session.reply_code(id, family, login::TOO_OFTEN);
     }
     if let Err(e) = validate_app_id(app_id) {
@@ -230,7 +230,7 @@ fn login(id: u32, app_id: &str, user: &str, token: Option<&str>, session: &mut S
         }
         AppLookup::NoCertificate => None,
         AppLookup::Certificate(cert) => {
-            match verify_token(token, app_id, cert, user, now_ms() / 1000) {
+            match verify_token(token, app_id, cert, user, hub.config().clock.unix_secs()) {
                 Ok(expires_at) => expires_at,
                 Err(e @ AuthError::Invalid(_)) => {
                     return session.reply_why(id, login::INVALID_TOKEN, e.to_string())
@@ -269,7 +269,8 @@ fn renew(id: u32, me: &Identity, token: &str, session: &mut Session, hub: &Hub, 
             ));
         }
         AppLookup::Certificate(cert) => {
-            match verify_token(Some(token), &me.app, cert, &me.user, now_ms() / 1000) {
+            let now_secs = hub.config().clock.unix_secs();
+            match verify_token(Some(token), &me.app, cert, &me.user, now_secs) {
                 Ok(token_expires_at) => {
                     session.limits.renew_token.allow(now);
                     session.reply(&Reply::ok(id, &RenewResult { token_expires_at }));

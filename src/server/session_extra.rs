@@ -3,7 +3,7 @@
 //! Validation and rate limits here, state changes in `hub_presence.rs`,
 //! `hub_attributes.rs` and `hub_invitations.rs`.
 
-use std::time::Instant;
+use super::clock::Instant;
 
 use crate::protocol::codes::{attr, invite, query, Family};
 use crate::protocol::limits::{
