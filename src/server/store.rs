@@ -969,6 +969,18 @@ mod tests {
         }
     }
 
+    /// The message ids in `table`, in order.
+    fn ids_of(db: &Connection, table: &str) -> Vec<i64> {
+        db.prepare(&format!(
+            "SELECT message_id FROM {table} ORDER BY message_id"
+        ))
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
     /// A writer on a fresh database in `dir`, as `open` leaves it.
     fn writer(dir: &Path) -> Writer {
         let db = Connection::open(dir.join(DB_FILE)).unwrap();
@@ -1067,15 +1079,7 @@ mod tests {
             .collect();
         assert_eq!(ids, [5]);
         assert_eq!(writer.errors.given_up, 1);
-        let cached: Vec<i64> = writer
-            .db
-            .prepare("SELECT message_id FROM offline")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(cached, [2]);
+        assert_eq!(ids_of(&writer.db, "offline"), [2]);
     }
 
     #[test]
@@ -1194,13 +1198,7 @@ mod tests {
         }
         store.stop().await;
         let db = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        let ids: Vec<i64> = db
-            .prepare("SELECT message_id FROM history ORDER BY message_id")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let ids = ids_of(&db, "history");
         let newest = written as i64;
         assert_eq!(ids, ((newest - 4)..=newest).collect::<Vec<_>>());
     }
