@@ -137,7 +137,7 @@ pub struct ServeArgs {
     pub no_rate_limits: bool,
 
     /// Longest wait, in milliseconds, for a connection's outgoing messages to share one
-    /// write (0: write each at once) [default: the config file's, else 5].
+    /// write (0: write each at once) [default: the config file's, else 20].
     #[arg(long, value_name = "MS")]
     pub write_delay: Option<u64>,
 
@@ -297,6 +297,10 @@ pub struct BenchArgs {
     /// Worker threads of the load generator [default: one fewer than the cores, at least 1].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Saturated runs (--rate 0): peer messages in flight per sender [default: 64], or
+    /// channel messages not yet received by every member per sender [default: 32].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub window: Option<u32>,
 }
 
 /// `rtm-tui demo`

@@ -147,6 +147,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         duration: Duration::from_secs(args.duration),
         memory,
         progress: std::io::stderr().is_terminal(),
+        window: args.window,
     };
     let result = bench::run(&config).await;
     if let Some(server) = local {

@@ -134,7 +134,7 @@ impl RateLimits {
 /// Default of [`Config::write_delay`]: a chat line waits at most this long behind another
 /// one to the same connection, so that a busy channel costs a write per member every
 /// few milliseconds instead of one per message.
-pub const DEFAULT_WRITE_DELAY: Duration = Duration::from_millis(5);
+pub const DEFAULT_WRITE_DELAY: Duration = Duration::from_millis(20);
 
 /// Everything `server::run` needs besides the listener.
 #[derive(Debug, Clone)]

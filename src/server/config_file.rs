@@ -8,7 +8,7 @@
 //! # only when listening on a loopback address and no app is listed (here or by --app).
 //! open = false
 //! # Longest a connection's events wait to share one write (0: write each at once).
-//! write_delay_ms = 5
+//! write_delay_ms = 20
 //!
 //! [[app]]
 //! id = "970CA35de60c44645bbae8a215061b33"

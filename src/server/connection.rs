@@ -31,6 +31,13 @@ use super::limits::{Admission, Slot};
 use super::outbox::{Closing, ConnHandle};
 use super::session::{handle, Session};
 
+/// Read buffer of a server connection (tungstenite allocates it up front): sized for
+/// chat, since it is most of an idle connection's memory; a larger frame reserves its
+/// whole length as it arrives and is read in steps of this size.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
+/// Objects queued that are written without waiting for the write delay: a connection
+/// this busy gains little from waiting longer, and its latency would grow.
+const WRITE_NOW_OBJECTS: usize = 8;
 /// Most bytes the writer puts into one frame.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// How long a closing connection may take to send its last frames.
@@ -59,7 +66,7 @@ pub async fn serve<S: Transport>(
     let peer = admitted.peer;
     let config = hub.config();
     let ws_config = WebSocketConfig::default()
-        .read_buffer_size(crate::protocol::WS_READ_BUFFER_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(config.max_frame_bytes))
         .max_frame_size(Some(config.max_frame_bytes));
     // The callback's error type is fixed by tungstenite.
@@ -74,9 +81,15 @@ pub async fn serve<S: Transport>(
         }
     };
     // A peer that opens TCP and never finishes the handshake must not hold a slot.
+    // Boxed, like `handle` below: an idle connection's task then holds only the small
+    // reader loop, not room for the handshake's or a request's state.
     let handshake = tokio::time::timeout(
         config.login_timeout,
-        tokio_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(ws_config)),
+        Box::pin(tokio_tungstenite::accept_hdr_async_with_config(
+            stream,
+            check_path,
+            Some(ws_config),
+        )),
     );
     let socket = match handshake.await {
         Ok(Ok(socket)) => socket,
@@ -220,7 +233,7 @@ impl Reader<'_> {
                             continue;
                         }
                     }
-                    handle(request, session, hub).await;
+                    Box::pin(handle(request, session, hub)).await;
                 }
                 Err(DecodeError::TooLarge(bytes)) => {
                     tracing::info!(conn = session.conn.id(), bytes, "object too large");
@@ -291,8 +304,8 @@ fn count_error(session: &mut Session, hub: &Hub, reason: String) -> bool {
 /// After a write, events wait until `write_delay` has passed, so that what arrives
 /// meanwhile shares the next write: a connection fed events faster than that gets a write
 /// per `write_delay` instead of one per event, while the first event after a quiet spell
-/// goes at once. A reply is never held back (its client may be waiting on it); it takes
-/// whatever is queued along.
+/// goes at once. A reply is never held back (its client may be waiting on it), nor are
+/// [`WRITE_NOW_OBJECTS`] queued objects; either takes whatever is queued along.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocketStream<impl Transport>, WsMessage>,
     conn: ConnHandle,
@@ -316,7 +329,7 @@ async fn write_loop(
             return;
         }
         while Instant::now() < next_write
-            && !conn.has_reply_queued()
+            && !conn.worth_writing_now(WRITE_NOW_OBJECTS)
             && conn.closing_state() == Closing::Open
         {
             tokio::select! {

@@ -164,6 +164,8 @@ struct HubInner {
     store: Store,
     state: Mutex<State>,
     next_conn_id: AtomicU64,
+    /// The store's id, named in every login reply.
+    store_id: String,
     /// Every timer; stopped at shutdown (the timer task then drops its hub handle).
     timers: Timers,
 }
@@ -224,6 +226,7 @@ impl Hub {
                 store,
                 state: Mutex::new(state),
                 next_conn_id: AtomicU64::new(1),
+                store_id: loaded.store_id,
                 timers: Timers::default(),
             }),
         };
@@ -767,7 +770,7 @@ impl Hub {
                 protocol: crate::protocol::PROTOCOL_VERSION,
                 server: self.config().name.clone(),
                 token_expires_at,
-                store: None,
+                store: Some(self.inner.store_id.clone()),
             },
         )
     }

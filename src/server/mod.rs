@@ -333,19 +333,31 @@ async fn serve(
     Ok(())
 }
 
-/// Runs the TLS handshake if the server has TLS, then serves the connection.
+/// Runs the TLS handshake if the server has TLS, then serves the connection. Both ways
+/// are boxed so that a connection's task holds no room for the way it did not take (an
+/// idle connection's memory is mostly its task and buffers).
 async fn serve_accepted(
     tcp: tokio::net::TcpStream,
     admitted: connection::Admitted,
     hub: Hub,
     stopping: watch::Receiver<bool>,
 ) {
-    let Some(tls) = hub.config().tls.clone() else {
-        return connection::serve(tcp, admitted, hub, stopping).await;
-    };
+    match hub.config().tls.clone() {
+        None => Box::pin(connection::serve(tcp, admitted, hub, stopping)).await,
+        Some(tls) => Box::pin(serve_tls(tls, tcp, admitted, hub, stopping)).await,
+    }
+}
+
+async fn serve_tls(
+    tls: ServerTls,
+    tcp: tokio::net::TcpStream,
+    admitted: connection::Admitted,
+    hub: Hub,
+    stopping: watch::Receiver<bool>,
+) {
     let handshake = tokio::time::timeout(hub.config().login_timeout, tls.0.accept(tcp));
     match handshake.await {
-        Ok(Ok(stream)) => connection::serve(stream, admitted, hub, stopping).await,
+        Ok(Ok(stream)) => Box::pin(connection::serve(stream, admitted, hub, stopping)).await,
         Ok(Err(error)) => tracing::debug!(peer = ?admitted.peer, %error, "TLS handshake failed"),
         Err(_) => tracing::debug!(peer = ?admitted.peer, "TLS handshake timed out"),
     }

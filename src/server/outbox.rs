@@ -154,9 +154,11 @@ impl ConnHandle {
         self.push(encode(reply).into(), Kind::Reply);
     }
 
-    /// True while a reply is queued: the writer must not wait.
-    pub fn has_reply_queued(&self) -> bool {
-        self.queue().replies > 0
+    /// True when the writer should not wait for more: a reply is queued (its client may
+    /// be waiting on it), or `enough` objects are.
+    pub fn worth_writing_now(&self, enough: usize) -> bool {
+        let queue = self.queue();
+        queue.replies > 0 || queue.lines.len() >= enough
     }
 
     /// Queues an event.

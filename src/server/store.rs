@@ -111,6 +111,9 @@ pub struct CachedMessage {
 /// What the store held when it opened.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// Names this database for clients (the login reply's `store`): made once, at random,
+    /// when the database is created, so it changes exactly when message ids start over.
+    pub store_id: String,
     /// The first message id not used yet (the reservation of the previous run: ids it
     /// may have handed out are all below it).
     pub next_message_id: u64,
@@ -474,10 +477,31 @@ fn load(db: &Connection) -> Result<Loaded, StoreError> {
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Loaded {
+        store_id: store_id(db)?,
         next_message_id: counter.map_or(1, |c| c.max(1) as u64),
         reserved_up_to: 0,
         offline,
     })
+}
+
+/// The database's id (see [`Loaded::store_id`]), made on first use.
+fn store_id(db: &Connection) -> Result<String, StoreError> {
+    let existing: Option<i64> = db
+        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let id = if let Some(id) = existing {
+        id
+    } else {
+        let id = rand::random::<i64>();
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('store_id', ?1)",
+            params![id],
+        )?;
+        id
+    };
+    Ok(format!("{:016x}", id as u64))
 }
 
 /// Raises the stored id counter to `up_to` (never lowers it).
@@ -1102,7 +1126,8 @@ mod tests {
     #[tokio::test]
     async fn history_windows_and_trim() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let (store, mut loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let first_store_id = std::mem::take(&mut loaded.store_id);
         assert_eq!(loaded.next_message_id, 1);
         assert_eq!(loaded.reserved_up_to, 1 + ID_BLOCK);
         for id in 1..=10 {
@@ -1149,8 +1174,16 @@ mod tests {
             .unwrap();
         store.stop().await;
         let (store, loaded) = Store::open(dir.path(), Duration::from_secs(60)).unwrap();
-        // Ids continue above the whole reservation of the previous run.
+        // Ids continue above the whole reservation of the previous run, in the same store.
         assert_eq!(loaded.next_message_id, 1 + ID_BLOCK);
+        assert_eq!(loaded.store_id, first_store_id);
+        let other = tempfile::tempdir().unwrap();
+        let (fresh, fresh_loaded) = Store::open(other.path(), Duration::from_secs(60)).unwrap();
+        assert_ne!(
+            fresh_loaded.store_id, first_store_id,
+            "a new database is a new store"
+        );
+        fresh.stop().await;
         let cached: Vec<_> = loaded
             .offline
             .iter()

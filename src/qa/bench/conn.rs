@@ -25,7 +25,7 @@ pub const SOURCE_ADDRESSES: u32 = 32;
 /// Longest wait for a connection and its handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Read buffer of a bench connection: small, since thousands are open at once.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 /// One bench connection.
 pub struct BenchConn {
@@ -203,20 +203,18 @@ pub fn field_u64(object: &str, name: &str) -> Option<u64> {
 /// The string member `name` (without unescaping: the bench's own strings need none).
 pub fn field_str<'a>(object: &'a str, name: &str) -> Option<&'a str> {
     let rest = after_member(object, name)?.strip_prefix('"')?;
-    Some(&rest[..rest.find('"')?])
+    Some(&rest[..memchr::memchr(b'"', rest.as_bytes())?])
 }
 
-/// The text right after `"name":` (and any spaces).
+/// The text right after `"name":` (and any spaces). Walks the object's quotes (memchr)
+/// rather than searching for the name: cheaper for objects this small.
 fn after_member<'a>(object: &'a str, name: &str) -> Option<&'a str> {
-    let mut from = 0;
-    while let Some(at) = object[from..].find(name) {
-        let start = from + at;
+    let bytes = object.as_bytes();
+    let name = name.as_bytes();
+    for quote in memchr::memchr_iter(b'"', bytes) {
+        let start = quote + 1;
         let end = start + name.len();
-        from = end;
-        let quoted = start > 0
-            && object.as_bytes()[start - 1] == b'"'
-            && object.as_bytes().get(end) == Some(&b'"');
-        if !quoted {
+        if bytes.get(start..end) != Some(name) || bytes.get(end) != Some(&b'"') {
             continue;
         }
         let rest = object[end + 1..].trim_start();

@@ -91,6 +91,9 @@ pub struct BenchConfig {
     pub memory: Option<MemorySource>,
     /// Show an indicatif progress bar on stderr.
     pub progress: bool,
+    /// Saturated runs: requests in flight per peer sender, or channel messages not yet
+    /// received by every member per channel sender (`None`: the workload's default).
+    pub window: Option<u32>,
 }
 
 /// Why a bench could not run.
@@ -240,6 +243,11 @@ impl Tally {
     /// One completed operation that took `latency`.
     pub fn done(&mut self, latency: Duration) {
         let second = self.started.elapsed().as_secs() as usize;
+        self.done_in_second(latency, second);
+    }
+
+    /// [`Tally::done`] for a caller that read the clock already (once per frame).
+    pub fn done_in_second(&mut self, latency: Duration, second: usize) {
         self.histogram
             .saturating_record((latency.as_micros() as u64).max(1));
         self.completed += 1;

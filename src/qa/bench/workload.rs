@@ -7,7 +7,7 @@
 //! sender has at most [`PEER_WINDOW`] messages in flight (each reply comes only after the
 //! receiver's ack), and
 //! a channel sender has at most [`FANOUT_WINDOW`] messages that some member has not
-//! received yet (a [`Flow`] per channel counts arrivals). Paced runs send at the rate
+//! received yet (both settable with `--window`) (a [`Flow`] per channel counts arrivals). Paced runs send at the rate
 //! asked, spread over the senders, whatever the replies do.
 
 use std::collections::HashMap;
@@ -30,11 +30,12 @@ pub const DRAIN: Duration = Duration::from_secs(3);
 const REPLY_WAIT: Duration = Duration::from_secs(15);
 /// Connections opened (and logged in) at once during set-up.
 const SETUP_CONCURRENCY: usize = 200;
-/// Channel messages a saturated sender may have that not every member has received.
-pub const FANOUT_WINDOW: u64 = 16;
+/// Channel messages a saturated sender may have that not every member has received,
+/// unless `--window` says otherwise.
+pub const FANOUT_WINDOW: u32 = 32;
 /// Peer messages a saturated sender may have awaiting their replies (each reply comes
-/// only after the receiver's ack).
-pub const PEER_WINDOW: usize = 64;
+/// only after the receiver's ack), unless `--window` says otherwise.
+pub const PEER_WINDOW: u32 = 64;
 
 pub async fn run(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
     let target = Target::resolve(&config.url)
@@ -155,7 +156,7 @@ enum Pace {
     Rate(tokio::time::Interval),
     /// At most this many requests awaiting their replies.
     InFlight(usize),
-    /// At most [`FANOUT_WINDOW`] channel messages that some member has not received.
+    /// At most the flow's window of channel messages that some member has not received.
     Flow(Arc<Flow>),
 }
 
@@ -262,7 +263,8 @@ async fn peer(
                     r#"{{"op":"send_peer","to":{to},"message":{{"type":"text","text":"bench {n}"}}}}"#
                 )
             };
-            let pace = Pace::new(per_sender, phase, Pace::InFlight(PEER_WINDOW));
+            let window = config.window.unwrap_or(PEER_WINDOW) as usize;
+            let pace = Pace::new(per_sender, phase, Pace::InFlight(window));
             tokio::spawn(drive(conn, recorder.tally(), deadline, pace, op))
         })
         .collect();
@@ -294,9 +296,10 @@ async fn ack_peer_messages(mut conn: BenchConn, until: Instant) {
 }
 
 /// Arrivals of one channel's messages: a saturated sender waits until fewer than
-/// [`FANOUT_WINDOW`] of its messages are still missing at some member.
+/// `window` of its messages are still missing at some member.
 struct Flow {
     receivers: u32,
+    window: u64,
     /// Arrivals per message, in a ring indexed by sequence number.
     arrivals: Vec<AtomicU32>,
     /// Messages that reached every receiver (they complete in order: each member
@@ -306,17 +309,18 @@ struct Flow {
 }
 
 impl Flow {
-    fn new(receivers: u32) -> Flow {
+    fn new(receivers: u32, window: u32) -> Flow {
         Flow {
             receivers,
-            arrivals: (0..FANOUT_WINDOW).map(|_| AtomicU32::new(0)).collect(),
+            window: u64::from(window.max(1)),
+            arrivals: (0..window.max(1)).map(|_| AtomicU32::new(0)).collect(),
             complete: AtomicU64::new(0),
             progressed: Notify::new(),
         }
     }
 
     fn arrived(&self, seq: u64) {
-        let slot = &self.arrivals[(seq % FANOUT_WINDOW) as usize];
+        let slot = &self.arrivals[(seq % self.window) as usize];
         if slot.fetch_add(1, Ordering::SeqCst) + 1 == self.receivers {
             slot.store(0, Ordering::SeqCst);
             self.complete.fetch_add(1, Ordering::SeqCst);
@@ -330,7 +334,7 @@ impl Flow {
             let progressed = self.progressed.notified();
             tokio::pin!(progressed);
             progressed.as_mut().enable();
-            if self.complete.load(Ordering::SeqCst) + FANOUT_WINDOW > seq {
+            if self.complete.load(Ordering::SeqCst) + self.window > seq {
                 return;
             }
             progressed.await;
@@ -366,7 +370,10 @@ async fn fanout(
     let flows: Vec<Arc<Flow>> = (0..channels)
         .map(|c| {
             let members = (config.users - c).div_ceil(channels);
-            Arc::new(Flow::new(members - 1))
+            Arc::new(Flow::new(
+                members - 1,
+                config.window.unwrap_or(FANOUT_WINDOW),
+            ))
         })
         .collect();
     recorder.restart();
@@ -452,7 +459,8 @@ async fn receive_channel_messages(
             },
             _ = stopped.wait_for(|stopped| *stopped) => break,
         };
-        let now = started.elapsed().as_micros() as u64;
+        let elapsed = started.elapsed();
+        let (now, second) = (elapsed.as_micros() as u64, elapsed.as_secs() as usize);
         for object in frame.split('\n') {
             if field_str(object, "event") != Some("message_from_channel") {
                 continue;
@@ -464,7 +472,7 @@ async fn receive_channel_messages(
             let (Ok(seq), Ok(micros)) = (seq.parse::<u64>(), micros.parse::<u64>()) else {
                 continue;
             };
-            tally.done(Duration::from_micros(now.saturating_sub(micros)));
+            tally.done_in_second(Duration::from_micros(now.saturating_sub(micros)), second);
             flow.arrived(seq);
         }
     }
