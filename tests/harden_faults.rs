@@ -256,10 +256,108 @@ async fn count_channel_messages(
     })
 }
 
+/// A server process whose connections are cut off after `stall_ms` of taking nothing.
+async fn server_with_stall(data: &std::path::Path, stall_ms: u64) -> ServerProcess {
+    let config = data.join("serve.toml");
+    std::fs::write(&config, format!("[limits]\noutbox_stall_ms = {stall_ms}\n")).unwrap();
+    let data_dir = data.join("data");
+    ServerProcess::start_with(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .await
+}
+
+/// A burst that the rate limits allow does not cost a reader that keeps reading its
+/// connection, however far past the 1 MiB soft bound its outbox goes for a moment.
 #[tokio::test]
-async fn a_client_that_stops_reading_is_cut_off_and_memory_stays_bounded() {
+async fn readers_that_keep_reading_survive_a_burst_the_limits_allow() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    const MEMBERS: usize = 5;
+    const SENDERS: usize = 3;
+    const EACH: usize = 150; // under 180 per 3 s
     let data = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(data.path(), 0).await;
+    let url = server.url();
+    let mut members = Vec::new();
+    for m in 0..MEMBERS {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.clone()).await.unwrap();
+        let login = json!({"id": 1, "op": "login", "app_id": APP, "user": format!("m{m}")});
+        let join = json!({"id": 2, "op": "join", "channel": "burst"});
+        ws.send(format!("{login}\n{join}").into()).await.unwrap();
+        await_ok_replies(&mut ws, 2).await;
+        members.push(ws);
+    }
+    let body = "b".repeat(30 * 1000);
+    let mut readers = Vec::new();
+    for (m, ws) in members.into_iter().enumerate() {
+        let sends: Vec<String> = if m < SENDERS {
+            (0..EACH)
+                .map(|i| {
+                    json!({"id": 10 + i, "op": "send_channel", "channel": "burst", "message": text(&body)})
+                        .to_string()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let expected = if m < SENDERS {
+            (SENDERS - 1) * EACH
+        } else {
+            SENDERS * EACH
+        };
+        let wanted_replies = sends.len();
+        readers.push(tokio::spawn(async move {
+            // Each sender sends its whole burst as fast as the socket takes it, while
+            // reading all along.
+            let (mut sink, mut stream) = ws.split();
+            tokio::spawn(async move {
+                for op in sends {
+                    sink.send(op.into()).await.unwrap();
+                }
+                sink
+            });
+            let (mut messages, mut replies) = (0, 0);
+            while messages < expected || replies < wanted_replies {
+                match tokio::time::timeout(WAIT, stream.next()).await {
+                    Ok(Some(Ok(frame))) => {
+                        let frame = frame.to_text().unwrap_or("").to_string();
+                        messages += frame.matches("\"message_from_channel\"").count();
+                        replies += frame.matches("\"code\":0").count();
+                    }
+                    other => panic!(
+                        "member {m} lost its connection after {messages} messages: {other:?}"
+                    ),
+                }
+            }
+            (messages, replies)
+        }));
+    }
+    for (m, reader) in readers.into_iter().enumerate() {
+        let (messages, replies) = reader.await.expect("the member was served");
+        let sent = if m < SENDERS { EACH } else { 0 };
+        assert_eq!(replies, sent, "member {m}: every send answered 0");
+        assert!(
+            messages
+                >= if m < SENDERS {
+                    (SENDERS - 1) * EACH
+                } else {
+                    SENDERS * EACH
+                }
+        );
+    }
+    server.kill9().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_memory_stays_bounded() {
+    const STALL: Duration = Duration::from_secs(1);
+    let data = tempfile::tempdir().unwrap();
+    let server = server_with_stall(data.path(), STALL.as_millis() as u64).await;
     let url = server.url();
     let mut stalled = login_with_small_receive_buffer(server.addr, "stalled").await;
     assert_eq!(
@@ -272,6 +370,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_memory_stays_bounded() {
     let total = 4 * 180;
     let reader = count_channel_messages(url.clone(), "flood", total).await;
     let before = server.rss_kib();
+    let flood_began = tokio::time::Instant::now();
     flood_channel(&url, "flood", 4, 30 * 1024).await;
     tokio::time::timeout(Duration::from_secs(60), reader)
         .await
@@ -279,8 +378,10 @@ async fn a_client_that_stops_reading_is_cut_off_and_memory_stays_bounded() {
         .expect("the reader was served");
     let after = server.rss_kib();
     println!("{total} messages; server RSS {before} KiB -> {after} KiB");
-    // The stalled client was cut off (no close frame) once its queue passed the bound:
-    // it finds far less than the flood before its connection ends.
+    // This client stays away for longer than the stall time (that is what is tested).
+    tokio::time::sleep_until(flood_began + STALL * 3).await;
+    // The stalled client was cut off (no close frame): past its soft bound it took
+    // nothing for the stall time, so it finds far less than the flood before the end.
     assert_eq!(stalled.expect_end().await, Ended::Dropped);
     let reached_it = stalled.take_events("message_from_channel").len();
     println!("the stalled client got {reached_it} of {total} before it was cut off");

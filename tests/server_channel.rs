@@ -313,6 +313,35 @@ async fn rejoin_within_grace_is_silent() {
 }
 
 #[tokio::test]
+async fn a_panic_in_a_request_still_tells_the_others_the_user_is_gone() {
+    let config = Config {
+        grace: Duration::from_millis(200),
+        panic_on_ping_from: Some("boom".into()),
+        ..test_config()
+    };
+    let server = start_server(config).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    alice.request(join("room")).await;
+    let mut boom = RawClient::login(&server.url(), APP, "boom").await;
+    boom.request(join("room")).await;
+    assert_eq!(alice.expect_event("member_joined").await["user"], "boom");
+    // The request panics inside boom's connection task: the connection is dropped...
+    boom.send_text(&json!({"id": 99, "op": "ping"}).to_string())
+        .await;
+    assert_eq!(boom.expect_end().await, Ended::Dropped);
+    // ...and the hub still learns that boom is gone: offline at once, out after the grace.
+    let presence = alice
+        .request(json!({"op": "query_peers_online", "peers": ["boom"]}))
+        .await;
+    assert_eq!(presence["peers"]["boom"], "offline");
+    assert_eq!(alice.expect_event("member_left").await["user"], "boom");
+    // The server serves on.
+    let mut carol = RawClient::login(&server.url(), APP, "carol").await;
+    assert_eq!(carol.request(join("room")).await["member_count"], 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn members_leave_when_the_grace_ends() {
     let config = Config {
         grace: Duration::from_millis(200),
@@ -348,11 +377,13 @@ async fn logout_leaves_channels_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
-    // The default outbox bound (1 MiB) holds a burst of 20 messages of 16 KiB easily.
-    let config = Config {
+    // The soft bound (1 MiB) holds a burst of 20 messages of 16 KiB easily; a client that
+    // takes nothing past it for the stall time is cut off.
+    let mut config = Config {
         rate_limits: RateLimits::unlimited(),
         ..test_config()
     };
+    config.outbox.stall = Duration::from_millis(300);
     let server = start_server(config).await;
     let url = server.url();
     let mut slow = RawClient::login(&url, APP, "slow").await;

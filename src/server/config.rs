@@ -159,10 +159,8 @@ pub struct Config {
     pub offline_ttl: Duration,
     /// Unparsable objects tolerated per connection before closing with 1008.
     pub max_errors: u32,
-    /// Bytes queued for one connection before it counts as too slow and is cut off.
-    pub outbox_max_bytes: usize,
-    /// Objects queued for one connection before it counts as too slow and is cut off.
-    pub outbox_max_items: usize,
+    /// How far behind a connection may fall before it is cut off (`outbox`'s header).
+    pub outbox: super::outbox::OutboxLimits,
     /// Largest WebSocket frame accepted (a frame may batch several 64 KiB objects).
     pub max_frame_bytes: usize,
     /// Invitations not answered within this time fail with reason 3.
@@ -194,6 +192,10 @@ pub struct Config {
     /// The clock of every timer, rate window and expiry (tests: `Clock::following_tokio`
     /// with paused tokio time).
     pub clock: super::clock::Clock,
+    /// Fault injection for tests only: a `ping` from this user panics inside its
+    /// connection's task (to prove that the hub's bookkeeping survives a panic).
+    #[doc(hidden)]
+    pub panic_on_ping_from: Option<String>,
 }
 
 impl Default for Config {
@@ -210,8 +212,7 @@ impl Default for Config {
             offline_cap: 200,
             offline_ttl: Duration::from_secs(7 * 24 * 3600),
             max_errors: 100,
-            outbox_max_bytes: 1024 * 1024,
-            outbox_max_items: 8192,
+            outbox: super::outbox::OutboxLimits::default(),
             max_frame_bytes: 1024 * 1024,
             invitation_timeout: Duration::from_secs(60),
             max_pending_invitations: 32,
@@ -225,6 +226,7 @@ impl Default for Config {
             loopback_exempt: true,
             tls: None,
             write_delay: DEFAULT_WRITE_DELAY,
+            panic_on_ping_from: None,
             clock: super::clock::Clock::System,
         }
     }

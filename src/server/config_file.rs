@@ -22,6 +22,12 @@
 //! logins_per_address_per_second = 50
 //! login_timeout_secs = 10
 //! token_warning_secs = 30
+//! # A connection that falls behind: past its soft bound (1 MiB or 8192 objects) it is
+//! # cut off once it has taken nothing for outbox_stall_ms; never more than
+//! # outbox_max_mib queued for one; all connections together at most queued_max_mib.
+//! outbox_stall_ms = 10000
+//! outbox_max_mib = 64
+//! queued_max_mib = 512
 //! # Per-connection rate limits, as "COUNT/SECONDSs" or "off" (defaults: Agora's).
 //! send = "180/3s"            # send_peer and send_channel together
 //! login = "2/1s"
@@ -78,6 +84,9 @@ pub struct LimitsSection {
     pub logins_per_address_per_second: Option<u32>,
     pub login_timeout_secs: Option<u64>,
     pub token_warning_secs: Option<u64>,
+    pub outbox_stall_ms: Option<u64>,
+    pub outbox_max_mib: Option<usize>,
+    pub queued_max_mib: Option<usize>,
     pub send: Option<RateSpec>,
     pub login: Option<RateSpec>,
     pub join: Option<RateSpec>,
@@ -196,6 +205,15 @@ impl ServerFile {
         }
         if let Some(secs) = limits.token_warning_secs {
             config.token_warning = Duration::from_secs(secs);
+        }
+        if let Some(ms) = limits.outbox_stall_ms {
+            config.outbox.stall = Duration::from_millis(ms);
+        }
+        if let Some(mib) = limits.outbox_max_mib {
+            config.outbox.max_bytes = mib << 20;
+        }
+        if let Some(mib) = limits.queued_max_mib {
+            config.outbox.total_max_bytes = mib << 20;
         }
         if let Some(ms) = self.write_delay_ms {
             config.write_delay = Duration::from_millis(ms);

@@ -108,18 +108,23 @@ pub async fn serve<S: Transport>(
     let mut writer = tokio::spawn(write_loop(
         sink,
         conn.clone(),
-        (config.ping_interval, config.write_delay),
+        (
+            config.ping_interval,
+            config.write_delay,
+            config.outbox.stall,
+        ),
     ));
-    let mut session = Session::new(conn.clone(), &hub);
+    let mut departure = Departure {
+        session: Session::new(conn.clone(), &hub),
+        hub: &hub,
+    };
     let mut reader = Reader {
-        session: &mut session,
+        session: &mut departure.session,
         hub: &hub,
         admitted: &admitted,
     };
     reader.run(stream, &mut shutdown).await;
-    if let Some(me) = session.identity.take() {
-        hub.disconnected(&me.app, &me.user, &conn);
-    }
+    drop(departure);
     if conn.closing_state() == Closing::Open {
         conn.close(1000, "");
     }
@@ -131,6 +136,29 @@ pub async fn serve<S: Transport>(
         writer.abort();
     }
     tracing::debug!(?peer, conn = conn.id(), "disconnected");
+}
+
+/// Tells the hub that the session's user is gone however the reader ends, a panic in a
+/// request included (the task unwinds through this), so no user stays online forever.
+struct Departure<'a> {
+    session: Session,
+    hub: &'a Hub,
+}
+
+impl Drop for Departure<'_> {
+    fn drop(&mut self) {
+        let conn = &self.session.conn;
+        if let Some(me) = self.session.identity.take() {
+            self.hub.disconnected(&me.app, &me.user, conn);
+        }
+        if std::thread::panicking() {
+            tracing::error!(
+                conn = conn.id(),
+                "a request panicked; dropping its connection"
+            );
+            conn.abort();
+        }
+    }
 }
 
 /// The reader side of one connection: its session and the login deadline.
@@ -309,7 +337,7 @@ fn count_error(session: &mut Session, hub: &Hub, reason: String) -> bool {
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocketStream<impl Transport>, WsMessage>,
     conn: ConnHandle,
-    (ping_interval, write_delay): (Duration, Duration),
+    (ping_interval, write_delay, stall): (Duration, Duration, Duration),
 ) {
     let mut ping =
         tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
@@ -345,9 +373,24 @@ async fn write_loop(
         loop {
             let drained = conn.drain(MAX_BATCH_BYTES);
             let wrote = !drained.batch.is_empty();
-            if wrote && sink.send(WsMessage::text(drained.batch)).await.is_err() {
-                conn.abort();
-                return;
+            if wrote {
+                // A client that takes nothing for the stall time has stopped reading.
+                let sent = tokio::time::timeout(stall, sink.send(WsMessage::text(drained.batch)));
+                match sent.await {
+                    Ok(Ok(())) => conn.wrote(),
+                    Ok(Err(_)) => {
+                        conn.abort();
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            conn = conn.id(),
+                            "the client takes nothing; disconnecting it"
+                        );
+                        conn.abort();
+                        return;
+                    }
+                }
             }
             if let Some((code, reason)) = drained.close {
                 let frame = CloseFrame {

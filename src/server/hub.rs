@@ -166,6 +166,9 @@ struct HubInner {
     next_conn_id: AtomicU64,
     /// The store's id, named in every login reply.
     store_id: String,
+    /// Every connection's outbox bounds, and the bytes queued in all of them.
+    outbox_limits: Arc<super::outbox::OutboxLimits>,
+    queued: super::outbox::QueuedTotal,
     /// Every timer; stopped at shutdown (the timer task then drops its hub handle).
     timers: Timers,
 }
@@ -220,6 +223,7 @@ impl Hub {
                 .or_default()
                 .push_back(cached.message);
         }
+        let outbox_limits = Arc::new(config.outbox.clone());
         let hub = Hub {
             inner: Arc::new(HubInner {
                 config,
@@ -227,6 +231,8 @@ impl Hub {
                 state: Mutex::new(state),
                 next_conn_id: AtomicU64::new(1),
                 store_id: loaded.store_id,
+                outbox_limits,
+                queued: super::outbox::QueuedTotal::default(),
                 timers: Timers::default(),
             }),
         };
@@ -247,8 +253,8 @@ impl Hub {
         let id = self.inner.next_conn_id.fetch_add(1, Ordering::Relaxed);
         ConnHandle::new(
             id,
-            self.config().outbox_max_bytes,
-            self.config().outbox_max_items,
+            Arc::clone(&self.inner.outbox_limits),
+            Arc::clone(&self.inner.queued),
         )
     }
 

@@ -5,12 +5,21 @@
 //! Replies are urgent (a client may be waiting on each): the writer sends them at once,
 //! with whatever else is queued. Events alone may wait up to the server's write delay so
 //! that several share one write (see `connection::write_loop`).
-//! When the queue passes its byte or item bound the connection is cut off (a slow consumer
-//! must not grow memory or slow the senders down).
+//!
+//! Bounds ([`OutboxLimits`]) are about lag over time and the server's total, not a tight
+//! byte count: a reader that keeps draining survives any burst the rate limits allow.
+//! Past its soft bound (1 MiB or 8192 objects) a connection must be making progress: it
+//! is cut off once its writer has completed no write for `stall` (a client that stopped
+//! reading), once it holds `max_bytes` (64 MiB), or when all outboxes together pass
+//! `total_max_bytes` (the server's budget) while it is over its soft bound. A cut-off
+//! connection's queue is freed at once; a slow consumer never slows the senders down.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
@@ -38,9 +47,40 @@ enum Kind {
     Exempt,
 }
 
-#[derive(Debug, Default)]
+/// How far a connection may fall behind; see the module header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Past this many queued bytes (or `soft_items` objects) the writer must be making progress.
+    pub soft_bytes: usize,
+    pub soft_items: usize,
+    /// A connection over its soft bound whose writer completed no write for this long is cut off.
+    pub stall: Duration,
+    /// Never more than this queued for one connection.
+    pub max_bytes: usize,
+    /// All outboxes of the server together: past it, connections over their soft bound are cut off.
+    pub total_max_bytes: usize,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        OutboxLimits {
+            soft_bytes: 1024 * 1024,
+            soft_items: 8192,
+            stall: Duration::from_secs(10),
+            max_bytes: 64 * 1024 * 1024,
+            total_max_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// Bytes queued in every outbox of a server (each connection adds and takes its own).
+pub type QueuedTotal = Arc<AtomicUsize>;
+
+#[derive(Debug)]
 struct Queue {
     lines: VecDeque<(Arc<str>, Kind)>,
+    /// When the writer last completed a write, or the queue last went from empty to not.
+    progress: Instant,
     /// Replies queued (the writer sends at once while there is one).
     replies: usize,
     /// Bytes of the bounded objects queued.
@@ -50,6 +90,39 @@ struct Queue {
     exempt_bytes: usize,
     exempt_items: usize,
     close: Option<(u16, String)>,
+}
+
+impl Queue {
+    fn new() -> Queue {
+        Queue {
+            lines: VecDeque::new(),
+            progress: Instant::now(),
+            replies: 0,
+            bytes: 0,
+            exempt_bytes: 0,
+            exempt_items: 0,
+            close: None,
+        }
+    }
+
+    /// Why one more bounded object of `len` bytes must cut the connection off, if it must.
+    fn refuses(&self, len: usize, limits: &OutboxLimits, total: usize) -> Option<&'static str> {
+        let bytes = self.bytes + len;
+        let items = self.lines.len() - self.exempt_items + 1;
+        if bytes > limits.max_bytes {
+            return Some("its queue reached the per-connection maximum");
+        }
+        if bytes <= limits.soft_bytes && items <= limits.soft_items {
+            return None;
+        }
+        if total + len > limits.total_max_bytes {
+            Some("the server's queue budget is spent and it is among the most behind")
+        } else if self.progress.elapsed() >= limits.stall {
+            Some("it has taken nothing for the stall time")
+        } else {
+            None
+        }
+    }
 }
 
 /// What the writer takes from the outbox at once.
@@ -68,8 +141,18 @@ struct Conn {
     wake_writer: Notify,
     closing: watch::Sender<Closing>,
     closed: AtomicBool,
-    max_bytes: usize,
-    max_items: usize,
+    limits: Arc<OutboxLimits>,
+    total: QueuedTotal,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let queue = self
+            .queue
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.total.fetch_sub(queue.bytes, Ordering::Relaxed);
+    }
 }
 
 /// Cheap handle to one connection's outbox.
@@ -77,16 +160,16 @@ struct Conn {
 pub struct ConnHandle(Arc<Conn>);
 
 impl ConnHandle {
-    pub fn new(id: u64, max_bytes: usize, max_items: usize) -> Self {
+    pub fn new(id: u64, limits: Arc<OutboxLimits>, total: QueuedTotal) -> Self {
         let (closing, _) = watch::channel(Closing::Open);
         ConnHandle(Arc::new(Conn {
             id,
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(Queue::new()),
             wake_writer: Notify::new(),
             closing,
             closed: AtomicBool::new(false),
-            max_bytes,
-            max_items,
+            limits,
+            total,
         }))
     }
 
@@ -118,30 +201,37 @@ impl ConnHandle {
         if self.is_closed() {
             return;
         }
-        let overflow = {
+        let refused = {
             let mut queue = self.queue();
+            if queue.lines.is_empty() {
+                queue.progress = Instant::now();
+            }
             if kind == Kind::Exempt {
                 queue.exempt_bytes += line.len();
                 queue.exempt_items += 1;
                 queue.lines.push_back((line, kind));
-                false
-            } else if queue.bytes + line.len() > self.0.max_bytes
-                || queue.lines.len() - queue.exempt_items >= self.0.max_items
-            {
-                true
+                None
+            } else if let Some(why) = queue.refuses(
+                line.len(),
+                &self.0.limits,
+                self.0.total.load(Ordering::Relaxed),
+            ) {
+                Some((why, queue.bytes))
             } else {
                 queue.bytes += line.len();
+                self.0.total.fetch_add(line.len(), Ordering::Relaxed);
                 if kind == Kind::Reply {
                     queue.replies += 1;
                 }
                 queue.lines.push_back((line, kind));
-                false
+                None
             }
         };
-        if overflow {
+        if let Some((why, queued)) = refused {
             tracing::warn!(
                 conn = self.id(),
-                "outbox full: the client does not keep up; disconnecting it"
+                queued,
+                "the client does not keep up: {why}; disconnecting it"
             );
             self.abort();
         } else {
@@ -183,8 +273,17 @@ impl ConnHandle {
             .send_replace(Closing::Close(code, reason.to_string()));
     }
 
-    /// Drops the connection without further writes.
+    /// Drops the connection without further writes (and what was queued for it).
     pub fn abort(&self) {
+        {
+            let mut queue = self.queue();
+            self.0.total.fetch_sub(queue.bytes, Ordering::Relaxed);
+            queue.lines.clear();
+            queue.bytes = 0;
+            queue.replies = 0;
+            queue.exempt_bytes = 0;
+            queue.exempt_items = 0;
+        }
         self.0.closed.store(true, Ordering::SeqCst);
         self.0.closing.send_replace(Closing::Abort);
         self.0.wake_writer.notify_one();
@@ -228,8 +327,12 @@ impl ConnHandle {
                 Kind::Reply => {
                     queue.replies -= 1;
                     queue.bytes -= line.len();
+                    self.0.total.fetch_sub(line.len(), Ordering::Relaxed);
                 }
-                Kind::Event => queue.bytes -= line.len(),
+                Kind::Event => {
+                    queue.bytes -= line.len();
+                    self.0.total.fetch_sub(line.len(), Ordering::Relaxed);
+                }
             }
             if !batch.is_empty() {
                 batch.push('\n');
@@ -244,9 +347,15 @@ impl ConnHandle {
         Drained { batch, close }
     }
 
+    /// The writer completed a write: the connection is making progress.
+    pub fn wrote(&self) {
+        self.queue().progress = Instant::now();
+    }
+
     /// Takes every queued object (for unit tests of `handle`).
     pub fn take_lines(&self) -> Vec<String> {
         let mut queue = self.queue();
+        self.0.total.fetch_sub(queue.bytes, Ordering::Relaxed);
         queue.bytes = 0;
         queue.replies = 0;
         queue.exempt_bytes = 0;
@@ -269,24 +378,73 @@ impl PartialEq for ConnHandle {
 mod tests {
     use super::*;
 
-    #[test]
-    fn batches_and_bounds() {
-        let conn = ConnHandle::new(1, 20, 10);
+    fn limits(soft_bytes: usize, soft_items: usize) -> Arc<OutboxLimits> {
+        Arc::new(OutboxLimits {
+            soft_bytes,
+            soft_items,
+            stall: Duration::from_secs(10),
+            max_bytes: 200,
+            total_max_bytes: 1000,
+        })
+    }
+
+    fn conn(id: u64, limits: Arc<OutboxLimits>) -> ConnHandle {
+        ConnHandle::new(id, limits, QueuedTotal::default())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_soft_bound_a_connection_must_make_progress() {
+        let conn = conn(1, limits(20, 10));
         conn.push_line("{\"a\":1}".into());
         conn.push_line("{\"b\":2}".into());
         let drained = conn.drain(1024);
         assert_eq!(drained.batch, "{\"a\":1}\n{\"b\":2}");
         assert!(drained.close.is_none());
-        conn.push_line("{\"c\":3}".into());
+        // Over the soft bound, but the writer made progress a moment ago: kept.
+        for _ in 0..5 {
+            conn.push_line("{\"c\":3}".into());
+        }
+        assert_eq!(conn.closing_state(), Closing::Open);
+        // A writer that keeps writing keeps the connection, whatever the queue.
+        tokio::time::advance(Duration::from_secs(9)).await;
+        conn.wrote();
+        tokio::time::advance(Duration::from_secs(9)).await;
         conn.push_line("{\"d\":4}".into());
+        assert_eq!(conn.closing_state(), Closing::Open);
+        // Nothing taken for the stall time: cut off, and its queue freed.
+        tokio::time::advance(Duration::from_secs(2)).await;
         conn.push_line("{\"e\":5}".into());
         assert_eq!(conn.closing_state(), Closing::Abort);
         assert!(conn.is_closed());
+        assert_eq!(conn.0.total.load(Ordering::Relaxed), 0);
     }
 
-    #[test]
-    fn close_after_queue() {
-        let conn = ConnHandle::new(2, 1024, 10);
+    #[tokio::test]
+    async fn the_per_connection_maximum_and_the_server_budget_hold() {
+        let shared = limits(20, 100);
+        let total = QueuedTotal::default();
+        let a = ConnHandle::new(1, shared.clone(), total.clone());
+        let b = ConnHandle::new(2, shared.clone(), total.clone());
+        let line: Arc<str> = "x".repeat(50).into();
+        // Never more than max_bytes (200) for one connection, progress or not.
+        for _ in 0..4 {
+            a.push_line(line.clone());
+        }
+        assert_eq!(a.closing_state(), Closing::Open);
+        a.push_line(line.clone());
+        assert_eq!(a.closing_state(), Closing::Abort);
+        assert_eq!(total.load(Ordering::Relaxed), 0, "its queue was freed");
+        // The budget: with 990 bytes queued elsewhere, a connection over its soft bound goes.
+        total.fetch_add(990, Ordering::Relaxed);
+        b.push_line("{}".into());
+        assert_eq!(b.closing_state(), Closing::Open, "under its soft bound");
+        b.push_line(line.clone());
+        assert_eq!(b.closing_state(), Closing::Abort);
+    }
+
+    #[tokio::test]
+    async fn close_after_queue() {
+        let conn = conn(2, limits(1024, 10));
         conn.push_line("{}".into());
         conn.close(1000, "bye");
         let drained = conn.drain(1);
@@ -294,9 +452,9 @@ mod tests {
         assert_eq!(drained.close, Some((1000, "bye".into())));
     }
 
-    #[test]
-    fn exempt_backlog_does_not_count_toward_the_bound() {
-        let conn = ConnHandle::new(3, 20, 2);
+    #[tokio::test(start_paused = true)]
+    async fn exempt_backlog_does_not_count_toward_the_bound() {
+        let conn = conn(3, limits(20, 2));
         for _ in 0..10 {
             conn.push_line_unbounded("{\"backlog\":1234567}".into());
         }

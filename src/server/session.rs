@@ -99,6 +99,9 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             session.reply(&Reply::ok_empty(id));
         }
         Op::RenewToken { token } => renew(id, &me, &token, session, hub, now),
+        Op::Ping if hub.config().panic_on_ping_from.as_ref() == Some(&me.user) => {
+            panic!("fault injection: a ping from {}", me.user)
+        }
         Op::Ping => session.reply(&Reply::ok(
             id,
             &PingResult {
