@@ -87,6 +87,33 @@ pub fn decode_request(object: &str) -> Result<Request, DecodeError> {
     if object.len() > MAX_OBJECT_BYTES {
         return Err(DecodeError::TooLarge(object.len()));
     }
+    decode_well_formed(object).map_or_else(|| decode_carefully(object), Ok)
+}
+
+/// The request's `id` alone (other members are skipped, not built).
+#[derive(serde::Deserialize)]
+struct IdOnly {
+    id: Option<u64>,
+}
+
+/// The common case, straight from the text without a `serde_json::Value` in between (a
+/// third of a request's decoding cost): a well-formed request or notice. Anything else
+/// is `None`, and [`decode_carefully`] works out what exactly is wrong.
+fn decode_well_formed(object: &str) -> Option<Request> {
+    let IdOnly { id } = serde_json::from_str(object).ok()?;
+    let op: Op = serde_json::from_str(object).ok()?;
+    match (id, &op) {
+        (Some(id), _) if (1..=u64::from(u32::MAX)).contains(&id) => Some(Request {
+            id: Some(id as u32),
+            op,
+        }),
+        (None, Op::Ack { .. }) => Some(Request { id: None, op }),
+        _ => None,
+    }
+}
+
+/// Decodes through a `Value`, so that a bad request gets the precise error and code.
+fn decode_carefully(object: &str) -> Result<Request, DecodeError> {
     let value: Value = serde_json::from_str(object)
         .map_err(|e| DecodeError::Malformed(format!("cannot parse JSON: {e}")))?;
     let Value::Object(map) = &value else {

@@ -8,7 +8,8 @@
 //! `hub_attributes.rs`, invitations in `hub_invitations.rs`, the token expiry watch in
 //! `hub_tokens.rs`) →
 //! `Store` (SQLite on its own thread: history, cached messages, the message id counter).
-//! `outbox` is the bounded queue between the hub and a connection's writer; `rate` the
+//! `outbox` is the bounded queue between the hub and a connection's writer; `timers` the
+//! one timer wheel of the hub; `rate` the
 //! per-connection rate limiters; `clock` the one clock of every timer, window and
 //! expiry (tokio time, so tests pause it); `auth` the token check; `limits` the connection cap
 //! and login rate per address; `tls` the `wss://` acceptor; `config` every knob with
@@ -71,17 +72,40 @@
 //! - **History**: every channel message and every delivered or cached peer message is
 //!   kept (last 1000 per conversation). With both `before` and `after`, the oldest `limit`
 //!   messages strictly between them. A peer conversation needs no membership.
-//! - **History durability**: history is written in group commits (every write queued
-//!   while the store thread was busy goes into one transaction) with `synchronous=NORMAL`
-//!   in WAL: no fsync per commit, so a power cut (not a crash of the process) may lose
-//!   the last history written before it. Any batch holding a cached message (or the drop
-//!   of delivered ones) commits with `FULL`, which also syncs the history before it. On
-//!   disk a conversation is trimmed back to its cap every 64 messages and before it is
-//!   read, so readers see the cap exactly; after a crash up to 63 older messages may stay
-//!   until the next trim.
-//! - **Slow consumers**: a connection whose outbox passes 1 MiB or 8192 objects is cut
-//!   off at once (no close frame: it would not be read) and logged; it then counts as a
-//!   dropped connection (grace period).
+//! - **History durability**: history is written in group commits: the store thread
+//!   gathers history writes for up to 10 ms (`store::HISTORY_WINDOW`; anything a client
+//!   waits on, a cached message, a read, ends the window at once) and commits them in one
+//!   transaction with `synchronous=NORMAL` in WAL: no fsync per commit, so a power cut may
+//!   lose the last history written before it, and a crash of the process the last 10 ms
+//!   of it (the messages themselves were delivered). Any batch holding a cached message
+//!   (or the drop of delivered ones) commits with `FULL`, which also syncs the history
+//!   before it. On disk a conversation is trimmed back to its cap every 256 messages and
+//!   before it is read, so readers see the cap exactly; after a crash up to 255 older
+//!   messages may stay until the next trim. The database is opened with exclusive
+//!   locking (one server per data directory anyway): no file lock per transaction.
+//! - **Writes to a connection**: everything queued goes out as one frame and one write.
+//!   A reply goes at once; events alone wait until `write_delay` (20 ms, `serve
+//!   --write-delay`) has passed since the connection's last write, unless 8 objects are
+//!   queued: a connection fed events faster than that gets a write per 20 ms instead of
+//!   one per event (a busy channel costs a few writes per member per second, not one per
+//!   message), and the first event after a quiet spell goes at once. So a chat line
+//!   waits at most 20 ms behind another one to the same connection.
+//! - **Slow consumers** (`outbox::OutboxLimits`): past 1 MiB or 8192 queued objects a
+//!   connection must keep making progress: once its writer has completed no write for
+//!   10 s (a write blocked that long, or a push while none completed for that long) it is
+//!   cut off; it may never hold more than 64 MiB, and when all outboxes together hold
+//!   512 MiB, connections over their soft bound are cut off. So a reader that keeps
+//!   reading survives any burst the rate limits allow. A cut-off connection gets no close
+//!   frame (it would not be read), its queue is freed at once, it is logged, and it then
+//!   counts as a dropped connection (grace period). All settable in `[limits]`.
+//! - **Timers** (ack timeouts, grace periods, member-count throttles, token, invitation
+//!   and attribute expiry) are entries in one timer wheel (`timers`): an ack removes its
+//!   timeout at once, so nothing per message outlives its ack.
+//! - **Threads**: `serve` runs `--threads` workers, by default one fewer than the cores
+//!   (at least one): the kernel's network stack, the store thread and, on a test box, the
+//!   load generator need the rest, and on two cores one worker wakes fewer threads than two.
+//! - **Store id**: the login reply carries `store`, an id made at random with the
+//!   database: clients reset what they have seen when it changes (ids started over).
 //! - **Liveness**: a connection silent for 30 s (no data, Ping or Pong) is dropped without
 //!   a close frame; the server Pings every 15 s.
 //! - **Rate limits** are per connection and sliding windows; a request refused by a

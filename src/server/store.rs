@@ -648,9 +648,44 @@ impl Writer {
         true
     }
 
-    /// Runs `batch` in one transaction, each command in its own savepoint: one result
-    /// per command, or the error that failed the transaction as a whole.
+    /// Runs `batch` in one transaction: one result per command, or the error that failed
+    /// the transaction as a whole. Optimistic: first without savepoints (each costs two
+    /// more statements per command, a third of the store's time at a steady rate); only
+    /// when a command fails is the batch run again with a savepoint per command, so that
+    /// the bad one fails alone.
     fn commit(&mut self, batch: &[Command]) -> Result<Vec<Result<Output, StoreError>>, StoreError> {
+        if let Some(results) = self.commit_plain(batch)? {
+            return Ok(results);
+        }
+        self.commit_each_in_a_savepoint(batch)
+    }
+
+    /// The batch without savepoints; `None` (rolled back) when a command failed.
+    fn commit_plain(
+        &mut self,
+        batch: &[Command],
+    ) -> Result<Option<Vec<Result<Output, StoreError>>>, StoreError> {
+        let tx = self.db.transaction()?;
+        let mut results = Vec::with_capacity(batch.len());
+        let mut max_id = 0;
+        for command in batch {
+            let Ok(output) = write(&tx, command, &mut self.trims) else {
+                return Ok(None);
+            };
+            max_id = max_id.max(command.message_id());
+            results.push(Ok(output));
+        }
+        if max_id > 0 {
+            persist_reservation(&tx, max_id + 1)?;
+        }
+        tx.commit()?;
+        Ok(Some(results))
+    }
+
+    fn commit_each_in_a_savepoint(
+        &mut self,
+        batch: &[Command],
+    ) -> Result<Vec<Result<Output, StoreError>>, StoreError> {
         let mut tx = self.db.transaction()?;
         let mut results = Vec::with_capacity(batch.len());
         let mut max_id = 0;

@@ -162,6 +162,7 @@ impl Sampler {
             peak_kib: samples.iter().copied().max()?,
             end_kib: *samples.last()?,
             load_start_kib: None,
+            load_half_kib: None,
         })
     }
 }

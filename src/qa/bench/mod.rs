@@ -196,6 +196,9 @@ pub struct MemoryReport {
     /// the load itself left behind.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_start_kib: Option<u64>,
+    /// Half-way through the measured phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_half_kib: Option<u64>,
 }
 
 /// Shared measurement state of a run: latencies, per-second completions, errors, and
@@ -207,6 +210,8 @@ pub struct Recorder {
     live: Arc<AtomicU64>,
     /// The server process whose CPU time is read, if known.
     server_pid: Option<u32>,
+    /// How long the measured phase lasts.
+    duration: Duration,
 }
 
 struct RecorderInner {
@@ -214,8 +219,9 @@ struct RecorderInner {
     started: Instant,
     /// CPU seconds (server, generator) when the measured phase began.
     cpu_at_start: (Option<f64>, Option<f64>),
-    /// The server's resident memory when the measured phase began.
+    /// The server's resident memory when the measured phase began, and half-way through.
     rss_at_start: Option<u64>,
+    rss_at_half: Option<u64>,
     histogram: Histogram<u64>,
     timeline: Vec<u64>,
     sent: u64,
@@ -270,12 +276,13 @@ impl Tally {
 
 impl Recorder {
     /// A recorder that reads the CPU time of `server_pid` (when given) over the run.
-    pub fn new(server_pid: Option<u32>) -> Self {
+    pub fn new(server_pid: Option<u32>, duration: Duration) -> Self {
         Recorder {
             inner: Arc::new(Mutex::new(RecorderInner {
                 started: Instant::now(),
                 cpu_at_start: (None, None),
                 rss_at_start: None,
+                rss_at_half: None,
                 histogram: new_histogram(),
                 timeline: Vec::new(),
                 sent: 0,
@@ -284,6 +291,7 @@ impl Recorder {
             })),
             live: Arc::default(),
             server_pid,
+            duration,
         }
     }
 
@@ -305,6 +313,15 @@ impl Recorder {
         inner.started = Instant::now();
         inner.cpu_at_start = cpu;
         inner.rss_at_start = rss;
+        if let Some(pid) = self.server_pid {
+            // Half-way through: what the second half adds is what the load leaves behind
+            // once caches and pools have warmed up.
+            let (recorder, half) = (self.clone(), self.duration / 2);
+            tokio::spawn(async move {
+                tokio::time::sleep(half).await;
+                recorder.lock().rss_at_half = memory::rss_kib(pid);
+            });
+        }
     }
 
     fn cpu_now(&self) -> (Option<f64>, Option<f64>) {
@@ -382,6 +399,7 @@ impl Recorder {
         let inner = self.lock();
         if let Some(memory) = &mut memory {
             memory.load_start_kib = inner.rss_at_start;
+            memory.load_half_kib = inner.rss_at_half;
         }
         let h = &inner.histogram;
         let ms = |micros: u64| micros as f64 / 1000.0;
@@ -435,7 +453,7 @@ impl Recorder {
 /// Runs the configured workload to its end and returns the report.
 pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     config.validate()?;
-    let recorder = Recorder::new(config.memory.as_ref().map(|m| m.pid));
+    let recorder = Recorder::new(config.memory.as_ref().map(|m| m.pid), config.duration);
     let sampler = config.memory.clone().map(memory::Sampler::start);
     let bar = config.progress.then(|| progress_bar(config.duration));
     let ticker = bar.clone().map(|bar| {
