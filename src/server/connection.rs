@@ -35,9 +35,6 @@ use super::session::{handle, Session};
 /// chat, since it is most of an idle connection's memory; a larger frame reserves its
 /// whole length as it arrives and is read in steps of this size.
 const READ_BUFFER_BYTES: usize = 2 * 1024;
-/// Objects queued that are written without waiting for the write delay: a connection
-/// this busy gains little from waiting longer, and its latency would grow.
-const WRITE_NOW_OBJECTS: usize = 8;
 /// Most bytes the writer puts into one frame.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// How long a closing connection may take to send its last frames.
@@ -333,7 +330,8 @@ fn count_error(session: &mut Session, hub: &Hub, reason: String) -> bool {
 /// meanwhile shares the next write: a connection fed events faster than that gets a write
 /// per `write_delay` instead of one per event, while the first event after a quiet spell
 /// goes at once. A reply is never held back (its client may be waiting on it), nor are
-/// [`WRITE_NOW_OBJECTS`] queued objects; either takes whatever is queued along.
+/// [`WRITE_NOW_OBJECTS`](super::outbox::WRITE_NOW_OBJECTS) queued objects; either takes
+/// whatever is queued along.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocketStream<impl Transport>, WsMessage>,
     conn: ConnHandle,
@@ -357,7 +355,7 @@ async fn write_loop(
             return;
         }
         while Instant::now() < next_write
-            && !conn.worth_writing_now(WRITE_NOW_OBJECTS)
+            && !conn.worth_writing_now()
             && conn.closing_state() == Closing::Open
         {
             tokio::select! {

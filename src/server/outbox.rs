@@ -36,6 +36,10 @@ pub enum Closing {
     Abort,
 }
 
+/// Objects queued that are written without waiting for the write delay: a connection
+/// this busy gains little from waiting longer, and its latency would grow.
+pub const WRITE_NOW_OBJECTS: usize = 8;
+
 /// How a queued object counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -201,22 +205,23 @@ impl ConnHandle {
         if self.is_closed() {
             return;
         }
-        let refused = {
+        let (refused, wake) = {
             let mut queue = self.queue();
-            if queue.lines.is_empty() {
+            let was_empty = queue.lines.is_empty();
+            if was_empty {
                 queue.progress = Instant::now();
             }
             if kind == Kind::Exempt {
                 queue.exempt_bytes += line.len();
                 queue.exempt_items += 1;
                 queue.lines.push_back((line, kind));
-                None
+                (None, true)
             } else if let Some(why) = queue.refuses(
                 line.len(),
                 &self.0.limits,
                 self.0.total.load(Ordering::Relaxed),
             ) {
-                Some((why, queue.bytes))
+                (Some((why, queue.bytes)), false)
             } else {
                 queue.bytes += line.len();
                 self.0.total.fetch_add(line.len(), Ordering::Relaxed);
@@ -224,7 +229,11 @@ impl ConnHandle {
                     queue.replies += 1;
                 }
                 queue.lines.push_back((line, kind));
-                None
+                // An event behind others waits for the write delay anyway: waking the
+                // writer for each would cost a task wake-up per delivery for nothing.
+                let wake =
+                    was_empty || kind == Kind::Reply || queue.lines.len() >= WRITE_NOW_OBJECTS;
+                (None, wake)
             }
         };
         if let Some((why, queued)) = refused {
@@ -234,7 +243,7 @@ impl ConnHandle {
                 "the client does not keep up: {why}; disconnecting it"
             );
             self.abort();
-        } else {
+        } else if wake {
             self.0.wake_writer.notify_one();
         }
     }
@@ -245,10 +254,10 @@ impl ConnHandle {
     }
 
     /// True when the writer should not wait for more: a reply is queued (its client may
-    /// be waiting on it), or `enough` objects are.
-    pub fn worth_writing_now(&self, enough: usize) -> bool {
+    /// be waiting on it), or [`WRITE_NOW_OBJECTS`] objects are.
+    pub fn worth_writing_now(&self) -> bool {
         let queue = self.queue();
-        queue.replies > 0 || queue.lines.len() >= enough
+        queue.replies > 0 || queue.lines.len() >= WRITE_NOW_OBJECTS
     }
 
     /// Queues an event.
