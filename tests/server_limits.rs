@@ -74,6 +74,37 @@ async fn joins_per_connection_and_per_channel() {
     server.shutdown().await;
 }
 
+/// On paused time, protocol.md's own window: 180 sends per 3 s, the next one too often,
+/// and once the window has slid past the burst, sends go through again. (The server's
+/// Pings and idle timeout are pushed past the test, as in `server_attributes.rs`.)
+#[tokio::test(start_paused = true)]
+async fn a_send_window_reopens_once_it_has_slid_past_the_burst() {
+    let config = Config {
+        ping_interval: Duration::from_secs(3600),
+        idle_timeout: Duration::from_secs(7200),
+        ..test_config()
+    };
+    let server = start_server(config).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let peer = json!({"op": "send_peer", "to": "nobody", "message": text("x")});
+    let mut expected = vec![3; 180];
+    expected.push(5);
+    assert_eq!(burst(&mut alice, &peer, 181).await, expected);
+    tokio::time::sleep(Duration::from_millis(2900)).await;
+    assert_eq!(
+        burst(&mut alice, &peer, 1).await,
+        vec![5],
+        "still inside the 3 s window"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        burst(&mut alice, &peer, 2).await,
+        vec![3, 3],
+        "the window slid on"
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn limits_are_configurable() {
     let mut config = test_config();
