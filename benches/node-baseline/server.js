@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // rtm node-baseline: a Node.js + `ws` server speaking a subset of RTM wire protocol v1
-// (shared/protocol.md), written the way a competent Node developer would write it. It is
+// (docs/protocol.md), written the way a competent Node developer would write it. It is
 // the yardstick the Rust server (`rtm-tui serve`) is benchmarked against, so it is kept
 // honest: idiomatic and reasonably efficient (in-memory Maps, every channel event
 // serialized once and the same string sent to each member), with no write coalescing or

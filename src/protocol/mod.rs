@@ -1,4 +1,4 @@
-//! Wire protocol v1 (`shared/protocol.md`): typed requests, replies and events, validation
+//! Wire protocol v1 (`docs/protocol.md`): typed requests, replies and events, validation
 //! of ids and sizes, and the framing of batched JSON lines.
 //!
 //! Pure data and functions: no I/O and no tokio here, so that server, client, TUI and QA

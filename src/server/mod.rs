@@ -1,4 +1,4 @@
-//! The reference server of protocol v1 (`shared/protocol.md`).
+//! The reference server of protocol v1 (`docs/protocol.md`).
 //!
 //! Layers, outside in: `run`/`spawn` (this file: accept loop, shutdown) →
 //! `connection` (per-connection task: frames ↔ requests, batched writer, liveness) →
