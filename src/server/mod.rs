@@ -135,9 +135,12 @@
 //!   may have at most `max_pending_invitations` (32) pending; INVITE has no "too often",
 //!   so both answer 4 (invalid argument), the rate limit with the reason "invitations
 //!   too often".
-//! - **Store queue**: writes go to the store thread over an unbounded queue (the hub must
-//!   not wait under its lock); the per-connection send rate limits bound what clients can
-//!   add, and the thread commits everything queued in one transaction per batch.
+//! - **Store queue**: commands go to the store thread over a queue of at most 65,536
+//!   (`store::MAX_QUEUED_COMMANDS`). The hub never waits for room (it may hold its lock):
+//!   past it a command fails at once, as on a full disk (a cached send answers 1, a read
+//!   HISTORY 1, a history write is lost and counted), logged once per 10 s. The
+//!   per-connection rate limits keep clients far from it; the thread commits everything
+//!   queued in one transaction per batch.
 //! - **Time**: every timer, rate window, throttle and expiry runs on tokio time through
 //!   `Config::clock` (`clock.rs`), so tests run them on paused time; token expiry is
 //!   judged in unix seconds from the same clock (the wall clock by default,
