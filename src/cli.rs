@@ -77,7 +77,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Run a scenario script against a server.
     Script(ScriptArgs),
-    /// Load-test a server: throughput and latency percentiles.
+    /// Load-test a server: throughput, latency percentiles, CPU per operation and memory.
     Bench(BenchArgs),
     /// An embedded server, simulated users, and the chat client logged in as you.
     Demo(DemoArgs),
@@ -136,8 +136,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_rate_limits: bool,
 
-    /// Longest wait, in milliseconds, for a connection's outgoing messages to share one
-    /// write (0: write each at once) [default: the config file's, else 20].
+    /// Longest wait, in milliseconds, for events to one connection to share a write (0:
+    /// write each at once; replies never wait) [default: the config file's, else 20].
     #[arg(long, value_name = "MS")]
     pub write_delay: Option<u64>,
 
@@ -273,22 +273,28 @@ pub struct BenchArgs {
     /// Server URL (default: start the reference server in-process).
     #[arg(long)]
     pub server: Option<String>,
+    /// App id every bench user logs in to (the server must accept it without a token).
     #[arg(long, default_value = "rtm-bench")]
     pub app_id: String,
     /// Workload: peer (send, ack, reply round trips), fanout (channel delivery),
     /// login (connect + login storm), soak (hold idle connections, ping, watch memory).
     #[arg(long, default_value = "peer")]
     pub workload: String,
+    /// Users, one connection each (up to 20,000, spread over the source addresses
+    /// 127.0.0.1-32 towards a loopback server); peer pairs them, fanout spreads them over
+    /// the channels with one sender per channel.
     #[arg(long, default_value_t = 10)]
     pub users: u32,
+    /// Channels of the fanout workload.
     #[arg(long, default_value_t = 1)]
     pub channels: u32,
-    /// Operations per second in all (0 = as fast as replies allow).
+    /// Operations per second in all (0: saturated, as fast as --window allows).
     #[arg(long, default_value_t = 0)]
     pub rate: u32,
     /// Seconds of load after set-up.
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
+    /// Print the report as JSON (for scripts and `cargo bench --bench versus_node`).
     #[arg(long)]
     pub json: bool,
     /// Draw latency distribution and throughput over time to this SVG file.
