@@ -151,10 +151,31 @@ impl BenchConn {
     /// Sends `op` (a JSON object without `id`, as text: `{"op":"..."...}`) with a fresh id
     /// and returns the id.
     pub async fn request(&mut self, op_without_id: &str) -> Result<u32, RawError> {
-        let id = self.next_id();
-        let body = op_without_id.strip_prefix('{').unwrap_or(op_without_id);
-        self.send(format!("{{\"id\":{id},{body}")).await?;
-        Ok(id)
+        let ids = self
+            .request_batch(std::iter::once(op_without_id.to_string()))
+            .await?;
+        Ok(ids[0])
+    }
+
+    /// Sends several requests in one frame (protocol v1 allows batches), each with a fresh
+    /// id; returns their ids in order.
+    pub async fn request_batch(
+        &mut self,
+        ops_without_id: impl Iterator<Item = String>,
+    ) -> Result<Vec<u32>, RawError> {
+        let mut ids = Vec::new();
+        let mut frame = String::new();
+        for op in ops_without_id {
+            let id = self.next_id();
+            ids.push(id);
+            let body = op.strip_prefix('{').unwrap_or(&op);
+            if !frame.is_empty() {
+                frame.push('\n');
+            }
+            frame.push_str(&format!("{{\"id\":{id},{body}"));
+        }
+        self.send(frame).await?;
+        Ok(ids)
     }
 
     /// Sends `op` and waits up to `timeout` for its reply's code; events are skipped.
