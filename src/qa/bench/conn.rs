@@ -9,6 +9,7 @@
 //! Many connections are spread over the source addresses 127.0.0.1–127.0.0.[`SOURCE_ADDRESSES`]
 //! so that ten thousand of them do not run out of ephemeral ports towards one server port.
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -172,7 +173,7 @@ impl BenchConn {
             if !frame.is_empty() {
                 frame.push('\n');
             }
-            frame.push_str(&format!("{{\"id\":{id},{body}"));
+            let _ = write!(frame, "{{\"id\":{id},{body}");
         }
         self.send(frame).await?;
         Ok(ids)
