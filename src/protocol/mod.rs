@@ -34,10 +34,12 @@ pub const WS_PATH: &str = "/rtm/v1";
 pub const DEFAULT_PORT: u16 = 7420;
 /// The default server URL: the embedded or local reference server.
 pub const DEFAULT_URL: &str = "ws://127.0.0.1:7420/rtm/v1";
-/// Read buffer for a WebSocket connection, on either side. tungstenite's default (128 KiB)
-/// is zeroed before every socket read and stays resident per connection: profiles showed
-/// that memset as the largest single cost of a peer round trip, and 3,000 idle connections
-/// holding over 400 MiB. Larger frames still arrive whole (the buffer grows to fit).
+/// Read buffer of the client library's and the QA kit's WebSocket connections.
+/// tungstenite's default (128 KiB) is zeroed before every socket read and stays resident
+/// per connection: profiles showed that memset as the largest single cost of a peer
+/// round trip. Larger frames still arrive whole (the buffer grows to fit). The server's
+/// connections, far more numerous, read with 2 KiB (`server::connection`), and the load
+/// generator's too.
 pub const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
 /// WebSocket close code for an object over the size limit.
 pub const CLOSE_TOO_BIG: u16 = 1009;
