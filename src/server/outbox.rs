@@ -8,11 +8,12 @@
 //!
 //! Bounds ([`OutboxLimits`]) are about lag over time and the server's total, not a tight
 //! byte count: a reader that keeps draining survives any burst the rate limits allow.
-//! Past its soft bound (1 MiB or 8192 objects) a connection must be making progress: it
-//! is cut off once its writer has completed no write for `stall` (a client that stopped
-//! reading), once it holds `max_bytes` (64 MiB), or when all outboxes together pass
-//! `total_max_bytes` (the server's budget) while it is over its soft bound. A cut-off
-//! connection's queue is freed at once; a slow consumer never slows the senders down.
+//! A connection is cut off when a write has been blocked for `stall` (10 s: the client
+//! takes nothing; `connection::write_loop` times it out), or when a push finds it past
+//! its soft bound (1 MiB or 8192 objects) and either no write completed for `stall` or
+//! all outboxes together hold `total_max_bytes` (the server's budget); it never holds
+//! more than `max_bytes` (64 MiB). A cut-off connection's queue is freed at once; a slow
+//! consumer never slows the senders down.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -120,7 +121,7 @@ impl Queue {
             return None;
         }
         if total + len > limits.total_max_bytes {
-            Some("the server's queue budget is spent and it is among the most behind")
+            Some("the server's queue budget is spent while it is past its soft bound")
         } else if self.progress.elapsed() >= limits.stall {
             Some("it has taken nothing for the stall time")
         } else {

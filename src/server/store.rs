@@ -240,8 +240,8 @@ const MAX_QUEUED_COMMANDS: usize = 65_536;
 #[derive(Debug, Clone)]
 pub struct Store {
     commands: mpsc::SyncSender<Command>,
-    /// When a full queue was last logged, and the commands refused since.
-    refused: std::sync::Arc<std::sync::Mutex<(Option<Instant>, u64)>>,
+    /// Commands refused because the queue was full, logged like the thread's errors.
+    refused: std::sync::Arc<std::sync::Mutex<ErrorLog>>,
     /// The store thread, to cut its history window short for an urgent command.
     waker: std::thread::Thread,
     /// The store thread, joined by `stop` so that the database is closed and the
@@ -346,26 +346,15 @@ impl Store {
         }
     }
 
-    /// Says that the queue is full at most once per [`ERROR_LOG_INTERVAL`], with a count.
+    /// Says that the queue is full, at most once per [`ERROR_LOG_INTERVAL`] with a count.
     fn log_refused(&self) {
-        let mut refused = self
-            .refused
+        self.refused
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        refused.1 += 1;
-        let now = Instant::now();
-        if refused
-            .0
-            .is_none_or(|at| now.duration_since(at) >= ERROR_LOG_INTERVAL)
-        {
-            tracing::error!(
-                refused = refused.1,
-                "store: its queue is full ({MAX_QUEUED_COMMANDS} commands); writes fail \
-                 until it drains (repeats are logged once per {}s)",
-                ERROR_LOG_INTERVAL.as_secs()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .failed(
+                Instant::now(),
+                &format_args!("its queue is full ({MAX_QUEUED_COMMANDS} commands)"),
             );
-            *refused = (Some(now), 0);
-        }
     }
 
     /// Appends a message to a conversation's history, keeping the newest `keep`.

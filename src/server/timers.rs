@@ -8,7 +8,6 @@
 //! callback is dropped without running; timers started afterwards never run.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Duration;
@@ -25,14 +24,20 @@ type Callback = Box<dyn FnOnce(&Hub) + Send>;
 struct Wheel {
     queue: DelayQueue<(u64, Callback)>,
     keys: HashMap<u64, Key>,
+    next_id: u64,
     stopped: bool,
+}
+
+fn lock(wheel: &Mutex<Wheel>) -> MutexGuard<'_, Wheel> {
+    wheel
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Every timer of one hub.
 #[derive(Clone, Default)]
 pub struct Timers {
     wheel: Arc<Mutex<Wheel>>,
-    next_id: Arc<AtomicU64>,
     stop: Arc<tokio::sync::Notify>,
 }
 
@@ -45,16 +50,24 @@ impl std::fmt::Debug for Timers {
 }
 
 /// Cancels one timer; dropping it does not.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TimerHandle {
     id: u64,
-    timers: Timers,
+    wheel: Arc<Mutex<Wheel>>,
+}
+
+impl std::fmt::Debug for TimerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerHandle")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TimerHandle {
     /// Cancels the timer if it has not run yet.
     pub fn abort(&self) {
-        let mut wheel = self.timers.wheel();
+        let mut wheel = lock(&self.wheel);
         if let Some(key) = wheel.keys.remove(&self.id) {
             wheel.queue.try_remove(&key);
         }
@@ -63,22 +76,21 @@ impl TimerHandle {
 
 impl Timers {
     fn wheel(&self) -> MutexGuard<'_, Wheel> {
-        self.wheel
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.wheel)
     }
 
     /// Runs `then` on `hub` after `delay` (counted from now), unless cancelled first.
     pub fn start(&self, delay: Duration, then: impl FnOnce(&Hub) + Send + 'static) -> TimerHandle {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut wheel = self.wheel();
+        let id = wheel.next_id;
+        wheel.next_id += 1;
         if !wheel.stopped {
             let key = wheel.queue.insert((id, Box::new(then)), delay);
             wheel.keys.insert(id, key);
         }
         TimerHandle {
             id,
-            timers: self.clone(),
+            wheel: Arc::clone(&self.wheel),
         }
     }
 

@@ -118,16 +118,6 @@ fn pacer(per_second: f64, phase: f64) -> Option<tokio::time::Interval> {
     })
 }
 
-/// Ticks `pacer`, or never resolves when there is none.
-async fn tick(pacer: &mut Option<tokio::time::Interval>) {
-    match pacer {
-        Some(pacer) => {
-            pacer.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 /// Replies a sender is waiting for, by request id, with when each was sent.
 #[derive(Default)]
 struct Outstanding(HashMap<u32, Instant>);
@@ -504,12 +494,13 @@ async fn login(
             let mut tally = recorder.tally();
             let (target, app_id) = (target.clone(), config.app_id.clone());
             tokio::spawn(async move {
-                let mut pacer = pacer(per_worker, 0.0);
+                // One login at a time (saturated), or on a ticker.
+                let mut pace = Pace::new(per_worker, 0.0, Pace::InFlight(1));
                 while Instant::now() < deadline {
-                    if pacer.is_some()
-                        && tokio::time::timeout_at(deadline.into(), tick(&mut pacer))
-                            .await
-                            .is_err()
+                    let ready = pace.ready(0, 0);
+                    if tokio::time::timeout_at(deadline.into(), ready)
+                        .await
+                        .is_err()
                     {
                         break;
                     }
