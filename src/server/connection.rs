@@ -146,7 +146,12 @@ impl Drop for Departure<'_> {
     fn drop(&mut self) {
         let conn = &self.session.conn;
         if let Some(me) = self.session.identity.take() {
-            self.hub.disconnected(&me.app, &me.user, conn);
+            self.hub
+                .submit_detached(crate::server::engine::Change::Disconnected {
+                    conn: self.hub.conn_id(conn),
+                    app: me.app,
+                    user: me.user,
+                });
         }
         if std::thread::panicking() {
             tracing::error!(

@@ -1,78 +1,136 @@
-//! The hub: state shared by all connections (who is online, channels, pending acks, the
-//! in-memory mirror of cached messages) behind one cheap, cloneable handle.
+//! The hub: this node's copy of the shared state (who is online where, channels, the
+//! offline cache), its connections and pending acks, behind one cheap, cloneable handle.
 //!
-//! Every method takes the state lock, changes state, appends to outboxes and returns; none
-//! awaits while holding the lock. Appending to an outbox never waits (a full outbox cuts
-//! its connection off), so fan-out happens inside the critical section: that is what gives
-//! every receiver of a channel or peer pair the same order, the order of the answers.
+//! The shared state changes only through [`Hub::apply`], one [`Change`] at a time, in the
+//! order the engine (`engine/`) gives: at once on one node, the Redis stream's order on
+//! several. Applying the same changes in the same order gives every node the same state;
+//! the node-local effects of a change (a reply, events to this node's connections, a
+//! timer) happen only where they belong: replies and timers on the origin (the node that
+//! submitted the change), events on the node that holds the receiving connection.
+//!
+//! `apply` runs under the state lock, never awaits, and appends to outboxes inside the
+//! critical section (appending never waits: a full outbox cuts its connection off), so
+//! every receiver of a channel or peer pair sees the same order, the order of the changes.
 //! Socket writes happen later in each connection's writer task, without any hub lock.
-//! Timers (ack timeout, grace period, throttled member counts) are tasks that sleep and
-//! then call back into the hub. Presence, attributes, invitations and token timers live in
-//! `hub_presence.rs`, `hub_attributes.rs`, `hub_invitations.rs` and `hub_tokens.rs`.
+//! Timers are entries in one wheel (`timers.rs`); a timer that changes shared state
+//! submits a change when it fires. Presence, attributes, invitations and token timers
+//! live in `hub_presence.rs`, `hub_attributes.rs`, `hub_invitations.rs` and
+//! `hub_tokens.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::clock::Instant;
 
 use crate::protocol::codes::{channel_msg, join, leave, members};
 use crate::protocol::limits::MAX_LISTED_MEMBERS;
 use crate::protocol::{
-    codes, now_ms, Event, HistoryMessage, KickReason, LoginResult, Message, Reply, SendResult,
+    codes, Event, HistoryMessage, KickReason, LoginResult, Message, Reply, SendResult,
 };
 
 use super::config::Config;
+use super::engine::{Change, Engine, Stamp, Submitted};
 use super::outbox::ConnHandle;
-use super::store::{Loaded, Store};
+use super::store::CachedMessage;
 use super::timers::{TimerHandle, Timers};
 
 /// Close code sent with `kicked` (normal closure: the server ended the session on purpose).
 pub const CLOSE_KICKED: u16 = 1000;
 
+/// A node of the cluster (0 on one node; a random id per process on Redis).
+pub type NodeId = u64;
+
+/// A connection anywhere in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConnId {
+    pub node: NodeId,
+    pub conn: u64,
+}
+
+/// A connection as the shared state holds it: where it is, and its outbox if it is here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnRef {
+    pub id: ConnId,
+    #[serde(skip)]
+    pub local: Option<ConnHandle>,
+}
+
+impl PartialEq for ConnRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl ConnRef {
+    /// Queues an encoded event if the connection is on this node.
+    pub fn push_line(&self, line: &Arc<str>) {
+        if let Some(conn) = &self.local {
+            conn.push_line(line.clone());
+        }
+    }
+
+    /// Queues an event if the connection is on this node.
+    pub fn send_event(&self, event: &Event) {
+        if let Some(conn) = &self.local {
+            conn.send_event(event);
+        }
+    }
+}
+
 /// One user as the hub knows it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct User {
     /// The logged-in connection; `None` during the grace period after a drop.
-    pub conn: Option<ConnHandle>,
+    pub conn: Option<ConnRef>,
     /// Channels the current connection joined.
     pub joined: BTreeSet<String>,
     /// Channels kept from a dropped connection until the grace ends or they are rejoined.
     pub held: BTreeSet<String>,
-    /// Identifies the running grace timer; an older timer finding another value does nothing.
-    pub grace_epoch: Option<u64>,
+    /// The running grace timer and the node that runs it; an older timer finding another
+    /// epoch does nothing.
+    pub grace: Option<(u64, NodeId)>,
     /// User attributes.
     pub attributes: crate::protocol::Attributes,
     /// Peers whose presence this user subscribed to.
     pub subscriptions: BTreeSet<String>,
     /// When the login token ends (unix seconds) and which timer watches it.
     pub token: Option<(u64, u64)>,
-    /// The running token timers (warning, expiry): aborted when a renewal replaces them
-    /// or the user goes, so that renewals do not pile up sleeping tasks.
+    /// The running token timers (warning, expiry) on the connection's node: aborted when
+    /// a renewal replaces them or the user goes, so that renewals do not pile up.
+    #[serde(skip)]
     pub token_timers: Vec<TimerHandle>,
 }
 
 /// One channel.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct Channel {
     /// Members, with the connection that gets the channel's events (`None` while held).
-    pub members: BTreeMap<String, Option<ConnHandle>>,
+    pub members: BTreeMap<String, Option<ConnRef>>,
+    /// When this node last sent `member_count_updated` (each node throttles its own).
+    #[serde(skip)]
     pub count_sent_at: Option<Instant>,
+    #[serde(skip)]
     pub count_timer: bool,
     /// Channel attributes by key.
     pub attributes: BTreeMap<String, crate::protocol::ChannelAttribute>,
-    /// When the last member left; attributes go after `channel_attributes_ttl`.
-    pub empty_since: Option<Instant>,
+    /// Since the channel became empty: the epoch of the attribute expiry timer and the
+    /// node that runs it.
+    pub empty: Option<(u64, NodeId)>,
+    /// How many times the channel became empty (the expiry timers' epochs).
+    pub emptied: u64,
 }
 
 impl Channel {
-    /// Queues an encoded event for every member with a connection, except `skip`.
+    /// Queues an encoded event for every member on this node, except `skip`.
     pub fn broadcast(&self, line: &Arc<str>, skip: Option<&str>) {
         for (user, conn) in &self.members {
             if Some(user.as_str()) != skip {
                 if let Some(conn) = conn {
-                    conn.push_line(line.clone());
+                    conn.push_line(line);
                 }
             }
         }
@@ -80,15 +138,16 @@ impl Channel {
 }
 
 /// One app's world.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct App {
     pub users: HashMap<String, User>,
     pub channels: HashMap<String, Channel>,
-    /// Cached peer messages per receiver, oldest first (mirrors the store's `offline`).
+    /// Cached peer messages per receiver, oldest first.
     pub offline: HashMap<String, VecDeque<HistoryMessage>>,
     /// Presence watchers: target user → subscribers.
     pub watchers: HashMap<String, BTreeSet<String>>,
     /// Pending invitations.
+    #[serde(with = "super::hub_invitations::as_list")]
     pub invitations:
         HashMap<super::hub_invitations::InvitationKey, super::hub_invitations::Invitation>,
 }
@@ -104,68 +163,63 @@ struct PendingAck {
     timer: TimerHandle,
 }
 
-#[derive(Debug, Default)]
-pub(super) struct State {
+/// The shared state every node holds alike (what a new node loads).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct Shared {
     pub apps: HashMap<String, App>,
-    pending_acks: HashMap<u64, PendingAck>,
-    next_message_id: u64,
-    /// Ids below this are reserved on disk: the only ones that may be handed out.
-    ids_reserved: u64,
-    /// The next reservation, asked for ahead of need: (its bound, committed signal).
-    ids_reserving: Option<(u64, std::sync::mpsc::Receiver<()>)>,
     next_epoch: u64,
 }
 
+#[derive(Debug, Default)]
+pub(super) struct State {
+    pub shared: Shared,
+    /// Acks this node waits for (its senders'), by message id.
+    pending_acks: HashMap<u64, PendingAck>,
+}
+
 impl State {
-    fn allocate_message(&mut self, store: &Store) -> (u64, u64) {
-        let id = self.next_message_id;
-        self.next_message_id += 1;
-        self.keep_ids_reserved(store);
-        (id, now_ms())
-    }
-
-    /// Keeps `next_message_id` within the persisted reservation: asks for the next block
-    /// half a block ahead, and in the rare case that it is not committed by the time it is
-    /// needed, waits for it (an fsync, under the lock: ids must never outrun the disk).
-    fn keep_ids_reserved(&mut self, store: &Store) {
-        if let Some((up_to, committed)) = &self.ids_reserving {
-            let needed = self.next_message_id >= self.ids_reserved;
-            let done = if needed {
-                committed.recv().is_ok()
-            } else {
-                committed.try_recv().is_ok()
-            };
-            if done {
-                self.ids_reserved = *up_to;
-                self.ids_reserving = None;
-            } else if needed {
-                tracing::error!("message id reservation failed; ids may repeat after a crash");
-                self.ids_reserved = *up_to;
-                self.ids_reserving = None;
-            }
-        }
-        if self.ids_reserving.is_none()
-            && self.next_message_id + super::store::ID_BLOCK / 2 >= self.ids_reserved
-        {
-            let up_to = self.ids_reserved.max(self.next_message_id) + super::store::ID_BLOCK;
-            self.ids_reserving = Some((up_to, store.reserve_ids(up_to)));
-        }
-    }
-
     pub(super) fn next_epoch(&mut self) -> u64 {
-        self.next_epoch += 1;
-        self.next_epoch
+        self.shared.next_epoch += 1;
+        self.shared.next_epoch
     }
+
+    pub(super) fn apps(&mut self) -> &mut HashMap<String, App> {
+        &mut self.shared.apps
+    }
+}
+
+/// How a change is being applied here: its stamp, whether this node submitted it, and
+/// then the requesting connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Here<'a> {
+    pub stamp: Stamp,
+    pub origin: bool,
+    pub conn: Option<&'a ConnHandle>,
+}
+
+/// What applying a change answers its origin.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Nothing to answer (or answered already, inside the change).
+    Done,
+    /// 0, or the family's code.
+    Code(Result<(), u32>),
+    /// `join`: the member count.
+    Joined(Result<u64, u32>),
+    /// `send_channel`: the id and timestamp.
+    Sent(Result<SendResult, u32>),
+    /// `send_peer`.
+    Peer(PeerSend),
+    /// The engine could not order the change (Redis away): the family's failure code.
+    Unavailable,
 }
 
 #[derive(Debug)]
 struct HubInner {
     config: Arc<Config>,
-    store: Store,
+    engine: Box<dyn Engine>,
     state: Mutex<State>,
     next_conn_id: AtomicU64,
-    /// The store's id, named in every login reply.
-    store_id: String,
     /// Every connection's outbox bounds, and the bytes queued in all of them.
     outbox_limits: Arc<super::outbox::OutboxLimits>,
     queued: super::outbox::QueuedTotal,
@@ -206,16 +260,13 @@ pub fn channel_conversation(channel: &str) -> String {
 }
 
 impl Hub {
-    /// A hub over an opened store and what it loaded.
-    pub fn new(config: Arc<Config>, store: Store, loaded: Loaded) -> Self {
-        let mut state = State {
-            next_message_id: loaded.next_message_id.max(1),
-            ids_reserved: loaded.reserved_up_to,
-            ..State::default()
-        };
-        for cached in loaded.offline {
+    /// A hub over an engine, with the cached messages it loaded (one node), its
+    /// background work started.
+    pub fn new(config: Arc<Config>, engine: Box<dyn Engine>, offline: Vec<CachedMessage>) -> Self {
+        let mut state = State::default();
+        for cached in offline {
             state
-                .apps
+                .apps()
                 .entry(cached.app)
                 .or_default()
                 .offline
@@ -227,25 +278,48 @@ impl Hub {
         let hub = Hub {
             inner: Arc::new(HubInner {
                 config,
-                store,
+                engine,
                 state: Mutex::new(state),
                 next_conn_id: AtomicU64::new(1),
-                store_id: loaded.store_id,
                 outbox_limits,
                 queued: super::outbox::QueuedTotal::default(),
                 timers: Timers::default(),
             }),
         };
         hub.inner.timers.spawn(hub.clone());
+        hub.inner.engine.start(&hub);
         hub
+    }
+
+    /// A one-node hub over an opened SQLite store (the default engine).
+    pub fn with_store(
+        config: Arc<Config>,
+        store: super::store::Store,
+        loaded: super::store::Loaded,
+    ) -> Self {
+        let engine = super::engine::memory::MemoryEngine::new(store, &loaded);
+        Hub::new(config, Box::new(engine), loaded.offline)
     }
 
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    pub fn engine(&self) -> &dyn Engine {
+        self.inner.engine.as_ref()
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> NodeId {
+        self.inner.engine.node()
+    }
+
+    /// Where `conn` is, as the shared state names it.
+    pub fn conn_id(&self, conn: &ConnHandle) -> ConnId {
+        ConnId {
+            node: self.node(),
+            conn: conn.id(),
+        }
     }
 
     /// A fresh outbox for a new connection.
@@ -275,6 +349,11 @@ impl Hub {
         self.inner.timers.start(delay, then)
     }
 
+    /// Submits `change` when a timer fires after `delay`.
+    pub(super) fn change_after(&self, delay: Duration, change: Change) -> TimerHandle {
+        self.after(delay, move |hub| hub.submit_detached(change))
+    }
+
     /// Timers pending now (acks, grace periods, expiries): for tests and diagnostics.
     pub fn pending_timers(&self) -> usize {
         self.inner.timers.pending()
@@ -286,30 +365,259 @@ impl Hub {
         self.inner.timers.stop();
     }
 
+    /// Submits `change` for the requesting connection `conn` and waits for its outcome.
+    pub async fn submit(&self, change: Change, conn: Option<&ConnHandle>) -> Outcome {
+        match self.inner.engine.submit(self, change, conn.cloned()) {
+            Submitted::Applied(outcome) => outcome,
+            Submitted::Pending(outcome) => outcome.await.unwrap_or(Outcome::Unavailable),
+        }
+    }
+
+    /// Submits `change` and lets it take its course (timers, disconnects).
+    pub fn submit_detached(&self, change: Change) {
+        if let Submitted::Pending(outcome) = self.inner.engine.submit(self, change, None) {
+            drop(outcome);
+        }
+    }
+
+    /// Applies one change to this node's copy of the shared state. The engine calls it
+    /// with the state locked, in the shared order; `conn` is the requesting connection
+    /// when this node is the origin.
+    pub(super) fn apply(
+        &self,
+        state: &mut State,
+        change: Change,
+        stamp: Stamp,
+        conn: Option<&ConnHandle>,
+    ) -> Outcome {
+        let here = Here {
+            stamp,
+            origin: stamp.origin == self.node(),
+            conn,
+        };
+        match change {
+            Change::Login {
+                app,
+                user,
+                conn,
+                request_id,
+                token_expires_at,
+            } => {
+                let conn = self.conn_ref(conn, here);
+                let reply = self.login_reply(request_id, &user, token_expires_at);
+                self.login(state, &app, &user, conn, &reply, here);
+                Outcome::Done
+            }
+            Change::Logout { app, user, conn } => {
+                self.logout(state, &app, &user, conn, here);
+                Outcome::Done
+            }
+            Change::Disconnected { app, user, conn } => {
+                self.disconnected(state, &app, &user, conn, here);
+                Outcome::Done
+            }
+            Change::SendPeer {
+                app,
+                from,
+                to,
+                message,
+                offline,
+                request_id,
+            } => Outcome::Peer(self.send_peer(
+                state,
+                (&app, &from, &to),
+                message,
+                offline,
+                request_id,
+                here,
+            )),
+            Change::Ack {
+                app,
+                user,
+                message_id,
+            } => {
+                self.ack(state, &app, &user, message_id, here);
+                Outcome::Done
+            }
+            Change::ForgetCached {
+                app,
+                receiver,
+                message_id,
+            } => {
+                forget_cached(state, &app, &receiver, message_id);
+                Outcome::Done
+            }
+            Change::Join { app, user, channel } => {
+                Outcome::Joined(self.join(state, &app, &user, &channel))
+            }
+            Change::Leave { app, user, channel } => {
+                Outcome::Code(self.leave(state, &app, &user, &channel, here))
+            }
+            Change::SendChannel {
+                app,
+                user,
+                channel,
+                message,
+            } => Outcome::Sent(self.send_channel(state, &app, &user, &channel, message, here)),
+            Change::Subscribe {
+                app,
+                user,
+                peers,
+                request_id,
+            } => Outcome::Code(super::hub_presence::subscribe(
+                state, &app, &user, &peers, request_id, here,
+            )),
+            Change::Unsubscribe { app, user, peers } => {
+                super::hub_presence::unsubscribe(state, &app, &user, &peers);
+                Outcome::Done
+            }
+            Change::UserAttributes { app, user, write } => Outcome::Code(
+                super::hub_attributes::write_user_attributes(state, &app, &user, &write),
+            ),
+            Change::ChannelAttributes {
+                app,
+                user,
+                channel,
+                write,
+                notify,
+            } => Outcome::Code(self.write_channel_attributes(
+                state,
+                (&app, &user, &channel),
+                &write,
+                notify,
+                here,
+            )),
+            Change::Invite {
+                app,
+                caller,
+                callee,
+                invitation_id,
+                content,
+                channel,
+            } => Outcome::Code(self.invite(
+                state,
+                &app,
+                (caller, callee, invitation_id),
+                (content, channel),
+                here,
+            )),
+            Change::CancelInvitation {
+                app,
+                caller,
+                callee,
+                invitation_id,
+            } => Outcome::Code(super::hub_invitations::cancel_invitation(
+                state,
+                &app,
+                (&caller, &callee, &invitation_id),
+            )),
+            Change::AnswerInvitation {
+                app,
+                callee,
+                caller,
+                invitation_id,
+                answer,
+                response,
+            } => Outcome::Code(super::hub_invitations::answer_invitation(
+                state,
+                &app,
+                (&caller, &callee, &invitation_id),
+                (answer, response),
+            )),
+            Change::WatchToken {
+                app,
+                user,
+                conn,
+                expires_at,
+            } => {
+                self.watch_token(state, &app, &user, conn, expires_at);
+                Outcome::Done
+            }
+            Change::GraceOver { app, user, epoch } => {
+                self.grace_over(state, &app, &user, epoch, here);
+                Outcome::Done
+            }
+            Change::AttributesExpired {
+                app,
+                channel,
+                epoch,
+            } => {
+                super::hub_attributes::attributes_expired(state, &app, &channel, epoch);
+                Outcome::Done
+            }
+            Change::InvitationExpired { app, key, epoch } => {
+                super::hub_invitations::invitation_expired(state, &app, &key, epoch);
+                Outcome::Done
+            }
+            Change::TokenExpired { app, user, epoch } => {
+                self.token_expired(state, &app, &user, epoch, here);
+                Outcome::Done
+            }
+            Change::NodeGone { node } => {
+                self.node_gone(state, node, here);
+                Outcome::Done
+            }
+        }
+    }
+
+    /// The shared state's reference to `id`, with its outbox if this node holds it.
+    fn conn_ref(&self, id: ConnId, here: Here<'_>) -> ConnRef {
+        let local = here
+            .conn
+            .filter(|c| id.node == self.node() && c.id() == id.conn);
+        ConnRef {
+            id,
+            local: local.cloned(),
+        }
+    }
+
     /// Binds `user` to `conn`: kicks an older connection of the same user, answers the
     /// login, then delivers the cached messages (all in one critical section, so nothing
     /// else can slip between the reply and the backlog).
-    pub fn login(&self, app: &str, user: &str, conn: &ConnHandle, reply: &Reply) {
-        let mut state = self.lock();
+    fn login(
+        &self,
+        state: &mut State,
+        app: &str,
+        user: &str,
+        conn: ConnRef,
+        reply: &Reply,
+        here: Here<'_>,
+    ) {
         let epoch = state.next_epoch();
-        let app_state = state.apps.entry(app.to_string()).or_default();
+        let app_state = state.apps().entry(app.to_string()).or_default();
         let entry = app_state.users.entry(user.to_string()).or_default();
         let was_online = entry.conn.is_some();
         if let Some(old) = entry.conn.take() {
-            tracing::info!(app, user, old = old.id(), new = conn.id(), "remote login");
-            old.send_event(&Event::Kicked {
-                reason: KickReason::RemoteLogin,
-            });
-            old.close(CLOSE_KICKED, "remote_login");
-            self.hold_channels(app_state, app, user, epoch);
+            if let Some(old) = &old.local {
+                tracing::info!(
+                    app,
+                    user,
+                    old = old.id(),
+                    new = conn.id.conn,
+                    "remote login"
+                );
+                old.send_event(&Event::Kicked {
+                    reason: KickReason::RemoteLogin,
+                });
+                old.close(CLOSE_KICKED, "remote_login");
+            }
+            self.hold_channels(app_state, app, user, epoch, here);
         }
         let entry = app_state.users.get_mut(user).expect("inserted above");
-        entry.conn = Some(conn.clone());
-        conn.send_reply(reply);
+        // A new connection's token timers are its node's to start (`WatchToken`).
+        for timer in entry.token_timers.drain(..) {
+            timer.abort();
+        }
+        let local = conn.local.clone();
+        entry.conn = Some(conn);
+        if let Some(local) = &local {
+            local.send_reply(reply);
+        }
         // The backlog stays cached until the receiver acks each message (a connection
         // that drops first gets the rest again at its next login); only expired ones go now.
         if let Some(backlog) = app_state.offline.get_mut(user) {
-            let cutoff = now_ms().saturating_sub(self.config().offline_ttl.as_millis() as u64);
+            let ttl = self.config().offline_ttl.as_millis() as u64;
+            let cutoff = here.stamp.now_ms.saturating_sub(ttl);
             let mut expired = Vec::new();
             backlog.retain(|message| {
                 let keep = message.server_ts >= cutoff;
@@ -318,20 +626,22 @@ impl Hub {
                 }
                 keep
             });
-            for message in backlog.iter() {
-                conn.push_line_unbounded(ConnHandle::encode_shared(&Event::MessageFromPeer {
-                    from: message.from.clone(),
-                    message: message.message.clone(),
-                    message_id: message.message_id,
-                    server_ts: message.server_ts,
-                    offline: true,
-                }));
+            if let Some(local) = &local {
+                for message in backlog.iter() {
+                    local.push_line_unbounded(ConnHandle::encode_shared(&Event::MessageFromPeer {
+                        from: message.from.clone(),
+                        message: message.message.clone(),
+                        message_id: message.message_id,
+                        server_ts: message.server_ts,
+                        offline: true,
+                    }));
+                }
             }
             if backlog.is_empty() {
                 app_state.offline.remove(user);
             }
-            if !expired.is_empty() {
-                self.store().drop_offline(app, user, expired);
+            if !expired.is_empty() && here.origin {
+                self.engine().messages().drop_offline(app, user, expired);
             }
         }
         if !was_online {
@@ -340,11 +650,14 @@ impl Hub {
     }
 
     /// Moves the user's joined channels to `held`, detaches its connection from them and
-    /// starts a grace timer that drops whatever is not rejoined in time.
-    fn hold_channels(&self, app_state: &mut App, app: &str, user: &str, epoch: u64) {
+    /// starts a grace timer (on the origin) that drops whatever is not rejoined in time.
+    fn hold_channels(&self, app_state: &mut App, app: &str, user: &str, epoch: u64, here: Here) {
         let Some(entry) = app_state.users.get_mut(user) else {
             return;
         };
+        for timer in entry.token_timers.drain(..) {
+            timer.abort();
+        }
         let joined = std::mem::take(&mut entry.joined);
         for channel in &joined {
             if let Some(channel) = app_state.channels.get_mut(channel) {
@@ -354,47 +667,53 @@ impl Hub {
             }
         }
         entry.held.extend(joined);
-        entry.grace_epoch = Some(epoch);
-        let (app, user) = (app.to_string(), user.to_string());
-        self.after(self.config().grace, move |hub| {
-            hub.grace_expired(&app, &user, epoch);
-        });
+        entry.grace = Some((epoch, here.stamp.origin));
+        if here.origin {
+            self.start_grace(app, user, epoch);
+        }
+    }
+
+    fn start_grace(&self, app: &str, user: &str, epoch: u64) {
+        let change = Change::GraceOver {
+            app: app.to_string(),
+            user: user.to_string(),
+            epoch,
+        };
+        self.change_after(self.config().grace, change);
     }
 
     /// A connection ended without logout: the user's channels and presence enter the grace.
-    pub fn disconnected(&self, app: &str, user: &str, conn: &ConnHandle) {
-        let mut state = self.lock();
+    fn disconnected(&self, state: &mut State, app: &str, user: &str, conn: ConnId, here: Here) {
         let epoch = state.next_epoch();
-        let Some(app_state) = state.apps.get_mut(app) else {
+        let Some(app_state) = state.apps().get_mut(app) else {
             return;
         };
         let Some(entry) = app_state.users.get_mut(user) else {
             return;
         };
-        if entry.conn.as_ref() != Some(conn) {
+        if entry.conn.as_ref().map(|c| c.id) != Some(conn) {
             return; // replaced by a newer login already
         }
         entry.conn = None;
-        self.hold_channels(app_state, app, user, epoch);
+        self.hold_channels(app_state, app, user, epoch, here);
         super::hub_presence::presence_changed(app_state, user);
     }
 
-    fn grace_expired(&self, app: &str, user: &str, epoch: u64) {
-        let mut state = self.lock();
-        let Some(app_state) = state.apps.get_mut(app) else {
+    fn grace_over(&self, state: &mut State, app: &str, user: &str, epoch: u64, here: Here) {
+        let Some(app_state) = state.apps().get_mut(app) else {
             return;
         };
         let Some(entry) = app_state.users.get_mut(user) else {
             return;
         };
-        if entry.grace_epoch != Some(epoch) {
+        if entry.grace.map(|(e, _)| e) != Some(epoch) {
             return;
         }
-        entry.grace_epoch = None;
+        entry.grace = None;
         let held = std::mem::take(&mut entry.held);
         let gone = entry.conn.is_none();
         for channel in held {
-            self.remove_member(app_state, app, &channel, user);
+            self.remove_member(app_state, app, &channel, user, here);
         }
         if gone {
             tracing::debug!(app, user, "grace period over");
@@ -406,44 +725,51 @@ impl Hub {
     }
 
     /// `logout`: leaves every channel and forgets the user (attributes, subscriptions).
-    pub fn logout(&self, app: &str, user: &str, conn: &ConnHandle) {
-        let mut state = self.lock();
-        let Some(app_state) = state.apps.get_mut(app) else {
+    fn logout(&self, state: &mut State, app: &str, user: &str, conn: ConnId, here: Here) {
+        let Some(app_state) = state.apps().get_mut(app) else {
             return;
         };
-        let Some(entry) = app_state.users.get_mut(user) else {
+        let Some(entry) = app_state.users.get(user) else {
             return;
         };
-        if entry.conn.as_ref() != Some(conn) {
+        if entry.conn.as_ref().map(|c| c.id) != Some(conn) {
             return;
         }
-        self.remove_user(app_state, app, user);
+        self.remove_user(app_state, app, user, here);
     }
 
     /// Forgets a user at once: leaves its channels (with events), presence goes offline.
-    pub(super) fn remove_user(&self, app_state: &mut App, app: &str, user: &str) {
+    pub(super) fn remove_user(&self, app_state: &mut App, app: &str, user: &str, here: Here) {
         let Some(removed) = app_state.users.remove(user) else {
             return;
         };
         for channel in removed.joined.iter().chain(&removed.held) {
-            self.remove_member(app_state, app, channel, user);
+            self.remove_member(app_state, app, channel, user, here);
         }
         super::hub_presence::presence_changed(app_state, user);
         super::hub_presence::forget_user(app_state, user, &removed);
     }
 
+    /// The message id and timestamp of a message in the change stamped `stamp`.
+    fn stamp_message(&self, stamp: Stamp) -> (u64, u64) {
+        let id = stamp
+            .message_id
+            .unwrap_or_else(|| self.engine().next_message_id());
+        (id, stamp.now_ms)
+    }
+
     /// `send_peer` after validation and rate limiting.
-    pub fn send_peer(
+    fn send_peer(
         &self,
-        app: &str,
-        from: &str,
-        to: &str,
+        state: &mut State,
+        (app, from, to): (&str, &str, &str),
         message: Message,
         offline: bool,
-        (sender, request_id): (&ConnHandle, u32),
+        request_id: u32,
+        here: Here<'_>,
     ) -> PeerSend {
-        let mut state = self.lock();
         let receiver = state
+            .shared
             .apps
             .get(app)
             .and_then(|a| a.users.get(to))
@@ -451,7 +777,7 @@ impl Hub {
         if receiver.is_none() && !offline {
             return PeerSend::Unreachable;
         }
-        let (message_id, server_ts) = state.allocate_message(self.store());
+        let (message_id, server_ts) = self.stamp_message(here.stamp);
         let stored = HistoryMessage {
             message_id,
             from: from.to_string(),
@@ -459,12 +785,14 @@ impl Hub {
             server_ts,
         };
         let config = self.config();
-        self.store().append_history(
-            app,
-            &peer_conversation(from, to),
-            stored.clone(),
-            config.history_limit,
-        );
+        if here.origin {
+            self.engine().messages().append_history(
+                app,
+                &peer_conversation(from, to),
+                stored.clone(),
+                config.history_limit,
+            );
+        }
         let result = SendResult {
             message_id,
             server_ts,
@@ -477,22 +805,24 @@ impl Hub {
                 server_ts,
                 offline: false,
             });
-            let timer = self.after(config.ack_timeout, move |hub| hub.ack_expired(message_id));
-            state.pending_acks.insert(
-                message_id,
-                PendingAck {
-                    app: app.to_string(),
-                    receiver: to.to_string(),
-                    sender: sender.clone(),
-                    request_id,
-                    result,
-                    timer,
-                },
-            );
+            if let Some(sender) = here.conn.filter(|_| here.origin) {
+                let timer = self.after(config.ack_timeout, move |hub| hub.ack_expired(message_id));
+                state.pending_acks.insert(
+                    message_id,
+                    PendingAck {
+                        app: app.to_string(),
+                        receiver: to.to_string(),
+                        sender: sender.clone(),
+                        request_id,
+                        result,
+                        timer,
+                    },
+                );
+            }
             return PeerSend::AwaitingAck;
         }
         let queue = state
-            .apps
+            .apps()
             .entry(app.to_string())
             .or_default()
             .offline
@@ -502,15 +832,19 @@ impl Hub {
         while queue.len() > config.offline_cap {
             queue.pop_front();
         }
-        let committed = self
-            .store()
-            .cache_offline(app, to, stored, config.offline_cap);
+        let committed = if here.origin {
+            self.engine()
+                .messages()
+                .cache_offline(app, to, stored, config.offline_cap)
+        } else {
+            tokio::sync::oneshot::channel().1
+        };
         PeerSend::Cached { result, committed }
     }
 
-    /// The receiver's `ack`: answers the sender with 0.
-    pub fn ack(&self, app: &str, user: &str, message_id: u64) {
-        let mut state = self.lock();
+    /// The receiver's `ack`: its sender's node answers the sender with 0; a cached
+    /// message leaves the cache.
+    fn ack(&self, state: &mut State, app: &str, user: &str, message_id: u64, here: Here) {
         let matches = state
             .pending_acks
             .get(&message_id)
@@ -524,7 +858,7 @@ impl Hub {
             return;
         }
         // Otherwise it may be a cached message delivered at login: now it can go.
-        let Some(app_state) = state.apps.get_mut(app) else {
+        let Some(app_state) = state.apps().get_mut(app) else {
             return;
         };
         let Some(backlog) = app_state.offline.get_mut(user) else {
@@ -537,19 +871,10 @@ impl Hub {
         if backlog.is_empty() {
             app_state.offline.remove(user);
         }
-        self.store().drop_offline(app, user, vec![message_id]);
-    }
-
-    /// Takes back a cached message whose write failed (its sender is answered 1).
-    pub fn forget_cached(&self, app: &str, receiver: &str, message_id: u64) {
-        let mut state = self.lock();
-        if let Some(app_state) = state.apps.get_mut(app) {
-            if let Some(backlog) = app_state.offline.get_mut(receiver) {
-                backlog.retain(|m| m.message_id != message_id);
-                if backlog.is_empty() {
-                    app_state.offline.remove(receiver);
-                }
-            }
+        if here.origin {
+            self.engine()
+                .messages()
+                .drop_offline(app, user, vec![message_id]);
         }
     }
 
@@ -565,9 +890,8 @@ impl Hub {
     }
 
     /// `join`: the member count, or a JOIN code.
-    pub fn join(&self, app: &str, user: &str, channel: &str) -> Result<u64, u32> {
-        let mut state = self.lock();
-        let app_state = state.apps.entry(app.to_string()).or_default();
+    fn join(&self, state: &mut State, app: &str, user: &str, channel: &str) -> Result<u64, u32> {
+        let app_state = state.apps().entry(app.to_string()).or_default();
         let entry = app_state.users.get_mut(user).ok_or(join::FAILURE)?;
         if entry.joined.contains(channel) {
             return Err(join::ALREADY_JOINED);
@@ -585,7 +909,7 @@ impl Hub {
             state_channel.members.len()
         } else {
             state_channel.members.insert(user.to_string(), conn);
-            state_channel.empty_since = None;
+            state_channel.empty = None;
             let count = state_channel.members.len();
             if count <= MAX_LISTED_MEMBERS {
                 let line = ConnHandle::encode_shared(&Event::MemberJoined {
@@ -601,18 +925,24 @@ impl Hub {
     }
 
     /// `leave`, or LEAVE's "not in channel".
-    pub fn leave(&self, app: &str, user: &str, channel: &str) -> Result<(), u32> {
-        let mut state = self.lock();
-        let app_state = state.apps.get_mut(app).ok_or(leave::NOT_IN_CHANNEL)?;
+    fn leave(
+        &self,
+        state: &mut State,
+        app: &str,
+        user: &str,
+        channel: &str,
+        here: Here,
+    ) -> Result<(), u32> {
+        let app_state = state.apps().get_mut(app).ok_or(leave::NOT_IN_CHANNEL)?;
         let entry = app_state.users.get_mut(user).ok_or(leave::NOT_IN_CHANNEL)?;
         if !entry.joined.remove(channel) {
             return Err(leave::NOT_IN_CHANNEL);
         }
-        self.remove_member(app_state, app, channel, user);
+        self.remove_member(app_state, app, channel, user, here);
         Ok(())
     }
 
-    fn remove_member(&self, app_state: &mut App, app: &str, channel: &str, user: &str) {
+    fn remove_member(&self, app_state: &mut App, app: &str, channel: &str, user: &str, here: Here) {
         let Some(state_channel) = app_state.channels.get_mut(channel) else {
             return;
         };
@@ -628,18 +958,17 @@ impl Hub {
             state_channel.broadcast(&line, None);
         }
         if state_channel.members.is_empty() {
-            state_channel.empty_since = Some(Instant::now());
             if state_channel.attributes.is_empty() && !state_channel.count_timer {
                 app_state.channels.remove(channel);
                 return;
             }
-            super::hub_attributes::schedule_attribute_expiry(self, app, channel);
+            super::hub_attributes::channel_emptied(self, app_state, app, channel, here);
         }
         self.count_changed(app_state, app, channel);
     }
 
-    /// Sends `member_count_updated` now, or schedules it so that a channel gets at most
-    /// one per `member_count_interval`, carrying the latest count.
+    /// Sends `member_count_updated` to this node's members now, or schedules it so that
+    /// a channel gets at most one per `member_count_interval`, carrying the latest count.
     fn count_changed(&self, app_state: &mut App, app: &str, channel: &str) {
         let Some(state_channel) = app_state.channels.get_mut(channel) else {
             return;
@@ -666,7 +995,7 @@ impl Hub {
 
     fn flush_count(&self, app: &str, channel: &str) {
         let mut state = self.lock();
-        let Some(app_state) = state.apps.get_mut(app) else {
+        let Some(app_state) = state.apps().get_mut(app) else {
             return;
         };
         let Some(state_channel) = app_state.channels.get_mut(channel) else {
@@ -680,24 +1009,23 @@ impl Hub {
     }
 
     /// `send_channel`: the id and timestamp, or CHANNEL_MSG's "not in channel".
-    pub fn send_channel(
+    fn send_channel(
         &self,
+        state: &mut State,
         app: &str,
         user: &str,
         channel: &str,
         message: Message,
+        here: Here,
     ) -> Result<SendResult, u32> {
-        let mut state = self.lock();
-        let joined = state
-            .apps
-            .get(app)
+        let app_state = state.shared.apps.get(app);
+        let joined = app_state
             .and_then(|a| a.users.get(user))
             .is_some_and(|u| u.joined.contains(channel));
-        if !joined {
+        let (Some(app_state), true) = (app_state, joined) else {
             return Err(channel_msg::NOT_IN_CHANNEL);
-        }
-        let (message_id, server_ts) = state.allocate_message(self.store());
-        let app_state = state.apps.get(app).expect("checked above");
+        };
+        let (message_id, server_ts) = self.stamp_message(here.stamp);
         let state_channel = app_state.channels.get(channel).expect("member of it");
         let line = ConnHandle::encode_shared(&Event::MessageFromChannel {
             channel: channel.to_string(),
@@ -707,17 +1035,19 @@ impl Hub {
             server_ts,
         });
         state_channel.broadcast(&line, Some(user));
-        self.store().append_history(
-            app,
-            &channel_conversation(channel),
-            HistoryMessage {
-                message_id,
-                from: user.to_string(),
-                message,
-                server_ts,
-            },
-            self.config().history_limit,
-        );
+        if here.origin {
+            self.engine().messages().append_history(
+                app,
+                &channel_conversation(channel),
+                HistoryMessage {
+                    message_id,
+                    from: user.to_string(),
+                    message,
+                    server_ts,
+                },
+                self.config().history_limit,
+            );
+        }
         Ok(SendResult {
             message_id,
             server_ts,
@@ -727,7 +1057,7 @@ impl Hub {
     /// `get_members` (at most 512), or MEMBERS' "not in channel".
     pub fn members(&self, app: &str, user: &str, channel: &str) -> Result<Vec<String>, u32> {
         let state = self.lock();
-        let app_state = state.apps.get(app).ok_or(members::NOT_IN_CHANNEL)?;
+        let app_state = state.shared.apps.get(app).ok_or(members::NOT_IN_CHANNEL)?;
         if !app_state
             .users
             .get(user)
@@ -745,6 +1075,7 @@ impl Hub {
     /// True if `user`'s current connection joined `channel`.
     pub fn is_member(&self, app: &str, user: &str, channel: &str) -> bool {
         self.lock()
+            .shared
             .apps
             .get(app)
             .and_then(|a| a.users.get(user))
@@ -754,7 +1085,7 @@ impl Hub {
     /// `get_channel_member_count`: unknown channels count 0.
     pub fn member_counts(&self, app: &str, channels: &[String]) -> BTreeMap<String, u64> {
         let state = self.lock();
-        let app_state = state.apps.get(app);
+        let app_state = state.shared.apps.get(app);
         channels
             .iter()
             .map(|channel| {
@@ -772,13 +1103,54 @@ impl Hub {
             id,
             &LoginResult {
                 user: user.to_string(),
-                server_ts: now_ms(),
+                server_ts: crate::protocol::now_ms(),
                 protocol: crate::protocol::PROTOCOL_VERSION,
                 server: self.config().name.clone(),
                 token_expires_at,
-                store: Some(self.inner.store_id.clone()),
+                store: Some(self.engine().store_id()),
             },
         )
+    }
+
+    /// A node stopped beating: its users' connections are gone (the grace starts, run by
+    /// the origin), and the grace and expiry timers it ran are the origin's now.
+    fn node_gone(&self, state: &mut State, node: NodeId, here: Here) {
+        if node == self.node() {
+            return; // a node never buries itself (it was only slow: it beats again)
+        }
+        let epoch = state.next_epoch();
+        for (app, app_state) in &mut state.shared.apps {
+            let users: Vec<String> = app_state
+                .users
+                .iter()
+                .filter(|(_, u)| {
+                    u.conn.as_ref().is_some_and(|c| c.id.node == node)
+                        || (u.conn.is_none() && u.grace.is_some_and(|(_, n)| n == node))
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            for user in users {
+                let entry = app_state.users.get_mut(&user).expect("listed above");
+                let was_online = entry.conn.take().is_some();
+                self.hold_channels(app_state, app, &user, epoch, here);
+                if was_online {
+                    super::hub_presence::presence_changed(app_state, &user);
+                }
+            }
+            super::hub_attributes::adopt_expiries(self, app_state, app, node, here);
+            super::hub_invitations::adopt_expiries(self, app_state, app, node, here);
+        }
+    }
+}
+
+fn forget_cached(state: &mut State, app: &str, receiver: &str, message_id: u64) {
+    if let Some(app_state) = state.apps().get_mut(app) {
+        if let Some(backlog) = app_state.offline.get_mut(receiver) {
+            backlog.retain(|m| m.message_id != message_id);
+            if backlog.is_empty() {
+                app_state.offline.remove(receiver);
+            }
+        }
     }
 }
 
@@ -799,8 +1171,9 @@ mod tests {
     async fn timers_end_at_shutdown() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::ephemeral();
-        let (store, loaded) = Store::open(dir.path(), config.offline_ttl).unwrap();
-        let hub = Hub::new(Arc::new(config), store, loaded);
+        let (store, loaded) =
+            super::super::store::Store::open(dir.path(), config.offline_ttl).unwrap();
+        let hub = Hub::with_store(Arc::new(config), store, loaded);
         let held = Arc::new(());
         let in_timer = Arc::clone(&held);
         hub.after(Duration::from_secs(3600), move |_| drop(in_timer));
@@ -818,15 +1191,16 @@ mod tests {
         // Started after the stop: never runs.
         hub.after(Duration::ZERO, |_| panic!("ran after shutdown"));
         assert_eq!(hub.pending_timers(), 0);
-        hub.store().stop().await;
+        hub.engine().stop().await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_cancelled_timer_leaves_nothing_and_never_runs() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::ephemeral();
-        let (store, loaded) = Store::open(dir.path(), config.offline_ttl).unwrap();
-        let hub = Hub::new(Arc::new(config), store, loaded);
+        let (store, loaded) =
+            super::super::store::Store::open(dir.path(), config.offline_ttl).unwrap();
+        let hub = Hub::with_store(Arc::new(config), store, loaded);
         let (ran, mut fired) = tokio::sync::mpsc::unbounded_channel();
         let cancelled = {
             let ran = ran.clone();
@@ -843,6 +1217,6 @@ mod tests {
         assert_eq!(fired.recv().await, Some("kept"));
         assert_eq!(hub.pending_timers(), 0);
         hub.stop_timers();
-        hub.store().stop().await;
+        hub.engine().stop().await;
     }
 }

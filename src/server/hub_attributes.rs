@@ -1,21 +1,25 @@
 //! The hub's user and channel attributes, and the expiry of an empty channel's.
 //!
-//! Same rules as `hub.rs`: every method takes the state lock, never awaits, and appends
-//! to outboxes inside the critical section. Results are `Result<_, u32>` with the code of
-//! the op's family; `session_extra.rs` validates input and turns them into replies.
+//! Same rules as `hub.rs`: changes are applied under the state lock, never await, and
+//! append to outboxes inside the critical section; reads take the lock themselves.
+//! Results are `Result<_, u32>` with the code of the op's family; `session_extra.rs`
+//! validates input and turns them into replies.
 
-use super::clock::Instant;
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::protocol::codes::attr;
 use crate::protocol::limits::MAX_CHANNEL_ATTRIBUTES_BYTES;
-use crate::protocol::{now_ms, Attributes, ChannelAttribute, Event};
+use crate::protocol::{Attributes, ChannelAttribute, Event};
 
-use super::hub::Hub;
+use super::engine::Change;
+use super::hub::{App, Here, Hub, NodeId, State};
 use super::outbox::ConnHandle;
 
 /// How an attribute write changes a set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "write", content = "attributes", rename_all = "snake_case")]
 pub enum AttributeWrite {
     /// Replace the whole set.
     Set(Attributes),
@@ -37,31 +41,68 @@ impl AttributeWrite {
     }
 }
 
-/// Drops a channel's attributes once it has been empty for `channel_attributes_ttl`.
-pub(super) fn schedule_attribute_expiry(hub: &Hub, app: &str, channel: &str) {
-    let (app, channel) = (app.to_string(), channel.to_string());
-    let ttl = hub.config().channel_attributes_ttl;
-    hub.after(ttl, move |hub| {
-        let mut state = hub.lock();
-        let Some(app_state) = state.apps.get_mut(&app) else {
-            return;
-        };
-        let Some(state_channel) = app_state.channels.get_mut(&channel) else {
-            return;
-        };
-        let expired = state_channel.members.is_empty()
-            && state_channel
-                .empty_since
-                .is_some_and(|since| since.elapsed() >= ttl);
-        if expired {
-            tracing::debug!(app, channel, "channel attributes expired");
-            state_channel.attributes.clear();
-            // A pending member count update removes the channel when it has gone out.
-            if !state_channel.count_timer {
-                app_state.channels.remove(&channel);
+/// A channel just became empty (or got attributes without members): its attributes go
+/// after `channel_attributes_ttl` unless someone joins first. The origin runs the timer.
+pub(super) fn channel_emptied(
+    hub: &Hub,
+    app_state: &mut App,
+    app: &str,
+    channel: &str,
+    here: Here,
+) {
+    let Some(state_channel) = app_state.channels.get_mut(channel) else {
+        return;
+    };
+    state_channel.emptied += 1;
+    let epoch = state_channel.emptied;
+    state_channel.empty = Some((epoch, here.stamp.origin));
+    if here.origin {
+        start_expiry(hub, app, channel, epoch);
+    }
+}
+
+fn start_expiry(hub: &Hub, app: &str, channel: &str, epoch: u64) {
+    let change = Change::AttributesExpired {
+        app: app.to_string(),
+        channel: channel.to_string(),
+        epoch,
+    };
+    hub.change_after(hub.config().channel_attributes_ttl, change);
+}
+
+/// The expiry timers `node` ran (it is gone) are the origin's now, from the start.
+pub(super) fn adopt_expiries(hub: &Hub, app_state: &mut App, app: &str, node: NodeId, here: Here) {
+    for (name, channel) in &mut app_state.channels {
+        if let Some((epoch, owner)) = &mut channel.empty {
+            if *owner == node {
+                *owner = here.stamp.origin;
+                if here.origin {
+                    start_expiry(hub, app, name, *epoch);
+                }
             }
         }
-    });
+    }
+}
+
+/// The expiry timer of a channel's attributes fired: they go if it is still empty since.
+pub(super) fn attributes_expired(state: &mut State, app: &str, channel: &str, epoch: u64) {
+    let Some(app_state) = state.apps().get_mut(app) else {
+        return;
+    };
+    let Some(state_channel) = app_state.channels.get_mut(channel) else {
+        return;
+    };
+    let expired =
+        state_channel.members.is_empty() && state_channel.empty.map(|(e, _)| e) == Some(epoch);
+    if expired {
+        tracing::debug!(app, channel, "channel attributes expired");
+        state_channel.attributes.clear();
+        state_channel.empty = None;
+        // A pending member count update removes the channel when it has gone out.
+        if !state_channel.count_timer {
+            app_state.channels.remove(channel);
+        }
+    }
 }
 
 /// Applies `write` to `set`, then checks the result against the size limits.
@@ -91,28 +132,27 @@ fn apply_write(
     Ok(next)
 }
 
-impl Hub {
-    /// User attribute writes of `user` itself.
-    pub fn write_user_attributes(
-        &self,
-        app: &str,
-        user: &str,
-        write: &AttributeWrite,
-    ) -> Result<(), u32> {
-        let mut state = self.lock();
-        let entry = state
-            .apps
-            .get_mut(app)
-            .and_then(|a| a.users.get_mut(user))
-            .ok_or(attr::FAILURE)?;
-        entry.attributes = apply_write(
-            &entry.attributes,
-            write,
-            crate::protocol::limits::MAX_USER_ATTRIBUTES_BYTES,
-        )?;
-        Ok(())
-    }
+/// User attribute writes of `user` itself.
+pub(super) fn write_user_attributes(
+    state: &mut State,
+    app: &str,
+    user: &str,
+    write: &AttributeWrite,
+) -> Result<(), u32> {
+    let entry = state
+        .apps()
+        .get_mut(app)
+        .and_then(|a| a.users.get_mut(user))
+        .ok_or(attr::FAILURE)?;
+    entry.attributes = apply_write(
+        &entry.attributes,
+        write,
+        crate::protocol::limits::MAX_USER_ATTRIBUTES_BYTES,
+    )?;
+    Ok(())
+}
 
+impl Hub {
     /// `get_user_attributes` of an online user (all, or the listed keys that exist).
     pub fn user_attributes(
         &self,
@@ -122,6 +162,7 @@ impl Hub {
     ) -> Result<Attributes, u32> {
         let state = self.lock();
         let entry = state
+            .shared
             .apps
             .get(app)
             .and_then(|a| a.users.get(user))
@@ -138,16 +179,15 @@ impl Hub {
     }
 
     /// Channel attribute writes (members or not); `notify` sends the full list to members.
-    pub fn write_channel_attributes(
+    pub(super) fn write_channel_attributes(
         &self,
-        app: &str,
-        user: &str,
-        channel: &str,
+        state: &mut State,
+        (app, user, channel): (&str, &str, &str),
         write: &AttributeWrite,
         notify: bool,
+        here: Here,
     ) -> Result<(), u32> {
-        let mut state = self.lock();
-        let app_state = state.apps.entry(app.to_string()).or_default();
+        let app_state = state.apps().entry(app.to_string()).or_default();
         let existed = app_state.channels.contains_key(channel);
         let state_channel = app_state.channels.entry(channel.to_string()).or_default();
         let current: BTreeMap<String, String> = state_channel
@@ -164,7 +204,7 @@ impl Hub {
                 return Err(code);
             }
         };
-        let now = now_ms();
+        let now = here.stamp.now_ms;
         let written = write.written();
         state_channel
             .attributes
@@ -194,8 +234,7 @@ impl Hub {
             if state_channel.attributes.is_empty() && !state_channel.count_timer {
                 app_state.channels.remove(channel);
             } else if !existed {
-                state_channel.empty_since = Some(Instant::now());
-                schedule_attribute_expiry(self, app, channel);
+                channel_emptied(self, app_state, app, channel, here);
             }
         }
         Ok(())
@@ -209,7 +248,12 @@ impl Hub {
         keys: Option<&[String]>,
     ) -> Vec<ChannelAttribute> {
         let state = self.lock();
-        let Some(state_channel) = state.apps.get(app).and_then(|a| a.channels.get(channel)) else {
+        let Some(state_channel) = state
+            .shared
+            .apps
+            .get(app)
+            .and_then(|a| a.channels.get(channel))
+        else {
             return Vec::new();
         };
         state_channel

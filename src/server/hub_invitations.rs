@@ -1,39 +1,68 @@
 //! The hub's call invitations: pending ones, their answers and their expiry.
 //!
-//! Same rules as `hub.rs`: every method takes the state lock, never awaits, and appends
-//! to outboxes inside the critical section. Results are `Result<_, u32>` with the code of
-//! the op's family; `session_extra.rs` validates input and turns them into replies.
+//! Same rules as `hub.rs`: changes are applied under the state lock, never await, and
+//! append to outboxes inside the critical section. Results are `Result<_, u32>` with the
+//! code of the op's family; `session_extra.rs` validates input and turns them into replies.
+
+use serde::{Deserialize, Serialize};
 
 use crate::protocol::codes::invite;
 use crate::protocol::Event;
 
-use super::hub::{App, Hub};
+use super::engine::Change;
+use super::hub::{App, Here, Hub, NodeId, State};
 use super::hub_presence::conn_of;
 use super::outbox::ConnHandle;
 
 /// Invitations are keyed by (caller, callee, invitation id).
 pub type InvitationKey = (String, String, String);
 
-/// A pending invitation; `epoch` tells its expiry timer apart from a reused id's.
-#[derive(Debug)]
+/// A pending invitation; `epoch` tells its expiry timer apart from a reused id's, `owner`
+/// is the node that runs that timer.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Invitation {
     pub epoch: u64,
+    pub owner: NodeId,
 }
 
 /// The answer to an invitation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Answer {
     Accept,
     Refuse,
 }
 
+/// Pending invitations as a list in the shared state's JSON (its keys are tuples).
+pub mod as_list {
+    use std::collections::HashMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Invitation, InvitationKey};
+
+    pub fn serialize<S: Serializer>(
+        map: &HashMap<InvitationKey, Invitation>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<HashMap<InvitationKey, Invitation>, D::Error> {
+        let list = Vec::<(InvitationKey, Invitation)>::deserialize(deserializer)?;
+        Ok(list.into_iter().collect())
+    }
+}
+
 /// Removes a pending invitation; its app, or INVITE's "not found".
 fn take_invitation<'a>(
-    state: &'a mut super::hub::State,
+    state: &'a mut State,
     app: &str,
     (caller, callee, invitation_id): (&str, &str, &str),
 ) -> Result<&'a mut App, u32> {
-    let app_state = state.apps.get_mut(app).ok_or(invite::NOT_FOUND)?;
+    let app_state = state.apps().get_mut(app).ok_or(invite::NOT_FOUND)?;
     let key = (
         caller.to_string(),
         callee.to_string(),
@@ -47,26 +76,21 @@ fn take_invitation<'a>(
 }
 
 impl Hub {
-    /// `invite`: delivers `invitation_received` to an online callee and starts the expiry.
-    pub fn invite(
+    /// `invite`: delivers `invitation_received` to an online callee and starts the
+    /// expiry (on the origin).
+    pub(super) fn invite(
         &self,
+        state: &mut State,
         app: &str,
-        caller: &str,
-        event: &Event,
-        callee: &str,
-        invitation_id: &str,
+        key: InvitationKey,
+        (content, channel): (String, Option<String>),
+        here: Here,
     ) -> Result<(), u32> {
-        let mut state = self.lock();
         let epoch = state.next_epoch();
-        let app_state = state.apps.entry(app.to_string()).or_default();
-        let callee_conn = conn_of(app_state, callee)
+        let app_state = state.apps().entry(app.to_string()).or_default();
+        let callee_conn = conn_of(app_state, &key.1)
             .cloned()
             .ok_or(invite::PEER_OFFLINE)?;
-        let key = (
-            caller.to_string(),
-            callee.to_string(),
-            invitation_id.to_string(),
-        );
         if app_state.invitations.contains_key(&key) {
             return Err(invite::INVALID_ARGUMENT);
         }
@@ -74,87 +98,107 @@ impl Hub {
         let pending = app_state
             .invitations
             .keys()
-            .filter(|k| k.0 == caller)
+            .filter(|k| k.0 == key.0)
             .count();
         if pending >= self.config().max_pending_invitations {
             return Err(invite::INVALID_ARGUMENT);
         }
+        let owner = here.stamp.origin;
         app_state
             .invitations
-            .insert(key.clone(), Invitation { epoch });
-        callee_conn.send_event(event);
-        let app = app.to_string();
-        self.after(self.config().invitation_timeout, move |hub| {
-            hub.invitation_expired(&app, &key, epoch);
+            .insert(key.clone(), Invitation { epoch, owner });
+        callee_conn.send_event(&Event::InvitationReceived {
+            invitation_id: key.2.clone(),
+            caller: key.0.clone(),
+            content,
+            channel,
         });
+        if here.origin {
+            self.start_invitation_expiry(app, key, epoch);
+        }
         Ok(())
     }
 
-    fn invitation_expired(&self, app: &str, key: &InvitationKey, epoch: u64) {
-        let mut state = self.lock();
-        let Some(app_state) = state.apps.get_mut(app) else {
-            return;
+    fn start_invitation_expiry(&self, app: &str, key: InvitationKey, epoch: u64) {
+        let change = Change::InvitationExpired {
+            app: app.to_string(),
+            key,
+            epoch,
         };
-        if app_state.invitations.get(key).map(|i| i.epoch) != Some(epoch) {
-            return;
-        }
-        app_state.invitations.remove(key);
-        let line = ConnHandle::encode_shared(&Event::InvitationFailure {
-            invitation_id: key.2.clone(),
-            reason: invite::EXPIRED,
-        });
-        for user in [&key.0, &key.1] {
-            if let Some(conn) = conn_of(app_state, user) {
-                conn.push_line(line.clone());
+        self.change_after(self.config().invitation_timeout, change);
+    }
+}
+
+/// The expiry timers `node` ran (it is gone) are the origin's now, from the start.
+pub(super) fn adopt_expiries(hub: &Hub, app_state: &mut App, app: &str, node: NodeId, here: Here) {
+    for (key, invitation) in &mut app_state.invitations {
+        if invitation.owner == node {
+            invitation.owner = here.stamp.origin;
+            if here.origin {
+                hub.start_invitation_expiry(app, key.clone(), invitation.epoch);
             }
         }
     }
+}
 
-    /// `cancel_invitation` by the caller: the callee gets `invitation_canceled`.
-    pub fn cancel_invitation(
-        &self,
-        app: &str,
-        caller: &str,
-        callee: &str,
-        invitation_id: &str,
-    ) -> Result<(), u32> {
-        let mut state = self.lock();
-        let app_state = take_invitation(&mut state, app, (caller, callee, invitation_id))?;
-        if let Some(conn) = conn_of(app_state, callee) {
-            conn.send_event(&Event::InvitationCanceled {
-                invitation_id: invitation_id.to_string(),
-                caller: caller.to_string(),
-            });
+/// An invitation's expiry timer fired: both sides hear of it, if it is still pending.
+pub(super) fn invitation_expired(state: &mut State, app: &str, key: &InvitationKey, epoch: u64) {
+    let Some(app_state) = state.apps().get_mut(app) else {
+        return;
+    };
+    if app_state.invitations.get(key).map(|i| i.epoch) != Some(epoch) {
+        return;
+    }
+    app_state.invitations.remove(key);
+    let line = ConnHandle::encode_shared(&Event::InvitationFailure {
+        invitation_id: key.2.clone(),
+        reason: invite::EXPIRED,
+    });
+    for user in [&key.0, &key.1] {
+        if let Some(conn) = conn_of(app_state, user) {
+            conn.push_line(&line);
         }
-        Ok(())
     }
+}
 
-    /// `accept_invitation` / `refuse_invitation` by the callee: the caller hears the answer.
-    pub fn answer_invitation(
-        &self,
-        app: &str,
-        callee: &str,
-        caller: &str,
-        invitation_id: &str,
-        (answer, response): (Answer, String),
-    ) -> Result<(), u32> {
-        let mut state = self.lock();
-        let app_state = take_invitation(&mut state, app, (caller, callee, invitation_id))?;
-        let conn = conn_of(app_state, caller).ok_or(invite::PEER_OFFLINE)?;
-        let invitation_id = invitation_id.to_string();
-        let callee = callee.to_string();
-        conn.send_event(&match answer {
-            Answer::Accept => Event::InvitationAccepted {
-                invitation_id,
-                callee,
-                response,
-            },
-            Answer::Refuse => Event::InvitationRefused {
-                invitation_id,
-                callee,
-                response,
-            },
+/// `cancel_invitation` by the caller: the callee gets `invitation_canceled`.
+pub(super) fn cancel_invitation(
+    state: &mut State,
+    app: &str,
+    (caller, callee, invitation_id): (&str, &str, &str),
+) -> Result<(), u32> {
+    let app_state = take_invitation(state, app, (caller, callee, invitation_id))?;
+    if let Some(conn) = conn_of(app_state, callee) {
+        conn.send_event(&Event::InvitationCanceled {
+            invitation_id: invitation_id.to_string(),
+            caller: caller.to_string(),
         });
-        Ok(())
     }
+    Ok(())
+}
+
+/// `accept_invitation` / `refuse_invitation` by the callee: the caller hears the answer.
+pub(super) fn answer_invitation(
+    state: &mut State,
+    app: &str,
+    (caller, callee, invitation_id): (&str, &str, &str),
+    (answer, response): (Answer, String),
+) -> Result<(), u32> {
+    let app_state = take_invitation(state, app, (caller, callee, invitation_id))?;
+    let conn = conn_of(app_state, caller).ok_or(invite::PEER_OFFLINE)?;
+    let invitation_id = invitation_id.to_string();
+    let callee = callee.to_string();
+    conn.send_event(&match answer {
+        Answer::Accept => Event::InvitationAccepted {
+            invitation_id,
+            callee,
+            response,
+        },
+        Answer::Refuse => Event::InvitationRefused {
+            invitation_id,
+            callee,
+            response,
+        },
+    });
+    Ok(())
 }

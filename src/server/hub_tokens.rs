@@ -1,27 +1,37 @@
 //! The hub's watch over login tokens: the expiry warning, then the token_expired kick.
 //!
-//! Same rules as `hub.rs`: every method takes the state lock, never awaits, and appends
-//! to outboxes inside the critical section. Results are `Result<_, u32>` with the code of
-//! the op's family; `session_extra.rs` validates input and turns them into replies.
+//! Same rules as `hub.rs`: changes are applied under the state lock, never await, and
+//! append to outboxes inside the critical section. The timers run on the node that holds
+//! the connection: the warning is its own event, the kick comes back as a change.
 
 use std::time::Duration;
 
 use crate::protocol::{Event, KickReason};
 
-use super::hub::Hub;
-use super::outbox::ConnHandle;
+use super::engine::Change;
+use super::hub::{ConnId, Here, Hub, State};
 
 impl Hub {
     /// Watches the login token of `user` on `conn`: `token_privilege_will_expire`
     /// `token_warning` before it ends, then `kicked` (token_expired) unless renewed.
-    /// Called at login and at every successful renewal (which replaces the watch).
-    pub fn watch_token(&self, app: &str, user: &str, conn: &ConnHandle, expires_at: Option<u64>) {
-        let mut state = self.lock();
+    /// Applied after login and at every successful renewal (which replaces the watch).
+    pub(super) fn watch_token(
+        &self,
+        state: &mut State,
+        app: &str,
+        user: &str,
+        conn: ConnId,
+        expires_at: Option<u64>,
+    ) {
         let epoch = state.next_epoch();
-        let Some(entry) = state.apps.get_mut(app).and_then(|a| a.users.get_mut(user)) else {
+        let Some(entry) = state
+            .apps()
+            .get_mut(app)
+            .and_then(|a| a.users.get_mut(user))
+        else {
             return;
         };
-        if entry.conn.as_ref() != Some(conn) {
+        if entry.conn.as_ref().map(|c| c.id) != Some(conn) {
             return;
         }
         entry.token = expires_at.map(|at| (at, epoch));
@@ -31,41 +41,61 @@ impl Hub {
         let Some(expires_at) = expires_at else {
             return;
         };
+        if conn.node != self.node() {
+            return; // the connection's node runs its timers
+        }
         let now_ms = self.config().clock.unix_ms();
         let left = Duration::from_millis((expires_at * 1000).saturating_sub(now_ms));
         let warn_in = left.saturating_sub(self.config().token_warning);
-        for (delay, expired) in [(warn_in, false), (left, true)] {
-            let (app, user) = (app.to_string(), user.to_string());
-            let timer = self.after(delay, move |hub| {
-                hub.token_timer(&app, &user, epoch, expired);
-            });
-            entry.token_timers.push(timer);
+        let (app, user) = (app.to_string(), user.to_string());
+        let warning = {
+            let (app, user) = (app.clone(), user.clone());
+            self.after(warn_in, move |hub| hub.token_warning(&app, &user, epoch))
+        };
+        let expiry = self.change_after(left, Change::TokenExpired { app, user, epoch });
+        entry.token_timers = vec![warning, expiry];
+    }
+
+    fn token_warning(&self, app: &str, user: &str, epoch: u64) {
+        let state = self.lock();
+        let Some(entry) = state.shared.apps.get(app).and_then(|a| a.users.get(user)) else {
+            return;
+        };
+        if let (Some((expires_at, watched)), Some(conn)) = (entry.token, &entry.conn) {
+            if watched == epoch {
+                conn.send_event(&Event::TokenPrivilegeWillExpire { expires_at });
+            }
         }
     }
 
-    fn token_timer(&self, app: &str, user: &str, epoch: u64, expired: bool) {
-        let mut state = self.lock();
-        let Some(app_state) = state.apps.get_mut(app) else {
+    /// The token's expiry timer fired: unless renewed since, the user is kicked and gone.
+    pub(super) fn token_expired(
+        &self,
+        state: &mut State,
+        app: &str,
+        user: &str,
+        epoch: u64,
+        here: Here,
+    ) {
+        let Some(app_state) = state.apps().get_mut(app) else {
             return;
         };
         let Some(entry) = app_state.users.get(user) else {
             return;
         };
-        let (Some((expires_at, watched)), Some(conn)) = (entry.token, entry.conn.clone()) else {
+        let (Some((_, watched)), Some(conn)) = (entry.token, entry.conn.clone()) else {
             return;
         };
         if watched != epoch {
             return; // renewed (or logged in again) since
         }
-        if !expired {
-            conn.send_event(&Event::TokenPrivilegeWillExpire { expires_at });
-            return;
+        if let Some(local) = &conn.local {
+            tracing::info!(app, user, "token expired: kicking");
+            local.send_event(&Event::Kicked {
+                reason: KickReason::TokenExpired,
+            });
+            local.close(super::hub::CLOSE_KICKED, "token_expired");
         }
-        tracing::info!(app, user, "token expired: kicking");
-        conn.send_event(&Event::Kicked {
-            reason: KickReason::TokenExpired,
-        });
-        conn.close(super::hub::CLOSE_KICKED, "token_expired");
-        self.remove_user(app_state, app, user);
+        self.remove_user(app_state, app, user, here);
     }
 }

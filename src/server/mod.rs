@@ -180,6 +180,7 @@ mod clock;
 mod config;
 mod config_file;
 mod connection;
+mod engine;
 mod hub;
 mod hub_attributes;
 mod hub_invitations;
@@ -269,7 +270,7 @@ async fn prepare(config: Config) -> Result<Prepared, ServerError> {
         .await
         .map_err(|e| ServerError::Task(e.to_string()))??;
     Ok(Prepared {
-        hub: Hub::new(Arc::new(config), store, loaded),
+        hub: Hub::with_store(Arc::new(config), store, loaded),
         _temp: temp,
     })
 }
@@ -298,8 +299,7 @@ async fn serve(
     let (stop_connections, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
-    let store = hub.store().clone();
-    let store_ended = store.ended();
+    let store_ended = hub.engine().failed();
     tokio::pin!(store_ended);
     let mut failed = None;
     loop {
@@ -351,7 +351,7 @@ async fn serve(
     }
     // Timer tasks (acks, grace, tokens, invitations) must not outlive the server.
     hub.stop_timers();
-    hub.store().stop().await;
+    hub.engine().stop().await;
     drop(prepared);
     if let Some(error) = failed {
         return Err(error);
@@ -457,8 +457,13 @@ mod tests {
     async fn a_dead_store_takes_the_server_down() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let prepared = prepare(Config::ephemeral()).await.unwrap();
-        let store = prepared.hub.store().clone();
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::ephemeral();
+        let (store, loaded) = store::Store::open(dir.path(), config.offline_ttl).unwrap();
+        let prepared = Prepared {
+            hub: Hub::with_store(Arc::new(config), store.clone(), loaded),
+            _temp: None,
+        };
         let server = tokio::spawn(serve(listener, prepared, std::future::pending()));
         let url = format!("ws://{addr}{}", crate::protocol::WS_PATH);
         let (mut client, _) = tokio_tungstenite::connect_async(&url).await.unwrap();

@@ -19,7 +19,8 @@ use crate::protocol::{
 
 use super::auth::{verify_token, AuthError};
 use super::config::AppLookup;
-use super::hub::{channel_conversation, peer_conversation, Hub, PeerSend};
+use super::engine::Change;
+use super::hub::{channel_conversation, peer_conversation, Hub, Outcome, PeerSend};
 use super::outbox::ConnHandle;
 use super::rate::SessionLimits;
 use super::store::HistoryQuery;
@@ -64,6 +65,29 @@ impl Session {
     fn reply_why(&self, id: u32, code: u32, reason: impl Into<String>) {
         self.reply(&Reply::code(id, code, reason));
     }
+
+    /// Answers the family's failure because the engine could not take the change.
+    pub(super) fn reply_unavailable(&self, id: u32, family: Family) {
+        self.reply_why(
+            id,
+            family.failure(),
+            "the shared engine is unavailable; try again",
+        );
+    }
+
+    /// Answers an outcome that is 0 or a code of `family`.
+    pub(super) fn reply_outcome(&self, id: u32, family: Family, outcome: Outcome) {
+        match outcome {
+            Outcome::Code(Ok(())) | Outcome::Done => self.reply(&Reply::ok_empty(id)),
+            Outcome::Code(Err(code)) => self.reply_code(id, family, code),
+            other => {
+                if !matches!(other, Outcome::Unavailable) {
+                    tracing::error!(?other, "unexpected outcome");
+                }
+                self.reply_unavailable(id, family);
+            }
+        }
+    }
 }
 
 /// Decides what one request does and queues its reply (now, or later for `send_peer`).
@@ -71,8 +95,8 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
     let Request { id, op } = request;
     let Some(id) = id else {
         // A notice: only `ack` exists, and it is never answered.
-        if let (Op::Ack { message_id }, Some(me)) = (&op, &session.identity) {
-            hub.ack(&me.app, &me.user, *message_id);
+        if let (Op::Ack { message_id }, Some(me)) = (op, &session.identity) {
+            hub.submit_detached(ack(me, message_id));
         }
         return;
     };
@@ -84,7 +108,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             token,
         } = op
         {
-            login(id, &app_id, &user, token.as_deref(), session, hub);
+            login(id, &app_id, &user, token.as_deref(), session, hub).await;
         } else {
             session.reply_code(id, family, codes::NOT_LOGGED_IN);
         }
@@ -94,11 +118,20 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
     match op {
         Op::Login { .. } => session.reply_code(id, family, codes::login::ALREADY_LOGGED_IN),
         Op::Logout => {
-            hub.logout(&me.app, &me.user, &session.conn);
+            let change = Change::Logout {
+                conn: hub.conn_id(&session.conn),
+                app: me.app,
+                user: me.user,
+            };
+            let outcome = hub.submit(change, Some(&session.conn)).await;
+            if matches!(outcome, Outcome::Unavailable) {
+                // Still logged in everywhere else: the session stays.
+                return session.reply_unavailable(id, family);
+            }
             session.identity = None;
             session.reply(&Reply::ok_empty(id));
         }
-        Op::RenewToken { token } => renew(id, &me, &token, session, hub, now),
+        Op::RenewToken { token } => renew(id, &me, &token, session, hub, now).await,
         Op::Ping if hub.config().panic_on_ping_from.as_ref() == Some(&me.user) => {
             panic!("fault injection: a ping from {}", me.user)
         }
@@ -109,8 +142,8 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             },
         )),
         Op::Ack { message_id } => {
-            hub.ack(&me.app, &me.user, message_id);
-            session.reply(&Reply::ok_empty(id));
+            let outcome = hub.submit(ack(&me, message_id), None).await;
+            session.reply_outcome(id, family, outcome);
         }
         Op::SendPeer {
             to,
@@ -127,14 +160,18 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             if !session.limits.send.allow(now) {
                 return session.reply_code(id, family, peer::TOO_OFTEN);
             }
-            let outcome = hub.send_peer(
-                &me.app,
-                &me.user,
-                &to,
+            let change = Change::SendPeer {
+                app: me.app.clone(),
+                from: me.user.clone(),
+                to: to.clone(),
                 message,
                 offline,
-                (&session.conn, id),
-            );
+                request_id: id,
+            };
+            let outcome = match hub.submit(change, Some(&session.conn)).await {
+                Outcome::Peer(outcome) => outcome,
+                other => return session.reply_outcome(id, family, other),
+            };
             match outcome {
                 PeerSend::AwaitingAck => {}
                 PeerSend::Unreachable => session.reply_code(id, family, peer::PEER_UNREACHABLE),
@@ -147,7 +184,11 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
                         session.reply(&reply);
                     } else {
                         // Not on disk (the store could not write): not cached either.
-                        hub.forget_cached(&me.app, &to, result.message_id);
+                        hub.submit_detached(Change::ForgetCached {
+                            app: me.app.clone(),
+                            receiver: to,
+                            message_id: result.message_id,
+                        });
                         session.reply_code(id, family, peer::FAILURE);
                     }
                 }
@@ -164,15 +205,28 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             if !session.limits.join_channel(&channel, now) {
                 return session.reply_code(id, family, join::SAME_CHANNEL_TOO_OFTEN);
             }
-            match hub.join(&me.app, &me.user, &channel) {
-                Ok(member_count) => session.reply(&Reply::ok(id, &JoinResult { member_count })),
-                Err(code) => session.reply_code(id, family, code),
+            let change = Change::Join {
+                app: me.app,
+                user: me.user,
+                channel,
+            };
+            match hub.submit(change, Some(&session.conn)).await {
+                Outcome::Joined(Ok(member_count)) => {
+                    session.reply(&Reply::ok(id, &JoinResult { member_count }));
+                }
+                Outcome::Joined(Err(code)) => session.reply_code(id, family, code),
+                other => session.reply_outcome(id, family, other),
             }
         }
-        Op::Leave { channel } => match hub.leave(&me.app, &me.user, &channel) {
-            Ok(()) => session.reply(&Reply::ok_empty(id)),
-            Err(code) => session.reply_code(id, family, code),
-        },
+        Op::Leave { channel } => {
+            let change = Change::Leave {
+                app: me.app,
+                user: me.user,
+                channel,
+            };
+            let outcome = hub.submit(change, Some(&session.conn)).await;
+            session.reply_outcome(id, family, outcome);
+        }
         Op::SendChannel { channel, message } => {
             use codes::channel_msg;
             if let Err(e) = message.validate() {
@@ -181,9 +235,16 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             if !session.limits.send.allow(now) {
                 return session.reply_code(id, family, channel_msg::TOO_OFTEN);
             }
-            match hub.send_channel(&me.app, &me.user, &channel, message) {
-                Ok(result) => session.reply(&Reply::ok(id, &result)),
-                Err(code) => session.reply_code(id, family, code),
+            let change = Change::SendChannel {
+                app: me.app,
+                user: me.user,
+                channel,
+                message,
+            };
+            match hub.submit(change, Some(&session.conn)).await {
+                Outcome::Sent(Ok(result)) => session.reply(&Reply::ok(id, &result)),
+                Outcome::Sent(Err(code)) => session.reply_code(id, family, code),
+                other => session.reply_outcome(id, family, other),
             }
         }
         Op::GetMembers { channel } => match hub.members(&me.app, &me.user, &channel) {
@@ -211,11 +272,26 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             after,
             limit,
         } => history(id, &me, peer, channel, (before, after, limit), session, hub).await,
-        other => super::session_extra::handle_extra(id, other, &me, session, hub, now),
+        other => super::session_extra::handle_extra(id, other, &me, session, hub, now).await,
     }
 }
 
-fn login(id: u32, app_id: &str, user: &str, token: Option<&str>, session: &mut Session, hub: &Hub) {
+fn ack(me: &Identity, message_id: u64) -> Change {
+    Change::Ack {
+        app: me.app.clone(),
+        user: me.user.clone(),
+        message_id,
+    }
+}
+
+async fn login(
+    id: u32,
+    app_id: &str,
+    user: &str,
+    token: Option<&str>,
+    session: &mut Session,
+    hub: &Hub,
+) {
     use codes::login;
     let family = Family::Login;
     if !session.limits.login.allow(hub.config().clock.now()) {
@@ -244,9 +320,25 @@ fn login(id: u32, app_id: &str, user: &str, token: Option<&str>, session: &mut S
             }
         }
     };
-    let reply = hub.login_reply(id, user, expires_at);
-    hub.login(app_id, user, &session.conn, &reply);
-    hub.watch_token(app_id, user, &session.conn, expires_at);
+    let conn = hub.conn_id(&session.conn);
+    let change = Change::Login {
+        app: app_id.to_string(),
+        user: user.to_string(),
+        conn,
+        request_id: id,
+        token_expires_at: expires_at,
+    };
+    // The login reply goes out when the change is applied, before the cached messages.
+    if let Outcome::Unavailable = hub.submit(change, Some(&session.conn)).await {
+        return session.reply_unavailable(id, family);
+    }
+    let watch = Change::WatchToken {
+        app: app_id.to_string(),
+        user: user.to_string(),
+        conn,
+        expires_at,
+    };
+    hub.submit(watch, Some(&session.conn)).await;
     session.identity = Some(Identity {
         app: app_id.to_string(),
         user: user.to_string(),
@@ -254,7 +346,14 @@ fn login(id: u32, app_id: &str, user: &str, token: Option<&str>, session: &mut S
     tracing::info!(app = app_id, user, conn = session.conn.id(), "login");
 }
 
-fn renew(id: u32, me: &Identity, token: &str, session: &mut Session, hub: &Hub, now: Instant) {
+async fn renew(
+    id: u32,
+    me: &Identity,
+    token: &str,
+    session: &mut Session,
+    hub: &Hub,
+    now: Instant,
+) {
     use crate::protocol::RenewResult;
     use codes::renew;
     // Only renewals that succeed count: a refused token changes nothing, the limit included.
@@ -277,7 +376,16 @@ fn renew(id: u32, me: &Identity, token: &str, session: &mut Session, hub: &Hub, 
                 Ok(token_expires_at) => {
                     session.limits.renew_token.allow(now);
                     session.reply(&Reply::ok(id, &RenewResult { token_expires_at }));
-                    hub.watch_token(&me.app, &me.user, &session.conn, token_expires_at);
+                    // After the reply: a warning for a short token follows it.
+                    let watch = Change::WatchToken {
+                        app: me.app.clone(),
+                        user: me.user.clone(),
+                        conn: hub.conn_id(&session.conn),
+                        expires_at: token_expires_at,
+                    };
+                    if let Outcome::Unavailable = hub.submit(watch, Some(&session.conn)).await {
+                        tracing::warn!(app = me.app, user = me.user, "token renewal not shared");
+                    }
                 }
                 Err(e @ AuthError::Invalid(_)) => {
                     session.reply_why(id, renew::INVALID_TOKEN, e.to_string());
@@ -331,9 +439,9 @@ async fn history(
         after,
         limit,
     };
-    match hub.store().history(&me.app, &conv, query).await {
+    match hub.engine().messages().history(&me.app, &conv, query).await {
         Ok(messages) => session.reply(&Reply::ok(id, &HistoryResult { messages })),
-        Err(e) => session.reply_why(id, history::FAILURE, e.to_string()),
+        Err(e) => session.reply_why(id, history::FAILURE, e),
     }
 }
 
@@ -351,7 +459,7 @@ mod tests {
             ..Config::default()
         };
         let (store, loaded) = Store::open(dir, config.offline_ttl).unwrap();
-        Hub::new(Arc::new(config), store, loaded)
+        Hub::with_store(Arc::new(config), store, loaded)
     }
 
     async fn run(session: &mut Session, hub: &Hub, json: &str) -> Vec<serde_json::Value> {
@@ -405,7 +513,7 @@ mod tests {
         let reply: serde_json::Value = serde_json::from_str(&replies[0]).unwrap();
         assert_eq!(reply["id"], 3);
         assert_eq!(reply["code"], 0);
-        hub.store().stop().await;
+        hub.engine().stop().await;
     }
 
     /// Lets spawned timer tasks run after a clock change.
@@ -463,7 +571,11 @@ mod tests {
         assert_eq!(replies[0]["code"], codes::peer::TIMEOUT);
 
         // Bob's connection drops: alice sees him leave only after the 30 s grace.
-        hub.disconnected("a", "bob", &bob.conn);
+        hub.submit_detached(Change::Disconnected {
+            app: "a".into(),
+            user: "bob".into(),
+            conn: hub.conn_id(&bob.conn),
+        });
         tokio::time::advance(Duration::from_secs(29)).await;
         settle().await;
         assert!(events(&alice).iter().all(|e| e["event"] != "member_left"));
@@ -475,6 +587,6 @@ mod tests {
             .collect();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0]["user"], "bob");
-        hub.store().stop().await;
+        hub.engine().stop().await;
     }
 }

@@ -11,11 +11,12 @@ use crate::protocol::limits::{
     MAX_INVITATION_PAYLOAD_BYTES, MAX_QUERY_PEERS, MAX_SUBSCRIBED_PEERS,
 };
 use crate::protocol::{
-    ChannelAttributesResult, Event, Op, PeersOnlineResult, Reply, SubscribedPeersResult,
+    ChannelAttributesResult, Op, PeersOnlineResult, Reply, SubscribedPeersResult,
     UserAttributesResult,
 };
 
-use super::hub::Hub;
+use super::engine::Change;
+use super::hub::{Hub, Outcome};
 use super::hub_attributes::AttributeWrite;
 use super::hub_invitations::Answer;
 use super::session::{Identity, Session};
@@ -48,7 +49,7 @@ fn check_keys(keys: &[String]) -> Result<(), String> {
 }
 
 /// Handles every op `session::handle` does not.
-pub(super) fn handle_extra(
+pub(super) async fn handle_extra(
     id: u32,
     op: Op,
     me: &Identity,
@@ -58,9 +59,9 @@ pub(super) fn handle_extra(
 ) {
     let family = op.family();
     let op = match attribute_write(op) {
-        Ok((None, write)) => return write_user(id, me, session, hub, now, &write),
+        Ok((None, write)) => return write_user(id, me, session, hub, now, write).await,
         Ok((Some((channel, notify)), write)) => {
-            return write_channel(id, me, session, hub, now, (&channel, &write, notify))
+            return write_channel(id, me, session, hub, now, (channel, write, notify)).await
         }
         Err(op) => op,
     };
@@ -85,8 +86,15 @@ pub(super) fn handle_extra(
                 return answer(session, id, family, Err(query::TOO_OFTEN));
             }
             // The hub answers itself so that the current states follow the reply.
-            if let Err(code) = hub.subscribe(&me.app, &me.user, &peers, &Reply::ok_empty(id)) {
-                answer(session, id, family, Err(code));
+            let change = Change::Subscribe {
+                app: me.app.clone(),
+                user: me.user.clone(),
+                peers,
+                request_id: id,
+            };
+            match hub.submit(change, Some(&session.conn)).await {
+                Outcome::Code(Ok(())) => {}
+                other => session.reply_outcome(id, family, other),
             }
         }
         Op::UnsubscribePeersOnline { peers } => {
@@ -96,8 +104,13 @@ pub(super) fn handle_extra(
             if !session.limits.presence.allow(now) {
                 return answer(session, id, family, Err(query::TOO_OFTEN));
             }
-            hub.unsubscribe(&me.app, &me.user, &peers);
-            answer(session, id, family, Ok(()));
+            let change = Change::Unsubscribe {
+                app: me.app.clone(),
+                user: me.user.clone(),
+                peers,
+            };
+            let outcome = hub.submit(change, Some(&session.conn)).await;
+            session.reply_outcome(id, family, outcome);
         }
         Op::QuerySubscribedPeers => {
             if !session.limits.presence.allow(now) {
@@ -155,14 +168,16 @@ pub(super) fn handle_extra(
                     "invitations too often",
                 );
             }
-            let event = Event::InvitationReceived {
-                invitation_id: invitation_id.clone(),
+            let change = Change::Invite {
+                app: me.app.clone(),
                 caller: me.user.clone(),
+                callee,
+                invitation_id,
                 content,
                 channel,
             };
-            let result = hub.invite(&me.app, &me.user, &event, &callee, &invitation_id);
-            answer(session, id, family, result);
+            let outcome = hub.submit(change, Some(&session.conn)).await;
+            session.reply_outcome(id, family, outcome);
         }
         Op::CancelInvitation {
             invitation_id,
@@ -171,33 +186,45 @@ pub(super) fn handle_extra(
             if let Err(why) = check_invitation(&invitation_id, &callee, "") {
                 return refuse(session, id, invite::INVALID_ARGUMENT, why);
             }
-            let result = hub.cancel_invitation(&me.app, &me.user, &callee, &invitation_id);
-            answer(session, id, family, result);
+            let change = Change::CancelInvitation {
+                app: me.app.clone(),
+                caller: me.user.clone(),
+                callee,
+                invitation_id,
+            };
+            let outcome = hub.submit(change, Some(&session.conn)).await;
+            session.reply_outcome(id, family, outcome);
         }
         Op::AcceptInvitation {
             invitation_id,
             caller,
             response,
-        } => answer_invitation(
-            id,
-            me,
-            session,
-            hub,
-            (invitation_id, caller, response),
-            Answer::Accept,
-        ),
+        } => {
+            answer_invitation(
+                id,
+                me,
+                session,
+                hub,
+                (invitation_id, caller, response),
+                Answer::Accept,
+            )
+            .await;
+        }
         Op::RefuseInvitation {
             invitation_id,
             caller,
             response,
-        } => answer_invitation(
-            id,
-            me,
-            session,
-            hub,
-            (invitation_id, caller, response),
-            Answer::Refuse,
-        ),
+        } => {
+            answer_invitation(
+                id,
+                me,
+                session,
+                hub,
+                (invitation_id, caller, response),
+                Answer::Refuse,
+            )
+            .await;
+        }
         other => refuse(
             session,
             id,
@@ -236,15 +263,15 @@ fn attribute_write(op: Op) -> Result<(Option<(String, bool)>, AttributeWrite), O
     })
 }
 
-fn write_user(
+async fn write_user(
     id: u32,
     me: &Identity,
     session: &mut Session,
     hub: &Hub,
     now: Instant,
-    write: &AttributeWrite,
+    write: AttributeWrite,
 ) {
-    if let AttributeWrite::Delete(keys) = write {
+    if let AttributeWrite::Delete(keys) = &write {
         if let Err(why) = check_keys(keys) {
             return refuse(session, id, attr::INVALID_ARGUMENT, why);
         }
@@ -252,22 +279,27 @@ fn write_user(
     if !session.limits.attribute_writes.allow(now) {
         return answer(session, id, Family::Attr, Err(attr::TOO_OFTEN));
     }
-    let result = hub.write_user_attributes(&me.app, &me.user, write);
-    answer(session, id, Family::Attr, result);
+    let change = Change::UserAttributes {
+        app: me.app.clone(),
+        user: me.user.clone(),
+        write,
+    };
+    let outcome = hub.submit(change, Some(&session.conn)).await;
+    session.reply_outcome(id, Family::Attr, outcome);
 }
 
-fn write_channel(
+async fn write_channel(
     id: u32,
     me: &Identity,
     session: &mut Session,
     hub: &Hub,
     now: Instant,
-    (channel, write, notify): (&str, &AttributeWrite, bool),
+    (channel, write, notify): (String, AttributeWrite, bool),
 ) {
-    if let Err(e) = validate_channel_id(channel) {
+    if let Err(e) = validate_channel_id(&channel) {
         return refuse(session, id, attr::INVALID_ARGUMENT, e.to_string());
     }
-    if let AttributeWrite::Delete(keys) = write {
+    if let AttributeWrite::Delete(keys) = &write {
         if let Err(why) = check_keys(keys) {
             return refuse(session, id, attr::INVALID_ARGUMENT, why);
         }
@@ -275,8 +307,15 @@ fn write_channel(
     if !session.limits.attribute_writes.allow(now) {
         return answer(session, id, Family::Attr, Err(attr::TOO_OFTEN));
     }
-    let result = hub.write_channel_attributes(&me.app, &me.user, channel, write, notify);
-    answer(session, id, Family::Attr, result);
+    let change = Change::ChannelAttributes {
+        app: me.app.clone(),
+        user: me.user.clone(),
+        channel,
+        write,
+        notify,
+    };
+    let outcome = hub.submit(change, Some(&session.conn)).await;
+    session.reply_outcome(id, Family::Attr, outcome);
 }
 
 /// An invitation id (1..64 bytes), a valid peer id, and a payload of at most 8 KiB.
@@ -295,7 +334,7 @@ fn check_invitation(invitation_id: &str, peer: &str, payload: &str) -> Result<()
     Ok(())
 }
 
-fn answer_invitation(
+async fn answer_invitation(
     id: u32,
     me: &Identity,
     session: &Session,
@@ -306,7 +345,14 @@ fn answer_invitation(
     if let Err(why) = check_invitation(&invitation_id, &caller, &response) {
         return refuse(session, id, invite::INVALID_ARGUMENT, why);
     }
-    let result =
-        hub.answer_invitation(&me.app, &me.user, &caller, &invitation_id, (kind, response));
-    answer(session, id, Family::Invite, result);
+    let change = Change::AnswerInvitation {
+        app: me.app.clone(),
+        callee: me.user.clone(),
+        caller,
+        invitation_id,
+        answer: kind,
+        response,
+    };
+    let outcome = hub.submit(change, Some(&session.conn)).await;
+    session.reply_outcome(id, Family::Invite, outcome);
 }

@@ -1,0 +1,156 @@
+//! The single-node engine (the default): a change is applied the moment it is submitted,
+//! under the hub's lock, so the order of changes is the order of the lock. SQLite (`Store`)
+//! keeps history, the offline cache and the message id counter.
+
+use std::sync::Mutex;
+
+use crate::protocol::HistoryMessage;
+use crate::server::hub::{Hub, NodeId};
+use crate::server::outbox::ConnHandle;
+use crate::server::store::{HistoryQuery, Loaded, Store, ID_BLOCK};
+
+use super::{BoxFuture, Change, Engine, MessageStore, Stamp, Submitted};
+
+/// One node, its state in memory, its data in SQLite.
+#[derive(Debug)]
+pub struct MemoryEngine {
+    store: Store,
+    store_id: String,
+    ids: Mutex<Ids>,
+}
+
+/// The message id counter and its reservation on disk.
+#[derive(Debug)]
+struct Ids {
+    next: u64,
+    /// Ids below this are reserved on disk: the only ones that may be handed out.
+    reserved: u64,
+    /// The next reservation, asked for ahead of need: (its bound, committed signal).
+    reserving: Option<(u64, std::sync::mpsc::Receiver<()>)>,
+}
+
+impl MemoryEngine {
+    /// The engine over an opened store and what it loaded at start-up (the offline cache
+    /// goes to the hub: see `Hub::new`).
+    pub fn new(store: Store, loaded: &Loaded) -> Self {
+        MemoryEngine {
+            store,
+            store_id: loaded.store_id.clone(),
+            ids: Mutex::new(Ids {
+                next: loaded.next_message_id.max(1),
+                reserved: loaded.reserved_up_to,
+                reserving: None,
+            }),
+        }
+    }
+}
+
+impl Ids {
+    /// Keeps `next` within the persisted reservation: asks for the next block half a
+    /// block ahead, and in the rare case that it is not committed by the time it is
+    /// needed, waits for it (an fsync, under the hub's lock: ids must never outrun the
+    /// disk).
+    fn keep_reserved(&mut self, store: &Store) {
+        if let Some((up_to, committed)) = &self.reserving {
+            let needed = self.next >= self.reserved;
+            let done = if needed {
+                committed.recv().is_ok()
+            } else {
+                committed.try_recv().is_ok()
+            };
+            if done {
+                self.reserved = *up_to;
+                self.reserving = None;
+            } else if needed {
+                tracing::error!("message id reservation failed; ids may repeat after a crash");
+                self.reserved = *up_to;
+                self.reserving = None;
+            }
+        }
+        if self.reserving.is_none() && self.next + ID_BLOCK / 2 >= self.reserved {
+            let up_to = self.reserved.max(self.next) + ID_BLOCK;
+            self.reserving = Some((up_to, store.reserve_ids(up_to)));
+        }
+    }
+}
+
+impl Engine for MemoryEngine {
+    fn node(&self) -> NodeId {
+        0
+    }
+
+    fn submit(&self, hub: &Hub, change: Change, conn: Option<ConnHandle>) -> Submitted {
+        let stamp = Stamp {
+            origin: 0,
+            message_id: None,
+            now_ms: crate::protocol::now_ms(),
+        };
+        let mut state = hub.lock();
+        Submitted::Applied(hub.apply(&mut state, change, stamp, conn.as_ref()))
+    }
+
+    fn next_message_id(&self) -> u64 {
+        let mut ids = self
+            .ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let id = ids.next;
+        ids.next += 1;
+        ids.keep_reserved(&self.store);
+        id
+    }
+
+    fn messages(&self) -> &dyn MessageStore {
+        &self.store
+    }
+
+    fn store_id(&self) -> String {
+        self.store_id.clone()
+    }
+
+    fn start(&self, _hub: &Hub) {}
+
+    fn stop(&self) -> BoxFuture<()> {
+        let store = self.store.clone();
+        Box::pin(async move { store.stop().await })
+    }
+
+    fn failed(&self) -> BoxFuture<()> {
+        let store = self.store.clone();
+        Box::pin(async move { store.ended().await })
+    }
+}
+
+impl MessageStore for Store {
+    fn append_history(&self, app: &str, conv: &str, message: HistoryMessage, keep: u32) {
+        Store::append_history(self, app, conv, message, keep);
+    }
+
+    fn cache_offline(
+        &self,
+        app: &str,
+        receiver: &str,
+        message: HistoryMessage,
+        cap: usize,
+    ) -> tokio::sync::oneshot::Receiver<()> {
+        Store::cache_offline(self, app, receiver, message, cap)
+    }
+
+    fn drop_offline(&self, app: &str, receiver: &str, message_ids: Vec<u64>) {
+        Store::drop_offline(self, app, receiver, message_ids);
+    }
+
+    fn history(
+        &self,
+        app: &str,
+        conv: &str,
+        query: HistoryQuery,
+    ) -> BoxFuture<Result<Vec<HistoryMessage>, String>> {
+        let (store, app, conv) = (self.clone(), app.to_string(), conv.to_string());
+        Box::pin(async move {
+            Store::history(&store, &app, &conv, query)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}

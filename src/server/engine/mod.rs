@@ -1,0 +1,252 @@
+//! The engine seam: what this node shares with the others.
+//!
+//! The hub (`hub.rs`) keeps everything node-local: this node's connections and their
+//! ordered delivery, pending acks, timers. What users on different nodes must agree on
+//! (who is online where, channel membership, presence subscriptions, attributes,
+//! invitations, the offline cache) is one deterministic state that every node holds a
+//! copy of and changes only by applying [`Change`]s. An engine does two things:
+//!
+//! - [`Engine::submit`] puts a change in the one order every node applies them in, and
+//!   hands it back to this node's hub to apply (with the id a message gets);
+//! - it keeps history (a [`MessageStore`]): appends, reads, and the durable copy of the
+//!   offline cache where the order itself is not durable.
+//!
+//! Two engines: [`memory`] (one node: a change is applied at once; SQLite keeps history,
+//! the offline cache and the id counter) and [`redis`] (several nodes: changes go through
+//! one Redis stream that every node reads in order; history in sorted sets). Reads
+//! (members, counts, presence queries, attributes) are answered from this node's copy,
+//! which holds every change this node's own requests made before they were answered.
+//!
+//! A new shared op gets a [`Change`] variant and an arm in `Hub::apply`; node-local work
+//! (a reply, an event to a local connection, a timer) happens there only on the nodes it
+//! concerns, so the same change applied on every node has each effect once.
+
+pub mod memory;
+pub mod redis;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{HistoryMessage, Message};
+
+use super::hub::{ConnId, Hub, NodeId, Outcome};
+use super::hub_attributes::AttributeWrite;
+use super::hub_invitations::{Answer, InvitationKey};
+use super::outbox::ConnHandle;
+use super::store::HistoryQuery;
+
+/// A change to the shared state, as every node applies it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// `login` on `conn`; its reply goes out when the change is applied on the origin.
+    Login {
+        app: String,
+        user: String,
+        conn: ConnId,
+        request_id: u32,
+        token_expires_at: Option<u64>,
+    },
+    Logout {
+        app: String,
+        user: String,
+        conn: ConnId,
+    },
+    /// A connection ended without logout: the grace period starts.
+    Disconnected {
+        app: String,
+        user: String,
+        conn: ConnId,
+    },
+    SendPeer {
+        app: String,
+        from: String,
+        to: String,
+        message: Message,
+        offline: bool,
+        request_id: u32,
+    },
+    Ack {
+        app: String,
+        user: String,
+        message_id: u64,
+    },
+    /// A cached message whose durable write failed goes back out of the cache.
+    ForgetCached {
+        app: String,
+        receiver: String,
+        message_id: u64,
+    },
+    Join {
+        app: String,
+        user: String,
+        channel: String,
+    },
+    Leave {
+        app: String,
+        user: String,
+        channel: String,
+    },
+    SendChannel {
+        app: String,
+        user: String,
+        channel: String,
+        message: Message,
+    },
+    /// `subscribe_peers_online`; the reply and the current states follow on the origin.
+    Subscribe {
+        app: String,
+        user: String,
+        peers: Vec<String>,
+        request_id: u32,
+    },
+    Unsubscribe {
+        app: String,
+        user: String,
+        peers: Vec<String>,
+    },
+    UserAttributes {
+        app: String,
+        user: String,
+        write: AttributeWrite,
+    },
+    ChannelAttributes {
+        app: String,
+        user: String,
+        channel: String,
+        write: AttributeWrite,
+        notify: bool,
+    },
+    Invite {
+        app: String,
+        caller: String,
+        callee: String,
+        invitation_id: String,
+        content: String,
+        channel: Option<String>,
+    },
+    CancelInvitation {
+        app: String,
+        caller: String,
+        callee: String,
+        invitation_id: String,
+    },
+    AnswerInvitation {
+        app: String,
+        callee: String,
+        caller: String,
+        invitation_id: String,
+        answer: Answer,
+        response: String,
+    },
+    /// Login or renewal: the token of `user` on `conn` ends at `expires_at`.
+    WatchToken {
+        app: String,
+        user: String,
+        conn: ConnId,
+        expires_at: Option<u64>,
+    },
+    /// Timers that change shared state fire on one node (their owner) and come back as
+    /// changes; `epoch` tells a stale timer from the current one.
+    GraceOver {
+        app: String,
+        user: String,
+        epoch: u64,
+    },
+    AttributesExpired {
+        app: String,
+        channel: String,
+        epoch: u64,
+    },
+    InvitationExpired {
+        app: String,
+        key: InvitationKey,
+        epoch: u64,
+    },
+    TokenExpired {
+        app: String,
+        user: String,
+        epoch: u64,
+    },
+    /// A node stopped beating: its connections are gone, its timers change owner.
+    NodeGone { node: NodeId },
+}
+
+/// Where a change is applied from: who submitted it, the id a message in it gets, and the
+/// wall clock it counts with, the same on every node.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    /// The node that submitted the change.
+    pub origin: NodeId,
+    /// The message id this change was given in the shared order (`None`: the hub's own
+    /// counter, on one node).
+    pub message_id: Option<u64>,
+    /// Unix milliseconds at the origin when it submitted the change.
+    pub now_ms: u64,
+}
+
+/// A change on its way: applied already (one node), or applied when its turn comes.
+pub enum Submitted {
+    Applied(Outcome),
+    Pending(tokio::sync::oneshot::Receiver<Outcome>),
+}
+
+/// A boxed future, for the engine's reads.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Orders changes across nodes and keeps history. See the module header.
+pub trait Engine: Send + Sync + std::fmt::Debug {
+    /// This node's id in the shared state (0 on one node).
+    fn node(&self) -> NodeId;
+
+    /// Puts `change` in the shared order; this node's hub applies it when its turn
+    /// comes, with `conn` (the requesting connection, if any) as the origin's.
+    fn submit(&self, hub: &Hub, change: Change, conn: Option<ConnHandle>) -> Submitted;
+
+    /// The next message id, for a change whose stamp carries none (called under the
+    /// hub's lock, so ids go in the order changes are applied).
+    fn next_message_id(&self) -> u64;
+
+    /// History and the durable offline cache.
+    fn messages(&self) -> &dyn MessageStore;
+
+    /// Identifies the data behind the engine (the login reply's `store`).
+    fn store_id(&self) -> String;
+
+    /// Starts the engine's background work with the hub it feeds (readers, heartbeats).
+    fn start(&self, hub: &Hub);
+
+    /// Ends the background work and makes what was written durable.
+    fn stop(&self) -> BoxFuture<()>;
+
+    /// Resolves if the engine can no longer work (the server then shuts down).
+    fn failed(&self) -> BoxFuture<()>;
+}
+
+/// History and the offline cache's durable copy.
+pub trait MessageStore: Send + Sync {
+    /// Keeps `message` in `conv`'s history (at most `keep`); fire and forget.
+    fn append_history(&self, app: &str, conv: &str, message: HistoryMessage, keep: u32);
+
+    /// Makes a cached message durable; resolves `Ok` once it is, `Err` if it cannot be.
+    fn cache_offline(
+        &self,
+        app: &str,
+        receiver: &str,
+        message: HistoryMessage,
+        cap: usize,
+    ) -> tokio::sync::oneshot::Receiver<()>;
+
+    /// Forgets delivered or expired cached messages.
+    fn drop_offline(&self, app: &str, receiver: &str, message_ids: Vec<u64>);
+
+    /// A page of `conv`'s history.
+    fn history(
+        &self,
+        app: &str,
+        conv: &str,
+        query: HistoryQuery,
+    ) -> BoxFuture<Result<Vec<HistoryMessage>, String>>;
+}

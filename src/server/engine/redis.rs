@@ -1,0 +1,1 @@
+//! The Redis engine (several nodes): see the engine module header.
