@@ -123,6 +123,22 @@ pub struct ServeArgs {
     #[arg(long)]
     pub ephemeral: bool,
 
+    /// Share users, channels, presence and history with other nodes through this Redis
+    /// (redis://HOST:PORT[/DB]); run one `serve` per node against the same Redis. Without
+    /// it the server is a single node keeping its data in SQLite. See the README's
+    /// "Running several nodes" for Redis persistence settings.
+    #[arg(long, value_name = "URL", env = "RTM_ENGINE", conflicts_with_all = ["data_dir", "ephemeral"])]
+    pub engine: Option<String>,
+
+    /// This node's name in logs and in its heartbeat (default: the host name and port).
+    #[arg(long, value_name = "ID", requires = "engine")]
+    pub node_id: Option<String>,
+
+    /// Reconnect grace period in seconds (protocol.md: 30): how long a dropped user's
+    /// channels and presence are kept for it to come back. Shorter for QA runs.
+    #[arg(long, value_name = "SECONDS")]
+    pub grace: Option<u64>,
+
     /// Messages kept per conversation for `history`.
     #[arg(long, default_value_t = 1000)]
     pub history_limit: u32,

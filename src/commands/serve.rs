@@ -18,7 +18,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| ([127, 0, 0, 1], rtm::protocol::DEFAULT_PORT).into());
-    let store = if args.ephemeral {
+    let store = if let Some(url) = &args.engine {
+        StoreLocation::Redis {
+            url: url.clone(),
+            node: args
+                .node_id
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", host_name(), listen.port())),
+        }
+    } else if args.ephemeral {
         StoreLocation::Ephemeral
     } else {
         StoreLocation::Path(
@@ -40,6 +48,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.apps.open = rtm::server::open_mode(listen.ip(), args.open, file.open, apps_configured);
     if args.no_rate_limits {
         config.rate_limits = rtm::server::RateLimits::unlimited();
+    }
+    if let Some(secs) = args.grace {
+        config.grace = std::time::Duration::from_secs(secs);
     }
     if let Some(ms) = args.write_delay {
         config.write_delay = std::time::Duration::from_millis(ms);
@@ -90,4 +101,13 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
+}
+
+/// This machine's name, for a node's default id.
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "node".to_string())
 }

@@ -7,13 +7,17 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where the durable store (SQLite) lives.
+/// Where the shared state and durable data live: SQLite for one node (the memory
+/// engine), or a Redis that several nodes share (the Redis engine).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     /// A directory holding `rtm.sqlite3` (created if missing).
     Path(PathBuf),
     /// A fresh temporary directory, removed when the server stops.
     Ephemeral,
+    /// A Redis (`redis://HOST:PORT[/DB]`) shared with other nodes; `node` names this one
+    /// in logs and in its heartbeat.
+    Redis { url: String, node: String },
 }
 
 /// The apps the server knows, with their optional certificate.

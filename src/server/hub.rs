@@ -177,6 +177,40 @@ pub(super) struct State {
     pending_acks: HashMap<u64, PendingAck>,
 }
 
+impl Shared {
+    /// A state holding only the cached messages a store loaded.
+    pub fn with_offline(offline: Vec<CachedMessage>) -> Self {
+        let mut shared = Shared::default();
+        for cached in offline {
+            shared
+                .apps
+                .entry(cached.app)
+                .or_default()
+                .offline
+                .entry(cached.receiver)
+                .or_default()
+                .push_back(cached.message);
+        }
+        shared
+    }
+
+    /// Every node the state names: connections, and the owners of grace and expiry timers.
+    fn nodes(&self) -> BTreeSet<NodeId> {
+        let mut nodes = BTreeSet::new();
+        for app in self.apps.values() {
+            for user in app.users.values() {
+                nodes.extend(user.conn.as_ref().map(|c| c.id.node));
+                nodes.extend(user.grace.map(|(_, node)| node));
+            }
+            for channel in app.channels.values() {
+                nodes.extend(channel.empty.map(|(_, node)| node));
+            }
+            nodes.extend(app.invitations.values().map(|i| i.owner));
+        }
+        nodes
+    }
+}
+
 impl State {
     pub(super) fn next_epoch(&mut self) -> u64 {
         self.shared.next_epoch += 1;
@@ -185,6 +219,20 @@ impl State {
 
     pub(super) fn apps(&mut self) -> &mut HashMap<String, App> {
         &mut self.shared.apps
+    }
+
+    /// Replaces the shared state (an engine that lost its place): this node's
+    /// connections are closed with `close_code` first, since the new state knows nothing
+    /// of them; their clients log in again.
+    pub(super) fn replace_shared(&mut self, shared: Shared, close_code: u16) {
+        for app in self.shared.apps.values() {
+            for user in app.users.values() {
+                if let Some(conn) = user.conn.as_ref().and_then(|c| c.local.as_ref()) {
+                    conn.close(close_code, "server state reloaded");
+                }
+            }
+        }
+        self.shared = shared;
     }
 }
 
@@ -260,20 +308,13 @@ pub fn channel_conversation(channel: &str) -> String {
 }
 
 impl Hub {
-    /// A hub over an engine, with the cached messages it loaded (one node), its
+    /// A hub over an engine, starting from `shared` (what the engine loaded), its
     /// background work started.
-    pub fn new(config: Arc<Config>, engine: Box<dyn Engine>, offline: Vec<CachedMessage>) -> Self {
-        let mut state = State::default();
-        for cached in offline {
-            state
-                .apps()
-                .entry(cached.app)
-                .or_default()
-                .offline
-                .entry(cached.receiver)
-                .or_default()
-                .push_back(cached.message);
-        }
+    pub(super) fn new(config: Arc<Config>, engine: Box<dyn Engine>, shared: Shared) -> Self {
+        let state = State {
+            shared,
+            ..State::default()
+        };
         let outbox_limits = Arc::new(config.outbox.clone());
         let hub = Hub {
             inner: Arc::new(HubInner {
@@ -298,7 +339,11 @@ impl Hub {
         loaded: super::store::Loaded,
     ) -> Self {
         let engine = super::engine::memory::MemoryEngine::new(store, &loaded);
-        Hub::new(config, Box::new(engine), loaded.offline)
+        Hub::new(
+            config,
+            Box::new(engine),
+            Shared::with_offline(loaded.offline),
+        )
     }
 
     pub fn config(&self) -> &Config {
@@ -363,6 +408,11 @@ impl Hub {
     /// its store alive. Timers started afterwards never run.
     pub fn stop_timers(&self) {
         self.inner.timers.stop();
+    }
+
+    /// Every node the shared state names (the engine watches that they are alive).
+    pub fn nodes_named(&self) -> BTreeSet<NodeId> {
+        self.lock().shared.nodes()
     }
 
     /// Submits `change` for the requesting connection `conn` and waits for its outcome.
@@ -1113,11 +1163,10 @@ impl Hub {
     }
 
     /// A node stopped beating: its users' connections are gone (the grace starts, run by
-    /// the origin), and the grace and expiry timers it ran are the origin's now.
+    /// the origin), and the grace and expiry timers it ran are the origin's now. If that
+    /// node is this one (it was only cut off), its connections are closed: the others
+    /// already count them gone.
     fn node_gone(&self, state: &mut State, node: NodeId, here: Here) {
-        if node == self.node() {
-            return; // a node never buries itself (it was only slow: it beats again)
-        }
         let epoch = state.next_epoch();
         for (app, app_state) in &mut state.shared.apps {
             let users: Vec<String> = app_state
@@ -1131,7 +1180,12 @@ impl Hub {
                 .collect();
             for user in users {
                 let entry = app_state.users.get_mut(&user).expect("listed above");
-                let was_online = entry.conn.take().is_some();
+                let old = entry.conn.take();
+                let was_online = old.is_some();
+                // Taken for dead while alive (it could not beat): its clients start over.
+                if let Some(local) = old.and_then(|c| c.local) {
+                    local.close(1012, "node taken for gone");
+                }
                 self.hold_channels(app_state, app, &user, epoch, here);
                 if was_online {
                     super::hub_presence::presence_changed(app_state, &user);

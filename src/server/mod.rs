@@ -228,6 +228,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("the server task failed: {0}")]
     Task(String),
+    #[error("engine: {0}")]
+    Engine(#[from] engine::redis::RedisEngineError),
 }
 
 /// A temporary data directory, removed on drop.
@@ -262,6 +264,14 @@ async fn prepare(config: Config) -> Result<Prepared, ServerError> {
         StoreLocation::Ephemeral => {
             let temp = TempDir::create()?;
             (temp.0.clone(), Some(temp))
+        }
+        StoreLocation::Redis { url, node } => {
+            tracing::info!(url, node, "joining the nodes on redis");
+            let (engine, shared) = engine::redis::RedisEngine::connect(url, node).await?;
+            return Ok(Prepared {
+                hub: Hub::new(Arc::new(config), Box::new(engine), shared),
+                _temp: None,
+            });
         }
     };
     let ttl = config.offline_ttl;

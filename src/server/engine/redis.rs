@@ -1,1 +1,888 @@
-//! The Redis engine (several nodes): see the engine module header.
+//! The Redis engine: several nodes share one Redis (`serve --engine redis://HOST:PORT/DB`).
+//!
+//! - **Order**: a change is appended to one stream (`rtm:log`) by a Lua script that also
+//!   takes its number from a counter (`rtm:seq`), atomically: the number is the message id
+//!   a message in it gets, so ids are unique and increase in the order every node applies
+//!   them. Every node reads the stream from one task and applies each change to its copy of
+//!   the shared state; the origin's waiting request gets the outcome. A change is in Redis
+//!   before anyone is answered: with AOF and `appendfsync always`, a message answered 4
+//!   survives a Redis crash.
+//! - **Snapshots**: a node that applied [`SNAPSHOT_EVERY`] changes (or
+//!   [`SNAPSHOT_INTERVAL`] has passed) stores its copy of the shared state with the
+//!   stream position (`rtm:snapshot`, newer ones only) and trims the stream up to the
+//!   previous snapshot. A new node loads the snapshot and reads on from there. A node that
+//!   finds changes missing (it fell behind a trim) or the counter gone back (Redis lost
+//!   its data) reloads: it closes its connections with 1012 (clients reconnect and log in
+//!   again) and carries on from the snapshot, or from nothing.
+//! - **Liveness**: each node sets `rtm:node:<id>` every [`HEARTBEAT_EVERY`] with a
+//!   [`HEARTBEAT_TTL`] expiry. A node that sees another node's key missing for a whole
+//!   TTL while its own Redis calls worked submits `NodeGone`: that node's users then go
+//!   through the grace period like dropped connections (their channels held, then left),
+//!   and its timers are adopted.
+//! - **History** goes to one sorted set per conversation (`rtm:h:<app>:<conv>`, scored by
+//!   message id, trimmed to the cap) from a writer task that pipelines what is queued.
+//! - **Redis away**: requests that need it are answered with their family's failure code
+//!   after at most [`SUBMIT_TIMEOUT`]; reads of this node's copy go on; every task
+//!   reconnects by itself ([`ConnectionManager`]) and the reader resumes where it was.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Script, Value};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::protocol::HistoryMessage;
+use crate::server::hub::{Hub, NodeId, Outcome, Shared};
+use crate::server::outbox::ConnHandle;
+use crate::server::store::HistoryQuery;
+
+use super::{BoxFuture, Change, Engine, MessageStore, Stamp, Submitted};
+
+/// A request gives up on Redis after this long and is answered with its family's failure.
+pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a node says it is alive.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// A node silent this long (its key expired) is gone.
+pub const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
+/// Changes between snapshots.
+pub const SNAPSHOT_EVERY: u64 = 20_000;
+/// Longest time between snapshots while changes come.
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
+/// Changes read from the stream per round trip.
+const READ_BATCH: usize = 1024;
+/// How long one blocking read waits for changes.
+const READ_BLOCK_MS: u64 = 1000;
+/// History writes queued for the writer task at most (past it, a write is lost and logged).
+const HISTORY_QUEUE: usize = 65_536;
+/// Close code for connections of a node that lost its place (WebSocket "service restart").
+const CLOSE_RELOAD: u16 = 1012;
+
+/// Appends a change with the next number, atomically.
+const SUBMIT_LUA: &str = r"
+local n = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], '*', 'n', n, 'd', ARGV[1])
+return n
+";
+
+/// Stores a snapshot if newer than the stored one, then trims the stream up to the
+/// previous snapshot's position.
+const SNAPSHOT_LUA: &str = r"
+local current = redis.call('HGET', KEYS[1], 'n')
+if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+local previous = redis.call('HGET', KEYS[1], 'id')
+redis.call('HSET', KEYS[1], 'n', ARGV[1], 'id', ARGV[2], 'state', ARGV[3])
+if previous then redis.call('XTRIM', KEYS[2], 'MINID', previous) end
+return 1
+";
+
+/// One change in the stream, with where it comes from.
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    /// Origin node.
+    o: NodeId,
+    /// The origin's request number (its waiter).
+    r: u64,
+    /// The origin's wall clock, unix ms.
+    t: u64,
+    c: Change,
+}
+
+/// Where this node is in the stream.
+#[derive(Debug, Clone)]
+struct Position {
+    /// The last stream id applied ("0-0" before the first).
+    id: String,
+    /// The number of the last change applied (0 before the first).
+    n: u64,
+}
+
+/// The Redis key names.
+#[derive(Debug)]
+struct Keys {
+    log: String,
+    seq: String,
+    snapshot: String,
+    store: String,
+    node_prefix: String,
+    history_prefix: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Self {
+        Keys {
+            log: format!("{prefix}log"),
+            seq: format!("{prefix}seq"),
+            snapshot: format!("{prefix}snapshot"),
+            store: format!("{prefix}store"),
+            node_prefix: format!("{prefix}node:"),
+            history_prefix: format!("{prefix}h:"),
+        }
+    }
+
+    fn node(&self, node: NodeId) -> String {
+        format!("{}{node}", self.node_prefix)
+    }
+
+    fn history(&self, app: &str, conv: &str) -> String {
+        format!("{}{app}:{conv}", self.history_prefix)
+    }
+}
+
+/// A request waiting for its change to be applied.
+struct Waiter {
+    outcome: oneshot::Sender<Outcome>,
+    conn: Option<ConnHandle>,
+    since: Instant,
+}
+
+struct HistoryWrite {
+    key: String,
+    message: HistoryMessage,
+    keep: u32,
+}
+
+/// Several nodes on one Redis. See the module header.
+pub struct RedisEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: NodeId,
+    name: String,
+    keys: Keys,
+    client: redis::Client,
+    conn: ConnectionManager,
+    submit_script: Script,
+    waiters: Mutex<HashMap<u64, Waiter>>,
+    next_request: AtomicU64,
+    position: Mutex<Position>,
+    store_id: Mutex<String>,
+    history: mpsc::Sender<HistoryWrite>,
+    history_queue: Mutex<Option<mpsc::Receiver<HistoryWrite>>>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for RedisEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisEngine")
+            .field("node", &self.inner.node)
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisEngineError {
+    #[error("redis at {url}: {source}")]
+    Redis {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("the snapshot in redis cannot be read: {0}")]
+    Snapshot(String),
+}
+
+impl RedisEngine {
+    /// Connects to the Redis at `url` as the node named `name`, loads the latest snapshot
+    /// of the shared state (the hub starts from it) and says where to read on from.
+    pub async fn connect(url: &str, name: &str) -> Result<(Self, Shared), RedisEngineError> {
+        let failed = |source| RedisEngineError::Redis {
+            url: url.to_string(),
+            source,
+        };
+        let client = redis::Client::open(url).map_err(failed)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(SUBMIT_TIMEOUT))
+            .set_response_timeout(Some(SUBMIT_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let mut conn = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(failed)?;
+        let keys = Keys::new("rtm:");
+        let store_id = store_id(&mut conn, &keys).await.map_err(failed)?;
+        let (shared, position) = load_snapshot(&mut conn, &keys).await.map_err(|e| match e {
+            Reload::Redis(source) => failed(source),
+            Reload::Corrupt(why) => RedisEngineError::Snapshot(why),
+        })?;
+        // Below 2^53 (exact in any JSON reader) and never 0 (the single node's id).
+        let node = (rand::random::<u64>() >> 11).max(1);
+        let (history, history_queue) = mpsc::channel(HISTORY_QUEUE);
+        tracing::info!(url, name, node, at = position.n, "joined the cluster");
+        let engine = RedisEngine {
+            inner: Arc::new(Inner {
+                node,
+                name: name.to_string(),
+                keys,
+                client,
+                conn,
+                submit_script: Script::new(SUBMIT_LUA),
+                waiters: Mutex::default(),
+                next_request: AtomicU64::new(1),
+                position: Mutex::new(position),
+                store_id: Mutex::new(store_id),
+                history,
+                history_queue: Mutex::new(Some(history_queue)),
+                stop: watch::channel(false).0,
+                tasks: Mutex::default(),
+            }),
+        };
+        Ok((engine, shared))
+    }
+}
+
+/// The id of the data in this Redis: made once (`SET NX`), new after Redis lost its data.
+async fn store_id(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<String> {
+    let fresh = format!("redis-{:016x}", rand::random::<u64>());
+    let _: Value = redis::cmd("SET")
+        .arg(&keys.store)
+        .arg(&fresh)
+        .arg("NX")
+        .query_async(conn)
+        .await?;
+    redis::cmd("GET").arg(&keys.store).query_async(conn).await
+}
+
+enum Reload {
+    Redis(redis::RedisError),
+    Corrupt(String),
+}
+
+/// The latest snapshot and its position, or an empty state from the stream's start.
+async fn load_snapshot(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> Result<(Shared, Position), Reload> {
+    let fields: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&keys.snapshot)
+        .query_async(conn)
+        .await
+        .map_err(Reload::Redis)?;
+    let (Some(n), Some(id), Some(state)) = (fields.get("n"), fields.get("id"), fields.get("state"))
+    else {
+        let start = Position {
+            id: "0-0".into(),
+            n: 0,
+        };
+        return Ok((Shared::default(), start));
+    };
+    let shared: Shared = serde_json::from_str(state).map_err(|e| Reload::Corrupt(e.to_string()))?;
+    let n = n.parse().map_err(|_| Reload::Corrupt(format!("n = {n}")))?;
+    Ok((shared, Position { id: id.clone(), n }))
+}
+
+impl Engine for RedisEngine {
+    fn node(&self) -> NodeId {
+        self.inner.node
+    }
+
+    fn submit(&self, _hub: &Hub, change: Change, conn: Option<ConnHandle>) -> Submitted {
+        let inner = &self.inner;
+        let request = inner.next_request.fetch_add(1, Ordering::Relaxed);
+        let entry = Entry {
+            o: inner.node,
+            r: request,
+            t: crate::protocol::now_ms(),
+            c: change,
+        };
+        let data = match serde_json::to_string(&entry) {
+            Ok(data) => data,
+            Err(e) => {
+                tracing::error!(error = %e, "a change cannot be encoded");
+                return Submitted::Applied(Outcome::Unavailable);
+            }
+        };
+        let (outcome, applied) = oneshot::channel();
+        lock(&inner.waiters).insert(
+            request,
+            Waiter {
+                outcome,
+                conn,
+                since: Instant::now(),
+            },
+        );
+        let inner = Arc::clone(inner);
+        tokio::spawn(async move {
+            let mut conn = inner.conn.clone();
+            let appended = tokio::time::timeout(
+                SUBMIT_TIMEOUT,
+                inner
+                    .submit_script
+                    .key(&inner.keys.seq)
+                    .key(&inner.keys.log)
+                    .arg(data)
+                    .invoke_async::<u64>(&mut conn),
+            )
+            .await;
+            let failure = match appended {
+                Ok(Ok(_)) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out".to_string(),
+            };
+            tracing::warn!(error = failure, "a change could not be appended to redis");
+            if let Some(waiter) = lock(&inner.waiters).remove(&request) {
+                let _ = waiter.outcome.send(Outcome::Unavailable);
+            }
+        });
+        Submitted::Pending(applied)
+    }
+
+    fn next_message_id(&self) -> u64 {
+        // Every change applied here carries its number.
+        unreachable!("the redis engine stamps every change with its id")
+    }
+
+    fn messages(&self) -> &dyn MessageStore {
+        self
+    }
+
+    fn store_id(&self) -> String {
+        lock(&self.inner.store_id).clone()
+    }
+
+    fn start(&self, hub: &Hub) {
+        let inner = &self.inner;
+        let mut tasks = lock(&inner.tasks);
+        tasks.push(tokio::spawn(read_log(Arc::clone(inner), hub.clone())));
+        tasks.push(tokio::spawn(keep_alive(Arc::clone(inner), hub.clone())));
+        if let Some(queue) = lock(&inner.history_queue).take() {
+            tasks.push(tokio::spawn(write_history(Arc::clone(inner), queue)));
+        }
+    }
+
+    fn stop(&self) -> BoxFuture<()> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            inner.stop.send_replace(true);
+            let tasks = std::mem::take(&mut *lock(&inner.tasks));
+            for task in tasks {
+                let _ = task.await;
+            }
+            let mut conn = inner.conn.clone();
+            let _: Result<Value, _> = redis::cmd("DEL")
+                .arg(inner.keys.node(inner.node))
+                .query_async(&mut conn)
+                .await;
+        })
+    }
+
+    fn failed(&self) -> BoxFuture<()> {
+        // Redis going away is survived (requests fail, tasks reconnect): never fatal.
+        Box::pin(std::future::pending())
+    }
+}
+
+/// Resolves when the engine stops.
+async fn stopped(inner: &Inner) {
+    let mut stop = inner.stop.subscribe();
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Sleeps `delay` unless the engine stops first; false if it stopped.
+async fn pause(inner: &Inner, delay: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        () = stopped(inner) => false,
+    }
+}
+
+/// Logs a repeated failure at most once per 10 s.
+struct Complaint {
+    what: &'static str,
+    last: Option<Instant>,
+    count: u64,
+}
+
+impl Complaint {
+    fn new(what: &'static str) -> Self {
+        Complaint {
+            what,
+            last: None,
+            count: 0,
+        }
+    }
+
+    fn failed(&mut self, error: &dyn std::fmt::Display) {
+        self.count += 1;
+        if self
+            .last
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(10))
+        {
+            tracing::warn!(error = %error, times = self.count, "redis engine: {} failed", self.what);
+            self.last = Some(Instant::now());
+            self.count = 0;
+        }
+    }
+
+    fn worked(&mut self) {
+        if self.last.take().is_some() {
+            tracing::info!("redis engine: {} works again", self.what);
+        }
+        self.count = 0;
+    }
+}
+
+/// A connection for blocking reads (never shared: a blocked read holds it).
+async fn reader_connection(inner: &Inner) -> redis::RedisResult<MultiplexedConnection> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(SUBMIT_TIMEOUT))
+        .set_response_timeout(Some(Duration::from_millis(READ_BLOCK_MS) + SUBMIT_TIMEOUT));
+    inner
+        .client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
+/// Reads the stream in order and applies every change; see the module header.
+async fn read_log(inner: Arc<Inner>, hub: Hub) {
+    let mut complaint = Complaint::new("reading the change stream");
+    let mut connection: Option<MultiplexedConnection> = None;
+    let mut snapshot = SnapshotClock::new(lock(&inner.position).n);
+    loop {
+        if *inner.stop.borrow() {
+            return;
+        }
+        let mut conn = match connection.take() {
+            Some(conn) => conn,
+            None => match reader_connection(&inner).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    complaint.failed(&e);
+                    if pause(&inner, Duration::from_millis(500)).await {
+                        continue;
+                    }
+                    return;
+                }
+            },
+        };
+        let from = lock(&inner.position).id.clone();
+        let mut xread = redis::cmd("XREAD");
+        xread
+            .arg("COUNT")
+            .arg(READ_BATCH)
+            .arg("BLOCK")
+            .arg(READ_BLOCK_MS)
+            .arg("STREAMS")
+            .arg(&inner.keys.log)
+            .arg(&from);
+        let read = tokio::select! {
+            read = xread.query_async::<Value>(&mut conn) => read,
+            () = stopped(&inner) => return,
+        };
+        let entries = match read.and_then(|value| parse_entries(&value)) {
+            Ok(entries) => entries,
+            Err(e) => {
+                complaint.failed(&e);
+                if pause(&inner, Duration::from_millis(500)).await {
+                    continue;
+                }
+                return;
+            }
+        };
+        complaint.worked();
+        connection = Some(conn);
+        if entries.is_empty() {
+            continue;
+        }
+        if let Err(reload) = apply_entries(&inner, &hub, entries) {
+            tracing::warn!(reason = reload, "redis engine: reloading the shared state");
+            reload_state(&inner, &hub).await;
+            snapshot = SnapshotClock::new(lock(&inner.position).n);
+            continue;
+        }
+        if snapshot.due(lock(&inner.position).n) {
+            take_snapshot(&inner, &hub).await;
+            snapshot = SnapshotClock::new(lock(&inner.position).n);
+        }
+    }
+}
+
+/// One raw entry of the stream: its id, its number and its data.
+type RawEntry = (String, u64, String);
+
+/// The entries of an XREAD reply (nil when the block timed out).
+fn parse_entries(value: &Value) -> redis::RedisResult<Vec<RawEntry>> {
+    let bad = |what: &str| {
+        redis::RedisError::from((
+            redis::ErrorKind::Parse,
+            "unexpected XREAD reply",
+            what.to_string(),
+        ))
+    };
+    let streams = match value {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams) => streams,
+        Value::Map(map) => {
+            return map
+                .iter()
+                .next()
+                .map_or(Ok(Vec::new()), |(_, entries)| parse_stream_entries(entries))
+        }
+        _ => return Err(bad("not an array")),
+    };
+    let Some(Value::Array(stream)) = streams.first() else {
+        return Ok(Vec::new());
+    };
+    let entries = stream.get(1).ok_or_else(|| bad("no entries"))?;
+    parse_stream_entries(entries)
+}
+
+fn parse_stream_entries(entries: &Value) -> redis::RedisResult<Vec<RawEntry>> {
+    let bad = |what: &str| {
+        redis::RedisError::from((
+            redis::ErrorKind::Parse,
+            "unexpected stream entry",
+            what.to_string(),
+        ))
+    };
+    let Value::Array(entries) = entries else {
+        return Err(bad("entries not an array"));
+    };
+    let mut parsed = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Value::Array(parts) = entry else {
+            return Err(bad("entry not an array"));
+        };
+        let id: String = redis::from_redis_value_ref(parts.first().ok_or_else(|| bad("no id"))?)?;
+        let fields: HashMap<String, String> =
+            redis::from_redis_value_ref(parts.get(1).ok_or_else(|| bad("no fields"))?)?;
+        let n = fields
+            .get("n")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| bad("no number"))?;
+        let data = fields.get("d").cloned().ok_or_else(|| bad("no data"))?;
+        parsed.push((id, n, data));
+    }
+    Ok(parsed)
+}
+
+/// Applies a batch under one lock; `Err` when the stream does not follow on from here.
+fn apply_entries(inner: &Inner, hub: &Hub, entries: Vec<RawEntry>) -> Result<(), &'static str> {
+    let mut state = hub.lock();
+    let mut position = lock(&inner.position);
+    for (id, n, data) in entries {
+        if position.n > 0 && n <= position.n {
+            return Err("the change counter went back: redis lost its data");
+        }
+        if position.n > 0 && n != position.n + 1 {
+            return Err("changes are missing: this node fell behind a trim");
+        }
+        *position = Position { id, n };
+        let entry: Entry = match serde_json::from_str(&data) {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::error!(n, error = %e, "redis engine: a change cannot be read; skipped");
+                continue;
+            }
+        };
+        let waiter = (entry.o == inner.node)
+            .then(|| lock(&inner.waiters).remove(&entry.r))
+            .flatten();
+        let stamp = Stamp {
+            origin: entry.o,
+            message_id: Some(n),
+            now_ms: entry.t,
+        };
+        let conn = waiter.as_ref().and_then(|w| w.conn.as_ref());
+        let outcome = hub.apply(&mut state, entry.c, stamp, conn);
+        if let Some(waiter) = waiter {
+            let _ = waiter.outcome.send(outcome);
+        }
+    }
+    Ok(())
+}
+
+/// Starts over from the latest snapshot (or nothing): this node's connections are closed
+/// (their clients log in again), the shared state replaced.
+async fn reload_state(inner: &Inner, hub: &Hub) {
+    let mut conn = inner.conn.clone();
+    loop {
+        let loaded = load_snapshot(&mut conn, &inner.keys).await;
+        let store = store_id(&mut conn, &inner.keys).await;
+        match (loaded, store) {
+            (Ok((shared, position)), Ok(store)) => {
+                let mut state = hub.lock();
+                state.replace_shared(shared, CLOSE_RELOAD);
+                *lock(&inner.position) = position;
+                *lock(&inner.store_id) = store;
+                return;
+            }
+            (Err(Reload::Corrupt(why)), _) => {
+                tracing::error!(
+                    why,
+                    "redis engine: the snapshot is unreadable; starting empty"
+                );
+                let mut state = hub.lock();
+                state.replace_shared(Shared::default(), CLOSE_RELOAD);
+                *lock(&inner.position) = Position {
+                    id: "0-0".into(),
+                    n: 0,
+                };
+                return;
+            }
+            _ => {
+                if !pause(inner, Duration::from_millis(500)).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// When the next snapshot is due.
+struct SnapshotClock {
+    at_n: u64,
+    at: Instant,
+}
+
+impl SnapshotClock {
+    fn new(at_n: u64) -> Self {
+        SnapshotClock {
+            at_n,
+            at: Instant::now(),
+        }
+    }
+
+    fn due(&self, n: u64) -> bool {
+        n >= self.at_n + SNAPSHOT_EVERY || (n > self.at_n && self.at.elapsed() >= SNAPSHOT_INTERVAL)
+    }
+}
+
+/// Stores this node's copy of the shared state at its position (if newer than the stored
+/// one) and trims the stream up to the previous snapshot.
+async fn take_snapshot(inner: &Inner, hub: &Hub) {
+    let (position, state) = {
+        let state = hub.lock();
+        let position = lock(&inner.position).clone();
+        match serde_json::to_string(&state.shared) {
+            Ok(json) => (position, json),
+            Err(e) => {
+                tracing::error!(error = %e, "redis engine: the state cannot be encoded");
+                return;
+            }
+        }
+    };
+    let mut conn = inner.conn.clone();
+    let stored = Script::new(SNAPSHOT_LUA)
+        .key(&inner.keys.snapshot)
+        .key(&inner.keys.log)
+        .arg(position.n)
+        .arg(&position.id)
+        .arg(state)
+        .invoke_async::<i64>(&mut conn)
+        .await;
+    match stored {
+        Ok(1) => tracing::debug!(n = position.n, "redis engine: snapshot stored"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "redis engine: snapshot not stored"),
+    }
+}
+
+/// Beats, watches the other nodes' beats, and answers requests whose change never came
+/// back in time.
+async fn keep_alive(inner: Arc<Inner>, hub: Hub) {
+    let mut complaint = Complaint::new("the heartbeat");
+    // Since when each node the state names has been found without a heartbeat.
+    let mut silent: HashMap<NodeId, Instant> = HashMap::new();
+    let mut conn = inner.conn.clone();
+    loop {
+        let beat: redis::RedisResult<Value> = redis::cmd("SET")
+            .arg(inner.keys.node(inner.node))
+            .arg(&inner.name)
+            .arg("PX")
+            .arg(HEARTBEAT_TTL.as_millis() as u64)
+            .query_async(&mut conn)
+            .await;
+        match beat {
+            Ok(_) => {
+                complaint.worked();
+                watch_nodes(&inner, &hub, &mut conn, &mut silent).await;
+            }
+            Err(e) => {
+                complaint.failed(&e);
+                // Blind to the others while Redis is away: judge nobody on it.
+                silent.clear();
+            }
+        }
+        expire_waiters(&inner);
+        if !pause(&inner, HEARTBEAT_EVERY).await {
+            return;
+        }
+    }
+}
+
+/// Submits `NodeGone` for every node the state names that has not beaten for a TTL.
+async fn watch_nodes(
+    inner: &Inner,
+    hub: &Hub,
+    conn: &mut ConnectionManager,
+    silent: &mut HashMap<NodeId, Instant>,
+) {
+    let named: HashSet<NodeId> = hub
+        .nodes_named()
+        .into_iter()
+        .filter(|node| *node != inner.node)
+        .collect();
+    silent.retain(|node, _| named.contains(node));
+    if named.is_empty() {
+        return;
+    }
+    let nodes: Vec<NodeId> = named.into_iter().collect();
+    let keys: Vec<String> = nodes.iter().map(|n| inner.keys.node(*n)).collect();
+    let alive: redis::RedisResult<Vec<Option<String>>> =
+        redis::cmd("MGET").arg(&keys).query_async(conn).await;
+    let Ok(alive) = alive else {
+        silent.clear();
+        return;
+    };
+    let now = Instant::now();
+    for (node, beat) in nodes.into_iter().zip(alive) {
+        if beat.is_some() {
+            silent.remove(&node);
+            continue;
+        }
+        let since = *silent.entry(node).or_insert(now);
+        if now.duration_since(since) >= HEARTBEAT_TTL {
+            tracing::warn!(
+                node,
+                "redis engine: a node stopped beating; its users are gone"
+            );
+            silent.remove(&node);
+            hub.submit_detached(Change::NodeGone { node });
+        }
+    }
+}
+
+/// Answers requests whose change was appended but has not come back in time.
+fn expire_waiters(inner: &Inner) {
+    let limit = SUBMIT_TIMEOUT * 3;
+    let mut waiters = lock(&inner.waiters);
+    let expired: Vec<u64> = waiters
+        .iter()
+        .filter(|(_, w)| w.since.elapsed() >= limit)
+        .map(|(request, _)| *request)
+        .collect();
+    for request in expired {
+        if let Some(waiter) = waiters.remove(&request) {
+            let _ = waiter.outcome.send(Outcome::Unavailable);
+        }
+    }
+}
+
+/// Writes history in pipelines of what is queued.
+async fn write_history(inner: Arc<Inner>, mut queue: mpsc::Receiver<HistoryWrite>) {
+    let mut complaint = Complaint::new("writing history");
+    let mut conn = inner.conn.clone();
+    let mut batch = Vec::with_capacity(256);
+    loop {
+        batch.clear();
+        let received = tokio::select! {
+            count = queue.recv_many(&mut batch, 256) => count,
+            () = stopped(&inner) => {
+                // Write what is queued, then end.
+                queue.close();
+                queue.recv_many(&mut batch, HISTORY_QUEUE).await
+            }
+        };
+        if received == 0 {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for write in &batch {
+            let Ok(json) = serde_json::to_string(&write.message) else {
+                continue;
+            };
+            pipe.zadd(&write.key, json, write.message.message_id)
+                .ignore()
+                .zremrangebyrank(&write.key, 0, -(write.keep as isize + 1))
+                .ignore();
+        }
+        match pipe.query_async::<()>(&mut conn).await {
+            Ok(()) => complaint.worked(),
+            Err(e) => complaint.failed(&e),
+        }
+        if *inner.stop.borrow() && queue.is_closed() && queue.is_empty() {
+            return;
+        }
+    }
+}
+
+impl MessageStore for RedisEngine {
+    fn append_history(&self, app: &str, conv: &str, message: HistoryMessage, keep: u32) {
+        let write = HistoryWrite {
+            key: self.inner.keys.history(app, conv),
+            message,
+            keep,
+        };
+        if self.inner.history.try_send(write).is_err() {
+            tracing::warn!("redis engine: history queue full; a message is not kept");
+        }
+    }
+
+    fn cache_offline(
+        &self,
+        _app: &str,
+        _receiver: &str,
+        _message: HistoryMessage,
+        _cap: usize,
+    ) -> oneshot::Receiver<()> {
+        // The change that cached it is in Redis already.
+        let (done, committed) = oneshot::channel();
+        let _ = done.send(());
+        committed
+    }
+
+    fn drop_offline(&self, _app: &str, _receiver: &str, _message_ids: Vec<u64>) {
+        // The ack that dropped it is in Redis already.
+    }
+
+    fn history(
+        &self,
+        app: &str,
+        conv: &str,
+        query: HistoryQuery,
+    ) -> BoxFuture<Result<Vec<HistoryMessage>, String>> {
+        let key = self.inner.keys.history(app, conv);
+        let mut conn = self.inner.conn.clone();
+        Box::pin(async move {
+            let before = query
+                .before
+                .map_or_else(|| "+inf".to_string(), |id| format!("({id}"));
+            // With `after`, the oldest after it; otherwise the newest before `before`.
+            let mut zrange = redis::cmd("ZRANGE");
+            zrange.arg(&key);
+            if let Some(after) = query.after {
+                zrange.arg(format!("({after}")).arg(&before).arg("BYSCORE");
+            } else {
+                zrange.arg(&before).arg("-inf").arg("BYSCORE").arg("REV");
+            }
+            zrange.arg("LIMIT").arg(0).arg(query.limit);
+            let read = zrange.query_async::<Vec<String>>(&mut conn);
+            let mut messages = tokio::time::timeout(SUBMIT_TIMEOUT, read)
+                .await
+                .map_err(|_| "redis did not answer in time".to_string())?
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|json| serde_json::from_str::<HistoryMessage>(json).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            if query.after.is_none() {
+                messages.reverse();
+            }
+            Ok(messages)
+        })
+    }
+}
