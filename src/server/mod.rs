@@ -3,11 +3,13 @@
 //! Layers, outside in: `run`/`spawn` (this file: accept loop, shutdown) →
 //! `connection` (per-connection task: frames ↔ requests, batched writer, liveness) →
 //! `session::handle` (decides what each request does; unit-testable; issue-5 ops in
-//! `session_extra.rs`) → `Hub` (shared state behind a cheap handle: users, channels,
-//! pending acks in `hub.rs`; presence in `hub_presence.rs`, attributes in
+//! `session_extra.rs`) → `Hub` (this node's connections, pending acks and timers, and its
+//! copy of the shared state, changed only by applying `engine::Change`s: users and
+//! channels in `hub.rs`; presence in `hub_presence.rs`, attributes in
 //! `hub_attributes.rs`, invitations in `hub_invitations.rs`, the token expiry watch in
-//! `hub_tokens.rs`) →
-//! `Store` (SQLite on its own thread: history, cached messages, the message id counter).
+//! `hub_tokens.rs`) → `engine` (the seam to what nodes share: the order of changes,
+//! history and the durable offline cache; `engine::memory` for one node over `Store`,
+//! SQLite on its own thread; `engine::redis` for several nodes on one Redis).
 //! `outbox` is the bounded queue between the hub and a connection's writer; `timers` the
 //! one timer wheel of the hub; `rate` the
 //! per-connection rate limiters; `clock` the one clock of every timer, window and
@@ -170,6 +172,17 @@
 //!   `login` attempts count against `logins_per_address` (50 per second per IP, all
 //!   connections together, answered 10 when over); loopback peers are exempt unless
 //!   `loopback_exempt` is off, so local benches and demos are not throttled.
+//! - **Several nodes** (`serve --engine redis://…`, `engine/redis.rs`): every rule above
+//!   holds across nodes: a change goes through one Redis stream and every node applies it
+//!   in the stream's order, so all members see one order, ids come from the stream's
+//!   counter (unique per app, increasing in that order), and a cached message is in Redis
+//!   before it is answered 4. Reads (members, counts, presence, attributes) come from the
+//!   node's own copy. A node whose heartbeat stops for 5 s is gone: its users are
+//!   disconnected (grace, then they leave their channels). While Redis is away, requests
+//!   that change shared state are answered with their family's failure code within 3 s
+//!   (`history` too), everything else goes on, and the node resumes by itself when Redis
+//!   is back. A node that lost its place (Redis lost its data, or it fell behind a trim)
+//!   reloads and closes its connections with 1012; their clients log in again.
 //! - **Open mode** is the default only on a loopback address with no app configured
 //!   (`open_mode`): once `--app` or the file lists an app, any other app id is refused
 //!   (LOGIN 4) unless `--open` (or `open = true`) is given; elsewhere `serve` needs
