@@ -217,20 +217,27 @@ pub enum OutputFormat {
 ///
 /// Runs one named case per rule of protocol v1 with fresh users per case, shows progress on
 /// stderr, then prints a table (or JSON / JUnit XML) of pass, fail and skip with reasons.
-/// Exit code 0 when no selected case fails, 1 when some fail, 2 when the server cannot be
+/// Exit code 0 when no selected case fails, 1 when some fail, 2 when a server cannot be
 /// reached or the arguments are wrong.
+///
+/// Several --server flags check the nodes of one cluster as one server: the users of each
+/// case take turns over them (alice on the first, bob on the second, ...), and a user who
+/// logs in again goes to the next one, so every exchange crosses nodes.
 #[derive(Debug, Args, Clone)]
 pub struct CheckArgs {
-    #[arg(long, default_value = rtm::protocol::DEFAULT_URL)]
-    pub server: String,
+    /// Server URL; repeat it for the nodes of a cluster, which must share their state (the
+    /// report names each server and which one every user was on).
+    #[arg(long = "server", value_name = "URL", default_value = rtm::protocol::DEFAULT_URL)]
+    pub servers: Vec<String>,
     #[arg(long, default_value = "rtm-check")]
     pub app_id: String,
     /// Command that prints a token for a user id given as its last argument
     /// (RTM_CHECK_EXPIRE in its environment says how many seconds the token should live).
     #[arg(long)]
     pub token_cmd: Option<String>,
-    /// Command that restarts the server, keeping its store, and returns once it is
-    /// restarting: enables the case that cached messages survive a restart.
+    /// Command that restarts the server (with several --server, what they share: every
+    /// node, or their store), keeping its data, and returns once it is restarting: enables
+    /// the case that cached messages survive a restart.
     #[arg(long)]
     pub restart_cmd: Option<String>,
     /// Run only cases whose name contains this.
@@ -266,11 +273,16 @@ pub struct CheckArgs {
 /// Plays a scenario (see assets/scenarios/README.md for the language). Exit code 0 when
 /// every step holds, 1 when one fails (the line is printed), 2 for an unreadable or
 /// malformed script or an unreachable server.
+///
+/// Several --server flags spread the virtual users over the nodes of a cluster, as
+/// `check` does: each new user goes to the next server, and a user who logs in again or
+/// reconnects goes to the one after its last.
 #[derive(Debug, Args, Clone)]
 pub struct ScriptArgs {
     pub file: PathBuf,
-    #[arg(long, default_value = rtm::protocol::DEFAULT_URL)]
-    pub server: String,
+    /// Server URL; repeat it for the nodes of a cluster.
+    #[arg(long = "server", value_name = "URL", default_value = rtm::protocol::DEFAULT_URL)]
+    pub servers: Vec<String>,
     #[arg(long, default_value = "rtm-script")]
     pub app_id: String,
     /// Print every frame sent and received.

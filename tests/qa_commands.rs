@@ -173,6 +173,39 @@ async fn script_errors_name_the_line() {
     );
 }
 
+/// `script --server A --server B` puts each new virtual user on the next server: against
+/// two independent servers alice's message to bob is unreachable (3), against the same
+/// server twice it is received (0); traces name the server of each connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_spreads_its_users_over_several_servers() {
+    let first = common::start_server(Config::ephemeral()).await;
+    let second = common::start_server(Config::ephemeral()).await;
+    let (a, b) = (first.url(), second.url());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenario = |name: &str, code: u32| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!("alice login\nbob login\nalice send bob hi -> {code}\n"),
+        )
+        .unwrap();
+        path.to_string_lossy().into_owned()
+    };
+
+    let apart = scenario("apart.rtm", 3);
+    let run = rtm_tui(&["script", &apart, "--server", &a, "--server", &b, "--trace"]).await;
+    assert_script_passed(&run, &apart, &format!("against {a}, {b}"));
+    let trace = text(&run.stderr);
+    assert!(trace.contains("alice@1 -> {\"op\":\"login\""), "{trace}");
+    assert!(trace.contains("bob@2 -> {\"op\":\"login\""), "{trace}");
+
+    let together = scenario("together.rtm", 0);
+    let run = rtm_tui(&["script", &together, "--server", &a, "--server", &a]).await;
+    assert_script_passed(&run, &together, "passed");
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_workloads_report_json_memory_and_plot() {
     let server = common::start_server(Config::ephemeral()).await;

@@ -26,7 +26,9 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
-    let mut config = CheckConfig::new(&args.server, &args.app_id);
+    let mut config = CheckConfig::new(rtm::protocol::DEFAULT_URL, &args.app_id);
+    // clap gives at least one (the default when no --server is given).
+    config.servers = args.servers;
     config.token_cmd = args.token_cmd;
     config.restart_cmd = args.restart_cmd;
     config.filter = args.filter;
@@ -73,7 +75,7 @@ pub async fn script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let options = script::ScriptOptions {
-        url: args.server.clone(),
+        servers: args.servers.clone(),
         app_id: args.app_id.clone(),
         tracer: args.trace.then(transcript),
     };
@@ -83,7 +85,7 @@ pub async fn script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
                 "{file}: passed, {} steps in {:.2}s against {}",
                 summary.steps,
                 summary.duration.as_secs_f64(),
-                args.server
+                args.servers.join(", ")
             );
             Ok(ExitCode::SUCCESS)
         }

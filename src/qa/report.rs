@@ -40,6 +40,11 @@ pub struct CaseReport {
     pub reason: Option<String>,
     #[serde(serialize_with = "as_millis", rename = "duration_ms")]
     pub duration: Duration,
+    /// In a run against several servers, which server each user of the case was on:
+    /// `alice@1 bob@2` (servers numbered from 1 in [`Report::servers`]' order; a user who
+    /// connected again lists each, `alice@1,2`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
 }
 
 /// A whole run.
@@ -47,8 +52,8 @@ pub struct CaseReport {
 pub struct Report {
     /// Suite name (`rtm-check`, `rtm-script`).
     pub title: String,
-    /// The server URL tested.
-    pub target: String,
+    /// The server URLs tested: one, or the nodes of a cluster, in the order given.
+    pub servers: Vec<String>,
     #[serde(serialize_with = "as_millis", rename = "duration_ms")]
     pub duration: Duration,
     pub cases: Vec<CaseReport>,
@@ -84,7 +89,25 @@ impl Report {
         )
     }
 
-    /// A table: status, case, time, and the reason for failures and skips.
+    /// What was tested, for a heading: the URL, or the numbered list of several.
+    fn against(&self) -> String {
+        match self.servers.as_slice() {
+            [one] => one.clone(),
+            servers => {
+                let mut out = format!(
+                    "{} servers (the users of a case take turns; user@N was on server N):",
+                    servers.len()
+                );
+                for (n, url) in servers.iter().enumerate() {
+                    let _ = write!(out, "\n  {}  {url}", n + 1);
+                }
+                out
+            }
+        }
+    }
+
+    /// A table: status, case, time, where its users were (with several servers), and the
+    /// reason for failures and skips.
     pub fn to_text(&self) -> String {
         let width = self
             .cases
@@ -93,23 +116,39 @@ impl Report {
             .max()
             .unwrap_or(4)
             .max(4);
+        // A placement column only when there is a choice of server.
+        let placement_width = (self.servers.len() > 1).then(|| {
+            self.cases
+                .iter()
+                .filter_map(|c| c.placement.as_deref().map(str::len))
+                .max()
+                .unwrap_or(0)
+                .max("PLACEMENT".len())
+        });
         let mut out = String::new();
-        let _ = writeln!(out, "{} against {}", self.title, self.target);
-        let _ = writeln!(
-            out,
-            "{:<6} {:<width$} {:>7}  REASON",
-            "STATUS", "CASE", "TIME"
-        );
+        let _ = writeln!(out, "{} against {}", self.title, self.against());
+        let _ = write!(out, "{:<6} {:<width$} {:>7}  ", "STATUS", "CASE", "TIME");
+        if let Some(placed) = placement_width {
+            let _ = write!(out, "{:<placed$}  ", "PLACEMENT");
+        }
+        let _ = writeln!(out, "REASON");
         for case in &self.cases {
             let reason = case.reason.as_deref().unwrap_or("");
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "{:<6} {:<width$} {:>6.2}s  {}",
+                "{:<6} {:<width$} {:>6.2}s  ",
                 case.outcome.label(),
                 case.name,
                 case.duration.as_secs_f64(),
-                reason.replace('\n', " ")
             );
+            if let Some(placed) = placement_width {
+                let _ = write!(
+                    out,
+                    "{:<placed$}  ",
+                    case.placement.as_deref().unwrap_or("")
+                );
+            }
+            let _ = writeln!(out, "{}", reason.replace('\n', " "));
         }
         let _ = writeln!(out, "{}", self.summary());
         out
@@ -136,6 +175,15 @@ impl Report {
             self.count(Outcome::Skip),
             self.duration.as_secs_f64()
         );
+        out.push_str("  <properties>");
+        for url in &self.servers {
+            let _ = write!(
+                out,
+                "<property name=\"server\" value=\"{}\"/>",
+                xml_escape(url)
+            );
+        }
+        out.push_str("</properties>\n");
         for case in &self.cases {
             let class = case.name.split('.').next().unwrap_or(&case.name);
             let _ = write!(
@@ -146,6 +194,13 @@ impl Report {
                 xml_escape(&case.name),
                 case.duration.as_secs_f64()
             );
+            if let Some(placement) = &case.placement {
+                let _ = write!(
+                    out,
+                    "<properties><property name=\"placement\" value=\"{}\"/></properties>",
+                    xml_escape(placement)
+                );
+            }
             let reason = xml_escape(case.reason.as_deref().unwrap_or(""));
             match case.outcome {
                 Outcome::Pass => {}
@@ -195,10 +250,11 @@ mod tests {
             outcome,
             reason: reason.map(Into::into),
             duration: Duration::from_millis(12),
+            placement: None,
         };
         Report {
             title: "rtm-check".into(),
-            target: "ws://x/rtm/v1".into(),
+            servers: vec!["ws://x/rtm/v1".into()],
             duration: Duration::from_millis(1500),
             cases: vec![
                 case("peer.ok", Outcome::Pass, None),
@@ -219,7 +275,59 @@ mod tests {
         assert!(text.contains("expected code 3, got 0"));
         assert!(text.contains("skip   token.expiry"));
         assert!(text.ends_with("1 passed, 1 failed, 1 skipped in 1.5s\n"));
+        assert!(text.starts_with("rtm-check against ws://x/rtm/v1\nSTATUS"));
+        assert!(!text.contains("PLACEMENT"));
         assert_eq!(sample().exit_code(), 1);
+    }
+
+    /// Against several servers the heading numbers them, and every case says where its
+    /// users were, in each format.
+    fn two_servers() -> Report {
+        let mut report = sample();
+        report.servers = vec!["ws://a/rtm/v1".into(), "ws://b/rtm/v1".into()];
+        for case in &mut report.cases {
+            case.placement = Some("alice@1 bob@2".into());
+        }
+        report
+    }
+
+    #[test]
+    fn text_names_each_server_and_where_users_were() {
+        let text = two_servers().to_text();
+        assert!(
+            text.starts_with(
+                "rtm-check against 2 servers (the users of a case take turns; user@N was on server N):\n  1  ws://a/rtm/v1\n  2  ws://b/rtm/v1\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("PLACEMENT      REASON"), "{text}");
+        assert!(
+            text.contains("alice@1 bob@2  expected code 3, got 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_and_junit_name_each_server_and_where_users_were() {
+        let report = two_servers();
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(
+            json["servers"],
+            serde_json::json!(["ws://a/rtm/v1", "ws://b/rtm/v1"])
+        );
+        assert_eq!(json["cases"][0]["placement"], "alice@1 bob@2");
+        let junit = report.to_junit();
+        assert!(
+            junit.contains("<properties><property name=\"server\" value=\"ws://a/rtm/v1\"/><property name=\"server\" value=\"ws://b/rtm/v1\"/></properties>"),
+            "{junit}"
+        );
+        assert!(
+            junit.contains("<property name=\"placement\" value=\"alice@1 bob@2\"/>"),
+            "{junit}"
+        );
+        // One server: no placement anywhere.
+        let single: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        assert!(single["cases"][0].get("placement").is_none());
     }
 
     #[test]

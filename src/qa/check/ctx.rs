@@ -1,21 +1,43 @@
 //! What a case works with: [`Ctx`] (ids unique to the run and case, connections, logins,
-//! tokens from `--token-cmd`, server restarts through `--restart-cmd`).
+//! tokens from `--token-cmd`, server restarts through `--restart-cmd`). With several
+//! servers, every connection is placed by [`Placement`]'s rule: the users of a case take
+//! turns over the servers.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use super::{CaseError, CaseResult, CheckConfig, Expect, Timing, QUICK_LIMIT, RESTART_WAIT};
+use crate::qa::placement::Placement;
 use crate::qa::raw::RawConn;
 
 /// What a case works with: the configuration and ids unique to this run and case.
 pub struct Ctx {
     pub(super) config: Arc<CheckConfig>,
     pub(super) prefix: String,
+    /// Where this case's connections went; the runner keeps a handle for the report.
+    pub(super) placement: Arc<Mutex<Placement>>,
 }
 
 impl Ctx {
+    /// The context of one case: `prefix` makes its ids unique.
+    pub(super) fn new(config: Arc<CheckConfig>, prefix: String) -> Ctx {
+        let placement = Arc::new(Mutex::new(Placement::new(config.servers.clone())));
+        Ctx {
+            config,
+            prefix,
+            placement,
+        }
+    }
+
+    /// The server for a new connection labelled `label` (a user id, or a name for a
+    /// connection that never logs in), and the label it carries in traces and reasons:
+    /// with several servers, `alice@2` says it went to the second.
+    fn place(&self, label: &str) -> (String, String) {
+        self.placement.lock().expect("placement lock").seat(label)
+    }
+
     /// A user id unique to this run and case, e.g. `q7k2-12-alice`.
     pub fn user(&self, role: &str) -> String {
         format!("{}-{role}", self.prefix)
@@ -77,7 +99,8 @@ impl Ctx {
         self.config.restart_cmd.is_some()
     }
 
-    /// Restarts the server with `--restart-cmd`; skips the case without one.
+    /// Restarts the server (every server, when there are several: the command decides)
+    /// with `--restart-cmd`; skips the case without one.
     pub async fn restart_server(&self) -> CaseResult {
         let Some(cmd) = &self.config.restart_cmd else {
             return Err(CaseError::Skip(
@@ -98,8 +121,9 @@ impl Ctx {
     /// server comes back.
     pub async fn login_after_restart(&self, user: &str) -> Result<RawConn, CaseError> {
         let deadline = Instant::now() + RESTART_WAIT;
+        let (url, label) = self.place(user);
         loop {
-            match RawConn::connect(&self.config.url, user, self.config.tracer.clone()).await {
+            match RawConn::connect(&url, label.as_str(), self.config.tracer.clone()).await {
                 Ok(mut conn) => {
                     conn.ok(self.login_op(user).await?).await?;
                     return Ok(conn);
@@ -116,9 +140,10 @@ impl Ctx {
         }
     }
 
-    /// Opens a connection (not logged in).
+    /// Opens a connection (not logged in), to the server [`Placement`] picks for `label`.
     pub async fn connect(&self, label: &str) -> Result<RawConn, CaseError> {
-        Ok(RawConn::connect(&self.config.url, label, self.config.tracer.clone()).await?)
+        let (url, label) = self.place(label);
+        Ok(RawConn::connect(&url, label, self.config.tracer.clone()).await?)
     }
 
     /// The login request for `user`, with a token where the run has them.
@@ -167,4 +192,36 @@ pub async fn token_from_command(cmd: &str, user: &str, expire_secs: u64) -> Resu
         return Err("--token-cmd printed nothing".into());
     }
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(servers: &[&str]) -> Ctx {
+        let mut config = CheckConfig::new(servers[0], "app");
+        config.servers = servers.iter().map(ToString::to_string).collect();
+        Ctx::new(Arc::new(config), "qa1-7".into())
+    }
+
+    #[test]
+    fn the_users_of_a_case_alternate_between_two_servers() {
+        let cx = ctx(&["ws://a", "ws://b"]);
+        let (alice, bob, carol) = (cx.user("alice"), cx.user("bob"), cx.user("carol"));
+        assert_eq!(cx.place(&alice), ("ws://a".into(), format!("{alice}@1")));
+        assert_eq!(cx.place(&bob), ("ws://b".into(), format!("{bob}@2")));
+        assert_eq!(cx.place(&carol).0, "ws://a");
+        // alice's second login lands on the other node: a kick across nodes.
+        assert_eq!(cx.place(&alice).0, "ws://b");
+        let placement = cx.placement.lock().unwrap().describe("qa1-7-");
+        assert_eq!(placement, "alice@1,2 bob@2 carol@1");
+    }
+
+    #[test]
+    fn with_one_server_labels_stay_plain() {
+        let cx = ctx(&["ws://only"]);
+        let alice = cx.user("alice");
+        assert_eq!(cx.place(&alice), ("ws://only".into(), alice.clone()));
+        assert_eq!(cx.place("storm"), ("ws://only".into(), "storm".into()));
+    }
 }

@@ -7,7 +7,9 @@
 //! `history_invite`); a new rule is a new `async fn` there plus one line in that module's
 //! `cases()`. `ctx.rs` holds [`Ctx`]; `expect.rs` the [`Expect`] assertions on a
 //! connection. [`run`] runs the selected cases one after the other and returns a
-//! [`Report`](crate::qa::report::Report).
+//! [`Report`](crate::qa::report::Report). Given several servers (the nodes of a cluster),
+//! the users of each case take turns over them ([`Placement`](crate::qa::placement)), so
+//! the same cases check that the nodes behave as one server.
 
 /// Fails the case with a formatted reason.
 macro_rules! fail {
@@ -79,7 +81,8 @@ pub type Progress = Arc<dyn Fn(usize, usize, &str, Option<&CaseReport>) + Send +
 /// What `check` was asked to do.
 #[derive(Clone)]
 pub struct CheckConfig {
-    pub url: String,
+    /// The server URLs: one, or the nodes of one cluster (at least one).
+    pub servers: Vec<String>,
     pub app_id: String,
     /// Shell command printing a token; the user id is appended as its last argument and
     /// `RTM_CHECK_EXPIRE` (seconds) says how long the token should live.
@@ -97,10 +100,11 @@ pub struct CheckConfig {
 }
 
 impl CheckConfig {
-    /// A configuration with protocol.md's timers and no filter.
+    /// A configuration for one server with protocol.md's timers and no filter; set
+    /// [`CheckConfig::servers`] to spread the users of each case over several.
     pub fn new(url: impl Into<String>, app_id: impl Into<String>) -> Self {
         CheckConfig {
-            url: url.into(),
+            servers: vec![url.into()],
             app_id: app_id.into(),
             token_cmd: None,
             restart_cmd: None,
@@ -177,10 +181,13 @@ fn run_id() -> String {
     id
 }
 
-/// Checks that `url` accepts a WebSocket at all (usage errors are told apart from failures).
+/// Checks that every server accepts a WebSocket at all (usage errors are told apart from
+/// failures).
 pub async fn preflight(config: &CheckConfig) -> Result<(), RawError> {
-    let conn = RawConn::connect(&config.url, "preflight", None).await?;
-    conn.close();
+    for url in &config.servers {
+        let conn = RawConn::connect(url, "preflight", None).await?;
+        conn.close();
+    }
     Ok(())
 }
 
@@ -200,10 +207,9 @@ pub async fn run(config: CheckConfig) -> Report {
         if let Some(progress) = &config.progress {
             progress(position, total, case.name, None);
         }
-        let cx = Ctx {
-            config: config.clone(),
-            prefix: format!("qa{run}-{index}"),
-        };
+        let prefix = format!("qa{run}-{index}");
+        let cx = Ctx::new(config.clone(), prefix.clone());
+        let placement = cx.placement.clone();
         let limit = case_limit(&config.timing);
         let began = Instant::now();
         let result = tokio::time::timeout(limit, (case.run)(cx)).await;
@@ -222,6 +228,12 @@ pub async fn run(config: CheckConfig) -> Report {
             outcome,
             reason,
             duration: began.elapsed(),
+            placement: (config.servers.len() > 1).then(|| {
+                placement
+                    .lock()
+                    .expect("placement lock")
+                    .describe(&format!("{prefix}-"))
+            }),
         };
         if let Some(progress) = &config.progress {
             progress(position + 1, total, case.name, Some(&report));
@@ -230,7 +242,7 @@ pub async fn run(config: CheckConfig) -> Report {
     }
     Report {
         title: "rtm-check".into(),
-        target: config.url.clone(),
+        servers: config.servers.clone(),
         duration: started.elapsed(),
         cases,
     }

@@ -1,4 +1,5 @@
-//! The scenario runner: plays a [`Script`] with one raw connection per virtual user.
+//! The scenario runner: plays a [`Script`] with one raw connection per virtual user, over
+//! one server or, with several, placed by [`Placement`]'s rule.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,12 +10,14 @@ use serde_json::{json, Value};
 
 use super::parse::substitute_with;
 use super::{Action, EventPattern, ExpectCode, Script, Step, StepKind};
+use crate::qa::placement::Placement;
 use crate::qa::raw::{code_of, op_name, RawConn, RawError, Tracer};
 
 /// Where and how to run a script.
 #[derive(Clone)]
 pub struct ScriptOptions {
-    pub url: String,
+    /// The server URLs: one, or the nodes of one cluster (at least one).
+    pub servers: Vec<String>,
     pub app_id: String,
     /// Receives every frame when `--trace` is on.
     pub tracer: Option<Tracer>,
@@ -52,6 +55,7 @@ impl RunError {
 /// Plays `script` to the end or to the first failed step.
 pub async fn run(script: &Script, options: ScriptOptions) -> Result<RunSummary, RunError> {
     let mut runner = Runner {
+        placement: Placement::new(options.servers.clone()),
         options,
         users: HashMap::new(),
         variables: HashMap::from([("run".to_string(), run_id())]),
@@ -88,6 +92,7 @@ struct VirtualUser {
 
 struct Runner {
     options: ScriptOptions,
+    placement: Placement,
     users: HashMap<String, VirtualUser>,
     variables: HashMap<String, String>,
     steps: usize,
@@ -249,7 +254,8 @@ impl Runner {
     }
 
     async fn connect(&mut self, line: usize, user: &str) -> Result<(), RunError> {
-        let conn = RawConn::connect(&self.options.url, user, self.options.tracer.clone())
+        let (url, label) = self.placement.seat(user);
+        let conn = RawConn::connect(&url, label, self.options.tracer.clone())
             .await
             .map_err(|e| match e {
                 RawError::Connect { .. } => RunError::Connect {
