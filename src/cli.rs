@@ -134,6 +134,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ID", requires = "engine")]
     pub node_id: Option<String>,
 
+    /// With --engine: changes between two snapshots of the shared state in Redis (a
+    /// starting node loads the latest and reads on; the change stream is trimmed behind it).
+    #[arg(long, value_name = "N", requires = "engine", default_value_t = rtm::server::SNAPSHOT_EVERY)]
+    pub snapshot_every: u64,
+
     /// Reconnect grace period in seconds (protocol.md: 30): how long a dropped user's
     /// channels and presence are kept for it to come back. Shorter for QA runs.
     #[arg(long, value_name = "SECONDS")]

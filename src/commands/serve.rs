@@ -8,7 +8,7 @@ use crate::cli::ServeArgs;
 /// `rtm-tui serve`: the reference server until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
-    use rtm::server::{Config, ServerFile, StoreLocation};
+    use rtm::server::{Config, RedisSettings, ServerFile, StoreLocation};
 
     let file = match &args.config {
         Some(path) => ServerFile::load(path)?,
@@ -19,13 +19,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .or(file.listen)
         .unwrap_or_else(|| ([127, 0, 0, 1], rtm::protocol::DEFAULT_PORT).into());
     let store = if let Some(url) = &args.engine {
-        StoreLocation::Redis {
+        StoreLocation::Redis(RedisSettings {
             url: url.clone(),
             node: args
                 .node_id
                 .clone()
                 .unwrap_or_else(|| format!("{}:{}", host_name(), listen.port())),
-        }
+            snapshot_every: args.snapshot_every,
+        })
     } else if args.ephemeral {
         StoreLocation::Ephemeral
     } else {

@@ -15,9 +15,20 @@ pub enum StoreLocation {
     Path(PathBuf),
     /// A fresh temporary directory, removed when the server stops.
     Ephemeral,
-    /// A Redis (`redis://HOST:PORT[/DB]`) shared with other nodes; `node` names this one
-    /// in logs and in its heartbeat.
-    Redis { url: String, node: String },
+    /// A Redis shared with other nodes (the Redis engine).
+    Redis(RedisSettings),
+}
+
+/// How a node joins the others on Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://HOST:PORT[/DB]`.
+    pub url: String,
+    /// This node's name in logs and in its heartbeat.
+    pub node: String,
+    /// Changes between two snapshots of the shared state (`engine::redis::SNAPSHOT_EVERY`
+    /// by default; tests make it small to exercise snapshots).
+    pub snapshot_every: u64,
 }
 
 /// The apps the server knows, with their optional certificate.

@@ -219,7 +219,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use clock::Clock;
-pub use config::{AppLookup, AppRegistry, Config, RateLimit, RateLimits, StoreLocation};
+pub use engine::redis::SNAPSHOT_EVERY;
+pub use config::{
+    AppLookup, AppRegistry, Config, RateLimit, RateLimits, RedisSettings, StoreLocation,
+};
 pub use config_file::{
     open_mode, open_mode_warning, AppEntry, ConfigFileError, LimitsSection, ServerFile, TlsFiles,
 };
@@ -278,9 +281,9 @@ async fn prepare(config: Config) -> Result<Prepared, ServerError> {
             let temp = TempDir::create()?;
             (temp.0.clone(), Some(temp))
         }
-        StoreLocation::Redis { url, node } => {
-            tracing::info!(url, node, "joining the nodes on redis");
-            let (engine, shared) = engine::redis::RedisEngine::connect(url, node).await?;
+        StoreLocation::Redis(settings) => {
+            tracing::info!(settings.url, settings.node, "joining the nodes on redis");
+            let (engine, shared) = engine::redis::RedisEngine::connect(settings).await?;
             return Ok(Prepared {
                 hub: Hub::new(Arc::new(config), Box::new(engine), shared),
                 _temp: None,

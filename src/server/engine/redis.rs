@@ -7,7 +7,8 @@
 //!   the shared state; the origin's waiting request gets the outcome. A change is in Redis
 //!   before anyone is answered: with AOF and `appendfsync always`, a message answered 4
 //!   survives a Redis crash.
-//! - **Snapshots**: a node that applied [`SNAPSHOT_EVERY`] changes (or
+//! - **Snapshots**: a node that applied [`SNAPSHOT_EVERY`] changes (`serve
+//!   --snapshot-every`) (or
 //!   [`SNAPSHOT_INTERVAL`] has passed) stores its copy of the shared state with the
 //!   stream position (`rtm:snapshot`, newer ones only) and trims the stream up to the
 //!   previous snapshot. A new node loads the snapshot and reads on from there. A node that
@@ -37,6 +38,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::protocol::HistoryMessage;
+use crate::server::config::RedisSettings;
 use crate::server::hub::{Hub, NodeId, Outcome, Shared};
 use crate::server::outbox::ConnHandle;
 use crate::server::store::HistoryQuery;
@@ -49,7 +51,7 @@ pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// A node silent this long (its key expired) is gone.
 pub const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
-/// Changes between snapshots.
+/// Changes between snapshots (by default).
 pub const SNAPSHOT_EVERY: u64 = 20_000;
 /// Longest time between snapshots while changes come.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
@@ -154,6 +156,7 @@ pub struct RedisEngine {
 struct Inner {
     node: NodeId,
     name: String,
+    snapshot_every: u64,
     keys: Keys,
     client: redis::Client,
     conn: ConnectionManager,
@@ -199,7 +202,8 @@ pub enum RedisEngineError {
 impl RedisEngine {
     /// Connects to the Redis at `url` as the node named `name`, loads the latest snapshot
     /// of the shared state (the hub starts from it) and says where to read on from.
-    pub async fn connect(url: &str, name: &str) -> Result<(Self, Shared), RedisEngineError> {
+    pub async fn connect(settings: &RedisSettings) -> Result<(Self, Shared), RedisEngineError> {
+        let (url, name) = (settings.url.as_str(), settings.node.as_str());
         let failed = |source| RedisEngineError::Redis {
             url: url.to_string(),
             source,
@@ -227,6 +231,7 @@ impl RedisEngine {
             inner: Arc::new(Inner {
                 node,
                 name: name.to_string(),
+                snapshot_every: settings.snapshot_every.max(1),
                 keys,
                 client,
                 conn,
@@ -451,7 +456,7 @@ async fn reader_connection(inner: &Inner) -> redis::RedisResult<MultiplexedConne
 async fn read_log(inner: Arc<Inner>, hub: Hub) {
     let mut complaint = Complaint::new("reading the change stream");
     let mut connection: Option<MultiplexedConnection> = None;
-    let mut snapshot = SnapshotClock::new(lock(&inner.position).n);
+    let mut snapshot = SnapshotClock::new(lock(&inner.position).n, inner.snapshot_every);
     loop {
         if *inner.stop.borrow() {
             return;
@@ -501,12 +506,12 @@ async fn read_log(inner: Arc<Inner>, hub: Hub) {
         if let Err(reload) = apply_entries(&inner, &hub, entries) {
             tracing::warn!(reason = reload, "redis engine: reloading the shared state");
             reload_state(&inner, &hub).await;
-            snapshot = SnapshotClock::new(lock(&inner.position).n);
+            snapshot = SnapshotClock::new(lock(&inner.position).n, inner.snapshot_every);
             continue;
         }
         if snapshot.due(lock(&inner.position).n) {
             take_snapshot(&inner, &hub).await;
-            snapshot = SnapshotClock::new(lock(&inner.position).n);
+            snapshot = SnapshotClock::new(lock(&inner.position).n, inner.snapshot_every);
         }
     }
 }
@@ -647,18 +652,20 @@ async fn reload_state(inner: &Inner, hub: &Hub) {
 struct SnapshotClock {
     at_n: u64,
     at: Instant,
+    every: u64,
 }
 
 impl SnapshotClock {
-    fn new(at_n: u64) -> Self {
+    fn new(at_n: u64, every: u64) -> Self {
         SnapshotClock {
             at_n,
             at: Instant::now(),
+            every,
         }
     }
 
     fn due(&self, n: u64) -> bool {
-        n >= self.at_n + SNAPSHOT_EVERY || (n > self.at_n && self.at.elapsed() >= SNAPSHOT_INTERVAL)
+        n >= self.at_n + self.every || (n > self.at_n && self.at.elapsed() >= SNAPSHOT_INTERVAL)
     }
 }
 
