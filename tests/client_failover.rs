@@ -81,6 +81,8 @@ async fn a_client_whose_server_goes_away_logs_in_again_on_the_next_one() {
         .subscribe_peers_online_status(&["bob".to_string()])
         .await
         .unwrap();
+    let mood = rtm::client::Attributes::from([("mood".to_string(), "calm".to_string())]);
+    alice.set_local_user_attributes(&mood).await.unwrap();
     // Bob lives on the second server only.
     let (bob, mut bob_events) = logged_in(fast_config(&second_url), "bob").await;
     let bob_lobby = bob.create_channel("lobby").unwrap();
@@ -125,12 +127,13 @@ async fn a_client_whose_server_goes_away_logs_in_again_on_the_next_one() {
         next_peer_message(&mut alice_events).await,
         ("bob".to_string(), "welcome".to_string())
     );
-    // ...and the session was restored on the new server: the presence subscription
-    // re-sent, the channel rejoined.
+    // ...and the session was restored on the new server: the presence subscription and
+    // the attributes re-sent, the channel rejoined.
     assert_eq!(
         alice.query_subscribed_peers().await.unwrap(),
         ["bob".to_string()]
     );
+    assert_eq!(bob.get_user_attributes("alice", None).await.unwrap(), mood);
     members_become(&bob_lobby, &["alice", "bob"]).await;
     bob_lobby
         .send_message(Message::text("lobby on node 2"))

@@ -22,7 +22,7 @@ pub struct ClientConfig {
     /// `ws://host:port/rtm/v1`, or `wss://` (TLS, verified against the Mozilla roots and
     /// `extra_root_certificates`): the server tried first.
     pub server_url: String,
-    /// Other servers of the same service (nodes that share one engine, e.g. Redis), in
+    /// Other servers of the same service (nodes that share their users and channels), in
     /// the order to try them after `server_url`; see [`servers`](Self::servers).
     pub fallback_servers: Vec<String>,
     /// The app id every login is made for.

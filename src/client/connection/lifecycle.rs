@@ -65,7 +65,7 @@ impl ConnectionHandler {
                     );
                 }
                 if self.phase == Phase::LoggingIn {
-                    if !self.try_next_server(error.clone()) {
+                    if !self.try_next_server(&error) {
                         let error = self.all_connect_errors(error);
                         self.end_session(
                             ConnectionState::Disconnected,
@@ -181,8 +181,7 @@ impl ConnectionHandler {
             Phase::Idle | Phase::Backoff { .. } => {}
             Phase::LoggingIn => {
                 // Closed before the login reply: a node going away, or not an RTM server.
-                let error = "the connection closed before the login reply".to_string();
-                if !self.try_next_server(error) {
+                if !self.try_next_server("the connection closed before the login reply") {
                     self.end_session(
                         ConnectionState::Disconnected,
                         ChangeReason::LoginFailure,
@@ -274,7 +273,7 @@ impl ConnectionHandler {
 
     /// During the first login, after the attempt on one server failed with `error`: moves
     /// on to the next server, with a login timeout of its own, if one is left untried.
-    pub(super) fn try_next_server(&mut self, error: String) -> bool {
+    pub(super) fn try_next_server(&mut self, error: &str) -> bool {
         if self.server_index + 1 >= self.config.servers().count() {
             return false;
         }

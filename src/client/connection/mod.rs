@@ -611,7 +611,7 @@ impl ConnectionHandler {
                     "no login reply within {} ms",
                     self.config.login_timeout.as_millis()
                 );
-                if self.phase == Phase::LoggingIn && !self.try_next_server(error) {
+                if self.phase == Phase::LoggingIn && !self.try_next_server(&error) {
                     self.end_session(
                         ConnectionState::Disconnected,
                         ChangeReason::LoginTimeout,
