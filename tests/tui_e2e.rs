@@ -442,6 +442,11 @@ async fn a_server_restart_loses_nothing_and_tabs_come_back() {
     tmux.line("/quit");
     tmux.wait_for_shell();
     tmux.run(&["send-keys", "clear", "Enter"]);
+    // Typed before `clear` runs, the next command line would be echoed and then wiped,
+    // and the prompt after it would land on the same line as the one before.
+    tmux.wait_until("the screen cleared", |s| {
+        s.lines().filter(|l| l.starts_with(PROMPT)).count() == 1
+    });
     tmux.launch("", &url, "alice");
     tmux.wait_for("reopened the tabs of last time: #lobby @bob");
     tmux.wait_for("2 #lobby");
