@@ -58,9 +58,16 @@ pub struct ChatArgs {
     #[arg(long)]
     pub token_cmd: Option<String>,
 
-    /// Server URL; without it, ws://127.0.0.1:7420/rtm/v1, started in-process if nothing listens.
-    #[arg(long, env = "RTM_SERVER")]
-    pub server: Option<String>,
+    /// Server URL; repeat it (or give a comma-separated list) for several nodes of one
+    /// service. Without it, the config file's `server`, else ws://127.0.0.1:7420/rtm/v1,
+    /// started in-process if nothing listens.
+    ///
+    /// A URL is ws://host:port/rtm/v1 (wss:// with TLS), or just host:port. With several
+    /// (--server A --server B, or RTM_SERVER=A,B), the client logs in on the first that
+    /// answers and, when its connection drops, reconnects to the next one, round the list;
+    /// the status line shows the one in use.
+    #[arg(long, value_name = "URL", env = "RTM_SERVER", value_delimiter = ',')]
+    pub server: Vec<String>,
 
     /// Config file (default: the XDG config dir's config.toml); also for `demo`.
     #[arg(long, global = true)]
@@ -362,4 +369,23 @@ pub struct HeadlessArgs {
     pub server: String,
     #[arg(long)]
     pub app_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_repeats_and_takes_comma_separated_lists() {
+        let cli = Cli::try_parse_from([
+            "rtm-tui", "--server", "a:1", "--server", "b:2,c:3", "--user", "alice",
+        ])
+        .unwrap();
+        assert_eq!(cli.chat.server, ["a:1", "b:2", "c:3"]);
+        let cli = Cli::try_parse_from(["rtm-tui"]).unwrap();
+        assert!(cli.chat.server.is_empty(), "no --server: the default");
+        // The subcommands keep their own single --server.
+        let cli = Cli::try_parse_from(["rtm-tui", "check", "--server", "a:1"]).unwrap();
+        assert!(cli.chat.server.is_empty());
+    }
 }

@@ -442,6 +442,11 @@ async fn a_server_restart_loses_nothing_and_tabs_come_back() {
     tmux.line("/quit");
     tmux.wait_for_shell();
     tmux.run(&["send-keys", "clear", "Enter"]);
+    // Typed before `clear` runs, the next command line would be echoed and then wiped,
+    // and the prompt after it would land on the same line as the one before.
+    tmux.wait_until("the screen cleared", |s| {
+        s.lines().filter(|l| l.starts_with(PROMPT)).count() == 1
+    });
     tmux.launch("", &url, "alice");
     tmux.wait_for("reopened the tabs of last time: #lobby @bob");
     tmux.wait_for("2 #lobby");
@@ -452,4 +457,41 @@ async fn a_server_restart_loses_nothing_and_tabs_come_back() {
     tmux.wait_for_shell();
     drop(tmux);
     server.shutdown().await;
+}
+
+/// `--server A --server B`: the status line names the server in use; when A goes away
+/// the client logs in on B, says so, and what alice types reaches bob there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_servers_show_the_one_in_use_and_fail_over() {
+    let first = start_server().await;
+    let second = start_server().await;
+    let tmux = Tmux::start("failover");
+    tmux.launch(
+        "",
+        &format!("{} --server {}", first.addr(), second.addr()),
+        "alice",
+    );
+    tmux.wait_for(&format!("[CONNECTED] on {}", first.addr()));
+    let (bob, mut bob_events) = Client::new(ClientConfig::new(second.url(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+
+    first.shutdown().await;
+    tmux.wait_for(&format!("now on {}", second.url()));
+    tmux.wait_for(&format!("[CONNECTED] on {}", second.addr()));
+    tmux.line("/msg @bob hello from node 2");
+    tmux.wait_for("hello from node 2 ✓");
+    let text = first_event(&mut bob_events, "alice's message", |e| match e {
+        ClientEvent::Server(Event::MessageFromPeer { from, message, .. }) if from == "alice" => {
+            Some(message.summary())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(text, "hello from node 2");
+    tmux.line("/status");
+    tmux.wait_for("servers, tried in turn:");
+    tmux.line("/quit");
+    tmux.wait_for_shell();
+    drop(tmux);
+    second.shutdown().await;
 }

@@ -329,6 +329,69 @@ fn reconnecting_shows_a_countdown_and_aborted_says_why() {
     assert!(screen.contains("you logged in somewhere else"));
 }
 
+/// Several servers in the Server field: the login goes out with all of them, the status
+/// line names the one in use, and a failover to another says so.
+#[test]
+fn several_servers_show_the_one_in_use() {
+    let config = Config::default();
+    let theme = Theme::new(&config.colors, false);
+    let defaults = LoginDefaults {
+        app_id: "demo".into(),
+        user: "alice".into(),
+        token: String::new(),
+        server: "10.0.0.1:7420, ws://10.0.0.2:7420".into(),
+    };
+    let mut app = App::new(config, theme, Keymap::default(), &defaults);
+    app.now_ms = NOW;
+    let effects = app.submit_login();
+    assert!(
+        matches!(&effects[..], [Effect::Login { server, .. }]
+            if server == "ws://10.0.0.1:7420/rtm/v1,ws://10.0.0.2:7420/rtm/v1"),
+        "{effects:?}"
+    );
+    let connected = || Action::Connection {
+        state: ConnectionState::Connected,
+        reason: ChangeReason::LoginSuccess,
+        retry_in_ms: None,
+    };
+    app.update(Action::ConnectedTo("ws://10.0.0.1:7420/rtm/v1".into()));
+    app.update(connected());
+    app.update(login_ok());
+    assert!(draw(&app, 140, 20).contains("[CONNECTED] on 10.0.0.1:7420 · alice@demo"));
+    app.update(Action::Connection {
+        state: ConnectionState::Reconnecting,
+        reason: ChangeReason::Interrupted,
+        retry_in_ms: Some(500),
+    });
+    let screen = draw(&app, 140, 20);
+    assert!(!screen.contains(" on 10.0.0.1"), "{screen}");
+    app.update(Action::ConnectedTo("ws://10.0.0.2:7420/rtm/v1".into()));
+    app.update(connected());
+    let screen = draw(&app, 140, 20);
+    assert!(screen.contains("[CONNECTED] on 10.0.0.2:7420"), "{screen}");
+    assert!(
+        screen.contains("now on ws://10.0.0.2:7420/rtm/v1"),
+        "{screen}"
+    );
+    enter(&mut app, "/status");
+    let screen = draw(&app, 140, 20);
+    assert!(
+        screen.contains("alice in app demo on ws://10.0.0.2:7420/rtm/v1 (rtm-tui/0.1.0)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(
+            "servers, tried in turn: ws://10.0.0.1:7420/rtm/v1, ws://10.0.0.2:7420/rtm/v1"
+        ),
+        "{screen}"
+    );
+
+    // One server: nothing more on the status line than before.
+    let mut app = logged_in();
+    app.update(Action::ConnectedTo("ws://127.0.0.1:7420/rtm/v1".into()));
+    assert!(draw(&app, 140, 20).contains("[CONNECTED] · alice@demo"));
+}
+
 #[test]
 fn call_invitations_prompt_with_a_countdown() {
     let mut app = logged_in();

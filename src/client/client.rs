@@ -47,12 +47,14 @@ pub enum HistoryTarget {
 }
 
 /// What the handle and the connection task both read: the state for
-/// [`Client::state`], the user for [`Client::user`], and the channels created.
+/// [`Client::state`], the user for [`Client::user`], the server for
+/// [`Client::current_server`], and the channels created.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) state: ConnectionState,
     pub(crate) reason: ChangeReason,
     pub(crate) user: Option<String>,
+    pub(crate) server: Option<String>,
     pub(crate) created_channels: HashSet<String>,
 }
 
@@ -103,7 +105,8 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (state, reason) = self.state();
         f.debug_struct("Client")
-            .field("server_url", &self.inner.config.server_url)
+            .field("servers", &self.inner.config.servers().collect::<Vec<_>>())
+            .field("current_server", &self.current_server())
             .field("app_id", &self.inner.config.app_id)
             .field("user", &self.user())
             .field("state", &state)
@@ -124,18 +127,20 @@ impl Client {
     /// ```
     pub fn new(config: ClientConfig) -> Result<(Client, Events), ClientError> {
         validate_app_id(&config.app_id)?;
-        // Say now, not at the first login, when the URL cannot work.
-        let url = &config.server_url;
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            return Err(ClientError::Connect(format!(
-                "{url:?} is not a ws:// or wss:// URL"
-            )));
+        // Say now, not at the first login, when a URL cannot work.
+        for url in config.servers() {
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                return Err(ClientError::Connect(format!(
+                    "{url:?} is not a ws:// or wss:// URL"
+                )));
+            }
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
         let shared = Arc::new(Mutex::new(Shared {
             state: ConnectionState::Disconnected,
             reason: ChangeReason::Logout,
             user: None,
+            server: None,
             created_channels: HashSet::new(),
         }));
         let (commands, command_receiver) = mpsc::unbounded_channel();
@@ -755,6 +760,25 @@ impl Client {
     /// ```
     pub fn user(&self) -> Option<String> {
         lock(&self.inner.shared).user.clone()
+    }
+
+    /// The URL of the server this client is logged in on, one of
+    /// [`ClientConfig::servers`]: set when that server accepts the login, so it names the
+    /// server of every CONNECTED state (after a failover, the new one); `None` while no
+    /// logged-in connection exists (DISCONNECTED, CONNECTING, RECONNECTING).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: rtm::client::Client, mut events: rtm::client::Events) {
+    /// use rtm::client::{ClientEvent, ConnectionState};
+    /// while let Some(event) = events.recv().await {
+    ///     if let ClientEvent::StateChanged { state: ConnectionState::Connected, .. } = event {
+    ///         println!("on {}", client.current_server().unwrap_or_default());
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn current_server(&self) -> Option<String> {
+        lock(&self.inner.shared).server.clone()
     }
 
     /// Escape hatch for QA: sends any op as it is and returns the raw reply, whatever its

@@ -1,4 +1,4 @@
-//! How a [`Client`](super::Client) connects: server URL, app id, timeouts, reconnect policy.
+//! How a [`Client`](super::Client) connects: server URLs, app id, timeouts, reconnect policy.
 //!
 //! Every duration the connection state machine uses lives here, so that tests can make
 //! them short. New knobs go in [`ClientConfig`] with their protocol.md default in `new`.
@@ -20,8 +20,11 @@ pub const DEFAULT_EVENT_BUFFER: usize = 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientConfig {
     /// `ws://host:port/rtm/v1`, or `wss://` (TLS, verified against the Mozilla roots and
-    /// `extra_root_certificates`).
+    /// `extra_root_certificates`): the server tried first.
     pub server_url: String,
+    /// Other servers of the same service (nodes that share their users and channels), in
+    /// the order to try them after `server_url`; see [`servers`](Self::servers).
+    pub fallback_servers: Vec<String>,
     /// The app id every login is made for.
     pub app_id: String,
     /// From `login` to its reply; past it the state becomes DISCONNECTED(LOGIN_TIMEOUT).
@@ -54,6 +57,7 @@ impl ClientConfig {
     pub fn new(server_url: impl Into<String>, app_id: impl Into<String>) -> Self {
         ClientConfig {
             server_url: server_url.into(),
+            fallback_servers: Vec::new(),
             app_id: app_id.into(),
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -63,6 +67,41 @@ impl ClientConfig {
             event_buffer: DEFAULT_EVENT_BUFFER,
             extra_root_certificates: Vec::new(),
         }
+    }
+
+    /// The same config with `servers` tried after `server_url` (replacing any given
+    /// before). A login connects to the first server that answers, trying each in turn;
+    /// when the connection drops, the reconnect attempts go round the list starting with
+    /// the server after the one that was lost, so a client whose node died logs in again
+    /// on another node (and restores its channels, subscriptions and attributes there).
+    ///
+    /// ```
+    /// use rtm::client::ClientConfig;
+    /// let config = ClientConfig::new("ws://10.0.0.1:7420/rtm/v1", "demo")
+    ///     .with_fallback_servers(["ws://10.0.0.2:7420/rtm/v1", "ws://10.0.0.3:7420/rtm/v1"]);
+    /// assert_eq!(config.servers().count(), 3);
+    /// assert_eq!(config.servers().nth(1), Some("ws://10.0.0.2:7420/rtm/v1"));
+    /// ```
+    #[must_use]
+    pub fn with_fallback_servers<I, S>(mut self, servers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.fallback_servers = servers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Every server, in the order tried: `server_url`, then `fallback_servers`.
+    ///
+    /// ```
+    /// use rtm::client::ClientConfig;
+    /// let config = ClientConfig::new("ws://127.0.0.1:7420/rtm/v1", "demo");
+    /// assert_eq!(config.servers().collect::<Vec<_>>(), ["ws://127.0.0.1:7420/rtm/v1"]);
+    /// ```
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.server_url.as_str())
+            .chain(self.fallback_servers.iter().map(String::as_str))
     }
 }
 

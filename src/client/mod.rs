@@ -7,7 +7,8 @@
 //! protocol.md (login timeout, reconnect with backoff, rejoin and catch-up, abort on kick).
 //! Everything that happens comes out of one [`Events`] stream of [`ClientEvent`]s.
 //!
-//! - `config.rs`: [`ClientConfig`], [`ReconnectPolicy`].
+//! - `config.rs`: [`ClientConfig`] (one server, or several to fail over between),
+//!   [`ReconnectPolicy`].
 //! - `client.rs`: the [`Client`] handle, one method per op, client-side validation.
 //! - `channel.rs`: the [`Channel`] handle.
 //! - `event.rs`: [`ClientEvent`], [`Events`].

@@ -11,7 +11,7 @@ pub async fn chat(chat: ChatArgs) -> anyhow::Result<ExitCode> {
         user: chat.user,
         token: chat.token,
         token_cmd: chat.token_cmd,
-        server: chat.server,
+        servers: chat.server,
         config: chat.config,
         startup_commands: Vec::new(),
     };

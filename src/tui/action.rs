@@ -75,6 +75,9 @@ pub enum Action {
         reason: ChangeReason,
         retry_in_ms: Option<u64>,
     },
+    /// The client logged in on this server (URL): the one given, or one of those given
+    /// (after a failover, another one). Comes just before the CONNECTED it belongs to.
+    ConnectedTo(String),
     /// An event from the server.
     Server(Event),
     /// The answer to an [`Effect`].

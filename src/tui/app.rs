@@ -81,8 +81,11 @@ pub struct App {
     /// A login succeeded before: the next one is a re-login that rejoins the channel tabs.
     has_logged_in: bool,
     pub app_id: String,
+    /// The server as typed (completed): one URL, or several separated by commas.
     pub server: String,
     pub server_name: String,
+    /// The server of the last CONNECTED, one of `server`'s.
+    pub connected_to: Option<String>,
     pub conn: ConnStatus,
     /// A lasting note for the status line (embedded server started, ...).
     pub notice: Option<String>,
@@ -137,6 +140,7 @@ impl App {
             app_id: defaults.app_id.clone(),
             server: defaults.server.clone(),
             server_name: String::new(),
+            connected_to: None,
             conn: ConnStatus {
                 state: ConnectionState::Disconnected,
                 reason: ChangeReason::Logout,
@@ -188,6 +192,7 @@ impl App {
                 reason,
                 retry_in_ms,
             } => self.on_connection(state, reason, retry_in_ms),
+            Action::ConnectedTo(url) => self.on_connected_to(url),
             Action::Server(event) => self.on_server_event(event),
             Action::Done(outcome) => self.on_outcome(outcome),
             Action::Notice(text) => {
@@ -390,6 +395,20 @@ impl App {
         }
     }
 
+    fn on_connected_to(&mut self, url: String) {
+        let moved = self.connected_to.as_ref().is_some_and(|old| *old != url);
+        if moved && self.has_several_servers() {
+            let now = self.now_ms;
+            self.home().info(now, format!("now on {url}"));
+        }
+        self.connected_to = Some(url);
+    }
+
+    /// Whether several servers were given, so which one is in use is worth showing.
+    pub fn has_several_servers(&self) -> bool {
+        self.server.contains(',')
+    }
+
     fn start_login(&mut self) {
         if !self.login.is_valid() {
             self.login.status = LoginStatus::Refused("fix the fields marked ✗ first".into());
@@ -437,7 +456,10 @@ impl App {
                 self.login.status = LoginStatus::Editing;
                 let line = format!(
                     "logged in as {} to app {} on {} ({})",
-                    result.user, self.app_id, self.server, result.server
+                    result.user,
+                    self.app_id,
+                    self.server.replace(',', ", "),
+                    result.server
                 );
                 self.home().info(now, line);
                 if relogin {

@@ -1,5 +1,5 @@
 //! The TUI's config file: TOML in `paths::config_dir()/config.toml` (or `--config`), with
-//! colours, keymap overrides, bell and time format. `assets/config.toml` is the commented
+//! the server(s), colours, keymap overrides, bell and time format. `assets/config.toml` is the commented
 //! default and must parse into [`Config::default`]; a new setting goes in both places.
 
 use std::collections::BTreeMap;
@@ -25,6 +25,10 @@ pub struct Config {
     pub members_pane: bool,
     /// Runs of more join/leave lines than this collapse into one.
     pub collapse_joins: usize,
+    /// The servers when the command line names none: `server = "URL"` or a list of URLs
+    /// (nodes of one service, failed over between). Empty: the default local server.
+    #[serde(deserialize_with = "one_or_many")]
+    pub server: Vec<String>,
     pub colors: Colors,
     /// Key → action overrides, e.g. `"ctrl-g" = "switcher"`.
     pub keys: BTreeMap<String, String>,
@@ -50,6 +54,7 @@ impl Default for Config {
             utc_offset: "+00:00".into(),
             members_pane: true,
             collapse_joins: 3,
+            server: Vec::new(),
             colors: Colors::default(),
             keys: BTreeMap::new(),
         }
@@ -120,6 +125,26 @@ impl Config {
         parse_offset(&self.utc_offset)
             .ok_or_else(|| ConfigError::Invalid(format!("bad utc_offset {:?}", self.utc_offset)))
     }
+}
+
+/// A string (one server, or several separated by commas, as `RTM_SERVER` takes them) or
+/// a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let list = match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(text) => text.split(',').map(str::to_string).collect(),
+        OneOrMany::Many(list) => list,
+    };
+    Ok(list
+        .into_iter()
+        .map(|server| server.trim().to_string())
+        .filter(|server| !server.is_empty())
+        .collect())
 }
 
 fn parse_offset(text: &str) -> Option<i64> {
@@ -204,6 +229,18 @@ mod tests {
         assert_eq!(parse_offset("-05:30"), Some(-330));
         assert_eq!(parse_offset("UTC"), Some(0));
         assert_eq!(parse_offset("2"), None);
+    }
+
+    #[test]
+    fn the_server_is_one_url_or_a_list() {
+        assert_eq!(Config::parse("server = \"a:1\"").unwrap().server, ["a:1"]);
+        assert_eq!(
+            Config::parse("server = \"a:1, b:2\"").unwrap().server,
+            ["a:1", "b:2"]
+        );
+        let list = Config::parse("server = [\"ws://a:1/rtm/v1\", \"b:2\"]").unwrap();
+        assert_eq!(list.server, ["ws://a:1/rtm/v1", "b:2"]);
+        assert!(Config::parse("server = 7420").is_err());
     }
 
     #[test]

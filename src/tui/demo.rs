@@ -247,7 +247,7 @@ pub async fn run(user: String, config: Option<std::path::PathBuf>) -> anyhow::Re
         user: Some(user),
         token: None,
         token_cmd: None,
-        server: Some(url),
+        servers: vec![url],
         config,
         startup_commands: vec![format!("/join {DEMO_CHANNEL}")],
     };

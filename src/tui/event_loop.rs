@@ -158,14 +158,26 @@ pub async fn run(
         // Take everything already queued before drawing once.
         loop {
             if let Some(action) = next.take() {
-                if let Action::Connection {
-                    state: ConnectionState::Reconnecting,
-                    ..
-                } = action
-                {
-                    lost_server = true;
-                }
                 app.now_ms = crate::protocol::now_ms();
+                match action {
+                    Action::Connection {
+                        state: ConnectionState::Reconnecting,
+                        ..
+                    } => lost_server = true,
+                    Action::Connection {
+                        state: ConnectionState::Connected,
+                        ..
+                    } => {
+                        // Which server, of several: the client knows, the event does not say.
+                        let url = session
+                            .as_ref()
+                            .and_then(|(s, _)| s.client.current_server());
+                        if let Some(url) = url {
+                            pending.extend(app.update(Action::ConnectedTo(url)));
+                        }
+                    }
+                    _ => {}
+                }
                 pending.extend(app.update(action));
             }
             if started.elapsed() > MAX_BATCH || app.quit || !pending.is_empty() {
@@ -297,7 +309,14 @@ async fn perform(
                         }
                     }
                 }
-                match Client::new(ClientConfig::new(server.clone(), app_id.clone())) {
+                // The form's server: one URL, or several separated by commas.
+                let servers = super::login::servers(server);
+                let config = match servers.split_first() {
+                    Some((first, rest)) => ClientConfig::new(first.clone(), app_id.clone())
+                        .with_fallback_servers(rest.iter().cloned()),
+                    None => ClientConfig::new(server.clone(), app_id.clone()),
+                };
+                match Client::new(config) {
                     Ok((client, events)) => {
                         let mut new = Session::new(client, server.clone(), app_id.clone());
                         new.token_cmd.clone_from(&connector.token_cmd);

@@ -62,8 +62,16 @@ impl LoginForm {
         match field {
             APP_ID => validate_app_id(value).err().map(|e| e.to_string()),
             USER => validate_user_id(value).err().map(|e| e.to_string()),
-            SERVER if value.trim().is_empty() || value.contains(char::is_whitespace) => {
-                Some("a server: ws://host:port/rtm/v1, or just host:port".into())
+            SERVER
+                if value
+                    .split(',')
+                    .map(str::trim)
+                    .any(|server| server.is_empty() || server.contains(char::is_whitespace)) =>
+            {
+                Some(
+                    "a server: ws://host:port/rtm/v1, or just host:port (several: comma-separated)"
+                        .into(),
+                )
             }
             _ => None,
         }
@@ -86,9 +94,24 @@ impl LoginForm {
     }
 }
 
-/// The server as typed, completed to a WebSocket URL (see [`crate::client::server_url`]).
+/// The server as typed, completed to a WebSocket URL (see [`crate::client::server_url`]);
+/// a comma-separated list of servers (tried in turn) is completed one by one.
 pub fn server_url(typed: &str) -> String {
-    crate::client::server_url(typed)
+    typed
+        .split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .map(crate::client::server_url)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The servers of a [`server_url`] list, in order.
+pub fn servers(list: &str) -> Vec<String> {
+    list.split(',')
+        .filter(|server| !server.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// What to do about a refused login, shown under the server's answer. The token check is
@@ -130,5 +153,20 @@ mod tests {
         assert!(login_hint(Some(6), "x").unwrap().contains("expired"));
         assert_eq!(login_hint(Some(2), "x"), None);
         assert_eq!(login_hint(None, RTC_TOKEN), None);
+    }
+
+    #[test]
+    fn a_list_of_servers_is_completed_one_by_one() {
+        assert_eq!(
+            server_url("10.0.0.1:7420,ws://10.0.0.2:7420"),
+            "ws://10.0.0.1:7420/rtm/v1,ws://10.0.0.2:7420/rtm/v1"
+        );
+        assert_eq!(servers(&server_url("a:1")), ["ws://a:1/rtm/v1"]);
+        let form = |server: &str| LoginForm::new("demo", "alice", "", server);
+        assert!(form("a:1,b:2").is_valid());
+        assert!(form("a:1, b:2").is_valid());
+        for bad in ["", " ", "a:1,", ",a:1", "a b:1", "a:1,,b:2"] {
+            assert!(form(bad).problem(SERVER).is_some(), "{bad:?}");
+        }
     }
 }

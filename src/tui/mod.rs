@@ -37,8 +37,10 @@ pub struct Options {
     pub token: Option<String>,
     /// Prints a fresh token; run when the server warns that the token will expire.
     pub token_cmd: Option<String>,
-    /// `None`: the default local server, started in-process if nothing listens.
-    pub server: Option<String>,
+    /// The servers to use, in order (several: nodes of one service, the client fails over
+    /// between them). Empty: the config file's `server`, else the default local server,
+    /// started in-process if nothing listens.
+    pub servers: Vec<String>,
     pub config: Option<PathBuf>,
     /// Commands run once after the first login (the demo joins its channel).
     pub startup_commands: Vec<String>,
@@ -46,7 +48,18 @@ pub struct Options {
 
 /// Builds the app from the config and options: what tests and `run` share.
 pub fn build_app(options: &Options) -> anyhow::Result<App> {
+    Ok(build(options)?.0)
+}
+
+/// The app, and the servers it uses: `--server`'s, else the config file's; empty for the
+/// default local server (which may be started in-process).
+fn build(options: &Options) -> anyhow::Result<(App, Vec<String>)> {
     let config = Config::load(options.config.as_deref())?;
+    let servers = if options.servers.is_empty() {
+        config.server.clone()
+    } else {
+        options.servers.clone()
+    };
     let keymap =
         Keymap::new(config.keys.iter()).map_err(|e| anyhow::anyhow!("config [keys]: {e}"))?;
     let theme = Theme::new(&config.colors, config::no_color_requested());
@@ -54,25 +67,27 @@ pub fn build_app(options: &Options) -> anyhow::Result<App> {
         app_id: options.app_id.clone().unwrap_or_default(),
         user: options.user.clone().unwrap_or_default(),
         token: options.token.clone().unwrap_or_default(),
-        server: options
-            .server
-            .clone()
-            .unwrap_or_else(|| crate::protocol::DEFAULT_URL.to_string()),
+        server: if servers.is_empty() {
+            crate::protocol::DEFAULT_URL.to_string()
+        } else {
+            // The login form's Server field holds the list, comma-separated.
+            servers.join(",")
+        },
     };
     let mut app = App::new(config, theme, keymap, &defaults);
     app.startup_commands.clone_from(&options.startup_commands);
-    Ok(app)
+    Ok((app, servers))
 }
 
 /// Runs the interactive client until the user quits.
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let mut app = build_app(&options)?;
+    let (mut app, servers_given) = build(&options)?;
     app.now_ms = crate::protocol::now_ms();
     let auto = options.app_id.is_some() && options.user.is_some();
     let initial = if auto { app.submit_login() } else { Vec::new() };
     let servers = embedded::Servers::default();
     let connector = event_loop::Connector {
-        start_server: embedded::starter(options.server.is_none(), &servers),
+        start_server: embedded::starter(servers_given.is_empty(), &servers),
         token_cmd: options.token_cmd.clone(),
     };
     let result = event_loop::run(app, initial, connector).await;

@@ -1,5 +1,8 @@
 //! Connecting, logging in, losing the connection and ending the session: the
 //! transitions between DISCONNECTED, CONNECTING, CONNECTED, RECONNECTING and ABORTED.
+//! Also which server each attempt goes to, when the config names several: the first
+//! login tries them in order until one answers, each with its own login timeout; a lost
+//! connection and every failed reconnect attempt move on to the next one, round the list.
 
 use tokio::time::Instant;
 
@@ -17,7 +20,7 @@ impl ConnectionHandler {
         if let Some(session) = &mut self.session {
             session.attempt_deadline = deadline;
         }
-        let url = self.config.server_url.clone();
+        let url = self.server().to_string();
         let tls = super::super::tls::connector(&self.config.extra_root_certificates);
         let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(crate::protocol::WS_READ_BUFFER_BYTES);
@@ -51,7 +54,7 @@ impl ConnectionHandler {
                 self.send_request(op, Purpose::Login, deadline);
             }
             Err(mut error) => {
-                tracing::debug!(%error, url = %self.config.server_url, "cannot connect");
+                tracing::debug!(%error, url = self.server(), "cannot connect");
                 if error.contains("404") {
                     // A web server, or an RTM server asked at another path.
                     error = format!(
@@ -62,11 +65,14 @@ impl ConnectionHandler {
                     );
                 }
                 if self.phase == Phase::LoggingIn {
-                    self.end_session(
-                        ConnectionState::Disconnected,
-                        ChangeReason::LoginFailure,
-                        ClientError::Connect(error),
-                    );
+                    if !self.try_next_server(&error) {
+                        let error = self.all_connect_errors(error);
+                        self.end_session(
+                            ConnectionState::Disconnected,
+                            ChangeReason::LoginFailure,
+                            ClientError::Connect(error),
+                        );
+                    }
                 } else {
                     self.schedule_reconnect();
                 }
@@ -98,7 +104,12 @@ impl ConnectionHandler {
             }
         }
         self.memory.store.clone_from(&result.store);
-        lock(&self.shared).user = Some(result.user.clone());
+        tracing::debug!(url = self.server(), user = %result.user, "logged in");
+        {
+            let mut shared = lock(&self.shared);
+            shared.user = Some(result.user.clone());
+            shared.server = Some(self.server().to_string());
+        }
         if let Some(session) = &mut self.session {
             session.user.clone_from(&result.user);
         }
@@ -152,6 +163,7 @@ impl ConnectionHandler {
     pub(super) fn connection_lost(&mut self) {
         self.connection = None;
         self.outbox.clear();
+        lock(&self.shared).server = None;
         let logging_out = self
             .pending
             .values()
@@ -167,11 +179,16 @@ impl ConnectionHandler {
         }
         match self.phase {
             Phase::Idle | Phase::Backoff { .. } => {}
-            Phase::LoggingIn => self.end_session(
-                ConnectionState::Disconnected,
-                ChangeReason::LoginFailure,
-                ClientError::Disconnected,
-            ),
+            Phase::LoggingIn => {
+                // Closed before the login reply: a node going away, or not an RTM server.
+                if !self.try_next_server("the connection closed before the login reply") {
+                    self.end_session(
+                        ConnectionState::Disconnected,
+                        ChangeReason::LoginFailure,
+                        ClientError::Disconnected,
+                    );
+                }
+            }
             Phase::Online | Phase::Restoring | Phase::Relogging => {
                 self.fail_pending(&ClientError::Disconnected);
                 self.schedule_reconnect();
@@ -184,6 +201,7 @@ impl ConnectionHandler {
         if let Some(connection) = self.connection.take() {
             self.closing = Some((connection.socket, String::new()));
         }
+        lock(&self.shared).server = None;
         self.connecting = None;
         self.outbox.clear();
         self.fail_pending(&ClientError::Disconnected);
@@ -195,6 +213,8 @@ impl ConnectionHandler {
         };
         let delay = self.config.reconnect.delay(session.attempt);
         session.attempt = session.attempt.saturating_add(1);
+        // The server just lost (or just failed) is the last one to try again.
+        self.server_index = (self.server_index + 1) % self.config.servers().count();
         // Partial catch-up is fetched again from the last delivered message next time.
         self.catch_up.clear();
         self.restore_outstanding = 0;
@@ -234,9 +254,52 @@ impl ConnectionHandler {
         self.catch_up.clear();
         self.restore_outstanding = 0;
         self.memory = Memory::default();
-        lock(&self.shared).user = None;
+        {
+            let mut shared = lock(&self.shared);
+            shared.user = None;
+            shared.server = None;
+        }
         self.phase = Phase::Idle;
         self.set_state(state, reason, None);
+    }
+
+    /// The URL of the server of the current (or next) attempt.
+    pub(super) fn server(&self) -> &str {
+        self.config
+            .servers()
+            .nth(self.server_index)
+            .unwrap_or(&self.config.server_url)
+    }
+
+    /// During the first login, after the attempt on one server failed with `error`: moves
+    /// on to the next server, with a login timeout of its own, if one is left untried.
+    pub(super) fn try_next_server(&mut self, error: &str) -> bool {
+        if self.server_index + 1 >= self.config.servers().count() {
+            return false;
+        }
+        tracing::info!(url = self.server(), %error, "server unusable; trying the next one");
+        let failed = format!("{}: {error}", self.server());
+        if let Some(session) = &mut self.session {
+            session.connect_errors.push(failed);
+        }
+        self.drop_connection();
+        self.server_index += 1;
+        self.start_attempt();
+        true
+    }
+
+    /// The error of the last server tried, after those of the servers tried before it
+    /// (so that the caller of a login learns why none of them would do).
+    fn all_connect_errors(&self, last: String) -> String {
+        let earlier = self
+            .session
+            .as_ref()
+            .map(|s| s.connect_errors.as_slice())
+            .unwrap_or_default();
+        if earlier.is_empty() {
+            return last;
+        }
+        format!("{}; {}: {last}", earlier.join("; "), self.server())
     }
 
     pub(super) fn fail_pending(&mut self, error: &ClientError) {

@@ -107,6 +107,9 @@ struct Session {
     login_reply: Option<oneshot::Sender<Result<LoginResult, ClientError>>>,
     /// Reconnect attempts since the connection was last good.
     attempt: u32,
+    /// What went wrong with each server tried by the first login, when there are several
+    /// (to tell the caller about all of them if none works).
+    connect_errors: Vec<String>,
     /// End of the current connect-and-login attempt (the login timeout).
     attempt_deadline: Instant,
 }
@@ -194,6 +197,9 @@ pub(crate) struct ConnectionHandler {
 
     phase: Phase,
     session: Option<Session>,
+    /// Index in [`ClientConfig::servers`] of the server of the current (or next) attempt:
+    /// 0 at each login, then the next one after each failed attempt or lost connection.
+    server_index: usize,
     memory: Memory,
     connecting: Option<Connecting>,
     connection: Option<Connection>,
@@ -233,6 +239,7 @@ impl ConnectionHandler {
             events_closed: false,
             phase: Phase::Idle,
             session: None,
+            server_index: 0,
             memory: Memory::default(),
             connecting: None,
             connection: None,
@@ -425,8 +432,10 @@ impl ConnectionHandler {
             token,
             login_reply: Some(reply),
             attempt: 0,
+            connect_errors: Vec::new(),
             attempt_deadline: Instant::now(),
         });
+        self.server_index = 0;
         self.memory = Memory::default();
         self.phase = Phase::LoggingIn;
         self.set_state(ConnectionState::Connecting, ChangeReason::Login, None);
@@ -597,8 +606,12 @@ impl ConnectionHandler {
                     .as_ref()
                     .is_some_and(|s| now >= s.attempt_deadline) =>
             {
-                tracing::debug!("no login reply in time");
-                if self.phase == Phase::LoggingIn {
+                tracing::debug!(url = self.server(), "no login reply in time");
+                let error = format!(
+                    "no login reply within {} ms",
+                    self.config.login_timeout.as_millis()
+                );
+                if self.phase == Phase::LoggingIn && !self.try_next_server(&error) {
                     self.end_session(
                         ConnectionState::Disconnected,
                         ChangeReason::LoginTimeout,
@@ -606,7 +619,7 @@ impl ConnectionHandler {
                             family: Family::Login,
                         },
                     );
-                } else {
+                } else if self.phase == Phase::Relogging {
                     self.drop_connection();
                     self.schedule_reconnect();
                 }
@@ -805,6 +818,7 @@ mod tests {
             state: ConnectionState::Disconnected,
             reason: ChangeReason::Logout,
             user: None,
+            server: None,
             created_channels: HashSet::new(),
         }));
         let (_commands, command_receiver) = mpsc::unbounded_channel();

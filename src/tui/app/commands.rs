@@ -218,12 +218,21 @@ impl App {
             Some(me) => format!("{me} in app {}", self.app_id),
             None => "not logged in".to_string(),
         };
+        let connected = self.conn.state == crate::protocol::ConnectionState::Connected;
+        let url = match &self.connected_to {
+            Some(url) if connected => url.clone(),
+            _ => self.server.replace(',', ", "),
+        };
         let server = if self.server_name.is_empty() {
-            self.server.clone()
+            url
         } else {
-            format!("{} ({})", self.server, self.server_name)
+            format!("{url} ({})", self.server_name)
         };
         lines.push(format!("{who} on {server}"));
+        if self.has_several_servers() {
+            let list = self.server.replace(',', ", ");
+            lines.push(format!("servers, tried in turn: {list}"));
+        }
         if let Some(notice) = &self.notice {
             lines.push(notice.clone());
         }

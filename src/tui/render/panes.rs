@@ -191,6 +191,16 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
             format!(" {}", conn.reason.label()),
             app.theme.dim,
         ));
+    } else if let Some(url) = app
+        .connected_to
+        .as_deref()
+        .filter(|_| app.has_several_servers())
+    {
+        // Of several servers, which one: after a failover it is news.
+        spans.push(Span::styled(
+            format!(" on {}", server_host(url)),
+            app.theme.dim,
+        ));
     }
     let tab = app.active_tab();
     if tab.scroll > 0 {
@@ -215,6 +225,12 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
         app.theme.dim,
     ));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The `host:port` of a server URL, which is what tells several servers apart.
+fn server_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest)
 }
 
 pub fn input(frame: &mut Frame, app: &App, area: Rect) {
