@@ -897,3 +897,133 @@ async fn the_conformance_suite_passes_across_two_nodes() {
     assert!(skipped_otherwise.is_empty(), "{skipped_otherwise:?}");
     assert_eq!(report["servers"], json!([n1, n2]));
 }
+
+/// A node started after the others stored snapshots and trimmed the change stream loads
+/// the latest snapshot and reads on: it knows the channel, its members and attributes,
+/// and its users join in as if it had been there all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_loads_the_snapshot_and_reads_on() {
+    let mut cluster = Cluster::start_with(1, &["--snapshot-every", "5"]).await;
+    let room = "room";
+    let mut alice = login(&cluster.url(0), "alice").await;
+    ok(&mut alice, join(room)).await;
+    ok(
+        &mut alice,
+        json!({"op": "set_channel_attributes", "channel": room,
+               "attributes": {"topic": "snapshots"}, "notify": false}),
+    )
+    .await;
+    let mut sent = Vec::new();
+    for n in 0..30 {
+        sent.push(message_id(
+            &ok(&mut alice, send_channel(room, &format!("m{n}"))).await,
+        ));
+    }
+    // Snapshots went in and the stream was trimmed behind them (the count is read after
+    // a snapshot round, which follows the batch that made it due).
+    let deadline = Instant::now() + WAIT;
+    let length = loop {
+        let length: u64 = cluster
+            .redis
+            .command(&["XLEN", "rtm:log"])
+            .await
+            .trim_start_matches(':')
+            .trim()
+            .parse()
+            .unwrap_or(u64::MAX);
+        if length < 30 || Instant::now() > deadline {
+            break length;
+        }
+        ok(&mut alice, json!({"op": "ping"})).await;
+    };
+    assert!(
+        length < 30,
+        "the stream holds {length} changes: never trimmed"
+    );
+
+    let redis_url = cluster.redis.url();
+    cluster
+        .nodes
+        .push(cluster_support::Node::start(&redis_url, "n2", &[]).await);
+    let mut bob = login(&cluster.url(1), "bob").await;
+    assert_eq!(ok(&mut bob, join(room)).await["member_count"], 2);
+    event(
+        &mut alice,
+        "member_joined",
+        json!({"channel": room, "user": "bob"}),
+        WAIT,
+    )
+    .await;
+    assert_eq!(members(&mut bob, room).await, ["alice", "bob"]);
+    let attributes = ok(
+        &mut bob,
+        json!({"op": "get_channel_attributes", "channel": room}),
+    )
+    .await;
+    assert_eq!(
+        attributes["attributes"][0]["value"], "snapshots",
+        "{attributes}"
+    );
+    // Ids go on increasing across the snapshot.
+    let next = message_id(&ok(&mut bob, send_channel(room, "after")).await);
+    assert!(next > *sent.last().unwrap());
+    let history = ok(
+        &mut bob,
+        json!({"op": "history", "channel": room, "limit": 3}),
+    )
+    .await;
+    let ids: Vec<u64> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(message_id)
+        .collect();
+    assert_eq!(ids, [sent[28], sent[29], next], "{history}");
+}
+
+/// Redis loses its data (FLUSHALL stands for a restart without persistence): the change
+/// counter starts over, every node notices, closes its connections with 1012 and starts
+/// from an empty state; the clients log in again and chat as before, under a new store id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_start_over_when_redis_lost_its_data() {
+    let cluster = Cluster::start(2).await;
+    let (n1, n2) = (cluster.url(0), cluster.url(1));
+    let mut alice = login(&n1, "alice").await;
+    let mut bob = login(&n2, "bob").await;
+    assert_eq!(code(&mut alice, send_peer("bob", "before", false)).await, 0);
+    let first_store = cluster.redis.command(&["GET", "rtm:store"]).await;
+
+    assert_eq!(cluster.redis.command(&["FLUSHALL"]).await, "+OK");
+    // The next change makes every node see the counter gone back.
+    let _ = alice
+        .call_within(json!({"op": "join", "channel": "after"}), WAIT)
+        .await;
+    for conn in [&mut alice, &mut bob] {
+        assert_eq!(
+            conn.wait_closed(WAIT).await,
+            Closure::CloseFrame(Some(1012)),
+            "a node that lost its state closes its connections for a fresh login"
+        );
+    }
+    let mut alice = login(&n1, "alice").await;
+    let mut bob = login(&n2, "bob").await;
+    let reply = ok(
+        &mut bob,
+        json!({"op": "query_peers_online", "peers": ["alice"]}),
+    )
+    .await;
+    assert_eq!(reply["peers"]["alice"], "online", "{reply}");
+    assert_eq!(code(&mut alice, send_peer("bob", "after", false)).await, 0);
+    event(
+        &mut bob,
+        "message_from_peer",
+        json!({"from": "alice"}),
+        WAIT,
+    )
+    .await;
+    let second_store = cluster.redis.command(&["GET", "rtm:store"]).await;
+    assert_ne!(
+        first_store, second_store,
+        "clients learn that ids started over"
+    );
+}

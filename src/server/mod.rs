@@ -219,13 +219,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use clock::Clock;
-pub use engine::redis::SNAPSHOT_EVERY;
 pub use config::{
     AppLookup, AppRegistry, Config, RateLimit, RateLimits, RedisSettings, StoreLocation,
 };
 pub use config_file::{
     open_mode, open_mode_warning, AppEntry, ConfigFileError, LimitsSection, ServerFile, TlsFiles,
 };
+pub use engine::redis::SNAPSHOT_EVERY;
 pub use hub::Hub;
 pub use outbox::ConnHandle;
 pub use session::{handle, Identity, Session};
