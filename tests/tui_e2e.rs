@@ -3,6 +3,8 @@
 //! polled until the expected text shows (with a timeout, never a fixed sleep). Each test
 //! has its own tmux socket and its own RTM_TUI_HOME, so nothing touches the user's files.
 
+mod cluster_support;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -494,4 +496,34 @@ async fn several_servers_show_the_one_in_use_and_fail_over() {
     tmux.wait_for_shell();
     drop(tmux);
     second.shutdown().await;
+}
+
+/// Issue 10's promise: alice on one node and bob on another, both on one Redis, chat in
+/// the TUI: a channel with both as members, its messages, and a peer message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alice_and_bob_chat_from_two_nodes() {
+    let cluster = cluster_support::Cluster::start(2).await;
+    let alice = Tmux::start("node-alice");
+    alice.launch("", &cluster.url(0), "alice");
+    let bob = Tmux::start("node-bob");
+    bob.launch("", &cluster.url(1), "bob");
+
+    alice.line("/join lobby");
+    alice.wait_for("you joined #lobby");
+    bob.line("/join lobby");
+    bob.wait_for("you joined #lobby");
+    alice.wait_for("bob joined");
+    bob.line("hello from node 2");
+    bob.wait_for("hello from node 2 ✓");
+    alice.wait_for("hello from node 2");
+    alice.line("hello from node 1");
+    bob.wait_for("hello from node 1");
+
+    alice.line("/msg @bob just between us");
+    alice.wait_for("just between us ✓");
+    bob.wait_for("@alice");
+    for tmux in [&alice, &bob] {
+        tmux.line("/quit");
+        tmux.wait_for_shell();
+    }
 }
