@@ -659,6 +659,17 @@ impl Hub {
             timer.abort();
         }
         let local = conn.local.clone();
+        if here.origin && local.is_none() {
+            // Applied after its request gave up waiting (Redis was slow): nobody holds
+            // this connection, so it goes as a dropped one would (after this change).
+            let hub = self.clone();
+            let change = Change::Disconnected {
+                app: app.to_string(),
+                user: user.to_string(),
+                conn: conn.id,
+            };
+            tokio::spawn(async move { hub.submit_detached(change) });
+        }
         entry.conn = Some(conn);
         if let Some(local) = &local {
             local.send_reply(reply);

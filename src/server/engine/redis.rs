@@ -55,6 +55,13 @@ pub const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
 pub const SNAPSHOT_EVERY: u64 = 20_000;
 /// Longest time between snapshots while changes come.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
+/// Changes waiting to be appended at most (past it a request is answered at once with
+/// its family's failure: Redis is not keeping up).
+const SUBMIT_QUEUE: usize = 65_536;
+/// Changes appended in one pipeline at most.
+const SUBMIT_BATCH: usize = 512;
+/// Pipelines of changes in flight at once.
+const SUBMIT_PIPELINES: usize = 8;
 /// Changes read from the stream per round trip.
 const READ_BATCH: usize = 1024;
 /// How long one blocking read waits for changes.
@@ -160,7 +167,9 @@ struct Inner {
     keys: Keys,
     client: redis::Client,
     conn: ConnectionManager,
-    submit_script: Script,
+    /// Changes on their way to the stream, sent in pipelines by one task.
+    outgoing: mpsc::Sender<Outgoing>,
+    outgoing_queue: Mutex<Option<mpsc::Receiver<Outgoing>>>,
     waiters: Mutex<HashMap<u64, Waiter>>,
     next_request: AtomicU64,
     position: Mutex<Position>,
@@ -226,6 +235,7 @@ impl RedisEngine {
         // Below 2^53 (exact in any JSON reader) and never 0 (the single node's id).
         let node = (rand::random::<u64>() >> 11).max(1);
         let (history, history_queue) = mpsc::channel(HISTORY_QUEUE);
+        let (outgoing, outgoing_queue) = mpsc::channel(SUBMIT_QUEUE);
         tracing::info!(url, name, node, at = position.n, "joined the cluster");
         let engine = RedisEngine {
             inner: Arc::new(Inner {
@@ -235,7 +245,8 @@ impl RedisEngine {
                 keys,
                 client,
                 conn,
-                submit_script: Script::new(SUBMIT_LUA),
+                outgoing,
+                outgoing_queue: Mutex::new(Some(outgoing_queue)),
                 waiters: Mutex::default(),
                 next_request: AtomicU64::new(1),
                 position: Mutex::new(position),
@@ -320,29 +331,10 @@ impl Engine for RedisEngine {
                 since: Instant::now(),
             },
         );
-        let inner = Arc::clone(inner);
-        tokio::spawn(async move {
-            let mut conn = inner.conn.clone();
-            let appended = tokio::time::timeout(
-                SUBMIT_TIMEOUT,
-                inner
-                    .submit_script
-                    .key(&inner.keys.seq)
-                    .key(&inner.keys.log)
-                    .arg(data)
-                    .invoke_async::<u64>(&mut conn),
-            )
-            .await;
-            let failure = match appended {
-                Ok(Ok(_)) => return,
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => "timed out".to_string(),
-            };
-            tracing::warn!(error = failure, "a change could not be appended to redis");
-            if let Some(waiter) = lock(&inner.waiters).remove(&request) {
-                let _ = waiter.outcome.send(Outcome::Unavailable);
-            }
-        });
+        if inner.outgoing.try_send(Outgoing { request, data }).is_err() {
+            tracing::warn!("redis engine: too many changes waiting for redis; one refused");
+            fail_waiter(inner, request);
+        }
         Submitted::Pending(applied)
     }
 
@@ -364,6 +356,9 @@ impl Engine for RedisEngine {
         let mut tasks = lock(&inner.tasks);
         tasks.push(tokio::spawn(read_log(Arc::clone(inner), hub.clone())));
         tasks.push(tokio::spawn(keep_alive(Arc::clone(inner), hub.clone())));
+        if let Some(queue) = lock(&inner.outgoing_queue).take() {
+            tasks.push(tokio::spawn(send_changes(Arc::clone(inner), queue)));
+        }
         if let Some(queue) = lock(&inner.history_queue).take() {
             tasks.push(tokio::spawn(write_history(Arc::clone(inner), queue)));
         }
@@ -388,6 +383,78 @@ impl Engine for RedisEngine {
     fn failed(&self) -> BoxFuture<()> {
         // Redis going away is survived (requests fail, tasks reconnect): never fatal.
         Box::pin(std::future::pending())
+    }
+}
+
+/// A change encoded for the stream, and the request that waits for it.
+struct Outgoing {
+    request: u64,
+    data: String,
+}
+
+/// Answers a waiting request with `Unavailable` (its change did not reach Redis).
+fn fail_waiter(inner: &Inner, request: u64) {
+    if let Some(waiter) = lock(&inner.waiters).remove(&request) {
+        let _ = waiter.outcome.send(Outcome::Unavailable);
+    }
+}
+
+/// Appends queued changes to the stream, as many as are queued in one pipeline (one
+/// write, one round trip, and with `appendfsync always` one fsync for the lot). `EVAL`
+/// rather than `EVALSHA`: Redis caches the compiled script either way, and a restarted
+/// Redis never answers NOSCRIPT in the middle of a pipeline.
+async fn send_changes(inner: Arc<Inner>, mut queue: mpsc::Receiver<Outgoing>) {
+    use futures_util::stream::{FuturesUnordered, StreamExt as _};
+    let mut complaint = Complaint::new("appending changes");
+    // Pipelines in flight: the next batch need not wait for the last one's answer (and
+    // its fsync). A pipeline's commands are queued on the connection when its future is
+    // first polled, which is in the order they are pushed: changes keep their order.
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        let mut batch = Vec::with_capacity(SUBMIT_BATCH);
+        tokio::select! {
+            // Pipelines already pushed are polled (and so queued) before the next is made.
+            biased;
+            Some((sent, batch)) = in_flight.next() => {
+                let (sent, batch): (Result<redis::RedisResult<()>, _>, Vec<Outgoing>) = (sent, batch);
+                let failure = match sent {
+                    Ok(Ok(())) => {
+                        complaint.worked();
+                        continue;
+                    }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "timed out".to_string(),
+                };
+                complaint.failed(&failure);
+                for change in &batch {
+                    fail_waiter(&inner, change.request);
+                }
+            }
+            count = queue.recv_many(&mut batch, SUBMIT_BATCH), if in_flight.len() < SUBMIT_PIPELINES => {
+                if count == 0 {
+                    break;
+                }
+                let mut pipe = redis::pipe();
+                for change in &batch {
+                    pipe.cmd("EVAL")
+                        .arg(SUBMIT_LUA)
+                        .arg(2)
+                        .arg(&inner.keys.seq)
+                        .arg(&inner.keys.log)
+                        .arg(&change.data)
+                        .ignore();
+                }
+                let mut conn = inner.conn.clone();
+                in_flight.push(async move {
+                    let sent = tokio::time::timeout(SUBMIT_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
+                    (sent, batch)
+                });
+            }
+            () = stopped(&inner) => break,
+        }
+    }
+    for waiting in std::mem::take(&mut *lock(&inner.waiters)).into_values() {
+        let _ = waiting.outcome.send(Outcome::Unavailable);
     }
 }
 
