@@ -26,8 +26,8 @@ use crate::protocol::{
     WS_PATH,
 };
 
+use super::admission::{Admission, Slot};
 use super::hub::Hub;
-use super::limits::{Admission, Slot};
 use super::outbox::{Closing, ConnHandle};
 use super::session::{handle, Session};
 

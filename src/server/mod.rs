@@ -13,7 +13,7 @@
 //! `outbox` is the bounded queue between the hub and a connection's writer; `timers` the
 //! one timer wheel of the hub; `rate` the
 //! per-connection rate limiters; `clock` the one clock of every timer, window and
-//! expiry (tokio time, so tests pause it); `auth` the token check; `limits` the connection cap
+//! expiry (tokio time, so tests pause it); `auth` the token check; `admission` the connection cap
 //! and login rate per address; `tls` the `wss://` acceptor; `config` every knob with
 //! protocol.md's defaults, `config_file` the TOML file of `serve`.
 //!
@@ -165,7 +165,7 @@
 //!   on `rtm.lock` there (released when the store thread ends, or the process dies); a
 //!   second server on the same directory refuses to start, naming the directory and
 //!   suggesting `--data-dir` or `--ephemeral`.
-//! - **Admission** (`limits`): past `max_connections` a new TCP connection is closed
+//! - **Admission** (`admission`): past `max_connections` a new TCP connection is closed
 //!   right after `accept`, before any handshake work. The TLS and WebSocket handshakes
 //!   must finish within `login_timeout` (10 s), and a connection must log in within it
 //!   after connecting or after a `logout`, else it is closed (1008 "login timeout").
@@ -188,6 +188,7 @@
 //!   (LOGIN 4) unless `--open` (or `open = true`) is given; elsewhere `serve` needs
 //!   `--open` too, and prints a warning.
 
+mod admission;
 mod auth;
 mod clock;
 mod config;
@@ -199,7 +200,6 @@ mod hub_attributes;
 mod hub_invitations;
 mod hub_presence;
 mod hub_tokens;
-mod limits;
 mod outbox;
 mod rate;
 mod session;
@@ -219,13 +219,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use clock::Clock;
-pub use engine::redis::SNAPSHOT_EVERY;
 pub use config::{
     AppLookup, AppRegistry, Config, RateLimit, RateLimits, RedisSettings, StoreLocation,
 };
 pub use config_file::{
     open_mode, open_mode_warning, AppEntry, ConfigFileError, LimitsSection, ServerFile, TlsFiles,
 };
+pub use engine::redis::SNAPSHOT_EVERY;
 pub use hub::Hub;
 pub use outbox::ConnHandle;
 pub use session::{handle, Identity, Session};
@@ -318,7 +318,7 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let hub = prepared.hub.clone();
-    let admission = Arc::new(limits::Admission::new(hub.config()));
+    let admission = Arc::new(admission::Admission::new(hub.config()));
     // Refusals are logged at most once a second, with a count: a flood must not flood the log.
     let now = tokio::time::Instant::now();
     let mut refused = (0u64, now.checked_sub(Duration::from_secs(1)).unwrap_or(now));
