@@ -203,7 +203,6 @@ mod hub_tokens;
 mod outbox;
 mod rate;
 mod session;
-mod session_extra;
 mod store;
 mod timers;
 mod tls;
