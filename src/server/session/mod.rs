@@ -96,6 +96,13 @@ impl Session {
     }
 }
 
+/// The answer to any op but `login` before login (well-formed or not): 102, whatever
+/// the family.
+pub(super) fn not_logged_in_reply(id: u32, family: Family) -> Reply {
+    let reason = family.describe(codes::NOT_LOGGED_IN);
+    Reply::code(id, codes::NOT_LOGGED_IN, reason)
+}
+
 /// A logged-in session's request on its way through `handle`: what every family's
 /// handler gets, and the ways to answer it.
 struct Ask<'a> {
@@ -176,8 +183,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
         {
             login::login(id, &app_id, &user, token.as_deref(), session, hub).await;
         } else {
-            let reason = family.describe(codes::NOT_LOGGED_IN);
-            session.reply(&Reply::code(id, codes::NOT_LOGGED_IN, reason));
+            session.reply(&not_logged_in_reply(id, family));
         }
         return;
     };
