@@ -1,8 +1,12 @@
 //! Result codes of protocol v1, grouped by family, with Agora RTM 1.x's integer values.
 //!
 //! Every reply carries a `code`; what a number means depends on the op that was asked, so
-//! codes live in one module per family and [`Family`] turns a code into human text. New
-//! codes go into their family's module and into [`Family::describe`].
+//! codes live in one module per family and [`Family`] turns a code into human text.
+//! Each family also has a typed error (`JoinError`, `LeaveError`, ...: every non-zero
+//! code of its table but the shared 101/102) that turns into its wire code in one place,
+//! its [`WireCode`] impl: the server passes these, so a JOIN code cannot come back from
+//! `leave`. New codes go into their family's module, its error enum and its `WireCode`
+//! impl, and into [`Family::describe`].
 
 /// Codes shared by every family: the SDK was not initialised, or the op needs a login.
 pub const NOT_INITIALIZED: u32 = 101;
@@ -294,6 +298,306 @@ impl Family {
     }
 }
 
+/// A typed error of one code family: its wire code and Agora's words for it.
+pub trait WireCode: Copy {
+    /// The family whose table the code is read against.
+    const FAMILY: Family;
+
+    /// The code on the wire.
+    fn code(self) -> u32;
+
+    /// Human text for the code, as [`Family::describe`] words it.
+    fn describe(self) -> &'static str {
+        Self::FAMILY.describe(self.code())
+    }
+}
+
+/// Why `login` or `logout` failed (LOGIN codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginError {
+    Unknown,
+    Rejected,
+    InvalidArgument,
+    InvalidAppId,
+    InvalidToken,
+    TokenExpired,
+    AlreadyLoggedIn,
+    TooOften,
+}
+
+impl WireCode for LoginError {
+    const FAMILY: Family = Family::Login;
+
+    fn code(self) -> u32 {
+        match self {
+            LoginError::Unknown => login::UNKNOWN,
+            LoginError::Rejected => login::REJECTED,
+            LoginError::InvalidArgument => login::INVALID_ARGUMENT,
+            LoginError::InvalidAppId => login::INVALID_APP_ID,
+            LoginError::InvalidToken => login::INVALID_TOKEN,
+            LoginError::TokenExpired => login::TOKEN_EXPIRED,
+            LoginError::AlreadyLoggedIn => login::ALREADY_LOGGED_IN,
+            LoginError::TooOften => login::TOO_OFTEN,
+        }
+    }
+}
+
+/// Why `renew_token` failed (RENEW codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewError {
+    Failure,
+    InvalidArgument,
+    TooOften,
+    TokenExpired,
+    InvalidToken,
+}
+
+impl WireCode for RenewError {
+    const FAMILY: Family = Family::Renew;
+
+    fn code(self) -> u32 {
+        match self {
+            RenewError::Failure => renew::FAILURE,
+            RenewError::InvalidArgument => renew::INVALID_ARGUMENT,
+            RenewError::TooOften => renew::TOO_OFTEN,
+            RenewError::TokenExpired => renew::TOKEN_EXPIRED,
+            RenewError::InvalidToken => renew::INVALID_TOKEN,
+        }
+    }
+}
+
+/// Why `send_peer` was not received by the peer (PEER codes). "Cached by server" (4) is
+/// not here: it is a result, answered with the message's id like 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerError {
+    Failure,
+    Timeout,
+    PeerUnreachable,
+    TooOften,
+    InvalidUserId,
+    InvalidMessage,
+}
+
+impl WireCode for PeerError {
+    const FAMILY: Family = Family::Peer;
+
+    fn code(self) -> u32 {
+        match self {
+            PeerError::Failure => peer::FAILURE,
+            PeerError::Timeout => peer::TIMEOUT,
+            PeerError::PeerUnreachable => peer::PEER_UNREACHABLE,
+            PeerError::TooOften => peer::TOO_OFTEN,
+            PeerError::InvalidUserId => peer::INVALID_USER_ID,
+            PeerError::InvalidMessage => peer::INVALID_MESSAGE,
+        }
+    }
+}
+
+/// Why `send_channel` failed (CHANNEL_MSG codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelMsgError {
+    Failure,
+    Timeout,
+    TooOften,
+    InvalidMessage,
+    NotInChannel,
+}
+
+impl WireCode for ChannelMsgError {
+    const FAMILY: Family = Family::ChannelMsg;
+
+    fn code(self) -> u32 {
+        match self {
+            ChannelMsgError::Failure => channel_msg::FAILURE,
+            ChannelMsgError::Timeout => channel_msg::TIMEOUT,
+            ChannelMsgError::TooOften => channel_msg::TOO_OFTEN,
+            ChannelMsgError::InvalidMessage => channel_msg::INVALID_MESSAGE,
+            ChannelMsgError::NotInChannel => channel_msg::NOT_IN_CHANNEL,
+        }
+    }
+}
+
+/// Why `join` failed (JOIN codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinError {
+    Failure,
+    InvalidArgument,
+    Timeout,
+    ExceedsLimit,
+    AlreadyJoined,
+    TooOften,
+    SameChannelTooOften,
+}
+
+impl WireCode for JoinError {
+    const FAMILY: Family = Family::Join;
+
+    fn code(self) -> u32 {
+        match self {
+            JoinError::Failure => join::FAILURE,
+            JoinError::InvalidArgument => join::INVALID_ARGUMENT,
+            JoinError::Timeout => join::TIMEOUT,
+            JoinError::ExceedsLimit => join::EXCEEDS_LIMIT,
+            JoinError::AlreadyJoined => join::ALREADY_JOINED,
+            JoinError::TooOften => join::TOO_OFTEN,
+            JoinError::SameChannelTooOften => join::SAME_CHANNEL_TOO_OFTEN,
+        }
+    }
+}
+
+/// Why `leave` failed (LEAVE codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveError {
+    Failure,
+    NotInChannel,
+}
+
+impl WireCode for LeaveError {
+    const FAMILY: Family = Family::Leave;
+
+    fn code(self) -> u32 {
+        match self {
+            LeaveError::Failure => leave::FAILURE,
+            LeaveError::NotInChannel => leave::NOT_IN_CHANNEL,
+        }
+    }
+}
+
+/// Why `get_members` failed (MEMBERS codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembersError {
+    Failure,
+    Timeout,
+    TooOften,
+    NotInChannel,
+}
+
+impl WireCode for MembersError {
+    const FAMILY: Family = Family::Members;
+
+    fn code(self) -> u32 {
+        match self {
+            MembersError::Failure => members::FAILURE,
+            MembersError::Timeout => members::TIMEOUT,
+            MembersError::TooOften => members::TOO_OFTEN,
+            MembersError::NotInChannel => members::NOT_IN_CHANNEL,
+        }
+    }
+}
+
+/// Why a presence op failed (QUERY codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryError {
+    Failure,
+    InvalidArgument,
+    TooOften,
+    Overflow,
+}
+
+impl WireCode for QueryError {
+    const FAMILY: Family = Family::Query;
+
+    fn code(self) -> u32 {
+        match self {
+            QueryError::Failure => query::FAILURE,
+            QueryError::InvalidArgument => query::INVALID_ARGUMENT,
+            QueryError::TooOften => query::TOO_OFTEN,
+            QueryError::Overflow => query::OVERFLOW,
+        }
+    }
+}
+
+/// Why an attribute op failed (ATTR codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrError {
+    Failure,
+    InvalidArgument,
+    SizeOverflow,
+    TooOften,
+    UserNotFound,
+}
+
+impl WireCode for AttrError {
+    const FAMILY: Family = Family::Attr;
+
+    fn code(self) -> u32 {
+        match self {
+            AttrError::Failure => attr::FAILURE,
+            AttrError::InvalidArgument => attr::INVALID_ARGUMENT,
+            AttrError::SizeOverflow => attr::SIZE_OVERFLOW,
+            AttrError::TooOften => attr::TOO_OFTEN,
+            AttrError::UserNotFound => attr::USER_NOT_FOUND,
+        }
+    }
+}
+
+/// Why `get_channel_member_count` failed (COUNT codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountError {
+    Failure,
+    InvalidArgument,
+    TooOften,
+    ExceedsLimit,
+}
+
+impl WireCode for CountError {
+    const FAMILY: Family = Family::Count;
+
+    fn code(self) -> u32 {
+        match self {
+            CountError::Failure => count::FAILURE,
+            CountError::InvalidArgument => count::INVALID_ARGUMENT,
+            CountError::TooOften => count::TOO_OFTEN,
+            CountError::ExceedsLimit => count::EXCEEDS_LIMIT,
+        }
+    }
+}
+
+/// Why an invitation op failed, or why an invitation ended (INVITE codes; also the
+/// `reason` of `invitation_failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteError {
+    PeerOffline,
+    NoResponse,
+    Expired,
+    InvalidArgument,
+    NotFound,
+}
+
+impl WireCode for InviteError {
+    const FAMILY: Family = Family::Invite;
+
+    fn code(self) -> u32 {
+        match self {
+            InviteError::PeerOffline => invite::PEER_OFFLINE,
+            InviteError::NoResponse => invite::NO_RESPONSE,
+            InviteError::Expired => invite::EXPIRED,
+            InviteError::InvalidArgument => invite::INVALID_ARGUMENT,
+            InviteError::NotFound => invite::NOT_FOUND,
+        }
+    }
+}
+
+/// Why `history` failed (HISTORY codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryError {
+    Failure,
+    InvalidArgument,
+    NotInChannel,
+}
+
+impl WireCode for HistoryError {
+    const FAMILY: Family = Family::History;
+
+    fn code(self) -> u32 {
+        match self {
+            HistoryError::Failure => history::FAILURE,
+            HistoryError::InvalidArgument => history::INVALID_ARGUMENT,
+            HistoryError::NotInChannel => history::NOT_IN_CHANNEL,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +611,19 @@ mod tests {
         assert_eq!(Family::Join.describe(6), "already joined");
         assert_eq!(Family::ChannelMsg.describe(0), "received by server");
         assert_eq!(Family::Attr.describe(NOT_LOGGED_IN), "not logged in");
+    }
+
+    #[test]
+    fn typed_errors_are_their_familys_codes() {
+        assert_eq!(JoinError::AlreadyJoined.code(), 6);
+        assert_eq!(JoinError::AlreadyJoined.describe(), "already joined");
+        assert_eq!(LeaveError::NotInChannel.code(), 3);
+        assert_eq!(LeaveError::NotInChannel.describe(), "not in channel");
+        assert_eq!(AttrError::Failure.code(), 2);
+        assert_eq!(InviteError::Expired.describe(), "invitation expired");
+        assert_eq!(
+            PeerError::Timeout.describe(),
+            "timed out waiting for the peer"
+        );
     }
 }

@@ -14,7 +14,10 @@ pub mod reply;
 pub mod request;
 pub mod state;
 
-pub use codes::Family;
+pub use codes::{
+    AttrError, ChannelMsgError, CountError, Family, HistoryError, InviteError, JoinError,
+    LeaveError, LoginError, MembersError, PeerError, QueryError, RenewError, WireCode,
+};
 pub use event::{Event, KickReason};
 pub use frame::{
     decode_request, decode_server_message, encode, push_to_batch, split_frame, DecodeError,

@@ -22,14 +22,14 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::protocol::limits::MAX_OBJECT_BYTES;
 use crate::protocol::{
-    codes, decode_request, split_frame, DecodeError, Op, Reply, CLOSE_POLICY, CLOSE_TOO_BIG,
-    WS_PATH,
+    decode_request, split_frame, DecodeError, LoginError, Op, Reply, WireCode, CLOSE_POLICY,
+    CLOSE_TOO_BIG, WS_PATH,
 };
 
+use super::admission::{Admission, Slot};
 use super::hub::Hub;
-use super::limits::{Admission, Slot};
 use super::outbox::{Closing, ConnHandle};
-use super::session::{handle, Session};
+use super::session::{handle, not_logged_in_reply, Session};
 
 /// Read buffer of a server connection (tungstenite allocates it up front): sized for
 /// chat, since it is most of an idle connection's memory; a larger frame reserves its
@@ -257,7 +257,7 @@ impl Reader<'_> {
                         if !admitted_login(self.admitted) {
                             session.conn.send_reply(&Reply::code(
                                 id,
-                                codes::login::TOO_OFTEN,
+                                LoginError::TooOften.code(),
                                 "too many logins from this address",
                             ));
                             continue;
@@ -295,11 +295,7 @@ fn not_logged_in(error: &DecodeError, session: &Session) -> Option<Reply> {
         DecodeError::InvalidParams { id, op, family, .. }
             if session.identity.is_none() && op != "login" =>
         {
-            Some(Reply::code(
-                *id,
-                codes::NOT_LOGGED_IN,
-                family.describe(codes::NOT_LOGGED_IN),
-            ))
+            Some(not_logged_in_reply(*id, *family))
         }
         _ => None,
     }
@@ -318,7 +314,7 @@ fn admitted_login(admitted: &Admitted) -> bool {
 /// Answers unusable input with the `error` event; false once the connection has had too many.
 fn count_error(session: &mut Session, hub: &Hub, reason: String) -> bool {
     session.conn.send_event(&crate::protocol::Event::Error {
-        code: crate::protocol::codes::login::UNKNOWN,
+        code: LoginError::Unknown.code(),
         reason,
     });
     session.errors += 1;

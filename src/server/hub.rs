@@ -26,10 +26,11 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::Instant;
 
-use crate::protocol::codes::{channel_msg, join, leave, members};
 use crate::protocol::limits::MAX_LISTED_MEMBERS;
 use crate::protocol::{
-    codes, Event, HistoryMessage, KickReason, LoginResult, Message, Reply, SendResult,
+    AttrError, ChannelMsgError, Event, HistoryMessage, InviteError, JoinError, KickReason,
+    LeaveError, LoginResult, MembersError, Message, PeerError, QueryError, Reply, SendResult,
+    WireCode,
 };
 
 use super::config::Config;
@@ -245,19 +246,27 @@ pub(super) struct Here<'a> {
     pub conn: Option<&'a ConnHandle>,
 }
 
-/// What applying a change answers its origin.
+/// What applying a change answers its origin: one variant per kind of change that can be
+/// refused, carrying its family's typed error (`codes::WireCode`), so that a code of one
+/// op cannot come back as another's.
 #[derive(Debug)]
 pub enum Outcome {
     /// Nothing to answer (or answered already, inside the change).
     Done,
-    /// 0, or the family's code.
-    Code(Result<(), u32>),
     /// `join`: the member count.
-    Joined(Result<u64, u32>),
+    Joined(Result<u64, JoinError>),
+    /// `leave`.
+    Left(Result<(), LeaveError>),
     /// `send_channel`: the id and timestamp.
-    Sent(Result<SendResult, u32>),
+    Sent(Result<SendResult, ChannelMsgError>),
     /// `send_peer`.
     Peer(PeerSend),
+    /// `subscribe_peers_online` (on success the hub answered already, with the states).
+    Subscribed(Result<(), QueryError>),
+    /// A write of user or channel attributes.
+    AttributesWritten(Result<(), AttrError>),
+    /// `invite`, `cancel_invitation`, `accept_invitation`, `refuse_invitation`.
+    Invitation(Result<(), InviteError>),
     /// The engine could not order the change (Redis away): the family's failure code.
     Unavailable,
 }
@@ -501,7 +510,7 @@ impl Hub {
                 Outcome::Joined(self.join(state, &app, &user, &channel))
             }
             Change::Leave { app, user, channel } => {
-                Outcome::Code(self.leave(state, &app, &user, &channel, here))
+                Outcome::Left(self.leave(state, &app, &user, &channel, here))
             }
             Change::SendChannel {
                 app,
@@ -514,14 +523,14 @@ impl Hub {
                 user,
                 peers,
                 request_id,
-            } => Outcome::Code(super::hub_presence::subscribe(
+            } => Outcome::Subscribed(super::hub_presence::subscribe(
                 state, &app, &user, &peers, request_id, here,
             )),
             Change::Unsubscribe { app, user, peers } => {
                 super::hub_presence::unsubscribe(state, &app, &user, &peers);
                 Outcome::Done
             }
-            Change::UserAttributes { app, user, write } => Outcome::Code(
+            Change::UserAttributes { app, user, write } => Outcome::AttributesWritten(
                 super::hub_attributes::write_user_attributes(state, &app, &user, &write),
             ),
             Change::ChannelAttributes {
@@ -530,7 +539,7 @@ impl Hub {
                 channel,
                 write,
                 notify,
-            } => Outcome::Code(self.write_channel_attributes(
+            } => Outcome::AttributesWritten(self.write_channel_attributes(
                 state,
                 (&app, &user, &channel),
                 &write,
@@ -544,7 +553,7 @@ impl Hub {
                 invitation_id,
                 content,
                 channel,
-            } => Outcome::Code(self.invite(
+            } => Outcome::Invitation(self.invite(
                 state,
                 &app,
                 (caller, callee, invitation_id),
@@ -556,7 +565,7 @@ impl Hub {
                 caller,
                 callee,
                 invitation_id,
-            } => Outcome::Code(super::hub_invitations::cancel_invitation(
+            } => Outcome::Invitation(super::hub_invitations::cancel_invitation(
                 state,
                 &app,
                 (&caller, &callee, &invitation_id),
@@ -568,7 +577,7 @@ impl Hub {
                 invitation_id,
                 answer,
                 response,
-            } => Outcome::Code(super::hub_invitations::answer_invitation(
+            } => Outcome::Invitation(super::hub_invitations::answer_invitation(
                 state,
                 &app,
                 (&caller, &callee, &invitation_id),
@@ -944,21 +953,27 @@ impl Hub {
         if let Some(pending) = state.pending_acks.remove(&message_id) {
             pending.sender.send_reply(&Reply::code(
                 pending.request_id,
-                codes::peer::TIMEOUT,
+                PeerError::Timeout.code(),
                 "the peer did not acknowledge the message in time",
             ));
         }
     }
 
-    /// `join`: the member count, or a JOIN code.
-    fn join(&self, state: &mut State, app: &str, user: &str, channel: &str) -> Result<u64, u32> {
+    /// `join`: the member count.
+    fn join(
+        &self,
+        state: &mut State,
+        app: &str,
+        user: &str,
+        channel: &str,
+    ) -> Result<u64, JoinError> {
         let app_state = state.apps().entry(app.to_string()).or_default();
-        let entry = app_state.users.get_mut(user).ok_or(join::FAILURE)?;
+        let entry = app_state.users.get_mut(user).ok_or(JoinError::Failure)?;
         if entry.joined.contains(channel) {
-            return Err(join::ALREADY_JOINED);
+            return Err(JoinError::AlreadyJoined);
         }
         if entry.joined.len() >= crate::protocol::limits::MAX_JOINED_CHANNELS {
-            return Err(join::EXCEEDS_LIMIT);
+            return Err(JoinError::ExceedsLimit);
         }
         let conn = entry.conn.clone();
         let rejoin = entry.held.remove(channel);
@@ -985,7 +1000,7 @@ impl Hub {
         Ok(count as u64)
     }
 
-    /// `leave`, or LEAVE's "not in channel".
+    /// `leave`.
     fn leave(
         &self,
         state: &mut State,
@@ -993,11 +1008,14 @@ impl Hub {
         user: &str,
         channel: &str,
         here: Here,
-    ) -> Result<(), u32> {
-        let app_state = state.apps().get_mut(app).ok_or(leave::NOT_IN_CHANNEL)?;
-        let entry = app_state.users.get_mut(user).ok_or(leave::NOT_IN_CHANNEL)?;
+    ) -> Result<(), LeaveError> {
+        let app_state = state.apps().get_mut(app).ok_or(LeaveError::NotInChannel)?;
+        let entry = app_state
+            .users
+            .get_mut(user)
+            .ok_or(LeaveError::NotInChannel)?;
         if !entry.joined.remove(channel) {
-            return Err(leave::NOT_IN_CHANNEL);
+            return Err(LeaveError::NotInChannel);
         }
         self.remove_member(app_state, app, channel, user, here);
         Ok(())
@@ -1069,7 +1087,7 @@ impl Hub {
         }
     }
 
-    /// `send_channel`: the id and timestamp, or CHANNEL_MSG's "not in channel".
+    /// `send_channel`: the id and timestamp.
     fn send_channel(
         &self,
         state: &mut State,
@@ -1078,13 +1096,13 @@ impl Hub {
         channel: &str,
         message: Message,
         here: Here,
-    ) -> Result<SendResult, u32> {
+    ) -> Result<SendResult, ChannelMsgError> {
         let app_state = state.shared.apps.get(app);
         let joined = app_state
             .and_then(|a| a.users.get(user))
             .is_some_and(|u| u.joined.contains(channel));
         let (Some(app_state), true) = (app_state, joined) else {
-            return Err(channel_msg::NOT_IN_CHANNEL);
+            return Err(ChannelMsgError::NotInChannel);
         };
         let (message_id, server_ts) = self.stamp_message(here.stamp);
         let state_channel = app_state.channels.get(channel).expect("member of it");
@@ -1115,16 +1133,25 @@ impl Hub {
         })
     }
 
-    /// `get_members` (at most 512), or MEMBERS' "not in channel".
-    pub fn members(&self, app: &str, user: &str, channel: &str) -> Result<Vec<String>, u32> {
+    /// `get_members` (at most 512).
+    pub fn members(
+        &self,
+        app: &str,
+        user: &str,
+        channel: &str,
+    ) -> Result<Vec<String>, MembersError> {
         let state = self.lock();
-        let app_state = state.shared.apps.get(app).ok_or(members::NOT_IN_CHANNEL)?;
+        let app_state = state
+            .shared
+            .apps
+            .get(app)
+            .ok_or(MembersError::NotInChannel)?;
         if !app_state
             .users
             .get(user)
             .is_some_and(|u| u.joined.contains(channel))
         {
-            return Err(members::NOT_IN_CHANNEL);
+            return Err(MembersError::NotInChannel);
         }
         Ok(app_state
             .channels

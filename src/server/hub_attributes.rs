@@ -2,16 +2,15 @@
 //!
 //! Same rules as `hub.rs`: changes are applied under the state lock, never await, and
 //! append to outboxes inside the critical section; reads take the lock themselves.
-//! Results are `Result<_, u32>` with the code of the op's family; `session_extra.rs`
+//! Results carry the ATTR family's typed error (`AttrError`); `session/attributes.rs`
 //! validates input and turns them into replies.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::codes::attr;
 use crate::protocol::limits::MAX_CHANNEL_ATTRIBUTES_BYTES;
-use crate::protocol::{Attributes, ChannelAttribute, Event};
+use crate::protocol::{AttrError, Attributes, ChannelAttribute, Event};
 
 use super::engine::Change;
 use super::hub::{App, Here, Hub, NodeId, State};
@@ -110,7 +109,7 @@ fn apply_write(
     set: &BTreeMap<String, String>,
     write: &AttributeWrite,
     max_bytes: usize,
-) -> Result<BTreeMap<String, String>, u32> {
+) -> Result<BTreeMap<String, String>, AttrError> {
     let mut next = set.clone();
     match write {
         AttributeWrite::Set(attributes) => next.clone_from(attributes),
@@ -124,9 +123,9 @@ fn apply_write(
     }
     crate::protocol::limits::validate_attributes(&next, max_bytes).map_err(|e| {
         if e.is_size() {
-            attr::SIZE_OVERFLOW
+            AttrError::SizeOverflow
         } else {
-            attr::INVALID_ARGUMENT
+            AttrError::InvalidArgument
         }
     })?;
     Ok(next)
@@ -138,12 +137,12 @@ pub(super) fn write_user_attributes(
     app: &str,
     user: &str,
     write: &AttributeWrite,
-) -> Result<(), u32> {
+) -> Result<(), AttrError> {
     let entry = state
         .apps()
         .get_mut(app)
         .and_then(|a| a.users.get_mut(user))
-        .ok_or(attr::FAILURE)?;
+        .ok_or(AttrError::Failure)?;
     entry.attributes = apply_write(
         &entry.attributes,
         write,
@@ -159,7 +158,7 @@ impl Hub {
         app: &str,
         user: &str,
         keys: Option<&[String]>,
-    ) -> Result<Attributes, u32> {
+    ) -> Result<Attributes, AttrError> {
         let state = self.lock();
         let entry = state
             .shared
@@ -167,7 +166,7 @@ impl Hub {
             .get(app)
             .and_then(|a| a.users.get(user))
             .filter(|u| u.conn.is_some())
-            .ok_or(attr::USER_NOT_FOUND)?;
+            .ok_or(AttrError::UserNotFound)?;
         Ok(match keys {
             None => entry.attributes.clone(),
             Some(keys) => keys
@@ -186,7 +185,7 @@ impl Hub {
         write: &AttributeWrite,
         notify: bool,
         here: Here,
-    ) -> Result<(), u32> {
+    ) -> Result<(), AttrError> {
         let app_state = state.apps().entry(app.to_string()).or_default();
         let existed = app_state.channels.contains_key(channel);
         let state_channel = app_state.channels.entry(channel.to_string()).or_default();

@@ -1,13 +1,13 @@
 //! The hub's call invitations: pending ones, their answers and their expiry.
 //!
 //! Same rules as `hub.rs`: changes are applied under the state lock, never await, and
-//! append to outboxes inside the critical section. Results are `Result<_, u32>` with the
-//! code of the op's family; `session_extra.rs` validates input and turns them into replies.
+//! append to outboxes inside the critical section. Results carry the INVITE family's
+//! typed error (`InviteError`); `session/invitations.rs` validates input and turns them
+//! into replies.
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::codes::invite;
-use crate::protocol::Event;
+use crate::protocol::{Event, InviteError, WireCode};
 
 use super::engine::Change;
 use super::hub::{App, Here, Hub, NodeId, State};
@@ -56,13 +56,13 @@ pub mod as_list {
     }
 }
 
-/// Removes a pending invitation; its app, or INVITE's "not found".
+/// Removes a pending invitation; its app.
 fn take_invitation<'a>(
     state: &'a mut State,
     app: &str,
     (caller, callee, invitation_id): (&str, &str, &str),
-) -> Result<&'a mut App, u32> {
-    let app_state = state.apps().get_mut(app).ok_or(invite::NOT_FOUND)?;
+) -> Result<&'a mut App, InviteError> {
+    let app_state = state.apps().get_mut(app).ok_or(InviteError::NotFound)?;
     let key = (
         caller.to_string(),
         callee.to_string(),
@@ -71,7 +71,7 @@ fn take_invitation<'a>(
     app_state
         .invitations
         .remove(&key)
-        .ok_or(invite::NOT_FOUND)?;
+        .ok_or(InviteError::NotFound)?;
     Ok(app_state)
 }
 
@@ -85,14 +85,14 @@ impl Hub {
         key: InvitationKey,
         (content, channel): (String, Option<String>),
         here: Here,
-    ) -> Result<(), u32> {
+    ) -> Result<(), InviteError> {
         let epoch = state.next_epoch();
         let app_state = state.apps().entry(app.to_string()).or_default();
         let callee_conn = conn_of(app_state, &key.1)
             .cloned()
-            .ok_or(invite::PEER_OFFLINE)?;
+            .ok_or(InviteError::PeerOffline)?;
         if app_state.invitations.contains_key(&key) {
-            return Err(invite::INVALID_ARGUMENT);
+            return Err(InviteError::InvalidArgument);
         }
         // A cap per caller, so that no one can flood a callee's outbox with invitations.
         let pending = app_state
@@ -101,7 +101,7 @@ impl Hub {
             .filter(|k| k.0 == key.0)
             .count();
         if pending >= self.config().max_pending_invitations {
-            return Err(invite::INVALID_ARGUMENT);
+            return Err(InviteError::InvalidArgument);
         }
         let owner = here.stamp.origin;
         app_state
@@ -152,7 +152,7 @@ pub(super) fn invitation_expired(state: &mut State, app: &str, key: &InvitationK
     app_state.invitations.remove(key);
     let line = ConnHandle::encode_shared(&Event::InvitationFailure {
         invitation_id: key.2.clone(),
-        reason: invite::EXPIRED,
+        reason: InviteError::Expired.code(),
     });
     for user in [&key.0, &key.1] {
         if let Some(conn) = conn_of(app_state, user) {
@@ -166,7 +166,7 @@ pub(super) fn cancel_invitation(
     state: &mut State,
     app: &str,
     (caller, callee, invitation_id): (&str, &str, &str),
-) -> Result<(), u32> {
+) -> Result<(), InviteError> {
     let app_state = take_invitation(state, app, (caller, callee, invitation_id))?;
     if let Some(conn) = conn_of(app_state, callee) {
         conn.send_event(&Event::InvitationCanceled {
@@ -183,9 +183,9 @@ pub(super) fn answer_invitation(
     app: &str,
     (caller, callee, invitation_id): (&str, &str, &str),
     (answer, response): (Answer, String),
-) -> Result<(), u32> {
+) -> Result<(), InviteError> {
     let app_state = take_invitation(state, app, (caller, callee, invitation_id))?;
-    let conn = conn_of(app_state, caller).ok_or(invite::PEER_OFFLINE)?;
+    let conn = conn_of(app_state, caller).ok_or(InviteError::PeerOffline)?;
     let invitation_id = invitation_id.to_string();
     let callee = callee.to_string();
     conn.send_event(&match answer {

@@ -2,13 +2,12 @@
 //!
 //! Same rules as `hub.rs`: changes are applied under the state lock, never await, and
 //! append to outboxes inside the critical section; reads take the lock themselves.
-//! Results are `Result<_, u32>` with the code of the op's family; `session_extra.rs`
+//! Results carry the op's family's typed error (`QueryError`); `session/presence.rs`
 //! validates input and turns them into replies.
 
-use crate::protocol::codes::query;
 use crate::protocol::limits::MAX_SUBSCRIBED_PEERS;
 use crate::protocol::reply::indexmap_like::OrderedPeers;
-use crate::protocol::{Event, PeerStatus};
+use crate::protocol::{Event, PeerStatus, QueryError};
 
 use super::hub::{App, ConnRef, Here, Hub, State, User};
 use super::outbox::ConnHandle;
@@ -119,9 +118,9 @@ pub(super) fn subscribe(
     peers: &[String],
     request_id: u32,
     here: Here,
-) -> Result<(), u32> {
+) -> Result<(), QueryError> {
     let app_state = state.apps().entry(app.to_string()).or_default();
-    let entry = app_state.users.get_mut(user).ok_or(query::FAILURE)?;
+    let entry = app_state.users.get_mut(user).ok_or(QueryError::Failure)?;
     let added: Vec<&String> = peers
         .iter()
         .filter(|p| !entry.subscriptions.contains(*p))
@@ -129,7 +128,7 @@ pub(super) fn subscribe(
         .into_iter()
         .collect();
     if entry.subscriptions.len() + added.len() > MAX_SUBSCRIBED_PEERS {
-        return Err(query::OVERFLOW);
+        return Err(QueryError::Overflow);
     }
     entry
         .subscriptions

@@ -1,21 +1,31 @@
 //! The reference server of protocol v1 (`docs/protocol.md`).
 //!
-//! Layers, outside in: `run`/`spawn` (this file: accept loop, shutdown) →
-//! `connection` (per-connection task: frames ↔ requests, batched writer, liveness) →
-//! `session::handle` (decides what each request does; unit-testable; issue-5 ops in
-//! `session_extra.rs`) → `Hub` (this node's connections, pending acks and timers, and its
-//! copy of the shared state, changed only by applying `engine::Change`s: users and
-//! channels in `hub.rs`; presence in `hub_presence.rs`, attributes in
-//! `hub_attributes.rs`, invitations in `hub_invitations.rs`, the token expiry watch in
-//! `hub_tokens.rs`) → `engine` (the seam to what nodes share: the order of changes,
-//! history and the durable offline cache; `engine::memory` for one node over `Store`,
-//! SQLite on its own thread; `engine::redis` for several nodes on one Redis).
-//! `outbox` is the bounded queue between the hub and a connection's writer; `timers` the
-//! one timer wheel of the hub; `rate` the
-//! per-connection rate limiters; `clock` the one clock of every timer, window and
-//! expiry (tokio time, so tests pause it); `auth` the token check; `limits` the connection cap
-//! and login rate per address; `tls` the `wss://` acceptor; `config` every knob with
-//! protocol.md's defaults, `config_file` the TOML file of `serve`.
+//! Layers, outside in:
+//!
+//! - `run`/`spawn` (this file): the accept loop and shutdown; `admission.rs` at the door
+//!   (the connection cap, the login rate per address); `tls.rs` the `wss://` acceptor.
+//! - `connection.rs`: the per-connection task: frames ↔ requests, batched writer,
+//!   liveness.
+//! - `session/`: `session::handle` decides what each request does (unit-testable
+//!   without a socket). `session/mod.rs` holds `Session` and the one match over every
+//!   op, with no wildcard arm; each family has its file: `login.rs` (login, logout,
+//!   renew, ping), `peer.rs`, `channel.rs` (join, leave, send, members, counts),
+//!   `history.rs`, `presence.rs`, `attributes.rs`, `invitations.rs`. Refusals are the
+//!   typed errors of `protocol::codes` (`JoinError`, `LeaveError`, ...).
+//! - `Hub`: this node's connections, pending acks and timers, and its copy of the shared
+//!   state, changed only by applying `engine::Change`s, each answering a typed `Outcome`:
+//!   users and channels in `hub.rs`; presence in `hub_presence.rs`, attributes in
+//!   `hub_attributes.rs`, invitations in `hub_invitations.rs`, the token expiry watch in
+//!   `hub_tokens.rs`.
+//! - `engine/`: the seam to what nodes share: the order of changes, history and the
+//!   durable offline cache; `engine::memory` for one node over `store.rs` (SQLite on its
+//!   own thread); `engine::redis` for several nodes on one Redis.
+//!
+//! Beside them: `outbox.rs` the bounded queue between the hub and a connection's writer;
+//! `timers.rs` the one timer wheel of the hub; `rate.rs` the per-connection rate
+//! limiters; `clock.rs` the one clock of every timer, window and expiry (tokio time, so
+//! tests pause it); `auth.rs` the token check; `config.rs` every knob with protocol.md's
+//! defaults, `config_file.rs` the TOML file of `serve`.
 //!
 //! # Choices where protocol.md is silent
 //!
@@ -165,7 +175,7 @@
 //!   on `rtm.lock` there (released when the store thread ends, or the process dies); a
 //!   second server on the same directory refuses to start, naming the directory and
 //!   suggesting `--data-dir` or `--ephemeral`.
-//! - **Admission** (`limits`): past `max_connections` a new TCP connection is closed
+//! - **Admission** (`admission`): past `max_connections` a new TCP connection is closed
 //!   right after `accept`, before any handshake work. The TLS and WebSocket handshakes
 //!   must finish within `login_timeout` (10 s), and a connection must log in within it
 //!   after connecting or after a `logout`, else it is closed (1008 "login timeout").
@@ -188,6 +198,7 @@
 //!   (LOGIN 4) unless `--open` (or `open = true`) is given; elsewhere `serve` needs
 //!   `--open` too, and prints a warning.
 
+mod admission;
 mod auth;
 mod clock;
 mod config;
@@ -199,11 +210,9 @@ mod hub_attributes;
 mod hub_invitations;
 mod hub_presence;
 mod hub_tokens;
-mod limits;
 mod outbox;
 mod rate;
 mod session;
-mod session_extra;
 mod store;
 mod timers;
 mod tls;
@@ -318,7 +327,7 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let hub = prepared.hub.clone();
-    let admission = Arc::new(limits::Admission::new(hub.config()));
+    let admission = Arc::new(admission::Admission::new(hub.config()));
     // Refusals are logged at most once a second, with a count: a flood must not flood the log.
     let now = tokio::time::Instant::now();
     let mut refused = (0u64, now.checked_sub(Duration::from_secs(1)).unwrap_or(now));

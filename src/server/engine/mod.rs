@@ -17,7 +17,8 @@
 //! (members, counts, presence queries, attributes) are answered from this node's copy,
 //! which holds every change this node's own requests made before they were answered.
 //!
-//! A new shared op gets a [`Change`] variant and an arm in `Hub::apply`; node-local work
+//! A new shared op gets a [`Change`] variant and an arm in `Hub::apply` (and, if it can be
+//! refused, an `Outcome` variant carrying its family's typed error); node-local work
 //! (a reply, an event to a local connection, a timer) happens there only on the nodes it
 //! concerns, so the same change applied on every node has each effect once.
 

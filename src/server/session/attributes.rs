@@ -1,0 +1,105 @@
+//! `handle`'s attribute ops (ATTR codes): writes of the user's own attributes and of a
+//! channel's (set, add or update, delete, clear; one rate limit for all), and reads of
+//! either.
+//!
+//! The sets, their size limits and the expiry of an empty channel's are the hub's
+//! (`hub_attributes.rs`).
+
+use crate::protocol::limits::{validate_attribute_key, validate_channel_id, validate_user_id};
+use crate::protocol::{AttrError, ChannelAttributesResult, UserAttributesResult};
+
+use super::super::engine::Change;
+use super::super::hub::Outcome;
+use super::super::hub_attributes::AttributeWrite;
+use super::Ask;
+
+fn check_keys(keys: &[String]) -> Result<(), String> {
+    keys.iter()
+        .try_for_each(|k| validate_attribute_key(k).map_err(|e| e.to_string()))
+}
+
+/// Checks the keys a delete names, then the write rate limit; answers if either refuses.
+fn admitted(ask: &mut Ask<'_>, write: &AttributeWrite) -> bool {
+    if let AttributeWrite::Delete(keys) = write {
+        if let Err(why) = check_keys(keys) {
+            ask.refuse_why(AttrError::InvalidArgument, why);
+            return false;
+        }
+    }
+    let allowed = ask.session.limits.attribute_writes.allow(ask.now);
+    if !allowed {
+        ask.refuse(AttrError::TooOften);
+    }
+    allowed
+}
+
+/// Submits an attribute write and answers 0 or its ATTR code.
+async fn submit_write(ask: &Ask<'_>, change: Change) {
+    match ask.submit(change).await {
+        Outcome::AttributesWritten(result) => ask.ok_or_refuse(result),
+        other => ask.unavailable(&other),
+    }
+}
+
+/// A write of the user's own attributes.
+pub(super) async fn write_user(ask: &mut Ask<'_>, write: AttributeWrite) {
+    if !admitted(ask, &write) {
+        return;
+    }
+    let change = Change::UserAttributes {
+        app: ask.me.app.clone(),
+        user: ask.me.user.clone(),
+        write,
+    };
+    submit_write(ask, change).await;
+}
+
+/// A write of a channel's attributes (members or not); `notify` tells its members.
+pub(super) async fn write_channel(
+    ask: &mut Ask<'_>,
+    channel: String,
+    write: AttributeWrite,
+    notify: bool,
+) {
+    if let Err(e) = validate_channel_id(&channel) {
+        return ask.refuse_why(AttrError::InvalidArgument, e.to_string());
+    }
+    if !admitted(ask, &write) {
+        return;
+    }
+    let change = Change::ChannelAttributes {
+        app: ask.me.app.clone(),
+        user: ask.me.user.clone(),
+        channel,
+        write,
+        notify,
+    };
+    submit_write(ask, change).await;
+}
+
+/// `get_user_attributes` of an online user: all, or the listed keys that exist.
+pub(super) fn get_user(ask: &Ask<'_>, user: &str, keys: Option<&[String]>) {
+    if let Err(e) = validate_user_id(user) {
+        return ask.refuse_why(AttrError::InvalidArgument, e.to_string());
+    }
+    if let Some(Err(why)) = keys.map(check_keys) {
+        return ask.refuse_why(AttrError::InvalidArgument, why);
+    }
+    match ask.hub.user_attributes(&ask.me.app, user, keys) {
+        Ok(attributes) => ask.ok(&UserAttributesResult { attributes }),
+        Err(error) => ask.refuse(error),
+    }
+}
+
+/// `get_channel_attributes`: all, or the listed keys that exist (none for an unknown
+/// channel).
+pub(super) fn get_channel(ask: &Ask<'_>, channel: &str, keys: Option<&[String]>) {
+    if let Err(e) = validate_channel_id(channel) {
+        return ask.refuse_why(AttrError::InvalidArgument, e.to_string());
+    }
+    if let Some(Err(why)) = keys.map(check_keys) {
+        return ask.refuse_why(AttrError::InvalidArgument, why);
+    }
+    let attributes = ask.hub.channel_attributes(&ask.me.app, channel, keys);
+    ask.ok(&ChannelAttributesResult { attributes });
+}

@@ -1,0 +1,93 @@
+//! `handle`'s channel ops: `join` (JOIN codes), `leave` (LEAVE), `send_channel`
+//! (CHANNEL_MSG), `get_members` (MEMBERS) and `get_channel_member_count` (COUNT).
+//!
+//! Membership, events and the member count's throttle are the hub's (`hub.rs`).
+
+use crate::protocol::limits::{validate_channel_id, MAX_COUNT_CHANNELS};
+use crate::protocol::{
+    ChannelMsgError, CountError, JoinError, JoinResult, MemberCountResult, MembersResult, Message,
+};
+
+use super::super::engine::Change;
+use super::super::hub::Outcome;
+use super::Ask;
+
+/// `join`: the member count, after the join rate limits (all channels, then this one).
+pub(super) async fn join(ask: &mut Ask<'_>, channel: String) {
+    if let Err(e) = validate_channel_id(&channel) {
+        return ask.refuse_why(JoinError::InvalidArgument, e.to_string());
+    }
+    if !ask.session.limits.join.allow(ask.now) {
+        return ask.refuse(JoinError::TooOften);
+    }
+    if !ask.session.limits.join_channel(&channel, ask.now) {
+        return ask.refuse(JoinError::SameChannelTooOften);
+    }
+    let change = Change::Join {
+        app: ask.me.app.clone(),
+        user: ask.me.user.clone(),
+        channel,
+    };
+    match ask.submit(change).await {
+        Outcome::Joined(Ok(member_count)) => ask.ok(&JoinResult { member_count }),
+        Outcome::Joined(Err(error)) => ask.refuse(error),
+        other => ask.unavailable(&other),
+    }
+}
+
+/// `leave` (an invalid channel id reads as "not in channel").
+pub(super) async fn leave(ask: &Ask<'_>, channel: String) {
+    let change = Change::Leave {
+        app: ask.me.app.clone(),
+        user: ask.me.user.clone(),
+        channel,
+    };
+    match ask.submit(change).await {
+        Outcome::Left(result) => ask.ok_or_refuse(result),
+        other => ask.unavailable(&other),
+    }
+}
+
+/// `send_channel`: the message's id and timestamp once the hub has sent it to members.
+pub(super) async fn send(ask: &mut Ask<'_>, channel: String, message: Message) {
+    if let Err(e) = message.validate() {
+        return ask.refuse_why(ChannelMsgError::InvalidMessage, e.to_string());
+    }
+    if !ask.session.limits.send.allow(ask.now) {
+        return ask.refuse(ChannelMsgError::TooOften);
+    }
+    let change = Change::SendChannel {
+        app: ask.me.app.clone(),
+        user: ask.me.user.clone(),
+        channel,
+        message,
+    };
+    match ask.submit(change).await {
+        Outcome::Sent(Ok(result)) => ask.ok(&result),
+        Outcome::Sent(Err(error)) => ask.refuse(error),
+        other => ask.unavailable(&other),
+    }
+}
+
+/// `get_members`, from this node's copy (members only).
+pub(super) fn members(ask: &Ask<'_>, channel: &str) {
+    match ask.hub.members(&ask.me.app, &ask.me.user, channel) {
+        Ok(members) => ask.ok(&MembersResult { members }),
+        Err(error) => ask.refuse(error),
+    }
+}
+
+/// `get_channel_member_count` of up to 32 channels, from this node's copy.
+pub(super) fn counts(ask: &Ask<'_>, channels: &[String]) {
+    if channels.len() > MAX_COUNT_CHANNELS {
+        return ask.refuse(CountError::ExceedsLimit);
+    }
+    if channels.is_empty() {
+        return ask.refuse_why(CountError::InvalidArgument, "no channels given");
+    }
+    if let Some(e) = channels.iter().find_map(|c| validate_channel_id(c).err()) {
+        return ask.refuse_why(CountError::InvalidArgument, e.to_string());
+    }
+    let counts = ask.hub.member_counts(&ask.me.app, channels);
+    ask.ok(&MemberCountResult { counts });
+}

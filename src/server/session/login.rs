@@ -1,0 +1,145 @@
+//! `handle`'s LOGIN family: `login` (the one op a session without an identity may ask),
+//! `logout`, `renew_token` (RENEW codes) and `ping`.
+//!
+//! The token check is `auth.rs`; the token's expiry watch, started by a `WatchToken`
+//! change after a login or a renewal, is `hub_tokens.rs`.
+
+use crate::protocol::limits::{validate_app_id, validate_user_id};
+use crate::protocol::{now_ms, Family, LoginError, PingResult, RenewError, RenewResult};
+
+use super::super::auth::{verify_token, AuthError};
+use super::super::config::AppLookup;
+use super::super::engine::Change;
+use super::super::hub::{Hub, Outcome};
+use super::{Ask, Identity, Session};
+
+/// `login`: checks the rate, the ids and the token, then binds the user to this
+/// connection (the hub answers when it applies the change, before the cached messages).
+pub(super) async fn login(
+    id: u32,
+    app_id: &str,
+    user: &str,
+    token: Option<&str>,
+    session: &mut Session,
+    hub: &Hub,
+) {
+    if !session.limits.login.allow(hub.config().clock.now()) {
+        return session.refuse(id, LoginError::TooOften);
+    }
+    if let Err(e) = validate_app_id(app_id) {
+        return session.refuse_why(id, LoginError::InvalidAppId, e.to_string());
+    }
+    if let Err(e) = validate_user_id(user) {
+        return session.refuse_why(id, LoginError::InvalidArgument, e.to_string());
+    }
+    let expires_at = match hub.config().apps.lookup(app_id) {
+        AppLookup::Unknown => {
+            return session.refuse_why(id, LoginError::InvalidAppId, "unknown app id")
+        }
+        AppLookup::NoCertificate => None,
+        AppLookup::Certificate(cert) => {
+            match verify_token(token, app_id, cert, user, hub.config().clock.unix_secs()) {
+                Ok(expires_at) => expires_at,
+                Err(e @ AuthError::Invalid(_)) => {
+                    return session.refuse_why(id, LoginError::InvalidToken, e.to_string())
+                }
+                Err(e @ AuthError::Expired { .. }) => {
+                    return session.refuse_why(id, LoginError::TokenExpired, e.to_string())
+                }
+            }
+        }
+    };
+    let conn = hub.conn_id(&session.conn);
+    let change = Change::Login {
+        app: app_id.to_string(),
+        user: user.to_string(),
+        conn,
+        request_id: id,
+        token_expires_at: expires_at,
+    };
+    // The login reply goes out when the change is applied, before the cached messages.
+    if let Outcome::Unavailable = hub.submit(change, Some(&session.conn)).await {
+        return session.reply_unavailable(id, Family::Login);
+    }
+    let watch = Change::WatchToken {
+        app: app_id.to_string(),
+        user: user.to_string(),
+        conn,
+        expires_at,
+    };
+    hub.submit(watch, Some(&session.conn)).await;
+    session.identity = Some(Identity {
+        app: app_id.to_string(),
+        user: user.to_string(),
+    });
+    tracing::info!(app = app_id, user, conn = session.conn.id(), "login");
+}
+
+/// `logout`: the user leaves everything; the connection may log in again.
+pub(super) async fn logout(ask: &mut Ask<'_>) {
+    let change = Change::Logout {
+        conn: ask.hub.conn_id(&ask.session.conn),
+        app: ask.me.app.clone(),
+        user: ask.me.user.clone(),
+    };
+    match ask.submit(change).await {
+        Outcome::Done => {
+            ask.session.identity = None;
+            ask.ok_empty();
+        }
+        // Still logged in everywhere else: the session stays.
+        other => ask.unavailable(&other),
+    }
+}
+
+/// `renew_token`: a new token for the logged-in user replaces the watch of the old one.
+pub(super) async fn renew(ask: &mut Ask<'_>, token: &str) {
+    let now = ask.now;
+    // Only renewals that succeed count: a refused token changes nothing, the limit included.
+    if ask.session.limits.renew_token.is_full(now) {
+        return ask.refuse(RenewError::TooOften);
+    }
+    match ask.hub.config().apps.lookup(&ask.me.app) {
+        AppLookup::NoCertificate | AppLookup::Unknown => {
+            ask.session.limits.renew_token.allow(now);
+            ask.ok(&RenewResult {
+                token_expires_at: None,
+            });
+        }
+        AppLookup::Certificate(cert) => {
+            let now_secs = ask.hub.config().clock.unix_secs();
+            let me = &ask.me;
+            match verify_token(Some(token), &me.app, cert, &me.user, now_secs) {
+                Ok(token_expires_at) => {
+                    ask.session.limits.renew_token.allow(now);
+                    ask.ok(&RenewResult { token_expires_at });
+                    // After the reply: a warning for a short token follows it.
+                    let watch = Change::WatchToken {
+                        app: ask.me.app.clone(),
+                        user: ask.me.user.clone(),
+                        conn: ask.hub.conn_id(&ask.session.conn),
+                        expires_at: token_expires_at,
+                    };
+                    if let Outcome::Unavailable = ask.submit(watch).await {
+                        tracing::warn!(app = me.app, user = me.user, "token renewal not shared");
+                    }
+                }
+                Err(e @ AuthError::Invalid(_)) => {
+                    ask.refuse_why(RenewError::InvalidToken, e.to_string());
+                }
+                Err(e @ AuthError::Expired { .. }) => {
+                    ask.refuse_why(RenewError::TokenExpired, e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// `ping`: the server's clock (or, for fault-injection tests, a panic).
+pub(super) fn ping(ask: &Ask<'_>) {
+    let fault = ask.hub.config().panic_on_ping_from.as_ref() == Some(&ask.me.user);
+    assert!(!fault, "fault injection: a ping from {}", ask.me.user);
+    ask.ok(&PingResult {
+        server_ts: now_ms(),
+    });
+}
