@@ -21,7 +21,7 @@ use crate::protocol::limits::{
     validate_user_id, MAX_CHANNEL_ATTRIBUTES_BYTES, MAX_INVITATION_ID_BYTES,
     MAX_INVITATION_PAYLOAD_BYTES, MAX_USER_ATTRIBUTES_BYTES,
 };
-use crate::protocol::reply::indexmap_like::OrderedPeers;
+use crate::protocol::reply::OrderedPeers;
 use crate::protocol::{
     Attributes, ChangeReason, ChannelAttribute, ChannelAttributesResult, ConnectionState,
     HistoryMessage, HistoryResult, LoginResult, MemberCountResult, Message, Op, PeersOnlineResult,

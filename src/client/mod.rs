@@ -53,7 +53,7 @@ pub use error::{ClientError, LOGIN_TIMEOUT_CODE};
 pub use event::{ClientEvent, Events};
 
 // What callers of the client need from the protocol, so `use rtm::client::*` is enough.
-pub use crate::protocol::reply::indexmap_like::OrderedPeers;
+pub use crate::protocol::reply::OrderedPeers;
 pub use crate::protocol::{
     Attributes, ChangeReason, ChannelAttribute, ConnectionState, Event, HistoryMessage, JoinResult,
     LoginResult, Message, PeerStatus, PingResult, RenewResult, SendResult,
