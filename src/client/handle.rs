@@ -3,7 +3,8 @@
 //! awaits the reply on a oneshot channel; it never touches the socket itself.
 //!
 //! A new op gets a method here (validation, then [`Client::call`] with its result type);
-//! if the client must remember its effect across a reconnect, teach `connection.rs` too.
+//! if the client must remember its effect across a reconnect, teach `connection/restore.rs`
+//! too.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
