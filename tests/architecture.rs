@@ -1,6 +1,8 @@
-//! The arrows of `shared/style.md`, checked on the sources: `tui → client → protocol`,
+//! The arrows of the README's "Layout", checked on the sources: `tui → client → protocol`,
 //! `qa → client → protocol`, `server → protocol`, `server → token`. A backward import
 //! fails here with the file and line, so the layering stays visible as the code grows.
+//! Also: the rooms a client application builds (`protocol`, `token`, `client`, with
+//! `default-features = false`) name no optional crate.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -99,51 +101,104 @@ fn is_code(line: &str) -> bool {
     !(trimmed.starts_with("//") || trimmed.starts_with('*'))
 }
 
-#[test]
-fn imports_point_one_way() {
+/// The lines of `room`'s files (but `exceptions`) that name one of `forbidden`, as
+/// `file:line: what`; panics if the room has no Rust files.
+fn forbidden_uses(room: &str, forbidden: &[&str], exceptions: &[&str]) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join(room), &mut files);
+    // A rule over a room that moved would pass by checking nothing.
+    assert!(!files.is_empty(), "room {room} has no Rust files");
     let mut violations = Vec::new();
-    for rule in RULES {
-        let mut files = Vec::new();
-        rust_files(&root.join(rule.room), &mut files);
-        // A rule over a room that moved would pass by checking nothing.
-        assert!(!files.is_empty(), "room {} has no Rust files", rule.room);
-        for file in files {
-            let relative = file
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            if rule.exceptions.contains(&relative.as_str()) {
+    for file in files {
+        let relative = file
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if exceptions.contains(&relative.as_str()) {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            if !is_code(line) {
                 continue;
             }
-            let text = fs::read_to_string(&file).unwrap();
-            for (number, line) in text.lines().enumerate() {
-                if !is_code(line) {
-                    continue;
-                }
-                for needle in rule.forbidden {
-                    let hit = named_paths(line).iter().any(|path| {
-                        path.contains(&format!("{needle}::"))
-                            || path == needle
-                            || path.contains(&format!("use {needle}"))
-                            || path.contains(&format!("{needle} ")) && path.starts_with("use ")
-                    });
-                    if hit {
-                        violations.push(format!(
-                            "{relative}:{}: {} must not use {needle}: {}",
-                            number + 1,
-                            rule.room,
-                            line.trim()
-                        ));
-                    }
+            for needle in forbidden {
+                let hit = named_paths(line).iter().any(|path| {
+                    path.contains(&format!("{needle}::"))
+                        || path == needle
+                        || path.contains(&format!("use {needle}"))
+                        || path.contains(&format!("{needle} ")) && path.starts_with("use ")
+                });
+                if hit {
+                    violations.push(format!(
+                        "{relative}:{}: {room} must not use {needle}: {}",
+                        number + 1,
+                        line.trim()
+                    ));
                 }
             }
         }
     }
+    violations
+}
+
+#[test]
+fn imports_point_one_way() {
+    let violations: Vec<String> = RULES
+        .iter()
+        .flat_map(|rule| forbidden_uses(rule.room, rule.forbidden, rule.exceptions))
+        .collect();
     assert!(
         violations.is_empty(),
         "backward imports:\n{}",
+        violations.join("\n")
+    );
+}
+
+/// The rooms built with `default-features = false`: what a client application gets.
+const LIBRARY_ROOMS: &[&str] = &["src/protocol", "src/token", "src/client"];
+
+/// The optional dependencies of `Cargo.toml` (the ones a feature turns on), spelled as in
+/// code (`tokio-util` is `tokio_util`).
+fn optional_crates() -> Vec<String> {
+    let manifest = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .expect("Cargo.toml");
+    manifest
+        .lines()
+        .filter(|line| line.contains("optional = true"))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, _)| name.trim().replace('-', "_"))
+        .collect()
+}
+
+/// `cargo build --lib --no-default-features` (in `.ci/run`) is the real check; this one
+/// fails at once, with the line, when the client starts to need SQLite, ratatui or clap.
+#[test]
+fn the_library_rooms_use_no_optional_crate() {
+    let optional = optional_crates();
+    for expected in [
+        "rusqlite",
+        "redis",
+        "ratatui",
+        "crossterm",
+        "clap",
+        "hdrhistogram",
+    ] {
+        assert!(
+            optional.iter().any(|name| name == expected),
+            "{expected} is no longer optional: {optional:?}"
+        );
+    }
+    let forbidden: Vec<&str> = optional.iter().map(String::as_str).collect();
+    let violations: Vec<String> = LIBRARY_ROOMS
+        .iter()
+        .flat_map(|room| forbidden_uses(room, &forbidden, &[]))
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "the library without default features would need an optional crate:\n{}",
         violations.join("\n")
     );
 }

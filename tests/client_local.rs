@@ -133,7 +133,7 @@ async fn bad_arguments_are_refused_before_anything_is_sent() {
         Client::new(ClientConfig::new("ws://127.0.0.1:9/rtm/v1", "bad app")),
         Err(ClientError::Invalid(_))
     ));
-    // wss:// is accepted (TLS, tests/harden_limits.rs); other schemes are not.
+    // wss:// is accepted (TLS, tests/server_tls.rs); other schemes are not.
     for url in ["http://127.0.0.1:9/", "tcp://127.0.0.1:9/rtm/v1"] {
         assert!(matches!(
             Client::new(ClientConfig::new(url, "demo")),

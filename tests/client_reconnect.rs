@@ -346,7 +346,7 @@ async fn a_reconnect_restores_presence_subscriptions_and_attributes() {
     // Re-subscribed (with the current state reported again) and attributes re-sent.
     let status = expect_server_event(&mut alice_events, "bob's state again", status_of_bob).await;
     assert!(
-        matches!(&status, Event::PeersOnlineStatus { peers } if peers.get("bob") == Some(PeerStatus::Online))
+        matches!(&status, Event::PeersOnlineStatus { peers } if peers.get("bob") == Some(&PeerStatus::Online))
     );
     assert_eq!(alice.query_subscribed_peers().await.unwrap(), watched);
     assert_eq!(bob.get_user_attributes("alice", None).await.unwrap(), attrs);
@@ -360,7 +360,7 @@ async fn alice_status(events: &mut Events) -> PeerStatus {
     })
     .await
     {
-        Event::PeersOnlineStatus { peers } => peers.get("alice").expect("alice listed"),
+        Event::PeersOnlineStatus { peers } => *peers.get("alice").expect("alice listed"),
         _ => unreachable!(),
     }
 }

@@ -43,7 +43,7 @@ async fn presence_queries_and_subscriptions() {
         .unwrap();
     // In the order asked.
     assert_eq!(
-        peers.0,
+        peers.into_iter().collect::<Vec<_>>(),
         vec![
             ("carol".to_string(), PeerStatus::Offline),
             ("bob".to_string(), PeerStatus::Online)
@@ -59,7 +59,7 @@ async fn presence_queries_and_subscriptions() {
     })
     .await;
     assert!(
-        matches!(&current, Event::PeersOnlineStatus { peers } if peers.get("bob") == Some(PeerStatus::Online)),
+        matches!(&current, Event::PeersOnlineStatus { peers } if peers.get("bob") == Some(&PeerStatus::Online)),
         "{current:?}"
     );
     assert_eq!(alice.query_subscribed_peers().await.unwrap(), ids(&["bob"]));
@@ -70,7 +70,7 @@ async fn presence_queries_and_subscriptions() {
     })
     .await;
     assert!(
-        matches!(&change, Event::PeersOnlineStatus { peers } if peers.get("bob") == Some(PeerStatus::Offline)),
+        matches!(&change, Event::PeersOnlineStatus { peers } if peers.get("bob") == Some(&PeerStatus::Offline)),
         "{change:?}"
     );
 

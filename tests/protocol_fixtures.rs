@@ -85,7 +85,7 @@ fn peer_order_is_kept() {
         panic!("reply");
     };
     let peers: PeersOnlineResult = reply.result().unwrap();
-    let order: Vec<_> = peers.peers.0.iter().map(|(p, _)| p.as_str()).collect();
+    let order: Vec<_> = peers.peers.keys().map(String::as_str).collect();
     assert_eq!(order, ["bob", "carol"]);
 }
 

@@ -1,5 +1,6 @@
-//! Server over real WebSockets, raw JSON: login, logout, ping, codes for bad input,
-//! batching, oversized frames, remote-login kick, shutdown.
+//! Server over real WebSockets, raw JSON: login, logout, ping, codes for bad input (before
+//! login, and of each malformed field), batching, oversized frames, remote-login kick,
+//! shutdown.
 
 mod common;
 
@@ -262,5 +263,47 @@ async fn pings_keep_a_reading_client_alive_and_silence_kills() {
     assert_eq!(event["peers"]["silent"], "unreachable");
     assert_eq!(silent.expect_end().await, Ended::Dropped);
     drop(ws);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_before_login_are_102() {
+    let server = start_server(test_config()).await;
+    let mut client = RawClient::connect(&server.url()).await;
+    for op in [
+        json!({"op": "join"}),
+        json!({"op": "send_peer", "to": 5}),
+        json!({"op": "send_channel", "channel": "c"}),
+        json!({"op": "get_user_attributes"}),
+        json!({"op": "renew_token"}),
+    ] {
+        let reply = client.request(op.clone()).await;
+        assert_eq!(reply["code"], 102, "{op} before login: {reply}");
+    }
+    // A malformed login is still a login problem: 3.
+    assert_eq!(client.code(json!({"op": "login", "app_id": APP})).await, 3);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_sends_answer_the_code_of_the_failed_field() {
+    let server = start_server(test_config()).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    alice.request(json!({"op": "join", "channel": "c"})).await;
+    // CHANNEL_MSG 4 "invalid message": missing, or of the wrong shape.
+    for message in [None, Some(json!("hi")), Some(json!({"type": "text"}))] {
+        let mut op = json!({"op": "send_channel", "channel": "c"});
+        if let Some(message) = message {
+            op["message"] = message;
+        }
+        assert_eq!(alice.code(op.clone()).await, 4, "{op}");
+    }
+    // PEER 6 "invalid user id" when `to` is missing or not a string; 7 for the message.
+    let to_missing = json!({"op": "send_peer", "message": text("hi")});
+    let to_number = json!({"op": "send_peer", "to": 42, "message": text("hi")});
+    let bad_message = json!({"op": "send_peer", "to": "bob", "message": {"type": "nope"}});
+    assert_eq!(alice.code(to_missing).await, 6);
+    assert_eq!(alice.code(to_number).await, 6);
+    assert_eq!(alice.code(bad_message).await, 7);
     server.shutdown().await;
 }

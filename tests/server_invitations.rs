@@ -1,12 +1,12 @@
 //! Call invitations over real WebSockets, raw JSON: the whole lifecycle on both sides,
-//! expiry, and the INVITE codes.
+//! expiry, and the INVITE codes (the cap on pending invitations, the rate limit).
 
 mod common;
 
 use std::time::Duration;
 
 use common::{start_server, test_config, RawClient};
-use rtm::server::Config;
+use rtm::server::{Config, RateLimits};
 use serde_json::json;
 
 const APP: &str = "demo";
@@ -146,5 +146,46 @@ async fn invitation_codes() {
     ] {
         assert_eq!(alice.code(op.clone()).await, 4, "{op}");
     }
+    server.shutdown().await;
+}
+
+fn invite(n: usize) -> serde_json::Value {
+    json!({"op": "invite", "invitation_id": format!("call-{n}"), "callee": "bob", "content": "hi"})
+}
+
+#[tokio::test]
+async fn pending_invitations_per_caller_are_capped() {
+    let mut config = test_config();
+    config.rate_limits = RateLimits::unlimited();
+    config.max_pending_invitations = 32;
+    let server = start_server(config).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    for n in 0..32 {
+        assert_eq!(alice.code(invite(n)).await, 0);
+    }
+    assert_eq!(alice.code(invite(32)).await, 4);
+    // Another caller is not affected; an answered invitation frees a slot.
+    let mut carol = RawClient::login(&server.url(), APP, "carol").await;
+    assert_eq!(carol.code(invite(0)).await, 0);
+    let refuse = json!({"op": "refuse_invitation", "invitation_id": "call-0",
+        "caller": "alice", "response": "busy"});
+    assert_eq!(bob.code(refuse).await, 0);
+    assert_eq!(alice.code(invite(32)).await, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn invitations_are_rate_limited_with_code_4() {
+    let server = start_server(test_config()).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let _bob = RawClient::login(&server.url(), APP, "bob").await;
+    // Default: 10 per 5 s; INVITE has no "too often", so the 11th is 4 (invalid argument).
+    for n in 0..10 {
+        assert_eq!(alice.code(invite(n)).await, 0);
+    }
+    let reply = alice.request(invite(10)).await;
+    assert_eq!(reply["code"], 4);
+    assert!(reply["reason"].as_str().unwrap().contains("too often"));
     server.shutdown().await;
 }

@@ -1,5 +1,6 @@
 //! Rate limits over real WebSockets, raw JSON: each family's "too often" code, with the
-//! limits of protocol.md (and one configured value to show they are configurable).
+//! limits of protocol.md (and one configured value to show they are configurable). The
+//! invitation limit is with the other INVITE codes in `server_invitations.rs`.
 
 mod common;
 
@@ -113,5 +114,17 @@ async fn limits_are_configurable() {
     let mut alice = RawClient::login(&server.url(), APP, "alice").await;
     let peer = json!({"op": "send_peer", "to": "nobody", "message": text("x")});
     assert_eq!(burst(&mut alice, &peer, 3).await, vec![3, 3, 5]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn renew_token_too_often_is_4() {
+    let server = start_server(test_config()).await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let renew = json!({"op": "renew_token", "token": "whatever"});
+    // Default: 2 per 5 s (this app has no certificate, so a renewal answers 0).
+    assert_eq!(alice.code(renew.clone()).await, 0);
+    assert_eq!(alice.code(renew.clone()).await, 0);
+    assert_eq!(alice.code(renew).await, 4);
     server.shutdown().await;
 }

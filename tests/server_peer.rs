@@ -1,12 +1,13 @@
 //! Peer messages over real WebSockets, raw JSON: ack semantics, timeout, unreachable,
-//! cached messages (cap, order, durability across a restart), ordering, peer history.
+//! cached messages (cap, order, durability across a restart, a large backlog at login),
+//! ordering, peer history.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{start_server, test_config, text, RawClient};
-use rtm::server::{Config, StoreLocation};
+use rtm::server::{Config, RateLimits, StoreLocation};
 use serde_json::{json, Value};
 
 const APP: &str = "demo";
@@ -294,5 +295,82 @@ async fn raw_messages_up_to_32_kib() {
             .await,
         7
     );
+    server.shutdown().await;
+}
+
+/// Logs in and sends `pings` pings in the same frame as the login; returns the ids.
+async fn login_then_ping(client: &mut RawClient, user: &str, pings: usize) -> (u32, Vec<u32>) {
+    let login_id = client.id();
+    let mut frame =
+        vec![json!({"id": login_id, "op": "login", "app_id": APP, "user": user}).to_string()];
+    let mut ids = Vec::new();
+    for _ in 0..pings {
+        let id = client.id();
+        frame.push(json!({"id": id, "op": "ping"}).to_string());
+        ids.push(id);
+    }
+    client.send_text(&frame.join("\n")).await;
+    (login_id, ids)
+}
+
+/// Reads the login reply, every ping reply and `count` cached messages; returns their ids.
+async fn expect_backlog(client: &mut RawClient, user: &str, count: usize) -> Vec<u64> {
+    let (login, pings) = login_then_ping(client, user, 20).await;
+    assert_eq!(client.expect_reply(login).await["code"], 0);
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let event = client.expect_event("message_from_peer").await;
+        assert_eq!(event["offline"], true);
+        ids.push(event["message_id"].as_u64().unwrap());
+    }
+    for id in pings {
+        assert_eq!(client.expect_reply(id).await["code"], 0);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn large_login_backlog_arrives_whole_and_stays_until_acked() {
+    let server = start_server(Config {
+        rate_limits: RateLimits::unlimited(),
+        ..test_config()
+    })
+    .await;
+    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let body = "x".repeat(32 * 1000);
+    for _ in 0..200 {
+        let reply = alice
+            .request(
+                json!({"op": "send_peer", "to": "bob", "message": text(&body), "offline": true}),
+            )
+            .await;
+        assert_eq!(reply["code"], 4, "{reply}");
+    }
+
+    // 6.4 MB of backlog, then requests right behind it: all answered, nothing lost.
+    let mut bob = RawClient::connect(&server.url()).await;
+    let first = expect_backlog(&mut bob, "bob", 200).await;
+    assert!(first.windows(2).all(|w| w[0] < w[1]), "oldest first");
+    assert!(bob.ended.is_none());
+    bob.drop_connection();
+
+    // Not acked: all of them again at the next login. Acked: gone.
+    let mut bob = RawClient::connect(&server.url()).await;
+    let again = expect_backlog(&mut bob, "bob", 200).await;
+    assert_eq!(again, first);
+    for id in &again[..150] {
+        bob.ack(*id).await;
+    }
+    bob.sync().await;
+    bob.close().await;
+    let mut bob = RawClient::connect(&server.url()).await;
+    let rest = expect_backlog(&mut bob, "bob", 50).await;
+    assert_eq!(rest, first[150..]);
+    for id in &rest {
+        bob.ack(*id).await;
+    }
+    bob.close().await;
+    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    bob.assert_no_event("message_from_peer").await;
     server.shutdown().await;
 }

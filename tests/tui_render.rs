@@ -983,11 +983,14 @@ fn nothing_stale_stays_on_screen() {
         result: Err(Failure::new(Some(4), "cached")),
     }));
     app.update(Action::Server(Event::PeersOnlineStatus {
-        peers: rtm::client::OrderedPeers(vec![("bob".into(), rtm::protocol::PeerStatus::Offline)]),
+        peers: rtm::client::OrderedPeers::from([(
+            "bob".into(),
+            rtm::protocol::PeerStatus::Offline,
+        )]),
     }));
     assert!(draw(&app, 100, 20).contains("later then ✓ cached"));
     app.update(Action::Server(Event::PeersOnlineStatus {
-        peers: rtm::client::OrderedPeers(vec![("bob".into(), rtm::protocol::PeerStatus::Online)]),
+        peers: rtm::client::OrderedPeers::from([("bob".into(), rtm::protocol::PeerStatus::Online)]),
     }));
     let screen = draw(&app, 100, 20);
     assert!(

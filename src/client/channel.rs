@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::client::Client;
 use super::error::ClientError;
 use super::event::ClientEvent;
+use super::handle::Client;
 use crate::protocol::{JoinResult, MembersResult, Message, Op, SendResult};
 
 /// One channel of a [`Client`]. Cheap to clone. Its events (messages, members joining and

@@ -1,15 +1,15 @@
 //! The client library: what the TUI, the QA kit and the demo use to talk to an RTM server.
 //!
-//! Shape (style.md habit 5, like async-nats' `Client` and `ConnectionHandler`): a cheap
-//! cloneable [`Client`] handle sends `Command`s with oneshot replies to one
-//! background task per client, which owns the WebSocket, matches replies to requests,
-//! acknowledges peer messages, pings, and runs the connection state machine of
-//! protocol.md (login timeout, reconnect with backoff, rejoin and catch-up, abort on kick).
+//! Shape (like async-nats' `Client` and `ConnectionHandler`): a cheap cloneable [`Client`]
+//! handle sends `Command`s with oneshot replies to one background task per client, which
+//! owns the WebSocket, matches replies to requests, acknowledges peer messages, pings, and
+//! runs the connection state machine of docs/protocol.md (login timeout, reconnect with
+//! backoff, rejoin and catch-up, abort on kick).
 //! Everything that happens comes out of one [`Events`] stream of [`ClientEvent`]s.
 //!
 //! - `config.rs`: [`ClientConfig`] (one server, or several to fail over between),
 //!   [`ReconnectPolicy`].
-//! - `client.rs`: the [`Client`] handle, one method per op, client-side validation.
+//! - `handle.rs`: the [`Client`] handle, one method per op, client-side validation.
 //! - `channel.rs`: the [`Channel`] handle.
 //! - `event.rs`: [`ClientEvent`], [`Events`].
 //! - `error.rs`: [`ClientError`].
@@ -35,25 +35,24 @@
 //! ```
 
 mod channel;
-#[allow(clippy::module_inception)]
-mod client;
 mod config;
 pub(crate) mod connection;
 mod error;
 mod event;
+mod handle;
 mod tls;
 
 pub use channel::Channel;
-pub use client::{new_invitation_id, Client, HistoryTarget, SendOptions};
 pub use config::{
     server_url, ClientConfig, ReconnectPolicy, DEFAULT_DEAD_TIMEOUT, DEFAULT_EVENT_BUFFER,
     DEFAULT_LOGIN_TIMEOUT, DEFAULT_PING_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use error::{ClientError, LOGIN_TIMEOUT_CODE};
 pub use event::{ClientEvent, Events};
+pub use handle::{new_invitation_id, Client, HistoryTarget, SendOptions};
 
 // What callers of the client need from the protocol, so `use rtm::client::*` is enough.
-pub use crate::protocol::reply::indexmap_like::OrderedPeers;
+pub use crate::protocol::reply::OrderedPeers;
 pub use crate::protocol::{
     Attributes, ChangeReason, ChannelAttribute, ConnectionState, Event, HistoryMessage, JoinResult,
     LoginResult, Message, PeerStatus, PingResult, RenewResult, SendResult,

@@ -3,8 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::message::Message;
-use super::reply::indexmap_like::OrderedPeers;
-use super::reply::ChannelAttribute;
+use super::reply::{ChannelAttribute, OrderedPeers};
 
 /// Why the server closed a session on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

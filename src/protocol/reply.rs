@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -108,10 +109,15 @@ pub enum PeerStatus {
     Offline,
 }
 
+/// Peer ids with their status, as a JSON object whose keys keep the order they were
+/// inserted in: `query_peers_online` answers "in input order" (an id asked twice is listed
+/// once, where first asked).
+pub type OrderedPeers = IndexMap<String, PeerStatus>;
+
 /// Result of `query_peers_online`: ids in the order asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeersOnlineResult {
-    pub peers: indexmap_like::OrderedPeers,
+    pub peers: OrderedPeers,
 }
 
 /// Result of `query_subscribed_peers`.
@@ -172,57 +178,4 @@ pub struct HistoryMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryResult {
     pub messages: Vec<HistoryMessage>,
-}
-
-/// A JSON object of peer → status that keeps the order of its keys, as
-/// `query_peers_online` answers "in input order".
-pub mod indexmap_like {
-    use super::PeerStatus;
-    use serde::de::{MapAccess, Visitor};
-    use serde::ser::SerializeMap;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    /// Peer ids with their status, in insertion order.
-    #[derive(Debug, Clone, Default, PartialEq, Eq)]
-    pub struct OrderedPeers(pub Vec<(String, PeerStatus)>);
-
-    impl OrderedPeers {
-        /// The status of `peer`, if listed.
-        pub fn get(&self, peer: &str) -> Option<PeerStatus> {
-            self.0.iter().find(|(p, _)| p == peer).map(|(_, s)| *s)
-        }
-    }
-
-    impl Serialize for OrderedPeers {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            let mut map = serializer.serialize_map(Some(self.0.len()))?;
-            for (peer, status) in &self.0 {
-                map.serialize_entry(peer, status)?;
-            }
-            map.end()
-        }
-    }
-
-    impl<'de> Deserialize<'de> for OrderedPeers {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            struct PeersVisitor;
-            impl<'de> Visitor<'de> for PeersVisitor {
-                type Value = OrderedPeers;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("an object of peer ids to online states")
-                }
-                fn visit_map<A: MapAccess<'de>>(
-                    self,
-                    mut access: A,
-                ) -> Result<Self::Value, A::Error> {
-                    let mut peers = Vec::new();
-                    while let Some((peer, status)) = access.next_entry::<String, PeerStatus>()? {
-                        peers.push((peer, status));
-                    }
-                    Ok(OrderedPeers(peers))
-                }
-            }
-            deserializer.deserialize_map(PeersVisitor)
-        }
-    }
 }

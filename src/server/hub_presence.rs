@@ -6,7 +6,7 @@
 //! validates input and turns them into replies.
 
 use crate::protocol::limits::MAX_SUBSCRIBED_PEERS;
-use crate::protocol::reply::indexmap_like::OrderedPeers;
+use crate::protocol::reply::OrderedPeers;
 use crate::protocol::{Event, PeerStatus, QueryError};
 
 use super::hub::{App, ConnRef, Here, Hub, State, User};
@@ -31,7 +31,7 @@ pub(super) fn presence_changed(app_state: &App, user: &str) {
         return;
     };
     let line = ConnHandle::encode_shared(&Event::PeersOnlineStatus {
-        peers: OrderedPeers(vec![(user.to_string(), status_of(app_state, user))]),
+        peers: OrderedPeers::from([(user.to_string(), status_of(app_state, user))]),
     });
     for watcher in watchers {
         if let Some(conn) = conn_of(app_state, watcher) {
@@ -60,20 +60,18 @@ impl Hub {
     pub fn query_online(&self, app: &str, peers: &[String]) -> OrderedPeers {
         let state = self.lock();
         let app_state = state.shared.apps.get(app);
-        OrderedPeers(
-            peers
-                .iter()
-                .map(|peer| {
-                    let online = app_state.and_then(|a| conn_of(a, peer)).is_some();
-                    let status = if online {
-                        PeerStatus::Online
-                    } else {
-                        PeerStatus::Offline
-                    };
-                    (peer.clone(), status)
-                })
-                .collect(),
-        )
+        peers
+            .iter()
+            .map(|peer| {
+                let online = app_state.and_then(|a| conn_of(a, peer)).is_some();
+                let status = if online {
+                    PeerStatus::Online
+                } else {
+                    PeerStatus::Offline
+                };
+                (peer.clone(), status)
+            })
+            .collect()
     }
 
     /// `query_subscribed_peers`.
@@ -142,15 +140,12 @@ pub(super) fn subscribe(
     }
     if let Some(conn) = here.conn.filter(|_| here.origin) {
         conn.send_reply(&crate::protocol::Reply::ok_empty(request_id));
-        let mut seen = std::collections::BTreeSet::new();
+        // An id subscribed twice is listed once: the map keeps the first.
         let current = peers
             .iter()
-            .filter(|p| seen.insert(p.as_str()))
             .map(|p| (p.clone(), status_of(app_state, p)))
             .collect();
-        conn.send_event(&Event::PeersOnlineStatus {
-            peers: OrderedPeers(current),
-        });
+        conn.send_event(&Event::PeersOnlineStatus { peers: current });
     }
     Ok(())
 }

@@ -219,7 +219,6 @@ mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -257,38 +256,19 @@ pub enum ServerError {
     Engine(#[from] engine::redis::RedisEngineError),
 }
 
-/// A temporary data directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn create() -> std::io::Result<Self> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!("rtm-tui-{}-{nanos:x}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// An opened store plus what keeps an ephemeral one alive.
 struct Prepared {
     hub: Hub,
-    _temp: Option<TempDir>,
+    /// The `--ephemeral` store's directory, removed when the server stops.
+    _temp: Option<tempfile::TempDir>,
 }
 
 async fn prepare(config: Config) -> Result<Prepared, ServerError> {
     let (dir, temp) = match &config.store {
         StoreLocation::Path(dir) => (dir.clone(), None),
         StoreLocation::Ephemeral => {
-            let temp = TempDir::create()?;
-            (temp.0.clone(), Some(temp))
+            let temp = tempfile::Builder::new().prefix("rtm-tui-").tempdir()?;
+            (temp.path().to_path_buf(), Some(temp))
         }
         StoreLocation::Redis(settings) => {
             tracing::info!(settings.url, settings.node, "joining the nodes on redis");

@@ -185,7 +185,9 @@ impl Session {
                 tokio::spawn(async move {
                     let result = client.query_peers_online_status(&peers).await;
                     done(Outcome::Presence(
-                        result.map(|p| p.0).map_err(|e| failure(&e)),
+                        result
+                            .map(|p| p.into_iter().collect())
+                            .map_err(|e| failure(&e)),
                     ));
                 });
             }

@@ -7,9 +7,9 @@
 use tokio::time::Instant;
 
 use super::{Connection, ConnectionHandler, Memory, Phase, Purpose, Socket};
-use crate::client::client::lock;
 use crate::client::error::ClientError;
 use crate::client::event::ClientEvent;
+use crate::client::handle::lock;
 use crate::protocol::codes::{login, Family};
 use crate::protocol::{now_ms, ChangeReason, ConnectionState, LoginResult, Op, Reply};
 

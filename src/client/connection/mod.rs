@@ -31,10 +31,10 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::client::{lock, Shared};
 use super::config::ClientConfig;
 use super::error::ClientError;
 use super::event::ClientEvent;
+use super::handle::{lock, Shared};
 use crate::protocol::codes::Family;
 use crate::protocol::{
     decode_server_message, push_to_batch, split_frame, ChangeReason, ConnectionState, Event,
@@ -810,7 +810,7 @@ async fn write_within(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::client::Shared;
+    use crate::client::handle::Shared;
     use std::collections::HashSet;
 
     fn handler() -> ConnectionHandler {

@@ -3,9 +3,9 @@
 //! Cases speak raw protocol JSON through [`RawConn`](crate::qa::raw::RawConn), so they test
 //! any server. Each case gets a [`Ctx`] that mints user and channel ids unique to the run and
 //! the case, so cases never see each other's traffic. The cases live in one module per area
-//! of protocol.md (`session`, `framing`, `peer`, `channel`, `presence`, `attributes`,
-//! `history_invite`); a new rule is a new `async fn` there plus one line in that module's
-//! `cases()`. `ctx.rs` holds [`Ctx`]; `expect.rs` the [`Expect`] assertions on a
+//! of docs/protocol.md (`session`, `framing`, `peer`, `channel`, `presence`, `attributes`,
+//! `history`, `invitations`); a new rule is a new `async fn` there plus one line in that
+//! module's `cases()`. `ctx.rs` holds [`Ctx`]; `expect.rs` the [`Expect`] assertions on a
 //! connection. [`run`] runs the selected cases one after the other and returns a
 //! [`Report`](crate::qa::report::Report). Given several servers (the nodes of a cluster),
 //! the users of each case take turns over them ([`Placement`](crate::qa::placement)), so
@@ -26,11 +26,11 @@ mod channel;
 mod ctx;
 mod expect;
 mod framing;
+mod history;
+mod invitations;
 mod peer;
 mod presence;
 mod session;
-
-mod history_invite;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -162,7 +162,8 @@ pub fn all_cases() -> Vec<Case> {
     cases.extend(channel::cases());
     cases.extend(presence::cases());
     cases.extend(attributes::cases());
-    cases.extend(history_invite::cases());
+    cases.extend(history::cases());
+    cases.extend(invitations::cases());
     cases
 }
 

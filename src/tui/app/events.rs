@@ -64,7 +64,7 @@ impl App {
                 }
             }
             Event::PeersOnlineStatus { peers } => {
-                for (peer, status) in peers.0 {
+                for (peer, status) in peers {
                     if let Some(i) = self.tab_index(&Target::Peer(peer.clone())) {
                         let tab = &mut self.tabs[i];
                         if tab.presence.is_some() && tab.presence != Some(status) {

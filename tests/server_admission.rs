@@ -1,10 +1,8 @@
 //! Admission limits and hostile input over real sockets: the connection cap, logins per
-//! address, the login deadline, the handshake deadline, deeply nested and huge JSON, and
-//! `wss://` with a self-signed certificate made in the test.
+//! address, the login deadline, the handshake deadline, deeply nested and huge JSON.
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{start_server, test_config, Ended, RawClient, WAIT};
@@ -136,88 +134,5 @@ async fn oversized_frames_and_objects_close_with_1009() {
         .send(json!({"id": 1, "op": "send_peer", "to": "a", "message": {"type": "text", "text": text}}))
         .await;
     assert_eq!(big_object.expect_end().await, Ended::Close(1009));
-    server.shutdown().await;
-}
-
-/// A self-signed certificate for 127.0.0.1 and localhost, as DER.
-fn self_signed() -> (
-    rustls_pki_types::CertificateDer<'static>,
-    rustls_pki_types::PrivateKeyDer<'static>,
-) {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-            .expect("certificate");
-    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-    (certified.cert.der().clone(), key)
-}
-
-#[tokio::test]
-async fn wss_with_a_self_signed_certificate() {
-    let (cert, key) = self_signed();
-    let mut config = test_config();
-    config.tls = Some(rtm::server::tls_acceptor_from_der(vec![cert.clone()], key).unwrap());
-    let server = start_server(config).await;
-    let url = server.url();
-    assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
-        url.as_str(),
-        None,
-        false,
-        Some(tokio_tungstenite::Connector::Rustls(Arc::new(tls))),
-    )
-    .await
-    .expect("wss handshake");
-    use futures_util::{SinkExt as _, StreamExt as _};
-    ws.send(
-        json!({"id": 1, "op": "login", "app_id": APP, "user": "alice"})
-            .to_string()
-            .into(),
-    )
-    .await
-    .unwrap();
-    let reply = tokio::time::timeout(WAIT, ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let reply: serde_json::Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
-    assert_eq!(reply["code"], 0, "{reply}");
-
-    // Plain ws:// to a TLS port fails; so does wss:// without trusting the certificate.
-    let plain = url.replacen("wss://", "ws://", 1);
-    assert!(tokio_tungstenite::connect_async(plain).await.is_err());
-    assert!(tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .is_err());
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn the_client_library_speaks_wss() {
-    use rtm::client::{Client, ClientConfig};
-    let (cert, key) = self_signed();
-    let mut config = test_config();
-    config.tls = Some(rtm::server::tls_acceptor_from_der(vec![cert.clone()], key).unwrap());
-    let server = start_server(config).await;
-
-    let mut trusting = ClientConfig::new(server.url(), APP);
-    trusting.extra_root_certificates = vec![cert.to_vec()];
-    let (client, _events) = Client::new(trusting).unwrap();
-    let login = client.login(None, "alice").await.expect("login over wss");
-    assert_eq!(login.user, "alice");
-    client.ping().await.expect("ping over wss");
-
-    // Without the certificate among its roots the client refuses the server.
-    let (stranger, _events) = Client::new(ClientConfig::new(server.url(), APP)).unwrap();
-    assert!(stranger.login(None, "bob").await.is_err());
     server.shutdown().await;
 }

@@ -1,17 +1,12 @@
-//! Cases for `history` (peer and channel, before/after/limit, codes) and call invitations
-//! (received/accepted/refused/canceled, codes, expiry).
+//! Cases for call invitations: received, accepted, refused, canceled; codes; expiry.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{case, text, Case, CaseResult, Ctx, Expect, TIMER_SLACK};
+use super::{case, Case, CaseResult, Ctx, Expect, TIMER_SLACK};
 use crate::qa::raw::RawConn;
 
 pub fn cases() -> Vec<Case> {
     vec![
-        case("history.peer", "history of a peer conversation lists messages oldest first; limit keeps the newest", history_peer),
-        case("history.channel.paging", "channel history pages with before and after by message id", history_paging),
-        case("history.invalid", "limit 0 or over 100, or both/neither of peer and channel, answer 2", history_invalid),
-        case("history.not_in_channel", "history of a channel not joined answers 5", history_not_in),
         case("invite.accept", "the callee gets invitation_received; accepting sends invitation_accepted to the caller", invite_accept),
         case("invite.refuse", "refusing sends invitation_refused with the response to the caller", invite_refuse),
         case("invite.cancel", "canceling sends invitation_canceled to the callee", invite_cancel),
@@ -20,99 +15,6 @@ pub fn cases() -> Vec<Case> {
         case("invite.invalid", "content over 8 KiB answers 4", invite_invalid),
         case("invite.expiry", "an unanswered invitation fails for both sides with reason 3", invite_expiry),
     ]
-}
-
-fn texts(reply: &Value) -> Vec<String> {
-    reply["messages"]
-        .as_array()
-        .map(|l| {
-            l.iter()
-                .map(|m| m["message"]["text"].as_str().unwrap_or("?").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-async fn history_peer(cx: Ctx) -> CaseResult {
-    let (mut alice, _) = cx.fresh("alice").await?;
-    let (_bob, bob_id) = cx.fresh("bob").await?;
-    for n in 0..3 {
-        alice
-            .ok(json!({"op": "send_peer", "to": bob_id, "message": text(&format!("p{n}"))}))
-            .await?;
-    }
-    let all = alice.ok(json!({"op": "history", "peer": bob_id})).await?;
-    ensure!(
-        texts(&all) == ["p0", "p1", "p2"],
-        "peer history lists {:?}",
-        texts(&all)
-    );
-    let m = &all["messages"][0];
-    ensure!(
-        m["message_id"].is_u64() && m["server_ts"].is_u64() && m["from"].is_string(),
-        "history entry lacks fields: {m}"
-    );
-    let newest = alice
-        .ok(json!({"op": "history", "peer": bob_id, "limit": 2}))
-        .await?;
-    ensure!(
-        texts(&newest) == ["p1", "p2"],
-        "peer history with limit 2 lists {:?}; the newest two expected",
-        texts(&newest)
-    );
-    Ok(())
-}
-
-async fn history_paging(cx: Ctx) -> CaseResult {
-    let channel = cx.channel("room");
-    let (mut alice, _) = cx.fresh("alice").await?;
-    alice.ok(json!({"op": "join", "channel": channel})).await?;
-    let mut ids = Vec::new();
-    for n in 0..5 {
-        let reply = alice.ok(json!({"op": "send_channel", "channel": channel, "message": text(&format!("c{n}"))})).await?;
-        ids.push(reply["message_id"].clone());
-    }
-    let before = alice
-        .ok(json!({"op": "history", "channel": channel, "before": ids[3], "limit": 2}))
-        .await?;
-    ensure!(
-        texts(&before) == ["c1", "c2"],
-        "history before c3, limit 2, lists {:?}",
-        texts(&before)
-    );
-    let after = alice
-        .ok(json!({"op": "history", "channel": channel, "after": ids[1], "limit": 2}))
-        .await?;
-    ensure!(
-        texts(&after) == ["c2", "c3"],
-        "history after c1, limit 2, lists {:?}",
-        texts(&after)
-    );
-    Ok(())
-}
-
-async fn history_invalid(cx: Ctx) -> CaseResult {
-    let channel = cx.channel("room");
-    let (mut alice, _) = cx.fresh("alice").await?;
-    alice.ok(json!({"op": "join", "channel": channel})).await?;
-    let peer = cx.user("bob");
-    for op in [
-        json!({"op": "history", "channel": channel, "limit": 0}),
-        json!({"op": "history", "channel": channel, "limit": 101}),
-        json!({"op": "history", "channel": channel, "peer": peer}),
-        json!({"op": "history"}),
-    ] {
-        alice.code(op, 2).await?;
-    }
-    Ok(())
-}
-
-async fn history_not_in(cx: Ctx) -> CaseResult {
-    let (mut alice, _) = cx.fresh("alice").await?;
-    alice
-        .code(json!({"op": "history", "channel": cx.channel("never")}), 5)
-        .await?;
-    Ok(())
 }
 
 /// Alice invites Bob; returns both connections, their ids and the invitation id, after

@@ -12,7 +12,7 @@
 
 mod client_support;
 mod common;
-mod harden_support;
+mod server_process;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use client_support::{fast_config, logged_in, next_channel_text, next_state_skipping, Proxy};
 use common::{text, Ended, RawClient, WAIT};
-use harden_support::ServerProcess;
 use rtm::client::{ClientEvent, Events};
 use rtm::protocol::{ConnectionState, Message};
 use serde_json::{json, Value};
+use server_process::ServerProcess;
 
 const APP: &str = "demo";
 

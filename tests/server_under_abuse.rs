@@ -4,7 +4,7 @@
 //! reaches its peer in order, and every message answered 4 is delivered at login.
 
 mod common;
-mod harden_support;
+mod server_process;
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use common::{text, RawClient, WAIT};
 use futures_util::{SinkExt as _, StreamExt as _};
-use harden_support::ServerProcess;
 use rtm::client::{Client, ClientConfig, ClientEvent, SendOptions};
 use rtm::protocol::{ChangeReason, ConnectionState, Event, Message};
 use serde_json::json;
+use server_process::ServerProcess;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const APP: &str = "demo";

@@ -1,15 +1,15 @@
-//! `rtm-tui serve` as a process, configured by a TOML file and TLS flags: a closed
-//! registry with a certified app refuses unknown apps (4) and token-less logins (5) and
-//! accepts a token; `--tls-cert/--tls-key` serve `wss://` that the client library speaks.
+//! `rtm-tui serve` as a process, configured by a TOML file and flags: a closed registry
+//! with a certified app refuses unknown apps (4) and token-less logins (5) and accepts a
+//! token; listing apps closes the registry on loopback unless `--open` is given. The TLS
+//! flags are tested in `server_tls.rs`.
 
 mod common;
-mod harden_support;
+mod server_process;
 
 use common::RawClient;
-use harden_support::ServerProcess;
-use rtm::client::{Client, ClientConfig};
 use rtm::token::{build_rtm_token_007, unix_now};
 use serde_json::json;
+use server_process::ServerProcess;
 
 const APP: &str = "970CA35de60c44645bbae8a215061b33";
 const CERT: &str = "5CFd2fd1755d40ecb72977518be15d3b";
@@ -55,32 +55,6 @@ async fn a_config_file_closes_the_registry_and_sets_certificates() {
         codes.push(client.code(op).await);
     }
     assert_eq!(codes, [4, 5, 0, 0]);
-    server.kill9().await;
-}
-
-#[tokio::test]
-async fn tls_flags_serve_wss() {
-    let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_pem, certified.cert.pem()).unwrap();
-    std::fs::write(&key_pem, certified.signing_key.serialize_pem()).unwrap();
-    let server = ServerProcess::start_with(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--ephemeral",
-        "--tls-cert",
-        cert_pem.to_str().unwrap(),
-        "--tls-key",
-        key_pem.to_str().unwrap(),
-    ])
-    .await;
-    assert!(server.url().starts_with("wss://"), "{}", server.url());
-    let mut config = ClientConfig::new(server.url(), "demo");
-    config.extra_root_certificates = vec![certified.cert.der().to_vec()];
-    let (client, _events) = Client::new(config).unwrap();
-    client.login(None, "alice").await.expect("login over wss");
-    client.ping().await.expect("ping");
     server.kill9().await;
 }
 

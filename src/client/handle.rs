@@ -3,7 +3,8 @@
 //! awaits the reply on a oneshot channel; it never touches the socket itself.
 //!
 //! A new op gets a method here (validation, then [`Client::call`] with its result type);
-//! if the client must remember its effect across a reconnect, teach `connection.rs` too.
+//! if the client must remember its effect across a reconnect, teach `connection/restore.rs`
+//! too.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +22,7 @@ use crate::protocol::limits::{
     validate_user_id, MAX_CHANNEL_ATTRIBUTES_BYTES, MAX_INVITATION_ID_BYTES,
     MAX_INVITATION_PAYLOAD_BYTES, MAX_USER_ATTRIBUTES_BYTES,
 };
-use crate::protocol::reply::indexmap_like::OrderedPeers;
+use crate::protocol::reply::OrderedPeers;
 use crate::protocol::{
     Attributes, ChangeReason, ChannelAttribute, ChannelAttributesResult, ConnectionState,
     HistoryMessage, HistoryResult, LoginResult, MemberCountResult, Message, Op, PeersOnlineResult,
