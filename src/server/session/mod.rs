@@ -88,13 +88,12 @@ impl Session {
 
     /// Answers the family's failure because the engine could not take the change.
     fn reply_unavailable(&self, id: u32, family: Family) {
-        self.reply(&Reply::code(
-            id,
-            family.failure(),
-            "the shared engine is unavailable; try again",
-        ));
+        self.reply(&Reply::code(id, family.failure(), UNAVAILABLE));
     }
 }
+
+/// The reason of a failure because the engine could not take a change (Redis away).
+const UNAVAILABLE: &str = "the shared engine is unavailable; try again";
 
 /// The answer to any op but `login` before login (well-formed or not): 102, whatever
 /// the family.

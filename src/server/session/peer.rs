@@ -8,9 +8,10 @@ use crate::protocol::codes::peer::CACHED_BY_SERVER;
 use crate::protocol::limits::validate_user_id;
 use crate::protocol::{Message, PeerError, Reply, WireCode};
 
-use super::super::engine::Change;
-use super::super::hub::{Outcome, PeerSend};
-use super::{Ask, Identity};
+use super::super::engine::{Change, Submitted};
+use super::super::hub::{Hub, Outcome, PeerSend};
+use super::super::outbox::ConnHandle;
+use super::{Ask, Identity, UNAVAILABLE};
 
 /// The change an `ack` of `me` submits, answered or not.
 pub(super) fn ack_change(me: &Identity, message_id: u64) -> Change {
@@ -50,28 +51,81 @@ pub(super) async fn send(ask: &mut Ask<'_>, to: String, message: Message, offlin
         offline,
         request_id: ask.id,
     };
-    let sent = match ask.submit(change).await {
-        Outcome::Peer(sent) => sent,
-        other => return ask.unavailable(&other),
+    let reply_to = PeerReplyTo {
+        conn: ask.session.conn.clone(),
+        hub: ask.hub.clone(),
+        id: ask.id,
+        app: ask.me.app.clone(),
+        to,
     };
-    match sent {
-        PeerSend::AwaitingAck => {}
-        PeerSend::Unreachable => ask.refuse(PeerError::PeerUnreachable),
-        PeerSend::Cached { result, committed } => {
-            // Answer 4 only once the message is on disk.
-            if committed.await.is_ok() {
-                let mut reply = Reply::ok(ask.id, &result);
-                reply.code = CACHED_BY_SERVER;
-                reply.reason = Some(PeerError::FAMILY.describe(CACHED_BY_SERVER).into());
-                ask.reply(&reply);
-            } else {
-                // Not on disk (the store could not write): not cached either.
-                ask.hub.submit_detached(Change::ForgetCached {
-                    app: ask.me.app.clone(),
-                    receiver: to,
-                    message_id: result.message_id,
-                });
-                ask.refuse(PeerError::Failure);
+    let hub = ask.hub;
+    match hub
+        .engine()
+        .submit(hub, change, Some(reply_to.conn.clone()))
+    {
+        // One node: known now; a cached message is awaited here, as its reply is.
+        Submitted::Applied(outcome) => reply_to.finish(outcome).await,
+        // Several nodes: the connection goes on with its next request while this one
+        // crosses Redis (`send_peer` replies may come out of order anyway).
+        Submitted::Pending(outcome) => {
+            tokio::spawn(async move {
+                let outcome = outcome.await.unwrap_or(Outcome::Unavailable);
+                reply_to.finish(outcome).await;
+            });
+        }
+    }
+}
+
+/// Where a `send_peer`'s outcome is answered, whenever it comes.
+struct PeerReplyTo {
+    conn: ConnHandle,
+    hub: Hub,
+    id: u32,
+    app: String,
+    to: String,
+}
+
+impl PeerReplyTo {
+    fn refuse(&self, error: PeerError) {
+        self.conn
+            .send_reply(&Reply::code(self.id, error.code(), error.describe()));
+    }
+
+    /// Answers the outcome: nothing yet when delivered (the ack answers), 3 at once, 4
+    /// once the message is durable.
+    async fn finish(self, outcome: Outcome) {
+        let sent = match outcome {
+            Outcome::Peer(sent) => sent,
+            other => {
+                if !matches!(other, Outcome::Unavailable) {
+                    tracing::error!(?other, "unexpected outcome");
+                }
+                return self.conn.send_reply(&Reply::code(
+                    self.id,
+                    PeerError::FAMILY.failure(),
+                    UNAVAILABLE,
+                ));
+            }
+        };
+        match sent {
+            PeerSend::AwaitingAck => {}
+            PeerSend::Unreachable => self.refuse(PeerError::PeerUnreachable),
+            PeerSend::Cached { result, committed } => {
+                // Answer 4 only once the message is durable.
+                if committed.await.is_ok() {
+                    let mut reply = Reply::ok(self.id, &result);
+                    reply.code = CACHED_BY_SERVER;
+                    reply.reason = Some(PeerError::FAMILY.describe(CACHED_BY_SERVER).into());
+                    self.conn.send_reply(&reply);
+                } else {
+                    // Not on disk (the store could not write): not cached either.
+                    self.hub.submit_detached(Change::ForgetCached {
+                        app: self.app.clone(),
+                        receiver: self.to.clone(),
+                        message_id: result.message_id,
+                    });
+                    self.refuse(PeerError::Failure);
+                }
             }
         }
     }
