@@ -1,8 +1,10 @@
 //! `rtm-tui bench`: a load generator with named workloads, HDR latency percentiles,
 //! throughput over time, server memory where it can be read, text/JSON output and an SVG plot.
 //!
-//! Workloads (in `workload.rs`) speak raw protocol through [`RawConn`](crate::qa::raw::RawConn)
-//! so that what is measured is the server, not our client library:
+//! Workloads (in `workload.rs`) speak raw protocol over lean connections of their own
+//! (`conn.rs`: hand-written WebSocket framing in `frame.rs`, members found by substring
+//! search in `scan.rs`) so that what is measured is the server, not our client library nor
+//! the generator's own parsing:
 //! - `peer`: users in pairs send peer messages; latency is send → reply, which protocol v1
 //!   gives only after the receiver's ack (a full round trip).
 //! - `fanout`: users spread over channels, one sender per channel; latency is send → arrival
@@ -19,8 +21,10 @@
 
 mod conn;
 mod cpu;
+mod frame;
 mod memory;
 mod plot;
+mod scan;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -252,16 +256,30 @@ impl Tally {
         self.done_in_second(latency, second);
     }
 
-    /// [`Tally::done`] for a caller that read the clock already (once per frame).
+    /// [`Tally::done`] for a caller that read the clock already.
     pub fn done_in_second(&mut self, latency: Duration, second: usize) {
+        self.latency(latency);
+        self.count(1, second);
+    }
+
+    /// Records one completion's latency; [`Tally::count`] counts it (once per frame for a
+    /// caller that has many).
+    pub fn latency(&mut self, latency: Duration) {
         self.histogram
             .saturating_record((latency.as_micros() as u64).max(1));
-        self.completed += 1;
-        self.live.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `completed` operations done in `second` of the run.
+    pub fn count(&mut self, completed: u64, second: usize) {
+        if completed == 0 {
+            return;
+        }
+        self.completed += completed;
+        self.live.fetch_add(completed, Ordering::Relaxed);
         if self.timeline.len() <= second {
             self.timeline.resize(second + 1, 0);
         }
-        self.timeline[second] += 1;
+        self.timeline[second] += completed;
     }
 
     pub fn error(&mut self, what: impl Into<String>) {

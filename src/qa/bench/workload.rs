@@ -11,6 +11,7 @@
 //! asked, spread over the senders, whatever the replies do.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,9 +19,8 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt as _};
 use tokio::sync::{watch, Notify};
 
-use tokio_tungstenite::tungstenite::Utf8Bytes;
-
-use super::conn::{field_str, field_u64, reply_code, BenchConn, Target};
+use super::conn::{read_many, BenchConn, Target};
+use super::scan::{self, field_u64, is_event, parse_u64, MESSAGE_ID};
 use super::{BenchConfig, BenchError, Recorder, Tally, Workload};
 use crate::qa::raw::RawError;
 
@@ -36,6 +36,11 @@ pub const FANOUT_WINDOW: u32 = 32;
 /// Peer messages a saturated sender may have awaiting their replies (each reply comes
 /// only after the receiver's ack), unless `--window` says otherwise.
 pub const PEER_WINDOW: u32 = 64;
+/// Fan-out receivers read by one task ([`read_many`]) into one [`Tally`]. A task per
+/// receiver cost a wake-up and a poll of its timers per frame, and a histogram per
+/// receiver (a thousand) cost more to create, fill out of cache and merge than the
+/// deliveries it recorded.
+const RECEIVERS_PER_TASK: usize = 64;
 
 pub async fn run(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
     let target = Target::resolve(&config.url)
@@ -124,15 +129,15 @@ struct Outstanding(HashMap<u32, Instant>);
 
 impl Outstanding {
     /// Records every reply in `frame` against its request.
-    fn settle_replies(&mut self, frame: &str, tally: &mut Tally) {
-        for object in frame.split('\n') {
-            let Some(id) = field_u64(object, "id") else {
+    fn settle_replies(&mut self, frame: &[u8], tally: &mut Tally) {
+        for object in scan::objects(frame) {
+            let Some(id) = field_u64(object, &scan::ID) else {
                 continue;
             };
             let Some(sent) = self.0.remove(&(id as u32)) else {
                 continue;
             };
-            match reply_code(object) {
+            match scan::reply_code(object) {
                 0 => tally.done(sent.elapsed()),
                 code => tally.error(format!("code {code}")),
             }
@@ -181,21 +186,24 @@ async fn drive(
     enum Step {
         Stop,
         Send,
-        Frame(Option<Utf8Bytes>),
+        Read { open: bool },
     }
     let mut outstanding = Outstanding::default();
     let mut n = 0;
-    let stop = tokio::time::Instant::from_std(deadline);
+    let stop = tokio::time::sleep_until(deadline.into());
+    tokio::pin!(stop);
     loop {
         let step = tokio::select! {
-            () = tokio::time::sleep_until(stop) => Step::Stop,
+            () = &mut stop => Step::Stop,
             () = pace.ready(n, outstanding.0.len()) => Step::Send,
-            frame = conn.recv() => Step::Frame(frame),
+            open = conn.read_frames(|frame| outstanding.settle_replies(frame, &mut tally)) => {
+                Step::Read { open }
+            }
         };
         match step {
             Step::Stop => break,
-            Step::Frame(Some(frame)) => outstanding.settle_replies(&frame, &mut tally),
-            Step::Frame(None) => {
+            Step::Read { open: true } => {}
+            Step::Read { open: false } => {
                 tally.error("closed");
                 return (conn, tally);
             }
@@ -220,9 +228,10 @@ async fn drive(
     }
     let drain = tokio::time::Instant::now() + DRAIN;
     while !outstanding.0.is_empty() {
-        match tokio::time::timeout_at(drain, conn.recv()).await {
-            Ok(Some(frame)) => outstanding.settle_replies(&frame, &mut tally),
-            Ok(None) => break,
+        let read = conn.read_frames(|frame| outstanding.settle_replies(frame, &mut tally));
+        match tokio::time::timeout_at(drain, read).await {
+            Ok(true) => {}
+            Ok(false) => break,
             Err(_) => {
                 tally.errors("timeout", outstanding.0.len() as u64);
                 break;
@@ -275,17 +284,31 @@ async fn peer(
     Ok(())
 }
 
-/// A receiver's loop: acknowledges every peer message (one frame of acks per frame read).
+/// A receiver's loop: acknowledges every peer message (one frame of acks per read).
 async fn ack_peer_messages(mut conn: BenchConn, until: Instant) {
-    let stop = tokio::time::Instant::from_std(until);
-    while let Ok(Some(frame)) = tokio::time::timeout_at(stop, conn.recv()).await {
-        let acks: Vec<String> = frame
-            .split('\n')
-            .filter(|o| field_str(o, "event") == Some("message_from_peer"))
-            .filter_map(|o| field_u64(o, "message_id"))
-            .map(|id| format!(r#"{{"op":"ack","message_id":{id}}}"#))
-            .collect();
-        if !acks.is_empty() && conn.send(acks.join("\n")).await.is_err() {
+    let stop = tokio::time::sleep_until(until.into());
+    tokio::pin!(stop);
+    let mut acks = String::new();
+    loop {
+        acks.clear();
+        let read = conn.read_frames(|frame| {
+            for object in scan::objects(frame) {
+                if !is_event(object, "message_from_peer") {
+                    continue;
+                }
+                if let Some(id) = field_u64(object, &MESSAGE_ID) {
+                    if !acks.is_empty() {
+                        acks.push('\n');
+                    }
+                    let _ = write!(acks, r#"{{"op":"ack","message_id":{id}}}"#);
+                }
+            }
+        });
+        let open = tokio::select! {
+            open = read => open,
+            () = &mut stop => return,
+        };
+        if !acks.is_empty() && conn.send(&acks).await.is_err() || !open {
             return;
         }
     }
@@ -377,20 +400,24 @@ async fn fanout(
     let deadline = Instant::now() + config.duration;
     let until = deadline + DRAIN;
     let (stop, stopped) = watch::channel(false);
-    let sinks: Vec<_> = receivers
-        .into_iter()
-        .enumerate()
-        .map(|(i, conn)| {
-            let flow = Arc::clone(&flows[(i + channels as usize) % channels as usize]);
-            tokio::spawn(receive_channel_messages(
-                conn,
-                recorder.tally(),
-                flow,
-                (started, until),
-                stopped.clone(),
-            ))
-        })
-        .collect();
+    let mut sinks = Vec::new();
+    let (mut first, mut rest) = (0, receivers);
+    while !rest.is_empty() {
+        let others = rest.split_off(rest.len().min(RECEIVERS_PER_TASK));
+        // Receiver i is user channels + i, a member of channel i % channels.
+        let group_flows = (first..first + rest.len())
+            .map(|i| Arc::clone(&flows[i % channels as usize]))
+            .collect();
+        first += rest.len();
+        sinks.push(tokio::spawn(receive_channel_messages(
+            rest,
+            group_flows,
+            recorder.tally(),
+            (started, until),
+            stopped.clone(),
+        )));
+        rest = others;
+    }
     let per_sender = f64::from(config.rate) / f64::from(channels);
     let senders: Vec<_> = conns
         .into_iter()
@@ -437,42 +464,44 @@ async fn fanout(
     Ok(())
 }
 
-/// A channel member's loop: each `message_from_channel` carries "seq micros" (its send
-/// time since `started`), so latency needs no clock shared with the sender.
+/// The loop of a group of channel members, one [`Flow`] each: each `message_from_channel`
+/// carries "seq micros" (its send time since `started`), so latency needs no clock shared
+/// with the sender. Every delivery is counted and its latency recorded (no sampling); the
+/// clock is read once per frame.
 async fn receive_channel_messages(
-    mut conn: BenchConn,
+    mut conns: Vec<BenchConn>,
+    flows: Vec<Arc<Flow>>,
     mut tally: Tally,
-    flow: Arc<Flow>,
     (started, until): (Instant, Instant),
     mut stopped: watch::Receiver<bool>,
 ) -> Tally {
-    let stop = tokio::time::Instant::from_std(until);
-    loop {
-        let frame = tokio::select! {
-            frame = tokio::time::timeout_at(stop, conn.recv()) => match frame {
-                Ok(Some(frame)) => frame,
-                _ => break,
-            },
-            _ = stopped.wait_for(|stopped| *stopped) => break,
-        };
+    let read = read_many(&mut conns, |member, frame| {
         let elapsed = started.elapsed();
         let (now, second) = (elapsed.as_micros() as u64, elapsed.as_secs() as usize);
-        for object in frame.split('\n') {
-            if field_str(object, "event") != Some("message_from_channel") {
-                continue;
-            }
-            let Some((seq, micros)) = field_str(object, "text").and_then(|t| t.split_once(' '))
+        let mut delivered = 0;
+        for object in scan::objects(frame) {
+            let Some((seq, micros)) = scan::channel_message_text(object).and_then(seq_and_micros)
             else {
                 continue;
             };
-            let (Ok(seq), Ok(micros)) = (seq.parse::<u64>(), micros.parse::<u64>()) else {
-                continue;
-            };
-            tally.done_in_second(Duration::from_micros(now.saturating_sub(micros)), second);
-            flow.arrived(seq);
+            tally.latency(Duration::from_micros(now.saturating_sub(micros)));
+            flows[member].arrived(seq);
+            delivered += 1;
         }
+        tally.count(delivered, second);
+    });
+    tokio::select! {
+        () = read => {}
+        () = tokio::time::sleep_until(until.into()) => {}
+        _ = stopped.wait_for(|stopped| *stopped) => {}
     }
     tally
+}
+
+/// The "seq micros" text of a bench channel message.
+fn seq_and_micros(text: &[u8]) -> Option<(u64, u64)> {
+    let space = text.iter().position(|&b| b == b' ')?;
+    Some((parse_u64(&text[..space])?, parse_u64(&text[space + 1..])?))
 }
 
 async fn login(
