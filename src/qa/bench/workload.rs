@@ -43,14 +43,52 @@ pub const PEER_WINDOW: u32 = 64;
 const RECEIVERS_PER_TASK: usize = 64;
 
 pub async fn run(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
-    let target = Target::resolve(&config.url)
-        .await
-        .map_err(|e| BenchError::Connect(e.to_string()))?;
+    let mut targets = Vec::new();
+    for server in &config.servers {
+        let target = Target::resolve(&server.url)
+            .await
+            .map_err(|e| BenchError::Connect(e.to_string()))?;
+        targets.push(target);
+    }
+    let servers = Servers {
+        targets,
+        workload: config.workload,
+        users: config.users,
+    };
     match config.workload {
-        Workload::Peer => peer(config, &target, recorder).await,
-        Workload::Fanout => fanout(config, &target, recorder).await,
-        Workload::Login => login(config, &target, recorder).await,
-        Workload::Soak => soak(config, &target, recorder).await,
+        Workload::Peer => peer(config, &servers, recorder).await,
+        Workload::Fanout => fanout(config, &servers, recorder).await,
+        Workload::Login => login(config, &servers, recorder).await,
+        Workload::Soak => soak(config, &servers, recorder).await,
+    }
+}
+
+/// Which server (an index into the run's servers) user `n` connects to: round-robin by
+/// user number, except that a peer pair straddles two servers. In fan-out the channel
+/// senders are users `0..channels`, so with one channel the sender is on the first server
+/// and the members alternate over all of them; in peer, sender `i` is on server
+/// `i % servers` and its receiver (user `pairs + i`) on the next one, so that with
+/// several servers every peer message goes from one server to another.
+pub fn server_of(workload: Workload, users: u32, n: u32, servers: usize) -> usize {
+    let pairs = users / 2;
+    let slot = match workload {
+        Workload::Peer if (pairs..2 * pairs).contains(&n) => n - pairs + 1,
+        _ => n,
+    };
+    slot as usize % servers.max(1)
+}
+
+/// The servers of a run, resolved.
+struct Servers {
+    targets: Vec<Target>,
+    workload: Workload,
+    users: u32,
+}
+
+impl Servers {
+    /// The server user `n` connects to ([`server_of`]).
+    fn of(&self, n: u32) -> &Target {
+        &self.targets[server_of(self.workload, self.users, n, self.targets.len())]
     }
 }
 
@@ -83,11 +121,11 @@ async fn connect_login(target: &Target, app_id: &str, n: u32) -> Result<BenchCon
 /// Logs in users `0..count`, [`SETUP_CONCURRENCY`] at a time, in order.
 async fn login_all(
     config: &BenchConfig,
-    target: &Target,
+    servers: &Servers,
     count: u32,
 ) -> Result<Vec<BenchConn>, BenchError> {
     stream::iter(0..count)
-        .map(|n| connect_login(target, &config.app_id, n))
+        .map(|n| connect_login(servers.of(n), &config.app_id, n))
         .buffered(SETUP_CONCURRENCY)
         .map(|result| result.map_err(|e| BenchError::Connect(e.to_string())))
         .collect::<Vec<_>>()
@@ -243,11 +281,11 @@ async fn drive(
 
 async fn peer(
     config: &BenchConfig,
-    target: &Target,
+    servers: &Servers,
     recorder: &Recorder,
 ) -> Result<(), BenchError> {
     let pairs = config.users / 2;
-    let mut conns = login_all(config, target, pairs * 2).await?;
+    let mut conns = login_all(config, servers, pairs * 2).await?;
     let receivers = conns.split_off(pairs as usize);
     recorder.restart();
     let deadline = Instant::now() + config.duration;
@@ -363,11 +401,11 @@ impl Flow {
 
 async fn fanout(
     config: &BenchConfig,
-    target: &Target,
+    servers: &Servers,
     recorder: &Recorder,
 ) -> Result<(), BenchError> {
     let channels = config.channels;
-    let mut conns = login_all(config, target, config.users).await?;
+    let mut conns = login_all(config, servers, config.users).await?;
     let channel_of = |n: u32| quoted(&format!("bench-{}-ch{}", std::process::id(), n % channels));
     let joins = conns.iter_mut().enumerate().map(|(n, conn)| {
         let op = format!(r#"{{"op":"join","channel":{}}}"#, channel_of(n as u32));
@@ -506,22 +544,25 @@ fn seq_and_micros(text: &[u8]) -> Option<(u64, u64)> {
 
 async fn login(
     config: &BenchConfig,
-    target: &Target,
+    servers: &Servers,
     recorder: &Recorder,
 ) -> Result<(), BenchError> {
-    // One probe login tells a usage problem (bad URL, refused app) from load failures.
-    connect_login(target, &config.app_id, 0)
-        .await
-        .map_err(|e| BenchError::Connect(e.to_string()))?
-        .close()
-        .await;
+    // One probe login per server tells a usage problem (bad URL, refused app) from load
+    // failures.
+    for target in &servers.targets {
+        connect_login(target, &config.app_id, 0)
+            .await
+            .map_err(|e| BenchError::Connect(e.to_string()))?
+            .close()
+            .await;
+    }
     recorder.restart();
     let deadline = Instant::now() + config.duration;
     let per_worker = f64::from(config.rate) / f64::from(config.users);
     let workers: Vec<_> = (0..config.users)
         .map(|n| {
             let mut tally = recorder.tally();
-            let (target, app_id) = (target.clone(), config.app_id.clone());
+            let (target, app_id) = (servers.of(n).clone(), config.app_id.clone());
             tokio::spawn(async move {
                 // One login at a time (saturated), or on a ticker.
                 let mut pace = Pace::new(per_worker, 0.0, Pace::InFlight(1));
@@ -561,10 +602,10 @@ async fn login(
 
 async fn soak(
     config: &BenchConfig,
-    target: &Target,
+    servers: &Servers,
     recorder: &Recorder,
 ) -> Result<(), BenchError> {
-    let conns = login_all(config, target, config.users).await?;
+    let conns = login_all(config, servers, config.users).await?;
     recorder.restart();
     let deadline = Instant::now() + config.duration;
     // One ping per connection per second unless --rate says otherwise.
@@ -590,4 +631,57 @@ async fn soak(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many of `users` each of `servers` gets.
+    fn loads(workload: Workload, users: u32, servers: usize) -> Vec<u32> {
+        let mut loads = vec![0; servers];
+        for n in 0..users {
+            loads[server_of(workload, users, n, servers)] += 1;
+        }
+        loads
+    }
+
+    #[test]
+    fn spreads_users_over_servers() {
+        // One server: everyone on it.
+        for workload in [
+            Workload::Peer,
+            Workload::Fanout,
+            Workload::Login,
+            Workload::Soak,
+        ] {
+            assert!((0..10).all(|n| server_of(workload, 10, n, 1) == 0));
+        }
+        // Fan-out: the sender (user 0) on the first server, the members alternating.
+        let fanout: Vec<usize> = (0..6)
+            .map(|n| server_of(Workload::Fanout, 1000, n, 2))
+            .collect();
+        assert_eq!(fanout, [0, 1, 0, 1, 0, 1]);
+        assert_eq!(loads(Workload::Fanout, 1000, 2), [500, 500]);
+        assert_eq!(loads(Workload::Soak, 999, 3), [333, 333, 333]);
+        // Peer: every pair straddles two servers, whatever the number of pairs, and the
+        // servers share the users evenly.
+        for (users, servers) in [(20, 2), (22, 2), (2, 2), (30, 3), (7, 2)] {
+            let pairs = users / 2;
+            for i in 0..pairs {
+                let sender = server_of(Workload::Peer, users, i, servers);
+                let receiver = server_of(Workload::Peer, users, pairs + i, servers);
+                assert_ne!(
+                    sender, receiver,
+                    "pair {i} of {users} users on {servers} servers"
+                );
+            }
+            let loads = loads(Workload::Peer, pairs * 2, servers);
+            let (least, most) = (loads.iter().min().unwrap(), loads.iter().max().unwrap());
+            assert!(
+                most - least <= 1,
+                "{users} users on {servers} servers: {loads:?}"
+            );
+        }
+    }
 }
