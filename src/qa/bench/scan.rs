@@ -104,7 +104,7 @@ pub fn reply_code(object: &[u8]) -> u32 {
 }
 
 /// A run of ASCII digits as a number (`None` if empty, not all digits, or too large).
-pub fn parse_u64(digits: &[u8]) -> Option<u64> {
+fn parse_u64(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 {
         return None;
     }

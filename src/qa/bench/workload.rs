@@ -20,7 +20,7 @@ use futures_util::stream::{self, StreamExt as _};
 use tokio::sync::{watch, Notify};
 
 use super::conn::{read_many, BenchConn, Target};
-use super::scan::{self, field_u64, is_event, parse_u64, MESSAGE_ID};
+use super::scan::{self, field_u64, is_event, MESSAGE_ID};
 use super::{BenchConfig, BenchError, Recorder, Tally, Workload};
 use crate::qa::raw::RawError;
 
@@ -536,10 +536,22 @@ async fn receive_channel_messages(
     tally
 }
 
-/// The "seq micros" text of a bench channel message.
+/// The "seq micros" text of a bench channel message, read in one pass (it is read for
+/// every delivery).
 fn seq_and_micros(text: &[u8]) -> Option<(u64, u64)> {
-    let space = text.iter().position(|&b| b == b' ')?;
-    Some((parse_u64(&text[..space])?, parse_u64(&text[space + 1..])?))
+    let mut numbers = [0u64; 2];
+    let (mut which, mut digits) = (0, 0);
+    for &byte in text {
+        match byte {
+            b'0'..=b'9' if digits < 19 => {
+                numbers[which] = numbers[which] * 10 + u64::from(byte - b'0');
+                digits += 1;
+            }
+            b' ' if which == 0 && digits > 0 => (which, digits) = (1, 0),
+            _ => return None,
+        }
+    }
+    (which == 1 && digits > 0).then_some((numbers[0], numbers[1]))
 }
 
 async fn login(
@@ -644,6 +656,28 @@ mod tests {
             loads[server_of(workload, users, n, servers)] += 1;
         }
         loads
+    }
+
+    #[test]
+    fn reads_channel_message_texts() {
+        assert_eq!(seq_and_micros(b"12 345"), Some((12, 345)));
+        assert_eq!(seq_and_micros(b"0 0"), Some((0, 0)));
+        for bad in [
+            &b""[..],
+            b"12",
+            b"12 ",
+            b" 12",
+            b"1 2 3",
+            b"1x 2",
+            b"99999999999999999999 1",
+        ] {
+            assert_eq!(
+                seq_and_micros(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
