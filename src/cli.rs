@@ -310,9 +310,10 @@ pub struct ScriptArgs {
 /// it can be read. Exit code 0 when the run completed, 2 for bad arguments or an unreachable server.
 #[derive(Debug, Args, Clone)]
 pub struct BenchArgs {
-    /// Server URL (default: start the reference server in-process).
-    #[arg(long)]
-    pub server: Option<String>,
+    /// Server URL; repeat to spread the users over several servers round-robin (a peer
+    /// pair straddles two) [default: start the reference server in-process].
+    #[arg(long, value_name = "URL")]
+    pub server: Vec<String>,
     /// App id every bench user logs in to (the server must accept it without a token).
     #[arg(long, default_value = "rtm-bench")]
     pub app_id: String,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rtm::qa::bench::{self, BenchConfig, BenchError, MemorySource};
+use rtm::qa::bench::{self, BenchConfig, BenchError};
 use rtm::qa::check::{self, CheckConfig, Timing};
 use rtm::qa::raw::{Direction, Tracer};
 use rtm::qa::report::{Outcome, Report};
@@ -124,7 +124,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     super::raise_fd_limit();
     // Without --server the bench measures our own server, started here without rate
     // limits so that the numbers show the server's capacity, not Agora's quotas.
-    let local = if args.server.is_none() {
+    let local = if args.server.is_empty() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let mut config = rtm::server::Config::ephemeral();
         config.rate_limits = rtm::server::RateLimits::unlimited();
@@ -132,22 +132,26 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let (url, memory) = if let Some(server) = &local {
-        (server.url(), Some(MemorySource::this_process()))
+    let servers = if let Some(server) = &local {
+        vec![bench::Server {
+            url: server.url(),
+            pid: Some(std::process::id()),
+        }]
     } else {
-        let url = args.server.clone().unwrap_or_default();
-        let memory = MemorySource::for_url(&url);
-        (url, memory)
+        args.server
+            .iter()
+            .map(|url| bench::Server::at(url))
+            .collect()
     };
     let config = BenchConfig {
-        url,
+        servers,
+        in_process: local.is_some(),
         app_id: args.app_id,
         workload,
         users: args.users,
         channels: args.channels,
         rate: args.rate,
         duration: Duration::from_secs(args.duration),
-        memory,
         progress: std::io::stderr().is_terminal(),
         window: args.window,
     };

@@ -1,6 +1,7 @@
-//! The server's resident memory: find the process listening on a loopback port through
-//! `/proc/net/tcp{,6}` and `/proc/<pid>/fd`, and sample `VmRSS` from `/proc/<pid>/status`.
-//! Linux only; elsewhere (or for another user's process) the bench reports no memory.
+//! The servers' resident memory: find the process listening on a loopback port through
+//! `/proc/net/tcp{,6}` and `/proc/<pid>/fd`, and sample `VmRSS` from `/proc/<pid>/status`,
+//! summed over the server processes (several `--server`s on this machine). Linux only;
+//! elsewhere (or for another user's process) the bench reports no memory.
 
 use std::time::Duration;
 
@@ -9,37 +10,48 @@ use super::MemoryReport;
 /// How often memory is sampled during a run.
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 
-/// Whose memory to sample.
+/// Whose memory to sample: the processes summed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemorySource {
-    pub pid: u32,
-    /// Said in the report: which process this is.
+    /// Each process once (two URLs may lead to one server).
+    pub pids: Vec<u32>,
+    /// Said in the report: which processes these are.
     pub what: String,
 }
 
 impl MemorySource {
-    /// The process listening on `url`'s port, if the URL is loopback and the process is ours to read.
-    pub fn for_url(url: &str) -> Option<MemorySource> {
-        let port = loopback_port(url)?;
-        let pid = pid_listening_on(port)?;
-        let what = if pid == std::process::id() {
-            "in-process server (includes the load generator)"
+    /// The processes of `pids` (several servers' may be the same one), described for the
+    /// report; `None` without any.
+    pub fn of(pids: impl IntoIterator<Item = u32>, in_process: bool) -> Option<MemorySource> {
+        let mut distinct: Vec<u32> = Vec::new();
+        for pid in pids {
+            if !distinct.contains(&pid) {
+                distinct.push(pid);
+            }
+        }
+        let what = if in_process {
+            "in-process server (includes the load generator)".to_string()
+        } else if distinct.len() == 1 {
+            "server process".to_string()
         } else {
-            "server process"
+            format!("{} server processes, summed", distinct.len())
         };
-        Some(MemorySource {
-            pid,
-            what: what.into(),
+        (!distinct.is_empty()).then_some(MemorySource {
+            pids: distinct,
+            what,
         })
     }
+}
 
-    /// This process: used when the bench starts the server itself.
-    pub fn this_process() -> MemorySource {
-        MemorySource {
-            pid: std::process::id(),
-            what: "in-process server (includes the load generator)".into(),
-        }
-    }
+/// The process listening on `url`'s port, if the URL is loopback and the process is ours
+/// to read.
+pub fn pid_for_url(url: &str) -> Option<u32> {
+    pid_listening_on(loopback_port(url)?)
+}
+
+/// The resident set size of all of `pids` in KiB (`None` if any cannot be read).
+pub fn total_rss_kib(pids: &[u32]) -> Option<u64> {
+    pids.iter().map(|&pid| rss_kib(pid)).sum()
 }
 
 /// One reading.
@@ -136,17 +148,17 @@ pub struct Sampler {
 impl Sampler {
     pub fn start(source: MemorySource) -> Sampler {
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
-        let pid = source.pid;
+        let pids = source.pids.clone();
         let task = tokio::spawn(async move {
             let mut samples = Vec::new();
             let mut tick = tokio::time::interval(SAMPLE_EVERY);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => samples.extend(rss_kib(pid)),
+                    _ = tick.tick() => samples.extend(total_rss_kib(&pids)),
                     _ = &mut stopped => break,
                 }
             }
-            samples.extend(rss_kib(pid));
+            samples.extend(total_rss_kib(&pids));
             samples
         });
         Sampler { source, task, stop }
@@ -156,7 +168,8 @@ impl Sampler {
         let _ = self.stop.send(());
         let samples = self.task.await.ok()?;
         Some(MemoryReport {
-            pid: self.source.pid,
+            pid: *self.source.pids.first()?,
+            pids: self.source.pids,
             what: self.source.what,
             start_kib: *samples.first()?,
             peak_kib: samples.iter().copied().max()?,
@@ -186,9 +199,16 @@ mod tests {
     fn finds_our_own_listener_and_memory() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let source =
-            MemorySource::for_url(&format!("ws://127.0.0.1:{port}/rtm/v1")).expect("found");
-        assert_eq!(source.pid, std::process::id());
-        assert!(rss_kib(source.pid).unwrap() > 0);
+        let pid = pid_for_url(&format!("ws://127.0.0.1:{port}/rtm/v1")).expect("found");
+        assert_eq!(pid, std::process::id());
+        let one = rss_kib(pid).unwrap();
+        assert!(one > 0);
+        // The same process behind two URLs counts once.
+        let source = MemorySource::of([pid, pid], false).unwrap();
+        assert_eq!(source.pids, [pid]);
+        assert_eq!(source.what, "server process");
+        assert_eq!(MemorySource::of([], false), None);
+        let two = MemorySource::of([pid, 1], false).unwrap();
+        assert_eq!(two.what, "2 server processes, summed");
     }
 }

@@ -1,8 +1,10 @@
 //! `rtm-tui bench`: a load generator with named workloads, HDR latency percentiles,
 //! throughput over time, server memory where it can be read, text/JSON output and an SVG plot.
 //!
-//! Workloads (in `workload.rs`) speak raw protocol through [`RawConn`](crate::qa::raw::RawConn)
-//! so that what is measured is the server, not our client library:
+//! Workloads (in `workload.rs`) speak raw protocol over lean connections of their own
+//! (`conn.rs`: hand-written WebSocket framing in `frame.rs`, members found by substring
+//! search in `scan.rs`) so that what is measured is the server, not our client library nor
+//! the generator's own parsing:
 //! - `peer`: users in pairs send peer messages; latency is send → reply, which protocol v1
 //!   gives only after the receiver's ack (a full round trip).
 //! - `fanout`: users spread over channels, one sender per channel; latency is send → arrival
@@ -12,15 +14,20 @@
 //!   the server's memory over time.
 //!
 //! Everything is bounded: users, rate and duration are capped ([`LIMITS`]) and every wait
-//! has a timeout. Memory (`memory.rs`): the bench reads VmRSS from `/proc/<pid>/status` of
-//! the process listening on the URL's port when the URL is loopback; without `--server` it
-//! starts the reference server in-process and reads its own VmRSS (which then includes the
-//! load generator; the report says which). The plot is hand-written SVG (`plot.rs`).
+//! has a timeout. Several servers (`--server` repeated) share the users round-robin
+//! (`workload::server_of`: a peer pair straddles two servers). Memory (`memory.rs`) and
+//! CPU time (`cpu.rs`): the bench reads `/proc/<pid>` of the process listening on each
+//! URL's port when the URL is loopback, and sums over the servers' processes (each once),
+//! also giving each server's CPU share; without `--server` it starts the reference server
+//! in-process and reads its own (which then includes the load generator; the report says
+//! which). The plot is hand-written SVG (`plot.rs`).
 
 mod conn;
 mod cpu;
+mod frame;
 mod memory;
 mod plot;
+mod scan;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -34,6 +41,7 @@ use serde::Serialize;
 
 pub use memory::{MemorySample, MemorySource};
 pub use plot::to_svg;
+pub use workload::server_of;
 
 /// Upper bounds on what one run may ask for.
 pub const LIMITS: Limits = Limits {
@@ -76,10 +84,33 @@ impl std::str::FromStr for Workload {
     }
 }
 
+/// A server under load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub url: String,
+    /// Its process, when it runs on this machine and `/proc` lets us read it: its CPU time
+    /// and memory are measured.
+    pub pid: Option<u32>,
+}
+
+impl Server {
+    /// The server at `url`, its process looked up when the URL is loopback.
+    pub fn at(url: &str) -> Server {
+        Server {
+            url: url.to_string(),
+            pid: memory::pid_for_url(url),
+        }
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
-    pub url: String,
+    /// The servers under load, at least one: users are spread over them ([`server_of`]).
+    pub servers: Vec<Server>,
+    /// The server runs inside this process: its CPU time and memory include the
+    /// generator's.
+    pub in_process: bool,
     pub app_id: String,
     pub workload: Workload,
     pub users: u32,
@@ -87,8 +118,6 @@ pub struct BenchConfig {
     /// Operations per second in all; 0 means as fast as replies allow.
     pub rate: u32,
     pub duration: Duration,
-    /// Whose memory to sample, if anyone's.
-    pub memory: Option<MemorySource>,
     /// Show an indicatif progress bar on stderr.
     pub progress: bool,
     /// Saturated runs: requests in flight per peer sender, or channel messages not yet
@@ -109,6 +138,9 @@ impl BenchConfig {
     /// Checks the bounds and the workload's needs.
     pub fn validate(&self) -> Result<(), BenchError> {
         let usage = |m: String| Err(BenchError::Usage(m));
+        if self.servers.is_empty() {
+            return usage("the bench needs a server".into());
+        }
         if self.users == 0 || self.users > LIMITS.users {
             return usage(format!("--users must be 1..={}", LIMITS.users));
         }
@@ -150,7 +182,8 @@ pub struct Latency {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub workload: Workload,
-    pub url: String,
+    /// The servers, in the order users were spread over them.
+    pub servers: Vec<ServerReport>,
     pub users: u32,
     pub channels: u32,
     pub rate: u32,
@@ -175,19 +208,36 @@ pub struct BenchReport {
     pub cpu: CpuReport,
 }
 
-/// CPU time (user + system) per completed operation, in microseconds: of the server
-/// (when its process is known: a loopback URL) and of this load generator.
+/// One server of a run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServerReport {
+    pub url: String,
+    /// Its process, when found on this machine.
+    pub pid: Option<u32>,
+    /// Its process's CPU time per completed operation (of the whole run), in
+    /// microseconds: its share of [`CpuReport::server_us_per_op`] (a process behind
+    /// several URLs is counted there once).
+    pub cpu_us_per_op: Option<f64>,
+}
+
+/// CPU time (user + system) per completed operation, in microseconds: of the servers
+/// (summed over their processes, each once; only when every server's process is known:
+/// loopback URLs) and of this load generator.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CpuReport {
     pub server_us_per_op: Option<f64>,
     pub generator_us_per_op: Option<f64>,
 }
 
-/// The server's resident memory over the run.
+/// The servers' resident memory over the run (summed over their processes).
 #[derive(Debug, Clone, Serialize)]
 pub struct MemoryReport {
+    /// The (first) server process.
     pub pid: u32,
-    /// "server process" or "in-process server (includes the load generator)".
+    /// Every server process summed, each once.
+    pub pids: Vec<u32>,
+    /// "server process", "2 server processes, summed", or "in-process server (includes
+    /// the load generator)".
     pub what: String,
     pub start_kib: u64,
     pub peak_kib: u64,
@@ -208,8 +258,10 @@ pub struct Recorder {
     inner: Arc<Mutex<RecorderInner>>,
     /// Completions so far, bumped by every [`Tally`] as it goes (progress, settling).
     live: Arc<AtomicU64>,
-    /// The server process whose CPU time is read, if known.
-    server_pid: Option<u32>,
+    /// The server processes whose CPU time and memory are read, each once.
+    server_pids: Vec<u32>,
+    /// Whether those are every server's: only then is a sum over them reported.
+    all_servers: bool,
     /// How long the measured phase lasts.
     duration: Duration,
 }
@@ -217,9 +269,9 @@ pub struct Recorder {
 struct RecorderInner {
     /// When the measured phase began (after connections are set up).
     started: Instant,
-    /// CPU seconds (server, generator) when the measured phase began.
-    cpu_at_start: (Option<f64>, Option<f64>),
-    /// The server's resident memory when the measured phase began, and half-way through.
+    /// CPU seconds (each server process, generator) when the measured phase began.
+    cpu_at_start: (Vec<Option<f64>>, Option<f64>),
+    /// The servers' resident memory when the measured phase began, and half-way through.
     rss_at_start: Option<u64>,
     rss_at_half: Option<u64>,
     histogram: Histogram<u64>,
@@ -252,16 +304,30 @@ impl Tally {
         self.done_in_second(latency, second);
     }
 
-    /// [`Tally::done`] for a caller that read the clock already (once per frame).
+    /// [`Tally::done`] for a caller that read the clock already.
     pub fn done_in_second(&mut self, latency: Duration, second: usize) {
+        self.latency(latency);
+        self.count(1, second);
+    }
+
+    /// Records one completion's latency; [`Tally::count`] counts it (once per frame for a
+    /// caller that has many).
+    pub fn latency(&mut self, latency: Duration) {
         self.histogram
             .saturating_record((latency.as_micros() as u64).max(1));
-        self.completed += 1;
-        self.live.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `completed` operations done in `second` of the run.
+    pub fn count(&mut self, completed: u64, second: usize) {
+        if completed == 0 {
+            return;
+        }
+        self.completed += completed;
+        self.live.fetch_add(completed, Ordering::Relaxed);
         if self.timeline.len() <= second {
             self.timeline.resize(second + 1, 0);
         }
-        self.timeline[second] += 1;
+        self.timeline[second] += completed;
     }
 
     pub fn error(&mut self, what: impl Into<String>) {
@@ -275,12 +341,13 @@ impl Tally {
 }
 
 impl Recorder {
-    /// A recorder that reads the CPU time of `server_pid` (when given) over the run.
-    pub fn new(server_pid: Option<u32>, duration: Duration) -> Self {
+    /// A recorder that reads the CPU time of `server_pids` over the run; `all_servers`
+    /// says whether they are every server's (and so may be summed).
+    pub fn new(server_pids: Vec<u32>, all_servers: bool, duration: Duration) -> Self {
         Recorder {
             inner: Arc::new(Mutex::new(RecorderInner {
                 started: Instant::now(),
-                cpu_at_start: (None, None),
+                cpu_at_start: (Vec::new(), None),
                 rss_at_start: None,
                 rss_at_half: None,
                 histogram: new_histogram(),
@@ -290,7 +357,8 @@ impl Recorder {
                 errors: BTreeMap::new(),
             })),
             live: Arc::default(),
-            server_pid,
+            server_pids,
+            all_servers,
             duration,
         }
     }
@@ -308,25 +376,36 @@ impl Recorder {
     /// Starts the measured phase now: set-up time (logins, joins) is not counted.
     pub fn restart(&self) {
         let cpu = self.cpu_now();
-        let rss = self.server_pid.and_then(memory::rss_kib);
+        let rss = self.servers_rss();
         let mut inner = self.lock();
         inner.started = Instant::now();
         inner.cpu_at_start = cpu;
         inner.rss_at_start = rss;
-        if let Some(pid) = self.server_pid {
+        if !self.server_pids.is_empty() {
             // Half-way through: what the second half adds is what the load leaves behind
             // once caches and pools have warmed up.
             let (recorder, half) = (self.clone(), self.duration / 2);
             tokio::spawn(async move {
                 tokio::time::sleep(half).await;
-                recorder.lock().rss_at_half = memory::rss_kib(pid);
+                let rss = recorder.servers_rss();
+                recorder.lock().rss_at_half = rss;
             });
         }
     }
 
-    fn cpu_now(&self) -> (Option<f64>, Option<f64>) {
+    /// The servers' memory in all, when every server's process is read.
+    fn servers_rss(&self) -> Option<u64> {
+        let all = self.all_servers && !self.server_pids.is_empty();
+        all.then(|| memory::total_rss_kib(&self.server_pids))
+            .flatten()
+    }
+
+    fn cpu_now(&self) -> (Vec<Option<f64>>, Option<f64>) {
         (
-            self.server_pid.and_then(cpu::seconds),
+            self.server_pids
+                .iter()
+                .map(|&pid| cpu::seconds(pid))
+                .collect(),
             cpu::seconds(std::process::id()),
         )
     }
@@ -426,13 +505,33 @@ impl Recorder {
             let used = end? - start?;
             Some(used * 1e6 / (inner.completed.max(1) as f64))
         };
+        // Per server process; a server whose process is unknown has none.
+        let server_cpu: Vec<Option<f64>> = (0..self.server_pids.len())
+            .map(|i| {
+                let start = inner.cpu_at_start.0.get(i).copied().flatten();
+                per_op(start, cpu_at_end.0.get(i).copied().flatten())
+            })
+            .collect();
+        let all = self.all_servers && !server_cpu.is_empty();
         let cpu = CpuReport {
-            server_us_per_op: per_op(inner.cpu_at_start.0, cpu_at_end.0),
+            server_us_per_op: all.then(|| server_cpu.iter().copied().sum()).flatten(),
             generator_us_per_op: per_op(inner.cpu_at_start.1, cpu_at_end.1),
         };
+        let servers = config
+            .servers
+            .iter()
+            .map(|server| ServerReport {
+                url: server.url.clone(),
+                pid: server.pid,
+                cpu_us_per_op: server
+                    .pid
+                    .and_then(|pid| self.server_pids.iter().position(|&p| p == pid))
+                    .and_then(|i| server_cpu[i]),
+            })
+            .collect();
         BenchReport {
             workload: config.workload,
-            url: config.url.clone(),
+            servers,
             users: config.users,
             channels: config.channels,
             rate: config.rate,
@@ -453,8 +552,19 @@ impl Recorder {
 /// Runs the configured workload to its end and returns the report.
 pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     config.validate()?;
-    let recorder = Recorder::new(config.memory.as_ref().map(|m| m.pid), config.duration);
-    let sampler = config.memory.clone().map(memory::Sampler::start);
+    let mut server_pids: Vec<u32> = Vec::new();
+    for pid in config.servers.iter().filter_map(|server| server.pid) {
+        if !server_pids.contains(&pid) {
+            server_pids.push(pid);
+        }
+    }
+    let all_servers = config.servers.iter().all(|server| server.pid.is_some());
+    let recorder = Recorder::new(server_pids.clone(), all_servers, config.duration);
+    // Memory is summed over every server's process, or not reported.
+    let sampler = all_servers
+        .then(|| MemorySource::of(server_pids, config.in_process))
+        .flatten()
+        .map(memory::Sampler::start);
     let bar = config.progress.then(|| progress_bar(config.duration));
     let ticker = bar.clone().map(|bar| {
         let recorder = recorder.clone();
@@ -506,11 +616,19 @@ impl BenchReport {
     /// A human summary.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
+        let urls: Vec<&str> = self.servers.iter().map(|s| s.url.as_str()).collect();
+        let against = match urls.as_slice() {
+            [one] => (*one).to_string(),
+            many => format!(
+                "{} servers, users spread round-robin: {}",
+                many.len(),
+                many.join(", ")
+            ),
+        };
         let _ = writeln!(
             out,
-            "workload {:?} against {}: {} users, {} channels, rate {}, {:.1}s",
+            "workload {:?} against {against}: {} users, {} channels, rate {}, {:.1}s",
             self.workload,
-            self.url,
             self.users,
             self.channels,
             if self.rate == 0 {
@@ -546,11 +664,30 @@ impl BenchReport {
             us(self.cpu.server_us_per_op),
             us(self.cpu.generator_us_per_op)
         );
+        if self.servers.len() > 1 {
+            for (i, server) in self.servers.iter().enumerate() {
+                let again = self.servers[..i]
+                    .iter()
+                    .any(|earlier| earlier.pid.is_some() && earlier.pid == server.pid);
+                let pid = match server.pid {
+                    None => "not on this machine".to_string(),
+                    Some(pid) if again => format!("pid {pid}, counted once above"),
+                    Some(pid) => format!("pid {pid}"),
+                };
+                let _ = writeln!(
+                    out,
+                    "  server {} ({pid}): CPU per op {}",
+                    server.url,
+                    us(server.cpu_us_per_op)
+                );
+            }
+        }
         if let Some(m) = &self.memory {
+            let pids: Vec<String> = m.pids.iter().map(u32::to_string).collect();
             let _ = writeln!(
                 out,
                 "memory of pid {} ({}): start {} KiB, peak {} KiB, end {} KiB ({:.1} KiB per user at the end)",
-                m.pid,
+                pids.join("+"),
                 m.what,
                 m.start_kib,
                 m.peak_kib,

@@ -11,6 +11,7 @@
 //! asked, spread over the senders, whatever the replies do.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,9 +19,8 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt as _};
 use tokio::sync::{watch, Notify};
 
-use tokio_tungstenite::tungstenite::Utf8Bytes;
-
-use super::conn::{field_str, field_u64, reply_code, BenchConn, Target};
+use super::conn::{read_many, BenchConn, Target};
+use super::scan::{self, field_u64, is_event, MESSAGE_ID};
 use super::{BenchConfig, BenchError, Recorder, Tally, Workload};
 use crate::qa::raw::RawError;
 
@@ -36,16 +36,59 @@ pub const FANOUT_WINDOW: u32 = 32;
 /// Peer messages a saturated sender may have awaiting their replies (each reply comes
 /// only after the receiver's ack), unless `--window` says otherwise.
 pub const PEER_WINDOW: u32 = 64;
+/// Fan-out receivers read by one task ([`read_many`]) into one [`Tally`]. A task per
+/// receiver cost a wake-up and a poll of its timers per frame, and a histogram per
+/// receiver (a thousand) cost more to create, fill out of cache and merge than the
+/// deliveries it recorded.
+const RECEIVERS_PER_TASK: usize = 64;
 
 pub async fn run(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
-    let target = Target::resolve(&config.url)
-        .await
-        .map_err(|e| BenchError::Connect(e.to_string()))?;
+    let mut targets = Vec::new();
+    for server in &config.servers {
+        let target = Target::resolve(&server.url)
+            .await
+            .map_err(|e| BenchError::Connect(e.to_string()))?;
+        targets.push(target);
+    }
+    let servers = Servers {
+        targets,
+        workload: config.workload,
+        users: config.users,
+    };
     match config.workload {
-        Workload::Peer => peer(config, &target, recorder).await,
-        Workload::Fanout => fanout(config, &target, recorder).await,
-        Workload::Login => login(config, &target, recorder).await,
-        Workload::Soak => soak(config, &target, recorder).await,
+        Workload::Peer => peer(config, &servers, recorder).await,
+        Workload::Fanout => fanout(config, &servers, recorder).await,
+        Workload::Login => login(config, &servers, recorder).await,
+        Workload::Soak => soak(config, &servers, recorder).await,
+    }
+}
+
+/// Which server (an index into the run's servers) user `n` connects to: round-robin by
+/// user number, except that a peer pair straddles two servers. In fan-out the channel
+/// senders are users `0..channels`, so with one channel the sender is on the first server
+/// and the members alternate over all of them; in peer, sender `i` is on server
+/// `i % servers` and its receiver (user `pairs + i`) on the next one, so that with
+/// several servers every peer message goes from one server to another.
+pub fn server_of(workload: Workload, users: u32, n: u32, servers: usize) -> usize {
+    let pairs = users / 2;
+    let slot = match workload {
+        Workload::Peer if (pairs..2 * pairs).contains(&n) => n - pairs + 1,
+        _ => n,
+    };
+    slot as usize % servers.max(1)
+}
+
+/// The servers of a run, resolved.
+struct Servers {
+    targets: Vec<Target>,
+    workload: Workload,
+    users: u32,
+}
+
+impl Servers {
+    /// The server user `n` connects to ([`server_of`]).
+    fn of(&self, n: u32) -> &Target {
+        &self.targets[server_of(self.workload, self.users, n, self.targets.len())]
     }
 }
 
@@ -78,11 +121,11 @@ async fn connect_login(target: &Target, app_id: &str, n: u32) -> Result<BenchCon
 /// Logs in users `0..count`, [`SETUP_CONCURRENCY`] at a time, in order.
 async fn login_all(
     config: &BenchConfig,
-    target: &Target,
+    servers: &Servers,
     count: u32,
 ) -> Result<Vec<BenchConn>, BenchError> {
     stream::iter(0..count)
-        .map(|n| connect_login(target, &config.app_id, n))
+        .map(|n| connect_login(servers.of(n), &config.app_id, n))
         .buffered(SETUP_CONCURRENCY)
         .map(|result| result.map_err(|e| BenchError::Connect(e.to_string())))
         .collect::<Vec<_>>()
@@ -124,15 +167,15 @@ struct Outstanding(HashMap<u32, Instant>);
 
 impl Outstanding {
     /// Records every reply in `frame` against its request.
-    fn settle_replies(&mut self, frame: &str, tally: &mut Tally) {
-        for object in frame.split('\n') {
-            let Some(id) = field_u64(object, "id") else {
+    fn settle_replies(&mut self, frame: &[u8], tally: &mut Tally) {
+        for object in scan::objects(frame) {
+            let Some(id) = field_u64(object, &scan::ID) else {
                 continue;
             };
             let Some(sent) = self.0.remove(&(id as u32)) else {
                 continue;
             };
-            match reply_code(object) {
+            match scan::reply_code(object) {
                 0 => tally.done(sent.elapsed()),
                 code => tally.error(format!("code {code}")),
             }
@@ -181,21 +224,24 @@ async fn drive(
     enum Step {
         Stop,
         Send,
-        Frame(Option<Utf8Bytes>),
+        Read { open: bool },
     }
     let mut outstanding = Outstanding::default();
     let mut n = 0;
-    let stop = tokio::time::Instant::from_std(deadline);
+    let stop = tokio::time::sleep_until(deadline.into());
+    tokio::pin!(stop);
     loop {
         let step = tokio::select! {
-            () = tokio::time::sleep_until(stop) => Step::Stop,
+            () = &mut stop => Step::Stop,
             () = pace.ready(n, outstanding.0.len()) => Step::Send,
-            frame = conn.recv() => Step::Frame(frame),
+            open = conn.read_frames(|frame| outstanding.settle_replies(frame, &mut tally)) => {
+                Step::Read { open }
+            }
         };
         match step {
             Step::Stop => break,
-            Step::Frame(Some(frame)) => outstanding.settle_replies(&frame, &mut tally),
-            Step::Frame(None) => {
+            Step::Read { open: true } => {}
+            Step::Read { open: false } => {
                 tally.error("closed");
                 return (conn, tally);
             }
@@ -220,9 +266,10 @@ async fn drive(
     }
     let drain = tokio::time::Instant::now() + DRAIN;
     while !outstanding.0.is_empty() {
-        match tokio::time::timeout_at(drain, conn.recv()).await {
-            Ok(Some(frame)) => outstanding.settle_replies(&frame, &mut tally),
-            Ok(None) => break,
+        let read = conn.read_frames(|frame| outstanding.settle_replies(frame, &mut tally));
+        match tokio::time::timeout_at(drain, read).await {
+            Ok(true) => {}
+            Ok(false) => break,
             Err(_) => {
                 tally.errors("timeout", outstanding.0.len() as u64);
                 break;
@@ -234,11 +281,11 @@ async fn drive(
 
 async fn peer(
     config: &BenchConfig,
-    target: &Target,
+    servers: &Servers,
     recorder: &Recorder,
 ) -> Result<(), BenchError> {
     let pairs = config.users / 2;
-    let mut conns = login_all(config, target, pairs * 2).await?;
+    let mut conns = login_all(config, servers, pairs * 2).await?;
     let receivers = conns.split_off(pairs as usize);
     recorder.restart();
     let deadline = Instant::now() + config.duration;
@@ -275,17 +322,31 @@ async fn peer(
     Ok(())
 }
 
-/// A receiver's loop: acknowledges every peer message (one frame of acks per frame read).
+/// A receiver's loop: acknowledges every peer message (one frame of acks per read).
 async fn ack_peer_messages(mut conn: BenchConn, until: Instant) {
-    let stop = tokio::time::Instant::from_std(until);
-    while let Ok(Some(frame)) = tokio::time::timeout_at(stop, conn.recv()).await {
-        let acks: Vec<String> = frame
-            .split('\n')
-            .filter(|o| field_str(o, "event") == Some("message_from_peer"))
-            .filter_map(|o| field_u64(o, "message_id"))
-            .map(|id| format!(r#"{{"op":"ack","message_id":{id}}}"#))
-            .collect();
-        if !acks.is_empty() && conn.send(acks.join("\n")).await.is_err() {
+    let stop = tokio::time::sleep_until(until.into());
+    tokio::pin!(stop);
+    let mut acks = String::new();
+    loop {
+        acks.clear();
+        let read = conn.read_frames(|frame| {
+            for object in scan::objects(frame) {
+                if !is_event(object, "message_from_peer") {
+                    continue;
+                }
+                if let Some(id) = field_u64(object, &MESSAGE_ID) {
+                    if !acks.is_empty() {
+                        acks.push('\n');
+                    }
+                    let _ = write!(acks, r#"{{"op":"ack","message_id":{id}}}"#);
+                }
+            }
+        });
+        let open = tokio::select! {
+            open = read => open,
+            () = &mut stop => return,
+        };
+        if !acks.is_empty() && conn.send(&acks).await.is_err() || !open {
             return;
         }
     }
@@ -340,11 +401,11 @@ impl Flow {
 
 async fn fanout(
     config: &BenchConfig,
-    target: &Target,
+    servers: &Servers,
     recorder: &Recorder,
 ) -> Result<(), BenchError> {
     let channels = config.channels;
-    let mut conns = login_all(config, target, config.users).await?;
+    let mut conns = login_all(config, servers, config.users).await?;
     let channel_of = |n: u32| quoted(&format!("bench-{}-ch{}", std::process::id(), n % channels));
     let joins = conns.iter_mut().enumerate().map(|(n, conn)| {
         let op = format!(r#"{{"op":"join","channel":{}}}"#, channel_of(n as u32));
@@ -377,20 +438,24 @@ async fn fanout(
     let deadline = Instant::now() + config.duration;
     let until = deadline + DRAIN;
     let (stop, stopped) = watch::channel(false);
-    let sinks: Vec<_> = receivers
-        .into_iter()
-        .enumerate()
-        .map(|(i, conn)| {
-            let flow = Arc::clone(&flows[(i + channels as usize) % channels as usize]);
-            tokio::spawn(receive_channel_messages(
-                conn,
-                recorder.tally(),
-                flow,
-                (started, until),
-                stopped.clone(),
-            ))
-        })
-        .collect();
+    let mut sinks = Vec::new();
+    let (mut first, mut rest) = (0, receivers);
+    while !rest.is_empty() {
+        let others = rest.split_off(rest.len().min(RECEIVERS_PER_TASK));
+        // Receiver i is user channels + i, a member of channel i % channels.
+        let group_flows = (first..first + rest.len())
+            .map(|i| Arc::clone(&flows[i % channels as usize]))
+            .collect();
+        first += rest.len();
+        sinks.push(tokio::spawn(receive_channel_messages(
+            rest,
+            group_flows,
+            recorder.tally(),
+            (started, until),
+            stopped.clone(),
+        )));
+        rest = others;
+    }
     let per_sender = f64::from(config.rate) / f64::from(channels);
     let senders: Vec<_> = conns
         .into_iter()
@@ -437,62 +502,79 @@ async fn fanout(
     Ok(())
 }
 
-/// A channel member's loop: each `message_from_channel` carries "seq micros" (its send
-/// time since `started`), so latency needs no clock shared with the sender.
+/// The loop of a group of channel members, one [`Flow`] each: each `message_from_channel`
+/// carries "seq micros" (its send time since `started`), so latency needs no clock shared
+/// with the sender. Every delivery is counted and its latency recorded (no sampling); the
+/// clock is read once per frame.
 async fn receive_channel_messages(
-    mut conn: BenchConn,
+    mut conns: Vec<BenchConn>,
+    flows: Vec<Arc<Flow>>,
     mut tally: Tally,
-    flow: Arc<Flow>,
     (started, until): (Instant, Instant),
     mut stopped: watch::Receiver<bool>,
 ) -> Tally {
-    let stop = tokio::time::Instant::from_std(until);
-    loop {
-        let frame = tokio::select! {
-            frame = tokio::time::timeout_at(stop, conn.recv()) => match frame {
-                Ok(Some(frame)) => frame,
-                _ => break,
-            },
-            _ = stopped.wait_for(|stopped| *stopped) => break,
-        };
+    let read = read_many(&mut conns, |member, frame| {
         let elapsed = started.elapsed();
         let (now, second) = (elapsed.as_micros() as u64, elapsed.as_secs() as usize);
-        for object in frame.split('\n') {
-            if field_str(object, "event") != Some("message_from_channel") {
-                continue;
-            }
-            let Some((seq, micros)) = field_str(object, "text").and_then(|t| t.split_once(' '))
+        let mut delivered = 0;
+        for object in scan::objects(frame) {
+            let Some((seq, micros)) = scan::channel_message_text(object).and_then(seq_and_micros)
             else {
                 continue;
             };
-            let (Ok(seq), Ok(micros)) = (seq.parse::<u64>(), micros.parse::<u64>()) else {
-                continue;
-            };
-            tally.done_in_second(Duration::from_micros(now.saturating_sub(micros)), second);
-            flow.arrived(seq);
+            tally.latency(Duration::from_micros(now.saturating_sub(micros)));
+            flows[member].arrived(seq);
+            delivered += 1;
         }
+        tally.count(delivered, second);
+    });
+    tokio::select! {
+        () = read => {}
+        () = tokio::time::sleep_until(until.into()) => {}
+        _ = stopped.wait_for(|stopped| *stopped) => {}
     }
     tally
 }
 
+/// The "seq micros" text of a bench channel message, read in one pass (it is read for
+/// every delivery).
+fn seq_and_micros(text: &[u8]) -> Option<(u64, u64)> {
+    let mut numbers = [0u64; 2];
+    let (mut which, mut digits) = (0, 0);
+    for &byte in text {
+        match byte {
+            b'0'..=b'9' if digits < 19 => {
+                numbers[which] = numbers[which] * 10 + u64::from(byte - b'0');
+                digits += 1;
+            }
+            b' ' if which == 0 && digits > 0 => (which, digits) = (1, 0),
+            _ => return None,
+        }
+    }
+    (which == 1 && digits > 0).then_some((numbers[0], numbers[1]))
+}
+
 async fn login(
     config: &BenchConfig,
-    target: &Target,
+    servers: &Servers,
     recorder: &Recorder,
 ) -> Result<(), BenchError> {
-    // One probe login tells a usage problem (bad URL, refused app) from load failures.
-    connect_login(target, &config.app_id, 0)
-        .await
-        .map_err(|e| BenchError::Connect(e.to_string()))?
-        .close()
-        .await;
+    // One probe login per server tells a usage problem (bad URL, refused app) from load
+    // failures.
+    for target in &servers.targets {
+        connect_login(target, &config.app_id, 0)
+            .await
+            .map_err(|e| BenchError::Connect(e.to_string()))?
+            .close()
+            .await;
+    }
     recorder.restart();
     let deadline = Instant::now() + config.duration;
     let per_worker = f64::from(config.rate) / f64::from(config.users);
     let workers: Vec<_> = (0..config.users)
         .map(|n| {
             let mut tally = recorder.tally();
-            let (target, app_id) = (target.clone(), config.app_id.clone());
+            let (target, app_id) = (servers.of(n).clone(), config.app_id.clone());
             tokio::spawn(async move {
                 // One login at a time (saturated), or on a ticker.
                 let mut pace = Pace::new(per_worker, 0.0, Pace::InFlight(1));
@@ -532,10 +614,10 @@ async fn login(
 
 async fn soak(
     config: &BenchConfig,
-    target: &Target,
+    servers: &Servers,
     recorder: &Recorder,
 ) -> Result<(), BenchError> {
-    let conns = login_all(config, target, config.users).await?;
+    let conns = login_all(config, servers, config.users).await?;
     recorder.restart();
     let deadline = Instant::now() + config.duration;
     // One ping per connection per second unless --rate says otherwise.
@@ -561,4 +643,79 @@ async fn soak(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many of `users` each of `servers` gets.
+    fn loads(workload: Workload, users: u32, servers: usize) -> Vec<u32> {
+        let mut loads = vec![0; servers];
+        for n in 0..users {
+            loads[server_of(workload, users, n, servers)] += 1;
+        }
+        loads
+    }
+
+    #[test]
+    fn reads_channel_message_texts() {
+        assert_eq!(seq_and_micros(b"12 345"), Some((12, 345)));
+        assert_eq!(seq_and_micros(b"0 0"), Some((0, 0)));
+        for bad in [
+            &b""[..],
+            b"12",
+            b"12 ",
+            b" 12",
+            b"1 2 3",
+            b"1x 2",
+            b"99999999999999999999 1",
+        ] {
+            assert_eq!(
+                seq_and_micros(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn spreads_users_over_servers() {
+        // One server: everyone on it.
+        for workload in [
+            Workload::Peer,
+            Workload::Fanout,
+            Workload::Login,
+            Workload::Soak,
+        ] {
+            assert!((0..10).all(|n| server_of(workload, 10, n, 1) == 0));
+        }
+        // Fan-out: the sender (user 0) on the first server, the members alternating.
+        let fanout: Vec<usize> = (0..6)
+            .map(|n| server_of(Workload::Fanout, 1000, n, 2))
+            .collect();
+        assert_eq!(fanout, [0, 1, 0, 1, 0, 1]);
+        assert_eq!(loads(Workload::Fanout, 1000, 2), [500, 500]);
+        assert_eq!(loads(Workload::Soak, 999, 3), [333, 333, 333]);
+        // Peer: every pair straddles two servers, whatever the number of pairs, and the
+        // servers share the users evenly.
+        for (users, servers) in [(20, 2), (22, 2), (2, 2), (30, 3), (7, 2)] {
+            let pairs = users / 2;
+            for i in 0..pairs {
+                let sender = server_of(Workload::Peer, users, i, servers);
+                let receiver = server_of(Workload::Peer, users, pairs + i, servers);
+                assert_ne!(
+                    sender, receiver,
+                    "pair {i} of {users} users on {servers} servers"
+                );
+            }
+            let loads = loads(Workload::Peer, pairs * 2, servers);
+            let (least, most) = (loads.iter().min().unwrap(), loads.iter().max().unwrap());
+            assert!(
+                most - least <= 1,
+                "{users} users on {servers} servers: {loads:?}"
+            );
+        }
+    }
 }
