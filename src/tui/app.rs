@@ -1,17 +1,17 @@
 //! The app's state and `App::update`, the only place it changes. `update` takes one
 //! [`Action`] and returns the [`Effect`]s the event loop must perform; rendering reads the
-//! state and never writes it. Command handling is in `app/commands.rs`, server events in
-//! `app/events.rs`; helpers shared by both stay here.
+//! state and never writes it. What slash commands do is in `app/slash_handlers.rs`, server
+//! events in `app/server_events.rs`; helpers shared by both stay here.
 
-mod commands;
-mod events;
+mod server_events;
+mod slash_handlers;
 
 use crate::protocol::{ChangeReason, ConnectionState, Message};
 
 use super::action::{Action, Effect, Failure, KeyAction, Outcome, Target};
 use super::config::{Config, Theme};
-use super::input::LineEditor;
 use super::keymap::Keymap;
+use super::line_editor::LineEditor;
 use super::login::{LoginForm, LoginStatus};
 use super::tab::{Body, ChatMessage, Entry, EntryKind, HistoryState, Mark, Tab};
 
@@ -1065,7 +1065,7 @@ impl App {
             .iter()
             .filter_map(|t| t.channel().map(str::to_string))
             .collect();
-        let choices = super::command::complete(self.input.text(), &users, &channels);
+        let choices = super::slash_command::complete(self.input.text(), &users, &channels);
         if let Some(first) = choices.first() {
             self.input.set(first.clone());
             if choices.len() > 1 {
@@ -1080,7 +1080,7 @@ impl App {
         }
         self.tabs[self.active].input_history.push(line);
         if line.starts_with('/') && !line.starts_with("//") {
-            match super::command::parse(line) {
+            match super::slash_command::parse(line) {
                 Ok(command) => self.run_command(command),
                 Err(usage) => {
                     let now = self.now_ms;

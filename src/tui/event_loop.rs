@@ -20,8 +20,8 @@ use crate::protocol::ConnectionState;
 use super::action::{Action, Effect, Failure, KeyAction, Outcome};
 use super::app::App;
 use super::keymap::Keymap;
-use super::network::{failure, Session};
 use super::render;
+use super::session::{failure, Session};
 use super::terminal::TerminalGuard;
 
 /// Longest stretch of event handling between two draws, so a burst never freezes the screen.
@@ -254,11 +254,12 @@ async fn perform(
         }
         Effect::Quit => app.quit = true,
         Effect::LoadTabs { app_id, user } => {
-            let tabs = super::saved::load(&super::saved::default_path(), &app_id, &user);
+            let tabs = super::saved_tabs::load(&super::saved_tabs::default_path(), &app_id, &user);
             let _ = tx.send(Action::Done(Outcome::SavedTabs(tabs)));
         }
         Effect::SaveTabs { app_id, user, tabs } => {
-            if let Err(e) = super::saved::save(&super::saved::default_path(), &app_id, &user, &tabs)
+            if let Err(e) =
+                super::saved_tabs::save(&super::saved_tabs::default_path(), &app_id, &user, &tabs)
             {
                 tracing::warn!("cannot save the open tabs: {e}");
             }

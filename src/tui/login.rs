@@ -4,7 +4,7 @@
 use crate::protocol::codes::login;
 use crate::protocol::limits::{validate_app_id, validate_user_id};
 
-use super::input::LineEditor;
+use super::line_editor::LineEditor;
 
 /// Field labels, in form order.
 pub const FIELDS: [&str; 4] = ["App id", "User id", "Token", "Server"];

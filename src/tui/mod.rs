@@ -1,23 +1,23 @@
 //! The terminal chat client: state ([`app`], [`tab`], [`login`]), keys ([`keymap`],
-//! [`input`], [`command`]), drawing ([`render`]), and the shell around them
-//! ([`event_loop`], [`network`], [`terminal`], [`config`], [`saved`]: the tabs of the last run). Talks only to `client/` and
+//! [`line_editor`], [`slash_command`]), drawing ([`render`]), and the shell around them
+//! ([`event_loop`], [`session`], [`terminal`], [`config`], [`saved_tabs`]). Talks only to `client/` and
 //! `protocol/`; the one exception is starting the reference server in-process, kept in
 //! `embedded.rs` and `demo.rs`. [`run`] is what `rtm-tui` (no subcommand) calls.
 
 pub mod action;
 pub mod app;
 pub mod clock;
-pub mod command;
 pub mod config;
 pub mod demo;
 pub mod embedded;
 pub mod event_loop;
-pub mod input;
 pub mod keymap;
+pub mod line_editor;
 pub mod login;
-pub mod network;
 pub mod render;
-pub mod saved;
+pub mod saved_tabs;
+pub mod session;
+pub mod slash_command;
 pub mod tab;
 pub mod terminal;
 

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use crate::protocol::{ChannelAttribute, HistoryMessage, Message, PeerStatus};
 
 use super::action::Target;
-use super::input::InputHistory;
+use super::line_editor::InputHistory;
 
 /// What became of a message you sent, from the server's result code.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use crate::protocol::ConnectionState;
 
 use super::super::action::KeyAction;
 use super::super::app::{App, Overlay};
-use super::super::command::COMMANDS;
 use super::super::login::{LoginStatus, FIELDS, TOKEN};
+use super::super::slash_command::COMMANDS;
 
 /// A centred rectangle of at most `width` x `height` inside `area`.
 fn centred(area: Rect, width: u16, height: u16) -> Rect {

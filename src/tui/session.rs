@@ -1,4 +1,5 @@
-//! Performs the network [`Effect`]s with the client library: one spawned task per request,
+//! The client session the event loop talks through (a [`Client`] and the channel handles
+//! it created), and the network [`Effect`]s performed with it: one spawned task per request,
 //! each answering with an [`Outcome`] on the loop's channel, so the loop never waits on
 //! the network. Sends are queued with the client before their task is spawned, so they
 //! leave in the order typed (the client library queues a send when it is called). Also

@@ -1,20 +1,20 @@
-//! Slash commands turned into state changes and effects (`/join`, `/msg`, ...).
-//! Parsing and completion live in `tui/command.rs`; this is what each command does.
+//! What each slash command does (`/join`, `/msg`, ...), as state changes and effects.
+//! What a command is (the table, parsing, completion) is `tui/slash_command.rs`.
 
 use crate::protocol::limits::{validate_channel_id, validate_user_id};
 use crate::protocol::Message;
 
 use super::super::action::{AttrRequest, Effect, InviteRequest, QueryRequest, Target};
-use super::super::command::{Command, COMMANDS};
 use super::super::login::LoginStatus;
+use super::super::slash_command::{SlashCommand, COMMANDS};
 use super::super::tab::{Body, EntryKind};
 use super::{App, Overlay, Screen};
 
 impl App {
-    pub(super) fn run_command(&mut self, command: Command) {
+    pub(super) fn run_command(&mut self, command: SlashCommand) {
         let now = self.now_ms;
         match command {
-            Command::Join(channel) => {
+            SlashCommand::Join(channel) => {
                 if let Err(e) = validate_channel_id(&channel) {
                     self.active_tab_mut().error(now, format!("/join: {e}"));
                     return;
@@ -28,7 +28,7 @@ impl App {
                     self.effect(Effect::Join(channel));
                 }
             }
-            Command::Leave(channel) => {
+            SlashCommand::Leave(channel) => {
                 let Some(channel) =
                     channel.or_else(|| self.active_tab().channel().map(str::to_string))
                 else {
@@ -38,13 +38,15 @@ impl App {
                 };
                 self.effect(Effect::Leave(channel));
             }
-            Command::Msg(peer, _) | Command::Call(peer, _) | Command::Query(peer)
+            SlashCommand::Msg(peer, _)
+            | SlashCommand::Call(peer, _)
+            | SlashCommand::Query(peer)
                 if validate_user_id(&peer).is_err() =>
             {
                 let e = validate_user_id(&peer).unwrap_err();
                 self.active_tab_mut().error(now, format!("{e}"));
             }
-            Command::Msg(peer, text) => {
+            SlashCommand::Msg(peer, text) => {
                 let target = Target::Peer(peer);
                 let i = self.ensure_tab(&target);
                 self.activate(i);
@@ -52,7 +54,7 @@ impl App {
                     self.send_to(&target, Message::text(text));
                 }
             }
-            Command::ChannelMsg(channel, text) => {
+            SlashCommand::ChannelMsg(channel, text) => {
                 if let Err(e) = validate_channel_id(&channel) {
                     self.active_tab_mut().error(now, format!("/msg: {e}"));
                     return;
@@ -70,9 +72,9 @@ impl App {
                     self.send_to(&target, Message::text(text));
                 }
             }
-            Command::Query(peer) => self.run_command(Command::Msg(peer, None)),
-            Command::Close => self.close_tab(),
-            Command::Members(filter) => {
+            SlashCommand::Query(peer) => self.run_command(SlashCommand::Msg(peer, None)),
+            SlashCommand::Close => self.close_tab(),
+            SlashCommand::Members(filter) => {
                 let Some(channel) = self.active_tab().channel().map(str::to_string) else {
                     self.active_tab_mut()
                         .error(now, "/members: this is not a channel tab");
@@ -84,7 +86,7 @@ impl App {
                 tab.member_scroll = 0;
                 self.effect(Effect::Members(channel));
             }
-            Command::Who(mut peers) => {
+            SlashCommand::Who(mut peers) => {
                 if peers.is_empty() {
                     let Some(peer) = self.active_tab().peer().map(str::to_string) else {
                         self.active_tab_mut().error(now, "usage: /who <peer>...");
@@ -94,8 +96,8 @@ impl App {
                 }
                 self.effect(Effect::QueryPresence(peers));
             }
-            Command::Subscribed => self.effect(Effect::Query(QueryRequest::Subscribed)),
-            Command::Count(mut channels) => {
+            SlashCommand::Subscribed => self.effect(Effect::Query(QueryRequest::Subscribed)),
+            SlashCommand::Count(mut channels) => {
                 if channels.is_empty() {
                     let Some(channel) = self.active_tab().channel().map(str::to_string) else {
                         self.active_tab_mut()
@@ -106,17 +108,17 @@ impl App {
                 }
                 self.effect(Effect::Query(QueryRequest::MemberCount(channels)));
             }
-            Command::Ping => self.effect(Effect::Query(QueryRequest::Ping)),
-            Command::Me(text) => self.send_text(&format!("/me {text}")),
-            Command::Retry => self.retry(),
-            Command::Clear => {
+            SlashCommand::Ping => self.effect(Effect::Query(QueryRequest::Ping)),
+            SlashCommand::Me(text) => self.send_text(&format!("/me {text}")),
+            SlashCommand::Retry => self.retry(),
+            SlashCommand::Clear => {
                 let tab = self.active_tab_mut();
                 tab.entries.clear();
                 tab.scroll = 0;
             }
-            Command::Attr(args) => self.attr_command(&args),
-            Command::Cattr(args) => self.cattr_command(&args),
-            Command::Call(peer, content) => {
+            SlashCommand::Attr(args) => self.attr_command(&args),
+            SlashCommand::Cattr(args) => self.cattr_command(&args),
+            SlashCommand::Call(peer, content) => {
                 let id = format!("{}-{}-{}", self.me(), now, self.next_local_id);
                 self.next_local_id += 1;
                 let i = self.ensure_tab(&Target::Peer(peer.clone()));
@@ -125,7 +127,7 @@ impl App {
                 self.outgoing_calls.insert(peer.clone(), id.clone());
                 self.effect(Effect::Invite(InviteRequest::Send { id, peer, content }));
             }
-            Command::Hangup => {
+            SlashCommand::Hangup => {
                 let peer = self.active_tab().peer().map(str::to_string);
                 let call = peer.and_then(|p| self.outgoing_calls.remove(&p).map(|id| (p, id)));
                 match call {
@@ -137,15 +139,15 @@ impl App {
                         .error(now, "/hangup: no call from this tab is waiting"),
                 }
             }
-            Command::Accept(response) => self.answer_invitation(true, response),
-            Command::Refuse(response) => self.answer_invitation(false, response),
-            Command::Raw(path) => match self.active_tab().target.clone() {
+            SlashCommand::Accept(response) => self.answer_invitation(true, response),
+            SlashCommand::Refuse(response) => self.answer_invitation(false, response),
+            SlashCommand::Raw(path) => match self.active_tab().target.clone() {
                 Some(target) => self.effect(Effect::ReadRawFile { path, target }),
                 None => self
                     .active_tab_mut()
                     .error(now, "/raw: open a peer or channel tab first"),
             },
-            Command::Save(path) => {
+            SlashCommand::Save(path) => {
                 let data = self
                     .active_tab()
                     .entries
@@ -165,12 +167,12 @@ impl App {
                         .error(now, "/save: no raw message in this tab"),
                 }
             }
-            Command::Status => {
+            SlashCommand::Status => {
                 for line in self.status_lines() {
                     self.active_tab_mut().info(now, line);
                 }
             }
-            Command::Reconnect => {
+            SlashCommand::Reconnect => {
                 if self.conn.state == crate::protocol::ConnectionState::Reconnecting {
                     self.active_tab_mut().info(now, "reconnecting now…");
                     self.effect(Effect::Reconnect);
@@ -182,13 +184,13 @@ impl App {
                     );
                 }
             }
-            Command::Login => {
+            SlashCommand::Login => {
                 self.screen = Screen::Login;
                 self.login.status = LoginStatus::Editing;
             }
-            Command::Logout => self.effect(Effect::Logout),
-            Command::Quit => self.quit(),
-            Command::Help(topic) => match topic {
+            SlashCommand::Logout => self.effect(Effect::Logout),
+            SlashCommand::Quit => self.quit(),
+            SlashCommand::Help(topic) => match topic {
                 Some(name) => {
                     let line = COMMANDS.iter().find(|(n, _, _)| *n == name).map_or_else(
                         || format!("no command /{name}"),

@@ -1,6 +1,7 @@
-//! The line editor under the message view: readline keys, multi-line text, and the
-//! per-tab input history. Pure text manipulation; the keys that call these live in
-//! `keymap.rs`, and `App::update` decides which editor (input, login field, switcher) a key edits.
+//! Text editing with readline keys: [`LineEditor`] (multi-line text and a cursor, used by
+//! the input line, the login fields and the switcher's query) and [`InputHistory`] (the
+//! lines sent from one tab). Pure text manipulation; the keys that call these live in
+//! `keymap.rs`, and `App::update` decides which editor a key edits.
 
 use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthStr;
