@@ -269,7 +269,7 @@ async fn perform(
             app.dirty = true;
         }
         Effect::Editor(text) => {
-            let edited = edit_externally(&text, guard);
+            let edited = super::editor::edit(&text, guard);
             terminal.clear()?;
             app.dirty = true;
             match edited {
@@ -349,31 +349,4 @@ async fn perform(
         },
     }
     Ok(())
-}
-
-/// The `$EDITOR` escape: hands the terminal to the editor on a temp file, reads it back.
-fn edit_externally(text: &str, guard: &mut TerminalGuard) -> anyhow::Result<String> {
-    let dir = tempfile_dir();
-    let path = dir.join(format!("rtm-tui-{}.txt", std::process::id()));
-    std::fs::write(&path, text)?;
-    let editor = std::env::var("VISUAL")
-        .or_else(|_| std::env::var("EDITOR"))
-        .unwrap_or_else(|_| "vi".into());
-    guard.suspend();
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{editor} \"$1\""))
-        .arg("sh")
-        .arg(&path)
-        .status();
-    guard.resume()?;
-    let status = status.with_context(|| format!("cannot run {editor}"))?;
-    let edited = std::fs::read_to_string(&path)?;
-    let _ = std::fs::remove_file(&path);
-    anyhow::ensure!(status.success(), "{editor} exited with {status}");
-    Ok(edited)
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    std::env::temp_dir()
 }

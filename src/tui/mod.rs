@@ -1,6 +1,6 @@
 //! The terminal chat client: state ([`app`], [`tab`], [`login`]), keys ([`keymap`],
 //! [`line_editor`], [`slash_command`]), drawing ([`render`]), and the shell around them
-//! ([`event_loop`], [`session`], [`terminal`], [`config`], [`saved_tabs`]). Talks only to `client/` and
+//! ([`event_loop`], [`session`], [`editor`], [`terminal`], [`config`], [`saved_tabs`]). Talks only to `client/` and
 //! `protocol/`; the one exception is starting the reference server in-process, kept in
 //! `embedded.rs` and `demo.rs`. [`run`] is what `rtm-tui` (no subcommand) calls.
 
@@ -9,6 +9,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod editor;
 pub mod embedded;
 pub mod event_loop;
 pub mod keymap;
