@@ -14,11 +14,19 @@ use rtm::tui::config::{Config, Theme};
 use rtm::tui::keymap::Keymap;
 use rtm::tui::render;
 
-/// 2026-11-25 10:00:00 UTC: every test runs at this instant.
+/// 2026-11-25 10:00:00 UTC: every test runs at this instant, in UTC.
 const NOW: u64 = 1_795_600_800_000;
 
+/// The default config, with timestamps in UTC whatever zone the tests run in.
+fn config() -> Config {
+    Config {
+        time_zone: "UTC".into(),
+        ..Config::default()
+    }
+}
+
 fn app(app_id: &str, user: &str) -> App {
-    let config = Config::default();
+    let config = config();
     let theme = Theme::new(&config.colors, false);
     let defaults = LoginDefaults {
         app_id: app_id.into(),
@@ -333,7 +341,7 @@ fn reconnecting_shows_a_countdown_and_aborted_says_why() {
 /// line names the one in use, and a failover to another says so.
 #[test]
 fn several_servers_show_the_one_in_use() {
-    let config = Config::default();
+    let config = config();
     let theme = Theme::new(&config.colors, false);
     let defaults = LoginDefaults {
         app_id: "demo".into(),

@@ -6,6 +6,8 @@
 mod server_events;
 mod slash_handlers;
 
+use jiff::tz::TimeZone;
+
 use crate::protocol::{ChangeReason, ConnectionState, Message};
 
 use super::action::{Action, Effect, Failure, KeyAction, Outcome, Target};
@@ -70,7 +72,8 @@ pub struct App {
     pub config: Config,
     pub theme: Theme,
     pub keymap: Keymap,
-    pub utc_offset_min: i64,
+    /// The zone timestamps are shown in (the config's `time_zone`).
+    pub time_zone: TimeZone,
     /// Now, in UTC ms: set by the event loop (or a test) before each update.
     pub now_ms: u64,
     pub size: (u16, u16),
@@ -117,7 +120,7 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config, theme: Theme, keymap: Keymap, defaults: &LoginDefaults) -> App {
-        let utc_offset_min = config.utc_offset_minutes().unwrap_or(0);
+        let time_zone = config.time_zone().unwrap_or(TimeZone::UTC);
         let show_members = config.members_pane;
         let mut home = Tab::new(None);
         home.history = HistoryState::Complete;
@@ -125,7 +128,7 @@ impl App {
             config,
             theme,
             keymap,
-            utc_offset_min,
+            time_zone,
             now_ms: 0,
             size: (80, 24),
             screen: Screen::Login,

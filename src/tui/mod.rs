@@ -6,7 +6,6 @@
 
 pub mod action;
 pub mod app;
-pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod editor;
@@ -14,6 +13,7 @@ pub mod embedded;
 pub mod event_loop;
 pub mod keymap;
 pub mod line_editor;
+pub mod local_time;
 pub mod login;
 pub mod render;
 pub mod saved_tabs;

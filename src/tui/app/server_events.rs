@@ -4,6 +4,7 @@
 use crate::protocol::Event;
 
 use super::super::action::{Effect, Target};
+use super::super::local_time;
 use super::super::tab::{mentions, Body, ChatMessage, Entry, EntryKind};
 use super::{presence_word, App, Invitation, Overlay, INVITATION_TTL_MS};
 
@@ -139,8 +140,7 @@ impl App {
                 self.outgoing_calls.retain(|_, id| *id != invitation_id);
             }
             Event::TokenPrivilegeWillExpire { expires_at } => {
-                let at =
-                    super::super::clock::format(expires_at * 1000, self.utc_offset_min, "%H:%M:%S");
+                let at = local_time::format(expires_at * 1000, &self.time_zone, "%H:%M:%S");
                 self.home().error(
                     now,
                     format!("your token expires at {at}; renewing with --token-cmd if given"),
