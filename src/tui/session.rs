@@ -1,9 +1,10 @@
 //! The client session the event loop talks through (a [`Client`] and the channel handles
-//! it created), and the network [`Effect`]s performed with it: one spawned task per request,
-//! each answering with an [`Outcome`] on the loop's channel, so the loop never waits on
-//! the network. Sends are queued with the client before their task is spawned, so they
-//! leave in the order typed (the client library queues a send when it is called). Also
-//! turns [`ClientError`]s into the [`Failure`]s the app shows.
+//! it created), and how each network [`Request`] is made with it: one spawned task per
+//! request, each answering with [`Action::Done`] and the request's id on the loop's
+//! channel, so the loop never waits on the network. Sends are queued with the client
+//! before their task is spawned, so they leave in the order typed (the client library
+//! queues a send when it is called). Also turns [`ClientError`]s into the [`Failure`]s
+//! the app shows.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,13 +12,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::client::{Channel, Client, ClientError, HistoryTarget, SendOptions};
 
-use super::action::{
-    Action, AttrRequest, Effect, Failure, InviteRequest, Outcome, QueryRequest, Target,
-};
-use super::tab::HISTORY_PAGE;
-
-/// Largest file `/raw` sends: the message limit minus room for the description.
-const MAX_RAW_FILE: usize = crate::protocol::limits::MAX_MESSAGE_BYTES - 256;
+use super::action::Action;
+use super::request::{AttrChange, Failure, InviteRequest, QueryRequest, Reply, Request, RequestId};
+use super::tab::{Target, HISTORY_PAGE};
 
 /// A client error as the app shows it: Agora's words for the code, and the code.
 pub fn failure(error: &ClientError) -> Failure {
@@ -26,6 +23,26 @@ pub fn failure(error: &ClientError) -> Failure {
         ClientError::Timeout { .. } => Failure::new(error.code(), "timed out"),
         other => Failure::new(other.code(), other.to_string()),
     }
+}
+
+/// Answers request `id` on the loop's channel.
+pub fn answer(tx: &UnboundedSender<Action>, id: RequestId, result: Result<Reply, Failure>) {
+    // The loop has quit when nobody listens; the answer has nowhere to go.
+    let _ = tx.send(Action::Done(id, result));
+}
+
+/// Awaits `request` in a task and answers `id` with what `reply` makes of its result.
+fn spawn_answer<T, Fut>(
+    tx: &UnboundedSender<Action>,
+    id: RequestId,
+    request: Fut,
+    reply: impl FnOnce(T) -> Reply + Send + 'static,
+) where
+    Fut: std::future::Future<Output = Result<T, Failure>> + Send + 'static,
+    T: Send + 'static,
+{
+    let tx = tx.clone();
+    tokio::spawn(async move { answer(&tx, id, request.await.map(reply)) });
 }
 
 /// A logged-in (or logging-in) client and the channel handles it created.
@@ -59,264 +76,198 @@ impl Session {
     }
 
     /// Makes the request of `call` on the channel's handle now (so it is queued in order),
-    /// and awaits it in a task; `outcome` words the answer.
+    /// and answers `id` from a task.
     fn channel_call<T, Fut>(
         &mut self,
-        channel: String,
+        channel: &str,
         tx: &UnboundedSender<Action>,
-        call: impl FnOnce(Channel) -> Fut + Send + 'static,
-        outcome: impl FnOnce(String, Result<T, Failure>) -> Outcome + Send + 'static,
+        id: RequestId,
+        call: impl FnOnce(Channel) -> Fut,
+        reply: impl FnOnce(T) -> Reply + Send + 'static,
     ) where
         Fut: std::future::Future<Output = Result<T, ClientError>> + Send + 'static,
         T: Send + 'static,
     {
-        let tx = tx.clone();
-        match self.channel(&channel) {
+        match self.channel(channel) {
             Ok(handle) => {
                 let request = call(handle);
-                tokio::spawn(async move {
-                    let result = request.await.map_err(|e| failure(&e));
-                    let _ = tx.send(Action::Done(outcome(channel, result)));
-                });
+                spawn_answer(
+                    tx,
+                    id,
+                    async move { request.await.map_err(|e| failure(&e)) },
+                    reply,
+                );
             }
-            Err(f) => {
-                let _ = tx.send(Action::Done(outcome(channel, Err(f))));
+            Err(f) => answer(tx, id, Err(f)),
+        }
+    }
+
+    /// Starts a network request; its answer arrives on `tx`. (Login is the loop's, which
+    /// sets the session up first; then it comes here too.)
+    pub fn perform(&mut self, id: RequestId, request: Request, tx: &UnboundedSender<Action>) {
+        let client = self.client.clone();
+        let f = |e: ClientError| failure(&e);
+        match request {
+            Request::Login { user, token, .. } => spawn_answer(
+                tx,
+                id,
+                async move { client.login(token.as_deref(), &user).await.map_err(f) },
+                Reply::LoggedIn,
+            ),
+            Request::RenewToken => {
+                let Some(command) = self.token_cmd.clone() else {
+                    return answer(
+                        tx,
+                        id,
+                        Err(Failure::new(None, "no --token-cmd to renew the token with")),
+                    );
+                };
+                spawn_answer(
+                    tx,
+                    id,
+                    async move { renew(&client, &command).await },
+                    Reply::Text,
+                );
+            }
+            Request::Logout => spawn_answer(
+                tx,
+                id,
+                async move {
+                    // Out either way: a logout that fails leaves no session to speak of.
+                    let _ = client.logout().await;
+                    Ok(())
+                },
+                |()| Reply::Done,
+            ),
+            Request::SendPeer { peer, message } => {
+                // Offline delivery on: a peer who is away gets it at next login (mark "cached").
+                let options = SendOptions { offline: true };
+                let request = client.send_message_to_peer(&peer, message, options);
+                spawn_answer(tx, id, async move { request.await.map_err(f) }, Reply::Sent);
+            }
+            Request::SendChannel { channel, message } => self.channel_call(
+                &channel,
+                tx,
+                id,
+                move |handle| handle.send_message(message),
+                Reply::Sent,
+            ),
+            Request::Join(channel) => self.channel_call(
+                &channel,
+                tx,
+                id,
+                |handle| async move { handle.join().await.map(|r| r.member_count) },
+                Reply::Joined,
+            ),
+            Request::Leave(channel) => self.channel_call(
+                &channel,
+                tx,
+                id,
+                |handle| async move { handle.leave().await },
+                |()| Reply::Done,
+            ),
+            Request::Members(channel) => self.channel_call(
+                &channel,
+                tx,
+                id,
+                |handle| async move { handle.get_members().await },
+                Reply::Members,
+            ),
+            Request::History { target, before } => {
+                let wire = match target {
+                    Target::Peer(p) => HistoryTarget::Peer(p),
+                    Target::Channel(c) => HistoryTarget::Channel(c),
+                };
+                spawn_answer(
+                    tx,
+                    id,
+                    async move {
+                        client
+                            .history(wire, before, None, HISTORY_PAGE)
+                            .await
+                            .map_err(f)
+                    },
+                    Reply::History,
+                );
+            }
+            Request::QueryPresence(peers) => spawn_answer(
+                tx,
+                id,
+                async move { client.query_peers_online_status(&peers).await.map_err(f) },
+                |peers| Reply::Presence(peers.into_iter().collect()),
+            ),
+            Request::Query(request) => {
+                spawn_answer(
+                    tx,
+                    id,
+                    async move { query(&client, request).await },
+                    Reply::Text,
+                );
+            }
+            Request::ChangeUserAttributes(change) => spawn_answer(
+                tx,
+                id,
+                async move { change_user_attributes(&client, change).await },
+                Reply::Text,
+            ),
+            Request::GetUserAttributes(user) => spawn_answer(
+                tx,
+                id,
+                async move { user_attributes(&client, &user).await },
+                Reply::Text,
+            ),
+            Request::ChangeChannelAttributes { channel, change } => spawn_answer(
+                tx,
+                id,
+                async move {
+                    change_channel_attributes(&client, &channel, change)
+                        .await
+                        .map_err(f)
+                },
+                |()| Reply::Done,
+            ),
+            Request::GetChannelAttributes(channel) => spawn_answer(
+                tx,
+                id,
+                async move {
+                    client
+                        .get_channel_attributes(&channel, None)
+                        .await
+                        .map_err(f)
+                },
+                Reply::ChannelAttributes,
+            ),
+            Request::Invite(request) => {
+                spawn_answer(
+                    tx,
+                    id,
+                    async move { invite(&client, request).await },
+                    Reply::Text,
+                );
+            }
+            Request::SaveFile { .. }
+            | Request::ReadRawFile(_)
+            | Request::LoadTabs { .. }
+            | Request::Editor(_) => {
+                tracing::error!("not a network request: {request:?}");
+                answer(tx, id, Err(Failure::new(None, "not a network request")));
             }
         }
     }
 
-    /// Starts the request for `effect` (a network one); its answer arrives on `tx`.
-    pub fn perform(&mut self, effect: Effect, tx: &UnboundedSender<Action>) {
+    /// Follows (or stops following) peers' presence; nobody waits for the answer.
+    pub fn follow_presence(&self, peers: Vec<String>, follow: bool) {
         let client = self.client.clone();
-        let loop_tx = tx;
-        let tx = tx.clone();
-        let done = move |outcome: Outcome| {
-            let _ = tx.send(Action::Done(outcome));
-        };
-        match effect {
-            Effect::Login { user, token, .. } => {
-                tokio::spawn(async move {
-                    let result = client.login(token.as_deref(), &user).await;
-                    done(Outcome::Login(result.map_err(|e| failure(&e))));
-                });
+        tokio::spawn(async move {
+            let result = if follow {
+                client.subscribe_peers_online_status(&peers).await
+            } else {
+                client.unsubscribe_peers_online_status(&peers).await
+            };
+            if let Err(e) = result {
+                tracing::warn!("(un)subscribe {peers:?}: {e}");
             }
-            Effect::RenewToken => {
-                let Some(command) = self.token_cmd.clone() else {
-                    return;
-                };
-                tokio::spawn(async move {
-                    let result = renew(&client, &command).await;
-                    done(Outcome::Info {
-                        target: None,
-                        result,
-                    });
-                });
-            }
-            Effect::Reconnect => client.reconnect_now(),
-            Effect::Logout => {
-                tokio::spawn(async move {
-                    let _ = client.logout().await;
-                    done(Outcome::Logout);
-                });
-            }
-            Effect::SendPeer {
-                peer,
-                local_id,
-                message,
-            } => {
-                // Offline delivery on: a peer who is away gets it at next login (mark "cached").
-                let options = SendOptions { offline: true };
-                let request = client.send_message_to_peer(&peer, message, options);
-                tokio::spawn(async move {
-                    let result = request.await;
-                    done(Outcome::PeerSent {
-                        peer,
-                        local_id,
-                        result: result.map_err(|e| failure(&e)),
-                    });
-                });
-            }
-            Effect::SendChannel {
-                channel,
-                local_id,
-                message,
-            } => self.channel_call(
-                channel,
-                loop_tx,
-                move |handle| handle.send_message(message),
-                move |channel, result| Outcome::ChannelSent {
-                    channel,
-                    local_id,
-                    result,
-                },
-            ),
-            Effect::Join(channel) => self.channel_call(
-                channel,
-                loop_tx,
-                |handle| async move { handle.join().await.map(|r| r.member_count) },
-                |channel, result| Outcome::Joined { channel, result },
-            ),
-            Effect::Leave(channel) => self.channel_call(
-                channel,
-                loop_tx,
-                |handle| async move { handle.leave().await },
-                |channel, result| Outcome::Left { channel, result },
-            ),
-            Effect::Members(channel) => self.channel_call(
-                channel,
-                loop_tx,
-                |handle| async move { handle.get_members().await },
-                |channel, result| Outcome::Members { channel, result },
-            ),
-            Effect::History { target, before } => {
-                tokio::spawn(async move {
-                    let wire = match &target {
-                        Target::Peer(p) => HistoryTarget::Peer(p.clone()),
-                        Target::Channel(c) => HistoryTarget::Channel(c.clone()),
-                    };
-                    let result = client.history(wire, before, None, HISTORY_PAGE).await;
-                    done(Outcome::History {
-                        target,
-                        before,
-                        result: result.map_err(|e| failure(&e)),
-                    });
-                });
-            }
-            Effect::QueryPresence(peers) => {
-                tokio::spawn(async move {
-                    let result = client.query_peers_online_status(&peers).await;
-                    done(Outcome::Presence(
-                        result
-                            .map(|p| p.into_iter().collect())
-                            .map_err(|e| failure(&e)),
-                    ));
-                });
-            }
-            Effect::Subscribe(peers) => {
-                tokio::spawn(async move {
-                    if let Err(e) = client.subscribe_peers_online_status(&peers).await {
-                        tracing::warn!("subscribe {peers:?}: {e}");
-                    }
-                });
-            }
-            Effect::Unsubscribe(peers) => {
-                tokio::spawn(async move {
-                    let _ = client.unsubscribe_peers_online_status(&peers).await;
-                });
-            }
-            Effect::Query(request) => {
-                tokio::spawn(async move {
-                    let result = query(&client, request).await;
-                    done(Outcome::Info {
-                        target: None,
-                        result,
-                    });
-                });
-            }
-            Effect::UserAttr(request) => {
-                tokio::spawn(async move {
-                    let result = user_attr(&client, request).await;
-                    done(Outcome::Info {
-                        target: None,
-                        result,
-                    });
-                });
-            }
-            Effect::ChannelAttr { channel, request } => {
-                tokio::spawn(async move {
-                    let result = channel_attr(&client, &channel, request).await;
-                    match &result {
-                        Ok(Some(attributes)) => done(Outcome::ChannelAttributes {
-                            channel: channel.clone(),
-                            result: Ok(attributes.clone()),
-                        }),
-                        // A change of ours: the server does not tell us, so the header
-                        // reads the attributes again (a deleted one must not stay).
-                        Ok(None) => done(Outcome::ChannelAttributes {
-                            channel: channel.clone(),
-                            result: client
-                                .get_channel_attributes(&channel, None)
-                                .await
-                                .map_err(|e| failure(&e)),
-                        }),
-                        Err(_) => {}
-                    }
-                    let text = result.map(|attrs| match attrs {
-                        Some(list) if list.is_empty() => "no channel attributes".to_string(),
-                        Some(list) => list
-                            .iter()
-                            .map(|a| format!("{}={} (by {})", a.key, a.value, a.updated_by))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        None => "channel attributes updated".to_string(),
-                    });
-                    done(Outcome::Info {
-                        target: Some(Target::Channel(channel)),
-                        result: text,
-                    });
-                });
-            }
-            Effect::LoadChannelAttributes(channel) => {
-                tokio::spawn(async move {
-                    let result = client.get_channel_attributes(&channel, None).await;
-                    done(Outcome::ChannelAttributes {
-                        channel,
-                        result: result.map_err(|e| failure(&e)),
-                    });
-                });
-            }
-            Effect::Invite(request) => {
-                tokio::spawn(async move {
-                    let (peer, result) = invite(&client, request).await;
-                    done(Outcome::Info {
-                        target: Some(Target::Peer(peer)),
-                        result,
-                    });
-                });
-            }
-            Effect::SaveFile { path, data } => {
-                tokio::spawn(async move {
-                    let result = tokio::fs::write(&path, &data)
-                        .await
-                        .map(|()| format!("saved {} bytes to {path}", data.len()))
-                        .map_err(|e| Failure::new(None, format!("cannot save to {path}: {e}")));
-                    done(Outcome::Info {
-                        target: None,
-                        result,
-                    });
-                });
-            }
-            Effect::ReadRawFile { path, target } => {
-                tokio::spawn(async move {
-                    let name = std::path::Path::new(&path)
-                        .file_name()
-                        .map_or(path.clone(), |n| n.to_string_lossy().into_owned());
-                    let result = match tokio::fs::read(&path).await {
-                        Ok(data) if data.len() > MAX_RAW_FILE => Err(Failure::new(
-                            None,
-                            format!(
-                                "{path} is {} bytes; raw messages hold {MAX_RAW_FILE}",
-                                data.len()
-                            ),
-                        )),
-                        Ok(data) => Ok(data),
-                        Err(e) => Err(Failure::new(None, format!("cannot read {path}: {e}"))),
-                    };
-                    done(Outcome::RawFile {
-                        target,
-                        name,
-                        result,
-                    });
-                });
-            }
-            Effect::Bell
-            | Effect::LoadTabs { .. }
-            | Effect::SaveTabs { .. }
-            | Effect::Repaint
-            | Effect::Title(_)
-            | Effect::Editor(_)
-            | Effect::Quit => {}
-        }
+        });
     }
 }
 
@@ -373,10 +324,10 @@ async fn query(client: &Client, request: QueryRequest) -> Result<String, Failure
     }
 }
 
-async fn user_attr(client: &Client, request: AttrRequest) -> Result<String, Failure> {
+async fn change_user_attributes(client: &Client, change: AttrChange) -> Result<String, Failure> {
     let f = |e: ClientError| failure(&e);
-    match request {
-        AttrRequest::Set(key, value) => {
+    match change {
+        AttrChange::Set(key, value) => {
             let attrs = BTreeMap::from([(key.clone(), value.clone())]);
             client
                 .add_or_update_local_user_attributes(&attrs)
@@ -384,105 +335,79 @@ async fn user_attr(client: &Client, request: AttrRequest) -> Result<String, Fail
                 .map_err(f)?;
             Ok(format!("your attribute {key} = {value}"))
         }
-        AttrRequest::Delete(key) => {
+        AttrChange::Delete(key) => {
             client
                 .delete_local_user_attributes_by_keys(std::slice::from_ref(&key))
                 .await
                 .map_err(f)?;
             Ok(format!("your attribute {key} deleted"))
         }
-        AttrRequest::Clear => {
+        AttrChange::Clear => {
             client.clear_local_user_attributes().await.map_err(f)?;
             Ok("your attributes cleared".into())
-        }
-        AttrRequest::Get(user) => {
-            let attrs = client.get_user_attributes(&user, None).await.map_err(f)?;
-            if attrs.is_empty() {
-                return Ok(format!("{user} has no attributes"));
-            }
-            let list: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            Ok(format!("{user}: {}", list.join(", ")))
         }
     }
 }
 
-async fn channel_attr(
+async fn user_attributes(client: &Client, user: &str) -> Result<String, Failure> {
+    let attrs = client
+        .get_user_attributes(user, None)
+        .await
+        .map_err(|e| failure(&e))?;
+    if attrs.is_empty() {
+        return Ok(format!("{user} has no attributes"));
+    }
+    let list: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Ok(format!("{user}: {}", list.join(", ")))
+}
+
+async fn change_channel_attributes(
     client: &Client,
     channel: &str,
-    request: AttrRequest,
-) -> Result<Option<Vec<crate::protocol::ChannelAttribute>>, Failure> {
-    let f = |e: ClientError| failure(&e);
-    match request {
-        AttrRequest::Set(key, value) => {
+    change: AttrChange,
+) -> Result<(), ClientError> {
+    match change {
+        AttrChange::Set(key, value) => {
             let attrs = BTreeMap::from([(key, value)]);
             client
                 .add_or_update_channel_attributes(channel, &attrs, true)
                 .await
-                .map_err(f)?;
         }
-        AttrRequest::Delete(key) => {
+        AttrChange::Delete(key) => {
             client
                 .delete_channel_attributes_by_keys(channel, &[key], true)
                 .await
-                .map_err(f)?;
         }
-        AttrRequest::Clear => client
-            .clear_channel_attributes(channel, true)
-            .await
-            .map_err(f)?,
-        AttrRequest::Get(_) => {
-            return client
-                .get_channel_attributes(channel, None)
-                .await
-                .map(Some)
-                .map_err(f);
-        }
+        AttrChange::Clear => client.clear_channel_attributes(channel, true).await,
     }
-    Ok(None)
 }
 
-async fn invite(client: &Client, request: InviteRequest) -> (String, Result<String, Failure>) {
-    let f = |e: ClientError| failure(&e);
-    match request {
-        InviteRequest::Send { id, peer, content } => {
-            let result = client
-                .send_invitation(&id, &peer, &content, None)
-                .await
-                .map(|()| format!("{peer} got the call invitation; waiting for an answer"))
-                .map_err(f);
-            (peer, result)
-        }
-        InviteRequest::Cancel { id, peer } => {
-            let result = client
-                .cancel_invitation(&id, &peer)
-                .await
-                .map(|()| format!("you canceled the call to {peer}"))
-                .map_err(f);
-            (peer, result)
-        }
+async fn invite(client: &Client, request: InviteRequest) -> Result<String, Failure> {
+    let result = match &request {
+        InviteRequest::Send { id, peer, content } => client
+            .send_invitation(id, peer, content, None)
+            .await
+            .map(|()| format!("{peer} got the call invitation; waiting for an answer")),
+        InviteRequest::Cancel { id, peer } => client
+            .cancel_invitation(id, peer)
+            .await
+            .map(|()| format!("you canceled the call to {peer}")),
         InviteRequest::Accept {
             id,
             caller,
             response,
-        } => {
-            let result = client
-                .accept_invitation(&id, &caller, &response)
-                .await
-                .map(|()| format!("you accepted {caller}'s call"))
-                .map_err(f);
-            (caller, result)
-        }
+        } => client
+            .accept_invitation(id, caller, response)
+            .await
+            .map(|()| format!("you accepted {caller}'s call")),
         InviteRequest::Refuse {
             id,
             caller,
             response,
-        } => {
-            let result = client
-                .refuse_invitation(&id, &caller, &response)
-                .await
-                .map(|()| format!("you refused {caller}'s call"))
-                .map_err(f);
-            (caller, result)
-        }
-    }
+        } => client
+            .refuse_invitation(id, caller, response)
+            .await
+            .map(|()| format!("you refused {caller}'s call")),
+    };
+    result.map_err(|e| failure(&e))
 }
