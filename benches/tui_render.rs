@@ -9,11 +9,12 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use rtm::protocol::{ChangeReason, ConnectionState, Event, LoginResult, Message};
-use rtm::tui::action::{Action, Outcome};
+use rtm::tui::action::{Action, Effect};
 use rtm::tui::app::{App, LoginDefaults};
 use rtm::tui::config::{Config, Theme};
 use rtm::tui::keymap::Keymap;
 use rtm::tui::render;
+use rtm::tui::request::{Reply, RequestId};
 
 const NOW: u64 = 1_795_600_800_000;
 const WIDTH: u16 = 200;
@@ -30,26 +31,38 @@ fn logged_in_app() -> App {
     };
     let mut app = App::new(config, theme, Keymap::default(), &defaults);
     app.now_ms = NOW;
-    app.submit_login();
+    let login = app.submit_login();
     app.update(Action::Connection {
         state: ConnectionState::Connected,
         reason: ChangeReason::LoginSuccess,
         retry_in_ms: None,
     });
-    app.update(Action::Done(Outcome::Login(Ok(LoginResult {
+    let reply = Reply::LoggedIn(LoginResult {
         user: "me".into(),
         server_ts: NOW,
         protocol: 1,
         server: "bench".into(),
         token_expires_at: None,
         store: None,
-    }))));
-    app.update(Action::Done(Outcome::Joined {
-        channel: "bench".into(),
-        result: Ok(10),
-    }));
-    app.update(Action::Key(rtm::tui::action::KeyAction::GoTo(2)));
+    });
+    app.update(Action::Done(first_request(&login), Ok(reply)));
+    for c in "/join bench".chars() {
+        app.update(Action::Insert(c));
+    }
+    let join = app.update(Action::Key(rtm::tui::action::KeyAction::Submit));
+    app.update(Action::Done(first_request(&join), Ok(Reply::Joined(10))));
     app
+}
+
+/// The id of the first request among `effects`.
+fn first_request(effects: &[Effect]) -> RequestId {
+    effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Request(id, _) => Some(*id),
+            _ => None,
+        })
+        .expect("a request")
 }
 
 fn message(i: u64) -> Action {

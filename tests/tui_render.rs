@@ -8,17 +8,28 @@ use ratatui::Terminal;
 use rtm::protocol::{
     ChangeReason, ConnectionState, Event, HistoryMessage, LoginResult, Message, SendResult,
 };
-use rtm::tui::action::{Action, Effect, Failure, KeyAction, Outcome, Target};
-use rtm::tui::app::{App, LoginDefaults, Overlay, Screen};
+use rtm::tui::action::{Action, Effect, KeyAction};
+use rtm::tui::app::overlay::Overlay;
+use rtm::tui::app::{App, LoginDefaults, Screen};
 use rtm::tui::config::{Config, Theme};
 use rtm::tui::keymap::Keymap;
 use rtm::tui::render;
+use rtm::tui::request::{Failure, InviteRequest, Reply, Request, RequestId};
+use rtm::tui::tab::Target;
 
-/// 2026-11-25 10:00:00 UTC: every test runs at this instant.
+/// 2026-11-25 10:00:00 UTC: every test runs at this instant, in UTC.
 const NOW: u64 = 1_795_600_800_000;
 
+/// The default config, with timestamps in UTC whatever zone the tests run in.
+fn config() -> Config {
+    Config {
+        time_zone: "UTC".into(),
+        ..Config::default()
+    }
+}
+
 fn app(app_id: &str, user: &str) -> App {
-    let config = Config::default();
+    let config = config();
     let theme = Theme::new(&config.colors, false);
     let defaults = LoginDefaults {
         app_id: app_id.into(),
@@ -51,28 +62,78 @@ fn enter(app: &mut App, line: &str) -> Vec<Effect> {
     effects
 }
 
-/// The server's answer to alice's login.
-fn login_ok() -> Action {
-    Action::Done(Outcome::Login(Ok(LoginResult {
+/// The requests among `effects`.
+fn requests(effects: &[Effect]) -> Vec<Request> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Request(_, request) => Some(request.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `effects` ask for `request`.
+fn asks(effects: &[Effect], request: &Request) -> bool {
+    requests(effects).contains(request)
+}
+
+/// The id of the request among `effects` that `pick` chooses.
+fn asked(effects: &[Effect], pick: impl Fn(&Request) -> bool) -> RequestId {
+    effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Request(id, request) if pick(request) => Some(*id),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no such request in {effects:?}"))
+}
+
+/// Answers the request among `effects` that `pick` chooses.
+fn answer(
+    app: &mut App,
+    effects: &[Effect],
+    pick: impl Fn(&Request) -> bool,
+    result: Result<Reply, Failure>,
+) -> Vec<Effect> {
+    let id = asked(effects, pick);
+    app.update(Action::Done(id, result))
+}
+
+/// The server accepts alice's login, asked in `effects`.
+fn log_in(app: &mut App, effects: &[Effect]) -> Vec<Effect> {
+    let reply = Reply::LoggedIn(LoginResult {
         user: "alice".into(),
         server_ts: NOW,
         protocol: 1,
         server: "rtm-tui/0.1.0".into(),
         token_expires_at: None,
         store: None,
-    })))
+    });
+    answer(
+        app,
+        effects,
+        |r| matches!(r, Request::Login { .. }),
+        Ok(reply),
+    )
+}
+
+/// The server lets us in `channel`, asked in `effects`, with `count` members.
+fn joined(app: &mut App, effects: &[Effect], channel: &str, count: u64) -> Vec<Effect> {
+    let join = Request::Join(channel.into());
+    answer(app, effects, |r| *r == join, Ok(Reply::Joined(count)))
 }
 
 /// A logged-in app as alice, connected.
 fn logged_in() -> App {
     let mut app = app("demo", "alice");
-    app.submit_login();
+    let effects = app.submit_login();
     app.update(Action::Connection {
         state: ConnectionState::Connected,
         reason: ChangeReason::LoginSuccess,
         retry_in_ms: None,
     });
-    app.update(login_ok());
+    log_in(&mut app, &effects);
     app
 }
 
@@ -100,25 +161,26 @@ fn peer_message(from: &str, text: &str, id: u64, offline: bool) -> Action {
 fn lobby() -> App {
     let mut app = logged_in();
     let effects = enter(&mut app, "/join lobby");
-    assert!(effects.contains(&Effect::Join("lobby".into())));
-    app.update(Action::Done(Outcome::Joined {
-        channel: "lobby".into(),
-        result: Ok(3),
-    }));
-    app.update(Action::Done(Outcome::Members {
-        channel: "lobby".into(),
-        result: Ok(vec!["carol".into(), "alice".into(), "bob".into()]),
-    }));
-    app.update(Action::Done(Outcome::History {
-        target: Target::Channel("lobby".into()),
-        before: None,
-        result: Ok(vec![HistoryMessage {
-            message_id: 1,
-            from: "bob".into(),
-            message: Message::text("yesterday's news"),
-            server_ts: NOW - 86_400_000,
-        }]),
-    }));
+    let effects = joined(&mut app, &effects, "lobby", 3);
+    let members = vec!["carol".into(), "alice".into(), "bob".into()];
+    answer(
+        &mut app,
+        &effects,
+        |r| matches!(r, Request::Members(_)),
+        Ok(Reply::Members(members)),
+    );
+    let history = vec![HistoryMessage {
+        message_id: 1,
+        from: "bob".into(),
+        message: Message::text("yesterday's news"),
+        server_ts: NOW - 86_400_000,
+    }];
+    answer(
+        &mut app,
+        &effects,
+        |r| matches!(r, Request::History { .. }),
+        Ok(Reply::History(history)),
+    );
     app.update(channel_message(
         "lobby",
         "bob",
@@ -153,13 +215,14 @@ fn login_form_validates_as_you_type_and_shows_the_servers_answer() {
     }
     type_text(&mut app, "alice");
     let effects = app.update(Action::Key(KeyAction::Submit));
-    assert!(effects
-        .iter()
-        .any(|e| matches!(e, Effect::Login { user, .. } if user == "alice")));
-    app.update(Action::Done(Outcome::Login(Err(Failure::new(
-        Some(5),
-        "invalid token",
-    )))));
+    let login = asked(
+        &effects,
+        |r| matches!(r, Request::Login { user, .. } if user == "alice"),
+    );
+    app.update(Action::Done(
+        login,
+        Err(Failure::new(Some(5), "invalid token")),
+    ));
     assert_eq!(app.screen, Screen::Login);
     insta::assert_snapshot!("login_refused", draw(&app, 80, 24));
 }
@@ -187,16 +250,16 @@ fn marks_follow_the_result_codes() {
     let mut sends = Vec::new();
     for text in ["one", "two", "three", "four", "five", "six"] {
         for effect in enter(&mut app, text) {
-            if let Effect::SendPeer { local_id, .. } = effect {
-                sends.push(local_id);
+            if let Effect::Request(id, Request::SendPeer { .. }) = effect {
+                sends.push(id);
             }
         }
     }
     let ok = |id| {
-        Ok(SendResult {
+        Ok(Reply::Sent(SendResult {
             message_id: id,
             server_ts: NOW,
-        })
+        }))
     };
     let results = [
         ok(10),
@@ -208,18 +271,22 @@ fn marks_follow_the_result_codes() {
         Err(Failure::new(Some(2), "timed out")),
         Err(Failure::new(None, "disconnected from the server")),
     ];
-    for (local_id, result) in sends.iter().zip(results) {
-        app.update(Action::Done(Outcome::PeerSent {
-            peer: "bob".into(),
-            local_id: *local_id,
-            result,
-        }));
+    for (id, result) in sends.iter().zip(results) {
+        app.update(Action::Done(*id, result));
     }
     insta::assert_snapshot!("marks", draw(&app, 100, 20));
-    // /retry resends the newest failed one with the same local id, pending again.
+    // /retry resends the newest failed one, pending again; its answer marks it.
     let effects = enter(&mut app, "/retry");
-    assert!(matches!(&effects[..], [Effect::SendPeer { local_id, .. }] if *local_id == sends[4]));
+    assert_eq!(
+        requests(&effects),
+        [Request::SendPeer {
+            peer: "bob".into(),
+            message: Message::text("five"),
+        }]
+    );
     assert!(draw(&app, 100, 20).contains("five …"));
+    answer(&mut app, &effects, |_| true, ok(11));
+    assert!(draw(&app, 100, 20).contains("five ✓"));
 }
 
 #[test]
@@ -245,22 +312,22 @@ fn navigation_mentions_and_title() {
     assert_eq!(app.tabs[2].unread, 1);
     // Alt-A goes to mentions first, then to unread.
     app.update(Action::Key(KeyAction::NextActivity));
-    assert_eq!(app.active, 1);
+    assert_eq!(app.tabs.active(), 1);
     assert_eq!(app.tabs[1].mentions, 0);
     app.update(Action::Key(KeyAction::NextActivity));
-    assert_eq!(app.active, 2);
+    assert_eq!(app.tabs.active(), 2);
     // Ctrl-K on an empty line opens the switcher; typing filters; Enter switches.
     app.update(Action::Key(KeyAction::KillToEnd));
     type_text(&mut app, "lob");
     assert_eq!(app.switcher_matches(), vec![1]);
     app.update(Action::Key(KeyAction::Submit));
-    assert_eq!(app.active, 1);
+    assert_eq!(app.tabs.active(), 1);
 }
 
 #[test]
 fn scrolling_up_loads_older_history() {
     let mut app = logged_in();
-    enter(&mut app, "/query bob");
+    let effects = enter(&mut app, "/query bob");
     let page: Vec<HistoryMessage> = (100..150)
         .map(|id| HistoryMessage {
             message_id: id,
@@ -269,19 +336,27 @@ fn scrolling_up_loads_older_history() {
             server_ts: NOW - 1000 * (200 - id),
         })
         .collect();
-    app.update(Action::Done(Outcome::History {
+    let history = Request::History {
         target: Target::Peer("bob".into()),
         before: None,
-        result: Ok(page),
-    }));
+    };
+    answer(
+        &mut app,
+        &effects,
+        |r| *r == history,
+        Ok(Reply::History(page)),
+    );
     app.update(Action::Resize(100, 30));
     let first = app.update(Action::Key(KeyAction::PageUp));
     assert!(first.is_empty(), "{first:?}");
     let effects = app.update(Action::Key(KeyAction::PageUp));
-    assert!(effects.contains(&Effect::History {
-        target: Target::Peer("bob".into()),
-        before: Some(100),
-    }));
+    assert!(asks(
+        &effects,
+        &Request::History {
+            target: Target::Peer("bob".into()),
+            before: Some(100),
+        }
+    ));
     assert!(draw(&app, 100, 30).contains("newer (PgDn)"));
     app.update(Action::Key(KeyAction::PageDown));
     app.update(Action::Key(KeyAction::PageDown));
@@ -299,7 +374,7 @@ fn big_pastes_ask_first_and_offline_messages_are_marked() {
     assert!(matches!(app.overlay, Some(Overlay::PasteConfirm { .. })));
     let effects = app.update(Action::Key(KeyAction::Submit));
     assert!(
-        matches!(&effects[..], [Effect::SendPeer { message, .. }] if message.summary().lines().count() == 7)
+        matches!(&requests(&effects)[..], [Request::SendPeer { message, .. }] if message.summary().lines().count() == 7)
     );
     app.update(Action::Paste("short\npaste".into()));
     assert!(app.overlay.is_none());
@@ -333,7 +408,7 @@ fn reconnecting_shows_a_countdown_and_aborted_says_why() {
 /// line names the one in use, and a failover to another says so.
 #[test]
 fn several_servers_show_the_one_in_use() {
-    let config = Config::default();
+    let config = config();
     let theme = Theme::new(&config.colors, false);
     let defaults = LoginDefaults {
         app_id: "demo".into(),
@@ -345,7 +420,7 @@ fn several_servers_show_the_one_in_use() {
     app.now_ms = NOW;
     let effects = app.submit_login();
     assert!(
-        matches!(&effects[..], [Effect::Login { server, .. }]
+        matches!(&requests(&effects)[..], [Request::Login { server, .. }]
             if server == "ws://10.0.0.1:7420/rtm/v1,ws://10.0.0.2:7420/rtm/v1"),
         "{effects:?}"
     );
@@ -356,7 +431,7 @@ fn several_servers_show_the_one_in_use() {
     };
     app.update(Action::ConnectedTo("ws://10.0.0.1:7420/rtm/v1".into()));
     app.update(connected());
-    app.update(login_ok());
+    log_in(&mut app, &effects);
     assert!(draw(&app, 140, 20).contains("[CONNECTED] on 10.0.0.1:7420 · alice@demo"));
     app.update(Action::Connection {
         state: ConnectionState::Reconnecting,
@@ -408,14 +483,14 @@ fn call_invitations_prompt_with_a_countdown() {
     // the line being typed; the prompt and the footer name the same chords.
     let effects = type_text(&mut app, "hello there");
     assert!(effects.is_empty(), "{effects:?}");
-    assert!(app.invitation.is_some());
+    assert!(app.calls.incoming.is_some());
     assert_eq!(app.input.text(), "hello there");
     insta::assert_snapshot!("invitation", draw(&app, 100, 24));
     let effects = app.update(Action::Key(KeyAction::AcceptCall));
     assert_eq!(app.input.text(), "hello there");
     assert_eq!(
-        effects,
-        vec![Effect::Invite(rtm::tui::action::InviteRequest::Accept {
+        requests(&effects),
+        [Request::Invite(InviteRequest::Accept {
             id: "inv-1".into(),
             caller: "bob".into(),
             response: String::new(),
@@ -433,7 +508,7 @@ fn call_invitations_prompt_with_a_countdown() {
     assert!(draw(&app, 100, 24).contains("call waiting"));
     app.now_ms += 61_000;
     app.update(Action::Tick);
-    assert!(app.invitation.is_none());
+    assert!(app.calls.incoming.is_none());
     app.update(Action::Key(KeyAction::GoTo(2)));
     assert!(draw(&app, 100, 24).contains("the call invitation expired"));
 }
@@ -444,7 +519,7 @@ fn channel_attributes_presence_and_raw_messages() {
     app.update(Action::Key(KeyAction::GoTo(2)));
     let effects = enter(&mut app, "/cattr set topic release on Friday");
     assert!(
-        matches!(&effects[..], [Effect::ChannelAttr { channel, request: rtm::tui::action::AttrRequest::Set(k, v) }]
+        matches!(&requests(&effects)[..], [Request::ChangeChannelAttributes { channel, change: rtm::tui::request::AttrChange::Set(k, v) }]
         if channel == "lobby" && k == "topic" && v == "release on Friday")
     );
     app.update(Action::Server(Event::ChannelAttributesUpdated {
@@ -465,11 +540,12 @@ fn channel_attributes_presence_and_raw_messages() {
     // Presence: /who asks, the peer tab header shows the answer and later changes.
     app.update(Action::Key(KeyAction::GoTo(3)));
     let effects = enter(&mut app, "/who");
-    assert_eq!(effects, vec![Effect::QueryPresence(vec!["erin".into()])]);
-    app.update(Action::Done(Outcome::Presence(Ok(vec![(
-        "erin".into(),
-        rtm::protocol::PeerStatus::Online,
-    )]))));
+    assert_eq!(
+        requests(&effects),
+        [Request::QueryPresence(vec!["erin".into()])]
+    );
+    let online = vec![("erin".into(), rtm::protocol::PeerStatus::Online)];
+    answer(&mut app, &effects, |_| true, Ok(Reply::Presence(online)));
     assert!(draw(&app, 100, 30).contains("@erin · online"));
 
     // Raw messages: shown as description and size, saved with /save, sent with /raw.
@@ -483,17 +559,16 @@ fn channel_attributes_presence_and_raw_messages() {
     assert!(draw(&app, 100, 30).contains("[notes.bin, 2.0 KiB] (/save)"));
     let effects = enter(&mut app, "/save /tmp/notes.bin");
     assert!(
-        matches!(&effects[..], [Effect::SaveFile { path, data }] if path == "/tmp/notes.bin" && data.len() == 2048)
+        matches!(&requests(&effects)[..], [Request::SaveFile { path, data }] if path == "/tmp/notes.bin" && data.len() == 2048)
     );
     let effects = enter(&mut app, "/raw ./photo.png");
-    assert!(matches!(&effects[..], [Effect::ReadRawFile { path, .. }] if path == "./photo.png"));
-    let effects = app.update(Action::Done(Outcome::RawFile {
-        target: Target::Peer("erin".into()),
-        name: "photo.png".into(),
-        result: Ok(vec![1, 2, 3]),
-    }));
+    assert_eq!(
+        requests(&effects),
+        [Request::ReadRawFile("./photo.png".into())]
+    );
+    let effects = answer(&mut app, &effects, |_| true, Ok(Reply::File(vec![1, 2, 3])));
     assert!(
-        matches!(&effects[..], [Effect::SendPeer { message, .. }] if message.raw_bytes() == Some(vec![1, 2, 3]))
+        matches!(&requests(&effects)[..], [Request::SendPeer { peer, message }] if peer == "erin" && message.raw_bytes() == Some(vec![1, 2, 3]))
     );
 }
 
@@ -502,16 +577,15 @@ fn a_call_you_place_can_be_hung_up() {
     let mut app = logged_in();
     let effects = enter(&mut app, "/call bob standup?");
     // Opening the @bob tab also asks for history and presence.
-    let [.., Effect::Invite(rtm::tui::action::InviteRequest::Send { id, peer, content })] =
-        &effects[..]
+    let [.., Request::Invite(InviteRequest::Send { id, peer, content })] = &requests(&effects)[..]
     else {
         panic!("{effects:?}");
     };
     assert_eq!((peer.as_str(), content.as_str()), ("bob", "standup?"));
     let effects = enter(&mut app, "/hangup");
     assert_eq!(
-        effects,
-        vec![Effect::Invite(rtm::tui::action::InviteRequest::Cancel {
+        requests(&effects),
+        [Request::Invite(InviteRequest::Cancel {
             id: id.clone(),
             peer: "bob".into(),
         })]
@@ -523,11 +597,19 @@ fn a_call_you_place_can_be_hung_up() {
 #[test]
 fn offline_messages_that_overtake_the_login_reply_stay() {
     let mut app = app("demo", "alice");
-    app.submit_login();
+    let login = app.submit_login();
     // The client delivers cached messages right after the login reply; they may reach the
     // app before the login's own answer does.
-    app.update(peer_message("bob", "while you were out, alice", 3, true));
-    app.update(login_ok());
+    let effects = app.update(peer_message("bob", "while you were out, alice", 3, true));
+    // The new tab's history stops before the message it shows already.
+    assert!(asks(
+        &effects,
+        &Request::History {
+            target: Target::Peer("bob".into()),
+            before: Some(3),
+        }
+    ));
+    log_in(&mut app, &login);
     assert_eq!(app.tabs.len(), 2);
     assert_eq!(app.tabs[1].mentions, 1);
     app.update(Action::Key(KeyAction::GoTo(2)));
@@ -556,8 +638,8 @@ fn the_config_file_changes_keys_time_format_and_bell() {
         .help_rows()
         .iter()
         .any(|(keys, what)| keys.contains("F5") && what.contains("switcher")));
-    app.submit_login();
-    app.update(login_ok());
+    let effects = app.submit_login();
+    log_in(&mut app, &effects);
     let effects = app.update(peer_message("bob", "alice, look", 1, false));
     assert!(!effects.contains(&Effect::Bell), "bell = false");
     app.update(Action::Key(KeyAction::GoTo(2)));
@@ -624,34 +706,34 @@ fn an_expiry_warning_asks_for_a_fresh_token() {
     let effects = app.update(Action::Server(Event::TokenPrivilegeWillExpire {
         expires_at: NOW / 1000 + 30,
     }));
-    assert!(effects.contains(&Effect::RenewToken));
+    assert!(asks(&effects, &Request::RenewToken));
     assert!(draw(&app, 100, 20).contains("your token expires at 10:00:30"));
 }
 
 #[test]
 fn server_queries_default_to_the_current_tab() {
-    use rtm::tui::action::QueryRequest;
+    use rtm::tui::request::QueryRequest;
     let mut app = lobby();
     assert_eq!(
-        enter(&mut app, "/count"),
-        vec![Effect::Query(QueryRequest::MemberCount(vec![
+        requests(&enter(&mut app, "/count")),
+        [Request::Query(QueryRequest::MemberCount(vec![
             "lobby".into()
         ]))]
     );
     assert_eq!(
-        enter(&mut app, "/count a \"b c\""),
-        vec![Effect::Query(QueryRequest::MemberCount(vec![
+        requests(&enter(&mut app, "/count a \"b c\"")),
+        [Request::Query(QueryRequest::MemberCount(vec![
             "a".into(),
             "b c".into()
         ]))]
     );
     assert_eq!(
-        enter(&mut app, "/subscribed"),
-        vec![Effect::Query(QueryRequest::Subscribed)]
+        requests(&enter(&mut app, "/subscribed")),
+        [Request::Query(QueryRequest::Subscribed)]
     );
     assert_eq!(
-        enter(&mut app, "/ping"),
-        vec![Effect::Query(QueryRequest::Ping)]
+        requests(&enter(&mut app, "/ping")),
+        [Request::Query(QueryRequest::Ping)]
     );
     // Outside a channel tab, /count needs a channel.
     app.update(Action::Key(rtm::tui::action::KeyAction::PrevTab));
@@ -662,17 +744,14 @@ fn server_queries_default_to_the_current_tab() {
 #[test]
 fn you_joined_comes_before_what_arrived_while_the_join_was_answered() {
     let mut app = logged_in();
-    enter(&mut app, "/join lobby");
+    let effects = enter(&mut app, "/join lobby");
     // The client library answers a join after one more round trip; events of people who
     // joined right after us can arrive first.
     app.update(Action::Server(Event::MemberJoined {
         channel: "lobby".into(),
         user: "bob".into(),
     }));
-    app.update(Action::Done(Outcome::Joined {
-        channel: "lobby".into(),
-        result: Ok(1),
-    }));
+    joined(&mut app, &effects, "lobby", 1);
     let screen = draw(&app, 100, 30);
     let you = screen.find("you joined #lobby (1 member)").expect(&screen);
     let bob = screen.find("bob joined").expect(&screen);
@@ -722,7 +801,7 @@ fn the_channel_sigil_is_not_part_of_the_id() {
     let mut app = logged_in();
     let effects = enter(&mut app, "/join #lobby");
     assert!(
-        effects.contains(&Effect::Join("lobby".into())),
+        asks(&effects, &Request::Join("lobby".into())),
         "{effects:?}"
     );
     let screen = draw(&app, 100, 20);
@@ -730,18 +809,18 @@ fn the_channel_sigil_is_not_part_of_the_id() {
         screen.contains("#lobby") && !screen.contains("##lobby"),
         "{screen}"
     );
-    app.update(Action::Done(Outcome::Joined {
-        channel: "lobby".into(),
-        result: Ok(1),
-    }));
+    joined(&mut app, &effects, "lobby", 1);
     let effects = enter(&mut app, "/msg #lobby hi all");
     assert!(
-        effects
+        requests(&effects)
             .iter()
-            .any(|e| matches!(e, Effect::SendChannel { channel, .. } if channel == "lobby")),
+            .any(|r| matches!(r, Request::SendChannel { channel, .. } if channel == "lobby")),
         "{effects:?}"
     );
-    assert!(enter(&mut app, "/leave #lobby").contains(&Effect::Leave("lobby".into())));
+    assert!(asks(
+        &enter(&mut app, "/leave #lobby"),
+        &Request::Leave("lobby".into())
+    ));
 }
 
 /// `/login` while logged in: Esc goes back, Enter as the same user goes back, Shift-Tab
@@ -757,7 +836,9 @@ fn the_login_form_never_traps_a_logged_in_user() {
     enter(&mut app, "/login");
     let effects = app.update(Action::Key(KeyAction::Submit));
     assert!(
-        !effects.iter().any(|e| matches!(e, Effect::Login { .. })),
+        !requests(&effects)
+            .iter()
+            .any(|r| matches!(r, Request::Login { .. })),
         "{effects:?}"
     );
     assert_eq!(app.screen, Screen::Main);
@@ -774,8 +855,13 @@ fn the_login_form_never_traps_a_logged_in_user() {
     assert_eq!(app.login.focus, focus);
     // Logged out: the next person starts in the user field.
     app.update(Action::Key(KeyAction::Cancel));
-    enter(&mut app, "/logout");
-    app.update(Action::Done(Outcome::Logout));
+    let effects = enter(&mut app, "/logout");
+    answer(
+        &mut app,
+        &effects,
+        |r| *r == Request::Logout,
+        Ok(Reply::Done),
+    );
     app.update(Action::Connection {
         state: ConnectionState::Disconnected,
         reason: ChangeReason::Logout,
@@ -810,7 +896,7 @@ fn a_paste_ending_in_a_newline_sends_no_empty_line() {
     assert_eq!(app.input.text(), "first\nsecond");
     let effects = app.update(Action::Key(KeyAction::Submit));
     assert!(
-        matches!(&effects[..], [Effect::SendPeer { message, .. }] if message.summary() == "first\nsecond"),
+        matches!(&requests(&effects)[..], [Request::SendPeer { message, .. }] if message.summary() == "first\nsecond"),
         "{effects:?}"
     );
     let screen = draw(&app, 80, 20);
@@ -837,11 +923,8 @@ fn flags_are_drawn_with_one_width_everywhere() {
 #[test]
 fn wording_reads_well() {
     let mut app = logged_in();
-    enter(&mut app, "/join solo");
-    app.update(Action::Done(Outcome::Joined {
-        channel: "solo".into(),
-        result: Ok(1),
-    }));
+    let effects = enter(&mut app, "/join solo");
+    joined(&mut app, &effects, "solo", 1);
     assert!(draw(&app, 100, 20).contains("#solo · 1 member "));
     for joined in [true, false, true, false] {
         let event = if joined {
@@ -914,27 +997,39 @@ fn wording_reads_well() {
 fn nothing_stale_stays_on_screen() {
     let mut app = lobby();
     app.update(Action::Key(KeyAction::GoTo(2)));
-    enter(&mut app, "/cattr set topic release");
-    app.update(Action::Done(Outcome::ChannelAttributes {
-        channel: "lobby".into(),
-        result: Ok(vec![rtm::protocol::ChannelAttribute {
-            key: "topic".into(),
-            value: "release".into(),
-            updated_by: "alice".into(),
-            updated_ts: NOW,
-        }]),
-    }));
+    // The server does not tell us of our own change: the app reads the attributes again.
+    let read_again = |r: &Request| *r == Request::GetChannelAttributes("lobby".into());
+    let effects = enter(&mut app, "/cattr set topic release");
+    let effects = answer(&mut app, &effects, |_| true, Ok(Reply::Done));
+    let topic = vec![rtm::protocol::ChannelAttribute {
+        key: "topic".into(),
+        value: "release".into(),
+        updated_by: "alice".into(),
+        updated_ts: NOW,
+    }];
+    answer(
+        &mut app,
+        &effects,
+        read_again,
+        Ok(Reply::ChannelAttributes(topic)),
+    );
     assert!(draw(&app, 100, 20).contains("topic=release"));
-    // Deleted: the client reads the attributes again after its own change.
+    // Deleted: the header does not keep it.
     let effects = enter(&mut app, "/cattr del topic");
     assert!(
-        matches!(&effects[..], [Effect::ChannelAttr { .. }]),
+        matches!(
+            &requests(&effects)[..],
+            [Request::ChangeChannelAttributes { .. }]
+        ),
         "{effects:?}"
     );
-    app.update(Action::Done(Outcome::ChannelAttributes {
-        channel: "lobby".into(),
-        result: Ok(vec![]),
-    }));
+    let effects = answer(&mut app, &effects, |_| true, Ok(Reply::Done));
+    answer(
+        &mut app,
+        &effects,
+        read_again,
+        Ok(Reply::ChannelAttributes(vec![])),
+    );
     assert!(!draw(&app, 100, 20).contains("topic=release"));
     app.update(Action::Server(Event::ChannelAttributesUpdated {
         channel: "lobby".into(),
@@ -947,11 +1042,8 @@ fn nothing_stale_stays_on_screen() {
     }));
     assert!(draw(&app, 100, 20).contains("topic=again"));
     // Left: nothing about the channel is news any more; no stale topic or count.
-    enter(&mut app, "/leave");
-    app.update(Action::Done(Outcome::Left {
-        channel: "lobby".into(),
-        result: Ok(()),
-    }));
+    let effects = enter(&mut app, "/leave");
+    answer(&mut app, &effects, |_| true, Ok(Reply::Done));
     let screen = draw(&app, 100, 20);
     assert!(screen.contains("#lobby · not joined"), "{screen}");
     assert!(
@@ -963,25 +1055,15 @@ fn nothing_stale_stays_on_screen() {
     enter(&mut app, "/query bob");
     let mut sends = Vec::new();
     for text in ["got it?", "later then"] {
-        for effect in enter(&mut app, text) {
-            if let Effect::SendPeer { local_id, .. } = effect {
-                sends.push(local_id);
-            }
-        }
+        let effects = enter(&mut app, text);
+        sends.push(asked(&effects, |r| matches!(r, Request::SendPeer { .. })));
     }
-    app.update(Action::Done(Outcome::PeerSent {
-        peer: "bob".into(),
-        local_id: sends[0],
-        result: Ok(SendResult {
-            message_id: 40,
-            server_ts: NOW + 5,
-        }),
-    }));
-    app.update(Action::Done(Outcome::PeerSent {
-        peer: "bob".into(),
-        local_id: sends[1],
-        result: Err(Failure::new(Some(4), "cached")),
-    }));
+    let received = Reply::Sent(SendResult {
+        message_id: 40,
+        server_ts: NOW + 5,
+    });
+    app.update(Action::Done(sends[0], Ok(received)));
+    app.update(Action::Done(sends[1], Err(Failure::new(Some(4), "cached"))));
     app.update(Action::Server(Event::PeersOnlineStatus {
         peers: rtm::client::OrderedPeers::from([(
             "bob".into(),
@@ -999,17 +1081,19 @@ fn nothing_stale_stays_on_screen() {
     );
     // Closed and opened again: the history brings the message back with its mark.
     enter(&mut app, "/close");
-    enter(&mut app, "/query bob");
-    app.update(Action::Done(Outcome::History {
-        target: Target::Peer("bob".into()),
-        before: None,
-        result: Ok(vec![HistoryMessage {
-            message_id: 40,
-            from: "alice".into(),
-            message: Message::text("got it?"),
-            server_ts: NOW + 5,
-        }]),
-    }));
+    let effects = enter(&mut app, "/query bob");
+    let history = vec![HistoryMessage {
+        message_id: 40,
+        from: "alice".into(),
+        message: Message::text("got it?"),
+        server_ts: NOW + 5,
+    }];
+    answer(
+        &mut app,
+        &effects,
+        |r| matches!(r, Request::History { .. }),
+        Ok(Reply::History(history)),
+    );
     assert!(draw(&app, 100, 20).contains("got it? ✓"));
 }
 
@@ -1050,7 +1134,7 @@ fn a_rejoin_of_a_listed_member_shows_nothing() {
         retry_in_ms: None,
     });
     assert!(
-        effects.contains(&Effect::Members("lobby".into())),
+        asks(&effects, &Request::Members("lobby".into())),
         "{effects:?}"
     );
 }
@@ -1067,22 +1151,19 @@ fn messages_typed_while_reconnecting_and_ids_that_start_over() {
         reason: ChangeReason::Interrupted,
         retry_in_ms: Some(8_000),
     });
-    let effects = enter(&mut app, "typed while away");
-    let local_id = match &effects[..] {
-        [Effect::SendChannel { local_id, .. }] => *local_id,
-        other => panic!("{other:?}"),
-    };
+    let sent = enter(&mut app, "typed while away");
+    assert!(
+        matches!(&requests(&sent)[..], [Request::SendChannel { channel, .. }] if channel == "lobby"),
+        "{sent:?}"
+    );
     assert!(draw(&app, 100, 20).contains("typed while away …"));
     let effects = enter(&mut app, "/reconnect");
     assert!(effects.contains(&Effect::Reconnect), "{effects:?}");
-    app.update(Action::Done(Outcome::ChannelSent {
-        channel: "lobby".into(),
-        local_id,
-        result: Ok(SendResult {
-            message_id: 1,
-            server_ts: NOW + 500_000,
-        }),
+    let result = Ok(Reply::Sent(SendResult {
+        message_id: 1,
+        server_ts: NOW + 500_000,
     }));
+    answer(&mut app, &sent, |_| true, result);
     assert!(draw(&app, 100, 20).contains("typed while away ✓"));
     // Id 2 was "morning all ☕" on the old store; on the new one it is another message.
     app.update(channel_message(

@@ -1,58 +1,47 @@
 //! The app's state and `App::update`, the only place it changes. `update` takes one
 //! [`Action`] and returns the [`Effect`]s the event loop must perform; rendering reads the
-//! state and never writes it. Command handling is in `app/commands.rs`, server events in
-//! `app/events.rs`; helpers shared by both stay here.
+//! state and never writes it.
+//!
+//! The state is held by components, each with its own module: the tab list
+//! ([`tabs`]), the input line ([`input_line`]), the login form (`tui/login.rs`), windows
+//! over the screen ([`overlay`]), calls ([`calls`]), the status of the session
+//! ([`status`]) and the requests waiting for answers ([`outbox`]). `App` composes them
+//! and routes: keys here, answers in `replies.rs`, server events in `server_events.rs`,
+//! slash commands in `slash_handlers.rs`. New state goes in the component it belongs to.
 
-mod commands;
-mod events;
+pub mod calls;
+pub mod input_line;
+pub mod outbox;
+pub mod overlay;
+mod replies;
+mod server_events;
+mod slash_handlers;
+pub mod status;
+pub mod tabs;
+
+use jiff::tz::TimeZone;
 
 use crate::protocol::{ChangeReason, ConnectionState, Message};
 
-use super::action::{Action, Effect, Failure, KeyAction, Outcome, Target};
+use super::action::{Action, Effect, KeyAction};
 use super::config::{Config, Theme};
-use super::input::LineEditor;
 use super::keymap::Keymap;
-use super::login::{LoginForm, LoginStatus};
-use super::tab::{Body, ChatMessage, Entry, EntryKind, HistoryState, Mark, Tab};
+use super::login::{self, FormKey, LoginForm, LoginStatus};
+use super::request::{InviteRequest, Request};
+use super::slash_command;
+use super::tab::{Tab, Target};
+use calls::Calls;
+use input_line::InputLine;
+use outbox::{Outbox, Pending};
+use overlay::{Overlay, Reaction};
+use status::{ConnStatus, Status};
+use tabs::Tabs;
 
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
     Login,
     Main,
-}
-
-/// The connection as the status line shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnStatus {
-    pub state: ConnectionState,
-    pub reason: ChangeReason,
-    /// When RECONNECTING: the time (ms) of the next attempt, for the countdown.
-    pub retry_at: Option<u64>,
-}
-
-/// An incoming call invitation waiting for an answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invitation {
-    pub id: String,
-    pub caller: String,
-    pub content: String,
-    pub channel: Option<String>,
-    pub expires_at: u64,
-}
-
-/// Invitations expire this long after they arrive (protocol.md).
-pub const INVITATION_TTL_MS: u64 = 60_000;
-/// Pastes of more lines than this ask before they are sent.
-pub const PASTE_CONFIRM_LINES: usize = 5;
-
-/// A window over the main screen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Overlay {
-    Help { scroll: u16, topic: Option<String> },
-    Switcher { query: LineEditor, selected: usize },
-    PasteConfirm { text: String },
-    Invitation(Invitation),
 }
 
 /// Where the login details came from, and whether to log in without asking.
@@ -70,62 +59,38 @@ pub struct App {
     pub config: Config,
     pub theme: Theme,
     pub keymap: Keymap,
-    pub utc_offset_min: i64,
+    /// The zone timestamps are shown in (the config's `time_zone`).
+    pub time_zone: TimeZone,
     /// Now, in UTC ms: set by the event loop (or a test) before each update.
     pub now_ms: u64,
     pub size: (u16, u16),
     pub screen: Screen,
     pub login: LoginForm,
-    /// Who we are (logging in) as.
-    pub me: Option<String>,
-    /// A login succeeded before: the next one is a re-login that rejoins the channel tabs.
-    has_logged_in: bool,
-    pub app_id: String,
-    /// The server as typed (completed): one URL, or several separated by commas.
-    pub server: String,
-    pub server_name: String,
-    /// The server of the last CONNECTED, one of `server`'s.
-    pub connected_to: Option<String>,
-    pub conn: ConnStatus,
-    /// A lasting note for the status line (embedded server started, ...).
-    pub notice: Option<String>,
-    pub tabs: Vec<Tab>,
-    pub active: usize,
-    pub input: LineEditor,
+    pub status: Status,
+    pub tabs: Tabs,
+    pub input: InputLine,
     pub overlay: Option<Overlay>,
+    pub calls: Calls,
     pub show_members: bool,
-    /// Tab completion in progress: the choices and the one shown.
-    completion: Option<(Vec<String>, usize)>,
-    pub invitation: Option<Invitation>,
-    /// Calls we placed and that are not answered yet: peer → invitation id.
-    pub outgoing_calls: std::collections::HashMap<String, String>,
     /// Commands run once after the first login (the demo's `/join`).
     pub startup_commands: Vec<String>,
-    next_local_id: u64,
-    /// The marks of our sent messages by conversation and server id, so a tab closed and
-    /// opened again shows them on the messages its history brings back.
-    marks: std::collections::HashMap<(Target, u64), Mark>,
-    /// The conversations last saved for the next run; `None` until the last run's tabs
-    /// are restored (nothing is saved before, or an early save would lose them).
-    saved_tabs: Option<Vec<Target>>,
+    outbox: Outbox,
+    /// The terminal title last asked for.
+    title: String,
     /// Something changed since the last draw.
     pub dirty: bool,
     pub quit: bool,
-    title: String,
-    effects: Vec<Effect>,
 }
 
 impl App {
     pub fn new(config: Config, theme: Theme, keymap: Keymap, defaults: &LoginDefaults) -> App {
-        let utc_offset_min = config.utc_offset_minutes().unwrap_or(0);
+        let time_zone = config.time_zone().unwrap_or(TimeZone::UTC);
         let show_members = config.members_pane;
-        let mut home = Tab::new(None);
-        home.history = HistoryState::Complete;
         App {
             config,
             theme,
             keymap,
-            utc_offset_min,
+            time_zone,
             now_ms: 0,
             size: (80, 24),
             screen: Screen::Login,
@@ -135,50 +100,33 @@ impl App {
                 &defaults.token,
                 &defaults.server,
             ),
-            me: None,
-            has_logged_in: false,
-            app_id: defaults.app_id.clone(),
-            server: defaults.server.clone(),
-            server_name: String::new(),
-            connected_to: None,
-            conn: ConnStatus {
-                state: ConnectionState::Disconnected,
-                reason: ChangeReason::Logout,
-                retry_at: None,
-            },
-            notice: None,
-            tabs: vec![home],
-            active: 0,
-            input: LineEditor::default(),
+            status: Status::new(&defaults.app_id, &defaults.server),
+            tabs: Tabs::default(),
+            input: InputLine::default(),
             overlay: None,
+            calls: Calls::default(),
             show_members,
-            completion: None,
-            invitation: None,
-            outgoing_calls: std::collections::HashMap::new(),
             startup_commands: Vec::new(),
-            next_local_id: 1,
-            marks: std::collections::HashMap::new(),
-            saved_tabs: None,
+            outbox: Outbox::default(),
+            title: String::new(),
             dirty: true,
             quit: false,
-            title: String::new(),
-            effects: Vec::new(),
         }
     }
 
     /// Starts a login with what the form holds (the CLI's values, when all were given).
     pub fn submit_login(&mut self) -> Vec<Effect> {
         self.start_login();
-        std::mem::take(&mut self.effects)
+        self.outbox.take()
     }
 
     /// Applies one action; returns what the event loop must do.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         self.dirty = true;
-        if !matches!(action, Action::Key(KeyAction::Complete)) {
-            if let Action::Key(_) | Action::Insert(_) | Action::Paste(_) = action {
-                self.completion = None;
-            }
+        match action {
+            Action::Key(KeyAction::Complete) => {}
+            Action::Key(_) | Action::Insert(_) | Action::Paste(_) => self.input.end_completion(),
+            _ => {}
         }
         match action {
             Action::Key(key) => self.on_key(key),
@@ -192,141 +140,56 @@ impl App {
                 reason,
                 retry_in_ms,
             } => self.on_connection(state, reason, retry_in_ms),
-            Action::ConnectedTo(url) => self.on_connected_to(url),
+            Action::ConnectedTo(url) => {
+                if self.status.connected_to(url.clone()) && self.status.has_several_servers() {
+                    let now = self.now_ms;
+                    self.tabs.home().info(now, format!("now on {url}"));
+                }
+            }
             Action::Server(event) => self.on_server_event(event),
-            Action::Done(outcome) => self.on_outcome(outcome),
+            Action::Done(id, result) => self.on_reply(id, result),
             Action::Notice(text) => {
                 let now = self.now_ms;
-                self.home().info(now, text.clone());
-                self.notice = Some(text);
+                self.tabs.home().info(now, text.clone());
+                self.status.notice = Some(text);
             }
         }
         self.refresh_title();
-        self.save_tabs();
-        std::mem::take(&mut self.effects)
-    }
-
-    /// The conversations to reopen next time: peer tabs, and channels joined (or being
-    /// joined); a channel left but still on screen is not rejoined.
-    fn open_conversations(&self) -> Vec<Target> {
-        self.tabs
-            .iter()
-            .filter(|t| t.peer().is_some() || t.joined || t.join_asked_at.is_some())
-            .filter_map(|t| t.target.clone())
-            .collect()
-    }
-
-    /// Asks the loop to save the open conversations when they changed.
-    fn save_tabs(&mut self) {
-        let Some(saved) = &self.saved_tabs else {
-            return;
-        };
-        let now = self.open_conversations();
-        if *saved != now {
-            self.effect(Effect::SaveTabs {
-                app_id: self.app_id.clone(),
+        if let Some(tabs) = self.tabs.to_save() {
+            self.outbox.push(Effect::SaveTabs {
+                app_id: self.status.app_id.clone(),
                 user: self.me().to_string(),
-                tabs: now.clone(),
+                tabs,
             });
-            self.saved_tabs = Some(now);
         }
-    }
-
-    /// Reopens the conversations of the last run: channels are joined again, peer tabs
-    /// opened (with their history). The tab in front stays in front.
-    fn restore_tabs(&mut self, targets: Vec<Target>) {
-        let now = self.now_ms;
-        for target in targets {
-            if self.tab_index(&target).is_some() {
-                continue;
-            }
-            let i = self.ensure_tab(&target);
-            if let Target::Channel(channel) = &target {
-                let tab = &mut self.tabs[i];
-                tab.join_asked_at = Some(tab.entries.len());
-                self.effect(Effect::Join(channel.clone()));
-            }
-        }
-        let reopened: Vec<String> = self
-            .tabs
-            .iter()
-            .skip(1)
-            .map(super::tab::Tab::name)
-            .collect();
-        if !reopened.is_empty() {
-            self.home().info(
-                now,
-                format!("reopened the tabs of last time: {}", reopened.join(" ")),
-            );
-        }
-        self.saved_tabs = Some(self.open_conversations());
+        self.outbox.take()
     }
 
     /// True while something on screen counts down, so the loop must tick.
     pub fn needs_tick(&self) -> bool {
-        self.conn.retry_at.is_some()
+        self.status.conn.retry_at.is_some()
             || matches!(self.overlay, Some(Overlay::Invitation(_)))
-            || self.invitation.is_some()
-    }
-
-    fn effect(&mut self, effect: Effect) {
-        self.effects.push(effect);
+            || self.calls.incoming.is_some()
     }
 
     pub fn me(&self) -> &str {
-        self.me.as_deref().unwrap_or("")
+        self.status.me()
     }
 
     pub fn active_tab(&self) -> &Tab {
-        &self.tabs[self.active]
+        self.tabs.active_tab()
     }
 
-    fn active_tab_mut(&mut self) -> &mut Tab {
-        &mut self.tabs[self.active]
-    }
-
-    fn home(&mut self) -> &mut Tab {
-        &mut self.tabs[0]
-    }
-
-    /// The index of the tab for `target`, if open.
-    pub fn tab_index(&self, target: &Target) -> Option<usize> {
-        self.tabs
-            .iter()
-            .position(|t| t.target.as_ref() == Some(target))
-    }
-
-    /// The tab for `target`, opened (with history and presence requests) if needed.
-    fn ensure_tab(&mut self, target: &Target) -> usize {
-        if let Some(i) = self.tab_index(target) {
-            return i;
-        }
-        let mut tab = Tab::new(Some(target.clone()));
-        if let Target::Peer(peer) = target {
-            tab.history = HistoryState::Loading;
-            self.effect(Effect::History {
-                target: target.clone(),
-                before: None,
-            });
-            self.effect(Effect::Subscribe(vec![peer.clone()]));
-        }
-        self.tabs.push(tab);
-        self.tabs.len() - 1
-    }
-
-    fn activate(&mut self, index: usize) {
-        if index < self.tabs.len() {
-            self.active = index;
-            let tab = &mut self.tabs[index];
-            tab.unread = 0;
-            tab.mentions = 0;
-        }
+    /// Tab indices matching the switcher's query, best first.
+    pub fn switcher_matches(&self) -> Vec<usize> {
+        let query = self.overlay.as_ref().and_then(Overlay::switcher_query);
+        self.tabs.matching(query.unwrap_or(""))
     }
 
     /// The terminal title: mentions waiting elsewhere come first, as chat clients do.
     fn refresh_title(&mut self) {
-        let mentions: usize = self.tabs.iter().map(|t| t.mentions).sum();
-        let who = self.me.as_deref().unwrap_or("login");
+        let mentions = self.tabs.mentions();
+        let who = self.status.me.as_deref().unwrap_or("login");
         let title = if mentions > 0 {
             format!("({mentions}) rtm-tui — {who}")
         } else {
@@ -334,26 +197,48 @@ impl App {
         };
         if title != self.title {
             self.title.clone_from(&title);
-            self.effect(Effect::Title(title));
+            self.outbox.push(Effect::Title(title));
+        }
+    }
+
+    /// Writes a line in the tab in front.
+    fn info(&mut self, text: impl Into<String>) {
+        let now = self.now_ms;
+        self.tabs.active_tab_mut().info(now, text);
+    }
+
+    /// Writes an error in the tab in front.
+    fn error(&mut self, text: impl Into<String>) {
+        let now = self.now_ms;
+        self.tabs.active_tab_mut().error(now, text);
+    }
+
+    /// Writes a line in the tab of `target`, opening it if need be.
+    fn info_in(&mut self, target: &Target, text: impl Into<String>) {
+        let now = self.now_ms;
+        let i = self.tabs.open(target, &mut self.outbox);
+        self.tabs[i].info(now, text);
+    }
+
+    fn close_invitation_prompt(&mut self) {
+        if matches!(self.overlay, Some(Overlay::Invitation(_))) {
+            self.overlay = None;
         }
     }
 
     fn on_tick(&mut self) {
-        if let Some(Invitation { expires_at, .. }) = &self.invitation {
-            if *expires_at <= self.now_ms {
-                let inv = self.invitation.take().expect("checked above");
-                let i = self.ensure_tab(&Target::Peer(inv.caller.clone()));
-                self.tabs[i].info(self.now_ms, "the call invitation expired");
-                if matches!(self.overlay, Some(Overlay::Invitation(_))) {
-                    self.overlay = None;
-                }
-            }
+        if let Some(invitation) = self.calls.expire(self.now_ms) {
+            self.info_in(
+                &Target::Peer(invitation.caller),
+                "the call invitation expired",
+            );
+            self.close_invitation_prompt();
         }
     }
 
     fn on_connection(&mut self, state: ConnectionState, reason: ChangeReason, retry: Option<u64>) {
-        let before = self.conn.state;
-        self.conn = ConnStatus {
+        let before = self.status.conn.state;
+        self.status.conn = ConnStatus {
             state,
             reason,
             retry_at: retry.map(|ms| self.now_ms + ms),
@@ -371,23 +256,19 @@ impl App {
                     ChangeReason::BannedByServer => "the server banned this login",
                     _ => "the server ended the session",
                 };
-                self.home()
+                self.tabs
+                    .home()
                     .error(now, format!("{line}: {why}. /login to log in again."));
             }
             ConnectionState::Reconnecting | ConnectionState::Connected
                 if self.screen == Screen::Main =>
             {
-                self.home().info(now, line);
+                self.tabs.home().info(now, line);
                 if before == ConnectionState::Reconnecting {
                     // Back: who is in each channel may have changed meanwhile.
-                    let joined: Vec<String> = self
-                        .tabs
-                        .iter()
-                        .filter(|t| t.joined)
-                        .filter_map(|t| t.channel().map(str::to_string))
-                        .collect();
-                    for channel in joined {
-                        self.effect(Effect::Members(channel));
+                    for channel in self.tabs.joined_channels() {
+                        self.outbox
+                            .ask(Pending::Members(channel.clone()), Request::Members(channel));
                     }
                 }
             }
@@ -395,29 +276,18 @@ impl App {
         }
     }
 
-    fn on_connected_to(&mut self, url: String) {
-        let moved = self.connected_to.as_ref().is_some_and(|old| *old != url);
-        if moved && self.has_several_servers() {
-            let now = self.now_ms;
-            self.home().info(now, format!("now on {url}"));
-        }
-        self.connected_to = Some(url);
-    }
-
-    /// Whether several servers were given, so which one is in use is worth showing.
-    pub fn has_several_servers(&self) -> bool {
-        self.server.contains(',')
-    }
-
     fn start_login(&mut self) {
         if !self.login.is_valid() {
             self.login.status = LoginStatus::Refused("fix the fields marked ✗ first".into());
             return;
         }
-        let same = self.me.as_deref() == Some(self.login.value(super::login::USER))
-            && self.app_id == self.login.value(super::login::APP_ID)
-            && self.server == super::login::server_url(self.login.value(super::login::SERVER));
-        if same && self.in_session() {
+        let user = self.login.value(login::USER).to_string();
+        let app_id = self.login.value(login::APP_ID).to_string();
+        let server = login::server_url(self.login.value(login::SERVER));
+        let status = &mut self.status;
+        let same =
+            status.me.as_ref() == Some(&user) && status.app_id == app_id && status.server == server;
+        if same && status.in_session() {
             // Nothing to change: back to the chat rather than "already logged in (8)".
             self.screen = Screen::Main;
             self.login.status = LoginStatus::Editing;
@@ -426,410 +296,21 @@ impl App {
         self.login.status = LoginStatus::Busy;
         // Known before the server answers: offline messages may arrive before the reply
         // reaches us, and must already land in tabs of the right user.
-        let user = self.login.value(super::login::USER).to_string();
-        if self.me.as_ref().is_some_and(|me| *me != user) {
-            self.tabs.truncate(1);
-            self.active = 0;
-            self.has_logged_in = false;
-            self.saved_tabs = None;
+        if status.me.as_ref().is_some_and(|me| *me != user) {
+            self.tabs.reset();
+            status.has_logged_in = false;
         }
-        self.me = Some(user);
-        let token = self.login.value(super::login::TOKEN).trim().to_string();
-        self.app_id = self.login.value(super::login::APP_ID).to_string();
-        self.server = super::login::server_url(self.login.value(super::login::SERVER));
-        self.effect(Effect::Login {
-            server: self.server.clone(),
-            app_id: self.app_id.clone(),
-            user: self.login.value(super::login::USER).to_string(),
+        status.me = Some(user.clone());
+        status.app_id.clone_from(&app_id);
+        status.server.clone_from(&server);
+        let token = self.login.value(login::TOKEN).trim().to_string();
+        let request = Request::Login {
+            server,
+            app_id,
+            user,
             token: (!token.is_empty()).then_some(token),
-        });
-    }
-
-    fn on_outcome(&mut self, outcome: Outcome) {
-        let now = self.now_ms;
-        match outcome {
-            Outcome::Login(Ok(result)) => {
-                let relogin = std::mem::replace(&mut self.has_logged_in, true);
-                self.me = Some(result.user.clone());
-                self.server_name.clone_from(&result.server);
-                self.screen = Screen::Main;
-                self.login.status = LoginStatus::Editing;
-                let line = format!(
-                    "logged in as {} to app {} on {} ({})",
-                    result.user,
-                    self.app_id,
-                    self.server.replace(',', ", "),
-                    result.server
-                );
-                self.home().info(now, line);
-                if relogin {
-                    self.rejoin_tabs();
-                } else {
-                    self.home().info(
-                        now,
-                        "/join <channel> to join a channel, /msg <peer> to talk to someone, F1 for help",
-                    );
-                    self.effect(Effect::LoadTabs {
-                        app_id: self.app_id.clone(),
-                        user: result.user.clone(),
-                    });
-                    for line in std::mem::take(&mut self.startup_commands) {
-                        self.send_line(&line);
-                    }
-                }
-            }
-            Outcome::Login(Err(failure)) => {
-                self.screen = Screen::Login;
-                let token = self.login.fields[super::login::TOKEN].text().to_string();
-                let words = match super::login::login_hint(failure.code, &token) {
-                    Some(hint) => format!("{failure} — {hint}"),
-                    None => failure.to_string(),
-                };
-                self.login.status = LoginStatus::Refused(words);
-            }
-            Outcome::Logout => {
-                self.home().info(now, "logged out");
-                self.screen = Screen::Login;
-                // The next person types a user id first, not into the token field.
-                self.login.focus = super::login::USER;
-            }
-            Outcome::PeerSent {
-                peer,
-                local_id,
-                result,
-            } => self.on_sent(
-                &Target::Peer(peer),
-                local_id,
-                result.map_err(|f| peer_mark(&f)),
-            ),
-            Outcome::ChannelSent {
-                channel,
-                local_id,
-                result,
-            } => self.on_sent(
-                &Target::Channel(channel),
-                local_id,
-                result.map_err(|f| channel_mark(&f)),
-            ),
-            Outcome::Joined { channel, result } => self.on_joined(&channel, result),
-            Outcome::Left { channel, result } => {
-                if let Some(i) = self.tab_index(&Target::Channel(channel.clone())) {
-                    let tab = &mut self.tabs[i];
-                    match result {
-                        Ok(()) => {
-                            // Out of the channel nothing tells us what changes: show none
-                            // of it rather than what may be gone (a join reads it again).
-                            tab.joined = false;
-                            tab.members.clear();
-                            tab.member_count = None;
-                            tab.attributes.clear();
-                            tab.info(now, format!("you left #{channel}"));
-                        }
-                        Err(f) => tab.error(now, format!("cannot leave: {f}")),
-                    }
-                }
-            }
-            Outcome::Members { channel, result } => {
-                if let Some(i) = self.tab_index(&Target::Channel(channel)) {
-                    let tab = &mut self.tabs[i];
-                    match result {
-                        Ok(mut members) => {
-                            members.sort();
-                            tab.member_count.get_or_insert(members.len() as u64);
-                            tab.members = members;
-                        }
-                        Err(f) => tab.error(now, format!("cannot list members: {f}")),
-                    }
-                }
-            }
-            Outcome::History {
-                target,
-                before,
-                result,
-            } => {
-                if let Some(i) = self.tab_index(&target) {
-                    let me = self.me().to_string();
-                    let marks = &self.marks;
-                    let tab = &mut self.tabs[i];
-                    match result {
-                        Ok(messages) => {
-                            let full = messages.len() as u32 >= super::tab::HISTORY_PAGE;
-                            let added = tab.merge_history(&messages, &me);
-                            // Our messages the history brings back get the mark they had;
-                            // one in a channel's history was accepted by the server.
-                            for entry in &mut tab.entries {
-                                if let EntryKind::Message(m) = &mut entry.kind {
-                                    if m.own && m.mark.is_none() {
-                                        m.mark =
-                                            m.id.and_then(|id| marks.get(&(target.clone(), id)))
-                                                .cloned()
-                                                .or_else(|| {
-                                                    matches!(target, Target::Channel(_))
-                                                        .then_some(Mark::Accepted)
-                                                });
-                                    }
-                                }
-                            }
-                            tab.history = if full && (added > 0 || before.is_none()) {
-                                HistoryState::More
-                            } else {
-                                HistoryState::Complete
-                            };
-                        }
-                        Err(f) => {
-                            tab.history = HistoryState::Complete;
-                            tab.error(now, format!("cannot load history: {f}"));
-                        }
-                    }
-                }
-            }
-            Outcome::Presence(result) => match result {
-                Ok(peers) => {
-                    let text: Vec<String> = peers
-                        .iter()
-                        .map(|(p, s)| format!("{p} is {}", presence_word(*s)))
-                        .collect();
-                    for (peer, status) in &peers {
-                        if let Some(i) = self.tab_index(&Target::Peer(peer.clone())) {
-                            self.tabs[i].presence = Some(*status);
-                        }
-                    }
-                    self.active_tab_mut().info(now, text.join(", "));
-                }
-                Err(f) => self
-                    .active_tab_mut()
-                    .error(now, format!("/who failed: {f}")),
-            },
-            Outcome::ChannelAttributes { channel, result } => {
-                if let Some(i) = self.tab_index(&Target::Channel(channel)) {
-                    match result {
-                        Ok(attributes) => self.tabs[i].attributes = attributes,
-                        // The header just stays without a topic.
-                        Err(f) => tracing::debug!("channel attributes: {f}"),
-                    }
-                }
-            }
-            Outcome::Info { target, result } => {
-                let i = target.map_or(self.active, |t| self.ensure_tab(&t));
-                match result {
-                    Ok(text) => self.tabs[i].info(now, text),
-                    Err(f) => self.tabs[i].error(now, f.to_string()),
-                }
-            }
-            Outcome::RawFile {
-                target,
-                name,
-                result,
-            } => match result {
-                Ok(data) => {
-                    let description = format!("file {name}");
-                    self.send_to(&target, Message::raw(&data, description));
-                }
-                Err(f) => self.active_tab_mut().error(now, format!("/raw: {f}")),
-            },
-            Outcome::SavedTabs(targets) => self.restore_tabs(targets),
-            Outcome::Edited(text) => {
-                self.input.set(text.trim_end_matches('\n'));
-            }
-        }
-    }
-
-    fn rejoin_tabs(&mut self) {
-        let channels: Vec<String> = self
-            .tabs
-            .iter()
-            .filter_map(|t| t.channel().map(str::to_string))
-            .collect();
-        for channel in channels {
-            self.effect(Effect::Join(channel));
-        }
-    }
-
-    fn on_joined(&mut self, channel: &str, result: Result<u64, Failure>) {
-        let now = self.now_ms;
-        let target = Target::Channel(channel.to_string());
-        let i = self.ensure_tab(&target);
-        match result {
-            Ok(count) => {
-                let tab = &mut self.tabs[i];
-                tab.joined = true;
-                tab.member_count = Some(count);
-                let members = if count == 1 { "member" } else { "members" };
-                let line = format!("you joined #{channel} ({count} {members})");
-                match tab.join_asked_at.take() {
-                    Some(at) => tab.insert_info(at, now, line),
-                    None => tab.info(now, line),
-                }
-                let load = tab.history == HistoryState::NotLoaded;
-                if load {
-                    tab.history = HistoryState::Loading;
-                }
-                self.effect(Effect::Members(channel.to_string()));
-                self.effect(Effect::LoadChannelAttributes(channel.to_string()));
-                if load {
-                    self.effect(Effect::History {
-                        target,
-                        before: None,
-                    });
-                }
-            }
-            Err(f) => self.tabs[i].error(now, format!("cannot join #{channel}: {f}")),
-        }
-    }
-
-    fn on_sent(
-        &mut self,
-        target: &Target,
-        local_id: u64,
-        result: Result<crate::protocol::SendResult, Mark>,
-    ) {
-        let Some(i) = self.tab_index(target) else {
-            return;
         };
-        let peer = matches!(target, Target::Peer(_));
-        if let Some(entry) = self.tabs[i].own_entry_mut(local_id) {
-            let EntryKind::Message(message) = &mut entry.kind else {
-                return;
-            };
-            match result {
-                Ok(sent) => {
-                    let mark = if peer { Mark::Received } else { Mark::Accepted };
-                    message.id = Some(sent.message_id);
-                    message.mark = Some(mark.clone());
-                    // The server's time, as history will have it (and what repeats match).
-                    entry.ts = sent.server_ts;
-                    self.marks.insert((target.clone(), sent.message_id), mark);
-                }
-                Err(mark) => message.mark = Some(mark),
-            }
-        }
-    }
-
-    /// Sends `message` to a conversation: shows it at once, pending, and asks the loop to send.
-    fn send_to(&mut self, target: &Target, message: Message) {
-        let local_id = self.next_local_id;
-        self.next_local_id += 1;
-        let i = self.ensure_tab(target);
-        let me = self.me().to_string();
-        self.tabs[i].push(Entry {
-            ts: self.now_ms,
-            kind: EntryKind::Message(ChatMessage {
-                id: None,
-                local_id: Some(local_id),
-                from: me,
-                body: Body::from_message(&message),
-                mark: Some(Mark::Pending),
-                offline: false,
-                mention: false,
-                own: true,
-            }),
-        });
-        self.tabs[i].scroll = 0;
-        self.effect(send_effect(target, local_id, message));
-    }
-
-    /// Resends the newest message of the active tab whose send failed.
-    fn retry(&mut self) {
-        let now = self.now_ms;
-        let tab = &mut self.tabs[self.active];
-        let Some(target) = tab.target.clone() else {
-            return;
-        };
-        let found = tab
-            .entries
-            .iter_mut()
-            .rev()
-            .find_map(|e| match &mut e.kind {
-                EntryKind::Message(m) if m.mark.as_ref().is_some_and(Mark::retryable) => Some(m),
-                _ => None,
-            });
-        let Some(message) = found else {
-            tab.info(now, "nothing to retry: no failed message in this tab");
-            return;
-        };
-        message.mark = Some(Mark::Pending);
-        let wire = match &message.body {
-            Body::Text(t) => Message::text(t.clone()),
-            Body::Action(t) => Message::text(format!("/me {t}")),
-            Body::Raw { description, data } => Message::raw(data, description.clone()),
-        };
-        let local_id = message.local_id.unwrap_or(0);
-        self.effect(send_effect(&target, local_id, wire));
-    }
-
-    fn on_insert(&mut self, c: char) {
-        match (&mut self.overlay, self.screen) {
-            (Some(Overlay::Switcher { query, selected }), _) => {
-                query.insert_char(c);
-                *selected = 0;
-            }
-            (Some(Overlay::PasteConfirm { text }), _) => {
-                if c == 'e' {
-                    let text = std::mem::take(text);
-                    self.input.insert_str(&text);
-                    self.overlay = None;
-                }
-            }
-            (Some(Overlay::Help { .. }), _) => self.overlay = None,
-            (None | Some(Overlay::Invitation(_)), Screen::Login) => {
-                self.login.focused().insert_char(c);
-            }
-            // The call prompt does not take letters: they go on the line being typed.
-            (None | Some(Overlay::Invitation(_)), Screen::Main) => {
-                if c == '?' && self.input.is_empty() {
-                    self.overlay = Some(Overlay::Help {
-                        scroll: 0,
-                        topic: None,
-                    });
-                } else {
-                    self.input.insert_char(c);
-                }
-            }
-        }
-    }
-
-    fn on_paste(&mut self, text: &str) {
-        // Terminals send CR for newlines in pastes; a copied last line brings its newline,
-        // which would send an empty last line.
-        let text = text.replace("\r\n", "\n").replace('\r', "\n");
-        let text = text.trim_end_matches('\n').to_string();
-        match (&mut self.overlay, self.screen) {
-            (Some(Overlay::Switcher { query, .. }), _) => query.insert_str(text.trim()),
-            (_, Screen::Login) => self.login.focused().insert_str(text.trim()),
-            (None, Screen::Main) => {
-                if text.lines().count() > PASTE_CONFIRM_LINES {
-                    self.overlay = Some(Overlay::PasteConfirm { text });
-                } else {
-                    self.input.insert_str(&text);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn scroll_by(&mut self, entries: i32) {
-        let tab = &mut self.tabs[self.active];
-        let max = tab.entries.len().saturating_sub(1);
-        tab.scroll = if entries >= 0 {
-            (tab.scroll + entries as usize).min(max)
-        } else {
-            tab.scroll.saturating_sub(entries.unsigned_abs() as usize)
-        };
-        self.maybe_load_older();
-    }
-
-    /// Near the top of what is held: fetch the page before it.
-    fn maybe_load_older(&mut self) {
-        let page = usize::from(self.size.1);
-        let tab = &mut self.tabs[self.active];
-        let near_top = tab.scroll + page >= tab.entries.len();
-        if near_top && tab.history == HistoryState::More {
-            if let Some(target) = tab.target.clone() {
-                tab.history = HistoryState::Loading;
-                let before = tab.oldest_id();
-                self.effect(Effect::History { target, before });
-            }
-        }
+        self.outbox.ask(Pending::Login, request);
     }
 
     fn on_key(&mut self, key: KeyAction) {
@@ -848,229 +329,150 @@ impl App {
             }
             return;
         }
-        if matches!(self.overlay, Some(Overlay::Invitation(_))) {
+        if let Some(overlay @ Overlay::Invitation(_)) = &mut self.overlay {
             // Not modal: only Esc is the prompt's ("later"); every other key is the
             // screen's, so typing goes on while a call rings.
-            if key == KeyAction::Cancel {
+            if overlay.on_key(key) == Reaction::Close {
                 self.overlay = None;
-                return;
-            }
-            if self.screen == Screen::Main {
+            } else if self.screen == Screen::Main {
                 self.on_main_key(key);
             }
             return;
         }
         if key == KeyAction::Redraw {
-            self.effect(Effect::Repaint);
+            self.outbox.push(Effect::Repaint);
             return;
         }
-        if self.overlay.is_some() {
-            self.on_overlay_key(key);
+        if let Some(overlay) = &mut self.overlay {
+            let reaction = overlay.on_key(key);
+            self.on_reaction(reaction);
             return;
         }
         match self.screen {
-            Screen::Login => self.on_login_key(key),
+            Screen::Login => match self.login.on_key(key, self.status.in_session()) {
+                FormKey::Handled => {}
+                FormKey::Submit => self.start_login(),
+                FormKey::Leave => self.screen = Screen::Main,
+            },
             Screen::Main => self.on_main_key(key),
         }
     }
 
+    /// Does what a window asked for.
+    fn on_reaction(&mut self, reaction: Reaction) {
+        match reaction {
+            Reaction::Stay => return,
+            Reaction::Close => {}
+            Reaction::Choose(selected) => {
+                if let Some(&i) = self.switcher_matches().get(selected) {
+                    self.tabs.activate(i);
+                }
+            }
+            Reaction::Send(text) => self.send_text(&text),
+            Reaction::EditFirst(text) => self.input.insert_str(&text),
+        }
+        self.overlay = None;
+    }
+
     pub(crate) fn quit(&mut self) {
         self.quit = true;
-        self.effect(Effect::Quit);
+        self.outbox.push(Effect::Quit);
     }
 
-    /// Logged in (or getting back in by itself): the form was opened with `/login`.
-    fn in_session(&self) -> bool {
-        matches!(
-            self.conn.state,
-            ConnectionState::Connected | ConnectionState::Reconnecting
-        )
-    }
-
-    fn on_login_key(&mut self, key: KeyAction) {
-        match key {
-            KeyAction::Submit => self.start_login(),
-            KeyAction::Complete | KeyAction::Down => self.login.next_field(),
-            KeyAction::Up | KeyAction::PrevTab => self.login.prev_field(),
-            // Opened with /login while logged in: Esc goes back to the chat.
-            KeyAction::Cancel if self.in_session() => {
-                self.screen = Screen::Main;
-                self.login.status = LoginStatus::Editing;
-            }
-            KeyAction::Cancel => self.login.focused().set(""),
-            other => edit(self.login.focused(), other),
-        }
-    }
-
-    fn on_overlay_key(&mut self, key: KeyAction) {
-        let Some(overlay) = &mut self.overlay else {
-            return;
-        };
-        match overlay {
-            Overlay::Help { scroll, .. } => match key {
-                KeyAction::Up => *scroll = scroll.saturating_sub(1),
-                KeyAction::Down => *scroll += 1,
-                KeyAction::PageUp => *scroll = scroll.saturating_sub(10),
-                KeyAction::PageDown => *scroll += 10,
-                _ => self.overlay = None,
-            },
-            Overlay::Switcher { query, selected } => match key {
-                KeyAction::Up | KeyAction::PrevTab => *selected = selected.saturating_sub(1),
-                KeyAction::Down | KeyAction::NextTab => *selected += 1,
-                KeyAction::Submit => {
-                    let selected = *selected;
-                    let choice = self.switcher_matches().get(selected).copied();
-                    self.overlay = None;
-                    if let Some(i) = choice {
-                        self.activate(i);
-                    }
-                }
-                KeyAction::Cancel | KeyAction::Switcher => self.overlay = None,
-                other => {
-                    edit(query, other);
-                    *selected = 0;
-                }
-            },
-            Overlay::PasteConfirm { text } => match key {
-                KeyAction::Submit => {
-                    let text = std::mem::take(text);
-                    self.overlay = None;
-                    self.send_text(&text);
-                }
-                _ => self.overlay = None,
-            },
-            Overlay::Invitation(_) => {}
-        }
-    }
-
-    /// Tab indices matching the switcher's query, best first (subsequence match).
-    pub fn switcher_matches(&self) -> Vec<usize> {
-        let query = match &self.overlay {
-            Some(Overlay::Switcher { query, .. }) => query.text().to_lowercase(),
-            _ => String::new(),
-        };
-        let mut scored: Vec<(usize, usize)> = self
-            .tabs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| fuzzy_score(&t.name().to_lowercase(), &query).map(|s| (s, i)))
-            .collect();
-        scored.sort_unstable();
-        scored.into_iter().map(|(_, i)| i).collect()
+    fn scroll_by(&mut self, entries: i32) {
+        let page = usize::from(self.size.1);
+        self.tabs.scroll_by(entries, page, &mut self.outbox);
     }
 
     fn on_main_key(&mut self, key: KeyAction) {
+        let half_page = i32::from(self.size.1 / 2).max(1);
         match key {
             KeyAction::Submit => {
                 let line = self.input.take();
                 self.send_line(&line);
             }
             KeyAction::NewLine => self.input.insert_char('\n'),
-            KeyAction::Complete => self.complete(),
-            KeyAction::KillToEnd if self.input.is_empty() => self.open_switcher(),
-            KeyAction::Switcher => self.open_switcher(),
-            KeyAction::Up => {
-                let current = self.input.text().to_string();
-                if let Some(line) = self.tabs[self.active].input_history.older(&current) {
-                    self.input.set(line);
-                }
+            KeyAction::Complete => {
+                self.input
+                    .complete(&self.tabs.users(), &self.tabs.channels());
             }
-            KeyAction::Down => {
-                if let Some(line) = self.tabs[self.active].input_history.newer() {
-                    self.input.set(line);
-                }
+            // Ctrl-K on an empty line has nothing to kill: it opens the switcher.
+            KeyAction::KillToEnd if self.input.is_empty() => {
+                self.overlay = Some(Overlay::switcher());
             }
-            KeyAction::NextTab => self.activate((self.active + 1) % self.tabs.len()),
-            KeyAction::PrevTab => {
-                self.activate((self.active + self.tabs.len() - 1) % self.tabs.len());
-            }
-            KeyAction::GoTo(n) => self.activate(usize::from(n) - 1),
-            KeyAction::NextActivity => self.next_activity(),
-            KeyAction::PageUp => self.scroll_by(i32::from(self.size.1 / 2).max(1)),
-            KeyAction::PageDown => self.scroll_by(-(i32::from(self.size.1 / 2).max(1))),
-            KeyAction::Help => {
-                self.overlay = Some(Overlay::Help {
-                    scroll: 0,
-                    topic: None,
-                });
-            }
+            KeyAction::Switcher => self.overlay = Some(Overlay::switcher()),
+            KeyAction::Up => self
+                .input
+                .older(&mut self.tabs.active_tab_mut().input_history),
+            KeyAction::Down => self
+                .input
+                .newer(&mut self.tabs.active_tab_mut().input_history),
+            KeyAction::NextTab => self.tabs.next(),
+            KeyAction::PrevTab => self.tabs.previous(),
+            KeyAction::GoTo(n) => self.tabs.activate(usize::from(n) - 1),
+            KeyAction::NextActivity => self.tabs.next_activity(),
+            KeyAction::PageUp => self.scroll_by(half_page),
+            KeyAction::PageDown => self.scroll_by(-half_page),
+            KeyAction::Help => self.overlay = Some(Overlay::help()),
             KeyAction::ToggleMembers => self.show_members = !self.show_members,
             KeyAction::MembersUp => {
-                let tab = self.active_tab_mut();
+                let tab = self.tabs.active_tab_mut();
                 tab.member_scroll = tab.member_scroll.saturating_sub(1);
             }
             KeyAction::MembersDown => {
-                let tab = self.active_tab_mut();
+                let tab = self.tabs.active_tab_mut();
                 if tab.member_scroll + 1 < tab.visible_members().count() {
                     tab.member_scroll += 1;
                 }
             }
             KeyAction::ToggleJoins => {
-                let tab = self.active_tab_mut();
+                let tab = self.tabs.active_tab_mut();
                 tab.expand_joins = !tab.expand_joins;
             }
             KeyAction::Editor => {
-                let text = self.input.take();
-                self.effect(Effect::Editor(text));
+                let draft = self.input.take();
+                self.outbox.ask(
+                    Pending::Editor {
+                        draft: draft.clone(),
+                    },
+                    Request::Editor(draft),
+                );
             }
             KeyAction::Cancel => {
                 self.input.take();
-                self.active_tab_mut().scroll = 0;
+                self.tabs.active_tab_mut().scroll = 0;
             }
-            other => edit(&mut self.input, other),
+            other => self.input.edit(other),
         }
     }
 
-    fn open_switcher(&mut self) {
-        self.overlay = Some(Overlay::Switcher {
-            query: LineEditor::default(),
-            selected: 0,
-        });
-    }
-
-    /// Alt-A: the next tab with mentions, else the next with unread messages.
-    fn next_activity(&mut self) {
-        let n = self.tabs.len();
-        let order = (1..n).map(|k| (self.active + k) % n);
-        let pick = order
-            .clone()
-            .find(|&i| self.tabs[i].mentions > 0)
-            .or_else(|| order.clone().find(|&i| self.tabs[i].unread > 0));
-        if let Some(i) = pick {
-            self.activate(i);
+    fn on_insert(&mut self, c: char) {
+        if let Some(reaction) = self.overlay.as_mut().and_then(|o| o.on_insert(c)) {
+            return self.on_reaction(reaction);
         }
-    }
-
-    fn complete(&mut self) {
-        if let Some((choices, index)) = &mut self.completion {
-            *index = (*index + 1) % choices.len();
-            let text = choices[*index].clone();
-            self.input.set(text);
-            return;
-        }
-        let mut users: Vec<String> = self
-            .tabs
-            .iter()
-            .flat_map(|t| {
-                t.members
-                    .iter()
-                    .cloned()
-                    .chain(t.peer().map(str::to_string))
-            })
-            .collect();
-        users.sort();
-        users.dedup();
-        let channels: Vec<String> = self
-            .tabs
-            .iter()
-            .filter_map(|t| t.channel().map(str::to_string))
-            .collect();
-        let choices = super::command::complete(self.input.text(), &users, &channels);
-        if let Some(first) = choices.first() {
-            self.input.set(first.clone());
-            if choices.len() > 1 {
-                self.completion = Some((choices, 0));
+        // No window, or the call prompt, which leaves letters to the line being typed.
+        match self.screen {
+            Screen::Login => self.login.focused().insert_char(c),
+            Screen::Main if c == '?' && self.input.is_empty() => {
+                self.overlay = Some(Overlay::help());
             }
+            Screen::Main => self.input.insert_char(c),
+        }
+    }
+
+    fn on_paste(&mut self, text: &str) {
+        // Terminals send CR for newlines in pastes; a copied last line brings its newline,
+        // which would send an empty last line.
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let text = text.trim_end_matches('\n').to_string();
+        match (&mut self.overlay, self.screen) {
+            (Some(Overlay::Switcher { query, .. }), _) => query.insert_str(text.trim()),
+            (_, Screen::Login) => self.login.focused().insert_str(text.trim()),
+            (None, Screen::Main) => match Overlay::paste(text) {
+                Ok(question) => self.overlay = Some(question),
+                Err(text) => self.input.insert_str(&text),
+            },
+            _ => {}
         }
     }
 
@@ -1078,14 +480,11 @@ impl App {
         if line.trim().is_empty() {
             return;
         }
-        self.tabs[self.active].input_history.push(line);
+        self.tabs.active_tab_mut().input_history.push(line);
         if line.starts_with('/') && !line.starts_with("//") {
-            match super::command::parse(line) {
+            match slash_command::parse(line) {
                 Ok(command) => self.run_command(command),
-                Err(usage) => {
-                    let now = self.now_ms;
-                    self.active_tab_mut().error(now, usage);
-                }
+                Err(usage) => self.error(usage),
             }
         } else {
             // "//text" sends "/text" literally.
@@ -1099,7 +498,6 @@ impl App {
     }
 
     fn send_text(&mut self, text: &str) {
-        let now = self.now_ms;
         // Trailing empty lines (Alt-Enter, an edited paste) would show as an empty line.
         let text = text.trim_end_matches(['\n', ' ']).to_string();
         if text.trim().is_empty() {
@@ -1107,101 +505,31 @@ impl App {
         }
         match self.active_tab().target.clone() {
             Some(target) => self.send_to(&target, Message::text(text)),
-            None => self.active_tab_mut().error(
-                now,
-                "this is the rtm tab: /join <channel> or /msg <peer> first",
-            ),
+            None => self.error("this is the rtm tab: /join <channel> or /msg <peer> first"),
         }
+    }
+
+    /// Sends `message` to a conversation: shown at once, pending, and asked of the loop.
+    fn send_to(&mut self, target: &Target, message: Message) {
+        let me = self.status.me().to_string();
+        self.tabs
+            .send(target, message, &me, self.now_ms, &mut self.outbox);
+    }
+
+    fn invite(&mut self, request: InviteRequest) {
+        let target = Target::Peer(request.peer().to_string());
+        self.outbox
+            .ask(Pending::Line(Some(target)), Request::Invite(request));
     }
 
     fn answer_invitation(&mut self, accept: bool, response: String) {
-        let Some(inv) = self.invitation.take() else {
-            let now = self.now_ms;
-            self.active_tab_mut().error(now, "no invitation is waiting");
-            return;
-        };
-        if matches!(self.overlay, Some(Overlay::Invitation(_))) {
-            self.overlay = None;
+        match self.calls.answer(accept, response) {
+            Some(request) => {
+                self.close_invitation_prompt();
+                self.invite(request);
+            }
+            None => self.error("no invitation is waiting"),
         }
-        let request = if accept {
-            super::action::InviteRequest::Accept {
-                id: inv.id,
-                caller: inv.caller,
-                response,
-            }
-        } else {
-            super::action::InviteRequest::Refuse {
-                id: inv.id,
-                caller: inv.caller,
-                response,
-            }
-        };
-        self.effect(Effect::Invite(request));
-    }
-}
-
-/// Subsequence match score (lower is better), `None` when `query` does not match `name`.
-fn fuzzy_score(name: &str, query: &str) -> Option<usize> {
-    let mut score = 0;
-    let mut rest = name;
-    let mut last = 0;
-    for c in query.chars() {
-        let at = rest.find(c)?;
-        score += at + usize::from(last > 0 && at > 0);
-        last += at + c.len_utf8();
-        rest = &rest[at + c.len_utf8()..];
-    }
-    Some(score)
-}
-
-/// Applies an editing key to a line editor.
-fn edit(editor: &mut LineEditor, key: KeyAction) {
-    match key {
-        KeyAction::Backspace => editor.backspace(),
-        KeyAction::Delete => editor.delete(),
-        KeyAction::Left => editor.left(),
-        KeyAction::Right => editor.right(),
-        KeyAction::Home => editor.home(),
-        KeyAction::End => editor.end(),
-        KeyAction::WordBack => editor.word_back(),
-        KeyAction::WordForward => editor.word_forward(),
-        KeyAction::KillToEnd => editor.kill_to_end(),
-        KeyAction::KillToStart => editor.kill_to_start(),
-        KeyAction::KillWordBack => editor.kill_word_back(),
-        _ => {}
-    }
-}
-
-fn send_effect(target: &Target, local_id: u64, message: Message) -> Effect {
-    match target {
-        Target::Peer(peer) => Effect::SendPeer {
-            peer: peer.clone(),
-            local_id,
-            message,
-        },
-        Target::Channel(channel) => Effect::SendChannel {
-            channel: channel.clone(),
-            local_id,
-            message,
-        },
-    }
-}
-
-/// A failed peer send's mark, from PEER codes (contracts.md: 4 cached, 3 unreachable, 2 timeout).
-fn peer_mark(failure: &Failure) -> Mark {
-    use crate::protocol::codes::peer;
-    match failure.code {
-        Some(peer::CACHED_BY_SERVER) => Mark::Cached,
-        Some(peer::PEER_UNREACHABLE) => Mark::Unreachable,
-        Some(peer::TIMEOUT) => Mark::TimedOut,
-        _ => Mark::Failed(failure.to_string()),
-    }
-}
-
-fn channel_mark(failure: &Failure) -> Mark {
-    match failure.code {
-        Some(crate::protocol::codes::channel_msg::TIMEOUT) => Mark::TimedOut,
-        _ => Mark::Failed(failure.to_string()),
     }
 }
 

@@ -17,10 +17,12 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../assets/config.toml");
 pub struct Config {
     /// Ring the terminal bell when someone mentions you.
     pub bell: bool,
-    /// strftime-like: %H %M %S %d %m %Y %y %b %a.
+    /// strftime: %H %M %S %d %m %Y %y %b %a ...
     pub time_format: String,
-    /// Offset from UTC for timestamps, like "+02:00"; messages carry UTC milliseconds.
-    pub utc_offset: String,
+    /// The time zone of timestamps: empty for the system's, an IANA name, or a fixed
+    /// offset like "+02:00" (the older name of the setting, `utc_offset`, still reads).
+    #[serde(alias = "utc_offset")]
+    pub time_zone: String,
     /// Show the member list in channel tabs when the terminal is wide enough.
     pub members_pane: bool,
     /// Runs of more join/leave lines than this collapse into one.
@@ -51,7 +53,7 @@ impl Default for Config {
         Config {
             bell: true,
             time_format: "%H:%M".into(),
-            utc_offset: "+00:00".into(),
+            time_zone: String::new(),
             members_pane: true,
             collapse_joins: 3,
             server: Vec::new(),
@@ -116,14 +118,14 @@ impl Config {
             path: PathBuf::new(),
             source: Box::new(e),
         })?;
-        config.utc_offset_minutes()?;
+        config.time_zone()?;
+        super::local_time::check_pattern(&config.time_format).map_err(ConfigError::Invalid)?;
         Ok(config)
     }
 
-    /// `utc_offset` in minutes east of UTC.
-    pub fn utc_offset_minutes(&self) -> Result<i64, ConfigError> {
-        parse_offset(&self.utc_offset)
-            .ok_or_else(|| ConfigError::Invalid(format!("bad utc_offset {:?}", self.utc_offset)))
+    /// The zone `time_zone` names.
+    pub fn time_zone(&self) -> Result<jiff::tz::TimeZone, ConfigError> {
+        super::local_time::zone(&self.time_zone).map_err(ConfigError::Invalid)
     }
 }
 
@@ -145,20 +147,6 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
         .map(|server| server.trim().to_string())
         .filter(|server| !server.is_empty())
         .collect())
-}
-
-fn parse_offset(text: &str) -> Option<i64> {
-    if text.eq_ignore_ascii_case("utc") || text == "Z" {
-        return Some(0);
-    }
-    let (sign, rest) = match text.as_bytes().first()? {
-        b'+' => (1, &text[1..]),
-        b'-' => (-1, &text[1..]),
-        _ => return None,
-    };
-    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
-    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
-    (h <= 14 && m < 60).then_some(sign * (h * 60 + m))
 }
 
 /// Styles for every part of the screen, resolved once from the config (and `NO_COLOR`).
@@ -224,11 +212,11 @@ mod tests {
     }
 
     #[test]
-    fn offsets() {
-        assert_eq!(parse_offset("+02:00"), Some(120));
-        assert_eq!(parse_offset("-05:30"), Some(-330));
-        assert_eq!(parse_offset("UTC"), Some(0));
-        assert_eq!(parse_offset("2"), None);
+    fn time_zones_and_formats_are_checked() {
+        assert!(Config::parse("time_zone = \"Europe/Paris\"").is_ok());
+        assert!(Config::parse("utc_offset = \"+02:00\"").is_ok());
+        assert!(Config::parse("time_zone = \"+2:00 please\"").is_err());
+        assert!(Config::parse("time_format = \"%K\"").is_err());
     }
 
     #[test]

@@ -17,11 +17,12 @@ use tokio::sync::mpsc;
 use crate::client::{Client, ClientConfig, ClientEvent, Events};
 use crate::protocol::ConnectionState;
 
-use super::action::{Action, Effect, Failure, KeyAction, Outcome};
+use super::action::{Action, Effect, KeyAction};
 use super::app::App;
 use super::keymap::Keymap;
-use super::network::{failure, Session};
 use super::render;
+use super::request::{Failure, Reply, Request, RequestId};
+use super::session::{answer, failure, Session};
 use super::terminal::TerminalGuard;
 
 /// Longest stretch of event handling between two draws, so a burst never freezes the screen.
@@ -91,25 +92,37 @@ pub struct Connector {
     pub token_cmd: Option<String>,
 }
 
+/// What the loop performs effects with: the terminal, the client session, and the way
+/// back into the loop for answers.
+struct Shell {
+    terminal: Terminal<CrosstermBackend<io::Stdout>>,
+    guard: TerminalGuard,
+    session: Option<(Session, Events)>,
+    tx: mpsc::UnboundedSender<Action>,
+    connector: Connector,
+}
+
 /// Runs the app in the terminal until it quits. `initial` are effects to perform first
 /// (an automatic login).
-pub async fn run(
-    mut app: App,
-    initial: Vec<Effect>,
-    mut connector: Connector,
-) -> anyhow::Result<()> {
-    let mut guard = TerminalGuard::enter().context("cannot set up the terminal")?;
-    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))
+pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> anyhow::Result<()> {
+    let guard = TerminalGuard::enter().context("cannot set up the terminal")?;
+    let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))
         .context("cannot draw on the terminal")?;
     let size = terminal.size()?;
     app.size = (size.width, size.height);
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
+    let mut shell = Shell {
+        terminal,
+        guard,
+        session: None,
+        tx,
+        connector,
+    };
     let mut input = EventStream::new();
     // Asked to stop (kill, a closed terminal): leave through the same door as /quit, so
     // the terminal is restored and the session logged out.
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    let mut session: Option<(Session, Events)> = None;
     let mut pending = initial;
 
     // The connection dropped: if it was to the embedded default whose owner (another
@@ -117,25 +130,16 @@ pub async fn run(
     let mut lost_server = false;
     loop {
         if std::mem::take(&mut lost_server) {
-            take_over_server(&mut connector, session.as_ref().map(|(s, _)| s), &tx).await;
+            shell.take_over_server().await;
         }
         for effect in std::mem::take(&mut pending) {
-            perform(
-                effect,
-                &mut app,
-                &mut session,
-                &tx,
-                &mut connector,
-                &mut guard,
-                &mut terminal,
-            )
-            .await?;
+            shell.perform(effect, &mut app).await?;
         }
         if app.quit {
             break;
         }
         if app.dirty {
-            terminal.draw(|frame| render::draw(frame, &app))?;
+            shell.terminal.draw(|frame| render::draw(frame, &app))?;
             app.dirty = false;
         }
         let tick = app.needs_tick();
@@ -148,7 +152,7 @@ pub async fn run(
                 None => break,
             },
             action = rx.recv() => action,
-            event = next_client_event(&mut session) => event.map(client_action),
+            event = next_client_event(&mut shell.session) => event.map(client_action),
             () = tokio::time::sleep(Duration::from_secs(1)), if tick => Some(Action::Tick),
             _ = terminate.recv() => Some(Action::Key(KeyAction::Quit)),
             _ = hangup.recv() => Some(Action::Key(KeyAction::Quit)),
@@ -169,7 +173,8 @@ pub async fn run(
                         ..
                     } => {
                         // Which server, of several: the client knows, the event does not say.
-                        let url = session
+                        let url = shell
+                            .session
                             .as_ref()
                             .and_then(|(s, _)| s.client.current_server());
                         if let Some(url) = url {
@@ -188,13 +193,23 @@ pub async fn run(
             // anyway, and pastes arrive as one event.
             next = match rx.try_recv() {
                 Ok(action) => Some(action),
-                Err(_) => match session.as_mut().and_then(|(_, events)| events.try_recv()) {
+                Err(_) => match shell
+                    .session
+                    .as_mut()
+                    .and_then(|(_, events)| events.try_recv())
+                {
                     Some(event) => Some(client_action(event)),
                     None => break,
                 },
             };
         }
     }
+    let Shell {
+        terminal,
+        guard,
+        session,
+        ..
+    } = shell;
     if let Some((session, _)) = session {
         // A polite goodbye, but never hang on exit.
         let _ = tokio::time::timeout(Duration::from_secs(1), session.client.logout()).await;
@@ -202,27 +217,6 @@ pub async fn run(
     drop(terminal);
     drop(guard);
     Ok(())
-}
-
-/// Starts the embedded server if this session uses the default address and nothing
-/// listens there any more; the client's next reconnect attempt then finds it.
-async fn take_over_server(
-    connector: &mut Connector,
-    session: Option<&Session>,
-    tx: &mpsc::UnboundedSender<Action>,
-) {
-    let (Some(start), Some(session)) = (connector.start_server.as_mut(), session) else {
-        return;
-    };
-    tracing::debug!("connection lost; checking the embedded server");
-    match start(&session.server).await {
-        Ok(Some(note)) => {
-            let _ = tx.send(Action::Notice(format!("server gone; {note}")));
-        }
-        Ok(None) => {}
-        // Another rtm-tui may have been quicker; the reconnect will find its server.
-        Err(e) => tracing::info!("no takeover of the embedded server: {e}"),
-    }
 }
 
 async fn next_client_event(session: &mut Option<(Session, Events)>) -> Option<ClientEvent> {
@@ -235,144 +229,145 @@ async fn next_client_event(session: &mut Option<(Session, Events)>) -> Option<Cl
     }
 }
 
-async fn perform(
-    effect: Effect,
-    app: &mut App,
-    session: &mut Option<(Session, Events)>,
-    tx: &mpsc::UnboundedSender<Action>,
-    connector: &mut Connector,
-    guard: &mut TerminalGuard,
-    terminal: &mut Terminal<CrosstermBackend<io::Stdout>>,
-) -> anyhow::Result<()> {
-    match effect {
-        Effect::Bell => {
-            print!("\x07");
-            io::stdout().flush()?;
-        }
-        Effect::Title(title) => {
-            crossterm::execute!(io::stdout(), crossterm::terminal::SetTitle(title))?;
-        }
-        Effect::Quit => app.quit = true,
-        Effect::LoadTabs { app_id, user } => {
-            let tabs = super::saved::load(&super::saved::default_path(), &app_id, &user);
-            let _ = tx.send(Action::Done(Outcome::SavedTabs(tabs)));
-        }
-        Effect::SaveTabs { app_id, user, tabs } => {
-            if let Err(e) = super::saved::save(&super::saved::default_path(), &app_id, &user, &tabs)
-            {
-                tracing::warn!("cannot save the open tabs: {e}");
+impl Shell {
+    /// Starts the embedded server if this session uses the default address and nothing
+    /// listens there any more; the client's next reconnect attempt then finds it.
+    async fn take_over_server(&mut self) {
+        let (Some(start), Some((session, _))) =
+            (self.connector.start_server.as_mut(), self.session.as_ref())
+        else {
+            return;
+        };
+        tracing::debug!("connection lost; checking the embedded server");
+        match start(&session.server).await {
+            Ok(Some(note)) => {
+                let _ = self.tx.send(Action::Notice(format!("server gone; {note}")));
             }
+            Ok(None) => {}
+            // Another rtm-tui may have been quicker; the reconnect will find its server.
+            Err(e) => tracing::info!("no takeover of the embedded server: {e}"),
         }
-        Effect::Repaint => {
-            terminal.clear()?;
-            app.dirty = true;
-        }
-        Effect::Editor(text) => {
-            let edited = edit_externally(&text, guard);
-            terminal.clear()?;
-            app.dirty = true;
-            match edited {
-                Ok(text) => {
-                    let _ = tx.send(Action::Done(Outcome::Edited(text)));
-                }
-                Err(e) => {
-                    let _ = tx.send(Action::Done(Outcome::Info {
-                        target: None,
-                        result: Err(Failure::new(None, format!("$EDITOR: {e}"))),
-                    }));
-                    let _ = tx.send(Action::Done(Outcome::Edited(text)));
-                }
-            }
-        }
-        Effect::Login {
-            ref server,
-            ref app_id,
-            ..
-        } => {
-            let reuse = session
-                .as_ref()
-                .is_some_and(|(s, _)| s.server == *server && s.app_id == *app_id);
-            if !reuse {
-                if let Some((old, _)) = session.take() {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), old.client.logout()).await;
-                }
-                if let Some(start) = connector.start_server.as_mut() {
-                    match start(server).await {
-                        Ok(Some(note)) => {
-                            let _ = tx.send(Action::Notice(note));
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            let _ =
-                                tx.send(Action::Done(Outcome::Login(Err(Failure::new(None, e)))));
-                            return Ok(());
-                        }
-                    }
-                }
-                // The form's server: one URL, or several separated by commas.
-                let servers = super::login::servers(server);
-                let config = match servers.split_first() {
-                    Some((first, rest)) => ClientConfig::new(first.clone(), app_id.clone())
-                        .with_fallback_servers(rest.iter().cloned()),
-                    None => ClientConfig::new(server.clone(), app_id.clone()),
-                };
-                match Client::new(config) {
-                    Ok((client, events)) => {
-                        let mut new = Session::new(client, server.clone(), app_id.clone());
-                        new.token_cmd.clone_from(&connector.token_cmd);
-                        *session = Some((new, events));
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Action::Done(Outcome::Login(Err(failure(&e)))));
-                        return Ok(());
-                    }
-                }
-            }
-            if let Some((s, _)) = session.as_mut() {
-                if reuse && s.client.user().is_some() {
-                    // Logged in (as someone else, from /login): log out first, or the
-                    // server would answer "already logged in".
-                    let _ = tokio::time::timeout(Duration::from_secs(1), s.client.logout()).await;
-                }
-                s.perform(effect, tx);
-            }
-        }
-        other => match session.as_mut() {
-            Some((s, _)) => s.perform(other, tx),
-            None => {
-                let _ = tx.send(Action::Done(Outcome::Info {
-                    target: None,
-                    result: Err(Failure::new(None, "not logged in")),
-                }));
-            }
-        },
     }
-    Ok(())
-}
 
-/// The `$EDITOR` escape: hands the terminal to the editor on a temp file, reads it back.
-fn edit_externally(text: &str, guard: &mut TerminalGuard) -> anyhow::Result<String> {
-    let dir = tempfile_dir();
-    let path = dir.join(format!("rtm-tui-{}.txt", std::process::id()));
-    std::fs::write(&path, text)?;
-    let editor = std::env::var("VISUAL")
-        .or_else(|_| std::env::var("EDITOR"))
-        .unwrap_or_else(|_| "vi".into());
-    guard.suspend();
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{editor} \"$1\""))
-        .arg("sh")
-        .arg(&path)
-        .status();
-    guard.resume()?;
-    let status = status.with_context(|| format!("cannot run {editor}"))?;
-    let edited = std::fs::read_to_string(&path)?;
-    let _ = std::fs::remove_file(&path);
-    anyhow::ensure!(status.success(), "{editor} exited with {status}");
-    Ok(edited)
-}
+    async fn perform(&mut self, effect: Effect, app: &mut App) -> anyhow::Result<()> {
+        match effect {
+            Effect::Bell => {
+                print!("\x07");
+                io::stdout().flush()?;
+            }
+            Effect::Title(title) => {
+                crossterm::execute!(io::stdout(), crossterm::terminal::SetTitle(title))?;
+            }
+            Effect::Quit => app.quit = true,
+            Effect::SaveTabs { app_id, user, tabs } => {
+                let path = super::saved_tabs::default_path();
+                if let Err(e) = super::saved_tabs::save(&path, &app_id, &user, &tabs) {
+                    tracing::warn!("cannot save the open tabs: {e}");
+                }
+            }
+            Effect::Repaint => {
+                self.terminal.clear()?;
+                app.dirty = true;
+            }
+            Effect::Reconnect => {
+                if let Some((s, _)) = self.session.as_ref() {
+                    s.client.reconnect_now();
+                }
+            }
+            Effect::Subscribe(peers) => self.follow_presence(peers, true),
+            Effect::Unsubscribe(peers) => self.follow_presence(peers, false),
+            Effect::Request(id, Request::Editor(draft)) => {
+                let edited = super::editor::edit(&draft, &mut self.guard);
+                // The editor had the terminal: everything is drawn again.
+                self.terminal.clear()?;
+                app.dirty = true;
+                let result = edited
+                    .map(Reply::Text)
+                    .map_err(|e| Failure::new(None, format!("$EDITOR: {e}")));
+                answer(&self.tx, id, result);
+            }
+            Effect::Request(id, request) => self.request(id, request).await,
+        }
+        Ok(())
+    }
 
-fn tempfile_dir() -> std::path::PathBuf {
-    std::env::temp_dir()
+    fn follow_presence(&self, peers: Vec<String>, follow: bool) {
+        if let Some((s, _)) = self.session.as_ref() {
+            s.follow_presence(peers, follow);
+        } else {
+            tracing::debug!("no session to follow the presence of {peers:?} with");
+        }
+    }
+
+    /// Starts `request`; its answer comes back to the loop with `id`.
+    async fn request(&mut self, id: RequestId, request: Request) {
+        let tx = &self.tx;
+        match request {
+            Request::LoadTabs { app_id, user } => {
+                let path = super::saved_tabs::default_path();
+                let tabs = super::saved_tabs::load(&path, &app_id, &user);
+                answer(tx, id, Ok(Reply::SavedTabs(tabs)));
+            }
+            Request::SaveFile { path, data } => super::files::save(path, data, id, tx),
+            Request::ReadRawFile(path) => super::files::read_raw(path, id, tx),
+            Request::Login {
+                ref server,
+                ref app_id,
+                ..
+            } => {
+                let (server, app_id) = (server.clone(), app_id.clone());
+                self.log_in(id, request, &server, &app_id).await;
+            }
+            other => match self.session.as_mut() {
+                Some((s, _)) => s.perform(id, other, tx),
+                None => answer(tx, id, Err(Failure::new(None, "not logged in"))),
+            },
+        }
+    }
+
+    /// A login: to the session's server (logging out whoever is in), or to another one
+    /// through a new session (after starting the embedded server if it is the default).
+    async fn log_in(&mut self, id: RequestId, request: Request, server: &str, app_id: &str) {
+        let reuse = self
+            .session
+            .as_ref()
+            .is_some_and(|(s, _)| s.server == server && s.app_id == app_id);
+        if !reuse {
+            if let Some((old, _)) = self.session.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), old.client.logout()).await;
+            }
+            if let Some(start) = self.connector.start_server.as_mut() {
+                match start(server).await {
+                    Ok(Some(note)) => {
+                        let _ = self.tx.send(Action::Notice(note));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return answer(&self.tx, id, Err(Failure::new(None, e))),
+                }
+            }
+            // The form's server: one URL, or several separated by commas.
+            let servers = super::login::servers(server);
+            let config = match servers.split_first() {
+                Some((first, rest)) => ClientConfig::new(first.clone(), app_id)
+                    .with_fallback_servers(rest.iter().cloned()),
+                None => ClientConfig::new(server, app_id),
+            };
+            match Client::new(config) {
+                Ok((client, events)) => {
+                    let mut new = Session::new(client, server.to_string(), app_id.to_string());
+                    new.token_cmd.clone_from(&self.connector.token_cmd);
+                    self.session = Some((new, events));
+                }
+                Err(e) => return answer(&self.tx, id, Err(failure(&e))),
+            }
+        }
+        if let Some((s, _)) = self.session.as_mut() {
+            if reuse && s.client.user().is_some() {
+                // Logged in (as someone else, from /login): log out first, or the
+                // server would answer "already logged in".
+                let _ = tokio::time::timeout(Duration::from_secs(1), s.client.logout()).await;
+            }
+            s.perform(id, request, &self.tx);
+        }
+    }
 }

@@ -1,10 +1,12 @@
-//! The login form: four fields checked as they are typed (protocol.md's id rules), and the
-//! server's answer shown under them without leaving the form.
+//! The login form: four fields checked as they are typed (protocol.md's id rules), their
+//! keys, and the server's answer shown under them without leaving the form. Logging in
+//! with what it holds is the app's (`App::start_login`).
 
 use crate::protocol::codes::login;
 use crate::protocol::limits::{validate_app_id, validate_user_id};
 
-use super::input::LineEditor;
+use super::action::KeyAction;
+use super::line_editor::LineEditor;
 
 /// Field labels, in form order.
 pub const FIELDS: [&str; 4] = ["App id", "User id", "Token", "Server"];
@@ -21,6 +23,17 @@ pub enum LoginStatus {
     Busy,
     /// The server (or the connection) said no; the words as shown.
     Refused(String),
+}
+
+/// What a key on the form asks of the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormKey {
+    /// Moved between fields or edited one.
+    Handled,
+    /// Enter: log in with what the form holds.
+    Submit,
+    /// Esc while a session goes on: back to the chat.
+    Leave,
 }
 
 /// The login form's state.
@@ -91,6 +104,23 @@ impl LoginForm {
 
     pub fn prev_field(&mut self) {
         self.focus = (self.focus + FIELDS.len() - 1) % FIELDS.len();
+    }
+
+    /// A bound key on the form; `in_session` when the form was opened with `/login`
+    /// while logged in, so Esc goes back rather than clearing the field.
+    pub fn on_key(&mut self, key: KeyAction, in_session: bool) -> FormKey {
+        match key {
+            KeyAction::Submit => return FormKey::Submit,
+            KeyAction::Complete | KeyAction::Down => self.next_field(),
+            KeyAction::Up | KeyAction::PrevTab => self.prev_field(),
+            KeyAction::Cancel if in_session => {
+                self.status = LoginStatus::Editing;
+                return FormKey::Leave;
+            }
+            KeyAction::Cancel => self.focused().set(""),
+            other => self.focused().apply(other),
+        }
+        FormKey::Handled
     }
 }
 

@@ -1,23 +1,36 @@
-//! The terminal chat client: state ([`app`], [`tab`], [`login`]), keys ([`keymap`],
-//! [`input`], [`command`]), drawing ([`render`]), and the shell around them
-//! ([`event_loop`], [`network`], [`terminal`], [`config`], [`saved`]: the tabs of the last run). Talks only to `client/` and
-//! `protocol/`; the one exception is starting the reference server in-process, kept in
-//! `embedded.rs` and `demo.rs`. [`run`] is what `rtm-tui` (no subcommand) calls.
+//! The terminal chat client.
+//!
+//! - What happens: [`action`] (actions in, effects out) and [`request`] (what is asked of
+//!   the world, matched to its answer by id).
+//! - State, changed only by `App::update`: [`app`] and its components, with the data they
+//!   hold: [`tab`] (a conversation), [`login`] (the form), [`line_editor`] (text editing),
+//!   [`slash_command`] (what a `/command` is), [`local_time`] (times in the user's zone).
+//! - Drawing, a pure function of the state: [`render`].
+//! - The shell: [`event_loop`] (the one `select!`), [`keymap`] (keys to actions),
+//!   [`session`] (the client and the network requests), [`files`], [`editor`] (`$EDITOR`),
+//!   [`saved_tabs`] (the tabs of the last run), [`terminal`], [`config`].
+//!
+//! Talks only to `client/` and `protocol/`; the one exception is starting the reference
+//! server in-process, kept in `embedded.rs` and `demo.rs`. [`run`] is what `rtm-tui` (no
+//! subcommand) calls.
 
 pub mod action;
 pub mod app;
-pub mod clock;
-pub mod command;
 pub mod config;
 pub mod demo;
+pub mod editor;
 pub mod embedded;
 pub mod event_loop;
-pub mod input;
+pub mod files;
 pub mod keymap;
+pub mod line_editor;
+pub mod local_time;
 pub mod login;
-pub mod network;
 pub mod render;
-pub mod saved;
+pub mod request;
+pub mod saved_tabs;
+pub mod session;
+pub mod slash_command;
 pub mod tab;
 pub mod terminal;
 

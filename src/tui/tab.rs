@@ -7,8 +7,26 @@ use std::collections::VecDeque;
 
 use crate::protocol::{ChannelAttribute, HistoryMessage, Message, PeerStatus};
 
-use super::action::Target;
-use super::input::InputHistory;
+use super::line_editor::InputHistory;
+
+/// A conversation: what a tab shows, what `history` is asked about, what is saved for the
+/// next run.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Peer(String),
+    Channel(String),
+}
+
+impl Target {
+    pub fn id(&self) -> &str {
+        match self {
+            Target::Peer(id) | Target::Channel(id) => id,
+        }
+    }
+}
 
 /// What became of a message you sent, from the server's result code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +116,24 @@ pub struct ChatMessage {
     pub offline: bool,
     pub mention: bool,
     pub own: bool,
+}
+
+impl ChatMessage {
+    /// A message `from` someone (ourselves, on another device) with the server's `id`.
+    pub fn received(from: String, message: &Message, id: u64, offline: bool, me: &str) -> Self {
+        let body = Body::from_message(message);
+        let own = from == me;
+        ChatMessage {
+            id: Some(id),
+            local_id: None,
+            mention: !own && mentions(body.text(), me),
+            from,
+            body,
+            mark: None,
+            offline,
+            own,
+        }
+    }
 }
 
 /// What one scrollback line is about.

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use unicode_width::UnicodeWidthStr;
 
 use super::super::app::App;
-use super::super::clock;
+use super::super::local_time;
 use super::super::tab::{Body, ChatMessage, Entry, EntryKind, HistoryState, Tab};
 use super::wrap::{truncate, wrap};
 
@@ -53,8 +53,8 @@ pub fn lines(app: &App, tab: &Tab, width: u16, height: u16) -> Vec<Line<'static>
         }
         let previous_of_first = first.checked_sub(1).map(|i| &tab.entries[i]);
         if let Some(prev) = previous_of_first {
-            if clock::day_number(prev.ts, app.utc_offset_min)
-                != clock::day_number(tab.entries[first].ts, app.utc_offset_min)
+            if local_time::day(prev.ts, &app.time_zone)
+                != local_time::day(tab.entries[first].ts, &app.time_zone)
             {
                 chunk.push(day_separator(app, tab.entries[first].ts, width));
             }
@@ -97,12 +97,12 @@ fn run_start(tab: &Tab, index: usize) -> usize {
 fn time_prefix(app: &App, ts: u64) -> String {
     format!(
         "{} ",
-        clock::format(ts, app.utc_offset_min, &app.config.time_format)
+        local_time::format(ts, &app.time_zone, &app.config.time_format)
     )
 }
 
 fn day_separator(app: &App, ts: u64, width: usize) -> Line<'static> {
-    let day = clock::format(ts, app.utc_offset_min, " %a %d %b %Y ");
+    let day = local_time::format(ts, &app.time_zone, " %a %d %b %Y ");
     let side = width.saturating_sub(day.width()) / 2;
     Line::styled(
         format!("{}{day}{}", "─".repeat(side), "─".repeat(side)),
@@ -181,8 +181,8 @@ fn entry_lines(
             let grouped = previous.is_some_and(|p| {
                 p.message().is_some_and(|pm| {
                     pm.from == message.from && entry.ts.saturating_sub(p.ts) < GROUP_WINDOW_MS
-                }) && clock::day_number(p.ts, app.utc_offset_min)
-                    == clock::day_number(entry.ts, app.utc_offset_min)
+                }) && local_time::day(p.ts, &app.time_zone)
+                    == local_time::day(entry.ts, &app.time_zone)
             });
             let text_style = if message.mention {
                 theme.mention

@@ -11,9 +11,10 @@ use ratatui::Frame;
 use crate::protocol::ConnectionState;
 
 use super::super::action::KeyAction;
-use super::super::app::{App, Overlay};
-use super::super::command::COMMANDS;
+use super::super::app::overlay::Overlay;
+use super::super::app::App;
 use super::super::login::{LoginStatus, FIELDS, TOKEN};
+use super::super::slash_command::COMMANDS;
 
 /// A centred rectangle of at most `width` x `height` inside `area`.
 fn centred(area: Rect, width: u16, height: u16) -> Rect {
@@ -277,14 +278,14 @@ pub fn login(frame: &mut Frame, app: &App, area: Rect) {
         LoginStatus::Busy => Line::styled("logging in…", app.theme.mention),
         LoginStatus::Refused(why) => Line::styled(format!("✗ {why}"), app.theme.error),
     };
-    let conn = if app.conn.state == ConnectionState::Disconnected {
+    let conn = if app.status.conn.state == ConnectionState::Disconnected {
         Line::raw("")
     } else {
         Line::styled(
             format!(
                 "connection: {} ({})",
-                app.conn.state.label(),
-                app.conn.reason.label()
+                app.status.conn.state.label(),
+                app.status.conn.reason.label()
             ),
             app.theme.dim,
         )
@@ -300,7 +301,7 @@ pub fn login(frame: &mut Frame, app: &App, area: Rect) {
         (KeyAction::PrevTab, "back"),
     ];
     if matches!(
-        app.conn.state,
+        app.status.conn.state,
         ConnectionState::Connected | ConnectionState::Reconnecting
     ) {
         actions.push((KeyAction::Cancel, "back to the chat"));
@@ -309,7 +310,7 @@ pub fn login(frame: &mut Frame, app: &App, area: Rect) {
     let keys = app.keymap.footer(&actions);
     let keys: Vec<(&str, &str)> = keys.iter().map(|(k, l)| (k.as_str(), *l)).collect();
     let mut lines = vec![status, conn, Line::from(key_hints(app, &keys))];
-    if let Some(notice) = &app.notice {
+    if let Some(notice) = &app.status.notice {
         lines.insert(2, Line::styled(notice.clone(), app.theme.accent));
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), bottom);

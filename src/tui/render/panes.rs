@@ -13,7 +13,8 @@ use unicode_width::UnicodeWidthStr;
 use crate::protocol::ConnectionState;
 
 use super::super::action::KeyAction;
-use super::super::app::{presence_word, App, Overlay};
+use super::super::app::overlay::Overlay;
+use super::super::app::{presence_word, App};
 use super::wrap::truncate;
 
 /// Channels above this many members show their count in the tab list (protocol.md sends
@@ -36,7 +37,7 @@ pub fn tab_list(frame: &mut Frame, app: &App, area: Rect, numbers_only: bool) {
                 } else {
                     (" ", Style::new())
                 };
-                let style = if i == app.active {
+                let style = if i == app.tabs.active() {
                     app.theme.selected
                 } else {
                     style
@@ -68,7 +69,7 @@ pub fn tab_list(frame: &mut Frame, app: &App, area: Rect, numbers_only: bool) {
                 let name_width = width.saturating_sub(label.width() + counts.width());
                 let name = truncate(&tab.name(), name_width);
                 let pad = width.saturating_sub(label.width() + name.width() + counts.width());
-                let base = if i == app.active {
+                let base = if i == app.tabs.active() {
                     app.theme.selected
                 } else if tab.mentions > 0 {
                     app.theme.mention
@@ -166,7 +167,7 @@ pub fn member_list(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
-    let conn = &app.conn;
+    let conn = &app.status.conn;
     let state = match (conn.state, conn.retry_at) {
         (ConnectionState::Reconnecting, Some(at)) => {
             let secs = at.saturating_sub(app.now_ms).div_ceil(1000);
@@ -192,9 +193,10 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
             app.theme.dim,
         ));
     } else if let Some(url) = app
+        .status
         .connected_to
         .as_deref()
-        .filter(|_| app.has_several_servers())
+        .filter(|_| app.status.has_several_servers())
     {
         // Of several servers, which one: after a failover it is news.
         spans.push(Span::styled(
@@ -209,7 +211,7 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
             app.theme.mention,
         ));
     }
-    if app.invitation.is_some() && !matches!(app.overlay, Some(Overlay::Invitation(_))) {
+    if app.calls.incoming.is_some() && !matches!(app.overlay, Some(Overlay::Invitation(_))) {
         let keys = app.keymap.footer(&[
             (KeyAction::AcceptCall, "accept"),
             (KeyAction::RefuseCall, "refuse"),
@@ -221,7 +223,7 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
         ));
     }
     spans.push(Span::styled(
-        format!(" · {}@{} · /status", app.me(), app.app_id),
+        format!(" · {}@{} · /status", app.me(), app.status.app_id),
         app.theme.dim,
     ));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);

@@ -1,6 +1,7 @@
-//! Slash commands: the table (which also feeds `/help`), parsing a line into a
-//! [`Command`], and Tab completion of command names, user ids and channel ids.
-//! A new command is a row in [`COMMANDS`], a [`Command`] variant and a match arm in `parse`.
+//! What a slash command is: the table (which also feeds `/help`), parsing a line into a
+//! [`SlashCommand`], and Tab completion of command names, user ids and channel ids. What
+//! each command does is `app/slash_handlers.rs`. A new command is a row in [`COMMANDS`],
+//! a [`SlashCommand`] variant, an arm in `parse` and one in `App::run_command`.
 
 /// (name, arguments, what it does), in the order `/help` lists them.
 pub const COMMANDS: &[(&str, &str, &str)] = &[
@@ -71,7 +72,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
 
 /// A parsed slash command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub enum SlashCommand {
     Join(String),
     Leave(Option<String>),
     Msg(String, Option<String>),
@@ -153,7 +154,7 @@ fn all_args(mut rest: &str) -> Vec<String> {
 }
 
 /// Parses a line that starts with `/`. `Err` carries the usage line to show.
-pub fn parse(line: &str) -> Result<Command, String> {
+pub fn parse(line: &str) -> Result<SlashCommand, String> {
     let body = line.strip_prefix('/').unwrap_or(line);
     let (name, rest) = body.split_once(' ').unwrap_or((body, ""));
     fn need<'a>(arg: Option<(String, &'a str)>, name: &str) -> Result<(String, &'a str), String> {
@@ -161,7 +162,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
     }
     Ok(match name {
         // A channel id may hold spaces: take the whole rest unless quoted.
-        "join" | "j" => Command::Join(need(first_arg(rest), name).map(|(a, r)| {
+        "join" | "j" => SlashCommand::Join(need(first_arg(rest), name).map(|(a, r)| {
             let id = if r.is_empty() || rest.trim_start().starts_with('"') {
                 a
             } else {
@@ -170,28 +171,30 @@ pub fn parse(line: &str) -> Result<Command, String> {
             without_sigil(id, rest, '#')
         })?),
         "leave" | "part" => {
-            Command::Leave(first_arg(rest).map(|(a, _)| without_sigil(a, rest, '#')))
+            SlashCommand::Leave(first_arg(rest).map(|(a, _)| without_sigil(a, rest, '#')))
         }
         "msg" | "m" => {
             let (target, text) = need(first_arg(rest), name)?;
             let quoted = rest.trim_start().starts_with('"');
             match target.strip_prefix('#') {
                 Some(channel) if !quoted && !channel.is_empty() => {
-                    Command::ChannelMsg(channel.to_string(), optional(text))
+                    SlashCommand::ChannelMsg(channel.to_string(), optional(text))
                 }
-                _ => Command::Msg(without_sigil(target, rest, '@'), optional(text)),
+                _ => SlashCommand::Msg(without_sigil(target, rest, '@'), optional(text)),
             }
         }
-        "query" | "q" => Command::Query(without_sigil(need(first_arg(rest), name)?.0, rest, '@')),
-        "close" => Command::Close,
-        "members" | "names" => Command::Members(optional(rest)),
-        "who" => Command::Who(all_args(rest)),
-        "subscribed" => Command::Subscribed,
-        "count" => Command::Count(all_args(rest)),
-        "ping" => Command::Ping,
-        "me" => Command::Me(optional(rest).ok_or_else(|| usage(name))?),
-        "retry" => Command::Retry,
-        "clear" => Command::Clear,
+        "query" | "q" => {
+            SlashCommand::Query(without_sigil(need(first_arg(rest), name)?.0, rest, '@'))
+        }
+        "close" => SlashCommand::Close,
+        "members" | "names" => SlashCommand::Members(optional(rest)),
+        "who" => SlashCommand::Who(all_args(rest)),
+        "subscribed" => SlashCommand::Subscribed,
+        "count" => SlashCommand::Count(all_args(rest)),
+        "ping" => SlashCommand::Ping,
+        "me" => SlashCommand::Me(optional(rest).ok_or_else(|| usage(name))?),
+        "retry" => SlashCommand::Retry,
+        "clear" => SlashCommand::Clear,
         "attr" | "cattr" => {
             let mut args = Vec::new();
             let mut rest = rest;
@@ -207,27 +210,27 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 }
             }
             if name == "attr" {
-                Command::Attr(args)
+                SlashCommand::Attr(args)
             } else {
-                Command::Cattr(args)
+                SlashCommand::Cattr(args)
             }
         }
         "call" => {
             let (peer, content) = need(first_arg(rest), name)?;
-            Command::Call(peer, content.to_string())
+            SlashCommand::Call(peer, content.to_string())
         }
-        "hangup" | "cancel" => Command::Hangup,
-        "accept" => Command::Accept(rest.trim().to_string()),
-        "refuse" => Command::Refuse(rest.trim().to_string()),
-        "raw" => Command::Raw(optional(rest).ok_or_else(|| usage(name))?),
-        "save" => Command::Save(optional(rest).ok_or_else(|| usage(name))?),
-        "status" => Command::Status,
-        "reconnect" => Command::Reconnect,
-        "login" => Command::Login,
-        "logout" => Command::Logout,
-        "quit" | "exit" => Command::Quit,
+        "hangup" | "cancel" => SlashCommand::Hangup,
+        "accept" => SlashCommand::Accept(rest.trim().to_string()),
+        "refuse" => SlashCommand::Refuse(rest.trim().to_string()),
+        "raw" => SlashCommand::Raw(optional(rest).ok_or_else(|| usage(name))?),
+        "save" => SlashCommand::Save(optional(rest).ok_or_else(|| usage(name))?),
+        "status" => SlashCommand::Status,
+        "reconnect" => SlashCommand::Reconnect,
+        "login" => SlashCommand::Login,
+        "logout" => SlashCommand::Logout,
+        "quit" | "exit" => SlashCommand::Quit,
         "help" | "h" => {
-            Command::Help(optional(rest).map(|c| c.trim_start_matches('/').to_string()))
+            SlashCommand::Help(optional(rest).map(|c| c.trim_start_matches('/').to_string()))
         }
         other => return Err(format!("unknown command /{other} (try /help)")),
     })
@@ -301,15 +304,18 @@ mod tests {
 
     #[test]
     fn parses_commands() {
-        assert_eq!(parse("/join lobby"), Ok(Command::Join("lobby".into())));
-        assert_eq!(parse("/join my room"), Ok(Command::Join("my room".into())));
+        assert_eq!(parse("/join lobby"), Ok(SlashCommand::Join("lobby".into())));
+        assert_eq!(
+            parse("/join my room"),
+            Ok(SlashCommand::Join("my room".into()))
+        );
         assert_eq!(
             parse("/msg bob hi there"),
-            Ok(Command::Msg("bob".into(), Some("hi there".into())))
+            Ok(SlashCommand::Msg("bob".into(), Some("hi there".into())))
         );
         assert_eq!(
             parse("/msg \"bob smith\" hi"),
-            Ok(Command::Msg("bob smith".into(), Some("hi".into())))
+            Ok(SlashCommand::Msg("bob smith".into(), Some("hi".into())))
         );
         assert_eq!(
             parse("/msg"),
@@ -317,38 +323,47 @@ mod tests {
         );
         assert_eq!(
             parse("/who a b"),
-            Ok(Command::Who(vec!["a".into(), "b".into()]))
+            Ok(SlashCommand::Who(vec!["a".into(), "b".into()]))
         );
         assert_eq!(
             parse("/attr set mood very happy"),
-            Ok(Command::Attr(vec![
+            Ok(SlashCommand::Attr(vec![
                 "set".into(),
                 "mood".into(),
                 "very happy".into()
             ]))
         );
-        assert_eq!(parse("/help join"), Ok(Command::Help(Some("join".into()))));
+        assert_eq!(
+            parse("/help join"),
+            Ok(SlashCommand::Help(Some("join".into())))
+        );
         assert_eq!(
             parse("/count lobby \"big room\""),
-            Ok(Command::Count(vec!["lobby".into(), "big room".into()]))
+            Ok(SlashCommand::Count(vec!["lobby".into(), "big room".into()]))
         );
-        assert_eq!(parse("/subscribed"), Ok(Command::Subscribed));
-        assert_eq!(parse("/ping"), Ok(Command::Ping));
+        assert_eq!(parse("/subscribed"), Ok(SlashCommand::Subscribed));
+        assert_eq!(parse("/ping"), Ok(SlashCommand::Ping));
         // IRC habits: the sigil the tab list shows is not part of the id.
-        assert_eq!(parse("/join #lobby"), Ok(Command::Join("lobby".into())));
+        assert_eq!(
+            parse("/join #lobby"),
+            Ok(SlashCommand::Join("lobby".into()))
+        );
         assert_eq!(
             parse("/leave #lobby"),
-            Ok(Command::Leave(Some("lobby".into())))
+            Ok(SlashCommand::Leave(Some("lobby".into())))
         );
         assert_eq!(
             parse("/msg #lobby hi"),
-            Ok(Command::ChannelMsg("lobby".into(), Some("hi".into())))
+            Ok(SlashCommand::ChannelMsg("lobby".into(), Some("hi".into())))
         );
         assert_eq!(
             parse("/msg @bob hi"),
-            Ok(Command::Msg("bob".into(), Some("hi".into())))
+            Ok(SlashCommand::Msg("bob".into(), Some("hi".into())))
         );
-        assert_eq!(parse("/join \"#odd\""), Ok(Command::Join("#odd".into())));
+        assert_eq!(
+            parse("/join \"#odd\""),
+            Ok(SlashCommand::Join("#odd".into()))
+        );
         assert!(parse("/frobnicate").is_err());
     }
 

@@ -1,9 +1,12 @@
-//! The line editor under the message view: readline keys, multi-line text, and the
-//! per-tab input history. Pure text manipulation; the keys that call these live in
-//! `keymap.rs`, and `App::update` decides which editor (input, login field, switcher) a key edits.
+//! Text editing with readline keys: [`LineEditor`] (multi-line text and a cursor, used by
+//! the input line, the login fields and the switcher's query) and [`InputHistory`] (the
+//! lines sent from one tab). Pure text manipulation; which editor a key edits is the app's
+//! choice (`app/input_line.rs`, `login.rs`, `app/overlay.rs`).
 
 use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthStr;
+
+use super::action::KeyAction;
 
 /// Text being typed with a cursor (a byte index on a grapheme boundary).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -164,6 +167,24 @@ impl LineEditor {
 
     pub fn line_count(&self) -> usize {
         self.text.matches('\n').count() + 1
+    }
+
+    /// Applies an editing key; other keys do nothing.
+    pub fn apply(&mut self, key: KeyAction) {
+        match key {
+            KeyAction::Backspace => self.backspace(),
+            KeyAction::Delete => self.delete(),
+            KeyAction::Left => self.left(),
+            KeyAction::Right => self.right(),
+            KeyAction::Home => self.home(),
+            KeyAction::End => self.end(),
+            KeyAction::WordBack => self.word_back(),
+            KeyAction::WordForward => self.word_forward(),
+            KeyAction::KillToEnd => self.kill_to_end(),
+            KeyAction::KillToStart => self.kill_to_start(),
+            KeyAction::KillWordBack => self.kill_word_back(),
+            _ => {}
+        }
     }
 }
 

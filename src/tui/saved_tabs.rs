@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::action::Target;
+use super::tab::Target;
 
 /// The file, by app and user: `{"app\u{1f}user": [{"channel": "lobby"}, {"peer": "bob"}]}`.
 type Saved = BTreeMap<String, Vec<Target>>;

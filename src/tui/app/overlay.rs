@@ -1,0 +1,128 @@
+//! Windows over the main screen and their keys: help, the tab switcher, the question a
+//! big paste asks, and the prompt of a ringing call. A window handles its own keys and
+//! tells the app, as a [`Reaction`], what it wants done beyond that (close, switch, send).
+
+use super::super::action::KeyAction;
+use super::super::line_editor::LineEditor;
+use super::calls::Invitation;
+
+/// Pastes of more lines than this ask before they are sent.
+pub const PASTE_CONFIRM_LINES: usize = 5;
+
+/// A window over the main screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    Help {
+        scroll: u16,
+        topic: Option<String>,
+    },
+    Switcher {
+        query: LineEditor,
+        selected: usize,
+    },
+    PasteConfirm {
+        text: String,
+    },
+    /// Not modal: only Esc ("later") is its own, other keys are the screen's.
+    Invitation(Invitation),
+}
+
+/// What a key in a window asks of the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reaction {
+    /// Handled; the window stays.
+    Stay,
+    Close,
+    /// Switcher: go to the `n`th of the tabs that match the query.
+    Choose(usize),
+    /// Paste question: send the paste as one message.
+    Send(String),
+    /// Paste question: put it on the input line to edit first.
+    EditFirst(String),
+}
+
+impl Overlay {
+    pub fn help() -> Overlay {
+        Overlay::Help {
+            scroll: 0,
+            topic: None,
+        }
+    }
+
+    pub fn switcher() -> Overlay {
+        Overlay::Switcher {
+            query: LineEditor::default(),
+            selected: 0,
+        }
+    }
+
+    /// A pasted text; more than [`PASTE_CONFIRM_LINES`] lines ask first.
+    pub fn paste(text: String) -> Result<Overlay, String> {
+        if text.lines().count() > PASTE_CONFIRM_LINES {
+            Ok(Overlay::PasteConfirm { text })
+        } else {
+            Err(text)
+        }
+    }
+
+    /// The query typed, if this is the switcher.
+    pub fn switcher_query(&self) -> Option<&str> {
+        match self {
+            Overlay::Switcher { query, .. } => Some(query.text()),
+            _ => None,
+        }
+    }
+
+    /// A bound key while this window is up.
+    pub fn on_key(&mut self, key: KeyAction) -> Reaction {
+        match self {
+            Overlay::Help { scroll, .. } => {
+                match key {
+                    KeyAction::Up => *scroll = scroll.saturating_sub(1),
+                    KeyAction::Down => *scroll += 1,
+                    KeyAction::PageUp => *scroll = scroll.saturating_sub(10),
+                    KeyAction::PageDown => *scroll += 10,
+                    _ => return Reaction::Close,
+                }
+                Reaction::Stay
+            }
+            Overlay::Switcher { query, selected } => {
+                match key {
+                    KeyAction::Up | KeyAction::PrevTab => *selected = selected.saturating_sub(1),
+                    KeyAction::Down | KeyAction::NextTab => *selected += 1,
+                    KeyAction::Submit => return Reaction::Choose(*selected),
+                    KeyAction::Cancel | KeyAction::Switcher => return Reaction::Close,
+                    other => {
+                        query.apply(other);
+                        *selected = 0;
+                    }
+                }
+                Reaction::Stay
+            }
+            Overlay::PasteConfirm { text } => match key {
+                KeyAction::Submit => Reaction::Send(std::mem::take(text)),
+                _ => Reaction::Close,
+            },
+            Overlay::Invitation(_) if key == KeyAction::Cancel => Reaction::Close,
+            Overlay::Invitation(_) => Reaction::Stay,
+        }
+    }
+
+    /// A character typed while this window is up; `None` when it is not the window's
+    /// (the call prompt leaves letters to the line being typed).
+    pub fn on_insert(&mut self, c: char) -> Option<Reaction> {
+        match self {
+            Overlay::Switcher { query, selected } => {
+                query.insert_char(c);
+                *selected = 0;
+                Some(Reaction::Stay)
+            }
+            Overlay::PasteConfirm { text } if c == 'e' => {
+                Some(Reaction::EditFirst(std::mem::take(text)))
+            }
+            Overlay::PasteConfirm { .. } => Some(Reaction::Stay),
+            Overlay::Help { .. } => Some(Reaction::Close),
+            Overlay::Invitation(_) => None,
+        }
+    }
+}

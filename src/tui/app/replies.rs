@@ -1,0 +1,201 @@
+//! Answers to our requests: each is matched by its id with what it was for (the
+//! [`Pending`] note the outbox kept) and handed to the component it concerns.
+
+use crate::protocol::{ChannelAttribute, LoginResult, Message};
+
+use super::super::login::{self, LoginStatus};
+use super::super::request::{expect, Failure, Reply, Request, RequestId};
+use super::super::tab::Target;
+use super::outbox::Pending;
+use super::{presence_word, App, Screen};
+
+impl App {
+    pub(super) fn on_reply(&mut self, id: RequestId, result: Result<Reply, Failure>) {
+        let Some(pending) = self.outbox.answered(id) else {
+            tracing::debug!("an answer to no request of ours: {id:?}");
+            return;
+        };
+        let now = self.now_ms;
+        match pending {
+            Pending::Login => self.on_login(expect(result)),
+            Pending::Logout => match expect::<()>(result) {
+                Ok(()) => self.on_logout(),
+                Err(f) => self.error(f.to_string()),
+            },
+            Pending::Send { target, local_id } => {
+                self.tabs.on_sent(&target, local_id, expect(result));
+            }
+            Pending::Join(channel) => {
+                self.tabs
+                    .on_joined(&channel, expect(result), now, &mut self.outbox);
+            }
+            Pending::Leave(channel) => self.tabs.on_left(&channel, expect(result), now),
+            Pending::Members(channel) => self.tabs.on_members(&channel, expect(result), now),
+            Pending::History { target, before } => {
+                let me = self.status.me().to_string();
+                self.tabs
+                    .on_history(&target, before, expect(result), &me, now);
+            }
+            Pending::Presence => self.on_presence(expect(result)),
+            Pending::ChannelAttributes { channel, show } => {
+                self.on_channel_attributes(&channel, show, expect(result));
+            }
+            Pending::ChannelAttributesChanged(channel) => {
+                let target = Target::Channel(channel.clone());
+                match expect::<()>(result) {
+                    Ok(()) => {
+                        self.info_in(&target, "channel attributes updated");
+                        // The server does not tell us of our own change, so the header
+                        // reads the attributes again (a deleted one must not stay).
+                        self.outbox.ask(
+                            Pending::ChannelAttributes {
+                                channel: channel.clone(),
+                                show: false,
+                            },
+                            Request::GetChannelAttributes(channel),
+                        );
+                    }
+                    Err(f) => {
+                        let i = self.tabs.open(&target, &mut self.outbox);
+                        self.tabs[i].error(now, f.to_string());
+                    }
+                }
+            }
+            // A request with nothing to say (a token command that is not there) says so.
+            Pending::Line(_) if matches!(result, Ok(Reply::Done)) => {}
+            Pending::Line(target) => {
+                let i = match target {
+                    Some(target) => self.tabs.open(&target, &mut self.outbox),
+                    None => self.tabs.active(),
+                };
+                match expect::<String>(result) {
+                    Ok(text) => self.tabs[i].info(now, text),
+                    Err(f) => self.tabs[i].error(now, f.to_string()),
+                }
+            }
+            Pending::RawFile { target, name } => match expect::<Vec<u8>>(result) {
+                Ok(data) => self.send_to(&target, Message::raw(&data, format!("file {name}"))),
+                Err(f) => self.error(format!("/raw: {f}")),
+            },
+            Pending::SavedTabs => {
+                let targets = expect(result).unwrap_or_default();
+                self.tabs.restore(targets, now, &mut self.outbox);
+            }
+            Pending::Editor { draft } => match expect::<String>(result) {
+                Ok(text) => self.input.set(text.trim_end_matches('\n')),
+                Err(f) => {
+                    self.error(f.to_string());
+                    self.input.set(draft.trim_end_matches('\n'));
+                }
+            },
+        }
+    }
+
+    fn on_login(&mut self, result: Result<LoginResult, Failure>) {
+        let now = self.now_ms;
+        let result = match result {
+            Ok(result) => result,
+            Err(failure) => {
+                self.screen = Screen::Login;
+                let token = self.login.value(login::TOKEN);
+                let words = match login::login_hint(failure.code, token) {
+                    Some(hint) => format!("{failure} — {hint}"),
+                    None => failure.to_string(),
+                };
+                self.login.status = LoginStatus::Refused(words);
+                return;
+            }
+        };
+        let relogin = std::mem::replace(&mut self.status.has_logged_in, true);
+        self.status.me = Some(result.user.clone());
+        self.status.server_name.clone_from(&result.server);
+        self.screen = Screen::Main;
+        self.login.status = LoginStatus::Editing;
+        let line = format!(
+            "logged in as {} to app {} on {} ({})",
+            result.user,
+            self.status.app_id,
+            self.status.server.replace(',', ", "),
+            result.server
+        );
+        self.tabs.home().info(now, line);
+        if relogin {
+            self.tabs.rejoin(&mut self.outbox);
+            return;
+        }
+        self.tabs.home().info(
+            now,
+            "/join <channel> to join a channel, /msg <peer> to talk to someone, F1 for help",
+        );
+        self.outbox.ask(
+            Pending::SavedTabs,
+            Request::LoadTabs {
+                app_id: self.status.app_id.clone(),
+                user: result.user,
+            },
+        );
+        for line in std::mem::take(&mut self.startup_commands) {
+            self.send_line(&line);
+        }
+    }
+
+    fn on_logout(&mut self) {
+        let now = self.now_ms;
+        self.tabs.home().info(now, "logged out");
+        self.screen = Screen::Login;
+        // The next person types a user id first, not into the token field.
+        self.login.focus = login::USER;
+    }
+
+    fn on_presence(&mut self, result: Result<Vec<(String, crate::protocol::PeerStatus)>, Failure>) {
+        let peers = match result {
+            Ok(peers) => peers,
+            Err(f) => return self.error(format!("/who failed: {f}")),
+        };
+        for (peer, status) in &peers {
+            if let Some(i) = self.tabs.index_of(&Target::Peer(peer.clone())) {
+                self.tabs[i].presence = Some(*status);
+            }
+        }
+        let text: Vec<String> = peers
+            .iter()
+            .map(|(p, s)| format!("{p} is {}", presence_word(*s)))
+            .collect();
+        self.info(text.join(", "));
+    }
+
+    /// A channel's attributes: its header's topic, and with `show` a line listing them.
+    fn on_channel_attributes(
+        &mut self,
+        channel: &str,
+        show: bool,
+        result: Result<Vec<ChannelAttribute>, Failure>,
+    ) {
+        let target = Target::Channel(channel.to_string());
+        if show {
+            let text = result.as_ref().map(|list| {
+                if list.is_empty() {
+                    return "no channel attributes".to_string();
+                }
+                list.iter()
+                    .map(|a| format!("{}={} (by {})", a.key, a.value, a.updated_by))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+            match text {
+                Ok(text) => self.info_in(&target, text),
+                Err(f) => {
+                    let now = self.now_ms;
+                    let i = self.tabs.open(&target, &mut self.outbox);
+                    self.tabs[i].error(now, f.to_string());
+                }
+            }
+        }
+        match (self.tabs.index_of(&target), result) {
+            (Some(i), Ok(attributes)) => self.tabs[i].attributes = attributes,
+            // The header just stays without a topic.
+            (_, Err(f)) => tracing::debug!("channel attributes: {f}"),
+            (None, Ok(_)) => {}
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Server events applied to the state: messages into tabs (with mentions, unread counts and
+//! the bell), member changes, presence, attributes, invitations, kicks.
+
+use crate::protocol::Event;
+
+use super::super::action::Effect;
+use super::super::local_time;
+use super::super::request::Request;
+use super::super::tab::{ChatMessage, Target};
+use super::calls::{Invitation, INVITATION_TTL_MS};
+use super::outbox::Pending;
+use super::overlay::Overlay;
+use super::{presence_word, App};
+
+impl App {
+    pub(super) fn on_server_event(&mut self, event: Event) {
+        let now = self.now_ms;
+        match event {
+            Event::MessageFromPeer {
+                from,
+                message,
+                message_id,
+                server_ts,
+                offline,
+            } => {
+                let target = Target::Peer(from.clone());
+                // A new tab's history stops before this message, which it shows already.
+                let i = self
+                    .tabs
+                    .open_before(&target, Some(message_id), &mut self.outbox);
+                let message = ChatMessage::received(from, &message, message_id, offline, self.me());
+                self.receive(i, server_ts, message);
+            }
+            Event::MessageFromChannel {
+                channel,
+                from,
+                message,
+                message_id,
+                server_ts,
+            } => {
+                let i = self.tabs.open(&Target::Channel(channel), &mut self.outbox);
+                let message = ChatMessage::received(from, &message, message_id, false, self.me());
+                self.receive(i, server_ts, message);
+            }
+            Event::MemberJoined { channel, user } => {
+                self.tabs.membership(&channel, user, true, now);
+            }
+            Event::MemberLeft { channel, user } => self.tabs.membership(&channel, user, false, now),
+            Event::MemberCountUpdated { channel, count } => {
+                if let Some(i) = self.tabs.index_of(&Target::Channel(channel)) {
+                    self.tabs[i].member_count = Some(count);
+                }
+            }
+            Event::ChannelAttributesUpdated {
+                channel,
+                attributes,
+            } => {
+                if let Some(i) = self.tabs.index_of(&Target::Channel(channel)) {
+                    let who = attributes
+                        .iter()
+                        .max_by_key(|a| a.updated_ts)
+                        .map_or_else(String::new, |a| format!(" by {}", a.updated_by));
+                    self.tabs[i].attributes = attributes;
+                    self.tabs[i].info(now, format!("channel attributes changed{who}"));
+                }
+            }
+            Event::PeersOnlineStatus { peers } => {
+                for (peer, status) in peers {
+                    if let Some(i) = self.tabs.index_of(&Target::Peer(peer.clone())) {
+                        let tab = &mut self.tabs[i];
+                        if tab.presence.is_some() && tab.presence != Some(status) {
+                            tab.info(now, format!("{peer} is {}", presence_word(status)));
+                        }
+                        if status == crate::protocol::PeerStatus::Online {
+                            tab.cached_delivered();
+                        }
+                        tab.presence = Some(status);
+                    }
+                }
+            }
+            Event::InvitationReceived {
+                invitation_id,
+                caller,
+                content,
+                channel,
+            } => {
+                let target = Target::Peer(caller.clone());
+                self.info_in(&target, format!("{caller} is calling you: {content}"));
+                let invitation = Invitation {
+                    id: invitation_id,
+                    caller,
+                    content,
+                    channel,
+                    expires_at: now + INVITATION_TTL_MS,
+                };
+                self.calls.ring(invitation.clone());
+                self.overlay = Some(Overlay::Invitation(invitation));
+                if self.config.bell {
+                    self.outbox.push(Effect::Bell);
+                }
+            }
+            Event::InvitationAccepted {
+                callee, response, ..
+            } => {
+                self.calls.answered(&callee);
+                self.call_outcome(&callee, "accepted your call", &response);
+            }
+            Event::InvitationRefused {
+                callee, response, ..
+            } => {
+                self.calls.answered(&callee);
+                self.call_outcome(&callee, "refused your call", &response);
+            }
+            Event::InvitationCanceled { caller, .. } => {
+                if self.calls.canceled(&caller) {
+                    self.close_invitation_prompt();
+                }
+                self.call_outcome(&caller, "canceled the call", "");
+            }
+            Event::InvitationFailure {
+                invitation_id,
+                reason,
+            } => {
+                let words = crate::protocol::Family::Invite.describe(reason);
+                self.error(format!(
+                    "call invitation {invitation_id} failed: {words} ({reason})"
+                ));
+                if self.calls.failed(&invitation_id) {
+                    self.close_invitation_prompt();
+                }
+            }
+            Event::TokenPrivilegeWillExpire { expires_at } => {
+                let at = local_time::format(expires_at * 1000, &self.time_zone, "%H:%M:%S");
+                self.tabs.home().error(
+                    now,
+                    format!("your token expires at {at}; renewing with --token-cmd if given"),
+                );
+                self.outbox.ask(Pending::Line(None), Request::RenewToken);
+            }
+            Event::Kicked { reason } => {
+                let why = match reason {
+                    crate::protocol::KickReason::RemoteLogin => "you logged in somewhere else",
+                    crate::protocol::KickReason::Banned => "the server banned this login",
+                    crate::protocol::KickReason::TokenExpired => "your token expired",
+                };
+                self.tabs
+                    .home()
+                    .error(now, format!("the server ended this session: {why}"));
+            }
+            Event::Error { code, reason } => {
+                self.tabs
+                    .home()
+                    .error(now, format!("server error {code}: {reason}"));
+            }
+        }
+    }
+
+    /// A message into tab `index`; a mention rings the bell.
+    fn receive(&mut self, index: usize, ts: u64, message: ChatMessage) {
+        let mention = message.mention;
+        if self.tabs.receive(index, ts, message) && mention && self.config.bell {
+            self.outbox.push(Effect::Bell);
+        }
+    }
+
+    fn call_outcome(&mut self, peer: &str, what: &str, response: &str) {
+        let line = if response.is_empty() {
+            format!("{peer} {what}")
+        } else {
+            format!("{peer} {what}: {response}")
+        };
+        self.info_in(&Target::Peer(peer.to_string()), line);
+    }
+}

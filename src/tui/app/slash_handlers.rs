@@ -1,0 +1,253 @@
+//! What each slash command does (`/join`, `/msg`, ...), as state changes and requests.
+//! What a command is (the table, parsing, completion) is `tui/slash_command.rs`.
+
+use crate::protocol::limits::{validate_channel_id, validate_user_id};
+use crate::protocol::{ConnectionState, Message};
+
+use super::super::action::Effect;
+use super::super::login::LoginStatus;
+use super::super::request::{AttrChange, QueryRequest, Request};
+use super::super::slash_command::{SlashCommand, COMMANDS};
+use super::super::tab::{Body, EntryKind, Target};
+use super::outbox::Pending;
+use super::overlay::Overlay;
+use super::{App, Screen};
+
+impl App {
+    pub(super) fn run_command(&mut self, command: SlashCommand) {
+        let now = self.now_ms;
+        match command {
+            SlashCommand::Join(channel) => {
+                if let Err(e) = validate_channel_id(&channel) {
+                    return self.error(format!("/join: {e}"));
+                }
+                let i = self.tabs.open(&Target::Channel(channel), &mut self.outbox);
+                self.tabs.activate(i);
+                // Already in: /join just goes to the tab.
+                if !self.tabs[i].joined {
+                    self.tabs.join(i, &mut self.outbox);
+                }
+            }
+            SlashCommand::Leave(channel) => {
+                let Some(channel) =
+                    channel.or_else(|| self.active_tab().channel().map(str::to_string))
+                else {
+                    return self.error("/leave: this is not a channel tab");
+                };
+                self.outbox
+                    .ask(Pending::Leave(channel.clone()), Request::Leave(channel));
+            }
+            SlashCommand::Msg(peer, _)
+            | SlashCommand::Call(peer, _)
+            | SlashCommand::Query(peer)
+                if validate_user_id(&peer).is_err() =>
+            {
+                let e = validate_user_id(&peer).unwrap_err();
+                self.error(format!("{e}"));
+            }
+            SlashCommand::Msg(peer, text) => {
+                let target = Target::Peer(peer);
+                let i = self.tabs.open(&target, &mut self.outbox);
+                self.tabs.activate(i);
+                if let Some(text) = text {
+                    self.send_to(&target, Message::text(text));
+                }
+            }
+            SlashCommand::ChannelMsg(channel, text) => {
+                if let Err(e) = validate_channel_id(&channel) {
+                    return self.error(format!("/msg: {e}"));
+                }
+                let target = Target::Channel(channel.clone());
+                let Some(i) = self.tabs.index_of(&target).filter(|&i| self.tabs[i].joined) else {
+                    return self.error(format!(
+                        "/msg: you are not in #{channel} (/join {channel} first)"
+                    ));
+                };
+                self.tabs.activate(i);
+                if let Some(text) = text {
+                    self.send_to(&target, Message::text(text));
+                }
+            }
+            SlashCommand::Query(peer) => self.run_command(SlashCommand::Msg(peer, None)),
+            SlashCommand::Close => {
+                if let Err(why) = self.tabs.close_active(&mut self.outbox) {
+                    self.error(why);
+                }
+            }
+            SlashCommand::Members(filter) => {
+                let Some(channel) = self.active_tab().channel().map(str::to_string) else {
+                    return self.error("/members: this is not a channel tab");
+                };
+                self.show_members = true;
+                let tab = self.tabs.active_tab_mut();
+                tab.member_filter = filter.unwrap_or_default();
+                tab.member_scroll = 0;
+                self.outbox
+                    .ask(Pending::Members(channel.clone()), Request::Members(channel));
+            }
+            SlashCommand::Who(mut peers) => {
+                if peers.is_empty() {
+                    let Some(peer) = self.active_tab().peer().map(str::to_string) else {
+                        return self.error("usage: /who <peer>...");
+                    };
+                    peers.push(peer);
+                }
+                self.outbox
+                    .ask(Pending::Presence, Request::QueryPresence(peers));
+            }
+            SlashCommand::Subscribed => self.query(QueryRequest::Subscribed),
+            SlashCommand::Count(mut channels) => {
+                if channels.is_empty() {
+                    let Some(channel) = self.active_tab().channel().map(str::to_string) else {
+                        return self.error("usage: /count <channel>...");
+                    };
+                    channels.push(channel);
+                }
+                self.query(QueryRequest::MemberCount(channels));
+            }
+            SlashCommand::Ping => self.query(QueryRequest::Ping),
+            SlashCommand::Me(text) => self.send_text(&format!("/me {text}")),
+            SlashCommand::Retry => self.tabs.retry(now, &mut self.outbox),
+            SlashCommand::Clear => {
+                let tab = self.tabs.active_tab_mut();
+                tab.entries.clear();
+                tab.scroll = 0;
+            }
+            SlashCommand::Attr(args) => self.attr_command(&args),
+            SlashCommand::Cattr(args) => self.cattr_command(&args),
+            SlashCommand::Call(peer, content) => {
+                let target = Target::Peer(peer.clone());
+                let i = self.tabs.open(&target, &mut self.outbox);
+                self.tabs.activate(i);
+                self.tabs[i].info(now, format!("calling {peer}… (/hangup to cancel)"));
+                let me = self.me().to_string();
+                let request = self.calls.place(&me, now, peer, content);
+                self.invite(request);
+            }
+            SlashCommand::Hangup => {
+                let peer = self.active_tab().peer().map(str::to_string);
+                match peer.and_then(|p| self.calls.hang_up(&p)) {
+                    Some(request) => self.invite(request),
+                    None => self.error("/hangup: no call from this tab is waiting"),
+                }
+            }
+            SlashCommand::Accept(response) => self.answer_invitation(true, response),
+            SlashCommand::Refuse(response) => self.answer_invitation(false, response),
+            SlashCommand::Raw(path) => match self.active_tab().target.clone() {
+                Some(target) => {
+                    let name = std::path::Path::new(&path)
+                        .file_name()
+                        .map_or(path.clone(), |n| n.to_string_lossy().into_owned());
+                    self.outbox.ask(
+                        Pending::RawFile { target, name },
+                        Request::ReadRawFile(path),
+                    );
+                }
+                None => self.error("/raw: open a peer or channel tab first"),
+            },
+            SlashCommand::Save(path) => {
+                let data = self
+                    .active_tab()
+                    .entries
+                    .iter()
+                    .rev()
+                    .find_map(|e| match &e.kind {
+                        EntryKind::Message(m) => match &m.body {
+                            Body::Raw { data, .. } => Some(data.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    });
+                match data {
+                    Some(data) => self
+                        .outbox
+                        .ask(Pending::Line(None), Request::SaveFile { path, data }),
+                    None => self.error("/save: no raw message in this tab"),
+                }
+            }
+            SlashCommand::Status => {
+                for line in self.status.lines() {
+                    self.info(line);
+                }
+            }
+            SlashCommand::Reconnect => {
+                let state = self.status.conn.state;
+                if state == ConnectionState::Reconnecting {
+                    self.info("reconnecting now…");
+                    self.outbox.push(Effect::Reconnect);
+                } else {
+                    let state = state.label();
+                    self.info(format!(
+                        "/reconnect: nothing to do, the connection is {state}"
+                    ));
+                }
+            }
+            SlashCommand::Login => {
+                self.screen = Screen::Login;
+                self.login.status = LoginStatus::Editing;
+            }
+            SlashCommand::Logout => self.outbox.ask(Pending::Logout, Request::Logout),
+            SlashCommand::Quit => self.quit(),
+            SlashCommand::Help(Some(name)) => {
+                let line = COMMANDS.iter().find(|(n, _, _)| *n == name).map_or_else(
+                    || format!("no command /{name}"),
+                    |(n, args, what)| format!("/{n} {args} — {what}"),
+                );
+                self.info(line);
+            }
+            SlashCommand::Help(None) => self.overlay = Some(Overlay::help()),
+        }
+    }
+
+    /// A question whose answer is a line in the tab in front.
+    fn query(&mut self, request: QueryRequest) {
+        self.outbox
+            .ask(Pending::Line(None), Request::Query(request));
+    }
+
+    fn attr_command(&mut self, args: &[String]) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let request = match args.as_slice() {
+            [] => Request::GetUserAttributes(self.me().to_string()),
+            ["get", user] => Request::GetUserAttributes((*user).to_string()),
+            change => match attr_change(change) {
+                Some(change) => Request::ChangeUserAttributes(change),
+                None => return self.error("usage: /attr [set k v|del k|clear|get user]"),
+            },
+        };
+        self.outbox.ask(Pending::Line(None), request);
+    }
+
+    fn cattr_command(&mut self, args: &[String]) {
+        let Some(channel) = self.active_tab().channel().map(str::to_string) else {
+            return self.error("/cattr: this is not a channel tab");
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if matches!(args.as_slice(), [] | ["get"]) {
+            let pending = Pending::ChannelAttributes {
+                channel: channel.clone(),
+                show: true,
+            };
+            return self
+                .outbox
+                .ask(pending, Request::GetChannelAttributes(channel));
+        }
+        let Some(change) = attr_change(&args) else {
+            return self.error("usage: /cattr [set k v|del k|clear]");
+        };
+        self.outbox.ask(
+            Pending::ChannelAttributesChanged(channel.clone()),
+            Request::ChangeChannelAttributes { channel, change },
+        );
+    }
+}
+
+/// `set k v`, `del k` or `clear`.
+fn attr_change(args: &[&str]) -> Option<AttrChange> {
+    match args {
+        ["set", key, value] => Some(AttrChange::Set((*key).to_string(), (*value).to_string())),
+        ["del", key] => Some(AttrChange::Delete((*key).to_string())),
+        ["clear"] => Some(AttrChange::Clear),
+        _ => None,
+    }
+}

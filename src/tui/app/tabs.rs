@@ -1,0 +1,638 @@
+//! The tabs component: the open conversations in order, which one is in front, and what
+//! happens to them: opening one (with its history and presence asked for), switching,
+//! closing, scrolling, our messages going out and the answers that mark them, history and
+//! member lists coming in, and the set of conversations saved for the next run. One
+//! [`Tab`] (`tab.rs`) is the data of a conversation; this is the list and its rules.
+
+use std::collections::HashMap;
+use std::ops::{Index, IndexMut};
+
+use crate::protocol::{HistoryMessage, Message, SendResult};
+
+use super::super::action::Effect;
+use super::super::request::{Failure, Request};
+use super::super::tab::{
+    Body, ChatMessage, Entry, EntryKind, HistoryState, Mark, Tab, Target, HISTORY_PAGE,
+};
+use super::outbox::{Outbox, Pending};
+
+/// The tab list; the first tab is the home tab (`rtm`) and is never closed.
+#[derive(Debug)]
+pub struct Tabs {
+    list: Vec<Tab>,
+    active: usize,
+    /// The next id of a message we send, to find it again when its answer comes.
+    next_local_id: u64,
+    /// The marks of our sent messages by conversation and server id, so a tab closed and
+    /// opened again shows them on the messages its history brings back.
+    marks: HashMap<(Target, u64), Mark>,
+    /// The conversations last saved for the next run; `None` until the last run's tabs
+    /// are restored (nothing is saved before, or an early save would lose them).
+    saved: Option<Vec<Target>>,
+}
+
+impl Default for Tabs {
+    fn default() -> Self {
+        let mut home = Tab::new(None);
+        home.history = HistoryState::Complete;
+        Tabs {
+            list: vec![home],
+            active: 0,
+            next_local_id: 1,
+            marks: HashMap::new(),
+            saved: None,
+        }
+    }
+}
+
+impl Index<usize> for Tabs {
+    type Output = Tab;
+    fn index(&self, i: usize) -> &Tab {
+        &self.list[i]
+    }
+}
+
+impl IndexMut<usize> for Tabs {
+    fn index_mut(&mut self, i: usize) -> &mut Tab {
+        &mut self.list[i]
+    }
+}
+
+impl<'a> IntoIterator for &'a Tabs {
+    type Item = &'a Tab;
+    type IntoIter = std::slice::Iter<'a, Tab>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.iter()
+    }
+}
+
+impl Tabs {
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Tab> {
+        self.list.iter()
+    }
+
+    /// The index of the tab in front.
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    pub fn active_tab(&self) -> &Tab {
+        &self.list[self.active]
+    }
+
+    pub fn active_tab_mut(&mut self) -> &mut Tab {
+        &mut self.list[self.active]
+    }
+
+    /// The home tab, where what belongs to no conversation goes.
+    pub fn home(&mut self) -> &mut Tab {
+        &mut self.list[0]
+    }
+
+    /// The index of the tab for `target`, if open.
+    pub fn index_of(&self, target: &Target) -> Option<usize> {
+        self.list
+            .iter()
+            .position(|t| t.target.as_ref() == Some(target))
+    }
+
+    /// The tab for `target`, opened if needed (a peer's with its history and presence
+    /// asked for).
+    pub fn open(&mut self, target: &Target, outbox: &mut Outbox) -> usize {
+        self.open_before(target, None, outbox)
+    }
+
+    /// [`Tabs::open`] for a message that arrived: a new tab's history stops before the
+    /// message with id `before`, which it already shows.
+    pub fn open_before(
+        &mut self,
+        target: &Target,
+        before: Option<u64>,
+        outbox: &mut Outbox,
+    ) -> usize {
+        if let Some(i) = self.index_of(target) {
+            return i;
+        }
+        let mut tab = Tab::new(Some(target.clone()));
+        if let Target::Peer(peer) = target {
+            tab.history = HistoryState::Loading;
+            ask_history(outbox, target.clone(), before);
+            outbox.push(Effect::Subscribe(vec![peer.clone()]));
+        }
+        self.list.push(tab);
+        self.list.len() - 1
+    }
+
+    /// Puts tab `index` in front; its unread and mention counts are seen.
+    pub fn activate(&mut self, index: usize) {
+        if index < self.list.len() {
+            self.active = index;
+            let tab = &mut self.list[index];
+            tab.unread = 0;
+            tab.mentions = 0;
+        }
+    }
+
+    pub fn next(&mut self) {
+        self.activate((self.active + 1) % self.list.len());
+    }
+
+    pub fn previous(&mut self) {
+        self.activate((self.active + self.list.len() - 1) % self.list.len());
+    }
+
+    /// Alt-A: the next tab with mentions, else the next with unread messages.
+    pub fn next_activity(&mut self) {
+        let n = self.list.len();
+        let order = (1..n).map(|k| (self.active + k) % n);
+        let pick = order
+            .clone()
+            .find(|&i| self.list[i].mentions > 0)
+            .or_else(|| order.clone().find(|&i| self.list[i].unread > 0));
+        if let Some(i) = pick {
+            self.activate(i);
+        }
+    }
+
+    /// Closes the tab in front, leaving its channel or the peer's presence; the home tab
+    /// stays (`Err`).
+    pub fn close_active(&mut self, outbox: &mut Outbox) -> Result<(), &'static str> {
+        if self.active == 0 {
+            return Err("the rtm tab stays open (/quit to leave)");
+        }
+        let tab = self.list.remove(self.active);
+        match tab.target {
+            Some(Target::Channel(channel)) if tab.joined => {
+                outbox.ask(Pending::Leave(channel.clone()), Request::Leave(channel));
+            }
+            Some(Target::Peer(peer)) => {
+                outbox.push(Effect::Unsubscribe(vec![peer]));
+            }
+            _ => {}
+        }
+        self.activate(self.active.min(self.list.len() - 1));
+        Ok(())
+    }
+
+    /// Another user logs in: only the home tab stays, and nothing is saved until their
+    /// tabs of last time are restored.
+    pub fn reset(&mut self) {
+        self.list.truncate(1);
+        self.active = 0;
+        self.saved = None;
+    }
+
+    /// Mentions waiting in all tabs (the terminal title counts them).
+    pub fn mentions(&self) -> usize {
+        self.list.iter().map(|t| t.mentions).sum()
+    }
+
+    /// The channels of the tabs, joined or not.
+    pub fn channels(&self) -> Vec<String> {
+        self.list
+            .iter()
+            .filter_map(|t| t.channel().map(str::to_string))
+            .collect()
+    }
+
+    /// The channels we are in.
+    pub fn joined_channels(&self) -> Vec<String> {
+        self.list
+            .iter()
+            .filter(|t| t.joined)
+            .filter_map(|t| t.channel().map(str::to_string))
+            .collect()
+    }
+
+    /// Everyone we know of: channel members and peers, sorted.
+    pub fn users(&self) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .list
+            .iter()
+            .flat_map(|t| {
+                t.members
+                    .iter()
+                    .cloned()
+                    .chain(t.peer().map(str::to_string))
+            })
+            .collect();
+        users.sort();
+        users.dedup();
+        users
+    }
+
+    /// Tab indices whose names match `query` (a subsequence, any case), best first.
+    pub fn matching(&self, query: &str) -> Vec<usize> {
+        let query = query.to_lowercase();
+        let mut scored: Vec<(usize, usize)> = self
+            .list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| fuzzy_score(&t.name().to_lowercase(), &query).map(|s| (s, i)))
+            .collect();
+        scored.sort_unstable();
+        scored.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// Scrolls the tab in front by `entries` (positive: toward older ones); near the top
+    /// of what it holds, the page before is fetched. `page` is the screen's height.
+    pub fn scroll_by(&mut self, entries: i32, page: usize, outbox: &mut Outbox) {
+        let tab = &mut self.list[self.active];
+        let max = tab.entries.len().saturating_sub(1);
+        tab.scroll = if entries >= 0 {
+            (tab.scroll + entries as usize).min(max)
+        } else {
+            tab.scroll.saturating_sub(entries.unsigned_abs() as usize)
+        };
+        let near_top = tab.scroll + page >= tab.entries.len();
+        if near_top && tab.history == HistoryState::More {
+            if let Some(target) = tab.target.clone() {
+                tab.history = HistoryState::Loading;
+                ask_history(outbox, target, tab.oldest_id());
+            }
+        }
+    }
+
+    /// Asks to join the channel of tab `index`; "you joined" will go where the tab ends
+    /// now, before whatever arrives while the server answers.
+    pub fn join(&mut self, index: usize, outbox: &mut Outbox) {
+        let tab = &mut self.list[index];
+        let Some(channel) = tab.channel().map(str::to_string) else {
+            return;
+        };
+        tab.join_asked_at = Some(tab.entries.len());
+        outbox.ask(Pending::Join(channel.clone()), Request::Join(channel));
+    }
+
+    /// After a login again: every channel tab joins again.
+    pub fn rejoin(&self, outbox: &mut Outbox) {
+        for channel in self.channels() {
+            outbox.ask(Pending::Join(channel.clone()), Request::Join(channel));
+        }
+    }
+
+    pub fn on_joined(
+        &mut self,
+        channel: &str,
+        result: Result<u64, Failure>,
+        now: u64,
+        outbox: &mut Outbox,
+    ) {
+        let target = Target::Channel(channel.to_string());
+        let i = self.open(&target, outbox);
+        let tab = &mut self.list[i];
+        let count = match result {
+            Ok(count) => count,
+            Err(f) => return tab.error(now, format!("cannot join #{channel}: {f}")),
+        };
+        tab.joined = true;
+        tab.member_count = Some(count);
+        let members = if count == 1 { "member" } else { "members" };
+        let line = format!("you joined #{channel} ({count} {members})");
+        match tab.join_asked_at.take() {
+            Some(at) => tab.insert_info(at, now, line),
+            None => tab.info(now, line),
+        }
+        let load = tab.history == HistoryState::NotLoaded;
+        if load {
+            tab.history = HistoryState::Loading;
+        }
+        let channel = channel.to_string();
+        outbox.ask(
+            Pending::Members(channel.clone()),
+            Request::Members(channel.clone()),
+        );
+        outbox.ask(
+            Pending::ChannelAttributes {
+                channel: channel.clone(),
+                show: false,
+            },
+            Request::GetChannelAttributes(channel),
+        );
+        if load {
+            ask_history(outbox, target, None);
+        }
+    }
+
+    pub fn on_left(&mut self, channel: &str, result: Result<(), Failure>, now: u64) {
+        let Some(i) = self.index_of(&Target::Channel(channel.to_string())) else {
+            return;
+        };
+        let tab = &mut self.list[i];
+        match result {
+            Ok(()) => {
+                // Out of the channel nothing tells us what changes: show none of it rather
+                // than what may be gone (a join reads it again).
+                tab.joined = false;
+                tab.members.clear();
+                tab.member_count = None;
+                tab.attributes.clear();
+                tab.info(now, format!("you left #{channel}"));
+            }
+            Err(f) => tab.error(now, format!("cannot leave: {f}")),
+        }
+    }
+
+    pub fn on_members(&mut self, channel: &str, result: Result<Vec<String>, Failure>, now: u64) {
+        let Some(i) = self.index_of(&Target::Channel(channel.to_string())) else {
+            return;
+        };
+        let tab = &mut self.list[i];
+        match result {
+            Ok(mut members) => {
+                members.sort();
+                tab.member_count.get_or_insert(members.len() as u64);
+                tab.members = members;
+            }
+            Err(f) => tab.error(now, format!("cannot list members: {f}")),
+        }
+    }
+
+    /// A page of history for `target` (asked `before` that message id, or the newest).
+    pub fn on_history(
+        &mut self,
+        target: &Target,
+        before: Option<u64>,
+        result: Result<Vec<HistoryMessage>, Failure>,
+        me: &str,
+        now: u64,
+    ) {
+        let Some(i) = self.index_of(target) else {
+            return;
+        };
+        let tab = &mut self.list[i];
+        let messages = match result {
+            Ok(messages) => messages,
+            Err(f) => {
+                tab.history = HistoryState::Complete;
+                return tab.error(now, format!("cannot load history: {f}"));
+            }
+        };
+        let full = messages.len() as u32 >= HISTORY_PAGE;
+        let added = tab.merge_history(&messages, me);
+        // Our messages the history brings back get the mark they had; one in a channel's
+        // history was accepted by the server.
+        for entry in &mut tab.entries {
+            if let EntryKind::Message(m) = &mut entry.kind {
+                if m.own && m.mark.is_none() {
+                    m.mark = m
+                        .id
+                        .and_then(|id| self.marks.get(&(target.clone(), id)))
+                        .cloned()
+                        .or_else(|| matches!(target, Target::Channel(_)).then_some(Mark::Accepted));
+                }
+            }
+        }
+        tab.history = if full && (added > 0 || before.is_none()) {
+            HistoryState::More
+        } else {
+            HistoryState::Complete
+        };
+    }
+
+    /// Sends `message` to a conversation: shown at once, pending, and asked of the loop.
+    pub fn send(
+        &mut self,
+        target: &Target,
+        message: Message,
+        me: &str,
+        now: u64,
+        outbox: &mut Outbox,
+    ) {
+        let local_id = self.next_local_id;
+        self.next_local_id += 1;
+        let i = self.open(target, outbox);
+        let tab = &mut self.list[i];
+        tab.push(Entry {
+            ts: now,
+            kind: EntryKind::Message(ChatMessage {
+                id: None,
+                local_id: Some(local_id),
+                from: me.to_string(),
+                body: Body::from_message(&message),
+                mark: Some(Mark::Pending),
+                offline: false,
+                mention: false,
+                own: true,
+            }),
+        });
+        tab.scroll = 0;
+        ask_send(outbox, target, local_id, message);
+    }
+
+    /// Resends the newest message of the tab in front whose send failed.
+    pub fn retry(&mut self, now: u64, outbox: &mut Outbox) {
+        let tab = &mut self.list[self.active];
+        let Some(target) = tab.target.clone() else {
+            return;
+        };
+        let found = tab
+            .entries
+            .iter_mut()
+            .rev()
+            .find_map(|e| match &mut e.kind {
+                EntryKind::Message(m) if m.mark.as_ref().is_some_and(Mark::retryable) => Some(m),
+                _ => None,
+            });
+        let Some(message) = found else {
+            tab.info(now, "nothing to retry: no failed message in this tab");
+            return;
+        };
+        message.mark = Some(Mark::Pending);
+        let wire = match &message.body {
+            Body::Text(t) => Message::text(t.clone()),
+            Body::Action(t) => Message::text(format!("/me {t}")),
+            Body::Raw { description, data } => Message::raw(data, description.clone()),
+        };
+        let local_id = message.local_id.unwrap_or(0);
+        ask_send(outbox, &target, local_id, wire);
+    }
+
+    /// The answer to our message `local_id` to `target`: its mark, and the server's id
+    /// and time.
+    pub fn on_sent(&mut self, target: &Target, local_id: u64, result: Result<SendResult, Failure>) {
+        let Some(i) = self.index_of(target) else {
+            return;
+        };
+        let peer = matches!(target, Target::Peer(_));
+        let Some(entry) = self.list[i].own_entry_mut(local_id) else {
+            return;
+        };
+        let EntryKind::Message(message) = &mut entry.kind else {
+            return;
+        };
+        match result {
+            Ok(sent) => {
+                let mark = if peer { Mark::Received } else { Mark::Accepted };
+                message.id = Some(sent.message_id);
+                message.mark = Some(mark.clone());
+                // The server's time, as history will have it (and what repeats match).
+                entry.ts = sent.server_ts;
+                self.marks.insert((target.clone(), sent.message_id), mark);
+            }
+            Err(failure) if peer => message.mark = Some(peer_mark(&failure)),
+            Err(failure) => message.mark = Some(channel_mark(&failure)),
+        }
+    }
+
+    /// A message that arrived in tab `index`, sent at `ts`; `false` for one shown already.
+    pub fn receive(&mut self, index: usize, ts: u64, message: ChatMessage) -> bool {
+        let in_front = index == self.active;
+        let tab = &mut self.list[index];
+        // A reconnect's catch-up may bring a message again (same id and time).
+        if message.id.is_some_and(|id| tab.holds(id, ts)) {
+            return false;
+        }
+        if tab.peer().is_some() {
+            // The peer talks, so it is online and has had what was cached for it.
+            tab.cached_delivered();
+        }
+        if !(in_front && tab.scroll == 0) {
+            tab.unread += 1;
+        }
+        if message.mention && !in_front {
+            tab.mentions += 1;
+        }
+        tab.push(Entry {
+            ts,
+            kind: EntryKind::Message(message),
+        });
+        true
+    }
+
+    /// Someone joined or left `channel`.
+    pub fn membership(&mut self, channel: &str, user: String, joined: bool, now: u64) {
+        let Some(i) = self.index_of(&Target::Channel(channel.to_string())) else {
+            return;
+        };
+        let tab = &mut self.list[i];
+        if joined && tab.members.binary_search(&user).is_ok() {
+            // Already listed: a rejoin after a reconnect (or a server restart, which
+            // forgets the grace period). Nobody left, so nobody "joined".
+            return;
+        }
+        // Counts also come as member_count_updated (absolute); this keeps them current
+        // in between.
+        if joined {
+            tab.add_member(&user);
+            tab.member_count = tab.member_count.map(|c| c + 1);
+        } else {
+            tab.remove_member(&user);
+            tab.member_count = tab.member_count.map(|c| c.saturating_sub(1));
+        }
+        tab.push(Entry {
+            ts: now,
+            kind: EntryKind::Membership { user, joined },
+        });
+    }
+
+    /// The conversations to reopen next time: peer tabs, and channels joined (or being
+    /// joined); a channel left but still on screen is not rejoined.
+    fn open_conversations(&self) -> Vec<Target> {
+        self.list
+            .iter()
+            .filter(|t| t.peer().is_some() || t.joined || t.join_asked_at.is_some())
+            .filter_map(|t| t.target.clone())
+            .collect()
+    }
+
+    /// The open conversations when they changed since last saved (and the last run's
+    /// were restored); they count as saved from now.
+    pub fn to_save(&mut self) -> Option<Vec<Target>> {
+        let saved = self.saved.as_ref()?;
+        let now = self.open_conversations();
+        if *saved == now {
+            return None;
+        }
+        self.saved = Some(now.clone());
+        Some(now)
+    }
+
+    /// Reopens the conversations of the last run: channels are joined again, peer tabs
+    /// opened (with their history). The tab in front stays in front.
+    pub fn restore(&mut self, targets: Vec<Target>, now: u64, outbox: &mut Outbox) {
+        for target in targets {
+            if self.index_of(&target).is_some() {
+                continue;
+            }
+            let i = self.open(&target, outbox);
+            self.join(i, outbox);
+        }
+        let reopened: Vec<String> = self.list.iter().skip(1).map(Tab::name).collect();
+        if !reopened.is_empty() {
+            self.home().info(
+                now,
+                format!("reopened the tabs of last time: {}", reopened.join(" ")),
+            );
+        }
+        self.saved = Some(self.open_conversations());
+    }
+}
+
+fn ask_history(outbox: &mut Outbox, target: Target, before: Option<u64>) {
+    outbox.ask(
+        Pending::History {
+            target: target.clone(),
+            before,
+        },
+        Request::History { target, before },
+    );
+}
+
+fn ask_send(outbox: &mut Outbox, target: &Target, local_id: u64, message: Message) {
+    let request = match target {
+        Target::Peer(peer) => Request::SendPeer {
+            peer: peer.clone(),
+            message,
+        },
+        Target::Channel(channel) => Request::SendChannel {
+            channel: channel.clone(),
+            message,
+        },
+    };
+    let pending = Pending::Send {
+        target: target.clone(),
+        local_id,
+    };
+    outbox.ask(pending, request);
+}
+
+/// A failed peer send's mark, from PEER codes (contracts.md: 4 cached, 3 unreachable, 2 timeout).
+fn peer_mark(failure: &Failure) -> Mark {
+    use crate::protocol::codes::peer;
+    match failure.code {
+        Some(peer::CACHED_BY_SERVER) => Mark::Cached,
+        Some(peer::PEER_UNREACHABLE) => Mark::Unreachable,
+        Some(peer::TIMEOUT) => Mark::TimedOut,
+        _ => Mark::Failed(failure.to_string()),
+    }
+}
+
+fn channel_mark(failure: &Failure) -> Mark {
+    match failure.code {
+        Some(crate::protocol::codes::channel_msg::TIMEOUT) => Mark::TimedOut,
+        _ => Mark::Failed(failure.to_string()),
+    }
+}
+
+/// Subsequence match score (lower is better), `None` when `query` does not match `name`.
+fn fuzzy_score(name: &str, query: &str) -> Option<usize> {
+    let mut score = 0;
+    let mut rest = name;
+    let mut last = 0;
+    for c in query.chars() {
+        let at = rest.find(c)?;
+        score += at + usize::from(last > 0 && at > 0);
+        last += at + c.len_utf8();
+        rest = &rest[at + c.len_utf8()..];
+    }
+    Some(score)
+}

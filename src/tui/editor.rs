@@ -1,0 +1,35 @@
+//! The `$EDITOR` escape (Alt-E): the draft goes into a private temporary file (made by
+//! `tempfile`: a fresh name, mode 0600, removed afterwards), the terminal is handed to
+//! the editor, and what it saved comes back.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+
+use super::terminal::TerminalGuard;
+
+/// Edits `text` in `$VISUAL`, else `$EDITOR`, else `vi`; returns the text saved.
+pub fn edit(text: &str, guard: &mut TerminalGuard) -> anyhow::Result<String> {
+    let mut file = tempfile::Builder::new()
+        .prefix("rtm-tui-")
+        .suffix(".txt")
+        .tempfile()
+        .context("cannot make a temporary file")?;
+    file.write_all(text.as_bytes())?;
+    file.flush()?;
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    guard.suspend();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(file.path())
+        .status();
+    guard.resume()?;
+    let status = status.with_context(|| format!("cannot run {editor}"))?;
+    anyhow::ensure!(status.success(), "{editor} exited with {status}");
+    // Read by path: editors often save a new file in its place rather than write into it.
+    Ok(std::fs::read_to_string(file.path())?)
+}

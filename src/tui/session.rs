@@ -1,0 +1,413 @@
+//! The client session the event loop talks through (a [`Client`] and the channel handles
+//! it created), and how each network [`Request`] is made with it: one spawned task per
+//! request, each answering with [`Action::Done`] and the request's id on the loop's
+//! channel, so the loop never waits on the network. Sends are queued with the client
+//! before their task is spawned, so they leave in the order typed (the client library
+//! queues a send when it is called). Also turns [`ClientError`]s into the [`Failure`]s
+//! the app shows.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::client::{Channel, Client, ClientError, HistoryTarget, SendOptions};
+
+use super::action::Action;
+use super::request::{AttrChange, Failure, InviteRequest, QueryRequest, Reply, Request, RequestId};
+use super::tab::{Target, HISTORY_PAGE};
+
+/// A client error as the app shows it: Agora's words for the code, and the code.
+pub fn failure(error: &ClientError) -> Failure {
+    match error {
+        ClientError::Code { family, code, .. } => Failure::new(Some(*code), family.describe(*code)),
+        ClientError::Timeout { .. } => Failure::new(error.code(), "timed out"),
+        other => Failure::new(other.code(), other.to_string()),
+    }
+}
+
+/// Answers request `id` on the loop's channel.
+pub fn answer(tx: &UnboundedSender<Action>, id: RequestId, result: Result<Reply, Failure>) {
+    // The loop has quit when nobody listens; the answer has nowhere to go.
+    let _ = tx.send(Action::Done(id, result));
+}
+
+/// Awaits `request` in a task and answers `id` with what `reply` makes of its result.
+fn spawn_answer<T, Fut>(
+    tx: &UnboundedSender<Action>,
+    id: RequestId,
+    request: Fut,
+    reply: impl FnOnce(T) -> Reply + Send + 'static,
+) where
+    Fut: std::future::Future<Output = Result<T, Failure>> + Send + 'static,
+    T: Send + 'static,
+{
+    let tx = tx.clone();
+    tokio::spawn(async move { answer(&tx, id, request.await.map(reply)) });
+}
+
+/// A logged-in (or logging-in) client and the channel handles it created.
+pub struct Session {
+    pub client: Client,
+    pub server: String,
+    pub app_id: String,
+    /// `--token-cmd`: prints a fresh token when the server warns of expiry.
+    pub token_cmd: Option<String>,
+    channels: HashMap<String, Channel>,
+}
+
+impl Session {
+    pub fn new(client: Client, server: String, app_id: String) -> Session {
+        Session {
+            client,
+            server,
+            app_id,
+            token_cmd: None,
+            channels: HashMap::new(),
+        }
+    }
+
+    fn channel(&mut self, id: &str) -> Result<Channel, Failure> {
+        if let Some(channel) = self.channels.get(id) {
+            return Ok(channel.clone());
+        }
+        let channel = self.client.create_channel(id).map_err(|e| failure(&e))?;
+        self.channels.insert(id.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Makes the request of `call` on the channel's handle now (so it is queued in order),
+    /// and answers `id` from a task.
+    fn channel_call<T, Fut>(
+        &mut self,
+        channel: &str,
+        tx: &UnboundedSender<Action>,
+        id: RequestId,
+        call: impl FnOnce(Channel) -> Fut,
+        reply: impl FnOnce(T) -> Reply + Send + 'static,
+    ) where
+        Fut: std::future::Future<Output = Result<T, ClientError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.channel(channel) {
+            Ok(handle) => {
+                let request = call(handle);
+                spawn_answer(
+                    tx,
+                    id,
+                    async move { request.await.map_err(|e| failure(&e)) },
+                    reply,
+                );
+            }
+            Err(f) => answer(tx, id, Err(f)),
+        }
+    }
+
+    /// Starts a network request; its answer arrives on `tx`. (Login is the loop's, which
+    /// sets the session up first; then it comes here too.)
+    pub fn perform(&mut self, id: RequestId, request: Request, tx: &UnboundedSender<Action>) {
+        let client = self.client.clone();
+        let f = |e: ClientError| failure(&e);
+        match request {
+            Request::Login { user, token, .. } => spawn_answer(
+                tx,
+                id,
+                async move { client.login(token.as_deref(), &user).await.map_err(f) },
+                Reply::LoggedIn,
+            ),
+            Request::RenewToken => {
+                let Some(command) = self.token_cmd.clone() else {
+                    return answer(
+                        tx,
+                        id,
+                        Err(Failure::new(None, "no --token-cmd to renew the token with")),
+                    );
+                };
+                spawn_answer(
+                    tx,
+                    id,
+                    async move { renew(&client, &command).await },
+                    Reply::Text,
+                );
+            }
+            Request::Logout => spawn_answer(
+                tx,
+                id,
+                async move {
+                    // Out either way: a logout that fails leaves no session to speak of.
+                    let _ = client.logout().await;
+                    Ok(())
+                },
+                |()| Reply::Done,
+            ),
+            Request::SendPeer { peer, message } => {
+                // Offline delivery on: a peer who is away gets it at next login (mark "cached").
+                let options = SendOptions { offline: true };
+                let request = client.send_message_to_peer(&peer, message, options);
+                spawn_answer(tx, id, async move { request.await.map_err(f) }, Reply::Sent);
+            }
+            Request::SendChannel { channel, message } => self.channel_call(
+                &channel,
+                tx,
+                id,
+                move |handle| handle.send_message(message),
+                Reply::Sent,
+            ),
+            Request::Join(channel) => self.channel_call(
+                &channel,
+                tx,
+                id,
+                |handle| async move { handle.join().await.map(|r| r.member_count) },
+                Reply::Joined,
+            ),
+            Request::Leave(channel) => self.channel_call(
+                &channel,
+                tx,
+                id,
+                |handle| async move { handle.leave().await },
+                |()| Reply::Done,
+            ),
+            Request::Members(channel) => self.channel_call(
+                &channel,
+                tx,
+                id,
+                |handle| async move { handle.get_members().await },
+                Reply::Members,
+            ),
+            Request::History { target, before } => {
+                let wire = match target {
+                    Target::Peer(p) => HistoryTarget::Peer(p),
+                    Target::Channel(c) => HistoryTarget::Channel(c),
+                };
+                spawn_answer(
+                    tx,
+                    id,
+                    async move {
+                        client
+                            .history(wire, before, None, HISTORY_PAGE)
+                            .await
+                            .map_err(f)
+                    },
+                    Reply::History,
+                );
+            }
+            Request::QueryPresence(peers) => spawn_answer(
+                tx,
+                id,
+                async move { client.query_peers_online_status(&peers).await.map_err(f) },
+                |peers| Reply::Presence(peers.into_iter().collect()),
+            ),
+            Request::Query(request) => {
+                spawn_answer(
+                    tx,
+                    id,
+                    async move { query(&client, request).await },
+                    Reply::Text,
+                );
+            }
+            Request::ChangeUserAttributes(change) => spawn_answer(
+                tx,
+                id,
+                async move { change_user_attributes(&client, change).await },
+                Reply::Text,
+            ),
+            Request::GetUserAttributes(user) => spawn_answer(
+                tx,
+                id,
+                async move { user_attributes(&client, &user).await },
+                Reply::Text,
+            ),
+            Request::ChangeChannelAttributes { channel, change } => spawn_answer(
+                tx,
+                id,
+                async move {
+                    change_channel_attributes(&client, &channel, change)
+                        .await
+                        .map_err(f)
+                },
+                |()| Reply::Done,
+            ),
+            Request::GetChannelAttributes(channel) => spawn_answer(
+                tx,
+                id,
+                async move {
+                    client
+                        .get_channel_attributes(&channel, None)
+                        .await
+                        .map_err(f)
+                },
+                Reply::ChannelAttributes,
+            ),
+            Request::Invite(request) => {
+                spawn_answer(
+                    tx,
+                    id,
+                    async move { invite(&client, request).await },
+                    Reply::Text,
+                );
+            }
+            Request::SaveFile { .. }
+            | Request::ReadRawFile(_)
+            | Request::LoadTabs { .. }
+            | Request::Editor(_) => {
+                tracing::error!("not a network request: {request:?}");
+                answer(tx, id, Err(Failure::new(None, "not a network request")));
+            }
+        }
+    }
+
+    /// Follows (or stops following) peers' presence; nobody waits for the answer.
+    pub fn follow_presence(&self, peers: Vec<String>, follow: bool) {
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let result = if follow {
+                client.subscribe_peers_online_status(&peers).await
+            } else {
+                client.unsubscribe_peers_online_status(&peers).await
+            };
+            if let Err(e) = result {
+                tracing::warn!("(un)subscribe {peers:?}: {e}");
+            }
+        });
+    }
+}
+
+/// Runs the token command and renews the session's token with what it prints.
+async fn renew(client: &Client, command: &str) -> Result<String, Failure> {
+    let output = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| Failure::new(None, format!("--token-cmd: {e}")))?;
+    if !output.status.success() {
+        return Err(Failure::new(
+            None,
+            format!("--token-cmd exited with {}", output.status),
+        ));
+    }
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    client.renew_token(&token).await.map_err(|e| failure(&e))?;
+    Ok("token renewed".into())
+}
+
+async fn query(client: &Client, request: QueryRequest) -> Result<String, Failure> {
+    let f = |e: ClientError| failure(&e);
+    match request {
+        QueryRequest::Subscribed => {
+            let peers = client.query_subscribed_peers().await.map_err(f)?;
+            Ok(if peers.is_empty() {
+                "you follow nobody's presence (open a peer tab to follow it)".into()
+            } else {
+                format!("you follow the presence of: {}", peers.join(", "))
+            })
+        }
+        QueryRequest::MemberCount(channels) => {
+            let counts = client
+                .get_channel_member_count(&channels)
+                .await
+                .map_err(f)?;
+            let list: Vec<String> = channels
+                .iter()
+                .map(|c| format!("#{c}: {}", counts.get(c).copied().unwrap_or(0)))
+                .collect();
+            Ok(format!("members: {}", list.join(", ")))
+        }
+        QueryRequest::Ping => {
+            let started = std::time::Instant::now();
+            client.ping().await.map_err(f)?;
+            Ok(format!(
+                "pong from the server in {:.1} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            ))
+        }
+    }
+}
+
+async fn change_user_attributes(client: &Client, change: AttrChange) -> Result<String, Failure> {
+    let f = |e: ClientError| failure(&e);
+    match change {
+        AttrChange::Set(key, value) => {
+            let attrs = BTreeMap::from([(key.clone(), value.clone())]);
+            client
+                .add_or_update_local_user_attributes(&attrs)
+                .await
+                .map_err(f)?;
+            Ok(format!("your attribute {key} = {value}"))
+        }
+        AttrChange::Delete(key) => {
+            client
+                .delete_local_user_attributes_by_keys(std::slice::from_ref(&key))
+                .await
+                .map_err(f)?;
+            Ok(format!("your attribute {key} deleted"))
+        }
+        AttrChange::Clear => {
+            client.clear_local_user_attributes().await.map_err(f)?;
+            Ok("your attributes cleared".into())
+        }
+    }
+}
+
+async fn user_attributes(client: &Client, user: &str) -> Result<String, Failure> {
+    let attrs = client
+        .get_user_attributes(user, None)
+        .await
+        .map_err(|e| failure(&e))?;
+    if attrs.is_empty() {
+        return Ok(format!("{user} has no attributes"));
+    }
+    let list: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Ok(format!("{user}: {}", list.join(", ")))
+}
+
+async fn change_channel_attributes(
+    client: &Client,
+    channel: &str,
+    change: AttrChange,
+) -> Result<(), ClientError> {
+    match change {
+        AttrChange::Set(key, value) => {
+            let attrs = BTreeMap::from([(key, value)]);
+            client
+                .add_or_update_channel_attributes(channel, &attrs, true)
+                .await
+        }
+        AttrChange::Delete(key) => {
+            client
+                .delete_channel_attributes_by_keys(channel, &[key], true)
+                .await
+        }
+        AttrChange::Clear => client.clear_channel_attributes(channel, true).await,
+    }
+}
+
+async fn invite(client: &Client, request: InviteRequest) -> Result<String, Failure> {
+    let result = match &request {
+        InviteRequest::Send { id, peer, content } => client
+            .send_invitation(id, peer, content, None)
+            .await
+            .map(|()| format!("{peer} got the call invitation; waiting for an answer")),
+        InviteRequest::Cancel { id, peer } => client
+            .cancel_invitation(id, peer)
+            .await
+            .map(|()| format!("you canceled the call to {peer}")),
+        InviteRequest::Accept {
+            id,
+            caller,
+            response,
+        } => client
+            .accept_invitation(id, caller, response)
+            .await
+            .map(|()| format!("you accepted {caller}'s call")),
+        InviteRequest::Refuse {
+            id,
+            caller,
+            response,
+        } => client
+            .refuse_invitation(id, caller, response)
+            .await
+            .map(|()| format!("you refused {caller}'s call")),
+    };
+    result.map_err(|e| failure(&e))
+}
