@@ -432,6 +432,15 @@ impl Hub {
         }
     }
 
+    /// Waits until this node's copy holds every change answered anywhere before now, so
+    /// that a read after another node's write sees it (on one node: at once). If the
+    /// engine cannot tell (Redis away), the read goes on with what this node has.
+    pub async fn caught_up(&self) {
+        if let Some(caught_up) = self.inner.engine.caught_up() {
+            caught_up.await;
+        }
+    }
+
     /// Submits `change` and lets it take its course (timers, disconnects).
     pub fn submit_detached(&self, change: Change) {
         if let Submitted::Pending(outcome) = self.inner.engine.submit(self, change, None) {

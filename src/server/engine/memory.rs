@@ -89,6 +89,10 @@ impl Engine for MemoryEngine {
         Submitted::Applied(hub.apply(&mut state, change, stamp, conn.as_ref()))
     }
 
+    fn caught_up(&self) -> Option<BoxFuture<()>> {
+        None
+    }
+
     fn next_message_id(&self) -> u64 {
         let mut ids = self
             .ids

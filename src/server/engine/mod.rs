@@ -14,8 +14,9 @@
 //! Two engines: [`memory`] (one node: a change is applied at once; SQLite keeps history,
 //! the offline cache and the id counter) and [`redis`] (several nodes: changes go through
 //! one Redis stream that every node reads in order; history in sorted sets). Reads
-//! (members, counts, presence queries, attributes) are answered from this node's copy,
-//! which holds every change this node's own requests made before they were answered.
+//! (members, counts, presence queries, attributes, history) are answered from this node's
+//! copy once it has caught up with the stream as it was when the read came
+//! ([`Engine::caught_up`]), so a read sees every write answered before it, on any node.
 //!
 //! A new shared op gets a [`Change`] variant and an arm in `Hub::apply` (and, if it can be
 //! refused, an `Outcome` variant carrying its family's typed error); node-local work
@@ -205,6 +206,11 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// Puts `change` in the shared order; this node's hub applies it when its turn
     /// comes, with `conn` (the requesting connection, if any) as the origin's.
     fn submit(&self, hub: &Hub, change: Change, conn: Option<ConnHandle>) -> Submitted;
+
+    /// Resolves once this node has applied every change appended before the call (`None`:
+    /// always the case, as on one node). Reads wait for it, so a read never misses a
+    /// write another node has already answered.
+    fn caught_up(&self) -> Option<BoxFuture<()>>;
 
     /// The next message id, for a change whose stamp carries none (called under the
     /// hub's lock, so ids go in the order changes are applied).

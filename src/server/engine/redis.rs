@@ -173,6 +173,8 @@ struct Inner {
     waiters: Mutex<HashMap<u64, Waiter>>,
     next_request: AtomicU64,
     position: Mutex<Position>,
+    /// The number of the last change applied, for reads waiting to catch up.
+    applied: watch::Sender<u64>,
     store_id: Mutex<String>,
     history: mpsc::Sender<HistoryWrite>,
     history_queue: Mutex<Option<mpsc::Receiver<HistoryWrite>>>,
@@ -249,6 +251,7 @@ impl RedisEngine {
                 outgoing_queue: Mutex::new(Some(outgoing_queue)),
                 waiters: Mutex::default(),
                 next_request: AtomicU64::new(1),
+                applied: watch::channel(position.n).0,
                 position: Mutex::new(position),
                 store_id: Mutex::new(store_id),
                 history,
@@ -336,6 +339,26 @@ impl Engine for RedisEngine {
             fail_waiter(inner, request);
         }
         Submitted::Pending(applied)
+    }
+
+    fn caught_up(&self) -> Option<BoxFuture<()>> {
+        let inner = Arc::clone(&self.inner);
+        Some(Box::pin(async move {
+            let mut conn = inner.conn.clone();
+            let wait = async {
+                let appended: Option<u64> = redis::cmd("GET")
+                    .arg(&inner.keys.seq)
+                    .query_async(&mut conn)
+                    .await
+                    .ok()?;
+                let mut applied = inner.applied.subscribe();
+                let target = appended.unwrap_or(0);
+                applied.wait_for(|n| *n >= target).await.ok().map(|_| ())
+            };
+            if tokio::time::timeout(SUBMIT_TIMEOUT, wait).await.is_err() {
+                tracing::debug!("redis engine: a read goes on without catching up");
+            }
+        }))
     }
 
     fn next_message_id(&self) -> u64 {
@@ -675,6 +698,7 @@ fn apply_entries(inner: &Inner, hub: &Hub, entries: Vec<RawEntry>) -> Result<(),
             let _ = waiter.outcome.send(outcome);
         }
     }
+    inner.applied.send_replace(position.n);
     Ok(())
 }
 
@@ -689,6 +713,7 @@ async fn reload_state(inner: &Inner, hub: &Hub) {
             (Ok((shared, position)), Ok(store)) => {
                 let mut state = hub.lock();
                 state.replace_shared(shared, CLOSE_RELOAD);
+                inner.applied.send_replace(position.n);
                 *lock(&inner.position) = position;
                 *lock(&inner.store_id) = store;
                 return;
@@ -700,6 +725,7 @@ async fn reload_state(inner: &Inner, hub: &Hub) {
                 );
                 let mut state = hub.lock();
                 state.replace_shared(Shared::default(), CLOSE_RELOAD);
+                inner.applied.send_replace(0);
                 *lock(&inner.position) = Position {
                     id: "0-0".into(),
                     n: 0,

@@ -206,10 +206,16 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             offline,
         } => peer::send(ask, to, message, offline).await,
         Op::Ack { message_id } => peer::ack(ask, message_id).await,
-        Op::QueryPeersOnline { peers } => presence::query(ask, &peers),
+        Op::QueryPeersOnline { peers } => {
+            hub.caught_up().await;
+            presence::query(ask, &peers);
+        }
         Op::SubscribePeersOnline { peers } => presence::subscribe(ask, peers).await,
         Op::UnsubscribePeersOnline { peers } => presence::unsubscribe(ask, peers).await,
-        Op::QuerySubscribedPeers => presence::query_subscribed(ask),
+        Op::QuerySubscribedPeers => {
+            hub.caught_up().await;
+            presence::query_subscribed(ask);
+        }
         Op::SetUserAttributes { attributes } => attributes::write_user(ask, Set(attributes)).await,
         Op::AddOrUpdateUserAttributes { attributes } => {
             attributes::write_user(ask, AddOrUpdate(attributes)).await;
@@ -217,13 +223,20 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
         Op::DeleteUserAttributes { keys } => attributes::write_user(ask, Delete(keys)).await,
         Op::ClearUserAttributes => attributes::write_user(ask, Clear).await,
         Op::GetUserAttributes { user, keys } => {
+            hub.caught_up().await;
             attributes::get_user(ask, &user, keys.as_deref());
         }
         Op::Join { channel } => channel::join(ask, channel).await,
         Op::Leave { channel } => channel::leave(ask, channel).await,
         Op::SendChannel { channel, message } => channel::send(ask, channel, message).await,
-        Op::GetMembers { channel } => channel::members(ask, &channel),
-        Op::GetChannelMemberCount { channels } => channel::counts(ask, &channels),
+        Op::GetMembers { channel } => {
+            hub.caught_up().await;
+            channel::members(ask, &channel);
+        }
+        Op::GetChannelMemberCount { channels } => {
+            hub.caught_up().await;
+            channel::counts(ask, &channels);
+        }
         Op::SetChannelAttributes {
             channel,
             attributes,
@@ -243,6 +256,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             attributes::write_channel(ask, channel, Clear, notify).await;
         }
         Op::GetChannelAttributes { channel, keys } => {
+            hub.caught_up().await;
             attributes::get_channel(ask, &channel, keys.as_deref());
         }
         Op::Invite {
@@ -271,7 +285,10 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             before,
             after,
             limit,
-        } => history::history(ask, (peer, channel), (before, after), limit).await,
+        } => {
+            hub.caught_up().await;
+            history::history(ask, (peer, channel), (before, after), limit).await;
+        }
     }
 }
 
