@@ -146,7 +146,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", requires = "engine", default_value_t = rtm::server::SNAPSHOT_EVERY)]
     pub snapshot_every: u64,
 
-    /// Reconnect grace period in seconds (protocol.md: 30): how long a dropped user's
+    /// Reconnect grace period in seconds (docs/protocol.md: 30): how long a dropped user's
     /// channels and presence are kept for it to come back. Shorter for QA runs.
     #[arg(long, value_name = "SECONDS")]
     pub grace: Option<u64>,
@@ -263,16 +263,16 @@ pub struct CheckArgs {
     /// Skip cases that wait more than 10 s for a server timer (ack timeout, grace, expiry).
     #[arg(long)]
     pub quick: bool,
-    /// The server's peer-ack timeout in seconds, if it is not protocol.md's 10.
+    /// The server's peer-ack timeout in seconds, if it is not docs/protocol.md's 10.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub ack_timeout: f64,
-    /// The server's reconnect grace period in seconds, if it is not protocol.md's 30.
+    /// The server's reconnect grace period in seconds, if it is not docs/protocol.md's 30.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub grace: f64,
-    /// The server's invitation expiry in seconds, if it is not protocol.md's 60.
+    /// The server's invitation expiry in seconds, if it is not docs/protocol.md's 60.
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     pub invite_expiry: f64,
-    /// How long before token expiry the server warns, if not protocol.md's 30 seconds.
+    /// How long before token expiry the server warns, if not docs/protocol.md's 30 seconds.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub token_warning: f64,
     /// Print every frame sent and received to stderr (best with --filter).

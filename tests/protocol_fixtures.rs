@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use rtm::protocol::{
-    decode_request, decode_server_message, encode, request::OPS, ChannelAttributesResult,
+    decode_request, decode_server_message, encode, request::OpName, ChannelAttributesResult,
     HistoryResult, JoinResult, LoginResult, MemberCountResult, MembersResult, PeersOnlineResult,
     PingResult, RenewResult, Reply, SendResult, ServerMessage, SubscribedPeersResult,
     UserAttributesResult,
@@ -32,7 +32,7 @@ fn every_request_round_trips() {
         seen.insert(request.op.name());
         assert_eq!(reencode(&request), golden);
     }
-    let all: BTreeSet<_> = OPS.iter().map(|(name, _)| *name).collect();
+    let all: BTreeSet<_> = OpName::all().map(OpName::as_str).collect();
     assert_eq!(seen, all, "every op has a fixture");
 }
 

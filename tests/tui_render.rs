@@ -490,7 +490,8 @@ fn call_invitations_prompt_with_a_countdown() {
     assert_eq!(app.input.text(), "hello there");
     assert_eq!(
         requests(&effects),
-        [Request::Invite(InviteRequest::Accept {
+        [Request::Invite(InviteRequest::Answer {
+            answer: rtm::protocol::InvitationAnswer::Accept,
             id: "inv-1".into(),
             caller: "bob".into(),
             response: String::new(),
@@ -518,9 +519,13 @@ fn channel_attributes_presence_and_raw_messages() {
     let mut app = lobby();
     app.update(Action::Key(KeyAction::GoTo(2)));
     let effects = enter(&mut app, "/cattr set topic release on Friday");
-    assert!(
-        matches!(&requests(&effects)[..], [Request::ChangeChannelAttributes { channel, change: rtm::tui::request::AttrChange::Set(k, v) }]
-        if channel == "lobby" && k == "topic" && v == "release on Friday")
+    let topic = [("topic".to_string(), "release on Friday".to_string())].into();
+    assert_eq!(
+        requests(&effects),
+        [Request::ChangeChannelAttributes {
+            channel: "lobby".into(),
+            write: rtm::protocol::AttributeWrite::AddOrUpdate(topic),
+        }]
     );
     app.update(Action::Server(Event::ChannelAttributesUpdated {
         channel: "lobby".into(),

@@ -6,7 +6,7 @@
 // serialized once and the same string sent to each member), with no write coalescing or
 // other tricks, and nothing slowed down on purpose.
 //
-// Implemented, with protocol.md's codes:
+// Implemented, with docs/protocol.md's codes:
 //   login (open mode: any well-formed app id, tokens are not checked; remote login kicks
 //   the older connection), logout, ping, send_peer (reply 0 only after the receiver's
 //   `ack` notice; 2 after 10 s without one; 3 offline; 4 cached in memory with

@@ -104,13 +104,10 @@ impl Channel {
         &self,
         message: Message,
     ) -> impl std::future::Future<Output = Result<SendResult, ClientError>> + Send + 'static {
-        let call = message.validate().map(|()| {
-            self.client.call(Op::SendChannel {
-                channel: self.id.to_string(),
-                message,
-            })
-        });
-        async move { call?.await }
+        self.client.call(Op::SendChannel {
+            channel: self.id.to_string(),
+            message,
+        })
     }
 
     /// The members of the channel (at most 512 listed).

@@ -1,17 +1,17 @@
 //! How a [`Client`](super::Client) connects: server URLs, app id, timeouts, reconnect policy.
 //!
 //! Every duration the connection state machine uses lives here, so that tests can make
-//! them short. New knobs go in [`ClientConfig`] with their protocol.md default in `new`.
+//! them short. New knobs go in [`ClientConfig`] with their docs/protocol.md default in `new`.
 
 use std::time::Duration;
 
-/// Default time from `login` to its reply before LOGIN_TIMEOUT (protocol.md: 6 s).
+/// Default time from `login` to its reply before LOGIN_TIMEOUT (docs/protocol.md: 6 s).
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(6);
 /// Default time a request waits for its reply before it fails with a timeout.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default interval of the client's WebSocket pings (the server pings at least every 15 s).
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
-/// Default silence after which the server is taken for dead (protocol.md: 30 s).
+/// Default silence after which the server is taken for dead (docs/protocol.md: 30 s).
 pub const DEFAULT_DEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default capacity of the event channel; past it, events wait in the client task.
 pub const DEFAULT_EVENT_BUFFER: usize = 1024;
@@ -47,7 +47,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// A config with protocol.md's defaults for `server_url` and `app_id`.
+    /// A config with docs/protocol.md's defaults for `server_url` and `app_id`.
     ///
     /// ```
     /// use rtm::client::ClientConfig;

@@ -18,7 +18,7 @@ pub enum ClientError {
         code: u32,
         reason: String,
     },
-    /// Refused before sending: an id, message or attribute that breaks protocol.md's rules.
+    /// Refused before sending: an id, message or attribute that breaks docs/protocol.md's rules.
     #[error("invalid argument: {0}")]
     Invalid(#[from] ValidationError),
     /// The call needs a logged-in client (state CONNECTED or RECONNECTING).
@@ -45,7 +45,7 @@ pub enum ClientError {
     /// The WebSocket could not be opened (bad URL, connection refused, failed handshake).
     #[error("cannot connect: {0}")]
     Connect(String),
-    /// The server's reply did not have the fields protocol.md promises.
+    /// The server's reply did not have the fields docs/protocol.md promises.
     #[error("unexpected reply from the server: {0}")]
     Protocol(String),
 }

@@ -1,10 +1,10 @@
-//! [`Client`]: the cheap, cloneable handle applications call. Each method checks its
-//! arguments against protocol.md's rules, sends one [`Command`] to the connection task and
-//! awaits the reply on a oneshot channel; it never touches the socket itself.
+//! [`Client`]: the cheap, cloneable handle applications call. Each method builds its op,
+//! which [`Client::call`] checks against the protocol's rules (`Op::check`, the same
+//! rules the server applies), sends as one [`Command`] to the connection task, and whose
+//! reply it awaits on a oneshot channel; it never touches the socket itself.
 //!
-//! A new op gets a method here (validation, then [`Client::call`] with its result type);
-//! if the client must remember its effect across a reconnect, teach `connection/restore.rs`
-//! too.
+//! A new op gets a method here ([`Client::call`] with its result type); if the client must
+//! remember its effect across a reconnect, teach `connection/restore.rs` too.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,17 +17,14 @@ use super::config::ClientConfig;
 use super::connection::{Command, ConnectionHandler};
 use super::error::ClientError;
 use super::event::Events;
-use crate::protocol::limits::{
-    validate_app_id, validate_attribute_key, validate_attributes, validate_channel_id,
-    validate_user_id, MAX_CHANNEL_ATTRIBUTES_BYTES, MAX_INVITATION_ID_BYTES,
-    MAX_INVITATION_PAYLOAD_BYTES, MAX_USER_ATTRIBUTES_BYTES,
-};
+use crate::protocol::limits::{validate_app_id, validate_channel_id};
 use crate::protocol::reply::OrderedPeers;
+use crate::protocol::request_rules::check_login;
 use crate::protocol::{
-    Attributes, ChangeReason, ChannelAttribute, ChannelAttributesResult, ConnectionState,
-    HistoryMessage, HistoryResult, LoginResult, MemberCountResult, Message, Op, PeersOnlineResult,
-    PingResult, RenewResult, Reply, SendResult, SubscribedPeersResult, UserAttributesResult,
-    ValidationError,
+    AttributeWrite, Attributes, ChangeReason, ChannelAttribute, ChannelAttributesResult,
+    ConnectionState, HistoryMessage, HistoryResult, InvitationAnswer, LoginResult,
+    MemberCountResult, Message, Op, PeersOnlineResult, PingResult, RenewResult, Reply, SendResult,
+    SubscribedPeersResult, UserAttributesResult,
 };
 
 /// Options of a peer message.
@@ -57,6 +54,19 @@ pub(crate) struct Shared {
     pub(crate) user: Option<String>,
     pub(crate) server: Option<String>,
     pub(crate) created_channels: HashSet<String>,
+}
+
+impl Shared {
+    /// A client that has not logged in yet: DISCONNECTED, nothing created.
+    pub(crate) fn new() -> Self {
+        Shared {
+            state: ConnectionState::Disconnected,
+            reason: ChangeReason::Logout,
+            user: None,
+            server: None,
+            created_channels: HashSet::new(),
+        }
+    }
 }
 
 /// Locks the shared state; a panic elsewhere cannot leave it half-written (every writer
@@ -137,13 +147,7 @@ impl Client {
             }
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
-        let shared = Arc::new(Mutex::new(Shared {
-            state: ConnectionState::Disconnected,
-            reason: ChangeReason::Logout,
-            user: None,
-            server: None,
-            created_channels: HashSet::new(),
-        }));
+        let shared = Arc::new(Mutex::new(Shared::new()));
         let (commands, command_receiver) = mpsc::unbounded_channel();
         let (event_sender, event_receiver) = mpsc::channel(config.event_buffer.max(1));
         let handler = ConnectionHandler::new(
@@ -186,7 +190,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn login(&self, token: Option<&str>, user: &str) -> Result<LoginResult, ClientError> {
-        validate_user_id(user)?;
+        check_login(&self.inner.config.app_id, user).map_err(|r| ClientError::Invalid(r.error))?;
         let (reply, answer) = oneshot::channel();
         self.send(Command::Login {
             user: user.to_string(),
@@ -264,15 +268,11 @@ impl Client {
         message: Message,
         options: SendOptions,
     ) -> impl std::future::Future<Output = Result<SendResult, ClientError>> + Send + 'static {
-        let valid = validate_user_id(peer).and_then(|()| message.validate());
-        let call = valid.map(|()| {
-            self.call(Op::SendPeer {
-                to: peer.to_string(),
-                message,
-                offline: options.offline,
-            })
-        });
-        async move { call?.await }
+        self.call(Op::SendPeer {
+            to: peer.to_string(),
+            message,
+            offline: options.offline,
+        })
     }
 
     /// Whether each of `peers` (1..256) is online, in the order asked.
@@ -287,7 +287,6 @@ impl Client {
         &self,
         peers: &[String],
     ) -> Result<OrderedPeers, ClientError> {
-        validate_users(peers)?;
         let result: PeersOnlineResult = self
             .call(Op::QueryPeersOnline {
                 peers: peers.to_vec(),
@@ -305,7 +304,6 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn subscribe_peers_online_status(&self, peers: &[String]) -> Result<(), ClientError> {
-        validate_users(peers)?;
         self.call_unit(Op::SubscribePeersOnline {
             peers: peers.to_vec(),
         })
@@ -323,7 +321,6 @@ impl Client {
         &self,
         peers: &[String],
     ) -> Result<(), ClientError> {
-        validate_users(peers)?;
         self.call_unit(Op::UnsubscribePeersOnline {
             peers: peers.to_vec(),
         })
@@ -344,6 +341,42 @@ impl Client {
         Ok(result.peers)
     }
 
+    /// Writes this user's own attributes: any [`AttributeWrite`]. The four methods below
+    /// are Agora's names for each kind of write.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: rtm::client::Client) -> Result<(), rtm::client::ClientError> {
+    /// use rtm::protocol::AttributeWrite;
+    /// client.write_local_user_attributes(AttributeWrite::Delete(vec!["mood".into()])).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_local_user_attributes(
+        &self,
+        write: AttributeWrite,
+    ) -> Result<(), ClientError> {
+        self.call_unit(write.user_op()).await
+    }
+
+    /// Writes the attributes of `channel` (no need to be a member): any
+    /// [`AttributeWrite`]; with `notify`, its members get `channel_attributes_updated`.
+    /// The four `*_channel_attributes*` methods are Agora's names for each kind of write.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: rtm::client::Client) -> Result<(), rtm::client::ClientError> {
+    /// use rtm::protocol::AttributeWrite;
+    /// client.write_channel_attributes("lobby", AttributeWrite::Clear, true).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_channel_attributes(
+        &self,
+        channel: &str,
+        write: AttributeWrite,
+        notify: bool,
+    ) -> Result<(), ClientError> {
+        self.call_unit(write.channel_op(channel.to_string(), notify))
+            .await
+    }
+
     /// Replaces all of this user's attributes with `attrs`. Re-sent after a reconnect.
     ///
     /// ```no_run
@@ -353,11 +386,8 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn set_local_user_attributes(&self, attrs: &Attributes) -> Result<(), ClientError> {
-        validate_attributes(attrs, MAX_USER_ATTRIBUTES_BYTES)?;
-        self.call_unit(Op::SetUserAttributes {
-            attributes: attrs.clone(),
-        })
-        .await
+        self.write_local_user_attributes(AttributeWrite::Set(attrs.clone()))
+            .await
     }
 
     /// Adds `attrs` to this user's attributes, replacing the values of existing keys.
@@ -372,11 +402,8 @@ impl Client {
         &self,
         attrs: &Attributes,
     ) -> Result<(), ClientError> {
-        validate_attributes(attrs, MAX_USER_ATTRIBUTES_BYTES)?;
-        self.call_unit(Op::AddOrUpdateUserAttributes {
-            attributes: attrs.clone(),
-        })
-        .await
+        self.write_local_user_attributes(AttributeWrite::AddOrUpdate(attrs.clone()))
+            .await
     }
 
     /// Deletes the attributes of this user with these keys (missing keys are fine).
@@ -390,11 +417,8 @@ impl Client {
         &self,
         keys: &[String],
     ) -> Result<(), ClientError> {
-        validate_keys(keys)?;
-        self.call_unit(Op::DeleteUserAttributes {
-            keys: keys.to_vec(),
-        })
-        .await
+        self.write_local_user_attributes(AttributeWrite::Delete(keys.to_vec()))
+            .await
     }
 
     /// Deletes all attributes of this user.
@@ -405,7 +429,8 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn clear_local_user_attributes(&self) -> Result<(), ClientError> {
-        self.call_unit(Op::ClearUserAttributes).await
+        self.write_local_user_attributes(AttributeWrite::Clear)
+            .await
     }
 
     /// The attributes of an online `user`: all of them, or only those with `keys`.
@@ -421,10 +446,6 @@ impl Client {
         user: &str,
         keys: Option<&[String]>,
     ) -> Result<Attributes, ClientError> {
-        validate_user_id(user)?;
-        if let Some(keys) = keys {
-            validate_keys(keys)?;
-        }
         let result: UserAttributesResult = self
             .call(Op::GetUserAttributes {
                 user: user.to_string(),
@@ -446,9 +467,6 @@ impl Client {
         &self,
         channels: &[String],
     ) -> Result<BTreeMap<String, u64>, ClientError> {
-        for channel in channels {
-            validate_channel_id(channel)?;
-        }
         let result: MemberCountResult = self
             .call(Op::GetChannelMemberCount {
                 channels: channels.to_vec(),
@@ -472,14 +490,8 @@ impl Client {
         attrs: &Attributes,
         notify: bool,
     ) -> Result<(), ClientError> {
-        validate_channel_id(channel)?;
-        validate_attributes(attrs, MAX_CHANNEL_ATTRIBUTES_BYTES)?;
-        self.call_unit(Op::SetChannelAttributes {
-            channel: channel.to_string(),
-            attributes: attrs.clone(),
-            notify,
-        })
-        .await
+        let write = AttributeWrite::Set(attrs.clone());
+        self.write_channel_attributes(channel, write, notify).await
     }
 
     /// Adds `attrs` to the attributes of `channel`, replacing the values of existing keys.
@@ -496,14 +508,8 @@ impl Client {
         attrs: &Attributes,
         notify: bool,
     ) -> Result<(), ClientError> {
-        validate_channel_id(channel)?;
-        validate_attributes(attrs, MAX_CHANNEL_ATTRIBUTES_BYTES)?;
-        self.call_unit(Op::AddOrUpdateChannelAttributes {
-            channel: channel.to_string(),
-            attributes: attrs.clone(),
-            notify,
-        })
-        .await
+        let write = AttributeWrite::AddOrUpdate(attrs.clone());
+        self.write_channel_attributes(channel, write, notify).await
     }
 
     /// Deletes the attributes of `channel` with these keys.
@@ -519,14 +525,8 @@ impl Client {
         keys: &[String],
         notify: bool,
     ) -> Result<(), ClientError> {
-        validate_channel_id(channel)?;
-        validate_keys(keys)?;
-        self.call_unit(Op::DeleteChannelAttributes {
-            channel: channel.to_string(),
-            keys: keys.to_vec(),
-            notify,
-        })
-        .await
+        let write = AttributeWrite::Delete(keys.to_vec());
+        self.write_channel_attributes(channel, write, notify).await
     }
 
     /// Deletes all attributes of `channel`.
@@ -541,12 +541,8 @@ impl Client {
         channel: &str,
         notify: bool,
     ) -> Result<(), ClientError> {
-        validate_channel_id(channel)?;
-        self.call_unit(Op::ClearChannelAttributes {
-            channel: channel.to_string(),
-            notify,
-        })
-        .await
+        self.write_channel_attributes(channel, AttributeWrite::Clear, notify)
+            .await
     }
 
     /// The attributes of `channel` with who set them and when: all, or those with `keys`.
@@ -563,10 +559,6 @@ impl Client {
         channel: &str,
         keys: Option<&[String]>,
     ) -> Result<Vec<ChannelAttribute>, ClientError> {
-        validate_channel_id(channel)?;
-        if let Some(keys) = keys {
-            validate_keys(keys)?;
-        }
         let result: ChannelAttributesResult = self
             .call(Op::GetChannelAttributes {
                 channel: channel.to_string(),
@@ -593,12 +585,6 @@ impl Client {
         content: &str,
         channel: Option<&str>,
     ) -> Result<(), ClientError> {
-        validate_invitation_id(invitation_id)?;
-        validate_user_id(callee)?;
-        validate_payload("invitation content", content)?;
-        if let Some(channel) = channel {
-            validate_channel_id(channel)?;
-        }
         self.call_unit(Op::Invite {
             invitation_id: invitation_id.to_string(),
             callee: callee.to_string(),
@@ -620,13 +606,36 @@ impl Client {
         invitation_id: &str,
         callee: &str,
     ) -> Result<(), ClientError> {
-        validate_invitation_id(invitation_id)?;
-        validate_user_id(callee)?;
         self.call_unit(Op::CancelInvitation {
             invitation_id: invitation_id.to_string(),
             callee: callee.to_string(),
         })
         .await
+    }
+
+    /// Answers an invitation received from `caller` (accept or refuse), with an optional
+    /// `response`; [`accept_invitation`](Self::accept_invitation) and
+    /// [`refuse_invitation`](Self::refuse_invitation) are Agora's names for each.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: rtm::client::Client, id: &str) -> Result<(), rtm::client::ClientError> {
+    /// use rtm::protocol::InvitationAnswer;
+    /// client.answer_invitation(InvitationAnswer::Refuse, id, "alice", "busy").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn answer_invitation(
+        &self,
+        answer: InvitationAnswer,
+        invitation_id: &str,
+        caller: &str,
+        response: &str,
+    ) -> Result<(), ClientError> {
+        let op = answer.op(
+            invitation_id.to_string(),
+            caller.to_string(),
+            response.to_string(),
+        );
+        self.call_unit(op).await
     }
 
     /// Accepts an invitation received from `caller`, with an optional `response`.
@@ -642,15 +651,9 @@ impl Client {
         caller: &str,
         response: &str,
     ) -> Result<(), ClientError> {
-        validate_invitation_id(invitation_id)?;
-        validate_user_id(caller)?;
-        validate_payload("invitation response", response)?;
-        self.call_unit(Op::AcceptInvitation {
-            invitation_id: invitation_id.to_string(),
-            caller: caller.to_string(),
-            response: response.to_string(),
-        })
-        .await
+        let answer = InvitationAnswer::Accept;
+        self.answer_invitation(answer, invitation_id, caller, response)
+            .await
     }
 
     /// Refuses an invitation received from `caller`, with an optional `response`.
@@ -666,15 +669,9 @@ impl Client {
         caller: &str,
         response: &str,
     ) -> Result<(), ClientError> {
-        validate_invitation_id(invitation_id)?;
-        validate_user_id(caller)?;
-        validate_payload("invitation response", response)?;
-        self.call_unit(Op::RefuseInvitation {
-            invitation_id: invitation_id.to_string(),
-            caller: caller.to_string(),
-            response: response.to_string(),
-        })
-        .await
+        let answer = InvitationAnswer::Refuse;
+        self.answer_invitation(answer, invitation_id, caller, response)
+            .await
     }
 
     /// Stored messages of a peer conversation or a joined channel, oldest first: the newest
@@ -697,14 +694,8 @@ impl Client {
         limit: u32,
     ) -> Result<Vec<HistoryMessage>, ClientError> {
         let (peer, channel) = match target {
-            HistoryTarget::Peer(peer) => {
-                validate_user_id(&peer)?;
-                (Some(peer), None)
-            }
-            HistoryTarget::Channel(channel) => {
-                validate_channel_id(&channel)?;
-                (None, Some(channel))
-            }
+            HistoryTarget::Peer(peer) => (Some(peer), None),
+            HistoryTarget::Channel(channel) => (None, Some(channel)),
         };
         let result: HistoryResult = self
             .call(Op::History {
@@ -806,16 +797,20 @@ impl Client {
         }
     }
 
-    /// Sends `op` (queued at once) and reads a code-0 reply into `T`; a non-zero code
+    /// Checks `op` against the protocol's rules ([`ClientError::Invalid`] if it breaks
+    /// one), sends it (queued at once) and reads a code-0 reply into `T`; a non-zero code
     /// becomes [`ClientError::Code`] of the op's family.
     pub(crate) fn call<T: DeserializeOwned>(
         &self,
         op: Op,
     ) -> impl std::future::Future<Output = Result<T, ClientError>> + Send + 'static {
         let family = op.family();
-        let reply = self.request(op);
+        let reply = op
+            .check()
+            .map(|()| self.request(op))
+            .map_err(|refusal| ClientError::Invalid(refusal.error));
         async move {
-            let reply = reply.await?;
+            let reply = reply?.await?;
             if reply.code != 0 {
                 return Err(ClientError::from_code(family, reply.code, reply.reason));
             }
@@ -867,36 +862,4 @@ impl Client {
 /// ```
 pub fn new_invitation_id() -> String {
     format!("{:032x}", rand::random::<u128>())
-}
-
-fn validate_users(peers: &[String]) -> Result<(), ValidationError> {
-    peers.iter().try_for_each(|peer| validate_user_id(peer))
-}
-
-fn validate_keys(keys: &[String]) -> Result<(), ValidationError> {
-    keys.iter().try_for_each(|key| validate_attribute_key(key))
-}
-
-fn validate_invitation_id(id: &str) -> Result<(), ValidationError> {
-    const WHAT: &str = "invitation id";
-    if id.is_empty() {
-        return Err(ValidationError::Empty { what: WHAT });
-    }
-    if id.len() > MAX_INVITATION_ID_BYTES {
-        return Err(ValidationError::TooLong {
-            what: WHAT,
-            max: MAX_INVITATION_ID_BYTES,
-        });
-    }
-    Ok(())
-}
-
-fn validate_payload(what: &'static str, payload: &str) -> Result<(), ValidationError> {
-    if payload.len() > MAX_INVITATION_PAYLOAD_BYTES {
-        return Err(ValidationError::TooLong {
-            what,
-            max: MAX_INVITATION_PAYLOAD_BYTES,
-        });
-    }
-    Ok(())
 }

@@ -1,4 +1,4 @@
-//! Events (server → client): `{"event": "...", ...fields}`, one variant per event of protocol.md.
+//! Events (server → client): `{"event": "...", ...fields}`, one variant per event of docs/protocol.md.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,9 +14,15 @@ pub enum KickReason {
     TokenExpired,
 }
 
-/// Every event of protocol v1.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Every event of protocol v1. Its wire name is the variant's name in snake_case, for
+/// serde (`event`) and for [`EventName`] alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[strum_discriminants(
+    name(EventName),
+    derive(Hash, strum::EnumString, strum::IntoStaticStr, strum::EnumIter),
+    strum(serialize_all = "snake_case")
+)]
 pub enum Event {
     MessageFromPeer {
         from: String,
@@ -95,23 +101,7 @@ pub enum Event {
 impl Event {
     /// The wire name of this event.
     pub fn name(&self) -> &'static str {
-        match self {
-            Event::MessageFromPeer { .. } => "message_from_peer",
-            Event::MessageFromChannel { .. } => "message_from_channel",
-            Event::MemberJoined { .. } => "member_joined",
-            Event::MemberLeft { .. } => "member_left",
-            Event::MemberCountUpdated { .. } => "member_count_updated",
-            Event::ChannelAttributesUpdated { .. } => "channel_attributes_updated",
-            Event::PeersOnlineStatus { .. } => "peers_online_status",
-            Event::InvitationReceived { .. } => "invitation_received",
-            Event::InvitationAccepted { .. } => "invitation_accepted",
-            Event::InvitationRefused { .. } => "invitation_refused",
-            Event::InvitationCanceled { .. } => "invitation_canceled",
-            Event::InvitationFailure { .. } => "invitation_failure",
-            Event::TokenPrivilegeWillExpire { .. } => "token_privilege_will_expire",
-            Event::Kicked { .. } => "kicked",
-            Event::Error { .. } => "error",
-        }
+        EventName::from(self).into()
     }
 
     /// The channel this event belongs to, if any.

@@ -1,6 +1,6 @@
 //! Framing: a WebSocket text frame holds one or more JSON objects separated by `\n`.
 //!
-//! Decoding is staged so that the server can answer each kind of bad input as protocol.md
+//! Decoding is staged so that the server can answer each kind of bad input as docs/protocol.md
 //! asks: unparsable or id-less input becomes an `error` event, an unknown op a reply with
 //! code 1, bad parameters a reply with the family's invalid-argument code (or the code of
 //! the field that failed, where the family has one per field).

@@ -61,6 +61,20 @@ pub enum ValidationError {
     TooManyAttributes { count: usize, max: usize },
     #[error("attributes take {bytes} bytes; {max} at most")]
     AttributesTooLarge { bytes: usize, max: usize },
+    #[error("give {min} to {max} {what}")]
+    Count {
+        what: &'static str,
+        min: usize,
+        max: usize,
+    },
+    #[error("{what} must be {min} to {max}")]
+    OutOfRange {
+        what: &'static str,
+        min: u64,
+        max: u64,
+    },
+    #[error("give exactly one of {0}")]
+    ExactlyOne(&'static str),
 }
 
 impl ValidationError {
@@ -118,7 +132,7 @@ fn validate_name(what: &'static str, id: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// User id: 1..64 bytes of the printable ASCII set of protocol.md, no leading space, not `null`.
+/// User id: 1..64 bytes of the printable ASCII set of docs/protocol.md, no leading space, not `null`.
 pub fn validate_user_id(id: &str) -> Result<(), ValidationError> {
     validate_name("user id", id)
 }

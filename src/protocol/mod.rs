@@ -5,28 +5,34 @@
 //! kit share one definition and it can be tested without sockets. New ops go in
 //! `request.rs`, their results in `reply.rs`, new events in `event.rs`.
 
+pub mod attribute_write;
 pub mod codes;
 pub mod event;
 pub mod frame;
+pub mod invitation_answer;
 pub mod limits;
 pub mod message;
 pub mod reply;
 pub mod request;
+pub mod request_rules;
 pub mod state;
 
+pub use attribute_write::{AttributeOwner, AttributeWrite};
 pub use codes::{
     AttrError, ChannelMsgError, CountError, Family, HistoryError, InviteError, JoinError,
     LeaveError, LoginError, MembersError, PeerError, QueryError, RenewError, WireCode,
 };
-pub use event::{Event, KickReason};
+pub use event::{Event, EventName, KickReason};
 pub use frame::{
     decode_request, decode_server_message, encode, push_to_batch, split_frame, DecodeError,
     ServerMessage,
 };
+pub use invitation_answer::InvitationAnswer;
 pub use limits::ValidationError;
 pub use message::Message;
 pub use reply::*;
-pub use request::{Attributes, Op, Request};
+pub use request::{Attributes, Op, OpName, Request};
+pub use request_rules::Refusal;
 pub use state::{ChangeReason, ConnectionState};
 
 /// The protocol version a server reports in its login reply.

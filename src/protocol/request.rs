@@ -1,7 +1,8 @@
 //! Requests (client → server): the `op` and its parameters, plus the request `id`.
 //!
-//! Every op of protocol.md is a variant of [`Op`]. Adding an op means a variant here, a
-//! row in [`OPS`] (its wire name and code family), and its reply type in `reply.rs`.
+//! Every op of the protocol (docs/protocol.md) is a variant of [`Op`]. Adding an op means
+//! a variant here, its arm in [`OpName::family`] (the compiler asks for it), and its
+//! reply type in `reply.rs`.
 
 use std::collections::BTreeMap;
 
@@ -23,8 +24,17 @@ pub struct Request {
 }
 
 /// Every op of protocol v1 with its parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The wire name of each op is its variant's name in snake_case, for serde (`op`) and
+/// for [`OpName`] alike; [`OpName::family`] says which code family answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[strum_discriminants(
+    name(OpName),
+    derive(Hash, strum::EnumString, strum::IntoStaticStr, strum::EnumIter),
+    strum(serialize_all = "snake_case"),
+    doc = "The name of an op, without its parameters."
+)]
 pub enum Op {
     Login {
         app_id: String,
@@ -153,87 +163,66 @@ pub enum Op {
     },
 }
 
-/// Wire name and code family of every op, in protocol.md's order.
-pub const OPS: &[(&str, Family)] = &[
-    ("login", Family::Login),
-    ("logout", Family::Login),
-    ("renew_token", Family::Renew),
-    ("ping", Family::Ping),
-    ("send_peer", Family::Peer),
-    ("ack", Family::Peer),
-    ("query_peers_online", Family::Query),
-    ("subscribe_peers_online", Family::Query),
-    ("unsubscribe_peers_online", Family::Query),
-    ("query_subscribed_peers", Family::Query),
-    ("set_user_attributes", Family::Attr),
-    ("add_or_update_user_attributes", Family::Attr),
-    ("delete_user_attributes", Family::Attr),
-    ("clear_user_attributes", Family::Attr),
-    ("get_user_attributes", Family::Attr),
-    ("join", Family::Join),
-    ("leave", Family::Leave),
-    ("send_channel", Family::ChannelMsg),
-    ("get_members", Family::Members),
-    ("get_channel_member_count", Family::Count),
-    ("set_channel_attributes", Family::Attr),
-    ("add_or_update_channel_attributes", Family::Attr),
-    ("delete_channel_attributes", Family::Attr),
-    ("clear_channel_attributes", Family::Attr),
-    ("get_channel_attributes", Family::Attr),
-    ("invite", Family::Invite),
-    ("cancel_invitation", Family::Invite),
-    ("accept_invitation", Family::Invite),
-    ("refuse_invitation", Family::Invite),
-    ("history", Family::History),
-];
+impl OpName {
+    /// The wire name, as in `"op": "send_peer"`.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The code family that answers this op.
+    pub fn family(self) -> Family {
+        match self {
+            OpName::Login | OpName::Logout => Family::Login,
+            OpName::RenewToken => Family::Renew,
+            OpName::Ping => Family::Ping,
+            OpName::SendPeer | OpName::Ack => Family::Peer,
+            OpName::QueryPeersOnline
+            | OpName::SubscribePeersOnline
+            | OpName::UnsubscribePeersOnline
+            | OpName::QuerySubscribedPeers => Family::Query,
+            OpName::SetUserAttributes
+            | OpName::AddOrUpdateUserAttributes
+            | OpName::DeleteUserAttributes
+            | OpName::ClearUserAttributes
+            | OpName::GetUserAttributes
+            | OpName::SetChannelAttributes
+            | OpName::AddOrUpdateChannelAttributes
+            | OpName::DeleteChannelAttributes
+            | OpName::ClearChannelAttributes
+            | OpName::GetChannelAttributes => Family::Attr,
+            OpName::Join => Family::Join,
+            OpName::Leave => Family::Leave,
+            OpName::SendChannel => Family::ChannelMsg,
+            OpName::GetMembers => Family::Members,
+            OpName::GetChannelMemberCount => Family::Count,
+            OpName::Invite
+            | OpName::CancelInvitation
+            | OpName::AcceptInvitation
+            | OpName::RefuseInvitation => Family::Invite,
+            OpName::History => Family::History,
+        }
+    }
+
+    /// Every op, in docs/protocol.md's order.
+    pub fn all() -> impl Iterator<Item = OpName> {
+        <OpName as strum::IntoEnumIterator>::iter()
+    }
+}
 
 /// The family of the op with this wire name, or `None` for an unknown op.
 pub fn family_of(op_name: &str) -> Option<Family> {
-    OPS.iter()
-        .find(|(name, _)| *name == op_name)
-        .map(|(_, family)| *family)
+    op_name.parse::<OpName>().ok().map(OpName::family)
 }
 
 impl Op {
     /// The wire name of this op, as in `"op": "send_peer"`.
     pub fn name(&self) -> &'static str {
-        match self {
-            Op::Login { .. } => "login",
-            Op::Logout => "logout",
-            Op::RenewToken { .. } => "renew_token",
-            Op::Ping => "ping",
-            Op::SendPeer { .. } => "send_peer",
-            Op::Ack { .. } => "ack",
-            Op::QueryPeersOnline { .. } => "query_peers_online",
-            Op::SubscribePeersOnline { .. } => "subscribe_peers_online",
-            Op::UnsubscribePeersOnline { .. } => "unsubscribe_peers_online",
-            Op::QuerySubscribedPeers => "query_subscribed_peers",
-            Op::SetUserAttributes { .. } => "set_user_attributes",
-            Op::AddOrUpdateUserAttributes { .. } => "add_or_update_user_attributes",
-            Op::DeleteUserAttributes { .. } => "delete_user_attributes",
-            Op::ClearUserAttributes => "clear_user_attributes",
-            Op::GetUserAttributes { .. } => "get_user_attributes",
-            Op::Join { .. } => "join",
-            Op::Leave { .. } => "leave",
-            Op::SendChannel { .. } => "send_channel",
-            Op::GetMembers { .. } => "get_members",
-            Op::GetChannelMemberCount { .. } => "get_channel_member_count",
-            Op::SetChannelAttributes { .. } => "set_channel_attributes",
-            Op::AddOrUpdateChannelAttributes { .. } => "add_or_update_channel_attributes",
-            Op::DeleteChannelAttributes { .. } => "delete_channel_attributes",
-            Op::ClearChannelAttributes { .. } => "clear_channel_attributes",
-            Op::GetChannelAttributes { .. } => "get_channel_attributes",
-            Op::Invite { .. } => "invite",
-            Op::CancelInvitation { .. } => "cancel_invitation",
-            Op::AcceptInvitation { .. } => "accept_invitation",
-            Op::RefuseInvitation { .. } => "refuse_invitation",
-            Op::History { .. } => "history",
-        }
+        OpName::from(self).as_str()
     }
 
     /// The code family that answers this op.
     pub fn family(&self) -> Family {
-        family_of(self.name()).unwrap_or(Family::Login)
+        OpName::from(self).family()
     }
 }
 
@@ -252,6 +241,18 @@ mod tests {
         assert_eq!(op.family(), Family::Peer);
         assert_eq!(family_of("history"), Some(Family::History));
         assert_eq!(family_of("fly"), None);
-        assert_eq!(OPS.len(), 30);
+        assert_eq!(OpName::all().count(), 30);
+    }
+
+    #[test]
+    fn serde_and_op_name_agree() {
+        let op = Op::AddOrUpdateChannelAttributes {
+            channel: "c".into(),
+            attributes: Attributes::new(),
+            notify: false,
+        };
+        let wire = serde_json::to_value(&op).unwrap();
+        assert_eq!(wire["op"], op.name());
+        assert_eq!(op.name(), "add_or_update_channel_attributes");
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`raw`]: a raw protocol connection (JSON over WebSocket) used by `check` and `script`,
 //!   so that they test the server and not our client library.
-//! - [`check`]: the conformance suite, one named case per rule of protocol.md.
+//! - [`check`]: the conformance suite, one named case per rule of docs/protocol.md.
 //! - [`script`]: the scenario language and its runner.
 //! - [`bench`]: the load generator (named workloads, HDR percentiles, SVG plots).
 //! - [`headless`]: a screenless client driven by stdin lines, built on `client/`.

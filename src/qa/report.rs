@@ -32,7 +32,7 @@ impl Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseReport {
     pub name: String,
-    /// The rule of protocol.md the case checks, in a sentence.
+    /// The rule of docs/protocol.md the case checks, in a sentence.
     pub rule: String,
     pub outcome: Outcome,
     /// Why it failed or was skipped.

@@ -1,7 +1,7 @@
 //! Admission: what all connections of a server share before any of them is served, the
 //! global connection cap (`max_connections`, checked right after `accept`) and the login
 //! rate per IP address (`logins_per_address`). Per-connection limits (rate limits of
-//! protocol.md, outbox bound, error count) live in `rate`, `outbox` and `connection`; a
+//! docs/protocol.md, outbox bound, error count) live in `rate`, `outbox` and `connection`; a
 //! new limit that spans connections goes here.
 
 use super::clock::Instant;

@@ -1,7 +1,7 @@
 //! Server configuration: every duration, limit and rate limit the server applies.
 //!
-//! `Config::default()` gives protocol.md's values; tests shorten the timeouts. A new knob
-//! goes here as a documented `pub` field with its protocol.md default.
+//! `Config::default()` gives docs/protocol.md's values; tests shorten the timeouts. A new knob
+//! goes here as a documented `pub` field with its docs/protocol.md default.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -93,7 +93,7 @@ impl RateLimit {
     }
 }
 
-/// Per-connection rate limits; defaults are Agora's (protocol.md).
+/// Per-connection rate limits; defaults are Agora's (docs/protocol.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimits {
     /// `send_peer` and `send_channel` together: 180 per 3 s.
@@ -108,7 +108,7 @@ pub struct RateLimits {
     pub attribute_writes: RateLimit,
     /// Presence queries and (un)subscriptions: 10 per 5 s.
     pub presence: RateLimit,
-    /// `invite`: 10 per 5 s (protocol.md has none; INVITE answers 4 when over).
+    /// `invite`: 10 per 5 s (docs/protocol.md has none; INVITE answers 4 when over).
     pub invitations: RateLimit,
     /// `renew_token`: 2 per 5 s (RENEW's "too often", 4).
     pub renew_token: RateLimit,

@@ -288,7 +288,7 @@ impl Reader<'_> {
     }
 }
 
-/// Before login, every op but `login` is 102 (protocol.md), malformed parameters too:
+/// Before login, every op but `login` is 102 (docs/protocol.md), malformed parameters too:
 /// the client learns what it must do first, not what else is wrong.
 fn not_logged_in(error: &DecodeError, session: &Session) -> Option<Reply> {
     match error {

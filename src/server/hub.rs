@@ -1194,7 +1194,7 @@ impl Hub {
             .collect()
     }
 
-    /// The login reply of protocol.md for `user`.
+    /// The login reply of docs/protocol.md for `user`.
     pub fn login_reply(&self, id: u32, user: &str, token_expires_at: Option<u64>) -> Reply {
         Reply::ok(
             id,

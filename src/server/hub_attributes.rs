@@ -7,38 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::protocol::limits::MAX_CHANNEL_ATTRIBUTES_BYTES;
-use crate::protocol::{AttrError, Attributes, ChannelAttribute, Event};
+use crate::protocol::{AttrError, AttributeWrite, Attributes, ChannelAttribute, Event};
 
 use super::engine::Change;
 use super::hub::{App, Here, Hub, NodeId, State};
 use super::outbox::ConnHandle;
-
-/// How an attribute write changes a set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "write", content = "attributes", rename_all = "snake_case")]
-pub enum AttributeWrite {
-    /// Replace the whole set.
-    Set(Attributes),
-    /// Insert or overwrite these keys.
-    AddOrUpdate(Attributes),
-    /// Remove these keys.
-    Delete(Vec<String>),
-    /// Remove everything.
-    Clear,
-}
-
-impl AttributeWrite {
-    /// The keys and values this write puts into the set.
-    fn written(&self) -> Option<&Attributes> {
-        match self {
-            AttributeWrite::Set(a) | AttributeWrite::AddOrUpdate(a) => Some(a),
-            AttributeWrite::Delete(_) | AttributeWrite::Clear => None,
-        }
-    }
-}
 
 /// A channel just became empty (or got attributes without members): its attributes go
 /// after `channel_attributes_ttl` unless someone joins first. The origin runs the timer.
@@ -111,16 +85,7 @@ fn apply_write(
     max_bytes: usize,
 ) -> Result<BTreeMap<String, String>, AttrError> {
     let mut next = set.clone();
-    match write {
-        AttributeWrite::Set(attributes) => next.clone_from(attributes),
-        AttributeWrite::AddOrUpdate(attributes) => next.extend(attributes.clone()),
-        AttributeWrite::Delete(keys) => {
-            for key in keys {
-                next.remove(key);
-            }
-        }
-        AttributeWrite::Clear => next.clear(),
-    }
+    write.apply(&mut next);
     crate::protocol::limits::validate_attributes(&next, max_bytes).map_err(|e| {
         if e.is_size() {
             AttrError::SizeOverflow

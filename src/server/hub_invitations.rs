@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Event, InviteError, WireCode};
+use crate::protocol::{Event, InvitationAnswer, InviteError, WireCode};
 
 use super::engine::Change;
 use super::hub::{App, Here, Hub, NodeId, State};
@@ -23,14 +23,6 @@ pub type InvitationKey = (String, String, String);
 pub struct Invitation {
     pub epoch: u64,
     pub owner: NodeId,
-}
-
-/// The answer to an invitation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Answer {
-    Accept,
-    Refuse,
 }
 
 /// Pending invitations as a list in the shared state's JSON (its keys are tuples).
@@ -182,23 +174,12 @@ pub(super) fn answer_invitation(
     state: &mut State,
     app: &str,
     (caller, callee, invitation_id): (&str, &str, &str),
-    (answer, response): (Answer, String),
+    (answer, response): (InvitationAnswer, String),
 ) -> Result<(), InviteError> {
     let app_state = take_invitation(state, app, (caller, callee, invitation_id))?;
     let conn = conn_of(app_state, caller).ok_or(InviteError::PeerOffline)?;
     let invitation_id = invitation_id.to_string();
     let callee = callee.to_string();
-    conn.send_event(&match answer {
-        Answer::Accept => Event::InvitationAccepted {
-            invitation_id,
-            callee,
-            response,
-        },
-        Answer::Refuse => Event::InvitationRefused {
-            invitation_id,
-            callee,
-            response,
-        },
-    });
+    conn.send_event(&answer.event(invitation_id, callee, response));
     Ok(())
 }

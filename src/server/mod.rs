@@ -24,10 +24,10 @@
 //! Beside them: `outbox.rs` the bounded queue between the hub and a connection's writer;
 //! `timers.rs` the one timer wheel of the hub; `rate.rs` the per-connection rate
 //! limiters; `clock.rs` the one clock of every timer, window and expiry (tokio time, so
-//! tests pause it); `auth.rs` the token check; `config.rs` every knob with protocol.md's
+//! tests pause it); `auth.rs` the token check; `config.rs` every knob with docs/protocol.md's
 //! defaults, `config_file.rs` the TOML file of `serve`.
 //!
-//! # Choices where protocol.md is silent
+//! # Choices where docs/protocol.md is silent
 //!
 //! - **Frames**: a WebSocket message (one frame or fragmented) may be at most
 //!   `Config::max_frame_bytes` (1 MiB) so that a batch of objects fits; a bigger one is

@@ -320,7 +320,7 @@ impl ConnHandle {
     }
 
     /// Takes queued objects up to about `max_batch_bytes` (at least one), joined with `\n`
-    /// as protocol.md's batched frames; the close frame comes once the queue is empty.
+    /// as docs/protocol.md's batched frames; the close frame comes once the queue is empty.
     pub fn drain(&self, max_batch_bytes: usize) -> Drained {
         let mut queue = self.queue();
         let mut batch = String::new();

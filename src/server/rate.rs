@@ -1,4 +1,4 @@
-//! Sliding-window rate limiters, one set per connection (protocol.md's "per connection").
+//! Sliding-window rate limiters, one set per connection (docs/protocol.md's "per connection").
 
 use super::clock::Instant;
 use std::collections::{HashMap, VecDeque};

@@ -21,7 +21,7 @@ pub mod tabs;
 
 use jiff::tz::TimeZone;
 
-use crate::protocol::{ChangeReason, ConnectionState, Message};
+use crate::protocol::{ChangeReason, ConnectionState, InvitationAnswer, Message};
 
 use super::action::{Action, Effect, KeyAction};
 use super::config::{Config, Theme};
@@ -325,7 +325,12 @@ impl App {
         }
         if matches!(key, KeyAction::AcceptCall | KeyAction::RefuseCall) {
             if self.screen == Screen::Main {
-                self.answer_invitation(key == KeyAction::AcceptCall, String::new());
+                let answer = if key == KeyAction::AcceptCall {
+                    InvitationAnswer::Accept
+                } else {
+                    InvitationAnswer::Refuse
+                };
+                self.answer_invitation(answer, String::new());
             }
             return;
         }
@@ -522,8 +527,8 @@ impl App {
             .ask(Pending::Line(Some(target)), Request::Invite(request));
     }
 
-    fn answer_invitation(&mut self, accept: bool, response: String) {
-        match self.calls.answer(accept, response) {
+    fn answer_invitation(&mut self, answer: InvitationAnswer, response: String) {
+        match self.calls.answer(answer, response) {
             Some(request) => {
                 self.close_invitation_prompt();
                 self.invite(request);

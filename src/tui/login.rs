@@ -1,4 +1,4 @@
-//! The login form: four fields checked as they are typed (protocol.md's id rules), their
+//! The login form: four fields checked as they are typed (docs/protocol.md's id rules), their
 //! keys, and the server's answer shown under them without leaving the form. Logging in
 //! with what it holds is the app's (`App::start_login`).
 

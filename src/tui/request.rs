@@ -10,7 +10,8 @@
 use std::fmt;
 
 use crate::protocol::{
-    ChannelAttribute, HistoryMessage, LoginResult, Message, PeerStatus, SendResult,
+    AttributeWrite, ChannelAttribute, HistoryMessage, InvitationAnswer, LoginResult, Message,
+    PeerStatus, SendResult,
 };
 
 use super::tab::Target;
@@ -50,12 +51,12 @@ pub enum Request {
     },
     QueryPresence(Vec<String>),
     Query(QueryRequest),
-    ChangeUserAttributes(AttrChange),
+    ChangeUserAttributes(AttributeWrite),
     /// A user's attributes, as a line of text.
     GetUserAttributes(String),
     ChangeChannelAttributes {
         channel: String,
-        change: AttrChange,
+        write: AttributeWrite,
     },
     GetChannelAttributes(String),
     Invite(InviteRequest),
@@ -72,14 +73,6 @@ pub enum Request {
     },
     /// Hand the terminal to `$EDITOR` on this text; the edited text comes back.
     Editor(String),
-}
-
-/// A change to the attributes of a user (ours) or a channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttrChange {
-    Set(String, String),
-    Delete(String),
-    Clear,
 }
 
 /// A question to the server whose answer is one line of text in the current tab.
@@ -105,12 +98,8 @@ pub enum InviteRequest {
         id: String,
         peer: String,
     },
-    Accept {
-        id: String,
-        caller: String,
-        response: String,
-    },
-    Refuse {
+    Answer {
+        answer: InvitationAnswer,
         id: String,
         caller: String,
         response: String,
@@ -122,7 +111,7 @@ impl InviteRequest {
     pub fn peer(&self) -> &str {
         match self {
             InviteRequest::Send { peer, .. } | InviteRequest::Cancel { peer, .. } => peer,
-            InviteRequest::Accept { caller, .. } | InviteRequest::Refuse { caller, .. } => caller,
+            InviteRequest::Answer { caller, .. } => caller,
         }
     }
 }

@@ -6,14 +6,15 @@
 //! queues a send when it is called). Also turns [`ClientError`]s into the [`Failure`]s
 //! the app shows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::client::{Channel, Client, ClientError, HistoryTarget, SendOptions};
+use crate::protocol::AttributeWrite;
 
 use super::action::Action;
-use super::request::{AttrChange, Failure, InviteRequest, QueryRequest, Reply, Request, RequestId};
+use super::request::{Failure, InviteRequest, QueryRequest, Reply, Request, RequestId};
 use super::tab::{Target, HISTORY_PAGE};
 
 /// A client error as the app shows it: Agora's words for the code, and the code.
@@ -204,10 +205,10 @@ impl Session {
                     Reply::Text,
                 );
             }
-            Request::ChangeUserAttributes(change) => spawn_answer(
+            Request::ChangeUserAttributes(write) => spawn_answer(
                 tx,
                 id,
-                async move { change_user_attributes(&client, change).await },
+                async move { change_user_attributes(&client, write).await },
                 Reply::Text,
             ),
             Request::GetUserAttributes(user) => spawn_answer(
@@ -216,11 +217,12 @@ impl Session {
                 async move { user_attributes(&client, &user).await },
                 Reply::Text,
             ),
-            Request::ChangeChannelAttributes { channel, change } => spawn_answer(
+            Request::ChangeChannelAttributes { channel, write } => spawn_answer(
                 tx,
                 id,
                 async move {
-                    change_channel_attributes(&client, &channel, change)
+                    client
+                        .write_channel_attributes(&channel, write, true)
                         .await
                         .map_err(f)
                 },
@@ -324,29 +326,21 @@ async fn query(client: &Client, request: QueryRequest) -> Result<String, Failure
     }
 }
 
-async fn change_user_attributes(client: &Client, change: AttrChange) -> Result<String, Failure> {
-    let f = |e: ClientError| failure(&e);
-    match change {
-        AttrChange::Set(key, value) => {
-            let attrs = BTreeMap::from([(key.clone(), value.clone())]);
-            client
-                .add_or_update_local_user_attributes(&attrs)
-                .await
-                .map_err(f)?;
-            Ok(format!("your attribute {key} = {value}"))
+/// Writes our own attributes; words for what changed.
+async fn change_user_attributes(client: &Client, write: AttributeWrite) -> Result<String, Failure> {
+    let done = match &write {
+        AttributeWrite::Set(attrs) | AttributeWrite::AddOrUpdate(attrs) => {
+            let list: Vec<String> = attrs.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            format!("your attribute {}", list.join(", "))
         }
-        AttrChange::Delete(key) => {
-            client
-                .delete_local_user_attributes_by_keys(std::slice::from_ref(&key))
-                .await
-                .map_err(f)?;
-            Ok(format!("your attribute {key} deleted"))
-        }
-        AttrChange::Clear => {
-            client.clear_local_user_attributes().await.map_err(f)?;
-            Ok("your attributes cleared".into())
-        }
-    }
+        AttributeWrite::Delete(keys) => format!("your attribute {} deleted", keys.join(", ")),
+        AttributeWrite::Clear => "your attributes cleared".into(),
+    };
+    client
+        .write_local_user_attributes(write)
+        .await
+        .map_err(|e| failure(&e))?;
+    Ok(done)
 }
 
 async fn user_attributes(client: &Client, user: &str) -> Result<String, Failure> {
@@ -361,27 +355,6 @@ async fn user_attributes(client: &Client, user: &str) -> Result<String, Failure>
     Ok(format!("{user}: {}", list.join(", ")))
 }
 
-async fn change_channel_attributes(
-    client: &Client,
-    channel: &str,
-    change: AttrChange,
-) -> Result<(), ClientError> {
-    match change {
-        AttrChange::Set(key, value) => {
-            let attrs = BTreeMap::from([(key, value)]);
-            client
-                .add_or_update_channel_attributes(channel, &attrs, true)
-                .await
-        }
-        AttrChange::Delete(key) => {
-            client
-                .delete_channel_attributes_by_keys(channel, &[key], true)
-                .await
-        }
-        AttrChange::Clear => client.clear_channel_attributes(channel, true).await,
-    }
-}
-
 async fn invite(client: &Client, request: InviteRequest) -> Result<String, Failure> {
     let result = match &request {
         InviteRequest::Send { id, peer, content } => client
@@ -392,22 +365,15 @@ async fn invite(client: &Client, request: InviteRequest) -> Result<String, Failu
             .cancel_invitation(id, peer)
             .await
             .map(|()| format!("you canceled the call to {peer}")),
-        InviteRequest::Accept {
+        InviteRequest::Answer {
+            answer,
             id,
             caller,
             response,
         } => client
-            .accept_invitation(id, caller, response)
+            .answer_invitation(*answer, id, caller, response)
             .await
-            .map(|()| format!("you accepted {caller}'s call")),
-        InviteRequest::Refuse {
-            id,
-            caller,
-            response,
-        } => client
-            .refuse_invitation(id, caller, response)
-            .await
-            .map(|()| format!("you refused {caller}'s call")),
+            .map(|()| format!("you {} {caller}'s call", answer.past_tense())),
     };
     result.map_err(|e| failure(&e))
 }

@@ -301,7 +301,7 @@ impl Tab {
     }
 
     /// Our messages marked "cached" were delivered: the peer is online, and a login
-    /// delivers the cache first thing (protocol.md).
+    /// delivers the cache first thing (docs/protocol.md).
     pub fn cached_delivered(&mut self) {
         for entry in &mut self.entries {
             if let EntryKind::Message(m) = &mut entry.kind {

@@ -1,7 +1,7 @@
 //! The background task of a client ([`ConnectionHandler`]): it owns the WebSocket, sends
 //! the [`Command`]s of the [`Client`](super::Client) handles, matches replies to requests
 //! by id, acknowledges peer messages, pings, and runs the connection state machine of
-//! protocol.md:
+//! docs/protocol.md:
 //!
 //! ```text
 //! DISCONNECTED --login--> CONNECTING --reply 0--> CONNECTED --logout--> DISCONNECTED(LOGOUT)
@@ -811,16 +811,9 @@ async fn write_within(
 mod tests {
     use super::*;
     use crate::client::handle::Shared;
-    use std::collections::HashSet;
 
     fn handler() -> ConnectionHandler {
-        let shared = Arc::new(Mutex::new(Shared {
-            state: ConnectionState::Disconnected,
-            reason: ChangeReason::Logout,
-            user: None,
-            server: None,
-            created_channels: HashSet::new(),
-        }));
+        let shared = Arc::new(Mutex::new(Shared::new()));
         let (_commands, command_receiver) = mpsc::unbounded_channel();
         let (events, _event_receiver) = mpsc::channel(1);
         ConnectionHandler::new(

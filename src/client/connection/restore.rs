@@ -16,7 +16,8 @@ use super::{ConnectionHandler, HeldAnswer, Phase, Purpose};
 use crate::protocol::codes::{join, leave};
 use crate::protocol::limits::MAX_HISTORY_LIMIT;
 use crate::protocol::{
-    now_ms, Attributes, ChangeReason, ConnectionState, Event, HistoryResult, Op, Reply,
+    now_ms, AttributeOwner, AttributeWrite, Attributes, ChangeReason, ConnectionState, Event,
+    HistoryResult, Op, Reply,
 };
 
 /// What the client re-establishes after a reconnect: the effects of its successful ops.
@@ -102,10 +103,8 @@ pub(super) enum Effect {
     Left(String),
     Subscribed(Vec<String>),
     Unsubscribed(Vec<String>),
-    SetAttributes(Attributes),
-    AddAttributes(Attributes),
-    DeleteAttributes(Vec<String>),
-    ClearAttributes,
+    /// A write of the user's own attributes.
+    Attributes(AttributeWrite),
     Renewed(String),
 }
 
@@ -116,14 +115,11 @@ impl Effect {
             Op::Leave { channel } => Effect::Left(channel.clone()),
             Op::SubscribePeersOnline { peers } => Effect::Subscribed(peers.clone()),
             Op::UnsubscribePeersOnline { peers } => Effect::Unsubscribed(peers.clone()),
-            Op::SetUserAttributes { attributes } => Effect::SetAttributes(attributes.clone()),
-            Op::AddOrUpdateUserAttributes { attributes } => {
-                Effect::AddAttributes(attributes.clone())
-            }
-            Op::DeleteUserAttributes { keys } => Effect::DeleteAttributes(keys.clone()),
-            Op::ClearUserAttributes => Effect::ClearAttributes,
             Op::RenewToken { token } => Effect::Renewed(token.clone()),
-            _ => Effect::None,
+            other => match other.attribute_write() {
+                Some((AttributeOwner::Me, write)) => Effect::Attributes(write),
+                _ => Effect::None,
+            },
         }
     }
 }
@@ -339,14 +335,7 @@ impl ConnectionHandler {
                     memory.subscribed.remove(&peer);
                 }
             }
-            Effect::SetAttributes(attributes) => memory.attributes = attributes,
-            Effect::AddAttributes(attributes) => memory.attributes.extend(attributes),
-            Effect::DeleteAttributes(keys) => {
-                for key in keys {
-                    memory.attributes.remove(&key);
-                }
-            }
-            Effect::ClearAttributes => memory.attributes.clear(),
+            Effect::Attributes(write) => write.apply(&mut memory.attributes),
             Effect::Renewed(token) => {
                 if let Some(session) = &mut self.session {
                     session.token = Some(token);

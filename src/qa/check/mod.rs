@@ -54,7 +54,7 @@ pub const RESTART_WAIT: Duration = Duration::from_secs(15);
 /// Slack added to a server timer before a case gives up waiting for its effect.
 pub const TIMER_SLACK: Duration = Duration::from_secs(5);
 
-/// The server's timers as the suite assumes them (protocol.md's values unless told).
+/// The server's timers as the suite assumes them (docs/protocol.md's values unless told).
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub ack_timeout: Duration,
@@ -100,7 +100,7 @@ pub struct CheckConfig {
 }
 
 impl CheckConfig {
-    /// A configuration for one server with protocol.md's timers and no filter; set
+    /// A configuration for one server with docs/protocol.md's timers and no filter; set
     /// [`CheckConfig::servers`] to spread the users of each case over several.
     pub fn new(url: impl Into<String>, app_id: impl Into<String>) -> Self {
         CheckConfig {

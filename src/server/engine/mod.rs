@@ -31,11 +31,11 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::{AttributeWrite, InvitationAnswer};
 use crate::protocol::{HistoryMessage, Message};
 
 use super::hub::{ConnId, Hub, NodeId, Outcome};
-use super::hub_attributes::AttributeWrite;
-use super::hub_invitations::{Answer, InvitationKey};
+use super::hub_invitations::InvitationKey;
 use super::outbox::ConnHandle;
 use super::store::HistoryQuery;
 
@@ -140,7 +140,7 @@ pub enum Change {
         callee: String,
         caller: String,
         invitation_id: String,
-        answer: Answer,
+        answer: InvitationAnswer,
         response: String,
     },
     /// Login or renewal: the token of `user` on `conn` ends at `expires_at`.

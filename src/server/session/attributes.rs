@@ -5,27 +5,15 @@
 //! The sets, their size limits and the expiry of an empty channel's are the hub's
 //! (`hub_attributes.rs`).
 
-use crate::protocol::limits::{validate_attribute_key, validate_channel_id, validate_user_id};
 use crate::protocol::{AttrError, ChannelAttributesResult, UserAttributesResult};
 
 use super::super::engine::Change;
 use super::super::hub::Outcome;
-use super::super::hub_attributes::AttributeWrite;
 use super::Ask;
+use crate::protocol::AttributeWrite;
 
-fn check_keys(keys: &[String]) -> Result<(), String> {
-    keys.iter()
-        .try_for_each(|k| validate_attribute_key(k).map_err(|e| e.to_string()))
-}
-
-/// Checks the keys a delete names, then the write rate limit; answers if either refuses.
-fn admitted(ask: &mut Ask<'_>, write: &AttributeWrite) -> bool {
-    if let AttributeWrite::Delete(keys) = write {
-        if let Err(why) = check_keys(keys) {
-            ask.refuse_why(AttrError::InvalidArgument, why);
-            return false;
-        }
-    }
+/// Counts a write against the rate limit; answers "too often" if over.
+fn admitted(ask: &mut Ask<'_>) -> bool {
     let allowed = ask.session.limits.attribute_writes.allow(ask.now);
     if !allowed {
         ask.refuse(AttrError::TooOften);
@@ -43,7 +31,7 @@ async fn submit_write(ask: &Ask<'_>, change: Change) {
 
 /// A write of the user's own attributes.
 pub(super) async fn write_user(ask: &mut Ask<'_>, write: AttributeWrite) {
-    if !admitted(ask, &write) {
+    if !admitted(ask) {
         return;
     }
     let change = Change::UserAttributes {
@@ -61,10 +49,7 @@ pub(super) async fn write_channel(
     write: AttributeWrite,
     notify: bool,
 ) {
-    if let Err(e) = validate_channel_id(&channel) {
-        return ask.refuse_why(AttrError::InvalidArgument, e.to_string());
-    }
-    if !admitted(ask, &write) {
+    if !admitted(ask) {
         return;
     }
     let change = Change::ChannelAttributes {
@@ -79,12 +64,6 @@ pub(super) async fn write_channel(
 
 /// `get_user_attributes` of an online user: all, or the listed keys that exist.
 pub(super) fn get_user(ask: &Ask<'_>, user: &str, keys: Option<&[String]>) {
-    if let Err(e) = validate_user_id(user) {
-        return ask.refuse_why(AttrError::InvalidArgument, e.to_string());
-    }
-    if let Some(Err(why)) = keys.map(check_keys) {
-        return ask.refuse_why(AttrError::InvalidArgument, why);
-    }
     match ask.hub.user_attributes(&ask.me.app, user, keys) {
         Ok(attributes) => ask.ok(&UserAttributesResult { attributes }),
         Err(error) => ask.refuse(error),
@@ -94,12 +73,6 @@ pub(super) fn get_user(ask: &Ask<'_>, user: &str, keys: Option<&[String]>) {
 /// `get_channel_attributes`: all, or the listed keys that exist (none for an unknown
 /// channel).
 pub(super) fn get_channel(ask: &Ask<'_>, channel: &str, keys: Option<&[String]>) {
-    if let Err(e) = validate_channel_id(channel) {
-        return ask.refuse_why(AttrError::InvalidArgument, e.to_string());
-    }
-    if let Some(Err(why)) = keys.map(check_keys) {
-        return ask.refuse_why(AttrError::InvalidArgument, why);
-    }
     let attributes = ask.hub.channel_attributes(&ask.me.app, channel, keys);
     ask.ok(&ChannelAttributesResult { attributes });
 }

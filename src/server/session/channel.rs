@@ -3,9 +3,8 @@
 //!
 //! Membership, events and the member count's throttle are the hub's (`hub.rs`).
 
-use crate::protocol::limits::{validate_channel_id, MAX_COUNT_CHANNELS};
 use crate::protocol::{
-    ChannelMsgError, CountError, JoinError, JoinResult, MemberCountResult, MembersResult, Message,
+    ChannelMsgError, JoinError, JoinResult, MemberCountResult, MembersResult, Message,
 };
 
 use super::super::engine::Change;
@@ -14,9 +13,6 @@ use super::Ask;
 
 /// `join`: the member count, after the join rate limits (all channels, then this one).
 pub(super) async fn join(ask: &mut Ask<'_>, channel: String) {
-    if let Err(e) = validate_channel_id(&channel) {
-        return ask.refuse_why(JoinError::InvalidArgument, e.to_string());
-    }
     if !ask.session.limits.join.allow(ask.now) {
         return ask.refuse(JoinError::TooOften);
     }
@@ -50,9 +46,6 @@ pub(super) async fn leave(ask: &Ask<'_>, channel: String) {
 
 /// `send_channel`: the message's id and timestamp once the hub has sent it to members.
 pub(super) async fn send(ask: &mut Ask<'_>, channel: String, message: Message) {
-    if let Err(e) = message.validate() {
-        return ask.refuse_why(ChannelMsgError::InvalidMessage, e.to_string());
-    }
     if !ask.session.limits.send.allow(ask.now) {
         return ask.refuse(ChannelMsgError::TooOften);
     }
@@ -79,15 +72,6 @@ pub(super) fn members(ask: &Ask<'_>, channel: &str) {
 
 /// `get_channel_member_count` of up to 32 channels, from this node's copy.
 pub(super) fn counts(ask: &Ask<'_>, channels: &[String]) {
-    if channels.len() > MAX_COUNT_CHANNELS {
-        return ask.refuse(CountError::ExceedsLimit);
-    }
-    if channels.is_empty() {
-        return ask.refuse_why(CountError::InvalidArgument, "no channels given");
-    }
-    if let Some(e) = channels.iter().find_map(|c| validate_channel_id(c).err()) {
-        return ask.refuse_why(CountError::InvalidArgument, e.to_string());
-    }
     let counts = ask.hub.member_counts(&ask.me.app, channels);
     ask.ok(&MemberCountResult { counts });
 }

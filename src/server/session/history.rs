@@ -1,9 +1,7 @@
 //! `handle`'s `history` (HISTORY codes): a page of a peer conversation or of a channel the
 //! user is in, read from the engine's message store.
 
-use crate::protocol::limits::{
-    validate_channel_id, validate_user_id, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT,
-};
+use crate::protocol::limits::DEFAULT_HISTORY_LIMIT;
 use crate::protocol::{HistoryError, HistoryResult};
 
 use super::super::hub::{channel_conversation, peer_conversation};
@@ -19,30 +17,17 @@ pub(super) async fn history(
     limit: Option<u32>,
 ) {
     let limit = limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
-    if !(1..=MAX_HISTORY_LIMIT).contains(&limit) {
-        return ask.refuse_why(HistoryError::InvalidArgument, "limit must be 1..100");
-    }
     let me = &ask.me;
     let conv = match (peer, channel) {
-        (Some(peer), None) => match validate_user_id(&peer) {
-            Ok(()) => peer_conversation(&me.user, &peer),
-            Err(e) => return ask.refuse_why(HistoryError::InvalidArgument, e.to_string()),
-        },
+        (Some(peer), _) => peer_conversation(&me.user, &peer),
         (None, Some(channel)) => {
-            if let Err(e) = validate_channel_id(&channel) {
-                return ask.refuse_why(HistoryError::InvalidArgument, e.to_string());
-            }
             if !ask.hub.is_member(&me.app, &me.user, &channel) {
                 return ask.refuse(HistoryError::NotInChannel);
             }
             channel_conversation(&channel)
         }
-        _ => {
-            return ask.refuse_why(
-                HistoryError::InvalidArgument,
-                "give exactly one of \"peer\" and \"channel\"",
-            )
-        }
+        // `Op::check` asks for exactly one of the two.
+        (None, None) => return ask.refuse(HistoryError::InvalidArgument),
     };
     let query = HistoryQuery {
         before,

@@ -4,7 +4,7 @@
 //! The token check is `auth.rs`; the token's expiry watch, started by a `WatchToken`
 //! change after a login or a renewal, is `hub_tokens.rs`.
 
-use crate::protocol::limits::{validate_app_id, validate_user_id};
+use crate::protocol::request_rules::check_login;
 use crate::protocol::{now_ms, Family, LoginError, PingResult, RenewError, RenewResult};
 
 use super::super::auth::{verify_token, AuthError};
@@ -17,20 +17,15 @@ use super::{Ask, Identity, Session};
 /// connection (the hub answers when it applies the change, before the cached messages).
 pub(super) async fn login(
     id: u32,
-    app_id: &str,
-    user: &str,
-    token: Option<&str>,
+    (app_id, user, token): (&str, &str, Option<&str>),
     session: &mut Session,
     hub: &Hub,
 ) {
     if !session.limits.login.allow(hub.config().clock.now()) {
         return session.refuse(id, LoginError::TooOften);
     }
-    if let Err(e) = validate_app_id(app_id) {
-        return session.refuse_why(id, LoginError::InvalidAppId, e.to_string());
-    }
-    if let Err(e) = validate_user_id(user) {
-        return session.refuse_why(id, LoginError::InvalidArgument, e.to_string());
+    if let Err(refusal) = check_login(app_id, user) {
+        return session.refuse_invalid(id, &refusal);
     }
     let expires_at = match hub.config().apps.lookup(app_id) {
         AppLookup::Unknown => {

@@ -1,6 +1,7 @@
 //! One connection's session and `handle`, which decides what every request does.
 //!
-//! `handle(request, &mut Session, &Hub)` validates, applies rate limits, asks the hub, and
+//! `handle(request, &mut Session, &Hub)` checks the request against the protocol's rules
+//! (`Op::check`, shared with the client), applies rate limits, asks the hub, and
 //! queues the reply on the session's outbox; it knows nothing of sockets, so unit tests
 //! drive it with a bare outbox. Every op has its arm in the one `match` of `handle`, with
 //! no wildcard (a new `Op` does not compile until it is answered), and each arm hands the
@@ -36,14 +37,14 @@ use serde::Serialize;
 use super::clock::Instant;
 
 use crate::protocol::codes::{self, Family};
-use crate::protocol::{LoginError, Op, Reply, Request, WireCode};
+use crate::protocol::InvitationAnswer::{Accept, Refuse};
+use crate::protocol::{LoginError, Op, Refusal, Reply, Request, WireCode};
 
 use super::engine::Change;
 use super::hub::{Hub, Outcome};
-use super::hub_attributes::AttributeWrite::{AddOrUpdate, Clear, Delete, Set};
-use super::hub_invitations::Answer;
 use super::outbox::ConnHandle;
 use super::rate::SessionLimits;
+use crate::protocol::AttributeWrite::{AddOrUpdate, Clear, Delete, Set};
 
 /// Who a session is logged in as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +85,11 @@ impl Session {
     /// Answers `error`'s code with a specific reason.
     fn refuse_why(&self, id: u32, error: impl WireCode, reason: impl Into<String>) {
         self.reply(&Reply::code(id, error.code(), reason));
+    }
+
+    /// Answers a request that breaks the protocol's rules (`Op::check`).
+    fn refuse_invalid(&self, id: u32, refusal: &Refusal) {
+        self.reply(&Reply::code(id, refusal.code, refusal.to_string()));
     }
 
     /// Answers the family's failure because the engine could not take the change.
@@ -180,12 +186,21 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             token,
         } = op
         {
-            login::login(id, &app_id, &user, token.as_deref(), session, hub).await;
+            let login = (app_id.as_str(), user.as_str(), token.as_deref());
+            login::login(id, login, session, hub).await;
         } else {
             session.reply(&not_logged_in_reply(id, family));
         }
         return;
     };
+    // A second login is refused as such, whatever its parameters.
+    let checked = match op {
+        Op::Login { .. } => Ok(()),
+        _ => op.check(),
+    };
+    if let Err(refusal) = checked {
+        return session.refuse_invalid(id, &refusal);
+    }
     let now = hub.config().clock.now();
     let ask = &mut Ask {
         id,
@@ -273,12 +288,12 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             invitation_id,
             caller,
             response,
-        } => invitations::answer(ask, Answer::Accept, (invitation_id, caller), response).await,
+        } => invitations::answer(ask, Accept, (invitation_id, caller), response).await,
         Op::RefuseInvitation {
             invitation_id,
             caller,
             response,
-        } => invitations::answer(ask, Answer::Refuse, (invitation_id, caller), response).await,
+        } => invitations::answer(ask, Refuse, (invitation_id, caller), response).await,
         Op::History {
             peer,
             channel,
@@ -401,7 +416,7 @@ mod tests {
         run(&mut alice, &hub, send).await;
         events(&alice);
 
-        // No ack: nothing at 9.9 s, code 2 at 10 s (protocol.md's default).
+        // No ack: nothing at 9.9 s, code 2 at 10 s (docs/protocol.md's default).
         tokio::time::advance(Duration::from_millis(9_900)).await;
         settle().await;
         assert!(events(&alice).iter().all(|e| e["id"] != 3));

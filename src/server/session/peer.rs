@@ -5,7 +5,6 @@
 //! the reply to a delivered message goes out with its ack or its timeout, from the hub.
 
 use crate::protocol::codes::peer::CACHED_BY_SERVER;
-use crate::protocol::limits::validate_user_id;
 use crate::protocol::{Message, PeerError, Reply, WireCode};
 
 use super::super::engine::{Change, Submitted};
@@ -34,12 +33,6 @@ pub(super) async fn ack(ask: &Ask<'_>, message_id: u64) {
 /// `send_peer`: answered when the receiver acks (0) or the ack times out (2), at once
 /// when the receiver is unreachable (3), once on disk when cached (4).
 pub(super) async fn send(ask: &mut Ask<'_>, to: String, message: Message, offline: bool) {
-    if let Err(e) = validate_user_id(&to) {
-        return ask.refuse_why(PeerError::InvalidUserId, e.to_string());
-    }
-    if let Err(e) = message.validate() {
-        return ask.refuse_why(PeerError::InvalidMessage, e.to_string());
-    }
     if !ask.session.limits.send.allow(ask.now) {
         return ask.refuse(PeerError::TooOften);
     }

@@ -3,22 +3,11 @@
 //!
 //! Subscriptions and the events subscribers get are the hub's (`hub_presence.rs`).
 
-use crate::protocol::limits::{validate_user_id, MAX_QUERY_PEERS, MAX_SUBSCRIBED_PEERS};
 use crate::protocol::{PeersOnlineResult, QueryError, SubscribedPeersResult};
 
 use super::super::engine::Change;
 use super::super::hub::Outcome;
 use super::Ask;
-
-/// Checks a list of peer ids for presence ops: 1..=`max` valid user ids.
-fn check_peers(peers: &[String], max: usize) -> Result<(), String> {
-    if peers.is_empty() || peers.len() > max {
-        return Err(format!("give 1 to {max} peer ids"));
-    }
-    peers
-        .iter()
-        .try_for_each(|p| validate_user_id(p).map_err(|e| e.to_string()))
-}
 
 /// Counts the request against the presence rate limit; answers "too often" if over.
 fn within_rate(ask: &mut Ask<'_>) -> bool {
@@ -29,18 +18,9 @@ fn within_rate(ask: &mut Ask<'_>) -> bool {
     allowed
 }
 
-/// Checks `peers` (1..=`max` valid ids), then the rate limit; answers if either refuses.
-fn admitted(ask: &mut Ask<'_>, peers: &[String], max: usize) -> bool {
-    if let Err(why) = check_peers(peers, max) {
-        ask.refuse_why(QueryError::InvalidArgument, why);
-        return false;
-    }
-    within_rate(ask)
-}
-
 /// `query_peers_online`, from this node's copy.
 pub(super) fn query(ask: &mut Ask<'_>, peers: &[String]) {
-    if admitted(ask, peers, MAX_QUERY_PEERS) {
+    if within_rate(ask) {
         let peers = ask.hub.query_online(&ask.me.app, peers);
         ask.ok(&PeersOnlineResult { peers });
     }
@@ -49,7 +29,7 @@ pub(super) fn query(ask: &mut Ask<'_>, peers: &[String]) {
 /// `subscribe_peers_online`: the hub answers itself, so that the current states follow
 /// the reply.
 pub(super) async fn subscribe(ask: &mut Ask<'_>, peers: Vec<String>) {
-    if !admitted(ask, &peers, MAX_SUBSCRIBED_PEERS) {
+    if !within_rate(ask) {
         return;
     }
     let change = Change::Subscribe {
@@ -67,7 +47,7 @@ pub(super) async fn subscribe(ask: &mut Ask<'_>, peers: Vec<String>) {
 
 /// `unsubscribe_peers_online`.
 pub(super) async fn unsubscribe(ask: &mut Ask<'_>, peers: Vec<String>) {
-    if !admitted(ask, &peers, MAX_SUBSCRIBED_PEERS) {
+    if !within_rate(ask) {
         return;
     }
     let change = Change::Unsubscribe {

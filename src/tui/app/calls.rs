@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 
 use super::super::request::InviteRequest;
+use crate::protocol::InvitationAnswer;
 
-/// Invitations expire this long after they arrive (protocol.md).
+/// Invitations expire this long after they arrive (docs/protocol.md).
 pub const INVITATION_TTL_MS: u64 = 60_000;
 
 /// An incoming call invitation waiting for an answer.
@@ -45,20 +46,13 @@ impl Calls {
     }
 
     /// Accepts or refuses the ringing invitation; `None` when nothing rings.
-    pub fn answer(&mut self, accept: bool, response: String) -> Option<InviteRequest> {
+    pub fn answer(&mut self, answer: InvitationAnswer, response: String) -> Option<InviteRequest> {
         let Invitation { id, caller, .. } = self.incoming.take()?;
-        Some(if accept {
-            InviteRequest::Accept {
-                id,
-                caller,
-                response,
-            }
-        } else {
-            InviteRequest::Refuse {
-                id,
-                caller,
-                response,
-            }
+        Some(InviteRequest::Answer {
+            answer,
+            id,
+            caller,
+            response,
         })
     }
 

@@ -6,12 +6,13 @@ use crate::protocol::{ConnectionState, Message};
 
 use super::super::action::Effect;
 use super::super::login::LoginStatus;
-use super::super::request::{AttrChange, QueryRequest, Request};
+use super::super::request::{QueryRequest, Request};
 use super::super::slash_command::{SlashCommand, COMMANDS};
 use super::super::tab::{Body, EntryKind, Target};
 use super::outbox::Pending;
 use super::overlay::Overlay;
 use super::{App, Screen};
+use crate::protocol::{AttributeWrite, InvitationAnswer};
 
 impl App {
     pub(super) fn run_command(&mut self, command: SlashCommand) {
@@ -131,8 +132,12 @@ impl App {
                     None => self.error("/hangup: no call from this tab is waiting"),
                 }
             }
-            SlashCommand::Accept(response) => self.answer_invitation(true, response),
-            SlashCommand::Refuse(response) => self.answer_invitation(false, response),
+            SlashCommand::Accept(response) => {
+                self.answer_invitation(InvitationAnswer::Accept, response);
+            }
+            SlashCommand::Refuse(response) => {
+                self.answer_invitation(InvitationAnswer::Refuse, response);
+            }
             SlashCommand::Raw(path) => match self.active_tab().target.clone() {
                 Some(target) => {
                     let name = std::path::Path::new(&path)
@@ -210,8 +215,8 @@ impl App {
         let request = match args.as_slice() {
             [] => Request::GetUserAttributes(self.me().to_string()),
             ["get", user] => Request::GetUserAttributes((*user).to_string()),
-            change => match attr_change(change) {
-                Some(change) => Request::ChangeUserAttributes(change),
+            words => match attribute_write(words) {
+                Some(write) => Request::ChangeUserAttributes(write),
                 None => return self.error("usage: /attr [set k v|del k|clear|get user]"),
             },
         };
@@ -232,22 +237,24 @@ impl App {
                 .outbox
                 .ask(pending, Request::GetChannelAttributes(channel));
         }
-        let Some(change) = attr_change(&args) else {
+        let Some(write) = attribute_write(&args) else {
             return self.error("usage: /cattr [set k v|del k|clear]");
         };
         self.outbox.ask(
             Pending::ChannelAttributesChanged(channel.clone()),
-            Request::ChangeChannelAttributes { channel, change },
+            Request::ChangeChannelAttributes { channel, write },
         );
     }
 }
 
-/// `set k v`, `del k` or `clear`.
-fn attr_change(args: &[&str]) -> Option<AttrChange> {
+/// `set k v` (one key added or updated), `del k` or `clear`.
+fn attribute_write(args: &[&str]) -> Option<AttributeWrite> {
     match args {
-        ["set", key, value] => Some(AttrChange::Set((*key).to_string(), (*value).to_string())),
-        ["del", key] => Some(AttrChange::Delete((*key).to_string())),
-        ["clear"] => Some(AttrChange::Clear),
+        ["set", key, value] => Some(AttributeWrite::AddOrUpdate(
+            [((*key).to_string(), (*value).to_string())].into(),
+        )),
+        ["del", key] => Some(AttributeWrite::Delete(vec![(*key).to_string()])),
+        ["clear"] => Some(AttributeWrite::Clear),
         _ => None,
     }
 }

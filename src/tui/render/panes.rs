@@ -17,7 +17,7 @@ use super::super::app::overlay::Overlay;
 use super::super::app::{presence_word, App};
 use super::wrap::truncate;
 
-/// Channels above this many members show their count in the tab list (protocol.md sends
+/// Channels above this many members show their count in the tab list (docs/protocol.md sends
 /// no member events above 512).
 const LARGE_CHANNEL: u64 = crate::protocol::limits::MAX_LISTED_MEMBERS as u64;
 
