@@ -3,7 +3,10 @@
 //!
 //! Pure data and functions: no I/O and no tokio here, so that server, client, TUI and QA
 //! kit share one definition and it can be tested without sockets. New ops go in
-//! `request.rs`, their results in `reply.rs`, new events in `event.rs`.
+//! `request.rs`, the rules their parameters must keep (and the code that refuses them) in
+//! `request_rules.rs`, their results in `reply.rs`, new events in `event.rs`. Ideas that
+//! several ops share have one model each: `attribute_write.rs` (set, add or update,
+//! delete, clear) and `invitation_answer.rs` (accept, refuse).
 
 pub mod attribute_write;
 pub mod codes;
