@@ -151,6 +151,16 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS")]
     pub grace: Option<u64>,
 
+    /// How long `send_peer` waits for the receiver's ack before answering 2, in seconds
+    /// (docs/protocol.md: 10). Shorter for QA runs: `check --ack-timeout` the same.
+    #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
+    pub ack_timeout: Option<f64>,
+
+    /// How long an invitation waits for an answer before it fails with reason 3, in
+    /// seconds (docs/protocol.md: 60). Shorter for QA runs: `check --invite-expiry` the same.
+    #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
+    pub invitation_timeout: Option<f64>,
+
     /// Messages kept per conversation for `history`.
     #[arg(long, default_value_t = 1000)]
     pub history_limit: u32,
@@ -372,6 +382,16 @@ pub struct HeadlessArgs {
     pub app_id: String,
 }
 
+/// A number of seconds above zero (fractions allowed), for timer flags.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => Ok(secs),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds from 0 to 86400"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,5 +408,16 @@ mod tests {
         // The subcommands keep their own single --server.
         let cli = Cli::try_parse_from(["rtm-tui", "check", "--server", "a:1"]).unwrap();
         assert!(cli.chat.server.is_empty());
+    }
+
+    #[test]
+    fn serve_takes_short_timers_for_qa_runs() {
+        let cli = Cli::try_parse_from(["rtm-tui", "serve", "--ack-timeout", "0.5"]).unwrap();
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(args.ack_timeout, Some(0.5));
+        assert!(Cli::try_parse_from(["rtm-tui", "serve", "--invitation-timeout", "0"]).is_err());
+        assert!(Cli::try_parse_from(["rtm-tui", "serve", "--ack-timeout", "soon"]).is_err());
     }
 }

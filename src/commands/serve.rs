@@ -53,6 +53,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(secs) = args.grace {
         config.grace = std::time::Duration::from_secs(secs);
     }
+    if let Some(secs) = args.ack_timeout {
+        config.ack_timeout = std::time::Duration::from_secs_f64(secs);
+    }
+    if let Some(secs) = args.invitation_timeout {
+        config.invitation_timeout = std::time::Duration::from_secs_f64(secs);
+    }
     if let Some(ms) = args.write_delay {
         config.write_delay = std::time::Duration::from_millis(ms);
     }
