@@ -94,6 +94,16 @@ impl Ctx {
             .map_err(CaseError::Fail)
     }
 
+    /// A token for `user` from `--token-cmd`, valid for `expire_secs`; skips the case
+    /// without one.
+    pub async fn need_token(&self, user: &str, expire_secs: u64) -> Result<String, CaseError> {
+        self.need_tokens()?;
+        Ok(self
+            .token(user, expire_secs)
+            .await?
+            .expect("need_tokens checked"))
+    }
+
     /// Whether `--restart-cmd` was given.
     pub fn restart_server_available(&self) -> bool {
         self.config.restart_cmd.is_some()
@@ -148,11 +158,17 @@ impl Ctx {
 
     /// The login request for `user`, with a token where the run has them.
     pub async fn login_op(&self, user: &str) -> Result<Value, CaseError> {
+        let token = self.token(user, 3600).await?;
+        Ok(self.login_request(user, token.as_deref()))
+    }
+
+    /// A login request for `user` with `token` (none: no token field).
+    pub fn login_request(&self, user: &str, token: Option<&str>) -> Value {
         let mut op = json!({"op": "login", "app_id": self.config.app_id, "user": user});
-        if let Some(token) = self.token(user, 3600).await? {
+        if let Some(token) = token {
             op["token"] = json!(token);
         }
-        Ok(op)
+        op
     }
 
     /// Connects and logs `user` in, expecting code 0.
@@ -167,6 +183,13 @@ impl Ctx {
     pub async fn fresh(&self, role: &str) -> Result<(RawConn, String), CaseError> {
         let user = self.user(role);
         Ok((self.login(&user).await?, user))
+    }
+
+    /// Logs in fresh `alice`, then fresh `bob`: their connections and ids.
+    pub async fn pair(&self) -> Result<(RawConn, String, RawConn, String), CaseError> {
+        let (alice, alice_id) = self.fresh("alice").await?;
+        let (bob, bob_id) = self.fresh("bob").await?;
+        Ok((alice, alice_id, bob, bob_id))
     }
 }
 

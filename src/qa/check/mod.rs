@@ -37,11 +37,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use super::raw::{RawConn, RawError, Tracer};
 
 use super::report::{CaseReport, Outcome, Report};
 pub use ctx::{token_from_command, Ctx};
-pub use expect::{event_matches, json_contains, rate_limited, text, Expect};
+pub use expect::{
+    all_answered, carries, event_matches, json_contains, message_ids, rate_limited, text, wait_all,
+    Expect,
+};
 
 /// How long an expected event may take to arrive.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -151,6 +156,16 @@ where
         rule,
         run: Box::new(move |cx| Box::pin(run(cx))),
     }
+}
+
+/// Builds a [`Case`] that checks one refusal: a fresh user sends `op(cx)` and must get
+/// `code`.
+pub fn refusal(name: &'static str, rule: &'static str, code: u32, op: fn(&Ctx) -> Value) -> Case {
+    case(name, rule, move |cx| async move {
+        let (mut alice, _) = cx.fresh("alice").await?;
+        alice.code(op(&cx), code).await?;
+        Ok(())
+    })
 }
 
 /// Every case of the suite, in a stable order.
