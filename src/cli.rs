@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Real-time messaging in the spirit of Agora RTM 1.x, in your terminal.
@@ -227,8 +228,8 @@ pub enum OutputFormat {
 
 /// `rtm-tui check`
 ///
-/// Runs one named case per rule of protocol v1 with fresh users per case, shows progress on
-/// stderr, then prints a table (or JSON / JUnit XML) of pass, fail and skip with reasons.
+/// Runs one named case per rule of protocol v1 with fresh users per case, several cases at
+/// once (--jobs), shows progress on stderr, then prints a table (or JSON / JUnit XML) of pass, fail and skip with reasons.
 /// Exit code 0 when no selected case fails, 1 when some fail, 2 when a server cannot be
 /// reached or the arguments are wrong.
 ///
@@ -263,6 +264,12 @@ pub struct CheckArgs {
     /// Skip cases that wait more than 10 s for a server timer (ack timeout, grace, expiry).
     #[arg(long)]
     pub quick: bool,
+    /// How many cases run at once (each has its own users and channels). Cases that wait
+    /// for a server timer start first, so a whole run takes about as long as the longest
+    /// timer; 1 runs them one after the other.
+    #[arg(long, default_value_t = rtm::qa::check::DEFAULT_JOBS, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..).map(usize::from))]
+    pub jobs: usize,
     /// The server's peer-ack timeout in seconds, if it is not protocol.md's 10.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub ack_timeout: f64,
@@ -275,7 +282,8 @@ pub struct CheckArgs {
     /// How long before token expiry the server warns, if not protocol.md's 30 seconds.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub token_warning: f64,
-    /// Print every frame sent and received to stderr (best with --filter).
+    /// Print every frame sent and received to stderr (best with --filter, or --jobs 1 to
+    /// keep the cases' frames apart).
     #[arg(long)]
     pub trace: bool,
 }

@@ -132,7 +132,8 @@ pub fn cases() -> Vec<Case> {
             "grace.member_left_after",
             "after the grace period the others get member_left",
             left_after_grace,
-        ),
+        )
+        .slow(),
     ]
 }
 

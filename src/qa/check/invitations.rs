@@ -13,7 +13,7 @@ pub fn cases() -> Vec<Case> {
         refusal("invite.peer_offline", "inviting an offline user answers 1", 1, |cx| json!({"op": "invite", "invitation_id": cx.user("inv"), "callee": cx.user("nobody"), "content": ""})),
         case("invite.not_found", "accepting, refusing or canceling an unknown invitation answers 5", invite_not_found),
         case("invite.invalid", "content over 8 KiB answers 4", invite_invalid),
-        case("invite.expiry", "an unanswered invitation fails for both sides with reason 3", invite_expiry),
+        case("invite.expiry", "an unanswered invitation fails for both sides with reason 3", invite_expiry).slow(),
     ]
 }
 

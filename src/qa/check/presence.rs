@@ -47,7 +47,8 @@ pub fn cases() -> Vec<Case> {
             "presence.offline_after_grace",
             "after the grace period subscribers see offline",
             offline_after_grace,
-        ),
+        )
+        .slow(),
         case(
             "presence.rate_limit",
             "more than 10 presence queries per 5 s answer 5",

@@ -44,7 +44,8 @@ pub fn cases() -> Vec<Case> {
             "login.token_expired",
             "an expired token answers 6",
             login_token_expired,
-        ),
+        )
+        .slow(),
         case(
             "login.rate_limit",
             "more than 2 logins per second on a connection answer 10",
@@ -89,7 +90,8 @@ pub fn cases() -> Vec<Case> {
             "renew.token_expired",
             "renew_token with an expired token answers 5",
             renew_expired,
-        ),
+        )
+        .slow(),
         case(
             "kick.remote_login",
             "a second login of a user kicks the older connection (remote_login) and closes it",
@@ -99,12 +101,14 @@ pub fn cases() -> Vec<Case> {
             "token.will_expire",
             "about 30 s before a token expires the server sends token_privilege_will_expire",
             token_will_expire,
-        ),
+        )
+        .slow(),
         case(
             "kick.token_expired",
             "an expired, unrenewed token kicks the session (token_expired)",
             kick_token_expired,
-        ),
+        )
+        .slow(),
     ]
 }
 
@@ -151,14 +155,14 @@ async fn login_twice(cx: Ctx) -> CaseResult {
 async fn login_invalid_user(cx: Ctx) -> CaseResult {
     for bad in ["null", " lead", "tab\there", &"u".repeat(65)] {
         let mut conn = cx.connect("bad-user").await?;
-        conn.code(cx.login_request(bad, None), 3).await?;
+        conn.code(cx.login_request(bad, None).await, 3).await?;
     }
     Ok(())
 }
 
 async fn login_invalid_app(cx: Ctx) -> CaseResult {
     let mut conn = cx.connect("bad-app").await?;
-    let mut login = cx.login_request(&cx.user("alice"), None);
+    let mut login = cx.login_request(&cx.user("alice"), None).await;
     login["app_id"] = json!("no such app!");
     conn.code(login, 4).await?;
     Ok(())
@@ -167,7 +171,7 @@ async fn login_invalid_app(cx: Ctx) -> CaseResult {
 /// Connects as `user` and expects a login with `token` to answer `code`.
 async fn login_answers(cx: &Ctx, user: &str, token: Option<&str>, code: u32) -> CaseResult {
     let mut conn = cx.connect(user).await?;
-    conn.code(cx.login_request(user, token), code).await?;
+    conn.code(cx.login_request(user, token).await, code).await?;
     Ok(())
 }
 
@@ -180,9 +184,10 @@ async fn login_invalid_token(cx: Ctx) -> CaseResult {
     bad[mid] = if bad[mid] == 'A' { 'B' } else { 'A' };
     let bad: String = bad.into_iter().collect();
     let mut conn = cx.connect(&user).await?;
-    conn.code(cx.login_request(&user, Some(&bad)), 5).await?;
+    conn.code(cx.login_request(&user, Some(&bad)).await, 5)
+        .await?;
     // No token at all, for an app that has a certificate.
-    conn.code(cx.login_request(&user, None), 5).await?;
+    conn.code(cx.login_request(&user, None).await, 5).await?;
     Ok(())
 }
 
@@ -217,7 +222,10 @@ async fn login_other_token(cx: Ctx) -> CaseResult {
 async fn login_rate(cx: Ctx) -> CaseResult {
     let mut conn = cx.connect("storm").await?;
     // Logins that fail (user "null" answers 3) still count towards the rate.
-    let logins = vec![cx.login_request("null", None); 5];
+    let mut logins = Vec::new();
+    for _ in 0..5 {
+        logins.push(cx.login_request("null", None).await);
+    }
     let replies = conn.call_all(logins).await?;
     super::rate_limited(&replies, 3, 10, 1, "5 logins at once")
 }
@@ -324,7 +332,7 @@ async fn short_token_login(cx: &Ctx) -> Result<crate::qa::raw::RawConn, super::C
     let user = cx.user("alice");
     let token = cx.need_token(&user, short_token_secs(cx)).await?;
     let mut conn = cx.connect(&user).await?;
-    conn.ok(cx.login_request(&user, Some(&token))).await?;
+    conn.ok(cx.login_request(&user, Some(&token)).await).await?;
     Ok(conn)
 }
 
