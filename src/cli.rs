@@ -152,6 +152,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS")]
     pub grace: Option<u64>,
 
+    /// How long send_peer waits for the receiver's ack before answering 2, in seconds
+    /// (protocol.md: 10). Shorter for QA runs (`check --ack-timeout`).
+    #[arg(long, value_name = "SECONDS")]
+    pub ack_timeout: Option<u64>,
+
+    /// How long an invitation may go unanswered before it fails, in seconds (protocol.md:
+    /// 60). Shorter for QA runs (`check --invite-expiry`).
+    #[arg(long, value_name = "SECONDS")]
+    pub invite_expiry: Option<u64>,
+
+    /// How long before a token expires the server warns, in seconds (protocol.md: 30;
+    /// the config file's token_warning_secs). Shorter for QA runs (`check --token-warning`).
+    #[arg(long, value_name = "SECONDS")]
+    pub token_warning: Option<u64>,
+
     /// Messages kept per conversation for `history`.
     #[arg(long, default_value_t = 1000)]
     pub history_limit: u32,
