@@ -33,6 +33,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     config.restart_cmd = args.restart_cmd;
     config.filter = args.filter;
     config.quick = args.quick;
+    config.jobs = args.jobs;
     config.timing = Timing {
         ack_timeout: seconds(args.ack_timeout),
         grace: seconds(args.grace),
@@ -199,28 +200,34 @@ fn print_report(report: &Report, format: OutputFormat) {
     }
 }
 
-/// A live progress line on a terminal; one line per finished case otherwise (CI logs).
+/// A live progress line on a terminal, naming the cases still running (oldest first); one
+/// line per finished case otherwise (CI logs).
 fn progress_line() -> check::Progress {
     if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{pos}/{len} [{bar:30}] {msg}")
+            indicatif::ProgressStyle::with_template("{pos}/{len} [{bar:30}] {wide_msg}")
                 .expect("valid template")
                 .progress_chars("=> "),
         );
+        let running = std::sync::Mutex::new(Vec::<String>::new());
         Arc::new(move |done, total, name, report| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
+            let mut running = running.lock().expect("progress lock");
             match report {
-                None => bar.set_message(name.to_string()),
-                Some(r) if r.outcome == Outcome::Fail => {
-                    bar.println(format!(
-                        "FAIL {name}: {}",
-                        r.reason.as_deref().unwrap_or("")
-                    ));
+                None => running.push(name.to_string()),
+                Some(r) => {
+                    running.retain(|n| n != name);
+                    if r.outcome == Outcome::Fail {
+                        bar.println(format!(
+                            "FAIL {name}: {}",
+                            r.reason.as_deref().unwrap_or("")
+                        ));
+                    }
                 }
-                Some(_) => {}
             }
+            bar.set_message(running.join(" "));
             if done == total && report.is_some() {
                 bar.finish_and_clear();
             }

@@ -50,14 +50,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.no_rate_limits {
         config.rate_limits = rtm::server::RateLimits::unlimited();
     }
+    let seconds = std::time::Duration::from_secs;
     if let Some(secs) = args.grace {
-        config.grace = std::time::Duration::from_secs(secs);
+        config.grace = seconds(secs);
     }
     if let Some(secs) = args.ack_timeout {
-        config.ack_timeout = std::time::Duration::from_secs_f64(secs);
+        config.ack_timeout = seconds(secs);
     }
-    if let Some(secs) = args.invitation_timeout {
-        config.invitation_timeout = std::time::Duration::from_secs_f64(secs);
+    if let Some(secs) = args.invite_expiry {
+        config.invitation_timeout = seconds(secs);
+    }
+    if let Some(secs) = args.token_warning {
+        config.token_warning = seconds(secs);
     }
     if let Some(ms) = args.write_delay {
         config.write_delay = std::time::Duration::from_millis(ms);

@@ -3,14 +3,14 @@
 
 use serde_json::{json, Value};
 
-use super::{case, Case, CaseResult, Ctx, Expect, QUIET};
+use super::{case, refusal, Case, CaseResult, Ctx, Expect, QUIET};
 
 pub fn cases() -> Vec<Case> {
     vec![
         case("attr.user.set_get", "set_user_attributes replaces the set; others read it with get_user_attributes (all or some keys)", user_set_get),
         case("attr.user.update_delete_clear", "add_or_update merges, delete removes keys, clear empties", user_update_delete_clear),
-        case("attr.user.not_found", "get_user_attributes of a user not logged in answers 6", user_not_found),
-        case("attr.user.invalid", "an empty key answers 3", user_invalid),
+        refusal("attr.user.not_found", "get_user_attributes of a user not logged in answers 6", 6, |cx| json!({"op": "get_user_attributes", "user": cx.user("ghost")})),
+        refusal("attr.user.invalid", "an empty key answers 3", 3, |_| json!({"op": "set_user_attributes", "attributes": {"": "v"}})),
         case("attr.user.size", "a value over 8 KiB, 33 keys, or over 16 KiB in all answer 4", user_size),
         case("attr.channel.notify", "channel attribute writes with notify send channel_attributes_updated with the full list to members", channel_notify),
         case("attr.channel.no_notify", "channel attribute writes without notify send no event", channel_no_notify),
@@ -21,90 +21,42 @@ pub fn cases() -> Vec<Case> {
 }
 
 async fn user_set_get(cx: Ctx) -> CaseResult {
-    let (mut alice, alice_id) = cx.fresh("alice").await?;
-    let (mut bob, _) = cx.fresh("bob").await?;
+    let (mut alice, alice_id, mut bob, _) = cx.pair().await?;
     alice
         .ok(json!({"op": "set_user_attributes", "attributes": {"old": "x"}}))
         .await?;
     alice
         .ok(json!({"op": "set_user_attributes", "attributes": {"mood": "happy", "city": "Oslo"}}))
         .await?;
-    let all = bob
-        .ok(json!({"op": "get_user_attributes", "user": alice_id}))
+    // The second set replaces the first.
+    let all = json!({"op": "get_user_attributes", "user": alice_id});
+    bob.ok_with(all, "attributes", json!({"mood": "happy", "city": "Oslo"}))
         .await?;
-    ensure!(
-        all["attributes"] == json!({"mood": "happy", "city": "Oslo"}),
-        "attributes are {}; set should replace",
-        all["attributes"]
-    );
-    let some = bob
-        .ok(json!({"op": "get_user_attributes", "user": alice_id, "keys": ["city"]}))
+    let some = json!({"op": "get_user_attributes", "user": alice_id, "keys": ["city"]});
+    bob.ok_with(some, "attributes", json!({"city": "Oslo"}))
         .await?;
-    ensure!(
-        some["attributes"] == json!({"city": "Oslo"}),
-        "attributes for keys [city] are {}",
-        some["attributes"]
-    );
     Ok(())
 }
 
 async fn user_update_delete_clear(cx: Ctx) -> CaseResult {
     let (mut alice, alice_id) = cx.fresh("alice").await?;
+    let get = json!({"op": "get_user_attributes", "user": alice_id});
     alice
         .ok(json!({"op": "set_user_attributes", "attributes": {"a": "1", "b": "2"}}))
         .await?;
     alice
         .ok(json!({"op": "add_or_update_user_attributes", "attributes": {"b": "20", "c": "3"}}))
         .await?;
-    expect_user_attrs(
-        &mut alice,
-        &alice_id,
-        &json!({"a": "1", "b": "20", "c": "3"}),
-    )
-    .await?;
+    let merged = json!({"a": "1", "b": "20", "c": "3"});
+    alice.ok_with(get.clone(), "attributes", merged).await?;
     alice
         .ok(json!({"op": "delete_user_attributes", "keys": ["a", "c"]}))
         .await?;
-    expect_user_attrs(&mut alice, &alice_id, &json!({"b": "20"})).await?;
+    alice
+        .ok_with(get.clone(), "attributes", json!({"b": "20"}))
+        .await?;
     alice.ok(json!({"op": "clear_user_attributes"})).await?;
-    expect_user_attrs(&mut alice, &alice_id, &json!({})).await
-}
-
-async fn expect_user_attrs(
-    conn: &mut crate::qa::raw::RawConn,
-    user: &str,
-    expected: &Value,
-) -> CaseResult {
-    let reply = conn
-        .ok(json!({"op": "get_user_attributes", "user": user}))
-        .await?;
-    ensure!(
-        &reply["attributes"] == expected,
-        "attributes are {}; expected {expected}",
-        reply["attributes"]
-    );
-    Ok(())
-}
-
-async fn user_not_found(cx: Ctx) -> CaseResult {
-    let (mut alice, _) = cx.fresh("alice").await?;
-    alice
-        .code(
-            json!({"op": "get_user_attributes", "user": cx.user("ghost")}),
-            6,
-        )
-        .await?;
-    Ok(())
-}
-
-async fn user_invalid(cx: Ctx) -> CaseResult {
-    let (mut alice, _) = cx.fresh("alice").await?;
-    alice
-        .code(
-            json!({"op": "set_user_attributes", "attributes": {"": "v"}}),
-            3,
-        )
-        .await?;
+    alice.ok_with(get, "attributes", json!({})).await?;
     Ok(())
 }
 
@@ -131,8 +83,7 @@ async fn joined_pair(
     cx: &Ctx,
     channel: &str,
 ) -> Result<(crate::qa::raw::RawConn, String, crate::qa::raw::RawConn), super::CaseError> {
-    let (mut alice, alice_id) = cx.fresh("alice").await?;
-    let (mut bob, _) = cx.fresh("bob").await?;
+    let (mut alice, alice_id, mut bob, _) = cx.pair().await?;
     alice.ok(json!({"op": "join", "channel": channel})).await?;
     bob.ok(json!({"op": "join", "channel": channel})).await?;
     Ok((alice, alice_id, bob))
@@ -205,14 +156,8 @@ async fn channel_delete_clear(cx: Ctx) -> CaseResult {
     alice
         .ok(json!({"op": "clear_channel_attributes", "channel": channel}))
         .await?;
-    let reply = alice
-        .ok(json!({"op": "get_channel_attributes", "channel": channel}))
-        .await?;
-    ensure!(
-        reply["attributes"] == json!([]),
-        "after clear, attributes are {}",
-        reply["attributes"]
-    );
+    let get = json!({"op": "get_channel_attributes", "channel": channel});
+    alice.ok_with(get, "attributes", json!([])).await?;
     Ok(())
 }
 

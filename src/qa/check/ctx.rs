@@ -1,8 +1,9 @@
 //! What a case works with: [`Ctx`] (ids unique to the run and case, connections, logins,
-//! tokens from `--token-cmd`, server restarts through `--restart-cmd`). With several
-//! servers, every connection is placed by [`Placement`]'s rule: the users of a case take
-//! turns over the servers.
+//! tokens from `--token-cmd`, server restarts through `--restart-cmd`), and the
+//! [`LoginPace`] all cases of a run share. With several servers, every connection is
+//! placed by [`Placement`]'s rule: the users of a case take turns over the servers.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,22 +13,61 @@ use super::{CaseError, CaseResult, CheckConfig, Expect, Timing, QUICK_LIMIT, RES
 use crate::qa::placement::Placement;
 use crate::qa::raw::RawConn;
 
+/// Login attempts a whole run makes in any one second, all cases together. A server may
+/// cap logins per client address (the reference server: 50 per second, unless the client
+/// is on loopback), and concurrent cases would pass such a cap within a second of
+/// starting; the pace keeps well under it.
+pub const LOGINS_PER_SECOND: usize = 40;
+
+/// Spaces the login attempts of a run so that no second holds more than
+/// [`LOGINS_PER_SECOND`]. Shared by every case of a run.
+#[derive(Debug, Default)]
+pub struct LoginPace {
+    /// When recent and reserved logins go out, ascending (reservations may lie ahead).
+    slots: Mutex<VecDeque<Instant>>,
+}
+
+impl LoginPace {
+    /// Waits until one more login may go out.
+    async fn take(&self) {
+        let slot = self.reserve(Instant::now());
+        tokio::time::sleep_until(slot.into()).await;
+    }
+
+    /// Reserves the earliest instant from `now` at which a login keeps the pace.
+    fn reserve(&self, now: Instant) -> Instant {
+        const SECOND: Duration = Duration::from_secs(1);
+        let mut slots = self.slots.lock().expect("login pace lock");
+        while slots.front().is_some_and(|t| *t + SECOND <= now) {
+            slots.pop_front();
+        }
+        let mut slot = slots.back().map_or(now, |last| now.max(*last));
+        if slots.len() >= LOGINS_PER_SECOND {
+            slot = slot.max(slots[slots.len() - LOGINS_PER_SECOND] + SECOND);
+        }
+        slots.push_back(slot);
+        slot
+    }
+}
+
 /// What a case works with: the configuration and ids unique to this run and case.
 pub struct Ctx {
     pub(super) config: Arc<CheckConfig>,
     pub(super) prefix: String,
     /// Where this case's connections went; the runner keeps a handle for the report.
     pub(super) placement: Arc<Mutex<Placement>>,
+    logins: Arc<LoginPace>,
 }
 
 impl Ctx {
-    /// The context of one case: `prefix` makes its ids unique.
-    pub(super) fn new(config: Arc<CheckConfig>, prefix: String) -> Ctx {
+    /// The context of one case: `prefix` makes its ids unique; `logins` is the run's pace.
+    pub(super) fn new(config: Arc<CheckConfig>, logins: Arc<LoginPace>, prefix: String) -> Ctx {
         let placement = Arc::new(Mutex::new(Placement::new(config.servers.clone())));
         Ctx {
             config,
             prefix,
             placement,
+            logins,
         }
     }
 
@@ -94,6 +134,16 @@ impl Ctx {
             .map_err(CaseError::Fail)
     }
 
+    /// A token for `user` from `--token-cmd`, valid for `expire_secs`; skips the case
+    /// without one.
+    pub async fn need_token(&self, user: &str, expire_secs: u64) -> Result<String, CaseError> {
+        self.need_tokens()?;
+        Ok(self
+            .token(user, expire_secs)
+            .await?
+            .expect("need_tokens checked"))
+    }
+
     /// Whether `--restart-cmd` was given.
     pub fn restart_server_available(&self) -> bool {
         self.config.restart_cmd.is_some()
@@ -146,13 +196,23 @@ impl Ctx {
         Ok(RawConn::connect(&url, label, self.config.tracer.clone()).await?)
     }
 
-    /// The login request for `user`, with a token where the run has them.
+    /// The login request for `user`, with a token where the run has them. Call it right
+    /// before sending: it waits for the run's login pace.
     pub async fn login_op(&self, user: &str) -> Result<Value, CaseError> {
+        let token = self.token(user, 3600).await?;
+        Ok(self.login_request(user, token.as_deref()).await)
+    }
+
+    /// A login request for `user` with `token` (none: no token field). Call it right before
+    /// sending: it waits for the run's login pace, which every login attempt of a case
+    /// must go through.
+    pub async fn login_request(&self, user: &str, token: Option<&str>) -> Value {
+        self.logins.take().await;
         let mut op = json!({"op": "login", "app_id": self.config.app_id, "user": user});
-        if let Some(token) = self.token(user, 3600).await? {
+        if let Some(token) = token {
             op["token"] = json!(token);
         }
-        Ok(op)
+        op
     }
 
     /// Connects and logs `user` in, expecting code 0.
@@ -167,6 +227,13 @@ impl Ctx {
     pub async fn fresh(&self, role: &str) -> Result<(RawConn, String), CaseError> {
         let user = self.user(role);
         Ok((self.login(&user).await?, user))
+    }
+
+    /// Logs in fresh `alice`, then fresh `bob`: their connections and ids.
+    pub async fn pair(&self) -> Result<(RawConn, String, RawConn, String), CaseError> {
+        let (alice, alice_id) = self.fresh("alice").await?;
+        let (bob, bob_id) = self.fresh("bob").await?;
+        Ok((alice, alice_id, bob, bob_id))
     }
 }
 
@@ -201,7 +268,26 @@ mod tests {
     fn ctx(servers: &[&str]) -> Ctx {
         let mut config = CheckConfig::new(servers[0], "app");
         config.servers = servers.iter().map(ToString::to_string).collect();
-        Ctx::new(Arc::new(config), "qa1-7".into())
+        Ctx::new(Arc::new(config), Arc::default(), "qa1-7".into())
+    }
+
+    #[test]
+    fn the_login_pace_holds_a_second_to_its_count() {
+        let pace = LoginPace::default();
+        let start = Instant::now();
+        let slots: Vec<Instant> = (0..=LOGINS_PER_SECOND * 2)
+            .map(|_| pace.reserve(start))
+            .collect();
+        // The first second's worth go at once, the next wait a second, and so on.
+        assert!(slots[..LOGINS_PER_SECOND].iter().all(|t| *t == start));
+        assert_eq!(slots[LOGINS_PER_SECOND], start + Duration::from_secs(1));
+        assert_eq!(slots[LOGINS_PER_SECOND * 2], start + Duration::from_secs(2));
+        for window in slots.windows(LOGINS_PER_SECOND + 1) {
+            assert!(window[LOGINS_PER_SECOND] - window[0] >= Duration::from_secs(1));
+        }
+        // Once the reservations have passed, a login goes at once again.
+        let later = start + Duration::from_secs(5);
+        assert_eq!(pace.reserve(later), later);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{CaseError, CaseResult, EVENT_TIMEOUT};
-use crate::qa::raw::{code_of, op_name, RawConn};
+use crate::qa::raw::{code_of, op_name, PendingReply, RawConn, REPLY_TIMEOUT};
 
 /// Expectations on a raw connection, failing the case with a readable reason.
 pub trait Expect {
@@ -19,12 +19,27 @@ pub trait Expect {
     ) -> impl Future<Output = Result<Value, CaseError>> + Send;
     /// Sends `op`, expects code 0.
     fn ok(&mut self, op: Value) -> impl Future<Output = Result<Value, CaseError>> + Send;
+    /// Sends `op`, expects code 0 and the reply's `field` to equal `expected`; returns the
+    /// reply.
+    fn ok_with(
+        &mut self,
+        op: Value,
+        field: &str,
+        expected: Value,
+    ) -> impl Future<Output = Result<Value, CaseError>> + Send;
     /// Waits for event `name` whose fields include `fields` (a JSON subset).
     fn event(
         &mut self,
         name: &str,
         fields: Value,
     ) -> impl Future<Output = Result<Value, CaseError>> + Send;
+    /// Takes the next `count` events `name` with `fields`, in arrival order.
+    fn events(
+        &mut self,
+        name: &str,
+        fields: Value,
+        count: usize,
+    ) -> impl Future<Output = Result<Vec<Value>, CaseError>> + Send;
     /// Fails if event `name` with `fields` arrives within `within`.
     fn no_event(
         &mut self,
@@ -56,6 +71,22 @@ impl Expect for RawConn {
         self.code(op, 0).await
     }
 
+    async fn ok_with(
+        &mut self,
+        op: Value,
+        field: &str,
+        expected: Value,
+    ) -> Result<Value, CaseError> {
+        let what = format!("{} {op}", self.label());
+        let reply = self.ok(op).await?;
+        ensure!(
+            reply[field] == expected,
+            "{what}: {field} is {}; {expected} expected",
+            reply[field]
+        );
+        Ok(reply)
+    }
+
     async fn event(&mut self, name: &str, fields: Value) -> Result<Value, CaseError> {
         let found = self
             .next_event(EVENT_TIMEOUT, |e| event_matches(e, name, &fields))
@@ -74,6 +105,28 @@ impl Expect for RawConn {
                 seen.join(", ")
             }
         )
+    }
+
+    async fn events(
+        &mut self,
+        name: &str,
+        fields: Value,
+        count: usize,
+    ) -> Result<Vec<Value>, CaseError> {
+        let mut got = Vec::with_capacity(count);
+        for n in 0..count {
+            match self
+                .next_event(EVENT_TIMEOUT, |e| event_matches(e, name, &fields))
+                .await
+            {
+                Some(event) => got.push(event),
+                None => fail!(
+                    "{}: only {n} of {count} {name} matching {fields} arrived",
+                    self.label()
+                ),
+            }
+        }
+        Ok(got)
     }
 
     async fn no_event(&mut self, name: &str, fields: Value, within: Duration) -> CaseResult {
@@ -101,6 +154,41 @@ pub fn json_contains(value: &Value, pattern: &Value) -> bool {
             .all(|(k, w)| have.get(k).is_some_and(|h| json_contains(h, w))),
         _ => value == pattern,
     }
+}
+
+/// Waits for each of several pipelined replies, in the order they were started.
+pub async fn wait_all(pending: Vec<PendingReply>) -> Result<Vec<Value>, CaseError> {
+    let mut replies = Vec::with_capacity(pending.len());
+    for mut reply in pending {
+        replies.push(reply.wait(REPLY_TIMEOUT).await?);
+    }
+    Ok(replies)
+}
+
+/// Fails unless every reply answered `code`; `what` names the requests.
+pub fn all_answered(replies: &[Value], code: u32, what: &str) -> CaseResult {
+    if let Some(odd) = replies.iter().find(|r| code_of(r) != code) {
+        fail!("{what} answered {odd}; {code} expected");
+    }
+    Ok(())
+}
+
+/// The `message_id` of each reply or event (0 where missing, which no rule allows).
+pub fn message_ids(objects: &[Value]) -> Vec<u64> {
+    objects
+        .iter()
+        .map(|o| o["message_id"].as_u64().unwrap_or(0))
+        .collect()
+}
+
+/// Fails unless `event` carries `message`; `what` names the message.
+pub fn carries(event: &Value, message: &Value, what: &str) -> CaseResult {
+    ensure!(
+        &event["message"] == message,
+        "{what} arrived as {}; {message} expected",
+        event["message"]
+    );
+    Ok(())
 }
 
 /// Checks a burst of replies against a rate limit: each answered `normal` or `limited`, and

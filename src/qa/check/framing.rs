@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use super::{case, Case, CaseResult, Ctx, Expect, EVENT_TIMEOUT};
-use crate::qa::raw::{code_of, Closure, REPLY_TIMEOUT};
+use super::{case, refusal, Case, CaseResult, Ctx, Expect, EVENT_TIMEOUT};
+use crate::qa::raw::{Closure, REPLY_TIMEOUT};
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -23,10 +23,11 @@ pub fn cases() -> Vec<Case> {
             "a request without id gets an error event with code 1",
             missing_id,
         ),
-        case(
+        refusal(
             "frame.unknown_op",
             "an unknown op is answered with code 1",
-            unknown_op,
+            1,
+            |_| json!({"op": "teleport", "to": "mars"}),
         ),
         case(
             "frame.unknown_fields",
@@ -86,13 +87,6 @@ async fn missing_id(cx: Ctx) -> CaseResult {
     expect_error_event(&cx, "{\"op\": \"ping\"}").await
 }
 
-async fn unknown_op(cx: Ctx) -> CaseResult {
-    let (mut conn, _) = cx.fresh("alice").await?;
-    conn.code(json!({"op": "teleport", "to": "mars"}), 1)
-        .await?;
-    Ok(())
-}
-
 async fn unknown_fields(cx: Ctx) -> CaseResult {
     let user = cx.user("alice");
     let mut conn = cx.connect(&user).await?;
@@ -110,14 +104,8 @@ async fn batch(cx: Ctx) -> CaseResult {
         json!({"op": "ping"}),
         json!({"op": "join", "channel": cx.channel("b")}),
     ])?;
-    for mut reply in replies {
-        let reply = reply.wait(REPLY_TIMEOUT).await?;
-        ensure!(
-            code_of(&reply) == 0,
-            "a request of a batch answered {reply}"
-        );
-    }
-    Ok(())
+    let replies = super::wait_all(replies).await?;
+    super::all_answered(&replies, 0, "a request of a batch")
 }
 
 async fn invalid_params(cx: Ctx) -> CaseResult {

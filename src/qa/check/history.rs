@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 
-use super::{case, text, Case, CaseResult, Ctx, Expect};
+use super::{case, refusal, text, Case, CaseError, CaseResult, Ctx, Expect};
+use crate::qa::raw::RawConn;
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -21,52 +22,55 @@ pub fn cases() -> Vec<Case> {
             "limit 0 or over 100, or both/neither of peer and channel, answer 2",
             history_invalid,
         ),
-        case(
+        refusal(
             "history.not_in_channel",
             "history of a channel not joined answers 5",
-            history_not_in,
+            5,
+            |cx| json!({"op": "history", "channel": cx.channel("never")}),
         ),
     ]
 }
 
-fn texts(reply: &Value) -> Vec<String> {
-    reply["messages"]
+/// Sends the `history` request `op` and expects its messages to be texts `expected`, in
+/// that order; returns the reply. `what` describes the request in the failure.
+async fn expect_texts(
+    conn: &mut RawConn,
+    op: Value,
+    expected: &[&str],
+    what: &str,
+) -> Result<Value, CaseError> {
+    let reply = conn.ok(op).await?;
+    let texts: Vec<&str> = reply["messages"]
         .as_array()
         .map(|l| {
             l.iter()
-                .map(|m| m["message"]["text"].as_str().unwrap_or("?").to_string())
+                .map(|m| m["message"]["text"].as_str().unwrap_or("?"))
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    ensure!(
+        texts == expected,
+        "{what} lists {texts:?}; {expected:?} expected"
+    );
+    Ok(reply)
 }
 
 async fn history_peer(cx: Ctx) -> CaseResult {
-    let (mut alice, _) = cx.fresh("alice").await?;
-    let (_bob, bob_id) = cx.fresh("bob").await?;
+    let (mut alice, _, _bob, bob_id) = cx.pair().await?;
     for n in 0..3 {
         alice
             .ok(json!({"op": "send_peer", "to": bob_id, "message": text(&format!("p{n}"))}))
             .await?;
     }
-    let all = alice.ok(json!({"op": "history", "peer": bob_id})).await?;
-    ensure!(
-        texts(&all) == ["p0", "p1", "p2"],
-        "peer history lists {:?}",
-        texts(&all)
-    );
+    let all = json!({"op": "history", "peer": bob_id});
+    let all = expect_texts(&mut alice, all, &["p0", "p1", "p2"], "peer history").await?;
     let m = &all["messages"][0];
     ensure!(
         m["message_id"].is_u64() && m["server_ts"].is_u64() && m["from"].is_string(),
         "history entry lacks fields: {m}"
     );
-    let newest = alice
-        .ok(json!({"op": "history", "peer": bob_id, "limit": 2}))
-        .await?;
-    ensure!(
-        texts(&newest) == ["p1", "p2"],
-        "peer history with limit 2 lists {:?}; the newest two expected",
-        texts(&newest)
-    );
+    let newest = json!({"op": "history", "peer": bob_id, "limit": 2});
+    expect_texts(&mut alice, newest, &["p1", "p2"], "peer history, limit 2,").await?;
     Ok(())
 }
 
@@ -79,22 +83,22 @@ async fn history_paging(cx: Ctx) -> CaseResult {
         let reply = alice.ok(json!({"op": "send_channel", "channel": channel, "message": text(&format!("c{n}"))})).await?;
         ids.push(reply["message_id"].clone());
     }
-    let before = alice
-        .ok(json!({"op": "history", "channel": channel, "before": ids[3], "limit": 2}))
-        .await?;
-    ensure!(
-        texts(&before) == ["c1", "c2"],
-        "history before c3, limit 2, lists {:?}",
-        texts(&before)
-    );
-    let after = alice
-        .ok(json!({"op": "history", "channel": channel, "after": ids[1], "limit": 2}))
-        .await?;
-    ensure!(
-        texts(&after) == ["c2", "c3"],
-        "history after c1, limit 2, lists {:?}",
-        texts(&after)
-    );
+    let before = json!({"op": "history", "channel": channel, "before": ids[3], "limit": 2});
+    expect_texts(
+        &mut alice,
+        before,
+        &["c1", "c2"],
+        "history before c3, limit 2,",
+    )
+    .await?;
+    let after = json!({"op": "history", "channel": channel, "after": ids[1], "limit": 2});
+    expect_texts(
+        &mut alice,
+        after,
+        &["c2", "c3"],
+        "history after c1, limit 2,",
+    )
+    .await?;
     Ok(())
 }
 
@@ -111,13 +115,5 @@ async fn history_invalid(cx: Ctx) -> CaseResult {
     ] {
         alice.code(op, 2).await?;
     }
-    Ok(())
-}
-
-async fn history_not_in(cx: Ctx) -> CaseResult {
-    let (mut alice, _) = cx.fresh("alice").await?;
-    alice
-        .code(json!({"op": "history", "channel": cx.channel("never")}), 5)
-        .await?;
     Ok(())
 }

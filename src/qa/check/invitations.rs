@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{case, Case, CaseResult, Ctx, Expect, TIMER_SLACK};
+use super::{case, refusal, Case, CaseResult, Ctx, Expect, TIMER_SLACK};
 use crate::qa::raw::RawConn;
 
 pub fn cases() -> Vec<Case> {
@@ -10,18 +10,17 @@ pub fn cases() -> Vec<Case> {
         case("invite.accept", "the callee gets invitation_received; accepting sends invitation_accepted to the caller", invite_accept),
         case("invite.refuse", "refusing sends invitation_refused with the response to the caller", invite_refuse),
         case("invite.cancel", "canceling sends invitation_canceled to the callee", invite_cancel),
-        case("invite.peer_offline", "inviting an offline user answers 1", invite_offline),
+        refusal("invite.peer_offline", "inviting an offline user answers 1", 1, |cx| json!({"op": "invite", "invitation_id": cx.user("inv"), "callee": cx.user("nobody"), "content": ""})),
         case("invite.not_found", "accepting, refusing or canceling an unknown invitation answers 5", invite_not_found),
         case("invite.invalid", "content over 8 KiB answers 4", invite_invalid),
-        case("invite.expiry", "an unanswered invitation fails for both sides with reason 3", invite_expiry),
+        case("invite.expiry", "an unanswered invitation fails for both sides with reason 3", invite_expiry).slow(),
     ]
 }
 
 /// Alice invites Bob; returns both connections, their ids and the invitation id, after
 /// Bob has received the invitation with its content and channel.
 async fn invited(cx: &Ctx) -> Result<(RawConn, String, RawConn, String, String), super::CaseError> {
-    let (mut alice, alice_id) = cx.fresh("alice").await?;
-    let (mut bob, bob_id) = cx.fresh("bob").await?;
+    let (mut alice, alice_id, mut bob, bob_id) = cx.pair().await?;
     let invitation = format!("{}-call", cx.user("inv"));
     let channel = cx.channel("call");
     alice.ok(json!({"op": "invite", "invitation_id": invitation, "callee": bob_id, "content": "ring", "channel": channel})).await?;
@@ -29,28 +28,29 @@ async fn invited(cx: &Ctx) -> Result<(RawConn, String, RawConn, String, String),
     Ok((alice, alice_id, bob, bob_id, invitation))
 }
 
-async fn invite_accept(cx: Ctx) -> CaseResult {
-    let (mut alice, alice_id, mut bob, bob_id, invitation) = invited(&cx).await?;
-    bob.ok(json!({"op": "accept_invitation", "invitation_id": invitation, "caller": alice_id, "response": "on my way"})).await?;
+/// Bob answers Alice's invitation with `op` (`accept_invitation`, `refuse_invitation`) and
+/// `response`; Alice must get `event` carrying that response.
+async fn answered(cx: &Ctx, op: &str, response: &str, event: &str) -> CaseResult {
+    let (mut alice, alice_id, mut bob, bob_id, invitation) = invited(cx).await?;
+    bob.ok(
+        json!({"op": op, "invitation_id": invitation, "caller": alice_id, "response": response}),
+    )
+    .await?;
     alice
         .event(
-            "invitation_accepted",
-            json!({"invitation_id": invitation, "callee": bob_id, "response": "on my way"}),
+            event,
+            json!({"invitation_id": invitation, "callee": bob_id, "response": response}),
         )
         .await?;
     Ok(())
 }
 
+async fn invite_accept(cx: Ctx) -> CaseResult {
+    answered(&cx, "accept_invitation", "on my way", "invitation_accepted").await
+}
+
 async fn invite_refuse(cx: Ctx) -> CaseResult {
-    let (mut alice, alice_id, mut bob, bob_id, invitation) = invited(&cx).await?;
-    bob.ok(json!({"op": "refuse_invitation", "invitation_id": invitation, "caller": alice_id, "response": "busy"})).await?;
-    alice
-        .event(
-            "invitation_refused",
-            json!({"invitation_id": invitation, "callee": bob_id, "response": "busy"}),
-        )
-        .await?;
-    Ok(())
+    answered(&cx, "refuse_invitation", "busy", "invitation_refused").await
 }
 
 async fn invite_cancel(cx: Ctx) -> CaseResult {
@@ -66,19 +66,18 @@ async fn invite_cancel(cx: Ctx) -> CaseResult {
     Ok(())
 }
 
-async fn invite_offline(cx: Ctx) -> CaseResult {
-    let (mut alice, _) = cx.fresh("alice").await?;
-    alice.code(json!({"op": "invite", "invitation_id": "i1", "callee": cx.user("nobody"), "content": ""}), 1).await?;
-    Ok(())
-}
-
 async fn invite_not_found(cx: Ctx) -> CaseResult {
-    let (mut bob, _) = cx.fresh("bob").await?;
-    let (_alice, alice_id) = cx.fresh("alice").await?;
-    bob.code(json!({"op": "accept_invitation", "invitation_id": "never-sent", "caller": alice_id, "response": ""}), 5).await?;
-    bob.code(json!({"op": "refuse_invitation", "invitation_id": "never-sent", "caller": alice_id, "response": ""}), 5).await?;
+    let (_alice, alice_id, mut bob, _) = cx.pair().await?;
+    let never = cx.user("never-sent");
+    for answer in ["accept_invitation", "refuse_invitation"] {
+        bob.code(
+            json!({"op": answer, "invitation_id": never, "caller": alice_id, "response": ""}),
+            5,
+        )
+        .await?;
+    }
     bob.code(
-        json!({"op": "cancel_invitation", "invitation_id": "never-sent", "callee": alice_id}),
+        json!({"op": "cancel_invitation", "invitation_id": never, "callee": alice_id}),
         5,
     )
     .await?;
@@ -86,12 +85,11 @@ async fn invite_not_found(cx: Ctx) -> CaseResult {
 }
 
 async fn invite_invalid(cx: Ctx) -> CaseResult {
-    let (mut alice, _) = cx.fresh("alice").await?;
-    let (_bob, bob_id) = cx.fresh("bob").await?;
+    let (mut alice, _, _bob, bob_id) = cx.pair().await?;
     let content = "c".repeat(8 * 1024 + 1);
     alice
         .code(
-            json!({"op": "invite", "invitation_id": "big", "callee": bob_id, "content": content}),
+            json!({"op": "invite", "invitation_id": cx.user("inv"), "callee": bob_id, "content": content}),
             4,
         )
         .await?;

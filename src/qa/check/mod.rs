@@ -6,10 +6,16 @@
 //! of docs/protocol.md (`session`, `framing`, `peer`, `channel`, `presence`, `attributes`,
 //! `history`, `invitations`); a new rule is a new `async fn` there plus one line in that
 //! module's `cases()`. `ctx.rs` holds [`Ctx`]; `expect.rs` the [`Expect`] assertions on a
-//! connection. [`run`] runs the selected cases one after the other and returns a
-//! [`Report`](crate::qa::report::Report). Given several servers (the nodes of a cluster),
-//! the users of each case take turns over them ([`Placement`](crate::qa::placement)), so
-//! the same cases check that the nodes behave as one server.
+//! connection. [`run`] runs the selected cases concurrently, at most
+//! [`CheckConfig::jobs`] at a time, and returns a
+//! [`Report`](crate::qa::report::Report) in the suite's order. Cases are independent (own
+//! users, channels and invitation ids; every limit they meet is per connection), except
+//! that all their logins share one pace ([`LoginPace`]); a case that waits seconds is
+//! marked [`Case::slow`] and starts first, and one that would disturb the others (a server
+//! restart) is marked [`Case::alone`] and runs by itself after them. Given several servers
+//! (the nodes of a cluster), the users of each case take turns over them
+//! ([`Placement`](crate::qa::placement)), so the same cases check that the nodes behave as
+//! one server.
 
 /// Fails the case with a formatted reason.
 macro_rules! fail {
@@ -32,16 +38,23 @@ mod peer;
 mod presence;
 mod session;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+use tokio::task::JoinSet;
+
 use super::raw::{RawConn, RawError, Tracer};
 
 use super::report::{CaseReport, Outcome, Report};
-pub use ctx::{token_from_command, Ctx};
-pub use expect::{event_matches, json_contains, rate_limited, text, Expect};
+pub use ctx::{token_from_command, Ctx, LoginPace, LOGINS_PER_SECOND};
+pub use expect::{
+    all_answered, carries, event_matches, json_contains, message_ids, rate_limited, text, wait_all,
+    Expect,
+};
 
 /// How long an expected event may take to arrive.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,6 +66,10 @@ pub const QUICK_LIMIT: Duration = Duration::from_secs(10);
 pub const RESTART_WAIT: Duration = Duration::from_secs(15);
 /// Slack added to a server timer before a case gives up waiting for its effect.
 pub const TIMER_SLACK: Duration = Duration::from_secs(5);
+/// Cases running at once unless told otherwise: enough that the quick cases finish while
+/// the slow ones wait for their timers, few enough that a busy machine still answers
+/// within the cases' timeouts.
+pub const DEFAULT_JOBS: usize = 16;
 
 /// The server's timers as the suite assumes them (docs/protocol.md's values unless told).
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +111,10 @@ pub struct CheckConfig {
     pub timing: Timing,
     /// Skip cases that wait longer than [`QUICK_LIMIT`] for a server timer.
     pub quick: bool,
-    /// Per-case progress, called before (`None`) and after (`Some`) each case.
+    /// Cases running at once (at least 1).
+    pub jobs: usize,
+    /// Per-case progress, called when a case starts (`None`) and when it ends (`Some`),
+    /// with the number of cases ended so far; cases end in any order.
     pub progress: Option<Progress>,
     pub tracer: Option<Tracer>,
 }
@@ -111,6 +131,7 @@ impl CheckConfig {
             filter: None,
             timing: Timing::default(),
             quick: false,
+            jobs: DEFAULT_JOBS,
             progress: None,
             tracer: None,
         }
@@ -137,7 +158,28 @@ type CaseFuture = Pin<Box<dyn Future<Output = CaseResult> + Send>>;
 pub struct Case {
     pub name: &'static str,
     pub rule: &'static str,
+    /// Waits seconds (for a server timer, or to pace itself): started before the others.
+    pub slow: bool,
+    /// Disturbs every other case (it restarts the server): runs after them, by itself.
+    pub alone: bool,
     run: Box<dyn Fn(Ctx) -> CaseFuture + Send + Sync>,
+}
+
+impl Case {
+    /// Marks a case that waits seconds, so that it starts first and a run takes about as
+    /// long as its slowest case.
+    #[must_use]
+    pub fn slow(mut self) -> Self {
+        self.slow = true;
+        self
+    }
+
+    /// Marks a case that must run by itself.
+    #[must_use]
+    pub fn alone(mut self) -> Self {
+        self.alone = true;
+        self
+    }
 }
 
 /// Builds a [`Case`] from an `async fn(Ctx) -> CaseResult`.
@@ -149,8 +191,20 @@ where
     Case {
         name,
         rule,
+        slow: false,
+        alone: false,
         run: Box::new(move |cx| Box::pin(run(cx))),
     }
+}
+
+/// Builds a [`Case`] that checks one refusal: a fresh user sends `op(cx)` and must get
+/// `code`.
+pub fn refusal(name: &'static str, rule: &'static str, code: u32, op: fn(&Ctx) -> Value) -> Case {
+    case(name, rule, move |cx| async move {
+        let (mut alice, _) = cx.fresh("alice").await?;
+        alice.code(op(&cx), code).await?;
+        Ok(())
+    })
 }
 
 /// Every case of the suite, in a stable order.
@@ -192,10 +246,13 @@ pub async fn preflight(config: &CheckConfig) -> Result<(), RawError> {
     Ok(())
 }
 
-/// Runs the selected cases one after the other.
+/// Runs the selected cases, at most [`CheckConfig::jobs`] at a time: slow cases first,
+/// cases that must run alone last and by themselves. The report lists them in the suite's
+/// order.
 pub async fn run(config: CheckConfig) -> Report {
     let config = Arc::new(config);
     let run = run_id();
+    let logins = Arc::new(LoginPace::default());
     let selected: Vec<(usize, Case)> = all_cases()
         .into_iter()
         .enumerate()
@@ -203,18 +260,72 @@ pub async fn run(config: CheckConfig) -> Report {
         .collect();
     let total = selected.len();
     let started = Instant::now();
-    let mut cases = Vec::with_capacity(total);
-    for (position, (index, case)) in selected.into_iter().enumerate() {
-        if let Some(progress) = &config.progress {
-            progress(position, total, case.name, None);
+    // The order of starting; a stable sort keeps the suite's order within each group.
+    let mut queue: Vec<usize> = (0..total).collect();
+    queue.sort_by_key(|&i| (selected[i].1.alone, !selected[i].1.slow));
+    let mut queue = queue.into_iter().peekable();
+    let mut running = JoinSet::new();
+    let mut slots = HashMap::new();
+    let mut reports: Vec<Option<CaseReport>> = vec![None; total];
+    let mut done = 0;
+    loop {
+        while let Some(&next) = queue.peek() {
+            let (index, case) = &selected[next];
+            let full = running.len() >= config.jobs.max(1);
+            if full || (case.alone && !running.is_empty()) {
+                break;
+            }
+            queue.next();
+            if let Some(progress) = &config.progress {
+                progress(done, total, case.name, None);
+            }
+            let cx = Ctx::new(config.clone(), logins.clone(), format!("qa{run}-{index}"));
+            let task = running.spawn(run_case(case, cx));
+            slots.insert(task.id(), next);
         }
-        let prefix = format!("qa{run}-{index}");
-        let cx = Ctx::new(config.clone(), prefix.clone());
-        let placement = cx.placement.clone();
-        let limit = case_limit(&config.timing);
+        let Some(joined) = running.join_next_with_id().await else {
+            break;
+        };
+        let (slot, report) = match joined {
+            Ok((id, report)) => (slots[&id], report),
+            Err(error) => {
+                let case = &selected[slots[&error.id()]].1;
+                let report = CaseReport {
+                    name: case.name.to_string(),
+                    rule: case.rule.to_string(),
+                    outcome: Outcome::Fail,
+                    reason: Some(format!("the case panicked: {error}")),
+                    duration: Duration::ZERO,
+                    placement: None,
+                };
+                (slots[&error.id()], report)
+            }
+        };
+        done += 1;
+        if let Some(progress) = &config.progress {
+            progress(done, total, selected[slot].1.name, Some(&report));
+        }
+        reports[slot] = Some(report);
+    }
+    Report {
+        title: "rtm-check".into(),
+        servers: config.servers.clone(),
+        duration: started.elapsed(),
+        cases: reports.into_iter().flatten().collect(),
+    }
+}
+
+/// Runs one case within its time limit and reports how it went.
+fn run_case(case: &Case, cx: Ctx) -> impl Future<Output = CaseReport> + Send + 'static {
+    let (name, rule) = (case.name, case.rule);
+    let config = cx.config.clone();
+    let prefix = cx.prefix.clone();
+    let placement = cx.placement.clone();
+    let limit = case_limit(&config.timing);
+    let future = (case.run)(cx);
+    async move {
         let began = Instant::now();
-        let result = tokio::time::timeout(limit, (case.run)(cx)).await;
-        let (outcome, reason) = match result {
+        let (outcome, reason) = match tokio::time::timeout(limit, future).await {
             Ok(Ok(())) => (Outcome::Pass, None),
             Ok(Err(CaseError::Fail(reason))) => (Outcome::Fail, Some(reason)),
             Ok(Err(CaseError::Skip(reason))) => (Outcome::Skip, Some(reason)),
@@ -223,9 +334,9 @@ pub async fn run(config: CheckConfig) -> Report {
                 Some(format!("did not finish within {}s", limit.as_secs())),
             ),
         };
-        let report = CaseReport {
-            name: case.name.to_string(),
-            rule: case.rule.to_string(),
+        CaseReport {
+            name: name.to_string(),
+            rule: rule.to_string(),
             outcome,
             reason,
             duration: began.elapsed(),
@@ -235,17 +346,7 @@ pub async fn run(config: CheckConfig) -> Report {
                     .expect("placement lock")
                     .describe(&format!("{prefix}-"))
             }),
-        };
-        if let Some(progress) = &config.progress {
-            progress(position + 1, total, case.name, Some(&report));
         }
-        cases.push(report);
-    }
-    Report {
-        title: "rtm-check".into(),
-        servers: config.servers.clone(),
-        duration: started.elapsed(),
-        cases,
     }
 }
 

@@ -1,9 +1,14 @@
 //! Cases for peer messages: delivery and its fields, the ack semantics behind code 0,
 //! codes 2/3/4/6/7, offline caching and its bound, ordering, message ids, rate limits.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
-use super::{case, text, Case, CaseResult, Ctx, Expect, QUIET, TIMER_SLACK};
+use super::{
+    all_answered, carries, case, message_ids, text, Case, CaseResult, Ctx, Expect, QUIET,
+    TIMER_SLACK,
+};
 use crate::qa::raw::{code_of, RawError, REPLY_TIMEOUT};
 
 pub fn cases() -> Vec<Case> {
@@ -11,36 +16,20 @@ pub fn cases() -> Vec<Case> {
         case("peer.send.received", "send_peer to an online user answers 0; the peer gets message_from_peer with from, message, message_id, offline false", received),
         case("peer.send.raw", "a raw message keeps its data and description end to end", raw_message),
         case("peer.send.waits_for_ack", "send_peer answers 0 only after the receiver's ack", waits_for_ack),
-        case("peer.send.ack_timeout", "no ack within the ack timeout answers 2", ack_timeout),
+        case("peer.send.ack_timeout", "no ack within the ack timeout answers 2", ack_timeout).slow(),
         case("peer.send.unreachable", "send_peer to an offline user without offline answers 3", unreachable),
         case("peer.send.invalid_user", "send_peer to an invalid user id answers 6", invalid_user),
         case("peer.send.invalid_message", "an empty or over-32-KiB message answers 7", invalid_message),
         case("peer.offline.cached", "offline send to an offline user answers 4; the messages arrive after its login, offline true, oldest first", cached),
-        case("peer.offline.survives_restart", "cached messages are stored durably: they arrive after a server restart", survives_restart),
-        case("peer.offline.limit", "at most 200 cached messages per receiver, the oldest dropped", cache_limit),
+        case("peer.offline.survives_restart", "cached messages are stored durably: they arrive after a server restart", survives_restart).alone(),
+        case("peer.offline.limit", "at most 200 cached messages per receiver, the oldest dropped", cache_limit).slow(),
         case("peer.order", "messages between two users arrive in the order the server answered them, with increasing message ids", order),
         case("peer.rate_limit", "more than 180 sends per 3 s answer 5", rate_limit),
     ]
 }
 
-async fn pair(
-    cx: &Ctx,
-) -> Result<
-    (
-        crate::qa::raw::RawConn,
-        String,
-        crate::qa::raw::RawConn,
-        String,
-    ),
-    super::CaseError,
-> {
-    let (alice, alice_id) = cx.fresh("alice").await?;
-    let (bob, bob_id) = cx.fresh("bob").await?;
-    Ok((alice, alice_id, bob, bob_id))
-}
-
 async fn received(cx: Ctx) -> CaseResult {
-    let (mut alice, alice_id, mut bob, bob_id) = pair(&cx).await?;
+    let (mut alice, alice_id, mut bob, bob_id) = cx.pair().await?;
     let reply = alice
         .ok(json!({"op": "send_peer", "to": bob_id, "message": text("hello bob")}))
         .await?;
@@ -55,11 +44,7 @@ async fn received(cx: Ctx) -> CaseResult {
     let event = bob
         .event("message_from_peer", json!({"from": alice_id}))
         .await?;
-    ensure!(
-        event["message"] == text("hello bob"),
-        "message arrived as {}",
-        event["message"]
-    );
+    carries(&event, &text("hello bob"), "the message")?;
     ensure!(
         event["message_id"] == json!(id),
         "event message_id {} differs from the reply's {id}",
@@ -78,7 +63,7 @@ async fn received(cx: Ctx) -> CaseResult {
 }
 
 async fn raw_message(cx: Ctx) -> CaseResult {
-    let (mut alice, alice_id, mut bob, bob_id) = pair(&cx).await?;
+    let (mut alice, alice_id, mut bob, bob_id) = cx.pair().await?;
     let message = json!({"type": "raw", "data": "AAEC/w==", "description": "four bytes"});
     alice
         .ok(json!({"op": "send_peer", "to": bob_id, "message": message}))
@@ -86,21 +71,18 @@ async fn raw_message(cx: Ctx) -> CaseResult {
     let event = bob
         .event("message_from_peer", json!({"from": alice_id}))
         .await?;
-    ensure!(
-        event["message"] == message,
-        "raw message arrived as {}",
-        event["message"]
-    );
-    Ok(())
+    carries(&event, &message, "the raw message")
 }
 
 async fn waits_for_ack(cx: Ctx) -> CaseResult {
-    let (mut alice, _, mut bob, bob_id) = pair(&cx).await?;
+    let (mut alice, _, mut bob, bob_id) = cx.pair().await?;
     bob.set_auto_ack(false);
     let mut pending =
         alice.start(json!({"op": "send_peer", "to": bob_id, "message": text("ack me")}))?;
     let event = bob.event("message_from_peer", json!({})).await?;
-    match pending.wait(QUIET).await {
+    // Listen no longer than a quarter of the ack timeout: the ack below must reach the
+    // server well before the timeout answers 2, however short the server's timer.
+    match pending.wait(QUIET.min(cx.timing().ack_timeout / 4)).await {
         Err(RawError::Timeout { .. }) => {}
         Ok(reply) => fail!("send_peer answered {reply} before the receiver acknowledged"),
         Err(e) => return Err(e.into()),
@@ -117,7 +99,7 @@ async fn waits_for_ack(cx: Ctx) -> CaseResult {
 async fn ack_timeout(cx: Ctx) -> CaseResult {
     let wait = cx.timing().ack_timeout + TIMER_SLACK;
     cx.need_time(wait)?;
-    let (mut alice, _, bob, bob_id) = pair(&cx).await?;
+    let (mut alice, _, bob, bob_id) = cx.pair().await?;
     bob.set_auto_ack(false);
     let reply = alice
         .call_within(
@@ -164,7 +146,7 @@ async fn invalid_user(cx: Ctx) -> CaseResult {
 }
 
 async fn invalid_message(cx: Ctx) -> CaseResult {
-    let (mut alice, _, _bob, bob_id) = pair(&cx).await?;
+    let (mut alice, _, _bob, bob_id) = cx.pair().await?;
     alice
         .code(
             json!({"op": "send_peer", "to": bob_id, "message": text("")}),
@@ -200,14 +182,12 @@ async fn cached(cx: Ctx) -> CaseResult {
     for n in 0..3 {
         send_offline(&mut alice, &bob_id, &format!("cached {n}")).await?;
     }
-    let bob = cx.login(&bob_id).await?;
-    let got = collect_peer(bob, &alice_id, 3).await?;
+    let mut bob = cx.login(&bob_id).await?;
+    let got = bob
+        .events("message_from_peer", json!({"from": alice_id}), 3)
+        .await?;
     for (n, event) in got.iter().enumerate() {
-        ensure!(
-            event["message"] == text(&format!("cached {n}")),
-            "cached message {n} arrived as {}",
-            event["message"]
-        );
+        carries(event, &text(&format!("cached {n}")), "a cached message")?;
         ensure!(
             event["offline"] == json!(true),
             "a cached message arrived with offline = {}",
@@ -217,93 +197,48 @@ async fn cached(cx: Ctx) -> CaseResult {
     Ok(())
 }
 
-/// Takes `count` message_from_peer events from `from`, in arrival order.
-async fn collect_peer(
-    mut conn: crate::qa::raw::RawConn,
-    from: &str,
-    count: usize,
-) -> Result<Vec<Value>, super::CaseError> {
-    let mut got = Vec::with_capacity(count);
-    for n in 0..count {
-        match conn
-            .next_event(super::EVENT_TIMEOUT, |e| {
-                e["event"] == "message_from_peer" && e["from"] == from
-            })
-            .await
-        {
-            Some(event) => got.push(event),
-            None => fail!("only {n} of {count} peer messages arrived"),
-        }
-    }
-    Ok(got)
-}
-
-/// Sends per pacing step, to stay under the 180-per-3-s send limit while filling the cache.
-const PACED_BATCH: usize = 40;
+/// Offline sends per step while filling the cache, and the pause after a step: no 3 s
+/// hold more than two steps (134 sends), under the 180-per-3-s send limit.
+const CACHE_FILL_STEP: usize = 67;
+const CACHE_FILL_PAUSE: Duration = Duration::from_millis(1600);
 
 async fn cache_limit(cx: Ctx) -> CaseResult {
     let (mut alice, alice_id) = cx.fresh("alice").await?;
     let bob_id = cx.user("bob");
     let total = 201;
-    let mut sent = 0;
-    while sent < total {
-        let step = PACED_BATCH.min(total - sent);
-        let mut pending = Vec::with_capacity(step);
-        for n in sent..sent + step {
-            pending.push(alice.start(json!({"op": "send_peer", "to": bob_id, "message": text(&format!("m{n}")), "offline": true}))?);
+    for first in (0..total).step_by(CACHE_FILL_STEP) {
+        if first > 0 {
+            tokio::time::sleep(CACHE_FILL_PAUSE).await;
         }
-        for mut reply in pending {
-            let reply = reply.wait(REPLY_TIMEOUT).await?;
-            ensure!(
-                code_of(&reply) == 4,
-                "offline send answered {reply}; expected 4"
-            );
-        }
-        sent += step;
-        // Pace: 40 per second keeps well below 180 per 3 s.
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let sends = (first..total.min(first + CACHE_FILL_STEP))
+            .map(|n| json!({"op": "send_peer", "to": bob_id, "message": text(&format!("m{n}")), "offline": true}))
+            .collect();
+        let replies = alice.call_all(sends).await?;
+        all_answered(&replies, 4, "an offline send")?;
     }
     let mut bob = cx.login(&bob_id).await?;
-    let first = bob
-        .event("message_from_peer", json!({"from": alice_id}))
+    let got = bob
+        .events("message_from_peer", json!({"from": alice_id}), 200)
         .await?;
-    ensure!(
-        first["message"] == text("m1"),
-        "the oldest cached message is {}; m0 should have been dropped for the 201st",
-        first["message"]
-    );
-    let rest = collect_peer(bob, &alice_id, 199).await?;
-    ensure!(
-        rest.last().is_some_and(|e| e["message"] == text("m200")),
-        "the newest cached message did not arrive last"
-    );
-    Ok(())
+    // m0 was dropped for the 201st.
+    carries(&got[0], &text("m1"), "the oldest cached message")?;
+    carries(&got[199], &text("m200"), "the newest cached message")
 }
 
 async fn order(cx: Ctx) -> CaseResult {
-    let (mut alice, alice_id, bob, bob_id) = pair(&cx).await?;
+    let (mut alice, alice_id, mut bob, bob_id) = cx.pair().await?;
     let count = 20;
-    let mut pending = Vec::new();
-    for n in 0..count {
-        pending.push(
-            alice.start(
-                json!({"op": "send_peer", "to": bob_id, "message": text(&format!("n{n}"))}),
-            )?,
-        );
-    }
-    let mut ids = Vec::new();
-    for mut reply in pending {
-        let reply = reply.wait(REPLY_TIMEOUT).await?;
-        ensure!(code_of(&reply) == 0, "send_peer answered {reply}");
-        ids.push(reply["message_id"].as_u64().unwrap_or(0));
-    }
-    let got = collect_peer(bob, &alice_id, count).await?;
-    let got_ids: Vec<u64> = got
-        .iter()
-        .map(|e| e["message_id"].as_u64().unwrap_or(0))
+    let sends = (0..count)
+        .map(|n| json!({"op": "send_peer", "to": bob_id, "message": text(&format!("n{n}"))}))
         .collect();
-    let mut answered = ids.clone();
+    let replies = alice.call_all(sends).await?;
+    all_answered(&replies, 0, "a send_peer")?;
+    let mut answered = message_ids(&replies);
     answered.sort_unstable();
+    let got = bob
+        .events("message_from_peer", json!({"from": alice_id}), count)
+        .await?;
+    let got_ids = message_ids(&got);
     ensure!(
         got_ids == answered,
         "arrival order {got_ids:?} differs from answer order {answered:?}"

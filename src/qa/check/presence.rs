@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::{case, Case, CaseResult, Ctx, Expect, TIMER_SLACK};
+use crate::qa::raw::RawConn;
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -46,7 +47,8 @@ pub fn cases() -> Vec<Case> {
             "presence.offline_after_grace",
             "after the grace period subscribers see offline",
             offline_after_grace,
-        ),
+        )
+        .slow(),
         case(
             "presence.rate_limit",
             "more than 10 presence queries per 5 s answer 5",
@@ -56,8 +58,7 @@ pub fn cases() -> Vec<Case> {
 }
 
 async fn query(cx: Ctx) -> CaseResult {
-    let (mut alice, _) = cx.fresh("alice").await?;
-    let (_bob, bob_id) = cx.fresh("bob").await?;
+    let (mut alice, _, _bob, bob_id) = cx.pair().await?;
     let carol = cx.user("carol");
     let reply = alice
         .ok(json!({"op": "query_peers_online", "peers": [carol, bob_id]}))
@@ -90,8 +91,7 @@ async fn query_invalid(cx: Ctx) -> CaseResult {
 }
 
 async fn subscribe_initial(cx: Ctx) -> CaseResult {
-    let (mut alice, _) = cx.fresh("alice").await?;
-    let (_bob, bob_id) = cx.fresh("bob").await?;
+    let (mut alice, _, _bob, bob_id) = cx.pair().await?;
     let carol = cx.user("carol");
     alice
         .ok(json!({"op": "subscribe_peers_online", "peers": [bob_id, carol]}))
@@ -105,30 +105,28 @@ async fn subscribe_initial(cx: Ctx) -> CaseResult {
     Ok(())
 }
 
+/// Waits for a `peers_online_status` event on `conn` saying `user` is `state`.
+async fn status(conn: &mut RawConn, user: &str, state: &str) -> CaseResult {
+    conn.event("peers_online_status", json!({"peers": {user: state}}))
+        .await?;
+    Ok(())
+}
+
+/// Subscribes `conn` to `user` and waits for the first status, `state`.
+async fn subscribe(conn: &mut RawConn, user: &str, state: &str) -> CaseResult {
+    conn.ok(json!({"op": "subscribe_peers_online", "peers": [user]}))
+        .await?;
+    status(conn, user, state).await
+}
+
 async fn subscribe_changes(cx: Ctx) -> CaseResult {
     let (mut alice, _) = cx.fresh("alice").await?;
     let carol = cx.user("carol");
-    alice
-        .ok(json!({"op": "subscribe_peers_online", "peers": [carol]}))
-        .await?;
-    alice
-        .event(
-            "peers_online_status",
-            json!({"peers": {carol.clone(): "offline"}}),
-        )
-        .await?;
+    subscribe(&mut alice, &carol, "offline").await?;
     let mut carol_conn = cx.login(&carol).await?;
-    alice
-        .event(
-            "peers_online_status",
-            json!({"peers": {carol.clone(): "online"}}),
-        )
-        .await?;
+    status(&mut alice, &carol, "online").await?;
     carol_conn.ok(json!({"op": "logout"})).await?;
-    alice
-        .event("peers_online_status", json!({"peers": {carol: "offline"}}))
-        .await?;
-    Ok(())
+    status(&mut alice, &carol, "offline").await
 }
 
 async fn subscribed_list(cx: Ctx) -> CaseResult {
@@ -150,12 +148,13 @@ async fn subscribed_list(cx: Ctx) -> CaseResult {
     alice
         .ok(json!({"op": "unsubscribe_peers_online", "peers": [bob]}))
         .await?;
-    let reply = alice.ok(json!({"op": "query_subscribed_peers"})).await?;
-    ensure!(
-        reply["peers"] == json!([carol]),
-        "after unsubscribing bob, subscribed peers are {}",
-        reply["peers"]
-    );
+    alice
+        .ok_with(
+            json!({"op": "query_subscribed_peers"}),
+            "peers",
+            json!([carol]),
+        )
+        .await?;
     Ok(())
 }
 
@@ -173,24 +172,10 @@ async fn overflow(cx: Ctx) -> CaseResult {
 }
 
 async fn dropped(cx: Ctx) -> CaseResult {
-    let (mut alice, _) = cx.fresh("alice").await?;
-    let (bob, bob_id) = cx.fresh("bob").await?;
-    alice
-        .ok(json!({"op": "subscribe_peers_online", "peers": [bob_id]}))
-        .await?;
-    alice
-        .event(
-            "peers_online_status",
-            json!({"peers": {bob_id.clone(): "online"}}),
-        )
-        .await?;
+    let (mut alice, _, bob, bob_id) = cx.pair().await?;
+    subscribe(&mut alice, &bob_id, "online").await?;
     bob.drop_abruptly();
-    alice
-        .event(
-            "peers_online_status",
-            json!({"peers": {bob_id.clone(): "unreachable"}}),
-        )
-        .await?;
+    status(&mut alice, &bob_id, "unreachable").await?;
     let reply = alice
         .ok(json!({"op": "query_peers_online", "peers": [bob_id]}))
         .await?;
@@ -205,11 +190,8 @@ async fn dropped(cx: Ctx) -> CaseResult {
 async fn offline_after_grace(cx: Ctx) -> CaseResult {
     let wait = cx.timing().grace + TIMER_SLACK;
     cx.need_time(wait)?;
-    let (mut alice, _) = cx.fresh("alice").await?;
-    let (bob, bob_id) = cx.fresh("bob").await?;
-    alice
-        .ok(json!({"op": "subscribe_peers_online", "peers": [bob_id]}))
-        .await?;
+    let (mut alice, _, bob, bob_id) = cx.pair().await?;
+    subscribe(&mut alice, &bob_id, "online").await?;
     bob.drop_abruptly();
     let offline = alice
         .next_event(wait, |e| {

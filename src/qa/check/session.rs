@@ -44,7 +44,8 @@ pub fn cases() -> Vec<Case> {
             "login.token_expired",
             "an expired token answers 6",
             login_token_expired,
-        ),
+        )
+        .slow(),
         case(
             "login.rate_limit",
             "more than 2 logins per second on a connection answer 10",
@@ -89,7 +90,8 @@ pub fn cases() -> Vec<Case> {
             "renew.token_expired",
             "renew_token with an expired token answers 5",
             renew_expired,
-        ),
+        )
+        .slow(),
         case(
             "kick.remote_login",
             "a second login of a user kicks the older connection (remote_login) and closes it",
@@ -99,12 +101,14 @@ pub fn cases() -> Vec<Case> {
             "token.will_expire",
             "about 30 s before a token expires the server sends token_privilege_will_expire",
             token_will_expire,
-        ),
+        )
+        .slow(),
         case(
             "kick.token_expired",
             "an expired, unrenewed token kicks the session (token_expired)",
             kick_token_expired,
-        ),
+        )
+        .slow(),
     ]
 }
 
@@ -151,73 +155,54 @@ async fn login_twice(cx: Ctx) -> CaseResult {
 async fn login_invalid_user(cx: Ctx) -> CaseResult {
     for bad in ["null", " lead", "tab\there", &"u".repeat(65)] {
         let mut conn = cx.connect("bad-user").await?;
-        conn.code(
-            json!({"op": "login", "app_id": cx.app_id(), "user": bad}),
-            3,
-        )
-        .await?;
+        conn.code(cx.login_request(bad, None).await, 3).await?;
     }
     Ok(())
 }
 
 async fn login_invalid_app(cx: Ctx) -> CaseResult {
     let mut conn = cx.connect("bad-app").await?;
-    let user = cx.user("alice");
-    conn.code(
-        json!({"op": "login", "app_id": "no such app!", "user": user}),
-        4,
-    )
-    .await?;
+    let mut login = cx.login_request(&cx.user("alice"), None).await;
+    login["app_id"] = json!("no such app!");
+    conn.code(login, 4).await?;
+    Ok(())
+}
+
+/// Connects as `user` and expects a login with `token` to answer `code`.
+async fn login_answers(cx: &Ctx, user: &str, token: Option<&str>, code: u32) -> CaseResult {
+    let mut conn = cx.connect(user).await?;
+    conn.code(cx.login_request(user, token).await, code).await?;
     Ok(())
 }
 
 async fn login_invalid_token(cx: Ctx) -> CaseResult {
-    cx.need_tokens()?;
     let user = cx.user("alice");
-    let Some(good) = cx.token(&user, 3600).await? else {
-        unreachable!()
-    };
+    let good = cx.need_token(&user, 3600).await?;
     // Flip one character in the middle: still well formed, wrong signature.
     let mut bad: Vec<char> = good.chars().collect();
     let mid = bad.len() / 2;
     bad[mid] = if bad[mid] == 'A' { 'B' } else { 'A' };
     let bad: String = bad.into_iter().collect();
     let mut conn = cx.connect(&user).await?;
-    conn.code(
-        json!({"op": "login", "app_id": cx.app_id(), "user": user, "token": bad}),
-        5,
-    )
-    .await?;
+    conn.code(cx.login_request(&user, Some(&bad)).await, 5)
+        .await?;
     // No token at all, for an app that has a certificate.
-    conn.code(
-        json!({"op": "login", "app_id": cx.app_id(), "user": user}),
-        5,
-    )
-    .await?;
+    conn.code(cx.login_request(&user, None).await, 5).await?;
     Ok(())
 }
 
 /// A token for `user` that has already expired: minted for one second, then outwaited.
 async fn expired_token(cx: &Ctx, user: &str) -> Result<String, super::CaseError> {
-    let Some(token) = cx.token(user, 1).await? else {
-        unreachable!()
-    };
+    let token = cx.need_token(user, 1).await?;
     // Token expiry has one-second resolution; the wall clock must pass it.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     Ok(token)
 }
 
 async fn login_token_expired(cx: Ctx) -> CaseResult {
-    cx.need_tokens()?;
     let user = cx.user("alice");
     let token = expired_token(&cx, &user).await?;
-    let mut conn = cx.connect(&user).await?;
-    conn.code(
-        json!({"op": "login", "app_id": cx.app_id(), "user": user, "token": token}),
-        6,
-    )
-    .await?;
-    Ok(())
+    login_answers(&cx, &user, Some(&token), 6).await
 }
 
 async fn renew_expired(cx: Ctx) -> CaseResult {
@@ -230,24 +215,17 @@ async fn renew_expired(cx: Ctx) -> CaseResult {
 }
 
 async fn login_other_token(cx: Ctx) -> CaseResult {
-    cx.need_tokens()?;
-    let user = cx.user("alice");
-    let Some(token) = cx.token(&cx.user("mallory"), 3600).await? else {
-        unreachable!()
-    };
-    let mut conn = cx.connect(&user).await?;
-    conn.code(
-        json!({"op": "login", "app_id": cx.app_id(), "user": user, "token": token}),
-        5,
-    )
-    .await?;
-    Ok(())
+    let token = cx.need_token(&cx.user("mallory"), 3600).await?;
+    login_answers(&cx, &cx.user("alice"), Some(&token), 5).await
 }
 
 async fn login_rate(cx: Ctx) -> CaseResult {
     let mut conn = cx.connect("storm").await?;
     // Logins that fail (user "null" answers 3) still count towards the rate.
-    let logins = vec![json!({"op": "login", "app_id": cx.app_id(), "user": "null"}); 5];
+    let mut logins = Vec::new();
+    for _ in 0..5 {
+        logins.push(cx.login_request("null", None).await);
+    }
     let replies = conn.call_all(logins).await?;
     super::rate_limited(&replies, 3, 10, 1, "5 logins at once")
 }
@@ -276,8 +254,7 @@ async fn logout_ok(cx: Ctx) -> CaseResult {
 
 async fn logout_leaves(cx: Ctx) -> CaseResult {
     let channel = cx.channel("room");
-    let (mut alice, alice_id) = cx.fresh("alice").await?;
-    let (mut bob, _) = cx.fresh("bob").await?;
+    let (mut alice, alice_id, mut bob, _) = cx.pair().await?;
     alice.ok(json!({"op": "join", "channel": channel})).await?;
     bob.ok(json!({"op": "join", "channel": channel})).await?;
     alice.ok(json!({"op": "logout"})).await?;
@@ -287,8 +264,7 @@ async fn logout_leaves(cx: Ctx) -> CaseResult {
 }
 
 async fn logout_clears_attributes(cx: Ctx) -> CaseResult {
-    let (mut alice, alice_id) = cx.fresh("alice").await?;
-    let (mut bob, _) = cx.fresh("bob").await?;
+    let (mut alice, alice_id, mut bob, _) = cx.pair().await?;
     alice
         .ok(json!({"op": "set_user_attributes", "attributes": {"mood": "happy"}}))
         .await?;
@@ -317,9 +293,7 @@ async fn ping_ok(cx: Ctx) -> CaseResult {
 async fn renew_ok(cx: Ctx) -> CaseResult {
     cx.need_tokens()?;
     let (mut conn, user) = cx.fresh("alice").await?;
-    let Some(token) = cx.token(&user, 7200).await? else {
-        unreachable!()
-    };
+    let token = cx.need_token(&user, 7200).await?;
     conn.ok(json!({"op": "renew_token", "token": token}))
         .await?;
     Ok(())
@@ -328,9 +302,7 @@ async fn renew_ok(cx: Ctx) -> CaseResult {
 async fn renew_invalid(cx: Ctx) -> CaseResult {
     cx.need_tokens()?;
     let (mut conn, _) = cx.fresh("alice").await?;
-    let Some(other) = cx.token(&cx.user("mallory"), 3600).await? else {
-        unreachable!()
-    };
+    let other = cx.need_token(&cx.user("mallory"), 3600).await?;
     conn.code(json!({"op": "renew_token", "token": other}), 6)
         .await?;
     Ok(())
@@ -358,12 +330,9 @@ fn short_token_secs(cx: &Ctx) -> u64 {
 
 async fn short_token_login(cx: &Ctx) -> Result<crate::qa::raw::RawConn, super::CaseError> {
     let user = cx.user("alice");
-    let Some(token) = cx.token(&user, short_token_secs(cx)).await? else {
-        unreachable!()
-    };
+    let token = cx.need_token(&user, short_token_secs(cx)).await?;
     let mut conn = cx.connect(&user).await?;
-    conn.ok(json!({"op": "login", "app_id": cx.app_id(), "user": user, "token": token}))
-        .await?;
+    conn.ok(cx.login_request(&user, Some(&token)).await).await?;
     Ok(conn)
 }
 
