@@ -22,6 +22,10 @@
 //! logins_per_address_per_second = 50
 //! login_timeout_secs = 10
 //! token_warning_secs = 30
+//! # Server timers (docs/protocol.md's values; flags of the same names win).
+//! ack_timeout_secs = 10           # send_peer answers 2 without the receiver's ack
+//! grace_secs = 30                 # a dropped user's channels and presence are kept
+//! invitation_timeout_secs = 60    # an unanswered invitation fails with reason 3
 //! # A connection that falls behind: past its soft bound (1 MiB or 8192 objects) it is
 //! # cut off once it has taken nothing for outbox_stall_ms; never more than
 //! # outbox_max_mib queued for one; all connections together at most queued_max_mib.
@@ -84,6 +88,9 @@ pub struct LimitsSection {
     pub logins_per_address_per_second: Option<u32>,
     pub login_timeout_secs: Option<u64>,
     pub token_warning_secs: Option<u64>,
+    pub ack_timeout_secs: Option<u64>,
+    pub grace_secs: Option<u64>,
+    pub invitation_timeout_secs: Option<u64>,
     pub outbox_stall_ms: Option<u64>,
     pub outbox_max_mib: Option<usize>,
     pub queued_max_mib: Option<usize>,
@@ -203,8 +210,18 @@ impl ServerFile {
         if let Some(secs) = limits.login_timeout_secs {
             config.login_timeout = Duration::from_secs(secs);
         }
-        if let Some(secs) = limits.token_warning_secs {
-            config.token_warning = Duration::from_secs(secs);
+        for (secs, slot) in [
+            (limits.token_warning_secs, &mut config.token_warning),
+            (limits.ack_timeout_secs, &mut config.ack_timeout),
+            (limits.grace_secs, &mut config.grace),
+            (
+                limits.invitation_timeout_secs,
+                &mut config.invitation_timeout,
+            ),
+        ] {
+            if let Some(secs) = secs {
+                *slot = Duration::from_secs(secs);
+            }
         }
         if let Some(ms) = limits.outbox_stall_ms {
             config.outbox.stall = Duration::from_millis(ms);
@@ -270,6 +287,20 @@ mod tests {
         assert_eq!(config.apps.lookup("demo"), AppLookup::NoCertificate);
         assert_eq!(config.login_timeout, Duration::from_secs(10));
         assert_eq!(config.rate_limits, crate::server::RateLimits::default());
+    }
+
+    #[test]
+    fn server_timers_are_settable() {
+        let file = ServerFile::parse(
+            "[limits]\nack_timeout_secs = 1\ngrace_secs = 2\ninvitation_timeout_secs = 3\n",
+        )
+        .unwrap();
+        let mut config = Config::ephemeral();
+        file.apply(&mut config);
+        assert_eq!(config.ack_timeout, Duration::from_secs(1));
+        assert_eq!(config.grace, Duration::from_secs(2));
+        assert_eq!(config.invitation_timeout, Duration::from_secs(3));
+        assert_eq!(config.token_warning, Config::default().token_warning);
     }
 
     #[test]
