@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::support::client::{
     expect_server_event, fast_config, logged_in, next_channel_text, next_event, next_state, WAIT,
 };
-use crate::support::{start_server, test_config, RawClient};
+use crate::support::raw::{self, Expect};
+use crate::support::{start_server, test_config};
 use rtm::client::{ClientError, ClientEvent, HistoryTarget, SendOptions};
 use rtm::protocol::{ChangeReason, ConnectionState, Event, Family, Message, Op};
 use rtm::server::RateLimits;
@@ -134,7 +135,7 @@ async fn a_peer_that_does_not_ack_gives_code_2() {
     let url = server.url();
     let (alice, _events) = logged_in(fast_config(&url), "alice").await;
     // A raw protocol client that never sends `ack`.
-    let mut mute = RawClient::login(&url, "demo", "mute").await;
+    let mut mute = raw::login(&url, "demo", "mute").await;
     let error = alice
         .send_message_to_peer("mute", Message::text("anyone?"), SendOptions::default())
         .await

@@ -13,16 +13,14 @@ use std::time::Duration;
 
 use crate::support;
 use crate::support::cluster::{Cluster, Redis};
-use rtm::qa::check::{event_matches, text};
+use crate::support::raw::Expect;
+use crate::support::{text, WAIT};
 use rtm::qa::raw::{code_of, Closure, RawConn};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 /// The app every user logs in to (the nodes run in open mode on loopback).
 const APP: &str = "cluster";
-/// Longest wait for a reply or for an event that follows from a request at once, across
-/// nodes, on a loaded 2-core box.
-const WAIT: Duration = Duration::from_secs(10);
 /// The reconnect grace period of the nodes in the node-death test and the conformance
 /// run (`serve --grace`, in seconds; protocol.md's is 30): seconds to wait, not a minute.
 const GRACE: Duration = Duration::from_secs(2);
@@ -64,48 +62,6 @@ async fn login(url: &str, user: &str) -> RawConn {
         .unwrap_or_else(|e| panic!("login of {user} on {url}: {e}"))
 }
 
-/// Sends `op` and returns its reply; panics without one within [`WAIT`].
-async fn call(conn: &mut RawConn, op: Value) -> Value {
-    let what = op.to_string();
-    conn.call_within(op, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {what}: {e}", conn.label()))
-}
-
-/// Sends `op` and returns its reply code.
-async fn code(conn: &mut RawConn, op: Value) -> u32 {
-    code_of(&call(conn, op).await)
-}
-
-/// Sends `op` and returns its reply, which must have code 0.
-async fn ok(conn: &mut RawConn, op: Value) -> Value {
-    let what = op.to_string();
-    let reply = call(conn, op).await;
-    assert_eq!(
-        code_of(&reply),
-        0,
-        "{}: {what} answered {reply}",
-        conn.label()
-    );
-    reply
-}
-
-/// Waits up to `within` for event `name` containing `fields`; panics with the events that
-/// came instead.
-async fn event(conn: &mut RawConn, name: &str, fields: Value, within: Duration) -> Value {
-    let found = conn
-        .next_event(within, |e| event_matches(e, name, &fields))
-        .await;
-    if let Some(event) = found {
-        return event;
-    }
-    let label = conn.label().to_string();
-    panic!(
-        "{label}: no {name} matching {fields} within {within:?}; other events: {:?}",
-        conn.drain_events()
-    )
-}
-
 fn send_peer(to: &str, body: &str, offline: bool) -> Value {
     json!({"op": "send_peer", "to": to, "message": text(body), "offline": offline})
 }
@@ -140,7 +96,9 @@ fn channel_message(value: &Value) -> (u64, String, String) {
 async fn channel_messages(conn: &mut RawConn, count: usize) -> Vec<(u64, String, String)> {
     let mut received = Vec::with_capacity(count);
     for _ in 0..count {
-        let message = event(conn, "message_from_channel", json!({}), WAIT).await;
+        let message = conn
+            .expect_event_with("message_from_channel", json!({}), WAIT)
+            .await;
         received.push(channel_message(&message));
     }
     received
@@ -148,7 +106,9 @@ async fn channel_messages(conn: &mut RawConn, count: usize) -> Vec<(u64, String,
 
 /// A sorted member list from `get_members`.
 async fn members(conn: &mut RawConn, channel: &str) -> Vec<String> {
-    let reply = ok(conn, json!({"op": "get_members", "channel": channel})).await;
+    let reply = conn
+        .ok(json!({"op": "get_members", "channel": channel}))
+        .await;
     let mut members: Vec<String> = reply["members"]
         .as_array()
         .unwrap_or_else(|| panic!("no members in {reply}"))
@@ -197,24 +157,20 @@ async fn peer_messages_cross_nodes_with_acks_and_the_offline_cache() {
     let mut alice = login(&n1, "alice").await;
     let mut bob = login(&n2, "bob").await;
 
-    let sent = ok(&mut alice, send_peer("bob", "hello bob", false)).await;
-    let got = event(
-        &mut bob,
-        "message_from_peer",
-        json!({"from": "alice", "offline": false}),
-        WAIT,
-    )
-    .await;
+    let sent = alice.ok(send_peer("bob", "hello bob", false)).await;
+    let got = bob
+        .expect_event_with(
+            "message_from_peer",
+            json!({"from": "alice", "offline": false}),
+            WAIT,
+        )
+        .await;
     assert_eq!(got["message"], text("hello bob"));
     assert_eq!(got["message_id"], sent["message_id"]);
-    let answer = ok(&mut bob, send_peer("alice", "hi alice", false)).await;
-    let got = event(
-        &mut alice,
-        "message_from_peer",
-        json!({"from": "bob"}),
-        WAIT,
-    )
-    .await;
+    let answer = bob.ok(send_peer("alice", "hi alice", false)).await;
+    let got = alice
+        .expect_event_with("message_from_peer", json!({"from": "bob"}), WAIT)
+        .await;
     assert_eq!(got["message"], text("hi alice"));
     assert!(
         message_id(&answer) > message_id(&sent),
@@ -223,18 +179,17 @@ async fn peer_messages_cross_nodes_with_acks_and_the_offline_cache() {
 
     // bob logs out of n2: unreachable at once, cached on request, delivered when he logs
     // in again, this time on n1.
-    ok(&mut bob, json!({"op": "logout"})).await;
-    assert_eq!(
-        code(&mut alice, send_peer("bob", "still there?", false)).await,
-        3
-    );
+    bob.ok(json!({"op": "logout"})).await;
+    assert_eq!(alice.code(send_peer("bob", "still there?", false)).await, 3);
     let bodies = ["first", "second", "third"];
     for body in bodies {
-        assert_eq!(code(&mut alice, send_peer("bob", body, true)).await, 4);
+        assert_eq!(alice.code(send_peer("bob", body, true)).await, 4);
     }
     let mut bob = login(&n1, "bob").await;
     for body in bodies {
-        let got = event(&mut bob, "message_from_peer", json!({}), WAIT).await;
+        let got = bob
+            .expect_event_with("message_from_peer", json!({}), WAIT)
+            .await;
         assert_eq!(
             (&got["from"], &got["message"], &got["offline"]),
             (&json!("alice"), &text(body), &json!(true)),
@@ -243,18 +198,15 @@ async fn peer_messages_cross_nodes_with_acks_and_the_offline_cache() {
     }
 
     // carol was never online: cached by n1, delivered by n2.
-    assert_eq!(
-        code(&mut alice, send_peer("carol", "welcome", true)).await,
-        4
-    );
+    assert_eq!(alice.code(send_peer("carol", "welcome", true)).await, 4);
     let mut carol = login(&n2, "carol").await;
-    let got = event(
-        &mut carol,
-        "message_from_peer",
-        json!({"from": "alice", "offline": true}),
-        WAIT,
-    )
-    .await;
+    let got = carol
+        .expect_event_with(
+            "message_from_peer",
+            json!({"from": "alice", "offline": true}),
+            WAIT,
+        )
+        .await;
     assert_eq!(got["message"], text("welcome"));
 }
 
@@ -271,29 +223,27 @@ async fn a_channel_spans_nodes_with_one_order_for_everyone() {
     let mut carol = login(&n1, "carol").await;
     let mut dave = login(&n2, "dave").await;
 
-    assert_eq!(ok(&mut alice, join(room)).await["member_count"], 1);
-    assert_eq!(ok(&mut bob, join(room)).await["member_count"], 2);
-    event(
-        &mut alice,
-        "member_joined",
-        json!({"channel": room, "user": "bob"}),
-        WAIT,
-    )
-    .await;
-    assert_eq!(ok(&mut carol, join(room)).await["member_count"], 3);
+    assert_eq!(alice.ok(join(room)).await["member_count"], 1);
+    assert_eq!(bob.ok(join(room)).await["member_count"], 2);
+    alice
+        .expect_event_with(
+            "member_joined",
+            json!({"channel": room, "user": "bob"}),
+            WAIT,
+        )
+        .await;
+    assert_eq!(carol.ok(join(room)).await["member_count"], 3);
     for conn in [&mut alice, &mut bob] {
-        event(
-            conn,
+        conn.expect_event_with(
             "member_joined",
             json!({"channel": room, "user": "carol"}),
             WAIT,
         )
         .await;
     }
-    assert_eq!(ok(&mut dave, join(room)).await["member_count"], 4);
+    assert_eq!(dave.ok(join(room)).await["member_count"], 4);
     for conn in [&mut alice, &mut bob, &mut carol] {
-        event(
-            conn,
+        conn.expect_event_with(
             "member_joined",
             json!({"channel": room, "user": "dave"}),
             WAIT,
@@ -302,11 +252,9 @@ async fn a_channel_spans_nodes_with_one_order_for_everyone() {
     }
     let everyone = ["alice", "bob", "carol", "dave"].map(String::from).to_vec();
     for conn in [&mut alice, &mut bob] {
-        let counts = ok(
-            conn,
-            json!({"op": "get_channel_member_count", "channels": [room]}),
-        )
-        .await;
+        let counts = conn
+            .ok(json!({"op": "get_channel_member_count", "channels": [room]}))
+            .await;
         assert_eq!(counts["counts"][room], 4, "{counts}");
         assert_eq!(members(conn, room).await, everyone);
     }
@@ -357,7 +305,9 @@ async fn a_channel_spans_nodes_with_one_order_for_everyone() {
 
     // History is the same from either node.
     for conn in [&mut carol, &mut dave] {
-        let reply = ok(conn, json!({"op": "history", "channel": room, "limit": 50})).await;
+        let reply = conn
+            .ok(json!({"op": "history", "channel": room, "limit": 50}))
+            .await;
         let history: Vec<(u64, String, String)> = reply["messages"]
             .as_array()
             .unwrap_or_else(|| panic!("no messages in {reply}"))
@@ -377,46 +327,32 @@ async fn a_login_on_another_node_kicks_the_older_connection() {
     let mut alice = login(&n1, "alice").await;
     let mut first = login(&n1, "bob").await;
     let mut second = login(&n2, "bob").await;
-    event(
-        &mut first,
-        "kicked",
-        json!({"reason": "remote_login"}),
-        WAIT,
-    )
-    .await;
+    first
+        .expect_event_with("kicked", json!({"reason": "remote_login"}), WAIT)
+        .await;
     assert_ne!(
         first.wait_closed(WAIT).await,
         Closure::Open,
         "kicked but not closed"
     );
 
-    ok(&mut alice, send_peer("bob", "to your newest login", false)).await;
-    let got = event(
-        &mut second,
-        "message_from_peer",
-        json!({"from": "alice"}),
-        WAIT,
-    )
-    .await;
+    alice
+        .ok(send_peer("bob", "to your newest login", false))
+        .await;
+    let got = second
+        .expect_event_with("message_from_peer", json!({"from": "alice"}), WAIT)
+        .await;
     assert_eq!(got["message"], text("to your newest login"));
 
     let mut third = login(&n1, "bob").await;
-    event(
-        &mut second,
-        "kicked",
-        json!({"reason": "remote_login"}),
-        WAIT,
-    )
-    .await;
+    second
+        .expect_event_with("kicked", json!({"reason": "remote_login"}), WAIT)
+        .await;
     assert_ne!(second.wait_closed(WAIT).await, Closure::Open);
-    ok(&mut alice, send_peer("bob", "and again", false)).await;
-    event(
-        &mut third,
-        "message_from_peer",
-        json!({"from": "alice"}),
-        WAIT,
-    )
-    .await;
+    alice.ok(send_peer("bob", "and again", false)).await;
+    third
+        .expect_event_with("message_from_peer", json!({"from": "alice"}), WAIT)
+        .await;
 }
 
 /// d. Presence across nodes: a query from n2 sees alice on n1 online; a subscriber on n2
@@ -428,46 +364,36 @@ async fn presence_is_seen_from_the_other_node() {
     let mut alice = login(&n1, "alice").await;
     let mut bob = login(&n2, "bob").await;
 
-    let reply = ok(
-        &mut bob,
-        json!({"op": "query_peers_online", "peers": ["alice", "carol"]}),
-    )
-    .await;
+    let reply = bob
+        .ok(json!({"op": "query_peers_online", "peers": ["alice", "carol"]}))
+        .await;
     assert_eq!(
         reply["peers"],
         json!({"alice": "online", "carol": "offline"})
     );
 
-    ok(
-        &mut bob,
-        json!({"op": "subscribe_peers_online", "peers": ["alice"]}),
-    )
-    .await;
-    event(
-        &mut bob,
+    bob.ok(json!({"op": "subscribe_peers_online", "peers": ["alice"]}))
+        .await;
+    bob.expect_event_with(
         "peers_online_status",
         json!({"peers": {"alice": "online"}}),
         WAIT,
     )
     .await;
-    ok(&mut alice, json!({"op": "logout"})).await;
-    event(
-        &mut bob,
+    alice.ok(json!({"op": "logout"})).await;
+    bob.expect_event_with(
         "peers_online_status",
         json!({"peers": {"alice": "offline"}}),
         WAIT,
     )
     .await;
-    let reply = ok(
-        &mut bob,
-        json!({"op": "query_peers_online", "peers": ["alice"]}),
-    )
-    .await;
+    let reply = bob
+        .ok(json!({"op": "query_peers_online", "peers": ["alice"]}))
+        .await;
     assert_eq!(reply["peers"]["alice"], "offline");
 
     let _alice = login(&n1, "alice").await;
-    event(
-        &mut bob,
+    bob.expect_event_with(
         "peers_online_status",
         json!({"peers": {"alice": "online"}}),
         WAIT,
@@ -484,48 +410,33 @@ async fn attributes_are_shared_between_nodes() {
     let mut alice = login(&n1, "alice").await;
     let mut bob = login(&n2, "bob").await;
 
-    ok(
-        &mut alice,
-        json!({"op": "set_user_attributes", "attributes": {"mood": "happy", "city": "Oslo"}}),
-    )
-    .await;
-    let reply = ok(
-        &mut bob,
-        json!({"op": "get_user_attributes", "user": "alice"}),
-    )
-    .await;
+    alice
+        .ok(json!({"op": "set_user_attributes", "attributes": {"mood": "happy", "city": "Oslo"}}))
+        .await;
+    let reply = bob
+        .ok(json!({"op": "get_user_attributes", "user": "alice"}))
+        .await;
     assert_eq!(
         reply["attributes"],
         json!({"mood": "happy", "city": "Oslo"})
     );
-    ok(
-        &mut alice,
-        json!({"op": "add_or_update_user_attributes", "attributes": {"mood": "sleepy"}}),
-    )
-    .await;
-    let reply = ok(
-        &mut bob,
-        json!({"op": "get_user_attributes", "user": "alice", "keys": ["mood"]}),
-    )
-    .await;
+    alice
+        .ok(json!({"op": "add_or_update_user_attributes", "attributes": {"mood": "sleepy"}}))
+        .await;
+    let reply = bob
+        .ok(json!({"op": "get_user_attributes", "user": "alice", "keys": ["mood"]}))
+        .await;
     assert_eq!(reply["attributes"], json!({"mood": "sleepy"}));
 
     let room = "room";
-    ok(&mut alice, join(room)).await;
-    ok(&mut bob, join(room)).await;
-    ok(
-        &mut bob,
-        json!({"op": "set_channel_attributes", "channel": room,
-               "attributes": {"topic": "rust"}, "notify": true}),
-    )
-    .await;
-    let update = event(
-        &mut alice,
-        "channel_attributes_updated",
-        json!({"channel": room}),
-        WAIT,
-    )
-    .await;
+    alice.ok(join(room)).await;
+    bob.ok(join(room)).await;
+    bob.ok(json!({"op": "set_channel_attributes", "channel": room,
+               "attributes": {"topic": "rust"}, "notify": true}))
+        .await;
+    let update = alice
+        .expect_event_with("channel_attributes_updated", json!({"channel": room}), WAIT)
+        .await;
     let attributes = update["attributes"].as_array().expect("attribute list");
     assert_eq!(attributes.len(), 1, "{update}");
     assert_eq!(
@@ -537,11 +448,9 @@ async fn attributes_are_shared_between_nodes() {
         (&json!("topic"), &json!("rust"), &json!("bob")),
         "{update}"
     );
-    let read = ok(
-        &mut alice,
-        json!({"op": "get_channel_attributes", "channel": room}),
-    )
-    .await;
+    let read = alice
+        .ok(json!({"op": "get_channel_attributes", "channel": room}))
+        .await;
     assert_eq!(read["attributes"], update["attributes"]);
 }
 
@@ -556,65 +465,57 @@ async fn invitations_cross_nodes() {
 
     let invite =
         |id: &str| json!({"op": "invite", "invitation_id": id, "callee": "bob", "content": "ring"});
-    ok(&mut alice, invite("call-1")).await;
-    event(
-        &mut bob,
+    alice.ok(invite("call-1")).await;
+    bob.expect_event_with(
         "invitation_received",
         json!({"invitation_id": "call-1", "caller": "alice", "content": "ring"}),
         WAIT,
     )
     .await;
-    ok(
-        &mut bob,
+    bob.ok(
         json!({"op": "accept_invitation", "invitation_id": "call-1", "caller": "alice",
                "response": "on my way"}),
     )
     .await;
-    event(
-        &mut alice,
-        "invitation_accepted",
-        json!({"invitation_id": "call-1", "callee": "bob", "response": "on my way"}),
-        WAIT,
-    )
-    .await;
+    alice
+        .expect_event_with(
+            "invitation_accepted",
+            json!({"invitation_id": "call-1", "callee": "bob", "response": "on my way"}),
+            WAIT,
+        )
+        .await;
 
-    ok(&mut alice, invite("call-2")).await;
-    event(
-        &mut bob,
+    alice.ok(invite("call-2")).await;
+    bob.expect_event_with(
         "invitation_received",
         json!({"invitation_id": "call-2"}),
         WAIT,
     )
     .await;
-    ok(
-        &mut bob,
+    bob.ok(
         json!({"op": "refuse_invitation", "invitation_id": "call-2", "caller": "alice",
                "response": "busy"}),
     )
     .await;
-    event(
-        &mut alice,
-        "invitation_refused",
-        json!({"invitation_id": "call-2", "callee": "bob", "response": "busy"}),
-        WAIT,
-    )
-    .await;
+    alice
+        .expect_event_with(
+            "invitation_refused",
+            json!({"invitation_id": "call-2", "callee": "bob", "response": "busy"}),
+            WAIT,
+        )
+        .await;
 
-    ok(&mut alice, invite("call-3")).await;
-    event(
-        &mut bob,
+    alice.ok(invite("call-3")).await;
+    bob.expect_event_with(
         "invitation_received",
         json!({"invitation_id": "call-3"}),
         WAIT,
     )
     .await;
-    ok(
-        &mut alice,
-        json!({"op": "cancel_invitation", "invitation_id": "call-3", "callee": "bob"}),
-    )
-    .await;
-    event(
-        &mut bob,
+    alice
+        .ok(json!({"op": "cancel_invitation", "invitation_id": "call-3", "callee": "bob"}))
+        .await;
+    bob.expect_event_with(
         "invitation_canceled",
         json!({"invitation_id": "call-3", "caller": "alice"}),
         WAIT,
@@ -633,27 +534,25 @@ async fn a_killed_node_takes_its_users_offline_and_they_come_back_elsewhere() {
     let room = "room";
     let mut alice = login(&n1, "alice").await;
     let mut bob = login(&cluster.url(1), "bob").await;
-    ok(&mut alice, join(room)).await;
-    ok(&mut bob, join(room)).await;
-    event(
-        &mut alice,
-        "member_joined",
-        json!({"channel": room, "user": "bob"}),
-        WAIT,
-    )
-    .await;
-    ok(
-        &mut alice,
-        json!({"op": "subscribe_peers_online", "peers": ["bob"]}),
-    )
-    .await;
-    event(
-        &mut alice,
-        "peers_online_status",
-        json!({"peers": {"bob": "online"}}),
-        WAIT,
-    )
-    .await;
+    alice.ok(join(room)).await;
+    bob.ok(join(room)).await;
+    alice
+        .expect_event_with(
+            "member_joined",
+            json!({"channel": room, "user": "bob"}),
+            WAIT,
+        )
+        .await;
+    alice
+        .ok(json!({"op": "subscribe_peers_online", "peers": ["bob"]}))
+        .await;
+    alice
+        .expect_event_with(
+            "peers_online_status",
+            json!({"peers": {"bob": "online"}}),
+            WAIT,
+        )
+        .await;
 
     cluster.nodes[1].kill().await;
     assert_ne!(
@@ -675,73 +574,66 @@ async fn a_killed_node_takes_its_users_offline_and_they_come_back_elsewhere() {
         panic!("bob still online to alice {within:?} after his node died");
     };
     // ...offline to queries at once, so a message to him is unreachable, or cached.
-    let reply = ok(
-        &mut alice,
-        json!({"op": "query_peers_online", "peers": ["bob"]}),
-    )
-    .await;
+    let reply = alice
+        .ok(json!({"op": "query_peers_online", "peers": ["bob"]}))
+        .await;
     assert_eq!(reply["peers"]["bob"], "offline", "{reply}");
     assert_eq!(
-        code(&mut alice, send_peer("bob", "are you there?", false)).await,
+        alice.code(send_peer("bob", "are you there?", false)).await,
         3
     );
-    assert_eq!(
-        code(&mut alice, send_peer("bob", "for later", true)).await,
-        4
-    );
+    assert_eq!(alice.code(send_peer("bob", "for later", true)).await, 4);
 
     // After the grace he leaves the channel for good, and subscribers see him offline.
-    event(
-        &mut alice,
-        "member_left",
-        json!({"channel": room, "user": "bob"}),
-        GRACE + SLACK,
-    )
-    .await;
-    if gone["peers"]["bob"] != "offline" {
-        event(
-            &mut alice,
-            "peers_online_status",
-            json!({"peers": {"bob": "offline"}}),
-            SLACK,
+    alice
+        .expect_event_with(
+            "member_left",
+            json!({"channel": room, "user": "bob"}),
+            GRACE + SLACK,
         )
         .await;
+    if gone["peers"]["bob"] != "offline" {
+        alice
+            .expect_event_with(
+                "peers_online_status",
+                json!({"peers": {"bob": "offline"}}),
+                SLACK,
+            )
+            .await;
     }
-    let counts = ok(
-        &mut alice,
-        json!({"op": "get_channel_member_count", "channels": [room]}),
-    )
-    .await;
+    let counts = alice
+        .ok(json!({"op": "get_channel_member_count", "channels": [room]}))
+        .await;
     assert_eq!(counts["counts"][room], 1, "{counts}");
 
     // bob comes back on n1: his cached message, the channel, peer messages all work.
     let mut bob = login(&n1, "bob").await;
-    let got = event(
-        &mut bob,
-        "message_from_peer",
-        json!({"from": "alice", "offline": true}),
-        WAIT,
-    )
-    .await;
+    let got = bob
+        .expect_event_with(
+            "message_from_peer",
+            json!({"from": "alice", "offline": true}),
+            WAIT,
+        )
+        .await;
     assert_eq!(got["message"], text("for later"));
-    assert_eq!(ok(&mut bob, join(room)).await["member_count"], 2);
-    event(
-        &mut alice,
-        "member_joined",
-        json!({"channel": room, "user": "bob"}),
-        WAIT,
-    )
-    .await;
-    ok(&mut bob, send_channel(room, "I'm back")).await;
-    let got = event(
-        &mut alice,
-        "message_from_channel",
-        json!({"channel": room, "from": "bob"}),
-        WAIT,
-    )
-    .await;
+    assert_eq!(bob.ok(join(room)).await["member_count"], 2);
+    alice
+        .expect_event_with(
+            "member_joined",
+            json!({"channel": room, "user": "bob"}),
+            WAIT,
+        )
+        .await;
+    bob.ok(send_channel(room, "I'm back")).await;
+    let got = alice
+        .expect_event_with(
+            "message_from_channel",
+            json!({"channel": room, "from": "bob"}),
+            WAIT,
+        )
+        .await;
     assert_eq!(got["message"], text("I'm back"));
-    ok(&mut alice, send_peer("bob", "welcome back", false)).await;
+    alice.ok(send_peer("bob", "welcome back", false)).await;
 }
 
 /// h. Redis dies (SIGKILL) and comes back on its append-only file: meanwhile a send is
@@ -754,15 +646,10 @@ async fn the_nodes_ride_out_a_redis_restart() {
     let (n1, n2) = (cluster.url(0), cluster.url(1));
     let mut alice = login(&n1, "alice").await;
     let mut bob = login(&n2, "bob").await;
-    ok(&mut alice, send_peer("bob", "before", false)).await;
-    event(
-        &mut bob,
-        "message_from_peer",
-        json!({"from": "alice"}),
-        WAIT,
-    )
-    .await;
-    assert_eq!(code(&mut alice, send_peer("carol", "kept", true)).await, 4);
+    alice.ok(send_peer("bob", "before", false)).await;
+    bob.expect_event_with("message_from_peer", json!({"from": "alice"}), WAIT)
+        .await;
+    assert_eq!(alice.code(send_peer("carol", "kept", true)).await, 4);
 
     cluster.redis.kill().await;
     let started = Instant::now();
@@ -796,13 +683,13 @@ async fn the_nodes_ride_out_a_redis_restart() {
     }
 
     let mut carol = login(&n2, "carol").await;
-    let got = event(
-        &mut carol,
-        "message_from_peer",
-        json!({"from": "alice", "offline": true}),
-        WAIT,
-    )
-    .await;
+    let got = carol
+        .expect_event_with(
+            "message_from_peer",
+            json!({"from": "alice", "offline": true}),
+            WAIT,
+        )
+        .await;
     assert_eq!(got["message"], text("kept"), "the cache did not survive");
 }
 
@@ -905,17 +792,15 @@ async fn a_node_started_later_loads_the_snapshot_and_reads_on() {
     let mut cluster = Cluster::start_with(1, &["--snapshot-every", "5"]).await;
     let room = "room";
     let mut alice = login(&cluster.url(0), "alice").await;
-    ok(&mut alice, join(room)).await;
-    ok(
-        &mut alice,
-        json!({"op": "set_channel_attributes", "channel": room,
-               "attributes": {"topic": "snapshots"}, "notify": false}),
-    )
-    .await;
+    alice.ok(join(room)).await;
+    alice
+        .ok(json!({"op": "set_channel_attributes", "channel": room,
+               "attributes": {"topic": "snapshots"}, "notify": false}))
+        .await;
     let mut sent = Vec::new();
     for n in 0..30 {
         sent.push(message_id(
-            &ok(&mut alice, send_channel(room, &format!("m{n}"))).await,
+            &alice.ok(send_channel(room, &format!("m{n}"))).await,
         ));
     }
     // Snapshots went in and the stream was trimmed behind them (the count is read after
@@ -933,7 +818,7 @@ async fn a_node_started_later_loads_the_snapshot_and_reads_on() {
         if length < 30 || Instant::now() > deadline {
             break length;
         }
-        ok(&mut alice, json!({"op": "ping"})).await;
+        alice.ok(json!({"op": "ping"})).await;
     };
     assert!(
         length < 30,
@@ -945,32 +830,28 @@ async fn a_node_started_later_loads_the_snapshot_and_reads_on() {
         .nodes
         .push(support::cluster::Node::start(&redis_url, "n2", &[]).await);
     let mut bob = login(&cluster.url(1), "bob").await;
-    assert_eq!(ok(&mut bob, join(room)).await["member_count"], 2);
-    event(
-        &mut alice,
-        "member_joined",
-        json!({"channel": room, "user": "bob"}),
-        WAIT,
-    )
-    .await;
+    assert_eq!(bob.ok(join(room)).await["member_count"], 2);
+    alice
+        .expect_event_with(
+            "member_joined",
+            json!({"channel": room, "user": "bob"}),
+            WAIT,
+        )
+        .await;
     assert_eq!(members(&mut bob, room).await, ["alice", "bob"]);
-    let attributes = ok(
-        &mut bob,
-        json!({"op": "get_channel_attributes", "channel": room}),
-    )
-    .await;
+    let attributes = bob
+        .ok(json!({"op": "get_channel_attributes", "channel": room}))
+        .await;
     assert_eq!(
         attributes["attributes"][0]["value"], "snapshots",
         "{attributes}"
     );
     // Ids go on increasing across the snapshot.
-    let next = message_id(&ok(&mut bob, send_channel(room, "after")).await);
+    let next = message_id(&bob.ok(send_channel(room, "after")).await);
     assert!(next > *sent.last().unwrap());
-    let history = ok(
-        &mut bob,
-        json!({"op": "history", "channel": room, "limit": 3}),
-    )
-    .await;
+    let history = bob
+        .ok(json!({"op": "history", "channel": room, "limit": 3}))
+        .await;
     let ids: Vec<u64> = history["messages"]
         .as_array()
         .unwrap()
@@ -989,7 +870,7 @@ async fn nodes_start_over_when_redis_lost_its_data() {
     let (n1, n2) = (cluster.url(0), cluster.url(1));
     let mut alice = login(&n1, "alice").await;
     let mut bob = login(&n2, "bob").await;
-    assert_eq!(code(&mut alice, send_peer("bob", "before", false)).await, 0);
+    assert_eq!(alice.code(send_peer("bob", "before", false)).await, 0);
     let first_store = cluster.redis.command(&["GET", "rtm:store"]).await;
 
     assert_eq!(cluster.redis.command(&["FLUSHALL"]).await, "+OK");
@@ -1006,20 +887,13 @@ async fn nodes_start_over_when_redis_lost_its_data() {
     }
     let mut alice = login(&n1, "alice").await;
     let mut bob = login(&n2, "bob").await;
-    let reply = ok(
-        &mut bob,
-        json!({"op": "query_peers_online", "peers": ["alice"]}),
-    )
-    .await;
+    let reply = bob
+        .ok(json!({"op": "query_peers_online", "peers": ["alice"]}))
+        .await;
     assert_eq!(reply["peers"]["alice"], "online", "{reply}");
-    assert_eq!(code(&mut alice, send_peer("bob", "after", false)).await, 0);
-    event(
-        &mut bob,
-        "message_from_peer",
-        json!({"from": "alice"}),
-        WAIT,
-    )
-    .await;
+    assert_eq!(alice.code(send_peer("bob", "after", false)).await, 0);
+    bob.expect_event_with("message_from_peer", json!({"from": "alice"}), WAIT)
+        .await;
     let second_store = cluster.redis.command(&["GET", "rtm:store"]).await;
     assert_ne!(
         first_store, second_store,

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::support::{start_server, test_config, RawClient};
+use crate::support::raw::{self, Expect};
+use crate::support::{start_server, test_config};
+use rtm::qa::raw::RawConn;
 use rtm::server::{Config, RateLimits};
 use serde_json::{json, Value};
 
@@ -20,8 +22,8 @@ fn unlimited() -> Config {
 async fn user_attributes_lifecycle() {
     let server = start_server(unlimited()).await;
     let url = server.url();
-    let mut alice = RawClient::login(&url, APP, "alice").await;
-    let mut bob = RawClient::login(&url, APP, "bob").await;
+    let mut alice = raw::login(&url, APP, "alice").await;
+    let mut bob = raw::login(&url, APP, "bob").await;
     let get = |keys: Option<Value>| match keys {
         Some(keys) => json!({"op": "get_user_attributes", "user": "alice", "keys": keys}),
         None => json!({"op": "get_user_attributes", "user": "alice"}),
@@ -101,7 +103,7 @@ async fn user_attributes_lifecycle() {
 #[tokio::test]
 async fn user_attribute_limits() {
     let server = start_server(unlimited()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     let set = |attributes: Value| json!({"op": "set_user_attributes", "attributes": attributes});
     let big = "v".repeat(8 * 1024);
     assert_eq!(alice.code(set(json!({"k": big}))).await, 0);
@@ -133,7 +135,7 @@ async fn user_attribute_limits() {
 #[tokio::test]
 async fn attribute_writes_are_rate_limited() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     for n in 0..10 {
         let op = if n % 2 == 0 {
             json!({"op": "set_user_attributes", "attributes": {"n": n.to_string()}})
@@ -163,13 +165,13 @@ async fn attribute_writes_are_rate_limited() {
 async fn channel_attributes_with_notify() {
     let server = start_server(unlimited()).await;
     let url = server.url();
-    let mut member = RawClient::login(&url, APP, "member").await;
+    let mut member = raw::login(&url, APP, "member").await;
     member
         .request(json!({"op": "join", "channel": "room"}))
         .await;
     // Writers need not be members.
-    let mut alice = RawClient::login(&url, APP, "alice").await;
-    let mut bob = RawClient::login(&url, APP, "bob").await;
+    let mut alice = raw::login(&url, APP, "alice").await;
+    let mut bob = raw::login(&url, APP, "bob").await;
 
     let reply = alice
         .request(json!({"op": "set_channel_attributes", "channel": "room",
@@ -241,7 +243,7 @@ async fn channel_attributes_with_notify() {
 }
 
 /// The number of attributes `channel` has.
-async fn attribute_count(client: &mut RawClient, channel: &str) -> usize {
+async fn attribute_count(client: &mut RawConn, channel: &str) -> usize {
     let got = client
         .request(json!({"op": "get_channel_attributes", "channel": channel}))
         .await;
@@ -263,8 +265,8 @@ async fn attributes_of_an_empty_channel_expire() {
     };
     let server = start_server(config).await;
     let url = server.url();
-    let mut alice = RawClient::login(&url, APP, "alice").await;
-    let mut bob = RawClient::login(&url, APP, "bob").await;
+    let mut alice = raw::login(&url, APP, "alice").await;
+    let mut bob = raw::login(&url, APP, "bob").await;
     let attrs = |channel: &str| json!({"op": "set_channel_attributes", "channel": channel, "attributes": {"k": "v"}});
     // "kept" has a member all along; "left" loses its member; "never" never had one.
     bob.request(json!({"op": "join", "channel": "kept"})).await;

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{start_server, test_config, text, Ended, RawClient};
+use crate::support::raw::{self, Expect};
+use crate::support::{start_server, test_config, text};
+use rtm::qa::raw::Closure;
 use rtm::server::{Config, RateLimits};
 use serde_json::{json, Value};
 
@@ -20,8 +22,8 @@ fn send_channel(channel: &str, body: &str) -> Value {
 #[tokio::test]
 async fn join_leave_members_and_events() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
 
     let reply = alice.request(join("lobby")).await;
     assert_eq!(reply["code"], 0);
@@ -89,7 +91,7 @@ async fn twenty_channels_at_most() {
         ..test_config()
     };
     let server = start_server(config).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     for n in 0..20 {
         assert_eq!(alice.code(join(&format!("c{n}"))).await, 0);
     }
@@ -102,9 +104,9 @@ async fn twenty_channels_at_most() {
 #[tokio::test]
 async fn channel_messages_reach_others_not_the_sender() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
-    let mut carol = RawClient::login(&server.url(), APP, "carol").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
+    let mut carol = raw::login(&server.url(), APP, "carol").await;
     alice.request(join("lobby")).await;
     bob.request(join("lobby")).await;
 
@@ -137,12 +139,12 @@ async fn everyone_sees_one_order() {
     let mut senders = Vec::new();
     let mut readers = Vec::new();
     for user in ["s1", "s2"] {
-        let mut client = RawClient::login(&url, APP, user).await;
+        let mut client = raw::login(&url, APP, user).await;
         client.request(join("race")).await;
         senders.push(client);
     }
     for user in ["r1", "r2"] {
-        let mut client = RawClient::login(&url, APP, user).await;
+        let mut client = raw::login(&url, APP, user).await;
         client.request(join("race")).await;
         readers.push(client);
     }
@@ -152,17 +154,11 @@ async fn everyone_sees_one_order() {
         .enumerate()
         .map(|(n, mut sender)| {
             tokio::spawn(async move {
-                let frame = (1..=EACH)
-                    .map(|i| {
-                        let mut op = send_channel("race", &format!("{n}:{i}"));
-                        op["id"] = json!(i);
-                        op.to_string()
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                sender.send_text(&frame).await;
-                for i in 1..=EACH {
-                    assert_eq!(sender.expect_reply(i as u32).await["code"], 0);
+                let ops = (1..=EACH)
+                    .map(|i| send_channel("race", &format!("{n}:{i}")))
+                    .collect();
+                for reply in sender.start_batch(ops).unwrap() {
+                    assert_eq!(raw::expect_reply(reply).await["code"], 0);
                 }
                 sender
             })
@@ -204,7 +200,7 @@ async fn member_count_updates_are_throttled() {
         ..test_config()
     };
     let server = start_server(config).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     alice.request(join("busy")).await;
     let first = alice.expect_event("member_count_updated").await;
     let first_at = Instant::now();
@@ -214,7 +210,7 @@ async fn member_count_updates_are_throttled() {
     );
     let mut others = Vec::new();
     for user in ["bob", "carol", "dave"] {
-        let mut client = RawClient::login(&server.url(), APP, user).await;
+        let mut client = raw::login(&server.url(), APP, user).await;
         client.request(join("busy")).await;
         others.push(client);
     }
@@ -234,8 +230,8 @@ async fn member_count_updates_are_throttled() {
 #[tokio::test]
 async fn channel_history_needs_membership() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     alice.request(join("log")).await;
     let mut ids = Vec::new();
     for n in 1..=4 {
@@ -278,29 +274,29 @@ async fn rejoin_within_grace_is_silent() {
     };
     let server = start_server(config).await;
     let url = server.url();
-    let mut alice = RawClient::login(&url, APP, "alice").await;
+    let mut alice = raw::login(&url, APP, "alice").await;
     alice.request(join("room")).await;
-    let mut bob = RawClient::login(&url, APP, "bob").await;
+    let mut bob = raw::login(&url, APP, "bob").await;
     bob.request(join("room")).await;
-    let mut marker = RawClient::login(&url, APP, "marker").await;
+    let mut marker = raw::login(&url, APP, "marker").await;
     marker.request(join("room")).await;
     alice.sync().await;
-    alice.take_events("member_joined");
+    alice.take_events(raw::named("member_joined"));
 
     // Bob's connection drops; he is back and rejoins within the grace.
-    bob.drop_connection();
-    let mut bob = RawClient::login(&url, APP, "bob").await;
+    bob.drop_abruptly();
+    let mut bob = raw::login(&url, APP, "bob").await;
     let reply = bob.request(join("room")).await;
     assert_eq!(reply["code"], 0);
     assert_eq!(reply["member_count"], 3);
     // The marker drops after bob did, so its grace ends after bob's: once alice sees the
     // marker leave, bob's grace is over too.
-    marker.drop_connection();
+    marker.drop_abruptly();
     let left = alice.expect_event("member_left").await;
     assert_eq!(left["user"], "marker");
     alice.sync().await;
-    assert!(alice.take_events("member_left").is_empty());
-    assert!(alice.take_events("member_joined").is_empty());
+    assert!(alice.take_events(raw::named("member_left")).is_empty());
+    assert!(alice.take_events(raw::named("member_joined")).is_empty());
     // Bob is a full member again: he gets messages.
     alice.request(send_channel("room", "welcome back")).await;
     assert_eq!(
@@ -318,15 +314,14 @@ async fn a_panic_in_a_request_still_tells_the_others_the_user_is_gone() {
         ..test_config()
     };
     let server = start_server(config).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     alice.request(join("room")).await;
-    let mut boom = RawClient::login(&server.url(), APP, "boom").await;
+    let mut boom = raw::login(&server.url(), APP, "boom").await;
     boom.request(join("room")).await;
     assert_eq!(alice.expect_event("member_joined").await["user"], "boom");
     // The request panics inside boom's connection task: the connection is dropped...
-    boom.send_text(&json!({"id": 99, "op": "ping"}).to_string())
-        .await;
-    assert_eq!(boom.expect_end().await, Ended::Dropped);
+    boom.send_frame(&json!({"id": 99, "op": "ping"}).to_string());
+    assert_eq!(boom.expect_end().await, Closure::Dropped);
     // ...and the hub still learns that boom is gone: offline at once, out after the grace.
     let presence = alice
         .request(json!({"op": "query_peers_online", "peers": ["boom"]}))
@@ -334,7 +329,7 @@ async fn a_panic_in_a_request_still_tells_the_others_the_user_is_gone() {
     assert_eq!(presence["peers"]["boom"], "offline");
     assert_eq!(alice.expect_event("member_left").await["user"], "boom");
     // The server serves on.
-    let mut carol = RawClient::login(&server.url(), APP, "carol").await;
+    let mut carol = raw::login(&server.url(), APP, "carol").await;
     assert_eq!(carol.request(join("room")).await["member_count"], 2);
     server.shutdown().await;
 }
@@ -346,12 +341,12 @@ async fn members_leave_when_the_grace_ends() {
         ..test_config()
     };
     let server = start_server(config).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     alice.request(join("room")).await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     bob.request(join("room")).await;
     alice.expect_event("member_joined").await;
-    bob.drop_connection();
+    bob.drop_abruptly();
     let left = alice.expect_event("member_left").await;
     assert_eq!(left["user"], "bob");
     let counts = alice
@@ -364,9 +359,9 @@ async fn members_leave_when_the_grace_ends() {
 #[tokio::test]
 async fn logout_leaves_channels_at_once() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     alice.request(join("room")).await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     bob.request(join("room")).await;
     assert_eq!(bob.code(json!({"op": "logout"})).await, 0);
     assert_eq!(alice.expect_event("member_left").await["user"], "bob");
@@ -384,11 +379,12 @@ async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
     config.outbox.stall = Duration::from_millis(300);
     let server = start_server(config).await;
     let url = server.url();
-    let mut slow = RawClient::login(&url, APP, "slow").await;
+    let mut slow = raw::login(&url, APP, "slow").await;
     slow.request(join("firehose")).await;
-    let mut fast = RawClient::login(&url, APP, "fast").await;
+    slow.set_reading(false);
+    let mut fast = raw::login(&url, APP, "fast").await;
     fast.request(join("firehose")).await;
-    let mut sender = RawClient::login(&url, APP, "sender").await;
+    let mut sender = raw::login(&url, APP, "sender").await;
     sender.request(join("firehose")).await;
 
     // Far more than the socket buffers and the outbox of the slow client can hold. The
@@ -398,19 +394,12 @@ async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
     const BURST: usize = 20;
     let body = "z".repeat(16 * 1024);
     let mut last = 0;
-    for burst in 0..BURSTS {
-        let frame = (0..BURST)
-            .map(|i| {
-                let mut op = send_channel("firehose", &body);
-                op["id"] = json!(burst * BURST + i + 1);
-                op.to_string()
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        sender.send_text(&frame).await;
-        for i in 0..BURST {
-            let id = (burst * BURST + i + 1) as u32;
-            assert_eq!(sender.expect_reply(id).await["code"], 0);
+    for _ in 0..BURSTS {
+        let replies = sender
+            .start_batch(vec![send_channel("firehose", &body); BURST])
+            .unwrap();
+        for reply in replies {
+            assert_eq!(raw::expect_reply(reply).await["code"], 0);
         }
         for _ in 0..BURST {
             let event = fast.expect_event("message_from_channel").await;
@@ -420,12 +409,9 @@ async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
         }
     }
     // The slow client was dropped without a close frame and got only part of the stream.
-    assert_eq!(slow.expect_end().await, Ended::Dropped);
-    let received = slow
-        .inbox()
-        .iter()
-        .filter(|v| v["event"] == "message_from_channel")
-        .count();
+    slow.set_reading(true);
+    assert_eq!(slow.expect_end().await, Closure::Dropped);
+    let received = slow.take_events(raw::named("message_from_channel")).len();
     assert!(
         received < BURSTS * BURST,
         "slow consumer got everything ({received})"
@@ -437,22 +423,21 @@ async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
 async fn above_512_members_no_member_events_and_capped_lists() {
     let server = start_server(test_config()).await;
     let url = server.url();
-    let mut observer = RawClient::login(&url, APP, "observer").await;
+    let mut observer = raw::login(&url, APP, "observer").await;
     observer.request(join("stadium")).await;
     let mut fans = Vec::new();
     for n in 0..512 {
         // Login and join in one frame: one round trip per fan.
-        let mut fan = RawClient::connect(&url).await;
-        let login = json!({"id": 1, "op": "login", "app_id": APP, "user": format!("fan{n:03}")});
-        let mut join = join("stadium");
-        join["id"] = json!(2);
-        fan.send_text(&format!("{login}\n{join}")).await;
-        assert_eq!(fan.expect_reply(2).await["code"], 0);
+        let mut fan = raw::connect(&url).await;
+        let login = json!({"op": "login", "app_id": APP, "user": format!("fan{n:03}")});
+        let mut replies = fan.start_batch(vec![login, join("stadium")]).unwrap();
+        let joined = replies.pop().unwrap();
+        assert_eq!(raw::expect_reply(joined).await["code"], 0);
         fans.push(fan);
     }
     observer.sync().await;
     // 511 fans joined while the channel had at most 512 members; the 513th did not show.
-    let joined = observer.take_events("member_joined");
+    let joined = observer.take_events(raw::named("member_joined"));
     assert_eq!(joined.len(), 511);
     assert_eq!(joined.last().unwrap()["user"], "fan510");
     let members = observer
@@ -486,8 +471,8 @@ async fn above_512_members_no_member_events_and_capped_lists() {
 async fn apps_are_separate_worlds() {
     let server = start_server(test_config()).await;
     let url = server.url();
-    let mut alice = RawClient::login(&url, "app-one", "alice").await;
-    let mut bob = RawClient::login(&url, "app-two", "bob").await;
+    let mut alice = raw::login(&url, "app-one", "alice").await;
+    let mut bob = raw::login(&url, "app-two", "bob").await;
     alice.request(join("lobby")).await;
     assert_eq!(bob.request(join("lobby")).await["member_count"], 1);
     alice.request(send_channel("lobby", "only app-one")).await;

@@ -3,8 +3,8 @@
 //! token; listing apps closes the registry on loopback unless `--open` is given. The TLS
 //! flags are tested in `server_tls.rs`.
 
+use crate::support::raw::{self, Expect};
 use crate::support::server_process::ServerProcess;
-use crate::support::RawClient;
 use rtm::token::{build_rtm_token_007, unix_now};
 use serde_json::json;
 
@@ -48,7 +48,7 @@ async fn a_config_file_closes_the_registry_and_sets_certificates() {
         login(APP, Some(token)),
         login("demo", None),
     ] {
-        let mut client = RawClient::connect(&url).await;
+        let mut client = raw::connect(&url).await;
         codes.push(client.code(op).await);
     }
     assert_eq!(codes, [4, 5, 0, 0]);
@@ -56,10 +56,10 @@ async fn a_config_file_closes_the_registry_and_sets_certificates() {
 }
 
 /// One login per connection (a connection may try 2 per second): the codes of `app` ids.
-async fn login_codes(url: &str, apps: &[&str]) -> Vec<u64> {
+async fn login_codes(url: &str, apps: &[&str]) -> Vec<u32> {
     let mut codes = Vec::new();
     for app in apps {
-        let mut client = RawClient::connect(url).await;
+        let mut client = raw::connect(url).await;
         codes.push(
             client
                 .code(json!({"op": "login", "app_id": app, "user": "alice"}))

@@ -3,7 +3,9 @@
 //! shutdown.
 
 use crate::support;
-use crate::support::{start_server, test_config, text, Ended, RawClient};
+use crate::support::raw::{self, Expect};
+use crate::support::{start_server, test_config, text};
+use rtm::qa::raw::Closure;
 use serde_json::json;
 
 const APP: &str = "demo";
@@ -11,7 +13,7 @@ const APP: &str = "demo";
 #[tokio::test]
 async fn login_ping_logout() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::connect(&server.url()).await;
+    let mut alice = raw::connect(&server.url()).await;
     let reply = alice
         .request(json!({"op": "login", "app_id": APP, "user": "alice", "token": "anything"}))
         .await;
@@ -51,7 +53,7 @@ async fn login_ping_logout() {
 #[tokio::test]
 async fn every_op_needs_login_first() {
     let server = start_server(test_config()).await;
-    let mut client = RawClient::connect(&server.url()).await;
+    let mut client = raw::connect(&server.url()).await;
     for op in [
         json!({"op": "ping"}),
         json!({"op": "logout"}),
@@ -68,7 +70,7 @@ async fn every_op_needs_login_first() {
         assert_eq!(client.code(op.clone()).await, 102, "{op}");
     }
     // The ack notice before login is ignored, never answered.
-    client.ack(5).await;
+    client.ack(5);
     client.assert_no_event("error").await;
     server.shutdown().await;
 }
@@ -76,7 +78,7 @@ async fn every_op_needs_login_first() {
 #[tokio::test]
 async fn login_codes() {
     let server = start_server(test_config()).await;
-    let mut client = RawClient::connect(&server.url()).await;
+    let mut client = raw::connect(&server.url()).await;
     let login = |app: &str, user: &str| json!({"op": "login", "app_id": app, "user": user});
     assert_eq!(client.code(login("bad app!", "alice")).await, 4);
     assert_eq!(client.code(login(APP, " alice")).await, 3);
@@ -91,10 +93,10 @@ async fn login_codes() {
         .apps
         .add_spec("secure:0123456789abcdef0123456789abcdef");
     let server = start_server(config).await;
-    let mut client = RawClient::connect(&server.url()).await;
+    let mut client = raw::connect(&server.url()).await;
     assert_eq!(client.code(login("unknown", "alice")).await, 4);
     assert_eq!(client.code(login("secure", "alice")).await, 5);
-    let mut client = RawClient::connect(&server.url()).await;
+    let mut client = raw::connect(&server.url()).await;
     assert_eq!(client.code(login("known", "alice")).await, 0);
     server.shutdown().await;
 }
@@ -102,7 +104,7 @@ async fn login_codes() {
 #[tokio::test]
 async fn unknown_ops_bad_params_and_garbage() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     let reply = alice.request(json!({"op": "fly"})).await;
     assert_eq!(reply["code"], 1);
     assert!(reply["reason"].as_str().unwrap().contains("fly"));
@@ -115,13 +117,13 @@ async fn unknown_ops_bad_params_and_garbage() {
         r#"{"op":"ping"}"#,
         r#"{"id":0,"op":"ping"}"#,
     ] {
-        alice.send_text(garbage).await;
+        alice.send_frame(garbage);
         let event = alice.expect_event("error").await;
         assert_eq!(event["code"], 1, "{garbage}");
         assert!(event["reason"].is_string());
     }
     // Binary frames are not protocol: an error event too.
-    alice.ws_send_binary(vec![1, 2, 3]).await;
+    alice.send_binary(vec![1, 2, 3]).unwrap();
     assert_eq!(alice.expect_event("error").await["code"], 1);
     // Unknown fields are ignored.
     assert_eq!(
@@ -134,58 +136,52 @@ async fn unknown_ops_bad_params_and_garbage() {
 #[tokio::test]
 async fn hundred_errors_close_with_1008() {
     let server = start_server(test_config()).await;
-    let mut client = RawClient::connect(&server.url()).await;
+    let mut client = raw::connect(&server.url()).await;
     let garbage = vec!["nope"; 100].join("\n");
-    client.send_text(&garbage).await;
-    assert_eq!(client.expect_end().await, Ended::Close(1008));
-    let errors = client
-        .inbox()
-        .iter()
-        .filter(|v| v["event"] == "error")
-        .count();
-    assert_eq!(errors, 100);
+    client.send_frame(&garbage);
+    assert_eq!(client.expect_end().await, Closure::CloseFrame(Some(1008)));
+    assert_eq!(client.take_events(raw::named("error")).len(), 100);
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn batched_requests_in_one_frame() {
     let server = start_server(test_config()).await;
-    let mut client = RawClient::connect(&server.url()).await;
-    let frame = [
-        json!({"id": 1, "op": "login", "app_id": APP, "user": "alice"}),
-        json!({"id": 2, "op": "ping"}),
-        json!({"id": 3, "op": "join", "channel": "lobby"}),
-        json!({"id": 4, "op": "get_members", "channel": "lobby"}),
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect::<Vec<_>>()
-    .join("\n");
-    client.send_text(&frame).await;
-    for id in 1..=3 {
-        assert_eq!(client.expect_reply(id).await["code"], 0);
+    let mut client = raw::connect(&server.url()).await;
+    let mut replies = client
+        .start_batch(vec![
+            json!({"op": "login", "app_id": APP, "user": "alice"}),
+            json!({"op": "ping"}),
+            json!({"op": "join", "channel": "lobby"}),
+            json!({"op": "get_members", "channel": "lobby"}),
+        ])
+        .unwrap();
+    let members = replies.pop().unwrap();
+    for reply in replies {
+        assert_eq!(raw::expect_reply(reply).await["code"], 0);
     }
-    assert_eq!(client.expect_reply(4).await["members"], json!(["alice"]));
+    assert_eq!(
+        raw::expect_reply(members).await["members"],
+        json!(["alice"])
+    );
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn oversized_object_closes_with_1009() {
     let server = start_server(test_config()).await;
-    let mut client = RawClient::login(&server.url(), APP, "alice").await;
+    let mut client = raw::login(&server.url(), APP, "alice").await;
     let pad = "x".repeat(64 * 1024);
-    client
-        .send(json!({"id": 9, "op": "ping", "pad": pad}))
-        .await;
-    assert_eq!(client.expect_end().await, Ended::Close(1009));
+    client.send_frame(&json!({"id": 9, "op": "ping", "pad": pad}).to_string());
+    assert_eq!(client.expect_end().await, Closure::CloseFrame(Some(1009)));
 
     // A frame far over the frame limit is refused by the WebSocket layer, also 1009.
-    let mut client = RawClient::login(&server.url(), APP, "bob").await;
+    let mut client = raw::login(&server.url(), APP, "bob").await;
     let huge = "y".repeat(2 * 1024 * 1024);
-    client.send_text(&huge).await;
-    assert_eq!(client.expect_end().await, Ended::Close(1009));
+    client.send_frame(&huge);
+    assert_eq!(client.expect_end().await, Closure::CloseFrame(Some(1009)));
     // The server still serves others.
-    let mut carol = RawClient::login(&server.url(), APP, "carol").await;
+    let mut carol = raw::login(&server.url(), APP, "carol").await;
     carol.sync().await;
     server.shutdown().await;
 }
@@ -193,14 +189,17 @@ async fn oversized_object_closes_with_1009() {
 #[tokio::test]
 async fn remote_login_kicks_the_older_connection() {
     let server = start_server(test_config()).await;
-    let mut first = RawClient::login(&server.url(), APP, "alice").await;
-    let mut second = RawClient::login(&server.url(), APP, "alice").await;
+    let mut first = raw::login(&server.url(), APP, "alice").await;
+    let mut second = raw::login(&server.url(), APP, "alice").await;
     let kicked = first.expect_event("kicked").await;
     assert_eq!(kicked["reason"], "remote_login");
-    assert!(matches!(first.expect_end().await, Ended::Close(_)));
+    assert!(matches!(
+        first.expect_end().await,
+        Closure::CloseFrame(Some(_))
+    ));
     second.sync().await;
     // The same user in another app is someone else.
-    let mut other_app = RawClient::login(&server.url(), "other", "alice").await;
+    let mut other_app = raw::login(&server.url(), "other", "alice").await;
     other_app.sync().await;
     second.assert_no_event("kicked").await;
     server.shutdown().await;
@@ -209,10 +208,10 @@ async fn remote_login_kicks_the_older_connection() {
 #[tokio::test]
 async fn shutdown_sends_close_frames() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     alice.sync().await;
     server.shutdown().await;
-    assert_eq!(alice.expect_end().await, Ended::Close(1001));
+    assert_eq!(alice.expect_end().await, Closure::CloseFrame(Some(1001)));
 }
 
 #[tokio::test]
@@ -252,15 +251,17 @@ async fn pings_keep_a_reading_client_alive_and_silence_kills() {
         }
     }
     // A client that stops reading sends nothing back: dropped without a close frame.
-    let mut silent = RawClient::login(&server.url(), APP, "silent").await;
-    let mut watcher = RawClient::login(&server.url(), APP, "watcher").await;
+    let mut silent = raw::login(&server.url(), APP, "silent").await;
+    silent.set_reading(false);
+    let mut watcher = raw::login(&server.url(), APP, "watcher").await;
     watcher
         .request(json!({"op": "subscribe_peers_online", "peers": ["silent"]}))
         .await;
     watcher.expect_event("peers_online_status").await;
     let event = watcher.expect_event("peers_online_status").await;
     assert_eq!(event["peers"]["silent"], "unreachable");
-    assert_eq!(silent.expect_end().await, Ended::Dropped);
+    silent.set_reading(true);
+    assert_eq!(silent.expect_end().await, Closure::Dropped);
     drop(ws);
     server.shutdown().await;
 }
@@ -268,7 +269,7 @@ async fn pings_keep_a_reading_client_alive_and_silence_kills() {
 #[tokio::test]
 async fn malformed_requests_before_login_are_102() {
     let server = start_server(test_config()).await;
-    let mut client = RawClient::connect(&server.url()).await;
+    let mut client = raw::connect(&server.url()).await;
     for op in [
         json!({"op": "join"}),
         json!({"op": "send_peer", "to": 5}),
@@ -287,7 +288,7 @@ async fn malformed_requests_before_login_are_102() {
 #[tokio::test]
 async fn malformed_sends_answer_the_code_of_the_failed_field() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     alice.request(json!({"op": "join", "channel": "c"})).await;
     // CHANNEL_MSG 4 "invalid message": missing, or of the wrong shape.
     for message in [None, Some(json!("hi")), Some(json!({"type": "text"}))] {

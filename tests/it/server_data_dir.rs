@@ -2,8 +2,9 @@
 //! id answered before it, a second server on the same directory is refused with a message
 //! that says what to do, and a server that shut down lets go of it.
 
+use crate::support::raw::{self, Expect};
 use crate::support::server_process::ServerProcess;
-use crate::support::{start_server, text, RawClient};
+use crate::support::{start_server, text};
 use rtm::server::{Config, ServerError, StoreLocation};
 use serde_json::json;
 
@@ -13,7 +14,7 @@ const APP: &str = "demo";
 async fn message_ids_after_a_sigkill_exceed_every_id_answered_before() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path(), 0).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     alice.request(json!({"op": "join", "channel": "c"})).await;
     // Answered before their batch commits: only the id reservation protects them.
     let mut before = 0;
@@ -27,7 +28,7 @@ async fn message_ids_after_a_sigkill_exceed_every_id_answered_before() {
     server.kill9().await;
 
     let server = ServerProcess::start(dir.path(), 0).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     alice.request(json!({"op": "join", "channel": "c"})).await;
     let reply = alice
         .request(json!({"op": "send_channel", "channel": "c", "message": text("after")}))
@@ -61,14 +62,14 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
         "{message}"
     );
     // The first one still serves; leave timers running in it (an unacked send, a grace).
-    let mut alice = RawClient::login(&first.url(), APP, "alice").await;
-    let bob = RawClient::login(&first.url(), APP, "bob").await;
+    let mut alice = raw::login(&first.url(), APP, "alice").await;
+    let bob = raw::login(&first.url(), APP, "bob").await;
     alice.request(json!({"op": "join", "channel": "c"})).await;
-    alice
-        .send_request(json!({"op": "send_peer", "to": "bob", "message": text("hi")}))
-        .await;
+    let _unacked = alice
+        .start(json!({"op": "send_peer", "to": "bob", "message": text("hi")}))
+        .unwrap();
     alice.sync().await;
-    bob.drop_connection();
+    bob.drop_abruptly();
     first.shutdown().await;
     // Shut down: nothing of it holds the directory any more.
     let again = start_server(config()).await;

@@ -9,7 +9,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support;
-use crate::support::{text, RawClient};
+use crate::support::raw::{self, Expect};
+use crate::support::text;
+use rtm::qa::raw::RawConn;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
@@ -83,7 +85,7 @@ async fn start_server(data_dir: &Path, log: &Path) -> (Child, String) {
 }
 
 /// Sends `op` and waits at most [`PROMPT`] for its reply.
-async fn prompt_request(client: &mut RawClient, op: Value, what: &str) -> Value {
+async fn prompt_request(client: &mut RawConn, op: Value, what: &str) -> Value {
     tokio::time::timeout(PROMPT, client.request(op))
         .await
         .unwrap_or_else(|_| panic!("{what}: no answer within {PROMPT:?}"))
@@ -109,7 +111,7 @@ async fn a_full_disk_fails_cached_sends_promptly_and_recovers_when_space_returns
     let filler = root.join("filler");
     std::fs::write(&filler, vec![0u8; 256 * 1024]).expect("filler fits");
 
-    let mut alice = RawClient::login(&url, "demo", "alice").await;
+    let mut alice = raw::login(&url, "demo", "alice").await;
     let mut codes = Vec::new();
     for n in 0..60 {
         let reply = prompt_request(&mut alice, cached_send(n), "cached send").await;
@@ -138,7 +140,7 @@ async fn a_full_disk_fails_cached_sends_promptly_and_recovers_when_space_returns
     let code = history["code"].as_u64().expect("code");
     assert!(code == 0 || code == 1, "{history}");
     // A second connection still logs in and is served.
-    let mut carol = RawClient::login(&url, "demo", "carol").await;
+    let mut carol = raw::login(&url, "demo", "carol").await;
     let ping = prompt_request(&mut carol, json!({"op": "ping"}), "ping").await;
     assert_eq!(ping["code"], 0);
 
@@ -153,7 +155,7 @@ async fn a_full_disk_fails_cached_sends_promptly_and_recovers_when_space_returns
     }
     // Bob gets every message answered 4.
     let answered_4 = codes.iter().filter(|&&c| c == 4).count() + 3;
-    let mut bob = RawClient::connect(&url).await;
+    let mut bob = raw::connect(&url).await;
     let login = prompt_request(
         &mut bob,
         json!({"op": "login", "app_id": "demo", "user": "bob"}),
@@ -170,7 +172,7 @@ async fn a_full_disk_fails_cached_sends_promptly_and_recovers_when_space_returns
     // ...and none of those answered 1.
     bob.sync().await;
     let extra: Vec<_> = bob
-        .take_events("message_from_peer")
+        .take_events(raw::named("message_from_peer"))
         .iter()
         .map(|e| e["message"]["text"].as_str().unwrap_or("")[..5].to_string())
         .collect();

@@ -11,17 +11,18 @@
 //! - a flood from one client is answered "too often" and others are served meanwhile.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::support;
 use crate::support::client::{
     fast_config, logged_in, next_channel_text, next_state_skipping, Proxy,
 };
+use crate::support::raw::{self, Expect};
 use crate::support::server_process::ServerProcess;
-use crate::support::{text, Ended, RawClient, WAIT};
+use crate::support::{text, WAIT};
 use rtm::client::{ClientEvent, Events};
 use rtm::protocol::{ConnectionState, Message};
+use rtm::qa::raw::{code_of, Closure};
 use serde_json::{json, Value};
 
 const APP: &str = "demo";
@@ -30,42 +31,38 @@ const APP: &str = "demo";
 async fn sigkill_while_caching_loses_nothing_answered_4() {
     let data = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(data.path(), 0).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     // 150 offline sends in one frame (under the 180 per 3 s limit); kill as soon as half
     // have been answered, so the rest are in flight.
-    let mut frame = Vec::new();
-    let mut ids = Vec::new();
-    for n in 0..150 {
-        let id = alice.id();
-        ids.push(id);
-        let op = json!({"id": id, "op": "send_peer", "to": "bob", "offline": true,
-                        "message": text(&format!("m{n}"))});
-        frame.push(op.to_string());
-    }
-    alice.send_text(&frame.join("\n")).await;
+    let sends = (0..150)
+        .map(|n| {
+            json!({"op": "send_peer", "to": "bob", "offline": true,
+                   "message": text(&format!("m{n}"))})
+        })
+        .collect();
+    let mut replies = alice.start_batch(sends).unwrap();
+    let in_flight = replies.split_off(75);
     let mut cached = Vec::new();
-    for id in &ids[..75] {
-        let reply = alice.expect_reply(*id).await;
+    for reply in replies {
+        let reply = raw::expect_reply(reply).await;
         assert_eq!(reply["code"], 4, "{reply}");
         cached.push(reply["message_id"].as_u64().unwrap());
     }
     server.kill9().await;
+    assert_eq!(alice.expect_end().await, Closure::Dropped);
     // Whatever else was answered 4 before the process died counts too.
-    while let Some(reply) = alice
-        .inbox()
-        .iter()
-        .find(|v| v["code"] == 4 && !cached.contains(&v["message_id"].as_u64().unwrap()))
-        .cloned()
-    {
-        cached.push(reply["message_id"].as_u64().unwrap());
+    for mut reply in in_flight {
+        if let Ok(reply) = reply.wait(Duration::ZERO).await {
+            assert_eq!(reply["code"], 4, "{reply}");
+            cached.push(reply["message_id"].as_u64().unwrap());
+        }
     }
-    assert_eq!(alice.expect_end().await, Ended::Dropped);
 
     let server = ServerProcess::start(data.path(), 0).await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     bob.sync().await;
     let delivered: Vec<u64> = bob
-        .take_events("message_from_peer")
+        .take_events(raw::named("message_from_peer"))
         .iter()
         .map(|e| {
             assert_eq!(e["offline"], true);
@@ -103,7 +100,7 @@ async fn restart_under_connected_clients_reconnects_rejoins_and_catches_up() {
     let (alice, mut alice_events) = logged_in(fast_config(&proxy.url()), "alice").await;
     let room = alice.create_channel("room").unwrap();
     room.join().await.unwrap();
-    let mut carol = RawClient::login(&server.url(), APP, "carol").await;
+    let mut carol = raw::login(&server.url(), APP, "carol").await;
     assert_eq!(
         carol.code(json!({"op": "join", "channel": "room"})).await,
         0
@@ -118,7 +115,7 @@ async fn restart_under_connected_clients_reconnects_rejoins_and_catches_up() {
 
     proxy.refuse(true);
     server.kill9().await;
-    assert_eq!(carol.expect_end().await, Ended::Dropped);
+    assert_eq!(carol.expect_end().await, Closure::Dropped);
     // Alice retries with growing delays while the server is down.
     let mut delays = Vec::new();
     while delays.len() < 3 {
@@ -130,7 +127,7 @@ async fn restart_under_connected_clients_reconnects_rejoins_and_catches_up() {
 
     // Back on the same port and data; carol talks while alice is still kept out.
     let server = ServerProcess::start(data.path(), port).await;
-    let mut carol = RawClient::login(&server.url(), APP, "carol").await;
+    let mut carol = raw::login(&server.url(), APP, "carol").await;
     assert_eq!(
         carol.code(json!({"op": "join", "channel": "room"})).await,
         0
@@ -165,7 +162,7 @@ async fn restart_under_connected_clients_reconnects_rejoins_and_catches_up() {
 async fn flood_channel(url: &str, channel: &str, senders: usize, size: usize) -> usize {
     let body = "x".repeat(size);
     for s in 0..senders {
-        let mut sender = RawClient::login(url, APP, &format!("sender{s}")).await;
+        let mut sender = raw::login(url, APP, &format!("sender{s}")).await;
         assert_eq!(
             sender.code(json!({"op": "join", "channel": channel})).await,
             0
@@ -176,28 +173,9 @@ async fn flood_channel(url: &str, channel: &str, senders: usize, size: usize) ->
             let op = json!({"op": "send_channel", "channel": channel, "message": text(&body)});
             assert_eq!(sender.code(op).await, 0);
         }
-        sender.close().await;
+        sender.hang_up().await;
     }
     senders * 180
-}
-
-/// A logged-in raw client whose socket has a tiny receive buffer, so that what the server
-/// queues for it cannot hide in the client's kernel buffer.
-async fn login_with_small_receive_buffer(addr: SocketAddr, user: &str) -> RawClient {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(8 * 1024).unwrap();
-    let tcp = socket.connect(addr).await.unwrap();
-    let url = format!("ws://{addr}/rtm/v1");
-    let (ws, _) =
-        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
-            .await
-            .unwrap();
-    let mut client = RawClient::from_socket(ws);
-    let reply = client
-        .request(json!({"op": "login", "app_id": APP, "user": user}))
-        .await;
-    assert_eq!(reply["code"], 0);
-    client
 }
 
 /// Reads frames until `wanted` replies with code 0 have arrived (batches count each one).
@@ -358,13 +336,14 @@ async fn a_client_that_stops_reading_is_cut_off_and_memory_stays_bounded() {
     let data = tempfile::tempdir().unwrap();
     let server = server_with_stall(data.path(), STALL.as_millis() as u64).await;
     let url = server.url();
-    let mut stalled = login_with_small_receive_buffer(server.addr, "stalled").await;
+    let mut stalled = raw::login_with_small_receive_buffer(server.addr, APP, "stalled").await;
     assert_eq!(
         stalled
             .code(json!({"op": "join", "channel": "flood"}))
             .await,
         0
     );
+    stalled.set_reading(false);
     // 4 × 180 × 30 KiB ≈ 21 MiB of fan-out, 20 times the 1 MiB outbox bound.
     let total = 4 * 180;
     let reader = count_channel_messages(url.clone(), "flood", total).await;
@@ -381,8 +360,11 @@ async fn a_client_that_stops_reading_is_cut_off_and_memory_stays_bounded() {
     tokio::time::sleep_until(flood_began + STALL * 3).await;
     // The stalled client was cut off (no close frame): past its soft bound it took
     // nothing for the stall time, so it finds far less than the flood before the end.
-    assert_eq!(stalled.expect_end().await, Ended::Dropped);
-    let reached_it = stalled.take_events("message_from_channel").len();
+    stalled.set_reading(true);
+    assert_eq!(stalled.expect_end().await, Closure::Dropped);
+    let reached_it = stalled
+        .take_events(raw::named("message_from_channel"))
+        .len();
     println!("the stalled client got {reached_it} of {total} before it was cut off");
     assert!(
         reached_it < total / 2,
@@ -391,7 +373,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_memory_stays_bounded() {
     let grown_mib = after.saturating_sub(before) / 1024;
     assert!(grown_mib < 64, "server memory grew by {grown_mib} MiB");
     // Others are served afterwards too.
-    let mut later = RawClient::login(&url, APP, "later").await;
+    let mut later = raw::login(&url, APP, "later").await;
     assert_eq!(
         later.code(json!({"op": "join", "channel": "flood"})).await,
         0
@@ -403,7 +385,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_memory_stays_bounded() {
 async fn a_client_killed_mid_frame_leaves_the_server_serving() {
     let data = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(data.path(), 0).await;
-    let mut witness = RawClient::login(&server.url(), APP, "witness").await;
+    let mut witness = raw::login(&server.url(), APP, "witness").await;
     assert_eq!(witness.code(json!({"op": "join", "channel": "c"})).await, 0);
 
     // The victim's socket: a std handle kept aside to write a torn frame at the end.
@@ -435,7 +417,7 @@ async fn a_client_killed_mid_frame_leaves_the_server_serving() {
     // Nothing of the torn frame arrives; the server serves the witness and a new login
     // of the victim, which rejoins within the grace period.
     witness.assert_no_event("message_from_channel").await;
-    let mut victim = RawClient::login(&server.url(), APP, "victim").await;
+    let mut victim = raw::login(&server.url(), APP, "victim").await;
     let reply = victim.request(json!({"op": "join", "channel": "c"})).await;
     assert_eq!(reply["code"], 0, "{reply}");
     assert_eq!(reply["member_count"], 2);
@@ -448,32 +430,29 @@ async fn a_flood_is_limited_and_others_are_served() {
     let data = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(data.path(), 0).await;
     let url = server.url();
-    let mut listener = RawClient::login(&url, APP, "listener").await;
-    let mut polite = RawClient::login(&url, APP, "polite").await;
-    let mut flooder = RawClient::login(&url, APP, "flooder").await;
+    let mut listener = raw::login(&url, APP, "listener").await;
+    let mut polite = raw::login(&url, APP, "polite").await;
+    let mut flooder = raw::login(&url, APP, "flooder").await;
     for client in [&mut listener, &mut polite, &mut flooder] {
         assert_eq!(client.code(json!({"op": "join", "channel": "c"})).await, 0);
     }
     // 1000 channel sends and 200 peer sends in one go.
-    let mut frame = Vec::new();
-    let mut ids = Vec::new();
-    for n in 0..1200 {
-        let id = flooder.id();
-        ids.push(id);
-        let op = if n < 1000 {
-            json!({"id": id, "op": "send_channel", "channel": "c", "message": text("spam")})
-        } else {
-            json!({"id": id, "op": "send_peer", "to": "listener", "message": text("spam")})
-        };
-        frame.push(op.to_string());
-    }
-    flooder.send_text(&frame.join("\n")).await;
+    let spam = (0..1200)
+        .map(|n| {
+            if n < 1000 {
+                json!({"op": "send_channel", "channel": "c", "message": text("spam")})
+            } else {
+                json!({"op": "send_peer", "to": "listener", "message": text("spam")})
+            }
+        })
+        .collect();
+    let replies = flooder.start_batch(spam).unwrap();
     // Meanwhile the polite user is served normally.
     let op = json!({"op": "send_channel", "channel": "c", "message": text("hello")});
     assert_eq!(polite.code(op).await, 0);
-    let mut codes: Vec<u64> = Vec::new();
-    for id in ids {
-        codes.push(flooder.expect_reply(id).await["code"].as_u64().unwrap());
+    let mut codes = Vec::new();
+    for reply in replies {
+        codes.push(code_of(&raw::expect_reply(reply).await));
     }
     let ok = codes.iter().filter(|c| **c == 0).count();
     assert_eq!(ok, 180, "180 sends per 3 s");

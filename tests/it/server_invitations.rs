@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::support::{start_server, test_config, RawClient};
+use crate::support::raw::{self, Expect};
+use crate::support::{start_server, test_config};
 use rtm::server::{Config, RateLimits};
 use serde_json::json;
 
@@ -12,8 +13,8 @@ const APP: &str = "demo";
 #[tokio::test]
 async fn invite_and_accept() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     let reply = alice
         .request(
             json!({"op": "invite", "invitation_id": "call-1", "callee": "bob",
@@ -51,8 +52,8 @@ async fn invite_and_accept() {
 #[tokio::test]
 async fn refuse_and_cancel() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     alice
         .request(json!({"op": "invite", "invitation_id": "a", "callee": "bob", "content": ""}))
         .await;
@@ -103,8 +104,8 @@ async fn unanswered_invitations_expire() {
         ..test_config()
     };
     let server = start_server(config).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     alice
         .request(json!({"op": "invite", "invitation_id": "late", "callee": "bob"}))
         .await;
@@ -126,7 +127,7 @@ async fn unanswered_invitations_expire() {
 #[tokio::test]
 async fn invitation_codes() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     assert_eq!(
         alice
             .code(json!({"op": "invite", "invitation_id": "x", "callee": "nobody"}))
@@ -157,14 +158,14 @@ async fn pending_invitations_per_caller_are_capped() {
     config.rate_limits = RateLimits::unlimited();
     config.max_pending_invitations = 32;
     let server = start_server(config).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     for n in 0..32 {
         assert_eq!(alice.code(invite(n)).await, 0);
     }
     assert_eq!(alice.code(invite(32)).await, 4);
     // Another caller is not affected; an answered invitation frees a slot.
-    let mut carol = RawClient::login(&server.url(), APP, "carol").await;
+    let mut carol = raw::login(&server.url(), APP, "carol").await;
     assert_eq!(carol.code(invite(0)).await, 0);
     let refuse = json!({"op": "refuse_invitation", "invitation_id": "call-0",
         "caller": "alice", "response": "busy"});
@@ -176,8 +177,8 @@ async fn pending_invitations_per_caller_are_capped() {
 #[tokio::test]
 async fn invitations_are_rate_limited_with_code_4() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let _bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let _bob = raw::login(&server.url(), APP, "bob").await;
     // Default: 10 per 5 s; INVITE has no "too often", so the 11th is 4 (invalid argument).
     for n in 0..10 {
         assert_eq!(alice.code(invite(n)).await, 0);

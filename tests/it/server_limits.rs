@@ -4,27 +4,20 @@
 
 use std::time::Duration;
 
-use crate::support::{start_server, test_config, text, RawClient};
+use crate::support::raw::{self, Expect};
+use crate::support::{start_server, test_config, text};
+use rtm::qa::raw::{code_of, RawConn};
 use rtm::server::{Config, RateLimit};
 use serde_json::json;
 
 const APP: &str = "demo";
 
 /// Sends `count` copies of `op` in one frame and returns their codes in order.
-async fn burst(client: &mut RawClient, op: &serde_json::Value, count: usize) -> Vec<u64> {
-    let mut ids = Vec::new();
-    let mut frame = Vec::new();
-    for _ in 0..count {
-        let id = client.id();
-        let mut op = op.clone();
-        op["id"] = json!(id);
-        frame.push(op.to_string());
-        ids.push(id);
-    }
-    client.send_text(&frame.join("\n")).await;
+async fn burst(client: &mut RawConn, op: &serde_json::Value, count: usize) -> Vec<u32> {
+    let replies = client.start_batch(vec![op.clone(); count]).unwrap();
     let mut codes = Vec::new();
-    for id in ids {
-        codes.push(client.expect_reply(id).await["code"].as_u64().unwrap());
+    for reply in replies {
+        codes.push(code_of(&raw::expect_reply(reply).await));
     }
     codes
 }
@@ -32,7 +25,7 @@ async fn burst(client: &mut RawClient, op: &serde_json::Value, count: usize) -> 
 #[tokio::test]
 async fn sends_180_per_3_seconds() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     alice.request(json!({"op": "join", "channel": "c"})).await;
     let channel = json!({"op": "send_channel", "channel": "c", "message": text("x")});
     let codes = burst(&mut alice, &channel, 180).await;
@@ -47,7 +40,7 @@ async fn sends_180_per_3_seconds() {
 #[tokio::test]
 async fn joins_per_connection_and_per_channel() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     let join = json!({"op": "join", "channel": "c"});
     let leave = json!({"op": "leave", "channel": "c"});
     assert_eq!(alice.code(join.clone()).await, 0);
@@ -84,7 +77,7 @@ async fn a_send_window_reopens_once_it_has_slid_past_the_burst() {
         ..test_config()
     };
     let server = start_server(config).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     let peer = json!({"op": "send_peer", "to": "nobody", "message": text("x")});
     let mut expected = vec![3; 180];
     expected.push(5);
@@ -109,7 +102,7 @@ async fn limits_are_configurable() {
     let mut config = test_config();
     config.rate_limits.send = RateLimit::new(2, Duration::from_secs(60));
     let server = start_server(Config { ..config }).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     let peer = json!({"op": "send_peer", "to": "nobody", "message": text("x")});
     assert_eq!(burst(&mut alice, &peer, 3).await, vec![3, 3, 5]);
     server.shutdown().await;
@@ -118,7 +111,7 @@ async fn limits_are_configurable() {
 #[tokio::test]
 async fn renew_token_too_often_is_4() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     let renew = json!({"op": "renew_token", "token": "whatever"});
     // Default: 2 per 5 s (this app has no certificate, so a renewal answers 0).
     assert_eq!(alice.code(renew.clone()).await, 0);

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use crate::support::{start_server, test_config, text, RawClient};
+use crate::support::raw::{self, Expect, Transcript};
+use crate::support::{start_server, test_config, text};
+use rtm::qa::raw::{Closure, RawConn};
 use rtm::server::{Config, RateLimits, StoreLocation};
 use serde_json::{json, Value};
 
@@ -17,11 +19,11 @@ fn send_peer(to: &str, body: &str) -> Value {
 #[tokio::test]
 async fn answered_zero_only_after_the_receivers_ack() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
-    let mut eve = RawClient::login(&server.url(), APP, "eve").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
+    let mut eve = raw::login(&server.url(), APP, "eve").await;
 
-    let id = alice.send_request(send_peer("bob", "hello")).await;
+    let mut reply = alice.start(send_peer("bob", "hello")).unwrap();
     let event = bob.expect_event("message_from_peer").await;
     assert_eq!(event["from"], "alice");
     assert_eq!(event["message"], text("hello"));
@@ -31,21 +33,15 @@ async fn answered_zero_only_after_the_receivers_ack() {
 
     // Not acked yet: no reply for alice.
     alice.sync().await;
-    assert!(
-        !alice.inbox().iter().any(|v| v["id"] == id),
-        "replied before ack"
-    );
+    assert!(raw::unanswered(&mut reply).await, "replied before ack");
     // An ack from someone else does not count.
-    eve.ack(message_id).await;
+    eve.ack(message_id);
     eve.sync().await;
     alice.sync().await;
-    assert!(
-        !alice.inbox().iter().any(|v| v["id"] == id),
-        "eve's ack counted"
-    );
+    assert!(raw::unanswered(&mut reply).await, "eve's ack counted");
 
-    bob.ack(message_id).await;
-    let reply = alice.expect_reply(id).await;
+    bob.ack(message_id);
+    let reply = raw::expect_reply(reply).await;
     assert_eq!(reply["code"], 0);
     assert_eq!(reply["message_id"], message_id);
     assert_eq!(reply["server_ts"], event["server_ts"]);
@@ -59,24 +55,24 @@ async fn no_ack_in_time_is_code_2() {
         ..test_config()
     };
     let server = start_server(config).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
-    let id = alice.send_request(send_peer("bob", "are you there?")).await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
+    let reply = alice.start(send_peer("bob", "are you there?")).unwrap();
     let event = bob.expect_event("message_from_peer").await;
-    let reply = alice.expect_reply(id).await;
+    let reply = raw::expect_reply(reply).await;
     assert_eq!(reply["code"], 2);
     assert!(reply["reason"].is_string());
     // A late ack changes nothing.
-    bob.ack(event["message_id"].as_u64().unwrap()).await;
+    bob.ack(event["message_id"].as_u64().unwrap());
     alice.sync().await;
-    assert!(!alice.inbox().iter().any(|v| v["id"] == id));
+    assert_eq!(alice.stray_replies(), 0, "a second reply");
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn unreachable_invalid_and_cached() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     assert_eq!(alice.code(send_peer("nobody", "hi")).await, 3);
     assert_eq!(alice.code(send_peer(" bad", "hi")).await, 6);
     assert_eq!(alice.code(send_peer("null", "hi")).await, 6);
@@ -101,7 +97,7 @@ async fn cached_messages_arrive_right_after_login_oldest_first() {
         ..test_config()
     };
     let server = start_server(config).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     let mut ids = Vec::new();
     for n in 1..=5 {
         let reply = alice
@@ -113,27 +109,28 @@ async fn cached_messages_arrive_right_after_login_oldest_first() {
     }
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
 
-    let mut bob = RawClient::connect(&server.url()).await;
+    let mut transcript = Transcript::default();
+    let mut bob = raw::connect_traced(&server.url(), transcript.tracer()).await;
     let login = bob
-        .send_request(json!({"op": "login", "app_id": APP, "user": "bob"}))
+        .request(json!({"op": "login", "app_id": APP, "user": "bob"}))
         .await;
-    let first = bob.next_value().await;
-    assert_eq!(first["id"], login, "the login reply comes first");
+    let first = transcript.next().await;
+    assert_eq!(first, login, "the login reply comes first");
     assert_eq!(first["code"], 0);
     // The cap of 3 dropped the two oldest.
     for n in 3..=5 {
-        let event = bob.next_value().await;
+        let event = transcript.next().await;
         assert_eq!(event["event"], "message_from_peer");
         assert_eq!(event["message"], text(&format!("m{n}")));
         assert_eq!(event["offline"], true);
         assert_eq!(event["from"], "alice");
         assert_eq!(event["message_id"], ids[n - 1]);
-        bob.ack(ids[n - 1]).await;
+        bob.ack(ids[n - 1]);
     }
     // Delivered and acked: a new login does not get them again.
     bob.sync().await;
-    bob.close().await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    bob.hang_up().await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     bob.assert_no_event("message_from_peer").await;
     server.shutdown().await;
 }
@@ -146,7 +143,7 @@ async fn cached_messages_survive_a_restart() {
         ..Config::default()
     };
     let server = start_server(config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     let mut last_id = 0;
     for body in ["one", "two", "three"] {
         let reply = alice
@@ -164,14 +161,14 @@ async fn cached_messages_survive_a_restart() {
     server.shutdown().await;
 
     let server = start_server(config()).await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     for body in ["one", "two", "three"] {
         let event = bob.expect_event("message_from_peer").await;
         assert_eq!(event["message"], text(body));
         assert_eq!(event["offline"], true);
     }
     // Message ids keep increasing across the restart, and history is still there.
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     alice.request(json!({"op": "join", "channel": "log"})).await;
     let history = alice
         .request(json!({"op": "history", "channel": "log"}))
@@ -190,16 +187,11 @@ async fn cached_messages_survive_a_restart() {
 #[tokio::test]
 async fn peer_messages_keep_their_order() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
-    let frame = (1..=50)
-        .map(|n| {
-            json!({"id": n, "op": "send_peer", "to": "bob", "message": text(&n.to_string())})
-                .to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    alice.send_text(&frame).await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
+    let replies = alice
+        .start_batch((1..=50).map(|n| send_peer("bob", &n.to_string())).collect())
+        .unwrap();
     let mut last_id = 0;
     for n in 1..=50 {
         let event = bob.expect_event("message_from_peer").await;
@@ -207,10 +199,10 @@ async fn peer_messages_keep_their_order() {
         let id = event["message_id"].as_u64().unwrap();
         assert!(id > last_id);
         last_id = id;
-        bob.ack(id).await;
+        bob.ack(id);
     }
-    for n in 1..=50 {
-        assert_eq!(alice.expect_reply(n).await["code"], 0);
+    for reply in replies {
+        assert_eq!(raw::expect_reply(reply).await["code"], 0);
     }
     server.shutdown().await;
 }
@@ -222,14 +214,18 @@ async fn peer_history_windows() {
         ..test_config()
     })
     .await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     let mut ids = Vec::new();
     for n in 1..=7 {
-        let id = alice.send_request(send_peer("bob", &format!("m{n}"))).await;
+        let reply = alice.start(send_peer("bob", &format!("m{n}"))).unwrap();
         let event = bob.expect_event("message_from_peer").await;
-        bob.ack(event["message_id"].as_u64().unwrap()).await;
-        ids.push(alice.expect_reply(id).await["message_id"].as_u64().unwrap());
+        bob.ack(event["message_id"].as_u64().unwrap());
+        ids.push(
+            raw::expect_reply(reply).await["message_id"]
+                .as_u64()
+                .unwrap(),
+        );
     }
     let bodies = |reply: &Value| {
         reply["messages"]
@@ -270,21 +266,21 @@ async fn peer_history_windows() {
 async fn raw_messages_up_to_32_kib() {
     use base64::Engine as _;
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     let raw = |bytes: usize, description: &str| {
         let data = base64::engine::general_purpose::STANDARD.encode(vec![7u8; bytes]);
         json!({"type": "raw", "data": data, "description": description})
     };
     // Data plus description exactly 32 KiB: accepted and delivered as sent.
     let message = raw(32 * 1024 - 8, "file.bin");
-    let id = alice
-        .send_request(json!({"op": "send_peer", "to": "bob", "message": message}))
-        .await;
+    let reply = alice
+        .start(json!({"op": "send_peer", "to": "bob", "message": message}))
+        .unwrap();
     let event = bob.expect_event("message_from_peer").await;
     assert_eq!(event["message"], message);
-    bob.ack(event["message_id"].as_u64().unwrap()).await;
-    assert_eq!(alice.expect_reply(id).await["code"], 0);
+    bob.ack(event["message_id"].as_u64().unwrap());
+    assert_eq!(raw::expect_reply(reply).await["code"], 0);
     // One byte more: 7.
     let message = raw(32 * 1024 - 7, "file.bin");
     assert_eq!(
@@ -296,33 +292,22 @@ async fn raw_messages_up_to_32_kib() {
     server.shutdown().await;
 }
 
-/// Logs in and sends `pings` pings in the same frame as the login; returns the ids.
-async fn login_then_ping(client: &mut RawClient, user: &str, pings: usize) -> (u32, Vec<u32>) {
-    let login_id = client.id();
-    let mut frame =
-        vec![json!({"id": login_id, "op": "login", "app_id": APP, "user": user}).to_string()];
-    let mut ids = Vec::new();
-    for _ in 0..pings {
-        let id = client.id();
-        frame.push(json!({"id": id, "op": "ping"}).to_string());
-        ids.push(id);
-    }
-    client.send_text(&frame.join("\n")).await;
-    (login_id, ids)
-}
-
-/// Reads the login reply, every ping reply and `count` cached messages; returns their ids.
-async fn expect_backlog(client: &mut RawClient, user: &str, count: usize) -> Vec<u64> {
-    let (login, pings) = login_then_ping(client, user, 20).await;
-    assert_eq!(client.expect_reply(login).await["code"], 0);
+/// Logs in with 20 pings in the same frame; reads the login reply, `count` cached
+/// messages and every ping reply; returns the messages' ids.
+async fn expect_backlog(client: &mut RawConn, user: &str, count: usize) -> Vec<u64> {
+    let mut ops = vec![json!({"op": "login", "app_id": APP, "user": user})];
+    ops.extend(std::iter::repeat_n(json!({"op": "ping"}), 20));
+    let mut replies = client.start_batch(ops).unwrap().into_iter();
+    let login = replies.next().unwrap();
+    assert_eq!(raw::expect_reply(login).await["code"], 0);
     let mut ids = Vec::new();
     for _ in 0..count {
         let event = client.expect_event("message_from_peer").await;
         assert_eq!(event["offline"], true);
         ids.push(event["message_id"].as_u64().unwrap());
     }
-    for id in pings {
-        assert_eq!(client.expect_reply(id).await["code"], 0);
+    for ping in replies {
+        assert_eq!(raw::expect_reply(ping).await["code"], 0);
     }
     ids
 }
@@ -334,7 +319,7 @@ async fn large_login_backlog_arrives_whole_and_stays_until_acked() {
         ..test_config()
     })
     .await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     let body = "x".repeat(32 * 1000);
     for _ in 0..200 {
         let reply = alice
@@ -346,29 +331,29 @@ async fn large_login_backlog_arrives_whole_and_stays_until_acked() {
     }
 
     // 6.4 MB of backlog, then requests right behind it: all answered, nothing lost.
-    let mut bob = RawClient::connect(&server.url()).await;
+    let mut bob = raw::connect(&server.url()).await;
     let first = expect_backlog(&mut bob, "bob", 200).await;
     assert!(first.windows(2).all(|w| w[0] < w[1]), "oldest first");
-    assert!(bob.ended.is_none());
-    bob.drop_connection();
+    assert_eq!(bob.closure(), Closure::Open);
+    bob.drop_abruptly();
 
     // Not acked: all of them again at the next login. Acked: gone.
-    let mut bob = RawClient::connect(&server.url()).await;
+    let mut bob = raw::connect(&server.url()).await;
     let again = expect_backlog(&mut bob, "bob", 200).await;
     assert_eq!(again, first);
     for id in &again[..150] {
-        bob.ack(*id).await;
+        bob.ack(*id);
     }
     bob.sync().await;
-    bob.close().await;
-    let mut bob = RawClient::connect(&server.url()).await;
+    bob.hang_up().await;
+    let mut bob = raw::connect(&server.url()).await;
     let rest = expect_backlog(&mut bob, "bob", 50).await;
     assert_eq!(rest, first[150..]);
     for id in &rest {
-        bob.ack(*id).await;
+        bob.ack(*id);
     }
-    bob.close().await;
-    let mut bob = RawClient::login(&server.url(), APP, "bob").await;
+    bob.hang_up().await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
     bob.assert_no_event("message_from_peer").await;
     server.shutdown().await;
 }

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::support::{start_server, test_config, RawClient};
+use crate::support::raw::{self, Expect, Transcript};
+use crate::support::{start_server, test_config};
 use rtm::server::{Config, RateLimits};
 use serde_json::json;
 
@@ -12,8 +13,8 @@ const APP: &str = "demo";
 #[tokio::test]
 async fn query_answers_in_input_order() {
     let server = start_server(test_config()).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
-    let _bob = RawClient::login(&server.url(), APP, "bob").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let _bob = raw::login(&server.url(), APP, "bob").await;
     let reply = alice
         .request(json!({"op": "query_peers_online", "peers": ["zed", "bob", "alice"]}))
         .await;
@@ -62,32 +63,35 @@ async fn subscribers_see_online_unreachable_offline() {
     };
     let server = start_server(config).await;
     let url = server.url();
-    let mut alice = RawClient::login(&url, APP, "alice").await;
-    let bob = RawClient::login(&url, APP, "bob").await;
+    let mut transcript = Transcript::default();
+    let mut alice = raw::connect_traced(&url, transcript.tracer()).await;
+    alice.login(APP, "alice").await;
+    let bob = raw::login(&url, APP, "bob").await;
 
-    let id = alice
-        .send_request(json!({"op": "subscribe_peers_online", "peers": ["bob", "carol"]}))
+    transcript.skip_received();
+    let reply = alice
+        .request(json!({"op": "subscribe_peers_online", "peers": ["bob", "carol"]}))
         .await;
-    // The reply, then the current states.
-    let reply = alice.next_value().await;
-    assert_eq!(reply["id"], id);
     assert_eq!(reply["code"], 0);
-    let current = alice.next_value().await;
+    let current = alice.next_any_event().await;
     assert_eq!(
         current,
         json!({"event": "peers_online_status", "peers": {"bob": "online", "carol": "offline"}})
     );
+    // The reply, then the current states.
+    assert_eq!(transcript.next().await, reply);
+    assert_eq!(transcript.next().await, current);
     let subscribed = alice.request(json!({"op": "query_subscribed_peers"})).await;
     let mut peers: Vec<_> = subscribed["peers"].as_array().unwrap().clone();
     peers.sort_by_key(ToString::to_string);
     assert_eq!(peers, [json!("bob"), json!("carol")]);
 
-    let carol = RawClient::login(&url, APP, "carol").await;
+    let carol = raw::login(&url, APP, "carol").await;
     let event = alice.expect_event("peers_online_status").await;
     assert_eq!(event["peers"], json!({"carol": "online"}));
 
     // A dropped connection: unreachable at once (query says offline), offline after the grace.
-    bob.drop_connection();
+    bob.drop_abruptly();
     let event = alice.expect_event("peers_online_status").await;
     assert_eq!(event["peers"], json!({"bob": "unreachable"}));
     let query = alice
@@ -110,7 +114,7 @@ async fn subscribers_see_online_unreachable_offline() {
             .await,
         0
     );
-    let _carol = RawClient::login(&url, APP, "carol").await;
+    let _carol = raw::login(&url, APP, "carol").await;
     alice.assert_no_event("peers_online_status").await;
     server.shutdown().await;
 }
@@ -123,18 +127,18 @@ async fn subscriptions_survive_a_reconnect_and_end_at_logout() {
     };
     let server = start_server(config).await;
     let url = server.url();
-    let mut alice = RawClient::login(&url, APP, "alice").await;
+    let mut alice = raw::login(&url, APP, "alice").await;
     assert_eq!(
         alice
             .code(json!({"op": "subscribe_peers_online", "peers": ["bob"]}))
             .await,
         0
     );
-    alice.drop_connection();
-    let mut alice = RawClient::login(&url, APP, "alice").await;
+    alice.drop_abruptly();
+    let mut alice = raw::login(&url, APP, "alice").await;
     let subscribed = alice.request(json!({"op": "query_subscribed_peers"})).await;
     assert_eq!(subscribed["peers"], json!(["bob"]));
-    let _bob = RawClient::login(&url, APP, "bob").await;
+    let _bob = raw::login(&url, APP, "bob").await;
     assert_eq!(
         alice.expect_event("peers_online_status").await["peers"],
         json!({"bob": "online"})
@@ -158,7 +162,7 @@ async fn at_most_512_subscriptions() {
         ..test_config()
     };
     let server = start_server(config).await;
-    let mut alice = RawClient::login(&server.url(), APP, "alice").await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
     let first: Vec<String> = (0..500).map(|n| format!("u{n}")).collect();
     let more: Vec<String> = (500..513).map(|n| format!("u{n}")).collect();
     let too_many: Vec<String> = (0..513).map(|n| format!("v{n}")).collect();

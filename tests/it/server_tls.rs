@@ -1,16 +1,15 @@
 //! `wss://` over real sockets, with a self-signed certificate made in the test: the
-//! in-process server with a TLS config, a raw rustls client and the client library; and
+//! in-process server with a TLS config, a raw connection over rustls and the client library; and
 //! `rtm-tui serve --tls-cert/--tls-key` as a process.
 
 use std::sync::Arc;
 
+use crate::support::raw::{self, Expect};
 use crate::support::server_process::ServerProcess;
-use crate::support::{start_server, test_config, WAIT};
-use futures_util::{SinkExt as _, StreamExt as _};
+use crate::support::{start_server, test_config};
 use rtm::client::{Client, ClientConfig};
 use rtm::server::RunningServer;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use serde_json::json;
 
 const APP: &str = "demo";
 
@@ -45,7 +44,7 @@ async fn wss_with_a_self_signed_certificate() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
         url.as_str(),
         None,
         false,
@@ -53,20 +52,7 @@ async fn wss_with_a_self_signed_certificate() {
     )
     .await
     .expect("wss handshake");
-    ws.send(
-        json!({"id": 1, "op": "login", "app_id": APP, "user": "alice"})
-            .to_string()
-            .into(),
-    )
-    .await
-    .unwrap();
-    let reply = tokio::time::timeout(WAIT, ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let reply: serde_json::Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
-    assert_eq!(reply["code"], 0, "{reply}");
+    raw::from_socket(ws).login(APP, "alice").await;
 
     // Plain ws:// to a TLS port fails; so does wss:// without trusting the certificate.
     let plain = url.replacen("wss://", "ws://", 1);

@@ -8,8 +8,10 @@
 use std::time::Duration;
 
 use crate::support;
+use crate::support::raw::{self, Expect};
 use crate::support::token_builders::literal;
-use crate::support::{start_server, test_config, Ended, RawClient};
+use crate::support::{start_server, test_config};
+use rtm::qa::raw::{Closure, RawConn};
 use rtm::server::{Config, RunningServer};
 use rtm::token::{build_rtm_token_006, build_rtm_token_007, unix_now};
 use serde_json::{json, Value};
@@ -45,8 +47,8 @@ async fn login(
     app: &str,
     user: &str,
     token: Option<&str>,
-) -> (RawClient, Value) {
-    let mut client = RawClient::connect(&server.url()).await;
+) -> (RawConn, Value) {
+    let mut client = raw::connect(&server.url()).await;
     let mut op = json!({"op": "login", "app_id": app, "user": user});
     if let Some(token) = token {
         op["token"] = json!(token);
@@ -58,7 +60,7 @@ async fn login(
 /// The code of a login with `token`; a refusal must say why.
 async fn login_code(server: &RunningServer, app: &str, user: &str, token: Option<&str>) -> u64 {
     let (client, reply) = login(server, app, user, token).await;
-    client.close().await;
+    client.hang_up().await;
     let code = reply["code"].as_u64().expect("code");
     assert!(code == 0 || reply["reason"].is_string(), "{reply}");
     code
@@ -80,7 +82,7 @@ async fn assert_logs_in(
         expires.contains(&expires_at),
         "expires at {expires_at}, wanted {expires:?}"
     );
-    client.close().await;
+    client.hang_up().await;
 }
 
 #[tokio::test]
@@ -251,7 +253,7 @@ async fn will_expire_then_kicked_when_not_renewed() {
     let kick = alice.expect_event("kicked").await;
     assert_eq!(kick, json!({"event": "kicked", "reason": "token_expired"}));
     assert!(unix_now() >= expires_at, "the kick comes at the expiry");
-    assert_eq!(alice.expect_end().await, Ended::Close(1000));
+    assert_eq!(alice.expect_end().await, Closure::CloseFrame(Some(1000)));
     // A kicked user leaves its channels at once, without the grace of a dropped one.
     assert_eq!(watcher.expect_event("member_left").await["user"], "alice");
     server.shutdown().await;
@@ -262,7 +264,7 @@ async fn warned_at_once_when_the_token_is_already_within_the_lead() {
     let server = server_with_lead(Duration::from_secs(30)).await;
     let (mut alice, reply) = login(&server, APP, "alice", Some(&token_007("alice", 20))).await;
     let expires_at = reply["token_expires_at"].as_u64().unwrap();
-    let warning = alice.next_event().await;
+    let warning = alice.next_any_event().await;
     assert_eq!(warning["event"], "token_privilege_will_expire");
     assert_eq!(warning["expires_at"], expires_at);
     server.shutdown().await;
@@ -274,7 +276,7 @@ async fn renewal_moves_the_timers() {
     let (mut alice, reply) = login(&server, APP, "alice", Some(&token_007("alice", 3))).await;
     let first_expiry = reply["token_expires_at"].as_u64().unwrap();
     assert_eq!(
-        alice.next_event().await["event"],
+        alice.next_any_event().await["event"],
         "token_privilege_will_expire"
     );
     // Bad renewals change nothing: invalid 6, expired 5.
@@ -299,7 +301,7 @@ async fn renewal_moves_the_timers() {
     assert_eq!(reply["code"], 0, "{reply}");
     let second_expiry = reply["token_expires_at"].as_u64().unwrap();
     assert!(second_expiry > first_expiry + 1);
-    let warning = alice.next_event().await;
+    let warning = alice.next_any_event().await;
     assert_eq!(
         warning,
         json!({"event": "token_privilege_will_expire", "expires_at": second_expiry})
@@ -308,7 +310,7 @@ async fn renewal_moves_the_timers() {
         unix_now() >= first_expiry,
         "the old expiry passed without a kick"
     );
-    let kick = alice.next_event().await;
+    let kick = alice.next_any_event().await;
     assert_eq!(kick["reason"], "token_expired");
     assert!(unix_now() >= second_expiry);
     server.shutdown().await;
@@ -317,7 +319,7 @@ async fn renewal_moves_the_timers() {
 #[tokio::test]
 async fn renewal_on_a_plain_app_is_accepted() {
     let server = secured_server().await;
-    let mut client = RawClient::login(&server.url(), "plain", "alice").await;
+    let mut client = raw::login(&server.url(), "plain", "alice").await;
     let reply = client
         .request(json!({"op": "renew_token", "token": "anything"}))
         .await;

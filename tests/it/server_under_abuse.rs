@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::raw::{self, Expect};
 use crate::support::server_process::ServerProcess;
-use crate::support::{text, RawClient, WAIT};
+use crate::support::{text, WAIT};
 use futures_util::{SinkExt as _, StreamExt as _};
 use rtm::client::{Client, ClientConfig, ClientEvent, SendOptions};
 use rtm::protocol::{ChangeReason, ConnectionState, Event, Message};
@@ -136,24 +137,14 @@ async fn well_behaved_clients_are_served_through_abuse() {
     let stop = Arc::new(AtomicBool::new(false));
 
     // A member of the noisy channel that never reads.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(8 * 1024).unwrap();
-    let tcp = socket.connect(server.addr).await.unwrap();
-    let (ws, _) =
-        tokio_tungstenite::client_async(url.clone(), tokio_tungstenite::MaybeTlsStream::Plain(tcp))
-            .await
-            .unwrap();
-    let mut stalled = RawClient::from_socket(ws);
-    let reply = stalled
-        .request(json!({"op": "login", "app_id": APP, "user": "stalled"}))
-        .await;
-    assert_eq!(reply["code"], 0);
+    let mut stalled = raw::login_with_small_receive_buffer(server.addr, APP, "stalled").await;
     assert_eq!(
         stalled
             .code(json!({"op": "join", "channel": "noisy"}))
             .await,
         0
     );
+    stalled.set_reading(false);
 
     let abusers = vec![
         keep_abusing(&stop, {
@@ -243,10 +234,10 @@ async fn well_behaved_clients_are_served_through_abuse() {
         }
     }
     // Carol gets every cached message at login, in order.
-    let mut carol = RawClient::login(&url, APP, "carol").await;
+    let mut carol = raw::login(&url, APP, "carol").await;
     carol.sync().await;
     let delivered: Vec<String> = carol
-        .take_events("message_from_peer")
+        .take_events(raw::named("message_from_peer"))
         .iter()
         .map(|e| e["message"]["text"].as_str().unwrap().to_string())
         .collect();
