@@ -16,7 +16,9 @@ use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::support::client::{expect_login_ended, next_event, next_state, WAIT};
+use crate::support::client::{
+    expect_login_ended, expect_login_succeeded, next_event, next_state, WAIT,
+};
 
 /// Scripted peers never stall, so the timeouts under test can be very short: 400 ms
 /// login timeout, pings every 200 ms, a dead server after 600 ms of silence.
@@ -231,14 +233,7 @@ async fn state_machine_against_a_scripted_server() {
     // First connection: login, then a batch of two events in one frame.
     let (listener, client, mut events, mut ws) = logged_in_with_script().await;
     assert_eq!(client.user().as_deref(), Some("alice"));
-    assert_eq!(
-        next_state(&mut events).await,
-        (ConnectionState::Connecting, ChangeReason::Login, None)
-    );
-    assert_eq!(
-        next_state(&mut events).await,
-        (ConnectionState::Connected, ChangeReason::LoginSuccess, None)
-    );
+    expect_login_succeeded(&mut events).await;
     let batch = [
         json!({"event":"message_from_peer","from":"bob","message":{"type":"text","text":"one"},"message_id":41,"server_ts":1,"offline":false}),
         json!({"event":"member_joined","channel":"lobby","user":"carol"}),

@@ -34,7 +34,7 @@ async fn every_case_passes_against_our_server() {
     let server = support::start_server(config).await;
     let mut check = CheckConfig::new(server.url(), "qa-app");
     check.timing = timing;
-    check.filter = std::env::var("QA_FILTER").ok();
+    check.filter = support::qa_filter();
     let report = check::run(check).await;
     let failed: Vec<String> = report
         .cases
@@ -82,7 +82,7 @@ async fn every_case_passes_with_tokens() {
         "{} token --app-id {CERTIFIED_APP} --certificate {CERTIFICATE} --expire \"$RTM_CHECK_EXPIRE\" --user",
         env!("CARGO_BIN_EXE_rtm-tui")
     ));
-    check.filter = std::env::var("QA_FILTER").ok();
+    check.filter = support::qa_filter();
     let report = check::run(check).await;
     let not_passed: Vec<String> = report
         .cases
@@ -105,17 +105,8 @@ async fn every_case_passes_with_tokens() {
     server.shutdown().await;
 }
 
-/// Runs the `rtm-tui` binary with `args`, bounded so that a hang fails rather than blocks.
-async fn rtm_tui(args: &[&str]) -> std::process::Output {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtm-tui"))
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(Duration::from_secs(300), child)
-        .await
-        .expect("rtm-tui check finishes within 300 s")
-        .expect("rtm-tui runs")
-}
+/// How long `rtm-tui check` may run before it counts as hung.
+const RUN_BOUND: Duration = Duration::from_secs(300);
 
 /// `--server` given twice takes the multi-server path end to end (placement, report):
 /// with the same server twice, the whole suite still passes, and the JSON report names
@@ -132,35 +123,15 @@ async fn the_same_server_given_twice_passes_every_case() {
     ];
     let server = support::start_server(config).await;
     let url = server.url();
-    let mut args = vec![
-        "check", "--server", &url, "--server", &url, "--format", "json",
-    ];
+    let mut args = vec!["check", "--server", &url, "--server", &url];
     for (flag, value) in &timers {
         args.extend([*flag, value.as_str()]);
     }
-    let filter = std::env::var("QA_FILTER").ok();
-    if let Some(filter) = &filter {
-        args.extend(["--filter", filter.as_str()]);
-    }
-    let run = rtm_tui(&args).await;
-    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_else(|e| {
-        panic!(
-            "JSON report ({e}): {}{}",
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr)
-        )
-    });
+    let report = support::check_passes(&args, RUN_BOUND).await;
     let cases = report["cases"].as_array().expect("cases");
-    let failed: Vec<String> = cases
-        .iter()
-        .filter(|c| c["outcome"] == "fail")
-        .map(|c| format!("{} [{}]: {}", c["name"], c["placement"], c["reason"]))
-        .collect();
-    assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
-    assert_eq!(run.status.code(), Some(0));
     assert_eq!(report["servers"], serde_json::json!([url, url]));
     assert!(cases.iter().all(|c| c["placement"].is_string()), "{report}");
-    if filter.is_none() {
+    if support::qa_filter().is_none() {
         let placement = |name: &str| {
             cases
                 .iter()
@@ -188,7 +159,8 @@ async fn two_independent_servers_get_one_user_each() {
     let check = |filter: &'static str| {
         let (a, b) = (a.clone(), b.clone());
         async move {
-            let run = rtm_tui(&["check", "--server", &a, "--server", &b, "--filter", filter]).await;
+            let args = ["check", "--server", &a, "--server", &b, "--filter", filter];
+            let run = support::rtm_tui(&args, RUN_BOUND).await;
             (
                 run.status.code(),
                 String::from_utf8_lossy(&run.stdout).into_owned(),

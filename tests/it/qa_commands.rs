@@ -8,22 +8,26 @@ use std::time::Duration;
 use crate::support;
 use rtm::server::Config;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rtm-tui");
-
-/// Runs the binary with `args`, with a generous bound so a hang fails rather than blocks.
-async fn rtm_tui(args: &[&str]) -> Output {
-    let child = tokio::process::Command::new(BIN)
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(Duration::from_secs(120), child)
-        .await
-        .expect("rtm-tui finishes within 120 s")
-        .expect("rtm-tui runs")
-}
+/// How long one run of the binary may take before it counts as hung.
+const RUN_BOUND: Duration = Duration::from_secs(120);
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs the binary with `args` and checks that it exits with `code` (its output in the
+/// failure message otherwise).
+async fn run_expecting(code: i32, args: &[&str]) -> Output {
+    let run = support::rtm_tui(args, RUN_BOUND).await;
+    assert_eq!(
+        run.status.code(),
+        Some(code),
+        "rtm-tui {}: {}{}",
+        args.join(" "),
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+    run
 }
 
 /// `rtm-tui script` exited 0 and its summary line says `summary`.
@@ -47,51 +51,56 @@ async fn check_exit_codes_and_formats() {
     let server = support::start_server(Config::ephemeral()).await;
     let url = server.url();
 
-    let ok = rtm_tui(&[
-        "check",
-        "--server",
-        &url,
-        "--filter",
-        "channel.send",
-        "--format",
-        "junit",
-    ])
+    let ok = run_expecting(
+        0,
+        &[
+            "check",
+            "--server",
+            &url,
+            "--filter",
+            "channel.send",
+            "--format",
+            "junit",
+        ],
+    )
     .await;
     let out = text(&ok.stdout);
-    assert_eq!(ok.status.code(), Some(0), "{out}\n{}", text(&ok.stderr));
     assert!(
         out.contains("<testsuite name=\"rtm-check\" tests=\"5\" failures=\"0\""),
         "{out}"
     );
     assert!(out.contains("name=\"channel.send.no_echo\""), "{out}");
 
-    let json = rtm_tui(&[
-        "check", "--server", &url, "--filter", "frame.", "--format", "json",
-    ])
+    let json = support::rtm_tui(
+        &[
+            "check", "--server", &url, "--filter", "frame.", "--format", "json",
+        ],
+        RUN_BOUND,
+    )
     .await;
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON report");
     assert_eq!(report["failed"], 0, "{report}");
     assert!(report["passed"].as_u64().unwrap() >= 8, "{report}");
 
     // An app id the server refuses makes every login fail: cases fail, exit 1, with reasons.
-    let failing = rtm_tui(&[
-        "check", "--server", &url, "--app-id", "bad app!", "--filter", "ping.ok",
-    ])
+    let failing = run_expecting(
+        1,
+        &[
+            "check", "--server", &url, "--app-id", "bad app!", "--filter", "ping.ok",
+        ],
+    )
     .await;
     let out = text(&failing.stdout);
-    assert_eq!(failing.status.code(), Some(1), "{out}");
     assert!(
         out.contains("FAIL   ping.ok") && out.contains("expected code 0, got 4"),
         "{out}"
     );
     assert!(out.contains("0 passed, 1 failed, 0 skipped"), "{out}");
 
-    let none = rtm_tui(&["check", "--server", &url, "--filter", "no-such-case"]).await;
-    assert_eq!(none.status.code(), Some(2));
+    run_expecting(2, &["check", "--server", &url, "--filter", "no-such-case"]).await;
     server.shutdown().await;
 
-    let unreachable = rtm_tui(&["check", "--server", &url]).await;
-    assert_eq!(unreachable.status.code(), Some(2));
+    let unreachable = run_expecting(2, &["check", "--server", &url]).await;
     assert!(
         text(&unreachable.stderr).contains("cannot connect"),
         "{}",
@@ -114,7 +123,7 @@ async fn example_scenarios_pass() {
     assert!(names.len() >= 4, "{names:?}");
     for path in names {
         let file = path.to_string_lossy().into_owned();
-        let run = rtm_tui(&["script", &file, "--server", &url]).await;
+        let run = support::rtm_tui(&["script", &file, "--server", &url], RUN_BOUND).await;
         assert_script_passed(&run, &file, "passed");
     }
     server.shutdown().await;
@@ -128,8 +137,7 @@ async fn script_errors_name_the_line() {
 
     let bad = dir.path().join("bad.rtm");
     std::fs::write(&bad, "users alice\nalice login\n\nalice fly away\n").unwrap();
-    let run = rtm_tui(&["script", bad.to_str().unwrap(), "--server", &url]).await;
-    assert_eq!(run.status.code(), Some(2));
+    let run = run_expecting(2, &["script", bad.to_str().unwrap(), "--server", &url]).await;
     let err = text(&run.stderr);
     assert!(
         err.contains("bad.rtm:line 4: unknown verb \"fly\""),
@@ -140,15 +148,17 @@ async fn script_errors_name_the_line() {
     // and (with --trace) the frames on stderr.
     let wrong = dir.path().join("wrong.rtm");
     std::fs::write(&wrong, "alice login\nalice send nobody hi -> 0\n").unwrap();
-    let run = rtm_tui(&[
-        "script",
-        wrong.to_str().unwrap(),
-        "--server",
-        &url,
-        "--trace",
-    ])
+    let run = run_expecting(
+        1,
+        &[
+            "script",
+            wrong.to_str().unwrap(),
+            "--server",
+            &url,
+            "--trace",
+        ],
+    )
     .await;
-    assert_eq!(run.status.code(), Some(1));
     let out = text(&run.stdout);
     assert!(
         out.contains("line 2: alice: send_peer answered code 3"),
@@ -158,18 +168,11 @@ async fn script_errors_name_the_line() {
     assert!(trace.contains("alice -> {\"op\":\"login\""), "{trace}");
     assert!(trace.contains("alice <- {\"id\":2,\"code\":3"), "{trace}");
 
-    let missing = rtm_tui(&["script", "/nonexistent.rtm", "--server", &url]).await;
-    assert_eq!(missing.status.code(), Some(2));
+    run_expecting(2, &["script", "/nonexistent.rtm", "--server", &url]).await;
     server.shutdown().await;
 
     std::fs::write(&wrong, "alice login\n").unwrap();
-    let unreachable = rtm_tui(&["script", wrong.to_str().unwrap(), "--server", &url]).await;
-    assert_eq!(
-        unreachable.status.code(),
-        Some(2),
-        "{}",
-        text(&unreachable.stdout)
-    );
+    run_expecting(2, &["script", wrong.to_str().unwrap(), "--server", &url]).await;
 }
 
 /// `script --server A --server B` puts each new virtual user on the next server: against
@@ -192,14 +195,22 @@ async fn script_spreads_its_users_over_several_servers() {
     };
 
     let apart = scenario("apart.rtm", 3);
-    let run = rtm_tui(&["script", &apart, "--server", &a, "--server", &b, "--trace"]).await;
+    let run = support::rtm_tui(
+        &["script", &apart, "--server", &a, "--server", &b, "--trace"],
+        RUN_BOUND,
+    )
+    .await;
     assert_script_passed(&run, &apart, &format!("against {a}, {b}"));
     let trace = text(&run.stderr);
     assert!(trace.contains("alice@1 -> {\"op\":\"login\""), "{trace}");
     assert!(trace.contains("bob@2 -> {\"op\":\"login\""), "{trace}");
 
     let together = scenario("together.rtm", 0);
-    let run = rtm_tui(&["script", &together, "--server", &a, "--server", &a]).await;
+    let run = support::rtm_tui(
+        &["script", &together, "--server", &a, "--server", &a],
+        RUN_BOUND,
+    )
+    .await;
     assert_script_passed(&run, &together, "passed");
     first.shutdown().await;
     second.shutdown().await;
@@ -212,31 +223,28 @@ async fn bench_workloads_report_json_memory_and_plot() {
     let dir = tempfile::tempdir().expect("temp dir");
     for workload in ["peer", "fanout", "login", "soak"] {
         let plot = dir.path().join(format!("{workload}.svg"));
-        let run = rtm_tui(&[
-            "bench",
-            "--server",
-            &url,
-            "--workload",
-            workload,
-            "--users",
-            "4",
-            "--channels",
-            "2",
-            "--rate",
-            "20",
-            "--duration",
-            "1",
-            "--json",
-            "--plot",
-            plot.to_str().unwrap(),
-        ])
+        let run = run_expecting(
+            0,
+            &[
+                "bench",
+                "--server",
+                &url,
+                "--workload",
+                workload,
+                "--users",
+                "4",
+                "--channels",
+                "2",
+                "--rate",
+                "20",
+                "--duration",
+                "1",
+                "--json",
+                "--plot",
+                plot.to_str().unwrap(),
+            ],
+        )
         .await;
-        assert_eq!(
-            run.status.code(),
-            Some(0),
-            "{workload}: {}",
-            text(&run.stderr)
-        );
         let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON report");
         assert_eq!(report["workload"], workload);
         assert!(report["completed"].as_u64().unwrap() > 0, "{report}");
@@ -256,34 +264,28 @@ async fn bench_workloads_report_json_memory_and_plot() {
             "{svg}"
         );
     }
-    let bad = rtm_tui(&["bench", "--server", &url, "--workload", "storm"]).await;
-    assert_eq!(bad.status.code(), Some(2));
+    let bad = run_expecting(2, &["bench", "--server", &url, "--workload", "storm"]).await;
     assert!(text(&bad.stderr).contains("unknown workload"));
-    let too_many = rtm_tui(&["bench", "--server", &url, "--users", "100000"]).await;
-    assert_eq!(too_many.status.code(), Some(2));
+    run_expecting(2, &["bench", "--server", &url, "--users", "100000"]).await;
     server.shutdown().await;
-    let unreachable = rtm_tui(&["bench", "--server", &url, "--duration", "1"]).await;
-    assert_eq!(
-        unreachable.status.code(),
-        Some(2),
-        "{}",
-        text(&unreachable.stdout)
-    );
+    run_expecting(2, &["bench", "--server", &url, "--duration", "1"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_without_server_runs_its_own() {
-    let run = rtm_tui(&[
-        "bench",
-        "--workload",
-        "peer",
-        "--users",
-        "2",
-        "--duration",
-        "1",
-    ])
+    let run = run_expecting(
+        0,
+        &[
+            "bench",
+            "--workload",
+            "peer",
+            "--users",
+            "2",
+            "--duration",
+            "1",
+        ],
+    )
     .await;
-    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     let out = text(&run.stdout);
     assert!(
         out.contains("latency ms  p50") && out.contains("in-process server"),
@@ -326,7 +328,11 @@ alice send bob "gone" -> 3
 "#,
     )
     .unwrap();
-    let run = rtm_tui(&["script", file.to_str().unwrap(), "--server", &server.url()]).await;
+    let run = support::rtm_tui(
+        &["script", file.to_str().unwrap(), "--server", &server.url()],
+        RUN_BOUND,
+    )
+    .await;
     assert_script_passed(&run, "inline script", "passed, 21 steps");
     server.shutdown().await;
 }

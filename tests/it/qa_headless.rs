@@ -2,16 +2,13 @@
 //! stdin/stdout against our real server, with a raw protocol peer on the other side.
 
 use std::process::Stdio;
-use std::time::Duration;
 
-use crate::support;
+use crate::support::{self, WAIT};
 use rtm::qa::raw::RawConn;
 use rtm::server::Config;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
-
-const WAIT: Duration = Duration::from_secs(10);
 
 struct Headless {
     child: Child,

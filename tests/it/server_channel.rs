@@ -3,21 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::raw::{self, Expect};
+use crate::support::raw::{self, join, send_channel, Expect};
 use crate::support::{start_server, test_config, text};
 use rtm::qa::raw::Closure;
 use rtm::server::{Config, RateLimits};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const APP: &str = "demo";
-
-fn join(channel: &str) -> Value {
-    json!({"op": "join", "channel": channel})
-}
-
-fn send_channel(channel: &str, body: &str) -> Value {
-    json!({"op": "send_channel", "channel": channel, "message": text(body)})
-}
 
 #[tokio::test]
 async fn join_leave_members_and_events() {

@@ -117,14 +117,6 @@ impl Tmux {
     }
 }
 
-/// The reference server on a free port with a throwaway store.
-async fn start_server() -> rtm::server::RunningServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    rtm::server::spawn(listener, rtm::server::Config::ephemeral())
-        .await
-        .unwrap()
-}
-
 /// Sends "`what` 1" .. "`what` `count`" to a channel, each accepted by the server.
 async fn say(channel: &rtm::client::Channel, what: &str, count: usize) {
     for i in 1..=count {
@@ -161,7 +153,7 @@ impl Drop for Tmux {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_in_a_real_terminal() {
-    let server = start_server().await;
+    let server = support::start_server(support::test_config()).await;
     let url = server.url();
     let tmux = Tmux::start("chat");
     tmux.launch("", &url, "alice");
@@ -234,7 +226,7 @@ async fn chat_in_a_real_terminal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_invitation_and_presence_in_a_real_terminal() {
-    let server = start_server().await;
+    let server = support::start_server(support::test_config()).await;
     let url = server.url();
     let tmux = Tmux::start("call");
     tmux.launch("", &url, "alice");
@@ -286,7 +278,7 @@ async fn call_invitation_and_presence_in_a_real_terminal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_login_aborts_and_login_again_works() {
-    let server = start_server().await;
+    let server = support::start_server(support::test_config()).await;
     let url = server.url();
     let tmux = Tmux::start("abort");
     // An "editor" that appends to what it is given, for the $EDITOR escape (Alt-E).
@@ -333,7 +325,7 @@ async fn a_remote_login_aborts_and_login_again_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_messages_land_in_their_peer_tab() {
-    let server = start_server().await;
+    let server = support::start_server(support::test_config()).await;
     let url = server.url();
     let (bob, _bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
     bob.login(None, "bob").await.unwrap();
@@ -378,7 +370,7 @@ async fn offline_messages_land_in_their_peer_tab() {
 /// (Issue 11 items 3, 4, 5; issue 12 items 3, 6, 8.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_loses_nothing_and_tabs_come_back() {
-    let server = start_server().await;
+    let server = support::start_server(support::test_config()).await;
     let addr = server.addr();
     let url = server.url();
     let tmux = Tmux::start("restart");
@@ -464,8 +456,8 @@ async fn a_server_restart_loses_nothing_and_tabs_come_back() {
 /// the client logs in on B, says so, and what alice types reaches bob there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_servers_show_the_one_in_use_and_fail_over() {
-    let first = start_server().await;
-    let second = start_server().await;
+    let first = support::start_server(support::test_config()).await;
+    let second = support::start_server(support::test_config()).await;
     let tmux = Tmux::start("failover");
     tmux.launch(
         "",

@@ -15,8 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::timeout;
 
-/// Longest wait for anything expected; generous for a busy 2-core box.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub use super::WAIT;
 
 /// Durations short enough to keep tests fast yet safe on a loaded 2-core box (a busy
 /// server must not look dead): reconnects from 50 ms, 3 s login timeout, pings every
@@ -42,15 +41,20 @@ pub async fn logged_in(config: ClientConfig, user: &str) -> (Client, Events) {
         .await
         .expect("login in time")
         .unwrap_or_else(|e| panic!("login of {user}: {e}"));
+    expect_login_succeeded(&mut events).await;
+    (client, events)
+}
+
+/// Checks that a login went CONNECTING(LOGIN) and then CONNECTED(LOGIN_SUCCESS).
+pub async fn expect_login_succeeded(events: &mut Events) {
     assert_eq!(
-        next_state(&mut events).await,
+        next_state(events).await,
         (ConnectionState::Connecting, ChangeReason::Login, None)
     );
     assert_eq!(
-        next_state(&mut events).await,
+        next_state(events).await,
         (ConnectionState::Connected, ChangeReason::LoginSuccess, None)
     );
-    (client, events)
 }
 
 /// The next event, whatever it is.

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_tungstenite::MaybeTlsStream;
 
-use super::WAIT;
+use super::{text, WAIT};
 
 /// Opens a raw connection to `url`; the test acknowledges peer messages itself.
 pub async fn connect(url: &str) -> RawConn {
@@ -74,6 +74,16 @@ pub async fn login(url: &str, app: &str, user: &str) -> RawConn {
     conn
 }
 
+/// A `join` request.
+pub fn join(channel: &str) -> Value {
+    json!({"op": "join", "channel": channel})
+}
+
+/// A `send_channel` request with a text message.
+pub fn send_channel(channel: &str, body: &str) -> Value {
+    json!({"op": "send_channel", "channel": channel, "message": text(body)})
+}
+
 /// Matches the events named `name` (for [`RawConn::take_events`] and
 /// [`RawConn::next_event`]).
 pub fn named(name: &str) -> impl Fn(&Value) -> bool + '_ {
@@ -94,8 +104,11 @@ pub trait Expect {
     async fn ok(&mut self, op: Value) -> Value;
     /// The first event named `name` (events before it stay queued).
     async fn expect_event(&mut self, name: &str) -> Value;
-    /// The first event named `name` that has `fields`, within `within`.
-    async fn expect_event_with(&mut self, name: &str, fields: Value, within: Duration) -> Value;
+    /// The first event named `name` that has `fields` (compared as with
+    /// [`event_matches`]).
+    async fn expect_event_with(&mut self, name: &str, fields: Value) -> Value;
+    /// [`Expect::expect_event_with`], waiting up to `within`.
+    async fn expect_event_within(&mut self, name: &str, fields: Value, within: Duration) -> Value;
     /// The next event of any name, in arrival order.
     async fn next_any_event(&mut self) -> Value;
     /// Round trip of a `ping`: afterwards every event the server queued for this
@@ -149,10 +162,14 @@ impl Expect for RawConn {
     }
 
     async fn expect_event(&mut self, name: &str) -> Value {
-        self.expect_event_with(name, json!({}), WAIT).await
+        self.expect_event_with(name, json!({})).await
     }
 
-    async fn expect_event_with(&mut self, name: &str, fields: Value, within: Duration) -> Value {
+    async fn expect_event_with(&mut self, name: &str, fields: Value) -> Value {
+        self.expect_event_within(name, fields, WAIT).await
+    }
+
+    async fn expect_event_within(&mut self, name: &str, fields: Value, within: Duration) -> Value {
         let found = self
             .next_event(within, |e| event_matches(e, name, &fields))
             .await;
