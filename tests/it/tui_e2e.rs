@@ -71,20 +71,25 @@ impl Tmux {
         self.keys(&["Enter"]);
     }
 
-    /// Polls the screen until `check` holds; panics with the screen after [`WAIT`].
+    /// Polls the screen until `check` holds; panics with the screen after [`WAIT`]. The
+    /// polling blocks its thread: `block_in_place` hands the runtime's other tasks (the
+    /// in-process server's among them) to another worker meanwhile, else a task queued on
+    /// this one would wait for the poll to give up.
     fn wait_until(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let screen = self.screen();
-            if check(&screen) {
-                return screen;
+        tokio::task::block_in_place(|| {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let screen = self.screen();
+                if check(&screen) {
+                    return screen;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}; screen:\n{screen}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 
     fn wait_for(&self, text: &str) -> String {
