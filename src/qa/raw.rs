@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{json, Value};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::protocol::split_frame;
 
@@ -59,6 +61,9 @@ pub enum Closure {
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Value>>>>;
 
+/// A WebSocket as `tokio-tungstenite` opens it, over plain TCP or TLS.
+pub type WebSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 /// State the reader task and the handle share.
 #[derive(Debug)]
 struct Flags {
@@ -67,6 +72,8 @@ struct Flags {
     /// Replies whose id no request was waiting for (a second reply to one request, or a
     /// reply to an id never sent).
     stray_replies: AtomicU64,
+    /// Objects that did not parse as JSON.
+    malformed: AtomicU64,
 }
 
 /// One WebSocket connection speaking raw protocol JSON.
@@ -79,6 +86,8 @@ pub struct RawConn {
     backlog: VecDeque<Value>,
     closure: watch::Receiver<Closure>,
     flags: Arc<Flags>,
+    /// Whether the reader takes frames off the socket; see [`RawConn::set_reading`].
+    reading: watch::Sender<bool>,
     next_id: u32,
     tracer: Option<Tracer>,
     tasks: [JoinHandle<()>; 2],
@@ -110,6 +119,16 @@ impl RawConn {
             .await
             .map_err(|_| connect_error("timed out".into()))?
             .map_err(|e| connect_error(e.to_string()))?;
+        Ok(RawConn::from_socket(socket, label, tracer))
+    }
+
+    /// Speaks raw protocol over a WebSocket the caller opened itself (with socket options
+    /// of its own, such as a small receive buffer). `label` names the connection in traces.
+    pub fn from_socket(
+        socket: WebSocket,
+        label: impl Into<String>,
+        tracer: Option<Tracer>,
+    ) -> RawConn {
         let (mut sink, mut stream) = socket.split();
         let label = label.into();
         let (outgoing, mut to_send) = mpsc::unbounded_channel::<WsMessage>();
@@ -126,7 +145,9 @@ impl RawConn {
         let flags = Arc::new(Flags {
             auto_ack: AtomicBool::new(true),
             stray_replies: AtomicU64::new(0),
+            malformed: AtomicU64::new(0),
         });
+        let (reading, mut reading_rx) = watch::channel(true);
         let reader = {
             let pending = pending.clone();
             let outgoing = outgoing.clone();
@@ -135,6 +156,10 @@ impl RawConn {
             let label = label.clone();
             tokio::spawn(async move {
                 let end = loop {
+                    // Paused: what the server sends stays in the socket's buffers.
+                    if reading_rx.wait_for(|on| *on).await.is_err() {
+                        break Closure::Dropped;
+                    }
                     let Some(Ok(frame)) = stream.next().await else {
                         break Closure::Dropped;
                     };
@@ -150,6 +175,7 @@ impl RawConn {
                     }
                     for object in split_frame(&text) {
                         let Ok(value) = serde_json::from_str::<Value>(object) else {
+                            flags.malformed.fetch_add(1, Ordering::Relaxed);
                             continue;
                         };
                         route(
@@ -168,7 +194,7 @@ impl RawConn {
                 let _ = closure_tx.send(end);
             })
         };
-        Ok(RawConn {
+        RawConn {
             label,
             outgoing,
             pending,
@@ -176,10 +202,11 @@ impl RawConn {
             backlog: VecDeque::new(),
             closure,
             flags,
+            reading,
             next_id: 1,
             tracer,
             tasks: [writer, reader],
-        })
+        }
     }
 
     /// The label this connection has in traces and reports.
@@ -196,6 +223,32 @@ impl RawConn {
     /// exactly one reply per request).
     pub fn stray_replies(&self) -> u64 {
         self.flags.stray_replies.load(Ordering::Relaxed)
+    }
+
+    /// How many objects arrived that were not JSON (protocol v1 sends only JSON objects).
+    pub fn malformed_objects(&self) -> u64 {
+        self.flags.malformed.load(Ordering::Relaxed)
+    }
+
+    /// Whether frames are read off the socket (default true). Off, what the server sends
+    /// stays in the socket's buffers, as with a client that stopped reading (a stalled or
+    /// slow consumer); on again, reading goes on where it stopped.
+    pub fn set_reading(&self, on: bool) {
+        self.reading.send_replace(on);
+    }
+
+    /// Sends a binary frame (protocol v1 has none: to see a server refuse one).
+    pub fn send_binary(&self, bytes: Vec<u8>) -> Result<(), RawError> {
+        if let Some(tracer) = &self.tracer {
+            tracer(
+                &self.label,
+                Direction::Sent,
+                &format!("<{} binary bytes>", bytes.len()),
+            );
+        }
+        self.outgoing
+            .send(WsMessage::binary(bytes))
+            .map_err(|_| self.closed_error())
     }
 
     /// Sends one text frame exactly as given (for malformed input and batches).
@@ -306,6 +359,18 @@ impl RawConn {
             }
             self.backlog.push_back(event);
         }
+    }
+
+    /// Takes the events that have arrived so far for which `matches` is true, oldest
+    /// first; the others stay queued.
+    pub fn take_events(&mut self, mut matches: impl FnMut(&Value) -> bool) -> Vec<Value> {
+        while let Ok(event) = self.events.try_recv() {
+            self.backlog.push_back(event);
+        }
+        let (taken, kept): (Vec<Value>, Vec<Value>) =
+            self.backlog.drain(..).partition(|event| matches(event));
+        self.backlog = kept.into();
+        taken
     }
 
     /// Takes every event that has arrived so far, oldest first.

@@ -1,0 +1,208 @@
+//! The arrows of the README's "Layout", checked on the sources: `tui → client → protocol`,
+//! `qa → client → protocol`, `server → protocol`, `server → token`. A backward import
+//! fails here with the file and line, so the layering stays visible as the code grows.
+//! Also: the rooms a client application builds (`protocol`, `token`, `client`, with
+//! `default-features = false`) name no optional crate.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// A room and the paths it must not name.
+struct Rule {
+    room: &'static str,
+    /// Lists of paths, concatenated (rooms share some).
+    forbidden: &'static [&'static [&'static str]],
+    /// Files of the room allowed to break the rule, with the reason in their own header.
+    exceptions: &'static [&'static str],
+}
+
+/// What the pure rooms (`protocol`, `token`) must not name: no runtime, no other room.
+const PURE: &[&str] = &[
+    "tokio",
+    "crate::server",
+    "crate::client",
+    "crate::tui",
+    "crate::qa",
+];
+
+const RULES: &[Rule] = &[
+    Rule {
+        room: "src/protocol",
+        forbidden: &[PURE, &["std::net", "std::fs"]],
+        exceptions: &[],
+    },
+    Rule {
+        room: "src/token",
+        forbidden: &[PURE],
+        exceptions: &[],
+    },
+    Rule {
+        room: "src/client",
+        forbidden: &[&["crate::server", "crate::tui", "crate::qa"]],
+        exceptions: &[],
+    },
+    Rule {
+        room: "src/server",
+        forbidden: &[&["crate::client", "crate::tui", "crate::qa"]],
+        exceptions: &[],
+    },
+    Rule {
+        room: "src/tui",
+        forbidden: &[&["crate::server", "crate::qa"]],
+        // The embedded reference server and the demo start a server in-process.
+        exceptions: &["src/tui/embedded.rs", "src/tui/demo.rs"],
+    },
+    Rule {
+        room: "src/qa",
+        // Everything the QA kit does must work against any server at any URL.
+        forbidden: &[&["crate::tui", "crate::server"]],
+        exceptions: &[],
+    },
+];
+
+fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_file() {
+        if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path.to_path_buf());
+        }
+        return;
+    }
+    let Ok(entries) = fs::read_dir(path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        rust_files(&entry.path(), out);
+    }
+}
+
+/// The modules a `use` line names: `use crate::{client, server::Hub}` names
+/// `crate::client` and `crate::server`; `use super::super::server::X` is not resolved
+/// (rooms are found by their `crate::` paths, which the rules name).
+fn named_paths(line: &str) -> Vec<String> {
+    let code = line.trim_start();
+    let mut paths = vec![code.to_string()];
+    if let Some(rest) = code
+        .strip_prefix("use crate::{")
+        .or_else(|| code.strip_prefix("pub use crate::{"))
+    {
+        for part in rest.trim_end_matches(['}', ';']).split(',') {
+            paths.push(format!("crate::{}", part.trim()));
+        }
+    }
+    paths
+}
+
+fn is_code(line: &str) -> bool {
+    let trimmed = line.trim_start();
+    !(trimmed.starts_with("//") || trimmed.starts_with('*'))
+}
+
+/// The lines of `room`'s files (but `exceptions`) that name one of `forbidden`, as
+/// `file:line: what`; panics if the room has no Rust files.
+fn forbidden_uses(room: &str, forbidden: &[&str], exceptions: &[&str]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join(room), &mut files);
+    // A rule over a room that moved would pass by checking nothing.
+    assert!(!files.is_empty(), "room {room} has no Rust files");
+    let mut violations = Vec::new();
+    for file in files {
+        let relative = file
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if exceptions.contains(&relative.as_str()) {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            if !is_code(line) {
+                continue;
+            }
+            for needle in forbidden {
+                let hit = named_paths(line).iter().any(|path| {
+                    path.contains(&format!("{needle}::"))
+                        || path == needle
+                        || path.contains(&format!("use {needle}"))
+                        || path.contains(&format!("{needle} ")) && path.starts_with("use ")
+                });
+                if hit {
+                    violations.push(format!(
+                        "{relative}:{}: {room} must not use {needle}: {}",
+                        number + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    violations
+}
+
+#[test]
+fn imports_point_one_way() {
+    let violations: Vec<String> = RULES
+        .iter()
+        .flat_map(|rule| forbidden_uses(rule.room, &rule.forbidden.concat(), rule.exceptions))
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "backward imports:\n{}",
+        violations.join("\n")
+    );
+}
+
+/// The rooms built with `default-features = false`: what a client application gets.
+const LIBRARY_ROOMS: &[&str] = &["src/protocol", "src/token", "src/client"];
+
+/// The optional dependencies of `Cargo.toml` (the ones a feature turns on), spelled as in
+/// code (`tokio-util` is `tokio_util`).
+fn optional_crates() -> Vec<String> {
+    let manifest = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .expect("Cargo.toml");
+    manifest
+        .lines()
+        .filter(|line| line.contains("optional = true"))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, _)| name.trim().replace('-', "_"))
+        .collect()
+}
+
+/// `cargo build --lib --no-default-features` (in `.ci/run`) is the real check; this one
+/// fails at once, with the line, when the client starts to need SQLite, ratatui or clap.
+#[test]
+fn the_library_rooms_use_no_optional_crate() {
+    let optional = optional_crates();
+    for expected in [
+        "rusqlite",
+        "redis",
+        "ratatui",
+        "crossterm",
+        "clap",
+        "hdrhistogram",
+    ] {
+        assert!(
+            optional.iter().any(|name| name == expected),
+            "{expected} is no longer optional: {optional:?}"
+        );
+    }
+    let forbidden: Vec<&str> = optional.iter().map(String::as_str).collect();
+    let violations: Vec<String> = LIBRARY_ROOMS
+        .iter()
+        .flat_map(|room| forbidden_uses(room, &forbidden, &[]))
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "the library without default features would need an optional crate:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn protocol_room_exists() {
+    // Guards against the rule above passing because a room moved.
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/protocol/mod.rs")
+        .is_file());
+}

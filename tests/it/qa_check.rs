@@ -1,0 +1,202 @@
+//! `rtm-tui check` against our real server on a free port: every case passes (with the
+//! server's timers shortened and the suite told so), and the command's exit codes.
+
+use std::time::Duration;
+
+use crate::support;
+use rtm::qa::check::{self, CheckConfig, Timing};
+use rtm::qa::report::Outcome;
+use rtm::server::Config;
+
+/// A server config whose timers are short enough that the timer cases run in seconds.
+pub fn short_timers() -> Config {
+    let mut config = Config::ephemeral();
+    config.ack_timeout = Duration::from_millis(800);
+    config.grace = Duration::from_millis(1500);
+    config.invitation_timeout = Duration::from_millis(1500);
+    config.token_warning = Duration::from_secs(2);
+    config
+}
+
+fn timing_of(config: &Config) -> Timing {
+    Timing {
+        ack_timeout: config.ack_timeout,
+        grace: config.grace,
+        invite_expiry: config.invitation_timeout,
+        token_warning: config.token_warning,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_passes_against_our_server() {
+    let config = short_timers();
+    let timing = timing_of(&config);
+    let server = support::start_server(config).await;
+    let mut check = CheckConfig::new(server.url(), "qa-app");
+    check.timing = timing;
+    check.filter = support::qa_filter();
+    let report = check::run(check).await;
+    let failed: Vec<String> = report
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Fail)
+        .map(|c| format!("{}: {}", c.name, c.reason.as_deref().unwrap_or("")))
+        .collect();
+    assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
+    let skipped: Vec<&str> = report
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::Skip)
+        .map(|c| c.name.as_str())
+        .collect();
+    // Only the token cases (this app has no certificate) and the restart case may skip.
+    assert!(
+        skipped.iter().all(|n| n.starts_with("login.")
+            || n.starts_with("renew.")
+            || n.contains("token")
+            || *n == RESTART_CASE),
+        "{skipped:?}"
+    );
+    server.shutdown().await;
+}
+
+/// Needs `--restart-cmd`, so it skips here; `qa_restart.rs` runs it with a real restart.
+const RESTART_CASE: &str = "peer.offline.survives_restart";
+
+const CERTIFIED_APP: &str = "0123456789abcdef0123456789abcdef";
+const CERTIFICATE: &str = "fedcba9876543210fedcba9876543210";
+
+/// With an app that has a certificate and `--token-cmd` minting tokens with our own
+/// `rtm-tui token`, the token cases run too (none skipped) and every case passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_passes_with_tokens() {
+    let mut config = short_timers();
+    config
+        .apps
+        .add_spec(&format!("{CERTIFIED_APP}:{CERTIFICATE}"));
+    let timing = timing_of(&config);
+    let server = support::start_server(config).await;
+    let mut check = CheckConfig::new(server.url(), CERTIFIED_APP);
+    check.timing = timing;
+    check.token_cmd = Some(format!(
+        "{} token --app-id {CERTIFIED_APP} --certificate {CERTIFICATE} --expire \"$RTM_CHECK_EXPIRE\" --user",
+        env!("CARGO_BIN_EXE_rtm-tui")
+    ));
+    check.filter = support::qa_filter();
+    let report = check::run(check).await;
+    let not_passed: Vec<String> = report
+        .cases
+        .iter()
+        .filter(|c| c.outcome != Outcome::Pass && c.name != RESTART_CASE)
+        .map(|c| {
+            format!(
+                "{} {}: {}",
+                c.outcome.label(),
+                c.name,
+                c.reason.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        not_passed.is_empty(),
+        "cases not passed:\n{}",
+        not_passed.join("\n")
+    );
+    server.shutdown().await;
+}
+
+/// How long `rtm-tui check` may run before it counts as hung.
+const RUN_BOUND: Duration = Duration::from_secs(300);
+
+/// `--server` given twice takes the multi-server path end to end (placement, report):
+/// with the same server twice, the whole suite still passes, and the JSON report names
+/// both servers and where each case's users were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_server_given_twice_passes_every_case() {
+    let config = short_timers();
+    let secs = |d: Duration| d.as_secs_f64().to_string();
+    let timers = [
+        ("--ack-timeout", secs(config.ack_timeout)),
+        ("--grace", secs(config.grace)),
+        ("--invite-expiry", secs(config.invitation_timeout)),
+        ("--token-warning", secs(config.token_warning)),
+    ];
+    let server = support::start_server(config).await;
+    let url = server.url();
+    let mut args = vec!["check", "--server", &url, "--server", &url];
+    for (flag, value) in &timers {
+        args.extend([*flag, value.as_str()]);
+    }
+    let report = support::check_passes(&args, RUN_BOUND).await;
+    let cases = report["cases"].as_array().expect("cases");
+    assert_eq!(report["servers"], serde_json::json!([url, url]));
+    assert!(cases.iter().all(|c| c["placement"].is_string()), "{report}");
+    if support::qa_filter().is_none() {
+        let placement = |name: &str| {
+            cases
+                .iter()
+                .find(|c| c["name"] == name)
+                .map(|c| c["placement"].clone())
+        };
+        // Two users: one on each server. The second login of a user: the other server.
+        assert_eq!(
+            placement("peer.send.received"),
+            Some("alice@1 bob@2".into())
+        );
+        assert_eq!(placement("kick.remote_login"), Some("alice@1,2".into()));
+    }
+    server.shutdown().await;
+}
+
+/// Two independent servers share nothing, so a case whose users must meet shows that they
+/// were put on different servers (alice's message to bob is unreachable: 3), while a case
+/// with one user passes; the table names both servers and where the users were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_independent_servers_get_one_user_each() {
+    let first = support::start_server(short_timers()).await;
+    let second = support::start_server(short_timers()).await;
+    let (a, b) = (first.url(), second.url());
+    let check = |filter: &'static str| {
+        let (a, b) = (a.clone(), b.clone());
+        async move {
+            let args = ["check", "--server", &a, "--server", &b, "--filter", filter];
+            let run = support::rtm_tui(&args, RUN_BOUND).await;
+            (
+                run.status.code(),
+                String::from_utf8_lossy(&run.stdout).into_owned(),
+            )
+        }
+    };
+    let row = |out: &str, name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{out}"))
+            .to_string()
+    };
+
+    let (code, out) = check("peer.send.received").await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with(&format!(
+            "rtm-check against 2 servers (the users of a case take turns; user@N was on server N):\n  1  {a}\n  2  {b}\n"
+        )),
+        "{out}"
+    );
+    let peer = row(&out, "peer.send.received");
+    assert!(
+        peer.starts_with("FAIL")
+            && peer.contains(" alice@1 bob@2 ")
+            && peer.contains("expected code 0, got 3"),
+        "{peer}"
+    );
+
+    let (code, out) = check("ping.ok").await;
+    assert_eq!(code, Some(0), "{out}");
+    let ping = row(&out, "ping.ok");
+    assert!(
+        ping.starts_with("pass") && ping.contains(" alice@1 "),
+        "{ping}"
+    );
+    first.shutdown().await;
+    second.shutdown().await;
+}

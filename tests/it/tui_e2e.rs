@@ -1,0 +1,525 @@
+//! End-to-end: the real `rtm-tui` binary in a real terminal (tmux) against a real server
+//! on a free port. Keys go in with `send-keys`; the screen is read with `capture-pane`,
+//! polled until the expected text shows (with a timeout, never a fixed sleep). Each test
+//! has its own tmux socket and its own RTM_TUI_HOME, so nothing touches the user's files.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support;
+use rtm::client::{Client, ClientConfig, ClientEvent, Events, SendOptions};
+use rtm::protocol::{Event, Message};
+
+/// Longest wait for the screen to show something (a busy 2-core box).
+const WAIT: Duration = Duration::from_secs(15);
+/// The shell prompt in the pane, to see the terminal given back after quitting.
+const PROMPT: &str = "E2E-SHELL$";
+
+/// A tmux server with one 100x30 pane running a shell; killed on drop.
+struct Tmux {
+    socket: String,
+    _home: tempfile::TempDir,
+    home_path: String,
+}
+
+impl Tmux {
+    fn start(name: &str) -> Tmux {
+        let socket = format!("rtm-e2e-{name}-{}", std::process::id());
+        let home = tempfile::tempdir().unwrap();
+        let home_path = home.path().display().to_string();
+        let tmux = Tmux {
+            socket,
+            _home: home,
+            home_path,
+        };
+        let shell = format!(
+            "env -i PATH=/usr/bin:/bin TERM=xterm-256color HOME={} PS1='{PROMPT} ' sh",
+            tmux.home_path
+        );
+        tmux.run(&["new-session", "-d", "-x", "100", "-y", "30", &shell]);
+        tmux.wait_for(PROMPT);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// Types a line and presses Enter.
+    fn line(&self, text: &str) {
+        self.run(&["send-keys", "-l", text]);
+        self.keys(&["Enter"]);
+    }
+
+    /// Polls the screen until `check` holds; panics with the screen after [`WAIT`]. The
+    /// polling blocks its thread: `block_in_place` hands the runtime's other tasks (the
+    /// in-process server's among them) to another worker meanwhile, else a task queued on
+    /// this one would wait for the poll to give up.
+    fn wait_until(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        tokio::task::block_in_place(|| {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let screen = self.screen();
+                if check(&screen) {
+                    return screen;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}; screen:\n{screen}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        self.wait_until(text, |s| s.contains(text))
+    }
+
+    fn format(&self, format: &str) -> String {
+        self.run(&["display-message", "-p", format])
+            .trim()
+            .to_string()
+    }
+}
+
+impl Tmux {
+    /// Starts `rtm-tui` against `url` as `user` in the pane's shell (`env` before it).
+    fn launch(&self, env: &str, url: &str, user: &str) {
+        let binary = env!("CARGO_BIN_EXE_rtm-tui");
+        self.line(&format!(
+            "{env} RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user {user}",
+            self.home_path
+        ));
+        self.wait_for("[CONNECTED]");
+    }
+
+    /// Waits until rtm-tui has exited and the shell prompt shows again.
+    fn wait_for_shell(&self) {
+        self.wait_until("the shell prompt after quitting", |s| {
+            s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
+        });
+    }
+}
+
+/// Sends "`what` 1" .. "`what` `count`" to a channel, each accepted by the server.
+async fn say(channel: &rtm::client::Channel, what: &str, count: usize) {
+    for i in 1..=count {
+        let text = Message::text(format!("{what} {i}"));
+        channel.send_message(text).await.unwrap();
+    }
+}
+
+/// The first event that `pick` maps to something, within [`WAIT`].
+async fn first_event<T>(
+    events: &mut Events,
+    what: &str,
+    mut pick: impl FnMut(ClientEvent) -> Option<T>,
+) -> T {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events.recv().await.expect("the client's events go on");
+            if let Some(found) = pick(event) {
+                return found;
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_in_a_real_terminal() {
+    let server = support::start_server(support::test_config()).await;
+    let url = server.url();
+    let tmux = Tmux::start("chat");
+    tmux.launch("", &url, "alice");
+    assert_eq!(tmux.format("#{alternate_on}"), "1");
+
+    // A peer message from a second client lands in a new @bob tab.
+    let (bob, _bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+    bob.send_message_to_peer(
+        "alice",
+        Message::text("hello from bob"),
+        SendOptions::default(),
+    )
+    .await
+    .expect("alice's client acknowledges");
+    tmux.wait_for("2 @bob");
+    tmux.keys(&["M-2"]);
+    tmux.wait_for("hello from bob");
+
+    // /join a channel; a member who joins appears in the member list.
+    tmux.line("/join lobby");
+    tmux.wait_for("you joined #lobby");
+    let lobby = bob.create_channel("lobby").unwrap();
+    lobby.join().await.unwrap();
+    tmux.wait_for("bob joined");
+    tmux.wait_until("bob in the member list", |s| {
+        s.lines().any(|l| l.trim_end().ends_with("│bob"))
+    });
+
+    // A channel attribute shows in the header, and goes when deleted (the server does not
+    // notify the one who changed it: the client reads them again).
+    tmux.line("/cattr set topic release");
+    tmux.wait_until("the topic in the header", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("topic=release"))
+    });
+    tmux.line("/cattr del topic");
+    tmux.wait_until("the topic gone from the header", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("#lobby") && !l.contains("topic="))
+    });
+
+    // Send and see the mark: accepted in the channel, then received / cached by the peer.
+    tmux.line("hi all");
+    tmux.wait_for("hi all ✓");
+    tmux.line("/query bob");
+    tmux.line("are you there?");
+    tmux.wait_for("are you there? ✓");
+    bob.logout().await.unwrap();
+    tmux.line("gone already?");
+    tmux.wait_for("gone already? ✓ cached");
+
+    // Resize: the screen is drawn again at the new size.
+    tmux.run(&["resize-window", "-x", "80", "-y", "24"]);
+    tmux.wait_until("a redraw at 80x24", |s| {
+        let lines: Vec<&str> = s.lines().collect();
+        lines.len() <= 24 && lines.iter().any(|l| l.starts_with("[CONNECTED]"))
+    });
+
+    // /quit gives the terminal back: no alternate screen, the shell prompt again.
+    tmux.line("/quit");
+    tmux.wait_for_shell();
+    assert_eq!(tmux.format("#{alternate_on}"), "0");
+    assert_eq!(tmux.format("#{cursor_flag}"), "1");
+    drop(tmux);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_invitation_and_presence_in_a_real_terminal() {
+    let server = support::start_server(support::test_config()).await;
+    let url = server.url();
+    let tmux = Tmux::start("call");
+    tmux.launch("", &url, "alice");
+    let (bob, mut bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+
+    // Presence: a peer tab subscribes and shows bob online.
+    tmux.line("/query bob");
+    tmux.wait_for("@bob · online");
+
+    // bob calls while alice types: the prompt shows with its countdown, but her letters
+    // (an `r` and an `a` among them) stay in the input line; Alt-Y accepts.
+    tmux.run(&["send-keys", "-l", "hello "]);
+    tmux.wait_for("> hello");
+    bob.send_invitation("call-1", "alice", "quick sync?", None)
+        .await
+        .expect("delivered to alice's client");
+    tmux.wait_for("bob is calling you");
+    tmux.wait_for("expires in");
+    tmux.run(&["send-keys", "-l", "there"]);
+    tmux.wait_for("> hello there");
+    tmux.wait_for("Alt-Y accept  Alt-N refuse");
+    tmux.keys(&["M-y"]);
+    let accepted = first_event(&mut bob_events, "the answer to bob's call", |e| match e {
+        ClientEvent::Server(Event::InvitationAccepted { invitation_id, .. }) => Some(invitation_id),
+        _ => None,
+    })
+    .await;
+    assert_eq!(accepted, "call-1");
+    tmux.wait_for("you accepted bob's call");
+    tmux.wait_for("> hello there");
+    // Ctrl-C clears the half-typed line and does not quit.
+    tmux.keys(&["C-c"]);
+    tmux.wait_until("the line cleared", |s| {
+        s.lines().any(|l| l.trim_end() == ">") && s.contains("[CONNECTED]")
+    });
+
+    // bob goes away: the tab's presence follows.
+    bob.logout().await.unwrap();
+    tmux.wait_until("bob offline", |s| {
+        s.contains("@bob · offline") || s.contains("@bob · unreachable")
+    });
+    tmux.line("/quit");
+    tmux.wait_for_shell();
+    assert_eq!(tmux.format("#{alternate_on}"), "0");
+    drop(tmux);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_login_aborts_and_login_again_works() {
+    let server = support::start_server(support::test_config()).await;
+    let url = server.url();
+    let tmux = Tmux::start("abort");
+    // An "editor" that appends to what it is given, for the $EDITOR escape (Alt-E).
+    let editor = format!("{}/editor.sh", tmux.home_path);
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nprintf '%s + edited' \"$(cat \"$1\")\" > \"$1.new\" && mv \"$1.new\" \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    tmux.launch(&format!("EDITOR={editor}"), &url, "alice");
+    tmux.run(&["send-keys", "-l", "draft"]);
+    tmux.wait_for("> draft");
+    tmux.keys(&["M-e"]);
+    tmux.wait_for("> draft + edited");
+    tmux.keys(&["C-u"]);
+    let (other, _events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    other.login(None, "alice").await.unwrap();
+    tmux.wait_for("[ABORTED] REMOTE_LOGIN");
+    tmux.wait_for("you logged in somewhere else");
+    tmux.line("/login");
+    tmux.wait_for("rtm-tui — log in");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("[CONNECTED]");
+    // /login while logged in: Esc goes back; another user id logs in as that user (the
+    // first is logged out, no "already logged in").
+    tmux.line("/login");
+    tmux.wait_for("Esc back to the chat");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("· alice@e2e · /status");
+    tmux.line("/login");
+    tmux.wait_for("rtm-tui — log in");
+    tmux.keys(&["C-u"]);
+    tmux.run(&["send-keys", "-l", "carol"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("· carol@e2e · /status");
+    tmux.wait_for("logged in as carol");
+    tmux.keys(&["C-c"]);
+    tmux.wait_for_shell();
+    assert_eq!(tmux.format("#{alternate_on}"), "0");
+    drop(tmux);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_messages_land_in_their_peer_tab() {
+    let server = support::start_server(support::test_config()).await;
+    let url = server.url();
+    let (bob, _bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+    let cached = bob
+        .send_message_to_peer(
+            "alice",
+            Message::text("left for you"),
+            SendOptions { offline: true },
+        )
+        .await
+        .expect_err("alice is offline");
+    assert_eq!(cached.code(), Some(4), "cached by the server");
+
+    let tmux = Tmux::start("offline");
+    tmux.launch("", &url, "alice");
+    tmux.wait_for("2 @bob");
+    tmux.keys(&["M-2"]);
+    tmux.wait_for("[offline] left for you");
+    // Killed rather than quit: the terminal is restored all the same.
+    // rtm-tui is the pane shell's only child; the shell's own `kill` needs no procps.
+    let shell = tmux.format("#{pane_pid}");
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    let child = children
+        .split_whitespace()
+        .next()
+        .expect("rtm-tui runs in the pane");
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {child}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    tmux.wait_for_shell();
+    assert_eq!(tmux.format("#{alternate_on}"), "0");
+    drop(tmux);
+    server.shutdown().await;
+}
+
+/// The server goes away and comes back on a fresh store (ids start over): what alice
+/// typed meanwhile leaves after the re-login with its mark, in order; bob's new messages
+/// reach her screen; `/reconnect` tries at once. Then alice quits and comes back to her
+/// tabs. Also: `--server host:port` without `ws://` and `/rtm/v1`, and `/join #lobby`.
+/// (Issue 11 items 3, 4, 5; issue 12 items 3, 6, 8.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_loses_nothing_and_tabs_come_back() {
+    let server = support::start_server(support::test_config()).await;
+    let addr = server.addr();
+    let url = server.url();
+    let tmux = Tmux::start("restart");
+    // A bare address: ws:// and /rtm/v1 are filled in.
+    tmux.launch("", &addr.to_string(), "alice");
+    let (bob, mut bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+    let lobby = bob.create_channel("lobby").unwrap();
+    lobby.join().await.unwrap();
+
+    tmux.line("/join #lobby");
+    tmux.wait_for("you joined #lobby");
+    let screen = tmux.wait_for("2 #lobby");
+    assert!(!screen.contains("##lobby"), "{screen}");
+    say(&lobby, "old", 5).await;
+    tmux.wait_for("old 5");
+    tmux.line("/msg @bob psst");
+    tmux.wait_for("3 @bob");
+    tmux.wait_for("psst ✓");
+    tmux.keys(&["M-2"]);
+
+    server.shutdown().await;
+    tmux.wait_for("[RECONNECTING");
+    tmux.line("typed while away");
+    tmux.line("and in order");
+    tmux.wait_for("typed while away …");
+    tmux.wait_for("and in order …");
+
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let server = rtm::server::spawn(listener, rtm::server::Config::ephemeral())
+        .await
+        .unwrap();
+    // bob back in the lobby first, so he hears alice's queued messages live.
+    first_event(&mut bob_events, "bob reconnected", |e| match e {
+        ClientEvent::StateChanged {
+            state: rtm::protocol::ConnectionState::Connected,
+            ..
+        } => Some(()),
+        _ => None,
+    })
+    .await;
+    tmux.line("/reconnect");
+    tmux.wait_for("typed while away ✓");
+    tmux.wait_for("and in order ✓");
+    for expected in ["typed while away", "and in order"] {
+        let heard = first_event(&mut bob_events, expected, |e| match e {
+            ClientEvent::Server(Event::MessageFromChannel { message, .. }) => {
+                Some(message.summary())
+            }
+            _ => None,
+        })
+        .await;
+        assert_eq!(heard, expected);
+    }
+    // The fresh store's ids are ones alice has seen before: still shown.
+    say(&lobby, "new", 3).await;
+    tmux.wait_for("new 3");
+    let screen = tmux.wait_for("new 1");
+    assert!(screen.contains("new 2"), "{screen}");
+
+    // Quit and come back: #lobby rejoined, @bob reopened.
+    tmux.line("/quit");
+    tmux.wait_for_shell();
+    tmux.run(&["send-keys", "clear", "Enter"]);
+    // Typed before `clear` runs, the next command line would be echoed and then wiped,
+    // and the prompt after it would land on the same line as the one before.
+    tmux.wait_until("the screen cleared", |s| {
+        s.lines().filter(|l| l.starts_with(PROMPT)).count() == 1
+    });
+    tmux.launch("", &url, "alice");
+    tmux.wait_for("reopened the tabs of last time: #lobby @bob");
+    tmux.wait_for("2 #lobby");
+    tmux.wait_for("3 @bob");
+    tmux.keys(&["M-2"]);
+    tmux.wait_for("you joined #lobby");
+    tmux.line("/quit");
+    tmux.wait_for_shell();
+    drop(tmux);
+    server.shutdown().await;
+}
+
+/// `--server A --server B`: the status line names the server in use; when A goes away
+/// the client logs in on B, says so, and what alice types reaches bob there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_servers_show_the_one_in_use_and_fail_over() {
+    let first = support::start_server(support::test_config()).await;
+    let second = support::start_server(support::test_config()).await;
+    let tmux = Tmux::start("failover");
+    tmux.launch(
+        "",
+        &format!("{} --server {}", first.addr(), second.addr()),
+        "alice",
+    );
+    tmux.wait_for(&format!("[CONNECTED] on {}", first.addr()));
+    let (bob, mut bob_events) = Client::new(ClientConfig::new(second.url(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+
+    first.shutdown().await;
+    tmux.wait_for(&format!("now on {}", second.url()));
+    tmux.wait_for(&format!("[CONNECTED] on {}", second.addr()));
+    tmux.line("/msg @bob hello from node 2");
+    tmux.wait_for("hello from node 2 ✓");
+    let text = first_event(&mut bob_events, "alice's message", |e| match e {
+        ClientEvent::Server(Event::MessageFromPeer { from, message, .. }) if from == "alice" => {
+            Some(message.summary())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(text, "hello from node 2");
+    tmux.line("/status");
+    tmux.wait_for("servers, tried in turn:");
+    tmux.line("/quit");
+    tmux.wait_for_shell();
+    drop(tmux);
+    second.shutdown().await;
+}
+
+/// Issue 10's promise: alice on one node and bob on another, both on one Redis, chat in
+/// the TUI: a channel with both as members, its messages, and a peer message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alice_and_bob_chat_from_two_nodes() {
+    let cluster = support::cluster::Cluster::start(2).await;
+    let alice = Tmux::start("node-alice");
+    alice.launch("", &cluster.url(0), "alice");
+    let bob = Tmux::start("node-bob");
+    bob.launch("", &cluster.url(1), "bob");
+
+    alice.line("/join lobby");
+    alice.wait_for("you joined #lobby");
+    bob.line("/join lobby");
+    bob.wait_for("you joined #lobby");
+    alice.wait_for("bob joined");
+    bob.line("hello from node 2");
+    bob.wait_for("hello from node 2 ✓");
+    alice.wait_for("hello from node 2");
+    alice.line("hello from node 1");
+    bob.wait_for("hello from node 1");
+
+    alice.line("/msg @bob just between us");
+    alice.wait_for("just between us ✓");
+    bob.wait_for("@alice");
+    for tmux in [&alice, &bob] {
+        tmux.line("/quit");
+        tmux.wait_for_shell();
+    }
+}
