@@ -1,0 +1,158 @@
+//! The tabs' messages: ours going out (shown at once, pending, then marked by the answer:
+//! delivered, cached, unreachable, timed out, failed; `/retry` sends a failed one again)
+//! and others' coming in.
+
+use crate::protocol::{Message, SendResult};
+
+use super::super::super::request::{Failure, Request};
+use super::super::super::tab::{Body, ChatMessage, Entry, EntryKind, Mark, Target};
+use super::super::outbox::{Outbox, Pending};
+use super::Tabs;
+
+impl Tabs {
+    /// Sends `message` to a conversation: shown at once, pending, and asked of the loop.
+    pub fn send(
+        &mut self,
+        target: &Target,
+        message: Message,
+        me: &str,
+        now: u64,
+        outbox: &mut Outbox,
+    ) {
+        let local_id = self.next_local_id;
+        self.next_local_id += 1;
+        let i = self.open(target, outbox);
+        let tab = &mut self.list[i];
+        tab.push(Entry {
+            ts: now,
+            kind: EntryKind::Message(ChatMessage {
+                id: None,
+                local_id: Some(local_id),
+                from: me.to_string(),
+                body: Body::from_message(&message),
+                mark: Some(Mark::Pending),
+                offline: false,
+                mention: false,
+                own: true,
+            }),
+        });
+        tab.scroll = 0;
+        ask_send(outbox, target, local_id, message);
+    }
+
+    /// Resends the newest message of the tab in front whose send failed.
+    pub fn retry(&mut self, now: u64, outbox: &mut Outbox) {
+        let tab = &mut self.list[self.active];
+        let Some(target) = tab.target.clone() else {
+            return;
+        };
+        let found = tab
+            .entries
+            .iter_mut()
+            .rev()
+            .find_map(|e| match &mut e.kind {
+                EntryKind::Message(m) if m.mark.as_ref().is_some_and(Mark::retryable) => Some(m),
+                _ => None,
+            });
+        let Some(message) = found else {
+            tab.info(now, "nothing to retry: no failed message in this tab");
+            return;
+        };
+        message.mark = Some(Mark::Pending);
+        let wire = match &message.body {
+            Body::Text(t) => Message::text(t.clone()),
+            Body::Action(t) => Message::text(format!("/me {t}")),
+            Body::Raw { description, data } => Message::raw(data, description.clone()),
+        };
+        let local_id = message.local_id.unwrap_or(0);
+        ask_send(outbox, &target, local_id, wire);
+    }
+
+    /// The answer to our message `local_id` to `target`: its mark, and the server's id
+    /// and time.
+    pub fn on_sent(&mut self, target: &Target, local_id: u64, result: Result<SendResult, Failure>) {
+        let Some(i) = self.index_of(target) else {
+            return;
+        };
+        let peer = matches!(target, Target::Peer(_));
+        let Some(entry) = self.list[i].own_entry_mut(local_id) else {
+            return;
+        };
+        let EntryKind::Message(message) = &mut entry.kind else {
+            return;
+        };
+        match result {
+            Ok(sent) => {
+                let mark = if peer { Mark::Received } else { Mark::Accepted };
+                message.id = Some(sent.message_id);
+                message.mark = Some(mark.clone());
+                // The server's time, as history will have it (and what repeats match).
+                entry.ts = sent.server_ts;
+                self.marks.insert((target.clone(), sent.message_id), mark);
+            }
+            Err(failure) if peer => message.mark = Some(peer_mark(&failure)),
+            Err(failure) => message.mark = Some(channel_mark(&failure)),
+        }
+    }
+
+    /// A message that arrived in tab `index`, sent at `ts`; `false` for one shown already.
+    pub fn receive(&mut self, index: usize, ts: u64, message: ChatMessage) -> bool {
+        let in_front = index == self.active;
+        let tab = &mut self.list[index];
+        // A reconnect's catch-up may bring a message again (same id and time).
+        if message.id.is_some_and(|id| tab.holds(id, ts)) {
+            return false;
+        }
+        if tab.peer().is_some() {
+            // The peer talks, so it is online and has had what was cached for it.
+            tab.cached_delivered();
+        }
+        if !(in_front && tab.scroll == 0) {
+            tab.unread += 1;
+        }
+        if message.mention && !in_front {
+            tab.mentions += 1;
+        }
+        tab.push(Entry {
+            ts,
+            kind: EntryKind::Message(message),
+        });
+        true
+    }
+}
+
+fn ask_send(outbox: &mut Outbox, target: &Target, local_id: u64, message: Message) {
+    let request = match target {
+        Target::Peer(peer) => Request::SendPeer {
+            peer: peer.clone(),
+            message,
+        },
+        Target::Channel(channel) => Request::SendChannel {
+            channel: channel.clone(),
+            message,
+        },
+    };
+    let pending = Pending::Send {
+        target: target.clone(),
+        local_id,
+    };
+    outbox.ask(pending, request);
+}
+
+/// A failed peer send's mark, from PEER codes (contracts.md: 4 cached, 3 unreachable, 2 timeout).
+fn peer_mark(failure: &Failure) -> Mark {
+    use crate::protocol::codes::peer;
+    match failure.code {
+        Some(peer::CACHED_BY_SERVER) => Mark::Cached,
+        Some(peer::PEER_UNREACHABLE) => Mark::Unreachable,
+        Some(peer::TIMEOUT) => Mark::TimedOut,
+        _ => Mark::Failed(failure.to_string()),
+    }
+}
+
+fn channel_mark(failure: &Failure) -> Mark {
+    match failure.code {
+        Some(crate::protocol::codes::channel_msg::TIMEOUT) => Mark::TimedOut,
+        _ => Mark::Failed(failure.to_string()),
+    }
+}
