@@ -143,5 +143,8 @@ async fn oversized_frames_and_objects_close_with_1009() {
         big_object.expect_end().await,
         Closure::CloseFrame(Some(1009))
     );
+    // The server still serves others.
+    let mut carol = raw::login(&server.url(), APP, "carol").await;
+    carol.sync().await;
     server.shutdown().await;
 }
