@@ -375,10 +375,7 @@ impl RawConn {
 
     /// Takes every event that has arrived so far, oldest first.
     pub fn drain_events(&mut self) -> Vec<Value> {
-        while let Ok(event) = self.events.try_recv() {
-            self.backlog.push_back(event);
-        }
-        self.backlog.drain(..).collect()
+        self.take_events(|_| true)
     }
 
     /// How the connection stands.
