@@ -132,11 +132,13 @@ pub struct ServeArgs {
     pub ephemeral: bool,
 
     /// Share users, channels, presence and history with other nodes through this Redis
-    /// (redis://HOST:PORT[/DB]); run one `serve` per node against the same Redis. Without
-    /// it the server is a single node keeping its data in SQLite. See the README's
-    /// "Running several nodes" for Redis persistence settings.
-    #[arg(long, value_name = "URL", env = "RTM_ENGINE", conflicts_with_all = ["data_dir", "ephemeral"])]
-    pub engine: Option<String>,
+    /// (redis://HOST:PORT[/DB]); run one `serve` per node against the same Redis. Repeat it
+    /// (or give a comma-separated list) to spread channels, users and history over several
+    /// Redis servers: every node must give the same list in the same order. Without it the
+    /// server is a single node keeping its data in SQLite. See the README's "Running
+    /// several nodes" for Redis persistence settings.
+    #[arg(long, value_name = "URL", env = "RTM_ENGINE", value_delimiter = ',', conflicts_with_all = ["data_dir", "ephemeral"])]
+    pub engine: Vec<String>,
 
     /// This node's name in logs and in its heartbeat (default: the host name and port).
     #[arg(long, value_name = "ID", requires = "engine")]

@@ -18,9 +18,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| ([127, 0, 0, 1], rtm::protocol::DEFAULT_PORT).into());
-    let store = if let Some(url) = &args.engine {
+    let store = if !args.engine.is_empty() {
         StoreLocation::Redis(RedisSettings {
-            url: url.clone(),
+            urls: args.engine.clone(),
             node: args
                 .node_id
                 .clone()

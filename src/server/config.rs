@@ -22,8 +22,10 @@ pub enum StoreLocation {
 /// How a node joins the others on Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisSettings {
-    /// `redis://HOST:PORT[/DB]`.
-    pub url: String,
+    /// `redis://HOST:PORT[/DB]` of each Redis server, in the same order on every node: the
+    /// first also carries the change stream; channels, users and conversations are spread
+    /// over all of them by a stable hash (`engine::redis::shards`).
+    pub urls: Vec<String>,
     /// This node's name in logs and in its heartbeat.
     pub node: String,
     /// Changes between two snapshots of the shared state (`engine::redis::SNAPSHOT_EVERY`

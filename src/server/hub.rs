@@ -491,14 +491,25 @@ impl Hub {
                 message,
                 offline,
                 request_id,
-            } => Outcome::Peer(self.send_peer(
-                state,
-                (&app, &from, &to),
-                message,
-                offline,
-                request_id,
-                here,
-            )),
+                message_id,
+            } => {
+                // An id given before the change wins over one stamped now.
+                let here = Here {
+                    stamp: Stamp {
+                        message_id: message_id.or(here.stamp.message_id),
+                        ..here.stamp
+                    },
+                    ..here
+                };
+                Outcome::Peer(self.send_peer(
+                    state,
+                    (&app, &from, &to),
+                    message,
+                    offline,
+                    request_id,
+                    here,
+                ))
+            }
             Change::Ack {
                 app,
                 user,

@@ -207,6 +207,7 @@ mod connection;
 mod engine;
 mod hub;
 mod hub_attributes;
+mod hub_delivery;
 mod hub_invitations;
 mod hub_presence;
 mod hub_tokens;
@@ -271,7 +272,7 @@ async fn prepare(config: Config) -> Result<Prepared, ServerError> {
             (temp.path().to_path_buf(), Some(temp))
         }
         StoreLocation::Redis(settings) => {
-            tracing::info!(settings.url, settings.node, "joining the nodes on redis");
+            tracing::info!(urls = ?settings.urls, settings.node, "joining the nodes on redis");
             let (engine, shared) = engine::redis::RedisEngine::connect(settings).await?;
             return Ok(Prepared {
                 hub: Hub::new(Arc::new(config), Box::new(engine), shared),

@@ -69,6 +69,10 @@ pub enum Change {
         message: Message,
         offline: bool,
         request_id: u32,
+        /// The id the engine gave the message before the change (the Redis engine hands
+        /// out ids per shard, not in the change stream's order); `None`: stamped when applied.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<u64>,
     },
     Ack {
         app: String,
@@ -198,6 +202,33 @@ pub enum Submitted {
 /// A boxed future, for the engine's reads.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// A peer or channel message an engine may route itself, outside the shared order (see
+/// [`Engine::route_peer`] and [`Engine::route_channel`]).
+#[derive(Debug)]
+pub struct RoutedMessage<'a> {
+    pub app: &'a str,
+    pub from: &'a str,
+    /// The receiving user, or the channel.
+    pub to: &'a str,
+    pub message: &'a Message,
+    pub server_ts: u64,
+}
+
+/// How a routed peer message went, or ended.
+#[derive(Debug)]
+pub enum PeerRoute {
+    /// Handed to the receiver's node; how it ended comes later (`Acked`, or `NotThere`
+    /// if the receiver was not there after all).
+    Sent(tokio::sync::oneshot::Receiver<PeerRoute>),
+    /// The receiver acked it: answer 0 with this id and time.
+    Acked(crate::protocol::SendResult),
+    /// The receiver is not where this node thought: the message (with the id it already
+    /// has) goes through the shared order instead, as `Change::SendPeer`.
+    NotThere { message_id: u64 },
+    /// The engine could not take it: the family's failure.
+    Unavailable,
+}
+
 /// Orders changes across nodes and keeps history. See the module header.
 pub trait Engine: Send + Sync + std::fmt::Debug {
     /// This node's id in the shared state (0 on one node).
@@ -230,6 +261,35 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
 
     /// Resolves if the engine can no longer work (the server then shuts down).
     fn failed(&self) -> BoxFuture<()>;
+
+    /// Routes a peer message straight to the receiver's node, when the engine does that
+    /// (several nodes: only the sender's and the receiver's nodes see it). Resolves once
+    /// the message is on its way (`Sent`, then its ack) or with where it should go
+    /// instead; the caller awaits one connection's sends in order. `None`: the engine
+    /// does not route messages (one node); it goes through the shared order
+    /// (`Change::SendPeer`).
+    fn route_peer(&self, _hub: &Hub, _send: &RoutedMessage<'_>) -> Option<BoxFuture<PeerRoute>> {
+        None
+    }
+
+    /// The receiver's `ack` of a message routed by [`Engine::route_peer`]: true if it was
+    /// one (answered to its sender's node); false: it goes through the shared order.
+    fn ack_routed(&self, _app: &str, _user: &str, _message_id: u64) -> bool {
+        false
+    }
+
+    /// Sends a channel message straight to the nodes with members of the channel, when
+    /// the engine does that; resolves with the `send_channel` outcome. `None`: through
+    /// the shared order (`Change::SendChannel`).
+    fn route_channel(&self, _hub: &Hub, _send: &RoutedMessage<'_>) -> Option<BoxFuture<Outcome>> {
+        None
+    }
+
+    /// Makes this node receive `channel`'s messages before one of its users joins it;
+    /// false if it cannot (the Redis holding the channel is away). `None`: nothing to do.
+    fn watch_channel(&self, _app: &str, _channel: &str) -> Option<BoxFuture<bool>> {
+        None
+    }
 }
 
 /// History and the offline cache's durable copy.

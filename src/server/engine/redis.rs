@@ -43,7 +43,12 @@ use crate::server::hub::{Hub, NodeId, Outcome, Shared};
 use crate::server::outbox::ConnHandle;
 use crate::server::store::HistoryQuery;
 
-use super::{BoxFuture, Change, Engine, MessageStore, Stamp, Submitted};
+use super::{BoxFuture, Change, Engine, MessageStore, PeerRoute, RoutedMessage, Stamp, Submitted};
+
+mod feed;
+pub mod shards;
+
+use shards::{shard_of, Shard};
 
 /// A request gives up on Redis after this long and is answered with its family's failure.
 pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -119,6 +124,8 @@ struct Keys {
     store: String,
     node_prefix: String,
     history_prefix: String,
+    /// Each Redis' message id counter (`shards.rs`).
+    mseq: String,
 }
 
 impl Keys {
@@ -130,6 +137,7 @@ impl Keys {
             store: format!("{prefix}store"),
             node_prefix: format!("{prefix}node:"),
             history_prefix: format!("{prefix}h:"),
+            mseq: format!("{prefix}mseq"),
         }
     }
 
@@ -165,8 +173,15 @@ struct Inner {
     name: String,
     snapshot_every: u64,
     keys: Keys,
+    /// The Redis servers, the first carrying the change stream (see `shards.rs`).
+    shards: Vec<Shard>,
+    /// The first Redis: the change stream, snapshots, heartbeats.
     client: redis::Client,
     conn: ConnectionManager,
+    /// Messages straight to the nodes concerned (`feed.rs`).
+    feeds: feed::Feeds,
+    /// Each Redis' store id (the login reply's `store` joins them).
+    shard_stores: Mutex<Vec<String>>,
     /// Changes on their way to the stream, sent in pipelines by one task.
     outgoing: mpsc::Sender<Outgoing>,
     outgoing_queue: Mutex<Option<mpsc::Receiver<Outgoing>>>,
@@ -176,8 +191,9 @@ struct Inner {
     /// The number of the last change applied, for reads waiting to catch up.
     applied: watch::Sender<u64>,
     store_id: Mutex<String>,
-    history: mpsc::Sender<HistoryWrite>,
-    history_queue: Mutex<Option<mpsc::Receiver<HistoryWrite>>>,
+    /// History writes, one queue per Redis.
+    history: Vec<mpsc::Sender<HistoryWrite>>,
+    history_queue: Mutex<Vec<mpsc::Receiver<HistoryWrite>>>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -208,54 +224,78 @@ pub enum RedisEngineError {
     },
     #[error("the snapshot in redis cannot be read: {0}")]
     Snapshot(String),
+    #[error("no redis server given")]
+    NoServer,
 }
 
 impl RedisEngine {
     /// Connects to the Redis at `url` as the node named `name`, loads the latest snapshot
     /// of the shared state (the hub starts from it) and says where to read on from.
     pub async fn connect(settings: &RedisSettings) -> Result<(Self, Shared), RedisEngineError> {
-        let (url, name) = (settings.url.as_str(), settings.node.as_str());
-        let failed = |source| RedisEngineError::Redis {
-            url: url.to_string(),
-            source,
-        };
-        let client = redis::Client::open(url).map_err(failed)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(SUBMIT_TIMEOUT))
-            .set_response_timeout(Some(SUBMIT_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let mut conn = ConnectionManager::new_with_config(client.clone(), config)
-            .await
-            .map_err(failed)?;
+        let name = settings.node.as_str();
+        if settings.urls.is_empty() {
+            return Err(RedisEngineError::NoServer);
+        }
         let keys = Keys::new("rtm:");
-        let store_id = store_id(&mut conn, &keys).await.map_err(failed)?;
+        let mut shards = Vec::with_capacity(settings.urls.len());
+        let mut shard_stores = Vec::with_capacity(settings.urls.len());
+        for (index, url) in settings.urls.iter().enumerate() {
+            let failed = |source| RedisEngineError::Redis {
+                url: url.clone(),
+                source,
+            };
+            let client = redis::Client::open(url.as_str()).map_err(failed)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(SUBMIT_TIMEOUT))
+                .set_response_timeout(Some(SUBMIT_TIMEOUT))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_secs(1));
+            let mut conn = ConnectionManager::new_with_config(client.clone(), config)
+                .await
+                .map_err(failed)?;
+            shard_stores.push(store_id(&mut conn, &keys).await.map_err(failed)?);
+            shards.push(Shard {
+                index,
+                url: url.clone(),
+                client,
+                conn,
+            });
+        }
+        let first = shards[0].clone();
+        let mut conn = first.conn.clone();
         let (shared, position) = load_snapshot(&mut conn, &keys).await.map_err(|e| match e {
-            Reload::Redis(source) => failed(source),
+            Reload::Redis(source) => RedisEngineError::Redis {
+                url: first.url.clone(),
+                source,
+            },
             Reload::Corrupt(why) => RedisEngineError::Snapshot(why),
         })?;
         // Below 2^53 (exact in any JSON reader) and never 0 (the single node's id).
         let node = (rand::random::<u64>() >> 11).max(1);
-        let (history, history_queue) = mpsc::channel(HISTORY_QUEUE);
+        let (history, history_queue): (Vec<_>, Vec<_>) =
+            shards.iter().map(|_| mpsc::channel(HISTORY_QUEUE)).unzip();
         let (outgoing, outgoing_queue) = mpsc::channel(SUBMIT_QUEUE);
-        tracing::info!(url, name, node, at = position.n, "joined the cluster");
+        tracing::info!(urls = ?settings.urls, name, node, at = position.n, "joined the cluster");
         let engine = RedisEngine {
             inner: Arc::new(Inner {
                 node,
                 name: name.to_string(),
                 snapshot_every: settings.snapshot_every.max(1),
                 keys,
-                client,
-                conn,
+                feeds: feed::Feeds::new(shards.len()),
+                client: first.client,
+                conn: first.conn,
+                shards,
+                store_id: Mutex::new(shard_stores.join("+")),
+                shard_stores: Mutex::new(shard_stores),
                 outgoing,
                 outgoing_queue: Mutex::new(Some(outgoing_queue)),
                 waiters: Mutex::default(),
                 next_request: AtomicU64::new(1),
                 applied: watch::channel(position.n).0,
                 position: Mutex::new(position),
-                store_id: Mutex::new(store_id),
                 history,
-                history_queue: Mutex::new(Some(history_queue)),
+                history_queue: Mutex::new(history_queue),
                 stop: watch::channel(false).0,
                 tasks: Mutex::default(),
             }),
@@ -342,28 +382,13 @@ impl Engine for RedisEngine {
     }
 
     fn caught_up(&self) -> Option<BoxFuture<()>> {
-        let inner = Arc::clone(&self.inner);
-        Some(Box::pin(async move {
-            let mut conn = inner.conn.clone();
-            let wait = async {
-                let appended: Option<u64> = redis::cmd("GET")
-                    .arg(&inner.keys.seq)
-                    .query_async(&mut conn)
-                    .await
-                    .ok()?;
-                let mut applied = inner.applied.subscribe();
-                let target = appended.unwrap_or(0);
-                applied.wait_for(|n| *n >= target).await.ok().map(|_| ())
-            };
-            if tokio::time::timeout(SUBMIT_TIMEOUT, wait).await.is_err() {
-                tracing::debug!("redis engine: a read goes on without catching up");
-            }
-        }))
+        Some(caught_up(&self.inner))
     }
 
     fn next_message_id(&self) -> u64 {
-        // Every change applied here carries its number.
-        unreachable!("the redis engine stamps every change with its id")
+        // Every change applied here carries its number (`apply_entries`).
+        tracing::error!("redis engine: a message without an id");
+        0
     }
 
     fn messages(&self) -> &dyn MessageStore {
@@ -382,9 +407,20 @@ impl Engine for RedisEngine {
         if let Some(queue) = lock(&inner.outgoing_queue).take() {
             tasks.push(tokio::spawn(send_changes(Arc::clone(inner), queue)));
         }
-        if let Some(queue) = lock(&inner.history_queue).take() {
-            tasks.push(tokio::spawn(write_history(Arc::clone(inner), queue)));
+        for (shard, queue) in std::mem::take(&mut *lock(&inner.history_queue))
+            .into_iter()
+            .enumerate()
+        {
+            tasks.push(tokio::spawn(write_history(Arc::clone(inner), shard, queue)));
         }
+        for shard in 0..inner.shards.len() {
+            tasks.push(tokio::spawn(feed::listen(
+                Arc::clone(inner),
+                hub.clone(),
+                shard,
+            )));
+        }
+        tasks.push(tokio::spawn(feed::sweep(Arc::clone(inner), hub.clone())));
     }
 
     fn stop(&self) -> BoxFuture<()> {
@@ -407,6 +443,43 @@ impl Engine for RedisEngine {
         // Redis going away is survived (requests fail, tasks reconnect): never fatal.
         Box::pin(std::future::pending())
     }
+
+    fn route_peer(&self, hub: &Hub, send: &RoutedMessage<'_>) -> Option<BoxFuture<PeerRoute>> {
+        Some(feed::route_peer(&self.inner, hub, send))
+    }
+
+    fn ack_routed(&self, app: &str, user: &str, message_id: u64) -> bool {
+        feed::ack_routed(&self.inner, app, user, message_id)
+    }
+
+    fn route_channel(&self, hub: &Hub, send: &RoutedMessage<'_>) -> Option<BoxFuture<Outcome>> {
+        Some(feed::route_channel(&self.inner, hub, send))
+    }
+
+    fn watch_channel(&self, app: &str, channel: &str) -> Option<BoxFuture<bool>> {
+        Some(feed::watch_channel(&self.inner, app, channel))
+    }
+}
+
+/// `Engine::caught_up`: waits until this node applied every change appended so far.
+fn caught_up(inner: &Arc<Inner>) -> BoxFuture<()> {
+    let inner = Arc::clone(inner);
+    Box::pin(async move {
+        let mut conn = inner.conn.clone();
+        let wait = async {
+            let appended: Option<u64> = redis::cmd("GET")
+                .arg(&inner.keys.seq)
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            let mut applied = inner.applied.subscribe();
+            let target = appended.unwrap_or(0);
+            applied.wait_for(|n| *n >= target).await.ok().map(|_| ())
+        };
+        if tokio::time::timeout(SUBMIT_TIMEOUT, wait).await.is_err() {
+            tracing::debug!("redis engine: a read goes on without catching up");
+        }
+    })
 }
 
 /// A change encoded for the stream, and the request that waits for it.
@@ -715,7 +788,7 @@ async fn reload_state(inner: &Inner, hub: &Hub) {
                 state.replace_shared(shared, CLOSE_RELOAD);
                 inner.applied.send_replace(position.n);
                 *lock(&inner.position) = position;
-                *lock(&inner.store_id) = store;
+                set_store(inner, 0, store);
                 return;
             }
             (Err(Reload::Corrupt(why)), _) => {
@@ -737,6 +810,36 @@ async fn reload_state(inner: &Inner, hub: &Hub) {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Records Redis `shard`'s store id, and the login reply's `store`, which joins them all.
+fn set_store(inner: &Inner, shard: usize, store: String) {
+    let mut stores = lock(&inner.shard_stores);
+    stores[shard] = store;
+    *lock(&inner.store_id) = stores.join("+");
+}
+
+/// Checks that the Redis servers past the first still hold their data: one that lost it
+/// (its store id is new) hands out message ids again from the start, so this node starts
+/// over as when the first loses its data (connections closed with 1012, a new `store`).
+async fn check_shard_stores(inner: &Inner, hub: &Hub) {
+    for shard in inner.shards.iter().skip(1) {
+        let mut conn = shard.conn.clone();
+        let Ok(Ok(store)) =
+            tokio::time::timeout(SUBMIT_TIMEOUT, store_id(&mut conn, &inner.keys)).await
+        else {
+            continue;
+        };
+        let known = lock(&inner.shard_stores)[shard.index].clone();
+        if store != known {
+            tracing::warn!(
+                url = shard.url,
+                "redis engine: a redis lost its data; starting over"
+            );
+            set_store(inner, shard.index, store);
+            reload_state(inner, hub).await;
         }
     }
 }
@@ -811,6 +914,7 @@ async fn keep_alive(inner: Arc<Inner>, hub: Hub) {
             Ok(_) => {
                 complaint.worked();
                 watch_nodes(&inner, &hub, &mut conn, &mut silent).await;
+                check_shard_stores(&inner, &hub).await;
             }
             Err(e) => {
                 complaint.failed(&e);
@@ -884,9 +988,9 @@ fn expire_waiters(inner: &Inner) {
 }
 
 /// Writes history in pipelines of what is queued.
-async fn write_history(inner: Arc<Inner>, mut queue: mpsc::Receiver<HistoryWrite>) {
+async fn write_history(inner: Arc<Inner>, shard: usize, mut queue: mpsc::Receiver<HistoryWrite>) {
     let mut complaint = Complaint::new("writing history");
-    let mut conn = inner.conn.clone();
+    let mut conn = inner.shards[shard].conn.clone();
     let mut batch = Vec::with_capacity(256);
     loop {
         batch.clear();
@@ -928,7 +1032,8 @@ impl MessageStore for RedisEngine {
             message,
             keep,
         };
-        if self.inner.history.try_send(write).is_err() {
+        let shard = shard_of(self.inner.shards.len(), app, conv);
+        if self.inner.history[shard].try_send(write).is_err() {
             tracing::warn!("redis engine: history queue full; a message is not kept");
         }
     }
@@ -957,7 +1062,9 @@ impl MessageStore for RedisEngine {
         query: HistoryQuery,
     ) -> BoxFuture<Result<Vec<HistoryMessage>, String>> {
         let key = self.inner.keys.history(app, conv);
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.inner.shards[shard_of(self.inner.shards.len(), app, conv)]
+            .conn
+            .clone();
         Box::pin(async move {
             let before = query
                 .before

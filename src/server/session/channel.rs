@@ -7,7 +7,7 @@ use crate::protocol::{
     ChannelMsgError, JoinError, JoinResult, MemberCountResult, MembersResult, Message,
 };
 
-use super::super::engine::Change;
+use super::super::engine::{Change, RoutedMessage};
 use super::super::hub::Outcome;
 use super::Ask;
 
@@ -18,6 +18,12 @@ pub(super) async fn join(ask: &mut Ask<'_>, channel: String) {
     }
     if !ask.session.limits.join_channel(&channel, ask.now) {
         return ask.refuse(JoinError::SameChannelTooOften);
+    }
+    // Several nodes: this node takes the channel's messages before its user is in it.
+    if let Some(watching) = ask.hub.engine().watch_channel(&ask.me.app, &channel) {
+        if !watching.await {
+            return ask.unavailable(&Outcome::Unavailable);
+        }
     }
     let change = Change::Join {
         app: ask.me.app.clone(),
@@ -48,6 +54,23 @@ pub(super) async fn leave(ask: &Ask<'_>, channel: String) {
 pub(super) async fn send(ask: &mut Ask<'_>, channel: String, message: Message) {
     if !ask.session.limits.send.allow(ask.now) {
         return ask.refuse(ChannelMsgError::TooOften);
+    }
+    let routed = ask.hub.engine().route_channel(
+        ask.hub,
+        &RoutedMessage {
+            app: &ask.me.app,
+            from: &ask.me.user,
+            to: &channel,
+            message: &message,
+            server_ts: crate::protocol::now_ms(),
+        },
+    );
+    if let Some(routed) = routed {
+        return match routed.await {
+            Outcome::Sent(Ok(result)) => ask.ok(&result),
+            Outcome::Sent(Err(error)) => ask.refuse(error),
+            other => ask.unavailable(&other),
+        };
     }
     let change = Change::SendChannel {
         app: ask.me.app.clone(),

@@ -61,6 +61,9 @@ pub struct Session {
     pub limits: SessionLimits,
     /// Unparsable objects so far (closed with 1008 at `max_errors`).
     pub errors: u32,
+    /// Resolves once this connection's last routed `send_peer` is on its way (several
+    /// nodes: the next one waits for it, so a connection's messages keep their order).
+    pub peer_order: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Session {
@@ -70,6 +73,7 @@ impl Session {
             identity: None,
             limits: SessionLimits::new(&hub.config().rate_limits),
             errors: 0,
+            peer_order: None,
         }
     }
 
@@ -174,7 +178,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
     let Some(id) = id else {
         // A notice: only `ack` exists, and it is never answered.
         if let (Op::Ack { message_id }, Some(me)) = (op, &session.identity) {
-            hub.submit_detached(peer::ack_change(me, message_id));
+            peer::ack_notice(hub, me, message_id);
         }
         return;
     };

@@ -7,7 +7,7 @@
 use crate::protocol::codes::peer::CACHED_BY_SERVER;
 use crate::protocol::{Message, PeerError, Reply, WireCode};
 
-use super::super::engine::{Change, Submitted};
+use super::super::engine::{Change, PeerRoute, RoutedMessage, Submitted};
 use super::super::hub::{Hub, Outcome, PeerSend};
 use super::super::outbox::ConnHandle;
 use super::{Ask, Identity, UNAVAILABLE};
@@ -23,10 +23,25 @@ pub(super) fn ack_change(me: &Identity, message_id: u64) -> Change {
 
 /// An `ack` with an id: answered 0 once applied.
 pub(super) async fn ack(ask: &Ask<'_>, message_id: u64) {
+    if ask
+        .hub
+        .engine()
+        .ack_routed(&ask.me.app, &ask.me.user, message_id)
+    {
+        return ask.ok_empty();
+    }
     let change = ack_change(&ask.me, message_id);
     match ask.hub.submit(change, None).await {
         Outcome::Done => ask.ok_empty(),
         other => ask.unavailable(&other),
+    }
+}
+
+/// The receiver's `ack` notice: to the sender's node straight if the engine routed the
+/// message there, otherwise through the shared order.
+pub(super) fn ack_notice(hub: &Hub, me: &Identity, message_id: u64) {
+    if !hub.engine().ack_routed(&me.app, &me.user, message_id) {
+        hub.submit_detached(ack_change(me, message_id));
     }
 }
 
@@ -36,14 +51,6 @@ pub(super) async fn send(ask: &mut Ask<'_>, to: String, message: Message, offlin
     if !ask.session.limits.send.allow(ask.now) {
         return ask.refuse(PeerError::TooOften);
     }
-    let change = Change::SendPeer {
-        app: ask.me.app.clone(),
-        from: ask.me.user.clone(),
-        to: to.clone(),
-        message,
-        offline,
-        request_id: ask.id,
-    };
     let reply_to = PeerReplyTo {
         conn: ask.session.conn.clone(),
         hub: ask.hub.clone(),
@@ -51,6 +58,78 @@ pub(super) async fn send(ask: &mut Ask<'_>, to: String, message: Message, offlin
         app: ask.me.app.clone(),
         to,
     };
+    let routed = ask.hub.engine().route_peer(
+        ask.hub,
+        &RoutedMessage {
+            app: &ask.me.app,
+            from: &ask.me.user,
+            to: &reply_to.to,
+            message: &message,
+            server_ts: crate::protocol::now_ms(),
+        },
+    );
+    let (app, from) = (ask.me.app.clone(), ask.me.user.clone());
+    let (to, request_id) = (reply_to.to.clone(), ask.id);
+    let change = move |message_id| Change::SendPeer {
+        app,
+        from,
+        to,
+        message,
+        offline,
+        request_id,
+        message_id,
+    };
+    if let Some(routed) = routed {
+        // Straight to the receiver's node; the connection goes on meanwhile, but its
+        // sends are routed one after the other, so that they keep their order.
+        let previous = ask.session.peer_order.take();
+        let (routed_here, next) = tokio::sync::oneshot::channel::<()>();
+        let mut routed_here = Some(routed_here);
+        ask.session.peer_order = Some(next);
+        let ack_timeout = ask.hub.config().ack_timeout;
+        tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            let outcome = match routed.await {
+                PeerRoute::Sent(answer) => {
+                    routed_here.take();
+                    match tokio::time::timeout(ack_timeout, answer).await {
+                        Ok(Ok(answer)) => answer,
+                        Ok(Err(_)) => PeerRoute::Unavailable,
+                        Err(_) => return reply_to.refuse(PeerError::Timeout),
+                    }
+                }
+                other => other,
+            };
+            match outcome {
+                PeerRoute::Acked(result) => {
+                    reply_to.conn.send_reply(&Reply::ok(reply_to.id, &result));
+                }
+                PeerRoute::NotThere { message_id } => {
+                    // Queued in the shared order before the next send is routed.
+                    let conn = reply_to.conn.clone();
+                    let hub = reply_to.hub.clone();
+                    let submitted = hub
+                        .engine()
+                        .submit(&hub, change(Some(message_id)), Some(conn));
+                    routed_here.take();
+                    let outcome = match submitted {
+                        Submitted::Applied(outcome) => outcome,
+                        Submitted::Pending(outcome) => {
+                            outcome.await.unwrap_or(Outcome::Unavailable)
+                        }
+                    };
+                    reply_to.finish(outcome).await;
+                }
+                PeerRoute::Sent(_) | PeerRoute::Unavailable => {
+                    reply_to.finish(Outcome::Unavailable).await;
+                }
+            }
+        });
+        return;
+    }
+    let change = change(None);
     let hub = ask.hub;
     match hub
         .engine()

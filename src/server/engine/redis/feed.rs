@@ -1,0 +1,689 @@
+//! Messages straight to the nodes concerned, over Redis PUB/SUB: a peer message, its ack
+//! and its answer touch only the sender's and the receiver's nodes, and a channel message
+//! only the nodes with members of the channel. The change stream (membership, presence,
+//! attributes, invitations) stays as it was; messages, the bulk of the traffic, no longer
+//! go through it.
+//!
+//! - **Topics.** Every node listens on its inbox (`rtm:n:<node>`) on every Redis of the
+//!   list, and on a channel's topic (`rtm:c:<app>:<channel>`), on the Redis that holds the
+//!   channel, while it has local members there: it subscribes before its user's `join`
+//!   is submitted (so nothing published after the join's answer is missed), and a sweep
+//!   drops topics with no local member left.
+//! - **Sending** is one Lua call on the conversation's Redis ([`ROUTE_LUA`]): it takes the
+//!   message id from that Redis' counter (`shards.rs`), keeps the message in history and
+//!   publishes it, atomically, so the order of the calls is the order of the ids and the
+//!   order every subscriber receives. A peer message goes to the inbox of the node this
+//!   node's copy of the shared state names for the receiver; if nobody listens there, or
+//!   the receiver has moved on, it goes through the change stream instead (with the id it
+//!   already has), which caches it or answers 3 as on one node.
+//! - **Acks** go back to the sender's inbox on the same Redis, and answer the `send_peer`.
+//! - **Causality.** A message carries how far its sender's node had read the change
+//!   stream; a receiving node that is behind waits until it has read as far (at most
+//!   [`SUBMIT_TIMEOUT`]), so nobody gets a message from a member whose `join` it has not
+//!   seen yet.
+//! - **Redis away.** PUB/SUB delivers at most once: a node whose subscription broke
+//!   subscribes again to everything it listens on; what was published meanwhile is in
+//!   history (the client library catches up from it after a reconnect). A send to a Redis
+//!   that is away is answered with its family's failure code; the other Redis servers'
+//!   conversations go on.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use redis::aio::PubSubSink;
+use redis::Script;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use crate::protocol::{ChannelMsgError, Event, Message, SendResult};
+use crate::server::engine::{BoxFuture, PeerRoute, RoutedMessage};
+use crate::server::hub::{channel_conversation, peer_conversation, Hub, NodeId, Outcome};
+use crate::server::outbox::ConnHandle;
+
+use super::shards::{shard_of, Shard};
+use super::{lock, pause, stopped, Complaint, Inner, SUBMIT_TIMEOUT};
+
+/// Takes the next id of this Redis, keeps the message in history (`ARGV[4]` at most;
+/// for a peer message only if someone received it) and publishes it. The JSON of the
+/// history entry and of the published message come without their opening brace, which
+/// the script writes with the id. Returns the id and how many nodes received it.
+pub const ROUTE_LUA: &str = r#"
+local id = redis.call('INCR', KEYS[1]) * tonumber(ARGV[1]) + tonumber(ARGV[2])
+local head = string.format('{"message_id":%d,', id)
+local receivers = 0
+if ARGV[3] ~= '' then
+  receivers = redis.call('PUBLISH', ARGV[3], head .. ARGV[6])
+end
+local keep = tonumber(ARGV[4])
+if keep > 0 and (receivers > 0 or ARGV[7] == '1') then
+  redis.call('ZADD', KEYS[2], id, head .. ARGV[5])
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(keep + 1))
+end
+return {id, receivers}
+"#;
+
+/// A topic no local member needs is dropped after at least this long (a `join` on its
+/// way keeps it).
+const WATCH_LINGER: Duration = Duration::from_secs(5);
+/// How often pending sends, routed deliveries and topics are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// What travels on a topic.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "k")]
+enum Feed {
+    /// A peer message, to the receiver's node.
+    #[serde(rename = "p")]
+    Peer {
+        message_id: u64,
+        /// The sender's waiting `send_peer`, on its node `o`.
+        key: u64,
+        o: NodeId,
+        /// How far the sender's node had read the change stream.
+        n: u64,
+        app: String,
+        from: String,
+        to: String,
+        message: Message,
+        server_ts: u64,
+    },
+    /// A channel message, to the nodes with members.
+    #[serde(rename = "c")]
+    Channel {
+        message_id: u64,
+        n: u64,
+        app: String,
+        channel: String,
+        from: String,
+        message: Message,
+        server_ts: u64,
+    },
+    /// The receiver acked a peer message: to the sender's node.
+    #[serde(rename = "a")]
+    Ack {
+        key: u64,
+        message_id: u64,
+        server_ts: u64,
+    },
+    /// The receiver was not on the node the message went to: to the sender's node.
+    #[serde(rename = "b")]
+    Bounce { key: u64, message_id: u64 },
+}
+
+#[derive(Serialize)]
+struct PeerOut<'a> {
+    k: &'static str,
+    key: u64,
+    o: NodeId,
+    n: u64,
+    app: &'a str,
+    from: &'a str,
+    to: &'a str,
+    message: &'a Message,
+    server_ts: u64,
+}
+
+#[derive(Serialize)]
+struct ChannelOut<'a> {
+    k: &'static str,
+    n: u64,
+    app: &'a str,
+    channel: &'a str,
+    from: &'a str,
+    message: &'a Message,
+    server_ts: u64,
+}
+
+/// A history entry: `HistoryMessage` less its id, which the script writes first.
+#[derive(Serialize)]
+struct HistoryOut<'a> {
+    from: &'a str,
+    message: &'a Message,
+    server_ts: u64,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "k")]
+enum Answer {
+    #[serde(rename = "a")]
+    Ack {
+        key: u64,
+        message_id: u64,
+        server_ts: u64,
+    },
+    #[serde(rename = "b")]
+    Bounce { key: u64, message_id: u64 },
+}
+
+/// A peer message this node handed to its receiver, until the receiver acks it.
+#[derive(Debug)]
+struct Routed {
+    app: String,
+    to: String,
+    origin: NodeId,
+    key: u64,
+    shard: usize,
+    server_ts: u64,
+    at: Instant,
+}
+
+/// A channel topic this node listens on (or is about to).
+#[derive(Debug)]
+struct Watched {
+    app: String,
+    channel: String,
+    shard: usize,
+    since: Instant,
+    /// Redis confirmed the subscription (cleared when the subscription breaks).
+    confirmed: bool,
+}
+
+/// The PUB/SUB side of the engine.
+pub struct Feeds {
+    /// `send_peer`s of this node waiting for their ack, by key.
+    pending: Mutex<HashMap<u64, oneshot::Sender<PeerRoute>>>,
+    next_key: AtomicU64,
+    /// Peer messages this node delivered and whose ack goes back, by message id.
+    routed: Mutex<HashMap<u64, Routed>>,
+    /// Channel topics, by topic name.
+    watched: Mutex<HashMap<String, Watched>>,
+    /// Each Redis' subscription handle, while it is up.
+    sinks: Vec<Mutex<Option<PubSubSink>>>,
+    /// Whether each Redis' subscription is up.
+    up: Vec<watch::Sender<bool>>,
+}
+
+impl Feeds {
+    pub fn new(shards: usize) -> Self {
+        Feeds {
+            pending: Mutex::default(),
+            next_key: AtomicU64::new(1),
+            routed: Mutex::default(),
+            watched: Mutex::default(),
+            sinks: (0..shards).map(|_| Mutex::new(None)).collect(),
+            up: (0..shards).map(|_| watch::channel(false).0).collect(),
+        }
+    }
+}
+
+fn inbox(node: NodeId) -> String {
+    format!("rtm:n:{node}")
+}
+
+fn channel_topic(app: &str, channel: &str) -> String {
+    format!("rtm:c:{app}:{channel}")
+}
+
+/// JSON of `value` without its opening brace (the script writes it with the id).
+fn tail_json(value: &impl Serialize) -> Option<String> {
+    let mut json = serde_json::to_string(value).ok()?;
+    json.remove(0);
+    Some(json)
+}
+
+/// One call of [`ROUTE_LUA`] on `shard`: the id, and how many nodes received it.
+async fn route(
+    shard: &Shard,
+    keys: (&str, &str),
+    count: usize,
+    (topic, keep, always_keep): (&str, u32, bool),
+    (history, published): (&str, &str),
+) -> Result<(u64, u64), String> {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ROUTE_LUA));
+    let mut conn = shard.conn.clone();
+    let mut invocation = SCRIPT.prepare_invoke();
+    invocation
+        .key(keys.0)
+        .key(keys.1)
+        .arg(count)
+        .arg(shard.index)
+        .arg(topic)
+        .arg(keep)
+        .arg(history)
+        .arg(published)
+        .arg(if always_keep { "1" } else { "0" });
+    let call = invocation.invoke_async::<(u64, u64)>(&mut conn);
+    match tokio::time::timeout(SUBMIT_TIMEOUT, call).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+impl Inner {
+    fn applied_now(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// The Redis holding conversation `conv` of `app`.
+    fn shard_for(&self, app: &str, conv: &str) -> &Shard {
+        &self.shards[shard_of(self.shards.len(), app, conv)]
+    }
+}
+
+/// `Engine::route_peer` of the Redis engine: see the module header.
+pub fn route_peer(inner: &Arc<Inner>, hub: &Hub, send: &RoutedMessage<'_>) -> BoxFuture<PeerRoute> {
+    let located = hub.locate(send.app, send.to);
+    let conv = peer_conversation(send.from, send.to);
+    let history = tail_json(&HistoryOut {
+        from: send.from,
+        message: send.message,
+        server_ts: send.server_ts,
+    });
+    let key = inner.feeds.next_key.fetch_add(1, Ordering::Relaxed);
+    let (app, from, to) = (
+        send.app.to_string(),
+        send.from.to_string(),
+        send.to.to_string(),
+    );
+    let message = send.message.clone();
+    let server_ts = send.server_ts;
+    let (inner, hub) = (Arc::clone(inner), hub.clone());
+    Box::pin(async move {
+        let Some(history) = history else {
+            return PeerRoute::Unavailable;
+        };
+        let located = if located.is_some() {
+            located
+        } else {
+            // Maybe this node has not read the receiver's login yet.
+            super::caught_up(&inner).await;
+            hub.locate(&app, &to)
+        };
+        let shard = inner.shard_for(&app, &conv);
+        let history_key = inner.keys.history(&app, &conv);
+        let mseq = inner.keys.mseq.as_str();
+        let count = inner.shards.len();
+        let Some(node) = located else {
+            // Offline: only an id; the change stream caches it or answers 3.
+            return match route(shard, (mseq, &history_key), count, ("", 0, false), ("", "")).await {
+                Ok((message_id, _)) => PeerRoute::NotThere { message_id },
+                Err(_) => PeerRoute::Unavailable,
+            };
+        };
+        let published = tail_json(&PeerOut {
+            k: "p",
+            key,
+            o: inner.node,
+            n: inner.applied_now(),
+            app: &app,
+            from: &from,
+            to: &to,
+            message: &message,
+            server_ts,
+        });
+        let Some(published) = published else {
+            return PeerRoute::Unavailable;
+        };
+        let (answer, answered) = oneshot::channel();
+        lock(&inner.feeds.pending).insert(key, answer);
+        let keep = hub.config().history_limit;
+        let routed = route(
+            shard,
+            (mseq, &history_key),
+            count,
+            (&inbox(node), keep, false),
+            (&history, &published),
+        )
+        .await;
+        match routed {
+            Ok((_, receivers)) if receivers > 0 => PeerRoute::Sent(answered),
+            Ok((message_id, _)) => {
+                // Nobody listens on that node's inbox: it is gone.
+                lock(&inner.feeds.pending).remove(&key);
+                PeerRoute::NotThere { message_id }
+            }
+            Err(error) => {
+                lock(&inner.feeds.pending).remove(&key);
+                tracing::debug!(error, "redis engine: a peer message not routed");
+                PeerRoute::Unavailable
+            }
+        }
+    })
+}
+
+/// `Engine::route_channel` of the Redis engine: see the module header.
+pub fn route_channel(
+    inner: &Arc<Inner>,
+    hub: &Hub,
+    send: &RoutedMessage<'_>,
+) -> BoxFuture<Outcome> {
+    let (app, from, channel) = (send.app, send.from, send.to);
+    if !hub.is_member(app, from, channel) {
+        return Box::pin(std::future::ready(Outcome::Sent(Err(
+            ChannelMsgError::NotInChannel,
+        ))));
+    }
+    let conv = channel_conversation(channel);
+    let history_key = inner.keys.history(app, &conv);
+    let topic = channel_topic(app, channel);
+    let history = tail_json(&HistoryOut {
+        from,
+        message: send.message,
+        server_ts: send.server_ts,
+    });
+    let published = tail_json(&ChannelOut {
+        k: "c",
+        n: inner.applied_now(),
+        app,
+        channel,
+        from,
+        message: send.message,
+        server_ts: send.server_ts,
+    });
+    let shard = shard_of(inner.shards.len(), app, &conv);
+    let keep = hub.config().history_limit;
+    let server_ts = send.server_ts;
+    let inner = Arc::clone(inner);
+    Box::pin(async move {
+        let (Some(history), Some(published)) = (history, published) else {
+            return Outcome::Unavailable;
+        };
+        let shard = &inner.shards[shard];
+        let count = inner.shards.len();
+        let mseq = inner.keys.mseq.as_str();
+        match route(
+            shard,
+            (mseq, &history_key),
+            count,
+            (&topic, keep, true),
+            (&history, &published),
+        )
+        .await
+        {
+            Ok((message_id, _)) => Outcome::Sent(Ok(SendResult {
+                message_id,
+                server_ts,
+            })),
+            Err(error) => {
+                tracing::debug!(error, "redis engine: a channel message not sent");
+                Outcome::Unavailable
+            }
+        }
+    })
+}
+
+/// `Engine::ack_routed`: answers the sender's node if this node delivered the message.
+pub fn ack_routed(inner: &Arc<Inner>, app: &str, user: &str, message_id: u64) -> bool {
+    let routed = {
+        let mut routed = lock(&inner.feeds.routed);
+        match routed.get(&message_id) {
+            Some(r) if r.app == app && r.to == user => routed.remove(&message_id),
+            _ => None,
+        }
+    };
+    let Some(routed) = routed else {
+        return false;
+    };
+    let answer = Answer::Ack {
+        key: routed.key,
+        message_id,
+        server_ts: routed.server_ts,
+    };
+    answer_sender(inner, routed.shard, routed.origin, &answer);
+    true
+}
+
+/// Publishes `answer` to `origin`'s inbox on `shard`, off the caller's path.
+fn answer_sender(inner: &Arc<Inner>, shard: usize, origin: NodeId, answer: &Answer) {
+    let Ok(json) = serde_json::to_string(answer) else {
+        return;
+    };
+    let mut conn = inner.shards[shard].conn.clone();
+    tokio::spawn(async move {
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(inbox(origin)).arg(json);
+        let published = publish.query_async::<u64>(&mut conn);
+        if !matches!(
+            tokio::time::timeout(SUBMIT_TIMEOUT, published).await,
+            Ok(Ok(_))
+        ) {
+            tracing::debug!("redis engine: an answer to a sender's node was lost");
+        }
+    });
+}
+
+/// `Engine::watch_channel`: subscribes to the channel's topic (once) before a join.
+pub fn watch_channel(inner: &Arc<Inner>, app: &str, channel: &str) -> BoxFuture<bool> {
+    let topic = channel_topic(app, channel);
+    let shard = shard_of(inner.shards.len(), app, &channel_conversation(channel));
+    {
+        let mut watched = lock(&inner.feeds.watched);
+        let entry = watched.entry(topic.clone()).or_insert_with(|| Watched {
+            app: app.to_string(),
+            channel: channel.to_string(),
+            shard,
+            since: Instant::now(),
+            confirmed: false,
+        });
+        entry.since = Instant::now();
+        if entry.confirmed {
+            return Box::pin(std::future::ready(true));
+        }
+    }
+    let inner = Arc::clone(inner);
+    Box::pin(async move {
+        let subscribed = async {
+            let mut up = inner.feeds.up[shard].subscribe();
+            up.wait_for(|up| *up).await.ok()?;
+            let mut sink = lock(&inner.feeds.sinks[shard]).clone()?;
+            sink.subscribe(&topic).await.ok()
+        };
+        let done = tokio::time::timeout(SUBMIT_TIMEOUT, subscribed)
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        if done {
+            if let Some(entry) = lock(&inner.feeds.watched).get_mut(&topic) {
+                entry.confirmed = true;
+            }
+        }
+        done
+    })
+}
+
+/// Listens on one Redis: this node's inbox and the channel topics held there; hands what
+/// comes to the hub. Subscribes again after the connection breaks.
+pub async fn listen(inner: Arc<Inner>, hub: Hub, shard: usize) {
+    let mut complaint = Complaint::new("listening for messages");
+    let feeds = &inner.feeds;
+    loop {
+        if *inner.stop.borrow() {
+            return;
+        }
+        let connected = tokio::time::timeout(
+            SUBMIT_TIMEOUT,
+            inner.shards[shard].client.get_async_pubsub(),
+        )
+        .await;
+        let pubsub = match connected {
+            Ok(Ok(pubsub)) => pubsub,
+            Ok(Err(e)) => {
+                complaint.failed(&e);
+                if pause(&inner, Duration::from_millis(500)).await {
+                    continue;
+                }
+                return;
+            }
+            Err(_) => {
+                complaint.failed(&"timed out");
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        let mut topics = vec![inbox(inner.node)];
+        topics.extend(
+            lock(&feeds.watched)
+                .iter()
+                .filter(|(_, w)| w.shard == shard)
+                .map(|(topic, _)| topic.clone()),
+        );
+        if let Err(e) = sink.subscribe(&topics).await {
+            complaint.failed(&e);
+            if pause(&inner, Duration::from_millis(500)).await {
+                continue;
+            }
+            return;
+        }
+        complaint.worked();
+        for (topic, watched) in lock(&feeds.watched).iter_mut() {
+            if watched.shard == shard && topics.contains(topic) {
+                watched.confirmed = true;
+            }
+        }
+        *lock(&feeds.sinks[shard]) = Some(sink);
+        feeds.up[shard].send_replace(true);
+        loop {
+            tokio::select! {
+                message = stream.next() => match message {
+                    Some(message) => receive(&inner, &hub, shard, message.get_payload_bytes()).await,
+                    None => break,
+                },
+                () = stopped(&inner) => return,
+            }
+        }
+        complaint.failed(&"the subscription broke");
+        feeds.up[shard].send_replace(false);
+        *lock(&feeds.sinks[shard]) = None;
+        for watched in lock(&feeds.watched).values_mut() {
+            if watched.shard == shard {
+                watched.confirmed = false;
+            }
+        }
+    }
+}
+
+/// Waits (a little) until this node has read the change stream as far as the sender had.
+async fn read_as_far_as(inner: &Inner, n: u64) {
+    if inner.applied_now() >= n {
+        return;
+    }
+    let mut applied = inner.applied.subscribe();
+    let _ = tokio::time::timeout(SUBMIT_TIMEOUT, applied.wait_for(|a| *a >= n)).await;
+}
+
+/// One message from a topic.
+async fn receive(inner: &Arc<Inner>, hub: &Hub, shard: usize, payload: &[u8]) {
+    let feed: Feed = match serde_json::from_slice(payload) {
+        Ok(feed) => feed,
+        Err(e) => {
+            tracing::warn!(error = %e, "redis engine: a message on a topic cannot be read");
+            return;
+        }
+    };
+    match feed {
+        Feed::Peer {
+            message_id,
+            key,
+            o,
+            n,
+            app,
+            from,
+            to,
+            message,
+            server_ts,
+        } => {
+            read_as_far_as(inner, n).await;
+            let line = ConnHandle::encode_shared(&Event::MessageFromPeer {
+                from,
+                message,
+                message_id,
+                server_ts,
+                offline: false,
+            });
+            if hub.deliver_peer(&app, &to, &line) {
+                let routed = Routed {
+                    app,
+                    to,
+                    origin: o,
+                    key,
+                    shard,
+                    server_ts,
+                    at: Instant::now(),
+                };
+                lock(&inner.feeds.routed).insert(message_id, routed);
+            } else {
+                answer_sender(inner, shard, o, &Answer::Bounce { key, message_id });
+            }
+        }
+        Feed::Channel {
+            message_id,
+            n,
+            app,
+            channel,
+            from,
+            message,
+            server_ts,
+        } => {
+            read_as_far_as(inner, n).await;
+            let line = ConnHandle::encode_shared(&Event::MessageFromChannel {
+                channel: channel.clone(),
+                from: from.clone(),
+                message,
+                message_id,
+                server_ts,
+            });
+            hub.deliver_channel(&app, &channel, &from, &line);
+        }
+        Feed::Ack {
+            key,
+            message_id,
+            server_ts,
+        } => {
+            if let Some(waiting) = lock(&inner.feeds.pending).remove(&key) {
+                let _ = waiting.send(PeerRoute::Acked(SendResult {
+                    message_id,
+                    server_ts,
+                }));
+            }
+        }
+        Feed::Bounce { key, message_id } => {
+            if let Some(waiting) = lock(&inner.feeds.pending).remove(&key) {
+                let _ = waiting.send(PeerRoute::NotThere { message_id });
+            }
+        }
+    }
+}
+
+/// Forgets what nobody waits for any more and leaves topics with no local member.
+pub async fn sweep(inner: Arc<Inner>, hub: Hub) {
+    let feeds = &inner.feeds;
+    let routed_for = hub.config().ack_timeout + SUBMIT_TIMEOUT;
+    while pause(&inner, SWEEP_EVERY).await {
+        lock(&feeds.pending).retain(|_, waiting| !waiting.is_closed());
+        lock(&feeds.routed).retain(|_, routed| routed.at.elapsed() < routed_for);
+        let idle: Vec<(String, String, String, usize)> = lock(&feeds.watched)
+            .iter()
+            .filter(|(_, w)| w.since.elapsed() >= WATCH_LINGER)
+            .map(|(topic, w)| (topic.clone(), w.app.clone(), w.channel.clone(), w.shard))
+            .collect();
+        for (topic, app, channel, shard) in idle {
+            if hub.has_local_member(&app, &channel) {
+                continue;
+            }
+            let removed = {
+                let mut watched = lock(&feeds.watched);
+                // A join may have come meanwhile.
+                match watched.get(&topic) {
+                    Some(w) if w.since.elapsed() >= WATCH_LINGER => watched.remove(&topic),
+                    _ => None,
+                }
+            };
+            if removed.is_some() {
+                let sink = lock(&feeds.sinks[shard]).clone();
+                if let Some(mut sink) = sink {
+                    let _ = tokio::time::timeout(SUBMIT_TIMEOUT, sink.unsubscribe(&topic)).await;
+                    // A join that subscribed while this went out must not lose its topic.
+                    if lock(&feeds.watched).contains_key(&topic) {
+                        let _ = tokio::time::timeout(SUBMIT_TIMEOUT, sink.subscribe(&topic)).await;
+                    }
+                }
+            }
+        }
+    }
+}

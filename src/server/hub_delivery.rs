@@ -1,0 +1,71 @@
+//! Messages an engine routes itself (several nodes): where a user is, and handing a
+//! message that came from another node to this node's connections.
+//!
+//! On one node every message goes through `Hub::apply`. The Redis engine sends peer and
+//! channel messages straight to the nodes concerned instead (`engine/redis/feed.rs`):
+//! it asks the hub where the receiver is, and hands what arrives to the hub here, which
+//! queues it on the local connections (under the state lock, so the order in which a
+//! node hands messages over is the order every local receiver sees).
+
+use std::sync::Arc;
+
+use super::hub::{Hub, NodeId};
+
+impl Hub {
+    /// The node holding `user`'s connection, as this node's copy has it (`None`: not
+    /// logged in anywhere, or in its grace period).
+    pub fn locate(&self, app: &str, user: &str) -> Option<NodeId> {
+        let state = self.lock();
+        let app_state = state.shared.apps.get(app)?;
+        app_state.users.get(user)?.conn.as_ref().map(|c| c.id.node)
+    }
+
+    /// Queues an encoded peer event on `to`'s connection if it is on this node; false if
+    /// it is not (the sender's node then sends the message another way).
+    pub fn deliver_peer(&self, app: &str, to: &str, line: &Arc<str>) -> bool {
+        let state = self.lock();
+        let local = state
+            .shared
+            .apps
+            .get(app)
+            .and_then(|a| a.users.get(to))
+            .and_then(|u| u.conn.as_ref())
+            .and_then(|c| c.local.as_ref());
+        match local {
+            Some(conn) => {
+                conn.push_line(line.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queues an encoded channel event on every member of `channel` on this node but its
+    /// sender.
+    pub fn deliver_channel(&self, app: &str, channel: &str, from: &str, line: &Arc<str>) {
+        let state = self.lock();
+        if let Some(members) = state
+            .shared
+            .apps
+            .get(app)
+            .and_then(|a| a.channels.get(channel))
+        {
+            members.broadcast(line, Some(from));
+        }
+    }
+
+    /// True if a member of `channel` has its connection on this node.
+    pub fn has_local_member(&self, app: &str, channel: &str) -> bool {
+        let state = self.lock();
+        state
+            .shared
+            .apps
+            .get(app)
+            .and_then(|a| a.channels.get(channel))
+            .is_some_and(|c| {
+                c.members
+                    .values()
+                    .any(|conn| conn.as_ref().is_some_and(|c| c.local.is_some()))
+            })
+    }
+}
