@@ -234,6 +234,7 @@ pub use config::{
 pub use config_file::{
     open_mode, open_mode_warning, AppEntry, ConfigFileError, LimitsSection, ServerFile, TlsFiles,
 };
+pub use engine::redis::shards::{shard_of_channel, shard_of_peers};
 pub use engine::redis::SNAPSHOT_EVERY;
 pub use hub::Hub;
 pub use outbox::ConnHandle;

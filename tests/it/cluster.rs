@@ -649,6 +649,18 @@ async fn exchange_after_outage(
 /// the restart case (no restart command) skip.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_conformance_suite_passes_across_two_nodes() {
+    conformance_across_two_nodes(1).await;
+}
+
+/// The same over two Redis servers: channels, users and conversations spread over both
+/// (`serve --engine A,B`), and every rule still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_suite_passes_across_two_nodes_and_two_redis_servers() {
+    conformance_across_two_nodes(2).await;
+}
+
+/// The whole `check` suite with its users spread over two nodes on `redis_servers` Redis.
+async fn conformance_across_two_nodes(redis_servers: usize) {
     let grace = GRACE.as_secs().to_string();
     let timers = [
         "--grace",
@@ -658,7 +670,7 @@ async fn the_conformance_suite_passes_across_two_nodes() {
         "--invite-expiry",
         "2",
     ];
-    let cluster = Cluster::start_with(2, &timers).await;
+    let cluster = Cluster::start_sharded(2, redis_servers, &timers).await;
     let (n1, n2) = (cluster.url(0), cluster.url(1));
     let mut args = vec!["check", "--server", &n1, "--server", &n2];
     args.extend(timers);

@@ -27,6 +27,7 @@
 //!   reconnects by itself ([`ConnectionManager`]) and the reader resumes where it was.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -1061,35 +1062,45 @@ impl MessageStore for RedisEngine {
         conv: &str,
         query: HistoryQuery,
     ) -> BoxFuture<Result<Vec<HistoryMessage>, String>> {
-        let key = self.inner.keys.history(app, conv);
-        let mut conn = self.inner.shards[shard_of(self.inner.shards.len(), app, conv)]
-            .conn
-            .clone();
-        Box::pin(async move {
-            let before = query
-                .before
-                .map_or_else(|| "+inf".to_string(), |id| format!("({id}"));
-            // With `after`, the oldest after it; otherwise the newest before `before`.
-            let mut zrange = redis::cmd("ZRANGE");
-            zrange.arg(&key);
-            if let Some(after) = query.after {
-                zrange.arg(format!("({after}")).arg(&before).arg("BYSCORE");
-            } else {
-                zrange.arg(&before).arg("-inf").arg("BYSCORE").arg("REV");
-            }
-            zrange.arg("LIMIT").arg(0).arg(query.limit);
-            let read = zrange.query_async::<Vec<String>>(&mut conn);
-            let mut messages = tokio::time::timeout(SUBMIT_TIMEOUT, read)
-                .await
-                .map_err(|_| "redis did not answer in time".to_string())?
-                .map_err(|e| e.to_string())?
-                .iter()
-                .map(|json| serde_json::from_str::<HistoryMessage>(json).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<_>, _>>()?;
-            if query.after.is_none() {
-                messages.reverse();
-            }
-            Ok(messages)
-        })
+        Box::pin(read_history(&self.inner, app, conv, query))
+    }
+}
+
+/// A page of `conv`'s history from the Redis that holds it.
+fn read_history(
+    inner: &Inner,
+    app: &str,
+    conv: &str,
+    query: HistoryQuery,
+) -> impl Future<Output = Result<Vec<HistoryMessage>, String>> + Send + 'static {
+    let key = inner.keys.history(app, conv);
+    let mut conn = inner.shards[shard_of(inner.shards.len(), app, conv)]
+        .conn
+        .clone();
+    async move {
+        let before = query
+            .before
+            .map_or_else(|| "+inf".to_string(), |id| format!("({id}"));
+        // With `after`, the oldest after it; otherwise the newest before `before`.
+        let mut zrange = redis::cmd("ZRANGE");
+        zrange.arg(&key);
+        if let Some(after) = query.after {
+            zrange.arg(format!("({after}")).arg(&before).arg("BYSCORE");
+        } else {
+            zrange.arg(&before).arg("-inf").arg("BYSCORE").arg("REV");
+        }
+        zrange.arg("LIMIT").arg(0).arg(query.limit);
+        let read = zrange.query_async::<Vec<String>>(&mut conn);
+        let mut messages = tokio::time::timeout(SUBMIT_TIMEOUT, read)
+            .await
+            .map_err(|_| "redis did not answer in time".to_string())?
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|json| serde_json::from_str::<HistoryMessage>(json).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if query.after.is_none() {
+            messages.reverse();
+        }
+        Ok(messages)
     }
 }

@@ -202,20 +202,41 @@ async fn redis_ping(port: u16) -> bool {
         .unwrap_or(false)
 }
 
-/// One complete RESP reply at the start of `bytes`, or `None` while more must be read.
+/// One complete RESP reply at the start of `bytes`, or `None` while more must be read; an
+/// array as its elements, one a line.
 fn parse_reply(bytes: &[u8]) -> Option<String> {
+    parse_one(bytes).map(|(reply, _)| reply)
+}
+
+/// One RESP value at the start of `bytes` and how many bytes it took.
+fn parse_one(bytes: &[u8]) -> Option<(String, usize)> {
     let end = bytes.windows(2).position(|w| w == b"\r\n")?;
     let line = String::from_utf8_lossy(&bytes[..end]).into_owned();
+    let start = end + 2;
+    if let Some(count) = line.strip_prefix('*') {
+        let count: i64 = count.parse().ok()?;
+        let (mut elements, mut at) = (Vec::new(), start);
+        for _ in 0..count.max(0) {
+            let (element, used) = parse_one(&bytes[at..])?;
+            elements.push(element);
+            at += used;
+        }
+        return Some((elements.join("\n"), at));
+    }
     if !line.starts_with('$') {
-        return Some(line);
+        return Some((line, start));
     }
     let len: i64 = line[1..].parse().ok()?;
     if len < 0 {
-        return Some("(nil)".into());
+        return Some(("(nil)".into(), start));
     }
-    let start = end + 2;
     let stop = start + len as usize;
-    (bytes.len() >= stop + 2).then(|| String::from_utf8_lossy(&bytes[start..stop]).into_owned())
+    (bytes.len() >= stop + 2).then(|| {
+        (
+            String::from_utf8_lossy(&bytes[start..stop]).into_owned(),
+            stop + 2,
+        )
+    })
 }
 
 /// One `rtm-tui serve --engine REDIS --node-id ID --listen 127.0.0.1:0` (plus extra
@@ -317,11 +338,14 @@ impl Drop for Node {
     }
 }
 
-/// One Redis and N nodes on it, named `n1`, `n2`, ...
+/// One Redis (or several) and N nodes on it, named `n1`, `n2`, ...
 pub struct Cluster {
     /// Dropped (killed) before Redis.
     pub nodes: Vec<Node>,
+    /// The first Redis of the list (it carries the change stream).
     pub redis: Redis,
+    /// The other Redis servers of the list (`serve --engine A,B,...`), in order.
+    pub shards: Vec<Redis>,
 }
 
 impl Cluster {
@@ -332,14 +356,30 @@ impl Cluster {
 
     /// A Redis and `nodes` nodes, each started with `extra_args` too.
     pub async fn start_with(nodes: usize, extra_args: &[&str]) -> Cluster {
+        Cluster::start_sharded(nodes, 1, extra_args).await
+    }
+
+    /// `redis_servers` Redis servers and `nodes` nodes spreading their data over all of
+    /// them (`serve --engine A,B,...`), each node started with `extra_args` too.
+    pub async fn start_sharded(nodes: usize, redis_servers: usize, extra_args: &[&str]) -> Cluster {
         let redis = Redis::start().await;
+        let mut shards = Vec::new();
+        for _ in 1..redis_servers {
+            shards.push(Redis::start().await);
+        }
+        let engine = std::iter::once(&redis)
+            .chain(&shards)
+            .map(Redis::url)
+            .collect::<Vec<_>>()
+            .join(",");
         let mut started = Vec::with_capacity(nodes);
         for n in 1..=nodes {
-            started.push(Node::start(&redis.url(), &format!("n{n}"), extra_args).await);
+            started.push(Node::start(&engine, &format!("n{n}"), extra_args).await);
         }
         Cluster {
             nodes: started,
             redis,
+            shards,
         }
     }
 

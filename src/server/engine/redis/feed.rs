@@ -39,10 +39,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use crate::protocol::{ChannelMsgError, Event, Message, SendResult};
+use crate::protocol::{ChannelMsgError, Event, HistoryMessage, Message, SendResult};
 use crate::server::engine::{BoxFuture, PeerRoute, RoutedMessage};
 use crate::server::hub::{channel_conversation, peer_conversation, Hub, NodeId, Outcome};
 use crate::server::outbox::ConnHandle;
+use crate::server::store::HistoryQuery;
 
 use super::shards::{shard_of, Shard};
 use super::{lock, pause, stopped, Complaint, Inner, SUBMIT_TIMEOUT};
@@ -180,6 +181,10 @@ struct Watched {
     since: Instant,
     /// Redis confirmed the subscription (cleared when the subscription breaks).
     confirmed: bool,
+    /// The last message id this node handed over from the topic (or, before the first,
+    /// the Redis' id counter when the node began listening): after a broken subscription
+    /// the node reads what it missed from history, from here on.
+    last_id: u64,
 }
 
 /// The PUB/SUB side of the engine.
@@ -459,6 +464,7 @@ pub fn watch_channel(inner: &Arc<Inner>, app: &str, channel: &str) -> BoxFuture<
             shard,
             since: Instant::now(),
             confirmed: false,
+            last_id: 0,
         });
         entry.since = Instant::now();
         if entry.confirmed {
@@ -470,20 +476,31 @@ pub fn watch_channel(inner: &Arc<Inner>, app: &str, channel: &str) -> BoxFuture<
         let subscribed = async {
             let mut up = inner.feeds.up[shard].subscribe();
             up.wait_for(|up| *up).await.ok()?;
+            // Every message of the channel published after this read has a higher id
+            // (read first: a message between the read and the subscription is not one
+            // the joining user is owed, since its join comes after).
+            let mut conn = inner.shards[shard].conn.clone();
+            let counted: Option<u64> = redis::cmd("GET")
+                .arg(&inner.keys.mseq)
+                .query_async(&mut conn)
+                .await
+                .ok()?;
             let mut sink = lock(&inner.feeds.sinks[shard]).clone()?;
-            sink.subscribe(&topic).await.ok()
+            sink.subscribe(&topic).await.ok()?;
+            Some(counted.unwrap_or(0) * inner.shards.len() as u64 + shard as u64)
         };
-        let done = tokio::time::timeout(SUBMIT_TIMEOUT, subscribed)
+        let subscribed_at = tokio::time::timeout(SUBMIT_TIMEOUT, subscribed)
             .await
             .ok()
-            .flatten()
-            .is_some();
-        if done {
-            if let Some(entry) = lock(&inner.feeds.watched).get_mut(&topic) {
-                entry.confirmed = true;
-            }
+            .flatten();
+        let Some(from_id) = subscribed_at else {
+            return false;
+        };
+        if let Some(entry) = lock(&inner.feeds.watched).get_mut(&topic) {
+            entry.confirmed = true;
+            entry.last_id = entry.last_id.max(from_id);
         }
-        done
+        true
     })
 }
 
@@ -536,6 +553,8 @@ pub async fn listen(inner: Arc<Inner>, hub: Hub, shard: usize) {
                 watched.confirmed = true;
             }
         }
+        // What was published while the subscription was down, before what comes now.
+        catch_up(&inner, &hub, shard).await;
         *lock(&feeds.sinks[shard]) = Some(sink);
         feeds.up[shard].send_replace(true);
         loop {
@@ -621,14 +640,13 @@ async fn receive(inner: &Arc<Inner>, hub: &Hub, shard: usize, payload: &[u8]) {
             server_ts,
         } => {
             read_as_far_as(inner, n).await;
-            let line = ConnHandle::encode_shared(&Event::MessageFromChannel {
-                channel: channel.clone(),
-                from: from.clone(),
-                message,
+            let message = HistoryMessage {
                 message_id,
+                from,
+                message,
                 server_ts,
-            });
-            hub.deliver_channel(&app, &channel, &from, &line);
+            };
+            hand_over_channel(inner, hub, &app, &channel, message);
         }
         Feed::Ack {
             key,
@@ -646,6 +664,52 @@ async fn receive(inner: &Arc<Inner>, hub: &Hub, shard: usize, payload: &[u8]) {
             if let Some(waiting) = lock(&inner.feeds.pending).remove(&key) {
                 let _ = waiting.send(PeerRoute::NotThere { message_id });
             }
+        }
+    }
+}
+
+/// Hands a channel message to this node's members, unless it was handed over already
+/// (a message read from history after a broken subscription may come again).
+fn hand_over_channel(inner: &Inner, hub: &Hub, app: &str, channel: &str, message: HistoryMessage) {
+    let topic = channel_topic(app, channel);
+    if let Some(watched) = lock(&inner.feeds.watched).get_mut(&topic) {
+        if message.message_id <= watched.last_id {
+            return;
+        }
+        watched.last_id = message.message_id;
+    }
+    let line = ConnHandle::encode_shared(&Event::MessageFromChannel {
+        channel: channel.to_string(),
+        from: message.from.clone(),
+        message: message.message,
+        message_id: message.message_id,
+        server_ts: message.server_ts,
+    });
+    hub.deliver_channel(app, channel, &message.from, &line);
+}
+
+/// After the subscription to Redis `shard` broke and came back: every channel topic held
+/// there gets, from history, what was published after the last message it handed over.
+async fn catch_up(inner: &Inner, hub: &Hub, shard: usize) {
+    let topics: Vec<(String, String, u64)> = lock(&inner.feeds.watched)
+        .values()
+        .filter(|w| w.shard == shard && w.last_id > 0)
+        .map(|w| (w.app.clone(), w.channel.clone(), w.last_id))
+        .collect();
+    for (app, channel, after) in topics {
+        let query = HistoryQuery {
+            before: None,
+            after: Some(after),
+            limit: hub.config().history_limit.max(1),
+        };
+        let conv = channel_conversation(&channel);
+        match super::read_history(inner, &app, &conv, query).await {
+            Ok(missed) => {
+                for message in missed {
+                    hand_over_channel(inner, hub, &app, &channel, message);
+                }
+            }
+            Err(error) => tracing::warn!(error, channel, "redis engine: missed messages not read"),
         }
     }
 }

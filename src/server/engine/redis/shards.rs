@@ -36,6 +36,20 @@ pub fn shard_of(count: usize, app: &str, id: &str) -> usize {
     (mix(u64::from(hasher.finalize())) % count as u64) as usize
 }
 
+/// Which of `count` servers holds `channel` of `app` (its members' messages, history).
+pub fn shard_of_channel(count: usize, app: &str, channel: &str) -> usize {
+    shard_of(
+        count,
+        app,
+        &crate::server::hub::channel_conversation(channel),
+    )
+}
+
+/// Which of `count` servers holds the conversation of users `a` and `b` of `app`.
+pub fn shard_of_peers(count: usize, app: &str, a: &str, b: &str) -> usize {
+    shard_of(count, app, &crate::server::hub::peer_conversation(a, b))
+}
+
 /// SplitMix64's finaliser: every input bit moves every output bit.
 fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

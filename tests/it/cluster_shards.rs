@@ -1,0 +1,222 @@
+//! Several nodes over several Redis servers (`serve --engine A,B`): the data of a channel
+//! or a conversation lives on one Redis of the list, a node listens only to the channels
+//! its own users are in, and one Redis going away fails only what it holds.
+//!
+//! Real `redis-server` processes and real `rtm-tui serve` nodes (`support::cluster`),
+//! raw protocol connections; every wait has a bound.
+
+use std::time::Duration;
+
+use crate::support::cluster::{Cluster, Redis};
+use crate::support::raw::{join, send_channel, Expect};
+use crate::support::{text, WAIT};
+use rtm::qa::raw::{code_of, RawConn};
+use rtm::server::{shard_of_channel, shard_of_peers};
+use serde_json::json;
+use tokio::time::Instant;
+
+/// The app every user logs in to (the nodes run in open mode on loopback).
+const APP: &str = "cluster";
+/// A node drops a channel's topic a few seconds after its last member left (the
+/// engine's linger plus a sweep): a generous bound.
+const TOPIC_DROPPED_WAIT: Duration = Duration::from_secs(20);
+/// With one Redis down, a send to what it holds must still be answered within this.
+const OUTAGE_ANSWER: Duration = Duration::from_secs(5);
+/// How long the nodes may take to use a Redis again once it is back.
+const RECOVERY_WAIT: Duration = Duration::from_secs(30);
+/// How often a test looks at Redis again for a change only polling can see.
+const POLL: Duration = Duration::from_millis(100);
+
+async fn login(url: &str, user: &str) -> RawConn {
+    let mut conn = RawConn::connect(url, user, None)
+        .await
+        .unwrap_or_else(|e| panic!("connect {user} to {url}: {e}"));
+    let reply = conn
+        .call_within(json!({"op": "login", "app_id": APP, "user": user}), WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("login of {user}: {e}"));
+    assert_eq!(code_of(&reply), 0, "login of {user}: {reply}");
+    conn
+}
+
+/// The first of `prefix0`, `prefix1`, ... that Redis `shard` of `count` holds.
+fn channel_on(shard: usize, count: usize, prefix: &str) -> String {
+    (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|channel| shard_of_channel(count, APP, channel) == shard)
+        .expect("some name lands on every shard")
+}
+
+/// How many nodes listen to `channel`'s topic on `redis`.
+async fn listeners(redis: &Redis, channel: &str) -> u64 {
+    let topic = format!("rtm:c:{APP}:{channel}");
+    let reply = redis.command(&["PUBSUB", "NUMSUB", &topic]).await;
+    // "topic\ncount" as the support client prints an array's last element.
+    reply
+        .lines()
+        .last()
+        .and_then(|n| n.trim_start_matches(':').parse().ok())
+        .unwrap_or_else(|| panic!("PUBSUB NUMSUB answered {reply:?}"))
+}
+
+/// Polls until `channel`'s topic on `redis` has `want` listeners, or panics.
+async fn wait_for_listeners(redis: &Redis, channel: &str, want: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = listeners(redis, channel).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{channel}: {now} nodes listen, {want} expected after {within:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A node listens to a channel only while one of its users is in it: alice's node from
+/// her join, bob's from his join until a little after he left; and a message reaches
+/// both nodes' members with one id in one order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_listens_to_a_channel_only_while_its_users_are_in_it() {
+    let cluster = Cluster::start_sharded(2, 2, &[]).await;
+    let room = channel_on(1, 2, "room");
+    let holder = &cluster.shards[0];
+    let mut alice = login(&cluster.url(0), "alice").await;
+    let mut bob = login(&cluster.url(1), "bob").await;
+    assert_eq!(listeners(holder, &room).await, 0, "nobody is in {room} yet");
+    alice.ok(join(&room)).await;
+    assert_eq!(listeners(holder, &room).await, 1, "alice's node listens");
+    assert_eq!(
+        listeners(&cluster.redis, &room).await,
+        0,
+        "the other Redis does not carry {room}"
+    );
+    bob.ok(join(&room)).await;
+    assert_eq!(listeners(holder, &room).await, 2, "bob's node listens too");
+    let sent = alice.ok(send_channel(&room, "hello")).await;
+    let got = bob
+        .expect_event_with("message_from_channel", json!({"channel": room}))
+        .await;
+    assert_eq!(got["message"], text("hello"));
+    assert_eq!(got["message_id"], sent["message_id"]);
+    bob.ok(json!({"op": "leave", "channel": room})).await;
+    wait_for_listeners(holder, &room, 1, TOPIC_DROPPED_WAIT).await;
+    // alice's node still gets what is said there.
+    let mut carol = login(&cluster.url(0), "carol").await;
+    carol.ok(join(&room)).await;
+    carol.ok(send_channel(&room, "still here")).await;
+    let got = alice
+        .expect_event_with("message_from_channel", json!({"from": "carol"}))
+        .await;
+    assert_eq!(got["message"], text("still here"));
+}
+
+/// Message ids come from the Redis that holds the conversation: unique across the two,
+/// and growing within each channel and each pair of users, whichever Redis it is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_are_unique_across_redis_servers_and_grow_per_conversation() {
+    let cluster = Cluster::start_sharded(2, 2, &[]).await;
+    let rooms = [channel_on(0, 2, "even"), channel_on(1, 2, "odd")];
+    let mut alice = login(&cluster.url(0), "alice").await;
+    let mut bob = login(&cluster.url(1), "bob").await;
+    for room in &rooms {
+        alice.ok(join(room)).await;
+        bob.ok(join(room)).await;
+    }
+    let mut all = std::collections::BTreeSet::new();
+    for room in &rooms {
+        let mut last = 0;
+        for n in 0..5 {
+            let id = alice.ok(send_channel(room, &format!("m{n}"))).await["message_id"]
+                .as_u64()
+                .expect("message_id");
+            assert!(id > last, "{room}: id {id} after {last}");
+            assert!(all.insert(id), "id {id} given twice");
+            last = id;
+        }
+    }
+    let mut last = 0;
+    for n in 0..5 {
+        let reply = alice
+            .ok(json!({"op": "send_peer", "to": "bob", "message": text(&format!("p{n}"))}))
+            .await;
+        let id = reply["message_id"].as_u64().expect("message_id");
+        assert!(id > last && all.insert(id), "peer id {id} after {last}");
+        last = id;
+        bob.expect_event_with("message_from_peer", json!({"message_id": id}))
+            .await;
+    }
+}
+
+/// One Redis of two killed: the channel and the pair of users it holds are answered with
+/// their family's failure code promptly, while the channel and pair on the other Redis go
+/// on; once it is back, its channel works again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_redis_down_fails_only_what_it_holds() {
+    let mut cluster = Cluster::start_sharded(2, 2, &[]).await;
+    let kept = channel_on(0, 2, "kept");
+    let lost = channel_on(1, 2, "lost");
+    // A pair of users on each Redis: alice and one of bob0, bob1, ...
+    let peer_on = |shard| {
+        (0..)
+            .map(|i| format!("bob{i}"))
+            .find(|bob| shard_of_peers(2, APP, "alice", bob) == shard)
+            .expect("some name lands on every shard")
+    };
+    let (bob_kept, bob_lost) = (peer_on(0), peer_on(1));
+    let mut alice = login(&cluster.url(0), "alice").await;
+    let mut bob = login(&cluster.url(1), &bob_kept).await;
+    let _other_bob = login(&cluster.url(1), &bob_lost).await;
+    for room in [&kept, &lost] {
+        alice.ok(join(room)).await;
+        bob.ok(join(room)).await;
+    }
+
+    cluster.shards[0].kill().await;
+    let started = Instant::now();
+    let reply = alice
+        .call_within(send_channel(&lost, "into the void"), OUTAGE_ANSWER)
+        .await
+        .expect("a send to the Redis that is down is answered");
+    assert_eq!(code_of(&reply), 1, "CHANNEL_MSG failure: {reply}");
+    let peer = json!({"op": "send_peer", "to": bob_lost, "message": text("lost")});
+    let reply = alice
+        .call_within(peer, OUTAGE_ANSWER)
+        .await
+        .expect("a peer send to the Redis that is down is answered");
+    assert_eq!(code_of(&reply), 1, "PEER failure: {reply}");
+    assert!(started.elapsed() < OUTAGE_ANSWER * 2);
+    // The other Redis' channel and pair go on as if nothing happened.
+    let sent = alice.ok(send_channel(&kept, "still fine")).await;
+    let got = bob
+        .expect_event_with("message_from_channel", json!({"channel": kept}))
+        .await;
+    assert_eq!(got["message_id"], sent["message_id"]);
+    alice
+        .ok(json!({"op": "send_peer", "to": bob_kept, "message": text("fine too")}))
+        .await;
+    bob.expect_event_with("message_from_peer", json!({"from": "alice"}))
+        .await;
+
+    cluster.shards[0].restart().await;
+    let deadline = Instant::now() + RECOVERY_WAIT;
+    loop {
+        let reply = alice
+            .call_within(send_channel(&lost, "back"), WAIT)
+            .await
+            .expect("answered");
+        if code_of(&reply) == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{lost} still fails: {reply}");
+        tokio::time::sleep(POLL).await;
+    }
+    let got = bob
+        .next_event(WAIT, |e| {
+            e["event"] == "message_from_channel" && e["message"] == text("back")
+        })
+        .await;
+    assert!(got.is_some(), "bob got the message once its Redis was back");
+}
