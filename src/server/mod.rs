@@ -182,17 +182,22 @@
 //!   `login` attempts count against `logins_per_address` (50 per second per IP, all
 //!   connections together, answered 10 when over); loopback peers are exempt unless
 //!   `loopback_exempt` is off, so local benches and demos are not throttled.
-//! - **Several nodes** (`serve --engine redis://…`, `engine/redis.rs`): every rule above
-//!   holds across nodes: a change goes through one Redis stream and every node applies it
-//!   in the stream's order, so all members see one order, ids come from the stream's
-//!   counter (unique per app, increasing in that order), and a cached message is in Redis
-//!   before it is answered 4. Reads (members, counts, presence, attributes) come from the
-//!   node's own copy. A node whose heartbeat stops for 5 s is gone: its users are
-//!   disconnected (grace, then they leave their channels). While Redis is away, requests
-//!   that change shared state are answered with their family's failure code within 3 s
-//!   (`history` too), everything else goes on, and the node resumes by itself when Redis
-//!   is back. A node that lost its place (Redis lost its data, or it fell behind a trim)
-//!   reloads and closes its connections with 1012; their clients log in again.
+//! - **Several nodes** (`serve --engine redis://…[,redis://…]`, `engine/redis.rs`):
+//!   every rule above holds across nodes. Changes to the shared state (logins, joins,
+//!   presence, attributes, invitations, the offline cache) go through one Redis stream
+//!   that every node applies in order, so reads (members, counts, presence, attributes)
+//!   come from the node's own copy; a cached message is in Redis before it is answered 4.
+//!   Messages go straight to the nodes concerned over Redis PUB/SUB: a peer message to
+//!   the receiver's node, a channel message to the nodes with members in the channel, on
+//!   the Redis (of several) that holds the conversation by a stable hash; ids come from
+//!   that Redis' counter (unique per app, growing within each conversation). A node whose
+//!   heartbeat stops for 5 s is gone: its users are disconnected (grace, then they leave
+//!   their channels). While Redis is away, requests that need it are answered with their
+//!   family's failure code within 3 s (`history` too), everything else goes on, and the
+//!   node resumes by itself when Redis is back; channel messages published meanwhile are
+//!   read from history. A node that lost its place (a Redis lost its data, or it fell
+//!   behind a trim) reloads and closes its connections with 1012; their clients log in
+//!   again.
 //! - **Open mode** is the default only on a loopback address with no app configured
 //!   (`open_mode`): once `--app` or the file lists an app, any other app id is refused
 //!   (LOGIN 4) unless `--open` (or `open = true`) is given; elsewhere `serve` needs

@@ -1,30 +1,41 @@
-//! The Redis engine: several nodes share one Redis (`serve --engine redis://HOST:PORT/DB`).
+//! The Redis engine: several nodes share one Redis or several (`serve --engine
+//! redis://HOST:PORT/DB[,redis://...]`).
+//!
+//! Two paths. Changes to the shared state (logins, joins, presence, attributes,
+//! invitations, timers, the offline cache) go through one ordered stream that every node
+//! applies to its copy; messages (peer messages with their acks, channel messages), the
+//! bulk of the traffic, go straight to the nodes concerned over PUB/SUB (`feed.rs`), on
+//! the Redis that holds their conversation (`shards.rs`). The first Redis of the list
+//! carries the stream, snapshots and heartbeats; every Redis holds its share of history
+//! and hands out the message ids of its conversations.
 //!
 //! - **Order**: a change is appended to one stream (`rtm:log`) by a Lua script that also
-//!   takes its number from a counter (`rtm:seq`), atomically: the number is the message id
-//!   a message in it gets, so ids are unique and increase in the order every node applies
-//!   them. Every node reads the stream from one task and applies each change to its copy of
-//!   the shared state; the origin's waiting request gets the outcome. A change is in Redis
-//!   before anyone is answered: with AOF and `appendfsync always`, a message answered 4
-//!   survives a Redis crash.
+//!   takes its number from a counter (`rtm:seq`), atomically, so every node applies the
+//!   changes in one order. Every node reads the stream from one task and applies each
+//!   change to its copy of the shared state; the origin's waiting request gets the
+//!   outcome. A change is in Redis before anyone is answered: with AOF and `appendfsync
+//!   always`, a message answered 4 survives a Redis crash. A message in a change (a cached
+//!   peer message) carries the id its conversation's Redis gave it.
 //! - **Snapshots**: a node that applied [`SNAPSHOT_EVERY`] changes (`serve
-//!   --snapshot-every`) (or
-//!   [`SNAPSHOT_INTERVAL`] has passed) stores its copy of the shared state with the
-//!   stream position (`rtm:snapshot`, newer ones only) and trims the stream up to the
-//!   previous snapshot. A new node loads the snapshot and reads on from there. A node that
-//!   finds changes missing (it fell behind a trim) or the counter gone back (Redis lost
-//!   its data) reloads: it closes its connections with 1012 (clients reconnect and log in
-//!   again) and carries on from the snapshot, or from nothing.
+//!   --snapshot-every`) (or [`SNAPSHOT_INTERVAL`] has passed) stores its copy of the
+//!   shared state with the stream position (`rtm:snapshot`, newer ones only) and trims the
+//!   stream up to the previous snapshot. A new node loads the snapshot and reads on from
+//!   there. A node that finds changes missing (it fell behind a trim) or the counter gone
+//!   back (Redis lost its data), or another Redis of the list with a new store id,
+//!   reloads: it closes its connections with 1012 (clients reconnect and log in again) and
+//!   carries on from the snapshot, or from nothing.
 //! - **Liveness**: each node sets `rtm:node:<id>` every [`HEARTBEAT_EVERY`] with a
 //!   [`HEARTBEAT_TTL`] expiry. A node that sees another node's key missing for a whole
 //!   TTL while its own Redis calls worked submits `NodeGone`: that node's users then go
 //!   through the grace period like dropped connections (their channels held, then left),
 //!   and its timers are adopted.
 //! - **History** goes to one sorted set per conversation (`rtm:h:<app>:<conv>`, scored by
-//!   message id, trimmed to the cap) from a writer task that pipelines what is queued.
+//!   message id, trimmed to the cap) on the conversation's Redis: written with the message
+//!   itself by `feed.rs`, or for a cached message by a writer task per Redis.
 //! - **Redis away**: requests that need it are answered with their family's failure code
 //!   after at most [`SUBMIT_TIMEOUT`]; reads of this node's copy go on; every task
-//!   reconnects by itself ([`ConnectionManager`]) and the reader resumes where it was.
+//!   reconnects by itself ([`ConnectionManager`]) and the reader resumes where it was. One
+//!   Redis of several away fails only the conversations it holds (the first: every change).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

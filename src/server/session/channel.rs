@@ -4,12 +4,13 @@
 //! Membership, events and the member count's throttle are the hub's (`hub.rs`).
 
 use crate::protocol::{
-    ChannelMsgError, JoinError, JoinResult, MemberCountResult, MembersResult, Message,
+    ChannelMsgError, JoinError, JoinResult, MemberCountResult, MembersResult, Message, Reply,
+    WireCode,
 };
 
 use super::super::engine::{Change, RoutedMessage};
 use super::super::hub::Outcome;
-use super::Ask;
+use super::{Ask, RoutedTurn, UNAVAILABLE};
 
 /// `join`: the member count, after the join rate limits (all channels, then this one).
 pub(super) async fn join(ask: &mut Ask<'_>, channel: String) {
@@ -66,11 +67,21 @@ pub(super) async fn send(ask: &mut Ask<'_>, channel: String, message: Message) {
         },
     );
     if let Some(routed) = routed {
-        return match routed.await {
-            Outcome::Sent(Ok(result)) => ask.ok(&result),
-            Outcome::Sent(Err(error)) => ask.refuse(error),
-            other => ask.unavailable(&other),
-        };
+        // Several nodes: the connection goes on while the message crosses Redis; its
+        // sends go out one after the other, in order.
+        let mut turn = RoutedTurn::take(ask.session);
+        let (conn, id) = (ask.session.conn.clone(), ask.id);
+        tokio::spawn(async move {
+            turn.begin().await;
+            let reply = match routed.await {
+                Outcome::Sent(Ok(result)) => Reply::ok(id, &result),
+                Outcome::Sent(Err(error)) => Reply::code(id, error.code(), error.describe()),
+                _ => Reply::code(id, ChannelMsgError::FAMILY.failure(), UNAVAILABLE),
+            };
+            turn.end();
+            conn.send_reply(&reply);
+        });
+        return;
     }
     let change = Change::SendChannel {
         app: ask.me.app.clone(),

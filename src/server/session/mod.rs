@@ -61,9 +61,38 @@ pub struct Session {
     pub limits: SessionLimits,
     /// Unparsable objects so far (closed with 1008 at `max_errors`).
     pub errors: u32,
-    /// Resolves once this connection's last routed `send_peer` is on its way (several
-    /// nodes: the next one waits for it, so a connection's messages keep their order).
-    pub peer_order: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Resolves once this connection's last routed send is on its way (several nodes:
+    /// the next one waits for it, so a connection's messages keep their order).
+    pub routed_order: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+/// A routed send's place in its connection's order (see `Session::routed_order`): it
+/// waits for the one before, and ends its own turn once its message is on its way.
+struct RoutedTurn {
+    previous: Option<tokio::sync::oneshot::Receiver<()>>,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RoutedTurn {
+    fn take(session: &mut Session) -> Self {
+        let (done, next) = tokio::sync::oneshot::channel();
+        RoutedTurn {
+            previous: session.routed_order.replace(next),
+            done: Some(done),
+        }
+    }
+
+    /// Waits for the previous send's turn to end.
+    async fn begin(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            let _ = previous.await;
+        }
+    }
+
+    /// Lets the next send go.
+    fn end(&mut self) {
+        self.done.take();
+    }
 }
 
 impl Session {
@@ -73,7 +102,7 @@ impl Session {
             identity: None,
             limits: SessionLimits::new(&hub.config().rate_limits),
             errors: 0,
-            peer_order: None,
+            routed_order: None,
         }
     }
 

@@ -10,7 +10,7 @@ use crate::protocol::{Message, PeerError, Reply, WireCode};
 use super::super::engine::{Change, PeerRoute, RoutedMessage, Submitted};
 use super::super::hub::{Hub, Outcome, PeerSend};
 use super::super::outbox::ConnHandle;
-use super::{Ask, Identity, UNAVAILABLE};
+use super::{Ask, Identity, RoutedTurn, UNAVAILABLE};
 
 /// The change an `ack` of `me` submits, answered or not.
 pub(super) fn ack_change(me: &Identity, message_id: u64) -> Change {
@@ -82,18 +82,13 @@ pub(super) async fn send(ask: &mut Ask<'_>, to: String, message: Message, offlin
     if let Some(routed) = routed {
         // Straight to the receiver's node; the connection goes on meanwhile, but its
         // sends are routed one after the other, so that they keep their order.
-        let previous = ask.session.peer_order.take();
-        let (routed_here, next) = tokio::sync::oneshot::channel::<()>();
-        let mut routed_here = Some(routed_here);
-        ask.session.peer_order = Some(next);
+        let mut turn = RoutedTurn::take(ask.session);
         let ack_timeout = ask.hub.config().ack_timeout;
         tokio::spawn(async move {
-            if let Some(previous) = previous {
-                let _ = previous.await;
-            }
+            turn.begin().await;
             let outcome = match routed.await {
                 PeerRoute::Sent(answer) => {
-                    routed_here.take();
+                    turn.end();
                     match tokio::time::timeout(ack_timeout, answer).await {
                         Ok(Ok(answer)) => answer,
                         Ok(Err(_)) => PeerRoute::Unavailable,
@@ -113,7 +108,7 @@ pub(super) async fn send(ask: &mut Ask<'_>, to: String, message: Message, offlin
                     let submitted = hub
                         .engine()
                         .submit(&hub, change(Some(message_id)), Some(conn));
-                    routed_here.take();
+                    turn.end();
                     let outcome = match submitted {
                         Submitted::Applied(outcome) => outcome,
                         Submitted::Pending(outcome) => {

@@ -310,6 +310,18 @@ pub fn route_peer(inner: &Arc<Inner>, hub: &Hub, send: &RoutedMessage<'_>) -> Bo
                 Err(_) => PeerRoute::Unavailable,
             };
         };
+        if node == inner.node {
+            return route_here(
+                &inner,
+                &hub,
+                shard,
+                (&app, &from, &to),
+                &message,
+                server_ts,
+                &history,
+            )
+            .await;
+        }
         let published = tail_json(&PeerOut {
             k: "p",
             key,
@@ -349,6 +361,60 @@ pub fn route_peer(inner: &Arc<Inner>, hub: &Hub, send: &RoutedMessage<'_>) -> Bo
             }
         }
     })
+}
+
+/// A peer message whose receiver is on this node too: Redis gives the id and keeps it in
+/// history, nothing is published; this node hands it over and takes the ack itself.
+async fn route_here(
+    inner: &Arc<Inner>,
+    hub: &Hub,
+    shard: &Shard,
+    (app, from, to): (&str, &str, &str),
+    message: &Message,
+    server_ts: u64,
+    history: &str,
+) -> PeerRoute {
+    let history_key = inner.keys.history(app, &peer_conversation(from, to));
+    let keep = hub.config().history_limit;
+    let counted = route(
+        shard,
+        (&inner.keys.mseq, &history_key),
+        inner.shards.len(),
+        ("", keep, true),
+        (history, ""),
+    )
+    .await;
+    let Ok((message_id, _)) = counted else {
+        return PeerRoute::Unavailable;
+    };
+    let line = ConnHandle::encode_shared(&Event::MessageFromPeer {
+        from: from.to_string(),
+        message: message.clone(),
+        message_id,
+        server_ts,
+        offline: false,
+    });
+    let key = inner.feeds.next_key.fetch_add(1, Ordering::Relaxed);
+    let (answer, answered) = oneshot::channel();
+    lock(&inner.feeds.pending).insert(key, answer);
+    let routed = Routed {
+        app: app.to_string(),
+        to: to.to_string(),
+        origin: inner.node,
+        key,
+        shard: shard.index,
+        server_ts,
+        at: Instant::now(),
+    };
+    // Recorded before it is handed over: the ack may come at once.
+    lock(&inner.feeds.routed).insert(message_id, routed);
+    if hub.deliver_peer(app, to, &line) {
+        PeerRoute::Sent(answered)
+    } else {
+        lock(&inner.feeds.routed).remove(&message_id);
+        lock(&inner.feeds.pending).remove(&key);
+        PeerRoute::NotThere { message_id }
+    }
 }
 
 /// `Engine::route_channel` of the Redis engine: see the module header.
@@ -424,6 +490,16 @@ pub fn ack_routed(inner: &Arc<Inner>, app: &str, user: &str, message_id: u64) ->
     let Some(routed) = routed else {
         return false;
     };
+    if routed.origin == inner.node {
+        // The sender is here too.
+        if let Some(waiting) = lock(&inner.feeds.pending).remove(&routed.key) {
+            let _ = waiting.send(PeerRoute::Acked(SendResult {
+                message_id,
+                server_ts: routed.server_ts,
+            }));
+        }
+        return true;
+    }
     let answer = Answer::Ack {
         key: routed.key,
         message_id,
@@ -476,18 +552,18 @@ pub fn watch_channel(inner: &Arc<Inner>, app: &str, channel: &str) -> BoxFuture<
         let subscribed = async {
             let mut up = inner.feeds.up[shard].subscribe();
             up.wait_for(|up| *up).await.ok()?;
-            // Every message of the channel published after this read has a higher id
-            // (read first: a message between the read and the subscription is not one
-            // the joining user is owed, since its join comes after).
+            // Every message of the channel published after this read has a higher id.
+            // Read alongside the subscription (one round trip): a message published in
+            // between is skipped as seen, and owed to nobody here, since this node has no
+            // member in the channel yet (the join waits for this).
             let mut conn = inner.shards[shard].conn.clone();
-            let counted: Option<u64> = redis::cmd("GET")
-                .arg(&inner.keys.mseq)
-                .query_async(&mut conn)
-                .await
-                .ok()?;
+            let mut get = redis::cmd("GET");
+            get.arg(&inner.keys.mseq);
+            let counted = get.query_async::<Option<u64>>(&mut conn);
             let mut sink = lock(&inner.feeds.sinks[shard]).clone()?;
-            sink.subscribe(&topic).await.ok()?;
-            Some(counted.unwrap_or(0) * inner.shards.len() as u64 + shard as u64)
+            let (counted, subscribed) = tokio::join!(counted, sink.subscribe(&topic));
+            subscribed.ok()?;
+            Some(counted.ok()?.unwrap_or(0) * inner.shards.len() as u64 + shard as u64)
         };
         let subscribed_at = tokio::time::timeout(SUBMIT_TIMEOUT, subscribed)
             .await
