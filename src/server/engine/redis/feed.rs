@@ -73,8 +73,9 @@ const WATCH_LINGER: Duration = Duration::from_secs(5);
 /// How often pending sends, routed deliveries and topics are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// What travels on a topic.
-#[derive(Debug, Deserialize)]
+/// What travels on a topic (a node publishes the first two through [`ROUTE_LUA`], with
+/// borrowed fields: [`PeerOut`], [`ChannelOut`]).
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "k")]
 enum Feed {
     /// A peer message, to the receiver's node.
@@ -145,19 +146,6 @@ struct HistoryOut<'a> {
     from: &'a str,
     message: &'a Message,
     server_ts: u64,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "k")]
-enum Answer {
-    #[serde(rename = "a")]
-    Ack {
-        key: u64,
-        message_id: u64,
-        server_ts: u64,
-    },
-    #[serde(rename = "b")]
-    Bounce { key: u64, message_id: u64 },
 }
 
 /// A peer message this node handed to its receiver, until the receiver acks it.
@@ -500,7 +488,7 @@ pub fn ack_routed(inner: &Arc<Inner>, app: &str, user: &str, message_id: u64) ->
         }
         return true;
     }
-    let answer = Answer::Ack {
+    let answer = Feed::Ack {
         key: routed.key,
         message_id,
         server_ts: routed.server_ts,
@@ -510,7 +498,7 @@ pub fn ack_routed(inner: &Arc<Inner>, app: &str, user: &str, message_id: u64) ->
 }
 
 /// Publishes `answer` to `origin`'s inbox on `shard`, off the caller's path.
-fn answer_sender(inner: &Arc<Inner>, shard: usize, origin: NodeId, answer: &Answer) {
+fn answer_sender(inner: &Arc<Inner>, shard: usize, origin: NodeId, answer: &Feed) {
     let Ok(json) = serde_json::to_string(answer) else {
         return;
     };
@@ -703,7 +691,7 @@ async fn receive(inner: &Arc<Inner>, hub: &Hub, shard: usize, payload: &[u8]) {
                 };
                 lock(&inner.feeds.routed).insert(message_id, routed);
             } else {
-                answer_sender(inner, shard, o, &Answer::Bounce { key, message_id });
+                answer_sender(inner, shard, o, &Feed::Bounce { key, message_id });
             }
         }
         Feed::Channel {
