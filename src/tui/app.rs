@@ -32,7 +32,7 @@ use super::slash_command;
 use super::tab::{Tab, Target};
 use calls::Calls;
 use input_line::InputLine;
-use outbox::{Outbox, Pending};
+use outbox::{AttributesShown, Outbox, Pending};
 use overlay::{Overlay, Reaction};
 use status::{ConnStatus, Status};
 use tabs::Tabs;
@@ -247,28 +247,43 @@ impl App {
             return;
         }
         let now = self.now_ms;
-        let line = format!("connection {} ({})", state.label(), reason.label());
+        let line = match state {
+            ConnectionState::Reconnecting => "connection lost; reconnecting…".to_string(),
+            ConnectionState::Connected if before == ConnectionState::Reconnecting => {
+                "reconnected".to_string()
+            }
+            _ => format!("{}: {}", status::state_words(state), status::reason_words(reason)),
+        };
         match state {
             ConnectionState::Aborted => {
-                let why = match reason {
-                    ChangeReason::RemoteLogin => "you logged in somewhere else",
-                    ChangeReason::TokenExpired => "your token expired",
-                    ChangeReason::BannedByServer => "the server banned this login",
-                    _ => "the server ended the session",
-                };
                 self.tabs
                     .home()
-                    .error(now, format!("{line}: {why}. /login to log in again."));
+                    .error(now, format!("{line}. /login to log in again."));
+                self.tabs.forget_presence();
             }
             ConnectionState::Reconnecting | ConnectionState::Connected
                 if self.screen == Screen::Main =>
             {
                 self.tabs.home().info(now, line);
+                if state == ConnectionState::Reconnecting {
+                    self.tabs.connection_lost(now);
+                }
                 if before == ConnectionState::Reconnecting {
-                    // Back: who is in each channel may have changed meanwhile.
+                    self.tabs.connection_back(now);
+                    // Back: who is in each channel, and its attributes, may have changed
+                    // meanwhile (a restarted server may have forgotten them).
                     for channel in self.tabs.joined_channels() {
-                        self.outbox
-                            .ask(Pending::Members(channel.clone()), Request::Members(channel));
+                        self.outbox.ask(
+                            Pending::Members(channel.clone()),
+                            Request::Members(channel.clone()),
+                        );
+                        self.outbox.ask(
+                            Pending::ChannelAttributes {
+                                channel: channel.clone(),
+                                show: AttributesShown::Header,
+                            },
+                            Request::GetChannelAttributes(channel),
+                        );
                     }
                 }
             }

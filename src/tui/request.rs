@@ -193,11 +193,10 @@ impl Failure {
     }
 }
 
+/// The words only: a result code on screen ("not in channel (5)") is protocol talk; the
+/// log has it (`session::failure`).
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.code {
-            Some(code) => write!(f, "{} ({code})", self.text),
-            None => f.write_str(&self.text),
-        }
+        f.write_str(&self.text)
     }
 }

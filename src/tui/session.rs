@@ -17,8 +17,10 @@ use super::action::Action;
 use super::request::{Failure, InviteRequest, QueryRequest, Reply, Request, RequestId};
 use super::tab::{Target, HISTORY_PAGE};
 
-/// A client error as the app shows it: Agora's words for the code, and the code.
+/// A client error as the app shows it: Agora's words for the code, and the code (which
+/// only the log shows).
 pub fn failure(error: &ClientError) -> Failure {
+    tracing::debug!(code = ?error.code(), "{error}");
     match error {
         ClientError::Code { family, code, .. } => Failure::new(Some(*code), family.describe(*code)),
         ClientError::Timeout { .. } => Failure::new(error.code(), "timed out"),

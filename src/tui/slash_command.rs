@@ -23,7 +23,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "[filter]",
         "show/refresh the member list, filtered",
     ),
-    ("who", "<peer>...", "online status of peers"),
+    (
+        "who",
+        "[peer]...",
+        "online status of peers (default: this peer, or this channel's members)",
+    ),
     (
         "subscribed",
         "",
@@ -42,6 +46,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "attr",
         "[set k v|del k|clear|get user]",
         "your attributes, or another user's",
+    ),
+    (
+        "topic",
+        "[text]",
+        "this channel's topic, or set it (the topic attribute)",
     ),
     (
         "cattr",
@@ -90,6 +99,7 @@ pub enum SlashCommand {
     Clear,
     Attr(Vec<String>),
     Cattr(Vec<String>),
+    Topic(Option<String>),
     Call(String, String),
     Hangup,
     Accept(String),
@@ -215,6 +225,7 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
                 SlashCommand::Cattr(args)
             }
         }
+        "topic" => SlashCommand::Topic(optional(rest)),
         "call" => {
             let (peer, content) = need(first_arg(rest), name)?;
             SlashCommand::Call(peer, content.to_string())

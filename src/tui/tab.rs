@@ -193,6 +193,8 @@ pub struct Tab {
     pub join_asked_at: Option<usize>,
     pub attributes: Vec<ChannelAttribute>,
     pub expand_joins: bool,
+    /// The members when our connection was last lost: their rejoins are no news.
+    pub returning: Vec<String>,
 }
 
 /// How far back a repeated message is looked for (a catch-up repeats only recent ones).
@@ -220,6 +222,7 @@ impl Tab {
             join_asked_at: None,
             attributes: Vec::new(),
             expand_joins: false,
+            returning: Vec::new(),
         }
     }
 
@@ -312,6 +315,14 @@ impl Tab {
         }
     }
 
+    /// The peer showed it is online (it sent a message, or its client acknowledged ours):
+    /// the header says so even if a presence event was missed or came from a server that
+    /// lost track of it.
+    pub fn peer_seen_online(&mut self) {
+        self.presence = Some(PeerStatus::Online);
+        self.cached_delivered();
+    }
+
     /// The oldest server message id held, for fetching the page before it.
     pub fn oldest_id(&self) -> Option<u64> {
         self.entries
@@ -367,6 +378,19 @@ impl Tab {
         added
     }
 
+    /// Takes a channel's attributes as they are now; returns what changed, in words
+    /// (`me` is "you").
+    pub fn set_attributes(&mut self, attributes: Vec<ChannelAttribute>, me: &str) -> Vec<String> {
+        let changes = attribute_changes(&self.attributes, &attributes, me);
+        self.attributes = attributes;
+        changes
+    }
+
+    /// The topic (the `topic` attribute), which the header shows first.
+    pub fn topic(&self) -> Option<&ChannelAttribute> {
+        self.attributes.iter().find(|a| a.key == TOPIC)
+    }
+
     /// Members matching the filter, for the member pane.
     pub fn visible_members(&self) -> impl Iterator<Item = &String> {
         let filter = self.member_filter.to_lowercase();
@@ -386,6 +410,42 @@ impl Tab {
             self.members.remove(i);
         }
     }
+}
+
+/// The channel attribute that `/topic` sets and the header shows first.
+pub const TOPIC: &str = "topic";
+
+/// What changed from `old` to `new` attributes, one line per key: "alice changed the
+/// topic to: …", "you set status: away", "the topic was removed".
+fn attribute_changes(old: &[ChannelAttribute], new: &[ChannelAttribute], me: &str) -> Vec<String> {
+    let who = |a: &ChannelAttribute| {
+        if a.updated_by == me {
+            "you".to_string()
+        } else {
+            a.updated_by.clone()
+        }
+    };
+    let mut lines = Vec::new();
+    for attribute in new {
+        let before = old.iter().find(|a| a.key == attribute.key);
+        if before.is_some_and(|b| b.value == attribute.value) {
+            continue;
+        }
+        let by = who(attribute);
+        lines.push(if attribute.key == TOPIC {
+            format!("{by} changed the topic to: {}", attribute.value)
+        } else {
+            format!("{by} set {}: {}", attribute.key, attribute.value)
+        });
+    }
+    for gone in old.iter().filter(|a| !new.iter().any(|n| n.key == a.key)) {
+        lines.push(if gone.key == TOPIC {
+            "the topic was removed".to_string()
+        } else {
+            format!("{} was removed", gone.key)
+        });
+    }
+    lines
 }
 
 /// True when `text` mentions `me` as a word (case-insensitive), as IRC clients highlight.

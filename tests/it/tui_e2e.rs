@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support;
 use rtm::client::{Client, ClientConfig, ClientEvent, Events, SendOptions};
-use rtm::protocol::{Event, Message};
+use rtm::protocol::{AttributeWrite, Event, Message};
 
 /// Longest wait for the screen to show something (a busy 2-core box).
 const WAIT: Duration = Duration::from_secs(15);
@@ -111,7 +111,7 @@ impl Tmux {
             "{env} RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user {user}",
             self.home_path
         ));
-        self.wait_for("[CONNECTED]");
+        self.wait_for("[connected]");
     }
 
     /// Waits until rtm-tui has exited and the shell prompt shows again.
@@ -194,13 +194,13 @@ async fn chat_in_a_real_terminal() {
     tmux.wait_until("the topic in the header", |s| {
         s.lines()
             .next()
-            .is_some_and(|l| l.contains("topic=release"))
+            .is_some_and(|l| l.contains("· release"))
     });
     tmux.line("/cattr del topic");
     tmux.wait_until("the topic gone from the header", |s| {
         s.lines()
             .next()
-            .is_some_and(|l| l.contains("#lobby") && !l.contains("topic="))
+            .is_some_and(|l| l.contains("#lobby") && !l.contains("· release"))
     });
 
     // Send and see the mark: accepted in the channel, then received / cached by the peer.
@@ -217,7 +217,7 @@ async fn chat_in_a_real_terminal() {
     tmux.run(&["resize-window", "-x", "80", "-y", "24"]);
     tmux.wait_until("a redraw at 80x24", |s| {
         let lines: Vec<&str> = s.lines().collect();
-        lines.len() <= 24 && lines.iter().any(|l| l.starts_with("[CONNECTED]"))
+        lines.len() <= 24 && lines.iter().any(|l| l.starts_with("[connected]"))
     });
 
     // /quit gives the terminal back: no alternate screen, the shell prompt again.
@@ -266,7 +266,7 @@ async fn call_invitation_and_presence_in_a_real_terminal() {
     // Ctrl-C clears the half-typed line and does not quit.
     tmux.keys(&["C-c"]);
     tmux.wait_until("the line cleared", |s| {
-        s.lines().any(|l| l.trim_end() == ">") && s.contains("[CONNECTED]")
+        s.lines().any(|l| l.trim_end() == ">") && s.contains("[connected]")
     });
 
     // bob goes away: the tab's presence follows.
@@ -300,14 +300,25 @@ async fn a_remote_login_aborts_and_login_again_works() {
     tmux.keys(&["M-e"]);
     tmux.wait_for("> draft + edited");
     tmux.keys(&["C-u"]);
+    // A peer tab follows bob's presence, through a kick and a new login (issue 20, item 1).
+    tmux.line("/msg bob");
+    tmux.wait_for("@bob · offline");
+    tmux.line("/subscribed");
+    tmux.wait_for("you follow the presence of: bob");
     let (other, _events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
     other.login(None, "alice").await.unwrap();
-    tmux.wait_for("[ABORTED] REMOTE_LOGIN");
+    tmux.wait_for("[session ended] you logged in somewhere else");
     tmux.wait_for("you logged in somewhere else");
     tmux.line("/login");
     tmux.wait_for("rtm-tui — log in");
     tmux.keys(&["Enter"]);
-    tmux.wait_for("[CONNECTED]");
+    tmux.wait_for("[connected]");
+    tmux.line("/clear");
+    tmux.line("/subscribed");
+    tmux.wait_for("you follow the presence of: bob");
+    let (bob, _bob_events) = Client::new(ClientConfig::new(url.clone(), "e2e")).unwrap();
+    bob.login(None, "bob").await.unwrap();
+    tmux.wait_for("@bob · online");
     // /login while logged in: Esc goes back; another user id logs in as that user (the
     // first is logged out, no "already logged in").
     tmux.line("/login");
@@ -396,9 +407,16 @@ async fn a_server_restart_loses_nothing_and_tabs_come_back() {
     tmux.wait_for("3 @bob");
     tmux.wait_for("psst ✓");
     tmux.keys(&["M-2"]);
+    let topic = [("topic".to_string(), "Welcome to the lobby!".to_string())].into();
+    bob.write_channel_attributes("lobby", AttributeWrite::AddOrUpdate(topic), true)
+        .await
+        .unwrap();
+    tmux.wait_for("bob changed the topic to: Welcome to the lobby!");
+    tmux.wait_for("#lobby · 2 members · Welcome to the lobby!");
 
     server.shutdown().await;
-    tmux.wait_for("[RECONNECTING");
+    tmux.wait_for("[reconnecting");
+    tmux.wait_for("-- connection lost; reconnecting…");
     tmux.line("typed while away");
     tmux.line("and in order");
     tmux.wait_for("typed while away …");
@@ -420,6 +438,16 @@ async fn a_server_restart_loses_nothing_and_tabs_come_back() {
     tmux.line("/reconnect");
     tmux.wait_for("typed while away ✓");
     tmux.wait_for("and in order ✓");
+    // The restarted server (a fresh store) has no topic: the header forgets it too, and
+    // the tab says the connection came back (issue 20, items 2 and 7).
+    tmux.wait_for("-- reconnected");
+    tmux.wait_until("the old topic gone from the header", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("#lobby") && !l.contains("Welcome"))
+    });
+    tmux.line("/cattr");
+    tmux.wait_for("no channel attributes");
     for expected in ["typed while away", "and in order"] {
         let heard = first_event(&mut bob_events, expected, |e| match e {
             ClientEvent::Server(Event::MessageFromChannel { message, .. }) => {
@@ -469,13 +497,13 @@ async fn several_servers_show_the_one_in_use_and_fail_over() {
         &format!("{} --server {}", first.addr(), second.addr()),
         "alice",
     );
-    tmux.wait_for(&format!("[CONNECTED] on {}", first.addr()));
+    tmux.wait_for(&format!("[connected] on {}", first.addr()));
     let (bob, mut bob_events) = Client::new(ClientConfig::new(second.url(), "e2e")).unwrap();
     bob.login(None, "bob").await.unwrap();
 
     first.shutdown().await;
     tmux.wait_for(&format!("now on {}", second.url()));
-    tmux.wait_for(&format!("[CONNECTED] on {}", second.addr()));
+    tmux.wait_for(&format!("[connected] on {}", second.addr()));
     tmux.line("/msg @bob hello from node 2");
     tmux.wait_for("hello from node 2 ✓");
     let text = first_event(&mut bob_events, "alice's message", |e| match e {

@@ -29,10 +29,10 @@ pub enum Pending {
     },
     /// `/who`: the answer goes to the active tab and the peer tabs' headers.
     Presence,
-    /// A channel's attributes for its header; `show` lists them in the tab too (`/cattr`).
+    /// A channel's attributes for its header; `show` says what the tab says of them.
     ChannelAttributes {
         channel: String,
-        show: bool,
+        show: AttributesShown,
     },
     ChannelAttributesChanged(String),
     /// Words for the tab of this conversation (opened if need be), or the active tab.
@@ -47,6 +47,17 @@ pub enum Pending {
     Editor {
         draft: String,
     },
+}
+
+/// What a tab says of a channel's attributes that arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributesShown {
+    /// Nothing: they go to the header (a join, a reconnect).
+    Header,
+    /// All of them, as a line (`/cattr`).
+    List,
+    /// What changed, if the change's event has not said it already (our own write).
+    Changes,
 }
 
 /// The effects of the update under way, and the requests waiting for answers.

@@ -6,7 +6,7 @@ use crate::protocol::{ChannelAttribute, LoginResult, Message};
 use super::super::login::{self, LoginStatus};
 use super::super::request::{expect, Failure, Reply, Request, RequestId};
 use super::super::tab::Target;
-use super::outbox::Pending;
+use super::outbox::{AttributesShown, Pending};
 use super::{presence_word, App, Screen};
 
 impl App {
@@ -44,13 +44,13 @@ impl App {
                 let target = Target::Channel(channel.clone());
                 match expect::<()>(result) {
                     Ok(()) => {
-                        self.info_in(&target, "channel attributes updated");
-                        // The server does not tell us of our own change, so the header
-                        // reads the attributes again (a deleted one must not stay).
+                        // The change's event says what changed, to us too; a server that
+                        // does not send it to the writer still gets the header right
+                        // (a deleted attribute must not stay) and the change said once.
                         self.outbox.ask(
                             Pending::ChannelAttributes {
                                 channel: channel.clone(),
-                                show: false,
+                                show: AttributesShown::Changes,
                             },
                             Request::GetChannelAttributes(channel),
                         );
@@ -142,6 +142,7 @@ impl App {
     fn on_logout(&mut self) {
         let now = self.now_ms;
         self.tabs.home().info(now, "logged out");
+        self.tabs.forget_presence();
         self.screen = Screen::Login;
         // The next person types a user id first, not into the token field.
         self.login.focus = login::USER;
@@ -164,15 +165,15 @@ impl App {
         self.info(text.join(", "));
     }
 
-    /// A channel's attributes: its header's topic, and with `show` a line listing them.
+    /// A channel's attributes: its header's topic, and what `show` asks for in the tab.
     fn on_channel_attributes(
         &mut self,
         channel: &str,
-        show: bool,
+        show: AttributesShown,
         result: Result<Vec<ChannelAttribute>, Failure>,
     ) {
         let target = Target::Channel(channel.to_string());
-        if show {
+        if show == AttributesShown::List {
             let text = result.as_ref().map(|list| {
                 if list.is_empty() {
                     return "no channel attributes".to_string();
@@ -192,7 +193,16 @@ impl App {
             }
         }
         match (self.tabs.index_of(&target), result) {
-            (Some(i), Ok(attributes)) => self.tabs[i].attributes = attributes,
+            (Some(i), Ok(attributes)) => {
+                let me = self.status.me().to_string();
+                let changes = self.tabs[i].set_attributes(attributes, &me);
+                if show == AttributesShown::Changes {
+                    let now = self.now_ms;
+                    for line in changes {
+                        self.tabs[i].info(now, line);
+                    }
+                }
+            }
             // The header just stays without a topic.
             (_, Err(f)) => tracing::debug!("channel attributes: {f}"),
             (None, Ok(_)) => {}

@@ -42,6 +42,9 @@ impl App {
                 let message = ChatMessage::received(from, &message, message_id, false, self.me());
                 self.receive(i, server_ts, message);
             }
+            // Our own membership is the join's reply and "you joined", not a line of its own.
+            Event::MemberJoined { user, .. } | Event::MemberLeft { user, .. }
+                if user == self.me() => {}
             Event::MemberJoined { channel, user } => {
                 self.tabs.membership(&channel, user, true, now);
             }
@@ -56,12 +59,10 @@ impl App {
                 attributes,
             } => {
                 if let Some(i) = self.tabs.index_of(&Target::Channel(channel)) {
-                    let who = attributes
-                        .iter()
-                        .max_by_key(|a| a.updated_ts)
-                        .map_or_else(String::new, |a| format!(" by {}", a.updated_by));
-                    self.tabs[i].attributes = attributes;
-                    self.tabs[i].info(now, format!("channel attributes changed{who}"));
+                    let me = self.status.me().to_string();
+                    for line in self.tabs[i].set_attributes(attributes, &me) {
+                        self.tabs[i].info(now, line);
+                    }
                 }
             }
             Event::PeersOnlineStatus { peers } => {
@@ -122,9 +123,8 @@ impl App {
                 reason,
             } => {
                 let words = crate::protocol::Family::Invite.describe(reason);
-                self.error(format!(
-                    "call invitation {invitation_id} failed: {words} ({reason})"
-                ));
+                tracing::debug!(invitation_id, reason, "invitation failure");
+                self.error(format!("the call failed: {words}"));
                 if self.calls.failed(&invitation_id) {
                     self.close_invitation_prompt();
                 }
@@ -137,16 +137,8 @@ impl App {
                 );
                 self.outbox.ask(Pending::Line(None), Request::RenewToken);
             }
-            Event::Kicked { reason } => {
-                let why = match reason {
-                    crate::protocol::KickReason::RemoteLogin => "you logged in somewhere else",
-                    crate::protocol::KickReason::Banned => "the server banned this login",
-                    crate::protocol::KickReason::TokenExpired => "your token expired",
-                };
-                self.tabs
-                    .home()
-                    .error(now, format!("the server ended this session: {why}"));
-            }
+            // The ABORTED that follows a kick says why, once (`App::on_connection`).
+            Event::Kicked { reason } => tracing::info!(?reason, "kicked"),
             Event::Error { code, reason } => {
                 self.tabs
                     .home()

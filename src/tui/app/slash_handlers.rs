@@ -1,15 +1,15 @@
 //! What each slash command does (`/join`, `/msg`, ...), as state changes and requests.
 //! What a command is (the table, parsing, completion) is `tui/slash_command.rs`.
 
-use crate::protocol::limits::{validate_channel_id, validate_user_id};
+use crate::protocol::limits::{validate_channel_id, validate_user_id, MAX_QUERY_PEERS};
 use crate::protocol::{ConnectionState, Message};
 
 use super::super::action::Effect;
 use super::super::login::LoginStatus;
 use super::super::request::{QueryRequest, Request};
 use super::super::slash_command::{SlashCommand, COMMANDS};
-use super::super::tab::{Body, EntryKind, Target};
-use super::outbox::Pending;
+use super::super::tab::{Body, EntryKind, Target, TOPIC};
+use super::outbox::{AttributesShown, Pending};
 use super::overlay::Overlay;
 use super::{App, Screen};
 use crate::protocol::{AttributeWrite, InvitationAnswer};
@@ -88,10 +88,16 @@ impl App {
             }
             SlashCommand::Who(mut peers) => {
                 if peers.is_empty() {
-                    let Some(peer) = self.active_tab().peer().map(str::to_string) else {
-                        return self.error("usage: /who <peer>...");
-                    };
-                    peers.push(peer);
+                    let tab = self.active_tab();
+                    if let Some(peer) = tab.peer() {
+                        peers.push(peer.to_string());
+                    } else if tab.joined {
+                        // In a channel: its members, as IRC's /who does.
+                        peers.extend(tab.members.iter().take(MAX_QUERY_PEERS).cloned());
+                    }
+                    if peers.is_empty() {
+                        return self.error("usage: /who <peer>... (or in a peer or channel tab)");
+                    }
                 }
                 self.outbox
                     .ask(Pending::Presence, Request::QueryPresence(peers));
@@ -116,6 +122,19 @@ impl App {
             }
             SlashCommand::Attr(args) => self.attr_command(&args),
             SlashCommand::Cattr(args) => self.cattr_command(&args),
+            SlashCommand::Topic(None) => {
+                let Some(tab) = self.active_tab().channel().map(|_| self.active_tab()) else {
+                    return self.error("/topic: this is not a channel tab");
+                };
+                let line = match tab.topic() {
+                    Some(topic) => format!("topic: {} (set by {})", topic.value, topic.updated_by),
+                    None => "no topic (/topic <text> sets one)".to_string(),
+                };
+                self.info(line);
+            }
+            SlashCommand::Topic(Some(text)) => {
+                self.cattr_command(&["set".into(), TOPIC.into(), text]);
+            }
             SlashCommand::Call(peer, content) => {
                 let target = Target::Peer(peer.clone());
                 let i = self.tabs.open(&target, &mut self.outbox);
@@ -181,7 +200,7 @@ impl App {
                     self.info("reconnecting now…");
                     self.outbox.push(Effect::Reconnect);
                 } else {
-                    let state = state.label();
+                    let state = super::status::state_words(state);
                     self.info(format!(
                         "/reconnect: nothing to do, the connection is {state}"
                     ));
@@ -231,7 +250,7 @@ impl App {
         if matches!(args.as_slice(), [] | ["get"]) {
             let pending = Pending::ChannelAttributes {
                 channel: channel.clone(),
-                show: true,
+                show: AttributesShown::List,
             };
             return self
                 .outbox

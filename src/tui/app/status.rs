@@ -1,7 +1,35 @@
 //! Who we are, where, and how the connection stands: what the status line shows, and
 //! the details `/status` prints. Changed by logins, connection changes and notices.
+//! [`state_words`] and [`reason_words`] are the connection's states and reasons in
+//! words; Agora's names (`ABORTED`, `REMOTE_LOGIN`) are only in `/status`.
 
 use crate::protocol::{ChangeReason, ConnectionState};
+
+/// A connection state as people say it.
+pub fn state_words(state: ConnectionState) -> &'static str {
+    match state {
+        ConnectionState::Disconnected => "disconnected",
+        ConnectionState::Connecting => "connecting",
+        ConnectionState::Connected => "connected",
+        ConnectionState::Reconnecting => "reconnecting",
+        ConnectionState::Aborted => "session ended",
+    }
+}
+
+/// Why the connection state changed, as people say it.
+pub fn reason_words(reason: ChangeReason) -> &'static str {
+    match reason {
+        ChangeReason::Login => "logging in",
+        ChangeReason::LoginSuccess => "logged in",
+        ChangeReason::LoginFailure => "login failed",
+        ChangeReason::LoginTimeout => "no answer to the login",
+        ChangeReason::Interrupted => "connection lost",
+        ChangeReason::Logout => "logged out",
+        ChangeReason::BannedByServer => "the server banned this login",
+        ChangeReason::RemoteLogin => "you logged in somewhere else",
+        ChangeReason::TokenExpired => "your token expired",
+    }
+}
 
 /// The connection as the status line shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +104,11 @@ impl Status {
     /// What `/status` prints: the details the status line leaves out.
     pub fn lines(&self) -> Vec<String> {
         let conn = &self.conn;
+        // Agora's names too: what a log, a bug report or the SDK's docs use.
         let mut lines = vec![format!(
-            "connection {} ({})",
+            "connection {}: {} ({}, {})",
+            state_words(conn.state),
+            reason_words(conn.reason),
             conn.state.label(),
             conn.reason.label()
         )];

@@ -16,7 +16,7 @@ use crate::protocol::HistoryMessage;
 use super::super::action::Effect;
 use super::super::request::{Failure, Request};
 use super::super::tab::{Entry, EntryKind, HistoryState, Mark, Tab, Target, HISTORY_PAGE};
-use super::outbox::{Outbox, Pending};
+use super::outbox::{AttributesShown, Outbox, Pending};
 
 /// The tab list; the first tab is the home tab (`rtm`) and is never closed.
 #[derive(Debug)]
@@ -205,6 +205,30 @@ impl Tabs {
             .collect()
     }
 
+    /// Our connection was lost: each joined channel's tab says so, and remembers who was
+    /// in it, so their rejoins after the reconnect do not read as new joins.
+    pub fn connection_lost(&mut self, now: u64) {
+        for tab in self.list.iter_mut().filter(|t| t.joined) {
+            tab.returning.clone_from(&tab.members);
+            tab.info(now, "connection lost; reconnecting…");
+        }
+    }
+
+    /// Back after a reconnect: each joined channel's tab says so.
+    pub fn connection_back(&mut self, now: u64) {
+        for tab in self.list.iter_mut().filter(|t| t.joined) {
+            tab.info(now, "reconnected");
+        }
+    }
+
+    /// The peers of the tabs.
+    pub fn peers(&self) -> Vec<String> {
+        self.list
+            .iter()
+            .filter_map(|t| t.peer().map(str::to_string))
+            .collect()
+    }
+
     /// The channels we are in.
     pub fn joined_channels(&self) -> Vec<String> {
         self.list
@@ -274,10 +298,24 @@ impl Tabs {
         outbox.ask(Pending::Join(channel.clone()), Request::Join(channel));
     }
 
-    /// After a login again: every channel tab joins again.
+    /// After a login again: every channel tab joins again, and every peer tab follows
+    /// its peer's presence again (a new session follows nobody's; the server tells each
+    /// peer's state right after the subscribe).
     pub fn rejoin(&self, outbox: &mut Outbox) {
         for channel in self.channels() {
             outbox.ask(Pending::Join(channel.clone()), Request::Join(channel));
+        }
+        let peers = self.peers();
+        if !peers.is_empty() {
+            outbox.push(Effect::Subscribe(peers));
+        }
+    }
+
+    /// The session ended (logged out, kicked): what the tabs showed of presence is no
+    /// longer followed, so it is no longer shown.
+    pub fn forget_presence(&mut self) {
+        for tab in &mut self.list {
+            tab.presence = None;
         }
     }
 
@@ -315,7 +353,7 @@ impl Tabs {
         outbox.ask(
             Pending::ChannelAttributes {
                 channel: channel.clone(),
-                show: false,
+                show: AttributesShown::Header,
             },
             Request::GetChannelAttributes(channel),
         );
@@ -406,9 +444,15 @@ impl Tabs {
             return;
         };
         let tab = &mut self.list[i];
-        if joined && tab.members.binary_search(&user).is_ok() {
-            // Already listed: a rejoin after a reconnect (or a server restart, which
-            // forgets the grace period). Nobody left, so nobody "joined".
+        let returning = tab.returning.iter().position(|u| *u == user);
+        if let Some(at) = returning {
+            tab.returning.swap_remove(at);
+        }
+        if joined && (tab.members.binary_search(&user).is_ok() || returning.is_some()) {
+            // Already listed, or listed when our connection was lost: a rejoin after a
+            // reconnect (or a server restart, which forgets the grace period). Nobody
+            // left, so nobody "joined".
+            tab.add_member(&user);
             return;
         }
         // Counts also come as member_count_updated (absolute); this keeps them current

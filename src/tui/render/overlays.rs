@@ -12,6 +12,7 @@ use crate::protocol::ConnectionState;
 
 use super::super::action::KeyAction;
 use super::super::app::overlay::Overlay;
+use super::super::app::status::{reason_words, state_words};
 use super::super::app::App;
 use super::super::login::{LoginStatus, FIELDS, TOKEN};
 use super::super::slash_command::COMMANDS;
@@ -284,8 +285,8 @@ pub fn login(frame: &mut Frame, app: &App, area: Rect) {
         Line::styled(
             format!(
                 "connection: {} ({})",
-                app.status.conn.state.label(),
-                app.status.conn.reason.label()
+                state_words(app.status.conn.state),
+                reason_words(app.status.conn.reason)
             ),
             app.theme.dim,
         )

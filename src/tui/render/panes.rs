@@ -14,7 +14,9 @@ use crate::protocol::ConnectionState;
 
 use super::super::action::KeyAction;
 use super::super::app::overlay::Overlay;
+use super::super::app::status::{reason_words, state_words};
 use super::super::app::{presence_word, App};
+use super::super::tab::TOPIC;
 use super::wrap::truncate;
 
 /// Channels above this many members show their count in the tab list (docs/protocol.md sends
@@ -114,15 +116,20 @@ pub fn header(frame: &mut Frame, app: &App, area: Rect) {
         if !tab.joined {
             spans.push(Span::styled("· not joined ", app.theme.error));
         }
-        if !tab.attributes.is_empty() {
-            let topic: Vec<String> = tab
-                .attributes
-                .iter()
-                .map(|a| format!("{}={}", a.key, a.value))
-                .collect();
+        // The topic as it reads, then the other attributes as key=value.
+        if let Some(topic) = tab.topic() {
+            spans.push(Span::styled(format!("· {} ", topic.value), app.theme.accent));
+        }
+        let others: Vec<String> = tab
+            .attributes
+            .iter()
+            .filter(|a| a.key != TOPIC)
+            .map(|a| format!("{}={}", a.key, a.value))
+            .collect();
+        if !others.is_empty() {
             spans.push(Span::styled(
-                format!("· {}", topic.join(" ")),
-                app.theme.accent,
+                format!("· {}", others.join(" ")),
+                app.theme.dim,
             ));
         }
     } else if tab.peer().is_some() {
@@ -171,9 +178,9 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
     let state = match (conn.state, conn.retry_at) {
         (ConnectionState::Reconnecting, Some(at)) => {
             let secs = at.saturating_sub(app.now_ms).div_ceil(1000);
-            format!("RECONNECTING in {secs}s")
+            format!("reconnecting in {secs}s")
         }
-        (state, _) => state.label().to_string(),
+        (state, _) => state_words(state).to_string(),
     };
     let style = match conn.state {
         ConnectionState::Connected => app.theme.ok,
@@ -189,7 +196,7 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
     )];
     if conn.state != ConnectionState::Connected {
         spans.push(Span::styled(
-            format!(" {}", conn.reason.label()),
+            format!(" {}", reason_words(conn.reason)),
             app.theme.dim,
         ));
     } else if let Some(url) = app

@@ -75,6 +75,10 @@ impl Tabs {
             return;
         };
         let peer = matches!(target, Target::Peer(_));
+        if peer && result.is_ok() {
+            // Its client acknowledged the message: the peer is online.
+            self.list[i].peer_seen_online();
+        }
         let Some(entry) = self.list[i].own_entry_mut(local_id) else {
             return;
         };
@@ -103,9 +107,13 @@ impl Tabs {
         if message.id.is_some_and(|id| tab.holds(id, ts)) {
             return false;
         }
-        if tab.peer().is_some() {
-            // The peer talks, so it is online and has had what was cached for it.
-            tab.cached_delivered();
+        if tab.peer().is_some() && !message.own {
+            // The peer talks, so it has had what was cached for it; live, it is online.
+            if message.offline {
+                tab.cached_delivered();
+            } else {
+                tab.peer_seen_online();
+            }
         }
         if !(in_front && tab.scroll == 0) {
             tab.unread += 1;
