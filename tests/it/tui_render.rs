@@ -1402,3 +1402,27 @@ fn who_in_a_channel_lists_its_members() {
     let screen = draw(&app, 100, 20);
     assert!(screen.contains("bob is online, carol is offline"), "{screen}");
 }
+
+/// Item 3: a message after an action names its sender again.
+#[test]
+fn a_line_after_an_action_names_its_sender() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    app.update(channel_message(
+        "lobby",
+        "bob",
+        "/me waves at everyone",
+        10,
+        NOW + 300_000,
+    ));
+    app.update(channel_message(
+        "lobby",
+        "bob",
+        "carol: welcome back",
+        11,
+        NOW + 301_000,
+    ));
+    let screen = draw(&app, 100, 20);
+    assert!(screen.contains("* bob waves at everyone"), "{screen}");
+    assert!(screen.contains("bob carol: welcome back"), "{screen}");
+}

@@ -178,9 +178,13 @@ fn entry_lines(
     let time = time_prefix(app, entry.ts);
     let (nick, nick_style, segments): (String, Style, Vec<(String, Style)>) = match &entry.kind {
         EntryKind::Message(message) => {
+            // A line after an action (`* alice waves`) names its sender again: under a
+            // `*` an empty name column would read as the action's continuation.
             let grouped = previous.is_some_and(|p| {
                 p.message().is_some_and(|pm| {
-                    pm.from == message.from && entry.ts.saturating_sub(p.ts) < GROUP_WINDOW_MS
+                    pm.from == message.from
+                        && !matches!(pm.body, Body::Action(_))
+                        && entry.ts.saturating_sub(p.ts) < GROUP_WINDOW_MS
                 }) && local_time::day(p.ts, &app.time_zone)
                     == local_time::day(entry.ts, &app.time_zone)
             });
