@@ -1426,3 +1426,20 @@ fn a_line_after_an_action_names_its_sender() {
     assert!(screen.contains("* bob waves at everyone"), "{screen}");
     assert!(screen.contains("bob carol: welcome back"), "{screen}");
 }
+
+/// Item 4: a call without a message ends its line without a colon.
+#[test]
+fn a_call_without_a_message_has_no_dangling_colon() {
+    let mut app = logged_in();
+    app.update(Action::Server(Event::InvitationReceived {
+        invitation_id: "inv-1".into(),
+        caller: "bob".into(),
+        content: String::new(),
+        channel: None,
+    }));
+    app.update(Action::Key(KeyAction::Cancel));
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    let screen = draw(&app, 100, 20);
+    assert!(screen.contains("-- bob is calling you "), "{screen}");
+    assert!(!screen.contains("calling you:"), "{screen}");
+}

@@ -86,7 +86,12 @@ impl App {
                 channel,
             } => {
                 let target = Target::Peer(caller.clone());
-                self.info_in(&target, format!("{caller} is calling you: {content}"));
+                let line = if content.is_empty() {
+                    format!("{caller} is calling you")
+                } else {
+                    format!("{caller} is calling you: {content}")
+                };
+                self.info_in(&target, line);
                 let invitation = Invitation {
                     id: invitation_id,
                     caller,
