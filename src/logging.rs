@@ -10,10 +10,14 @@ fn filter(level: &str) -> anyhow::Result<EnvFilter> {
     EnvFilter::try_new(level).with_context(|| format!("bad --log-level {level:?}"))
 }
 
-/// Logs to stderr: for commands that own no screen.
+/// Logs to stderr: for commands that own no screen. Colours only on a terminal (a log
+/// redirected to a file or a pipe stays plain text) and never under `NO_COLOR`.
 pub fn to_stderr(level: &str) -> anyhow::Result<Guard> {
+    use std::io::IsTerminal as _;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter(level)?)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_writer(std::io::stderr)
         .init();
     Ok(Guard(None))

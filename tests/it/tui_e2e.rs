@@ -551,3 +551,33 @@ async fn alice_and_bob_chat_from_two_nodes() {
         tmux.wait_for_shell();
     }
 }
+
+/// A server log redirected to a file is plain text: colours only on a terminal (issue
+/// 20, item 5). The TUI's own log file never had them.
+#[tokio::test]
+async fn a_log_redirected_to_a_file_has_no_colour_codes() {
+    use tokio::io::AsyncBufReadExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtm-tui"))
+        .args(["--log-level", "info", "serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start rtm-tui serve");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    tokio::time::timeout(WAIT, tokio::io::BufReader::new(stdout).read_line(&mut line))
+        .await
+        .expect("the server says where it listens")
+        .unwrap();
+    child.kill().await.unwrap();
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(text.contains("opening the store"), "{text}");
+    assert!(!text.contains('\x1b'), "{text:?}");
+}
