@@ -21,6 +21,7 @@ pub mod tabs;
 
 use jiff::tz::TimeZone;
 
+use crate::protocol::limits::MAX_MESSAGE_BYTES;
 use crate::protocol::{ChangeReason, ConnectionState, InvitationAnswer, Message};
 
 use super::action::{Action, Effect, KeyAction};
@@ -521,6 +522,19 @@ impl App {
         // Trailing empty lines (Alt-Enter, an edited paste) would show as an empty line.
         let text = text.trim_end_matches(['\n', ' ']).to_string();
         if text.trim().is_empty() {
+            return;
+        }
+        if text.len() > MAX_MESSAGE_BYTES {
+            // Said before sending, and nothing typed is lost: the server would refuse it.
+            self.error(format!(
+                "not sent: {} bytes, over the limit of {MAX_MESSAGE_BYTES} bytes by {}; \
+                 it is back on the input line to shorten",
+                text.len(),
+                text.len() - MAX_MESSAGE_BYTES
+            ));
+            if self.input.is_empty() {
+                self.input.set(text);
+            }
             return;
         }
         match self.active_tab().target.clone() {

@@ -1443,3 +1443,28 @@ fn a_call_without_a_message_has_no_dangling_colon() {
     assert!(screen.contains("-- bob is calling you "), "{screen}");
     assert!(!screen.contains("calling you:"), "{screen}");
 }
+
+/// Item 6: a message over the size limit is counted as it is typed and not sent; nothing
+/// typed is lost.
+#[test]
+fn a_message_over_the_limit_is_counted_and_not_sent() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    app.update(Action::Paste("x".repeat(40_000)));
+    let screen = draw(&app, 100, 20);
+    assert!(
+        screen.contains("40000/32768 bytes too long to send"),
+        "{screen}"
+    );
+    let effects = app.update(Action::Key(KeyAction::Submit));
+    assert!(requests(&effects).is_empty(), "{effects:?}");
+    assert_eq!(app.input.text().len(), 40_000);
+    let screen = draw(&app, 100, 20);
+    assert!(
+        screen.contains("!! not sent: 40000 bytes, over the limit of 32768"),
+        "{screen}"
+    );
+    app.update(Action::Key(KeyAction::Cancel));
+    app.update(Action::Paste("y".repeat(5_000)));
+    assert!(draw(&app, 100, 20).contains("5000/32768 bytes  Enter send"));
+}

@@ -84,7 +84,7 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
             let rect = centred(area, 56, 7);
             let lines = vec![
                 Line::raw(format!("You pasted {} lines.", text.lines().count())),
-                Line::raw(""),
+                super::panes::size_count(app, text).map_or_else(Line::default, Line::from),
                 Line::from(key_hints(
                     app,
                     &[

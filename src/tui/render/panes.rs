@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 use unicode_width::UnicodeWidthStr;
 
+use crate::protocol::limits::MAX_MESSAGE_BYTES;
 use crate::protocol::ConnectionState;
 
 use super::super::action::KeyAction;
@@ -18,6 +19,10 @@ use super::super::app::status::{reason_words, state_words};
 use super::super::app::{presence_word, App};
 use super::super::tab::TOPIC;
 use super::wrap::truncate;
+
+/// From this size on, the footer counts a message's bytes against
+/// [`MAX_MESSAGE_BYTES`].
+const LONG_MESSAGE_BYTES: usize = MAX_MESSAGE_BYTES / 8;
 
 /// Channels above this many members show their count in the tab list (docs/protocol.md sends
 /// no member events above 512).
@@ -331,6 +336,29 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
     };
     let keys = app.keymap.footer(items);
     let keys: Vec<(&str, &str)> = keys.iter().map(|(k, l)| (k.as_str(), *l)).collect();
-    let spans = super::overlays::key_hints(app, &keys);
+    let mut spans = super::overlays::key_hints(app, &keys);
+    if app.overlay.is_none() {
+        if let Some(count) = size_count(app, app.input.text()) {
+            spans.insert(0, count);
+        }
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// A long message shows its size against the limit before it is sent (a longer one is
+/// refused, and said so, rather than sent and rejected).
+pub fn size_count(app: &App, text: &str) -> Option<Span<'static>> {
+    let bytes = text.len();
+    if bytes < LONG_MESSAGE_BYTES {
+        return None;
+    }
+    let (note, style) = if bytes > MAX_MESSAGE_BYTES {
+        (" too long to send", app.theme.error)
+    } else {
+        ("", app.theme.mention)
+    };
+    Some(Span::styled(
+        format!("{bytes}/{MAX_MESSAGE_BYTES} bytes{note}  "),
+        style,
+    ))
 }
