@@ -153,6 +153,17 @@ fn optional(text: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
+/// A value typed in quotes (`"in a meeting"`) without them: quotes group words, as in a
+/// shell, and are not part of the value.
+fn unquoted(value: &str) -> &str {
+    let value = value.trim();
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .filter(|v| !v.contains('"'))
+        .unwrap_or(value)
+}
+
 /// Every argument of `rest`, each possibly `"quoted"`.
 fn all_args(mut rest: &str) -> Vec<String> {
     let mut args = Vec::new();
@@ -214,7 +225,7 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
                 rest = r;
                 if args.len() == 2 && args[0] == "set" {
                     if !rest.is_empty() {
-                        args.push(rest.to_string());
+                        args.push(unquoted(rest).to_string());
                     }
                     break;
                 }
@@ -344,6 +355,19 @@ mod tests {
                 "very happy".into()
             ]))
         );
+        assert_eq!(
+            parse("/attr set status \"in a meeting\""),
+            Ok(SlashCommand::Attr(vec![
+                "set".into(),
+                "status".into(),
+                "in a meeting".into()
+            ]))
+        );
+        assert_eq!(
+            parse("/topic release on Friday"),
+            Ok(SlashCommand::Topic(Some("release on Friday".into())))
+        );
+        assert_eq!(parse("/topic"), Ok(SlashCommand::Topic(None)));
         assert_eq!(
             parse("/help join"),
             Ok(SlashCommand::Help(Some("join".into())))

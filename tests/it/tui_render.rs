@@ -1468,3 +1468,17 @@ fn a_message_over_the_limit_is_counted_and_not_sent() {
     app.update(Action::Paste("y".repeat(5_000)));
     assert!(draw(&app, 100, 20).contains("5000/32768 bytes  Enter send"));
 }
+
+/// Item 9: quotes group the words of a value; they are not part of it.
+#[test]
+fn quotes_around_an_attribute_value_are_not_stored() {
+    let mut app = logged_in();
+    let effects = enter(&mut app, "/attr set status \"in a meeting\"");
+    let status = [("status".to_string(), "in a meeting".to_string())].into();
+    assert_eq!(
+        requests(&effects),
+        [Request::ChangeUserAttributes(
+            rtm::protocol::AttributeWrite::AddOrUpdate(status)
+        )]
+    );
+}
