@@ -1482,3 +1482,17 @@ fn quotes_around_an_attribute_value_are_not_stored() {
         )]
     );
 }
+
+/// Item 11: F1 explains the tab list's marks.
+#[test]
+fn help_explains_the_tab_list() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::Help));
+    let screen = draw(&app, 100, 90);
+    assert!(screen.contains("The tab list"), "{screen}");
+    assert!(
+        screen.contains("3 @bob @1 3     a peer tab: 1 mention of you among 3 unread"),
+        "{screen}"
+    );
+    assert!(screen.contains("narrow screens: unread, or a mention"), "{screen}");
+}

@@ -182,6 +182,16 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: u16) {
         lines.extend(hanging(app, &format!("  /{name} {args}  "), what, width));
     }
     lines.push(Line::raw(""));
+    lines.push(Line::styled("The tab list", app.theme.bold));
+    for (mark, what) in [
+        ("2 #lobby 4", "tab 2 (Alt-2): 4 unread messages"),
+        ("3 @bob @1 3", "a peer tab: 1 mention of you among 3 unread"),
+        ("#big (900)", "a large channel's member count (no join/leave lines)"),
+        ("2 •  /  4 @", "narrow screens: unread, or a mention"),
+    ] {
+        lines.extend(hanging(app, &format!("  {mark:<16}"), what, width));
+    }
+    lines.push(Line::raw(""));
     lines.push(Line::styled("Marks on your messages", app.theme.bold));
     for (mark, what) in [
         ("…", "sent, waiting for the result"),
