@@ -418,10 +418,8 @@ impl App {
                     .complete(&self.tabs.users(), &self.tabs.channels());
             }
             // Ctrl-K on an empty line has nothing to kill: it opens the switcher.
-            KeyAction::KillToEnd if self.input.is_empty() => {
-                self.overlay = Some(Overlay::switcher());
-            }
-            KeyAction::Switcher => self.overlay = Some(Overlay::switcher()),
+            KeyAction::KillToEnd if self.input.is_empty() => self.open_switcher(),
+            KeyAction::Switcher => self.open_switcher(),
             KeyAction::Up => self
                 .input
                 .older(&mut self.tabs.active_tab_mut().input_history),
@@ -465,6 +463,19 @@ impl App {
             }
             other => self.input.edit(other),
         }
+    }
+
+    /// The tab switcher, with the tab most likely wanted selected: one with something
+    /// new, else the one in front before.
+    fn open_switcher(&mut self) {
+        let likely = self.tabs.likely_next();
+        let selected = self
+            .tabs
+            .matching("")
+            .iter()
+            .position(|&i| i == likely)
+            .unwrap_or(0);
+        self.overlay = Some(Overlay::switcher(selected));
     }
 
     fn on_insert(&mut self, c: char) {

@@ -1496,3 +1496,17 @@ fn help_explains_the_tab_list() {
     );
     assert!(screen.contains("narrow screens: unread, or a mention"), "{screen}");
 }
+
+/// Item 12: Ctrl-K offers the tab with something new first.
+#[test]
+fn the_switcher_offers_the_tab_with_activity() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    app.update(Action::Key(KeyAction::KillToEnd));
+    app.update(Action::Key(KeyAction::Submit));
+    assert_eq!(app.active_tab().name(), "@erin");
+    // Nothing new anywhere: the tab in front before.
+    app.update(Action::Key(KeyAction::KillToEnd));
+    app.update(Action::Key(KeyAction::Submit));
+    assert_eq!(app.active_tab().name(), "#lobby");
+}

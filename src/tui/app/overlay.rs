@@ -49,10 +49,11 @@ impl Overlay {
         }
     }
 
-    pub fn switcher() -> Overlay {
+    /// The switcher with the `selected`th tab of the list chosen.
+    pub fn switcher(selected: usize) -> Overlay {
         Overlay::Switcher {
             query: LineEditor::default(),
-            selected: 0,
+            selected,
         }
     }
 

@@ -23,6 +23,8 @@ use super::outbox::{AttributesShown, Outbox, Pending};
 pub struct Tabs {
     list: Vec<Tab>,
     active: usize,
+    /// The tab in front before `active` (the switcher's default).
+    previous: usize,
     /// The next id of a message we send, to find it again when its answer comes.
     next_local_id: u64,
     /// The marks of our sent messages by conversation and server id, so a tab closed and
@@ -40,6 +42,7 @@ impl Default for Tabs {
         Tabs {
             list: vec![home],
             active: 0,
+            previous: 0,
             next_local_id: 1,
             marks: HashMap::new(),
             saved: None,
@@ -136,6 +139,9 @@ impl Tabs {
     /// Puts tab `index` in front; its unread and mention counts are seen.
     pub fn activate(&mut self, index: usize) {
         if index < self.list.len() {
+            if index != self.active {
+                self.previous = self.active;
+            }
             self.active = index;
             let tab = &mut self.list[index];
             tab.unread = 0;
@@ -153,15 +159,25 @@ impl Tabs {
 
     /// Alt-A: the next tab with mentions, else the next with unread messages.
     pub fn next_activity(&mut self) {
-        let n = self.list.len();
-        let order = (1..n).map(|k| (self.active + k) % n);
-        let pick = order
-            .clone()
-            .find(|&i| self.list[i].mentions > 0)
-            .or_else(|| order.clone().find(|&i| self.list[i].unread > 0));
-        if let Some(i) = pick {
+        if let Some(i) = self.with_activity() {
             self.activate(i);
         }
+    }
+
+    /// The next tab after the one in front with mentions, else with unread messages.
+    fn with_activity(&self) -> Option<usize> {
+        let n = self.list.len();
+        let order = (1..n).map(|k| (self.active + k) % n);
+        order
+            .clone()
+            .find(|&i| self.list[i].mentions > 0)
+            .or_else(|| order.clone().find(|&i| self.list[i].unread > 0))
+    }
+
+    /// The tab the switcher offers first: one with something new, else the one in front
+    /// before this one (as Alt-Tab does).
+    pub fn likely_next(&self) -> usize {
+        self.with_activity().unwrap_or(self.previous)
     }
 
     /// Closes the tab in front, leaving its channel or the peer's presence; the home tab
@@ -171,6 +187,7 @@ impl Tabs {
             return Err("the rtm tab stays open (/quit to leave)");
         }
         let tab = self.list.remove(self.active);
+        self.previous = 0;
         match tab.target {
             Some(Target::Channel(channel)) if tab.joined => {
                 outbox.ask(Pending::Leave(channel.clone()), Request::Leave(channel));
@@ -189,6 +206,7 @@ impl Tabs {
     pub fn reset(&mut self) {
         self.list.truncate(1);
         self.active = 0;
+        self.previous = 0;
         self.saved = None;
     }
 
