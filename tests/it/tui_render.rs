@@ -1510,3 +1510,14 @@ fn the_switcher_offers_the_tab_with_activity() {
     app.update(Action::Key(KeyAction::Submit));
     assert_eq!(app.active_tab().name(), "#lobby");
 }
+
+/// Item 13: the paste question and the footer name the same keys the same way.
+#[test]
+fn the_paste_question_and_the_footer_agree() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    app.update(Action::Paste("1\n2\n3\n4\n5\n6".into()));
+    let screen = draw(&app, 100, 24);
+    assert_eq!(screen.matches("Esc drop").count(), 2, "{screen}");
+    assert!(!screen.contains("not now"), "{screen}");
+}

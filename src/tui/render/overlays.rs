@@ -82,17 +82,14 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
         }
         Some(Overlay::PasteConfirm { text }) => {
             let rect = centred(area, 56, 7);
+            let keys = app.keymap.footer(super::panes::PASTE_KEYS);
+            let mut paste_keys: Vec<(&str, &str)> =
+                keys.iter().map(|(k, l)| (k.as_str(), *l)).collect();
+            paste_keys.insert(1, ("e", "edit first"));
             let lines = vec![
                 Line::raw(format!("You pasted {} lines.", text.lines().count())),
                 super::panes::size_count(app, text).map_or_else(Line::default, Line::from),
-                Line::from(key_hints(
-                    app,
-                    &[
-                        ("Enter", "send as one message"),
-                        ("e", "edit first"),
-                        ("Esc", "drop"),
-                    ],
-                )),
+                Line::from(key_hints(app, &paste_keys)),
             ];
             frame.render_widget(Clear, rect);
             frame.render_widget(

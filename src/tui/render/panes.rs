@@ -298,6 +298,13 @@ fn skip_columns(text: &str, columns: usize) -> String {
         .collect()
 }
 
+/// The paste question's keys and what they do; `e` (edit first) is a letter, not a key
+/// of the keymap.
+pub const PASTE_KEYS: &[(KeyAction, &str)] = &[
+    (KeyAction::Submit, "send as one message"),
+    (KeyAction::Cancel, "drop"),
+];
+
 /// The keys that matter now, from the keymap table.
 pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
     let items: &[(KeyAction, &str)] = match &app.overlay {
@@ -315,7 +322,8 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
             (KeyAction::RefuseCall, "refuse"),
             (KeyAction::Cancel, "later"),
         ],
-        Some(_) => &[(KeyAction::Submit, "yes"), (KeyAction::Cancel, "not now")],
+        // The paste question's own words, so the footer and the window agree.
+        Some(Overlay::PasteConfirm { .. }) => PASTE_KEYS,
         None if app.input.is_empty() => &[
             (KeyAction::Help, "help"),
             // Ctrl-K kills to the end of a line, and on an empty line opens the switcher.
