@@ -459,7 +459,10 @@ impl App {
             }
             KeyAction::Cancel => {
                 self.input.take();
-                self.tabs.active_tab_mut().scroll = 0;
+                let tab = self.tabs.active_tab_mut();
+                tab.scroll = 0;
+                tab.unread = 0;
+                tab.mentions = 0;
             }
             other => self.input.edit(other),
         }

@@ -357,11 +357,11 @@ fn scrolling_up_loads_older_history() {
             before: Some(100),
         }
     ));
-    assert!(draw(&app, 100, 30).contains("newer (PgDn)"));
+    assert!(draw(&app, 100, 30).contains("↓ scrolled back (PgDn, Esc)"));
     app.update(Action::Key(KeyAction::PageDown));
     app.update(Action::Key(KeyAction::PageDown));
     assert_eq!(app.active_tab().scroll, 0);
-    assert!(!draw(&app, 100, 30).contains("newer (PgDn)"));
+    assert!(!draw(&app, 100, 30).contains("scrolled back"));
 }
 
 #[test]
@@ -789,7 +789,7 @@ fn the_status_line_puts_the_state_and_what_needs_you_first() {
     insta::assert_snapshot!("status_line_120x35", screen);
     let status = screen.lines().nth(32).unwrap();
     assert!(
-        status.contains("[CONNECTED]") && status.contains("newer (PgDn)"),
+        status.contains("[connected]") && status.contains("scrolled back (PgDn, Esc)"),
         "{status}"
     );
     assert!(!status.contains("embedded server"), "{status}");
@@ -1520,4 +1520,21 @@ fn the_paste_question_and_the_footer_agree() {
     let screen = draw(&app, 100, 24);
     assert_eq!(screen.matches("Esc drop").count(), 2, "{screen}");
     assert!(!screen.contains("not now"), "{screen}");
+}
+
+/// Item 14: scrolled back, the status line counts new messages, not lines.
+#[test]
+fn scrolled_back_the_status_line_counts_new_messages() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    app.update(Action::Key(KeyAction::PageUp));
+    app.update(channel_message("lobby", "bob", "news", 20, NOW + 400_000));
+    let screen = draw(&app, 100, 20);
+    assert!(
+        screen.contains("↓ 1 new message (PgDn, Esc)"),
+        "{screen}"
+    );
+    app.update(Action::Key(KeyAction::PageDown));
+    app.update(Action::Key(KeyAction::PageDown));
+    assert!(!draw(&app, 100, 20).contains("new message"));
 }

@@ -296,6 +296,11 @@ impl Tabs {
         } else {
             tab.scroll.saturating_sub(entries.unsigned_abs() as usize)
         };
+        if tab.scroll == 0 {
+            // Back at the newest: what came meanwhile is on screen now.
+            tab.unread = 0;
+            tab.mentions = 0;
+        }
         let near_top = tab.scroll + page >= tab.entries.len();
         if near_top && tab.history == HistoryState::More {
             if let Some(target) = tab.target.clone() {

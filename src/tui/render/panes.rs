@@ -218,8 +218,14 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
     }
     let tab = app.active_tab();
     if tab.scroll > 0 {
+        // Messages that came while scrolled back, not lines or entries below the view.
+        let below = match tab.unread {
+            0 => "↓ scrolled back".to_string(),
+            1 => "↓ 1 new message".to_string(),
+            n => format!("↓ {n} new messages"),
+        };
         spans.push(Span::styled(
-            format!(" · ↓ {} newer (PgDn)", tab.scroll),
+            format!(" · {below} (PgDn, Esc)"),
             app.theme.mention,
         ));
     }
