@@ -1538,3 +1538,23 @@ fn scrolled_back_the_status_line_counts_new_messages() {
     app.update(Action::Key(KeyAction::PageDown));
     assert!(!draw(&app, 100, 20).contains("new message"));
 }
+
+/// Item 15: our peer messages that the history of a new run brings back keep their ✓.
+#[test]
+fn own_peer_messages_from_history_keep_their_mark() {
+    let mut app = logged_in();
+    let effects = enter(&mut app, "/msg bob");
+    let history = vec![HistoryMessage {
+        message_id: 7,
+        from: "alice".into(),
+        message: Message::text("sent last week"),
+        server_ts: NOW - 3_600_000,
+    }];
+    answer(
+        &mut app,
+        &effects,
+        |r| matches!(r, Request::History { .. }),
+        Ok(Reply::History(history)),
+    );
+    assert!(draw(&app, 100, 20).contains("sent last week ✓"));
+}

@@ -441,8 +441,9 @@ impl Tabs {
         };
         let full = messages.len() as u32 >= HISTORY_PAGE;
         let added = tab.merge_history(&messages, me);
-        // Our messages the history brings back get the mark they had; one in a channel's
-        // history was accepted by the server.
+        // Our messages the history brings back get the mark they had in this run; one
+        // from an earlier run was at least accepted by the server, peer message or not
+        // (the history holds only what the server took).
         for entry in &mut tab.entries {
             if let EntryKind::Message(m) = &mut entry.kind {
                 if m.own && m.mark.is_none() {
@@ -450,7 +451,7 @@ impl Tabs {
                         .id
                         .and_then(|id| self.marks.get(&(target.clone(), id)))
                         .cloned()
-                        .or_else(|| matches!(target, Target::Channel(_)).then_some(Mark::Accepted));
+                        .or(Some(Mark::Accepted));
                 }
             }
         }

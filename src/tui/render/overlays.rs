@@ -194,7 +194,7 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: u16) {
         ("…", "sent, waiting for the result"),
         (
             "✓",
-            "received by the peer / accepted by the server (channel)",
+            "received by the peer / accepted by the server (channel, history)",
         ),
         (
             "✓ cached",
