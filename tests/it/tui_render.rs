@@ -1558,3 +1558,13 @@ fn own_peer_messages_from_history_keep_their_mark() {
     );
     assert!(draw(&app, 100, 20).contains("sent last week ✓"));
 }
+
+/// Item 16: a skin tone is shown, not dropped.
+#[test]
+fn a_skin_tone_is_shown() {
+    let mut app = logged_in();
+    app.update(peer_message("bob", "👍🏽 done", 1, false));
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    let screen = draw(&app, 100, 20);
+    assert!(screen.contains("(🏽)"), "{screen}");
+}

@@ -13,6 +13,11 @@ const ZWJ: char = '\u{200d}';
 /// draw two columns wide and others one.
 const VS16: char = '\u{fe0f}';
 
+/// The five Fitzpatrick skin tone modifiers.
+fn is_skin_tone(c: char) -> bool {
+    ('\u{1f3fb}'..='\u{1f3ff}').contains(&c)
+}
+
 fn regional_letter(c: char) -> Option<char> {
     let offset = u32::from(c).checked_sub(0x1F1E6)?;
     (offset < 26).then(|| char::from(b'A' + offset as u8))
@@ -22,13 +27,14 @@ fn regional_letter(c: char) -> Option<char> {
 /// form every terminal draws alike, so the screen never drifts from ratatui's idea of it
 /// (a flag left stray halves on later lines until Ctrl-L, on every screen showing it).
 /// Flags (regional indicator pairs) become their letters, `[JP]`; joined emoji sequences
-/// keep their first emoji; skin tones and VS16 are dropped.
+/// keep their first emoji; a skin tone follows its emoji as a swatch in brackets, `👍(🏽)`;
+/// VS16 is dropped.
 pub fn display_safe(text: &str) -> std::borrow::Cow<'_, str> {
     let suspect = |c: char| {
         c == ZWJ
             || c == VS16
             || regional_letter(c).is_some()
-            || ('\u{1f3fb}'..='\u{1f3ff}').contains(&c)
+            || is_skin_tone(c)
     };
     if !text.chars().any(suspect) {
         return std::borrow::Cow::Borrowed(text);
@@ -47,11 +53,14 @@ pub fn display_safe(text: &str) -> std::borrow::Cow<'_, str> {
             continue;
         }
         let first = g.split(ZWJ).next().unwrap_or(g);
-        out.extend(
-            first
-                .chars()
-                .filter(|&c| c != VS16 && !('\u{1f3fb}'..='\u{1f3ff}').contains(&c)),
-        );
+        out.extend(first.chars().filter(|&c| c != VS16 && !is_skin_tone(c)));
+        // The tone, not lost: its swatch on its own, which every terminal draws as one
+        // wide character (after a bracket, so none joins it to the emoji).
+        if let Some(tone) = first.chars().find(|&c| is_skin_tone(c)) {
+            out.push('(');
+            out.push(tone);
+            out.push(')');
+        }
     }
     std::borrow::Cow::Owned(out)
 }
@@ -171,8 +180,9 @@ mod tests {
         assert_eq!(display_safe("hi 🇯🇵!"), "hi [JP]!");
         assert_eq!(
             display_safe("👍🏽 👨\u{200d}👩\u{200d}👧 ❤\u{fe0f}"),
-            "👍 👨 ❤"
+            "👍(🏽) 👨 ❤"
         );
+        assert_eq!(display_safe("👩🏿\u{200d}💻"), "👩(🏿)");
         assert_eq!(display_safe("漢字 🦀"), "漢字 🦀");
         // Punctuation stays with its word.
         let lines = wrap(&[("log in again.".into(), plain)], 12);
