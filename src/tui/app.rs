@@ -28,6 +28,7 @@ use super::action::{Action, Effect, KeyAction};
 use super::config::{Config, Theme};
 use super::keymap::Keymap;
 use super::login::{self, FormKey, LoginForm, LoginStatus};
+use super::render;
 use super::request::{InviteRequest, Request};
 use super::slash_command;
 use super::tab::{Tab, Target};
@@ -433,7 +434,17 @@ impl App {
             KeyAction::PageUp => self.scroll_by(half_page),
             KeyAction::PageDown => self.scroll_by(-half_page),
             KeyAction::Help => self.overlay = Some(Overlay::help()),
-            KeyAction::ToggleMembers => self.show_members = !self.show_members,
+            KeyAction::ToggleMembers => {
+                self.show_members = !self.show_members;
+                let tab = self.tabs.active_tab();
+                if self.show_members && tab.joined && !render::member_list_fits(self.size.0) {
+                    // No room beside the messages: F2 still answers, with the list.
+                    let members = tab.members.join(", ");
+                    self.info(format!(
+                        "too narrow for the member list; the members: {members}"
+                    ));
+                }
+            }
             KeyAction::MembersUp => {
                 let tab = self.tabs.active_tab_mut();
                 tab.member_scroll = tab.member_scroll.saturating_sub(1);

@@ -1568,3 +1568,34 @@ fn a_skin_tone_is_shown() {
     let screen = draw(&app, 100, 20);
     assert!(screen.contains("(🏽)"), "{screen}");
 }
+
+/// Item 17: a narrow screen: F2 answers with the members, cut lines end in "…", and the
+/// time and name keep less of the width.
+#[test]
+fn a_narrow_screen_says_what_it_cannot_show() {
+    let mut app = lobby();
+    app.size = (50, 20);
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    app.update(topic_event(
+        "lobby",
+        "Welcome to the lobby! Be kind, and read the FAQ first",
+        "bob",
+    ));
+    app.show_members = false;
+    app.update(Action::Key(KeyAction::ToggleMembers));
+    let screen = draw(&app, 50, 20);
+    insta::assert_snapshot!("narrow_50x20", screen);
+    assert!(
+        screen.contains("too narrow for the member list;"),
+        "{screen}"
+    );
+    let header = screen.lines().next().unwrap();
+    assert!(header.trim_end().trim_end_matches('"').ends_with('…'), "{header}");
+    let footer = screen.lines().last().unwrap();
+    assert!(footer.trim_end().trim_end_matches('"').ends_with('…'), "{footer}");
+    // The text of a message starts at most 14 columns into the message view.
+    let line = screen.lines().find(|l| l.contains("morning all")).unwrap();
+    let view = line.find('│').unwrap() + '│'.len_utf8();
+    let text = line.find("morning").unwrap();
+    assert!(line[view..text].chars().count() <= 14, "{line}");
+}

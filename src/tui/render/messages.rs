@@ -12,8 +12,21 @@ use super::super::local_time;
 use super::super::tab::{Body, ChatMessage, Entry, EntryKind, HistoryState, Tab};
 use super::wrap::{truncate, wrap};
 
-/// Columns of the sender name (longer names are cut with …).
+/// Columns of the sender name (longer names are cut with …) on a view of
+/// [`WIDE_VIEW`] columns or more; narrower views give it a sixth of their width, down to
+/// [`MIN_NICK_WIDTH`], so the text keeps most of a narrow screen.
 const NICK_WIDTH: usize = 10;
+const MIN_NICK_WIDTH: usize = 6;
+const WIDE_VIEW: usize = NICK_WIDTH * 6;
+
+/// The sender column's width in a view `width` columns wide.
+fn nick_width(width: usize) -> usize {
+    if width >= WIDE_VIEW {
+        NICK_WIDTH
+    } else {
+        (width / 6).max(MIN_NICK_WIDTH)
+    }
+}
 /// Messages from one sender closer than this share one name.
 const GROUP_WINDOW_MS: u64 = 5 * 60_000;
 /// How far back a run of join/leave lines is looked at when collapsing.
@@ -142,9 +155,10 @@ fn collapsed(app: &App, tab: &Tab, first: usize, last: usize, width: usize) -> L
         }
     }
     let prefix = format!(
-        "{}{:>NICK_WIDTH$} ",
+        "{}{:>nick_width$} ",
         time_prefix(app, tab.entries[last].ts),
-        "-->"
+        "-->",
+        nick_width = nick_width(width),
     );
     let text = truncate(
         &format!("{} (Alt-J)", parts.join("; ")),
@@ -259,9 +273,10 @@ fn entry_lines(
             vec![(text.clone(), theme.error)],
         ),
     };
-    let nick = truncate(&nick, NICK_WIDTH);
-    let pad = NICK_WIDTH.saturating_sub(nick.width());
-    let prefix_width = time.width() + NICK_WIDTH + 1;
+    let nick_width = nick_width(width);
+    let nick = truncate(&nick, nick_width);
+    let pad = nick_width.saturating_sub(nick.width());
+    let prefix_width = time.width() + nick_width + 1;
     let body = wrap(&segments, width.saturating_sub(prefix_width).max(8));
     body.into_iter()
         .enumerate()

@@ -42,6 +42,11 @@ fn pane_widths(width: u16, members: bool) -> (u16, u16) {
     .unwrap_or((0, 0))
 }
 
+/// Whether a screen `width` wide has room for the member list (F2).
+pub fn member_list_fits(width: u16) -> bool {
+    pane_widths(width, true).1 > 0
+}
+
 /// Draws the whole screen for the app's state.
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();

@@ -143,7 +143,37 @@ pub fn header(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         spans.push(Span::styled("· status and help ", app.theme.dim));
     }
+    let spans = fit(spans, area.width);
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// `spans` cut to `width` columns, ending in `…` when something was cut: a line that
+/// goes on past the screen edge says so.
+pub fn fit(mut spans: Vec<Span<'static>>, width: u16) -> Vec<Span<'static>> {
+    let width = usize::from(width);
+    // Spaces at the end are room, not text to keep.
+    if let Some(last) = spans.last_mut() {
+        last.content = last.content.trim_end().to_string().into();
+    }
+    let total: usize = spans.iter().map(|s| s.content.width()).sum();
+    if total <= width {
+        return spans;
+    }
+    let mut out = Vec::new();
+    let mut used = 0;
+    for span in spans {
+        let w = span.content.width();
+        if used + w < width {
+            used += w;
+            out.push(span);
+            continue;
+        }
+        // Cut here: `truncate` leaves room for its `…` within what is left.
+        let cut = truncate(&format!("{}…", span.content.trim_end()), width - used);
+        out.push(Span::styled(cut, span.style));
+        break;
+    }
+    out
 }
 
 pub fn member_list(frame: &mut Frame, app: &App, area: Rect) {
@@ -244,7 +274,7 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
         format!(" · {}@{} · /status", app.me(), app.status.app_id),
         app.theme.dim,
     ));
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    frame.render_widget(Paragraph::new(Line::from(fit(spans, area.width))), area);
 }
 
 /// The `host:port` of a server URL, which is what tells several servers apart.
@@ -356,7 +386,7 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
             spans.insert(0, count);
         }
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    frame.render_widget(Paragraph::new(Line::from(fit(spans, area.width))), area);
 }
 
 /// A long message shows its size against the limit before it is sent (a longer one is
