@@ -144,6 +144,37 @@ pub fn servers(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// A connection that could not be made, in words that name the server as typed (the
+/// client library's error names the socket's: "IO error: Connection refused (os error
+/// 111)", and a generic example URL); `None` when there is nothing better to say. Only
+/// for one server: with several, the library's list says which failed how.
+pub fn connect_words(error: &str, server: &str) -> Option<String> {
+    if server.contains(',') {
+        return None;
+    }
+    let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
+    let (host, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let scheme = if server.starts_with("wss://") { "wss" } else { "ws" };
+    if error.contains("Connection refused") {
+        return Some(format!(
+            "nothing listens on {host}: is the server running, and on this port? \
+             (connection refused)"
+        ));
+    }
+    if error.contains("404") {
+        let wanted = crate::protocol::WS_PATH;
+        return Some(format!(
+            "{host} answers, but not at {path}: an RTM server listens at {wanted} \
+             (try {scheme}://{host}{wanted})"
+        ));
+    }
+    if error.contains("failed to lookup address") || error.contains("Name or service not known")
+    {
+        return Some(format!("no such host: {host}"));
+    }
+    None
+}
+
 /// What to do about a refused login, shown under the server's answer. The token check is
 /// pure parsing from `crate::token` (no I/O), the one place the TUI reads tokens.
 pub fn login_hint(code: Option<u32>, token: &str) -> Option<&'static str> {
@@ -183,6 +214,19 @@ mod tests {
         assert!(login_hint(Some(6), "x").unwrap().contains("expired"));
         assert_eq!(login_hint(Some(2), "x"), None);
         assert_eq!(login_hint(None, RTC_TOKEN), None);
+    }
+
+    #[test]
+    fn connection_errors_name_the_server_typed() {
+        let refused = "cannot connect: IO error: Connection refused (os error 111)";
+        let words = connect_words(refused, "ws://127.0.0.1:7431/rtm/v1").unwrap();
+        assert!(words.contains("nothing listens on 127.0.0.1:7431"), "{words}");
+        let not_found = "cannot connect: HTTP error: 404 Not Found: nothing answers at this \
+                         path; an RTM server listens at /rtm/v1 (e.g. ws://127.0.0.1:7420/rtm/v1)";
+        let words = connect_words(not_found, "ws://127.0.0.1:7431/chat").unwrap();
+        assert!(!words.contains("7420"), "{words}");
+        assert!(words.contains("try ws://127.0.0.1:7431/rtm/v1"), "{words}");
+        assert_eq!(connect_words(refused, "ws://a:1/rtm/v1,ws://b:2/rtm/v1"), None);
     }
 
     #[test]

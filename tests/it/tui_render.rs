@@ -1599,3 +1599,24 @@ fn a_narrow_screen_says_what_it_cannot_show() {
     let text = line.find("morning").unwrap();
     assert!(line[view..text].chars().count() <= 14, "{line}");
 }
+
+/// Item 19: a refused connection names the server typed, not another port.
+#[test]
+fn a_refused_connection_names_the_server() {
+    let config = config();
+    let theme = Theme::new(&config.colors, false);
+    let defaults = LoginDefaults {
+        app_id: "demo".into(),
+        user: "alice".into(),
+        token: String::new(),
+        server: "127.0.0.1:7431".into(),
+    };
+    let mut app = App::new(config, theme, Keymap::default(), &defaults);
+    app.now_ms = NOW;
+    let effects = app.submit_login();
+    let refused = "cannot connect: IO error: Connection refused (os error 111)";
+    answer(&mut app, &effects, |_| true, Err(Failure::new(None, refused)));
+    let screen = draw(&app, 80, 24);
+    assert!(screen.contains("nothing listens on 127.0.0.1:7431"), "{screen}");
+    assert!(!screen.contains("os error"), "{screen}");
+}

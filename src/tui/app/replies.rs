@@ -100,7 +100,8 @@ impl App {
                 let token = self.login.value(login::TOKEN);
                 let words = match login::login_hint(failure.code, token) {
                     Some(hint) => format!("{failure} — {hint}"),
-                    None => failure.to_string(),
+                    None => login::connect_words(&failure.text, &self.status.server)
+                        .unwrap_or_else(|| failure.to_string()),
                 };
                 self.login.status = LoginStatus::Refused(words);
                 return;
