@@ -195,6 +195,10 @@ pub struct Tab {
     pub expand_joins: bool,
     /// The members when our connection was last lost: their rejoins are no news.
     pub returning: Vec<String>,
+    /// Where the unread messages begin, as the number of entries below that point
+    /// (counted from the end, so older history put in above leaves it in place); shown
+    /// as a line until the tab is left after being read.
+    pub unread_marker: Option<usize>,
 }
 
 /// How far back a repeated message is looked for (a catch-up repeats only recent ones).
@@ -223,6 +227,7 @@ impl Tab {
             attributes: Vec::new(),
             expand_joins: false,
             returning: Vec::new(),
+            unread_marker: None,
         }
     }
 
@@ -254,7 +259,17 @@ impl Tab {
         if self.scroll > 0 {
             self.scroll += 1;
         }
+        if let Some(below) = &mut self.unread_marker {
+            *below += 1;
+        }
         self.entries.push_back(entry);
+    }
+
+    /// The index of the first entry below the unread marker, if there is one.
+    pub fn unread_marker_at(&self) -> Option<usize> {
+        self.unread_marker
+            .filter(|&below| below > 0 && below <= self.entries.len())
+            .map(|below| self.entries.len() - below)
     }
 
     pub fn info(&mut self, ts: u64, text: impl Into<String>) {
@@ -273,7 +288,13 @@ impl Tab {
             ts,
             kind: EntryKind::Info(text.into()),
         };
-        self.entries.insert(index.min(self.entries.len()), entry);
+        let index = index.min(self.entries.len());
+        if let Some(below) = &mut self.unread_marker {
+            if index >= self.entries.len() - (*below).min(self.entries.len()) {
+                *below += 1;
+            }
+        }
+        self.entries.insert(index, entry);
     }
 
     pub fn error(&mut self, ts: u64, text: impl Into<String>) {

@@ -1620,3 +1620,21 @@ fn a_refused_connection_names_the_server() {
     assert!(screen.contains("nothing listens on 127.0.0.1:7431"), "{screen}");
     assert!(!screen.contains("os error"), "{screen}");
 }
+
+/// Item 21: a line marks where the unread messages of a tab begin, until the tab is left.
+#[test]
+fn a_line_marks_where_the_unread_messages_begin() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(1)));
+    app.update(channel_message("lobby", "bob", "first unread", 20, NOW + 400_000));
+    app.update(channel_message("lobby", "carol", "second", 21, NOW + 401_000));
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    let screen = draw(&app, 100, 20);
+    insta::assert_snapshot!("unread_marker", screen);
+    let lines: Vec<&str> = screen.lines().collect();
+    let marker = lines.iter().position(|l| l.contains("─ new ─")).unwrap();
+    assert!(lines[marker + 1].contains("first unread"), "{screen}");
+    app.update(Action::Key(KeyAction::GoTo(1)));
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    assert!(!draw(&app, 100, 20).contains("─ new ─"));
+}

@@ -119,6 +119,7 @@ impl App {
                 let tab = self.tabs.active_tab_mut();
                 tab.entries.clear();
                 tab.scroll = 0;
+                tab.unread_marker = None;
             }
             SlashCommand::Attr(args) => self.attr_command(&args),
             SlashCommand::Cattr(args) => self.cattr_command(&args),

@@ -141,6 +141,10 @@ impl Tabs {
         if index < self.list.len() {
             if index != self.active {
                 self.previous = self.active;
+                // Left after being read: its unread marker has done its job.
+                if let Some(left) = self.list.get_mut(self.active) {
+                    left.unread_marker = None;
+                }
             }
             self.active = index;
             let tab = &mut self.list[index];

@@ -49,6 +49,7 @@ pub fn lines(app: &App, tab: &Tab, width: u16, height: u16) -> Vec<Line<'static>
     let mut chunks: Vec<Vec<Line<'static>>> = Vec::new();
     let mut count = 0;
     let end = tab.entries.len().saturating_sub(tab.scroll);
+    let marker = tab.unread_marker_at();
     let mut index = end;
     while index > 0 && count < height {
         index -= 1;
@@ -71,6 +72,9 @@ pub fn lines(app: &App, tab: &Tab, width: u16, height: u16) -> Vec<Line<'static>
             {
                 chunk.push(day_separator(app, tab.entries[first].ts, width));
             }
+        }
+        if marker.is_some_and(|at| (first..=index).contains(&at)) {
+            chunk.push(unread_line(app, width));
         }
         if first < index {
             chunk.push(collapsed(app, tab, first, index, width));
@@ -116,10 +120,20 @@ fn time_prefix(app: &App, ts: u64) -> String {
 
 fn day_separator(app: &App, ts: u64, width: usize) -> Line<'static> {
     let day = local_time::format(ts, &app.time_zone, " %a %d %b %Y ");
-    let side = width.saturating_sub(day.width()) / 2;
+    rule(&day, width, app.theme.dim)
+}
+
+/// The line above the first message not read yet, as WeeChat and irssi draw it.
+fn unread_line(app: &App, width: usize) -> Line<'static> {
+    rule(" new ", width, app.theme.mention)
+}
+
+/// `label` centred on a horizontal rule across `width`.
+fn rule(label: &str, width: usize, style: Style) -> Line<'static> {
+    let side = width.saturating_sub(label.width()) / 2;
     Line::styled(
-        format!("{}{day}{}", "─".repeat(side), "─".repeat(side)),
-        app.theme.dim,
+        format!("{}{label}{}", "─".repeat(side), "─".repeat(side)),
+        style,
     )
 }
 

@@ -116,6 +116,10 @@ impl Tabs {
             }
         }
         if !(in_front && tab.scroll == 0) {
+            if tab.unread == 0 && tab.unread_marker.is_none() {
+                // The first one not seen: the marker goes above it (push counts it).
+                tab.unread_marker = Some(0);
+            }
             tab.unread += 1;
         }
         if message.mention && !in_front {
