@@ -65,6 +65,8 @@ pub enum Action {
     Wheel(i32),
     /// The terminal was resized.
     Resize(u16, u16),
+    /// The terminal gained (`true`) or lost the focus (where it reports it).
+    Focus(bool),
     /// A periodic timer (only running while a countdown is on screen).
     Tick,
     /// The client's connection state changed; `retry_in_ms` counts down while RECONNECTING.
@@ -101,6 +103,11 @@ pub enum Effect {
         tabs: Vec<Target>,
     },
     Bell,
+    /// A desktop notification (`tui/notify.rs`), where the terminal shows them.
+    Notify {
+        title: String,
+        body: String,
+    },
     /// Clear the terminal and draw everything again (Ctrl-L).
     Repaint,
     Title(String),

@@ -74,6 +74,8 @@ pub struct App {
     pub overlay: Option<Overlay>,
     pub calls: Calls,
     pub show_members: bool,
+    /// The terminal has the focus (as far as it tells: it starts focused).
+    pub focused: bool,
     /// Commands run once after the first login (the demo's `/join`).
     pub startup_commands: Vec<String>,
     outbox: Outbox,
@@ -108,6 +110,7 @@ impl App {
             overlay: None,
             calls: Calls::default(),
             show_members,
+            focused: true,
             startup_commands: Vec::new(),
             outbox: Outbox::default(),
             title: String::new(),
@@ -136,6 +139,7 @@ impl App {
             Action::Paste(text) => self.on_paste(&text),
             Action::Wheel(lines) => self.scroll_by(lines),
             Action::Resize(w, h) => self.size = (w, h),
+            Action::Focus(focused) => self.focused = focused,
             Action::Tick => self.on_tick(),
             Action::Connection {
                 state,

@@ -17,6 +17,9 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../assets/config.toml");
 pub struct Config {
     /// Ring the terminal bell when someone mentions you.
     pub bell: bool,
+    /// Desktop notifications (mentions, peer messages) through the terminal: "auto",
+    /// "osc9", "osc777" or "off" (`tui/notify.rs`).
+    pub notify: super::notify::NotifyMode,
     /// strftime: %H %M %S %d %m %Y %y %b %a ...
     pub time_format: String,
     /// The time zone of timestamps: empty for the system's, an IANA name, or a fixed
@@ -52,6 +55,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             bell: true,
+            notify: super::notify::NotifyMode::Auto,
             time_format: "%H:%M".into(),
             time_zone: String::new(),
             members_pane: true,
@@ -234,6 +238,11 @@ mod tests {
     #[test]
     fn unknown_settings_are_refused() {
         assert!(Config::parse("bel = false").is_err());
+        assert!(Config::parse("notify = \"loud\"").is_err());
+        assert_eq!(
+            Config::parse("notify = \"osc777\"").unwrap().notify,
+            super::super::notify::NotifyMode::Osc777
+        );
         let c = Config::parse("bell = false\n[keys]\n\"ctrl-g\" = \"switcher\"").unwrap();
         assert!(!c.bell);
         assert_eq!(c.keys["ctrl-g"], "switcher");

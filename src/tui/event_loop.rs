@@ -20,6 +20,7 @@ use crate::protocol::ConnectionState;
 use super::action::{Action, Effect, KeyAction};
 use super::app::App;
 use super::keymap::Keymap;
+use super::notify::Notifier;
 use super::render;
 use super::request::{Failure, Reply, Request, RequestId};
 use super::session::{answer, failure, Session};
@@ -57,6 +58,8 @@ pub fn translate(event: &TermEvent, keymap: &Keymap) -> Option<Action> {
             _ => None,
         },
         TermEvent::Resize(w, h) => Some(Action::Resize(*w, *h)),
+        TermEvent::FocusGained => Some(Action::Focus(true)),
+        TermEvent::FocusLost => Some(Action::Focus(false)),
         _ => None,
     }
 }
@@ -100,6 +103,8 @@ struct Shell {
     session: Option<(Session, Events)>,
     tx: mpsc::UnboundedSender<Action>,
     connector: Connector,
+    /// How this terminal shows desktop notifications, if it does.
+    notifier: Option<Notifier>,
 }
 
 /// Runs the app in the terminal until it quits. `initial` are effects to perform first
@@ -117,6 +122,7 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> an
         session: None,
         tx,
         connector,
+        notifier: Notifier::resolve(app.config.notify, |name| std::env::var(name).ok()),
     };
     let mut input = EventStream::new();
     // Asked to stop (kill, a closed terminal): leave through the same door as /quit, so
@@ -254,6 +260,12 @@ impl Shell {
             Effect::Bell => {
                 print!("\x07");
                 io::stdout().flush()?;
+            }
+            Effect::Notify { title, body } => {
+                if let Some(notifier) = self.notifier {
+                    print!("{}", notifier.sequence(&title, &body));
+                    io::stdout().flush()?;
+                }
             }
             Effect::Title(title) => {
                 crossterm::execute!(io::stdout(), crossterm::terminal::SetTitle(title))?;

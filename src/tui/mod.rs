@@ -8,7 +8,8 @@
 //! - Drawing, a pure function of the state: [`render`].
 //! - The shell: [`event_loop`] (the one `select!`), [`keymap`] (keys to actions),
 //!   [`session`] (the client and the network requests), [`files`], [`editor`] (`$EDITOR`),
-//!   [`saved_tabs`] (the tabs of the last run), [`terminal`], [`config`].
+//!   [`saved_tabs`] (the tabs of the last run), [`terminal`], [`config`], [`notify`]
+//!   (desktop notifications through the terminal).
 //!
 //! Talks only to `client/` and `protocol/`; the one exception is starting the reference
 //! server in-process, kept in `embedded.rs` and `demo.rs`. [`run`] is what `rtm-tui` (no
@@ -26,6 +27,7 @@ pub mod keymap;
 pub mod line_editor;
 pub mod local_time;
 pub mod login;
+pub mod notify;
 pub mod render;
 pub mod request;
 pub mod saved_tabs;

@@ -1,12 +1,13 @@
 //! The one guard that owns the terminal's modes: raw mode, alternate screen, bracketed
-//! paste, mouse capture. Dropping it (normal exit, `?` errors) or panicking restores the
+//! paste, mouse capture, focus reports (for notifications). Dropping it (normal exit, `?` errors) or panicking restores the
 //! terminal, so the shell is never left in a broken state. Nothing else touches modes.
 
 use std::io::{self, Write};
 use std::sync::Once;
 
 use crossterm::event::{
-    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    DisableBracketedPaste, DisableFocusChange, DisableMouseCapture, EnableBracketedPaste,
+    EnableFocusChange, EnableMouseCapture,
 };
 use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen, SetTitle,
@@ -50,7 +51,8 @@ impl TerminalGuard {
             io::stdout(),
             EnterAlternateScreen,
             EnableBracketedPaste,
-            EnableMouseCapture
+            EnableMouseCapture,
+            EnableFocusChange
         )?;
         self.active = true;
         Ok(())
@@ -71,6 +73,7 @@ fn restore() {
     let mut out = io::stdout();
     let _ = execute!(
         out,
+        DisableFocusChange,
         DisableMouseCapture,
         DisableBracketedPaste,
         LeaveAlternateScreen,

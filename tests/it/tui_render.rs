@@ -1638,3 +1638,40 @@ fn a_line_marks_where_the_unread_messages_begin() {
     app.update(Action::Key(KeyAction::GoTo(2)));
     assert!(!draw(&app, 100, 20).contains("─ new ─"));
 }
+
+/// The notifications asked for among `effects`.
+fn notifications(effects: &[Effect]) -> Vec<(String, String)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Notify { title, body } => Some((title.clone(), body.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Item 24: mentions and peer messages out of sight ask for a desktop notification;
+/// what is in front of a focused terminal, or with `notify = "off"`, does not.
+#[test]
+fn mentions_and_peer_messages_out_of_sight_notify() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    let effects = app.update(peer_message("erin", "lunch?", 30, false));
+    assert_eq!(
+        notifications(&effects),
+        [("erin".to_string(), "lunch?".to_string())]
+    );
+    let effects = app.update(channel_message("lobby", "bob", "plain talk", 31, NOW + 1));
+    assert!(notifications(&effects).is_empty());
+    let effects = app.update(channel_message("lobby", "bob", "alice, look", 32, NOW + 2));
+    assert!(notifications(&effects).is_empty(), "in front and focused");
+    app.update(Action::Focus(false));
+    let effects = app.update(channel_message("lobby", "bob", "alice?", 33, NOW + 3));
+    assert_eq!(
+        notifications(&effects),
+        [("#lobby: bob".to_string(), "alice?".to_string())]
+    );
+    app.config.notify = rtm::tui::notify::NotifyMode::Off;
+    let effects = app.update(peer_message("erin", "still there?", 34, false));
+    assert!(notifications(&effects).is_empty());
+}

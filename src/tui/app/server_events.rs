@@ -5,6 +5,7 @@ use crate::protocol::Event;
 
 use super::super::action::Effect;
 use super::super::local_time;
+use super::super::notify::NotifyMode;
 use super::super::request::Request;
 use super::super::tab::{ChatMessage, Target};
 use super::calls::{Invitation, INVITATION_TTL_MS};
@@ -152,11 +153,26 @@ impl App {
         }
     }
 
-    /// A message into tab `index`; a mention rings the bell.
+    /// A message into tab `index`; a mention rings the bell; a mention or a live peer
+    /// message that is not in sight (another tab, or the terminal not focused) is a
+    /// desktop notification.
     fn receive(&mut self, index: usize, ts: u64, message: ChatMessage) {
         let mention = message.mention;
-        if self.tabs.receive(index, ts, message) && mention && self.config.bell {
+        let peer = self.tabs[index].peer().is_some() && !message.own && !message.offline;
+        let title = match self.tabs[index].channel() {
+            Some(channel) => format!("#{channel}: {}", message.from),
+            None => message.from.clone(),
+        };
+        let body = message.body.text().to_string();
+        if !self.tabs.receive(index, ts, message) {
+            return;
+        }
+        if mention && self.config.bell {
             self.outbox.push(Effect::Bell);
+        }
+        let in_sight = self.focused && index == self.tabs.active();
+        if (mention || peer) && !in_sight && self.config.notify != NotifyMode::Off {
+            self.outbox.push(Effect::Notify { title, body });
         }
     }
 
