@@ -31,8 +31,9 @@ pub enum Request {
         token: Option<String>,
     },
     Logout,
-    /// Run `--token-cmd` and renew the token with its output (the server warned of expiry).
-    RenewToken,
+    /// Renew the session's token with this one, or (`None`) with what `--token-cmd`
+    /// prints (the server warned of expiry, or `/renew`).
+    RenewToken(Option<String>),
     SendPeer {
         peer: String,
         message: Message,
@@ -92,6 +93,8 @@ pub enum InviteRequest {
     Send {
         id: String,
         peer: String,
+        /// The channel the call is into (`/call bob #room`).
+        channel: Option<String>,
         content: String,
     },
     Cancel {

@@ -117,7 +117,16 @@ impl Session {
                 async move { client.login(token.as_deref(), &user).await.map_err(f) },
                 Reply::LoggedIn,
             ),
-            Request::RenewToken => {
+            Request::RenewToken(Some(token)) => spawn_answer(
+                tx,
+                id,
+                async move {
+                    client.renew_token(&token).await.map_err(f)?;
+                    Ok("token renewed".to_string())
+                },
+                Reply::Text,
+            ),
+            Request::RenewToken(None) => {
                 let Some(command) = self.token_cmd.clone() else {
                     return answer(
                         tx,
@@ -359,8 +368,13 @@ async fn user_attributes(client: &Client, user: &str) -> Result<String, Failure>
 
 async fn invite(client: &Client, request: InviteRequest) -> Result<String, Failure> {
     let result = match &request {
-        InviteRequest::Send { id, peer, content } => client
-            .send_invitation(id, peer, content, None)
+        InviteRequest::Send {
+            id,
+            peer,
+            channel,
+            content,
+        } => client
+            .send_invitation(id, peer, content, channel.as_deref())
             .await
             .map(|()| format!("{peer} got the call invitation; waiting for an answer")),
         InviteRequest::Cancel { id, peer } => client

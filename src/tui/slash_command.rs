@@ -44,8 +44,8 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("clear", "", "clear this tab's messages from the screen"),
     (
         "attr",
-        "[set k v|del k|clear|get user]",
-        "your attributes, or another user's",
+        "[set k v|set k=v k2=\"v 2\"…|replace k=v…|del k…|clear|get user]",
+        "your attributes (replace: these and no others), or another user's",
     ),
     (
         "topic",
@@ -54,10 +54,14 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "cattr",
-        "[set k v|del k|clear]",
+        "[set k v|set k=v…|replace k=v…|del k…|clear]",
         "this channel's attributes (topic)",
     ),
-    ("call", "<peer> [content]", "invite a peer to a call"),
+    (
+        "call",
+        "<peer> [#channel] [content]",
+        "invite a peer to a call (into a channel)",
+    ),
     (
         "hangup",
         "",
@@ -69,6 +73,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("save", "<path>", "save the last raw message of this tab"),
     ("status", "", "connection details: user, app, server, notes"),
     (
+        "renew",
+        "[token]",
+        "renew the session's token (without one: run --token-cmd)",
+    ),
+    (
         "reconnect",
         "",
         "while reconnecting: try again now instead of waiting",
@@ -78,6 +87,20 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("quit", "", "quit rtm-tui"),
     ("help", "[command]", "keys and commands"),
 ];
+
+/// What `/attr` and `/cattr` ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttrArgs {
+    /// The attributes (`/attr get user`: another user's).
+    Show(Option<String>),
+    /// `set k v` or `set k=v k2="v 2"`: add or update these.
+    Set(Vec<(String, String)>),
+    /// `replace k=v ...`: these and no others.
+    Replace(Vec<(String, String)>),
+    /// `del k ...`
+    Delete(Vec<String>),
+    Clear,
+}
 
 /// A parsed slash command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,16 +120,21 @@ pub enum SlashCommand {
     Me(String),
     Retry,
     Clear,
-    Attr(Vec<String>),
-    Cattr(Vec<String>),
+    Attr(AttrArgs),
+    Cattr(AttrArgs),
     Topic(Option<String>),
-    Call(String, String),
+    Call {
+        peer: String,
+        channel: Option<String>,
+        content: String,
+    },
     Hangup,
     Accept(String),
     Refuse(String),
     Raw(String),
     Save(String),
     Status,
+    Renew(Option<String>),
     Reconnect,
     Login,
     Logout,
@@ -164,6 +192,62 @@ fn unquoted(value: &str) -> &str {
         .unwrap_or(value)
 }
 
+/// `/attr`'s and `/cattr`'s arguments; `None` for a form they do not have.
+fn attr_args(rest: &str) -> Option<AttrArgs> {
+    let Some((verb, tail)) = first_arg(rest) else {
+        return Some(AttrArgs::Show(None));
+    };
+    Some(match verb.as_str() {
+        "get" if tail.is_empty() => AttrArgs::Show(None),
+        "get" => AttrArgs::Show(Some(all_args(tail).into_iter().next()?)),
+        "set" | "replace" => {
+            let pairs = match first_arg(tail) {
+                // `set k v`: the value is the whole rest.
+                Some((key, value)) if !key.contains('=') && !value.is_empty() => {
+                    vec![(key, unquoted(value).to_string())]
+                }
+                _ => key_values(tail)?,
+            };
+            if verb == "set" {
+                AttrArgs::Set(pairs)
+            } else {
+                AttrArgs::Replace(pairs)
+            }
+        }
+        "del" | "delete" => {
+            let keys = all_args(tail);
+            (!keys.is_empty()).then_some(AttrArgs::Delete(keys))?
+        }
+        "clear" if tail.is_empty() => AttrArgs::Clear,
+        _ => return None,
+    })
+}
+
+/// `k=v k2="v 2" ...`; `None` when a word is not `key=value` (or there is none).
+fn key_values(mut rest: &str) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            break;
+        }
+        let (key, after) = rest.split_once('=')?;
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return None;
+        }
+        let (value, tail) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let end = quoted.find('"')?;
+                (&quoted[..end], &quoted[end + 1..])
+            }
+            None => after.split_at(after.find(' ').unwrap_or(after.len())),
+        };
+        pairs.push((key.to_string(), value.to_string()));
+        rest = tail;
+    }
+    (!pairs.is_empty()).then_some(pairs)
+}
+
 /// Every argument of `rest`, each possibly `"quoted"`.
 fn all_args(mut rest: &str) -> Vec<String> {
     let mut args = Vec::new();
@@ -217,19 +301,7 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
         "retry" => SlashCommand::Retry,
         "clear" => SlashCommand::Clear,
         "attr" | "cattr" => {
-            let mut args = Vec::new();
-            let mut rest = rest;
-            // set k v: the value is the whole rest.
-            while let Some((a, r)) = first_arg(rest) {
-                args.push(a);
-                rest = r;
-                if args.len() == 2 && args[0] == "set" {
-                    if !rest.is_empty() {
-                        args.push(unquoted(rest).to_string());
-                    }
-                    break;
-                }
-            }
+            let args = attr_args(rest).ok_or_else(|| usage(name))?;
             if name == "attr" {
                 SlashCommand::Attr(args)
             } else {
@@ -238,8 +310,19 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
         }
         "topic" => SlashCommand::Topic(optional(rest)),
         "call" => {
-            let (peer, content) = need(first_arg(rest), name)?;
-            SlashCommand::Call(peer, content.to_string())
+            let (peer, after) = need(first_arg(rest), name)?;
+            // `/call bob #room`: an invitation into a channel.
+            let (channel, content) = match after.split_once(' ').unwrap_or((after, "")) {
+                (word, content) if word.len() > 1 && word.starts_with('#') => {
+                    (Some(word[1..].to_string()), content.trim())
+                }
+                _ => (None, after),
+            };
+            SlashCommand::Call {
+                peer: without_sigil(peer, rest, '@'),
+                channel,
+                content: content.to_string(),
+            }
         }
         "hangup" | "cancel" => SlashCommand::Hangup,
         "accept" => SlashCommand::Accept(rest.trim().to_string()),
@@ -247,6 +330,7 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
         "raw" => SlashCommand::Raw(optional(rest).ok_or_else(|| usage(name))?),
         "save" => SlashCommand::Save(optional(rest).ok_or_else(|| usage(name))?),
         "status" => SlashCommand::Status,
+        "renew" => SlashCommand::Renew(optional(rest)),
         "reconnect" => SlashCommand::Reconnect,
         "login" => SlashCommand::Login,
         "logout" => SlashCommand::Logout,
@@ -347,21 +431,38 @@ mod tests {
             parse("/who a b"),
             Ok(SlashCommand::Who(vec!["a".into(), "b".into()]))
         );
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
         assert_eq!(
             parse("/attr set mood very happy"),
-            Ok(SlashCommand::Attr(vec![
-                "set".into(),
-                "mood".into(),
-                "very happy".into()
-            ]))
+            Ok(SlashCommand::Attr(AttrArgs::Set(vec![pair("mood", "very happy")])))
         );
         assert_eq!(
+            parse("/attr set mood=happy status=\"in a meeting\""),
+            Ok(SlashCommand::Attr(AttrArgs::Set(vec![
+                pair("mood", "happy"),
+                pair("status", "in a meeting")
+            ])))
+        );
+        assert_eq!(
+            parse("/cattr replace topic=hi"),
+            Ok(SlashCommand::Cattr(AttrArgs::Replace(vec![pair("topic", "hi")])))
+        );
+        assert_eq!(
+            parse("/attr del a b"),
+            Ok(SlashCommand::Attr(AttrArgs::Delete(vec!["a".into(), "b".into()])))
+        );
+        assert_eq!(
+            parse("/attr get bob"),
+            Ok(SlashCommand::Attr(AttrArgs::Show(Some("bob".into()))))
+        );
+        assert!(parse("/attr set mood").is_err());
+        assert!(parse("/attr frobnicate").is_err());
+        assert_eq!(
             parse("/attr set status \"in a meeting\""),
-            Ok(SlashCommand::Attr(vec![
-                "set".into(),
-                "status".into(),
-                "in a meeting".into()
-            ]))
+            Ok(SlashCommand::Attr(AttrArgs::Set(vec![pair(
+                "status",
+                "in a meeting"
+            )])))
         );
         assert_eq!(
             parse("/topic release on Friday"),
@@ -377,6 +478,18 @@ mod tests {
             Ok(SlashCommand::Count(vec!["lobby".into(), "big room".into()]))
         );
         assert_eq!(parse("/subscribed"), Ok(SlashCommand::Subscribed));
+        assert_eq!(
+            parse("/call bob #room pair?"),
+            Ok(SlashCommand::Call {
+                peer: "bob".into(),
+                channel: Some("room".into()),
+                content: "pair?".into()
+            })
+        );
+        assert_eq!(
+            parse("/renew 007abc"),
+            Ok(SlashCommand::Renew(Some("007abc".into())))
+        );
         assert_eq!(parse("/ping"), Ok(SlashCommand::Ping));
         // IRC habits: the sigil the tab list shows is not part of the id.
         assert_eq!(

@@ -583,7 +583,9 @@ fn a_call_you_place_can_be_hung_up() {
     let mut app = logged_in();
     let effects = enter(&mut app, "/call bob standup?");
     // Opening the @bob tab also asks for history and presence.
-    let [.., Request::Invite(InviteRequest::Send { id, peer, content })] = &requests(&effects)[..]
+    let [.., Request::Invite(InviteRequest::Send {
+        id, peer, content, ..
+    })] = &requests(&effects)[..]
     else {
         panic!("{effects:?}");
     };
@@ -712,7 +714,7 @@ fn an_expiry_warning_asks_for_a_fresh_token() {
     let effects = app.update(Action::Server(Event::TokenPrivilegeWillExpire {
         expires_at: NOW / 1000 + 30,
     }));
-    assert!(asks(&effects, &Request::RenewToken));
+    assert!(asks(&effects, &Request::RenewToken(None)));
     assert!(draw(&app, 100, 20).contains("your token expires at 10:00:30"));
 }
 
@@ -1674,4 +1676,62 @@ fn mentions_and_peer_messages_out_of_sight_notify() {
     app.config.notify = rtm::tui::notify::NotifyMode::Off;
     let effects = app.update(peer_message("erin", "still there?", 34, false));
     assert!(notifications(&effects).is_empty());
+}
+
+/// Item 25: `/renew [token]`, `/call bob #room`, and `/attr` with several keys or
+/// replacing them all.
+#[test]
+fn renew_call_into_a_channel_and_several_attributes() {
+    let mut app = lobby();
+    let effects = enter(&mut app, "/renew 007fresh");
+    assert_eq!(
+        requests(&effects),
+        [Request::RenewToken(Some("007fresh".into()))]
+    );
+    answer(&mut app, &effects, |_| true, Ok(Reply::Text("token renewed".into())));
+    let effects = enter(&mut app, "/renew");
+    assert_eq!(requests(&effects), [Request::RenewToken(None)]);
+
+    let effects = enter(&mut app, "/call bob #lobby pair on the review?");
+    let [.., Request::Invite(InviteRequest::Send {
+        peer,
+        channel,
+        content,
+        ..
+    })] = &requests(&effects)[..]
+    else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(
+        (peer.as_str(), channel.as_deref(), content.as_str()),
+        ("bob", Some("lobby"), "pair on the review?")
+    );
+    assert!(draw(&app, 100, 20).contains("-- calling bob into #lobby… (/hangup to cancel)"));
+
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let effects = enter(&mut app, "/attr set mood=happy status=\"in a meeting\"");
+    assert_eq!(
+        requests(&effects),
+        [Request::ChangeUserAttributes(
+            rtm::protocol::AttributeWrite::AddOrUpdate(
+                [pair("mood", "happy"), pair("status", "in a meeting")].into()
+            )
+        )]
+    );
+    let effects = enter(&mut app, "/attr replace mood=calm");
+    assert_eq!(
+        requests(&effects),
+        [Request::ChangeUserAttributes(
+            rtm::protocol::AttributeWrite::Set([pair("mood", "calm")].into())
+        )]
+    );
+    let effects = enter(&mut app, "/attr del mood status");
+    assert_eq!(
+        requests(&effects),
+        [Request::ChangeUserAttributes(
+            rtm::protocol::AttributeWrite::Delete(vec!["mood".into(), "status".into()])
+        )]
+    );
+    enter(&mut app, "/attr set mood");
+    assert!(draw(&app, 100, 20).contains("usage: /attr"));
 }

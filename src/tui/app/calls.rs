@@ -56,12 +56,24 @@ impl Calls {
         })
     }
 
-    /// Places a call to `peer`, with an id made of who calls, when, and a counter.
-    pub fn place(&mut self, me: &str, now: u64, peer: String, content: String) -> InviteRequest {
+    /// Places a call to `peer` (into `channel`, if given), with an id made of who calls, when, and a counter.
+    pub fn place(
+        &mut self,
+        me: &str,
+        now: u64,
+        peer: String,
+        channel: Option<String>,
+        content: String,
+    ) -> InviteRequest {
         self.placed += 1;
         let id = format!("{me}-{now}-{}", self.placed);
         self.outgoing.insert(peer.clone(), id.clone());
-        InviteRequest::Send { id, peer, content }
+        InviteRequest::Send {
+            id,
+            peer,
+            channel,
+            content,
+        }
     }
 
     /// Cancels our call to `peer`, if one is waiting.

@@ -7,7 +7,7 @@ use crate::protocol::{ConnectionState, Message};
 use super::super::action::Effect;
 use super::super::login::LoginStatus;
 use super::super::request::{QueryRequest, Request};
-use super::super::slash_command::{SlashCommand, COMMANDS};
+use super::super::slash_command::{AttrArgs, SlashCommand, COMMANDS};
 use super::super::tab::{Body, EntryKind, Target, TOPIC};
 use super::outbox::{AttributesShown, Pending};
 use super::overlay::Overlay;
@@ -39,7 +39,7 @@ impl App {
                     .ask(Pending::Leave(channel.clone()), Request::Leave(channel));
             }
             SlashCommand::Msg(peer, _)
-            | SlashCommand::Call(peer, _)
+            | SlashCommand::Call { peer, .. }
             | SlashCommand::Query(peer)
                 if validate_user_id(&peer).is_err() =>
             {
@@ -121,8 +121,8 @@ impl App {
                 tab.scroll = 0;
                 tab.unread_marker = None;
             }
-            SlashCommand::Attr(args) => self.attr_command(&args),
-            SlashCommand::Cattr(args) => self.cattr_command(&args),
+            SlashCommand::Attr(args) => self.attr_command(args),
+            SlashCommand::Cattr(args) => self.cattr_command(args),
             SlashCommand::Topic(None) => {
                 let Some(tab) = self.active_tab().channel().map(|_| self.active_tab()) else {
                     return self.error("/topic: this is not a channel tab");
@@ -134,15 +134,25 @@ impl App {
                 self.info(line);
             }
             SlashCommand::Topic(Some(text)) => {
-                self.cattr_command(&["set".into(), TOPIC.into(), text]);
+                self.cattr_command(AttrArgs::Set(vec![(TOPIC.into(), text)]));
             }
-            SlashCommand::Call(peer, content) => {
+            SlashCommand::Call {
+                peer,
+                channel,
+                content,
+            } => {
+                if let Some(Err(e)) = channel.as_deref().map(validate_channel_id) {
+                    return self.error(format!("/call: {e}"));
+                }
                 let target = Target::Peer(peer.clone());
                 let i = self.tabs.open(&target, &mut self.outbox);
                 self.tabs.activate(i);
-                self.tabs[i].info(now, format!("calling {peer}… (/hangup to cancel)"));
+                let into = channel
+                    .as_ref()
+                    .map_or_else(String::new, |c| format!(" into #{c}"));
+                self.tabs[i].info(now, format!("calling {peer}{into}… (/hangup to cancel)"));
                 let me = self.me().to_string();
-                let request = self.calls.place(&me, now, peer, content);
+                let request = self.calls.place(&me, now, peer, channel, content);
                 self.invite(request);
             }
             SlashCommand::Hangup => {
@@ -195,6 +205,10 @@ impl App {
                     self.info(line);
                 }
             }
+            SlashCommand::Renew(token) => {
+                self.outbox
+                    .ask(Pending::Line(None), Request::RenewToken(token));
+            }
             SlashCommand::Reconnect => {
                 let state = self.status.conn.state;
                 if state == ConnectionState::Reconnecting {
@@ -230,35 +244,30 @@ impl App {
             .ask(Pending::Line(None), Request::Query(request));
     }
 
-    fn attr_command(&mut self, args: &[String]) {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let request = match args.as_slice() {
-            [] => Request::GetUserAttributes(self.me().to_string()),
-            ["get", user] => Request::GetUserAttributes((*user).to_string()),
-            words => match attribute_write(words) {
-                Some(write) => Request::ChangeUserAttributes(write),
-                None => return self.error("usage: /attr [set k v|del k|clear|get user]"),
-            },
+    fn attr_command(&mut self, args: AttrArgs) {
+        let request = match attribute_write(args) {
+            Ok(write) => Request::ChangeUserAttributes(write),
+            Err(user) => Request::GetUserAttributes(user.unwrap_or_else(|| self.me().to_string())),
         };
         self.outbox.ask(Pending::Line(None), request);
     }
 
-    fn cattr_command(&mut self, args: &[String]) {
+    fn cattr_command(&mut self, args: AttrArgs) {
         let Some(channel) = self.active_tab().channel().map(str::to_string) else {
             return self.error("/cattr: this is not a channel tab");
         };
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        if matches!(args.as_slice(), [] | ["get"]) {
-            let pending = Pending::ChannelAttributes {
-                channel: channel.clone(),
-                show: AttributesShown::List,
-            };
-            return self
-                .outbox
-                .ask(pending, Request::GetChannelAttributes(channel));
-        }
-        let Some(write) = attribute_write(&args) else {
-            return self.error("usage: /cattr [set k v|del k|clear]");
+        let write = match attribute_write(args) {
+            Ok(write) => write,
+            Err(None) => {
+                let pending = Pending::ChannelAttributes {
+                    channel: channel.clone(),
+                    show: AttributesShown::List,
+                };
+                return self
+                    .outbox
+                    .ask(pending, Request::GetChannelAttributes(channel));
+            }
+            Err(Some(_)) => return self.error("usage: /cattr [set k v|replace k=v…|del k…|clear]"),
         };
         self.outbox.ask(
             Pending::ChannelAttributesChanged(channel.clone()),
@@ -267,14 +276,14 @@ impl App {
     }
 }
 
-/// `set k v` (one key added or updated), `del k` or `clear`.
-fn attribute_write(args: &[&str]) -> Option<AttributeWrite> {
-    match args {
-        ["set", key, value] => Some(AttributeWrite::AddOrUpdate(
-            [((*key).to_string(), (*value).to_string())].into(),
-        )),
-        ["del", key] => Some(AttributeWrite::Delete(vec![(*key).to_string()])),
-        ["clear"] => Some(AttributeWrite::Clear),
-        _ => None,
-    }
+/// The write `args` ask for, or (`Err`) whose attributes to show (`None`: our own, or
+/// this channel's).
+fn attribute_write(args: AttrArgs) -> Result<AttributeWrite, Option<String>> {
+    Ok(match args {
+        AttrArgs::Show(user) => return Err(user),
+        AttrArgs::Set(pairs) => AttributeWrite::AddOrUpdate(pairs.into_iter().collect()),
+        AttrArgs::Replace(pairs) => AttributeWrite::Set(pairs.into_iter().collect()),
+        AttrArgs::Delete(keys) => AttributeWrite::Delete(keys),
+        AttrArgs::Clear => AttributeWrite::Clear,
+    })
 }
