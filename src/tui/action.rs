@@ -34,6 +34,8 @@ pub enum KeyAction {
     PrevTab,
     NextActivity,
     Switcher,
+    /// Search the tab's messages (Ctrl-R, `/search`).
+    Search,
     PageUp,
     PageDown,
     Help,

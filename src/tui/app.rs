@@ -396,6 +396,18 @@ impl App {
             }
             Reaction::Send(text) => self.send_text(&text),
             Reaction::EditFirst(text) => self.input.insert_str(&text),
+            Reaction::ShowResult(n) => {
+                let query = self.overlay.as_ref().and_then(Overlay::search_query);
+                let results = self.active_tab().search(query.unwrap_or(""));
+                if let Some(&index) = results.get(n) {
+                    self.tabs.active_tab_mut().show_entry(index);
+                }
+            }
+            Reaction::OlderHistory => {
+                // The search stays open and takes in what the page brings.
+                self.tabs.load_older(&mut self.outbox);
+                return;
+            }
         }
         self.overlay = None;
     }
@@ -425,6 +437,7 @@ impl App {
             // Ctrl-K on an empty line has nothing to kill: it opens the switcher.
             KeyAction::KillToEnd if self.input.is_empty() => self.open_switcher(),
             KeyAction::Switcher => self.open_switcher(),
+            KeyAction::Search => self.overlay = Some(Overlay::search("")),
             KeyAction::Up => self
                 .input
                 .older(&mut self.tabs.active_tab_mut().input_history),

@@ -144,6 +144,10 @@ pub fn describe(action: KeyAction) -> (&'static str, &'static str) {
         A::PrevTab => ("prev-tab", "previous tab"),
         A::NextActivity => ("next-activity", "next tab with activity, mentions first"),
         A::Switcher => ("switcher", "fuzzy tab switcher"),
+        A::Search => (
+            "search",
+            "search this tab's messages (PgUp there: older history)",
+        ),
         A::PageUp => ("page-up", "scroll up (loads older history at the top)"),
         A::PageDown => ("page-down", "scroll down"),
         A::Help => ("help", "this help (also ? on an empty line)"),
@@ -189,6 +193,7 @@ pub const DEFAULT_BINDINGS: &[(&str, KeyAction)] = &[
     ("ctrl-p", KeyAction::PrevTab),
     ("alt-a", KeyAction::NextActivity),
     ("ctrl-g", KeyAction::Switcher),
+    ("ctrl-r", KeyAction::Search),
     ("pageup", KeyAction::PageUp),
     ("pagedown", KeyAction::PageDown),
     ("f1", KeyAction::Help),

@@ -43,6 +43,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("retry", "", "resend the last failed message of this tab"),
     ("clear", "", "clear this tab's messages from the screen"),
     (
+        "search",
+        "[text]",
+        "search this tab's messages (also Ctrl-R; PgUp there: older history)",
+    ),
+    (
         "attr",
         "[set k v|set k=v k2=\"v 2\"…|replace k=v…|del k…|clear|get user]",
         "your attributes (replace: these and no others), or another user's",
@@ -120,6 +125,7 @@ pub enum SlashCommand {
     Me(String),
     Retry,
     Clear,
+    Search(String),
     Attr(AttrArgs),
     Cattr(AttrArgs),
     Topic(Option<String>),
@@ -300,6 +306,7 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
         "me" => SlashCommand::Me(optional(rest).ok_or_else(|| usage(name))?),
         "retry" => SlashCommand::Retry,
         "clear" => SlashCommand::Clear,
+        "search" => SlashCommand::Search(rest.trim().to_string()),
         "attr" | "cattr" => {
             let args = attr_args(rest).ok_or_else(|| usage(name))?;
             if name == "attr" {

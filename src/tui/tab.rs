@@ -204,6 +204,11 @@ pub struct Tab {
 /// How far back a repeated message is looked for (a catch-up repeats only recent ones).
 const REPEAT_WINDOW: usize = 256;
 
+/// Most search results listed, and most entries looked through for them (newest first):
+/// a search costs the same in a tab of a million entries.
+pub const MAX_SEARCH_RESULTS: usize = 100;
+const MAX_SEARCH_SCAN: usize = 100_000;
+
 /// Messages asked for per `history` page.
 pub const HISTORY_PAGE: u32 = 50;
 
@@ -410,6 +415,34 @@ impl Tab {
     /// The topic (the `topic` attribute), which the header shows first.
     pub fn topic(&self) -> Option<&ChannelAttribute> {
         self.attributes.iter().find(|a| a.key == TOPIC)
+    }
+
+    /// The messages whose text or sender contains `query` (any case), as entry indices,
+    /// newest first.
+    pub fn search(&self, query: &str) -> Vec<usize> {
+        let query = query.trim().to_lowercase();
+        if query.is_empty() {
+            return Vec::new();
+        }
+        self.entries
+            .iter()
+            .enumerate()
+            .rev()
+            .take(MAX_SEARCH_SCAN)
+            .filter(|(_, e)| {
+                e.message().is_some_and(|m| {
+                    m.body.text().to_lowercase().contains(&query)
+                        || m.from.to_lowercase().contains(&query)
+                })
+            })
+            .map(|(i, _)| i)
+            .take(MAX_SEARCH_RESULTS)
+            .collect()
+    }
+
+    /// Scrolls so that entry `index` is the last one in view.
+    pub fn show_entry(&mut self, index: usize) {
+        self.scroll = self.entries.len().saturating_sub(index + 1);
     }
 
     /// Members matching the filter, for the member pane.

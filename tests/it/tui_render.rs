@@ -1735,3 +1735,65 @@ fn renew_call_into_a_channel_and_several_attributes() {
     enter(&mut app, "/attr set mood");
     assert!(draw(&app, 100, 20).contains("usage: /attr"));
 }
+
+/// Item 23: Ctrl-R (or `/search`) searches the tab's messages; Enter shows the one chosen
+/// in the tab; PgUp brings older history into the search.
+#[test]
+fn search_finds_messages_and_reaches_into_history() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    app.update(Action::Key(KeyAction::Search));
+    type_text(&mut app, "BUILD");
+    let screen = draw(&app, 100, 24);
+    insta::assert_snapshot!("search", screen);
+    assert!(screen.contains("25 Nov 10:01 bob: the build is green again"), "{screen}");
+    assert!(screen.contains("1 match · all of the history searched"), "{screen}");
+    app.update(Action::Key(KeyAction::Submit));
+    assert!(app.overlay.is_none());
+    let screen = draw(&app, 100, 24);
+    let last_message = screen
+        .lines()
+        .filter(|l| l.contains("│10:"))
+        .last()
+        .unwrap();
+    assert!(last_message.contains("the build is green again"), "{screen}");
+    assert!(screen.contains("↓ scrolled back"), "{screen}");
+
+    // A peer tab with more history on the server: PgUp in the search fetches it.
+    let mut app = logged_in();
+    let effects = enter(&mut app, "/msg bob");
+    let page: Vec<HistoryMessage> = (100..150)
+        .map(|id| HistoryMessage {
+            message_id: id,
+            from: "bob".into(),
+            message: Message::text(format!("note {id}")),
+            server_ts: NOW - 1_000_000 + id,
+        })
+        .collect();
+    answer(
+        &mut app,
+        &effects,
+        |r| matches!(r, Request::History { .. }),
+        Ok(Reply::History(page)),
+    );
+    enter(&mut app, "/search invoice");
+    assert!(draw(&app, 100, 24).contains("no match · PgUp: search older history too"));
+    let effects = app.update(Action::Key(KeyAction::PageUp));
+    assert!(asks(
+        &effects,
+        &Request::History {
+            target: Target::Peer("bob".into()),
+            before: Some(100),
+        }
+    ));
+    let older = vec![HistoryMessage {
+        message_id: 42,
+        from: "bob".into(),
+        message: Message::text("the invoice is paid"),
+        server_ts: NOW - 5_000_000,
+    }];
+    answer(&mut app, &effects, |_| true, Ok(Reply::History(older)));
+    let screen = draw(&app, 100, 24);
+    assert!(screen.contains("bob: the invoice is paid"), "{screen}");
+    assert!(screen.contains("1 match · all of the history searched"), "{screen}");
+}

@@ -1,5 +1,5 @@
-//! Windows over the main screen and their keys: help, the tab switcher, the question a
-//! big paste asks, and the prompt of a ringing call. A window handles its own keys and
+//! Windows over the main screen and their keys: help, the tab switcher, the search, the
+//! question a big paste asks, and the prompt of a ringing call. A window handles its own keys and
 //! tells the app, as a [`Reaction`], what it wants done beyond that (close, switch, send).
 
 use super::super::action::KeyAction;
@@ -25,6 +25,11 @@ pub enum Overlay {
     },
     /// Not modal: only Esc ("later") is its own, other keys are the screen's.
     Invitation(Invitation),
+    /// Search in the tab's messages; `selected` is a row of the results, newest first.
+    Search {
+        query: LineEditor,
+        selected: usize,
+    },
 }
 
 /// What a key in a window asks of the app.
@@ -39,6 +44,10 @@ pub enum Reaction {
     Send(String),
     /// Paste question: put it on the input line to edit first.
     EditFirst(String),
+    /// Search: show the `n`th result in the tab.
+    ShowResult(usize),
+    /// Search: fetch an older page of the tab's history to search it too.
+    OlderHistory,
 }
 
 impl Overlay {
@@ -54,6 +63,22 @@ impl Overlay {
         Overlay::Switcher {
             query: LineEditor::default(),
             selected,
+        }
+    }
+
+    /// The search, with `text` typed.
+    pub fn search(text: &str) -> Overlay {
+        Overlay::Search {
+            query: LineEditor::with_text(text),
+            selected: 0,
+        }
+    }
+
+    /// The query typed, if this is the search.
+    pub fn search_query(&self) -> Option<&str> {
+        match self {
+            Overlay::Search { query, .. } => Some(query.text()),
+            _ => None,
         }
     }
 
@@ -100,6 +125,20 @@ impl Overlay {
                 }
                 Reaction::Stay
             }
+            Overlay::Search { query, selected } => {
+                match key {
+                    KeyAction::Up => *selected += 1,
+                    KeyAction::Down => *selected = selected.saturating_sub(1),
+                    KeyAction::Submit => return Reaction::ShowResult(*selected),
+                    KeyAction::PageUp => return Reaction::OlderHistory,
+                    KeyAction::Cancel | KeyAction::Search => return Reaction::Close,
+                    other => {
+                        query.apply(other);
+                        *selected = 0;
+                    }
+                }
+                Reaction::Stay
+            }
             Overlay::PasteConfirm { text } => match key {
                 KeyAction::Submit => Reaction::Send(std::mem::take(text)),
                 _ => Reaction::Close,
@@ -113,7 +152,7 @@ impl Overlay {
     /// (the call prompt leaves letters to the line being typed).
     pub fn on_insert(&mut self, c: char) -> Option<Reaction> {
         match self {
-            Overlay::Switcher { query, selected } => {
+            Overlay::Switcher { query, selected } | Overlay::Search { query, selected } => {
                 query.insert_char(c);
                 *selected = 0;
                 Some(Reaction::Stay)

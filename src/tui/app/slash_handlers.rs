@@ -121,6 +121,7 @@ impl App {
                 tab.scroll = 0;
                 tab.unread_marker = None;
             }
+            SlashCommand::Search(text) => self.overlay = Some(Overlay::search(&text)),
             SlashCommand::Attr(args) => self.attr_command(args),
             SlashCommand::Cattr(args) => self.cattr_command(args),
             SlashCommand::Topic(None) => {

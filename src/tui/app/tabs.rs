@@ -305,12 +305,21 @@ impl Tabs {
             tab.unread = 0;
             tab.mentions = 0;
         }
-        let near_top = tab.scroll + page >= tab.entries.len();
-        if near_top && tab.history == HistoryState::More {
-            if let Some(target) = tab.target.clone() {
-                tab.history = HistoryState::Loading;
-                ask_history(outbox, target, tab.oldest_id());
-            }
+        if tab.scroll + page >= tab.entries.len() {
+            self.load_older(outbox);
+        }
+    }
+
+    /// Fetches the page of history before what the tab in front holds, if there is one
+    /// and it is not on its way already.
+    pub fn load_older(&mut self, outbox: &mut Outbox) {
+        let tab = &mut self.list[self.active];
+        if tab.history != HistoryState::More {
+            return;
+        }
+        if let Some(target) = tab.target.clone() {
+            tab.history = HistoryState::Loading;
+            ask_history(outbox, target, tab.oldest_id());
         }
     }
 

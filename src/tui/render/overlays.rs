@@ -80,6 +80,7 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
             frame.render_widget(Clear, rect);
             frame.render_widget(Paragraph::new(lines).block(boxed(app, "switch to")), rect);
         }
+        Some(Overlay::Search { query, selected }) => search(frame, app, area, query.text(), *selected),
         Some(Overlay::PasteConfirm { text }) => {
             let rect = centred(area, 56, 7);
             let keys = app.keymap.footer(super::panes::PASTE_KEYS);
@@ -128,6 +129,66 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
             );
         }
     }
+}
+
+/// The search window: what is typed, the matching messages of the tab in front (newest
+/// at the bottom, as in the tab), and how far back the search reaches.
+fn search(frame: &mut Frame, app: &App, area: Rect, query: &str, selected: usize) {
+    let tab = app.active_tab();
+    let results = tab.search(query);
+    let width = area.width.saturating_sub(4).min(90);
+    let rows = area.height.saturating_sub(8).clamp(3, 14);
+    let rect = centred(area, width + 2, rows + 4);
+    let inner_width = usize::from(rect.width.saturating_sub(2));
+    let selected = selected.min(results.len().saturating_sub(1));
+    // The selected result stays in the window.
+    let first = selected.saturating_sub(usize::from(rows) - 1);
+    let mut lines: Vec<Line> = results
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(usize::from(rows))
+        .map(|(row, &index)| {
+            let entry = &tab.entries[index];
+            let Some(message) = entry.message() else {
+                return Line::default();
+            };
+            let time = crate::tui::local_time::format(entry.ts, &app.time_zone, "%d %b %H:%M");
+            let text = format!("{time} {}: {}", message.from, message.body.text());
+            let text = super::wrap::truncate(&text.replace('\n', " "), inner_width);
+            let style = if row == selected {
+                app.theme.selected
+            } else {
+                ratatui::style::Style::new()
+            };
+            Line::styled(super::wrap::display_safe(&text).into_owned(), style)
+        })
+        .collect();
+    lines.reverse();
+    let reach = match tab.history {
+        super::super::tab::HistoryState::More => "PgUp: search older history too",
+        super::super::tab::HistoryState::Loading => "loading older history…",
+        _ => "all of the history searched",
+    };
+    let found = match results.len() {
+        0 if query.trim().is_empty() => "type to search".to_string(),
+        0 => "no match".to_string(),
+        1 => "1 match".to_string(),
+        n if n >= crate::tui::tab::MAX_SEARCH_RESULTS => format!("the newest {n} matches"),
+        n => format!("{n} matches"),
+    };
+    let mut body = vec![Line::from(vec![
+        Span::styled("> ", app.theme.accent),
+        Span::raw(query.to_string()),
+    ])];
+    body.extend(std::iter::repeat_n(Line::default(), usize::from(rows).saturating_sub(lines.len())));
+    body.extend(lines);
+    body.push(Line::styled(format!("{found} · {reach}"), app.theme.dim));
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(body).block(boxed(app, &format!("search {}", tab.name()))),
+        rect,
+    );
 }
 
 /// `head` then `text` wrapped to `width`, continuation lines indented under the text

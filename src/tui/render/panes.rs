@@ -353,6 +353,12 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
             (KeyAction::Up, "select"),
             (KeyAction::Cancel, "cancel"),
         ],
+        Some(Overlay::Search { .. }) => &[
+            (KeyAction::Submit, "show"),
+            (KeyAction::Up, "older"),
+            (KeyAction::PageUp, "search older history"),
+            (KeyAction::Cancel, "close"),
+        ],
         Some(Overlay::Invitation(_)) => &[
             (KeyAction::AcceptCall, "accept"),
             (KeyAction::RefuseCall, "refuse"),
