@@ -98,10 +98,10 @@ fn rss_bytes() -> u64 {
 fn draw_time(app: &App, rounds: u32) -> Duration {
     let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
     // One warm-up draw, then measure.
-    terminal.draw(|f| render::draw(f, app)).unwrap();
+    terminal.draw(|f| drop(render::draw(f, app))).unwrap();
     let start = Instant::now();
     for _ in 0..rounds {
-        terminal.draw(|f| render::draw(f, app)).unwrap();
+        terminal.draw(|f| drop(render::draw(f, app))).unwrap();
     }
     start.elapsed() / rounds
 }

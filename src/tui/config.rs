@@ -164,6 +164,9 @@ pub struct Theme {
     pub ok: Style,
     pub selected: Style,
     pub bold: Style,
+    /// URLs in messages: a style no other text has (the underline colour makes sure),
+    /// since drawn links are found again by it (`render/links.rs`).
+    pub link: Style,
 }
 
 impl Theme {
@@ -182,6 +185,9 @@ impl Theme {
             ok: fg(&colors.ok),
             selected: Style::new().add_modifier(Modifier::REVERSED),
             bold: Style::new().add_modifier(Modifier::BOLD),
+            link: fg(&colors.accent)
+                .add_modifier(Modifier::UNDERLINED)
+                .underline_color(Color::Reset),
         }
     }
 
@@ -197,6 +203,9 @@ impl Theme {
             ok: plain,
             selected: plain.add_modifier(Modifier::REVERSED),
             bold: plain.add_modifier(Modifier::BOLD),
+            link: plain
+                .add_modifier(Modifier::UNDERLINED)
+                .underline_color(Color::Reset),
         }
     }
 }

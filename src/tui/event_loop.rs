@@ -145,7 +145,11 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> an
             break;
         }
         if app.dirty {
-            shell.terminal.draw(|frame| render::draw(frame, &app))?;
+            let mut links = Vec::new();
+            shell
+                .terminal
+                .draw(|frame| links = render::draw(frame, &app))?;
+            hyperlinks(&links)?;
             app.dirty = false;
         }
         let tick = app.needs_tick();
@@ -223,6 +227,41 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> an
     drop(terminal);
     drop(guard);
     Ok(())
+}
+
+/// Writes the links just drawn again, each piece inside an OSC 8 hyperlink to its whole
+/// URL: the same characters in the same cells, so ratatui's idea of the screen stays
+/// true; terminals without OSC 8 ignore the sequence. The cursor goes back where the draw
+/// left it.
+fn hyperlinks(links: &[render::links::Link]) -> io::Result<()> {
+    use crossterm::style::{Print, SetStyle};
+    use crossterm::{cursor, queue};
+    use ratatui::backend::IntoCrossterm;
+    if links.is_empty() {
+        return Ok(());
+    }
+    let mut out = io::stdout();
+    queue!(out, cursor::SavePosition)?;
+    for link in links {
+        let style = crossterm::style::ContentStyle {
+            foreground_color: link.style.fg.map(IntoCrossterm::into_crossterm),
+            background_color: link.style.bg.map(IntoCrossterm::into_crossterm),
+            underline_color: None,
+            attributes: crossterm::style::Attribute::Underlined.into(),
+        };
+        // The URL must not end the sequence early (it holds no spaces or controls).
+        let url: String = link.url.chars().filter(|c| !c.is_control()).collect();
+        queue!(
+            out,
+            cursor::MoveTo(link.x, link.y),
+            SetStyle(style),
+            Print(format!("\x1b]8;;{url}\x1b\\{}\x1b]8;;\x1b\\", link.text)),
+            crossterm::style::ResetColor,
+            crossterm::style::SetAttribute(crossterm::style::Attribute::Reset),
+        )?;
+    }
+    queue!(out, cursor::RestorePosition)?;
+    out.flush()
 }
 
 async fn next_client_event(session: &mut Option<(Session, Events)>) -> Option<ClientEvent> {

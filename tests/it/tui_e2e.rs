@@ -206,6 +206,13 @@ async fn chat_in_a_real_terminal() {
     // Send and see the mark: accepted in the channel, then received / cached by the peer.
     tmux.line("hi all");
     tmux.wait_for("hi all ✓");
+    // A link is written again as an OSC 8 hyperlink: the text and the cursor stay right
+    // (a terminal without OSC 8, as tmux before 3.4, prints the text alone).
+    tmux.line("see https://example.org/r/1 today");
+    tmux.wait_for("see https://example.org/r/1 today ✓");
+    tmux.wait_until("the cursor back on the input line", |_| {
+        tmux.format("#{cursor_x},#{cursor_y}") == "2,28"
+    });
     tmux.line("/query bob");
     tmux.line("are you there?");
     tmux.wait_for("are you there? ✓");

@@ -44,7 +44,7 @@ fn app(app_id: &str, user: &str) -> App {
 
 fn draw(app: &App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| render::draw(frame, app)).unwrap();
+    terminal.draw(|frame| drop(render::draw(frame, app))).unwrap();
     terminal.backend().to_string()
 }
 
@@ -696,7 +696,7 @@ fn no_color_means_no_colours_on_screen() {
         NOW + 300_000,
     ));
     let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    terminal.draw(|frame| render::draw(frame, &app)).unwrap();
+    terminal.draw(|frame| drop(render::draw(frame, &app))).unwrap();
     let buffer = terminal.backend().buffer();
     let coloured = buffer
         .content()
@@ -1796,4 +1796,38 @@ fn search_finds_messages_and_reaches_into_history() {
     let screen = draw(&app, 100, 24);
     assert!(screen.contains("bob: the invoice is paid"), "{screen}");
     assert!(screen.contains("1 match · all of the history searched"), "{screen}");
+}
+
+/// Item 20: URLs are drawn as links, and every piece of one the wrap had to cut links to
+/// the whole URL (the event loop writes them as OSC 8 hyperlinks).
+#[test]
+fn urls_are_links_even_when_the_wrap_cuts_them() {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    let url = "https://example.org/builds/2026/11/25/the-very-long-report-of-the-nightly-run.html";
+    app.update(channel_message(
+        "lobby",
+        "bob",
+        &format!("report: {url}. read it"),
+        20,
+        NOW + 400_000,
+    ));
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut links = Vec::new();
+    terminal
+        .draw(|frame| links = render::draw(frame, &app))
+        .unwrap();
+    assert!(links.len() >= 2, "{links:?}");
+    assert!(links.iter().all(|l| l.url == url), "{links:?}");
+    let drawn: String = links.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(drawn, url);
+    // The pieces are where the text is, underlined.
+    let buffer = terminal.backend().buffer();
+    for link in &links {
+        let cell = &buffer[(link.x, link.y)];
+        assert_eq!(cell.symbol(), &link.text[..1], "{link:?}");
+        assert!(cell.modifier.contains(ratatui::style::Modifier::UNDERLINED));
+    }
+    // The full stop after the URL is the sentence's, not the link's.
+    assert!(!links.iter().any(|l| l.text.ends_with('.')));
 }

@@ -227,7 +227,7 @@ fn entry_lines(
             }
             let nick = match &message.body {
                 Body::Text(text) => {
-                    segments.push((text.clone(), text_style));
+                    segments.extend(super::links::segments(text, text_style, theme.link));
                     if grouped {
                         String::new()
                     } else {

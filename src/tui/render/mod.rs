@@ -1,7 +1,9 @@
 //! Drawing: pure functions from [`App`] to a ratatui frame. Nothing here changes state.
 //! `messages.rs` is the scrollback, `panes.rs` the tab list, member list, header, status
-//! line, input and footer, `overlays.rs` help, switcher, prompts and the login form.
+//! line, input and footer, `overlays.rs` help, switcher, prompts and the login form,
+//! `links.rs` the URLs in messages and where they are drawn.
 
+pub mod links;
 mod messages;
 mod overlays;
 mod panes;
@@ -47,12 +49,13 @@ pub fn member_list_fits(width: u16) -> bool {
     pane_widths(width, true).1 > 0
 }
 
-/// Draws the whole screen for the app's state.
-pub fn draw(frame: &mut Frame, app: &App) {
+/// Draws the whole screen for the app's state; returns where links are drawn, for the
+/// terminal to make them hyperlinks (see `links.rs`).
+pub fn draw(frame: &mut Frame, app: &App) -> Vec<links::Link> {
     let area = frame.area();
     if app.screen == Screen::Login {
         overlays::login(frame, app, area);
-        return;
+        return Vec::new();
     }
     let input_rows = (app.input.line_count() as u16).clamp(1, MAX_INPUT_ROWS);
     let [body, status, input, footer] = Layout::vertical([
@@ -85,6 +88,12 @@ pub fn draw(frame: &mut Frame, app: &App) {
         height: messages_area.height - top,
         ..messages_area
     };
+    // Under a window, links are the window's business (none).
+    let links = if app.overlay.is_none() {
+        links::placed(&lines, messages_area, app.theme.link)
+    } else {
+        Vec::new()
+    };
     frame.render_widget(ratatui::widgets::Paragraph::new(lines), messages_area);
     if members_width > 0 {
         panes::member_list(frame, app, members_area);
@@ -93,4 +102,5 @@ pub fn draw(frame: &mut Frame, app: &App) {
     panes::input(frame, app, input);
     panes::footer(frame, app, footer);
     overlays::overlay(frame, app, area);
+    links
 }
