@@ -258,7 +258,11 @@ impl App {
             ConnectionState::Connected if before == ConnectionState::Reconnecting => {
                 "reconnected".to_string()
             }
-            _ => format!("{}: {}", status::state_words(state), status::reason_words(reason)),
+            _ => format!(
+                "{}: {}",
+                status::state_words(state),
+                status::reason_words(reason)
+            ),
         };
         match state {
             ConnectionState::Aborted => {

@@ -84,7 +84,10 @@ pub const PERSONAS: [Persona; 3] = [
         ],
         away: &[
             ("getting coffee", "back ☕"),
-            ("my laptop wants to restart, one moment", "restarted, all good"),
+            (
+                "my laptop wants to restart, one moment",
+                "restarted, all good",
+            ),
         ],
         replies: &[
             "hey, linus here (a demo user). “{text}”, noted",

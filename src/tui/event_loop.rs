@@ -60,7 +60,8 @@ pub fn translate(event: &TermEvent, keymap: &Keymap) -> Option<Action> {
         TermEvent::Resize(w, h) => Some(Action::Resize(*w, *h)),
         TermEvent::FocusGained => Some(Action::Focus(true)),
         TermEvent::FocusLost => Some(Action::Focus(false)),
-        _ => None,
+        // Key releases (terminals that report them).
+        TermEvent::Key(_) => None,
     }
 }
 

@@ -154,7 +154,11 @@ pub fn connect_words(error: &str, server: &str) -> Option<String> {
     }
     let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
     let (host, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-    let scheme = if server.starts_with("wss://") { "wss" } else { "ws" };
+    let scheme = if server.starts_with("wss://") {
+        "wss"
+    } else {
+        "ws"
+    };
     if error.contains("Connection refused") {
         return Some(format!(
             "nothing listens on {host}: is the server running, and on this port? \
@@ -168,8 +172,7 @@ pub fn connect_words(error: &str, server: &str) -> Option<String> {
              (try {scheme}://{host}{wanted})"
         ));
     }
-    if error.contains("failed to lookup address") || error.contains("Name or service not known")
-    {
+    if error.contains("failed to lookup address") || error.contains("Name or service not known") {
         return Some(format!("no such host: {host}"));
     }
     None
@@ -220,13 +223,19 @@ mod tests {
     fn connection_errors_name_the_server_typed() {
         let refused = "cannot connect: IO error: Connection refused (os error 111)";
         let words = connect_words(refused, "ws://127.0.0.1:7431/rtm/v1").unwrap();
-        assert!(words.contains("nothing listens on 127.0.0.1:7431"), "{words}");
+        assert!(
+            words.contains("nothing listens on 127.0.0.1:7431"),
+            "{words}"
+        );
         let not_found = "cannot connect: HTTP error: 404 Not Found: nothing answers at this \
                          path; an RTM server listens at /rtm/v1 (e.g. ws://127.0.0.1:7420/rtm/v1)";
         let words = connect_words(not_found, "ws://127.0.0.1:7431/chat").unwrap();
         assert!(!words.contains("7420"), "{words}");
         assert!(words.contains("try ws://127.0.0.1:7431/rtm/v1"), "{words}");
-        assert_eq!(connect_words(refused, "ws://a:1/rtm/v1,ws://b:2/rtm/v1"), None);
+        assert_eq!(
+            connect_words(refused, "ws://a:1/rtm/v1,ws://b:2/rtm/v1"),
+            None
+        );
     }
 
     #[test]

@@ -127,7 +127,10 @@ mod tests {
             "\x1b]777;notify;#lobby, bob;alice?\x07"
         );
         // Unknown terminals stay silent unless asked; "off" is off.
-        assert_eq!(Notifier::resolve(NotifyMode::Auto, env(&[("TERM", "xterm")])), None);
+        assert_eq!(
+            Notifier::resolve(NotifyMode::Auto, env(&[("TERM", "xterm")])),
+            None
+        );
         assert!(Notifier::resolve(NotifyMode::Osc9, env(&[])).is_some());
         assert_eq!(
             Notifier::resolve(NotifyMode::Off, env(&[("TERM_PROGRAM", "WezTerm")])),
@@ -137,7 +140,10 @@ mod tests {
 
     #[test]
     fn inside_tmux_the_sequence_is_passed_through() {
-        let vars = [("TMUX", "/tmp/tmux-0/default,1,0"), ("LC_TERMINAL", "iTerm2")];
+        let vars = [
+            ("TMUX", "/tmp/tmux-0/default,1,0"),
+            ("LC_TERMINAL", "iTerm2"),
+        ];
         let notifier = Notifier::resolve(NotifyMode::Auto, env(&vars)).unwrap();
         assert_eq!(
             notifier.sequence("bob", "hi"),

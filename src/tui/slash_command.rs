@@ -441,7 +441,10 @@ mod tests {
         let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
         assert_eq!(
             parse("/attr set mood very happy"),
-            Ok(SlashCommand::Attr(AttrArgs::Set(vec![pair("mood", "very happy")])))
+            Ok(SlashCommand::Attr(AttrArgs::Set(vec![pair(
+                "mood",
+                "very happy"
+            )])))
         );
         assert_eq!(
             parse("/attr set mood=happy status=\"in a meeting\""),
@@ -452,11 +455,16 @@ mod tests {
         );
         assert_eq!(
             parse("/cattr replace topic=hi"),
-            Ok(SlashCommand::Cattr(AttrArgs::Replace(vec![pair("topic", "hi")])))
+            Ok(SlashCommand::Cattr(AttrArgs::Replace(vec![pair(
+                "topic", "hi"
+            )])))
         );
         assert_eq!(
             parse("/attr del a b"),
-            Ok(SlashCommand::Attr(AttrArgs::Delete(vec!["a".into(), "b".into()])))
+            Ok(SlashCommand::Attr(AttrArgs::Delete(vec![
+                "a".into(),
+                "b".into()
+            ])))
         );
         assert_eq!(
             parse("/attr get bob"),

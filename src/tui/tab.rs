@@ -35,7 +35,8 @@ pub enum Mark {
     Pending,
     /// Peer message: the peer's client acknowledged it (PEER 0).
     Received,
-    /// Channel message: the server accepted it (CHANNEL_MSG 0).
+    /// Channel message: the server accepted it (CHANNEL_MSG 0); or any message of ours
+    /// from the history of an earlier run (the server took it).
     Accepted,
     /// Peer offline; stored for delivery at their next login (PEER 4).
     Cached,

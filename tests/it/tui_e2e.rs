@@ -192,9 +192,7 @@ async fn chat_in_a_real_terminal() {
     // notify the one who changed it: the client reads them again).
     tmux.line("/cattr set topic release");
     tmux.wait_until("the topic in the header", |s| {
-        s.lines()
-            .next()
-            .is_some_and(|l| l.contains("· release"))
+        s.lines().next().is_some_and(|l| l.contains("· release"))
     });
     tmux.line("/cattr del topic");
     tmux.wait_until("the topic gone from the header", |s| {

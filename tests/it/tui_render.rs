@@ -44,7 +44,9 @@ fn app(app_id: &str, user: &str) -> App {
 
 fn draw(app: &App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| drop(render::draw(frame, app))).unwrap();
+    terminal
+        .draw(|frame| drop(render::draw(frame, app)))
+        .unwrap();
     terminal.backend().to_string()
 }
 
@@ -696,7 +698,9 @@ fn no_color_means_no_colours_on_screen() {
         NOW + 300_000,
     ));
     let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    terminal.draw(|frame| drop(render::draw(frame, &app))).unwrap();
+    terminal
+        .draw(|frame| drop(render::draw(frame, &app)))
+        .unwrap();
     let buffer = terminal.backend().buffer();
     let coloured = buffer
         .content()
@@ -1306,11 +1310,17 @@ fn a_reconnect_shows_in_channel_tabs_and_forgets_a_stale_topic() {
     let screen = draw(&app, 100, 20);
     insta::assert_snapshot!("reconnect_in_a_channel", screen);
     assert!(!header(&app).contains("Welcome"), "{screen}");
-    assert!(screen.contains("-- connection lost; reconnecting…"), "{screen}");
+    assert!(
+        screen.contains("-- connection lost; reconnecting…"),
+        "{screen}"
+    );
     assert!(screen.contains("-- reconnected"), "{screen}");
     // Nothing after "reconnected": nobody "joined".
     let lines: Vec<&str> = screen.lines().collect();
-    let back = lines.iter().position(|l| l.contains("-- reconnected")).unwrap();
+    let back = lines
+        .iter()
+        .position(|l| l.contains("-- reconnected"))
+        .unwrap();
     assert!(lines[back + 1].starts_with("\"[connected]"), "{screen}");
     enter(&mut app, "/members");
     assert!(draw(&app, 100, 20).contains("│bob"));
@@ -1384,7 +1394,10 @@ fn a_topic_change_is_said_once_with_its_value() {
         "{screen}"
     );
     assert!(!screen.contains("updated"), "{screen}");
-    assert!(screen.contains("-- topic: hi all (set by alice)"), "{screen}");
+    assert!(
+        screen.contains("-- topic: hi all (set by alice)"),
+        "{screen}"
+    );
     assert!(header(&app).contains("#lobby · 4 members · hi all"));
 }
 
@@ -1402,7 +1415,10 @@ fn who_in_a_channel_lists_its_members() {
     ];
     answer(&mut app, &effects, |_| true, Ok(Reply::Presence(online)));
     let screen = draw(&app, 100, 20);
-    assert!(screen.contains("bob is online, carol is offline"), "{screen}");
+    assert!(
+        screen.contains("bob is online, carol is offline"),
+        "{screen}"
+    );
 }
 
 /// Item 3: a message after an action names its sender again.
@@ -1496,7 +1512,10 @@ fn help_explains_the_tab_list() {
         screen.contains("3 @bob @1 3     a peer tab: 1 mention of you among 3 unread"),
         "{screen}"
     );
-    assert!(screen.contains("narrow screens: unread, or a mention"), "{screen}");
+    assert!(
+        screen.contains("narrow screens: unread, or a mention"),
+        "{screen}"
+    );
 }
 
 /// Item 12: Ctrl-K offers the tab with something new first.
@@ -1532,10 +1551,7 @@ fn scrolled_back_the_status_line_counts_new_messages() {
     app.update(Action::Key(KeyAction::PageUp));
     app.update(channel_message("lobby", "bob", "news", 20, NOW + 400_000));
     let screen = draw(&app, 100, 20);
-    assert!(
-        screen.contains("↓ 1 new message (PgDn, Esc)"),
-        "{screen}"
-    );
+    assert!(screen.contains("↓ 1 new message (PgDn, Esc)"), "{screen}");
     app.update(Action::Key(KeyAction::PageDown));
     app.update(Action::Key(KeyAction::PageDown));
     assert!(!draw(&app, 100, 20).contains("new message"));
@@ -1592,9 +1608,15 @@ fn a_narrow_screen_says_what_it_cannot_show() {
         "{screen}"
     );
     let header = screen.lines().next().unwrap();
-    assert!(header.trim_end().trim_end_matches('"').ends_with('…'), "{header}");
+    assert!(
+        header.trim_end().trim_end_matches('"').ends_with('…'),
+        "{header}"
+    );
     let footer = screen.lines().last().unwrap();
-    assert!(footer.trim_end().trim_end_matches('"').ends_with('…'), "{footer}");
+    assert!(
+        footer.trim_end().trim_end_matches('"').ends_with('…'),
+        "{footer}"
+    );
     // The text of a message starts at most 14 columns into the message view.
     let line = screen.lines().find(|l| l.contains("morning all")).unwrap();
     let view = line.find('│').unwrap() + '│'.len_utf8();
@@ -1617,9 +1639,17 @@ fn a_refused_connection_names_the_server() {
     app.now_ms = NOW;
     let effects = app.submit_login();
     let refused = "cannot connect: IO error: Connection refused (os error 111)";
-    answer(&mut app, &effects, |_| true, Err(Failure::new(None, refused)));
+    answer(
+        &mut app,
+        &effects,
+        |_| true,
+        Err(Failure::new(None, refused)),
+    );
     let screen = draw(&app, 80, 24);
-    assert!(screen.contains("nothing listens on 127.0.0.1:7431"), "{screen}");
+    assert!(
+        screen.contains("nothing listens on 127.0.0.1:7431"),
+        "{screen}"
+    );
     assert!(!screen.contains("os error"), "{screen}");
 }
 
@@ -1628,8 +1658,20 @@ fn a_refused_connection_names_the_server() {
 fn a_line_marks_where_the_unread_messages_begin() {
     let mut app = lobby();
     app.update(Action::Key(KeyAction::GoTo(1)));
-    app.update(channel_message("lobby", "bob", "first unread", 20, NOW + 400_000));
-    app.update(channel_message("lobby", "carol", "second", 21, NOW + 401_000));
+    app.update(channel_message(
+        "lobby",
+        "bob",
+        "first unread",
+        20,
+        NOW + 400_000,
+    ));
+    app.update(channel_message(
+        "lobby",
+        "carol",
+        "second",
+        21,
+        NOW + 401_000,
+    ));
     app.update(Action::Key(KeyAction::GoTo(2)));
     let screen = draw(&app, 100, 20);
     insta::assert_snapshot!("unread_marker", screen);
@@ -1688,7 +1730,12 @@ fn renew_call_into_a_channel_and_several_attributes() {
         requests(&effects),
         [Request::RenewToken(Some("007fresh".into()))]
     );
-    answer(&mut app, &effects, |_| true, Ok(Reply::Text("token renewed".into())));
+    answer(
+        &mut app,
+        &effects,
+        |_| true,
+        Ok(Reply::Text("token renewed".into())),
+    );
     let effects = enter(&mut app, "/renew");
     assert_eq!(requests(&effects), [Request::RenewToken(None)]);
 
@@ -1746,17 +1793,22 @@ fn search_finds_messages_and_reaches_into_history() {
     type_text(&mut app, "BUILD");
     let screen = draw(&app, 100, 24);
     insta::assert_snapshot!("search", screen);
-    assert!(screen.contains("25 Nov 10:01 bob: the build is green again"), "{screen}");
-    assert!(screen.contains("1 match · all of the history searched"), "{screen}");
+    assert!(
+        screen.contains("25 Nov 10:01 bob: the build is green again"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("1 match · all of the history searched"),
+        "{screen}"
+    );
     app.update(Action::Key(KeyAction::Submit));
     assert!(app.overlay.is_none());
     let screen = draw(&app, 100, 24);
-    let last_message = screen
-        .lines()
-        .filter(|l| l.contains("│10:"))
-        .last()
-        .unwrap();
-    assert!(last_message.contains("the build is green again"), "{screen}");
+    let last_message = screen.lines().rfind(|l| l.contains("│10:")).unwrap();
+    assert!(
+        last_message.contains("the build is green again"),
+        "{screen}"
+    );
     assert!(screen.contains("↓ scrolled back"), "{screen}");
 
     // A peer tab with more history on the server: PgUp in the search fetches it.
@@ -1795,7 +1847,10 @@ fn search_finds_messages_and_reaches_into_history() {
     answer(&mut app, &effects, |_| true, Ok(Reply::History(older)));
     let screen = draw(&app, 100, 24);
     assert!(screen.contains("bob: the invoice is paid"), "{screen}");
-    assert!(screen.contains("1 match · all of the history searched"), "{screen}");
+    assert!(
+        screen.contains("1 match · all of the history searched"),
+        "{screen}"
+    );
 }
 
 /// Item 20: URLs are drawn as links, and every piece of one the wrap had to cut links to

@@ -141,7 +141,8 @@ impl App {
                     now,
                     format!("your token expires at {at}; renewing with --token-cmd if given"),
                 );
-                self.outbox.ask(Pending::Line(None), Request::RenewToken(None));
+                self.outbox
+                    .ask(Pending::Line(None), Request::RenewToken(None));
             }
             // The ABORTED that follows a kick says why, once (`App::on_connection`).
             Event::Kicked { reason } => tracing::info!(?reason, "kicked"),

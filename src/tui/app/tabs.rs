@@ -460,11 +460,10 @@ impl Tabs {
         for entry in &mut tab.entries {
             if let EntryKind::Message(m) = &mut entry.kind {
                 if m.own && m.mark.is_none() {
-                    m.mark = m
-                        .id
-                        .and_then(|id| self.marks.get(&(target.clone(), id)))
-                        .cloned()
-                        .or(Some(Mark::Accepted));
+                    m.mark =
+                        m.id.and_then(|id| self.marks.get(&(target.clone(), id)))
+                            .cloned()
+                            .or(Some(Mark::Accepted));
                 }
             }
         }

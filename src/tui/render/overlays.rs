@@ -80,7 +80,9 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
             frame.render_widget(Clear, rect);
             frame.render_widget(Paragraph::new(lines).block(boxed(app, "switch to")), rect);
         }
-        Some(Overlay::Search { query, selected }) => search(frame, app, area, query.text(), *selected),
+        Some(Overlay::Search { query, selected }) => {
+            search(frame, app, area, query.text(), *selected);
+        }
         Some(Overlay::PasteConfirm { text }) => {
             let rect = centred(area, 56, 7);
             let keys = app.keymap.footer(super::panes::PASTE_KEYS);
@@ -181,7 +183,10 @@ fn search(frame: &mut Frame, app: &App, area: Rect, query: &str, selected: usize
         Span::styled("> ", app.theme.accent),
         Span::raw(query.to_string()),
     ])];
-    body.extend(std::iter::repeat_n(Line::default(), usize::from(rows).saturating_sub(lines.len())));
+    body.extend(std::iter::repeat_n(
+        Line::default(),
+        usize::from(rows).saturating_sub(lines.len()),
+    ));
     body.extend(lines);
     body.push(Line::styled(format!("{found} · {reach}"), app.theme.dim));
     frame.render_widget(Clear, rect);
@@ -244,7 +249,10 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: u16) {
     for (mark, what) in [
         ("2 #lobby 4", "tab 2 (Alt-2): 4 unread messages"),
         ("3 @bob @1 3", "a peer tab: 1 mention of you among 3 unread"),
-        ("#big (900)", "a large channel's member count (no join/leave lines)"),
+        (
+            "#big (900)",
+            "a large channel's member count (no join/leave lines)",
+        ),
         ("2 •  /  4 @", "narrow screens: unread, or a mention"),
     ] {
         lines.extend(hanging(app, &format!("  {mark:<16}"), what, width));

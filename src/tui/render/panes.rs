@@ -123,7 +123,10 @@ pub fn header(frame: &mut Frame, app: &App, area: Rect) {
         }
         // The topic as it reads, then the other attributes as key=value.
         if let Some(topic) = tab.topic() {
-            spans.push(Span::styled(format!("· {} ", topic.value), app.theme.accent));
+            spans.push(Span::styled(
+                format!("· {} ", topic.value),
+                app.theme.accent,
+            ));
         }
         let others: Vec<String> = tab
             .attributes

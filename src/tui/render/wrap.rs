@@ -30,12 +30,8 @@ fn regional_letter(c: char) -> Option<char> {
 /// keep their first emoji; a skin tone follows its emoji as a swatch in brackets, `👍(🏽)`;
 /// VS16 is dropped.
 pub fn display_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    let suspect = |c: char| {
-        c == ZWJ
-            || c == VS16
-            || regional_letter(c).is_some()
-            || is_skin_tone(c)
-    };
+    let suspect =
+        |c: char| c == ZWJ || c == VS16 || regional_letter(c).is_some() || is_skin_tone(c);
     if !text.chars().any(suspect) {
         return std::borrow::Cow::Borrowed(text);
     }
