@@ -29,13 +29,18 @@ fn config() -> Config {
 }
 
 fn app(app_id: &str, user: &str) -> App {
+    app_on(app_id, user, "ws://127.0.0.1:7420/rtm/v1")
+}
+
+/// The app with `server` in the login form's Server field.
+fn app_on(app_id: &str, user: &str, server: &str) -> App {
     let config = config();
     let theme = Theme::new(&config.colors, false);
     let defaults = LoginDefaults {
         app_id: app_id.into(),
         user: user.into(),
         token: String::new(),
-        server: "ws://127.0.0.1:7420/rtm/v1".into(),
+        server: server.into(),
     };
     let mut app = App::new(config, theme, Keymap::default(), &defaults);
     app.now_ms = NOW;
@@ -126,6 +131,26 @@ fn joined(app: &mut App, effects: &[Effect], channel: &str, count: u64) -> Vec<E
     answer(app, effects, |r| *r == join, Ok(Reply::Joined(count)))
 }
 
+/// A message of `from` in a history page.
+fn history_message(id: u64, from: &str, text: &str, ts: u64) -> HistoryMessage {
+    HistoryMessage {
+        message_id: id,
+        from: from.into(),
+        message: Message::text(text),
+        server_ts: ts,
+    }
+}
+
+/// The server answers the history request among `effects` with `messages`.
+fn answer_history(app: &mut App, effects: &[Effect], messages: Vec<HistoryMessage>) {
+    answer(
+        app,
+        effects,
+        |r| matches!(r, Request::History { .. }),
+        Ok(Reply::History(messages)),
+    );
+}
+
 /// A logged-in app as alice, connected.
 fn logged_in() -> App {
     let mut app = app("demo", "alice");
@@ -171,18 +196,13 @@ fn lobby() -> App {
         |r| matches!(r, Request::Members(_)),
         Ok(Reply::Members(members)),
     );
-    let history = vec![HistoryMessage {
-        message_id: 1,
-        from: "bob".into(),
-        message: Message::text("yesterday's news"),
-        server_ts: NOW - 86_400_000,
-    }];
-    answer(
-        &mut app,
-        &effects,
-        |r| matches!(r, Request::History { .. }),
-        Ok(Reply::History(history)),
-    );
+    let history = vec![history_message(
+        1,
+        "bob",
+        "yesterday's news",
+        NOW - 86_400_000,
+    )];
+    answer_history(&mut app, &effects, history);
     app.update(channel_message(
         "lobby",
         "bob",
@@ -331,12 +351,7 @@ fn scrolling_up_loads_older_history() {
     let mut app = logged_in();
     let effects = enter(&mut app, "/query bob");
     let page: Vec<HistoryMessage> = (100..150)
-        .map(|id| HistoryMessage {
-            message_id: id,
-            from: "bob".into(),
-            message: Message::text(format!("message {id}")),
-            server_ts: NOW - 1000 * (200 - id),
-        })
+        .map(|id| history_message(id, "bob", &format!("message {id}"), NOW - 1000 * (200 - id)))
         .collect();
     let history = Request::History {
         target: Target::Peer("bob".into()),
@@ -411,16 +426,7 @@ fn reconnecting_shows_a_countdown_and_aborted_says_why() {
 /// line names the one in use, and a failover to another says so.
 #[test]
 fn several_servers_show_the_one_in_use() {
-    let config = config();
-    let theme = Theme::new(&config.colors, false);
-    let defaults = LoginDefaults {
-        app_id: "demo".into(),
-        user: "alice".into(),
-        token: String::new(),
-        server: "10.0.0.1:7420, ws://10.0.0.2:7420".into(),
-    };
-    let mut app = App::new(config, theme, Keymap::default(), &defaults);
-    app.now_ms = NOW;
+    let mut app = app_on("demo", "alice", "10.0.0.1:7420, ws://10.0.0.2:7420");
     let effects = app.submit_login();
     assert!(
         matches!(&requests(&effects)[..], [Request::Login { server, .. }]
@@ -1098,18 +1104,8 @@ fn nothing_stale_stays_on_screen() {
     // Closed and opened again: the history brings the message back with its mark.
     enter(&mut app, "/close");
     let effects = enter(&mut app, "/query bob");
-    let history = vec![HistoryMessage {
-        message_id: 40,
-        from: "alice".into(),
-        message: Message::text("got it?"),
-        server_ts: NOW + 5,
-    }];
-    answer(
-        &mut app,
-        &effects,
-        |r| matches!(r, Request::History { .. }),
-        Ok(Reply::History(history)),
-    );
+    let history = vec![history_message(40, "alice", "got it?", NOW + 5)];
+    answer_history(&mut app, &effects, history);
     assert!(draw(&app, 100, 20).contains("got it? ✓"));
 }
 
@@ -1203,6 +1199,13 @@ fn messages_typed_while_reconnecting_and_ids_that_start_over() {
 // The second pass of a demanding user (issue 20): one test per item, at a fixed size and
 // clock, each failing on the code before its fix.
 
+/// alice's lobby (`lobby()`) with the #lobby tab in front.
+fn in_lobby() -> App {
+    let mut app = lobby();
+    app.update(Action::Key(KeyAction::GoTo(2)));
+    app
+}
+
 fn topic_event(channel: &str, value: &str, by: &str) -> Action {
     Action::Server(Event::ChannelAttributesUpdated {
         channel: channel.into(),
@@ -1275,8 +1278,7 @@ fn presence_is_followed_again_after_a_new_login() {
 /// members coming back (or we ourselves) are not news.
 #[test]
 fn a_reconnect_shows_in_channel_tabs_and_forgets_a_stale_topic() {
-    let mut app = lobby();
-    app.update(Action::Key(KeyAction::GoTo(2)));
+    let mut app = in_lobby();
     app.update(topic_event("lobby", "Welcome to the lobby!", "bob"));
     assert!(header(&app).contains("· Welcome to the lobby!"));
     app.update(connection(
@@ -1329,8 +1331,7 @@ fn a_reconnect_shows_in_channel_tabs_and_forgets_a_stale_topic() {
 /// Item 10: failures in words, without result codes.
 #[test]
 fn failures_are_said_in_words_without_codes() {
-    let mut app = lobby();
-    app.update(Action::Key(KeyAction::GoTo(2)));
+    let mut app = in_lobby();
     let effects = enter(&mut app, "anyone?");
     answer(
         &mut app,
@@ -1359,8 +1360,7 @@ fn failures_are_said_in_words_without_codes() {
 /// others; `/topic` shows and sets it.
 #[test]
 fn a_topic_change_is_said_once_with_its_value() {
-    let mut app = lobby();
-    app.update(Action::Key(KeyAction::GoTo(2)));
+    let mut app = in_lobby();
     app.update(topic_event("lobby", "release on Friday", "bob"));
     assert!(draw(&app, 100, 20).contains("-- bob changed the topic to: release on Friday"));
     let effects = enter(&mut app, "/topic hi all");
@@ -1404,8 +1404,7 @@ fn a_topic_change_is_said_once_with_its_value() {
 /// Item 22: `/who` in a channel asks about its members.
 #[test]
 fn who_in_a_channel_lists_its_members() {
-    let mut app = lobby();
-    app.update(Action::Key(KeyAction::GoTo(2)));
+    let mut app = in_lobby();
     let effects = enter(&mut app, "/who");
     let members = ["alice", "bob", "carol", "dave"].map(String::from).to_vec();
     assert_eq!(requests(&effects), [Request::QueryPresence(members)]);
@@ -1424,8 +1423,7 @@ fn who_in_a_channel_lists_its_members() {
 /// Item 3: a message after an action names its sender again.
 #[test]
 fn a_line_after_an_action_names_its_sender() {
-    let mut app = lobby();
-    app.update(Action::Key(KeyAction::GoTo(2)));
+    let mut app = in_lobby();
     app.update(channel_message(
         "lobby",
         "bob",
@@ -1466,8 +1464,7 @@ fn a_call_without_a_message_has_no_dangling_colon() {
 /// typed is lost.
 #[test]
 fn a_message_over_the_limit_is_counted_and_not_sent() {
-    let mut app = lobby();
-    app.update(Action::Key(KeyAction::GoTo(2)));
+    let mut app = in_lobby();
     app.update(Action::Paste("x".repeat(40_000)));
     let screen = draw(&app, 100, 20);
     assert!(
@@ -1521,8 +1518,7 @@ fn help_explains_the_tab_list() {
 /// Item 12: Ctrl-K offers the tab with something new first.
 #[test]
 fn the_switcher_offers_the_tab_with_activity() {
-    let mut app = lobby();
-    app.update(Action::Key(KeyAction::GoTo(2)));
+    let mut app = in_lobby();
     app.update(Action::Key(KeyAction::KillToEnd));
     app.update(Action::Key(KeyAction::Submit));
     assert_eq!(app.active_tab().name(), "@erin");
@@ -1535,8 +1531,7 @@ fn the_switcher_offers_the_tab_with_activity() {
 /// Item 13: the paste question and the footer name the same keys the same way.
 #[test]
 fn the_paste_question_and_the_footer_agree() {
-    let mut app = lobby();
-    app.update(Action::Key(KeyAction::GoTo(2)));
+    let mut app = in_lobby();
     app.update(Action::Paste("1\n2\n3\n4\n5\n6".into()));
     let screen = draw(&app, 100, 24);
     assert_eq!(screen.matches("Esc drop").count(), 2, "{screen}");
@@ -1546,8 +1541,7 @@ fn the_paste_question_and_the_footer_agree() {
 /// Item 14: scrolled back, the status line counts new messages, not lines.
 #[test]
 fn scrolled_back_the_status_line_counts_new_messages() {
-    let mut app = lobby();
-    app.update(Action::Key(KeyAction::GoTo(2)));
+    let mut app = in_lobby();
     app.update(Action::Key(KeyAction::PageUp));
     app.update(channel_message("lobby", "bob", "news", 20, NOW + 400_000));
     let screen = draw(&app, 100, 20);
@@ -1562,18 +1556,13 @@ fn scrolled_back_the_status_line_counts_new_messages() {
 fn own_peer_messages_from_history_keep_their_mark() {
     let mut app = logged_in();
     let effects = enter(&mut app, "/msg bob");
-    let history = vec![HistoryMessage {
-        message_id: 7,
-        from: "alice".into(),
-        message: Message::text("sent last week"),
-        server_ts: NOW - 3_600_000,
-    }];
-    answer(
-        &mut app,
-        &effects,
-        |r| matches!(r, Request::History { .. }),
-        Ok(Reply::History(history)),
-    );
+    let history = vec![history_message(
+        7,
+        "alice",
+        "sent last week",
+        NOW - 3_600_000,
+    )];
+    answer_history(&mut app, &effects, history);
     assert!(draw(&app, 100, 20).contains("sent last week ✓"));
 }
 
@@ -1627,16 +1616,7 @@ fn a_narrow_screen_says_what_it_cannot_show() {
 /// Item 19: a refused connection names the server typed, not another port.
 #[test]
 fn a_refused_connection_names_the_server() {
-    let config = config();
-    let theme = Theme::new(&config.colors, false);
-    let defaults = LoginDefaults {
-        app_id: "demo".into(),
-        user: "alice".into(),
-        token: String::new(),
-        server: "127.0.0.1:7431".into(),
-    };
-    let mut app = App::new(config, theme, Keymap::default(), &defaults);
-    app.now_ms = NOW;
+    let mut app = app_on("demo", "alice", "127.0.0.1:7431");
     let effects = app.submit_login();
     let refused = "cannot connect: IO error: Connection refused (os error 111)";
     answer(
@@ -1698,8 +1678,7 @@ fn notifications(effects: &[Effect]) -> Vec<(String, String)> {
 /// what is in front of a focused terminal, or with `notify = "off"`, does not.
 #[test]
 fn mentions_and_peer_messages_out_of_sight_notify() {
-    let mut app = lobby();
-    app.update(Action::Key(KeyAction::GoTo(2)));
+    let mut app = in_lobby();
     let effects = app.update(peer_message("erin", "lunch?", 30, false));
     assert_eq!(
         notifications(&effects),
@@ -1787,8 +1766,7 @@ fn renew_call_into_a_channel_and_several_attributes() {
 /// in the tab; PgUp brings older history into the search.
 #[test]
 fn search_finds_messages_and_reaches_into_history() {
-    let mut app = lobby();
-    app.update(Action::Key(KeyAction::GoTo(2)));
+    let mut app = in_lobby();
     app.update(Action::Key(KeyAction::Search));
     type_text(&mut app, "BUILD");
     let screen = draw(&app, 100, 24);
@@ -1815,19 +1793,9 @@ fn search_finds_messages_and_reaches_into_history() {
     let mut app = logged_in();
     let effects = enter(&mut app, "/msg bob");
     let page: Vec<HistoryMessage> = (100..150)
-        .map(|id| HistoryMessage {
-            message_id: id,
-            from: "bob".into(),
-            message: Message::text(format!("note {id}")),
-            server_ts: NOW - 1_000_000 + id,
-        })
+        .map(|id| history_message(id, "bob", &format!("note {id}"), NOW - 1_000_000 + id))
         .collect();
-    answer(
-        &mut app,
-        &effects,
-        |r| matches!(r, Request::History { .. }),
-        Ok(Reply::History(page)),
-    );
+    answer_history(&mut app, &effects, page);
     enter(&mut app, "/search invoice");
     assert!(draw(&app, 100, 24).contains("no match · PgUp: search older history too"));
     let effects = app.update(Action::Key(KeyAction::PageUp));
@@ -1838,12 +1806,12 @@ fn search_finds_messages_and_reaches_into_history() {
             before: Some(100),
         }
     ));
-    let older = vec![HistoryMessage {
-        message_id: 42,
-        from: "bob".into(),
-        message: Message::text("the invoice is paid"),
-        server_ts: NOW - 5_000_000,
-    }];
+    let older = vec![history_message(
+        42,
+        "bob",
+        "the invoice is paid",
+        NOW - 5_000_000,
+    )];
     answer(&mut app, &effects, |_| true, Ok(Reply::History(older)));
     let screen = draw(&app, 100, 24);
     assert!(screen.contains("bob: the invoice is paid"), "{screen}");
@@ -1857,8 +1825,7 @@ fn search_finds_messages_and_reaches_into_history() {
 /// the whole URL (the event loop writes them as OSC 8 hyperlinks).
 #[test]
 fn urls_are_links_even_when_the_wrap_cuts_them() {
-    let mut app = lobby();
-    app.update(Action::Key(KeyAction::GoTo(2)));
+    let mut app = in_lobby();
     let url = "https://example.org/builds/2026/11/25/the-very-long-report-of-the-nightly-run.html";
     app.update(channel_message(
         "lobby",
