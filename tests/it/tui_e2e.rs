@@ -581,8 +581,16 @@ async fn a_log_redirected_to_a_file_has_no_colour_codes() {
         .await
         .expect("the server says where it listens")
         .unwrap();
+    // The store may be opened after the address is printed: wait for its line.
+    let deadline = Instant::now() + WAIT;
+    let text = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        if text.contains("opening the store") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no log line in time: {text:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     child.kill().await.unwrap();
-    let text = std::fs::read_to_string(&log_path).unwrap();
-    assert!(text.contains("opening the store"), "{text}");
     assert!(!text.contains('\x1b'), "{text:?}");
 }
