@@ -403,7 +403,8 @@ impl App {
             Reaction::ShowResult(n) => {
                 let query = self.overlay.as_ref().and_then(Overlay::search_query);
                 let results = self.active_tab().search(query.unwrap_or(""));
-                if let Some(&index) = results.get(n) {
+                // Up past the oldest result stays on it, as the window shows.
+                if let Some(&index) = results.get(n.min(results.len().saturating_sub(1))) {
                     self.tabs.active_tab_mut().show_entry(index);
                 }
             }

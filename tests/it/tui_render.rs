@@ -1853,3 +1853,17 @@ fn urls_are_links_even_when_the_wrap_cuts_them() {
     // The full stop after the URL is the sentence's, not the link's.
     assert!(!links.iter().any(|l| l.text.ends_with('.')));
 }
+
+/// Up past the oldest search result stays on it: Enter shows that one.
+#[test]
+fn search_up_past_the_oldest_result_stays_on_it() {
+    let mut app = in_lobby();
+    enter(&mut app, "/search bob");
+    for _ in 0..5 {
+        app.update(Action::Key(KeyAction::Up));
+    }
+    app.update(Action::Key(KeyAction::Submit));
+    let screen = draw(&app, 100, 24);
+    let last_message = screen.lines().rfind(|l| l.contains("│10:")).unwrap();
+    assert!(last_message.contains("yesterday's news"), "{screen}");
+}
