@@ -160,20 +160,27 @@ impl App {
     fn receive(&mut self, index: usize, ts: u64, message: ChatMessage) {
         let mention = message.mention;
         let peer = self.tabs[index].peer().is_some() && !message.own && !message.offline;
-        let title = match self.tabs[index].channel() {
-            Some(channel) => format!("#{channel}: {}", message.from),
-            None => message.from.clone(),
-        };
-        let body = message.body.text().to_string();
+        let in_sight = self.focused && index == self.tabs.active();
+        // Made only when wanted: a burst of channel messages allocates nothing here.
+        let notice = ((mention || peer) && !in_sight && self.config.notify != NotifyMode::Off)
+            .then(|| {
+                let title = match self.tabs[index].channel() {
+                    Some(channel) => format!("#{channel}: {}", message.from),
+                    None => message.from.clone(),
+                };
+                Effect::Notify {
+                    title,
+                    body: message.body.text().to_string(),
+                }
+            });
         if !self.tabs.receive(index, ts, message) {
             return;
         }
         if mention && self.config.bell {
             self.outbox.push(Effect::Bell);
         }
-        let in_sight = self.focused && index == self.tabs.active();
-        if (mention || peer) && !in_sight && self.config.notify != NotifyMode::Off {
-            self.outbox.push(Effect::Notify { title, body });
+        if let Some(notice) = notice {
+            self.outbox.push(notice);
         }
     }
 
