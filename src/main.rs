@@ -12,6 +12,13 @@ use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command};
 
+/// jemalloc, which returns freed memory to the system within about a second (background
+/// threads; `.cargo/config.toml` sets the decay): after a burst or an attack the server's
+/// resident memory goes back down, where glibc's malloc would keep its peak.
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Log level where `--log-level` is not given: the chat client and the server say what they
 /// do; the QA commands print their own results and log only problems.
 const DEFAULT_LOG_LEVEL: &str = "info";

@@ -66,6 +66,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(ms) = args.write_delay {
         config.write_delay = std::time::Duration::from_millis(ms);
     }
+    // A setting the server cannot work with stops the start here, named, before binding.
+    config.validate()?;
     super::raise_fd_limit();
     if let Some(warning) = rtm::server::open_mode_warning(listen, config.apps.open) {
         eprintln!("{warning}");

@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 pub const MAX_OBJECT_BYTES: usize = 64 * 1024;
 /// Largest text, or decoded raw data plus description, of one message.
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
+/// Largest message as JSON (`{"type":...}`, escapes included: a `"` takes two bytes, a
+/// control character six): what is left of an object once the event or history entry
+/// that carries it has its sender, ids and timestamps, so that every event and history
+/// page the server sends fits in [`MAX_OBJECT_BYTES`].
+pub const MAX_ENCODED_MESSAGE_BYTES: usize = MAX_OBJECT_BYTES - 1024;
 /// Longest app id, user id and channel id, in bytes.
 pub const MAX_ID_BYTES: usize = 64;
 /// Most channels one user may be in at once.

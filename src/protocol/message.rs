@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::limits::{ValidationError, MAX_MESSAGE_BYTES};
+use super::limits::{ValidationError, MAX_ENCODED_MESSAGE_BYTES, MAX_MESSAGE_BYTES};
 
 /// A message body as it travels in `send_peer`, `send_channel` and their events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,13 +57,39 @@ impl Message {
         }
     }
 
-    /// Checks the 32 KiB limit and, for raw messages, the base64 form.
+    /// Bytes of the message as JSON, escapes included.
+    pub fn encoded_len(&self) -> usize {
+        /// Counts what is written, keeps nothing.
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 += buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        // Writing to a counter cannot fail, nor can serializing strings.
+        let _ = serde_json::to_writer(&mut count, self);
+        count.0
+    }
+
+    /// Checks the 32 KiB limit, the size as JSON ([`MAX_ENCODED_MESSAGE_BYTES`]) and, for
+    /// raw messages, the base64 form.
     pub fn validate(&self) -> Result<(), ValidationError> {
         let len = self.payload_len()?;
         if len > MAX_MESSAGE_BYTES {
             return Err(ValidationError::TooLong {
                 what: "message",
                 max: MAX_MESSAGE_BYTES,
+            });
+        }
+        if self.encoded_len() > MAX_ENCODED_MESSAGE_BYTES {
+            return Err(ValidationError::TooLong {
+                what: "message as JSON (escapes included)",
+                max: MAX_ENCODED_MESSAGE_BYTES,
             });
         }
         if let Message::Text { text } = self {
@@ -93,6 +119,18 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_fits_its_event_once_escaped() {
+        // 32,700 quotes are within the 32 KiB but take 65,400 bytes as JSON.
+        assert!(Message::text("\"".repeat(32_700)).validate().is_err());
+        assert!(Message::text("\"".repeat(16_000)).validate().is_ok());
+        assert!(Message::text("\u{1}".repeat(11_000)).validate().is_err());
+        assert_eq!(
+            Message::text("a\"").encoded_len(),
+            r#"{"type":"text","text":"a\""}"#.len()
+        );
+    }
 
     #[test]
     fn limits() {

@@ -178,4 +178,8 @@ pub struct HistoryMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryResult {
     pub messages: Vec<HistoryMessage>,
+    /// True when fewer than `limit` messages came because the page is full: the reply is
+    /// one object of at most 64 KiB (docs/protocol.md). Ask again from the last one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }

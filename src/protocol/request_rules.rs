@@ -15,7 +15,7 @@ use super::limits::{
     validate_app_id, validate_attribute_key, validate_attributes, validate_channel_id,
     validate_user_id, ValidationError, DEFAULT_HISTORY_LIMIT, MAX_CHANNEL_ATTRIBUTES_BYTES,
     MAX_COUNT_CHANNELS, MAX_HISTORY_LIMIT, MAX_INVITATION_ID_BYTES, MAX_INVITATION_PAYLOAD_BYTES,
-    MAX_QUERY_PEERS, MAX_SUBSCRIBED_PEERS, MAX_USER_ATTRIBUTES_BYTES,
+    MAX_MESSAGE_ID, MAX_QUERY_PEERS, MAX_SUBSCRIBED_PEERS, MAX_USER_ATTRIBUTES_BYTES,
 };
 use super::request::Op;
 
@@ -217,10 +217,12 @@ impl Op {
                 peer,
                 channel,
                 limit,
-                ..
+                before,
+                after,
             } => with(
                 HistoryError::InvalidArgument,
-                history(peer.as_ref(), channel.as_ref(), *limit),
+                history(peer.as_ref(), channel.as_ref(), *limit)
+                    .and_then(|()| history_bounds(*before, *after)),
             ),
             // Nothing to check beyond the JSON shape; a bad `leave` or `get_members`
             // channel reads as "not in channel", a bad `send_channel` channel too.
@@ -234,6 +236,23 @@ impl Op {
             | Op::GetMembers { .. } => Ok(()),
         }
     }
+}
+
+/// `before` and `after` are message ids, so below 2^53 (docs/protocol.md): a larger one
+/// is refused rather than read as another number.
+fn history_bounds(before: Option<u64>, after: Option<u64>) -> Result<(), ValidationError> {
+    if before
+        .into_iter()
+        .chain(after)
+        .any(|id| id > MAX_MESSAGE_ID)
+    {
+        return Err(ValidationError::OutOfRange {
+            what: "a history bound (a message id)",
+            min: 0,
+            max: MAX_MESSAGE_ID,
+        });
+    }
+    Ok(())
 }
 
 /// A history query: a limit of 1..100, and exactly one valid peer or channel.
@@ -326,6 +345,18 @@ mod tests {
             }),
             Some(HistoryError::InvalidArgument.code())
         );
+        for (before, after) in [(Some(1 << 63), None), (None, Some(u64::MAX))] {
+            assert_eq!(
+                code(&Op::History {
+                    peer: Some("bob".into()),
+                    channel: None,
+                    before,
+                    after,
+                    limit: None
+                }),
+                Some(HistoryError::InvalidArgument.code())
+            );
+        }
         assert_eq!(
             code(&Op::Invite {
                 invitation_id: String::new(),

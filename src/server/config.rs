@@ -114,6 +114,9 @@ pub struct RateLimits {
     pub invitations: RateLimit,
     /// `renew_token`: 2 per 5 s (RENEW's "too often", 4).
     pub renew_token: RateLimit,
+    /// `history`: 40 per 5 s (docs/protocol.md has none; HISTORY answers 1 when over),
+    /// room for a client that pages back through its 20 channels after a reconnect.
+    pub history: RateLimit,
 }
 
 impl Default for RateLimits {
@@ -127,6 +130,7 @@ impl Default for RateLimits {
             presence: RateLimit::new(10, Duration::from_secs(5)),
             invitations: RateLimit::new(10, Duration::from_secs(5)),
             renew_token: RateLimit::new(2, Duration::from_secs(5)),
+            history: RateLimit::new(40, Duration::from_secs(5)),
         }
     }
 }
@@ -144,6 +148,7 @@ impl RateLimits {
             presence: huge,
             invitations: huge,
             renew_token: huge,
+            history: huge,
         }
     }
 }
@@ -196,9 +201,14 @@ pub struct Config {
     pub login_timeout: Duration,
     /// Connections served at once; further ones are refused right after `accept`.
     pub max_connections: usize,
+    /// Connections served at once from one IP address (loopback exempt with
+    /// `loopback_exempt`); further ones from it are refused like those past
+    /// `max_connections`, so one address cannot take every slot.
+    pub max_connections_per_address: usize,
     /// `login` attempts from one IP address, all its connections together.
     pub logins_per_address: RateLimit,
-    /// Whether loopback peers (local tools: bench, demo, tests) skip `logins_per_address`.
+    /// Whether loopback peers (local tools: bench, demo, tests) skip `logins_per_address`
+    /// and `max_connections_per_address`.
     pub loopback_exempt: bool,
     /// Serve `wss://` with this TLS set-up (`None`: plain `ws://`).
     pub tls: Option<super::tls::ServerTls>,
@@ -239,6 +249,7 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             login_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_connections_per_address: 64,
             logins_per_address: RateLimit::new(50, Duration::from_secs(1)),
             loopback_exempt: true,
             tls: None,
@@ -249,7 +260,108 @@ impl Default for Config {
     }
 }
 
+/// A setting that would give a server that refuses everyone or panics at its first use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting} = {value}: {rule}")]
+pub struct ConfigError {
+    /// The setting as `serve` and its file name it.
+    pub setting: &'static str,
+    pub value: String,
+    /// What it must be.
+    pub rule: String,
+}
+
+/// Longest a server timer setting may be (grace, invitations, token warning, channel
+/// attributes): far below what the timer wheel takes (`timers::MAX_DELAY`).
+pub const MAX_TIMER_SETTING: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Longest `login_timeout` and `ack_timeout`: a client waits on each.
+pub const MAX_WAIT_SETTING: Duration = Duration::from_secs(3600);
+
 impl Config {
+    /// Checks every setting a server cannot work with: zero caps and timeouts that refuse
+    /// everyone, timers too long for the timer wheel. `server::run` calls it first, so a
+    /// bad setting stops the start with this message instead of failing later.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let secs = |d: Duration| format!("{} s", d.as_secs_f64());
+        let bad = |setting, value: String, rule: String| {
+            Err(ConfigError {
+                setting,
+                value,
+                rule,
+            })
+        };
+        let waits = [
+            ("login_timeout_secs", self.login_timeout, true),
+            ("ack_timeout_secs (--ack-timeout)", self.ack_timeout, true),
+            ("grace_secs (--grace)", self.grace, false),
+            (
+                "invitation_timeout_secs (--invite-expiry)",
+                self.invitation_timeout,
+                true,
+            ),
+            (
+                "token_warning_secs (--token-warning)",
+                self.token_warning,
+                false,
+            ),
+            ("ping interval", self.ping_interval, true),
+            ("idle timeout", self.idle_timeout, true),
+            ("channel attributes ttl", self.channel_attributes_ttl, false),
+            ("member count interval", self.member_count_interval, false),
+        ];
+        for (setting, value, nonzero) in waits {
+            let max = if setting.starts_with("login") || setting.starts_with("ack") {
+                MAX_WAIT_SETTING
+            } else {
+                MAX_TIMER_SETTING
+            };
+            if nonzero && value.is_zero() {
+                return bad(setting, secs(value), "must be more than 0".into());
+            }
+            if value > max {
+                return bad(
+                    setting,
+                    secs(value),
+                    format!("must be at most {}", secs(max)),
+                );
+            }
+        }
+        let counts = [
+            ("max_connections", self.max_connections),
+            ("outbox_max_mib", self.outbox.max_bytes >> 20),
+            ("queued_max_mib", self.outbox.total_max_bytes >> 20),
+            ("max_errors", self.max_errors as usize),
+            (
+                "history_limit (--history-limit)",
+                self.history_limit as usize,
+            ),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address,
+            ),
+        ];
+        for (setting, value) in counts {
+            if value == 0 {
+                return bad(setting, "0".into(), "must be at least 1".into());
+            }
+        }
+        if self.outbox.total_max_bytes < self.outbox.max_bytes {
+            return bad(
+                "queued_max_mib",
+                (self.outbox.total_max_bytes >> 20).to_string(),
+                "must be at least outbox_max_mib".into(),
+            );
+        }
+        if self.max_frame_bytes < crate::protocol::limits::MAX_OBJECT_BYTES {
+            return bad(
+                "max_frame_bytes",
+                self.max_frame_bytes.to_string(),
+                "must hold one 64 KiB object".into(),
+            );
+        }
+        Ok(())
+    }
+
     /// Default values with a temporary store: what tests and demos start from.
     pub fn ephemeral() -> Self {
         Config {
@@ -262,6 +374,41 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_that_refuse_everyone_or_panic_are_refused() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let huge = Duration::from_secs(100_000_000);
+        let bad = [
+            Config {
+                grace: huge,
+                ..Config::default()
+            },
+            Config {
+                ack_timeout: huge,
+                ..Config::default()
+            },
+            Config {
+                login_timeout: Duration::ZERO,
+                ..Config::default()
+            },
+            Config {
+                max_connections: 0,
+                ..Config::default()
+            },
+            Config {
+                outbox: super::super::outbox::OutboxLimits {
+                    max_bytes: 0,
+                    ..Default::default()
+                },
+                ..Config::default()
+            },
+        ];
+        for config in bad {
+            let error = config.validate().expect_err("refused");
+            assert!(!error.rule.is_empty(), "{error}");
+        }
+    }
 
     #[test]
     fn registry_modes() {

@@ -19,7 +19,9 @@
 //!
 //! [limits]
 //! max_connections = 10000
+//! max_connections_per_address = 64   # loopback exempt unless loopback_exempt = false
 //! logins_per_address_per_second = 50
+//! loopback_exempt = true
 //! login_timeout_secs = 10
 //! token_warning_secs = 30
 //! # Server timers (docs/protocol.md's values; flags of the same names win).
@@ -41,6 +43,7 @@
 //! presence = "10/5s"
 //! invitations = "10/5s"
 //! renew_token = "2/5s"
+//! history = "40/5s"
 //!
 //! [tls]
 //! cert = "/etc/rtm-tui/cert.pem"   # PEM chain
@@ -85,7 +88,9 @@ pub struct AppEntry {
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
     pub logins_per_address_per_second: Option<u32>,
+    pub loopback_exempt: Option<bool>,
     pub login_timeout_secs: Option<u64>,
     pub token_warning_secs: Option<u64>,
     pub ack_timeout_secs: Option<u64>,
@@ -102,6 +107,7 @@ pub struct LimitsSection {
     pub presence: Option<RateSpec>,
     pub invitations: Option<RateSpec>,
     pub renew_token: Option<RateSpec>,
+    pub history: Option<RateSpec>,
 }
 
 /// A rate limit as the file writes it: `"180/3s"` (180 per 3 seconds) or `"off"`.
@@ -204,6 +210,12 @@ impl ServerFile {
         if let Some(max) = limits.max_connections {
             config.max_connections = max;
         }
+        if let Some(max) = limits.max_connections_per_address {
+            config.max_connections_per_address = max;
+        }
+        if let Some(exempt) = limits.loopback_exempt {
+            config.loopback_exempt = exempt;
+        }
         if let Some(per_second) = limits.logins_per_address_per_second {
             config.logins_per_address = RateLimit::new(per_second, Duration::from_secs(1));
         }
@@ -245,6 +257,7 @@ impl ServerFile {
             (limits.presence, &mut rates.presence),
             (limits.invitations, &mut rates.invitations),
             (limits.renew_token, &mut rates.renew_token),
+            (limits.history, &mut rates.history),
         ] {
             if let Some(RateSpec(limit)) = spec {
                 *slot = limit;

@@ -4,7 +4,9 @@
 //! `session::handle`; the writer task drains the outbox in batches (one frame, one flush
 //! per batch) and sends the server's Pings. Nothing here decides what a request means,
 //! but the connection's own clocks live here: the handshake and login deadlines and
-//! liveness. (Token expiry timers are the hub's: `Hub::watch_token`.)
+//! liveness (token expiry timers are the hub's: `Hub::watch_token`), and its bounds:
+//! what it may read and send before login (`prelogin.rs`), a pause in reading while its
+//! outbox is over the soft bound, and RFC 6455's close codes for frames that break it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use crate::protocol::{
 use super::admission::{Admission, Slot};
 use super::hub::Hub;
 use super::outbox::{Closing, ConnHandle};
+use super::prelogin::{Metered, ReadBudget, PRE_LOGIN_OBJECTS};
 use super::session::{handle, not_logged_in_reply, Session};
 
 /// Read buffer of a server connection (tungstenite allocates it up front): sized for
@@ -41,6 +44,13 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Close code when the server shuts down.
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a frame that breaks RFC 6455 (unmasked, reserved bits or opcode, a
+/// control frame over 125 bytes).
+const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// Close code for a text frame that is not UTF-8.
+const CLOSE_INVALID_DATA: u16 = 1007;
+/// How often a reader paused on a full outbox looks again (it is also woken by each write).
+const ROOM_POLL: Duration = Duration::from_millis(50);
 /// What a connection runs on: plain TCP, or TLS over TCP.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
@@ -62,6 +72,8 @@ pub async fn serve<S: Transport>(
 ) {
     let peer = admitted.peer;
     let config = hub.config();
+    let budget = ReadBudget::new();
+    let stream = Metered::new(stream, Arc::clone(&budget));
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(config.max_frame_bytes))
@@ -119,6 +131,8 @@ pub async fn serve<S: Transport>(
         session: &mut departure.session,
         hub: &hub,
         admitted: &admitted,
+        budget,
+        before_login: 0,
     };
     reader.run(stream, &mut shutdown).await;
     drop(departure);
@@ -163,11 +177,15 @@ impl Drop for Departure<'_> {
     }
 }
 
-/// The reader side of one connection: its session and the login deadline.
+/// The reader side of one connection: its session, the login deadline and what it may
+/// still do before login.
 struct Reader<'a> {
     session: &'a mut Session,
     hub: &'a Hub,
     admitted: &'a Admitted,
+    budget: Arc<ReadBudget>,
+    /// Objects handled since connecting or the last `logout` while not logged in.
+    before_login: u32,
 }
 
 impl Reader<'_> {
@@ -201,8 +219,14 @@ impl Reader<'_> {
             if !self.on_input(next).await {
                 return;
             }
-            if was_logged_in && self.session.identity.is_none() {
-                logged_out_at = Instant::now();
+            match (was_logged_in, self.session.identity.is_some()) {
+                (true, false) => {
+                    logged_out_at = Instant::now();
+                    self.budget.renew();
+                    self.before_login = 0;
+                }
+                (false, true) => self.budget.open(),
+                _ => {}
             }
         }
     }
@@ -225,8 +249,23 @@ impl Reader<'_> {
                 conn.close(CLOSE_TOO_BIG, "frame too large");
                 false
             }
+            Ok(Some(Err(WsError::Protocol(error)))) => {
+                tracing::info!(conn = conn.id(), %error, "WebSocket protocol error");
+                conn.close(CLOSE_PROTOCOL_ERROR, "protocol error");
+                false
+            }
+            Ok(Some(Err(WsError::Utf8(error)))) => {
+                tracing::info!(conn = conn.id(), %error, "text frame not UTF-8");
+                conn.close(CLOSE_INVALID_DATA, "text frame not UTF-8");
+                false
+            }
             Ok(Some(Err(error))) => {
-                tracing::debug!(conn = conn.id(), %error, "read failed");
+                if self.budget.spent() {
+                    tracing::info!(conn = conn.id(), "too much sent before login");
+                    conn.close(CLOSE_POLICY, "too much sent before login");
+                } else {
+                    tracing::debug!(conn = conn.id(), %error, "read failed");
+                }
                 false
             }
             Ok(Some(Ok(message))) => match message {
@@ -246,8 +285,21 @@ impl Reader<'_> {
     async fn handle_frame(&mut self, frame: &str) -> bool {
         let (session, hub) = (&mut *self.session, self.hub);
         for object in split_frame(frame) {
+            // A client that sends faster than it reads waits here while its outbox is
+            // full: its requests queue in its own socket, not in the server's memory.
+            while session.conn.over_soft_bound() && !session.conn.is_closed() {
+                session.conn.wait_for_room(ROOM_POLL).await;
+            }
             if session.conn.is_closed() {
                 return false;
+            }
+            if session.identity.is_none() {
+                self.before_login += 1;
+                if self.before_login > PRE_LOGIN_OBJECTS {
+                    tracing::info!(conn = session.conn.id(), "too many requests before login");
+                    session.conn.close(CLOSE_POLICY, "log in first");
+                    return false;
+                }
             }
             match decode_request(object) {
                 Ok(request) => {

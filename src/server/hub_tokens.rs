@@ -10,6 +10,7 @@ use crate::protocol::{Event, KickReason};
 
 use super::engine::Change;
 use super::hub::{ConnId, Here, Hub, State};
+use super::timers::MAX_DELAY;
 
 impl Hub {
     /// Watches the login token of `user` on `conn`: `token_privilege_will_expire`
@@ -45,9 +46,16 @@ impl Hub {
             return; // the connection's node runs its timers
         }
         let now_ms = self.config().clock.unix_ms();
-        let left = Duration::from_millis((expires_at * 1000).saturating_sub(now_ms));
-        let warn_in = left.saturating_sub(self.config().token_warning);
+        let left = Duration::from_millis(expires_at.saturating_mul(1000).saturating_sub(now_ms));
         let (app, user) = (app.to_string(), user.to_string());
+        if left > MAX_DELAY {
+            // Beyond the timer wheel's reach: look again halfway (`token_expired` sees the
+            // token still far from its end and watches it anew), no warning yet.
+            let look_again = Change::TokenExpired { app, user, epoch };
+            entry.token_timers = vec![self.change_after(MAX_DELAY / 2, look_again)];
+            return;
+        }
+        let warn_in = left.saturating_sub(self.config().token_warning);
         let warning = {
             let (app, user) = (app.clone(), user.clone());
             self.after(warn_in, move |hub| hub.token_warning(&app, &user, epoch))
@@ -83,11 +91,20 @@ impl Hub {
         let Some(entry) = app_state.users.get(user) else {
             return;
         };
-        let (Some((_, watched)), Some(conn)) = (entry.token, entry.conn.clone()) else {
+        let (Some((expires_at, watched)), Some(conn)) = (entry.token, entry.conn.clone()) else {
             return;
         };
         if watched != epoch {
             return; // renewed (or logged in again) since
+        }
+        let left_ms = expires_at
+            .saturating_mul(1000)
+            .saturating_sub(self.config().clock.unix_ms());
+        if Duration::from_millis(left_ms) > MAX_DELAY / 4 {
+            // The look-again of a token valid for longer than a timer can wait (every node
+            // applies this change and agrees: the token has months left).
+            self.watch_token(state, app, user, conn.id, Some(expires_at));
+            return;
         }
         if let Some(local) = &conn.local {
             tracing::info!(app, user, "token expired: kicking");

@@ -217,6 +217,7 @@ mod hub_invitations;
 mod hub_presence;
 mod hub_tokens;
 mod outbox;
+mod prelogin;
 mod rate;
 mod session;
 mod store;
@@ -234,7 +235,8 @@ use tokio::task::JoinSet;
 
 pub use clock::Clock;
 pub use config::{
-    AppLookup, AppRegistry, Config, RateLimit, RateLimits, RedisSettings, StoreLocation,
+    AppLookup, AppRegistry, Config, ConfigError, RateLimit, RateLimits, RedisSettings,
+    StoreLocation,
 };
 pub use config_file::{
     open_mode, open_mode_warning, AppEntry, ConfigFileError, LimitsSection, ServerFile, TlsFiles,
@@ -261,6 +263,8 @@ pub enum ServerError {
     Task(String),
     #[error("engine: {0}")]
     Engine(#[from] engine::redis::RedisEngineError),
+    #[error("bad setting: {0}")]
+    Config(#[from] config::ConfigError),
 }
 
 /// An opened store plus what keeps an ephemeral one alive.
@@ -271,6 +275,7 @@ struct Prepared {
 }
 
 async fn prepare(config: Config) -> Result<Prepared, ServerError> {
+    config.validate()?;
     let (dir, temp) = match &config.store {
         StoreLocation::Path(dir) => (dir.clone(), None),
         StoreLocation::Ephemeral => {
@@ -335,11 +340,12 @@ async fn serve(
             }
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    // Over the cap the socket is closed at once: no handshake work is done.
-                    let Some(slot) = admission.admit() else {
+                    // Over a cap the socket gets a 503 (or is closed): no handshake work is done.
+                    let Some(slot) = admission.admit(peer.ip()) else {
+                        admission.refuse(tcp, hub.config().tls.is_none());
                         refused.0 += 1;
                         if refused.1.elapsed() >= Duration::from_secs(1) {
-                            tracing::warn!(%peer, refused = refused.0, "connections refused: max_connections reached");
+                            tracing::warn!(%peer, refused = refused.0, "connections refused: max_connections (or per address) reached");
                             refused = (0, tokio::time::Instant::now());
                         }
                         continue;

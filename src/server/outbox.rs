@@ -144,6 +144,8 @@ struct Conn {
     id: u64,
     queue: Mutex<Queue>,
     wake_writer: Notify,
+    /// Woken when the writer took from the queue (a reader paused on the bound waits on it).
+    room: Notify,
     closing: watch::Sender<Closing>,
     closed: AtomicBool,
     limits: Arc<OutboxLimits>,
@@ -171,6 +173,7 @@ impl ConnHandle {
             id,
             queue: Mutex::new(Queue::new()),
             wake_writer: Notify::new(),
+            room: Notify::new(),
             closing,
             closed: AtomicBool::new(false),
             limits,
@@ -354,7 +357,24 @@ impl ConnHandle {
         } else {
             None
         };
+        drop(queue);
+        self.0.room.notify_waiters();
         Drained { batch, close }
+    }
+
+    /// True while the queue holds more than its soft bound (the login backlog aside): the
+    /// connection's reader stops taking requests until the writer has made room, so a
+    /// client that sends without reading cannot make the server queue without end.
+    pub fn over_soft_bound(&self) -> bool {
+        let queue = self.queue();
+        let limits = &self.0.limits;
+        queue.bytes > limits.soft_bytes
+            || queue.lines.len() - queue.exempt_items > limits.soft_items
+    }
+
+    /// Waits until the writer takes from the queue, or `within` passes.
+    pub async fn wait_for_room(&self, within: Duration) {
+        let _ = tokio::time::timeout(within, self.0.room.notified()).await;
     }
 
     /// The writer completed a write: the connection is making progress.

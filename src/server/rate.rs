@@ -55,6 +55,7 @@ pub struct SessionLimits {
     pub presence: RateLimiter,
     pub invitations: RateLimiter,
     pub renew_token: RateLimiter,
+    pub history: RateLimiter,
 }
 
 impl SessionLimits {
@@ -69,6 +70,7 @@ impl SessionLimits {
             presence: RateLimiter::new(config.presence),
             invitations: RateLimiter::new(config.invitations),
             renew_token: RateLimiter::new(config.renew_token),
+            history: RateLimiter::new(config.history),
         }
     }
 

@@ -18,6 +18,11 @@ use super::hub::Hub;
 
 type Callback = Box<dyn FnOnce(&Hub) + Send>;
 
+/// Longest delay a timer waits: `DelayQueue` panics past about 2.2 years (2^36 ms), so a
+/// longer delay (a token valid for years, a setting out of range) is cut to this. A
+/// caller whose deadline may lie further (`Hub::watch_token`) checks when it fires.
+pub const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// The queue and the keys of the timers still pending, by timer id (a `Key` is reused
 /// once its entry is gone, so handles hold ids).
 #[derive(Default)]
@@ -79,8 +84,10 @@ impl Timers {
         lock(&self.wheel)
     }
 
-    /// Runs `then` on `hub` after `delay` (counted from now), unless cancelled first.
+    /// Runs `then` on `hub` after `delay` (counted from now, at most [`MAX_DELAY`]), unless
+    /// cancelled first.
     pub fn start(&self, delay: Duration, then: impl FnOnce(&Hub) + Send + 'static) -> TimerHandle {
+        let delay = delay.min(MAX_DELAY);
         let mut wheel = self.wheel();
         let id = wheel.next_id;
         wheel.next_id += 1;

@@ -34,6 +34,7 @@ mod server_core;
 mod server_data_dir;
 mod server_disk_full;
 mod server_faults;
+mod server_hardening;
 mod server_invitations;
 mod server_limits;
 mod server_peer;

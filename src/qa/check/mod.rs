@@ -32,6 +32,7 @@ mod channel;
 mod ctx;
 mod expect;
 mod framing;
+mod hardening;
 mod history;
 mod invitations;
 mod peer;
@@ -55,6 +56,7 @@ pub use expect::{
     all_answered, carries, event_matches, json_contains, message_ids, rate_limited, text, wait_all,
     Expect,
 };
+pub use hardening::RawSocket;
 
 /// How long an expected event may take to arrive.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -218,6 +220,7 @@ pub fn all_cases() -> Vec<Case> {
     cases.extend(attributes::cases());
     cases.extend(history::cases());
     cases.extend(invitations::cases());
+    cases.extend(hardening::cases());
     cases
 }
 

@@ -1,8 +1,8 @@
 //! `handle`'s `history` (HISTORY codes): a page of a peer conversation or of a channel the
-//! user is in, read from the engine's message store.
+//! user is in, read from the engine's message store, cut to one object's size.
 
-use crate::protocol::limits::DEFAULT_HISTORY_LIMIT;
-use crate::protocol::{HistoryError, HistoryResult};
+use crate::protocol::limits::{DEFAULT_HISTORY_LIMIT, MAX_OBJECT_BYTES};
+use crate::protocol::{HistoryError, HistoryMessage, HistoryResult};
 
 use super::super::hub::{channel_conversation, peer_conversation};
 use super::super::store::HistoryQuery;
@@ -41,7 +41,81 @@ pub(super) async fn history(
         .history(&me.app, &conv, query)
         .await
     {
-        Ok(messages) => ask.ok(&HistoryResult { messages }),
+        Ok(messages) => {
+            let (messages, truncated) = fit_page(messages, after.is_some());
+            ask.ok(&HistoryResult {
+                messages,
+                truncated,
+            });
+        }
         Err(e) => ask.refuse_why(HistoryError::Failure, e),
+    }
+}
+
+/// Room the reply takes around its messages (`{"id":..,"code":0,"result":{..}}`).
+const REPLY_OVERHEAD_BYTES: usize = 256;
+
+/// Keeps the messages (oldest first) that fit in one object: the newest ones of a page
+/// read backward (no `after`), the oldest of one read forward, so that the next page,
+/// from the last one kept, misses nothing. At least one is kept; true when some were cut.
+fn fit_page(mut messages: Vec<HistoryMessage>, forward: bool) -> (Vec<HistoryMessage>, bool) {
+    let mut room = MAX_OBJECT_BYTES - REPLY_OVERHEAD_BYTES;
+    let size = |m: &HistoryMessage| serde_json::to_string(m).map_or(0, |s| s.len()) + 1;
+    let fits = |m: &HistoryMessage, room: &mut usize| {
+        let size = size(m);
+        let fits = size <= *room;
+        *room = room.saturating_sub(size);
+        fits
+    };
+    let total = messages.len();
+    let kept = if forward {
+        let mut kept = messages.iter().take_while(|m| fits(m, &mut room)).count();
+        kept = kept.max(1).min(total);
+        messages.truncate(kept);
+        kept
+    } else {
+        let mut kept = messages
+            .iter()
+            .rev()
+            .take_while(|m| fits(m, &mut room))
+            .count();
+        kept = kept.max(1).min(total);
+        messages.drain(..total - kept);
+        kept
+    };
+    (messages, kept < total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Message;
+
+    fn message(id: u64, bytes: usize) -> HistoryMessage {
+        HistoryMessage {
+            message_id: id,
+            from: "alice".into(),
+            message: Message::text("x".repeat(bytes)),
+            server_ts: 0,
+        }
+    }
+
+    #[test]
+    fn a_page_fits_one_object() {
+        let page: Vec<_> = (1..=10).map(|id| message(id, 30_000)).collect();
+        let (back, cut) = fit_page(page.clone(), false);
+        assert!(cut);
+        assert_eq!(
+            back.iter().map(|m| m.message_id).collect::<Vec<_>>(),
+            [9, 10]
+        );
+        let (forward, cut) = fit_page(page, true);
+        assert!(cut);
+        assert_eq!(
+            forward.iter().map(|m| m.message_id).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        let small: Vec<_> = (1..=100).map(|id| message(id, 100)).collect();
+        assert_eq!(fit_page(small, false).0.len(), 100);
     }
 }

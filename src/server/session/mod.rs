@@ -38,7 +38,7 @@ use super::clock::Instant;
 
 use crate::protocol::codes::{self, Family};
 use crate::protocol::InvitationAnswer::{Accept, Refuse};
-use crate::protocol::{LoginError, Op, Refusal, Reply, Request, WireCode};
+use crate::protocol::{HistoryError, LoginError, Op, Refusal, Reply, Request, WireCode};
 
 use super::engine::Change;
 use super::hub::{Hub, Outcome};
@@ -334,6 +334,9 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             after,
             limit,
         } => {
+            if !ask.session.limits.history.allow(ask.now) {
+                return ask.refuse_why(HistoryError::Failure, "history too often");
+            }
             hub.caught_up().await;
             history::history(ask, (peer, channel), (before, after), limit).await;
         }

@@ -1,0 +1,351 @@
+//! The attacks of the second hardening pass, each against a real `rtm-tui serve` process:
+//! clients that flood before login and never read (memory from /proc, others' round
+//! trips), tokens valid for years, timer and cap settings out of range, history bounds
+//! past 2^53, messages whose event would pass the object cap, one address taking every
+//! slot, and (through `check`'s `hardening.` cases) RFC 6455's close codes and history
+//! pages within 64 KiB. The figures they print are the README's.
+
+use std::time::{Duration, Instant};
+
+use crate::support::raw::{self, Expect};
+use crate::support::server_process::ServerProcess;
+use crate::support::{check_passes, rtm_tui, text, WAIT};
+use rtm::qa::check::RawSocket;
+use rtm::token::{build_rtm_token_007, unix_now};
+use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const APP: &str = "demo";
+const SECURE_APP: &str = "970CA35de60c44645bbae8a215061b33";
+const CERT: &str = "5CFd2fd1755d40ecb72977518be15d3b";
+
+/// A server on any port with a temporary store and `args` besides.
+async fn serve(args: &[&str]) -> ServerProcess {
+    let mut all = vec!["--listen", "127.0.0.1:0", "--ephemeral"];
+    all.extend_from_slice(args);
+    ServerProcess::start_with(&all).await
+}
+
+/// A config file with `text` in a directory that lives as long as the returned guard.
+fn config_file(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serve.toml");
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+#[tokio::test]
+async fn the_check_cases_of_a_hostile_client_pass() {
+    let server = serve(&[]).await;
+    let url = server.url();
+    check_passes(
+        &["check", "--server", &url, "--filter", "hardening."],
+        Duration::from_secs(60),
+    )
+    .await;
+}
+
+/// The masked text frame of `count` pings (ids from `first`), about 24 bytes each.
+fn pings_frame(first: usize, count: usize) -> Vec<u8> {
+    let pings: Vec<String> = (first..first + count)
+        .map(|id| format!("{{\"id\":{id},\"op\":\"ping\"}}"))
+        .collect();
+    RawSocket::frame(0x81, pings.join("\n").as_bytes(), true)
+}
+
+/// Peak and final RSS (MiB) and the slowest round trip of a logged-in user while
+/// `attack` runs for `attack_for`, then the RSS once the attackers are gone (waited for up
+/// to 10 s, until under `settled_mib`).
+async fn measure<F>(
+    server: &ServerProcess,
+    watcher: &mut rtm::qa::raw::RawConn,
+    attack_for: Duration,
+    settled_mib: u64,
+    attack: F,
+) -> (u64, u64, Duration)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let attackers = tokio::spawn(attack);
+    let started = Instant::now();
+    let mut peak = 0;
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < attack_for {
+        let sent = Instant::now();
+        watcher.ok(json!({"op": "ping"})).await;
+        slowest = slowest.max(sent.elapsed());
+        peak = peak.max(server.rss_kib() >> 10);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    attackers.abort();
+    let _ = attackers.await;
+    let settling = Instant::now();
+    let mut after = server.rss_kib() >> 10;
+    while after >= settled_mib && settling.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        after = server.rss_kib() >> 10;
+    }
+    (peak, after, slowest)
+}
+
+/// Issue 19's first attack: 12 connections that never log in (half of them try an app
+/// with a certificate without a token) and never read, each sending 1 MiB frames of
+/// 40,000 pings and reconnecting when closed, for 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_flooders_leave_memory_bounded() {
+    let secure = format!("{SECURE_APP}:{CERT}");
+    let server = serve(&["--app", APP, "--app", &secure]).await;
+    let before = server.rss_kib() >> 10;
+    let mut watcher = raw::login(&server.url(), APP, "watcher").await;
+    let url = server.url();
+    let flood = async move {
+        let frame = pings_frame(1, 40_000);
+        let login = serde_json::to_vec(
+            &json!({"id": 1, "op": "login", "app_id": SECURE_APP, "user": "intruder"}),
+        )
+        .unwrap();
+        let login = RawSocket::frame(0x81, &login, true);
+        let mut flooders = tokio::task::JoinSet::new();
+        for n in 0..12 {
+            let (url, frame, login) = (url.clone(), frame.clone(), login.clone());
+            flooders.spawn(async move {
+                loop {
+                    let Ok(mut socket) = RawSocket::open(&url).await else {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    };
+                    if n % 2 == 1 && !socket.send(&login).await {
+                        continue;
+                    }
+                    while socket.send(&frame).await {}
+                }
+            });
+        }
+        while flooders.join_next().await.is_some() {}
+    };
+    let (peak, after, slowest) =
+        measure(&server, &mut watcher, Duration::from_secs(10), 100, flood).await;
+    eprintln!(
+        "12 unauthenticated flooders, 10 s: RSS {before} MiB before, peak {peak} MiB, \
+         {after} MiB after; slowest round trip of another user {} ms",
+        slowest.as_millis()
+    );
+    assert!(peak < 300, "RSS peaked at {peak} MiB");
+    assert!(after < 100, "RSS stayed at {after} MiB after the attack");
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a round trip took {slowest:?}"
+    );
+}
+
+/// Logged-in clients that send pings without reading: reading them pauses while their
+/// outbox is over its bound, so their answers cannot take the server's memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logged_in_flooders_that_do_not_read_are_bounded() {
+    let server = serve(&["--app", APP]).await;
+    let mut watcher = raw::login(&server.url(), APP, "watcher").await;
+    let url = server.url();
+    let flood = async move {
+        let mut flooders = tokio::task::JoinSet::new();
+        for n in 0..8 {
+            let url = url.clone();
+            flooders.spawn(async move {
+                let Ok(mut socket) = RawSocket::open(&url).await else {
+                    return;
+                };
+                let login =
+                    json!({"id": 1, "op": "login", "app_id": APP, "user": format!("flooder{n}")});
+                if !socket
+                    .send(&RawSocket::frame(0x81, login.to_string().as_bytes(), true))
+                    .await
+                {
+                    return;
+                }
+                let mut id = 2;
+                loop {
+                    if !socket.send(&pings_frame(id, 40_000)).await {
+                        return;
+                    }
+                    id += 40_000;
+                }
+            });
+        }
+        while flooders.join_next().await.is_some() {}
+    };
+    let (peak, after, slowest) =
+        measure(&server, &mut watcher, Duration::from_secs(6), 100, flood).await;
+    eprintln!(
+        "8 logged-in ping flooders that never read, 6 s: RSS peak {peak} MiB, {after} MiB \
+         after; slowest round trip of another user {} ms",
+        slowest.as_millis()
+    );
+    assert!(peak < 300, "RSS peaked at {peak} MiB");
+    assert!(after < 100, "RSS stayed at {after} MiB after the attack");
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a round trip took {slowest:?}"
+    );
+}
+
+/// Issue 19's third attack: a token valid for about 3 years logged in with a panic (the
+/// timer wheel's limit is about 2.2 years), and `renew_token` with one dropped the
+/// connection. Now both answer 0 and the session works on.
+#[tokio::test]
+async fn a_token_valid_for_years_logs_in_and_renews() {
+    let secure = format!("{SECURE_APP}:{CERT}");
+    let server = serve(&["--app", &secure]).await;
+    let three_years = 3 * 365 * 24 * 3600;
+    let token =
+        |user: &str| build_rtm_token_007(SECURE_APP, CERT, user, 7, unix_now() as u32, three_years);
+    let mut alice = raw::connect(&server.url()).await;
+    let reply = alice
+        .ok(json!({"op": "login", "app_id": SECURE_APP, "user": "alice", "token": token("alice")}))
+        .await;
+    assert!(
+        reply["token_expires_at"]
+            .as_u64()
+            .is_some_and(|at| at > unix_now() + 2 * 365 * 24 * 3600),
+        "{reply}"
+    );
+    alice
+        .ok(json!({"op": "renew_token", "token": token("alice")}))
+        .await;
+    let mut bob = raw::connect(&server.url()).await;
+    bob.ok(json!({"op": "login", "app_id": SECURE_APP, "user": "bob", "token": token("bob")}))
+        .await;
+    let pending = bob
+        .start(json!({"op": "send_peer", "to": "alice", "message": text("still here")}))
+        .unwrap();
+    let event = alice.expect_event("message_from_peer").await;
+    alice.ack(event["message_id"].as_u64().unwrap());
+    assert_eq!(raw::expect_reply(pending).await["code"], 0);
+}
+
+/// Issue 19's fourth attack: settings that made a server panic at its first use, or
+/// refuse everyone, now stop `serve` at start with a message naming them.
+#[tokio::test]
+async fn settings_out_of_range_stop_the_start_with_a_clear_message() {
+    let bound = Duration::from_secs(20);
+    for (flag, value, named) in [
+        ("--grace", "100000000", "grace"),
+        ("--ack-timeout", "100000000", "ack_timeout"),
+    ] {
+        let run = rtm_tui(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--ephemeral",
+                flag,
+                value,
+            ],
+            bound,
+        )
+        .await;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(named) && stderr.contains("at most"),
+            "{flag}: {stderr}"
+        );
+    }
+    for setting in ["login_timeout_secs", "max_connections", "outbox_max_mib"] {
+        let (_dir, path) = config_file(&format!("[limits]\n{setting} = 0\n"));
+        let run = rtm_tui(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--ephemeral",
+                "--config",
+                &path,
+            ],
+            bound,
+        )
+        .await;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{setting}: {stderr}");
+        assert!(stderr.contains(setting), "{setting}: {stderr}");
+    }
+}
+
+/// Issue 19's fifth and seventh attacks, the parts `check` does not cover: history bounds
+/// past 2^53 were read modulo 2^64, and a message whose event would pass the 64 KiB
+/// object cap was delivered.
+#[tokio::test]
+async fn ids_and_message_sizes_are_checked() {
+    let server = serve(&[]).await;
+    let mut alice = raw::login(&server.url(), APP, "alice").await;
+    let mut bob = raw::login(&server.url(), APP, "bob").await;
+    let cached =
+        json!({"op": "send_peer", "to": "carol", "message": text("hello"), "offline": true});
+    assert_eq!(bob.code(cached).await, 4);
+    for bounds in [json!({"before": 1u64 << 63}), json!({"after": u64::MAX})] {
+        let mut op = json!({"op": "history", "peer": "carol"});
+        op.as_object_mut()
+            .unwrap()
+            .extend(bounds.as_object().unwrap().clone());
+        assert_eq!(bob.code(op.clone()).await, 2, "{op}");
+    }
+    // 32,700 quotes: within the 32 KiB of text, but 65,400 bytes as JSON, so its event
+    // (sender, id, timestamp) would pass the 64 KiB object cap.
+    let quotes = "\"".repeat(32_700);
+    assert_eq!(
+        bob.code(json!({"op": "send_peer", "to": "alice", "message": text(&quotes)}))
+            .await,
+        7
+    );
+    alice.ok(json!({"op": "join", "channel": "c"})).await;
+    assert_eq!(
+        alice
+            .code(json!({"op": "send_channel", "channel": "c", "message": text(&quotes)}))
+            .await,
+        4
+    );
+    alice.assert_no_event("message_from_peer").await;
+}
+
+/// Issue 19's sixth attack: silent sockets from one address kept every other user out,
+/// and a refused connection got a bare TCP close. Now one address has at most
+/// `max_connections_per_address`, and a refused connection gets an HTTP 503.
+#[tokio::test]
+async fn one_address_cannot_take_every_slot() {
+    let (_dir, path) = config_file(
+        "[limits]\nmax_connections = 40\nmax_connections_per_address = 10\nloopback_exempt = false\n",
+    );
+    let server = serve(&["--config", &path]).await;
+    let addr = server.addr;
+    let mut silent = Vec::new();
+    for _ in 0..30 {
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // One more from the same address: answered 503 (after its request, as a client sends).
+    let mut refused = tokio::net::TcpStream::connect(addr).await.unwrap();
+    refused
+        .write_all(b"GET /rtm/v1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, refused.read_to_end(&mut answer))
+        .await
+        .expect("answered")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    // Real users from another address get in.
+    for n in 0..5 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let tcp = socket.connect(addr).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(
+            server.url(),
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+        )
+        .await
+        .expect("admitted");
+        let mut user = raw::from_socket(ws);
+        user.login(APP, &format!("user{n}")).await;
+    }
+    drop(silent);
+}
