@@ -179,6 +179,13 @@ pub struct Config {
     pub offline_cap: usize,
     /// Cached (offline) peer messages older than this are dropped.
     pub offline_ttl: Duration,
+    /// Bytes of cached messages the whole server holds (every app, every receiver); a
+    /// cached send past it is answered 3. They are in memory and in the store, and loaded
+    /// again at start, so this bounds what ids never seen can cost.
+    pub offline_max_bytes: usize,
+    /// Bytes of cached messages one sender may have waiting (all its receivers together);
+    /// past it its cached sends are answered 3.
+    pub offline_per_sender_bytes: usize,
     /// Unparsable objects tolerated per connection before closing with 1008.
     pub max_errors: u32,
     /// How far behind a connection may fall before it is cut off (`outbox`'s header).
@@ -238,6 +245,8 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30),
             offline_cap: 200,
             offline_ttl: Duration::from_secs(7 * 24 * 3600),
+            offline_max_bytes: 32 << 20,
+            offline_per_sender_bytes: 4 << 20,
             max_errors: 100,
             outbox: super::outbox::OutboxLimits::default(),
             max_frame_bytes: 1024 * 1024,
@@ -331,6 +340,11 @@ impl Config {
             ("outbox_max_mib", self.outbox.max_bytes >> 20),
             ("queued_max_mib", self.outbox.total_max_bytes >> 20),
             ("max_errors", self.max_errors as usize),
+            ("offline_max_mib", self.offline_max_bytes >> 20),
+            (
+                "offline_per_sender_kib",
+                self.offline_per_sender_bytes >> 10,
+            ),
             (
                 "history_limit (--history-limit)",
                 self.history_limit as usize,

@@ -34,6 +34,10 @@
 //! outbox_stall_ms = 10000
 //! outbox_max_mib = 64
 //! queued_max_mib = 512
+//! # The offline cache: all cached messages together, and one sender's share (past
+//! # either, a cached send_peer is answered 3).
+//! offline_max_mib = 32
+//! offline_per_sender_kib = 4096
 //! # Per-connection rate limits, as "COUNT/SECONDSs" or "off" (defaults: Agora's).
 //! send = "180/3s"            # send_peer and send_channel together
 //! login = "2/1s"
@@ -99,6 +103,8 @@ pub struct LimitsSection {
     pub outbox_stall_ms: Option<u64>,
     pub outbox_max_mib: Option<usize>,
     pub queued_max_mib: Option<usize>,
+    pub offline_max_mib: Option<usize>,
+    pub offline_per_sender_kib: Option<usize>,
     pub send: Option<RateSpec>,
     pub login: Option<RateSpec>,
     pub join: Option<RateSpec>,
@@ -243,6 +249,12 @@ impl ServerFile {
         }
         if let Some(mib) = limits.queued_max_mib {
             config.outbox.total_max_bytes = mib << 20;
+        }
+        if let Some(mib) = limits.offline_max_mib {
+            config.offline_max_bytes = mib << 20;
+        }
+        if let Some(kib) = limits.offline_per_sender_kib {
+            config.offline_per_sender_bytes = kib << 10;
         }
         if let Some(ms) = self.write_delay_ms {
             config.write_delay = Duration::from_millis(ms);

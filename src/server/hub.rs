@@ -17,7 +17,7 @@
 //! live in `hub_presence.rs`, `hub_attributes.rs`, `hub_invitations.rs` and
 //! `hub_tokens.rs`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -143,8 +143,8 @@ impl Channel {
 pub(super) struct App {
     pub users: HashMap<String, User>,
     pub channels: HashMap<String, Channel>,
-    /// Cached peer messages per receiver, oldest first.
-    pub offline: HashMap<String, VecDeque<HistoryMessage>>,
+    /// Cached peer messages per receiver, oldest first, with their quotas' totals.
+    pub offline: super::hub_offline::OfflineCache,
     /// Presence watchers: target user → subscribers.
     pub watchers: HashMap<String, BTreeSet<String>>,
     /// Pending invitations.
@@ -183,14 +183,11 @@ impl Shared {
     pub fn with_offline(offline: Vec<CachedMessage>) -> Self {
         let mut shared = Shared::default();
         for cached in offline {
-            shared
-                .apps
-                .entry(cached.app)
-                .or_default()
-                .offline
-                .entry(cached.receiver)
-                .or_default()
-                .push_back(cached.message);
+            shared.apps.entry(cached.app).or_default().offline.push(
+                &cached.receiver,
+                cached.message,
+                usize::MAX,
+            );
         }
         shared
     }
@@ -302,6 +299,9 @@ pub enum PeerSend {
     },
     /// Receiver offline: 3.
     Unreachable,
+    /// Receiver offline and the offline cache's quota spent (the server's, or the
+    /// sender's; `hub_offline.rs`): 3, with why.
+    CacheFull(&'static str),
 }
 
 /// The conversation key of a peer pair in the history table.
@@ -705,19 +705,14 @@ impl Hub {
         }
         // The backlog stays cached until the receiver acks each message (a connection
         // that drops first gets the rest again at its next login); only expired ones go now.
-        if let Some(backlog) = app_state.offline.get_mut(user) {
+        {
             let ttl = self.config().offline_ttl.as_millis() as u64;
             let cutoff = here.stamp.now_ms.saturating_sub(ttl);
-            let mut expired = Vec::new();
-            backlog.retain(|message| {
-                let keep = message.server_ts >= cutoff;
-                if !keep {
-                    expired.push(message.message_id);
-                }
-                keep
-            });
+            let expired = app_state
+                .offline
+                .retain(user, |message| message.server_ts >= cutoff);
             if let Some(local) = &local {
-                for message in backlog.iter() {
+                for message in app_state.offline.backlog(user) {
                     local.push_line_unbounded(ConnHandle::encode_shared(&Event::MessageFromPeer {
                         from: message.from.clone(),
                         message: message.message.clone(),
@@ -726,9 +721,6 @@ impl Hub {
                         offline: true,
                     }));
                 }
-            }
-            if backlog.is_empty() {
-                app_state.offline.remove(user);
             }
             if !expired.is_empty() && here.origin {
                 self.engine().messages().drop_offline(app, user, expired);
@@ -867,6 +859,11 @@ impl Hub {
         if receiver.is_none() && !offline {
             return PeerSend::Unreachable;
         }
+        if receiver.is_none() {
+            if let Some(why) = self.offline_quota_spent(state, app, from, &message) {
+                return PeerSend::CacheFull(why);
+            }
+        }
         let (message_id, server_ts) = self.stamp_message(here.stamp);
         let stored = HistoryMessage {
             message_id,
@@ -911,17 +908,12 @@ impl Hub {
             }
             return PeerSend::AwaitingAck;
         }
-        let queue = state
+        state
             .apps()
             .entry(app.to_string())
             .or_default()
             .offline
-            .entry(to.to_string())
-            .or_default();
-        queue.push_back(stored.clone());
-        while queue.len() > config.offline_cap {
-            queue.pop_front();
-        }
+            .push(to, stored.clone(), config.offline_cap);
         let committed = if here.origin {
             self.engine()
                 .messages()
@@ -951,15 +943,8 @@ impl Hub {
         let Some(app_state) = state.apps().get_mut(app) else {
             return;
         };
-        let Some(backlog) = app_state.offline.get_mut(user) else {
+        if !app_state.offline.remove(user, message_id) {
             return;
-        };
-        let Some(position) = backlog.iter().position(|m| m.message_id == message_id) else {
-            return;
-        };
-        backlog.remove(position);
-        if backlog.is_empty() {
-            app_state.offline.remove(user);
         }
         if here.origin {
             self.engine()
@@ -1257,12 +1242,7 @@ impl Hub {
 
 fn forget_cached(state: &mut State, app: &str, receiver: &str, message_id: u64) {
     if let Some(app_state) = state.apps().get_mut(app) {
-        if let Some(backlog) = app_state.offline.get_mut(receiver) {
-            backlog.retain(|m| m.message_id != message_id);
-            if backlog.is_empty() {
-                app_state.offline.remove(receiver);
-            }
-        }
+        app_state.offline.remove(receiver, message_id);
     }
 }
 

@@ -214,6 +214,7 @@ mod hub;
 mod hub_attributes;
 mod hub_delivery;
 mod hub_invitations;
+mod hub_offline;
 mod hub_presence;
 mod hub_tokens;
 mod outbox;

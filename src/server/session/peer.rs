@@ -177,6 +177,11 @@ impl PeerReplyTo {
         match sent {
             PeerSend::AwaitingAck => {}
             PeerSend::Unreachable => self.refuse(PeerError::PeerUnreachable),
+            PeerSend::CacheFull(why) => self.conn.send_reply(&Reply::code(
+                self.id,
+                PeerError::PeerUnreachable.code(),
+                why,
+            )),
             PeerSend::Cached { result, committed } => {
                 // Answer 4 only once the message is durable.
                 if committed.await.is_ok() {
