@@ -290,6 +290,9 @@ impl Reader<'_> {
             while session.conn.over_soft_bound() && !session.conn.is_closed() {
                 session.conn.wait_for_room(ROOM_POLL).await;
             }
+            // A frame may hold tens of thousands of small requests, each handled without
+            // waiting: let the other connections' tasks run every so often (tokio's budget).
+            tokio::task::consume_budget().await;
             if session.conn.is_closed() {
                 return false;
             }

@@ -360,3 +360,79 @@ async fn one_address_cannot_take_every_slot() {
     }
     drop(silent);
 }
+
+/// Issue 19's second attack: ten connections within the rate limits, each sending 32 KiB
+/// offline messages to ids never seen (a new sender every 180 messages), for 15 s. The
+/// offline cache's quotas (server-wide, per sender) answer 3 once spent, so the server's
+/// memory grows by less than 100 MiB, and so does a restart that loads the cache again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_spammers_meet_the_cache_quotas() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), 0).await;
+    let before = server.rss_kib() >> 10;
+    let url = server.url();
+    let body = "x".repeat(32_000);
+    let mut spammers = tokio::task::JoinSet::new();
+    for n in 0..10 {
+        let (url, body) = (url.clone(), body.clone());
+        spammers.spawn(async move {
+            let started = Instant::now();
+            let (mut cached, mut refused) = (0, 0);
+            let mut round = 0;
+            while started.elapsed() < Duration::from_secs(15) {
+                let window = Instant::now();
+                let mut spammer = raw::login(&url, APP, &format!("spam{n}-{round}")).await;
+                let mut replies = Vec::new();
+                for m in 0..180 {
+                    let to = format!("never-seen-{n}-{round}-{m}");
+                    let op = json!({"op": "send_peer", "to": to, "message": text(&body), "offline": true});
+                    replies.push(spammer.start(op).unwrap());
+                }
+                for reply in replies {
+                    match raw::expect_reply(reply).await["code"].as_u64() {
+                        Some(4) => cached += 1,
+                        Some(3) => refused += 1,
+                        other => panic!("a cached send answered {other:?}"),
+                    }
+                }
+                // Within the rate limit: 180 per 3 s.
+                tokio::time::sleep_until((window + Duration::from_secs(3)).into()).await;
+                round += 1;
+            }
+            (cached, refused)
+        });
+    }
+    let mut peak = before;
+    let (mut cached, mut refused) = (0, 0);
+    loop {
+        tokio::select! {
+            done = spammers.join_next() => match done {
+                Some(counts) => {
+                    let (c, r) = counts.expect("spammer");
+                    cached += c;
+                    refused += r;
+                }
+                None => break,
+            },
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                peak = peak.max(server.rss_kib() >> 10);
+            }
+        }
+    }
+    let after = server.rss_kib() >> 10;
+    server.kill9().await;
+    let restarted = ServerProcess::start(dir.path(), 0).await;
+    // Serving: the cache is loaded.
+    raw::login(&restarted.url(), APP, "someone").await;
+    let reloaded = restarted.rss_kib() >> 10;
+    eprintln!(
+        "10 offline spammers, 15 s: {cached} answered 4, {refused} answered 3; RSS {before} \
+         MiB before, peak {peak} MiB, {after} MiB after; {reloaded} MiB after a restart"
+    );
+    assert!(
+        cached > 0 && refused > 0,
+        "{cached} cached, {refused} refused"
+    );
+    assert!(peak - before < 100, "RSS grew from {before} to {peak} MiB");
+    assert!(reloaded < 100, "RSS after a restart: {reloaded} MiB");
+}
