@@ -246,7 +246,7 @@ impl Default for Config {
             offline_cap: 200,
             offline_ttl: Duration::from_secs(7 * 24 * 3600),
             offline_max_bytes: 32 << 20,
-            offline_per_sender_bytes: 4 << 20,
+            offline_per_sender_bytes: 8 << 20,
             max_errors: 100,
             outbox: super::outbox::OutboxLimits::default(),
             max_frame_bytes: 1024 * 1024,

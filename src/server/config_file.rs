@@ -37,7 +37,7 @@
 //! # The offline cache: all cached messages together, and one sender's share (past
 //! # either, a cached send_peer is answered 3).
 //! offline_max_mib = 32
-//! offline_per_sender_kib = 4096
+//! offline_per_sender_kib = 8192
 //! # Per-connection rate limits, as "COUNT/SECONDSs" or "off" (defaults: Agora's).
 //! send = "180/3s"            # send_peer and send_channel together
 //! login = "2/1s"

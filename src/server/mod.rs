@@ -22,6 +22,8 @@
 //!   own thread); `engine::redis` for several nodes on one Redis.
 //!
 //! Beside them: `outbox.rs` the bounded queue between the hub and a connection's writer;
+//! `prelogin.rs` what a connection may read and have answered before it logs in;
+//! `hub_offline.rs` the offline cache's per-app store of cached messages and its quotas;
 //! `timers.rs` the one timer wheel of the hub; `rate.rs` the per-connection rate
 //! limiters; `clock.rs` the one clock of every timer, window and expiry (tokio time, so
 //! tests pause it); `auth.rs` the token check; `config.rs` every knob with docs/protocol.md's
@@ -34,7 +36,10 @@
 //!   refused by the WebSocket layer before it is buffered, and closes with 1009, as does
 //!   any single object over 64 KiB. Binary frames count as unusable input (`error` event).
 //!   Objects of one frame are handled in order; replies come in request order except
-//!   `send_peer`, whose reply waits for the receiver's ack.
+//!   `send_peer`, whose reply waits for the receiver's ack. Before login a connection may
+//!   send 96 KiB and have 16 objects answered, else 1008 (`prelogin.rs`); a connection
+//!   whose outbox is over its soft bound is not read until the writer makes room.
+//!   WebSocket protocol errors close with 1002, text that is not UTF-8 with 1007.
 //! - **Errors**: only unparsable or id-less objects (and binary frames) count toward the
 //!   100 errors that close a connection with 1008; unknown ops and bad parameters are
 //!   answered (code 1, or the family's invalid-argument code) and do not count. Bad
@@ -54,7 +59,8 @@
 //! - **Cached messages** are answered 4 only once committed to SQLite (`synchronous=FULL`).
 //!   They are delivered at login right after the reply and forgotten only when the
 //!   receiver acks each one (at least once: a connection that drops before acking gets
-//!   the rest again at its next login); the 200-per-receiver cap drops the oldest;
+//!   the rest again at its next login); the 200-per-receiver cap drops the oldest; the
+//!   quotas (32 MiB for the server, 8 MiB per sender: `hub_offline.rs`) answer 3;
 //!   messages older than 7 days are dropped at start-up and at delivery. The login
 //!   backlog is exempt from the outbox bound (it is bounded by its own cap) and does not
 //!   count toward it, so the replies and events behind it are not cut off.
@@ -83,7 +89,8 @@
 //!   not sent to the joiner; `member_left` goes to the remaining members.
 //! - **History**: every channel message and every delivered or cached peer message is
 //!   kept (last 1000 per conversation). With both `before` and `after`, the oldest `limit`
-//!   messages strictly between them. A peer conversation needs no membership.
+//!   messages strictly between them. A peer conversation needs no membership. A page is
+//!   cut to one 64 KiB object (`"truncated": true`, docs/protocol.md).
 //! - **History durability**: history is written in group commits: the store thread
 //!   gathers history writes for up to 10 ms (`store::HISTORY_WINDOW`; anything a client
 //!   waits on, a cached message, a read, ends the window at once) and commits them in one
@@ -122,7 +129,8 @@
 //!   a close frame; the server Pings every 15 s.
 //! - **Rate limits** are per connection and sliding windows; a request refused by a
 //!   limit does not count against that limit (a `join` refused by the per-channel limit
-//!   still counts toward the 50 per 3 s). `get_channel_member_count` and `history` have no rate limit.
+//!   still counts toward the 50 per 3 s). `get_channel_member_count` has no rate limit;
+//!   `history` has 40 per 5 s (HISTORY 1 "history too often").
 //! - **Presence**: one rate limit (10 per 5 s) covers `query_peers_online`,
 //!   `(un)subscribe_peers_online` and `query_subscribed_peers`. The states sent after a
 //!   subscribe cover every peer of that request, in its order, right after the reply.
@@ -175,8 +183,9 @@
 //!   on `rtm.lock` there (released when the store thread ends, or the process dies); a
 //!   second server on the same directory refuses to start, naming the directory and
 //!   suggesting `--data-dir` or `--ephemeral`.
-//! - **Admission** (`admission`): past `max_connections` a new TCP connection is closed
-//!   right after `accept`, before any handshake work. The TLS and WebSocket handshakes
+//! - **Admission** (`admission`): past `max_connections`, or `max_connections_per_address`
+//!   (64; loopback exempt with `loopback_exempt`), a new TCP connection gets an HTTP 503
+//!   (plain `ws://`; closed on `wss://`) right after `accept`, before any handshake work. The TLS and WebSocket handshakes
 //!   must finish within `login_timeout` (10 s), and a connection must log in within it
 //!   after connecting or after a `logout`, else it is closed (1008 "login timeout").
 //!   `login` attempts count against `logins_per_address` (50 per second per IP, all

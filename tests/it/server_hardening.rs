@@ -422,7 +422,17 @@ async fn offline_spammers_meet_the_cache_quotas() {
     let after = server.rss_kib() >> 10;
     server.kill9().await;
     let restarted = ServerProcess::start(dir.path(), 0).await;
-    // Serving: the cache is loaded.
+    // Serving once the store is open and the cache loaded (the listening line comes first).
+    let reopening = Instant::now();
+    while rtm::qa::raw::RawConn::connect(&restarted.url(), "probe", None)
+        .await
+        .is_err()
+    {
+        assert!(
+            reopening.elapsed() < Duration::from_secs(60),
+            "the restarted server serves"
+        );
+    }
     raw::login(&restarted.url(), APP, "someone").await;
     let reloaded = restarted.rss_kib() >> 10;
     eprintln!(
