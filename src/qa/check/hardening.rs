@@ -44,6 +44,9 @@ const FIN: u8 = 0x80;
 const TEXT: u8 = 0x1;
 const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
+/// The second header byte's length values that announce a 16-bit or a 64-bit length.
+const LENGTH_16: u8 = 0x7e;
+const LENGTH_64: u8 = 0x7f;
 /// The mask every client frame carries (RFC 6455 §5.3); any value will do.
 const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 
@@ -98,7 +101,7 @@ impl RawSocket {
     /// Reads what the server sent within `within`; false at the end of the stream or
     /// when nothing came.
     async fn read_more(&mut self, within: Duration) -> bool {
-        let mut buf = [0u8; 16 * 1024];
+        let mut buf = vec![0u8; 16 * 1024];
         match tokio::time::timeout(within, self.tcp.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => {
                 self.read.extend_from_slice(&buf[..n]);
@@ -112,16 +115,15 @@ impl RawSocket {
     pub fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
         let mut out = vec![first];
         let mask_bit = if masked { 0x80 } else { 0 };
-        match payload.len() {
-            n if n < 126 => out.push(mask_bit | n as u8),
-            n if n <= usize::from(u16::MAX) => {
-                out.push(mask_bit | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(mask_bit | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
+        let n = payload.len();
+        if n < 126 {
+            out.push(mask_bit | n as u8);
+        } else if let Ok(n) = u16::try_from(n) {
+            out.push(mask_bit | LENGTH_16);
+            out.extend_from_slice(&n.to_be_bytes());
+        } else {
+            out.push(mask_bit | LENGTH_64);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
         }
         if masked {
             out.extend_from_slice(&MASK);
@@ -162,11 +164,11 @@ impl RawSocket {
 fn parse_frame(data: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
     let (&first, &second) = (data.first()?, data.get(1)?);
     let (length, header) = match second & 0x7f {
-        126 => (
+        LENGTH_16 => (
             usize::from(u16::from_be_bytes([*data.get(2)?, *data.get(3)?])),
             4,
         ),
-        127 => (
+        LENGTH_64 => (
             usize::try_from(u64::from_be_bytes(data.get(2..10)?.try_into().ok()?)).ok()?,
             10,
         ),
@@ -235,10 +237,10 @@ async fn pre_login_flood(cx: Ctx) -> CaseResult {
     // Fail early (and skip over wss://) before starting anything.
     drop(RawSocket::open(&url).await?);
     let (mut user, _) = cx.fresh("watcher").await?;
-    let pings: String = (0..10_000)
-        .map(|id| format!("{{\"id\":{id},\"op\":\"ping\"}}\n"))
+    let pings: Vec<String> = (0..10_000)
+        .map(|id| format!("{{\"id\":{id},\"op\":\"ping\"}}"))
         .collect();
-    let frame = RawSocket::frame(FIN | TEXT, pings.trim_end().as_bytes(), true);
+    let frame = RawSocket::frame(FIN | TEXT, pings.join("\n").as_bytes(), true);
     let mut flooders = Vec::new();
     for _ in 0..FLOODERS {
         let (url, frame) = (url.clone(), frame.clone());
