@@ -235,7 +235,8 @@ impl ConnectionHandler {
             return;
         };
         let own_user = self.session.as_ref().map(|s| s.user.clone());
-        let full_page = result.messages.len() >= MAX_HISTORY_LIMIT as usize;
+        // A page cut to one object's size (`truncated`) has more behind it too.
+        let full_page = result.truncated || result.messages.len() >= MAX_HISTORY_LIMIT as usize;
         let missed = result.messages.into_iter().filter(|m| {
             // The sender does not get its own messages back; neither does catch-up.
             Some(&m.from) != own_user.as_ref()
