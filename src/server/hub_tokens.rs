@@ -116,3 +116,64 @@ impl Hub {
         self.remove_user(app_state, app, user, here);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::protocol::decode_request;
+    use crate::server::session::{handle, Session};
+    use crate::server::{Clock, Config, Hub};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const APP: &str = "970CA35de60c44645bbae8a215061b33";
+    const CERT: &str = "5CFd2fd1755d40ecb72977518be15d3b";
+
+    /// A token valid for three years is watched in steps (the timer wheel reaches about
+    /// two): every half year nothing is sent and the watch goes on, until a year is left;
+    /// then the warning comes on time.
+    #[tokio::test(start_paused = true)]
+    async fn a_token_valid_for_years_is_watched_in_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            clock: Clock::following_tokio(),
+            ..Config::ephemeral()
+        };
+        config.apps.add_spec(&format!("{APP}:{CERT}"));
+        let (store, loaded) =
+            crate::server::store::Store::open(dir.path(), config.offline_ttl).unwrap();
+        let hub = Hub::with_store(Arc::new(config), store, loaded);
+        let mut alice = Session::new(hub.new_conn(), &hub);
+        let now = crate::token::unix_now() as u32;
+        let token = crate::token::build_rtm_token_007(APP, CERT, "alice", 1, now, 3 * 365 * 86_400);
+        let login =
+            format!(r#"{{"id":1,"op":"login","app_id":"{APP}","user":"alice","token":"{token}"}}"#);
+        handle(decode_request(&login).unwrap(), &mut alice, &hub).await;
+        let reply: serde_json::Value = serde_json::from_str(&alice.conn.take_lines()[0]).unwrap();
+        assert_eq!(reply["code"], 0, "{reply}");
+        assert_eq!(hub.pending_timers(), 1, "one look-again, no warning yet");
+        let settle = || async {
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+        };
+        // Looks again every half year while more than a timer's reach is left (three
+        // times), then watches as usual: the warning and the expiry.
+        for look in 1..=4 {
+            tokio::time::advance(super::MAX_DELAY / 2 + Duration::from_secs(1)).await;
+            settle().await;
+            assert!(alice.conn.take_lines().is_empty(), "look {look}");
+            assert!(!alice.conn.is_closed(), "look {look}");
+        }
+        assert_eq!(hub.pending_timers(), 2, "the warning and the expiry");
+        // 16 s before the expiry: past the warning lead (30 s).
+        tokio::time::advance(super::MAX_DELAY - Duration::from_secs(20)).await;
+        settle().await;
+        let warning = alice.conn.take_lines();
+        assert!(
+            warning.len() == 1 && warning[0].contains("token_privilege_will_expire"),
+            "{warning:?}"
+        );
+        hub.stop_timers();
+        hub.engine().stop().await;
+    }
+}
