@@ -41,6 +41,16 @@ pub enum Closing {
 /// this busy gains little from waiting longer, and its latency would grow.
 pub const WRITE_NOW_OBJECTS: usize = 8;
 
+/// Memory a queued object takes besides its bytes: its shared string's header, its
+/// slot in the queue, the allocator's rounding. Counted, so that the bounds are about
+/// real memory also for many small objects (40,000 replies to pings).
+const OBJECT_OVERHEAD_BYTES: usize = 48;
+
+/// What a queued object counts for against the bounds.
+fn cost(line: &str) -> usize {
+    line.len() + OBJECT_OVERHEAD_BYTES
+}
+
 /// How a queued object counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -216,19 +226,19 @@ impl ConnHandle {
                 queue.progress = Instant::now();
             }
             if kind == Kind::Exempt {
-                queue.exempt_bytes += line.len();
+                queue.exempt_bytes += cost(&line);
                 queue.exempt_items += 1;
                 queue.lines.push_back((line, kind));
                 (None, true)
             } else if let Some(why) = queue.refuses(
-                line.len(),
+                cost(&line),
                 &self.0.limits,
                 self.0.total.load(Ordering::Relaxed),
             ) {
                 (Some((why, queue.bytes)), false)
             } else {
-                queue.bytes += line.len();
-                self.0.total.fetch_add(line.len(), Ordering::Relaxed);
+                queue.bytes += cost(&line);
+                self.0.total.fetch_add(cost(&line), Ordering::Relaxed);
                 if kind == Kind::Reply {
                     queue.replies += 1;
                 }
@@ -334,17 +344,17 @@ impl ConnHandle {
             let (line, kind) = queue.lines.pop_front().expect("front exists");
             match kind {
                 Kind::Exempt => {
-                    queue.exempt_bytes -= line.len();
+                    queue.exempt_bytes -= cost(&line);
                     queue.exempt_items -= 1;
                 }
                 Kind::Reply => {
                     queue.replies -= 1;
-                    queue.bytes -= line.len();
-                    self.0.total.fetch_sub(line.len(), Ordering::Relaxed);
+                    queue.bytes -= cost(&line);
+                    self.0.total.fetch_sub(cost(&line), Ordering::Relaxed);
                 }
                 Kind::Event => {
-                    queue.bytes -= line.len();
-                    self.0.total.fetch_sub(line.len(), Ordering::Relaxed);
+                    queue.bytes -= cost(&line);
+                    self.0.total.fetch_sub(cost(&line), Ordering::Relaxed);
                 }
             }
             if !batch.is_empty() {
@@ -409,11 +419,15 @@ mod tests {
     use super::*;
 
     fn limits(soft_bytes: usize, soft_items: usize) -> Arc<OutboxLimits> {
+        limits_up_to(soft_bytes, soft_items, 1000)
+    }
+
+    fn limits_up_to(soft_bytes: usize, soft_items: usize, max_bytes: usize) -> Arc<OutboxLimits> {
         Arc::new(OutboxLimits {
             soft_bytes,
             soft_items,
             stall: Duration::from_secs(10),
-            max_bytes: 200,
+            max_bytes,
             total_max_bytes: 1000,
         })
     }
@@ -451,12 +465,14 @@ mod tests {
 
     #[tokio::test]
     async fn the_per_connection_maximum_and_the_server_budget_hold() {
-        let shared = limits(20, 100);
+        let line: Arc<str> = "x".repeat(50).into();
+        // An object counts its bytes and its overhead.
+        assert_eq!(cost(&line), 50 + OBJECT_OVERHEAD_BYTES);
+        let shared = limits_up_to(cost("{}") + 10, 100, 4 * cost(&line));
         let total = QueuedTotal::default();
         let a = ConnHandle::new(1, shared.clone(), total.clone());
         let b = ConnHandle::new(2, shared.clone(), total.clone());
-        let line: Arc<str> = "x".repeat(50).into();
-        // Never more than max_bytes (200) for one connection, progress or not.
+        // Never more than max_bytes (4 lines) for one connection, progress or not.
         for _ in 0..4 {
             a.push_line(line.clone());
         }
