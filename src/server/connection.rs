@@ -16,6 +16,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -247,6 +248,10 @@ impl Reader<'_> {
             Ok(Some(Err(WsError::Capacity(error)))) => {
                 tracing::info!(conn = conn.id(), %error, "frame too large");
                 conn.close(CLOSE_TOO_BIG, "frame too large");
+                false
+            }
+            Ok(Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)))) => {
+                tracing::debug!(conn = conn.id(), "the peer went without a close frame");
                 false
             }
             Ok(Some(Err(WsError::Protocol(error)))) => {
