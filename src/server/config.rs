@@ -346,10 +346,6 @@ impl Config {
                 self.offline_per_sender_bytes >> 10,
             ),
             (
-                "history_limit (--history-limit)",
-                self.history_limit as usize,
-            ),
-            (
                 "max_connections_per_address",
                 self.max_connections_per_address,
             ),
