@@ -166,7 +166,7 @@ mod tests {
         }
         assert_eq!(hub.pending_timers(), 2, "the warning and the expiry");
         // 16 s before the expiry: past the warning lead (30 s).
-        tokio::time::advance(super::MAX_DELAY - Duration::from_secs(20)).await;
+        tokio::time::advance(super::MAX_DELAY.saturating_sub(Duration::from_secs(20))).await;
         settle().await;
         let warning = alice.conn.take_lines();
         assert!(
