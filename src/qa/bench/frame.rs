@@ -12,19 +12,20 @@
 /// length ends the connection rather than buffering without bound.
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
-/// The first header byte's final-fragment bit; its low four bits are the opcode.
-const FIN: u8 = 0x80;
+/// The first header byte's final-fragment bit; its low four bits are the opcode. (The
+/// check kit's hand-made frames, `check::hardening`, use them too.)
+pub(crate) const FIN: u8 = 0x80;
 const CONTINUATION: u8 = 0x0;
-const TEXT: u8 = 0x1;
+pub(crate) const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
+pub(crate) const CLOSE: u8 = 0x8;
+pub(crate) const PING: u8 = 0x9;
 const PONG: u8 = 0xA;
 /// The second header byte's mask bit, and its length values that announce a 16-bit or a
 /// 64-bit length after it.
-const MASKED: u8 = 0x80;
-const LENGTH_16: u8 = 0x7e;
-const LENGTH_64: u8 = 0x7f;
+pub(crate) const MASKED: u8 = 0x80;
+pub(crate) const LENGTH_16: u8 = 0x7e;
+pub(crate) const LENGTH_64: u8 = 0x7f;
 
 /// Why the frames from a server cannot be read on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

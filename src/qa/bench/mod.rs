@@ -24,7 +24,7 @@
 
 mod conn;
 mod cpu;
-mod frame;
+pub(crate) mod frame;
 mod memory;
 mod plot;
 mod scan;

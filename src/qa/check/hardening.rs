@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use super::{case, Case, CaseError, CaseResult, Ctx, Expect};
 use crate::protocol::limits::MAX_OBJECT_BYTES;
+use crate::qa::bench::frame::{CLOSE, FIN, LENGTH_16, LENGTH_64, MASKED, PING, TEXT};
 
 pub fn cases() -> Vec<Case> {
     vec![
@@ -39,14 +40,6 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// The first header byte's final-fragment bit, and the opcodes used here.
-const FIN: u8 = 0x80;
-const TEXT: u8 = 0x1;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-/// The second header byte's length values that announce a 16-bit or a 64-bit length.
-const LENGTH_16: u8 = 0x7e;
-const LENGTH_64: u8 = 0x7f;
 /// The mask every client frame carries (RFC 6455 §5.3); any value will do.
 const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 
@@ -114,7 +107,7 @@ impl RawSocket {
     /// A client frame: `first` is the FIN, RSV and opcode byte; masked unless told not.
     pub fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
         let mut out = vec![first];
-        let mask_bit = if masked { 0x80 } else { 0 };
+        let mask_bit = if masked { MASKED } else { 0 };
         let n = payload.len();
         if n < 126 {
             out.push(mask_bit | n as u8);
