@@ -234,6 +234,13 @@ pub enum TokenFormat {
     V007,
 }
 
+/// A QA command's --server, completed as the chat client completes it: `host:port` gets
+/// `ws://` and a missing path `/rtm/v1` ([`rtm::client::server_url`]).
+#[allow(clippy::unnecessary_wraps)] // clap's value parsers return a Result
+fn server_url(typed: &str) -> Result<String, String> {
+    Ok(rtm::client::server_url(typed))
+}
+
 /// Output formats of the QA commands.
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]
 pub enum OutputFormat {
@@ -257,7 +264,8 @@ pub enum OutputFormat {
 pub struct CheckArgs {
     /// Server URL; repeat it for the nodes of a cluster, which must share their state (the
     /// report names each server and which one every user was on).
-    #[arg(long = "server", value_name = "URL", default_value = rtm::protocol::DEFAULT_URL)]
+    #[arg(long = "server", value_name = "URL", default_value = rtm::protocol::DEFAULT_URL,
+          value_parser = server_url)]
     pub servers: Vec<String>,
     #[arg(long, default_value = "rtm-check")]
     pub app_id: String,
@@ -303,6 +311,14 @@ pub struct CheckArgs {
     /// keep the cases' frames apart).
     #[arg(long)]
     pub trace: bool,
+    /// Also write the results as JUnit XML to FILE (one test case per case), whatever
+    /// --format prints.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report to FILE: settings, the server's version, every
+    /// case with its rule and, for failures, why.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// `rtm-tui script`
@@ -318,13 +334,17 @@ pub struct CheckArgs {
 pub struct ScriptArgs {
     pub file: PathBuf,
     /// Server URL; repeat it for the nodes of a cluster.
-    #[arg(long = "server", value_name = "URL", default_value = rtm::protocol::DEFAULT_URL)]
+    #[arg(long = "server", value_name = "URL", default_value = rtm::protocol::DEFAULT_URL,
+          value_parser = server_url)]
     pub servers: Vec<String>,
     #[arg(long, default_value = "rtm-script")]
     pub app_id: String,
     /// Print every frame sent and received.
     #[arg(long)]
     pub trace: bool,
+    /// Write a self-contained HTML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// `rtm-tui bench`
@@ -332,12 +352,16 @@ pub struct ScriptArgs {
 /// Without --server, starts the reference server in this process (temporary store, rate
 /// limits off) and reports this process's memory, which then includes the load generator.
 /// With a loopback --server, reports the memory of the process listening on its port when
-/// it can be read. Exit code 0 when the run completed, 2 for bad arguments or an unreachable server.
+/// it can be read.
+///
+/// Exit codes: 0 the run completed and met every --threshold; 1 a threshold was missed, or
+/// the run stopped early because the server answered "too often" (its rate limits: the
+/// message names a --rate that fits); 2 bad arguments or an unreachable server.
 #[derive(Debug, Args, Clone)]
 pub struct BenchArgs {
     /// Server URL; repeat to spread the users over several servers round-robin (a peer
     /// pair straddles two) [default: start the reference server in-process].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = server_url)]
     pub server: Vec<String>,
     /// App id every bench user logs in to (the server must accept it without a token).
     #[arg(long, default_value = "rtm-bench")]
@@ -363,7 +387,7 @@ pub struct BenchArgs {
     /// Print the report as JSON (for scripts and `cargo bench --bench versus_node`).
     #[arg(long)]
     pub json: bool,
-    /// Draw latency distribution and throughput over time to this SVG file.
+    /// Draw latency by percentile and completions and errors per second to this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// Worker threads of the load generator [default: one fewer than the cores, at least 1].
@@ -373,6 +397,27 @@ pub struct BenchArgs {
     /// channel messages not yet received by every member per sender [default: 32].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub window: Option<u32>,
+    /// A budget the run must meet, as MEASURE OP VALUE: p99<50ms, p50<=2ms, max<1s,
+    /// errors==0, error_rate<1%, throughput>=10000, completed>0 (measures: p50 p90 p99
+    /// p99.9 max mean errors error_rate throughput completed). Repeatable; a table shows
+    /// each met or MISSED, and a missed one makes the exit code 1.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<rtm::qa::threshold::Threshold>,
+    /// Thresholds from a TOML file, `thresholds = ["p99<50ms", "errors==0"]`, added to
+    /// those of --threshold (keep a CI job's budgets in the repository).
+    #[arg(long, value_name = "FILE")]
+    pub thresholds_file: Option<PathBuf>,
+    /// Write the thresholds as JUnit XML to FILE, one test case per threshold.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report to FILE: settings, the server's version,
+    /// results, thresholds, the plots, and the server's own metrics when it serves them.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Where the server's Prometheus metrics are read for the report [default: GET
+    /// /metrics on each --server's host and port; nothing is shown when none answer].
+    #[arg(long, value_name = "URL")]
+    pub metrics: Option<String>,
 }
 
 /// `rtm-tui demo`
@@ -391,7 +436,7 @@ pub struct DemoArgs {
 /// per line on stdout. Exit code 0 at the end of input, 2 for a bad app id or URL.
 #[derive(Debug, Args, Clone)]
 pub struct HeadlessArgs {
-    #[arg(long, default_value = rtm::protocol::DEFAULT_URL)]
+    #[arg(long, value_name = "URL", default_value = rtm::protocol::DEFAULT_URL, value_parser = server_url)]
     pub server: String,
     #[arg(long)]
     pub app_id: String,

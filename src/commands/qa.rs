@@ -12,6 +12,7 @@ use rtm::qa::check::{self, CheckConfig, Timing};
 use rtm::qa::raw::{Direction, Tracer};
 use rtm::qa::report::{Outcome, Report};
 use rtm::qa::script;
+use rtm::qa::threshold;
 
 use crate::cli::{BenchArgs, CheckArgs, HeadlessArgs, OutputFormat, ScriptArgs};
 
@@ -27,8 +28,9 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
     let mut config = CheckConfig::new(rtm::protocol::DEFAULT_URL, &args.app_id);
+    let settings = check_settings(&args);
     // clap gives at least one (the default when no --server is given).
-    config.servers = args.servers;
+    config.servers = args.servers.clone();
     config.token_cmd = args.token_cmd;
     config.restart_cmd = args.restart_cmd;
     config.filter = args.filter;
@@ -40,14 +42,14 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         invite_expiry: seconds(args.invite_expiry),
         token_warning: seconds(args.token_warning),
     };
-    config.progress = Some(progress_line());
+    let (progress, timers) = progress_line();
+    config.progress = Some(progress);
+    config.timers = timers;
     config.tracer = args.trace.then(transcript);
+    let version_probe = (args.report.is_some()).then(|| config.servers[0].clone());
     if let Err(error) = check::preflight(&config).await {
+        // The error names the cause (nothing listening, TLS or not, wrong path).
         eprintln!("rtm-tui check: {error}");
-        eprintln!(
-            "rtm-tui check: is a server listening there? `rtm-tui serve --ephemeral` starts one on {}",
-            rtm::protocol::DEFAULT_URL
-        );
         return Ok(ExitCode::from(USAGE_ERROR));
     }
     let report = check::run(config).await;
@@ -56,7 +58,58 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(USAGE_ERROR));
     }
     print_report(&report, args.format);
+    if let Some(path) = &args.junit {
+        write_file(path, &report.to_junit())?;
+    }
+    if let Some(path) = &args.report {
+        let mut settings = settings;
+        if let Some(url) = version_probe {
+            settings.insert(0, server_version(&url, &args.app_id).await);
+        }
+        write_file(path, &rtm::qa::html::for_cases(&report, "check", settings))?;
+    }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+/// A check run's settings as its HTML report lists them.
+fn check_settings(args: &CheckArgs) -> Vec<(String, String)> {
+    vec![
+        ("servers".into(), args.servers.join(", ")),
+        ("app id".into(), args.app_id.clone()),
+        (
+            "cases".into(),
+            args.filter
+                .as_ref()
+                .map_or_else(|| "all".to_string(), |f| format!("names containing {f:?}")),
+        ),
+        ("quick (skip long timers)".into(), args.quick.to_string()),
+        ("jobs".into(), args.jobs.to_string()),
+        (
+            "server timers assumed".into(),
+            format!(
+                "ack timeout {}s, grace {}s, invitation expiry {}s, token warning {}s",
+                args.ack_timeout, args.grace, args.invite_expiry, args.token_warning
+            ),
+        ),
+        (
+            "command line".into(),
+            std::env::args().collect::<Vec<_>>().join(" "),
+        ),
+    ]
+}
+
+/// ("server version", what the server at `url` says it is).
+async fn server_version(url: &str, app_id: &str) -> (String, String) {
+    let user = format!("qa-version-{}", std::process::id());
+    let version = rtm::qa::raw::server_version(url, app_id, &user).await;
+    (
+        "server version".into(),
+        version.unwrap_or_else(|| "not told (the login reply has no \"server\")".into()),
+    )
+}
+
+fn write_file(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub async fn script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
@@ -80,7 +133,9 @@ pub async fn script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
         app_id: args.app_id.clone(),
         tracer: args.trace.then(transcript),
     };
-    match script::run(&parsed, options).await {
+    let began = std::time::Instant::now();
+    let outcome = script::run(&parsed, options).await;
+    let (code, case) = match &outcome {
         Ok(summary) => {
             println!(
                 "{file}: passed, {} steps in {:.2}s against {}",
@@ -88,13 +143,44 @@ pub async fn script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
                 summary.duration.as_secs_f64(),
                 args.servers.join(", ")
             );
-            Ok(ExitCode::SUCCESS)
+            (ExitCode::SUCCESS, (Outcome::Pass, None, summary.steps))
         }
         Err(error) => {
             println!("{file}:{error}");
-            Ok(ExitCode::from(error.exit_code()))
+            (
+                ExitCode::from(error.exit_code()),
+                (Outcome::Fail, Some(format!("{file}:{error}")), 0),
+            )
         }
+    };
+    if let Some(path) = &args.report {
+        let (outcome, reason, steps) = case;
+        let report = Report {
+            title: "rtm-script".into(),
+            servers: args.servers.clone(),
+            duration: began.elapsed(),
+            cases: vec![rtm::qa::report::CaseReport {
+                name: file.clone(),
+                rule: if steps > 0 {
+                    format!("the scenario's {steps} steps hold")
+                } else {
+                    "the scenario's steps hold".into()
+                },
+                outcome,
+                reason,
+                duration: began.elapsed(),
+                placement: None,
+            }],
+        };
+        let settings = vec![
+            server_version(&args.servers[0], &args.app_id).await,
+            ("scenario".into(), file.clone()),
+            ("servers".into(), args.servers.join(", ")),
+            ("app id".into(), args.app_id.clone()),
+        ];
+        write_file(path, &rtm::qa::html::for_cases(&report, "script", settings))?;
     }
+    Ok(code)
 }
 
 /// Prints every frame to stderr: milliseconds since start, user, direction, frame.
@@ -144,10 +230,24 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .map(|url| bench::Server::at(url))
             .collect()
     };
+    let mut thresholds = args.thresholds.clone();
+    if let Some(path) = &args.thresholds_file {
+        match read_thresholds(path) {
+            Ok(more) => thresholds.extend(more),
+            Err(error) => {
+                eprintln!("rtm-tui bench: {error}");
+                return Ok(ExitCode::from(USAGE_ERROR));
+            }
+        }
+    }
+    let version = match (&args.report, servers.first()) {
+        (Some(_), Some(server)) => Some(server_version(&server.url, &args.app_id).await),
+        _ => None,
+    };
     let config = BenchConfig {
         servers,
         in_process: local.is_some(),
-        app_id: args.app_id,
+        app_id: args.app_id.clone(),
         workload,
         users: args.users,
         channels: args.channels,
@@ -155,6 +255,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         duration: Duration::from_secs(args.duration),
         progress: std::io::stderr().is_terminal(),
         window: args.window,
+        metrics: args.metrics.clone(),
     };
     let result = bench::run(&config).await;
     if let Some(server) = local {
@@ -167,16 +268,75 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(USAGE_ERROR));
         }
     };
+    let verdicts = threshold::judge_all(&thresholds, &report);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let json = serde_json::json!({"report": &report, "thresholds": &verdicts});
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!("{}", report.to_text());
+        if !verdicts.is_empty() {
+            print!("\n{}", threshold::to_text(&verdicts));
+        }
+    }
+    if let Some(stopped) = &report.stopped {
+        eprintln!("rtm-tui bench: {stopped}");
     }
     if let Some(path) = &args.plot {
-        std::fs::write(path, bench::to_svg(&report))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_file(path, &bench::to_svg(&report))?;
     }
-    Ok(ExitCode::SUCCESS)
+    let urls = report.servers.iter().map(|s| s.url.clone()).collect();
+    if let Some(path) = &args.junit {
+        let cases = threshold::as_report(&verdicts, urls, report.duration_s);
+        write_file(path, &cases.to_junit())?;
+    }
+    if let Some(path) = &args.report {
+        let mut settings = vec![
+            (
+                "servers".into(),
+                report
+                    .servers
+                    .iter()
+                    .map(|s| s.url.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            ("run".into(), report.settings()),
+            ("app id".into(), args.app_id.clone()),
+            (
+                "command line".into(),
+                std::env::args().collect::<Vec<_>>().join(" "),
+            ),
+        ];
+        if let Some(version) = version {
+            settings.insert(0, version);
+        }
+        write_file(
+            path,
+            &rtm::qa::html::for_bench(&report, &verdicts, settings),
+        )?;
+    }
+    let failed = report.stopped.is_some() || verdicts.iter().any(|v| !v.met);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The `thresholds` list of a TOML file.
+fn read_thresholds(path: &std::path::Path) -> Result<Vec<threshold::Threshold>, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        thresholds: Vec<String>,
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file: File = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    file.thresholds
+        .iter()
+        .map(|t| t.parse().map_err(|e| format!("{}: {e}", path.display())))
+        .collect()
 }
 
 pub async fn headless(args: HeadlessArgs) -> anyhow::Result<ExitCode> {
@@ -200,20 +360,58 @@ fn print_report(report: &Report, format: OutputFormat) {
     }
 }
 
-/// A live progress line on a terminal, naming the cases still running (oldest first); one
-/// line per finished case otherwise (CI logs).
-fn progress_line() -> check::Progress {
-    if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{pos}/{len} [{bar:30}] {wide_msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        let running = std::sync::Mutex::new(Vec::<String>::new());
-        Arc::new(move |done, total, name, report| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
+/// A live progress line on a terminal, naming the cases still running (oldest first) with
+/// a countdown for those waiting on a server timer, refreshed every second; one line per
+/// finished case otherwise (CI logs), and one when a case starts a long wait.
+fn progress_line() -> (check::Progress, check::Timers) {
+    if !std::io::stderr().is_terminal() {
+        let progress: check::Progress = Arc::new(|done, total, name, report| {
+            if let Some(r) = report {
+                eprintln!("[{done}/{total}] {} {name}", r.outcome.label());
+            }
+        });
+        let timers = check::Timers::with_listener(Arc::new(|case, what, wait| {
+            eprintln!("        {case}: waiting {}s for {what}", wait.as_secs());
+        }));
+        return (progress, timers);
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{pos}/{len} [{bar:30}] {wide_msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let timers = check::Timers::default();
+    let running = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    // The running cases, a waiting one as `invite.expiry (the invitation expiry in 42s)`.
+    let describe = {
+        let (running, timers) = (running.clone(), timers.clone());
+        move || {
+            let running = running.lock().expect("progress lock");
+            running
+                .iter()
+                .map(|name| match timers.left(name) {
+                    Some((what, left)) => format!("{name} ({what} in {}s)", left.as_secs()),
+                    None => name.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    };
+    let ticker = {
+        let (bar, describe) = (bar.clone(), describe.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while !bar.is_finished() {
+                tick.tick().await;
+                bar.set_message(describe());
+            }
+        })
+    };
+    let progress: check::Progress = Arc::new(move |done, total, name, report| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        {
             let mut running = running.lock().expect("progress lock");
             match report {
                 None => running.push(name.to_string()),
@@ -227,16 +425,12 @@ fn progress_line() -> check::Progress {
                     }
                 }
             }
-            bar.set_message(running.join(" "));
-            if done == total && report.is_some() {
-                bar.finish_and_clear();
-            }
-        })
-    } else {
-        Arc::new(|done, total, name, report| {
-            if let Some(r) = report {
-                eprintln!("[{done}/{total}] {} {name}", r.outcome.label());
-            }
-        })
-    }
+        }
+        bar.set_message(describe());
+        if done == total && report.is_some() {
+            bar.finish_and_clear();
+            ticker.abort();
+        }
+    });
+    (progress, timers)
 }

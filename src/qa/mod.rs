@@ -7,13 +7,17 @@
 //! - [`bench`]: the load generator (named workloads, HDR percentiles, SVG plots).
 //! - [`headless`]: a screenless client driven by stdin lines, built on `client/`.
 //! - [`report`]: text, JSON and JUnit output shared by `check` and `script`.
+//! - [`html`]: the self-contained HTML report of `check`, `bench` and `script`.
+//! - [`threshold`]: pass/fail budgets on a bench (`p99<50ms`), for CI.
 //! - [`placement`]: which server each user goes to when `check` or `script` is given
 //!   several (the nodes of a cluster).
 
 pub mod bench;
 pub mod check;
 pub mod headless;
+pub mod html;
 pub mod placement;
 pub mod raw;
 pub mod report;
 pub mod script;
+pub mod threshold;

@@ -39,6 +39,87 @@ fn close_suffix(code: Option<u16>) -> String {
     code.map_or_else(String::new, |c| format!(" (close code {c})"))
 }
 
+/// What the server at `url` says it is (the login reply's `server`, an rtm-tui addition
+/// to v1), asked with a login as `user` to `app_id` that is then closed; `None` when the
+/// server does not say or refuses the login.
+pub async fn server_version(url: &str, app_id: &str, user: &str) -> Option<String> {
+    let mut conn = RawConn::connect(url, "version", None).await.ok()?;
+    let reply = conn
+        .call(json!({"op": "login", "app_id": app_id, "user": user}))
+        .await
+        .ok();
+    conn.close();
+    reply?.get("server")?.as_str().map(str::to_string)
+}
+
+/// Why a WebSocket could not be opened to `url`, in words that say what to change: nothing
+/// listening, a server that speaks TLS (or not) when the URL says otherwise, a wrong path,
+/// a name that does not resolve.
+pub fn connect_cause(url: &str, error: &tokio_tungstenite::tungstenite::Error) -> String {
+    use std::io::ErrorKind;
+    use tokio_tungstenite::tungstenite::Error;
+    let authority = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
+        .unwrap_or("/");
+    let tls = url.starts_with("wss://");
+    match error {
+        Error::Io(io) if io.kind() == ErrorKind::ConnectionRefused => format!(
+            "nothing listens on {authority} (connection refused); \
+             `rtm-tui serve --ephemeral --listen {authority}` starts a server there"
+        ),
+        Error::Io(io) if io.kind() == ErrorKind::TimedOut => {
+            format!("{authority} did not answer (timed out): a firewall, or a wrong address")
+        }
+        Error::Io(io) if !tls && is_eof(io.kind()) => format!(
+            "a server on {authority} accepted the connection and closed it without a \
+             WebSocket answer: if it serves TLS, use wss://{authority}{path}"
+        ),
+        Error::Io(io) if io.to_string().contains("lookup") || io.kind() == ErrorKind::NotFound => {
+            format!("the host of {authority} has no address ({io})")
+        }
+        Error::Tls(tls_error) => format!(
+            "a server on {authority} answered, but the TLS handshake failed ({tls_error}): \
+             if it serves plain WebSocket, use ws://{authority}{path}"
+        ),
+        Error::Io(io) if tls => format!(
+            "a server on {authority} answered, but the TLS handshake failed ({io}): \
+             if it serves plain WebSocket, use ws://{authority}{path}"
+        ),
+        Error::Http(response) if response.status().as_u16() == 404 => format!(
+            "a server on {authority} answered 404 Not Found for the path {path}: \
+             RTM servers listen on {}",
+            crate::protocol::WS_PATH
+        ),
+        Error::Http(response) => format!(
+            "a server on {authority} refused the WebSocket with HTTP {}",
+            response.status()
+        ),
+        Error::HttpFormat(_) | Error::Protocol(_) if !tls => format!(
+            "something on {authority} answered, but not as a WebSocket server ({error}): \
+             if it serves TLS, use wss://{authority}{path}"
+        ),
+        Error::Url(url_error) => {
+            format!("not a server address ({url_error}): give ws://host:port/rtm/v1, or host:port")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn is_eof(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        kind,
+        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+    )
+}
+
 /// Which way a traced frame went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -117,8 +198,8 @@ impl RawConn {
         let connect = tokio_tungstenite::connect_async_with_config(url, Some(ws_config), false);
         let (socket, _) = tokio::time::timeout(REPLY_TIMEOUT, connect)
             .await
-            .map_err(|_| connect_error("timed out".into()))?
-            .map_err(|e| connect_error(e.to_string()))?;
+            .map_err(|_| connect_error("no answer within 5 s".into()))?
+            .map_err(|e| connect_error(connect_cause(url, &e)))?;
         Ok(RawConn::from_socket(socket, label, tracer))
     }
 

@@ -81,7 +81,7 @@ impl Target {
         };
         let rest = url
             .strip_prefix("ws://")
-            .ok_or_else(|| error("the bench speaks ws:// only"))?;
+            .ok_or_else(|| error("the bench speaks plain ws:// only (no TLS)"))?;
         let (authority, path) = match rest.find('/') {
             Some(at) => rest.split_at(at),
             None => (rest, "/"),
@@ -137,10 +137,12 @@ impl BenchConn {
             if let Some(source) = target.source(n) {
                 socket.bind(source).map_err(|e| error(e.to_string()))?;
             }
-            let stream = socket
-                .connect(target.addr)
-                .await
-                .map_err(|e| error(e.to_string()))?;
+            let stream = socket.connect(target.addr).await.map_err(|e| {
+                error(crate::qa::raw::connect_cause(
+                    &target.url,
+                    &tokio_tungstenite::tungstenite::Error::Io(e),
+                ))
+            })?;
             stream.set_nodelay(true).map_err(|e| error(e.to_string()))?;
             let mut conn = BenchConn {
                 stream,
@@ -193,7 +195,15 @@ impl BenchConn {
         let head = String::from_utf8_lossy(&response[..end]);
         let status = head.lines().next().unwrap_or_default();
         if status.split(' ').nth(1) != Some("101") {
-            return Err(format!("the server answered {status:?}"));
+            return Err(if status.contains(" 404") {
+                format!(
+                    "the server answered {status:?} for the path {}: RTM servers listen on {}",
+                    target.path,
+                    crate::protocol::WS_PATH
+                )
+            } else {
+                format!("the server answered {status:?}")
+            });
         }
         let accept = head.lines().find_map(|line| {
             let (name, value) = line.split_once(':')?;

@@ -26,7 +26,8 @@ mod conn;
 mod cpu;
 pub(crate) mod frame;
 mod memory;
-mod plot;
+pub mod metrics;
+pub mod plot;
 mod scan;
 mod workload;
 
@@ -38,6 +39,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+use crate::protocol::codes::Family;
 
 pub use memory::{MemorySample, MemorySource};
 pub use plot::to_svg;
@@ -123,6 +126,9 @@ pub struct BenchConfig {
     /// Saturated runs: requests in flight per peer sender, or channel messages not yet
     /// received by every member per channel sender (`None`: the workload's default).
     pub window: Option<u32>,
+    /// Where each server's Prometheus metrics are read (`None`: `/metrics` beside each
+    /// WebSocket URL, [`metrics::metrics_url`]).
+    pub metrics: Option<String>,
 }
 
 /// Why a bench could not run.
@@ -135,6 +141,25 @@ pub enum BenchError {
 }
 
 impl BenchConfig {
+    /// Where the servers' metrics are read: the one given, else beside each distinct
+    /// server.
+    fn metrics_urls(&self) -> Vec<String> {
+        if let Some(url) = &self.metrics {
+            return vec![url.clone()];
+        }
+        let mut urls: Vec<String> = Vec::new();
+        for url in self
+            .servers
+            .iter()
+            .filter_map(|s| metrics::metrics_url(&s.url))
+        {
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
+        }
+        urls
+    }
+
     /// Checks the bounds and the workload's needs.
     pub fn validate(&self) -> Result<(), BenchError> {
         let usage = |m: String| Err(BenchError::Usage(m));
@@ -199,13 +224,26 @@ pub struct BenchReport {
     pub latency_ms: Latency,
     /// Completions in each second of the run.
     pub timeline: Vec<u64>,
-    /// Latency (ms) at percentiles for the plot: (percentile, ms).
+    /// Failures (error answers, timeouts, closed connections) in each second of the run.
+    pub error_timeline: Vec<u64>,
+    /// Why the run stopped before its duration (the server refused too much as "too
+    /// often"), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// The `--rate` that the server's rate limits would let through, when it stopped so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_hint: Option<u32>,
+    /// Latency (ms) at percentiles for the plot: (percentile, ms), as far as the
+    /// samples support.
     #[serde(skip)]
     pub distribution: Vec<(f64, f64)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryReport>,
     /// CPU time per completed operation over the measured phase.
     pub cpu: CpuReport,
+    /// The servers' own metrics (`GET /metrics`), when they serve them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_metrics: Vec<metrics::ServerMetrics>,
 }
 
 /// One server of a run.
@@ -251,13 +289,35 @@ pub struct MemoryReport {
     pub load_half_kib: Option<u64>,
 }
 
+/// A run stops early when, for [`REFUSED_FOR`] on end, more than this share of the
+/// answers in the last second were "too often": the server's rate limits, not its
+/// capacity, are being measured, and every further request is wasted.
+pub const REFUSED_SHARE: f64 = 0.05;
+/// See [`REFUSED_SHARE`]: long enough to see past a limit's first window (Agora's send
+/// limit counts 3 s), short enough not to flood the server for the whole run.
+pub const REFUSED_FOR: Duration = Duration::from_secs(3);
+
+/// Counts every tally bumps as it goes, read live by the progress line and the watch
+/// that stops a run a server's rate limits refuse.
+#[derive(Clone, Default)]
+struct Live {
+    completed: Arc<AtomicU64>,
+    /// Replies received, whatever their code.
+    answers: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+    too_often: Arc<AtomicU64>,
+}
+
 /// Shared measurement state of a run: latencies, per-second completions, errors, and
 /// the CPU time of the server and of the generator over the measured phase.
 #[derive(Clone)]
 pub struct Recorder {
     inner: Arc<Mutex<RecorderInner>>,
-    /// Completions so far, bumped by every [`Tally`] as it goes (progress, settling).
-    live: Arc<AtomicU64>,
+    /// Completions, errors and "too often" answers so far, bumped by every [`Tally`] as it
+    /// goes (progress, settling, the rate-limit watch).
+    live: Live,
+    /// Set to stop every task of the run before its duration is over.
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
     /// The server processes whose CPU time and memory are read, each once.
     server_pids: Vec<u32>,
     /// Whether those are every server's: only then is a sum over them reported.
@@ -276,9 +336,12 @@ struct RecorderInner {
     rss_at_half: Option<u64>,
     histogram: Histogram<u64>,
     timeline: Vec<u64>,
+    error_timeline: Vec<u64>,
     sent: u64,
     completed: u64,
     errors: BTreeMap<String, u64>,
+    /// Why the run stopped before its duration, and the `--rate` that would fit.
+    stopped: Option<(String, Option<u32>)>,
 }
 
 /// One task's share of the measurements, kept without locks while the task runs and
@@ -287,10 +350,16 @@ pub struct Tally {
     started: Instant,
     histogram: Histogram<u64>,
     timeline: Vec<u64>,
+    /// Failures in each second of the run.
+    error_timeline: Vec<u64>,
     pub sent: u64,
     pub completed: u64,
     errors: BTreeMap<String, u64>,
-    live: Arc<AtomicU64>,
+    /// Where completions are counted live (a fan-out sender's replies are not).
+    live_completed: Arc<AtomicU64>,
+    live: Live,
+    /// Turns true when the run is stopped early.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -323,7 +392,7 @@ impl Tally {
             return;
         }
         self.completed += completed;
-        self.live.fetch_add(completed, Ordering::Relaxed);
+        self.live_completed.fetch_add(completed, Ordering::Relaxed);
         if self.timeline.len() <= second {
             self.timeline.resize(second + 1, 0);
         }
@@ -337,6 +406,44 @@ impl Tally {
     /// Counts `count` failures of one kind.
     pub fn errors(&mut self, what: impl Into<String>, count: u64) {
         *self.errors.entry(what.into()).or_default() += count;
+        self.live.errors.fetch_add(count, Ordering::Relaxed);
+        let second = self.started.elapsed().as_secs() as usize;
+        if self.error_timeline.len() <= second {
+            self.error_timeline.resize(second + 1, 0);
+        }
+        self.error_timeline[second] += count;
+    }
+
+    /// A reply of `code` (not 0) to a request of `family`: counted under its code and
+    /// meaning ("code 5 sending too often"), and live when it is the family's "too often".
+    pub fn refused(&mut self, family: Family, code: u32) {
+        self.answered();
+        if family.too_often() == Some(code) {
+            self.live.too_often.fetch_add(1, Ordering::Relaxed);
+        }
+        self.error(error_name(family, code));
+    }
+}
+
+impl Tally {
+    /// Counts one reply, whatever its code (what the share of "too often" is out of).
+    pub fn answered(&self) {
+        self.live.answers.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How an error answer is named in reports: its code and what it means in its family.
+pub fn error_name(family: Family, code: u32) -> String {
+    format!("code {code} {}", family.describe(code))
+}
+
+/// Adds `more` second by second to `into`.
+fn add_timeline(into: &mut Vec<u64>, more: &[u64]) {
+    if into.len() < more.len() {
+        into.resize(more.len(), 0);
+    }
+    for (second, count) in more.iter().enumerate() {
+        into[second] += count;
     }
 }
 
@@ -352,11 +459,14 @@ impl Recorder {
                 rss_at_half: None,
                 histogram: new_histogram(),
                 timeline: Vec::new(),
+                error_timeline: Vec::new(),
                 sent: 0,
                 completed: 0,
                 errors: BTreeMap::new(),
+                stopped: None,
             })),
-            live: Arc::default(),
+            live: Live::default(),
+            stop: Arc::new(tokio::sync::watch::channel(false).0),
             server_pids,
             all_servers,
             duration,
@@ -412,7 +522,7 @@ impl Recorder {
 
     /// A tally for one task; its completions count toward [`Recorder::completed`].
     pub fn tally(&self) -> Tally {
-        self.tally_counting(Arc::clone(&self.live))
+        self.tally_counting(Arc::clone(&self.live.completed))
     }
 
     /// A tally whose completions are not deliveries (a fan-out sender's replies).
@@ -425,10 +535,13 @@ impl Recorder {
             started: self.started(),
             histogram: new_histogram(),
             timeline: Vec::new(),
+            error_timeline: Vec::new(),
             sent: 0,
             completed: 0,
             errors: BTreeMap::new(),
-            live,
+            live_completed: live,
+            live: self.live.clone(),
+            stop: self.stop.subscribe(),
         }
     }
 
@@ -442,6 +555,7 @@ impl Recorder {
         for (second, count) in tally.timeline.iter().enumerate() {
             inner.timeline[second] += count;
         }
+        add_timeline(&mut inner.error_timeline, &tally.error_timeline);
         inner.sent += tally.sent;
         inner.completed += tally.completed;
         for (what, count) in tally.errors {
@@ -453,6 +567,7 @@ impl Recorder {
     pub fn merge_sends(&self, tally: Tally) {
         let mut inner = self.lock();
         inner.sent += tally.sent;
+        add_timeline(&mut inner.error_timeline, &tally.error_timeline);
         for (what, count) in tally.errors {
             *inner.errors.entry(format!("send {what}")).or_default() += count;
         }
@@ -461,11 +576,26 @@ impl Recorder {
     /// Counts `count` failures of one kind.
     pub fn errors(&self, what: &str, count: u64) {
         *self.lock().errors.entry(what.to_string()).or_default() += count;
+        self.live.errors.fetch_add(count, Ordering::Relaxed);
     }
 
     /// Completions so far, for the progress bar.
     pub fn completed(&self) -> u64 {
-        self.live.load(Ordering::Relaxed)
+        self.live.completed.load(Ordering::Relaxed)
+    }
+
+    /// (errors, of which "too often") so far.
+    fn live_errors(&self) -> (u64, u64) {
+        (
+            self.live.errors.load(Ordering::Relaxed),
+            self.live.too_often.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Stops every task of the run now, saying why and which `--rate` would fit.
+    fn stop_early(&self, why: String, rate_hint: Option<u32>) {
+        self.lock().stopped = Some((why, rate_hint));
+        self.stop.send_replace(true);
     }
 
     fn report(
@@ -491,10 +621,16 @@ impl Recorder {
             p999: ms(h.value_at_quantile(0.999)),
             max: ms(h.max()),
         };
-        // Percentiles spaced evenly on the 1/(1-p) scale: 0, 68.4, 90, 96.8, 99, ... 99.99.
-        let distribution = (0..=40)
-            .map(|k| {
-                let p = 1.0 - 10f64.powf(-f64::from(k) / 10.0);
+        // Percentiles spaced evenly on the 1/(1-p) scale (0, 20.6, 36.9, ... 90, ... 99),
+        // only as far as the samples support (plot::nines_supported): 99.9% of 1,800
+        // latencies is not a measurement.
+        let nines = plot::nines_supported(h.len()).min(6.0);
+        let steps = (nines * 20.0).floor() as u32;
+        let distribution = (0..=steps)
+            .map(|k| f64::from(k) / 20.0)
+            .chain(((nines * 20.0).fract() > 0.0).then_some(nines))
+            .map(|x| {
+                let p = 1.0 - 10f64.powf(-x);
                 (p * 100.0, ms(h.value_at_quantile(p)))
             })
             .collect();
@@ -542,9 +678,13 @@ impl Recorder {
             throughput: inner.completed as f64 / seconds,
             latency_ms: latency,
             timeline: inner.timeline.clone(),
+            error_timeline: inner.error_timeline.clone(),
+            stopped: inner.stopped.as_ref().map(|(why, _)| why.clone()),
+            rate_hint: inner.stopped.as_ref().and_then(|(_, hint)| *hint),
             distribution,
             memory,
             cpu,
+            server_metrics: Vec::new(),
         }
     }
 }
@@ -565,24 +705,15 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         .then(|| MemorySource::of(server_pids, config.in_process))
         .flatten()
         .map(memory::Sampler::start);
-    let bar = config.progress.then(|| progress_bar(config.duration));
-    let ticker = bar.clone().map(|bar| {
-        let recorder = recorder.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
-            loop {
-                tick.tick().await;
-                let elapsed = recorder.started().elapsed();
-                bar.set_position(elapsed.as_millis() as u64);
-                let rate = recorder.completed() as f64 / elapsed.as_secs_f64().max(1e-3);
-                bar.set_message(format!("{} done, {rate:.0}/s", recorder.completed()));
-            }
-        })
-    });
-    let result = workload::run(config, &recorder).await;
-    if let Some(ticker) = ticker {
-        ticker.abort();
+    let metrics_urls = config.metrics_urls();
+    let mut metrics_before = Vec::new();
+    for url in &metrics_urls {
+        metrics_before.push(metrics::read(url).await);
     }
+    let bar = config.progress.then(|| progress_bar(config.duration));
+    let watch = tokio::spawn(watch_run(recorder.clone(), bar.clone()));
+    let result = workload::run(config, &recorder).await;
+    watch.abort();
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -592,11 +723,123 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         None => None,
     };
     result?;
-    Ok(recorder.report(
+    let mut report = recorder.report(
         config,
         elapsed.min(config.duration + workload::DRAIN),
         memory,
-    ))
+    );
+    for (url, before) in metrics_urls.iter().zip(metrics_before) {
+        if let Some(after) = metrics::read(url).await {
+            report
+                .server_metrics
+                .push(metrics::compare(url, before, after));
+        }
+    }
+    Ok(report)
+}
+
+/// One look of [`watch_run`] at the live counts.
+#[derive(Clone, Copy)]
+struct Sample {
+    at: Duration,
+    completed: u64,
+    answers: u64,
+    too_often: u64,
+}
+
+/// Every quarter second until aborted: the progress line (completions, rate, errors and
+/// how many of them were "too often"), and the early stop of a run whose requests the
+/// server's rate limits refuse ([`REFUSED_SHARE`] for [`REFUSED_FOR`]).
+async fn watch_run(recorder: Recorder, bar: Option<indicatif::ProgressBar>) {
+    const TICK: Duration = Duration::from_millis(250);
+    let mut tick = tokio::time::interval(TICK);
+    let mut history: std::collections::VecDeque<Sample> = std::collections::VecDeque::new();
+    let mut refused_since: Option<Duration> = None;
+    let window = (REFUSED_FOR.as_millis() / TICK.as_millis()) as usize + 1;
+    let second = (1000 / TICK.as_millis()) as usize;
+    loop {
+        tick.tick().await;
+        let at = recorder.started().elapsed();
+        let completed = recorder.completed();
+        let (errors, too_often) = recorder.live_errors();
+        let answers = recorder.live.answers.load(Ordering::Relaxed);
+        if let Some(bar) = &bar {
+            bar.set_position(at.as_millis() as u64);
+            bar.set_message(progress_message(completed, at, errors, too_often));
+        }
+        // The measured phase (re)started after set-up: the clock went back.
+        if history.back().is_some_and(|last| last.at > at) {
+            history.clear();
+            refused_since = None;
+        }
+        let now = Sample {
+            at,
+            completed,
+            answers,
+            too_often,
+        };
+        history.push_back(now);
+        if history.len() > window {
+            history.pop_front();
+        }
+        let Some(ago) = history.iter().rev().nth(second).copied() else {
+            continue;
+        };
+        let refused = now.too_often - ago.too_often;
+        let asked = now.answers - ago.answers;
+        if refused == 0 || (refused as f64) <= REFUSED_SHARE * asked as f64 {
+            refused_since = None;
+            continue;
+        }
+        let since = *refused_since.get_or_insert(at);
+        if at.saturating_sub(since) < REFUSED_FOR {
+            continue;
+        }
+        let first = history.front().copied().unwrap_or(now);
+        let seconds = now.at.saturating_sub(first.at).as_secs_f64().max(1e-3);
+        let let_through = (now.completed - first.completed) as f64 / seconds;
+        let hint = round_down(let_through * 0.9);
+        recorder.stop_early(
+            format!(
+                "stopped after {:.1}s: the server answered {refused} of the last second's \
+                 {asked} requests \"too often\" (its rate limits) and let {let_through:.0}/s \
+                 through; --rate {hint} would fit",
+                at.as_secs_f64()
+            ),
+            Some(hint),
+        );
+        return;
+    }
+}
+
+/// The progress line's text.
+fn progress_message(completed: u64, at: Duration, errors: u64, too_often: u64) -> String {
+    let rate = completed as f64 / at.as_secs_f64().max(1e-3);
+    let mut message = format!("{completed} done, {rate:.0}/s");
+    if errors > 0 {
+        let _ = write!(message, ", {errors} errors");
+        if too_often > 0 {
+            let _ = write!(message, " ({too_often} \"too often\")");
+        }
+    }
+    message
+}
+
+/// `value` rounded down to two significant digits (at least 1): a rate to suggest.
+fn round_down(value: f64) -> u32 {
+    if value < 1.0 {
+        return 1;
+    }
+    let magnitude = 10f64.powi(value.log10().floor() as i32 - 1).max(1.0);
+    ((value / magnitude).floor() * magnitude) as u32
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 fn progress_bar(duration: Duration) -> indicatif::ProgressBar {
@@ -612,7 +855,41 @@ fn progress_bar(duration: Duration) -> indicatif::ProgressBar {
     bar
 }
 
+impl MemoryReport {
+    /// What the run left behind per user, in words ("12.5 KiB more per user at the
+    /// end", or "no growth" when the end is within a tenth of a KiB per user of the start).
+    pub fn per_user(&self, users: u32) -> String {
+        let grown = self.end_kib.saturating_sub(self.start_kib) as f64 / f64::from(users.max(1));
+        if grown < 0.1 {
+            "no growth per user by the end".to_string()
+        } else {
+            format!("{grown:.1} KiB more per user at the end")
+        }
+    }
+}
+
 impl BenchReport {
+    /// The run's settings in one line: workload, users, channels (fanout), rate, duration.
+    pub fn settings(&self) -> String {
+        let channels = if self.workload == Workload::Fanout {
+            format!(", {} channel{}", self.channels, plural(self.channels))
+        } else {
+            String::new()
+        };
+        format!(
+            "{:?} workload: {} user{}{channels}, rate {}, {:.1}s",
+            self.workload,
+            self.users,
+            plural(self.users),
+            if self.rate == 0 {
+                "as fast as replies allow".to_string()
+            } else {
+                format!("{}/s", self.rate)
+            },
+            self.duration_s
+        )
+    }
+
     /// A human summary.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
@@ -625,19 +902,7 @@ impl BenchReport {
                 many.join(", ")
             ),
         };
-        let _ = writeln!(
-            out,
-            "workload {:?} against {against}: {} users, {} channels, rate {}, {:.1}s",
-            self.workload,
-            self.users,
-            self.channels,
-            if self.rate == 0 {
-                "max".to_string()
-            } else {
-                format!("{}/s", self.rate)
-            },
-            self.duration_s
-        );
+        let _ = writeln!(out, "{} against {against}", self.settings());
         let _ = writeln!(
             out,
             "sent {}  completed {}  throughput {:.1}/s",
@@ -657,10 +922,15 @@ impl BenchReport {
                 .collect();
             let _ = writeln!(out, "errors  {}", list.join(", "));
         }
+        if let Some(stopped) = &self.stopped {
+            let _ = writeln!(out, "{stopped}");
+        }
         let us = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2} µs"));
         let _ = writeln!(
             out,
-            "CPU per op  server {}  generator {}",
+            "CPU time per completed operation ({} completed of {} sent)  server {}  generator {}",
+            self.completed,
+            self.sent,
             us(self.cpu.server_us_per_op),
             us(self.cpu.generator_us_per_op)
         );
@@ -686,13 +956,13 @@ impl BenchReport {
             let pids: Vec<String> = m.pids.iter().map(u32::to_string).collect();
             let _ = writeln!(
                 out,
-                "memory of pid {} ({}): start {} KiB, peak {} KiB, end {} KiB ({:.1} KiB per user at the end)",
+                "memory of pid {} ({}): start {} KiB, peak {} KiB, end {} KiB ({})",
                 pids.join("+"),
                 m.what,
                 m.start_kib,
                 m.peak_kib,
                 m.end_kib,
-                m.end_kib.saturating_sub(m.start_kib) as f64 / f64::from(self.users.max(1))
+                m.per_user(self.users)
             );
         }
         out

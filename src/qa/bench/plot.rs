@@ -1,139 +1,290 @@
-//! The bench's SVG report, written by hand: latency by percentile (on the usual
-//! 1/(1-p) scale, so the tail is visible) above completions per second over time.
+//! The bench's plots, drawn with `plotters` into SVG (a file of its own with `--plot`, and
+//! inline in the HTML report):
+//! - latency by percentile, on the usual "number of nines" scale (x = -log10(1 - p), so
+//!   90%, 99%, 99.9% are evenly spaced and the tail is visible), bounded by the samples:
+//!   with n latencies no percentile beyond 1 - 1/n is drawn;
+//! - completions and errors per second of the run, with the last partial second scaled to
+//!   a whole one (or left out when it is too short to say anything) so that the end of a
+//!   run does not look like a collapse.
 
-use std::fmt::Write as _;
+use plotters::prelude::*;
 
 use super::BenchReport;
-use crate::qa::report::xml_escape;
 
-const WIDTH: f64 = 800.0;
-const PANEL: f64 = 250.0;
-const MARGIN: f64 = 60.0;
+const WIDTH: u32 = 900;
+const PANEL_HEIGHT: u32 = 340;
+/// A last second shorter than this share of a second is left out of the time plot: it
+/// holds too few completions to scale up honestly.
+const SHORTEST_PARTIAL: f64 = 0.25;
+const LATENCY_COLOR: RGBColor = RGBColor(31, 119, 180);
+const COMPLETED_COLOR: RGBColor = RGBColor(44, 160, 44);
+const ERROR_COLOR: RGBColor = RGBColor(214, 39, 40);
 
-/// The whole SVG document for `report`.
+/// Both plots, one above the other, as one SVG document.
 pub fn to_svg(report: &BenchReport) -> String {
-    let height = MARGIN * 3.0 + PANEL * 2.0;
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-    );
-    let title = format!(
-        "{:?} workload, {} users, {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        report.workload,
-        report.users,
-        report.throughput,
-        report.latency_ms.p50,
-        report.latency_ms.p99,
-        report.latency_ms.max
-    );
-    let _ = writeln!(
-        svg,
-        "<text x=\"{MARGIN}\" y=\"24\" font-size=\"14\">{}</text>",
-        xml_escape(&title)
-    );
-
-    // Latency by percentile: x is k where p = 1 - 10^(-k/10), k = 0..40 (0% .. 99.99%).
-    let points: Vec<(f64, f64)> = report
-        .distribution
-        .iter()
-        .enumerate()
-        .map(|(k, (_, ms))| (k as f64, *ms))
-        .collect();
-    let top = MARGIN;
-    let max_ms = points.iter().map(|p| p.1).fold(0.0, f64::max).max(0.001);
-    panel(&mut svg, top, "latency (ms) by percentile", max_ms);
-    let x_of = |k: f64| MARGIN + k / 40.0 * (WIDTH - 2.0 * MARGIN);
-    for (k, label) in [
-        (0.0, "0%"),
-        (3.0, "50%"),
-        (10.0, "90%"),
-        (20.0, "99%"),
-        (30.0, "99.9%"),
-        (40.0, "99.99%"),
-    ] {
-        let _ = writeln!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text>",
-            x_of(k),
-            top + PANEL + 16.0
+    let mut svg = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut svg, (WIDTH, PANEL_HEIGHT * 2 + 40)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let title = format!(
+            "{}: {:.0}/s, p50 {} ms, p99 {} ms",
+            report.settings(),
+            report.throughput,
+            round_label(report.latency_ms.p50),
+            round_label(report.latency_ms.p99),
         );
+        let _ = root.draw(&Text::new(
+            title,
+            (20, 12),
+            ("sans-serif", 16).into_font().color(&BLACK),
+        ));
+        let body = root.margin(40, 0, 0, 0);
+        let (top, bottom) = body.split_vertically(PANEL_HEIGHT);
+        draw_latency(&top, report);
+        draw_timeline(&bottom, report);
+        let _ = root.present();
     }
-    polyline(
-        &mut svg,
-        points
-            .iter()
-            .map(|(k, ms)| (x_of(*k), top + PANEL - ms / max_ms * PANEL)),
-        "#1f77b4",
-    );
-
-    // Throughput over time.
-    let top = MARGIN * 2.0 + PANEL;
-    let max_n = report.timeline.iter().copied().max().unwrap_or(0).max(1) as f64;
-    panel(&mut svg, top, "completed per second", max_n);
-    let seconds = report.timeline.len().max(2) as f64 - 1.0;
-    let x_of = |s: f64| MARGIN + s / seconds * (WIDTH - 2.0 * MARGIN);
-    polyline(
-        &mut svg,
-        report
-            .timeline
-            .iter()
-            .enumerate()
-            .map(|(s, n)| (x_of(s as f64), top + PANEL - *n as f64 / max_n * PANEL)),
-        "#d62728",
-    );
-    let _ = writeln!(
-        svg,
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">seconds (0 .. {})</text>",
-        WIDTH / 2.0,
-        top + PANEL + 16.0,
-        seconds
-    );
-    svg.push_str("</svg>\n");
     svg
 }
 
-/// Axes, frame and a y-axis scale for a panel whose top edge is at `top`.
-fn panel(svg: &mut String, top: f64, title: &str, max: f64) {
-    let right = WIDTH - MARGIN;
-    let _ = writeln!(svg, "<rect x=\"{MARGIN}\" y=\"{top}\" width=\"{}\" height=\"{PANEL}\" fill=\"none\" stroke=\"#888\"/>", right - MARGIN);
-    let _ = writeln!(
-        svg,
-        "<text x=\"{MARGIN}\" y=\"{}\">{}</text>",
-        top - 6.0,
-        xml_escape(title)
-    );
-    for step in 0..=4 {
-        let value = max * f64::from(step) / 4.0;
-        let y = top + PANEL - PANEL * f64::from(step) / 4.0;
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{MARGIN}\" y1=\"{y:.1}\" x2=\"{right}\" y2=\"{y:.1}\" stroke=\"#eee\"/>"
-        );
-        let _ = writeln!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            MARGIN - 4.0,
-            y + 4.0,
-            short(value)
-        );
+/// How many nines of percentile `n` samples support: with n samples the p-th percentile
+/// for p > 1 - 1/n is the maximum, not a measurement.
+pub fn nines_supported(samples: u64) -> f64 {
+    if samples < 2 {
+        0.0
+    } else {
+        (samples as f64).log10()
     }
 }
 
-fn polyline(svg: &mut String, points: impl Iterator<Item = (f64, f64)>, color: &str) {
-    let coords: Vec<String> = points.map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-    let _ = writeln!(
-        svg,
-        "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
-        coords.join(" ")
-    );
+/// "90%", "99%", "99.9%" for 1, 2, 3 nines; "0%" for none, "50%" and so on between.
+fn percentile_label(nines: f64) -> String {
+    let p = 100.0 * (1.0 - 10f64.powf(-nines));
+    let digits = if nines <= 1.0 {
+        0
+    } else {
+        (nines.ceil() as usize).saturating_sub(2)
+    };
+    format!("{p:.digits$}%")
 }
 
-fn short(value: f64) -> String {
-    if value >= 100.0 {
-        format!("{value:.0}")
-    } else if value >= 1.0 {
-        format!("{value:.1}")
+fn draw_latency<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    report: &BenchReport,
+) {
+    let points: Vec<(f64, f64)> = report
+        .distribution
+        .iter()
+        .map(|(percentile, ms)| (-(1.0 - percentile / 100.0).max(1e-12).log10(), *ms))
+        .collect();
+    let x_max = points.last().map_or(1.0, |p| p.0).max(1.0);
+    let y_max = nice_top(points.iter().map(|p| p.1).fold(0.0, f64::max));
+    let chart = ChartBuilder::on(area)
+        .caption(
+            format!(
+                "latency by percentile ({} samples: drawn as far as they measure)",
+                report.latency_ms.count
+            ),
+            ("sans-serif", 15),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max);
+    let Ok(mut chart) = chart else { return };
+    let x_format = |x: &f64| percentile_label(*x);
+    let y_format = |y: &f64| round_label(*y);
+    let _ = chart
+        .configure_mesh()
+        .x_labels((x_max.floor() as usize + 1).max(2))
+        .x_label_formatter(&x_format)
+        .y_label_formatter(&y_format)
+        .x_desc("percentile")
+        .y_desc("latency (ms)")
+        .light_line_style(RGBColor(240, 240, 240))
+        .draw();
+    let _ = chart.draw_series(LineSeries::new(points, LATENCY_COLOR.stroke_width(2)));
+}
+
+/// The per-second series to draw: second `s` of the load is drawn at s + 0.5; seconds of
+/// the drain after the load are left out; a last partial second is scaled to a whole one,
+/// or left out when shorter than [`SHORTEST_PARTIAL`].
+pub fn per_second(counts: &[u64], duration_s: f64) -> Vec<(f64, f64)> {
+    let whole = duration_s.floor() as usize;
+    let partial = duration_s - duration_s.floor();
+    counts
+        .iter()
+        .enumerate()
+        .filter_map(|(second, &count)| {
+            let count = count as f64;
+            if second < whole {
+                Some((second as f64 + 0.5, count))
+            } else if second == whole && partial >= SHORTEST_PARTIAL {
+                Some((second as f64 + partial / 2.0, count / partial))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn draw_timeline<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    report: &BenchReport,
+) {
+    let mut completed = per_second(&report.timeline, report.duration_s);
+    let mut errors = per_second(&report.error_timeline, report.duration_s);
+    // Every second of the load has a point, a second with nothing in it a zero.
+    for series in [&mut completed, &mut errors] {
+        let seconds = report.duration_s.floor() as usize;
+        for second in 0..seconds {
+            let x = second as f64 + 0.5;
+            if !series.iter().any(|p| (p.0 - x).abs() < 1e-9) {
+                series.push((x, 0.0));
+            }
+        }
+        series.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    let x_max = report.duration_s.max(1.0);
+    let top = completed
+        .iter()
+        .chain(&errors)
+        .map(|p| p.1)
+        .fold(0.0, f64::max);
+    let y_max = nice_top(top);
+    let chart = ChartBuilder::on(area)
+        .caption(
+            "completed and failed operations per second",
+            ("sans-serif", 15),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max);
+    let Ok(mut chart) = chart else { return };
+    let x_format = |x: &f64| round_label(*x);
+    let y_format = |y: &f64| round_label(*y);
+    let _ = chart
+        .configure_mesh()
+        .x_labels((x_max.ceil() as usize + 1).clamp(2, 12))
+        .x_label_formatter(&x_format)
+        .y_label_formatter(&y_format)
+        .x_desc("seconds into the run")
+        .y_desc("per second")
+        .light_line_style(RGBColor(240, 240, 240))
+        .draw();
+    if let Ok(series) = chart.draw_series(LineSeries::new(
+        completed.clone(),
+        COMPLETED_COLOR.stroke_width(2),
+    )) {
+        series.label("completed").legend(|(x, y)| {
+            PathElement::new(vec![(x, y), (x + 20, y)], COMPLETED_COLOR.stroke_width(2))
+        });
+    }
+    let _ = chart.draw_series(
+        completed
+            .iter()
+            .map(|&p| Circle::new(p, 3, COMPLETED_COLOR.filled())),
+    );
+    let failed: u64 = report.error_timeline.iter().sum();
+    if let Ok(series) =
+        chart.draw_series(LineSeries::new(errors.clone(), ERROR_COLOR.stroke_width(2)))
+    {
+        series
+            .label(format!(
+                "failed ({failed} in all: error answers, timeouts, closed connections)"
+            ))
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], ERROR_COLOR.stroke_width(2))
+            });
+    }
+    let _ = chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .label_font(("sans-serif", 13))
+        .draw();
+}
+
+/// The top of an axis that holds `max`: 1, 2, 2.5 or 5 times a power of ten, at or above it.
+pub fn nice_top(max: f64) -> f64 {
+    if max <= 0.0 || !max.is_finite() {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(max.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|step| step * magnitude)
+        .find(|top| *top >= max * 1.05)
+        .unwrap_or(10.0 * magnitude)
+}
+
+/// A tick label with no more digits than it needs: "0", "0.5", "12", "2500", "0.02".
+pub fn round_label(value: f64) -> String {
+    let abs = value.abs();
+    let digits = if abs == 0.0 || abs >= 10.0 {
+        0
+    } else if abs >= 1.0 {
+        1
     } else {
-        format!("{value:.3}")
+        // Two significant digits below 1.
+        (-(abs.log10().floor()) as usize) + 1
+    };
+    let text = format!("{value:.digits$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_rounded() {
+        assert_eq!(round_label(0.0), "0");
+        assert_eq!(round_label(5.0), "5");
+        assert_eq!(round_label(5.1), "5.1");
+        assert_eq!(round_label(10.13), "10");
+        assert_eq!(round_label(0.5), "0.5");
+        assert_eq!(round_label(0.025), "0.025");
+        assert_eq!(round_label(2500.0), "2500");
+        assert_eq!(percentile_label(0.0), "0%");
+        assert_eq!(percentile_label(1.0), "90%");
+        assert_eq!(percentile_label(2.0), "99%");
+        assert_eq!(percentile_label(3.0), "99.9%");
+        assert_eq!(percentile_label(4.0), "99.99%");
+    }
+
+    #[test]
+    fn axis_tops_are_round() {
+        assert!((nice_top(10.1) - 20.0).abs() < 1e-9);
+        assert!((nice_top(0.9) - 1.0).abs() < 1e-9);
+        assert!((nice_top(2300.0) - 2500.0).abs() < 1e-9);
+        assert!((nice_top(0.0) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_last_partial_second_is_scaled_or_left_out() {
+        // 5 s of load; the drain's second 5 is not drawn.
+        let drawn = per_second(&[10, 10, 10, 10, 10, 3], 5.0);
+        assert_eq!(drawn.len(), 5);
+        assert!(drawn.iter().all(|p| (p.1 - 10.0).abs() < 1e-9));
+        // 4.5 s: the half second's 5 completions are 10 a second.
+        let drawn = per_second(&[10, 10, 10, 10, 5], 4.5);
+        assert_eq!(drawn.len(), 5);
+        assert!((drawn[4].1 - 10.0).abs() < 1e-9);
+        // 4.1 s: the last tenth is left out.
+        assert_eq!(per_second(&[10, 10, 10, 10, 1], 4.1).len(), 4);
+    }
+
+    #[test]
+    fn percentiles_are_bounded_by_the_samples() {
+        assert!((nines_supported(1000) - 3.0).abs() < 1e-9);
+        assert!(nines_supported(1) < 1e-9);
     }
 }

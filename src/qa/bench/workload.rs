@@ -22,6 +22,7 @@ use tokio::sync::{watch, Notify};
 use super::conn::{read_many, BenchConn, Target};
 use super::scan::{self, field_u64, is_event, MESSAGE_ID};
 use super::{BenchConfig, BenchError, Recorder, Tally, Workload};
+use crate::protocol::codes::Family;
 use crate::qa::raw::RawError;
 
 /// How long outstanding replies and deliveries may take after the duration ends.
@@ -166,8 +167,9 @@ fn pacer(per_second: f64, phase: f64) -> Option<tokio::time::Interval> {
 struct Outstanding(HashMap<u32, Instant>);
 
 impl Outstanding {
-    /// Records every reply in `frame` against its request.
-    fn settle_replies(&mut self, frame: &[u8], tally: &mut Tally) {
+    /// Records every reply in `frame` against its request, reading error codes as
+    /// `family`'s.
+    fn settle_replies(&mut self, frame: &[u8], tally: &mut Tally, family: Family) {
         for object in scan::objects(frame) {
             let Some(id) = field_u64(object, &scan::ID) else {
                 continue;
@@ -176,8 +178,11 @@ impl Outstanding {
                 continue;
             };
             match scan::reply_code(object) {
-                0 => tally.done(sent.elapsed()),
-                code => tally.error(format!("code {code}")),
+                0 => {
+                    tally.answered();
+                    tally.done(sent.elapsed());
+                }
+                code => tally.refused(family, code),
             }
         }
     }
@@ -212,13 +217,14 @@ impl Pace {
     }
 }
 
-/// Sends `op(n)` from `conn` as `pace` allows until `deadline`, recording each reply in
-/// `tally`; then waits up to [`DRAIN`] for the last replies.
+/// Sends `op(n)` (a request of `family`) from `conn` as `pace` allows until `deadline`
+/// or the run's stop, recording each reply in `tally`; then waits up to [`DRAIN`] for the
+/// last replies.
 async fn drive(
     mut conn: BenchConn,
     mut tally: Tally,
     deadline: Instant,
-    mut pace: Pace,
+    (mut pace, family): (Pace, Family),
     op: impl Fn(u64) -> String,
 ) -> (BenchConn, Tally) {
     enum Step {
@@ -230,11 +236,13 @@ async fn drive(
     let mut n = 0;
     let stop = tokio::time::sleep_until(deadline.into());
     tokio::pin!(stop);
+    let mut halt = tally.stop.clone();
     loop {
         let step = tokio::select! {
             () = &mut stop => Step::Stop,
+            _ = halt.wait_for(|stopped| *stopped) => Step::Stop,
             () = pace.ready(n, outstanding.0.len()) => Step::Send,
-            open = conn.read_frames(|frame| outstanding.settle_replies(frame, &mut tally)) => {
+            open = conn.read_frames(|frame| outstanding.settle_replies(frame, &mut tally, family)) => {
                 Step::Read { open }
             }
         };
@@ -266,7 +274,7 @@ async fn drive(
     }
     let drain = tokio::time::Instant::now() + DRAIN;
     while !outstanding.0.is_empty() {
-        let read = conn.read_frames(|frame| outstanding.settle_replies(frame, &mut tally));
+        let read = conn.read_frames(|frame| outstanding.settle_replies(frame, &mut tally, family));
         match tokio::time::timeout_at(drain, read).await {
             Ok(true) => {}
             Ok(false) => break,
@@ -308,7 +316,7 @@ async fn peer(
             };
             let window = config.window.unwrap_or(PEER_WINDOW) as usize;
             let pace = Pace::new(per_sender, phase, Pace::InFlight(window));
-            tokio::spawn(drive(conn, recorder.tally(), deadline, pace, op))
+            tokio::spawn(drive(conn, recorder.tally(), deadline, (pace, Family::Peer), op))
         })
         .collect();
     for sender in senders {
@@ -471,6 +479,7 @@ async fn fanout(
                     r#"{{"op":"send_channel","channel":{channel},"message":{{"type":"text","text":"{seq} {micros}"}}}}"#
                 )
             };
+            let pace = (pace, Family::ChannelMsg);
             tokio::spawn(drive(conn, recorder.quiet_tally(), deadline, pace, op))
         })
         .collect();
@@ -578,7 +587,7 @@ async fn login(
             tokio::spawn(async move {
                 // One login at a time (saturated), or on a ticker.
                 let mut pace = Pace::new(per_worker, 0.0, Pace::InFlight(1));
-                while Instant::now() < deadline {
+                while Instant::now() < deadline && !*tally.stop.borrow() {
                     let ready = pace.ready(0, 0);
                     if tokio::time::timeout_at(deadline.into(), ready)
                         .await
@@ -590,11 +599,15 @@ async fn login(
                     tally.sent += 1;
                     match connect_login(&target, &app_id, n).await {
                         Ok(conn) => {
+                            tally.answered();
                             tally.done(began.elapsed());
                             conn.close().await;
                         }
                         Err(RawError::Connect { detail, .. }) if detail.contains("code") => {
-                            tally.error(detail.rsplit(' ').next().unwrap_or("login").to_string());
+                            match detail.rsplit(' ').next().and_then(|c| c.parse().ok()) {
+                                Some(code) => tally.refused(Family::Login, code),
+                                None => tally.error("login refused"),
+                            }
                         }
                         Err(RawError::Timeout { .. }) => tally.error("timeout"),
                         Err(_) => tally.error("connect"),
@@ -632,6 +645,7 @@ async fn soak(
         .enumerate()
         .map(|(i, conn)| {
             let pace = Pace::new(per_conn, i as f64 / users, Pace::InFlight(1));
+            let pace = (pace, Family::Ping);
             tokio::spawn(drive(conn, recorder.tally(), deadline, pace, |_| {
                 r#"{"op":"ping"}"#.to_string()
             }))

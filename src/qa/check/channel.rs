@@ -498,6 +498,7 @@ async fn left_after_grace(cx: Ctx) -> CaseResult {
     let mut members = members_of(&cx, &channel, &["alice", "bob"]).await?;
     let (bob, bob_id) = members.pop().expect("two members");
     bob.drop_abruptly();
+    cx.waiting_for("the end of the grace period", cx.timing().grace);
     let alice = &mut members[0].0;
     let left = alice
         .next_event(wait, |e| {

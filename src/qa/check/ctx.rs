@@ -57,18 +57,31 @@ pub struct Ctx {
     /// Where this case's connections went; the runner keeps a handle for the report.
     pub(super) placement: Arc<Mutex<Placement>>,
     logins: Arc<LoginPace>,
+    /// The case's name (for the countdown of its timers).
+    case: &'static str,
 }
 
 impl Ctx {
     /// The context of one case: `prefix` makes its ids unique; `logins` is the run's pace.
-    pub(super) fn new(config: Arc<CheckConfig>, logins: Arc<LoginPace>, prefix: String) -> Ctx {
+    pub(super) fn new(
+        config: Arc<CheckConfig>,
+        logins: Arc<LoginPace>,
+        prefix: String,
+        case: &'static str,
+    ) -> Ctx {
         let placement = Arc::new(Mutex::new(Placement::new(config.servers.clone())));
         Ctx {
             config,
             prefix,
             placement,
             logins,
+            case,
         }
+    }
+
+    /// Says that the case now waits `wait` for the server's `what` (a countdown shows it).
+    pub fn waiting_for(&self, what: &str, wait: Duration) {
+        self.config.timers.start(self.case, what, wait);
     }
 
     /// The server for a new connection labelled `label` (a user id, or a name for a
@@ -268,7 +281,7 @@ mod tests {
     fn ctx(servers: &[&str]) -> Ctx {
         let mut config = CheckConfig::new(servers[0], "app");
         config.servers = servers.iter().map(ToString::to_string).collect();
-        Ctx::new(Arc::new(config), Arc::default(), "qa1-7".into())
+        Ctx::new(Arc::new(config), Arc::default(), "qa1-7".into(), "case")
     }
 
     #[test]

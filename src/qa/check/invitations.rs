@@ -100,6 +100,7 @@ async fn invite_expiry(cx: Ctx) -> CaseResult {
     let wait = cx.timing().invite_expiry + TIMER_SLACK;
     cx.need_time(wait)?;
     let (mut alice, _, mut bob, _, invitation) = invited(&cx).await?;
+    cx.waiting_for("the invitation expiry", cx.timing().invite_expiry);
     for (who, conn) in [("caller", &mut alice), ("callee", &mut bob)] {
         let failure = conn
             .next_event(wait, |e| {

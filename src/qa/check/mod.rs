@@ -97,6 +97,61 @@ impl Default for Timing {
 /// Progress callback: (cases done, cases selected, case name, its report once finished).
 pub type Progress = Arc<dyn Fn(usize, usize, &str, Option<&CaseReport>) + Send + Sync>;
 
+/// Told when a case starts waiting for a server timer: (case, what it waits for, how long).
+pub type TimerListener = Arc<dyn Fn(&str, &str, Duration) + Send + Sync>;
+
+/// The server timers that running cases wait for (ack timeout, grace, invitation expiry,
+/// token expiry), so that a progress line can count down instead of sitting still for a
+/// minute. Cheap to clone; all clones share one table.
+#[derive(Clone, Default)]
+pub struct Timers {
+    /// Case name → (what it waits for, when that should happen).
+    waiting: Arc<std::sync::Mutex<std::collections::BTreeMap<String, (String, Instant)>>>,
+    listener: Option<TimerListener>,
+}
+
+impl Timers {
+    /// Timers that also tell `listener` when a wait starts (a CI log's line).
+    pub fn with_listener(listener: TimerListener) -> Self {
+        Timers {
+            waiting: Arc::default(),
+            listener: Some(listener),
+        }
+    }
+
+    fn table(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, (String, Instant)>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `case` waits `wait` from now for `what`.
+    pub fn start(&self, case: &str, what: &str, wait: Duration) {
+        self.table()
+            .insert(case.to_string(), (what.to_string(), Instant::now() + wait));
+        if let Some(listener) = &self.listener {
+            listener(case, what, wait);
+        }
+    }
+
+    /// `case` waits no more.
+    pub fn end(&self, case: &str) {
+        self.table().remove(case);
+    }
+
+    /// What `case` waits for and how long is left, if it waits.
+    pub fn left(&self, case: &str) -> Option<(String, Duration)> {
+        self.table().get(case).map(|(what, until)| {
+            (
+                what.clone(),
+                until.saturating_duration_since(Instant::now()),
+            )
+        })
+    }
+}
+
 /// What `check` was asked to do.
 #[derive(Clone)]
 pub struct CheckConfig {
@@ -119,6 +174,8 @@ pub struct CheckConfig {
     /// with the number of cases ended so far; cases end in any order.
     pub progress: Option<Progress>,
     pub tracer: Option<Tracer>,
+    /// The server timers running cases wait for, for a countdown.
+    pub timers: Timers,
 }
 
 impl CheckConfig {
@@ -136,6 +193,7 @@ impl CheckConfig {
             jobs: DEFAULT_JOBS,
             progress: None,
             tracer: None,
+            timers: Timers::default(),
         }
     }
 }
@@ -282,7 +340,8 @@ pub async fn run(config: CheckConfig) -> Report {
             if let Some(progress) = &config.progress {
                 progress(done, total, case.name, None);
             }
-            let cx = Ctx::new(config.clone(), logins.clone(), format!("qa{run}-{index}"));
+            let prefix = format!("qa{run}-{index}");
+            let cx = Ctx::new(config.clone(), logins.clone(), prefix, case.name);
             let task = running.spawn(run_case(case, cx));
             slots.insert(task.id(), next);
         }
@@ -328,7 +387,9 @@ fn run_case(case: &Case, cx: Ctx) -> impl Future<Output = CaseReport> + Send + '
     let future = (case.run)(cx);
     async move {
         let began = Instant::now();
-        let (outcome, reason) = match tokio::time::timeout(limit, future).await {
+        let ended = tokio::time::timeout(limit, future).await;
+        config.timers.end(name);
+        let (outcome, reason) = match ended {
             Ok(Ok(())) => (Outcome::Pass, None),
             Ok(Err(CaseError::Fail(reason))) => (Outcome::Fail, Some(reason)),
             Ok(Err(CaseError::Skip(reason))) => (Outcome::Skip, Some(reason)),

@@ -101,6 +101,7 @@ async fn ack_timeout(cx: Ctx) -> CaseResult {
     cx.need_time(wait)?;
     let (mut alice, _, bob, bob_id) = cx.pair().await?;
     bob.set_auto_ack(false);
+    cx.waiting_for("the ack timeout", cx.timing().ack_timeout);
     let reply = alice
         .call_within(
             json!({"op": "send_peer", "to": bob_id, "message": text("never acked")}),

@@ -193,6 +193,7 @@ async fn offline_after_grace(cx: Ctx) -> CaseResult {
     let (mut alice, _, bob, bob_id) = cx.pair().await?;
     subscribe(&mut alice, &bob_id, "online").await?;
     bob.drop_abruptly();
+    cx.waiting_for("the end of the grace period", cx.timing().grace);
     let offline = alice
         .next_event(wait, |e| {
             e["event"] == "peers_online_status" && e["peers"][&bob_id] == "offline"
