@@ -169,6 +169,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS")]
     pub token_warning: Option<u64>,
 
+    /// How long a channel's attributes outlive its last member, in seconds
+    /// (docs/protocol.md: 300). Shorter for QA runs (`check --attribute-expiry`).
+    #[arg(long, value_name = "SECONDS")]
+    pub attribute_expiry: Option<u64>,
+
     /// Messages kept per conversation for `history`.
     #[arg(long, default_value_t = 1000)]
     pub history_limit: u32,
@@ -307,6 +312,10 @@ pub struct CheckArgs {
     /// How long before token expiry the server warns, if not docs/protocol.md's 30 seconds.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub token_warning: f64,
+    /// How long a channel's attributes outlive its last member, if not docs/protocol.md's
+    /// 300 seconds.
+    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+    pub attribute_expiry: f64,
     /// Print every frame sent and received to stderr (best with --filter, or --jobs 1 to
     /// keep the cases' frames apart).
     #[arg(long)]

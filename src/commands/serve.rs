@@ -63,6 +63,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(secs) = args.token_warning {
         config.token_warning = seconds(secs);
     }
+    if let Some(secs) = args.attribute_expiry {
+        config.channel_attributes_ttl = seconds(secs);
+    }
     if let Some(ms) = args.write_delay {
         config.write_delay = std::time::Duration::from_millis(ms);
     }

@@ -117,6 +117,10 @@ pub struct RateLimits {
     /// `history`: 40 per 5 s (docs/protocol.md has none; HISTORY answers 1 when over),
     /// room for a client that pages back through its 20 channels after a reconnect.
     pub history: RateLimit,
+    /// `get_members`: 5 per 2 s (MEMBERS' "too often", 4), as Agora's.
+    pub members: RateLimit,
+    /// `get_channel_member_count`: 1 per s (COUNT's "too often", 3), as Agora's.
+    pub member_counts: RateLimit,
 }
 
 impl Default for RateLimits {
@@ -131,6 +135,8 @@ impl Default for RateLimits {
             invitations: RateLimit::new(10, Duration::from_secs(5)),
             renew_token: RateLimit::new(2, Duration::from_secs(5)),
             history: RateLimit::new(40, Duration::from_secs(5)),
+            members: RateLimit::new(5, Duration::from_secs(2)),
+            member_counts: RateLimit::new(1, Duration::from_secs(1)),
         }
     }
 }
@@ -149,6 +155,8 @@ impl RateLimits {
             invitations: huge,
             renew_token: huge,
             history: huge,
+            members: huge,
+            member_counts: huge,
         }
     }
 }

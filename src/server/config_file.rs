@@ -48,6 +48,8 @@
 //! invitations = "10/5s"
 //! renew_token = "2/5s"
 //! history = "40/5s"
+//! members = "5/2s"           # get_members
+//! member_counts = "1/1s"     # get_channel_member_count
 //!
 //! [tls]
 //! cert = "/etc/rtm-tui/cert.pem"   # PEM chain
@@ -114,6 +116,8 @@ pub struct LimitsSection {
     pub invitations: Option<RateSpec>,
     pub renew_token: Option<RateSpec>,
     pub history: Option<RateSpec>,
+    pub members: Option<RateSpec>,
+    pub member_counts: Option<RateSpec>,
 }
 
 /// A rate limit as the file writes it: `"180/3s"` (180 per 3 seconds) or `"off"`.
@@ -270,6 +274,8 @@ impl ServerFile {
             (limits.invitations, &mut rates.invitations),
             (limits.renew_token, &mut rates.renew_token),
             (limits.history, &mut rates.history),
+            (limits.members, &mut rates.members),
+            (limits.member_counts, &mut rates.member_counts),
         ] {
             if let Some(RateSpec(limit)) = spec {
                 *slot = limit;

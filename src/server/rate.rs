@@ -56,6 +56,8 @@ pub struct SessionLimits {
     pub invitations: RateLimiter,
     pub renew_token: RateLimiter,
     pub history: RateLimiter,
+    pub members: RateLimiter,
+    pub member_counts: RateLimiter,
 }
 
 impl SessionLimits {
@@ -71,6 +73,8 @@ impl SessionLimits {
             invitations: RateLimiter::new(config.invitations),
             renew_token: RateLimiter::new(config.renew_token),
             history: RateLimiter::new(config.history),
+            members: RateLimiter::new(config.members),
+            member_counts: RateLimiter::new(config.member_counts),
         }
     }
 

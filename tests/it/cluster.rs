@@ -669,6 +669,8 @@ async fn conformance_across_two_nodes(redis_servers: usize) {
         "1",
         "--invite-expiry",
         "2",
+        "--attribute-expiry",
+        "2",
     ];
     let cluster = Cluster::start_sharded(2, redis_servers, &timers).await;
     let (n1, n2) = (cluster.url(0), cluster.url(1));

@@ -15,6 +15,7 @@ pub fn short_timers() -> Config {
     config.grace = Duration::from_millis(1500);
     config.invitation_timeout = Duration::from_millis(1500);
     config.token_warning = Duration::from_secs(2);
+    config.channel_attributes_ttl = Duration::from_millis(1500);
     config
 }
 
@@ -24,6 +25,7 @@ fn timing_of(config: &Config) -> Timing {
         grace: config.grace,
         invite_expiry: config.invitation_timeout,
         token_warning: config.token_warning,
+        attribute_expiry: config.channel_attributes_ttl,
     }
 }
 
@@ -120,6 +122,7 @@ async fn the_same_server_given_twice_passes_every_case() {
         ("--grace", secs(config.grace)),
         ("--invite-expiry", secs(config.invitation_timeout)),
         ("--token-warning", secs(config.token_warning)),
+        ("--attribute-expiry", secs(config.channel_attributes_ttl)),
     ];
     let server = support::start_server(config).await;
     let url = server.url();

@@ -1,12 +1,15 @@
 //! Cases for user and channel attributes: set/add/delete/clear/get, notifications, size
-//! and form limits, and the write rate limit.
+//! and form limits, writes by non-members, the expiry of an empty channel's attributes,
+//! and the write rate limit.
 
 use serde_json::{json, Value};
 
-use super::{case, refusal, Case, CaseResult, Ctx, Expect, QUIET};
+use super::{case, refusal, Case, CaseResult, Ctx, Expect, QUIET, TIMER_SLACK};
 
 pub fn cases() -> Vec<Case> {
     vec![
+        case("attr.channel.non_member", "channel attributes are readable and writable without membership; members are notified", channel_non_member),
+        case("attr.channel.expiry", "a channel's attributes go 5 minutes after its last member left", channel_expiry).slow(),
         case("attr.user.set_get", "set_user_attributes replaces the set; others read it with get_user_attributes (all or some keys)", user_set_get),
         case("attr.user.update_delete_clear", "add_or_update merges, delete removes keys, clear empties", user_update_delete_clear),
         refusal("attr.user.not_found", "get_user_attributes of a user not logged in answers 6", 6, |cx| json!({"op": "get_user_attributes", "user": cx.user("ghost")})),
@@ -76,6 +79,56 @@ async fn user_size(cx: Ctx) -> CaseResult {
         .await?;
     let chunk = "w".repeat(6 * 1024);
     alice.code(json!({"op": "set_user_attributes", "attributes": {"a": chunk, "b": chunk, "c": chunk}}), 4).await?;
+    Ok(())
+}
+
+async fn channel_non_member(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let (mut alice, _, mut bob, bob_id) = cx.pair().await?;
+    alice.ok(json!({"op": "join", "channel": channel})).await?;
+    bob.ok(json!({"op": "set_channel_attributes", "channel": channel, "attributes": {"topic": "tea"}, "notify": true})).await?;
+    let event = alice
+        .event("channel_attributes_updated", json!({"channel": channel}))
+        .await?;
+    ensure!(
+        event["attributes"][0]["updated_by"] == json!(bob_id),
+        "a non-member's write notified {event}; updated_by {bob_id} expected"
+    );
+    let reply = bob
+        .ok(json!({"op": "get_channel_attributes", "channel": channel}))
+        .await?;
+    ensure!(
+        reply["attributes"][0]["value"] == "tea",
+        "a non-member read {reply}; topic=tea expected"
+    );
+    Ok(())
+}
+
+async fn channel_expiry(cx: Ctx) -> CaseResult {
+    let ttl = cx.timing().attribute_expiry;
+    cx.need_time(ttl + TIMER_SLACK)?;
+    let channel = cx.channel("room");
+    let (mut alice, _, mut bob, _) = cx.pair().await?;
+    alice.ok(json!({"op": "join", "channel": channel})).await?;
+    alice.ok(json!({"op": "set_channel_attributes", "channel": channel, "attributes": {"topic": "tea"}, "notify": false})).await?;
+    alice.ok(json!({"op": "leave", "channel": channel})).await?;
+    let get = json!({"op": "get_channel_attributes", "channel": channel});
+    // Well before the expiry they are still there.
+    let kept = bob.ok(get.clone()).await?;
+    ensure!(
+        kept["attributes"].as_array().is_some_and(|l| l.len() == 1),
+        "right after the last member left the attributes are {}; they should stay until the expiry",
+        kept["attributes"]
+    );
+    cx.waiting_for("the channel attributes' expiry", ttl);
+    tokio::time::sleep(ttl + TIMER_SLACK).await;
+    let gone = bob.ok(get).await?;
+    ensure!(
+        gone["attributes"].as_array().is_some_and(Vec::is_empty),
+        "{}s after the last member left the attributes are {}; none expected",
+        (ttl + TIMER_SLACK).as_secs(),
+        gone["attributes"]
+    );
     Ok(())
 }
 

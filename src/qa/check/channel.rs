@@ -103,6 +103,27 @@ pub fn cases() -> Vec<Case> {
             "get_channel_member_count counts members; an unknown channel counts 0",
             count_ok,
         ),
+        case(
+            "members.rate_limit",
+            "more than 5 get_members per 2 s answer 4",
+            members_rate,
+        ),
+        case(
+            "count.rate_limit",
+            "more than 1 get_channel_member_count per s answers 3",
+            count_rate,
+        ),
+        case(
+            "event.member_events_cut_off",
+            "member_joined and member_left are not sent in channels of more than 512 members",
+            member_events_cut_off,
+        )
+        .slow(),
+        case(
+            "history.catch_up_after_reconnect",
+            "a client back from a dropped connection fetches the channel messages it missed with history after the last id it saw",
+            catch_up_after_reconnect,
+        ),
         refusal(
             "count.invalid",
             "get_channel_member_count with no channels answers 2",
@@ -436,6 +457,117 @@ async fn count_ok(cx: Ctx) -> CaseResult {
         .0
         .ok_with(count, "counts", json!({channel: 2, empty: 0}))
         .await?;
+    Ok(())
+}
+
+async fn members_rate(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice"]).await?;
+    let asks = vec![json!({"op": "get_members", "channel": channel}); 8];
+    let replies = members[0].0.call_all(asks).await?;
+    super::rate_limited(&replies, 0, 4, 3, "8 get_members at once")
+}
+
+async fn count_rate(cx: Ctx) -> CaseResult {
+    let (mut alice, _) = cx.fresh("alice").await?;
+    let asks = vec![json!({"op": "get_channel_member_count", "channels": [cx.channel("room")]}); 3];
+    let replies = alice.call_all(asks).await?;
+    super::rate_limited(&replies, 0, 3, 2, "3 get_channel_member_count at once")
+}
+
+/// Members past which member events stop ([`MAX_LISTED_MEMBERS`]).
+const CUT_OFF: usize = crate::protocol::limits::MAX_LISTED_MEMBERS;
+
+async fn member_events_cut_off(cx: Ctx) -> CaseResult {
+    // CUT_OFF + 1 logins at the run's login pace.
+    let wait = Duration::from_secs((CUT_OFF / super::LOGINS_PER_SECOND) as u64) + TIMER_SLACK;
+    cx.need_time(wait)?;
+    let channel = cx.channel("big");
+    let (mut watcher, _) = cx.fresh("watcher").await?;
+    watcher
+        .ok(json!({"op": "join", "channel": channel}))
+        .await?;
+    // Fill the channel to the cut-off: CUT_OFF - 1 more members, each seen joining.
+    cx.waiting_for("the channel to fill at the login pace", wait - TIMER_SLACK);
+    let mut crowd = Vec::with_capacity(CUT_OFF);
+    let mut newest = String::new();
+    for n in 1..CUT_OFF {
+        let (mut member, id) = cx.fresh(&format!("m{n}")).await?;
+        member.ok(json!({"op": "join", "channel": channel})).await?;
+        crowd.push(member);
+        newest = id;
+    }
+    // The last join's event, then the others before it.
+    watcher
+        .event("member_joined", json!({"channel": channel, "user": newest}))
+        .await?;
+    let joined = 1 + watcher.take_events(|e| e["event"] == "member_joined").len();
+    ensure!(
+        joined == CUT_OFF - 1,
+        "{joined} member_joined for {} joins up to {CUT_OFF} members; one each expected",
+        CUT_OFF - 1
+    );
+    // One more: the channel now has more than CUT_OFF members.
+    let (mut last, last_id) = cx.fresh("last").await?;
+    let reply = last.ok(json!({"op": "join", "channel": channel})).await?;
+    ensure!(
+        reply["member_count"] == json!(CUT_OFF + 1),
+        "the join of member {} answered member_count {}",
+        CUT_OFF + 1,
+        reply["member_count"]
+    );
+    watcher
+        .no_event(
+            "member_joined",
+            json!({"channel": channel, "user": last_id}),
+            QUIET,
+        )
+        .await?;
+    last.ok(json!({"op": "leave", "channel": channel})).await?;
+    watcher
+        .no_event(
+            "member_left",
+            json!({"channel": channel, "user": last_id}),
+            QUIET,
+        )
+        .await?;
+    drop(crowd);
+    Ok(())
+}
+
+async fn catch_up_after_reconnect(cx: Ctx) -> CaseResult {
+    let channel = cx.channel("room");
+    let mut members = members_of(&cx, &channel, &["alice", "bob"]).await?;
+    let (bob, bob_id) = members.pop().expect("two members");
+    let alice = &mut members[0].0;
+    let seen = alice
+        .ok(json!({"op": "send_channel", "channel": channel, "message": text("before")}))
+        .await?;
+    let Some(seen_id) = seen["message_id"].as_u64() else {
+        fail!("send_channel answered no message_id: {seen}")
+    };
+    bob.drop_abruptly();
+    let mut missed = Vec::new();
+    for n in 0..3 {
+        let reply = alice
+            .ok(json!({"op": "send_channel", "channel": channel, "message": text(&format!("missed {n}"))}))
+            .await?;
+        missed.push(reply["message_id"].clone());
+    }
+    // Bob comes back within the grace period, rejoins and asks for what came after.
+    let mut again = cx.login(&bob_id).await?;
+    again.ok(json!({"op": "join", "channel": channel})).await?;
+    let reply = again
+        .ok(json!({"op": "history", "channel": channel, "after": seen_id}))
+        .await?;
+    let got: Vec<Value> = reply["messages"]
+        .as_array()
+        .map(|m| m.iter().map(|m| m["message_id"].clone()).collect())
+        .unwrap_or_default();
+    ensure!(
+        got == missed,
+        "history after {seen_id} lists {got:?}; the 3 messages sent while away ({missed:?}) expected, oldest first"
+    );
     Ok(())
 }
 

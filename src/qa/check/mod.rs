@@ -81,6 +81,8 @@ pub struct Timing {
     pub invite_expiry: Duration,
     /// How long before a token expires the server warns with `token_privilege_will_expire`.
     pub token_warning: Duration,
+    /// How long a channel's attributes outlive its last member.
+    pub attribute_expiry: Duration,
 }
 
 impl Default for Timing {
@@ -90,6 +92,7 @@ impl Default for Timing {
             grace: Duration::from_secs(30),
             invite_expiry: Duration::from_secs(60),
             token_warning: Duration::from_secs(30),
+            attribute_expiry: Duration::from_secs(300),
         }
     }
 }
@@ -421,5 +424,6 @@ fn case_limit(timing: &Timing) -> Duration {
         .max(timing.grace)
         .max(timing.invite_expiry)
         .max(timing.token_warning)
+        .max(timing.attribute_expiry)
         + Duration::from_secs(30)
 }

@@ -54,7 +54,25 @@ pub fn cases() -> Vec<Case> {
             "more than 10 presence queries per 5 s answer 5",
             rate_limit,
         ),
+        case(
+            "presence.logout_ends_subscriptions",
+            "logout clears the user's presence subscriptions: logged in again, query_subscribed_peers lists none",
+            logout_ends_subscriptions,
+        ),
     ]
+}
+
+async fn logout_ends_subscriptions(cx: Ctx) -> CaseResult {
+    let (mut alice, alice_id, _bob, bob_id) = cx.pair().await?;
+    subscribe(&mut alice, &bob_id, "online").await?;
+    alice.ok(json!({"op": "logout"})).await?;
+    let mut again = cx.login(&alice_id).await?;
+    let reply = again.ok(json!({"op": "query_subscribed_peers"})).await?;
+    ensure!(
+        reply["peers"].as_array().is_some_and(Vec::is_empty),
+        "after logout and a new login, query_subscribed_peers answered {reply}; no peers expected"
+    );
+    Ok(())
 }
 
 async fn query(cx: Ctx) -> CaseResult {

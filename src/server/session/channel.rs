@@ -1,11 +1,12 @@
 //! `handle`'s channel ops: `join` (JOIN codes), `leave` (LEAVE), `send_channel`
-//! (CHANNEL_MSG), `get_members` (MEMBERS) and `get_channel_member_count` (COUNT).
+//! (CHANNEL_MSG), `get_members` (MEMBERS) and `get_channel_member_count` (COUNT), each
+//! under its rate limit.
 //!
 //! Membership, events and the member count's throttle are the hub's (`hub.rs`).
 
 use crate::protocol::{
-    ChannelMsgError, JoinError, JoinResult, MemberCountResult, MembersResult, Message, Reply,
-    WireCode,
+    ChannelMsgError, CountError, JoinError, JoinResult, MemberCountResult, MembersError,
+    MembersResult, Message, Reply, WireCode,
 };
 
 use super::super::engine::{Change, RoutedMessage};
@@ -96,16 +97,23 @@ pub(super) async fn send(ask: &mut Ask<'_>, channel: String, message: Message) {
     }
 }
 
-/// `get_members`, from this node's copy (members only).
-pub(super) fn members(ask: &Ask<'_>, channel: &str) {
+/// `get_members`, from this node's copy (members only), after its rate limit.
+pub(super) fn members(ask: &mut Ask<'_>, channel: &str) {
+    if !ask.session.limits.members.allow(ask.now) {
+        return ask.refuse(MembersError::TooOften);
+    }
     match ask.hub.members(&ask.me.app, &ask.me.user, channel) {
         Ok(members) => ask.ok(&MembersResult { members }),
         Err(error) => ask.refuse(error),
     }
 }
 
-/// `get_channel_member_count` of up to 32 channels, from this node's copy.
-pub(super) fn counts(ask: &Ask<'_>, channels: &[String]) {
+/// `get_channel_member_count` of up to 32 channels, from this node's copy, after its
+/// rate limit.
+pub(super) fn counts(ask: &mut Ask<'_>, channels: &[String]) {
+    if !ask.session.limits.member_counts.allow(ask.now) {
+        return ask.refuse(CountError::TooOften);
+    }
     let counts = ask.hub.member_counts(&ask.me.app, channels);
     ask.ok(&MemberCountResult { counts });
 }
