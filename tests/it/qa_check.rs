@@ -203,3 +203,82 @@ async fn two_independent_servers_get_one_user_each() {
     first.shutdown().await;
     second.shutdown().await;
 }
+
+/// `check --list` keeps in step with docs/protocol.md: every op of its Operations table
+/// and every event of its Events table is named by some case's rule (or name), and every
+/// rate limit of its "Rate limits" rule has a case saying "more than N ... per T". A rule
+/// added to the document without a case, or a case renamed away from its rule, fails here.
+#[test]
+fn check_list_names_every_rule_of_the_protocol() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md"))
+        .expect("docs/protocol.md");
+    let cases = check::all_cases();
+    let listed: Vec<String> = cases
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.rule))
+        .collect();
+    let words: std::collections::HashSet<&str> = listed
+        .iter()
+        .flat_map(|l| l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .collect();
+    let mut section = "";
+    let mut missing = Vec::new();
+    let mut named = 0;
+    for line in doc.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            section = heading;
+        }
+        let table = match section {
+            "Operations" => "op",
+            "Events" => "event",
+            _ => continue,
+        };
+        let Some(first) = line.strip_prefix("| `").map(|l| l.split('|').next().unwrap_or(""))
+        else {
+            continue;
+        };
+        for name in format!("`{first}").split('`').skip(1).step_by(2) {
+            named += 1;
+            if !words.contains(name) {
+                missing.push(format!("{table} {name}"));
+            }
+        }
+    }
+    assert!(named > 40, "the tables were not read: {named} names");
+
+    // "`get_members` 5 per 2 s" and the like, in the rate limits rule.
+    let rates = doc
+        .split("**Rate limits**")
+        .nth(1)
+        .and_then(|rest| rest.split("\n- **").next())
+        .expect("a **Rate limits** rule");
+    let rates = rates.replace('\n', " ").replace("per second", "per s");
+    let listed = listed.join("\n").replace("per second", "per s");
+    let words: Vec<&str> = rates.split_whitespace().collect();
+    let mut limits = 0;
+    for (i, window) in words.windows(3).enumerate() {
+        if window[1] != "per" || window[0].parse::<u32>().is_err() {
+            continue;
+        }
+        let period = if window[2].parse::<u32>().is_ok() {
+            format!("{} {}", window[2], words.get(i + 3).unwrap_or(&""))
+        } else {
+            window[2].to_string()
+        };
+        let period = period.trim_end_matches([';', '.', ',']).to_string();
+        limits += 1;
+        let said = listed.lines().any(|rule| {
+            rule.contains(&format!("more than {} ", window[0]))
+                && rule.contains(&format!("per {period}"))
+        });
+        if !said {
+            missing.push(format!("rate limit {} per {period}", window[0]));
+        }
+    }
+    assert!(limits >= 8, "the rate limits were not read: {limits}");
+    assert!(
+        missing.is_empty(),
+        "rules of docs/protocol.md that no case of `check --list` names:\n{}",
+        missing.join("\n")
+    );
+}

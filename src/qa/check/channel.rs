@@ -32,7 +32,7 @@ pub fn cases() -> Vec<Case> {
         case("join.limit", "a 21st joined channel answers 5", join_limit),
         case(
             "join.same_channel_rate",
-            "a third join of one channel within 5 s answers 8",
+            "more than 2 joins of one channel per 5 s answer 8",
             same_channel_rate,
         ),
         case(

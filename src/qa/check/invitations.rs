@@ -7,13 +7,13 @@ use crate::qa::raw::RawConn;
 
 pub fn cases() -> Vec<Case> {
     vec![
-        case("invite.accept", "the callee gets invitation_received; accepting sends invitation_accepted to the caller", invite_accept),
-        case("invite.refuse", "refusing sends invitation_refused with the response to the caller", invite_refuse),
-        case("invite.cancel", "canceling sends invitation_canceled to the callee", invite_cancel),
+        case("invite.accept", "the callee gets invitation_received; accept_invitation sends invitation_accepted to the caller", invite_accept),
+        case("invite.refuse", "refuse_invitation sends invitation_refused with the response to the caller", invite_refuse),
+        case("invite.cancel", "cancel_invitation sends invitation_canceled to the callee", invite_cancel),
         refusal("invite.peer_offline", "inviting an offline user answers 1", 1, |cx| json!({"op": "invite", "invitation_id": cx.user("inv"), "callee": cx.user("nobody"), "content": ""})),
         case("invite.not_found", "accepting, refusing or canceling an unknown invitation answers 5", invite_not_found),
         case("invite.invalid", "content over 8 KiB answers 4", invite_invalid),
-        case("invite.expiry", "an unanswered invitation fails for both sides with reason 3", invite_expiry).slow(),
+        case("invite.expiry", "an unanswered invitation fails for both sides: invitation_failure with reason 3", invite_expiry).slow(),
     ]
 }
 

@@ -20,7 +20,7 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             "presence.subscribe.initial",
-            "subscribing sends peers_online_status with the current states",
+            "subscribe_peers_online sends peers_online_status with the current states",
             subscribe_initial,
         ),
         case(
@@ -30,7 +30,7 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             "presence.subscribed_list",
-            "query_subscribed_peers lists subscriptions; unsubscribe removes them",
+            "query_subscribed_peers lists subscriptions; unsubscribe_peers_online removes them",
             subscribed_list,
         ),
         case(

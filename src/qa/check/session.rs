@@ -94,7 +94,7 @@ pub fn cases() -> Vec<Case> {
         .slow(),
         case(
             "kick.remote_login",
-            "a second login of a user kicks the older connection (remote_login) and closes it",
+            "a second login of a user sends the older connection kicked (remote_login) and closes it",
             kick_remote_login,
         ),
         case(
