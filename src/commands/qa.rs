@@ -274,10 +274,11 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(USAGE_ERROR));
         }
     };
-    let verdicts = threshold::judge_all(&thresholds, &report);
+    let mut report = report;
+    report.thresholds = threshold::judge_all(&thresholds, &report);
+    let verdicts = report.thresholds.clone();
     if args.json {
-        let json = serde_json::json!({"report": &report, "thresholds": &verdicts});
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_text());
         if !verdicts.is_empty() {

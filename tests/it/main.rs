@@ -21,6 +21,7 @@ mod cluster;
 mod cluster_shards;
 mod protocol_fixtures;
 mod qa_check;
+mod qa_ci;
 mod qa_commands;
 mod qa_faulty_proxy;
 mod qa_headless;

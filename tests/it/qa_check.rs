@@ -233,7 +233,9 @@ fn check_list_names_every_rule_of_the_protocol() {
             "Events" => "event",
             _ => continue,
         };
-        let Some(first) = line.strip_prefix("| `").map(|l| l.split('|').next().unwrap_or(""))
+        let Some(first) = line
+            .strip_prefix("| `")
+            .map(|l| l.split('|').next().unwrap_or(""))
         else {
             continue;
         };

@@ -244,6 +244,9 @@ pub struct BenchReport {
     /// The servers' own metrics (`GET /metrics`), when they serve them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub server_metrics: Vec<metrics::ServerMetrics>,
+    /// The run's thresholds, each met or missed (`--threshold`; judged after the run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<crate::qa::threshold::Verdict>,
 }
 
 /// One server of a run.
@@ -685,6 +688,7 @@ impl Recorder {
             memory,
             cpu,
             server_metrics: Vec::new(),
+            thresholds: Vec::new(),
         }
     }
 }
