@@ -248,17 +248,17 @@ pub fn for_bench(
     }
     let us =
         |v: Option<f64>| v.map_or_else(|| "not measured".to_string(), |v| format!("{v:.2} µs"));
-    let _ = write!(
+    let _ = writeln!(
         details,
-        "<p>CPU time per completed operation ({} completed): server {}, load generator {}.</p>\n",
+        "<p>CPU time per completed operation ({} completed): server {}, load generator {}.</p>",
         report.completed,
         us(report.cpu.server_us_per_op),
         us(report.cpu.generator_us_per_op)
     );
     if let Some(m) = &report.memory {
-        let _ = write!(
+        let _ = writeln!(
             details,
-            "<p>Memory of {}: {} KiB at the start, {} KiB at the peak, {} KiB at the end ({}).</p>\n",
+            "<p>Memory of {}: {} KiB at the start, {} KiB at the peak, {} KiB at the end ({}).</p>",
             escape(&m.what),
             m.start_kib,
             m.peak_kib,

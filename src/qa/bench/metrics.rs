@@ -84,14 +84,11 @@ async fn get(url: &str) -> Option<String> {
     );
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut answer = Vec::new();
-    let mut buffer = [0u8; 16 * 1024];
-    loop {
-        let n = stream.read(&mut buffer).await.ok()?;
-        if n == 0 || answer.len() > MAX_BYTES {
-            break;
-        }
-        answer.extend_from_slice(&buffer[..n]);
-    }
+    stream
+        .take(MAX_BYTES as u64)
+        .read_to_end(&mut answer)
+        .await
+        .ok()?;
     let text = String::from_utf8_lossy(&answer);
     let (head, body) = text.split_once("\r\n\r\n")?;
     let status = head.lines().next()?;

@@ -341,7 +341,7 @@ async fn token_will_expire(cx: Ctx) -> CaseResult {
     let wait = Duration::from_secs(5) + TIMER_SLACK;
     cx.need_time(wait)?;
     let mut conn = short_token_login(&cx).await?;
-    cx.waiting_for("the token expiry warning", wait - TIMER_SLACK);
+    cx.waiting_for("the token expiry warning", wait.saturating_sub(TIMER_SLACK));
     if conn
         .next_event(wait, |e| e["event"] == "token_privilege_will_expire")
         .await
@@ -361,7 +361,7 @@ async fn kick_token_expired(cx: Ctx) -> CaseResult {
     let wait = Duration::from_secs(short_token_secs(&cx)) + TIMER_SLACK;
     cx.need_time(wait)?;
     let mut conn = short_token_login(&cx).await?;
-    cx.waiting_for("the token's expiry", wait - TIMER_SLACK);
+    cx.waiting_for("the token's expiry", wait.saturating_sub(TIMER_SLACK));
     if conn
         .next_event(wait, |e| {
             e["event"] == "kicked" && e["reason"] == "token_expired"
