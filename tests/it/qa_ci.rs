@@ -120,6 +120,21 @@ async fn headless(server: &str, input: &str) -> String {
     text(&output.stdout)
 }
 
+/// A bench of one peer pair at 20 a second (well within any rate limit) for `seconds`.
+fn gentle_bench<'a>(url: &'a str, seconds: &'a str) -> Vec<&'a str> {
+    vec![
+        "bench",
+        "--server",
+        url,
+        "--users",
+        "2",
+        "--rate",
+        "20",
+        "--duration",
+        seconds,
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_thresholds_make_a_table_an_exit_code_and_junit() {
     let server = support::start_server(Config::ephemeral()).await;
@@ -128,18 +143,8 @@ async fn bench_thresholds_make_a_table_an_exit_code_and_junit() {
     let junit = dir.path().join("bench.xml");
     let budgets = dir.path().join("budgets.toml");
     std::fs::write(&budgets, "thresholds = [\"completed > 0\"]\n").expect("budgets");
-    let common = [
-        "bench",
-        "--server",
-        &url,
-        "--users",
-        "2",
-        "--rate",
-        "20",
-        "--duration",
-        "2",
-    ];
-    let mut args = common.to_vec();
+    let common = gentle_bench(&url, "2");
+    let mut args = common.clone();
     args.extend([
         "--threshold",
         "p99<10s",
@@ -161,7 +166,7 @@ async fn bench_thresholds_make_a_table_an_exit_code_and_junit() {
     );
 
     // 20 a second cannot be 10,000 a second: missed, exit code 1, a JUnit failure.
-    let mut args = common.to_vec();
+    let mut args = common.clone();
     args.extend([
         "--threshold",
         "throughput>=10k",
@@ -259,25 +264,15 @@ async fn metrics_endpoint() -> String {
 async fn bench_reads_the_servers_metrics_and_shows_none_when_there_are_none() {
     let server = support::start_server(Config::ephemeral()).await;
     let url = server.url();
-    let common = [
-        "bench",
-        "--server",
-        &url,
-        "--users",
-        "2",
-        "--rate",
-        "20",
-        "--duration",
-        "1",
-        "--json",
-    ];
+    let mut common = gentle_bench(&url, "1");
+    common.push("--json");
     // Our server answers 404 at /metrics (no endpoint yet): no metrics in the report.
     let none = run(&common).await;
     let report: serde_json::Value = serde_json::from_slice(&none.stdout).expect("JSON");
     assert!(report.get("server_metrics").is_none(), "{report}");
 
     let endpoint = metrics_endpoint().await;
-    let mut args = common.to_vec();
+    let mut args = common.clone();
     args.extend(["--metrics", &endpoint]);
     let some = run(&args).await;
     let report: serde_json::Value = serde_json::from_slice(&some.stdout).expect("JSON");

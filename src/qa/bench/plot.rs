@@ -80,30 +80,19 @@ fn draw_latency<DB: DrawingBackend>(
         .collect();
     let x_max = points.last().map_or(1.0, |p| p.0).max(1.0);
     let y_max = nice_top(points.iter().map(|p| p.1).fold(0.0, f64::max));
-    let chart = ChartBuilder::on(area)
-        .caption(
-            format!(
-                "latency by percentile ({} samples: drawn as far as they measure)",
-                report.latency_ms.count
-            ),
-            ("sans-serif", 15),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max);
-    let Ok(mut chart) = chart else { return };
-    let x_format = |x: &f64| percentile_label(*x);
-    let y_format = |y: &f64| round_label(*y);
-    let _ = chart
-        .configure_mesh()
-        .x_labels((x_max.floor() as usize + 1).max(2))
-        .x_label_formatter(&x_format)
-        .y_label_formatter(&y_format)
-        .x_desc("percentile")
-        .y_desc("latency (ms)")
-        .light_line_style(RGBColor(240, 240, 240))
-        .draw();
+    let caption = format!(
+        "latency by percentile ({} samples: drawn as far as they measure)",
+        report.latency_ms.count
+    );
+    let axes = Axes {
+        x_ticks: (x_max.floor() as usize + 1).max(2),
+        x_label: &|x| percentile_label(*x),
+        x_desc: "percentile",
+        y_desc: "latency (ms)",
+    };
+    let Some(mut chart) = panel(area, &caption, (x_max, y_max), &axes) else {
+        return;
+    };
     let _ = chart.draw_series(LineSeries::new(points, LATENCY_COLOR.stroke_width(2)));
 }
 
@@ -153,27 +142,16 @@ fn draw_timeline<DB: DrawingBackend>(
         .map(|p| p.1)
         .fold(0.0, f64::max);
     let y_max = nice_top(top);
-    let chart = ChartBuilder::on(area)
-        .caption(
-            "completed and failed operations per second",
-            ("sans-serif", 15),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max);
-    let Ok(mut chart) = chart else { return };
-    let x_format = |x: &f64| round_label(*x);
-    let y_format = |y: &f64| round_label(*y);
-    let _ = chart
-        .configure_mesh()
-        .x_labels((x_max.ceil() as usize + 1).clamp(2, 12))
-        .x_label_formatter(&x_format)
-        .y_label_formatter(&y_format)
-        .x_desc("seconds into the run")
-        .y_desc("per second")
-        .light_line_style(RGBColor(240, 240, 240))
-        .draw();
+    let axes = Axes {
+        x_ticks: (x_max.ceil() as usize + 1).clamp(2, 12),
+        x_label: &|x| round_label(*x),
+        x_desc: "seconds into the run",
+        y_desc: "per second",
+    };
+    let caption = "completed and failed operations per second";
+    let Some(mut chart) = panel(area, caption, (x_max, y_max), &axes) else {
+        return;
+    };
     if let Ok(series) = chart.draw_series(LineSeries::new(
         completed.clone(),
         COMPLETED_COLOR.stroke_width(2),
@@ -206,6 +184,47 @@ fn draw_timeline<DB: DrawingBackend>(
         .border_style(RGBColor(180, 180, 180))
         .label_font(("sans-serif", 13))
         .draw();
+}
+
+/// How a panel's axes are labelled (the y axis always with [`round_label`]).
+struct Axes<'a> {
+    x_ticks: usize,
+    x_label: &'a dyn Fn(&f64) -> String,
+    x_desc: &'a str,
+    y_desc: &'a str,
+}
+
+type Panel<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A captioned chart on `area` from 0 to `x_max` and `y_max`, its mesh drawn.
+fn panel<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    (x_max, y_max): (f64, f64),
+    axes: &Axes<'_>,
+) -> Option<Panel<'a, DB>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 15))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .ok()?;
+    let y_label = |y: &f64| round_label(*y);
+    let _ = chart
+        .configure_mesh()
+        .x_labels(axes.x_ticks)
+        .x_label_formatter(axes.x_label)
+        .y_label_formatter(&y_label)
+        .x_desc(axes.x_desc)
+        .y_desc(axes.y_desc)
+        .light_line_style(RGBColor(240, 240, 240))
+        .draw();
+    Some(chart)
 }
 
 /// The top of an axis that holds `max`: 1, 2, 2.5 or 5 times a power of ten, at or above it.
