@@ -225,6 +225,9 @@ pub struct Case {
     pub slow: bool,
     /// Disturbs every other case (it restarts the server): runs after them, by itself.
     pub alone: bool,
+    /// Time the case may take beyond the usual limit (work of its own, such as hundreds
+    /// of logins at the run's pace).
+    pub extra: Duration,
     run: Box<dyn Fn(Ctx) -> CaseFuture + Send + Sync>,
 }
 
@@ -234,6 +237,13 @@ impl Case {
     #[must_use]
     pub fn slow(mut self) -> Self {
         self.slow = true;
+        self
+    }
+
+    /// Gives a case `extra` time beyond the usual limit ([`case_limit`]).
+    #[must_use]
+    pub fn taking(mut self, extra: Duration) -> Self {
+        self.extra = extra;
         self
     }
 
@@ -256,6 +266,7 @@ where
         rule,
         slow: false,
         alone: false,
+        extra: Duration::ZERO,
         run: Box::new(move |cx| Box::pin(run(cx))),
     }
 }
@@ -386,7 +397,7 @@ fn run_case(case: &Case, cx: Ctx) -> impl Future<Output = CaseReport> + Send + '
     let config = cx.config.clone();
     let prefix = cx.prefix.clone();
     let placement = cx.placement.clone();
-    let limit = case_limit(&config.timing);
+    let limit = case_limit(&config.timing) + case.extra;
     let future = (case.run)(cx);
     async move {
         let began = Instant::now();
