@@ -336,12 +336,20 @@ pub struct CheckArgs {
 /// every step holds, 1 when one fails (the line is printed), 2 for an unreadable or
 /// malformed script or an unreachable server.
 ///
+/// With --record FILE instead of a scenario, it records one: the headless client's
+/// commands on stdin (see `rtm-tui headless`), with the codes they got, are written to
+/// FILE as a scenario that replays as a regression test against any server.
+///
 /// Several --server flags spread the virtual users over the nodes of a cluster, as
 /// `check` does: each new user goes to the next server, and a user who logs in again or
 /// reconnects goes to the one after its last.
 #[derive(Debug, Args, Clone)]
 pub struct ScriptArgs {
-    pub file: PathBuf,
+    #[arg(required_unless_present = "record")]
+    pub file: Option<PathBuf>,
+    /// Record a scenario to FILE from headless commands on stdin, instead of playing one.
+    #[arg(long, value_name = "FILE", conflicts_with = "file")]
+    pub record: Option<PathBuf>,
     /// Server URL; repeat it for the nodes of a cluster.
     #[arg(long = "server", value_name = "URL", default_value = rtm::protocol::DEFAULT_URL,
           value_parser = server_url)]
@@ -449,6 +457,10 @@ pub struct HeadlessArgs {
     pub server: String,
     #[arg(long)]
     pub app_id: String,
+    /// Also write what is done as a scenario to FILE (`rtm-tui script FILE` replays it):
+    /// each command with the code it got, each `wait` as an `expect`, events as comments.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use rtm::qa::check::{self, CheckConfig, Timing};
 use rtm::qa::raw::{Direction, Tracer};
 use rtm::qa::report::{Outcome, Report};
 use rtm::qa::script;
+use rtm::qa::script::record::Recording;
 use rtm::qa::threshold;
 
 use crate::cli::{BenchArgs, CheckArgs, HeadlessArgs, OutputFormat, ScriptArgs};
@@ -119,8 +120,18 @@ fn write_file(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
 }
 
 pub async fn script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
-    let file = args.file.display().to_string();
-    let source = match std::fs::read_to_string(&args.file) {
+    let Some(path) = &args.file else {
+        // clap requires a scenario unless --record is given.
+        let record = args.record.clone();
+        return headless(HeadlessArgs {
+            server: args.servers[0].clone(),
+            app_id: args.app_id.clone(),
+            record,
+        })
+        .await;
+    };
+    let file = path.display().to_string();
+    let source = match std::fs::read_to_string(path) {
         Ok(source) => source,
         Err(error) => {
             eprintln!("rtm-tui script: cannot read {file}: {error}");
@@ -349,7 +360,29 @@ fn read_thresholds(path: &std::path::Path) -> Result<Vec<threshold::Threshold>, 
 pub async fn headless(args: HeadlessArgs) -> anyhow::Result<ExitCode> {
     let config = rtm::client::ClientConfig::new(&args.server, &args.app_id);
     let input = tokio::io::BufReader::new(tokio::io::stdin());
-    match rtm::qa::headless::run(config, input, tokio::io::stdout()).await {
+    let recording = args.record.as_ref().map(|_| {
+        Arc::new(std::sync::Mutex::new(Recording::new(
+            &args.server,
+            &args.app_id,
+        )))
+    });
+    let ran =
+        rtm::qa::headless::run_recorded(config, input, tokio::io::stdout(), recording.clone())
+            .await;
+    if let (Some(path), Some(recording)) = (&args.record, recording) {
+        let scenario = recording
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .to_scenario();
+        write_file(path, &scenario)?;
+        eprintln!(
+            "rtm-tui: recorded to {}; replay with `rtm-tui script {} --server URL --app-id {}`",
+            path.display(),
+            path.display(),
+            args.app_id
+        );
+    }
+    match ran {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(rtm::qa::headless::HeadlessError::Client(error)) => {
             eprintln!("rtm-tui headless: {error}");

@@ -41,6 +41,7 @@ use crate::client::{
 };
 use crate::protocol::{Message, Op};
 
+use super::script::record::Recording;
 use super::script::words;
 
 /// How long `wait` blocks unless told.
@@ -103,6 +104,24 @@ where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    run_recorded(config, input, output, None).await
+}
+
+/// A [`Recording`] shared by the command loop and the event printer.
+pub type SharedRecording = Arc<Mutex<Recording>>;
+
+/// [`run`], also writing every command, its code and the events into `recording` (a
+/// scenario for `rtm-tui script`).
+pub async fn run_recorded<R, W>(
+    config: ClientConfig,
+    input: R,
+    output: W,
+    recording: Option<SharedRecording>,
+) -> Result<(), HeadlessError>
+where
+    R: AsyncBufRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (client, mut events) = Client::new(config)?;
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
     // One writer keeps every JSON object on its own line, whoever produced it.
@@ -121,9 +140,13 @@ where
     let printer = {
         let out = out_tx.clone();
         let seen = seen.clone();
+        let recording = recording.clone();
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 let (name, value) = event_json(&event);
+                if let (Some(recording), ClientEvent::Server(_)) = (&recording, &event) {
+                    lock(recording).event(&value.to_string());
+                }
                 let _ = out.send(value.to_string());
                 seen.saw(&name);
             }
@@ -141,6 +164,13 @@ where
         let Some(reply) = session.command(&line).await else {
             continue;
         };
+        if let Some(recording) = &recording {
+            let code = match &reply.outcome {
+                Ok(_) => Some(0),
+                Err((code, _)) => *code,
+            };
+            lock(recording).command(&words(&line).unwrap_or_default(), &line, code);
+        }
         let quit = reply.verb == "quit";
         let _ = out_tx.send(reply.to_json(number).to_string());
         if quit {
@@ -157,6 +187,12 @@ where
     drop(out_tx);
     let _ = writer.await;
     Ok(())
+}
+
+fn lock(recording: &SharedRecording) -> std::sync::MutexGuard<'_, Recording> {
+    recording
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The JSON line of a client event, and the name `wait` knows it by.

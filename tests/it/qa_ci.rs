@@ -470,3 +470,63 @@ async fn html_reports_render_in_a_real_browser_and_print() {
     assert!(passed > 10_000, "green verdict box: {passed} pixels");
     server.shutdown().await;
 }
+
+/// What a person types into `rtm-tui headless --record FILE` replays with `rtm-tui script`
+/// against another server, passes there, and fails where that server answers differently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_session_replays_as_a_regression_test() {
+    let server = support::start_server(Config::ephemeral()).await;
+    let url = server.url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let recorded = dir.path().join("session.rtm");
+    let typed = "login rec-alice\njoin rec-lobby\nsay rec-lobby \"hi all, $5 each\"\n\
+                 send rec-nobody hello\nmembers rec-lobby\nquit\n";
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtm-tui"))
+        .args(["headless", "--server", &url, "--app-id", "qa"])
+        .arg("--record")
+        .arg(&recorded)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start headless");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(typed.as_bytes()).await.expect("type");
+    drop(stdin);
+    let out = tokio::time::timeout(RUN_BOUND, child.wait_with_output())
+        .await
+        .expect("headless ends")
+        .expect("headless runs");
+    assert!(out.status.success(), "{}", all_of(&out));
+    let scenario = std::fs::read_to_string(&recorded).expect("recorded");
+    for step in [
+        "me login as=rec-alice\n",
+        "me join rec-lobby\n",
+        "me say rec-lobby \"hi all, $$5 each\"\n",
+        "me send rec-nobody hello -> 3\n",
+        "me raw {\"op\":\"get_members\",\"channel\":\"rec-lobby\"}\n",
+    ] {
+        assert!(scenario.contains(step), "{step:?} not in:\n{scenario}");
+    }
+
+    // Replayed against a fresh server: the same answers, so it passes.
+    let other = support::start_server(Config::ephemeral()).await;
+    let file = recorded.to_str().unwrap();
+    let replay = run(&["script", file, "--server", &other.url(), "--app-id", "qa"]).await;
+    assert_eq!(replay.status.code(), Some(0), "{}", all_of(&replay));
+    other.shutdown().await;
+    // A server where the peer is online answers the send with 0, not the 3 recorded.
+    let third = support::start_server(Config::ephemeral()).await;
+    let nobody = support::raw::login(&third.url(), "qa", "rec-nobody").await;
+    let replay = run(&["script", file, "--server", &third.url(), "--app-id", "qa"]).await;
+    assert_eq!(replay.status.code(), Some(1), "{}", all_of(&replay));
+    assert!(
+        text(&replay.stdout).contains("send_peer answered code 0 \"\"; expected 3"),
+        "{}",
+        all_of(&replay)
+    );
+    nobody.close();
+    third.shutdown().await;
+    server.shutdown().await;
+}

@@ -45,6 +45,7 @@
 //! `1.5s`, `1m`; `expect` waits 3 s and `expect-none` 500 ms unless `within=` says.
 
 mod parse;
+pub mod record;
 mod run;
 
 use std::time::Duration;
