@@ -518,7 +518,12 @@ async fn a_recorded_session_replays_as_a_regression_test() {
     other.shutdown().await;
     // A server where the peer is online answers the send with 0, not the 3 recorded.
     let third = support::start_server(Config::ephemeral()).await;
-    let nobody = support::raw::login(&third.url(), "qa", "rec-nobody").await;
+    // A client that acknowledges what it receives, as client libraries do.
+    let mut nobody = rtm::qa::raw::RawConn::connect(&third.url(), "rec-nobody", None)
+        .await
+        .expect("connect");
+    let login = serde_json::json!({"op": "login", "app_id": "qa", "user": "rec-nobody"});
+    assert_eq!(nobody.call(login).await.expect("login")["code"], 0);
     let replay = run(&["script", file, "--server", &third.url(), "--app-id", "qa"]).await;
     assert_eq!(replay.status.code(), Some(1), "{}", all_of(&replay));
     assert!(
