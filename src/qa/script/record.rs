@@ -60,16 +60,15 @@ impl Recording {
                 self.lines.push(format!("{ME} expect {event}{within}"));
                 return;
             }
-            ("wait", _) => return,
-            ("quit", _) => return,
-            _ => match raw_op(verb, args, line) {
-                Some(json) => format!("raw {}", json.replace('$', "$$")),
-                None => {
+            ("wait" | "quit", _) => return,
+            _ => {
+                let Some(json) = raw_op(verb, args, line) else {
                     self.lines
                         .push(format!("# not replayable: {}", line.trim()));
                     return;
-                }
-            },
+                };
+                format!("raw {}", json.replace('$', "$$"))
+            }
         };
         let expect = match code {
             Some(0) | None => String::new(),
