@@ -26,6 +26,9 @@
 //!
 //! Commands run one after the other (each waits for its reply); events are printed as
 //! they come, between replies. End of input or `quit` logs out and exits.
+//!
+//! [`run_recorded`] also writes the session as a scenario for `rtm-tui script`
+//! (`headless --record FILE`; the translation is `script::record`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
