@@ -101,23 +101,29 @@ async fn every_qa_command_takes_host_port_and_names_why_it_cannot_connect() {
     );
 }
 
-/// `rtm-tui headless --server URL --app-id qa` fed `input`; its stdout.
-async fn headless(server: &str, input: &str) -> String {
+/// `rtm-tui headless --server URL --app-id qa [extra...]` fed `input`, run to its end.
+async fn headless_run(server: &str, input: &str, extra: &[&str]) -> Output {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtm-tui"))
         .args(["headless", "--server", server, "--app-id", "qa"])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("start headless");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(input.as_bytes()).await.expect("write");
     drop(stdin);
-    let output = tokio::time::timeout(RUN_BOUND, child.wait_with_output())
+    tokio::time::timeout(RUN_BOUND, child.wait_with_output())
         .await
         .expect("headless ends")
-        .expect("headless runs");
-    text(&output.stdout)
+        .expect("headless runs")
+}
+
+/// [`headless_run`]'s stdout.
+async fn headless(server: &str, input: &str) -> String {
+    text(&headless_run(server, input, &[]).await.stdout)
 }
 
 /// A bench of one peer pair at 20 a second (well within any rate limit) for `seconds`.
@@ -481,23 +487,7 @@ async fn a_recorded_session_replays_as_a_regression_test() {
     let recorded = dir.path().join("session.rtm");
     let typed = "login rec-alice\njoin rec-lobby\nsay rec-lobby \"hi all, $5 each\"\n\
                  send rec-nobody hello\nmembers rec-lobby\nquit\n";
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtm-tui"))
-        .args(["headless", "--server", &url, "--app-id", "qa"])
-        .arg("--record")
-        .arg(&recorded)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start headless");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(typed.as_bytes()).await.expect("type");
-    drop(stdin);
-    let out = tokio::time::timeout(RUN_BOUND, child.wait_with_output())
-        .await
-        .expect("headless ends")
-        .expect("headless runs");
+    let out = headless_run(&url, typed, &["--record", recorded.to_str().unwrap()]).await;
     assert!(out.status.success(), "{}", all_of(&out));
     let scenario = std::fs::read_to_string(&recorded).expect("recorded");
     for step in [
