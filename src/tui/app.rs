@@ -174,6 +174,7 @@ impl App {
     /// True while something on screen counts down, so the loop must tick.
     pub fn needs_tick(&self) -> bool {
         self.status.conn.retry_at.is_some()
+            || self.outbox.has_paced()
             || matches!(self.overlay, Some(Overlay::Invitation(_)))
             || self.calls.incoming.is_some()
     }
@@ -233,6 +234,7 @@ impl App {
     }
 
     fn on_tick(&mut self) {
+        self.outbox.release_paced(self.now_ms);
         if let Some(invitation) = self.calls.expire(self.now_ms) {
             self.info_in(
                 &Target::Peer(invitation.caller),
@@ -283,10 +285,7 @@ impl App {
                     // Back: who is in each channel, and its attributes, may have changed
                     // meanwhile (a restarted server may have forgotten them).
                     for channel in self.tabs.joined_channels() {
-                        self.outbox.ask(
-                            Pending::Members(channel.clone()),
-                            Request::Members(channel.clone()),
-                        );
+                        self.outbox.ask_members(channel.clone(), now);
                         self.outbox.ask(
                             Pending::ChannelAttributes {
                                 channel: channel.clone(),

@@ -4,7 +4,7 @@
 //! Components that ask for something take `&mut Outbox`; `App::update` hands the effects
 //! to the loop.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use super::super::action::Effect;
 use super::super::request::{Request, RequestId};
@@ -60,12 +60,22 @@ pub enum AttributesShown {
     Changes,
 }
 
+/// `get_members` asked at most this many times per [`MEMBERS_WINDOW_MS`]: the server's
+/// limit (docs/protocol.md: 5 per 2 s), with a little room for the clock's drift.
+const MEMBERS_PER_WINDOW: usize = 5;
+const MEMBERS_WINDOW_MS: u64 = 2_100;
+
 /// The effects of the update under way, and the requests waiting for answers.
 #[derive(Debug, Default)]
 pub struct Outbox {
     effects: Vec<Effect>,
     pending: HashMap<RequestId, Pending>,
     next_id: u64,
+    /// When the last `get_members` went out (at most [`MEMBERS_PER_WINDOW`] kept).
+    members_sent: VecDeque<u64>,
+    /// Channels whose members are asked for once the limit allows (a reconnect with many
+    /// channels, several joins at once), oldest first.
+    members_later: VecDeque<String>,
 }
 
 impl Outbox {
@@ -82,6 +92,38 @@ impl Outbox {
         self.effects.push(Effect::Request(id, request));
     }
 
+    /// Asks for `channel`'s members now, or as soon as the server's rate limit allows
+    /// (see [`Outbox::release_paced`]), so that many channels at once get no "too often".
+    pub fn ask_members(&mut self, channel: String, now_ms: u64) {
+        if self.members_later.contains(&channel) {
+            return;
+        }
+        self.members_later.push_back(channel);
+        self.release_paced(now_ms);
+    }
+
+    /// Sends the `get_members` that the rate limit allows now.
+    pub fn release_paced(&mut self, now_ms: u64) {
+        while let Some(&oldest) = self.members_sent.front() {
+            if now_ms.saturating_sub(oldest) < MEMBERS_WINDOW_MS {
+                break;
+            }
+            self.members_sent.pop_front();
+        }
+        while self.members_sent.len() < MEMBERS_PER_WINDOW {
+            let Some(channel) = self.members_later.pop_front() else {
+                break;
+            };
+            self.members_sent.push_back(now_ms);
+            self.ask(Pending::Members(channel.clone()), Request::Members(channel));
+        }
+    }
+
+    /// True while some `get_members` waits for the rate limit (the loop then ticks).
+    pub fn has_paced(&self) -> bool {
+        !self.members_later.is_empty()
+    }
+
     /// What the answer of `id` is for; `None` for an id answered already or never asked.
     pub fn answered(&mut self, id: RequestId) -> Option<Pending> {
         self.pending.remove(&id)
@@ -90,5 +132,49 @@ impl Outbox {
     /// The effects queued since the last call.
     pub fn take(&mut self) -> Vec<Effect> {
         std::mem::take(&mut self.effects)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members_asked(outbox: &mut Outbox) -> Vec<String> {
+        outbox
+            .take()
+            .into_iter()
+            .filter_map(|effect| match effect {
+                Effect::Request(_, Request::Members(channel)) => Some(channel),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn members_of_many_channels_are_asked_within_the_servers_limit() {
+        let mut outbox = Outbox::default();
+        for n in 0..8 {
+            outbox.ask_members(format!("c{n}"), 1_000);
+        }
+        assert_eq!(members_asked(&mut outbox), ["c0", "c1", "c2", "c3", "c4"]);
+        assert!(outbox.has_paced());
+        outbox.release_paced(2_000);
+        assert!(
+            members_asked(&mut outbox).is_empty(),
+            "still within the window"
+        );
+        outbox.release_paced(1_000 + MEMBERS_WINDOW_MS);
+        assert_eq!(members_asked(&mut outbox), ["c5", "c6", "c7"]);
+        assert!(!outbox.has_paced());
+        // A channel asked again while it waits is asked once.
+        for n in 0..5 {
+            outbox.ask_members(format!("d{n}"), 10_000);
+        }
+        for _ in 0..3 {
+            outbox.ask_members("again".into(), 10_000);
+        }
+        assert_eq!(members_asked(&mut outbox).len(), 5);
+        outbox.release_paced(10_000 + MEMBERS_WINDOW_MS);
+        assert_eq!(members_asked(&mut outbox), ["again"]);
     }
 }

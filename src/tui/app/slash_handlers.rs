@@ -83,8 +83,7 @@ impl App {
                 let tab = self.tabs.active_tab_mut();
                 tab.member_filter = filter.unwrap_or_default();
                 tab.member_scroll = 0;
-                self.outbox
-                    .ask(Pending::Members(channel.clone()), Request::Members(channel));
+                self.outbox.ask_members(channel, self.now_ms);
             }
             SlashCommand::Who(mut peers) => {
                 if peers.is_empty() {

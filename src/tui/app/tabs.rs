@@ -382,10 +382,7 @@ impl Tabs {
             tab.history = HistoryState::Loading;
         }
         let channel = channel.to_string();
-        outbox.ask(
-            Pending::Members(channel.clone()),
-            Request::Members(channel.clone()),
-        );
+        outbox.ask_members(channel.clone(), now);
         outbox.ask(
             Pending::ChannelAttributes {
                 channel: channel.clone(),
