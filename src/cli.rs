@@ -109,6 +109,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// A customer key of the HTTP REST API (Agora's, plus kick and ban), as KEY:SECRET
+    /// for HTTP Basic; repeatable. Without any (here or in the config file) the API is off.
+    #[arg(long = "api-key", value_name = "KEY:SECRET")]
+    pub api_keys: Vec<rtm::server::http::ApiKey>,
+
+    /// Serve /healthz, /readyz and /metrics on this address alone (not on --listen).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+
     /// Accept app ids the server does not know (as apps without certificate). The default
     /// only on a loopback address with no --app (nor app in the config file); otherwise it
     /// must be asked for.

@@ -47,6 +47,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let apps_configured = !config.apps.apps.is_empty();
     config.apps.open = rtm::server::open_mode(listen.ip(), args.open, file.open, apps_configured);
+    config.api_keys.extend(args.api_keys.iter().cloned());
+    if args.admin_listen.is_some() {
+        config.admin_listen = args.admin_listen;
+    }
     if args.no_rate_limits {
         config.rate_limits = rtm::server::RateLimits::unlimited();
     }
@@ -93,7 +97,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         "rtm-tui server listening on {scheme}://{addr}{}",
         rtm::protocol::WS_PATH
     );
-    rtm::server::run(listener, config, shutdown_signal()).await?;
+    let admin = match config.admin_listen {
+        Some(admin) => {
+            let bound = tokio::net::TcpListener::bind(admin)
+                .await
+                .with_context(|| format!("cannot listen on {admin} (--admin-listen)"))?;
+            println!(
+                "rtm-tui admin (health, metrics) listening on http://{}",
+                bound.local_addr()?
+            );
+            Some(bound)
+        }
+        None => None,
+    };
+    rtm::server::run_with_admin(listener, admin, config, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -42,6 +42,7 @@ pub struct Admission {
     per_address: PerAddress,
     max_per_address: usize,
     refusals: Arc<Semaphore>,
+    max_connections: usize,
     login_limit: RateLimit,
     loopback_exempt: bool,
     logins: Mutex<HashMap<IpAddr, (RateLimiter, Instant)>>,
@@ -82,6 +83,7 @@ impl Admission {
             per_address: PerAddress::default(),
             max_per_address: config.max_connections_per_address,
             refusals: Arc::new(Semaphore::new(REFUSALS_ANSWERED)),
+            max_connections: config.max_connections,
             login_limit: config.logins_per_address,
             loopback_exempt: config.loopback_exempt,
             logins: Mutex::new(HashMap::new()),
@@ -142,6 +144,11 @@ impl Admission {
             .await;
             drop(permit);
         });
+    }
+
+    /// Connections being served now.
+    pub fn served(&self) -> usize {
+        self.max_connections - self.connections.available_permits()
     }
 
     /// Counts one login attempt from `address`; false when it is over its rate.

@@ -234,6 +234,11 @@ pub struct Config {
     /// The clock of every timer, rate window and expiry (tests: `Clock::following_tokio`
     /// with paused tokio time).
     pub clock: super::clock::Clock,
+    /// Customer keys of the REST API (`serve --api-key KEY:SECRET`); none: the API is off.
+    pub api_keys: Vec<super::http::ApiKey>,
+    /// Serve `/healthz`, `/readyz` and `/metrics` on this address alone instead of on the
+    /// main listener (`serve --admin-listen`).
+    pub admin_listen: Option<std::net::SocketAddr>,
     /// Fault injection for tests only: a `ping` from this user panics inside its
     /// connection's task (to prove that the hub's bookkeeping survives a panic).
     #[doc(hidden)]
@@ -272,6 +277,8 @@ impl Default for Config {
             tls: None,
             write_delay: DEFAULT_WRITE_DELAY,
             panic_on_ping_from: None,
+            api_keys: Vec::new(),
+            admin_listen: None,
             clock: super::clock::Clock::System,
         }
     }

@@ -9,6 +9,10 @@
 //! open = false
 //! # Longest a connection's events wait to share one write (0: write each at once).
 //! write_delay_ms = 20
+//! # Customer keys of the HTTP REST API ("KEY:SECRET"; none: the API is off).
+//! api_keys = ["ops:change-me"]
+//! # Health and metrics on this address alone instead of on the main listener.
+//! admin_listen = "127.0.0.1:9100"
 //!
 //! [[app]]
 //! id = "970CA35de60c44645bbae8a215061b33"
@@ -74,6 +78,11 @@ pub struct ServerFile {
     pub data_dir: Option<PathBuf>,
     pub open: Option<bool>,
     pub write_delay_ms: Option<u64>,
+    /// REST API customer keys, `"KEY:SECRET"` each (as `--api-key`).
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Health and metrics on this address alone (as `--admin-listen`).
+    pub admin_listen: Option<SocketAddr>,
     #[serde(default, rename = "app")]
     pub apps: Vec<AppEntry>,
     #[serde(default)]
@@ -171,6 +180,8 @@ pub enum ConfigFileError {
         path: PathBuf,
         source: Box<toml::de::Error>,
     },
+    #[error("{path}: api_keys: {why}")]
+    ApiKey { path: PathBuf, why: String },
 }
 
 /// Whether the server runs in open mode: `--open`, else the file's `open`, else only
@@ -197,10 +208,21 @@ impl ServerFile {
             path: path.to_owned(),
             source,
         })?;
-        ServerFile::parse(&text).map_err(|source| ConfigFileError::Parse {
+        let file = ServerFile::parse(&text).map_err(|source| ConfigFileError::Parse {
             path: path.to_owned(),
             source: Box::new(source),
-        })
+        })?;
+        if let Some(why) = file
+            .api_keys
+            .iter()
+            .find_map(|spec| spec.parse::<super::http::ApiKey>().err())
+        {
+            return Err(ConfigFileError::ApiKey {
+                path: path.to_owned(),
+                why,
+            });
+        }
+        Ok(file)
     }
 
     pub fn parse(text: &str) -> Result<ServerFile, toml::de::Error> {
@@ -262,6 +284,13 @@ impl ServerFile {
         }
         if let Some(ms) = self.write_delay_ms {
             config.write_delay = Duration::from_millis(ms);
+        }
+        // Checked by `load` already: a bad spec never gets here.
+        config
+            .api_keys
+            .extend(self.api_keys.iter().filter_map(|spec| spec.parse().ok()));
+        if self.admin_listen.is_some() {
+            config.admin_listen = self.admin_listen;
         }
         let rates = &mut config.rate_limits;
         for (spec, slot) in [

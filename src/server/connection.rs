@@ -123,6 +123,7 @@ pub async fn serve<S: Transport>(
             config.write_delay,
             config.outbox.stall,
         ),
+        hub.clone(),
     ));
     let mut departure = Departure {
         session: Session::new(conn.clone(), &hub),
@@ -323,7 +324,12 @@ impl Reader<'_> {
                             continue;
                         }
                     }
+                    let op: &'static str = crate::protocol::OpName::from(&request.op).into();
+                    let started = std::time::Instant::now();
+                    session.conn.take_reply_code();
                     Box::pin(handle(request, session, hub)).await;
+                    let code = session.conn.take_reply_code();
+                    hub.http().metrics.request(op, code, started.elapsed());
                 }
                 Err(DecodeError::TooLarge(bytes)) => {
                     tracing::info!(conn = session.conn.id(), bytes, "object too large");
@@ -386,6 +392,11 @@ fn count_error(session: &mut Session, hub: &Hub, reason: String) -> bool {
     true
 }
 
+/// Objects in a batch are joined with newlines (docs/protocol.md's batched frames).
+fn memchr_count(batch: &str) -> usize {
+    batch.bytes().filter(|b| *b == b'\n').count()
+}
+
 /// Drains the outbox into frames: everything queued goes out as one frame and one write.
 /// After a write, events wait until `write_delay` has passed, so that what arrives
 /// meanwhile shares the next write: a connection fed events faster than that gets a write
@@ -397,7 +408,9 @@ async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocketStream<impl Transport>, WsMessage>,
     conn: ConnHandle,
     (ping_interval, write_delay, stall): (Duration, Duration, Duration),
+    hub: Hub,
 ) {
+    let metrics = &hub.http().metrics;
     let mut ping =
         tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
     let mut next_write = Instant::now();
@@ -434,14 +447,19 @@ async fn write_loop(
             let wrote = !drained.batch.is_empty();
             if wrote {
                 // A client that takes nothing for the stall time has stopped reading.
+                let (objects, bytes) = (memchr_count(&drained.batch) + 1, drained.batch.len());
                 let sent = tokio::time::timeout(stall, sink.send(WsMessage::text(drained.batch)));
                 match sent.await {
-                    Ok(Ok(())) => conn.wrote(),
+                    Ok(Ok(())) => {
+                        conn.wrote();
+                        metrics.wrote(objects, bytes);
+                    }
                     Ok(Err(_)) => {
                         conn.abort();
                         return;
                     }
                     Err(_) => {
+                        metrics.stalled_cut_offs.inc();
                         tracing::warn!(
                             conn = conn.id(),
                             "the client takes nothing; disconnecting it"

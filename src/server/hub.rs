@@ -151,6 +151,9 @@ pub(super) struct App {
     #[serde(with = "super::hub_invitations::as_list")]
     pub invitations:
         HashMap<super::hub_invitations::InvitationKey, super::hub_invitations::Invitation>,
+    /// Bans and the REST API's event feeds (`hub_admin.rs`).
+    #[serde(default)]
+    pub admin: super::hub_admin::AppAdmin,
 }
 
 #[derive(Debug)]
@@ -264,6 +267,8 @@ pub enum Outcome {
     AttributesWritten(Result<(), AttrError>),
     /// `invite`, `cancel_invitation`, `accept_invitation`, `refuse_invitation`.
     Invitation(Result<(), InviteError>),
+    /// An operator's change (`hub_admin.rs`).
+    Admin(super::hub_admin::AdminOutcome),
     /// The engine could not order the change (Redis away): the family's failure code.
     Unavailable,
 }
@@ -279,6 +284,8 @@ struct HubInner {
     queued: super::outbox::QueuedTotal,
     /// Every timer; stopped at shutdown (the timer task then drops its hub handle).
     timers: Timers,
+    /// The HTTP API's metrics and rate limits (`server::http`).
+    http: super::http::HttpState,
 }
 
 /// Cheap handle to the shared state.
@@ -334,6 +341,7 @@ impl Hub {
                 outbox_limits,
                 queued: super::outbox::QueuedTotal::default(),
                 timers: Timers::default(),
+                http: super::http::HttpState::default(),
             }),
         };
         hub.inner.timers.spawn(hub.clone());
@@ -361,6 +369,16 @@ impl Hub {
 
     pub fn engine(&self) -> &dyn Engine {
         self.inner.engine.as_ref()
+    }
+
+    /// The HTTP API's metrics and rate limits.
+    pub fn http(&self) -> &super::http::HttpState {
+        &self.inner.http
+    }
+
+    /// Bytes queued in all of this node's outboxes.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.queued.load(Ordering::Relaxed)
     }
 
     /// This node's id.
@@ -537,7 +555,14 @@ impl Hub {
                 user,
                 channel,
                 message,
-            } => Outcome::Sent(self.send_channel(state, &app, &user, &channel, message, here)),
+                from_server,
+            } => Outcome::Sent(self.send_channel(
+                state,
+                (&app, &user, &channel),
+                message,
+                from_server,
+                here,
+            )),
             Change::Subscribe {
                 app,
                 user,
@@ -635,6 +660,9 @@ impl Hub {
             Change::NodeGone { node } => {
                 self.node_gone(state, node, here);
                 Outcome::Done
+            }
+            Change::Admin(change) => {
+                Outcome::Admin(super::hub_admin::apply(self, state, change, here))
             }
         }
     }
@@ -992,6 +1020,8 @@ impl Hub {
             state_channel.members.insert(user.to_string(), conn);
             state_channel.empty = None;
             let count = state_channel.members.len();
+            super::hub_admin::channel_event(app_state, channel, user, true);
+            let state_channel = app_state.channels.get_mut(channel).expect("joined above");
             if count <= MAX_LISTED_MEMBERS {
                 let line = ConnHandle::encode_shared(&Event::MemberJoined {
                     channel: channel.to_string(),
@@ -1034,6 +1064,8 @@ impl Hub {
         if state_channel.members.remove(user).is_none() {
             return;
         }
+        super::hub_admin::channel_event(app_state, channel, user, false);
+        let state_channel = app_state.channels.get_mut(channel).expect("held a member");
         if listed {
             let line = ConnHandle::encode_shared(&Event::MemberLeft {
                 channel: channel.to_string(),
@@ -1092,25 +1124,24 @@ impl Hub {
         }
     }
 
-    /// `send_channel`: the id and timestamp.
+    /// `send_channel` (or the REST API's, `from_server`, which needs no membership): the
+    /// id and timestamp.
     fn send_channel(
         &self,
         state: &mut State,
-        app: &str,
-        user: &str,
-        channel: &str,
+        (app, user, channel): (&str, &str, &str),
         message: Message,
+        from_server: bool,
         here: Here,
     ) -> Result<SendResult, ChannelMsgError> {
         let app_state = state.shared.apps.get(app);
         let joined = app_state
             .and_then(|a| a.users.get(user))
             .is_some_and(|u| u.joined.contains(channel));
-        let (Some(app_state), true) = (app_state, joined) else {
+        if !joined && !from_server {
             return Err(ChannelMsgError::NotInChannel);
-        };
+        }
         let (message_id, server_ts) = self.stamp_message(here.stamp);
-        let state_channel = app_state.channels.get(channel).expect("member of it");
         let line = ConnHandle::encode_shared(&Event::MessageFromChannel {
             channel: channel.to_string(),
             from: user.to_string(),
@@ -1118,7 +1149,9 @@ impl Hub {
             message_id,
             server_ts,
         });
-        state_channel.broadcast(&line, Some(user));
+        if let Some(state_channel) = app_state.and_then(|a| a.channels.get(channel)) {
+            state_channel.broadcast(&line, Some(user));
+        }
         if here.origin {
             self.engine().messages().append_history(
                 app,

@@ -26,7 +26,8 @@ pub(super) fn conn_of<'a>(app_state: &'a App, user: &str) -> Option<&'a ConnRef>
 }
 
 /// Tells `user`'s presence subscribers its current state.
-pub(super) fn presence_changed(app_state: &App, user: &str) {
+pub(super) fn presence_changed(app_state: &mut App, user: &str) {
+    super::hub_admin::presence_event(app_state, user);
     let Some(watchers) = app_state.watchers.get(user) else {
         return;
     };

@@ -219,7 +219,9 @@ mod config;
 mod config_file;
 mod connection;
 mod engine;
+pub mod http;
 mod hub;
+mod hub_admin;
 mod hub_attributes;
 mod hub_delivery;
 mod hub_invitations;
@@ -319,12 +321,25 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    run_with_admin(listener, None, config, shutdown).await
+}
+
+/// `run`, with `/healthz`, `/readyz` and `/metrics` served on `admin` alone when given
+/// (`serve --admin-listen`; then `config.admin_listen` is set too, and the main listener
+/// serves them no more).
+pub async fn run_with_admin(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let prepared = prepare(config).await?;
-    serve(listener, prepared, shutdown).await
+    serve(listener, admin, prepared, shutdown).await
 }
 
 async fn serve(
     listener: TcpListener,
+    admin: Option<TcpListener>,
     prepared: Prepared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -335,6 +350,14 @@ async fn serve(
     let mut refused = (0u64, now.checked_sub(Duration::from_secs(1)).unwrap_or(now));
     let (stop_connections, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
+    if let Some(admin) = admin {
+        let ctx = http::Ctx {
+            hub: hub.clone(),
+            admission: Arc::clone(&admission),
+            surface: http::Surface::Admin,
+        };
+        connections.spawn(serve_admin(admin, ctx, stopping.clone()));
+    }
     tokio::pin!(shutdown);
     let store_ended = hub.engine().failed();
     tokio::pin!(store_ended);
@@ -379,6 +402,7 @@ async fn serve(
     }
     tracing::info!("shutting down");
     drop(listener);
+    // The admin listener's task ends with the others (it watches `stopping`).
     let _ = stop_connections.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while connections.join_next().await.is_some() {}
@@ -408,9 +432,61 @@ async fn serve_accepted(
     stopping: watch::Receiver<bool>,
 ) {
     match hub.config().tls.clone() {
-        None => Box::pin(connection::serve(tcp, admitted, hub, stopping)).await,
+        None => Box::pin(dispatch(tcp, admitted, hub, stopping)).await,
         Some(tls) => Box::pin(serve_tls(tls, tcp, admitted, hub, stopping)).await,
     }
+}
+
+/// Sends a connection by its request line: `GET /rtm/v1` to the WebSocket side as ever,
+/// anything else to the HTTP API (`http`). The request line must come within the
+/// handshake's time (`login_timeout`).
+async fn dispatch<S: connection::Transport>(
+    stream: S,
+    admitted: connection::Admitted,
+    hub: Hub,
+    stopping: watch::Receiver<bool>,
+) {
+    let peeked = tokio::time::timeout(hub.config().login_timeout, http::rewind::peek_route(stream));
+    let Ok(Some((stream, route))) = peeked.await else {
+        tracing::debug!(peer = ?admitted.peer, "no request line in time");
+        return;
+    };
+    match route {
+        http::rewind::Route::WebSocket => {
+            Box::pin(connection::serve(stream, admitted, hub, stopping)).await;
+        }
+        http::rewind::Route::Http => {
+            let health = hub.config().admin_listen.is_none();
+            let ctx = http::Ctx {
+                hub,
+                admission: Arc::clone(&admitted.admission),
+                surface: http::Surface::Main { health },
+            };
+            Box::pin(http::serve(stream, ctx, stopping)).await;
+            drop(admitted); // the connection's slot, held until now
+        }
+    }
+}
+
+/// The `--admin-listen` listener: health and metrics only, until the server stops.
+async fn serve_admin(listener: TcpListener, ctx: http::Ctx, mut stopping: watch::Receiver<bool>) {
+    let mut served = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopping.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    served.spawn(http::serve(tcp, ctx.clone(), stopping.clone()));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = served.join_next(), if !served.is_empty() => {}
+        }
+    }
+    while served.join_next().await.is_some() {}
 }
 
 async fn serve_tls(
@@ -422,7 +498,7 @@ async fn serve_tls(
 ) {
     let handshake = tokio::time::timeout(hub.config().login_timeout, tls.0.accept(tcp));
     match handshake.await {
-        Ok(Ok(stream)) => Box::pin(connection::serve(stream, admitted, hub, stopping)).await,
+        Ok(Ok(stream)) => Box::pin(dispatch(stream, admitted, hub, stopping)).await,
         Ok(Err(error)) => tracing::debug!(peer = ?admitted.peer, %error, "TLS handshake failed"),
         Err(_) => tracing::debug!(peer = ?admitted.peer, "TLS handshake timed out"),
     }
@@ -443,7 +519,7 @@ pub async fn spawn(listener: TcpListener, config: Config) -> Result<RunningServe
     let tls = config.tls.is_some();
     let prepared = prepare(config).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, prepared, async move {
+    let task = tokio::spawn(serve(listener, None, prepared, async move {
         let _ = stopped.await;
     }));
     Ok(RunningServer {
@@ -502,7 +578,7 @@ mod tests {
             hub: Hub::with_store(Arc::new(config), store.clone(), loaded),
             _temp: None,
         };
-        let server = tokio::spawn(serve(listener, prepared, std::future::pending()));
+        let server = tokio::spawn(serve(listener, None, prepared, std::future::pending()));
         let url = format!("ws://{addr}{}", crate::protocol::WS_PATH);
         let (mut client, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
         store.panic_for_test();

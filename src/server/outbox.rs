@@ -160,6 +160,9 @@ struct Conn {
     closed: AtomicBool,
     limits: Arc<OutboxLimits>,
     total: QueuedTotal,
+    /// The code of the last reply queued, plus one (0: none since the last take), for the
+    /// metrics of requests by op and code.
+    last_code: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Conn {
@@ -188,6 +191,7 @@ impl ConnHandle {
             closed: AtomicBool::new(false),
             limits,
             total,
+            last_code: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -264,7 +268,18 @@ impl ConnHandle {
 
     /// Queues a reply (written at once).
     pub fn send_reply(&self, reply: &Reply) {
+        self.0
+            .last_code
+            .store(u64::from(reply.code) + 1, Ordering::Relaxed);
         self.push(encode(reply).into(), Kind::Reply);
+    }
+
+    /// The code of the last reply queued since the last call, if any.
+    pub fn take_reply_code(&self) -> Option<u32> {
+        match self.0.last_code.swap(0, Ordering::Relaxed) {
+            0 => None,
+            code => Some((code - 1) as u32),
+        }
     }
 
     /// True when the writer should not wait for more: a reply is queued (its client may

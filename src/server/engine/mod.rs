@@ -100,6 +100,9 @@ pub enum Change {
         user: String,
         channel: String,
         message: Message,
+        /// Sent by the REST API (`server::http`): the sender need not be a member.
+        #[serde(default)]
+        from_server: bool,
     },
     /// `subscribe_peers_online`; the reply and the current states follow on the origin.
     Subscribe {
@@ -178,6 +181,8 @@ pub enum Change {
     },
     /// A node stopped beating: its connections are gone, its timers change owner.
     NodeGone { node: NodeId },
+    /// An operator's change: kick, ban, unban, event feeds (`hub_admin.rs`).
+    Admin(super::hub_admin::AdminChange),
 }
 
 /// Where a change is applied from: who submitted it, the id a message in it gets, and the
@@ -288,6 +293,13 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// Makes this node receive `channel`'s messages before one of its users joins it;
     /// false if it cannot (the Redis holding the channel is away). `None`: nothing to do.
     fn watch_channel(&self, _app: &str, _channel: &str) -> Option<BoxFuture<bool>> {
+        None
+    }
+
+    /// Changes appended to the shared order that this node has not applied yet, for the
+    /// metrics (`None`: there is no shared order, as on one node; the future answers
+    /// `None` if it cannot tell).
+    fn lag(&self) -> Option<BoxFuture<Option<u64>>> {
         None
     }
 }

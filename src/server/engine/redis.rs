@@ -397,6 +397,25 @@ impl Engine for RedisEngine {
         Some(caught_up(&self.inner))
     }
 
+    fn lag(&self) -> Option<BoxFuture<Option<u64>>> {
+        let inner = Arc::clone(&self.inner);
+        Some(Box::pin(async move {
+            let mut conn = inner.conn.clone();
+            let mut get = redis::cmd("GET");
+            get.arg(&inner.keys.seq);
+            let appended = get.query_async::<Option<u64>>(&mut conn);
+            let appended = tokio::time::timeout(SUBMIT_TIMEOUT, appended)
+                .await
+                .ok()?
+                .ok()?;
+            Some(
+                appended
+                    .unwrap_or(0)
+                    .saturating_sub(*inner.applied.borrow()),
+            )
+        }))
+    }
+
     fn next_message_id(&self) -> u64 {
         // Every change applied here carries its number (`apply_entries`).
         tracing::error!("redis engine: a message without an id");

@@ -89,6 +89,7 @@ pub(super) async fn send(ask: &mut Ask<'_>, channel: String, message: Message) {
         user: ask.me.user.clone(),
         channel,
         message,
+        from_server: false,
     };
     match ask.submit(change).await {
         Outcome::Sent(Ok(result)) => ask.ok(&result),

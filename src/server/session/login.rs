@@ -27,6 +27,10 @@ pub(super) async fn login(
     if let Err(refusal) = check_login(app_id, user) {
         return session.refuse_invalid(id, &refusal);
     }
+    if let Some(until) = hub.banned_until(app_id, user) {
+        let why = super::super::hub_admin::ban_reason(until);
+        return session.refuse_why(id, LoginError::Rejected, why);
+    }
     let expires_at = match hub.config().apps.lookup(app_id) {
         AppLookup::Unknown => {
             return session.refuse_why(id, LoginError::InvalidAppId, "unknown app id")

@@ -32,6 +32,8 @@ mod login;
 mod peer;
 mod presence;
 
+pub(super) use peer::PeerReplyTo;
+
 use serde::Serialize;
 
 use super::clock::Instant;

@@ -143,13 +143,14 @@ pub(super) async fn send(ask: &mut Ask<'_>, to: String, message: Message, offlin
     }
 }
 
-/// Where a `send_peer`'s outcome is answered, whenever it comes.
-struct PeerReplyTo {
-    conn: ConnHandle,
-    hub: Hub,
-    id: u32,
-    app: String,
-    to: String,
+/// Where a `send_peer`'s outcome is answered, whenever it comes: a connection, or the
+/// REST API's stand-in for one (`server::http`).
+pub(in crate::server) struct PeerReplyTo {
+    pub conn: ConnHandle,
+    pub hub: Hub,
+    pub id: u32,
+    pub app: String,
+    pub to: String,
 }
 
 impl PeerReplyTo {
@@ -160,7 +161,7 @@ impl PeerReplyTo {
 
     /// Answers the outcome: nothing yet when delivered (the ack answers), 3 at once, 4
     /// once the message is durable.
-    async fn finish(self, outcome: Outcome) {
+    pub(in crate::server) async fn finish(self, outcome: Outcome) {
         let sent = match outcome {
             Outcome::Peer(sent) => sent,
             other => {

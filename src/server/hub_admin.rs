@@ -1,0 +1,278 @@
+//! The hub's operator side: kick, ban and unban, and the user and channel event feeds of
+//! Agora's REST API (`server::http`).
+//!
+//! Same rules as `hub.rs`: what every node must agree on (bans, the feeds) lives in the
+//! shared state (`App::admin`) and changes only by applying an [`AdminChange`] (carried by
+//! `Change::Admin`), so both engines and every node get it; a kick's event and close go
+//! only to the node that holds the connection. The feeds are filled where presence and
+//! membership change (`presence_event`, `channel_event`).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{Event, KickReason};
+
+use super::hub::{App, Here, Hub, State, CLOSE_KICKED};
+use super::hub_presence::status_of;
+
+/// Events a feed keeps per app; past it the oldest goes (Agora's 2,000).
+pub const FEED_CAP: usize = 2000;
+/// Events one pull returns at most (Agora's 1,000).
+pub const FEED_PULL_MAX: usize = 1000;
+/// A ban with no end, as `ban_until` holds it.
+pub const BANNED_FOREVER: u64 = u64::MAX;
+
+/// An operator's change to the shared state (see the module header).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "admin", rename_all = "snake_case")]
+pub enum AdminChange {
+    /// Ends `user`'s session now (`kicked` banned, then the user is gone at once), and
+    /// with `ban_until` (unix seconds) refuses its logins until then.
+    Kick {
+        app: String,
+        user: String,
+        ban_until: Option<u64>,
+    },
+    Unban {
+        app: String,
+        user: String,
+    },
+    /// Takes (returns and removes) at most `max` events of a feed, oldest first.
+    TakeEvents {
+        app: String,
+        feed: Feed,
+        max: usize,
+    },
+}
+
+/// Which event feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feed {
+    Users,
+    Channels,
+}
+
+/// What an [`AdminChange`] answers its origin.
+#[derive(Debug)]
+pub enum AdminOutcome {
+    /// `Kick`: whether the user was online (or in its grace period).
+    Kicked { was_present: bool },
+    /// `Unban`: whether there was a ban to lift.
+    Unbanned { was_banned: bool },
+    /// `TakeEvents`, oldest first.
+    Events(Vec<FeedEvent>),
+}
+
+/// One event of a feed, with Agora's field names (`user_events`, `channel_events`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedEvent {
+    /// The channel (`channel_events` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    pub user_id: String,
+    /// `Login`/`Logout`, or `Join`/`Leave`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Unix milliseconds on the node that applied the change.
+    pub ms: u64,
+}
+
+/// One app's bans and feeds (in the shared state, so in Redis snapshots too).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct AppAdmin {
+    /// Banned user → end of the ban (unix seconds; [`BANNED_FOREVER`]).
+    bans: HashMap<String, u64>,
+    /// Users whose `Login` the user feed holds without a `Logout` since.
+    online: BTreeSet<String>,
+    user_events: VecDeque<FeedEvent>,
+    channel_events: VecDeque<FeedEvent>,
+}
+
+impl AppAdmin {
+    fn push(&mut self, feed: Feed, event: FeedEvent) {
+        let queue = match feed {
+            Feed::Users => &mut self.user_events,
+            Feed::Channels => &mut self.channel_events,
+        };
+        queue.push_back(event);
+        while queue.len() > FEED_CAP {
+            queue.pop_front();
+        }
+    }
+}
+
+/// Applies an operator's change (called from `Hub::apply` under the state lock).
+pub(super) fn apply(hub: &Hub, state: &mut State, change: AdminChange, here: Here) -> AdminOutcome {
+    match change {
+        AdminChange::Kick {
+            app,
+            user,
+            ban_until,
+        } => {
+            let app_state = state.apps().entry(app.clone()).or_default();
+            let now_secs = here.stamp.now_ms / 1000;
+            app_state.admin.bans.retain(|_, until| *until > now_secs);
+            if let Some(until) = ban_until {
+                app_state.admin.bans.insert(user.clone(), until);
+            }
+            let Some(entry) = app_state.users.get(&user) else {
+                return AdminOutcome::Kicked { was_present: false };
+            };
+            if let Some(local) = entry.conn.as_ref().and_then(|c| c.local.as_ref()) {
+                tracing::info!(app, user, ?ban_until, "kicked by the operator");
+                local.send_event(&Event::Kicked {
+                    reason: KickReason::Banned,
+                });
+                local.close(CLOSE_KICKED, "banned_by_server");
+            }
+            hub.remove_user(app_state, &app, &user, here);
+            AdminOutcome::Kicked { was_present: true }
+        }
+        AdminChange::Unban { app, user } => {
+            let was_banned = state
+                .apps()
+                .get_mut(&app)
+                .and_then(|a| a.admin.bans.remove(&user))
+                .is_some_and(|until| until > here.stamp.now_ms / 1000);
+            AdminOutcome::Unbanned { was_banned }
+        }
+        AdminChange::TakeEvents { app, feed, max } => {
+            let Some(app_state) = state.apps().get_mut(&app) else {
+                return AdminOutcome::Events(Vec::new());
+            };
+            let queue = match feed {
+                Feed::Users => &mut app_state.admin.user_events,
+                Feed::Channels => &mut app_state.admin.channel_events,
+            };
+            let take = max.min(queue.len());
+            AdminOutcome::Events(queue.drain(..take).collect())
+        }
+    }
+}
+
+/// Records `Login` when `user` comes online and `Logout` when it stops being online
+/// (dropped, logged out, kicked), once each, whatever calls led there.
+pub(super) fn presence_event(app_state: &mut App, user: &str) {
+    let online = status_of(app_state, user) == crate::protocol::PeerStatus::Online;
+    let admin = &mut app_state.admin;
+    let kind = match (online, admin.online.contains(user)) {
+        (true, false) => {
+            admin.online.insert(user.to_string());
+            "Login"
+        }
+        (false, true) => {
+            admin.online.remove(user);
+            "Logout"
+        }
+        _ => return,
+    };
+    admin.push(
+        Feed::Users,
+        FeedEvent {
+            group_id: None,
+            user_id: user.to_string(),
+            kind: kind.to_string(),
+            ms: crate::protocol::now_ms(),
+        },
+    );
+}
+
+/// Records a `Join` or a `Leave` of `channel` (a quiet rejoin within the grace is neither).
+pub(super) fn channel_event(app_state: &mut App, channel: &str, user: &str, joined: bool) {
+    app_state.admin.push(
+        Feed::Channels,
+        FeedEvent {
+            group_id: Some(channel.to_string()),
+            user_id: user.to_string(),
+            kind: if joined { "Join" } else { "Leave" }.to_string(),
+            ms: crate::protocol::now_ms(),
+        },
+    );
+}
+
+/// The reason of a login refused for a ban.
+pub(super) fn ban_reason(until: u64) -> String {
+    if until == BANNED_FOREVER {
+        "banned by the server".to_string()
+    } else {
+        format!("banned by the server until {until} (unix seconds)")
+    }
+}
+
+impl Hub {
+    /// When `user`'s ban ends (unix seconds), if it is banned now.
+    pub fn banned_until(&self, app: &str, user: &str) -> Option<u64> {
+        let now = self.config().clock.unix_secs();
+        self.lock()
+            .shared
+            .apps
+            .get(app)
+            .and_then(|a| a.admin.bans.get(user).copied())
+            .filter(|until| *until > now)
+    }
+
+    /// The members of `channel` (at most `limit`) and their count, for operators.
+    pub fn channel_members(&self, app: &str, channel: &str, limit: usize) -> (Vec<String>, u64) {
+        let state = self.lock();
+        state
+            .shared
+            .apps
+            .get(app)
+            .and_then(|a| a.channels.get(channel))
+            .map(|c| {
+                let members = c.members.keys().take(limit).cloned().collect();
+                (members, c.members.len() as u64)
+            })
+            .unwrap_or_default()
+    }
+
+    /// What this node holds, for the metrics: (logged-in users, channels).
+    pub fn population(&self) -> (u64, u64) {
+        let state = self.lock();
+        state
+            .shared
+            .apps
+            .values()
+            .fold((0, 0), |(users, channels), app| {
+                let online = app.users.values().filter(|u| u.conn.is_some()).count();
+                (users + online as u64, channels + app.channels.len() as u64)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_admin_change_round_trips_inside_a_change() {
+        let change = super::super::engine::Change::Admin(AdminChange::TakeEvents {
+            app: "a".into(),
+            feed: Feed::Channels,
+            max: 5,
+        });
+        let json = serde_json::to_string(&change).unwrap();
+        let back: super::super::engine::Change = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, change);
+    }
+
+    #[test]
+    fn a_feed_keeps_the_newest_events() {
+        let mut admin = AppAdmin::default();
+        for n in 0..FEED_CAP + 5 {
+            admin.push(
+                Feed::Users,
+                FeedEvent {
+                    group_id: None,
+                    user_id: n.to_string(),
+                    kind: "Login".into(),
+                    ms: 0,
+                },
+            );
+        }
+        assert_eq!(admin.user_events.len(), FEED_CAP);
+        assert_eq!(admin.user_events[0].user_id, "5");
+    }
+}
