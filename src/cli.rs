@@ -292,6 +292,10 @@ pub struct CheckArgs {
     /// the case that cached messages survive a restart.
     #[arg(long)]
     pub restart_cmd: Option<String>,
+    /// KEY:SECRET of the server's HTTP REST API (its `serve --api-key`): runs the rest.*
+    /// cases, over plain HTTP to the last --server's host and port.
+    #[arg(long, value_name = "KEY:SECRET")]
+    pub api_key: Option<String>,
     /// Run only cases whose name contains this.
     #[arg(long)]
     pub filter: Option<String>,

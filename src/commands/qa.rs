@@ -34,6 +34,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     config.servers = args.servers.clone();
     config.token_cmd = args.token_cmd;
     config.restart_cmd = args.restart_cmd;
+    config.api_key = args.api_key;
     config.filter = args.filter;
     config.quick = args.quick;
     config.jobs = args.jobs;

@@ -202,6 +202,15 @@ pub(super) fn ban_reason(until: u64) -> String {
 }
 
 impl Hub {
+    /// When `user`'s ban ends, if it is banned: a ban this node knows of is checked again
+    /// once it has caught up, so that an unban just answered on another node counts
+    /// (only banned users wait for it).
+    pub async fn ban_of(&self, app: &str, user: &str) -> Option<u64> {
+        self.banned_until(app, user)?;
+        self.caught_up().await;
+        self.banned_until(app, user)
+    }
+
     /// When `user`'s ban ends (unix seconds), if it is banned now.
     pub fn banned_until(&self, app: &str, user: &str) -> Option<u64> {
         let now = self.config().clock.unix_secs();

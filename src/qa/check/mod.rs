@@ -37,6 +37,7 @@ mod history;
 mod invitations;
 mod peer;
 mod presence;
+pub mod rest;
 mod session;
 
 use std::collections::HashMap;
@@ -179,6 +180,8 @@ pub struct CheckConfig {
     pub tracer: Option<Tracer>,
     /// The server timers running cases wait for, for a countdown.
     pub timers: Timers,
+    /// `KEY:SECRET` of the server's REST API: the `rest.*` cases run (skipped without).
+    pub api_key: Option<String>,
 }
 
 impl CheckConfig {
@@ -197,6 +200,7 @@ impl CheckConfig {
             progress: None,
             tracer: None,
             timers: Timers::default(),
+            api_key: None,
         }
     }
 }
@@ -293,6 +297,7 @@ pub fn all_cases() -> Vec<Case> {
     cases.extend(history::cases());
     cases.extend(invitations::cases());
     cases.extend(hardening::cases());
+    cases.extend(rest::cases());
     cases
 }
 

@@ -27,7 +27,7 @@ pub(super) async fn login(
     if let Err(refusal) = check_login(app_id, user) {
         return session.refuse_invalid(id, &refusal);
     }
-    if let Some(until) = hub.banned_until(app_id, user) {
+    if let Some(until) = hub.ban_of(app_id, user).await {
         let why = super::super::hub_admin::ban_reason(until);
         return session.refuse_why(id, LoginError::Rejected, why);
     }
