@@ -671,6 +671,9 @@ async fn conformance_across_two_nodes(redis_servers: usize) {
         "2",
         "--attribute-expiry",
         "2",
+        // Both `serve` and `check` take it: the rest.* cases run too.
+        "--api-key",
+        "qa:s3cret",
     ];
     let cluster = Cluster::start_sharded(2, redis_servers, &timers).await;
     let (n1, n2) = (cluster.url(0), cluster.url(1));

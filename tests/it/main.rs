@@ -37,6 +37,7 @@ mod server_disk_full;
 mod server_faults;
 mod server_hardening;
 mod server_http_api;
+mod server_http_cluster;
 mod server_invitations;
 mod server_limits;
 mod server_peer;

@@ -11,6 +11,8 @@ use rtm::server::Config;
 /// A server config whose timers are short enough that the timer cases run in seconds.
 pub fn short_timers() -> Config {
     let mut config = Config::ephemeral();
+    // The REST API's key, so that the rest.* cases run too (`API_KEY`).
+    config.api_keys = vec![API_KEY.parse().expect("KEY:SECRET")];
     config.ack_timeout = Duration::from_millis(800);
     config.grace = Duration::from_millis(1500);
     config.invitation_timeout = Duration::from_millis(1500);
@@ -18,6 +20,9 @@ pub fn short_timers() -> Config {
     config.channel_attributes_ttl = Duration::from_millis(1500);
     config
 }
+
+/// The key of `short_timers`' REST API, as `check --api-key` takes it.
+pub const API_KEY: &str = "qa:s3cret";
 
 fn timing_of(config: &Config) -> Timing {
     Timing {
@@ -36,6 +41,7 @@ async fn every_case_passes_against_our_server() {
     let server = support::start_server(config).await;
     let mut check = CheckConfig::new(server.url(), "qa-app");
     check.timing = timing;
+    check.api_key = Some(API_KEY.into());
     check.filter = support::qa_filter();
     let report = check::run(check).await;
     let failed: Vec<String> = report
@@ -80,6 +86,7 @@ async fn every_case_passes_with_tokens() {
     let server = support::start_server(config).await;
     let mut check = CheckConfig::new(server.url(), CERTIFIED_APP);
     check.timing = timing;
+    check.api_key = Some(API_KEY.into());
     check.token_cmd = Some(format!(
         "{} token --app-id {CERTIFIED_APP} --certificate {CERTIFICATE} --expire \"$RTM_CHECK_EXPIRE\" --user",
         env!("CARGO_BIN_EXE_rtm-tui")
@@ -126,7 +133,7 @@ async fn the_same_server_given_twice_passes_every_case() {
     ];
     let server = support::start_server(config).await;
     let url = server.url();
-    let mut args = vec!["check", "--server", &url, "--server", &url];
+    let mut args = vec!["check", "--server", &url, "--server", &url, "--api-key", API_KEY];
     for (flag, value) in &timers {
         args.extend([*flag, value.as_str()]);
     }
