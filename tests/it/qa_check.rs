@@ -133,7 +133,15 @@ async fn the_same_server_given_twice_passes_every_case() {
     ];
     let server = support::start_server(config).await;
     let url = server.url();
-    let mut args = vec!["check", "--server", &url, "--server", &url, "--api-key", API_KEY];
+    let mut args = vec![
+        "check",
+        "--server",
+        &url,
+        "--server",
+        &url,
+        "--api-key",
+        API_KEY,
+    ];
     for (flag, value) in &timers {
         args.extend([*flag, value.as_str()]);
     }

@@ -582,7 +582,7 @@ async fn health_readiness_and_metrics() {
         "rtm_bytes_out_total",
         "rtm_engine_up 1",
         "rtm_connections",
-        r#"rtm_http_requests_total{route="/readyz",status="200"} 1"#,
+        r#"rtm_http_requests_total{route="readyz",status="200"} 1"#,
     ] {
         assert!(text.contains(expected), "{expected} not in:\n{text}");
     }
@@ -693,5 +693,65 @@ async fn check_with_api_key_passes_the_rest_cases() {
     let cases = report["cases"].as_array().unwrap();
     assert!(cases.len() >= 10, "{report}");
     assert!(cases.iter().all(|c| c["outcome"] == "pass"), "{report}");
+    server.shutdown().await;
+}
+
+/// What the chat client sees (it runs on the client library): a REST peer message arrives
+/// as any other and the client's own ack makes it `message_delivered`; a ban takes the
+/// client to ABORTED with BANNED_BY_SERVER.
+#[tokio::test]
+async fn the_client_library_gets_rest_messages_and_bans() {
+    use rtm::client::ClientEvent;
+    use rtm::protocol::{ChangeReason, ConnectionState, Event};
+    use support::client::{expect_server_event, fast_config, logged_in};
+    let server = support::start_server(config()).await;
+    let api = api_of(&server.url());
+    let mut client_config = fast_config(&server.url());
+    client_config.app_id = APP.into();
+    let (_client, mut events) = logged_in(client_config, "alice").await;
+    let url = path("users/backend/peer_messages?wait_for_ack=true");
+    let answer = call(
+        &api,
+        "POST",
+        &url,
+        Some(peer("alice", "hello from the back end", false)),
+    )
+    .await;
+    assert_eq!(
+        answer.body["code"], "message_delivered",
+        "{:?}",
+        answer.body
+    );
+    let event = expect_server_event(&mut events, "the REST message", |e| {
+        matches!(e, Event::MessageFromPeer { .. })
+    })
+    .await;
+    let Event::MessageFromPeer { from, message, .. } = event else {
+        unreachable!()
+    };
+    assert_eq!(
+        (from.as_str(), message),
+        (
+            "backend",
+            rtm::protocol::Message::text("hello from the back end")
+        )
+    );
+    call(
+        &api,
+        "POST",
+        &path("users/alice/ban"),
+        Some(json!({"duration_seconds": 60})),
+    )
+    .await;
+    let state = loop {
+        match support::client::next_event(&mut events).await {
+            ClientEvent::StateChanged { state, reason, .. } => break (state, reason),
+            ClientEvent::Server(_) => {}
+        }
+    };
+    assert_eq!(
+        state,
+        (ConnectionState::Aborted, ChangeReason::BannedByServer)
+    );
     server.shutdown().await;
 }

@@ -156,9 +156,9 @@ async fn route(request: Request<Incoming>, ctx: &Ctx) -> Response<Full<Bytes>> {
     let health = matches!(ctx.surface, Surface::Admin | Surface::Main { health: true });
     let api = matches!(ctx.surface, Surface::Main { .. });
     let (pattern, response) = match (&method, segments.as_slice()) {
-        (&Method::GET, ["healthz"]) if health => ("/healthz", healthz()),
-        (&Method::GET, ["readyz"]) if health => ("/readyz", readyz(&ctx.hub).await),
-        (&Method::GET, ["metrics"]) if health => ("/metrics", scrape(ctx).await),
+        (&Method::GET, ["healthz"]) if health => ("healthz", healthz()),
+        (&Method::GET, ["readyz"]) if health => ("readyz", readyz(&ctx.hub).await),
+        (&Method::GET, ["metrics"]) if health => ("metrics", scrape(ctx).await),
         (_, ["dev", "v2", "project", app, "rtm", rest @ ..]) if api => {
             let app = (*app).to_string();
             let rest: Vec<String> = rest.iter().map(|s| (*s).to_string()).collect();
