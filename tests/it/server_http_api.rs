@@ -512,7 +512,7 @@ async fn history_query_handle_and_count() {
         location.starts_with("~/rtm/message/history/query/"),
         "{location}"
     );
-    let page_path = path(&location.trim_start_matches("~/rtm/").to_string());
+    let page_path = path(location.trim_start_matches("~/rtm/"));
     let page = tokio::time::timeout(WAIT, async {
         loop {
             let page = call(&api, "GET", &page_path, None).await;

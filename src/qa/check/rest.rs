@@ -8,6 +8,7 @@
 //! `rest.event_feeds` pulls the event feeds: a pull removes what it returns, so two cases
 //! pulling at once would take each other's events.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -142,7 +143,7 @@ pub fn segment(text: &str) -> String {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
             out.push(byte as char);
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            let _ = write!(out, "%{byte:02X}");
         }
     }
     out
@@ -582,11 +583,9 @@ async fn pull_until(
     let mut mine = Vec::new();
     loop {
         let answer = call(api, "GET", &path, None).await?;
-        match answer.status {
-            200 => {}
-            // The feeds allow 10 pulls a second per app: wait and pull again.
-            429 => {}
-            other => fail!("GET {feed}: {other} {}", answer.body),
+        // The feeds allow 10 pulls a second per app: a 429 waits and pulls again.
+        if !matches!(answer.status, 200 | 429) {
+            fail!("GET {feed}: {} {}", answer.status, answer.body);
         }
         if let Some(events) = answer.body["events"].as_array() {
             mine.extend(
