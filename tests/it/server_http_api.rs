@@ -32,6 +32,16 @@ async fn call(api: &Api, method: &str, path: &str, body: Option<Value>) -> Answe
     api.call(method, path, body.as_ref()).await.unwrap()
 }
 
+/// Asserts an answer's status and Agora `code`.
+pub fn expect_code(answer: &Answer, status: u16, code: &str) {
+    assert_eq!(
+        (answer.status, answer.body["code"].as_str()),
+        (status, Some(code)),
+        "{:?}",
+        answer.body
+    );
+}
+
 fn path(tail: &str) -> String {
     Api::rtm_path(APP, tail)
 }
@@ -80,12 +90,7 @@ async fn a_peer_message_from_the_api_is_delivered_and_acked() {
         Some(peer("bob", "ignored", false)),
     )
     .await;
-    assert_eq!(
-        (answer.status, answer.body["code"].clone()),
-        (200, json!("message_timeout")),
-        "{:?}",
-        answer.body
-    );
+    expect_code(&answer, 200, "message_timeout");
     // Without the wait: at once.
     let answer = call(
         &api,
@@ -94,7 +99,7 @@ async fn a_peer_message_from_the_api_is_delivered_and_acked() {
         Some(peer("bob", "quick", false)),
     )
     .await;
-    assert_eq!(answer.body["code"], "message_sent", "{:?}", answer.body);
+    expect_code(&answer, 200, "message_sent");
     bob.expect_event_with("message_from_peer", json!({"message": text("quick")}))
         .await;
     server.shutdown().await;
@@ -115,7 +120,7 @@ async fn offline_receivers_get_agoras_answers_and_the_cache() {
         (200, json!("failed"), json!("message_offline"))
     );
     let answer = call(&api, "POST", &url, Some(peer("carol", "kept", true))).await;
-    assert_eq!(answer.body["code"], "message_cached", "{:?}", answer.body);
+    expect_code(&answer, 200, "message_cached");
     let mut carol = raw::login(&server.url(), APP, "carol").await;
     carol
         .expect_event_with(
@@ -140,12 +145,7 @@ async fn a_channel_message_needs_no_membership() {
         Some(body),
     )
     .await;
-    assert_eq!(
-        (answer.status, answer.body["code"].clone()),
-        (200, json!("message_sent")),
-        "{:?}",
-        answer.body
-    );
+    expect_code(&answer, 200, "message_sent");
     bob.expect_event_with(
         "message_from_channel",
         json!({"channel": "news", "from": "backend", "message": text("extra!")}),
@@ -207,7 +207,7 @@ async fn a_token_authenticates_its_own_user_only() {
     .unwrap();
     let mine = Api::rtm_path(CERT_APP, "users/backend/peer_messages");
     let answer = call(&api, "POST", &mine, Some(peer("bob", "x", false))).await;
-    assert_eq!(answer.body["code"], "message_offline", "{:?}", answer.body);
+    expect_code(&answer, 200, "message_offline");
     let other = Api::rtm_path(CERT_APP, "users/mallory/peer_messages");
     assert_eq!(
         call(&api, "POST", &other, Some(peer("bob", "x", false)))
@@ -587,10 +587,7 @@ async fn health_readiness_and_metrics() {
         assert!(text.contains(expected), "{expected} not in:\n{text}");
     }
     let off = call(&api, "GET", &path("vendor/user_events"), None).await;
-    assert_eq!(
-        (off.status, off.body["code"].clone()),
-        (404, json!("api_disabled"))
-    );
+    expect_code(&off, 404, "api_disabled");
     server.shutdown().await;
 }
 
@@ -717,11 +714,7 @@ async fn the_client_library_gets_rest_messages_and_bans() {
         Some(peer("alice", "hello from the back end", false)),
     )
     .await;
-    assert_eq!(
-        answer.body["code"], "message_delivered",
-        "{:?}",
-        answer.body
-    );
+    expect_code(&answer, 200, "message_delivered");
     let event = expect_server_event(&mut events, "the REST message", |e| {
         matches!(e, Event::MessageFromPeer { .. })
     })

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use rtm::qa::check::rest::{Answer, Api, Auth};
 
+use crate::server_http_api::expect_code;
 use crate::support::cluster::Cluster;
 use crate::support::raw::{self, Expect as _};
 use crate::support::{self, text, WAIT};
@@ -57,15 +58,11 @@ async fn rest_sends_kicks_and_feeds_cross_nodes() {
         .await;
     bob.ack(event["message_id"].as_u64().unwrap());
     let answer = tokio::time::timeout(WAIT, send).await.unwrap().unwrap();
-    assert_eq!(
-        answer.body["code"], "message_delivered",
-        "{:?}",
-        answer.body
-    );
+    expect_code(&answer, 200, "message_delivered");
     // A channel message sent on n2 reaches the member on n1.
     let body = json!({"channel_name": "news", "payload": "for all"});
     let answer = call(&n2, "POST", "users/backend/channel_messages", Some(body)).await;
-    assert_eq!(answer.body["code"], "message_sent", "{:?}", answer.body);
+    expect_code(&answer, 200, "message_sent");
     bob.expect_event_with(
         "message_from_channel",
         json!({"from": "backend", "message": text("for all")}),

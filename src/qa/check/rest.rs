@@ -153,8 +153,8 @@ pub fn segment(text: &str) -> String {
 pub fn cases() -> Vec<Case> {
     vec![
         case("rest.auth_required", "REST: no or wrong credentials are 401 and nothing is sent", auth_required),
-        case("rest.peer_delivered", "REST: a peer message with wait_for_ack is message_delivered once acked", peer_delivered),
-        case("rest.peer_sent", "REST: without wait_for_ack a peer message is message_sent at once", peer_sent),
+        case("rest.peer_delivered", "REST: a peer message with wait_for_ack is message_delivered once acked", |cx| peer_to_online(cx, true)),
+        case("rest.peer_sent", "REST: without wait_for_ack a peer message is message_sent at once", |cx| peer_to_online(cx, false)),
         case("rest.peer_offline", "REST: an offline receiver is message_offline, or message_cached and delivered at login", peer_offline),
         case("rest.channel_message", "REST: a channel message needs no membership and reaches the members", channel_message),
         case("rest.bad_input", "REST: malformed JSON, bad ids, unknown app and oversize bodies are refused", bad_input),
@@ -240,44 +240,23 @@ async fn auth_required(cx: Ctx) -> CaseResult {
     bob.no_event("message_from_peer", json!({}), QUIET).await
 }
 
-async fn peer_delivered(cx: Ctx) -> CaseResult {
+/// A REST peer message to an online user arrives as any other; with `wait_for_ack` it is
+/// answered `message_delivered` (after the user's ack), without it `message_sent`.
+async fn peer_to_online(cx: Ctx, wait_for_ack: bool) -> CaseResult {
     let api = api(&cx)?;
     let (mut bob, bob_id) = cx.fresh("bob").await?;
     let server = cx.user("server");
-    let path = peer_path(&cx, &server, true);
+    let path = peer_path(&cx, &server, wait_for_ack);
     let body = peer_body(&bob_id, "from the back end", false);
-    expect(
-        &api,
-        ("POST", &path),
-        Some(&body),
-        200,
-        &json!({"result": "success", "code": "message_delivered"}),
-    )
-    .await?;
-    bob.event(
-        "message_from_peer",
-        json!({"from": server, "message": super::text("from the back end")}),
-    )
-    .await?;
-    Ok(())
-}
-
-async fn peer_sent(cx: Ctx) -> CaseResult {
-    let api = api(&cx)?;
-    let (mut bob, bob_id) = cx.fresh("bob").await?;
-    let server = cx.user("server");
-    let path = peer_path(&cx, &server, false);
-    let body = peer_body(&bob_id, "no wait", false);
-    expect(
-        &api,
-        ("POST", &path),
-        Some(&body),
-        200,
-        &json!({"result": "success", "code": "message_sent"}),
-    )
-    .await?;
-    bob.event("message_from_peer", json!({"from": server}))
-        .await?;
+    let code = if wait_for_ack {
+        "message_delivered"
+    } else {
+        "message_sent"
+    };
+    let answered = json!({"result": "success", "code": code});
+    expect(&api, ("POST", &path), Some(&body), 200, &answered).await?;
+    let message = json!({"from": server, "message": super::text("from the back end")});
+    bob.event("message_from_peer", message).await?;
     Ok(())
 }
 
@@ -350,33 +329,17 @@ async fn bad_input(cx: Ctx) -> CaseResult {
     if status != 400 {
         fail!("malformed JSON: expected 400, got {status}");
     }
-    let bad_id = peer_body(" leading space", "x", false);
-    expect(
-        &api,
-        ("POST", &path),
-        Some(&bad_id),
-        400,
-        &json!({"result": "failed"}),
-    )
-    .await?;
-    let huge = peer_body(&cx.user("bob"), &"x".repeat(70 * 1024), false);
-    expect(
-        &api,
-        ("POST", &path),
-        Some(&huge),
-        413,
-        &json!({"result": "failed"}),
-    )
-    .await?;
-    let big = peer_body(&cx.user("bob"), &"x".repeat(40 * 1024), false);
-    expect(
-        &api,
-        ("POST", &path),
-        Some(&big),
-        400,
-        &json!({"result": "failed"}),
-    )
-    .await?;
+    let bob = cx.user("bob");
+    let refused = [
+        // A bad receiver id, an oversize body (64 KiB cap), an oversize message (32 KiB).
+        (peer_body(" leading space", "x", false), 400),
+        (peer_body(&bob, &"x".repeat(70 * 1024), false), 413),
+        (peer_body(&bob, &"x".repeat(40 * 1024), false), 400),
+    ];
+    for (body, status) in &refused {
+        let failed = json!({"result": "failed"});
+        expect(&api, ("POST", &path), Some(body), *status, &failed).await?;
+    }
     Ok(())
 }
 

@@ -229,7 +229,11 @@ impl Call<'_> {
         }
     }
 
-    fn message(payload: String) -> Result<Message, Response<Full<Bytes>>> {
+    /// What every send checks: the caller may act as `from`, `from` is a user id, and
+    /// `payload` makes a message within the protocol's size.
+    fn checked_send(&self, from: &str, payload: String) -> Result<Message, Response<Full<Bytes>>> {
+        self.may_act_as(from)?;
+        validate_user_id(from).map_err(|e| bad_request("invalid_user_id", &e.to_string()))?;
         let message = Message::text(payload);
         message
             .validate()
@@ -243,16 +247,10 @@ impl Call<'_> {
         body: PeerBody,
         wait_for_ack: bool,
     ) -> Response<Full<Bytes>> {
-        if let Err(refused) = self.may_act_as(from) {
-            return refused;
-        }
-        if let Err(e) = validate_user_id(from) {
-            return bad_request("invalid_user_id", &e.to_string());
-        }
         if let Err(e) = validate_user_id(&body.destination) {
             return bad_request("invalid_destination", &e.to_string());
         }
-        let message = match Self::message(body.payload) {
+        let message = match self.checked_send(from, body.payload) {
             Ok(message) => message,
             Err(refused) => return refused,
         };
@@ -356,16 +354,10 @@ impl Call<'_> {
     }
 
     async fn channel_message(&self, from: &str, body: ChannelBody) -> Response<Full<Bytes>> {
-        if let Err(refused) = self.may_act_as(from) {
-            return refused;
-        }
-        if let Err(e) = validate_user_id(from) {
-            return bad_request("invalid_user_id", &e.to_string());
-        }
         if let Err(e) = validate_channel_id(&body.channel_name) {
             return bad_request("invalid_channel_name", &e.to_string());
         }
-        let message = match Self::message(body.payload) {
+        let message = match self.checked_send(from, body.payload) {
             Ok(message) => message,
             Err(refused) => return refused,
         };
@@ -418,12 +410,9 @@ impl Call<'_> {
         let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(serde_json::to_vec(&handle).unwrap_or_default());
         let query = &handle.query;
-        answer(
-            StatusCode::OK,
-            &serde_json::json!({
-                "result": "success",
-                "request_id": request_id(),
-                "code": "ok",
+        success(
+            "ok",
+            serde_json::json!({
                 "offset": query.offset,
                 "limit": query.limit,
                 "order": query.order,
@@ -500,15 +489,7 @@ impl Call<'_> {
             .skip(query.offset.unwrap_or(0))
             .take(limit)
             .collect();
-        answer(
-            StatusCode::OK,
-            &serde_json::json!({
-                "result": "success",
-                "request_id": request_id(),
-                "code": "ok",
-                "messages": page,
-            }),
-        )
+        success("ok", serde_json::json!({ "messages": page }))
     }
 
     async fn history_count(&self, query: Option<&str>) -> Response<Full<Bytes>> {
