@@ -21,6 +21,10 @@
 //!   durable offline cache; `engine::memory` for one node over `store.rs` (SQLite on its
 //!   own thread); `engine::redis` for several nodes on one Redis.
 //!
+//! - `http/`: the HTTP side of the same listener (`dispatch` below sends a connection there
+//!   unless its request line asks for the WebSocket path): Agora's REST API, kick and ban,
+//!   health and metrics; `hub_admin.rs` the hub's side of kick, ban and the event feeds.
+//!
 //! Beside them: `outbox.rs` the bounded queue between the hub and a connection's writer;
 //! `prelogin.rs` what a connection may read and have answered before it logs in;
 //! `hub_offline.rs` the offline cache's per-app store of cached messages and its quotas;
