@@ -217,6 +217,8 @@ pub struct RoutedMessage<'a> {
     pub to: &'a str,
     pub message: &'a Message,
     pub server_ts: u64,
+    /// Sent by the REST API (`server::http`): a channel's sender need not be a member.
+    pub from_server: bool,
 }
 
 /// How a routed peer message went, or ended.

@@ -19,13 +19,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::codes::peer::CACHED_BY_SERVER;
 use crate::protocol::limits::{validate_app_id, validate_channel_id, validate_user_id};
-use crate::protocol::{HistoryMessage, Message};
+use crate::protocol::{HistoryMessage, Message, PeerStatus};
 
 use super::super::config::AppLookup;
 use super::super::engine::Change;
 use super::super::hub::{channel_conversation, peer_conversation, Hub, Outcome};
 use super::super::hub_admin::{AdminChange, AdminOutcome, Feed, FEED_PULL_MAX};
-use super::super::session::PeerReplyTo;
+use super::super::session::{route_channel_message, send_peer_from, PeerReplyTo};
 use super::super::store::HistoryQuery;
 use super::auth::{authenticate, Caller};
 use super::{answer, failure, query_param, read_body, request_id, Ctx, Family};
@@ -255,25 +255,13 @@ impl Call<'_> {
             Err(refused) => return refused,
         };
         let hub = self.hub;
-        // The REST sender's stand-in for a connection: the hub answers it here.
+        // Whether the answer may go before the receiver's: see below.
+        hub.caught_up().await;
+        let to = [body.destination.clone()];
+        let online = hub.query_online(self.app, &to).get(&to[0]) == Some(&PeerStatus::Online);
+        // The REST sender's stand-in for a connection: the hub and the engine answer it
+        // there, as they answer a WebSocket sender (0 acked, 2, 3, 4, 1).
         let sender = hub.new_conn();
-        let change = Change::SendPeer {
-            app: self.app.to_string(),
-            from: from.to_string(),
-            to: body.destination.clone(),
-            message,
-            offline: body.enable_offline_messaging,
-            request_id: 1,
-        };
-        let outcome = match hub.engine().submit(hub, change, Some(sender.clone())) {
-            super::super::engine::Submitted::Applied(outcome) => outcome,
-            super::super::engine::Submitted::Pending(outcome) => {
-                outcome.await.unwrap_or(Outcome::Unavailable)
-            }
-        };
-        if matches!(outcome, Outcome::Unavailable) {
-            return unavailable();
-        }
         let reply_to = PeerReplyTo {
             conn: sender.clone(),
             hub: hub.clone(),
@@ -281,19 +269,22 @@ impl Call<'_> {
             app: self.app.to_string(),
             to: body.destination,
         };
-        reply_to.finish(outcome).await;
-        let code = match first_reply_code(&sender) {
-            Some(code) => code,
-            // Delivered, the ack to come.
-            None if !wait_for_ack => return self.sent("peer", "message_sent"),
-            None => {
-                let wait = hub.config().ack_timeout + ANSWER_MARGIN;
-                match tokio::time::timeout(wait, wait_reply_code(&sender)).await {
-                    Ok(code) => code,
-                    Err(_) => crate::protocol::codes::peer::TIMEOUT,
-                }
-            }
+        let offline = body.enable_offline_messaging;
+        send_peer_from(reply_to, from.to_string(), (message, offline), &mut None).await;
+        // Without the wait, a message to an online receiver is answered once the server
+        // has it, as Agora's; to an offline one, once it is cached or found unreachable.
+        if !wait_for_ack && online {
+            return self.sent("peer", "message_sent");
+        }
+        let wait = hub.config().ack_timeout + ANSWER_MARGIN;
+        let code = match tokio::time::timeout(wait, wait_reply_code(&sender)).await {
+            Ok(code) => code,
+            Err(_) => crate::protocol::codes::peer::TIMEOUT,
         };
+        if code == 0 && !wait_for_ack {
+            // It came online meanwhile and acked already.
+            return self.sent("peer", "message_sent");
+        }
         self.peer_answer(code)
     }
 
@@ -361,14 +352,13 @@ impl Call<'_> {
             Ok(message) => message,
             Err(refused) => return refused,
         };
-        let change = Change::SendChannel {
-            app: self.app.to_string(),
-            user: from.to_string(),
-            channel: body.channel_name,
-            message,
-            from_server: true,
+        // The same way as a member's `send_channel`, without the membership.
+        let to = (self.app, from, body.channel_name.as_str());
+        let outcome = match route_channel_message(self.hub, to, message, true) {
+            Ok(routed) => routed.await,
+            Err(change) => self.hub.submit(change, None).await,
         };
-        match self.hub.submit(change, None).await {
+        match outcome {
             Outcome::Sent(Ok(_)) => self.sent("channel", "message_sent"),
             Outcome::Sent(Err(error)) => failure(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -664,13 +654,13 @@ fn first_reply_code(sender: &super::super::outbox::ConnHandle) -> Option<u32> {
     })
 }
 
-/// Waits for the reply the hub queues on the stand-in (the ack, or its timeout).
+/// Waits for the reply queued on the stand-in (the ack, its timeout, or the refusal).
 async fn wait_reply_code(sender: &super::super::outbox::ConnHandle) -> u32 {
     loop {
-        sender.wait_for_work().await;
         if let Some(code) = first_reply_code(sender) {
             return code;
         }
+        sender.wait_for_work().await;
     }
 }
 

@@ -9,8 +9,8 @@ use crate::protocol::{
     MembersResult, Message, Reply, WireCode,
 };
 
-use super::super::engine::{Change, RoutedMessage};
-use super::super::hub::Outcome;
+use super::super::engine::{BoxFuture, Change, RoutedMessage};
+use super::super::hub::{Hub, Outcome};
 use super::{Ask, RoutedTurn, UNAVAILABLE};
 
 /// `join`: the member count, after the join rate limits (all channels, then this one).
@@ -57,45 +57,60 @@ pub(super) async fn send(ask: &mut Ask<'_>, channel: String, message: Message) {
     if !ask.session.limits.send.allow(ask.now) {
         return ask.refuse(ChannelMsgError::TooOften);
     }
-    let routed = ask.hub.engine().route_channel(
-        ask.hub,
-        &RoutedMessage {
-            app: &ask.me.app,
-            from: &ask.me.user,
-            to: &channel,
-            message: &message,
-            server_ts: crate::protocol::now_ms(),
+    let (app, from) = (ask.me.app.clone(), ask.me.user.clone());
+    match route(ask.hub, (&app, &from, &channel), message, false) {
+        Err(change) => match ask.submit(change).await {
+            Outcome::Sent(Ok(result)) => ask.ok(&result),
+            Outcome::Sent(Err(error)) => ask.refuse(error),
+            other => ask.unavailable(&other),
         },
-    );
-    if let Some(routed) = routed {
         // Several nodes: the connection goes on while the message crosses Redis; its
         // sends go out one after the other, in order.
-        let mut turn = RoutedTurn::take(ask.session);
-        let (conn, id) = (ask.session.conn.clone(), ask.id);
-        tokio::spawn(async move {
-            turn.begin().await;
-            let reply = match routed.await {
-                Outcome::Sent(Ok(result)) => Reply::ok(id, &result),
-                Outcome::Sent(Err(error)) => Reply::code(id, error.code(), error.describe()),
-                _ => Reply::code(id, ChannelMsgError::FAMILY.failure(), UNAVAILABLE),
-            };
-            turn.end();
-            conn.send_reply(&reply);
-        });
-        return;
+        Ok(routed) => {
+            let mut turn = RoutedTurn::take(&mut ask.session.routed_order);
+            let (conn, id) = (ask.session.conn.clone(), ask.id);
+            tokio::spawn(async move {
+                turn.begin().await;
+                let reply = match routed.await {
+                    Outcome::Sent(Ok(result)) => Reply::ok(id, &result),
+                    Outcome::Sent(Err(error)) => Reply::code(id, error.code(), error.describe()),
+                    _ => Reply::code(id, ChannelMsgError::FAMILY.failure(), UNAVAILABLE),
+                };
+                turn.end();
+                conn.send_reply(&reply);
+            });
+        }
     }
-    let change = Change::SendChannel {
-        app: ask.me.app.clone(),
-        user: ask.me.user.clone(),
-        channel,
+}
+
+/// Where a channel message from `from` goes: straight to the nodes with members when the
+/// engine routes messages (`Ok`: its outcome to come), else the change to submit to the
+/// shared order. `from_server`: the REST API's sender (`server::http`), who need not be
+/// a member.
+pub(in crate::server) fn route(
+    hub: &Hub,
+    (app, from, channel): (&str, &str, &str),
+    message: Message,
+    from_server: bool,
+) -> Result<BoxFuture<Outcome>, Change> {
+    let routed = hub.engine().route_channel(
+        hub,
+        &RoutedMessage {
+            app,
+            from,
+            to: channel,
+            message: &message,
+            server_ts: crate::protocol::now_ms(),
+            from_server,
+        },
+    );
+    routed.ok_or_else(|| Change::SendChannel {
+        app: app.to_string(),
+        user: from.to_string(),
+        channel: channel.to_string(),
         message,
-        from_server: false,
-    };
-    match ask.submit(change).await {
-        Outcome::Sent(Ok(result)) => ask.ok(&result),
-        Outcome::Sent(Err(error)) => ask.refuse(error),
-        other => ask.unavailable(&other),
-    }
+        from_server,
+    })
 }
 
 /// `get_members`, from this node's copy (members only), after its rate limit.

@@ -32,7 +32,8 @@ mod login;
 mod peer;
 mod presence;
 
-pub(super) use peer::PeerReplyTo;
+pub(super) use channel::route as route_channel_message;
+pub(super) use peer::{send_from as send_peer_from, PeerReplyTo};
 
 use serde::Serialize;
 
@@ -76,10 +77,11 @@ struct RoutedTurn {
 }
 
 impl RoutedTurn {
-    fn take(session: &mut Session) -> Self {
+    /// The next turn after `order` (a session's `routed_order`).
+    fn take(order: &mut Option<tokio::sync::oneshot::Receiver<()>>) -> Self {
         let (done, next) = tokio::sync::oneshot::channel();
         RoutedTurn {
-            previous: session.routed_order.replace(next),
+            previous: order.replace(next),
             done: Some(done),
         }
     }

@@ -58,18 +58,39 @@ pub(super) async fn send(ask: &mut Ask<'_>, to: String, message: Message, offlin
         app: ask.me.app.clone(),
         to,
     };
-    let routed = ask.hub.engine().route_peer(
-        ask.hub,
+    let from = ask.me.user.clone();
+    send_from(
+        reply_to,
+        from,
+        (message, offline),
+        &mut ask.session.routed_order,
+    )
+    .await;
+}
+
+/// `send_peer` past its rate limit, from `from`: a session's user, or the REST API's
+/// sender (`server::http`, whose stand-in connection in `reply_to` gets the answers).
+/// `order` chains the routed sends of one sender (`Session::routed_order`).
+pub(in crate::server) async fn send_from(
+    reply_to: PeerReplyTo,
+    from: String,
+    (message, offline): (Message, bool),
+    order: &mut Option<tokio::sync::oneshot::Receiver<()>>,
+) {
+    let hub = reply_to.hub.clone();
+    let routed = hub.engine().route_peer(
+        &hub,
         &RoutedMessage {
-            app: &ask.me.app,
-            from: &ask.me.user,
+            app: &reply_to.app,
+            from: &from,
             to: &reply_to.to,
             message: &message,
             server_ts: crate::protocol::now_ms(),
+            from_server: false,
         },
     );
-    let (app, from) = (ask.me.app.clone(), ask.me.user.clone());
-    let (to, request_id) = (reply_to.to.clone(), ask.id);
+    let app = reply_to.app.clone();
+    let (to, request_id) = (reply_to.to.clone(), reply_to.id);
     let change = move |message_id| Change::SendPeer {
         app,
         from,
@@ -82,8 +103,8 @@ pub(super) async fn send(ask: &mut Ask<'_>, to: String, message: Message, offlin
     if let Some(routed) = routed {
         // Straight to the receiver's node; the connection goes on meanwhile, but its
         // sends are routed one after the other, so that they keep their order.
-        let mut turn = RoutedTurn::take(ask.session);
-        let ack_timeout = ask.hub.config().ack_timeout;
+        let mut turn = RoutedTurn::take(order);
+        let ack_timeout = hub.config().ack_timeout;
         tokio::spawn(async move {
             turn.begin().await;
             let outcome = match routed.await {
@@ -125,10 +146,9 @@ pub(super) async fn send(ask: &mut Ask<'_>, to: String, message: Message, offlin
         return;
     }
     let change = change(None);
-    let hub = ask.hub;
     match hub
         .engine()
-        .submit(hub, change, Some(reply_to.conn.clone()))
+        .submit(&hub, change, Some(reply_to.conn.clone()))
     {
         // One node: known now; a cached message is awaited here, as its reply is.
         Submitted::Applied(outcome) => reply_to.finish(outcome).await,

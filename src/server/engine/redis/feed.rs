@@ -412,7 +412,7 @@ pub fn route_channel(
     send: &RoutedMessage<'_>,
 ) -> BoxFuture<Outcome> {
     let (app, from, channel) = (send.app, send.from, send.to);
-    if !hub.is_member(app, from, channel) {
+    if !send.from_server && !hub.is_member(app, from, channel) {
         return Box::pin(std::future::ready(Outcome::Sent(Err(
             ChannelMsgError::NotInChannel,
         ))));
