@@ -229,6 +229,8 @@ async fn readyz(hub: &Hub) -> Response<Full<Bytes>> {
 async fn scrape(ctx: &Ctx) -> Response<Full<Bytes>> {
     let hub = &ctx.hub;
     let _ = probe(hub).await;
+    // Counted after every change answered before the scrape, on any node.
+    hub.caught_up().await;
     let metrics = &hub.http().metrics;
     let (users, channels) = hub.population();
     metrics.users.set(users as i64);
