@@ -345,6 +345,8 @@ mod tests {
             AppLookup::Certificate("5CFd2fd1755d40ecb72977518be15d3b")
         );
         assert_eq!(config.apps.lookup("demo"), AppLookup::NoCertificate);
+        assert_eq!(config.api_keys, vec!["ops:change-me".parse().unwrap()]);
+        assert_eq!(config.admin_listen, Some(([127, 0, 0, 1], 9100).into()));
         assert_eq!(config.login_timeout, Duration::from_secs(10));
         assert_eq!(config.rate_limits, crate::server::RateLimits::default());
     }
@@ -404,5 +406,14 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors() {
         assert!(ServerFile::parse("[[app]]\nid = \"a\"\ncert = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn a_bad_api_key_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "api_keys = [\"no-secret\"]\n").unwrap();
+        let error = ServerFile::load(&path).unwrap_err();
+        assert!(error.to_string().contains("KEY:SECRET"), "{error}");
     }
 }

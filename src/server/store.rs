@@ -249,6 +249,8 @@ pub struct Store {
     thread: std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
     /// Becomes true when the thread has ended, by `stop` or by dying.
     ended: tokio::sync::watch::Receiver<bool>,
+    /// Commands queued for the thread and not yet taken (the metrics' queue depth).
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Marks the store thread ended when dropped: on return and on a panic alike.
@@ -294,11 +296,13 @@ impl Store {
         persist_reservation(&db, loaded.reserved_up_to)?;
         let (commands, receiver) = mpsc::sync_channel(MAX_QUEUED_COMMANDS);
         let (end_signal, ended) = tokio::sync::watch::channel(false);
+        let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let taken = std::sync::Arc::clone(&queued);
         let thread = std::thread::Builder::new()
             .name("rtm-store".into())
             .spawn(move || {
                 let _ended = EndSignal(end_signal);
-                run_thread(db, &receiver);
+                run_thread(db, &receiver, &taken);
                 // The database is closed (moved into run_thread); now let others in.
                 drop(lock);
             })
@@ -312,6 +316,7 @@ impl Store {
             waker: thread.thread().clone(),
             thread: std::sync::Arc::new(std::sync::Mutex::new(Some(thread))),
             ended,
+            queued,
         };
         Ok((store, loaded))
     }
@@ -320,6 +325,11 @@ impl Store {
     #[cfg(test)]
     pub(super) fn panic_for_test(&self) {
         self.send(Command::Panic);
+    }
+
+    /// Commands waiting for the store thread.
+    pub fn queue_depth(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn send(&self, command: Command) {
@@ -337,7 +347,11 @@ impl Store {
                 return;
             }
             Err(mpsc::TrySendError::Disconnected(_)) => Err(()),
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.queued
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
         };
         if sent.is_err() {
             tracing::error!("store thread has stopped; a write was lost");
@@ -581,7 +595,11 @@ impl Durability {
     }
 }
 
-fn run_thread(db: Connection, commands: &mpsc::Receiver<Command>) {
+fn run_thread(
+    db: Connection,
+    commands: &mpsc::Receiver<Command>,
+    queued: &std::sync::atomic::AtomicUsize,
+) {
     let mut writer = Writer::new(db);
     while let Ok(first) = commands.recv() {
         if !first.is_urgent() {
@@ -596,6 +614,12 @@ fn run_thread(db: Connection, commands: &mpsc::Receiver<Command>) {
                 Err(_) => break,
             }
         }
+        // Saturating: a `Stop` sent past a full queue was not counted.
+        let _ = queued.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |n| Some(n.saturating_sub(batch.len())),
+        );
         if writer.apply(batch) {
             return;
         }

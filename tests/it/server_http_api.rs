@@ -581,6 +581,7 @@ async fn health_readiness_and_metrics() {
         "rtm_request_duration_seconds_bucket",
         "rtm_bytes_out_total",
         "rtm_engine_up 1",
+        "rtm_engine_queue_depth",
         "rtm_connections",
         r#"rtm_http_requests_total{route="readyz",status="200"} 1"#,
     ] {

@@ -108,6 +108,10 @@ impl Engine for MemoryEngine {
         &self.store
     }
 
+    fn queue_depth(&self) -> usize {
+        self.store.queue_depth()
+    }
+
     fn store_id(&self) -> String {
         self.store_id.clone()
     }

@@ -304,6 +304,11 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     fn lag(&self) -> Option<BoxFuture<Option<u64>>> {
         None
     }
+
+    /// Work queued for the store or engine and not yet taken, for the metrics.
+    fn queue_depth(&self) -> usize {
+        0
+    }
 }
 
 /// History and the offline cache's durable copy.

@@ -426,6 +426,11 @@ impl Engine for RedisEngine {
         self
     }
 
+    fn queue_depth(&self) -> usize {
+        let outgoing = &self.inner.outgoing;
+        outgoing.max_capacity() - outgoing.capacity()
+    }
+
     fn store_id(&self) -> String {
         lock(&self.inner.store_id).clone()
     }

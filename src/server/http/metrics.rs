@@ -68,6 +68,7 @@ pub struct Metrics {
     pub engine_seconds: Histogram,
     pub engine_up: Gauge,
     pub engine_lag: Gauge<i64, AtomicI64>,
+    pub engine_queue: Gauge,
     pub rest_sends: Family<OpLabels, Counter<u64, AtomicU64>>,
 }
 
@@ -96,6 +97,7 @@ impl Metrics {
             engine_seconds: latency_histogram(),
             engine_up: Gauge::default(),
             engine_lag: Gauge::default(),
+            engine_queue: Gauge::default(),
             rest_sends: Family::default(),
             registry: Registry::default(),
         };
@@ -179,6 +181,11 @@ impl Metrics {
             "engine_lag",
             "Changes appended to the shared stream that this node has not applied yet (several nodes)",
             m.engine_lag.clone(),
+        );
+        r.register(
+            "engine_queue_depth",
+            "Commands queued for the store thread (one node) or for Redis (several)",
+            m.engine_queue.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -49,6 +49,9 @@ pub use metrics::Metrics;
 
 /// Largest request body read (Agora's messages are at most 32 KiB; a history query is small).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How long an HTTP connection is kept (keep-alive included): then it is closed after the
+/// call in progress, so that idle connections do not hold places under `max_connections`.
+const CONNECTION_LIFE: Duration = Duration::from_secs(60);
 /// How long a readiness check or a scrape waits for the engine.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -123,6 +126,8 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let timeout = ctx.hub.config().login_timeout;
+    // A call in progress may wait for an ack (`wait_for_ack`).
+    let ack_wait = ctx.hub.config().ack_timeout;
     let service = hyper::service::service_fn(move |request| {
         let ctx = ctx.clone();
         async move { Ok::<_, Infallible>(route(request, &ctx).await) }
@@ -133,17 +138,18 @@ where
         .max_buf_size(MAX_BODY_BYTES.max(8192) * 2)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    tokio::select! {
+    let ending = tokio::select! {
         result = connection.as_mut() => {
             if let Err(error) = result {
                 tracing::debug!(%error, "HTTP connection ended");
             }
+            return;
         }
-        _ = stopping.changed() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(2), connection).await;
-        }
-    }
+        _ = stopping.changed() => Duration::from_secs(2),
+        () = tokio::time::sleep(CONNECTION_LIFE) => timeout + ack_wait,
+    };
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(ending, connection).await;
 }
 
 /// Routes a call, counting it in the metrics by route pattern and status.
@@ -237,6 +243,7 @@ async fn scrape(ctx: &Ctx) -> Response<Full<Bytes>> {
     metrics.channels.set(channels as i64);
     metrics.connections.set(ctx.admission.served() as i64);
     metrics.outbox_bytes.set(hub.queued_bytes() as i64);
+    metrics.engine_queue.set(hub.engine().queue_depth() as i64);
     if let Some(lag) = hub.engine().lag() {
         if let Some(lag) = lag.await {
             metrics.engine_lag.set(lag as i64);
