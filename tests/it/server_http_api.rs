@@ -227,7 +227,15 @@ async fn a_token_authenticates_its_own_user_only() {
         .status,
         403
     );
-    // A token of an app without certificate proves nothing.
+    // A token that does not verify is 401, and so is a token of an app without
+    // certificate (it proves nothing).
+    let forged = Auth::Token {
+        token: "007eJxTYJgfake".into(),
+        uid: "backend".into(),
+    };
+    let body = peer("bob", "x", false);
+    let refused = api.call_as(&forged, "POST", &mine, Some(&body)).await;
+    assert_eq!(refused.unwrap().status, 401);
     let plain = Api::rtm_path(APP, "users/backend/peer_messages");
     assert_eq!(
         call(&api, "POST", &plain, Some(peer("bob", "x", false)))
