@@ -450,7 +450,10 @@ async fn dispatch<S: connection::Transport>(
     hub: Hub,
     stopping: watch::Receiver<bool>,
 ) {
-    let peeked = tokio::time::timeout(hub.config().login_timeout, http::rewind::peek_route(stream));
+    // Boxed: the look's buffer is freed once it is done, not kept in this task for the
+    // connection's life.
+    let look = Box::pin(http::rewind::peek_route(stream));
+    let peeked = tokio::time::timeout(hub.config().login_timeout, look);
     let Ok(Some((stream, route))) = peeked.await else {
         tracing::debug!(peer = ?admitted.peer, "no request line in time");
         return;
