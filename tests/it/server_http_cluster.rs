@@ -116,7 +116,7 @@ async fn rest_sends_kicks_and_feeds_cross_nodes() {
     let answer = call(&n1, "DELETE", "users/bob/ban", None).await;
     assert_eq!(answer.body["was_banned"], true, "{:?}", answer.body);
     // The unban was answered on n1; a login on n2 right after sees it.
-    raw::login(&cluster.url(1), APP, "bob").await;
+    let _bob = raw::login(&cluster.url(1), APP, "bob").await;
     // Each node's metrics: the users of the whole cluster, and how far behind it is.
     let (status, text) = n1
         .raw(&Auth::None, "GET", "/metrics", Vec::new())

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -22,29 +22,50 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
 }
 
-/// A WebSocket request's op and the code it was answered (`deferred` when the answer
-/// comes later, as `send_peer`'s with the ack).
+/// A WebSocket request's op and the code it was answered. Labels are static strings and
+/// numbers: counting a request allocates nothing.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabels {
-    pub op: String,
-    pub code: String,
+    pub op: &'static str,
+    pub code: Code,
+}
+
+/// A reply code, or `deferred` when the answer comes later (`send_peer`'s, with the ack).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub struct Code(pub Option<u32>);
+
+impl EncodeLabelValue for Code {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        match self.0 {
+            Some(code) => write!(encoder, "{code}"),
+            None => encoder.write_str("deferred"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpOnly {
-    pub op: String,
+    pub op: &'static str,
+}
+
+/// A REST send's kind (`peer`, `channel`) and Agora code.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SendLabels {
+    pub op: &'static str,
+    pub code: &'static str,
 }
 
 /// An HTTP call's route (its pattern, not its ids) and status.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub route: String,
+    pub route: &'static str,
     pub status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteOnly {
-    pub route: String,
+    pub route: &'static str,
 }
 
 /// Every metric of one server.
@@ -69,7 +90,7 @@ pub struct Metrics {
     pub engine_up: Gauge,
     pub engine_lag: Gauge<i64, AtomicI64>,
     pub engine_queue: Gauge,
-    pub rest_sends: Family<OpLabels, Counter<u64, AtomicU64>>,
+    pub rest_sends: Family<SendLabels, Counter<u64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -191,16 +212,11 @@ impl Metrics {
     }
 
     /// A WebSocket request handled in `elapsed`, answered `code` (`None`: later).
-    pub fn request(&self, op: &str, code: Option<u32>, elapsed: Duration) {
-        let code = code.map_or_else(|| "deferred".to_string(), |c| c.to_string());
-        self.requests
-            .get_or_create(&OpLabels {
-                op: op.to_string(),
-                code,
-            })
-            .inc();
+    pub fn request(&self, op: &'static str, code: Option<u32>, elapsed: Duration) {
+        let code = Code(code);
+        self.requests.get_or_create(&OpLabels { op, code }).inc();
         self.request_seconds
-            .get_or_create(&OpOnly { op: op.to_string() })
+            .get_or_create(&OpOnly { op })
             .observe(elapsed.as_secs_f64());
     }
 

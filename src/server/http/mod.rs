@@ -183,15 +183,13 @@ async fn route(request: Request<Incoming>, ctx: &Ctx) -> Response<Full<Bytes>> {
     metrics
         .http_requests
         .get_or_create(&metrics::RouteLabels {
-            route: pattern.to_string(),
+            route: pattern,
             status: response.status().as_u16(),
         })
         .inc();
     metrics
         .http_seconds
-        .get_or_create(&metrics::RouteOnly {
-            route: pattern.to_string(),
-        })
+        .get_or_create(&metrics::RouteOnly { route: pattern })
         .observe(started.elapsed().as_secs_f64());
     response
 }

@@ -288,20 +288,17 @@ impl Call<'_> {
         self.peer_answer(code)
     }
 
-    fn sent(&self, op: &str, code: &str) -> Response<Full<Bytes>> {
+    fn sent(&self, op: &'static str, code: &'static str) -> Response<Full<Bytes>> {
         self.count(op, code);
         success(code, serde_json::json!({}))
     }
 
-    fn count(&self, op: &str, code: &str) {
+    fn count(&self, op: &'static str, code: &'static str) {
         self.hub
             .http()
             .metrics
             .rest_sends
-            .get_or_create(&super::metrics::OpLabels {
-                op: op.to_string(),
-                code: code.to_string(),
-            })
+            .get_or_create(&super::metrics::SendLabels { op, code })
             .inc();
     }
 
