@@ -353,7 +353,7 @@ impl Call<'_> {
         let to = (self.app, from, body.channel_name.as_str());
         let outcome = match route_channel_message(self.hub, to, message, true) {
             Ok(routed) => routed.await,
-            Err(change) => self.hub.submit(change, None).await,
+            Err(change) => self.hub.submit(*change, None).await,
         };
         match outcome {
             Outcome::Sent(Ok(_)) => self.sent("channel", "message_sent"),

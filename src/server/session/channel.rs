@@ -59,7 +59,7 @@ pub(super) async fn send(ask: &mut Ask<'_>, channel: String, message: Message) {
     }
     let (app, from) = (ask.me.app.clone(), ask.me.user.clone());
     match route(ask.hub, (&app, &from, &channel), message, false) {
-        Err(change) => match ask.submit(change).await {
+        Err(change) => match ask.submit(*change).await {
             Outcome::Sent(Ok(result)) => ask.ok(&result),
             Outcome::Sent(Err(error)) => ask.refuse(error),
             other => ask.unavailable(&other),
@@ -92,7 +92,7 @@ pub(in crate::server) fn route(
     (app, from, channel): (&str, &str, &str),
     message: Message,
     from_server: bool,
-) -> Result<BoxFuture<Outcome>, Change> {
+) -> Result<BoxFuture<Outcome>, Box<Change>> {
     let routed = hub.engine().route_channel(
         hub,
         &RoutedMessage {
@@ -104,12 +104,14 @@ pub(in crate::server) fn route(
             from_server,
         },
     );
-    routed.ok_or_else(|| Change::SendChannel {
-        app: app.to_string(),
-        user: from.to_string(),
-        channel: channel.to_string(),
-        message,
-        from_server,
+    routed.ok_or_else(|| {
+        Box::new(Change::SendChannel {
+            app: app.to_string(),
+            user: from.to_string(),
+            channel: channel.to_string(),
+            message,
+            from_server,
+        })
     })
 }
 
