@@ -268,11 +268,14 @@ async fn metrics_endpoint() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_reads_the_servers_metrics_and_shows_none_when_there_are_none() {
-    let server = support::start_server(Config::ephemeral()).await;
+    // With its health and metrics on an admin listener (`--admin-listen`), our server
+    // answers 404 at /metrics on its main port: no metrics in the report.
+    let mut config = Config::ephemeral();
+    config.admin_listen = Some(([127, 0, 0, 1], 9).into());
+    let server = support::start_server(config).await;
     let url = server.url();
     let mut common = gentle_bench(&url, "1");
     common.push("--json");
-    // Our server answers 404 at /metrics (no endpoint yet): no metrics in the report.
     let none = run(&common).await;
     let report: serde_json::Value = serde_json::from_slice(&none.stdout).expect("JSON");
     assert!(report.get("server_metrics").is_none(), "{report}");

@@ -33,11 +33,19 @@ pub struct Rewind<S> {
 /// Reads `stream` up to the end of its request line and tells where it goes; `None` if
 /// the peer closed (or failed) before sending a whole line.
 pub async fn peek_route<S: AsyncRead + Unpin>(mut stream: S) -> Option<(Rewind<S>, Route)> {
-    let mut prefix = Vec::with_capacity(256);
+    let mut prefix: Vec<u8> = Vec::with_capacity(256);
     let mut chunk = [0u8; 512];
     let line_end = loop {
         if let Some(end) = prefix.windows(2).position(|w| w == b"\r\n") {
             break end;
+        }
+        // Not text (a TLS ClientHello to a plain server, say): no request line will come,
+        // so it goes to the HTTP side now, which refuses it at once.
+        if prefix
+            .iter()
+            .any(|b| !(b.is_ascii_graphic() || b" \r\n".contains(b)))
+        {
+            break prefix.len();
         }
         if prefix.len() >= MAX_REQUEST_LINE {
             break prefix.len();
@@ -136,6 +144,17 @@ mod tests {
         assert_eq!(route_of(b"POST /rtm/v1 HTTP/1.1"), Route::Http);
         assert_eq!(route_of(b"GET /metrics HTTP/1.1"), Route::Http);
         assert_eq!(route_of(b"garbage"), Route::Http);
+    }
+
+    #[tokio::test]
+    async fn bytes_that_are_not_text_go_to_the_http_side_at_once() {
+        let (mut client, server) = tokio::io::duplex(64);
+        // The start of a TLS ClientHello; the peer then waits for an answer.
+        tokio::io::AsyncWriteExt::write_all(&mut client, &[0x16, 0x03, 0x01, 0x02])
+            .await
+            .unwrap();
+        let (_, route) = peek_route(server).await.unwrap();
+        assert_eq!(route, Route::Http);
     }
 
     #[tokio::test]
