@@ -182,6 +182,16 @@ pub(super) struct State {
 }
 
 impl Shared {
+    /// `user` of `app`, if the state knows it.
+    pub fn user(&self, app: &str, user: &str) -> Option<&User> {
+        self.apps.get(app)?.users.get(user)
+    }
+
+    /// `channel` of `app`, if the state knows it.
+    pub fn channel(&self, app: &str, channel: &str) -> Option<&Channel> {
+        self.apps.get(app)?.channels.get(channel)
+    }
+
     /// A state holding only the cached messages a store loaded.
     pub fn with_offline(offline: Vec<CachedMessage>) -> Self {
         let mut shared = Shared::default();
@@ -878,12 +888,7 @@ impl Hub {
         request_id: u32,
         here: Here<'_>,
     ) -> PeerSend {
-        let receiver = state
-            .shared
-            .apps
-            .get(app)
-            .and_then(|a| a.users.get(to))
-            .and_then(|u| u.conn.clone());
+        let receiver = state.shared.user(app, to).and_then(|u| u.conn.clone());
         if receiver.is_none() && !offline {
             return PeerSend::Unreachable;
         }
@@ -1202,9 +1207,7 @@ impl Hub {
     pub fn is_member(&self, app: &str, user: &str, channel: &str) -> bool {
         self.lock()
             .shared
-            .apps
-            .get(app)
-            .and_then(|a| a.users.get(user))
+            .user(app, user)
             .is_some_and(|u| u.joined.contains(channel))
     }
 

@@ -227,9 +227,7 @@ impl Hub {
         let state = self.lock();
         state
             .shared
-            .apps
-            .get(app)
-            .and_then(|a| a.channels.get(channel))
+            .channel(app, channel)
             .map(|c| {
                 let members = c.members.keys().take(limit).cloned().collect();
                 (members, c.members.len() as u64)

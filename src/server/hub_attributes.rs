@@ -127,9 +127,7 @@ impl Hub {
         let state = self.lock();
         let entry = state
             .shared
-            .apps
-            .get(app)
-            .and_then(|a| a.users.get(user))
+            .user(app, user)
             .filter(|u| u.conn.is_some())
             .ok_or(AttrError::UserNotFound)?;
         Ok(match keys {
@@ -212,12 +210,7 @@ impl Hub {
         keys: Option<&[String]>,
     ) -> Vec<ChannelAttribute> {
         let state = self.lock();
-        let Some(state_channel) = state
-            .shared
-            .apps
-            .get(app)
-            .and_then(|a| a.channels.get(channel))
-        else {
+        let Some(state_channel) = state.shared.channel(app, channel) else {
             return Vec::new();
         };
         state_channel

@@ -26,9 +26,7 @@ impl Hub {
         let state = self.lock();
         let local = state
             .shared
-            .apps
-            .get(app)
-            .and_then(|a| a.users.get(to))
+            .user(app, to)
             .and_then(|u| u.conn.as_ref())
             .and_then(|c| c.local.as_ref());
         match local {
@@ -44,12 +42,7 @@ impl Hub {
     /// sender.
     pub fn deliver_channel(&self, app: &str, channel: &str, from: &str, line: &Arc<str>) {
         let state = self.lock();
-        if let Some(members) = state
-            .shared
-            .apps
-            .get(app)
-            .and_then(|a| a.channels.get(channel))
-        {
+        if let Some(members) = state.shared.channel(app, channel) {
             members.broadcast(line, Some(from));
         }
     }
@@ -57,15 +50,10 @@ impl Hub {
     /// True if a member of `channel` has its connection on this node.
     pub fn has_local_member(&self, app: &str, channel: &str) -> bool {
         let state = self.lock();
-        state
-            .shared
-            .apps
-            .get(app)
-            .and_then(|a| a.channels.get(channel))
-            .is_some_and(|c| {
-                c.members
-                    .values()
-                    .any(|conn| conn.as_ref().is_some_and(|c| c.local.is_some()))
-            })
+        state.shared.channel(app, channel).is_some_and(|c| {
+            c.members
+                .values()
+                .any(|conn| conn.as_ref().is_some_and(|c| c.local.is_some()))
+        })
     }
 }

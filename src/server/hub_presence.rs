@@ -79,9 +79,7 @@ impl Hub {
     pub fn subscriptions(&self, app: &str, user: &str) -> Vec<String> {
         self.lock()
             .shared
-            .apps
-            .get(app)
-            .and_then(|a| a.users.get(user))
+            .user(app, user)
             .map(|u| u.subscriptions.iter().cloned().collect())
             .unwrap_or_default()
     }

@@ -66,7 +66,7 @@ impl Hub {
 
     fn token_warning(&self, app: &str, user: &str, epoch: u64) {
         let state = self.lock();
-        let Some(entry) = state.shared.apps.get(app).and_then(|a| a.users.get(user)) else {
+        let Some(entry) = state.shared.user(app, user) else {
             return;
         };
         if let (Some((expires_at, watched)), Some(conn)) = (entry.token, &entry.conn) {
