@@ -225,19 +225,11 @@ mod connection;
 mod engine;
 pub mod http;
 mod hub;
-mod hub_admin;
-mod hub_attributes;
-mod hub_delivery;
-mod hub_invitations;
-mod hub_offline;
-mod hub_presence;
-mod hub_tokens;
 mod outbox;
 mod prelogin;
 mod rate;
 mod session;
 mod store;
-mod timers;
 mod tls;
 
 use std::future::Future;
@@ -300,11 +292,10 @@ async fn prepare(config: Config) -> Result<Prepared, ServerError> {
         }
         StoreLocation::Redis(settings) => {
             tracing::info!(urls = ?settings.urls, settings.node, "joining the nodes on redis");
-            let (engine, shared) = engine::redis::RedisEngine::connect(settings).await?;
-            return Ok(Prepared {
-                hub: Hub::new(Arc::new(config), Box::new(engine), shared),
-                _temp: None,
-            });
+            let (engine, snapshot) = engine::redis::RedisEngine::connect(settings).await?;
+            let hub = Hub::with_snapshot(Arc::new(config), Box::new(engine), snapshot.as_deref())
+                .map_err(engine::redis::RedisEngineError::Snapshot)?;
+            return Ok(Prepared { hub, _temp: None });
         }
     };
     let ttl = config.offline_ttl;

@@ -2,7 +2,8 @@
 //! `qa → client → protocol`, `server → protocol`, `server → token`. A backward import
 //! fails here with the file and line, so the layering stays visible as the code grows.
 //! Also: the rooms a client application builds (`protocol`, `token`, `client`, with
-//! `default-features = false`) name no optional crate.
+//! `default-features = false`) name no optional crate; inside the server, the engine
+//! names nothing of the hub above it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,17 @@ const RULES: &[Rule] = &[
     Rule {
         room: "src/server",
         forbidden: &[&["crate::client", "crate::tui", "crate::qa"]],
+        exceptions: &[],
+    },
+    Rule {
+        // The engine sits below the hub: it drives it through `engine::Node`.
+        room: "src/server/engine",
+        forbidden: &[&[
+            "crate::server::hub",
+            "super::hub",
+            "super::super::hub",
+            "super::super::super::hub",
+        ]],
         exceptions: &[],
     },
     Rule {

@@ -5,11 +5,10 @@
 use std::sync::Mutex;
 
 use crate::protocol::HistoryMessage;
-use crate::server::hub::{Hub, NodeId};
 use crate::server::outbox::ConnHandle;
 use crate::server::store::{HistoryQuery, Loaded, Store, ID_BLOCK};
 
-use super::{BoxFuture, Change, Engine, MessageStore, Stamp, Submitted};
+use super::{BoxFuture, Change, Engine, MessageStore, Node, NodeId, Stamp, Submitted};
 
 /// One node, its state in memory, its data in SQLite.
 #[derive(Debug)]
@@ -79,14 +78,20 @@ impl Engine for MemoryEngine {
         0
     }
 
-    fn submit(&self, hub: &Hub, change: Change, conn: Option<ConnHandle>) -> Submitted {
+    fn submit(&self, node: &dyn Node, change: Change, conn: Option<ConnHandle>) -> Submitted {
         let stamp = Stamp {
             origin: 0,
             message_id: None,
             now_ms: crate::protocol::now_ms(),
         };
-        let mut state = hub.lock();
-        Submitted::Applied(hub.apply(&mut state, change, stamp, conn.as_ref()))
+        let mut change = Some(change);
+        let mut outcome = None;
+        node.with_state(&mut |state| {
+            if let Some(change) = change.take() {
+                outcome = Some(state.apply(change, stamp, conn.as_ref()));
+            }
+        });
+        Submitted::Applied(outcome.unwrap_or(super::Outcome::Done))
     }
 
     fn caught_up(&self) -> Option<BoxFuture<()>> {
@@ -116,7 +121,7 @@ impl Engine for MemoryEngine {
         self.store_id.clone()
     }
 
-    fn start(&self, _hub: &Hub) {}
+    fn start(&self, _node: &dyn Node) {}
 
     fn stop(&self) -> BoxFuture<()> {
         let store = self.store.clone();

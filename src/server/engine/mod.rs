@@ -1,6 +1,6 @@
 //! The engine seam: what this node shares with the others.
 //!
-//! The hub (`hub.rs`) keeps everything node-local: this node's connections and their
+//! The hub (`hub/`) keeps everything node-local: this node's connections and their
 //! ordered delivery, pending acks, timers. What users on different nodes must agree on
 //! (who is online where, channel membership, presence subscriptions, attributes,
 //! invitations, the offline cache) is one deterministic state that every node holds a
@@ -18,185 +18,30 @@
 //! copy once it has caught up with the stream as it was when the read came
 //! ([`Engine::caught_up`]), so a read sees every write answered before it, on any node.
 //!
+//! The engine sits below the hub and never names it: it drives the node above it through
+//! [`Node`] (`node.rs`), and the words both use (a [`Change`], its [`Outcome`], node and
+//! connection ids) live in `change.rs`.
+//!
 //! A new shared op gets a [`Change`] variant and an arm in `Hub::apply` (and, if it can be
 //! refused, an `Outcome` variant carrying its family's typed error); node-local work
 //! (a reply, an event to a local connection, a timer) happens there only on the nodes it
 //! concerns, so the same change applied on every node has each effect once.
 
+mod change;
 pub mod memory;
+mod node;
 pub mod redis;
+
+pub use change::*;
+pub use node::{Node, NodeRef, SharedState};
 
 use std::future::Future;
 use std::pin::Pin;
 
-use serde::{Deserialize, Serialize};
-
-use crate::protocol::{AttributeWrite, InvitationAnswer};
 use crate::protocol::{HistoryMessage, Message};
 
-use super::hub::{ConnId, Hub, NodeId, Outcome};
-use super::hub_invitations::InvitationKey;
 use super::outbox::ConnHandle;
 use super::store::HistoryQuery;
-
-/// A change to the shared state, as every node applies it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "change", rename_all = "snake_case")]
-pub enum Change {
-    /// `login` on `conn`; its reply goes out when the change is applied on the origin.
-    Login {
-        app: String,
-        user: String,
-        conn: ConnId,
-        request_id: u32,
-        token_expires_at: Option<u64>,
-    },
-    Logout {
-        app: String,
-        user: String,
-        conn: ConnId,
-    },
-    /// A connection ended without logout: the grace period starts.
-    Disconnected {
-        app: String,
-        user: String,
-        conn: ConnId,
-    },
-    SendPeer {
-        app: String,
-        from: String,
-        to: String,
-        message: Message,
-        offline: bool,
-        request_id: u32,
-        /// The id the engine gave the message before the change (the Redis engine hands
-        /// out ids per shard, not in the change stream's order); `None`: stamped when applied.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message_id: Option<u64>,
-    },
-    Ack {
-        app: String,
-        user: String,
-        message_id: u64,
-    },
-    /// A cached message whose durable write failed goes back out of the cache.
-    ForgetCached {
-        app: String,
-        receiver: String,
-        message_id: u64,
-    },
-    Join {
-        app: String,
-        user: String,
-        channel: String,
-    },
-    Leave {
-        app: String,
-        user: String,
-        channel: String,
-    },
-    SendChannel {
-        app: String,
-        user: String,
-        channel: String,
-        message: Message,
-        /// Sent by the REST API (`server::http`): the sender need not be a member.
-        #[serde(default)]
-        from_server: bool,
-    },
-    /// `subscribe_peers_online`; the reply and the current states follow on the origin.
-    Subscribe {
-        app: String,
-        user: String,
-        peers: Vec<String>,
-        request_id: u32,
-    },
-    Unsubscribe {
-        app: String,
-        user: String,
-        peers: Vec<String>,
-    },
-    UserAttributes {
-        app: String,
-        user: String,
-        write: AttributeWrite,
-    },
-    ChannelAttributes {
-        app: String,
-        user: String,
-        channel: String,
-        write: AttributeWrite,
-        notify: bool,
-    },
-    Invite {
-        app: String,
-        caller: String,
-        callee: String,
-        invitation_id: String,
-        content: String,
-        channel: Option<String>,
-    },
-    CancelInvitation {
-        app: String,
-        caller: String,
-        callee: String,
-        invitation_id: String,
-    },
-    AnswerInvitation {
-        app: String,
-        callee: String,
-        caller: String,
-        invitation_id: String,
-        answer: InvitationAnswer,
-        response: String,
-    },
-    /// Login or renewal: the token of `user` on `conn` ends at `expires_at`.
-    WatchToken {
-        app: String,
-        user: String,
-        conn: ConnId,
-        expires_at: Option<u64>,
-    },
-    /// Timers that change shared state fire on one node (their owner) and come back as
-    /// changes; `epoch` tells a stale timer from the current one.
-    GraceOver {
-        app: String,
-        user: String,
-        epoch: u64,
-    },
-    AttributesExpired {
-        app: String,
-        channel: String,
-        epoch: u64,
-    },
-    InvitationExpired {
-        app: String,
-        key: InvitationKey,
-        epoch: u64,
-    },
-    TokenExpired {
-        app: String,
-        user: String,
-        epoch: u64,
-    },
-    /// A node stopped beating: its connections are gone, its timers change owner.
-    NodeGone { node: NodeId },
-    /// An operator's change: kick, ban, unban, event feeds (`hub_admin.rs`).
-    Admin(super::hub_admin::AdminChange),
-}
-
-/// Where a change is applied from: who submitted it, the id a message in it gets, and the
-/// wall clock it counts with, the same on every node.
-#[derive(Debug, Clone, Copy)]
-pub struct Stamp {
-    /// The node that submitted the change.
-    pub origin: NodeId,
-    /// The message id this change was given in the shared order (`None`: the hub's own
-    /// counter, on one node).
-    pub message_id: Option<u64>,
-    /// Unix milliseconds at the origin when it submitted the change.
-    pub now_ms: u64,
-}
 
 /// A change on its way: applied already (one node), or applied when its turn comes.
 pub enum Submitted {
@@ -243,7 +88,7 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
 
     /// Puts `change` in the shared order; this node's hub applies it when its turn
     /// comes, with `conn` (the requesting connection, if any) as the origin's.
-    fn submit(&self, hub: &Hub, change: Change, conn: Option<ConnHandle>) -> Submitted;
+    fn submit(&self, node: &dyn Node, change: Change, conn: Option<ConnHandle>) -> Submitted;
 
     /// Resolves once this node has applied every change appended before the call (`None`:
     /// always the case, as on one node). Reads wait for it, so a read never misses a
@@ -261,7 +106,7 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     fn store_id(&self) -> String;
 
     /// Starts the engine's background work with the hub it feeds (readers, heartbeats).
-    fn start(&self, hub: &Hub);
+    fn start(&self, node: &dyn Node);
 
     /// Ends the background work and makes what was written durable.
     fn stop(&self) -> BoxFuture<()>;
@@ -275,7 +120,11 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// instead; the caller awaits one connection's sends in order. `None`: the engine
     /// does not route messages (one node); it goes through the shared order
     /// (`Change::SendPeer`).
-    fn route_peer(&self, _hub: &Hub, _send: &RoutedMessage<'_>) -> Option<BoxFuture<PeerRoute>> {
+    fn route_peer(
+        &self,
+        _node: &dyn Node,
+        _send: &RoutedMessage<'_>,
+    ) -> Option<BoxFuture<PeerRoute>> {
         None
     }
 
@@ -288,7 +137,11 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// Sends a channel message straight to the nodes with members of the channel, when
     /// the engine does that; resolves with the `send_channel` outcome. `None`: through
     /// the shared order (`Change::SendChannel`).
-    fn route_channel(&self, _hub: &Hub, _send: &RoutedMessage<'_>) -> Option<BoxFuture<Outcome>> {
+    fn route_channel(
+        &self,
+        _node: &dyn Node,
+        _send: &RoutedMessage<'_>,
+    ) -> Option<BoxFuture<Outcome>> {
         None
     }
 

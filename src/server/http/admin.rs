@@ -2,7 +2,7 @@
 //! unban a user, and the read-only queries an operator needs (online status, a channel's
 //! members and count). Customer keys only: a token caller gets 403.
 //!
-//! Kick and ban are `AdminChange::Kick` (`hub_admin.rs`), so every node applies them;
+//! Kick and ban are `AdminChange::Kick` (`hub/admin.rs`), so every node applies them;
 //! the queries read this node's copy once it has caught up (`Hub::caught_up`).
 
 use http_body_util::Full;
@@ -16,11 +16,12 @@ use crate::protocol::limits::{
 use crate::protocol::PeerStatus;
 
 use super::super::engine::Change;
-use super::super::hub::Outcome;
-use super::super::hub_admin::{AdminChange, AdminOutcome, BANNED_FOREVER};
 use super::auth::Caller;
 use super::rest::{success, unavailable, Call};
 use super::{failure, query_param, read_body};
+use crate::server::engine::Outcome;
+use crate::server::engine::{AdminChange, AdminOutcome};
+use crate::server::hub::admin::BANNED_FOREVER;
 
 /// The route pattern of an operator call, if it is one.
 pub fn pattern_of(method: &Method, rest: &[&str]) -> Option<&'static str> {

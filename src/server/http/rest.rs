@@ -23,12 +23,14 @@ use crate::protocol::{HistoryMessage, Message, PeerStatus};
 
 use super::super::config::AppLookup;
 use super::super::engine::Change;
-use super::super::hub::{channel_conversation, peer_conversation, Hub, Outcome};
-use super::super::hub_admin::{AdminChange, AdminOutcome, Feed, FEED_PULL_MAX};
 use super::super::session::{route_channel_message, send_peer_from, PeerReplyTo};
 use super::super::store::HistoryQuery;
 use super::auth::{authenticate, Caller};
 use super::{answer, failure, query_param, read_body, request_id, Ctx, Family};
+use crate::server::engine::{channel_conversation, peer_conversation, Outcome};
+use crate::server::engine::{AdminChange, AdminOutcome, Feed};
+use crate::server::hub::admin::FEED_PULL_MAX;
+use crate::server::hub::Hub;
 
 /// An answer and the route pattern it is counted under.
 pub type Routed = (&'static str, Response<Full<Bytes>>);

@@ -3,14 +3,14 @@
 //! either.
 //!
 //! The sets, their size limits and the expiry of an empty channel's are the hub's
-//! (`hub_attributes.rs`).
+//! (`hub/attributes.rs`).
 
 use crate::protocol::{AttrError, ChannelAttributesResult, UserAttributesResult};
 
 use super::super::engine::Change;
-use super::super::hub::Outcome;
 use super::Ask;
 use crate::protocol::AttributeWrite;
+use crate::server::engine::Outcome;
 
 /// Counts a write against the rate limit; answers "too often" if over.
 fn admitted(ask: &mut Ask<'_>) -> bool {

@@ -2,7 +2,7 @@
 //! (CHANNEL_MSG), `get_members` (MEMBERS) and `get_channel_member_count` (COUNT), each
 //! under its rate limit.
 //!
-//! Membership, events and the member count's throttle are the hub's (`hub.rs`).
+//! Membership, events and the member count's throttle are the hub's (`hub/`).
 
 use crate::protocol::{
     ChannelMsgError, CountError, JoinError, JoinResult, MemberCountResult, MembersError,
@@ -10,8 +10,9 @@ use crate::protocol::{
 };
 
 use super::super::engine::{BoxFuture, Change, RoutedMessage};
-use super::super::hub::{Hub, Outcome};
 use super::{Ask, RoutedTurn, UNAVAILABLE};
+use crate::server::engine::Outcome;
+use crate::server::hub::Hub;
 
 /// `join`: the member count, after the join rate limits (all channels, then this one).
 pub(super) async fn join(ask: &mut Ask<'_>, channel: String) {

@@ -2,13 +2,13 @@
 //! caller, `accept_invitation` and `refuse_invitation` by the callee.
 //!
 //! Pending invitations, their events and their expiry are the hub's
-//! (`hub_invitations.rs`).
+//! (`hub/invitations.rs`).
 
 use crate::protocol::{InvitationAnswer, InviteError};
 
 use super::super::engine::Change;
-use super::super::hub::Outcome;
 use super::Ask;
+use crate::server::engine::Outcome;
 
 /// Submits an invitation change and answers 0 or its INVITE code.
 async fn submit(ask: &Ask<'_>, change: Change) {

@@ -2,7 +2,7 @@
 //! `logout`, `renew_token` (RENEW codes) and `ping`.
 //!
 //! The token check is `auth.rs`; the token's expiry watch, started by a `WatchToken`
-//! change after a login or a renewal, is `hub_tokens.rs`.
+//! change after a login or a renewal, is `hub/tokens.rs`.
 
 use crate::protocol::request_rules::check_login;
 use crate::protocol::{now_ms, Family, LoginError, PingResult, RenewError, RenewResult};
@@ -10,8 +10,9 @@ use crate::protocol::{now_ms, Family, LoginError, PingResult, RenewError, RenewR
 use super::super::auth::{verify_token, AuthError};
 use super::super::config::AppLookup;
 use super::super::engine::Change;
-use super::super::hub::{Hub, Outcome};
 use super::{Ask, Identity, Session};
+use crate::server::engine::Outcome;
+use crate::server::hub::Hub;
 
 /// `login`: checks the rate, the ids and the token, then binds the user to this
 /// connection (the hub answers when it applies the change, before the cached messages).
@@ -28,7 +29,7 @@ pub(super) async fn login(
         return session.refuse_invalid(id, &refusal);
     }
     if let Some(until) = hub.ban_of(app_id, user).await {
-        let why = super::super::hub_admin::ban_reason(until);
+        let why = crate::server::hub::admin::ban_reason(until);
         return session.refuse_why(id, LoginError::Rejected, why);
     }
     let expires_at = match hub.config().apps.lookup(app_id) {

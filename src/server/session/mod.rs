@@ -44,7 +44,8 @@ use crate::protocol::InvitationAnswer::{Accept, Refuse};
 use crate::protocol::{HistoryError, LoginError, Op, Refusal, Reply, Request, WireCode};
 
 use super::engine::Change;
-use super::hub::{Hub, Outcome};
+use super::engine::Outcome;
+use super::hub::Hub;
 use super::outbox::ConnHandle;
 use super::rate::SessionLimits;
 use crate::protocol::AttributeWrite::{AddOrUpdate, Clear, Delete, Set};

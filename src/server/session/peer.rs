@@ -1,16 +1,17 @@
 //! `handle`'s PEER family: `send_peer` and the receiver's `ack` (a notice, or a request
 //! with an id).
 //!
-//! The hub delivers, waits for the ack (`hub.rs`, `PendingAck`) or caches the message;
+//! The hub delivers, waits for the ack (`hub/peer.rs`, `PendingAck`) or caches the message;
 //! the reply to a delivered message goes out with its ack or its timeout, from the hub.
 
 use crate::protocol::codes::peer::CACHED_BY_SERVER;
 use crate::protocol::{Message, PeerError, Reply, WireCode};
 
 use super::super::engine::{Change, PeerRoute, RoutedMessage, Submitted};
-use super::super::hub::{Hub, Outcome, PeerSend};
 use super::super::outbox::ConnHandle;
 use super::{Ask, Identity, RoutedTurn, UNAVAILABLE};
+use crate::server::engine::{Outcome, PeerSend};
+use crate::server::hub::Hub;
 
 /// The change an `ack` of `me` submits, answered or not.
 pub(super) fn ack_change(me: &Identity, message_id: u64) -> Change {

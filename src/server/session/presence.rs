@@ -1,13 +1,13 @@
 //! `handle`'s presence ops (QUERY codes): `query_peers_online`,
 //! `(un)subscribe_peers_online` and `query_subscribed_peers`, all under one rate limit.
 //!
-//! Subscriptions and the events subscribers get are the hub's (`hub_presence.rs`).
+//! Subscriptions and the events subscribers get are the hub's (`hub/presence.rs`).
 
 use crate::protocol::{PeersOnlineResult, QueryError, SubscribedPeersResult};
 
 use super::super::engine::Change;
-use super::super::hub::Outcome;
 use super::Ask;
+use crate::server::engine::Outcome;
 
 /// Counts the request against the presence rate limit; answers "too often" if over.
 fn within_rate(ask: &mut Ask<'_>) -> bool {

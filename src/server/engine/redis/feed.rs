@@ -40,8 +40,10 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use crate::protocol::{ChannelMsgError, Event, HistoryMessage, Message, SendResult};
-use crate::server::engine::{BoxFuture, PeerRoute, RoutedMessage};
-use crate::server::hub::{channel_conversation, peer_conversation, Hub, NodeId, Outcome};
+use crate::server::engine::{
+    channel_conversation, peer_conversation, BoxFuture, Node, NodeId, NodeRef, Outcome, PeerRoute,
+    RoutedMessage,
+};
 use crate::server::outbox::ConnHandle;
 use crate::server::store::HistoryQuery;
 
@@ -259,7 +261,11 @@ impl Inner {
 }
 
 /// `Engine::route_peer` of the Redis engine: see the module header.
-pub fn route_peer(inner: &Arc<Inner>, hub: &Hub, send: &RoutedMessage<'_>) -> BoxFuture<PeerRoute> {
+pub fn route_peer(
+    inner: &Arc<Inner>,
+    hub: &dyn Node,
+    send: &RoutedMessage<'_>,
+) -> BoxFuture<PeerRoute> {
     let located = hub.locate(send.app, send.to);
     let conv = peer_conversation(send.from, send.to);
     let history = tail_json(&HistoryOut {
@@ -275,7 +281,7 @@ pub fn route_peer(inner: &Arc<Inner>, hub: &Hub, send: &RoutedMessage<'_>) -> Bo
     );
     let message = send.message.clone();
     let server_ts = send.server_ts;
-    let (inner, hub) = (Arc::clone(inner), hub.clone());
+    let (inner, hub) = (Arc::clone(inner), hub.to_ref());
     Box::pin(async move {
         let Some(history) = history else {
             return PeerRoute::Unavailable;
@@ -301,7 +307,7 @@ pub fn route_peer(inner: &Arc<Inner>, hub: &Hub, send: &RoutedMessage<'_>) -> Bo
         if node == inner.node {
             return route_here(
                 &inner,
-                &hub,
+                &*hub,
                 shard,
                 (&app, &from, &to),
                 &message,
@@ -355,7 +361,7 @@ pub fn route_peer(inner: &Arc<Inner>, hub: &Hub, send: &RoutedMessage<'_>) -> Bo
 /// history, nothing is published; this node hands it over and takes the ack itself.
 async fn route_here(
     inner: &Arc<Inner>,
-    hub: &Hub,
+    hub: &dyn Node,
     shard: &Shard,
     (app, from, to): (&str, &str, &str),
     message: &Message,
@@ -408,7 +414,7 @@ async fn route_here(
 /// `Engine::route_channel` of the Redis engine: see the module header.
 pub fn route_channel(
     inner: &Arc<Inner>,
-    hub: &Hub,
+    hub: &dyn Node,
     send: &RoutedMessage<'_>,
 ) -> BoxFuture<Outcome> {
     let (app, from, channel) = (send.app, send.from, send.to);
@@ -570,7 +576,7 @@ pub fn watch_channel(inner: &Arc<Inner>, app: &str, channel: &str) -> BoxFuture<
 
 /// Listens on one Redis: this node's inbox and the channel topics held there; hands what
 /// comes to the hub. Subscribes again after the connection breaks.
-pub async fn listen(inner: Arc<Inner>, hub: Hub, shard: usize) {
+pub async fn listen(inner: Arc<Inner>, hub: NodeRef, shard: usize) {
     let mut complaint = Complaint::new("listening for messages");
     let feeds = &inner.feeds;
     loop {
@@ -618,13 +624,13 @@ pub async fn listen(inner: Arc<Inner>, hub: Hub, shard: usize) {
             }
         }
         // What was published while the subscription was down, before what comes now.
-        catch_up(&inner, &hub, shard).await;
+        catch_up(&inner, &*hub, shard).await;
         *lock(&feeds.sinks[shard]) = Some(sink);
         feeds.up[shard].send_replace(true);
         loop {
             tokio::select! {
                 message = stream.next() => match message {
-                    Some(message) => receive(&inner, &hub, shard, message.get_payload_bytes()).await,
+                    Some(message) => receive(&inner, &*hub, shard, message.get_payload_bytes()).await,
                     None => break,
                 },
                 () = stopped(&inner) => return,
@@ -651,7 +657,7 @@ async fn read_as_far_as(inner: &Inner, n: u64) {
 }
 
 /// One message from a topic.
-async fn receive(inner: &Arc<Inner>, hub: &Hub, shard: usize, payload: &[u8]) {
+async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8]) {
     let feed: Feed = match serde_json::from_slice(payload) {
         Ok(feed) => feed,
         Err(e) => {
@@ -734,7 +740,13 @@ async fn receive(inner: &Arc<Inner>, hub: &Hub, shard: usize, payload: &[u8]) {
 
 /// Hands a channel message to this node's members, unless it was handed over already
 /// (a message read from history after a broken subscription may come again).
-fn hand_over_channel(inner: &Inner, hub: &Hub, app: &str, channel: &str, message: HistoryMessage) {
+fn hand_over_channel(
+    inner: &Inner,
+    hub: &dyn Node,
+    app: &str,
+    channel: &str,
+    message: HistoryMessage,
+) {
     let topic = channel_topic(app, channel);
     if let Some(watched) = lock(&inner.feeds.watched).get_mut(&topic) {
         if message.message_id <= watched.last_id {
@@ -754,7 +766,7 @@ fn hand_over_channel(inner: &Inner, hub: &Hub, app: &str, channel: &str, message
 
 /// After the subscription to Redis `shard` broke and came back: every channel topic held
 /// there gets, from history, what was published after the last message it handed over.
-async fn catch_up(inner: &Inner, hub: &Hub, shard: usize) {
+async fn catch_up(inner: &Inner, hub: &dyn Node, shard: usize) {
     let topics: Vec<(String, String, u64)> = lock(&inner.feeds.watched)
         .values()
         .filter(|w| w.shard == shard && w.last_id > 0)
@@ -779,7 +791,7 @@ async fn catch_up(inner: &Inner, hub: &Hub, shard: usize) {
 }
 
 /// Forgets what nobody waits for any more and leaves topics with no local member.
-pub async fn sweep(inner: Arc<Inner>, hub: Hub) {
+pub async fn sweep(inner: Arc<Inner>, hub: NodeRef) {
     let feeds = &inner.feeds;
     let routed_for = hub.config().ack_timeout + SUBMIT_TIMEOUT;
     while pause(&inner, SWEEP_EVERY).await {

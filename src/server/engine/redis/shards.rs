@@ -41,13 +41,13 @@ pub fn shard_of_channel(count: usize, app: &str, channel: &str) -> usize {
     shard_of(
         count,
         app,
-        &crate::server::hub::channel_conversation(channel),
+        &crate::server::engine::channel_conversation(channel),
     )
 }
 
 /// Which of `count` servers holds the conversation of users `a` and `b` of `app`.
 pub fn shard_of_peers(count: usize, app: &str, a: &str, b: &str) -> usize {
-    shard_of(count, app, &crate::server::hub::peer_conversation(a, b))
+    shard_of(count, app, &crate::server::engine::peer_conversation(a, b))
 }
 
 /// SplitMix64's finaliser: every input bit moves every output bit.

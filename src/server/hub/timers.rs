@@ -3,8 +3,9 @@
 //! costs an entry, not a task, and cancelling one (an ack that arrived, a token renewed)
 //! removes its entry at once: nothing per message outlives its ack.
 //!
-//! A callback runs on the timer task with no lock held and gets the hub; it takes the
-//! hub's lock itself. At shutdown ([`Timers::stop`]) the task ends and every pending
+//! A callback runs on the timer task with no lock held and gets the context the task was
+//! spawned with (the hub, which owns the timers: the wheel names no hub type); it takes
+//! the hub's lock itself. At shutdown ([`Timers::stop`]) the task ends and every pending
 //! callback is dropped without running; timers started afterwards never run.
 
 use std::collections::HashMap;
@@ -14,9 +15,7 @@ use std::time::Duration;
 
 use tokio_util::time::delay_queue::{DelayQueue, Key};
 
-use super::hub::Hub;
-
-type Callback = Box<dyn FnOnce(&Hub) + Send>;
+type Callback<C> = Box<dyn FnOnce(&C) + Send>;
 
 /// Longest delay a timer waits: `DelayQueue` panics past about 2.2 years (2^36 ms), so a
 /// longer delay (a token valid for years, a setting out of range) is cut to this. A
@@ -25,43 +24,78 @@ pub const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The queue and the keys of the timers still pending, by timer id (a `Key` is reused
 /// once its entry is gone, so handles hold ids).
-#[derive(Default)]
-struct Wheel {
-    queue: DelayQueue<(u64, Callback)>,
+struct Wheel<C> {
+    queue: DelayQueue<(u64, Callback<C>)>,
     keys: HashMap<u64, Key>,
     next_id: u64,
     stopped: bool,
 }
 
-fn lock(wheel: &Mutex<Wheel>) -> MutexGuard<'_, Wheel> {
+impl<C> Default for Wheel<C> {
+    fn default() -> Self {
+        Wheel {
+            queue: DelayQueue::new(),
+            keys: HashMap::new(),
+            next_id: 0,
+            stopped: false,
+        }
+    }
+}
+
+fn lock<C>(wheel: &Mutex<Wheel<C>>) -> MutexGuard<'_, Wheel<C>> {
     wheel
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Every timer of one hub.
-#[derive(Clone, Default)]
-pub struct Timers {
-    wheel: Arc<Mutex<Wheel>>,
+/// Every timer of one hub; callbacks get a `&C`.
+pub struct Timers<C> {
+    wheel: Arc<Mutex<Wheel<C>>>,
     stop: Arc<tokio::sync::Notify>,
 }
 
-impl std::fmt::Debug for Timers {
+impl<C> Default for Timers<C> {
+    fn default() -> Self {
+        Timers {
+            wheel: Arc::default(),
+            stop: Arc::default(),
+        }
+    }
+}
+
+impl<C> Clone for Timers<C> {
+    fn clone(&self) -> Self {
+        Timers {
+            wheel: Arc::clone(&self.wheel),
+            stop: Arc::clone(&self.stop),
+        }
+    }
+}
+
+impl<C> std::fmt::Debug for Timers<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Timers")
-            .field("pending", &self.wheel().keys.len())
+            .field("pending", &lock(&self.wheel).keys.len())
             .finish_non_exhaustive()
     }
 }
 
 /// Cancels one timer; dropping it does not.
-#[derive(Clone)]
-pub struct TimerHandle {
+pub struct TimerHandle<C> {
     id: u64,
-    wheel: Arc<Mutex<Wheel>>,
+    wheel: Arc<Mutex<Wheel<C>>>,
 }
 
-impl std::fmt::Debug for TimerHandle {
+impl<C> Clone for TimerHandle<C> {
+    fn clone(&self) -> Self {
+        TimerHandle {
+            id: self.id,
+            wheel: Arc::clone(&self.wheel),
+        }
+    }
+}
+
+impl<C> std::fmt::Debug for TimerHandle<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TimerHandle")
             .field("id", &self.id)
@@ -69,7 +103,7 @@ impl std::fmt::Debug for TimerHandle {
     }
 }
 
-impl TimerHandle {
+impl<C> TimerHandle<C> {
     /// Cancels the timer if it has not run yet.
     pub fn abort(&self) {
         let mut wheel = lock(&self.wheel);
@@ -79,14 +113,14 @@ impl TimerHandle {
     }
 }
 
-impl Timers {
-    fn wheel(&self) -> MutexGuard<'_, Wheel> {
+impl<C: Send + Sync + 'static> Timers<C> {
+    fn wheel(&self) -> MutexGuard<'_, Wheel<C>> {
         lock(&self.wheel)
     }
 
-    /// Runs `then` on `hub` after `delay` (counted from now, at most [`MAX_DELAY`]), unless
-    /// cancelled first.
-    pub fn start(&self, delay: Duration, then: impl FnOnce(&Hub) + Send + 'static) -> TimerHandle {
+    /// Runs `then` on the context after `delay` (counted from now, at most [`MAX_DELAY`]),
+    /// unless cancelled first.
+    pub fn start(&self, delay: Duration, then: impl FnOnce(&C) + Send + 'static) -> TimerHandle<C> {
         let delay = delay.min(MAX_DELAY);
         let mut wheel = self.wheel();
         let id = wheel.next_id;
@@ -116,8 +150,8 @@ impl Timers {
         self.stop.notify_one();
     }
 
-    /// The task that runs due timers; it holds `hub` until [`Timers::stop`].
-    pub fn spawn(&self, hub: Hub) {
+    /// The task that runs due timers; it holds `context` until [`Timers::stop`].
+    pub fn spawn(&self, context: C) {
         let timers = self.clone();
         tokio::spawn(async move {
             loop {
@@ -133,7 +167,7 @@ impl Timers {
                 let Some(expired) = expired else { continue };
                 let (id, then) = expired.into_inner();
                 timers.wheel().keys.remove(&id);
-                then(&hub);
+                then(&context);
             }
         });
     }

@@ -51,11 +51,13 @@ use tokio::time::Instant;
 
 use crate::protocol::HistoryMessage;
 use crate::server::config::RedisSettings;
-use crate::server::hub::{Hub, NodeId, Outcome, Shared};
 use crate::server::outbox::ConnHandle;
 use crate::server::store::HistoryQuery;
 
-use super::{BoxFuture, Change, Engine, MessageStore, PeerRoute, RoutedMessage, Stamp, Submitted};
+use super::{
+    BoxFuture, Change, Engine, MessageStore, Node, NodeId, NodeRef, Outcome, PeerRoute,
+    RoutedMessage, SharedState, Stamp, Submitted,
+};
 
 mod feed;
 pub mod shards;
@@ -241,9 +243,12 @@ pub enum RedisEngineError {
 }
 
 impl RedisEngine {
-    /// Connects to the Redis at `url` as the node named `name`, loads the latest snapshot
-    /// of the shared state (the hub starts from it) and says where to read on from.
-    pub async fn connect(settings: &RedisSettings) -> Result<(Self, Shared), RedisEngineError> {
+    /// Connects to the Redis servers of `settings`, and gives the latest snapshot of the
+    /// shared state (the hub starts from it; `None`: from nothing); the engine reads on
+    /// from where the snapshot was taken.
+    pub async fn connect(
+        settings: &RedisSettings,
+    ) -> Result<(Self, Option<String>), RedisEngineError> {
         let name = settings.node.as_str();
         if settings.urls.is_empty() {
             return Err(RedisEngineError::NoServer);
@@ -333,11 +338,11 @@ enum Reload {
     Corrupt(String),
 }
 
-/// The latest snapshot and its position, or an empty state from the stream's start.
+/// The latest snapshot and its position, or none and the stream's start.
 async fn load_snapshot(
     conn: &mut ConnectionManager,
     keys: &Keys,
-) -> Result<(Shared, Position), Reload> {
+) -> Result<(Option<String>, Position), Reload> {
     let fields: HashMap<String, String> = redis::cmd("HGETALL")
         .arg(&keys.snapshot)
         .query_async(conn)
@@ -349,11 +354,10 @@ async fn load_snapshot(
             id: "0-0".into(),
             n: 0,
         };
-        return Ok((Shared::default(), start));
+        return Ok((None, start));
     };
-    let shared: Shared = serde_json::from_str(state).map_err(|e| Reload::Corrupt(e.to_string()))?;
     let n = n.parse().map_err(|_| Reload::Corrupt(format!("n = {n}")))?;
-    Ok((shared, Position { id: id.clone(), n }))
+    Ok((Some(state.clone()), Position { id: id.clone(), n }))
 }
 
 impl Engine for RedisEngine {
@@ -361,7 +365,7 @@ impl Engine for RedisEngine {
         self.inner.node
     }
 
-    fn submit(&self, _hub: &Hub, change: Change, conn: Option<ConnHandle>) -> Submitted {
+    fn submit(&self, _hub: &dyn Node, change: Change, conn: Option<ConnHandle>) -> Submitted {
         let inner = &self.inner;
         let request = inner.next_request.fetch_add(1, Ordering::Relaxed);
         let entry = Entry {
@@ -435,11 +439,11 @@ impl Engine for RedisEngine {
         lock(&self.inner.store_id).clone()
     }
 
-    fn start(&self, hub: &Hub) {
+    fn start(&self, hub: &dyn Node) {
         let inner = &self.inner;
         let mut tasks = lock(&inner.tasks);
-        tasks.push(tokio::spawn(read_log(Arc::clone(inner), hub.clone())));
-        tasks.push(tokio::spawn(keep_alive(Arc::clone(inner), hub.clone())));
+        tasks.push(tokio::spawn(read_log(Arc::clone(inner), hub.to_ref())));
+        tasks.push(tokio::spawn(keep_alive(Arc::clone(inner), hub.to_ref())));
         if let Some(queue) = lock(&inner.outgoing_queue).take() {
             tasks.push(tokio::spawn(send_changes(Arc::clone(inner), queue)));
         }
@@ -452,11 +456,11 @@ impl Engine for RedisEngine {
         for shard in 0..inner.shards.len() {
             tasks.push(tokio::spawn(feed::listen(
                 Arc::clone(inner),
-                hub.clone(),
+                hub.to_ref(),
                 shard,
             )));
         }
-        tasks.push(tokio::spawn(feed::sweep(Arc::clone(inner), hub.clone())));
+        tasks.push(tokio::spawn(feed::sweep(Arc::clone(inner), hub.to_ref())));
     }
 
     fn stop(&self) -> BoxFuture<()> {
@@ -480,7 +484,7 @@ impl Engine for RedisEngine {
         Box::pin(std::future::pending())
     }
 
-    fn route_peer(&self, hub: &Hub, send: &RoutedMessage<'_>) -> Option<BoxFuture<PeerRoute>> {
+    fn route_peer(&self, hub: &dyn Node, send: &RoutedMessage<'_>) -> Option<BoxFuture<PeerRoute>> {
         Some(feed::route_peer(&self.inner, hub, send))
     }
 
@@ -488,7 +492,11 @@ impl Engine for RedisEngine {
         feed::ack_routed(&self.inner, app, user, message_id)
     }
 
-    fn route_channel(&self, hub: &Hub, send: &RoutedMessage<'_>) -> Option<BoxFuture<Outcome>> {
+    fn route_channel(
+        &self,
+        hub: &dyn Node,
+        send: &RoutedMessage<'_>,
+    ) -> Option<BoxFuture<Outcome>> {
         Some(feed::route_channel(&self.inner, hub, send))
     }
 
@@ -652,7 +660,7 @@ async fn reader_connection(inner: &Inner) -> redis::RedisResult<MultiplexedConne
 }
 
 /// Reads the stream in order and applies every change; see the module header.
-async fn read_log(inner: Arc<Inner>, hub: Hub) {
+async fn read_log(inner: Arc<Inner>, hub: NodeRef) {
     let mut complaint = Complaint::new("reading the change stream");
     let mut connection: Option<MultiplexedConnection> = None;
     let mut snapshot = SnapshotClock::new(lock(&inner.position).n, inner.snapshot_every);
@@ -702,14 +710,14 @@ async fn read_log(inner: Arc<Inner>, hub: Hub) {
         if entries.is_empty() {
             continue;
         }
-        if let Err(reload) = apply_entries(&inner, &hub, entries) {
+        if let Err(reload) = apply_entries(&inner, &*hub, entries) {
             tracing::warn!(reason = reload, "redis engine: reloading the shared state");
-            reload_state(&inner, &hub).await;
+            reload_state(&inner, &*hub).await;
             snapshot = SnapshotClock::new(lock(&inner.position).n, inner.snapshot_every);
             continue;
         }
         if snapshot.due(lock(&inner.position).n) {
-            take_snapshot(&inner, &hub).await;
+            take_snapshot(&inner, &*hub).await;
             snapshot = SnapshotClock::new(lock(&inner.position).n, inner.snapshot_every);
         }
     }
@@ -775,10 +783,25 @@ fn parse_stream_entries(entries: &Value) -> redis::RedisResult<Vec<RawEntry>> {
 }
 
 /// Applies a batch under one lock; `Err` when the stream does not follow on from here.
-fn apply_entries(inner: &Inner, hub: &Hub, entries: Vec<RawEntry>) -> Result<(), &'static str> {
-    let mut state = hub.lock();
+fn apply_entries(
+    inner: &Inner,
+    hub: &dyn Node,
+    entries: Vec<RawEntry>,
+) -> Result<(), &'static str> {
+    let mut result = Ok(());
+    hub.with_state(&mut |state| result = apply_locked(inner, state, &entries));
+    result
+}
+
+/// [`apply_entries`] with the state locked.
+fn apply_locked(
+    inner: &Inner,
+    state: &mut dyn SharedState,
+    entries: &[RawEntry],
+) -> Result<(), &'static str> {
     let mut position = lock(&inner.position);
     for (id, n, data) in entries {
+        let (id, n) = (id.clone(), *n);
         if position.n > 0 && n <= position.n {
             return Err("the change counter went back: redis lost its data");
         }
@@ -786,7 +809,7 @@ fn apply_entries(inner: &Inner, hub: &Hub, entries: Vec<RawEntry>) -> Result<(),
             return Err("changes are missing: this node fell behind a trim");
         }
         *position = Position { id, n };
-        let entry: Entry = match serde_json::from_str(&data) {
+        let entry: Entry = match serde_json::from_str(data) {
             Ok(entry) => entry,
             Err(e) => {
                 tracing::error!(n, error = %e, "redis engine: a change cannot be read; skipped");
@@ -802,7 +825,7 @@ fn apply_entries(inner: &Inner, hub: &Hub, entries: Vec<RawEntry>) -> Result<(),
             now_ms: entry.t,
         };
         let conn = waiter.as_ref().and_then(|w| w.conn.as_ref());
-        let outcome = hub.apply(&mut state, entry.c, stamp, conn);
+        let outcome = state.apply(entry.c, stamp, conn);
         if let Some(waiter) = waiter {
             let _ = waiter.outcome.send(outcome);
         }
@@ -813,15 +836,25 @@ fn apply_entries(inner: &Inner, hub: &Hub, entries: Vec<RawEntry>) -> Result<(),
 
 /// Starts over from the latest snapshot (or nothing): this node's connections are closed
 /// (their clients log in again), the shared state replaced.
-async fn reload_state(inner: &Inner, hub: &Hub) {
+async fn reload_state(inner: &Inner, hub: &dyn Node) {
     let mut conn = inner.conn.clone();
     loop {
         let loaded = load_snapshot(&mut conn, &inner.keys).await;
         let store = store_id(&mut conn, &inner.keys).await;
         match (loaded, store) {
-            (Ok((shared, position)), Ok(store)) => {
-                let mut state = hub.lock();
-                state.replace_shared(shared, CLOSE_RELOAD);
+            (Ok((snapshot, position)), Ok(store)) => {
+                let mut replaced = Ok(());
+                hub.with_state(&mut |state| {
+                    replaced = state.replace(snapshot.as_deref(), CLOSE_RELOAD);
+                });
+                if let Err(why) = replaced {
+                    tracing::error!(
+                        why,
+                        "redis engine: the snapshot is unreadable; starting empty"
+                    );
+                    start_empty(inner, hub);
+                    return;
+                }
                 inner.applied.send_replace(position.n);
                 *lock(&inner.position) = position;
                 set_store(inner, 0, store);
@@ -832,13 +865,7 @@ async fn reload_state(inner: &Inner, hub: &Hub) {
                     why,
                     "redis engine: the snapshot is unreadable; starting empty"
                 );
-                let mut state = hub.lock();
-                state.replace_shared(Shared::default(), CLOSE_RELOAD);
-                inner.applied.send_replace(0);
-                *lock(&inner.position) = Position {
-                    id: "0-0".into(),
-                    n: 0,
-                };
+                start_empty(inner, hub);
                 return;
             }
             _ => {
@@ -848,6 +875,19 @@ async fn reload_state(inner: &Inner, hub: &Hub) {
             }
         }
     }
+}
+
+/// Starts over from an empty state at the stream's start (the snapshot is unreadable).
+fn start_empty(inner: &Inner, hub: &dyn Node) {
+    hub.with_state(&mut |state| {
+        // Replacing with nothing cannot fail to read.
+        let _ = state.replace(None, CLOSE_RELOAD);
+    });
+    inner.applied.send_replace(0);
+    *lock(&inner.position) = Position {
+        id: "0-0".into(),
+        n: 0,
+    };
 }
 
 /// Records Redis `shard`'s store id, and the login reply's `store`, which joins them all.
@@ -860,7 +900,7 @@ fn set_store(inner: &Inner, shard: usize, store: String) {
 /// Checks that the Redis servers past the first still hold their data: one that lost it
 /// (its store id is new) hands out message ids again from the start, so this node starts
 /// over as when the first loses its data (connections closed with 1012, a new `store`).
-async fn check_shard_stores(inner: &Inner, hub: &Hub) {
+async fn check_shard_stores(inner: &Inner, hub: &dyn Node) {
     for shard in inner.shards.iter().skip(1) {
         let mut conn = shard.conn.clone();
         let Ok(Ok(store)) =
@@ -903,17 +943,19 @@ impl SnapshotClock {
 
 /// Stores this node's copy of the shared state at its position (if newer than the stored
 /// one) and trims the stream up to the previous snapshot.
-async fn take_snapshot(inner: &Inner, hub: &Hub) {
-    let (position, state) = {
-        let state = hub.lock();
-        let position = lock(&inner.position).clone();
-        match serde_json::to_string(&state.shared) {
-            Ok(json) => (position, json),
-            Err(e) => {
-                tracing::error!(error = %e, "redis engine: the state cannot be encoded");
-                return;
-            }
+async fn take_snapshot(inner: &Inner, hub: &dyn Node) {
+    let mut taken = None;
+    hub.with_state(&mut |state| {
+        // The position is read under the state's lock: the snapshot is the state there.
+        taken = Some((lock(&inner.position).clone(), state.snapshot()));
+    });
+    let (position, state) = match taken {
+        Some((position, Ok(json))) => (position, json),
+        Some((_, Err(e))) => {
+            tracing::error!(error = %e, "redis engine: the state cannot be encoded");
+            return;
         }
+        None => return,
     };
     let mut conn = inner.conn.clone();
     let stored = Script::new(SNAPSHOT_LUA)
@@ -933,7 +975,7 @@ async fn take_snapshot(inner: &Inner, hub: &Hub) {
 
 /// Beats, watches the other nodes' beats, and answers requests whose change never came
 /// back in time.
-async fn keep_alive(inner: Arc<Inner>, hub: Hub) {
+async fn keep_alive(inner: Arc<Inner>, hub: NodeRef) {
     let mut complaint = Complaint::new("the heartbeat");
     // Since when each node the state names has been found without a heartbeat.
     let mut silent: HashMap<NodeId, Instant> = HashMap::new();
@@ -949,8 +991,8 @@ async fn keep_alive(inner: Arc<Inner>, hub: Hub) {
         match beat {
             Ok(_) => {
                 complaint.worked();
-                watch_nodes(&inner, &hub, &mut conn, &mut silent).await;
-                check_shard_stores(&inner, &hub).await;
+                watch_nodes(&inner, &*hub, &mut conn, &mut silent).await;
+                check_shard_stores(&inner, &*hub).await;
             }
             Err(e) => {
                 complaint.failed(&e);
@@ -968,7 +1010,7 @@ async fn keep_alive(inner: Arc<Inner>, hub: Hub) {
 /// Submits `NodeGone` for every node the state names that has not beaten for a TTL.
 async fn watch_nodes(
     inner: &Inner,
-    hub: &Hub,
+    hub: &dyn Node,
     conn: &mut ConnectionManager,
     silent: &mut HashMap<NodeId, Instant>,
 ) {

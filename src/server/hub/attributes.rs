@@ -1,6 +1,6 @@
 //! The hub's user and channel attributes, and the expiry of an empty channel's.
 //!
-//! Same rules as `hub.rs`: changes are applied under the state lock, never await, and
+//! Same rules as the hub's (`hub/mod.rs`): changes are applied under the state lock, never await, and
 //! append to outboxes inside the critical section; reads take the lock themselves.
 //! Results carry the ATTR family's typed error (`AttrError`); `session/attributes.rs`
 //! validates input and turns them into replies.
@@ -10,15 +10,17 @@ use std::collections::BTreeMap;
 use crate::protocol::limits::MAX_CHANNEL_ATTRIBUTES_BYTES;
 use crate::protocol::{AttrError, AttributeWrite, Attributes, ChannelAttribute, Event};
 
-use super::engine::Change;
-use super::hub::{App, Here, Hub, NodeId, State};
-use super::outbox::ConnHandle;
+use crate::server::engine::{Change, NodeId};
+use crate::server::outbox::ConnHandle;
+
+use super::state::{Here, State, Tenant};
+use super::Hub;
 
 /// A channel just became empty (or got attributes without members): its attributes go
 /// after `channel_attributes_ttl` unless someone joins first. The origin runs the timer.
 pub(super) fn channel_emptied(
     hub: &Hub,
-    app_state: &mut App,
+    app_state: &mut Tenant,
     app: &str,
     channel: &str,
     here: Here,
@@ -44,7 +46,13 @@ fn start_expiry(hub: &Hub, app: &str, channel: &str, epoch: u64) {
 }
 
 /// The expiry timers `node` ran (it is gone) are the origin's now, from the start.
-pub(super) fn adopt_expiries(hub: &Hub, app_state: &mut App, app: &str, node: NodeId, here: Here) {
+pub(super) fn adopt_expiries(
+    hub: &Hub,
+    app_state: &mut Tenant,
+    app: &str,
+    node: NodeId,
+    here: Here,
+) {
     for (name, channel) in &mut app_state.channels {
         if let Some((epoch, owner)) = &mut channel.empty {
             if *owner == node {

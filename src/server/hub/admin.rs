@@ -1,8 +1,8 @@
 //! The hub's operator side: kick, ban and unban, and the user and channel event feeds of
 //! Agora's REST API (`server::http`).
 //!
-//! Same rules as `hub.rs`: what every node must agree on (bans, the feeds) lives in the
-//! shared state (`App::admin`) and changes only by applying an [`AdminChange`] (carried by
+//! Same rules as the hub's (`hub/mod.rs`): what every node must agree on (bans, the feeds) lives in the
+//! shared state (`Tenant::admin`) and changes only by applying an [`AdminChange`] (carried by
 //! `Change::Admin`), so both engines and every node get it; a kick's event and close go
 //! only to the node that holds the connection. The feeds are filled where presence and
 //! membership change (`presence_event`, `channel_event`).
@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::{Event, KickReason};
 
-use super::hub::{App, Here, Hub, State, CLOSE_KICKED};
-use super::hub_presence::status_of;
+use crate::server::engine::{AdminChange, AdminOutcome, Feed, FeedEvent};
+
+use super::presence::status_of;
+use super::state::{Here, State, Tenant};
+use super::{Hub, CLOSE_KICKED};
 
 /// Events a feed keeps per app; past it the oldest goes (Agora's 2,000).
 pub const FEED_CAP: usize = 2000;
@@ -22,62 +25,6 @@ pub const FEED_CAP: usize = 2000;
 pub const FEED_PULL_MAX: usize = 1000;
 /// A ban with no end, as `ban_until` holds it.
 pub const BANNED_FOREVER: u64 = u64::MAX;
-
-/// An operator's change to the shared state (see the module header).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "admin", rename_all = "snake_case")]
-pub enum AdminChange {
-    /// Ends `user`'s session now (`kicked` banned, then the user is gone at once), and
-    /// with `ban_until` (unix seconds) refuses its logins until then.
-    Kick {
-        app: String,
-        user: String,
-        ban_until: Option<u64>,
-    },
-    Unban {
-        app: String,
-        user: String,
-    },
-    /// Takes (returns and removes) at most `max` events of a feed, oldest first.
-    TakeEvents {
-        app: String,
-        feed: Feed,
-        max: usize,
-    },
-}
-
-/// Which event feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Feed {
-    Users,
-    Channels,
-}
-
-/// What an [`AdminChange`] answers its origin.
-#[derive(Debug)]
-pub enum AdminOutcome {
-    /// `Kick`: whether the user was online (or in its grace period).
-    Kicked { was_present: bool },
-    /// `Unban`: whether there was a ban to lift.
-    Unbanned { was_banned: bool },
-    /// `TakeEvents`, oldest first.
-    Events(Vec<FeedEvent>),
-}
-
-/// One event of a feed, with Agora's field names (`user_events`, `channel_events`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeedEvent {
-    /// The channel (`channel_events` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<String>,
-    pub user_id: String,
-    /// `Login`/`Logout`, or `Join`/`Leave`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Unix milliseconds on the node that applied the change.
-    pub ms: u64,
-}
 
 /// One app's bans and feeds (in the shared state, so in Redis snapshots too).
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -154,7 +101,7 @@ pub(super) fn apply(hub: &Hub, state: &mut State, change: AdminChange, here: Her
 
 /// Records `Login` when `user` comes online and `Logout` when it stops being online
 /// (dropped, logged out, kicked), once each, whatever calls led there.
-pub(super) fn presence_event(app_state: &mut App, user: &str) {
+pub(super) fn presence_event(app_state: &mut Tenant, user: &str) {
     let online = status_of(app_state, user) == crate::protocol::PeerStatus::Online;
     let admin = &mut app_state.admin;
     let kind = match (online, admin.online.contains(user)) {
@@ -180,7 +127,7 @@ pub(super) fn presence_event(app_state: &mut App, user: &str) {
 }
 
 /// Records a `Join` or a `Leave` of `channel` (a quiet rejoin within the grace is neither).
-pub(super) fn channel_event(app_state: &mut App, channel: &str, user: &str, joined: bool) {
+pub(super) fn channel_event(app_state: &mut Tenant, channel: &str, user: &str, joined: bool) {
     app_state.admin.push(
         Feed::Channels,
         FeedEvent {
@@ -193,7 +140,7 @@ pub(super) fn channel_event(app_state: &mut App, channel: &str, user: &str, join
 }
 
 /// The reason of a login refused for a ban.
-pub(super) fn ban_reason(until: u64) -> String {
+pub(in crate::server) fn ban_reason(until: u64) -> String {
     if until == BANNED_FOREVER {
         "banned by the server".to_string()
     } else {
@@ -255,13 +202,13 @@ mod tests {
 
     #[test]
     fn an_admin_change_round_trips_inside_a_change() {
-        let change = super::super::engine::Change::Admin(AdminChange::TakeEvents {
+        let change = crate::server::engine::Change::Admin(AdminChange::TakeEvents {
             app: "a".into(),
             feed: Feed::Channels,
             max: 5,
         });
         let json = serde_json::to_string(&change).unwrap();
-        let back: super::super::engine::Change = serde_json::from_str(&json).unwrap();
+        let back: crate::server::engine::Change = serde_json::from_str(&json).unwrap();
         assert_eq!(back, change);
     }
 

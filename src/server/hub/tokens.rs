@@ -1,6 +1,6 @@
 //! The hub's watch over login tokens: the expiry warning, then the token_expired kick.
 //!
-//! Same rules as `hub.rs`: changes are applied under the state lock, never await, and
+//! Same rules as the hub's (`hub/mod.rs`): changes are applied under the state lock, never await, and
 //! append to outboxes inside the critical section. The timers run on the node that holds
 //! the connection: the warning is its own event, the kick comes back as a change.
 
@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use crate::protocol::{Event, KickReason};
 
-use super::engine::Change;
-use super::hub::{ConnId, Here, Hub, State};
+use crate::server::engine::{Change, ConnId};
+
+use super::state::{Here, State};
 use super::timers::MAX_DELAY;
+use super::Hub;
 
 impl Hub {
     /// Watches the login token of `user` on `conn`: `token_privilege_will_expire`
@@ -111,7 +113,7 @@ impl Hub {
             local.send_event(&Event::Kicked {
                 reason: KickReason::TokenExpired,
             });
-            local.close(super::hub::CLOSE_KICKED, "token_expired");
+            local.close(super::CLOSE_KICKED, "token_expired");
         }
         self.remove_user(app_state, app, user, here);
     }

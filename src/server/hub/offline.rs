@@ -15,7 +15,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::protocol::{HistoryMessage, Message};
 
-use super::hub::{Hub, State};
+use super::state::State;
+use super::Hub;
 
 impl Hub {
     /// Why `message` from `from` cannot be cached, if its quotas are spent: the server's

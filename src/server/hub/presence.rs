@@ -1,6 +1,6 @@
 //! The hub's presence: online status, subscriptions and the events subscribers get.
 //!
-//! Same rules as `hub.rs`: changes are applied under the state lock, never await, and
+//! Same rules as the hub's (`hub/mod.rs`): changes are applied under the state lock, never await, and
 //! append to outboxes inside the critical section; reads take the lock themselves.
 //! Results carry the op's family's typed error (`QueryError`); `session/presence.rs`
 //! validates input and turns them into replies.
@@ -9,11 +9,13 @@ use crate::protocol::limits::MAX_SUBSCRIBED_PEERS;
 use crate::protocol::reply::OrderedPeers;
 use crate::protocol::{Event, PeerStatus, QueryError};
 
-use super::hub::{App, ConnRef, Here, Hub, State, User};
-use super::outbox::ConnHandle;
+use crate::server::outbox::ConnHandle;
+
+use super::state::{ConnRef, Here, State, Tenant, User};
+use super::Hub;
 
 /// The presence of `user` as subscribers see it.
-pub(super) fn status_of(app_state: &App, user: &str) -> PeerStatus {
+pub(super) fn status_of(app_state: &Tenant, user: &str) -> PeerStatus {
     match app_state.users.get(user) {
         Some(entry) if entry.conn.is_some() => PeerStatus::Online,
         Some(_) => PeerStatus::Unreachable,
@@ -21,13 +23,13 @@ pub(super) fn status_of(app_state: &App, user: &str) -> PeerStatus {
     }
 }
 
-pub(super) fn conn_of<'a>(app_state: &'a App, user: &str) -> Option<&'a ConnRef> {
+pub(super) fn conn_of<'a>(app_state: &'a Tenant, user: &str) -> Option<&'a ConnRef> {
     app_state.users.get(user).and_then(|u| u.conn.as_ref())
 }
 
 /// Tells `user`'s presence subscribers its current state.
-pub(super) fn presence_changed(app_state: &mut App, user: &str) {
-    super::hub_admin::presence_event(app_state, user);
+pub(super) fn presence_changed(app_state: &mut Tenant, user: &str) {
+    super::admin::presence_event(app_state, user);
     let Some(watchers) = app_state.watchers.get(user) else {
         return;
     };
@@ -42,7 +44,7 @@ pub(super) fn presence_changed(app_state: &mut App, user: &str) {
 }
 
 /// Drops what a user who left for good had registered elsewhere (its subscriptions).
-pub(super) fn forget_user(app_state: &mut App, user: &str, removed: &User) {
+pub(super) fn forget_user(app_state: &mut Tenant, user: &str, removed: &User) {
     for timer in &removed.token_timers {
         timer.abort();
     }

@@ -1,6 +1,6 @@
 //! The hub's call invitations: pending ones, their answers and their expiry.
 //!
-//! Same rules as `hub.rs`: changes are applied under the state lock, never await, and
+//! Same rules as the hub's (`hub/mod.rs`): changes are applied under the state lock, never await, and
 //! append to outboxes inside the critical section. Results carry the INVITE family's
 //! typed error (`InviteError`); `session/invitations.rs` validates input and turns them
 //! into replies.
@@ -9,13 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::{Event, InvitationAnswer, InviteError, WireCode};
 
-use super::engine::Change;
-use super::hub::{App, Here, Hub, NodeId, State};
-use super::hub_presence::conn_of;
-use super::outbox::ConnHandle;
+use crate::server::engine::{Change, InvitationKey, NodeId};
+use crate::server::outbox::ConnHandle;
 
-/// Invitations are keyed by (caller, callee, invitation id).
-pub type InvitationKey = (String, String, String);
+use super::presence::conn_of;
+use super::state::{Here, State, Tenant};
+use super::Hub;
 
 /// A pending invitation; `epoch` tells its expiry timer apart from a reused id's, `owner`
 /// is the node that runs that timer.
@@ -53,7 +52,7 @@ fn take_invitation<'a>(
     state: &'a mut State,
     app: &str,
     (caller, callee, invitation_id): (&str, &str, &str),
-) -> Result<&'a mut App, InviteError> {
+) -> Result<&'a mut Tenant, InviteError> {
     let app_state = state.apps().get_mut(app).ok_or(InviteError::NotFound)?;
     let key = (
         caller.to_string(),
@@ -122,7 +121,13 @@ impl Hub {
 }
 
 /// The expiry timers `node` ran (it is gone) are the origin's now, from the start.
-pub(super) fn adopt_expiries(hub: &Hub, app_state: &mut App, app: &str, node: NodeId, here: Here) {
+pub(super) fn adopt_expiries(
+    hub: &Hub,
+    app_state: &mut Tenant,
+    app: &str,
+    node: NodeId,
+    here: Here,
+) {
     for (key, invitation) in &mut app_state.invitations {
         if invitation.owner == node {
             invitation.owner = here.stamp.origin;

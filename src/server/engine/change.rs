@@ -1,0 +1,295 @@
+//! The vocabulary the engine and the hub share: a [`Change`] to the shared state, its
+//! [`Stamp`], and the [`Outcome`] applying it answers; the ids of nodes and connections;
+//! the keys of conversations, invitations and the operator's changes. It lives below
+//! both, so that the engine names no type of the hub.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{
+    AttrError, AttributeWrite, ChannelMsgError, InvitationAnswer, InviteError, JoinError,
+    LeaveError, Message, QueryError, SendResult,
+};
+
+/// A node of the cluster (0 on one node; a random id per process on Redis).
+pub type NodeId = u64;
+
+/// A connection anywhere in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConnId {
+    pub node: NodeId,
+    pub conn: u64,
+}
+
+/// Invitations are keyed by (caller, callee, invitation id).
+pub type InvitationKey = (String, String, String);
+
+/// A change to the shared state, as every node applies it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// `login` on `conn`; its reply goes out when the change is applied on the origin.
+    Login {
+        app: String,
+        user: String,
+        conn: ConnId,
+        request_id: u32,
+        token_expires_at: Option<u64>,
+    },
+    Logout {
+        app: String,
+        user: String,
+        conn: ConnId,
+    },
+    /// A connection ended without logout: the grace period starts.
+    Disconnected {
+        app: String,
+        user: String,
+        conn: ConnId,
+    },
+    SendPeer {
+        app: String,
+        from: String,
+        to: String,
+        message: Message,
+        offline: bool,
+        request_id: u32,
+        /// The id the engine gave the message before the change (the Redis engine hands
+        /// out ids per shard, not in the change stream's order); `None`: stamped when applied.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<u64>,
+    },
+    Ack {
+        app: String,
+        user: String,
+        message_id: u64,
+    },
+    /// A cached message whose durable write failed goes back out of the cache.
+    ForgetCached {
+        app: String,
+        receiver: String,
+        message_id: u64,
+    },
+    Join {
+        app: String,
+        user: String,
+        channel: String,
+    },
+    Leave {
+        app: String,
+        user: String,
+        channel: String,
+    },
+    SendChannel {
+        app: String,
+        user: String,
+        channel: String,
+        message: Message,
+        /// Sent by the REST API (`server::http`): the sender need not be a member.
+        #[serde(default)]
+        from_server: bool,
+    },
+    /// `subscribe_peers_online`; the reply and the current states follow on the origin.
+    Subscribe {
+        app: String,
+        user: String,
+        peers: Vec<String>,
+        request_id: u32,
+    },
+    Unsubscribe {
+        app: String,
+        user: String,
+        peers: Vec<String>,
+    },
+    UserAttributes {
+        app: String,
+        user: String,
+        write: AttributeWrite,
+    },
+    ChannelAttributes {
+        app: String,
+        user: String,
+        channel: String,
+        write: AttributeWrite,
+        notify: bool,
+    },
+    Invite {
+        app: String,
+        caller: String,
+        callee: String,
+        invitation_id: String,
+        content: String,
+        channel: Option<String>,
+    },
+    CancelInvitation {
+        app: String,
+        caller: String,
+        callee: String,
+        invitation_id: String,
+    },
+    AnswerInvitation {
+        app: String,
+        callee: String,
+        caller: String,
+        invitation_id: String,
+        answer: InvitationAnswer,
+        response: String,
+    },
+    /// Login or renewal: the token of `user` on `conn` ends at `expires_at`.
+    WatchToken {
+        app: String,
+        user: String,
+        conn: ConnId,
+        expires_at: Option<u64>,
+    },
+    /// Timers that change shared state fire on one node (their owner) and come back as
+    /// changes; `epoch` tells a stale timer from the current one.
+    GraceOver {
+        app: String,
+        user: String,
+        epoch: u64,
+    },
+    AttributesExpired {
+        app: String,
+        channel: String,
+        epoch: u64,
+    },
+    InvitationExpired {
+        app: String,
+        key: InvitationKey,
+        epoch: u64,
+    },
+    TokenExpired {
+        app: String,
+        user: String,
+        epoch: u64,
+    },
+    /// A node stopped beating: its connections are gone, its timers change owner.
+    NodeGone { node: NodeId },
+    /// An operator's change: kick, ban, unban, event feeds (`hub/admin.rs`).
+    Admin(AdminChange),
+}
+
+/// Where a change is applied from: who submitted it, the id a message in it gets, and the
+/// wall clock it counts with, the same on every node.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    /// The node that submitted the change.
+    pub origin: NodeId,
+    /// The message id this change was given in the shared order (`None`: the hub's own
+    /// counter, on one node).
+    pub message_id: Option<u64>,
+    /// Unix milliseconds at the origin when it submitted the change.
+    pub now_ms: u64,
+}
+
+/// What applying a change answers its origin: one variant per kind of change that can be
+/// refused, carrying its family's typed error (`codes::WireCode`), so that a code of one
+/// op cannot come back as another's.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Nothing to answer (or answered already, inside the change).
+    Done,
+    /// `join`: the member count.
+    Joined(Result<u64, JoinError>),
+    /// `leave`.
+    Left(Result<(), LeaveError>),
+    /// `send_channel`: the id and timestamp.
+    Sent(Result<SendResult, ChannelMsgError>),
+    /// `send_peer`.
+    Peer(PeerSend),
+    /// `subscribe_peers_online` (on success the hub answered already, with the states).
+    Subscribed(Result<(), QueryError>),
+    /// A write of user or channel attributes.
+    AttributesWritten(Result<(), AttrError>),
+    /// `invite`, `cancel_invitation`, `accept_invitation`, `refuse_invitation`.
+    Invitation(Result<(), InviteError>),
+    /// An operator's change (`hub/admin.rs`).
+    Admin(AdminOutcome),
+    /// The engine could not order the change (Redis away): the family's failure code.
+    Unavailable,
+}
+
+/// What happened to a `send_peer`.
+#[derive(Debug)]
+pub enum PeerSend {
+    /// Delivered to the receiver's connection; the reply comes with its ack (or timeout).
+    AwaitingAck,
+    /// Receiver offline and `offline: true`: answered 4 once `committed` resolves.
+    Cached {
+        result: SendResult,
+        committed: tokio::sync::oneshot::Receiver<()>,
+    },
+    /// Receiver offline: 3.
+    Unreachable,
+    /// Receiver offline and the offline cache's quota spent (the server's, or the
+    /// sender's; `hub/offline.rs`): 3, with why.
+    CacheFull(&'static str),
+}
+
+/// The conversation key of a peer pair in the history table.
+pub fn peer_conversation(a: &str, b: &str) -> String {
+    // User ids cannot contain NUL, so the pair is unambiguous.
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    format!("p:{low}\u{0}{high}")
+}
+
+/// The conversation key of a channel in the history table.
+pub fn channel_conversation(channel: &str) -> String {
+    format!("c:{channel}")
+}
+
+/// An operator's change to the shared state (see the module header).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "admin", rename_all = "snake_case")]
+pub enum AdminChange {
+    /// Ends `user`'s session now (`kicked` banned, then the user is gone at once), and
+    /// with `ban_until` (unix seconds) refuses its logins until then.
+    Kick {
+        app: String,
+        user: String,
+        ban_until: Option<u64>,
+    },
+    Unban {
+        app: String,
+        user: String,
+    },
+    /// Takes (returns and removes) at most `max` events of a feed, oldest first.
+    TakeEvents {
+        app: String,
+        feed: Feed,
+        max: usize,
+    },
+}
+
+/// Which event feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feed {
+    Users,
+    Channels,
+}
+
+/// What an [`AdminChange`] answers its origin.
+#[derive(Debug)]
+pub enum AdminOutcome {
+    /// `Kick`: whether the user was online (or in its grace period).
+    Kicked { was_present: bool },
+    /// `Unban`: whether there was a ban to lift.
+    Unbanned { was_banned: bool },
+    /// `TakeEvents`, oldest first.
+    Events(Vec<FeedEvent>),
+}
+
+/// One event of a feed, with Agora's field names (`user_events`, `channel_events`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedEvent {
+    /// The channel (`channel_events` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    pub user_id: String,
+    /// `Login`/`Logout`, or `Join`/`Leave`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Unix milliseconds on the node that applied the change.
+    pub ms: u64,
+}

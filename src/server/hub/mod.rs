@@ -1,0 +1,499 @@
+//! The hub: this node's copy of the shared state (who is online where, channels, the
+//! offline cache), its connections and pending acks, behind one cheap, cloneable handle.
+//!
+//! The shared state changes only through `Hub::apply`, one [`Change`] at a time, in the
+//! order the engine (`engine/`) gives: at once on one node, the Redis stream's order on
+//! several. Applying the same changes in the same order gives every node the same state;
+//! the node-local effects of a change (a reply, events to this node's connections, a
+//! timer) happen only where they belong: replies and timers on the origin (the node that
+//! submitted the change), events on the node that holds the receiving connection.
+//!
+//! `apply` runs under the state lock, never awaits, and appends to outboxes inside the
+//! critical section (appending never waits: a full outbox cuts its connection off), so
+//! every receiver of a channel or peer pair sees the same order, the order of the changes.
+//! Socket writes happen later in each connection's writer task, without any hub lock.
+//!
+//! The engine sits below the hub and never names it: it drives the hub through
+//! `engine::Node`, which `delivery.rs` implements. One file per family, as in `session/`:
+//!
+//! | file | what |
+//! |---|---|
+//! | `state.rs` | the shared state's types ([`Shared`], per app a `Tenant`) and this node's |
+//! | `login.rs` | login, logout, the grace period after a drop, a node found gone |
+//! | `peer.rs` | peer messages, the offline cache's use, acks |
+//! | `channel.rs` | join, leave, member events and counts, channel messages |
+//! | `presence.rs`, `attributes.rs`, `invitations.rs`, `tokens.rs` | those families |
+//! | `offline.rs` | the offline cache and its quotas |
+//! | `admin.rs` | kick, ban, the REST API's event feeds |
+//! | `delivery.rs` | what the engine asks of the hub; messages it routed itself |
+//! | `timers.rs` | one timer wheel for acks, grace periods and expiries |
+
+pub(in crate::server) mod admin;
+mod attributes;
+mod channel;
+mod delivery;
+mod invitations;
+mod login;
+mod offline;
+mod peer;
+mod presence;
+mod state;
+mod timers;
+mod tokens;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::server::config::Config;
+use crate::server::engine::{Change, ConnId, Engine, NodeId, Outcome, Stamp, Submitted};
+use crate::server::outbox::ConnHandle;
+
+use state::{ConnRef, Here, Shared, State};
+use timers::Timers;
+
+/// A hub timer: cancels it ([`timers::TimerHandle::abort`]).
+type TimerHandle = timers::TimerHandle<Hub>;
+
+/// Close code sent with `kicked` (normal closure: the server ended the session on purpose).
+pub const CLOSE_KICKED: u16 = 1000;
+
+#[derive(Debug)]
+struct HubInner {
+    config: Arc<Config>,
+    engine: Box<dyn Engine>,
+    state: Mutex<State>,
+    next_conn_id: AtomicU64,
+    /// Every connection's outbox bounds, and the bytes queued in all of them.
+    outbox_limits: Arc<crate::server::outbox::OutboxLimits>,
+    queued: crate::server::outbox::QueuedTotal,
+    /// Every timer; stopped at shutdown (the timer task then drops its hub handle).
+    timers: Timers<Hub>,
+    /// The HTTP API's metrics and rate limits (`server::http`).
+    http: crate::server::http::HttpState,
+}
+
+/// Cheap handle to the shared state.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+impl Hub {
+    /// A hub over an engine, starting from `shared` (what the engine loaded), its
+    /// background work started.
+    fn new(config: Arc<Config>, engine: Box<dyn Engine>, shared: Shared) -> Self {
+        let state = State {
+            shared,
+            ..State::default()
+        };
+        let outbox_limits = Arc::new(config.outbox.clone());
+        let hub = Hub {
+            inner: Arc::new(HubInner {
+                config,
+                engine,
+                state: Mutex::new(state),
+                next_conn_id: AtomicU64::new(1),
+                outbox_limits,
+                queued: crate::server::outbox::QueuedTotal::default(),
+                timers: Timers::default(),
+                http: crate::server::http::HttpState::default(),
+            }),
+        };
+        hub.inner.timers.spawn(hub.clone());
+        hub.inner.engine.start(&hub);
+        hub
+    }
+
+    /// A hub over an engine of several nodes, starting from the snapshot of the shared
+    /// state it loaded (`None`: from nothing); `Err` if the snapshot cannot be read.
+    pub(super) fn with_snapshot(
+        config: Arc<Config>,
+        engine: Box<dyn Engine>,
+        snapshot: Option<&str>,
+    ) -> Result<Self, String> {
+        Ok(Hub::new(config, engine, Shared::from_snapshot(snapshot)?))
+    }
+
+    /// A one-node hub over an opened SQLite store (the default engine).
+    pub fn with_store(
+        config: Arc<Config>,
+        store: crate::server::store::Store,
+        loaded: crate::server::store::Loaded,
+    ) -> Self {
+        let engine = crate::server::engine::memory::MemoryEngine::new(store, &loaded);
+        Hub::new(
+            config,
+            Box::new(engine),
+            Shared::with_offline(loaded.offline),
+        )
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn engine(&self) -> &dyn Engine {
+        self.inner.engine.as_ref()
+    }
+
+    /// The HTTP API's metrics and rate limits.
+    pub fn http(&self) -> &crate::server::http::HttpState {
+        &self.inner.http
+    }
+
+    /// Bytes queued in all of this node's outboxes.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.queued.load(Ordering::Relaxed)
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> NodeId {
+        self.inner.engine.node()
+    }
+
+    /// Where `conn` is, as the shared state names it.
+    pub fn conn_id(&self, conn: &ConnHandle) -> ConnId {
+        ConnId {
+            node: self.node(),
+            conn: conn.id(),
+        }
+    }
+
+    /// A fresh outbox for a new connection.
+    pub fn new_conn(&self) -> ConnHandle {
+        let id = self.inner.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        ConnHandle::new(
+            id,
+            Arc::clone(&self.inner.outbox_limits),
+            Arc::clone(&self.inner.queued),
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `then` on the hub after `delay` (one entry in the timer wheel); the handle
+    /// cancels it.
+    fn after(&self, delay: Duration, then: impl FnOnce(&Hub) + Send + 'static) -> TimerHandle {
+        self.inner.timers.start(delay, then)
+    }
+
+    /// Submits `change` when a timer fires after `delay`.
+    fn change_after(&self, delay: Duration, change: Change) -> TimerHandle {
+        self.after(delay, move |hub| hub.submit_detached(change))
+    }
+
+    /// Timers pending now (acks, grace periods, expiries): for tests and diagnostics.
+    pub fn pending_timers(&self) -> usize {
+        self.inner.timers.pending()
+    }
+
+    /// Ends every timer now (shutdown): none may run after, outlive the server or keep
+    /// its store alive. Timers started afterwards never run.
+    pub fn stop_timers(&self) {
+        self.inner.timers.stop();
+    }
+
+    /// Every node the shared state names (the engine watches that they are alive).
+    pub fn nodes_named(&self) -> BTreeSet<NodeId> {
+        self.lock().shared.nodes()
+    }
+
+    /// Submits `change` for the requesting connection `conn` and waits for its outcome.
+    pub async fn submit(&self, change: Change, conn: Option<&ConnHandle>) -> Outcome {
+        match self.inner.engine.submit(self, change, conn.cloned()) {
+            Submitted::Applied(outcome) => outcome,
+            Submitted::Pending(outcome) => outcome.await.unwrap_or(Outcome::Unavailable),
+        }
+    }
+
+    /// Waits until this node's copy holds every change answered anywhere before now, so
+    /// that a read after another node's write sees it (on one node: at once). If the
+    /// engine cannot tell (Redis away), the read goes on with what this node has.
+    pub async fn caught_up(&self) {
+        if let Some(caught_up) = self.inner.engine.caught_up() {
+            caught_up.await;
+        }
+    }
+
+    /// Submits `change` and lets it take its course (timers, disconnects).
+    pub fn submit_detached(&self, change: Change) {
+        if let Submitted::Pending(outcome) = self.inner.engine.submit(self, change, None) {
+            drop(outcome);
+        }
+    }
+
+    /// Applies one change to this node's copy of the shared state. The engine calls it
+    /// with the state locked, in the shared order; `conn` is the requesting connection
+    /// when this node is the origin.
+    fn apply(
+        &self,
+        state: &mut State,
+        change: Change,
+        stamp: Stamp,
+        conn: Option<&ConnHandle>,
+    ) -> Outcome {
+        let here = Here {
+            stamp,
+            origin: stamp.origin == self.node(),
+            conn,
+        };
+        match change {
+            Change::Login {
+                app,
+                user,
+                conn,
+                request_id,
+                token_expires_at,
+            } => {
+                let conn = self.conn_ref(conn, here);
+                let reply = self.login_reply(request_id, &user, token_expires_at);
+                self.login(state, &app, &user, conn, &reply, here);
+                Outcome::Done
+            }
+            Change::Logout { app, user, conn } => {
+                self.logout(state, &app, &user, conn, here);
+                Outcome::Done
+            }
+            Change::Disconnected { app, user, conn } => {
+                self.disconnected(state, &app, &user, conn, here);
+                Outcome::Done
+            }
+            Change::SendPeer {
+                app,
+                from,
+                to,
+                message,
+                offline,
+                request_id,
+                message_id,
+            } => {
+                // An id given before the change wins over one stamped now.
+                let here = Here {
+                    stamp: Stamp {
+                        message_id: message_id.or(here.stamp.message_id),
+                        ..here.stamp
+                    },
+                    ..here
+                };
+                Outcome::Peer(self.send_peer(
+                    state,
+                    (&app, &from, &to),
+                    message,
+                    offline,
+                    request_id,
+                    here,
+                ))
+            }
+            Change::Ack {
+                app,
+                user,
+                message_id,
+            } => {
+                self.ack(state, &app, &user, message_id, here);
+                Outcome::Done
+            }
+            Change::ForgetCached {
+                app,
+                receiver,
+                message_id,
+            } => {
+                peer::forget_cached(state, &app, &receiver, message_id);
+                Outcome::Done
+            }
+            Change::Join { app, user, channel } => {
+                Outcome::Joined(self.join(state, &app, &user, &channel))
+            }
+            Change::Leave { app, user, channel } => {
+                Outcome::Left(self.leave(state, &app, &user, &channel, here))
+            }
+            Change::SendChannel {
+                app,
+                user,
+                channel,
+                message,
+                from_server,
+            } => Outcome::Sent(self.send_channel(
+                state,
+                (&app, &user, &channel),
+                message,
+                from_server,
+                here,
+            )),
+            Change::Subscribe {
+                app,
+                user,
+                peers,
+                request_id,
+            } => Outcome::Subscribed(presence::subscribe(
+                state, &app, &user, &peers, request_id, here,
+            )),
+            Change::Unsubscribe { app, user, peers } => {
+                presence::unsubscribe(state, &app, &user, &peers);
+                Outcome::Done
+            }
+            Change::UserAttributes { app, user, write } => Outcome::AttributesWritten(
+                attributes::write_user_attributes(state, &app, &user, &write),
+            ),
+            Change::ChannelAttributes {
+                app,
+                user,
+                channel,
+                write,
+                notify,
+            } => Outcome::AttributesWritten(self.write_channel_attributes(
+                state,
+                (&app, &user, &channel),
+                &write,
+                notify,
+                here,
+            )),
+            Change::Invite {
+                app,
+                caller,
+                callee,
+                invitation_id,
+                content,
+                channel,
+            } => Outcome::Invitation(self.invite(
+                state,
+                &app,
+                (caller, callee, invitation_id),
+                (content, channel),
+                here,
+            )),
+            Change::CancelInvitation {
+                app,
+                caller,
+                callee,
+                invitation_id,
+            } => Outcome::Invitation(invitations::cancel_invitation(
+                state,
+                &app,
+                (&caller, &callee, &invitation_id),
+            )),
+            Change::AnswerInvitation {
+                app,
+                callee,
+                caller,
+                invitation_id,
+                answer,
+                response,
+            } => Outcome::Invitation(invitations::answer_invitation(
+                state,
+                &app,
+                (&caller, &callee, &invitation_id),
+                (answer, response),
+            )),
+            Change::WatchToken {
+                app,
+                user,
+                conn,
+                expires_at,
+            } => {
+                self.watch_token(state, &app, &user, conn, expires_at);
+                Outcome::Done
+            }
+            Change::GraceOver { app, user, epoch } => {
+                self.grace_over(state, &app, &user, epoch, here);
+                Outcome::Done
+            }
+            Change::AttributesExpired {
+                app,
+                channel,
+                epoch,
+            } => {
+                attributes::attributes_expired(state, &app, &channel, epoch);
+                Outcome::Done
+            }
+            Change::InvitationExpired { app, key, epoch } => {
+                invitations::invitation_expired(state, &app, &key, epoch);
+                Outcome::Done
+            }
+            Change::TokenExpired { app, user, epoch } => {
+                self.token_expired(state, &app, &user, epoch, here);
+                Outcome::Done
+            }
+            Change::NodeGone { node } => {
+                self.node_gone(state, node, here);
+                Outcome::Done
+            }
+            Change::Admin(change) => Outcome::Admin(admin::apply(self, state, change, here)),
+        }
+    }
+
+    /// The shared state's reference to `id`, with its outbox if this node holds it.
+    fn conn_ref(&self, id: ConnId, here: Here<'_>) -> ConnRef {
+        let local = here
+            .conn
+            .filter(|c| id.node == self.node() && c.id() == id.conn);
+        ConnRef {
+            id,
+            local: local.cloned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn timers_end_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::ephemeral();
+        let (store, loaded) =
+            crate::server::store::Store::open(dir.path(), config.offline_ttl).unwrap();
+        let hub = Hub::with_store(Arc::new(config), store, loaded);
+        let held = Arc::new(());
+        let in_timer = Arc::clone(&held);
+        hub.after(Duration::from_secs(3600), move |_| drop(in_timer));
+        assert_eq!(hub.pending_timers(), 1);
+        hub.stop_timers();
+        // Its closure is gone, and the timer task has dropped its hub handle.
+        assert_eq!(Arc::strong_count(&held), 1);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while Arc::strong_count(&hub.inner) > 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the timer task ended at shutdown");
+        // Started after the stop: never runs.
+        hub.after(Duration::ZERO, |_| panic!("ran after shutdown"));
+        assert_eq!(hub.pending_timers(), 0);
+        hub.engine().stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_timer_leaves_nothing_and_never_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::ephemeral();
+        let (store, loaded) =
+            crate::server::store::Store::open(dir.path(), config.offline_ttl).unwrap();
+        let hub = Hub::with_store(Arc::new(config), store, loaded);
+        let (ran, mut fired) = tokio::sync::mpsc::unbounded_channel();
+        let cancelled = {
+            let ran = ran.clone();
+            hub.after(Duration::from_secs(10), move |_| {
+                ran.send("cancelled").unwrap();
+            })
+        };
+        hub.after(Duration::from_secs(20), move |_| {
+            ran.send("kept").unwrap();
+        });
+        assert_eq!(hub.pending_timers(), 2);
+        cancelled.abort();
+        assert_eq!(hub.pending_timers(), 1);
+        assert_eq!(fired.recv().await, Some("kept"));
+        assert_eq!(hub.pending_timers(), 0);
+        hub.stop_timers();
+        hub.engine().stop().await;
+    }
+}

@@ -1,0 +1,229 @@
+//! The shared state every node holds alike ([`Shared`]: per app a [`Tenant`] of users,
+//! channels, the offline cache, presence watchers, invitations, bans), this node's part
+//! beside it ([`State`]: the acks its senders wait for), and how a change is being
+//! applied here ([`Here`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{Event, SendResult};
+use crate::server::clock::Instant;
+use crate::server::engine::{ConnId, NodeId, Stamp};
+use crate::server::outbox::ConnHandle;
+use crate::server::store::CachedMessage;
+
+use super::TimerHandle;
+
+/// A connection as the shared state holds it: where it is, and its outbox if it is here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnRef {
+    pub id: ConnId,
+    #[serde(skip)]
+    pub local: Option<ConnHandle>,
+}
+
+impl PartialEq for ConnRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl ConnRef {
+    /// Queues an encoded event if the connection is on this node.
+    pub fn push_line(&self, line: &Arc<str>) {
+        if let Some(conn) = &self.local {
+            conn.push_line(line.clone());
+        }
+    }
+
+    /// Queues an event if the connection is on this node.
+    pub fn send_event(&self, event: &Event) {
+        if let Some(conn) = &self.local {
+            conn.send_event(event);
+        }
+    }
+}
+
+/// One user as the hub knows it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct User {
+    /// The logged-in connection; `None` during the grace period after a drop.
+    pub conn: Option<ConnRef>,
+    /// Channels the current connection joined.
+    pub joined: BTreeSet<String>,
+    /// Channels kept from a dropped connection until the grace ends or they are rejoined.
+    pub held: BTreeSet<String>,
+    /// The running grace timer and the node that runs it; an older timer finding another
+    /// epoch does nothing.
+    pub grace: Option<(u64, NodeId)>,
+    /// User attributes.
+    pub attributes: crate::protocol::Attributes,
+    /// Peers whose presence this user subscribed to.
+    pub subscriptions: BTreeSet<String>,
+    /// When the login token ends (unix seconds) and which timer watches it.
+    pub token: Option<(u64, u64)>,
+    /// The running token timers (warning, expiry) on the connection's node: aborted when
+    /// a renewal replaces them or the user goes, so that renewals do not pile up.
+    #[serde(skip)]
+    pub token_timers: Vec<TimerHandle>,
+}
+
+/// One channel.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct Channel {
+    /// Members, with the connection that gets the channel's events (`None` while held).
+    pub members: BTreeMap<String, Option<ConnRef>>,
+    /// When this node last sent `member_count_updated` (each node throttles its own).
+    #[serde(skip)]
+    pub count_sent_at: Option<Instant>,
+    #[serde(skip)]
+    pub count_timer: bool,
+    /// Channel attributes by key.
+    pub attributes: BTreeMap<String, crate::protocol::ChannelAttribute>,
+    /// Since the channel became empty: the epoch of the attribute expiry timer and the
+    /// node that runs it.
+    pub empty: Option<(u64, NodeId)>,
+    /// How many times the channel became empty (the expiry timers' epochs).
+    pub emptied: u64,
+}
+
+impl Channel {
+    /// Queues an encoded event for every member on this node, except `skip`.
+    pub fn broadcast(&self, line: &Arc<str>, skip: Option<&str>) {
+        for (user, conn) in &self.members {
+            if Some(user.as_str()) != skip {
+                if let Some(conn) = conn {
+                    conn.push_line(line);
+                }
+            }
+        }
+    }
+}
+
+/// One app's world (an app id is a tenant of the server).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct Tenant {
+    pub users: HashMap<String, User>,
+    pub channels: HashMap<String, Channel>,
+    /// Cached peer messages per receiver, oldest first, with their quotas' totals.
+    pub offline: super::offline::OfflineCache,
+    /// Presence watchers: target user → subscribers.
+    pub watchers: HashMap<String, BTreeSet<String>>,
+    /// Pending invitations.
+    #[serde(with = "super::invitations::as_list")]
+    pub invitations: HashMap<crate::server::engine::InvitationKey, super::invitations::Invitation>,
+    /// Bans and the REST API's event feeds (`admin.rs`).
+    #[serde(default)]
+    pub admin: super::admin::AppAdmin,
+}
+
+/// A peer message this node's sender waits to see acked.
+#[derive(Debug)]
+pub(super) struct PendingAck {
+    pub app: String,
+    pub receiver: String,
+    pub sender: ConnHandle,
+    pub request_id: u32,
+    pub result: SendResult,
+    /// The ack timeout, cancelled when the ack comes.
+    pub timer: TimerHandle,
+}
+
+/// The shared state every node holds alike (what a new node loads).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct Shared {
+    pub apps: HashMap<String, Tenant>,
+    next_epoch: u64,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct State {
+    pub shared: Shared,
+    /// Acks this node waits for (its senders'), by message id.
+    pub pending_acks: HashMap<u64, PendingAck>,
+}
+
+impl Shared {
+    /// `user` of `app`, if the state knows it.
+    pub fn user(&self, app: &str, user: &str) -> Option<&User> {
+        self.apps.get(app)?.users.get(user)
+    }
+
+    /// `channel` of `app`, if the state knows it.
+    pub fn channel(&self, app: &str, channel: &str) -> Option<&Channel> {
+        self.apps.get(app)?.channels.get(channel)
+    }
+
+    /// The state a snapshot holds (`None`: empty).
+    pub(super) fn from_snapshot(snapshot: Option<&str>) -> Result<Self, String> {
+        match snapshot {
+            Some(json) => serde_json::from_str(json).map_err(|e| e.to_string()),
+            None => Ok(Shared::default()),
+        }
+    }
+
+    /// A state holding only the cached messages a store loaded.
+    pub fn with_offline(offline: Vec<CachedMessage>) -> Self {
+        let mut shared = Shared::default();
+        for cached in offline {
+            shared.apps.entry(cached.app).or_default().offline.push(
+                &cached.receiver,
+                cached.message,
+                usize::MAX,
+            );
+        }
+        shared
+    }
+
+    /// Every node the state names: connections, and the owners of grace and expiry timers.
+    pub(super) fn nodes(&self) -> BTreeSet<NodeId> {
+        let mut nodes = BTreeSet::new();
+        for app in self.apps.values() {
+            for user in app.users.values() {
+                nodes.extend(user.conn.as_ref().map(|c| c.id.node));
+                nodes.extend(user.grace.map(|(_, node)| node));
+            }
+            for channel in app.channels.values() {
+                nodes.extend(channel.empty.map(|(_, node)| node));
+            }
+            nodes.extend(app.invitations.values().map(|i| i.owner));
+        }
+        nodes
+    }
+}
+
+impl State {
+    pub(super) fn next_epoch(&mut self) -> u64 {
+        self.shared.next_epoch += 1;
+        self.shared.next_epoch
+    }
+
+    pub(super) fn apps(&mut self) -> &mut HashMap<String, Tenant> {
+        &mut self.shared.apps
+    }
+
+    /// Replaces the shared state (an engine that lost its place): this node's
+    /// connections are closed with `close_code` first, since the new state knows nothing
+    /// of them; their clients log in again.
+    pub(super) fn replace_shared(&mut self, shared: Shared, close_code: u16) {
+        for app in self.shared.apps.values() {
+            for user in app.users.values() {
+                if let Some(conn) = user.conn.as_ref().and_then(|c| c.local.as_ref()) {
+                    conn.close(close_code, "server state reloaded");
+                }
+            }
+        }
+        self.shared = shared;
+    }
+}
+
+/// How a change is being applied here: its stamp, whether this node submitted it, and
+/// then the requesting connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Here<'a> {
+    pub stamp: Stamp,
+    pub origin: bool,
+    pub conn: Option<&'a ConnHandle>,
+}
