@@ -7,7 +7,13 @@
 //! liveness (token expiry timers are the hub's: `Hub::watch_token`), and its bounds:
 //! what it may read and send before login (`prelogin.rs`), a pause in reading while its
 //! outbox is over the soft bound, and RFC 6455's close codes for frames that break it.
+//!
+//! After login the reader reads ahead while a request is being handled (a `join` on
+//! Redis waits for a round trip): frames that came meanwhile are stamped with when they
+//! arrived ([`ReadAhead`]), and rate limits count a request at that instant, not when its
+//! turn came, so a burst is a burst however slow the engine is.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +58,52 @@ const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 const CLOSE_INVALID_DATA: u16 = 1007;
 /// How often a reader paused on a full outbox looks again (it is also woken by each write).
 const ROOM_POLL: Duration = Duration::from_millis(50);
+/// Most bytes of text a logged-in connection reads ahead of the request being handled.
+const READ_AHEAD_BYTES: usize = 64 * 1024;
+/// Most frames read ahead (small ones: each costs a queue slot besides its text).
+const READ_AHEAD_FRAMES: usize = 256;
+
+/// What the socket produced: a frame, its end, an error, or silence past the idle timeout.
+type Input = Result<Option<Result<WsMessage, WsError>>, tokio::time::error::Elapsed>;
+
+/// Frames read while a request was being handled, with the instants they arrived at
+/// (see the module header); bounded by [`READ_AHEAD_BYTES`] and [`READ_AHEAD_FRAMES`].
+#[derive(Default)]
+struct ReadAhead {
+    frames: VecDeque<(Input, Instant)>,
+    bytes: usize,
+    /// The stream ended or failed: nothing more is read from it.
+    ended: bool,
+}
+
+impl ReadAhead {
+    fn has_room(&self) -> bool {
+        !self.ended && self.bytes < READ_AHEAD_BYTES && self.frames.len() < READ_AHEAD_FRAMES
+    }
+
+    fn push(&mut self, input: Option<Result<WsMessage, WsError>>, at: Instant) {
+        self.ended = !matches!(input, Some(Ok(_)));
+        self.bytes += input.as_ref().map_or(0, frame_bytes);
+        self.frames.push_back((Ok(input), at));
+    }
+
+    fn pop(&mut self) -> Option<(Input, Instant)> {
+        let (input, at) = self.frames.pop_front()?;
+        if let Ok(Some(read)) = &input {
+            self.bytes -= frame_bytes(read);
+        }
+        Some((input, at))
+    }
+}
+
+/// Bytes a read-ahead frame holds.
+fn frame_bytes(read: &Result<WsMessage, WsError>) -> usize {
+    match read {
+        Ok(message) => message.len(),
+        Err(_) => 0,
+    }
+}
+
 /// What a connection runs on: plain TCP, or TLS over TCP.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
@@ -197,28 +249,58 @@ impl Reader<'_> {
         shutdown: &mut watch::Receiver<bool>,
     ) {
         let conn = self.session.conn.clone();
+        let hub = self.hub;
         let mut closing = conn.closing();
-        let idle = self.hub.config().idle_timeout;
+        let idle = hub.config().idle_timeout;
         let mut logged_out_at = Instant::now();
-        let login_timeout = self.hub.config().login_timeout;
+        let login_timeout = hub.config().login_timeout;
+        let mut ahead = ReadAhead::default();
         loop {
             // Not logged in since connecting or since the last `logout`: a deadline runs.
             let waiting_for_login = self.session.identity.is_none();
-            let next = tokio::select! {
-                _ = closing.changed() => return,
-                _ = shutdown.changed() => {
+            let (next, arrived) = if let Some(read) = ahead.pop() {
+                if conn.is_closed() {
+                    return;
+                }
+                if shutdown.has_changed().unwrap_or(true) {
                     conn.close(CLOSE_GOING_AWAY, "server shutting down");
                     return;
                 }
-                () = tokio::time::sleep_until(logged_out_at + login_timeout), if waiting_for_login => {
-                    tracing::info!(conn = conn.id(), "no login in time");
-                    conn.close(CLOSE_POLICY, "login timeout");
-                    return;
-                }
-                next = tokio::time::timeout(idle, stream.next()) => next,
+                read
+            } else {
+                let next = tokio::select! {
+                    _ = closing.changed() => return,
+                    _ = shutdown.changed() => {
+                        conn.close(CLOSE_GOING_AWAY, "server shutting down");
+                        return;
+                    }
+                    () = tokio::time::sleep_until(logged_out_at + login_timeout), if waiting_for_login => {
+                        tracing::info!(conn = conn.id(), "no login in time");
+                        conn.close(CLOSE_POLICY, "login timeout");
+                        return;
+                    }
+                    next = tokio::time::timeout(idle, stream.next()) => next,
+                };
+                (next, hub.config().clock.now())
             };
             let was_logged_in = self.session.identity.is_some();
-            if !self.on_input(next).await {
+            self.session.arrived = Some(arrived);
+            let keep = {
+                let handling = self.on_input(next);
+                tokio::pin!(handling);
+                loop {
+                    tokio::select! {
+                        biased;
+                        keep = &mut handling => break keep,
+                        // Before login the pre-login budget reads one frame at a time;
+                        // past the outbox's soft bound reading pauses (`handle_frame`).
+                        read = stream.next(), if was_logged_in && ahead.has_room() && !conn.over_soft_bound() => {
+                            ahead.push(read, hub.config().clock.now());
+                        }
+                    }
+                }
+            };
+            if !keep {
                 return;
             }
             match (was_logged_in, self.session.identity.is_some()) {

@@ -68,6 +68,9 @@ pub struct Session {
     /// Resolves once this connection's last routed send is on its way (several nodes:
     /// the next one waits for it, so a connection's messages keep their order).
     pub routed_order: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// When the frame being handled arrived (the connection's reader reads ahead while a
+    /// request waits on the engine): rate limits count requests at this instant.
+    pub arrived: Option<crate::server::clock::Instant>,
 }
 
 /// A routed send's place in its connection's order (see `Session::routed_order`): it
@@ -108,6 +111,7 @@ impl Session {
             limits: SessionLimits::new(&hub.config().rate_limits),
             errors: 0,
             routed_order: None,
+            arrived: None,
         }
     }
 
@@ -239,7 +243,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
     if let Err(refusal) = checked {
         return session.refuse_invalid(id, &refusal);
     }
-    let now = hub.config().clock.now();
+    let now = session.arrived.unwrap_or_else(|| hub.config().clock.now());
     let ask = &mut Ask {
         id,
         family,
