@@ -18,6 +18,7 @@ mod client_reconnect;
 mod client_surface;
 mod client_token;
 mod cluster;
+mod cluster_latency;
 mod cluster_shards;
 mod protocol_fixtures;
 mod qa_check;

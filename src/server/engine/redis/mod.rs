@@ -710,7 +710,7 @@ async fn read_log(inner: Arc<Inner>, hub: NodeRef) {
         if entries.is_empty() {
             continue;
         }
-        if let Err(reload) = apply_entries(&inner, &*hub, entries) {
+        if let Err(reload) = apply_entries(&inner, &*hub, &entries) {
             tracing::warn!(reason = reload, "redis engine: reloading the shared state");
             reload_state(&inner, &*hub).await;
             snapshot = SnapshotClock::new(lock(&inner.position).n, inner.snapshot_every);
@@ -783,13 +783,9 @@ fn parse_stream_entries(entries: &Value) -> redis::RedisResult<Vec<RawEntry>> {
 }
 
 /// Applies a batch under one lock; `Err` when the stream does not follow on from here.
-fn apply_entries(
-    inner: &Inner,
-    hub: &dyn Node,
-    entries: Vec<RawEntry>,
-) -> Result<(), &'static str> {
+fn apply_entries(inner: &Inner, hub: &dyn Node, entries: &[RawEntry]) -> Result<(), &'static str> {
     let mut result = Ok(());
-    hub.with_state(&mut |state| result = apply_locked(inner, state, &entries));
+    hub.with_state(&mut |state| result = apply_locked(inner, state, entries));
     result
 }
 
