@@ -11,7 +11,6 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
 use tokio::sync::mpsc;
@@ -21,6 +20,7 @@ use crate::client::{Channel, Client, ClientConfig, ClientEvent, SendOptions};
 use crate::protocol::{Event, Message};
 use crate::server::{self, StoreLocation};
 
+use super::error::{io, TuiError};
 use super::Options;
 
 /// App id of the demo.
@@ -207,8 +207,10 @@ impl Conductor {
 }
 
 /// Runs the demo until the user quits the TUI.
-pub async fn run(user: String, config: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+pub async fn run(user: String, config: Option<std::path::PathBuf>) -> Result<(), TuiError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(io("cannot bind a port for the demo server"))?;
     let server = server::spawn(
         listener,
         server::Config {
@@ -217,7 +219,7 @@ pub async fn run(user: String, config: Option<std::path::PathBuf>) -> anyhow::Re
         },
     )
     .await
-    .context("cannot start the demo server")?;
+    .map_err(|e| TuiError::DemoServer(e.into()))?;
     let url = server.url();
     let mut bots = JoinSet::new();
     let mut seats = Vec::new();
