@@ -5,6 +5,7 @@ use std::io;
 use std::process::ExitStatus;
 
 use super::config::ConfigError;
+use super::local_server::StartError;
 
 /// Why the chat client (or the demo) could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +29,7 @@ pub enum TuiError {
     Editor { editor: String, status: ExitStatus },
     /// The demo's server did not start.
     #[error("cannot start the demo server")]
-    DemoServer(#[source] Box<dyn std::error::Error + Send + Sync>),
+    DemoServer(#[source] StartError),
 }
 
 /// An I/O error with what the client was doing: `.map_err(io("cannot draw"))`.

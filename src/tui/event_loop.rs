@@ -21,6 +21,7 @@ use super::app::App;
 use super::error::{io, TuiError};
 use super::job::{Failure, Job, JobId, JobOutput};
 use super::keymap::Keymap;
+use super::local_server::{words, StartError};
 use super::network::{answer, failure, Network};
 use super::notify::Notifier;
 use super::render;
@@ -83,7 +84,7 @@ pub fn client_action(event: ClientEvent) -> Action {
 
 /// Starts a server for a login when needed (the embedded default); returns a note to show.
 pub type ServerStarter = Box<
-    dyn FnMut(&str) -> futures_util::future::BoxFuture<'static, Result<Option<String>, String>>
+    dyn FnMut(&str) -> futures_util::future::BoxFuture<'static, Result<Option<String>, StartError>>
         + Send,
 >;
 
@@ -294,7 +295,7 @@ impl Shell {
             }
             Ok(None) => {}
             // Another rtm-tui may have been quicker; the reconnect will find its server.
-            Err(e) => tracing::info!("no takeover of the embedded server: {e}"),
+            Err(e) => tracing::info!("no takeover of the embedded server: {}", words(&e)),
         }
     }
 
@@ -406,7 +407,7 @@ impl Shell {
                         let _ = self.tx.send(Action::Notice(note));
                     }
                     Ok(None) => {}
-                    Err(e) => return answer(&self.tx, id, Err(Failure::new(None, e))),
+                    Err(e) => return answer(&self.tx, id, Err(Failure::new(None, words(&e)))),
                 }
             }
             // The form's server: one URL, or several separated by commas.

@@ -13,9 +13,10 @@
 //!   (`$EDITOR`), [`saved_tabs`] (the tabs of the last run), [`terminal`], [`config`],
 //!   [`notify`] (desktop notifications through the terminal).
 //!
-//! Talks only to `client/` and `protocol/`; the one exception is starting the reference
-//! server in-process, kept in `embedded.rs` and `demo.rs`. [`run`] is what `rtm-tui` (no
-//! subcommand) calls.
+//! Talks only to `client/` and `protocol/`. The reference server it may start in-process
+//! (the embedded default, the demo's) comes from whoever runs it, as a
+//! [`local_server::ServerLauncher`]: this room does not build the server. [`run`] is what
+//! `rtm-tui` (no subcommand) calls, with the binary's launcher.
 
 pub mod action;
 pub mod app;
@@ -31,6 +32,7 @@ pub mod job;
 pub mod keymap;
 pub mod layout;
 pub mod line_editor;
+pub mod local_server;
 pub mod local_time;
 pub mod login;
 pub mod network;
@@ -43,11 +45,13 @@ pub mod target;
 pub mod terminal;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use app::{App, LoginDefaults};
 use config::{Config, Theme};
 use error::TuiError;
 use keymap::Keymap;
+use local_server::ServerLauncher;
 
 /// How the chat client starts.
 #[derive(Debug, Clone, Default)]
@@ -98,15 +102,20 @@ fn build(options: &Options) -> Result<(App, Vec<String>), TuiError> {
     Ok((app, servers))
 }
 
-/// Runs the interactive client until the user quits.
-pub async fn run(options: Options) -> Result<(), TuiError> {
+/// Runs the interactive client until the user quits. With no server given, the client
+/// starts the default one in-process through `launcher` if nothing listens there
+/// (`embedded.rs`); with no launcher it only connects.
+pub async fn run(
+    options: Options,
+    launcher: Option<Arc<dyn ServerLauncher>>,
+) -> Result<(), TuiError> {
     let (mut app, servers_given) = build(&options)?;
     app.now_ms = crate::protocol::now_ms();
     let auto = options.app_id.is_some() && options.user.is_some();
     let initial = if auto { app.submit_login() } else { Vec::new() };
     let servers = embedded::Servers::default();
     let connector = event_loop::Connector {
-        start_server: embedded::starter(servers_given.is_empty(), &servers),
+        start_server: embedded::starter(servers_given.is_empty(), launcher, &servers),
         token_cmd: options.token_cmd.clone(),
     };
     let result = event_loop::run(app, initial, connector).await;
