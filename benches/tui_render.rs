@@ -12,9 +12,9 @@ use rtm::protocol::{ChangeReason, ConnectionState, Event, LoginResult, Message};
 use rtm::tui::action::{Action, Effect};
 use rtm::tui::app::{App, LoginDefaults};
 use rtm::tui::config::{Config, Theme};
+use rtm::tui::job::{JobId, JobOutput};
 use rtm::tui::keymap::Keymap;
 use rtm::tui::render;
-use rtm::tui::request::{Reply, RequestId};
 
 const NOW: u64 = 1_795_600_800_000;
 const WIDTH: u16 = 200;
@@ -37,7 +37,7 @@ fn logged_in_app() -> App {
         reason: ChangeReason::LoginSuccess,
         retry_in_ms: None,
     });
-    let reply = Reply::LoggedIn(LoginResult {
+    let reply = JobOutput::LoggedIn(LoginResult {
         user: "me".into(),
         server_ts: NOW,
         protocol: 1,
@@ -50,16 +50,19 @@ fn logged_in_app() -> App {
         app.update(Action::Insert(c));
     }
     let join = app.update(Action::Key(rtm::tui::action::KeyAction::Submit));
-    app.update(Action::Done(first_request(&join), Ok(Reply::Joined(10))));
+    app.update(Action::Done(
+        first_request(&join),
+        Ok(JobOutput::Joined(10)),
+    ));
     app
 }
 
 /// The id of the first request among `effects`.
-fn first_request(effects: &[Effect]) -> RequestId {
+fn first_request(effects: &[Effect]) -> JobId {
     effects
         .iter()
         .find_map(|e| match e {
-            Effect::Request(id, _) => Some(*id),
+            Effect::Job(id, _) => Some(*id),
             _ => None,
         })
         .expect("a request")

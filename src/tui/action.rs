@@ -4,12 +4,12 @@
 //! `App::update` is the only consumer of actions and the only producer of effects, so the
 //! state machine is testable without a terminal or a socket. A new key binding is a new
 //! [`KeyAction`] (plus a row in `keymap.rs`); a new operation that is answered is a
-//! [`Request`] (see `request.rs`), one that is not a new [`Effect`].
+//! [`Job`] (see `job.rs`), one that is not a new [`Effect`].
 
 use crate::protocol::{ChangeReason, ConnectionState, Event};
 
-use super::request::{Failure, Reply, Request, RequestId};
-use super::tab::Target;
+use super::job::{Failure, Job, JobId, JobOutput};
+use super::target::Target;
 
 /// Actions a key can be bound to; their names are what the config's `[keys]` table uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,8 +82,8 @@ pub enum Action {
     ConnectedTo(String),
     /// An event from the server.
     Server(Event),
-    /// The answer to the [`Request`] of this id.
-    Done(RequestId, Result<Reply, Failure>),
+    /// The answer to the [`Job`] of this id.
+    Done(JobId, Result<JobOutput, Failure>),
     /// A note for the status line (the embedded server started, ...).
     Notice(String),
 }
@@ -92,7 +92,7 @@ pub enum Action {
 /// done (terminal side effects, requests nobody waits for).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    Request(RequestId, Request),
+    Job(JobId, Job),
     /// While RECONNECTING: try again now (`/reconnect`).
     Reconnect,
     /// Follow these peers' presence (their tabs' headers).

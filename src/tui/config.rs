@@ -250,7 +250,7 @@ mod tests {
         assert!(Config::parse("notify = \"loud\"").is_err());
         assert_eq!(
             Config::parse("notify = \"osc777\"").unwrap().notify,
-            super::super::notify::NotifyMode::Osc777
+            crate::tui::notify::NotifyMode::Osc777
         );
         let c = Config::parse("bell = false\n[keys]\n\"ctrl-g\" = \"switcher\"").unwrap();
         assert!(!c.bell);

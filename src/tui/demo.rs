@@ -1,7 +1,7 @@
 //! `rtm-tui demo`: an ephemeral reference server on a free port, three simulated users who
 //! chat in `#lobby` and answer peer messages (through the client library, like any user),
-//! and the TUI logged in as you. With `embedded.rs`, the TUI's one allowed import of
-//! `crate::server` (it starts a server; it never talks to it except over the protocol).
+//! and the TUI logged in as you. The server comes from the launcher the binary hands over
+//! (`local_server.rs`); the TUI only talks to it over the protocol.
 //!
 //! Who says what, and when, is decided by the [`Conductor`], a pure planner (tested
 //! without a server): varied lines with no speaker twice in a row and no line again soon,
@@ -11,7 +11,6 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
 use tokio::sync::mpsc;
@@ -19,8 +18,9 @@ use tokio::task::JoinSet;
 
 use crate::client::{Channel, Client, ClientConfig, ClientEvent, SendOptions};
 use crate::protocol::{Event, Message};
-use crate::server::{self, StoreLocation};
 
+use super::error::{io, TuiError};
+use super::local_server::{ServerData, ServerLauncher};
 use super::Options;
 
 /// App id of the demo.
@@ -207,18 +207,19 @@ impl Conductor {
 }
 
 /// Runs the demo until the user quits the TUI.
-pub async fn run(user: String, config: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let server = server::spawn(
-        listener,
-        server::Config {
-            store: StoreLocation::Ephemeral,
-            ..server::Config::default()
-        },
-    )
-    .await
-    .context("cannot start the demo server")?;
-    let url = server.url();
+pub async fn run(
+    user: String,
+    config: Option<std::path::PathBuf>,
+    launcher: &dyn ServerLauncher,
+) -> Result<(), TuiError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(io("cannot bind a port for the demo server"))?;
+    let server = launcher
+        .launch(listener, ServerData::Ephemeral)
+        .await
+        .map_err(TuiError::DemoServer)?;
+    let url = server.url().to_string();
     let mut bots = JoinSet::new();
     let mut seats = Vec::new();
     for (seat, persona) in PERSONAS.iter().enumerate() {
@@ -251,9 +252,9 @@ pub async fn run(user: String, config: Option<std::path::PathBuf>) -> anyhow::Re
         config,
         startup_commands: vec![format!("/join {DEMO_CHANNEL}")],
     };
-    let result = super::run(options).await;
+    let result = super::run(options, None).await;
     bots.shutdown().await;
-    server.shutdown().await;
+    server.stop().await;
     result
 }
 

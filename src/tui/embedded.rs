@@ -1,8 +1,8 @@
 //! The embedded default server. With no `--server`, the client connects to
-//! ws://127.0.0.1:7420/rtm/v1; if nothing listens there, the reference server is started
+//! ws://127.0.0.1:7420/rtm/v1; if nothing listens there, a reference server is started
 //! inside this process on that address (store in `paths::data_dir()`), and the status line
-//! says so. This file (with `demo.rs`) is the TUI's one allowed import of `crate::server`:
-//! starting a server is not talking to one, and keeping it here keeps the arrow visible.
+//! says so. The server is started through the [`ServerLauncher`] the client was given
+//! (`local_server.rs`); with none, the client only connects.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,31 +10,38 @@ use std::time::Duration;
 use futures_util::FutureExt as _;
 use tokio::sync::Mutex;
 
-use crate::server::{self, RunningServer, StoreLocation};
-
 use super::event_loop::ServerStarter;
+use super::local_server::{LocalServer, ServerData, ServerLauncher, StartError};
 
 /// How long to wait for something already listening on the default port.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Servers started by this process, shut down gracefully at exit.
-pub type Servers = Arc<Mutex<Vec<RunningServer>>>;
+pub type Servers = Arc<Mutex<Vec<LocalServer>>>;
 
-/// A starter for the event loop when `allowed` (no `--server` given), else `None`.
-pub fn starter(allowed: bool, servers: &Servers) -> Option<ServerStarter> {
-    if !allowed {
-        return None;
-    }
+/// A starter for the event loop when `allowed` (no `--server` given) and there is a
+/// launcher, else `None`.
+pub fn starter(
+    allowed: bool,
+    launcher: Option<Arc<dyn ServerLauncher>>,
+    servers: &Servers,
+) -> Option<ServerStarter> {
+    let launcher = launcher.filter(|_| allowed)?;
     let servers = servers.clone();
     Some(Box::new(move |url: &str| {
         let servers = servers.clone();
+        let launcher = launcher.clone();
         let url = url.to_string();
-        async move { ensure_server(&url, &servers).await }.boxed()
+        async move { ensure_server(&url, &servers, launcher.as_ref()).await }.boxed()
     }))
 }
 
 /// Starts the reference server on the default address unless something listens there.
-async fn ensure_server(url: &str, servers: &Servers) -> Result<Option<String>, String> {
+async fn ensure_server(
+    url: &str,
+    servers: &Servers,
+    launcher: &dyn ServerLauncher,
+) -> Result<Option<String>, StartError> {
     if url != crate::protocol::DEFAULT_URL || !servers.lock().await.is_empty() {
         return Ok(None);
     }
@@ -46,15 +53,14 @@ async fn ensure_server(url: &str, servers: &Servers) -> Result<Option<String>, S
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("nothing listens on 127.0.0.1:7420 and it cannot be bound: {e}"))?;
+        .map_err(|source| StartError::Bind {
+            addr: format!("{}:{}", addr.0, addr.1),
+            source,
+        })?;
     let data = crate::paths::data_dir();
-    let config = server::Config {
-        store: StoreLocation::Path(data.clone()),
-        ..server::Config::default()
-    };
-    let running = server::spawn(listener, config)
-        .await
-        .map_err(|e| format!("cannot start the embedded server: {e}"))?;
+    let running = launcher
+        .launch(listener, ServerData::Dir(data.clone()))
+        .await?;
     let note = format!(
         "embedded server on {} (data in {})",
         running.addr(),
@@ -68,6 +74,6 @@ async fn ensure_server(url: &str, servers: &Servers) -> Result<Option<String>, S
 /// Stops every server this process started (close frames, store flushed).
 pub async fn shutdown(servers: &Servers) {
     for server in servers.lock().await.drain(..) {
-        server.shutdown().await;
+        server.stop().await;
     }
 }

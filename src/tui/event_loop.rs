@@ -6,7 +6,6 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind, MouseEventKind};
 use futures_util::StreamExt as _;
 use ratatui::backend::CrosstermBackend;
@@ -19,11 +18,13 @@ use crate::protocol::ConnectionState;
 
 use super::action::{Action, Effect, KeyAction};
 use super::app::App;
+use super::error::{io, TuiError};
+use super::job::{Failure, Job, JobId, JobOutput};
 use super::keymap::Keymap;
+use super::local_server::{words, StartError};
+use super::network::{answer, failure, Network};
 use super::notify::Notifier;
 use super::render;
-use super::request::{Failure, Reply, Request, RequestId};
-use super::session::{answer, failure, Session};
 use super::terminal::TerminalGuard;
 
 /// Longest stretch of event handling between two draws, so a burst never freezes the screen.
@@ -83,7 +84,7 @@ pub fn client_action(event: ClientEvent) -> Action {
 
 /// Starts a server for a login when needed (the embedded default); returns a note to show.
 pub type ServerStarter = Box<
-    dyn FnMut(&str) -> futures_util::future::BoxFuture<'static, Result<Option<String>, String>>
+    dyn FnMut(&str) -> futures_util::future::BoxFuture<'static, Result<Option<String>, StartError>>
         + Send,
 >;
 
@@ -101,7 +102,7 @@ pub struct Connector {
 struct Shell {
     terminal: Terminal<CrosstermBackend<io::Stdout>>,
     guard: TerminalGuard,
-    session: Option<(Session, Events)>,
+    network: Option<(Network, Events)>,
     tx: mpsc::UnboundedSender<Action>,
     connector: Connector,
     /// How this terminal shows desktop notifications, if it does.
@@ -110,17 +111,19 @@ struct Shell {
 
 /// Runs the app in the terminal until it quits. `initial` are effects to perform first
 /// (an automatic login).
-pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> anyhow::Result<()> {
-    let guard = TerminalGuard::enter().context("cannot set up the terminal")?;
+pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> Result<(), TuiError> {
+    let guard = TerminalGuard::enter().map_err(io("cannot set up the terminal"))?;
     let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))
-        .context("cannot draw on the terminal")?;
-    let size = terminal.size()?;
+        .map_err(io("cannot draw on the terminal"))?;
+    let size = terminal
+        .size()
+        .map_err(io("cannot read the terminal's size"))?;
     app.size = (size.width, size.height);
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
     let mut shell = Shell {
         terminal,
         guard,
-        session: None,
+        network: None,
         tx,
         connector,
         notifier: Notifier::resolve(app.config.notify, |name| std::env::var(name).ok()),
@@ -128,8 +131,8 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> an
     let mut input = EventStream::new();
     // Asked to stop (kill, a closed terminal): leave through the same door as /quit, so
     // the terminal is restored and the session logged out.
-    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(io("cannot watch SIGTERM"))?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(io("cannot watch SIGHUP"))?;
     let mut pending = initial;
 
     // The connection dropped: if it was to the embedded default whose owner (another
@@ -149,8 +152,9 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> an
             let mut links = Vec::new();
             shell
                 .terminal
-                .draw(|frame| links = render::draw(frame, &app))?;
-            hyperlinks(&links)?;
+                .draw(|frame| links = render::draw(frame, &app))
+                .map_err(io("cannot draw on the terminal"))?;
+            hyperlinks(&links).map_err(io("cannot draw on the terminal"))?;
             app.dirty = false;
         }
         let tick = app.needs_tick();
@@ -159,11 +163,11 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> an
             biased;
             event = input.next() => match event {
                 Some(Ok(event)) => translate(&event, &app.keymap),
-                Some(Err(e)) => return Err(e).context("terminal input failed"),
+                Some(Err(e)) => return Err(io("terminal input failed")(e)),
                 None => break,
             },
             action = rx.recv() => action,
-            event = next_client_event(&mut shell.session) => event.map(client_action),
+            event = next_client_event(&mut shell.network) => event.map(client_action),
             () = tokio::time::sleep(Duration::from_secs(1)), if tick => Some(Action::Tick),
             _ = terminate.recv() => Some(Action::Key(KeyAction::Quit)),
             _ = hangup.recv() => Some(Action::Key(KeyAction::Quit)),
@@ -185,7 +189,7 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> an
                     } => {
                         // Which server, of several: the client knows, the event does not say.
                         let url = shell
-                            .session
+                            .network
                             .as_ref()
                             .and_then(|(s, _)| s.client.current_server());
                         if let Some(url) = url {
@@ -205,7 +209,7 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> an
             next = match rx.try_recv() {
                 Ok(action) => Some(action),
                 Err(_) => match shell
-                    .session
+                    .network
                     .as_mut()
                     .and_then(|(_, events)| events.try_recv())
                 {
@@ -218,12 +222,12 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> an
     let Shell {
         terminal,
         guard,
-        session,
+        network,
         ..
     } = shell;
-    if let Some((session, _)) = session {
+    if let Some((network, _)) = network {
         // A polite goodbye, but never hang on exit.
-        let _ = tokio::time::timeout(Duration::from_secs(1), session.client.logout()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), network.client.logout()).await;
     }
     drop(terminal);
     drop(guard);
@@ -265,8 +269,8 @@ fn hyperlinks(links: &[render::links::Link]) -> io::Result<()> {
     out.flush()
 }
 
-async fn next_client_event(session: &mut Option<(Session, Events)>) -> Option<ClientEvent> {
-    match session {
+async fn next_client_event(network: &mut Option<(Network, Events)>) -> Option<ClientEvent> {
+    match network {
         Some((_, events)) => match events.recv().await {
             Some(event) => Some(event),
             None => std::future::pending().await,
@@ -279,36 +283,41 @@ impl Shell {
     /// Starts the embedded server if this session uses the default address and nothing
     /// listens there any more; the client's next reconnect attempt then finds it.
     async fn take_over_server(&mut self) {
-        let (Some(start), Some((session, _))) =
-            (self.connector.start_server.as_mut(), self.session.as_ref())
+        let (Some(start), Some((network, _))) =
+            (self.connector.start_server.as_mut(), self.network.as_ref())
         else {
             return;
         };
         tracing::debug!("connection lost; checking the embedded server");
-        match start(&session.server).await {
+        match start(&network.server).await {
             Ok(Some(note)) => {
                 let _ = self.tx.send(Action::Notice(format!("server gone; {note}")));
             }
             Ok(None) => {}
             // Another rtm-tui may have been quicker; the reconnect will find its server.
-            Err(e) => tracing::info!("no takeover of the embedded server: {e}"),
+            Err(e) => tracing::info!("no takeover of the embedded server: {}", words(&e)),
         }
     }
 
-    async fn perform(&mut self, effect: Effect, app: &mut App) -> anyhow::Result<()> {
+    async fn perform(&mut self, effect: Effect, app: &mut App) -> Result<(), TuiError> {
         match effect {
             Effect::Bell => {
                 print!("\x07");
-                io::stdout().flush()?;
+                io::stdout()
+                    .flush()
+                    .map_err(io("cannot write to the terminal"))?;
             }
             Effect::Notify { title, body } => {
                 if let Some(notifier) = self.notifier {
                     print!("{}", notifier.sequence(&title, &body));
-                    io::stdout().flush()?;
+                    io::stdout()
+                        .flush()
+                        .map_err(io("cannot write to the terminal"))?;
                 }
             }
             Effect::Title(title) => {
-                crossterm::execute!(io::stdout(), crossterm::terminal::SetTitle(title))?;
+                crossterm::execute!(io::stdout(), crossterm::terminal::SetTitle(title))
+                    .map_err(io("cannot set the terminal's title"))?;
             }
             Effect::Quit => app.quit = true,
             Effect::SaveTabs { app_id, user, tabs } => {
@@ -318,33 +327,37 @@ impl Shell {
                 }
             }
             Effect::Repaint => {
-                self.terminal.clear()?;
+                self.terminal
+                    .clear()
+                    .map_err(io("cannot clear the terminal"))?;
                 app.dirty = true;
             }
             Effect::Reconnect => {
-                if let Some((s, _)) = self.session.as_ref() {
+                if let Some((s, _)) = self.network.as_ref() {
                     s.client.reconnect_now();
                 }
             }
             Effect::Subscribe(peers) => self.follow_presence(peers, true),
             Effect::Unsubscribe(peers) => self.follow_presence(peers, false),
-            Effect::Request(id, Request::Editor(draft)) => {
+            Effect::Job(id, Job::Editor(draft)) => {
                 let edited = super::editor::edit(&draft, &mut self.guard);
                 // The editor had the terminal: everything is drawn again.
-                self.terminal.clear()?;
+                self.terminal
+                    .clear()
+                    .map_err(io("cannot clear the terminal"))?;
                 app.dirty = true;
                 let result = edited
-                    .map(Reply::Text)
+                    .map(JobOutput::Text)
                     .map_err(|e| Failure::new(None, format!("$EDITOR: {e}")));
                 answer(&self.tx, id, result);
             }
-            Effect::Request(id, request) => self.request(id, request).await,
+            Effect::Job(id, request) => self.request(id, request).await,
         }
         Ok(())
     }
 
     fn follow_presence(&self, peers: Vec<String>, follow: bool) {
-        if let Some((s, _)) = self.session.as_ref() {
+        if let Some((s, _)) = self.network.as_ref() {
             s.follow_presence(peers, follow);
         } else {
             tracing::debug!("no session to follow the presence of {peers:?} with");
@@ -352,17 +365,17 @@ impl Shell {
     }
 
     /// Starts `request`; its answer comes back to the loop with `id`.
-    async fn request(&mut self, id: RequestId, request: Request) {
+    async fn request(&mut self, id: JobId, request: Job) {
         let tx = &self.tx;
         match request {
-            Request::LoadTabs { app_id, user } => {
+            Job::LoadTabs { app_id, user } => {
                 let path = super::saved_tabs::default_path();
                 let tabs = super::saved_tabs::load(&path, &app_id, &user);
-                answer(tx, id, Ok(Reply::SavedTabs(tabs)));
+                answer(tx, id, Ok(JobOutput::SavedTabs(tabs)));
             }
-            Request::SaveFile { path, data } => super::files::save(path, data, id, tx),
-            Request::ReadRawFile(path) => super::files::read_raw(path, id, tx),
-            Request::Login {
+            Job::SaveFile { path, data } => super::files::save(path, data, id, tx),
+            Job::ReadRawFile(path) => super::files::read_raw(path, id, tx),
+            Job::Login {
                 ref server,
                 ref app_id,
                 ..
@@ -370,7 +383,7 @@ impl Shell {
                 let (server, app_id) = (server.clone(), app_id.clone());
                 self.log_in(id, request, &server, &app_id).await;
             }
-            other => match self.session.as_mut() {
+            other => match self.network.as_mut() {
                 Some((s, _)) => s.perform(id, other, tx),
                 None => answer(tx, id, Err(Failure::new(None, "not logged in"))),
             },
@@ -379,13 +392,13 @@ impl Shell {
 
     /// A login: to the session's server (logging out whoever is in), or to another one
     /// through a new session (after starting the embedded server if it is the default).
-    async fn log_in(&mut self, id: RequestId, request: Request, server: &str, app_id: &str) {
+    async fn log_in(&mut self, id: JobId, request: Job, server: &str, app_id: &str) {
         let reuse = self
-            .session
+            .network
             .as_ref()
             .is_some_and(|(s, _)| s.server == server && s.app_id == app_id);
         if !reuse {
-            if let Some((old, _)) = self.session.take() {
+            if let Some((old, _)) = self.network.take() {
                 let _ = tokio::time::timeout(Duration::from_secs(1), old.client.logout()).await;
             }
             if let Some(start) = self.connector.start_server.as_mut() {
@@ -394,7 +407,7 @@ impl Shell {
                         let _ = self.tx.send(Action::Notice(note));
                     }
                     Ok(None) => {}
-                    Err(e) => return answer(&self.tx, id, Err(Failure::new(None, e))),
+                    Err(e) => return answer(&self.tx, id, Err(Failure::new(None, words(&e)))),
                 }
             }
             // The form's server: one URL, or several separated by commas.
@@ -406,14 +419,14 @@ impl Shell {
             };
             match Client::new(config) {
                 Ok((client, events)) => {
-                    let mut new = Session::new(client, server.to_string(), app_id.to_string());
+                    let mut new = Network::new(client, server.to_string(), app_id.to_string());
                     new.token_cmd.clone_from(&self.connector.token_cmd);
-                    self.session = Some((new, events));
+                    self.network = Some((new, events));
                 }
                 Err(e) => return answer(&self.tx, id, Err(failure(&e))),
             }
         }
-        if let Some((s, _)) = self.session.as_mut() {
+        if let Some((s, _)) = self.network.as_mut() {
             if reuse && s.client.user().is_some() {
                 // Logged in (as someone else, from /login): log out first, or the
                 // server would answer "already logged in".

@@ -5,14 +5,14 @@
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::action::Action;
-use super::request::{Failure, Reply, RequestId};
-use super::session::answer;
+use super::job::{Failure, JobId, JobOutput};
+use super::network::answer;
 
 /// Largest file `/raw` sends: the message limit minus room for the description.
 const MAX_RAW_FILE: usize = crate::protocol::limits::MAX_MESSAGE_BYTES - 256;
 
-/// Reads `path` for `/raw` ([`Reply::File`]); refuses what a raw message cannot hold.
-pub fn read_raw(path: String, id: RequestId, tx: &UnboundedSender<Action>) {
+/// Reads `path` for `/raw` ([`JobOutput::File`]); refuses what a raw message cannot hold.
+pub fn read_raw(path: String, id: JobId, tx: &UnboundedSender<Action>) {
     let tx = tx.clone();
     tokio::spawn(async move {
         let result = match tokio::fs::read(&path).await {
@@ -23,7 +23,7 @@ pub fn read_raw(path: String, id: RequestId, tx: &UnboundedSender<Action>) {
                     data.len()
                 ),
             )),
-            Ok(data) => Ok(Reply::File(data)),
+            Ok(data) => Ok(JobOutput::File(data)),
             Err(e) => Err(Failure::new(None, format!("cannot read {path}: {e}"))),
         };
         answer(&tx, id, result);
@@ -31,12 +31,12 @@ pub fn read_raw(path: String, id: RequestId, tx: &UnboundedSender<Action>) {
 }
 
 /// Writes `data` to `path` for `/save`; the answer says how much went where.
-pub fn save(path: String, data: Vec<u8>, id: RequestId, tx: &UnboundedSender<Action>) {
+pub fn save(path: String, data: Vec<u8>, id: JobId, tx: &UnboundedSender<Action>) {
     let tx = tx.clone();
     tokio::spawn(async move {
         let result = tokio::fs::write(&path, &data)
             .await
-            .map(|()| Reply::Text(format!("saved {} bytes to {path}", data.len())))
+            .map(|()| JobOutput::Text(format!("saved {} bytes to {path}", data.len())))
             .map_err(|e| Failure::new(None, format!("cannot save to {path}: {e}")));
         answer(&tx, id, result);
     });

@@ -1,19 +1,22 @@
 //! The terminal chat client.
 //!
-//! - What happens: [`action`] (actions in, effects out) and [`request`] (what is asked of
-//!   the world, matched to its answer by id).
+//! - What happens: [`action`] (actions in, effects out) and [`job`] (work the app asks of
+//!   the world, matched to its answer by id), about a [`target`] (a conversation).
 //! - State, changed only by `App::update`: [`app`] and its components, with the data they
-//!   hold: [`tab`] (a conversation), [`login`] (the form), [`line_editor`] (text editing),
-//!   [`slash_command`] (what a `/command` is), [`local_time`] (times in the user's zone).
-//! - Drawing, a pure function of the state: [`render`].
+//!   hold: [`tab`] (a conversation's scrollback), [`login`] (the form), [`line_editor`]
+//!   (text editing), [`input_history`] (the lines sent from a tab), [`slash_command`] (what
+//!   a `/command` is), [`local_time`] (times in the user's zone).
+//! - Drawing, a pure function of the state: [`render`], with [`layout`] (the panes' widths,
+//!   which the app also asks).
 //! - The shell: [`event_loop`] (the one `select!`), [`keymap`] (keys to actions),
-//!   [`session`] (the client and the network requests), [`files`], [`editor`] (`$EDITOR`),
-//!   [`saved_tabs`] (the tabs of the last run), [`terminal`], [`config`], [`notify`]
-//!   (desktop notifications through the terminal).
+//!   [`network`] (the client, and the jobs made over the network), [`files`], [`editor`]
+//!   (`$EDITOR`), [`saved_tabs`] (the tabs of the last run), [`terminal`], [`config`],
+//!   [`notify`] (desktop notifications through the terminal).
 //!
-//! Talks only to `client/` and `protocol/`; the one exception is starting the reference
-//! server in-process, kept in `embedded.rs` and `demo.rs`. [`run`] is what `rtm-tui` (no
-//! subcommand) calls.
+//! Talks only to `client/` and `protocol/`. The reference server it may start in-process
+//! (the embedded default, the demo's) comes from whoever runs it, as a
+//! [`local_server::ServerLauncher`]: this room does not build the server. [`run`] is what
+//! `rtm-tui` (no subcommand) calls, with the binary's launcher.
 
 pub mod action;
 pub mod app;
@@ -21,28 +24,34 @@ pub mod config;
 pub mod demo;
 pub mod editor;
 pub mod embedded;
+pub mod error;
 pub mod event_loop;
 pub mod files;
+pub mod input_history;
+pub mod job;
 pub mod keymap;
+pub mod layout;
 pub mod line_editor;
+pub mod local_server;
 pub mod local_time;
 pub mod login;
+pub mod network;
 pub mod notify;
 pub mod render;
-pub mod request;
 pub mod saved_tabs;
-pub mod session;
 pub mod slash_command;
 pub mod tab;
+pub mod target;
 pub mod terminal;
 
 use std::path::PathBuf;
-
-use anyhow::Context as _;
+use std::sync::Arc;
 
 use app::{App, LoginDefaults};
 use config::{Config, Theme};
+use error::TuiError;
 use keymap::Keymap;
+use local_server::ServerLauncher;
 
 /// How the chat client starts.
 #[derive(Debug, Clone, Default)]
@@ -62,21 +71,20 @@ pub struct Options {
 }
 
 /// Builds the app from the config and options: what tests and `run` share.
-pub fn build_app(options: &Options) -> anyhow::Result<App> {
+pub fn build_app(options: &Options) -> Result<App, TuiError> {
     Ok(build(options)?.0)
 }
 
 /// The app, and the servers it uses: `--server`'s, else the config file's; empty for the
 /// default local server (which may be started in-process).
-fn build(options: &Options) -> anyhow::Result<(App, Vec<String>)> {
+fn build(options: &Options) -> Result<(App, Vec<String>), TuiError> {
     let config = Config::load(options.config.as_deref())?;
     let servers = if options.servers.is_empty() {
         config.server.clone()
     } else {
         options.servers.clone()
     };
-    let keymap =
-        Keymap::new(config.keys.iter()).map_err(|e| anyhow::anyhow!("config [keys]: {e}"))?;
+    let keymap = Keymap::new(config.keys.iter()).map_err(TuiError::Keys)?;
     let theme = Theme::new(&config.colors, config::no_color_requested());
     let defaults = LoginDefaults {
         app_id: options.app_id.clone().unwrap_or_default(),
@@ -94,18 +102,23 @@ fn build(options: &Options) -> anyhow::Result<(App, Vec<String>)> {
     Ok((app, servers))
 }
 
-/// Runs the interactive client until the user quits.
-pub async fn run(options: Options) -> anyhow::Result<()> {
+/// Runs the interactive client until the user quits. With no server given, the client
+/// starts the default one in-process through `launcher` if nothing listens there
+/// (`embedded.rs`); with no launcher it only connects.
+pub async fn run(
+    options: Options,
+    launcher: Option<Arc<dyn ServerLauncher>>,
+) -> Result<(), TuiError> {
     let (mut app, servers_given) = build(&options)?;
     app.now_ms = crate::protocol::now_ms();
     let auto = options.app_id.is_some() && options.user.is_some();
     let initial = if auto { app.submit_login() } else { Vec::new() };
     let servers = embedded::Servers::default();
     let connector = event_loop::Connector {
-        start_server: embedded::starter(servers_given.is_empty(), &servers),
+        start_server: embedded::starter(servers_given.is_empty(), launcher, &servers),
         token_cmd: options.token_cmd.clone(),
     };
     let result = event_loop::run(app, initial, connector).await;
     embedded::shutdown(&servers).await;
-    result.context("the terminal client failed")
+    result
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::tab::Target;
+use super::target::Target;
 
 /// The file, by app and user: `{"app\u{1f}user": [{"channel": "lobby"}, {"peer": "bob"}]}`.
 type Saved = BTreeMap<String, Vec<Target>>;

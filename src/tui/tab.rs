@@ -7,26 +7,8 @@ use std::collections::VecDeque;
 
 use crate::protocol::{ChannelAttribute, HistoryMessage, Message, PeerStatus};
 
-use super::line_editor::InputHistory;
-
-/// A conversation: what a tab shows, what `history` is asked about, what is saved for the
-/// next run.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Target {
-    Peer(String),
-    Channel(String),
-}
-
-impl Target {
-    pub fn id(&self) -> &str {
-        match self {
-            Target::Peer(id) | Target::Channel(id) => id,
-        }
-    }
-}
+use super::input_history::InputHistory;
+use super::target::Target;
 
 /// What became of a message you sent, from the server's result code.
 #[derive(Debug, Clone, PartialEq, Eq)]

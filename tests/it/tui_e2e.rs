@@ -594,3 +594,23 @@ async fn a_log_redirected_to_a_file_has_no_colour_codes() {
     child.kill().await.unwrap();
     assert!(!text.contains('\x1b'), "{text:?}");
 }
+
+/// `rtm-tui demo`: the binary hands the chat client the server it starts in-process (the
+/// `tui` room builds none), the client logs in to it and joins the lobby, where the
+/// simulated users are members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_starts_its_server_and_joins_the_lobby() {
+    let tmux = Tmux::start("demo");
+    let binary = env!("CARGO_BIN_EXE_rtm-tui");
+    tmux.line(&format!(
+        "RTM_TUI_HOME={} {binary} demo --user you",
+        tmux.home_path
+    ));
+    tmux.wait_for("[connected]");
+    tmux.wait_for("you joined #lobby");
+    tmux.wait_until("a simulated user in the member list", |s| {
+        s.lines().any(|l| l.trim_end().ends_with("│ada"))
+    });
+    tmux.line("/quit");
+    tmux.wait_for_shell();
+}

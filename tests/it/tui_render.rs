@@ -12,10 +12,10 @@ use rtm::tui::action::{Action, Effect, KeyAction};
 use rtm::tui::app::overlay::Overlay;
 use rtm::tui::app::{App, LoginDefaults, Screen};
 use rtm::tui::config::{Config, Theme};
+use rtm::tui::job::{Failure, InviteJob, Job, JobId, JobOutput};
 use rtm::tui::keymap::Keymap;
 use rtm::tui::render;
-use rtm::tui::request::{Failure, InviteRequest, Reply, Request, RequestId};
-use rtm::tui::tab::Target;
+use rtm::tui::target::Target;
 
 /// 2026-11-25 10:00:00 UTC: every test runs at this instant, in UTC.
 const NOW: u64 = 1_795_600_800_000;
@@ -70,27 +70,27 @@ fn enter(app: &mut App, line: &str) -> Vec<Effect> {
 }
 
 /// The requests among `effects`.
-fn requests(effects: &[Effect]) -> Vec<Request> {
+fn requests(effects: &[Effect]) -> Vec<Job> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Request(_, request) => Some(request.clone()),
+            Effect::Job(_, request) => Some(request.clone()),
             _ => None,
         })
         .collect()
 }
 
 /// Whether `effects` ask for `request`.
-fn asks(effects: &[Effect], request: &Request) -> bool {
+fn asks(effects: &[Effect], request: &Job) -> bool {
     requests(effects).contains(request)
 }
 
 /// The id of the request among `effects` that `pick` chooses.
-fn asked(effects: &[Effect], pick: impl Fn(&Request) -> bool) -> RequestId {
+fn asked(effects: &[Effect], pick: impl Fn(&Job) -> bool) -> JobId {
     effects
         .iter()
         .find_map(|e| match e {
-            Effect::Request(id, request) if pick(request) => Some(*id),
+            Effect::Job(id, request) if pick(request) => Some(*id),
             _ => None,
         })
         .unwrap_or_else(|| panic!("no such request in {effects:?}"))
@@ -100,8 +100,8 @@ fn asked(effects: &[Effect], pick: impl Fn(&Request) -> bool) -> RequestId {
 fn answer(
     app: &mut App,
     effects: &[Effect],
-    pick: impl Fn(&Request) -> bool,
-    result: Result<Reply, Failure>,
+    pick: impl Fn(&Job) -> bool,
+    result: Result<JobOutput, Failure>,
 ) -> Vec<Effect> {
     let id = asked(effects, pick);
     app.update(Action::Done(id, result))
@@ -109,7 +109,7 @@ fn answer(
 
 /// The server accepts alice's login, asked in `effects`.
 fn log_in(app: &mut App, effects: &[Effect]) -> Vec<Effect> {
-    let reply = Reply::LoggedIn(LoginResult {
+    let reply = JobOutput::LoggedIn(LoginResult {
         user: "alice".into(),
         server_ts: NOW,
         protocol: 1,
@@ -117,18 +117,13 @@ fn log_in(app: &mut App, effects: &[Effect]) -> Vec<Effect> {
         token_expires_at: None,
         store: None,
     });
-    answer(
-        app,
-        effects,
-        |r| matches!(r, Request::Login { .. }),
-        Ok(reply),
-    )
+    answer(app, effects, |r| matches!(r, Job::Login { .. }), Ok(reply))
 }
 
 /// The server lets us in `channel`, asked in `effects`, with `count` members.
 fn joined(app: &mut App, effects: &[Effect], channel: &str, count: u64) -> Vec<Effect> {
-    let join = Request::Join(channel.into());
-    answer(app, effects, |r| *r == join, Ok(Reply::Joined(count)))
+    let join = Job::Join(channel.into());
+    answer(app, effects, |r| *r == join, Ok(JobOutput::Joined(count)))
 }
 
 /// A message of `from` in a history page.
@@ -146,8 +141,8 @@ fn answer_history(app: &mut App, effects: &[Effect], messages: Vec<HistoryMessag
     answer(
         app,
         effects,
-        |r| matches!(r, Request::History { .. }),
-        Ok(Reply::History(messages)),
+        |r| matches!(r, Job::History { .. }),
+        Ok(JobOutput::History(messages)),
     );
 }
 
@@ -193,8 +188,8 @@ fn lobby() -> App {
     answer(
         &mut app,
         &effects,
-        |r| matches!(r, Request::Members(_)),
-        Ok(Reply::Members(members)),
+        |r| matches!(r, Job::Members(_)),
+        Ok(JobOutput::Members(members)),
     );
     let history = vec![history_message(
         1,
@@ -239,7 +234,7 @@ fn login_form_validates_as_you_type_and_shows_the_servers_answer() {
     let effects = app.update(Action::Key(KeyAction::Submit));
     let login = asked(
         &effects,
-        |r| matches!(r, Request::Login { user, .. } if user == "alice"),
+        |r| matches!(r, Job::Login { user, .. } if user == "alice"),
     );
     app.update(Action::Done(
         login,
@@ -272,13 +267,13 @@ fn marks_follow_the_result_codes() {
     let mut sends = Vec::new();
     for text in ["one", "two", "three", "four", "five", "six"] {
         for effect in enter(&mut app, text) {
-            if let Effect::Request(id, Request::SendPeer { .. }) = effect {
+            if let Effect::Job(id, Job::SendPeer { .. }) = effect {
                 sends.push(id);
             }
         }
     }
     let ok = |id| {
-        Ok(Reply::Sent(SendResult {
+        Ok(JobOutput::Sent(SendResult {
             message_id: id,
             server_ts: NOW,
         }))
@@ -301,7 +296,7 @@ fn marks_follow_the_result_codes() {
     let effects = enter(&mut app, "/retry");
     assert_eq!(
         requests(&effects),
-        [Request::SendPeer {
+        [Job::SendPeer {
             peer: "bob".into(),
             message: Message::text("five"),
         }]
@@ -353,7 +348,7 @@ fn scrolling_up_loads_older_history() {
     let page: Vec<HistoryMessage> = (100..150)
         .map(|id| history_message(id, "bob", &format!("message {id}"), NOW - 1000 * (200 - id)))
         .collect();
-    let history = Request::History {
+    let history = Job::History {
         target: Target::Peer("bob".into()),
         before: None,
     };
@@ -361,7 +356,7 @@ fn scrolling_up_loads_older_history() {
         &mut app,
         &effects,
         |r| *r == history,
-        Ok(Reply::History(page)),
+        Ok(JobOutput::History(page)),
     );
     app.update(Action::Resize(100, 30));
     let first = app.update(Action::Key(KeyAction::PageUp));
@@ -369,7 +364,7 @@ fn scrolling_up_loads_older_history() {
     let effects = app.update(Action::Key(KeyAction::PageUp));
     assert!(asks(
         &effects,
-        &Request::History {
+        &Job::History {
             target: Target::Peer("bob".into()),
             before: Some(100),
         }
@@ -391,7 +386,7 @@ fn big_pastes_ask_first_and_offline_messages_are_marked() {
     assert!(matches!(app.overlay, Some(Overlay::PasteConfirm { .. })));
     let effects = app.update(Action::Key(KeyAction::Submit));
     assert!(
-        matches!(&requests(&effects)[..], [Request::SendPeer { message, .. }] if message.summary().lines().count() == 7)
+        matches!(&requests(&effects)[..], [Job::SendPeer { message, .. }] if message.summary().lines().count() == 7)
     );
     app.update(Action::Paste("short\npaste".into()));
     assert!(app.overlay.is_none());
@@ -429,7 +424,7 @@ fn several_servers_show_the_one_in_use() {
     let mut app = app_on("demo", "alice", "10.0.0.1:7420, ws://10.0.0.2:7420");
     let effects = app.submit_login();
     assert!(
-        matches!(&requests(&effects)[..], [Request::Login { server, .. }]
+        matches!(&requests(&effects)[..], [Job::Login { server, .. }]
             if server == "ws://10.0.0.1:7420/rtm/v1,ws://10.0.0.2:7420/rtm/v1"),
         "{effects:?}"
     );
@@ -499,7 +494,7 @@ fn call_invitations_prompt_with_a_countdown() {
     assert_eq!(app.input.text(), "hello there");
     assert_eq!(
         requests(&effects),
-        [Request::Invite(InviteRequest::Answer {
+        [Job::Invite(InviteJob::Answer {
             answer: rtm::protocol::InvitationAnswer::Accept,
             id: "inv-1".into(),
             caller: "bob".into(),
@@ -531,7 +526,7 @@ fn channel_attributes_presence_and_raw_messages() {
     let topic = [("topic".to_string(), "release on Friday".to_string())].into();
     assert_eq!(
         requests(&effects),
-        [Request::ChangeChannelAttributes {
+        [Job::ChangeChannelAttributes {
             channel: "lobby".into(),
             write: rtm::protocol::AttributeWrite::AddOrUpdate(topic),
         }]
@@ -556,10 +551,15 @@ fn channel_attributes_presence_and_raw_messages() {
     let effects = enter(&mut app, "/who");
     assert_eq!(
         requests(&effects),
-        [Request::QueryPresence(vec!["erin".into()])]
+        [Job::QueryPresence(vec!["erin".into()])]
     );
     let online = vec![("erin".into(), rtm::protocol::PeerStatus::Online)];
-    answer(&mut app, &effects, |_| true, Ok(Reply::Presence(online)));
+    answer(
+        &mut app,
+        &effects,
+        |_| true,
+        Ok(JobOutput::Presence(online)),
+    );
     assert!(draw(&app, 100, 30).contains("@erin · online"));
 
     // Raw messages: shown as description and size, saved with /save, sent with /raw.
@@ -573,16 +573,18 @@ fn channel_attributes_presence_and_raw_messages() {
     assert!(draw(&app, 100, 30).contains("[notes.bin, 2.0 KiB] (/save)"));
     let effects = enter(&mut app, "/save /tmp/notes.bin");
     assert!(
-        matches!(&requests(&effects)[..], [Request::SaveFile { path, data }] if path == "/tmp/notes.bin" && data.len() == 2048)
+        matches!(&requests(&effects)[..], [Job::SaveFile { path, data }] if path == "/tmp/notes.bin" && data.len() == 2048)
     );
     let effects = enter(&mut app, "/raw ./photo.png");
-    assert_eq!(
-        requests(&effects),
-        [Request::ReadRawFile("./photo.png".into())]
+    assert_eq!(requests(&effects), [Job::ReadRawFile("./photo.png".into())]);
+    let effects = answer(
+        &mut app,
+        &effects,
+        |_| true,
+        Ok(JobOutput::File(vec![1, 2, 3])),
     );
-    let effects = answer(&mut app, &effects, |_| true, Ok(Reply::File(vec![1, 2, 3])));
     assert!(
-        matches!(&requests(&effects)[..], [Request::SendPeer { peer, message }] if peer == "erin" && message.raw_bytes() == Some(vec![1, 2, 3]))
+        matches!(&requests(&effects)[..], [Job::SendPeer { peer, message }] if peer == "erin" && message.raw_bytes() == Some(vec![1, 2, 3]))
     );
 }
 
@@ -591,7 +593,7 @@ fn a_call_you_place_can_be_hung_up() {
     let mut app = logged_in();
     let effects = enter(&mut app, "/call bob standup?");
     // Opening the @bob tab also asks for history and presence.
-    let [.., Request::Invite(InviteRequest::Send {
+    let [.., Job::Invite(InviteJob::Send {
         id, peer, content, ..
     })] = &requests(&effects)[..]
     else {
@@ -601,7 +603,7 @@ fn a_call_you_place_can_be_hung_up() {
     let effects = enter(&mut app, "/hangup");
     assert_eq!(
         requests(&effects),
-        [Request::Invite(InviteRequest::Cancel {
+        [Job::Invite(InviteJob::Cancel {
             id: id.clone(),
             peer: "bob".into(),
         })]
@@ -620,7 +622,7 @@ fn offline_messages_that_overtake_the_login_reply_stay() {
     // The new tab's history stops before the message it shows already.
     assert!(asks(
         &effects,
-        &Request::History {
+        &Job::History {
             target: Target::Peer("bob".into()),
             before: Some(3),
         }
@@ -724,34 +726,32 @@ fn an_expiry_warning_asks_for_a_fresh_token() {
     let effects = app.update(Action::Server(Event::TokenPrivilegeWillExpire {
         expires_at: NOW / 1000 + 30,
     }));
-    assert!(asks(&effects, &Request::RenewToken(None)));
+    assert!(asks(&effects, &Job::RenewToken(None)));
     assert!(draw(&app, 100, 20).contains("your token expires at 10:00:30"));
 }
 
 #[test]
 fn server_queries_default_to_the_current_tab() {
-    use rtm::tui::request::QueryRequest;
+    use rtm::tui::job::QueryJob;
     let mut app = lobby();
     assert_eq!(
         requests(&enter(&mut app, "/count")),
-        [Request::Query(QueryRequest::MemberCount(vec![
-            "lobby".into()
-        ]))]
+        [Job::Query(QueryJob::MemberCount(vec!["lobby".into()]))]
     );
     assert_eq!(
         requests(&enter(&mut app, "/count a \"b c\"")),
-        [Request::Query(QueryRequest::MemberCount(vec![
+        [Job::Query(QueryJob::MemberCount(vec![
             "a".into(),
             "b c".into()
         ]))]
     );
     assert_eq!(
         requests(&enter(&mut app, "/subscribed")),
-        [Request::Query(QueryRequest::Subscribed)]
+        [Job::Query(QueryJob::Subscribed)]
     );
     assert_eq!(
         requests(&enter(&mut app, "/ping")),
-        [Request::Query(QueryRequest::Ping)]
+        [Job::Query(QueryJob::Ping)]
     );
     // Outside a channel tab, /count needs a channel.
     app.update(Action::Key(rtm::tui::action::KeyAction::PrevTab));
@@ -818,10 +818,7 @@ fn the_status_line_puts_the_state_and_what_needs_you_first() {
 fn the_channel_sigil_is_not_part_of_the_id() {
     let mut app = logged_in();
     let effects = enter(&mut app, "/join #lobby");
-    assert!(
-        asks(&effects, &Request::Join("lobby".into())),
-        "{effects:?}"
-    );
+    assert!(asks(&effects, &Job::Join("lobby".into())), "{effects:?}");
     let screen = draw(&app, 100, 20);
     assert!(
         screen.contains("#lobby") && !screen.contains("##lobby"),
@@ -832,12 +829,12 @@ fn the_channel_sigil_is_not_part_of_the_id() {
     assert!(
         requests(&effects)
             .iter()
-            .any(|r| matches!(r, Request::SendChannel { channel, .. } if channel == "lobby")),
+            .any(|r| matches!(r, Job::SendChannel { channel, .. } if channel == "lobby")),
         "{effects:?}"
     );
     assert!(asks(
         &enter(&mut app, "/leave #lobby"),
-        &Request::Leave("lobby".into())
+        &Job::Leave("lobby".into())
     ));
 }
 
@@ -856,7 +853,7 @@ fn the_login_form_never_traps_a_logged_in_user() {
     assert!(
         !requests(&effects)
             .iter()
-            .any(|r| matches!(r, Request::Login { .. })),
+            .any(|r| matches!(r, Job::Login { .. })),
         "{effects:?}"
     );
     assert_eq!(app.screen, Screen::Main);
@@ -877,8 +874,8 @@ fn the_login_form_never_traps_a_logged_in_user() {
     answer(
         &mut app,
         &effects,
-        |r| *r == Request::Logout,
-        Ok(Reply::Done),
+        |r| *r == Job::Logout,
+        Ok(JobOutput::Done),
     );
     app.update(Action::Connection {
         state: ConnectionState::Disconnected,
@@ -914,7 +911,7 @@ fn a_paste_ending_in_a_newline_sends_no_empty_line() {
     assert_eq!(app.input.text(), "first\nsecond");
     let effects = app.update(Action::Key(KeyAction::Submit));
     assert!(
-        matches!(&requests(&effects)[..], [Request::SendPeer { message, .. }] if message.summary() == "first\nsecond"),
+        matches!(&requests(&effects)[..], [Job::SendPeer { message, .. }] if message.summary() == "first\nsecond"),
         "{effects:?}"
     );
     let screen = draw(&app, 80, 20);
@@ -1019,9 +1016,9 @@ fn nothing_stale_stays_on_screen() {
     let mut app = lobby();
     app.update(Action::Key(KeyAction::GoTo(2)));
     // A server that does not tell us of our own change: the app reads the attributes again.
-    let read_again = |r: &Request| *r == Request::GetChannelAttributes("lobby".into());
+    let read_again = |r: &Job| *r == Job::GetChannelAttributes("lobby".into());
     let effects = enter(&mut app, "/cattr set topic release");
-    let effects = answer(&mut app, &effects, |_| true, Ok(Reply::Done));
+    let effects = answer(&mut app, &effects, |_| true, Ok(JobOutput::Done));
     let topic = vec![rtm::protocol::ChannelAttribute {
         key: "topic".into(),
         value: "release".into(),
@@ -1032,7 +1029,7 @@ fn nothing_stale_stays_on_screen() {
         &mut app,
         &effects,
         read_again,
-        Ok(Reply::ChannelAttributes(topic)),
+        Ok(JobOutput::ChannelAttributes(topic)),
     );
     assert!(draw(&app, 100, 20).contains("· release"));
     // Deleted: the header does not keep it.
@@ -1040,16 +1037,16 @@ fn nothing_stale_stays_on_screen() {
     assert!(
         matches!(
             &requests(&effects)[..],
-            [Request::ChangeChannelAttributes { .. }]
+            [Job::ChangeChannelAttributes { .. }]
         ),
         "{effects:?}"
     );
-    let effects = answer(&mut app, &effects, |_| true, Ok(Reply::Done));
+    let effects = answer(&mut app, &effects, |_| true, Ok(JobOutput::Done));
     answer(
         &mut app,
         &effects,
         read_again,
-        Ok(Reply::ChannelAttributes(vec![])),
+        Ok(JobOutput::ChannelAttributes(vec![])),
     );
     assert!(!draw(&app, 100, 20).contains("· release"));
     app.update(Action::Server(Event::ChannelAttributesUpdated {
@@ -1065,7 +1062,7 @@ fn nothing_stale_stays_on_screen() {
     assert!(draw(&app, 100, 20).contains("bob changed the topic to: again"));
     // Left: nothing about the channel is news any more; no stale topic or count.
     let effects = enter(&mut app, "/leave");
-    answer(&mut app, &effects, |_| true, Ok(Reply::Done));
+    answer(&mut app, &effects, |_| true, Ok(JobOutput::Done));
     let screen = draw(&app, 100, 20);
     assert!(screen.contains("#lobby · not joined"), "{screen}");
     assert!(
@@ -1078,9 +1075,9 @@ fn nothing_stale_stays_on_screen() {
     let mut sends = Vec::new();
     for text in ["got it?", "later then"] {
         let effects = enter(&mut app, text);
-        sends.push(asked(&effects, |r| matches!(r, Request::SendPeer { .. })));
+        sends.push(asked(&effects, |r| matches!(r, Job::SendPeer { .. })));
     }
-    let received = Reply::Sent(SendResult {
+    let received = JobOutput::Sent(SendResult {
         message_id: 40,
         server_ts: NOW + 5,
     });
@@ -1145,10 +1142,7 @@ fn a_rejoin_of_a_listed_member_shows_nothing() {
         reason: ChangeReason::LoginSuccess,
         retry_in_ms: None,
     });
-    assert!(
-        asks(&effects, &Request::Members("lobby".into())),
-        "{effects:?}"
-    );
+    assert!(asks(&effects, &Job::Members("lobby".into())), "{effects:?}");
 }
 
 /// A message typed while RECONNECTING stays pending (`…`) and takes its mark when the
@@ -1165,13 +1159,13 @@ fn messages_typed_while_reconnecting_and_ids_that_start_over() {
     });
     let sent = enter(&mut app, "typed while away");
     assert!(
-        matches!(&requests(&sent)[..], [Request::SendChannel { channel, .. }] if channel == "lobby"),
+        matches!(&requests(&sent)[..], [Job::SendChannel { channel, .. }] if channel == "lobby"),
         "{sent:?}"
     );
     assert!(draw(&app, 100, 20).contains("typed while away …"));
     let effects = enter(&mut app, "/reconnect");
     assert!(effects.contains(&Effect::Reconnect), "{effects:?}");
-    let result = Ok(Reply::Sent(SendResult {
+    let result = Ok(JobOutput::Sent(SendResult {
         message_id: 1,
         server_ts: NOW + 500_000,
     }));
@@ -1263,7 +1257,7 @@ fn presence_is_followed_again_after_a_new_login() {
         peers: [("bob".to_string(), rtm::protocol::PeerStatus::Unreachable)].into(),
     }));
     let effects = enter(&mut app, "hi bob");
-    let ok = Reply::Sent(SendResult {
+    let ok = JobOutput::Sent(SendResult {
         message_id: 1,
         server_ts: NOW,
     });
@@ -1289,19 +1283,19 @@ fn a_reconnect_shows_in_channel_tabs_and_forgets_a_stale_topic() {
         ConnectionState::Connected,
         ChangeReason::LoginSuccess,
     ));
-    let attributes = |r: &Request| *r == Request::GetChannelAttributes("lobby".into());
+    let attributes = |r: &Job| *r == Job::GetChannelAttributes("lobby".into());
     answer(
         &mut app,
         &effects,
         attributes,
-        Ok(Reply::ChannelAttributes(vec![])),
+        Ok(JobOutput::ChannelAttributes(vec![])),
     );
     // The restarted server knows only us so far; the others come back one by one.
     answer(
         &mut app,
         &effects,
-        |r| matches!(r, Request::Members(_)),
-        Ok(Reply::Members(vec!["alice".into()])),
+        |r| matches!(r, Job::Members(_)),
+        Ok(JobOutput::Members(vec!["alice".into()])),
     );
     for user in ["alice", "bob", "carol"] {
         app.update(Action::Server(Event::MemberJoined {
@@ -1343,7 +1337,7 @@ fn failures_are_said_in_words_without_codes() {
     answer(
         &mut app,
         &effects,
-        |r| matches!(r, Request::Invite(_)),
+        |r| matches!(r, Job::Invite(_)),
         Err(Failure::new(Some(1), "peer offline")),
     );
     app.update(Action::Key(KeyAction::GoTo(2)));
@@ -1367,12 +1361,12 @@ fn a_topic_change_is_said_once_with_its_value() {
     let topic = [("topic".to_string(), "hi all".to_string())].into();
     assert_eq!(
         requests(&effects),
-        [Request::ChangeChannelAttributes {
+        [Job::ChangeChannelAttributes {
             channel: "lobby".into(),
             write: rtm::protocol::AttributeWrite::AddOrUpdate(topic),
         }]
     );
-    let effects = answer(&mut app, &effects, |_| true, Ok(Reply::Done));
+    let effects = answer(&mut app, &effects, |_| true, Ok(JobOutput::Done));
     app.update(topic_event("lobby", "hi all", "alice"));
     let attributes = vec![rtm::protocol::ChannelAttribute {
         key: "topic".into(),
@@ -1384,7 +1378,7 @@ fn a_topic_change_is_said_once_with_its_value() {
         &mut app,
         &effects,
         |_| true,
-        Ok(Reply::ChannelAttributes(attributes)),
+        Ok(JobOutput::ChannelAttributes(attributes)),
     );
     enter(&mut app, "/topic");
     let screen = draw(&app, 100, 20);
@@ -1407,12 +1401,17 @@ fn who_in_a_channel_lists_its_members() {
     let mut app = in_lobby();
     let effects = enter(&mut app, "/who");
     let members = ["alice", "bob", "carol", "dave"].map(String::from).to_vec();
-    assert_eq!(requests(&effects), [Request::QueryPresence(members)]);
+    assert_eq!(requests(&effects), [Job::QueryPresence(members)]);
     let online = vec![
         ("bob".into(), rtm::protocol::PeerStatus::Online),
         ("carol".into(), rtm::protocol::PeerStatus::Offline),
     ];
-    answer(&mut app, &effects, |_| true, Ok(Reply::Presence(online)));
+    answer(
+        &mut app,
+        &effects,
+        |_| true,
+        Ok(JobOutput::Presence(online)),
+    );
     let screen = draw(&app, 100, 20);
     assert!(
         screen.contains("bob is online, carol is offline"),
@@ -1492,7 +1491,7 @@ fn quotes_around_an_attribute_value_are_not_stored() {
     let status = [("status".to_string(), "in a meeting".to_string())].into();
     assert_eq!(
         requests(&effects),
-        [Request::ChangeUserAttributes(
+        [Job::ChangeUserAttributes(
             rtm::protocol::AttributeWrite::AddOrUpdate(status)
         )]
     );
@@ -1707,19 +1706,19 @@ fn renew_call_into_a_channel_and_several_attributes() {
     let effects = enter(&mut app, "/renew 007fresh");
     assert_eq!(
         requests(&effects),
-        [Request::RenewToken(Some("007fresh".into()))]
+        [Job::RenewToken(Some("007fresh".into()))]
     );
     answer(
         &mut app,
         &effects,
         |_| true,
-        Ok(Reply::Text("token renewed".into())),
+        Ok(JobOutput::Text("token renewed".into())),
     );
     let effects = enter(&mut app, "/renew");
-    assert_eq!(requests(&effects), [Request::RenewToken(None)]);
+    assert_eq!(requests(&effects), [Job::RenewToken(None)]);
 
     let effects = enter(&mut app, "/call bob #lobby pair on the review?");
-    let [.., Request::Invite(InviteRequest::Send {
+    let [.., Job::Invite(InviteJob::Send {
         peer,
         channel,
         content,
@@ -1738,7 +1737,7 @@ fn renew_call_into_a_channel_and_several_attributes() {
     let effects = enter(&mut app, "/attr set mood=happy status=\"in a meeting\"");
     assert_eq!(
         requests(&effects),
-        [Request::ChangeUserAttributes(
+        [Job::ChangeUserAttributes(
             rtm::protocol::AttributeWrite::AddOrUpdate(
                 [pair("mood", "happy"), pair("status", "in a meeting")].into()
             )
@@ -1747,14 +1746,14 @@ fn renew_call_into_a_channel_and_several_attributes() {
     let effects = enter(&mut app, "/attr replace mood=calm");
     assert_eq!(
         requests(&effects),
-        [Request::ChangeUserAttributes(
+        [Job::ChangeUserAttributes(
             rtm::protocol::AttributeWrite::Set([pair("mood", "calm")].into())
         )]
     );
     let effects = enter(&mut app, "/attr del mood status");
     assert_eq!(
         requests(&effects),
-        [Request::ChangeUserAttributes(
+        [Job::ChangeUserAttributes(
             rtm::protocol::AttributeWrite::Delete(vec!["mood".into(), "status".into()])
         )]
     );
@@ -1801,7 +1800,7 @@ fn search_finds_messages_and_reaches_into_history() {
     let effects = app.update(Action::Key(KeyAction::PageUp));
     assert!(asks(
         &effects,
-        &Request::History {
+        &Job::History {
             target: Target::Peer("bob".into()),
             before: Some(100),
         }
@@ -1812,7 +1811,7 @@ fn search_finds_messages_and_reaches_into_history() {
         "the invoice is paid",
         NOW - 5_000_000,
     )];
-    answer(&mut app, &effects, |_| true, Ok(Reply::History(older)));
+    answer(&mut app, &effects, |_| true, Ok(JobOutput::History(older)));
     let screen = draw(&app, 100, 24);
     assert!(screen.contains("bob: the invoice is paid"), "{screen}");
     assert!(

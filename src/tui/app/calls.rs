@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use super::super::request::InviteRequest;
 use crate::protocol::InvitationAnswer;
+use crate::tui::job::InviteJob;
 
 /// Invitations expire this long after they arrive (docs/protocol.md).
 pub const INVITATION_TTL_MS: u64 = 60_000;
@@ -46,9 +46,9 @@ impl Calls {
     }
 
     /// Accepts or refuses the ringing invitation; `None` when nothing rings.
-    pub fn answer(&mut self, answer: InvitationAnswer, response: String) -> Option<InviteRequest> {
+    pub fn answer(&mut self, answer: InvitationAnswer, response: String) -> Option<InviteJob> {
         let Invitation { id, caller, .. } = self.incoming.take()?;
-        Some(InviteRequest::Answer {
+        Some(InviteJob::Answer {
             answer,
             id,
             caller,
@@ -64,11 +64,11 @@ impl Calls {
         peer: String,
         channel: Option<String>,
         content: String,
-    ) -> InviteRequest {
+    ) -> InviteJob {
         self.placed += 1;
         let id = format!("{me}-{now}-{}", self.placed);
         self.outgoing.insert(peer.clone(), id.clone());
-        InviteRequest::Send {
+        InviteJob::Send {
             id,
             peer,
             channel,
@@ -77,9 +77,9 @@ impl Calls {
     }
 
     /// Cancels our call to `peer`, if one is waiting.
-    pub fn hang_up(&mut self, peer: &str) -> Option<InviteRequest> {
+    pub fn hang_up(&mut self, peer: &str) -> Option<InviteJob> {
         let id = self.outgoing.remove(peer)?;
-        Some(InviteRequest::Cancel {
+        Some(InviteJob::Cancel {
             id,
             peer: peer.to_string(),
         })

@@ -2,9 +2,10 @@
 //! completion in progress, and walking the tab's [`InputHistory`] with Up and Down. What
 //! a line does once sent is the app's (`App::send_line`).
 
-use super::super::action::KeyAction;
-use super::super::line_editor::{InputHistory, LineEditor};
-use super::super::slash_command;
+use crate::tui::action::KeyAction;
+use crate::tui::input_history::InputHistory;
+use crate::tui::line_editor::LineEditor;
+use crate::tui::slash_command;
 
 /// The line being typed, and the completion being cycled through.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

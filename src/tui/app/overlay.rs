@@ -2,9 +2,9 @@
 //! question a big paste asks, and the prompt of a ringing call. A window handles its own keys and
 //! tells the app, as a [`Reaction`], what it wants done beyond that (close, switch, send).
 
-use super::super::action::KeyAction;
-use super::super::line_editor::LineEditor;
 use super::calls::Invitation;
+use crate::tui::action::KeyAction;
+use crate::tui::line_editor::LineEditor;
 
 /// Pastes of more lines than this ask before they are sent.
 pub const PASTE_CONFIRM_LINES: usize = 5;

@@ -1,17 +1,17 @@
 //! Answers to our requests: each is matched by its id with what it was for (the
-//! [`Pending`] note the outbox kept) and handed to the component it concerns.
+//! [`Pending`] note the jobs kept) and handed to the component it concerns.
 
 use crate::protocol::{ChannelAttribute, LoginResult, Message};
 
-use super::super::login::{self, LoginStatus};
-use super::super::request::{expect, Failure, Reply, Request, RequestId};
-use super::super::tab::Target;
-use super::outbox::{AttributesShown, Pending};
+use super::jobs::{AttributesShown, Pending};
 use super::{presence_word, App, Screen};
+use crate::tui::job::{expect, Failure, Job, JobId, JobOutput};
+use crate::tui::login::{self, LoginStatus};
+use crate::tui::target::Target;
 
 impl App {
-    pub(super) fn on_reply(&mut self, id: RequestId, result: Result<Reply, Failure>) {
-        let Some(pending) = self.outbox.answered(id) else {
+    pub(super) fn on_reply(&mut self, id: JobId, result: Result<JobOutput, Failure>) {
+        let Some(pending) = self.jobs.answered(id) else {
             tracing::debug!("an answer to no request of ours: {id:?}");
             return;
         };
@@ -27,7 +27,7 @@ impl App {
             }
             Pending::Join(channel) => {
                 self.tabs
-                    .on_joined(&channel, expect(result), now, &mut self.outbox);
+                    .on_joined(&channel, expect(result), now, &mut self.jobs);
             }
             Pending::Leave(channel) => self.tabs.on_left(&channel, expect(result), now),
             Pending::Members(channel) => self.tabs.on_members(&channel, expect(result), now),
@@ -47,25 +47,25 @@ impl App {
                         // The change's event says what changed, to us too; a server that
                         // does not send it to the writer still gets the header right
                         // (a deleted attribute must not stay) and the change said once.
-                        self.outbox.ask(
+                        self.jobs.ask(
                             Pending::ChannelAttributes {
                                 channel: channel.clone(),
                                 show: AttributesShown::Changes,
                             },
-                            Request::GetChannelAttributes(channel),
+                            Job::GetChannelAttributes(channel),
                         );
                     }
                     Err(f) => {
-                        let i = self.tabs.open(&target, &mut self.outbox);
+                        let i = self.tabs.open(&target, &mut self.jobs);
                         self.tabs[i].error(now, f.to_string());
                     }
                 }
             }
             // A request with nothing to say (a token command that is not there) says so.
-            Pending::Line(_) if matches!(result, Ok(Reply::Done)) => {}
+            Pending::Line(_) if matches!(result, Ok(JobOutput::Done)) => {}
             Pending::Line(target) => {
                 let i = match target {
-                    Some(target) => self.tabs.open(&target, &mut self.outbox),
+                    Some(target) => self.tabs.open(&target, &mut self.jobs),
                     None => self.tabs.active(),
                 };
                 match expect::<String>(result) {
@@ -79,7 +79,7 @@ impl App {
             },
             Pending::SavedTabs => {
                 let targets = expect(result).unwrap_or_default();
-                self.tabs.restore(targets, now, &mut self.outbox);
+                self.tabs.restore(targets, now, &mut self.jobs);
             }
             Pending::Editor { draft } => match expect::<String>(result) {
                 Ok(text) => self.input.set(text.trim_end_matches('\n')),
@@ -121,16 +121,16 @@ impl App {
         );
         self.tabs.home().info(now, line);
         if relogin {
-            self.tabs.rejoin(&mut self.outbox);
+            self.tabs.rejoin(&mut self.jobs);
             return;
         }
         self.tabs.home().info(
             now,
             "/join <channel> to join a channel, /msg <peer> to talk to someone, F1 for help",
         );
-        self.outbox.ask(
+        self.jobs.ask(
             Pending::SavedTabs,
-            Request::LoadTabs {
+            Job::LoadTabs {
                 app_id: self.status.app_id.clone(),
                 user: result.user,
             },
@@ -188,7 +188,7 @@ impl App {
                 Ok(text) => self.info_in(&target, text),
                 Err(f) => {
                     let now = self.now_ms;
-                    let i = self.tabs.open(&target, &mut self.outbox);
+                    let i = self.tabs.open(&target, &mut self.jobs);
                     self.tabs[i].error(now, f.to_string());
                 }
             }

@@ -3,15 +3,16 @@
 
 use crate::protocol::Event;
 
-use super::super::action::Effect;
-use super::super::local_time;
-use super::super::notify::NotifyMode;
-use super::super::request::Request;
-use super::super::tab::{ChatMessage, Target};
 use super::calls::{Invitation, INVITATION_TTL_MS};
-use super::outbox::Pending;
+use super::jobs::Pending;
 use super::overlay::Overlay;
 use super::{presence_word, App};
+use crate::tui::action::Effect;
+use crate::tui::job::Job;
+use crate::tui::local_time;
+use crate::tui::notify::NotifyMode;
+use crate::tui::tab::ChatMessage;
+use crate::tui::target::Target;
 
 impl App {
     pub(super) fn on_server_event(&mut self, event: Event) {
@@ -28,7 +29,7 @@ impl App {
                 // A new tab's history stops before this message, which it shows already.
                 let i = self
                     .tabs
-                    .open_before(&target, Some(message_id), &mut self.outbox);
+                    .open_before(&target, Some(message_id), &mut self.jobs);
                 let message = ChatMessage::received(from, &message, message_id, offline, self.me());
                 self.receive(i, server_ts, message);
             }
@@ -39,7 +40,7 @@ impl App {
                 message_id,
                 server_ts,
             } => {
-                let i = self.tabs.open(&Target::Channel(channel), &mut self.outbox);
+                let i = self.tabs.open(&Target::Channel(channel), &mut self.jobs);
                 let message = ChatMessage::received(from, &message, message_id, false, self.me());
                 self.receive(i, server_ts, message);
             }
@@ -103,7 +104,7 @@ impl App {
                 self.calls.ring(invitation.clone());
                 self.overlay = Some(Overlay::Invitation(invitation));
                 if self.config.bell {
-                    self.outbox.push(Effect::Bell);
+                    self.jobs.push(Effect::Bell);
                 }
             }
             Event::InvitationAccepted {
@@ -141,8 +142,7 @@ impl App {
                     now,
                     format!("your token expires at {at}; renewing with --token-cmd if given"),
                 );
-                self.outbox
-                    .ask(Pending::Line(None), Request::RenewToken(None));
+                self.jobs.ask(Pending::Line(None), Job::RenewToken(None));
             }
             // The ABORTED that follows a kick says why, once (`App::on_connection`).
             Event::Kicked { reason } => tracing::info!(?reason, "kicked"),
@@ -177,10 +177,10 @@ impl App {
             return;
         }
         if mention && self.config.bell {
-            self.outbox.push(Effect::Bell);
+            self.jobs.push(Effect::Bell);
         }
         if let Some(notice) = notice {
-            self.outbox.push(notice);
+            self.jobs.push(notice);
         }
     }
 

@@ -4,15 +4,16 @@
 use crate::protocol::limits::{validate_channel_id, validate_user_id, MAX_QUERY_PEERS};
 use crate::protocol::{ConnectionState, Message};
 
-use super::super::action::Effect;
-use super::super::login::LoginStatus;
-use super::super::request::{QueryRequest, Request};
-use super::super::slash_command::{AttrArgs, SlashCommand, COMMANDS};
-use super::super::tab::{Body, EntryKind, Target, TOPIC};
-use super::outbox::{AttributesShown, Pending};
+use super::jobs::{AttributesShown, Pending};
 use super::overlay::Overlay;
 use super::{App, Screen};
 use crate::protocol::{AttributeWrite, InvitationAnswer};
+use crate::tui::action::Effect;
+use crate::tui::job::{Job, QueryJob};
+use crate::tui::login::LoginStatus;
+use crate::tui::slash_command::{AttrArgs, SlashCommand, COMMANDS};
+use crate::tui::tab::{Body, EntryKind, TOPIC};
+use crate::tui::target::Target;
 
 impl App {
     pub(super) fn run_command(&mut self, command: SlashCommand) {
@@ -22,11 +23,11 @@ impl App {
                 if let Err(e) = validate_channel_id(&channel) {
                     return self.error(format!("/join: {e}"));
                 }
-                let i = self.tabs.open(&Target::Channel(channel), &mut self.outbox);
+                let i = self.tabs.open(&Target::Channel(channel), &mut self.jobs);
                 self.tabs.activate(i);
                 // Already in: /join just goes to the tab.
                 if !self.tabs[i].joined {
-                    self.tabs.join(i, &mut self.outbox);
+                    self.tabs.join(i, &mut self.jobs);
                 }
             }
             SlashCommand::Leave(channel) => {
@@ -35,8 +36,8 @@ impl App {
                 else {
                     return self.error("/leave: this is not a channel tab");
                 };
-                self.outbox
-                    .ask(Pending::Leave(channel.clone()), Request::Leave(channel));
+                self.jobs
+                    .ask(Pending::Leave(channel.clone()), Job::Leave(channel));
             }
             SlashCommand::Msg(peer, _)
             | SlashCommand::Call { peer, .. }
@@ -48,7 +49,7 @@ impl App {
             }
             SlashCommand::Msg(peer, text) => {
                 let target = Target::Peer(peer);
-                let i = self.tabs.open(&target, &mut self.outbox);
+                let i = self.tabs.open(&target, &mut self.jobs);
                 self.tabs.activate(i);
                 if let Some(text) = text {
                     self.send_to(&target, Message::text(text));
@@ -71,7 +72,7 @@ impl App {
             }
             SlashCommand::Query(peer) => self.run_command(SlashCommand::Msg(peer, None)),
             SlashCommand::Close => {
-                if let Err(why) = self.tabs.close_active(&mut self.outbox) {
+                if let Err(why) = self.tabs.close_active(&mut self.jobs) {
                     self.error(why);
                 }
             }
@@ -83,7 +84,7 @@ impl App {
                 let tab = self.tabs.active_tab_mut();
                 tab.member_filter = filter.unwrap_or_default();
                 tab.member_scroll = 0;
-                self.outbox.ask_members(channel, self.now_ms);
+                self.jobs.ask_members(channel, self.now_ms);
             }
             SlashCommand::Who(mut peers) => {
                 if peers.is_empty() {
@@ -98,10 +99,9 @@ impl App {
                         return self.error("usage: /who <peer>... (or in a peer or channel tab)");
                     }
                 }
-                self.outbox
-                    .ask(Pending::Presence, Request::QueryPresence(peers));
+                self.jobs.ask(Pending::Presence, Job::QueryPresence(peers));
             }
-            SlashCommand::Subscribed => self.query(QueryRequest::Subscribed),
+            SlashCommand::Subscribed => self.query(QueryJob::Subscribed),
             SlashCommand::Count(mut channels) => {
                 if channels.is_empty() {
                     let Some(channel) = self.active_tab().channel().map(str::to_string) else {
@@ -109,11 +109,11 @@ impl App {
                     };
                     channels.push(channel);
                 }
-                self.query(QueryRequest::MemberCount(channels));
+                self.query(QueryJob::MemberCount(channels));
             }
-            SlashCommand::Ping => self.query(QueryRequest::Ping),
+            SlashCommand::Ping => self.query(QueryJob::Ping),
             SlashCommand::Me(text) => self.send_text(&format!("/me {text}")),
-            SlashCommand::Retry => self.tabs.retry(now, &mut self.outbox),
+            SlashCommand::Retry => self.tabs.retry(now, &mut self.jobs),
             SlashCommand::Clear => {
                 let tab = self.tabs.active_tab_mut();
                 tab.entries.clear();
@@ -145,7 +145,7 @@ impl App {
                     return self.error(format!("/call: {e}"));
                 }
                 let target = Target::Peer(peer.clone());
-                let i = self.tabs.open(&target, &mut self.outbox);
+                let i = self.tabs.open(&target, &mut self.jobs);
                 self.tabs.activate(i);
                 let into = channel
                     .as_ref()
@@ -173,10 +173,8 @@ impl App {
                     let name = std::path::Path::new(&path)
                         .file_name()
                         .map_or(path.clone(), |n| n.to_string_lossy().into_owned());
-                    self.outbox.ask(
-                        Pending::RawFile { target, name },
-                        Request::ReadRawFile(path),
-                    );
+                    self.jobs
+                        .ask(Pending::RawFile { target, name }, Job::ReadRawFile(path));
                 }
                 None => self.error("/raw: open a peer or channel tab first"),
             },
@@ -195,8 +193,8 @@ impl App {
                     });
                 match data {
                     Some(data) => self
-                        .outbox
-                        .ask(Pending::Line(None), Request::SaveFile { path, data }),
+                        .jobs
+                        .ask(Pending::Line(None), Job::SaveFile { path, data }),
                     None => self.error("/save: no raw message in this tab"),
                 }
             }
@@ -206,14 +204,13 @@ impl App {
                 }
             }
             SlashCommand::Renew(token) => {
-                self.outbox
-                    .ask(Pending::Line(None), Request::RenewToken(token));
+                self.jobs.ask(Pending::Line(None), Job::RenewToken(token));
             }
             SlashCommand::Reconnect => {
                 let state = self.status.conn.state;
                 if state == ConnectionState::Reconnecting {
                     self.info("reconnecting now…");
-                    self.outbox.push(Effect::Reconnect);
+                    self.jobs.push(Effect::Reconnect);
                 } else {
                     let state = super::status::state_words(state);
                     self.info(format!(
@@ -225,7 +222,7 @@ impl App {
                 self.screen = Screen::Login;
                 self.login.status = LoginStatus::Editing;
             }
-            SlashCommand::Logout => self.outbox.ask(Pending::Logout, Request::Logout),
+            SlashCommand::Logout => self.jobs.ask(Pending::Logout, Job::Logout),
             SlashCommand::Quit => self.quit(),
             SlashCommand::Help(Some(name)) => {
                 let line = COMMANDS.iter().find(|(n, _, _)| *n == name).map_or_else(
@@ -239,17 +236,16 @@ impl App {
     }
 
     /// A question whose answer is a line in the tab in front.
-    fn query(&mut self, request: QueryRequest) {
-        self.outbox
-            .ask(Pending::Line(None), Request::Query(request));
+    fn query(&mut self, request: QueryJob) {
+        self.jobs.ask(Pending::Line(None), Job::Query(request));
     }
 
     fn attr_command(&mut self, args: AttrArgs) {
         let request = match attribute_write(args) {
-            Ok(write) => Request::ChangeUserAttributes(write),
-            Err(user) => Request::GetUserAttributes(user.unwrap_or_else(|| self.me().to_string())),
+            Ok(write) => Job::ChangeUserAttributes(write),
+            Err(user) => Job::GetUserAttributes(user.unwrap_or_else(|| self.me().to_string())),
         };
-        self.outbox.ask(Pending::Line(None), request);
+        self.jobs.ask(Pending::Line(None), request);
     }
 
     fn cattr_command(&mut self, args: AttrArgs) {
@@ -263,15 +259,13 @@ impl App {
                     channel: channel.clone(),
                     show: AttributesShown::List,
                 };
-                return self
-                    .outbox
-                    .ask(pending, Request::GetChannelAttributes(channel));
+                return self.jobs.ask(pending, Job::GetChannelAttributes(channel));
             }
             Err(Some(_)) => return self.error("usage: /cattr [set k v|replace k=v…|del k…|clear]"),
         };
-        self.outbox.ask(
+        self.jobs.ask(
             Pending::ChannelAttributesChanged(channel.clone()),
-            Request::ChangeChannelAttributes { channel, write },
+            Job::ChangeChannelAttributes { channel, write },
         );
     }
 }

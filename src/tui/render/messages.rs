@@ -7,10 +7,10 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use unicode_width::UnicodeWidthStr;
 
-use super::super::app::App;
-use super::super::local_time;
-use super::super::tab::{Body, ChatMessage, Entry, EntryKind, HistoryState, Tab};
 use super::wrap::{truncate, wrap};
+use crate::tui::app::App;
+use crate::tui::local_time;
+use crate::tui::tab::{Body, ChatMessage, Entry, EntryKind, HistoryState, Tab};
 
 /// Columns of the sender name (longer names are cut with …) on a view of
 /// [`WIDE_VIEW`] columns or more; narrower views give it a sixth of their width, down to
@@ -260,7 +260,7 @@ fn entry_lines(
             };
             if let Some(mark) = &message.mark {
                 let style = match mark {
-                    super::super::tab::Mark::Pending => theme.dim,
+                    crate::tui::tab::Mark::Pending => theme.dim,
                     m if m.retryable() => theme.error,
                     _ => theme.ok,
                 };

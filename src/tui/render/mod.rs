@@ -13,41 +13,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::Frame;
 
 use super::app::{App, Screen};
+use super::layout::{pane_widths, TAB_LIST_WIDTH};
 
 pub use messages::lines as message_lines;
 
-/// Width of the tab list.
-const TAB_LIST_WIDTH: u16 = 16;
-/// Width of the tab list cut down to numbers and activity marks.
-const TAB_NUMBERS_WIDTH: u16 = 5;
-/// The message view keeps at least this many columns (time, name and about 27 columns of
-/// text); panes give way to it: first the tab list shrinks to numbers, then the member
-/// list goes, then the tab list.
-const MIN_VIEW_WIDTH: u16 = 44;
-/// Width of the member list.
-const MEMBER_LIST_WIDTH: u16 = 18;
 /// Most rows the input grows to with a multi-line message.
 const MAX_INPUT_ROWS: u16 = 5;
-
-/// Widths of the tab list and the member list for a screen `width` wide: the first
-/// layout that leaves the message view [`MIN_VIEW_WIDTH`].
-fn pane_widths(width: u16, members: bool) -> (u16, u16) {
-    let members = if members { MEMBER_LIST_WIDTH } else { 0 };
-    [
-        (TAB_LIST_WIDTH, members),
-        (TAB_NUMBERS_WIDTH, members),
-        (TAB_NUMBERS_WIDTH, 0),
-        (0, 0),
-    ]
-    .into_iter()
-    .find(|(tabs, members)| width >= tabs + members + MIN_VIEW_WIDTH)
-    .unwrap_or((0, 0))
-}
-
-/// Whether a screen `width` wide has room for the member list (F2).
-pub fn member_list_fits(width: u16) -> bool {
-    pane_widths(width, true).1 > 0
-}
 
 /// Draws the whole screen for the app's state; returns where links are drawn, for the
 /// terminal to make them hyperlinks (see `links.rs`).

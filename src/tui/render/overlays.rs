@@ -10,12 +10,14 @@ use ratatui::Frame;
 
 use crate::protocol::ConnectionState;
 
-use super::super::action::KeyAction;
-use super::super::app::overlay::Overlay;
-use super::super::app::status::{reason_words, state_words};
-use super::super::app::App;
-use super::super::login::{LoginStatus, FIELDS, TOKEN};
-use super::super::slash_command::COMMANDS;
+use crate::tui::action::KeyAction;
+use crate::tui::app::overlay::Overlay;
+use crate::tui::app::status::{reason_words, state_words};
+use crate::tui::app::App;
+use crate::tui::login::{LoginStatus, FIELDS, TOKEN};
+use crate::tui::slash_command::COMMANDS;
+
+use super::panes::{key_hints, size_count, PASTE_KEYS};
 
 /// A centred rectangle of at most `width` x `height` inside `area`.
 fn centred(area: Rect, width: u16, height: u16) -> Rect {
@@ -34,16 +36,6 @@ fn boxed<'a>(app: &App, title: &'a str) -> Block<'a> {
         .borders(Borders::ALL)
         .border_style(app.theme.accent)
         .title(Span::styled(format!(" {title} "), app.theme.bold))
-}
-
-/// "key what  key what" spans, keys in the accent colour (footer, prompts, login form).
-pub fn key_hints(app: &App, items: &[(&str, &str)]) -> Vec<Span<'static>> {
-    let mut spans = Vec::new();
-    for (key, label) in items {
-        spans.push(Span::styled((*key).to_string(), app.theme.accent));
-        spans.push(Span::styled(format!(" {label}  "), app.theme.dim));
-    }
-    spans
 }
 
 pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
@@ -85,13 +77,13 @@ pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
         }
         Some(Overlay::PasteConfirm { text }) => {
             let rect = centred(area, 56, 7);
-            let keys = app.keymap.footer(super::panes::PASTE_KEYS);
+            let keys = app.keymap.footer(PASTE_KEYS);
             let mut paste_keys: Vec<(&str, &str)> =
                 keys.iter().map(|(k, l)| (k.as_str(), *l)).collect();
             paste_keys.insert(1, ("e", "edit first"));
             let lines = vec![
                 Line::raw(format!("You pasted {} lines.", text.lines().count())),
-                super::panes::size_count(app, text).map_or_else(Line::default, Line::from),
+                size_count(app, text).map_or_else(Line::default, Line::from),
                 Line::from(key_hints(app, &paste_keys)),
             ];
             frame.render_widget(Clear, rect);
@@ -168,8 +160,8 @@ fn search(frame: &mut Frame, app: &App, area: Rect, query: &str, selected: usize
         .collect();
     lines.reverse();
     let reach = match tab.history {
-        super::super::tab::HistoryState::More => "PgUp: search older history too",
-        super::super::tab::HistoryState::Loading => "loading older history…",
+        crate::tui::tab::HistoryState::More => "PgUp: search older history too",
+        crate::tui::tab::HistoryState::Loading => "loading older history…",
         _ => "all of the history searched",
     };
     let found = match results.len() {

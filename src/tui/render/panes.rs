@@ -13,12 +13,12 @@ use unicode_width::UnicodeWidthStr;
 use crate::protocol::limits::MAX_MESSAGE_BYTES;
 use crate::protocol::ConnectionState;
 
-use super::super::action::KeyAction;
-use super::super::app::overlay::Overlay;
-use super::super::app::status::{reason_words, state_words};
-use super::super::app::{presence_word, App};
-use super::super::tab::TOPIC;
 use super::wrap::truncate;
+use crate::tui::action::KeyAction;
+use crate::tui::app::overlay::Overlay;
+use crate::tui::app::status::{reason_words, state_words};
+use crate::tui::app::{presence_word, App};
+use crate::tui::tab::TOPIC;
 
 /// From this size on, the footer counts a message's bytes against
 /// [`MAX_MESSAGE_BYTES`].
@@ -337,6 +337,16 @@ fn skip_columns(text: &str, columns: usize) -> String {
         .collect()
 }
 
+/// "key what  key what" spans, keys in the accent colour (footer, prompts, login form).
+pub fn key_hints(app: &App, items: &[(&str, &str)]) -> Vec<Span<'static>> {
+    let mut spans = Vec::new();
+    for (key, label) in items {
+        spans.push(Span::styled((*key).to_string(), app.theme.accent));
+        spans.push(Span::styled(format!(" {label}  "), app.theme.dim));
+    }
+    spans
+}
+
 /// The paste question's keys and what they do; `e` (edit first) is a letter, not a key
 /// of the keymap.
 pub const PASTE_KEYS: &[(KeyAction, &str)] = &[
@@ -389,7 +399,7 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
     };
     let keys = app.keymap.footer(items);
     let keys: Vec<(&str, &str)> = keys.iter().map(|(k, l)| (k.as_str(), *l)).collect();
-    let mut spans = super::overlays::key_hints(app, &keys);
+    let mut spans = key_hints(app, &keys);
     if app.overlay.is_none() {
         if let Some(count) = size_count(app, app.input.text()) {
             spans.insert(0, count);

@@ -4,24 +4,18 @@
 
 use crate::protocol::{Message, SendResult};
 
-use super::super::super::request::{Failure, Request};
-use super::super::super::tab::{Body, ChatMessage, Entry, EntryKind, Mark, Target};
-use super::super::outbox::{Outbox, Pending};
 use super::Tabs;
+use crate::tui::app::jobs::{Jobs, Pending};
+use crate::tui::job::{Failure, Job};
+use crate::tui::tab::{Body, ChatMessage, Entry, EntryKind, Mark};
+use crate::tui::target::Target;
 
 impl Tabs {
     /// Sends `message` to a conversation: shown at once, pending, and asked of the loop.
-    pub fn send(
-        &mut self,
-        target: &Target,
-        message: Message,
-        me: &str,
-        now: u64,
-        outbox: &mut Outbox,
-    ) {
+    pub fn send(&mut self, target: &Target, message: Message, me: &str, now: u64, jobs: &mut Jobs) {
         let local_id = self.next_local_id;
         self.next_local_id += 1;
-        let i = self.open(target, outbox);
+        let i = self.open(target, jobs);
         let tab = &mut self.list[i];
         tab.push(Entry {
             ts: now,
@@ -37,11 +31,11 @@ impl Tabs {
             }),
         });
         tab.scroll = 0;
-        ask_send(outbox, target, local_id, message);
+        ask_send(jobs, target, local_id, message);
     }
 
     /// Resends the newest message of the tab in front whose send failed.
-    pub fn retry(&mut self, now: u64, outbox: &mut Outbox) {
+    pub fn retry(&mut self, now: u64, jobs: &mut Jobs) {
         let tab = &mut self.list[self.active];
         let Some(target) = tab.target.clone() else {
             return;
@@ -65,7 +59,7 @@ impl Tabs {
             Body::Raw { description, data } => Message::raw(data, description.clone()),
         };
         let local_id = message.local_id.unwrap_or(0);
-        ask_send(outbox, &target, local_id, wire);
+        ask_send(jobs, &target, local_id, wire);
     }
 
     /// The answer to our message `local_id` to `target`: its mark, and the server's id
@@ -133,13 +127,13 @@ impl Tabs {
     }
 }
 
-fn ask_send(outbox: &mut Outbox, target: &Target, local_id: u64, message: Message) {
+fn ask_send(jobs: &mut Jobs, target: &Target, local_id: u64, message: Message) {
     let request = match target {
-        Target::Peer(peer) => Request::SendPeer {
+        Target::Peer(peer) => Job::SendPeer {
             peer: peer.clone(),
             message,
         },
-        Target::Channel(channel) => Request::SendChannel {
+        Target::Channel(channel) => Job::SendChannel {
             channel: channel.clone(),
             message,
         },
@@ -148,10 +142,11 @@ fn ask_send(outbox: &mut Outbox, target: &Target, local_id: u64, message: Messag
         target: target.clone(),
         local_id,
     };
-    outbox.ask(pending, request);
+    jobs.ask(pending, request);
 }
 
-/// A failed peer send's mark, from PEER codes (contracts.md: 4 cached, 3 unreachable, 2 timeout).
+/// A failed peer send's mark, from its PEER code (docs/protocol.md, "Result codes, by
+/// family": 4 cached, 3 unreachable, 2 timeout).
 fn peer_mark(failure: &Failure) -> Mark {
     use crate::protocol::codes::peer;
     match failure.code {

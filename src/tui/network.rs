@@ -1,5 +1,5 @@
 //! The client session the event loop talks through (a [`Client`] and the channel handles
-//! it created), and how each network [`Request`] is made with it: one spawned task per
+//! it created), and how each network [`Job`] is made with it: one spawned task per
 //! request, each answering with [`Action::Done`] and the request's id on the loop's
 //! channel, so the loop never waits on the network. Sends are queued with the client
 //! before their task is spawned, so they leave in the order typed (the client library
@@ -14,8 +14,9 @@ use crate::client::{Channel, Client, ClientError, HistoryTarget, SendOptions};
 use crate::protocol::AttributeWrite;
 
 use super::action::Action;
-use super::request::{Failure, InviteRequest, QueryRequest, Reply, Request, RequestId};
-use super::tab::{Target, HISTORY_PAGE};
+use super::job::{Failure, InviteJob, Job, JobId, JobOutput, QueryJob};
+use super::tab::HISTORY_PAGE;
+use super::target::Target;
 
 /// A client error as the app shows it: Agora's words for the code, and the code (which
 /// only the log shows).
@@ -29,7 +30,7 @@ pub fn failure(error: &ClientError) -> Failure {
 }
 
 /// Answers request `id` on the loop's channel.
-pub fn answer(tx: &UnboundedSender<Action>, id: RequestId, result: Result<Reply, Failure>) {
+pub fn answer(tx: &UnboundedSender<Action>, id: JobId, result: Result<JobOutput, Failure>) {
     // The loop has quit when nobody listens; the answer has nowhere to go.
     let _ = tx.send(Action::Done(id, result));
 }
@@ -37,9 +38,9 @@ pub fn answer(tx: &UnboundedSender<Action>, id: RequestId, result: Result<Reply,
 /// Awaits `request` in a task and answers `id` with what `reply` makes of its result.
 fn spawn_answer<T, Fut>(
     tx: &UnboundedSender<Action>,
-    id: RequestId,
+    id: JobId,
     request: Fut,
-    reply: impl FnOnce(T) -> Reply + Send + 'static,
+    reply: impl FnOnce(T) -> JobOutput + Send + 'static,
 ) where
     Fut: std::future::Future<Output = Result<T, Failure>> + Send + 'static,
     T: Send + 'static,
@@ -49,7 +50,7 @@ fn spawn_answer<T, Fut>(
 }
 
 /// A logged-in (or logging-in) client and the channel handles it created.
-pub struct Session {
+pub struct Network {
     pub client: Client,
     pub server: String,
     pub app_id: String,
@@ -58,9 +59,9 @@ pub struct Session {
     channels: HashMap<String, Channel>,
 }
 
-impl Session {
-    pub fn new(client: Client, server: String, app_id: String) -> Session {
-        Session {
+impl Network {
+    pub fn new(client: Client, server: String, app_id: String) -> Network {
+        Network {
             client,
             server,
             app_id,
@@ -84,9 +85,9 @@ impl Session {
         &mut self,
         channel: &str,
         tx: &UnboundedSender<Action>,
-        id: RequestId,
+        id: JobId,
         call: impl FnOnce(Channel) -> Fut,
-        reply: impl FnOnce(T) -> Reply + Send + 'static,
+        reply: impl FnOnce(T) -> JobOutput + Send + 'static,
     ) where
         Fut: std::future::Future<Output = Result<T, ClientError>> + Send + 'static,
         T: Send + 'static,
@@ -107,26 +108,26 @@ impl Session {
 
     /// Starts a network request; its answer arrives on `tx`. (Login is the loop's, which
     /// sets the session up first; then it comes here too.)
-    pub fn perform(&mut self, id: RequestId, request: Request, tx: &UnboundedSender<Action>) {
+    pub fn perform(&mut self, id: JobId, request: Job, tx: &UnboundedSender<Action>) {
         let client = self.client.clone();
         let f = |e: ClientError| failure(&e);
         match request {
-            Request::Login { user, token, .. } => spawn_answer(
+            Job::Login { user, token, .. } => spawn_answer(
                 tx,
                 id,
                 async move { client.login(token.as_deref(), &user).await.map_err(f) },
-                Reply::LoggedIn,
+                JobOutput::LoggedIn,
             ),
-            Request::RenewToken(Some(token)) => spawn_answer(
+            Job::RenewToken(Some(token)) => spawn_answer(
                 tx,
                 id,
                 async move {
                     client.renew_token(&token).await.map_err(f)?;
                     Ok("token renewed".to_string())
                 },
-                Reply::Text,
+                JobOutput::Text,
             ),
-            Request::RenewToken(None) => {
+            Job::RenewToken(None) => {
                 let Some(command) = self.token_cmd.clone() else {
                     return answer(
                         tx,
@@ -138,10 +139,10 @@ impl Session {
                     tx,
                     id,
                     async move { renew(&client, &command).await },
-                    Reply::Text,
+                    JobOutput::Text,
                 );
             }
-            Request::Logout => spawn_answer(
+            Job::Logout => spawn_answer(
                 tx,
                 id,
                 async move {
@@ -149,43 +150,48 @@ impl Session {
                     let _ = client.logout().await;
                     Ok(())
                 },
-                |()| Reply::Done,
+                |()| JobOutput::Done,
             ),
-            Request::SendPeer { peer, message } => {
+            Job::SendPeer { peer, message } => {
                 // Offline delivery on: a peer who is away gets it at next login (mark "cached").
                 let options = SendOptions { offline: true };
                 let request = client.send_message_to_peer(&peer, message, options);
-                spawn_answer(tx, id, async move { request.await.map_err(f) }, Reply::Sent);
+                spawn_answer(
+                    tx,
+                    id,
+                    async move { request.await.map_err(f) },
+                    JobOutput::Sent,
+                );
             }
-            Request::SendChannel { channel, message } => self.channel_call(
+            Job::SendChannel { channel, message } => self.channel_call(
                 &channel,
                 tx,
                 id,
                 move |handle| handle.send_message(message),
-                Reply::Sent,
+                JobOutput::Sent,
             ),
-            Request::Join(channel) => self.channel_call(
+            Job::Join(channel) => self.channel_call(
                 &channel,
                 tx,
                 id,
                 |handle| async move { handle.join().await.map(|r| r.member_count) },
-                Reply::Joined,
+                JobOutput::Joined,
             ),
-            Request::Leave(channel) => self.channel_call(
+            Job::Leave(channel) => self.channel_call(
                 &channel,
                 tx,
                 id,
                 |handle| async move { handle.leave().await },
-                |()| Reply::Done,
+                |()| JobOutput::Done,
             ),
-            Request::Members(channel) => self.channel_call(
+            Job::Members(channel) => self.channel_call(
                 &channel,
                 tx,
                 id,
                 |handle| async move { handle.get_members().await },
-                Reply::Members,
+                JobOutput::Members,
             ),
-            Request::History { target, before } => {
+            Job::History { target, before } => {
                 let wire = match target {
                     Target::Peer(p) => HistoryTarget::Peer(p),
                     Target::Channel(c) => HistoryTarget::Channel(c),
@@ -199,36 +205,36 @@ impl Session {
                             .await
                             .map_err(f)
                     },
-                    Reply::History,
+                    JobOutput::History,
                 );
             }
-            Request::QueryPresence(peers) => spawn_answer(
+            Job::QueryPresence(peers) => spawn_answer(
                 tx,
                 id,
                 async move { client.query_peers_online_status(&peers).await.map_err(f) },
-                |peers| Reply::Presence(peers.into_iter().collect()),
+                |peers| JobOutput::Presence(peers.into_iter().collect()),
             ),
-            Request::Query(request) => {
+            Job::Query(request) => {
                 spawn_answer(
                     tx,
                     id,
                     async move { query(&client, request).await },
-                    Reply::Text,
+                    JobOutput::Text,
                 );
             }
-            Request::ChangeUserAttributes(write) => spawn_answer(
+            Job::ChangeUserAttributes(write) => spawn_answer(
                 tx,
                 id,
                 async move { change_user_attributes(&client, write).await },
-                Reply::Text,
+                JobOutput::Text,
             ),
-            Request::GetUserAttributes(user) => spawn_answer(
+            Job::GetUserAttributes(user) => spawn_answer(
                 tx,
                 id,
                 async move { user_attributes(&client, &user).await },
-                Reply::Text,
+                JobOutput::Text,
             ),
-            Request::ChangeChannelAttributes { channel, write } => spawn_answer(
+            Job::ChangeChannelAttributes { channel, write } => spawn_answer(
                 tx,
                 id,
                 async move {
@@ -237,9 +243,9 @@ impl Session {
                         .await
                         .map_err(f)
                 },
-                |()| Reply::Done,
+                |()| JobOutput::Done,
             ),
-            Request::GetChannelAttributes(channel) => spawn_answer(
+            Job::GetChannelAttributes(channel) => spawn_answer(
                 tx,
                 id,
                 async move {
@@ -248,20 +254,17 @@ impl Session {
                         .await
                         .map_err(f)
                 },
-                Reply::ChannelAttributes,
+                JobOutput::ChannelAttributes,
             ),
-            Request::Invite(request) => {
+            Job::Invite(request) => {
                 spawn_answer(
                     tx,
                     id,
                     async move { invite(&client, request).await },
-                    Reply::Text,
+                    JobOutput::Text,
                 );
             }
-            Request::SaveFile { .. }
-            | Request::ReadRawFile(_)
-            | Request::LoadTabs { .. }
-            | Request::Editor(_) => {
+            Job::SaveFile { .. } | Job::ReadRawFile(_) | Job::LoadTabs { .. } | Job::Editor(_) => {
                 tracing::error!("not a network request: {request:?}");
                 answer(tx, id, Err(Failure::new(None, "not a network request")));
             }
@@ -304,10 +307,10 @@ async fn renew(client: &Client, command: &str) -> Result<String, Failure> {
     Ok("token renewed".into())
 }
 
-async fn query(client: &Client, request: QueryRequest) -> Result<String, Failure> {
+async fn query(client: &Client, request: QueryJob) -> Result<String, Failure> {
     let f = |e: ClientError| failure(&e);
     match request {
-        QueryRequest::Subscribed => {
+        QueryJob::Subscribed => {
             let peers = client.query_subscribed_peers().await.map_err(f)?;
             Ok(if peers.is_empty() {
                 "you follow nobody's presence (open a peer tab to follow it)".into()
@@ -315,7 +318,7 @@ async fn query(client: &Client, request: QueryRequest) -> Result<String, Failure
                 format!("you follow the presence of: {}", peers.join(", "))
             })
         }
-        QueryRequest::MemberCount(channels) => {
+        QueryJob::MemberCount(channels) => {
             let counts = client
                 .get_channel_member_count(&channels)
                 .await
@@ -326,7 +329,7 @@ async fn query(client: &Client, request: QueryRequest) -> Result<String, Failure
                 .collect();
             Ok(format!("members: {}", list.join(", ")))
         }
-        QueryRequest::Ping => {
+        QueryJob::Ping => {
             let started = std::time::Instant::now();
             client.ping().await.map_err(f)?;
             Ok(format!(
@@ -366,9 +369,9 @@ async fn user_attributes(client: &Client, user: &str) -> Result<String, Failure>
     Ok(format!("{user}: {}", list.join(", ")))
 }
 
-async fn invite(client: &Client, request: InviteRequest) -> Result<String, Failure> {
+async fn invite(client: &Client, request: InviteJob) -> Result<String, Failure> {
     let result = match &request {
-        InviteRequest::Send {
+        InviteJob::Send {
             id,
             peer,
             channel,
@@ -377,11 +380,11 @@ async fn invite(client: &Client, request: InviteRequest) -> Result<String, Failu
             .send_invitation(id, peer, content, channel.as_deref())
             .await
             .map(|()| format!("{peer} got the call invitation; waiting for an answer")),
-        InviteRequest::Cancel { id, peer } => client
+        InviteJob::Cancel { id, peer } => client
             .cancel_invitation(id, peer)
             .await
             .map(|()| format!("you canceled the call to {peer}")),
-        InviteRequest::Answer {
+        InviteJob::Answer {
             answer,
             id,
             caller,

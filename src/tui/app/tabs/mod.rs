@@ -13,10 +13,11 @@ use std::ops::{Index, IndexMut};
 
 use crate::protocol::HistoryMessage;
 
-use super::super::action::Effect;
-use super::super::request::{Failure, Request};
-use super::super::tab::{Entry, EntryKind, HistoryState, Mark, Tab, Target, HISTORY_PAGE};
-use super::outbox::{AttributesShown, Outbox, Pending};
+use super::jobs::{AttributesShown, Jobs, Pending};
+use crate::tui::action::Effect;
+use crate::tui::job::{Failure, Job};
+use crate::tui::tab::{Entry, EntryKind, HistoryState, Mark, Tab, HISTORY_PAGE};
+use crate::tui::target::Target;
 
 /// The tab list; the first tab is the home tab (`rtm`) and is never closed.
 #[derive(Debug)]
@@ -111,26 +112,21 @@ impl Tabs {
 
     /// The tab for `target`, opened if needed (a peer's with its history and presence
     /// asked for).
-    pub fn open(&mut self, target: &Target, outbox: &mut Outbox) -> usize {
-        self.open_before(target, None, outbox)
+    pub fn open(&mut self, target: &Target, jobs: &mut Jobs) -> usize {
+        self.open_before(target, None, jobs)
     }
 
     /// [`Tabs::open`] for a message that arrived: a new tab's history stops before the
     /// message with id `before`, which it already shows.
-    pub fn open_before(
-        &mut self,
-        target: &Target,
-        before: Option<u64>,
-        outbox: &mut Outbox,
-    ) -> usize {
+    pub fn open_before(&mut self, target: &Target, before: Option<u64>, jobs: &mut Jobs) -> usize {
         if let Some(i) = self.index_of(target) {
             return i;
         }
         let mut tab = Tab::new(Some(target.clone()));
         if let Target::Peer(peer) = target {
             tab.history = HistoryState::Loading;
-            ask_history(outbox, target.clone(), before);
-            outbox.push(Effect::Subscribe(vec![peer.clone()]));
+            ask_history(jobs, target.clone(), before);
+            jobs.push(Effect::Subscribe(vec![peer.clone()]));
         }
         self.list.push(tab);
         self.list.len() - 1
@@ -186,7 +182,7 @@ impl Tabs {
 
     /// Closes the tab in front, leaving its channel or the peer's presence; the home tab
     /// stays (`Err`).
-    pub fn close_active(&mut self, outbox: &mut Outbox) -> Result<(), &'static str> {
+    pub fn close_active(&mut self, jobs: &mut Jobs) -> Result<(), &'static str> {
         if self.active == 0 {
             return Err("the rtm tab stays open (/quit to leave)");
         }
@@ -194,10 +190,10 @@ impl Tabs {
         self.previous = 0;
         match tab.target {
             Some(Target::Channel(channel)) if tab.joined => {
-                outbox.ask(Pending::Leave(channel.clone()), Request::Leave(channel));
+                jobs.ask(Pending::Leave(channel.clone()), Job::Leave(channel));
             }
             Some(Target::Peer(peer)) => {
-                outbox.push(Effect::Unsubscribe(vec![peer]));
+                jobs.push(Effect::Unsubscribe(vec![peer]));
             }
             _ => {}
         }
@@ -292,7 +288,7 @@ impl Tabs {
 
     /// Scrolls the tab in front by `entries` (positive: toward older ones); near the top
     /// of what it holds, the page before is fetched. `page` is the screen's height.
-    pub fn scroll_by(&mut self, entries: i32, page: usize, outbox: &mut Outbox) {
+    pub fn scroll_by(&mut self, entries: i32, page: usize, jobs: &mut Jobs) {
         let tab = &mut self.list[self.active];
         let max = tab.entries.len().saturating_sub(1);
         tab.scroll = if entries >= 0 {
@@ -306,44 +302,44 @@ impl Tabs {
             tab.mentions = 0;
         }
         if tab.scroll + page >= tab.entries.len() {
-            self.load_older(outbox);
+            self.load_older(jobs);
         }
     }
 
     /// Fetches the page of history before what the tab in front holds, if there is one
     /// and it is not on its way already.
-    pub fn load_older(&mut self, outbox: &mut Outbox) {
+    pub fn load_older(&mut self, jobs: &mut Jobs) {
         let tab = &mut self.list[self.active];
         if tab.history != HistoryState::More {
             return;
         }
         if let Some(target) = tab.target.clone() {
             tab.history = HistoryState::Loading;
-            ask_history(outbox, target, tab.oldest_id());
+            ask_history(jobs, target, tab.oldest_id());
         }
     }
 
     /// Asks to join the channel of tab `index`; "you joined" will go where the tab ends
     /// now, before whatever arrives while the server answers.
-    pub fn join(&mut self, index: usize, outbox: &mut Outbox) {
+    pub fn join(&mut self, index: usize, jobs: &mut Jobs) {
         let tab = &mut self.list[index];
         let Some(channel) = tab.channel().map(str::to_string) else {
             return;
         };
         tab.join_asked_at = Some(tab.entries.len());
-        outbox.ask(Pending::Join(channel.clone()), Request::Join(channel));
+        jobs.ask(Pending::Join(channel.clone()), Job::Join(channel));
     }
 
     /// After a login again: every channel tab joins again, and every peer tab follows
     /// its peer's presence again (a new session follows nobody's; the server tells each
     /// peer's state right after the subscribe).
-    pub fn rejoin(&self, outbox: &mut Outbox) {
+    pub fn rejoin(&self, jobs: &mut Jobs) {
         for channel in self.channels() {
-            outbox.ask(Pending::Join(channel.clone()), Request::Join(channel));
+            jobs.ask(Pending::Join(channel.clone()), Job::Join(channel));
         }
         let peers = self.peers();
         if !peers.is_empty() {
-            outbox.push(Effect::Subscribe(peers));
+            jobs.push(Effect::Subscribe(peers));
         }
     }
 
@@ -360,10 +356,10 @@ impl Tabs {
         channel: &str,
         result: Result<u64, Failure>,
         now: u64,
-        outbox: &mut Outbox,
+        jobs: &mut Jobs,
     ) {
         let target = Target::Channel(channel.to_string());
-        let i = self.open(&target, outbox);
+        let i = self.open(&target, jobs);
         let tab = &mut self.list[i];
         let count = match result {
             Ok(count) => count,
@@ -382,16 +378,16 @@ impl Tabs {
             tab.history = HistoryState::Loading;
         }
         let channel = channel.to_string();
-        outbox.ask_members(channel.clone(), now);
-        outbox.ask(
+        jobs.ask_members(channel.clone(), now);
+        jobs.ask(
             Pending::ChannelAttributes {
                 channel: channel.clone(),
                 show: AttributesShown::Header,
             },
-            Request::GetChannelAttributes(channel),
+            Job::GetChannelAttributes(channel),
         );
         if load {
-            ask_history(outbox, target, None);
+            ask_history(jobs, target, None);
         }
     }
 
@@ -527,13 +523,13 @@ impl Tabs {
 
     /// Reopens the conversations of the last run: channels are joined again, peer tabs
     /// opened (with their history). The tab in front stays in front.
-    pub fn restore(&mut self, targets: Vec<Target>, now: u64, outbox: &mut Outbox) {
+    pub fn restore(&mut self, targets: Vec<Target>, now: u64, jobs: &mut Jobs) {
         for target in targets {
             if self.index_of(&target).is_some() {
                 continue;
             }
-            let i = self.open(&target, outbox);
-            self.join(i, outbox);
+            let i = self.open(&target, jobs);
+            self.join(i, jobs);
         }
         let reopened: Vec<String> = self.list.iter().skip(1).map(Tab::name).collect();
         if !reopened.is_empty() {
@@ -546,13 +542,13 @@ impl Tabs {
     }
 }
 
-fn ask_history(outbox: &mut Outbox, target: Target, before: Option<u64>) {
-    outbox.ask(
+fn ask_history(jobs: &mut Jobs, target: Target, before: Option<u64>) {
+    jobs.ask(
         Pending::History {
             target: target.clone(),
             before,
         },
-        Request::History { target, before },
+        Job::History { target, before },
     );
 }
 

@@ -1,14 +1,14 @@
-//! What one update asks of the event loop ([`Effect`]s), and the requests still waiting
-//! for an answer: each [`Request`] gets a fresh [`RequestId`] and a [`Pending`] note of
-//! what its answer is for, so the answer is matched by id and never by what it says.
-//! Components that ask for something take `&mut Outbox`; `App::update` hands the effects
+//! What one update asks of the event loop ([`Effect`]s), and the jobs still waiting for an
+//! answer: each [`Job`] gets a fresh [`JobId`] and a [`Pending`] note of what its answer
+//! is for, so the answer is matched by id and never by what it says.
+//! Components that ask for something take `&mut Jobs`; `App::update` hands the effects
 //! to the loop.
 
 use std::collections::{HashMap, VecDeque};
 
-use super::super::action::Effect;
-use super::super::request::{Request, RequestId};
-use super::super::tab::Target;
+use crate::tui::action::Effect;
+use crate::tui::job::{Job, JobId};
+use crate::tui::target::Target;
 
 /// What the answer to a request is for: what the app must remember to use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,9 +67,9 @@ const MEMBERS_WINDOW_MS: u64 = 2_100;
 
 /// The effects of the update under way, and the requests waiting for answers.
 #[derive(Debug, Default)]
-pub struct Outbox {
+pub struct Jobs {
     effects: Vec<Effect>,
-    pending: HashMap<RequestId, Pending>,
+    pending: HashMap<JobId, Pending>,
     next_id: u64,
     /// When the last `get_members` went out (at most [`MEMBERS_PER_WINDOW`] kept).
     members_sent: VecDeque<u64>,
@@ -78,22 +78,22 @@ pub struct Outbox {
     members_later: VecDeque<String>,
 }
 
-impl Outbox {
+impl Jobs {
     /// Queues an effect that nobody waits an answer for.
     pub fn push(&mut self, effect: Effect) {
         self.effects.push(effect);
     }
 
     /// Queues `request`, remembering that its answer is for `pending`.
-    pub fn ask(&mut self, pending: Pending, request: Request) {
+    pub fn ask(&mut self, pending: Pending, request: Job) {
         self.next_id += 1;
-        let id = RequestId(self.next_id);
+        let id = JobId(self.next_id);
         self.pending.insert(id, pending);
-        self.effects.push(Effect::Request(id, request));
+        self.effects.push(Effect::Job(id, request));
     }
 
     /// Asks for `channel`'s members now, or as soon as the server's rate limit allows
-    /// (see [`Outbox::release_paced`]), so that many channels at once get no "too often".
+    /// (see [`Jobs::release_paced`]), so that many channels at once get no "too often".
     pub fn ask_members(&mut self, channel: String, now_ms: u64) {
         if self.members_later.contains(&channel) {
             return;
@@ -115,7 +115,7 @@ impl Outbox {
                 break;
             };
             self.members_sent.push_back(now_ms);
-            self.ask(Pending::Members(channel.clone()), Request::Members(channel));
+            self.ask(Pending::Members(channel.clone()), Job::Members(channel));
         }
     }
 
@@ -125,7 +125,7 @@ impl Outbox {
     }
 
     /// What the answer of `id` is for; `None` for an id answered already or never asked.
-    pub fn answered(&mut self, id: RequestId) -> Option<Pending> {
+    pub fn answered(&mut self, id: JobId) -> Option<Pending> {
         self.pending.remove(&id)
     }
 
@@ -139,12 +139,11 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    fn members_asked(outbox: &mut Outbox) -> Vec<String> {
-        outbox
-            .take()
+    fn members_asked(jobs: &mut Jobs) -> Vec<String> {
+        jobs.take()
             .into_iter()
             .filter_map(|effect| match effect {
-                Effect::Request(_, Request::Members(channel)) => Some(channel),
+                Effect::Job(_, Job::Members(channel)) => Some(channel),
                 _ => None,
             })
             .collect()
@@ -152,29 +151,29 @@ mod tests {
 
     #[test]
     fn members_of_many_channels_are_asked_within_the_servers_limit() {
-        let mut outbox = Outbox::default();
+        let mut jobs = Jobs::default();
         for n in 0..8 {
-            outbox.ask_members(format!("c{n}"), 1_000);
+            jobs.ask_members(format!("c{n}"), 1_000);
         }
-        assert_eq!(members_asked(&mut outbox), ["c0", "c1", "c2", "c3", "c4"]);
-        assert!(outbox.has_paced());
-        outbox.release_paced(2_000);
+        assert_eq!(members_asked(&mut jobs), ["c0", "c1", "c2", "c3", "c4"]);
+        assert!(jobs.has_paced());
+        jobs.release_paced(2_000);
         assert!(
-            members_asked(&mut outbox).is_empty(),
+            members_asked(&mut jobs).is_empty(),
             "still within the window"
         );
-        outbox.release_paced(1_000 + MEMBERS_WINDOW_MS);
-        assert_eq!(members_asked(&mut outbox), ["c5", "c6", "c7"]);
-        assert!(!outbox.has_paced());
+        jobs.release_paced(1_000 + MEMBERS_WINDOW_MS);
+        assert_eq!(members_asked(&mut jobs), ["c5", "c6", "c7"]);
+        assert!(!jobs.has_paced());
         // A channel asked again while it waits is asked once.
         for n in 0..5 {
-            outbox.ask_members(format!("d{n}"), 10_000);
+            jobs.ask_members(format!("d{n}"), 10_000);
         }
         for _ in 0..3 {
-            outbox.ask_members("again".into(), 10_000);
+            jobs.ask_members("again".into(), 10_000);
         }
-        assert_eq!(members_asked(&mut outbox).len(), 5);
-        outbox.release_paced(10_000 + MEMBERS_WINDOW_MS);
-        assert_eq!(members_asked(&mut outbox), ["again"]);
+        assert_eq!(members_asked(&mut jobs).len(), 5);
+        jobs.release_paced(10_000 + MEMBERS_WINDOW_MS);
+        assert_eq!(members_asked(&mut jobs), ["again"]);
     }
 }

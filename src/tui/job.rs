@@ -1,10 +1,11 @@
-//! What the app asks of the world and what comes back: a [`Request`] goes out with the
-//! [`RequestId`] the app gave it (as [`Effect::Request`](super::action::Effect::Request)),
-//! and its answer comes back as
-//! [`Action::Done`](super::action::Action::Done) with the same id: a [`Reply`], or a
-//! [`Failure`]. The app remembers what each id was for (`app/outbox.rs`), so a request
-//! carries only what the event loop needs to make it and a reply only what it learned.
-//! A new operation is a [`Request`] variant, its arm in the loop (`session.rs`, `files.rs`,
+//! What the app asks of the world and what comes back: a [`Job`] (work for the event
+//! loop: a request to the server, a file, `$EDITOR`) goes out with the [`JobId`] the app
+//! gave it (as [`Effect::Job`](super::action::Effect::Job)), and its answer comes back as
+//! [`Action::Done`](super::action::Action::Done) with the same id: a [`JobOutput`], or a
+//! [`Failure`]. The app remembers what each id was for (`app/jobs.rs`), so a job carries
+//! only what the event loop needs to do it and an output only what it learned. (The
+//! protocol's `Request` and `Reply` are what goes over the wire; a job may make several.)
+//! A new operation is a [`Job`] variant, its arm in the loop (`network.rs`, `files.rs`,
 //! `editor.rs`, `saved_tabs.rs`) and what the app does with the answer (`app/replies.rs`).
 
 use std::fmt;
@@ -14,16 +15,16 @@ use crate::protocol::{
     PeerStatus, SendResult,
 };
 
-use super::tab::Target;
+use super::target::Target;
 
-/// Which request an answer belongs to; unique for the life of the app.
+/// Which job an answer belongs to; unique for the life of the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestId(pub u64);
+pub struct JobId(pub u64);
 
 /// Work whose answer the app waits for: from the server, the disk or `$EDITOR`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    /// Log in ([`Reply::LoggedIn`]); the loop sets up a client for `server` first.
+pub enum Job {
+    /// Log in ([`JobOutput::LoggedIn`]); the loop sets up a client for `server` first.
     Login {
         server: String,
         app_id: String,
@@ -42,7 +43,7 @@ pub enum Request {
         channel: String,
         message: Message,
     },
-    /// Answered with the member count ([`Reply::Joined`]).
+    /// Answered with the member count ([`JobOutput::Joined`]).
     Join(String),
     Leave(String),
     Members(String),
@@ -51,7 +52,7 @@ pub enum Request {
         before: Option<u64>,
     },
     QueryPresence(Vec<String>),
-    Query(QueryRequest),
+    Query(QueryJob),
     ChangeUserAttributes(AttributeWrite),
     /// A user's attributes, as a line of text.
     GetUserAttributes(String),
@@ -60,14 +61,14 @@ pub enum Request {
         write: AttributeWrite,
     },
     GetChannelAttributes(String),
-    Invite(InviteRequest),
+    Invite(InviteJob),
     SaveFile {
         path: String,
         data: Vec<u8>,
     },
-    /// Read a small file for `/raw` ([`Reply::File`]).
+    /// Read a small file for `/raw` ([`JobOutput::File`]).
     ReadRawFile(String),
-    /// The tabs of the last run of `user` in `app_id` ([`Reply::SavedTabs`]).
+    /// The tabs of the last run of `user` in `app_id` ([`JobOutput::SavedTabs`]).
     LoadTabs {
         app_id: String,
         user: String,
@@ -78,7 +79,7 @@ pub enum Request {
 
 /// A question to the server whose answer is one line of text in the current tab.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QueryRequest {
+pub enum QueryJob {
     /// `query_subscribed_peers`
     Subscribed,
     /// `get_channel_member_count`
@@ -89,7 +90,7 @@ pub enum QueryRequest {
 
 /// What an invitation command asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InviteRequest {
+pub enum InviteJob {
     Send {
         id: String,
         peer: String,
@@ -109,19 +110,19 @@ pub enum InviteRequest {
     },
 }
 
-impl InviteRequest {
+impl InviteJob {
     /// The other side of the call, whose tab shows how it went.
     pub fn peer(&self) -> &str {
         match self {
-            InviteRequest::Send { peer, .. } | InviteRequest::Cancel { peer, .. } => peer,
-            InviteRequest::Answer { caller, .. } => caller,
+            InviteJob::Send { peer, .. } | InviteJob::Cancel { peer, .. } => peer,
+            InviteJob::Answer { caller, .. } => caller,
         }
     }
 }
 
 /// What a request that succeeded brought back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
+pub enum JobOutput {
     /// Done, with nothing to tell (a logout, a leave, a change of attributes).
     Done,
     LoggedIn(LoginResult),
@@ -139,13 +140,13 @@ pub enum Reply {
     SavedTabs(Vec<Target>),
 }
 
-/// Each [`Reply`] variant's content converts back out of a `Reply` (the app knows which
+/// Each [`JobOutput`] variant's content converts back out of a `JobOutput` (the app knows which
 /// to expect from what it asked); a reply of another kind is handed back.
 macro_rules! reply_contents {
     ($($content:ty: $pattern:pat => $value:expr),* $(,)?) => {$(
-        impl TryFrom<Reply> for $content {
-            type Error = Reply;
-            fn try_from(reply: Reply) -> Result<Self, Reply> {
+        impl TryFrom<JobOutput> for $content {
+            type Error = JobOutput;
+            fn try_from(reply: JobOutput) -> Result<Self, JobOutput> {
                 match reply {
                     $pattern => Ok($value),
                     other => Err(other),
@@ -156,23 +157,23 @@ macro_rules! reply_contents {
 }
 
 reply_contents!(
-    (): Reply::Done => (),
-    LoginResult: Reply::LoggedIn(content) => content,
-    SendResult: Reply::Sent(content) => content,
-    u64: Reply::Joined(content) => content,
-    Vec<String>: Reply::Members(content) => content,
-    Vec<HistoryMessage>: Reply::History(content) => content,
-    Vec<(String, PeerStatus)>: Reply::Presence(content) => content,
-    Vec<ChannelAttribute>: Reply::ChannelAttributes(content) => content,
-    String: Reply::Text(content) => content,
-    Vec<u8>: Reply::File(content) => content,
-    Vec<Target>: Reply::SavedTabs(content) => content,
+    (): JobOutput::Done => (),
+    LoginResult: JobOutput::LoggedIn(content) => content,
+    SendResult: JobOutput::Sent(content) => content,
+    u64: JobOutput::Joined(content) => content,
+    Vec<String>: JobOutput::Members(content) => content,
+    Vec<HistoryMessage>: JobOutput::History(content) => content,
+    Vec<(String, PeerStatus)>: JobOutput::Presence(content) => content,
+    Vec<ChannelAttribute>: JobOutput::ChannelAttributes(content) => content,
+    String: JobOutput::Text(content) => content,
+    Vec<u8>: JobOutput::File(content) => content,
+    Vec<Target>: JobOutput::SavedTabs(content) => content,
 );
 
 /// The content of the reply expected, or why there is none. A reply of the wrong kind is
 /// a bug in the loop; it is shown as a failure rather than ignored.
-pub fn expect<T: TryFrom<Reply, Error = Reply>>(
-    result: Result<Reply, Failure>,
+pub fn expect<T: TryFrom<JobOutput, Error = JobOutput>>(
+    result: Result<JobOutput, Failure>,
 ) -> Result<T, Failure> {
     result.and_then(|reply| {
         T::try_from(reply)
@@ -197,7 +198,7 @@ impl Failure {
 }
 
 /// The words only: a result code on screen ("not in channel (5)") is protocol talk; the
-/// log has it (`session::failure`).
+/// log has it (`network::failure`).
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)

@@ -5,13 +5,13 @@
 //! The state is held by components, each with its own module: the tab list
 //! ([`tabs`]), the input line ([`input_line`]), the login form (`tui/login.rs`), windows
 //! over the screen ([`overlay`]), calls ([`calls`]), the status of the session
-//! ([`status`]) and the requests waiting for answers ([`outbox`]). `App` composes them
+//! ([`status`]) and the jobs waiting for answers ([`jobs`]). `App` composes them
 //! and routes: keys here, answers in `replies.rs`, server events in `server_events.rs`,
 //! slash commands in `slash_handlers.rs`. New state goes in the component it belongs to.
 
 pub mod calls;
 pub mod input_line;
-pub mod outbox;
+pub mod jobs;
 pub mod overlay;
 mod replies;
 mod server_events;
@@ -26,15 +26,16 @@ use crate::protocol::{ChangeReason, ConnectionState, InvitationAnswer, Message};
 
 use super::action::{Action, Effect, KeyAction};
 use super::config::{Config, Theme};
+use super::job::{InviteJob, Job};
 use super::keymap::Keymap;
+use super::layout;
 use super::login::{self, FormKey, LoginForm, LoginStatus};
-use super::render;
-use super::request::{InviteRequest, Request};
 use super::slash_command;
-use super::tab::{Tab, Target};
+use super::tab::Tab;
+use super::target::Target;
 use calls::Calls;
 use input_line::InputLine;
-use outbox::{AttributesShown, Outbox, Pending};
+use jobs::{AttributesShown, Jobs, Pending};
 use overlay::{Overlay, Reaction};
 use status::{ConnStatus, Status};
 use tabs::Tabs;
@@ -78,7 +79,7 @@ pub struct App {
     pub focused: bool,
     /// Commands run once after the first login (the demo's `/join`).
     pub startup_commands: Vec<String>,
-    outbox: Outbox,
+    jobs: Jobs,
     /// The terminal title last asked for.
     title: String,
     /// Something changed since the last draw.
@@ -112,7 +113,7 @@ impl App {
             show_members,
             focused: true,
             startup_commands: Vec::new(),
-            outbox: Outbox::default(),
+            jobs: Jobs::default(),
             title: String::new(),
             dirty: true,
             quit: false,
@@ -122,7 +123,7 @@ impl App {
     /// Starts a login with what the form holds (the CLI's values, when all were given).
     pub fn submit_login(&mut self) -> Vec<Effect> {
         self.start_login();
-        self.outbox.take()
+        self.jobs.take()
     }
 
     /// Applies one action; returns what the event loop must do.
@@ -162,19 +163,19 @@ impl App {
         }
         self.refresh_title();
         if let Some(tabs) = self.tabs.to_save() {
-            self.outbox.push(Effect::SaveTabs {
+            self.jobs.push(Effect::SaveTabs {
                 app_id: self.status.app_id.clone(),
                 user: self.me().to_string(),
                 tabs,
             });
         }
-        self.outbox.take()
+        self.jobs.take()
     }
 
     /// True while something on screen counts down, so the loop must tick.
     pub fn needs_tick(&self) -> bool {
         self.status.conn.retry_at.is_some()
-            || self.outbox.has_paced()
+            || self.jobs.has_paced()
             || matches!(self.overlay, Some(Overlay::Invitation(_)))
             || self.calls.incoming.is_some()
     }
@@ -204,7 +205,7 @@ impl App {
         };
         if title != self.title {
             self.title.clone_from(&title);
-            self.outbox.push(Effect::Title(title));
+            self.jobs.push(Effect::Title(title));
         }
     }
 
@@ -223,7 +224,7 @@ impl App {
     /// Writes a line in the tab of `target`, opening it if need be.
     fn info_in(&mut self, target: &Target, text: impl Into<String>) {
         let now = self.now_ms;
-        let i = self.tabs.open(target, &mut self.outbox);
+        let i = self.tabs.open(target, &mut self.jobs);
         self.tabs[i].info(now, text);
     }
 
@@ -234,7 +235,7 @@ impl App {
     }
 
     fn on_tick(&mut self) {
-        self.outbox.release_paced(self.now_ms);
+        self.jobs.release_paced(self.now_ms);
         if let Some(invitation) = self.calls.expire(self.now_ms) {
             self.info_in(
                 &Target::Peer(invitation.caller),
@@ -285,13 +286,13 @@ impl App {
                     // Back: who is in each channel, and its attributes, may have changed
                     // meanwhile (a restarted server may have forgotten them).
                     for channel in self.tabs.joined_channels() {
-                        self.outbox.ask_members(channel.clone(), now);
-                        self.outbox.ask(
+                        self.jobs.ask_members(channel.clone(), now);
+                        self.jobs.ask(
                             Pending::ChannelAttributes {
                                 channel: channel.clone(),
                                 show: AttributesShown::Header,
                             },
-                            Request::GetChannelAttributes(channel),
+                            Job::GetChannelAttributes(channel),
                         );
                     }
                 }
@@ -328,13 +329,13 @@ impl App {
         status.app_id.clone_from(&app_id);
         status.server.clone_from(&server);
         let token = self.login.value(login::TOKEN).trim().to_string();
-        let request = Request::Login {
+        let request = Job::Login {
             server,
             app_id,
             user,
             token: (!token.is_empty()).then_some(token),
         };
-        self.outbox.ask(Pending::Login, request);
+        self.jobs.ask(Pending::Login, request);
     }
 
     fn on_key(&mut self, key: KeyAction) {
@@ -369,7 +370,7 @@ impl App {
             return;
         }
         if key == KeyAction::Redraw {
-            self.outbox.push(Effect::Repaint);
+            self.jobs.push(Effect::Repaint);
             return;
         }
         if let Some(overlay) = &mut self.overlay {
@@ -409,7 +410,7 @@ impl App {
             }
             Reaction::OlderHistory => {
                 // The search stays open and takes in what the page brings.
-                self.tabs.load_older(&mut self.outbox);
+                self.tabs.load_older(&mut self.jobs);
                 return;
             }
         }
@@ -418,12 +419,12 @@ impl App {
 
     pub(crate) fn quit(&mut self) {
         self.quit = true;
-        self.outbox.push(Effect::Quit);
+        self.jobs.push(Effect::Quit);
     }
 
     fn scroll_by(&mut self, entries: i32) {
         let page = usize::from(self.size.1);
-        self.tabs.scroll_by(entries, page, &mut self.outbox);
+        self.tabs.scroll_by(entries, page, &mut self.jobs);
     }
 
     fn on_main_key(&mut self, key: KeyAction) {
@@ -458,7 +459,7 @@ impl App {
             KeyAction::ToggleMembers => {
                 self.show_members = !self.show_members;
                 let tab = self.tabs.active_tab();
-                if self.show_members && tab.joined && !render::member_list_fits(self.size.0) {
+                if self.show_members && tab.joined && !layout::member_list_fits(self.size.0) {
                     // No room beside the messages: F2 still answers, with the list.
                     let members = tab.members.join(", ");
                     self.info(format!(
@@ -482,11 +483,11 @@ impl App {
             }
             KeyAction::Editor => {
                 let draft = self.input.take();
-                self.outbox.ask(
+                self.jobs.ask(
                     Pending::Editor {
                         draft: draft.clone(),
                     },
-                    Request::Editor(draft),
+                    Job::Editor(draft),
                 );
             }
             KeyAction::Cancel => {
@@ -593,13 +594,13 @@ impl App {
     fn send_to(&mut self, target: &Target, message: Message) {
         let me = self.status.me().to_string();
         self.tabs
-            .send(target, message, &me, self.now_ms, &mut self.outbox);
+            .send(target, message, &me, self.now_ms, &mut self.jobs);
     }
 
-    fn invite(&mut self, request: InviteRequest) {
+    fn invite(&mut self, request: InviteJob) {
         let target = Target::Peer(request.peer().to_string());
-        self.outbox
-            .ask(Pending::Line(Some(target)), Request::Invite(request));
+        self.jobs
+            .ask(Pending::Line(Some(target)), Job::Invite(request));
     }
 
     fn answer_invitation(&mut self, answer: InvitationAnswer, response: String) {
