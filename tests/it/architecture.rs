@@ -50,7 +50,6 @@ const RULES: &[Rule] = &[
             "super::super::hub",
             "super::super::super::hub",
         ]],
-        exceptions: &[],
     },
     Rule {
         room: "src/tui",
