@@ -7,18 +7,14 @@
 
 use crate::protocol::{AttrError, ChannelAttributesResult, UserAttributesResult};
 
-use super::super::engine::Change;
 use super::Ask;
 use crate::protocol::AttributeWrite;
+use crate::server::engine::Change;
 use crate::server::engine::Outcome;
 
 /// Counts a write against the rate limit; answers "too often" if over.
 fn admitted(ask: &mut Ask<'_>) -> bool {
-    let allowed = ask.session.limits.attribute_writes.allow(ask.now);
-    if !allowed {
-        ask.refuse(AttrError::TooOften);
-    }
-    allowed
+    ask.within(|limits| &mut limits.attribute_writes, AttrError::TooOften)
 }
 
 /// Submits an attribute write and answers 0 or its ATTR code.

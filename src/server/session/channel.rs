@@ -9,15 +9,15 @@ use crate::protocol::{
     MembersResult, Message, Reply, WireCode,
 };
 
-use super::super::engine::{BoxFuture, Change, RoutedMessage};
 use super::{Ask, RoutedTurn, UNAVAILABLE};
 use crate::server::engine::Outcome;
+use crate::server::engine::{BoxFuture, Change, RoutedMessage};
 use crate::server::hub::Hub;
 
 /// `join`: the member count, after the join rate limits (all channels, then this one).
 pub(super) async fn join(ask: &mut Ask<'_>, channel: String) {
-    if !ask.session.limits.join.allow(ask.now) {
-        return ask.refuse(JoinError::TooOften);
+    if !ask.within(|limits| &mut limits.join, JoinError::TooOften) {
+        return;
     }
     if !ask.session.limits.join_channel(&channel, ask.now) {
         return ask.refuse(JoinError::SameChannelTooOften);
@@ -55,8 +55,8 @@ pub(super) async fn leave(ask: &Ask<'_>, channel: String) {
 
 /// `send_channel`: the message's id and timestamp once the hub has sent it to members.
 pub(super) async fn send(ask: &mut Ask<'_>, channel: String, message: Message) {
-    if !ask.session.limits.send.allow(ask.now) {
-        return ask.refuse(ChannelMsgError::TooOften);
+    if !ask.within(|limits| &mut limits.send, ChannelMsgError::TooOften) {
+        return;
     }
     let (app, from) = (ask.me.app.clone(), ask.me.user.clone());
     match route(ask.hub, (&app, &from, &channel), message, false) {
@@ -118,8 +118,8 @@ pub(in crate::server) fn route(
 
 /// `get_members`, from this node's copy (members only), after its rate limit.
 pub(super) fn members(ask: &mut Ask<'_>, channel: &str) {
-    if !ask.session.limits.members.allow(ask.now) {
-        return ask.refuse(MembersError::TooOften);
+    if !ask.within(|limits| &mut limits.members, MembersError::TooOften) {
+        return;
     }
     match ask.hub.members(&ask.me.app, &ask.me.user, channel) {
         Ok(members) => ask.ok(&MembersResult { members }),
@@ -130,8 +130,8 @@ pub(super) fn members(ask: &mut Ask<'_>, channel: &str) {
 /// `get_channel_member_count` of up to 32 channels, from this node's copy, after its
 /// rate limit.
 pub(super) fn counts(ask: &mut Ask<'_>, channels: &[String]) {
-    if !ask.session.limits.member_counts.allow(ask.now) {
-        return ask.refuse(CountError::TooOften);
+    if !ask.within(|limits| &mut limits.member_counts, CountError::TooOften) {
+        return;
     }
     let counts = ask.hub.member_counts(&ask.me.app, channels);
     ask.ok(&MemberCountResult { counts });

@@ -4,9 +4,9 @@
 use crate::protocol::limits::{DEFAULT_HISTORY_LIMIT, MAX_OBJECT_BYTES};
 use crate::protocol::{HistoryError, HistoryMessage, HistoryResult};
 
-use super::super::store::HistoryQuery;
 use super::Ask;
 use crate::server::engine::{channel_conversation, peer_conversation};
+use crate::server::store::HistoryQuery;
 
 /// `history` of exactly one of `peer` and `channel`, at most `limit` (1..100) messages
 /// strictly before and after the given ids.

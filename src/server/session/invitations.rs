@@ -6,8 +6,8 @@
 
 use crate::protocol::{InvitationAnswer, InviteError};
 
-use super::super::engine::Change;
 use super::Ask;
+use crate::server::engine::Change;
 use crate::server::engine::Outcome;
 
 /// Submits an invitation change and answers 0 or its INVITE code.

@@ -7,10 +7,10 @@
 use crate::protocol::request_rules::check_login;
 use crate::protocol::{now_ms, Family, LoginError, PingResult, RenewError, RenewResult};
 
-use super::super::auth::{verify_token, AuthError};
-use super::super::config::AppLookup;
-use super::super::engine::Change;
 use super::{Ask, Identity, Session};
+use crate::server::auth::{verify_token, AuthError};
+use crate::server::config::AppLookup;
+use crate::server::engine::Change;
 use crate::server::engine::Outcome;
 use crate::server::hub::Hub;
 

@@ -47,7 +47,7 @@ use super::engine::Change;
 use super::engine::Outcome;
 use super::hub::Hub;
 use super::outbox::ConnHandle;
-use super::rate::SessionLimits;
+use super::rate::{RateLimiter, SessionLimits};
 use crate::protocol::AttributeWrite::{AddOrUpdate, Clear, Delete, Set};
 
 /// Who a session is logged in as.
@@ -184,6 +184,20 @@ impl Ask<'_> {
 
     fn refuse_why(&self, error: impl WireCode, reason: impl Into<String>) {
         self.session.refuse_why(self.id, error, reason);
+    }
+
+    /// Counts this request against the connection's `limit` (`SessionLimits`' field);
+    /// past it, answers `too_often` and gives false.
+    fn within(
+        &mut self,
+        limit: fn(&mut SessionLimits) -> &mut RateLimiter,
+        too_often: impl WireCode,
+    ) -> bool {
+        let allowed = limit(&mut self.session.limits).allow(self.now);
+        if !allowed {
+            self.refuse(too_often);
+        }
+        allowed
     }
 
     /// Answers 0, or the error's code with its family's text.
@@ -344,6 +358,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             limit,
         } => {
             if !ask.session.limits.history.allow(ask.now) {
+                // HISTORY has no "too often": its failure code, with a reason that says so.
                 return ask.refuse_why(HistoryError::Failure, "history too often");
             }
             hub.caught_up().await;

@@ -7,11 +7,11 @@
 use crate::protocol::codes::peer::CACHED_BY_SERVER;
 use crate::protocol::{Message, PeerError, Reply, WireCode};
 
-use super::super::engine::{Change, PeerRoute, RoutedMessage, Submitted};
-use super::super::outbox::ConnHandle;
 use super::{Ask, Identity, RoutedTurn, UNAVAILABLE};
+use crate::server::engine::{Change, PeerRoute, RoutedMessage, Submitted};
 use crate::server::engine::{Outcome, PeerSend};
 use crate::server::hub::Hub;
+use crate::server::outbox::ConnHandle;
 
 /// The change an `ack` of `me` submits, answered or not.
 pub(super) fn ack_change(me: &Identity, message_id: u64) -> Change {
@@ -49,8 +49,8 @@ pub(super) fn ack_notice(hub: &Hub, me: &Identity, message_id: u64) {
 /// `send_peer`: answered when the receiver acks (0) or the ack times out (2), at once
 /// when the receiver is unreachable (3), once on disk when cached (4).
 pub(super) async fn send(ask: &mut Ask<'_>, to: String, message: Message, offline: bool) {
-    if !ask.session.limits.send.allow(ask.now) {
-        return ask.refuse(PeerError::TooOften);
+    if !ask.within(|limits| &mut limits.send, PeerError::TooOften) {
+        return;
     }
     let reply_to = PeerReplyTo {
         conn: ask.session.conn.clone(),

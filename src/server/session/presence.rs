@@ -5,17 +5,13 @@
 
 use crate::protocol::{PeersOnlineResult, QueryError, SubscribedPeersResult};
 
-use super::super::engine::Change;
 use super::Ask;
+use crate::server::engine::Change;
 use crate::server::engine::Outcome;
 
 /// Counts the request against the presence rate limit; answers "too often" if over.
 fn within_rate(ask: &mut Ask<'_>) -> bool {
-    let allowed = ask.session.limits.presence.allow(ask.now);
-    if !allowed {
-        ask.refuse(QueryError::TooOften);
-    }
-    allowed
+    ask.within(|limits| &mut limits.presence, QueryError::TooOften)
 }
 
 /// `query_peers_online`, from this node's copy.
