@@ -112,7 +112,7 @@ pub struct ServeArgs {
     /// A customer key of the HTTP REST API (Agora's, plus kick and ban), as KEY:SECRET
     /// for HTTP Basic; repeatable. Without any (here or in the config file) the API is off.
     #[arg(long = "api-key", value_name = "KEY:SECRET")]
-    pub api_keys: Vec<rtm::server::http::ApiKey>,
+    pub api_keys: Vec<rtm::server::ApiKey>,
 
     /// Serve /healthz, /readyz and /metrics on this address alone (not on --listen).
     #[arg(long, value_name = "ADDR")]
@@ -432,7 +432,7 @@ pub struct BenchArgs {
     /// p99.9 max mean errors error_rate throughput completed). Repeatable; a table shows
     /// each met or MISSED, and a missed one makes the exit code 1.
     #[arg(long = "threshold", value_name = "EXPR")]
-    pub thresholds: Vec<rtm::qa::threshold::Threshold>,
+    pub thresholds: Vec<rtm::qa::bench::threshold::Threshold>,
     /// Thresholds from a TOML file, `thresholds = ["p99<50ms", "errors==0"]`, added to
     /// those of --threshold (keep a CI job's budgets in the repository).
     #[arg(long, value_name = "FILE")]

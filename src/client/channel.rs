@@ -18,8 +18,25 @@ pub struct Channel {
     id: Arc<str>,
 }
 
+impl Client {
+    /// A handle on channel `id`, to join, send and leave. Refused for an invalid id, or for
+    /// a channel this client created and has not [`released`](Channel::release). Needs no
+    /// login; joining does.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: rtm::client::Client) -> Result<(), rtm::client::ClientError> {
+    /// let lobby = client.create_channel("lobby")?;
+    /// lobby.join().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn create_channel(&self, id: &str) -> Result<Channel, ClientError> {
+        self.claim_channel(id)?;
+        Ok(Channel::new(self.clone(), id))
+    }
+}
+
 impl Channel {
-    pub(crate) fn new(client: Client, id: &str) -> Self {
+    fn new(client: Client, id: &str) -> Self {
         Channel {
             client,
             id: Arc::from(id),

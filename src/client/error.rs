@@ -42,12 +42,62 @@ pub enum ClientError {
     /// `Client::new` was called outside a tokio runtime.
     #[error("no tokio runtime to run the client on")]
     NoRuntime,
-    /// The WebSocket could not be opened (bad URL, connection refused, failed handshake).
+    /// No server could be used: [`ConnectError`] says why (a bad URL, nothing listening,
+    /// a web server at the address, a failed handshake).
     #[error("cannot connect: {0}")]
-    Connect(String),
+    Connect(ConnectError),
     /// The server's reply did not have the fields docs/protocol.md promises.
     #[error("unexpected reply from the server: {0}")]
-    Protocol(String),
+    Protocol(UnexpectedReply),
+}
+
+/// Why the client could not use a server, each with what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// A server URL that is not `ws://` or `wss://` (refused by `Client::new`).
+    #[error("{url:?} is not a ws:// or wss:// URL")]
+    NotWebSocket { url: String },
+    /// An extra root certificate of the [`ClientConfig`](super::ClientConfig) is unusable.
+    #[error("an extra root certificate is unusable: {reason}")]
+    BadRootCertificate { reason: String },
+    /// Something answers at the address, but not at this path (HTTP 404): a web server, or
+    /// an RTM server asked at another path.
+    #[error(
+        "{url}: HTTP error: 404 Not Found: nothing answers at this path; an RTM server \
+         listens at {path} (e.g. ws://127.0.0.1:7420{path})",
+        path = crate::protocol::WS_PATH
+    )]
+    WrongPath { url: String },
+    /// The connection or its handshake failed (refused, unreachable, TLS, an HTTP status):
+    /// `reason` is the network layer's words.
+    #[error("{url}: {reason}")]
+    Failed { url: String, reason: String },
+    /// The socket opened but closed before the login reply (a node going away, or not an
+    /// RTM server).
+    #[error("{url}: the connection closed before the login reply")]
+    ClosedBeforeLogin { url: String },
+    /// The socket opened but no login reply came within the login timeout.
+    #[error("{url}: no login reply within {within_ms} ms")]
+    NoLoginReply { url: String, within_ms: u64 },
+    /// Several servers, none usable: why each failed, in the order tried.
+    #[error("{}", list(.0))]
+    NoServer(Vec<ConnectError>),
+}
+
+fn list(errors: &[ConnectError]) -> String {
+    let words: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    words.join("; ")
+}
+
+/// A reply whose result does not have the fields docs/protocol.md promises for its op:
+/// the server (or something in between) speaks another protocol or version.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the result of {op} {problem}")]
+pub struct UnexpectedReply {
+    /// The op's wire name (`send_peer`).
+    pub op: &'static str,
+    /// What is wrong with it, in the decoder's words.
+    pub problem: String,
 }
 
 impl ClientError {

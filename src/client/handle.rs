@@ -1,30 +1,30 @@
 //! [`Client`]: the cheap, cloneable handle applications call. Each method builds its op,
 //! which [`Client::call`] checks against the protocol's rules (`Op::check`, the same
-//! rules the server applies), sends as one [`Command`] to the connection task, and whose
-//! reply it awaits on a oneshot channel; it never touches the socket itself.
+//! rules the server applies), sends as one [`ClientCommand`] to the connection task, and
+//! whose reply it awaits on a oneshot channel; it never touches the socket itself.
 //!
 //! A new op gets a method here ([`Client::call`] with its result type); if the client must
 //! remember its effect across a reconnect, teach `connection/restore.rs` too.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use serde::de::{DeserializeOwned, IgnoredAny};
 use tokio::sync::{mpsc, oneshot};
 
-use super::channel::Channel;
 use super::config::ClientConfig;
-use super::connection::{Command, ConnectionHandler};
-use super::error::ClientError;
+use super::connection::{ClientCommand, ConnectionHandler};
+use super::error::{ClientError, ConnectError, UnexpectedReply};
 use super::event::Events;
+use super::shared::{lock, Shared};
 use crate::protocol::limits::{validate_app_id, validate_channel_id};
 use crate::protocol::reply::OrderedPeers;
 use crate::protocol::request_rules::check_login;
 use crate::protocol::{
     AttributeWrite, Attributes, ChangeReason, ChannelAttribute, ChannelAttributesResult,
     ConnectionState, HistoryMessage, HistoryResult, InvitationAnswer, LoginResult,
-    MemberCountResult, Message, Op, PeersOnlineResult, PingResult, RenewResult, Reply, SendResult,
-    SubscribedPeersResult, UserAttributesResult,
+    MemberCountResult, Message, Op, OpName, PeersOnlineResult, PingResult, RenewResult, Reply,
+    SendResult, SubscribedPeersResult, UserAttributesResult,
 };
 
 /// Options of a peer message.
@@ -44,41 +44,8 @@ pub enum HistoryTarget {
     Channel(String),
 }
 
-/// What the handle and the connection task both read: the state for
-/// [`Client::state`], the user for [`Client::user`], the server for
-/// [`Client::current_server`], and the channels created.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) state: ConnectionState,
-    pub(crate) reason: ChangeReason,
-    pub(crate) user: Option<String>,
-    pub(crate) server: Option<String>,
-    pub(crate) created_channels: HashSet<String>,
-}
-
-impl Shared {
-    /// A client that has not logged in yet: DISCONNECTED, nothing created.
-    pub(crate) fn new() -> Self {
-        Shared {
-            state: ConnectionState::Disconnected,
-            reason: ChangeReason::Logout,
-            user: None,
-            server: None,
-            created_channels: HashSet::new(),
-        }
-    }
-}
-
-/// Locks the shared state; a panic elsewhere cannot leave it half-written (every writer
-/// sets plain fields), so a poisoned lock is still good to read.
-pub(crate) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 struct Inner {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedSender<ClientCommand>,
     shared: Arc<Mutex<Shared>>,
     config: ClientConfig,
 }
@@ -141,9 +108,9 @@ impl Client {
         // Say now, not at the first login, when a URL cannot work.
         for url in config.servers() {
             if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-                return Err(ClientError::Connect(format!(
-                    "{url:?} is not a ws:// or wss:// URL"
-                )));
+                return Err(ClientError::Connect(ConnectError::NotWebSocket {
+                    url: url.to_string(),
+                }));
             }
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
@@ -192,7 +159,7 @@ impl Client {
     pub async fn login(&self, token: Option<&str>, user: &str) -> Result<LoginResult, ClientError> {
         check_login(&self.inner.config.app_id, user).map_err(|r| ClientError::Invalid(r.error))?;
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Login {
+        self.send(ClientCommand::Login {
             user: user.to_string(),
             token: token.map(str::to_string),
             reply,
@@ -210,7 +177,7 @@ impl Client {
     /// ```
     pub async fn logout(&self) -> Result<(), ClientError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Logout { reply })?;
+        self.send(ClientCommand::Logout { reply })?;
         answer.await.map_err(|_| ClientError::Closed)?
     }
 
@@ -709,17 +676,9 @@ impl Client {
         Ok(result.messages)
     }
 
-    /// A handle on channel `id`, to join, send and leave. Refused for an invalid id, or for
-    /// a channel this client created and has not [`released`](Channel::release). Needs no
-    /// login; joining does.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: rtm::client::Client) -> Result<(), rtm::client::ClientError> {
-    /// let lobby = client.create_channel("lobby")?;
-    /// lobby.join().await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn create_channel(&self, id: &str) -> Result<Channel, ClientError> {
+    /// Claims channel `id` for a new [`Channel`] handle (`channel.rs`): refused for an
+    /// invalid id, or one created and not released.
+    pub(super) fn claim_channel(&self, id: &str) -> Result<(), ClientError> {
         validate_channel_id(id)?;
         if !lock(&self.inner.shared)
             .created_channels
@@ -727,7 +686,7 @@ impl Client {
         {
             return Err(ClientError::ChannelExists(id.to_string()));
         }
-        Ok(Channel::new(self.clone(), id))
+        Ok(())
     }
 
     /// The connection state and the reason of its last change.
@@ -790,7 +749,7 @@ impl Client {
     ) -> impl std::future::Future<Output = Result<Reply, ClientError>> + Send + 'static {
         // Queued now, so that requests leave in the order they were made.
         let (reply, answer) = oneshot::channel();
-        let queued = self.send(Command::Request { op, reply });
+        let queued = self.send(ClientCommand::Request { op, reply });
         async move {
             queued?;
             answer.await.map_err(|_| ClientError::Closed)?
@@ -805,6 +764,7 @@ impl Client {
         op: Op,
     ) -> impl std::future::Future<Output = Result<T, ClientError>> + Send + 'static {
         let family = op.family();
+        let name = OpName::from(&op).as_str();
         let reply = op
             .check()
             .map(|()| self.request(op))
@@ -814,9 +774,12 @@ impl Client {
             if reply.code != 0 {
                 return Err(ClientError::from_code(family, reply.code, reply.reason));
             }
-            reply
-                .result()
-                .map_err(|e| ClientError::Protocol(e.to_string()))
+            reply.result().map_err(|e| {
+                ClientError::Protocol(UnexpectedReply {
+                    op: name,
+                    problem: e.to_string(),
+                })
+            })
         }
     }
 
@@ -829,7 +792,7 @@ impl Client {
     /// # }
     /// ```
     pub fn reconnect_now(&self) {
-        let _ = self.send(Command::ReconnectNow);
+        let _ = self.send(ClientCommand::ReconnectNow);
     }
 
     /// [`call`](Self::call) for ops whose success carries no result.
@@ -841,12 +804,12 @@ impl Client {
     pub(crate) fn release_channel(&self, id: &str) {
         lock(&self.inner.shared).created_channels.remove(id);
         // If the task is gone there is nothing left to leave.
-        let _ = self.inner.commands.send(Command::Release {
+        let _ = self.inner.commands.send(ClientCommand::Release {
             channel: id.to_string(),
         });
     }
 
-    fn send(&self, command: Command) -> Result<(), ClientError> {
+    fn send(&self, command: ClientCommand) -> Result<(), ClientError> {
         self.inner
             .commands
             .send(command)

@@ -1,16 +1,17 @@
 //! The client library: what the TUI, the QA kit and the demo use to talk to an RTM server.
 //!
 //! Shape (like async-nats' `Client` and `ConnectionHandler`): a cheap cloneable [`Client`]
-//! handle sends `Command`s with oneshot replies to one background task per client, which
-//! owns the WebSocket, matches replies to requests, acknowledges peer messages, pings, and
-//! runs the connection state machine of docs/protocol.md (login timeout, reconnect with
+//! handle sends `ClientCommand`s with oneshot replies to one background task per client,
+//! which owns the WebSocket, matches replies to requests, acknowledges peer messages, pings,
+//! and runs the connection state machine of docs/protocol.md (login timeout, reconnect with
 //! backoff, rejoin and catch-up, abort on kick).
 //! Everything that happens comes out of one [`Events`] stream of [`ClientEvent`]s.
 //!
 //! - `config.rs`: [`ClientConfig`] (one server, or several to fail over between),
 //!   [`ReconnectPolicy`].
 //! - `handle.rs`: the [`Client`] handle, one method per op, client-side validation.
-//! - `channel.rs`: the [`Channel`] handle.
+//! - `channel.rs`: the [`Channel`] handle (and [`Client::create_channel`], which makes one).
+//! - `shared.rs`: what the handle and the background task both read (state, user, server).
 //! - `event.rs`: [`ClientEvent`], [`Events`].
 //! - `error.rs`: [`ClientError`].
 //! - `tls.rs`: the rustls connector for `wss://` (extra root certificates).
@@ -40,6 +41,7 @@ pub(crate) mod connection;
 mod error;
 mod event;
 mod handle;
+mod shared;
 mod tls;
 
 pub use channel::Channel;
@@ -47,7 +49,7 @@ pub use config::{
     server_url, ClientConfig, ReconnectPolicy, DEFAULT_DEAD_TIMEOUT, DEFAULT_EVENT_BUFFER,
     DEFAULT_LOGIN_TIMEOUT, DEFAULT_PING_INTERVAL, DEFAULT_REQUEST_TIMEOUT,
 };
-pub use error::{ClientError, LOGIN_TIMEOUT_CODE};
+pub use error::{ClientError, ConnectError, UnexpectedReply, LOGIN_TIMEOUT_CODE};
 pub use event::{ClientEvent, Events};
 pub use handle::{new_invitation_id, Client, HistoryTarget, SendOptions};
 

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use rtm::qa::bench::threshold;
 use rtm::qa::bench::{self, BenchConfig, BenchError};
 use rtm::qa::check::{self, CheckConfig, Timing};
 use rtm::qa::raw::{Direction, Tracer};
 use rtm::qa::report::{Outcome, Report};
 use rtm::qa::script;
 use rtm::qa::script::record::Recording;
-use rtm::qa::threshold;
 
 use crate::cli::{BenchArgs, CheckArgs, HeadlessArgs, OutputFormat, ScriptArgs};
 

@@ -155,7 +155,7 @@ where
             }
         })
     };
-    let mut session = Session {
+    let mut headless = Headless {
         client: client.clone(),
         channels: HashMap::new(),
         seen,
@@ -164,7 +164,7 @@ where
     let mut number = 0;
     while let Some(line) = lines.next_line().await? {
         number += 1;
-        let Some(reply) = session.command(&line).await else {
+        let Some(reply) = headless.command(&line).await else {
             continue;
         };
         if let Some(recording) = &recording {
@@ -183,7 +183,7 @@ where
     if client.user().is_some() {
         let _ = client.logout().await;
     }
-    drop(session);
+    drop(headless);
     drop(client);
     // Events already received are printed before the output closes.
     let _ = tokio::time::timeout(Duration::from_millis(500), printer).await;
@@ -216,7 +216,8 @@ fn event_json(event: &ClientEvent) -> (String, Value) {
     }
 }
 
-struct Session {
+/// A client driven by the lines of stdin, and the channel handles it made.
+struct Headless {
     client: Client,
     channels: HashMap<String, Channel>,
     seen: Arc<Seen>,
@@ -249,7 +250,7 @@ fn usage(text: &str) -> Result<Value, (Option<u32>, String)> {
     Err((None, format!("usage: {text}")))
 }
 
-impl Session {
+impl Headless {
     /// Runs one input line; `None` for blank and comment lines.
     async fn command(&mut self, line: &str) -> Option<CommandReply> {
         let words = match words(line) {

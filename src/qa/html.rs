@@ -9,9 +9,9 @@
 
 use std::fmt::Write as _;
 
+use super::bench::threshold::Verdict;
 use super::bench::{self, BenchReport};
 use super::report::{xml_escape as escape, Outcome, Report};
-use super::threshold::Verdict;
 
 /// The style of every report: plain, readable on screen and on paper.
 const STYLE: &str = "

@@ -4,11 +4,11 @@
 //!   so that they test the server and not our client library.
 //! - [`check`]: the conformance suite, one named case per rule of docs/protocol.md.
 //! - [`script`]: the scenario language and its runner.
-//! - [`bench`]: the load generator (named workloads, HDR percentiles, SVG plots).
+//! - [`bench`]: the load generator (named workloads, HDR percentiles, SVG plots), and
+//!   its pass/fail budgets for CI (`bench::threshold`: `p99<50ms`).
 //! - [`headless`]: a screenless client driven by stdin lines, built on `client/`.
 //! - [`report`]: text, JSON and JUnit output shared by `check` and `script`.
 //! - [`html`]: the self-contained HTML report of `check`, `bench` and `script`.
-//! - [`threshold`]: pass/fail budgets on a bench (`p99<50ms`), for CI.
 //! - [`placement`]: which server each user goes to when `check` or `script` is given
 //!   several (the nodes of a cluster).
 
@@ -20,4 +20,3 @@ pub mod placement;
 pub mod raw;
 pub mod report;
 pub mod script;
-pub mod threshold;

@@ -235,7 +235,7 @@ pub struct Config {
     /// with paused tokio time).
     pub clock: super::clock::Clock,
     /// Customer keys of the REST API (`serve --api-key KEY:SECRET`); none: the API is off.
-    pub api_keys: Vec<super::http::ApiKey>,
+    pub api_keys: Vec<ApiKey>,
     /// Serve `/healthz`, `/readyz` and `/metrics` on this address alone instead of on the
     /// main listener (`serve --admin-listen`).
     pub admin_listen: Option<std::net::SocketAddr>,
@@ -392,6 +392,27 @@ impl Config {
         Config {
             store: StoreLocation::Ephemeral,
             ..Config::default()
+        }
+    }
+}
+
+/// A customer key and secret (`--api-key KEY:SECRET`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub key: String,
+    pub secret: String,
+}
+
+impl std::str::FromStr for ApiKey {
+    type Err = String;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        match spec.split_once(':') {
+            Some((key, secret)) if !key.is_empty() && !secret.is_empty() => Ok(ApiKey {
+                key: key.to_string(),
+                secret: secret.to_string(),
+            }),
+            _ => Err(format!("expected KEY:SECRET, got {spec:?}")),
         }
     }
 }

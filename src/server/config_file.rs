@@ -68,7 +68,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::config::{Config, RateLimit, RateLimits};
+use super::config::{ApiKey, Config, RateLimit, RateLimits};
+use super::tls::TlsFiles;
 
 /// The parsed file.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
@@ -159,14 +160,6 @@ impl TryFrom<String> for RateSpec {
     }
 }
 
-/// `[tls]`: PEM files of the certificate chain and its private key.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
 /// Why the config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
@@ -215,7 +208,7 @@ impl ServerFile {
         if let Some(why) = file
             .api_keys
             .iter()
-            .find_map(|spec| spec.parse::<super::http::ApiKey>().err())
+            .find_map(|spec| spec.parse::<ApiKey>().err())
         {
             return Err(ConfigFileError::ApiKey {
                 path: path.to_owned(),

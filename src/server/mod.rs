@@ -243,11 +243,11 @@ use tokio::task::JoinSet;
 
 pub use clock::Clock;
 pub use config::{
-    AppLookup, AppRegistry, Config, ConfigError, RateLimit, RateLimits, RedisSettings,
+    ApiKey, AppLookup, AppRegistry, Config, ConfigError, RateLimit, RateLimits, RedisSettings,
     StoreLocation,
 };
 pub use config_file::{
-    open_mode, open_mode_warning, AppEntry, ConfigFileError, LimitsSection, ServerFile, TlsFiles,
+    open_mode, open_mode_warning, AppEntry, ConfigFileError, LimitsSection, ServerFile,
 };
 pub use engine::redis::shards::{shard_of_channel, shard_of_peers};
 pub use engine::redis::SNAPSHOT_EVERY;
@@ -255,7 +255,7 @@ pub use hub::Hub;
 pub use outbox::ConnHandle;
 pub use session::{handle, Identity, Session};
 pub use store::{StoreError, DB_FILE, LOCK_FILE};
-pub use tls::{tls_acceptor, tls_acceptor_from_der, ServerTls, TlsError};
+pub use tls::{tls_acceptor, tls_acceptor_from_der, ServerTls, TlsError, TlsFiles};
 
 /// How long shutdown waits for connections to send their close frames.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

@@ -1,8 +1,8 @@
 //! The durable store: SQLite (bundled, WAL) on its own thread.
 //!
-//! The async side never touches SQLite: it sends a [`Command`] over a channel and, where it
-//! needs an answer, awaits a oneshot. The thread applies queued commands in one transaction
-//! per batch, so writes keep the order in which the hub issued them (group commit).
+//! The async side never touches SQLite: it sends a [`StoreCommand`] over a channel and,
+//! where it needs an answer, awaits a oneshot. The thread applies queued commands in one
+//! transaction per batch, so writes keep the order in which the hub issued them (group commit).
 //! Durability per batch: a batch that caches or drops an offline message, or reserves
 //! message ids, commits with `synchronous=FULL` (fsync before anyone is told); a batch of history only commits with
 //! `NORMAL` (in WAL: no fsync per commit; a power cut may lose the last history batches,
@@ -131,7 +131,7 @@ pub struct HistoryQuery {
     pub limit: u32,
 }
 
-enum Command {
+enum StoreCommand {
     AppendHistory {
         app: String,
         conv: String,
@@ -169,13 +169,13 @@ enum Command {
     Panic,
 }
 
-impl Command {
+impl StoreCommand {
     /// Whether someone waits on this command (or it must not wait): it ends the
     /// thread's [`HISTORY_WINDOW`] at once.
     fn is_urgent(&self) -> bool {
         !matches!(
             self,
-            Command::AppendHistory { .. } | Command::DropOffline { .. }
+            StoreCommand::AppendHistory { .. } | StoreCommand::DropOffline { .. }
         )
     }
 
@@ -183,16 +183,17 @@ impl Command {
     fn is_durable(&self) -> bool {
         matches!(
             self,
-            Command::CacheOffline { .. } | Command::DropOffline { .. } | Command::ReserveIds { .. }
+            StoreCommand::CacheOffline { .. }
+                | StoreCommand::DropOffline { .. }
+                | StoreCommand::ReserveIds { .. }
         )
     }
 
     /// The message id the command writes, or 0.
     fn message_id(&self) -> u64 {
         match self {
-            Command::AppendHistory { message, .. } | Command::CacheOffline { message, .. } => {
-                message.message_id
-            }
+            StoreCommand::AppendHistory { message, .. }
+            | StoreCommand::CacheOffline { message, .. } => message.message_id,
             _ => 0,
         }
     }
@@ -200,13 +201,13 @@ impl Command {
     /// Tells the waiter, if any, that the command is done (committed, or read).
     fn succeed(self, output: Output) {
         match (self, output) {
-            (Command::CacheOffline { done, .. }, _) => {
+            (StoreCommand::CacheOffline { done, .. }, _) => {
                 let _ = done.send(());
             }
-            (Command::ReserveIds { done, .. }, _) => {
+            (StoreCommand::ReserveIds { done, .. }, _) => {
                 let _ = done.send(());
             }
-            (Command::History { reply, .. }, Output::Read(messages)) => {
+            (StoreCommand::History { reply, .. }, Output::Read(messages)) => {
                 let _ = reply.send(Ok(messages));
             }
             _ => {}
@@ -218,13 +219,13 @@ impl Command {
     /// would be delivered again at the next login); a history write is given up and
     /// counted: retried, it would take the space that returns from cached messages
     /// whose senders wait, and the history of a peer message answered 1 would appear.
-    fn fail(self, error: &StoreError, retry: &mut VecDeque<Command>, given_up: &mut u64) {
+    fn fail(self, error: &StoreError, retry: &mut VecDeque<StoreCommand>, given_up: &mut u64) {
         match self {
-            Command::History { reply, .. } => {
+            StoreCommand::History { reply, .. } => {
                 let _ = reply.send(Err(StoreError::Unavailable(error.to_string())));
             }
-            Command::DropOffline { .. } => retry.push_back(self),
-            Command::AppendHistory { .. } => *given_up += 1,
+            StoreCommand::DropOffline { .. } => retry.push_back(self),
+            StoreCommand::AppendHistory { .. } => *given_up += 1,
             _ => {}
         }
     }
@@ -239,7 +240,7 @@ const MAX_QUEUED_COMMANDS: usize = 65_536;
 /// Cheap handle to the store thread.
 #[derive(Debug, Clone)]
 pub struct Store {
-    commands: mpsc::SyncSender<Command>,
+    commands: mpsc::SyncSender<StoreCommand>,
     /// Commands refused because the queue was full, logged like the thread's errors.
     refused: std::sync::Arc<std::sync::Mutex<ErrorLog>>,
     /// The store thread, to cut its history window short for an urgent command.
@@ -262,9 +263,9 @@ impl Drop for EndSignal {
     }
 }
 
-impl std::fmt::Debug for Command {
+impl std::fmt::Debug for StoreCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("store::Command")
+        f.write_str("store::StoreCommand")
     }
 }
 
@@ -324,7 +325,7 @@ impl Store {
     /// Makes the store thread panic, as a bug would (tests of what outlives it).
     #[cfg(test)]
     pub(super) fn panic_for_test(&self) {
-        self.send(Command::Panic);
+        self.send(StoreCommand::Panic);
     }
 
     /// Commands waiting for the store thread.
@@ -332,11 +333,11 @@ impl Store {
         self.queued.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn send(&self, command: Command) {
+    fn send(&self, command: StoreCommand) {
         let urgent = command.is_urgent();
         let sent = match self.commands.try_send(command) {
             // Stop must get through: the thread is draining, so room comes.
-            Err(mpsc::TrySendError::Full(stop @ Command::Stop { .. })) => {
+            Err(mpsc::TrySendError::Full(stop @ StoreCommand::Stop { .. })) => {
                 self.waker.unpark();
                 self.commands.send(stop).map_err(|_| ())
             }
@@ -373,7 +374,7 @@ impl Store {
 
     /// Appends a message to a conversation's history, keeping the newest `keep`.
     pub fn append_history(&self, app: &str, conv: &str, message: HistoryMessage, keep: u32) {
-        self.send(Command::AppendHistory {
+        self.send(StoreCommand::AppendHistory {
             app: app.to_string(),
             conv: conv.to_string(),
             message,
@@ -391,7 +392,7 @@ impl Store {
         keep: usize,
     ) -> oneshot::Receiver<()> {
         let (done, committed) = oneshot::channel();
-        self.send(Command::CacheOffline {
+        self.send(StoreCommand::CacheOffline {
             app: app.to_string(),
             receiver: receiver.to_string(),
             message,
@@ -403,7 +404,7 @@ impl Store {
 
     /// Forgets these cached messages of a receiver (acknowledged or expired).
     pub fn drop_offline(&self, app: &str, receiver: &str, message_ids: Vec<u64>) {
-        self.send(Command::DropOffline {
+        self.send(StoreCommand::DropOffline {
             app: app.to_string(),
             receiver: receiver.to_string(),
             message_ids,
@@ -414,7 +415,7 @@ impl Store {
     /// reservation is committed (std channel: the hub may have to wait under its lock).
     pub fn reserve_ids(&self, up_to: u64) -> std::sync::mpsc::Receiver<()> {
         let (done, committed) = std::sync::mpsc::channel();
-        self.send(Command::ReserveIds { up_to, done });
+        self.send(StoreCommand::ReserveIds { up_to, done });
         committed
     }
 
@@ -427,7 +428,7 @@ impl Store {
         query: HistoryQuery,
     ) -> Result<Vec<HistoryMessage>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::History {
+        self.send(StoreCommand::History {
             app: app.to_string(),
             conv: conv.to_string(),
             query,
@@ -447,7 +448,7 @@ impl Store {
     /// closed and the data directory unlocked.
     pub async fn stop(&self) {
         let (done, stopped) = oneshot::channel();
-        self.send(Command::Stop { done });
+        self.send(StoreCommand::Stop { done });
         let _ = stopped.await;
         let thread = self
             .thread
@@ -579,8 +580,8 @@ enum Durability {
 
 impl Durability {
     /// What a batch needs: `Full` as soon as it touches cached messages.
-    fn needed_by(batch: &[Command]) -> Durability {
-        if batch.iter().any(Command::is_durable) {
+    fn needed_by(batch: &[StoreCommand]) -> Durability {
+        if batch.iter().any(StoreCommand::is_durable) {
             Durability::Full
         } else {
             Durability::Normal
@@ -597,7 +598,7 @@ impl Durability {
 
 fn run_thread(
     db: Connection,
-    commands: &mpsc::Receiver<Command>,
+    commands: &mpsc::Receiver<StoreCommand>,
     queued: &std::sync::atomic::AtomicUsize,
 ) {
     let mut writer = Writer::new(db);
@@ -640,7 +641,7 @@ struct Writer {
     trims: Trims,
     /// Failed drops of acknowledged cached messages, tried again with the next batch:
     /// once the disk has room they land.
-    retry: VecDeque<Command>,
+    retry: VecDeque<StoreCommand>,
     errors: ErrorLog,
 }
 
@@ -660,12 +661,12 @@ impl Writer {
     /// `Stop` was among it. One transaction per batch with a savepoint per command, so a
     /// command that fails fails alone; when the commit itself fails (a full disk fails
     /// there), each command is tried again in a transaction of its own.
-    fn apply(&mut self, batch: Vec<Command>) -> bool {
+    fn apply(&mut self, batch: Vec<StoreCommand>) -> bool {
         // Drops that failed before go first (a drop after its receiver's next ack).
-        let mut batch: Vec<Command> = self.retry.drain(..).chain(batch).collect();
+        let mut batch: Vec<StoreCommand> = self.retry.drain(..).chain(batch).collect();
         let stop = batch
             .iter()
-            .position(|c| matches!(c, Command::Stop { .. }))
+            .position(|c| matches!(c, StoreCommand::Stop { .. }))
             .map(|at| batch.remove(at));
         let needed = Durability::needed_by(&batch);
         if needed != self.sync {
@@ -679,7 +680,7 @@ impl Writer {
         if self.sync != needed {
             // Never tell a sender "cached" without fsync: those writes fail, the rest go on.
             let error = StoreError::Unavailable("cannot switch to synchronous=FULL".into());
-            let (durable, rest) = batch.into_iter().partition(Command::is_durable);
+            let (durable, rest) = batch.into_iter().partition(StoreCommand::is_durable);
             self.answer(durable, vec![], &error);
             batch = rest;
         }
@@ -699,7 +700,7 @@ impl Writer {
         };
         let failed = StoreError::Unavailable("the write failed".into());
         self.answer(batch, results, &failed);
-        let Some(Command::Stop { done }) = stop else {
+        let Some(StoreCommand::Stop { done }) = stop else {
             return false;
         };
         self.stop();
@@ -712,7 +713,10 @@ impl Writer {
     /// more statements per command, a third of the store's time at a steady rate); only
     /// when a command fails is the batch run again with a savepoint per command, so that
     /// the bad one fails alone.
-    fn commit(&mut self, batch: &[Command]) -> Result<Vec<Result<Output, StoreError>>, StoreError> {
+    fn commit(
+        &mut self,
+        batch: &[StoreCommand],
+    ) -> Result<Vec<Result<Output, StoreError>>, StoreError> {
         if let Some(results) = self.commit_plain(batch)? {
             return Ok(results);
         }
@@ -722,7 +726,7 @@ impl Writer {
     /// The batch without savepoints; `None` (rolled back) when a command failed.
     fn commit_plain(
         &mut self,
-        batch: &[Command],
+        batch: &[StoreCommand],
     ) -> Result<Option<Vec<Result<Output, StoreError>>>, StoreError> {
         let tx = self.db.transaction()?;
         let mut results = Vec::with_capacity(batch.len());
@@ -743,7 +747,7 @@ impl Writer {
 
     fn commit_each_in_a_savepoint(
         &mut self,
-        batch: &[Command],
+        batch: &[StoreCommand],
     ) -> Result<Vec<Result<Output, StoreError>>, StoreError> {
         let mut tx = self.db.transaction()?;
         let mut results = Vec::with_capacity(batch.len());
@@ -771,7 +775,7 @@ impl Writer {
     /// the rest failed with `otherwise`.
     fn answer(
         &mut self,
-        batch: Vec<Command>,
+        batch: Vec<StoreCommand>,
         results: Vec<Result<Output, StoreError>>,
         otherwise: &StoreError,
     ) {
@@ -831,9 +835,9 @@ impl Writer {
 }
 
 /// Applies one command to the database (inside its savepoint).
-fn write(db: &Connection, command: &Command, trims: &mut Trims) -> Result<Output, StoreError> {
+fn write(db: &Connection, command: &StoreCommand, trims: &mut Trims) -> Result<Output, StoreError> {
     match command {
-        Command::AppendHistory {
+        StoreCommand::AppendHistory {
             app,
             conv,
             message,
@@ -842,7 +846,7 @@ fn write(db: &Connection, command: &Command, trims: &mut Trims) -> Result<Output
             insert(db, HISTORY, (app, conv), message)?;
             trims.note(db, HISTORY, (app, conv), i64::from(*keep))?;
         }
-        Command::CacheOffline {
+        StoreCommand::CacheOffline {
             app,
             receiver,
             message,
@@ -852,7 +856,7 @@ fn write(db: &Connection, command: &Command, trims: &mut Trims) -> Result<Output
             insert(db, OFFLINE, (app, receiver), message)?;
             trims.note(db, OFFLINE, (app, receiver), *keep as i64)?;
         }
-        Command::DropOffline {
+        StoreCommand::DropOffline {
             app,
             receiver,
             message_ids,
@@ -864,17 +868,17 @@ fn write(db: &Connection, command: &Command, trims: &mut Trims) -> Result<Output
                 delete.execute(params![app, receiver, *id as i64])?;
             }
         }
-        Command::ReserveIds { up_to, .. } => persist_reservation(db, *up_to)?,
-        Command::History {
+        StoreCommand::ReserveIds { up_to, .. } => persist_reservation(db, *up_to)?,
+        StoreCommand::History {
             app, conv, query, ..
         } => {
             // Reads see the conversation at its cap, as if trimmed per message.
             trims.apply_one(db, HISTORY, (app, conv))?;
             return Ok(Output::Read(read_history(db, app, conv, *query)?));
         }
-        Command::Stop { .. } => {}
+        StoreCommand::Stop { .. } => {}
         #[cfg(test)]
-        Command::Panic => panic!("store thread made to panic"),
+        StoreCommand::Panic => panic!("store thread made to panic"),
     }
     Ok(Output::Written)
 }
@@ -1107,9 +1111,9 @@ mod tests {
         Writer::new(db)
     }
 
-    fn cache(id: u64) -> (Command, oneshot::Receiver<()>) {
+    fn cache(id: u64) -> (StoreCommand, oneshot::Receiver<()>) {
         let (done, committed) = oneshot::channel();
-        let command = Command::CacheOffline {
+        let command = StoreCommand::CacheOffline {
             app: "app".into(),
             receiver: "bob".into(),
             message: message(id),
@@ -1119,8 +1123,8 @@ mod tests {
         (command, committed)
     }
 
-    fn append(id: u64) -> Command {
-        Command::AppendHistory {
+    fn append(id: u64) -> StoreCommand {
+        StoreCommand::AppendHistory {
             app: "app".into(),
             conv: "c:x".into(),
             message: message(id),
@@ -1129,7 +1133,7 @@ mod tests {
     }
 
     fn read() -> (
-        Command,
+        StoreCommand,
         oneshot::Receiver<Result<Vec<HistoryMessage>, StoreError>>,
     ) {
         let (reply, read) = oneshot::channel();
@@ -1138,7 +1142,7 @@ mod tests {
             after: None,
             limit: 10,
         };
-        let command = Command::History {
+        let command = StoreCommand::History {
             app: "app".into(),
             conv: "c:x".into(),
             query,
@@ -1172,7 +1176,7 @@ mod tests {
             .execute_batch("ALTER TABLE offline RENAME TO parked")
             .unwrap();
         let (third, third_done) = cache(4);
-        let drop_first = Command::DropOffline {
+        let drop_first = StoreCommand::DropOffline {
             app: "app".into(),
             receiver: "bob".into(),
             message_ids: vec![1],

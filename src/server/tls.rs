@@ -8,9 +8,16 @@ use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
 use tokio_rustls::TlsAcceptor;
 
-use super::config_file::TlsFiles;
+/// `[tls]`: PEM files of the certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
 
 /// The server side of TLS, cheap to clone.
 #[derive(Clone)]

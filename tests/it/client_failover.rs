@@ -11,7 +11,7 @@ use crate::support::client::{
     state_after_reconnecting, Proxy, WAIT,
 };
 use crate::support::{start_server, test_config};
-use rtm::client::{Channel, Client, ClientConfig, ClientError, Events, SendOptions};
+use rtm::client::{Channel, Client, ClientConfig, ClientError, ConnectError, Events, SendOptions};
 use rtm::protocol::{ChangeReason, ConnectionState, Event, Message};
 use tokio::net::TcpListener;
 use tokio::time::timeout;
@@ -223,9 +223,11 @@ async fn a_login_where_no_server_answers_names_them_all() {
         .await
         .expect("an answer in time")
         .unwrap_err();
-    let ClientError::Connect(text) = &error else {
-        panic!("expected a connect error, got {error:?}");
+    let ClientError::Connect(ConnectError::NoServer(tried)) = &error else {
+        panic!("expected a connect error for each server, got {error:?}");
     };
+    assert_eq!(tried.len(), 2, "{tried:?}");
+    let text = error.to_string();
     assert!(text.contains(&first) && text.contains(&second), "{text}");
     support::client::expect_login_ended(&mut events, ChangeReason::LoginFailure).await;
     assert_eq!(client.current_server(), None);
@@ -237,7 +239,7 @@ async fn every_server_url_is_checked_when_the_client_is_made() {
         fast_config("ws://127.0.0.1:7420/rtm/v1").with_fallback_servers(["127.0.0.1:7421"]);
     let error = Client::new(config).unwrap_err();
     assert!(
-        matches!(&error, ClientError::Connect(text) if text.contains("127.0.0.1:7421")),
+        matches!(&error, ClientError::Connect(ConnectError::NotWebSocket { url }) if url.contains("127.0.0.1:7421")),
         "{error:?}"
     );
 }

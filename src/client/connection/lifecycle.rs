@@ -7,9 +7,9 @@
 use tokio::time::Instant;
 
 use super::{Connection, ConnectionHandler, Memory, Phase, Purpose, Socket};
-use crate::client::error::ClientError;
+use crate::client::error::{ClientError, ConnectError, UnexpectedReply};
 use crate::client::event::ClientEvent;
-use crate::client::handle::lock;
+use crate::client::shared::lock;
 use crate::protocol::codes::{login, Family};
 use crate::protocol::{now_ms, ChangeReason, ConnectionState, LoginResult, Op, Reply};
 
@@ -17,23 +17,24 @@ impl ConnectionHandler {
     /// Opens a socket for a login (first or reconnect), within the login timeout.
     pub(super) fn start_attempt(&mut self) {
         let deadline = Instant::now() + self.config.login_timeout;
-        if let Some(session) = &mut self.session {
-            session.attempt_deadline = deadline;
+        if let Some(login_state) = &mut self.login_state {
+            login_state.attempt_deadline = deadline;
         }
         let url = self.server().to_string();
-        let tls = super::super::tls::connector(&self.config.extra_root_certificates);
+        let tls = crate::client::tls::connector(&self.config.extra_root_certificates);
         let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(crate::protocol::WS_READ_BUFFER_BYTES);
         self.connecting = Some(Box::pin(async move {
-            tokio_tungstenite::connect_async_tls_with_config(url, Some(ws_config), true, tls?)
+            let tls = tls.map_err(|reason| ConnectError::BadRootCertificate { reason })?;
+            tokio_tungstenite::connect_async_tls_with_config(&url, Some(ws_config), true, tls)
                 .await
                 .map(|(socket, _response)| Box::new(socket))
-                .map_err(|e| e.to_string())
+                .map_err(|error| connect_error(url, &error))
         }));
     }
 
-    pub(super) fn on_connect_result(&mut self, result: Result<Box<Socket>, String>) {
-        let Some(session) = &self.session else {
+    pub(super) fn on_connect_result(&mut self, result: Result<Box<Socket>, ConnectError>) {
+        let Some(login_state) = &self.login_state else {
             return;
         };
         match result {
@@ -47,25 +48,16 @@ impl ConnectionHandler {
                 });
                 let op = Op::Login {
                     app_id: self.config.app_id.clone(),
-                    user: session.user.clone(),
-                    token: session.token.clone(),
+                    user: login_state.user.clone(),
+                    token: login_state.token.clone(),
                 };
-                let deadline = session.attempt_deadline;
+                let deadline = login_state.attempt_deadline;
                 self.send_request(op, Purpose::Login, deadline);
             }
-            Err(mut error) => {
-                tracing::debug!(%error, url = self.server(), "cannot connect");
-                if error.contains("404") {
-                    // A web server, or an RTM server asked at another path.
-                    error = format!(
-                        "{error}: nothing answers at this path; an RTM server listens at {} \
-                         (e.g. ws://127.0.0.1:7420{})",
-                        crate::protocol::WS_PATH,
-                        crate::protocol::WS_PATH
-                    );
-                }
+            Err(error) => {
+                tracing::debug!(%error, "cannot connect");
                 if self.phase == Phase::LoggingIn {
-                    if !self.try_next_server(&error) {
+                    if !self.try_next_server(error.clone()) {
                         let error = self.all_connect_errors(error);
                         self.end_session(
                             ConnectionState::Disconnected,
@@ -84,7 +76,13 @@ impl ConnectionHandler {
         if reply.code == login::OK {
             match reply.result::<LoginResult>() {
                 Ok(result) => self.logged_in(result),
-                Err(e) => self.login_failed(ClientError::Protocol(e.to_string()), None),
+                Err(e) => {
+                    let error = UnexpectedReply {
+                        op: "login",
+                        problem: e.to_string(),
+                    };
+                    self.login_failed(ClientError::Protocol(error), None);
+                }
             }
         } else {
             let error = ClientError::from_code(Family::Login, reply.code, reply.reason.clone());
@@ -110,14 +108,14 @@ impl ConnectionHandler {
             shared.user = Some(result.user.clone());
             shared.server = Some(self.server().to_string());
         }
-        if let Some(session) = &mut self.session {
-            session.user.clone_from(&result.user);
+        if let Some(login_state) = &mut self.login_state {
+            login_state.user.clone_from(&result.user);
         }
         match self.phase {
             Phase::LoggingIn => {
                 self.phase = Phase::Online;
                 self.set_state(ConnectionState::Connected, ChangeReason::LoginSuccess, None);
-                if let Some(reply) = self.session.as_mut().and_then(|s| s.login_reply.take()) {
+                if let Some(reply) = self.login_state.as_mut().and_then(|s| s.login_reply.take()) {
                     let _ = reply.send(Ok(result));
                 }
             }
@@ -181,7 +179,8 @@ impl ConnectionHandler {
             Phase::Idle | Phase::Backoff { .. } => {}
             Phase::LoggingIn => {
                 // Closed before the login reply: a node going away, or not an RTM server.
-                if !self.try_next_server("the connection closed before the login reply") {
+                let url = self.server().to_string();
+                if !self.try_next_server(ConnectError::ClosedBeforeLogin { url }) {
                     self.end_session(
                         ConnectionState::Disconnected,
                         ChangeReason::LoginFailure,
@@ -208,11 +207,11 @@ impl ConnectionHandler {
     }
 
     pub(super) fn schedule_reconnect(&mut self) {
-        let Some(session) = &mut self.session else {
+        let Some(login_state) = &mut self.login_state else {
             return;
         };
-        let delay = self.config.reconnect.delay(session.attempt);
-        session.attempt = session.attempt.saturating_add(1);
+        let delay = self.config.reconnect.delay(login_state.attempt);
+        login_state.attempt = login_state.attempt.saturating_add(1);
         // The server just lost (or just failed) is the last one to try again.
         self.server_index = (self.server_index + 1) % self.config.servers().count();
         // Partial catch-up is fetched again from the last delivered message next time.
@@ -245,7 +244,7 @@ impl ConnectionHandler {
         for queued in self.queued.drain(..) {
             let _ = queued.reply.send(Err(ClientError::Disconnected));
         }
-        if let Some(reply) = self.session.take().and_then(|s| s.login_reply) {
+        if let Some(reply) = self.login_state.take().and_then(|s| s.login_reply) {
             let _ = reply.send(Err(error));
         }
         for event in std::mem::take(&mut self.held) {
@@ -273,14 +272,13 @@ impl ConnectionHandler {
 
     /// During the first login, after the attempt on one server failed with `error`: moves
     /// on to the next server, with a login timeout of its own, if one is left untried.
-    pub(super) fn try_next_server(&mut self, error: &str) -> bool {
+    pub(super) fn try_next_server(&mut self, error: ConnectError) -> bool {
         if self.server_index + 1 >= self.config.servers().count() {
             return false;
         }
-        tracing::info!(url = self.server(), %error, "server unusable; trying the next one");
-        let failed = format!("{}: {error}", self.server());
-        if let Some(session) = &mut self.session {
-            session.connect_errors.push(failed);
+        tracing::info!(%error, "server unusable; trying the next one");
+        if let Some(login_state) = &mut self.login_state {
+            login_state.connect_errors.push(error);
         }
         self.drop_connection();
         self.server_index += 1;
@@ -290,16 +288,18 @@ impl ConnectionHandler {
 
     /// The error of the last server tried, after those of the servers tried before it
     /// (so that the caller of a login learns why none of them would do).
-    fn all_connect_errors(&self, last: String) -> String {
+    fn all_connect_errors(&self, last: ConnectError) -> ConnectError {
         let earlier = self
-            .session
+            .login_state
             .as_ref()
             .map(|s| s.connect_errors.as_slice())
             .unwrap_or_default();
         if earlier.is_empty() {
             return last;
         }
-        format!("{}; {}: {last}", earlier.join("; "), self.server())
+        let mut all = earlier.to_vec();
+        all.push(last);
+        ConnectError::NoServer(all)
     }
 
     pub(super) fn fail_pending(&mut self, error: &ClientError) {
@@ -316,5 +316,20 @@ impl ConnectionHandler {
                 Purpose::Login | Purpose::Restore(_) | Purpose::Quiet => {}
             }
         }
+    }
+}
+
+/// What a failed WebSocket connect to `url` means for the caller: a 404 is a web server (or
+/// an RTM server asked at another path), anything else the network layer's words.
+fn connect_error(url: String, error: &tokio_tungstenite::tungstenite::Error) -> ConnectError {
+    use tokio_tungstenite::tungstenite::Error;
+    match error {
+        Error::Http(response) if response.status().as_u16() == 404 => {
+            ConnectError::WrongPath { url }
+        }
+        other => ConnectError::Failed {
+            url,
+            reason: other.to_string(),
+        },
     }
 }

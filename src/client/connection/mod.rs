@@ -1,7 +1,7 @@
 //! The background task of a client ([`ConnectionHandler`]): it owns the WebSocket, sends
-//! the [`Command`]s of the [`Client`](super::Client) handles, matches replies to requests
-//! by id, acknowledges peer messages, pings, and runs the connection state machine of
-//! docs/protocol.md:
+//! the [`ClientCommand`]s of the [`Client`](super::Client) handles, matches replies to
+//! requests by id, acknowledges peer messages, pings, and runs the connection state machine
+//! of docs/protocol.md:
 //!
 //! ```text
 //! DISCONNECTED --login--> CONNECTING --reply 0--> CONNECTED --logout--> DISCONNECTED(LOGOUT)
@@ -32,9 +32,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::config::ClientConfig;
-use super::error::ClientError;
+use super::error::{ClientError, ConnectError};
 use super::event::ClientEvent;
-use super::handle::{lock, Shared};
+use super::shared::{lock, Shared};
 use crate::protocol::codes::Family;
 use crate::protocol::{
     decode_server_message, push_to_batch, split_frame, ChangeReason, ConnectionState, Event,
@@ -59,10 +59,10 @@ const MAX_BATCH: usize = 64;
 const IDLE_WAKEUP: Duration = Duration::from_secs(3600);
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type Connecting = Pin<Box<dyn Future<Output = Result<Box<Socket>, String>> + Send>>;
+type Connecting = Pin<Box<dyn Future<Output = Result<Box<Socket>, ConnectError>> + Send>>;
 
 /// What the [`Client`](super::Client) handle asks of its task.
-pub(crate) enum Command {
+pub(crate) enum ClientCommand {
     Login {
         user: String,
         token: Option<String>,
@@ -100,7 +100,7 @@ enum Phase {
 }
 
 /// Who logged in, and how to do it again.
-struct Session {
+struct LoginState {
     user: String,
     token: Option<String>,
     /// The caller of the first login, answered when it succeeds or fails.
@@ -109,7 +109,7 @@ struct Session {
     attempt: u32,
     /// What went wrong with each server tried by the first login, when there are several
     /// (to tell the caller about all of them if none works).
-    connect_errors: Vec<String>,
+    connect_errors: Vec<ConnectError>,
     /// End of the current connect-and-login attempt (the login timeout).
     attempt_deadline: Instant,
 }
@@ -173,11 +173,11 @@ struct Connection {
 /// One thing the task's loop reacts to.
 enum Input {
     /// From a handle; `None` once every handle is gone.
-    Command(Option<Command>),
+    Command(Option<ClientCommand>),
     /// From the socket; `None` or an error when it is gone.
     Socket(Option<Result<WsMessage, WsError>>),
     /// The socket of an attempt is open (or could not be).
-    Connected(Result<Box<Socket>, String>),
+    Connected(Result<Box<Socket>, ConnectError>),
     /// Some deadline may have passed.
     Timer,
     /// Handled inside the select (an event handed to the application).
@@ -188,7 +188,7 @@ enum Input {
 pub(crate) struct ConnectionHandler {
     config: ClientConfig,
     shared: Arc<Mutex<Shared>>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::UnboundedReceiver<ClientCommand>,
     events: mpsc::Sender<ClientEvent>,
     /// Events waiting for room in `events`.
     backlog: VecDeque<ClientEvent>,
@@ -196,7 +196,7 @@ pub(crate) struct ConnectionHandler {
     events_closed: bool,
 
     phase: Phase,
-    session: Option<Session>,
+    login_state: Option<LoginState>,
     /// Index in [`ClientConfig::servers`] of the server of the current (or next) attempt:
     /// 0 at each login, then the next one after each failed attempt or lost connection.
     server_index: usize,
@@ -227,7 +227,7 @@ impl ConnectionHandler {
     pub(crate) fn new(
         config: ClientConfig,
         shared: Arc<Mutex<Shared>>,
-        commands: mpsc::UnboundedReceiver<Command>,
+        commands: mpsc::UnboundedReceiver<ClientCommand>,
         events: mpsc::Sender<ClientEvent>,
     ) -> Self {
         ConnectionHandler {
@@ -238,7 +238,7 @@ impl ConnectionHandler {
             backlog: VecDeque::new(),
             events_closed: false,
             phase: Phase::Idle,
-            session: None,
+            login_state: None,
             server_index: 0,
             memory: Memory::default(),
             connecting: None,
@@ -295,7 +295,8 @@ impl ConnectionHandler {
             result = async {
                 match self.connecting.as_mut() {
                     Some(connecting) => connecting.as_mut().await,
-                    None => Err("no connection attempt".to_string()),
+                    // Not polled without an attempt (the branch's condition).
+                    None => std::future::pending().await,
                 }
             }, if self.connecting.is_some() => {
                 self.connecting = None;
@@ -358,8 +359,8 @@ impl ConnectionHandler {
         match self.phase {
             Phase::Backoff { retry_at } => consider(retry_at),
             Phase::LoggingIn | Phase::Relogging => {
-                if let Some(session) = &self.session {
-                    consider(session.attempt_deadline);
+                if let Some(login_state) = &self.login_state {
+                    consider(login_state.attempt_deadline);
                 }
             }
             Phase::Idle | Phase::Online | Phase::Restoring => {}
@@ -376,11 +377,11 @@ impl ConnectionHandler {
 
     // ----- commands from the handles -----
 
-    fn on_command(&mut self, command: Command) {
+    fn on_command(&mut self, command: ClientCommand) {
         match command {
-            Command::Login { user, token, reply } => self.start_login(user, token, reply),
-            Command::Logout { reply } => self.start_logout(reply),
-            Command::Request { op, reply } => {
+            ClientCommand::Login { user, token, reply } => self.start_login(user, token, reply),
+            ClientCommand::Logout { reply } => self.start_logout(reply),
+            ClientCommand::Request { op, reply } => {
                 let deadline = Instant::now() + self.config.request_timeout;
                 match self.phase {
                     Phase::Idle | Phase::LoggingIn => {
@@ -395,7 +396,7 @@ impl ConnectionHandler {
                     }
                 }
             }
-            Command::ReconnectNow => {
+            ClientCommand::ReconnectNow => {
                 if let Phase::Backoff { .. } = self.phase {
                     self.phase = Phase::Relogging;
                     self.set_state(
@@ -406,7 +407,7 @@ impl ConnectionHandler {
                     self.start_attempt();
                 }
             }
-            Command::Release { channel } => {
+            ClientCommand::Release { channel } => {
                 if self.memory.channels.remove(&channel).is_some()
                     && matches!(self.phase, Phase::Online | Phase::Restoring)
                 {
@@ -427,7 +428,7 @@ impl ConnectionHandler {
             let _ = reply.send(Err(ClientError::AlreadyLoggedIn));
             return;
         }
-        self.session = Some(Session {
+        self.login_state = Some(LoginState {
             user,
             token,
             login_reply: Some(reply),
@@ -484,7 +485,7 @@ impl ConnectionHandler {
             WsMessage::Text(text) => {
                 for line in split_frame(text.as_str()) {
                     if self.connection.is_none() {
-                        break; // a kick in this frame ended the session
+                        break; // a kick in this frame ended the login_state
                     }
                     match decode_server_message(line) {
                         Ok(ServerMessage::Reply(reply)) => self.on_reply(reply),
@@ -602,16 +603,16 @@ impl ConnectionHandler {
             }
             Phase::LoggingIn | Phase::Relogging
                 if self
-                    .session
+                    .login_state
                     .as_ref()
                     .is_some_and(|s| now >= s.attempt_deadline) =>
             {
                 tracing::debug!(url = self.server(), "no login reply in time");
-                let error = format!(
-                    "no login reply within {} ms",
-                    self.config.login_timeout.as_millis()
-                );
-                if self.phase == Phase::LoggingIn && !self.try_next_server(&error) {
+                let error = ConnectError::NoLoginReply {
+                    url: self.server().to_string(),
+                    within_ms: self.config.login_timeout.as_millis() as u64,
+                };
+                if self.phase == Phase::LoggingIn && !self.try_next_server(error) {
                     self.end_session(
                         ConnectionState::Disconnected,
                         ChangeReason::LoginTimeout,
@@ -810,7 +811,7 @@ async fn write_within(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::handle::Shared;
+    use crate::client::shared::Shared;
 
     fn handler() -> ConnectionHandler {
         let shared = Arc::new(Mutex::new(Shared::new()));

@@ -234,7 +234,7 @@ impl ConnectionHandler {
         let Some(mark) = self.memory.channels.get(channel).cloned() else {
             return;
         };
-        let own_user = self.session.as_ref().map(|s| s.user.clone());
+        let own_user = self.login_state.as_ref().map(|s| s.user.clone());
         // A page cut to one object's size (`truncated`) has more behind it too.
         let full_page = result.truncated || result.messages.len() >= MAX_HISTORY_LIMIT as usize;
         let missed = result.messages.into_iter().filter(|m| {
@@ -260,8 +260,8 @@ impl ConnectionHandler {
 
     fn finish_restore(&mut self) {
         self.phase = Phase::Online;
-        if let Some(session) = &mut self.session {
-            session.attempt = 0;
+        if let Some(login_state) = &mut self.login_state {
+            login_state.attempt = 0;
         }
         self.set_state(ConnectionState::Connected, ChangeReason::LoginSuccess, None);
         for (_, messages) in std::mem::take(&mut self.catch_up) {
@@ -338,8 +338,8 @@ impl ConnectionHandler {
             }
             Effect::Attributes(write) => write.apply(&mut memory.attributes),
             Effect::Renewed(token) => {
-                if let Some(session) = &mut self.session {
-                    session.token = Some(token);
+                if let Some(login_state) = &mut self.login_state {
+                    login_state.token = Some(token);
                 }
             }
             Effect::None | Effect::Joined(_) | Effect::Left(_) => {}

@@ -29,6 +29,7 @@ mod memory;
 pub mod metrics;
 pub mod plot;
 mod scan;
+pub mod threshold;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -246,7 +247,7 @@ pub struct BenchReport {
     pub server_metrics: Vec<metrics::ServerMetrics>,
     /// The run's thresholds, each met or missed (`--threshold`; judged after the run).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub thresholds: Vec<crate::qa::threshold::Verdict>,
+    pub thresholds: Vec<threshold::Verdict>,
 }
 
 /// One server of a run.

@@ -17,8 +17,7 @@ use crate::protocol::PeerStatus;
 
 use super::super::engine::Change;
 use super::auth::Caller;
-use super::rest::{success, unavailable, Call};
-use super::{failure, query_param, read_body};
+use super::{failure, query_param, read_body, success, unavailable, Call};
 use crate::server::engine::Outcome;
 use crate::server::engine::{AdminChange, AdminOutcome};
 use crate::server::hub::admin::BANNED_FOREVER;

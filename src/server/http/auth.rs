@@ -7,29 +7,8 @@ use base64::Engine as _;
 use hyper::header::{HeaderMap, AUTHORIZATION};
 use subtle::ConstantTimeEq as _;
 
-use super::super::auth::verify_token;
-use super::super::config::{AppLookup, Config};
-
-/// A customer key and secret (`--api-key KEY:SECRET`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKey {
-    pub key: String,
-    pub secret: String,
-}
-
-impl std::str::FromStr for ApiKey {
-    type Err = String;
-
-    fn from_str(spec: &str) -> Result<Self, Self::Err> {
-        match spec.split_once(':') {
-            Some((key, secret)) if !key.is_empty() && !secret.is_empty() => Ok(ApiKey {
-                key: key.to_string(),
-                secret: secret.to_string(),
-            }),
-            _ => Err(format!("expected KEY:SECRET, got {spec:?}")),
-        }
-    }
-}
+use crate::server::auth::verify_token;
+use crate::server::config::{ApiKey, AppLookup, Config};
 
 /// Who the call comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,8 @@
 //! goes on to the WebSocket side untouched, anything else comes here and is served by
 //! hyper (HTTP/1.1, keep-alive) on the server's own runtime. `auth.rs` decides who calls;
 //! every answer is JSON built by [`answer`] or [`failure`], and every call is counted in
-//! the metrics by its route pattern and status.
+//! the metrics by its route pattern and status; `state.rs` is what the calls of a node
+//! share (the metrics, the rate limits per app), which the hub holds.
 //!
 //! # Choices where Agora's pages are silent (docs/protocol.md has the full list)
 //!
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod metrics;
 mod rest;
 pub mod rewind;
+pub mod state;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -39,13 +41,12 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::admission::Admission;
-use super::clock::Instant;
-use super::config::RateLimit;
 use super::hub::Hub;
-use super::rate::RateLimiter;
+use auth::Caller;
 
-pub use auth::ApiKey;
 pub use metrics::Metrics;
+use state::Family;
+pub use state::HttpState;
 
 /// Largest request body read (Agora's messages are at most 32 KiB; a history query is small).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -64,52 +65,11 @@ pub enum Surface {
     Admin,
 }
 
-/// What every HTTP call of a node shares: rate limits per app and family.
-#[derive(Debug, Default)]
-pub struct HttpState {
-    pub metrics: Metrics,
-    limits: std::sync::Mutex<std::collections::HashMap<(String, Family), RateLimiter>>,
-}
-
-/// The REST API's families of rate limits (per app, on each node).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    /// Peer and channel messages together: Agora's 500 per second.
-    Messaging,
-    /// User and channel event feeds: Agora's 10 per second.
-    Events,
-    /// History queries and operator calls: 100 per second (our choice).
-    Other,
-}
-
-impl Family {
-    fn limit(self) -> RateLimit {
-        let max = match self {
-            Family::Messaging => 500,
-            Family::Events => 10,
-            Family::Other => 100,
-        };
-        RateLimit::new(max, Duration::from_secs(1))
-    }
-}
-
-impl HttpState {
-    /// Counts a call of `family` for `app`; false when over the limit.
-    fn allow(&self, app: &str, family: Family) -> bool {
-        let mut limits = self
-            .limits
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if limits.len() > 4096 {
-            // Unknown apps are refused before this, so only configured (or, in open
-            // mode, invented) app ids get here: forget them all rather than grow.
-            limits.clear();
-        }
-        limits
-            .entry((app.to_string(), family))
-            .or_insert_with(|| RateLimiter::new(family.limit()))
-            .allow(Instant::now())
-    }
+/// One authenticated call to one app.
+pub struct Call<'a> {
+    pub hub: &'a Hub,
+    pub app: &'a str,
+    pub caller: Caller,
 }
 
 /// One HTTP connection's view of the server.
@@ -334,6 +294,28 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (key == name).then(|| percent_decode(&value.replace('+', " ")))
     })
+}
+
+/// `{"result":"success","request_id","code"}` plus `extra`'s fields.
+pub fn success(code: &str, extra: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut body = serde_json::json!({
+        "result": "success",
+        "request_id": request_id(),
+        "code": code,
+    });
+    if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    answer(StatusCode::OK, &body)
+}
+
+/// 503: the shared engine (Redis) cannot be reached; the caller may try again.
+pub fn unavailable() -> Response<Full<Bytes>> {
+    failure(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "engine_unavailable",
+        "the shared engine is unavailable; try again",
+    )
 }
 
 #[cfg(test)]

@@ -26,11 +26,12 @@ use super::super::engine::Change;
 use super::super::session::{route_channel_message, send_peer_from, PeerReplyTo};
 use super::super::store::HistoryQuery;
 use super::auth::{authenticate, Caller};
-use super::{answer, failure, query_param, read_body, request_id, Ctx, Family};
+use super::{
+    answer, failure, query_param, read_body, request_id, success, unavailable, Call, Ctx, Family,
+};
 use crate::server::engine::{channel_conversation, peer_conversation, Outcome};
 use crate::server::engine::{AdminChange, AdminOutcome, Feed};
 use crate::server::hub::admin::FEED_PULL_MAX;
-use crate::server::hub::Hub;
 
 /// An answer and the route pattern it is counted under.
 pub type Routed = (&'static str, Response<Full<Bytes>>);
@@ -151,19 +152,6 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| failure(StatusCode::BAD_REQUEST, "invalid_body", &e.to_string()))
 }
 
-/// `{"result":"success","request_id","code"}` plus `extra`'s fields.
-pub fn success(code: &str, extra: serde_json::Value) -> Response<Full<Bytes>> {
-    let mut body = serde_json::json!({
-        "result": "success",
-        "request_id": request_id(),
-        "code": code,
-    });
-    if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
-        body.extend(extra);
-    }
-    answer(StatusCode::OK, &body)
-}
-
 /// A REST send that reached the server but not its goal: 200 with `result: failed`, as
 /// Agora answers a message that could not be delivered.
 fn not_delivered(code: &str, message: &str) -> Response<Full<Bytes>> {
@@ -175,14 +163,6 @@ fn not_delivered(code: &str, message: &str) -> Response<Full<Bytes>> {
             "code": code,
             "message": message,
         }),
-    )
-}
-
-pub fn unavailable() -> Response<Full<Bytes>> {
-    failure(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "engine_unavailable",
-        "the shared engine is unavailable; try again",
     )
 }
 
@@ -209,13 +189,6 @@ struct ChannelBody {
     #[allow(dead_code)]
     enable_historical_messaging: bool,
     payload: String,
-}
-
-/// One authenticated call to one app.
-pub struct Call<'a> {
-    pub hub: &'a Hub,
-    pub app: &'a str,
-    pub caller: Caller,
 }
 
 impl Call<'_> {

@@ -1,16 +1,16 @@
 //! Pass/fail budgets on a bench's results, as CI states them: `p99<50ms`, `errors==0`,
 //! `throughput>=10000`. A [`Threshold`] parses from that text (`--threshold`, or the
 //! config file's `[bench] thresholds` list), is judged against a
-//! [`BenchReport`](super::bench::BenchReport), and the verdicts become a
-//! [`Report`](super::report::Report) (one case per threshold) for the text table, JSON and
+//! [`BenchReport`], and the verdicts become a
+//! [`Report`](crate::qa::report::Report) (one case per threshold) for the text table, JSON and
 //! JUnit that `check` already writes. A new measure is a variant of [`Measure`].
 
 use std::fmt;
 
 use serde::Serialize;
 
-use super::bench::BenchReport;
-use super::report::{CaseReport, Outcome, Report};
+use super::BenchReport;
+use crate::qa::report::{CaseReport, Outcome, Report};
 
 /// What a threshold measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
