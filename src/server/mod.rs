@@ -12,26 +12,26 @@
 //!   renew, ping), `peer.rs`, `channel.rs` (join, leave, send, members, counts),
 //!   `history.rs`, `presence.rs`, `attributes.rs`, `invitations.rs`. Refusals are the
 //!   typed errors of `protocol::codes` (`JoinError`, `LeaveError`, ...).
-//! - `Hub`: this node's connections, pending acks and timers, and its copy of the shared
-//!   state, changed only by applying `engine::Change`s, each answering a typed `Outcome`:
-//!   users and channels in `hub.rs`; presence in `hub_presence.rs`, attributes in
-//!   `hub_attributes.rs`, invitations in `hub_invitations.rs`, the token expiry watch in
-//!   `hub_tokens.rs`.
-//! - `engine/`: the seam to what nodes share: the order of changes, history and the
-//!   durable offline cache; `engine::memory` for one node over `store.rs` (SQLite on its
-//!   own thread); `engine::redis` for several nodes on one Redis.
+//! - `hub/`: this node's connections, pending acks and timers, and its copy of the shared
+//!   state, changed only by applying `engine::Change`s, each answering a typed `Outcome`;
+//!   one file per family as in `session/` (`hub/mod.rs` has the map), its timer wheel in
+//!   `hub/timers.rs`, the offline cache and its quotas in `hub/offline.rs`, kick, ban and
+//!   the event feeds in `hub/admin.rs`.
+//! - `engine/`: below the hub, the seam to what nodes share: the order of changes,
+//!   history and the durable offline cache; `engine::memory` for one node over `store.rs`
+//!   (SQLite on its own thread); `engine::redis` for several nodes on one or several
+//!   Redis. It drives the hub through `engine::Node` and never names it.
 //!
 //! - `http/`: the HTTP side of the same listener (`dispatch` below sends a connection there
 //!   unless its request line asks for the WebSocket path): Agora's REST API, kick and ban,
-//!   health and metrics; `hub_admin.rs` the hub's side of kick, ban and the event feeds.
+//!   health and metrics.
 //!
 //! Beside them: `outbox.rs` the bounded queue between the hub and a connection's writer;
 //! `prelogin.rs` what a connection may read and have answered before it logs in;
-//! `hub_offline.rs` the offline cache's per-app store of cached messages and its quotas;
-//! `timers.rs` the one timer wheel of the hub; `rate.rs` the per-connection rate
-//! limiters; `clock.rs` the one clock of every timer, window and expiry (tokio time, so
-//! tests pause it); `auth.rs` the token check; `config.rs` every knob with docs/protocol.md's
-//! defaults, `config_file.rs` the TOML file of `serve`.
+//! `rate.rs` the per-connection rate limiters; `clock.rs` the one clock of every timer,
+//! window and expiry (tokio time, so tests pause it); `auth.rs` the token check;
+//! `config.rs` every knob with docs/protocol.md's defaults, `config_file.rs` the TOML
+//! file of `serve`.
 //!
 //! # Choices where docs/protocol.md is silent
 //!

@@ -8,7 +8,7 @@ use crate::protocol::HistoryMessage;
 use crate::server::outbox::ConnHandle;
 use crate::server::store::{HistoryQuery, Loaded, Store, ID_BLOCK};
 
-use super::{BoxFuture, Change, Engine, MessageStore, Node, NodeId, Stamp, Submitted};
+use super::{BoxFuture, Change, Engine, MessageStore, Node, NodeId, ReadError, Stamp, Submitted};
 
 /// One node, its state in memory, its data in SQLite.
 #[derive(Debug)]
@@ -158,12 +158,8 @@ impl MessageStore for Store {
         app: &str,
         conv: &str,
         query: HistoryQuery,
-    ) -> BoxFuture<Result<Vec<HistoryMessage>, String>> {
+    ) -> BoxFuture<Result<Vec<HistoryMessage>, ReadError>> {
         let (store, app, conv) = (self.clone(), app.to_string(), conv.to_string());
-        Box::pin(async move {
-            Store::history(&store, &app, &conv, query)
-                .await
-                .map_err(|e| e.to_string())
-        })
+        Box::pin(async move { Ok(Store::history(&store, &app, &conv, query).await?) })
     }
 }

@@ -164,6 +164,19 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Why a page of history could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Store(#[from] crate::server::store::StoreError),
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("redis did not answer in time")]
+    Timeout,
+    #[error("a history entry cannot be read: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
 /// History and the offline cache's durable copy.
 pub trait MessageStore: Send + Sync {
     /// Keeps `message` in `conv`'s history (at most `keep`); fire and forget.
@@ -187,5 +200,5 @@ pub trait MessageStore: Send + Sync {
         app: &str,
         conv: &str,
         query: HistoryQuery,
-    ) -> BoxFuture<Result<Vec<HistoryMessage>, String>>;
+    ) -> BoxFuture<Result<Vec<HistoryMessage>, ReadError>>;
 }

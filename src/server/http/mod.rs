@@ -46,7 +46,6 @@ use auth::Caller;
 
 pub use metrics::Metrics;
 use state::Family;
-pub use state::HttpState;
 
 /// Largest request body read (Agora's messages are at most 32 KiB; a history query is small).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -169,7 +168,7 @@ async fn probe(hub: &Hub) -> Result<Duration, String> {
     let read = hub.engine().messages().history("", "probe", query);
     let result = match tokio::time::timeout(PROBE_TIMEOUT, read).await {
         Ok(Ok(_)) => Ok(started.elapsed()),
-        Ok(Err(error)) => Err(error),
+        Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
     };
     let metrics = &hub.http().metrics;

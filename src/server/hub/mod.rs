@@ -71,7 +71,7 @@ struct HubInner {
     /// Every timer; stopped at shutdown (the timer task then drops its hub handle).
     timers: Timers<Hub>,
     /// The HTTP API's metrics and rate limits (`server::http`).
-    http: crate::server::http::HttpState,
+    http: crate::server::http::state::HttpState,
 }
 
 /// Cheap handle to the shared state.
@@ -98,7 +98,7 @@ impl Hub {
                 outbox_limits,
                 queued: crate::server::outbox::QueuedTotal::default(),
                 timers: Timers::default(),
-                http: crate::server::http::HttpState::default(),
+                http: crate::server::http::state::HttpState::default(),
             }),
         };
         hub.inner.timers.spawn(hub.clone());
@@ -139,7 +139,7 @@ impl Hub {
     }
 
     /// The HTTP API's metrics and rate limits.
-    pub fn http(&self) -> &crate::server::http::HttpState {
+    pub fn http(&self) -> &crate::server::http::state::HttpState {
         &self.inner.http
     }
 

@@ -48,7 +48,7 @@ pub(super) async fn history(
                 truncated,
             });
         }
-        Err(e) => ask.refuse_why(HistoryError::Failure, e),
+        Err(e) => ask.refuse_why(HistoryError::Failure, e.to_string()),
     }
 }
 

@@ -785,7 +785,7 @@ async fn catch_up(inner: &Inner, hub: &dyn Node, shard: usize) {
                     hand_over_channel(inner, hub, &app, &channel, message);
                 }
             }
-            Err(error) => tracing::warn!(error, channel, "redis engine: missed messages not read"),
+            Err(error) => tracing::warn!(%error, channel, "redis engine: missed messages not read"),
         }
     }
 }

@@ -55,7 +55,7 @@ use crate::server::outbox::ConnHandle;
 use crate::server::store::HistoryQuery;
 
 use super::{
-    BoxFuture, Change, Engine, MessageStore, Node, NodeId, NodeRef, Outcome, PeerRoute,
+    BoxFuture, Change, Engine, MessageStore, Node, NodeId, NodeRef, Outcome, PeerRoute, ReadError,
     RoutedMessage, SharedState, Stamp, Submitted,
 };
 
@@ -1134,7 +1134,7 @@ impl MessageStore for RedisEngine {
         app: &str,
         conv: &str,
         query: HistoryQuery,
-    ) -> BoxFuture<Result<Vec<HistoryMessage>, String>> {
+    ) -> BoxFuture<Result<Vec<HistoryMessage>, ReadError>> {
         Box::pin(read_history(&self.inner, app, conv, query))
     }
 }
@@ -1145,7 +1145,7 @@ fn read_history(
     app: &str,
     conv: &str,
     query: HistoryQuery,
-) -> impl Future<Output = Result<Vec<HistoryMessage>, String>> + Send + 'static {
+) -> impl Future<Output = Result<Vec<HistoryMessage>, ReadError>> + Send + 'static {
     let key = inner.keys.history(app, conv);
     let mut conn = inner.shards[shard_of(inner.shards.len(), app, conv)]
         .conn
@@ -1166,10 +1166,9 @@ fn read_history(
         let read = zrange.query_async::<Vec<String>>(&mut conn);
         let mut messages = tokio::time::timeout(SUBMIT_TIMEOUT, read)
             .await
-            .map_err(|_| "redis did not answer in time".to_string())?
-            .map_err(|e| e.to_string())?
+            .map_err(|_| ReadError::Timeout)??
             .iter()
-            .map(|json| serde_json::from_str::<HistoryMessage>(json).map_err(|e| e.to_string()))
+            .map(|json| serde_json::from_str::<HistoryMessage>(json))
             .collect::<Result<Vec<_>, _>>()?;
         if query.after.is_none() {
             messages.reverse();
