@@ -1,7 +1,7 @@
 //! [`ClientError`]: why a client call failed, with the Agora code where one applies.
 
 use crate::protocol::codes::{self, Family};
-use crate::protocol::ValidationError;
+use crate::protocol::{MediaFailure, ValidationError};
 
 /// Agora's `LOGIN_ERR_TIMEOUT`: no login reply in time. The server never sends it; it is
 /// what [`ClientError::code`] reports for a login that timed out.
@@ -49,6 +49,19 @@ pub enum ClientError {
     /// The server's reply did not have the fields docs/protocol.md promises.
     #[error("unexpected reply from the server: {0}")]
     Protocol(UnexpectedReply),
+    /// An upload or download failed: `failure` says why (the server's code, or
+    /// [`MediaFailure::NotSupported`] for a server without media).
+    #[error("{reason} ({failure})")]
+    Media {
+        failure: MediaFailure,
+        reason: String,
+    },
+    /// A local file could not be read or written (an upload's source, a download's path).
+    #[error("{0}")]
+    File(String),
+    /// The transfer was cancelled ([`Transfer::cancel`](super::Transfer::cancel)).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Why the client could not use a server, each with what to fix.
@@ -101,6 +114,14 @@ pub struct UnexpectedReply {
 }
 
 impl ClientError {
+    /// A media failure with its reason.
+    pub(crate) fn media(failure: MediaFailure, reason: impl Into<String>) -> Self {
+        ClientError::Media {
+            failure,
+            reason: reason.into(),
+        }
+    }
+
     /// The error for a reply with a non-zero `code` in `family`, with the server's reason
     /// or else Agora's words for the code.
     pub(crate) fn from_code(family: Family, code: u32, reason: Option<String>) -> Self {
@@ -134,7 +155,10 @@ impl ClientError {
             | ClientError::Closed
             | ClientError::NoRuntime
             | ClientError::Connect(_)
-            | ClientError::Protocol(_) => None,
+            | ClientError::Protocol(_)
+            | ClientError::Media { .. }
+            | ClientError::File(_)
+            | ClientError::Cancelled => None,
         }
     }
 
@@ -160,7 +184,9 @@ fn timeout_code(family: Family) -> u32 {
         Family::Query | Family::Count => 4,
         Family::Attr => 7,
         Family::Invite => codes::invite::NO_RESPONSE,
-        Family::Renew | Family::Ping | Family::Leave | Family::History => family.failure(),
+        Family::Renew | Family::Ping | Family::Leave | Family::History | Family::Media => {
+            family.failure()
+        }
     }
 }
 

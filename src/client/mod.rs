@@ -14,6 +14,8 @@
 //! - `shared.rs`: what the handle and the background task both read (state, user, server).
 //! - `event.rs`: [`ClientEvent`], [`Events`].
 //! - `error.rs`: [`ClientError`].
+//! - `media.rs`: files and images: [`Transfer`], [`Client::upload_file`],
+//!   [`Client::upload_image`], [`Client::download_media`]; `http.rs` their HTTP side.
 //! - `tls.rs`: the rustls connector for `wss://` (extra root certificates).
 //! - `connection/`: the background task (`mod.rs`: loop, socket, requests; `lifecycle.rs`:
 //!   login, loss, reconnect, end; `restore.rs`: what is remembered and restored).
@@ -41,6 +43,8 @@ pub(crate) mod connection;
 mod error;
 mod event;
 mod handle;
+mod http;
+mod media;
 mod shared;
 mod tls;
 
@@ -52,10 +56,11 @@ pub use config::{
 pub use error::{ClientError, ConnectError, UnexpectedReply, LOGIN_TIMEOUT_CODE};
 pub use event::{ClientEvent, Events};
 pub use handle::{new_invitation_id, Client, HistoryTarget, SendOptions};
+pub use media::{DownloadTarget, Downloaded, ImageInfo, MediaSource, Progress, Transfer};
 
 // What callers of the client need from the protocol, so `use rtm::client::*` is enough.
 pub use crate::protocol::reply::OrderedPeers;
 pub use crate::protocol::{
     Attributes, ChangeReason, ChannelAttribute, ConnectionState, Event, HistoryMessage, JoinResult,
-    LoginResult, Message, PeerStatus, PingResult, RenewResult, SendResult,
+    LoginResult, MediaFailure, Message, PeerStatus, PingResult, RenewResult, SendResult,
 };

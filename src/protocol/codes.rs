@@ -134,6 +134,15 @@ pub mod history {
     pub const NOT_IN_CHANNEL: u32 = 5;
 }
 
+/// `media_ticket` (rtm-tui's addition; the uploads and downloads it allows fail with
+/// HTTP statuses and [`MediaFailure`](super::media::MediaFailure) codes instead).
+pub mod media {
+    pub const OK: u32 = 0;
+    /// The server keeps no media (also what a v1 server answers: unknown op).
+    pub const FAILURE: u32 = 1;
+    pub const TOO_OFTEN: u32 = 5;
+}
+
 /// Which table of codes a reply's `code` is read against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -151,6 +160,8 @@ pub enum Family {
     Count,
     Invite,
     History,
+    /// `media_ticket`.
+    Media,
 }
 
 impl Family {
@@ -158,7 +169,11 @@ impl Family {
     pub fn invalid_argument(self) -> u32 {
         match self {
             Family::Login | Family::Join => login::INVALID_ARGUMENT,
-            Family::Ping | Family::ChannelMsg | Family::Leave | Family::Members => 1,
+            Family::Ping
+            | Family::ChannelMsg
+            | Family::Leave
+            | Family::Members
+            | Family::Media => 1,
             Family::Peer => peer::INVALID_MESSAGE,
             Family::Query | Family::Count | Family::Renew | Family::History => 2,
             Family::Attr => attr::INVALID_ARGUMENT,
@@ -187,6 +202,7 @@ impl Family {
             Family::Attr => Some(attr::TOO_OFTEN),
             Family::Count => Some(count::TOO_OFTEN),
             Family::Renew => Some(renew::TOO_OFTEN),
+            Family::Media => Some(media::TOO_OFTEN),
             Family::Ping | Family::Leave | Family::Invite | Family::History => None,
         }
     }
@@ -286,6 +302,11 @@ impl Family {
                 invite::EXPIRED => "invitation expired",
                 invite::INVALID_ARGUMENT => "invalid argument",
                 invite::NOT_FOUND => "invitation not found",
+                _ => "unknown code",
+            },
+            (Family::Media, c) => match c {
+                media::FAILURE => "this server keeps no files or images",
+                media::TOO_OFTEN => "asking for media tickets too often",
                 _ => "unknown code",
             },
             (Family::History, c) => match c {

@@ -46,6 +46,46 @@ pub const MAX_HISTORY_LIMIT: u32 = 100;
 pub const DEFAULT_HISTORY_LIMIT: u32 = 50;
 /// Largest message id: ids stay exact in JavaScript numbers.
 pub const MAX_MESSAGE_ID: u64 = (1 << 53) - 1;
+/// Largest file or image one upload may carry (Agora's 30 MB, read as MiB).
+pub const MAX_MEDIA_BYTES: u64 = 30 * 1024 * 1024;
+/// Largest thumbnail of an image message, decoded (Agora's 32 KB).
+pub const MAX_THUMBNAIL_BYTES: usize = 32 * 1024;
+/// How long an uploaded file or image can be downloaded (Agora's 7 days).
+pub const MEDIA_EXPIRY: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// Longest file name a file or image message carries, in bytes.
+pub const MAX_MEDIA_NAME_BYTES: usize = 255;
+/// Longest media id, in bytes (ours are 32; other servers may choose theirs).
+pub const MAX_MEDIA_ID_BYTES: usize = 64;
+
+/// Media id: 1..64 bytes of `A-Z a-z 0-9 _ -` (it goes into a URL path as it is).
+pub fn validate_media_id(id: &str) -> Result<(), ValidationError> {
+    const WHAT: &str = "media id";
+    check_length(WHAT, id, MAX_MEDIA_ID_BYTES)?;
+    match id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        Some(ch) => Err(ValidationError::BadCharacter { what: WHAT, ch }),
+        None => Ok(()),
+    }
+}
+
+/// File name of a file or image message: 1..255 bytes, no control characters and no
+/// path separators (a receiver may save under it).
+pub fn validate_media_name(name: &str) -> Result<(), ValidationError> {
+    const WHAT: &str = "file name";
+    check_length(WHAT, name, MAX_MEDIA_NAME_BYTES)?;
+    if let Some(ch) = name
+        .chars()
+        .find(|c| c.is_control() || *c == '/' || *c == '\\')
+    {
+        return Err(ValidationError::BadCharacter { what: WHAT, ch });
+    }
+    if name == "." || name == ".." {
+        return Err(ValidationError::BadCharacter { what: WHAT, ch: '.' });
+    }
+    Ok(())
+}
 
 /// Why an id, message or attribute set was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

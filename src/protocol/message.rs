@@ -1,9 +1,13 @@
-//! The payload of peer and channel messages: text, or raw bytes with a description.
+//! The payload of peer and channel messages: text, raw bytes with a description, or a
+//! file or image uploaded beforehand (`media_id`, see docs/protocol.md "Files and images").
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::limits::{ValidationError, MAX_ENCODED_MESSAGE_BYTES, MAX_MESSAGE_BYTES};
+use super::limits::{
+    validate_media_id, validate_media_name, ValidationError, MAX_ENCODED_MESSAGE_BYTES,
+    MAX_MEDIA_BYTES, MAX_MESSAGE_BYTES, MAX_THUMBNAIL_BYTES,
+};
 
 /// A message body as it travels in `send_peer`, `send_channel` and their events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +20,30 @@ pub enum Message {
         data: String,
         #[serde(default)]
         description: String,
+    },
+    /// `{"type":"file","media_id":"...","name":"app.log","size":20971520}`: a file
+    /// uploaded over HTTP beforehand, downloadable by its `media_id` for 7 days.
+    File {
+        media_id: String,
+        name: String,
+        size: u64,
+    },
+    /// `{"type":"image","media_id":"...","name":"shot.png","size":123456,"width":1920,
+    /// "height":1080,"thumbnail":"<base64>","thumbnail_width":96,"thumbnail_height":54}`:
+    /// an uploaded image with its dimensions and a small preview made by the sender (at
+    /// most [`MAX_THUMBNAIL_BYTES`] decoded; empty when there is none).
+    Image {
+        media_id: String,
+        name: String,
+        size: u64,
+        width: u32,
+        height: u32,
+        #[serde(default)]
+        thumbnail: String,
+        #[serde(default)]
+        thumbnail_width: u32,
+        #[serde(default)]
+        thumbnail_height: u32,
     },
 }
 
@@ -39,14 +67,49 @@ impl Message {
             Message::Raw { data, .. } => {
                 base64::engine::general_purpose::STANDARD.decode(data).ok()
             }
-            Message::Text { .. } => None,
+            _ => None,
         }
     }
 
-    /// Size as the limit counts it: the text, or decoded data plus description.
+    /// The decoded thumbnail of an image message (`None` for other messages, an image
+    /// without a thumbnail, or bad base64).
+    pub fn thumbnail_bytes(&self) -> Option<Vec<u8>> {
+        match self {
+            Message::Image { thumbnail, .. } if !thumbnail.is_empty() => {
+                base64::engine::general_purpose::STANDARD
+                    .decode(thumbnail)
+                    .ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// The media id of a file or image message.
+    pub fn media_id(&self) -> Option<&str> {
+        match self {
+            Message::File { media_id, .. } | Message::Image { media_id, .. } => Some(media_id),
+            Message::Text { .. } | Message::Raw { .. } => None,
+        }
+    }
+
+    /// Size as the limit counts it: the text, or decoded data plus description; for a
+    /// file or image what travels in the message (name and id, thumbnail decoded), not
+    /// the file, which has its own limit ([`MAX_MEDIA_BYTES`]).
     pub fn payload_len(&self) -> Result<usize, ValidationError> {
         match self {
             Message::Text { text } => Ok(text.len()),
+            Message::File { media_id, name, .. } => Ok(media_id.len() + name.len()),
+            Message::Image {
+                media_id,
+                name,
+                thumbnail,
+                ..
+            } => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(thumbnail)
+                    .map_err(|_| ValidationError::BadBase64)?;
+                Ok(media_id.len() + name.len() + decoded.len())
+            }
             Message::Raw { data, description } => {
                 // Decoded length is known from the encoded length; decoding checks the form.
                 let decoded = base64::engine::general_purpose::STANDARD
@@ -79,8 +142,11 @@ impl Message {
     /// Checks the 32 KiB limit, the size as JSON ([`MAX_ENCODED_MESSAGE_BYTES`]) and, for
     /// raw messages, the base64 form.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.validate_media()?;
         let len = self.payload_len()?;
-        if len > MAX_MESSAGE_BYTES {
+        // A 32 KiB thumbnail with its name is a little over 32 KiB: an image's own
+        // limits (checked above) replace the message limit; its JSON must still fit.
+        if len > MAX_MESSAGE_BYTES && !matches!(self, Message::Image { .. }) {
             return Err(ValidationError::TooLong {
                 what: "message",
                 max: MAX_MESSAGE_BYTES,
@@ -100,10 +166,59 @@ impl Message {
         Ok(())
     }
 
-    /// A one-line summary for lists and logs: the text, or `[raw: description, N bytes]`.
+    /// The rules of a file or image message: its id and name, the size within
+    /// [`MAX_MEDIA_BYTES`], the thumbnail base64 within [`MAX_THUMBNAIL_BYTES`].
+    fn validate_media(&self) -> Result<(), ValidationError> {
+        let (Message::File {
+            media_id,
+            name,
+            size,
+        }
+        | Message::Image {
+            media_id,
+            name,
+            size,
+            ..
+        }) = self
+        else {
+            return Ok(());
+        };
+        validate_media_id(media_id)?;
+        validate_media_name(name)?;
+        if *size > MAX_MEDIA_BYTES {
+            return Err(ValidationError::OutOfRange {
+                what: "file size",
+                min: 0,
+                max: MAX_MEDIA_BYTES,
+            });
+        }
+        if let Message::Image { thumbnail, .. } = self {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(thumbnail)
+                .map_err(|_| ValidationError::BadBase64)?;
+            if decoded.len() > MAX_THUMBNAIL_BYTES {
+                return Err(ValidationError::TooLong {
+                    what: "thumbnail",
+                    max: MAX_THUMBNAIL_BYTES,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A one-line summary for lists and logs: the text, `[raw: description, N bytes]`,
+    /// `[file NAME (SIZE)]` or `[image NAME WxH (SIZE)]`.
     pub fn summary(&self) -> String {
         match self {
             Message::Text { text } => text.clone(),
+            Message::File { name, size, .. } => format!("[file {name} ({})]", human_size(*size)),
+            Message::Image {
+                name,
+                size,
+                width,
+                height,
+                ..
+            } => format!("[image {name} {width}x{height} ({})]", human_size(*size)),
             Message::Raw { data, description } => {
                 let size = data.len() / 4 * 3;
                 if description.is_empty() {
@@ -113,6 +228,21 @@ impl Message {
                 }
             }
         }
+    }
+}
+
+/// A size for people: `512 B`, `3.4 KiB`, `20.0 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b < KIB {
+        format!("{bytes} B")
+    } else if b < KIB * KIB {
+        format!("{:.1} KiB", b / KIB)
+    } else if b < KIB * KIB * KIB {
+        format!("{:.1} MiB", b / KIB / KIB)
+    } else {
+        format!("{:.1} GiB", b / KIB / KIB / KIB)
     }
 }
 
@@ -153,5 +283,56 @@ mod tests {
         assert!(Message::raw(&vec![1u8; MAX_MESSAGE_BYTES - 3], "abcd")
             .validate()
             .is_err());
+    }
+
+    #[test]
+    fn media_messages() {
+        let file = Message::File {
+            media_id: "0123456789abcdef0123456789abcdef".into(),
+            name: "app.log".into(),
+            size: 20 * 1024 * 1024,
+        };
+        assert!(file.validate().is_ok());
+        assert_eq!(file.summary(), "[file app.log (20.0 MiB)]");
+        let wire = serde_json::to_string(&file).unwrap();
+        assert_eq!(
+            wire,
+            r#"{"type":"file","media_id":"0123456789abcdef0123456789abcdef","name":"app.log","size":20971520}"#
+        );
+        let too_big = Message::File {
+            media_id: "m1".into(),
+            name: "x".into(),
+            size: MAX_MEDIA_BYTES + 1,
+        };
+        assert!(too_big.validate().is_err());
+        for bad_name in ["", "../etc/passwd", "a\\b", "..", "a\nb"] {
+            let bad = Message::File {
+                media_id: "m1".into(),
+                name: bad_name.into(),
+                size: 1,
+            };
+            assert!(bad.validate().is_err(), "{bad_name:?}");
+        }
+        let image = |thumbnail: &[u8]| Message::Image {
+            media_id: "m1".into(),
+            name: "shot.png".into(),
+            size: 5,
+            width: 1920,
+            height: 1080,
+            thumbnail: base64::engine::general_purpose::STANDARD.encode(thumbnail),
+            thumbnail_width: 96,
+            thumbnail_height: 54,
+        };
+        let full = image(&vec![7u8; MAX_THUMBNAIL_BYTES]);
+        assert!(full.validate().is_ok());
+        assert_eq!(full.thumbnail_bytes().unwrap().len(), MAX_THUMBNAIL_BYTES);
+        assert!(image(&vec![7u8; MAX_THUMBNAIL_BYTES + 1]).validate().is_err());
+        let bare: Message = serde_json::from_str(
+            r#"{"type":"image","media_id":"m","name":"a.png","size":3,"width":1,"height":2}"#,
+        )
+        .unwrap();
+        assert_eq!(bare.thumbnail_bytes(), None);
+        assert_eq!(bare.summary(), "[image a.png 1x2 (3 B)]");
+        assert_eq!(bare.media_id(), Some("m"));
     }
 }

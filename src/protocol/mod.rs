@@ -14,6 +14,7 @@ pub mod event;
 pub mod frame;
 pub mod invitation_answer;
 pub mod limits;
+pub mod media;
 pub mod message;
 pub mod reply;
 pub mod request;
@@ -32,6 +33,7 @@ pub use frame::{
 };
 pub use invitation_answer::InvitationAnswer;
 pub use limits::ValidationError;
+pub use media::{MediaFailure, MediaTicketResult, MediaUploaded};
 pub use message::Message;
 pub use reply::*;
 pub use request::{Attributes, Op, OpName, Request};

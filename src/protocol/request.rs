@@ -161,6 +161,8 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// rtm-tui's addition: a short-lived ticket for uploads and downloads over HTTP.
+    MediaTicket,
 }
 
 impl OpName {
@@ -200,6 +202,7 @@ impl OpName {
             | OpName::AcceptInvitation
             | OpName::RefuseInvitation => Family::Invite,
             OpName::History => Family::History,
+            OpName::MediaTicket => Family::Media,
         }
     }
 
@@ -241,7 +244,7 @@ mod tests {
         assert_eq!(op.family(), Family::Peer);
         assert_eq!(family_of("history"), Some(Family::History));
         assert_eq!(family_of("fly"), None);
-        assert_eq!(OpName::all().count(), 30);
+        assert_eq!(OpName::all().count(), 31);
     }
 
     #[test]

@@ -233,7 +233,8 @@ impl Op {
             | Op::QuerySubscribedPeers
             | Op::ClearUserAttributes
             | Op::Leave { .. }
-            | Op::GetMembers { .. } => Ok(()),
+            | Op::GetMembers { .. }
+            | Op::MediaTicket => Ok(()),
         }
     }
 }

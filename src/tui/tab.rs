@@ -72,6 +72,8 @@ impl Body {
                 description: description.clone(),
                 data: message.raw_bytes().unwrap_or_default(),
             },
+            // Until the chat client draws them (branch media-tui): "[file NAME (SIZE)]".
+            Message::File { .. } | Message::Image { .. } => Body::Text(message.summary()),
         }
     }
 

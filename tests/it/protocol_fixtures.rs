@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use rtm::protocol::{
     decode_request, decode_server_message, encode, request::OpName, ChannelAttributesResult,
-    HistoryResult, JoinResult, LoginResult, MemberCountResult, MembersResult, PeersOnlineResult,
+    HistoryResult, JoinResult, LoginResult, MediaTicketResult, MemberCountResult, MembersResult, PeersOnlineResult,
     PingResult, RenewResult, Reply, SendResult, ServerMessage, SubscribedPeersResult,
     UserAttributesResult,
 };
@@ -72,6 +72,7 @@ fn every_typed_reply_round_trips() {
             "get_channel_member_count" => typed::<MemberCountResult>(&reply),
             "get_channel_attributes" => typed::<ChannelAttributesResult>(&reply),
             "history" => typed::<HistoryResult>(&reply),
+            "media_ticket" => typed::<MediaTicketResult>(&reply),
             "logout" => assert!(reply.fields.is_empty()),
             other => panic!("no typed result for {other}"),
         }

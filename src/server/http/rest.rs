@@ -575,6 +575,10 @@ impl Found {
         let payload = match message.message {
             Message::Text { text } => text,
             Message::Raw { data, .. } => data,
+            // Agora's payload is a string: a file or image message as its JSON.
+            media @ (Message::File { .. } | Message::Image { .. }) => {
+                serde_json::to_string(&media).unwrap_or_default()
+            }
         };
         Found {
             src: message.from,

@@ -364,6 +364,10 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             hub.caught_up().await;
             history::history(ask, (peer, channel), (before, after), limit).await;
         }
+        Op::MediaTicket => {
+            let reply = Reply::code(ask.id, codes::media::FAILURE, Family::Media.describe(1));
+            ask.session.reply(&reply);
+        }
     }
 }
 
