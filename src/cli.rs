@@ -183,6 +183,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS")]
     pub attribute_expiry: Option<u64>,
 
+    /// How long uploaded files and images are kept, in seconds (docs/protocol.md: 7 days,
+    /// 604800). Shorter for QA runs and tests of the expiry.
+    #[arg(long, value_name = "SECONDS")]
+    pub media_expiry: Option<u64>,
+
+    /// Keep no files or images: `media_ticket` is answered 1, as a v1 server does.
+    #[arg(long)]
+    pub no_media: bool,
+
     /// Messages kept per conversation for `history`.
     #[arg(long, default_value_t = 1000)]
     pub history_limit: u32,

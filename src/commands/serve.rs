@@ -70,6 +70,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(secs) = args.attribute_expiry {
         config.channel_attributes_ttl = seconds(secs);
     }
+    if let Some(secs) = args.media_expiry {
+        config.media_expiry = seconds(secs);
+    }
+    if args.no_media {
+        config.media = false;
+    }
     if let Some(ms) = args.write_delay {
         config.write_delay = std::time::Duration::from_millis(ms);
     }

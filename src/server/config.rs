@@ -239,6 +239,17 @@ pub struct Config {
     /// Serve `/healthz`, `/readyz` and `/metrics` on this address alone instead of on the
     /// main listener (`serve --admin-listen`).
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// Whether the server keeps files and images (`media_ticket`, `/rtm/media`); without
+    /// it `media_ticket` answers 1, as a v1 server does (`serve --no-media`).
+    pub media: bool,
+    /// How long an uploaded file or image is kept (docs/protocol.md: 7 days).
+    pub media_expiry: Duration,
+    /// Uploads under way at once on this node; more are answered 503 `busy`.
+    pub media_max_uploads: usize,
+    /// Uploads one user may have under way at once on this node (429 past it).
+    pub media_user_uploads: usize,
+    /// Bytes one user may begin uploading on this node within an hour (429 past it).
+    pub media_user_bytes_per_hour: u64,
     /// Fault injection for tests only: a `ping` from this user panics inside its
     /// connection's task (to prove that the hub's bookkeeping survives a panic).
     #[doc(hidden)]
@@ -277,6 +288,11 @@ impl Default for Config {
             tls: None,
             write_delay: DEFAULT_WRITE_DELAY,
             panic_on_ping_from: None,
+            media: true,
+            media_expiry: crate::protocol::limits::MEDIA_EXPIRY,
+            media_max_uploads: 16,
+            media_user_uploads: 2,
+            media_user_bytes_per_hour: 512 << 20,
             api_keys: Vec::new(),
             admin_listen: None,
             clock: super::clock::Clock::System,
@@ -332,6 +348,7 @@ impl Config {
             ("idle timeout", self.idle_timeout, true),
             ("channel attributes ttl", self.channel_attributes_ttl, false),
             ("member count interval", self.member_count_interval, false),
+            ("media expiry (--media-expiry)", self.media_expiry, true),
         ];
         for (setting, value, nonzero) in waits {
             let max = if setting.starts_with("login") || setting.starts_with("ack") {
@@ -364,6 +381,8 @@ impl Config {
                 "max_connections_per_address",
                 self.max_connections_per_address,
             ),
+            ("media_max_uploads", self.media_max_uploads),
+            ("media_user_uploads", self.media_user_uploads),
         ];
         for (setting, value) in counts {
             if value == 0 {

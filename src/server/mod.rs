@@ -49,6 +49,7 @@ mod connection;
 mod engine;
 pub mod http;
 mod hub;
+mod media;
 mod outbox;
 mod prelogin;
 mod rate;
@@ -97,6 +98,8 @@ pub enum ServerError {
     Engine(#[from] engine::redis::RedisEngineError),
     #[error("bad setting: {0}")]
     Config(#[from] config::ConfigError),
+    #[error("media store: {0}")]
+    Media(String),
 }
 
 /// An opened store plus what keeps an ephemeral one alive.
@@ -117,20 +120,42 @@ async fn prepare(config: Config) -> Result<Prepared, ServerError> {
         StoreLocation::Redis(settings) => {
             tracing::info!(urls = ?settings.urls, settings.node, "joining the nodes on redis");
             let (engine, snapshot) = engine::redis::RedisEngine::connect(settings).await?;
+            let media = if config.media {
+                let store = media::MediaStore::redis(&settings.urls, config.media_expiry)
+                    .await
+                    .map_err(ServerError::Media)?;
+                Some(media::Media::new(store, &config))
+            } else {
+                None
+            };
             let hub = Hub::with_snapshot(Arc::new(config), Box::new(engine), snapshot.as_deref())
                 .map_err(engine::redis::RedisEngineError::Snapshot)?;
+            if let Some(media) = media {
+                hub.set_media(Arc::new(media));
+            }
             return Ok(Prepared { hub, _temp: None });
         }
     };
+    let media_dir = dir.clone();
     let ttl = config.offline_ttl;
     tracing::info!(dir = %dir.display(), "opening the store");
     let (store, loaded) = tokio::task::spawn_blocking(move || store::Store::open(&dir, ttl))
         .await
         .map_err(|e| ServerError::Task(e.to_string()))??;
-    Ok(Prepared {
-        hub: Hub::with_store(Arc::new(config), store, loaded),
-        _temp: temp,
-    })
+    // After the store: its lock says that this server alone uses the directory.
+    let media = if config.media {
+        let store = media::MediaStore::disk(&media_dir, config.media_expiry).map_err(|e| {
+            ServerError::Media(format!("{}: {e}", media_dir.join("media").display()))
+        })?;
+        Some(media::Media::new(store, &config))
+    } else {
+        None
+    };
+    let hub = Hub::with_store(Arc::new(config), store, loaded);
+    if let Some(media) = media {
+        hub.set_media(Arc::new(media));
+    }
+    Ok(Prepared { hub, _temp: temp })
 }
 
 /// Serves protocol v1 on `listener` until `shutdown` resolves, then closes every
@@ -176,6 +201,10 @@ async fn serve(
             surface: http::Surface::Admin,
         };
         connections.spawn(serve_admin(admin, ctx, stopping.clone()));
+    }
+    if let Some(media) = hub.media() {
+        let every = media::sweep_interval(media.store.expiry());
+        connections.spawn(Arc::clone(media).sweep_until(every, stopping.clone()));
     }
     tokio::pin!(shutdown);
     let store_ended = hub.engine().failed();

@@ -1,6 +1,7 @@
 //! The server's HTTP side, on the same listener as the WebSocket path (and alone on
 //! `serve --admin-listen`): Agora's RTM REST API (`rest.rs`), the operator's kick, ban and
-//! queries (`admin.rs`), `/healthz`, `/readyz` and `/metrics` (`metrics.rs`).
+//! queries (`admin.rs`), `/healthz`, `/readyz` and `/metrics` (`metrics.rs`); uploads
+//! and downloads of files and images (`media.rs`).
 //!
 //! The accept path reads a connection's request line (`rewind::peek_route`): `GET /rtm/v1`
 //! goes on to the WebSocket side untouched, anything else comes here and is served by
@@ -23,6 +24,7 @@
 
 mod admin;
 pub mod auth;
+mod media;
 pub mod metrics;
 mod rest;
 pub mod rewind;
@@ -87,9 +89,23 @@ where
     let timeout = ctx.hub.config().login_timeout;
     // A call in progress may wait for an ack (`wait_for_ack`).
     let ack_wait = ctx.hub.config().ack_timeout;
-    let service = hyper::service::service_fn(move |request| {
+    // Transfers of files may outlast the connection's life: see the end of this function.
+    let activity = Arc::new(media::Activity::default());
+    let moving = Arc::clone(&activity);
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(route(request, &ctx).await) }
+        let activity = Arc::clone(&moving);
+        async move {
+            let response = if media::is_media_path(request.uri().path()) {
+                let started = std::time::Instant::now();
+                let (pattern, response) = media::route(request, &ctx, &activity).await;
+                count(&ctx, pattern, response.status(), started);
+                response
+            } else {
+                route(request, &ctx).await.map(http_body_util::Either::Left)
+            };
+            Ok::<_, Infallible>(response)
+        }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -108,7 +124,19 @@ where
         () = tokio::time::sleep(CONNECTION_LIFE) => timeout + ack_wait,
     };
     connection.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(ending, connection).await;
+    // A file still moving keeps its connection past its life (not past a shutdown): as
+    // long as each wait of `ending` sees bytes move. A stalled one is closed.
+    let extend = !*stopping.borrow();
+    loop {
+        let before = activity.snapshot();
+        if tokio::time::timeout(ending, connection.as_mut()).await.is_ok() {
+            return;
+        }
+        let (moving, bytes) = activity.snapshot();
+        if !(extend && moving && bytes > before.1) {
+            return;
+        }
+    }
 }
 
 /// Routes a call, counting it in the metrics by route pattern and status.
@@ -138,19 +166,24 @@ async fn route(request: Request<Incoming>, ctx: &Ctx) -> Response<Full<Bytes>> {
             failure(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
         ),
     };
+    count(ctx, pattern, response.status(), started);
+    response
+}
+
+/// Counts a call in the metrics by route pattern and status.
+fn count(ctx: &Ctx, pattern: &'static str, status: StatusCode, started: std::time::Instant) {
     let metrics = &ctx.hub.http().metrics;
     metrics
         .http_requests
         .get_or_create(&metrics::RouteLabels {
             route: pattern,
-            status: response.status().as_u16(),
+            status: status.as_u16(),
         })
         .inc();
     metrics
         .http_seconds
         .get_or_create(&metrics::RouteOnly { route: pattern })
         .observe(started.elapsed().as_secs_f64());
-    response
 }
 
 fn healthz() -> Response<Full<Bytes>> {

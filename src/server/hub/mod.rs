@@ -72,6 +72,8 @@ struct HubInner {
     timers: Timers<Hub>,
     /// The HTTP API's metrics and rate limits (`server::http`).
     http: crate::server::http::state::HttpState,
+    /// Files and images (`server::media`), once the server has opened their store.
+    media: std::sync::OnceLock<Arc<crate::server::media::Media>>,
 }
 
 /// Cheap handle to the shared state.
@@ -99,6 +101,7 @@ impl Hub {
                 queued: crate::server::outbox::QueuedTotal::default(),
                 timers: Timers::default(),
                 http: crate::server::http::state::HttpState::default(),
+                media: std::sync::OnceLock::new(),
             }),
         };
         hub.inner.timers.spawn(hub.clone());
@@ -141,6 +144,16 @@ impl Hub {
     /// The HTTP API's metrics and rate limits.
     pub fn http(&self) -> &crate::server::http::state::HttpState {
         &self.inner.http
+    }
+
+    /// This node's files and images; `None` when the server keeps none.
+    pub fn media(&self) -> Option<&Arc<crate::server::media::Media>> {
+        self.inner.media.get()
+    }
+
+    /// Gives the hub its media (once, as the server starts).
+    pub(crate) fn set_media(&self, media: Arc<crate::server::media::Media>) {
+        let _ = self.inner.media.set(media);
     }
 
     /// Bytes queued in all of this node's outboxes.

@@ -17,7 +17,8 @@
 //!   `query_subscribed_peers`;
 //! - `attributes.rs`: user and channel attributes, reads and writes;
 //! - `invitations.rs`: `invite`, `cancel_invitation`, `accept_invitation`,
-//!   `refuse_invitation`.
+//!   `refuse_invitation`;
+//! - `media.rs`: `media_ticket` (files and images).
 //!
 //! A handler gets the request as an [`Ask`], answers refusals with its family's typed
 //! error (`codes::WireCode`) and, for shared state, submits an `engine::Change` and
@@ -29,6 +30,7 @@ mod channel;
 mod history;
 mod invitations;
 mod login;
+mod media;
 mod peer;
 mod presence;
 
@@ -364,10 +366,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             hub.caught_up().await;
             history::history(ask, (peer, channel), (before, after), limit).await;
         }
-        Op::MediaTicket => {
-            let reply = Reply::code(ask.id, codes::media::FAILURE, Family::Media.describe(1));
-            ask.session.reply(&reply);
-        }
+        Op::MediaTicket => media::ticket(ask),
     }
 }
 
