@@ -1,6 +1,6 @@
 //! `wss://` for the client: rustls with the Mozilla roots (webpki-roots) plus any extra
 //! root certificates of [`ClientConfig`](super::ClientConfig) (a self-signed server, a
-//! private CA). Only the connect step uses this.
+//! private CA). The WebSocket's connect step and the HTTP transfers of files use this.
 
 use std::sync::Arc;
 
@@ -13,6 +13,11 @@ pub(crate) fn connector(extra_roots: &[Vec<u8>]) -> Result<Option<Connector>, St
     if extra_roots.is_empty() {
         return Ok(None);
     }
+    Ok(Some(Connector::Rustls(rustls_config(extra_roots)?)))
+}
+
+/// The rustls set-up: the webpki roots plus `extra_roots`.
+pub(crate) fn rustls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for der in extra_roots {
@@ -27,5 +32,5 @@ pub(crate) fn connector(extra_roots: &[Vec<u8>]) -> Result<Option<Connector>, St
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Some(Connector::Rustls(Arc::new(config))))
+    Ok(Arc::new(config))
 }

@@ -21,11 +21,16 @@ const PROMPT: Duration = Duration::from_secs(3);
 
 /// A tmpfs mounted for the test on a temporary directory, unmounted (lazily, so a
 /// still-running process cannot keep it) when dropped, before the directory goes.
-struct Tmpfs(tempfile::TempDir);
+pub(crate) struct Tmpfs(tempfile::TempDir);
 
 impl Tmpfs {
+    /// Where it is mounted.
+    pub(crate) fn path(&self) -> &Path {
+        self.0.path()
+    }
+
     /// Mounts a tmpfs of `size` on a fresh directory; `Err` says why not (not root, no mount).
-    fn mount(size: &str) -> Result<Tmpfs, String> {
+    pub(crate) fn mount(size: &str) -> Result<Tmpfs, String> {
         let uid = std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| {
