@@ -20,6 +20,7 @@ mod client_surface;
 mod client_token;
 mod cluster;
 mod cluster_latency;
+mod cluster_media;
 mod cluster_shards;
 mod protocol_fixtures;
 mod qa_check;

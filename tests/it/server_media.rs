@@ -19,7 +19,7 @@ use crate::support::raw::{self, Expect as _};
 use crate::support::{start_server, WAIT};
 
 /// A ticket of `user` (of app `demo`), from a raw WebSocket login kept open.
-async fn ticket(url: &str, user: &str) -> (rtm::qa::raw::RawConn, String) {
+pub(crate) async fn ticket(url: &str, user: &str) -> (rtm::qa::raw::RawConn, String) {
     let mut conn = raw::login(url, "demo", user).await;
     let reply = conn.ok(json!({"op": "media_ticket"})).await;
     assert_eq!(reply["max_bytes"], MAX_MEDIA_BYTES, "{reply}");
@@ -28,13 +28,13 @@ async fn ticket(url: &str, user: &str) -> (rtm::qa::raw::RawConn, String) {
 }
 
 /// An HTTP answer: status and body.
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
                 "{}: {e}: {}",
@@ -47,7 +47,7 @@ impl Answer {
 
 /// Sends `head` (request line and headers, without the blank line) and `body`, then
 /// reads the answer to the connection's close.
-async fn http(addr: SocketAddr, head: &str, body: &[u8]) -> Answer {
+pub(crate) async fn http(addr: SocketAddr, head: &str, body: &[u8]) -> Answer {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     let request = format!("{head}\r\nHost: test\r\nConnection: close\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.unwrap();
@@ -74,7 +74,7 @@ async fn http(addr: SocketAddr, head: &str, body: &[u8]) -> Answer {
     }
 }
 
-async fn upload(addr: SocketAddr, ticket: &str, data: &[u8]) -> Answer {
+pub(crate) async fn upload(addr: SocketAddr, ticket: &str, data: &[u8]) -> Answer {
     let head = format!(
         "POST /rtm/media?name=a.bin HTTP/1.1\r\nx-rtm-ticket: {ticket}\r\nContent-Length: {}",
         data.len()
@@ -82,7 +82,7 @@ async fn upload(addr: SocketAddr, ticket: &str, data: &[u8]) -> Answer {
     http(addr, &head, data).await
 }
 
-async fn download(addr: SocketAddr, ticket: &str, id: &str) -> Answer {
+pub(crate) async fn download(addr: SocketAddr, ticket: &str, id: &str) -> Answer {
     let head = format!("GET /rtm/media/{id} HTTP/1.1\r\nx-rtm-ticket: {ticket}");
     http(addr, &head, b"").await
 }

@@ -48,11 +48,17 @@ pub struct Reader {
     left: u64,
 }
 
-fn failure(error: &redis::RedisError) -> StoreFailure {
-    if error.code() == Some("OOM") {
-        StoreFailure::Full(error.to_string())
+fn failure(error: redis::RedisError) -> StoreFailure {
+    let text = error.to_string();
+    // A pipeline's errors are the server's, one per failed command.
+    let oom = error.code() == Some("OOM")
+        || error
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, e)| e.code() == "OOM"));
+    if oom {
+        StoreFailure::Full(text)
     } else {
-        StoreFailure::Failed(error.to_string())
+        StoreFailure::Failed(text)
     }
 }
 
@@ -62,7 +68,7 @@ async fn run<T: redis::FromRedisValue>(
 ) -> Result<T, StoreFailure> {
     match tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<T>(conn)).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(failure(&error)),
+        Ok(Err(error)) => Err(failure(error)),
         Err(_) => Err(StoreFailure::Failed(format!(
             "Redis did not answer within {COMMAND_TIMEOUT:?}"
         ))),
