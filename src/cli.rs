@@ -338,6 +338,10 @@ pub struct CheckArgs {
     /// 300 seconds.
     #[arg(long, default_value_t = 300.0, value_name = "SECS")]
     pub attribute_expiry: f64,
+    /// How long the server keeps uploaded files, if not docs/protocol.md's 7 days
+    /// (604800 seconds); the media.expiry case waits for it when it is at most 300.
+    #[arg(long, default_value_t = 604_800.0, value_name = "SECS")]
+    pub media_expiry: f64,
     /// Print every frame sent and received to stderr (best with --filter, or --jobs 1 to
     /// keep the cases' frames apart).
     #[arg(long)]

@@ -44,6 +44,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         invite_expiry: seconds(args.invite_expiry),
         token_warning: seconds(args.token_warning),
         attribute_expiry: seconds(args.attribute_expiry),
+        media_expiry: seconds(args.media_expiry),
     };
     let (progress, timers) = progress_line();
     config.progress = Some(progress);
@@ -91,12 +92,13 @@ fn check_settings(args: &CheckArgs) -> Vec<(String, String)> {
             "server timers assumed".into(),
             format!(
                 "ack timeout {}s, grace {}s, invitation expiry {}s, token warning {}s, \
-                 attribute expiry {}s",
+                 attribute expiry {}s, media expiry {}s",
                 args.ack_timeout,
                 args.grace,
                 args.invite_expiry,
                 args.token_warning,
-                args.attribute_expiry
+                args.attribute_expiry,
+                args.media_expiry
             ),
         ),
         (

@@ -18,6 +18,7 @@ pub fn short_timers() -> Config {
     config.invitation_timeout = Duration::from_millis(1500);
     config.token_warning = Duration::from_secs(2);
     config.channel_attributes_ttl = Duration::from_millis(1500);
+    config.media_expiry = Duration::from_millis(1500);
     config
 }
 
@@ -31,6 +32,7 @@ fn timing_of(config: &Config) -> Timing {
         invite_expiry: config.invitation_timeout,
         token_warning: config.token_warning,
         attribute_expiry: config.channel_attributes_ttl,
+        media_expiry: config.media_expiry,
     }
 }
 
@@ -298,4 +300,25 @@ fn check_list_names_every_rule_of_the_protocol() {
         "rules of docs/protocol.md that no case of `check --list` names:\n{}",
         missing.join("\n")
     );
+}
+
+/// Against a server without files and images (as a v1 server: `media_ticket` answered
+/// 1), every media case skips, saying why; none fails.
+#[tokio::test]
+async fn media_cases_skip_on_a_server_without_media() {
+    let config = rtm::server::Config {
+        media: false,
+        ..Config::ephemeral()
+    };
+    let server = support::start_server(config).await;
+    let mut check = CheckConfig::new(server.url(), "qa-app");
+    check.filter = Some("media.".into());
+    let report = check::run(check).await;
+    assert!(report.cases.len() >= 5, "{:?}", report.cases.len());
+    for case in &report.cases {
+        assert_eq!(case.outcome, Outcome::Skip, "{}: {:?}", case.name, case.reason);
+        let reason = case.reason.as_deref().unwrap_or_default();
+        assert!(reason.starts_with("not supported"), "{}: {reason}", case.name);
+    }
+    server.shutdown().await;
 }

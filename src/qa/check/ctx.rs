@@ -205,8 +205,14 @@ impl Ctx {
 
     /// Opens a connection (not logged in), to the server [`Placement`] picks for `label`.
     pub async fn connect(&self, label: &str) -> Result<RawConn, CaseError> {
+        Ok(self.connect_placed(label).await?.0)
+    }
+
+    /// [`Ctx::connect`], also giving the URL of the server it went to.
+    async fn connect_placed(&self, label: &str) -> Result<(RawConn, String), CaseError> {
         let (url, label) = self.place(label);
-        Ok(RawConn::connect(&url, label, self.config.tracer.clone()).await?)
+        let conn = RawConn::connect(&url, label, self.config.tracer.clone()).await?;
+        Ok((conn, url))
     }
 
     /// The login request for `user`, with a token where the run has them. Call it right
@@ -230,10 +236,16 @@ impl Ctx {
 
     /// Connects and logs `user` in, expecting code 0.
     pub async fn login(&self, user: &str) -> Result<RawConn, CaseError> {
-        let mut conn = self.connect(user).await?;
+        Ok(self.login_placed(user).await?.0)
+    }
+
+    /// [`Ctx::login`], also giving the URL of the server the user is on (what a user
+    /// does over HTTP there, such as files, must go to that server).
+    pub async fn login_placed(&self, user: &str) -> Result<(RawConn, String), CaseError> {
+        let (mut conn, url) = self.connect_placed(user).await?;
         let op = self.login_op(user).await?;
         conn.ok(op).await?;
-        Ok(conn)
+        Ok((conn, url))
     }
 
     /// Logs in a fresh user named after `role`; returns the connection and the user id.

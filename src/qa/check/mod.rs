@@ -4,7 +4,7 @@
 //! any server. Each case gets a [`Ctx`] that mints user and channel ids unique to the run and
 //! the case, so cases never see each other's traffic. The cases live in one module per area
 //! of docs/protocol.md (`session`, `framing`, `peer`, `channel`, `presence`, `attributes`,
-//! `history`, `invitations`); a new rule is a new `async fn` there plus one line in that
+//! `history`, `invitations`, `media`); a new rule is a new `async fn` there plus one line in that
 //! module's `cases()`. `ctx.rs` holds [`Ctx`]; `expect.rs` the [`Expect`] assertions on a
 //! connection. [`run`] runs the selected cases concurrently, at most
 //! [`CheckConfig::jobs`] at a time, and returns a
@@ -35,6 +35,7 @@ mod framing;
 mod hardening;
 mod history;
 mod invitations;
+mod media;
 mod peer;
 mod presence;
 pub mod rest;
@@ -84,6 +85,9 @@ pub struct Timing {
     pub token_warning: Duration,
     /// How long a channel's attributes outlive its last member.
     pub attribute_expiry: Duration,
+    /// How long an uploaded file is kept (docs/protocol.md: 7 days; the expiry case
+    /// waits for it only when it is at most 5 minutes).
+    pub media_expiry: Duration,
 }
 
 impl Default for Timing {
@@ -94,6 +98,7 @@ impl Default for Timing {
             invite_expiry: Duration::from_secs(60),
             token_warning: Duration::from_secs(30),
             attribute_expiry: Duration::from_secs(300),
+            media_expiry: crate::protocol::limits::MEDIA_EXPIRY,
         }
     }
 }
@@ -296,6 +301,7 @@ pub fn all_cases() -> Vec<Case> {
     cases.extend(attributes::cases());
     cases.extend(history::cases());
     cases.extend(invitations::cases());
+    cases.extend(media::cases());
     cases.extend(hardening::cases());
     cases.extend(rest::cases());
     cases
@@ -441,5 +447,6 @@ fn case_limit(timing: &Timing) -> Duration {
         .max(timing.invite_expiry)
         .max(timing.token_warning)
         .max(timing.attribute_expiry)
+        .max(timing.media_expiry.min(Duration::from_secs(300)))
         + Duration::from_secs(30)
 }

@@ -29,6 +29,8 @@ pub enum Auth {
         token: String,
         uid: String,
     },
+    /// `x-rtm-ticket`: a ticket of `media_ticket`, for files and images.
+    Ticket(String),
 }
 
 /// A server's HTTP side, reached at the host and port of its WebSocket URL.
@@ -93,6 +95,18 @@ impl Api {
         path: &str,
         body: Vec<u8>,
     ) -> Result<(u16, String), String> {
+        let (status, body) = self.bytes(auth, method, path, body).await?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// One call with a raw body; the status and the body's bytes.
+    pub async fn bytes(
+        &self,
+        auth: &Auth,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Bytes), String> {
         let tcp = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|e| format!("connect {}: {e}", self.authority))?;
@@ -117,6 +131,9 @@ impl Api {
                     .header("x-agora-token", token)
                     .header("x-agora-uid", uid);
             }
+            Auth::Ticket(ticket) => {
+                request = request.header(crate::protocol::media::TICKET_HEADER, ticket);
+            }
         }
         let request = request
             .body(Full::new(Bytes::from(body)))
@@ -132,7 +149,7 @@ impl Api {
             .await
             .map_err(|e| e.to_string())?
             .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        Ok((status, body))
     }
 }
 
