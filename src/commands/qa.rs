@@ -152,6 +152,7 @@ pub async fn script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
         servers: args.servers.clone(),
         app_id: args.app_id.clone(),
         tracer: args.trace.then(transcript),
+        base_dir: path.parent().map(std::path::Path::to_path_buf),
     };
     let began = std::time::Instant::now();
     let outcome = script::run(&parsed, options).await;

@@ -9,6 +9,8 @@
 //! - [`headless`]: a screenless client driven by stdin lines, built on `client/`.
 //! - [`report`]: text, JSON and JUnit output shared by `check` and `script`.
 //! - [`html`]: the self-contained HTML report of `check`, `bench` and `script`.
+//! - [`media`]: files and images over a raw connection and HTTP (`check`, `script`,
+//!   `bench`).
 //! - [`placement`]: which server each user goes to when `check` or `script` is given
 //!   several (the nodes of a cluster).
 
@@ -16,6 +18,7 @@ pub mod bench;
 pub mod check;
 pub mod headless;
 pub mod html;
+pub mod media;
 pub mod placement;
 pub mod raw;
 pub mod report;

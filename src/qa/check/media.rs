@@ -14,6 +14,7 @@ use super::rest::{Api, Auth};
 use super::{case, Case, CaseError, CaseResult, Ctx, Expect, EVENT_TIMEOUT};
 use crate::protocol::limits::MAX_MEDIA_BYTES;
 use crate::protocol::media::MEDIA_PATH;
+use crate::qa::media::{self, pattern};
 use crate::qa::raw::RawConn;
 
 /// Every media case.
@@ -28,25 +29,16 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// What a case says when the server keeps no media.
-const NOT_SUPPORTED: &str =
-    "not supported: the server keeps no files or images (media_ticket answered 1)";
-
 /// A ticket for the user of `conn`; skips the case when the server has no media.
 async fn ticket(conn: &mut RawConn) -> Result<String, CaseError> {
-    let reply = conn.call(json!({"op": "media_ticket"})).await?;
-    match reply["code"].as_u64() {
-        Some(0) => {}
-        Some(1) => return Err(CaseError::Skip(NOT_SUPPORTED.into())),
-        _ => fail!("media_ticket answered {reply}"),
+    media::ticket(conn).await.map_err(case_error)
+}
+
+fn case_error(error: media::MediaError) -> CaseError {
+    match error {
+        media::MediaError::NotSupported => CaseError::Skip(error.to_string()),
+        media::MediaError::Failed(why) => CaseError::Fail(why),
     }
-    let Some(ticket) = reply["ticket"].as_str().filter(|t| !t.is_empty()) else {
-        fail!("media_ticket gave no ticket: {reply}");
-    };
-    if reply["max_bytes"].as_u64() != Some(MAX_MEDIA_BYTES) {
-        fail!("max_bytes should be {MAX_MEDIA_BYTES}: {reply}");
-    }
-    Ok(ticket.to_string())
 }
 
 /// A fresh user on its server, with a ticket and that server's HTTP side.
@@ -54,45 +46,26 @@ async fn user_with_ticket(cx: &Ctx, role: &str) -> Result<(RawConn, String, Api)
     let user = cx.user(role);
     let (mut conn, url) = cx.login_placed(&user).await?;
     let ticket = ticket(&mut conn).await?;
+    // Plain HTTP only, as the REST cases: over wss:// the case skips.
     let api = Api::from_ws_url(&url, Auth::Ticket(ticket)).map_err(CaseError::Skip)?;
     Ok((conn, user, api))
 }
 
-/// Bytes that differ at every offset, so a misplaced chunk cannot pass.
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1])
-        .collect()
-}
-
 /// Uploads `data`; the media id of a 201.
 async fn upload(api: &Api, data: Vec<u8>) -> Result<String, CaseError> {
-    let size = data.len();
-    let path = format!("{MEDIA_PATH}?name=check.bin");
-    let (status, body) = api
-        .bytes(&api.auth, "POST", &path, data)
+    let size = data.len() as u64;
+    let uploaded = media::upload(api, "check.bin", data)
         .await
-        .map_err(|e| CaseError::Fail(format!("upload: {e}")))?;
-    let answer: Value = serde_json::from_slice(&body).unwrap_or_default();
-    if status != 201 {
-        fail!("an upload of {size} bytes answered {status} {answer}");
+        .map_err(case_error)?;
+    if uploaded.size != size {
+        fail!("an upload of {size} bytes answered size {}", uploaded.size);
     }
-    if answer["size"].as_u64() != Some(size as u64) || answer["expires_at"].as_u64().is_none() {
-        fail!("the upload's answer lacks size {size} or expires_at: {answer}");
-    }
-    answer["media_id"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| CaseError::Fail(format!("no media_id in {answer}")))
+    Ok(uploaded.media_id)
 }
 
 /// Downloads `id`: the status and the body.
 async fn download(api: &Api, id: &str) -> Result<(u16, Vec<u8>), CaseError> {
-    let path = format!("{MEDIA_PATH}/{id}");
-    let (status, body) = api
-        .bytes(&api.auth, "GET", &path, Vec::new())
-        .await
-        .map_err(|e| CaseError::Fail(format!("download: {e}")))?;
+    let (status, body) = media::download(api, id).await.map_err(case_error)?;
     Ok((status, body.to_vec()))
 }
 
@@ -112,10 +85,16 @@ async fn expect_refused(api: &Api, id: &str, status: u16, code: &str) -> CaseRes
 async fn ticket_case(cx: Ctx) -> CaseResult {
     let mut anonymous = cx.connect("anonymous").await?;
     let reply = anonymous.call(json!({"op": "media_ticket"})).await?;
-    let (_conn, _user, _api) = user_with_ticket(&cx, "alice").await?;
+    let (mut conn, _user, _api) = user_with_ticket(&cx, "alice").await?;
     // Only now is it known that the server has media: before login it must say 102.
     if reply["code"] != 102 {
         fail!("media_ticket before login answered {reply}, not 102");
+    }
+    let again = conn.call(json!({"op": "media_ticket"})).await?;
+    if again["max_bytes"].as_u64() != Some(MAX_MEDIA_BYTES)
+        || again["expires_in_ms"].as_u64().unwrap_or(0) == 0
+    {
+        fail!("expected max_bytes {MAX_MEDIA_BYTES} and expires_in_ms: {again}");
     }
     Ok(())
 }

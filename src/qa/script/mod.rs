@@ -25,6 +25,8 @@
 //! alice expect-none message_from_channel within=300ms
 //! alice send bob "psst"          # send_peer (answers 0 once bob's connection acks)
 //! alice send carol "later" offline -> 4   # `-> CODE` expects that code; `-> any` anything
+//! alice send_file bob ./app.log  # upload the file, then send_peer its `file` message
+//! bob expect message_from_peer message.type=file message.name=app.log
 //! repeat 3 {
 //!   alice say $room "tick $i"
 //! }
@@ -37,7 +39,8 @@
 //! ```
 //!
 //! Verbs: `login [token=T] [as=ID]`, `logout`, `join CH`, `leave CH`, `send PEER TEXT [offline]`,
-//! `say CH TEXT`, `expect EVENT [field=value ...] [within=DUR]`,
+//! `send_file PEER PATH` (a relative PATH starts at the scenario's directory; the server
+//! must keep files: rtm-tui's addition), `say CH TEXT`, `expect EVENT [field=value ...] [within=DUR]`,
 //! `expect-none EVENT [field=value ...] [within=DUR]`, `disconnect`, `close`, `reconnect`,
 //! `raw JSON`, `ack on|off`. Top-level: `set NAME VALUE`, `users NAME...`, `sleep DUR`,
 //! `repeat N {` ... `}`. Fields of `expect` are dotted paths into the event (`message.text`;
@@ -114,6 +117,12 @@ pub enum Action {
         channel: Template,
         text: Template,
     },
+    /// Uploads the file at `path` (over HTTP, with a ticket of `media_ticket`) and sends
+    /// its `file` message to `to` (`send_peer`, whose code is the step's).
+    SendFile {
+        to: Template,
+        path: Template,
+    },
     Expect(EventPattern),
     ExpectNone(EventPattern),
     Disconnect,
@@ -141,6 +150,7 @@ impl Action {
                 | Action::Join(_)
                 | Action::Leave(_)
                 | Action::Send { .. }
+                | Action::SendFile { .. }
                 | Action::Say { .. }
                 | Action::Raw(_)
                 | Action::Reconnect

@@ -236,6 +236,10 @@ impl Parser {
                 let mut v = plain(2, "send PEER TEXT [offline]")?;
                 Action::Send { text: v.remove(1), to: v.remove(0), offline }
             }
+            "send_file" => {
+                let mut v = plain(2, "send_file PEER PATH")?;
+                Action::SendFile { path: v.remove(1), to: v.remove(0) }
+            }
             "expect" => Action::Expect(pattern(&args, DEFAULT_EXPECT_WITHIN)?),
             "expect-none" => Action::ExpectNone(pattern(&args, DEFAULT_EXPECT_NONE_WITHIN)?),
             "disconnect" => plain(0, "disconnect").map(|_| Action::Disconnect)?,
@@ -246,7 +250,7 @@ impl Parser {
                 "off" => Action::Ack(false),
                 other => return Err(format!("expected `ack on` or `ack off`, not {other:?}")),
             },
-            other => return Err(format!("unknown verb {other:?} (login, logout, join, leave, send, say, expect, expect-none, disconnect, close, reconnect, raw, ack)")),
+            other => return Err(format!("unknown verb {other:?} (login, logout, join, leave, send, send_file, say, expect, expect-none, disconnect, close, reconnect, raw, ack)")),
         };
         if expect != ExpectCode::Code(0) && !action.has_reply() {
             return Err(format!(

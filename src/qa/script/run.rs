@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::parse::substitute_with;
 use super::{Action, EventPattern, ExpectCode, Script, Step, StepKind};
+use crate::qa::media;
 use crate::qa::placement::Placement;
 use crate::qa::raw::{code_of, op_name, RawConn, RawError, Tracer};
 
@@ -21,6 +22,9 @@ pub struct ScriptOptions {
     pub app_id: String,
     /// Receives every frame when `--trace` is on.
     pub tracer: Option<Tracer>,
+    /// Where the relative paths of `send_file` start: the scenario's directory (`None`:
+    /// the current directory).
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 /// What a passing run did.
@@ -85,6 +89,8 @@ fn run_id() -> String {
 struct VirtualUser {
     /// The user id it logs in as (its name unless `login as=ID`).
     id: String,
+    /// The server its connection went to (files go to the same one).
+    url: String,
     conn: Option<RawConn>,
     token: Option<String>,
     auto_ack: bool,
@@ -191,6 +197,12 @@ impl Runner {
                 "op": "send_peer", "to": self.expand(to).map_err(fail)?,
                 "message": {"type": "text", "text": self.expand(text).map_err(fail)?}, "offline": offline,
             }),
+            Action::SendFile { to, path } => {
+                let to = self.expand(to).map_err(fail)?;
+                let path = self.expand(path).map_err(fail)?;
+                let message = self.upload(user, &path).await.map_err(fail)?;
+                json!({"op": "send_peer", "to": to, "message": message})
+            }
             Action::Say { channel, text } => json!({
                 "op": "send_channel", "channel": self.expand(channel).map_err(fail)?,
                 "message": {"type": "text", "text": self.expand(text).map_err(fail)?},
@@ -277,7 +289,31 @@ impl Runner {
             });
         conn.set_auto_ack(vu.auto_ack);
         vu.conn = Some(conn);
+        vu.url = url;
         Ok(())
+    }
+
+    /// Uploads the file at `path` as `user`; its `file` message.
+    async fn upload(&mut self, user: &str, path: &str) -> Result<Value, String> {
+        let path = match &self.options.base_dir {
+            Some(base) => base.join(path),
+            None => std::path::PathBuf::from(path),
+        };
+        let data = tokio::fs::read(&path)
+            .await
+            .map_err(|e| format!("send_file: cannot read {}: {e}", path.display()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let conn = self.conn(user)?;
+        let ticket = media::ticket(conn).await.map_err(|e| e.to_string())?;
+        let url = self.users.get(user).map(|u| u.url.clone()).unwrap_or_default();
+        let api = media::api(&url, ticket).map_err(|e| e.to_string())?;
+        let uploaded = media::upload(&api, &name, data)
+            .await
+            .map_err(|e| format!("send_file: {e}"))?;
+        Ok(media::file_message(&name, &uploaded))
     }
 
     fn conn(&mut self, user: &str) -> Result<&mut RawConn, String> {
