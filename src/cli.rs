@@ -410,9 +410,13 @@ pub struct BenchArgs {
     #[arg(long, default_value = "rtm-bench")]
     pub app_id: String,
     /// Workload: peer (send, ack, reply round trips), fanout (channel delivery),
-    /// login (connect + login storm), soak (hold idle connections, ping, watch memory).
+    /// login (connect + login storm), soak (hold idle connections, ping, watch memory),
+    /// media (each user uploads a file of --media-size and downloads it, over and over).
     #[arg(long, default_value = "peer")]
     pub workload: String,
+    /// The media workload: bytes of each file (at most 31457280, the 30 MiB cap).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub media_size: u64,
     /// Users, one connection each (up to 20,000, spread over the source addresses
     /// 127.0.0.1-32 towards a loopback server); peer pairs them, fanout spreads them over
     /// the channels with one sender per channel.

@@ -236,6 +236,8 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let mut config = rtm::server::Config::ephemeral();
         config.rate_limits = rtm::server::RateLimits::unlimited();
+        // Nor the per-user media quota: the media workload measures transfers.
+        config.media_user_bytes_per_hour = u64::MAX;
         Some(rtm::server::spawn(listener, config).await?)
     } else {
         None
@@ -277,6 +279,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         progress: std::io::stderr().is_terminal(),
         window: args.window,
         metrics: args.metrics.clone(),
+        media_bytes: args.media_size,
     };
     let result = bench::run(&config).await;
     if let Some(server) = local {

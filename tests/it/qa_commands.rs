@@ -221,7 +221,7 @@ async fn bench_workloads_report_json_memory_and_plot() {
     let server = support::start_server(Config::ephemeral()).await;
     let url = server.url();
     let dir = tempfile::tempdir().expect("temp dir");
-    for workload in ["peer", "fanout", "login", "soak"] {
+    for workload in ["peer", "fanout", "login", "soak", "media"] {
         let plot = dir.path().join(format!("{workload}.svg"));
         let run = run_expecting(
             0,
@@ -248,6 +248,10 @@ async fn bench_workloads_report_json_memory_and_plot() {
         let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON report");
         assert_eq!(report["workload"], workload);
         assert!(report["completed"].as_u64().unwrap() > 0, "{report}");
+        if workload == "media" {
+            assert_eq!(report["media_bytes"], 1 << 20, "{report}");
+            assert!(report["mib_per_s"].as_f64().unwrap() > 0.0, "{report}");
+        }
         assert!(report["errors"].as_object().unwrap().is_empty(), "{report}");
         for p in ["p50", "p90", "p99", "p999", "max"] {
             assert!(
@@ -266,6 +270,19 @@ async fn bench_workloads_report_json_memory_and_plot() {
     }
     let bad = run_expecting(2, &["bench", "--server", &url, "--workload", "storm"]).await;
     assert!(text(&bad.stderr).contains("unknown workload"));
+    // A server without files and images: the media workload says so and does not run.
+    let v1_like = support::start_server(Config {
+        media: false,
+        ..Config::ephemeral()
+    })
+    .await;
+    let no_media = run_expecting(
+        2,
+        &["bench", "--server", &v1_like.url(), "--workload", "media", "--users", "1"],
+    )
+    .await;
+    assert!(text(&no_media.stderr).contains("not supported"), "{}", text(&no_media.stderr));
+    v1_like.shutdown().await;
     run_expecting(2, &["bench", "--server", &url, "--users", "100000"]).await;
     server.shutdown().await;
     run_expecting(2, &["bench", "--server", &url, "--duration", "1"]).await;

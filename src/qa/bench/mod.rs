@@ -71,6 +71,8 @@ pub enum Workload {
     Fanout,
     Login,
     Soak,
+    /// Files: uploads and downloads over HTTP (rtm-tui's media addition).
+    Media,
 }
 
 impl std::str::FromStr for Workload {
@@ -81,8 +83,9 @@ impl std::str::FromStr for Workload {
             "fanout" => Ok(Workload::Fanout),
             "login" => Ok(Workload::Login),
             "soak" => Ok(Workload::Soak),
+            "media" => Ok(Workload::Media),
             other => Err(format!(
-                "unknown workload {other:?} (peer, fanout, login, soak)"
+                "unknown workload {other:?} (peer, fanout, login, soak, media)"
             )),
         }
     }
@@ -130,6 +133,8 @@ pub struct BenchConfig {
     /// Where each server's Prometheus metrics are read (`None`: `/metrics` beside each
     /// WebSocket URL, [`metrics::metrics_url`]).
     pub metrics: Option<String>,
+    /// The media workload: bytes of each file uploaded and downloaded.
+    pub media_bytes: u64,
 }
 
 /// Why a bench could not run.
@@ -179,6 +184,14 @@ impl BenchConfig {
         if self.workload == Workload::Fanout && self.users < self.channels * 2 {
             return usage("the fanout workload needs at least 2 users per channel".into());
         }
+        if self.workload == Workload::Media
+            && !(1..=crate::protocol::limits::MAX_MEDIA_BYTES).contains(&self.media_bytes)
+        {
+            return usage(format!(
+                "--media-size must be 1..={} bytes",
+                crate::protocol::limits::MAX_MEDIA_BYTES
+            ));
+        }
         if self.rate > LIMITS.rate {
             return usage(format!("--rate must be at most {}", LIMITS.rate));
         }
@@ -222,6 +235,12 @@ pub struct BenchReport {
     pub errors: BTreeMap<String, u64>,
     /// Completed operations per second over the run.
     pub throughput: f64,
+    /// The media workload: the bytes of each file, and MiB moved per second (uploads and
+    /// downloads together).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mib_per_s: Option<f64>,
     pub latency_ms: Latency,
     /// Completions in each second of the run.
     pub timeline: Vec<u64>,
@@ -680,6 +699,10 @@ impl Recorder {
             completed: inner.completed,
             errors: inner.errors.clone(),
             throughput: inner.completed as f64 / seconds,
+            media_bytes: (config.workload == Workload::Media).then_some(config.media_bytes),
+            mib_per_s: (config.workload == Workload::Media).then(|| {
+                (inner.completed * config.media_bytes) as f64 / seconds / f64::from(1 << 20)
+            }),
             latency_ms: latency,
             timeline: inner.timeline.clone(),
             error_timeline: inner.error_timeline.clone(),
@@ -913,6 +936,13 @@ impl BenchReport {
             "sent {}  completed {}  throughput {:.1}/s",
             self.sent, self.completed, self.throughput
         );
+        if let (Some(bytes), Some(mib)) = (self.media_bytes, self.mib_per_s) {
+            let _ = writeln!(
+                out,
+                "files of {}: {mib:.1} MiB/s moved (each upload and download is one operation)",
+                crate::protocol::message::human_size(bytes)
+            );
+        }
         let l = &self.latency_ms;
         let _ = writeln!(
             out,
