@@ -171,7 +171,10 @@ fn encode_query(value: &str) -> String {
 
 /// Where an upload's bytes come from, read a frame at a time.
 enum Source {
-    File { file: tokio::fs::File, path: PathBuf },
+    File {
+        file: tokio::fs::File,
+        path: PathBuf,
+    },
     Memory(Bytes),
 }
 
@@ -440,7 +443,10 @@ mod tests {
         let tls = endpoint("wss://chat.example.com/rtm/v1").unwrap();
         assert_eq!((tls.tls, tls.port), (true, 443));
         let v6 = endpoint("ws://[::1]:9000/rtm/v1").unwrap();
-        assert_eq!((v6.host.as_str(), v6.authority.as_str()), ("::1", "[::1]:9000"));
+        assert_eq!(
+            (v6.host.as_str(), v6.authority.as_str()),
+            ("::1", "[::1]:9000")
+        );
         assert!(endpoint("http://x/rtm/v1").is_err());
     }
 

@@ -169,11 +169,9 @@ impl Family {
     pub fn invalid_argument(self) -> u32 {
         match self {
             Family::Login | Family::Join => login::INVALID_ARGUMENT,
-            Family::Ping
-            | Family::ChannelMsg
-            | Family::Leave
-            | Family::Members
-            | Family::Media => 1,
+            Family::Ping | Family::ChannelMsg | Family::Leave | Family::Members | Family::Media => {
+                1
+            }
             Family::Peer => peer::INVALID_MESSAGE,
             Family::Query | Family::Count | Family::Renew | Family::History => 2,
             Family::Attr => attr::INVALID_ARGUMENT,

@@ -59,15 +59,7 @@ pub const MAX_MEDIA_ID_BYTES: usize = 64;
 
 /// Media id: 1..64 bytes of `A-Z a-z 0-9 _ -` (it goes into a URL path as it is).
 pub fn validate_media_id(id: &str) -> Result<(), ValidationError> {
-    const WHAT: &str = "media id";
-    check_length(WHAT, id, MAX_MEDIA_ID_BYTES)?;
-    match id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-    {
-        Some(ch) => Err(ValidationError::BadCharacter { what: WHAT, ch }),
-        None => Ok(()),
-    }
+    check_word("media id", id, MAX_MEDIA_ID_BYTES)
 }
 
 /// File name of a file or image message: 1..255 bytes, no control characters and no
@@ -82,7 +74,10 @@ pub fn validate_media_name(name: &str) -> Result<(), ValidationError> {
         return Err(ValidationError::BadCharacter { what: WHAT, ch });
     }
     if name == "." || name == ".." {
-        return Err(ValidationError::BadCharacter { what: WHAT, ch: '.' });
+        return Err(ValidationError::BadCharacter {
+            what: WHAT,
+            ch: '.',
+        });
     }
     Ok(())
 }
@@ -146,13 +141,17 @@ fn check_length(what: &'static str, value: &str, max: usize) -> Result<(), Valid
 
 /// App id: 1..64 bytes of `A-Z a-z 0-9 _ -`.
 pub fn validate_app_id(app_id: &str) -> Result<(), ValidationError> {
-    const WHAT: &str = "app id";
-    check_length(WHAT, app_id, MAX_ID_BYTES)?;
-    match app_id
+    check_word("app id", app_id, MAX_ID_BYTES)
+}
+
+/// 1..`max` bytes of `A-Z a-z 0-9 _ -`: app ids and media ids.
+fn check_word(what: &'static str, value: &str, max: usize) -> Result<(), ValidationError> {
+    check_length(what, value, max)?;
+    match value
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
     {
-        Some(ch) => Err(ValidationError::BadCharacter { what: WHAT, ch }),
+        Some(ch) => Err(ValidationError::BadCharacter { what, ch }),
         None => Ok(()),
     }
 }

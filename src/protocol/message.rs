@@ -326,7 +326,9 @@ mod tests {
         let full = image(&vec![7u8; MAX_THUMBNAIL_BYTES]);
         assert!(full.validate().is_ok());
         assert_eq!(full.thumbnail_bytes().unwrap().len(), MAX_THUMBNAIL_BYTES);
-        assert!(image(&vec![7u8; MAX_THUMBNAIL_BYTES + 1]).validate().is_err());
+        assert!(image(&vec![7u8; MAX_THUMBNAIL_BYTES + 1])
+            .validate()
+            .is_err());
         let bare: Message = serde_json::from_str(
             r#"{"type":"image","media_id":"m","name":"a.png","size":3,"width":1,"height":2}"#,
         )

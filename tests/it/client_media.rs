@@ -50,17 +50,27 @@ pub fn media_files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 /// Waits (bounded) until `dir/media` holds no file at all.
 pub async fn wait_media_empty(dir: &Path) {
+    wait_media(dir, true, "still on the server").await;
+}
+
+/// Waits (bounded) until the server is writing a file under `dir/media` (a temporary
+/// one, while an upload is under way).
+pub async fn wait_media_written(dir: &Path) {
+    wait_media(dir, false, "no upload on the server").await;
+}
+
+async fn wait_media(dir: &Path, empty: bool, failure: &str) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let files = media_files(dir);
-        if files.is_empty() {
+        if files.is_empty() == empty {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "still on the server after {WAIT:?}: {files:?}"
+            "{failure} after {WAIT:?}: {files:?}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -118,7 +128,10 @@ async fn a_20_mib_file_goes_from_alice_to_bob_byte_for_byte() {
     });
     let done = timeout(WAIT, download.finish()).await.unwrap().unwrap();
     assert_eq!(done, Downloaded::Path(saved.clone()));
-    assert!(std::fs::read(&saved).unwrap() == sent, "the saved bytes differ");
+    assert!(
+        std::fs::read(&saved).unwrap() == sent,
+        "the saved bytes differ"
+    );
     let seen = watcher.await.unwrap();
     assert_eq!(seen.last().map(|p| p.done), Some(sent.len() as u64));
     // Nothing but the file itself beside it: the temporary file was renamed.
@@ -297,12 +310,7 @@ async fn a_cancelled_upload_leaves_nothing_on_the_server() {
         .await
         .expect("the upload gets under way")
         .unwrap();
-    // The server is writing it: a temporary file exists.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while media_files(dir.path()).is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no upload on the server");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_media_written(dir.path()).await;
     upload.cancel();
     let result = timeout(WAIT, upload.finish()).await.unwrap();
     assert_eq!(result, Err(ClientError::Cancelled));

@@ -28,7 +28,11 @@ fn addr_of(url: &str) -> SocketAddr {
 /// The keys of `pattern` on `redis`.
 async fn keys(redis: &Redis, pattern: &str) -> Vec<String> {
     let reply = redis.command(&["KEYS", pattern]).await;
-    reply.lines().map(str::to_string).filter(|k| !k.is_empty()).collect()
+    reply
+        .lines()
+        .map(str::to_string)
+        .filter(|k| !k.is_empty())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,11 +65,13 @@ async fn a_file_uploaded_on_one_node_downloads_on_another() {
         panic!("a file message: {got:?}");
     };
     let download = bob.download_media(&media_id, DownloadTarget::Memory);
-    let Downloaded::Memory(bytes) = timeout(WAIT, download.finish()).await.unwrap().unwrap()
-    else {
+    let Downloaded::Memory(bytes) = timeout(WAIT, download.finish()).await.unwrap().unwrap() else {
         panic!("a download to memory");
     };
-    assert!(bytes == sent, "the bytes downloaded on the other node differ");
+    assert!(
+        bytes == sent,
+        "the bytes downloaded on the other node differ"
+    );
 
     // A few more, to see where they live: each file on one Redis, with its expiry.
     for i in 0..4 {
@@ -109,7 +115,10 @@ async fn an_upload_broken_on_a_node_leaves_no_key() {
     let redis = &cluster.redis;
     let deadline = tokio::time::Instant::now() + WAIT;
     while keys(redis, "rtm:media:tmp:*").await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no upload under way");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no upload under way"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(tcp);
@@ -125,9 +134,15 @@ async fn an_upload_broken_on_a_node_leaves_no_key() {
     // The node goes on taking uploads.
     assert_eq!(upload(addr_of(&url), &ticket, b"after").await.status, 201);
     // Redis out of memory (maxmemory reached, no eviction): a clean 507, nothing kept.
-    assert_eq!(redis.command(&["CONFIG", "SET", "maxmemory", "1"]).await, "+OK");
+    assert_eq!(
+        redis.command(&["CONFIG", "SET", "maxmemory", "1"]).await,
+        "+OK"
+    );
     let full = upload(addr_of(&url), &ticket, &pattern(1024 * 1024)).await;
-    assert_eq!(redis.command(&["CONFIG", "SET", "maxmemory", "0"]).await, "+OK");
+    assert_eq!(
+        redis.command(&["CONFIG", "SET", "maxmemory", "0"]).await,
+        "+OK"
+    );
     assert_eq!(full.status, 507, "{}", String::from_utf8_lossy(&full.body));
     assert_eq!(full.json()["code"], "storage_full");
     assert!(keys(redis, "rtm:media:tmp:*").await.is_empty());

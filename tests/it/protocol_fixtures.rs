@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 
 use rtm::protocol::{
     decode_request, decode_server_message, encode, request::OpName, ChannelAttributesResult,
-    HistoryResult, JoinResult, LoginResult, MediaTicketResult, MemberCountResult, MembersResult, PeersOnlineResult,
-    PingResult, RenewResult, Reply, SendResult, ServerMessage, SubscribedPeersResult,
-    UserAttributesResult,
+    HistoryResult, JoinResult, LoginResult, MediaTicketResult, MemberCountResult, MembersResult,
+    PeersOnlineResult, PingResult, RenewResult, Reply, SendResult, ServerMessage,
+    SubscribedPeersResult, UserAttributesResult,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;

@@ -316,9 +316,19 @@ async fn media_cases_skip_on_a_server_without_media() {
     let report = check::run(check).await;
     assert!(report.cases.len() >= 5, "{:?}", report.cases.len());
     for case in &report.cases {
-        assert_eq!(case.outcome, Outcome::Skip, "{}: {:?}", case.name, case.reason);
+        assert_eq!(
+            case.outcome,
+            Outcome::Skip,
+            "{}: {:?}",
+            case.name,
+            case.reason
+        );
         let reason = case.reason.as_deref().unwrap_or_default();
-        assert!(reason.starts_with("not supported"), "{}: {reason}", case.name);
+        assert!(
+            reason.starts_with("not supported"),
+            "{}: {reason}",
+            case.name
+        );
     }
     server.shutdown().await;
 }

@@ -278,10 +278,22 @@ async fn bench_workloads_report_json_memory_and_plot() {
     .await;
     let no_media = run_expecting(
         2,
-        &["bench", "--server", &v1_like.url(), "--workload", "media", "--users", "1"],
+        &[
+            "bench",
+            "--server",
+            &v1_like.url(),
+            "--workload",
+            "media",
+            "--users",
+            "1",
+        ],
     )
     .await;
-    assert!(text(&no_media.stderr).contains("not supported"), "{}", text(&no_media.stderr));
+    assert!(
+        text(&no_media.stderr).contains("not supported"),
+        "{}",
+        text(&no_media.stderr)
+    );
     v1_like.shutdown().await;
     run_expecting(2, &["bench", "--server", &url, "--users", "100000"]).await;
     server.shutdown().await;

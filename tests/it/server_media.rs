@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::client_media::{config_in, media_files, pattern, wait_media_empty};
+use crate::client_media::{config_in, media_files, pattern, wait_media_empty, wait_media_written};
 use crate::support::raw::{self, Expect as _};
 use crate::support::{start_server, WAIT};
 
@@ -34,6 +34,15 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
+    /// The media id of an upload that must have been taken (201).
+    pub fn media_id(&self) -> String {
+        assert_eq!(self.status, 201, "{}", String::from_utf8_lossy(&self.body));
+        self.json()["media_id"]
+            .as_str()
+            .expect("media_id")
+            .to_string()
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
@@ -105,7 +114,9 @@ async fn tickets_sizes_and_ids_are_checked_before_anything_is_kept() {
 
     let chunked = http(
         addr,
-        &format!("POST /rtm/media HTTP/1.1\r\nx-rtm-ticket: {ticket}\r\nTransfer-Encoding: chunked"),
+        &format!(
+            "POST /rtm/media HTTP/1.1\r\nx-rtm-ticket: {ticket}\r\nTransfer-Encoding: chunked"
+        ),
         b"5\r\nhello\r\n0\r\n\r\n",
     )
     .await;
@@ -125,14 +136,17 @@ async fn tickets_sizes_and_ids_are_checked_before_anything_is_kept() {
     // Exactly 30 MiB is taken.
     let most = pattern(MAX_MEDIA_BYTES as usize);
     let stored = upload(addr, &ticket, &most).await;
-    assert_eq!(stored.status, 201, "{}", String::from_utf8_lossy(&stored.body));
-    let id = stored.json()["media_id"].as_str().unwrap().to_string();
+    let id = stored.media_id();
     assert_eq!(stored.json()["size"], MAX_MEDIA_BYTES);
     let got = download(addr, &ticket, &id).await;
     assert_eq!(got.status, 200);
     assert!(got.body == most, "the bytes served differ");
 
-    for unknown in ["0123456789abcdef0123456789abcdef", "..%2F..%2Frtm.sqlite3", "x"] {
+    for unknown in [
+        "0123456789abcdef0123456789abcdef",
+        "..%2F..%2Frtm.sqlite3",
+        "x",
+    ] {
         let answer = download(addr, &ticket, unknown).await;
         assert_eq!(answer.status, 404, "{unknown}");
         assert_eq!(answer.json()["code"], "unknown_media");
@@ -153,12 +167,7 @@ async fn a_connection_broken_mid_upload_leaves_nothing_served() {
     );
     tcp.write_all(head.as_bytes()).await.unwrap();
     tcp.write_all(&pattern(1024 * 1024)).await.unwrap();
-    // The server is writing it.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while media_files(dir.path()).is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no upload under way");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_media_written(dir.path()).await;
     drop(tcp);
     wait_media_empty(dir.path()).await;
     // The quota's slot came back: the user's next upload is taken.
@@ -175,9 +184,9 @@ async fn expired_media_is_swept_and_unknown() {
     };
     let server = start_server(config).await;
     let (_conn, ticket) = ticket(&server.url(), "alice").await;
-    let stored = upload(server.addr(), &ticket, b"short-lived").await;
-    assert_eq!(stored.status, 201);
-    let id = stored.json()["media_id"].as_str().unwrap().to_string();
+    let id = upload(server.addr(), &ticket, b"short-lived")
+        .await
+        .media_id();
     assert_eq!(download(server.addr(), &ticket, &id).await.status, 200);
     // The sweeper removes the file from the data directory...
     wait_media_empty(dir.path()).await;
@@ -224,8 +233,6 @@ async fn a_full_disk_is_a_clean_507_and_recovers() {
     wait_media_empty(&data).await;
     // The server goes on, and with room again an upload is taken and served.
     let fits = pattern(1024 * 1024);
-    let stored = upload(server.addr(), &ticket, &fits).await;
-    assert_eq!(stored.status, 201, "{}", String::from_utf8_lossy(&stored.body));
-    let id = stored.json()["media_id"].as_str().unwrap().to_string();
+    let id = upload(server.addr(), &ticket, &fits).await.media_id();
     assert!(download(server.addr(), &ticket, &id).await.body == fits);
 }

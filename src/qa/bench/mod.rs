@@ -12,6 +12,8 @@
 //! - `login`: connect + login + close, repeatedly; latency is connect → login reply.
 //! - `soak`: hold N logged-in connections, each pinging every second; reports ping latency and
 //!   the server's memory over time.
+//! - `media` (`media.rs`, over HTTP with the QA kit's `media` helpers): each user uploads a
+//!   file and downloads it again; latency is each whole transfer, plus MiB/s.
 //!
 //! Everything is bounded: users, rate and duration are capped ([`LIMITS`]) and every wait
 //! has a timeout. Several servers (`--server` repeated) share the users round-robin
@@ -25,6 +27,7 @@
 mod conn;
 mod cpu;
 pub(crate) mod frame;
+mod media;
 mod memory;
 pub mod metrics;
 pub mod plot;

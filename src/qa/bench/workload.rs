@@ -1,7 +1,8 @@
 //! The workloads: set up connections, then drive load for the configured duration while
 //! each connection's task tallies its own latencies ([`Tally`], merged into the shared
 //! [`Recorder`] when the task ends). A new workload is a variant of
-//! [`Workload`](super::Workload) and an `async fn` here.
+//! [`Workload`](super::Workload) and an `async fn` here (the media workload, over HTTP
+//! rather than bench connections, is `media.rs`).
 //!
 //! Saturated runs (`--rate 0`) keep load bounded so that latency stays meaningful: a peer
 //! sender has at most [`PEER_WINDOW`] messages in flight (each reply comes only after the
@@ -61,7 +62,7 @@ pub async fn run(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchE
         Workload::Fanout => fanout(config, &servers, recorder).await,
         Workload::Login => login(config, &servers, recorder).await,
         Workload::Soak => soak(config, &servers, recorder).await,
-        Workload::Media => media(config, recorder).await,
+        Workload::Media => super::media::run(config, recorder).await,
     }
 }
 
@@ -94,7 +95,7 @@ impl Servers {
     }
 }
 
-fn user_id(n: u32) -> String {
+pub(super) fn user_id(n: u32) -> String {
     format!("bench-{}-{n}", std::process::id())
 }
 
@@ -190,7 +191,7 @@ impl Outstanding {
 }
 
 /// What lets a sender send its next request.
-enum Pace {
+pub(super) enum Pace {
     /// A ticker: send at a fixed rate, whatever the replies do.
     Rate(tokio::time::Interval),
     /// At most this many requests awaiting their replies.
@@ -201,12 +202,12 @@ enum Pace {
 
 impl Pace {
     /// `per_second` paced (starting at `phase` of its period), else `saturated`.
-    fn new(per_second: f64, phase: f64, saturated: Pace) -> Pace {
+    pub(super) fn new(per_second: f64, phase: f64, saturated: Pace) -> Pace {
         pacer(per_second, phase).map_or(saturated, Pace::Rate)
     }
 
     /// Resolves when request number `n` may be sent.
-    async fn ready(&mut self, n: u64, outstanding: usize) {
+    pub(super) async fn ready(&mut self, n: u64, outstanding: usize) {
         match self {
             Pace::Rate(ticker) => {
                 ticker.tick().await;
@@ -363,7 +364,7 @@ async fn ack_peer_messages(mut conn: BenchConn, until: Instant) {
 
 /// Arrivals of one channel's messages: a saturated sender waits until fewer than
 /// `window` of its messages are still missing at some member.
-struct Flow {
+pub(super) struct Flow {
     receivers: u32,
     window: u64,
     /// Arrivals per message, in a ring indexed by sequence number.
@@ -588,14 +589,7 @@ async fn login(
             tokio::spawn(async move {
                 // One login at a time (saturated), or on a ticker.
                 let mut pace = Pace::new(per_worker, 0.0, Pace::InFlight(1));
-                while Instant::now() < deadline && !*tally.stop.borrow() {
-                    let ready = pace.ready(0, 0);
-                    if tokio::time::timeout_at(deadline.into(), ready)
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
+                while next_turn(&mut pace, deadline, &tally).await {
                     let began = Instant::now();
                     tally.sent += 1;
                     match connect_login(&target, &app_id, n).await {
@@ -618,11 +612,7 @@ async fn login(
             })
         })
         .collect();
-    for worker in workers {
-        if let Ok(tally) = worker.await {
-            recorder.merge(tally);
-        }
-    }
+    merge_all(recorder, workers).await;
     Ok(())
 }
 
@@ -658,6 +648,26 @@ async fn soak(
         }
     }
     Ok(())
+}
+
+/// Waits until `pace` allows one more operation of a worker that does one at a time;
+/// false once the run is over (its duration, or a stop).
+pub(super) async fn next_turn(pace: &mut Pace, deadline: Instant, tally: &Tally) -> bool {
+    if Instant::now() >= deadline || *tally.stop.borrow() {
+        return false;
+    }
+    tokio::time::timeout_at(deadline.into(), pace.ready(0, 0))
+        .await
+        .is_ok()
+}
+
+/// Waits for every worker and merges its tally into the run's.
+pub(super) async fn merge_all(recorder: &Recorder, workers: Vec<tokio::task::JoinHandle<Tally>>) {
+    for worker in workers {
+        if let Ok(tally) = worker.await {
+            recorder.merge(tally);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -732,146 +742,5 @@ mod tests {
                 "{users} users on {servers} servers: {loads:?}"
             );
         }
-    }
-}
-
-/// How long a ticket is used before a worker asks for another (the reference server's
-/// last 60 s).
-const TICKET_REUSE: Duration = Duration::from_secs(30);
-
-/// One media worker: its connection (for tickets), its server's HTTP side.
-struct MediaUser {
-    conn: crate::qa::raw::RawConn,
-    url: String,
-    api: crate::qa::check::rest::Api,
-    ticket_at: Instant,
-}
-
-impl MediaUser {
-    async fn start(config: &BenchConfig, n: u32) -> Result<MediaUser, String> {
-        use crate::qa::media;
-        let url = config.servers[server_of(Workload::Media, config.users, n, config.servers.len())]
-            .url
-            .clone();
-        let user = user_id(n);
-        let mut conn = crate::qa::raw::RawConn::connect(&url, user.clone(), None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let login = serde_json::json!({"op": "login", "app_id": config.app_id, "user": user});
-        let reply = conn.call(login).await.map_err(|e| e.to_string())?;
-        if reply["code"] != 0 {
-            return Err(format!("login of {user} answered {reply}"));
-        }
-        let ticket = media::ticket(&mut conn).await.map_err(|e| e.to_string())?;
-        let api = media::api(&url, ticket).map_err(|e| e.to_string())?;
-        Ok(MediaUser {
-            conn,
-            url,
-            api,
-            ticket_at: Instant::now(),
-        })
-    }
-
-    /// A fresh ticket when the one in use is getting old.
-    async fn refresh(&mut self) -> Result<(), String> {
-        use crate::qa::media;
-        if self.ticket_at.elapsed() < TICKET_REUSE {
-            return Ok(());
-        }
-        let ticket = media::ticket(&mut self.conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.api = media::api(&self.url, ticket).map_err(|e| e.to_string())?;
-        self.ticket_at = Instant::now();
-        Ok(())
-    }
-}
-
-/// Files: each user uploads a file of `--media-size` bytes and downloads it again, over
-/// and over (paced by `--rate` transfers a second in all, or one at a time per user);
-/// each upload and each download is one operation, its latency the whole transfer.
-async fn media(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
-    use crate::qa::media;
-    let mut users = Vec::with_capacity(config.users as usize);
-    for n in 0..config.users {
-        let user = MediaUser::start(config, n)
-            .await
-            .map_err(BenchError::Connect)?;
-        users.push(user);
-    }
-    let data = media::pattern(config.media_bytes as usize);
-    recorder.restart();
-    let deadline = Instant::now() + config.duration;
-    let per_worker = f64::from(config.rate) / f64::from(config.users);
-    let users_f = f64::from(config.users);
-    let workers: Vec<_> = users
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut user)| {
-            let mut tally = recorder.tally();
-            let data = data.clone();
-            tokio::spawn(async move {
-                let mut pace = Pace::new(per_worker, i as f64 / users_f, Pace::InFlight(1));
-                while Instant::now() < deadline && !*tally.stop.borrow() {
-                    let ready = pace.ready(0, 0);
-                    if tokio::time::timeout_at(deadline.into(), ready).await.is_err() {
-                        break;
-                    }
-                    if let Err(why) = user.refresh().await {
-                        tally.error(format!("media_ticket: {why}"));
-                        continue;
-                    }
-                    let began = Instant::now();
-                    tally.sent += 1;
-                    let uploaded = media::upload(&user.api, "bench.bin", data.clone()).await;
-                    tally.answered();
-                    let id = match uploaded {
-                        Ok(uploaded) => {
-                            tally.done(began.elapsed());
-                            uploaded.media_id
-                        }
-                        Err(error) => {
-                            tally.error(short_media_error(&error.to_string()));
-                            continue;
-                        }
-                    };
-                    let began = Instant::now();
-                    tally.sent += 1;
-                    let downloaded = media::download(&user.api, &id).await;
-                    tally.answered();
-                    match downloaded {
-                        Ok((200, body)) if body.len() == data.len() => tally.done(began.elapsed()),
-                        Ok((200, _)) => tally.error("download: wrong size"),
-                        Ok((status, _)) => tally.error(format!("download: HTTP {status}")),
-                        Err(error) => tally.error(short_media_error(&error.to_string())),
-                    }
-                }
-                tally
-            })
-        })
-        .collect();
-    for worker in workers {
-        if let Ok(tally) = worker.await {
-            recorder.merge(tally);
-        }
-    }
-    Ok(())
-}
-
-/// An upload's failure as the report counts it: its status and code, not the whole body
-/// (which differs per request).
-fn short_media_error(error: &str) -> String {
-    match error.split_once(" answered ") {
-        Some((_, rest)) => {
-            let status = rest.split_whitespace().next().unwrap_or("?");
-            let code = serde_json::from_str::<serde_json::Value>(
-                rest.split_once(' ').map_or("", |(_, body)| body),
-            )
-            .ok()
-            .and_then(|v| v["code"].as_str().map(str::to_string))
-            .unwrap_or_default();
-            format!("upload: HTTP {status} {code}").trim_end().to_string()
-        }
-        None => error.to_string(),
     }
 }

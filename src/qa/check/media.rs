@@ -170,7 +170,13 @@ async fn size_cap(cx: Ctx) -> CaseResult {
 
 async fn unknown_id(cx: Ctx) -> CaseResult {
     let (_conn, _, api) = user_with_ticket(&cx, "alice").await?;
-    expect_refused(&api, "0123456789abcdef0123456789abcdef", 404, "unknown_media").await?;
+    expect_refused(
+        &api,
+        "0123456789abcdef0123456789abcdef",
+        404,
+        "unknown_media",
+    )
+    .await?;
     let id = upload(&api, b"hello".to_vec()).await?;
     let anonymous = Api {
         authority: api.authority.clone(),
@@ -236,7 +242,10 @@ async fn expiry(cx: Ctx) -> CaseResult {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            fail!("the file is still served {}s after its expiry", wait.as_secs());
+            fail!(
+                "the file is still served {}s after its expiry",
+                wait.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

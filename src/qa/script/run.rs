@@ -308,7 +308,11 @@ impl Runner {
             .unwrap_or_default();
         let conn = self.conn(user)?;
         let ticket = media::ticket(conn).await.map_err(|e| e.to_string())?;
-        let url = self.users.get(user).map(|u| u.url.clone()).unwrap_or_default();
+        let url = self
+            .users
+            .get(user)
+            .map(|u| u.url.clone())
+            .unwrap_or_default();
         let api = media::api(&url, ticket).map_err(|e| e.to_string())?;
         let uploaded = media::upload(&api, &name, data)
             .await

@@ -87,7 +87,11 @@ pub async fn route(
         .and_then(|rest| rest.strip_prefix('/'))
         .filter(|id| !id.is_empty());
     let json = |response: Response<Full<Bytes>>| response.map(Either::Left);
-    let Some(media) = ctx.hub.media().filter(|_| ctx.surface != super::Surface::Admin) else {
+    let Some(media) = ctx
+        .hub
+        .media()
+        .filter(|_| ctx.surface != super::Surface::Admin)
+    else {
         let refusal = failure(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
         return ("other", json(refusal));
     };
@@ -95,7 +99,10 @@ pub async fn route(
         (&Method::POST, None) => ("media_upload", upload(request, media, activity).await),
         (&Method::GET, Some(id)) => {
             let id = id.to_string();
-            return ("media_download", download(&request, media, &id, activity).await);
+            return (
+                "media_download",
+                download(&request, media, &id, activity).await,
+            );
         }
         _ => (
             "other",
@@ -118,7 +125,10 @@ fn refuse(failure_code: MediaFailure, message: &str) -> Response<Full<Bytes>> {
 }
 
 /// The holder of the request's ticket.
-fn holder(request: &Request<Incoming>, media: &Media) -> Result<TicketHolder, Response<Full<Bytes>>> {
+fn holder(
+    request: &Request<Incoming>,
+    media: &Media,
+) -> Result<TicketHolder, Response<Full<Bytes>>> {
     let ticket = request
         .headers()
         .get(TICKET_HEADER)
@@ -212,7 +222,13 @@ async fn upload(
     if let Err(error) = writer.commit().await {
         return store_failure(&error);
     }
-    tracing::debug!(app = holder.app, user = holder.user, id, size, "media stored");
+    tracing::debug!(
+        app = holder.app,
+        user = holder.user,
+        id,
+        size,
+        "media stored"
+    );
     let expiry = media.store.expiry().as_millis() as u64;
     answer(
         StatusCode::CREATED,
@@ -264,7 +280,10 @@ async fn download(
             }
             Ok(None) => None,
             // Ends the body short: the client sees fewer bytes than Content-Length.
-            Err(error) => Some((Err(std::io::Error::other(error.to_string())), (reader, moving))),
+            Err(error) => Some((
+                Err(std::io::Error::other(error.to_string())),
+                (reader, moving),
+            )),
         }
     });
     let mut response = Response::new(Either::Right(StreamBody::new(chunks.boxed())));

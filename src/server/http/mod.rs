@@ -129,7 +129,10 @@ where
     let extend = !*stopping.borrow();
     loop {
         let before = activity.snapshot();
-        if tokio::time::timeout(ending, connection.as_mut()).await.is_ok() {
+        if tokio::time::timeout(ending, connection.as_mut())
+            .await
+            .is_ok()
+        {
             return;
         }
         let (moving, bytes) = activity.snapshot();

@@ -33,8 +33,6 @@ pub struct Writer {
 
 pub struct Reader {
     file: tokio::fs::File,
-    size: u64,
-    left: u64,
 }
 
 impl DiskStore {
@@ -65,7 +63,8 @@ impl DiskStore {
         })
     }
 
-    pub async fn open(&self, app: &str, id: &str) -> Result<Option<Reader>, StoreFailure> {
+    /// The file and its size, when it is there and has not expired.
+    pub async fn open(&self, app: &str, id: &str) -> Result<Option<(Reader, u64)>, StoreFailure> {
         let path = self.root.join(app).join(id);
         let file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
@@ -79,11 +78,7 @@ impl DiskStore {
         if self.expired(&meta) {
             return Ok(None);
         }
-        Ok(Some(Reader {
-            file,
-            size: meta.len(),
-            left: meta.len(),
-        }))
+        Ok(Some((Reader { file }, meta.len())))
     }
 
     fn expired(&self, meta: &std::fs::Metadata) -> bool {
@@ -188,26 +183,16 @@ impl Drop for Writer {
 }
 
 impl Reader {
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    pub async fn next(&mut self) -> Result<Option<Bytes>, StoreFailure> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        let want = (self.left).min(CHUNK_BYTES as u64 / 4) as usize;
+    /// At most a quarter chunk of the `left` bytes (empty at an unexpected end).
+    pub async fn next(&mut self, left: u64) -> Result<Bytes, StoreFailure> {
+        let want = left.min(CHUNK_BYTES as u64 / 4) as usize;
         let mut buf = vec![0u8; want];
         let read = self
             .file
             .read(&mut buf)
             .await
             .map_err(|e| StoreFailure::from_io("reading a file", &e))?;
-        if read == 0 {
-            return Err(StoreFailure::Failed("the file is shorter than it was".into()));
-        }
         buf.truncate(read);
-        self.left -= read as u64;
-        Ok(Some(Bytes::from(buf)))
+        Ok(Bytes::from(buf))
     }
 }

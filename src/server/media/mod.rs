@@ -80,8 +80,14 @@ pub enum Writer {
     Redis(redis::Writer),
 }
 
-/// One stored file being read.
-pub enum Reader {
+/// One stored file being read: its size, what is left, and where it comes from.
+pub struct Reader {
+    size: u64,
+    left: u64,
+    source: Source,
+}
+
+enum Source {
     Disk(disk::Reader),
     Redis(redis::Reader),
 }
@@ -110,10 +116,21 @@ impl MediaStore {
 
     /// The file `id` of `app`, if it is complete and has not expired.
     pub async fn open(&self, app: &str, id: &str) -> Result<Option<Reader>, StoreFailure> {
-        match self {
-            MediaStore::Disk(store) => Ok(store.open(app, id).await?.map(Reader::Disk)),
-            MediaStore::Redis(store) => Ok(store.open(app, id).await?.map(Reader::Redis)),
-        }
+        let found = match self {
+            MediaStore::Disk(store) => store
+                .open(app, id)
+                .await?
+                .map(|(reader, size)| (Source::Disk(reader), size)),
+            MediaStore::Redis(store) => store
+                .open(app, id)
+                .await?
+                .map(|(reader, size)| (Source::Redis(reader), size)),
+        };
+        Ok(found.map(|(source, size)| Reader {
+            size,
+            left: size,
+            source,
+        }))
     }
 
     /// Removes what has expired (and temporary files a crash left); how many files went.
@@ -155,18 +172,27 @@ impl Writer {
 impl Reader {
     /// The file's size in bytes.
     pub fn size(&self) -> u64 {
-        match self {
-            Reader::Disk(reader) => reader.size(),
-            Reader::Redis(reader) => reader.size(),
-        }
+        self.size
     }
 
     /// The next bytes, `None` at the end.
     pub async fn next(&mut self) -> Result<Option<Bytes>, StoreFailure> {
-        match self {
-            Reader::Disk(reader) => reader.next().await,
-            Reader::Redis(reader) => reader.next().await,
+        if self.left == 0 {
+            return Ok(None);
         }
+        let chunk = match &mut self.source {
+            Source::Disk(reader) => reader.next(self.left).await?,
+            Source::Redis(reader) => reader.next().await?,
+        };
+        // A file that shrank or expired while read: the body ends short, as the client
+        // sees by its Content-Length.
+        if chunk.is_empty() || chunk.len() as u64 > self.left {
+            return Err(StoreFailure::Failed(
+                "the file changed or expired while it was read".into(),
+            ));
+        }
+        self.left -= chunk.len() as u64;
+        Ok(Some(chunk))
     }
 }
 
@@ -257,7 +283,9 @@ impl std::fmt::Debug for Media {
             MediaStore::Disk(_) => "disk",
             MediaStore::Redis(_) => "redis",
         };
-        f.debug_struct("Media").field("store", &kind).finish_non_exhaustive()
+        f.debug_struct("Media")
+            .field("store", &kind)
+            .finish_non_exhaustive()
     }
 }
 
@@ -306,7 +334,11 @@ impl Media {
     }
 
     /// Reserves a place for an upload of `size` bytes by `holder`.
-    pub fn admit(self: &Arc<Self>, holder: &TicketHolder, size: u64) -> Result<UploadSlot, Refused> {
+    pub fn admit(
+        self: &Arc<Self>,
+        holder: &TicketHolder,
+        size: u64,
+    ) -> Result<UploadSlot, Refused> {
         let now = Instant::now();
         let key = (holder.app.clone(), holder.user.clone());
         let mut book = self.lock();
@@ -368,7 +400,10 @@ pub fn random_id() -> String {
 /// True for an id this server could have made (32 lowercase hex digits): anything else
 /// is unknown without asking the store.
 pub fn is_our_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -401,7 +436,10 @@ mod tests {
         assert_eq!(media.admit(&holder("alice"), 1).err(), Some(Refused::Quota));
         drop(first);
         // One at a time again, but the hour's bytes count what was begun.
-        assert_eq!(media.admit(&holder("alice"), 41).err(), Some(Refused::Quota));
+        assert_eq!(
+            media.admit(&holder("alice"), 41).err(),
+            Some(Refused::Quota)
+        );
         let _alice = media.admit(&holder("alice"), 40).unwrap();
         let _bob = media.admit(&holder("bob"), 1).unwrap();
         assert_eq!(media.admit(&holder("carol"), 1).err(), Some(Refused::Busy));

@@ -43,9 +43,7 @@ pub struct Writer {
 pub struct Reader {
     conn: ConnectionManager,
     key: String,
-    size: u64,
     next_chunk: u64,
-    left: u64,
 }
 
 fn failure(error: redis::RedisError) -> StoreFailure {
@@ -114,18 +112,20 @@ impl RedisStore {
         }
     }
 
-    pub async fn open(&self, app: &str, id: &str) -> Result<Option<Reader>, StoreFailure> {
+    /// The file and its size, when its key is there (Redis expires it).
+    pub async fn open(&self, app: &str, id: &str) -> Result<Option<(Reader, u64)>, StoreFailure> {
         let mut conn = self.conn(app, id);
         let key = format!("rtm:media:{app}:{id}");
         let mut pipe = redis::pipe();
         pipe.cmd("HGET").arg(&key).arg("size");
         let (size,): (Option<u64>,) = run(&mut conn, &pipe).await?;
-        Ok(size.map(|size| Reader {
-            conn,
-            key,
-            size,
-            next_chunk: 0,
-            left: size,
+        Ok(size.map(|size| {
+            let reader = Reader {
+                conn,
+                key,
+                next_chunk: 0,
+            };
+            (reader, size)
         }))
     }
 }
@@ -204,25 +204,14 @@ impl Drop for Writer {
 }
 
 impl Reader {
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    pub async fn next(&mut self) -> Result<Option<Bytes>, StoreFailure> {
-        if self.left == 0 {
-            return Ok(None);
-        }
+    /// The next chunk (empty when it is gone: the file expired meanwhile).
+    pub async fn next(&mut self) -> Result<Bytes, StoreFailure> {
         let mut pipe = redis::pipe();
         pipe.cmd("HGET")
             .arg(&self.key)
             .arg(format!("c{}", self.next_chunk));
         let (chunk,): (Option<Vec<u8>>,) = run(&mut self.conn, &pipe).await?;
-        // Expired while being read: the body ends short, which the client sees.
-        let chunk = chunk
-            .filter(|c| !c.is_empty() && c.len() as u64 <= self.left)
-            .ok_or_else(|| StoreFailure::Failed("the file expired while being read".into()))?;
         self.next_chunk += 1;
-        self.left -= chunk.len() as u64;
-        Ok(Some(Bytes::from(chunk)))
+        Ok(Bytes::from(chunk.unwrap_or_default()))
     }
 }

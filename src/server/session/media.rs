@@ -17,15 +17,14 @@ pub(super) fn ticket(ask: &Ask<'_>) {
         app: ask.me.app.clone(),
         user: ask.me.user.clone(),
     };
-    match store.ticket(holder) {
-        Some(ticket) => ask.ok(&MediaTicketResult {
+    if let Some(ticket) = store.ticket(holder) {
+        ask.ok(&MediaTicketResult {
             ticket,
             expires_in_ms: TICKET_LIFE.as_millis() as u64,
             max_bytes: MAX_MEDIA_BYTES,
-        }),
-        None => {
-            let reason = Family::Media.describe(media::TOO_OFTEN);
-            ask.reply(&Reply::code(ask.id, media::TOO_OFTEN, reason));
-        }
+        });
+    } else {
+        let reason = Family::Media.describe(media::TOO_OFTEN);
+        ask.reply(&Reply::code(ask.id, media::TOO_OFTEN, reason));
     }
 }
