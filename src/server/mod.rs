@@ -24,7 +24,10 @@
 //!
 //! - `http/`: the HTTP side of the same listener (`dispatch` below sends a connection there
 //!   unless its request line asks for the WebSocket path): Agora's REST API, kick and ban,
-//!   health and metrics.
+//!   health and metrics; uploads and downloads of files and images (`http/media.rs`).
+//! - `media/`: files and images (docs/protocol.md, "Files and images"): the node's
+//!   tickets and quotas, and the store: files under the data directory for one node,
+//!   chunked keys in the engine's Redis for several.
 //!
 //! Beside them: `outbox.rs` the bounded queue between the hub and a connection's writer;
 //! `prelogin.rs` what a connection may read and have answered before it logs in;
@@ -38,7 +41,7 @@
 //! `docs/server.md` lists them (frames, errors, message ids, the offline cache, login,
 //! tokens, grace, history and its durability, writes and slow consumers, timers, rate
 //! limits, presence, attributes, invitations, store failures, shutdown, admission, several
-//! nodes, open mode): a change of behaviour here changes that page too.
+//! nodes, open mode, files and images): a change of behaviour here changes that page too.
 
 mod admission;
 mod auth;
