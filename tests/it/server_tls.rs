@@ -1,5 +1,6 @@
 //! `wss://` over real sockets, with a self-signed certificate made in the test: the
-//! in-process server with a TLS config, a raw connection over rustls and the client library; and
+//! in-process server with a TLS config, a raw connection over rustls and the client library
+//! (files over HTTPS on the same port too); and
 //! `rtm-tui serve --tls-cert/--tls-key` as a process.
 
 use std::sync::Arc;
@@ -73,6 +74,24 @@ async fn the_client_library_speaks_wss() {
     let login = client.login(None, "alice").await.expect("login over wss");
     assert_eq!(login.user, "alice");
     client.ping().await.expect("ping over wss");
+    // Files go over HTTPS on the same port, with the same trust.
+    let data = crate::client_media::pattern(300_000);
+    let source = rtm::client::MediaSource::Bytes {
+        name: "over-tls.bin".into(),
+        data: data.clone(),
+    };
+    let message = client
+        .upload_file(source)
+        .finish()
+        .await
+        .expect("upload over https");
+    let id = message.media_id().expect("a file message").to_string();
+    let got = client
+        .download_media(&id, rtm::client::DownloadTarget::Memory)
+        .finish()
+        .await
+        .expect("download over https");
+    assert_eq!(got, rtm::client::Downloaded::Memory(data));
 
     // Without the certificate among its roots the client refuses the server.
     let (stranger, _events) = Client::new(ClientConfig::new(server.url(), APP)).unwrap();
