@@ -671,6 +671,8 @@ async fn conformance_across_two_nodes(redis_servers: usize) {
         "2",
         "--attribute-expiry",
         "2",
+        "--media-expiry",
+        "2",
         // Both `serve` and `check` take it: the rest.* cases run too.
         "--api-key",
         "qa:s3cret",
