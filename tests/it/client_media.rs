@@ -2,7 +2,7 @@
 //! 20 MiB file uploaded from a path, sent as a `file` message, downloaded by the
 //! receiver to a path and to memory with the same bytes; an image with its thumbnail;
 //! over 30 MiB refused before anything is sent; a cancelled upload leaves nothing on the
-//! server; a server without media says so.
+//! server, a cancelled download nothing beside its target; a server without media says so.
 
 use std::path::Path;
 use std::time::Duration;
@@ -260,10 +260,9 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     answer
 }
 
-/// A TCP proxy in front of `upstream` that carries at most about 2 MB a second from the
-/// client to the server, so a transfer is still under way when the test acts on it.
+/// A TCP proxy in front of `upstream` that carries at most about 2 MB a second each way,
+/// so a transfer is still under way when the test acts on it.
 async fn slow_proxy(upstream: std::net::SocketAddr) -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -272,25 +271,31 @@ async fn slow_proxy(upstream: std::net::SocketAddr) -> std::net::SocketAddr {
                 let Ok(outbound) = TcpStream::connect(upstream).await else {
                     return;
                 };
-                let (mut in_read, mut in_write) = inbound.into_split();
-                let (mut out_read, mut out_write) = outbound.into_split();
-                let up = async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    while let Ok(n) = in_read.read(&mut buf).await {
-                        if n == 0 || out_write.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(8)).await;
-                    }
-                };
-                let down = async move {
-                    let _ = tokio::io::copy(&mut out_read, &mut in_write).await;
-                };
-                tokio::select! { () = up => {}, () = down => {} }
+                let (in_read, in_write) = inbound.into_split();
+                let (out_read, out_write) = outbound.into_split();
+                tokio::select! {
+                    () = trickle(in_read, out_write) => {},
+                    () = trickle(out_read, in_write) => {},
+                }
             });
         }
     });
     addr
+}
+
+/// Copies 16 KiB every 8 ms until either side closes.
+async fn trickle(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(8)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,4 +351,48 @@ async fn a_server_without_media_says_so() {
         ),
         "{error}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_download_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(config_in(&dir.path().join("server"))).await;
+    let (alice, _events) = logged_in(fast_config(&server.url()), "alice").await;
+    let source = MediaSource::Bytes {
+        name: "app.log".into(),
+        data: pattern(20 * 1024 * 1024),
+    };
+    let message = alice.upload_file(source).finish().await.unwrap();
+    // Bob reaches the server through a slow link.
+    let proxy = slow_proxy(server.addr()).await;
+    let (bob, _events) = logged_in(fast_config(&format!("ws://{proxy}/rtm/v1")), "bob").await;
+    let target = dir.path().join("app.log");
+    let download = bob.download_media(
+        message.media_id().unwrap(),
+        DownloadTarget::Path(target.clone()),
+    );
+    let mut progress = download.progress();
+    timeout(WAIT, progress.wait_for(|p| p.done >= 1024 * 1024))
+        .await
+        .expect("the download gets under way")
+        .unwrap();
+    let partial: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".app.log.part-"))
+        .collect();
+    assert_eq!(partial.len(), 1, "a temporary file beside the target");
+    download.cancel();
+    assert_eq!(
+        timeout(WAIT, download.finish()).await.unwrap(),
+        Err(ClientError::Cancelled)
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "server")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
