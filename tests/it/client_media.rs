@@ -149,6 +149,17 @@ async fn a_20_mib_file_goes_from_alice_to_bob_byte_for_byte() {
         panic!("a download to memory");
     };
     assert!(bytes == sent, "the downloaded bytes differ");
+    // The server counted them: 20 MiB in, twice that out.
+    let metrics = http_get(server.addr(), "/metrics").await;
+    let total = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert_eq!(total("rtm_media_bytes_in_total "), sent.len() as u64);
+    assert_eq!(total("rtm_media_bytes_out_total "), 2 * sent.len() as u64);
 }
 
 #[tokio::test]

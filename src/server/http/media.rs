@@ -15,6 +15,7 @@ use http_body_util::{BodyExt as _, Either, Full, StreamBody};
 use hyper::body::{Bytes, Frame, Incoming};
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::metrics::counter::Counter;
 
 use super::super::media::{self, Media, Refused, TicketHolder};
 use super::{answer, failure, Ctx};
@@ -51,19 +52,31 @@ impl Activity {
     }
 }
 
-/// One transfer under way, counted until dropped.
-struct Moving(Arc<Activity>);
+/// One transfer under way, counted until dropped: its connection's activity, and the
+/// server's counter of the bytes it moves (in or out).
+struct Moving {
+    activity: Arc<Activity>,
+    bytes: Counter,
+}
 
 impl Moving {
-    fn new(activity: &Arc<Activity>) -> Self {
+    fn new(activity: &Arc<Activity>, bytes: &Counter) -> Self {
         activity.transfers.fetch_add(1, Ordering::Relaxed);
-        Moving(Arc::clone(activity))
+        Moving {
+            activity: Arc::clone(activity),
+            bytes: bytes.clone(),
+        }
+    }
+
+    fn moved(&self, bytes: usize) {
+        self.activity.moved(bytes);
+        self.bytes.inc_by(bytes as u64);
     }
 }
 
 impl Drop for Moving {
     fn drop(&mut self) {
-        self.0.transfers.fetch_sub(1, Ordering::Relaxed);
+        self.activity.transfers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -95,14 +108,17 @@ pub async fn route(
         let refusal = failure(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
         return ("other", json(refusal));
     };
+    let metrics = &ctx.hub.http().metrics;
     let (pattern, response) = match (request.method(), id) {
-        (&Method::POST, None) => ("media_upload", upload(request, media, activity).await),
+        (&Method::POST, None) => {
+            let moving = Moving::new(activity, &metrics.media_bytes_in);
+            ("media_upload", upload(request, media, moving).await)
+        }
         (&Method::GET, Some(id)) => {
             let id = id.to_string();
-            return (
-                "media_download",
-                download(&request, media, &id, activity).await,
-            );
+            let moving = Moving::new(activity, &metrics.media_bytes_out);
+            let response = download(&request, media, &id, moving).await;
+            return ("media_download", response);
         }
         _ => (
             "other",
@@ -145,7 +161,7 @@ fn holder(
 async fn upload(
     request: Request<Incoming>,
     media: &Arc<Media>,
-    activity: &Arc<Activity>,
+    moving: Moving,
 ) -> Response<Full<Bytes>> {
     let holder = match holder(&request, media) {
         Ok(holder) => holder,
@@ -181,7 +197,6 @@ async fn upload(
             return refuse(MediaFailure::Busy, "too many uploads under way; try again")
         }
     };
-    let _moving = Moving::new(activity);
     let id = media::random_id();
     let mut writer = match media.store.begin(&holder.app, &id, size).await {
         Ok(writer) => writer,
@@ -211,7 +226,7 @@ async fn upload(
         if let Err(error) = writer.write(&data).await {
             return store_failure(&error);
         }
-        activity.moved(data.len());
+        moving.moved(data.len());
     }
     if received != size {
         return refuse(
@@ -249,7 +264,7 @@ async fn download(
     request: &Request<Incoming>,
     media: &Arc<Media>,
     id: &str,
-    activity: &Arc<Activity>,
+    moving: Moving,
 ) -> Response<AnyBody> {
     let json = |response: Response<Full<Bytes>>| response.map(Either::Left);
     let holder = match holder(request, media) {
@@ -271,11 +286,11 @@ async fn download(
         Err(error) => return json(store_failure(&error)),
     };
     let size = reader.size();
-    let state = (reader, Moving::new(activity));
+    let state = (reader, moving);
     let chunks = stream::unfold(state, |(mut reader, moving)| async move {
         match reader.next().await {
             Ok(Some(bytes)) => {
-                moving.0.moved(bytes.len());
+                moving.moved(bytes.len());
                 Some((Ok(Frame::data(bytes)), (reader, moving)))
             }
             Ok(None) => None,

@@ -91,6 +91,9 @@ pub struct Metrics {
     pub engine_lag: Gauge<i64, AtomicI64>,
     pub engine_queue: Gauge,
     pub rest_sends: Family<SendLabels, Counter<u64, AtomicU64>>,
+    /// Bytes of files and images taken in (uploads) and served (downloads).
+    pub media_bytes_in: Counter,
+    pub media_bytes_out: Counter,
 }
 
 impl Default for Metrics {
@@ -120,6 +123,8 @@ impl Metrics {
             engine_lag: Gauge::default(),
             engine_queue: Gauge::default(),
             rest_sends: Family::default(),
+            media_bytes_in: Counter::default(),
+            media_bytes_out: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -147,6 +152,16 @@ impl Metrics {
             "rest_messages",
             "REST API sends by kind (op) and Agora code",
             m.rest_sends.clone(),
+        );
+        r.register(
+            "media_bytes_in",
+            "Bytes of files and images uploaded (whether the upload completed or not)",
+            m.media_bytes_in.clone(),
+        );
+        r.register(
+            "media_bytes_out",
+            "Bytes of files and images served",
+            m.media_bytes_out.clone(),
         );
         r.register(
             "objects_out",
