@@ -309,6 +309,8 @@ async fn trickle(
     }
 }
 
+/// Cancel mid-upload through a slow link: the chat socket stays quick meanwhile, and the
+/// server keeps nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_upload_leaves_nothing_on_the_server() {
     let dir = tempfile::tempdir().unwrap();
@@ -327,6 +329,21 @@ async fn a_cancelled_upload_leaves_nothing_on_the_server() {
         .expect("the upload gets under way")
         .unwrap();
     wait_media_written(dir.path()).await;
+    // The chat connection is not held up by the upload on its own connection: pings
+    // (each a round trip through the same slow link) come back at once.
+    for _ in 0..5 {
+        let began = std::time::Instant::now();
+        alice.ping().await.unwrap();
+        let took = began.elapsed();
+        assert!(
+            took < Duration::from_millis(500),
+            "a ping took {took:?} during the upload"
+        );
+    }
+    assert!(
+        upload.progress().borrow().done < 20 * 1024 * 1024,
+        "still under way"
+    );
     upload.cancel();
     let result = timeout(WAIT, upload.finish()).await.unwrap();
     assert_eq!(result, Err(ClientError::Cancelled));
