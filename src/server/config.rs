@@ -239,6 +239,10 @@ pub struct Config {
     /// Serve `/healthz`, `/readyz` and `/metrics` on this address alone instead of on the
     /// main listener (`serve --admin-listen`).
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// How long an HTTP connection is kept (keep-alive included): then it is closed after
+    /// the call in progress (a file transfer: once its bytes stop moving), so that idle
+    /// connections do not hold places under `max_connections`. 60 s.
+    pub http_connection_life: Duration,
     /// Whether the server keeps files and images (`media_ticket`, `/rtm/media`); without
     /// it `media_ticket` answers 1, as a v1 server does (`serve --no-media`).
     pub media: bool,
@@ -288,6 +292,7 @@ impl Default for Config {
             tls: None,
             write_delay: DEFAULT_WRITE_DELAY,
             panic_on_ping_from: None,
+            http_connection_life: Duration::from_secs(60),
             media: true,
             media_expiry: crate::protocol::limits::MEDIA_EXPIRY,
             media_max_uploads: 16,
@@ -349,6 +354,7 @@ impl Config {
             ("channel attributes ttl", self.channel_attributes_ttl, false),
             ("member count interval", self.member_count_interval, false),
             ("media expiry (--media-expiry)", self.media_expiry, true),
+            ("http connection life", self.http_connection_life, true),
         ];
         for (setting, value, nonzero) in waits {
             let max = if setting.starts_with("login") || setting.starts_with("ack") {

@@ -424,3 +424,37 @@ async fn a_cancelled_download_leaves_no_file() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// An upload that takes longer than an HTTP connection's life (shortened here to 1 s, with
+/// 2 s for the call in progress) is not cut while its bytes keep moving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_outlives_the_connection_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        http_connection_life: Duration::from_secs(1),
+        login_timeout: Duration::from_secs(1),
+        ack_timeout: Duration::from_secs(1),
+        ..config_in(dir.path())
+    };
+    let server = start_server(config).await;
+    let proxy = slow_proxy(server.addr()).await;
+    let (alice, _events) = logged_in(fast_config(&format!("ws://{proxy}/rtm/v1")), "alice").await;
+    // About 4 s through the slow link.
+    let data = pattern(8 * 1024 * 1024);
+    let source = MediaSource::Bytes {
+        name: "slow.bin".into(),
+        data: data.clone(),
+    };
+    let began = std::time::Instant::now();
+    let message = timeout(WAIT, alice.upload_file(source).finish())
+        .await
+        .unwrap()
+        .expect("the upload completes");
+    assert!(
+        began.elapsed() > Duration::from_secs(3),
+        "the link was not slow: {:?}",
+        began.elapsed()
+    );
+    let got = alice.download_media(message.media_id().unwrap(), DownloadTarget::Memory);
+    assert_eq!(got.finish().await.unwrap(), Downloaded::Memory(data));
+}

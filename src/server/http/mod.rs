@@ -51,9 +51,6 @@ use state::Family;
 
 /// Largest request body read (Agora's messages are at most 32 KiB; a history query is small).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// How long an HTTP connection is kept (keep-alive included): then it is closed after the
-/// call in progress, so that idle connections do not hold places under `max_connections`.
-const CONNECTION_LIFE: Duration = Duration::from_secs(60);
 /// How long a readiness check or a scrape waits for the engine.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -89,6 +86,7 @@ where
     let timeout = ctx.hub.config().login_timeout;
     // A call in progress may wait for an ack (`wait_for_ack`).
     let ack_wait = ctx.hub.config().ack_timeout;
+    let ctx_life = ctx.hub.config().http_connection_life;
     // Transfers of files may outlast the connection's life: see the end of this function.
     let activity = Arc::new(media::Activity::default());
     let moving = Arc::clone(&activity);
@@ -121,7 +119,7 @@ where
             return;
         }
         _ = stopping.changed() => Duration::from_secs(2),
-        () = tokio::time::sleep(CONNECTION_LIFE) => timeout + ack_wait,
+        () = tokio::time::sleep(ctx_life) => timeout + ack_wait,
     };
     connection.as_mut().graceful_shutdown();
     // A file still moving keeps its connection past its life (not past a shutdown): as
