@@ -42,6 +42,14 @@
 //! # either, a cached send_peer is answered 3).
 //! offline_max_mib = 32
 //! offline_per_sender_kib = 8192
+//! # Files and images (docs/protocol.md, "Files and images"): how long they are kept,
+//! # uploads at once on this node, and per user on this node: uploads at once, MiB begun
+//! # per hour (past these: 503 busy, 429 quota_exceeded). `media = false` keeps none.
+//! media = true
+//! media_expiry_secs = 604800
+//! media_max_uploads = 16
+//! media_user_uploads = 2
+//! media_user_mib_per_hour = 512
 //! # Per-connection rate limits, as "COUNT/SECONDSs" or "off" (defaults: Agora's).
 //! send = "180/3s"            # send_peer and send_channel together
 //! login = "2/1s"
@@ -117,6 +125,11 @@ pub struct LimitsSection {
     pub queued_max_mib: Option<usize>,
     pub offline_max_mib: Option<usize>,
     pub offline_per_sender_kib: Option<usize>,
+    pub media: Option<bool>,
+    pub media_expiry_secs: Option<u64>,
+    pub media_max_uploads: Option<usize>,
+    pub media_user_uploads: Option<usize>,
+    pub media_user_mib_per_hour: Option<u64>,
     pub send: Option<RateSpec>,
     pub login: Option<RateSpec>,
     pub join: Option<RateSpec>,
@@ -275,6 +288,21 @@ impl ServerFile {
         if let Some(kib) = limits.offline_per_sender_kib {
             config.offline_per_sender_bytes = kib << 10;
         }
+        if let Some(media) = limits.media {
+            config.media = media;
+        }
+        if let Some(secs) = limits.media_expiry_secs {
+            config.media_expiry = Duration::from_secs(secs);
+        }
+        if let Some(max) = limits.media_max_uploads {
+            config.media_max_uploads = max;
+        }
+        if let Some(max) = limits.media_user_uploads {
+            config.media_user_uploads = max;
+        }
+        if let Some(mib) = limits.media_user_mib_per_hour {
+            config.media_user_bytes_per_hour = mib << 20;
+        }
         if let Some(ms) = self.write_delay_ms {
             config.write_delay = Duration::from_millis(ms);
         }
@@ -342,6 +370,24 @@ mod tests {
         assert_eq!(config.admin_listen, Some(([127, 0, 0, 1], 9100).into()));
         assert_eq!(config.login_timeout, Duration::from_secs(10));
         assert_eq!(config.rate_limits, crate::server::RateLimits::default());
+        let defaults = Config::default();
+        assert_eq!(
+            (
+                config.media,
+                config.media_expiry,
+                config.media_max_uploads,
+                config.media_user_uploads,
+                config.media_user_bytes_per_hour
+            ),
+            (
+                defaults.media,
+                defaults.media_expiry,
+                defaults.media_max_uploads,
+                defaults.media_user_uploads,
+                defaults.media_user_bytes_per_hour
+            ),
+            "the example shows the defaults"
+        );
     }
 
     #[test]
