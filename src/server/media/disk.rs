@@ -1,6 +1,6 @@
 //! Media on one node: files under the data directory, `media/<app>/<id>`.
 //!
-//! An upload is written to `media/tmp/<id>.<random>`, synced, then renamed into place
+//! An upload is written to `media/.tmp/<id>.<random>`, synced, then renamed into place
 //! and the directory synced: a file under its id is always whole, so nothing
 //! half-written is ever served, even after a crash. A file's age is its modification
 //! time (set when it was renamed into place); one older than the expiry is unknown to
@@ -16,6 +16,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufWriter};
 
 use super::{StoreFailure, CHUNK_BYTES};
 
+/// Where uploads are written until complete: a name no app id can take (app ids have no
+/// dots), beside the apps' directories on the same file system, so a rename places a file.
+const TEMPORARY_DIR: &str = ".tmp";
 /// A temporary file older than this belongs to no upload under way (a crash left it).
 const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
 
@@ -38,7 +41,7 @@ pub struct Reader {
 impl DiskStore {
     pub fn create(data_dir: &Path, expiry: Duration) -> std::io::Result<DiskStore> {
         let root = data_dir.join("media");
-        std::fs::create_dir_all(root.join("tmp"))?;
+        std::fs::create_dir_all(root.join(TEMPORARY_DIR))?;
         Ok(DiskStore { root, expiry })
     }
 
@@ -49,7 +52,7 @@ impl DiskStore {
     pub async fn begin(&self, app: &str, id: &str, _size: u64) -> Result<Writer, StoreFailure> {
         let temp = self
             .root
-            .join("tmp")
+            .join(TEMPORARY_DIR)
             .join(format!("{id}.{:08x}", rand::random::<u32>()));
         let file = tokio::fs::File::create(&temp)
             .await
@@ -112,7 +115,7 @@ fn sweep_dir(root: &Path, expiry: Duration) -> std::io::Result<usize> {
     let mut removed = 0;
     for app in std::fs::read_dir(root)? {
         let app = app?;
-        let is_temp = app.file_name() == "tmp";
+        let is_temp = app.file_name() == TEMPORARY_DIR;
         if !app.file_type()?.is_dir() {
             continue;
         }
@@ -194,5 +197,46 @@ impl Reader {
             .map_err(|e| StoreFailure::from_io("reading a file", &e))?;
         buf.truncate(read);
         Ok(Bytes::from(buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `path` with its modification time `age` ago.
+    fn aged(path: &Path, age: Duration) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = std::fs::File::create(path).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_removes_expired_files_and_stale_temporaries_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let week = Duration::from_secs(7 * 24 * 3600);
+        let store = DiskStore::create(dir.path(), week).unwrap();
+        let root = dir.path().join("media");
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        // An app may be called "tmp": its files are files like any other app's.
+        let kept = [root.join("demo/fresh"), root.join("tmp/two-hours")];
+        aged(&kept[0], Duration::ZERO);
+        aged(&kept[1], hours(2));
+        let gone = [root.join("demo/old"), root.join(".tmp/abandoned.1234")];
+        aged(&gone[0], week + hours(1));
+        aged(&gone[1], hours(2));
+        aged(&root.join(".tmp/under-way.5678"), Duration::ZERO);
+        assert_eq!(store.sweep().await, Ok(2));
+        for path in &kept {
+            assert!(path.exists(), "{path:?} was removed");
+        }
+        for path in &gone {
+            assert!(!path.exists(), "{path:?} is still there");
+        }
+        assert!(root.join(".tmp/under-way.5678").exists());
+        // An expired file is unknown to readers even before the sweeper comes.
+        aged(&root.join("demo/stale"), week);
+        assert!(store.open("demo", "stale").await.unwrap().is_none());
+        assert!(store.open("demo", "fresh").await.unwrap().is_some());
     }
 }
