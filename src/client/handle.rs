@@ -48,6 +48,8 @@ struct Inner {
     commands: mpsc::UnboundedSender<ClientCommand>,
     shared: Arc<Mutex<Shared>>,
     config: ClientConfig,
+    /// The last ticket for files and images, reused while it is young (`client::http`).
+    media_ticket: Mutex<Option<super::http::CachedTicket>>,
 }
 
 /// A client of one RTM app: log in as a user, send peer and channel messages, read
@@ -129,6 +131,7 @@ impl Client {
                 commands,
                 shared,
                 config,
+                media_ticket: Mutex::default(),
             }),
         };
         Ok((
@@ -142,6 +145,14 @@ impl Client {
     /// The configuration this client was made with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// The cached ticket for files and images (`client::http`).
+    pub(crate) fn media_ticket(&self) -> MutexGuard<'_, Option<super::http::CachedTicket>> {
+        self.inner
+            .media_ticket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Logs in as `user` (with a token where the app has a certificate). Goes CONNECTING,

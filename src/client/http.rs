@@ -56,12 +56,38 @@ fn endpoint(url: &str) -> Result<Endpoint, ClientError> {
     })
 }
 
-/// A ticket of the node the client is logged in to, with that node's endpoint.
+/// A ticket kept for the transfers that follow, on the server that gave it.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedTicket {
+    ticket: String,
+    server: String,
+    /// Until when it is used: half its life, so a transfer never begins on an old one.
+    fresh_until: std::time::Instant,
+}
+
+/// A ticket of the node the client is logged in to, with that node's endpoint: the
+/// cached one while it is young and from that node, else a fresh one (`media_ticket`
+/// is rate limited, so a burst of transfers shares one).
 async fn ticket(client: &Client) -> Result<(String, Endpoint), ClientError> {
     let server = client.current_server().ok_or(ClientError::NotLoggedIn)?;
     let endpoint = endpoint(&server)?;
+    let cached = client.media_ticket().clone();
+    if let Some(cached) = cached {
+        if cached.server == server && std::time::Instant::now() < cached.fresh_until {
+            return Ok((cached.ticket, endpoint));
+        }
+    }
+    let asked = std::time::Instant::now();
     match client.call::<MediaTicketResult>(Op::MediaTicket).await {
-        Ok(result) => Ok((result.ticket, endpoint)),
+        Ok(result) => {
+            let life = std::time::Duration::from_millis(result.expires_in_ms / 2);
+            *client.media_ticket() = Some(CachedTicket {
+                ticket: result.ticket.clone(),
+                server,
+                fresh_until: asked + life,
+            });
+            Ok((result.ticket, endpoint))
+        }
         // 1 is also a v1 server's answer to an op it does not know.
         Err(ClientError::Code { code: 1, .. }) => Err(ClientError::media(
             MediaFailure::NotSupported,
@@ -72,6 +98,11 @@ async fn ticket(client: &Client) -> Result<(String, Endpoint), ClientError> {
         }
         Err(error) => Err(error),
     }
+}
+
+/// Forgets the cached ticket (the server did not know it: restarted, or another node).
+fn forget_ticket(client: &Client) {
+    *client.media_ticket() = None;
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -127,8 +158,12 @@ where
     Ok((sender, Driver(driver)))
 }
 
-/// The failure an answer other than the one hoped for stands for.
-async fn refusal(response: Response<Incoming>) -> ClientError {
+/// The failure an answer other than the one hoped for stands for; a ticket the server
+/// did not take is forgotten, so the next transfer asks for another.
+async fn refusal(client: &Client, response: Response<Incoming>) -> ClientError {
+    if response.status() == StatusCode::UNAUTHORIZED {
+        forget_ticket(client);
+    }
     let status = response.status().as_u16();
     // Failure bodies are small JSON; a larger one is not ours and is not read.
     let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
@@ -286,7 +321,7 @@ pub(crate) async fn upload(
     let (mut sender, _driver) = connect(client, &endpoint).await?;
     let response = sender.send_request(request).await.map_err(|e| broken(&e))?;
     if response.status() != StatusCode::CREATED {
-        return Err(refusal(response).await);
+        return Err(refusal(client, response).await);
     }
     let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
         .collect()
@@ -364,19 +399,28 @@ pub(crate) async fn download(
     target: DownloadTarget,
     progress: watch::Sender<Progress>,
 ) -> Result<Downloaded, ClientError> {
-    let (ticket, endpoint) = ticket(client).await?;
-    let request = Request::builder()
-        .method(Method::GET)
-        .uri(format!("{MEDIA_PATH}/{media_id}"))
-        .header(HOST, &endpoint.authority)
-        .header(TICKET_HEADER, &ticket)
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
-    let (mut sender, _driver) = connect(client, &endpoint).await?;
-    let response = sender.send_request(request).await.map_err(|e| broken(&e))?;
-    if response.status() != StatusCode::OK {
-        return Err(refusal(response).await);
-    }
+    // A cached ticket the server does not know (it restarted) is tried once more, fresh.
+    let mut second_try = false;
+    let (response, _driver) = loop {
+        let (ticket, endpoint) = ticket(client).await?;
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{MEDIA_PATH}/{media_id}"))
+            .header(HOST, &endpoint.authority)
+            .header(TICKET_HEADER, &ticket)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let (mut sender, driver) = connect(client, &endpoint).await?;
+        let response = sender.send_request(request).await.map_err(|e| broken(&e))?;
+        match response.status() {
+            StatusCode::OK => break (response, driver),
+            StatusCode::UNAUTHORIZED if !second_try => {
+                forget_ticket(client);
+                second_try = true;
+            }
+            _ => return Err(refusal(client, response).await),
+        }
+    };
     let total = response
         .headers()
         .get(CONTENT_LENGTH)

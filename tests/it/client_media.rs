@@ -458,3 +458,21 @@ async fn a_slow_upload_outlives_the_connection_life() {
     let got = alice.download_media(message.media_id().unwrap(), DownloadTarget::Memory);
     assert_eq!(got.finish().await.unwrap(), Downloaded::Memory(data));
 }
+
+/// More transfers in a minute than tickets a user may ask for (60): the client reuses
+/// its ticket while it is young, so none is refused.
+#[tokio::test]
+async fn a_burst_of_transfers_shares_a_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(config_in(dir.path())).await;
+    let (alice, _events) = logged_in(fast_config(&server.url()), "alice").await;
+    for i in 0..70u8 {
+        let source = MediaSource::Bytes {
+            name: format!("{i}.txt"),
+            data: vec![i; 10],
+        };
+        let message = alice.upload_file(source).finish().await.unwrap();
+        let got = alice.download_media(message.media_id().unwrap(), DownloadTarget::Memory);
+        assert_eq!(got.finish().await.unwrap(), Downloaded::Memory(vec![i; 10]));
+    }
+}
