@@ -7,7 +7,7 @@
 //! remember its effect across a reconnect, teach `connection/restore.rs` too.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::{DeserializeOwned, IgnoredAny};
 use tokio::sync::{mpsc, oneshot};

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::watch;
 
-use super::error::ClientError;
+use super::error::{ClientError, ConnectError, UnexpectedReply};
 use super::handle::Client;
 use super::media::{too_large, DownloadTarget, Downloaded, MediaSource, Progress};
 use crate::protocol::limits::MAX_MEDIA_BYTES;
@@ -38,7 +38,11 @@ struct Endpoint {
 
 /// The HTTP endpoint of a `ws://` or `wss://` URL.
 fn endpoint(url: &str) -> Result<Endpoint, ClientError> {
-    let bad = || ClientError::Connect(format!("not a ws:// or wss:// URL: {url}"));
+    let bad = || {
+        ClientError::Connect(ConnectError::NotWebSocket {
+            url: url.to_string(),
+        })
+    };
     let uri: tokio_tungstenite::tungstenite::http::Uri = url.parse().map_err(|_| bad())?;
     let tls = match uri.scheme_str() {
         Some("ws") => false,
@@ -128,7 +132,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let failed = |e: &dyn std::fmt::Display| {
-        ClientError::Connect(format!("{}:{}: {e}", endpoint.host, endpoint.port))
+        ClientError::Connect(ConnectError::Failed {
+            url: format!("{}:{}", endpoint.authority, MEDIA_PATH),
+            reason: e.to_string(),
+        })
     };
     let tcp = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
         .await
@@ -177,6 +184,20 @@ async fn refusal(client: &Client, response: Response<Incoming>) -> ClientError {
         .as_str()
         .map_or_else(|| format!("HTTP {status}"), str::to_string);
     ClientError::media(MediaFailure::from_answer(status, code), message)
+}
+
+/// An answer of the HTTP side (to `method` on the media path) that is not what
+/// docs/protocol.md promises.
+fn unexpected(method: &'static str, problem: &dyn std::fmt::Display) -> ClientError {
+    let op = if method == "POST" {
+        "POST /rtm/media"
+    } else {
+        "GET /rtm/media"
+    };
+    ClientError::Protocol(UnexpectedReply {
+        op,
+        problem: problem.to_string(),
+    })
 }
 
 fn broken(error: &impl std::fmt::Display) -> ClientError {
@@ -317,7 +338,7 @@ pub(crate) async fn upload(
         .header(CONTENT_LENGTH, size)
         .header(CONTENT_TYPE, "application/octet-stream")
         .body(body)
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        .map_err(|e| unexpected("POST", &e))?;
     let (mut sender, _driver) = connect(client, &endpoint).await?;
     let response = sender.send_request(request).await.map_err(|e| broken(&e))?;
     if response.status() != StatusCode::CREATED {
@@ -329,7 +350,7 @@ pub(crate) async fn upload(
         .map_err(|e| broken(&e))?
         .to_bytes();
     let uploaded: MediaUploaded =
-        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        serde_json::from_slice(&body).map_err(|e| unexpected("POST", &e))?;
     progress.send_replace(Progress {
         done: size,
         total: size,
@@ -409,7 +430,7 @@ pub(crate) async fn download(
             .header(HOST, &endpoint.authority)
             .header(TICKET_HEADER, &ticket)
             .body(Empty::<Bytes>::new())
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(|e| unexpected("GET", &e))?;
         let (mut sender, driver) = connect(client, &endpoint).await?;
         let response = sender.send_request(request).await.map_err(|e| broken(&e))?;
         match response.status() {
@@ -426,7 +447,7 @@ pub(crate) async fn download(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| ClientError::Protocol("a download without Content-Length".into()))?;
+        .ok_or_else(|| unexpected("GET", &"has no Content-Length"))?;
     if total > MAX_MEDIA_BYTES {
         return Err(too_large(total));
     }
@@ -444,9 +465,7 @@ pub(crate) async fn download(
         };
         done += data.len() as u64;
         if done > total {
-            return Err(ClientError::Protocol(
-                "more bytes than Content-Length".into(),
-            ));
+            return Err(unexpected("GET", &"has more bytes than its Content-Length"));
         }
         match &mut sink {
             Sink::File(partial, _) => partial.write(&data).await?,
