@@ -186,14 +186,12 @@ async fn refusal(client: &Client, response: Response<Incoming>) -> ClientError {
     ClientError::media(MediaFailure::from_answer(status, code), message)
 }
 
-/// An answer of the HTTP side (to `method` on the media path) that is not what
-/// docs/protocol.md promises.
-fn unexpected(method: &'static str, problem: &dyn std::fmt::Display) -> ClientError {
-    let op = if method == "POST" {
-        "POST /rtm/media"
-    } else {
-        "GET /rtm/media"
-    };
+/// The upload and the download, as [`UnexpectedReply::op`] names them.
+const UPLOAD: &str = "POST /rtm/media";
+const DOWNLOAD: &str = "GET /rtm/media";
+
+/// An answer of the HTTP side to `op` that is not what docs/protocol.md promises.
+fn unexpected(op: &'static str, problem: &dyn std::fmt::Display) -> ClientError {
     ClientError::Protocol(UnexpectedReply {
         op,
         problem: problem.to_string(),
@@ -338,7 +336,7 @@ pub(crate) async fn upload(
         .header(CONTENT_LENGTH, size)
         .header(CONTENT_TYPE, "application/octet-stream")
         .body(body)
-        .map_err(|e| unexpected("POST", &e))?;
+        .map_err(|e| unexpected(UPLOAD, &e))?;
     let (mut sender, _driver) = connect(client, &endpoint).await?;
     let response = sender.send_request(request).await.map_err(|e| broken(&e))?;
     if response.status() != StatusCode::CREATED {
@@ -350,7 +348,7 @@ pub(crate) async fn upload(
         .map_err(|e| broken(&e))?
         .to_bytes();
     let uploaded: MediaUploaded =
-        serde_json::from_slice(&body).map_err(|e| unexpected("POST", &e))?;
+        serde_json::from_slice(&body).map_err(|e| unexpected(UPLOAD, &e))?;
     progress.send_replace(Progress {
         done: size,
         total: size,
@@ -430,7 +428,7 @@ pub(crate) async fn download(
             .header(HOST, &endpoint.authority)
             .header(TICKET_HEADER, &ticket)
             .body(Empty::<Bytes>::new())
-            .map_err(|e| unexpected("GET", &e))?;
+            .map_err(|e| unexpected(DOWNLOAD, &e))?;
         let (mut sender, driver) = connect(client, &endpoint).await?;
         let response = sender.send_request(request).await.map_err(|e| broken(&e))?;
         match response.status() {
@@ -447,7 +445,7 @@ pub(crate) async fn download(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| unexpected("GET", &"has no Content-Length"))?;
+        .ok_or_else(|| unexpected(DOWNLOAD, &"has no Content-Length"))?;
     if total > MAX_MEDIA_BYTES {
         return Err(too_large(total));
     }
@@ -465,7 +463,10 @@ pub(crate) async fn download(
         };
         done += data.len() as u64;
         if done > total {
-            return Err(unexpected("GET", &"has more bytes than its Content-Length"));
+            return Err(unexpected(
+                DOWNLOAD,
+                &"has more bytes than its Content-Length",
+            ));
         }
         match &mut sink {
             Sink::File(partial, _) => partial.write(&data).await?,
