@@ -240,7 +240,7 @@ pub struct Config {
     /// main listener (`serve --admin-listen`).
     pub admin_listen: Option<std::net::SocketAddr>,
     /// How long an HTTP connection is kept (keep-alive included): then it is closed after
-    /// the call in progress (a file transfer: once its bytes stop moving), so that idle
+    /// the call in progress (a file transfer: within 30 minutes more), so that idle
     /// connections do not hold places under `max_connections`. 60 s.
     pub http_connection_life: Duration,
     /// Whether the server keeps files and images (`media_ticket`, `/rtm/media`); without

@@ -4,9 +4,9 @@
 //! Both stream: an upload goes from the socket to the store in chunks (the size checked
 //! from `Content-Length` before a byte is read, and again as bytes come), a download from
 //! the store to the socket, so a transfer holds at most a chunk or two in memory.
-//! [`Activity`] tells the connection's keep-alive limit that a transfer is still moving.
+//! [`Activity`] tells the connection's life that it carried a transfer.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,52 +31,37 @@ pub type MediaBody = StreamBody<BoxStream<'static, Result<Frame<Bytes>, std::io:
 /// Any answer of the HTTP side: JSON, or a download.
 pub type AnyBody = Either<Full<Bytes>, MediaBody>;
 
-/// Transfers under way on one HTTP connection, and the bytes they moved.
+/// Whether an HTTP connection has carried a file transfer. Its life is then extended
+/// (`http::serve`): hyper's graceful shutdown ends it as soon as the call in progress is
+/// written out, and a transfer's bytes may sit in socket buffers for a while after its
+/// body was produced, so "a transfer is in its handler" is not enough.
 #[derive(Debug, Default)]
 pub struct Activity {
-    transfers: AtomicUsize,
-    bytes: AtomicU64,
+    media: AtomicBool,
 }
 
 impl Activity {
-    /// Whether a transfer is under way, and the bytes moved so far.
-    pub fn snapshot(&self) -> (bool, u64) {
-        (
-            self.transfers.load(Ordering::Relaxed) > 0,
-            self.bytes.load(Ordering::Relaxed),
-        )
-    }
-
-    fn moved(&self, bytes: usize) {
-        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    /// Whether a file transfer has begun on this connection.
+    pub fn carried_media(&self) -> bool {
+        self.media.load(Ordering::Relaxed)
     }
 }
 
-/// One transfer under way, counted until dropped: its connection's activity, and the
-/// server's counter of the bytes it moves (in or out).
+/// One transfer: the server's counter of the bytes it moves (in or out).
 struct Moving {
-    activity: Arc<Activity>,
     bytes: Counter,
 }
 
 impl Moving {
-    fn new(activity: &Arc<Activity>, bytes: &Counter) -> Self {
-        activity.transfers.fetch_add(1, Ordering::Relaxed);
+    fn new(activity: &Activity, bytes: &Counter) -> Self {
+        activity.media.store(true, Ordering::Relaxed);
         Moving {
-            activity: Arc::clone(activity),
             bytes: bytes.clone(),
         }
     }
 
     fn moved(&self, bytes: usize) {
-        self.activity.moved(bytes);
         self.bytes.inc_by(bytes as u64);
-    }
-}
-
-impl Drop for Moving {
-    fn drop(&mut self) {
-        self.activity.transfers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -51,6 +51,9 @@ use state::Family;
 
 /// Largest request body read (Agora's messages are at most 32 KiB; a history query is small).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How long a file transfer may keep its HTTP connection past the connection's life:
+/// 30 MiB at about 17 KiB/s.
+const MAX_TRANSFER: Duration = Duration::from_secs(30 * 60);
 /// How long a readiness check or a scrape waits for the engine.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -122,19 +125,21 @@ where
         () = tokio::time::sleep(ctx_life) => timeout + ack_wait,
     };
     connection.as_mut().graceful_shutdown();
-    // A file still moving keeps its connection past its life (not past a shutdown): as
-    // long as each wait of `ending` sees bytes move. A stalled one is closed.
+    // A connection that carried a file keeps going past its life (not past a shutdown)
+    // until the graceful shutdown completes, for at most MAX_TRANSFER more: the call in
+    // progress is written out (an idle connection ends at once), and a transfer's own
+    // limits end a stalled upload (nothing sent for 30 s). Bytes produced are no measure
+    // of progress: socket buffers let a download run seconds ahead of a slow reader.
     let extend = !*stopping.borrow();
+    let extend_until = tokio::time::Instant::now() + MAX_TRANSFER;
     loop {
-        let before = activity.snapshot();
         if tokio::time::timeout(ending, connection.as_mut())
             .await
             .is_ok()
         {
             return;
         }
-        let (moving, bytes) = activity.snapshot();
-        if !(extend && moving && bytes > before.1) {
+        if !(extend && activity.carried_media() && tokio::time::Instant::now() < extend_until) {
             return;
         }
     }
