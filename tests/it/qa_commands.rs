@@ -352,6 +352,7 @@ bob expect message_from_peer text=n2
 bob expect message_from_peer text=n1
 bob expect message_from_peer text=n2
 bob expect-none message_from_peer within=200ms
+bob logout                                   # answered once bob is offline everywhere
 bob close
 alice send bob "gone" -> 3
 "#,
@@ -362,6 +363,6 @@ alice send bob "gone" -> 3
         RUN_BOUND,
     )
     .await;
-    assert_script_passed(&run, "inline script", "passed, 21 steps");
+    assert_script_passed(&run, "inline script", "passed, 22 steps");
     server.shutdown().await;
 }
