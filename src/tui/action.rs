@@ -8,6 +8,7 @@
 
 use crate::protocol::{ChangeReason, ConnectionState, Event};
 
+use super::app::transfers::TransferUpdate;
 use super::job::{Failure, Job, JobId, JobOutput};
 use super::target::Target;
 
@@ -50,6 +51,8 @@ pub enum KeyAction {
     /// Answer the call invitation waiting (its prompt names these keys).
     AcceptCall,
     RefuseCall,
+    /// Download the file or image in view (`/save` without a path).
+    SaveMedia,
     /// Alt-1..9: go to tab N (1-based).
     GoTo(u8),
 }
@@ -82,6 +85,8 @@ pub enum Action {
     ConnectedTo(String),
     /// An event from the server.
     Server(Event),
+    /// How the upload or download of this id is going (it ends with its [`Action::Done`]).
+    Transfer(JobId, TransferUpdate),
     /// The answer to the [`Job`] of this id.
     Done(JobId, Result<JobOutput, Failure>),
     /// A note for the status line (the embedded server started, ...).
@@ -93,6 +98,8 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Job(JobId, Job),
+    /// Cancel the upload or download of this id (Esc); its answer still comes.
+    CancelTransfer(JobId),
     /// While RECONNECTING: try again now (`/reconnect`).
     Reconnect,
     /// Follow these peers' presence (their tabs' headers).

@@ -28,6 +28,8 @@ pub struct Config {
     pub time_zone: String,
     /// Show the member list in channel tabs when the terminal is wide enough.
     pub members_pane: bool,
+    /// Received images: "auto", "halfblocks" or "off" (`tui/pictures.rs`).
+    pub images: super::pictures::ImageMode,
     /// Runs of more join/leave lines than this collapse into one.
     pub collapse_joins: usize,
     /// The servers when the command line names none: `server = "URL"` or a list of URLs
@@ -59,6 +61,7 @@ impl Default for Config {
             time_format: "%H:%M".into(),
             time_zone: String::new(),
             members_pane: true,
+            images: super::pictures::ImageMode::Auto,
             collapse_joins: 3,
             server: Vec::new(),
             colors: Colors::default(),

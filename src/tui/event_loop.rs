@@ -24,6 +24,7 @@ use super::keymap::Keymap;
 use super::local_server::{words, StartError};
 use super::network::{answer, failure, Network};
 use super::notify::Notifier;
+use super::pictures::Pictures;
 use super::render;
 use super::terminal::TerminalGuard;
 
@@ -107,6 +108,8 @@ struct Shell {
     connector: Connector,
     /// How this terminal shows desktop notifications, if it does.
     notifier: Option<Notifier>,
+    /// How this terminal draws pictures, and those drawn so far.
+    pictures: Pictures,
 }
 
 /// Runs the app in the terminal until it quits. `initial` are effects to perform first
@@ -120,6 +123,9 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> Re
         .map_err(io("cannot read the terminal's size"))?;
     app.size = (size.width, size.height);
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
+    // Before anything reads the terminal's input: the answers to the query come there.
+    let pictures = Pictures::detect(app.config.images);
+    app.picture_cells = pictures.cell_pixels();
     let mut shell = Shell {
         terminal,
         guard,
@@ -127,6 +133,7 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> Re
         tx,
         connector,
         notifier: Notifier::resolve(app.config.notify, |name| std::env::var(name).ok()),
+        pictures,
     };
     let mut input = EventStream::new();
     // Asked to stop (kill, a closed terminal): leave through the same door as /quit, so
@@ -150,9 +157,10 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> Re
         }
         if app.dirty {
             let mut links = Vec::new();
+            let pictures = &mut shell.pictures;
             shell
                 .terminal
-                .draw(|frame| links = render::draw(frame, &app))
+                .draw(|frame| links = render::draw_with_pictures(frame, &app, pictures))
                 .map_err(io("cannot draw on the terminal"))?;
             hyperlinks(&links).map_err(io("cannot draw on the terminal"))?;
             app.dirty = false;
@@ -337,6 +345,11 @@ impl Shell {
                     s.client.reconnect_now();
                 }
             }
+            Effect::CancelTransfer(id) => {
+                if let Some((s, _)) = self.network.as_mut() {
+                    s.cancel_transfer(id);
+                }
+            }
             Effect::Subscribe(peers) => self.follow_presence(peers, true),
             Effect::Unsubscribe(peers) => self.follow_presence(peers, false),
             Effect::Job(id, Job::Editor(draft)) => {
@@ -373,7 +386,7 @@ impl Shell {
                 let tabs = super::saved_tabs::load(&path, &app_id, &user);
                 answer(tx, id, Ok(JobOutput::SavedTabs(tabs)));
             }
-            Job::SaveFile { path, data } => super::files::save(path, data, id, tx),
+            Job::SaveFile { path, name, data } => super::files::save(path, name, data, id, tx),
             Job::ReadRawFile(path) => super::files::read_raw(path, id, tx),
             Job::Login {
                 ref server,

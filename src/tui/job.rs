@@ -9,6 +9,7 @@
 //! `editor.rs`, `saved_tabs.rs`) and what the app does with the answer (`app/replies.rs`).
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::protocol::{
     AttributeWrite, ChannelAttribute, HistoryMessage, InvitationAnswer, LoginResult, Message,
@@ -62,9 +63,24 @@ pub enum Job {
     },
     GetChannelAttributes(String),
     Invite(InviteJob),
+    /// Write a raw message's bytes called `name` to `path`, or to the downloads
+    /// directory without one (`/save`).
     SaveFile {
-        path: String,
+        path: Option<PathBuf>,
+        name: String,
         data: Vec<u8>,
+    },
+    /// Upload a file (`/file`), answered with the message to send ([`JobOutput::Uploaded`]).
+    UploadFile(PathBuf),
+    /// Upload an image with a thumbnail made here (`/image`); a file that is not an image
+    /// this client can read goes as a file, with a note saying why.
+    UploadImage(PathBuf),
+    /// Download a file or image called `name` to `path` (a file, or a directory), or to
+    /// the downloads directory; answered with words saying where it went.
+    Download {
+        media_id: String,
+        name: String,
+        path: Option<PathBuf>,
     },
     /// Read a small file for `/raw` ([`JobOutput::File`]).
     ReadRawFile(String),
@@ -138,6 +154,8 @@ pub enum JobOutput {
     Text(String),
     File(Vec<u8>),
     SavedTabs(Vec<Target>),
+    /// An upload is done: the `file` or `image` message to send.
+    Uploaded(Message),
 }
 
 /// Each [`JobOutput`] variant's content converts back out of a `JobOutput` (the app knows which
@@ -168,6 +186,7 @@ reply_contents!(
     String: JobOutput::Text(content) => content,
     Vec<u8>: JobOutput::File(content) => content,
     Vec<Target>: JobOutput::SavedTabs(content) => content,
+    Message: JobOutput::Uploaded(content) => content,
 );
 
 /// The content of the reply expected, or why there is none. A reply of the wrong kind is

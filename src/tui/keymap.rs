@@ -156,7 +156,10 @@ pub fn describe(action: KeyAction) -> (&'static str, &'static str) {
         A::MembersDown => ("members-down", "scroll the member list down"),
         A::ToggleJoins => ("toggle-joins", "expand or collapse join/leave lines"),
         A::Editor => ("editor", "compose the message in $EDITOR"),
-        A::Cancel => ("cancel", "close the overlay, clear the line"),
+        A::Cancel => (
+            "cancel",
+            "cancel the upload or download under way; else close the overlay, clear the line",
+        ),
         A::Redraw => ("redraw", "redraw the screen"),
         A::Quit => (
             "quit",
@@ -164,6 +167,7 @@ pub fn describe(action: KeyAction) -> (&'static str, &'static str) {
         ),
         A::AcceptCall => ("accept-call", "accept the call invitation waiting"),
         A::RefuseCall => ("refuse-call", "refuse the call invitation waiting"),
+        A::SaveMedia => ("save", "download the newest file or image in view (/save)"),
         A::GoTo(_) => ("tab-N", "go to tab N (1..9)"),
     }
 }
@@ -218,6 +222,7 @@ pub const DEFAULT_BINDINGS: &[(&str, KeyAction)] = &[
     ("alt-backspace", KeyAction::KillWordBack),
     ("backspace", KeyAction::Backspace),
     ("delete", KeyAction::Delete),
+    ("alt-s", KeyAction::SaveMedia),
     ("esc", KeyAction::Cancel),
     ("ctrl-l", KeyAction::Redraw),
     ("ctrl-c", KeyAction::Quit),

@@ -5,9 +5,11 @@
 //! - State, changed only by `App::update`: [`app`] and its components, with the data they
 //!   hold: [`tab`] (a conversation's scrollback), [`login`] (the form), [`line_editor`]
 //!   (text editing), [`input_history`] (the lines sent from a tab), [`slash_command`] (what
-//!   a `/command` is), [`local_time`] (times in the user's zone).
+//!   a `/command` is), [`local_time`] (times in the user's zone), [`media`] (thumbnails,
+//!   sizes, where downloads go).
 //! - Drawing, a pure function of the state: [`render`], with [`layout`] (the panes' widths,
-//!   which the app also asks).
+//!   which the app also asks); received images' pictures, encoded for this terminal and
+//!   kept: [`pictures`].
 //! - The shell: [`event_loop`] (the one `select!`), [`keymap`] (keys to actions),
 //!   [`network`] (the client, and the jobs made over the network), [`files`], [`editor`]
 //!   (`$EDITOR`), [`saved_tabs`] (the tabs of the last run), [`terminal`], [`config`],
@@ -35,14 +37,17 @@ pub mod line_editor;
 pub mod local_server;
 pub mod local_time;
 pub mod login;
+pub mod media;
 pub mod network;
 pub mod notify;
+pub mod pictures;
 pub mod render;
 pub mod saved_tabs;
 pub mod slash_command;
 pub mod tab;
 pub mod target;
 pub mod terminal;
+pub mod transfer_tasks;
 
 use std::path::PathBuf;
 use std::sync::Arc;

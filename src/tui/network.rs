@@ -17,6 +17,7 @@ use super::action::Action;
 use super::job::{Failure, InviteJob, Job, JobId, JobOutput, QueryJob};
 use super::tab::HISTORY_PAGE;
 use super::target::Target;
+use super::transfer_tasks::TransferTasks;
 
 /// A client error as the app shows it: Agora's words for the code, and the code (which
 /// only the log shows).
@@ -57,6 +58,8 @@ pub struct Network {
     /// `--token-cmd`: prints a fresh token when the server warns of expiry.
     pub token_cmd: Option<String>,
     channels: HashMap<String, Channel>,
+    /// Uploads and downloads under way.
+    transfers: TransferTasks,
 }
 
 impl Network {
@@ -67,7 +70,13 @@ impl Network {
             app_id,
             token_cmd: None,
             channels: HashMap::new(),
+            transfers: TransferTasks::default(),
         }
+    }
+
+    /// Esc: cancels the upload or download of request `id`.
+    pub fn cancel_transfer(&mut self, id: JobId) {
+        self.transfers.cancel(id);
     }
 
     fn channel(&mut self, id: &str) -> Result<Channel, Failure> {
@@ -264,6 +273,15 @@ impl Network {
                     JobOutput::Text,
                 );
             }
+            Job::UploadFile(path) => self.transfers.upload_file(&client, id, &path, tx),
+            Job::UploadImage(path) => self.transfers.upload_image(&client, id, &path, tx),
+            Job::Download {
+                media_id,
+                name,
+                path,
+            } => self
+                .transfers
+                .download(&client, id, (media_id, name, path), tx),
             Job::SaveFile { .. } | Job::ReadRawFile(_) | Job::LoadTabs { .. } | Job::Editor(_) => {
                 tracing::error!("not a network request: {request:?}");
                 answer(tx, id, Err(Failure::new(None, "not a network request")));

@@ -74,8 +74,22 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     ("accept", "[response]", "accept the pending invitation"),
     ("refuse", "[response]", "refuse the pending invitation"),
+    (
+        "file",
+        "<path>",
+        "send a file (up to 30 MB; Esc cancels the upload)",
+    ),
+    (
+        "image",
+        "<path>",
+        "send an image, shown as a picture (not an image: sent as a file)",
+    ),
     ("raw", "<file>", "send a small file as a raw message"),
-    ("save", "<path>", "save the last raw message of this tab"),
+    (
+        "save",
+        "[path]",
+        "download the newest file or image in view (also Alt-S; default: Downloads)",
+    ),
     ("status", "", "connection details: user, app, server, notes"),
     (
         "renew",
@@ -137,8 +151,10 @@ pub enum SlashCommand {
     Hangup,
     Accept(String),
     Refuse(String),
+    File(String),
+    Image(String),
     Raw(String),
-    Save(String),
+    Save(Option<String>),
     Status,
     Renew(Option<String>),
     Reconnect,
@@ -335,7 +351,16 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
         "accept" => SlashCommand::Accept(rest.trim().to_string()),
         "refuse" => SlashCommand::Refuse(rest.trim().to_string()),
         "raw" => SlashCommand::Raw(optional(rest).ok_or_else(|| usage(name))?),
-        "save" => SlashCommand::Save(optional(rest).ok_or_else(|| usage(name))?),
+        "file" | "image" => {
+            // A path may hold spaces: the whole rest, without quotes around it.
+            let path = optional(unquoted(rest)).ok_or_else(|| usage(name))?;
+            if name == "file" {
+                SlashCommand::File(path)
+            } else {
+                SlashCommand::Image(path)
+            }
+        }
+        "save" => SlashCommand::Save(optional(unquoted(rest))),
         "status" => SlashCommand::Status,
         "renew" => SlashCommand::Renew(optional(rest)),
         "reconnect" => SlashCommand::Reconnect,

@@ -5,6 +5,8 @@
 
 use std::collections::VecDeque;
 
+use base64::Engine as _;
+
 use crate::protocol::{ChannelAttribute, HistoryMessage, Message, PeerStatus};
 
 use super::input_history::InputHistory;
@@ -59,6 +61,26 @@ pub enum Body {
         description: String,
         data: Vec<u8>,
     },
+    /// A file (`/file`): a line with its name and size; `/save` downloads it.
+    File(Media),
+    /// An image (`/image`): its thumbnail drawn inline; `/save` downloads the picture.
+    Image {
+        media: Media,
+        width: u32,
+        height: u32,
+        /// PNG or JPEG as the sender made it (empty: none; it is drawn as a file).
+        thumbnail: std::sync::Arc<[u8]>,
+        thumbnail_width: u32,
+        thumbnail_height: u32,
+    },
+}
+
+/// What names an uploaded file or image: its id on the server, its name and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    pub media_id: String,
+    pub name: String,
+    pub size: u64,
 }
 
 impl Body {
@@ -72,8 +94,76 @@ impl Body {
                 description: description.clone(),
                 data: message.raw_bytes().unwrap_or_default(),
             },
-            // Until the chat client draws them (branch media-tui): "[file NAME (SIZE)]".
-            Message::File { .. } | Message::Image { .. } => Body::Text(message.summary()),
+            Message::File {
+                media_id,
+                name,
+                size,
+            } => Body::File(Media {
+                media_id: media_id.clone(),
+                name: name.clone(),
+                size: *size,
+            }),
+            Message::Image {
+                media_id,
+                name,
+                size,
+                width,
+                height,
+                thumbnail_width,
+                thumbnail_height,
+                ..
+            } => Body::Image {
+                media: Media {
+                    media_id: media_id.clone(),
+                    name: name.clone(),
+                    size: *size,
+                },
+                width: *width,
+                height: *height,
+                // A thumbnail that is not base64 is no thumbnail: the image is a line.
+                thumbnail: message.thumbnail_bytes().unwrap_or_default().into(),
+                thumbnail_width: *thumbnail_width,
+                thumbnail_height: *thumbnail_height,
+            },
+        }
+    }
+
+    /// The message to send again (`/retry`).
+    pub fn to_message(&self) -> Message {
+        match self {
+            Body::Text(t) => Message::text(t.clone()),
+            Body::Action(t) => Message::text(format!("/me {t}")),
+            Body::Raw { description, data } => Message::raw(data, description.clone()),
+            Body::File(media) => Message::File {
+                media_id: media.media_id.clone(),
+                name: media.name.clone(),
+                size: media.size,
+            },
+            Body::Image {
+                media,
+                width,
+                height,
+                thumbnail,
+                thumbnail_width,
+                thumbnail_height,
+            } => Message::Image {
+                media_id: media.media_id.clone(),
+                name: media.name.clone(),
+                size: media.size,
+                width: *width,
+                height: *height,
+                thumbnail: base64::engine::general_purpose::STANDARD.encode(thumbnail),
+                thumbnail_width: *thumbnail_width,
+                thumbnail_height: *thumbnail_height,
+            },
+        }
+    }
+
+    /// The file or image that `/save` downloads.
+    pub fn media(&self) -> Option<&Media> {
+        match self {
+            Body::File(media) | Body::Image { media, .. } => Some(media),
+            _ => None,
         }
     }
 
@@ -82,6 +172,7 @@ impl Body {
         match self {
             Body::Text(t) | Body::Action(t) => t,
             Body::Raw { description, .. } => description,
+            Body::File(media) | Body::Image { media, .. } => &media.name,
         }
     }
 }

@@ -52,4 +52,5 @@ mod server_under_abuse;
 mod token_cli;
 mod token_interop;
 mod tui_e2e;
+mod tui_media_e2e;
 mod tui_render;

@@ -3,124 +3,12 @@
 //! polled until the expected text shows (with a timeout, never a fixed sleep). Each test
 //! has its own tmux socket and its own RTM_TUI_HOME, so nothing touches the user's files.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support;
+use crate::support::tmux::{Tmux, PROMPT, WAIT};
 use rtm::client::{Client, ClientConfig, ClientEvent, Events, SendOptions};
 use rtm::protocol::{AttributeWrite, Event, Message};
-
-/// Longest wait for the screen to show something (a busy 2-core box).
-const WAIT: Duration = Duration::from_secs(15);
-/// The shell prompt in the pane, to see the terminal given back after quitting.
-const PROMPT: &str = "E2E-SHELL$";
-
-/// A tmux server with one 100x30 pane running a shell; killed on drop.
-struct Tmux {
-    socket: String,
-    _home: tempfile::TempDir,
-    home_path: String,
-}
-
-impl Tmux {
-    fn start(name: &str) -> Tmux {
-        let socket = format!("rtm-e2e-{name}-{}", std::process::id());
-        let home = tempfile::tempdir().unwrap();
-        let home_path = home.path().display().to_string();
-        let tmux = Tmux {
-            socket,
-            _home: home,
-            home_path,
-        };
-        let shell = format!(
-            "env -i PATH=/usr/bin:/bin TERM=xterm-256color HOME={} PS1='{PROMPT} ' sh",
-            tmux.home_path
-        );
-        tmux.run(&["new-session", "-d", "-x", "100", "-y", "30", &shell]);
-        tmux.wait_for(PROMPT);
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
-            .args(args)
-            .output()
-            .expect("tmux runs");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys"];
-        args.extend_from_slice(keys);
-        self.run(&args);
-    }
-
-    /// Types a line and presses Enter.
-    fn line(&self, text: &str) {
-        self.run(&["send-keys", "-l", text]);
-        self.keys(&["Enter"]);
-    }
-
-    /// Polls the screen until `check` holds; panics with the screen after [`WAIT`]. The
-    /// polling blocks its thread: `block_in_place` hands the runtime's other tasks (the
-    /// in-process server's among them) to another worker meanwhile, else a task queued on
-    /// this one would wait for the poll to give up.
-    fn wait_until(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
-        tokio::task::block_in_place(|| {
-            let deadline = Instant::now() + WAIT;
-            loop {
-                let screen = self.screen();
-                if check(&screen) {
-                    return screen;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "timed out waiting for {what}; screen:\n{screen}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    }
-
-    fn wait_for(&self, text: &str) -> String {
-        self.wait_until(text, |s| s.contains(text))
-    }
-
-    fn format(&self, format: &str) -> String {
-        self.run(&["display-message", "-p", format])
-            .trim()
-            .to_string()
-    }
-}
-
-impl Tmux {
-    /// Starts `rtm-tui` against `url` as `user` in the pane's shell (`env` before it).
-    fn launch(&self, env: &str, url: &str, user: &str) {
-        let binary = env!("CARGO_BIN_EXE_rtm-tui");
-        self.line(&format!(
-            "{env} RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user {user}",
-            self.home_path
-        ));
-        self.wait_for("[connected]");
-    }
-
-    /// Waits until rtm-tui has exited and the shell prompt shows again.
-    fn wait_for_shell(&self) {
-        self.wait_until("the shell prompt after quitting", |s| {
-            s.lines().filter(|l| l.starts_with(PROMPT)).count() >= 2
-        });
-    }
-}
 
 /// Sends "`what` 1" .. "`what` `count`" to a channel, each accepted by the server.
 async fn say(channel: &rtm::client::Channel, what: &str, count: usize) {
@@ -146,14 +34,6 @@ async fn first_event<T>(
     })
     .await;
     found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,7 +253,7 @@ async fn offline_messages_land_in_their_peer_tab() {
         .split_whitespace()
         .next()
         .expect("rtm-tui runs in the pane");
-    let killed = Command::new("sh")
+    let killed = std::process::Command::new("sh")
         .args(["-c", &format!("kill -TERM {child}")])
         .status()
         .unwrap();
@@ -532,10 +412,7 @@ async fn several_servers_show_the_one_in_use_and_fail_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_and_bob_chat_from_two_nodes() {
     let cluster = support::cluster::Cluster::start(2).await;
-    let alice = Tmux::start("node-alice");
-    alice.launch("", &cluster.url(0), "alice");
-    let bob = Tmux::start("node-bob");
-    bob.launch("", &cluster.url(1), "bob");
+    let (alice, bob) = Tmux::alice_and_bob("node", &cluster.url(0), &cluster.url(1));
 
     alice.line("/join lobby");
     alice.wait_for("you joined #lobby");
@@ -551,10 +428,8 @@ async fn alice_and_bob_chat_from_two_nodes() {
     alice.line("/msg @bob just between us");
     alice.wait_for("just between us ✓");
     bob.wait_for("@alice");
-    for tmux in [&alice, &bob] {
-        tmux.line("/quit");
-        tmux.wait_for_shell();
-    }
+    alice.quit();
+    bob.quit();
 }
 
 /// A server log redirected to a file is plain text: colours only on a terminal (issue

@@ -10,6 +10,7 @@ use rtm::protocol::{
 };
 use rtm::tui::action::{Action, Effect, KeyAction};
 use rtm::tui::app::overlay::Overlay;
+use rtm::tui::app::transfers::TransferUpdate;
 use rtm::tui::app::{App, LoginDefaults, Screen};
 use rtm::tui::config::{Config, Theme};
 use rtm::tui::job::{Failure, InviteJob, Job, JobId, JobOutput};
@@ -573,7 +574,7 @@ fn channel_attributes_presence_and_raw_messages() {
     assert!(draw(&app, 100, 30).contains("[notes.bin, 2.0 KiB] (/save)"));
     let effects = enter(&mut app, "/save /tmp/notes.bin");
     assert!(
-        matches!(&requests(&effects)[..], [Job::SaveFile { path, data }] if path == "/tmp/notes.bin" && data.len() == 2048)
+        matches!(&requests(&effects)[..], [Job::SaveFile { path: Some(path), name, data }] if path.as_os_str() == "/tmp/notes.bin" && name == "notes.bin" && data.len() == 2048)
     );
     let effects = enter(&mut app, "/raw ./photo.png");
     assert_eq!(requests(&effects), [Job::ReadRawFile("./photo.png".into())]);
@@ -1502,7 +1503,7 @@ fn quotes_around_an_attribute_value_are_not_stored() {
 fn help_explains_the_tab_list() {
     let mut app = lobby();
     app.update(Action::Key(KeyAction::Help));
-    let screen = draw(&app, 100, 90);
+    let screen = draw(&app, 100, 100);
     assert!(screen.contains("The tab list"), "{screen}");
     assert!(
         screen.contains("3 @bob @1 3     a peer tab: 1 mention of you among 3 unread"),
@@ -1865,4 +1866,305 @@ fn search_up_past_the_oldest_result_stays_on_it() {
     let screen = draw(&app, 100, 24);
     let last_message = screen.lines().rfind(|l| l.contains("│10:")).unwrap();
     assert!(last_message.contains("yesterday's news"), "{screen}");
+}
+
+/// An image message as `/image` makes it: a `width` x `height` gradient's thumbnail.
+fn image_message(media_id: &str, name: &str, width: u32, height: u32) -> Message {
+    let picture = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 255 / width) as u8, (y * 255 / height) as u8, 200])
+    });
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(picture)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let prepared = rtm::tui::media::prepare_image(&png).unwrap();
+    use base64::Engine as _;
+    Message::Image {
+        media_id: media_id.into(),
+        name: name.into(),
+        size: png.len() as u64,
+        width,
+        height,
+        thumbnail: base64::engine::general_purpose::STANDARD.encode(&prepared.thumbnail),
+        thumbnail_width: prepared.thumbnail_width,
+        thumbnail_height: prepared.thumbnail_height,
+    }
+}
+
+fn from_erin(message: Message, id: u64) -> Action {
+    Action::Server(Event::MessageFromPeer {
+        from: "erin".into(),
+        message,
+        message_id: id,
+        server_ts: NOW - 1000 + id,
+        offline: false,
+    })
+}
+
+/// The screen with pictures in half blocks, and how many cells of it are picture cells
+/// (`▀` or `▄` with colours on both halves) in each row.
+fn draw_pictures(app: &App, width: u16, height: u16) -> (String, Vec<usize>) {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    let mut pictures = rtm::tui::pictures::Pictures::halfblocks();
+    terminal
+        .draw(|frame| drop(render::draw_with_pictures(frame, app, &mut pictures)))
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    let rows = (0..height)
+        .map(|y| {
+            (0..width)
+                .filter(|&x| {
+                    let cell = &buffer[(x, y)];
+                    matches!(cell.symbol(), "▀" | "▄")
+                        && matches!(cell.fg, ratatui::style::Color::Rgb(..))
+                        && matches!(cell.bg, ratatui::style::Color::Rgb(..))
+                })
+                .count()
+        })
+        .collect();
+    (terminal.backend().to_string(), rows)
+}
+
+#[test]
+fn received_images_are_drawn_inline_and_files_are_a_line() {
+    let mut app = logged_in();
+    enter(&mut app, "/query erin");
+    app.update(from_erin(image_message("m1", "shot.png", 640, 480), 1));
+    app.update(from_erin(
+        Message::File {
+            media_id: "m2".into(),
+            name: "app.log".into(),
+            size: 20 * 1024 * 1024,
+        },
+        2,
+    ));
+    let (screen, rows) = draw_pictures(&app, 100, 30);
+    assert!(
+        screen.contains("[image shot.png, 640×480, ")
+            && screen.contains("[file app.log, 20.0 MiB] (/save)"),
+        "{screen}"
+    );
+    // The 320x240 thumbnail in half blocks: 12 rows (the most an image takes) of 32.
+    let picture_rows: Vec<usize> = rows.iter().copied().filter(|&n| n > 0).collect();
+    assert_eq!(picture_rows, vec![32; 12], "{screen}");
+    // The picture sits between its caption and the file's line.
+    let lines: Vec<&str> = screen.lines().collect();
+    let caption = lines.iter().position(|l| l.contains("shot.png")).unwrap();
+    let file = lines.iter().position(|l| l.contains("app.log")).unwrap();
+    assert_eq!(file - caption, 13, "{screen}");
+    assert!(rows[caption + 1] > 0 && rows[file - 1] > 0 && rows[file] == 0);
+
+    // Without pictures (the config's `images = "off"`), an image is its line only.
+    app.picture_cells = None;
+    let (screen, rows) = draw_pictures(&app, 100, 30);
+    assert!(rows.iter().all(|&n| n == 0));
+    let lines: Vec<&str> = screen.lines().collect();
+    let caption = lines.iter().position(|l| l.contains("shot.png")).unwrap();
+    assert!(lines[caption + 1].contains("app.log"), "{screen}");
+}
+
+#[test]
+fn an_image_scrolled_half_out_of_view_is_cut_not_lost() {
+    let mut app = logged_in();
+    enter(&mut app, "/query erin");
+    app.update(from_erin(image_message("m1", "shot.png", 640, 480), 1));
+    for n in 0..12 {
+        app.update(from_erin(Message::text(format!("line {n}")), 10 + n));
+    }
+    // 100x20: the view has 16 rows, an image takes at most half: 8 rows, of which the
+    // 12 lines below leave 4 in view.
+    let (screen, rows) = draw_pictures(&app, 100, 20);
+    assert!(
+        !screen.contains("shot.png"),
+        "the caption is above the view: {screen}"
+    );
+    let shown = rows.iter().filter(|&&n| n > 0).count();
+    assert_eq!(shown, 4, "{screen}");
+    assert!(screen.contains("line 0") && screen.contains("line 11"));
+    // Scrolled back by the text lines: the whole picture and its caption are in view.
+    app.update(Action::Wheel(12));
+    let (screen, rows) = draw_pictures(&app, 100, 20);
+    assert!(screen.contains("shot.png"), "{screen}");
+    assert_eq!(rows.iter().filter(|&&n| n > 0).count(), 8, "{screen}");
+    // Every size draws without panicking, the picture clipped to what fits.
+    for (w, h) in [(20, 6), (45, 10), (60, 8), (200, 60)] {
+        draw_pictures(&app, w, h);
+    }
+}
+
+#[test]
+fn a_thumbnail_that_is_not_an_image_is_drawn_as_a_line() {
+    let mut app = logged_in();
+    enter(&mut app, "/query erin");
+    use base64::Engine as _;
+    let bogus = Message::Image {
+        media_id: "m1".into(),
+        name: "trick.png".into(),
+        size: 10,
+        width: 100_000,
+        height: 100_000,
+        thumbnail: base64::engine::general_purpose::STANDARD.encode(b"not a picture at all"),
+        thumbnail_width: 30_000,
+        thumbnail_height: 1,
+    };
+    app.update(from_erin(bogus, 1));
+    let (screen, rows) = draw_pictures(&app, 100, 30);
+    assert!(
+        screen.contains("[image trick.png, 100000×100000, 10 B]"),
+        "{screen}"
+    );
+    assert!(rows.iter().all(|&n| n == 0), "{screen}");
+}
+
+#[test]
+fn uploads_show_progress_esc_cancels_and_the_message_goes_when_done() {
+    let mut app = logged_in();
+    enter(&mut app, "/query erin");
+    let effects = enter(&mut app, "/file /var/log/app log.txt");
+    assert_eq!(
+        requests(&effects),
+        [Job::UploadFile("/var/log/app log.txt".into())]
+    );
+    let id = asked(&effects, |_| true);
+    assert!(draw(&app, 100, 30).contains("⇡ app log.txt starting… · Esc cancels"));
+    app.update(Action::Transfer(
+        id,
+        TransferUpdate::Progress {
+            done: 5 << 20,
+            total: 20 << 20,
+        },
+    ));
+    let screen = draw(&app, 120, 30);
+    assert!(
+        screen.contains("⇡ app log.txt [██░░░░░░░░] 25% 5.0 MiB of 20.0 MiB · Esc cancels"),
+        "{screen}"
+    );
+    // Esc cancels the transfer (and leaves the line being typed alone).
+    type_text(&mut app, "draft");
+    let effects = app.update(Action::Key(KeyAction::Cancel));
+    assert_eq!(effects, [Effect::CancelTransfer(id)]);
+    assert_eq!(app.input.text(), "draft");
+    app.update(Action::Done(id, Err(Failure::new(None, "cancelled"))));
+    let screen = draw(&app, 100, 30);
+    assert!(
+        screen.contains("upload of app log.txt cancelled"),
+        "{screen}"
+    );
+    assert!(app.transfers.is_empty());
+    // With no transfer, Esc is Esc again.
+    app.update(Action::Key(KeyAction::Cancel));
+    assert_eq!(app.input.text(), "");
+
+    // /image: a done upload sends the message it gave, to the tab it was typed in.
+    let effects = enter(&mut app, "/image ~/shot.png");
+    assert_eq!(requests(&effects), [Job::UploadImage("~/shot.png".into())]);
+    let image = image_message("m9", "shot.png", 64, 48);
+    let effects = answer(
+        &mut app,
+        &effects,
+        |_| true,
+        Ok(JobOutput::Uploaded(image.clone())),
+    );
+    assert_eq!(
+        requests(&effects),
+        [Job::SendPeer {
+            peer: "erin".into(),
+            message: image
+        }]
+    );
+    assert!(draw(&app, 100, 30).contains("uploaded shot.png"));
+
+    // A file that is not an image: the note says so, in the tab and the status line.
+    let effects = enter(&mut app, "/image notes.txt");
+    let id = asked(&effects, |_| true);
+    let note =
+        "notes.txt is not an image this client reads (PNG, JPEG, GIF, WebP): sending it as a file";
+    app.update(Action::Transfer(id, TransferUpdate::Note(note.into())));
+    let screen = draw(&app, 250, 30);
+    assert_eq!(screen.matches(note).count(), 2, "{screen}");
+    // A failure is said in the tab.
+    app.update(Action::Done(
+        id,
+        Err(Failure::new(None, "over the 30 MB limit")),
+    ));
+    assert!(draw(&app, 100, 30).contains("notes.txt not sent: over the 30 MB limit"));
+    // Outside a conversation there is nobody to send to.
+    app.update(Action::Key(KeyAction::GoTo(1)));
+    let effects = enter(&mut app, "/file x");
+    assert!(requests(&effects).is_empty());
+    assert!(draw(&app, 100, 30).contains("/file: open a peer or channel tab first"));
+}
+
+#[test]
+fn save_downloads_the_newest_file_or_image_in_view() {
+    let mut app = logged_in();
+    enter(&mut app, "/query erin");
+    let effects = enter(&mut app, "/save");
+    assert!(requests(&effects).is_empty());
+    assert!(draw(&app, 100, 30).contains("/save: no file, image or raw message in view"));
+    app.update(from_erin(image_message("m1", "shot.png", 64, 48), 1));
+    app.update(from_erin(
+        Message::File {
+            media_id: "m2".into(),
+            name: "app.log".into(),
+            size: 2048,
+        },
+        2,
+    ));
+    for n in 0..3 {
+        app.update(from_erin(Message::text(format!("line {n}")), 10 + n));
+    }
+    let download = |media_id: &str, name: &str, path: Option<&str>| Job::Download {
+        media_id: media_id.into(),
+        name: name.into(),
+        path: path.map(Into::into),
+    };
+    let effects = enter(&mut app, "/save");
+    assert_eq!(requests(&effects), [download("m2", "app.log", None)]);
+    let id = asked(&effects, |_| true);
+    app.update(Action::Transfer(
+        id,
+        TransferUpdate::Progress {
+            done: 1024,
+            total: 2048,
+        },
+    ));
+    assert!(draw(&app, 100, 30).contains("⇣ app.log [█████░░░░░] 50%"));
+    let words = "saved app.log (2.0 KiB) to /home/erin/Downloads/app.log";
+    app.update(Action::Done(id, Ok(JobOutput::Text(words.into()))));
+    let screen = draw(&app, 100, 30);
+    // In the tab, and on the status line until the next transfer.
+    assert_eq!(screen.matches(words).count(), 2, "{screen}");
+
+    // Scrolled back past the file (3 lines, the file, the saved line): the image is the
+    // one in view; Alt-S saves it too.
+    app.update(Action::Wheel(5));
+    let effects = app.update(Action::Key(KeyAction::SaveMedia));
+    assert_eq!(requests(&effects), [download("m1", "shot.png", None)]);
+    let effects = enter(&mut app, "/save \"/tmp/my pictures\"");
+    assert_eq!(
+        requests(&effects),
+        [download("m1", "shot.png", Some("/tmp/my pictures"))]
+    );
+    // A failed download says why, in the tab where the file was.
+    let id = asked(&effects, |_| true);
+    app.update(Action::Done(
+        id,
+        Err(Failure::new(None, "unknown or expired media id")),
+    ));
+    let last = &app.active_tab().entries.back().unwrap().kind;
+    assert!(
+        matches!(last, rtm::tui::tab::EntryKind::Error(text) if text == "cannot save shot.png: unknown or expired media id"),
+        "{last:?}"
+    );
+}
+
+#[test]
+fn the_help_lists_the_media_commands_and_the_save_key() {
+    let mut app = logged_in();
+    app.update(Action::Key(KeyAction::Help));
+    let screen = draw(&app, 120, 80);
+    for text in ["/file <path>", "/image <path>", "/save [path]", "Alt-S"] {
+        assert!(screen.contains(text), "{text}: {screen}");
+    }
 }

@@ -37,6 +37,16 @@ pub enum Pending {
     ChannelAttributesChanged(String),
     /// Words for the tab of this conversation (opened if need be), or the active tab.
     Line(Option<Target>),
+    /// `/file`, `/image`: the message to send to `target` once `name` is uploaded.
+    Upload {
+        target: Target,
+        name: String,
+    },
+    /// `/save` of a file or image called `name`: words for the tab of `target`.
+    Download {
+        target: Option<Target>,
+        name: String,
+    },
     /// `/raw`: the file's bytes, to send to `target` as `name`.
     RawFile {
         target: Target,
@@ -86,10 +96,16 @@ impl Jobs {
 
     /// Queues `request`, remembering that its answer is for `pending`.
     pub fn ask(&mut self, pending: Pending, request: Job) {
+        self.ask_tracked(pending, request);
+    }
+
+    /// [`Jobs::ask`], giving the job's id for what follows it (a transfer's progress).
+    pub fn ask_tracked(&mut self, pending: Pending, request: Job) -> JobId {
         self.next_id += 1;
         let id = JobId(self.next_id);
         self.pending.insert(id, pending);
         self.effects.push(Effect::Job(id, request));
+        id
     }
 
     /// Asks for `channel`'s members now, or as soon as the server's rate limit allows

@@ -12,12 +12,14 @@
 pub mod calls;
 pub mod input_line;
 pub mod jobs;
+pub mod media_commands;
 pub mod overlay;
 mod replies;
 mod server_events;
 mod slash_handlers;
 pub mod status;
 pub mod tabs;
+pub mod transfers;
 
 use jiff::tz::TimeZone;
 
@@ -39,6 +41,7 @@ use jobs::{AttributesShown, Jobs, Pending};
 use overlay::{Overlay, Reaction};
 use status::{ConnStatus, Status};
 use tabs::Tabs;
+use transfers::Transfers;
 
 /// Which screen is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +77,11 @@ pub struct App {
     pub input: InputLine,
     pub overlay: Option<Overlay>,
     pub calls: Calls,
+    /// Uploads and downloads under way.
+    pub transfers: Transfers,
+    /// The size of a terminal cell in pixels of the pictures drawn (`pictures.rs`), which
+    /// sizes images in the message list; `None`: images are a line, as files.
+    pub picture_cells: Option<(u16, u16)>,
     pub show_members: bool,
     /// The terminal has the focus (as far as it tells: it starts focused).
     pub focused: bool,
@@ -110,6 +118,8 @@ impl App {
             input: InputLine::default(),
             overlay: None,
             calls: Calls::default(),
+            transfers: Transfers::default(),
+            picture_cells: Some(super::pictures::HALFBLOCK_CELL),
             show_members,
             focused: true,
             startup_commands: Vec::new(),
@@ -154,6 +164,7 @@ impl App {
                 }
             }
             Action::Server(event) => self.on_server_event(event),
+            Action::Transfer(id, update) => self.on_transfer(id, update),
             Action::Done(id, result) => self.on_reply(id, result),
             Action::Notice(text) => {
                 let now = self.now_ms;
@@ -490,6 +501,9 @@ impl App {
                     Job::Editor(draft),
                 );
             }
+            // A transfer under way is what Esc stops first.
+            KeyAction::Cancel if self.cancel_transfer() => {}
+            KeyAction::SaveMedia => self.save_media(None),
             KeyAction::Cancel => {
                 self.input.take();
                 let tab = self.tabs.active_tab_mut();

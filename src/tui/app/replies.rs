@@ -73,6 +73,10 @@ impl App {
                     Err(f) => self.tabs[i].error(now, f.to_string()),
                 }
             }
+            Pending::Upload { target, name } => self.on_uploaded(id, &target, &name, result),
+            Pending::Download { target, name } => {
+                self.on_downloaded(id, target.as_ref(), &name, result);
+            }
             Pending::RawFile { target, name } => match expect::<Vec<u8>>(result) {
                 Ok(data) => self.send_to(&target, Message::raw(&data, format!("file {name}"))),
                 Err(f) => self.error(format!("/raw: {f}")),

@@ -12,7 +12,7 @@ use crate::tui::action::Effect;
 use crate::tui::job::{Job, QueryJob};
 use crate::tui::login::LoginStatus;
 use crate::tui::slash_command::{AttrArgs, SlashCommand, COMMANDS};
-use crate::tui::tab::{Body, EntryKind, TOPIC};
+use crate::tui::tab::TOPIC;
 use crate::tui::target::Target;
 
 impl App {
@@ -178,26 +178,9 @@ impl App {
                 }
                 None => self.error("/raw: open a peer or channel tab first"),
             },
-            SlashCommand::Save(path) => {
-                let data = self
-                    .active_tab()
-                    .entries
-                    .iter()
-                    .rev()
-                    .find_map(|e| match &e.kind {
-                        EntryKind::Message(m) => match &m.body {
-                            Body::Raw { data, .. } => Some(data.clone()),
-                            _ => None,
-                        },
-                        _ => None,
-                    });
-                match data {
-                    Some(data) => self
-                        .jobs
-                        .ask(Pending::Line(None), Job::SaveFile { path, data }),
-                    None => self.error("/save: no raw message in this tab"),
-                }
-            }
+            SlashCommand::File(path) => self.upload(path, false),
+            SlashCommand::Image(path) => self.upload(path, true),
+            SlashCommand::Save(path) => self.save_media(path),
             SlashCommand::Status => {
                 for line in self.status.lines() {
                     self.info(line);

@@ -10,6 +10,8 @@ use unicode_width::UnicodeWidthStr;
 use super::wrap::{truncate, wrap};
 use crate::tui::app::App;
 use crate::tui::local_time;
+use crate::tui::media::human_size;
+use crate::tui::pictures::{cells_for, Placed};
 use crate::tui::tab::{Body, ChatMessage, Entry, EntryKind, HistoryState, Tab};
 
 /// Columns of the sender name (longer names are cut with …) on a view of
@@ -32,6 +34,16 @@ const GROUP_WINDOW_MS: u64 = 5 * 60_000;
 /// How far back a run of join/leave lines is looked at when collapsing.
 const MAX_RUN_SCAN: usize = 1000;
 
+/// Most rows an image takes in the message list (and never more than half the view).
+const MAX_PICTURE_ROWS: u16 = 12;
+
+/// What the message view shows: its lines, oldest first, and where pictures go in them.
+#[derive(Debug, Default)]
+pub struct View<'a> {
+    pub lines: Vec<Line<'static>>,
+    pub pictures: Vec<Placed<'a>>,
+}
+
 /// Sender colours: a stable colour per name, as IRC clients do.
 const NICK_COLORS: [Color; 6] = [
     Color::Magenta,
@@ -42,11 +54,13 @@ const NICK_COLORS: [Color; 6] = [
     Color::Yellow,
 ];
 
-/// The lines that fill a view of `width` x `height` for `tab`, oldest first.
-pub fn lines(app: &App, tab: &Tab, width: u16, height: u16) -> Vec<Line<'static>> {
+/// The lines that fill a view of `width` x `height` for `tab`, oldest first, and the
+/// room left in them for pictures (blank rows under an image's caption).
+pub fn lines<'a>(app: &App, tab: &'a Tab, width: u16, height: u16) -> View<'a> {
     let width = usize::from(width);
     let height = usize::from(height);
-    let mut chunks: Vec<Vec<Line<'static>>> = Vec::new();
+    // (lines, picture in them: first row within the chunk and where it goes)
+    let mut chunks: Vec<(Vec<Line<'static>>, Option<Placed<'a>>)> = Vec::new();
     let mut count = 0;
     let end = tab.entries.len().saturating_sub(tab.scroll);
     let marker = tab.unread_marker_at();
@@ -54,6 +68,7 @@ pub fn lines(app: &App, tab: &Tab, width: u16, height: u16) -> Vec<Line<'static>
     while index > 0 && count < height {
         index -= 1;
         let mut chunk = Vec::new();
+        let mut picture = None;
         let entry = &tab.entries[index];
         let previous = index.checked_sub(1).map(|i| &tab.entries[i]);
         let mut first = index;
@@ -81,9 +96,14 @@ pub fn lines(app: &App, tab: &Tab, width: u16, height: u16) -> Vec<Line<'static>
             index = first;
         } else {
             chunk.extend(entry_lines(app, entry, previous, width));
+            picture = picture_room(app, entry, width, height).map(|mut placed| {
+                placed.row = chunk.len() as i32;
+                chunk.extend((0..placed.size.1).map(|_| Line::raw("")));
+                placed
+            });
         }
         count += chunk.len();
-        chunks.push(chunk);
+        chunks.push((chunk, picture));
     }
     if index == 0 && count < height && tab.target.is_some() {
         let text = match tab.history {
@@ -91,13 +111,75 @@ pub fn lines(app: &App, tab: &Tab, width: u16, height: u16) -> Vec<Line<'static>
             HistoryState::More => "PgUp for older messages",
             _ => "beginning of the conversation",
         };
-        chunks.push(vec![Line::styled(format!("{text:^width$}"), app.theme.dim)]);
+        chunks.push((
+            vec![Line::styled(format!("{text:^width$}"), app.theme.dim)],
+            None,
+        ));
     }
-    let mut out: Vec<Line<'static>> = chunks.into_iter().rev().flatten().collect();
-    if out.len() > height {
-        out.drain(..out.len() - height);
+    let mut view = View::default();
+    for (lines, picture) in chunks.into_iter().rev() {
+        if let Some(mut placed) = picture {
+            placed.row += view.lines.len() as i32;
+            view.pictures.push(placed);
+        }
+        view.lines.extend(lines);
     }
-    out
+    if view.lines.len() > height {
+        let cut = view.lines.len() - height;
+        view.lines.drain(..cut);
+        for placed in &mut view.pictures {
+            placed.row -= cut as i32;
+        }
+        // Wholly above the view: nothing of it to draw.
+        view.pictures.retain(|p| p.row + i32::from(p.size.1) > 0);
+    }
+    view
+}
+
+/// The room an image entry's picture takes under its caption: in the text column, as
+/// wide as its thumbnail allows, at most [`MAX_PICTURE_ROWS`] and half the view high.
+fn picture_room<'a>(
+    app: &App,
+    entry: &'a Entry,
+    width: usize,
+    height: usize,
+) -> Option<Placed<'a>> {
+    let cell = app.picture_cells?;
+    let EntryKind::Message(message) = &entry.kind else {
+        return None;
+    };
+    let Body::Image {
+        media,
+        thumbnail,
+        thumbnail_width,
+        thumbnail_height,
+        ..
+    } = &message.body
+    else {
+        return None;
+    };
+    if thumbnail.is_empty() {
+        return None;
+    }
+    let column = time_prefix(app, entry.ts).width() + nick_width(width) + 1;
+    let max_columns = width.saturating_sub(column).min(usize::from(u16::MAX)) as u16;
+    let max_rows = (height / 2).clamp(1, usize::from(MAX_PICTURE_ROWS)) as u16;
+    if max_columns < 4 {
+        return None;
+    }
+    let size = cells_for(
+        *thumbnail_width,
+        *thumbnail_height,
+        cell,
+        (max_columns, max_rows),
+    );
+    Some(Placed {
+        key: &media.media_id,
+        thumbnail,
+        row: 0,
+        column: column as u16,
+        size,
+    })
 }
 
 fn run_start(tab: &Tab, index: usize) -> usize {
@@ -225,14 +307,15 @@ fn entry_lines(
             if message.offline {
                 segments.push(("[offline] ".to_string(), theme.dim));
             }
+            let named = if grouped {
+                String::new()
+            } else {
+                message.from.clone()
+            };
             let nick = match &message.body {
                 Body::Text(text) => {
                     segments.extend(super::links::segments(text, text_style, theme.link));
-                    if grouped {
-                        String::new()
-                    } else {
-                        message.from.clone()
-                    }
+                    named
                 }
                 Body::Action(text) => {
                     segments.push((
@@ -241,21 +324,9 @@ fn entry_lines(
                     ));
                     "*".to_string()
                 }
-                Body::Raw { description, data } => {
-                    let what = if description.is_empty() {
-                        "raw data"
-                    } else {
-                        description
-                    };
-                    segments.push((
-                        format!("[{what}, {}] (/save)", size(data.len())),
-                        theme.accent,
-                    ));
-                    if grouped {
-                        String::new()
-                    } else {
-                        message.from.clone()
-                    }
+                body => {
+                    segments.push((attachment(body), theme.accent));
+                    named
                 }
             };
             if let Some(mark) = &message.mark {
@@ -311,11 +382,29 @@ fn entry_lines(
         .collect()
 }
 
-/// Sizes as people read them: 512 B, 3.2 KiB.
-pub fn size(bytes: usize) -> String {
-    if bytes < 1024 {
-        format!("{bytes} B")
-    } else {
-        format!("{:.1} KiB", bytes as f64 / 1024.0)
-    }
+/// The line for a raw message, a file or an image: what it is, its size, and how to save it.
+fn attachment(body: &Body) -> String {
+    // Names come from other users: no control characters reach the terminal.
+    let clean = |name: &str| -> String { name.chars().filter(|c| !c.is_control()).collect() };
+    let what = match body {
+        Body::Raw { description, data } if description.is_empty() => {
+            format!("raw data, {}", human_size(data.len() as u64))
+        }
+        Body::Raw { description, data } => {
+            format!("{description}, {}", human_size(data.len() as u64))
+        }
+        Body::File(media) => format!("file {}, {}", clean(&media.name), human_size(media.size)),
+        Body::Image {
+            media,
+            width,
+            height,
+            ..
+        } => format!(
+            "image {}, {width}×{height}, {}",
+            clean(&media.name),
+            human_size(media.size)
+        ),
+        Body::Text(text) | Body::Action(text) => text.clone(),
+    };
+    format!("[{what}] (/save)")
 }

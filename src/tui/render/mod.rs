@@ -14,15 +14,29 @@ use ratatui::Frame;
 
 use super::app::{App, Screen};
 use super::layout::{pane_widths, TAB_LIST_WIDTH};
+use super::pictures::Pictures;
 
-pub use messages::lines as message_lines;
+pub use messages::{lines as message_lines, View};
 
 /// Most rows the input grows to with a multi-line message.
 const MAX_INPUT_ROWS: u16 = 5;
 
-/// Draws the whole screen for the app's state; returns where links are drawn, for the
-/// terminal to make them hyperlinks (see `links.rs`).
+/// Draws the whole screen for the app's state, leaving images' rows blank; returns where
+/// links are drawn, for the terminal to make them hyperlinks (see `links.rs`).
 pub fn draw(frame: &mut Frame, app: &App) -> Vec<links::Link> {
+    draw_screen(frame, app, None)
+}
+
+/// [`draw`], with the images' pictures drawn in their rows.
+pub fn draw_with_pictures(
+    frame: &mut Frame,
+    app: &App,
+    pictures: &mut Pictures,
+) -> Vec<links::Link> {
+    draw_screen(frame, app, Some(pictures))
+}
+
+fn draw_screen(frame: &mut Frame, app: &App, pictures: Option<&mut Pictures>) -> Vec<links::Link> {
     let area = frame.area();
     if app.screen == Screen::Login {
         overlays::login(frame, app, area);
@@ -51,7 +65,10 @@ pub fn draw(frame: &mut Frame, app: &App) -> Vec<links::Link> {
     let [header_area, messages_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(view_area);
     panes::header(frame, app, header_area);
-    let lines = messages::lines(app, tab, messages_area.width, messages_area.height);
+    let View {
+        lines,
+        pictures: placed,
+    } = messages::lines(app, tab, messages_area.width, messages_area.height);
     // Bottom-aligned like every chat client: short scrollbacks sit above the input.
     let top = messages_area.height.saturating_sub(lines.len() as u16);
     let messages_area = Rect {
@@ -66,6 +83,12 @@ pub fn draw(frame: &mut Frame, app: &App) -> Vec<links::Link> {
         Vec::new()
     };
     frame.render_widget(ratatui::widgets::Paragraph::new(lines), messages_area);
+    if let Some(pictures) = pictures {
+        // Pictures in the terminal's graphics layer would cover a window over them.
+        if app.overlay.is_none() || !pictures.is_graphics() {
+            pictures.draw(frame, messages_area, &placed);
+        }
+    }
     if members_width > 0 {
         panes::member_list(frame, app, members_area);
     }

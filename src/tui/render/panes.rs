@@ -249,6 +249,12 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
             app.theme.dim,
         ));
     }
+    // A transfer's progress comes before the rest: it is what is happening now.
+    if let Some(progress) = app.transfers.status(PROGRESS_BAR_CELLS) {
+        spans.push(Span::styled(format!(" · {progress}"), app.theme.accent));
+    } else if let Some(last) = &app.transfers.last {
+        spans.push(Span::styled(format!(" · {last}"), app.theme.dim));
+    }
     let tab = app.active_tab();
     if tab.scroll > 0 {
         // Messages that came while scrolled back, not lines or entries below the view.
@@ -279,6 +285,9 @@ pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
     ));
     frame.render_widget(Paragraph::new(Line::from(fit(spans, area.width))), area);
 }
+
+/// Width of the status line's progress bar for an upload or download.
+const PROGRESS_BAR_CELLS: usize = 10;
 
 /// The `host:port` of a server URL, which is what tells several servers apart.
 fn server_host(url: &str) -> &str {

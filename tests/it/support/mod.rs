@@ -2,7 +2,8 @@
 //! submodules hold what a family of tests needs: [`raw`] (raw protocol JSON, the QA kit's
 //! connection with expectations that panic), [`client`] (the client library's tests),
 //! [`cluster`] (nodes on one Redis), [`server_process`] (`rtm-tui serve` as a child
-//! process) and [`token_builders`] (Agora's official token builders).
+//! process), [`tmux`] (the chat client in a real terminal), [`slow_proxy`] (a server
+//! behind a slow link) and [`token_builders`] (Agora's official token builders).
 //!
 //! Every wait has a timeout ([`WAIT`]); nothing sleeps "long enough".
 
@@ -10,6 +11,8 @@ pub mod client;
 pub mod cluster;
 pub mod raw;
 pub mod server_process;
+pub mod slow_proxy;
+pub mod tmux;
 pub mod token_builders;
 
 use std::process::Output;

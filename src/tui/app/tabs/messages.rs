@@ -53,11 +53,7 @@ impl Tabs {
             return;
         };
         message.mark = Some(Mark::Pending);
-        let wire = match &message.body {
-            Body::Text(t) => Message::text(t.clone()),
-            Body::Action(t) => Message::text(format!("/me {t}")),
-            Body::Raw { description, data } => Message::raw(data, description.clone()),
-        };
+        let wire = message.body.to_message();
         let local_id = message.local_id.unwrap_or(0);
         ask_send(jobs, &target, local_id, wire);
     }

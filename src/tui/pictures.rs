@@ -1,0 +1,188 @@
+//! Received images on screen: how this terminal draws pictures (kitty, sixel, iTerm2, or
+//! half blocks everywhere else), found out once at start with a short timeout, and the
+//! pictures already encoded for it, kept for the next draw. The message list leaves blank
+//! rows for each image ([`Placed`], from `render/messages.rs`); [`Pictures::draw`] fills
+//! them. Thumbnails come from other users and are decoded with limits (`media.rs`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ratatui::layout::{Rect, Size};
+use ratatui::Frame;
+use ratatui_image::picker::cap_parser::QueryStdioOptions;
+use ratatui_image::picker::{Picker, ProtocolType};
+use ratatui_image::sliced::{SignedPosition, SlicedImage, SlicedProtocol};
+use ratatui_image::{FontSize, Resize};
+use serde::Deserialize;
+
+use super::media;
+
+/// How long the terminal has to answer the graphics query at start (a terminal that does
+/// not answer gets half blocks; tmux answers for itself at once).
+const QUERY_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Pictures kept encoded; past this many the cache starts over (a long scroll through
+/// many images re-encodes what comes back into view, which is cheap for thumbnails).
+const MAX_CACHED: usize = 64;
+
+/// The cell size half blocks assume: each cell shows 1x2 pixels of a picture scaled to
+/// this, so only the 1:2 ratio matters.
+pub const HALFBLOCK_CELL: (u16, u16) = (10, 20);
+
+/// The config's `images` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageMode {
+    /// Ask the terminal: kitty, sixel or iTerm2 where it has them, else half blocks.
+    #[default]
+    Auto,
+    /// Half blocks whatever the terminal can do (coloured `▀` cells: works everywhere).
+    Halfblocks,
+    /// No pictures: a line with the image's name and size, as for files.
+    Off,
+}
+
+/// Where the message list left room for an image, relative to the message area.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed<'a> {
+    /// The media id, which names the picture in the cache.
+    pub key: &'a str,
+    pub thumbnail: &'a [u8],
+    /// First row of the picture; negative when its top is scrolled out of view.
+    pub row: i32,
+    pub column: u16,
+    pub size: (u16, u16),
+}
+
+/// The terminal's way of drawing pictures and the pictures drawn so far.
+pub struct Pictures {
+    /// `None`: pictures are off.
+    picker: Option<Picker>,
+    cache: HashMap<(String, u16, u16), Option<SlicedProtocol>>,
+}
+
+impl std::fmt::Debug for Pictures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pictures")
+            .field("protocol", &self.picker.as_ref().map(Picker::protocol_type))
+            .field("cached", &self.cache.len())
+            .finish()
+    }
+}
+
+impl Pictures {
+    /// Finds out how the terminal draws pictures. Must run after the terminal is set up
+    /// and before anything reads its input (the answers come in on stdin).
+    pub fn detect(mode: ImageMode) -> Pictures {
+        let picker = match mode {
+            ImageMode::Off => None,
+            ImageMode::Halfblocks => Some(Picker::halfblocks()),
+            ImageMode::Auto => {
+                let options = QueryStdioOptions {
+                    timeout: QUERY_TIMEOUT,
+                    ..QueryStdioOptions::default()
+                };
+                match Picker::from_query_stdio_with_options(options) {
+                    Ok(picker) => Some(picker),
+                    Err(e) => {
+                        tracing::info!("no answer to the graphics query ({e}); half blocks");
+                        Some(Picker::halfblocks())
+                    }
+                }
+            }
+        };
+        tracing::info!("images: {:?}", picker.as_ref().map(Picker::protocol_type));
+        Pictures {
+            picker,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Half blocks, asking the terminal nothing (tests, benches).
+    pub fn halfblocks() -> Pictures {
+        Pictures::detect(ImageMode::Halfblocks)
+    }
+
+    /// The size of a cell in the pictures' pixels, for the message list to size images
+    /// by; `None` when pictures are off.
+    pub fn cell_pixels(&self) -> Option<(u16, u16)> {
+        self.picker.as_ref().map(|p| {
+            let FontSize { width, height } = p.font_size();
+            (width.max(1), height.max(1))
+        })
+    }
+
+    /// Whether pictures go to the terminal's own graphics layer (kitty, sixel, iTerm2),
+    /// which windows drawn over the messages cannot cover.
+    pub fn is_graphics(&self) -> bool {
+        self.picker
+            .as_ref()
+            .is_some_and(|p| p.protocol_type() != ProtocolType::Halfblocks)
+    }
+
+    /// Draws the pictures placed in `area` (the message list).
+    pub fn draw(&mut self, frame: &mut Frame, area: Rect, placed: &[Placed]) {
+        let Some(picker) = &self.picker else {
+            return;
+        };
+        if self.cache.len() > MAX_CACHED {
+            self.cache.clear();
+        }
+        for image in placed {
+            let key = (image.key.to_string(), image.size.0, image.size.1);
+            let protocol = self.cache.entry(key).or_insert_with(|| {
+                let decoded = media::decode_thumbnail(image.thumbnail)?;
+                let size = Size::new(image.size.0, image.size.1);
+                SlicedProtocol::new_with_resize(picker, decoded, size, Resize::Fit(None))
+                    .map_err(|e| tracing::debug!("cannot encode a picture: {e}"))
+                    .ok()
+            });
+            if let Some(protocol) = protocol {
+                let position = SignedPosition {
+                    x: image.column as i16,
+                    y: image.row.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16,
+                };
+                frame.render_widget(SlicedImage::new(protocol, position), area);
+            }
+        }
+    }
+}
+
+/// Cells for a `width` x `height` pixel picture with cells of `cell` pixels, within
+/// `max` cells, keeping its shape; at least one cell each way.
+pub fn cells_for(width: u32, height: u32, cell: (u16, u16), max: (u16, u16)) -> (u16, u16) {
+    let natural_w = f64::from(width) / f64::from(cell.0.max(1));
+    let natural_h = f64::from(height) / f64::from(cell.1.max(1));
+    if natural_w <= 0.0 || natural_h <= 0.0 {
+        return (1, 1);
+    }
+    let scale = (f64::from(max.0) / natural_w)
+        .min(f64::from(max.1) / natural_h)
+        .min(1.0);
+    let w = (natural_w * scale)
+        .round()
+        .clamp(1.0, f64::from(max.0.max(1)));
+    let h = (natural_h * scale)
+        .round()
+        .clamp(1.0, f64::from(max.1.max(1)));
+    (w as u16, h as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pictures_keep_their_shape_within_the_room_given() {
+        // 320x240 in 10x20 cells: 32x12 naturally.
+        assert_eq!(cells_for(320, 240, (10, 20), (80, 12)), (32, 12));
+        // Half the rows: half the columns.
+        assert_eq!(cells_for(320, 240, (10, 20), (80, 6)), (16, 6));
+        // A narrow view limits the width, and the height follows.
+        assert_eq!(cells_for(320, 240, (10, 20), (16, 12)), (16, 6));
+        // Small pictures are not blown up; tiny ones take a cell.
+        assert_eq!(cells_for(40, 40, (10, 20), (80, 12)), (4, 2));
+        assert_eq!(cells_for(1, 1, (10, 20), (80, 12)), (1, 1));
+        assert_eq!(cells_for(0, 10, (10, 20), (80, 12)), (1, 1));
+    }
+}
