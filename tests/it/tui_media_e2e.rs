@@ -2,7 +2,8 @@
 //! tmux on both ends. alice sends `/image` of a PNG and `/file` of a 20 MB log; bob sees the
 //! picture (half blocks: tmux answers the graphics query with no kitty, sixel or cell
 //! size), saves the file with `/save` and the bytes match; on one server and across two
-//! nodes. A hostile image goes as a file with a clear note; Esc cancels an upload.
+//! nodes. A hostile image goes as a file with a clear note; Esc cancels an upload and a
+//! download (through a slow link, so that they last long enough).
 
 use std::path::{Path, PathBuf};
 
@@ -122,14 +123,14 @@ async fn alice_sends_an_image_and_a_20_mb_file_and_bob_saves_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn esc_cancels_an_upload_under_way() {
+async fn esc_cancels_an_upload_and_a_download_under_way() {
     let server = support::start_server(support::test_config()).await;
-    // 2 MB/s from alice: a 20 MB upload takes 10 s.
+    // 2 MB/s each way: a 20 MB upload takes 10 s, a 6 MB download 3 s.
     let proxy = SlowProxy::start(&server.url(), 2 * 1024 * 1024).await;
-    let alice = Tmux::start("media-cancel");
-    alice.launch("", &proxy.url(), "alice");
+    let (alice, bob) = Tmux::alice_and_bob("media-cancel", &proxy.url(), &proxy.url());
     alice.line("/query bob");
-    let (big, _) = write_noise(Path::new(&alice.home_path), "big.bin", 20 * 1024 * 1024);
+    let files = Path::new(&alice.home_path);
+    let (big, _) = write_noise(files, "big.bin", 20 * 1024 * 1024);
     alice.line(&format!("/file {}", big.display()));
     alice.wait_until("the upload's progress", |s| {
         s.contains("⇡ big.bin [") && s.contains("% ") && s.contains("Esc cancels")
@@ -137,11 +138,35 @@ async fn esc_cancels_an_upload_under_way() {
     alice.keys(&["Escape"]);
     let screen = alice.wait_for("upload of big.bin cancelled");
     assert!(!screen.contains("[file big.bin"), "{screen}");
-    // The client goes on.
+
+    // bob cancels the download of a file that did arrive: nothing is left of it.
+    let (log, _) = write_noise(files, "app.log", 6 * 1024 * 1024);
+    alice.line(&format!("/file {}", log.display()));
+    alice.wait_for("[file app.log, 6.0 MiB] (/save) ✓");
+    bob.wait_for("@alice");
+    bob.keys(&["M-2"]);
+    bob.wait_for("[file app.log, 6.0 MiB] (/save)");
+    bob.line("/save");
+    bob.wait_until("the download's progress", |s| {
+        s.contains("⇣ app.log [") && s.contains("Esc cancels")
+    });
+    bob.keys(&["Escape"]);
+    bob.wait_for("download of app.log cancelled");
+    let left: Vec<String> = std::fs::read_dir(&bob.home_path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("app.log"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // Both go on.
     alice.line("/ping");
     alice.wait_for("pong from the server");
+    bob.line("/ping");
+    bob.wait_for("pong from the server");
     alice.quit();
-    drop(alice);
+    bob.quit();
+    drop((alice, bob));
     drop(proxy);
     server.shutdown().await;
 }

@@ -1,10 +1,10 @@
-//! A TCP proxy on 127.0.0.1:0 in front of a server that passes the client's bytes on at a
-//! set rate (the server's at full speed): an upload through it takes seconds, long enough
-//! to watch its progress and cancel it. Everything it runs stops when it drops.
+//! A TCP proxy on 127.0.0.1:0 in front of a server that passes bytes on at a set rate each
+//! way: an upload or a download through it takes seconds, long enough to watch its
+//! progress and cancel it. Everything it runs stops when it drops.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -17,8 +17,8 @@ pub struct SlowProxy {
 }
 
 impl SlowProxy {
-    /// A proxy to the server of `url` (`ws://host:port/path`), slowing what the client
-    /// sends to `bytes_per_second`.
+    /// A proxy to the server of `url` (`ws://host:port/path`), passing at most
+    /// `bytes_per_second` each way.
     pub async fn start(url: &str, bytes_per_second: u64) -> SlowProxy {
         let (scheme, rest) = url.split_once("://").expect("a URL");
         let upstream = rest.split('/').next().unwrap().to_string();
@@ -34,20 +34,10 @@ impl SlowProxy {
                     let Ok(server) = TcpStream::connect(&upstream).await else {
                         return;
                     };
-                    let (mut client_read, mut client_write) = client.into_split();
-                    let (mut server_read, mut server_write) = server.into_split();
-                    let down = tokio::io::copy(&mut server_read, &mut client_write);
-                    let up = async {
-                        let mut buffer = vec![0; CHUNK];
-                        loop {
-                            let n = client_read.read(&mut buffer).await?;
-                            if n == 0 {
-                                return server_write.shutdown().await;
-                            }
-                            server_write.write_all(&buffer[..n]).await?;
-                            tokio::time::sleep(pause.mul_f64(n as f64 / CHUNK as f64)).await;
-                        }
-                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    let up = throttled_copy(client_read, server_write, pause);
+                    let down = throttled_copy(server_read, client_write, pause);
                     let _ = tokio::join!(down, up);
                 });
             }
@@ -68,5 +58,22 @@ impl Drop for SlowProxy {
     fn drop(&mut self) {
         // The accept loop owns the connections' JoinSet: aborting it ends them all.
         self.task.abort();
+    }
+}
+
+/// Copies `from` to `to` a chunk at a time, resting `pause` per [`CHUNK`] bytes.
+async fn throttled_copy(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    pause: Duration,
+) -> std::io::Result<()> {
+    let mut buffer = vec![0; CHUNK];
+    loop {
+        let n = from.read(&mut buffer).await?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        to.write_all(&buffer[..n]).await?;
+        tokio::time::sleep(pause.mul_f64(n as f64 / CHUNK as f64)).await;
     }
 }
