@@ -1,6 +1,7 @@
 //! TUI speed: draw time of a tab holding 100 vs 1,000,000 messages (it must depend on the
-//! screen size, not the history length), and the time and memory to take in a burst of
-//! 50,000 channel messages through `App::update`. Run with `cargo bench --bench tui_render`;
+//! screen size, not the history length), of a tab with images in view (their pictures in
+//! half blocks: encoded once, then drawn from the cache), and the time and memory to take
+//! in a burst of 50,000 channel messages through `App::update`. Run with `cargo bench --bench tui_render`;
 //! prints a small table (the README quotes it).
 
 use std::time::{Duration, Instant};
@@ -107,6 +108,60 @@ fn draw_time(app: &App, rounds: u32) -> Duration {
         terminal.draw(|f| drop(render::draw(f, app))).unwrap();
     }
     start.elapsed() / rounds
+}
+
+/// An image message as `/image` makes it, from a 640x480 gradient.
+fn image_message(i: u64) -> Action {
+    use base64::Engine as _;
+    let picture = image::RgbImage::from_fn(640, 480, |x, y| {
+        image::Rgb([(x / 3) as u8, (y / 2) as u8, (i * 40) as u8])
+    });
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(picture)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let prepared = rtm::tui::media::prepare_image(&png).unwrap();
+    Action::Server(Event::MessageFromChannel {
+        channel: "bench".into(),
+        from: "painter".into(),
+        message: Message::Image {
+            media_id: format!("m{i}"),
+            name: format!("shot{i}.png"),
+            size: png.len() as u64,
+            width: 640,
+            height: 480,
+            thumbnail: base64::engine::general_purpose::STANDARD.encode(&prepared.thumbnail),
+            thumbnail_width: prepared.thumbnail_width,
+            thumbnail_height: prepared.thumbnail_height,
+        },
+        message_id: 1_000_000 + i,
+        server_ts: NOW + 1_000_000 + i,
+    })
+}
+
+/// The first draw of a tab with images in view (their pictures encoded), and the mean of
+/// `rounds` draws after it (the pictures from the cache).
+fn picture_draw_time(rounds: u32) -> (Duration, Duration) {
+    let mut app = logged_in_app();
+    fill(&mut app, 100);
+    for i in 0..3 {
+        app.update(image_message(i));
+        app.update(message(200 + i));
+    }
+    let mut pictures = rtm::tui::pictures::Pictures::halfblocks();
+    let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
+    let start = Instant::now();
+    terminal
+        .draw(|f| drop(render::draw_with_pictures(f, &app, &mut pictures)))
+        .unwrap();
+    let first = start.elapsed();
+    let start = Instant::now();
+    for _ in 0..rounds {
+        terminal
+            .draw(|f| drop(render::draw_with_pictures(f, &app, &mut pictures)))
+            .unwrap();
+    }
+    (first, start.elapsed() / rounds)
 }
 
 /// The same burst end to end: a real server, one client sending `count` channel messages
@@ -224,6 +279,12 @@ fn main() {
     println!(
         "burst of {burst} channel messages over a real server and client: {taken} taken in, in {elapsed:.2?} ({:.0} msg/s)",
         taken as f64 / elapsed.as_secs_f64()
+    );
+    let (first, cached) = picture_draw_time(if full { 1000 } else { 10 });
+    println!(
+        "draw, tab with 3 images in view (half blocks): {:>8.1} µs the first time (encoding), {:>8.1} µs after",
+        first.as_secs_f64() * 1e6,
+        cached.as_secs_f64() * 1e6
     );
     for count in [100u64, big] {
         let mut app = logged_in_app();
