@@ -62,10 +62,10 @@ pub enum Body {
         data: Vec<u8>,
     },
     /// A file (`/file`): a line with its name and size; `/save` downloads it.
-    File(Media),
+    File(Attachment),
     /// An image (`/image`): its thumbnail drawn inline; `/save` downloads the picture.
     Image {
-        media: Media,
+        media: Attachment,
         width: u32,
         height: u32,
         /// PNG or JPEG as the sender made it (empty: none; it is drawn as a file).
@@ -75,9 +75,9 @@ pub enum Body {
     },
 }
 
-/// What names an uploaded file or image: its id on the server, its name and size.
+/// A file or image a message carries: its media id on the server, its name and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Media {
+pub struct Attachment {
     pub media_id: String,
     pub name: String,
     pub size: u64,
@@ -98,7 +98,7 @@ impl Body {
                 media_id,
                 name,
                 size,
-            } => Body::File(Media {
+            } => Body::File(Attachment {
                 media_id: media_id.clone(),
                 name: name.clone(),
                 size: *size,
@@ -113,7 +113,7 @@ impl Body {
                 thumbnail_height,
                 ..
             } => Body::Image {
-                media: Media {
+                media: Attachment {
                     media_id: media_id.clone(),
                     name: name.clone(),
                     size: *size,
@@ -156,14 +156,6 @@ impl Body {
                 thumbnail_width: *thumbnail_width,
                 thumbnail_height: *thumbnail_height,
             },
-        }
-    }
-
-    /// The file or image that `/save` downloads.
-    pub fn media(&self) -> Option<&Media> {
-        match self {
-            Body::File(media) | Body::Image { media, .. } => Some(media),
-            _ => None,
         }
     }
 
