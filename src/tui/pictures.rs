@@ -173,6 +173,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_config_says_how_images_are_drawn() {
+        use crate::tui::config::Config;
+        assert_eq!(Config::default().images, ImageMode::Auto);
+        for (text, mode) in [
+            ("images = \"halfblocks\"", ImageMode::Halfblocks),
+            ("images = \"off\"", ImageMode::Off),
+            ("images = \"auto\"", ImageMode::Auto),
+        ] {
+            assert_eq!(Config::parse(text).unwrap().images, mode);
+        }
+        assert!(Config::parse("images = \"sixel-please\"").is_err());
+        // Off: no picker, no cell size, nothing asked of the terminal.
+        assert_eq!(Pictures::detect(ImageMode::Off).cell_pixels(), None);
+        assert_eq!(Pictures::halfblocks().cell_pixels(), Some(HALFBLOCK_CELL));
+    }
+
+    #[test]
     fn pictures_keep_their_shape_within_the_room_given() {
         // 320x240 in 10x20 cells: 32x12 naturally.
         assert_eq!(cells_for(320, 240, (10, 20), (80, 12)), (32, 12));
