@@ -77,7 +77,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "file",
         "<path>",
-        "send a file (up to 30 MB; Esc cancels the upload)",
+        "send a file (up to 30 MiB; Esc cancels the upload)",
     ),
     (
         "image",
