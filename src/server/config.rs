@@ -468,7 +468,7 @@ mod tests {
                 ..Config::default()
             },
             Config {
-                outbox: super::super::outbox::OutboxLimits {
+                outbox: crate::server::outbox::OutboxLimits {
                     max_bytes: 0,
                     ..Default::default()
                 },

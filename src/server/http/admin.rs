@@ -15,9 +15,9 @@ use crate::protocol::limits::{
 };
 use crate::protocol::PeerStatus;
 
-use super::super::engine::Change;
 use super::auth::Caller;
 use super::{failure, query_param, read_body, success, unavailable, Call};
+use crate::server::engine::Change;
 use crate::server::engine::Outcome;
 use crate::server::engine::{AdminChange, AdminOutcome};
 use crate::server::hub::admin::BANNED_FOREVER;

@@ -21,17 +21,17 @@ use crate::protocol::codes::peer::CACHED_BY_SERVER;
 use crate::protocol::limits::{validate_app_id, validate_channel_id, validate_user_id};
 use crate::protocol::{HistoryMessage, Message, PeerStatus};
 
-use super::super::config::AppLookup;
-use super::super::engine::Change;
-use super::super::session::{route_channel_message, send_peer_from, PeerReplyTo};
-use super::super::store::HistoryQuery;
 use super::auth::{authenticate, Caller};
 use super::{
     answer, failure, query_param, read_body, request_id, success, unavailable, Call, Ctx, Family,
 };
+use crate::server::config::AppLookup;
+use crate::server::engine::Change;
 use crate::server::engine::{channel_conversation, peer_conversation, Outcome};
 use crate::server::engine::{AdminChange, AdminOutcome, Feed};
 use crate::server::hub::admin::FEED_PULL_MAX;
+use crate::server::session::{route_channel_message, send_peer_from, PeerReplyTo};
+use crate::server::store::HistoryQuery;
 
 /// An answer and the route pattern it is counted under.
 pub type Routed = (&'static str, Response<Full<Bytes>>);
@@ -623,7 +623,7 @@ fn parse_utc(text: &str) -> Option<u64> {
 }
 
 /// The code of the reply queued on the REST sender's stand-in, if one is.
-fn first_reply_code(sender: &super::super::outbox::ConnHandle) -> Option<u32> {
+fn first_reply_code(sender: &crate::server::outbox::ConnHandle) -> Option<u32> {
     sender.take_lines().iter().find_map(|line| {
         let value: serde_json::Value = serde_json::from_str(line).ok()?;
         value.get("code")?.as_u64().map(|c| c as u32)
@@ -631,7 +631,7 @@ fn first_reply_code(sender: &super::super::outbox::ConnHandle) -> Option<u32> {
 }
 
 /// Waits for the reply queued on the stand-in (the ack, its timeout, or the refusal).
-async fn wait_reply_code(sender: &super::super::outbox::ConnHandle) -> u32 {
+async fn wait_reply_code(sender: &crate::server::outbox::ConnHandle) -> u32 {
     loop {
         if let Some(code) = first_reply_code(sender) {
             return code;
