@@ -9,64 +9,31 @@ use std::time::{Duration, Instant};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-use rtm::protocol::{ChangeReason, ConnectionState, Event, LoginResult, Message};
-use rtm::tui::action::{Action, Effect};
-use rtm::tui::app::{App, LoginDefaults};
-use rtm::tui::config::{Config, Theme};
-use rtm::tui::job::{JobId, JobOutput};
-use rtm::tui::keymap::Keymap;
+use rtm::protocol::{Event, Message};
+use rtm::tui::action::Action;
+use rtm::tui::app::App;
+use rtm::tui::job::{Job, JobOutput};
 use rtm::tui::render;
 
-const NOW: u64 = 1_795_600_800_000;
+// The logged-in app the TUI tests start from (the bench uses part of it).
+#[path = "../tests/it/support/tui_app.rs"]
+#[allow(dead_code)]
+mod tui_app;
+use tui_app::NOW;
+
 const WIDTH: u16 = 200;
 const HEIGHT: u16 = 50;
 
+/// The app logged in as "me" and in #bench with 10 members.
 fn logged_in_app() -> App {
-    let config = Config::default();
-    let theme = Theme::new(&config.colors, false);
-    let defaults = LoginDefaults {
-        app_id: "bench".into(),
-        user: "me".into(),
-        token: String::new(),
-        server: "ws://127.0.0.1:7420/rtm/v1".into(),
-    };
-    let mut app = App::new(config, theme, Keymap::default(), &defaults);
-    app.now_ms = NOW;
-    let login = app.submit_login();
-    app.update(Action::Connection {
-        state: ConnectionState::Connected,
-        reason: ChangeReason::LoginSuccess,
-        retry_in_ms: None,
-    });
-    let reply = JobOutput::LoggedIn(LoginResult {
-        user: "me".into(),
-        server_ts: NOW,
-        protocol: 1,
-        server: "bench".into(),
-        token_expires_at: None,
-        store: None,
-    });
-    app.update(Action::Done(first_request(&login), Ok(reply)));
+    let mut app = tui_app::logged_in_as("bench", "me");
     for c in "/join bench".chars() {
         app.update(Action::Insert(c));
     }
     let join = app.update(Action::Key(rtm::tui::action::KeyAction::Submit));
-    app.update(Action::Done(
-        first_request(&join),
-        Ok(JobOutput::Joined(10)),
-    ));
+    let id = tui_app::asked(&join, |job| matches!(job, Job::Join(_)));
+    app.update(Action::Done(id, Ok(JobOutput::Joined(10))));
     app
-}
-
-/// The id of the first request among `effects`.
-fn first_request(effects: &[Effect]) -> JobId {
-    effects
-        .iter()
-        .find_map(|e| match e {
-            Effect::Job(id, _) => Some(*id),
-            _ => None,
-        })
-        .expect("a request")
 }
 
 fn message(i: u64) -> Action {

@@ -4,43 +4,21 @@
 //! connection's ping (unless it closed it) and serve a fresh, well-behaved client.
 #![no_main]
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use libfuzzer_sys::fuzz_target;
-use rtm::server::{Config, RateLimits, RunningServer};
-use tokio::runtime::Runtime;
 use tokio_tungstenite::tungstenite::Message;
+
+// The server every input is thrown at, shared with the property tests of the same kind.
+#[path = "../../tests/it/support/shared_server.rs"]
+mod shared_server;
 
 /// A bound on every wait: a hang is a finding.
 const WAIT: Duration = Duration::from_secs(5);
 
-struct Harness {
-    runtime: Runtime,
-    server: RunningServer,
-}
-
-fn harness() -> &'static Harness {
-    static HARNESS: OnceLock<Harness> = OnceLock::new();
-    HARNESS.get_or_init(|| {
-        let runtime = Runtime::new().expect("runtime");
-        let server = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let mut config = Config::ephemeral();
-            // Rate limits would turn most inputs into "too often"; fuzz the handlers.
-            config.rate_limits = RateLimits::unlimited();
-            config.ack_timeout = Duration::from_millis(50);
-            config.grace = Duration::from_millis(50);
-            rtm::server::spawn(listener, config).await.unwrap()
-        });
-        Harness { runtime, server }
-    })
-}
-
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Sends a ping with `id` and reads until its reply, whatever its code (true), or the end
 /// of the connection (false).
@@ -51,7 +29,10 @@ async fn answered(ws: &mut Ws, id: u32) -> bool {
     }
     let wanted = format!(r#""id":{id},"code":"#);
     loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("server hangs") {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("server hangs")
+        {
             Some(Ok(Message::Text(text))) if text.as_str().contains(&wanted) => return true,
             Some(Ok(_)) => {}
             Some(Err(_)) | None => return false,
@@ -60,7 +41,9 @@ async fn answered(ws: &mut Ws, id: u32) -> bool {
 }
 
 async fn run(data: &[u8], url: &str) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
     if data.first().is_some_and(|b| b % 2 == 1) {
         let login = r#"{"id":4000000000,"op":"login","app_id":"fuzz","user":"fuzzer"}"#;
         ws.send(Message::text(login)).await.expect("send login");
@@ -73,16 +56,27 @@ async fn run(data: &[u8], url: &str) {
     }
     let _ = answered(&mut ws, 4_000_000_001).await;
     // Whatever that connection did, a well-behaved client is served.
-    let (mut good, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let (mut good, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
     let login = r#"{"id":1,"op":"login","app_id":"fuzz","user":"good"}"#;
     good.send(Message::text(login)).await.expect("send");
-    assert!(answered(&mut good, 2).await, "a well-behaved client is not served");
+    assert!(
+        answered(&mut good, 2).await,
+        "a well-behaved client is not served"
+    );
     let ping = r#"{"id":3,"op":"join","channel":"fuzz"}"#;
     good.send(Message::text(ping)).await.expect("send");
     loop {
-        match tokio::time::timeout(WAIT, good.next()).await.expect("server hangs") {
+        match tokio::time::timeout(WAIT, good.next())
+            .await
+            .expect("server hangs")
+        {
             Some(Ok(Message::Text(text))) if text.as_str().contains(r#""id":3,"code":"#) => {
-                assert!(text.as_str().contains(r#""id":3,"code":0"#), "join refused: {text}");
+                assert!(
+                    text.as_str().contains(r#""id":3,"code":0"#),
+                    "join refused: {text}"
+                );
                 break;
             }
             Some(Ok(_)) => {}
@@ -92,7 +86,7 @@ async fn run(data: &[u8], url: &str) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let harness = harness();
-    let url = harness.server.url();
-    harness.runtime.block_on(run(data, &url));
+    let shared = shared_server::shared_server();
+    let url = shared.server.url();
+    shared.runtime.block_on(run(data, &url));
 });

@@ -1,38 +1,13 @@
-//! Property tests against a real server (one for all the cases, on 127.0.0.1:0): arbitrary
-//! bytes and arbitrary request sequences from one connection never stop the server from
-//! serving a well-behaved client, and every request with an id gets exactly one reply.
-
-use std::sync::OnceLock;
-use std::time::Duration;
+//! Property tests against a real server (one for all the cases, `support::shared_server`):
+//! arbitrary bytes and arbitrary request sequences from one connection never stop the
+//! server from serving a well-behaved client, and every request with an id gets exactly
+//! one reply.
 
 use crate::support;
 use crate::support::raw::{self, Expect};
+use crate::support::shared_server::shared_server;
 use proptest::prelude::*;
-use rtm::server::{Config, RateLimits, RunningServer};
 use serde_json::{json, Value};
-use tokio::runtime::Runtime;
-
-struct Harness {
-    runtime: Runtime,
-    server: RunningServer,
-}
-
-/// One server for every case of these properties (a fresh one per case would be mostly
-/// SQLite start-up); cases use distinct users so they do not kick each other.
-fn harness() -> &'static Harness {
-    static HARNESS: OnceLock<Harness> = OnceLock::new();
-    HARNESS.get_or_init(|| {
-        let runtime = Runtime::new().expect("runtime");
-        let server = runtime.block_on(async {
-            let mut config = Config::ephemeral();
-            config.rate_limits = RateLimits::unlimited();
-            config.ack_timeout = Duration::from_millis(200);
-            config.grace = Duration::from_millis(200);
-            support::start_server(config).await
-        });
-        Harness { runtime, server }
-    })
-}
 
 fn unique_user(prefix: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -123,9 +98,9 @@ proptest! {
         login in any::<bool>(),
         frames in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..8),
     ) {
-        let harness = harness();
-        let url = harness.server.url();
-        harness.runtime.block_on(async {
+        let shared = shared_server();
+        let url = shared.server.url();
+        shared.runtime.block_on(async {
             let client = if login {
                 raw::login(&url, "props", &unique_user("bytes")).await
             } else {
@@ -145,9 +120,9 @@ proptest! {
     /// may send before it logs in again (`prelogin::PRE_LOGIN_OBJECTS`, 16).
     #[test]
     fn every_request_gets_one_reply(ops in prop::collection::vec(op_strategy(), 1..16)) {
-        let harness = harness();
-        let url = harness.server.url();
-        harness.runtime.block_on(async {
+        let shared = shared_server();
+        let url = shared.server.url();
+        shared.runtime.block_on(async {
             let mut client = raw::login(&url, "props", &unique_user("ops")).await;
             let replies: Vec<_> = ops.into_iter().map(|op| client.start(op).unwrap()).collect();
             for reply in replies {

@@ -5,47 +5,20 @@
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-use rtm::protocol::{
-    ChangeReason, ConnectionState, Event, HistoryMessage, LoginResult, Message, SendResult,
-};
+use rtm::protocol::{ChangeReason, ConnectionState, Event, HistoryMessage, Message, SendResult};
 use rtm::tui::action::{Action, Effect, KeyAction};
 use rtm::tui::app::overlay::Overlay;
 use rtm::tui::app::transfers::TransferUpdate;
-use rtm::tui::app::{App, LoginDefaults, Screen};
-use rtm::tui::config::{Config, Theme};
+use rtm::tui::app::{App, Screen};
+use rtm::tui::config::Theme;
 use rtm::tui::job::{Failure, InviteJob, Job, JobId, JobOutput};
-use rtm::tui::keymap::Keymap;
 use rtm::tui::render;
 use rtm::tui::target::Target;
 
-/// 2026-11-25 10:00:00 UTC: every test runs at this instant, in UTC.
-const NOW: u64 = 1_795_600_800_000;
-
-/// The default config, with timestamps in UTC whatever zone the tests run in.
-fn config() -> Config {
-    Config {
-        time_zone: "UTC".into(),
-        ..Config::default()
-    }
-}
+use crate::support::tui_app::{app_on, asked, log_in, logged_in_as, NOW};
 
 fn app(app_id: &str, user: &str) -> App {
     app_on(app_id, user, "ws://127.0.0.1:7420/rtm/v1")
-}
-
-/// The app with `server` in the login form's Server field.
-fn app_on(app_id: &str, user: &str, server: &str) -> App {
-    let config = config();
-    let theme = Theme::new(&config.colors, false);
-    let defaults = LoginDefaults {
-        app_id: app_id.into(),
-        user: user.into(),
-        token: String::new(),
-        server: server.into(),
-    };
-    let mut app = App::new(config, theme, Keymap::default(), &defaults);
-    app.now_ms = NOW;
-    app
 }
 
 fn draw(app: &App, width: u16, height: u16) -> String {
@@ -86,17 +59,6 @@ fn asks(effects: &[Effect], request: &Job) -> bool {
     requests(effects).contains(request)
 }
 
-/// The id of the request among `effects` that `pick` chooses.
-fn asked(effects: &[Effect], pick: impl Fn(&Job) -> bool) -> JobId {
-    effects
-        .iter()
-        .find_map(|e| match e {
-            Effect::Job(id, request) if pick(request) => Some(*id),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no such request in {effects:?}"))
-}
-
 /// Answers the request among `effects` that `pick` chooses.
 fn answer(
     app: &mut App,
@@ -106,19 +68,6 @@ fn answer(
 ) -> Vec<Effect> {
     let id = asked(effects, pick);
     app.update(Action::Done(id, result))
-}
-
-/// The server accepts alice's login, asked in `effects`.
-fn log_in(app: &mut App, effects: &[Effect]) -> Vec<Effect> {
-    let reply = JobOutput::LoggedIn(LoginResult {
-        user: "alice".into(),
-        server_ts: NOW,
-        protocol: 1,
-        server: "rtm-tui/0.1.0".into(),
-        token_expires_at: None,
-        store: None,
-    });
-    answer(app, effects, |r| matches!(r, Job::Login { .. }), Ok(reply))
 }
 
 /// The server lets us in `channel`, asked in `effects`, with `count` members.
@@ -149,15 +98,7 @@ fn answer_history(app: &mut App, effects: &[Effect], messages: Vec<HistoryMessag
 
 /// A logged-in app as alice, connected.
 fn logged_in() -> App {
-    let mut app = app("demo", "alice");
-    let effects = app.submit_login();
-    app.update(Action::Connection {
-        state: ConnectionState::Connected,
-        reason: ChangeReason::LoginSuccess,
-        retry_in_ms: None,
-    });
-    log_in(&mut app, &effects);
-    app
+    logged_in_as("demo", "alice")
 }
 
 fn channel_message(channel: &str, from: &str, text: &str, id: u64, ts: u64) -> Action {

@@ -3,7 +3,9 @@
 //! connection with expectations that panic), [`client`] (the client library's tests),
 //! [`cluster`] (nodes on one Redis), [`server_process`] (`rtm-tui serve` as a child
 //! process), [`tmux`] (the chat client in a real terminal), [`slow_proxy`] (a server
-//! behind a slow link) and [`token_builders`] (Agora's official token builders).
+//! behind a slow link), [`shared_server`] (one server for many property cases, shared with
+//! the fuzz target), [`token_builders`] (Agora's official token builders) and [`tui_app`]
+//! (the chat client's state, logged in, shared with the TUI bench).
 //!
 //! Every wait has a timeout ([`WAIT`]); nothing sleeps "long enough".
 
@@ -11,9 +13,11 @@ pub mod client;
 pub mod cluster;
 pub mod raw;
 pub mod server_process;
+pub mod shared_server;
 pub mod slow_proxy;
 pub mod tmux;
 pub mod token_builders;
+pub mod tui_app;
 
 use std::process::Output;
 use std::time::Duration;
