@@ -1,6 +1,7 @@
 //! What one update asks of the event loop ([`Effect`]s), and the jobs still waiting for an
-//! answer: each [`Job`] gets a fresh [`JobId`] and a [`Pending`] note of what its answer
-//! is for, so the answer is matched by id and never by what it says.
+//! answer: each [`Job`] gets a fresh [`JobId`] and is kept (with a [`Pending`] note where
+//! the job alone does not say what to do with the answer), so the answer is matched by id
+//! and never by what it says.
 //! Components that ask for something take `&mut Jobs`; `App::update` hands the effects
 //! to the loop.
 
@@ -10,53 +11,23 @@ use crate::tui::action::Effect;
 use crate::tui::job::{Job, JobId};
 use crate::tui::target::Target;
 
-/// What the answer to a request is for: what the app must remember to use it.
+/// What the app keeps beside a job waiting for its answer, where the job alone does not
+/// say what to do with the answer. Most jobs need nothing (`Jobs::ask`): their answer is
+/// handled by what they asked (`replies.rs`), and a new job is one [`Job`] variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
-    Login,
-    Logout,
-    /// Our message with `local_id` in the tab of `target`.
-    Send {
-        target: Target,
-        local_id: u64,
-    },
-    Join(String),
-    Leave(String),
-    Members(String),
-    History {
-        target: Target,
-        before: Option<u64>,
-    },
-    /// `/who`: the answer goes to the active tab and the peer tabs' headers.
-    Presence,
-    /// A channel's attributes for its header; `show` says what the tab says of them.
-    ChannelAttributes {
-        channel: String,
-        show: AttributesShown,
-    },
-    ChannelAttributesChanged(String),
-    /// Words for the tab of this conversation (opened if need be), or the active tab.
-    Line(Option<Target>),
+    /// Our message with `local_id` in the tab of the job's conversation.
+    Send { local_id: u64 },
+    /// What the tab says of the channel's attributes when they arrive.
+    Attributes(AttributesShown),
+    /// Words for the tab of this conversation (opened if need be), not the active tab.
+    LineTo(Target),
     /// `/file`, `/image`: the message to send to `target` once `name` is uploaded.
-    Upload {
-        target: Target,
-        name: String,
-    },
-    /// `/save` of a file or image called `name`: words for the tab of `target`.
-    Download {
-        target: Option<Target>,
-        name: String,
-    },
+    Upload { target: Target, name: String },
+    /// `/save` of a file or image: words for the tab of `target` (the active one if none).
+    Download { target: Option<Target> },
     /// `/raw`: the file's bytes, to send to `target` as `name`.
-    RawFile {
-        target: Target,
-        name: String,
-    },
-    SavedTabs,
-    /// `$EDITOR` on `draft`, which comes back to the input line if the editor fails.
-    Editor {
-        draft: String,
-    },
+    RawFile { target: Target, name: String },
 }
 
 /// What a tab says of a channel's attributes that arrive.
@@ -79,7 +50,8 @@ const MEMBERS_WINDOW_MS: u64 = 2_100;
 #[derive(Debug, Default)]
 pub struct Jobs {
     effects: Vec<Effect>,
-    pending: HashMap<JobId, Pending>,
+    /// Each job waiting for its answer, with what the app keeps beside it.
+    pending: HashMap<JobId, (Job, Option<Pending>)>,
     next_id: u64,
     /// When the last `get_members` went out (at most [`MEMBERS_PER_WINDOW`] kept).
     members_sent: VecDeque<u64>,
@@ -94,17 +66,22 @@ impl Jobs {
         self.effects.push(effect);
     }
 
-    /// Queues `request`, remembering that its answer is for `pending`.
-    pub fn ask(&mut self, pending: Pending, request: Job) {
-        self.ask_tracked(pending, request);
+    /// Queues `job`; its answer comes back with the job (`answered`).
+    pub fn ask(&mut self, job: Job) {
+        self.queue(job, None);
     }
 
-    /// [`Jobs::ask`], giving the job's id for what follows it (a transfer's progress).
-    pub fn ask_tracked(&mut self, pending: Pending, request: Job) -> JobId {
+    /// Queues `job`, keeping `pending` beside it for its answer; the job's id is for what
+    /// follows it before the answer (a transfer's progress).
+    pub fn ask_with(&mut self, pending: Pending, job: Job) -> JobId {
+        self.queue(job, Some(pending))
+    }
+
+    fn queue(&mut self, job: Job, pending: Option<Pending>) -> JobId {
         self.next_id += 1;
         let id = JobId(self.next_id);
-        self.pending.insert(id, pending);
-        self.effects.push(Effect::Job(id, request));
+        self.pending.insert(id, (job.clone(), pending));
+        self.effects.push(Effect::Job(id, job));
         id
     }
 
@@ -131,7 +108,7 @@ impl Jobs {
                 break;
             };
             self.members_sent.push_back(now_ms);
-            self.ask(Pending::Members(channel.clone()), Job::Members(channel));
+            self.ask(Job::Members(channel));
         }
     }
 
@@ -140,8 +117,9 @@ impl Jobs {
         !self.members_later.is_empty()
     }
 
-    /// What the answer of `id` is for; `None` for an id answered already or never asked.
-    pub fn answered(&mut self, id: JobId) -> Option<Pending> {
+    /// The job of `id` and what was kept beside it; `None` for an id answered already or
+    /// never asked.
+    pub fn answered(&mut self, id: JobId) -> Option<(Job, Option<Pending>)> {
         self.pending.remove(&id)
     }
 

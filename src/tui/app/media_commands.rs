@@ -38,7 +38,7 @@ impl App {
             target,
             name: name.clone(),
         };
-        let id = self.jobs.ask_tracked(pending, request);
+        let id = self.jobs.ask_with(pending, request);
         self.transfers.start(id, Direction::Upload, name);
     }
 
@@ -64,20 +64,16 @@ impl App {
         match found {
             Some(Body::Raw { description, data }) => {
                 let name = raw_name(&description);
-                self.jobs
-                    .ask(Pending::Line(None), Job::SaveFile { path, name, data });
+                self.jobs.ask(Job::SaveFile { path, name, data });
             }
             Some(Body::File(media) | Body::Image { media, .. }) => {
-                let pending = Pending::Download {
-                    target,
-                    name: media.name.clone(),
-                };
+                let pending = Pending::Download { target };
                 let request = Job::Download {
                     media_id: media.media_id,
                     name: media.name.clone(),
                     path,
                 };
-                let id = self.jobs.ask_tracked(pending, request);
+                let id = self.jobs.ask_with(pending, request);
                 self.transfers.start(id, Direction::Download, media.name);
             }
             _ => self.error("/save: no file, image or raw message in view in this tab"),

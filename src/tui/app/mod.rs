@@ -298,11 +298,8 @@ impl App {
                     // meanwhile (a restarted server may have forgotten them).
                     for channel in self.tabs.joined_channels() {
                         self.jobs.ask_members(channel.clone(), now);
-                        self.jobs.ask(
-                            Pending::ChannelAttributes {
-                                channel: channel.clone(),
-                                show: AttributesShown::Header,
-                            },
+                        self.jobs.ask_with(
+                            Pending::Attributes(AttributesShown::Header),
                             Job::GetChannelAttributes(channel),
                         );
                     }
@@ -346,7 +343,7 @@ impl App {
             user,
             token: (!token.is_empty()).then_some(token),
         };
-        self.jobs.ask(Pending::Login, request);
+        self.jobs.ask(request);
     }
 
     fn on_key(&mut self, key: KeyAction) {
@@ -494,12 +491,7 @@ impl App {
             }
             KeyAction::Editor => {
                 let draft = self.input.take();
-                self.jobs.ask(
-                    Pending::Editor {
-                        draft: draft.clone(),
-                    },
-                    Job::Editor(draft),
-                );
+                self.jobs.ask(Job::Editor(draft));
             }
             // A transfer under way is what Esc stops first.
             KeyAction::Cancel if self.cancel_transfer() => {}
@@ -614,7 +606,7 @@ impl App {
     fn invite(&mut self, request: InviteJob) {
         let target = Target::Peer(request.peer().to_string());
         self.jobs
-            .ask(Pending::Line(Some(target)), Job::Invite(request));
+            .ask_with(Pending::LineTo(target), Job::Invite(request));
     }
 
     fn answer_invitation(&mut self, answer: InvitationAnswer, response: String) {

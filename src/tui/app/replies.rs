@@ -1,5 +1,5 @@
-//! Answers to our requests: each is matched by its id with what it was for (the
-//! [`Pending`] note the jobs kept) and handed to the component it concerns.
+//! Answers to our jobs: each is matched by its id with the job that asked for it (and the
+//! [`Pending`] note kept beside it, if any) and handed to the component it concerns.
 
 use crate::protocol::{ChannelAttribute, LoginResult, Message};
 
@@ -11,47 +11,53 @@ use crate::tui::target::Target;
 
 impl App {
     pub(super) fn on_reply(&mut self, id: JobId, result: Result<JobOutput, Failure>) {
-        let Some(pending) = self.jobs.answered(id) else {
-            tracing::debug!("an answer to no request of ours: {id:?}");
+        let Some((job, pending)) = self.jobs.answered(id) else {
+            tracing::debug!("an answer to no job of ours: {id:?}");
             return;
         };
         let now = self.now_ms;
-        match pending {
-            Pending::Login => self.on_login(expect(result)),
-            Pending::Logout => match expect::<()>(result) {
+        match (job, pending) {
+            (Job::Login { .. }, _) => self.on_login(expect(result)),
+            (Job::Logout, _) => match expect::<()>(result) {
                 Ok(()) => self.on_logout(),
                 Err(f) => self.error(f.to_string()),
             },
-            Pending::Send { target, local_id } => {
-                self.tabs.on_sent(&target, local_id, expect(result));
+            (Job::SendPeer { peer, .. }, Some(Pending::Send { local_id })) => {
+                self.tabs
+                    .on_sent(&Target::Peer(peer), local_id, expect(result));
             }
-            Pending::Join(channel) => {
+            (Job::SendChannel { channel, .. }, Some(Pending::Send { local_id })) => {
+                self.tabs
+                    .on_sent(&Target::Channel(channel), local_id, expect(result));
+            }
+            (Job::Join(channel), _) => {
                 self.tabs
                     .on_joined(&channel, expect(result), now, &mut self.jobs);
             }
-            Pending::Leave(channel) => self.tabs.on_left(&channel, expect(result), now),
-            Pending::Members(channel) => self.tabs.on_members(&channel, expect(result), now),
-            Pending::History { target, before } => {
+            (Job::Leave(channel), _) => self.tabs.on_left(&channel, expect(result), now),
+            (Job::Members(channel), _) => self.tabs.on_members(&channel, expect(result), now),
+            (Job::History { target, before }, _) => {
                 let me = self.status.me().to_string();
                 self.tabs
                     .on_history(&target, before, expect(result), &me, now);
             }
-            Pending::Presence => self.on_presence(expect(result)),
-            Pending::ChannelAttributes { channel, show } => {
+            (Job::QueryPresence(_), _) => self.on_presence(expect(result)),
+            (Job::GetChannelAttributes(channel), pending) => {
+                let show = match pending {
+                    Some(Pending::Attributes(show)) => show,
+                    _ => AttributesShown::Header,
+                };
                 self.on_channel_attributes(&channel, show, expect(result));
             }
-            Pending::ChannelAttributesChanged(channel) => {
+            (Job::ChangeChannelAttributes { channel, .. }, _) => {
                 let target = Target::Channel(channel.clone());
                 match expect::<()>(result) {
                     Ok(()) => {
                         // The change's event says what changed, to us too; a server that
                         // does not send it to the writer still gets the header right
                         // (a deleted attribute must not stay) and the change said once.
-                        self.jobs.ask(
-                            Pending::ChannelAttributes {
-                                channel: channel.clone(),
-                                show: AttributesShown::Changes,
-                            },
+                        self.jobs.ask_with(
+                            Pending::Attributes(AttributesShown::Changes),
                             Job::GetChannelAttributes(channel),
                         );
                     }
@@ -61,37 +67,53 @@ impl App {
                     }
                 }
             }
-            // A request with nothing to say (a token command that is not there) says so.
-            Pending::Line(_) if matches!(result, Ok(JobOutput::Done)) => {}
-            Pending::Line(target) => {
-                let i = match target {
-                    Some(target) => self.tabs.open(&target, &mut self.jobs),
-                    None => self.tabs.active(),
-                };
-                match expect::<String>(result) {
-                    Ok(text) => self.tabs[i].info(now, text),
-                    Err(f) => self.tabs[i].error(now, f.to_string()),
+            (Job::ReadRawFile(_), Some(Pending::RawFile { target, name })) => {
+                match expect::<Vec<u8>>(result) {
+                    Ok(data) => self.send_to(&target, Message::raw(&data, format!("file {name}"))),
+                    Err(f) => self.error(format!("/raw: {f}")),
                 }
             }
-            Pending::Upload { target, name } => self.on_uploaded(id, &target, &name, result),
-            Pending::Download { target, name } => {
+            (Job::UploadFile(_) | Job::UploadImage(_), Some(Pending::Upload { target, name })) => {
+                self.on_uploaded(id, &target, &name, result);
+            }
+            (Job::Download { name, .. }, Some(Pending::Download { target })) => {
                 self.on_downloaded(id, target.as_ref(), &name, result);
             }
-            Pending::RawFile { target, name } => match expect::<Vec<u8>>(result) {
-                Ok(data) => self.send_to(&target, Message::raw(&data, format!("file {name}"))),
-                Err(f) => self.error(format!("/raw: {f}")),
-            },
-            Pending::SavedTabs => {
+            (Job::LoadTabs { .. }, _) => {
                 let targets = expect(result).unwrap_or_default();
                 self.tabs.restore(targets, now, &mut self.jobs);
             }
-            Pending::Editor { draft } => match expect::<String>(result) {
+            (Job::Editor(draft), _) => match expect::<String>(result) {
                 Ok(text) => self.input.set(text.trim_end_matches('\n')),
                 Err(f) => {
                     self.error(f.to_string());
                     self.input.set(draft.trim_end_matches('\n'));
                 }
             },
+            // A job with nothing to say (a token command that is not there) says so.
+            (_, _) if matches!(result, Ok(JobOutput::Done)) => {}
+            // Words: a query's answer, an invitation sent, a token renewed, a file saved.
+            (
+                Job::RenewToken(_)
+                | Job::Query(_)
+                | Job::ChangeUserAttributes(_)
+                | Job::GetUserAttributes(_)
+                | Job::Invite(_)
+                | Job::SaveFile { .. },
+                pending,
+            ) => {
+                let i = match pending {
+                    Some(Pending::LineTo(target)) => self.tabs.open(&target, &mut self.jobs),
+                    _ => self.tabs.active(),
+                };
+                match expect::<String>(result) {
+                    Ok(text) => self.tabs[i].info(now, text),
+                    Err(f) => self.tabs[i].error(now, f.to_string()),
+                }
+            }
+            (job, pending) => {
+                tracing::error!("no way to take the answer to {job:?} with {pending:?}");
+            }
         }
     }
 
@@ -132,13 +154,10 @@ impl App {
             now,
             "/join <channel> to join a channel, /msg <peer> to talk to someone, F1 for help",
         );
-        self.jobs.ask(
-            Pending::SavedTabs,
-            Job::LoadTabs {
-                app_id: self.status.app_id.clone(),
-                user: result.user,
-            },
-        );
+        self.jobs.ask(Job::LoadTabs {
+            app_id: self.status.app_id.clone(),
+            user: result.user,
+        });
         for line in std::mem::take(&mut self.startup_commands) {
             self.send_line(&line);
         }

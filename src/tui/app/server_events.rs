@@ -4,7 +4,6 @@
 use crate::protocol::Event;
 
 use super::calls::{Invitation, INVITATION_TTL_MS};
-use super::jobs::Pending;
 use super::overlay::Overlay;
 use super::{presence_word, App};
 use crate::tui::action::Effect;
@@ -142,7 +141,7 @@ impl App {
                     now,
                     format!("your token expires at {at}; renewing with --token-cmd if given"),
                 );
-                self.jobs.ask(Pending::Line(None), Job::RenewToken(None));
+                self.jobs.ask(Job::RenewToken(None));
             }
             // The ABORTED that follows a kick says why, once (`App::on_connection`).
             Event::Kicked { reason } => tracing::info!(?reason, "kicked"),

@@ -36,8 +36,7 @@ impl App {
                 else {
                     return self.error("/leave: this is not a channel tab");
                 };
-                self.jobs
-                    .ask(Pending::Leave(channel.clone()), Job::Leave(channel));
+                self.jobs.ask(Job::Leave(channel));
             }
             SlashCommand::Msg(peer, _)
             | SlashCommand::Call { peer, .. }
@@ -99,7 +98,7 @@ impl App {
                         return self.error("usage: /who <peer>... (or in a peer or channel tab)");
                     }
                 }
-                self.jobs.ask(Pending::Presence, Job::QueryPresence(peers));
+                self.jobs.ask(Job::QueryPresence(peers));
             }
             SlashCommand::Subscribed => self.query(QueryJob::Subscribed),
             SlashCommand::Count(mut channels) => {
@@ -174,7 +173,7 @@ impl App {
                         .file_name()
                         .map_or(path.clone(), |n| n.to_string_lossy().into_owned());
                     self.jobs
-                        .ask(Pending::RawFile { target, name }, Job::ReadRawFile(path));
+                        .ask_with(Pending::RawFile { target, name }, Job::ReadRawFile(path));
                 }
                 None => self.error("/raw: open a peer or channel tab first"),
             },
@@ -187,7 +186,7 @@ impl App {
                 }
             }
             SlashCommand::Renew(token) => {
-                self.jobs.ask(Pending::Line(None), Job::RenewToken(token));
+                self.jobs.ask(Job::RenewToken(token));
             }
             SlashCommand::Reconnect => {
                 let state = self.status.conn.state;
@@ -205,7 +204,7 @@ impl App {
                 self.screen = Screen::Login;
                 self.login.status = LoginStatus::Editing;
             }
-            SlashCommand::Logout => self.jobs.ask(Pending::Logout, Job::Logout),
+            SlashCommand::Logout => self.jobs.ask(Job::Logout),
             SlashCommand::Quit => self.quit(),
             SlashCommand::Help(Some(name)) => {
                 let line = COMMANDS.iter().find(|(n, _, _)| *n == name).map_or_else(
@@ -220,7 +219,7 @@ impl App {
 
     /// A question whose answer is a line in the tab in front.
     fn query(&mut self, request: QueryJob) {
-        self.jobs.ask(Pending::Line(None), Job::Query(request));
+        self.jobs.ask(Job::Query(request));
     }
 
     fn attr_command(&mut self, args: AttrArgs) {
@@ -228,7 +227,7 @@ impl App {
             Ok(write) => Job::ChangeUserAttributes(write),
             Err(user) => Job::GetUserAttributes(user.unwrap_or_else(|| self.me().to_string())),
         };
-        self.jobs.ask(Pending::Line(None), request);
+        self.jobs.ask(request);
     }
 
     fn cattr_command(&mut self, args: AttrArgs) {
@@ -238,18 +237,15 @@ impl App {
         let write = match attribute_write(args) {
             Ok(write) => write,
             Err(None) => {
-                let pending = Pending::ChannelAttributes {
-                    channel: channel.clone(),
-                    show: AttributesShown::List,
-                };
-                return self.jobs.ask(pending, Job::GetChannelAttributes(channel));
+                let pending = Pending::Attributes(AttributesShown::List);
+                return self
+                    .jobs
+                    .ask_with(pending, Job::GetChannelAttributes(channel));
             }
             Err(Some(_)) => return self.error("usage: /cattr [set k v|replace k=v…|del k…|clear]"),
         };
-        self.jobs.ask(
-            Pending::ChannelAttributesChanged(channel.clone()),
-            Job::ChangeChannelAttributes { channel, write },
-        );
+        self.jobs
+            .ask(Job::ChangeChannelAttributes { channel, write });
     }
 }
 

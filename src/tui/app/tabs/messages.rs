@@ -134,11 +134,7 @@ fn ask_send(jobs: &mut Jobs, target: &Target, local_id: u64, message: Message) {
             message,
         },
     };
-    let pending = Pending::Send {
-        target: target.clone(),
-        local_id,
-    };
-    jobs.ask(pending, request);
+    jobs.ask_with(Pending::Send { local_id }, request);
 }
 
 /// A failed peer send's mark, from its PEER code (docs/protocol.md, "Result codes, by

@@ -190,7 +190,7 @@ impl Tabs {
         self.previous = 0;
         match tab.target {
             Some(Target::Channel(channel)) if tab.joined => {
-                jobs.ask(Pending::Leave(channel.clone()), Job::Leave(channel));
+                jobs.ask(Job::Leave(channel));
             }
             Some(Target::Peer(peer)) => {
                 jobs.push(Effect::Unsubscribe(vec![peer]));
@@ -327,7 +327,7 @@ impl Tabs {
             return;
         };
         tab.join_asked_at = Some(tab.entries.len());
-        jobs.ask(Pending::Join(channel.clone()), Job::Join(channel));
+        jobs.ask(Job::Join(channel));
     }
 
     /// After a login again: every channel tab joins again, and every peer tab follows
@@ -335,7 +335,7 @@ impl Tabs {
     /// peer's state right after the subscribe).
     pub fn rejoin(&self, jobs: &mut Jobs) {
         for channel in self.channels() {
-            jobs.ask(Pending::Join(channel.clone()), Job::Join(channel));
+            jobs.ask(Job::Join(channel));
         }
         let peers = self.peers();
         if !peers.is_empty() {
@@ -379,11 +379,8 @@ impl Tabs {
         }
         let channel = channel.to_string();
         jobs.ask_members(channel.clone(), now);
-        jobs.ask(
-            Pending::ChannelAttributes {
-                channel: channel.clone(),
-                show: AttributesShown::Header,
-            },
+        jobs.ask_with(
+            Pending::Attributes(AttributesShown::Header),
             Job::GetChannelAttributes(channel),
         );
         if load {
@@ -543,13 +540,7 @@ impl Tabs {
 }
 
 fn ask_history(jobs: &mut Jobs, target: Target, before: Option<u64>) {
-    jobs.ask(
-        Pending::History {
-            target: target.clone(),
-            before,
-        },
-        Job::History { target, before },
-    );
+    jobs.ask(Job::History { target, before });
 }
 
 /// Subsequence match score (lower is better), `None` when `query` does not match `name`.
