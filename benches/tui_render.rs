@@ -15,9 +15,10 @@ use rtm::tui::app::App;
 use rtm::tui::job::{Job, JobOutput};
 use rtm::tui::render;
 
-// The logged-in app the TUI tests start from (the bench uses part of it).
+// The logged-in app the TUI tests start from (the bench uses part of it; `pub` there is
+// for the test binary's modules).
 #[path = "../tests/it/support/tui_app.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 mod tui_app;
 use tui_app::NOW;
 

@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///   rtm-tui --app-id demo --user bob
 #[derive(Debug, Parser)]
 #[command(name = "rtm-tui", version, propagate_version = true, verbatim_doc_comment, after_help = AFTER_HELP)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -42,7 +42,7 @@ Exit codes: 0 success, 1 failure (a check failed, a login was refused), 2 bad us
 
 /// How the interactive client logs in (also used by `demo`).
 #[derive(Debug, Args, Clone, Default)]
-pub struct ChatArgs {
+pub(crate) struct ChatArgs {
     /// App id to log in to; without it (or --user) a login form asks.
     #[arg(long, env = "RTM_APP_ID")]
     pub app_id: Option<String>,
@@ -76,7 +76,7 @@ pub struct ChatArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the reference server.
     Serve(ServeArgs),
     /// Build or inspect Agora RTM tokens (006 and 007).
@@ -100,7 +100,7 @@ pub enum Command {
 
 /// `rtm-tui serve`
 #[derive(Debug, Args, Clone)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on [default: the config file's, else 127.0.0.1:7420].
     #[arg(long)]
     pub listen: Option<SocketAddr>,
@@ -221,7 +221,7 @@ pub struct ServeArgs {
 /// certificate, whether it verifies. Exit codes: 0 built / inspected (and verified when a
 /// certificate was given), 1 the token is unreadable, invalid or expired, 2 bad usage.
 #[derive(Debug, Args, Clone)]
-pub struct TokenArgs {
+pub(crate) struct TokenArgs {
     /// App id (Agora's form: 32 hex characters); when inspecting, defaults to the token's.
     #[arg(long, required_unless_present = "inspect")]
     pub app_id: Option<String>,
@@ -250,7 +250,7 @@ pub struct TokenArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum TokenFormat {
+pub(crate) enum TokenFormat {
     #[value(name = "006")]
     V006,
     #[value(name = "007")]
@@ -266,7 +266,7 @@ fn server_url(typed: &str) -> Result<String, String> {
 
 /// Output formats of the QA commands.
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     #[default]
     Text,
     Json,
@@ -284,7 +284,7 @@ pub enum OutputFormat {
 /// case take turns over them (alice on the first, bob on the second, ...), and a user who
 /// logs in again goes to the next one, so every exchange crosses nodes.
 #[derive(Debug, Args, Clone)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Server URL; repeat it for the nodes of a cluster, which must share their state (the
     /// report names each server and which one every user was on).
     #[arg(long = "server", value_name = "URL", default_value = rtm::protocol::DEFAULT_URL,
@@ -370,7 +370,7 @@ pub struct CheckArgs {
 /// `check` does: each new user goes to the next server, and a user who logs in again or
 /// reconnects goes to the one after its last.
 #[derive(Debug, Args, Clone)]
-pub struct ScriptArgs {
+pub(crate) struct ScriptArgs {
     #[arg(required_unless_present = "record")]
     pub file: Option<PathBuf>,
     /// Record a scenario to FILE from headless commands on stdin, instead of playing one.
@@ -401,7 +401,7 @@ pub struct ScriptArgs {
 /// the run stopped early because the server answered "too often" (its rate limits: the
 /// message names a --rate that fits); 2 bad arguments or an unreachable server.
 #[derive(Debug, Args, Clone)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Server URL; repeat to spread the users over several servers round-robin (a peer
     /// pair straddles two) [default: start the reference server in-process].
     #[arg(long, value_name = "URL", value_parser = server_url)]
@@ -469,7 +469,7 @@ pub struct BenchArgs {
 
 /// `rtm-tui demo`
 #[derive(Debug, Args, Clone)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Your user id in the demo.
     #[arg(long, default_value = "you")]
     pub user: String,
@@ -482,7 +482,7 @@ pub struct DemoArgs {
 /// `rtm::qa::headless`) and writes every reply, event and state change as one JSON object
 /// per line on stdout. Exit code 0 at the end of input, 2 for a bad app id or URL.
 #[derive(Debug, Args, Clone)]
-pub struct HeadlessArgs {
+pub(crate) struct HeadlessArgs {
     #[arg(long, value_name = "URL", default_value = rtm::protocol::DEFAULT_URL, value_parser = server_url)]
     pub server: String,
     #[arg(long)]

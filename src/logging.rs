@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
 
 /// Keeps the non-blocking log writer alive; drop it last to flush.
-pub struct Guard(#[allow(dead_code)] Option<tracing_appender::non_blocking::WorkerGuard>);
+pub(crate) struct Guard(#[allow(dead_code)] Option<tracing_appender::non_blocking::WorkerGuard>);
 
 fn filter(level: &str) -> anyhow::Result<EnvFilter> {
     EnvFilter::try_new(level).with_context(|| format!("bad --log-level {level:?}"))
@@ -12,7 +12,7 @@ fn filter(level: &str) -> anyhow::Result<EnvFilter> {
 
 /// Logs to stderr: for commands that own no screen. Colours only on a terminal (a log
 /// redirected to a file or a pipe stays plain text) and never under `NO_COLOR`.
-pub fn to_stderr(level: &str) -> anyhow::Result<Guard> {
+pub(crate) fn to_stderr(level: &str) -> anyhow::Result<Guard> {
     use std::io::IsTerminal as _;
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     tracing_subscriber::fmt()
@@ -24,7 +24,7 @@ pub fn to_stderr(level: &str) -> anyhow::Result<Guard> {
 }
 
 /// Logs to a daily rolling file in the XDG state dir: for the TUI, whose screen must stay clean.
-pub fn to_file(level: &str) -> anyhow::Result<Guard> {
+pub(crate) fn to_file(level: &str) -> anyhow::Result<Guard> {
     let dir = rtm::paths::log_dir();
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the log directory {}", dir.display()))?;

@@ -43,7 +43,7 @@ impl ServerLauncher for ReferenceServer {
     }
 }
 /// `rtm-tui [--app-id A --user U ...]`: the interactive client.
-pub async fn chat(chat: ChatArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn chat(chat: ChatArgs) -> anyhow::Result<ExitCode> {
     let options = rtm::tui::Options {
         app_id: chat.app_id,
         user: chat.user,
@@ -58,7 +58,7 @@ pub async fn chat(chat: ChatArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `rtm-tui demo`: embedded server, simulated users, and the client logged in as you.
-pub async fn demo(args: DemoArgs, chat: ChatArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn demo(args: DemoArgs, chat: ChatArgs) -> anyhow::Result<ExitCode> {
     // `rtm-tui --user bob demo` means the same as `rtm-tui demo --user bob`.
     let user = chat.user.unwrap_or(args.user);
     rtm::tui::demo::run(user, chat.config, &ReferenceServer).await?;

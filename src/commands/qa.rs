@@ -20,7 +20,7 @@ use crate::cli::{BenchArgs, CheckArgs, HeadlessArgs, OutputFormat, ScriptArgs};
 /// Exit code for usage and connection errors, as the QA commands document.
 const USAGE_ERROR: u8 = 2;
 
-pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if args.list {
         for case in check::all_cases() {
             println!("{:<32} {}", case.name, case.rule);
@@ -122,7 +122,7 @@ fn write_file(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub async fn script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
     let Some(path) = &args.file else {
         // clap requires a scenario unless --record is given.
         let record = args.record.clone();
@@ -221,7 +221,7 @@ fn transcript() -> Tracer {
     })
 }
 
-pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let workload = match args.workload.parse() {
         Ok(workload) => workload,
         Err(error) => {
@@ -364,7 +364,7 @@ fn read_thresholds(path: &std::path::Path) -> Result<Vec<threshold::Threshold>, 
         .collect()
 }
 
-pub async fn headless(args: HeadlessArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn headless(args: HeadlessArgs) -> anyhow::Result<ExitCode> {
     let config = rtm::client::ClientConfig::new(&args.server, &args.app_id);
     let input = tokio::io::BufReader::new(tokio::io::stdin());
     let recording = args.record.as_ref().map(|_| {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use crate::cli::ServeArgs;
 
 /// `rtm-tui serve`: the reference server until Ctrl-C or SIGTERM.
-pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
     use rtm::server::{Config, RedisSettings, ServerFile, StoreLocation};
 

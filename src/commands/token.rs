@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use crate::cli::{TokenArgs, TokenFormat};
 
 /// `rtm-tui token`: build a token, or inspect (and verify) one.
-pub fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     match &args.inspect {
         Some(token) => Ok(token_inspect(token, args)),
         None => token_build(args),

@@ -8,7 +8,7 @@ use crate::token::{verify_rtm_token, TokenError};
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
+pub(super) enum AuthError {
     /// LOGIN 5 / RENEW 6.
     #[error("invalid token: {0}")]
     Invalid(String),
@@ -19,7 +19,7 @@ pub enum AuthError {
 
 /// Checks `token` for (app, user) against `certificate` at `now` (unix seconds); on
 /// success, when the token expires (`None`: never).
-pub fn verify_token(
+pub(super) fn verify_token(
     token: Option<&str>,
     app_id: &str,
     certificate: &str,

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 /// The monotonic instant of every server timer and window.
-pub type Instant = tokio::time::Instant;
+pub(super) type Instant = tokio::time::Instant;
 
 /// Where unix time comes from (see the module header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -164,7 +164,7 @@ impl RateLimits {
 /// Default of [`Config::write_delay`]: a chat line waits at most this long behind another
 /// one to the same connection, so that a busy channel costs a write per member every
 /// few milliseconds instead of one per message.
-pub const DEFAULT_WRITE_DELAY: Duration = Duration::from_millis(20);
+pub(super) const DEFAULT_WRITE_DELAY: Duration = Duration::from_millis(20);
 
 /// Everything `server::run` needs besides the listener.
 #[derive(Debug, Clone)]
@@ -318,9 +318,9 @@ pub struct ConfigError {
 
 /// Longest a server timer setting may be (grace, invitations, token warning, channel
 /// attributes): far below what the timer wheel takes (`timers::MAX_DELAY`).
-pub const MAX_TIMER_SETTING: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(super) const MAX_TIMER_SETTING: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Longest `login_timeout` and `ack_timeout`: a client waits on each.
-pub const MAX_WAIT_SETTING: Duration = Duration::from_secs(3600);
+pub(super) const MAX_WAIT_SETTING: Duration = Duration::from_secs(3600);
 
 impl Config {
     /// Checks every setting a server cannot work with: zero caps and timeouts that refuse

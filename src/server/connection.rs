@@ -105,11 +105,11 @@ fn frame_bytes(read: &Result<WsMessage, WsError>) -> usize {
 }
 
 /// What a connection runs on: plain TCP, or TLS over TCP.
-pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+pub(super) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
 
 /// Where a connection comes from and what it holds while served.
-pub struct Admitted {
+pub(super) struct Admitted {
     pub peer: Option<SocketAddr>,
     pub admission: Arc<Admission>,
     /// The connection's place under `max_connections`, freed when it ends.
@@ -117,7 +117,7 @@ pub struct Admitted {
 }
 
 /// Serves one connection (after TCP accept and any TLS handshake) until it ends.
-pub async fn serve<S: Transport>(
+pub(super) async fn serve<S: Transport>(
     stream: S,
     admitted: Admitted,
     hub: Hub,

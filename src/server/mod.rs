@@ -49,8 +49,12 @@ mod clock;
 mod config;
 mod config_file;
 mod connection;
+// The engine and the hub still say `pub` for what is `pub(crate)` at most (`unreachable_pub`,
+// Cargo.toml): theirs to narrow, listed in the shape branch's report.
+#[allow(unreachable_pub)]
 mod engine;
 pub mod http;
+#[allow(unreachable_pub)]
 mod hub;
 mod media;
 mod outbox;

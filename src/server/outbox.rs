@@ -39,7 +39,7 @@ pub enum Closing {
 
 /// Objects queued that are written without waiting for the write delay: a connection
 /// this busy gains little from waiting longer, and its latency would grow.
-pub const WRITE_NOW_OBJECTS: usize = 8;
+pub(super) const WRITE_NOW_OBJECTS: usize = 8;
 
 /// Memory a queued object takes besides its bytes: its shared string's header, its
 /// slot in the queue, the allocator's rounding. Counted, so that the bounds are about
@@ -89,7 +89,7 @@ impl Default for OutboxLimits {
 }
 
 /// Bytes queued in every outbox of a server (each connection adds and takes its own).
-pub type QueuedTotal = Arc<AtomicUsize>;
+pub(super) type QueuedTotal = Arc<AtomicUsize>;
 
 #[derive(Debug)]
 struct Queue {

@@ -18,21 +18,21 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Bytes a connection may send while not logged in: the handshake (a few hundred bytes
 /// to a few KiB of headers) and a login of at most one 64 KiB object, with room to spare.
-pub const PRE_LOGIN_BYTES: u64 = 96 * 1024;
+pub(super) const PRE_LOGIN_BYTES: u64 = 96 * 1024;
 /// Objects answered while not logged in (logins, pings, anything else): a client needs
 /// one or two; past it the connection is closed with 1008.
-pub const PRE_LOGIN_OBJECTS: u32 = 16;
+pub(super) const PRE_LOGIN_OBJECTS: u32 = 16;
 
 /// How much a connection has read and may read: shared by [`Metered`] and the reader.
 #[derive(Debug)]
-pub struct ReadBudget {
+pub(super) struct ReadBudget {
     read: AtomicU64,
     limit: AtomicU64,
 }
 
 impl ReadBudget {
     /// A budget of [`PRE_LOGIN_BYTES`] from now.
-    pub fn new() -> Arc<ReadBudget> {
+    pub(super) fn new() -> Arc<ReadBudget> {
         Arc::new(ReadBudget {
             read: AtomicU64::new(0),
             limit: AtomicU64::new(PRE_LOGIN_BYTES),
@@ -40,19 +40,19 @@ impl ReadBudget {
     }
 
     /// Logged in: no byte budget (rate limits and the outbox bound apply).
-    pub fn open(&self) {
+    pub(super) fn open(&self) {
         self.limit.store(u64::MAX, Ordering::Relaxed);
     }
 
     /// Logged out: [`PRE_LOGIN_BYTES`] more until the next login.
-    pub fn renew(&self) {
+    pub(super) fn renew(&self) {
         let read = self.read.load(Ordering::Relaxed);
         self.limit
             .store(read.saturating_add(PRE_LOGIN_BYTES), Ordering::Relaxed);
     }
 
     /// True once a read was refused for lack of budget.
-    pub fn spent(&self) -> bool {
+    pub(super) fn spent(&self) -> bool {
         self.read.load(Ordering::Relaxed) >= self.limit.load(Ordering::Relaxed)
     }
 }
@@ -60,13 +60,13 @@ impl ReadBudget {
 /// A transport that reads no more than its [`ReadBudget`] allows: past it, a read fails
 /// (the reader then closes with 1008). Writes pass through.
 #[derive(Debug)]
-pub struct Metered<S> {
+pub(super) struct Metered<S> {
     inner: S,
     budget: Arc<ReadBudget>,
 }
 
 impl<S> Metered<S> {
-    pub fn new(inner: S, budget: Arc<ReadBudget>) -> Self {
+    pub(super) fn new(inner: S, budget: Arc<ReadBudget>) -> Self {
         Metered { inner, budget }
     }
 }

@@ -44,7 +44,7 @@ const HISTORY_WINDOW: Duration = Duration::from_millis(10);
 /// that the next reservation (asked for half a block ahead, queued behind whatever the
 /// store thread has to write) commits long before the hub would have to wait for it; a
 /// restart skips at most this many of the 2^53 ids.
-pub const ID_BLOCK: u64 = 1 << 16;
+pub(super) const ID_BLOCK: u64 = 1 << 16;
 
 /// Rows a conversation's history may gain past its cap before it is trimmed back. The
 /// trim scans the cap's worth of index entries (1000 by default): done per message it

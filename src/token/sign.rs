@@ -25,20 +25,20 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
 }
 
 /// HMAC-SHA256 of the concatenated `parts` under `key`.
-pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+pub(super) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac(key, parts).finalize().into_bytes().into()
 }
 
 /// Whether `signature` is the HMAC-SHA256 of `parts` under `key` (constant time).
-pub fn hmac_matches(key: &[u8], parts: &[&[u8]], signature: &[u8]) -> bool {
+pub(super) fn hmac_matches(key: &[u8], parts: &[&[u8]], signature: &[u8]) -> bool {
     mac(key, parts).verify_slice(signature).is_ok()
 }
 
-pub fn base64_encode(bytes: &[u8]) -> String {
+pub(super) fn base64_encode(bytes: &[u8]) -> String {
     BASE64.encode(bytes)
 }
 
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+pub(super) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     BASE64.decode(text).ok()
 }
 

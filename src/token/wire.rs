@@ -7,37 +7,37 @@ use std::collections::BTreeMap;
 /// A parse ran out of bytes (or met a length it cannot hold): the token is malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the token ends too early")]
-pub struct Truncated;
+pub(super) struct Truncated;
 
 /// Appends values in Agora's packing to a byte buffer.
 #[derive(Debug, Default)]
-pub struct Writer {
+pub(super) struct Writer {
     bytes: Vec<u8>,
 }
 
 impl Writer {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::default()
     }
 
-    pub fn u16(&mut self, value: u16) -> &mut Self {
+    pub(super) fn u16(&mut self, value: u16) -> &mut Self {
         self.bytes.extend_from_slice(&value.to_le_bytes());
         self
     }
 
-    pub fn i16(&mut self, value: i16) -> &mut Self {
+    pub(super) fn i16(&mut self, value: i16) -> &mut Self {
         self.bytes.extend_from_slice(&value.to_le_bytes());
         self
     }
 
-    pub fn u32(&mut self, value: u32) -> &mut Self {
+    pub(super) fn u32(&mut self, value: u32) -> &mut Self {
         self.bytes.extend_from_slice(&value.to_le_bytes());
         self
     }
 
     /// A `u16` length, then the bytes. Longer inputs cannot be packed; callers only pass
     /// ids, signatures and short messages, so this is a programming error.
-    pub fn bytes(&mut self, value: &[u8]) -> &mut Self {
+    pub(super) fn bytes(&mut self, value: &[u8]) -> &mut Self {
         let len = u16::try_from(value.len()).expect("packed strings are shorter than 64 KiB");
         self.u16(len);
         self.bytes.extend_from_slice(value);
@@ -45,13 +45,13 @@ impl Writer {
     }
 
     /// Bytes already packed elsewhere, appended as they are.
-    pub fn raw(&mut self, value: &[u8]) -> &mut Self {
+    pub(super) fn raw(&mut self, value: &[u8]) -> &mut Self {
         self.bytes.extend_from_slice(value);
         self
     }
 
     /// A `u16` count, then `u16` key and `u32` value pairs in key order.
-    pub fn map_u32(&mut self, map: &BTreeMap<u16, u32>) -> &mut Self {
+    pub(super) fn map_u32(&mut self, map: &BTreeMap<u16, u32>) -> &mut Self {
         let len = u16::try_from(map.len()).expect("privilege maps hold fewer than 64 Ki entries");
         self.u16(len);
         for (&key, &value) in map {
@@ -60,24 +60,24 @@ impl Writer {
         self
     }
 
-    pub fn finish(&mut self) -> Vec<u8> {
+    pub(super) fn finish(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.bytes)
     }
 }
 
 /// Reads values in Agora's packing from the front of a byte slice.
 #[derive(Debug, Clone)]
-pub struct Reader<'a> {
+pub(super) struct Reader<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(bytes: &'a [u8]) -> Self {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
         Self { rest: bytes }
     }
 
     /// What has not been read yet.
-    pub fn rest(&self) -> &'a [u8] {
+    pub(super) fn rest(&self) -> &'a [u8] {
         self.rest
     }
 
@@ -96,31 +96,31 @@ impl<'a> Reader<'a> {
         Ok(array)
     }
 
-    pub fn u16(&mut self) -> Result<u16, Truncated> {
+    pub(super) fn u16(&mut self) -> Result<u16, Truncated> {
         self.array().map(u16::from_le_bytes)
     }
 
-    pub fn i16(&mut self) -> Result<i16, Truncated> {
+    pub(super) fn i16(&mut self) -> Result<i16, Truncated> {
         self.array().map(i16::from_le_bytes)
     }
 
-    pub fn u32(&mut self) -> Result<u32, Truncated> {
+    pub(super) fn u32(&mut self) -> Result<u32, Truncated> {
         self.array().map(u32::from_le_bytes)
     }
 
-    pub fn bytes(&mut self) -> Result<&'a [u8], Truncated> {
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8], Truncated> {
         let len = self.u16()?;
         self.take(usize::from(len))
     }
 
     /// A packed string as text; Agora's builders write UTF-8, anything else is replaced
     /// rather than refused so `inspect` can still show the rest of the token.
-    pub fn string(&mut self) -> Result<String, Truncated> {
+    pub(super) fn string(&mut self) -> Result<String, Truncated> {
         self.bytes()
             .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
     }
 
-    pub fn map_u32(&mut self) -> Result<BTreeMap<u16, u32>, Truncated> {
+    pub(super) fn map_u32(&mut self) -> Result<BTreeMap<u16, u32>, Truncated> {
         let len = self.u16()?;
         let mut map = BTreeMap::new();
         for _ in 0..len {

@@ -8,6 +8,9 @@
 //! Helpers shared by several modules live in [`support`]; a new test file is a new `mod`
 //! line here. Run one subject with `cargo test --test it server_peer::`.
 
+// A test binary has no users: `pub` here means shared between its modules.
+#![allow(unreachable_pub)]
+
 mod support;
 
 mod architecture;

@@ -30,7 +30,7 @@ use super::scan::{self, field_u64, ID};
 use crate::qa::raw::RawError;
 
 /// Loopback source addresses the connections are spread over (127.0.0.1 up to this).
-pub const SOURCE_ADDRESSES: u32 = 32;
+pub(super) const SOURCE_ADDRESSES: u32 = 32;
 /// Longest wait for a connection and its handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The read buffer each worker thread's connections share: large, so that one read takes a
@@ -46,7 +46,7 @@ thread_local! {
 }
 
 /// One bench connection.
-pub struct BenchConn {
+pub(super) struct BenchConn {
     stream: TcpStream,
     reader: frame::Reader,
     /// The beginning of a frame that has not fully arrived.
@@ -62,7 +62,7 @@ pub struct BenchConn {
 
 /// Where a URL points, resolved once for many connections.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(super) struct Target {
     pub url: String,
     addr: SocketAddr,
     /// `host[:port]` as the URL says it (the Host header).
@@ -74,7 +74,7 @@ pub struct Target {
 impl Target {
     /// Resolves `url`'s host and port (`ws://` only: the bench measures servers on this
     /// box or a trusted network, not TLS).
-    pub async fn resolve(url: &str) -> Result<Target, RawError> {
+    pub(super) async fn resolve(url: &str) -> Result<Target, RawError> {
         let error = |detail: &str| RawError::Connect {
             url: url.to_string(),
             detail: detail.to_string(),
@@ -122,7 +122,7 @@ impl Target {
 impl BenchConn {
     /// Opens connection number `n` to `target` (TCP_NODELAY) and does the WebSocket
     /// handshake.
-    pub async fn connect(target: &Target, n: u32) -> Result<BenchConn, RawError> {
+    pub(super) async fn connect(target: &Target, n: u32) -> Result<BenchConn, RawError> {
         let error = |detail: String| RawError::Connect {
             url: target.url.clone(),
             detail,
@@ -219,14 +219,14 @@ impl BenchConn {
     }
 
     /// A fresh request id.
-    pub fn next_id(&mut self) -> u32 {
+    pub(super) fn next_id(&mut self) -> u32 {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         id
     }
 
     /// Sends one text frame (one or more objects joined by `\n`).
-    pub async fn send(&mut self, text: &str) -> Result<(), RawError> {
+    pub(super) async fn send(&mut self, text: &str) -> Result<(), RawError> {
         frame::encode_text(text.as_bytes(), &mut self.out);
         self.flush()
             .await
@@ -261,7 +261,7 @@ impl BenchConn {
     /// to `on_text` (possibly none, if only part of a frame came). Returns `false` once the
     /// connection has ended. Cancel-safe: nothing is read until the socket is readable, and
     /// then everything read is handed over before returning.
-    pub async fn read_frames(&mut self, mut on_text: impl FnMut(&[u8])) -> bool {
+    pub(super) async fn read_frames(&mut self, mut on_text: impl FnMut(&[u8])) -> bool {
         if std::mem::take(&mut self.early_frames) {
             match self.reader.read(&self.partial, &mut self.out, &mut on_text) {
                 Ok(used) => {
@@ -336,7 +336,7 @@ impl BenchConn {
 
     /// Sends `op` (a JSON object without `id`, as text: `{"op":"..."...}`) with a fresh id
     /// and returns the id.
-    pub async fn request(&mut self, op_without_id: &str) -> Result<u32, RawError> {
+    pub(super) async fn request(&mut self, op_without_id: &str) -> Result<u32, RawError> {
         let ids = self
             .request_batch(std::iter::once(op_without_id.to_string()))
             .await?;
@@ -345,7 +345,7 @@ impl BenchConn {
 
     /// Sends several requests in one frame (protocol v1 allows batches), each with a fresh
     /// id; returns their ids in order.
-    pub async fn request_batch(
+    pub(super) async fn request_batch(
         &mut self,
         ops_without_id: impl Iterator<Item = String>,
     ) -> Result<Vec<u32>, RawError> {
@@ -365,7 +365,11 @@ impl BenchConn {
     }
 
     /// Sends `op` and waits up to `timeout` for its reply's code; events are skipped.
-    pub async fn call(&mut self, op_without_id: &str, timeout: Duration) -> Result<u32, RawError> {
+    pub(super) async fn call(
+        &mut self,
+        op_without_id: &str,
+        timeout: Duration,
+    ) -> Result<u32, RawError> {
         let id = self.request(op_without_id).await?;
         let wait = async {
             let mut code = None;
@@ -394,7 +398,7 @@ impl BenchConn {
     }
 
     /// Closes politely (best effort): a Close frame, then the socket.
-    pub async fn close(mut self) {
+    pub(super) async fn close(mut self) {
         frame::encode_close(&mut self.out);
         let _ = tokio::time::timeout(Duration::from_secs(1), self.flush()).await;
     }
@@ -407,7 +411,7 @@ impl BenchConn {
 /// every frame. Here each socket gets a waker of its own that only notes the socket as ready
 /// ([`ReadySet`]) and wakes this one task, which then reads just the sockets noted, all into
 /// the thread's read buffer. Cancel-safe like [`BenchConn::read_frames`].
-pub async fn read_many(conns: &mut [BenchConn], mut on_text: impl FnMut(usize, &[u8])) {
+pub(super) async fn read_many(conns: &mut [BenchConn], mut on_text: impl FnMut(usize, &[u8])) {
     let ready_set = Arc::new(ReadySet {
         // All at first: the handshake may have brought frames, and polling registers the
         // wakers.

@@ -3,7 +3,7 @@
 //! distorts least. Linux only; elsewhere there is no figure.
 
 /// CPU seconds `pid` has used so far.
-pub fn seconds(pid: u32) -> Option<f64> {
+pub(super) fn seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();

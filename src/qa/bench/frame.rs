@@ -10,7 +10,7 @@
 
 /// Largest message accepted from a server (protocol frames are far smaller): a bigger
 /// length ends the connection rather than buffering without bound.
-pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// The first header byte's final-fragment bit; its low four bits are the opcode. (The
 /// check kit's hand-made frames, `check::hardening`, use them too.)
@@ -29,7 +29,7 @@ pub(crate) const LENGTH_64: u8 = 0x7f;
 
 /// Why the frames from a server cannot be read on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     #[error("the server sent a Close frame (code {0:?})")]
     Closed(Option<u16>),
     #[error("the server broke the framing: {0}")]
@@ -38,7 +38,7 @@ pub enum FrameError {
 
 /// What is left over between reads: a fragmented message being put together.
 #[derive(Debug, Default)]
-pub struct Reader {
+pub(crate) struct Reader {
     /// The opcode of the fragmented message's first frame, and its bytes so far.
     fragments: Option<(u8, Vec<u8>)>,
 }
@@ -47,7 +47,7 @@ impl Reader {
     /// Takes the complete frames at the start of `data`: each text message goes to
     /// `on_text`, control replies (Pong, Close) are appended to `out`. Returns how many
     /// bytes were used; the rest is the beginning of a frame still arriving.
-    pub fn read(
+    pub(crate) fn read(
         &mut self,
         data: &[u8],
         out: &mut Vec<u8>,
@@ -146,12 +146,12 @@ fn header(data: &[u8]) -> Result<Option<(usize, usize)>, FrameError> {
 }
 
 /// Appends one final client text frame carrying `payload` to `out`.
-pub fn encode_text(payload: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn encode_text(payload: &[u8], out: &mut Vec<u8>) {
     encode(TEXT, payload, out);
 }
 
 /// Appends a Close frame with status 1000 (normal closure) to `out`.
-pub fn encode_close(out: &mut Vec<u8>) {
+pub(crate) fn encode_close(out: &mut Vec<u8>) {
     encode(CLOSE, &1000u16.to_be_bytes(), out);
 }
 

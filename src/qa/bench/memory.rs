@@ -45,12 +45,12 @@ impl MemorySource {
 
 /// The process listening on `url`'s port, if the URL is loopback and the process is ours
 /// to read.
-pub fn pid_for_url(url: &str) -> Option<u32> {
+pub(super) fn pid_for_url(url: &str) -> Option<u32> {
     pid_listening_on(loopback_port(url)?)
 }
 
 /// The resident set size of all of `pids` in KiB (`None` if any cannot be read).
-pub fn total_rss_kib(pids: &[u32]) -> Option<u64> {
+pub(super) fn total_rss_kib(pids: &[u32]) -> Option<u64> {
     pids.iter().map(|&pid| rss_kib(pid)).sum()
 }
 
@@ -61,7 +61,7 @@ pub struct MemorySample {
 }
 
 /// Resident set size of `pid` in KiB.
-pub fn rss_kib(pid: u32) -> Option<u64> {
+pub(super) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -70,7 +70,7 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// The port of a `ws://` or `wss://` URL whose host is loopback.
-pub fn loopback_port(url: &str) -> Option<u16> {
+pub(super) fn loopback_port(url: &str) -> Option<u16> {
     let (rest, default_port) = match url.strip_prefix("ws://") {
         Some(rest) => (rest, 80),
         None => (url.strip_prefix("wss://")?, 443),
@@ -139,14 +139,14 @@ fn pid_listening_on(port: u16) -> Option<u32> {
 }
 
 /// Samples memory on a task until [`Sampler::finish`].
-pub struct Sampler {
+pub(super) struct Sampler {
     source: MemorySource,
     task: tokio::task::JoinHandle<Vec<u64>>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Sampler {
-    pub fn start(source: MemorySource) -> Sampler {
+    pub(super) fn start(source: MemorySource) -> Sampler {
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let pids = source.pids.clone();
         let task = tokio::spawn(async move {
@@ -164,7 +164,7 @@ impl Sampler {
         Sampler { source, task, stop }
     }
 
-    pub async fn finish(self) -> Option<MemoryReport> {
+    pub(super) async fn finish(self) -> Option<MemoryReport> {
         let _ = self.stop.send(());
         let samples = self.task.await.ok()?;
         Some(MemoryReport {

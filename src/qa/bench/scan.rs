@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use memchr::memmem::Finder;
 
 /// A member name to look for.
-pub struct Member {
+pub(super) struct Member {
     /// `"name":`, as compact JSON writes it: one search finds it.
     compact: Finder<'static>,
     /// `"name"`, for JSON with spaces before the colon.
@@ -31,7 +31,7 @@ impl Member {
 
 macro_rules! members {
     ($($(#[$doc:meta])* $constant:ident = $name:literal;)*) => {
-        $($(#[$doc])* pub static $constant: LazyLock<Member> = LazyLock::new(|| Member::new($name));)*
+        $($(#[$doc])* pub(super) static $constant: LazyLock<Member> = LazyLock::new(|| Member::new($name));)*
     };
 }
 
@@ -49,7 +49,7 @@ members! {
 }
 
 /// The objects of a frame (protocol v1 joins several with `\n`).
-pub fn objects(frame: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(super) fn objects(frame: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(frame);
     std::iter::from_fn(move || {
         let current = rest?;
@@ -64,7 +64,7 @@ pub fn objects(frame: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// The unsigned integer member `member` of an object.
-pub fn field_u64(object: &[u8], member: &Member) -> Option<u64> {
+pub(super) fn field_u64(object: &[u8], member: &Member) -> Option<u64> {
     let value = value(object, member)?;
     let digits = value
         .iter()
@@ -75,13 +75,13 @@ pub fn field_u64(object: &[u8], member: &Member) -> Option<u64> {
 
 /// The string member `member` of an object (without unescaping: the bench's own strings
 /// need none).
-pub fn field_str<'a>(object: &'a [u8], member: &Member) -> Option<&'a [u8]> {
+pub(super) fn field_str<'a>(object: &'a [u8], member: &Member) -> Option<&'a [u8]> {
     let rest = value(object, member)?.strip_prefix(b"\"")?;
     Some(&rest[..memchr::memchr(b'"', rest)?])
 }
 
 /// Whether `object` is an event of `kind`.
-pub fn is_event(object: &[u8], kind: &str) -> bool {
+pub(super) fn is_event(object: &[u8], kind: &str) -> bool {
     field_str(object, &EVENT) == Some(kind.as_bytes())
 }
 
@@ -91,7 +91,7 @@ const CHANNEL_MESSAGE_START: &[u8] = br#"{"event":"message_from_channel""#;
 
 /// The text of a `message_from_channel` event with a text message; `None` for anything
 /// else.
-pub fn channel_message_text(object: &[u8]) -> Option<&[u8]> {
+pub(super) fn channel_message_text(object: &[u8]) -> Option<&[u8]> {
     if !object.starts_with(CHANNEL_MESSAGE_START) && !is_event(object, "message_from_channel") {
         return None;
     }
@@ -99,7 +99,7 @@ pub fn channel_message_text(object: &[u8]) -> Option<&[u8]> {
 }
 
 /// The `code` of a reply object (`u32::MAX` when missing).
-pub fn reply_code(object: &[u8]) -> u32 {
+pub(super) fn reply_code(object: &[u8]) -> u32 {
     field_u64(object, &CODE).map_or(u32::MAX, |c| c as u32)
 }
 

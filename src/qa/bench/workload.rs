@@ -27,24 +27,24 @@ use crate::protocol::codes::Family;
 use crate::qa::raw::RawError;
 
 /// How long outstanding replies and deliveries may take after the duration ends.
-pub const DRAIN: Duration = Duration::from_secs(3);
+pub(super) const DRAIN: Duration = Duration::from_secs(3);
 /// Longest wait for one reply during set-up.
 const REPLY_WAIT: Duration = Duration::from_secs(15);
 /// Connections opened (and logged in) at once during set-up.
 const SETUP_CONCURRENCY: usize = 200;
 /// Channel messages a saturated sender may have that not every member has received,
 /// unless `--window` says otherwise.
-pub const FANOUT_WINDOW: u32 = 32;
+pub(super) const FANOUT_WINDOW: u32 = 32;
 /// Peer messages a saturated sender may have awaiting their replies (each reply comes
 /// only after the receiver's ack), unless `--window` says otherwise.
-pub const PEER_WINDOW: u32 = 64;
+pub(super) const PEER_WINDOW: u32 = 64;
 /// Fan-out receivers read by one task ([`read_many`]) into one [`Tally`]. A task per
 /// receiver cost a wake-up and a poll of its timers per frame, and a histogram per
 /// receiver (a thousand) cost more to create, fill out of cache and merge than the
 /// deliveries it recorded.
 const RECEIVERS_PER_TASK: usize = 64;
 
-pub async fn run(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
+pub(super) async fn run(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
     let mut targets = Vec::new();
     for server in &config.servers {
         let target = Target::resolve(&server.url)

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::{case, refusal, Case, CaseResult, Ctx, Expect, QUIET, TIMER_SLACK};
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         case("attr.channel.non_member", "channel attributes are readable and writable without membership; members are notified", channel_non_member),
         case("attr.channel.expiry", "a channel's attributes go 5 minutes after its last member left", channel_expiry).slow(),

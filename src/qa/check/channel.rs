@@ -14,7 +14,7 @@ use futures_util::StreamExt as _;
 
 use crate::qa::raw::RawConn;
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         case(
             "join.ok",

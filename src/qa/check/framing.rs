@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::{case, refusal, Case, CaseResult, Ctx, Expect, EVENT_TIMEOUT};
 use crate::qa::raw::{Closure, REPLY_TIMEOUT};
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         case(
             "frame.unparsable_json",

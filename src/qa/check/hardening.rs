@@ -15,7 +15,7 @@ use super::{case, Case, CaseError, CaseResult, Ctx, Expect};
 use crate::protocol::limits::MAX_OBJECT_BYTES;
 use crate::qa::bench::frame::{CLOSE, FIN, LENGTH_16, LENGTH_64, MASKED, PING, TEXT};
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         case(
             "hardening.close_codes",

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use super::{case, refusal, text, Case, CaseError, CaseResult, Ctx, Expect};
 use crate::qa::raw::RawConn;
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         case(
             "history.peer",

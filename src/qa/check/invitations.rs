@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{case, refusal, Case, CaseResult, Ctx, Expect, TIMER_SLACK};
 use crate::qa::raw::RawConn;
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         case("invite.accept", "the callee gets invitation_received; accept_invitation sends invitation_accepted to the caller", invite_accept),
         case("invite.refuse", "refuse_invitation sends invitation_refused with the response to the caller", invite_refuse),

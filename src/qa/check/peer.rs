@@ -11,7 +11,7 @@ use super::{
 };
 use crate::qa::raw::{code_of, RawError, REPLY_TIMEOUT};
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         case("peer.send.received", "send_peer to an online user answers 0; the peer gets message_from_peer with from, message, message_id, offline false", received),
         case("peer.send.raw", "a raw message keeps its data and description end to end", raw_message),

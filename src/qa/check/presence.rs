@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{case, Case, CaseResult, Ctx, Expect, TIMER_SLACK};
 use crate::qa::raw::RawConn;
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         case(
             "presence.query",

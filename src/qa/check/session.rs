@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::{case, Case, CaseResult, Ctx, Expect, EVENT_TIMEOUT, TIMER_SLACK};
 use crate::qa::raw::{code_of, Closure};
 
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         case(
             "login.ok",

@@ -6,9 +6,9 @@ use std::time::Duration;
 use super::{Action, EventPattern, ExpectCode, Script, Step, StepKind, Template};
 
 /// How long `expect` waits unless `within=` says.
-pub const DEFAULT_EXPECT_WITHIN: Duration = Duration::from_secs(3);
+pub(super) const DEFAULT_EXPECT_WITHIN: Duration = Duration::from_secs(3);
 /// How long `expect-none` listens unless `within=` says.
-pub const DEFAULT_EXPECT_NONE_WITHIN: Duration = Duration::from_millis(500);
+pub(super) const DEFAULT_EXPECT_NONE_WITHIN: Duration = Duration::from_millis(500);
 /// Words that start top-level steps and so cannot be user names.
 const KEYWORDS: &[&str] = &["set", "users", "sleep", "repeat", "}"];
 
@@ -311,7 +311,7 @@ fn parse_code(text: &str) -> Result<ExpectCode, String> {
 }
 
 /// `250ms`, `2s`, `1.5s`, `1m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("{text:?} is not a duration (e.g. 250ms, 2s, 1.5s, 1m)");
     let (number, unit) = if let Some(n) = text.strip_suffix("ms") {
         (n, 0.001)
@@ -388,7 +388,7 @@ fn is_identifier(name: &str) -> bool {
 }
 
 /// The variable names `text` refers to (`$name`, `${name}`; `$$` is a literal dollar).
-pub fn variables_in(text: &str) -> Result<Vec<String>, String> {
+pub(super) fn variables_in(text: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     substitute_with(text, |name| {
         names.push(name.to_string());
@@ -398,7 +398,7 @@ pub fn variables_in(text: &str) -> Result<Vec<String>, String> {
 }
 
 /// Replaces variables using `lookup`; `None` from it is an error naming the variable.
-pub fn substitute_with(
+pub(super) fn substitute_with(
     text: &str,
     mut lookup: impl FnMut(&str) -> Option<String>,
 ) -> Result<String, String> {

@@ -379,7 +379,7 @@ fn describe(event: &str, fields: &[(String, String)]) -> String {
 }
 
 /// True when `event` has name `name` and every dotted field path has the given text.
-pub fn event_fits(event: &Value, name: &str, fields: &[(String, String)]) -> bool {
+pub(super) fn event_fits(event: &Value, name: &str, fields: &[(String, String)]) -> bool {
     event.get("event").and_then(Value::as_str) == Some(name)
         && fields
             .iter()

@@ -23,7 +23,7 @@ use crate::server::engine::{AdminChange, AdminOutcome};
 use crate::server::hub::admin::BANNED_FOREVER;
 
 /// The route pattern of an operator call, if it is one.
-pub fn pattern_of(method: &Method, rest: &[&str]) -> Option<&'static str> {
+pub(super) fn pattern_of(method: &Method, rest: &[&str]) -> Option<&'static str> {
     Some(match (method.as_str(), rest) {
         ("POST", ["users", _, "kick"]) => "kick",
         ("POST", ["users", _, "ban"]) => "ban",
@@ -43,7 +43,7 @@ struct BanBody {
 }
 
 /// Answers an operator call, or `None` if the path is not one.
-pub async fn route(
+pub(super) async fn route(
     call: &Call<'_>,
     method: &Method,
     rest: &[&str],

@@ -34,7 +34,7 @@ use crate::server::session::{route_channel_message, send_peer_from, PeerReplyTo}
 use crate::server::store::HistoryQuery;
 
 /// An answer and the route pattern it is counted under.
-pub type Routed = (&'static str, Response<Full<Bytes>>);
+pub(super) type Routed = (&'static str, Response<Full<Bytes>>);
 
 /// Most messages one history page returns (Agora's `limit` cap).
 const MAX_HISTORY_PAGE: usize = 100;
@@ -42,7 +42,12 @@ const MAX_HISTORY_PAGE: usize = 100;
 const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 
 /// Routes a call under `/dev/v2/project/<app>/rtm/`.
-pub async fn route(request: Request<Incoming>, ctx: &Ctx, app: &str, rest: &[String]) -> Routed {
+pub(super) async fn route(
+    request: Request<Incoming>,
+    ctx: &Ctx,
+    app: &str,
+    rest: &[String],
+) -> Routed {
     let config = ctx.hub.config();
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     let pattern = pattern_of(request.method(), &rest);

@@ -38,7 +38,7 @@ fn boxed<'a>(app: &App, title: &'a str) -> Block<'a> {
         .title(Span::styled(format!(" {title} "), app.theme.bold))
 }
 
-pub fn overlay(frame: &mut Frame, app: &App, area: Rect) {
+pub(super) fn overlay(frame: &mut Frame, app: &App, area: Rect) {
     match &app.overlay {
         None => {}
         Some(Overlay::Help { scroll, .. }) => help(frame, app, area, *scroll),
@@ -277,7 +277,7 @@ fn help(frame: &mut Frame, app: &App, area: Rect, scroll: u16) {
 }
 
 /// The login form: fields checked as typed, the server's answer under them.
-pub fn login(frame: &mut Frame, app: &App, area: Rect) {
+pub(super) fn login(frame: &mut Frame, app: &App, area: Rect) {
     let form = &app.login;
     let rect = centred(area, 64, 16);
     frame.render_widget(boxed(app, "rtm-tui — log in"), rect);

@@ -30,7 +30,7 @@ const LARGE_CHANNEL: u64 = crate::protocol::limits::MAX_LISTED_MEMBERS as u64;
 
 /// The tab list; `numbers_only` on narrow screens: each tab's number and a mark for
 /// mentions (`@`) or unread messages (`•`).
-pub fn tab_list(frame: &mut Frame, app: &App, area: Rect, numbers_only: bool) {
+pub(super) fn tab_list(frame: &mut Frame, app: &App, area: Rect, numbers_only: bool) {
     let width = usize::from(area.width.saturating_sub(1));
     let lines: Vec<Line> = if numbers_only {
         app.tabs
@@ -109,7 +109,7 @@ pub fn tab_list(frame: &mut Frame, app: &App, area: Rect, numbers_only: bool) {
     );
 }
 
-pub fn header(frame: &mut Frame, app: &App, area: Rect) {
+pub(super) fn header(frame: &mut Frame, app: &App, area: Rect) {
     let tab = app.active_tab();
     let mut spans = vec![Span::styled(format!(" {} ", tab.name()), app.theme.bold)];
     if let Some(channel) = tab.channel() {
@@ -152,7 +152,7 @@ pub fn header(frame: &mut Frame, app: &App, area: Rect) {
 
 /// `spans` cut to `width` columns, ending in `…` when something was cut: a line that
 /// goes on past the screen edge says so.
-pub fn fit(mut spans: Vec<Span<'static>>, width: u16) -> Vec<Span<'static>> {
+pub(super) fn fit(mut spans: Vec<Span<'static>>, width: u16) -> Vec<Span<'static>> {
     let width = usize::from(width);
     // Spaces at the end are room, not text to keep.
     if let Some(last) = spans.last_mut() {
@@ -179,7 +179,7 @@ pub fn fit(mut spans: Vec<Span<'static>>, width: u16) -> Vec<Span<'static>> {
     out
 }
 
-pub fn member_list(frame: &mut Frame, app: &App, area: Rect) {
+pub(super) fn member_list(frame: &mut Frame, app: &App, area: Rect) {
     let tab = app.active_tab();
     let rows = usize::from(area.height.saturating_sub(1));
     let width = usize::from(area.width.saturating_sub(1));
@@ -211,7 +211,7 @@ pub fn member_list(frame: &mut Frame, app: &App, area: Rect) {
     );
 }
 
-pub fn status_line(frame: &mut Frame, app: &App, area: Rect) {
+pub(super) fn status_line(frame: &mut Frame, app: &App, area: Rect) {
     let conn = &app.status.conn;
     let state = match (conn.state, conn.retry_at) {
         (ConnectionState::Reconnecting, Some(at)) => {
@@ -295,7 +295,7 @@ fn server_host(url: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
-pub fn input(frame: &mut Frame, app: &App, area: Rect) {
+pub(super) fn input(frame: &mut Frame, app: &App, area: Rect) {
     const PROMPT: &str = "> ";
     if area.height == 0 || area.width == 0 {
         return;
@@ -347,7 +347,7 @@ fn skip_columns(text: &str, columns: usize) -> String {
 }
 
 /// "key what  key what" spans, keys in the accent colour (footer, prompts, login form).
-pub fn key_hints(app: &App, items: &[(&str, &str)]) -> Vec<Span<'static>> {
+pub(super) fn key_hints(app: &App, items: &[(&str, &str)]) -> Vec<Span<'static>> {
     let mut spans = Vec::new();
     for (key, label) in items {
         spans.push(Span::styled((*key).to_string(), app.theme.accent));
@@ -358,13 +358,13 @@ pub fn key_hints(app: &App, items: &[(&str, &str)]) -> Vec<Span<'static>> {
 
 /// The paste question's keys and what they do; `e` (edit first) is a letter, not a key
 /// of the keymap.
-pub const PASTE_KEYS: &[(KeyAction, &str)] = &[
+pub(super) const PASTE_KEYS: &[(KeyAction, &str)] = &[
     (KeyAction::Submit, "send as one message"),
     (KeyAction::Cancel, "drop"),
 ];
 
 /// The keys that matter now, from the keymap table.
-pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
+pub(super) fn footer(frame: &mut Frame, app: &App, area: Rect) {
     let items: &[(KeyAction, &str)] = match &app.overlay {
         Some(Overlay::Help { .. }) => &[
             (KeyAction::Cancel, "close"),
@@ -419,7 +419,7 @@ pub fn footer(frame: &mut Frame, app: &App, area: Rect) {
 
 /// A long message shows its size against the limit before it is sent (a longer one is
 /// refused, and said so, rather than sent and rejected).
-pub fn size_count(app: &App, text: &str) -> Option<Span<'static>> {
+pub(super) fn size_count(app: &App, text: &str) -> Option<Span<'static>> {
     let bytes = text.len();
     if bytes < LONG_MESSAGE_BYTES {
         return None;
