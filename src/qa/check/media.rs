@@ -18,7 +18,7 @@ use crate::qa::media::{self, pattern};
 use crate::qa::raw::RawConn;
 
 /// Every media case.
-pub fn cases() -> Vec<Case> {
+pub(super) fn cases() -> Vec<Case> {
     vec![
         case("media.ticket", "media_ticket (an addition) gives a logged-in user a ticket for files and images; 102 before login", ticket_case),
         case("media.round_trip", "media: a file uploaded with POST /rtm/media downloads with GET /rtm/media/<id> byte for byte, for another user on another server, after travelling in a file message", round_trip),

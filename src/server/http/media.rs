@@ -27,22 +27,22 @@ use crate::protocol::{MediaFailure, MediaUploaded};
 const STALL: Duration = Duration::from_secs(30);
 
 /// The body of a download: the file's chunks as they are read.
-pub type MediaBody = StreamBody<BoxStream<'static, Result<Frame<Bytes>, std::io::Error>>>;
+pub(super) type MediaBody = StreamBody<BoxStream<'static, Result<Frame<Bytes>, std::io::Error>>>;
 /// Any answer of the HTTP side: JSON, or a download.
-pub type AnyBody = Either<Full<Bytes>, MediaBody>;
+pub(super) type AnyBody = Either<Full<Bytes>, MediaBody>;
 
 /// Whether an HTTP connection has carried a file transfer. Its life is then extended
 /// (`http::serve`): hyper's graceful shutdown ends it as soon as the call in progress is
 /// written out, and a transfer's bytes may sit in socket buffers for a while after its
 /// body was produced, so "a transfer is in its handler" is not enough.
 #[derive(Debug, Default)]
-pub struct Activity {
+pub(super) struct Activity {
     media: AtomicBool,
 }
 
 impl Activity {
     /// Whether a file transfer has begun on this connection.
-    pub fn carried_media(&self) -> bool {
+    pub(super) fn carried_media(&self) -> bool {
         self.media.load(Ordering::Relaxed)
     }
 }
@@ -66,7 +66,7 @@ impl Moving {
 }
 
 /// True for the paths served here.
-pub fn is_media_path(path: &str) -> bool {
+pub(super) fn is_media_path(path: &str) -> bool {
     path == MEDIA_PATH
         || path
             .strip_prefix(MEDIA_PATH)
@@ -74,7 +74,7 @@ pub fn is_media_path(path: &str) -> bool {
 }
 
 /// Serves one media call; the route pattern for the metrics and the answer.
-pub async fn route(
+pub(super) async fn route(
     request: Request<Incoming>,
     ctx: &Ctx,
     activity: &Arc<Activity>,

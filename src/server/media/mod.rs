@@ -24,7 +24,7 @@ use super::config::Config;
 use crate::protocol::MediaFailure;
 
 /// How long a ticket may be used to begin a transfer.
-pub const TICKET_LIFE: Duration = Duration::from_secs(60);
+pub(super) const TICKET_LIFE: Duration = Duration::from_secs(60);
 /// Tickets one user may ask for per [`TICKET_WINDOW`] on a node (MEDIA 5 past it).
 const TICKETS_PER_WINDOW: usize = 60;
 const TICKET_WINDOW: Duration = Duration::from_secs(60);
@@ -32,7 +32,7 @@ const TICKET_WINDOW: Duration = Duration::from_secs(60);
 const QUOTA_WINDOW: Duration = Duration::from_secs(3600);
 /// Bytes a store reads or writes at once: what one transfer holds in memory at most
 /// (besides the socket's buffers).
-pub const CHUNK_BYTES: usize = 256 * 1024;
+pub(super) const CHUNK_BYTES: usize = 256 * 1024;
 /// Most users whose quotas a node remembers; past it those with nothing under way and
 /// nothing recent are forgotten.
 const MAX_REMEMBERED_USERS: usize = 4096;
@@ -388,18 +388,18 @@ impl Media {
 }
 
 /// How often the sweeper runs for an expiry: a quarter of it, between 100 ms and an hour.
-pub fn sweep_interval(expiry: Duration) -> Duration {
+pub(super) fn sweep_interval(expiry: Duration) -> Duration {
     (expiry / 4).clamp(Duration::from_millis(100), Duration::from_secs(3600))
 }
 
 /// 128 random bits as 32 lowercase hex digits: media ids and tickets.
-pub fn random_id() -> String {
+pub(super) fn random_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
 /// True for an id this server could have made (32 lowercase hex digits): anything else
 /// is unknown without asking the store.
-pub fn is_our_id(id: &str) -> bool {
+pub(super) fn is_our_id(id: &str) -> bool {
     id.len() == 32
         && id
             .bytes()
