@@ -54,7 +54,7 @@ struct Inner {
 
 /// A client of one RTM app: log in as a user, send peer and channel messages, read
 /// presence and attributes. Cheap to clone; all clones share one connection, run by one
-/// background task that ends when the last clone (and every [`Channel`]) is dropped.
+/// background task that ends when the last clone (and every [`Channel`](super::Channel)) is dropped.
 ///
 /// Requests made while the connection is RECONNECTING wait for the reconnect (and its
 /// rejoin of channels) and are then sent; they fail with [`ClientError::Timeout`] if that

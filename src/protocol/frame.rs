@@ -32,7 +32,7 @@ pub enum DecodeError {
         id: u32,
         op: String,
         family: Family,
-        /// The family's code for the field that failed (see [`invalid_params_code`]).
+        /// The family's code for the field that failed (see `invalid_params_code`).
         code: u32,
         detail: String,
     },

@@ -4,7 +4,7 @@
 //!   so that they test the server and not our client library.
 //! - [`check`]: the conformance suite, one named case per rule of docs/protocol.md.
 //! - [`script`]: the scenario language and its runner.
-//! - [`bench`]: the load generator (named workloads, HDR percentiles, SVG plots), and
+//! - [`bench`](mod@bench): the load generator (named workloads, HDR percentiles, SVG plots), and
 //!   its pass/fail budgets for CI (`bench::threshold`: `p99<50ms`).
 //! - [`headless`]: a screenless client driven by stdin lines, built on `client/`.
 //! - [`report`]: text, JSON and JUnit output shared by `check` and `script`.

@@ -283,7 +283,7 @@ impl ConnHandle {
     }
 
     /// True when the writer should not wait for more: a reply is queued (its client may
-    /// be waiting on it), or [`WRITE_NOW_OBJECTS`] objects are.
+    /// be waiting on it), or `WRITE_NOW_OBJECTS` objects are.
     pub fn worth_writing_now(&self) -> bool {
         let queue = self.queue();
         queue.replies > 0 || queue.lines.len() >= WRITE_NOW_OBJECTS

@@ -14,7 +14,7 @@ const MIN_VIEW_WIDTH: u16 = 44;
 const MEMBER_LIST_WIDTH: u16 = 18;
 
 /// Widths of the tab list and the member list for a screen `width` wide: the first
-/// layout that leaves the message view [`MIN_VIEW_WIDTH`].
+/// layout that leaves the message view `MIN_VIEW_WIDTH`.
 pub fn pane_widths(width: u16, members: bool) -> (u16, u16) {
     let members = if members { MEMBER_LIST_WIDTH } else { 0 };
     [

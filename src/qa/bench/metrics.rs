@@ -124,7 +124,7 @@ fn unchunk(mut body: &str) -> String {
 }
 
 /// The samples of a Prometheus text page, with their TYPE and HELP (at most
-/// [`MAX_SAMPLES`]).
+/// `MAX_SAMPLES`).
 pub fn parse(page: &str) -> Vec<Sample> {
     let mut kinds = std::collections::HashMap::new();
     let mut helps = std::collections::HashMap::new();

@@ -98,7 +98,7 @@ fn draw_latency<DB: DrawingBackend>(
 
 /// The per-second series to draw: second `s` of the load is drawn at s + 0.5; seconds of
 /// the drain after the load are left out; a last partial second is scaled to a whole one,
-/// or left out when shorter than [`SHORTEST_PARTIAL`].
+/// or left out when shorter than `SHORTEST_PARTIAL`.
 pub fn per_second(counts: &[u64], duration_s: f64) -> Vec<(f64, f64)> {
     let whole = duration_s.floor() as usize;
     let partial = duration_s - duration_s.floor();

@@ -2,7 +2,7 @@
 //! `throughput>=10000`. A [`Threshold`] parses from that text (`--threshold`, or the
 //! config file's `[bench] thresholds` list), is judged against a
 //! [`BenchReport`], and the verdicts become a
-//! [`Report`](crate::qa::report::Report) (one case per threshold) for the text table, JSON and
+//! [`Report`] (one case per threshold) for the text table, JSON and
 //! JUnit that `check` already writes. A new measure is a variant of [`Measure`].
 
 use std::fmt;

@@ -1,6 +1,6 @@
 //! `rtm-tui check`: a conformance suite for protocol v1, one named case per rule.
 //!
-//! Cases speak raw protocol JSON through [`RawConn`](crate::qa::raw::RawConn), so they test
+//! Cases speak raw protocol JSON through [`RawConn`], so they test
 //! any server. Each case gets a [`Ctx`] that mints user and channel ids unique to the run and
 //! the case, so cases never see each other's traffic. The cases live in one module per area
 //! of docs/protocol.md (`session`, `framing`, `peer`, `channel`, `presence`, `attributes`,
@@ -8,7 +8,7 @@
 //! module's `cases()`. `ctx.rs` holds [`Ctx`]; `expect.rs` the [`Expect`] assertions on a
 //! connection. [`run`] runs the selected cases concurrently, at most
 //! [`CheckConfig::jobs`] at a time, and returns a
-//! [`Report`](crate::qa::report::Report) in the suite's order. Cases are independent (own
+//! [`Report`] in the suite's order. Cases are independent (own
 //! users, channels and invitation ids; every limit they meet is per connection), except
 //! that all their logins share one pace ([`LoginPace`]); a case that waits seconds is
 //! marked [`Case::slow`] and starts first, and one that would disturb the others (a server
@@ -249,7 +249,7 @@ impl Case {
         self
     }
 
-    /// Gives a case `extra` time beyond the usual limit ([`case_limit`]).
+    /// Gives a case `extra` time beyond the usual limit (`case_limit`).
     #[must_use]
     pub fn taking(mut self, extra: Duration) -> Self {
         self.extra = extra;
