@@ -14,8 +14,11 @@ pub enum ClientError {
     /// (e.g. a peer send with code 4 was cached for offline delivery).
     #[error("{reason} (code {code})")]
     Code {
+        /// The op's family, which says what `code` means.
         family: Family,
+        /// The server's result code (never 0).
         code: u32,
+        /// The server's words, else Agora's for the code.
         reason: String,
     },
     /// Refused before sending: an id, message or attribute that breaks docs/protocol.md's rules.
@@ -32,7 +35,10 @@ pub enum ClientError {
     ChannelExists(String),
     /// No reply in time (the login timeout for `login`, the request timeout otherwise).
     #[error("timed out waiting for the server")]
-    Timeout { family: Family },
+    Timeout {
+        /// The family of the op that timed out ([`ClientError::code`] gives its timeout code).
+        family: Family,
+    },
     /// The connection was lost, or the client logged out or was kicked, before the reply.
     #[error("disconnected from the server")]
     Disconnected,
@@ -53,7 +59,9 @@ pub enum ClientError {
     /// [`MediaFailure::NotSupported`] for a server without media).
     #[error("{reason} ({failure})")]
     Media {
+        /// What went wrong, to act on (too large, unknown or expired id, quota, ...).
         failure: MediaFailure,
+        /// The server's words, or ours.
         reason: String,
     },
     /// A local file could not be read or written (an upload's source, a download's path).
@@ -69,10 +77,16 @@ pub enum ClientError {
 pub enum ConnectError {
     /// A server URL that is not `ws://` or `wss://` (refused by `Client::new`).
     #[error("{url:?} is not a ws:// or wss:// URL")]
-    NotWebSocket { url: String },
+    NotWebSocket {
+        /// The URL as given.
+        url: String,
+    },
     /// An extra root certificate of the [`ClientConfig`](super::ClientConfig) is unusable.
     #[error("an extra root certificate is unusable: {reason}")]
-    BadRootCertificate { reason: String },
+    BadRootCertificate {
+        /// Why rustls refused it.
+        reason: String,
+    },
     /// Something answers at the address, but not at this path (HTTP 404): a web server, or
     /// an RTM server asked at another path.
     #[error(
@@ -80,18 +94,34 @@ pub enum ConnectError {
          listens at {path} (e.g. ws://127.0.0.1:7420{path})",
         path = crate::protocol::WS_PATH
     )]
-    WrongPath { url: String },
+    WrongPath {
+        /// The URL that answered 404.
+        url: String,
+    },
     /// The connection or its handshake failed (refused, unreachable, TLS, an HTTP status):
     /// `reason` is the network layer's words.
     #[error("{url}: {reason}")]
-    Failed { url: String, reason: String },
+    Failed {
+        /// The server tried.
+        url: String,
+        /// The network layer's words (refused, unreachable, TLS, an HTTP status).
+        reason: String,
+    },
     /// The socket opened but closed before the login reply (a node going away, or not an
     /// RTM server).
     #[error("{url}: the connection closed before the login reply")]
-    ClosedBeforeLogin { url: String },
+    ClosedBeforeLogin {
+        /// The server tried.
+        url: String,
+    },
     /// The socket opened but no login reply came within the login timeout.
     #[error("{url}: no login reply within {within_ms} ms")]
-    NoLoginReply { url: String, within_ms: u64 },
+    NoLoginReply {
+        /// The server tried.
+        url: String,
+        /// The login timeout that passed.
+        within_ms: u64,
+    },
     /// Several servers, none usable: why each failed, in the order tried.
     #[error("{}", list(.0))]
     NoServer(Vec<ConnectError>),

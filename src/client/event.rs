@@ -12,8 +12,11 @@ pub enum ClientEvent {
     /// Connection state change, Agora's states and reasons; RECONNECTING carries the delay
     /// until the next attempt so the TUI can show a countdown (one such event per attempt).
     StateChanged {
+        /// The state now.
         state: ConnectionState,
+        /// Why it changed.
         reason: ChangeReason,
+        /// While RECONNECTING: how long until the next attempt.
         retry_in: Option<Duration>,
     },
     /// Every server event (messages, members, presence, invitations, kicks, errors).

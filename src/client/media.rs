@@ -22,7 +22,9 @@ use crate::protocol::{MediaFailure, Message};
 /// How far a transfer is: bytes done of `total` (0 until the size is known).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
+    /// Bytes sent or received so far.
     pub done: u64,
+    /// Bytes in all (0 until known).
     pub total: u64,
 }
 
@@ -101,8 +103,15 @@ impl<T> Drop for Transfer<T> {
 /// What to upload: a file, or bytes in memory with the name to give them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaSource {
+    /// A file, read as it is sent; the message names it by its file name.
     Path(PathBuf),
-    Bytes { name: String, data: Vec<u8> },
+    /// Bytes in memory.
+    Bytes {
+        /// The name the message gives them.
+        name: String,
+        /// The content.
+        data: Vec<u8>,
+    },
 }
 
 impl MediaSource {
@@ -122,17 +131,22 @@ impl MediaSource {
 /// decodes the image and scales a thumbnail with the `image` crate).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageInfo {
+    /// The image's width in pixels.
     pub width: u32,
+    /// The image's height in pixels.
     pub height: u32,
     /// The thumbnail's encoded bytes (PNG or JPEG), at most 32 KiB; may be empty.
     pub thumbnail: Vec<u8>,
+    /// The thumbnail's width in pixels.
     pub thumbnail_width: u32,
+    /// The thumbnail's height in pixels.
     pub thumbnail_height: u32,
 }
 
 /// Where a download goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DownloadTarget {
+    /// Kept in memory ([`Downloaded::Memory`]).
     Memory,
     /// Written to a temporary file beside it, renamed to it when complete.
     Path(PathBuf),
@@ -141,7 +155,9 @@ pub enum DownloadTarget {
 /// A finished download.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Downloaded {
+    /// The content, for [`DownloadTarget::Memory`].
     Memory(Vec<u8>),
+    /// The file written, for [`DownloadTarget::Path`].
     Path(PathBuf),
 }
 

@@ -37,6 +37,9 @@
 //! # Ok(()) }
 //! ```
 
+// The client library is what applications build on: every public item says what it is.
+#![warn(missing_docs)]
+
 mod channel;
 mod config;
 pub(crate) mod connection;
