@@ -11,7 +11,7 @@ use rtm::tui::app::overlay::Overlay;
 use rtm::tui::app::transfers::TransferUpdate;
 use rtm::tui::app::{App, Screen};
 use rtm::tui::config::Theme;
-use rtm::tui::job::{Failure, InviteJob, Job, JobId, JobOutput};
+use rtm::tui::job::{Failure, InviteJob, Job, JobOutput};
 use rtm::tui::render;
 use rtm::tui::target::Target;
 

@@ -238,9 +238,9 @@ impl App {
             Ok(write) => write,
             Err(None) => {
                 let pending = Pending::Attributes(AttributesShown::List);
-                return self
-                    .jobs
+                self.jobs
                     .ask_with(pending, Job::GetChannelAttributes(channel));
+                return;
             }
             Err(Some(_)) => return self.error("usage: /cattr [set k v|replace k=v…|del k…|clear]"),
         };
