@@ -6,6 +6,8 @@
 //! [`KeyAction`] (plus a row in `keymap.rs`); a new operation that is answered is a
 //! [`Job`] (see `job.rs`), one that is not a new [`Effect`].
 
+use tokio::sync::mpsc::UnboundedSender;
+
 use crate::protocol::{ChangeReason, ConnectionState, Event};
 
 use super::app::transfers::TransferUpdate;
@@ -121,4 +123,10 @@ pub enum Effect {
     Repaint,
     Title(String),
     Quit,
+}
+
+/// Answers request `id` on the loop's channel.
+pub fn answer(tx: &UnboundedSender<Action>, id: JobId, result: Result<JobOutput, Failure>) {
+    // The loop has quit when nobody listens; the answer has nowhere to go.
+    let _ = tx.send(Action::Done(id, result));
 }

@@ -16,13 +16,13 @@ use tokio::sync::mpsc;
 use crate::client::{Client, ClientConfig, ClientEvent, Events};
 use crate::protocol::ConnectionState;
 
-use super::action::{Action, Effect, KeyAction};
+use super::action::{answer, Action, Effect, KeyAction};
 use super::app::App;
 use super::error::{io, TuiError};
-use super::job::{Failure, Job, JobId, JobOutput};
+use super::job::{failure, Failure, Job, JobId, JobOutput};
 use super::keymap::Keymap;
 use super::local_server::{words, StartError};
-use super::network::{answer, failure, Network};
+use super::network::Network;
 use super::notify::Notifier;
 use super::pictures::Pictures;
 use super::render;

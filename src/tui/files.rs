@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::action::Action;
+use super::action::{answer, Action};
 use super::job::{Failure, JobId, JobOutput};
 use super::media;
-use super::network::answer;
 
 /// Largest file `/raw` sends: the message limit minus room for the description.
 const MAX_RAW_FILE: usize = crate::protocol::limits::MAX_MESSAGE_BYTES - 256;

@@ -11,6 +11,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::client::ClientError;
 use crate::protocol::{
     AttributeWrite, ChannelAttribute, HistoryMessage, InvitationAnswer, LoginResult, Message,
     PeerStatus, SendResult,
@@ -217,9 +218,20 @@ impl Failure {
 }
 
 /// The words only: a result code on screen ("not in channel (5)") is protocol talk; the
-/// log has it (`network::failure`).
+/// log has it ([`failure`]).
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+/// A client error as the app shows it: Agora's words for the code, and the code (which
+/// only the log shows).
+pub fn failure(error: &ClientError) -> Failure {
+    tracing::debug!(code = ?error.code(), "{error}");
+    match error {
+        ClientError::Code { family, code, .. } => Failure::new(Some(*code), family.describe(*code)),
+        ClientError::Timeout { .. } => Failure::new(error.code(), "timed out"),
+        other => Failure::new(other.code(), other.to_string()),
     }
 }

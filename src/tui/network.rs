@@ -3,8 +3,7 @@
 //! request, each answering with [`Action::Done`] and the request's id on the loop's
 //! channel, so the loop never waits on the network. Sends are queued with the client
 //! before their task is spawned, so they leave in the order typed (the client library
-//! queues a send when it is called). Also turns [`ClientError`]s into the [`Failure`]s
-//! the app shows.
+//! queues a send when it is called).
 
 use std::collections::HashMap;
 
@@ -13,28 +12,11 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::client::{Channel, Client, ClientError, HistoryTarget, SendOptions};
 use crate::protocol::AttributeWrite;
 
-use super::action::Action;
-use super::job::{Failure, InviteJob, Job, JobId, JobOutput, QueryJob};
+use super::action::{answer, Action};
+use super::job::{failure, Failure, InviteJob, Job, JobId, JobOutput, QueryJob};
 use super::tab::HISTORY_PAGE;
 use super::target::Target;
 use super::transfer_tasks::TransferTasks;
-
-/// A client error as the app shows it: Agora's words for the code, and the code (which
-/// only the log shows).
-pub fn failure(error: &ClientError) -> Failure {
-    tracing::debug!(code = ?error.code(), "{error}");
-    match error {
-        ClientError::Code { family, code, .. } => Failure::new(Some(*code), family.describe(*code)),
-        ClientError::Timeout { .. } => Failure::new(error.code(), "timed out"),
-        other => Failure::new(other.code(), other.to_string()),
-    }
-}
-
-/// Answers request `id` on the loop's channel.
-pub fn answer(tx: &UnboundedSender<Action>, id: JobId, result: Result<JobOutput, Failure>) {
-    // The loop has quit when nobody listens; the answer has nowhere to go.
-    let _ = tx.send(Action::Done(id, result));
-}
 
 /// Awaits `request` in a task and answers `id` with what `reply` makes of its result.
 fn spawn_answer<T, Fut>(

@@ -17,12 +17,11 @@ use crate::client::{
 };
 use crate::protocol::limits::MAX_MEDIA_BYTES;
 
-use super::action::Action;
+use super::action::{answer, Action};
 use super::app::media_commands::CANCELLED;
 use super::app::transfers::TransferUpdate;
-use super::job::{Failure, JobId, JobOutput};
+use super::job::{failure, Failure, JobId, JobOutput};
 use super::media;
-use super::network::{answer, failure};
 
 /// Shortest time between two progress reports of one transfer.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
