@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::workload::{merge_all, next_turn, server_of, user_id, Pace};
+use super::pace::{merge_all, next_turn, Pace};
+use super::placement::{server_of, user_id};
 use super::{BenchConfig, BenchError, Recorder, Workload};
 use crate::qa::media;
 

@@ -17,7 +17,7 @@
 //!
 //! Everything is bounded: users, rate and duration are capped ([`LIMITS`]) and every wait
 //! has a timeout. Several servers (`--server` repeated) share the users round-robin
-//! (`workload::server_of`: a peer pair straddles two servers). Memory (`memory.rs`) and
+//! (`placement::server_of`: a peer pair straddles two servers). Memory (`memory.rs`) and
 //! CPU time (`cpu.rs`): the bench reads `/proc/<pid>` of the process listening on each
 //! URL's port when the URL is loopback, and sums over the servers' processes (each once),
 //! also giving each server's CPU share; without `--server` it starts the reference server
@@ -30,6 +30,8 @@ pub(crate) mod frame;
 mod media;
 mod memory;
 pub mod metrics;
+mod pace;
+mod placement;
 pub mod plot;
 mod scan;
 pub mod threshold;
@@ -47,8 +49,8 @@ use serde::Serialize;
 use crate::protocol::codes::Family;
 
 pub use memory::{MemorySample, MemorySource};
+pub use placement::server_of;
 pub use plot::to_svg;
-pub use workload::server_of;
 
 /// Upper bounds on what one run may ask for.
 pub const LIMITS: Limits = Limits {

@@ -13,14 +13,15 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt as _};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use super::conn::{read_many, BenchConn, Target};
+use super::pace::{merge_all, next_turn, Flow, Pace};
+use super::placement::{server_of, user_id};
 use super::scan::{self, field_u64, is_event, MESSAGE_ID};
 use super::{BenchConfig, BenchError, Recorder, Tally, Workload};
 use crate::protocol::codes::Family;
@@ -66,21 +67,6 @@ pub(super) async fn run(config: &BenchConfig, recorder: &Recorder) -> Result<(),
     }
 }
 
-/// Which server (an index into the run's servers) user `n` connects to: round-robin by
-/// user number, except that a peer pair straddles two servers. In fan-out the channel
-/// senders are users `0..channels`, so with one channel the sender is on the first server
-/// and the members alternate over all of them; in peer, sender `i` is on server
-/// `i % servers` and its receiver (user `pairs + i`) on the next one, so that with
-/// several servers every peer message goes from one server to another.
-pub fn server_of(workload: Workload, users: u32, n: u32, servers: usize) -> usize {
-    let pairs = users / 2;
-    let slot = match workload {
-        Workload::Peer if (pairs..2 * pairs).contains(&n) => n - pairs + 1,
-        _ => n,
-    };
-    slot as usize % servers.max(1)
-}
-
 /// The servers of a run, resolved.
 struct Servers {
     targets: Vec<Target>,
@@ -93,10 +79,6 @@ impl Servers {
     fn of(&self, n: u32) -> &Target {
         &self.targets[server_of(self.workload, self.users, n, self.targets.len())]
     }
-}
-
-pub(super) fn user_id(n: u32) -> String {
-    format!("bench-{}-{n}", std::process::id())
 }
 
 /// A JSON string literal of `text`.
@@ -152,18 +134,6 @@ async fn settle(recorder: &Recorder) {
     }
 }
 
-/// A ticker for `per_second` sends (none for 0: saturated), started at `phase` (0..1) of
-/// its period so that many paced connections do not send in lockstep.
-fn pacer(per_second: f64, phase: f64) -> Option<tokio::time::Interval> {
-    (per_second > 0.0).then(|| {
-        let period = Duration::from_secs_f64(1.0 / per_second);
-        let start = tokio::time::Instant::now() + period.mul_f64(phase.clamp(0.0, 1.0));
-        let mut ticker = tokio::time::interval_at(start, period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker
-    })
-}
-
 /// Replies a sender is waiting for, by request id, with when each was sent.
 #[derive(Default)]
 struct Outstanding(HashMap<u32, Instant>);
@@ -186,35 +156,6 @@ impl Outstanding {
                 }
                 code => tally.refused(family, code),
             }
-        }
-    }
-}
-
-/// What lets a sender send its next request.
-pub(super) enum Pace {
-    /// A ticker: send at a fixed rate, whatever the replies do.
-    Rate(tokio::time::Interval),
-    /// At most this many requests awaiting their replies.
-    InFlight(usize),
-    /// At most the flow's window of channel messages that some member has not received.
-    Flow(Arc<Flow>),
-}
-
-impl Pace {
-    /// `per_second` paced (starting at `phase` of its period), else `saturated`.
-    pub(super) fn new(per_second: f64, phase: f64, saturated: Pace) -> Pace {
-        pacer(per_second, phase).map_or(saturated, Pace::Rate)
-    }
-
-    /// Resolves when request number `n` may be sent.
-    pub(super) async fn ready(&mut self, n: u64, outstanding: usize) {
-        match self {
-            Pace::Rate(ticker) => {
-                ticker.tick().await;
-            }
-            Pace::InFlight(window) if outstanding < *window => {}
-            Pace::InFlight(_) => std::future::pending().await,
-            Pace::Flow(flow) => flow.window_open(n).await,
         }
     }
 }
@@ -358,53 +299,6 @@ async fn ack_peer_messages(mut conn: BenchConn, until: Instant) {
         };
         if !acks.is_empty() && conn.send(&acks).await.is_err() || !open {
             return;
-        }
-    }
-}
-
-/// Arrivals of one channel's messages: a saturated sender waits until fewer than
-/// `window` of its messages are still missing at some member.
-pub(super) struct Flow {
-    receivers: u32,
-    window: u64,
-    /// Arrivals per message, in a ring indexed by sequence number.
-    arrivals: Vec<AtomicU32>,
-    /// Messages that reached every receiver (they complete in order: each member
-    /// receives a channel's messages in order).
-    complete: AtomicU64,
-    progressed: Notify,
-}
-
-impl Flow {
-    fn new(receivers: u32, window: u32) -> Flow {
-        Flow {
-            receivers,
-            window: u64::from(window.max(1)),
-            arrivals: (0..window.max(1)).map(|_| AtomicU32::new(0)).collect(),
-            complete: AtomicU64::new(0),
-            progressed: Notify::new(),
-        }
-    }
-
-    fn arrived(&self, seq: u64) {
-        let slot = &self.arrivals[(seq % self.window) as usize];
-        if slot.fetch_add(1, Ordering::SeqCst) + 1 == self.receivers {
-            slot.store(0, Ordering::SeqCst);
-            self.complete.fetch_add(1, Ordering::SeqCst);
-            self.progressed.notify_waiters();
-        }
-    }
-
-    /// Resolves once message `seq` may be sent.
-    async fn window_open(&self, seq: u64) {
-        loop {
-            let progressed = self.progressed.notified();
-            tokio::pin!(progressed);
-            progressed.as_mut().enable();
-            if self.complete.load(Ordering::SeqCst) + self.window > seq {
-                return;
-            }
-            progressed.await;
         }
     }
 }
@@ -650,38 +544,9 @@ async fn soak(
     Ok(())
 }
 
-/// Waits until `pace` allows one more operation of a worker that does one at a time;
-/// false once the run is over (its duration, or a stop).
-pub(super) async fn next_turn(pace: &mut Pace, deadline: Instant, tally: &Tally) -> bool {
-    if Instant::now() >= deadline || *tally.stop.borrow() {
-        return false;
-    }
-    tokio::time::timeout_at(deadline.into(), pace.ready(0, 0))
-        .await
-        .is_ok()
-}
-
-/// Waits for every worker and merges its tally into the run's.
-pub(super) async fn merge_all(recorder: &Recorder, workers: Vec<tokio::task::JoinHandle<Tally>>) {
-    for worker in workers {
-        if let Ok(tally) = worker.await {
-            recorder.merge(tally);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// How many of `users` each of `servers` gets.
-    fn loads(workload: Workload, users: u32, servers: usize) -> Vec<u32> {
-        let mut loads = vec![0; servers];
-        for n in 0..users {
-            loads[server_of(workload, users, n, servers)] += 1;
-        }
-        loads
-    }
 
     #[test]
     fn reads_channel_message_texts() {
@@ -701,45 +566,6 @@ mod tests {
                 None,
                 "{:?}",
                 String::from_utf8_lossy(bad)
-            );
-        }
-    }
-
-    #[test]
-    fn spreads_users_over_servers() {
-        // One server: everyone on it.
-        for workload in [
-            Workload::Peer,
-            Workload::Fanout,
-            Workload::Login,
-            Workload::Soak,
-        ] {
-            assert!((0..10).all(|n| server_of(workload, 10, n, 1) == 0));
-        }
-        // Fan-out: the sender (user 0) on the first server, the members alternating.
-        let fanout: Vec<usize> = (0..6)
-            .map(|n| server_of(Workload::Fanout, 1000, n, 2))
-            .collect();
-        assert_eq!(fanout, [0, 1, 0, 1, 0, 1]);
-        assert_eq!(loads(Workload::Fanout, 1000, 2), [500, 500]);
-        assert_eq!(loads(Workload::Soak, 999, 3), [333, 333, 333]);
-        // Peer: every pair straddles two servers, whatever the number of pairs, and the
-        // servers share the users evenly.
-        for (users, servers) in [(20, 2), (22, 2), (2, 2), (30, 3), (7, 2)] {
-            let pairs = users / 2;
-            for i in 0..pairs {
-                let sender = server_of(Workload::Peer, users, i, servers);
-                let receiver = server_of(Workload::Peer, users, pairs + i, servers);
-                assert_ne!(
-                    sender, receiver,
-                    "pair {i} of {users} users on {servers} servers"
-                );
-            }
-            let loads = loads(Workload::Peer, pairs * 2, servers);
-            let (least, most) = (loads.iter().min().unwrap(), loads.iter().max().unwrap());
-            assert!(
-                most - least <= 1,
-                "{users} users on {servers} servers: {loads:?}"
             );
         }
     }
