@@ -49,7 +49,7 @@ struct Inner {
     shared: Arc<Mutex<Shared>>,
     config: ClientConfig,
     /// The last ticket for files and images, reused while it is young (`client::http`).
-    media_ticket: Mutex<Option<super::http::CachedTicket>>,
+    media_ticket: Mutex<Option<CachedTicket>>,
 }
 
 /// A client of one RTM app: log in as a user, send peer and channel messages, read
@@ -148,7 +148,7 @@ impl Client {
     }
 
     /// The cached ticket for files and images (`client::http`).
-    pub(crate) fn media_ticket(&self) -> MutexGuard<'_, Option<super::http::CachedTicket>> {
+    pub(crate) fn media_ticket(&self) -> MutexGuard<'_, Option<CachedTicket>> {
         self.inner
             .media_ticket
             .lock()
@@ -836,4 +836,13 @@ impl Client {
 /// ```
 pub fn new_invitation_id() -> String {
     format!("{:032x}", rand::random::<u128>())
+}
+
+/// A ticket kept for the transfers that follow, on the server that gave it.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedTicket {
+    pub(crate) ticket: String,
+    pub(crate) server: String,
+    /// Until when it is used: half its life, so a transfer never begins on an old one.
+    pub(crate) fresh_until: std::time::Instant,
 }

@@ -14,8 +14,8 @@
 //! - `shared.rs`: what the handle and the background task both read (state, user, server).
 //! - `event.rs`: [`ClientEvent`], [`Events`].
 //! - `error.rs`: [`ClientError`].
-//! - `media.rs`: files and images: [`Transfer`], [`Client::upload_file`],
-//!   [`Client::upload_image`], [`Client::download_media`]; `http.rs` their HTTP side.
+//! - `media/`: files and images: [`Transfer`], [`Client::upload_file`],
+//!   [`Client::upload_image`], [`Client::download_media`]; `media/http.rs` their HTTP side.
 //! - `tls.rs`: the rustls connector for `wss://` (extra root certificates).
 //! - `connection/`: the background task (`mod.rs`: loop, socket, requests; `lifecycle.rs`:
 //!   login, loss, reconnect, end; `restore.rs`: what is remembered and restored).
@@ -46,7 +46,6 @@ pub(crate) mod connection;
 mod error;
 mod event;
 mod handle;
-mod http;
 mod media;
 mod shared;
 mod tls;

@@ -15,9 +15,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::watch;
 
-use super::error::{ClientError, ConnectError, UnexpectedReply};
-use super::handle::Client;
-use super::media::{too_large, DownloadTarget, Downloaded, MediaSource, Progress};
+use super::{too_large, DownloadTarget, Downloaded, MediaSource, Progress};
+use crate::client::error::{ClientError, ConnectError, UnexpectedReply};
+use crate::client::handle::{CachedTicket, Client};
 use crate::protocol::limits::MAX_MEDIA_BYTES;
 use crate::protocol::media::{MEDIA_PATH, NAME_PARAM, TICKET_HEADER};
 use crate::protocol::{MediaFailure, MediaTicketResult, MediaUploaded, Op};
@@ -58,15 +58,6 @@ fn endpoint(url: &str) -> Result<Endpoint, ClientError> {
         port,
         authority: authority.as_str().to_string(),
     })
-}
-
-/// A ticket kept for the transfers that follow, on the server that gave it.
-#[derive(Debug, Clone)]
-pub(crate) struct CachedTicket {
-    ticket: String,
-    server: String,
-    /// Until when it is used: half its life, so a transfer never begins on an old one.
-    fresh_until: std::time::Instant,
 }
 
 /// A ticket of the node the client is logged in to, with that node's endpoint: the
@@ -142,7 +133,7 @@ where
         .map_err(|e| failed(&e))?;
     let _ = tcp.set_nodelay(true);
     let io: Box<dyn Io> = if endpoint.tls {
-        let config = super::tls::rustls_config(&client.config().extra_root_certificates)
+        let config = crate::client::tls::rustls_config(&client.config().extra_root_certificates)
             .map_err(|e| failed(&e))?;
         let name = rustls_pki_types::ServerName::try_from(endpoint.host.clone())
             .map_err(|e| failed(&e))?;

@@ -3,9 +3,11 @@
 //!
 //! A transfer runs on its own task and its own HTTP connection to the node the client is
 //! logged in to (docs/protocol.md, "Files and images"): it asks for a ticket over the
-//! WebSocket (`media_ticket`), then streams the bytes with HTTP/1.1 (`http.rs`), so a
+//! WebSocket (`media_ticket`), then streams the bytes with HTTP/1.1 (`media/http.rs`), so a
 //! slow upload never holds up the chat connection. Cancelling drops that connection: the
 //! server keeps nothing of an upload that did not complete.
+
+mod http;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,8 +16,8 @@ use base64::Engine as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::error::ClientError;
-use super::handle::Client;
+use crate::client::error::ClientError;
+use crate::client::handle::Client;
 use crate::protocol::limits::{MAX_MEDIA_BYTES, MAX_THUMBNAIL_BYTES};
 use crate::protocol::{MediaFailure, Message};
 
@@ -164,7 +166,7 @@ pub enum Downloaded {
 impl Client {
     /// Uploads a file; on success gives the [`Message::File`] to send with
     /// [`send_message_to_peer`](Client::send_message_to_peer) or
-    /// [`Channel::send_message`](super::Channel::send_message) like any other message.
+    /// [`Channel::send_message`](crate::client::Channel::send_message) like any other message.
     /// A file over 30 MiB fails at once ([`MediaFailure::TooLarge`]), before any byte
     /// is sent.
     ///
@@ -180,7 +182,7 @@ impl Client {
         let client = self.clone();
         Transfer::spawn(move |progress| async move {
             let name = checked_name(&source)?;
-            let uploaded = super::http::upload(&client, source, progress).await?;
+            let uploaded = http::upload(&client, source, progress).await?;
             Ok(Message::File {
                 media_id: uploaded.media_id,
                 name,
@@ -203,7 +205,7 @@ impl Client {
                     },
                 ));
             }
-            let uploaded = super::http::upload(&client, source, progress).await?;
+            let uploaded = http::upload(&client, source, progress).await?;
             Ok(Message::Image {
                 media_id: uploaded.media_id,
                 name,
@@ -239,7 +241,7 @@ impl Client {
         let media_id = media_id.to_string();
         Transfer::spawn(move |progress| async move {
             crate::protocol::limits::validate_media_id(&media_id)?;
-            super::http::download(&client, &media_id, target, progress).await
+            http::download(&client, &media_id, target, progress).await
         })
     }
 }
