@@ -7,48 +7,17 @@
 //! only to the node that holds the connection. The feeds are filled where presence and
 //! membership change (`presence_event`, `channel_event`).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-
-use serde::{Deserialize, Serialize};
-
 use crate::protocol::{Event, KickReason};
 
 use crate::server::engine::{AdminChange, AdminOutcome, Feed, FeedEvent};
 
-use super::presence::status_of;
 use super::state::{Here, State, Tenant};
 use super::{Hub, CLOSE_KICKED};
 
-/// Events a feed keeps per app; past it the oldest goes (Agora's 2,000).
-pub const FEED_CAP: usize = 2000;
 /// Events one pull returns at most (Agora's 1,000).
 pub const FEED_PULL_MAX: usize = 1000;
 /// A ban with no end, as `ban_until` holds it.
 pub const BANNED_FOREVER: u64 = u64::MAX;
-
-/// One app's bans and feeds (in the shared state, so in Redis snapshots too).
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct AppAdmin {
-    /// Banned user → end of the ban (unix seconds; [`BANNED_FOREVER`]).
-    bans: HashMap<String, u64>,
-    /// Users whose `Login` the user feed holds without a `Logout` since.
-    online: BTreeSet<String>,
-    user_events: VecDeque<FeedEvent>,
-    channel_events: VecDeque<FeedEvent>,
-}
-
-impl AppAdmin {
-    fn push(&mut self, feed: Feed, event: FeedEvent) {
-        let queue = match feed {
-            Feed::Users => &mut self.user_events,
-            Feed::Channels => &mut self.channel_events,
-        };
-        queue.push_back(event);
-        while queue.len() > FEED_CAP {
-            queue.pop_front();
-        }
-    }
-}
 
 /// Applies an operator's change (called from `Hub::apply` under the state lock).
 pub(super) fn apply(hub: &Hub, state: &mut State, change: AdminChange, here: Here) -> AdminOutcome {
@@ -102,7 +71,7 @@ pub(super) fn apply(hub: &Hub, state: &mut State, change: AdminChange, here: Her
 /// Records `Login` when `user` comes online and `Logout` when it stops being online
 /// (dropped, logged out, kicked), once each, whatever calls led there.
 pub(super) fn presence_event(app_state: &mut Tenant, user: &str) {
-    let online = status_of(app_state, user) == crate::protocol::PeerStatus::Online;
+    let online = app_state.status_of(user) == crate::protocol::PeerStatus::Online;
     let admin = &mut app_state.admin;
     let kind = match (online, admin.online.contains(user)) {
         (true, false) => {
@@ -210,23 +179,5 @@ mod tests {
         let json = serde_json::to_string(&change).unwrap();
         let back: crate::server::engine::Change = serde_json::from_str(&json).unwrap();
         assert_eq!(back, change);
-    }
-
-    #[test]
-    fn a_feed_keeps_the_newest_events() {
-        let mut admin = AppAdmin::default();
-        for n in 0..FEED_CAP + 5 {
-            admin.push(
-                Feed::Users,
-                FeedEvent {
-                    group_id: None,
-                    user_id: n.to_string(),
-                    kind: "Login".into(),
-                    ms: 0,
-                },
-            );
-        }
-        assert_eq!(admin.user_events.len(), FEED_CAP);
-        assert_eq!(admin.user_events[0].user_id, "5");
     }
 }

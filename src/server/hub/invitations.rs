@@ -5,47 +5,13 @@
 //! typed error (`InviteError`); `session/invitations.rs` validates input and turns them
 //! into replies.
 
-use serde::{Deserialize, Serialize};
-
 use crate::protocol::{Event, InvitationAnswer, InviteError, WireCode};
 
 use crate::server::engine::{Change, InvitationKey, NodeId};
 use crate::server::outbox::ConnHandle;
 
-use super::presence::conn_of;
-use super::state::{Here, State, Tenant};
+use super::state::{Here, Invitation, State, Tenant};
 use super::Hub;
-
-/// A pending invitation; `epoch` tells its expiry timer apart from a reused id's, `owner`
-/// is the node that runs that timer.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Invitation {
-    pub epoch: u64,
-    pub owner: NodeId,
-}
-
-/// Pending invitations as a list in the shared state's JSON (its keys are tuples).
-pub mod as_list {
-    use std::collections::HashMap;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use super::{Invitation, InvitationKey};
-
-    pub fn serialize<S: Serializer>(
-        map: &HashMap<InvitationKey, Invitation>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(map.iter())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<HashMap<InvitationKey, Invitation>, D::Error> {
-        let list = Vec::<(InvitationKey, Invitation)>::deserialize(deserializer)?;
-        Ok(list.into_iter().collect())
-    }
-}
 
 /// Removes a pending invitation; its app.
 fn take_invitation<'a>(
@@ -79,7 +45,8 @@ impl Hub {
     ) -> Result<(), InviteError> {
         let epoch = state.next_epoch();
         let app_state = state.apps().entry(app.to_string()).or_default();
-        let callee_conn = conn_of(app_state, &key.1)
+        let callee_conn = app_state
+            .conn_of(&key.1)
             .cloned()
             .ok_or(InviteError::PeerOffline)?;
         if app_state.invitations.contains_key(&key) {
@@ -152,7 +119,7 @@ pub(super) fn invitation_expired(state: &mut State, app: &str, key: &InvitationK
         reason: InviteError::Expired.code(),
     });
     for user in [&key.0, &key.1] {
-        if let Some(conn) = conn_of(app_state, user) {
+        if let Some(conn) = app_state.conn_of(user) {
             conn.push_line(&line);
         }
     }
@@ -165,7 +132,7 @@ pub(super) fn cancel_invitation(
     (caller, callee, invitation_id): (&str, &str, &str),
 ) -> Result<(), InviteError> {
     let app_state = take_invitation(state, app, (caller, callee, invitation_id))?;
-    if let Some(conn) = conn_of(app_state, callee) {
+    if let Some(conn) = app_state.conn_of(callee) {
         conn.send_event(&Event::InvitationCanceled {
             invitation_id: invitation_id.to_string(),
             caller: caller.to_string(),
@@ -182,7 +149,7 @@ pub(super) fn answer_invitation(
     (answer, response): (InvitationAnswer, String),
 ) -> Result<(), InviteError> {
     let app_state = take_invitation(state, app, (caller, callee, invitation_id))?;
-    let conn = conn_of(app_state, caller).ok_or(InviteError::PeerOffline)?;
+    let conn = app_state.conn_of(caller).ok_or(InviteError::PeerOffline)?;
     let invitation_id = invitation_id.to_string();
     let callee = callee.to_string();
     conn.send_event(&answer.event(invitation_id, callee, response));

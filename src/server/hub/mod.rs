@@ -23,15 +23,19 @@
 //! | `peer.rs` | peer messages, the offline cache's use, acks |
 //! | `channel.rs` | join, leave, member events and counts, channel messages |
 //! | `presence.rs`, `attributes.rs`, `invitations.rs`, `tokens.rs` | those families |
-//! | `offline.rs` | the offline cache and its quotas |
 //! | `admin.rs` | kick, ban, the REST API's event feeds |
 //! | `delivery.rs` | what the engine asks of the hub; messages it routed itself |
 //! | `timers.rs` | one timer wheel for acks, grace periods and expiries |
+//! | `offline.rs`, `feeds.rs` | data of the shared state: the offline cache (its quotas are judged in `peer.rs`), the bans and event feeds |
+//!
+//! Family files name `state.rs` and the data files; `state.rs` names only the data files,
+//! and they name nothing of the hub: the files import one way.
 
 pub(in crate::server) mod admin;
 mod attributes;
 mod channel;
 mod delivery;
+mod feeds;
 mod invitations;
 mod login;
 mod offline;

@@ -148,3 +148,31 @@ pub(super) fn forget_cached(state: &mut State, app: &str, receiver: &str, messag
         app_state.offline.remove(receiver, message_id);
     }
 }
+
+impl Hub {
+    /// Why `message` from `from` cannot be cached, if its quotas are spent: the server's
+    /// whole cache (every app) or its sender's share in `app`.
+    pub(super) fn offline_quota_spent(
+        &self,
+        state: &State,
+        app: &str,
+        from: &str,
+        message: &Message,
+    ) -> Option<&'static str> {
+        let config = self.config();
+        let size = super::offline::size_of(from, message);
+        let total: usize = state.shared.apps.values().map(|a| a.offline.bytes()).sum();
+        if total + size > config.offline_max_bytes {
+            return Some("the server's offline cache is full");
+        }
+        let sent = state
+            .shared
+            .apps
+            .get(app)
+            .map_or(0, |a| a.offline.sent_by(from));
+        if sent + size > config.offline_per_sender_bytes {
+            return Some("your messages fill your share of the offline cache");
+        }
+        None
+    }
+}

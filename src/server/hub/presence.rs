@@ -11,21 +11,8 @@ use crate::protocol::{Event, PeerStatus, QueryError};
 
 use crate::server::outbox::ConnHandle;
 
-use super::state::{ConnRef, Here, State, Tenant, User};
+use super::state::{Here, State, Tenant, User};
 use super::Hub;
-
-/// The presence of `user` as subscribers see it.
-pub(super) fn status_of(app_state: &Tenant, user: &str) -> PeerStatus {
-    match app_state.users.get(user) {
-        Some(entry) if entry.conn.is_some() => PeerStatus::Online,
-        Some(_) => PeerStatus::Unreachable,
-        None => PeerStatus::Offline,
-    }
-}
-
-pub(super) fn conn_of<'a>(app_state: &'a Tenant, user: &str) -> Option<&'a ConnRef> {
-    app_state.users.get(user).and_then(|u| u.conn.as_ref())
-}
 
 /// Tells `user`'s presence subscribers its current state.
 pub(super) fn presence_changed(app_state: &mut Tenant, user: &str) {
@@ -34,10 +21,10 @@ pub(super) fn presence_changed(app_state: &mut Tenant, user: &str) {
         return;
     };
     let line = ConnHandle::encode_shared(&Event::PeersOnlineStatus {
-        peers: OrderedPeers::from([(user.to_string(), status_of(app_state, user))]),
+        peers: OrderedPeers::from([(user.to_string(), app_state.status_of(user))]),
     });
     for watcher in watchers {
-        if let Some(conn) = conn_of(app_state, watcher) {
+        if let Some(conn) = app_state.conn_of(watcher) {
             conn.push_line(&line);
         }
     }
@@ -66,7 +53,7 @@ impl Hub {
         peers
             .iter()
             .map(|peer| {
-                let online = app_state.and_then(|a| conn_of(a, peer)).is_some();
+                let online = app_state.and_then(|a| a.conn_of(peer)).is_some();
                 let status = if online {
                     PeerStatus::Online
                 } else {
@@ -144,7 +131,7 @@ pub(super) fn subscribe(
         // An id subscribed twice is listed once: the map keeps the first.
         let current = peers
             .iter()
-            .map(|p| (p.clone(), status_of(app_state, p)))
+            .map(|p| (p.clone(), app_state.status_of(p)))
             .collect();
         conn.send_event(&Event::PeersOnlineStatus { peers: current });
     }

@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Event, SendResult};
+use crate::protocol::{Event, PeerStatus, SendResult};
 use crate::server::clock::Instant;
-use crate::server::engine::{ConnId, NodeId, Stamp};
+use crate::server::engine::{ConnId, InvitationKey, NodeId, Stamp};
 use crate::server::outbox::ConnHandle;
 use crate::server::store::CachedMessage;
 
+use super::feeds::AppAdmin;
+use super::offline::OfflineCache;
 use super::TimerHandle;
 
 /// A connection as the shared state holds it: where it is, and its outbox if it is here.
@@ -108,15 +110,62 @@ pub(super) struct Tenant {
     pub users: HashMap<String, User>,
     pub channels: HashMap<String, Channel>,
     /// Cached peer messages per receiver, oldest first, with their quotas' totals.
-    pub offline: super::offline::OfflineCache,
+    pub offline: OfflineCache,
     /// Presence watchers: target user → subscribers.
     pub watchers: HashMap<String, BTreeSet<String>>,
     /// Pending invitations.
-    #[serde(with = "super::invitations::as_list")]
-    pub invitations: HashMap<crate::server::engine::InvitationKey, super::invitations::Invitation>,
+    #[serde(with = "as_list")]
+    pub invitations: HashMap<InvitationKey, Invitation>,
     /// Bans and the REST API's event feeds (`admin.rs`).
     #[serde(default)]
-    pub admin: super::admin::AppAdmin,
+    pub admin: AppAdmin,
+}
+
+impl Tenant {
+    /// `user`'s presence as peers see it.
+    pub fn status_of(&self, user: &str) -> PeerStatus {
+        match self.users.get(user) {
+            Some(entry) if entry.conn.is_some() => PeerStatus::Online,
+            Some(_) => PeerStatus::Unreachable,
+            None => PeerStatus::Offline,
+        }
+    }
+
+    /// The connection `user` is logged in on, if online.
+    pub fn conn_of(&self, user: &str) -> Option<&ConnRef> {
+        self.users.get(user).and_then(|u| u.conn.as_ref())
+    }
+}
+
+/// A pending invitation; `epoch` tells its expiry timer apart from a reused id's, `owner`
+/// is the node that runs that timer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Invitation {
+    pub epoch: u64,
+    pub owner: NodeId,
+}
+
+/// Pending invitations as a list in the shared state's JSON (its keys are tuples).
+pub mod as_list {
+    use std::collections::HashMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Invitation, InvitationKey};
+
+    pub fn serialize<S: Serializer>(
+        map: &HashMap<InvitationKey, Invitation>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<HashMap<InvitationKey, Invitation>, D::Error> {
+        let list = Vec::<(InvitationKey, Invitation)>::deserialize(deserializer)?;
+        Ok(list.into_iter().collect())
+    }
 }
 
 /// A peer message this node's sender waits to see acked.
