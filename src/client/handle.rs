@@ -16,7 +16,7 @@ use super::config::ClientConfig;
 use super::connection::{ClientCommand, ConnectionHandler};
 use super::error::{ClientError, ConnectError, UnexpectedReply};
 use super::event::Events;
-use super::shared::{lock, Shared};
+use super::shared::{lock, ClientState};
 use crate::protocol::limits::{validate_app_id, validate_channel_id};
 use crate::protocol::reply::OrderedPeers;
 use crate::protocol::request_rules::check_login;
@@ -44,9 +44,9 @@ pub enum HistoryTarget {
     Channel(String),
 }
 
-struct Inner {
+struct HandleInner {
     commands: mpsc::UnboundedSender<ClientCommand>,
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Mutex<ClientState>>,
     config: ClientConfig,
     /// The last ticket for files and images, reused while it is young (`client::http`).
     media_ticket: Mutex<Option<CachedTicket>>,
@@ -78,7 +78,7 @@ struct Inner {
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    inner: Arc<HandleInner>,
 }
 
 impl std::fmt::Debug for Client {
@@ -116,7 +116,7 @@ impl Client {
             }
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
-        let shared = Arc::new(Mutex::new(Shared::new()));
+        let shared = Arc::new(Mutex::new(ClientState::new()));
         let (commands, command_receiver) = mpsc::unbounded_channel();
         let (event_sender, event_receiver) = mpsc::channel(config.event_buffer.max(1));
         let handler = ConnectionHandler::new(
@@ -127,7 +127,7 @@ impl Client {
         );
         runtime.spawn(handler.run());
         let client = Client {
-            inner: Arc::new(Inner {
+            inner: Arc::new(HandleInner {
                 commands,
                 shared,
                 config,

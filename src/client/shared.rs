@@ -1,4 +1,4 @@
-//! [`Shared`]: the state the [`Client`](super::Client) handle and its connection task both
+//! [`ClientState`]: the state the [`Client`](super::Client) handle and its connection task both
 //! read and write (the connection state, the user, the server, the channels created), and
 //! [`lock`], the one way to reach it.
 
@@ -11,7 +11,7 @@ use crate::protocol::{ChangeReason, ConnectionState};
 /// [`Client::state`], the user for [`Client::user`], the server for
 /// [`Client::current_server`], and the channels created.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct ClientState {
     pub(crate) state: ConnectionState,
     pub(crate) reason: ChangeReason,
     pub(crate) user: Option<String>,
@@ -19,10 +19,10 @@ pub(crate) struct Shared {
     pub(crate) created_channels: HashSet<String>,
 }
 
-impl Shared {
+impl ClientState {
     /// A client that has not logged in yet: DISCONNECTED, nothing created.
     pub(crate) fn new() -> Self {
-        Shared {
+        ClientState {
             state: ConnectionState::Disconnected,
             reason: ChangeReason::Logout,
             user: None,
@@ -34,7 +34,7 @@ impl Shared {
 
 /// Locks the shared state; a panic elsewhere cannot leave it half-written (every writer
 /// sets plain fields), so a poisoned lock is still good to read.
-pub(crate) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+pub(crate) fn lock(shared: &Mutex<ClientState>) -> MutexGuard<'_, ClientState> {
     shared
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

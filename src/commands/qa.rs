@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use rtm::qa::bench::threshold;
 use rtm::qa::bench::{self, BenchConfig, BenchError};
 use rtm::qa::check::{self, CheckConfig, Timing};
-use rtm::qa::raw::{Direction, Tracer};
-use rtm::qa::report::{Outcome, Report};
+use rtm::qa::raw::{TraceDirection, Tracer};
+use rtm::qa::report::{CaseOutcome, Report};
 use rtm::qa::script;
 use rtm::qa::script::record::Recording;
 
@@ -164,13 +164,13 @@ pub(crate) async fn script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
                 summary.duration.as_secs_f64(),
                 args.servers.join(", ")
             );
-            (ExitCode::SUCCESS, (Outcome::Pass, None, summary.steps))
+            (ExitCode::SUCCESS, (CaseOutcome::Pass, None, summary.steps))
         }
         Err(error) => {
             println!("{file}:{error}");
             (
                 ExitCode::from(error.exit_code()),
-                (Outcome::Fail, Some(format!("{file}:{error}")), 0),
+                (CaseOutcome::Fail, Some(format!("{file}:{error}")), 0),
             )
         }
     };
@@ -209,8 +209,8 @@ fn transcript() -> Tracer {
     let started = std::time::Instant::now();
     Arc::new(move |label, direction, frame| {
         let arrow = match direction {
-            Direction::Sent => "->",
-            Direction::Received => "<-",
+            TraceDirection::Sent => "->",
+            TraceDirection::Received => "<-",
         };
         for line in frame.split('\n') {
             eprintln!(
@@ -410,14 +410,14 @@ fn print_report(report: &Report, format: OutputFormat) {
 /// A live progress line on a terminal, naming the cases still running (oldest first) with
 /// a countdown for those waiting on a server timer, refreshed every second; one line per
 /// finished case otherwise (CI logs), and one when a case starts a long wait.
-fn progress_line() -> (check::Progress, check::Timers) {
+fn progress_line() -> (check::RunProgress, check::CaseWaits) {
     if !std::io::stderr().is_terminal() {
-        let progress: check::Progress = Arc::new(|done, total, name, report| {
+        let progress: check::RunProgress = Arc::new(|done, total, name, report| {
             if let Some(r) = report {
                 eprintln!("[{done}/{total}] {} {name}", r.outcome.label());
             }
         });
-        let timers = check::Timers::with_listener(Arc::new(|case, what, wait| {
+        let timers = check::CaseWaits::with_listener(Arc::new(|case, what, wait| {
             eprintln!("        {case}: waiting {}s for {what}", wait.as_secs());
         }));
         return (progress, timers);
@@ -428,7 +428,7 @@ fn progress_line() -> (check::Progress, check::Timers) {
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let timers = check::Timers::default();
+    let timers = check::CaseWaits::default();
     let running = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     // The running cases, a waiting one as `invite.expiry (the invitation expiry in 42s)`.
     let describe = {
@@ -455,7 +455,7 @@ fn progress_line() -> (check::Progress, check::Timers) {
             }
         })
     };
-    let progress: check::Progress = Arc::new(move |done, total, name, report| {
+    let progress: check::RunProgress = Arc::new(move |done, total, name, report| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         {
@@ -464,7 +464,7 @@ fn progress_line() -> (check::Progress, check::Timers) {
                 None => running.push(name.to_string()),
                 Some(r) => {
                     running.retain(|n| n != name);
-                    if r.outcome == Outcome::Fail {
+                    if r.outcome == CaseOutcome::Fail {
                         bar.println(format!(
                             "FAIL {name}: {}",
                             r.reason.as_deref().unwrap_or("")

@@ -56,7 +56,7 @@ fn token_build(args: &TokenArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// What checking a token against a certificate came to.
-enum Verdict {
+enum TokenVerdict {
     NotChecked(&'static str),
     Verified(rtm::token::VerifiedToken),
     Refused(rtm::token::TokenError),
@@ -86,23 +86,23 @@ fn token_inspect(token: &str, args: &TokenArgs) -> ExitCode {
         .or(info.user.as_deref())
         .or((info.version == TokenVersion::V007).then_some(""));
     let verdict = match (&args.certificate, user) {
-        (None, _) => Verdict::NotChecked("give --certificate to check the signature"),
-        (Some(_), None) => {
-            Verdict::NotChecked("a 006 token does not hold its user id: give --user to check it")
-        }
+        (None, _) => TokenVerdict::NotChecked("give --certificate to check the signature"),
+        (Some(_), None) => TokenVerdict::NotChecked(
+            "a 006 token does not hold its user id: give --user to check it",
+        ),
         (Some(certificate), Some(user)) => {
             match verify_rtm_token(token, app_id, certificate, user, now) {
-                Ok(verified) => Verdict::Verified(verified),
-                Err(error) => Verdict::Refused(error),
+                Ok(verified) => TokenVerdict::Verified(verified),
+                Err(error) => TokenVerdict::Refused(error),
             }
         }
     };
     let rtc = looks_like_rtc_token(token);
     if args.json {
         let (checked, valid, error, expires_at) = match &verdict {
-            Verdict::NotChecked(why) => (false, None, Some(why.to_string()), None),
-            Verdict::Verified(verified) => (true, Some(true), None, verified.expires_at),
-            Verdict::Refused(error) => (true, Some(false), Some(error.to_string()), None),
+            TokenVerdict::NotChecked(why) => (false, None, Some(why.to_string()), None),
+            TokenVerdict::Verified(verified) => (true, Some(true), None, verified.expires_at),
+            TokenVerdict::Refused(error) => (true, Some(false), Some(error.to_string()), None),
         };
         let output = serde_json::json!({
             "info": info,
@@ -123,17 +123,17 @@ fn token_inspect(token: &str, args: &TokenArgs) -> ExitCode {
             println!("note        this looks like an RTC token, not an RTM token");
         }
         match &verdict {
-            Verdict::NotChecked(why) => println!("verified    not checked: {why}"),
-            Verdict::Verified(_) => println!(
+            TokenVerdict::NotChecked(why) => println!("verified    not checked: {why}"),
+            TokenVerdict::Verified(_) => println!(
                 "verified    yes: valid now for user {:?} of app {app_id}",
                 user.unwrap_or_default()
             ),
-            Verdict::Refused(error) => println!("verified    NO: {error}"),
+            TokenVerdict::Refused(error) => println!("verified    NO: {error}"),
         }
     }
     match verdict {
-        Verdict::NotChecked(_) if args.certificate.is_some() => ExitCode::from(2),
-        Verdict::NotChecked(_) | Verdict::Verified(_) => ExitCode::SUCCESS,
-        Verdict::Refused(_) => ExitCode::FAILURE,
+        TokenVerdict::NotChecked(_) if args.certificate.is_some() => ExitCode::from(2),
+        TokenVerdict::NotChecked(_) | TokenVerdict::Verified(_) => ExitCode::SUCCESS,
+        TokenVerdict::Refused(_) => ExitCode::FAILURE,
     }
 }

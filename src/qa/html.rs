@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use super::bench::threshold::Verdict;
 use super::bench::{self, BenchReport};
-use super::report::{xml_escape as escape, Outcome, Report};
+use super::report::{xml_escape as escape, CaseOutcome, Report};
 
 /// The style of every report: plain, readable on screen and on paper.
 const STYLE: &str = "
@@ -99,7 +99,7 @@ impl Page {
 
 /// The page of a `check` or `script` run.
 pub fn for_cases(report: &Report, what: &str, settings: Vec<(String, String)>) -> String {
-    let failed = report.count(Outcome::Fail);
+    let failed = report.count(CaseOutcome::Fail);
     let verdict = if failed == 0 {
         (true, format!("Passed: {}", report.summary()))
     } else {
@@ -118,15 +118,15 @@ pub fn for_cases(report: &Report, what: &str, settings: Vec<(String, String)>) -
     // Failures first: they are what the reader came for.
     let mut cases: Vec<_> = report.cases.iter().collect();
     cases.sort_by_key(|c| match c.outcome {
-        Outcome::Fail => 0,
-        Outcome::Skip => 1,
-        Outcome::Pass => 2,
+        CaseOutcome::Fail => 0,
+        CaseOutcome::Skip => 1,
+        CaseOutcome::Pass => 2,
     });
     for case in cases {
         let class = match case.outcome {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "fail",
-            Outcome::Skip => "skip",
+            CaseOutcome::Pass => "pass",
+            CaseOutcome::Fail => "fail",
+            CaseOutcome::Skip => "skip",
         };
         let _ = writeln!(
             table,
@@ -373,7 +373,7 @@ mod tests {
                 crate::qa::report::CaseReport {
                     name: "ok.case".into(),
                     rule: "a rule".into(),
-                    outcome: Outcome::Pass,
+                    outcome: CaseOutcome::Pass,
                     reason: None,
                     duration: std::time::Duration::ZERO,
                     placement: None,
@@ -381,7 +381,7 @@ mod tests {
                 crate::qa::report::CaseReport {
                     name: "bad.case".into(),
                     rule: "<b>rule</b>".into(),
-                    outcome: Outcome::Fail,
+                    outcome: CaseOutcome::Fail,
                     reason: Some("expected 0, got 5".into()),
                     duration: std::time::Duration::ZERO,
                     placement: None,

@@ -122,13 +122,13 @@ fn is_eof(kind: std::io::ErrorKind) -> bool {
 
 /// Which way a traced frame went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub enum TraceDirection {
     Sent,
     Received,
 }
 
 /// Receives every frame of a connection: (connection label, direction, frame text).
-pub type Tracer = Arc<dyn Fn(&str, Direction, &str) + Send + Sync>;
+pub type Tracer = Arc<dyn Fn(&str, TraceDirection, &str) + Send + Sync>;
 
 /// How a connection ended, as far as the reader saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +140,7 @@ pub enum Closure {
     Dropped,
 }
 
-type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Value>>>>;
+type AwaitedReplies = Arc<Mutex<HashMap<u32, oneshot::Sender<Value>>>>;
 
 /// A WebSocket as `tokio-tungstenite` opens it, over plain TCP or TLS.
 pub type WebSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -161,7 +161,7 @@ struct Flags {
 pub struct RawConn {
     label: String,
     outgoing: mpsc::UnboundedSender<WsMessage>,
-    pending: Pending,
+    pending: AwaitedReplies,
     events: mpsc::UnboundedReceiver<Value>,
     /// Events received but not yet taken by an expectation, oldest first.
     backlog: VecDeque<Value>,
@@ -220,7 +220,7 @@ impl RawConn {
                 }
             }
         });
-        let pending: Pending = Arc::default();
+        let pending: AwaitedReplies = Arc::default();
         let (event_tx, events) = mpsc::unbounded_channel();
         let (closure_tx, closure) = watch::channel(Closure::Open);
         let flags = Arc::new(Flags {
@@ -252,7 +252,7 @@ impl RawConn {
                         _ => continue,
                     };
                     if let Some(tracer) = &tracer {
-                        tracer(&label, Direction::Received, &text);
+                        tracer(&label, TraceDirection::Received, &text);
                     }
                     for object in split_frame(&text) {
                         let Ok(value) = serde_json::from_str::<Value>(object) else {
@@ -323,7 +323,7 @@ impl RawConn {
         if let Some(tracer) = &self.tracer {
             tracer(
                 &self.label,
-                Direction::Sent,
+                TraceDirection::Sent,
                 &format!("<{} binary bytes>", bytes.len()),
             );
         }
@@ -336,7 +336,7 @@ impl RawConn {
     pub fn send_text(&self, text: impl Into<String>) -> Result<(), RawError> {
         let text = text.into();
         if let Some(tracer) = &self.tracer {
-            tracer(&self.label, Direction::Sent, &text);
+            tracer(&self.label, TraceDirection::Sent, &text);
         }
         self.outgoing
             .send(WsMessage::text(text))
@@ -520,7 +520,7 @@ impl PendingReply {
 
 fn route(
     value: &Value,
-    pending: &Pending,
+    pending: &AwaitedReplies,
     events: &mpsc::UnboundedSender<Value>,
     outgoing: &mpsc::UnboundedSender<WsMessage>,
     flags: &Flags,
@@ -532,7 +532,7 @@ fn route(
             if let Some(message_id) = value["message_id"].as_u64() {
                 let ack = json!({"op": "ack", "message_id": message_id}).to_string();
                 if let Some(tracer) = tracer {
-                    tracer(label, Direction::Sent, &ack);
+                    tracer(label, TraceDirection::Sent, &ack);
                 }
                 let _ = outgoing.send(WsMessage::text(ack));
             }

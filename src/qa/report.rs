@@ -12,18 +12,18 @@ use serde::Serialize;
 /// How a case ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum CaseOutcome {
     Pass,
     Fail,
     Skip,
 }
 
-impl Outcome {
+impl CaseOutcome {
     pub fn label(self) -> &'static str {
         match self {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "FAIL",
-            Outcome::Skip => "skip",
+            CaseOutcome::Pass => "pass",
+            CaseOutcome::Fail => "FAIL",
+            CaseOutcome::Skip => "skip",
         }
     }
 }
@@ -34,7 +34,7 @@ pub struct CaseReport {
     pub name: String,
     /// The rule of docs/protocol.md the case checks, in a sentence.
     pub rule: String,
-    pub outcome: Outcome,
+    pub outcome: CaseOutcome,
     /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -64,13 +64,13 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
 }
 
 impl Report {
-    pub fn count(&self, outcome: Outcome) -> usize {
+    pub fn count(&self, outcome: CaseOutcome) -> usize {
         self.cases.iter().filter(|c| c.outcome == outcome).count()
     }
 
     /// True when no case failed (skipped cases do not count against a run).
     pub fn passed(&self) -> bool {
-        self.count(Outcome::Fail) == 0
+        self.count(CaseOutcome::Fail) == 0
     }
 
     /// Process exit code: 0 when nothing failed, 1 otherwise.
@@ -82,9 +82,9 @@ impl Report {
     pub fn summary(&self) -> String {
         format!(
             "{} passed, {} failed, {} skipped in {:.1}s",
-            self.count(Outcome::Pass),
-            self.count(Outcome::Fail),
-            self.count(Outcome::Skip),
+            self.count(CaseOutcome::Pass),
+            self.count(CaseOutcome::Fail),
+            self.count(CaseOutcome::Skip),
             self.duration.as_secs_f64()
         )
     }
@@ -157,9 +157,9 @@ impl Report {
     /// The report as pretty JSON, with counts.
     pub fn to_json(&self) -> String {
         let mut value = serde_json::to_value(self).unwrap_or_default();
-        value["passed"] = self.count(Outcome::Pass).into();
-        value["failed"] = self.count(Outcome::Fail).into();
-        value["skipped"] = self.count(Outcome::Skip).into();
+        value["passed"] = self.count(CaseOutcome::Pass).into();
+        value["failed"] = self.count(CaseOutcome::Fail).into();
+        value["skipped"] = self.count(CaseOutcome::Skip).into();
         serde_json::to_string_pretty(&value).unwrap_or_default()
     }
 
@@ -171,8 +171,8 @@ impl Report {
             "<testsuites><testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
             xml_escape(&self.title),
             self.cases.len(),
-            self.count(Outcome::Fail),
-            self.count(Outcome::Skip),
+            self.count(CaseOutcome::Fail),
+            self.count(CaseOutcome::Skip),
             self.duration.as_secs_f64()
         );
         out.push_str("  <properties>");
@@ -203,15 +203,15 @@ impl Report {
             }
             let reason = xml_escape(case.reason.as_deref().unwrap_or(""));
             match case.outcome {
-                Outcome::Pass => {}
-                Outcome::Fail => {
+                CaseOutcome::Pass => {}
+                CaseOutcome::Fail => {
                     let _ = write!(
                         out,
                         "<failure message=\"{reason}\">{}</failure>",
                         xml_escape(&case.rule)
                     );
                 }
-                Outcome::Skip => {
+                CaseOutcome::Skip => {
                     let _ = write!(out, "<skipped message=\"{reason}\"/>");
                 }
             }
@@ -257,13 +257,13 @@ mod tests {
             servers: vec!["ws://x/rtm/v1".into()],
             duration: Duration::from_millis(1500),
             cases: vec![
-                case("peer.ok", Outcome::Pass, None),
+                case("peer.ok", CaseOutcome::Pass, None),
                 case(
                     "peer.bad",
-                    Outcome::Fail,
+                    CaseOutcome::Fail,
                     Some("expected code 3, got 0 <\"x\">"),
                 ),
-                case("token.expiry", Outcome::Skip, Some("needs --token-cmd")),
+                case("token.expiry", CaseOutcome::Skip, Some("needs --token-cmd")),
             ],
         }
     }

@@ -64,13 +64,13 @@ const READ_AHEAD_BYTES: usize = 64 * 1024;
 const READ_AHEAD_FRAMES: usize = 256;
 
 /// What the socket produced: a frame, its end, an error, or silence past the idle timeout.
-type Input = Result<Option<Result<WsMessage, WsError>>, tokio::time::error::Elapsed>;
+type SocketInput = Result<Option<Result<WsMessage, WsError>>, tokio::time::error::Elapsed>;
 
 /// Frames read while a request was being handled, with the instants they arrived at
 /// (see the module header); bounded by [`READ_AHEAD_BYTES`] and [`READ_AHEAD_FRAMES`].
 #[derive(Default)]
 struct ReadAhead {
-    frames: VecDeque<(Input, Instant)>,
+    frames: VecDeque<(SocketInput, Instant)>,
     bytes: usize,
     /// The stream ended or failed: nothing more is read from it.
     ended: bool,
@@ -87,7 +87,7 @@ impl ReadAhead {
         self.frames.push_back((Ok(input), at));
     }
 
-    fn pop(&mut self) -> Option<(Input, Instant)> {
+    fn pop(&mut self) -> Option<(SocketInput, Instant)> {
         let (input, at) = self.frames.pop_front()?;
         if let Ok(Some(read)) = &input {
             self.bytes -= frame_bytes(read);
@@ -181,7 +181,7 @@ pub(super) async fn serve<S: Transport>(
         session: Session::new(conn.clone(), &hub),
         hub: &hub,
     };
-    let mut reader = Reader {
+    let mut reader = SocketReader {
         session: &mut departure.session,
         hub: &hub,
         admitted: &admitted,
@@ -233,7 +233,7 @@ impl Drop for Departure<'_> {
 
 /// The reader side of one connection: its session, the login deadline and what it may
 /// still do before login.
-struct Reader<'a> {
+struct SocketReader<'a> {
     session: &'a mut Session,
     hub: &'a Hub,
     admitted: &'a Admitted,
@@ -242,7 +242,7 @@ struct Reader<'a> {
     before_login: u32,
 }
 
-impl Reader<'_> {
+impl SocketReader<'_> {
     async fn run(
         &mut self,
         mut stream: futures_util::stream::SplitStream<WebSocketStream<impl Transport>>,

@@ -110,13 +110,13 @@ pub enum ServerError {
 }
 
 /// An opened store plus what keeps an ephemeral one alive.
-struct Prepared {
+struct OpenedStore {
     hub: Hub,
     /// The `--ephemeral` store's directory, removed when the server stops.
     _temp: Option<tempfile::TempDir>,
 }
 
-async fn prepare(config: Config) -> Result<Prepared, ServerError> {
+async fn prepare(config: Config) -> Result<OpenedStore, ServerError> {
     config.validate()?;
     let (dir, temp) = match &config.store {
         StoreLocation::Path(dir) => (dir.clone(), None),
@@ -140,7 +140,7 @@ async fn prepare(config: Config) -> Result<Prepared, ServerError> {
             if let Some(media) = media {
                 hub.set_media(Arc::new(media));
             }
-            return Ok(Prepared { hub, _temp: None });
+            return Ok(OpenedStore { hub, _temp: None });
         }
     };
     let media_dir = dir.clone();
@@ -162,7 +162,7 @@ async fn prepare(config: Config) -> Result<Prepared, ServerError> {
     if let Some(media) = media {
         hub.set_media(Arc::new(media));
     }
-    Ok(Prepared { hub, _temp: temp })
+    Ok(OpenedStore { hub, _temp: temp })
 }
 
 /// Serves protocol v1 on `listener` until `shutdown` resolves, then closes every
@@ -191,7 +191,7 @@ pub async fn run_with_admin(
 async fn serve(
     listener: TcpListener,
     admin: Option<TcpListener>,
-    prepared: Prepared,
+    prepared: OpenedStore,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let hub = prepared.hub.clone();
@@ -202,7 +202,7 @@ async fn serve(
     let (stop_connections, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     if let Some(admin) = admin {
-        let ctx = http::Ctx {
+        let ctx = http::HttpCtx {
             hub: hub.clone(),
             admission: Arc::clone(&admission),
             surface: http::Surface::Admin,
@@ -315,7 +315,7 @@ async fn dispatch<S: connection::Transport>(
         }
         http::rewind::Route::Http => {
             let health = hub.config().admin_listen.is_none();
-            let ctx = http::Ctx {
+            let ctx = http::HttpCtx {
                 hub,
                 admission: Arc::clone(&admitted.admission),
                 surface: http::Surface::Main { health },
@@ -327,7 +327,11 @@ async fn dispatch<S: connection::Transport>(
 }
 
 /// The `--admin-listen` listener: health and metrics only, until the server stops.
-async fn serve_admin(listener: TcpListener, ctx: http::Ctx, mut stopping: watch::Receiver<bool>) {
+async fn serve_admin(
+    listener: TcpListener,
+    ctx: http::HttpCtx,
+    mut stopping: watch::Receiver<bool>,
+) {
     let mut served = JoinSet::new();
     loop {
         tokio::select! {
@@ -432,7 +436,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::ephemeral();
         let (store, loaded) = store::Store::open(dir.path(), config.offline_ttl).unwrap();
-        let prepared = Prepared {
+        let prepared = OpenedStore {
             hub: Hub::with_store(Arc::new(config), store.clone(), loaded),
             _temp: None,
         };

@@ -601,7 +601,7 @@ fn run_thread(
     commands: &mpsc::Receiver<StoreCommand>,
     queued: &std::sync::atomic::AtomicUsize,
 ) {
-    let mut writer = Writer::new(db);
+    let mut writer = StoreWriter::new(db);
     while let Ok(first) = commands.recv() {
         if !first.is_urgent() {
             // Sleep through the window (an urgent command unparks the thread early) so
@@ -634,7 +634,7 @@ enum Output {
 }
 
 /// The store thread's state between batches.
-struct Writer {
+struct StoreWriter {
     db: Connection,
     /// The `synchronous` setting the connection has now.
     sync: Durability,
@@ -645,9 +645,9 @@ struct Writer {
     errors: ErrorLog,
 }
 
-impl Writer {
+impl StoreWriter {
     fn new(db: Connection) -> Self {
-        Writer {
+        StoreWriter {
             db,
             // `open` left the connection at FULL.
             sync: Durability::Full,
@@ -1104,11 +1104,11 @@ mod tests {
     }
 
     /// A writer on a fresh database in `dir`, as `open` leaves it.
-    fn writer(dir: &Path) -> Writer {
+    fn writer(dir: &Path) -> StoreWriter {
         let db = Connection::open(dir.join(DB_FILE)).unwrap();
         db.pragma_update(None, "journal_mode", "WAL").unwrap();
         db.execute_batch(SCHEMA).unwrap();
-        Writer::new(db)
+        StoreWriter::new(db)
     }
 
     fn cache(id: u64) -> (StoreCommand, oneshot::Receiver<()>) {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::sign::{base64_decode, base64_encode, hmac_matches, hmac_sha256};
-use super::wire::{Reader, Truncated, Writer};
+use super::wire::{PackReader, PackWriter, Truncated};
 use super::TokenError;
 
 /// Version prefix of the format.
@@ -65,7 +65,11 @@ pub struct Token006 {
 }
 
 fn pack_message(salt: u32, ts: u32, privileges: &BTreeMap<u16, u32>) -> Vec<u8> {
-    Writer::new().u32(salt).u32(ts).map_u32(privileges).finish()
+    PackWriter::new()
+        .u32(salt)
+        .u32(ts)
+        .map_u32(privileges)
+        .finish()
 }
 
 /// Builds a token for `channel`/`uid` (RTM: user id and `""`).
@@ -88,7 +92,7 @@ pub fn build(
             &message,
         ],
     );
-    let content = Writer::new()
+    let content = PackWriter::new()
         .bytes(&signature)
         .u32(crc32fast::hash(channel.as_bytes()))
         .u32(crc32fast::hash(uid.as_bytes()))
@@ -112,12 +116,12 @@ pub fn parse(token: &str) -> Result<Token006, TokenError> {
 }
 
 fn parse_content(app_id: &str, content: &[u8]) -> Result<Token006, Truncated> {
-    let mut reader = Reader::new(content);
+    let mut reader = PackReader::new(content);
     let signature = reader.bytes()?.to_vec();
     let crc_channel = reader.u32()?;
     let crc_uid = reader.u32()?;
     let message = reader.bytes()?.to_vec();
-    let mut fields = Reader::new(&message);
+    let mut fields = PackReader::new(&message);
     let salt = fields.u32()?;
     let ts = fields.u32()?;
     let privileges = fields.map_u32()?;

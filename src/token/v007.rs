@@ -17,7 +17,7 @@ use flate2::write::ZlibEncoder;
 use flate2::Compression;
 
 use super::sign::{base64_decode, base64_encode, hmac_matches, hmac_sha256};
-use super::wire::{Reader, Truncated, Writer};
+use super::wire::{PackReader, PackWriter, Truncated};
 use super::TokenError;
 
 /// Version prefix of the format.
@@ -115,7 +115,7 @@ impl ServiceBody {
         })
     }
 
-    fn pack(&self, out: &mut Writer) {
+    fn pack(&self, out: &mut PackWriter) {
         match self {
             ServiceBody::Rtc {
                 channel,
@@ -144,7 +144,7 @@ impl ServiceBody {
         }
     }
 
-    fn unpack(&mut self, input: &mut Reader<'_>) -> Result<(), Truncated> {
+    fn unpack(&mut self, input: &mut PackReader<'_>) -> Result<(), Truncated> {
         match self {
             ServiceBody::Rtc {
                 channel,
@@ -206,7 +206,7 @@ impl ServiceBody {
 
 /// RTM2 permissions: resource types, each with permission types, each with a list of
 /// resource names.
-fn skip_rtm2_permissions(input: &mut Reader<'_>) -> Result<(), Truncated> {
+fn skip_rtm2_permissions(input: &mut PackReader<'_>) -> Result<(), Truncated> {
     for _ in 0..input.u16()? {
         input.u16()?;
         for _ in 0..input.u16()? {
@@ -290,7 +290,7 @@ pub fn build(
 ) -> String {
     let mut sorted: Vec<&Service> = services.iter().collect();
     sorted.sort_by_key(|service| service.kind);
-    let mut info = Writer::new();
+    let mut info = PackWriter::new();
     info.bytes(app_id.as_bytes())
         .u32(issue_ts)
         .u32(expire)
@@ -302,7 +302,7 @@ pub fn build(
     }
     let signing_info = info.finish();
     let signature = hmac_sha256(&signing_key(certificate, issue_ts, salt), &[&signing_info]);
-    let mut content = Writer::new().bytes(&signature).finish();
+    let mut content = PackWriter::new().bytes(&signature).finish();
     content.extend_from_slice(&signing_info);
     format!("{VERSION}{}", base64_encode(&compress(&content)))
 }
@@ -338,7 +338,7 @@ pub fn parse(token: &str) -> Result<Token007, TokenError> {
 }
 
 fn parse_content(content: &[u8]) -> Result<Token007, Truncated> {
-    let mut reader = Reader::new(content);
+    let mut reader = PackReader::new(content);
     let signature = reader.bytes()?.to_vec();
     let signing_info = reader.rest().to_vec();
     let app_id = reader.string()?;
@@ -388,7 +388,7 @@ impl Token007 {
     /// The signed bytes, for tests that compare with Agora's vectors after decompression.
     #[cfg(test)]
     pub fn signed_content(&self) -> Vec<u8> {
-        let mut content = Writer::new().bytes(&self.signature).finish();
+        let mut content = PackWriter::new().bytes(&self.signature).finish();
         content.extend_from_slice(&self.signing_info);
         content
     }
@@ -538,7 +538,7 @@ mod tests {
     #[test]
     fn parsing_stops_at_an_unknown_service_but_the_signature_covers_it() {
         // Pack an RTM service followed by a type-999 service by hand.
-        let mut info = Writer::new();
+        let mut info = PackWriter::new();
         info.bytes(APP_ID.as_bytes()).u32(1).u32(600).u32(2).u16(2);
         info.u16(SERVICE_RTM).map_u32(&BTreeMap::from([(1, 600)]));
         info.bytes(b"alice");
@@ -547,7 +547,7 @@ mod tests {
             .bytes(b"x");
         let signing_info = info.finish();
         let signature = hmac_sha256(&signing_key(CERTIFICATE, 1, 2), &[&signing_info]);
-        let mut content = Writer::new().bytes(&signature).finish();
+        let mut content = PackWriter::new().bytes(&signature).finish();
         content.extend_from_slice(&signing_info);
         let token = format!("{VERSION}{}", base64_encode(&compress(&content)));
 

@@ -1,5 +1,5 @@
 //! The byte packing both token formats share: little-endian integers, strings and maps
-//! with a `u16` length prefix. `Writer` builds, `Reader` parses; a truncated buffer is a
+//! with a `u16` length prefix. `PackWriter` builds, `PackReader` parses; a truncated buffer is a
 //! `Truncated` error, never a panic.
 
 use std::collections::BTreeMap;
@@ -11,11 +11,11 @@ pub(super) struct Truncated;
 
 /// Appends values in Agora's packing to a byte buffer.
 #[derive(Debug, Default)]
-pub(super) struct Writer {
+pub(super) struct PackWriter {
     bytes: Vec<u8>,
 }
 
-impl Writer {
+impl PackWriter {
     pub(super) fn new() -> Self {
         Self::default()
     }
@@ -67,11 +67,11 @@ impl Writer {
 
 /// Reads values in Agora's packing from the front of a byte slice.
 #[derive(Debug, Clone)]
-pub(super) struct Reader<'a> {
+pub(super) struct PackReader<'a> {
     rest: &'a [u8],
 }
 
-impl<'a> Reader<'a> {
+impl<'a> PackReader<'a> {
     pub(super) fn new(bytes: &'a [u8]) -> Self {
         Self { rest: bytes }
     }
@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn values_round_trip_in_little_endian() {
         let map = BTreeMap::from([(1000, 7), (1, 0x0102_0304)]);
-        let bytes = Writer::new()
+        let bytes = PackWriter::new()
             .u16(0x0102)
             .u32(0x0A0B_0C0D)
             .bytes(b"ab")
@@ -147,7 +147,7 @@ mod tests {
             .i16(-1)
             .finish();
         assert_eq!(&bytes[..8], &[2, 1, 0x0D, 0x0C, 0x0B, 0x0A, 2, 0]);
-        let mut reader = Reader::new(&bytes);
+        let mut reader = PackReader::new(&bytes);
         assert_eq!(reader.u16(), Ok(0x0102));
         assert_eq!(reader.u32(), Ok(0x0A0B_0C0D));
         assert_eq!(reader.string().as_deref(), Ok("ab"));
@@ -158,8 +158,8 @@ mod tests {
 
     #[test]
     fn short_input_is_truncated_not_a_panic() {
-        assert_eq!(Reader::new(&[1]).u16(), Err(Truncated));
-        assert_eq!(Reader::new(&[5, 0, b'a']).bytes(), Err(Truncated));
-        assert_eq!(Reader::new(&[2, 0, 1, 0]).map_u32(), Err(Truncated));
+        assert_eq!(PackReader::new(&[1]).u16(), Err(Truncated));
+        assert_eq!(PackReader::new(&[5, 0, b'a']).bytes(), Err(Truncated));
+        assert_eq!(PackReader::new(&[2, 0, 1, 0]).map_u32(), Err(Truncated));
     }
 }

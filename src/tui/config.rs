@@ -1,6 +1,6 @@
 //! The TUI's config file: TOML in `paths::config_dir()/config.toml` (or `--config`), with
 //! the server(s), colours, keymap overrides, bell and time format. `assets/config.toml` is the commented
-//! default and must parse into [`Config::default`]; a new setting goes in both places.
+//! default and must parse into [`TuiConfig::default`]; a new setting goes in both places.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../assets/config.toml");
 /// Everything the config file can set.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {
+pub struct TuiConfig {
     /// Ring the terminal bell when someone mentions you.
     pub bell: bool,
     /// Desktop notifications (mentions, peer messages) through the terminal: "auto",
@@ -53,9 +53,9 @@ pub struct Colors {
     pub ok: String,
 }
 
-impl Default for Config {
+impl Default for TuiConfig {
     fn default() -> Self {
-        Config {
+        TuiConfig {
             bell: true,
             notify: super::notify::NotifyMode::Auto,
             time_format: "%H:%M".into(),
@@ -85,7 +85,7 @@ impl Default for Colors {
 
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum TuiConfigError {
     // The source is printed by the error chain; repeating it here would print it twice.
     #[error("cannot read {path}")]
     Read {
@@ -101,38 +101,38 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-impl Config {
+impl TuiConfig {
     /// Reads `path`, or the default location when `None`; a missing default file is fine.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    pub fn load(path: Option<&Path>) -> Result<TuiConfig, TuiConfigError> {
         let (path, required) = match path {
             Some(p) => (p.to_path_buf(), true),
             None => (crate::paths::config_dir().join("config.toml"), false),
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => Config::parse(&text).map_err(|e| match e {
-                ConfigError::Parse { source, .. } => ConfigError::Parse { path, source },
+            Ok(text) => TuiConfig::parse(&text).map_err(|e| match e {
+                TuiConfigError::Parse { source, .. } => TuiConfigError::Parse { path, source },
                 other => other,
             }),
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Config::default())
+                Ok(TuiConfig::default())
             }
-            Err(source) => Err(ConfigError::Read { path, source }),
+            Err(source) => Err(TuiConfigError::Read { path, source }),
         }
     }
 
-    pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+    pub fn parse(text: &str) -> Result<TuiConfig, TuiConfigError> {
+        let config: TuiConfig = toml::from_str(text).map_err(|e| TuiConfigError::Parse {
             path: PathBuf::new(),
             source: Box::new(e),
         })?;
         config.time_zone()?;
-        super::local_time::check_pattern(&config.time_format).map_err(ConfigError::Invalid)?;
+        super::local_time::check_pattern(&config.time_format).map_err(TuiConfigError::Invalid)?;
         Ok(config)
     }
 
     /// The zone `time_zone` names.
-    pub fn time_zone(&self) -> Result<jiff::tz::TimeZone, ConfigError> {
-        super::local_time::zone(&self.time_zone).map_err(ConfigError::Invalid)
+    pub fn time_zone(&self) -> Result<jiff::tz::TimeZone, TuiConfigError> {
+        super::local_time::zone(&self.time_zone).map_err(TuiConfigError::Invalid)
     }
 }
 
@@ -224,38 +224,44 @@ mod tests {
 
     #[test]
     fn shipped_default_parses_to_the_built_in_default() {
-        assert_eq!(Config::parse(DEFAULT_CONFIG).unwrap(), Config::default());
+        assert_eq!(
+            TuiConfig::parse(DEFAULT_CONFIG).unwrap(),
+            TuiConfig::default()
+        );
     }
 
     #[test]
     fn time_zones_and_formats_are_checked() {
-        assert!(Config::parse("time_zone = \"Europe/Paris\"").is_ok());
-        assert!(Config::parse("utc_offset = \"+02:00\"").is_ok());
-        assert!(Config::parse("time_zone = \"+2:00 please\"").is_err());
-        assert!(Config::parse("time_format = \"%K\"").is_err());
+        assert!(TuiConfig::parse("time_zone = \"Europe/Paris\"").is_ok());
+        assert!(TuiConfig::parse("utc_offset = \"+02:00\"").is_ok());
+        assert!(TuiConfig::parse("time_zone = \"+2:00 please\"").is_err());
+        assert!(TuiConfig::parse("time_format = \"%K\"").is_err());
     }
 
     #[test]
     fn the_server_is_one_url_or_a_list() {
-        assert_eq!(Config::parse("server = \"a:1\"").unwrap().server, ["a:1"]);
         assert_eq!(
-            Config::parse("server = \"a:1, b:2\"").unwrap().server,
+            TuiConfig::parse("server = \"a:1\"").unwrap().server,
+            ["a:1"]
+        );
+        assert_eq!(
+            TuiConfig::parse("server = \"a:1, b:2\"").unwrap().server,
             ["a:1", "b:2"]
         );
-        let list = Config::parse("server = [\"ws://a:1/rtm/v1\", \"b:2\"]").unwrap();
+        let list = TuiConfig::parse("server = [\"ws://a:1/rtm/v1\", \"b:2\"]").unwrap();
         assert_eq!(list.server, ["ws://a:1/rtm/v1", "b:2"]);
-        assert!(Config::parse("server = 7420").is_err());
+        assert!(TuiConfig::parse("server = 7420").is_err());
     }
 
     #[test]
     fn unknown_settings_are_refused() {
-        assert!(Config::parse("bel = false").is_err());
-        assert!(Config::parse("notify = \"loud\"").is_err());
+        assert!(TuiConfig::parse("bel = false").is_err());
+        assert!(TuiConfig::parse("notify = \"loud\"").is_err());
         assert_eq!(
-            Config::parse("notify = \"osc777\"").unwrap().notify,
+            TuiConfig::parse("notify = \"osc777\"").unwrap().notify,
             crate::tui::notify::NotifyMode::Osc777
         );
-        let c = Config::parse("bell = false\n[keys]\n\"ctrl-g\" = \"switcher\"").unwrap();
+        let c = TuiConfig::parse("bell = false\n[keys]\n\"ctrl-g\" = \"switcher\"").unwrap();
         assert!(!c.bell);
         assert_eq!(c.keys["ctrl-g"], "switcher");
     }

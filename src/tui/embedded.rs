@@ -16,15 +16,15 @@ use super::local_server::{LocalServer, ServerData, ServerLauncher, StartError};
 /// How long to wait for something already listening on the default port.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Servers started by this process, shut down gracefully at exit.
-pub type Servers = Arc<Mutex<Vec<LocalServer>>>;
+/// The servers started by this process, shut down gracefully at exit.
+pub type StartedServers = Arc<Mutex<Vec<LocalServer>>>;
 
 /// A starter for the event loop when `allowed` (no `--server` given) and there is a
 /// launcher, else `None`.
 pub fn starter(
     allowed: bool,
     launcher: Option<Arc<dyn ServerLauncher>>,
-    servers: &Servers,
+    servers: &StartedServers,
 ) -> Option<ServerStarter> {
     let launcher = launcher.filter(|_| allowed)?;
     let servers = servers.clone();
@@ -39,7 +39,7 @@ pub fn starter(
 /// Starts the reference server on the default address unless something listens there.
 async fn ensure_server(
     url: &str,
-    servers: &Servers,
+    servers: &StartedServers,
     launcher: &dyn ServerLauncher,
 ) -> Result<Option<String>, StartError> {
     if url != crate::protocol::DEFAULT_URL || !servers.lock().await.is_empty() {
@@ -72,7 +72,7 @@ async fn ensure_server(
 }
 
 /// Stops every server this process started (close frames, store flushed).
-pub async fn shutdown(servers: &Servers) {
+pub async fn shutdown(servers: &StartedServers) {
     for server in servers.lock().await.drain(..) {
         server.stop().await;
     }

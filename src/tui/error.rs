@@ -4,7 +4,7 @@
 use std::io;
 use std::process::ExitStatus;
 
-use super::config::ConfigError;
+use super::config::TuiConfigError;
 use super::local_server::StartError;
 
 /// Why the chat client (or the demo) could not start or had to stop.
@@ -12,7 +12,7 @@ use super::local_server::StartError;
 pub enum TuiError {
     /// The config file cannot be read or is not valid: fix or remove it.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    TuiConfig(#[from] TuiConfigError),
     /// The config's `[keys]` table names a key or an action that does not exist.
     #[error("config [keys]: {0}")]
     Keys(String),

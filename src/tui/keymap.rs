@@ -1,5 +1,5 @@
 //! The key table: which key does what. One table drives the keys, the help overlay (F1)
-//! and the footer, so they cannot disagree. Config `[keys]` overrides add to it.
+//! and the footer, so they cannot disagree. The config's `[keys]` overrides add to it.
 //! A new binding is a row in [`DEFAULT_BINDINGS`] (and a [`KeyAction`] if the action is new).
 
 use std::fmt::Write as _;

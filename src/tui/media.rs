@@ -29,7 +29,7 @@ const THUMBNAIL_SIDES: [u32; 6] = [320, 240, 160, 112, 80, 48];
 
 /// An image ready to upload: its size and the thumbnail the message carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prepared {
+pub struct PreparedImage {
     pub width: u32,
     pub height: u32,
     /// PNG or JPEG, at most [`MAX_THUMBNAIL_BYTES`].
@@ -87,7 +87,7 @@ fn classify(error: &image::ImageError) -> NotAnImage {
 
 /// What `/image` sends with `data`: its size and a thumbnail within
 /// [`MAX_THUMBNAIL_BYTES`] (PNG when it fits, else JPEG, smaller until it fits).
-pub fn prepare_image(data: &[u8]) -> Result<Prepared, NotAnImage> {
+pub fn prepare_image(data: &[u8]) -> Result<PreparedImage, NotAnImage> {
     let image = decode_limited(data, MAX_DECODE_SIDE, MAX_DECODE_BYTES)?;
     let (width, height) = (image.width(), image.height());
     for side in THUMBNAIL_SIDES {
@@ -98,7 +98,7 @@ pub fn prepare_image(data: &[u8]) -> Result<Prepared, NotAnImage> {
             image.thumbnail(side, side)
         };
         if let Some(thumbnail) = encode_within(&small, MAX_THUMBNAIL_BYTES) {
-            return Ok(Prepared {
+            return Ok(PreparedImage {
                 width,
                 height,
                 thumbnail,

@@ -53,7 +53,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use app::{App, LoginDefaults};
-use config::{Config, Theme};
+use config::{Theme, TuiConfig};
 use error::TuiError;
 use keymap::Keymap;
 use local_server::ServerLauncher;
@@ -83,7 +83,7 @@ pub fn build_app(options: &Options) -> Result<App, TuiError> {
 /// The app, and the servers it uses: `--server`'s, else the config file's; empty for the
 /// default local server (which may be started in-process).
 fn build(options: &Options) -> Result<(App, Vec<String>), TuiError> {
-    let config = Config::load(options.config.as_deref())?;
+    let config = TuiConfig::load(options.config.as_deref())?;
     let servers = if options.servers.is_empty() {
         config.server.clone()
     } else {
@@ -118,7 +118,7 @@ pub async fn run(
     app.now_ms = crate::protocol::now_ms();
     let auto = options.app_id.is_some() && options.user.is_some();
     let initial = if auto { app.submit_login() } else { Vec::new() };
-    let servers = embedded::Servers::default();
+    let servers = embedded::StartedServers::default();
     let connector = event_loop::Connector {
         start_server: embedded::starter(servers_given.is_empty(), launcher, &servers),
         token_cmd: options.token_cmd.clone(),

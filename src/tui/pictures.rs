@@ -174,16 +174,16 @@ mod tests {
 
     #[test]
     fn the_config_says_how_images_are_drawn() {
-        use crate::tui::config::Config;
-        assert_eq!(Config::default().images, ImageMode::Auto);
+        use crate::tui::config::TuiConfig;
+        assert_eq!(TuiConfig::default().images, ImageMode::Auto);
         for (text, mode) in [
             ("images = \"halfblocks\"", ImageMode::Halfblocks),
             ("images = \"off\"", ImageMode::Off),
             ("images = \"auto\"", ImageMode::Auto),
         ] {
-            assert_eq!(Config::parse(text).unwrap().images, mode);
+            assert_eq!(TuiConfig::parse(text).unwrap().images, mode);
         }
-        assert!(Config::parse("images = \"sixel-please\"").is_err());
+        assert!(TuiConfig::parse("images = \"sixel-please\"").is_err());
         // Off: no picker, no cell size, nothing asked of the terminal.
         assert_eq!(Pictures::detect(ImageMode::Off).cell_pixels(), None);
         assert_eq!(Pictures::halfblocks().cell_pixels(), Some(HALFBLOCK_CELL));

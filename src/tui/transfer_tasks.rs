@@ -85,8 +85,8 @@ impl TransferTasks {
             let transfer = match prepared {
                 Err(f) => return answer(&tx, id, Err(f)),
                 // Too big to send anyway: the client refuses it before any byte goes.
-                Ok(Prepared::TooBig) => client.upload_file(MediaSource::Path(path)),
-                Ok(Prepared::Image { name, data, image }) => {
+                Ok(ImageFound::TooBig) => client.upload_file(MediaSource::Path(path)),
+                Ok(ImageFound::Image { name, data, image }) => {
                     let info = ImageInfo {
                         width: image.width,
                         height: image.height,
@@ -96,7 +96,7 @@ impl TransferTasks {
                     };
                     client.upload_image(MediaSource::Bytes { name, data }, info)
                 }
-                Ok(Prepared::File { name, data, why }) => {
+                Ok(ImageFound::File { name, data, why }) => {
                     let note = format!("{name} is {why}: sending it as a file");
                     let _ = tx.send(Action::Transfer(id, TransferUpdate::Note(note)));
                     client.upload_file(MediaSource::Bytes { name, data })
@@ -135,11 +135,11 @@ impl TransferTasks {
 }
 
 /// What `/image` found in its file.
-enum Prepared {
+enum ImageFound {
     Image {
         name: String,
         data: Vec<u8>,
-        image: media::Prepared,
+        image: media::PreparedImage,
     },
     /// Not an image this client reads, or one it will not decode; `why`, in words.
     File {
@@ -151,12 +151,12 @@ enum Prepared {
     TooBig,
 }
 
-async fn prepare(path: &std::path::Path) -> Result<Prepared, Failure> {
+async fn prepare(path: &std::path::Path) -> Result<ImageFound, Failure> {
     let cannot =
         |e: std::io::Error| Failure::new(None, format!("cannot read {}: {e}", path.display()));
     let size = tokio::fs::metadata(path).await.map_err(cannot)?.len();
     if size > MAX_MEDIA_BYTES {
-        return Ok(Prepared::TooBig);
+        return Ok(ImageFound::TooBig);
     }
     let data = tokio::fs::read(path).await.map_err(cannot)?;
     let name = path
@@ -164,8 +164,8 @@ async fn prepare(path: &std::path::Path) -> Result<Prepared, Failure> {
         .map_or_else(|| "image".to_string(), |n| n.to_string_lossy().into_owned());
     // Decoding takes a while for a large picture: not on the loop's thread.
     tokio::task::spawn_blocking(move || match media::prepare_image(&data) {
-        Ok(image) => Prepared::Image { name, data, image },
-        Err(why) => Prepared::File {
+        Ok(image) => ImageFound::Image { name, data, image },
+        Err(why) => ImageFound::File {
             name,
             data,
             why: why.to_string(),

@@ -3,8 +3,9 @@
 //! fails here with the file and line, so the layering stays visible as the code grows.
 //! Also: the rooms a client application builds (`protocol`, `token`, `client`, with
 //! `default-features = false`) name no optional crate; inside the server, the engine
-//! names nothing of the hub above it.
+//! names nothing of the hub above it; and no two files of `src/` import each other.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -237,4 +238,177 @@ fn the_chat_client_does_not_bring_the_server() {
             "the tui feature brings {server_only}: {tui:?}"
         );
     }
+}
+
+/// The module path of a file under `src/` (`src/client/media/mod.rs` is `client::media`,
+/// `src/tui/job.rs` is `tui::job`, `src/lib.rs` the crate's root, ``).
+fn module_of(relative: &Path) -> String {
+    let mut parts: Vec<String> = relative
+        .with_extension("")
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
+        parts.pop();
+    }
+    parts.join("::")
+}
+
+/// The file a path names from module `from`: `crate::`, `super::` and `self::` paths
+/// resolved to the longest module with a file; `None` for other crates' paths.
+fn resolve(from: &str, path: &str, modules: &BTreeSet<String>) -> Option<String> {
+    let mut segments = path.split("::");
+    let mut base: Vec<&str> = match segments.next()? {
+        "crate" => Vec::new(),
+        "self" => from.split("::").filter(|s| !s.is_empty()).collect(),
+        "super" => {
+            let mut base: Vec<&str> = from.split("::").filter(|s| !s.is_empty()).collect();
+            base.pop();
+            base
+        }
+        _ => return None,
+    };
+    for segment in segments {
+        if segment == "super" {
+            base.pop();
+        } else {
+            base.push(segment);
+        }
+    }
+    while !base.is_empty() {
+        let candidate = base.join("::");
+        if modules.contains(&candidate) {
+            return Some(candidate);
+        }
+        base.pop();
+    }
+    None
+}
+
+/// Each file of `src/` (by module path) and the files its code names (docs and tests
+/// aside; a module naming its own parent or child is how Rust modules work, not a circle).
+fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let modules: BTreeMap<String, PathBuf> = files
+        .into_iter()
+        .map(|f| (module_of(f.strip_prefix(&src).unwrap()), f))
+        .collect();
+    let names: BTreeSet<String> = modules.keys().cloned().collect();
+    let mut graph = BTreeMap::new();
+    for (module, file) in &modules {
+        let text = fs::read_to_string(file).unwrap();
+        let code = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap_or_default();
+        let mut named = BTreeSet::new();
+        for line in code.lines().filter(|line| is_code(line)) {
+            for start in line.match_indices(['c', 's']).map(|(i, _)| i) {
+                if start > 0
+                    && matches!(line.as_bytes()[start - 1], b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_')
+                {
+                    continue;
+                }
+                let path: String = line[start..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                    .collect();
+                if !path.contains("::") {
+                    continue;
+                }
+                let Some(target) = resolve(module, path.trim_end_matches(':'), &names) else {
+                    continue;
+                };
+                let family = |a: &str, b: &str| a.is_empty() || b.starts_with(&format!("{a}::"));
+                if target != *module && !family(&target, module) && !family(module, &target) {
+                    named.insert(target);
+                }
+            }
+        }
+        graph.insert(module.clone(), named);
+    }
+    graph
+}
+
+/// The files that reach each other through imports (Tarjan's strongly connected
+/// components of more than one file).
+fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct Walk<'a> {
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        circles: Vec<Vec<String>>,
+    }
+    impl<'a> Walk<'a> {
+        fn visit(&mut self, v: &'a str) {
+            let n = self.index.len();
+            self.index.insert(v, n);
+            self.low.insert(v, n);
+            self.stack.push(v);
+            for w in self.graph.get(v).into_iter().flatten() {
+                if !self.index.contains_key(w.as_str()) {
+                    self.visit(w);
+                    let low = self.low[v].min(self.low[w.as_str()]);
+                    self.low.insert(v, low);
+                } else if self.stack.contains(&w.as_str()) {
+                    let low = self.low[v].min(self.index[w.as_str()]);
+                    self.low.insert(v, low);
+                }
+            }
+            if self.low[v] == self.index[v] {
+                let at = self.stack.iter().rposition(|s| *s == v).unwrap();
+                let component: Vec<String> = self.stack.drain(at..).map(str::to_string).collect();
+                if component.len() > 1 {
+                    self.circles.push(component);
+                }
+            }
+        }
+    }
+    let mut walk = Walk {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        circles: Vec::new(),
+    };
+    for v in graph.keys() {
+        if !walk.index.contains_key(v.as_str()) {
+            walk.visit(v);
+        }
+    }
+    walk.circles
+}
+
+/// No two files import each other, directly or round a longer loop: a file can be read
+/// (and changed) knowing only what it names.
+#[test]
+fn no_files_import_each_other() {
+    let graph = import_graph();
+    // The check sees real imports: the client's handle names its shared state.
+    assert!(
+        graph["client::handle"].contains("client::shared"),
+        "{graph:?}"
+    );
+    let found = circles(&graph);
+    assert!(found.is_empty(), "files that import each other: {found:?}");
+}
+
+#[test]
+fn a_circle_is_found() {
+    let graph: BTreeMap<String, BTreeSet<String>> = [
+        ("a", &["b"][..]),
+        ("b", &["c"]),
+        ("c", &["a"]),
+        ("d", &["a"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.iter().map(ToString::to_string).collect()))
+    .collect();
+    assert_eq!(circles(&graph), [["c", "b", "a"]]);
 }

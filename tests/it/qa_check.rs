@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::support;
 use rtm::qa::check::{self, CheckConfig, Timing};
-use rtm::qa::report::Outcome;
+use rtm::qa::report::CaseOutcome;
 use rtm::server::Config;
 
 /// A server config whose timers are short enough that the timer cases run in seconds.
@@ -49,14 +49,14 @@ async fn every_case_passes_against_our_server() {
     let failed: Vec<String> = report
         .cases
         .iter()
-        .filter(|c| c.outcome == Outcome::Fail)
+        .filter(|c| c.outcome == CaseOutcome::Fail)
         .map(|c| format!("{}: {}", c.name, c.reason.as_deref().unwrap_or("")))
         .collect();
     assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
     let skipped: Vec<&str> = report
         .cases
         .iter()
-        .filter(|c| c.outcome == Outcome::Skip)
+        .filter(|c| c.outcome == CaseOutcome::Skip)
         .map(|c| c.name.as_str())
         .collect();
     // Only the token cases (this app has no certificate) and the restart case may skip.
@@ -98,7 +98,7 @@ async fn every_case_passes_with_tokens() {
     let not_passed: Vec<String> = report
         .cases
         .iter()
-        .filter(|c| c.outcome != Outcome::Pass && c.name != RESTART_CASE)
+        .filter(|c| c.outcome != CaseOutcome::Pass && c.name != RESTART_CASE)
         .map(|c| {
             format!(
                 "{} {}: {}",
@@ -318,7 +318,7 @@ async fn media_cases_skip_on_a_server_without_media() {
     for case in &report.cases {
         assert_eq!(
             case.outcome,
-            Outcome::Skip,
+            CaseOutcome::Skip,
             "{}: {:?}",
             case.name,
             case.reason

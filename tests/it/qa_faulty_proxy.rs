@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::support;
 use futures_util::{SinkExt as _, StreamExt as _};
 use rtm::qa::check::{self, CheckConfig};
-use rtm::qa::report::Outcome;
+use rtm::qa::report::CaseOutcome;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -192,7 +192,7 @@ async fn relay<C, S>(
 
 /// Runs the cases whose names contain `filter` through a proxy with `fault`; returns each
 /// case's name and outcome.
-async fn run_through(fault: Fault, filter: &str) -> Vec<(String, Outcome, Option<String>)> {
+async fn run_through(fault: Fault, filter: &str) -> Vec<(String, CaseOutcome, Option<String>)> {
     let server = support::start_server(support::test_config()).await;
     let proxy = start_proxy(server.url(), fault).await;
     let mut config = CheckConfig::new(proxy, "qa-proxy");
@@ -207,17 +207,17 @@ async fn run_through(fault: Fault, filter: &str) -> Vec<(String, Outcome, Option
 }
 
 /// Case `name` ran and failed.
-fn assert_fails(results: &[(String, Outcome, Option<String>)], name: &str) {
+fn assert_fails(results: &[(String, CaseOutcome, Option<String>)], name: &str) {
     match results.iter().find(|(n, _, _)| n == name) {
-        Some((_, outcome, _)) => assert_eq!(*outcome, Outcome::Fail, "{name}: {results:?}"),
+        Some((_, outcome, _)) => assert_eq!(*outcome, CaseOutcome::Fail, "{name}: {results:?}"),
         None => panic!("no case {name} in {results:?}"),
     }
 }
 
 /// The first selected case failed, and its reason names `why`.
-fn assert_first_fails_because(results: &[(String, Outcome, Option<String>)], why: &str) {
+fn assert_first_fails_because(results: &[(String, CaseOutcome, Option<String>)], why: &str) {
     let (_, outcome, reason) = &results[0];
-    assert_eq!(*outcome, Outcome::Fail, "{results:?}");
+    assert_eq!(*outcome, CaseOutcome::Fail, "{results:?}");
     assert!(reason.as_deref().unwrap_or("").contains(why), "{reason:?}");
 }
 
@@ -231,7 +231,7 @@ async fn an_honest_proxy_passes() {
         let results = run_through(Fault::None, filter).await;
         assert!(!results.is_empty());
         assert!(
-            results.iter().all(|(_, o, _)| *o == Outcome::Pass),
+            results.iter().all(|(_, o, _)| *o == CaseOutcome::Pass),
             "{results:?}"
         );
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rtm::qa::check::{self, CheckConfig};
-use rtm::qa::report::{CaseReport, Outcome};
+use rtm::qa::report::{CaseOutcome, CaseReport};
 use rtm::server::{Config, RunningServer, StoreLocation};
 
 /// Longest the restart handshake may take.
@@ -76,14 +76,14 @@ async fn cached_messages_survive_our_servers_restart() {
         StoreLocation::Path(store.path().to_path_buf()),
     )
     .await;
-    assert_eq!(case.outcome, Outcome::Pass, "{case:?}");
+    assert_eq!(case.outcome, CaseOutcome::Pass, "{case:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_forgets_on_restart_fails_the_case() {
     let store = tempfile::tempdir().expect("store dir");
     let case = run_restart_case(store.path(), StoreLocation::Ephemeral).await;
-    assert_eq!(case.outcome, Outcome::Fail, "{case:?}");
+    assert_eq!(case.outcome, CaseOutcome::Fail, "{case:?}");
     assert!(
         case.reason
             .as_deref()
@@ -104,7 +104,7 @@ async fn without_restart_cmd_the_case_is_skipped() {
     let mut config = CheckConfig::new(server.url(), "qa-restart");
     config.filter = Some("peer.offline.survives_restart".into());
     let report = check::run(config).await;
-    assert_eq!(report.cases[0].outcome, Outcome::Skip);
+    assert_eq!(report.cases[0].outcome, CaseOutcome::Skip);
     assert!(report.cases[0]
         .reason
         .as_deref()

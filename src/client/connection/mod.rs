@@ -34,7 +34,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use super::config::ClientConfig;
 use super::error::{ClientError, ConnectError};
 use super::event::ClientEvent;
-use super::shared::{lock, Shared};
+use super::shared::{lock, ClientState};
 use crate::protocol::codes::Family;
 use crate::protocol::{
     decode_server_message, push_to_batch, split_frame, ChangeReason, ConnectionState, Event,
@@ -44,7 +44,7 @@ use crate::protocol::{
 mod lifecycle;
 mod restore;
 
-use restore::{Effect, Memory, RestoreStep};
+use restore::{Memory, MemoryChange, RestoreStep};
 
 /// How long a closing socket may take to write its last frames and the close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -119,7 +119,7 @@ enum Purpose {
     /// A caller's request.
     Caller {
         reply: oneshot::Sender<Result<Reply, ClientError>>,
-        effect: Effect,
+        effect: MemoryChange,
     },
     /// The login of the first login or of a reconnect attempt (its deadline is the
     /// session's attempt deadline, not the request timeout).
@@ -148,7 +148,7 @@ impl HeldAnswer {
     }
 }
 
-struct Pending {
+struct PendingRequest {
     family: Family,
     deadline: Instant,
     purpose: Purpose,
@@ -187,7 +187,7 @@ enum Input {
 /// The task that owns one client's connection.
 pub(crate) struct ConnectionHandler {
     config: ClientConfig,
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Mutex<ClientState>>,
     commands: mpsc::UnboundedReceiver<ClientCommand>,
     events: mpsc::Sender<ClientEvent>,
     /// Events waiting for room in `events`.
@@ -209,7 +209,7 @@ pub(crate) struct ConnectionHandler {
     outbox: String,
     ping_due: bool,
 
-    pending: HashMap<u32, Pending>,
+    pending: HashMap<u32, PendingRequest>,
     last_request_id: u32,
     /// The earliest deadline among `pending` (may be early, never late).
     sweep_at: Option<Instant>,
@@ -226,7 +226,7 @@ pub(crate) struct ConnectionHandler {
 impl ConnectionHandler {
     pub(crate) fn new(
         config: ClientConfig,
-        shared: Arc<Mutex<Shared>>,
+        shared: Arc<Mutex<ClientState>>,
         commands: mpsc::UnboundedReceiver<ClientCommand>,
         events: mpsc::Sender<ClientEvent>,
     ) -> Self {
@@ -388,7 +388,7 @@ impl ConnectionHandler {
                         let _ = reply.send(Err(ClientError::NotLoggedIn));
                     }
                     Phase::Online => {
-                        let effect = Effect::of(&op);
+                        let effect = MemoryChange::of(&op);
                         self.send_request(op, Purpose::Caller { reply, effect }, deadline);
                     }
                     Phase::Backoff { .. } | Phase::Relogging | Phase::Restoring => {
@@ -711,7 +711,7 @@ impl ConnectionHandler {
         }
         self.pending.insert(
             id,
-            Pending {
+            PendingRequest {
                 family,
                 deadline,
                 purpose,
@@ -811,10 +811,10 @@ async fn write_within(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::shared::Shared;
+    use crate::client::shared::ClientState;
 
     fn handler() -> ConnectionHandler {
-        let shared = Arc::new(Mutex::new(Shared::new()));
+        let shared = Arc::new(Mutex::new(ClientState::new()));
         let (_commands, command_receiver) = mpsc::unbounded_channel();
         let (events, _event_receiver) = mpsc::channel(1);
         ConnectionHandler::new(

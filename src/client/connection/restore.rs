@@ -1,4 +1,4 @@
-//! What a client remembers of its session ([`Memory`], changed by the [`Effect`] of each
+//! What a client remembers of its session ([`Memory`], changed by the [`MemoryChange`] of each
 //! successful reply) and how it restores it after a reconnect: rejoin channels,
 //! re-subscribe presence, re-send attributes, catch up on missed channel messages with
 //! `history` (after the last message delivered, or after the newest one at join time,
@@ -6,7 +6,7 @@
 //! message is recognised by its id and server time (`ChannelMark::admit`), never by an id
 //! alone: a server restarted on a fresh store starts its ids over; when the login reply
 //! names another `store`, what was seen is forgotten (`lifecycle.rs`). Something new to
-//! remember goes in [`Memory`], [`Effect`] and `start_restore`.
+//! remember goes in [`Memory`], [`MemoryChange`] and `start_restore`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -97,7 +97,7 @@ impl ChannelMark {
 }
 
 /// What a successful reply changes in [`Memory`].
-pub(super) enum Effect {
+pub(super) enum MemoryChange {
     None,
     Joined(String),
     Left(String),
@@ -108,17 +108,17 @@ pub(super) enum Effect {
     Renewed(String),
 }
 
-impl Effect {
+impl MemoryChange {
     pub(super) fn of(op: &Op) -> Self {
         match op {
-            Op::Join { channel } => Effect::Joined(channel.clone()),
-            Op::Leave { channel } => Effect::Left(channel.clone()),
-            Op::SubscribePeersOnline { peers } => Effect::Subscribed(peers.clone()),
-            Op::UnsubscribePeersOnline { peers } => Effect::Unsubscribed(peers.clone()),
-            Op::RenewToken { token } => Effect::Renewed(token.clone()),
+            Op::Join { channel } => MemoryChange::Joined(channel.clone()),
+            Op::Leave { channel } => MemoryChange::Left(channel.clone()),
+            Op::SubscribePeersOnline { peers } => MemoryChange::Subscribed(peers.clone()),
+            Op::UnsubscribePeersOnline { peers } => MemoryChange::Unsubscribed(peers.clone()),
+            Op::RenewToken { token } => MemoryChange::Renewed(token.clone()),
             other => match other.attribute_write() {
-                Some((AttributeOwner::Me, write)) => Effect::Attributes(write),
-                _ => Effect::None,
+                Some((AttributeOwner::Me, write)) => MemoryChange::Attributes(write),
+                _ => MemoryChange::None,
             },
         }
     }
@@ -276,7 +276,7 @@ impl ConnectionHandler {
             if queued.reply.is_closed() {
                 continue;
             }
-            let effect = Effect::of(&queued.op);
+            let effect = MemoryChange::of(&queued.op);
             let purpose = Purpose::Caller {
                 reply: queued.reply,
                 effect,
@@ -314,10 +314,10 @@ impl ConnectionHandler {
 
     /// Records what a successful reply changed; returns the channel of a fresh join, whose
     /// baseline is to be asked for before the caller is answered.
-    pub(super) fn apply(&mut self, effect: Effect, code: u32) -> Option<String> {
+    pub(super) fn apply(&mut self, effect: MemoryChange, code: u32) -> Option<String> {
         let memory = &mut self.memory;
         match effect {
-            Effect::Joined(channel) if code == join::OK || code == join::ALREADY_JOINED => {
+            MemoryChange::Joined(channel) if code == join::OK || code == join::ALREADY_JOINED => {
                 if !memory.channels.contains_key(&channel) {
                     let joined_at_ms = server_now(memory.server_offset_ms);
                     memory
@@ -326,23 +326,23 @@ impl ConnectionHandler {
                     return Some(channel);
                 }
             }
-            Effect::Left(channel) if code == leave::OK || code == leave::NOT_IN_CHANNEL => {
+            MemoryChange::Left(channel) if code == leave::OK || code == leave::NOT_IN_CHANNEL => {
                 memory.channels.remove(&channel);
             }
             _ if code != 0 => {}
-            Effect::Subscribed(peers) => memory.subscribed.extend(peers),
-            Effect::Unsubscribed(peers) => {
+            MemoryChange::Subscribed(peers) => memory.subscribed.extend(peers),
+            MemoryChange::Unsubscribed(peers) => {
                 for peer in peers {
                     memory.subscribed.remove(&peer);
                 }
             }
-            Effect::Attributes(write) => write.apply(&mut memory.attributes),
-            Effect::Renewed(token) => {
+            MemoryChange::Attributes(write) => write.apply(&mut memory.attributes),
+            MemoryChange::Renewed(token) => {
                 if let Some(login_state) = &mut self.login_state {
                     login_state.token = Some(token);
                 }
             }
-            Effect::None | Effect::Joined(_) | Effect::Left(_) => {}
+            MemoryChange::None | MemoryChange::Joined(_) | MemoryChange::Left(_) => {}
         }
         None
     }

@@ -215,7 +215,7 @@ fn encode_query(value: &str) -> String {
 }
 
 /// Where an upload's bytes come from, read a frame at a time.
-enum Source {
+enum UploadSource {
     File {
         file: tokio::fs::File,
         path: PathBuf,
@@ -223,13 +223,13 @@ enum Source {
     Memory(Bytes),
 }
 
-impl Source {
+impl UploadSource {
     /// The next at most [`UPLOAD_CHUNK`] of `left` bytes.
     async fn next(&mut self, left: u64) -> Result<Bytes, std::io::Error> {
         let want = left.min(UPLOAD_CHUNK as u64) as usize;
         match self {
-            Source::Memory(bytes) => Ok(bytes.split_to(want)),
-            Source::File { file, .. } => {
+            UploadSource::Memory(bytes) => Ok(bytes.split_to(want)),
+            UploadSource::File { file, .. } => {
                 let mut buf = vec![0u8; want];
                 let read = file.read(&mut buf).await?;
                 if read == 0 {
@@ -247,11 +247,11 @@ impl Source {
 
 /// Opens the source and finds its size, refusing more than the limit before anything
 /// is sent.
-async fn open(source: MediaSource) -> Result<(Source, u64), ClientError> {
+async fn open(source: MediaSource) -> Result<(UploadSource, u64), ClientError> {
     let (source, size) = match source {
         MediaSource::Bytes { data, .. } => {
             let size = data.len() as u64;
-            (Source::Memory(Bytes::from(data)), size)
+            (UploadSource::Memory(Bytes::from(data)), size)
         }
         MediaSource::Path(path) => {
             let file = tokio::fs::File::open(&path)
@@ -267,7 +267,7 @@ async fn open(source: MediaSource) -> Result<(Source, u64), ClientError> {
                     path.display()
                 )));
             }
-            (Source::File { file, path }, meta.len())
+            (UploadSource::File { file, path }, meta.len())
         }
     };
     if size > MAX_MEDIA_BYTES {
@@ -307,10 +307,10 @@ pub(crate) async fn upload(
                 }
                 Err(error) => {
                     let error = match &source {
-                        Source::File { path, .. } => {
+                        UploadSource::File { path, .. } => {
                             std::io::Error::other(format!("{}: {error}", path.display()))
                         }
-                        Source::Memory(_) => error,
+                        UploadSource::Memory(_) => error,
                     };
                     // Ends the body short: the server keeps nothing.
                     Some((Err(error), (source, size)))

@@ -48,7 +48,7 @@ thread_local! {
 /// One bench connection.
 pub(super) struct BenchConn {
     stream: TcpStream,
-    reader: frame::Reader,
+    reader: frame::FrameReader,
     /// The beginning of a frame that has not fully arrived.
     partial: Vec<u8>,
     /// Bytes to write before anything else (control replies, an interrupted send).
@@ -62,7 +62,7 @@ pub(super) struct BenchConn {
 
 /// Where a URL points, resolved once for many connections.
 #[derive(Debug, Clone)]
-pub(super) struct Target {
+pub(super) struct ServerAddr {
     pub url: String,
     addr: SocketAddr,
     /// `host[:port]` as the URL says it (the Host header).
@@ -71,10 +71,10 @@ pub(super) struct Target {
     path: String,
 }
 
-impl Target {
+impl ServerAddr {
     /// Resolves `url`'s host and port (`ws://` only: the bench measures servers on this
     /// box or a trusted network, not TLS).
-    pub(super) async fn resolve(url: &str) -> Result<Target, RawError> {
+    pub(super) async fn resolve(url: &str) -> Result<ServerAddr, RawError> {
         let error = |detail: &str| RawError::Connect {
             url: url.to_string(),
             detail: detail.to_string(),
@@ -96,7 +96,7 @@ impl Target {
             .map_err(|e| error(&e.to_string()))?
             .next()
             .ok_or_else(|| error("the host has no address"))?;
-        Ok(Target {
+        Ok(ServerAddr {
             url: url.to_string(),
             addr,
             authority: authority.to_string(),
@@ -122,7 +122,7 @@ impl Target {
 impl BenchConn {
     /// Opens connection number `n` to `target` (TCP_NODELAY) and does the WebSocket
     /// handshake.
-    pub(super) async fn connect(target: &Target, n: u32) -> Result<BenchConn, RawError> {
+    pub(super) async fn connect(target: &ServerAddr, n: u32) -> Result<BenchConn, RawError> {
         let error = |detail: String| RawError::Connect {
             url: target.url.clone(),
             detail,
@@ -146,7 +146,7 @@ impl BenchConn {
             stream.set_nodelay(true).map_err(|e| error(e.to_string()))?;
             let mut conn = BenchConn {
                 stream,
-                reader: frame::Reader::default(),
+                reader: frame::FrameReader::default(),
                 partial: Vec::new(),
                 out: Vec::new(),
                 early_frames: false,
@@ -163,7 +163,7 @@ impl BenchConn {
 
     /// The client's opening handshake (RFC 6455 §4.1); bytes after the response are the
     /// first frames.
-    async fn handshake(&mut self, target: &Target) -> Result<(), String> {
+    async fn handshake(&mut self, target: &ServerAddr) -> Result<(), String> {
         let key = generate_key();
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -38,12 +38,12 @@ pub(crate) enum FrameError {
 
 /// What is left over between reads: a fragmented message being put together.
 #[derive(Debug, Default)]
-pub(crate) struct Reader {
+pub(crate) struct FrameReader {
     /// The opcode of the fragmented message's first frame, and its bytes so far.
     fragments: Option<(u8, Vec<u8>)>,
 }
 
-impl Reader {
+impl FrameReader {
     /// Takes the complete frames at the start of `data`: each text message goes to
     /// `on_text`, control replies (Pong, Close) are appended to `out`. Returns how many
     /// bytes were used; the rest is the beginning of a frame still arriving.
@@ -204,7 +204,7 @@ mod tests {
         frame
     }
 
-    fn read_all(reader: &mut Reader, data: &[u8]) -> (Result<usize, FrameError>, Vec<String>) {
+    fn read_all(reader: &mut FrameReader, data: &[u8]) -> (Result<usize, FrameError>, Vec<String>) {
         let mut texts = Vec::new();
         let mut out = Vec::new();
         let result = reader.read(data, &mut out, &mut |t| {
@@ -222,14 +222,14 @@ mod tests {
         data.extend(server_frame(0x81, huge.as_bytes()));
         let whole = data.len();
         data.extend(&server_frame(0x81, b"later")[..4]);
-        let (used, texts) = read_all(&mut Reader::default(), &data);
+        let (used, texts) = read_all(&mut FrameReader::default(), &data);
         assert_eq!(used, Ok(whole));
         assert_eq!(
             texts,
             ["{\"a\":1}\n{\"b\":2}", long.as_str(), huge.as_str()]
         );
         // Byte by byte, every split point still yields the same messages.
-        let mut reader = Reader::default();
+        let mut reader = FrameReader::default();
         let (mut pending, mut texts) = (Vec::new(), Vec::new());
         for byte in &data[..whole] {
             pending.push(*byte);
@@ -250,7 +250,7 @@ mod tests {
         data.extend(server_frame(0x80, b"\x01"));
         let mut out = Vec::new();
         let mut texts = Vec::new();
-        let mut reader = Reader::default();
+        let mut reader = FrameReader::default();
         let used = reader.read(&data, &mut out, &mut |t| texts.push(t.to_vec()));
         assert_eq!(used, Ok(data.len()));
         assert_eq!(texts, [b"hello".to_vec()]);
@@ -276,7 +276,7 @@ mod tests {
             vec![0x09, 0x00],                        // fragmented Ping
             vec![0x81, 127, 0, 0, 0, 0, 2, 0, 0, 0], // 8 GiB
         ] {
-            let (result, _) = read_all(&mut Reader::default(), &bad);
+            let (result, _) = read_all(&mut FrameReader::default(), &bad);
             assert!(
                 matches!(result, Err(FrameError::Protocol(_))),
                 "{bad:?}: {result:?}"

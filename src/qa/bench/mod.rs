@@ -773,7 +773,7 @@ pub async fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
 
 /// One look of [`watch_run`] at the live counts.
 #[derive(Clone, Copy)]
-struct Sample {
+struct ProgressSample {
     at: Duration,
     completed: u64,
     answers: u64,
@@ -786,7 +786,7 @@ struct Sample {
 async fn watch_run(recorder: Recorder, bar: Option<indicatif::ProgressBar>) {
     const TICK: Duration = Duration::from_millis(250);
     let mut tick = tokio::time::interval(TICK);
-    let mut history: std::collections::VecDeque<Sample> = std::collections::VecDeque::new();
+    let mut history: std::collections::VecDeque<ProgressSample> = std::collections::VecDeque::new();
     let mut refused_since: Option<Duration> = None;
     let window = (REFUSED_FOR.as_millis() / TICK.as_millis()) as usize + 1;
     let second = (1000 / TICK.as_millis()) as usize;
@@ -805,7 +805,7 @@ async fn watch_run(recorder: Recorder, bar: Option<indicatif::ProgressBar>) {
             history.clear();
             refused_since = None;
         }
-        let now = Sample {
+        let now = ProgressSample {
             at,
             completed,
             answers,

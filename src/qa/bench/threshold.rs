@@ -10,7 +10,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::BenchReport;
-use crate::qa::report::{CaseReport, Outcome, Report};
+use crate::qa::report::{CaseOutcome, CaseReport, Report};
 
 /// What a threshold measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -250,7 +250,11 @@ pub fn as_report(verdicts: &[Verdict], servers: Vec<String>, seconds: f64) -> Re
                     v.threshold.text,
                     v.threshold.show(v.value)
                 ),
-                outcome: if v.met { Outcome::Pass } else { Outcome::Fail },
+                outcome: if v.met {
+                    CaseOutcome::Pass
+                } else {
+                    CaseOutcome::Fail
+                },
                 reason: (!v.met).then(|| {
                     format!(
                         "missed: measured {}, the limit is {} {}",

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt as _};
 use tokio::sync::watch;
 
-use super::conn::{read_many, BenchConn, Target};
+use super::conn::{read_many, BenchConn, ServerAddr};
 use super::pace::{merge_all, next_turn, Flow, Pace};
 use super::placement::{server_of, user_id};
 use super::scan::{self, field_u64, is_event, MESSAGE_ID};
@@ -48,7 +48,7 @@ const RECEIVERS_PER_TASK: usize = 64;
 pub(super) async fn run(config: &BenchConfig, recorder: &Recorder) -> Result<(), BenchError> {
     let mut targets = Vec::new();
     for server in &config.servers {
-        let target = Target::resolve(&server.url)
+        let target = ServerAddr::resolve(&server.url)
             .await
             .map_err(|e| BenchError::Connect(e.to_string()))?;
         targets.push(target);
@@ -69,14 +69,14 @@ pub(super) async fn run(config: &BenchConfig, recorder: &Recorder) -> Result<(),
 
 /// The servers of a run, resolved.
 struct Servers {
-    targets: Vec<Target>,
+    targets: Vec<ServerAddr>,
     workload: Workload,
     users: u32,
 }
 
 impl Servers {
     /// The server user `n` connects to ([`server_of`]).
-    fn of(&self, n: u32) -> &Target {
+    fn of(&self, n: u32) -> &ServerAddr {
         &self.targets[server_of(self.workload, self.users, n, self.targets.len())]
     }
 }
@@ -86,7 +86,7 @@ fn quoted(text: &str) -> String {
     serde_json::to_string(text).expect("a string serializes")
 }
 
-async fn connect_login(target: &Target, app_id: &str, n: u32) -> Result<BenchConn, RawError> {
+async fn connect_login(target: &ServerAddr, app_id: &str, n: u32) -> Result<BenchConn, RawError> {
     let mut conn = BenchConn::connect(target, n).await?;
     let user = user_id(n);
     let op = format!(
@@ -170,7 +170,7 @@ async fn drive(
     (mut pace, family): (Pace, Family),
     op: impl Fn(u64) -> String,
 ) -> (BenchConn, Tally) {
-    enum Step {
+    enum DriveStep {
         Stop,
         Send,
         Read { open: bool },
@@ -182,21 +182,21 @@ async fn drive(
     let mut halt = tally.stop.clone();
     loop {
         let step = tokio::select! {
-            () = &mut stop => Step::Stop,
-            _ = halt.wait_for(|stopped| *stopped) => Step::Stop,
-            () = pace.ready(n, outstanding.0.len()) => Step::Send,
+            () = &mut stop => DriveStep::Stop,
+            _ = halt.wait_for(|stopped| *stopped) => DriveStep::Stop,
+            () = pace.ready(n, outstanding.0.len()) => DriveStep::Send,
             open = conn.read_frames(|frame| outstanding.settle_replies(frame, &mut tally, family)) => {
-                Step::Read { open }
+                DriveStep::Read { open }
             }
         };
         match step {
-            Step::Stop => break,
-            Step::Read { open: true } => {}
-            Step::Read { open: false } => {
+            DriveStep::Stop => break,
+            DriveStep::Read { open: true } => {}
+            DriveStep::Read { open: false } => {
                 tally.error("closed");
                 return (conn, tally);
             }
-            Step::Send => {
+            DriveStep::Send => {
                 // A window that opened by several sends them in one frame, as a client
                 // that had several messages ready would.
                 let count = match pace {

@@ -52,7 +52,7 @@ use tokio::task::JoinSet;
 
 use super::raw::{RawConn, RawError, Tracer};
 
-use super::report::{CaseReport, Outcome, Report};
+use super::report::{CaseOutcome, CaseReport, Report};
 pub use ctx::{token_from_command, Ctx, LoginPace, LOGINS_PER_SECOND};
 pub use expect::{
     all_answered, carries, event_matches, json_contains, message_ids, rate_limited, text, wait_all,
@@ -104,7 +104,7 @@ impl Default for Timing {
 }
 
 /// Progress callback: (cases done, cases selected, case name, its report once finished).
-pub type Progress = Arc<dyn Fn(usize, usize, &str, Option<&CaseReport>) + Send + Sync>;
+pub type RunProgress = Arc<dyn Fn(usize, usize, &str, Option<&CaseReport>) + Send + Sync>;
 
 /// Told when a case starts waiting for a server timer: (case, what it waits for, how long).
 pub type TimerListener = Arc<dyn Fn(&str, &str, Duration) + Send + Sync>;
@@ -113,16 +113,16 @@ pub type TimerListener = Arc<dyn Fn(&str, &str, Duration) + Send + Sync>;
 /// token expiry), so that a progress line can count down instead of sitting still for a
 /// minute. Cheap to clone; all clones share one table.
 #[derive(Clone, Default)]
-pub struct Timers {
+pub struct CaseWaits {
     /// Case name → (what it waits for, when that should happen).
     waiting: Arc<std::sync::Mutex<std::collections::BTreeMap<String, (String, Instant)>>>,
     listener: Option<TimerListener>,
 }
 
-impl Timers {
-    /// Timers that also tell `listener` when a wait starts (a CI log's line).
+impl CaseWaits {
+    /// Waits that also tell `listener` when a wait starts (a CI log's line).
     pub fn with_listener(listener: TimerListener) -> Self {
-        Timers {
+        CaseWaits {
             waiting: Arc::default(),
             listener: Some(listener),
         }
@@ -181,10 +181,10 @@ pub struct CheckConfig {
     pub jobs: usize,
     /// Per-case progress, called when a case starts (`None`) and when it ends (`Some`),
     /// with the number of cases ended so far; cases end in any order.
-    pub progress: Option<Progress>,
+    pub progress: Option<RunProgress>,
     pub tracer: Option<Tracer>,
     /// The server timers running cases wait for, for a countdown.
-    pub timers: Timers,
+    pub timers: CaseWaits,
     /// `KEY:SECRET` of the server's REST API: the `rest.*` cases run (skipped without).
     pub api_key: Option<String>,
 }
@@ -204,7 +204,7 @@ impl CheckConfig {
             jobs: DEFAULT_JOBS,
             progress: None,
             tracer: None,
-            timers: Timers::default(),
+            timers: CaseWaits::default(),
             api_key: None,
         }
     }
@@ -380,7 +380,7 @@ pub async fn run(config: CheckConfig) -> Report {
                 let report = CaseReport {
                     name: case.name.to_string(),
                     rule: case.rule.to_string(),
-                    outcome: Outcome::Fail,
+                    outcome: CaseOutcome::Fail,
                     reason: Some(format!("the case panicked: {error}")),
                     duration: Duration::ZERO,
                     placement: None,
@@ -415,11 +415,11 @@ fn run_case(case: &Case, cx: Ctx) -> impl Future<Output = CaseReport> + Send + '
         let ended = tokio::time::timeout(limit, future).await;
         config.timers.end(name);
         let (outcome, reason) = match ended {
-            Ok(Ok(())) => (Outcome::Pass, None),
-            Ok(Err(CaseError::Fail(reason))) => (Outcome::Fail, Some(reason)),
-            Ok(Err(CaseError::Skip(reason))) => (Outcome::Skip, Some(reason)),
+            Ok(Ok(())) => (CaseOutcome::Pass, None),
+            Ok(Err(CaseError::Fail(reason))) => (CaseOutcome::Fail, Some(reason)),
+            Ok(Err(CaseError::Skip(reason))) => (CaseOutcome::Skip, Some(reason)),
             Err(_) => (
-                Outcome::Fail,
+                CaseOutcome::Fail,
                 Some(format!("did not finish within {}s", limit.as_secs())),
             ),
         };

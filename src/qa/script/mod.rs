@@ -2,7 +2,7 @@
 //! any server through raw protocol connections (one per virtual user).
 //!
 //! [`parse`] turns text into a [`Script`] (errors carry line numbers); [`run`] plays it.
-//! New verbs go into [`Action`], `parse::action` and `run::Runner::act`.
+//! New verbs go into [`UserAction`], `parse::action` and `run::Runner::act`.
 //!
 //! # The language
 //!
@@ -85,7 +85,7 @@ pub enum StepKind {
     },
     Act {
         user: String,
-        action: Action,
+        action: UserAction,
         expect: ExpectCode,
     },
 }
@@ -99,7 +99,7 @@ pub enum ExpectCode {
 
 /// What a virtual user does.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum UserAction {
     /// `as_user` logs in under another id than the virtual user's name.
     Login {
         token: Option<Template>,
@@ -140,20 +140,20 @@ pub struct EventPattern {
     pub within: Duration,
 }
 
-impl Action {
+impl UserAction {
     /// Whether this action sends a request whose reply code is checked.
     pub fn has_reply(&self) -> bool {
         matches!(
             self,
-            Action::Login { .. }
-                | Action::Logout
-                | Action::Join(_)
-                | Action::Leave(_)
-                | Action::Send { .. }
-                | Action::SendFile { .. }
-                | Action::Say { .. }
-                | Action::Raw(_)
-                | Action::Reconnect
+            UserAction::Login { .. }
+                | UserAction::Logout
+                | UserAction::Join(_)
+                | UserAction::Leave(_)
+                | UserAction::Send { .. }
+                | UserAction::SendFile { .. }
+                | UserAction::Say { .. }
+                | UserAction::Raw(_)
+                | UserAction::Reconnect
         )
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::{Action, EventPattern, ExpectCode, Script, Step, StepKind, Template};
+use super::{EventPattern, ExpectCode, Script, Step, StepKind, Template, UserAction};
 
 /// How long `expect` waits unless `within=` says.
 pub(super) const DEFAULT_EXPECT_WITHIN: Duration = Duration::from_secs(3);
@@ -182,7 +182,7 @@ impl Parser {
             self.check_vars(json)?;
             return Ok(StepKind::Act {
                 user: user.clone(),
-                action: Action::Raw(json.to_string()),
+                action: UserAction::Raw(json.to_string()),
                 expect,
             });
         }
@@ -223,31 +223,31 @@ impl Parser {
                         _ => return Err(format!("expected `{user} login [token=TOKEN] [as=ID]`")),
                     }
                 }
-                Action::Login { token, as_user }
+                UserAction::Login { token, as_user }
             }
-            "logout" => plain(0, "logout").map(|_| Action::Logout)?,
-            "join" => Action::Join(plain(1, "join CHANNEL")?.remove(0)),
-            "leave" => Action::Leave(plain(1, "leave CHANNEL")?.remove(0)),
+            "logout" => plain(0, "logout").map(|_| UserAction::Logout)?,
+            "join" => UserAction::Join(plain(1, "join CHANNEL")?.remove(0)),
+            "leave" => UserAction::Leave(plain(1, "leave CHANNEL")?.remove(0)),
             "say" => {
                 let mut v = plain(2, "say CHANNEL TEXT")?;
-                Action::Say { text: v.remove(1), channel: v.remove(0) }
+                UserAction::Say { text: v.remove(1), channel: v.remove(0) }
             }
             "send" => {
                 let mut v = plain(2, "send PEER TEXT [offline]")?;
-                Action::Send { text: v.remove(1), to: v.remove(0), offline }
+                UserAction::Send { text: v.remove(1), to: v.remove(0), offline }
             }
             "send_file" => {
                 let mut v = plain(2, "send_file PEER PATH")?;
-                Action::SendFile { path: v.remove(1), to: v.remove(0) }
+                UserAction::SendFile { path: v.remove(1), to: v.remove(0) }
             }
-            "expect" => Action::Expect(pattern(&args, DEFAULT_EXPECT_WITHIN)?),
-            "expect-none" => Action::ExpectNone(pattern(&args, DEFAULT_EXPECT_NONE_WITHIN)?),
-            "disconnect" => plain(0, "disconnect").map(|_| Action::Disconnect)?,
-            "close" => plain(0, "close").map(|_| Action::Close)?,
-            "reconnect" => plain(0, "reconnect").map(|_| Action::Reconnect)?,
+            "expect" => UserAction::Expect(pattern(&args, DEFAULT_EXPECT_WITHIN)?),
+            "expect-none" => UserAction::ExpectNone(pattern(&args, DEFAULT_EXPECT_NONE_WITHIN)?),
+            "disconnect" => plain(0, "disconnect").map(|_| UserAction::Disconnect)?,
+            "close" => plain(0, "close").map(|_| UserAction::Close)?,
+            "reconnect" => plain(0, "reconnect").map(|_| UserAction::Reconnect)?,
             "ack" => match plain(1, "ack on|off")?[0].as_str() {
-                "on" => Action::Ack(true),
-                "off" => Action::Ack(false),
+                "on" => UserAction::Ack(true),
+                "off" => UserAction::Ack(false),
                 other => return Err(format!("expected `ack on` or `ack off`, not {other:?}")),
             },
             other => return Err(format!("unknown verb {other:?} (login, logout, join, leave, send, send_file, say, expect, expect-none, disconnect, close, reconnect, raw, ack)")),
@@ -456,7 +456,7 @@ mod tests {
             script.steps[3].kind,
             StepKind::Act {
                 user: "alice".into(),
-                action: Action::Send {
+                action: UserAction::Send {
                     to: "bob".into(),
                     text: "hi there".into(),
                     offline: true
@@ -469,7 +469,7 @@ mod tests {
         };
         assert_eq!(body[0].line, 8);
         let StepKind::Act {
-            action: Action::Expect(p),
+            action: UserAction::Expect(p),
             ..
         } = &script.steps[5].kind
         else {
@@ -484,7 +484,7 @@ mod tests {
             ]
         );
         let StepKind::Act {
-            action: Action::Raw(json),
+            action: UserAction::Raw(json),
             expect: ExpectCode::Any,
             ..
         } = &script.steps[6].kind

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::parse::substitute_with;
-use super::{Action, EventPattern, ExpectCode, Script, Step, StepKind};
+use super::{EventPattern, ExpectCode, Script, Step, StepKind, UserAction};
 use crate::qa::media;
 use crate::qa::placement::Placement;
 use crate::qa::raw::{code_of, op_name, RawConn, RawError, Tracer};
@@ -153,7 +153,7 @@ impl Runner {
         &mut self,
         line: usize,
         user: &str,
-        action: &Action,
+        action: &UserAction,
         expect: ExpectCode,
     ) -> Result<(), RunError> {
         let fail = |message: String| RunError::Failed {
@@ -161,7 +161,7 @@ impl Runner {
             message: format!("{user}: {message}"),
         };
         let op = match action {
-            Action::Login { token, as_user } => {
+            UserAction::Login { token, as_user } => {
                 let token = token
                     .as_deref()
                     .map(|t| self.expand(t))
@@ -178,7 +178,7 @@ impl Runner {
                 vu.id = id.unwrap_or_else(|| user.to_string());
                 login_op(&self.options.app_id, &vu.id, vu.token.as_deref())
             }
-            Action::Reconnect => {
+            UserAction::Reconnect => {
                 if let Some(old) = self.users.get_mut(user).and_then(|u| u.conn.take()) {
                     old.drop_abruptly();
                 }
@@ -186,28 +186,28 @@ impl Runner {
                 let vu = &self.users[user];
                 login_op(&self.options.app_id, &vu.id, vu.token.as_deref())
             }
-            Action::Logout => json!({"op": "logout"}),
-            Action::Join(channel) => {
+            UserAction::Logout => json!({"op": "logout"}),
+            UserAction::Join(channel) => {
                 json!({"op": "join", "channel": self.expand(channel).map_err(fail)?})
             }
-            Action::Leave(channel) => {
+            UserAction::Leave(channel) => {
                 json!({"op": "leave", "channel": self.expand(channel).map_err(fail)?})
             }
-            Action::Send { to, text, offline } => json!({
+            UserAction::Send { to, text, offline } => json!({
                 "op": "send_peer", "to": self.expand(to).map_err(fail)?,
                 "message": {"type": "text", "text": self.expand(text).map_err(fail)?}, "offline": offline,
             }),
-            Action::SendFile { to, path } => {
+            UserAction::SendFile { to, path } => {
                 let to = self.expand(to).map_err(fail)?;
                 let path = self.expand(path).map_err(fail)?;
                 let message = self.upload(user, &path).await.map_err(fail)?;
                 json!({"op": "send_peer", "to": to, "message": message})
             }
-            Action::Say { channel, text } => json!({
+            UserAction::Say { channel, text } => json!({
                 "op": "send_channel", "channel": self.expand(channel).map_err(fail)?,
                 "message": {"type": "text", "text": self.expand(text).map_err(fail)?},
             }),
-            Action::Raw(json) => {
+            UserAction::Raw(json) => {
                 let text = self.expand(json).map_err(fail)?;
                 let value: Value =
                     serde_json::from_str(&text).map_err(|e| fail(format!("raw: not JSON: {e}")))?;
@@ -216,20 +216,20 @@ impl Runner {
                 }
                 value
             }
-            Action::Expect(pattern) => {
+            UserAction::Expect(pattern) => {
                 return self.expect_event(user, pattern, true).await.map_err(fail)
             }
-            Action::ExpectNone(pattern) => {
+            UserAction::ExpectNone(pattern) => {
                 return self.expect_event(user, pattern, false).await.map_err(fail)
             }
-            Action::Disconnect => {
+            UserAction::Disconnect => {
                 self.conn(user).map_err(fail)?;
                 if let Some(conn) = self.users.get_mut(user).and_then(|u| u.conn.take()) {
                     conn.drop_abruptly();
                 }
                 return Ok(());
             }
-            Action::Close => {
+            UserAction::Close => {
                 let conn = self
                     .users
                     .get_mut(user)
@@ -238,7 +238,7 @@ impl Runner {
                 conn.close();
                 return Ok(());
             }
-            Action::Ack(on) => {
+            UserAction::Ack(on) => {
                 self.conn(user).map_err(fail)?.set_auto_ack(*on);
                 if let Some(vu) = self.users.get_mut(user) {
                     vu.auto_ack = *on;

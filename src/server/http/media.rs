@@ -18,7 +18,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::metrics::counter::Counter;
 
 use super::super::media::{self, Media, Refused, TicketHolder};
-use super::{answer, failure, Ctx};
+use super::{answer, failure, HttpCtx};
 use crate::protocol::limits::MAX_MEDIA_BYTES;
 use crate::protocol::media::{MEDIA_PATH, TICKET_HEADER};
 use crate::protocol::{MediaFailure, MediaUploaded};
@@ -76,7 +76,7 @@ pub(super) fn is_media_path(path: &str) -> bool {
 /// Serves one media call; the route pattern for the metrics and the answer.
 pub(super) async fn route(
     request: Request<Incoming>,
-    ctx: &Ctx,
+    ctx: &HttpCtx,
     activity: &Arc<Activity>,
 ) -> (&'static str, Response<AnyBody>) {
     let path = request.uri().path().to_string();

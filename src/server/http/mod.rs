@@ -47,7 +47,7 @@ use super::hub::Hub;
 use auth::Caller;
 
 pub use metrics::Metrics;
-use state::Family;
+use state::ApiFamily;
 
 /// Largest request body read (Agora's messages are at most 32 KiB; a history query is small).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -75,14 +75,14 @@ pub struct Call<'a> {
 
 /// One HTTP connection's view of the server.
 #[derive(Clone)]
-pub struct Ctx {
+pub struct HttpCtx {
     pub hub: Hub,
     pub admission: Arc<Admission>,
     pub surface: Surface,
 }
 
 /// Serves HTTP/1.1 on `stream` until the peer closes or the server stops.
-pub async fn serve<S>(stream: S, ctx: Ctx, mut stopping: watch::Receiver<bool>)
+pub async fn serve<S>(stream: S, ctx: HttpCtx, mut stopping: watch::Receiver<bool>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -146,7 +146,7 @@ where
 }
 
 /// Routes a call, counting it in the metrics by route pattern and status.
-async fn route(request: Request<Incoming>, ctx: &Ctx) -> Response<Full<Bytes>> {
+async fn route(request: Request<Incoming>, ctx: &HttpCtx) -> Response<Full<Bytes>> {
     let started = std::time::Instant::now();
     let path = request.uri().path().to_string();
     let segments: Vec<String> = path
@@ -177,7 +177,7 @@ async fn route(request: Request<Incoming>, ctx: &Ctx) -> Response<Full<Bytes>> {
 }
 
 /// Counts a call in the metrics by route pattern and status.
-fn count(ctx: &Ctx, pattern: &'static str, status: StatusCode, started: std::time::Instant) {
+fn count(ctx: &HttpCtx, pattern: &'static str, status: StatusCode, started: std::time::Instant) {
     let metrics = &ctx.hub.http().metrics;
     metrics
         .http_requests
@@ -228,7 +228,7 @@ async fn readyz(hub: &Hub) -> Response<Full<Bytes>> {
     }
 }
 
-async fn scrape(ctx: &Ctx) -> Response<Full<Bytes>> {
+async fn scrape(ctx: &HttpCtx) -> Response<Full<Bytes>> {
     let hub = &ctx.hub;
     let _ = probe(hub).await;
     // Counted after every change answered before the scrape, on any node.

@@ -23,7 +23,8 @@ use crate::protocol::{HistoryMessage, Message, PeerStatus};
 
 use super::auth::{authenticate, Caller};
 use super::{
-    answer, failure, query_param, read_body, request_id, success, unavailable, Call, Ctx, Family,
+    answer, failure, query_param, read_body, request_id, success, unavailable, ApiFamily, Call,
+    HttpCtx,
 };
 use crate::server::config::AppLookup;
 use crate::server::engine::Change;
@@ -34,7 +35,7 @@ use crate::server::session::{route_channel_message, send_peer_from, PeerReplyTo}
 use crate::server::store::HistoryQuery;
 
 /// An answer and the route pattern it is counted under.
-pub(super) type Routed = (&'static str, Response<Full<Bytes>>);
+pub(super) type CountedAnswer = (&'static str, Response<Full<Bytes>>);
 
 /// Most messages one history page returns (Agora's `limit` cap).
 const MAX_HISTORY_PAGE: usize = 100;
@@ -44,10 +45,10 @@ const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 /// Routes a call under `/dev/v2/project/<app>/rtm/`.
 pub(super) async fn route(
     request: Request<Incoming>,
-    ctx: &Ctx,
+    ctx: &HttpCtx,
     app: &str,
     rest: &[String],
-) -> Routed {
+) -> CountedAnswer {
     let config = ctx.hub.config();
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     let pattern = pattern_of(request.method(), &rest);
@@ -139,12 +140,12 @@ fn pattern_of(method: &Method, rest: &[&str]) -> &'static str {
     }
 }
 
-fn family_of(pattern: &str) -> Option<Family> {
+fn family_of(pattern: &str) -> Option<ApiFamily> {
     match pattern {
-        "peer_messages" | "channel_messages" => Some(Family::Messaging),
-        "user_events" | "channel_events" => Some(Family::Events),
+        "peer_messages" | "channel_messages" => Some(ApiFamily::Messaging),
+        "user_events" | "channel_events" => Some(ApiFamily::Events),
         "other" => None,
-        _ => Some(Family::Other),
+        _ => Some(ApiFamily::Other),
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`HttpState`]: what every HTTP call of a node shares, held by the hub so that both
 //! listeners (the main one and `--admin-listen`) count into it: the metrics, and the REST
-//! API's rate limits per app and [`Family`] of calls.
+//! API's rate limits per app and [`ApiFamily`] of calls.
 
 use std::time::Duration;
 
@@ -13,12 +13,12 @@ use crate::server::rate::RateLimiter;
 #[derive(Debug, Default)]
 pub struct HttpState {
     pub metrics: Metrics,
-    limits: std::sync::Mutex<std::collections::HashMap<(String, Family), RateLimiter>>,
+    limits: std::sync::Mutex<std::collections::HashMap<(String, ApiFamily), RateLimiter>>,
 }
 
 /// The REST API's families of rate limits (per app, on each node).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
+pub enum ApiFamily {
     /// Peer and channel messages together: Agora's 500 per second.
     Messaging,
     /// User and channel event feeds: Agora's 10 per second.
@@ -27,12 +27,12 @@ pub enum Family {
     Other,
 }
 
-impl Family {
+impl ApiFamily {
     fn limit(self) -> RateLimit {
         let max = match self {
-            Family::Messaging => 500,
-            Family::Events => 10,
-            Family::Other => 100,
+            ApiFamily::Messaging => 500,
+            ApiFamily::Events => 10,
+            ApiFamily::Other => 100,
         };
         RateLimit::new(max, Duration::from_secs(1))
     }
@@ -40,7 +40,7 @@ impl Family {
 
 impl HttpState {
     /// Counts a call of `family` for `app`; false when over the limit.
-    pub(super) fn allow(&self, app: &str, family: Family) -> bool {
+    pub(super) fn allow(&self, app: &str, family: ApiFamily) -> bool {
         let mut limits = self
             .limits
             .lock()

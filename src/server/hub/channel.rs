@@ -12,7 +12,7 @@ use crate::server::clock::Instant;
 use crate::server::engine::channel_conversation;
 use crate::server::outbox::ConnHandle;
 
-use super::state::{Channel, Here, State, Tenant};
+use super::state::{ChannelRecord, Here, State, Tenant};
 use super::Hub;
 
 impl Hub {
@@ -253,7 +253,7 @@ impl Hub {
     }
 }
 
-fn send_count(state_channel: &mut Channel, channel: &str, now: Instant) {
+fn send_count(state_channel: &mut ChannelRecord, channel: &str, now: Instant) {
     state_channel.count_sent_at = Some(now);
     let line = ConnHandle::encode_shared(&Event::MemberCountUpdated {
         channel: channel.to_string(),

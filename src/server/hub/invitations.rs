@@ -10,7 +10,7 @@ use crate::protocol::{Event, InvitationAnswer, InviteError, WireCode};
 use crate::server::engine::{Change, InvitationKey, NodeId};
 use crate::server::outbox::ConnHandle;
 
-use super::state::{Here, Invitation, State, Tenant};
+use super::state::{Here, PendingInvitation, State, Tenant};
 use super::Hub;
 
 /// Removes a pending invitation; its app.
@@ -64,7 +64,7 @@ impl Hub {
         let owner = here.stamp.origin;
         app_state
             .invitations
-            .insert(key.clone(), Invitation { epoch, owner });
+            .insert(key.clone(), PendingInvitation { epoch, owner });
         callee_conn.send_event(&Event::InvitationReceived {
             invitation_id: key.2.clone(),
             caller: key.0.clone(),

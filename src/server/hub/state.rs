@@ -74,7 +74,7 @@ pub(super) struct User {
 
 /// One channel.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub(super) struct Channel {
+pub(super) struct ChannelRecord {
     /// Members, with the connection that gets the channel's events (`None` while held).
     pub members: BTreeMap<String, Option<ConnRef>>,
     /// When this node last sent `member_count_updated` (each node throttles its own).
@@ -91,7 +91,7 @@ pub(super) struct Channel {
     pub emptied: u64,
 }
 
-impl Channel {
+impl ChannelRecord {
     /// Queues an encoded event for every member on this node, except `skip`.
     pub fn broadcast(&self, line: &Arc<str>, skip: Option<&str>) {
         for (user, conn) in &self.members {
@@ -108,14 +108,14 @@ impl Channel {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct Tenant {
     pub users: HashMap<String, User>,
-    pub channels: HashMap<String, Channel>,
+    pub channels: HashMap<String, ChannelRecord>,
     /// Cached peer messages per receiver, oldest first, with their quotas' totals.
     pub offline: OfflineCache,
     /// Presence watchers: target user → subscribers.
     pub watchers: HashMap<String, BTreeSet<String>>,
     /// Pending invitations.
     #[serde(with = "as_list")]
-    pub invitations: HashMap<InvitationKey, Invitation>,
+    pub invitations: HashMap<InvitationKey, PendingInvitation>,
     /// Bans and the REST API's event feeds (`admin.rs`).
     #[serde(default)]
     pub admin: AppAdmin,
@@ -140,7 +140,7 @@ impl Tenant {
 /// A pending invitation; `epoch` tells its expiry timer apart from a reused id's, `owner`
 /// is the node that runs that timer.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Invitation {
+pub struct PendingInvitation {
     pub epoch: u64,
     pub owner: NodeId,
 }
@@ -151,10 +151,10 @@ pub mod as_list {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use super::{Invitation, InvitationKey};
+    use super::{InvitationKey, PendingInvitation};
 
     pub fn serialize<S: Serializer>(
-        map: &HashMap<InvitationKey, Invitation>,
+        map: &HashMap<InvitationKey, PendingInvitation>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(map.iter())
@@ -162,8 +162,8 @@ pub mod as_list {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<HashMap<InvitationKey, Invitation>, D::Error> {
-        let list = Vec::<(InvitationKey, Invitation)>::deserialize(deserializer)?;
+    ) -> Result<HashMap<InvitationKey, PendingInvitation>, D::Error> {
+        let list = Vec::<(InvitationKey, PendingInvitation)>::deserialize(deserializer)?;
         Ok(list.into_iter().collect())
     }
 }
@@ -201,7 +201,7 @@ impl Shared {
     }
 
     /// `channel` of `app`, if the state knows it.
-    pub fn channel(&self, app: &str, channel: &str) -> Option<&Channel> {
+    pub fn channel(&self, app: &str, channel: &str) -> Option<&ChannelRecord> {
         self.apps.get(app)?.channels.get(channel)
     }
 

@@ -27,14 +27,14 @@ pub struct DiskStore {
     expiry: Duration,
 }
 
-pub struct Writer {
+pub struct DiskWriter {
     file: Option<BufWriter<tokio::fs::File>>,
     temp: PathBuf,
     dir: PathBuf,
     path: PathBuf,
 }
 
-pub struct Reader {
+pub struct DiskReader {
     file: tokio::fs::File,
 }
 
@@ -49,7 +49,7 @@ impl DiskStore {
         self.expiry
     }
 
-    pub async fn begin(&self, app: &str, id: &str, _size: u64) -> Result<Writer, StoreFailure> {
+    pub async fn begin(&self, app: &str, id: &str, _size: u64) -> Result<DiskWriter, StoreFailure> {
         let temp = self
             .root
             .join(TEMPORARY_DIR)
@@ -58,7 +58,7 @@ impl DiskStore {
             .await
             .map_err(|e| StoreFailure::from_io("creating a temporary file", &e))?;
         let dir = self.root.join(app);
-        Ok(Writer {
+        Ok(DiskWriter {
             file: Some(BufWriter::with_capacity(CHUNK_BYTES, file)),
             temp,
             path: dir.join(id),
@@ -67,7 +67,11 @@ impl DiskStore {
     }
 
     /// The file and its size, when it is there and has not expired.
-    pub async fn open(&self, app: &str, id: &str) -> Result<Option<(Reader, u64)>, StoreFailure> {
+    pub async fn open(
+        &self,
+        app: &str,
+        id: &str,
+    ) -> Result<Option<(DiskReader, u64)>, StoreFailure> {
         let path = self.root.join(app).join(id);
         let file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
@@ -81,7 +85,7 @@ impl DiskStore {
         if self.expired(&meta) {
             return Ok(None);
         }
-        Ok(Some((Reader { file }, meta.len())))
+        Ok(Some((DiskReader { file }, meta.len())))
     }
 
     fn expired(&self, meta: &std::fs::Metadata) -> bool {
@@ -134,7 +138,7 @@ fn sweep_dir(root: &Path, expiry: Duration) -> std::io::Result<usize> {
     Ok(removed)
 }
 
-impl Writer {
+impl DiskWriter {
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreFailure> {
         let file = self.file.as_mut().expect("written before commit");
         file.write_all(bytes)
@@ -176,7 +180,7 @@ impl Writer {
     }
 }
 
-impl Drop for Writer {
+impl Drop for DiskWriter {
     fn drop(&mut self) {
         if !self.temp.as_os_str().is_empty() {
             // An upload that did not complete: nothing of it stays.
@@ -185,7 +189,7 @@ impl Drop for Writer {
     }
 }
 
-impl Reader {
+impl DiskReader {
     /// At most a quarter chunk of the `left` bytes (empty at an unexpected end).
     pub async fn next(&mut self, left: u64) -> Result<Bytes, StoreFailure> {
         let want = left.min(CHUNK_BYTES as u64 / 4) as usize;

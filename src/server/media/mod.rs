@@ -76,8 +76,8 @@ pub enum MediaStore {
 
 /// One upload being written: dropped before [`Writer::commit`], it leaves nothing.
 pub enum Writer {
-    Disk(disk::Writer),
-    Redis(redis::Writer),
+    Disk(disk::DiskWriter),
+    Redis(redis::RedisWriter),
 }
 
 /// One stored file being read: its size, what is left, and where it comes from.
@@ -88,8 +88,8 @@ pub struct Reader {
 }
 
 enum Source {
-    Disk(disk::Reader),
-    Redis(redis::Reader),
+    Disk(disk::DiskReader),
+    Redis(redis::RedisReader),
 }
 
 impl MediaStore {

@@ -29,7 +29,7 @@ pub struct RedisStore {
     expiry: Duration,
 }
 
-pub struct Writer {
+pub struct RedisWriter {
     conn: ConnectionManager,
     temp: String,
     key: String,
@@ -40,7 +40,7 @@ pub struct Writer {
     committed: bool,
 }
 
-pub struct Reader {
+pub struct RedisReader {
     conn: ConnectionManager,
     key: String,
     next_chunk: u64,
@@ -99,8 +99,8 @@ impl RedisStore {
         self.conns[shard_of(self.conns.len(), app, id)].clone()
     }
 
-    pub fn begin(&self, app: &str, id: &str, _size: u64) -> Writer {
-        Writer {
+    pub fn begin(&self, app: &str, id: &str, _size: u64) -> RedisWriter {
+        RedisWriter {
             conn: self.conn(app, id),
             temp: format!("rtm:media:tmp:{app}:{id}"),
             key: format!("rtm:media:{app}:{id}"),
@@ -113,14 +113,18 @@ impl RedisStore {
     }
 
     /// The file and its size, when its key is there (Redis expires it).
-    pub async fn open(&self, app: &str, id: &str) -> Result<Option<(Reader, u64)>, StoreFailure> {
+    pub async fn open(
+        &self,
+        app: &str,
+        id: &str,
+    ) -> Result<Option<(RedisReader, u64)>, StoreFailure> {
         let mut conn = self.conn(app, id);
         let key = format!("rtm:media:{app}:{id}");
         let mut pipe = redis::pipe();
         pipe.cmd("HGET").arg(&key).arg("size");
         let (size,): (Option<u64>,) = run(&mut conn, &pipe).await?;
         Ok(size.map(|size| {
-            let reader = Reader {
+            let reader = RedisReader {
                 conn,
                 key,
                 next_chunk: 0,
@@ -130,7 +134,7 @@ impl RedisStore {
     }
 }
 
-impl Writer {
+impl RedisWriter {
     pub async fn write(&mut self, mut bytes: &[u8]) -> Result<(), StoreFailure> {
         while !bytes.is_empty() {
             let room = CHUNK_BYTES - self.buffer.len();
@@ -185,7 +189,7 @@ impl Writer {
     }
 }
 
-impl Drop for Writer {
+impl Drop for RedisWriter {
     fn drop(&mut self) {
         if self.committed || (self.chunks == 0 && self.buffer.is_empty()) {
             return;
@@ -203,7 +207,7 @@ impl Drop for Writer {
     }
 }
 
-impl Reader {
+impl RedisReader {
     /// The next chunk (empty when it is gone: the file expired meanwhile).
     pub async fn next(&mut self) -> Result<Bytes, StoreFailure> {
         let mut pipe = redis::pipe();

@@ -27,7 +27,7 @@ use crate::protocol::limits::MAX_MESSAGE_BYTES;
 use crate::protocol::{ChangeReason, ConnectionState, InvitationAnswer, Message};
 
 use super::action::{Action, Effect, KeyAction};
-use super::config::{Config, Theme};
+use super::config::{Theme, TuiConfig};
 use super::job::{InviteJob, Job};
 use super::keymap::Keymap;
 use super::layout;
@@ -62,7 +62,7 @@ pub struct LoginDefaults {
 /// The whole state of the terminal app.
 #[derive(Debug)]
 pub struct App {
-    pub config: Config,
+    pub config: TuiConfig,
     pub theme: Theme,
     pub keymap: Keymap,
     /// The zone timestamps are shown in (the config's `time_zone`).
@@ -96,7 +96,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Config, theme: Theme, keymap: Keymap, defaults: &LoginDefaults) -> App {
+    pub fn new(config: TuiConfig, theme: Theme, keymap: Keymap, defaults: &LoginDefaults) -> App {
         let time_zone = config.time_zone().unwrap_or(TimeZone::UTC);
         let show_members = config.members_pane;
         App {

@@ -25,7 +25,7 @@ pub enum TransferUpdate {
 
 /// One transfer under way.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transfer {
+pub struct TransferRow {
     pub id: JobId,
     pub direction: Direction,
     pub name: String,
@@ -39,7 +39,7 @@ pub struct Transfer {
 /// The transfers under way, oldest first, and the words for the last one that ended.
 #[derive(Debug, Default)]
 pub struct Transfers {
-    pub list: Vec<Transfer>,
+    pub list: Vec<TransferRow>,
     /// How the last transfer ended ("saved to ..."), on the status line until another starts.
     pub last: Option<String>,
 }
@@ -47,7 +47,7 @@ pub struct Transfers {
 impl Transfers {
     pub fn start(&mut self, id: JobId, direction: Direction, name: String) {
         self.last = None;
-        self.list.push(Transfer {
+        self.list.push(TransferRow {
             id,
             direction,
             name,
@@ -59,7 +59,7 @@ impl Transfers {
     }
 
     /// Takes an update; the transfer it is about, if still under way.
-    pub fn update(&mut self, id: JobId, update: TransferUpdate) -> Option<&Transfer> {
+    pub fn update(&mut self, id: JobId, update: TransferUpdate) -> Option<&TransferRow> {
         let transfer = self.list.iter_mut().find(|t| t.id == id)?;
         match update {
             TransferUpdate::Progress { done, total } => {
@@ -72,14 +72,14 @@ impl Transfers {
     }
 
     /// The transfer `id` ended; `words` say how (kept for the status line).
-    pub fn finish(&mut self, id: JobId, words: impl Into<String>) -> Option<Transfer> {
+    pub fn finish(&mut self, id: JobId, words: impl Into<String>) -> Option<TransferRow> {
         let at = self.list.iter().position(|t| t.id == id)?;
         self.last = Some(words.into());
         Some(self.list.remove(at))
     }
 
     /// The newest transfer not being cancelled yet: what Esc cancels. Marks it.
-    pub fn cancel_newest(&mut self) -> Option<&Transfer> {
+    pub fn cancel_newest(&mut self) -> Option<&TransferRow> {
         let transfer = self.list.iter_mut().rev().find(|t| !t.cancelling)?;
         transfer.cancelling = true;
         Some(transfer)

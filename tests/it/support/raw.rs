@@ -17,7 +17,7 @@ use std::time::Duration;
 use rtm::protocol::split_frame;
 use rtm::qa::check::event_matches;
 use rtm::qa::raw::{
-    code_of, Closure, Direction, PendingReply, RawConn, RawError, Tracer, WebSocket,
+    code_of, Closure, PendingReply, RawConn, RawError, TraceDirection, Tracer, WebSocket,
 };
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -252,7 +252,7 @@ impl Transcript {
     pub fn tracer(&self) -> Tracer {
         let received = Arc::clone(&self.received);
         Arc::new(move |_, direction, frame| {
-            if direction == Direction::Received {
+            if direction == TraceDirection::Received {
                 let objects: Vec<Value> = split_frame(frame)
                     .filter_map(|object| serde_json::from_str(object).ok())
                     .collect();

@@ -6,7 +6,7 @@
 use rtm::protocol::{ChangeReason, ConnectionState, LoginResult};
 use rtm::tui::action::{Action, Effect};
 use rtm::tui::app::{App, LoginDefaults};
-use rtm::tui::config::{Config, Theme};
+use rtm::tui::config::{Theme, TuiConfig};
 use rtm::tui::job::{Job, JobId, JobOutput};
 use rtm::tui::keymap::Keymap;
 use rtm::tui::login;
@@ -15,10 +15,10 @@ use rtm::tui::login;
 pub const NOW: u64 = 1_795_600_800_000;
 
 /// The default config, with timestamps in UTC whatever zone the tests run in.
-pub fn config() -> Config {
-    Config {
+pub fn config() -> TuiConfig {
+    TuiConfig {
         time_zone: "UTC".into(),
-        ..Config::default()
+        ..TuiConfig::default()
     }
 }
 

@@ -79,7 +79,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// borrowed fields: [`PeerOut`], [`ChannelOut`]).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "k")]
-enum Feed {
+enum TopicMessage {
     /// A peer message, to the receiver's node.
     #[serde(rename = "p")]
     Peer {
@@ -494,7 +494,7 @@ pub fn ack_routed(inner: &Arc<Inner>, app: &str, user: &str, message_id: u64) ->
         }
         return true;
     }
-    let answer = Feed::Ack {
+    let answer = TopicMessage::Ack {
         key: routed.key,
         message_id,
         server_ts: routed.server_ts,
@@ -504,7 +504,7 @@ pub fn ack_routed(inner: &Arc<Inner>, app: &str, user: &str, message_id: u64) ->
 }
 
 /// Publishes `answer` to `origin`'s inbox on `shard`, off the caller's path.
-fn answer_sender(inner: &Arc<Inner>, shard: usize, origin: NodeId, answer: &Feed) {
+fn answer_sender(inner: &Arc<Inner>, shard: usize, origin: NodeId, answer: &TopicMessage) {
     let Ok(json) = serde_json::to_string(answer) else {
         return;
     };
@@ -658,7 +658,7 @@ async fn read_as_far_as(inner: &Inner, n: u64) {
 
 /// One message from a topic.
 async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8]) {
-    let feed: Feed = match serde_json::from_slice(payload) {
+    let feed: TopicMessage = match serde_json::from_slice(payload) {
         Ok(feed) => feed,
         Err(e) => {
             tracing::warn!(error = %e, "redis engine: a message on a topic cannot be read");
@@ -666,7 +666,7 @@ async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8
         }
     };
     match feed {
-        Feed::Peer {
+        TopicMessage::Peer {
             message_id,
             key,
             o,
@@ -697,10 +697,10 @@ async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8
                 };
                 lock(&inner.feeds.routed).insert(message_id, routed);
             } else {
-                answer_sender(inner, shard, o, &Feed::Bounce { key, message_id });
+                answer_sender(inner, shard, o, &TopicMessage::Bounce { key, message_id });
             }
         }
-        Feed::Channel {
+        TopicMessage::Channel {
             message_id,
             n,
             app,
@@ -718,7 +718,7 @@ async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8
             };
             hand_over_channel(inner, hub, &app, &channel, message);
         }
-        Feed::Ack {
+        TopicMessage::Ack {
             key,
             message_id,
             server_ts,
@@ -730,7 +730,7 @@ async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8
                 }));
             }
         }
-        Feed::Bounce { key, message_id } => {
+        TopicMessage::Bounce { key, message_id } => {
             if let Some(waiting) = lock(&inner.feeds.pending).remove(&key) {
                 let _ = waiting.send(PeerRoute::NotThere { message_id });
             }

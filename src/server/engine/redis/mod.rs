@@ -110,7 +110,7 @@ return 1
 
 /// One change in the stream, with where it comes from.
 #[derive(Debug, Serialize, Deserialize)]
-struct Entry {
+struct StreamEntry {
     /// Origin node.
     o: NodeId,
     /// The origin's request number (its waiter).
@@ -368,7 +368,7 @@ impl Engine for RedisEngine {
     fn submit(&self, _hub: &dyn Node, change: Change, conn: Option<ConnHandle>) -> Submitted {
         let inner = &self.inner;
         let request = inner.next_request.fetch_add(1, Ordering::Relaxed);
-        let entry = Entry {
+        let entry = StreamEntry {
             o: inner.node,
             r: request,
             t: crate::protocol::now_ms(),
@@ -805,7 +805,7 @@ fn apply_locked(
             return Err("changes are missing: this node fell behind a trim");
         }
         *position = Position { id, n };
-        let entry: Entry = match serde_json::from_str(data) {
+        let entry: StreamEntry = match serde_json::from_str(data) {
             Ok(entry) => entry,
             Err(e) => {
                 tracing::error!(n, error = %e, "redis engine: a change cannot be read; skipped");
