@@ -410,5 +410,5 @@ fn a_circle_is_found() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.iter().map(ToString::to_string).collect()))
     .collect();
-    assert_eq!(circles(&graph), [["c", "b", "a"]]);
+    assert_eq!(circles(&graph), [["a", "b", "c"]]);
 }
