@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::support::cluster::{Cluster, Redis};
-use crate::support::raw::{join, send_channel, Expect};
+use crate::support::raw::{join, named, send_channel, Expect};
 use crate::support::{text, WAIT};
 use rtm::qa::raw::{code_of, RawConn};
 use rtm::server::{shard_of_channel, shard_of_peers};
@@ -148,6 +148,73 @@ async fn ids_are_unique_across_redis_servers_and_grow_per_conversation() {
         bob.expect_event_with("message_from_peer", json!({"message_id": id}))
             .await;
     }
+}
+
+/// Script calls Redis has run (`INFO commandstats`: EVALSHA and EVAL).
+async fn script_calls(redis: &Redis) -> u64 {
+    let info = redis.command(&["INFO", "commandstats"]).await;
+    info.lines()
+        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Many senders at once reach Redis in batches (`engine/redis/batch.rs`): fewer script
+/// calls than messages, while the member on the other node still gets every message once,
+/// each sender's in the order sent, all with ids that grow in the order received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_of_many_senders_go_to_redis_in_batches_and_in_order() {
+    const SENDERS: usize = 20;
+    const EACH: usize = 10;
+    let cluster = Cluster::start_with(2, &["--no-rate-limits"]).await;
+    let mut bob = login(&cluster.url(1), "bob").await;
+    bob.ok(join("burst")).await;
+    let mut senders = Vec::new();
+    for n in 0..SENDERS {
+        let mut sender = login(&cluster.url(0), &format!("s{n}")).await;
+        sender.ok(join("burst")).await;
+        senders.push(sender);
+    }
+    let before = script_calls(&cluster.redis).await;
+    let sending = senders.into_iter().enumerate().map(|(n, mut sender)| {
+        tokio::spawn(async move {
+            for m in 0..EACH {
+                sender
+                    .ok(send_channel("burst", &format!("s{n} m{m}")))
+                    .await;
+            }
+            sender
+        })
+    });
+    let _senders = futures_util::future::join_all(sending).await;
+    let mut next_of_sender = [0usize; SENDERS];
+    let mut last_id = 0;
+    for received in 0..SENDERS * EACH {
+        let event = bob
+            .next_event(WAIT, named("message_from_channel"))
+            .await
+            .unwrap_or_else(|| panic!("bob got {received} of {} messages", SENDERS * EACH));
+        let id = event["message_id"].as_u64().expect("message_id");
+        assert!(id > last_id, "id {id} after {last_id}: {event}");
+        last_id = id;
+        let from: usize = event["from"].as_str().unwrap()[1..].parse().unwrap();
+        let text = format!("s{from} m{}", next_of_sender[from]);
+        assert_eq!(event["message"]["text"], text, "{event}");
+        next_of_sender[from] += 1;
+    }
+    let calls = script_calls(&cluster.redis).await - before;
+    assert!(
+        calls < (SENDERS * EACH * 3 / 4) as u64,
+        "{calls} script calls for {} messages",
+        SENDERS * EACH
+    );
 }
 
 /// One Redis of two killed: the channel and the pair of users it holds are answered with

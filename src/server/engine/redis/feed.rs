@@ -9,10 +9,11 @@
 //!   channel, while it has local members there: it subscribes before its user's `join`
 //!   is submitted (so nothing published after the join's answer is missed), and a sweep
 //!   drops topics with no local member left.
-//! - **Sending** is one Lua call on the conversation's Redis ([`ROUTE_LUA`]): it takes the
-//!   message id from that Redis' counter (`shards.rs`), keeps the message in history and
-//!   publishes it, atomically, so the order of the calls is the order of the ids and the
-//!   order every subscriber receives. A peer message goes to the inbox of the node this
+//! - **Sending** is one Lua call on the conversation's Redis
+//!   ([`ROUTE_LUA`](super::batch::ROUTE_LUA), with the other messages queued for that
+//!   Redis meanwhile: `batch.rs`): it takes the message id from that Redis' counter
+//!   (`shards.rs`), keeps the message in history and publishes it, atomically, so the
+//!   order of the ids is the order every subscriber receives. A peer message goes to the inbox of the node this
 //!   node's copy of the shared state names for the receiver; if nobody listens there, or
 //!   the receiver has moved on, it goes through the change stream instead (with the id it
 //!   already has), which caches it or answers 3 as on one node.
@@ -29,12 +30,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use redis::aio::PubSubSink;
-use redis::Script;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -47,27 +47,9 @@ use crate::server::engine::{
 use crate::server::outbox::ConnHandle;
 use crate::server::store::HistoryQuery;
 
+use super::batch::Route;
 use super::shards::{shard_of, Shard};
 use super::{lock, pause, stopped, Complaint, Inner, SUBMIT_TIMEOUT};
-
-/// Takes the next id of this Redis, keeps the message in history (`ARGV[4]` at most;
-/// for a peer message only if someone received it) and publishes it. The JSON of the
-/// history entry and of the published message come without their opening brace, which
-/// the script writes with the id. Returns the id and how many nodes received it.
-pub const ROUTE_LUA: &str = r#"
-local id = redis.call('INCR', KEYS[1]) * tonumber(ARGV[1]) + tonumber(ARGV[2])
-local head = string.format('{"message_id":%d,', id)
-local receivers = 0
-if ARGV[3] ~= '' then
-  receivers = redis.call('PUBLISH', ARGV[3], head .. ARGV[6])
-end
-local keep = tonumber(ARGV[4])
-if keep > 0 and (receivers > 0 or ARGV[7] == '1') then
-  redis.call('ZADD', KEYS[2], id, head .. ARGV[5])
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(keep + 1))
-end
-return {id, receivers}
-"#;
 
 /// A topic no local member needs is dropped after at least this long (a `join` on its
 /// way keeps it).
@@ -75,8 +57,9 @@ const WATCH_LINGER: Duration = Duration::from_secs(5);
 /// How often pending sends, routed deliveries and topics are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// What travels on a topic (a node publishes the first two through [`ROUTE_LUA`], with
-/// borrowed fields: [`PeerOut`], [`ChannelOut`]).
+/// What travels on a topic (a node publishes the first two through
+/// [`ROUTE_LUA`](super::batch::ROUTE_LUA), with borrowed fields: [`PeerOut`],
+/// [`ChannelOut`]).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "k")]
 enum TopicMessage {
@@ -220,33 +203,23 @@ fn tail_json(value: &impl Serialize) -> Option<String> {
     Some(json)
 }
 
-/// One call of [`ROUTE_LUA`] on `shard`: the id, and how many nodes received it.
+/// Numbers, publishes and keeps one message on `shard` (batched with others:
+/// `batch.rs`): the id, and how many nodes received it.
 async fn route(
     shard: &Shard,
-    keys: (&str, &str),
-    count: usize,
+    history_key: &str,
     (topic, keep, always_keep): (&str, u32, bool),
     (history, published): (&str, &str),
 ) -> Result<(u64, u64), String> {
-    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ROUTE_LUA));
-    let mut conn = shard.conn.clone();
-    let mut invocation = SCRIPT.prepare_invoke();
-    invocation
-        .key(keys.0)
-        .key(keys.1)
-        .arg(count)
-        .arg(shard.index)
-        .arg(topic)
-        .arg(keep)
-        .arg(history)
-        .arg(published)
-        .arg(if always_keep { "1" } else { "0" });
-    let call = invocation.invoke_async::<(u64, u64)>(&mut conn);
-    match tokio::time::timeout(SUBMIT_TIMEOUT, call).await {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("timed out".into()),
-    }
+    let route = Route {
+        history_key: history_key.to_string(),
+        topic: topic.to_string(),
+        keep,
+        always_keep,
+        history: history.to_string(),
+        published: published.to_string(),
+    };
+    shard.router.route(route).await
 }
 
 impl Inner {
@@ -295,11 +268,9 @@ pub fn route_peer(
         };
         let shard = inner.shard_for(&app, &conv);
         let history_key = inner.keys.history(&app, &conv);
-        let mseq = inner.keys.mseq.as_str();
-        let count = inner.shards.len();
         let Some(node) = located else {
             // Offline: only an id; the change stream caches it or answers 3.
-            return match route(shard, (mseq, &history_key), count, ("", 0, false), ("", "")).await {
+            return match route(shard, &history_key, ("", 0, false), ("", "")).await {
                 Ok((message_id, _)) => PeerRoute::NotThere { message_id },
                 Err(_) => PeerRoute::Unavailable,
             };
@@ -335,8 +306,7 @@ pub fn route_peer(
         let keep = hub.config().history_limit;
         let routed = route(
             shard,
-            (mseq, &history_key),
-            count,
+            &history_key,
             (&inbox(node), keep, false),
             (&history, &published),
         )
@@ -370,14 +340,7 @@ async fn route_here(
 ) -> PeerRoute {
     let history_key = inner.keys.history(app, &peer_conversation(from, to));
     let keep = hub.config().history_limit;
-    let counted = route(
-        shard,
-        (&inner.keys.mseq, &history_key),
-        inner.shards.len(),
-        ("", keep, true),
-        (history, ""),
-    )
-    .await;
+    let counted = route(shard, &history_key, ("", keep, true), (history, "")).await;
     let Ok((message_id, _)) = counted else {
         return PeerRoute::Unavailable;
     };
@@ -449,12 +412,9 @@ pub fn route_channel(
             return Outcome::Unavailable;
         };
         let shard = &inner.shards[shard];
-        let count = inner.shards.len();
-        let mseq = inner.keys.mseq.as_str();
         match route(
             shard,
-            (mseq, &history_key),
-            count,
+            &history_key,
             (&topic, keep, true),
             (&history, &published),
         )

@@ -4,8 +4,9 @@
 //! Two paths. Changes to the shared state (logins, joins, presence, attributes,
 //! invitations, timers, the offline cache) go through one ordered stream that every node
 //! applies to its copy; messages (peer messages with their acks, channel messages), the
-//! bulk of the traffic, go straight to the nodes concerned over PUB/SUB (`feed.rs`), on
-//! the Redis that holds their conversation (`shards.rs`). The first Redis of the list
+//! bulk of the traffic, go straight to the nodes concerned over PUB/SUB (`feed.rs`, sent
+//! in batches per Redis: `batch.rs`), on the Redis that holds their conversation
+//! (`shards.rs`). The first Redis of the list
 //! carries the stream, snapshots and heartbeats; every Redis holds its share of history
 //! and hands out the message ids of its conversations.
 //!
@@ -59,9 +60,11 @@ use super::{
     RoutedMessage, SharedState, Stamp, Submitted,
 };
 
+mod batch;
 mod feed;
 pub mod shards;
 
+use batch::Router;
 use shards::{shard_of, Shard};
 
 /// A request gives up on Redis after this long and is answered with its family's failure.
@@ -271,11 +274,13 @@ impl RedisEngine {
                 .await
                 .map_err(failed)?;
             shard_stores.push(store_id(&mut conn, &keys).await.map_err(failed)?);
+            let router = Router::start(conn.clone(), keys.mseq.clone(), settings.urls.len(), index);
             shards.push(Shard {
                 index,
                 url: url.clone(),
                 client,
                 conn,
+                router,
             });
         }
         let first = shards[0].clone();

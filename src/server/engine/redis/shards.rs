@@ -13,6 +13,8 @@
 
 use redis::aio::ConnectionManager;
 
+use super::batch::Router;
+
 /// One Redis server of the list.
 #[derive(Clone)]
 pub struct Shard {
@@ -22,6 +24,8 @@ pub struct Shard {
     pub client: redis::Client,
     /// Multiplexed, pipelined, reconnecting: every command but blocking reads and PUB/SUB.
     pub conn: ConnectionManager,
+    /// Its queue of message routes, sent in batches (`batch.rs`).
+    pub router: Router,
 }
 
 /// Which of `count` servers holds the keys of `id` in `app`.
