@@ -1,6 +1,6 @@
 //! The uploads and downloads the session runs (`/file`, `/image`, `/save`): one task
 //! each, which tells the loop the transfer's progress as it changes (at most
-//! [`PROGRESS_EVERY`], so a fast transfer does not redraw the screen for every chunk; an
+//! `PROGRESS_EVERY`, so a fast transfer does not redraw the screen for every chunk; an
 //! idle one wakes nobody) and answers with [`Action::Done`] at the end. Esc reaches the
 //! task through [`TransferTasks::cancel`]; the task then drops the client's `Transfer`,
 //! which cancels it.

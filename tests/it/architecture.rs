@@ -412,3 +412,53 @@ fn a_circle_is_found() {
     .collect();
     assert_eq!(circles(&graph), [["a", "b", "c"]]);
 }
+
+/// Each type name means one thing in the crate: no two `struct`, `enum`, `trait`, `union`
+/// or `type` items of `src/` (tests aside; associated types are not items) share a name, so
+/// a reader who meets one knows which room it belongs to.
+#[test]
+fn no_two_types_share_a_name() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut defined: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in &files {
+        let text = fs::read_to_string(file).unwrap();
+        let code = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap_or_default();
+        for (number, line) in code.lines().enumerate() {
+            let indented = line.starts_with(' ');
+            let mut words = line.split_whitespace().skip_while(|w| w.starts_with("pub"));
+            let (Some(kind), Some(name)) = (words.next(), words.next()) else {
+                continue;
+            };
+            // `type X = ...;` indented is an associated type (or a local alias).
+            let item = matches!(kind, "struct" | "enum" | "trait" | "union")
+                || (kind == "type" && !indented);
+            let name: String = name
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if item && name.starts_with(char::is_uppercase) {
+                let place = format!(
+                    "{}:{}",
+                    file.strip_prefix(&src).unwrap().display(),
+                    number + 1
+                );
+                defined.entry(name).or_default().push(place);
+            }
+        }
+    }
+    // The check sees items: the protocol's Request is one.
+    assert!(defined.contains_key("Request"), "{defined:?}");
+    let shared: Vec<_> = defined
+        .iter()
+        .filter(|(_, places)| places.len() > 1)
+        .collect();
+    assert!(
+        shared.is_empty(),
+        "type names defined more than once: {shared:?}"
+    );
+}

@@ -58,7 +58,7 @@ use state::{ConnRef, Here, Shared, State};
 use timers::Timers;
 
 /// A hub timer: cancels it ([`timers::TimerHandle::abort`]).
-type TimerHandle = timers::TimerHandle<Hub>;
+type HubTimer = timers::TimerHandle<Hub>;
 
 /// Close code sent with `kicked` (normal closure: the server ended the session on purpose).
 pub const CLOSE_KICKED: u16 = 1000;
@@ -197,12 +197,12 @@ impl Hub {
 
     /// Runs `then` on the hub after `delay` (one entry in the timer wheel); the handle
     /// cancels it.
-    fn after(&self, delay: Duration, then: impl FnOnce(&Hub) + Send + 'static) -> TimerHandle {
+    fn after(&self, delay: Duration, then: impl FnOnce(&Hub) + Send + 'static) -> HubTimer {
         self.inner.timers.start(delay, then)
     }
 
     /// Submits `change` when a timer fires after `delay`.
-    fn change_after(&self, delay: Duration, change: Change) -> TimerHandle {
+    fn change_after(&self, delay: Duration, change: Change) -> HubTimer {
         self.after(delay, move |hub| hub.submit_detached(change))
     }
 

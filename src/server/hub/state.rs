@@ -16,7 +16,7 @@ use crate::server::store::CachedMessage;
 
 use super::feeds::AppAdmin;
 use super::offline::OfflineCache;
-use super::TimerHandle;
+use super::HubTimer;
 
 /// A connection as the shared state holds it: where it is, and its outbox if it is here.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,7 +69,7 @@ pub(super) struct User {
     /// The running token timers (warning, expiry) on the connection's node: aborted when
     /// a renewal replaces them or the user goes, so that renewals do not pile up.
     #[serde(skip)]
-    pub token_timers: Vec<TimerHandle>,
+    pub token_timers: Vec<HubTimer>,
 }
 
 /// One channel.
@@ -177,7 +177,7 @@ pub(super) struct PendingAck {
     pub request_id: u32,
     pub result: SendResult,
     /// The ack timeout, cancelled when the ack comes.
-    pub timer: TimerHandle,
+    pub timer: HubTimer,
 }
 
 /// The shared state every node holds alike (what a new node loads).

@@ -72,7 +72,7 @@ return out
 
 /// One message to number, publish and keep.
 #[derive(Debug)]
-pub struct Route {
+pub struct MessageRoute {
     pub history_key: String,
     /// Where it is published (`""`: nowhere, only numbered and kept).
     pub topic: String,
@@ -87,9 +87,9 @@ pub struct Route {
 }
 
 /// Its id, and how many nodes received it.
-pub type Routed = Result<(u64, u64), String>;
+pub type RouteAnswer = Result<(u64, u64), String>;
 
-type Waiting = (Route, oneshot::Sender<Routed>);
+type Waiting = (MessageRoute, oneshot::Sender<RouteAnswer>);
 
 /// The queue of one Redis' routes; cloning it shares the queue.
 #[derive(Clone)]
@@ -107,7 +107,7 @@ impl Router {
     }
 
     /// Numbers, publishes and keeps `route`, with the messages queued beside it.
-    pub async fn route(&self, route: Route) -> Routed {
+    pub async fn route(&self, route: MessageRoute) -> RouteAnswer {
         let (answer, answered) = oneshot::channel();
         if self.queue.try_send((route, answer)).is_err() {
             return Err("too many messages waiting for Redis".into());

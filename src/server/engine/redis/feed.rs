@@ -47,7 +47,7 @@ use crate::server::engine::{
 use crate::server::outbox::ConnHandle;
 use crate::server::store::HistoryQuery;
 
-use super::batch::Route;
+use super::batch::MessageRoute;
 use super::shards::{shard_of, Shard};
 use super::{lock, pause, stopped, Complaint, Inner, SUBMIT_TIMEOUT};
 
@@ -211,7 +211,7 @@ async fn route(
     (topic, keep, always_keep): (&str, u32, bool),
     (history, published): (&str, &str),
 ) -> Result<(u64, u64), String> {
-    let route = Route {
+    let route = MessageRoute {
         history_key: history_key.to_string(),
         topic: topic.to_string(),
         keep,
