@@ -38,7 +38,7 @@ pub const WINDOW: Duration = Duration::from_millis(2);
 /// Messages in one call at most.
 pub const MAX_BATCH: usize = 64;
 /// Messages waiting for their call at most.
-pub const QUEUE: usize = 16_384;
+pub const QUEUE: usize = 4_096;
 
 /// For each message `i` (`KEYS[1 + i]` its history): takes the next id of this Redis
 /// (`KEYS[1]` counts them; `ARGV[1]` Redis servers in the list, this one `ARGV[2]`),
