@@ -70,13 +70,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Demo(args)) => {
             let _guard = logging::to_file(&level(DEFAULT_LOG_LEVEL))?;
-            runtime()?.block_on(commands::chat::demo(args, cli.chat))
+            run_then_leave(runtime()?, commands::chat::demo(args, cli.chat))
         }
         None => {
             let _guard = logging::to_file(&level(DEFAULT_LOG_LEVEL))?;
-            runtime()?.block_on(commands::chat::chat(cli.chat))
+            run_then_leave(runtime()?, commands::chat::chat(cli.chat))
         }
     }
+}
+
+/// Runs the chat client to its end, then leaves without waiting on work still blocked in
+/// the runtime (a terminal read, a file being written): the terminal is given back
+/// already, and a user who quit must get the prompt at once.
+fn run_then_leave<T>(
+    runtime: tokio::runtime::Runtime,
+    chat: impl std::future::Future<Output = T>,
+) -> T {
+    let result = runtime.block_on(chat);
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
