@@ -4,6 +4,7 @@
 //! `capture-pane`, polled until what is expected shows (with a timeout, never a fixed
 //! sleep). Used by `tui_e2e` and `tui_media_e2e`.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -82,11 +83,28 @@ impl Tmux {
                 }
                 assert!(
                     Instant::now() < deadline,
-                    "timed out waiting for {what}; screen:\n{screen}"
+                    "timed out waiting for {what}; screen:\n{screen}\nthe client's log:\n{}",
+                    self.log_tail()
                 );
                 std::thread::sleep(Duration::from_millis(50));
             }
         })
+    }
+
+    /// The last lines of the chat client's log (`RTM_TUI_HOME/state`), for a failure.
+    fn log_tail(&self) -> String {
+        let dir = Path::new(&self.home_path).join("state");
+        let newest = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .max();
+        let Some(text) = newest.and_then(|path| std::fs::read_to_string(path).ok()) else {
+            return format!("(none in {})", dir.display());
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     pub fn wait_for(&self, text: &str) -> String {
@@ -101,11 +119,12 @@ impl Tmux {
 }
 
 impl Tmux {
-    /// Starts `rtm-tui` against `url` as `user` in the pane's shell (`env` before it).
+    /// Starts `rtm-tui` against `url` as `user` in the pane's shell (`env` before it),
+    /// logging at debug level into its home, which a failed wait prints.
     pub fn launch(&self, env: &str, url: &str, user: &str) {
         let binary = env!("CARGO_BIN_EXE_rtm-tui");
         self.line(&format!(
-            "{env} RTM_TUI_HOME={} {binary} --server {url} --app-id e2e --user {user}",
+            "{env} RTM_TUI_HOME={} RTM_TUI_LOG=debug {binary} --server {url} --app-id e2e --user {user}",
             self.home_path
         ));
         self.wait_for("[connected]");
