@@ -13,10 +13,11 @@
 //!   ([`ROUTE_LUA`](super::batch::ROUTE_LUA), with the other messages queued for that
 //!   Redis meanwhile: `batch.rs`): it takes the message id from that Redis' counter
 //!   (`shards.rs`), keeps the message in history and publishes it, atomically, so the
-//!   order of the ids is the order every subscriber receives. A peer message goes to the inbox of the node this
-//!   node's copy of the shared state names for the receiver; if nobody listens there, or
-//!   the receiver has moved on, it goes through the change stream instead (with the id it
-//!   already has), which caches it or answers 3 as on one node.
+//!   order of the ids is the order every subscriber receives. A peer message goes to the
+//!   inbox of the node this node's copy of the shared state names for the receiver; if
+//!   nobody listens there, or the receiver has moved on, it goes through the change
+//!   stream instead (with the id it already has), which caches it or answers 3 as on one
+//!   node.
 //! - **Acks** go back to the sender's inbox on the same Redis, and answer the `send_peer`.
 //! - **Causality.** A message carries how far its sender's node had read the change
 //!   stream; a receiving node that is behind waits until it has read as far (at most
@@ -204,20 +205,21 @@ fn tail_json(value: &impl Serialize) -> Option<String> {
 }
 
 /// Numbers, publishes and keeps one message on `shard` (batched with others:
-/// `batch.rs`): the id, and how many nodes received it.
+/// `batch.rs`): the id, and how many nodes received it. Takes the JSON it was given, so
+/// a message's body is not copied again on its way to Redis.
 async fn route(
     shard: &Shard,
-    history_key: &str,
-    (topic, keep, always_keep): (&str, u32, bool),
-    (history, published): (&str, &str),
+    history_key: String,
+    (topic, keep, always_keep): (String, u32, bool),
+    (history, published): (String, String),
 ) -> Result<(u64, u64), String> {
     let route = MessageRoute {
-        history_key: history_key.to_string(),
-        topic: topic.to_string(),
+        history_key,
+        topic,
         keep,
         always_keep,
-        history: history.to_string(),
-        published: published.to_string(),
+        history,
+        published,
     };
     shard.router.route(route).await
 }
@@ -270,7 +272,8 @@ pub fn route_peer(
         let history_key = inner.keys.history(&app, &conv);
         let Some(node) = located else {
             // Offline: only an id; the change stream caches it or answers 3.
-            return match route(shard, &history_key, ("", 0, false), ("", "")).await {
+            let nowhere = (String::new(), 0, false);
+            return match route(shard, history_key, nowhere, Default::default()).await {
                 Ok((message_id, _)) => PeerRoute::NotThere { message_id },
                 Err(_) => PeerRoute::Unavailable,
             };
@@ -283,7 +286,7 @@ pub fn route_peer(
                 (&app, &from, &to),
                 &message,
                 server_ts,
-                &history,
+                (history_key, history),
             )
             .await;
         }
@@ -306,9 +309,9 @@ pub fn route_peer(
         let keep = hub.config().history_limit;
         let routed = route(
             shard,
-            &history_key,
-            (&inbox(node), keep, false),
-            (&history, &published),
+            history_key,
+            (inbox(node), keep, false),
+            (history, published),
         )
         .await;
         match routed {
@@ -336,11 +339,16 @@ async fn route_here(
     (app, from, to): (&str, &str, &str),
     message: &Message,
     server_ts: u64,
-    history: &str,
+    (history_key, history): (String, String),
 ) -> PeerRoute {
-    let history_key = inner.keys.history(app, &peer_conversation(from, to));
     let keep = hub.config().history_limit;
-    let counted = route(shard, &history_key, ("", keep, true), (history, "")).await;
+    let counted = route(
+        shard,
+        history_key,
+        (String::new(), keep, true),
+        (history, String::new()),
+    )
+    .await;
     let Ok((message_id, _)) = counted else {
         return PeerRoute::Unavailable;
     };
@@ -414,9 +422,9 @@ pub fn route_channel(
         let shard = &inner.shards[shard];
         match route(
             shard,
-            &history_key,
-            (&topic, keep, true),
-            (&history, &published),
+            history_key,
+            (topic, keep, true),
+            (history, published),
         )
         .await
         {
