@@ -141,15 +141,7 @@ impl Hub {
             ));
         }
     }
-}
 
-pub(super) fn forget_cached(state: &mut State, app: &str, receiver: &str, message_id: u64) {
-    if let Some(app_state) = state.apps().get_mut(app) {
-        app_state.offline.remove(receiver, message_id);
-    }
-}
-
-impl Hub {
     /// Why `message` from `from` cannot be cached, if its quotas are spent: the server's
     /// whole cache (every app) or its sender's share in `app`.
     pub(super) fn offline_quota_spent(
@@ -174,5 +166,11 @@ impl Hub {
             return Some("your messages fill your share of the offline cache");
         }
         None
+    }
+}
+
+pub(super) fn forget_cached(state: &mut State, app: &str, receiver: &str, message_id: u64) {
+    if let Some(app_state) = state.apps().get_mut(app) {
+        app_state.offline.remove(receiver, message_id);
     }
 }

@@ -116,7 +116,7 @@ pub(super) struct Tenant {
     /// Pending invitations.
     #[serde(with = "as_list")]
     pub invitations: HashMap<InvitationKey, PendingInvitation>,
-    /// Bans and the REST API's event feeds (`admin.rs`).
+    /// Bans and the REST API's event feeds (`feeds.rs`; `admin.rs` changes them).
     #[serde(default)]
     pub admin: AppAdmin,
 }
