@@ -3,6 +3,7 @@
 //! [`Action`] for `App::update`; queued events are taken together before one draw, and
 //! nothing is drawn unless something changed, so an idle client uses no CPU.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
@@ -145,6 +146,8 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> Re
     // The connection dropped: if it was to the embedded default whose owner (another
     // rtm-tui) has quit, this one takes over by starting the server itself.
     let mut lost_server = false;
+    // Actions taken from their queues and not yet handed to the app (`events_then`).
+    let mut queued: VecDeque<Action> = VecDeque::new();
     loop {
         if std::mem::take(&mut lost_server) {
             shell.take_over_server().await;
@@ -167,18 +170,22 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> Re
         }
         let tick = app.needs_tick();
         // Input first: a flood of messages must not starve the keyboard.
-        let first = tokio::select! {
-            biased;
-            event = input.next() => match event {
-                Some(Ok(event)) => translate(&event, &app.keymap),
-                Some(Err(e)) => return Err(io("terminal input failed")(e)),
-                None => break,
-            },
-            action = rx.recv() => action,
-            event = next_client_event(&mut shell.network) => event.map(client_action),
-            () = tokio::time::sleep(Duration::from_secs(1)), if tick => Some(Action::Tick),
-            _ = terminate.recv() => Some(Action::Key(KeyAction::Quit)),
-            _ = hangup.recv() => Some(Action::Key(KeyAction::Quit)),
+        let first = if let Some(action) = queued.pop_front() {
+            Some(action)
+        } else {
+            tokio::select! {
+                biased;
+                event = input.next() => match event {
+                    Some(Ok(event)) => translate(&event, &app.keymap),
+                    Some(Err(e)) => return Err(io("terminal input failed")(e)),
+                    None => break,
+                },
+                action = rx.recv() => action.map(|answer| events_then(answer, &mut shell.network, &mut queued)),
+                event = next_client_event(&mut shell.network) => event.map(client_action),
+                () = tokio::time::sleep(Duration::from_secs(1)), if tick => Some(Action::Tick),
+                _ = terminate.recv() => Some(Action::Key(KeyAction::Quit)),
+                _ = hangup.recv() => Some(Action::Key(KeyAction::Quit)),
+            }
         };
         let started = Instant::now();
         let mut next = first;
@@ -214,8 +221,12 @@ pub async fn run(mut app: App, initial: Vec<Effect>, connector: Connector) -> Re
             // Terminal input is not polled here: EventStream must only be polled with the
             // loop's real waker (a no-op waker would leave it asleep); keys come one by one
             // anyway, and pastes arrive as one event.
+            if let Some(action) = queued.pop_front() {
+                next = Some(action);
+                continue;
+            }
             next = match rx.try_recv() {
-                Ok(action) => Some(action),
+                Ok(answer) => Some(events_then(answer, &mut shell.network, &mut queued)),
                 Err(_) => match shell
                     .network
                     .as_mut()
@@ -275,6 +286,28 @@ fn hyperlinks(links: &[render::links::Link]) -> io::Result<()> {
     }
     queue!(out, cursor::RestorePosition)?;
     out.flush()
+}
+
+/// The first action to handle of `answer` (one of our jobs' answers) and the client events
+/// already received, which go before it: the client hands the application an event as
+/// soon as it reads it (`client::connection`'s `emit`), so an event the server sent
+/// before a reply (bob joined, then the member list that names him) is waiting before the
+/// answer that reply makes. The rest go to `queued`, in order.
+fn events_then(
+    answer: Action,
+    network: &mut Option<(Network, Events)>,
+    queued: &mut VecDeque<Action>,
+) -> Action {
+    if let Some((_, events)) = network {
+        while let Some(event) = events.try_recv() {
+            queued.push_back(client_action(event));
+        }
+    }
+    if queued.is_empty() {
+        return answer;
+    }
+    queued.push_back(answer);
+    queued.pop_front().expect("not empty")
 }
 
 async fn next_client_event(network: &mut Option<(Network, Events)>) -> Option<ClientEvent> {

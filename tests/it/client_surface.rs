@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::support::client::{expect_server_event, fast_config, logged_in, WAIT};
 use crate::support::{start_server, test_config};
-use rtm::client::{new_invitation_id, Attributes, Event, Events, Message, PeerStatus};
+use rtm::client::{new_invitation_id, Attributes, ClientEvent, Event, Events, Message, PeerStatus};
 use rtm::protocol::Family;
 use tokio::time::timeout;
 
@@ -343,4 +343,42 @@ async fn raw_messages_travel_in_channels() {
     assert_eq!(message.raw_bytes().unwrap(), bytes);
     assert!(matches!(message, Message::Raw { description, .. } if description == "all bytes"));
     server.shutdown().await;
+}
+
+/// An event the server sent before a reply is handed to the application before that
+/// reply answers its request: once `get_members` names bob, his `member_joined` is already
+/// waiting (the chat client relies on it to show "bob joined").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_sent_before_a_reply_is_waiting_when_the_reply_answers() {
+    let mut config = test_config();
+    config.rate_limits = rtm::server::RateLimits::unlimited();
+    let server = start_server(config).await;
+    let url = server.url();
+    let (alice, mut alice_events) = logged_in(fast_config(&url), "alice").await;
+    let (bob, _bob_events) = logged_in(fast_config(&url), "bob").await;
+    for round in 0..50 {
+        let name = format!("room{round}");
+        let alice_side = alice.create_channel(&name).unwrap();
+        alice_side.join().await.unwrap();
+        // Bob's join is answered once applied: alice's event is queued before it.
+        let bob_side = bob.create_channel(&name).unwrap();
+        bob_side.join().await.unwrap();
+        let members = alice_side.get_members().await.unwrap();
+        assert!(members.contains(&"bob".to_string()), "{members:?}");
+        let mut waiting = Vec::new();
+        while let Some(event) = alice_events.try_recv() {
+            waiting.push(event);
+        }
+        let joined = waiting.iter().any(|e| {
+            matches!(e, ClientEvent::Server(Event::MemberJoined { channel, user })
+                if *channel == name && user == "bob")
+        });
+        assert!(
+            joined,
+            "round {round}: bob's join not yet handed over: {waiting:?}"
+        );
+        // At most 20 channels each.
+        alice_side.leave().await.unwrap();
+        bob_side.leave().await.unwrap();
+    }
 }

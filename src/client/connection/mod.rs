@@ -753,9 +753,21 @@ impl ConnectionHandler {
         });
     }
 
+    /// Hands `event` to the application at once when there is room (so that it is
+    /// there before a reply read after it resolves its request), else after those
+    /// already waiting.
     fn emit(&mut self, event: ClientEvent) {
-        if !self.events_closed {
+        if self.events_closed {
+            return;
+        }
+        if !self.backlog.is_empty() {
             self.backlog.push_back(event);
+            return;
+        }
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => self.backlog.push_back(event),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.events_closed = true,
         }
     }
 
