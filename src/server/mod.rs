@@ -81,7 +81,7 @@ pub use config::{
 pub use config_file::{
     open_mode, open_mode_warning, AppEntry, ConfigFileError, LimitsSection, ServerFile,
 };
-pub use engine::redis::shards::{shard_of_channel, shard_of_peers};
+pub use engine::redis::shards::{shard_of_app, shard_of_channel, shard_of_peers};
 pub use engine::redis::SNAPSHOT_EVERY;
 pub use hub::Hub;
 pub use outbox::ConnHandle;
@@ -126,7 +126,7 @@ async fn prepare(config: Config) -> Result<OpenedStore, ServerError> {
         }
         StoreLocation::Redis(settings) => {
             tracing::info!(urls = ?settings.urls, settings.node, "joining the nodes on redis");
-            let (engine, snapshot) = engine::redis::RedisEngine::connect(settings).await?;
+            let engine = engine::redis::RedisEngine::connect(settings).await?;
             let media = if config.media {
                 let store = media::MediaStore::redis(&settings.urls, config.media_expiry)
                     .await
@@ -135,8 +135,7 @@ async fn prepare(config: Config) -> Result<OpenedStore, ServerError> {
             } else {
                 None
             };
-            let hub = Hub::with_snapshot(Arc::new(config), Box::new(engine), snapshot.as_deref())
-                .map_err(engine::redis::RedisEngineError::Snapshot)?;
+            let hub = Hub::with_engine(Arc::new(config), Box::new(engine));
             if let Some(media) = media {
                 hub.set_media(Arc::new(media));
             }

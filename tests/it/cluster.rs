@@ -724,7 +724,7 @@ async fn a_node_started_later_loads_the_snapshot_and_reads_on() {
     let length = loop {
         let length: u64 = cluster
             .redis
-            .command(&["XLEN", "rtm:log"])
+            .command(&["XLEN", &format!("rtm:app:{APP}:log")])
             .await
             .trim_start_matches(':')
             .trim()

@@ -10,8 +10,9 @@ use std::time::Duration;
 use crate::support::cluster::{Cluster, Redis};
 use crate::support::raw::{join, named, send_channel, Expect};
 use crate::support::{text, WAIT};
+use rtm::qa::check::rest::{Api, Auth};
 use rtm::qa::raw::{code_of, RawConn};
-use rtm::server::{shard_of_channel, shard_of_peers};
+use rtm::server::{shard_of_app, shard_of_channel, shard_of_peers};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -286,4 +287,110 @@ async fn one_redis_down_fails_only_what_it_holds() {
         })
         .await;
     assert!(got.is_some(), "bob got the message once its Redis was back");
+}
+
+/// The first of `prefix0`, `prefix1`, ... whose shared state Redis `shard` of `count` holds.
+fn app_on(shard: usize, count: usize, prefix: &str) -> String {
+    (0..1000)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|app| shard_of_app(count, app) == shard)
+        .expect("some name lands on every shard")
+}
+
+async fn login_to(url: &str, app: &str, user: &str) -> RawConn {
+    let mut conn = RawConn::connect(url, user, None).await.unwrap();
+    let reply = conn
+        .call_within(json!({"op": "login", "app_id": app, "user": user}), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(code_of(&reply), 0, "login of {user} to {app}: {reply}");
+    conn
+}
+
+/// A node's `rtm_apps` gauge: how many apps' shared state it holds.
+async fn apps_held(url: &str) -> u64 {
+    let api = Api::from_ws_url(url, Auth::None).unwrap();
+    let (status, text) = api
+        .raw(&Auth::None, "GET", "/metrics", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|line| line.strip_prefix("rtm_apps "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no rtm_apps in {text}"))
+}
+
+/// Polls a node's `rtm_apps` until it is `want`, or panics.
+async fn wait_for_apps_held(url: &str, want: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let held = apps_held(url).await;
+        if held == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} holds {held} apps, {want} expected after {within:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Whether `key` exists on `redis`.
+async fn exists(redis: &Redis, key: &str) -> bool {
+    redis.command(&["EXISTS", key]).await.trim() == ":1"
+}
+
+/// Each app's changes go to a stream on the Redis its id hashes to, and a node holds only
+/// the apps its users are in: it loads one when its first user of it logs in (seeing
+/// what the other node's users did there), holds nothing when it starts (no world
+/// snapshot), and forgets an app a while after its last user there left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_spread_over_the_redis_servers_and_a_node_holds_only_those_it_serves() {
+    let mut cluster = Cluster::start_sharded(2, 2, &[]).await;
+    let (first, second) = (app_on(0, 2, "first"), app_on(1, 2, "second"));
+    let mut alice = login_to(&cluster.url(0), &first, "alice").await;
+    alice.ok(join("room")).await;
+    let _carol = login_to(&cluster.url(1), &second, "carol").await;
+    for (shard, (mine, other)) in [(&first, &second), (&second, &first)]
+        .into_iter()
+        .enumerate()
+    {
+        let redis = cluster.redis_server(shard);
+        assert!(
+            exists(redis, &format!("rtm:app:{mine}:log")).await,
+            "{mine} on {shard}"
+        );
+        assert!(
+            !exists(redis, &format!("rtm:app:{other}:log")).await,
+            "{other} not on {shard}"
+        );
+    }
+    wait_for_apps_held(&cluster.url(0), 1, WAIT).await;
+    wait_for_apps_held(&cluster.url(1), 1, WAIT).await;
+
+    // Bob's login on the second node loads the first app there, with alice in it.
+    let mut bob = login_to(&cluster.url(1), &first, "bob").await;
+    let online = bob
+        .ok(json!({"op": "query_peers_online", "peers": ["alice"]}))
+        .await;
+    assert_eq!(online["peers"]["alice"], "online", "{online}");
+    assert_eq!(bob.ok(join("room")).await["member_count"], 2);
+    alice
+        .expect_event_with("member_joined", json!({"channel": "room", "user": "bob"}))
+        .await;
+    wait_for_apps_held(&cluster.url(1), 2, WAIT).await;
+
+    // A node that starts holds nothing until one of its users comes.
+    let engine = cluster.engine();
+    cluster
+        .nodes
+        .push(crate::support::cluster::Node::start(&engine, "n3", &[]).await);
+    wait_for_apps_held(&cluster.url(2), 0, WAIT).await;
+
+    // Bob leaves: a while later his node forgets the first app (alice's does not).
+    bob.ok(json!({"op": "logout"})).await;
+    wait_for_apps_held(&cluster.url(1), 1, Duration::from_secs(30)).await;
+    assert_eq!(apps_held(&cluster.url(0)).await, 1);
 }

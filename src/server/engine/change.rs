@@ -163,10 +163,47 @@ pub enum Change {
         user: String,
         epoch: u64,
     },
-    /// A node stopped beating: its connections are gone, its timers change owner.
-    NodeGone { node: NodeId },
+    /// A node stopped beating: its connections to `app` are gone, its timers there change
+    /// owner (one change per app that names the node: each app's state is its own).
+    NodeGone { app: String, node: NodeId },
     /// An operator's change: kick, ban, unban, event feeds (`hub/admin.rs`).
     Admin(AdminChange),
+}
+
+impl Change {
+    /// The app whose state the change is to: each app's changes are ordered on their own
+    /// (the Redis engine keeps one stream per app).
+    pub fn app(&self) -> &str {
+        match self {
+            Change::Login { app, .. }
+            | Change::Logout { app, .. }
+            | Change::Disconnected { app, .. }
+            | Change::SendPeer { app, .. }
+            | Change::Ack { app, .. }
+            | Change::ForgetCached { app, .. }
+            | Change::Join { app, .. }
+            | Change::Leave { app, .. }
+            | Change::SendChannel { app, .. }
+            | Change::Subscribe { app, .. }
+            | Change::Unsubscribe { app, .. }
+            | Change::UserAttributes { app, .. }
+            | Change::ChannelAttributes { app, .. }
+            | Change::Invite { app, .. }
+            | Change::CancelInvitation { app, .. }
+            | Change::AnswerInvitation { app, .. }
+            | Change::WatchToken { app, .. }
+            | Change::GraceOver { app, .. }
+            | Change::AttributesExpired { app, .. }
+            | Change::InvitationExpired { app, .. }
+            | Change::TokenExpired { app, .. }
+            | Change::NodeGone { app, .. }
+            | Change::Admin(
+                AdminChange::Kick { app, .. }
+                | AdminChange::Unban { app, .. }
+                | AdminChange::TakeEvents { app, .. },
+            ) => app,
+        }
+    }
 }
 
 /// Where a change is applied from: who submitted it, the id a message in it gets, and the
@@ -176,7 +213,8 @@ pub struct Stamp {
     /// The node that submitted the change.
     pub origin: NodeId,
     /// The message id this change was given in the shared order (`None`: the hub's own
-    /// counter, on one node).
+    /// counter on one node; on several, a message carries the id its conversation's Redis
+    /// gave it in the change itself).
     pub message_id: Option<u64>,
     /// Unix milliseconds at the origin when it submitted the change.
     pub now_ms: u64,

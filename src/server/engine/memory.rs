@@ -94,7 +94,7 @@ impl Engine for MemoryEngine {
         Submitted::Applied(outcome.unwrap_or(super::Outcome::Done))
     }
 
-    fn caught_up(&self) -> Option<BoxFuture<()>> {
+    fn caught_up(&self, _node: &dyn Node, _app: Option<&str>) -> Option<BoxFuture<()>> {
         None
     }
 

@@ -3,19 +3,22 @@
 //! The hub (`hub/`) keeps everything node-local: this node's connections and their
 //! ordered delivery, pending acks, timers. What users on different nodes must agree on
 //! (who is online where, channel membership, presence subscriptions, attributes,
-//! invitations, the offline cache) is one deterministic state that every node holds a
-//! copy of and changes only by applying [`Change`]s. An engine does two things:
+//! invitations, the offline cache) is, per app, one deterministic state that every node
+//! serving the app holds a copy of and changes only by applying [`Change`]s. An engine
+//! does two things:
 //!
-//! - [`Engine::submit`] puts a change in the one order every node applies them in, and
-//!   hands it back to this node's hub to apply (with the id a message gets);
+//! - [`Engine::submit`] puts a change in its app's order (every node holding the app
+//!   applies its changes in that order), and hands it back to this node's hub to apply;
 //! - it keeps history (a [`MessageStore`]): appends, reads, and the durable copy of the
 //!   offline cache where the order itself is not durable.
 //!
 //! Two engines: [`memory`] (one node: a change is applied at once; SQLite keeps history,
-//! the offline cache and the id counter) and [`redis`] (several nodes: changes go through
-//! one Redis stream that every node reads in order; history in sorted sets). Reads
-//! (members, counts, presence queries, attributes, history) are answered from this node's
-//! copy once it has caught up with the stream as it was when the read came
+//! the offline cache and the id counter) and [`redis`] (several nodes: an app's changes
+//! go through its Redis stream, which every node serving the app reads in order; a node
+//! holds only the apps it serves; history in sorted sets). Every change names its app
+//! ([`Change::app`]), and each app's changes are ordered on their own. Reads (members,
+//! counts, presence queries, attributes, history) are answered from this node's copy once
+//! it has caught up with the app's stream as it was when the read came
 //! ([`Engine::caught_up`]), so a read sees every write answered before it, on any node.
 //!
 //! The engine sits below the hub and never names it: it drives the node above it through
@@ -90,10 +93,11 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// comes, with `conn` (the requesting connection, if any) as the origin's.
     fn submit(&self, node: &dyn Node, change: Change, conn: Option<ConnHandle>) -> Submitted;
 
-    /// Resolves once this node has applied every change appended before the call (`None`:
-    /// always the case, as on one node). Reads wait for it, so a read never misses a
-    /// write another node has already answered.
-    fn caught_up(&self) -> Option<BoxFuture<()>>;
+    /// Resolves once this node has applied every change of `app` (`None`: of every app it
+    /// holds) appended before the call, loading the app's state first if this node does
+    /// not hold it (`None` returned: always the case, as on one node). Reads wait for it,
+    /// so a read never misses a write another node has already answered.
+    fn caught_up(&self, node: &dyn Node, app: Option<&str>) -> Option<BoxFuture<()>>;
 
     /// The next message id, for a change whose stamp carries none (called under the
     /// hub's lock, so ids go in the order changes are applied).

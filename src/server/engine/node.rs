@@ -2,7 +2,7 @@
 //! drives this node's copy of the shared state, and hands routed messages to its
 //! connections, without naming the hub (the engine sits below it).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::change::{Change, NodeId, Outcome, Stamp};
@@ -27,8 +27,9 @@ pub trait Node: Send + Sync + 'static {
     /// Submits `change` and lets it take its course (a node found gone).
     fn submit_detached(&self, change: Change);
 
-    /// Every node the shared state names (the engine watches that they are alive).
-    fn nodes_named(&self) -> BTreeSet<NodeId>;
+    /// Every node the shared state names, with the apps naming it (the engine watches
+    /// that they are alive, and tells each of those apps when one is gone).
+    fn nodes_named(&self) -> BTreeMap<NodeId, BTreeSet<String>>;
 
     /// The node holding `user`'s connection, as this node's copy has it (`None`: not
     /// logged in anywhere, or in its grace period).
@@ -55,11 +56,16 @@ pub trait SharedState {
     /// this node submitted it.
     fn apply(&mut self, change: Change, stamp: Stamp, conn: Option<&ConnHandle>) -> Outcome;
 
-    /// Replaces the whole state with a snapshot (`None`: empty), closing this node's
-    /// connections with `close_code` first; `Err` if the snapshot cannot be read (the
-    /// state is then left as it was).
-    fn replace(&mut self, snapshot: Option<&str>, close_code: u16) -> Result<(), String>;
+    /// Replaces `app`'s state with a snapshot (`None`: empty), closing this node's
+    /// connections to the app with `close_code` first; `Err` if the snapshot cannot be
+    /// read (the state is then left as it was).
+    fn replace(&mut self, app: &str, snapshot: Option<&str>, close_code: u16)
+        -> Result<(), String>;
 
-    /// The whole state as a snapshot a node can start from.
-    fn snapshot(&self) -> Result<String, String>;
+    /// `app`'s state as a snapshot a node can load.
+    fn snapshot(&self, app: &str) -> Result<String, String>;
+
+    /// Forgets `app`'s state if this node has no use for it any more (no connection to
+    /// it, no timer of it to run); true if it is forgotten (or was not held).
+    fn forget_if_unused(&mut self, app: &str) -> bool;
 }

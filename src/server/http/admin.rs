@@ -146,7 +146,7 @@ async fn online(call: &Call<'_>, query: Option<&str>) -> Response<Full<Bytes>> {
     if let Some(e) = users.iter().find_map(|u| validate_user_id(u).err()) {
         return invalid_user(e);
     }
-    call.hub.caught_up().await;
+    call.hub.caught_up(call.app).await;
     let states = call.hub.query_online(call.app, &users);
     let online: serde_json::Map<String, serde_json::Value> = states
         .into_iter()
@@ -164,7 +164,7 @@ async fn members(call: &Call<'_>, channel: &str, list: bool) -> Response<Full<By
             &e.to_string(),
         );
     }
-    call.hub.caught_up().await;
+    call.hub.caught_up(call.app).await;
     let (members, count) = call
         .hub
         .channel_members(call.app, channel, MAX_LISTED_MEMBERS);

@@ -83,6 +83,7 @@ pub struct Metrics {
     /// Writers that gave up on a client that took nothing for the stall time.
     pub stalled_cut_offs: Counter,
     pub connections: Gauge,
+    pub apps: Gauge,
     pub users: Gauge,
     pub channels: Gauge,
     pub outbox_bytes: Gauge,
@@ -115,6 +116,7 @@ impl Metrics {
             writes: Counter::default(),
             stalled_cut_offs: Counter::default(),
             connections: Gauge::default(),
+            apps: Gauge::default(),
             users: Gauge::default(),
             channels: Gauge::default(),
             outbox_bytes: Gauge::default(),
@@ -189,13 +191,18 @@ impl Metrics {
             m.connections.clone(),
         );
         r.register(
+            "apps",
+            "Apps whose shared state this node holds (on several nodes: those it serves)",
+            m.apps.clone(),
+        );
+        r.register(
             "users_logged_in",
-            "Users logged in (cluster-wide on several nodes)",
+            "Users logged in to those apps (on any node)",
             m.users.clone(),
         );
         r.register(
             "channels",
-            "Channels with members or attributes",
+            "Channels of those apps with members or attributes",
             m.channels.clone(),
         );
         r.register(

@@ -232,9 +232,10 @@ async fn scrape(ctx: &HttpCtx) -> Response<Full<Bytes>> {
     let hub = &ctx.hub;
     let _ = probe(hub).await;
     // Counted after every change answered before the scrape, on any node.
-    hub.caught_up().await;
+    hub.caught_up_on_all().await;
     let metrics = &hub.http().metrics;
-    let (users, channels) = hub.population();
+    let (apps, users, channels) = hub.population();
+    metrics.apps.set(apps as i64);
     metrics.users.set(users as i64);
     metrics.channels.set(channels as i64);
     metrics.connections.set(ctx.admission.served() as i64);

@@ -237,7 +237,7 @@ impl Call<'_> {
         };
         let hub = self.hub;
         // Whether the answer may go before the receiver's: see below.
-        hub.caught_up().await;
+        hub.caught_up(self.app).await;
         let to = [body.destination.clone()];
         let online = hub.query_online(self.app, &to).get(&to[0]) == Some(&PeerStatus::Online);
         // The REST sender's stand-in for a connection: the hub and the engine answer it

@@ -122,8 +122,12 @@ impl Hub {
     /// once it has caught up, so that an unban just answered on another node counts
     /// (only banned users wait for it).
     pub async fn ban_of(&self, app: &str, user: &str) -> Option<u64> {
+        if !self.lock().shared.apps.contains_key(app) {
+            // The app's first user on this node: its state (and its bans) loads first.
+            self.caught_up(app).await;
+        }
         self.banned_until(app, user)?;
-        self.caught_up().await;
+        self.caught_up(app).await;
         self.banned_until(app, user)
     }
 
@@ -151,17 +155,16 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// What this node holds, for the metrics: (logged-in users, channels).
-    pub fn population(&self) -> (u64, u64) {
+    /// What this node holds, for the metrics: (apps, their logged-in users, their
+    /// channels).
+    pub fn population(&self) -> (u64, u64, u64) {
         let state = self.lock();
-        state
-            .shared
-            .apps
-            .values()
-            .fold((0, 0), |(users, channels), app| {
-                let online = app.users.values().filter(|u| u.conn.is_some()).count();
-                (users + online as u64, channels + app.channels.len() as u64)
-            })
+        let apps = &state.shared.apps;
+        let (users, channels) = apps.values().fold((0, 0), |(users, channels), app| {
+            let online = app.users.values().filter(|u| u.conn.is_some()).count();
+            (users + online as u64, channels + app.channels.len() as u64)
+        });
+        (apps.len() as u64, users, channels)
     }
 }
 

@@ -9,14 +9,14 @@
 //! queues it on the local connections (under the state lock, so the order in which a
 //! node hands messages over is the order every local receiver sees).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::server::config::Config;
 use crate::server::engine::{Change, Node, NodeId, NodeRef, Outcome, SharedState, Stamp};
 use crate::server::outbox::ConnHandle;
 
-use super::state::{Shared, State};
+use super::state::{State, Tenant};
 use super::Hub;
 
 /// The state locked for the engine: changes are applied by the hub that locked it.
@@ -30,14 +30,45 @@ impl SharedState for Locked<'_> {
         self.hub.apply(self.state, change, stamp, conn)
     }
 
-    fn replace(&mut self, snapshot: Option<&str>, close_code: u16) -> Result<(), String> {
-        let shared = Shared::from_snapshot(snapshot)?;
-        self.state.replace_shared(shared, close_code);
+    fn replace(
+        &mut self,
+        app: &str,
+        snapshot: Option<&str>,
+        close_code: u16,
+    ) -> Result<(), String> {
+        let tenant = match snapshot {
+            Some(json) => Some(serde_json::from_str(json).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        self.state.replace_app(app, tenant, close_code);
         Ok(())
     }
 
-    fn snapshot(&self) -> Result<String, String> {
-        serde_json::to_string(&self.state.shared).map_err(|e| e.to_string())
+    fn snapshot(&self, app: &str) -> Result<String, String> {
+        match self.state.shared.apps.get(app) {
+            Some(tenant) => serde_json::to_string(tenant).map_err(|e| e.to_string()),
+            None => serde_json::to_string(&Tenant::default()).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn forget_if_unused(&mut self, app: &str) -> bool {
+        let here = self.hub.node();
+        let Some(tenant) = self.state.shared.apps.get(app) else {
+            return true;
+        };
+        // Its connections, and the timers it owns (grace periods, expiries).
+        let used = tenant.users.values().any(|user| {
+            user.conn.as_ref().is_some_and(|c| c.id.node == here)
+                || user.grace.is_some_and(|(_, node)| node == here)
+        }) || tenant
+            .channels
+            .values()
+            .any(|c| c.empty.is_some_and(|(_, node)| node == here))
+            || tenant.invitations.values().any(|i| i.owner == here);
+        if !used {
+            self.state.shared.apps.remove(app);
+        }
+        !used
     }
 }
 
@@ -62,7 +93,7 @@ impl Node for Hub {
         Hub::submit_detached(self, change);
     }
 
-    fn nodes_named(&self) -> BTreeSet<NodeId> {
+    fn nodes_named(&self) -> BTreeMap<NodeId, BTreeSet<String>> {
         Hub::nodes_named(self)
     }
 

@@ -21,7 +21,7 @@ impl Hub {
         reply: &Reply,
         here: Here<'_>,
     ) {
-        let epoch = state.next_epoch();
+        let epoch = state.next_epoch(app);
         let app_state = state.apps().entry(app.to_string()).or_default();
         let entry = app_state.users.entry(user.to_string()).or_default();
         let was_online = entry.conn.is_some();
@@ -139,7 +139,7 @@ impl Hub {
         conn: ConnId,
         here: Here,
     ) {
-        let epoch = state.next_epoch();
+        let epoch = state.next_epoch(app);
         let Some(app_state) = state.apps().get_mut(app) else {
             return;
         };
@@ -238,33 +238,34 @@ impl Hub {
     /// the origin), and the grace and expiry timers it ran are the origin's now. If that
     /// node is this one (it was only cut off), its connections are closed: the others
     /// already count them gone.
-    pub(super) fn node_gone(&self, state: &mut State, node: NodeId, here: Here) {
-        let epoch = state.next_epoch();
-        for (app, app_state) in &mut state.shared.apps {
-            let users: Vec<String> = app_state
-                .users
-                .iter()
-                .filter(|(_, u)| {
-                    u.conn.as_ref().is_some_and(|c| c.id.node == node)
-                        || (u.conn.is_none() && u.grace.is_some_and(|(_, n)| n == node))
-                })
-                .map(|(name, _)| name.clone())
-                .collect();
-            for user in users {
-                let entry = app_state.users.get_mut(&user).expect("listed above");
-                let old = entry.conn.take();
-                let was_online = old.is_some();
-                // Taken for dead while alive (it could not beat): its clients start over.
-                if let Some(local) = old.and_then(|c| c.local) {
-                    local.close(1012, "node taken for gone");
-                }
-                self.hold_channels(app_state, app, &user, epoch, here);
-                if was_online {
-                    super::presence::presence_changed(app_state, &user);
-                }
+    pub(super) fn node_gone(&self, state: &mut State, app: &str, node: NodeId, here: Here) {
+        let epoch = state.next_epoch(app);
+        let Some(app_state) = state.shared.apps.get_mut(app) else {
+            return;
+        };
+        let users: Vec<String> = app_state
+            .users
+            .iter()
+            .filter(|(_, u)| {
+                u.conn.as_ref().is_some_and(|c| c.id.node == node)
+                    || (u.conn.is_none() && u.grace.is_some_and(|(_, n)| n == node))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for user in users {
+            let entry = app_state.users.get_mut(&user).expect("listed above");
+            let old = entry.conn.take();
+            let was_online = old.is_some();
+            // Taken for dead while alive (it could not beat): its clients start over.
+            if let Some(local) = old.and_then(|c| c.local) {
+                local.close(1012, "node taken for gone");
             }
-            super::attributes::adopt_expiries(self, app_state, app, node, here);
-            super::invitations::adopt_expiries(self, app_state, app, node, here);
+            self.hold_channels(app_state, app, &user, epoch, here);
+            if was_online {
+                super::presence::presence_changed(app_state, &user);
+            }
         }
+        super::attributes::adopt_expiries(self, app_state, app, node, here);
+        super::invitations::adopt_expiries(self, app_state, app, node, here);
     }
 }

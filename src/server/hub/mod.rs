@@ -45,7 +45,7 @@ mod state;
 mod timers;
 mod tokens;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -113,14 +113,10 @@ impl Hub {
         hub
     }
 
-    /// A hub over an engine of several nodes, starting from the snapshot of the shared
-    /// state it loaded (`None`: from nothing); `Err` if the snapshot cannot be read.
-    pub(super) fn with_snapshot(
-        config: Arc<Config>,
-        engine: Box<dyn Engine>,
-        snapshot: Option<&str>,
-    ) -> Result<Self, String> {
-        Ok(Hub::new(config, engine, Shared::from_snapshot(snapshot)?))
+    /// A hub over an engine of several nodes, holding nothing at first: the engine loads
+    /// an app's state when this node's first user of it comes (`engine/redis/apps.rs`).
+    pub(super) fn with_engine(config: Arc<Config>, engine: Box<dyn Engine>) -> Self {
+        Hub::new(config, engine, Shared::default())
     }
 
     /// A one-node hub over an opened SQLite store (the default engine).
@@ -217,8 +213,9 @@ impl Hub {
         self.inner.timers.stop();
     }
 
-    /// Every node the shared state names (the engine watches that they are alive).
-    pub fn nodes_named(&self) -> BTreeSet<NodeId> {
+    /// Every node the shared state names, with the apps naming it (the engine watches
+    /// that they are alive).
+    pub fn nodes_named(&self) -> BTreeMap<NodeId, BTreeSet<String>> {
         self.lock().shared.nodes()
     }
 
@@ -230,11 +227,19 @@ impl Hub {
         }
     }
 
-    /// Waits until this node's copy holds every change answered anywhere before now, so
-    /// that a read after another node's write sees it (on one node: at once). If the
-    /// engine cannot tell (Redis away), the read goes on with what this node has.
-    pub async fn caught_up(&self) {
-        if let Some(caught_up) = self.inner.engine.caught_up() {
+    /// Waits until this node's copy of `app` holds every change answered anywhere before
+    /// now, so that a read after another node's write sees it (on one node: at once),
+    /// loading the app's state first if this node does not hold it yet. If the engine
+    /// cannot tell (Redis away), the read goes on with what this node has.
+    pub async fn caught_up(&self, app: &str) {
+        if let Some(caught_up) = self.inner.engine.caught_up(self, Some(app)) {
+            caught_up.await;
+        }
+    }
+
+    /// [`Hub::caught_up`] for every app this node holds (the metrics count them all).
+    pub async fn caught_up_on_all(&self) {
+        if let Some(caught_up) = self.inner.engine.caught_up(self, None) {
             caught_up.await;
         }
     }
@@ -437,8 +442,8 @@ impl Hub {
                 self.token_expired(state, &app, &user, epoch, here);
                 Outcome::Done
             }
-            Change::NodeGone { node } => {
-                self.node_gone(state, node, here);
+            Change::NodeGone { app, node } => {
+                self.node_gone(state, &app, node, here);
                 Outcome::Done
             }
             Change::Admin(change) => Outcome::Admin(admin::apply(self, state, change, here)),

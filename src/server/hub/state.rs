@@ -119,6 +119,9 @@ pub(super) struct Tenant {
     /// Bans and the REST API's event feeds (`feeds.rs`; `admin.rs` changes them).
     #[serde(default)]
     pub admin: AppAdmin,
+    /// The last epoch given to a timer of this app (see `State::next_epoch`).
+    #[serde(default)]
+    next_epoch: u64,
 }
 
 impl Tenant {
@@ -180,11 +183,11 @@ pub(super) struct PendingAck {
     pub timer: HubTimer,
 }
 
-/// The shared state every node holds alike (what a new node loads).
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// The shared state: per app, what every node serving that app holds alike (what a node
+/// loads when its first user of the app logs in).
+#[derive(Debug, Default)]
 pub(super) struct Shared {
     pub apps: HashMap<String, Tenant>,
-    next_epoch: u64,
 }
 
 #[derive(Debug, Default)]
@@ -205,14 +208,6 @@ impl Shared {
         self.apps.get(app)?.channels.get(channel)
     }
 
-    /// The state a snapshot holds (`None`: empty).
-    pub(super) fn from_snapshot(snapshot: Option<&str>) -> Result<Self, String> {
-        match snapshot {
-            Some(json) => serde_json::from_str(json).map_err(|e| e.to_string()),
-            None => Ok(Shared::default()),
-        }
-    }
-
     /// A state holding only the cached messages a store loaded.
     pub fn with_offline(offline: Vec<CachedMessage>) -> Self {
         let mut shared = Shared::default();
@@ -226,45 +221,65 @@ impl Shared {
         shared
     }
 
-    /// Every node the state names: connections, and the owners of grace and expiry timers.
-    pub(super) fn nodes(&self) -> BTreeSet<NodeId> {
-        let mut nodes = BTreeSet::new();
-        for app in self.apps.values() {
+    /// Every node the state names, with the apps that name it: connections, and the
+    /// owners of grace and expiry timers.
+    pub(super) fn nodes(&self) -> BTreeMap<NodeId, BTreeSet<String>> {
+        let mut nodes: BTreeMap<NodeId, BTreeSet<String>> = BTreeMap::new();
+        for (name, app) in &self.apps {
+            let mut named = BTreeSet::new();
             for user in app.users.values() {
-                nodes.extend(user.conn.as_ref().map(|c| c.id.node));
-                nodes.extend(user.grace.map(|(_, node)| node));
+                named.extend(user.conn.as_ref().map(|c| c.id.node));
+                named.extend(user.grace.map(|(_, node)| node));
             }
             for channel in app.channels.values() {
-                nodes.extend(channel.empty.map(|(_, node)| node));
+                named.extend(channel.empty.map(|(_, node)| node));
             }
-            nodes.extend(app.invitations.values().map(|i| i.owner));
+            named.extend(app.invitations.values().map(|i| i.owner));
+            for node in named {
+                nodes.entry(node).or_default().insert(name.clone());
+            }
         }
         nodes
     }
 }
 
 impl State {
-    pub(super) fn next_epoch(&mut self) -> u64 {
-        self.shared.next_epoch += 1;
-        self.shared.next_epoch
+    /// A new epoch for a timer of `app`: counted per app, so that every node holding the
+    /// app gives the same one whatever other apps it holds.
+    pub(super) fn next_epoch(&mut self, app: &str) -> u64 {
+        let apps = &mut self.shared.apps;
+        if !apps.contains_key(app) {
+            apps.insert(app.to_string(), Tenant::default());
+        }
+        let tenant = apps.get_mut(app).expect("inserted above");
+        tenant.next_epoch += 1;
+        tenant.next_epoch
     }
 
     pub(super) fn apps(&mut self) -> &mut HashMap<String, Tenant> {
         &mut self.shared.apps
     }
 
-    /// Replaces the shared state (an engine that lost its place): this node's
-    /// connections are closed with `close_code` first, since the new state knows nothing
-    /// of them; their clients log in again.
-    pub(super) fn replace_shared(&mut self, shared: Shared, close_code: u16) {
-        for app in self.shared.apps.values() {
-            for user in app.users.values() {
+    /// Replaces `app`'s state with `tenant` (loaded, or reloaded by an engine that lost
+    /// its place; `None`: forgotten): this node's connections to the app are closed with
+    /// `close_code` first, since the new state knows nothing of them; their clients log
+    /// in again.
+    pub(super) fn replace_app(&mut self, app: &str, tenant: Option<Tenant>, close_code: u16) {
+        if let Some(old) = self.shared.apps.get(app) {
+            for user in old.users.values() {
                 if let Some(conn) = user.conn.as_ref().and_then(|c| c.local.as_ref()) {
                     conn.close(close_code, "server state reloaded");
                 }
             }
         }
-        self.shared = shared;
+        match tenant {
+            Some(tenant) => {
+                self.shared.apps.insert(app.to_string(), tenant);
+            }
+            None => {
+                self.shared.apps.remove(app);
+            }
+        }
     }
 }
 

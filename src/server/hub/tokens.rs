@@ -26,7 +26,7 @@ impl Hub {
         conn: ConnId,
         expires_at: Option<u64>,
     ) {
-        let epoch = state.next_epoch();
+        let epoch = state.next_epoch(app);
         let Some(entry) = state
             .apps()
             .get_mut(app)

@@ -280,13 +280,13 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
         } => peer::send(ask, to, message, offline).await,
         Op::Ack { message_id } => peer::ack(ask, message_id).await,
         Op::QueryPeersOnline { peers } => {
-            hub.caught_up().await;
+            hub.caught_up(&ask.me.app).await;
             presence::query(ask, &peers);
         }
         Op::SubscribePeersOnline { peers } => presence::subscribe(ask, peers).await,
         Op::UnsubscribePeersOnline { peers } => presence::unsubscribe(ask, peers).await,
         Op::QuerySubscribedPeers => {
-            hub.caught_up().await;
+            hub.caught_up(&ask.me.app).await;
             presence::query_subscribed(ask);
         }
         Op::SetUserAttributes { attributes } => attributes::write_user(ask, Set(attributes)).await,
@@ -296,18 +296,18 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
         Op::DeleteUserAttributes { keys } => attributes::write_user(ask, Delete(keys)).await,
         Op::ClearUserAttributes => attributes::write_user(ask, Clear).await,
         Op::GetUserAttributes { user, keys } => {
-            hub.caught_up().await;
+            hub.caught_up(&ask.me.app).await;
             attributes::get_user(ask, &user, keys.as_deref());
         }
         Op::Join { channel } => channel::join(ask, channel).await,
         Op::Leave { channel } => channel::leave(ask, channel).await,
         Op::SendChannel { channel, message } => channel::send(ask, channel, message).await,
         Op::GetMembers { channel } => {
-            hub.caught_up().await;
+            hub.caught_up(&ask.me.app).await;
             channel::members(ask, &channel);
         }
         Op::GetChannelMemberCount { channels } => {
-            hub.caught_up().await;
+            hub.caught_up(&ask.me.app).await;
             channel::counts(ask, &channels);
         }
         Op::SetChannelAttributes {
@@ -329,7 +329,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
             attributes::write_channel(ask, channel, Clear, notify).await;
         }
         Op::GetChannelAttributes { channel, keys } => {
-            hub.caught_up().await;
+            hub.caught_up(&ask.me.app).await;
             attributes::get_channel(ask, &channel, keys.as_deref());
         }
         Op::Invite {
@@ -363,7 +363,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
                 // HISTORY has no "too often": its failure code, with a reason that says so.
                 return ask.refuse_why(HistoryError::Failure, "history too often");
             }
-            hub.caught_up().await;
+            hub.caught_up(&ask.me.app).await;
             history::history(ask, (peer, channel), (before, after), limit).await;
         }
         Op::MediaTicket => media::ticket(ask),

@@ -342,7 +342,7 @@ impl Drop for Node {
 pub struct Cluster {
     /// Dropped (killed) before Redis.
     pub nodes: Vec<Node>,
-    /// The first Redis of the list (it carries the change stream).
+    /// The first Redis of the list (it carries the heartbeats).
     pub redis: Redis,
     /// The other Redis servers of the list (`serve --engine A,B,...`), in order.
     pub shards: Vec<Redis>,
@@ -367,19 +367,34 @@ impl Cluster {
         for _ in 1..redis_servers {
             shards.push(Redis::start().await);
         }
-        let engine = std::iter::once(&redis)
-            .chain(&shards)
-            .map(Redis::url)
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut started = Vec::with_capacity(nodes);
-        for n in 1..=nodes {
-            started.push(Node::start(&engine, &format!("n{n}"), extra_args).await);
-        }
-        Cluster {
-            nodes: started,
+        let mut cluster = Cluster {
+            nodes: Vec::with_capacity(nodes),
             redis,
             shards,
+        };
+        let engine = cluster.engine();
+        for n in 1..=nodes {
+            let node = Node::start(&engine, &format!("n{n}"), extra_args).await;
+            cluster.nodes.push(node);
+        }
+        cluster
+    }
+
+    /// The `--engine` list of the cluster's Redis servers, the first first.
+    pub fn engine(&self) -> String {
+        std::iter::once(&self.redis)
+            .chain(&self.shards)
+            .map(Redis::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Redis `index` of the list (0: the first).
+    pub fn redis_server(&self, index: usize) -> &Redis {
+        if index == 0 {
+            &self.redis
+        } else {
+            &self.shards[index - 1]
         }
     }
 

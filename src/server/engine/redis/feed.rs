@@ -71,7 +71,7 @@ enum TopicMessage {
         /// The sender's waiting `send_peer`, on its node `o`.
         key: u64,
         o: NodeId,
-        /// How far the sender's node had read the change stream.
+        /// How far the sender's node had read its app's change stream.
         n: u64,
         app: String,
         from: String,
@@ -225,10 +225,6 @@ async fn route(
 }
 
 impl Inner {
-    fn applied_now(&self) -> u64 {
-        *self.applied.borrow()
-    }
-
     /// The Redis holding conversation `conv` of `app`.
     fn shard_for(&self, app: &str, conv: &str) -> &Shard {
         &self.shards[shard_of(self.shards.len(), app, conv)]
@@ -265,7 +261,7 @@ pub fn route_peer(
             located
         } else {
             // Maybe this node has not read the receiver's login yet.
-            super::caught_up(&inner).await;
+            super::apps::caught_up(&inner, &*hub, Some(&app)).await;
             hub.locate(&app, &to)
         };
         let shard = inner.shard_for(&app, &conv);
@@ -294,7 +290,7 @@ pub fn route_peer(
             k: "p",
             key,
             o: inner.node,
-            n: inner.applied_now(),
+            n: inner.apps.applied(&app),
             app: &app,
             from: &from,
             to: &to,
@@ -404,7 +400,7 @@ pub fn route_channel(
     });
     let published = tail_json(&ChannelOut {
         k: "c",
-        n: inner.applied_now(),
+        n: inner.apps.applied(app),
         app,
         channel,
         from,
@@ -615,15 +611,6 @@ pub async fn listen(inner: Arc<Inner>, hub: NodeRef, shard: usize) {
     }
 }
 
-/// Waits (a little) until this node has read the change stream as far as the sender had.
-async fn read_as_far_as(inner: &Inner, n: u64) {
-    if inner.applied_now() >= n {
-        return;
-    }
-    let mut applied = inner.applied.subscribe();
-    let _ = tokio::time::timeout(SUBMIT_TIMEOUT, applied.wait_for(|a| *a >= n)).await;
-}
-
 /// One message from a topic.
 async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8]) {
     let feed: TopicMessage = match serde_json::from_slice(payload) {
@@ -645,7 +632,7 @@ async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8
             message,
             server_ts,
         } => {
-            read_as_far_as(inner, n).await;
+            super::apps::read_as_far_as(inner, &app, n).await;
             let line = ConnHandle::encode_shared(&Event::MessageFromPeer {
                 from,
                 message,
@@ -677,7 +664,7 @@ async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8
             message,
             server_ts,
         } => {
-            read_as_far_as(inner, n).await;
+            super::apps::read_as_far_as(inner, &app, n).await;
             let message = HistoryMessage {
                 message_id,
                 from,

@@ -2,50 +2,50 @@
 //! redis://HOST:PORT/DB[,redis://...]`).
 //!
 //! Two paths. Changes to the shared state (logins, joins, presence, attributes,
-//! invitations, timers, the offline cache) go through one ordered stream that every node
-//! applies to its copy; messages (peer messages with their acks, channel messages), the
-//! bulk of the traffic, go straight to the nodes concerned over PUB/SUB (`feed.rs`, sent
-//! in batches per Redis: `batch.rs`), on the Redis that holds their conversation
-//! (`shards.rs`). The first Redis of the list
-//! carries the stream, snapshots and heartbeats; every Redis holds its share of history
-//! and hands out the message ids of its conversations.
+//! invitations, timers, the offline cache) go through one ordered stream per app, which
+//! every node serving that app applies to its copy of the app's state (`apps.rs`);
+//! messages (peer messages with their acks, channel messages), the bulk of the traffic,
+//! go straight to the nodes concerned over PUB/SUB (`feed.rs`, sent in batches per Redis:
+//! `batch.rs`), on the Redis that holds their conversation (`shards.rs`). Apps and
+//! conversations spread over the Redis servers of the list; the first also carries the
+//! nodes' heartbeats. Every Redis holds its share of history and hands out the message
+//! ids of its conversations.
 //!
-//! - **Order**: a change is appended to one stream (`rtm:log`) by a Lua script that also
-//!   takes its number from a counter (`rtm:seq`), atomically, so every node applies the
-//!   changes in one order. Every node reads the stream from one task and applies each
-//!   change to its copy of the shared state; the origin's waiting request gets the
-//!   outcome. A change is in Redis before anyone is answered: with AOF and `appendfsync
-//!   always`, a message answered 4 survives a Redis crash. A message in a change (a cached
-//!   peer message) carries the id its conversation's Redis gave it.
-//! - **Snapshots**: a node that applied [`SNAPSHOT_EVERY`] changes (`serve
-//!   --snapshot-every`) (or [`SNAPSHOT_INTERVAL`] has passed) stores its copy of the
-//!   shared state with the stream position (`rtm:snapshot`, newer ones only) and trims the
-//!   stream up to the previous snapshot. A new node loads the snapshot and reads on from
-//!   there. A node that finds changes missing (it fell behind a trim) or the counter gone
-//!   back (Redis lost its data), or another Redis of the list with a new store id,
-//!   reloads: it closes its connections with 1012 (clients reconnect and log in again) and
-//!   carries on from the snapshot, or from nothing.
+//! - **Order**: a change is appended to its app's stream by a Lua script that also takes
+//!   its number from the app's counter, atomically, so every node applies an app's
+//!   changes in one order; the origin's waiting request gets the outcome. A change is in
+//!   Redis before anyone is answered: with AOF and `appendfsync always`, a message
+//!   answered 4 survives a Redis crash. A message in a change (a cached peer message)
+//!   carries the id its conversation's Redis gave it.
+//! - **What a node holds**: only the apps it serves (`apps.rs`): an app's state loads
+//!   from its snapshot when this node's first user of the app comes, its stream is read
+//!   from there, and it is forgotten once the node has no use for it. A node that starts
+//!   holds nothing. Snapshots are per app (`serve --snapshot-every`), and trim the app's
+//!   stream behind them. A node that finds an app's changes missing (it fell behind a
+//!   trim) or its counter gone back (Redis lost its data), or a Redis of the list with a
+//!   new store id, reloads: it closes the connections concerned with 1012 (clients
+//!   reconnect and log in again) and carries on from the snapshot, or from nothing.
 //! - **Liveness**: each node sets `rtm:node:<id>` every [`HEARTBEAT_EVERY`] with a
 //!   [`HEARTBEAT_TTL`] expiry. A node that sees another node's key missing for a whole
-//!   TTL while its own Redis calls worked submits `NodeGone`: that node's users then go
-//!   through the grace period like dropped connections (their channels held, then left),
-//!   and its timers are adopted.
+//!   TTL while its own Redis calls worked submits `NodeGone` to each app that names it:
+//!   that node's users then go through the grace period like dropped connections (their
+//!   channels held, then left), and its timers are adopted.
 //! - **History** goes to one sorted set per conversation (`rtm:h:<app>:<conv>`, scored by
 //!   message id, trimmed to the cap) on the conversation's Redis: written with the message
 //!   itself by `feed.rs`, or for a cached message by a writer task per Redis.
 //! - **Redis away**: requests that need it are answered with their family's failure code
 //!   after at most [`SUBMIT_TIMEOUT`]; reads of this node's copy go on; every task
-//!   reconnects by itself ([`ConnectionManager`]) and the reader resumes where it was. One
-//!   Redis of several away fails only the conversations it holds (the first: every change).
+//!   reconnects by itself ([`ConnectionManager`]) and the readers resume where they were.
+//!   One Redis of several away fails only the apps and conversations it holds.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Script, Value};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Value;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -57,13 +57,15 @@ use crate::server::store::HistoryQuery;
 
 use super::{
     BoxFuture, Change, Engine, MessageStore, Node, NodeId, NodeRef, Outcome, PeerRoute, ReadError,
-    RoutedMessage, SharedState, Stamp, Submitted,
+    RoutedMessage, Submitted,
 };
 
+mod apps;
 mod batch;
 mod feed;
 pub mod shards;
 
+use apps::{AppKeys, Apps, SUBMIT_LUA};
 use batch::Router;
 use shards::{shard_of, Shard};
 
@@ -73,7 +75,7 @@ pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// A node silent this long (its key expired) is gone.
 pub const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
-/// Changes between snapshots (by default).
+/// Changes of an app between snapshots (by default).
 pub const SNAPSHOT_EVERY: u64 = 20_000;
 /// Longest time between snapshots while changes come.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
@@ -93,24 +95,6 @@ const HISTORY_QUEUE: usize = 65_536;
 /// Close code for connections of a node that lost its place (WebSocket "service restart").
 const CLOSE_RELOAD: u16 = 1012;
 
-/// Appends a change with the next number, atomically.
-const SUBMIT_LUA: &str = r"
-local n = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], '*', 'n', n, 'd', ARGV[1])
-return n
-";
-
-/// Stores a snapshot if newer than the stored one, then trims the stream up to the
-/// previous snapshot's position.
-const SNAPSHOT_LUA: &str = r"
-local current = redis.call('HGET', KEYS[1], 'n')
-if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
-local previous = redis.call('HGET', KEYS[1], 'id')
-redis.call('HSET', KEYS[1], 'n', ARGV[1], 'id', ARGV[2], 'state', ARGV[3])
-if previous then redis.call('XTRIM', KEYS[2], 'MINID', previous) end
-return 1
-";
-
 /// One change in the stream, with where it comes from.
 #[derive(Debug, Serialize, Deserialize)]
 struct StreamEntry {
@@ -123,21 +107,9 @@ struct StreamEntry {
     c: Change,
 }
 
-/// Where this node is in the stream.
-#[derive(Debug, Clone)]
-struct Position {
-    /// The last stream id applied ("0-0" before the first).
-    id: String,
-    /// The number of the last change applied (0 before the first).
-    n: u64,
-}
-
 /// The Redis key names.
 #[derive(Debug)]
 struct Keys {
-    log: String,
-    seq: String,
-    snapshot: String,
     store: String,
     node_prefix: String,
     history_prefix: String,
@@ -148,9 +120,6 @@ struct Keys {
 impl Keys {
     fn new(prefix: &str) -> Self {
         Keys {
-            log: format!("{prefix}log"),
-            seq: format!("{prefix}seq"),
-            snapshot: format!("{prefix}snapshot"),
             store: format!("{prefix}store"),
             node_prefix: format!("{prefix}node:"),
             history_prefix: format!("{prefix}h:"),
@@ -188,25 +157,23 @@ pub struct RedisEngine {
 struct Inner {
     node: NodeId,
     name: String,
-    snapshot_every: u64,
     keys: Keys,
     /// The Redis servers, the first carrying the change stream (see `shards.rs`).
     shards: Vec<Shard>,
-    /// The first Redis: the change stream, snapshots, heartbeats.
-    client: redis::Client,
+    /// The first Redis: heartbeats.
     conn: ConnectionManager,
+    /// The apps this node holds, each with its stream (`apps.rs`).
+    apps: Apps,
     /// Messages straight to the nodes concerned (`feed.rs`).
     feeds: feed::Feeds,
     /// Each Redis' store id (the login reply's `store` joins them).
     shard_stores: Mutex<Vec<String>>,
-    /// Changes on their way to the stream, sent in pipelines by one task.
-    outgoing: mpsc::Sender<Outgoing>,
-    outgoing_queue: Mutex<Option<mpsc::Receiver<Outgoing>>>,
+    /// Changes on their way to their app's stream, sent in pipelines by one task per
+    /// Redis.
+    outgoing: Vec<mpsc::Sender<Outgoing>>,
+    outgoing_queue: Mutex<Vec<mpsc::Receiver<Outgoing>>>,
     waiters: Mutex<HashMap<u64, Waiter>>,
     next_request: AtomicU64,
-    position: Mutex<Position>,
-    /// The number of the last change applied, for reads waiting to catch up.
-    applied: watch::Sender<u64>,
     store_id: Mutex<String>,
     /// History writes, one queue per Redis.
     history: Vec<mpsc::Sender<HistoryWrite>>,
@@ -239,19 +206,14 @@ pub enum RedisEngineError {
         #[source]
         source: redis::RedisError,
     },
-    #[error("the snapshot in redis cannot be read: {0}")]
-    Snapshot(String),
     #[error("no redis server given")]
     NoServer,
 }
 
 impl RedisEngine {
-    /// Connects to the Redis servers of `settings`, and gives the latest snapshot of the
-    /// shared state (the hub starts from it; `None`: from nothing); the engine reads on
-    /// from where the snapshot was taken.
-    pub async fn connect(
-        settings: &RedisSettings,
-    ) -> Result<(Self, Option<String>), RedisEngineError> {
+    /// Connects to the Redis servers of `settings`. The node holds no app yet: each
+    /// loads when its first user here comes (`apps.rs`).
+    pub async fn connect(settings: &RedisSettings) -> Result<Self, RedisEngineError> {
         let name = settings.node.as_str();
         if settings.urls.is_empty() {
             return Err(RedisEngineError::NoServer);
@@ -284,45 +246,35 @@ impl RedisEngine {
             });
         }
         let first = shards[0].clone();
-        let mut conn = first.conn.clone();
-        let (shared, position) = load_snapshot(&mut conn, &keys).await.map_err(|e| match e {
-            Reload::Redis(source) => RedisEngineError::Redis {
-                url: first.url.clone(),
-                source,
-            },
-            Reload::Corrupt(why) => RedisEngineError::Snapshot(why),
-        })?;
         // Below 2^53 (exact in any JSON reader) and never 0 (the single node's id).
         let node = (rand::random::<u64>() >> 11).max(1);
         let (history, history_queue): (Vec<_>, Vec<_>) =
             shards.iter().map(|_| mpsc::channel(HISTORY_QUEUE)).unzip();
-        let (outgoing, outgoing_queue) = mpsc::channel(SUBMIT_QUEUE);
-        tracing::info!(urls = ?settings.urls, name, node, at = position.n, "joined the cluster");
+        let (outgoing, outgoing_queue): (Vec<_>, Vec<_>) =
+            shards.iter().map(|_| mpsc::channel(SUBMIT_QUEUE)).unzip();
+        tracing::info!(urls = ?settings.urls, name, node, "joined the cluster");
         let engine = RedisEngine {
             inner: Arc::new(Inner {
                 node,
                 name: name.to_string(),
-                snapshot_every: settings.snapshot_every.max(1),
+                apps: Apps::new("rtm:", shards.len(), settings.snapshot_every.max(1)),
                 keys,
                 feeds: feed::Feeds::new(shards.len()),
-                client: first.client,
                 conn: first.conn,
                 shards,
                 store_id: Mutex::new(shard_stores.join("+")),
                 shard_stores: Mutex::new(shard_stores),
                 outgoing,
-                outgoing_queue: Mutex::new(Some(outgoing_queue)),
+                outgoing_queue: Mutex::new(outgoing_queue),
                 waiters: Mutex::default(),
                 next_request: AtomicU64::new(1),
-                applied: watch::channel(position.n).0,
-                position: Mutex::new(position),
                 history,
                 history_queue: Mutex::new(history_queue),
                 stop: watch::channel(false).0,
                 tasks: Mutex::default(),
             }),
         };
-        Ok((engine, shared))
+        Ok(engine)
     }
 }
 
@@ -338,40 +290,14 @@ async fn store_id(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResu
     redis::cmd("GET").arg(&keys.store).query_async(conn).await
 }
 
-enum Reload {
-    Redis(redis::RedisError),
-    Corrupt(String),
-}
-
-/// The latest snapshot and its position, or none and the stream's start.
-async fn load_snapshot(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-) -> Result<(Option<String>, Position), Reload> {
-    let fields: HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(&keys.snapshot)
-        .query_async(conn)
-        .await
-        .map_err(Reload::Redis)?;
-    let (Some(n), Some(id), Some(state)) = (fields.get("n"), fields.get("id"), fields.get("state"))
-    else {
-        let start = Position {
-            id: "0-0".into(),
-            n: 0,
-        };
-        return Ok((None, start));
-    };
-    let n = n.parse().map_err(|_| Reload::Corrupt(format!("n = {n}")))?;
-    Ok((Some(state.clone()), Position { id: id.clone(), n }))
-}
-
 impl Engine for RedisEngine {
     fn node(&self) -> NodeId {
         self.inner.node
     }
 
-    fn submit(&self, _hub: &dyn Node, change: Change, conn: Option<ConnHandle>) -> Submitted {
+    fn submit(&self, node: &dyn Node, change: Change, conn: Option<ConnHandle>) -> Submitted {
         let inner = &self.inner;
+        let app = change.app().to_string();
         let request = inner.next_request.fetch_add(1, Ordering::Relaxed);
         let entry = StreamEntry {
             o: inner.node,
@@ -395,34 +321,17 @@ impl Engine for RedisEngine {
                 since: Instant::now(),
             },
         );
-        if inner.outgoing.try_send(Outgoing { request, data }).is_err() {
-            tracing::warn!("redis engine: too many changes waiting for redis; one refused");
-            fail_waiter(inner, request);
-        }
+        apps::submit(inner, node, &app, request, data);
         Submitted::Pending(applied)
     }
 
-    fn caught_up(&self) -> Option<BoxFuture<()>> {
-        Some(caught_up(&self.inner))
+    fn caught_up(&self, node: &dyn Node, app: Option<&str>) -> Option<BoxFuture<()>> {
+        Some(apps::caught_up(&self.inner, node, app))
     }
 
     fn lag(&self) -> Option<BoxFuture<Option<u64>>> {
         let inner = Arc::clone(&self.inner);
-        Some(Box::pin(async move {
-            let mut conn = inner.conn.clone();
-            let mut get = redis::cmd("GET");
-            get.arg(&inner.keys.seq);
-            let appended = get.query_async::<Option<u64>>(&mut conn);
-            let appended = tokio::time::timeout(SUBMIT_TIMEOUT, appended)
-                .await
-                .ok()?
-                .ok()?;
-            Some(
-                appended
-                    .unwrap_or(0)
-                    .saturating_sub(*inner.applied.borrow()),
-            )
-        }))
+        Some(Box::pin(async move { apps::lag(&inner).await }))
     }
 
     fn next_message_id(&self) -> u64 {
@@ -437,7 +346,10 @@ impl Engine for RedisEngine {
 
     fn queue_depth(&self) -> usize {
         let outgoing = &self.inner.outgoing;
-        outgoing.max_capacity() - outgoing.capacity()
+        outgoing
+            .iter()
+            .map(|queue| queue.max_capacity() - queue.capacity())
+            .sum()
     }
 
     fn store_id(&self) -> String {
@@ -447,10 +359,17 @@ impl Engine for RedisEngine {
     fn start(&self, hub: &dyn Node) {
         let inner = &self.inner;
         let mut tasks = lock(&inner.tasks);
-        tasks.push(tokio::spawn(read_log(Arc::clone(inner), hub.to_ref())));
         tasks.push(tokio::spawn(keep_alive(Arc::clone(inner), hub.to_ref())));
-        if let Some(queue) = lock(&inner.outgoing_queue).take() {
-            tasks.push(tokio::spawn(send_changes(Arc::clone(inner), queue)));
+        for (shard, queue) in std::mem::take(&mut *lock(&inner.outgoing_queue))
+            .into_iter()
+            .enumerate()
+        {
+            tasks.push(tokio::spawn(send_changes(Arc::clone(inner), shard, queue)));
+            tasks.push(tokio::spawn(apps::read_streams(
+                Arc::clone(inner),
+                hub.to_ref(),
+                shard,
+            )));
         }
         for (shard, queue) in std::mem::take(&mut *lock(&inner.history_queue))
             .into_iter()
@@ -510,31 +429,12 @@ impl Engine for RedisEngine {
     }
 }
 
-/// `Engine::caught_up`: waits until this node applied every change appended so far.
-fn caught_up(inner: &Arc<Inner>) -> BoxFuture<()> {
-    let inner = Arc::clone(inner);
-    Box::pin(async move {
-        let mut conn = inner.conn.clone();
-        let wait = async {
-            let appended: Option<u64> = redis::cmd("GET")
-                .arg(&inner.keys.seq)
-                .query_async(&mut conn)
-                .await
-                .ok()?;
-            let mut applied = inner.applied.subscribe();
-            let target = appended.unwrap_or(0);
-            applied.wait_for(|n| *n >= target).await.ok().map(|_| ())
-        };
-        if tokio::time::timeout(SUBMIT_TIMEOUT, wait).await.is_err() {
-            tracing::debug!("redis engine: a read goes on without catching up");
-        }
-    })
-}
-
-/// A change encoded for the stream, and the request that waits for it.
+/// A change encoded for its app's stream, and the request that waits for it.
 struct Outgoing {
     request: u64,
     data: String,
+    /// Its app's keys.
+    keys: Arc<AppKeys>,
 }
 
 /// Answers a waiting request with `Unavailable` (its change did not reach Redis).
@@ -548,7 +448,7 @@ fn fail_waiter(inner: &Inner, request: u64) {
 /// write, one round trip, and with `appendfsync always` one fsync for the lot). `EVAL`
 /// rather than `EVALSHA`: Redis caches the compiled script either way, and a restarted
 /// Redis never answers NOSCRIPT in the middle of a pipeline.
-async fn send_changes(inner: Arc<Inner>, mut queue: mpsc::Receiver<Outgoing>) {
+async fn send_changes(inner: Arc<Inner>, shard: usize, mut queue: mpsc::Receiver<Outgoing>) {
     use futures_util::stream::{FuturesUnordered, StreamExt as _};
     let mut complaint = Complaint::new("appending changes");
     // Pipelines in flight: the next batch need not wait for the last one's answer (and
@@ -584,12 +484,12 @@ async fn send_changes(inner: Arc<Inner>, mut queue: mpsc::Receiver<Outgoing>) {
                     pipe.cmd("EVAL")
                         .arg(SUBMIT_LUA)
                         .arg(2)
-                        .arg(&inner.keys.seq)
-                        .arg(&inner.keys.log)
+                        .arg(&change.keys.seq)
+                        .arg(&change.keys.log)
                         .arg(&change.data)
                         .ignore();
                 }
-                let mut conn = inner.conn.clone();
+                let mut conn = inner.shards[shard].conn.clone();
                 in_flight.push(async move {
                     let sent = tokio::time::timeout(SUBMIT_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
                     (sent, batch)
@@ -653,244 +553,6 @@ impl Complaint {
     }
 }
 
-/// A connection for blocking reads (never shared: a blocked read holds it).
-async fn reader_connection(inner: &Inner) -> redis::RedisResult<MultiplexedConnection> {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(SUBMIT_TIMEOUT))
-        .set_response_timeout(Some(Duration::from_millis(READ_BLOCK_MS) + SUBMIT_TIMEOUT));
-    inner
-        .client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-}
-
-/// Reads the stream in order and applies every change; see the module header.
-async fn read_log(inner: Arc<Inner>, hub: NodeRef) {
-    let mut complaint = Complaint::new("reading the change stream");
-    let mut connection: Option<MultiplexedConnection> = None;
-    let mut snapshot = SnapshotClock::new(lock(&inner.position).n, inner.snapshot_every);
-    loop {
-        if *inner.stop.borrow() {
-            return;
-        }
-        let mut conn = match connection.take() {
-            Some(conn) => conn,
-            None => match reader_connection(&inner).await {
-                Ok(conn) => conn,
-                Err(e) => {
-                    complaint.failed(&e);
-                    if pause(&inner, Duration::from_millis(500)).await {
-                        continue;
-                    }
-                    return;
-                }
-            },
-        };
-        let from = lock(&inner.position).id.clone();
-        let mut xread = redis::cmd("XREAD");
-        xread
-            .arg("COUNT")
-            .arg(READ_BATCH)
-            .arg("BLOCK")
-            .arg(READ_BLOCK_MS)
-            .arg("STREAMS")
-            .arg(&inner.keys.log)
-            .arg(&from);
-        let read = tokio::select! {
-            read = xread.query_async::<Value>(&mut conn) => read,
-            () = stopped(&inner) => return,
-        };
-        let entries = match read.and_then(|value| parse_entries(&value)) {
-            Ok(entries) => entries,
-            Err(e) => {
-                complaint.failed(&e);
-                if pause(&inner, Duration::from_millis(500)).await {
-                    continue;
-                }
-                return;
-            }
-        };
-        complaint.worked();
-        connection = Some(conn);
-        if entries.is_empty() {
-            continue;
-        }
-        if let Err(reload) = apply_entries(&inner, &*hub, &entries) {
-            tracing::warn!(reason = reload, "redis engine: reloading the shared state");
-            reload_state(&inner, &*hub).await;
-            snapshot = SnapshotClock::new(lock(&inner.position).n, inner.snapshot_every);
-            continue;
-        }
-        if snapshot.due(lock(&inner.position).n) {
-            take_snapshot(&inner, &*hub).await;
-            snapshot = SnapshotClock::new(lock(&inner.position).n, inner.snapshot_every);
-        }
-    }
-}
-
-/// One raw entry of the stream: its id, its number and its data.
-type RawEntry = (String, u64, String);
-
-/// The entries of an XREAD reply (nil when the block timed out).
-fn parse_entries(value: &Value) -> redis::RedisResult<Vec<RawEntry>> {
-    let bad = |what: &str| {
-        redis::RedisError::from((
-            redis::ErrorKind::Parse,
-            "unexpected XREAD reply",
-            what.to_string(),
-        ))
-    };
-    let streams = match value {
-        Value::Nil => return Ok(Vec::new()),
-        Value::Array(streams) => streams,
-        Value::Map(map) => {
-            return map
-                .iter()
-                .next()
-                .map_or(Ok(Vec::new()), |(_, entries)| parse_stream_entries(entries))
-        }
-        _ => return Err(bad("not an array")),
-    };
-    let Some(Value::Array(stream)) = streams.first() else {
-        return Ok(Vec::new());
-    };
-    let entries = stream.get(1).ok_or_else(|| bad("no entries"))?;
-    parse_stream_entries(entries)
-}
-
-fn parse_stream_entries(entries: &Value) -> redis::RedisResult<Vec<RawEntry>> {
-    let bad = |what: &str| {
-        redis::RedisError::from((
-            redis::ErrorKind::Parse,
-            "unexpected stream entry",
-            what.to_string(),
-        ))
-    };
-    let Value::Array(entries) = entries else {
-        return Err(bad("entries not an array"));
-    };
-    let mut parsed = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let Value::Array(parts) = entry else {
-            return Err(bad("entry not an array"));
-        };
-        let id: String = redis::from_redis_value_ref(parts.first().ok_or_else(|| bad("no id"))?)?;
-        let fields: HashMap<String, String> =
-            redis::from_redis_value_ref(parts.get(1).ok_or_else(|| bad("no fields"))?)?;
-        let n = fields
-            .get("n")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| bad("no number"))?;
-        let data = fields.get("d").cloned().ok_or_else(|| bad("no data"))?;
-        parsed.push((id, n, data));
-    }
-    Ok(parsed)
-}
-
-/// Applies a batch under one lock; `Err` when the stream does not follow on from here.
-fn apply_entries(inner: &Inner, hub: &dyn Node, entries: &[RawEntry]) -> Result<(), &'static str> {
-    let mut result = Ok(());
-    hub.with_state(&mut |state| result = apply_locked(inner, state, entries));
-    result
-}
-
-/// [`apply_entries`] with the state locked.
-fn apply_locked(
-    inner: &Inner,
-    state: &mut dyn SharedState,
-    entries: &[RawEntry],
-) -> Result<(), &'static str> {
-    let mut position = lock(&inner.position);
-    for (id, n, data) in entries {
-        let (id, n) = (id.clone(), *n);
-        if position.n > 0 && n <= position.n {
-            return Err("the change counter went back: redis lost its data");
-        }
-        if position.n > 0 && n != position.n + 1 {
-            return Err("changes are missing: this node fell behind a trim");
-        }
-        *position = Position { id, n };
-        let entry: StreamEntry = match serde_json::from_str(data) {
-            Ok(entry) => entry,
-            Err(e) => {
-                tracing::error!(n, error = %e, "redis engine: a change cannot be read; skipped");
-                continue;
-            }
-        };
-        let waiter = (entry.o == inner.node)
-            .then(|| lock(&inner.waiters).remove(&entry.r))
-            .flatten();
-        let stamp = Stamp {
-            origin: entry.o,
-            message_id: Some(n),
-            now_ms: entry.t,
-        };
-        let conn = waiter.as_ref().and_then(|w| w.conn.as_ref());
-        let outcome = state.apply(entry.c, stamp, conn);
-        if let Some(waiter) = waiter {
-            let _ = waiter.outcome.send(outcome);
-        }
-    }
-    inner.applied.send_replace(position.n);
-    Ok(())
-}
-
-/// Starts over from the latest snapshot (or nothing): this node's connections are closed
-/// (their clients log in again), the shared state replaced.
-async fn reload_state(inner: &Inner, hub: &dyn Node) {
-    let mut conn = inner.conn.clone();
-    loop {
-        let loaded = load_snapshot(&mut conn, &inner.keys).await;
-        let store = store_id(&mut conn, &inner.keys).await;
-        match (loaded, store) {
-            (Ok((snapshot, position)), Ok(store)) => {
-                let mut replaced = Ok(());
-                hub.with_state(&mut |state| {
-                    replaced = state.replace(snapshot.as_deref(), CLOSE_RELOAD);
-                });
-                if let Err(why) = replaced {
-                    tracing::error!(
-                        why,
-                        "redis engine: the snapshot is unreadable; starting empty"
-                    );
-                    start_empty(inner, hub);
-                    return;
-                }
-                inner.applied.send_replace(position.n);
-                *lock(&inner.position) = position;
-                set_store(inner, 0, store);
-                return;
-            }
-            (Err(Reload::Corrupt(why)), _) => {
-                tracing::error!(
-                    why,
-                    "redis engine: the snapshot is unreadable; starting empty"
-                );
-                start_empty(inner, hub);
-                return;
-            }
-            _ => {
-                if !pause(inner, Duration::from_millis(500)).await {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Starts over from an empty state at the stream's start (the snapshot is unreadable).
-fn start_empty(inner: &Inner, hub: &dyn Node) {
-    hub.with_state(&mut |state| {
-        // Replacing with nothing cannot fail to read.
-        let _ = state.replace(None, CLOSE_RELOAD);
-    });
-    inner.applied.send_replace(0);
-    *lock(&inner.position) = Position {
-        id: "0-0".into(),
-        n: 0,
-    };
-}
-
 /// Records Redis `shard`'s store id, and the login reply's `store`, which joins them all.
 fn set_store(inner: &Inner, shard: usize, store: String) {
     let mut stores = lock(&inner.shard_stores);
@@ -898,11 +560,11 @@ fn set_store(inner: &Inner, shard: usize, store: String) {
     *lock(&inner.store_id) = stores.join("+");
 }
 
-/// Checks that the Redis servers past the first still hold their data: one that lost it
-/// (its store id is new) hands out message ids again from the start, so this node starts
-/// over as when the first loses its data (connections closed with 1012, a new `store`).
-async fn check_shard_stores(inner: &Inner, hub: &dyn Node) {
-    for shard in inner.shards.iter().skip(1) {
+/// Checks that the Redis servers still hold their data: one that lost it (its store id is
+/// new) lost the streams and snapshots of its apps and hands out message ids again from
+/// the start, so this node starts over (connections closed with 1012, a new `store`).
+async fn check_shard_stores(inner: &Arc<Inner>, hub: &NodeRef) {
+    for shard in &inner.shards {
         let mut conn = shard.conn.clone();
         let Ok(Ok(store)) =
             tokio::time::timeout(SUBMIT_TIMEOUT, store_id(&mut conn, &inner.keys)).await
@@ -916,61 +578,8 @@ async fn check_shard_stores(inner: &Inner, hub: &dyn Node) {
                 "redis engine: a redis lost its data; starting over"
             );
             set_store(inner, shard.index, store);
-            reload_state(inner, hub).await;
+            apps::reload_all(inner, hub).await;
         }
-    }
-}
-
-/// When the next snapshot is due.
-struct SnapshotClock {
-    at_n: u64,
-    at: Instant,
-    every: u64,
-}
-
-impl SnapshotClock {
-    fn new(at_n: u64, every: u64) -> Self {
-        SnapshotClock {
-            at_n,
-            at: Instant::now(),
-            every,
-        }
-    }
-
-    fn due(&self, n: u64) -> bool {
-        n >= self.at_n + self.every || (n > self.at_n && self.at.elapsed() >= SNAPSHOT_INTERVAL)
-    }
-}
-
-/// Stores this node's copy of the shared state at its position (if newer than the stored
-/// one) and trims the stream up to the previous snapshot.
-async fn take_snapshot(inner: &Inner, hub: &dyn Node) {
-    let mut taken = None;
-    hub.with_state(&mut |state| {
-        // The position is read under the state's lock: the snapshot is the state there.
-        taken = Some((lock(&inner.position).clone(), state.snapshot()));
-    });
-    let (position, state) = match taken {
-        Some((position, Ok(json))) => (position, json),
-        Some((_, Err(e))) => {
-            tracing::error!(error = %e, "redis engine: the state cannot be encoded");
-            return;
-        }
-        None => return,
-    };
-    let mut conn = inner.conn.clone();
-    let stored = Script::new(SNAPSHOT_LUA)
-        .key(&inner.keys.snapshot)
-        .key(&inner.keys.log)
-        .arg(position.n)
-        .arg(&position.id)
-        .arg(state)
-        .invoke_async::<i64>(&mut conn)
-        .await;
-    match stored {
-        Ok(1) => tracing::debug!(n = position.n, "redis engine: snapshot stored"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "redis engine: snapshot not stored"),
     }
 }
 
@@ -993,7 +602,7 @@ async fn keep_alive(inner: Arc<Inner>, hub: NodeRef) {
             Ok(_) => {
                 complaint.worked();
                 watch_nodes(&inner, &*hub, &mut conn, &mut silent).await;
-                check_shard_stores(&inner, &*hub).await;
+                check_shard_stores(&inner, &hub).await;
             }
             Err(e) => {
                 complaint.failed(&e);
@@ -1002,29 +611,28 @@ async fn keep_alive(inner: Arc<Inner>, hub: NodeRef) {
             }
         }
         expire_waiters(&inner);
+        apps::forget_unused(&inner, &*hub);
         if !pause(&inner, HEARTBEAT_EVERY).await {
             return;
         }
     }
 }
 
-/// Submits `NodeGone` for every node the state names that has not beaten for a TTL.
+/// Submits `NodeGone`, to each app naming it, for every node the state names that has not
+/// beaten for a TTL.
 async fn watch_nodes(
     inner: &Inner,
     hub: &dyn Node,
     conn: &mut ConnectionManager,
     silent: &mut HashMap<NodeId, Instant>,
 ) {
-    let named: HashSet<NodeId> = hub
-        .nodes_named()
-        .into_iter()
-        .filter(|node| *node != inner.node)
-        .collect();
-    silent.retain(|node, _| named.contains(node));
+    let mut named = hub.nodes_named();
+    named.remove(&inner.node);
+    silent.retain(|node, _| named.contains_key(node));
     if named.is_empty() {
         return;
     }
-    let nodes: Vec<NodeId> = named.into_iter().collect();
+    let nodes: Vec<NodeId> = named.keys().copied().collect();
     let keys: Vec<String> = nodes.iter().map(|n| inner.keys.node(*n)).collect();
     let alive: redis::RedisResult<Vec<Option<String>>> =
         redis::cmd("MGET").arg(&keys).query_async(conn).await;
@@ -1045,7 +653,9 @@ async fn watch_nodes(
                 "redis engine: a node stopped beating; its users are gone"
             );
             silent.remove(&node);
-            hub.submit_detached(Change::NodeGone { node });
+            for app in named.remove(&node).unwrap_or_default() {
+                hub.submit_detached(Change::NodeGone { app, node });
+            }
         }
     }
 }

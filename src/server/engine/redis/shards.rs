@@ -1,5 +1,6 @@
 //! Several Redis servers behind one engine (`serve --engine A --engine B ...`): which one
-//! holds a channel's, a user's or a conversation's keys, and the message ids each hands out.
+//! holds an app's shared state, a channel's or a conversation's keys, and the message ids
+//! each hands out.
 //!
 //! The spread is a stable hash of the app and the id (CRC-32, whose bits are then mixed so
 //! that ids differing in one character do not land together), modulo the number of
@@ -38,6 +39,12 @@ pub fn shard_of(count: usize, app: &str, id: &str) -> usize {
     hasher.update(&[0]);
     hasher.update(id.as_bytes());
     (mix(u64::from(hasher.finalize())) % count as u64) as usize
+}
+
+/// Which of `count` servers holds `app`'s shared state (its change stream and snapshots:
+/// `apps.rs`).
+pub fn shard_of_app(count: usize, app: &str) -> usize {
+    shard_of(count, app, "")
 }
 
 /// Which of `count` servers holds `channel` of `app` (its members' messages, history).
