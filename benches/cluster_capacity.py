@@ -13,7 +13,11 @@ server process over 10 s of steady load (two runs of 4 and 14 s, subtracted):
   the cluster's CPU per operation (both nodes and Redis) against one node's;
 - the same over two Redis servers;
 - 100 channels of even load (4 members each) over two Redis servers: each one's
-  commands, messages (history entries: script calls carry batches) and CPU.
+  commands, messages (history entries: script calls carry batches) and CPU;
+- churn of shared state (`bench --workload login`: 20 users logging in over and over,
+  200 logins/s, each a login, a drop and its grace period) in one app on node A, while
+  node B serves 10 idle users: of another app, then of the same app. Node B's CPU
+  against node A's: a node applies the changes of the apps it serves, not of the others.
 
 The lower of `--runs` runs is kept for each ratio (the box is shared). Needs
 `redis-server` (Debian's package) on PATH. Every process listens on 127.0.0.1 and is
@@ -37,6 +41,7 @@ LOADS = {
     "fanout": ["--workload", "fanout", "--users", "200", "--rate", "250"],
     "peer": ["--workload", "peer", "--users", "20", "--rate", "2000"],
     "spread": ["--workload", "fanout", "--users", "400", "--channels", "100", "--rate", "1000"],
+    "churn": ["--workload", "login", "--users", "20", "--rate", "200"],
 }
 # Each measurement runs the load twice on the same processes, for SHORT and LONG seconds:
 # the difference is LONG - SHORT seconds of steady load, without set-up (logins, joins)
@@ -113,9 +118,9 @@ def redis_commands(port):
     return 0
 
 
-def bench(url, load, seconds):
+def bench(url, load, seconds, app=None):
     args = [os.path.abspath(BIN), "bench", "--server", url, "--json", "--duration", str(seconds),
-            "--app-id", f"capacity-{seconds}"]
+            "--app-id", app or f"capacity-{seconds}"]
     out = subprocess.run(args + LOADS[load], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -179,6 +184,42 @@ def measure(load, redis_count):
         world.close()
 
 
+def measure_churn(same_app):
+    """Node A's and node B's CPU over 10 s of login churn in one app on node A, with 10
+    idle users on node B in another app (or, same_app, in the churn's app)."""
+    world = World()
+    try:
+        redis_proc, port = world.redis()
+        engine = f"redis://127.0.0.1:{port}"
+        a, url_a = world.node(engine, "a")
+        b, url_b = world.node(engine, "b")
+        watched = {"node_a": a.pid, "node_b": b.pid, "redis_0": redis_proc.pid}
+        idle_app = "capacity-churn" if same_app else "capacity-other"
+        idle = subprocess.Popen(
+            [os.path.abspath(BIN), "bench", "--server", url_b, "--json", "--workload", "soak",
+             "--users", "10", "--duration", str(SHORT + LONG + 20), "--app-id", idle_app],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(3.0)  # the idle users are in, heartbeats settle
+            runs = []
+            for seconds in (SHORT, LONG):
+                before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+                report = bench(url_a, "churn", seconds, app="capacity-churn")
+                after = {name: cpu_seconds(pid) for name, pid in watched.items()}
+                runs.append({"ops": report["completed"],
+                             "cpu_s": {n: after[n] - before[n] for n in watched}})
+        finally:
+            idle.kill()
+            idle.wait()
+        short, long = runs
+        return {
+            "ops": long["ops"] - short["ops"],
+            "cpu_s": {n: long["cpu_s"][n] - short["cpu_s"][n] for n in watched},
+        }
+    finally:
+        world.close()
+
+
 def per_op_us(run):
     return sum(run["cpu_s"].values()) / max(run["ops"], 1) * 1e6
 
@@ -221,6 +262,18 @@ def main():
         "commands_ratio": max(commands) / max(min(commands), 1),
         "messages_kept_ratio": max(messages) / max(min(messages), 1),
     }
+    churn = []
+    for _ in range(args.runs):
+        other, same = measure_churn(False), measure_churn(True)
+        churn.append({
+            "logins": other["ops"],
+            "b_over_a_other_app": other["cpu_s"]["node_b"] / other["cpu_s"]["node_a"],
+            "b_over_a_same_app": same["cpu_s"]["node_b"] / same["cpu_s"]["node_a"],
+        })
+    results["churn"] = {
+        "runs": churn,
+        "best": {key: min(row[key] for row in churn) for key in churn[0]},
+    }
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -239,6 +292,10 @@ def main():
           f"(ratio {s['commands_ratio']:.3f}), messages kept (ZADD) {s['messages_kept']} "
           f"(ratio {s['messages_kept_ratio']:.3f}), "
           f"CPU s {[round(c, 3) for c in s['redis_cpu_s']]}")
+    c = results["churn"]["best"]
+    print(f"login churn on node A ({c['logins']} logins in 10 s): node B / node A CPU "
+          f"{c['b_over_a_other_app']:.3f} with B's users in another app, "
+          f"{c['b_over_a_same_app']:.3f} in the same app")
 
 
 if __name__ == "__main__":
