@@ -663,6 +663,10 @@ fn apply_locked(
     let position = &mut stream.position;
     for (id, n, data) in entries {
         let (id, n) = (id.clone(), *n);
+        if stream_id(&id) <= stream_id(&position.id) {
+            // Read from where the app was before a reload that has moved it on since.
+            continue;
+        }
         if position.n > 0 && n <= position.n {
             return Err("the change counter went back: redis lost its data");
         }
@@ -693,6 +697,12 @@ fn apply_locked(
     }
     stream.applied.send_replace(position.n);
     Ok(())
+}
+
+/// A stream entry id ("ms-seq") as numbers, to compare; a malformed one sorts first.
+fn stream_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 /// The position and keys of `app` if a snapshot of it is due.
@@ -740,5 +750,18 @@ async fn take_snapshot(inner: &Inner, hub: &dyn Node, app: &str, _due_at: u64, k
         Ok(1) => tracing::debug!(app, n = position.n, "redis engine: snapshot stored"),
         Ok(_) => {}
         Err(e) => tracing::warn!(app, error = %e, "redis engine: snapshot not stored"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_compare_as_numbers() {
+        assert!(stream_id("1700000000000-10") > stream_id("1700000000000-9"));
+        assert!(stream_id("1700000000001-0") > stream_id("1700000000000-99"));
+        assert_eq!(stream_id("0-0"), (0, 0));
+        assert!(stream_id("5-1") > stream_id("0-0"));
     }
 }
