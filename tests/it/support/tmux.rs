@@ -94,11 +94,16 @@ impl Tmux {
     /// The last lines of the chat client's log (`RTM_TUI_HOME/state`), for a failure.
     fn log_tail(&self) -> String {
         let dir = Path::new(&self.home_path).join("state");
+        // `rtm-tui.log.<date>`, beside other state (`tabs.json`).
         let newest = std::fs::read_dir(&dir)
             .into_iter()
             .flatten()
             .flatten()
             .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with("rtm-tui.log"))
+            })
             .max();
         let Some(text) = newest.and_then(|path| std::fs::read_to_string(path).ok()) else {
             return format!("(none in {})", dir.display());
