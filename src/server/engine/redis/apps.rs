@@ -204,11 +204,8 @@ pub fn submit(inner: &Arc<Inner>, node: &dyn Node, app: &str, request: u64, data
                 keys: Arc::clone(&stream.keys),
             };
             match &mut stream.held {
-                None => {
-                    let shard = stream.shard;
-                    drop(held);
-                    return send(inner, shard, outgoing);
-                }
+                // Under the lock, so that the app's changes queue in the order submitted.
+                None => return send(inner, stream.shard, outgoing),
                 Some(waiting) if waiting.len() < HELD_MAX => return waiting.push(outgoing),
                 Some(_) => {
                     drop(held);
@@ -297,7 +294,7 @@ async fn load(inner: Arc<Inner>, hub: NodeRef, app: String, reload: bool) {
         );
         position = Position::start();
     }
-    let waiting = {
+    let refused: Vec<u64> = {
         let mut held = lock(&inner.apps.held);
         let Some(stream) = held.get_mut(&app) else {
             return;
@@ -307,13 +304,28 @@ async fn load(inner: Arc<Inner>, hub: NodeRef, app: String, reload: bool) {
         stream.applied.send_replace(position.n);
         stream.position = position;
         stream.loaded.send_replace(Some(true));
-        stream.held.take().unwrap_or_default()
+        // Queued before the lock is let go: a change submitted from now on goes after
+        // them (a drop's `Disconnected` after the `Login` that waited for the load).
+        let queue = &inner.outgoing[shard];
+        stream
+            .held
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|outgoing| {
+                let request = outgoing.request;
+                queue.try_send(outgoing).err().map(|_| request)
+            })
+            .collect()
     };
     if reload {
         tracing::info!(app, "redis engine: an app's state reloaded");
     }
-    for outgoing in waiting {
-        send(&inner, shard, outgoing);
+    if !refused.is_empty() {
+        tracing::warn!("redis engine: too many changes waiting for redis; some refused");
+    }
+    for request in refused {
+        fail_waiter(&inner, request);
     }
     inner.apps.changed(shard);
 }
