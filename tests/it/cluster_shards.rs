@@ -394,3 +394,70 @@ async fn apps_spread_over_the_redis_servers_and_a_node_holds_only_those_it_serve
     wait_for_apps_held(&cluster.url(1), 1, Duration::from_secs(30)).await;
     assert_eq!(apps_held(&cluster.url(0)).await, 1);
 }
+
+/// The first of `prefix0`, `prefix1`, ... that Redis `shard` of `count` holds in `app`.
+fn channel_of_app_on(shard: usize, count: usize, app: &str, prefix: &str) -> String {
+    (0..1000)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|channel| shard_of_channel(count, app, channel) == shard)
+        .expect("some name lands on every shard")
+}
+
+/// One Redis of two killed fails only the apps whose change streams it holds: their
+/// joins and logins get the family's failure code promptly, while an app on the other
+/// Redis logs in and joins as if nothing happened; once it is back, the first app works
+/// again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_down_fails_only_the_apps_it_holds() {
+    let mut cluster = Cluster::start_sharded(2, 2, &[]).await;
+    // Heartbeats live on the first Redis: the second is the one killed.
+    let (kept, lost) = (app_on(0, 2, "kept"), app_on(1, 2, "lost"));
+    let kept_room = channel_of_app_on(0, 2, &kept, "room");
+    let lost_room = channel_of_app_on(0, 2, &lost, "room");
+    let mut alice = login_to(&cluster.url(0), &kept, "alice").await;
+    let mut carol = login_to(&cluster.url(1), &lost, "carol").await;
+
+    cluster.shards[0].kill().await;
+    let started = Instant::now();
+    let reply = carol
+        .call_within(join(&lost_room), OUTAGE_ANSWER)
+        .await
+        .expect("a join in the app whose Redis is down is answered");
+    assert_eq!(code_of(&reply), 1, "JOIN failure: {reply}");
+    assert!(started.elapsed() < OUTAGE_ANSWER, "{:?}", started.elapsed());
+    let mut dave = RawConn::connect(&cluster.url(0), "dave", None)
+        .await
+        .unwrap();
+    let reply = dave
+        .call_within(
+            json!({"op": "login", "app_id": lost, "user": "dave"}),
+            OUTAGE_ANSWER * 2,
+        )
+        .await
+        .expect("a login to the app whose Redis is down is answered");
+    assert_eq!(code_of(&reply), 1, "LOGIN failure: {reply}");
+    // The other app goes on: a join, and a new login on either node.
+    assert_eq!(alice.ok(join(&kept_room)).await["member_count"], 1);
+    let mut bob = login_to(&cluster.url(1), &kept, "bob").await;
+    assert_eq!(bob.ok(join(&kept_room)).await["member_count"], 2);
+    alice
+        .expect_event_with(
+            "member_joined",
+            json!({"channel": kept_room, "user": "bob"}),
+        )
+        .await;
+
+    cluster.shards[0].restart().await;
+    let deadline = Instant::now() + RECOVERY_WAIT;
+    loop {
+        let reply = carol
+            .call_within(join(&lost_room), WAIT)
+            .await
+            .expect("answered");
+        if code_of(&reply) == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{lost} still fails: {reply}");
+        tokio::time::sleep(POLL).await;
+    }
+}
