@@ -153,8 +153,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "ID", requires = "engine")]
     pub node_id: Option<String>,
 
-    /// With --engine: changes between two snapshots of the shared state in Redis (a
-    /// starting node loads the latest and reads on; the change stream is trimmed behind it).
+    /// With --engine: changes of an app between two snapshots of its state in Redis (a
+    /// node loads an app's latest when its first user of the app comes, and reads on; the
+    /// app's change stream is trimmed behind it).
     #[arg(long, value_name = "N", requires = "engine", default_value_t = rtm::server::SNAPSHOT_EVERY)]
     pub snapshot_every: u64,
 

@@ -23,8 +23,8 @@ pub enum StoreLocation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisSettings {
     /// `redis://HOST:PORT[/DB]` of each Redis server, in the same order on every node: the
-    /// first also carries the change stream; channels, users and conversations are spread
-    /// over all of them by a stable hash (`engine::redis::shards`).
+    /// first also carries the heartbeats; apps (their change streams), channels and
+    /// conversations are spread over all of them by a stable hash (`engine::redis::shards`).
     pub urls: Vec<String>,
     /// This node's name in logs and in its heartbeat.
     pub node: String,

@@ -699,9 +699,10 @@ async fn conformance_across_two_nodes(redis_servers: usize) {
     assert_eq!(report["servers"], json!([n1, n2]));
 }
 
-/// A node started after the others stored snapshots and trimmed the change stream loads
-/// the latest snapshot and reads on: it knows the channel, its members and attributes,
-/// and its users join in as if it had been there all along.
+/// A node started after the others stored snapshots and trimmed the app's change stream
+/// loads the app's latest snapshot when its first user comes, and reads on: it knows the
+/// channel, its members and attributes, and its users join in as if it had been there all
+/// along.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_started_later_loads_the_snapshot_and_reads_on() {
     let mut cluster = Cluster::start_with(1, &["--snapshot-every", "5"]).await;

@@ -1,8 +1,8 @@
 //! Messages straight to the nodes concerned, over Redis PUB/SUB: a peer message, its ack
 //! and its answer touch only the sender's and the receiver's nodes, and a channel message
-//! only the nodes with members of the channel. The change stream (membership, presence,
-//! attributes, invitations) stays as it was; messages, the bulk of the traffic, no longer
-//! go through it.
+//! only the nodes with members of the channel. The change streams (per app: membership,
+//! presence, attributes, invitations; `apps.rs`) carry no messages: messages, the bulk of
+//! the traffic, go this way.
 //!
 //! - **Topics.** Every node listens on its inbox (`rtm:n:<node>`) on every Redis of the
 //!   list, and on a channel's topic (`rtm:c:<app>:<channel>`), on the Redis that holds the

@@ -158,7 +158,7 @@ struct Inner {
     node: NodeId,
     name: String,
     keys: Keys,
-    /// The Redis servers, the first carrying the change stream (see `shards.rs`).
+    /// The Redis servers, the first carrying the heartbeats (see `shards.rs`).
     shards: Vec<Shard>,
     /// The first Redis: heartbeats.
     conn: ConnectionManager,
