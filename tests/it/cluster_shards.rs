@@ -60,20 +60,29 @@ async fn listeners(redis: &Redis, channel: &str) -> u64 {
         .unwrap_or_else(|| panic!("PUBSUB NUMSUB answered {reply:?}"))
 }
 
-/// Polls until `channel`'s topic on `redis` has `want` listeners, or panics.
-async fn wait_for_listeners(redis: &Redis, channel: &str, want: u64, within: Duration) {
+/// Polls `count` until it gives `want`, or panics after `within` saying how many `what`.
+async fn wait_for_count(what: &str, want: u64, within: Duration, count: impl AsyncFn() -> u64) {
     let deadline = Instant::now() + within;
     loop {
-        let now = listeners(redis, channel).await;
+        let now = count().await;
         if now == want {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{channel}: {now} nodes listen, {want} expected after {within:?}"
+            "{what}: {now}, {want} expected after {within:?}"
         );
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Polls until `channel`'s topic on `redis` has `want` listeners, or panics.
+async fn wait_for_listeners(redis: &Redis, channel: &str, want: u64, within: Duration) {
+    let what = format!("nodes listening to {channel}");
+    wait_for_count(&what, want, within, async || {
+        listeners(redis, channel).await
+    })
+    .await;
 }
 
 /// A node listens to a channel only while one of its users is in it: alice's node from
@@ -269,24 +278,30 @@ async fn one_redis_down_fails_only_what_it_holds() {
         .await;
 
     cluster.shards[0].restart().await;
-    let deadline = Instant::now() + RECOVERY_WAIT;
-    loop {
-        let reply = alice
-            .call_within(send_channel(&lost, "back"), WAIT)
-            .await
-            .expect("answered");
-        if code_of(&reply) == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{lost} still fails: {reply}");
-        tokio::time::sleep(POLL).await;
-    }
+    until_it_works(&mut alice, send_channel(&lost, "back"), &lost).await;
     let got = bob
         .next_event(WAIT, |e| {
             e["event"] == "message_from_channel" && e["message"] == text("back")
         })
         .await;
     assert!(got.is_some(), "bob got the message once its Redis was back");
+}
+
+/// Sends `request` from `conn` again and again until it is answered 0, or panics after
+/// [`RECOVERY_WAIT`] saying that `what` (what the Redis that was down holds) still fails.
+async fn until_it_works(conn: &mut RawConn, request: serde_json::Value, what: &str) {
+    let deadline = Instant::now() + RECOVERY_WAIT;
+    loop {
+        let reply = conn
+            .call_within(request.clone(), WAIT)
+            .await
+            .expect("answered");
+        if code_of(&reply) == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} still fails: {reply}");
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// The first of `prefix0`, `prefix1`, ... whose shared state Redis `shard` of `count` holds.
@@ -323,18 +338,8 @@ async fn apps_held(url: &str) -> u64 {
 
 /// Polls a node's `rtm_apps` until it is `want`, or panics.
 async fn wait_for_apps_held(url: &str, want: u64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let held = apps_held(url).await;
-        if held == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{url} holds {held} apps, {want} expected after {within:?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    let what = format!("apps held by {url}");
+    wait_for_count(&what, want, within, async || apps_held(url).await).await;
 }
 
 /// Whether `key` exists on `redis`.
@@ -448,16 +453,5 @@ async fn a_redis_down_fails_only_the_apps_it_holds() {
         .await;
 
     cluster.shards[0].restart().await;
-    let deadline = Instant::now() + RECOVERY_WAIT;
-    loop {
-        let reply = carol
-            .call_within(join(&lost_room), WAIT)
-            .await
-            .expect("answered");
-        if code_of(&reply) == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{lost} still fails: {reply}");
-        tokio::time::sleep(POLL).await;
-    }
+    until_it_works(&mut carol, join(&lost_room), &lost).await;
 }

@@ -45,30 +45,22 @@ impl SharedState for Locked<'_> {
     }
 
     fn snapshot(&self, app: &str) -> Result<String, String> {
-        match self.state.shared.apps.get(app) {
-            Some(tenant) => serde_json::to_string(tenant).map_err(|e| e.to_string()),
-            None => serde_json::to_string(&Tenant::default()).map_err(|e| e.to_string()),
-        }
+        let empty = Tenant::default();
+        let tenant = self.state.shared.apps.get(app).unwrap_or(&empty);
+        serde_json::to_string(tenant).map_err(|e| e.to_string())
     }
 
     fn forget_if_unused(&mut self, app: &str) -> bool {
-        let here = self.hub.node();
-        let Some(tenant) = self.state.shared.apps.get(app) else {
-            return true;
-        };
-        // Its connections, and the timers it owns (grace periods, expiries).
-        let used = tenant.users.values().any(|user| {
-            user.conn.as_ref().is_some_and(|c| c.id.node == here)
-                || user.grace.is_some_and(|(_, node)| node == here)
-        }) || tenant
-            .channels
-            .values()
-            .any(|c| c.empty.is_some_and(|(_, node)| node == here))
-            || tenant.invitations.values().any(|i| i.owner == here);
-        if !used {
-            self.state.shared.apps.remove(app);
+        let apps = &mut self.state.shared.apps;
+        // Used: it names this node (a connection here, a timer this node runs).
+        if apps
+            .get(app)
+            .is_some_and(|tenant| tenant.nodes().contains(&self.hub.node()))
+        {
+            return false;
         }
-        !used
+        apps.remove(app);
+        true
     }
 }
 

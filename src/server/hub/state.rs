@@ -138,6 +138,21 @@ impl Tenant {
     pub fn conn_of(&self, user: &str) -> Option<&ConnRef> {
         self.users.get(user).and_then(|u| u.conn.as_ref())
     }
+
+    /// Every node this app's state names: those holding its connections, and the owners
+    /// of its grace and expiry timers.
+    pub fn nodes(&self) -> BTreeSet<NodeId> {
+        let mut named = BTreeSet::new();
+        for user in self.users.values() {
+            named.extend(user.conn.as_ref().map(|c| c.id.node));
+            named.extend(user.grace.map(|(_, node)| node));
+        }
+        for channel in self.channels.values() {
+            named.extend(channel.empty.map(|(_, node)| node));
+        }
+        named.extend(self.invitations.values().map(|i| i.owner));
+        named
+    }
 }
 
 /// A pending invitation; `epoch` tells its expiry timer apart from a reused id's, `owner`
@@ -226,16 +241,7 @@ impl Shared {
     pub(super) fn nodes(&self) -> BTreeMap<NodeId, BTreeSet<String>> {
         let mut nodes: BTreeMap<NodeId, BTreeSet<String>> = BTreeMap::new();
         for (name, app) in &self.apps {
-            let mut named = BTreeSet::new();
-            for user in app.users.values() {
-                named.extend(user.conn.as_ref().map(|c| c.id.node));
-                named.extend(user.grace.map(|(_, node)| node));
-            }
-            for channel in app.channels.values() {
-                named.extend(channel.empty.map(|(_, node)| node));
-            }
-            named.extend(app.invitations.values().map(|i| i.owner));
-            for node in named {
+            for node in app.nodes() {
                 nodes.entry(node).or_default().insert(name.clone());
             }
         }

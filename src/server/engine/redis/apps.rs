@@ -402,16 +402,24 @@ async fn caught_up_on(inner: Arc<Inner>, app: String, mut loaded: watch::Receive
     else {
         return;
     };
-    let mut conn = inner.shards[shard].conn.clone();
-    let Ok(appended) = redis::cmd("GET")
-        .arg(&keys.seq)
-        .query_async::<Option<u64>>(&mut conn)
-        .await
-    else {
+    let Some(target) = appended(inner.as_ref(), shard, &keys).await else {
         return;
     };
-    let target = appended.unwrap_or(0);
     let _ = applied.wait_for(|n| *n >= target).await;
+}
+
+/// How many changes `keys`' app has in its stream on Redis `shard` (`None`: Redis cannot
+/// tell in time).
+async fn appended(inner: &Inner, shard: usize, keys: &AppKeys) -> Option<u64> {
+    let mut conn = inner.shards[shard].conn.clone();
+    let mut get = redis::cmd("GET");
+    get.arg(&keys.seq);
+    let read = get.query_async::<Option<u64>>(&mut conn);
+    let appended = tokio::time::timeout(SUBMIT_TIMEOUT, read)
+        .await
+        .ok()?
+        .ok()?;
+    Some(appended.unwrap_or(0))
 }
 
 /// Waits (a little) until this node has read `app`'s stream as far as `n`.
@@ -436,19 +444,18 @@ pub async fn lag(inner: &Inner) -> Option<u64> {
         .filter(|s| s.held.is_none())
         .map(|s| (s.shard, Arc::clone(&s.keys), *s.applied.borrow()))
         .collect();
-    let mut behind = 0;
-    for (shard, keys, applied) in held {
-        let mut conn = inner.shards[shard].conn.clone();
-        let mut get = redis::cmd("GET");
-        get.arg(&keys.seq);
-        let read = get.query_async::<Option<u64>>(&mut conn);
-        let appended = tokio::time::timeout(SUBMIT_TIMEOUT, read)
-            .await
-            .ok()?
-            .ok()?;
-        behind += appended.unwrap_or(0).saturating_sub(applied);
-    }
-    Some(behind)
+    // Asked at once: one connection per Redis pipelines them.
+    let reads = held.iter().map(|(shard, keys, applied)| async move {
+        Some(
+            appended(inner, *shard, keys)
+                .await?
+                .saturating_sub(*applied),
+        )
+    });
+    futures_util::future::join_all(reads)
+        .await
+        .into_iter()
+        .sum()
 }
 
 /// Forgets the apps unused for [`FORGET_AFTER`] that the hub has no use for any more.
@@ -570,8 +577,8 @@ pub async fn read_streams(inner: Arc<Inner>, hub: NodeRef, shard: usize) {
                 reload(&inner, &hub, app).await;
                 continue;
             }
-            if let Some((n, keys)) = snapshot_due(&inner, app) {
-                take_snapshot(&inner, &*hub, app, n, &keys).await;
+            if let Some(keys) = snapshot_due(&inner, app) {
+                take_snapshot(&inner, &*hub, app, &keys).await;
             }
         }
     }
@@ -582,13 +589,7 @@ type RawEntry = (String, u64, String);
 
 /// The streams of an XREAD reply, each with its entries (none when the block timed out).
 fn parse_streams(value: &Value) -> redis::RedisResult<Vec<(String, Vec<RawEntry>)>> {
-    let bad = |what: &str| {
-        redis::RedisError::from((
-            redis::ErrorKind::Parse,
-            "unexpected XREAD reply",
-            what.to_string(),
-        ))
-    };
+    let bad = |what: &str| unexpected("unexpected XREAD reply", what);
     let mut parsed = Vec::new();
     match value {
         Value::Nil => {}
@@ -614,14 +615,13 @@ fn parse_streams(value: &Value) -> redis::RedisResult<Vec<(String, Vec<RawEntry>
     Ok(parsed)
 }
 
+/// A reply that is not what was asked for.
+fn unexpected(kind: &'static str, what: &str) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Parse, kind, what.to_string()))
+}
+
 fn parse_stream_entries(entries: &Value) -> redis::RedisResult<Vec<RawEntry>> {
-    let bad = |what: &str| {
-        redis::RedisError::from((
-            redis::ErrorKind::Parse,
-            "unexpected stream entry",
-            what.to_string(),
-        ))
-    };
+    let bad = |what: &str| unexpected("unexpected stream entry", what);
     let Value::Array(entries) = entries else {
         return Err(bad("entries not an array"));
     };
@@ -717,19 +717,19 @@ fn stream_id(id: &str) -> (u64, u64) {
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
-/// The position and keys of `app` if a snapshot of it is due.
-fn snapshot_due(inner: &Inner, app: &str) -> Option<(u64, Arc<AppKeys>)> {
+/// The keys of `app` if a snapshot of it is due.
+fn snapshot_due(inner: &Inner, app: &str) -> Option<Arc<AppKeys>> {
     let held = lock(&inner.apps.held);
     let stream = held.get(app)?;
     let n = stream.position.n;
     let due = n >= stream.snapshot_at_n + inner.apps.snapshot_every
         || (n > stream.snapshot_at_n && stream.snapshot_at.elapsed() >= SNAPSHOT_INTERVAL);
-    due.then(|| (n, Arc::clone(&stream.keys)))
+    due.then(|| Arc::clone(&stream.keys))
 }
 
 /// Stores this node's copy of `app`'s state at its position (if newer than the stored
 /// one) and trims its stream up to the previous snapshot.
-async fn take_snapshot(inner: &Inner, hub: &dyn Node, app: &str, _due_at: u64, keys: &AppKeys) {
+async fn take_snapshot(inner: &Inner, hub: &dyn Node, app: &str, keys: &AppKeys) {
     let mut taken = None;
     hub.with_state(&mut |state| {
         // The position is read under the state's lock: the snapshot is the state there.
