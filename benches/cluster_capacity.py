@@ -19,6 +19,10 @@ server process over 10 s of steady load (two runs of 4 and 14 s, subtracted):
   node B serves 10 idle users: of another app, then of the same app. Node B's CPU
   against node A's: a node applies the changes of the apps it serves, not of the others.
 
+`--only attributes` measures memory instead: 500 users on node A each set 14 KB of user
+attributes while node B serves one idle user of the same app; how much node A, node B
+and Redis grew (`RTM_TUI=path/to/rtm-tui` measures another build).
+
 The lower of `--runs` runs is kept for each ratio (the box is shared). Needs
 `redis-server` (Debian's package) on PATH. Every process listens on 127.0.0.1 and is
 killed at the end.
@@ -47,6 +51,10 @@ LOADS = {
 # the difference is LONG - SHORT seconds of steady load, without set-up (logins, joins)
 # and tear-down, whose costs are the same in both runs.
 SHORT, LONG = 4, 14
+# The attributes' memory: users on node A, each with 14 KB of user attributes, and how
+# long their logins and writes are given before memory is read.
+ATTRIBUTE_USERS = 500
+ATTRIBUTE_SETTLE = 15.0
 
 
 def free_port():
@@ -220,6 +228,62 @@ def measure_churn(same_app):
         world.close()
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def redis_used_kib(port):
+    info = subprocess.run(["redis-cli", "-p", str(port), "INFO", "memory"],
+                          capture_output=True, text=True, check=True).stdout
+    for line in info.splitlines():
+        if line.startswith("used_memory:"):
+            return int(line.split(":")[1]) // 1024
+    return 0
+
+
+def scenario(world, url, app, name, lines):
+    """Plays `lines` with `rtm-tui script` in the background."""
+    path = os.path.join(world.dir, f"{name}.rtm")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return world.spawn([os.path.abspath(BIN), "script", path, "--server", url, "--app-id", app],
+                       f"{name}.out")
+
+
+def measure_attributes(users=ATTRIBUTE_USERS):
+    """Memory of node A (every user), node B (one idle user of the same app) and Redis
+    once `users` users on node A each hold 14 KB of user attributes: before user
+    attributes left the shared state, every node serving the app kept them all."""
+    world = World()
+    try:
+        redis_proc, port = world.redis()
+        engine = f"redis://127.0.0.1:{port}"
+        a, url_a = world.node(engine, "a")
+        b, url_b = world.node(engine, "b")
+        app = "capacity-attributes"
+        scenario(world, url_b, app, "idle", ["idle login", "sleep 60s"])
+        time.sleep(3.0)  # the idle user is in: node B holds the app
+        before = {"node_a": rss_kib(a.pid), "node_b": rss_kib(b.pid), "redis": redis_used_kib(port)}
+        value = "x" * 3500
+        pairs = ",".join(f'"k{k}":"{value}"' for k in range(4))
+        lines = []
+        for i in range(users):
+            lines.append(f"u{i} login")
+            lines.append(f'u{i} raw {{"op":"set_user_attributes","attributes":{{{pairs}}}}}')
+        lines.append("sleep 60s")
+        scenario(world, url_a, app, "writers", lines)
+        time.sleep(ATTRIBUTE_SETTLE)  # every login and write is in (a few seconds)
+        after = {"node_a": rss_kib(a.pid), "node_b": rss_kib(b.pid), "redis": redis_used_kib(port)}
+        return {"users": users, "bytes_each": 4 * (2 + len(value)),
+                "grew_kib": {k: after[k] - before[k] for k in before}}
+    finally:
+        world.close()
+
+
 def per_op_us(run):
     return sum(run["cpu_s"].values()) / max(run["ops"], 1) * 1e6
 
@@ -228,9 +292,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", choices=["attributes"],
+                        help="run one section alone (attributes: the memory of user attributes)")
     args = parser.parse_args()
     if not os.path.exists(BIN):
         sys.exit(f"{BIN} is missing: cargo build --release first")
+    if args.only == "attributes":
+        memory = measure_attributes()
+        print(json.dumps(memory, indent=2) if args.json else
+              f"{memory['users']} users on node A with {memory['bytes_each']} bytes of attributes "
+              f"each: memory grew by {memory['grew_kib']} KiB")
+        return
     results = {}
     for load in ("fanout", "peer"):
         rows = []

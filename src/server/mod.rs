@@ -81,7 +81,7 @@ pub use config::{
 pub use config_file::{
     open_mode, open_mode_warning, AppEntry, ConfigFileError, LimitsSection, ServerFile,
 };
-pub use engine::redis::shards::{shard_of_app, shard_of_channel, shard_of_peers};
+pub use engine::redis::shards::{shard_of_app, shard_of_channel, shard_of_peers, shard_of_user};
 pub use engine::redis::SNAPSHOT_EVERY;
 pub use hub::Hub;
 pub use outbox::ConnHandle;

@@ -12,7 +12,7 @@ use crate::support::raw::{join, named, send_channel, Expect};
 use crate::support::{text, WAIT};
 use rtm::qa::check::rest::{Api, Auth};
 use rtm::qa::raw::{code_of, RawConn};
-use rtm::server::{shard_of_app, shard_of_channel, shard_of_peers};
+use rtm::server::{shard_of_app, shard_of_channel, shard_of_peers, shard_of_user};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -454,4 +454,106 @@ async fn a_redis_down_fails_only_the_apps_it_holds() {
 
     cluster.shards[0].restart().await;
     until_it_works(&mut carol, join(&lost_room), &lost).await;
+}
+
+/// The first of `prefix0`, `prefix1`, ... whose own keys (attributes) Redis `shard` of
+/// `count` holds in `app`.
+fn user_of_app_on(shard: usize, count: usize, app: &str, prefix: &str) -> String {
+    (0..1000)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|user| shard_of_user(count, app, user) == shard)
+        .expect("some name lands on every shard")
+}
+
+/// The attributes `reader` gets for `user` (asserting the read is answered 0).
+async fn attributes_of(reader: &mut RawConn, user: &str) -> serde_json::Value {
+    let reply = reader
+        .ok(json!({"op": "get_user_attributes", "user": user}))
+        .await;
+    reply["attributes"].clone()
+}
+
+/// User attributes are not shared state: each user's live in a hash on the Redis its id
+/// hashes to, never in the app's change stream, so a node keeps none of them and reads
+/// another node's user's from that Redis; with that Redis away only its users' attribute
+/// reads and writes fail (ATTR 2, its failure, promptly); a logout deletes the hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_attributes_live_on_their_users_redis_not_in_the_shared_state() {
+    let mut cluster = Cluster::start_sharded(2, 2, &[]).await;
+    // The app's stream and the heartbeats on the first Redis; one user on each.
+    let app = app_on(0, 2, "attrs");
+    let (kept, lost) = (
+        user_of_app_on(0, 2, &app, "kept"),
+        user_of_app_on(1, 2, &app, "lost"),
+    );
+    let mut kept_conn = login_to(&cluster.url(0), &app, &kept).await;
+    let mut lost_conn = login_to(&cluster.url(1), &app, &lost).await;
+    let mut bob = login_to(&cluster.url(1), &app, "bob").await;
+    let set = |pairs: serde_json::Value| json!({"op": "set_user_attributes", "attributes": pairs});
+    kept_conn.ok(set(json!({"mood": "calm-and-kept"}))).await;
+    lost_conn.ok(set(json!({"seat": "3"}))).await;
+
+    for (shard, (mine, other)) in [(&kept, &lost), (&lost, &kept)].into_iter().enumerate() {
+        let redis = cluster.redis_server(shard);
+        assert!(
+            exists(redis, &format!("rtm:ua:{app}:{mine}")).await,
+            "{mine} on {shard}"
+        );
+        assert!(
+            !exists(redis, &format!("rtm:ua:{app}:{other}")).await,
+            "{other} not on {shard}"
+        );
+    }
+    let stream = cluster
+        .redis_server(0)
+        .command(&["XRANGE", &format!("rtm:app:{app}:log"), "-", "+"])
+        .await;
+    assert!(stream.contains("login"), "the app's stream: {stream}");
+    assert!(
+        !stream.contains("calm-and-kept"),
+        "an attribute write in the stream: {stream}"
+    );
+    // Bob, on the other node, reads kept's attributes from kept's Redis.
+    assert_eq!(
+        attributes_of(&mut bob, &kept).await,
+        json!({"mood": "calm-and-kept"})
+    );
+
+    cluster.shards[0].kill().await;
+    let started = Instant::now();
+    let reply = lost_conn
+        .call_within(set(json!({"seat": "4"})), OUTAGE_ANSWER)
+        .await
+        .expect("a write of attributes on the Redis that is down is answered");
+    assert_eq!(code_of(&reply), 2, "ATTR failure: {reply}");
+    let read = json!({"op": "get_user_attributes", "user": lost});
+    let reply = bob
+        .call_within(read.clone(), OUTAGE_ANSWER)
+        .await
+        .expect("a read of attributes on the Redis that is down is answered");
+    assert_eq!(code_of(&reply), 2, "ATTR failure: {reply}");
+    assert!(
+        started.elapsed() < OUTAGE_ANSWER * 2,
+        "{:?}",
+        started.elapsed()
+    );
+    // The users on the other Redis go on.
+    kept_conn.ok(set(json!({"mood": "still-calm"}))).await;
+    assert_eq!(
+        attributes_of(&mut bob, &kept).await,
+        json!({"mood": "still-calm"})
+    );
+
+    cluster.shards[0].restart().await;
+    until_it_works(&mut lost_conn, set(json!({"seat": "5"})), &lost).await;
+    assert_eq!(attributes_of(&mut bob, &lost).await, json!({"seat": "5"}));
+
+    // A logout forgets the attributes: the hash goes.
+    kept_conn.ok(json!({"op": "logout"})).await;
+    let key = format!("rtm:ua:{app}:{kept}");
+    let redis = cluster.redis_server(0);
+    wait_for_count("kept's attribute hash", 0, WAIT, async || {
+        u64::from(exists(redis, &key).await)
+    })
+    .await;
 }

@@ -100,11 +100,6 @@ pub enum Change {
         user: String,
         peers: Vec<String>,
     },
-    UserAttributes {
-        app: String,
-        user: String,
-        write: AttributeWrite,
-    },
     ChannelAttributes {
         app: String,
         user: String,
@@ -186,7 +181,6 @@ impl Change {
             | Change::SendChannel { app, .. }
             | Change::Subscribe { app, .. }
             | Change::Unsubscribe { app, .. }
-            | Change::UserAttributes { app, .. }
             | Change::ChannelAttributes { app, .. }
             | Change::Invite { app, .. }
             | Change::CancelInvitation { app, .. }

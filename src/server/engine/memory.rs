@@ -1,6 +1,7 @@
 //! The single-node engine (the default): a change is applied the moment it is submitted,
 //! under the hub's lock, so the order of changes is the order of the lock. SQLite (`Store`)
-//! keeps history, the offline cache and the message id counter.
+//! keeps history, the offline cache and the message id counter; user attributes are in
+//! memory (`user_attributes.rs`).
 
 use std::sync::Mutex;
 
@@ -8,7 +9,11 @@ use crate::protocol::HistoryMessage;
 use crate::server::outbox::ConnHandle;
 use crate::server::store::{HistoryQuery, Loaded, Store, ID_BLOCK};
 
-use super::{BoxFuture, Change, Engine, MessageStore, Node, NodeId, ReadError, Stamp, Submitted};
+use super::user_attributes::InMemoryUserAttributes;
+use super::{
+    BoxFuture, Change, Engine, MessageStore, Node, NodeId, ReadError, Stamp, Submitted,
+    UserAttributeStore,
+};
 
 /// One node, its state in memory, its data in SQLite.
 #[derive(Debug)]
@@ -16,6 +21,7 @@ pub struct MemoryEngine {
     store: Store,
     store_id: String,
     ids: Mutex<Ids>,
+    user_attributes: InMemoryUserAttributes,
 }
 
 /// The message id counter and its reservation on disk.
@@ -40,6 +46,7 @@ impl MemoryEngine {
                 reserved: loaded.reserved_up_to,
                 reserving: None,
             }),
+            user_attributes: InMemoryUserAttributes::default(),
         }
     }
 }
@@ -111,6 +118,10 @@ impl Engine for MemoryEngine {
 
     fn messages(&self) -> &dyn MessageStore {
         &self.store
+    }
+
+    fn user_attributes(&self) -> &dyn UserAttributeStore {
+        &self.user_attributes
     }
 
     fn queue_depth(&self) -> usize {

@@ -1,16 +1,21 @@
 //! The hub's user and channel attributes, and the expiry of an empty channel's.
 //!
-//! Same rules as the hub's (`hub/mod.rs`): changes are applied under the state lock, never await, and
-//! append to outboxes inside the critical section; reads take the lock themselves.
-//! Results carry the ATTR family's typed error (`AttrError`); `session/attributes.rs`
-//! validates input and turns them into replies.
+//! Channel attributes are shared state: same rules as the hub's (`hub/mod.rs`), changes
+//! applied under the state lock, never awaiting, appending to outboxes inside the
+//! critical section. User attributes are not: the engine keeps them
+//! (`engine/user_attributes.rs`, in Redis on several nodes), and the hub reads them and
+//! writes them there, compare-and-set, checking the size limits in between; from the
+//! state it takes only whether the user is online and its generation. Results carry the
+//! ATTR family's typed error (`AttrError`); `session/attributes.rs` validates input and
+//! turns them into replies.
 
 use std::collections::BTreeMap;
 
 use crate::protocol::limits::MAX_CHANNEL_ATTRIBUTES_BYTES;
 use crate::protocol::{AttrError, AttributeWrite, Attributes, ChannelAttribute, Event};
 
-use crate::server::engine::{Change, NodeId};
+use crate::server::engine::user_attributes::Replaced;
+use crate::server::engine::{Change, ConnId, NodeId};
 use crate::server::outbox::ConnHandle;
 
 use super::state::{Here, State, Tenant};
@@ -104,48 +109,77 @@ fn apply_write(
     Ok(next)
 }
 
-/// User attribute writes of `user` itself.
-pub(super) fn write_user_attributes(
-    state: &mut State,
-    app: &str,
-    user: &str,
-    write: &AttributeWrite,
-) -> Result<(), AttrError> {
-    let entry = state
-        .apps()
-        .get_mut(app)
-        .and_then(|a| a.users.get_mut(user))
-        .ok_or(AttrError::Failure)?;
-    entry.attributes = apply_write(
-        &entry.attributes,
-        write,
-        crate::protocol::limits::MAX_USER_ATTRIBUTES_BYTES,
-    )?;
-    Ok(())
-}
+/// Reads and writes of a user's attributes meet at most this many writes between them
+/// before a write gives up with the family's failure (only the user itself writes them,
+/// so a second try is already rare).
+const WRITE_ATTEMPTS: usize = 4;
 
 impl Hub {
-    /// `get_user_attributes` of an online user (all, or the listed keys that exist).
-    pub fn user_attributes(
+    /// `get_user_attributes` of an online user (all, or the listed keys that exist), from
+    /// the engine (`engine/user_attributes.rs`).
+    pub async fn user_attributes(
         &self,
         app: &str,
         user: &str,
         keys: Option<&[String]>,
     ) -> Result<Attributes, AttrError> {
-        let state = self.lock();
-        let entry = state
+        let generation = self
+            .lock()
             .shared
             .user(app, user)
             .filter(|u| u.conn.is_some())
+            .map(|u| u.generation)
             .ok_or(AttrError::UserNotFound)?;
-        Ok(match keys {
-            None => entry.attributes.clone(),
-            Some(keys) => keys
-                .iter()
-                .filter_map(|k| entry.attributes.get_key_value(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        })
+        let stored = self
+            .engine()
+            .user_attributes()
+            .read(app, user, generation)
+            .await
+            .map_err(|_| AttrError::Failure)?;
+        let mut attributes = stored.attributes;
+        if let Some(keys) = keys {
+            attributes.retain(|key, _| keys.contains(key));
+        }
+        Ok(attributes)
+    }
+
+    /// A write of `user`'s own attributes from its connection `conn`: read, checked
+    /// against the size limits, and written if no other write came between.
+    pub async fn write_user_attributes(
+        &self,
+        app: &str,
+        user: &str,
+        conn: ConnId,
+        write: &AttributeWrite,
+    ) -> Result<(), AttrError> {
+        let generation = self
+            .lock()
+            .shared
+            .user(app, user)
+            .filter(|u| u.conn.as_ref().map(|c| c.id) == Some(conn))
+            .map(|u| u.generation)
+            .ok_or(AttrError::Failure)?;
+        let store = self.engine().user_attributes();
+        for _ in 0..WRITE_ATTEMPTS {
+            let stored = store
+                .read(app, user, generation)
+                .await
+                .map_err(|_| AttrError::Failure)?;
+            let next = apply_write(
+                &stored.attributes,
+                write,
+                crate::protocol::limits::MAX_USER_ATTRIBUTES_BYTES,
+            )?;
+            let replaced = store
+                .replace(app, user, generation, stored.version, &next)
+                .await
+                .map_err(|_| AttrError::Failure)?;
+            if replaced == Replaced::Done {
+                return Ok(());
+            }
+        }
+        tracing::warn!(app, user, "user attributes kept changing under a write");
+        Err(AttrError::Failure)
     }
 
     /// Channel attribute writes (members or not); `notify` sends the full list to members.

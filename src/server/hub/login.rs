@@ -2,10 +2,10 @@
 //! logout, a dropped connection's grace period, and a node found gone.
 
 use crate::protocol::{Event, KickReason, LoginResult, Reply};
-use crate::server::engine::{Change, ConnId, NodeId};
+use crate::server::engine::{Change, ConnId, NodeId, Stamp};
 use crate::server::outbox::ConnHandle;
 
-use super::state::{ConnRef, Here, State, Tenant};
+use super::state::{ConnRef, Here, State, Tenant, User};
 use super::{Hub, CLOSE_KICKED};
 
 impl Hub {
@@ -23,7 +23,13 @@ impl Hub {
     ) {
         let epoch = state.next_epoch(app);
         let app_state = state.apps().entry(app.to_string()).or_default();
-        let entry = app_state.users.entry(user.to_string()).or_default();
+        let entry = app_state
+            .users
+            .entry(user.to_string())
+            .or_insert_with(|| User {
+                generation: generation(here.stamp, epoch),
+                ..User::default()
+            });
         let was_online = entry.conn.is_some();
         if let Some(old) = entry.conn.take() {
             if let Some(old) = &old.local {
@@ -180,8 +186,7 @@ impl Hub {
         if gone {
             tracing::debug!(app, user, "grace period over");
             if let Some(removed) = app_state.users.remove(user) {
-                super::presence::presence_changed(app_state, user);
-                super::presence::forget_user(app_state, user, &removed);
+                self.user_removed(app_state, app, user, &removed, here);
             }
         }
     }
@@ -215,8 +220,26 @@ impl Hub {
         for channel in removed.joined.iter().chain(&removed.held) {
             self.remove_member(app_state, app, channel, user, here);
         }
+        self.user_removed(app_state, app, user, &removed, here);
+    }
+
+    /// `user` is gone from the state: its presence goes offline, its subscriptions and
+    /// timers end, and (on the origin, once for the cluster) its attributes are forgotten.
+    fn user_removed(
+        &self,
+        app_state: &mut Tenant,
+        app: &str,
+        user: &str,
+        removed: &User,
+        here: Here,
+    ) {
         super::presence::presence_changed(app_state, user);
-        super::presence::forget_user(app_state, user, &removed);
+        super::presence::forget_user(app_state, user, removed);
+        if here.origin {
+            self.engine()
+                .user_attributes()
+                .forget(app, user, removed.generation);
+        }
     }
 
     /// The login reply of docs/protocol.md for `user`.
@@ -268,4 +291,15 @@ impl Hub {
         super::attributes::adopt_expiries(self, app_state, app, node, here);
         super::invitations::adopt_expiries(self, app_state, app, node, here);
     }
+}
+
+/// A new user's generation (see `engine/user_attributes.rs`): the same on every node
+/// applying its login. The app's epoch makes it unique while the app's counters last; a
+/// hash of the origin and its clock tells it from the generations of before, should Redis
+/// lose those counters (and so count epochs again from 0).
+fn generation(stamp: Stamp, epoch: u64) -> u64 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&stamp.origin.to_le_bytes());
+    hasher.update(&stamp.now_ms.to_le_bytes());
+    (epoch << 32) | u64::from(hasher.finalize())
 }

@@ -360,9 +360,6 @@ impl Hub {
                 presence::unsubscribe(state, &app, &user, &peers);
                 Outcome::Done
             }
-            Change::UserAttributes { app, user, write } => Outcome::AttributesWritten(
-                attributes::write_user_attributes(state, &app, &user, &write),
-            ),
             Change::ChannelAttributes {
                 app,
                 user,

@@ -1,7 +1,7 @@
-//! The shared state every node holds alike ([`Shared`]: per app a [`Tenant`] of users,
-//! channels, the offline cache, presence watchers, invitations, bans), this node's part
-//! beside it ([`State`]: the acks its senders wait for), and how a change is being
-//! applied here ([`Here`]).
+//! The shared state every node holds alike ([`Shared`]: per app a [`Tenant`] of users
+//! (without their attributes: the engine keeps those), channels, the offline cache,
+//! presence watchers, invitations, bans), this node's part beside it ([`State`]: the
+//! acks its senders wait for), and how a change is being applied here ([`Here`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -60,8 +60,11 @@ pub(super) struct User {
     /// The running grace timer and the node that runs it; an older timer finding another
     /// epoch does nothing.
     pub grace: Option<(u64, NodeId)>,
-    /// User attributes.
-    pub attributes: crate::protocol::Attributes,
+    /// Tells this user's attributes from those of an earlier user of the same id: new
+    /// when it logs in unknown, kept through remote logins and the grace period (the
+    /// attributes are the engine's: `engine/user_attributes.rs`).
+    #[serde(default)]
+    pub generation: u64,
     /// Peers whose presence this user subscribed to.
     pub subscriptions: BTreeSet<String>,
     /// When the login token ends (unix seconds) and which timer watches it.

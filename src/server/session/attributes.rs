@@ -25,17 +25,17 @@ async fn submit_write(ask: &Ask<'_>, change: Change) {
     }
 }
 
-/// A write of the user's own attributes.
+/// A write of the user's own attributes (straight to the engine: no shared change).
 pub(super) async fn write_user(ask: &mut Ask<'_>, write: AttributeWrite) {
     if !admitted(ask) {
         return;
     }
-    let change = Change::UserAttributes {
-        app: ask.me.app.clone(),
-        user: ask.me.user.clone(),
-        write,
-    };
-    submit_write(ask, change).await;
+    let conn = ask.hub.conn_id(&ask.session.conn);
+    let written = ask
+        .hub
+        .write_user_attributes(&ask.me.app, &ask.me.user, conn, &write)
+        .await;
+    ask.ok_or_refuse(written);
 }
 
 /// A write of a channel's attributes (members or not); `notify` tells its members.
@@ -59,8 +59,8 @@ pub(super) async fn write_channel(
 }
 
 /// `get_user_attributes` of an online user: all, or the listed keys that exist.
-pub(super) fn get_user(ask: &Ask<'_>, user: &str, keys: Option<&[String]>) {
-    match ask.hub.user_attributes(&ask.me.app, user, keys) {
+pub(super) async fn get_user(ask: &Ask<'_>, user: &str, keys: Option<&[String]>) {
+    match ask.hub.user_attributes(&ask.me.app, user, keys).await {
         Ok(attributes) => ask.ok(&UserAttributesResult { attributes }),
         Err(error) => ask.refuse(error),
     }

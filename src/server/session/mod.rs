@@ -297,7 +297,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
         Op::ClearUserAttributes => attributes::write_user(ask, Clear).await,
         Op::GetUserAttributes { user, keys } => {
             hub.caught_up(&ask.me.app).await;
-            attributes::get_user(ask, &user, keys.as_deref());
+            attributes::get_user(ask, &user, keys.as_deref()).await;
         }
         Op::Join { channel } => channel::join(ask, channel).await,
         Op::Leave { channel } => channel::leave(ask, channel).await,

@@ -1,12 +1,13 @@
 //! The Redis engine: several nodes share one Redis or several (`serve --engine
 //! redis://HOST:PORT/DB[,redis://...]`).
 //!
-//! Two paths. Changes to the shared state (logins, joins, presence, attributes,
+//! Three paths. Changes to the shared state (logins, joins, presence, channel attributes,
 //! invitations, timers, the offline cache) go through one ordered stream per app, which
 //! every node serving that app applies to its copy of the app's state (`apps.rs`);
 //! messages (peer messages with their acks, channel messages), the bulk of the traffic,
 //! go straight to the nodes concerned over PUB/SUB (`feed.rs`, sent in batches per Redis:
-//! `batch.rs`), on the Redis that holds their conversation (`shards.rs`). Apps and
+//! `batch.rs`), on the Redis that holds their conversation (`shards.rs`); user attributes
+//! are one hash per user on the Redis that holds the user (`user_attributes.rs`). Apps and
 //! conversations spread over the Redis servers of the list; the first also carries the
 //! nodes' heartbeats. Every Redis holds its share of history and hands out the message
 //! ids of its conversations.
@@ -36,7 +37,7 @@
 //! - **Redis away**: requests that need it are answered with their family's failure code
 //!   after at most [`SUBMIT_TIMEOUT`]; reads of this node's copy go on; every task
 //!   reconnects by itself ([`ConnectionManager`]) and the readers resume where they were.
-//!   One Redis of several away fails only the apps and conversations it holds.
+//!   One Redis of several away fails only the apps, conversations and users it holds.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -57,13 +58,14 @@ use crate::server::store::HistoryQuery;
 
 use super::{
     BoxFuture, Change, Engine, MessageStore, Node, NodeId, NodeRef, Outcome, PeerRoute, ReadError,
-    RoutedMessage, Submitted,
+    RoutedMessage, Submitted, UserAttributeStore,
 };
 
 mod apps;
 mod batch;
 mod feed;
 pub mod shards;
+mod user_attributes;
 
 use apps::{AppKeys, Apps, SUBMIT_LUA};
 use batch::Router;
@@ -341,6 +343,10 @@ impl Engine for RedisEngine {
     }
 
     fn messages(&self) -> &dyn MessageStore {
+        self
+    }
+
+    fn user_attributes(&self) -> &dyn UserAttributeStore {
         self
     }
 

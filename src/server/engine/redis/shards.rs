@@ -56,6 +56,11 @@ pub fn shard_of_channel(count: usize, app: &str, channel: &str) -> usize {
     )
 }
 
+/// Which of `count` servers holds `user`'s own keys in `app` (its attributes).
+pub fn shard_of_user(count: usize, app: &str, user: &str) -> usize {
+    shard_of(count, app, &format!("u:{user}"))
+}
+
 /// Which of `count` servers holds the conversation of users `a` and `b` of `app`.
 pub fn shard_of_peers(count: usize, app: &str, a: &str, b: &str) -> usize {
     shard_of(count, app, &crate::server::engine::peer_conversation(a, b))

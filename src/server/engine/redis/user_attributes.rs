@@ -1,0 +1,142 @@
+//! User attributes in Redis: one hash per user (`rtm:ua:<app>:<user>`: its generation
+//! `g`, a version `v` counting its writes, the attributes `a` as JSON) on the Redis the
+//! user's id hashes to (`shards::shard_of_user`), so no node holds them for users it
+//! does not serve, and a Redis away fails only the attributes of the users it holds.
+//! What a generation and a version are: `engine/user_attributes.rs`.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use crate::protocol::Attributes;
+use crate::server::engine::user_attributes::{
+    Replaced, StoredAttributes, Unavailable, UserAttributeStore,
+};
+use crate::server::engine::BoxFuture;
+
+use super::shards::shard_of_user;
+use super::{RedisEngine, SUBMIT_TIMEOUT};
+
+/// Writes the attributes if the hash is still at the version the writer read (a hash of
+/// another generation counts as version 0): 1 written, 0 changed meanwhile.
+const REPLACE_LUA: &str = r"
+local version = 0
+if redis.call('HGET', KEYS[1], 'g') == ARGV[1] then
+  version = tonumber(redis.call('HGET', KEYS[1], 'v')) or 0
+end
+if version ~= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'g', ARGV[1], 'v', version + 1, 'a', ARGV[3])
+return 1
+";
+
+/// Deletes the hash if it is the given generation's.
+const FORGET_LUA: &str = r"
+if redis.call('HGET', KEYS[1], 'g') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+fn key(app: &str, user: &str) -> String {
+    format!("rtm:ua:{app}:{user}")
+}
+
+impl RedisEngine {
+    /// The connection to the Redis holding `user`'s attributes.
+    fn user_shard(&self, app: &str, user: &str) -> redis::aio::ConnectionManager {
+        let shards = &self.inner.shards;
+        shards[shard_of_user(shards.len(), app, user)].conn.clone()
+    }
+}
+
+/// Runs a Redis call with the engine's timeout; a failure is logged and `Unavailable`.
+async fn within_timeout<T>(
+    what: &'static str,
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, Unavailable> {
+    match tokio::time::timeout(SUBMIT_TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "redis engine: {what} failed");
+            Err(Unavailable)
+        }
+        Err(_) => {
+            tracing::warn!("redis engine: {what} timed out");
+            Err(Unavailable)
+        }
+    }
+}
+
+impl UserAttributeStore for RedisEngine {
+    fn read(
+        &self,
+        app: &str,
+        user: &str,
+        generation: u64,
+    ) -> BoxFuture<Result<StoredAttributes, Unavailable>> {
+        let mut conn = self.user_shard(app, user);
+        let key = key(app, user);
+        Box::pin(async move {
+            let fields: (Option<String>, Option<u64>, Option<String>) = within_timeout(
+                "reading user attributes",
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg("g")
+                    .arg("v")
+                    .arg("a")
+                    .query_async(&mut conn),
+            )
+            .await?;
+            let (Some(stored_generation), Some(version), Some(json)) = fields else {
+                return Ok(StoredAttributes::default());
+            };
+            if stored_generation != generation.to_string() {
+                return Ok(StoredAttributes::default());
+            }
+            let attributes = serde_json::from_str(&json).map_err(|error| {
+                tracing::error!(%error, key, "unreadable user attributes");
+                Unavailable
+            })?;
+            Ok(StoredAttributes {
+                version,
+                attributes,
+            })
+        })
+    }
+
+    fn replace(
+        &self,
+        app: &str,
+        user: &str,
+        generation: u64,
+        version: u64,
+        attributes: &Attributes,
+    ) -> BoxFuture<Result<Replaced, Unavailable>> {
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REPLACE_LUA));
+        let mut conn = self.user_shard(app, user);
+        let key = key(app, user);
+        let json = serde_json::to_string(attributes).unwrap_or_else(|_| "{}".to_string());
+        Box::pin(async move {
+            let mut call = SCRIPT.prepare_invoke();
+            call.key(&key).arg(generation).arg(version).arg(&json);
+            let written: i64 =
+                within_timeout("writing user attributes", call.invoke_async(&mut conn)).await?;
+            Ok(if written == 1 {
+                Replaced::Done
+            } else {
+                Replaced::Changed
+            })
+        })
+    }
+
+    fn forget(&self, app: &str, user: &str, generation: u64) {
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FORGET_LUA));
+        let mut conn = self.user_shard(app, user);
+        let key = key(app, user);
+        tokio::spawn(async move {
+            let mut call = SCRIPT.prepare_invoke();
+            call.key(&key).arg(generation);
+            let _ =
+                within_timeout::<i64>("forgetting user attributes", call.invoke_async(&mut conn))
+                    .await;
+        });
+    }
+}

@@ -1,0 +1,191 @@
+//! Where user attributes live: outside the shared state every node holds, one record per
+//! user, so that a node keeps no user's attributes it has no use for (on several nodes
+//! they are in Redis, on the Redis the user's id hashes to: `redis/user_attributes.rs`).
+//!
+//! A record belongs to one *generation* of its user: the hub gives a user a new one when
+//! it logs in without being known (a remote login or a login within the grace period
+//! keeps the user, and so its attributes), and forgets the record of that generation when
+//! the user goes. A record of another generation reads as empty and is overwritten by the
+//! first write, so what an ended session wrote never shows in a later one. Writes
+//! compare and set: the writer read the record at a `version`, and the write takes only
+//! if the record is still there. The rules (size limits) are the hub's
+//! (`hub/attributes.rs`), applied between the read and the write.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::protocol::Attributes;
+
+use super::BoxFuture;
+
+/// A user's attributes as read, with the version a write must find.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredAttributes {
+    pub version: u64,
+    pub attributes: Attributes,
+}
+
+/// How a compare-and-set write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// Written.
+    Done,
+    /// The record changed since it was read: read again.
+    Changed,
+}
+
+/// The store could not be reached (Redis away): the family's failure code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the user attribute store is unavailable")]
+pub struct Unavailable;
+
+/// User attributes by (app, user, generation). See the module header.
+pub trait UserAttributeStore: Send + Sync {
+    /// `user`'s attributes of `generation` (empty, version 0, if the record is another
+    /// generation's or there is none).
+    fn read(
+        &self,
+        app: &str,
+        user: &str,
+        generation: u64,
+    ) -> BoxFuture<Result<StoredAttributes, Unavailable>>;
+
+    /// Writes `attributes` as `user`'s of `generation` if the record is still at
+    /// `version` (0: empty, or another generation's).
+    fn replace(
+        &self,
+        app: &str,
+        user: &str,
+        generation: u64,
+        version: u64,
+        attributes: &Attributes,
+    ) -> BoxFuture<Result<Replaced, Unavailable>>;
+
+    /// Forgets `user`'s record if it is `generation`'s (the user went); fire and forget.
+    fn forget(&self, app: &str, user: &str, generation: u64);
+}
+
+/// One node's user attributes, in memory (the memory engine's).
+#[derive(Debug, Default)]
+pub struct InMemoryUserAttributes {
+    records: Mutex<HashMap<(String, String), Record>>,
+}
+
+#[derive(Debug)]
+struct Record {
+    generation: u64,
+    stored: StoredAttributes,
+}
+
+impl InMemoryUserAttributes {
+    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Record>> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl UserAttributeStore for InMemoryUserAttributes {
+    fn read(
+        &self,
+        app: &str,
+        user: &str,
+        generation: u64,
+    ) -> BoxFuture<Result<StoredAttributes, Unavailable>> {
+        let stored = self
+            .records()
+            .get(&(app.to_string(), user.to_string()))
+            .filter(|record| record.generation == generation)
+            .map(|record| record.stored.clone())
+            .unwrap_or_default();
+        Box::pin(std::future::ready(Ok(stored)))
+    }
+
+    fn replace(
+        &self,
+        app: &str,
+        user: &str,
+        generation: u64,
+        version: u64,
+        attributes: &Attributes,
+    ) -> BoxFuture<Result<Replaced, Unavailable>> {
+        let mut records = self.records();
+        let key = (app.to_string(), user.to_string());
+        let current = records
+            .get(&key)
+            .filter(|record| record.generation == generation)
+            .map_or(0, |record| record.stored.version);
+        let replaced = if current == version {
+            records.insert(
+                key,
+                Record {
+                    generation,
+                    stored: StoredAttributes {
+                        version: version + 1,
+                        attributes: attributes.clone(),
+                    },
+                },
+            );
+            Replaced::Done
+        } else {
+            Replaced::Changed
+        };
+        Box::pin(std::future::ready(Ok(replaced)))
+    }
+
+    fn forget(&self, app: &str, user: &str, generation: u64) {
+        let mut records = self.records();
+        let key = (app.to_string(), user.to_string());
+        if records
+            .get(&key)
+            .is_some_and(|record| record.generation == generation)
+        {
+            records.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attributes(pairs: &[(&str, &str)]) -> Attributes {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_write_takes_only_at_the_version_it_read() {
+        let store = InMemoryUserAttributes::default();
+        let empty = store.read("app", "alice", 7).await.unwrap();
+        assert_eq!(empty, StoredAttributes::default());
+        let first = attributes(&[("mood", "calm")]);
+        let done = store.replace("app", "alice", 7, 0, &first).await.unwrap();
+        assert_eq!(done, Replaced::Done);
+        // A second writer that read before the first wrote finds the record moved on.
+        let late = store.replace("app", "alice", 7, 0, &attributes(&[])).await;
+        assert_eq!(late.unwrap(), Replaced::Changed);
+        let read = store.read("app", "alice", 7).await.unwrap();
+        assert_eq!((read.version, read.attributes), (1, first));
+    }
+
+    #[tokio::test]
+    async fn another_generation_reads_empty_and_forgetting_it_keeps_the_current_one() {
+        let store = InMemoryUserAttributes::default();
+        let old = attributes(&[("seat", "3")]);
+        store.replace("app", "bob", 1, 0, &old).await.unwrap();
+        // bob went and came back: generation 2 sees nothing of generation 1.
+        let fresh = store.read("app", "bob", 2).await.unwrap();
+        assert_eq!(fresh, StoredAttributes::default());
+        let new = attributes(&[("seat", "9")]);
+        let done = store.replace("app", "bob", 2, 0, &new).await.unwrap();
+        assert_eq!(done, Replaced::Done);
+        // The first generation's late forget leaves the second's record alone.
+        store.forget("app", "bob", 1);
+        assert_eq!(store.read("app", "bob", 2).await.unwrap().attributes, new);
+        store.forget("app", "bob", 2);
+        assert!(store.records().is_empty());
+    }
+}
