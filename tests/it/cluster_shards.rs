@@ -476,10 +476,11 @@ async fn attributes_of(reader: &mut RawConn, user: &str) -> serde_json::Value {
 /// User attributes are not shared state: each user's live in a hash on the Redis its id
 /// hashes to, never in the app's change stream, so a node keeps none of them and reads
 /// another node's user's from that Redis; with that Redis away only its users' attribute
-/// reads and writes fail (ATTR 2, its failure, promptly); a logout deletes the hash.
+/// reads and writes fail (ATTR 2, its failure, promptly); a logout, or the end of the
+/// grace period after a drop, deletes the hash.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_attributes_live_on_their_users_redis_not_in_the_shared_state() {
-    let mut cluster = Cluster::start_sharded(2, 2, &[]).await;
+    let mut cluster = Cluster::start_sharded(2, 2, &["--grace", "1"]).await;
     // The app's stream and the heartbeats on the first Redis; one user on each.
     let app = app_on(0, 2, "attrs");
     let (kept, lost) = (
@@ -548,12 +549,23 @@ async fn user_attributes_live_on_their_users_redis_not_in_the_shared_state() {
     until_it_works(&mut lost_conn, set(json!({"seat": "5"})), &lost).await;
     assert_eq!(attributes_of(&mut bob, &lost).await, json!({"seat": "5"}));
 
-    // A logout forgets the attributes: the hash goes.
+    // A logout forgets the attributes: the hash goes. So does the end of the grace
+    // period after a dropped connection (on the node that runs its timer).
     kept_conn.ok(json!({"op": "logout"})).await;
-    let key = format!("rtm:ua:{app}:{kept}");
-    let redis = cluster.redis_server(0);
-    wait_for_count("kept's attribute hash", 0, WAIT, async || {
-        u64::from(exists(redis, &key).await)
-    })
-    .await;
+    bob.ok(set(json!({"seat": "7"}))).await;
+    drop(bob);
+    for (user, what) in [
+        (&kept, "after a logout"),
+        (&"bob".to_string(), "after the grace"),
+    ] {
+        let key = format!("rtm:ua:{app}:{user}");
+        let redis = cluster.redis_server(shard_of_user(2, &app, user));
+        wait_for_count(
+            &format!("{user}'s attribute hash {what}"),
+            0,
+            WAIT,
+            async || u64::from(exists(redis, &key).await),
+        )
+        .await;
+    }
 }

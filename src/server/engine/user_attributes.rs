@@ -2,14 +2,15 @@
 //! user, so that a node keeps no user's attributes it has no use for (on several nodes
 //! they are in Redis, on the Redis the user's id hashes to: `redis/user_attributes.rs`).
 //!
-//! A record belongs to one *generation* of its user: the hub gives a user a new one when
-//! it logs in without being known (a remote login or a login within the grace period
-//! keeps the user, and so its attributes), and forgets the record of that generation when
-//! the user goes. A record of another generation reads as empty and is overwritten by the
-//! first write, so what an ended session wrote never shows in a later one. Writes
-//! compare and set: the writer read the record at a `version`, and the write takes only
-//! if the record is still there. The rules (size limits) are the hub's
-//! (`hub/attributes.rs`), applied between the read and the write.
+//! A record belongs to one *generation* of its user: the hub gives a user a new one, larger
+//! than any before it in the app, when it logs in without being known (a remote login or
+//! a login within the grace period keeps the user, and so its attributes), and forgets
+//! the record of that generation when the user goes. A record of another generation reads
+//! as empty; an older one is overwritten by the first write, and a newer one refuses the
+//! write (it comes from a session that has ended), so what an ended session wrote never
+//! shows in a later one. Writes compare and set: the writer read the record at a
+//! `version`, and the write takes only if the record is still there. The rules (size
+//! limits) are the hub's (`hub/attributes.rs`), applied between the read and the write.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -32,6 +33,8 @@ pub enum Replaced {
     Done,
     /// The record changed since it was read: read again.
     Changed,
+    /// The record is a later generation's: the writer's user has gone since.
+    Stale,
 }
 
 /// The store could not be reached (Redis away): the family's failure code.
@@ -51,7 +54,7 @@ pub trait UserAttributeStore: Send + Sync {
     ) -> BoxFuture<Result<StoredAttributes, Unavailable>>;
 
     /// Writes `attributes` as `user`'s of `generation` if the record is still at
-    /// `version` (0: empty, or another generation's).
+    /// `version` (0: none, or an older generation's).
     fn replace(
         &self,
         app: &str,
@@ -61,7 +64,8 @@ pub trait UserAttributeStore: Send + Sync {
         attributes: &Attributes,
     ) -> BoxFuture<Result<Replaced, Unavailable>>;
 
-    /// Forgets `user`'s record if it is `generation`'s (the user went); fire and forget.
+    /// Forgets `user`'s record if it is `generation`'s or older (the user went); fire and
+    /// forget.
     fn forget(&self, app: &str, user: &str, generation: u64);
 }
 
@@ -111,10 +115,13 @@ impl UserAttributeStore for InMemoryUserAttributes {
     ) -> BoxFuture<Result<Replaced, Unavailable>> {
         let mut records = self.records();
         let key = (app.to_string(), user.to_string());
-        let current = records
-            .get(&key)
-            .filter(|record| record.generation == generation)
-            .map_or(0, |record| record.stored.version);
+        let current = match records.get(&key) {
+            Some(record) if record.generation > generation => {
+                return Box::pin(std::future::ready(Ok(Replaced::Stale)));
+            }
+            Some(record) if record.generation == generation => record.stored.version,
+            _ => 0,
+        };
         let replaced = if current == version {
             records.insert(
                 key,
@@ -138,7 +145,7 @@ impl UserAttributeStore for InMemoryUserAttributes {
         let key = (app.to_string(), user.to_string());
         if records
             .get(&key)
-            .is_some_and(|record| record.generation == generation)
+            .is_some_and(|record| record.generation <= generation)
         {
             records.remove(&key);
         }
@@ -182,7 +189,10 @@ mod tests {
         let new = attributes(&[("seat", "9")]);
         let done = store.replace("app", "bob", 2, 0, &new).await.unwrap();
         assert_eq!(done, Replaced::Done);
-        // The first generation's late forget leaves the second's record alone.
+        // A write of the first generation, late, finds the second's record and is refused;
+        // the first generation's late forget leaves the second's record alone.
+        let late = store.replace("app", "bob", 1, 1, &old).await.unwrap();
+        assert_eq!(late, Replaced::Stale);
         store.forget("app", "bob", 1);
         assert_eq!(store.read("app", "bob", 2).await.unwrap().attributes, new);
         store.forget("app", "bob", 2);

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::protocol::limits::MAX_CHANNEL_ATTRIBUTES_BYTES;
+use crate::protocol::limits::{MAX_CHANNEL_ATTRIBUTES_BYTES, MAX_USER_ATTRIBUTES_BYTES};
 use crate::protocol::{AttrError, AttributeWrite, Attributes, ChannelAttribute, Event};
 
 use crate::server::engine::user_attributes::Replaced;
@@ -152,30 +152,36 @@ impl Hub {
         conn: ConnId,
         write: &AttributeWrite,
     ) -> Result<(), AttrError> {
-        let generation = self
-            .lock()
-            .shared
-            .user(app, user)
-            .filter(|u| u.conn.as_ref().map(|c| c.id) == Some(conn))
-            .map(|u| u.generation)
-            .ok_or(AttrError::Failure)?;
+        // The user's generation while `conn` is its session (it ends with a kick, a
+        // remote login elsewhere or a logout): asked again before each write, so that a
+        // session that ended while the record was read writes nothing.
+        let session = || {
+            self.lock()
+                .shared
+                .user(app, user)
+                .filter(|u| u.conn.as_ref().map(|c| c.id) == Some(conn))
+                .map(|u| u.generation)
+                .ok_or(AttrError::Failure)
+        };
+        let generation = session()?;
         let store = self.engine().user_attributes();
         for _ in 0..WRITE_ATTEMPTS {
             let stored = store
                 .read(app, user, generation)
                 .await
                 .map_err(|_| AttrError::Failure)?;
-            let next = apply_write(
-                &stored.attributes,
-                write,
-                crate::protocol::limits::MAX_USER_ATTRIBUTES_BYTES,
-            )?;
+            let next = apply_write(&stored.attributes, write, MAX_USER_ATTRIBUTES_BYTES)?;
+            if session()? != generation {
+                return Err(AttrError::Failure);
+            }
             let replaced = store
                 .replace(app, user, generation, stored.version, &next)
                 .await
                 .map_err(|_| AttrError::Failure)?;
-            if replaced == Replaced::Done {
-                return Ok(());
+            match replaced {
+                Replaced::Done => return Ok(()),
+                Replaced::Changed => continue,
+                Replaced::Stale => return Err(AttrError::Failure),
             }
         }
         tracing::warn!(app, user, "user attributes kept changing under a write");

@@ -2,7 +2,7 @@
 //! logout, a dropped connection's grace period, and a node found gone.
 
 use crate::protocol::{Event, KickReason, LoginResult, Reply};
-use crate::server::engine::{Change, ConnId, NodeId, Stamp};
+use crate::server::engine::{Change, ConnId, NodeId};
 use crate::server::outbox::ConnHandle;
 
 use super::state::{ConnRef, Here, State, Tenant, User};
@@ -23,13 +23,15 @@ impl Hub {
     ) {
         let epoch = state.next_epoch(app);
         let app_state = state.apps().entry(app.to_string()).or_default();
-        let entry = app_state
-            .users
-            .entry(user.to_string())
-            .or_insert_with(|| User {
-                generation: generation(here.stamp, epoch),
+        if !app_state.users.contains_key(user) {
+            let generation = app_state.new_generation(here.stamp.now_ms);
+            let fresh = User {
+                generation,
                 ..User::default()
-            });
+            };
+            app_state.users.insert(user.to_string(), fresh);
+        }
+        let entry = app_state.users.get_mut(user).expect("inserted above");
         let was_online = entry.conn.is_some();
         if let Some(old) = entry.conn.take() {
             if let Some(old) = &old.local {
@@ -291,15 +293,4 @@ impl Hub {
         super::attributes::adopt_expiries(self, app_state, app, node, here);
         super::invitations::adopt_expiries(self, app_state, app, node, here);
     }
-}
-
-/// A new user's generation (see `engine/user_attributes.rs`): the same on every node
-/// applying its login. The app's epoch makes it unique while the app's counters last; a
-/// hash of the origin and its clock tells it from the generations of before, should Redis
-/// lose those counters (and so count epochs again from 0).
-fn generation(stamp: Stamp, epoch: u64) -> u64 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&stamp.origin.to_le_bytes());
-    hasher.update(&stamp.now_ms.to_le_bytes());
-    (epoch << 32) | u64::from(hasher.finalize())
 }

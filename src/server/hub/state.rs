@@ -125,9 +125,22 @@ pub(super) struct Tenant {
     /// The last epoch given to a timer of this app (see `State::next_epoch`).
     #[serde(default)]
     next_epoch: u64,
+    /// The last generation given to a user of this app (see `Tenant::new_generation`).
+    #[serde(default)]
+    last_generation: u64,
 }
 
 impl Tenant {
+    /// A generation for a user logging in unknown at `now_ms` (the change's stamp, so
+    /// every node gives the same): larger than any given before in this app, and, as it
+    /// starts from the clock (in units of 1/1024 ms), larger than those of before too
+    /// should Redis lose the app's state (and so this counter). Below 2^53 until the
+    /// year 2248: exact in Lua's numbers (`engine/redis/user_attributes.rs`).
+    pub fn new_generation(&mut self, now_ms: u64) -> u64 {
+        self.last_generation = (self.last_generation + 1).max(now_ms << 10);
+        self.last_generation
+    }
+
     /// `user`'s presence as peers see it.
     pub fn status_of(&self, user: &str) -> PeerStatus {
         match self.users.get(user) {

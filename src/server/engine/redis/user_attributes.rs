@@ -17,11 +17,15 @@ use crate::server::engine::BoxFuture;
 use super::shards::shard_of_user;
 use super::{RedisEngine, SUBMIT_TIMEOUT};
 
-/// Writes the attributes if the hash is still at the version the writer read (a hash of
-/// another generation counts as version 0): 1 written, 0 changed meanwhile.
+/// Writes the attributes if the hash is still at the version the writer read (none, or
+/// an older generation's, counts as version 0): 1 written, 0 changed meanwhile, -1 the
+/// hash is a later generation's. Generations stay below 2^53: exact as Lua numbers.
 const REPLACE_LUA: &str = r"
+local mine = tonumber(ARGV[1])
+local stored = tonumber(redis.call('HGET', KEYS[1], 'g')) or 0
+if stored > mine then return -1 end
 local version = 0
-if redis.call('HGET', KEYS[1], 'g') == ARGV[1] then
+if stored == mine then
   version = tonumber(redis.call('HGET', KEYS[1], 'v')) or 0
 end
 if version ~= tonumber(ARGV[2]) then return 0 end
@@ -29,9 +33,10 @@ redis.call('HSET', KEYS[1], 'g', ARGV[1], 'v', version + 1, 'a', ARGV[3])
 return 1
 ";
 
-/// Deletes the hash if it is the given generation's.
+/// Deletes the hash if it is the given generation's or an older one's.
 const FORGET_LUA: &str = r"
-if redis.call('HGET', KEYS[1], 'g') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+local stored = tonumber(redis.call('HGET', KEYS[1], 'g')) or 0
+if stored <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
 return 0
 ";
 
@@ -119,10 +124,10 @@ impl UserAttributeStore for RedisEngine {
             call.key(&key).arg(generation).arg(version).arg(&json);
             let written: i64 =
                 within_timeout("writing user attributes", call.invoke_async(&mut conn)).await?;
-            Ok(if written == 1 {
-                Replaced::Done
-            } else {
-                Replaced::Changed
+            Ok(match written {
+                1 => Replaced::Done,
+                0 => Replaced::Changed,
+                _ => Replaced::Stale,
             })
         })
     }
