@@ -180,7 +180,7 @@ impl Hub {
                 .map_err(|_| AttrError::Failure)?;
             match replaced {
                 Replaced::Done => return Ok(()),
-                Replaced::Changed => continue,
+                Replaced::Changed => {} // read again
                 Replaced::Stale => return Err(AttrError::Failure),
             }
         }
