@@ -98,11 +98,19 @@ async fn chat_in_a_real_terminal() {
     tmux.line("gone already?");
     tmux.wait_for("gone already? ✓ cached");
 
-    // Resize: the screen is drawn again at the new size.
+    // Resize: the screen is drawn again at the new size. tmux cuts the old screen down by
+    // itself (the footer and the top rows go; the status line stays, one row too low), so
+    // wait for what only the client's redraw gives: the status line on row 21 and the
+    // cursor on the input line, row 22. Keys typed before the client has taken the resize
+    // can be stranded: crossterm's reader returns the SIGWINCH alone when one wakeup
+    // brings it with the keys, and the keys' edge-triggered readiness is not reported
+    // again until more input comes.
     tmux.run(&["resize-window", "-x", "80", "-y", "24"]);
     tmux.wait_until("a redraw at 80x24", |s| {
         let lines: Vec<&str> = s.lines().collect();
-        lines.len() <= 24 && lines.iter().any(|l| l.starts_with("[connected]"))
+        lines.len() == 24
+            && lines[21].starts_with("[connected]")
+            && tmux.format("#{cursor_x},#{cursor_y}") == "2,22"
     });
 
     // /quit gives the terminal back: no alternate screen, the shell prompt again.
