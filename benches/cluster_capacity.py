@@ -110,6 +110,12 @@ class World:
         wait_port(port)
         return proc, f"ws://127.0.0.1:{port}/rtm/v1"
 
+    def two_nodes_on_one_redis(self):
+        """A Redis and nodes A and B on it: (redis process, port, (A, url), (B, url))."""
+        redis_proc, port = self.redis()
+        engine = f"redis://127.0.0.1:{port}"
+        return redis_proc, port, self.node(engine, "a"), self.node(engine, "b")
+
     def close(self):
         for proc in self.procs:
             proc.send_signal(signal.SIGKILL)
@@ -197,10 +203,7 @@ def measure_churn(same_app):
     idle users on node B in another app (or, same_app, in the churn's app)."""
     world = World()
     try:
-        redis_proc, port = world.redis()
-        engine = f"redis://127.0.0.1:{port}"
-        a, url_a = world.node(engine, "a")
-        b, url_b = world.node(engine, "b")
+        redis_proc, port, (a, url_a), (b, url_b) = world.two_nodes_on_one_redis()
         watched = {"node_a": a.pid, "node_b": b.pid, "redis_0": redis_proc.pid}
         idle_app = "capacity-churn" if same_app else "capacity-other"
         idle = subprocess.Popen(
@@ -260,10 +263,7 @@ def measure_attributes(users=ATTRIBUTE_USERS):
     attributes left the shared state, every node serving the app kept them all."""
     world = World()
     try:
-        redis_proc, port = world.redis()
-        engine = f"redis://127.0.0.1:{port}"
-        a, url_a = world.node(engine, "a")
-        b, url_b = world.node(engine, "b")
+        _, port, (a, url_a), (b, url_b) = world.two_nodes_on_one_redis()
         app = "capacity-attributes"
         scenario(world, url_b, app, "idle", ["idle login", "sleep 60s"])
         time.sleep(3.0)  # the idle user is in: node B holds the app

@@ -347,6 +347,33 @@ async fn exists(redis: &Redis, key: &str) -> bool {
     redis.command(&["EXISTS", key]).await.trim() == ":1"
 }
 
+/// Asserts that the key of `ids[i]` (as `key` names it) is on Redis `i` of two, and not
+/// on the other.
+async fn assert_each_on_its_redis(
+    cluster: &Cluster,
+    key: impl Fn(&str) -> String,
+    ids: [&String; 2],
+) {
+    for (shard, (mine, other)) in [(ids[0], ids[1]), (ids[1], ids[0])].into_iter().enumerate() {
+        let redis = cluster.redis_server(shard);
+        assert!(exists(redis, &key(mine)).await, "{} on {shard}", key(mine));
+        assert!(
+            !exists(redis, &key(other)).await,
+            "{} not on {shard}",
+            key(other)
+        );
+    }
+}
+
+/// Every change in `app`'s stream (on the first Redis), as the support client prints it.
+async fn stream_of(cluster: &Cluster, app: &str) -> String {
+    let key = format!("rtm:app:{app}:log");
+    cluster
+        .redis_server(0)
+        .command(&["XRANGE", &key, "-", "+"])
+        .await
+}
+
 /// Each app's changes go to a stream on the Redis its id hashes to, and a node holds only
 /// the apps its users are in: it loads one when its first user of it logs in (seeing
 /// what the other node's users did there), holds nothing when it starts (no world
@@ -358,20 +385,8 @@ async fn apps_spread_over_the_redis_servers_and_a_node_holds_only_those_it_serve
     let mut alice = login_to(&cluster.url(0), &first, "alice").await;
     alice.ok(join("room")).await;
     let _carol = login_to(&cluster.url(1), &second, "carol").await;
-    for (shard, (mine, other)) in [(&first, &second), (&second, &first)]
-        .into_iter()
-        .enumerate()
-    {
-        let redis = cluster.redis_server(shard);
-        assert!(
-            exists(redis, &format!("rtm:app:{mine}:log")).await,
-            "{mine} on {shard}"
-        );
-        assert!(
-            !exists(redis, &format!("rtm:app:{other}:log")).await,
-            "{other} not on {shard}"
-        );
-    }
+    let stream = |app: &str| format!("rtm:app:{app}:log");
+    assert_each_on_its_redis(&cluster, stream, [&first, &second]).await;
     wait_for_apps_held(&cluster.url(0), 1, WAIT).await;
     wait_for_apps_held(&cluster.url(1), 1, WAIT).await;
 
@@ -494,21 +509,9 @@ async fn user_attributes_live_on_their_users_redis_not_in_the_shared_state() {
     kept_conn.ok(set(json!({"mood": "calm-and-kept"}))).await;
     lost_conn.ok(set(json!({"seat": "3"}))).await;
 
-    for (shard, (mine, other)) in [(&kept, &lost), (&lost, &kept)].into_iter().enumerate() {
-        let redis = cluster.redis_server(shard);
-        assert!(
-            exists(redis, &format!("rtm:ua:{app}:{mine}")).await,
-            "{mine} on {shard}"
-        );
-        assert!(
-            !exists(redis, &format!("rtm:ua:{app}:{other}")).await,
-            "{other} not on {shard}"
-        );
-    }
-    let stream = cluster
-        .redis_server(0)
-        .command(&["XRANGE", &format!("rtm:app:{app}:log"), "-", "+"])
-        .await;
+    let hash = |user: &str| format!("rtm:ua:{app}:{user}");
+    assert_each_on_its_redis(&cluster, hash, [&kept, &lost]).await;
+    let stream = stream_of(&cluster, &app).await;
     assert!(stream.contains("login"), "the app's stream: {stream}");
     assert!(
         !stream.contains("calm-and-kept"),
@@ -568,4 +571,98 @@ async fn user_attributes_live_on_their_users_redis_not_in_the_shared_state() {
         )
         .await;
     }
+}
+
+/// The PTTL of `key` on `redis` (-1: no expiry, -2: no key).
+async fn ttl_ms(redis: &Redis, key: &str) -> i64 {
+    let reply = redis.command(&["PTTL", key]).await;
+    reply
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or_else(|_| panic!("PTTL answered {reply:?}"))
+}
+
+/// Channel attributes are not shared state either: each channel's live in a hash on the
+/// Redis that holds the channel, a notifying write reaches the members on the other node
+/// through the channel's topic, the hash expires by Redis' own clock once the channel is
+/// empty (and not while it has members), and with that Redis away only its channels'
+/// attribute reads and writes fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_attributes_live_on_their_channels_redis_and_expire_there() {
+    let mut cluster = Cluster::start_sharded(2, 2, &["--attribute-expiry", "2"]).await;
+    let app = app_on(0, 2, "cattrs");
+    let kept = channel_of_app_on(0, 2, &app, "kept");
+    let lost = channel_of_app_on(1, 2, &app, "lost");
+    let mut alice = login_to(&cluster.url(0), &app, "alice").await;
+    let mut bob = login_to(&cluster.url(1), &app, "bob").await;
+    for room in [&kept, &lost] {
+        alice.ok(join(room)).await;
+        bob.ok(join(room)).await;
+    }
+    let set = |channel: &str, value: &str| {
+        json!({"op": "set_channel_attributes", "channel": channel,
+               "attributes": {"topic": value}, "notify": true})
+    };
+    alice.ok(set(&kept, "kept-topic")).await;
+    let event = bob
+        .expect_event_with("channel_attributes_updated", json!({"channel": kept}))
+        .await;
+    assert_eq!(event["attributes"][0]["value"], "kept-topic", "{event}");
+    assert_eq!(event["attributes"][0]["updated_by"], "alice", "{event}");
+    alice.ok(set(&lost, "lost-topic")).await;
+
+    let hash = |channel: &str| format!("rtm:ca:{app}:{channel}");
+    assert_each_on_its_redis(&cluster, hash, [&kept, &lost]).await;
+    for (shard, room) in [(0, &kept), (1, &lost)] {
+        let redis = cluster.redis_server(shard);
+        let ttl = ttl_ms(redis, &format!("rtm:ca:{app}:{room}")).await;
+        assert_eq!(ttl, -1, "{room} has members: no expiry");
+    }
+    let stream = stream_of(&cluster, &app).await;
+    assert!(stream.contains("join"), "the app's stream: {stream}");
+    assert!(
+        !stream.contains("kept-topic"),
+        "an attribute write in the stream: {stream}"
+    );
+
+    cluster.shards[0].kill().await;
+    let started = Instant::now();
+    let reply = bob
+        .call_within(set(&lost, "void"), OUTAGE_ANSWER)
+        .await
+        .expect("a write on the Redis that is down is answered");
+    assert_eq!(code_of(&reply), 2, "ATTR failure: {reply}");
+    let read = json!({"op": "get_channel_attributes", "channel": lost});
+    let reply = bob
+        .call_within(read, OUTAGE_ANSWER)
+        .await
+        .expect("a read on the Redis that is down is answered");
+    assert_eq!(code_of(&reply), 2, "ATTR failure: {reply}");
+    assert!(
+        started.elapsed() < OUTAGE_ANSWER * 2,
+        "{:?}",
+        started.elapsed()
+    );
+    bob.ok(set(&kept, "still-kept")).await;
+    let read = bob
+        .ok(json!({"op": "get_channel_attributes", "channel": kept}))
+        .await;
+    assert_eq!(read["attributes"][0]["value"], "still-kept", "{read}");
+    cluster.shards[0].restart().await;
+    until_it_works(&mut bob, set(&lost, "back"), &lost).await;
+
+    // Everyone leaves the kept channel: its hash expires (2 s here) by Redis' clock.
+    alice.ok(json!({"op": "leave", "channel": kept})).await;
+    bob.ok(json!({"op": "leave", "channel": kept})).await;
+    let key = format!("rtm:ca:{app}:{kept}");
+    let redis = cluster.redis_server(0);
+    wait_for_count("the empty channel's attribute hash", 0, WAIT, async || {
+        u64::from(exists(redis, &key).await)
+    })
+    .await;
+    let read = alice
+        .ok(json!({"op": "get_channel_attributes", "channel": kept}))
+        .await;
+    assert_eq!(read["attributes"], json!([]), "{read}");
 }

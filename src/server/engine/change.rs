@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{
-    AttrError, AttributeWrite, ChannelMsgError, InvitationAnswer, InviteError, JoinError,
-    LeaveError, Message, QueryError, SendResult,
+    ChannelMsgError, InvitationAnswer, InviteError, JoinError, LeaveError, Message, QueryError,
+    SendResult,
 };
 
 /// A node of the cluster (0 on one node; a random id per process on Redis).
@@ -100,13 +100,6 @@ pub enum Change {
         user: String,
         peers: Vec<String>,
     },
-    ChannelAttributes {
-        app: String,
-        user: String,
-        channel: String,
-        write: AttributeWrite,
-        notify: bool,
-    },
     Invite {
         app: String,
         caller: String,
@@ -143,11 +136,6 @@ pub enum Change {
         user: String,
         epoch: u64,
     },
-    AttributesExpired {
-        app: String,
-        channel: String,
-        epoch: u64,
-    },
     InvitationExpired {
         app: String,
         key: InvitationKey,
@@ -181,13 +169,11 @@ impl Change {
             | Change::SendChannel { app, .. }
             | Change::Subscribe { app, .. }
             | Change::Unsubscribe { app, .. }
-            | Change::ChannelAttributes { app, .. }
             | Change::Invite { app, .. }
             | Change::CancelInvitation { app, .. }
             | Change::AnswerInvitation { app, .. }
             | Change::WatchToken { app, .. }
             | Change::GraceOver { app, .. }
-            | Change::AttributesExpired { app, .. }
             | Change::InvitationExpired { app, .. }
             | Change::TokenExpired { app, .. }
             | Change::NodeGone { app, .. }
@@ -231,8 +217,6 @@ pub enum Outcome {
     Peer(PeerSend),
     /// `subscribe_peers_online` (on success the hub answered already, with the states).
     Subscribed(Result<(), QueryError>),
-    /// A write of user or channel attributes.
-    AttributesWritten(Result<(), AttrError>),
     /// `invite`, `cancel_invitation`, `accept_invitation`, `refuse_invitation`.
     Invitation(Result<(), InviteError>),
     /// An operator's change (`hub/admin.rs`).

@@ -1,7 +1,7 @@
 //! The single-node engine (the default): a change is applied the moment it is submitted,
 //! under the hub's lock, so the order of changes is the order of the lock. SQLite (`Store`)
-//! keeps history, the offline cache and the message id counter; user attributes are in
-//! memory (`user_attributes.rs`).
+//! keeps history, the offline cache and the message id counter; attributes are in memory
+//! (`user_attributes.rs`, `channel_attributes.rs`).
 
 use std::sync::Mutex;
 
@@ -9,10 +9,11 @@ use crate::protocol::HistoryMessage;
 use crate::server::outbox::ConnHandle;
 use crate::server::store::{HistoryQuery, Loaded, Store, ID_BLOCK};
 
+use super::channel_attributes::InMemoryChannelAttributes;
 use super::user_attributes::InMemoryUserAttributes;
 use super::{
-    BoxFuture, Change, Engine, MessageStore, Node, NodeId, ReadError, Stamp, Submitted,
-    UserAttributeStore,
+    BoxFuture, Change, ChannelAttributeStore, Engine, MessageStore, Node, NodeId, ReadError, Stamp,
+    Submitted, UserAttributeStore,
 };
 
 /// One node, its state in memory, its data in SQLite.
@@ -22,6 +23,7 @@ pub struct MemoryEngine {
     store_id: String,
     ids: Mutex<Ids>,
     user_attributes: InMemoryUserAttributes,
+    channel_attributes: InMemoryChannelAttributes,
 }
 
 /// The message id counter and its reservation on disk.
@@ -47,6 +49,7 @@ impl MemoryEngine {
                 reserving: None,
             }),
             user_attributes: InMemoryUserAttributes::default(),
+            channel_attributes: InMemoryChannelAttributes::default(),
         }
     }
 }
@@ -122,6 +125,10 @@ impl Engine for MemoryEngine {
 
     fn user_attributes(&self) -> &dyn UserAttributeStore {
         &self.user_attributes
+    }
+
+    fn channel_attributes(&self) -> &dyn ChannelAttributeStore {
+        &self.channel_attributes
     }
 
     fn queue_depth(&self) -> usize {

@@ -2,17 +2,18 @@
 //!
 //! The hub (`hub/`) keeps everything node-local: this node's connections and their
 //! ordered delivery, pending acks, timers. What users on different nodes must agree on
-//! (who is online where, channel membership, presence subscriptions, attributes,
-//! invitations, the offline cache) is, per app, one deterministic state that every node
-//! serving the app holds a copy of and changes only by applying [`Change`]s. User
-//! attributes are kept apart, per user ([`UserAttributeStore`]), so that a node holds
-//! none of a user it does not serve. An engine does three things:
+//! (who is online where, channel membership, presence subscriptions, invitations, the
+//! offline cache) is, per app, one deterministic state that every node
+//! serving the app holds a copy of and changes only by applying [`Change`]s. Attributes
+//! are kept apart, per user ([`UserAttributeStore`]) and per channel
+//! ([`ChannelAttributeStore`]), so that a node holds none it has no use for. An engine
+//! does three things:
 //!
 //! - [`Engine::submit`] puts a change in its app's order (every node holding the app
 //!   applies its changes in that order), and hands it back to this node's hub to apply;
 //! - it keeps history (a [`MessageStore`]): appends, reads, and the durable copy of the
 //!   offline cache where the order itself is not durable;
-//! - it keeps user attributes (a [`UserAttributeStore`], `user_attributes.rs`).
+//! - it keeps attributes (`user_attributes.rs`, `channel_attributes.rs`).
 //!
 //! Two engines: [`memory`] (one node: a change is applied at once; SQLite keeps history,
 //! the offline cache and the id counter) and [`redis`] (several nodes: an app's changes
@@ -33,12 +34,14 @@
 //! concerns, so the same change applied on every node has each effect once.
 
 mod change;
+pub mod channel_attributes;
 pub mod memory;
 mod node;
 pub mod redis;
 pub mod user_attributes;
 
 pub use change::*;
+pub use channel_attributes::ChannelAttributeStore;
 pub use node::{Node, NodeRef, SharedState};
 pub use user_attributes::UserAttributeStore;
 
@@ -112,6 +115,9 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
 
     /// User attributes, kept outside the shared state (`user_attributes.rs`).
     fn user_attributes(&self) -> &dyn UserAttributeStore;
+
+    /// Channel attributes, kept outside the shared state (`channel_attributes.rs`).
+    fn channel_attributes(&self) -> &dyn ChannelAttributeStore;
 
     /// Identifies the data behind the engine (the login reply's `store`).
     fn store_id(&self) -> String;

@@ -43,8 +43,8 @@ pub trait Node: Send + Sync + 'static {
     fn deliver_peer(&self, app: &str, to: &str, line: &Arc<str>) -> bool;
 
     /// Queues an encoded channel event on every member of `channel` on this node but
-    /// its sender.
-    fn deliver_channel(&self, app: &str, channel: &str, from: &str, line: &Arc<str>);
+    /// `skip` (a message's sender).
+    fn deliver_channel(&self, app: &str, channel: &str, skip: Option<&str>, line: &Arc<str>);
 
     /// True if a member of `channel` has its connection on this node.
     fn has_local_member(&self, app: &str, channel: &str) -> bool;

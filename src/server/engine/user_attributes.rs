@@ -72,17 +72,17 @@ pub trait UserAttributeStore: Send + Sync {
 /// One node's user attributes, in memory (the memory engine's).
 #[derive(Debug, Default)]
 pub struct InMemoryUserAttributes {
-    records: Mutex<HashMap<(String, String), Record>>,
+    records: Mutex<HashMap<(String, String), UserAttributeRecord>>,
 }
 
 #[derive(Debug)]
-struct Record {
+struct UserAttributeRecord {
     generation: u64,
     stored: StoredAttributes,
 }
 
 impl InMemoryUserAttributes {
-    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Record>> {
+    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), UserAttributeRecord>> {
         self.records
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -125,7 +125,7 @@ impl UserAttributeStore for InMemoryUserAttributes {
         let replaced = if current == version {
             records.insert(
                 key,
-                Record {
+                UserAttributeRecord {
                     generation,
                     stored: StoredAttributes {
                         version: version + 1,

@@ -202,7 +202,7 @@ impl Metrics {
         );
         r.register(
             "channels",
-            "Channels of those apps with members or attributes",
+            "Channels of those apps with members (or a member count update on its way)",
             m.channels.clone(),
         );
         r.register(

@@ -1,93 +1,41 @@
-//! The hub's user and channel attributes, and the expiry of an empty channel's.
-//!
-//! Channel attributes are shared state: same rules as the hub's (`hub/mod.rs`), changes
-//! applied under the state lock, never awaiting, appending to outboxes inside the
-//! critical section. User attributes are not: the engine keeps them
-//! (`engine/user_attributes.rs`, in Redis on several nodes), and the hub reads them and
-//! writes them there, compare-and-set, checking the size limits in between; from the
-//! state it takes only whether the user is online and its generation. Results carry the
-//! ATTR family's typed error (`AttrError`); `session/attributes.rs` validates input and
-//! turns them into replies.
+//! The hub's user and channel attributes: the rules of a write (size limits, who wrote
+//! which key when), applied between a read and a compare-and-set write of the engine's
+//! record (`engine/user_attributes.rs`, `engine/channel_attributes.rs`: in Redis on
+//! several nodes, so no node holds attributes it has no use for). From the shared state
+//! they take only what it knows: whether a user is online, and its generation; whether
+//! a channel has members, as of which epoch (the channel's side of the expiry of an
+//! empty channel's attributes, told to the engine by `channel.rs` as members come and
+//! go). Results carry the ATTR family's typed error (`AttrError`);
+//! `session/attributes.rs` validates input and turns them into replies.
 
 use std::collections::BTreeMap;
 
 use crate::protocol::limits::{MAX_CHANNEL_ATTRIBUTES_BYTES, MAX_USER_ATTRIBUTES_BYTES};
-use crate::protocol::{AttrError, AttributeWrite, Attributes, ChannelAttribute, Event};
+use crate::protocol::{AttrError, AttributeWrite, Attributes, ChannelAttribute};
 
+use crate::server::engine::channel_attributes::{ChannelWrite, Occupancy};
 use crate::server::engine::user_attributes::Replaced;
-use crate::server::engine::{Change, ConnId, NodeId};
-use crate::server::outbox::ConnHandle;
+use crate::server::engine::ConnId;
 
-use super::state::{Here, State, Tenant};
+use super::state::{Here, Tenant};
 use super::Hub;
 
-/// A channel just became empty (or got attributes without members): its attributes go
-/// after `channel_attributes_ttl` unless someone joins first. The origin runs the timer.
-pub(super) fn channel_emptied(
+/// The channel became occupied or empty with this change: a new epoch of the app (on
+/// every node, so that they stay in step), and the origin tells the engine.
+pub(super) fn occupancy_changed(
     hub: &Hub,
     app_state: &mut Tenant,
-    app: &str,
-    channel: &str,
+    (app, channel): (&str, &str),
+    occupied: bool,
     here: Here,
 ) {
-    let Some(state_channel) = app_state.channels.get_mut(channel) else {
-        return;
-    };
-    state_channel.emptied += 1;
-    let epoch = state_channel.emptied;
-    state_channel.empty = Some((epoch, here.stamp.origin));
+    let epoch = app_state.next_epoch(here.stamp.now_ms);
     if here.origin {
-        start_expiry(hub, app, channel, epoch);
-    }
-}
-
-fn start_expiry(hub: &Hub, app: &str, channel: &str, epoch: u64) {
-    let change = Change::AttributesExpired {
-        app: app.to_string(),
-        channel: channel.to_string(),
-        epoch,
-    };
-    hub.change_after(hub.config().channel_attributes_ttl, change);
-}
-
-/// The expiry timers `node` ran (it is gone) are the origin's now, from the start.
-pub(super) fn adopt_expiries(
-    hub: &Hub,
-    app_state: &mut Tenant,
-    app: &str,
-    node: NodeId,
-    here: Here,
-) {
-    for (name, channel) in &mut app_state.channels {
-        if let Some((epoch, owner)) = &mut channel.empty {
-            if *owner == node {
-                *owner = here.stamp.origin;
-                if here.origin {
-                    start_expiry(hub, app, name, *epoch);
-                }
-            }
-        }
-    }
-}
-
-/// The expiry timer of a channel's attributes fired: they go if it is still empty since.
-pub(super) fn attributes_expired(state: &mut State, app: &str, channel: &str, epoch: u64) {
-    let Some(app_state) = state.apps().get_mut(app) else {
-        return;
-    };
-    let Some(state_channel) = app_state.channels.get_mut(channel) else {
-        return;
-    };
-    let expired =
-        state_channel.members.is_empty() && state_channel.empty.map(|(e, _)| e) == Some(epoch);
-    if expired {
-        tracing::debug!(app, channel, "channel attributes expired");
-        state_channel.attributes.clear();
-        state_channel.empty = None;
-        // A pending member count update removes the channel when it has gone out.
-        if !state_channel.count_timer {
-            app_state.channels.remove(channel);
-        }
+        let occupancy = Occupancy { epoch, occupied };
+        let ttl = hub.config().channel_attributes_ttl;
+        hub.engine()
+            .channel_attributes()
+            .occupancy(app, channel, occupancy, ttl);
     }
 }
 
@@ -107,6 +55,39 @@ fn apply_write(
         }
     })?;
     Ok(next)
+}
+
+/// The channel's list after `write` by `user` at `now_ms`, ordered by key: a key written
+/// gets the writer and the time, the others keep theirs.
+fn next_channel_attributes(
+    current: &[ChannelAttribute],
+    write: &AttributeWrite,
+    user: &str,
+    now_ms: u64,
+) -> Result<Vec<ChannelAttribute>, AttrError> {
+    let values: BTreeMap<String, String> = current
+        .iter()
+        .map(|a| (a.key.clone(), a.value.clone()))
+        .collect();
+    let next = apply_write(&values, write, MAX_CHANNEL_ATTRIBUTES_BYTES)?;
+    let kept: BTreeMap<&str, &ChannelAttribute> =
+        current.iter().map(|a| (a.key.as_str(), a)).collect();
+    let written = write.written();
+    Ok(next
+        .into_iter()
+        .map(|(key, value)| {
+            let touched = written.is_some_and(|w| w.contains_key(&key));
+            match kept.get(key.as_str()) {
+                Some(old) if !touched => (*old).clone(),
+                _ => ChannelAttribute {
+                    key,
+                    value,
+                    updated_by: user.to_string(),
+                    updated_ts: now_ms,
+                },
+            }
+        })
+        .collect())
 }
 
 /// Reads and writes of a user's attributes meet at most this many writes between them
@@ -188,84 +169,79 @@ impl Hub {
         Err(AttrError::Failure)
     }
 
-    /// Channel attribute writes (members or not); `notify` sends the full list to members.
-    pub(super) fn write_channel_attributes(
+    /// A write of a channel's attributes by `user` (a member or not); `notify` sends the
+    /// whole list to the channel's members.
+    pub async fn write_channel_attributes(
         &self,
-        state: &mut State,
         (app, user, channel): (&str, &str, &str),
         write: &AttributeWrite,
         notify: bool,
-        here: Here,
     ) -> Result<(), AttrError> {
-        let app_state = state.apps().entry(app.to_string()).or_default();
-        let existed = app_state.channels.contains_key(channel);
-        let state_channel = app_state.channels.entry(channel.to_string()).or_default();
-        let current: BTreeMap<String, String> = state_channel
-            .attributes
-            .iter()
-            .map(|(k, a)| (k.clone(), a.value.clone()))
-            .collect();
-        let next = match apply_write(&current, write, MAX_CHANNEL_ATTRIBUTES_BYTES) {
-            Ok(next) => next,
-            Err(code) => {
-                if !existed {
-                    app_state.channels.remove(channel);
-                }
-                return Err(code);
-            }
-        };
-        let now = here.stamp.now_ms;
-        let written = write.written();
-        state_channel
-            .attributes
-            .retain(|key, _| next.contains_key(key));
-        for (key, value) in next {
-            let touched = written.is_some_and(|w| w.contains_key(&key));
-            if touched || !state_channel.attributes.contains_key(&key) {
-                state_channel.attributes.insert(
-                    key.clone(),
-                    ChannelAttribute {
-                        key,
-                        value,
-                        updated_by: user.to_string(),
-                        updated_ts: now,
-                    },
-                );
+        let store = self.engine().channel_attributes();
+        let ttl = self.config().channel_attributes_ttl;
+        for _ in 0..WRITE_ATTEMPTS {
+            let stored = store
+                .read(app, channel)
+                .await
+                .map_err(|_| AttrError::Failure)?;
+            let now_ms = crate::protocol::now_ms();
+            let attributes = next_channel_attributes(&stored.attributes, write, user, now_ms)?;
+            let write = ChannelWrite {
+                app,
+                channel,
+                version: stored.version,
+                attributes: &attributes,
+                occupancy: self.occupancy(app, channel),
+                ttl,
+                notify,
+            };
+            match store
+                .replace(self, write)
+                .await
+                .map_err(|_| AttrError::Failure)?
+            {
+                Replaced::Done => return Ok(()),
+                Replaced::Changed => {} // read again
+                Replaced::Stale => return Err(AttrError::Failure),
             }
         }
-        if notify {
-            let line = ConnHandle::encode_shared(&Event::ChannelAttributesUpdated {
-                channel: channel.to_string(),
-                attributes: state_channel.attributes.values().cloned().collect(),
-            });
-            state_channel.broadcast(&line, None);
+        tracing::warn!(
+            app,
+            channel,
+            "channel attributes kept changing under a write"
+        );
+        Err(AttrError::Failure)
+    }
+
+    /// Whether `channel` has members as this node's copy has it, and as of which epoch.
+    fn occupancy(&self, app: &str, channel: &str) -> Occupancy {
+        let state = self.lock();
+        let app_state = state.shared.apps.get(app);
+        Occupancy {
+            epoch: app_state.map_or(0, Tenant::epoch),
+            occupied: app_state
+                .and_then(|a| a.channels.get(channel))
+                .is_some_and(|c| !c.members.is_empty()),
         }
-        if state_channel.members.is_empty() {
-            if state_channel.attributes.is_empty() && !state_channel.count_timer {
-                app_state.channels.remove(channel);
-            } else if !existed {
-                channel_emptied(self, app_state, app, channel, here);
-            }
-        }
-        Ok(())
     }
 
     /// `get_channel_attributes` (all, or the listed keys that exist), ordered by key.
-    pub fn channel_attributes(
+    pub async fn channel_attributes(
         &self,
         app: &str,
         channel: &str,
         keys: Option<&[String]>,
-    ) -> Vec<ChannelAttribute> {
-        let state = self.lock();
-        let Some(state_channel) = state.shared.channel(app, channel) else {
-            return Vec::new();
-        };
-        state_channel
-            .attributes
-            .values()
-            .filter(|a| keys.is_none_or(|keys| keys.contains(&a.key)))
-            .cloned()
-            .collect()
+    ) -> Result<Vec<ChannelAttribute>, AttrError> {
+        let stored = self
+            .engine()
+            .channel_attributes()
+            .read(app, channel)
+            .await
+            .map_err(|_| AttrError::Failure)?;
+        let mut attributes = stored.attributes;
+        if let Some(keys) = keys {
+            attributes.retain(|a| keys.contains(&a.key));
+        }
+        Ok(attributes)
     }
 }

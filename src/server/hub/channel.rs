@@ -20,9 +20,8 @@ impl Hub {
     pub(super) fn join(
         &self,
         state: &mut State,
-        app: &str,
-        user: &str,
-        channel: &str,
+        (app, user, channel): (&str, &str, &str),
+        here: Here,
     ) -> Result<u64, JoinError> {
         let app_state = state.apps().entry(app.to_string()).or_default();
         let entry = app_state.users.get_mut(user).ok_or(JoinError::Failure)?;
@@ -42,8 +41,10 @@ impl Hub {
             state_channel.members.len()
         } else {
             state_channel.members.insert(user.to_string(), conn);
-            state_channel.empty = None;
             let count = state_channel.members.len();
+            if count == 1 {
+                super::attributes::occupancy_changed(self, app_state, (app, channel), true, here);
+            }
             super::admin::channel_event(app_state, channel, user, true);
             let state_channel = app_state.channels.get_mut(channel).expect("joined above");
             if count <= MAX_LISTED_MEMBERS {
@@ -105,11 +106,12 @@ impl Hub {
             state_channel.broadcast(&line, None);
         }
         if state_channel.members.is_empty() {
-            if state_channel.attributes.is_empty() && !state_channel.count_timer {
+            let count_pending = state_channel.count_timer;
+            super::attributes::occupancy_changed(self, app_state, (app, channel), false, here);
+            if !count_pending {
                 app_state.channels.remove(channel);
                 return;
             }
-            super::attributes::channel_emptied(self, app_state, app, channel, here);
         }
         self.count_changed(app_state, app, channel);
     }
@@ -150,7 +152,7 @@ impl Hub {
         };
         state_channel.count_timer = false;
         send_count(state_channel, channel, Instant::now());
-        if state_channel.members.is_empty() && state_channel.attributes.is_empty() {
+        if state_channel.members.is_empty() {
             app_state.channels.remove(channel);
         }
     }

@@ -101,8 +101,8 @@ impl Node for Hub {
         Hub::deliver_peer(self, app, to, line)
     }
 
-    fn deliver_channel(&self, app: &str, channel: &str, from: &str, line: &Arc<str>) {
-        Hub::deliver_channel(self, app, channel, from, line);
+    fn deliver_channel(&self, app: &str, channel: &str, skip: Option<&str>, line: &Arc<str>) {
+        Hub::deliver_channel(self, app, channel, skip, line);
     }
 
     fn has_local_member(&self, app: &str, channel: &str) -> bool {
@@ -139,10 +139,10 @@ impl Hub {
 
     /// Queues an encoded channel event on every member of `channel` on this node but its
     /// sender.
-    pub fn deliver_channel(&self, app: &str, channel: &str, from: &str, line: &Arc<str>) {
+    pub fn deliver_channel(&self, app: &str, channel: &str, skip: Option<&str>, line: &Arc<str>) {
         let state = self.lock();
         if let Some(members) = state.shared.channel(app, channel) {
-            members.broadcast(line, Some(from));
+            members.broadcast(line, skip);
         }
     }
 

@@ -43,7 +43,7 @@ impl Hub {
         (content, channel): (String, Option<String>),
         here: Here,
     ) -> Result<(), InviteError> {
-        let epoch = state.next_epoch(app);
+        let epoch = state.next_epoch(app, here.stamp.now_ms);
         let app_state = state.apps().entry(app.to_string()).or_default();
         let callee_conn = app_state
             .conn_of(&key.1)

@@ -21,12 +21,11 @@ impl Hub {
         reply: &Reply,
         here: Here<'_>,
     ) {
-        let epoch = state.next_epoch(app);
+        let epoch = state.next_epoch(app, here.stamp.now_ms);
         let app_state = state.apps().entry(app.to_string()).or_default();
         if !app_state.users.contains_key(user) {
-            let generation = app_state.new_generation(here.stamp.now_ms);
             let fresh = User {
-                generation,
+                generation: epoch,
                 ..User::default()
             };
             app_state.users.insert(user.to_string(), fresh);
@@ -147,7 +146,7 @@ impl Hub {
         conn: ConnId,
         here: Here,
     ) {
-        let epoch = state.next_epoch(app);
+        let epoch = state.next_epoch(app, here.stamp.now_ms);
         let Some(app_state) = state.apps().get_mut(app) else {
             return;
         };
@@ -260,11 +259,11 @@ impl Hub {
     }
 
     /// A node stopped beating: its users' connections are gone (the grace starts, run by
-    /// the origin), and the grace and expiry timers it ran are the origin's now. If that
+    /// the origin), and the grace and invitation timers it ran are the origin's now. If that
     /// node is this one (it was only cut off), its connections are closed: the others
     /// already count them gone.
     pub(super) fn node_gone(&self, state: &mut State, app: &str, node: NodeId, here: Here) {
-        let epoch = state.next_epoch(app);
+        let epoch = state.next_epoch(app, here.stamp.now_ms);
         let Some(app_state) = state.shared.apps.get_mut(app) else {
             return;
         };
@@ -290,7 +289,6 @@ impl Hub {
                 super::presence::presence_changed(app_state, &user);
             }
         }
-        super::attributes::adopt_expiries(self, app_state, app, node, here);
         super::invitations::adopt_expiries(self, app_state, app, node, here);
     }
 }

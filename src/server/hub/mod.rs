@@ -330,7 +330,7 @@ impl Hub {
                 Outcome::Done
             }
             Change::Join { app, user, channel } => {
-                Outcome::Joined(self.join(state, &app, &user, &channel))
+                Outcome::Joined(self.join(state, (&app, &user, &channel), here))
             }
             Change::Leave { app, user, channel } => {
                 Outcome::Left(self.leave(state, &app, &user, &channel, here))
@@ -360,19 +360,6 @@ impl Hub {
                 presence::unsubscribe(state, &app, &user, &peers);
                 Outcome::Done
             }
-            Change::ChannelAttributes {
-                app,
-                user,
-                channel,
-                write,
-                notify,
-            } => Outcome::AttributesWritten(self.write_channel_attributes(
-                state,
-                (&app, &user, &channel),
-                &write,
-                notify,
-                here,
-            )),
             Change::Invite {
                 app,
                 caller,
@@ -416,19 +403,11 @@ impl Hub {
                 conn,
                 expires_at,
             } => {
-                self.watch_token(state, &app, &user, conn, expires_at);
+                self.watch_token(state, &app, &user, conn, expires_at, here.stamp.now_ms);
                 Outcome::Done
             }
             Change::GraceOver { app, user, epoch } => {
                 self.grace_over(state, &app, &user, epoch, here);
-                Outcome::Done
-            }
-            Change::AttributesExpired {
-                app,
-                channel,
-                epoch,
-            } => {
-                attributes::attributes_expired(state, &app, &channel, epoch);
                 Outcome::Done
             }
             Change::InvitationExpired { app, key, epoch } => {

@@ -1,5 +1,6 @@
 //! The shared state every node holds alike ([`Shared`]: per app a [`Tenant`] of users
-//! (without their attributes: the engine keeps those), channels, the offline cache,
+//! (without their attributes: the engine keeps those), channels (their members), the
+//! offline cache,
 //! presence watchers, invitations, bans), this node's part beside it ([`State`]: the
 //! acks its senders wait for), and how a change is being applied here ([`Here`]).
 
@@ -85,13 +86,6 @@ pub(super) struct ChannelRecord {
     pub count_sent_at: Option<Instant>,
     #[serde(skip)]
     pub count_timer: bool,
-    /// Channel attributes by key.
-    pub attributes: BTreeMap<String, crate::protocol::ChannelAttribute>,
-    /// Since the channel became empty: the epoch of the attribute expiry timer and the
-    /// node that runs it.
-    pub empty: Option<(u64, NodeId)>,
-    /// How many times the channel became empty (the expiry timers' epochs).
-    pub emptied: u64,
 }
 
 impl ChannelRecord {
@@ -125,20 +119,25 @@ pub(super) struct Tenant {
     /// The last epoch given to a timer of this app (see `State::next_epoch`).
     #[serde(default)]
     next_epoch: u64,
-    /// The last generation given to a user of this app (see `Tenant::new_generation`).
-    #[serde(default)]
-    last_generation: u64,
 }
 
 impl Tenant {
-    /// A generation for a user logging in unknown at `now_ms` (the change's stamp, so
-    /// every node gives the same): larger than any given before in this app, and, as it
-    /// starts from the clock (in units of 1/1024 ms), larger than those of before too
-    /// should Redis lose the app's state (and so this counter). Below 2^53 until the
-    /// year 2248: exact in Lua's numbers (`engine/redis/user_attributes.rs`).
-    pub fn new_generation(&mut self, now_ms: u64) -> u64 {
-        self.last_generation = (self.last_generation + 1).max(now_ms << 10);
-        self.last_generation
+    /// A new epoch of this app, for a change applied at `now_ms` (its stamp, so every
+    /// node gives the same): larger than any given before in the app, and, as it counts
+    /// from the clock (in units of 1/1024 ms), larger than those of before too should
+    /// Redis lose the app's state (and so this counter). Timers tell their current run
+    /// from a stale one by it, a user's attributes tell its generations apart
+    /// (`engine/user_attributes.rs`), and a channel's attributes which of two views of
+    /// its membership is the later (`engine/channel_attributes.rs`). Below 2^53 until the
+    /// year 2248: exact in Lua's numbers.
+    pub fn next_epoch(&mut self, now_ms: u64) -> u64 {
+        self.next_epoch = (self.next_epoch + 1).max(now_ms << 10);
+        self.next_epoch
+    }
+
+    /// The last epoch given (see [`Tenant::next_epoch`]).
+    pub fn epoch(&self) -> u64 {
+        self.next_epoch
     }
 
     /// `user`'s presence as peers see it.
@@ -156,15 +155,12 @@ impl Tenant {
     }
 
     /// Every node this app's state names: those holding its connections, and the owners
-    /// of its grace and expiry timers.
+    /// of its grace and invitation timers.
     pub fn nodes(&self) -> BTreeSet<NodeId> {
         let mut named = BTreeSet::new();
         for user in self.users.values() {
             named.extend(user.conn.as_ref().map(|c| c.id.node));
             named.extend(user.grace.map(|(_, node)| node));
-        }
-        for channel in self.channels.values() {
-            named.extend(channel.empty.map(|(_, node)| node));
         }
         named.extend(self.invitations.values().map(|i| i.owner));
         named
@@ -253,7 +249,7 @@ impl Shared {
     }
 
     /// Every node the state names, with the apps that name it: connections, and the
-    /// owners of grace and expiry timers.
+    /// owners of grace and invitation timers.
     pub(super) fn nodes(&self) -> BTreeMap<NodeId, BTreeSet<String>> {
         let mut nodes: BTreeMap<NodeId, BTreeSet<String>> = BTreeMap::new();
         for (name, app) in &self.apps {
@@ -266,16 +262,16 @@ impl Shared {
 }
 
 impl State {
-    /// A new epoch for a timer of `app`: counted per app, so that every node holding the
-    /// app gives the same one whatever other apps it holds.
-    pub(super) fn next_epoch(&mut self, app: &str) -> u64 {
+    /// A new epoch of `app` ([`Tenant::next_epoch`]): counted per app, so that every node
+    /// holding the app gives the same one whatever other apps it holds.
+    pub(super) fn next_epoch(&mut self, app: &str, now_ms: u64) -> u64 {
         let apps = &mut self.shared.apps;
         if !apps.contains_key(app) {
             apps.insert(app.to_string(), Tenant::default());
         }
-        let tenant = apps.get_mut(app).expect("inserted above");
-        tenant.next_epoch += 1;
-        tenant.next_epoch
+        apps.get_mut(app)
+            .expect("inserted above")
+            .next_epoch(now_ms)
     }
 
     pub(super) fn apps(&mut self) -> &mut HashMap<String, Tenant> {

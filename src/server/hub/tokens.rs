@@ -25,8 +25,9 @@ impl Hub {
         user: &str,
         conn: ConnId,
         expires_at: Option<u64>,
+        now_ms: u64,
     ) {
-        let epoch = state.next_epoch(app);
+        let epoch = state.next_epoch(app, now_ms);
         let Some(entry) = state
             .apps()
             .get_mut(app)
@@ -105,7 +106,8 @@ impl Hub {
         if Duration::from_millis(left_ms) > MAX_DELAY / 4 {
             // The look-again of a token valid for longer than a timer can wait (every node
             // applies this change and agrees: the token has months left).
-            self.watch_token(state, app, user, conn.id, Some(expires_at));
+            let now_ms = here.stamp.now_ms;
+            self.watch_token(state, app, user, conn.id, Some(expires_at), now_ms);
             return;
         }
         if let Some(local) = &conn.local {

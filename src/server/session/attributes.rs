@@ -2,27 +2,18 @@
 //! channel's (set, add or update, delete, clear; one rate limit for all), and reads of
 //! either.
 //!
-//! The sets, their size limits and the expiry of an empty channel's are the hub's
-//! (`hub/attributes.rs`).
+//! The rules of a write (size limits, who wrote which key when) are the hub's
+//! (`hub/attributes.rs`); the attributes themselves, and the expiry of an empty
+//! channel's, the engine's. Neither goes through the shared state's changes.
 
 use crate::protocol::{AttrError, ChannelAttributesResult, UserAttributesResult};
 
 use super::Ask;
 use crate::protocol::AttributeWrite;
-use crate::server::engine::Change;
-use crate::server::engine::Outcome;
 
 /// Counts a write against the rate limit; answers "too often" if over.
 fn admitted(ask: &mut Ask<'_>) -> bool {
     ask.within(|limits| &mut limits.attribute_writes, AttrError::TooOften)
-}
-
-/// Submits an attribute write and answers 0 or its ATTR code.
-async fn submit_write(ask: &Ask<'_>, change: Change) {
-    match ask.submit(change).await {
-        Outcome::AttributesWritten(result) => ask.ok_or_refuse(result),
-        other => ask.unavailable(&other),
-    }
 }
 
 /// A write of the user's own attributes (straight to the engine: no shared change).
@@ -48,14 +39,12 @@ pub(super) async fn write_channel(
     if !admitted(ask) {
         return;
     }
-    let change = Change::ChannelAttributes {
-        app: ask.me.app.clone(),
-        user: ask.me.user.clone(),
-        channel,
-        write,
-        notify,
-    };
-    submit_write(ask, change).await;
+    let (app, user) = (&ask.me.app, &ask.me.user);
+    let written = ask
+        .hub
+        .write_channel_attributes((app, user, &channel), &write, notify)
+        .await;
+    ask.ok_or_refuse(written);
 }
 
 /// `get_user_attributes` of an online user: all, or the listed keys that exist.
@@ -68,7 +57,9 @@ pub(super) async fn get_user(ask: &Ask<'_>, user: &str, keys: Option<&[String]>)
 
 /// `get_channel_attributes`: all, or the listed keys that exist (none for an unknown
 /// channel).
-pub(super) fn get_channel(ask: &Ask<'_>, channel: &str, keys: Option<&[String]>) {
-    let attributes = ask.hub.channel_attributes(&ask.me.app, channel, keys);
-    ask.ok(&ChannelAttributesResult { attributes });
+pub(super) async fn get_channel(ask: &Ask<'_>, channel: &str, keys: Option<&[String]>) {
+    match ask.hub.channel_attributes(&ask.me.app, channel, keys).await {
+        Ok(attributes) => ask.ok(&ChannelAttributesResult { attributes }),
+        Err(error) => ask.refuse(error),
+    }
 }

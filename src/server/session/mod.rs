@@ -330,7 +330,7 @@ pub async fn handle(request: Request, session: &mut Session, hub: &Hub) {
         }
         Op::GetChannelAttributes { channel, keys } => {
             hub.caught_up(&ask.me.app).await;
-            attributes::get_channel(ask, &channel, keys.as_deref());
+            attributes::get_channel(ask, &channel, keys.as_deref()).await;
         }
         Op::Invite {
             invitation_id,

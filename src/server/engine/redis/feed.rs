@@ -1,8 +1,9 @@
 //! Messages straight to the nodes concerned, over Redis PUB/SUB: a peer message, its ack
 //! and its answer touch only the sender's and the receiver's nodes, and a channel message
-//! only the nodes with members of the channel. The change streams (per app: membership,
-//! presence, attributes, invitations; `apps.rs`) carry no messages: messages, the bulk of
-//! the traffic, go this way.
+//! only the nodes with members of the channel (and so does a notifying write of its
+//! attributes: `channel_attributes.rs` publishes it on the channel's topic). The change
+//! streams (per app: membership, presence, invitations; `apps.rs`) carry no messages:
+//! messages, the bulk of the traffic, go this way.
 //!
 //! - **Topics.** Every node listens on its inbox (`rtm:n:<node>`) on every Redis of the
 //!   list, and on a channel's topic (`rtm:c:<app>:<channel>`), on the Redis that holds the
@@ -40,7 +41,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use crate::protocol::{ChannelMsgError, Event, HistoryMessage, Message, SendResult};
+use crate::protocol::{
+    ChannelAttribute, ChannelMsgError, Event, HistoryMessage, Message, SendResult,
+};
+use crate::server::engine::channel_attributes::updated_event;
 use crate::server::engine::{
     channel_conversation, peer_conversation, BoxFuture, Node, NodeId, NodeRef, Outcome, PeerRoute,
     RoutedMessage,
@@ -63,7 +67,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// [`ChannelOut`]).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "k")]
-enum TopicMessage {
+pub(super) enum TopicMessage {
     /// A peer message, to the receiver's node.
     #[serde(rename = "p")]
     Peer {
@@ -100,6 +104,15 @@ enum TopicMessage {
     /// The receiver was not on the node the message went to: to the sender's node.
     #[serde(rename = "b")]
     Bounce { key: u64, message_id: u64 },
+    /// A channel's attributes changed with `notify`: to the nodes with members
+    /// (`channel_attributes.rs` publishes it).
+    #[serde(rename = "t")]
+    Attributes {
+        n: u64,
+        app: String,
+        channel: String,
+        attributes: Vec<ChannelAttribute>,
+    },
 }
 
 #[derive(Serialize)]
@@ -193,7 +206,7 @@ fn inbox(node: NodeId) -> String {
     format!("rtm:n:{node}")
 }
 
-fn channel_topic(app: &str, channel: &str) -> String {
+pub(super) fn channel_topic(app: &str, channel: &str) -> String {
     format!("rtm:c:{app}:{channel}")
 }
 
@@ -690,6 +703,16 @@ async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8
                 let _ = waiting.send(PeerRoute::NotThere { message_id });
             }
         }
+        TopicMessage::Attributes {
+            n,
+            app,
+            channel,
+            attributes,
+        } => {
+            super::apps::read_as_far_as(inner, &app, n).await;
+            let line = updated_event(&channel, &attributes);
+            hub.deliver_channel(&app, &channel, None, &line);
+        }
     }
 }
 
@@ -716,7 +739,7 @@ fn hand_over_channel(
         message_id: message.message_id,
         server_ts: message.server_ts,
     });
-    hub.deliver_channel(app, channel, &message.from, &line);
+    hub.deliver_channel(app, channel, Some(&message.from), &line);
 }
 
 /// After the subscription to Redis `shard` broke and came back: every channel topic held

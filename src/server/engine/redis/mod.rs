@@ -6,8 +6,9 @@
 //! every node serving that app applies to its copy of the app's state (`apps.rs`);
 //! messages (peer messages with their acks, channel messages), the bulk of the traffic,
 //! go straight to the nodes concerned over PUB/SUB (`feed.rs`, sent in batches per Redis:
-//! `batch.rs`), on the Redis that holds their conversation (`shards.rs`); user attributes
-//! are one hash per user on the Redis that holds the user (`user_attributes.rs`). Apps and
+//! `batch.rs`), on the Redis that holds their conversation (`shards.rs`); attributes are
+//! one hash per user or channel on the Redis that holds it (`user_attributes.rs`,
+//! `channel_attributes.rs`). Apps and
 //! conversations spread over the Redis servers of the list; the first also carries the
 //! nodes' heartbeats. Every Redis holds its share of history and hands out the message
 //! ids of its conversations.
@@ -57,12 +58,13 @@ use crate::server::outbox::ConnHandle;
 use crate::server::store::HistoryQuery;
 
 use super::{
-    BoxFuture, Change, Engine, MessageStore, Node, NodeId, NodeRef, Outcome, PeerRoute, ReadError,
-    RoutedMessage, Submitted, UserAttributeStore,
+    BoxFuture, Change, ChannelAttributeStore, Engine, MessageStore, Node, NodeId, NodeRef, Outcome,
+    PeerRoute, ReadError, RoutedMessage, Submitted, UserAttributeStore,
 };
 
 mod apps;
 mod batch;
+mod channel_attributes;
 mod feed;
 pub mod shards;
 mod user_attributes;
@@ -347,6 +349,10 @@ impl Engine for RedisEngine {
     }
 
     fn user_attributes(&self) -> &dyn UserAttributeStore {
+        self
+    }
+
+    fn channel_attributes(&self) -> &dyn ChannelAttributeStore {
         self
     }
 

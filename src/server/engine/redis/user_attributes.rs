@@ -53,7 +53,7 @@ impl RedisEngine {
 }
 
 /// Runs a Redis call with the engine's timeout; a failure is logged and `Unavailable`.
-async fn within_timeout<T>(
+pub(super) async fn within_timeout<T>(
     what: &'static str,
     call: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, Unavailable> {
