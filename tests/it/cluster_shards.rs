@@ -586,8 +586,9 @@ async fn ttl_ms(redis: &Redis, key: &str) -> i64 {
 /// Channel attributes are not shared state either: each channel's live in a hash on the
 /// Redis that holds the channel, a notifying write reaches the members on the other node
 /// through the channel's topic, the hash expires by Redis' own clock once the channel is
-/// empty (and not while it has members), and with that Redis away only its channels'
-/// attribute reads and writes fail.
+/// empty (and not while it has members, nor when it emptied while that Redis was away,
+/// once it is back), and with that Redis away only its channels' attribute reads and
+/// writes fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channel_attributes_live_on_their_channels_redis_and_expire_there() {
     let mut cluster = Cluster::start_sharded(2, 2, &["--attribute-expiry", "2"]).await;
@@ -665,4 +666,21 @@ async fn channel_attributes_live_on_their_channels_redis_and_expire_there() {
         .ok(json!({"op": "get_channel_attributes", "channel": kept}))
         .await;
     assert_eq!(read["attributes"], json!([]), "{read}");
+
+    // The lost channel empties while its Redis is away: told once it is back, its hash
+    // expires there too.
+    cluster.shards[0].kill().await;
+    alice.ok(json!({"op": "leave", "channel": lost})).await;
+    bob.ok(json!({"op": "leave", "channel": lost})).await;
+    cluster.shards[0].restart().await;
+    let key = format!("rtm:ca:{app}:{lost}");
+    let redis = cluster.redis_server(1);
+    assert!(exists(redis, &key).await, "kept across the restart");
+    wait_for_count(
+        "the lost channel's hash, emptied while away",
+        0,
+        WAIT,
+        async || u64::from(exists(redis, &key).await),
+    )
+    .await;
 }

@@ -137,6 +137,35 @@ impl ChannelAttributeRecord {
 }
 
 impl ChannelAttributeRecords {
+    /// Writes the list if the record is at the version read (see `replace`).
+    fn write(&mut self, write: &ChannelWrite<'_>, now: Instant) -> Replaced {
+        let key = (write.app.to_string(), write.channel.to_string());
+        let current = self.live(&key, now).map_or(0, |r| r.stored.version);
+        if current != write.version {
+            return Replaced::Changed;
+        }
+        let record = self
+            .by_channel
+            .entry(key)
+            .or_insert(ChannelAttributeRecord {
+                stored: StoredChannelAttributes::default(),
+                has_attributes: true,
+                view: write.occupancy,
+                expires_at: None,
+            });
+        record.stored = StoredChannelAttributes {
+            version: write.version + 1,
+            attributes: write.attributes.to_vec(),
+        };
+        if !record.has_attributes {
+            // The first attributes: a view-only record's expiry does not count.
+            record.expires_at = None;
+            record.has_attributes = true;
+        }
+        record.observe(write.occupancy, write.ttl, now, true);
+        Replaced::Done
+    }
+
     /// The live record of `key` (an expired one is dropped), sweeping now and then.
     fn live(
         &mut self,
@@ -187,32 +216,7 @@ impl ChannelAttributeStore for InMemoryChannelAttributes {
         node: &dyn Node,
         write: ChannelWrite<'_>,
     ) -> BoxFuture<Result<Replaced, Unavailable>> {
-        let now = Instant::now();
-        let key = (write.app.to_string(), write.channel.to_string());
-        let replaced = {
-            let mut records = self.records();
-            let current = records.live(&key, now).map_or(0, |r| r.stored.version);
-            if current == write.version {
-                let record = records
-                    .by_channel
-                    .entry(key)
-                    .or_insert(ChannelAttributeRecord {
-                        stored: StoredChannelAttributes::default(),
-                        has_attributes: true,
-                        view: write.occupancy,
-                        expires_at: None,
-                    });
-                record.stored = StoredChannelAttributes {
-                    version: write.version + 1,
-                    attributes: write.attributes.to_vec(),
-                };
-                record.has_attributes = true;
-                record.observe(write.occupancy, write.ttl, now, true);
-                Replaced::Done
-            } else {
-                Replaced::Changed
-            }
-        };
+        let replaced = self.records().write(&write, Instant::now());
         if replaced == Replaced::Done && write.notify {
             let line = updated_event(write.channel, write.attributes);
             node.deliver_channel(write.app, write.channel, None, &line);
@@ -335,5 +339,49 @@ mod tests {
             false,
         );
         assert_eq!(emptied.expires_at, Some(later + TTL));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_write_after_a_view_only_record_starts_its_own_time() {
+        let store = InMemoryChannelAttributes::default();
+        let occupied = Occupancy {
+            epoch: 1,
+            occupied: true,
+        };
+        let empty = Occupancy {
+            epoch: 2,
+            occupied: false,
+        };
+        // A join leaves a record that only keeps the view; the channel empties.
+        store.occupancy("app", "room", occupied, TTL);
+        store.occupancy("app", "room", empty, TTL);
+        tokio::time::advance(Duration::from_secs(290)).await;
+        let attributes = [ChannelAttribute {
+            key: "k".into(),
+            value: "v".into(),
+            updated_by: "alice".into(),
+            updated_ts: 0,
+        }];
+        let write = ChannelWrite {
+            app: "app",
+            channel: "room",
+            version: 0,
+            attributes: &attributes,
+            occupancy: empty,
+            ttl: TTL,
+            notify: false,
+        };
+        let done = store.records().write(&write, Instant::now());
+        assert_eq!(done, Replaced::Done);
+        // Ten seconds later the view-only record would have gone; the attributes stay.
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert_eq!(store.read("app", "room").await.unwrap().attributes.len(), 1);
+        tokio::time::advance(TTL).await;
+        assert!(store
+            .read("app", "room")
+            .await
+            .unwrap()
+            .attributes
+            .is_empty());
     }
 }

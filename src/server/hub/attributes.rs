@@ -90,9 +90,9 @@ fn next_channel_attributes(
         .collect())
 }
 
-/// Reads and writes of a user's attributes meet at most this many writes between them
-/// before a write gives up with the family's failure (only the user itself writes them,
-/// so a second try is already rare).
+/// A write that finds the record changed since it read it reads again, at most this many
+/// times, before it gives up with the family's failure (a user's attributes have one
+/// writer; a channel's, whoever writes at the same moment).
 const WRITE_ATTEMPTS: usize = 4;
 
 impl Hub {

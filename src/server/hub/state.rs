@@ -116,7 +116,7 @@ pub(super) struct Tenant {
     /// Bans and the REST API's event feeds (`feeds.rs`; `admin.rs` changes them).
     #[serde(default)]
     pub admin: AppAdmin,
-    /// The last epoch given to a timer of this app (see `State::next_epoch`).
+    /// The last epoch given in this app (see `Tenant::next_epoch`).
     #[serde(default)]
     next_epoch: u64,
 }

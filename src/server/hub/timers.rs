@@ -1,5 +1,5 @@
-//! The hub's timers: ack timeouts, grace periods, member-count throttles, token, invitation
-//! and channel-attribute expiry. One task runs them all from a `DelayQueue`, so a timer
+//! The hub's timers: ack timeouts, grace periods, member-count throttles, token and
+//! invitation expiry (an empty channel's attributes expire in the engine's store). One task runs them all from a `DelayQueue`, so a timer
 //! costs an entry, not a task, and cancelling one (an ack that arrived, a token renewed)
 //! removes its entry at once: nothing per message outlives its ack.
 //!

@@ -6,9 +6,12 @@
 //! same script, so the nodes with members hand it on (`feed.rs`). What the views and
 //! the expiry mean: `engine/channel_attributes.rs`.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use redis::Script;
+use tokio::sync::Notify;
 
 use crate::server::engine::channel_attributes::{
     ChannelAttributeStore, ChannelWrite, Occupancy, StoredChannelAttributes,
@@ -19,7 +22,7 @@ use crate::server::engine::{BoxFuture, Node};
 use super::feed::{channel_topic, TopicMessage};
 use super::shards::shard_of_channel;
 use super::user_attributes::within_timeout;
-use super::RedisEngine;
+use super::{lock, stopped, Complaint, Inner, RedisEngine, SUBMIT_TIMEOUT};
 
 /// Takes a view of the members (epoch string, epoch, occupied 0/1) if it is the latest
 /// and sets the expiry as the latest says (see `ChannelAttributeRecord::observe` in
@@ -50,6 +53,10 @@ end
 const REPLACE_LUA: &str = r"
 local version = tonumber(redis.call('HGET', KEYS[1], 'v')) or 0
 if version ~= tonumber(ARGV[1]) then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'a') == 0 then
+  -- the first attributes: the expiry of a record that only kept a view does not count
+  redis.call('PERSIST', KEYS[1])
+end
 redis.call('HSET', KEYS[1], 'v', version + 1, 'a', ARGV[2])
 observe(KEYS[1], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), true)
 if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
@@ -64,6 +71,82 @@ return 0
 
 fn key(app: &str, channel: &str) -> String {
     format!("rtm:ca:{app}:{channel}")
+}
+
+/// Changes of channels' members waiting to be told to their Redis: the latest per
+/// channel, kept until its Redis took it (a Redis away gets it once back; telling one
+/// again is harmless, as the epoch says which view is the latest).
+#[derive(Debug, Default)]
+pub(super) struct PendingOccupancy {
+    views: Mutex<HashMap<(String, String), (Occupancy, Duration)>>,
+    added: Notify,
+}
+
+/// How long telling waits after a failure before it tries again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Tells each channel's Redis the latest change of its members, as they come; what
+/// could not be told is tried again every [`RETRY_AFTER`].
+pub(super) async fn tell_occupancy(inner: Arc<Inner>) {
+    static SCRIPT: LazyLock<Script> =
+        LazyLock::new(|| Script::new(&format!("{OBSERVE_LUA}{OCCUPANCY_LUA}")));
+    let mut complaint = Complaint::new("telling channel attributes who is in");
+    loop {
+        let views: Vec<_> = lock(&inner.occupancy.views)
+            .iter()
+            .map(|(key, view)| (key.clone(), *view))
+            .collect();
+        let sends = views.into_iter().map(|((app, channel), (occupancy, ttl))| {
+            let shards = &inner.shards;
+            let mut conn = shards[shard_of_channel(shards.len(), &app, &channel)]
+                .conn
+                .clone();
+            let mut call = SCRIPT.prepare_invoke();
+            call.key(key(&app, &channel))
+                .arg(occupancy.epoch)
+                .arg(u8::from(occupancy.occupied))
+                .arg(ttl.as_millis() as u64);
+            async move {
+                let told =
+                    tokio::time::timeout(SUBMIT_TIMEOUT, call.invoke_async::<i64>(&mut conn)).await;
+                (app, channel, occupancy.epoch, told)
+            }
+        });
+        let mut failed = false;
+        for (app, channel, epoch, told) in futures_util::future::join_all(sends).await {
+            match told {
+                Ok(Ok(_)) => {
+                    let mut views = lock(&inner.occupancy.views);
+                    let key = (app, channel);
+                    if views.get(&key).is_some_and(|(o, _)| o.epoch == epoch) {
+                        views.remove(&key);
+                    }
+                }
+                Ok(Err(error)) => {
+                    complaint.failed(&error);
+                    failed = true;
+                }
+                Err(_) => {
+                    complaint.failed(&"timed out");
+                    failed = true;
+                }
+            }
+        }
+        if !failed {
+            complaint.worked();
+        }
+        let more = async {
+            if failed {
+                tokio::time::sleep(RETRY_AFTER).await;
+            } else {
+                inner.occupancy.added.notified().await;
+            }
+        };
+        tokio::select! {
+            () = more => {}
+            () = stopped(&inner) => return,
+        }
+    }
 }
 
 impl RedisEngine {
@@ -150,21 +233,16 @@ impl ChannelAttributeStore for RedisEngine {
         })
     }
 
-    fn occupancy(&self, app: &str, channel: &str, occupancy: Occupancy, ttl: std::time::Duration) {
-        static SCRIPT: LazyLock<Script> =
-            LazyLock::new(|| Script::new(&format!("{OBSERVE_LUA}{OCCUPANCY_LUA}")));
-        let mut conn = self.channel_shard(app, channel);
-        let mut call = SCRIPT.prepare_invoke();
-        call.key(key(app, channel))
-            .arg(occupancy.epoch)
-            .arg(u8::from(occupancy.occupied))
-            .arg(ttl.as_millis() as u64);
-        tokio::spawn(async move {
-            let _ = within_timeout::<i64>(
-                "telling the channel attributes who is in",
-                call.invoke_async(&mut conn),
-            )
-            .await;
-        });
+    fn occupancy(&self, app: &str, channel: &str, occupancy: Occupancy, ttl: Duration) {
+        let pending = &self.inner.occupancy;
+        let mut views = lock(&pending.views);
+        let view = views
+            .entry((app.to_string(), channel.to_string()))
+            .or_insert((occupancy, ttl));
+        if occupancy.epoch >= view.0.epoch {
+            *view = (occupancy, ttl);
+        }
+        drop(views);
+        pending.added.notify_one();
     }
 }

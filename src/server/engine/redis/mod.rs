@@ -183,6 +183,8 @@ struct Inner {
     history: Vec<mpsc::Sender<HistoryWrite>>,
     history_queue: Mutex<Vec<mpsc::Receiver<HistoryWrite>>>,
     stop: watch::Sender<bool>,
+    /// Channels' changes of members not yet told to their Redis (`channel_attributes.rs`).
+    occupancy: channel_attributes::PendingOccupancy,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -275,6 +277,7 @@ impl RedisEngine {
                 history,
                 history_queue: Mutex::new(history_queue),
                 stop: watch::channel(false).0,
+                occupancy: channel_attributes::PendingOccupancy::default(),
                 tasks: Mutex::default(),
             }),
         };
@@ -397,6 +400,9 @@ impl Engine for RedisEngine {
             )));
         }
         tasks.push(tokio::spawn(feed::sweep(Arc::clone(inner), hub.to_ref())));
+        tasks.push(tokio::spawn(channel_attributes::tell_occupancy(
+            Arc::clone(inner),
+        )));
     }
 
     fn stop(&self) -> BoxFuture<()> {
