@@ -191,7 +191,7 @@ impl Hub {
                 channel,
                 version: stored.version,
                 attributes: &attributes,
-                occupancy: self.occupancy(app, channel),
+                occupancy: self.members_view(app, channel),
                 ttl,
                 notify,
             };
@@ -214,7 +214,7 @@ impl Hub {
     }
 
     /// Whether `channel` has members as this node's copy has it, and as of which epoch.
-    fn occupancy(&self, app: &str, channel: &str) -> Occupancy {
+    fn members_view(&self, app: &str, channel: &str) -> Occupancy {
         let state = self.lock();
         let app_state = state.shared.apps.get(app);
         Occupancy {
