@@ -27,8 +27,8 @@ use tokio::time::Instant;
 use crate::protocol::{ChannelAttribute, Event};
 use crate::server::outbox::ConnHandle;
 
-use super::user_attributes::{Replaced, Unavailable};
 use super::{BoxFuture, Node};
+use super::{Replaced, Unavailable};
 
 /// Whether a channel has members, as of an epoch of its app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

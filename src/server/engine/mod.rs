@@ -181,6 +181,23 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// How a compare-and-set write of attributes went (`user_attributes.rs`,
+/// `channel_attributes.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// Written.
+    Done,
+    /// The record changed since it was read: read again.
+    Changed,
+    /// The record is a later generation's: the writer's user has gone since.
+    Stale,
+}
+
+/// An attribute store could not be reached (Redis away): the family's failure code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the user attribute store is unavailable")]
+pub struct Unavailable;
+
 /// Why a page of history could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use crate::protocol::Attributes;
 
-use super::BoxFuture;
+use super::{BoxFuture, Replaced, Unavailable};
 
 /// A user's attributes as read, with the version a write must find.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,22 +25,6 @@ pub struct StoredAttributes {
     pub version: u64,
     pub attributes: Attributes,
 }
-
-/// How a compare-and-set write went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replaced {
-    /// Written.
-    Done,
-    /// The record changed since it was read: read again.
-    Changed,
-    /// The record is a later generation's: the writer's user has gone since.
-    Stale,
-}
-
-/// The store could not be reached (Redis away): the family's failure code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the user attribute store is unavailable")]
-pub struct Unavailable;
 
 /// User attributes by (app, user, generation). See the module header.
 pub trait UserAttributeStore: Send + Sync {

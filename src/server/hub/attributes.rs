@@ -14,8 +14,8 @@ use crate::protocol::limits::{MAX_CHANNEL_ATTRIBUTES_BYTES, MAX_USER_ATTRIBUTES_
 use crate::protocol::{AttrError, AttributeWrite, Attributes, ChannelAttribute};
 
 use crate::server::engine::channel_attributes::{ChannelWrite, Occupancy};
-use crate::server::engine::user_attributes::Replaced;
 use crate::server::engine::ConnId;
+use crate::server::engine::Replaced;
 
 use super::state::{Here, Tenant};
 use super::Hub;
@@ -95,6 +95,22 @@ fn next_channel_attributes(
 /// writer; a channel's, whoever writes at the same moment).
 const WRITE_ATTEMPTS: usize = 4;
 
+/// What a compare-and-set write's answer means for the loop around it: `None` to read
+/// again, else the write's result.
+fn settled(replaced: Replaced) -> Option<Result<(), AttrError>> {
+    match replaced {
+        Replaced::Done => Some(Ok(())),
+        Replaced::Changed => None,
+        Replaced::Stale => Some(Err(AttrError::Failure)),
+    }
+}
+
+/// A write that read again [`WRITE_ATTEMPTS`] times: the family's failure.
+fn gave_up(what: &str) -> Result<(), AttrError> {
+    tracing::warn!(what, "attributes kept changing under a write");
+    Err(AttrError::Failure)
+}
+
 impl Hub {
     /// `get_user_attributes` of an online user (all, or the listed keys that exist), from
     /// the engine (`engine/user_attributes.rs`).
@@ -159,14 +175,11 @@ impl Hub {
                 .replace(app, user, generation, stored.version, &next)
                 .await
                 .map_err(|_| AttrError::Failure)?;
-            match replaced {
-                Replaced::Done => return Ok(()),
-                Replaced::Changed => {} // read again
-                Replaced::Stale => return Err(AttrError::Failure),
+            if let Some(written) = settled(replaced) {
+                return written;
             }
         }
-        tracing::warn!(app, user, "user attributes kept changing under a write");
-        Err(AttrError::Failure)
+        gave_up(user)
     }
 
     /// A write of a channel's attributes by `user` (a member or not); `notify` sends the
@@ -195,22 +208,15 @@ impl Hub {
                 ttl,
                 notify,
             };
-            match store
+            let replaced = store
                 .replace(self, write)
                 .await
-                .map_err(|_| AttrError::Failure)?
-            {
-                Replaced::Done => return Ok(()),
-                Replaced::Changed => {} // read again
-                Replaced::Stale => return Err(AttrError::Failure),
+                .map_err(|_| AttrError::Failure)?;
+            if let Some(written) = settled(replaced) {
+                return written;
             }
         }
-        tracing::warn!(
-            app,
-            channel,
-            "channel attributes kept changing under a write"
-        );
-        Err(AttrError::Failure)
+        gave_up(channel)
     }
 
     /// Whether `channel` has members as this node's copy has it, and as of which epoch.

@@ -16,8 +16,8 @@ use tokio::sync::Notify;
 use crate::server::engine::channel_attributes::{
     ChannelAttributeStore, ChannelWrite, Occupancy, StoredChannelAttributes,
 };
-use crate::server::engine::user_attributes::{Replaced, Unavailable};
 use crate::server::engine::{BoxFuture, Node};
+use crate::server::engine::{Replaced, Unavailable};
 
 use super::feed::{channel_topic, TopicMessage};
 use super::shards::shard_of_channel;

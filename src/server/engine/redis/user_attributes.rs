@@ -9,10 +9,8 @@ use std::sync::LazyLock;
 use redis::Script;
 
 use crate::protocol::Attributes;
-use crate::server::engine::user_attributes::{
-    Replaced, StoredAttributes, Unavailable, UserAttributeStore,
-};
-use crate::server::engine::BoxFuture;
+use crate::server::engine::user_attributes::{StoredAttributes, UserAttributeStore};
+use crate::server::engine::{BoxFuture, Replaced, Unavailable};
 
 use super::shards::shard_of_user;
 use super::{RedisEngine, SUBMIT_TIMEOUT};
