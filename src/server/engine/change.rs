@@ -306,6 +306,7 @@ pub struct FeedEvent {
     /// `Login`/`Logout`, or `Join`/`Leave`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Unix milliseconds on the node that applied the change.
+    /// Unix milliseconds of the change (its origin's clock when it submitted it, so every
+    /// node records the same).
     pub ms: u64,
 }

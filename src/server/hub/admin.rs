@@ -70,7 +70,7 @@ pub(super) fn apply(hub: &Hub, state: &mut State, change: AdminChange, here: Her
 
 /// Records `Login` when `user` comes online and `Logout` when it stops being online
 /// (dropped, logged out, kicked), once each, whatever calls led there.
-pub(super) fn presence_event(app_state: &mut Tenant, user: &str) {
+pub(super) fn presence_event(app_state: &mut Tenant, user: &str, now_ms: u64) {
     let online = app_state.status_of(user) == crate::protocol::PeerStatus::Online;
     let admin = &mut app_state.admin;
     let kind = match (online, admin.online.contains(user)) {
@@ -90,20 +90,25 @@ pub(super) fn presence_event(app_state: &mut Tenant, user: &str) {
             group_id: None,
             user_id: user.to_string(),
             kind: kind.to_string(),
-            ms: crate::protocol::now_ms(),
+            ms: now_ms,
         },
     );
 }
 
 /// Records a `Join` or a `Leave` of `channel` (a quiet rejoin within the grace is neither).
-pub(super) fn channel_event(app_state: &mut Tenant, channel: &str, user: &str, joined: bool) {
+pub(super) fn channel_event(
+    app_state: &mut Tenant,
+    (channel, user): (&str, &str),
+    joined: bool,
+    now_ms: u64,
+) {
     app_state.admin.push(
         Feed::Channels,
         FeedEvent {
             group_id: Some(channel.to_string()),
             user_id: user.to_string(),
             kind: if joined { "Join" } else { "Leave" }.to_string(),
-            ms: crate::protocol::now_ms(),
+            ms: now_ms,
         },
     );
 }

@@ -45,7 +45,7 @@ impl Hub {
             if count == 1 {
                 super::attributes::occupancy_changed(self, app_state, (app, channel), true, here);
             }
-            super::admin::channel_event(app_state, channel, user, true);
+            super::admin::channel_event(app_state, (channel, user), true, here.stamp.now_ms);
             let state_channel = app_state.channels.get_mut(channel).expect("joined above");
             if count <= MAX_LISTED_MEMBERS {
                 let line = ConnHandle::encode_shared(&Event::MemberJoined {
@@ -96,7 +96,7 @@ impl Hub {
         if state_channel.members.remove(user).is_none() {
             return;
         }
-        super::admin::channel_event(app_state, channel, user, false);
+        super::admin::channel_event(app_state, (channel, user), false, here.stamp.now_ms);
         let state_channel = app_state.channels.get_mut(channel).expect("held a member");
         if listed {
             let line = ConnHandle::encode_shared(&Event::MemberLeft {

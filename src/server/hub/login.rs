@@ -93,7 +93,7 @@ impl Hub {
             }
         }
         if !was_online {
-            super::presence::presence_changed(app_state, user);
+            super::presence::presence_changed(app_state, user, here.stamp.now_ms);
         }
     }
 
@@ -158,7 +158,7 @@ impl Hub {
         }
         entry.conn = None;
         self.hold_channels(app_state, app, user, epoch, here);
-        super::presence::presence_changed(app_state, user);
+        super::presence::presence_changed(app_state, user, here.stamp.now_ms);
     }
 
     pub(super) fn grace_over(
@@ -234,7 +234,7 @@ impl Hub {
         removed: &User,
         here: Here,
     ) {
-        super::presence::presence_changed(app_state, user);
+        super::presence::presence_changed(app_state, user, here.stamp.now_ms);
         super::presence::forget_user(app_state, user, removed);
         if here.origin {
             self.engine()
@@ -286,7 +286,7 @@ impl Hub {
             }
             self.hold_channels(app_state, app, &user, epoch, here);
             if was_online {
-                super::presence::presence_changed(app_state, &user);
+                super::presence::presence_changed(app_state, &user, here.stamp.now_ms);
             }
         }
         super::invitations::adopt_expiries(self, app_state, app, node, here);

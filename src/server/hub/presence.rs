@@ -14,9 +14,10 @@ use crate::server::outbox::ConnHandle;
 use super::state::{Here, State, Tenant, User};
 use super::Hub;
 
-/// Tells `user`'s presence subscribers its current state.
-pub(super) fn presence_changed(app_state: &mut Tenant, user: &str) {
-    super::admin::presence_event(app_state, user);
+/// Tells `user`'s presence subscribers its current state (and the REST API's user feed,
+/// at `now_ms`: the change's stamp, the same on every node).
+pub(super) fn presence_changed(app_state: &mut Tenant, user: &str, now_ms: u64) {
+    super::admin::presence_event(app_state, user, now_ms);
     let Some(watchers) = app_state.watchers.get(user) else {
         return;
     };
