@@ -253,17 +253,10 @@ async fn one_redis_down_fails_only_what_it_holds() {
 
     cluster.shards[0].kill().await;
     let started = Instant::now();
-    let reply = alice
-        .call_within(send_channel(&lost, "into the void"), OUTAGE_ANSWER)
-        .await
-        .expect("a send to the Redis that is down is answered");
-    assert_eq!(code_of(&reply), 1, "CHANNEL_MSG failure: {reply}");
+    let void = send_channel(&lost, "into the void");
+    fails_while_down(&mut alice, void, 1, "a channel message").await;
     let peer = json!({"op": "send_peer", "to": bob_lost, "message": text("lost")});
-    let reply = alice
-        .call_within(peer, OUTAGE_ANSWER)
-        .await
-        .expect("a peer send to the Redis that is down is answered");
-    assert_eq!(code_of(&reply), 1, "PEER failure: {reply}");
+    fails_while_down(&mut alice, peer, 1, "a peer message").await;
     assert!(started.elapsed() < OUTAGE_ANSWER * 2);
     // The other Redis' channel and pair go on as if nothing happened.
     let sent = alice.ok(send_channel(&kept, "still fine")).await;
@@ -285,6 +278,21 @@ async fn one_redis_down_fails_only_what_it_holds() {
         })
         .await;
     assert!(got.is_some(), "bob got the message once its Redis was back");
+}
+
+/// Sends `request` from `conn` and asserts that it is answered within [`OUTAGE_ANSWER`]
+/// with `code`, its family's failure (`what` names what was asked of the Redis that is
+/// down).
+async fn fails_while_down(conn: &mut RawConn, request: serde_json::Value, code: u32, what: &str) {
+    let reply = conn
+        .call_within(request, OUTAGE_ANSWER)
+        .await
+        .unwrap_or_else(|e| panic!("{what} on the Redis that is down is answered: {e:?}"));
+    assert_eq!(
+        code_of(&reply),
+        code,
+        "{what}: the family's failure: {reply}"
+    );
 }
 
 /// Sends `request` from `conn` again and again until it is answered 0, or panics after
@@ -345,6 +353,11 @@ async fn wait_for_apps_held(url: &str, want: u64, within: Duration) {
 /// Whether `key` exists on `redis`.
 async fn exists(redis: &Redis, key: &str) -> bool {
     redis.command(&["EXISTS", key]).await.trim() == ":1"
+}
+
+/// Polls until `key` is gone from `redis` (`what` names it), or panics after [`WAIT`].
+async fn wait_until_gone(redis: &Redis, key: &str, what: &str) {
+    wait_for_count(what, 0, WAIT, async || u64::from(exists(redis, key).await)).await;
 }
 
 /// Asserts that the key of `ids[i]` (as `key` names it) is on Redis `i` of two, and not
@@ -439,11 +452,7 @@ async fn a_redis_down_fails_only_the_apps_it_holds() {
 
     cluster.shards[0].kill().await;
     let started = Instant::now();
-    let reply = carol
-        .call_within(join(&lost_room), OUTAGE_ANSWER)
-        .await
-        .expect("a join in the app whose Redis is down is answered");
-    assert_eq!(code_of(&reply), 1, "JOIN failure: {reply}");
+    fails_while_down(&mut carol, join(&lost_room), 1, "a join in the app").await;
     assert!(started.elapsed() < OUTAGE_ANSWER, "{:?}", started.elapsed());
     let mut dave = RawConn::connect(&cluster.url(0), "dave", None)
         .await
@@ -492,7 +501,7 @@ async fn attributes_of(reader: &mut RawConn, user: &str) -> serde_json::Value {
 /// hashes to, never in the app's change stream, so a node keeps none of them and reads
 /// another node's user's from that Redis; with that Redis away only its users' attribute
 /// reads and writes fail (ATTR 2, its failure, promptly); a logout, or the end of the
-/// grace period after a drop, deletes the hash.
+/// grace period after a drop, deletes the hash (once that Redis is back, if it was away).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_attributes_live_on_their_users_redis_not_in_the_shared_state() {
     let mut cluster = Cluster::start_sharded(2, 2, &["--grace", "1"]).await;
@@ -525,17 +534,10 @@ async fn user_attributes_live_on_their_users_redis_not_in_the_shared_state() {
 
     cluster.shards[0].kill().await;
     let started = Instant::now();
-    let reply = lost_conn
-        .call_within(set(json!({"seat": "4"})), OUTAGE_ANSWER)
-        .await
-        .expect("a write of attributes on the Redis that is down is answered");
-    assert_eq!(code_of(&reply), 2, "ATTR failure: {reply}");
+    let write = set(json!({"seat": "4"}));
+    fails_while_down(&mut lost_conn, write, 2, "a write of user attributes").await;
     let read = json!({"op": "get_user_attributes", "user": lost});
-    let reply = bob
-        .call_within(read.clone(), OUTAGE_ANSWER)
-        .await
-        .expect("a read of attributes on the Redis that is down is answered");
-    assert_eq!(code_of(&reply), 2, "ATTR failure: {reply}");
+    fails_while_down(&mut bob, read, 2, "a read of user attributes").await;
     assert!(
         started.elapsed() < OUTAGE_ANSWER * 2,
         "{:?}",
@@ -563,14 +565,17 @@ async fn user_attributes_live_on_their_users_redis_not_in_the_shared_state() {
     ] {
         let key = format!("rtm:ua:{app}:{user}");
         let redis = cluster.redis_server(shard_of_user(2, &app, user));
-        wait_for_count(
-            &format!("{user}'s attribute hash {what}"),
-            0,
-            WAIT,
-            async || u64::from(exists(redis, &key).await),
-        )
-        .await;
+        wait_until_gone(redis, &key, &format!("{user}'s attribute hash {what}")).await;
     }
+
+    // A logout while the user's Redis is away: the delete is sent again until it takes.
+    cluster.shards[0].kill().await;
+    lost_conn.ok(json!({"op": "logout"})).await;
+    cluster.shards[0].restart().await;
+    let key = format!("rtm:ua:{app}:{lost}");
+    let redis = cluster.redis_server(1);
+    assert!(exists(redis, &key).await, "kept across the restart");
+    wait_until_gone(redis, &key, "lost's attribute hash, logged out while away").await;
 }
 
 /// The PTTL of `key` on `redis` (-1: no expiry, -2: no key).
@@ -629,17 +634,15 @@ async fn channel_attributes_live_on_their_channels_redis_and_expire_there() {
 
     cluster.shards[0].kill().await;
     let started = Instant::now();
-    let reply = bob
-        .call_within(set(&lost, "void"), OUTAGE_ANSWER)
-        .await
-        .expect("a write on the Redis that is down is answered");
-    assert_eq!(code_of(&reply), 2, "ATTR failure: {reply}");
+    fails_while_down(
+        &mut bob,
+        set(&lost, "void"),
+        2,
+        "a write of channel attributes",
+    )
+    .await;
     let read = json!({"op": "get_channel_attributes", "channel": lost});
-    let reply = bob
-        .call_within(read, OUTAGE_ANSWER)
-        .await
-        .expect("a read on the Redis that is down is answered");
-    assert_eq!(code_of(&reply), 2, "ATTR failure: {reply}");
+    fails_while_down(&mut bob, read, 2, "a read of channel attributes").await;
     assert!(
         started.elapsed() < OUTAGE_ANSWER * 2,
         "{:?}",
@@ -658,10 +661,7 @@ async fn channel_attributes_live_on_their_channels_redis_and_expire_there() {
     bob.ok(json!({"op": "leave", "channel": kept})).await;
     let key = format!("rtm:ca:{app}:{kept}");
     let redis = cluster.redis_server(0);
-    wait_for_count("the empty channel's attribute hash", 0, WAIT, async || {
-        u64::from(exists(redis, &key).await)
-    })
-    .await;
+    wait_until_gone(redis, &key, "the empty channel's attribute hash").await;
     let read = alice
         .ok(json!({"op": "get_channel_attributes", "channel": kept}))
         .await;
@@ -676,11 +676,5 @@ async fn channel_attributes_live_on_their_channels_redis_and_expire_there() {
     let key = format!("rtm:ca:{app}:{lost}");
     let redis = cluster.redis_server(1);
     assert!(exists(redis, &key).await, "kept across the restart");
-    wait_for_count(
-        "the lost channel's hash, emptied while away",
-        0,
-        WAIT,
-        async || u64::from(exists(redis, &key).await),
-    )
-    .await;
+    wait_until_gone(redis, &key, "the lost channel's hash, emptied while away").await;
 }

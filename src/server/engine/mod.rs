@@ -195,7 +195,7 @@ pub enum Replaced {
 
 /// An attribute store could not be reached (Redis away): the family's failure code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the user attribute store is unavailable")]
+#[error("the attribute store is unavailable")]
 pub struct Unavailable;
 
 /// Why a page of history could not be read.

@@ -137,8 +137,8 @@ impl Hub {
         }
     }
 
-    /// Queues an encoded channel event on every member of `channel` on this node but its
-    /// sender.
+    /// Queues an encoded channel event on every member of `channel` on this node but
+    /// `skip` (a message's sender).
     pub fn deliver_channel(&self, app: &str, channel: &str, skip: Option<&str>, line: &Arc<str>) {
         let state = self.lock();
         if let Some(members) = state.shared.channel(app, channel) {

@@ -23,14 +23,13 @@ impl Hub {
     ) {
         let epoch = state.next_epoch(app, here.stamp.now_ms);
         let app_state = state.apps().entry(app.to_string()).or_default();
-        if !app_state.users.contains_key(user) {
-            let fresh = User {
+        let entry = app_state
+            .users
+            .entry(user.to_string())
+            .or_insert_with(|| User {
                 generation: epoch,
                 ..User::default()
-            };
-            app_state.users.insert(user.to_string(), fresh);
-        }
-        let entry = app_state.users.get_mut(user).expect("inserted above");
+            });
         let was_online = entry.conn.is_some();
         if let Some(old) = entry.conn.take() {
             if let Some(old) = &old.local {

@@ -1,8 +1,8 @@
 //! The shared state every node holds alike ([`Shared`]: per app a [`Tenant`] of users
 //! (without their attributes: the engine keeps those), channels (their members), the
-//! offline cache,
-//! presence watchers, invitations, bans), this node's part beside it ([`State`]: the
-//! acks its senders wait for), and how a change is being applied here ([`Here`]).
+//! offline cache, presence watchers, invitations, bans), this node's part beside it
+//! ([`State`]: the acks its senders wait for), and how a change is being applied here
+//! ([`Here`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -6,12 +6,10 @@
 //! same script, so the nodes with members hand it on (`feed.rs`). What the views and
 //! the expiry mean: `engine/channel_attributes.rs`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::Script;
-use tokio::sync::Notify;
 
 use crate::server::engine::channel_attributes::{
     ChannelAttributeStore, ChannelWrite, Occupancy, StoredChannelAttributes,
@@ -21,8 +19,7 @@ use crate::server::engine::{Replaced, Unavailable};
 
 use super::feed::{channel_topic, TopicMessage};
 use super::shards::shard_of_channel;
-use super::user_attributes::within_timeout;
-use super::{lock, stopped, Complaint, Inner, RedisEngine, SUBMIT_TIMEOUT};
+use super::{within_timeout, RedisEngine};
 
 /// Takes a view of the members (epoch string, epoch, occupied 0/1) if it is the latest
 /// and sets the expiry as the latest says (see `ChannelAttributeRecord::observe` in
@@ -73,81 +70,9 @@ fn key(app: &str, channel: &str) -> String {
     format!("rtm:ca:{app}:{channel}")
 }
 
-/// Changes of channels' members waiting to be told to their Redis: the latest per
-/// channel, kept until its Redis took it (a Redis away gets it once back; telling one
-/// again is harmless, as the epoch says which view is the latest).
-#[derive(Debug, Default)]
-pub(super) struct PendingOccupancy {
-    views: Mutex<HashMap<(String, String), (Occupancy, Duration)>>,
-    added: Notify,
-}
-
-/// How long telling waits after a failure before it tries again.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
-
-/// Tells each channel's Redis the latest change of its members, as they come; what
-/// could not be told is tried again every [`RETRY_AFTER`].
-pub(super) async fn tell_occupancy(inner: Arc<Inner>) {
-    static SCRIPT: LazyLock<Script> =
-        LazyLock::new(|| Script::new(&format!("{OBSERVE_LUA}{OCCUPANCY_LUA}")));
-    let mut complaint = Complaint::new("telling channel attributes who is in");
-    loop {
-        let views: Vec<_> = lock(&inner.occupancy.views)
-            .iter()
-            .map(|(key, view)| (key.clone(), *view))
-            .collect();
-        let sends = views.into_iter().map(|((app, channel), (occupancy, ttl))| {
-            let shards = &inner.shards;
-            let mut conn = shards[shard_of_channel(shards.len(), &app, &channel)]
-                .conn
-                .clone();
-            let mut call = SCRIPT.prepare_invoke();
-            call.key(key(&app, &channel))
-                .arg(occupancy.epoch)
-                .arg(u8::from(occupancy.occupied))
-                .arg(ttl.as_millis() as u64);
-            async move {
-                let told =
-                    tokio::time::timeout(SUBMIT_TIMEOUT, call.invoke_async::<i64>(&mut conn)).await;
-                (app, channel, occupancy.epoch, told)
-            }
-        });
-        let mut failed = false;
-        for (app, channel, epoch, told) in futures_util::future::join_all(sends).await {
-            match told {
-                Ok(Ok(_)) => {
-                    let mut views = lock(&inner.occupancy.views);
-                    let key = (app, channel);
-                    if views.get(&key).is_some_and(|(o, _)| o.epoch == epoch) {
-                        views.remove(&key);
-                    }
-                }
-                Ok(Err(error)) => {
-                    complaint.failed(&error);
-                    failed = true;
-                }
-                Err(_) => {
-                    complaint.failed(&"timed out");
-                    failed = true;
-                }
-            }
-        }
-        if !failed {
-            complaint.worked();
-        }
-        let more = async {
-            if failed {
-                tokio::time::sleep(RETRY_AFTER).await;
-            } else {
-                inner.occupancy.added.notified().await;
-            }
-        };
-        tokio::select! {
-            () = more => {}
-            () = stopped(&inner) => return,
-        }
-    }
-}
+/// Tells the channel's hash a change of its members (sent through `retried.rs`).
+static OCCUPANCY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{OBSERVE_LUA}{OCCUPANCY_LUA}")));
 
 impl RedisEngine {
     /// The connection to the Redis holding `channel`.
@@ -234,15 +159,15 @@ impl ChannelAttributeStore for RedisEngine {
     }
 
     fn occupancy(&self, app: &str, channel: &str, occupancy: Occupancy, ttl: Duration) {
-        let pending = &self.inner.occupancy;
-        let mut views = lock(&pending.views);
-        let view = views
-            .entry((app.to_string(), channel.to_string()))
-            .or_insert((occupancy, ttl));
-        if occupancy.epoch >= view.0.epoch {
-            *view = (occupancy, ttl);
-        }
-        drop(views);
-        pending.added.notify_one();
+        let shard = shard_of_channel(self.inner.shards.len(), app, channel);
+        let args = vec![
+            occupancy.epoch.to_string(),
+            u8::from(occupancy.occupied).to_string(),
+            ttl.as_millis().to_string(),
+        ];
+        let script = LazyLock::force(&OCCUPANCY);
+        self.inner
+            .retried
+            .push(shard, script, key(app, channel), args);
     }
 }

@@ -59,13 +59,14 @@ use crate::server::store::HistoryQuery;
 
 use super::{
     BoxFuture, Change, ChannelAttributeStore, Engine, MessageStore, Node, NodeId, NodeRef, Outcome,
-    PeerRoute, ReadError, RoutedMessage, Submitted, UserAttributeStore,
+    PeerRoute, ReadError, RoutedMessage, Submitted, Unavailable, UserAttributeStore,
 };
 
 mod apps;
 mod batch;
 mod channel_attributes;
 mod feed;
+mod retried;
 pub mod shards;
 mod user_attributes;
 
@@ -183,8 +184,8 @@ struct Inner {
     history: Vec<mpsc::Sender<HistoryWrite>>,
     history_queue: Mutex<Vec<mpsc::Receiver<HistoryWrite>>>,
     stop: watch::Sender<bool>,
-    /// Channels' changes of members not yet told to their Redis (`channel_attributes.rs`).
-    occupancy: channel_attributes::PendingOccupancy,
+    /// Calls owed to Redis, sent until taken (`retried.rs`).
+    retried: retried::Retried,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -277,7 +278,7 @@ impl RedisEngine {
                 history,
                 history_queue: Mutex::new(history_queue),
                 stop: watch::channel(false).0,
-                occupancy: channel_attributes::PendingOccupancy::default(),
+                retried: retried::Retried::default(),
                 tasks: Mutex::default(),
             }),
         };
@@ -400,9 +401,7 @@ impl Engine for RedisEngine {
             )));
         }
         tasks.push(tokio::spawn(feed::sweep(Arc::clone(inner), hub.to_ref())));
-        tasks.push(tokio::spawn(channel_attributes::tell_occupancy(
-            Arc::clone(inner),
-        )));
+        tasks.push(tokio::spawn(retried::run(Arc::clone(inner))));
     }
 
     fn stop(&self) -> BoxFuture<()> {
@@ -568,6 +567,24 @@ impl Complaint {
             tracing::info!("redis engine: {} works again", self.what);
         }
         self.count = 0;
+    }
+}
+
+/// Runs a Redis call with the engine's timeout; a failure is logged and `Unavailable`.
+async fn within_timeout<T>(
+    what: &'static str,
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, Unavailable> {
+    match tokio::time::timeout(SUBMIT_TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "redis engine: {what} failed");
+            Err(Unavailable)
+        }
+        Err(_) => {
+            tracing::warn!("redis engine: {what} timed out");
+            Err(Unavailable)
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::server::engine::user_attributes::{StoredAttributes, UserAttributeStor
 use crate::server::engine::{BoxFuture, Replaced, Unavailable};
 
 use super::shards::shard_of_user;
-use super::{RedisEngine, SUBMIT_TIMEOUT};
+use super::{within_timeout, RedisEngine};
 
 /// Writes the attributes if the hash is still at the version the writer read (none, or
 /// an older generation's, counts as version 0): 1 written, 0 changed meanwhile, -1 the
@@ -47,24 +47,6 @@ impl RedisEngine {
     fn user_shard(&self, app: &str, user: &str) -> redis::aio::ConnectionManager {
         let shards = &self.inner.shards;
         shards[shard_of_user(shards.len(), app, user)].conn.clone()
-    }
-}
-
-/// Runs a Redis call with the engine's timeout; a failure is logged and `Unavailable`.
-pub(super) async fn within_timeout<T>(
-    what: &'static str,
-    call: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, Unavailable> {
-    match tokio::time::timeout(SUBMIT_TIMEOUT, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "redis engine: {what} failed");
-            Err(Unavailable)
-        }
-        Err(_) => {
-            tracing::warn!("redis engine: {what} timed out");
-            Err(Unavailable)
-        }
     }
 }
 
@@ -132,14 +114,9 @@ impl UserAttributeStore for RedisEngine {
 
     fn forget(&self, app: &str, user: &str, generation: u64) {
         static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FORGET_LUA));
-        let mut conn = self.user_shard(app, user);
-        let key = key(app, user);
-        tokio::spawn(async move {
-            let mut call = SCRIPT.prepare_invoke();
-            call.key(&key).arg(generation);
-            let _ =
-                within_timeout::<i64>("forgetting user attributes", call.invoke_async(&mut conn))
-                    .await;
-        });
+        let shard = shard_of_user(self.inner.shards.len(), app, user);
+        let args = vec![generation.to_string()];
+        let script = LazyLock::force(&SCRIPT);
+        self.inner.retried.push(shard, script, key(app, user), args);
     }
 }
