@@ -22,12 +22,12 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// The calls not yet taken, by (script hash, key).
 #[derive(Debug, Default)]
 pub(super) struct Retried {
-    calls: Mutex<HashMap<(&'static str, String), Call>>,
+    calls: Mutex<HashMap<(&'static str, String), OwedCall>>,
     added: Notify,
 }
 
 #[derive(Debug, Clone)]
-struct Call {
+struct OwedCall {
     shard: usize,
     script: &'static Script,
     args: Vec<String>,
@@ -37,7 +37,7 @@ impl Retried {
     /// Queues `script` on `key` of Redis `shard` with `args`, replacing a call of the
     /// same script on the same key that has not gone yet.
     pub fn push(&self, shard: usize, script: &'static Script, key: String, args: Vec<String>) {
-        let call = Call {
+        let call = OwedCall {
             shard,
             script,
             args,
@@ -47,9 +47,9 @@ impl Retried {
     }
 }
 
-impl Call {
+impl OwedCall {
     /// The same call (not one queued since in its place).
-    fn is(&self, other: &Call) -> bool {
+    fn is(&self, other: &OwedCall) -> bool {
         self.shard == other.shard
             && std::ptr::eq(self.script, other.script)
             && self.args == other.args
