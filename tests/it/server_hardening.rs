@@ -555,3 +555,60 @@ async fn the_offline_quotas_hold_across_nodes() {
         assert_eq!(event["offline"], true);
     }
 }
+
+/// The whole server's offline quota counts every app its judge holds, and every node
+/// honours one verdict: node 1 holds a full cache in another app, node 2 holds only the
+/// receiver's app. A message node 1 refuses (3, the server's cache is full) is not cached
+/// behind its sender's back by node 2, whose own sum would have had room: the receiver
+/// logging in there gets nothing.
+#[tokio::test]
+async fn a_refused_offline_message_is_cached_by_no_node() {
+    let (_dir, path) = config_file("[limits]\noffline_max_mib = 1\n");
+    let cluster = crate::support::cluster::Cluster::start_with(2, &["--config", &path]).await;
+    let body = "x".repeat(30_000);
+    let send =
+        |to: &str| json!({"op": "send_peer", "to": to, "message": text(&body), "offline": true});
+    // Node 2 serves the receiver's app (one idle user), not the filler's.
+    let mut idle = raw::login(&cluster.url(1), APP, "idle").await;
+    // Node 1 fills the whole cache from another app (1 MiB holds about 34 messages).
+    let mut filler = raw::login(&cluster.url(0), "filler-app", "filler").await;
+    let mut cached = 0;
+    loop {
+        let reply = filler.request(send("away")).await;
+        match reply["code"].as_u64() {
+            Some(4) => cached += 1,
+            Some(3) => {
+                assert!(
+                    reply["reason"].as_str().unwrap_or("").contains("server's"),
+                    "{reply}"
+                );
+                break;
+            }
+            _ => panic!("unexpected answer after {cached} cached: {reply}"),
+        }
+        assert!(cached < 40, "1 MiB never filled");
+    }
+    // The receiver's app, from node 1: refused for the whole cache...
+    let mut sender = raw::login(&cluster.url(0), APP, "sender").await;
+    let reply = sender.request(send("sleeper")).await;
+    assert_eq!(reply["code"], 3, "{reply}");
+    assert!(
+        reply["reason"].as_str().unwrap_or("").contains("server's"),
+        "{reply}"
+    );
+    // ...and so on node 2 too: the receiver logs in there and, by the time a request
+    // after its login is answered (a backlog comes right behind the login reply), has
+    // been given nothing.
+    let mut sleeper = raw::login(&cluster.url(1), APP, "sleeper").await;
+    sleeper.ok(json!({"op": "ping"})).await;
+    let given: Vec<_> = sleeper
+        .take_events(|event| event["event"] == "message_from_peer")
+        .iter()
+        .map(|event| (event["from"].clone(), event["message_id"].clone()))
+        .collect();
+    assert!(
+        given.is_empty(),
+        "refused messages were delivered (from, id): {given:?}"
+    );
+    idle.ok(json!({"op": "ping"})).await;
+}

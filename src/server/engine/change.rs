@@ -52,6 +52,11 @@ pub enum Change {
         to: String,
         message: Message,
         offline: bool,
+        /// The origin found the whole server's offline cache full when it submitted the
+        /// change (`hub/offline.rs`): judged there, over every app it holds, and carried
+        /// so that every node decides alike (a node holds only the apps it serves).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        server_cache_full: bool,
         request_id: u32,
         /// The id the engine gave the message before the change (the Redis engine hands
         /// out ids per shard, not in the change stream's order); `None`: stamped when applied.

@@ -293,6 +293,7 @@ impl Hub {
                 to,
                 message,
                 offline,
+                server_cache_full,
                 request_id,
                 message_id,
             } => {
@@ -308,7 +309,7 @@ impl Hub {
                     state,
                     (&app, &from, &to),
                     message,
-                    offline,
+                    (offline, server_cache_full),
                     request_id,
                     here,
                 ))

@@ -3,8 +3,11 @@
 //! message is refused (`PeerSend::CacheFull`, answered 3) when the whole server's cache
 //! holds `Config::offline_max_bytes` or its sender's cached messages hold
 //! `Config::offline_per_sender_bytes`: ids never seen cost at most that much memory, on
-//! disk and again at the next start. Both are judged on the shared state, so every node
-//! decides alike (the Redis engine too).
+//! disk and again at the next start. Every node must decide alike: the sender's share is
+//! judged on the app's state when the change is applied, the whole server's by the
+//! origin of the `send_peer` over every app it holds, carried in the change
+//! (`Change::SendPeer::server_cache_full`; on several nodes a node holds only the apps it
+//! serves, so the sum differs from node to node).
 //!
 //! Every change to the cache goes through these methods, so the totals cannot drift; a
 //! loaded or received copy (`Deserialize`) counts them anew.

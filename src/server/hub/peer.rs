@@ -16,13 +16,14 @@ impl Hub {
         (id, stamp.now_ms)
     }
 
-    /// `send_peer` after validation and rate limiting.
+    /// `send_peer` after validation and rate limiting; `server_cache_full`: the origin's
+    /// verdict on the whole server's offline cache (`Change::SendPeer`).
     pub(super) fn send_peer(
         &self,
         state: &mut State,
         (app, from, to): (&str, &str, &str),
         message: Message,
-        offline: bool,
+        (offline, server_cache_full): (bool, bool),
         request_id: u32,
         here: Here<'_>,
     ) -> PeerSend {
@@ -31,7 +32,9 @@ impl Hub {
             return PeerSend::Unreachable;
         }
         if receiver.is_none() {
-            if let Some(why) = self.offline_quota_spent(state, app, from, &message) {
+            if let Some(why) =
+                self.offline_quota_spent(state, (app, from, &message), server_cache_full)
+            {
                 return PeerSend::CacheFull(why);
             }
         }
@@ -142,21 +145,31 @@ impl Hub {
         }
     }
 
+    /// Whether caching `message` from `from` would overfill the whole server's offline
+    /// cache: every app this node holds. Judged by the origin of a `send_peer` before it
+    /// submits the change (`Change::SendPeer::server_cache_full`): the apps a node holds
+    /// differ from node to node, the verdict every node applies must not.
+    pub fn offline_cache_full(&self, from: &str, message: &Message) -> bool {
+        let size = super::offline::size_of(from, message);
+        let state = self.lock();
+        let total: usize = state.shared.apps.values().map(|a| a.offline.bytes()).sum();
+        total + size > self.config().offline_max_bytes
+    }
+
     /// Why `message` from `from` cannot be cached, if its quotas are spent: the server's
-    /// whole cache (every app) or its sender's share in `app`.
+    /// whole cache (the origin's verdict, `server_cache_full`) or its sender's share in
+    /// `app` (judged on the app's state, alike on every node).
     pub(super) fn offline_quota_spent(
         &self,
         state: &State,
-        app: &str,
-        from: &str,
-        message: &Message,
+        (app, from, message): (&str, &str, &Message),
+        server_cache_full: bool,
     ) -> Option<&'static str> {
-        let config = self.config();
-        let size = super::offline::size_of(from, message);
-        let total: usize = state.shared.apps.values().map(|a| a.offline.bytes()).sum();
-        if total + size > config.offline_max_bytes {
+        if server_cache_full {
             return Some("the server's offline cache is full");
         }
+        let config = self.config();
+        let size = super::offline::size_of(from, message);
         let sent = state
             .shared
             .apps
