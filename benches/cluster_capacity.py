@@ -23,7 +23,8 @@ server process over 10 s of steady load (two runs of 4 and 14 s, subtracted):
 attributes while node B serves one idle user of the same app; how much node A, node B
 and Redis grew (`RTM_TUI=path/to/rtm-tui` measures another build).
 
-The lower of `--runs` runs is kept for each ratio (the box is shared). Needs
+The lower of `--runs` runs is kept for each ratio (the box is shared); the cluster
+against one node compares each configuration's lowest CPU per operation. Needs
 `redis-server` (Debian's package) on PATH. Every process listens on 127.0.0.1 and is
 killed at the end.
 """
@@ -317,11 +318,18 @@ def main():
                 "cluster_over_one_one_redis": per_op_us(two) / per_op_us(one),
                 "cluster_over_one_two_redis": per_op_us(sharded) / per_op_us(one),
                 "cluster_us_per_op_one_redis": per_op_us(two),
+                "cluster_us_per_op_two_redis": per_op_us(sharded),
                 "redis_us_per_op": two["cpu_s"]["redis_0"] / max(two["ops"], 1) * 1e6,
                 "node_a_us_per_op": two["cpu_s"]["node_a"] / max(two["ops"], 1) * 1e6,
                 "p99_ms": [one["p99_ms"], two["p99_ms"], sharded["p99_ms"]],
             })
         best = {key: min(row[key] for row in rows) for key in rows[0] if key != "p99_ms"}
+        # The cluster against one node: each configuration's lowest cost over the runs
+        # (the least disturbed by the box's other work), not the lowest of the per-run
+        # ratios, which a slow yardstick run would flatter.
+        for ratio, config in (("cluster_over_one_one_redis", "cluster_us_per_op_one_redis"),
+                              ("cluster_over_one_two_redis", "cluster_us_per_op_two_redis")):
+            best[ratio] = best[config] / best["one_node_us_per_op"]
         best["p99_ms"] = rows[-1]["p99_ms"]
         results[load] = {"runs": rows, "best": best}
     spread = measure("spread", 2)

@@ -678,3 +678,154 @@ async fn channel_attributes_live_on_their_channels_redis_and_expire_there() {
     assert!(exists(redis, &key).await, "kept across the restart");
     wait_until_gone(redis, &key, "the lost channel's hash, emptied while away").await;
 }
+
+/// The REST API key of the feed test's nodes.
+const API_KEY: &str = "ops:s3cret";
+
+/// Pulls `app`'s `feed` through `api` until each user of `want` got its events of the
+/// kinds given, in that order (the feeds are for polling: an event comes a moment after
+/// its change).
+async fn pull_until(api: &Api, app: &str, feed: &str, want: &[(&str, &[&str])]) {
+    let path = Api::rtm_path(app, &format!("vendor/{feed}"));
+    let deadline = Instant::now() + WAIT;
+    let mut pulled = Vec::new();
+    loop {
+        let answer = api.call("GET", &path, None).await.unwrap();
+        assert!(matches!(answer.status, 200 | 429), "GET {path}: {answer:?}");
+        pulled.extend(
+            answer.body["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let kinds_of = |user: &str| -> Vec<String> {
+            let mine = pulled.iter().filter(|e| e["user_id"] == user);
+            mine.filter_map(|e| e["type"].as_str().map(str::to_string))
+                .collect()
+        };
+        if want.iter().all(|(user, kinds)| kinds_of(user) == *kinds) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{feed}: {pulled:?}, not {want:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The REST API's event feeds live on their app's Redis (a sorted set per app and feed,
+/// `rtm:ev:<app>:users` and `:channels`), not in the shared state: no change carries
+/// them and a pull is no change either. Events recorded by either node come out of a
+/// pull on either node in the order of the app's changes, once; with the app's Redis
+/// down its pulls answer 503 promptly while another app's go on, and work again once it
+/// is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_feeds_live_on_their_apps_redis_in_the_order_of_its_changes() {
+    let mut cluster = Cluster::start_sharded(2, 2, &["--api-key", API_KEY]).await;
+    let (kept, lost) = (app_on(0, 2, "feeds"), app_on(1, 2, "feeds"));
+    let api = |n: usize| Api::from_ws_url(&cluster.url(n), Auth::Basic(API_KEY.into())).unwrap();
+    let (n1, n2) = (api(0), api(1));
+    // alice on n1 and bob on n2 take turns: each node records its own users' events.
+    let mut alice = login_to(&cluster.url(0), &kept, "alice").await;
+    let mut bob = login_to(&cluster.url(1), &kept, "bob").await;
+    alice.ok(join("hall")).await;
+    bob.ok(join("hall")).await;
+    alice.ok(json!({"op": "leave", "channel": "hall"})).await;
+    bob.ok(json!({"op": "logout"})).await;
+    let mut carol = login_to(&cluster.url(0), &lost, "carol").await;
+    carol.ok(join("hall")).await;
+
+    for feed in ["users", "channels"] {
+        let key = |app: &str| format!("rtm:ev:{app}:{feed}");
+        for (shard, app) in [(0, &kept), (1, &lost)] {
+            wait_for_count(&key(app), 1, WAIT, async || {
+                u64::from(exists(cluster.redis_server(shard), &key(app)).await)
+            })
+            .await;
+        }
+        assert_each_on_its_redis(&cluster, key, [&kept, &lost]).await;
+    }
+    let stream = stream_of(&cluster, &kept).await;
+    assert!(
+        !stream.contains("Login"),
+        "a feed event in the app's stream: {stream}"
+    );
+
+    // Once the four channel events are in, one pull on n2 takes both nodes' events, in
+    // the order of the changes; n1 then has none of them.
+    let channel_feed = format!("rtm:ev:{kept}:channels");
+    wait_for_count("channel events recorded", 4, WAIT, async || {
+        let count = cluster
+            .redis_server(0)
+            .command(&["ZCARD", &channel_feed])
+            .await;
+        count.trim().trim_start_matches(':').parse().unwrap_or(0)
+    })
+    .await;
+    let path = Api::rtm_path(&kept, "vendor/channel_events");
+    let channels = n2.call("GET", &path, None).await.unwrap();
+    let order: Vec<(String, String)> = channels.body["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{channels:?}"))
+        .iter()
+        .map(|e| {
+            (
+                e["user_id"].as_str().unwrap().into(),
+                e["type"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("alice", "Join"),
+        ("bob", "Join"),
+        ("alice", "Leave"),
+        ("bob", "Leave"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(u, k)| (u.to_string(), k.to_string()))
+        .collect();
+    assert_eq!(order, expected, "{channels:?}");
+    let again = n1.call("GET", &path, None).await.unwrap();
+    assert_eq!(
+        again.body["events"],
+        json!([]),
+        "pulled on n2, again on n1: {again:?}"
+    );
+    let login_logout: &[&str] = &["Login", "Logout"];
+    pull_until(
+        &n1,
+        &kept,
+        "user_events",
+        &[("alice", &["Login"]), ("bob", login_logout)],
+    )
+    .await;
+
+    // The lost app's Redis goes: its pulls fail at once, the kept app's go on.
+    cluster.shards[0].kill().await;
+    let started = Instant::now();
+    let lost_path = Api::rtm_path(&lost, "vendor/user_events");
+    let down = n1.call("GET", &lost_path, None).await.unwrap();
+    assert_eq!(down.status, 503, "{down:?}");
+    assert!(started.elapsed() < OUTAGE_ANSWER, "{:?}", started.elapsed());
+    alice.ok(json!({"op": "logout"})).await;
+    pull_until(&n2, &kept, "user_events", &[("alice", &["Logout"])]).await;
+
+    cluster.shards[0].restart().await;
+    let deadline = Instant::now() + RECOVERY_WAIT;
+    loop {
+        let back = n1.call("GET", &lost_path, None).await.unwrap();
+        if back.status == 200 {
+            let got = back.body["events"].as_array().cloned().unwrap_or_default();
+            assert!(
+                got.iter()
+                    .any(|e| e["user_id"] == "carol" && e["type"] == "Login"),
+                "{back:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "pulls still fail: {back:?}");
+        tokio::time::sleep(POLL).await;
+    }
+}

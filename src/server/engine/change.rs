@@ -182,11 +182,7 @@ impl Change {
             | Change::InvitationExpired { app, .. }
             | Change::TokenExpired { app, .. }
             | Change::NodeGone { app, .. }
-            | Change::Admin(
-                AdminChange::Kick { app, .. }
-                | AdminChange::Unban { app, .. }
-                | AdminChange::TakeEvents { app, .. },
-            ) => app,
+            | Change::Admin(AdminChange::Kick { app, .. } | AdminChange::Unban { app, .. }) => app,
         }
     }
 }
@@ -203,6 +199,9 @@ pub struct Stamp {
     pub message_id: Option<u64>,
     /// Unix milliseconds at the origin when it submitted the change.
     pub now_ms: u64,
+    /// The change's number in its app's order (0 on one node, where the order is the
+    /// order of applying): the place of the feed events it makes (`event_feeds.rs`).
+    pub number: u64,
 }
 
 /// What applying a change answers its origin: one variant per kind of change that can be
@@ -274,16 +273,10 @@ pub enum AdminChange {
         app: String,
         user: String,
     },
-    /// Takes (returns and removes) at most `max` events of a feed, oldest first.
-    TakeEvents {
-        app: String,
-        feed: Feed,
-        max: usize,
-    },
 }
 
-/// Which event feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which event feed (`event_feeds.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Feed {
     Users,
@@ -297,8 +290,6 @@ pub enum AdminOutcome {
     Kicked { was_present: bool },
     /// `Unban`: whether there was a ban to lift.
     Unbanned { was_banned: bool },
-    /// `TakeEvents`, oldest first.
-    Events(Vec<FeedEvent>),
 }
 
 /// One event of a feed, with Agora's field names (`user_events`, `channel_events`).

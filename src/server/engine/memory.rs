@@ -10,6 +10,7 @@ use crate::server::outbox::ConnHandle;
 use crate::server::store::{HistoryQuery, Loaded, Store, ID_BLOCK};
 
 use super::channel_attributes::InMemoryChannelAttributes;
+use super::event_feeds::{EventFeedStore, InMemoryEventFeeds};
 use super::user_attributes::InMemoryUserAttributes;
 use super::{
     BoxFuture, Change, ChannelAttributeStore, Engine, MessageStore, Node, NodeId, ReadError, Stamp,
@@ -24,6 +25,7 @@ pub struct MemoryEngine {
     ids: Mutex<Ids>,
     user_attributes: InMemoryUserAttributes,
     channel_attributes: InMemoryChannelAttributes,
+    event_feeds: InMemoryEventFeeds,
 }
 
 /// The message id counter and its reservation on disk.
@@ -50,6 +52,7 @@ impl MemoryEngine {
             }),
             user_attributes: InMemoryUserAttributes::default(),
             channel_attributes: InMemoryChannelAttributes::default(),
+            event_feeds: InMemoryEventFeeds::default(),
         }
     }
 }
@@ -93,6 +96,7 @@ impl Engine for MemoryEngine {
             origin: 0,
             message_id: None,
             now_ms: crate::protocol::now_ms(),
+            number: 0,
         };
         let mut change = Some(change);
         let mut outcome = None;
@@ -129,6 +133,10 @@ impl Engine for MemoryEngine {
 
     fn channel_attributes(&self) -> &dyn ChannelAttributeStore {
         &self.channel_attributes
+    }
+
+    fn event_feeds(&self) -> &dyn EventFeedStore {
+        &self.event_feeds
     }
 
     fn queue_depth(&self) -> usize {

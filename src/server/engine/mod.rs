@@ -6,14 +6,16 @@
 //! offline cache) is, per app, one deterministic state that every node
 //! serving the app holds a copy of and changes only by applying [`Change`]s. Attributes
 //! are kept apart, per user ([`UserAttributeStore`]) and per channel
-//! ([`ChannelAttributeStore`]), so that a node holds none it has no use for. An engine
-//! does three things:
+//! ([`ChannelAttributeStore`]), and so are the REST API's event feeds
+//! ([`EventFeedStore`]), so that a node holds none it has no use for. An engine does
+//! three things:
 //!
 //! - [`Engine::submit`] puts a change in its app's order (every node holding the app
 //!   applies its changes in that order), and hands it back to this node's hub to apply;
 //! - it keeps history (a [`MessageStore`]): appends, reads, and the durable copy of the
 //!   offline cache where the order itself is not durable;
-//! - it keeps attributes (`user_attributes.rs`, `channel_attributes.rs`).
+//! - it keeps attributes (`user_attributes.rs`, `channel_attributes.rs`) and the event
+//!   feeds (`event_feeds.rs`).
 //!
 //! Two engines: [`memory`] (one node: a change is applied at once; SQLite keeps history,
 //! the offline cache and the id counter) and [`redis`] (several nodes: an app's changes
@@ -35,6 +37,7 @@
 
 mod change;
 pub mod channel_attributes;
+pub mod event_feeds;
 pub mod memory;
 mod node;
 pub mod redis;
@@ -42,6 +45,7 @@ pub mod user_attributes;
 
 pub use change::*;
 pub use channel_attributes::ChannelAttributeStore;
+pub use event_feeds::EventFeedStore;
 pub use node::{Node, NodeRef, SharedState};
 pub use user_attributes::UserAttributeStore;
 
@@ -118,6 +122,9 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
 
     /// Channel attributes, kept outside the shared state (`channel_attributes.rs`).
     fn channel_attributes(&self) -> &dyn ChannelAttributeStore;
+
+    /// The REST API's event feeds, kept outside the shared state (`event_feeds.rs`).
+    fn event_feeds(&self) -> &dyn EventFeedStore;
 
     /// Identifies the data behind the engine (the login reply's `store`).
     fn store_id(&self) -> String;

@@ -27,9 +27,8 @@ use super::{
     HttpCtx,
 };
 use crate::server::config::AppLookup;
-use crate::server::engine::Change;
+use crate::server::engine::Feed;
 use crate::server::engine::{channel_conversation, peer_conversation, Outcome};
-use crate::server::engine::{AdminChange, AdminOutcome, Feed};
 use crate::server::hub::admin::FEED_PULL_MAX;
 use crate::server::session::{route_channel_message, send_peer_from, PeerReplyTo};
 use crate::server::store::HistoryQuery;
@@ -347,15 +346,12 @@ impl Call<'_> {
         }
     }
 
-    /// A pull of a feed: returns and removes up to 1,000 events, cluster-wide.
+    /// A pull of a feed: returns and removes up to 1,000 events, cluster-wide (the
+    /// engine keeps the feeds: `engine/event_feeds.rs`).
     async fn events(&self, feed: Feed) -> Response<Full<Bytes>> {
-        let change = Change::Admin(AdminChange::TakeEvents {
-            app: self.app.to_string(),
-            feed,
-            max: FEED_PULL_MAX,
-        });
-        match self.hub.submit(change, None).await {
-            Outcome::Admin(AdminOutcome::Events(events)) => answer(
+        let feeds = self.hub.engine().event_feeds();
+        match feeds.take(self.app, feed, FEED_PULL_MAX).await {
+            Ok(events) => answer(
                 StatusCode::OK,
                 &serde_json::json!({
                     "result": "success",
@@ -363,7 +359,7 @@ impl Call<'_> {
                     "events": events,
                 }),
             ),
-            _ => unavailable(),
+            Err(_) => unavailable(),
         }
     }
 

@@ -1,11 +1,12 @@
 //! The hub's operator side: kick, ban and unban, and the user and channel event feeds of
 //! Agora's REST API (`server::http`).
 //!
-//! Same rules as the hub's (`hub/mod.rs`): what every node must agree on (bans, the feeds) lives in the
-//! shared state (`Tenant::admin`) and changes only by applying an [`AdminChange`] (carried by
-//! `Change::Admin`), so both engines and every node get it; a kick's event and close go
-//! only to the node that holds the connection. The feeds are filled where presence and
-//! membership change (`presence_event`, `channel_event`).
+//! Same rules as the hub's (`hub/mod.rs`): what every node must agree on (bans) lives in
+//! the shared state (`Tenant::admin`) and changes only by applying an [`AdminChange`]
+//! (carried by `Change::Admin`), so both engines and every node get it; a kick's event
+//! and close go only to the node that holds the connection. The feeds' events are noted
+//! where presence and membership change (`presence_event`, `channel_event`) and kept by
+//! the engine (`engine/event_feeds.rs`), which a pull reads.
 
 use crate::protocol::{Event, KickReason};
 
@@ -54,17 +55,6 @@ pub(super) fn apply(hub: &Hub, state: &mut State, change: AdminChange, here: Her
                 .is_some_and(|until| until > here.stamp.now_ms / 1000);
             AdminOutcome::Unbanned { was_banned }
         }
-        AdminChange::TakeEvents { app, feed, max } => {
-            let Some(app_state) = state.apps().get_mut(&app) else {
-                return AdminOutcome::Events(Vec::new());
-            };
-            let queue = match feed {
-                Feed::Users => &mut app_state.admin.user_events,
-                Feed::Channels => &mut app_state.admin.channel_events,
-            };
-            let take = max.min(queue.len());
-            AdminOutcome::Events(queue.drain(..take).collect())
-        }
     }
 }
 
@@ -84,7 +74,7 @@ pub(super) fn presence_event(app_state: &mut Tenant, user: &str, now_ms: u64) {
         }
         _ => return,
     };
-    admin.push(
+    admin.noted.push((
         Feed::Users,
         FeedEvent {
             group_id: None,
@@ -92,7 +82,7 @@ pub(super) fn presence_event(app_state: &mut Tenant, user: &str, now_ms: u64) {
             kind: kind.to_string(),
             ms: now_ms,
         },
-    );
+    ));
 }
 
 /// Records a `Join` or a `Leave` of `channel` (a quiet rejoin within the grace is neither).
@@ -102,7 +92,7 @@ pub(super) fn channel_event(
     joined: bool,
     now_ms: u64,
 ) {
-    app_state.admin.push(
+    app_state.admin.noted.push((
         Feed::Channels,
         FeedEvent {
             group_id: Some(channel.to_string()),
@@ -110,7 +100,7 @@ pub(super) fn channel_event(
             kind: if joined { "Join" } else { "Leave" }.to_string(),
             ms: now_ms,
         },
-    );
+    ));
 }
 
 /// The reason of a login refused for a ban.
@@ -179,10 +169,10 @@ mod tests {
 
     #[test]
     fn an_admin_change_round_trips_inside_a_change() {
-        let change = crate::server::engine::Change::Admin(AdminChange::TakeEvents {
+        let change = crate::server::engine::Change::Admin(AdminChange::Kick {
             app: "a".into(),
-            feed: Feed::Channels,
-            max: 5,
+            user: "u".into(),
+            ban_until: Some(5),
         });
         let json = serde_json::to_string(&change).unwrap();
         let back: crate::server::engine::Change = serde_json::from_str(&json).unwrap();

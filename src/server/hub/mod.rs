@@ -23,10 +23,10 @@
 //! | `peer.rs` | peer messages, the offline cache's use, acks |
 //! | `channel.rs` | join, leave, member events and counts, channel messages |
 //! | `presence.rs`, `attributes.rs`, `invitations.rs`, `tokens.rs` | those families |
-//! | `admin.rs` | kick, ban, the REST API's event feeds |
+//! | `admin.rs` | kick, ban, the events of the REST API's feeds (kept by the engine) |
 //! | `delivery.rs` | what the engine asks of the hub; messages it routed itself |
 //! | `timers.rs` | one timer wheel for acks, grace periods and expiries |
-//! | `offline.rs`, `feeds.rs` | data of the shared state: the offline cache (its quotas are judged in `peer.rs`), the bans and event feeds |
+//! | `offline.rs`, `feeds.rs` | data of the shared state: the offline cache (its quotas are judged in `peer.rs`), the bans and the feeds' online users |
 //!
 //! Family files name `state.rs` and the data files; `state.rs` names only the data files,
 //! and they name nothing of the hub: the files import one way.
@@ -51,6 +51,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::server::config::Config;
+use crate::server::engine::event_feeds::feed_place;
 use crate::server::engine::{Change, ConnId, Engine, NodeId, Outcome, Stamp, Submitted};
 use crate::server::outbox::ConnHandle;
 
@@ -253,7 +254,8 @@ impl Hub {
 
     /// Applies one change to this node's copy of the shared state. The engine calls it
     /// with the state locked, in the shared order; `conn` is the requesting connection
-    /// when this node is the origin.
+    /// when this node is the origin. The feed events the change made go to the engine's
+    /// feed store from the origin (`feeds.rs`).
     fn apply(
         &self,
         state: &mut State,
@@ -266,6 +268,22 @@ impl Hub {
             origin: stamp.origin == self.node(),
             conn,
         };
+        let app = change.app().to_string();
+        let outcome = self.apply_change(state, change, here);
+        if let Some(app_state) = state.apps().get_mut(&app) {
+            let noted = std::mem::take(&mut app_state.admin.noted);
+            if here.origin {
+                let feeds = self.engine().event_feeds();
+                for (rank, (feed, event)) in noted.into_iter().enumerate() {
+                    feeds.record(&app, feed, feed_place(stamp.number, rank), event);
+                }
+            }
+        }
+        outcome
+    }
+
+    /// [`Hub::apply`] of one change, the feed events aside.
+    fn apply_change(&self, state: &mut State, change: Change, here: Here) -> Outcome {
         match change {
             Change::Login {
                 app,

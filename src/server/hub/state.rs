@@ -1,5 +1,6 @@
 //! The shared state every node holds alike ([`Shared`]: per app a [`Tenant`] of users
-//! (without their attributes: the engine keeps those), channels (their members), the
+//! (without their attributes: the engine keeps those, and the REST API's event feeds),
+//! channels (their members), the
 //! offline cache, presence watchers, invitations, bans), this node's part beside it
 //! ([`State`]: the acks its senders wait for), and how a change is being applied here
 //! ([`Here`]).
@@ -113,7 +114,8 @@ pub(super) struct Tenant {
     /// Pending invitations.
     #[serde(with = "as_list")]
     pub invitations: HashMap<InvitationKey, PendingInvitation>,
-    /// Bans and the REST API's event feeds (`feeds.rs`; `admin.rs` changes them).
+    /// Bans, and who the REST API's user feed holds as online (`feeds.rs`; `admin.rs`
+    /// changes them).
     #[serde(default)]
     pub admin: AppAdmin,
     /// The last epoch given in this app (see `Tenant::next_epoch`).

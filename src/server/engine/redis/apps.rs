@@ -700,6 +700,7 @@ fn apply_locked(
             origin: entry.o,
             message_id: None,
             now_ms: entry.t,
+            number: n,
         };
         let conn = waiter.as_ref().and_then(|w| w.conn.as_ref());
         let outcome = state.apply(entry.c, stamp, conn);

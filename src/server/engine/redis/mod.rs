@@ -8,7 +8,8 @@
 //! go straight to the nodes concerned over PUB/SUB (`feed.rs`, sent in batches per Redis:
 //! `batch.rs`), on the Redis that holds their conversation (`shards.rs`); attributes are
 //! one hash per user or channel on the Redis that holds it (`user_attributes.rs`,
-//! `channel_attributes.rs`). Apps and
+//! `channel_attributes.rs`), and the REST API's event feeds one sorted set per app and
+//! feed (`event_feeds.rs`). Apps and
 //! conversations spread over the Redis servers of the list; the first also carries the
 //! nodes' heartbeats. Every Redis holds its share of history and hands out the message
 //! ids of its conversations.
@@ -58,13 +59,15 @@ use crate::server::outbox::ConnHandle;
 use crate::server::store::HistoryQuery;
 
 use super::{
-    BoxFuture, Change, ChannelAttributeStore, Engine, MessageStore, Node, NodeId, NodeRef, Outcome,
-    PeerRoute, ReadError, RoutedMessage, Submitted, Unavailable, UserAttributeStore,
+    BoxFuture, Change, ChannelAttributeStore, Engine, EventFeedStore, MessageStore, Node, NodeId,
+    NodeRef, Outcome, PeerRoute, ReadError, RoutedMessage, Submitted, Unavailable,
+    UserAttributeStore,
 };
 
 mod apps;
 mod batch;
 mod channel_attributes;
+mod event_feeds;
 mod feed;
 mod retried;
 pub mod shards;
@@ -186,6 +189,8 @@ struct Inner {
     stop: watch::Sender<bool>,
     /// Calls owed to Redis, sent until taken (`retried.rs`).
     retried: retried::Retried,
+    /// Feed events on their way to their app's Redis (`event_feeds.rs`).
+    event_feeds: event_feeds::FeedQueue,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -279,6 +284,7 @@ impl RedisEngine {
                 history_queue: Mutex::new(history_queue),
                 stop: watch::channel(false).0,
                 retried: retried::Retried::default(),
+                event_feeds: event_feeds::FeedQueue::default(),
                 tasks: Mutex::default(),
             }),
         };
@@ -360,6 +366,10 @@ impl Engine for RedisEngine {
         self
     }
 
+    fn event_feeds(&self) -> &dyn EventFeedStore {
+        self
+    }
+
     fn queue_depth(&self) -> usize {
         let outgoing = &self.inner.outgoing;
         outgoing
@@ -402,6 +412,7 @@ impl Engine for RedisEngine {
         }
         tasks.push(tokio::spawn(feed::sweep(Arc::clone(inner), hub.to_ref())));
         tasks.push(tokio::spawn(retried::run(Arc::clone(inner))));
+        tasks.push(tokio::spawn(event_feeds::run(Arc::clone(inner))));
     }
 
     fn stop(&self) -> BoxFuture<()> {

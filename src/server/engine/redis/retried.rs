@@ -97,16 +97,24 @@ pub(super) async fn run(inner: Arc<Inner>) {
         if !failed {
             complaint.worked();
         }
-        let more = async {
-            if failed {
-                tokio::time::sleep(RETRY_AFTER).await;
-            } else {
-                inner.retried.added.notified().await;
-            }
-        };
-        tokio::select! {
-            () = more => {}
-            () = stopped(&inner) => return,
+        if !next_round(&inner, &inner.retried.added, failed).await {
+            return;
         }
+    }
+}
+
+/// Waits for the next round of a task that sends what it owes Redis: [`RETRY_AFTER`]
+/// after a failure, else until `added` tells of more; false once the engine stops.
+pub(super) async fn next_round(inner: &Inner, added: &Notify, failed: bool) -> bool {
+    let more = async {
+        if failed {
+            tokio::time::sleep(RETRY_AFTER).await;
+        } else {
+            added.notified().await;
+        }
+    };
+    tokio::select! {
+        () = more => true,
+        () = stopped(inner) => false,
     }
 }
