@@ -101,10 +101,7 @@ async fn chat_in_a_real_terminal() {
     // Resize: the screen is drawn again at the new size. tmux cuts the old screen down by
     // itself (the footer and the top rows go; the status line stays, one row too low), so
     // wait for what only the client's redraw gives: the status line on row 21 and the
-    // cursor on the input line, row 22. Keys typed before the client has taken the resize
-    // can be stranded: crossterm's reader returns the SIGWINCH alone when one wakeup
-    // brings it with the keys, and the keys' edge-triggered readiness is not reported
-    // again until more input comes.
+    // cursor on the input line, row 22.
     tmux.run(&["resize-window", "-x", "80", "-y", "24"]);
     tmux.wait_until("a redraw at 80x24", |s| {
         let lines: Vec<&str> = s.lines().collect();
@@ -119,6 +116,69 @@ async fn chat_in_a_real_terminal() {
     assert_eq!(tmux.format("#{alternate_on}"), "0");
     assert_eq!(tmux.format("#{cursor_flag}"), "1");
     drop(tmux);
+    server.shutdown().await;
+}
+
+/// A resize and keys that come together both reach the client, with no more input after
+/// them: each round stops the client (SIGSTOP), resizes the window and types a letter,
+/// then lets it go on (SIGCONT), so the SIGWINCH and the key wait for it together. (The
+/// client reads its terminal with crossterm's `use-dev-tty` reader, which polls level-
+/// triggered: crossterm's default one, edge-triggered, returns the resize alone when one
+/// wakeup brings it with keys, and the keys then wait for more input. That order, the
+/// signal before the keys within one wakeup, cannot be forced from outside: this test
+/// guards what the user sees, not that race.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resize_and_keys_that_come_together_both_reach_the_client() {
+    let server = support::start_server(support::test_config()).await;
+    let tmux = Tmux::start("resize-keys");
+    // Under a shell without job control (`sh -c`, kept by the `; true`), so that stopping
+    // the client does not hand the terminal back to the pane's interactive shell.
+    tmux.line(&format!(
+        "sh -c 'RTM_TUI_HOME={} {} --server {} --app-id e2e --user alice; true'",
+        tmux.home_path,
+        env!("CARGO_BIN_EXE_rtm-tui"),
+        server.url()
+    ));
+    tmux.wait_for("[connected]");
+    let child_of = |parent: &str| {
+        let found = std::process::Command::new("pgrep")
+            .args(["-P", parent])
+            .output()
+            .expect("pgrep runs");
+        let pid = String::from_utf8_lossy(&found.stdout).trim().to_string();
+        assert!(!pid.is_empty(), "no child of {parent}");
+        pid
+    };
+    let client = child_of(&child_of(&tmux.format("#{pane_pid}")));
+    let signal = |name: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([name, &client])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill {name} {client}");
+    };
+    let mut typed = String::new();
+    for (round, letter) in ('a'..='h').enumerate() {
+        let (x, y) = if round % 2 == 0 { (90, 26) } else { (100, 30) };
+        signal("-STOP");
+        let (x_arg, y_arg, key) = (x.to_string(), y.to_string(), letter.to_string());
+        tmux.run(&["resize-window", "-x", &x_arg, "-y", &y_arg]);
+        tmux.run(&["send-keys", "-l", &key]);
+        signal("-CONT");
+        typed.push(letter);
+        // The redraw at the new size (status line and input line at the bottom) with
+        // every letter on the input line.
+        tmux.wait_until(&format!("{typed:?} typed and a redraw at {x}x{y}"), |s| {
+            let lines: Vec<&str> = s.lines().collect();
+            lines.len() == y
+                && lines[y - 3].starts_with("[connected]")
+                && lines[y - 2].contains(&typed)
+        });
+    }
+    // The letters go (they are no command) and the terminal is given back.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("this is the rtm tab");
+    tmux.quit();
     server.shutdown().await;
 }
 
