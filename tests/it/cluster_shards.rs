@@ -829,3 +829,102 @@ async fn event_feeds_live_on_their_apps_redis_in_the_order_of_its_changes() {
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// How long an invitation waits for its answer in the invitation test (`serve
+/// --invite-expiry`).
+const INVITE_EXPIRY: Duration = Duration::from_secs(8);
+/// How long the cluster may take to notice a killed node (its heartbeat's TTL and more).
+const NODE_DOWN_WAIT: Duration = Duration::from_secs(30);
+
+/// Pending invitations live in a hash per caller on the caller's Redis, not in the shared
+/// state: an invitation crosses nodes without being a change of the app (its stream
+/// holds none), with the caller's Redis down only that caller's invitations fail (4,
+/// promptly) while another caller's go on, and when the caller's node is killed with an
+/// invitation pending, the node that finds it gone runs its expiry: the callee hears it
+/// expired, on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_live_on_their_callers_redis_and_expire_when_its_node_dies() {
+    let expiry = INVITE_EXPIRY.as_secs().to_string();
+    let mut cluster = Cluster::start_sharded(2, 2, &["--invite-expiry", &expiry]).await;
+    let app = app_on(0, 2, "calls");
+    let (kept, lost) = (
+        user_of_app_on(0, 2, &app, "kept"),
+        user_of_app_on(1, 2, &app, "lost"),
+    );
+    let mut kept_conn = login_to(&cluster.url(0), &app, &kept).await;
+    let mut lost_conn = login_to(&cluster.url(0), &app, &lost).await;
+    let mut bob = login_to(&cluster.url(1), &app, "bob").await;
+    let invite =
+        |id: &str| json!({"op": "invite", "invitation_id": id, "callee": "bob", "content": "ring"});
+    kept_conn.ok(invite("k1")).await;
+    lost_conn.ok(invite("l1")).await;
+    for (caller, id) in [(&kept, "k1"), (&lost, "l1")] {
+        let received = json!({"invitation_id": id, "caller": caller});
+        bob.expect_event_with("invitation_received", received).await;
+    }
+    let hash = |caller: &str| format!("rtm:inv:{app}:{caller}");
+    assert_each_on_its_redis(&cluster, hash, [&kept, &lost]).await;
+    let stream = stream_of(&cluster, &app).await;
+    assert!(
+        !stream.contains("invit"),
+        "an invitation in the app's stream: {stream}"
+    );
+    // Answered from the other node: the caller hears it, and the invitation is closed.
+    bob.ok(json!({"op": "refuse_invitation", "invitation_id": "k1", "caller": kept, "response": "busy"}))
+        .await;
+    kept_conn
+        .expect_event_with(
+            "invitation_refused",
+            json!({"invitation_id": "k1", "callee": "bob"}),
+        )
+        .await;
+    let again = json!({"op": "accept_invitation", "invitation_id": "k1", "caller": kept});
+    assert_eq!(
+        code_of(&bob.call_within(again, WAIT).await.unwrap()),
+        5,
+        "NOT_FOUND"
+    );
+
+    // The lost caller's Redis goes: its invitations fail at once, the kept caller's go on.
+    cluster.shards[0].kill().await;
+    let started = Instant::now();
+    fails_while_down(
+        &mut lost_conn,
+        invite("l2"),
+        4,
+        "an invitation of its caller",
+    )
+    .await;
+    assert!(started.elapsed() < OUTAGE_ANSWER, "{:?}", started.elapsed());
+    kept_conn.ok(invite("k2")).await;
+    let received = json!({"invitation_id": "k2", "caller": kept});
+    bob.expect_event_with("invitation_received", received).await;
+    cluster.shards[0].restart().await;
+    until_it_works(
+        &mut lost_conn,
+        invite("l3"),
+        "an invitation once its Redis is back",
+    )
+    .await;
+
+    // The callers' node dies with k3 pending: n2 finds it gone and runs k3's expiry, so
+    // bob hears it expired about when it would have.
+    let invited_at = Instant::now();
+    kept_conn.ok(invite("k3")).await;
+    let received = json!({"invitation_id": "k3", "caller": kept});
+    bob.expect_event_with("invitation_received", received).await;
+    cluster.nodes[0].kill().await;
+    let expired = json!({"invitation_id": "k3"});
+    let failure = tokio::time::timeout(
+        NODE_DOWN_WAIT.max(INVITE_EXPIRY) + WAIT,
+        bob.expect_event_with("invitation_failure", expired),
+    )
+    .await
+    .expect("bob hears that k3 expired");
+    assert_eq!(failure["reason"], 3, "EXPIRED: {failure}");
+    assert!(
+        invited_at.elapsed() + Duration::from_secs(1) >= INVITE_EXPIRY,
+        "expired after {:?}, before its time",
+        invited_at.elapsed()
+    );
+}

@@ -6,8 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{
-    ChannelMsgError, InvitationAnswer, InviteError, JoinError, LeaveError, Message, QueryError,
-    SendResult,
+    ChannelMsgError, InviteError, JoinError, LeaveError, Message, QueryError, SendResult,
 };
 
 /// A node of the cluster (0 on one node; a random id per process on Redis).
@@ -105,28 +104,6 @@ pub enum Change {
         user: String,
         peers: Vec<String>,
     },
-    Invite {
-        app: String,
-        caller: String,
-        callee: String,
-        invitation_id: String,
-        content: String,
-        channel: Option<String>,
-    },
-    CancelInvitation {
-        app: String,
-        caller: String,
-        callee: String,
-        invitation_id: String,
-    },
-    AnswerInvitation {
-        app: String,
-        callee: String,
-        caller: String,
-        invitation_id: String,
-        answer: InvitationAnswer,
-        response: String,
-    },
     /// Login or renewal: the token of `user` on `conn` ends at `expires_at`.
     WatchToken {
         app: String,
@@ -139,11 +116,6 @@ pub enum Change {
     GraceOver {
         app: String,
         user: String,
-        epoch: u64,
-    },
-    InvitationExpired {
-        app: String,
-        key: InvitationKey,
         epoch: u64,
     },
     TokenExpired {
@@ -174,12 +146,8 @@ impl Change {
             | Change::SendChannel { app, .. }
             | Change::Subscribe { app, .. }
             | Change::Unsubscribe { app, .. }
-            | Change::Invite { app, .. }
-            | Change::CancelInvitation { app, .. }
-            | Change::AnswerInvitation { app, .. }
             | Change::WatchToken { app, .. }
             | Change::GraceOver { app, .. }
-            | Change::InvitationExpired { app, .. }
             | Change::TokenExpired { app, .. }
             | Change::NodeGone { app, .. }
             | Change::Admin(AdminChange::Kick { app, .. } | AdminChange::Unban { app, .. }) => app,

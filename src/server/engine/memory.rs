@@ -11,6 +11,7 @@ use crate::server::store::{HistoryQuery, Loaded, Store, ID_BLOCK};
 
 use super::channel_attributes::InMemoryChannelAttributes;
 use super::event_feeds::{EventFeedStore, InMemoryEventFeeds};
+use super::invitations::{InMemoryInvitations, InvitationStore};
 use super::user_attributes::InMemoryUserAttributes;
 use super::{
     BoxFuture, Change, ChannelAttributeStore, Engine, MessageStore, Node, NodeId, ReadError, Stamp,
@@ -26,6 +27,7 @@ pub struct MemoryEngine {
     user_attributes: InMemoryUserAttributes,
     channel_attributes: InMemoryChannelAttributes,
     event_feeds: InMemoryEventFeeds,
+    invitations: InMemoryInvitations,
 }
 
 /// The message id counter and its reservation on disk.
@@ -53,6 +55,7 @@ impl MemoryEngine {
             user_attributes: InMemoryUserAttributes::default(),
             channel_attributes: InMemoryChannelAttributes::default(),
             event_feeds: InMemoryEventFeeds::default(),
+            invitations: InMemoryInvitations::default(),
         }
     }
 }
@@ -137,6 +140,10 @@ impl Engine for MemoryEngine {
 
     fn event_feeds(&self) -> &dyn EventFeedStore {
         &self.event_feeds
+    }
+
+    fn invitations(&self) -> &dyn InvitationStore {
+        &self.invitations
     }
 
     fn queue_depth(&self) -> usize {

@@ -7,15 +7,15 @@
 //! serving the app holds a copy of and changes only by applying [`Change`]s. Attributes
 //! are kept apart, per user ([`UserAttributeStore`]) and per channel
 //! ([`ChannelAttributeStore`]), and so are the REST API's event feeds
-//! ([`EventFeedStore`]), so that a node holds none it has no use for. An engine does
-//! three things:
+//! ([`EventFeedStore`]) and pending call invitations ([`InvitationStore`]), so that a
+//! node holds none it has no use for. An engine does three things:
 //!
 //! - [`Engine::submit`] puts a change in its app's order (every node holding the app
 //!   applies its changes in that order), and hands it back to this node's hub to apply;
 //! - it keeps history (a [`MessageStore`]): appends, reads, and the durable copy of the
 //!   offline cache where the order itself is not durable;
-//! - it keeps attributes (`user_attributes.rs`, `channel_attributes.rs`) and the event
-//!   feeds (`event_feeds.rs`).
+//! - it keeps attributes (`user_attributes.rs`, `channel_attributes.rs`), the event
+//!   feeds (`event_feeds.rs`) and pending invitations (`invitations.rs`).
 //!
 //! Two engines: [`memory`] (one node: a change is applied at once; SQLite keeps history,
 //! the offline cache and the id counter) and [`redis`] (several nodes: an app's changes
@@ -38,6 +38,7 @@
 mod change;
 pub mod channel_attributes;
 pub mod event_feeds;
+pub mod invitations;
 pub mod memory;
 mod node;
 pub mod redis;
@@ -46,6 +47,7 @@ pub mod user_attributes;
 pub use change::*;
 pub use channel_attributes::ChannelAttributeStore;
 pub use event_feeds::EventFeedStore;
+pub use invitations::InvitationStore;
 pub use node::{Node, NodeRef, SharedState};
 pub use user_attributes::UserAttributeStore;
 
@@ -125,6 +127,13 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
 
     /// The REST API's event feeds, kept outside the shared state (`event_feeds.rs`).
     fn event_feeds(&self) -> &dyn EventFeedStore;
+
+    /// Pending call invitations, kept outside the shared state (`invitations.rs`).
+    fn invitations(&self) -> &dyn InvitationStore;
+
+    /// Hands an encoded event to `user`'s connection on `node`, another node of the
+    /// cluster (one node: there is none); fire and forget.
+    fn deliver_on(&self, _node: NodeId, _app: &str, _user: &str, _line: &str) {}
 
     /// Identifies the data behind the engine (the login reply's `store`).
     fn store_id(&self) -> String;

@@ -258,7 +258,8 @@ impl Hub {
     }
 
     /// A node stopped beating: its users' connections are gone (the grace starts, run by
-    /// the origin), and the grace and invitation timers it ran are the origin's now. If that
+    /// the origin), and the expiry of the invitations its users sent runs on the origin
+    /// now (`invitations.rs`). If that
     /// node is this one (it was only cut off), its connections are closed: the others
     /// already count them gone.
     pub(super) fn node_gone(&self, state: &mut State, app: &str, node: NodeId, here: Here) {
@@ -275,6 +276,9 @@ impl Hub {
             })
             .map(|(name, _)| name.clone())
             .collect();
+        if here.origin {
+            self.adopt_expiries(app, users.clone());
+        }
         for user in users {
             let entry = app_state.users.get_mut(&user).expect("listed above");
             let old = entry.conn.take();
@@ -288,6 +292,5 @@ impl Hub {
                 super::presence::presence_changed(app_state, &user, here.stamp.now_ms);
             }
         }
-        super::invitations::adopt_expiries(self, app_state, app, node, here);
     }
 }

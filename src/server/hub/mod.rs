@@ -379,43 +379,6 @@ impl Hub {
                 presence::unsubscribe(state, &app, &user, &peers);
                 Outcome::Done
             }
-            Change::Invite {
-                app,
-                caller,
-                callee,
-                invitation_id,
-                content,
-                channel,
-            } => Outcome::Invitation(self.invite(
-                state,
-                &app,
-                (caller, callee, invitation_id),
-                (content, channel),
-                here,
-            )),
-            Change::CancelInvitation {
-                app,
-                caller,
-                callee,
-                invitation_id,
-            } => Outcome::Invitation(invitations::cancel_invitation(
-                state,
-                &app,
-                (&caller, &callee, &invitation_id),
-            )),
-            Change::AnswerInvitation {
-                app,
-                callee,
-                caller,
-                invitation_id,
-                answer,
-                response,
-            } => Outcome::Invitation(invitations::answer_invitation(
-                state,
-                &app,
-                (&caller, &callee, &invitation_id),
-                (answer, response),
-            )),
             Change::WatchToken {
                 app,
                 user,
@@ -427,10 +390,6 @@ impl Hub {
             }
             Change::GraceOver { app, user, epoch } => {
                 self.grace_over(state, &app, &user, epoch, here);
-                Outcome::Done
-            }
-            Change::InvitationExpired { app, key, epoch } => {
-                invitations::invitation_expired(state, &app, &key, epoch);
                 Outcome::Done
             }
             Change::TokenExpired { app, user, epoch } => {

@@ -1,9 +1,8 @@
-//! The shared state every node holds alike ([`Shared`]: per app a [`Tenant`] of users
-//! (without their attributes: the engine keeps those, and the REST API's event feeds),
-//! channels (their members), the
-//! offline cache, presence watchers, invitations, bans), this node's part beside it
-//! ([`State`]: the acks its senders wait for), and how a change is being applied here
-//! ([`Here`]).
+//! The shared state every node holds alike ([`Shared`]: per app a [`Tenant`] of users,
+//! channels (their members), the offline cache, presence watchers and bans; attributes,
+//! the REST API's event feeds and pending invitations are the engine's), this node's part
+//! beside it ([`State`]: the acks its senders wait for), and how a change is being applied
+//! here ([`Here`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -12,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::{Event, PeerStatus, SendResult};
 use crate::server::clock::Instant;
-use crate::server::engine::{ConnId, InvitationKey, NodeId, Stamp};
+use crate::server::engine::{ConnId, NodeId, Stamp};
 use crate::server::outbox::ConnHandle;
 use crate::server::store::CachedMessage;
 
@@ -111,9 +110,6 @@ pub(super) struct Tenant {
     pub offline: OfflineCache,
     /// Presence watchers: target user → subscribers.
     pub watchers: HashMap<String, BTreeSet<String>>,
-    /// Pending invitations.
-    #[serde(with = "as_list")]
-    pub invitations: HashMap<InvitationKey, PendingInvitation>,
     /// Bans, and who the REST API's user feed holds as online (`feeds.rs`; `admin.rs`
     /// changes them).
     #[serde(default)]
@@ -157,46 +153,14 @@ impl Tenant {
     }
 
     /// Every node this app's state names: those holding its connections, and the owners
-    /// of its grace and invitation timers.
+    /// of its grace timers.
     pub fn nodes(&self) -> BTreeSet<NodeId> {
         let mut named = BTreeSet::new();
         for user in self.users.values() {
             named.extend(user.conn.as_ref().map(|c| c.id.node));
             named.extend(user.grace.map(|(_, node)| node));
         }
-        named.extend(self.invitations.values().map(|i| i.owner));
         named
-    }
-}
-
-/// A pending invitation; `epoch` tells its expiry timer apart from a reused id's, `owner`
-/// is the node that runs that timer.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PendingInvitation {
-    pub epoch: u64,
-    pub owner: NodeId,
-}
-
-/// Pending invitations as a list in the shared state's JSON (its keys are tuples).
-pub mod as_list {
-    use std::collections::HashMap;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use super::{InvitationKey, PendingInvitation};
-
-    pub fn serialize<S: Serializer>(
-        map: &HashMap<InvitationKey, PendingInvitation>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(map.iter())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<HashMap<InvitationKey, PendingInvitation>, D::Error> {
-        let list = Vec::<(InvitationKey, PendingInvitation)>::deserialize(deserializer)?;
-        Ok(list.into_iter().collect())
     }
 }
 
@@ -251,7 +215,7 @@ impl Shared {
     }
 
     /// Every node the state names, with the apps that name it: connections, and the
-    /// owners of grace and invitation timers.
+    /// owners of grace timers.
     pub(super) fn nodes(&self) -> BTreeMap<NodeId, BTreeSet<String>> {
         let mut nodes: BTreeMap<NodeId, BTreeSet<String>> = BTreeMap::new();
         for (name, app) in &self.apps {

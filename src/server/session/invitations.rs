@@ -2,17 +2,16 @@
 //! caller, `accept_invitation` and `refuse_invitation` by the callee.
 //!
 //! Pending invitations, their events and their expiry are the hub's
-//! (`hub/invitations.rs`).
+//! (`hub/invitations.rs`, over the engine's store).
 
 use crate::protocol::{InvitationAnswer, InviteError};
 
 use super::Ask;
-use crate::server::engine::Change;
 use crate::server::engine::Outcome;
 
-/// Submits an invitation change and answers 0 or its INVITE code.
-async fn submit(ask: &Ask<'_>, change: Change) {
-    match ask.submit(change).await {
+/// Answers 0 or the invitation's INVITE code.
+fn answer_outcome(ask: &Ask<'_>, outcome: Outcome) {
+    match outcome {
         Outcome::Invitation(result) => ask.ok_or_refuse(result),
         other => ask.unavailable(&other),
     }
@@ -29,26 +28,16 @@ pub(super) async fn invite(
     if !ask.session.limits.invitations.allow(ask.now) {
         return ask.refuse_why(InviteError::InvalidArgument, "invitations too often");
     }
-    let change = Change::Invite {
-        app: ask.me.app.clone(),
-        caller: ask.me.user.clone(),
-        callee,
-        invitation_id,
-        content,
-        channel,
-    };
-    submit(ask, change).await;
+    let key = (ask.me.user.clone(), callee, invitation_id);
+    let outcome = ask.hub.invite(&ask.me.app, key, (content, channel)).await;
+    answer_outcome(ask, outcome);
 }
 
 /// `cancel_invitation` by its caller.
 pub(super) async fn cancel(ask: &Ask<'_>, invitation_id: String, callee: String) {
-    let change = Change::CancelInvitation {
-        app: ask.me.app.clone(),
-        caller: ask.me.user.clone(),
-        callee,
-        invitation_id,
-    };
-    submit(ask, change).await;
+    let key = (ask.me.user.clone(), callee, invitation_id);
+    let outcome = ask.hub.cancel_invitation(&ask.me.app, key).await;
+    answer_outcome(ask, outcome);
 }
 
 /// `accept_invitation` or `refuse_invitation` by its callee, with a `response`.
@@ -58,13 +47,10 @@ pub(super) async fn answer(
     (invitation_id, caller): (String, String),
     response: String,
 ) {
-    let change = Change::AnswerInvitation {
-        app: ask.me.app.clone(),
-        callee: ask.me.user.clone(),
-        caller,
-        invitation_id,
-        answer,
-        response,
-    };
-    submit(ask, change).await;
+    let key = (caller, ask.me.user.clone(), invitation_id);
+    let outcome = ask
+        .hub
+        .answer_invitation(&ask.me.app, key, (answer, response))
+        .await;
+    answer_outcome(ask, outcome);
 }

@@ -113,6 +113,14 @@ pub(super) enum TopicMessage {
         channel: String,
         attributes: Vec<ChannelAttribute>,
     },
+    /// An event for a user on the receiving node (an invitation's: `hub/invitations.rs`),
+    /// encoded as it goes out.
+    #[serde(rename = "e")]
+    Event {
+        app: String,
+        user: String,
+        line: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -476,12 +484,17 @@ pub fn ack_routed(inner: &Arc<Inner>, app: &str, user: &str, message_id: u64) ->
         message_id,
         server_ts: routed.server_ts,
     };
-    answer_sender(inner, routed.shard, routed.origin, &answer);
+    send_to_node(inner, routed.shard, routed.origin, &answer);
     true
 }
 
 /// Publishes `answer` to `origin`'s inbox on `shard`, off the caller's path.
-fn answer_sender(inner: &Arc<Inner>, shard: usize, origin: NodeId, answer: &TopicMessage) {
+pub(super) fn send_to_node(
+    inner: &Arc<Inner>,
+    shard: usize,
+    origin: NodeId,
+    answer: &TopicMessage,
+) {
     let Ok(json) = serde_json::to_string(answer) else {
         return;
     };
@@ -665,7 +678,7 @@ async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8
                 };
                 lock(&inner.feeds.routed).insert(message_id, routed);
             } else {
-                answer_sender(inner, shard, o, &TopicMessage::Bounce { key, message_id });
+                send_to_node(inner, shard, o, &TopicMessage::Bounce { key, message_id });
             }
         }
         TopicMessage::Channel {
@@ -712,6 +725,11 @@ async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8
             super::apps::read_as_far_as(inner, &app, n).await;
             let line = updated_event(&channel, &attributes);
             hub.deliver_channel(&app, &channel, None, &line);
+        }
+        TopicMessage::Event { app, user, line } => {
+            if !hub.deliver_peer(&app, &user, &Arc::from(line)) {
+                tracing::debug!(app, user, "redis engine: an event's user is not here");
+            }
         }
     }
 }

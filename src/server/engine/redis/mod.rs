@@ -1,15 +1,16 @@
 //! The Redis engine: several nodes share one Redis or several (`serve --engine
 //! redis://HOST:PORT/DB[,redis://...]`).
 //!
-//! Three paths. Changes to the shared state (logins, joins, presence, channel attributes,
-//! invitations, timers, the offline cache) go through one ordered stream per app, which
+//! Three paths. Changes to the shared state (logins, joins, presence, timers, the
+//! offline cache) go through one ordered stream per app, which
 //! every node serving that app applies to its copy of the app's state (`apps.rs`);
 //! messages (peer messages with their acks, channel messages), the bulk of the traffic,
 //! go straight to the nodes concerned over PUB/SUB (`feed.rs`, sent in batches per Redis:
 //! `batch.rs`), on the Redis that holds their conversation (`shards.rs`); attributes are
 //! one hash per user or channel on the Redis that holds it (`user_attributes.rs`,
-//! `channel_attributes.rs`), and the REST API's event feeds one sorted set per app and
-//! feed (`event_feeds.rs`). Apps and
+//! `channel_attributes.rs`), pending invitations one hash per caller
+//! (`invitations.rs`), and the REST API's event feeds one sorted set per app and feed
+//! (`event_feeds.rs`). Apps and
 //! conversations spread over the Redis servers of the list; the first also carries the
 //! nodes' heartbeats. Every Redis holds its share of history and hands out the message
 //! ids of its conversations.
@@ -59,9 +60,9 @@ use crate::server::outbox::ConnHandle;
 use crate::server::store::HistoryQuery;
 
 use super::{
-    BoxFuture, Change, ChannelAttributeStore, Engine, EventFeedStore, MessageStore, Node, NodeId,
-    NodeRef, Outcome, PeerRoute, ReadError, RoutedMessage, Submitted, Unavailable,
-    UserAttributeStore,
+    BoxFuture, Change, ChannelAttributeStore, Engine, EventFeedStore, InvitationStore,
+    MessageStore, Node, NodeId, NodeRef, Outcome, PeerRoute, ReadError, RoutedMessage, Submitted,
+    Unavailable, UserAttributeStore,
 };
 
 mod apps;
@@ -69,13 +70,14 @@ mod batch;
 mod channel_attributes;
 mod event_feeds;
 mod feed;
+mod invitations;
 mod retried;
 pub mod shards;
 mod user_attributes;
 
 use apps::{AppKeys, Apps, SUBMIT_LUA};
 use batch::Router;
-use shards::{shard_of, Shard};
+use shards::{shard_of, shard_of_user, Shard};
 
 /// A request gives up on Redis after this long and is answered with its family's failure.
 pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -368,6 +370,20 @@ impl Engine for RedisEngine {
 
     fn event_feeds(&self) -> &dyn EventFeedStore {
         self
+    }
+
+    fn invitations(&self) -> &dyn InvitationStore {
+        self
+    }
+
+    fn deliver_on(&self, node: NodeId, app: &str, user: &str, line: &str) {
+        let shard = shard_of_user(self.inner.shards.len(), app, user);
+        let event = feed::TopicMessage::Event {
+            app: app.to_string(),
+            user: user.to_string(),
+            line: line.to_string(),
+        };
+        feed::send_to_node(&self.inner, shard, node, &event);
     }
 
     fn queue_depth(&self) -> usize {

@@ -44,7 +44,7 @@ fn key(app: &str, user: &str) -> String {
 
 impl RedisEngine {
     /// The connection to the Redis holding `user`'s attributes.
-    fn user_shard(&self, app: &str, user: &str) -> redis::aio::ConnectionManager {
+    pub(super) fn user_shard(&self, app: &str, user: &str) -> redis::aio::ConnectionManager {
         let shards = &self.inner.shards;
         shards[shard_of_user(shards.len(), app, user)].conn.clone()
     }

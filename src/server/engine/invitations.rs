@@ -1,0 +1,202 @@
+//! Pending call invitations, kept outside the shared state: per caller, its invitations
+//! that no answer, cancel or expiry has closed yet, so that no node holds the invitations
+//! of users it does not serve and an invitation is not a change every node applies.
+//!
+//! - **Open** (`invite`): refused if the same (caller, callee, id) is pending, or if the
+//!   caller has its cap pending; otherwise kept with its *epoch* (a random number telling
+//!   this invitation from a later one that reuses the id) and when it expires.
+//! - **Close** (an answer, a cancel, the expiry): removes it if pending, and says whether
+//!   it was; the expiry closes only its own epoch's. Whoever closes it tells both sides,
+//!   so each invitation ends once.
+//! - **Expiry** runs as a timer on the caller's node (`hub/invitations.rs`); should that
+//!   node die, the node that finds it gone reads its users' pending invitations
+//!   ([`InvitationStore::pending`]) and runs their expiry instead.
+//!
+//! Two stores: [`InMemoryInvitations`] (one node) and the Redis engine's (one hash per
+//! caller on the caller's Redis: `redis/invitations.rs`).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::{BoxFuture, InvitationKey, Unavailable};
+
+/// An invitation as its store keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvitationTerms {
+    /// Tells this invitation from a later one with the same key.
+    pub epoch: u64,
+    /// When it expires (unix ms).
+    pub expires_at_ms: u64,
+}
+
+/// How an open went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    Done,
+    /// The same (caller, callee, id) is pending.
+    Duplicate,
+    /// The caller has its cap of invitations pending.
+    TooMany,
+}
+
+/// Pending invitations; see the module header.
+pub trait InvitationStore: Send + Sync {
+    /// Opens `key`'s invitation on `terms` unless it is pending or its caller (`key.0`)
+    /// has `cap` invitations pending.
+    fn open(
+        &self,
+        app: &str,
+        key: &InvitationKey,
+        terms: InvitationTerms,
+        cap: usize,
+    ) -> BoxFuture<Result<Opened, Unavailable>>;
+
+    /// Closes `key`'s invitation if it is pending (with `epoch`: only that one); true if
+    /// it was.
+    fn close(
+        &self,
+        app: &str,
+        key: &InvitationKey,
+        epoch: Option<u64>,
+    ) -> BoxFuture<Result<bool, Unavailable>>;
+
+    /// `caller`'s pending invitations, each with its terms.
+    fn pending(
+        &self,
+        app: &str,
+        caller: &str,
+    ) -> BoxFuture<Result<Vec<(InvitationKey, InvitationTerms)>, Unavailable>>;
+}
+
+/// A caller's pending invitations: (callee, id) → terms.
+type CallerInvitations = HashMap<(String, String), InvitationTerms>;
+
+/// The pending invitations of one node, in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryInvitations {
+    /// By (app, caller).
+    callers: Mutex<HashMap<(String, String), CallerInvitations>>,
+}
+
+impl InMemoryInvitations {
+    fn callers(&self) -> MutexGuard<'_, HashMap<(String, String), CallerInvitations>> {
+        self.callers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn ready<T: Send + 'static>(value: T) -> BoxFuture<Result<T, Unavailable>> {
+    Box::pin(async move { Ok(value) })
+}
+
+impl InvitationStore for InMemoryInvitations {
+    fn open(
+        &self,
+        app: &str,
+        (caller, callee, id): &InvitationKey,
+        terms: InvitationTerms,
+        cap: usize,
+    ) -> BoxFuture<Result<Opened, Unavailable>> {
+        let mut callers = self.callers();
+        let pending = callers
+            .entry((app.to_string(), caller.clone()))
+            .or_default();
+        let opened = if pending.contains_key(&(callee.clone(), id.clone())) {
+            Opened::Duplicate
+        } else if pending.len() >= cap {
+            Opened::TooMany
+        } else {
+            pending.insert((callee.clone(), id.clone()), terms);
+            Opened::Done
+        };
+        if pending.is_empty() {
+            callers.remove(&(app.to_string(), caller.clone()));
+        }
+        ready(opened)
+    }
+
+    fn close(
+        &self,
+        app: &str,
+        (caller, callee, id): &InvitationKey,
+        epoch: Option<u64>,
+    ) -> BoxFuture<Result<bool, Unavailable>> {
+        let mut callers = self.callers();
+        let key = (app.to_string(), caller.clone());
+        let Some(pending) = callers.get_mut(&key) else {
+            return ready(false);
+        };
+        let invitation = (callee.clone(), id.clone());
+        let closed = pending
+            .get(&invitation)
+            .is_some_and(|terms| epoch.is_none_or(|epoch| terms.epoch == epoch));
+        if closed {
+            pending.remove(&invitation);
+            if pending.is_empty() {
+                callers.remove(&key);
+            }
+        }
+        ready(closed)
+    }
+
+    fn pending(
+        &self,
+        app: &str,
+        caller: &str,
+    ) -> BoxFuture<Result<Vec<(InvitationKey, InvitationTerms)>, Unavailable>> {
+        let callers = self.callers();
+        let pending = callers
+            .get(&(app.to_string(), caller.to_string()))
+            .into_iter()
+            .flatten()
+            .map(|((callee, id), terms)| ((caller.to_string(), callee.clone(), id.clone()), *terms))
+            .collect();
+        ready(pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(callee: &str, id: &str) -> InvitationKey {
+        ("alice".into(), callee.into(), id.into())
+    }
+
+    fn terms(epoch: u64) -> InvitationTerms {
+        InvitationTerms {
+            epoch,
+            expires_at_ms: 1_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_invitation_opens_once_within_the_cap_and_closes_once() {
+        let store = InMemoryInvitations::default();
+        let open = |k: InvitationKey, epoch| store.open("app", &k, terms(epoch), 2);
+        assert_eq!(open(key("bob", "1"), 1).await, Ok(Opened::Done));
+        assert_eq!(open(key("bob", "1"), 2).await, Ok(Opened::Duplicate));
+        assert_eq!(open(key("carol", "1"), 3).await, Ok(Opened::Done));
+        assert_eq!(open(key("dave", "1"), 4).await, Ok(Opened::TooMany));
+        let pending = store.pending("app", "alice").await.unwrap();
+        assert_eq!(pending.len(), 2);
+        assert!(pending.contains(&(key("bob", "1"), terms(1))));
+        // The expiry of another epoch closes nothing; an answer closes it once.
+        assert_eq!(
+            store.close("app", &key("bob", "1"), Some(9)).await,
+            Ok(false)
+        );
+        assert_eq!(store.close("app", &key("bob", "1"), None).await, Ok(true));
+        assert_eq!(store.close("app", &key("bob", "1"), None).await, Ok(false));
+        assert_eq!(
+            store.close("app", &key("carol", "1"), Some(3)).await,
+            Ok(true)
+        );
+        assert!(store.pending("app", "alice").await.unwrap().is_empty());
+        assert!(store.callers().is_empty(), "no empty entries are kept");
+        // Another app is another world.
+        assert_eq!(
+            store.close("other", &key("bob", "1"), None).await,
+            Ok(false)
+        );
+    }
+}
