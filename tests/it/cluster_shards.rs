@@ -928,3 +928,23 @@ async fn invitations_live_on_their_callers_redis_and_expire_when_its_node_dies()
         invited_at.elapsed()
     );
 }
+
+/// A node stopped as an operator stops it (SIGTERM) records what its users' ends make
+/// before it goes: bob's `Logout` is in the user feed, pulled from the other node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_records_its_users_logouts_first() {
+    let mut cluster = Cluster::start_with(2, &["--api-key", API_KEY]).await;
+    let app = "stopping";
+    let n1 = Api::from_ws_url(&cluster.url(0), Auth::Basic(API_KEY.into())).unwrap();
+    let _alice = login_to(&cluster.url(0), app, "alice").await;
+    let _bob = login_to(&cluster.url(1), app, "bob").await;
+    pull_until(
+        &n1,
+        app,
+        "user_events",
+        &[("alice", &["Login"]), ("bob", &["Login"])],
+    )
+    .await;
+    cluster.nodes[1].terminate().await;
+    pull_until(&n1, app, "user_events", &[("bob", &["Logout"])]).await;
+}

@@ -140,31 +140,40 @@ async fn a_resize_and_keys_that_come_together_both_reach_the_client() {
         server.url()
     ));
     tmux.wait_for("[connected]");
-    let child_of = |parent: &str| {
-        let found = std::process::Command::new("pgrep")
-            .args(["-P", parent])
-            .output()
-            .expect("pgrep runs");
-        let pid = String::from_utf8_lossy(&found.stdout).trim().to_string();
-        assert!(!pid.is_empty(), "no child of {parent}");
-        pid
+    let child_of = |parent: u32| {
+        // The process whose parent is `parent`, from /proc (no tool needed).
+        let children = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+                let ppid: u32 = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()?;
+                (ppid == parent).then_some(pid)
+            });
+        children
+            .min()
+            .unwrap_or_else(|| panic!("no child of {parent}"))
     };
-    let client = child_of(&child_of(&tmux.format("#{pane_pid}")));
-    let signal = |name: &str| {
-        let sent = std::process::Command::new("kill")
-            .args([name, &client])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success(), "kill {name} {client}");
+    let pane: u32 = tmux.format("#{pane_pid}").parse().expect("a pane pid");
+    let client = rustix::process::Pid::from_raw(child_of(child_of(pane)) as i32).expect("a pid");
+    let signal = |signal: rustix::process::Signal| {
+        rustix::process::kill_process(client, signal).expect("the client takes the signal");
     };
     let mut typed = String::new();
     for (round, letter) in ('a'..='h').enumerate() {
         let (x, y) = if round % 2 == 0 { (90, 26) } else { (100, 30) };
-        signal("-STOP");
+        signal(rustix::process::Signal::STOP);
         let (x_arg, y_arg, key) = (x.to_string(), y.to_string(), letter.to_string());
         tmux.run(&["resize-window", "-x", &x_arg, "-y", &y_arg]);
         tmux.run(&["send-keys", "-l", &key]);
-        signal("-CONT");
+        signal(rustix::process::Signal::CONT);
         typed.push(letter);
         // The redraw at the new size (status line and input line at the bottom) with
         // every letter on the input line.

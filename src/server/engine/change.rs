@@ -126,7 +126,7 @@ pub enum Change {
     /// A node stopped beating: its connections to `app` are gone, its timers there change
     /// owner (one change per app that names the node: each app's state is its own).
     NodeGone { app: String, node: NodeId },
-    /// An operator's change: kick, ban, unban, event feeds (`hub/admin.rs`).
+    /// An operator's change: kick, ban, unban (`hub/admin.rs`).
     Admin(AdminChange),
 }
 

@@ -25,6 +25,9 @@ use super::{BoxFuture, Feed, FeedEvent, Unavailable};
 /// Events a feed keeps per app; past it the oldest go (Agora's 2,000).
 pub const FEED_CAP: usize = 2000;
 
+/// Events one pull returns at most (Agora's 1,000).
+pub const FEED_PULL_MAX: usize = 1000;
+
 /// Ranks of events one change can order (a change that makes more, such as a node gone
 /// with thousands of users, orders the rest by their content).
 pub const RANKS_PER_CHANGE: u64 = 1024;

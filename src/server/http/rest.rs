@@ -27,9 +27,9 @@ use super::{
     HttpCtx,
 };
 use crate::server::config::AppLookup;
+use crate::server::engine::event_feeds::FEED_PULL_MAX;
 use crate::server::engine::Feed;
 use crate::server::engine::{channel_conversation, peer_conversation, Outcome};
-use crate::server::hub::admin::FEED_PULL_MAX;
 use crate::server::session::{route_channel_message, send_peer_from, PeerReplyTo};
 use crate::server::store::HistoryQuery;
 

@@ -15,8 +15,6 @@ use crate::server::engine::{AdminChange, AdminOutcome, Feed, FeedEvent};
 use super::state::{Here, State, Tenant};
 use super::{Hub, CLOSE_KICKED};
 
-/// Events one pull returns at most (Agora's 1,000).
-pub const FEED_PULL_MAX: usize = 1000;
 /// A ban with no end, as `ban_until` holds it.
 pub const BANNED_FOREVER: u64 = u64::MAX;
 

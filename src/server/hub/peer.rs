@@ -145,13 +145,22 @@ impl Hub {
         }
     }
 
-    /// Whether caching `message` from `from` would overfill the whole server's offline
-    /// cache: every app this node holds. Judged by the origin of a `send_peer` before it
-    /// submits the change (`Change::SendPeer::server_cache_full`): the apps a node holds
-    /// differ from node to node, the verdict every node applies must not.
-    pub fn offline_cache_full(&self, from: &str, message: &Message) -> bool {
-        let size = super::offline::size_of(from, message);
+    /// Whether caching `message` from `from` to `to` would overfill the whole server's
+    /// offline cache: every app this node holds (false at once if `to` is online, as
+    /// this node's copy has it: then it is not cached). Judged by the origin of a
+    /// `send_peer` before it submits the change (`Change::SendPeer::server_cache_full`):
+    /// the apps a node holds differ from node to node, the verdict every node applies
+    /// must not.
+    pub fn offline_cache_full(
+        &self,
+        (app, from, to): (&str, &str, &str),
+        message: &Message,
+    ) -> bool {
         let state = self.lock();
+        if state.shared.user(app, to).is_some_and(|u| u.conn.is_some()) {
+            return false;
+        }
+        let size = super::offline::size_of(from, message);
         let total: usize = state.shared.apps.values().map(|a| a.offline.bytes()).sum();
         total + size > self.config().offline_max_bytes
     }

@@ -93,7 +93,7 @@ pub(in crate::server) async fn send_from(
     let app = reply_to.app.clone();
     let (to, request_id) = (reply_to.to.clone(), reply_to.id);
     // Judged now, on this node's view of the whole cache, and carried in the change.
-    let server_cache_full = offline && hub.offline_cache_full(&from, &message);
+    let server_cache_full = offline && hub.offline_cache_full((&app, &from, &to), &message);
     let change = move |message_id| Change::SendPeer {
         app,
         from,

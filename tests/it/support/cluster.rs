@@ -321,6 +321,20 @@ impl Node {
         self.url.clone()
     }
 
+    /// SIGTERM, as an operator stops a node: it shuts down (its connections closed, what
+    /// it owes Redis sent); returns once the process is gone.
+    pub async fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child
+                .id()
+                .and_then(|id| rustix::process::Pid::from_raw(id as i32));
+            if let Some(pid) = pid {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            let _ = tokio::time::timeout(START_WAIT, child.wait()).await;
+        }
+    }
+
     /// SIGKILL, as a node that dies: no shutdown, its connections cut; returns once the
     /// process is gone.
     pub async fn kill(&mut self) {

@@ -6,9 +6,12 @@
 //! Recording goes through one task per node: events queue per feed (at most
 //! [`FEED_CAP`] each, the oldest going first, as in the feed itself), and each round
 //! sends every feed's queue in one script call per feed, pipelined per Redis; a Redis
-//! away keeps its queues and is tried again every second (`retried::next_round`), so no event is lost
-//! to an outage that ends. A member is the event's place and its JSON, so an event sent
-//! twice (its answer lost) is kept once.
+//! away keeps its queues and is tried again every second (`retried::next_round`), so no
+//! event is lost to an outage that ends, and a node that stops sends what it has first
+//! (`RedisEngine::stop` waits for its own changes to be applied before). Lost: the events
+//! of a change whose node had it in the stream but had not applied it when it died. A
+//! member is the event's place and its JSON, so an event sent twice (its answer lost) is
+//! kept once, unless a pull took it in between.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -20,9 +23,11 @@ use crate::server::engine::event_feeds::{EventFeedStore, FEED_CAP};
 use crate::server::engine::{BoxFuture, Feed, FeedEvent, Unavailable};
 
 use super::retried::next_round;
-use super::{lock, within_timeout, Complaint, Inner, RedisEngine};
+use super::{lock, within_timeout, Complaint, Inner, RedisEngine, SUBMIT_TIMEOUT};
 
-/// Adds `place, member` pairs (ARGV[2..]) and keeps the newest ARGV[1] by place.
+/// Adds `place, member` pairs (ARGV[2..]) and keeps the newest ARGV[1] by place. (Lua's
+/// `unpack` takes at most 7,999 values: a feed's backlog of [`FEED_CAP`] events is half
+/// that.)
 const RECORD_LUA: &str = r"
 redis.call('ZADD', KEYS[1], unpack(ARGV, 2))
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
@@ -35,6 +40,8 @@ local taken = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 if #taken > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #taken - 1) end
 return taken
 ";
+
+const _: () = assert!(2 * FEED_CAP < 7_999);
 
 static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(TAKE_LUA));
 
@@ -102,58 +109,81 @@ impl EventFeedStore for RedisEngine {
             Ok(taken
                 .iter()
                 .filter_map(|member| {
-                    let (_, json) = member.split_once(':')?;
-                    serde_json::from_str(json).ok()
+                    let event = member
+                        .split_once(':')
+                        .and_then(|(_, json)| serde_json::from_str(json).ok());
+                    if event.is_none() {
+                        tracing::warn!(key, member, "an unreadable feed event is dropped");
+                    }
+                    event
                 })
                 .collect())
         })
     }
 }
 
-/// Sends the queued events (see the module header) until the engine stops: per Redis one
-/// pipeline of `EVAL`s (not `EVALSHA`: a restarted Redis never answers NOSCRIPT in the
-/// middle of one).
+/// Sends the queued events (see the module header) until the engine stops, and what is
+/// queued then once more.
 pub(super) async fn run(inner: Arc<Inner>) {
     let mut complaint = Complaint::new("recording feed events");
     loop {
-        let taken: Vec<(String, FeedBacklog)> = lock(&inner.event_feeds.queued).drain().collect();
-        let mut pipes: HashMap<usize, (redis::Pipeline, Vec<(String, FeedBacklog)>)> =
-            HashMap::new();
-        for (key, queued) in taken {
-            let (pipe, sent) = pipes
-                .entry(queued.shard)
-                .or_insert_with(|| (redis::pipe(), Vec::new()));
-            let call = pipe
-                .cmd("EVAL")
-                .arg(RECORD_LUA)
-                .arg(1)
-                .arg(&key)
-                .arg(FEED_CAP);
-            for (place, member) in &queued.events {
-                call.arg(place).arg(member);
-            }
-            call.ignore();
-            sent.push((key, queued));
-        }
-        let mut failed = false;
-        for (shard, (pipe, sent)) in pipes {
-            let mut conn = inner.shards[shard].conn.clone();
-            let done = within_timeout("recording feed events", pipe.query_async::<()>(&mut conn));
-            if done.await.is_ok() {
-                continue;
-            }
-            failed = true;
-            put_back(&inner.event_feeds, sent);
-        }
+        let failed = send_round(&inner).await;
         if failed {
             complaint.failed(&"a redis did not take them; trying again");
         } else {
             complaint.worked();
         }
         if !next_round(&inner, &inner.event_feeds.added, failed).await {
+            send_round(&inner).await;
             return;
         }
     }
+}
+
+/// Sends every queued event: per Redis one pipeline of `EVAL`s (not `EVALSHA`: a
+/// restarted Redis never answers NOSCRIPT in the middle of one), all Redis at once, so
+/// one that does not answer delays no other. True if one did not take its events (they
+/// are queued again).
+async fn send_round(inner: &Inner) -> bool {
+    let taken: Vec<(String, FeedBacklog)> = lock(&inner.event_feeds.queued).drain().collect();
+    let mut pipes: HashMap<usize, (redis::Pipeline, Vec<(String, FeedBacklog)>)> = HashMap::new();
+    for (key, queued) in taken {
+        let (pipe, sent) = pipes
+            .entry(queued.shard)
+            .or_insert_with(|| (redis::pipe(), Vec::new()));
+        let call = pipe
+            .cmd("EVAL")
+            .arg(RECORD_LUA)
+            .arg(1)
+            .arg(&key)
+            .arg(FEED_CAP);
+        for (place, member) in &queued.events {
+            call.arg(place).arg(member);
+        }
+        call.ignore();
+        sent.push((key, queued));
+    }
+    let sends = pipes.into_iter().map(|(shard, (pipe, sent))| {
+        let mut conn = inner.shards[shard].conn.clone();
+        async move {
+            let done = tokio::time::timeout(SUBMIT_TIMEOUT, pipe.query_async::<()>(&mut conn));
+            (matches!(done.await, Ok(Ok(()))), sent)
+        }
+    });
+    let mut failed = false;
+    for (taken, sent) in futures_util::future::join_all(sends).await {
+        if !taken {
+            failed = true;
+            put_back(&inner.event_feeds, sent);
+        }
+    }
+    failed
+}
+
+/// Forgets the events queued for Redis `shard`, which lost its data: their places count
+/// from before, above those of the changes to come, and would sort after them.
+pub(super) fn forget_queued_for(queue: &FeedQueue, shard: usize) {
+    lock(&queue.queued).retain(|_, queued| queued.shard != shard);
 }
 
 /// Queues events a Redis did not take again, before those recorded since.

@@ -434,6 +434,12 @@ impl Engine for RedisEngine {
     fn stop(&self) -> BoxFuture<()> {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
+            // What this node submitted last (its connections' ends) is applied here first,
+            // so that what applying it does on its origin (the feed events) is done.
+            let deadline = Instant::now() + SUBMIT_TIMEOUT;
+            while !lock(&inner.waiters).is_empty() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             inner.stop.send_replace(true);
             let tasks = std::mem::take(&mut *lock(&inner.tasks));
             for task in tasks {
@@ -640,6 +646,7 @@ async fn check_shard_stores(inner: &Arc<Inner>, hub: &NodeRef) {
                 "redis engine: a redis lost its data; starting over"
             );
             set_store(inner, shard.index, store);
+            event_feeds::forget_queued_for(&inner.event_feeds, shard.index);
             apps::reload_all(inner, hub).await;
         }
     }
