@@ -838,10 +838,11 @@ const NODE_DOWN_WAIT: Duration = Duration::from_secs(30);
 
 /// Pending invitations live in a hash per caller on the caller's Redis, not in the shared
 /// state: an invitation crosses nodes without being a change of the app (its stream
-/// holds none), with the caller's Redis down only that caller's invitations fail (4,
-/// promptly) while another caller's go on, and when the caller's node is killed with an
-/// invitation pending, the node that finds it gone runs its expiry: the callee hears it
-/// expired, on time.
+/// holds none), one that nobody closed (both nodes running its expiry died) stops
+/// counting a minute after its expiry, with the caller's Redis down only that caller's
+/// invitations fail (4, promptly) while another caller's go on, and when the caller's
+/// node is killed with an invitation pending, the callee's node runs its expiry too: the
+/// callee hears it expired, on time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invitations_live_on_their_callers_redis_and_expire_when_its_node_dies() {
     let expiry = INVITE_EXPIRY.as_secs().to_string();
@@ -856,6 +857,13 @@ async fn invitations_live_on_their_callers_redis_and_expire_when_its_node_dies()
     let mut bob = login_to(&cluster.url(1), &app, "bob").await;
     let invite =
         |id: &str| json!({"op": "invite", "invitation_id": id, "callee": "bob", "content": "ring"});
+    // Left by nodes long gone: expired two minutes ago, never closed.
+    let kept_hash = format!("rtm:inv:{app}:{kept}");
+    let redis = cluster.redis_server(0);
+    redis
+        .command(&["HSET", &kept_hash, "bob\u{0}k0", "7:1000"])
+        .await;
+    kept_conn.ok(invite("k0")).await;
     kept_conn.ok(invite("k1")).await;
     lost_conn.ok(invite("l1")).await;
     for (caller, id) in [(&kept, "k1"), (&lost, "l1")] {
@@ -907,8 +915,8 @@ async fn invitations_live_on_their_callers_redis_and_expire_when_its_node_dies()
     )
     .await;
 
-    // The callers' node dies with k3 pending: n2 finds it gone and runs k3's expiry, so
-    // bob hears it expired about when it would have.
+    // The callers' node dies with k3 pending: n2, bob's, runs k3's expiry too, so bob
+    // hears it expired when it would have.
     let invited_at = Instant::now();
     kept_conn.ok(invite("k3")).await;
     let received = json!({"invitation_id": "k3", "caller": kept});

@@ -8,9 +8,9 @@
 //! - **Close** (an answer, a cancel, the expiry): removes it if pending, and says whether
 //!   it was; the expiry closes only its own epoch's. Whoever closes it tells both sides,
 //!   so each invitation ends once.
-//! - **Expiry** runs as a timer on the caller's node (`hub/invitations.rs`); should that
-//!   node die, the node that finds it gone reads its users' pending invitations
-//!   ([`InvitationStore::pending`]) and runs their expiry instead.
+//! - **Expiry** runs as a timer on the caller's node and, when the callee is on another
+//!   node, on the callee's too ([`ExpiryWatch`]): the first to close it tells both sides,
+//!   so it expires even if one of the two nodes dies (`hub/invitations.rs`).
 //!
 //! Two stores: [`InMemoryInvitations`] (one node) and the Redis engine's (one hash per
 //! caller on the caller's Redis: `redis/invitations.rs`).
@@ -29,6 +29,17 @@ pub struct InvitationTerms {
     pub expires_at_ms: u64,
 }
 
+/// An invitation's expiry as it travels to the callee's node with `invitation_received`,
+/// so that node runs it too (`Engine::deliver_on`): the expiry still comes should the
+/// caller's node die.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExpiryWatch {
+    pub key: InvitationKey,
+    pub epoch: u64,
+    /// How long after it was sent the invitation expires (ms).
+    pub after_ms: u64,
+}
+
 /// How an open went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opened {
@@ -42,13 +53,13 @@ pub enum Opened {
 /// Pending invitations; see the module header.
 pub trait InvitationStore: Send + Sync {
     /// Opens `key`'s invitation on `terms` unless it is pending or its caller (`key.0`)
-    /// has `cap` invitations pending.
+    /// has `cap` invitations pending (`now`: unix ms).
     fn open(
         &self,
         app: &str,
         key: &InvitationKey,
         terms: InvitationTerms,
-        cap: usize,
+        cap_now: (usize, u64),
     ) -> BoxFuture<Result<Opened, Unavailable>>;
 
     /// Closes `key`'s invitation if it is pending (with `epoch`: only that one); true if
@@ -59,13 +70,6 @@ pub trait InvitationStore: Send + Sync {
         key: &InvitationKey,
         epoch: Option<u64>,
     ) -> BoxFuture<Result<bool, Unavailable>>;
-
-    /// `caller`'s pending invitations, each with its terms.
-    fn pending(
-        &self,
-        app: &str,
-        caller: &str,
-    ) -> BoxFuture<Result<Vec<(InvitationKey, InvitationTerms)>, Unavailable>>;
 }
 
 /// A caller's pending invitations: (callee, id) → terms.
@@ -94,8 +98,9 @@ impl InvitationStore for InMemoryInvitations {
         app: &str,
         (caller, callee, id): &InvitationKey,
         terms: InvitationTerms,
-        cap: usize,
+        (cap, _now): (usize, u64),
     ) -> BoxFuture<Result<Opened, Unavailable>> {
+        // Nothing is left unclosed on one node: its timers end every invitation.
         let mut callers = self.callers();
         let pending = callers
             .entry((app.to_string(), caller.clone()))
@@ -137,21 +142,6 @@ impl InvitationStore for InMemoryInvitations {
         }
         ready(closed)
     }
-
-    fn pending(
-        &self,
-        app: &str,
-        caller: &str,
-    ) -> BoxFuture<Result<Vec<(InvitationKey, InvitationTerms)>, Unavailable>> {
-        let callers = self.callers();
-        let pending = callers
-            .get(&(app.to_string(), caller.to_string()))
-            .into_iter()
-            .flatten()
-            .map(|((callee, id), terms)| ((caller.to_string(), callee.clone(), id.clone()), *terms))
-            .collect();
-        ready(pending)
-    }
 }
 
 #[cfg(test)]
@@ -172,14 +162,11 @@ mod tests {
     #[tokio::test]
     async fn an_invitation_opens_once_within_the_cap_and_closes_once() {
         let store = InMemoryInvitations::default();
-        let open = |k: InvitationKey, epoch| store.open("app", &k, terms(epoch), 2);
+        let open = |k: InvitationKey, epoch| store.open("app", &k, terms(epoch), (2, 0));
         assert_eq!(open(key("bob", "1"), 1).await, Ok(Opened::Done));
         assert_eq!(open(key("bob", "1"), 2).await, Ok(Opened::Duplicate));
         assert_eq!(open(key("carol", "1"), 3).await, Ok(Opened::Done));
         assert_eq!(open(key("dave", "1"), 4).await, Ok(Opened::TooMany));
-        let pending = store.pending("app", "alice").await.unwrap();
-        assert_eq!(pending.len(), 2);
-        assert!(pending.contains(&(key("bob", "1"), terms(1))));
         // The expiry of another epoch closes nothing; an answer closes it once.
         assert_eq!(
             store.close("app", &key("bob", "1"), Some(9)).await,
@@ -191,7 +178,6 @@ mod tests {
             store.close("app", &key("carol", "1"), Some(3)).await,
             Ok(true)
         );
-        assert!(store.pending("app", "alice").await.unwrap().is_empty());
         assert!(store.callers().is_empty(), "no empty entries are kept");
         // Another app is another world.
         assert_eq!(

@@ -2,8 +2,8 @@
 //!
 //! The hub (`hub/`) keeps everything node-local: this node's connections and their
 //! ordered delivery, pending acks, timers. What users on different nodes must agree on
-//! (who is online where, channel membership, presence subscriptions, invitations, the
-//! offline cache) is, per app, one deterministic state that every node
+//! (who is online where, channel membership, presence subscriptions, the offline cache)
+//! is, per app, one deterministic state that every node
 //! serving the app holds a copy of and changes only by applying [`Change`]s. Attributes
 //! are kept apart, per user ([`UserAttributeStore`]) and per channel
 //! ([`ChannelAttributeStore`]), and so are the REST API's event feeds
@@ -131,9 +131,17 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     /// Pending call invitations, kept outside the shared state (`invitations.rs`).
     fn invitations(&self) -> &dyn InvitationStore;
 
-    /// Hands an encoded event to `user`'s connection on `node`, another node of the
-    /// cluster (one node: there is none); fire and forget.
-    fn deliver_on(&self, _node: NodeId, _app: &str, _user: &str, _line: &str) {}
+    /// Hands an encoded event to the connection of `to` (app, user) on `node`, another
+    /// node of the cluster (one node: there is none), in the order of these calls; with
+    /// `expiry`, that node runs the invitation's expiry too. Fire and forget.
+    fn deliver_on(
+        &self,
+        _node: NodeId,
+        _to: (&str, &str),
+        _line: &str,
+        _expiry: Option<invitations::ExpiryWatch>,
+    ) {
+    }
 
     /// Identifies the data behind the engine (the login reply's `store`).
     fn store_id(&self) -> String;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::change::{Change, NodeId, Outcome, Stamp};
+use super::invitations::ExpiryWatch;
 use crate::server::config::Config;
 use crate::server::outbox::ConnHandle;
 
@@ -48,6 +49,11 @@ pub trait Node: Send + Sync + 'static {
 
     /// True if a member of `channel` has its connection on this node.
     fn has_local_member(&self, app: &str, channel: &str) -> bool;
+
+    /// Runs the expiry of an invitation one of this node's users received from a user on
+    /// another node, as the caller's node does: whichever runs it first ends the
+    /// invitation (`hub/invitations.rs`).
+    fn watch_invitation_expiry(&self, app: &str, expiry: ExpiryWatch);
 }
 
 /// This node's copy of the shared state, locked (see [`Node::with_state`]).

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::server::config::Config;
+use crate::server::engine::invitations::ExpiryWatch;
 use crate::server::engine::{Change, Node, NodeId, NodeRef, Outcome, SharedState, Stamp};
 use crate::server::outbox::ConnHandle;
 
@@ -107,6 +108,11 @@ impl Node for Hub {
 
     fn has_local_member(&self, app: &str, channel: &str) -> bool {
         Hub::has_local_member(self, app, channel)
+    }
+
+    fn watch_invitation_expiry(&self, app: &str, expiry: ExpiryWatch) {
+        let after = std::time::Duration::from_millis(expiry.after_ms);
+        self.expire_after(app, expiry.key, expiry.epoch, after);
     }
 }
 

@@ -4,19 +4,20 @@
 //! Pending invitations are the engine's (`engine/invitations.rs`; on several nodes one
 //! hash per caller on the caller's Redis), not the shared state's: each step is one call
 //! to that store from the node of the user who asks, which then tells the other side
-//! wherever its connection is (here, or on another node through the engine). Whoever
-//! closes an invitation (an answer, a cancel, the expiry) tells both sides what they
-//! hear, so each ends once. The expiry is a timer on the caller's node; when a node is
-//! gone, the node that applies `NodeGone` reads its users' pending invitations and runs
-//! their expiry instead (`adopt_expiries`). Results carry the INVITE family's typed error
-//! (`Outcome::Invitation`) or `Outcome::Unavailable` (the store is away);
-//! `session/invitations.rs` validates input and turns them into replies.
+//! wherever its connection is (here, or on another node through the engine, in order).
+//! Whoever closes an invitation (an answer, a cancel, the expiry) tells both sides what
+//! they hear, so each ends once. The expiry is a timer on the caller's node and, when the
+//! callee is on another node, on the callee's too (it comes with `invitation_received`):
+//! the first to close it tells both, so it expires even if one of the two nodes dies.
+//! Results carry the INVITE family's typed error (`Outcome::Invitation`) or
+//! `Outcome::Unavailable` (the store is away); `session/invitations.rs` validates input
+//! and turns them into replies.
 
 use std::time::Duration;
 
 use crate::protocol::{Event, InvitationAnswer, InviteError, WireCode};
 
-use crate::server::engine::invitations::{InvitationTerms, Opened};
+use crate::server::engine::invitations::{ExpiryWatch, InvitationTerms, Opened};
 use crate::server::engine::{InvitationKey, Outcome};
 use crate::server::outbox::ConnHandle;
 
@@ -27,7 +28,7 @@ const EXPIRY_RETRY: Duration = Duration::from_secs(1);
 
 impl Hub {
     /// `invite`: delivers `invitation_received` to an online callee and starts the
-    /// expiry here.
+    /// expiry (here, and on the callee's node).
     pub async fn invite(
         &self,
         app: &str,
@@ -40,18 +41,15 @@ impl Hub {
             return Outcome::Invitation(Err(InviteError::PeerOffline));
         }
         let timeout = self.config().invitation_timeout;
+        let now = self.config().clock.unix_ms();
         let terms = InvitationTerms {
             // Below 2^53, as every number the stores keep.
             epoch: rand::random::<u64>() >> 11,
-            expires_at_ms: crate::protocol::now_ms() + timeout.as_millis() as u64,
+            expires_at_ms: now + timeout.as_millis() as u64,
         };
         let cap = self.config().max_pending_invitations;
-        match self
-            .engine()
-            .invitations()
-            .open(app, &key, terms, cap)
-            .await
-        {
+        let store = self.engine().invitations();
+        match store.open(app, &key, terms, (cap, now)).await {
             Ok(Opened::Done) => {}
             // A cap per caller, so that no one can flood a callee's outbox with them.
             Ok(Opened::Duplicate | Opened::TooMany) => {
@@ -66,24 +64,31 @@ impl Hub {
             content,
             channel,
         };
-        self.tell(app, &callee, &received);
+        let watch = ExpiryWatch {
+            key: key.clone(),
+            epoch: terms.epoch,
+            after_ms: timeout.as_millis() as u64,
+        };
+        if !self.tell(app, &callee, &received, Some(watch)) {
+            // Gone since it was seen online: not invited after all.
+            let _ = store.close(app, &key, Some(terms.epoch)).await;
+            return Outcome::Invitation(Err(InviteError::PeerOffline));
+        }
         self.expire_after(app, key, terms.epoch, timeout);
         Outcome::Invitation(Ok(()))
     }
 
     /// `cancel_invitation` by the caller: the callee gets `invitation_canceled`.
     pub async fn cancel_invitation(&self, app: &str, key: InvitationKey) -> Outcome {
-        match self.engine().invitations().close(app, &key, None).await {
-            Ok(true) => {}
-            Ok(false) => return Outcome::Invitation(Err(InviteError::NotFound)),
-            Err(_) => return Outcome::Unavailable,
+        if let Err(refused) = self.close_invitation(app, &key).await {
+            return refused;
         }
         let (caller, callee, invitation_id) = key;
         let canceled = Event::InvitationCanceled {
             invitation_id,
             caller,
         };
-        self.tell(app, &callee, &canceled);
+        self.tell(app, &callee, &canceled, None);
         Outcome::Invitation(Ok(()))
     }
 
@@ -95,41 +100,49 @@ impl Hub {
         key: InvitationKey,
         (answer, response): (InvitationAnswer, String),
     ) -> Outcome {
-        match self.engine().invitations().close(app, &key, None).await {
-            Ok(true) => {}
-            Ok(false) => return Outcome::Invitation(Err(InviteError::NotFound)),
-            Err(_) => return Outcome::Unavailable,
+        // The caller may have moved to another node a moment ago.
+        self.caught_up(app).await;
+        if let Err(refused) = self.close_invitation(app, &key).await {
+            return refused;
         }
         let (caller, callee, invitation_id) = key;
         let answered = answer.event(invitation_id, callee, response);
-        if !self.tell(app, &caller, &answered) {
+        if !self.tell(app, &caller, &answered, None) {
             return Outcome::Invitation(Err(InviteError::PeerOffline));
         }
         Outcome::Invitation(Ok(()))
     }
 
-    /// Queues `event` on `user`'s connection, here or on its node; false if `user` is not
-    /// online anywhere (as this node's copy has it).
-    fn tell(&self, app: &str, user: &str, event: &Event) -> bool {
+    /// Closes a pending invitation for an answer or a cancel; the outcome to answer if
+    /// it was not pending (or the store is away).
+    async fn close_invitation(&self, app: &str, key: &InvitationKey) -> Result<(), Outcome> {
+        match self.engine().invitations().close(app, key, None).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Outcome::Invitation(Err(InviteError::NotFound))),
+            Err(_) => Err(Outcome::Unavailable),
+        }
+    }
+
+    /// Queues `event` on `user`'s connection, here or on its node (with `expiry`, which
+    /// that node runs too); false if `user` is not online anywhere (as this node's copy
+    /// has it).
+    fn tell(&self, app: &str, user: &str, event: &Event, expiry: Option<ExpiryWatch>) -> bool {
         let line = ConnHandle::encode_shared(event);
-        let node = {
-            let state = self.lock();
-            match state.shared.user(app, user).and_then(|u| u.conn.as_ref()) {
-                None => return false,
-                Some(conn) if conn.local.is_some() => {
-                    conn.push_line(&line);
-                    return true;
-                }
-                Some(conn) => conn.id.node,
+        if self.deliver_peer(app, user, &line) {
+            return true;
+        }
+        match self.locate(app, user) {
+            Some(node) => {
+                self.engine().deliver_on(node, (app, user), &line, expiry);
+                true
             }
-        };
-        self.engine().deliver_on(node, app, user, &line);
-        true
+            None => false,
+        }
     }
 
     /// Closes the invitation after `delay` if it is still the pending one of `epoch`;
     /// then both sides hear it expired.
-    fn expire_after(&self, app: &str, key: InvitationKey, epoch: u64, delay: Duration) {
+    pub(super) fn expire_after(&self, app: &str, key: InvitationKey, epoch: u64, delay: Duration) {
         let app = app.to_string();
         self.after(delay, move |hub| {
             let hub = hub.clone();
@@ -150,34 +163,16 @@ impl Hub {
                     reason: InviteError::Expired.code(),
                 };
                 for user in [&key.0, &key.1] {
-                    self.tell(&app, user, &failure);
+                    self.tell(&app, user, &failure, None);
                 }
             }
-            // Answered, canceled, or gone with its Redis' data.
+            // Answered, canceled, expired by the other side's node, or dropped with its
+            // Redis' data (or when the close went through but its answer was lost: then
+            // neither side hears of the expiry).
             Ok(false) => {}
-            // Until the store is back (its record goes by itself a minute after the
-            // expiry, and then this ends with nothing to close).
+            // Until the store is back (after a minute past the expiry the invitation is
+            // dropped there, and this ends with nothing to close).
             Err(_) => self.expire_after(&app, key, epoch, EXPIRY_RETRY),
         }
-    }
-
-    /// `users` were on a node that is gone: the expiry of the invitations they sent ran
-    /// there, and runs here now, each at its time (called on the origin of `NodeGone`).
-    pub(super) fn adopt_expiries(&self, app: &str, users: Vec<String>) {
-        let hub = self.clone();
-        let app = app.to_string();
-        tokio::spawn(async move {
-            let now = crate::protocol::now_ms();
-            for caller in users {
-                let Ok(pending) = hub.engine().invitations().pending(&app, &caller).await else {
-                    tracing::warn!(app, caller, "pending invitations of a gone node unread");
-                    continue;
-                };
-                for (key, terms) in pending {
-                    let left = Duration::from_millis(terms.expires_at_ms.saturating_sub(now));
-                    hub.expire_after(&app, key, terms.epoch, left);
-                }
-            }
-        });
     }
 }

@@ -258,8 +258,8 @@ impl Hub {
     }
 
     /// A node stopped beating: its users' connections are gone (the grace starts, run by
-    /// the origin), and the expiry of the invitations its users sent runs on the origin
-    /// now (`invitations.rs`). If that
+    /// the origin; the expiry of the invitations between its users and others runs on the
+    /// others' nodes too: `invitations.rs`). If that
     /// node is this one (it was only cut off), its connections are closed: the others
     /// already count them gone.
     pub(super) fn node_gone(&self, state: &mut State, app: &str, node: NodeId, here: Here) {
@@ -276,9 +276,6 @@ impl Hub {
             })
             .map(|(name, _)| name.clone())
             .collect();
-        if here.origin {
-            self.adopt_expiries(app, users.clone());
-        }
         for user in users {
             let entry = app_state.users.get_mut(&user).expect("listed above");
             let old = entry.conn.take();

@@ -1,9 +1,10 @@
 //! Messages straight to the nodes concerned, over Redis PUB/SUB: a peer message, its ack
 //! and its answer touch only the sender's and the receiver's nodes, and a channel message
 //! only the nodes with members of the channel (and so does a notifying write of its
-//! attributes: `channel_attributes.rs` publishes it on the channel's topic). The change
-//! streams (per app: membership, presence, invitations; `apps.rs`) carry no messages:
-//! messages, the bulk of the traffic, go this way.
+//! attributes: `channel_attributes.rs` publishes it on the channel's topic; and an event
+//! for a user on another node, an invitation's: `node_events.rs` publishes it to that
+//! node's inbox). The change streams (per app: membership, presence; `apps.rs`) carry no
+//! messages: messages, the bulk of the traffic, go this way.
 //!
 //! - **Topics.** Every node listens on its inbox (`rtm:n:<node>`) on every Redis of the
 //!   list, and on a channel's topic (`rtm:c:<app>:<channel>`), on the Redis that holds the
@@ -45,6 +46,7 @@ use crate::protocol::{
     ChannelAttribute, ChannelMsgError, Event, HistoryMessage, Message, SendResult,
 };
 use crate::server::engine::channel_attributes::updated_event;
+use crate::server::engine::invitations::ExpiryWatch;
 use crate::server::engine::{
     channel_conversation, peer_conversation, BoxFuture, Node, NodeId, NodeRef, Outcome, PeerRoute,
     RoutedMessage,
@@ -120,6 +122,10 @@ pub(super) enum TopicMessage {
         app: String,
         user: String,
         line: String,
+        /// The expiry of the invitation the event brings, which the receiving node runs
+        /// too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expiry: Option<ExpiryWatch>,
     },
 }
 
@@ -210,7 +216,7 @@ impl Feeds {
     }
 }
 
-fn inbox(node: NodeId) -> String {
+pub(super) fn inbox(node: NodeId) -> String {
     format!("rtm:n:{node}")
 }
 
@@ -489,12 +495,7 @@ pub fn ack_routed(inner: &Arc<Inner>, app: &str, user: &str, message_id: u64) ->
 }
 
 /// Publishes `answer` to `origin`'s inbox on `shard`, off the caller's path.
-pub(super) fn send_to_node(
-    inner: &Arc<Inner>,
-    shard: usize,
-    origin: NodeId,
-    answer: &TopicMessage,
-) {
+fn send_to_node(inner: &Arc<Inner>, shard: usize, origin: NodeId, answer: &TopicMessage) {
     let Ok(json) = serde_json::to_string(answer) else {
         return;
     };
@@ -726,9 +727,17 @@ async fn receive(inner: &Arc<Inner>, hub: &dyn Node, shard: usize, payload: &[u8
             let line = updated_event(&channel, &attributes);
             hub.deliver_channel(&app, &channel, None, &line);
         }
-        TopicMessage::Event { app, user, line } => {
+        TopicMessage::Event {
+            app,
+            user,
+            line,
+            expiry,
+        } => {
             if !hub.deliver_peer(&app, &user, &Arc::from(line)) {
                 tracing::debug!(app, user, "redis engine: an event's user is not here");
+            }
+            if let Some(expiry) = expiry {
+                hub.watch_invitation_expiry(&app, expiry);
             }
         }
     }

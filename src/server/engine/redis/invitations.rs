@@ -3,9 +3,10 @@
 //! invitation (`<callee> NUL <id>`, ids cannot hold NUL) whose value is its terms
 //! (`<epoch>:<expires at, unix ms>`). Each step is one script, so two nodes never both
 //! close one invitation, and the cap of pending invitations per caller holds across
-//! nodes. The hash expires a minute after its latest invitation would have, so a caller
-//! whose invitations nobody closed (its node died and so did the one adopting them)
-//! leaves nothing behind. What the steps mean: `engine/invitations.rs`.
+//! nodes. An invitation nobody closed (both nodes that ran its expiry died) is dropped a
+//! minute after its expiry by the caller's next `invite`, and the hash expires a minute
+//! after its latest invitation would have: nothing is left behind. What the steps mean:
+//! `engine/invitations.rs`.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -21,8 +22,16 @@ use super::{within_timeout, RedisEngine};
 const LINGER: Duration = Duration::from_secs(60);
 
 /// 1 opened, 0 pending already, -1 the caller's cap (ARGV[3]) reached; ARGV[4]: how long
-/// the hash must last at least (ms).
+/// the hash must last at least (ms). First drops the invitations nobody closed (both
+/// nodes that ran their expiry died) once they are ARGV[6] ms past their expiry (ARGV[5]
+/// is now, unix ms): they no longer count, nor block their id.
 const OPEN_LUA: &str = r"
+local stale = tonumber(ARGV[5]) - tonumber(ARGV[6])
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local expires = tonumber(string.match(all[i + 1], ':(%d+)$'))
+  if expires and expires < stale then redis.call('HDEL', KEYS[1], all[i]) end
+end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -53,37 +62,32 @@ fn terms_text(terms: InvitationTerms) -> String {
     format!("{}:{}", terms.epoch, terms.expires_at_ms)
 }
 
-fn parse_terms(text: &str) -> Option<InvitationTerms> {
-    let (epoch, expires) = text.split_once(':')?;
-    Some(InvitationTerms {
-        epoch: epoch.parse().ok()?,
-        expires_at_ms: expires.parse().ok()?,
-    })
-}
-
 impl InvitationStore for RedisEngine {
     fn open(
         &self,
         app: &str,
         (caller, callee, id): &InvitationKey,
         terms: InvitationTerms,
-        cap: usize,
+        (cap, now): (usize, u64),
     ) -> BoxFuture<Result<Opened, Unavailable>> {
         static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(OPEN_LUA));
         let mut conn = self.user_shard(app, caller);
         let key = key(app, caller);
         let field = field(callee, id);
+        let linger = LINGER.as_millis() as u64;
         let lasting = terms
             .expires_at_ms
-            .saturating_sub(crate::protocol::now_ms())
-            .saturating_add(LINGER.as_millis() as u64);
+            .saturating_sub(now)
+            .saturating_add(linger);
         Box::pin(async move {
             let mut call = SCRIPT.prepare_invoke();
             call.key(&key)
                 .arg(&field)
                 .arg(terms_text(terms))
                 .arg(cap)
-                .arg(lasting);
+                .arg(lasting)
+                .arg(now)
+                .arg(linger);
             let opened: i64 =
                 within_timeout("opening an invitation", call.invoke_async(&mut conn)).await?;
             Ok(match opened {
@@ -112,45 +116,5 @@ impl InvitationStore for RedisEngine {
                 within_timeout("closing an invitation", call.invoke_async(&mut conn)).await?;
             Ok(closed == 1)
         })
-    }
-
-    fn pending(
-        &self,
-        app: &str,
-        caller: &str,
-    ) -> BoxFuture<Result<Vec<(InvitationKey, InvitationTerms)>, Unavailable>> {
-        let mut conn = self.user_shard(app, caller);
-        let key = key(app, caller);
-        let caller = caller.to_string();
-        Box::pin(async move {
-            let fields: Vec<(String, String)> = within_timeout(
-                "reading pending invitations",
-                redis::cmd("HGETALL").arg(&key).query_async(&mut conn),
-            )
-            .await?;
-            Ok(fields
-                .iter()
-                .filter_map(|(field, terms)| {
-                    let (callee, id) = field.split_once('\0')?;
-                    let key = (caller.clone(), callee.to_string(), id.to_string());
-                    Some((key, parse_terms(terms)?))
-                })
-                .collect())
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn terms_read_back_as_written() {
-        let terms = InvitationTerms {
-            epoch: 1 << 52,
-            expires_at_ms: 1_800_000_000_000,
-        };
-        assert_eq!(parse_terms(&terms_text(terms)), Some(terms));
-        assert_eq!(parse_terms("12"), None);
     }
 }

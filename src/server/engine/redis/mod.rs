@@ -33,7 +33,8 @@
 //!   [`HEARTBEAT_TTL`] expiry. A node that sees another node's key missing for a whole
 //!   TTL while its own Redis calls worked submits `NodeGone` to each app that names it:
 //!   that node's users then go through the grace period like dropped connections (their
-//!   channels held, then left), and its timers are adopted.
+//!   channels held, then left), and its grace timers are adopted (an invitation's expiry
+//!   runs on the callee's node as well as the caller's: `hub/invitations.rs`).
 //! - **History** goes to one sorted set per conversation (`rtm:h:<app>:<conv>`, scored by
 //!   message id, trimmed to the cap) on the conversation's Redis: written with the message
 //!   itself by `feed.rs`, or for a cached message by a writer task per Redis.
@@ -59,6 +60,7 @@ use crate::server::config::RedisSettings;
 use crate::server::outbox::ConnHandle;
 use crate::server::store::HistoryQuery;
 
+use super::invitations::ExpiryWatch;
 use super::{
     BoxFuture, Change, ChannelAttributeStore, Engine, EventFeedStore, InvitationStore,
     MessageStore, Node, NodeId, NodeRef, Outcome, PeerRoute, ReadError, RoutedMessage, Submitted,
@@ -71,13 +73,14 @@ mod channel_attributes;
 mod event_feeds;
 mod feed;
 mod invitations;
+mod node_events;
 mod retried;
 pub mod shards;
 mod user_attributes;
 
 use apps::{AppKeys, Apps, SUBMIT_LUA};
 use batch::Router;
-use shards::{shard_of, shard_of_user, Shard};
+use shards::{shard_of, Shard};
 
 /// A request gives up on Redis after this long and is answered with its family's failure.
 pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -193,6 +196,8 @@ struct Inner {
     retried: retried::Retried,
     /// Feed events on their way to their app's Redis (`event_feeds.rs`).
     event_feeds: event_feeds::FeedQueue,
+    /// Events for users on other nodes, in order (`node_events.rs`).
+    node_events: node_events::NodeEvents,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -287,6 +292,7 @@ impl RedisEngine {
                 stop: watch::channel(false).0,
                 retried: retried::Retried::default(),
                 event_feeds: event_feeds::FeedQueue::default(),
+                node_events: node_events::NodeEvents::default(),
                 tasks: Mutex::default(),
             }),
         };
@@ -376,14 +382,8 @@ impl Engine for RedisEngine {
         self
     }
 
-    fn deliver_on(&self, node: NodeId, app: &str, user: &str, line: &str) {
-        let shard = shard_of_user(self.inner.shards.len(), app, user);
-        let event = feed::TopicMessage::Event {
-            app: app.to_string(),
-            user: user.to_string(),
-            line: line.to_string(),
-        };
-        feed::send_to_node(&self.inner, shard, node, &event);
+    fn deliver_on(&self, node: NodeId, to: (&str, &str), line: &str, expiry: Option<ExpiryWatch>) {
+        node_events::send(&self.inner, node, to, line, expiry);
     }
 
     fn queue_depth(&self) -> usize {
@@ -429,6 +429,7 @@ impl Engine for RedisEngine {
         tasks.push(tokio::spawn(feed::sweep(Arc::clone(inner), hub.to_ref())));
         tasks.push(tokio::spawn(retried::run(Arc::clone(inner))));
         tasks.push(tokio::spawn(event_feeds::run(Arc::clone(inner))));
+        tasks.push(tokio::spawn(node_events::run(Arc::clone(inner))));
     }
 
     fn stop(&self) -> BoxFuture<()> {
