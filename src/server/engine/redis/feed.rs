@@ -216,7 +216,7 @@ impl Feeds {
     }
 }
 
-pub(super) fn inbox(node: NodeId) -> String {
+fn inbox(node: NodeId) -> String {
     format!("rtm:n:{node}")
 }
 
@@ -499,18 +499,28 @@ fn send_to_node(inner: &Arc<Inner>, shard: usize, origin: NodeId, answer: &Topic
     let Ok(json) = serde_json::to_string(answer) else {
         return;
     };
-    let mut conn = inner.shards[shard].conn.clone();
+    let conn = inner.shards[shard].conn.clone();
     tokio::spawn(async move {
-        let mut publish = redis::cmd("PUBLISH");
-        publish.arg(inbox(origin)).arg(json);
-        let published = publish.query_async::<u64>(&mut conn);
-        if !matches!(
-            tokio::time::timeout(SUBMIT_TIMEOUT, published).await,
-            Ok(Ok(_))
-        ) {
+        if !publish_to_inbox(conn, origin, json).await {
             tracing::debug!("redis engine: an answer to a sender's node was lost");
         }
     });
+}
+
+/// Publishes `json` to `node`'s inbox over `conn`; false if Redis did not take it in
+/// time.
+pub(super) async fn publish_to_inbox(
+    mut conn: redis::aio::ConnectionManager,
+    node: NodeId,
+    json: String,
+) -> bool {
+    let mut publish = redis::cmd("PUBLISH");
+    publish.arg(inbox(node)).arg(json);
+    let published = publish.query_async::<u64>(&mut conn);
+    matches!(
+        tokio::time::timeout(SUBMIT_TIMEOUT, published).await,
+        Ok(Ok(_))
+    )
 }
 
 /// `Engine::watch_channel`: subscribes to the channel's topic (once) before a join.

@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use crate::server::engine::invitations::ExpiryWatch;
 use crate::server::engine::NodeId;
 
-use super::feed::{inbox, TopicMessage};
+use super::feed::{publish_to_inbox, TopicMessage};
 use super::shards::shard_of_user;
-use super::{lock, stopped, Inner, SUBMIT_TIMEOUT};
+use super::{lock, stopped, Inner};
 
 /// Events waiting to be published at most.
 const QUEUE: usize = 65_536;
@@ -83,14 +83,8 @@ pub(super) async fn run(inner: Arc<Inner>) {
         let Some(Outbound { shard, node, json }) = next else {
             return;
         };
-        let mut conn = inner.shards[shard].conn.clone();
-        let mut publish = redis::cmd("PUBLISH");
-        publish.arg(inbox(node)).arg(json);
-        let published = publish.query_async::<u64>(&mut conn);
-        if !matches!(
-            tokio::time::timeout(SUBMIT_TIMEOUT, published).await,
-            Ok(Ok(_))
-        ) {
+        let conn = inner.shards[shard].conn.clone();
+        if !publish_to_inbox(conn, node, json).await {
             tracing::warn!(
                 node,
                 "redis engine: an event for another node's user is lost"
