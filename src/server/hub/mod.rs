@@ -268,8 +268,19 @@ impl Hub {
             origin: stamp.origin == self.node(),
             conn,
         };
-        let app = change.app().to_string();
+        // Messages and acks make no feed events: their hot path skips the look.
+        let quiet = matches!(
+            change,
+            Change::SendPeer { .. }
+                | Change::SendChannel { .. }
+                | Change::Ack { .. }
+                | Change::ForgetCached { .. }
+        );
+        let app = (!quiet).then(|| change.app().to_string());
         let outcome = self.apply_change(state, change, here);
+        let Some(app) = app else {
+            return outcome;
+        };
         if let Some(app_state) = state.apps().get_mut(&app) {
             let noted = std::mem::take(&mut app_state.admin.noted);
             if here.origin {
