@@ -489,6 +489,16 @@ fn user_of_app_on(shard: usize, count: usize, app: &str, prefix: &str) -> String
         .expect("some name lands on every shard")
 }
 
+/// An app whose stream (like the heartbeats) is on the first of two Redis, named from
+/// `prefix`, and two of its users: `kept`, whose own keys are on that Redis, and `lost`,
+/// whose are on the second (the one a test kills).
+fn app_with_a_user_on_each_redis(prefix: &str) -> (String, String, String) {
+    let app = app_on(0, 2, prefix);
+    let kept = user_of_app_on(0, 2, &app, "kept");
+    let lost = user_of_app_on(1, 2, &app, "lost");
+    (app, kept, lost)
+}
+
 /// The attributes `reader` gets for `user` (asserting the read is answered 0).
 async fn attributes_of(reader: &mut RawConn, user: &str) -> serde_json::Value {
     let reply = reader
@@ -506,11 +516,7 @@ async fn attributes_of(reader: &mut RawConn, user: &str) -> serde_json::Value {
 async fn user_attributes_live_on_their_users_redis_not_in_the_shared_state() {
     let mut cluster = Cluster::start_sharded(2, 2, &["--grace", "1"]).await;
     // The app's stream and the heartbeats on the first Redis; one user on each.
-    let app = app_on(0, 2, "attrs");
-    let (kept, lost) = (
-        user_of_app_on(0, 2, &app, "kept"),
-        user_of_app_on(1, 2, &app, "lost"),
-    );
+    let (app, kept, lost) = app_with_a_user_on_each_redis("attrs");
     let mut kept_conn = login_to(&cluster.url(0), &app, &kept).await;
     let mut lost_conn = login_to(&cluster.url(1), &app, &lost).await;
     let mut bob = login_to(&cluster.url(1), &app, "bob").await;
@@ -847,11 +853,7 @@ const NODE_DOWN_WAIT: Duration = Duration::from_secs(30);
 async fn invitations_live_on_their_callers_redis_and_expire_when_its_node_dies() {
     let expiry = INVITE_EXPIRY.as_secs().to_string();
     let mut cluster = Cluster::start_sharded(2, 2, &["--invite-expiry", &expiry]).await;
-    let app = app_on(0, 2, "calls");
-    let (kept, lost) = (
-        user_of_app_on(0, 2, &app, "kept"),
-        user_of_app_on(1, 2, &app, "lost"),
-    );
+    let (app, kept, lost) = app_with_a_user_on_each_redis("calls");
     let mut kept_conn = login_to(&cluster.url(0), &app, &kept).await;
     let mut lost_conn = login_to(&cluster.url(0), &app, &lost).await;
     let mut bob = login_to(&cluster.url(1), &app, "bob").await;

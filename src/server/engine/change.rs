@@ -131,6 +131,18 @@ pub enum Change {
 }
 
 impl Change {
+    /// A message, its ack, or a cached one's undoing: the bulk of the changes, which
+    /// touch neither presence nor membership (so they make no feed events).
+    pub fn is_message(&self) -> bool {
+        matches!(
+            self,
+            Change::SendPeer { .. }
+                | Change::SendChannel { .. }
+                | Change::Ack { .. }
+                | Change::ForgetCached { .. }
+        )
+    }
+
     /// The app whose state the change is to: each app's changes are ordered on their own
     /// (the Redis engine keeps one stream per app).
     pub fn app(&self) -> &str {

@@ -28,6 +28,13 @@ pub const FEED_CAP: usize = 2000;
 /// Events one pull returns at most (Agora's 1,000).
 pub const FEED_PULL_MAX: usize = 1000;
 
+/// Drops the oldest of `events` (front first) past [`FEED_CAP`], as a feed does.
+pub fn keep_the_newest<T>(events: &mut VecDeque<T>) {
+    while events.len() > FEED_CAP {
+        events.pop_front();
+    }
+}
+
 /// Ranks of events one change can order (a change that makes more, such as a node gone
 /// with thousands of users, orders the rest by their content).
 pub const RANKS_PER_CHANGE: u64 = 1024;
@@ -71,9 +78,7 @@ impl EventFeedStore for InMemoryEventFeeds {
         let mut feeds = self.feeds();
         let queue = feeds.entry((app.to_string(), feed)).or_default();
         queue.push_back(event);
-        while queue.len() > FEED_CAP {
-            queue.pop_front();
-        }
+        keep_the_newest(queue);
     }
 
     fn take(
@@ -94,7 +99,7 @@ impl EventFeedStore for InMemoryEventFeeds {
             }
             None => Vec::new(),
         };
-        Box::pin(async move { Ok(taken) })
+        Box::pin(std::future::ready(Ok(taken)))
     }
 }
 

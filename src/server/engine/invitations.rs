@@ -88,10 +88,6 @@ impl InMemoryInvitations {
     }
 }
 
-fn ready<T: Send + 'static>(value: T) -> BoxFuture<Result<T, Unavailable>> {
-    Box::pin(async move { Ok(value) })
-}
-
 impl InvitationStore for InMemoryInvitations {
     fn open(
         &self,
@@ -116,7 +112,7 @@ impl InvitationStore for InMemoryInvitations {
         if pending.is_empty() {
             callers.remove(&(app.to_string(), caller.clone()));
         }
-        ready(opened)
+        Box::pin(std::future::ready(Ok(opened)))
     }
 
     fn close(
@@ -128,7 +124,7 @@ impl InvitationStore for InMemoryInvitations {
         let mut callers = self.callers();
         let key = (app.to_string(), caller.clone());
         let Some(pending) = callers.get_mut(&key) else {
-            return ready(false);
+            return Box::pin(std::future::ready(Ok(false)));
         };
         let invitation = (callee.clone(), id.clone());
         let closed = pending
@@ -140,7 +136,7 @@ impl InvitationStore for InMemoryInvitations {
                 callers.remove(&key);
             }
         }
-        ready(closed)
+        Box::pin(std::future::ready(Ok(closed)))
     }
 }
 

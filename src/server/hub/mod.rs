@@ -268,15 +268,8 @@ impl Hub {
             origin: stamp.origin == self.node(),
             conn,
         };
-        // Messages and acks make no feed events: their hot path skips the look.
-        let quiet = matches!(
-            change,
-            Change::SendPeer { .. }
-                | Change::SendChannel { .. }
-                | Change::Ack { .. }
-                | Change::ForgetCached { .. }
-        );
-        let app = (!quiet).then(|| change.app().to_string());
+        // Messages make no feed events: their hot path skips the look.
+        let app = (!change.is_message()).then(|| change.app().to_string());
         let outcome = self.apply_change(state, change, here);
         let Some(app) = app else {
             return outcome;

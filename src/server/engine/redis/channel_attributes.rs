@@ -19,7 +19,7 @@ use crate::server::engine::{Replaced, Unavailable};
 
 use super::feed::{channel_topic, TopicMessage};
 use super::shards::shard_of_channel;
-use super::{within_timeout, RedisEngine};
+use super::{attributes_from, within_timeout, RedisEngine};
 
 /// Takes a view of the members (epoch string, epoch, occupied 0/1) if it is the latest
 /// and sets the expiry as the latest says (see `ChannelAttributeRecord::observe` in
@@ -105,10 +105,7 @@ impl ChannelAttributeStore for RedisEngine {
             let (Some(version), Some(json)) = fields else {
                 return Ok(StoredChannelAttributes::default());
             };
-            let attributes = serde_json::from_str(&json).map_err(|error| {
-                tracing::error!(%error, key, "unreadable channel attributes");
-                Unavailable
-            })?;
+            let attributes = attributes_from(&json, &key, "channel attributes")?;
             Ok(StoredChannelAttributes {
                 version,
                 attributes,

@@ -19,7 +19,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use redis::Script;
 use tokio::sync::Notify;
 
-use crate::server::engine::event_feeds::{EventFeedStore, FEED_CAP};
+use crate::server::engine::event_feeds::{keep_the_newest, EventFeedStore, FEED_CAP};
 use crate::server::engine::{BoxFuture, Feed, FeedEvent, Unavailable};
 
 use super::retried::next_round;
@@ -67,14 +67,6 @@ struct FeedBacklog {
     events: VecDeque<(u64, String)>,
 }
 
-impl FeedBacklog {
-    fn keep_the_newest(&mut self) {
-        while self.events.len() > FEED_CAP {
-            self.events.pop_front();
-        }
-    }
-}
-
 impl EventFeedStore for RedisEngine {
     fn record(&self, app: &str, feed: Feed, place: u64, event: FeedEvent) {
         let Ok(json) = serde_json::to_string(&event) else {
@@ -86,7 +78,7 @@ impl EventFeedStore for RedisEngine {
         let entry = queued.entry(key(app, feed)).or_default();
         entry.shard = shard;
         entry.events.push_back((place, format!("{place}:{json}")));
-        entry.keep_the_newest();
+        keep_the_newest(&mut entry.events);
         drop(queued);
         queue.added.notify_one();
     }
@@ -194,7 +186,7 @@ fn put_back(queue: &FeedQueue, sent: Vec<(String, FeedBacklog)>) {
         entry.shard = old.shard;
         old.events.append(&mut entry.events);
         entry.events = old.events;
-        entry.keep_the_newest();
+        keep_the_newest(&mut entry.events);
     }
 }
 

@@ -604,6 +604,19 @@ impl Complaint {
     }
 }
 
+/// Attributes read from `key`'s hash (`what` names them in the log): an unreadable value
+/// is logged and answered as the store being unavailable, the family's failure.
+fn attributes_from<T: serde::de::DeserializeOwned>(
+    json: &str,
+    key: &str,
+    what: &'static str,
+) -> Result<T, Unavailable> {
+    serde_json::from_str(json).map_err(|error| {
+        tracing::error!(%error, key, "unreadable {what}");
+        Unavailable
+    })
+}
+
 /// Runs a Redis call with the engine's timeout; a failure is logged and `Unavailable`.
 async fn within_timeout<T>(
     what: &'static str,

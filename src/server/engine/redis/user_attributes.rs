@@ -13,7 +13,7 @@ use crate::server::engine::user_attributes::{StoredAttributes, UserAttributeStor
 use crate::server::engine::{BoxFuture, Replaced, Unavailable};
 
 use super::shards::shard_of_user;
-use super::{within_timeout, RedisEngine};
+use super::{attributes_from, within_timeout, RedisEngine};
 
 /// Writes the attributes if the hash is still at the version the writer read (none, or
 /// an older generation's, counts as version 0): 1 written, 0 changed meanwhile, -1 the
@@ -76,10 +76,7 @@ impl UserAttributeStore for RedisEngine {
             if stored_generation != generation.to_string() {
                 return Ok(StoredAttributes::default());
             }
-            let attributes = serde_json::from_str(&json).map_err(|error| {
-                tracing::error!(%error, key, "unreadable user attributes");
-                Unavailable
-            })?;
+            let attributes = attributes_from(&json, &key, "user attributes")?;
             Ok(StoredAttributes {
                 version,
                 attributes,
