@@ -213,6 +213,8 @@ struct Departure<'a> {
 impl Drop for Departure<'_> {
     fn drop(&mut self) {
         let conn = &self.session.conn;
+        // Whatever it followed ends with it (subscriptions stay the user's).
+        self.hub.end_following(self.hub.conn_id(conn));
         if let Some(me) = self.session.identity.take() {
             self.hub
                 .submit_detached(crate::server::engine::Change::Disconnected {

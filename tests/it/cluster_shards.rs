@@ -958,3 +958,75 @@ async fn a_node_that_stops_records_its_users_logouts_first() {
     cluster.nodes[1].terminate().await;
     pull_until(&n1, app, "user_events", &[("bob", &["Logout"])]).await;
 }
+
+/// The `peers_online_status` event `conn` gets next for `peer`, as its state.
+async fn status_event(conn: &mut RawConn, peer: &str) -> serde_json::Value {
+    let event = conn.expect_event("peers_online_status").await;
+    event["peers"][peer].clone()
+}
+
+/// Presence subscriptions are no change to the shared state: each user's live in a hash
+/// on the Redis its id hashes to (the app's stream holds no subscribe), and its events
+/// come from the node holding the subscriber. A subscriber that moves to the other node
+/// within the grace keeps its subscriptions there (and its events follow it, from that
+/// node); with its Redis down only its subscribes fail (QUERY 1, promptly) while a user
+/// on the other Redis goes on; a logout deletes the hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_subscriptions_live_on_their_users_redis_and_follow_them_to_another_node() {
+    let mut cluster = Cluster::start_sharded(2, 2, &["--grace", "10"]).await;
+    let (app, kept, lost) = app_with_a_user_on_each_redis("subs");
+    let subscribe =
+        |peers: serde_json::Value| json!({"op": "subscribe_peers_online", "peers": peers});
+    let mut kept_conn = login_to(&cluster.url(0), &app, &kept).await;
+    let mut lost_conn = login_to(&cluster.url(1), &app, &lost).await;
+    kept_conn.ok(subscribe(json!(["bob", "carol"]))).await;
+    assert_eq!(status_event(&mut kept_conn, "bob").await, "offline");
+    lost_conn.ok(subscribe(json!(["bob"]))).await;
+    assert_eq!(status_event(&mut lost_conn, "bob").await, "offline");
+
+    let hash = |user: &str| format!("rtm:sub:{app}:{user}");
+    assert_each_on_its_redis(&cluster, hash, [&kept, &lost]).await;
+    let stream = stream_of(&cluster, &app).await;
+    assert!(stream.contains("login"), "the app's stream: {stream}");
+    assert!(
+        !stream.contains("subscribe"),
+        "a subscribe in the stream: {stream}"
+    );
+
+    // bob comes on node 1: both subscribers hear it, each from its own node.
+    let mut bob = login_to(&cluster.url(1), &app, "bob").await;
+    assert_eq!(status_event(&mut kept_conn, "bob").await, "online");
+    assert_eq!(status_event(&mut lost_conn, "bob").await, "online");
+
+    // kept drops and logs in again on node 1 within the grace: its subscriptions came
+    // along, and bob's logout reaches it there.
+    kept_conn.drop_abruptly();
+    let mut kept_conn = login_to(&cluster.url(1), &app, &kept).await;
+    let subscribed = kept_conn.ok(json!({"op": "query_subscribed_peers"})).await;
+    assert_eq!(subscribed["peers"], json!(["bob", "carol"]));
+    bob.ok(json!({"op": "logout"})).await;
+    assert_eq!(status_event(&mut kept_conn, "bob").await, "offline");
+    assert_eq!(status_event(&mut lost_conn, "bob").await, "offline");
+
+    // lost's Redis (the second, `shards[0]`) down: its subscribes fail at once, kept's
+    // go on.
+    cluster.shards[0].kill().await;
+    let started = Instant::now();
+    let carol = subscribe(json!(["carol"]));
+    fails_while_down(&mut lost_conn, carol.clone(), 1, "a subscribe").await;
+    assert!(started.elapsed() < OUTAGE_ANSWER, "{:?}", started.elapsed());
+    kept_conn.ok(subscribe(json!(["dave"]))).await;
+    assert_eq!(status_event(&mut kept_conn, "dave").await, "offline");
+    cluster.shards[0].restart().await;
+    until_it_works(&mut lost_conn, carol, &lost).await;
+
+    // A logout forgets them: the hash goes.
+    kept_conn.ok(json!({"op": "logout"})).await;
+    let key = format!("rtm:sub:{app}:{kept}");
+    wait_until_gone(
+        cluster.redis_server(0),
+        &key,
+        "kept's subscriptions after a logout",
+    )
+    .await;
+}

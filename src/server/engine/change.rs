@@ -5,15 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{
-    ChannelMsgError, InviteError, JoinError, LeaveError, Message, QueryError, SendResult,
-};
+use crate::protocol::{ChannelMsgError, InviteError, JoinError, LeaveError, Message, SendResult};
 
 /// A node of the cluster (0 on one node; a random id per process on Redis).
 pub type NodeId = u64;
 
 /// A connection anywhere in the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ConnId {
     pub node: NodeId,
     pub conn: u64,
@@ -92,18 +90,6 @@ pub enum Change {
         #[serde(default)]
         from_server: bool,
     },
-    /// `subscribe_peers_online`; the reply and the current states follow on the origin.
-    Subscribe {
-        app: String,
-        user: String,
-        peers: Vec<String>,
-        request_id: u32,
-    },
-    Unsubscribe {
-        app: String,
-        user: String,
-        peers: Vec<String>,
-    },
     /// Login or renewal: the token of `user` on `conn` ends at `expires_at`.
     WatchToken {
         app: String,
@@ -156,8 +142,6 @@ impl Change {
             | Change::Join { app, .. }
             | Change::Leave { app, .. }
             | Change::SendChannel { app, .. }
-            | Change::Subscribe { app, .. }
-            | Change::Unsubscribe { app, .. }
             | Change::WatchToken { app, .. }
             | Change::GraceOver { app, .. }
             | Change::TokenExpired { app, .. }
@@ -199,8 +183,6 @@ pub enum Outcome {
     Sent(Result<SendResult, ChannelMsgError>),
     /// `send_peer`.
     Peer(PeerSend),
-    /// `subscribe_peers_online` (on success the hub answered already, with the states).
-    Subscribed(Result<(), QueryError>),
     /// `invite`, `cancel_invitation`, `accept_invitation`, `refuse_invitation`.
     Invitation(Result<(), InviteError>),
     /// An operator's change (`hub/admin.rs`).

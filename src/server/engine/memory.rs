@@ -1,7 +1,8 @@
 //! The single-node engine (the default): a change is applied the moment it is submitted,
 //! under the hub's lock, so the order of changes is the order of the lock. SQLite (`Store`)
-//! keeps history, the offline cache and the message id counter; attributes are in memory
-//! (`user_attributes.rs`, `channel_attributes.rs`).
+//! keeps history, the offline cache and the message id counter; attributes and presence
+//! subscriptions are in memory (`user_attributes.rs`, `channel_attributes.rs`,
+//! `subscriptions.rs`).
 
 use std::sync::Mutex;
 
@@ -12,6 +13,7 @@ use crate::server::store::{HistoryQuery, Loaded, Store, ID_BLOCK};
 use super::channel_attributes::InMemoryChannelAttributes;
 use super::event_feeds::{EventFeedStore, InMemoryEventFeeds};
 use super::invitations::{InMemoryInvitations, InvitationStore};
+use super::subscriptions::{InMemorySubscriptions, SubscriptionStore};
 use super::user_attributes::InMemoryUserAttributes;
 use super::{
     BoxFuture, Change, ChannelAttributeStore, Engine, MessageStore, Node, NodeId, ReadError, Stamp,
@@ -28,6 +30,7 @@ pub struct MemoryEngine {
     channel_attributes: InMemoryChannelAttributes,
     event_feeds: InMemoryEventFeeds,
     invitations: InMemoryInvitations,
+    subscriptions: InMemorySubscriptions,
 }
 
 /// The message id counter and its reservation on disk.
@@ -56,6 +59,7 @@ impl MemoryEngine {
             channel_attributes: InMemoryChannelAttributes::default(),
             event_feeds: InMemoryEventFeeds::default(),
             invitations: InMemoryInvitations::default(),
+            subscriptions: InMemorySubscriptions::default(),
         }
     }
 }
@@ -144,6 +148,10 @@ impl Engine for MemoryEngine {
 
     fn invitations(&self) -> &dyn InvitationStore {
         &self.invitations
+    }
+
+    fn subscriptions(&self) -> &dyn SubscriptionStore {
+        &self.subscriptions
     }
 
     fn queue_depth(&self) -> usize {

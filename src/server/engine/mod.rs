@@ -2,20 +2,21 @@
 //!
 //! The hub (`hub/`) keeps everything node-local: this node's connections and their
 //! ordered delivery, pending acks, timers. What users on different nodes must agree on
-//! (who is online where, channel membership, presence subscriptions, the offline cache)
-//! is, per app, one deterministic state that every node
-//! serving the app holds a copy of and changes only by applying [`Change`]s. Attributes
-//! are kept apart, per user ([`UserAttributeStore`]) and per channel
-//! ([`ChannelAttributeStore`]), and so are the REST API's event feeds
-//! ([`EventFeedStore`]) and pending call invitations ([`InvitationStore`]), so that a
-//! node holds none it has no use for. An engine does three things:
+//! (who is online where, channel membership, the offline cache, bans) is, per app, one
+//! deterministic state that every node serving the app holds a copy of and changes only
+//! by applying [`Change`]s. Attributes are kept apart, per user ([`UserAttributeStore`])
+//! and per channel ([`ChannelAttributeStore`]), and so are presence subscriptions
+//! ([`SubscriptionStore`], per user), the REST API's event feeds ([`EventFeedStore`])
+//! and pending call invitations ([`InvitationStore`]), so that a node holds none it has
+//! no use for. An engine does three things:
 //!
 //! - [`Engine::submit`] puts a change in its app's order (every node holding the app
 //!   applies its changes in that order), and hands it back to this node's hub to apply;
 //! - it keeps history (a [`MessageStore`]): appends, reads, and the durable copy of the
 //!   offline cache where the order itself is not durable;
-//! - it keeps attributes (`user_attributes.rs`, `channel_attributes.rs`), the event
-//!   feeds (`event_feeds.rs`) and pending invitations (`invitations.rs`).
+//! - it keeps attributes (`user_attributes.rs`, `channel_attributes.rs`), presence
+//!   subscriptions (`subscriptions.rs`), the event feeds (`event_feeds.rs`) and pending
+//!   invitations (`invitations.rs`).
 //!
 //! Two engines: [`memory`] (one node: a change is applied at once; SQLite keeps history,
 //! the offline cache and the id counter) and [`redis`] (several nodes: an app's changes
@@ -38,10 +39,12 @@
 mod change;
 pub mod channel_attributes;
 pub mod event_feeds;
+mod generations;
 pub mod invitations;
 pub mod memory;
 mod node;
 pub mod redis;
+pub mod subscriptions;
 pub mod user_attributes;
 
 pub use change::*;
@@ -49,6 +52,7 @@ pub use channel_attributes::ChannelAttributeStore;
 pub use event_feeds::EventFeedStore;
 pub use invitations::InvitationStore;
 pub use node::{Node, NodeRef, SharedState};
+pub use subscriptions::SubscriptionStore;
 pub use user_attributes::UserAttributeStore;
 
 use std::future::Future;
@@ -130,6 +134,9 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
 
     /// Pending call invitations, kept outside the shared state (`invitations.rs`).
     fn invitations(&self) -> &dyn InvitationStore;
+
+    /// Presence subscriptions, kept outside the shared state (`subscriptions.rs`).
+    fn subscriptions(&self) -> &dyn SubscriptionStore;
 
     /// Hands an encoded event to the connection of `to` (app, user) on `node`, another
     /// node of the cluster (one node: there is none), in the order of these calls; with

@@ -12,11 +12,9 @@
 //! `version`, and the write takes only if the record is still there. The rules (size
 //! limits) are the hub's (`hub/attributes.rs`), applied between the read and the write.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use crate::protocol::Attributes;
 
+use super::generations::{OfGeneration, PerUser};
 use super::{BoxFuture, Replaced, Unavailable};
 
 /// A user's attributes as read, with the version a write must find.
@@ -56,21 +54,7 @@ pub trait UserAttributeStore: Send + Sync {
 /// One node's user attributes, in memory (the memory engine's).
 #[derive(Debug, Default)]
 pub struct InMemoryUserAttributes {
-    records: Mutex<HashMap<(String, String), UserAttributeRecord>>,
-}
-
-#[derive(Debug)]
-struct UserAttributeRecord {
-    generation: u64,
-    stored: StoredAttributes,
-}
-
-impl InMemoryUserAttributes {
-    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), UserAttributeRecord>> {
-        self.records
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+    records: PerUser<StoredAttributes>,
 }
 
 impl UserAttributeStore for InMemoryUserAttributes {
@@ -81,10 +65,11 @@ impl UserAttributeStore for InMemoryUserAttributes {
         generation: u64,
     ) -> BoxFuture<Result<StoredAttributes, Unavailable>> {
         let stored = self
-            .records()
+            .records
+            .lock()
             .get(&(app.to_string(), user.to_string()))
             .filter(|record| record.generation == generation)
-            .map(|record| record.stored.clone())
+            .map(|record| record.value.clone())
             .unwrap_or_default();
         Box::pin(std::future::ready(Ok(stored)))
     }
@@ -97,21 +82,21 @@ impl UserAttributeStore for InMemoryUserAttributes {
         version: u64,
         attributes: &Attributes,
     ) -> BoxFuture<Result<Replaced, Unavailable>> {
-        let mut records = self.records();
+        let mut records = self.records.lock();
         let key = (app.to_string(), user.to_string());
         let current = match records.get(&key) {
             Some(record) if record.generation > generation => {
                 return Box::pin(std::future::ready(Ok(Replaced::Stale)));
             }
-            Some(record) if record.generation == generation => record.stored.version,
+            Some(record) if record.generation == generation => record.value.version,
             _ => 0,
         };
         let replaced = if current == version {
             records.insert(
                 key,
-                UserAttributeRecord {
+                OfGeneration {
                     generation,
-                    stored: StoredAttributes {
+                    value: StoredAttributes {
                         version: version + 1,
                         attributes: attributes.clone(),
                     },
@@ -125,14 +110,7 @@ impl UserAttributeStore for InMemoryUserAttributes {
     }
 
     fn forget(&self, app: &str, user: &str, generation: u64) {
-        let mut records = self.records();
-        let key = (app.to_string(), user.to_string());
-        if records
-            .get(&key)
-            .is_some_and(|record| record.generation <= generation)
-        {
-            records.remove(&key);
-        }
+        self.records.forget(app, user, generation);
     }
 }
 
@@ -180,6 +158,6 @@ mod tests {
         store.forget("app", "bob", 1);
         assert_eq!(store.read("app", "bob", 2).await.unwrap().attributes, new);
         store.forget("app", "bob", 2);
-        assert!(store.records().is_empty());
+        assert!(store.records.lock().is_empty());
     }
 }

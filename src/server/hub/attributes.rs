@@ -149,16 +149,12 @@ impl Hub {
         conn: ConnId,
         write: &AttributeWrite,
     ) -> Result<(), AttrError> {
-        // The user's generation while `conn` is its session (it ends with a kick, a
-        // remote login elsewhere or a logout): asked again before each write, so that a
-        // session that ended while the record was read writes nothing.
+        // The user's generation while `conn` is its session: asked again before each
+        // write, so that a session that ended while the record was read writes nothing.
         let session = || {
-            self.lock()
-                .shared
-                .user(app, user)
-                .filter(|u| u.conn.as_ref().map(|c| c.id) == Some(conn))
-                .map(|u| u.generation)
-                .ok_or(AttrError::Failure)
+            let state = self.lock();
+            let generation = state.shared.session_generation(app, user, conn);
+            generation.ok_or(AttrError::Failure)
         };
         let generation = session()?;
         let store = self.engine().user_attributes();

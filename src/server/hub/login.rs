@@ -23,6 +23,7 @@ impl Hub {
     ) {
         let epoch = state.next_epoch(app, here.stamp.now_ms);
         let app_state = state.apps().entry(app.to_string()).or_default();
+        let known = app_state.users.contains_key(user);
         let entry = app_state
             .users
             .entry(user.to_string())
@@ -30,6 +31,7 @@ impl Hub {
                 generation: epoch,
                 ..User::default()
             });
+        let (generation, conn_id) = (entry.generation, conn.id);
         let was_online = entry.conn.is_some();
         if let Some(old) = entry.conn.take() {
             if let Some(old) = &old.local {
@@ -93,6 +95,9 @@ impl Hub {
         }
         if !was_online {
             super::presence::presence_changed(app_state, user, here.stamp.now_ms);
+        }
+        if local.is_some() {
+            self.follow_at_login(state, (app, user), conn_id, (generation, known));
         }
     }
 
@@ -223,8 +228,8 @@ impl Hub {
         self.user_removed(app_state, app, user, &removed, here);
     }
 
-    /// `user` is gone from the state: its presence goes offline, its subscriptions and
-    /// timers end, and (on the origin, once for the cluster) its attributes are forgotten.
+    /// `user` is gone from the state: its presence goes offline, its timers end, and (on
+    /// the origin, once for the cluster) its attributes and subscriptions are forgotten.
     fn user_removed(
         &self,
         app_state: &mut Tenant,
@@ -234,11 +239,15 @@ impl Hub {
         here: Here,
     ) {
         super::presence::presence_changed(app_state, user, here.stamp.now_ms);
-        super::presence::forget_user(app_state, user, removed);
+        for timer in &removed.token_timers {
+            timer.abort();
+        }
         if here.origin {
-            self.engine()
+            let engine = self.engine();
+            engine
                 .user_attributes()
                 .forget(app, user, removed.generation);
+            engine.subscriptions().forget(app, user, removed.generation);
         }
     }
 

@@ -27,6 +27,7 @@
 //! | `delivery.rs` | what the engine asks of the hub; messages it routed itself |
 //! | `timers.rs` | one timer wheel for acks, grace periods and expiries |
 //! | `offline.rs`, `feeds.rs` | data of the shared state: the offline cache (its quotas are judged in `peer.rs`), the bans and the feeds' online users |
+//! | `watchers.rs` | data of this node: whose presence its connections follow |
 //!
 //! Family files name `state.rs` and the data files; `state.rs` names only the data files,
 //! and they name nothing of the hub: the files import one way.
@@ -44,6 +45,7 @@ mod presence;
 mod state;
 mod timers;
 mod tokens;
+mod watchers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -268,13 +270,14 @@ impl Hub {
             origin: stamp.origin == self.node(),
             conn,
         };
-        // Messages make no feed events: their hot path skips the look.
+        // Messages make no feed events and change no presence: their hot path skips the
+        // look.
         let app = (!change.is_message()).then(|| change.app().to_string());
         let outcome = self.apply_change(state, change, here);
         let Some(app) = app else {
             return outcome;
         };
-        if let Some(app_state) = state.apps().get_mut(&app) {
+        if let Some(app_state) = state.shared.apps.get_mut(&app) {
             let noted = std::mem::take(&mut app_state.admin.noted);
             if here.origin {
                 let feeds = self.engine().event_feeds();
@@ -282,6 +285,8 @@ impl Hub {
                     feeds.record(&app, feed, feed_place(stamp.number, rank), event);
                 }
             }
+            let changed = std::mem::take(&mut app_state.presence_noted);
+            presence::tell_followers(app_state, &state.watchers, &app, changed);
         }
         outcome
     }
@@ -371,18 +376,6 @@ impl Hub {
                 from_server,
                 here,
             )),
-            Change::Subscribe {
-                app,
-                user,
-                peers,
-                request_id,
-            } => Outcome::Subscribed(presence::subscribe(
-                state, &app, &user, &peers, request_id, here,
-            )),
-            Change::Unsubscribe { app, user, peers } => {
-                presence::unsubscribe(state, &app, &user, &peers);
-                Outcome::Done
-            }
             Change::WatchToken {
                 app,
                 user,

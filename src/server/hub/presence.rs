@@ -1,47 +1,58 @@
 //! The hub's presence: online status, subscriptions and the events subscribers get.
 //!
-//! Same rules as the hub's (`hub/mod.rs`): changes are applied under the state lock, never await, and
-//! append to outboxes inside the critical section; reads take the lock themselves.
-//! Results carry the op's family's typed error (`QueryError`); `session/presence.rs`
-//! validates input and turns them into replies.
+//! Same rules as the hub's (`hub/mod.rs`): changes are applied under the state lock, never
+//! await, and append to outboxes inside the critical section; reads take the lock
+//! themselves. A user's subscriptions are no change to the shared state: they live in the
+//! engine's store (`engine/subscriptions.rs`), and the node holding the user's connection
+//! follows them (`watchers.rs`), so a presence change, which every node serving the app
+//! applies, reaches each subscriber from its own node only. Results carry the op's
+//! family's typed error (`QueryError`); `session/presence.rs` validates input and turns
+//! them into replies.
 
 use crate::protocol::limits::MAX_SUBSCRIBED_PEERS;
 use crate::protocol::reply::OrderedPeers;
-use crate::protocol::{Event, PeerStatus, QueryError};
+use crate::protocol::{Event, PeerStatus, QueryError, Reply};
 
+use crate::server::engine::subscriptions::Subscribed;
+use crate::server::engine::{ConnId, Unavailable};
 use crate::server::outbox::ConnHandle;
 
-use super::state::{Here, State, Tenant, User};
+use super::state::{State, Tenant};
+use super::watchers::Watchers;
 use super::Hub;
 
-/// Tells `user`'s presence subscribers its current state (and the REST API's user feed,
-/// at `now_ms`: the change's stamp, the same on every node).
+/// Notes that `user`'s presence changed with the change being applied: its followers on
+/// this node hear of it once the change is applied ([`tell_followers`]), and the REST
+/// API's user feed gets its event at `now_ms` (the change's stamp, the same on every
+/// node).
 pub(super) fn presence_changed(app_state: &mut Tenant, user: &str, now_ms: u64) {
     super::admin::presence_event(app_state, user, now_ms);
-    let Some(watchers) = app_state.watchers.get(user) else {
-        return;
-    };
-    let line = ConnHandle::encode_shared(&Event::PeersOnlineStatus {
-        peers: OrderedPeers::from([(user.to_string(), app_state.status_of(user))]),
-    });
-    for watcher in watchers {
-        if let Some(conn) = app_state.conn_of(watcher) {
-            conn.push_line(&line);
-        }
+    if app_state.presence_noted.last().map(String::as_str) != Some(user) {
+        app_state.presence_noted.push(user.to_string());
     }
 }
 
-/// Drops what a user who left for good had registered elsewhere (its subscriptions).
-pub(super) fn forget_user(app_state: &mut Tenant, user: &str, removed: &User) {
-    for timer in &removed.token_timers {
-        timer.abort();
-    }
-    for target in &removed.subscriptions {
-        if let Some(watchers) = app_state.watchers.get_mut(target) {
-            watchers.remove(user);
-            if watchers.is_empty() {
-                app_state.watchers.remove(target);
-            }
+/// Tells this node's followers of each user in `changed` its state (called by
+/// `Hub::apply` after each change, under the state lock). A follower whose connection is
+/// no longer its user's (logged in elsewhere since) is passed over.
+pub(super) fn tell_followers(
+    app_state: &Tenant,
+    watchers: &Watchers,
+    app: &str,
+    changed: Vec<String>,
+) {
+    for user in changed {
+        let mut line = None;
+        for (conn, follower) in watchers.followers_of(app, &user) {
+            let Some(follower) = app_state.conn_of(follower).filter(|c| c.id == conn) else {
+                continue;
+            };
+            let line = line.get_or_insert_with(|| {
+                ConnHandle::encode_shared(&Event::PeersOnlineStatus {
+                    peers: OrderedPeers::from([(user.clone(), app_state.status_of(&user))]),
+                })
+            });
+            follower.push_line(line);
         }
     }
 }
@@ -65,76 +76,145 @@ impl Hub {
             .collect()
     }
 
-    /// `query_subscribed_peers`.
-    pub fn subscriptions(&self, app: &str, user: &str) -> Vec<String> {
-        self.lock()
-            .shared
-            .user(app, user)
-            .map(|u| u.subscriptions.iter().cloned().collect())
-            .unwrap_or_default()
+    /// `query_subscribed_peers` of the session on `conn`: what it follows here.
+    pub fn subscriptions(&self, conn: ConnId) -> Vec<String> {
+        self.lock().watchers.peers_of(conn)
     }
-}
 
-/// `unsubscribe_peers_online`.
-pub(super) fn unsubscribe(state: &mut State, app: &str, user: &str, peers: &[String]) {
-    let Some(app_state) = state.apps().get_mut(app) else {
-        return;
-    };
-    let Some(entry) = app_state.users.get_mut(user) else {
-        return;
-    };
-    for peer in peers {
-        entry.subscriptions.remove(peer);
-    }
-    for peer in peers {
-        if let Some(watchers) = app_state.watchers.get_mut(peer) {
-            watchers.remove(user);
-            if watchers.is_empty() {
-                app_state.watchers.remove(peer);
-            }
+    /// `subscribe_peers_online` from the session of `user` on `conn`: adds the peers to
+    /// the user's subscriptions in the engine's store (which holds the cap), then, under
+    /// the state lock, follows them here, answers, and sends their current states, so
+    /// that every later change of theirs follows the reply.
+    pub async fn subscribe(
+        &self,
+        (app, user): (&str, &str),
+        conn: &ConnHandle,
+        peers: &[String],
+        request_id: u32,
+    ) -> Result<(), QueryError> {
+        let id = self.conn_id(conn);
+        let generation = self.session_generation(app, user, id)?;
+        let store = self.engine().subscriptions();
+        let added = match store
+            .add(app, user, generation, peers, MAX_SUBSCRIBED_PEERS)
+            .await
+        {
+            Ok(Subscribed::Added(added)) => added,
+            Ok(Subscribed::Overflow) => return Err(QueryError::Overflow),
+            Ok(Subscribed::Stale) | Err(Unavailable) => return Err(QueryError::Failure),
+        };
+        let mut state = self.lock();
+        let state = &mut *state;
+        if state.shared.session_generation(app, user, id) != Some(generation) {
+            return Err(QueryError::Failure);
         }
-    }
-}
-
-/// `subscribe_peers_online`: answers (on the origin), then sends the peers' current
-/// states.
-pub(super) fn subscribe(
-    state: &mut State,
-    app: &str,
-    user: &str,
-    peers: &[String],
-    request_id: u32,
-    here: Here,
-) -> Result<(), QueryError> {
-    let app_state = state.apps().entry(app.to_string()).or_default();
-    let entry = app_state.users.get_mut(user).ok_or(QueryError::Failure)?;
-    let added: Vec<&String> = peers
-        .iter()
-        .filter(|p| !entry.subscriptions.contains(*p))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if entry.subscriptions.len() + added.len() > MAX_SUBSCRIBED_PEERS {
-        return Err(QueryError::Overflow);
-    }
-    entry
-        .subscriptions
-        .extend(added.iter().map(|p| (*p).clone()));
-    for peer in &added {
-        app_state
-            .watchers
-            .entry((*peer).clone())
-            .or_default()
-            .insert(user.to_string());
-    }
-    if let Some(conn) = here.conn.filter(|_| here.origin) {
-        conn.send_reply(&crate::protocol::Reply::ok_empty(request_id));
+        state.watchers.follow(id, (app, user), &added);
+        let app_state = state
+            .shared
+            .apps
+            .get(app)
+            .expect("the session's app is held");
+        conn.send_reply(&Reply::ok_empty(request_id));
         // An id subscribed twice is listed once: the map keeps the first.
         let current = peers
             .iter()
             .map(|p| (p.clone(), app_state.status_of(p)))
             .collect();
         conn.send_event(&Event::PeersOnlineStatus { peers: current });
+        Ok(())
     }
-    Ok(())
+
+    /// `unsubscribe_peers_online` from the session of `user` on `conn`.
+    pub async fn unsubscribe(
+        &self,
+        (app, user): (&str, &str),
+        conn: ConnId,
+        peers: &[String],
+    ) -> Result<(), QueryError> {
+        let generation = self.session_generation(app, user, conn)?;
+        self.engine()
+            .subscriptions()
+            .remove(app, user, generation, peers)
+            .await
+            .map_err(|Unavailable| QueryError::Failure)?;
+        self.lock().watchers.unfollow(conn, peers);
+        Ok(())
+    }
+
+    /// `user`'s generation while `conn` is its session (it ends with a kick, a remote
+    /// login elsewhere or a logout).
+    fn session_generation(&self, app: &str, user: &str, conn: ConnId) -> Result<u64, QueryError> {
+        let state = self.lock();
+        let generation = state.shared.session_generation(app, user, conn);
+        generation.ok_or(QueryError::Failure)
+    }
+
+    /// Before a login on `conn` is submitted: reads the subscriptions `user` has kept (a
+    /// login within the grace period, or elsewhere, keeps them), for the login to follow
+    /// them as it is applied (`login.rs`), so that no presence change falls between.
+    pub async fn load_subscriptions(
+        &self,
+        app: &str,
+        user: &str,
+        conn: ConnId,
+    ) -> Result<(), Unavailable> {
+        self.end_following(conn);
+        let known = self.lock().shared.user(app, user).map(|u| u.generation);
+        let Some(generation) = known else {
+            return Ok(()); // unknown: a new generation, with no subscriptions
+        };
+        let peers = self
+            .engine()
+            .subscriptions()
+            .read(app, user, generation)
+            .await?;
+        if !peers.is_empty() {
+            self.lock().watchers.keep_loaded(conn, generation, peers);
+        }
+        Ok(())
+    }
+
+    /// The connection `conn` ended or logged out: it follows nobody's presence any more.
+    pub fn end_following(&self, conn: ConnId) {
+        self.lock().watchers.end(conn);
+    }
+
+    /// `user` logged in on `conn`, here, as `generation` (`known`: it was known before,
+    /// so it may have kept subscriptions): follows what the login read before its change
+    /// ([`Hub::load_subscriptions`]), or, if that was of another generation (the login
+    /// and another node's change crossed), reads them again now.
+    pub(super) fn follow_at_login(
+        &self,
+        state: &mut State,
+        (app, user): (&str, &str),
+        conn: ConnId,
+        (generation, known): (u64, bool),
+    ) {
+        match state.watchers.take_loaded(conn) {
+            Some((loaded, peers)) if loaded == generation => {
+                state.watchers.follow(conn, (app, user), &peers);
+            }
+            _ if known => {
+                let (hub, app, user) = (self.clone(), app.to_string(), user.to_string());
+                tokio::spawn(async move { hub.follow_later(&app, &user, conn, generation).await });
+            }
+            _ => {}
+        }
+    }
+
+    async fn follow_later(&self, app: &str, user: &str, conn: ConnId, generation: u64) {
+        let Ok(peers) = self
+            .engine()
+            .subscriptions()
+            .read(app, user, generation)
+            .await
+        else {
+            tracing::warn!(app, user, "presence subscriptions not read after a login");
+            return;
+        };
+        let mut state = self.lock();
+        if state.shared.session_generation(app, user, conn) == Some(generation) {
+            state.watchers.follow(conn, (app, user), &peers);
+        }
+    }
 }

@@ -1,8 +1,8 @@
 //! The shared state every node holds alike ([`Shared`]: per app a [`Tenant`] of users,
-//! channels (their members), the offline cache, presence watchers and bans; attributes,
-//! the REST API's event feeds and pending invitations are the engine's), this node's part
-//! beside it ([`State`]: the acks its senders wait for), and how a change is being applied
-//! here ([`Here`]).
+//! channels (their members), the offline cache and bans; attributes, presence
+//! subscriptions, the REST API's event feeds and pending invitations are the engine's),
+//! this node's part beside it ([`State`]: the acks its senders wait for, who its
+//! connections follow), and how a change is being applied here ([`Here`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::server::store::CachedMessage;
 
 use super::feeds::AppAdmin;
 use super::offline::OfflineCache;
+use super::watchers::Watchers;
 use super::HubTimer;
 
 /// A connection as the shared state holds it: where it is, and its outbox if it is here.
@@ -66,8 +67,6 @@ pub(super) struct User {
     /// attributes are the engine's: `engine/user_attributes.rs`).
     #[serde(default)]
     pub generation: u64,
-    /// Peers whose presence this user subscribed to.
-    pub subscriptions: BTreeSet<String>,
     /// When the login token ends (unix seconds) and which timer watches it.
     pub token: Option<(u64, u64)>,
     /// The running token timers (warning, expiry) on the connection's node: aborted when
@@ -108,8 +107,10 @@ pub(super) struct Tenant {
     pub channels: HashMap<String, ChannelRecord>,
     /// Cached peer messages per receiver, oldest first, with their quotas' totals.
     pub offline: OfflineCache,
-    /// Presence watchers: target user → subscribers.
-    pub watchers: HashMap<String, BTreeSet<String>>,
+    /// Users whose presence the change being applied changed, in order, until
+    /// `Hub::apply` tells their followers on this node (never kept across changes).
+    #[serde(skip)]
+    pub presence_noted: Vec<String>,
     /// Bans, and who the REST API's user feed holds as online (`feeds.rs`; `admin.rs`
     /// changes them).
     #[serde(default)]
@@ -188,12 +189,22 @@ pub(super) struct State {
     pub shared: Shared,
     /// Acks this node waits for (its senders'), by message id.
     pub pending_acks: HashMap<u64, PendingAck>,
+    /// Whose presence this node's connections follow (`watchers.rs`).
+    pub watchers: Watchers,
 }
 
 impl Shared {
     /// `user` of `app`, if the state knows it.
     pub fn user(&self, app: &str, user: &str) -> Option<&User> {
         self.apps.get(app)?.users.get(user)
+    }
+
+    /// `user`'s generation while `conn` is its session (it ends with a kick, a remote
+    /// login elsewhere or a logout).
+    pub fn session_generation(&self, app: &str, user: &str, conn: ConnId) -> Option<u64> {
+        self.user(app, user)
+            .filter(|u| u.conn.as_ref().map(|c| c.id) == Some(conn))
+            .map(|u| u.generation)
     }
 
     /// `channel` of `app`, if the state knows it.

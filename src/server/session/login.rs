@@ -50,6 +50,11 @@ pub(super) async fn login(
         }
     };
     let conn = hub.conn_id(&session.conn);
+    // What the user subscribed to, if it is known (a login within the grace or
+    // elsewhere keeps it): followed as the change is applied.
+    if hub.load_subscriptions(app_id, user, conn).await.is_err() {
+        return session.reply_unavailable(id, Family::Login);
+    }
     let change = Change::Login {
         app: app_id.to_string(),
         user: user.to_string(),
@@ -59,6 +64,7 @@ pub(super) async fn login(
     };
     // The login reply goes out when the change is applied, before the cached messages.
     if let Outcome::Unavailable = hub.submit(change, Some(&session.conn)).await {
+        hub.end_following(conn);
         return session.reply_unavailable(id, Family::Login);
     }
     let watch = Change::WatchToken {
@@ -85,6 +91,7 @@ pub(super) async fn logout(ask: &mut Ask<'_>) {
     match ask.submit(change).await {
         Outcome::Done => {
             ask.session.identity = None;
+            ask.hub.end_following(ask.hub.conn_id(&ask.session.conn));
             ask.ok_empty();
         }
         // Still logged in everywhere else: the session stays.

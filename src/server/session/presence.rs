@@ -1,13 +1,12 @@
 //! `handle`'s presence ops (QUERY codes): `query_peers_online`,
 //! `(un)subscribe_peers_online` and `query_subscribed_peers`, all under one rate limit.
 //!
-//! Subscriptions and the events subscribers get are the hub's (`hub/presence.rs`).
+//! Subscriptions and the events subscribers get are the hub's (`hub/presence.rs`; the
+//! subscriptions themselves are kept in the engine's store, no change to the shared state).
 
 use crate::protocol::{PeersOnlineResult, QueryError, SubscribedPeersResult};
 
 use super::Ask;
-use crate::server::engine::Change;
-use crate::server::engine::Outcome;
 
 /// Counts the request against the presence rate limit; answers "too often" if over.
 fn within_rate(ask: &mut Ask<'_>) -> bool {
@@ -28,16 +27,13 @@ pub(super) async fn subscribe(ask: &mut Ask<'_>, peers: Vec<String>) {
     if !within_rate(ask) {
         return;
     }
-    let change = Change::Subscribe {
-        app: ask.me.app.clone(),
-        user: ask.me.user.clone(),
-        peers,
-        request_id: ask.id,
-    };
-    match ask.submit(change).await {
-        Outcome::Subscribed(Ok(())) => {}
-        Outcome::Subscribed(Err(error)) => ask.refuse(error),
-        other => ask.unavailable(&other),
+    let me = (ask.me.app.as_str(), ask.me.user.as_str());
+    let subscribed = ask
+        .hub
+        .subscribe(me, &ask.session.conn, &peers, ask.id)
+        .await;
+    if let Err(error) = subscribed {
+        ask.refuse(error);
     }
 }
 
@@ -46,21 +42,18 @@ pub(super) async fn unsubscribe(ask: &mut Ask<'_>, peers: Vec<String>) {
     if !within_rate(ask) {
         return;
     }
-    let change = Change::Unsubscribe {
-        app: ask.me.app.clone(),
-        user: ask.me.user.clone(),
-        peers,
-    };
-    match ask.submit(change).await {
-        Outcome::Done => ask.ok_empty(),
-        other => ask.unavailable(&other),
+    let me = (ask.me.app.as_str(), ask.me.user.as_str());
+    let conn = ask.hub.conn_id(&ask.session.conn);
+    match ask.hub.unsubscribe(me, conn, &peers).await {
+        Ok(()) => ask.ok_empty(),
+        Err(error) => ask.refuse(error),
     }
 }
 
-/// `query_subscribed_peers`.
+/// `query_subscribed_peers`: what this session follows.
 pub(super) fn query_subscribed(ask: &mut Ask<'_>) {
     if within_rate(ask) {
-        let peers = ask.hub.subscriptions(&ask.me.app, &ask.me.user);
+        let peers = ask.hub.subscriptions(ask.hub.conn_id(&ask.session.conn));
         ask.ok(&SubscribedPeersResult { peers });
     }
 }

@@ -8,8 +8,8 @@
 //! go straight to the nodes concerned over PUB/SUB (`feed.rs`, sent in batches per Redis:
 //! `batch.rs`), on the Redis that holds their conversation (`shards.rs`); attributes are
 //! one hash per user or channel on the Redis that holds it (`user_attributes.rs`,
-//! `channel_attributes.rs`), pending invitations one hash per caller
-//! (`invitations.rs`), and the REST API's event feeds one sorted set per app and feed
+//! `channel_attributes.rs`), and so are presence subscriptions (`subscriptions.rs`);
+//! pending invitations are one hash per caller (`invitations.rs`), and the REST API's event feeds one sorted set per app and feed
 //! (`event_feeds.rs`). Apps and
 //! conversations spread over the Redis servers of the list; the first also carries the
 //! nodes' heartbeats. Every Redis holds its share of history and hands out the message
@@ -64,7 +64,7 @@ use super::invitations::ExpiryWatch;
 use super::{
     BoxFuture, Change, ChannelAttributeStore, Engine, EventFeedStore, InvitationStore,
     MessageStore, Node, NodeId, NodeRef, Outcome, PeerRoute, ReadError, RoutedMessage, Submitted,
-    Unavailable, UserAttributeStore,
+    SubscriptionStore, Unavailable, UserAttributeStore,
 };
 
 mod apps;
@@ -76,6 +76,7 @@ mod invitations;
 mod node_events;
 mod retried;
 pub mod shards;
+mod subscriptions;
 mod user_attributes;
 
 use apps::{AppKeys, Apps, SUBMIT_LUA};
@@ -379,6 +380,10 @@ impl Engine for RedisEngine {
     }
 
     fn invitations(&self) -> &dyn InvitationStore {
+        self
+    }
+
+    fn subscriptions(&self) -> &dyn SubscriptionStore {
         self
     }
 

@@ -31,12 +31,17 @@ redis.call('HSET', KEYS[1], 'g', ARGV[1], 'v', version + 1, 'a', ARGV[3])
 return 1
 ";
 
-/// Deletes the hash if it is the given generation's or an older one's.
+/// Deletes the hash if it is the given generation's (ARGV[1]) or an older one's, as its
+/// field ARGV[2] holds it: a user's attributes and its presence subscriptions
+/// (`subscriptions.rs`) go when the user goes.
 const FORGET_LUA: &str = r"
-local stored = tonumber(redis.call('HGET', KEYS[1], 'g')) or 0
+local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[2])) or 0
 if stored <= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
 return 0
 ";
+
+/// [`FORGET_LUA`], for the owed-call queue (`retried.rs`).
+pub(super) static FORGET: LazyLock<Script> = LazyLock::new(|| Script::new(FORGET_LUA));
 
 fn key(app: &str, user: &str) -> String {
     format!("rtm:ua:{app}:{user}")
@@ -110,10 +115,9 @@ impl UserAttributeStore for RedisEngine {
     }
 
     fn forget(&self, app: &str, user: &str, generation: u64) {
-        static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FORGET_LUA));
         let shard = shard_of_user(self.inner.shards.len(), app, user);
-        let args = vec![generation.to_string()];
-        let script = LazyLock::force(&SCRIPT);
+        let args = vec![generation.to_string(), "g".to_string()];
+        let script = LazyLock::force(&FORGET);
         self.inner.retried.push(shard, script, key(app, user), args);
     }
 }

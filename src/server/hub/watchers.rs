@@ -1,0 +1,157 @@
+//! This node's presence watchers: which of its connections follow whose presence
+//! ([`Watchers`], in `State`, never shared). A subscription belongs to its user and lives
+//! in the engine's store (`engine/subscriptions.rs`); the node holding the user's
+//! connection follows the user's peers here, loading them as the user logs in, so a
+//! presence change reaches its subscribers from the node that holds them, and no node
+//! keeps the subscriptions of users it does not serve.
+//!
+//! Entries are per connection: one goes when its connection ends (its session) or logs
+//! out; one whose connection is no longer its user's (a remote login elsewhere) is passed
+//! over by `presence.rs` until then.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::server::engine::ConnId;
+
+/// What one connection's user follows (see the module header).
+#[derive(Debug)]
+struct Following {
+    app: String,
+    user: String,
+    peers: BTreeSet<String>,
+}
+
+/// This node's watchers; see the module header.
+#[derive(Debug, Default)]
+pub(super) struct Watchers {
+    by_conn: HashMap<ConnId, Following>,
+    /// (app, peer) → the connections following it.
+    by_peer: HashMap<(String, String), BTreeSet<ConnId>>,
+    /// The subscriptions a login read before its change was applied, by its connection
+    /// (`Hub::login` takes them: `hub/presence.rs`), with the generation they are of.
+    loaded: HashMap<ConnId, (u64, Vec<String>)>,
+}
+
+impl Watchers {
+    /// `conn` (logged in as `user` of `app`) follows `peers` too.
+    pub fn follow(&mut self, conn: ConnId, (app, user): (&str, &str), peers: &[String]) {
+        let following = self.by_conn.entry(conn).or_insert_with(|| Following {
+            app: app.to_string(),
+            user: user.to_string(),
+            peers: BTreeSet::new(),
+        });
+        for peer in peers {
+            if following.peers.insert(peer.clone()) {
+                let key = (app.to_string(), peer.clone());
+                self.by_peer.entry(key).or_default().insert(conn);
+            }
+        }
+    }
+
+    /// `conn` no longer follows `peers`.
+    pub fn unfollow(&mut self, conn: ConnId, peers: &[String]) {
+        let Some(following) = self.by_conn.get_mut(&conn) else {
+            return;
+        };
+        for peer in peers {
+            if following.peers.remove(peer) {
+                stop_following(&mut self.by_peer, (&following.app, peer), conn);
+            }
+        }
+    }
+
+    /// `conn` ended or logged out: it follows nothing any more.
+    pub fn end(&mut self, conn: ConnId) {
+        self.loaded.remove(&conn);
+        let Some(following) = self.by_conn.remove(&conn) else {
+            return;
+        };
+        for peer in &following.peers {
+            stop_following(&mut self.by_peer, (&following.app, peer), conn);
+        }
+    }
+
+    /// The peers `conn` follows, in id order.
+    pub fn peers_of(&self, conn: ConnId) -> Vec<String> {
+        self.by_conn
+            .get(&conn)
+            .map(|f| f.peers.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The connections following `peer` of `app`, each with its user.
+    pub fn followers_of<'a>(
+        &'a self,
+        app: &str,
+        peer: &str,
+    ) -> impl Iterator<Item = (ConnId, &'a str)> + 'a {
+        self.by_peer
+            .get(&(app.to_string(), peer.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(|conn| Some((*conn, self.by_conn.get(conn)?.user.as_str())))
+    }
+
+    /// Keeps the subscriptions of `generation` a login on `conn` read, until its change
+    /// is applied ([`Watchers::take_loaded`]).
+    pub fn keep_loaded(&mut self, conn: ConnId, generation: u64, peers: Vec<String>) {
+        self.loaded.insert(conn, (generation, peers));
+    }
+
+    /// What a login on `conn` read before its change, if anything.
+    pub fn take_loaded(&mut self, conn: ConnId) -> Option<(u64, Vec<String>)> {
+        self.loaded.remove(&conn)
+    }
+
+    /// Connections following someone, and logins' reads waiting: for the tests.
+    #[cfg(test)]
+    fn len(&self) -> (usize, usize, usize) {
+        (self.by_conn.len(), self.by_peer.len(), self.loaded.len())
+    }
+}
+
+/// Takes `conn` off the followers of `peer` of `app` in `by_peer`.
+fn stop_following(
+    by_peer: &mut HashMap<(String, String), BTreeSet<ConnId>>,
+    (app, peer): (&str, &str),
+    conn: ConnId,
+) {
+    let key = (app.to_string(), peer.to_string());
+    if let Some(conns) = by_peer.get_mut(&key) {
+        conns.remove(&conn);
+        if conns.is_empty() {
+            by_peer.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(n: u64) -> ConnId {
+        ConnId { node: 1, conn: n }
+    }
+
+    fn ids(names: &[&str]) -> Vec<String> {
+        names.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn followers_come_and_go_with_their_connections() {
+        let mut watchers = Watchers::default();
+        watchers.follow(conn(1), ("app", "alice"), &ids(&["bob", "carol"]));
+        watchers.follow(conn(2), ("app", "dave"), &ids(&["bob"]));
+        watchers.follow(conn(3), ("other", "erin"), &ids(&["bob"]));
+        let bob: Vec<_> = watchers.followers_of("app", "bob").collect();
+        assert_eq!(bob, vec![(conn(1), "alice"), (conn(2), "dave")]);
+        watchers.unfollow(conn(1), &ids(&["bob", "zed"]));
+        assert_eq!(watchers.peers_of(conn(1)), ids(&["carol"]));
+        assert_eq!(watchers.followers_of("app", "bob").count(), 1);
+        watchers.keep_loaded(conn(4), 9, ids(&["bob"]));
+        for n in 1..=4 {
+            watchers.end(conn(n));
+        }
+        assert_eq!(watchers.len(), (0, 0, 0));
+    }
+}
