@@ -1030,3 +1030,107 @@ async fn presence_subscriptions_live_on_their_users_redis_and_follow_them_to_ano
     )
     .await;
 }
+
+/// An operator call on `url`'s REST API for `app` (customer key [`BAN_KEY`]).
+async fn operator(
+    url: &str,
+    (method, app, tail): (&str, &str, &str),
+    body: Option<serde_json::Value>,
+) -> rtm::qa::check::rest::Answer {
+    let api = Api::from_ws_url(url, Auth::Basic(BAN_KEY.into())).unwrap();
+    api.call(method, &Api::rtm_path(app, tail), body.as_ref())
+        .await
+        .unwrap()
+}
+
+const BAN_KEY: &str = "ops:s3cret";
+
+/// The code a login of `user` to `app` on `url` is answered with.
+async fn login_code(url: &str, app: &str, user: &str) -> u32 {
+    let mut conn = RawConn::connect(url, user, None).await.unwrap();
+    let reply = conn
+        .call_within(
+            json!({"op": "login", "app_id": app, "user": user}),
+            OUTAGE_ANSWER,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the login of {user} is answered: {e:?}"));
+    code_of(&reply)
+}
+
+/// Bans are not shared state: each banned user's is one key on the Redis its id hashes
+/// to, expiring with the ban (none for a ban without end); the kick goes through the
+/// app's order and reaches the user's node, and both nodes refuse the user's logins (2).
+/// With one Redis down only its users' logins and unbans fail (LOGIN 1, HTTP 503,
+/// promptly); the other's ban holds and its other users log in; once it is back, an
+/// unban answered on one node lets the user in on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_live_on_their_users_redis_and_expire_there() {
+    let mut cluster = Cluster::start_sharded(2, 2, &["--api-key", BAN_KEY]).await;
+    let (app, kept, lost) = app_with_a_user_on_each_redis("bans");
+    let mut kept_conn = login_to(&cluster.url(1), &app, &kept).await;
+    // 0 seconds: a ban without end.
+    let ban = |seconds: u64| Some(json!({"duration_seconds": seconds}));
+    let kept_ban = format!("users/{kept}/ban");
+    let lost_ban = format!("users/{lost}/ban");
+    let answer = operator(&cluster.url(0), ("POST", &app, &kept_ban), ban(600)).await;
+    assert_eq!(answer.body["kicked"], true, "{:?}", answer.body);
+    kept_conn
+        .expect_event_with("kicked", json!({"reason": "banned"}))
+        .await;
+    let answer = operator(&cluster.url(0), ("POST", &app, &lost_ban), ban(0)).await;
+    assert_eq!(answer.body["kicked"], false, "{:?}", answer.body);
+
+    let key = |user: &str| format!("rtm:ban:{app}:{user}");
+    assert_each_on_its_redis(&cluster, key, [&kept, &lost]).await;
+    let ttl = ttl_ms(cluster.redis_server(0), &key(&kept)).await;
+    assert!(
+        (590_000..=600_000).contains(&ttl),
+        "kept's ban expires with it: {ttl}"
+    );
+    assert_eq!(ttl_ms(cluster.redis_server(1), &key(&lost)).await, -1);
+    for node in 0..2 {
+        for user in [&kept, &lost] {
+            assert_eq!(
+                login_code(&cluster.url(node), &app, user).await,
+                2,
+                "{user} on {node}"
+            );
+        }
+    }
+
+    // lost's Redis (the second, `shards[0]`) down.
+    cluster.shards[0].kill().await;
+    let started = Instant::now();
+    assert_eq!(
+        login_code(&cluster.url(0), &app, &lost).await,
+        1,
+        "lost's login"
+    );
+    let answer = operator(&cluster.url(0), ("DELETE", &app, &lost_ban), None).await;
+    assert_eq!(answer.status, 503, "{:?}", answer.body);
+    assert!(
+        started.elapsed() < OUTAGE_ANSWER * 2,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        login_code(&cluster.url(1), &app, &kept).await,
+        2,
+        "kept's ban holds"
+    );
+    let other = user_of_app_on(0, 2, &app, "other");
+    login_to(&cluster.url(1), &app, &other).await;
+    cluster.shards[0].restart().await;
+
+    // Back: lost is still banned; an unban on node 0 lets it in on node 1 at once.
+    let deadline = Instant::now() + RECOVERY_WAIT;
+    while login_code(&cluster.url(1), &app, &lost).await != 2 {
+        assert!(Instant::now() < deadline, "lost's Redis is not back");
+        tokio::time::sleep(POLL).await;
+    }
+    let answer = operator(&cluster.url(0), ("DELETE", &app, &lost_ban), None).await;
+    assert_eq!(answer.body["was_banned"], true, "{:?}", answer.body);
+    assert!(!exists(cluster.redis_server(1), &key(&lost)).await);
+    login_to(&cluster.url(1), &app, &lost).await;
+}

@@ -146,7 +146,7 @@ impl Change {
             | Change::GraceOver { app, .. }
             | Change::TokenExpired { app, .. }
             | Change::NodeGone { app, .. }
-            | Change::Admin(AdminChange::Kick { app, .. } | AdminChange::Unban { app, .. }) => app,
+            | Change::Admin(AdminChange::Kick { app, .. }) => app,
         }
     }
 }
@@ -224,16 +224,13 @@ pub fn channel_conversation(channel: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "admin", rename_all = "snake_case")]
 pub enum AdminChange {
-    /// Ends `user`'s session now (`kicked` banned, then the user is gone at once), and
-    /// with `ban_until` (unix seconds) refuses its logins until then.
+    /// Ends `user`'s session now (`kicked` banned, then the user is gone at once);
+    /// `ban_until` (unix seconds): the ban written before it (`engine/bans.rs`), which
+    /// refuses the user's logins until then.
     Kick {
         app: String,
         user: String,
         ban_until: Option<u64>,
-    },
-    Unban {
-        app: String,
-        user: String,
     },
 }
 
@@ -250,8 +247,6 @@ pub enum Feed {
 pub enum AdminOutcome {
     /// `Kick`: whether the user was online (or in its grace period).
     Kicked { was_present: bool },
-    /// `Unban`: whether there was a ban to lift.
-    Unbanned { was_banned: bool },
 }
 
 /// One event of a feed, with Agora's field names (`user_events`, `channel_events`).

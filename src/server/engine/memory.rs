@@ -1,8 +1,8 @@
 //! The single-node engine (the default): a change is applied the moment it is submitted,
 //! under the hub's lock, so the order of changes is the order of the lock. SQLite (`Store`)
-//! keeps history, the offline cache and the message id counter; attributes and presence
-//! subscriptions are in memory (`user_attributes.rs`, `channel_attributes.rs`,
-//! `subscriptions.rs`).
+//! keeps history, the offline cache and the message id counter; attributes, presence
+//! subscriptions and bans are in memory (`user_attributes.rs`, `channel_attributes.rs`,
+//! `subscriptions.rs`, `bans.rs`).
 
 use std::sync::Mutex;
 
@@ -10,6 +10,7 @@ use crate::protocol::HistoryMessage;
 use crate::server::outbox::ConnHandle;
 use crate::server::store::{HistoryQuery, Loaded, Store, ID_BLOCK};
 
+use super::bans::{BanStore, InMemoryBans};
 use super::channel_attributes::InMemoryChannelAttributes;
 use super::event_feeds::{EventFeedStore, InMemoryEventFeeds};
 use super::invitations::{InMemoryInvitations, InvitationStore};
@@ -31,6 +32,7 @@ pub struct MemoryEngine {
     event_feeds: InMemoryEventFeeds,
     invitations: InMemoryInvitations,
     subscriptions: InMemorySubscriptions,
+    bans: InMemoryBans,
 }
 
 /// The message id counter and its reservation on disk.
@@ -60,6 +62,7 @@ impl MemoryEngine {
             event_feeds: InMemoryEventFeeds::default(),
             invitations: InMemoryInvitations::default(),
             subscriptions: InMemorySubscriptions::default(),
+            bans: InMemoryBans::default(),
         }
     }
 }
@@ -152,6 +155,10 @@ impl Engine for MemoryEngine {
 
     fn subscriptions(&self) -> &dyn SubscriptionStore {
         &self.subscriptions
+    }
+
+    fn bans(&self) -> &dyn BanStore {
+        &self.bans
     }
 
     fn queue_depth(&self) -> usize {

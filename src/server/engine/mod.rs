@@ -2,21 +2,21 @@
 //!
 //! The hub (`hub/`) keeps everything node-local: this node's connections and their
 //! ordered delivery, pending acks, timers. What users on different nodes must agree on
-//! (who is online where, channel membership, the offline cache, bans) is, per app, one
+//! (who is online where, channel membership, the offline cache) is, per app, one
 //! deterministic state that every node serving the app holds a copy of and changes only
 //! by applying [`Change`]s. Attributes are kept apart, per user ([`UserAttributeStore`])
 //! and per channel ([`ChannelAttributeStore`]), and so are presence subscriptions
-//! ([`SubscriptionStore`], per user), the REST API's event feeds ([`EventFeedStore`])
-//! and pending call invitations ([`InvitationStore`]), so that a node holds none it has
-//! no use for. An engine does three things:
+//! ([`SubscriptionStore`], per user), bans ([`BanStore`]), the REST API's event feeds
+//! ([`EventFeedStore`]) and pending call invitations ([`InvitationStore`]), so that a
+//! node holds none it has no use for. An engine does three things:
 //!
 //! - [`Engine::submit`] puts a change in its app's order (every node holding the app
 //!   applies its changes in that order), and hands it back to this node's hub to apply;
 //! - it keeps history (a [`MessageStore`]): appends, reads, and the durable copy of the
 //!   offline cache where the order itself is not durable;
 //! - it keeps attributes (`user_attributes.rs`, `channel_attributes.rs`), presence
-//!   subscriptions (`subscriptions.rs`), the event feeds (`event_feeds.rs`) and pending
-//!   invitations (`invitations.rs`).
+//!   subscriptions (`subscriptions.rs`), bans (`bans.rs`), the event feeds
+//!   (`event_feeds.rs`) and pending invitations (`invitations.rs`).
 //!
 //! Two engines: [`memory`] (one node: a change is applied at once; SQLite keeps history,
 //! the offline cache and the id counter) and [`redis`] (several nodes: an app's changes
@@ -36,6 +36,7 @@
 //! (a reply, an event to a local connection, a timer) happens there only on the nodes it
 //! concerns, so the same change applied on every node has each effect once.
 
+pub mod bans;
 mod change;
 pub mod channel_attributes;
 pub mod event_feeds;
@@ -47,6 +48,7 @@ pub mod redis;
 pub mod subscriptions;
 pub mod user_attributes;
 
+pub use bans::BanStore;
 pub use change::*;
 pub use channel_attributes::ChannelAttributeStore;
 pub use event_feeds::EventFeedStore;
@@ -137,6 +139,9 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
 
     /// Presence subscriptions, kept outside the shared state (`subscriptions.rs`).
     fn subscriptions(&self) -> &dyn SubscriptionStore;
+
+    /// Bans, kept outside the shared state (`bans.rs`).
+    fn bans(&self) -> &dyn BanStore;
 
     /// Hands an encoded event to the connection of `to` (app, user) on `node`, another
     /// node of the cluster (one node: there is none), in the order of these calls; with

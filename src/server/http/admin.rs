@@ -2,7 +2,8 @@
 //! unban a user, and the read-only queries an operator needs (online status, a channel's
 //! members and count). Customer keys only: a token caller gets 403.
 //!
-//! Kick and ban are `AdminChange::Kick` (`hub/admin.rs`), so every node applies them;
+//! A kick is `AdminChange::Kick` (`hub/admin.rs`), so every node applies it; a ban is
+//! written to the engine's store first (`engine/bans.rs`), and an unban deletes it there;
 //! the queries read this node's copy once it has caught up (`Hub::caught_up`).
 
 use http_body_util::Full;
@@ -19,7 +20,7 @@ use super::auth::Caller;
 use super::{failure, query_param, read_body, success, unavailable, Call};
 use crate::server::engine::Change;
 use crate::server::engine::Outcome;
-use crate::server::engine::{AdminChange, AdminOutcome};
+use crate::server::engine::{AdminChange, AdminOutcome, Unavailable};
 use crate::server::hub::admin::BANNED_FOREVER;
 
 /// The route pattern of an operator call, if it is one.
@@ -97,6 +98,15 @@ async fn kick(call: &Call<'_>, user: &str, ban_until: Option<u64>) -> Response<F
     if let Err(e) = validate_user_id(user) {
         return invalid_user(e);
     }
+    // The ban first: a login that reads it after this refuses; one already past its read
+    // is kicked by the change below, which follows it in the app's order.
+    if let Some(until) = ban_until {
+        let now = call.hub.config().clock.unix_secs();
+        let bans = call.hub.engine().bans();
+        if bans.ban(call.app, user, (until, now)).await.is_err() {
+            return unavailable();
+        }
+    }
     let change = Change::Admin(AdminChange::Kick {
         app: call.app.to_string(),
         user: user.to_string(),
@@ -119,15 +129,10 @@ async fn unban(call: &Call<'_>, user: &str) -> Response<Full<Bytes>> {
     if let Err(e) = validate_user_id(user) {
         return invalid_user(e);
     }
-    let change = Change::Admin(AdminChange::Unban {
-        app: call.app.to_string(),
-        user: user.to_string(),
-    });
-    match call.hub.submit(change, None).await {
-        Outcome::Admin(AdminOutcome::Unbanned { was_banned }) => {
-            success("ok", serde_json::json!({"was_banned": was_banned}))
-        }
-        _ => unavailable(),
+    let now = call.hub.config().clock.unix_secs();
+    match call.hub.engine().bans().unban(call.app, user, now).await {
+        Ok(was_banned) => success("ok", serde_json::json!({"was_banned": was_banned})),
+        Err(Unavailable) => unavailable(),
     }
 }
 

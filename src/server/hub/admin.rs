@@ -1,16 +1,17 @@
 //! The hub's operator side: kick, ban and unban, and the user and channel event feeds of
 //! Agora's REST API (`server::http`).
 //!
-//! Same rules as the hub's (`hub/mod.rs`): what every node must agree on (bans) lives in
-//! the shared state (`Tenant::admin`) and changes only by applying an [`AdminChange`]
-//! (carried by `Change::Admin`), so both engines and every node get it; a kick's event
-//! and close go only to the node that holds the connection. The feeds' events are noted
+//! Same rules as the hub's (`hub/mod.rs`): a kick is an [`AdminChange`] (carried by
+//! `Change::Admin`) that every node serving the app applies, its event and close going
+//! only to the node that holds the connection. Bans are not shared state: they live in
+//! the engine's store (`engine/bans.rs`), written before the kick goes and read by a
+//! login before its change is submitted. The feeds' events are noted
 //! where presence and membership change (`presence_event`, `channel_event`) and kept by
 //! the engine (`engine/event_feeds.rs`), which a pull reads.
 
 use crate::protocol::{Event, KickReason};
 
-use crate::server::engine::{AdminChange, AdminOutcome, Feed, FeedEvent};
+use crate::server::engine::{AdminChange, AdminOutcome, Feed, FeedEvent, Unavailable};
 
 use super::state::{Here, State, Tenant};
 use super::{Hub, CLOSE_KICKED};
@@ -27,11 +28,6 @@ pub(super) fn apply(hub: &Hub, state: &mut State, change: AdminChange, here: Her
             ban_until,
         } => {
             let app_state = state.apps().entry(app.clone()).or_default();
-            let now_secs = here.stamp.now_ms / 1000;
-            app_state.admin.bans.retain(|_, until| *until > now_secs);
-            if let Some(until) = ban_until {
-                app_state.admin.bans.insert(user.clone(), until);
-            }
             let Some(entry) = app_state.users.get(&user) else {
                 return AdminOutcome::Kicked { was_present: false };
             };
@@ -44,14 +40,6 @@ pub(super) fn apply(hub: &Hub, state: &mut State, change: AdminChange, here: Her
             }
             hub.remove_user(app_state, &app, &user, here);
             AdminOutcome::Kicked { was_present: true }
-        }
-        AdminChange::Unban { app, user } => {
-            let was_banned = state
-                .apps()
-                .get_mut(&app)
-                .and_then(|a| a.admin.bans.remove(&user))
-                .is_some_and(|until| until > here.stamp.now_ms / 1000);
-            AdminOutcome::Unbanned { was_banned }
         }
     }
 }
@@ -111,28 +99,11 @@ pub(in crate::server) fn ban_reason(until: u64) -> String {
 }
 
 impl Hub {
-    /// When `user`'s ban ends, if it is banned: a ban this node knows of is checked again
-    /// once it has caught up, so that an unban just answered on another node counts
-    /// (only banned users wait for it).
-    pub async fn ban_of(&self, app: &str, user: &str) -> Option<u64> {
-        if !self.lock().shared.apps.contains_key(app) {
-            // The app's first user on this node: its state (and its bans) loads first.
-            self.caught_up(app).await;
-        }
-        self.banned_until(app, user)?;
-        self.caught_up(app).await;
-        self.banned_until(app, user)
-    }
-
-    /// When `user`'s ban ends (unix seconds), if it is banned now.
-    pub fn banned_until(&self, app: &str, user: &str) -> Option<u64> {
+    /// When `user`'s ban ends, if it is banned now (from the engine's store:
+    /// `engine/bans.rs`).
+    pub async fn ban_of(&self, app: &str, user: &str) -> Result<Option<u64>, Unavailable> {
         let now = self.config().clock.unix_secs();
-        self.lock()
-            .shared
-            .apps
-            .get(app)
-            .and_then(|a| a.admin.bans.get(user).copied())
-            .filter(|until| *until > now)
+        self.engine().bans().banned_until(app, user, now).await
     }
 
     /// The members of `channel` (at most `limit`) and their count, for operators.

@@ -26,7 +26,7 @@
 //! | `admin.rs` | kick, ban, the events of the REST API's feeds (kept by the engine) |
 //! | `delivery.rs` | what the engine asks of the hub; messages it routed itself |
 //! | `timers.rs` | one timer wheel for acks, grace periods and expiries |
-//! | `offline.rs`, `feeds.rs` | data of the shared state: the offline cache (its quotas are judged in `peer.rs`), the bans and the feeds' online users |
+//! | `offline.rs`, `feeds.rs` | data of the shared state: the offline cache (its quotas are judged in `peer.rs`), the feeds' online users |
 //! | `watchers.rs` | data of this node: whose presence its connections follow |
 //!
 //! Family files name `state.rs` and the data files; `state.rs` names only the data files,

@@ -159,6 +159,10 @@ impl Hub {
         conn: ConnId,
     ) -> Result<(), Unavailable> {
         self.end_following(conn);
+        if !self.lock().shared.apps.contains_key(app) {
+            // The app's first user on this node: its state loads first.
+            self.caught_up(app).await;
+        }
         let known = self.lock().shared.user(app, user).map(|u| u.generation);
         let Some(generation) = known else {
             return Ok(()); // unknown: a new generation, with no subscriptions

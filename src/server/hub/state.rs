@@ -1,6 +1,6 @@
 //! The shared state every node holds alike ([`Shared`]: per app a [`Tenant`] of users,
-//! channels (their members), the offline cache and bans; attributes, presence
-//! subscriptions, the REST API's event feeds and pending invitations are the engine's),
+//! channels (their members) and the offline cache; attributes, presence subscriptions,
+//! bans, the REST API's event feeds and pending invitations are the engine's),
 //! this node's part beside it ([`State`]: the acks its senders wait for, who its
 //! connections follow), and how a change is being applied here ([`Here`]).
 
@@ -111,8 +111,7 @@ pub(super) struct Tenant {
     /// `Hub::apply` tells their followers on this node (never kept across changes).
     #[serde(skip)]
     pub presence_noted: Vec<String>,
-    /// Bans, and who the REST API's user feed holds as online (`feeds.rs`; `admin.rs`
-    /// changes them).
+    /// Who the REST API's user feed holds as online (`feeds.rs`; `admin.rs` changes it).
     #[serde(default)]
     pub admin: AppAdmin,
     /// The last epoch given in this app (see `Tenant::next_epoch`).

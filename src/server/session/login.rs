@@ -28,9 +28,13 @@ pub(super) async fn login(
     if let Err(refusal) = check_login(app_id, user) {
         return session.refuse_invalid(id, &refusal);
     }
-    if let Some(until) = hub.ban_of(app_id, user).await {
-        let why = crate::server::hub::admin::ban_reason(until);
-        return session.refuse_why(id, LoginError::Rejected, why);
+    match hub.ban_of(app_id, user).await {
+        Ok(None) => {}
+        Ok(Some(until)) => {
+            let why = crate::server::hub::admin::ban_reason(until);
+            return session.refuse_why(id, LoginError::Rejected, why);
+        }
+        Err(_) => return session.reply_unavailable(id, Family::Login),
     }
     let expires_at = match hub.config().apps.lookup(app_id) {
         AppLookup::Unknown => {

@@ -8,7 +8,8 @@
 //! go straight to the nodes concerned over PUB/SUB (`feed.rs`, sent in batches per Redis:
 //! `batch.rs`), on the Redis that holds their conversation (`shards.rs`); attributes are
 //! one hash per user or channel on the Redis that holds it (`user_attributes.rs`,
-//! `channel_attributes.rs`), and so are presence subscriptions (`subscriptions.rs`);
+//! `channel_attributes.rs`), and so are presence subscriptions (`subscriptions.rs`) and
+//! bans (`bans.rs`, one key per banned user, expiring with the ban);
 //! pending invitations are one hash per caller (`invitations.rs`), and the REST API's event feeds one sorted set per app and feed
 //! (`event_feeds.rs`). Apps and
 //! conversations spread over the Redis servers of the list; the first also carries the
@@ -62,12 +63,13 @@ use crate::server::store::HistoryQuery;
 
 use super::invitations::ExpiryWatch;
 use super::{
-    BoxFuture, Change, ChannelAttributeStore, Engine, EventFeedStore, InvitationStore,
+    BanStore, BoxFuture, Change, ChannelAttributeStore, Engine, EventFeedStore, InvitationStore,
     MessageStore, Node, NodeId, NodeRef, Outcome, PeerRoute, ReadError, RoutedMessage, Submitted,
     SubscriptionStore, Unavailable, UserAttributeStore,
 };
 
 mod apps;
+mod bans;
 mod batch;
 mod channel_attributes;
 mod event_feeds;
@@ -384,6 +386,10 @@ impl Engine for RedisEngine {
     }
 
     fn subscriptions(&self) -> &dyn SubscriptionStore {
+        self
+    }
+
+    fn bans(&self) -> &dyn BanStore {
         self
     }
 
