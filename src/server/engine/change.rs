@@ -112,7 +112,7 @@ pub enum Change {
     /// A node stopped beating: its connections to `app` are gone, its timers there change
     /// owner (one change per app that names the node: each app's state is its own).
     NodeGone { app: String, node: NodeId },
-    /// An operator's change: kick, ban, unban (`hub/admin.rs`).
+    /// An operator's change: a kick, with or without a ban (`hub/admin.rs`).
     Admin(AdminChange),
 }
 
@@ -226,7 +226,7 @@ pub fn channel_conversation(channel: &str) -> String {
 pub enum AdminChange {
     /// Ends `user`'s session now (`kicked` banned, then the user is gone at once);
     /// `ban_until` (unix seconds): the ban written before it (`engine/bans.rs`), which
-    /// refuses the user's logins until then.
+    /// refuses the user's logins until then; here only for the log.
     Kick {
         app: String,
         user: String,

@@ -20,8 +20,8 @@ use super::{BoxFuture, Unavailable};
 /// How adding subscriptions went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subscribed {
-    /// Added: the peers that were not subscribed before, each once, in id order.
-    Added(Vec<String>),
+    /// Added (those subscribed already are kept).
+    Done,
     /// The user would follow more than the cap: nothing was added.
     Overflow,
     /// The record is a later generation's: the asking session has ended.
@@ -116,9 +116,8 @@ impl SubscriptionStore for InMemorySubscriptions {
             if record.value.len() + added.len() > cap {
                 Subscribed::Overflow
             } else {
-                let added: Vec<String> = added.into_iter().cloned().collect();
-                record.value.extend(added.iter().cloned());
-                Subscribed::Added(added)
+                record.value.extend(added.into_iter().cloned());
+                Subscribed::Done
             }
         };
         Box::pin(std::future::ready(Ok(subscribed)))
@@ -163,15 +162,14 @@ mod tests {
     async fn adds_count_each_peer_once_and_stop_at_the_cap() {
         let store = InMemorySubscriptions::default();
         let added = store.add("app", "alice", 3, &ids(&["carol", "bob", "bob"]), 3);
-        assert_eq!(
-            added.await.unwrap(),
-            Subscribed::Added(ids(&["bob", "carol"]))
-        );
+        assert_eq!(added.await.unwrap(), Subscribed::Done);
+        let read = store.read("app", "alice", 3).await.unwrap();
+        assert_eq!(read, ids(&["bob", "carol"]));
         // bob again is no new subscription; dave and erin would make four.
         let over = store.add("app", "alice", 3, &ids(&["bob", "dave", "erin"]), 3);
         assert_eq!(over.await.unwrap(), Subscribed::Overflow);
         let again = store.add("app", "alice", 3, &ids(&["bob", "dave"]), 3);
-        assert_eq!(again.await.unwrap(), Subscribed::Added(ids(&["dave"])));
+        assert_eq!(again.await.unwrap(), Subscribed::Done);
         store
             .remove("app", "alice", 3, &ids(&["bob", "zed"]))
             .await
@@ -190,7 +188,7 @@ mod tests {
         // bob went and came back: generation 2 starts with nothing of generation 1.
         assert!(store.read("app", "bob", 2).await.unwrap().is_empty());
         let fresh = store.add("app", "bob", 2, &ids(&["carol"]), 512);
-        assert_eq!(fresh.await.unwrap(), Subscribed::Added(ids(&["carol"])));
+        assert_eq!(fresh.await.unwrap(), Subscribed::Done);
         // The first generation's session, late, is refused; its forget keeps the second's.
         let late = store.add("app", "bob", 1, &ids(&["dave"]), 512);
         assert_eq!(late.await.unwrap(), Subscribed::Stale);

@@ -1,5 +1,5 @@
-//! The hub's operator side: kick, ban and unban, and the user and channel event feeds of
-//! Agora's REST API (`server::http`).
+//! The hub's operator side: the kick (a ban's too) and the ban check of a login, and the
+//! user and channel event feeds of Agora's REST API (`server::http`).
 //!
 //! Same rules as the hub's (`hub/mod.rs`): a kick is an [`AdminChange`] (carried by
 //! `Change::Admin`) that every node serving the app applies, its event and close going

@@ -2,7 +2,7 @@
 //!
 //! Same rules as the hub's (`hub/mod.rs`): changes are applied under the state lock, never
 //! await, and append to outboxes inside the critical section; reads take the lock
-//! themselves. A user's subscriptions are no change to the shared state: they live in the
+//! themselves, and the ops on subscriptions await the engine's store outside it. A user's subscriptions are no change to the shared state: they live in the
 //! engine's store (`engine/subscriptions.rs`), and the node holding the user's connection
 //! follows them (`watchers.rs`), so a presence change, which every node serving the app
 //! applies, reaches each subscriber from its own node only. Results carry the op's
@@ -95,20 +95,21 @@ impl Hub {
         let id = self.conn_id(conn);
         let generation = self.session_generation(app, user, id)?;
         let store = self.engine().subscriptions();
-        let added = match store
+        match store
             .add(app, user, generation, peers, MAX_SUBSCRIBED_PEERS)
             .await
         {
-            Ok(Subscribed::Added(added)) => added,
+            Ok(Subscribed::Done) => {}
             Ok(Subscribed::Overflow) => return Err(QueryError::Overflow),
             Ok(Subscribed::Stale) | Err(Unavailable) => return Err(QueryError::Failure),
-        };
+        }
         let mut state = self.lock();
         let state = &mut *state;
         if state.shared.session_generation(app, user, id) != Some(generation) {
             return Err(QueryError::Failure);
         }
-        state.watchers.follow(id, (app, user), &added);
+        // All of them: a peer stored already (a retry after a timeout) is followed too.
+        state.watchers.follow(id, peers);
         let app_state = state
             .shared
             .apps
@@ -149,9 +150,10 @@ impl Hub {
         generation.ok_or(QueryError::Failure)
     }
 
-    /// Before a login on `conn` is submitted: reads the subscriptions `user` has kept (a
-    /// login within the grace period, or elsewhere, keeps them), for the login to follow
-    /// them as it is applied (`login.rs`), so that no presence change falls between.
+    /// Before a login on `conn` is submitted (its app held here: [`Hub::hold_app`]): reads
+    /// the subscriptions `user` has kept (a login within the grace period, or elsewhere,
+    /// keeps them), for the login to follow them as it is applied (`login.rs`), so that no
+    /// presence change falls between.
     pub async fn load_subscriptions(
         &self,
         app: &str,
@@ -159,10 +161,6 @@ impl Hub {
         conn: ConnId,
     ) -> Result<(), Unavailable> {
         self.end_following(conn);
-        if !self.lock().shared.apps.contains_key(app) {
-            // The app's first user on this node: its state loads first.
-            self.caught_up(app).await;
-        }
         let known = self.lock().shared.user(app, user).map(|u| u.generation);
         let Some(generation) = known else {
             return Ok(()); // unknown: a new generation, with no subscriptions
@@ -172,9 +170,7 @@ impl Hub {
             .subscriptions()
             .read(app, user, generation)
             .await?;
-        if !peers.is_empty() {
-            self.lock().watchers.keep_loaded(conn, generation, peers);
-        }
+        self.lock().watchers.keep_loaded(conn, generation, peers);
         Ok(())
     }
 
@@ -194,9 +190,11 @@ impl Hub {
         conn: ConnId,
         (generation, known): (u64, bool),
     ) {
-        match state.watchers.take_loaded(conn) {
+        let loaded = state.watchers.take_loaded(conn);
+        state.watchers.open(conn, (app, user));
+        match loaded {
             Some((loaded, peers)) if loaded == generation => {
-                state.watchers.follow(conn, (app, user), &peers);
+                state.watchers.follow(conn, &peers);
             }
             _ if known => {
                 let (hub, app, user) = (self.clone(), app.to_string(), user.to_string());
@@ -206,19 +204,49 @@ impl Hub {
         }
     }
 
+    /// [`Hub::follow_at_login`] for a login whose read was of another generation: reads
+    /// the subscriptions (again every [`FOLLOW_RETRY`] while the store is away), follows
+    /// them while the connection is still open, and sends their current states, since a
+    /// change of theirs may have come between the login and the read.
     async fn follow_later(&self, app: &str, user: &str, conn: ConnId, generation: u64) {
-        let Ok(peers) = self
-            .engine()
-            .subscriptions()
-            .read(app, user, generation)
-            .await
-        else {
+        let store = self.engine().subscriptions();
+        let peers = loop {
+            if let Ok(peers) = store.read(app, user, generation).await {
+                break peers;
+            }
             tracing::warn!(app, user, "presence subscriptions not read after a login");
-            return;
+            tokio::time::sleep(FOLLOW_RETRY).await;
+            if !self.lock().watchers.is_open(conn) {
+                return;
+            }
         };
         let mut state = self.lock();
-        if state.shared.session_generation(app, user, conn) == Some(generation) {
-            state.watchers.follow(conn, (app, user), &peers);
+        let state = &mut *state;
+        let current = state.shared.session_generation(app, user, conn) == Some(generation);
+        if !current || !state.watchers.is_open(conn) || peers.is_empty() {
+            return;
+        }
+        state.watchers.follow(conn, &peers);
+        let Some(app_state) = state.shared.apps.get(app) else {
+            return;
+        };
+        let states = peers
+            .iter()
+            .map(|p| (p.clone(), app_state.status_of(p)))
+            .collect();
+        if let Some(local) = app_state.conn_of(user) {
+            local.send_event(&Event::PeersOnlineStatus { peers: states });
+        }
+    }
+
+    /// Before a login's reads: loads `app`'s state if this node does not hold it yet
+    /// (its first user here), so that the login knows whether the user is known.
+    pub async fn hold_app(&self, app: &str) {
+        if !self.lock().shared.apps.contains_key(app) {
+            self.caught_up(app).await;
         }
     }
 }
+
+/// How long a login's late read of its subscriptions waits before it tries again.
+const FOLLOW_RETRY: std::time::Duration = std::time::Duration::from_secs(1);

@@ -5,9 +5,10 @@
 //! presence change reaches its subscribers from the node that holds them, and no node
 //! keeps the subscriptions of users it does not serve.
 //!
-//! Entries are per connection: one goes when its connection ends (its session) or logs
-//! out; one whose connection is no longer its user's (a remote login elsewhere) is passed
-//! over by `presence.rs` until then.
+//! Entries are per connection: one opens as its login is applied here and goes when its
+//! connection ends (its session) or logs out, so a read that comes back late follows
+//! nothing for a connection that has gone; one whose connection is no longer its user's
+//! (a remote login elsewhere) is passed over by `presence.rs` until then.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -33,16 +34,30 @@ pub(super) struct Watchers {
 }
 
 impl Watchers {
-    /// `conn` (logged in as `user` of `app`) follows `peers` too.
-    pub fn follow(&mut self, conn: ConnId, (app, user): (&str, &str), peers: &[String]) {
-        let following = self.by_conn.entry(conn).or_insert_with(|| Following {
+    /// `conn` logged in here as `user` of `app`, following nobody yet.
+    pub fn open(&mut self, conn: ConnId, (app, user): (&str, &str)) {
+        self.end(conn);
+        let following = Following {
             app: app.to_string(),
             user: user.to_string(),
             peers: BTreeSet::new(),
-        });
+        };
+        self.by_conn.insert(conn, following);
+    }
+
+    /// Whether `conn` is open ([`Watchers::open`], not [`Watchers::end`]ed since).
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.by_conn.contains_key(&conn)
+    }
+
+    /// `conn` follows `peers` too, if it is open.
+    pub fn follow(&mut self, conn: ConnId, peers: &[String]) {
+        let Some(following) = self.by_conn.get_mut(&conn) else {
+            return;
+        };
         for peer in peers {
             if following.peers.insert(peer.clone()) {
-                let key = (app.to_string(), peer.clone());
+                let key = (following.app.clone(), peer.clone());
                 self.by_peer.entry(key).or_default().insert(conn);
             }
         }
@@ -140,9 +155,19 @@ mod tests {
     #[test]
     fn followers_come_and_go_with_their_connections() {
         let mut watchers = Watchers::default();
-        watchers.follow(conn(1), ("app", "alice"), &ids(&["bob", "carol"]));
-        watchers.follow(conn(2), ("app", "dave"), &ids(&["bob"]));
-        watchers.follow(conn(3), ("other", "erin"), &ids(&["bob"]));
+        // A connection that is not open (it ended before a late read) follows nobody.
+        watchers.follow(conn(9), &ids(&["bob"]));
+        assert_eq!(watchers.len(), (0, 0, 0));
+        for (n, app, user) in [
+            (1, "app", "alice"),
+            (2, "app", "dave"),
+            (3, "other", "erin"),
+        ] {
+            watchers.open(conn(n), (app, user));
+        }
+        watchers.follow(conn(1), &ids(&["bob", "carol"]));
+        watchers.follow(conn(2), &ids(&["bob"]));
+        watchers.follow(conn(3), &ids(&["bob"]));
         let bob: Vec<_> = watchers.followers_of("app", "bob").collect();
         assert_eq!(bob, vec![(conn(1), "alice"), (conn(2), "dave")]);
         watchers.unfollow(conn(1), &ids(&["bob", "zed"]));

@@ -28,14 +28,6 @@ pub(super) async fn login(
     if let Err(refusal) = check_login(app_id, user) {
         return session.refuse_invalid(id, &refusal);
     }
-    match hub.ban_of(app_id, user).await {
-        Ok(None) => {}
-        Ok(Some(until)) => {
-            let why = crate::server::hub::admin::ban_reason(until);
-            return session.refuse_why(id, LoginError::Rejected, why);
-        }
-        Err(_) => return session.reply_unavailable(id, Family::Login),
-    }
     let expires_at = match hub.config().apps.lookup(app_id) {
         AppLookup::Unknown => {
             return session.refuse_why(id, LoginError::InvalidAppId, "unknown app id")
@@ -54,10 +46,25 @@ pub(super) async fn login(
         }
     };
     let conn = hub.conn_id(&session.conn);
-    // What the user subscribed to, if it is known (a login within the grace or
-    // elsewhere keeps it): followed as the change is applied.
-    if hub.load_subscriptions(app_id, user, conn).await.is_err() {
-        return session.reply_unavailable(id, Family::Login);
+    // Last before the change, together: whether the user is banned, and what it
+    // subscribed to if it is known (a login within the grace or elsewhere keeps it:
+    // followed as the change is applied).
+    hub.hold_app(app_id).await;
+    let (ban, subscriptions) = tokio::join!(
+        hub.ban_of(app_id, user),
+        hub.load_subscriptions(app_id, user, conn)
+    );
+    let refusal = match (ban, subscriptions) {
+        (Ok(None), Ok(())) => None,
+        (Ok(Some(until)), _) => Some(crate::server::hub::admin::ban_reason(until)),
+        (Err(_), _) | (_, Err(_)) => {
+            hub.end_following(conn);
+            return session.reply_unavailable(id, Family::Login);
+        }
+    };
+    if let Some(why) = refusal {
+        hub.end_following(conn);
+        return session.refuse_why(id, LoginError::Rejected, why);
     }
     let change = Change::Login {
         app: app_id.to_string(),

@@ -20,6 +20,9 @@ if ends and tonumber(ends) > tonumber(ARGV[1]) then return 1 end
 return 0
 ";
 
+/// Unix seconds of the year 10000: a ban ending later has no expiry in Redis.
+const ENDLESS_FROM: u64 = 253_402_300_800;
+
 fn key(app: &str, user: &str) -> String {
     format!("rtm:ban:{app}:{user}")
 }
@@ -34,7 +37,9 @@ impl BanStore for RedisEngine {
         let mut conn = self.user_shard(app, user);
         let mut set = redis::cmd("SET");
         set.arg(key(app, user)).arg(until);
-        if until != u64::MAX {
+        // A ban ending past the year 9999 (or never) is kept without expiry: Redis refuses
+        // an expiry that far.
+        if until < ENDLESS_FROM {
             set.arg("EXAT").arg(until);
         }
         Box::pin(

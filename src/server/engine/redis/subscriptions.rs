@@ -7,7 +7,7 @@
 
 use std::sync::LazyLock;
 
-use redis::{Script, Value};
+use redis::Script;
 
 use crate::server::engine::subscriptions::{Subscribed, SubscriptionStore};
 use crate::server::engine::{BoxFuture, Unavailable};
@@ -20,8 +20,8 @@ use super::{within_timeout, RedisEngine};
 const GENERATION: &str = "";
 
 /// Adds the peers ARGV[3..] for generation ARGV[1] unless the user would then follow more
-/// than ARGV[2]: -1 the hash is a later generation's, -2 over the cap, else the peers
-/// added (each once). An older generation's hash starts anew.
+/// than ARGV[2]: -1 the hash is a later generation's, -2 over the cap, 1 added. An older
+/// generation's hash starts anew.
 const ADD_LUA: &str = r"
 local mine = tonumber(ARGV[1])
 local stored = tonumber(redis.call('HGET', KEYS[1], '')) or 0
@@ -40,7 +40,7 @@ end
 if count + #added > tonumber(ARGV[2]) then return -2 end
 redis.call('HSET', KEYS[1], '', ARGV[1])
 for _, peer in ipairs(added) do redis.call('HSET', KEYS[1], peer, 1) end
-return added
+return 1
 ";
 
 /// Removes the peers ARGV[2..] if the hash is generation ARGV[1]'s; a hash left with
@@ -106,22 +106,15 @@ impl SubscriptionStore for RedisEngine {
         let mut call = SCRIPT.prepare_invoke();
         call.key(key(app, user)).arg(generation).arg(cap).arg(peers);
         Box::pin(async move {
-            let answer: Value = within_timeout(
+            let answer: i64 = within_timeout(
                 "adding presence subscriptions",
                 call.invoke_async(&mut conn),
             )
             .await?;
             Ok(match answer {
-                Value::Int(-1) => Subscribed::Stale,
-                Value::Int(_) => Subscribed::Overflow,
-                added => {
-                    let mut added: Vec<String> = redis::from_redis_value(added).map_err(|e| {
-                        tracing::error!(error = %e, "unreadable answer to a subscribe");
-                        Unavailable
-                    })?;
-                    added.sort_unstable();
-                    Subscribed::Added(added)
-                }
+                1 => Subscribed::Done,
+                -1 => Subscribed::Stale,
+                _ => Subscribed::Overflow,
             })
         })
     }
