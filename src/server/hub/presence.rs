@@ -1,13 +1,14 @@
 //! The hub's presence: online status, subscriptions and the events subscribers get.
 //!
-//! Same rules as the hub's (`hub/mod.rs`): changes are applied under the state lock, never
-//! await, and append to outboxes inside the critical section; reads take the lock
-//! themselves, and the ops on subscriptions await the engine's store outside it. A user's subscriptions are no change to the shared state: they live in the
-//! engine's store (`engine/subscriptions.rs`), and the node holding the user's connection
-//! follows them (`watchers.rs`), so a presence change, which every node serving the app
-//! applies, reaches each subscriber from its own node only. Results carry the op's
-//! family's typed error (`QueryError`); `session/presence.rs` validates input and turns
-//! them into replies.
+//! Same rules as the hub's (`hub/mod.rs`): changes are applied under the state lock,
+//! never await, and append to outboxes inside the critical section; reads take the lock
+//! themselves, and the ops on subscriptions await the engine's store outside it. A
+//! user's subscriptions are no change to the shared state: they live in the engine's
+//! store (`engine/subscriptions.rs`), and the node holding the user's connection follows
+//! them (`watchers.rs`), so a presence change, which every node serving the app applies,
+//! reaches each subscriber from its own node only. Results carry the op's family's typed
+//! error (`QueryError`); `session/presence.rs` validates input and turns them into
+//! replies.
 
 use crate::protocol::limits::MAX_SUBSCRIBED_PEERS;
 use crate::protocol::reply::OrderedPeers;
@@ -205,37 +206,48 @@ impl Hub {
     }
 
     /// [`Hub::follow_at_login`] for a login whose read was of another generation: reads
-    /// the subscriptions (again every [`FOLLOW_RETRY`] while the store is away), follows
-    /// them while the connection is still open, and sends their current states, since a
-    /// change of theirs may have come between the login and the read.
+    /// the subscriptions (again every [`FOLLOW_RETRY`] while the store is away, and again
+    /// at once if the session subscribed or unsubscribed meanwhile), follows them while
+    /// the session lasts, and sends their current states, since a change of theirs may
+    /// have come between the login and the read.
     async fn follow_later(&self, app: &str, user: &str, conn: ConnId, generation: u64) {
         let store = self.engine().subscriptions();
-        let peers = loop {
-            if let Ok(peers) = store.read(app, user, generation).await {
-                break peers;
-            }
-            tracing::warn!(app, user, "presence subscriptions not read after a login");
-            tokio::time::sleep(FOLLOW_RETRY).await;
-            if !self.lock().watchers.is_open(conn) {
+        let lasts = |state: &State| {
+            state.shared.session_generation(app, user, conn) == Some(generation)
+                && state.watchers.changes(conn).is_some()
+        };
+        loop {
+            let Some(before) = self.lock().watchers.changes(conn) else {
+                return;
+            };
+            let Ok(peers) = store.read(app, user, generation).await else {
+                tracing::warn!(app, user, "presence subscriptions not read after a login");
+                tokio::time::sleep(FOLLOW_RETRY).await;
+                if !lasts(&self.lock()) {
+                    return;
+                }
+                continue;
+            };
+            let mut state = self.lock();
+            let state = &mut *state;
+            if !lasts(state) || peers.is_empty() {
                 return;
             }
-        };
-        let mut state = self.lock();
-        let state = &mut *state;
-        let current = state.shared.session_generation(app, user, conn) == Some(generation);
-        if !current || !state.watchers.is_open(conn) || peers.is_empty() {
+            if state.watchers.changes(conn) != Some(before) {
+                continue; // subscribed or unsubscribed meanwhile: read again
+            }
+            state.watchers.follow(conn, &peers);
+            let Some(app_state) = state.shared.apps.get(app) else {
+                return;
+            };
+            let states = peers
+                .iter()
+                .map(|p| (p.clone(), app_state.status_of(p)))
+                .collect();
+            if let Some(local) = app_state.conn_of(user) {
+                local.send_event(&Event::PeersOnlineStatus { peers: states });
+            }
             return;
-        }
-        state.watchers.follow(conn, &peers);
-        let Some(app_state) = state.shared.apps.get(app) else {
-            return;
-        };
-        let states = peers
-            .iter()
-            .map(|p| (p.clone(), app_state.status_of(p)))
-            .collect();
-        if let Some(local) = app_state.conn_of(user) {
-            local.send_event(&Event::PeersOnlineStatus { peers: states });
         }
     }
 

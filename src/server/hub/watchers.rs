@@ -20,6 +20,8 @@ struct Following {
     app: String,
     user: String,
     peers: BTreeSet<String>,
+    /// Follows and unfollows so far: a read that began before one must not override it.
+    changes: u64,
 }
 
 /// This node's watchers; see the module header.
@@ -41,13 +43,15 @@ impl Watchers {
             app: app.to_string(),
             user: user.to_string(),
             peers: BTreeSet::new(),
+            changes: 0,
         };
         self.by_conn.insert(conn, following);
     }
 
-    /// Whether `conn` is open ([`Watchers::open`], not [`Watchers::end`]ed since).
-    pub fn is_open(&self, conn: ConnId) -> bool {
-        self.by_conn.contains_key(&conn)
+    /// How many times `conn`'s entry changed since it opened, if it is open
+    /// ([`Watchers::open`], not [`Watchers::end`]ed since).
+    pub fn changes(&self, conn: ConnId) -> Option<u64> {
+        self.by_conn.get(&conn).map(|f| f.changes)
     }
 
     /// `conn` follows `peers` too, if it is open.
@@ -55,6 +59,7 @@ impl Watchers {
         let Some(following) = self.by_conn.get_mut(&conn) else {
             return;
         };
+        following.changes += 1;
         for peer in peers {
             if following.peers.insert(peer.clone()) {
                 let key = (following.app.clone(), peer.clone());
@@ -68,6 +73,7 @@ impl Watchers {
         let Some(following) = self.by_conn.get_mut(&conn) else {
             return;
         };
+        following.changes += 1;
         for peer in peers {
             if following.peers.remove(peer) {
                 stop_following(&mut self.by_peer, (&following.app, peer), conn);
@@ -118,7 +124,7 @@ impl Watchers {
         self.loaded.remove(&conn)
     }
 
-    /// Connections following someone, and logins' reads waiting: for the tests.
+    /// Open connections, peers followed, and logins' reads waiting: for the tests.
     #[cfg(test)]
     fn len(&self) -> (usize, usize, usize) {
         (self.by_conn.len(), self.by_peer.len(), self.loaded.len())

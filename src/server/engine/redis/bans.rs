@@ -37,8 +37,8 @@ impl BanStore for RedisEngine {
         let mut conn = self.user_shard(app, user);
         let mut set = redis::cmd("SET");
         set.arg(key(app, user)).arg(until);
-        // A ban ending past the year 9999 (or never) is kept without expiry: Redis refuses
-        // an expiry that far.
+        // A ban ending past the year 9999 (or never) is kept without expiry: Redis
+        // refuses an expiry past about 9.2e15 s, which a ban of a huge duration reaches.
         if until < ENDLESS_FROM {
             set.arg("EXAT").arg(until);
         }
