@@ -171,7 +171,10 @@ mod tests {
         ] {
             watchers.open(conn(n), (app, user));
         }
+        assert_eq!(watchers.changes(conn(1)), Some(0));
         watchers.follow(conn(1), &ids(&["bob", "carol"]));
+        // A late read that began before this follow sees the count moved on.
+        assert_eq!(watchers.changes(conn(1)), Some(1));
         watchers.follow(conn(2), &ids(&["bob"]));
         watchers.follow(conn(3), &ids(&["bob"]));
         let bob: Vec<_> = watchers.followers_of("app", "bob").collect();
@@ -184,5 +187,6 @@ mod tests {
             watchers.end(conn(n));
         }
         assert_eq!(watchers.len(), (0, 0, 0));
+        assert_eq!(watchers.changes(conn(1)), None);
     }
 }
