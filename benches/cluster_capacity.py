@@ -349,10 +349,13 @@ def main():
             "logins": other["ops"],
             "b_over_a_other_app": other["cpu_s"]["node_b"] / other["cpu_s"]["node_a"],
             "b_over_a_same_app": same["cpu_s"]["node_b"] / same["cpu_s"]["node_a"],
+            "cpu_s_other_app": other["cpu_s"],
+            "cpu_s_same_app": same["cpu_s"],
         })
+    ratios = [key for key in churn[0] if key.startswith(("logins", "b_over_a"))]
     results["churn"] = {
         "runs": churn,
-        "best": {key: min(row[key] for row in churn) for key in churn[0]},
+        "best": {key: min(row[key] for row in churn) for key in ratios},
     }
     if args.json:
         print(json.dumps(results, indent=2))
@@ -376,6 +379,12 @@ def main():
     print(f"login churn on node A ({c['logins']} logins in 10 s): node B / node A CPU "
           f"{c['b_over_a_other_app']:.3f} with B's users in another app, "
           f"{c['b_over_a_same_app']:.3f} in the same app")
+    for row in results["churn"]["runs"]:
+        cpu = {case: (row[f"cpu_s_{case}"]["node_a"], row[f"cpu_s_{case}"]["node_b"])
+               for case in ("other_app", "same_app")}
+        print("  run: node A / node B CPU s, B's users in another app "
+              f"{cpu['other_app'][0]:.2f} / {cpu['other_app'][1]:.2f}, in the same app "
+              f"{cpu['same_app'][0]:.2f} / {cpu['same_app'][1]:.2f}")
 
 
 if __name__ == "__main__":
