@@ -206,12 +206,17 @@ async fn a_remote_login_keeps_the_subscriptions_and_their_events_move_to_it() {
     let subscribe = json!({"op": "subscribe_peers_online", "peers": ["bob", "carol"]});
     assert_eq!(first.code(subscribe).await, 0);
     let states = first.expect_event("peers_online_status").await;
-    assert_eq!(states["peers"], json!({"bob": "offline", "carol": "offline"}));
+    assert_eq!(
+        states["peers"],
+        json!({"bob": "offline", "carol": "offline"})
+    );
     let mut second = raw::login(&url, APP, "alice").await;
     first
         .expect_event_with("kicked", json!({"reason": "remote_login"}))
         .await;
-    let subscribed = second.request(json!({"op": "query_subscribed_peers"})).await;
+    let subscribed = second
+        .request(json!({"op": "query_subscribed_peers"}))
+        .await;
     assert_eq!(subscribed["peers"], json!(["bob", "carol"]));
     let _bob = raw::login(&url, APP, "bob").await;
     assert_eq!(
