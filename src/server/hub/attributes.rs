@@ -152,9 +152,8 @@ impl Hub {
         // The user's generation while `conn` is its session: asked again before each
         // write, so that a session that ended while the record was read writes nothing.
         let session = || {
-            let state = self.lock();
-            let generation = state.shared.session_generation(app, user, conn);
-            generation.ok_or(AttrError::Failure)
+            self.session_generation(app, user, conn)
+                .ok_or(AttrError::Failure)
         };
         let generation = session()?;
         let store = self.engine().user_attributes();

@@ -240,6 +240,20 @@ impl Hub {
         }
     }
 
+    /// Before a login's reads: loads `app`'s state if this node does not hold it yet
+    /// (its first user here), so that the login knows whether the user is known.
+    pub async fn hold_app(&self, app: &str) {
+        if !self.lock().shared.apps.contains_key(app) {
+            self.caught_up(app).await;
+        }
+    }
+
+    /// `user`'s generation while `conn` is its session (it ends with a kick, a remote
+    /// login elsewhere or a logout): what a write of the user's own records is of.
+    fn session_generation(&self, app: &str, user: &str, conn: ConnId) -> Option<u64> {
+        self.lock().shared.session_generation(app, user, conn)
+    }
+
     /// [`Hub::caught_up`] for every app this node holds (the metrics count them all).
     pub async fn caught_up_on_all(&self) {
         if let Some(caught_up) = self.inner.engine.caught_up(self, None) {

@@ -49,9 +49,8 @@ pub(super) fn tell_followers(
                 continue;
             };
             let line = line.get_or_insert_with(|| {
-                ConnHandle::encode_shared(&Event::PeersOnlineStatus {
-                    peers: OrderedPeers::from([(user.clone(), app_state.status_of(&user))]),
-                })
+                let peers = app_state.statuses_of(std::slice::from_ref(&user));
+                ConnHandle::encode_shared(&Event::PeersOnlineStatus { peers })
             });
             follower.push_line(line);
         }
@@ -94,7 +93,9 @@ impl Hub {
         request_id: u32,
     ) -> Result<(), QueryError> {
         let id = self.conn_id(conn);
-        let generation = self.session_generation(app, user, id)?;
+        let generation = self
+            .session_generation(app, user, id)
+            .ok_or(QueryError::Failure)?;
         let store = self.engine().subscriptions();
         match store
             .add(app, user, generation, peers, MAX_SUBSCRIBED_PEERS)
@@ -117,12 +118,8 @@ impl Hub {
             .get(app)
             .expect("the session's app is held");
         conn.send_reply(&Reply::ok_empty(request_id));
-        // An id subscribed twice is listed once: the map keeps the first.
-        let current = peers
-            .iter()
-            .map(|p| (p.clone(), app_state.status_of(p)))
-            .collect();
-        conn.send_event(&Event::PeersOnlineStatus { peers: current });
+        let peers = app_state.statuses_of(peers);
+        conn.send_event(&Event::PeersOnlineStatus { peers });
         Ok(())
     }
 
@@ -133,7 +130,9 @@ impl Hub {
         conn: ConnId,
         peers: &[String],
     ) -> Result<(), QueryError> {
-        let generation = self.session_generation(app, user, conn)?;
+        let generation = self
+            .session_generation(app, user, conn)
+            .ok_or(QueryError::Failure)?;
         self.engine()
             .subscriptions()
             .remove(app, user, generation, peers)
@@ -141,14 +140,6 @@ impl Hub {
             .map_err(|Unavailable| QueryError::Failure)?;
         self.lock().watchers.unfollow(conn, peers);
         Ok(())
-    }
-
-    /// `user`'s generation while `conn` is its session (it ends with a kick, a remote
-    /// login elsewhere or a logout).
-    fn session_generation(&self, app: &str, user: &str, conn: ConnId) -> Result<u64, QueryError> {
-        let state = self.lock();
-        let generation = state.shared.session_generation(app, user, conn);
-        generation.ok_or(QueryError::Failure)
     }
 
     /// Before a login on `conn` is submitted (its app held here: [`Hub::hold_app`]): reads
@@ -240,22 +231,11 @@ impl Hub {
             let Some(app_state) = state.shared.apps.get(app) else {
                 return;
             };
-            let states = peers
-                .iter()
-                .map(|p| (p.clone(), app_state.status_of(p)))
-                .collect();
             if let Some(local) = app_state.conn_of(user) {
-                local.send_event(&Event::PeersOnlineStatus { peers: states });
+                let peers = app_state.statuses_of(&peers);
+                local.send_event(&Event::PeersOnlineStatus { peers });
             }
             return;
-        }
-    }
-
-    /// Before a login's reads: loads `app`'s state if this node does not hold it yet
-    /// (its first user here), so that the login knows whether the user is known.
-    pub async fn hold_app(&self, app: &str) {
-        if !self.lock().shared.apps.contains_key(app) {
-            self.caught_up(app).await;
         }
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::reply::OrderedPeers;
 use crate::protocol::{Event, PeerStatus, SendResult};
 use crate::server::clock::Instant;
 use crate::server::engine::{ConnId, NodeId, Stamp};
@@ -145,6 +146,15 @@ impl Tenant {
             Some(_) => PeerStatus::Unreachable,
             None => PeerStatus::Offline,
         }
+    }
+
+    /// The presence of each of `peers` as peers see it, in their order (an id named twice
+    /// is listed once: the map keeps the first).
+    pub fn statuses_of(&self, peers: &[String]) -> OrderedPeers {
+        peers
+            .iter()
+            .map(|peer| (peer.clone(), self.status_of(peer)))
+            .collect()
     }
 
     /// The connection `user` is logged in on, if online.
