@@ -15,6 +15,12 @@
 //!   have gathered: at most [`WINDOW`] more latency (small beside the 20 ms write delay
 //!   of events), and one connection's sends, which wait for their answers, go at most
 //!   one per window (500 a second, beside a default limit of 60).
+//!   Tried and not kept (2026-12-08): a window growing with the number of Redis servers
+//!   (2 ms per server), so that a node's calls over two Redis are as full as over one.
+//!   Over two Redis it cut Redis' CPU per peer round trip from about 37 to 23-27 µs, but
+//!   one connection's sends go one call after another (`session/peer.rs` keeps their
+//!   order), so at 4 ms a sender could no longer send 200 a second: the bench's p99 went
+//!   from 25 ms to 300 ms.
 //! - **Order.** The script numbers the messages in the order they were queued, and
 //!   publishes each before numbering the next: the order of ids is still the order every
 //!   subscriber receives, and one conversation's messages from this node keep the order
