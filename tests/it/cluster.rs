@@ -775,12 +775,21 @@ async fn a_node_started_later_loads_the_snapshot_and_reads_on() {
 
 /// Redis loses its data (FLUSHALL stands for a restart without persistence): the change
 /// counter starts over, every node notices, closes its connections with 1012 and starts
-/// from an empty state; the clients log in again and chat as before, under a new store id.
+/// from an empty state; the clients log in again and chat as before, under a new store id,
+/// in a channel too (its message ids start over lower than those the nodes handed over
+/// before, and are not taken for seen).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_start_over_when_redis_lost_its_data() {
     let (cluster, mut alice, mut bob) = alice_on_n1_bob_on_n2().await;
     let (n1, n2) = (cluster.url(0), cluster.url(1));
     assert_eq!(alice.code(send_peer("bob", "before", false)).await, 0);
+    let room = "room";
+    alice.ok(join(room)).await;
+    bob.ok(join(room)).await;
+    for i in 0..5 {
+        alice.ok(send_channel(room, &format!("before {i}"))).await;
+    }
+    assert_eq!(channel_messages(&mut bob, 5).await.len(), 5);
     let first_store = cluster.redis.command(&["GET", "rtm:store"]).await;
 
     assert_eq!(cluster.redis.command(&["FLUSHALL"]).await, "+OK");
@@ -804,6 +813,15 @@ async fn nodes_start_over_when_redis_lost_its_data() {
     assert_eq!(alice.code(send_peer("bob", "after", false)).await, 0);
     bob.expect_event_with("message_from_peer", json!({"from": "alice"}))
         .await;
+    alice.ok(join(room)).await;
+    bob.ok(join(room)).await;
+    let sent = alice.ok(send_channel(room, "after")).await;
+    let got = channel_messages(&mut bob, 1).await;
+    assert_eq!(
+        got,
+        vec![(message_id(&sent), "alice".to_string(), "after".to_string())],
+        "a channel message after the data loss reaches the member on the other node"
+    );
     let second_store = cluster.redis.command(&["GET", "rtm:store"]).await;
     assert_ne!(
         first_store, second_store,

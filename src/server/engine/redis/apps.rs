@@ -573,6 +573,12 @@ pub async fn read_streams(inner: Arc<Inner>, hub: NodeRef, shard: usize) {
                 continue;
             };
             if let Err(reason) = apply_entries(&inner, &*hub, app, &entries) {
+                // A counter gone back may be its Redis' data lost: then every app there
+                // starts over, and the message ids with them.
+                if super::store_lost(&inner, shard).await {
+                    reload_all(&inner, &hub).await;
+                    continue;
+                }
                 tracing::warn!(app, reason, "redis engine: reloading an app's state");
                 reload(&inner, &hub, app).await;
                 continue;

@@ -624,6 +624,11 @@ pub async fn listen(inner: Arc<Inner>, hub: NodeRef, shard: usize) {
                 watched.confirmed = true;
             }
         }
+        // A Redis that came back empty hands out ids from the start again.
+        if super::store_lost(&inner, shard).await {
+            let (inner, hub) = (Arc::clone(&inner), Arc::clone(&hub));
+            tokio::spawn(async move { super::apps::reload_all(&inner, &hub).await });
+        }
         // What was published while the subscription was down, before what comes now.
         catch_up(&inner, &*hub, shard).await;
         *lock(&feeds.sinks[shard]) = Some(sink);
@@ -777,6 +782,16 @@ fn hand_over_channel(
         server_ts: message.server_ts,
     });
     hub.deliver_channel(app, channel, Some(&message.from), &line);
+}
+
+/// Redis `shard` lost its data (`store_lost`): its message ids start over, so the ids
+/// its channel topics handed over no longer tell what was seen.
+pub(super) fn forget_handed_over(inner: &Inner, shard: usize) {
+    for watched in lock(&inner.feeds.watched).values_mut() {
+        if watched.shard == shard {
+            watched.last_id = 0;
+        }
+    }
 }
 
 /// After the subscription to Redis `shard` broke and came back: every channel topic held

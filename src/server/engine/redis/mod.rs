@@ -646,32 +646,42 @@ async fn within_timeout<T>(
     }
 }
 
-/// Records Redis `shard`'s store id, and the login reply's `store`, which joins them all.
-fn set_store(inner: &Inner, shard: usize, store: String) {
-    let mut stores = lock(&inner.shard_stores);
-    stores[shard] = store;
-    *lock(&inner.store_id) = stores.join("+");
+/// Whether Redis `shard` lost its data since this node last looked (its store id is new:
+/// it lost the streams and snapshots of its apps and hands out message ids again from the
+/// start). If so, records the new id (the login reply's `store` joins them all) and
+/// forgets what this node counted on there: the feed events queued for it, and the ids
+/// its channel topics there handed over (lower ids come now); the caller then starts
+/// over (`apps::reload_all`: connections closed with 1012, a new `store`). Asked by the
+/// heartbeat, by a subscription that came back, and by an app whose counter went back,
+/// so that whichever sees it first starts over, once.
+async fn store_lost(inner: &Inner, shard: usize) -> bool {
+    let mut conn = inner.shards[shard].conn.clone();
+    let Ok(Ok(store)) =
+        tokio::time::timeout(SUBMIT_TIMEOUT, store_id(&mut conn, &inner.keys)).await
+    else {
+        return false;
+    };
+    {
+        let mut stores = lock(&inner.shard_stores);
+        if stores[shard] == store {
+            return false;
+        }
+        stores[shard] = store;
+        *lock(&inner.store_id) = stores.join("+");
+    }
+    tracing::warn!(
+        url = inner.shards[shard].url,
+        "redis engine: a redis lost its data; starting over"
+    );
+    event_feeds::forget_queued_for(&inner.event_feeds, shard);
+    feed::forget_handed_over(inner, shard);
+    true
 }
 
-/// Checks that the Redis servers still hold their data: one that lost it (its store id is
-/// new) lost the streams and snapshots of its apps and hands out message ids again from
-/// the start, so this node starts over (connections closed with 1012, a new `store`).
+/// Checks that the Redis servers still hold their data ([`store_lost`]).
 async fn check_shard_stores(inner: &Arc<Inner>, hub: &NodeRef) {
-    for shard in &inner.shards {
-        let mut conn = shard.conn.clone();
-        let Ok(Ok(store)) =
-            tokio::time::timeout(SUBMIT_TIMEOUT, store_id(&mut conn, &inner.keys)).await
-        else {
-            continue;
-        };
-        let known = lock(&inner.shard_stores)[shard.index].clone();
-        if store != known {
-            tracing::warn!(
-                url = shard.url,
-                "redis engine: a redis lost its data; starting over"
-            );
-            set_store(inner, shard.index, store);
-            event_feeds::forget_queued_for(&inner.event_feeds, shard.index);
+    for shard in 0..inner.shards.len() {
+        if store_lost(inner, shard).await {
             apps::reload_all(inner, hub).await;
         }
     }
