@@ -1,11 +1,16 @@
 //! Received images on screen: how this terminal draws pictures (kitty, sixel, iTerm2, or
 //! half blocks everywhere else), found out once at start with a short timeout, and the
-//! pictures already encoded for it, kept for the next draw. The message list leaves blank
+//! pictures already encoded for it, kept for the next draw. The query goes out only to a
+//! terminal that answers a status report first ([`terminal_answers`]): ratatui-image
+//! reads the answers on a thread of its own, which, when no answer ever comes (a detached
+//! tmux, a terminal without status reports), goes on waiting after the timeout and eats
+//! the first keys the user types. The message list leaves blank
 //! rows for each image ([`Placed`], from `render/messages.rs`); [`Pictures::draw`] fills
 //! them. Thumbnails come from other users and are decoded with limits (`media.rs`).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
 
 use ratatui::layout::{Rect, Size};
 use ratatui::Frame;
@@ -40,6 +45,75 @@ pub enum ImageMode {
     Halfblocks,
     /// No pictures: a line with the image's name and size, as for files.
     Off,
+}
+
+/// Whether this runs inside tmux, as ratatui-image judges it (its queries then go through
+/// tmux's passthrough, to the terminal outside).
+fn in_tmux() -> bool {
+    std::env::var("TERM").is_ok_and(|term| term.starts_with("tmux"))
+        || std::env::var("TERM_PROGRAM").is_ok_and(|program| program == "tmux")
+}
+
+/// The device status report query, sent as ratatui-image sends its own (inside tmux,
+/// through its passthrough, which ratatui-image turns on: so is it here, first).
+fn status_query(in_tmux: bool) -> &'static str {
+    if in_tmux {
+        "\x1bPtmux;\x1b\x1b[5n\x1b\\"
+    } else {
+        "\x1b[5n"
+    }
+}
+
+/// Whether `input` holds an answer to the status report query (`ESC [ 0 n`, or `3 n`
+/// from a terminal reporting a malfunction: an answer all the same).
+fn holds_status_report(input: &[u8]) -> bool {
+    input.windows(4).any(|w| w == b"\x1b[0n" || w == b"\x1b[3n")
+}
+
+/// Whether the terminal answers a status report within `timeout`, read straight from
+/// the descriptor (no buffer of the standard library's keeps what comes after it).
+fn terminal_answers(in_tmux: bool, timeout: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    if in_tmux {
+        let _ = std::process::Command::new("tmux")
+            .args(["set", "-p", "allow-passthrough", "on"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    let mut out = std::io::stdout();
+    let asked = out
+        .write_all(status_query(in_tmux).as_bytes())
+        .and_then(|()| out.flush());
+    if asked.is_err() {
+        return false;
+    }
+    let stdin = std::io::stdin();
+    let deadline = Instant::now() + timeout;
+    let mut input = Vec::new();
+    while !holds_status_report(&input) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(left) = Timespec::try_from(left) else {
+            return false;
+        };
+        if left == Timespec::default() {
+            return false;
+        }
+        let mut ready = [PollFd::new(&stdin, PollFlags::IN)];
+        match poll(&mut ready, Some(&left)) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
+        }
+        let mut buffer = [0u8; 64];
+        match rustix::io::read(&stdin, &mut buffer) {
+            Ok(0) | Err(_) => return false,
+            Ok(read) => input.extend_from_slice(&buffer[..read]),
+        }
+    }
+    true
 }
 
 /// Where the message list left room for an image, relative to the message area.
@@ -77,6 +151,10 @@ impl Pictures {
         let picker = match mode {
             ImageMode::Off => None,
             ImageMode::Halfblocks => Some(Picker::halfblocks()),
+            ImageMode::Auto if !terminal_answers(in_tmux(), QUERY_TIMEOUT) => {
+                tracing::info!("no answer to a status report; half blocks");
+                Some(Picker::halfblocks())
+            }
             ImageMode::Auto => {
                 let options = QueryStdioOptions {
                     timeout: QUERY_TIMEOUT,
@@ -171,6 +249,20 @@ pub fn cells_for(width: u32, height: u32, cell: (u16, u16), max: (u16, u16)) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_report_is_found_among_other_input() {
+        assert!(holds_status_report(b"\x1b[0n"));
+        assert!(holds_status_report(b"ab\x1b[3n"));
+        // A kitty answer, then the report, as a terminal sends them.
+        assert!(holds_status_report(b"\x1b_Gi=31;OK\x1b\\\x1b[0n"));
+        assert!(!holds_status_report(b"\x1b[0"));
+        assert!(!holds_status_report(b"\x1b[?62;4c"));
+        assert!(!holds_status_report(b""));
+        // Inside tmux the query goes through its passthrough, its escapes doubled.
+        assert_eq!(status_query(false), "\x1b[5n");
+        assert_eq!(status_query(true), "\x1bPtmux;\x1b\x1b[5n\x1b\\");
+    }
 
     #[test]
     fn the_config_says_how_images_are_drawn() {

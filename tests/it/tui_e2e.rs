@@ -191,6 +191,28 @@ async fn a_resize_and_keys_that_come_together_both_reach_the_client() {
     server.shutdown().await;
 }
 
+/// Inside tmux (`TERM=tmux-256color`) the graphics query goes through tmux's passthrough
+/// to the terminal outside; in a detached tmux with passthrough off nobody answers. The
+/// first keys typed then still reach the input line (they went to a reader left waiting
+/// for the answer), and pictures fall back to half blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_keys_reach_the_input_line_when_the_terminal_never_answers() {
+    let server = support::start_server(support::test_config()).await;
+    let tmux = Tmux::start("no-answer");
+    tmux.launch("TERM=tmux-256color", &server.url(), "alice");
+    tmux.run(&["send-keys", "-l", "abc"]);
+    tmux.wait_until("the first keys on the input line", |s| {
+        s.lines().any(|line| line.starts_with("> abc"))
+    });
+    tmux.run(&["send-keys", "-l", "def"]);
+    tmux.wait_until("the next keys after them", |s| {
+        s.lines().any(|line| line.starts_with("> abcdef"))
+    });
+    tmux.keys(&["C-u"]);
+    tmux.quit();
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_invitation_and_presence_in_a_real_terminal() {
     let server = support::start_server(support::test_config()).await;
