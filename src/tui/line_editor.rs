@@ -212,8 +212,8 @@ mod tests {
     fn graphemes_and_wide_characters() {
         let mut e = LineEditor::default();
         e.insert_str("a👍🏽漢");
-        // As drawn: the skin tone shows as a swatch in brackets, `👍(🏽)`.
-        assert_eq!(e.cursor_position(), (0, 1 + 6 + 2));
+        // As drawn: the skin tone shows by name, `👍(medium skin)`.
+        assert_eq!(e.cursor_position(), (0, 1 + 2 + 13 + 2));
         e.backspace();
         e.backspace();
         assert_eq!(e.text(), "a");

@@ -213,6 +213,26 @@ async fn the_first_keys_reach_the_input_line_when_the_terminal_never_answers() {
     server.shutdown().await;
 }
 
+/// A skin tone typed and then erased leaves nothing behind on the terminal's screen (as a
+/// swatch after a bracket it made one three-column cluster whose last columns stayed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_skin_tone_leaves_nothing_on_screen() {
+    let server = support::start_server(support::test_config()).await;
+    let tmux = Tmux::start("skin-tone");
+    tmux.launch("", &server.url(), "alice");
+    tmux.run(&["send-keys", "-l", "ab👍🏽cd"]);
+    tmux.wait_until("the tone by name on the input line", |s| {
+        s.lines()
+            .any(|line| line.starts_with("> ab👍(medium skin)cd"))
+    });
+    tmux.keys(&["C-u"]);
+    tmux.wait_until("an empty input line, with no stray swatch anywhere", |s| {
+        s.lines().any(|line| line.trim_end() == ">") && !s.contains('🏽') && !s.contains("skin")
+    });
+    tmux.quit();
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_invitation_and_presence_in_a_real_terminal() {
     let server = support::start_server(support::test_config()).await;

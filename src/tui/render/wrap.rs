@@ -15,7 +15,19 @@ const VS16: char = '\u{fe0f}';
 
 /// The five Fitzpatrick skin tone modifiers.
 fn is_skin_tone(c: char) -> bool {
-    ('\u{1f3fb}'..='\u{1f3ff}').contains(&c)
+    skin_tone_name(c).is_some()
+}
+
+/// A skin tone modifier's name, as drawn after its emoji (Unicode's short names).
+fn skin_tone_name(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{1f3fb}' => "light",
+        '\u{1f3fc}' => "medium-light",
+        '\u{1f3fd}' => "medium",
+        '\u{1f3fe}' => "medium-dark",
+        '\u{1f3ff}' => "dark",
+        _ => return None,
+    })
 }
 
 fn regional_letter(c: char) -> Option<char> {
@@ -27,7 +39,7 @@ fn regional_letter(c: char) -> Option<char> {
 /// form every terminal draws alike, so the screen never drifts from ratatui's idea of it
 /// (a flag left stray halves on later lines until Ctrl-L, on every screen showing it).
 /// Flags (regional indicator pairs) become their letters, `[JP]`; joined emoji sequences
-/// keep their first emoji; a skin tone follows its emoji as a swatch in brackets, `👍(🏽)`;
+/// keep their first emoji; a skin tone follows its emoji by name, `👍(medium skin)`;
 /// VS16 is dropped.
 pub fn display_safe(text: &str) -> std::borrow::Cow<'_, str> {
     let suspect =
@@ -50,12 +62,13 @@ pub fn display_safe(text: &str) -> std::borrow::Cow<'_, str> {
         }
         let first = g.split(ZWJ).next().unwrap_or(g);
         out.extend(first.chars().filter(|&c| c != VS16 && !is_skin_tone(c)));
-        // The tone, not lost: its swatch on its own, which every terminal draws as one
-        // wide character (after a bracket, so none joins it to the emoji).
-        if let Some(tone) = first.chars().find(|&c| is_skin_tone(c)) {
+        // The tone, not lost: by name. Not as its swatch: a modifier joins whatever comes
+        // before it into one cluster (`(🏽` is one, three columns wide), whose columns
+        // past the first a later redraw did not clear, leaving stray swatches on screen.
+        if let Some(tone) = first.chars().find_map(skin_tone_name) {
             out.push('(');
-            out.push(tone);
-            out.push(')');
+            out.push_str(tone);
+            out.push_str(" skin)");
         }
     }
     std::borrow::Cow::Owned(out)
@@ -176,9 +189,13 @@ mod tests {
         assert_eq!(display_safe("hi 🇯🇵!"), "hi [JP]!");
         assert_eq!(
             display_safe("👍🏽 👨\u{200d}👩\u{200d}👧 ❤\u{fe0f}"),
-            "👍(🏽) 👨 ❤"
+            "👍(medium skin) 👨 ❤"
         );
-        assert_eq!(display_safe("👩🏿\u{200d}💻"), "👩(🏿)");
+        assert_eq!(display_safe("👩🏿\u{200d}💻"), "👩(dark skin)");
+        assert_eq!(
+            display_safe("✋🏻✋🏼✋🏾"),
+            "✋(light skin)✋(medium-light skin)✋(medium-dark skin)"
+        );
         assert_eq!(display_safe("漢字 🦀"), "漢字 🦀");
         // Punctuation stays with its word.
         let lines = wrap(&[("log in again.".into(), plain)], 12);
