@@ -613,6 +613,63 @@ async fn the_nodes_ride_out_a_redis_restart() {
     assert_eq!(got["message"], text("kept"), "the cache did not survive");
 }
 
+/// h'. Redis hangs (SIGSTOP: a network cut, a hung host) rather than dies, keeping its
+/// connections: the first read that waits to catch up gives up after the timeout and
+/// answers from the node's copy, and the reads after it answer at once; a logout that
+/// cannot be confirmed is answered 1 and closes its connection (Redis applies it when it
+/// answers again: the session must not stay logged in where the others count it out).
+/// Once Redis answers again, alice is offline for bob and logs in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_keeps_reads_prompt_and_an_unconfirmed_logout_closes_its_connection() {
+    let (cluster, mut alice, mut bob) = alice_on_n1_bob_on_n2().await;
+    let n1 = cluster.url(0);
+    alice.ok(join("room")).await;
+    bob.ok(join("room")).await;
+    let get_members = json!({"op": "get_members", "channel": "room"});
+
+    cluster.redis.pause();
+    let first = bob
+        .call_within(get_members.clone(), OUTAGE_ANSWER)
+        .await
+        .expect("a read is answered while Redis hangs");
+    assert_eq!(code_of(&first), 0, "{first}");
+    let started = Instant::now();
+    assert_eq!(members(&mut bob, "room").await, ["alice", "bob"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the read after the first that gave up waited {:?} for the hung Redis",
+        started.elapsed()
+    );
+    let reply = alice
+        .call_within(json!({"op": "logout"}), OUTAGE_ANSWER)
+        .await
+        .expect("the logout is answered while Redis hangs");
+    assert_eq!(code_of(&reply), 1, "{reply}");
+    assert_eq!(
+        alice.wait_closed(WAIT).await,
+        Closure::CloseFrame(Some(1011)),
+        "an unconfirmed logout closes its connection"
+    );
+
+    cluster.redis.resume();
+    let deadline = Instant::now() + RECOVERY_WAIT;
+    loop {
+        let reply = bob
+            .ok(json!({"op": "query_peers_online", "peers": ["alice"]}))
+            .await;
+        if reply["peers"]["alice"] == "offline" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice still {reply} for bob {RECOVERY_WAIT:?} after Redis answered again"
+        );
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+    let mut alice = login(&n1, "alice").await;
+    assert_eq!(alice.ok(join("room")).await["member_count"], 2);
+}
+
 /// One try at alice (n1) → bob (n2) after the outage, logging either in again first if a
 /// node dropped its connection: Ok once the send answers 0 and bob has the message.
 async fn exchange_after_outage(

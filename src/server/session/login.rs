@@ -105,10 +105,23 @@ pub(super) async fn logout(ask: &mut Ask<'_>) {
             ask.hub.end_following(ask.hub.conn_id(&ask.session.conn));
             ask.ok_empty();
         }
-        // Still logged in everywhere else: the session stays.
-        other => ask.unavailable(&other),
+        // Not confirmed: Redis may still apply it (it did not answer in time, which a
+        // Redis that hangs does later), and the session must not stay logged in where
+        // the others count it out. So the connection closes: the user is then out either
+        // way, by this logout or, should it never land, as a dropped connection after the
+        // grace period; the client logs in again on a new one.
+        other => {
+            ask.unavailable(&other);
+            ask.session
+                .conn
+                .close(CLOSE_LOGOUT_UNCONFIRMED, "logout not confirmed");
+        }
     }
 }
+
+/// The close code of a connection whose logout could not be confirmed (RFC 6455: the
+/// server could not fulfil a request).
+const CLOSE_LOGOUT_UNCONFIRMED: u16 = 1011;
 
 /// `renew_token`: a new token for the logged-in user replaces the watch of the old one.
 pub(super) async fn renew(ask: &mut Ask<'_>, token: &str) {

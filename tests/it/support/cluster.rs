@@ -105,6 +105,27 @@ impl Redis {
             .unwrap_or_else(|e| panic!("redis command {words:?}: {e}"))
     }
 
+    /// SIGSTOP: it keeps its connections but answers nothing (a network cut, a hung
+    /// host) until [`Redis::resume`].
+    pub fn pause(&self) {
+        self.signal(rustix::process::Signal::STOP);
+    }
+
+    /// SIGCONT after [`Redis::pause`]: it answers what came meanwhile.
+    pub fn resume(&self) {
+        self.signal(rustix::process::Signal::CONT);
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .and_then(|pid| rustix::process::Pid::from_raw(pid as i32))
+            .expect("redis-server runs");
+        rustix::process::kill_process(pid, signal).expect("redis-server takes the signal");
+    }
+
     /// SIGKILL: no shutdown, no save; returns once the process is gone. What the
     /// append-only file holds (every write acknowledged so far) survives.
     pub async fn kill(&mut self) {

@@ -409,16 +409,23 @@ async fn caught_up_on(inner: Arc<Inner>, app: String, mut loaded: watch::Receive
 }
 
 /// How many changes `keys`' app has in its stream on Redis `shard` (`None`: Redis cannot
-/// tell in time).
+/// tell in time, or did not a moment ago: `Shard::seems_stalled`).
 async fn appended(inner: &Inner, shard: usize, keys: &AppKeys) -> Option<u64> {
-    let mut conn = inner.shards[shard].conn.clone();
+    let shard = &inner.shards[shard];
+    if shard.seems_stalled() {
+        return None;
+    }
+    let mut conn = shard.conn.clone();
     let mut get = redis::cmd("GET");
     get.arg(&keys.seq);
     let read = get.query_async::<Option<u64>>(&mut conn);
+    let asking = shard.asking();
+    // An error counts as no answer too: the client's own timeout may come first.
     let appended = tokio::time::timeout(SUBMIT_TIMEOUT, read)
         .await
         .ok()?
         .ok()?;
+    asking.answered();
     Some(appended.unwrap_or(0))
 }
 

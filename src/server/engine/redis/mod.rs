@@ -265,6 +265,7 @@ impl RedisEngine {
                 client,
                 conn,
                 router,
+                unanswered_at: Arc::default(),
             });
         }
         let first = shards[0].clone();

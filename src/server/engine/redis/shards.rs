@@ -27,6 +27,45 @@ pub struct Shard {
     pub conn: ConnectionManager,
     /// Its queue of message routes, sent in batches (`batch.rs`).
     pub router: Router,
+    /// When a read of its change counters last went unanswered in time (`None`: the last
+    /// one was answered): reads that would only wait to catch up skip the wait for a
+    /// while after ([`Shard::seems_stalled`]), so a Redis that hangs (a network cut,
+    /// a stopped process) does not hold every read of the node's copy for the timeout.
+    pub unanswered_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+/// How long a read that went unanswered keeps the reads after it from waiting on the
+/// same Redis; past it, one read waits again (and finds it back, or unanswered again).
+pub const STALL_REMEMBERED: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Shard {
+    /// Whether a read of this Redis went unanswered less than [`STALL_REMEMBERED`] ago.
+    pub fn seems_stalled(&self) -> bool {
+        super::lock(&self.unanswered_at).is_some_and(|at| at.elapsed() < STALL_REMEMBERED)
+    }
+
+    /// A read of this Redis under way: unless it is [`Asking::answered`], it counts as
+    /// unanswered when it is dropped (timed out here, or given up by its caller).
+    pub fn asking(&self) -> Asking<'_> {
+        Asking(self)
+    }
+}
+
+/// See [`Shard::asking`].
+pub struct Asking<'a>(&'a Shard);
+
+impl Asking<'_> {
+    /// Redis answered in time.
+    pub fn answered(self) {
+        *super::lock(&self.0.unanswered_at) = None;
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        *super::lock(&self.0.unanswered_at) = Some(std::time::Instant::now());
+    }
 }
 
 /// Which of `count` servers holds the keys of `id` in `app`.
