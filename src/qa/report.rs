@@ -120,7 +120,7 @@ impl Report {
         let placement_width = (self.servers.len() > 1).then(|| {
             self.cases
                 .iter()
-                .filter_map(|c| c.placement.as_deref().map(str::len))
+                .filter_map(|c| c.placement.as_deref().map(|p| placement_cell(p).len()))
                 .max()
                 .unwrap_or(0)
                 .max("PLACEMENT".len())
@@ -142,11 +142,8 @@ impl Report {
                 case.duration.as_secs_f64(),
             );
             if let Some(placed) = placement_width {
-                let _ = write!(
-                    out,
-                    "{:<placed$}  ",
-                    case.placement.as_deref().unwrap_or("")
-                );
+                let cell = placement_cell(case.placement.as_deref().unwrap_or(""));
+                let _ = write!(out, "{cell:<placed$}  ");
             }
             let _ = writeln!(out, "{}", reason.replace('\n', " "));
         }
@@ -154,7 +151,7 @@ impl Report {
         out
     }
 
-    /// The report as pretty JSON, with counts.
+    /// The report as pretty JSON, with counts (and every case's whole placement).
     pub fn to_json(&self) -> String {
         let mut value = serde_json::to_value(self).unwrap_or_default();
         value["passed"] = self.count(CaseOutcome::Pass).into();
@@ -239,9 +236,38 @@ pub fn xml_escape(text: &str) -> String {
     out
 }
 
+/// Users a text table's placement cell names at most; a case with more (one with
+/// hundreds of members) names the first ones and counts the rest, which the JSON and
+/// JUnit reports list whole.
+const PLACEMENT_CELL_USERS: usize = 4;
+
+/// A case's placement as the text table shows it: see [`PLACEMENT_CELL_USERS`].
+fn placement_cell(placement: &str) -> std::borrow::Cow<'_, str> {
+    let users: Vec<&str> = placement.split_whitespace().collect();
+    if users.len() <= PLACEMENT_CELL_USERS {
+        return std::borrow::Cow::Borrowed(placement);
+    }
+    let shown = users[..PLACEMENT_CELL_USERS].join(" ");
+    let more = users.len() - PLACEMENT_CELL_USERS;
+    std::borrow::Cow::Owned(format!("{shown} +{more} more"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_placement_is_cut_in_the_table_only() {
+        let many: Vec<String> = (1..=500).map(|i| format!("m{i}@{}", i % 2 + 1)).collect();
+        let mut report = two_servers();
+        report.cases[0].placement = Some(many.join(" "));
+        let text = report.to_text();
+        assert!(text.contains("m1@2 m2@1 m3@2 m4@1 +496 more  "), "{text}");
+        assert!(text.lines().all(|line| line.len() < 200), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["cases"][0]["placement"], many.join(" "));
+        assert_eq!(placement_cell("alice@1 bob@2"), "alice@1 bob@2");
+    }
 
     fn sample() -> Report {
         let case = |name: &str, outcome, reason: Option<&str>| CaseReport {
