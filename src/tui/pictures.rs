@@ -71,7 +71,9 @@ fn holds_status_report(input: &[u8]) -> bool {
 }
 
 /// Whether the terminal answers a status report within `timeout`, read straight from
-/// the descriptor (no buffer of the standard library's keeps what comes after it).
+/// the descriptor (no buffer of the standard library's keeps what comes after it). What
+/// else comes in meanwhile (keys typed in the first moment) is not kept.
+#[cfg(unix)]
 fn terminal_answers(in_tmux: bool, timeout: Duration) -> bool {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     if in_tmux {
@@ -113,6 +115,12 @@ fn terminal_answers(in_tmux: bool, timeout: Duration) -> bool {
             Ok(read) => input.extend_from_slice(&buffer[..read]),
         }
     }
+    true
+}
+
+/// Elsewhere ratatui-image's own query, with its timeout, decides.
+#[cfg(not(unix))]
+fn terminal_answers(_in_tmux: bool, _timeout: Duration) -> bool {
     true
 }
 

@@ -342,25 +342,43 @@ fn not_loaded(inner: &Inner, app: &str) {
     inner.apps.changed(stream.shard);
 }
 
+/// Marks `app` as being loaded again: its changes submitted meanwhile wait, and its
+/// stream is not applied until the load reads on from the snapshot. False if this node
+/// does not hold it.
+fn mark_reloading(held: &mut HashMap<String, AppStream>, app: &str) -> bool {
+    let Some(stream) = held.get_mut(app) else {
+        return false;
+    };
+    stream.held.get_or_insert_with(Vec::new);
+    stream.loaded.send_replace(None);
+    true
+}
+
 /// Loads `app` again from its snapshot (this node lost its place in its stream); its
 /// changes submitted meanwhile wait.
 pub async fn reload(inner: &Arc<Inner>, hub: &NodeRef, app: &str) {
-    {
-        let mut held = lock(&inner.apps.held);
-        let Some(stream) = held.get_mut(app) else {
-            return;
-        };
-        stream.held.get_or_insert_with(Vec::new);
-        stream.loaded.send_replace(None);
+    if mark_reloading(&mut lock(&inner.apps.held), app) {
+        load(Arc::clone(inner), Arc::clone(hub), app.to_string(), true).await;
     }
-    load(Arc::clone(inner), Arc::clone(hub), app.to_string(), true).await;
+}
+
+/// Marks every app this node holds as being loaded again, all at once (a Redis lost its
+/// data: `store_lost`), so that none is read on meanwhile, found out of step, and
+/// reloaded a second time (which would close again the connections of the clients that
+/// had just logged in after the first). Returns their names.
+pub fn mark_all_reloading(inner: &Inner) -> Vec<String> {
+    let mut held = lock(&inner.apps.held);
+    let names: Vec<String> = held.keys().cloned().collect();
+    for app in &names {
+        mark_reloading(&mut held, app);
+    }
+    names
 }
 
 /// Reloads every app this node holds (a Redis lost its data: its message ids start over).
 pub async fn reload_all(inner: &Arc<Inner>, hub: &NodeRef) {
-    let names: Vec<String> = lock(&inner.apps.held).keys().cloned().collect();
-    for app in names {
-        reload(inner, hub, &app).await;
+    for app in mark_all_reloading(inner) {
+        load(Arc::clone(inner), Arc::clone(hub), app, true).await;
     }
 }
 
@@ -409,17 +427,14 @@ async fn caught_up_on(inner: Arc<Inner>, app: String, mut loaded: watch::Receive
 }
 
 /// How many changes `keys`' app has in its stream on Redis `shard` (`None`: Redis cannot
-/// tell in time, or did not a moment ago: `Shard::seems_stalled`).
+/// tell in time, or did not a moment ago: `Shard::asking`).
 async fn appended(inner: &Inner, shard: usize, keys: &AppKeys) -> Option<u64> {
     let shard = &inner.shards[shard];
-    if shard.seems_stalled() {
-        return None;
-    }
+    let asking = shard.asking()?;
     let mut conn = shard.conn.clone();
     let mut get = redis::cmd("GET");
     get.arg(&keys.seq);
     let read = get.query_async::<Option<u64>>(&mut conn);
-    let asking = shard.asking();
     // An error counts as no answer too: the client's own timeout may come first.
     let appended = tokio::time::timeout(SUBMIT_TIMEOUT, read)
         .await

@@ -676,6 +676,8 @@ async fn store_lost(inner: &Inner, shard: usize) -> bool {
     );
     event_feeds::forget_queued_for(&inner.event_feeds, shard);
     feed::forget_handed_over(inner, shard);
+    // At once, before the caller's reload gets to them: no stream is read on meanwhile.
+    apps::mark_all_reloading(inner);
     true
 }
 

@@ -28,43 +28,63 @@ pub struct Shard {
     /// Its queue of message routes, sent in batches (`batch.rs`).
     pub router: Router,
     /// When a read of its change counters last went unanswered in time (`None`: the last
-    /// one was answered): reads that would only wait to catch up skip the wait for a
-    /// while after ([`Shard::seems_stalled`]), so a Redis that hangs (a network cut,
-    /// a stopped process) does not hold every read of the node's copy for the timeout.
+    /// one was answered): reads that would only wait to catch up skip the wait while it
+    /// is recent ([`Shard::asking`]), so a Redis that hangs (a network cut, a stopped
+    /// process) does not hold every read of the node's copy for the timeout.
     pub unanswered_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
-/// How long a read that went unanswered keeps the reads after it from waiting on the
-/// same Redis; past it, one read waits again (and finds it back, or unanswered again).
+/// How long an unanswered read keeps the reads after it from waiting on the same Redis;
+/// past it, one read asks again (and finds it back, or not: then another such while).
 pub const STALL_REMEMBERED: std::time::Duration = std::time::Duration::from_secs(2);
 
-impl Shard {
-    /// Whether a read of this Redis went unanswered less than [`STALL_REMEMBERED`] ago.
-    pub fn seems_stalled(&self) -> bool {
-        super::lock(&self.unanswered_at).is_some_and(|at| at.elapsed() < STALL_REMEMBERED)
-    }
+/// A read that waited this long when it was given up counts as unanswered (a read of a
+/// Redis that answers takes milliseconds; one given up sooner, its caller's own wait
+/// having run out first, tells nothing of Redis).
+pub const UNANSWERED_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
-    /// A read of this Redis under way: unless it is [`Asking::answered`], it counts as
-    /// unanswered when it is dropped (timed out here, or given up by its caller).
-    pub fn asking(&self) -> Asking<'_> {
-        Asking(self)
+impl Shard {
+    /// A read of this Redis that may begin, or `None` while an unanswered one is recent
+    /// ([`STALL_REMEMBERED`]): then the caller goes on without it. Once that while is
+    /// over, one caller gets to ask (the while starts again for the others), so a hung
+    /// Redis keeps one read waiting at a time, not all of them. Unless it is
+    /// [`Asking::answered`], a read counts as unanswered when it is dropped after
+    /// [`UNANSWERED_AFTER`] (timed out here, or given up by its caller).
+    pub fn asking(&self) -> Option<Asking<'_>> {
+        let now = std::time::Instant::now();
+        let mut unanswered_at = super::lock(&self.unanswered_at);
+        if let Some(at) = *unanswered_at {
+            if at.elapsed() < STALL_REMEMBERED {
+                return None;
+            }
+            *unanswered_at = Some(now);
+        }
+        Some(Asking {
+            shard: self,
+            since: now,
+        })
     }
 }
 
 /// See [`Shard::asking`].
-pub struct Asking<'a>(&'a Shard);
+pub struct Asking<'a> {
+    shard: &'a Shard,
+    since: std::time::Instant,
+}
 
 impl Asking<'_> {
     /// Redis answered in time.
     pub fn answered(self) {
-        *super::lock(&self.0.unanswered_at) = None;
+        *super::lock(&self.shard.unanswered_at) = None;
         std::mem::forget(self);
     }
 }
 
 impl Drop for Asking<'_> {
     fn drop(&mut self) {
-        *super::lock(&self.0.unanswered_at) = Some(std::time::Instant::now());
+        if self.since.elapsed() >= UNANSWERED_AFTER {
+            *super::lock(&self.shard.unanswered_at) = Some(std::time::Instant::now());
+        }
     }
 }
 
