@@ -1,7 +1,7 @@
 //! Received images on screen: how this terminal draws pictures (kitty, sixel, iTerm2, or
 //! half blocks everywhere else), found out once at start with a short timeout, and the
 //! pictures already encoded for it, kept for the next draw. The query goes out only to a
-//! terminal that answers a status report first ([`terminal_answers`]): ratatui-image
+//! terminal that answers a status report first (`terminal_answers`): ratatui-image
 //! reads the answers on a thread of its own, which, when no answer ever comes (a detached
 //! tmux, a terminal without status reports), goes on waiting after the timeout and eats
 //! the first keys the user types. The message list leaves blank
