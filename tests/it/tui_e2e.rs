@@ -502,6 +502,12 @@ async fn several_servers_show_the_one_in_use_and_fail_over() {
         "alice",
     );
     tmux.wait_for(&format!("[connected] on {}", first.addr()));
+    // The status tab names the server reached, not the whole list.
+    let screen = tmux.wait_for("logged in as alice");
+    assert!(
+        screen.contains(&first.url()) && !screen.contains(&second.url()),
+        "{screen}"
+    );
     let (bob, mut bob_events) = Client::new(ClientConfig::new(second.url(), "e2e")).unwrap();
     bob.login(None, "bob").await.unwrap();
 

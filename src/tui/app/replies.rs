@@ -138,12 +138,15 @@ impl App {
         self.status.server_name.clone_from(&result.server);
         self.screen = Screen::Main;
         self.login.status = LoginStatus::Editing;
+        // The server in use, once connected (with several, the one the client reached).
+        let server = self
+            .status
+            .connected_to
+            .clone()
+            .unwrap_or_else(|| self.status.server.replace(',', ", "));
         let line = format!(
-            "logged in as {} to app {} on {} ({})",
-            result.user,
-            self.status.app_id,
-            self.status.server.replace(',', ", "),
-            result.server
+            "logged in as {} to app {} on {server} ({})",
+            result.user, self.status.app_id, result.server
         );
         self.tabs.home().info(now, line);
         if relogin {
