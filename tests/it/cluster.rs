@@ -557,6 +557,44 @@ async fn a_killed_node_takes_its_users_offline_and_they_come_back_elsewhere() {
     alice.ok(send_peer("bob", "welcome back", false)).await;
 }
 
+/// A node stopped as an operator stops it (SIGTERM) tells the others it is gone as it
+/// goes: they take over its users' grace at their next beat, not a whole heartbeat TTL
+/// after its key went, so bob leaves alice's channel about a grace after his node
+/// stopped (it was two TTLs of heartbeat and a grace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_hands_its_users_grace_over_at_once() {
+    let grace = GRACE.as_secs().to_string();
+    let mut cluster = Cluster::start_with(2, &["--grace", &grace]).await;
+    let room = "room";
+    let mut alice = login(&cluster.url(0), "alice").await;
+    let mut bob = login(&cluster.url(1), "bob").await;
+    alice.ok(join(room)).await;
+    bob.ok(join(room)).await;
+    alice
+        .expect_event_with("member_joined", json!({"channel": room, "user": "bob"}))
+        .await;
+
+    let stopping = Instant::now();
+    cluster.nodes[1].terminate().await;
+    // From its exit: within the grace, a beat and some room for a busy box; the
+    // heartbeat's TTL alone (5 s, as for a node that died) would not fit.
+    let within = GRACE + Duration::from_secs(3);
+    let left = alice
+        .next_event(within, |e| {
+            e["event"] == "member_left" && e["channel"] == room && e["user"] == "bob"
+        })
+        .await;
+    assert!(
+        left.is_some(),
+        "bob did not leave {room} within {within:?} of his node's stop"
+    );
+    assert!(
+        stopping.elapsed() + Duration::from_millis(100) >= GRACE,
+        "bob left after {:?}, before the grace was over",
+        stopping.elapsed()
+    );
+}
+
 /// h. Redis dies (SIGKILL) and comes back on its append-only file: meanwhile a send is
 /// answered promptly with a failure code rather than left hanging; afterwards the nodes
 /// recover by themselves (a peer message between the two nodes gets through again, with

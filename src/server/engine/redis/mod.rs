@@ -32,7 +32,8 @@
 //!   reconnect and log in again) and carries on from the snapshot, or from nothing.
 //! - **Liveness**: each node sets `rtm:node:<id>` every [`HEARTBEAT_EVERY`] with a
 //!   [`HEARTBEAT_TTL`] expiry. A node that sees another node's key missing for a whole
-//!   TTL while its own Redis calls worked submits `NodeGone` to each app that names it:
+//!   TTL while its own Redis calls worked, or marked as stopped (a node that stops leaves
+//!   `STOPPED_BEAT` there), submits `NodeGone` to each app that names it:
 //!   that node's users then go through the grace period like dropped connections (their
 //!   channels held, then left), and its grace timers are adopted (an invitation's expiry
 //!   runs on the callee's node as well as the caller's: `hub/invitations.rs`).
@@ -458,9 +459,14 @@ impl Engine for RedisEngine {
             for task in tasks {
                 let _ = task.await;
             }
+            // Gone on purpose: the others take over its users' grace at their next beat,
+            // not a whole TTL after the key went (`watch_nodes`).
             let mut conn = inner.conn.clone();
-            let _: Result<Value, _> = redis::cmd("DEL")
+            let _: Result<Value, _> = redis::cmd("SET")
                 .arg(inner.keys.node(inner.node))
+                .arg(STOPPED_BEAT)
+                .arg("PX")
+                .arg(HEARTBEAT_TTL.as_millis() as u64)
                 .query_async(&mut conn)
                 .await;
         })
@@ -749,12 +755,13 @@ async fn watch_nodes(
     };
     let now = Instant::now();
     for (node, beat) in nodes.into_iter().zip(alive) {
-        if beat.is_some() {
+        let stopped = beat.as_deref() == Some(STOPPED_BEAT);
+        if beat.is_some() && !stopped {
             silent.remove(&node);
             continue;
         }
         let since = *silent.entry(node).or_insert(now);
-        if now.duration_since(since) >= HEARTBEAT_TTL {
+        if stopped || now.duration_since(since) >= HEARTBEAT_TTL {
             tracing::warn!(
                 node,
                 "redis engine: a node stopped beating; its users are gone"
@@ -766,6 +773,12 @@ async fn watch_nodes(
         }
     }
 }
+
+/// What a node that stops (`Engine::stop`) leaves in its heartbeat key for a TTL: the
+/// others declare it gone at once instead of waiting for a missing key to stay missing.
+/// No node's name (the key's value while it beats) holds a NUL: `--node-id` comes from
+/// the command line, which cannot.
+const STOPPED_BEAT: &str = "\0stopped";
 
 /// Answers requests whose change was appended but has not come back in time.
 fn expire_waiters(inner: &Inner) {
