@@ -688,6 +688,20 @@ async fn a_hung_redis_keeps_reads_prompt_and_an_unconfirmed_logout_closes_its_co
         Closure::CloseFrame(Some(1011)),
         "an unconfirmed logout closes its connection"
     );
+    // History lives in Redis: a failure, in words a client can act on (the Redis
+    // client's own are for the node's log).
+    let reply = bob
+        .call_within(
+            json!({"op": "history", "channel": "room", "limit": 5}),
+            OUTAGE_ANSWER,
+        )
+        .await
+        .expect("history is answered while Redis hangs");
+    assert_eq!(code_of(&reply), 1, "{reply}");
+    assert_eq!(
+        reply["reason"], "the shared engine is unavailable; try again",
+        "{reply}"
+    );
 
     cluster.redis.resume();
     let deadline = Instant::now() + RECOVERY_WAIT;

@@ -5,7 +5,7 @@ use crate::protocol::limits::{DEFAULT_HISTORY_LIMIT, MAX_OBJECT_BYTES};
 use crate::protocol::{HistoryError, HistoryMessage, HistoryResult};
 
 use super::Ask;
-use crate::server::engine::{channel_conversation, peer_conversation};
+use crate::server::engine::{channel_conversation, peer_conversation, Outcome, ReadError};
 use crate::server::store::HistoryQuery;
 
 /// `history` of exactly one of `peer` and `channel`, at most `limit` (1..100) messages
@@ -48,7 +48,12 @@ pub(super) async fn history(
                 truncated,
             });
         }
-        Err(e) => ask.refuse_why(HistoryError::Failure, e.to_string()),
+        // The store's own words go to the log; the client hears what it can act on.
+        Err(ReadError::Store(e)) => ask.refuse_why(HistoryError::Failure, e.to_string()),
+        Err(e) => {
+            tracing::warn!(error = %e, "history could not be read");
+            ask.unavailable(&Outcome::Unavailable);
+        }
     }
 }
 

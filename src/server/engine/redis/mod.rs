@@ -882,10 +882,11 @@ fn read_history(
     query: HistoryQuery,
 ) -> impl Future<Output = Result<Vec<HistoryMessage>, ReadError>> + Send + 'static {
     let key = inner.keys.history(app, conv);
-    let mut conn = inner.shards[shard_of(inner.shards.len(), app, conv)]
-        .conn
-        .clone();
+    let shard = inner.shards[shard_of(inner.shards.len(), app, conv)].clone();
     async move {
+        // A Redis that just left a read unanswered: fail at once, not after another wait.
+        let asking = shard.asking().ok_or(ReadError::Timeout)?;
+        let mut conn = shard.conn.clone();
         let before = query
             .before
             .map_or_else(|| "+inf".to_string(), |id| format!("({id}"));
@@ -899,9 +900,12 @@ fn read_history(
         }
         zrange.arg("LIMIT").arg(0).arg(query.limit);
         let read = zrange.query_async::<Vec<String>>(&mut conn);
-        let mut messages = tokio::time::timeout(SUBMIT_TIMEOUT, read)
+        let answer = tokio::time::timeout(SUBMIT_TIMEOUT, read)
             .await
-            .map_err(|_| ReadError::Timeout)??
+            .map_err(|_| ReadError::Timeout)?;
+        let entries = answer?;
+        asking.answered();
+        let mut messages = entries
             .iter()
             .map(|json| serde_json::from_str::<HistoryMessage>(json))
             .collect::<Result<Vec<_>, _>>()?;
