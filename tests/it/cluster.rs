@@ -557,6 +557,57 @@ async fn a_killed_node_takes_its_users_offline_and_they_come_back_elsewhere() {
     alice.ok(send_peer("bob", "welcome back", false)).await;
 }
 
+/// bob's connection to n2 drops (his grace runs on n2), he is back on n1 within the grace
+/// without rejoining the channel, then n2 dies: once it is found gone its grace timers
+/// move to a live node, bob's included although he is online elsewhere, so he still
+/// leaves the channel he did not rejoin (nobody ran his grace's end before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grace_left_on_a_dead_node_ends_elsewhere_for_a_user_back_on_another() {
+    let mut cluster = Cluster::start_with(2, &["--grace", "3"]).await;
+    let n1 = cluster.url(0);
+    let room = "room";
+    let mut alice = login(&n1, "alice").await;
+    let mut bob = login(&cluster.url(1), "bob").await;
+    alice.ok(join(room)).await;
+    bob.ok(join(room)).await;
+    alice
+        .expect_event_with("member_joined", json!({"channel": room, "user": "bob"}))
+        .await;
+    alice
+        .ok(json!({"op": "subscribe_peers_online", "peers": ["bob"]}))
+        .await;
+    alice
+        .expect_event_with("peers_online_status", json!({"peers": {"bob": "online"}}))
+        .await;
+
+    // The drop is applied (n2 runs the grace), then bob is back on n1, then n2 dies.
+    drop(bob);
+    alice
+        .next_event(WAIT, |e| {
+            e["event"] == "peers_online_status"
+                && e["peers"].get("bob").is_some_and(|s| s != "online")
+        })
+        .await
+        .expect("bob's drop reaches alice");
+    let _bob = login(&n1, "bob").await;
+    alice
+        .expect_event_with("peers_online_status", json!({"peers": {"bob": "online"}}))
+        .await;
+    cluster.nodes[1].kill().await;
+
+    alice
+        .expect_event_within(
+            "member_left",
+            json!({"channel": room, "user": "bob"}),
+            NODE_DOWN_WAIT + Duration::from_secs(3) + SLACK,
+        )
+        .await;
+    let counts = alice
+        .ok(json!({"op": "get_channel_member_count", "channels": [room]}))
+        .await;
+    assert_eq!(counts["counts"][room], 1, "{counts}");
+}
+
 /// A node stopped as an operator stops it (SIGTERM) tells the others it is gone as it
 /// goes: they take over its users' grace at their next beat, not a whole heartbeat TTL
 /// after its key went, so bob leaves alice's channel about a grace after his node
@@ -577,8 +628,8 @@ async fn a_stopped_node_hands_its_users_grace_over_at_once() {
     let stopping = Instant::now();
     cluster.nodes[1].terminate().await;
     // From its exit: within the grace, a beat and some room for a busy box; the
-    // heartbeat's TTL alone (5 s, as for a node that died) would not fit.
-    let within = GRACE + Duration::from_secs(3);
+    // heartbeat's TTL and a beat (6 s, as for a node that died) would not fit.
+    let within = GRACE + Duration::from_secs(4);
     let left = alice
         .next_event(within, |e| {
             e["event"] == "member_left" && e["channel"] == room && e["user"] == "bob"

@@ -276,12 +276,29 @@ impl Hub {
         let Some(app_state) = state.shared.apps.get_mut(app) else {
             return;
         };
+        let graced_there = |u: &User| u.grace.is_some_and(|(_, n)| n == node);
+        // Back on another node within the grace, before the node was found gone: the
+        // channels it held then are still to be left (or rejoined) when the grace ends,
+        // which the gone node's timer was to say. Its grace moves here, as it is.
+        let moved_on: Vec<String> = app_state
+            .users
+            .iter()
+            .filter(|(_, u)| u.conn.as_ref().is_some_and(|c| c.id.node != node) && graced_there(u))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for user in moved_on {
+            let entry = app_state.users.get_mut(&user).expect("listed above");
+            entry.grace = Some((epoch, here.stamp.origin));
+            if here.origin {
+                self.start_grace(app, &user, epoch);
+            }
+        }
         let users: Vec<String> = app_state
             .users
             .iter()
             .filter(|(_, u)| {
                 u.conn.as_ref().is_some_and(|c| c.id.node == node)
-                    || (u.conn.is_none() && u.grace.is_some_and(|(_, n)| n == node))
+                    || (u.conn.is_none() && graced_there(u))
             })
             .map(|(name, _)| name.clone())
             .collect();
