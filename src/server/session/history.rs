@@ -48,8 +48,8 @@ pub(super) async fn history(
                 truncated,
             });
         }
-        // The store's own words go to the log; the client hears what it can act on.
         Err(ReadError::Store(e)) => ask.refuse_why(HistoryError::Failure, e.to_string()),
+        // Redis' own words go to the log; the client hears what it can act on.
         Err(e) => {
             tracing::warn!(error = %e, "history could not be read");
             ask.unavailable(&Outcome::Unavailable);

@@ -335,6 +335,10 @@ impl App {
         }
         status.me = Some(user.clone());
         status.app_id.clone_from(&app_id);
+        if status.server != server {
+            // Another list: which of its servers is reached is not known yet.
+            status.connected_to = None;
+        }
         status.server.clone_from(&server);
         let token = self.login.value(login::TOKEN).trim().to_string();
         let request = Job::Login {

@@ -777,7 +777,7 @@ async fn watch_nodes(
 /// What a node that stops (`Engine::stop`) leaves in its heartbeat key for a TTL: the
 /// others declare it gone at once instead of waiting for a missing key to stay missing.
 /// No node's name (the key's value while it beats) holds a NUL: `--node-id` comes from
-/// the command line, which cannot.
+/// the command line, which cannot, and the default name is the host's and the port.
 const STOPPED_BEAT: &str = "\0stopped";
 
 /// Answers requests whose change was appended but has not come back in time.
