@@ -62,12 +62,17 @@ impl Notifier {
             Protocol::Osc777 => format!("\x1b]777;notify;{title};{body}\x07"),
         };
         if self.tmux {
-            // tmux passes a DCS "tmux;" payload on with every ESC doubled.
-            format!("\x1bPtmux;{}\x1b\\", inner.replace('\x1b', "\x1b\x1b"))
+            through_tmux(&inner)
         } else {
             inner
         }
     }
+}
+
+/// `sequence` wrapped for tmux's passthrough, to the terminal outside: tmux passes a DCS
+/// "tmux;" payload on with every ESC doubled (`pictures.rs` asks its question so too).
+pub(super) fn through_tmux(sequence: &str) -> String {
+    format!("\x1bPtmux;{}\x1b\\", sequence.replace('\x1b', "\x1b\x1b"))
 }
 
 /// The protocol of a terminal known to show notifications, from its environment.

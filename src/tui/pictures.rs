@@ -56,11 +56,12 @@ fn in_tmux() -> bool {
 
 /// The device status report query, sent as ratatui-image sends its own (inside tmux,
 /// through its passthrough, which ratatui-image turns on: so is it here, first).
-fn status_query(in_tmux: bool) -> &'static str {
+fn status_query(in_tmux: bool) -> String {
+    const STATUS_REPORT: &str = "\x1b[5n";
     if in_tmux {
-        "\x1bPtmux;\x1b\x1b[5n\x1b\\"
+        super::notify::through_tmux(STATUS_REPORT)
     } else {
-        "\x1b[5n"
+        STATUS_REPORT.to_string()
     }
 }
 

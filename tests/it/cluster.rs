@@ -464,16 +464,16 @@ async fn invitations_cross_nodes() {
     }
 }
 
-/// g. n2 dies (SIGKILL) while bob, on it, shares a channel with alice on n1: the cluster
-/// notices, bob is offline to queries (a message to him answers 3, or 4 cached), and
-/// after the grace alice gets member_left; bob logs in on n1 and chats again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_node_takes_its_users_offline_and_they_come_back_elsewhere() {
-    let grace = GRACE.as_secs().to_string();
-    let mut cluster = Cluster::start_with(2, &["--grace", &grace]).await;
-    let n1 = cluster.url(0);
-    let room = "room";
-    let mut alice = login(&n1, "alice").await;
+/// The channel of the node-death tests.
+const ROOM: &str = "room";
+
+/// Two nodes with `grace`: alice on n1 and bob on n2, both in [`ROOM`], alice following
+/// bob's presence (he is online to her).
+async fn bob_in_alices_room_on_the_other_node(grace: Duration) -> (Cluster, RawConn, RawConn) {
+    let grace = grace.as_secs().to_string();
+    let cluster = Cluster::start_with(2, &["--grace", &grace]).await;
+    let room = ROOM;
+    let mut alice = login(&cluster.url(0), "alice").await;
     let mut bob = login(&cluster.url(1), "bob").await;
     alice.ok(join(room)).await;
     bob.ok(join(room)).await;
@@ -486,6 +486,27 @@ async fn a_killed_node_takes_its_users_offline_and_they_come_back_elsewhere() {
     alice
         .expect_event_with("peers_online_status", json!({"peers": {"bob": "online"}}))
         .await;
+    (cluster, alice, bob)
+}
+
+/// The presence event telling `alice` that bob is no longer online (unreachable during
+/// his grace, or offline), within `within`.
+async fn bob_no_longer_online(alice: &mut RawConn, within: Duration) -> Option<Value> {
+    alice
+        .next_event(within, |e| {
+            e["event"] == "peers_online_status"
+                && e["peers"].get("bob").is_some_and(|s| s != "online")
+        })
+        .await
+}
+
+/// g. n2 dies (SIGKILL) while bob, on it, shares a channel with alice on n1: the cluster
+/// notices, bob is offline to queries (a message to him answers 3, or 4 cached), and
+/// after the grace alice gets member_left; bob logs in on n1 and chats again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_takes_its_users_offline_and_they_come_back_elsewhere() {
+    let (mut cluster, mut alice, mut bob) = bob_in_alices_room_on_the_other_node(GRACE).await;
+    let (n1, room) = (cluster.url(0), ROOM);
 
     cluster.nodes[1].kill().await;
     assert_ne!(
@@ -497,13 +518,7 @@ async fn a_killed_node_takes_its_users_offline_and_they_come_back_elsewhere() {
     // The cluster notices: bob is no longer online to his subscribers (unreachable during
     // the grace, or offline)...
     let within = NODE_DOWN_WAIT + SLACK;
-    let Some(gone) = alice
-        .next_event(within, |e| {
-            e["event"] == "peers_online_status"
-                && e["peers"].get("bob").is_some_and(|s| s != "online")
-        })
-        .await
-    else {
+    let Some(gone) = bob_no_longer_online(&mut alice, within).await else {
         panic!("bob still online to alice {within:?} after his node died");
     };
     // ...offline to queries at once, so a message to him is unreachable, or cached.
@@ -563,30 +578,13 @@ async fn a_killed_node_takes_its_users_offline_and_they_come_back_elsewhere() {
 /// leaves the channel he did not rejoin (nobody ran his grace's end before).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grace_left_on_a_dead_node_ends_elsewhere_for_a_user_back_on_another() {
-    let mut cluster = Cluster::start_with(2, &["--grace", "3"]).await;
-    let n1 = cluster.url(0);
-    let room = "room";
-    let mut alice = login(&n1, "alice").await;
-    let mut bob = login(&cluster.url(1), "bob").await;
-    alice.ok(join(room)).await;
-    bob.ok(join(room)).await;
-    alice
-        .expect_event_with("member_joined", json!({"channel": room, "user": "bob"}))
-        .await;
-    alice
-        .ok(json!({"op": "subscribe_peers_online", "peers": ["bob"]}))
-        .await;
-    alice
-        .expect_event_with("peers_online_status", json!({"peers": {"bob": "online"}}))
-        .await;
+    let (mut cluster, mut alice, bob) =
+        bob_in_alices_room_on_the_other_node(Duration::from_secs(3)).await;
+    let (n1, room) = (cluster.url(0), ROOM);
 
     // The drop is applied (n2 runs the grace), then bob is back on n1, then n2 dies.
     drop(bob);
-    alice
-        .next_event(WAIT, |e| {
-            e["event"] == "peers_online_status"
-                && e["peers"].get("bob").is_some_and(|s| s != "online")
-        })
+    bob_no_longer_online(&mut alice, WAIT)
         .await
         .expect("bob's drop reaches alice");
     let _bob = login(&n1, "bob").await;
@@ -614,16 +612,8 @@ async fn a_grace_left_on_a_dead_node_ends_elsewhere_for_a_user_back_on_another()
 /// stopped (it was two TTLs of heartbeat and a grace).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_node_hands_its_users_grace_over_at_once() {
-    let grace = GRACE.as_secs().to_string();
-    let mut cluster = Cluster::start_with(2, &["--grace", &grace]).await;
-    let room = "room";
-    let mut alice = login(&cluster.url(0), "alice").await;
-    let mut bob = login(&cluster.url(1), "bob").await;
-    alice.ok(join(room)).await;
-    bob.ok(join(room)).await;
-    alice
-        .expect_event_with("member_joined", json!({"channel": room, "user": "bob"}))
-        .await;
+    let (mut cluster, mut alice, _bob) = bob_in_alices_room_on_the_other_node(GRACE).await;
+    let room = ROOM;
 
     let stopping = Instant::now();
     cluster.nodes[1].terminate().await;

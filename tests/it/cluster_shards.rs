@@ -387,6 +387,24 @@ async fn stream_of(cluster: &Cluster, app: &str) -> String {
         .await
 }
 
+/// `app`'s stream holds `present` (it is the stream the app's changes go to) and not
+/// `absent`, which lives on its own Redis instead (`what` names it in a failure).
+async fn assert_stream_without(
+    cluster: &Cluster,
+    app: &str,
+    present: Option<&str>,
+    (absent, what): (&str, &str),
+) {
+    let stream = stream_of(cluster, app).await;
+    if let Some(present) = present {
+        assert!(stream.contains(present), "the app's stream: {stream}");
+    }
+    assert!(
+        !stream.contains(absent),
+        "{what} in the app's stream: {stream}"
+    );
+}
+
 /// Each app's changes go to a stream on the Redis its id hashes to, and a node holds only
 /// the apps its users are in: it loads one when its first user of it logs in (seeing
 /// what the other node's users did there), holds nothing when it starts (no world
@@ -526,12 +544,8 @@ async fn user_attributes_live_on_their_users_redis_not_in_the_shared_state() {
 
     let hash = |user: &str| format!("rtm:ua:{app}:{user}");
     assert_each_on_its_redis(&cluster, hash, [&kept, &lost]).await;
-    let stream = stream_of(&cluster, &app).await;
-    assert!(stream.contains("login"), "the app's stream: {stream}");
-    assert!(
-        !stream.contains("calm-and-kept"),
-        "an attribute write in the stream: {stream}"
-    );
+    let write = ("calm-and-kept", "an attribute write");
+    assert_stream_without(&cluster, &app, Some("login"), write).await;
     // Bob, on the other node, reads kept's attributes from kept's Redis.
     assert_eq!(
         attributes_of(&mut bob, &kept).await,
@@ -631,12 +645,8 @@ async fn channel_attributes_live_on_their_channels_redis_and_expire_there() {
         let ttl = ttl_ms(redis, &format!("rtm:ca:{app}:{room}")).await;
         assert_eq!(ttl, -1, "{room} has members: no expiry");
     }
-    let stream = stream_of(&cluster, &app).await;
-    assert!(stream.contains("join"), "the app's stream: {stream}");
-    assert!(
-        !stream.contains("kept-topic"),
-        "an attribute write in the stream: {stream}"
-    );
+    let write = ("kept-topic", "an attribute write");
+    assert_stream_without(&cluster, &app, Some("join"), write).await;
 
     cluster.shards[0].kill().await;
     let started = Instant::now();
@@ -752,11 +762,7 @@ async fn event_feeds_live_on_their_apps_redis_in_the_order_of_its_changes() {
         }
         assert_each_on_its_redis(&cluster, key, [&kept, &lost]).await;
     }
-    let stream = stream_of(&cluster, &kept).await;
-    assert!(
-        !stream.contains("Login"),
-        "a feed event in the app's stream: {stream}"
-    );
+    assert_stream_without(&cluster, &kept, None, ("Login", "a feed event")).await;
 
     // Once the four channel events are in, one pull on n2 takes both nodes' events, in
     // the order of the changes; n1 then has none of them.
@@ -874,11 +880,7 @@ async fn invitations_live_on_their_callers_redis_and_expire_when_its_node_dies()
     }
     let hash = |caller: &str| format!("rtm:inv:{app}:{caller}");
     assert_each_on_its_redis(&cluster, hash, [&kept, &lost]).await;
-    let stream = stream_of(&cluster, &app).await;
-    assert!(
-        !stream.contains("invit"),
-        "an invitation in the app's stream: {stream}"
-    );
+    assert_stream_without(&cluster, &app, None, ("invit", "an invitation")).await;
     // Answered from the other node: the caller hears it, and the invitation is closed.
     bob.ok(json!({"op": "refuse_invitation", "invitation_id": "k1", "caller": kept, "response": "busy"}))
         .await;
@@ -986,12 +988,7 @@ async fn presence_subscriptions_live_on_their_users_redis_and_follow_them_to_ano
 
     let hash = |user: &str| format!("rtm:sub:{app}:{user}");
     assert_each_on_its_redis(&cluster, hash, [&kept, &lost]).await;
-    let stream = stream_of(&cluster, &app).await;
-    assert!(stream.contains("login"), "the app's stream: {stream}");
-    assert!(
-        !stream.contains("subscribe"),
-        "a subscribe in the stream: {stream}"
-    );
+    assert_stream_without(&cluster, &app, Some("login"), ("subscribe", "a subscribe")).await;
 
     // bob comes on node 1: both subscribers hear it, each from its own node.
     let mut bob = login_to(&cluster.url(1), &app, "bob").await;

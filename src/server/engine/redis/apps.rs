@@ -375,9 +375,10 @@ pub fn mark_all_reloading(inner: &Inner) -> Vec<String> {
     names
 }
 
-/// Reloads every app this node holds (a Redis lost its data: its message ids start over).
-pub async fn reload_all(inner: &Arc<Inner>, hub: &NodeRef) {
-    for app in mark_all_reloading(inner) {
+/// Loads again the apps [`mark_all_reloading`] marked (a Redis lost its data: its
+/// message ids start over).
+pub async fn load_again(inner: &Arc<Inner>, hub: &NodeRef, marked: Vec<String>) {
+    for app in marked {
         load(Arc::clone(inner), Arc::clone(hub), app, true).await;
     }
 }
@@ -597,8 +598,8 @@ pub async fn read_streams(inner: Arc<Inner>, hub: NodeRef, shard: usize) {
             if let Err(reason) = apply_entries(&inner, &*hub, app, &entries) {
                 // A counter gone back may be its Redis' data lost: then every app there
                 // starts over, and the message ids with them.
-                if super::store_lost(&inner, shard).await {
-                    reload_all(&inner, &hub).await;
+                if let Some(marked) = super::store_lost(&inner, shard).await {
+                    load_again(&inner, &hub, marked).await;
                     continue;
                 }
                 tracing::warn!(app, reason, "redis engine: reloading an app's state");

@@ -625,9 +625,9 @@ pub async fn listen(inner: Arc<Inner>, hub: NodeRef, shard: usize) {
             }
         }
         // A Redis that came back empty hands out ids from the start again.
-        if super::store_lost(&inner, shard).await {
+        if let Some(marked) = super::store_lost(&inner, shard).await {
             let (inner, hub) = (Arc::clone(&inner), Arc::clone(&hub));
-            tokio::spawn(async move { super::apps::reload_all(&inner, &hub).await });
+            tokio::spawn(async move { super::apps::load_again(&inner, &hub, marked).await });
         }
         // What was published while the subscription was down, before what comes now.
         catch_up(&inner, &*hub, shard).await;

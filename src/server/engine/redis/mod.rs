@@ -655,23 +655,24 @@ async fn within_timeout<T>(
 
 /// Whether Redis `shard` lost its data since this node last looked (its store id is new:
 /// it lost the streams and snapshots of its apps and hands out message ids again from the
-/// start). If so, records the new id (the login reply's `store` joins them all) and
-/// forgets what this node counted on there: the feed events queued for it, and the ids
-/// its channel topics there handed over (lower ids come now); the caller then starts
-/// over (`apps::reload_all`: connections closed with 1012, a new `store`). Asked by the
+/// start). If so, records the new id (the login reply's `store` joins them all), forgets
+/// what this node counted on there (the feed events queued for it, and the ids its
+/// channel topics there handed over: lower ids come now), and marks every app it holds
+/// for loading again, at once; returns those apps, which the caller loads again
+/// (`apps::load_again`: connections closed with 1012, a new `store`). Asked by the
 /// heartbeat, by a subscription that came back, and by an app whose counter went back,
 /// so that whichever sees it first starts over, once.
-async fn store_lost(inner: &Inner, shard: usize) -> bool {
+async fn store_lost(inner: &Inner, shard: usize) -> Option<Vec<String>> {
     let mut conn = inner.shards[shard].conn.clone();
     let Ok(Ok(store)) =
         tokio::time::timeout(SUBMIT_TIMEOUT, store_id(&mut conn, &inner.keys)).await
     else {
-        return false;
+        return None;
     };
     {
         let mut stores = lock(&inner.shard_stores);
         if stores[shard] == store {
-            return false;
+            return None;
         }
         stores[shard] = store;
         *lock(&inner.store_id) = stores.join("+");
@@ -682,16 +683,15 @@ async fn store_lost(inner: &Inner, shard: usize) -> bool {
     );
     event_feeds::forget_queued_for(&inner.event_feeds, shard);
     feed::forget_handed_over(inner, shard);
-    // At once, before the caller's reload gets to them: no stream is read on meanwhile.
-    apps::mark_all_reloading(inner);
-    true
+    // At once, before the caller's load gets to them: no stream is read on meanwhile.
+    Some(apps::mark_all_reloading(inner))
 }
 
 /// Checks that the Redis servers still hold their data ([`store_lost`]).
 async fn check_shard_stores(inner: &Arc<Inner>, hub: &NodeRef) {
     for shard in 0..inner.shards.len() {
-        if store_lost(inner, shard).await {
-            apps::reload_all(inner, hub).await;
+        if let Some(marked) = store_lost(inner, shard).await {
+            apps::load_again(inner, hub, marked).await;
         }
     }
 }
@@ -882,11 +882,11 @@ fn read_history(
     query: HistoryQuery,
 ) -> impl Future<Output = Result<Vec<HistoryMessage>, ReadError>> + Send + 'static {
     let key = inner.keys.history(app, conv);
-    let shard = inner.shards[shard_of(inner.shards.len(), app, conv)].clone();
+    let shard = &inner.shards[shard_of(inner.shards.len(), app, conv)];
+    let (asking, mut conn) = (shard.asking(), shard.conn.clone());
     async move {
         // A Redis that just left a read unanswered: fail at once, not after another wait.
-        let asking = shard.asking().ok_or(ReadError::Timeout)?;
-        let mut conn = shard.conn.clone();
+        let asking = asking.ok_or(ReadError::Timeout)?;
         let before = query
             .before
             .map_or_else(|| "+inf".to_string(), |id| format!("({id}"));

@@ -50,7 +50,7 @@ impl Shard {
     /// Redis keeps one read waiting at a time, not all of them. Unless it is
     /// [`Asking::answered`], a read counts as unanswered when it is dropped after
     /// [`UNANSWERED_AFTER`] (timed out here, or given up by its caller).
-    pub fn asking(&self) -> Option<Asking<'_>> {
+    pub fn asking(&self) -> Option<Asking> {
         let now = std::time::Instant::now();
         let mut unanswered_at = super::lock(&self.unanswered_at);
         if let Some(at) = *unanswered_at {
@@ -60,30 +60,30 @@ impl Shard {
             *unanswered_at = Some(now);
         }
         Some(Asking {
-            shard: self,
+            unanswered_at: std::sync::Arc::clone(&self.unanswered_at),
             since: now,
         })
     }
 }
 
 /// See [`Shard::asking`].
-pub struct Asking<'a> {
-    shard: &'a Shard,
+pub struct Asking {
+    unanswered_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     since: std::time::Instant,
 }
 
-impl Asking<'_> {
+impl Asking {
     /// Redis answered in time.
     pub fn answered(self) {
-        *super::lock(&self.shard.unanswered_at) = None;
+        *super::lock(&self.unanswered_at) = None;
         std::mem::forget(self);
     }
 }
 
-impl Drop for Asking<'_> {
+impl Drop for Asking {
     fn drop(&mut self) {
         if self.since.elapsed() >= UNANSWERED_AFTER {
-            *super::lock(&self.shard.unanswered_at) = Some(std::time::Instant::now());
+            *super::lock(&self.unanswered_at) = Some(std::time::Instant::now());
         }
     }
 }
